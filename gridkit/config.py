@@ -1,0 +1,84 @@
+"""Settings read from GRIDKIT_* environment variables into a frozen dataclass."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+
+def _setting(default, help_: str, env: str):
+    return field(default=default, metadata={"help": help_, "env": env})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything gridkit can be configured with; each field names its environment variable."""
+
+    home: Path = _setting(
+        Path("var"), "Directory for gridkit's own files: the embedded database, logs, keys, reports.",
+        "GRIDKIT_HOME")
+    database_url: str | None = _setting(
+        None, "SQLAlchemy URL of an existing PostgreSQL + PostGIS database. Unset: gridkit runs "
+        "its own private cluster under GRIDKIT_HOME (the embedded default).", "GRIDKIT_DATABASE_URL")
+    pg_bin: Path | None = _setting(
+        None, "Directory with PostgreSQL 15 server programs (initdb, pg_ctl). Unset: "
+        "/usr/lib/postgresql/15/bin.", "GRIDKIT_PG_BIN")
+    pg_port: int = _setting(
+        5432, "Port number of the embedded server. It listens only on a Unix socket under "
+        "GRIDKIT_HOME, never on TCP; the number only names the socket.", "GRIDKIT_PG_PORT")
+    host: str = _setting("127.0.0.1", "Address the web server binds to.", "GRIDKIT_HOST")
+    port: int = _setting(5000, "Port the web server listens on.", "GRIDKIT_PORT")
+    lang: str = _setting("zh-CN", "Default interface language: zh-CN or en.", "GRIDKIT_LANG")
+    secret_key: str | None = _setting(
+        None, "Key that signs web sessions. Unset: a random key kept in GRIDKIT_HOME/secret_key.",
+        "GRIDKIT_SECRET_KEY")
+    pii_key: str | None = _setting(
+        None, "Key for the keyed hash of citizen ID numbers. Unset: a random key kept in "
+        "GRIDKIT_HOME/pii_key. Keep it: hashes made with another key do not match.",
+        "GRIDKIT_PII_KEY")
+    code_profile: str = _setting(
+        "default", "Code layout: default (15-digit base cells) or cjt213 (14-digit).",
+        "GRIDKIT_CODE_PROFILE")
+
+    @classmethod
+    def from_env(cls, environ: dict | None = None, **overrides) -> "Settings":
+        """Return settings from the environment, then `overrides`."""
+        environ = os.environ if environ is None else environ
+        values = {}
+        for f in fields(cls):
+            raw = environ.get(f.metadata["env"])
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _convert(f.name, f.default, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        settings = cls(**values)
+        return replace(settings, home=Path(settings.home).expanduser().absolute())
+
+    @property
+    def embedded(self) -> bool:
+        """True when gridkit runs its own PostgreSQL cluster."""
+        return not self.database_url
+
+
+def _convert(name: str, default, raw: str):
+    from gridkit.errors import SetupError
+
+    if name in ("pg_port", "port"):
+        try:
+            value = int(raw)
+        except ValueError:
+            raise SetupError(f"GRIDKIT_{name.upper()}={raw!r} is not a port number: give a number 1-65535.")
+        if not 0 < value < 65536:
+            raise SetupError(f"GRIDKIT_{name.upper()}={raw!r} is out of range: give a number 1-65535.")
+        return value
+    if name in ("home", "pg_bin"):
+        return Path(raw)
+    if name == "lang" and raw not in ("zh-CN", "en"):
+        raise SetupError(f"GRIDKIT_LANG={raw!r} is not supported: use zh-CN or en.")
+    return raw
+
+
+def describe_settings() -> list[tuple[str, str, str]]:
+    """Return (environment variable, default, help) for every setting, for README and --help."""
+    return [(f.metadata["env"], str(f.default), f.metadata["help"]) for f in fields(Settings)]

@@ -1,0 +1,166 @@
+"""Engines, sessions and migrations for the configured database (embedded or external)."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from gridkit.config import Settings
+from gridkit.db.embedded import EmbeddedCluster
+from gridkit.errors import SetupError
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent.parent / "migrations"
+
+
+def cluster_for(settings: Settings, *, fast: bool = False) -> EmbeddedCluster:
+    """Return the embedded cluster that `settings` describe."""
+    return EmbeddedCluster(settings.home, pg_bin=settings.pg_bin, port=settings.pg_port, fast=fast)
+
+
+def safe_url(url: str) -> str:
+    """Return `url` with any password hidden, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparseable URL>"
+
+
+def database_url(settings: Settings) -> str:
+    """Return the SQLAlchemy URL gridkit uses under `settings`."""
+    if settings.database_url:
+        url = settings.database_url
+        if url.startswith("postgresql://") or url.startswith("postgres://"):
+            url = "postgresql+psycopg://" + url.split("://", 1)[1]
+        return url
+    return cluster_for(settings).url()
+
+
+def make_engine(url: str, **kwargs) -> Engine:
+    """Return an engine for `url` with gridkit's connection defaults."""
+    return create_engine(url, pool_pre_ping=True, future=True, **kwargs)
+
+
+def check_connection(engine: Engine, *, what: str) -> None:
+    """Raise SetupError with advice unless `engine` reaches a PostGIS database."""
+    try:
+        with engine.connect() as conn:
+            has_postgis = conn.execute(
+                text("SELECT 1 FROM pg_extension WHERE extname = 'postgis'")).scalar()
+    except OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise SetupError(f"cannot connect to {what} ({reason}): check that the server runs and "
+                         "the URL is right, or unset GRIDKIT_DATABASE_URL to use the embedded database.")
+    if not has_postgis:
+        raise SetupError(f"{what} has no postgis extension: run `CREATE EXTENSION postgis` in it "
+                         "as a superuser.")
+
+
+def alembic_config(url: str):
+    """Return an Alembic Config for gridkit's migrations against `url`."""
+    from alembic.config import Config
+
+    cfg = Config(str(MIGRATIONS_DIR / "alembic.ini"))
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    """Migrate the database at `url` up to `revision`."""
+    from alembic import command
+
+    command.upgrade(alembic_config(url), revision)
+
+
+def downgrade(url: str, revision: str) -> None:
+    """Migrate the database at `url` down to `revision`."""
+    from alembic import command
+
+    command.downgrade(alembic_config(url), revision)
+
+
+def current_revision(engine: Engine) -> str | None:
+    """Return the database's Alembic revision, or None if it was never migrated."""
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def head_revision() -> str:
+    """Return the single head revision of gridkit's migrations."""
+    from alembic.script import ScriptDirectory
+
+    heads = ScriptDirectory.from_config(alembic_config("postgresql://")).get_heads()
+    if len(heads) != 1:
+        raise RuntimeError(f"migrations have {len(heads)} heads, expected one: {heads}")
+    return heads[0]
+
+
+def up(settings: Settings) -> dict:
+    """Make the database ready: start the embedded cluster if needed, create, migrate.
+
+    Running it again is harmless. Returns what was done, for `gridkit db up`.
+    """
+    done = {"initialised": False, "started": False, "created": False, "migrated": False}
+    if settings.embedded:
+        cluster = cluster_for(settings)
+        done["initialised"] = cluster.init()
+        done["started"] = cluster.start()
+        cluster.wait_ready()
+        done["created"] = cluster.ensure_database()
+    url = database_url(settings)
+    engine = make_engine(url)
+    try:
+        check_connection(engine, what="the embedded database" if settings.embedded
+                         else f"GRIDKIT_DATABASE_URL={safe_url(url)}")
+        before = current_revision(engine)
+        if before != head_revision():
+            upgrade(url)
+            done["migrated"] = True
+    finally:
+        engine.dispose()
+    done["url"] = safe_url(url)
+    return done
+
+
+_engines: dict[str, Engine] = {}
+
+
+def engine_for(settings: Settings) -> Engine:
+    """Return a ready engine: the embedded cluster is started and migrated if needed.
+
+    An external database must already be at the current schema (`gridkit db up` migrates it).
+    """
+    url = database_url(settings)
+    if url in _engines:
+        return _engines[url]
+    if settings.embedded:
+        up(settings)
+        engine = make_engine(url)
+    else:
+        engine = make_engine(url)
+        check_connection(engine, what=f"GRIDKIT_DATABASE_URL={safe_url(url)}")
+        if current_revision(engine) != head_revision():
+            raise SetupError(f"the database at {safe_url(url)} is not at the current schema: "
+                             "run `gridkit db up` to migrate it.")
+    _engines[url] = engine
+    return engine
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Return a sessionmaker whose objects stay readable after commit."""
+    return sessionmaker(bind=engine, expire_on_commit=False, future=True)
+
+
+@contextmanager
+def transaction(settings: Settings):
+    """Yield a session inside one transaction: committed on success, rolled back on error."""
+    factory = session_factory(engine_for(settings))
+    with factory() as session, session.begin():
+        yield session

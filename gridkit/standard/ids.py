@@ -1,0 +1,189 @@
+"""Identity numbers: citizen IDs (GB 11643-1999), unified social credit codes (GB 32100-2015), phones.
+
+Validators return the normalised value (surrounding whitespace removed, letters upper-cased) and
+raise ValueError with a message that says exactly what is wrong, for a coordinator to act on.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+
+__all__ = [
+    "citizen_id_check_char",
+    "validate_citizen_id",
+    "mask_citizen_id",
+    "credit_code_check_char",
+    "organization_code_check_char",
+    "validate_credit_code",
+    "validate_phone",
+    "mask_phone",
+]
+
+# GB 11643-1999: ISO 7064 MOD 11-2 weights are 2**(17 - i) mod 11 for positions 1..17.
+_CITIZEN_WEIGHTS = tuple(pow(2, 17 - i, 11) for i in range(17))
+_CITIZEN_CHECK_CHARS = "10X98765432"  # indexed by (sum of weighted digits) mod 11
+_EARLIEST_BIRTH = date(1900, 1, 1)
+
+# GB/T 2260 province-level prefixes (83: residence permits of Taiwan residents).
+_PROVINCES = frozenset(
+    "11 12 13 14 15 21 22 23 31 32 33 34 35 36 37 41 42 43 44 45 46 "
+    "50 51 52 53 54 61 62 63 64 65 71 81 82 83".split()
+)
+
+# GB 32100-2015: 31 characters, value = position; I O Z S V are left out to avoid misreading.
+_CREDIT_CHARS = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+_CREDIT_VALUES = {c: i for i, c in enumerate(_CREDIT_CHARS)}
+_CREDIT_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)  # 3**i mod 31
+
+# GB 11714-1997 organisation code (positions 9-17 of a credit code): 8 body characters + check.
+_ORG_WEIGHTS = (3, 7, 9, 10, 5, 8, 4, 2)
+_ORG_CHARS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+_MOBILE = re.compile(r"1[3-9]\d{9}")
+_LOCAL_NUMBER = re.compile(r"[1-9]\d{6,7}")
+
+
+def _clean(value, what: str) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{what} must be text, got {type(value).__name__}.")
+    return value.strip()
+
+
+# --- citizen ID numbers (GB 11643-1999) ---------------------------------------------------------
+
+
+def citizen_id_check_char(first17: str) -> str:
+    """Return the GB 11643 check character ('0'-'9' or 'X') for the first 17 digits of a citizen ID."""
+    if len(first17) != 17 or not first17.isascii() or not first17.isdigit():
+        raise ValueError(f"Need exactly 17 digits to compute a citizen ID check character, got {first17!r}.")
+    total = sum(int(d) * w for d, w in zip(first17, _CITIZEN_WEIGHTS))
+    return _CITIZEN_CHECK_CHARS[total % 11]
+
+
+def validate_citizen_id(value: str, *, today: date | None = None) -> str:
+    """Return the citizen ID number normalised (upper-case 'X'), or raise ValueError saying what is wrong.
+
+    `today` (default: the current date) bounds the birth date; birth dates before 1900 are refused.
+    """
+    s = _clean(value, "Citizen ID number").upper()
+    if len(s) != 18:
+        hint = " (old 15-digit numbers must be converted to 18 digits)" if len(s) == 15 else ""
+        raise ValueError(f"Citizen ID number must be 18 characters, got {len(s)}{hint}.")
+    for position, char in enumerate(s[:17], start=1):
+        if not ("0" <= char <= "9"):
+            raise ValueError(f"Citizen ID number must have digits in positions 1-17; position {position} is {char!r}.")
+    if not ("0" <= s[17] <= "9" or s[17] == "X"):
+        raise ValueError(f"Citizen ID number must end in a digit or 'X', got {s[17]!r}.")
+    if s[:2] not in _PROVINCES:
+        raise ValueError(f"Citizen ID region code {s[:6]} is not valid: no province has code {s[:2]}.")
+    birth_text = s[6:14]
+    try:
+        birth = date(int(birth_text[:4]), int(birth_text[4:6]), int(birth_text[6:]))
+    except ValueError:
+        raise ValueError(f"Citizen ID birth date {birth_text} is not a real date.") from None
+    if birth < _EARLIEST_BIRTH:
+        raise ValueError(f"Citizen ID birth date {birth.isoformat()} is before 1900.")
+    today = today or date.today()
+    if birth > today:
+        raise ValueError(f"Citizen ID birth date {birth.isoformat()} is in the future.")
+    expected = citizen_id_check_char(s[:17])
+    if s[17] != expected:
+        raise ValueError(f"Citizen ID check character is wrong: expected {expected!r}, got {s[17]!r}.")
+    return s
+
+
+def mask_citizen_id(value: str) -> str:
+    """Return an 18-character citizen ID with its middle hidden: first 4 + 10 '*' + last 4."""
+    s = _clean(value, "Citizen ID number").upper()
+    if len(s) != 18:
+        raise ValueError(f"Citizen ID number must be 18 characters to mask it, got {len(s)}.")
+    return s[:4] + "*" * 10 + s[-4:]
+
+
+# --- unified social credit codes (GB 32100-2015) ------------------------------------------------
+
+
+def organization_code_check_char(first8: str) -> str:
+    """Return the GB 11714 check character of an organisation code body (8 digits or capitals)."""
+    if len(first8) != 8 or any(c not in _ORG_CHARS for c in first8):
+        raise ValueError(f"Need exactly 8 digits or capital letters for an organisation code, got {first8!r}.")
+    total = sum(_ORG_CHARS.index(c) * w for c, w in zip(first8, _ORG_WEIGHTS))
+    check = 11 - total % 11
+    return {10: "X", 11: "0"}.get(check, str(check))
+
+
+def credit_code_check_char(first17: str) -> str:
+    """Return the GB 32100 check character for the first 17 characters of a unified social credit code."""
+    if len(first17) != 17 or any(c not in _CREDIT_VALUES for c in first17):
+        raise ValueError(
+            f"Need exactly 17 characters from {_CREDIT_CHARS} to compute a credit code check character, "
+            f"got {first17!r}."
+        )
+    total = sum(_CREDIT_VALUES[c] * w for c, w in zip(first17, _CREDIT_WEIGHTS))
+    return _CREDIT_CHARS[(31 - total % 31) % 31]
+
+
+def validate_credit_code(value: str) -> str:
+    """Return the unified social credit code normalised (upper case), or raise ValueError saying what is wrong."""
+    s = _clean(value, "Unified social credit code").upper()
+    if len(s) != 18:
+        raise ValueError(f"Unified social credit code must be 18 characters, got {len(s)}.")
+    for position, char in enumerate(s, start=1):
+        if char not in _CREDIT_VALUES:
+            raise ValueError(
+                f"Unified social credit code position {position} is {char!r}; only digits and capital "
+                f"letters except I, O, Z, S, V are used."
+            )
+    if not s[2:8].isdigit():
+        raise ValueError(f"Unified social credit code positions 3-8 must be a 6-digit region code, got {s[2:8]!r}.")
+    expected = credit_code_check_char(s[:17])
+    if s[17] != expected:
+        raise ValueError(f"Unified social credit code check character is wrong: expected {expected!r}, got {s[17]!r}.")
+    return s
+
+
+# --- phone numbers --------------------------------------------------------------------------------
+
+
+def _area_code_length(digits: str) -> int:
+    # 010 (Beijing) and 02x are 3-digit area codes; all others (03xx-09xx, 01xx) have 4 digits.
+    return 3 if digits.startswith(("010", "02")) else 4
+
+
+def validate_phone(value: str) -> str:
+    """Return a mainland phone number normalised: mobiles as 11 digits, landlines as 'area-number'.
+
+    Spaces and hyphens are ignored on input, so '138 0013 8000' and '0755 1234 5678' are accepted.
+    """
+    s = _clean(value, "Phone number")
+    digits = re.sub(r"[\s-]", "", s)
+    if not digits.isascii() or not digits.isdigit():
+        raise ValueError(f"Phone number {s!r} must contain only digits, spaces and hyphens.")
+    if digits.startswith("1"):
+        if len(digits) != 11:
+            raise ValueError(f"Mobile number {s!r} must have 11 digits, got {len(digits)}.")
+        if not _MOBILE.fullmatch(digits):
+            raise ValueError(f"Mobile number {s!r} must start with 13-19.")
+        return digits
+    if digits.startswith("0"):
+        area_len = _area_code_length(digits)
+        area, local = digits[:area_len], digits[area_len:]
+        if "-" in s and s.split("-")[0].strip().replace(" ", "") != area:
+            raise ValueError(f"Landline {s!r} has area code {s.split('-')[0].strip()!r}; expected {area!r}.")
+        if not _LOCAL_NUMBER.fullmatch(local):
+            raise ValueError(
+                f"Landline {s!r} must be a {area_len}-digit area code and a 7- or 8-digit local number "
+                f"not starting with 0."
+            )
+        return f"{area}-{local}"
+    raise ValueError(f"Phone number {s!r} must be an 11-digit mobile (1[3-9]...) or a landline starting with 0.")
+
+
+def mask_phone(value: str) -> str:
+    """Return a phone number with its middle hidden: '138****5678', landlines '0755-****5678'."""
+    phone = validate_phone(value)
+    if "-" in phone:
+        area, local = phone.split("-")
+        return f"{area}-{'*' * (len(local) - 4)}{local[-4:]}"
+    return phone[:3] + "****" + phone[-4:]
