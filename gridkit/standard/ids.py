@@ -158,6 +158,8 @@ def validate_phone(value: str) -> str:
     """
     s = _clean(value, "Phone number")
     digits = re.sub(r"[\s-]", "", s)
+    if not digits:
+        raise ValueError("Phone number is empty: give an 11-digit mobile or a landline such as 0755-12345678.")
     if not digits.isascii() or not digits.isdigit():
         raise ValueError(f"Phone number {s!r} must contain only digits, spaces and hyphens.")
     if digits.startswith("1"):

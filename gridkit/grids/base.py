@@ -1,0 +1,105 @@
+"""Base grid editions and base cells: lookups and the point → base cell rule."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from geoalchemy2.shape import from_shape
+from shapely.geometry import Point
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from gridkit.errors import NotFound, ValidationError
+from gridkit.models import SRID, AdminUnit, BaseCell, BaseGridEdition
+
+
+def check_lon_lat(lon: float, lat: float) -> None:
+    """Raise ValidationError unless (lon, lat) is a plausible point in China (CGCS2000)."""
+    if 73 <= lat <= 136 and 3 <= lon <= 54:
+        raise ValidationError(f"({lon}, {lat}) looks like latitude, longitude: give longitude first.")
+    if not (-180 <= lon <= 180 and -90 <= lat <= 90):
+        raise ValidationError(f"({lon}, {lat}) is not a longitude/latitude pair.")
+    if not (73 <= lon <= 136 and 3 <= lat <= 54):
+        raise ValidationError(f"({lon}, {lat}) lies outside China: give CGCS2000 longitude, latitude.")
+
+
+def point(lon: float, lat: float):
+    """Return a WKB element for a CGCS2000 point."""
+    return from_shape(Point(lon, lat), srid=SRID)
+
+
+def current_edition(session: Session, at: datetime | None = None) -> BaseGridEdition | None:
+    """Return the base grid edition in force at `at` (default: now): the published one."""
+    if at is None:
+        return session.scalar(select(BaseGridEdition).where(BaseGridEdition.status == "published"))
+    return session.scalar(
+        select(BaseGridEdition)
+        .where(BaseGridEdition.status.in_(("published", "retired")),
+               BaseGridEdition.published_at <= at,
+               or_(BaseGridEdition.retired_at.is_(None), BaseGridEdition.retired_at > at))
+        .order_by(BaseGridEdition.published_at.desc()).limit(1))
+
+
+def edition_named(session: Session, name: str | None) -> BaseGridEdition:
+    """Return the edition with this name, or the current one when name is None."""
+    if name is None:
+        edition = current_edition(session)
+        if edition is None:
+            edition = session.scalar(select(BaseGridEdition).order_by(BaseGridEdition.id.desc()).limit(1))
+        if edition is None:
+            raise NotFound("there is no base grid edition yet: import one with `gridkit basegrid import` "
+                           "or load the demo with `gridkit demo --no-serve`.")
+        return edition
+    edition = session.scalar(select(BaseGridEdition).where(BaseGridEdition.name == name))
+    if edition is None:
+        raise NotFound(f"no base grid edition is named {name!r}: see `gridkit basegrid editions`.")
+    return edition
+
+
+def list_editions(session: Session) -> list[dict]:
+    """Return every edition with its status, dates and cell count, oldest first."""
+    counts = (select(BaseCell.edition_id, func.count().label("cells"))
+              .group_by(BaseCell.edition_id).subquery())
+    rows = session.execute(
+        select(BaseGridEdition, func.coalesce(counts.c.cells, 0))
+        .outerjoin(counts, counts.c.edition_id == BaseGridEdition.id).order_by(BaseGridEdition.id))
+    return [{"name": e.name, "status": e.status, "code_profile": e.code_profile, "cells": n,
+             "created_at": e.created_at.isoformat(),
+             "published_at": e.published_at.isoformat() if e.published_at else None,
+             "retired_at": e.retired_at.isoformat() if e.retired_at else None}
+            for e, n in rows]
+
+
+def list_base_cells(session: Session, edition: BaseGridEdition, *, community: str | None = None) -> list[dict]:
+    """Return the edition's cells (code, community, area in m²), by code."""
+    query = (select(BaseCell.code, BaseCell.community_code, AdminUnit.name.label("community_name"),
+                    func.ST_Area(func.Geography(BaseCell.geom)).label("area_m2"))
+             .join(AdminUnit, AdminUnit.code == BaseCell.community_code)
+             .where(BaseCell.edition_id == edition.id).order_by(BaseCell.code))
+    if community:
+        query = query.where(BaseCell.community_code == community)
+    return [dict(r._mapping, area_m2=round(r.area_m2, 1)) for r in session.execute(query)]
+
+
+def cell_covering(session: Session, lon: float, lat: float, *, edition: BaseGridEdition | None = None) -> BaseCell | None:
+    """Return the base cell covering the point, or None outside the grid.
+
+    ST_Covers, not ST_Contains: a point on a shared edge or corner is covered by several
+    cells and still gets exactly one, the one with the smallest code.
+    """
+    edition = edition or current_edition(session)
+    if edition is None:
+        return None
+    return session.scalar(
+        select(BaseCell)
+        .where(BaseCell.edition_id == edition.id, func.ST_Covers(BaseCell.geom, point(lon, lat)))
+        .order_by(BaseCell.code).limit(1))
+
+
+def base_cell(session: Session, code: str, edition: BaseGridEdition | None = None) -> BaseCell:
+    """Return the cell with this code in the edition (default: current) or raise NotFound."""
+    edition = edition or edition_named(session, None)
+    cell = session.scalar(select(BaseCell).where(and_(BaseCell.edition_id == edition.id, BaseCell.code == code)))
+    if cell is None:
+        raise NotFound(f"base cell {code} is not in edition {edition.name!r}.")
+    return cell

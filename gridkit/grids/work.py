@@ -1,0 +1,436 @@
+"""Departments and their work grids: versions, drafts, membership, validation, publishing, as-of lookups.
+
+A work cell is a set of whole base cells (work_cell_member). Its geometry is derived: the
+union of its base cells, cached when the version is published. Subjects keep only their base
+cell; who is responsible is looked up through the version valid at the time asked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+
+from sqlalchemy import and_, delete, func, insert, or_, select, text, update
+from sqlalchemy.orm import Session
+
+from gridkit.errors import Conflict, InvalidTransition, NotFound, ValidationError
+from gridkit.grids.base import check_lon_lat, current_edition, point
+from gridkit.models import (AdminUnit, BaseCell, BaseGridEdition, Coordinator, CoordinatorAssignment,
+                            Department, WorkCell, WorkCellMember, WorkGridVersion)
+
+
+def now() -> datetime:
+    """Return the current time, timezone-aware."""
+    return datetime.now(timezone.utc)
+
+
+# -- departments -------------------------------------------------------------------------------
+
+def add_department(session: Session, code: str, name: str, *, jurisdiction: str | None = None) -> Department:
+    """Create a department; its work grid must cover `jurisdiction` (default: the whole city)."""
+    if not (len(code) == 6 and code.isdigit()):
+        raise ValidationError(f"department code {code!r} must be 6 digits (department/service type).")
+    if not name.strip():
+        raise ValidationError("a department needs a name.")
+    if session.get(Department, code) is not None:
+        raise Conflict(f"department {code} exists already.")
+    if session.scalar(select(Department).where(Department.name == name)) is not None:
+        raise Conflict(f"a department is already named {name!r}.")
+    if jurisdiction is not None and session.get(AdminUnit, jurisdiction) is None:
+        raise NotFound(f"jurisdiction {jurisdiction!r} is not a known admin unit code: see `gridkit admin list`.")
+    dept = Department(code=code, name=name.strip(), jurisdiction_code=jurisdiction)
+    session.add(dept)
+    session.flush()
+    return dept
+
+
+def department(session: Session, code: str) -> Department:
+    """Return the department with this code or raise NotFound."""
+    dept = session.get(Department, code)
+    if dept is None:
+        raise NotFound(f"no department has code {code!r}: see `gridkit dept list`.")
+    return dept
+
+
+def list_departments(session: Session) -> list[dict]:
+    """Return departments with their current version number and work cell count."""
+    rows = []
+    for dept in session.scalars(select(Department).order_by(Department.code)):
+        version = current_version(session, dept.code)
+        cells = 0
+        if version is not None:
+            cells = session.scalar(select(func.count()).select_from(WorkCell).where(WorkCell.version_id == version.id))
+        rows.append({"code": dept.code, "name": dept.name, "jurisdiction": dept.jurisdiction_code,
+                     "current_version": version.number if version else None, "work_cells": cells})
+    return rows
+
+
+# -- versions ----------------------------------------------------------------------------------
+
+def version_valid_at(session: Session, dept_code: str, at: datetime | None = None) -> WorkGridVersion | None:
+    """Return the department's published version valid at `at` (default: now)."""
+    at = at or now()
+    return session.scalar(
+        select(WorkGridVersion).where(
+            WorkGridVersion.dept_code == dept_code, WorkGridVersion.status.in_(("published", "retired")),
+            WorkGridVersion.valid_from <= at,
+            or_(WorkGridVersion.valid_to.is_(None), WorkGridVersion.valid_to > at))
+        .order_by(WorkGridVersion.valid_from.desc()).limit(1))
+
+
+def current_version(session: Session, dept_code: str) -> WorkGridVersion | None:
+    """Return the department's version in force now."""
+    return session.scalar(select(WorkGridVersion).where(
+        WorkGridVersion.dept_code == dept_code, WorkGridVersion.status == "published",
+        WorkGridVersion.valid_to.is_(None)))
+
+
+def version_history(session: Session, dept_code: str) -> list[dict]:
+    """Return every version of the department's work grid, oldest first."""
+    department(session, dept_code)
+    cells = select(WorkCell.version_id, func.count().label("n")).group_by(WorkCell.version_id).subquery()
+    rows = session.execute(
+        select(WorkGridVersion, func.coalesce(cells.c.n, 0))
+        .outerjoin(cells, cells.c.version_id == WorkGridVersion.id)
+        .where(WorkGridVersion.dept_code == dept_code).order_by(WorkGridVersion.number))
+    return [{"id": v.id, "number": v.number, "status": v.status, "work_cells": n, "revision": v.revision,
+             "based_on": v.based_on_id, "created_by": v.created_by, "note": v.note,
+             "created_at": _iso(v.created_at), "published_at": _iso(v.published_at),
+             "valid_from": _iso(v.valid_from), "valid_to": _iso(v.valid_to)} for v, n in rows]
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def start_draft(session: Session, dept_code: str, *, from_version: int | None = None,
+                by: str | None = None, note: str | None = None) -> WorkGridVersion:
+    """Start a draft copied from the latest published version (or version number `from_version`)."""
+    department(session, dept_code)
+    edition = current_edition(session)
+    if edition is None:
+        raise InvalidTransition("no base grid edition is published: publish one before drafting work grids.")
+    source = None
+    if from_version is not None:
+        source = session.scalar(select(WorkGridVersion).where(
+            WorkGridVersion.dept_code == dept_code, WorkGridVersion.number == from_version))
+        if source is None:
+            raise NotFound(f"department {dept_code} has no version {from_version}.")
+        if source.status == "draft":
+            raise InvalidTransition(f"version {from_version} is a draft: start from a published version.")
+    else:
+        source = current_version(session, dept_code)
+    number = (session.scalar(select(func.max(WorkGridVersion.number))
+                             .where(WorkGridVersion.dept_code == dept_code)) or 0) + 1
+    draft = WorkGridVersion(dept_code=dept_code, number=number, status="draft",
+                            base_edition_id=edition.id, based_on_id=source.id if source else None,
+                            created_by=by, note=note)
+    session.add(draft)
+    session.flush()
+    if source is not None:
+        _copy_version_content(session, source, draft)
+    return draft
+
+
+def _copy_version_content(session: Session, source: WorkGridVersion, target: WorkGridVersion) -> None:
+    """Copy work cells, membership and coordinator assignments (in SQL, no row-by-row Python)."""
+    session.execute(text(
+        "INSERT INTO work_cell (version_id, code, name) SELECT :t, code, name FROM work_cell WHERE version_id = :s"),
+        {"s": source.id, "t": target.id})
+    same_edition = source.base_edition_id == target.base_edition_id
+    # Across base grid editions, base cells are matched by code.
+    session.execute(text(
+        "INSERT INTO work_cell_member (version_id, base_cell_id, work_cell_id) "
+        "SELECT :t, nb.id, nw.id FROM work_cell_member m "
+        "JOIN work_cell ow ON ow.id = m.work_cell_id "
+        "JOIN work_cell nw ON nw.version_id = :t AND nw.code = ow.code "
+        + ("JOIN base_cell nb ON nb.id = m.base_cell_id " if same_edition else
+           "JOIN base_cell ob ON ob.id = m.base_cell_id "
+           "JOIN base_cell nb ON nb.edition_id = :e AND nb.code = ob.code ")
+        + "WHERE m.version_id = :s"),
+        {"s": source.id, "t": target.id, "e": target.base_edition_id})
+    session.execute(text(
+        "INSERT INTO coordinator_assignment (coordinator_id, work_cell_id) "
+        "SELECT a.coordinator_id, nw.id FROM coordinator_assignment a "
+        "JOIN work_cell ow ON ow.id = a.work_cell_id AND ow.version_id = :s "
+        "JOIN work_cell nw ON nw.version_id = :t AND nw.code = ow.code"),
+        {"s": source.id, "t": target.id})
+
+
+def draft(session: Session, draft_id: int) -> WorkGridVersion:
+    """Return the draft with this id, or raise NotFound / InvalidTransition if it is not a draft."""
+    version = session.get(WorkGridVersion, draft_id)
+    if version is None:
+        raise NotFound(f"no work grid version has id {draft_id}.")
+    if version.status != "draft":
+        raise InvalidTransition(f"version {version.number} of department {version.dept_code} is "
+                                f"{version.status} and cannot change: start a draft from it instead.")
+    return version
+
+
+def touch_draft(session: Session, version: WorkGridVersion, *, expected_revision: int | None, by: str | None) -> None:
+    """Bump the draft's revision, refusing a stale save (optimistic locking)."""
+    if expected_revision is None:
+        expected_revision = version.revision
+    result = session.execute(
+        update(WorkGridVersion)
+        .where(WorkGridVersion.id == version.id, WorkGridVersion.revision == expected_revision)
+        .values(revision=WorkGridVersion.revision + 1, updated_by=by, updated_at=func.now())
+        .returning(WorkGridVersion.revision))
+    if result.scalar() is None:
+        session.refresh(version)
+        raise Conflict(f"draft {version.id} was changed by {version.updated_by or 'someone'} at "
+                       f"{_iso(version.updated_at)} (revision {version.revision}, you had "
+                       f"{expected_revision}): reload it and redo your change.")
+    session.refresh(version)
+
+
+def check_work_cell_code(session: Session, dept_code: str, code: str) -> None:
+    """Raise ValidationError unless `code` is dept code + 12-digit area code + 2-digit sequence."""
+    if not (len(code) == 20 and code.isdigit()):
+        raise ValidationError(f"work cell code {code!r} must be 20 digits: 6-digit department "
+                              "code + 12-digit area code + 2-digit sequence.")
+    if not code.startswith(dept_code):
+        raise ValidationError(f"work cell code {code} must start with its department code {dept_code}.")
+    area = code[6:18]
+    # The area part is a community code, or a street / district code padded with zeros.
+    candidates = {area}
+    if area.endswith("000"):
+        candidates.add(area[:9])
+    if area.endswith("000000"):
+        candidates.add(area[:6])
+    if not session.scalar(select(func.count()).select_from(AdminUnit).where(AdminUnit.code.in_(candidates))):
+        raise ValidationError(f"work cell code {code}: digits 7-18 ({area}) are not a known admin unit code.")
+
+
+def set_members(session: Session, version: WorkGridVersion, work_cell_code: str, base_cell_codes: list[str],
+                *, name: str | None = None, expected_revision: int | None = None, by: str | None = None) -> WorkCell:
+    """Put the named base cells into the work cell (created if new), taking them from other work cells."""
+    if version.status != "draft":
+        raise InvalidTransition(f"version {version.number} is {version.status}; only drafts can change.")
+    check_work_cell_code(session, version.dept_code, work_cell_code)
+    cells = dict(session.execute(select(BaseCell.code, BaseCell.id).where(
+        BaseCell.edition_id == version.base_edition_id, BaseCell.code.in_(base_cell_codes))).all())
+    missing = sorted(set(base_cell_codes) - set(cells))
+    if missing:
+        raise NotFound(f"base cells not in the draft's base grid edition: {', '.join(missing[:10])}"
+                       + (f" and {len(missing) - 10} more" if len(missing) > 10 else ""))
+    touch_draft(session, version, expected_revision=expected_revision, by=by)
+    work_cell = session.scalar(select(WorkCell).where(WorkCell.version_id == version.id,
+                                                      WorkCell.code == work_cell_code))
+    if work_cell is None:
+        work_cell = WorkCell(version_id=version.id, code=work_cell_code, name=name)
+        session.add(work_cell)
+        session.flush()
+    elif name:
+        work_cell.name = name
+    ids = list(cells.values())
+    session.execute(delete(WorkCellMember).where(WorkCellMember.version_id == version.id,
+                                                 WorkCellMember.base_cell_id.in_(ids)))
+    if ids:
+        session.execute(insert(WorkCellMember), [
+            {"version_id": version.id, "base_cell_id": i, "work_cell_id": work_cell.id} for i in ids])
+    # A work cell left with no base cells disappears.
+    session.execute(text(
+        "DELETE FROM work_cell w WHERE w.version_id = :v AND NOT EXISTS "
+        "(SELECT 1 FROM work_cell_member m WHERE m.work_cell_id = w.id)"), {"v": version.id})
+    session.flush()
+    return work_cell
+
+
+# -- validation and publishing -------------------------------------------------------------------
+
+@dataclass
+class Problem:
+    """One thing wrong with a work grid version."""
+
+    type: str
+    severity: str          # "error" blocks publishing, "warning" does not
+    message: str
+    codes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        """Return the problem as a JSON-ready dict."""
+        return asdict(self)
+
+
+def validate_version(session: Session, version: WorkGridVersion, *, coordinator_required: bool = False) -> list[Problem]:
+    """Return every problem of the version: coverage of the jurisdiction, connectivity, codes, coordinators."""
+    problems: list[Problem] = []
+    dept = session.get(Department, version.dept_code)
+    scope = dept.jurisdiction_code or ""
+    uncovered = session.scalars(text(
+        "SELECT b.code FROM base_cell b WHERE b.edition_id = :e AND b.community_code LIKE :scope "
+        "AND NOT EXISTS (SELECT 1 FROM work_cell_member m WHERE m.version_id = :v AND m.base_cell_id = b.id) "
+        "ORDER BY b.code"), {"e": version.base_edition_id, "v": version.id, "scope": scope + "%"}).all()
+    if uncovered:
+        problems.append(Problem("unassigned_base_cells", "error",
+                                f"{len(uncovered)} base cells of the jurisdiction are in no work cell.", list(uncovered)))
+    outside = session.scalars(text(
+        "SELECT b.code FROM work_cell_member m JOIN base_cell b ON b.id = m.base_cell_id "
+        "WHERE m.version_id = :v AND b.community_code NOT LIKE :scope ORDER BY b.code"),
+        {"v": version.id, "scope": scope + "%"}).all()
+    if outside:
+        problems.append(Problem("outside_jurisdiction", "error",
+                                f"{len(outside)} base cells lie outside the department's jurisdiction {scope}.",
+                                list(outside)))
+    for code, parts in session.execute(text(
+            "SELECT w.code, ST_NumGeometries(ST_Multi(ST_UnaryUnion(ST_Collect(b.geom)))) FROM work_cell w "
+            "JOIN work_cell_member m ON m.work_cell_id = w.id JOIN base_cell b ON b.id = m.base_cell_id "
+            "WHERE w.version_id = :v GROUP BY w.code HAVING "
+            "ST_NumGeometries(ST_Multi(ST_UnaryUnion(ST_Collect(b.geom)))) > 1 ORDER BY w.code"),
+            {"v": version.id}):
+        problems.append(Problem("multipart_work_cell", "error",
+                                f"work cell {code} falls apart into {parts} pieces: its base cells must touch.", [code]))
+    for (code,) in session.execute(select(WorkCell.code).where(WorkCell.version_id == version.id).order_by(WorkCell.code)):
+        try:
+            check_work_cell_code(session, version.dept_code, code)
+        except ValidationError as exc:
+            problems.append(Problem("work_cell_code", "error", exc.message, [code]))
+    lonely = session.scalars(text(
+        "SELECT w.code FROM work_cell w WHERE w.version_id = :v AND NOT EXISTS "
+        "(SELECT 1 FROM coordinator_assignment a JOIN coordinator c ON c.id = a.coordinator_id "
+        " WHERE a.work_cell_id = w.id AND c.active) ORDER BY w.code"), {"v": version.id}).all()
+    if lonely:
+        problems.append(Problem("no_coordinator", "error" if coordinator_required else "warning",
+                                f"{len(lonely)} work cells have no coordinator.", list(lonely)))
+    return problems
+
+
+def publish(session: Session, version: WorkGridVersion, *, at: datetime | None = None,
+            by: str | None = None, coordinator_required: bool = False) -> WorkGridVersion:
+    """Publish a draft: validate, cache work cell geometries, close the previous version's validity."""
+    if version.status != "draft":
+        raise InvalidTransition(f"version {version.number} of department {version.dept_code} is "
+                                f"{version.status}: only a draft can be published.")
+    errors = [p for p in validate_version(session, version, coordinator_required=coordinator_required)
+              if p.severity == "error"]
+    if errors:
+        raise ValidationError(f"draft {version.id} cannot be published: "
+                              + "; ".join(p.message for p in errors),
+                              problems=[p.to_dict() for p in errors])
+    at = at or now()
+    previous = current_version(session, version.dept_code)
+    if previous is not None:
+        if previous.valid_from and previous.valid_from > at:
+            raise InvalidTransition(f"version {previous.number} is valid from {_iso(previous.valid_from)}, "
+                                    f"after {_iso(at)}.")
+        previous.valid_to = at
+        previous.status = "retired"
+        session.flush()
+    session.execute(text(
+        "UPDATE work_cell w SET geom = u.geom FROM ("
+        " SELECT m.work_cell_id AS id, ST_Multi(ST_UnaryUnion(ST_Collect(b.geom))) AS geom"
+        " FROM work_cell_member m JOIN base_cell b ON b.id = m.base_cell_id"
+        " WHERE m.version_id = :v GROUP BY m.work_cell_id) u WHERE w.id = u.id"), {"v": version.id})
+    version.status = "published"
+    version.published_at = now()
+    version.valid_from = at
+    version.updated_by = by or version.updated_by
+    session.flush()
+    return version
+
+
+# -- coordinators ----------------------------------------------------------------------------------
+
+def add_coordinator(session: Session, name: str, phone: str | None, dept_code: str,
+                    work_cell_codes: list[str], *, version: WorkGridVersion | None = None) -> Coordinator:
+    """Create a coordinator covering work cells of the department's current version (or `version`)."""
+    from gridkit.standard.ids import validate_phone
+
+    if not name.strip():
+        raise ValidationError("a coordinator needs a name.")
+    if phone:
+        try:
+            phone = validate_phone(phone)
+        except ValueError as exc:
+            raise ValidationError(f"coordinator {name}: {exc}")
+    coordinator = Coordinator(name=name.strip(), phone=phone)
+    session.add(coordinator)
+    session.flush()
+    assign_coordinator(session, coordinator, dept_code, work_cell_codes, version=version)
+    return coordinator
+
+
+def assign_coordinator(session: Session, coordinator: Coordinator, dept_code: str,
+                       work_cell_codes: list[str], *, version: WorkGridVersion | None = None) -> None:
+    """Make `coordinator` responsible for the named work cells of a version of the department."""
+    department(session, dept_code)
+    version = version or current_version(session, dept_code)
+    if version is None:
+        raise NotFound(f"department {dept_code} has no published work grid yet: publish one first.")
+    cells = dict(session.execute(select(WorkCell.code, WorkCell.id).where(
+        WorkCell.version_id == version.id, WorkCell.code.in_(work_cell_codes))).all())
+    missing = sorted(set(work_cell_codes) - set(cells))
+    if missing:
+        raise NotFound(f"work cells not in version {version.number} of department {dept_code}: {', '.join(missing)}")
+    existing = set(session.scalars(select(CoordinatorAssignment.work_cell_id).where(
+        CoordinatorAssignment.coordinator_id == coordinator.id)))
+    for cell_id in cells.values():
+        if cell_id not in existing:
+            session.add(CoordinatorAssignment(coordinator_id=coordinator.id, work_cell_id=cell_id))
+    session.flush()
+
+
+def list_coordinators(session: Session, dept_code: str | None = None) -> list[dict]:
+    """Return coordinators with the work cells they cover in the current versions."""
+    query = text(
+        "SELECT c.id, c.name, c.phone, v.dept_code, array_agg(w.code ORDER BY w.code) AS work_cells "
+        "FROM coordinator c JOIN coordinator_assignment a ON a.coordinator_id = c.id "
+        "JOIN work_cell w ON w.id = a.work_cell_id JOIN work_grid_version v ON v.id = w.version_id "
+        "WHERE v.status = 'published' AND v.valid_to IS NULL AND (:d IS NULL OR v.dept_code = :d) "
+        "GROUP BY c.id, c.name, c.phone, v.dept_code ORDER BY c.id, v.dept_code")
+    return [dict(r._mapping) for r in session.execute(query, {"d": dept_code})]
+
+
+# -- as-of responsibility ---------------------------------------------------------------------------
+
+def responsibility_at(session: Session, lon: float, lat: float, at: datetime | None = None) -> dict:
+    """Return who is responsible for a point at a time: base cell, community, and per department
+    the work cell and coordinators of the version valid then.
+
+    Departments whose version valid then has no work cell there are listed with work_cell None.
+    """
+    check_lon_lat(lon, lat)
+    edition = current_edition(session, at)
+    at = at or now()
+    pt = point(lon, lat)
+    cell = None
+    if edition is not None:
+        cell = session.execute(
+            select(BaseCell.code, BaseCell.community_code, AdminUnit.name)
+            .join(AdminUnit, AdminUnit.code == BaseCell.community_code)
+            .where(BaseCell.edition_id == edition.id, func.ST_Covers(BaseCell.geom, pt))
+            .order_by(BaseCell.code).limit(1)).first()
+    rows = session.execute(text(
+        "WITH v AS ("
+        "  SELECT DISTINCT ON (dept_code) id, dept_code, number, base_edition_id FROM work_grid_version"
+        "  WHERE status IN ('published', 'retired') AND valid_from <= :at AND (valid_to IS NULL OR valid_to > :at)"
+        "  ORDER BY dept_code, valid_from DESC) "
+        "SELECT d.code AS dept, d.name AS dept_name, v.number AS version, hit.work_cell, hit.work_cell_name,"
+        "  hit.work_cell_id "
+        "FROM department d LEFT JOIN v ON v.dept_code = d.code "
+        "LEFT JOIN LATERAL ("
+        "  SELECT w.code AS work_cell, w.name AS work_cell_name, w.id AS work_cell_id"
+        "  FROM base_cell b JOIN work_cell_member m ON m.base_cell_id = b.id AND m.version_id = v.id"
+        "  JOIN work_cell w ON w.id = m.work_cell_id"
+        "  WHERE b.edition_id = v.base_edition_id AND ST_Covers(b.geom, ST_SetSRID(ST_MakePoint(:lon, :lat), 4490))"
+        "  ORDER BY b.code LIMIT 1) hit ON true "
+        "ORDER BY d.code"), {"at": at, "lon": lon, "lat": lat})
+    departments = []
+    for r in rows:
+        coordinators = []
+        if r.work_cell_id is not None:
+            coordinators = [{"id": c.id, "name": c.name, "phone": c.phone} for c in session.execute(
+                select(Coordinator.id, Coordinator.name, Coordinator.phone)
+                .join(CoordinatorAssignment, CoordinatorAssignment.coordinator_id == Coordinator.id)
+                .where(CoordinatorAssignment.work_cell_id == r.work_cell_id, Coordinator.active.is_(True))
+                .order_by(Coordinator.id))]
+        departments.append({"dept": r.dept, "dept_name": r.dept_name, "version": r.version,
+                            "work_cell": r.work_cell, "work_cell_name": r.work_cell_name,
+                            "coordinators": coordinators})
+    return {"lon": lon, "lat": lat, "at": at.isoformat(),
+            "base_cell": cell.code if cell else None,
+            "community": cell.community_code if cell else None,
+            "community_name": cell.name if cell else None,
+            "departments": departments}

@@ -1,0 +1,1 @@
+"""Incidents: categories (data, seeded from gridkit/standard/categories.csv) and cases."""

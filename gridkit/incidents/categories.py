@@ -1,0 +1,38 @@
+"""The incident category table in the database, seeded from a CSV the deployment can extend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from gridkit.errors import ValidationError
+from gridkit.models import IncidentCategory
+from gridkit.standard.categories import load_categories
+
+
+def seed_categories(session: Session, path: str | Path | None = None) -> int:
+    """Insert or update the categories of a CSV (default: the packaged seed); return how many."""
+    try:
+        categories = load_categories(path)
+    except ValueError as exc:
+        raise ValidationError(str(exc))
+    if not categories:
+        return 0
+    rows = [dict(code=c.code, kind=c.kind, major_code=c.major_code, major_name=c.major_name,
+                 name=c.name, time_limit_hours=c.time_limit_hours) for c in categories]
+    stmt = insert(IncidentCategory).values(rows)
+    stmt = stmt.on_conflict_do_update(index_elements=["code"], set_={
+        k: stmt.excluded[k] for k in ("kind", "major_code", "major_name", "name", "time_limit_hours")})
+    session.execute(stmt)
+    return len(rows)
+
+
+def list_categories(session: Session, kind: str | None = None) -> list[IncidentCategory]:
+    """Return categories by code, optionally of one kind."""
+    query = select(IncidentCategory).order_by(IncidentCategory.code)
+    if kind:
+        query = query.where(IncidentCategory.kind == kind)
+    return list(session.scalars(query))

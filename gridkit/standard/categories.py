@@ -1,0 +1,109 @@
+"""Incident and component category table: a seed CSV that a deployment can extend.
+
+The seed (`categories.csv` next to this module) follows the common lists of GB/T 30428.2 and
+CJ/T 214: components (部件) are coded major + minor ('0101' 上水井盖), events (事件) the same
+with an 'E' prefix ('E0101' 暴露垃圾). Minor numbers are this seed's own, not the standards'.
+time_limit_hours is the handling deadline the classify step starts from.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from gridkit.standard.codes import COMPONENT_MAJOR_CLASSES
+
+__all__ = ["Category", "CATEGORIES_CSV", "COLUMNS", "KINDS", "load_categories"]
+
+CATEGORIES_CSV = Path(__file__).with_name("categories.csv")
+COLUMNS = ("code", "kind", "major_code", "major_name", "name", "time_limit_hours")
+KINDS = ("component", "event")
+
+_CODE_PATTERN = {"component": re.compile(r"(\d{2})(\d{2})"), "event": re.compile(r"E(\d{2})(\d{2})")}
+
+
+@dataclass(frozen=True)
+class Category:
+    """One incident/component category: code, kind, major class and handling time limit."""
+
+    code: str
+    kind: str
+    major_code: str
+    major_name: str
+    name: str
+    time_limit_hours: int
+
+
+def _parse_row(row: dict[str, str]) -> Category:
+    """Return the Category a CSV row describes, or raise ValueError naming the bad field."""
+    values = {key: (row.get(key) or "").strip() for key in COLUMNS}
+    for key, value in values.items():
+        if not value:
+            raise ValueError(f"{key} is empty")
+    kind = values["kind"]
+    if kind not in KINDS:
+        raise ValueError(f"kind {kind!r} is not one of {', '.join(KINDS)}")
+    code, major_code = values["code"], values["major_code"]
+    match = _CODE_PATTERN[kind].fullmatch(code)
+    if not match:
+        example = "0101" if kind == "component" else "E0101"
+        raise ValueError(f"{kind} code {code!r} must look like {example!r}")
+    if match.group(1) != major_code:
+        raise ValueError(f"code {code} does not start with its major class {major_code!r}")
+    if major_code == "00" or match.group(2) == "00":
+        raise ValueError(f"code {code}: major and minor classes start at 01")
+    # Component categories become digits 7-10 of a 16-digit component code, whose major is 01-06.
+    if kind == "component" and major_code not in COMPONENT_MAJOR_CLASSES:
+        raise ValueError(f"component major class {major_code} is not one of 01-06")
+    try:
+        hours = int(values["time_limit_hours"])
+    except ValueError:
+        raise ValueError(f"time_limit_hours {values['time_limit_hours']!r} is not a whole number") from None
+    if hours <= 0:
+        raise ValueError(f"time_limit_hours must be positive, got {hours}")
+    return Category(code, kind, major_code, values["major_name"], values["name"], hours)
+
+
+def load_categories(path: str | Path | None = None) -> list[Category]:
+    """Return the categories in a CSV file (default: the packaged seed), in file order.
+
+    Raises ValueError naming the file and line of the first bad row: a missing column, bad code,
+    unknown kind, duplicate code, a major class named two ways, or a non-positive time limit.
+    """
+    path = Path(path) if path is not None else CATEGORIES_CSV
+    # utf-8-sig: a table saved from Excel starts with a BOM.
+    with path.open(encoding="utf-8-sig", newline="") as f:
+        reader = csv.DictReader(f)
+        header = tuple(name.strip() for name in reader.fieldnames or ())
+        missing = [c for c in COLUMNS if c not in header]
+        if missing:
+            raise ValueError(f"{path}: header must have columns {', '.join(COLUMNS)}; missing {', '.join(missing)}.")
+        categories: list[Category] = []
+        seen: dict[str, int] = {}
+        major_names: dict[tuple[str, str], tuple[str, int]] = {}
+        for row in reader:
+            line = reader.line_num
+            if not any((v or "").strip() for v in row.values() if isinstance(v, str)):
+                continue  # a blank line at the end of a hand-edited file
+            if None in row:
+                raise ValueError(f"{path}, line {line}: more fields than the {len(header)} columns of the header.")
+            try:
+                category = _parse_row(row)
+            except ValueError as exc:
+                raise ValueError(f"{path}, line {line}: {exc}.") from None
+            if category.code in seen:
+                raise ValueError(f"{path}, line {line}: code {category.code} already appears on line {seen[category.code]}.")
+            seen[category.code] = line
+            major_key = (category.kind, category.major_code)
+            known = major_names.setdefault(major_key, (category.major_name, line))
+            if known[0] != category.major_name:
+                raise ValueError(
+                    f"{path}, line {line}: {category.kind} major class {category.major_code} is named "
+                    f"{category.major_name!r} here but {known[0]!r} on line {known[1]}."
+                )
+            categories.append(category)
+    if not categories:
+        raise ValueError(f"{path}: no categories.")
+    return categories

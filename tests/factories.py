@@ -1,0 +1,67 @@
+"""Small functions that make readable test data: hand-sized grids near Shenzhen (EPSG:4490)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from geoalchemy2.shape import from_shape
+from shapely.geometry import MultiPolygon, box
+from sqlalchemy.orm import Session
+
+from gridkit.models import SRID, AdminUnit, BaseCell, BaseGridEdition
+
+# South-west corner of the test area and the cell size in degrees (~100 m at 22.5°N).
+X0, Y0, D = 114.05, 22.53, 0.001
+
+PUBLISHED_AT = datetime(2020, 1, 1, tzinfo=timezone.utc)
+CITY, DISTRICT, STREET = "440300", "440304", "440304001"
+
+
+def make_admin_units(session: Session, *, communities: int = 1, rows: int = 3, cols: int = 3) -> list[AdminUnit]:
+    """Make city › district › street › `communities` communities side by side (west→east).
+
+    Each community is rows×cols cells of D degrees. Returns the communities.
+    """
+    width = cols * D
+    outline = box(X0, Y0, X0 + communities * width, Y0 + rows * D)
+    session.add_all([
+        AdminUnit(code=CITY, name="深圳市", level="city", geom=from_shape(MultiPolygon([outline]), srid=SRID)),
+        AdminUnit(code=DISTRICT, name="福田区", level="district", parent_code=CITY,
+                  geom=from_shape(MultiPolygon([outline]), srid=SRID)),
+        AdminUnit(code=STREET, name="园岭街道", level="street", parent_code=DISTRICT,
+                  geom=from_shape(MultiPolygon([outline]), srid=SRID)),
+    ])
+    result = []
+    for i in range(communities):
+        geom = box(X0 + i * width, Y0, X0 + (i + 1) * width, Y0 + rows * D)
+        unit = AdminUnit(code=f"{STREET}{i + 1:03d}", name=f"测试{i + 1}社区", level="community",
+                         parent_code=STREET, geom=from_shape(MultiPolygon([geom]), srid=SRID))
+        session.add(unit)
+        result.append(unit)
+    session.flush()
+    return result
+
+
+def make_base_grid(session: Session, rows: int = 3, cols: int = 3, *, communities: int = 1,
+                   edition: str = "2026", status: str = "published") -> BaseGridEdition:
+    """Make admin units and a base grid edition of rows×cols square cells per community.
+
+    Cells are numbered per the default rule: north→south rows, west→east inside a row.
+    """
+    units = make_admin_units(session, communities=communities, rows=rows, cols=cols)
+    ed = BaseGridEdition(name=edition, status=status,
+                         published_at=PUBLISHED_AT if status != "draft" else None)
+    session.add(ed)
+    session.flush()
+    for i, unit in enumerate(units):
+        seq = 0
+        for r in reversed(range(rows)):          # north first
+            for c in range(cols):                # then west→east
+                seq += 1
+                x = X0 + i * cols * D + c * D
+                y = Y0 + r * D
+                session.add(BaseCell(edition_id=ed.id, code=f"{unit.code}{seq:03d}",
+                                     community_code=unit.code,
+                                     geom=from_shape(box(x, y, x + D, y + D), srid=SRID)))
+    session.flush()
+    return ed

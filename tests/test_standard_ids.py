@@ -1,0 +1,181 @@
+"""Citizen IDs, credit codes and phone numbers (pure functions, no database)."""
+
+from datetime import date
+
+import pytest
+
+from gridkit.standard.ids import (
+    citizen_id_check_char,
+    credit_code_check_char,
+    mask_citizen_id,
+    mask_phone,
+    organization_code_check_char,
+    validate_citizen_id,
+    validate_credit_code,
+    validate_phone,
+)
+
+TODAY = date(2026, 11, 1)
+
+# --- citizen IDs ------------------------------------------------------------------------------------
+
+# The worked example printed in GB 11643-1999 ends in 'X'; the others were computed with the
+# weights 7 9 10 5 8 4 2 1 6 3 7 9 10 5 8 4 2 by hand and checked against citizen_id_check_char.
+VALID_IDS = ["11010519491231002X", "440304199001011233", "440304200002290049"]
+
+
+@pytest.mark.parametrize("number", VALID_IDS)
+def test_valid_citizen_ids(number):
+    assert validate_citizen_id(number, today=TODAY) == number
+
+
+def test_check_char_worked_example():
+    # 1*7+1*9+0*10+1*5+0*8+5*4+1*2+9*1+4*6+9*3+1*7+2*9+3*10+1*5+0*8+0*4+2*2 = 167; 167 % 11 = 2 -> 'X'
+    assert citizen_id_check_char("11010519491231002") == "X"
+    assert citizen_id_check_char("44030419900101123") == "3"
+
+
+def test_lower_case_x_and_whitespace_are_normalised():
+    assert validate_citizen_id(" 11010519491231002x ", today=TODAY) == "11010519491231002X"
+
+
+@pytest.mark.parametrize(
+    ("number", "message"),
+    [
+        ("4403041990010112", "must be 18 characters, got 16"),
+        ("440304900101123", r"got 15 \(old 15-digit"),
+        ("4403041990O101123X", "position 11 is 'O'"),
+        ("44030419900101123Y", "must end in a digit or 'X', got 'Y'"),
+        ("990304199001011230", "no province has code 99"),
+        ("440304199002301234", "birth date 19900230 is not a real date"),
+        ("440304189912311234", "1899-12-31 is before 1900"),
+        ("440304202701011234", "2027-01-01 is in the future"),
+        ("440304199001011234", "expected '3', got '4'"),
+        ("110105194912310023", "expected 'X', got '3'"),
+    ],
+)
+def test_invalid_citizen_ids(number, message):
+    with pytest.raises(ValueError, match=message):
+        validate_citizen_id(number, today=TODAY)
+
+
+def test_citizen_id_not_text():
+    with pytest.raises(ValueError, match="must be text"):
+        validate_citizen_id(440304199001011233)
+
+
+def test_check_char_needs_17_digits():
+    with pytest.raises(ValueError, match="17 digits"):
+        citizen_id_check_char("4403041990010112")
+    with pytest.raises(ValueError, match="17 digits"):
+        citizen_id_check_char("4403041990010112A")
+
+
+def test_default_today_refuses_far_future():
+    with pytest.raises(ValueError, match="in the future"):
+        validate_citizen_id("44030421000101" + "001" + citizen_id_check_char("44030421000101001"))
+
+
+def test_mask_citizen_id():
+    assert mask_citizen_id("440304199001011233") == "4403**********1233"
+    assert mask_citizen_id("11010519491231002x") == "1101**********002X"
+    with pytest.raises(ValueError, match="18 characters"):
+        mask_citizen_id("4403041990")
+
+
+# --- unified social credit codes --------------------------------------------------------------------
+
+# Published codes (Tencent's Shenzhen company, the usual Fuzhou textbook example) and one built here.
+VALID_CREDIT_CODES = ["9144030071526726XG", "91350100M000100Y43", "91440304MA5G0D0KXY"]
+
+
+@pytest.mark.parametrize("code", VALID_CREDIT_CODES)
+def test_valid_credit_codes(code):
+    assert validate_credit_code(code) == code
+    assert credit_code_check_char(code[:17]) == code[17]
+
+
+def test_credit_code_lower_case_is_normalised():
+    assert validate_credit_code(" 9144030071526726xg") == "9144030071526726XG"
+
+
+def test_credit_check_char_wraps_31_to_zero():
+    # A body whose weighted sum is a multiple of 31 has check value 0, not 31.
+    assert credit_code_check_char("00000000000000000") == "0"
+
+
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [
+        ("9144030071526726X", "must be 18 characters, got 17"),
+        ("9144030071526726XGG", "must be 18 characters, got 19"),
+        ("91440300I1526726XG", "position 9 is 'I'"),
+        ("9144030071526726XO", "position 18 is 'O'"),
+        ("914403Z071526726XG", "position 7 is 'Z'"),
+        ("91A4030071526726XG", "positions 3-8 must be a 6-digit region code"),
+        ("9144030071526726XH", "expected 'G', got 'H'"),
+        ("91440300715267260G", "check character is wrong"),
+    ],
+)
+def test_invalid_credit_codes(code, message):
+    with pytest.raises(ValueError, match=message):
+        validate_credit_code(code)
+
+
+def test_credit_check_char_needs_17_valid_characters():
+    with pytest.raises(ValueError, match="17 characters"):
+        credit_code_check_char("914403007152672")
+    with pytest.raises(ValueError, match="17 characters"):
+        credit_code_check_char("9144030071526726S")
+
+
+def test_organization_code_check_char():
+    # Positions 9-17 of a credit code are a GB 11714 organisation code with its own check character.
+    assert organization_code_check_char("71526726") == "X"
+    assert organization_code_check_char("M000100Y") == "4"
+    with pytest.raises(ValueError, match="8 digits"):
+        organization_code_check_char("7152672")
+
+
+# --- phones -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("phone", "normalised"),
+    [
+        ("13800138000", "13800138000"),
+        ("199 1234 5678", "19912345678"),
+        ("0755-12345678", "0755-12345678"),
+        ("075583456789", "0755-83456789"),
+        ("010-6512345", "010-6512345"),
+        ("020 87654321", "020-87654321"),
+    ],
+)
+def test_valid_phones(phone, normalised):
+    assert validate_phone(phone) == normalised
+
+
+@pytest.mark.parametrize(
+    ("phone", "message"),
+    [
+        ("1380013800", "must have 11 digits, got 10"),
+        ("12800138000", "must start with 13-19"),
+        ("138001380a0", "only digits"),
+        ("0755-0123456", "not starting with 0"),
+        ("0755-123456", "7- or 8-digit local number"),
+        ("07551-2345678", "expected '0755'"),
+        ("85512345678", "11-digit mobile"),
+        ("", "is empty"),
+        ("  -  ", "is empty"),
+    ],
+)
+def test_invalid_phones(phone, message):
+    with pytest.raises(ValueError, match=message):
+        validate_phone(phone)
+
+
+def test_mask_phone():
+    assert mask_phone("13812345678") == "138****5678"
+    assert mask_phone("0755-12345678") == "0755-****5678"
+    with pytest.raises(ValueError):
+        mask_phone("123")
