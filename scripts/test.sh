@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Command 2: set up and run the whole test suite against a real PostGIS and a real Chromium.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh --demo
+exec .venv/bin/python -m pytest -p no:cacheprovider "$@"

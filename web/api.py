@@ -1,0 +1,52 @@
+"""The read-only JSON API under /api/: summary, GeoJSON layers, health. Public: no personal data."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, request
+
+from gridkit import maps
+from gridkit.errors import ValidationError
+from gridkit.health import health as database_health
+from web.database import db_session
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+
+@bp.get("/summary")
+def summary():
+    """Return the city's counts (admin units, base grid, work grids, subjects, incidents)."""
+    return jsonify(maps.summary(db_session()))
+
+
+@bp.get("/admin-units")
+def admin_units():
+    """Return admin units as GeoJSON: ?level=district|street|community|city&parent=CODE&tolerance=DEG."""
+    return jsonify(maps.admin_units_geojson(
+        db_session(), level=request.args.get("level") or None, parent=request.args.get("parent") or None,
+        tolerance=request.args.get("tolerance", maps.ADMIN_TOLERANCE)))
+
+
+@bp.get("/base-cells")
+def base_cells():
+    """Return base cells as GeoJSON: ?bbox=minx,miny,maxx,maxy (lon/lat)&edition=ID."""
+    bbox = request.args.get("bbox")
+    return jsonify(maps.base_cells_geojson(
+        db_session(), bbox=maps.parse_bbox(bbox) if bbox is not None else None,
+        edition_id=_int_arg("edition")))
+
+
+@bp.get("/health")
+def health():
+    """Return whether the database is reachable and at the current schema (503 when outdated)."""
+    result = database_health(db_session())
+    return jsonify(result), 200 if result["status"] == "ok" else 503
+
+
+def _int_arg(name: str) -> int | None:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValidationError(f"{name}={raw!r} is not a number: give the id of a base grid edition.")

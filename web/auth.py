@@ -1,0 +1,117 @@
+"""Signing in and out, the signed-in user, and `login_required` for the role blueprints."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from functools import wraps
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Flask, g, redirect, render_template, request, session, url_for
+
+from gridkit.errors import PermissionDenied, ValidationError
+from gridkit.models import User
+from gridkit.users import authenticate
+from web.database import db_session
+from web.errors import wants_json
+from web.i18n import t
+
+bp = Blueprint("auth", __name__)
+
+
+def current_user() -> User | None:
+    """Return the signed-in, still active user of this request, or None."""
+    if "current_user" not in g:
+        user = None
+        user_id = session.get("user_id")
+        if user_id is not None:
+            user = db_session().get(User, user_id)
+            if user is None or not user.active:
+                session.pop("user_id", None)
+                user = None
+        g.current_user = user
+    return g.current_user
+
+
+def login_required(roles=None):
+    """Decorate a view so that only signed-in users (of one of `roles`, if given) reach it.
+
+    Use as `@login_required` or `@login_required(roles=("admin", "planner"))`. Anonymous
+    visitors of HTML pages are sent to the sign-in page; API callers get 403 JSON.
+    """
+    if callable(roles):
+        return login_required()(roles)
+    allowed = tuple(roles) if roles else ()
+
+    def decorator(view):
+        @wraps(view)
+        def wrapped(*args, **kwargs):
+            user = current_user()
+            if user is None:
+                if wants_json():
+                    raise PermissionDenied(t("auth.sign_in_first"))
+                return redirect(url_for("auth.login", next=_here()))
+            if allowed and user.role not in allowed:
+                raise PermissionDenied(t("auth.role_denied", role=t(f"role.{user.role}"),
+                                         roles=", ".join(t(f"role.{r}") for r in allowed)))
+            return view(*args, **kwargs)
+        return wrapped
+    return decorator
+
+
+def csrf_token() -> str:
+    """Return this browser session's token for forms that change state."""
+    if "csrf_token" not in session:
+        session["csrf_token"] = secrets.token_urlsafe(32)
+    return session["csrf_token"]
+
+
+def check_csrf() -> None:
+    """Raise ValidationError unless the posted form carries this session's token."""
+    sent = request.form.get("csrf_token", "")
+    expected = session.get("csrf_token")
+    if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
+        raise ValidationError(t("error.csrf"))
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    """Show the sign-in form; on a right name and password, remember the user and go on."""
+    error = None
+    next_ = _safe_next(request.values.get("next"))
+    if request.method == "POST":
+        check_csrf()
+        user = authenticate(db_session(), request.form.get("name", "").strip(),
+                            request.form.get("password", ""))
+        if user is not None:
+            session.clear()   # a fresh session: no fixation of a pre-login session
+            session["user_id"] = user.id
+            return redirect(next_ or url_for("public.home"))
+        error = t("login.failed")
+    return render_template("login.html", error=error, next=next_ or "")
+
+
+@bp.route("/logout", methods=["POST"])
+def logout():
+    """Forget the signed-in user and go to the home page."""
+    check_csrf()
+    session.clear()
+    return redirect(url_for("public.home"))
+
+
+def _here() -> str:
+    query = request.query_string.decode()
+    return request.script_root + request.path + (f"?{query}" if query else "")
+
+
+def _safe_next(target: str | None) -> str | None:
+    # Only paths on this site: "next" must not send a signed-in user to another host.
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return None
+    parts = urlsplit(target)
+    return target if not parts.scheme and not parts.netloc else None
+
+
+def init_app(app: Flask) -> None:
+    """Make `current_user()` and `csrf_token()` available to templates."""
+    app.jinja_env.globals.update(current_user=current_user, csrf_token=csrf_token)

@@ -1,0 +1,45 @@
+"""One SQLAlchemy session per request, on the engine of the app's settings."""
+
+from __future__ import annotations
+
+import threading
+
+from flask import Flask, current_app, g
+from sqlalchemy.orm import Session
+
+from gridkit.db import engine_for, session_factory
+
+_lock = threading.Lock()
+
+
+def init_app(app: Flask) -> None:
+    """Close the request's session when the request ends."""
+    app.extensions["gridkit_sessions"] = None
+    app.teardown_appcontext(_close_session)
+
+
+def db_session() -> Session:
+    """Return this request's session; views that change data wrap the change in `with session.begin()`."""
+    if "db_session" not in g:
+        g.db_session = _factory()()
+    return g.db_session
+
+
+def _factory():
+    # The engine is made on first use, not in create_app: a database that is down gives a
+    # 503 page with advice instead of an app that cannot start.
+    app = current_app
+    factory = app.extensions["gridkit_sessions"]
+    if factory is None:
+        with _lock:
+            factory = app.extensions["gridkit_sessions"]
+            if factory is None:
+                factory = session_factory(engine_for(app.config["GRIDKIT_SETTINGS"]))
+                app.extensions["gridkit_sessions"] = factory
+    return factory
+
+
+def _close_session(exc: BaseException | None) -> None:
+    session = g.pop("db_session", None)
+    if session is not None:
+        session.close()

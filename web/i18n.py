@@ -1,0 +1,107 @@
+"""The one translation layer of the web UI: `t(key, **values)`, `_()` in templates.
+
+The language comes from `?lang=` (then kept in a cookie), else the cookie, else the browser's
+Accept-Language, else `Settings.lang`. Strings live in web/translations/<lang>.json.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from functools import lru_cache
+from pathlib import Path
+from urllib.parse import urlencode
+
+from flask import Flask, current_app, g, request
+
+LANGUAGES = ("zh-CN", "en")
+DEFAULT_LANGUAGE = "zh-CN"
+COOKIE = "gridkit_lang"
+TRANSLATIONS_DIR = Path(__file__).resolve().parent / "translations"
+
+log = logging.getLogger(__name__)
+
+
+@lru_cache(maxsize=None)
+def catalog(lang: str) -> dict[str, str]:
+    """Return the strings of `lang` from its JSON file."""
+    with open(TRANSLATIONS_DIR / f"{lang}.json", encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def normalise(value: str | None) -> str | None:
+    """Return the supported language a tag like 'zh', 'zh-Hans-CN' or 'en-GB' means, else None."""
+    if not value:
+        return None
+    value = value.strip().lower()
+    if value.startswith("zh"):
+        return "zh-CN"
+    if value.startswith("en"):
+        return "en"
+    return None
+
+
+def current_language() -> str:
+    """Return the language of this request (see the module docstring for the order)."""
+    if "lang" not in g:
+        g.lang = _choose_language()
+    return g.lang
+
+
+def _choose_language() -> str:
+    chosen = normalise(request.args.get("lang"))
+    if chosen:
+        g.lang_from_query = chosen
+        return chosen
+    chosen = normalise(request.cookies.get(COOKIE))
+    if chosen:
+        return chosen
+    for value, _quality in request.accept_languages:   # best first
+        chosen = normalise(value)
+        if chosen:
+            return chosen
+    settings = current_app.config.get("GRIDKIT_SETTINGS")
+    return normalise(getattr(settings, "lang", None)) or DEFAULT_LANGUAGE
+
+
+def t(key: str, **values) -> str:
+    """Return the string `key` in the current language, with `{name}` fields filled from `values`."""
+    text = catalog(current_language()).get(key)
+    if text is None:
+        text = catalog(DEFAULT_LANGUAGE).get(key)
+    if text is None:
+        log.warning("no translation for %r", key)
+        text = key
+    return text.format(**values) if values else text
+
+
+def strings(*keys: str) -> dict[str, str]:
+    """Return {key: translated string} for the strings a script needs (filled in by the script)."""
+    return {key: t(key) for key in keys}
+
+
+def lang_url(lang: str) -> str:
+    """Return the current URL with `?lang=` set to `lang`, for the language switch."""
+    args = request.args.to_dict(flat=False)
+    args["lang"] = [lang]
+    return request.script_root + request.path + "?" + urlencode(args, doseq=True)
+
+
+def init_app(app: Flask) -> None:
+    """Choose each request's language, keep a `?lang=` choice in a cookie, expose `_` to templates."""
+
+    @app.before_request
+    def _pick_language():
+        current_language()
+
+    @app.after_request
+    def _remember_language(response):
+        chosen = g.get("lang_from_query")
+        if chosen:
+            response.set_cookie(COOKIE, chosen, max_age=365 * 24 * 3600, samesite="Lax", httponly=True)
+        response.vary.add("Accept-Language")
+        response.vary.add("Cookie")
+        return response
+
+    app.jinja_env.globals.update(_=t, lang_url=lang_url, current_language=current_language,
+                                 languages=LANGUAGES)

@@ -1,0 +1,67 @@
+"""The folium skeleton of the city map: Leaflet from our static files, layers fetched by JS."""
+
+from __future__ import annotations
+
+import folium
+from flask import current_app, url_for
+
+from web.i18n import strings
+
+# Used only while the database has no geometry yet: the centre of Shenzhen.
+DEFAULT_CENTER = (22.55, 114.06)
+DEFAULT_ZOOM = 10
+# OpenStreetMap tiles are WGS84 / Web Mercator, so CGCS2000 coordinates go on them unshifted.
+# Offline the tiles fail to load and the grid is still drawn on a blank background.
+# A deployment with its own tile server sets app.config["GRIDKIT_TILES"].
+OSM_TILES = {"url": "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
+             "attribution": "© OpenStreetMap contributors", "max_native_zoom": 19}
+MAX_ZOOM = 21
+# Base cells are fetched from this zoom on (a view at zoom 14 holds a few hundred 100 m cells);
+# their sequence numbers are drawn from LABEL_ZOOM on, the full codes from FULL_LABEL_ZOOM on.
+MIN_CELL_ZOOM = 14
+LABEL_ZOOM = 17
+FULL_LABEL_ZOOM = 18
+
+JS_STRINGS = (
+    "map.layer.districts", "map.layer.streets", "map.layer.communities", "map.layer.base_cells",
+    "map.layer.osm", "map.status.loading", "map.status.count", "map.status.zoom_in",
+    "map.status.too_many", "map.status.error", "map.status.no_data", "map.tooltip.community",
+    "map.tooltip.area", "map.legend.title",
+)
+
+
+class OfflineMap(folium.Map):
+    """A folium Map that loads Leaflet from our static files only, never from a CDN."""
+
+    def __init__(self, *args, js_url: str, css_url: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Instance lists: folium's add_js_link/add_css_link change the class-level lists in place.
+        # No jQuery, Bootstrap or awesome-markers: the page uses none of them.
+        self.default_js = [("leaflet", js_url)]
+        self.default_css = [("leaflet_css", css_url)]
+
+
+def city_map(extent) -> dict:
+    """Return the map pieces for a template: header, html, script, and the config for gridkit-map.js."""
+    tiles = current_app.config.get("GRIDKIT_TILES", OSM_TILES)
+    m = OfflineMap(location=DEFAULT_CENTER, zoom_start=DEFAULT_ZOOM, tiles=None, control_scale=True,
+                   position="absolute", js_url=url_for("static", filename="vendor/leaflet/leaflet.js"),
+                   css_url=url_for("static", filename="vendor/leaflet/leaflet.css"))
+    tile_layer = folium.TileLayer(tiles["url"], attr=tiles["attribution"], name="basemap",
+                                  max_zoom=MAX_ZOOM, max_native_zoom=tiles.get("max_native_zoom", 19))
+    tile_layer.add_to(m)
+    if extent is not None:
+        minx, miny, maxx, maxy = extent
+        m.fit_bounds([[miny, minx], [maxy, maxx]], max_zoom=LABEL_ZOOM + 1)
+    figure = m.get_root()
+    figure.render()   # fills figure.header / html / script
+    config = {
+        "mapName": m.get_name(),
+        "tileLayerName": tile_layer.get_name(),
+        "hasData": extent is not None,
+        "api": {"adminUnits": url_for("api.admin_units"), "baseCells": url_for("api.base_cells")},
+        "minCellZoom": MIN_CELL_ZOOM, "labelZoom": LABEL_ZOOM, "fullLabelZoom": FULL_LABEL_ZOOM,
+        "strings": strings(*JS_STRINGS),
+    }
+    return {"header": figure.header.render(), "html": figure.html.render(),
+            "script": figure.script.render(), "config": config}
