@@ -176,7 +176,7 @@ def load_demo(session: Session, pii_key: bytes, *, data_dir: Path = DEMO_DIR,
 
     incidents = _read_features(data_dir / "incidents.geojson")
     for r in incidents.itertuples():
-        reported_at = datetime.fromisoformat(r.reported_at)
+        reported_at = r.reported_at.to_pydatetime() if hasattr(r.reported_at, 'to_pydatetime') else datetime.fromisoformat(r.reported_at)
         incident = Incident(code=r.code, category_code=r.category_code, description=r.description,
                             status="reported", reported_at=reported_at, reporter=r.reporter,
                             geom=from_shape(r.geometry, srid=SRID))

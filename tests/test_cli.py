@@ -187,3 +187,17 @@ def test_import_categories_extends_the_table(grid_settings, tmp_path):
                    "E0699,event,06,其他事件,无人机违规飞行,-1\n", encoding="utf-8")
     result = run(grid_settings, "import", "categories", str(bad), ok=False)
     assert result.exit_code == 1 and "time_limit_hours must be positive" in result.output
+
+
+def test_coordinator_list_masks_phones_unless_asked(grid_settings):
+    _publish_two_work_cells(grid_settings)
+    run(grid_settings, "coordinator", "add", "张伟", "--phone", "13812345678", "--dept", DEPT,
+        "--work-cell", f"{WC1},{WC2}")
+    rows = run_json(grid_settings, "coordinator", "list", "--dept", DEPT)
+    assert rows == [{"id": 1, "name": "张伟", "phone": "138****5678", "dept_code": DEPT, "work_cells": [WC1, WC2]}]
+    assert run_json(grid_settings, "coordinator", "list", "--dept", "300001") == []
+    shown = run_json(grid_settings, "coordinator", "list", "--show-phones")
+    assert shown[0]["phone"] == "13812345678"
+    bad = run(grid_settings, "coordinator", "add", "李娜", "--phone", "12345", "--dept", DEPT, "--work-cell", WC1,
+              ok=False)
+    assert bad.exit_code == 1 and "李娜" in bad.output

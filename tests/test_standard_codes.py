@@ -109,7 +109,7 @@ def test_base_cell_code_bad_community():
         ("44030400100200x", DEFAULT_PROFILE, None, "must be 15 digits"),
         ("440304001002000", DEFAULT_PROFILE, None, "Base cell sequence of 440304001002000 is 000"),
         ("440304000002001", DEFAULT_PROFILE, None, "Base cell code 440304000002001: Street part"),
-        ("440304001003001", DEFAULT_PROFILE, COMMUNITY, "is not in community 440304001002: it starts with 440304001003"),
+        ("440304001003001", DEFAULT_PROFILE, COMMUNITY, "not in community 440304001002: it starts with 440304001003"),
     ],
 )
 def test_check_base_cell_code_errors(code, profile, community, message):

@@ -44,7 +44,7 @@ class OfflineMap(folium.Map):
 def city_map(extent) -> dict:
     """Return the map pieces for a template: header, html, script, and the config for gridkit-map.js."""
     tiles = current_app.config.get("GRIDKIT_TILES", OSM_TILES)
-    m = OfflineMap(location=DEFAULT_CENTER, zoom_start=DEFAULT_ZOOM, tiles=None, control_scale=True,
+    m = OfflineMap(location=DEFAULT_CENTER, zoom_start=DEFAULT_ZOOM, tiles=None,
                    position="absolute", js_url=url_for("static", filename="vendor/leaflet/leaflet.js"),
                    css_url=url_for("static", filename="vendor/leaflet/leaflet.css"))
     tile_layer = folium.TileLayer(tiles["url"], attr=tiles["attribution"], name="basemap",

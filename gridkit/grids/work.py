@@ -378,7 +378,7 @@ def list_coordinators(session: Session, dept_code: str | None = None) -> list[di
         "SELECT c.id, c.name, c.phone, v.dept_code, array_agg(w.code ORDER BY w.code) AS work_cells "
         "FROM coordinator c JOIN coordinator_assignment a ON a.coordinator_id = c.id "
         "JOIN work_cell w ON w.id = a.work_cell_id JOIN work_grid_version v ON v.id = w.version_id "
-        "WHERE v.status = 'published' AND v.valid_to IS NULL AND (:d IS NULL OR v.dept_code = :d) "
+        "WHERE v.status = 'published' AND v.valid_to IS NULL AND (CAST(:d AS text) IS NULL OR v.dept_code = :d) "
         "GROUP BY c.id, c.name, c.phone, v.dept_code ORDER BY c.id, v.dept_code")
     return [dict(r._mapping) for r in session.execute(query, {"d": dept_code})]
 

@@ -94,7 +94,9 @@ def load_categories(path: str | Path | None = None) -> list[Category]:
             except ValueError as exc:
                 raise ValueError(f"{path}, line {line}: {exc}.") from None
             if category.code in seen:
-                raise ValueError(f"{path}, line {line}: code {category.code} already appears on line {seen[category.code]}.")
+                raise ValueError(
+                    f"{path}, line {line}: code {category.code} already appears on line {seen[category.code]}."
+                )
             seen[category.code] = line
             major_key = (category.kind, category.major_code)
             known = major_names.setdefault(major_key, (category.major_name, line))

@@ -1,0 +1,137 @@
+"""Base grid editions: draft → published (only when validation is clean) → retired; diffs.
+
+Publishing a new edition retires the one in force and moves subjects to the new cells: a
+subject whose cell exists unchanged (same code, same geometry) follows it by code; only
+subjects of changed, removed or added cells (and unassigned ones) are located again.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from gridkit.assign import KINDS, TABLES, assign_subjects
+from gridkit.errors import InvalidTransition, ValidationError
+from gridkit.grids.base import current_edition
+from gridkit.models import BaseGridEdition
+
+# Cells whose symmetric difference is below this many m² count as unchanged (floating noise).
+RESHAPE_TOLERANCE_M2 = 0.01
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def diff_editions(session: Session, old: BaseGridEdition, new: BaseGridEdition) -> dict:
+    """Return cells added, removed and reshaped from `old` to `new`, matched by code.
+
+    Reshaped entries carry the old and new areas and the area that changed (m², geography).
+    """
+    rows = session.execute(text("""
+        SELECT coalesce(o.code, n.code) AS code,
+               CASE WHEN o.id IS NULL THEN 'added' WHEN n.id IS NULL THEN 'removed' ELSE 'kept' END AS kind,
+               ST_Area(o.geom::geography) AS old_area, ST_Area(n.geom::geography) AS new_area,
+               CASE WHEN o.id IS NOT NULL AND n.id IS NOT NULL AND NOT ST_Equals(o.geom, n.geom)
+                    THEN ST_Area(ST_SymDifference(o.geom, n.geom)::geography) ELSE 0 END AS changed
+        FROM (SELECT id, code, geom FROM base_cell WHERE edition_id = :old) o
+        FULL JOIN (SELECT id, code, geom FROM base_cell WHERE edition_id = :new) n ON n.code = o.code
+        ORDER BY 1"""), {"old": old.id, "new": new.id})
+    added, removed, reshaped = [], [], []
+    unchanged = 0
+    for r in rows:
+        if r.kind == "added":
+            added.append({"code": r.code, "area_m2": round(r.new_area, 1)})
+        elif r.kind == "removed":
+            removed.append({"code": r.code, "area_m2": round(r.old_area, 1)})
+        elif r.changed > RESHAPE_TOLERANCE_M2:
+            reshaped.append({"code": r.code, "old_area_m2": round(r.old_area, 1),
+                             "new_area_m2": round(r.new_area, 1), "changed_m2": round(r.changed, 1)})
+        else:
+            unchanged += 1
+    return {"from": old.name, "to": new.name, "added": added, "removed": removed, "reshaped": reshaped,
+            "unchanged": unchanged}
+
+
+def publish_edition(session: Session, edition: BaseGridEdition, *, at: datetime | None = None,
+                    sliver_m2: float | None = None) -> dict:
+    """Publish a draft edition whose validation is clean; retire the current one; move subjects.
+
+    Returns the diff against the retired edition and the subject counts per kind.
+    """
+    from gridkit.grids.validate import validate_base_grid
+
+    if edition.status != "draft":
+        raise InvalidTransition(f"edition {edition.name!r} is {edition.status}: only a draft can be published.")
+    problems = validate_base_grid(session, edition, **({"sliver_m2": sliver_m2} if sliver_m2 is not None else {}))
+    if problems:
+        kinds = sorted({p.type for p in problems})
+        raise ValidationError(
+            f"edition {edition.name!r} has {len(problems)} validation problems ({', '.join(kinds)}): "
+            "see `gridkit basegrid validate` and fix them before publishing.",
+            problems=[p.to_dict() for p in problems])
+    at = at or _now()
+    previous = current_edition(session)
+    result: dict = {"edition": edition.name, "retired": previous.name if previous else None}
+    if previous is not None:
+        previous.status = "retired"
+        previous.retired_at = at
+        session.flush()
+    edition.status = "published"
+    edition.published_at = at
+    session.flush()
+    if previous is not None:
+        diff = diff_editions(session, previous, edition)
+        result["diff"] = {k: len(v) if isinstance(v, list) else v for k, v in diff.items()}
+        result["subjects"] = _move_subjects(session, previous, edition)
+    else:
+        result["subjects"] = assign_subjects(session, edition=edition)
+    return result
+
+
+def _move_subjects(session: Session, old: BaseGridEdition, new: BaseGridEdition) -> dict:
+    """Follow unchanged cells by code; locate again only the subjects of changed cells."""
+    session.execute(text("""
+        CREATE TEMP TABLE IF NOT EXISTS gk_cell_map (old_id int PRIMARY KEY, new_id int NOT NULL) ON COMMIT DROP"""))
+    session.execute(text("TRUNCATE gk_cell_map"))
+    session.execute(text("""
+        INSERT INTO gk_cell_map (old_id, new_id)
+        SELECT o.id, n.id FROM base_cell o JOIN base_cell n ON n.code = o.code AND n.edition_id = :new
+        WHERE o.edition_id = :old AND ST_Equals(o.geom, n.geom)"""), {"old": old.id, "new": new.id})
+    relocate: dict[str, list[int]] = {}
+    followed = {}
+    for kind in KINDS:
+        table = TABLES[kind]
+        followed[kind] = session.execute(text(
+            f"UPDATE {table} t SET base_cell_id = m.new_id FROM gk_cell_map m WHERE t.base_cell_id = m.old_id"
+        )).rowcount
+        relocate[kind] = list(session.scalars(text(
+            f"SELECT t.id FROM {table} t WHERE t.base_cell_id IS NULL OR t.base_cell_id IN "
+            f"(SELECT id FROM base_cell WHERE edition_id = :old)"), {"old": old.id}))
+    # Subjects of unchanged cells that lie in a new cell's area cannot exist: an unchanged
+    # cell keeps its exact geometry and the new edition has no overlaps (validated).
+    counts = assign_subjects(session, edition=new, where_ids=relocate)
+    for kind in KINDS:
+        counts[kind]["followed"] = followed[kind]
+        counts[kind]["relocated"] = len(relocate[kind])
+    # Residents inherit their building's cell: those whose building moved follow it.
+    session.execute(text(
+        "UPDATE resident r SET base_cell_id = b.base_cell_id FROM building b "
+        "WHERE r.building_id = b.id AND r.base_cell_id IS DISTINCT FROM b.base_cell_id"))
+    return counts
+
+
+def retire_edition(session: Session, edition: BaseGridEdition, *, at: datetime | None = None) -> None:
+    """Retire a published edition that has been superseded (a draft is deleted instead)."""
+    if edition.status != "published":
+        raise InvalidTransition(f"edition {edition.name!r} is {edition.status}: only a published edition retires.")
+    edition.status = "retired"
+    edition.retired_at = at or _now()
+    session.flush()
+
+
+def list_history(session: Session) -> list[BaseGridEdition]:
+    """Return every edition, oldest first."""
+    return list(session.scalars(select(BaseGridEdition).order_by(BaseGridEdition.id)))

@@ -1,0 +1,502 @@
+"""Validation of base grid editions and admin units, and renumbering of base cells.
+
+All spatial work runs in PostGIS on the stored EPSG:4490 geometries. Areas are in m², measured
+on the CGCS2000 ellipsoid (`ST_Area(geom::geography)`), so no projection zone has to be chosen
+and a city spanning two Gauss-Kruger zones is measured as exactly as one inside a single zone.
+Problem areas below AREA_TOLERANCE_M2 are floating-point noise from the overlay and are not
+reported. Locations are WKT in EPSG:4490 (lon/lat).
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import asdict, dataclass, field
+
+from sqlalchemy import bindparam, text
+from sqlalchemy.orm import Session
+
+from gridkit.errors import InvalidTransition, NotFound, ValidationError
+from gridkit.models import AdminUnit, BaseCell, BaseGridEdition
+from gridkit.standard.codes import (DEFAULT_PROFILE, PROFILES, CodeProfile, admin_level_of_code,
+                                    base_cell_code, check_base_cell_code)
+
+__all__ = [
+    "Problem", "PROBLEM_TYPES", "SLIVER_M2", "AREA_TOLERANCE_M2",
+    "validate_base_grid", "validate_admin_units", "renumber_base_cells", "resolve_profile",
+]
+
+# Cells smaller than this (m²) are reported as slivers unless the caller gives another threshold.
+SLIVER_M2 = 50.0
+# Overlaps, gaps and parts outside a boundary smaller than this (m²) are overlay noise.
+AREA_TOLERANCE_M2 = 0.01
+# Digits after the decimal point in location WKT: 1e-9 degrees is about 0.1 mm.
+WKT_DIGITS = 9
+# A cell borders a gap if its boundary runs within this distance (degrees, about 1 cm) of the gap
+# for more than ten times as long: sharing an edge counts, touching at a corner does not.
+GAP_NEIGHBOUR_DEG = 1e-7
+
+PROBLEM_TYPES = (
+    "gap", "overlap", "sliver", "crosses_community", "outside_community", "uncovered_community",
+    "code_format", "code_duplicate", "code_prefix", "invalid_geometry", "outside_parent",
+    "missing_parent",
+)
+
+# Interiors share an area (dimension 2): true overlaps only, not shared edges or corners.
+_INTERIORS_OVERLAP = "2********"
+
+
+@dataclass
+class Problem:
+    """One validation problem: its type, the codes involved, the area (m²) and where it is."""
+
+    type: str
+    codes: list[str]
+    area_m2: float | None
+    location: str | None
+    message: str
+    detail: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """Return the problem as a JSON-ready dict (location as WKT in EPSG:4490)."""
+        data = asdict(self)
+        if data["area_m2"] is not None:
+            data["area_m2"] = round(data["area_m2"], 2)
+        if not data["detail"]:
+            del data["detail"]
+        return data
+
+    def sort_key(self) -> tuple:
+        """Return the key that orders problems by type, then codes."""
+        return (self.type, self.codes, -(self.area_m2 or 0.0), self.location or "")
+
+
+def _m2(area: float) -> str:
+    return f"{area:,.1f} m²" if area < 10_000 else f"{area / 10_000:,.2f} ha"
+
+
+def _sorted(problems: list[Problem]) -> list[Problem]:
+    return sorted(problems, key=Problem.sort_key)
+
+
+def resolve_profile(edition: BaseGridEdition, profile: CodeProfile | str | None) -> CodeProfile:
+    """Return the code profile to use: the one given (object or name), else the edition's."""
+    if isinstance(profile, CodeProfile):
+        return profile
+    name = profile or edition.code_profile or DEFAULT_PROFILE.name
+    if name not in PROFILES:
+        raise ValidationError(f"code profile {name!r} is unknown: use one of {', '.join(sorted(PROFILES))}.")
+    return PROFILES[name]
+
+
+# -- base grid -----------------------------------------------------------------------------------
+
+def validate_base_grid(session: Session, edition: BaseGridEdition, *, sliver_m2: float | None = None,
+                       profile: CodeProfile | str | None = None) -> list[Problem]:
+    """Return every topology and code problem of the edition's base cells, ordered by type, then codes.
+
+    Communities are the admin units of level 'community'; every one of them must be tiled by the
+    edition's cells. `sliver_m2` defaults to SLIVER_M2; `profile` to the edition's code profile.
+    Cells with invalid geometry are reported once and left out of the spatial checks.
+    """
+    profile = resolve_profile(edition, profile)
+    sliver_m2 = SLIVER_M2 if sliver_m2 is None else float(sliver_m2)
+    session.flush()
+    params = {"e": edition.id, "tol": AREA_TOLERANCE_M2, "digits": WKT_DIGITS}
+    problems: list[Problem] = []
+    problems += _invalid_cells(session, params)
+    problems += _cell_overlaps(session, params)
+    problems += _community_gaps(session, params)
+    problems += _cells_outside_community(session, params)
+    problems += _slivers(session, dict(params, sliver=sliver_m2), sliver_m2)
+    problems += _cell_codes(session, params, profile)
+    return _sorted(problems)
+
+
+def _invalid_cells(session: Session, params: dict) -> list[Problem]:
+    rows = session.execute(text("""
+        SELECT code, ST_IsEmpty(geom) AS empty, ST_IsValidReason(geom) AS reason,
+               ST_AsText(coalesce((ST_IsValidDetail(geom)).location, ST_PointOnSurface(geom)), :digits) AS wkt
+        FROM base_cell
+        WHERE edition_id = :e AND (NOT ST_IsValid(geom) OR ST_IsEmpty(geom))"""), params)
+    return [Problem("invalid_geometry", [r.code], None, None if r.empty else r.wkt,
+                    f"Base cell {r.code} has an empty geometry." if r.empty else
+                    f"Base cell {r.code} has an invalid geometry ({r.reason}); repair it "
+                    "(e.g. ST_MakeValid) and check the result.")
+            for r in rows]
+
+
+def _cell_overlaps(session: Session, params: dict) -> list[Problem]:
+    # Self-join through the GiST index (ST_Intersects implies &&), each pair once (a.id < b.id);
+    # only pairs whose interiors share an area get the costly intersection.
+    rows = session.execute(text("""
+        WITH pairs AS MATERIALIZED (
+            SELECT a.code AS code_a, b.code AS code_b,
+                   ST_CollectionExtract(ST_Intersection(a.geom, b.geom), 3) AS geom
+            FROM base_cell a
+            JOIN base_cell b ON b.edition_id = a.edition_id AND a.id < b.id
+                            AND ST_Intersects(a.geom, b.geom)
+            WHERE a.edition_id = :e AND ST_IsValid(a.geom) AND ST_IsValid(b.geom)
+              AND ST_Relate(a.geom, b.geom, :pattern)),
+        measured AS MATERIALIZED (
+            SELECT code_a, code_b, geom, ST_Area(geom::geography) AS area FROM pairs)
+        SELECT code_a, code_b, area, ST_AsText(geom, :digits) AS wkt
+        FROM measured WHERE area > :tol"""), dict(params, pattern=_INTERIORS_OVERLAP))
+    problems = []
+    for r in rows:
+        codes = sorted((r.code_a, r.code_b))
+        problems.append(Problem("overlap", codes, r.area, r.wkt,
+                                f"Base cells {codes[0]} and {codes[1]} overlap by {_m2(r.area)}; "
+                                "every point must belong to exactly one cell."))
+    return problems
+
+
+def _community_gaps(session: Session, params: dict) -> list[Problem]:
+    # A community is compared with the union of every cell touching it, whatever community the
+    # cell claims: an area covered by a stray cell is reported as that cell crossing its
+    # community, not a second time as a gap.
+    rows = session.execute(text("""
+        WITH communities AS MATERIALIZED (
+            SELECT c.code, c.name, c.geom FROM admin_unit c
+            WHERE c.level = 'community' AND ST_IsValid(c.geom)
+              AND EXISTS (SELECT 1 FROM base_cell b WHERE b.edition_id = :e AND b.community_code = c.code)),
+        covered AS MATERIALIZED (
+            SELECT c.code, ST_Union(b.geom) AS geom
+            FROM communities c
+            JOIN base_cell b ON b.edition_id = :e AND ST_Intersects(b.geom, c.geom) AND ST_IsValid(b.geom)
+            GROUP BY c.code),
+        gaps AS MATERIALIZED (
+            SELECT c.code, c.name,
+                   (ST_Dump(ST_CollectionExtract(
+                        CASE WHEN cv.geom IS NULL THEN c.geom ELSE ST_Difference(c.geom, cv.geom) END, 3))).geom AS geom
+            FROM communities c LEFT JOIN covered cv ON cv.code = c.code),
+        measured AS MATERIALIZED (
+            SELECT code, name, geom, ST_Area(geom::geography) AS area FROM gaps)
+        SELECT m.code, m.name, m.area, ST_AsText(m.geom, :digits) AS wkt,
+               ARRAY(SELECT b.code FROM base_cell b
+                     WHERE b.edition_id = :e AND ST_DWithin(b.geom, m.geom, :near)
+                       AND ST_Length(ST_Intersection(ST_Boundary(b.geom), ST_Buffer(m.geom, :near))) > :edge
+                     ORDER BY b.code) AS neighbours
+        FROM measured m WHERE m.area > :tol"""), dict(params, near=GAP_NEIGHBOUR_DEG, edge=10 * GAP_NEIGHBOUR_DEG))
+    problems = []
+    for r in rows:
+        neighbours = list(r.neighbours)
+        around = f" between cells {', '.join(neighbours)}" if neighbours else ""
+        problems.append(Problem(
+            "gap", [r.code] + neighbours, r.area, r.wkt,
+            f"{_m2(r.area)} of community {r.code} ({r.name}) is not covered by any base cell{around}.",
+            {"community": r.code, "cells": neighbours}))
+    uncovered = session.execute(text("""
+        SELECT c.code, c.name, ST_Area(c.geom::geography) AS area, ST_AsText(c.geom, :digits) AS wkt
+        FROM admin_unit c
+        WHERE c.level = 'community'
+          AND NOT EXISTS (SELECT 1 FROM base_cell b WHERE b.edition_id = :e AND b.community_code = c.code)"""),
+        params)
+    for r in uncovered:
+        problems.append(Problem("uncovered_community", [r.code], r.area, r.wkt,
+                                f"Community {r.code} ({r.name}) has no base cells in this edition."))
+    return problems
+
+
+def _cells_outside_community(session: Session, params: dict) -> list[Problem]:
+    rows = session.execute(text("""
+        WITH loose AS MATERIALIZED (
+            SELECT b.code, b.community_code, c.name, b.geom AS cell,
+                   ST_CollectionExtract(ST_Difference(b.geom, c.geom), 3) AS outside,
+                   ST_CollectionExtract(ST_Intersection(b.geom, c.geom), 3) AS inside
+            FROM base_cell b JOIN admin_unit c ON c.code = b.community_code
+            WHERE b.edition_id = :e AND ST_IsValid(b.geom) AND ST_IsValid(c.geom)
+              AND NOT ST_CoveredBy(b.geom, c.geom)),
+        measured AS MATERIALIZED (
+            SELECT *, ST_Area(outside::geography) AS outside_area, ST_Area(inside::geography) AS inside_area
+            FROM loose)
+        SELECT code, community_code, name, outside_area, inside_area,
+               ST_AsText(outside, :digits) AS outside_wkt, ST_AsText(cell, :digits) AS cell_wkt
+        FROM measured WHERE outside_area > :tol"""), params)
+    problems = []
+    for r in rows:
+        codes = [r.code, r.community_code]
+        if r.inside_area <= AREA_TOLERANCE_M2:
+            problems.append(Problem(
+                "outside_community", codes, r.outside_area, r.cell_wkt,
+                f"Base cell {r.code} lies entirely outside its community {r.community_code} ({r.name})."))
+        else:
+            problems.append(Problem(
+                "crosses_community", codes, r.outside_area, r.outside_wkt,
+                f"{_m2(r.outside_area)} of base cell {r.code} lies outside its community "
+                f"{r.community_code} ({r.name}); a cell must not cross a community boundary."))
+    return problems
+
+
+def _slivers(session: Session, params: dict, sliver_m2: float) -> list[Problem]:
+    rows = session.execute(text("""
+        SELECT code, area, ST_AsText(geom, :digits) AS wkt
+        FROM (SELECT code, geom, ST_Area(geom::geography) AS area FROM base_cell
+              WHERE edition_id = :e AND ST_IsValid(geom) AND NOT ST_IsEmpty(geom)) c
+        WHERE area < :sliver"""), params)
+    return [Problem("sliver", [r.code], r.area, r.wkt,
+                    f"Base cell {r.code} is only {_m2(r.area)}, below the {sliver_m2:g} m² minimum; "
+                    "merge it into a neighbour.")
+            for r in rows]
+
+
+def _cell_codes(session: Session, params: dict, profile: CodeProfile) -> list[Problem]:
+    problems = []
+    rows = session.execute(text("""
+        SELECT code, community_code, ST_AsText(geom, :digits) AS wkt
+        FROM base_cell WHERE edition_id = :e ORDER BY code, id"""), params)
+    for r in rows:
+        try:
+            check_base_cell_code(r.code, profile)
+        except ValueError as exc:
+            problems.append(Problem("code_format", [r.code], None, r.wkt, str(exc)))
+        if not r.code.startswith(r.community_code):
+            problems.append(Problem(
+                "code_prefix", [r.code, r.community_code], None, r.wkt,
+                f"Base cell code {r.code} does not start with the code of its community {r.community_code}."))
+    duplicates = session.execute(text("""
+        SELECT code, count(*) AS n, ST_AsText(ST_Collect(geom ORDER BY id), :digits) AS wkt
+        FROM base_cell WHERE edition_id = :e GROUP BY code HAVING count(*) > 1"""), params)
+    for r in duplicates:
+        problems.append(Problem("code_duplicate", [r.code], None, r.wkt,
+                                f"Base cell code {r.code} is used by {r.n} cells; codes must be unique."))
+    return problems
+
+
+# -- admin units ---------------------------------------------------------------------------------
+
+_PARENT_LEVEL = {"district": "city", "street": "district", "community": "street"}
+
+
+def validate_admin_units(session: Session) -> list[Problem]:
+    """Return every problem of the admin units (nesting, sibling overlaps, codes), ordered by type, then codes."""
+    session.flush()
+    params = {"tol": AREA_TOLERANCE_M2, "digits": WKT_DIGITS}
+    problems: list[Problem] = []
+    invalid = session.execute(text("""
+        SELECT code, ST_IsValidReason(geom) AS reason,
+               ST_AsText(coalesce((ST_IsValidDetail(geom)).location, ST_PointOnSurface(geom)), :digits) AS wkt
+        FROM admin_unit WHERE NOT ST_IsValid(geom)"""), params)
+    problems += [Problem("invalid_geometry", [r.code], None, r.wkt,
+                         f"Admin unit {r.code} has an invalid geometry ({r.reason}).") for r in invalid]
+
+    outside = session.execute(text("""
+        WITH loose AS MATERIALIZED (
+            SELECT u.code, u.name, p.code AS parent, p.name AS parent_name,
+                   ST_CollectionExtract(ST_Difference(u.geom, p.geom), 3) AS geom
+            FROM admin_unit u JOIN admin_unit p ON p.code = u.parent_code
+            WHERE ST_IsValid(u.geom) AND ST_IsValid(p.geom) AND NOT ST_CoveredBy(u.geom, p.geom)),
+        measured AS MATERIALIZED (SELECT *, ST_Area(geom::geography) AS area FROM loose)
+        SELECT code, name, parent, parent_name, area, ST_AsText(geom, :digits) AS wkt
+        FROM measured WHERE area > :tol"""), params)
+    problems += [Problem("outside_parent", [r.code, r.parent], r.area, r.wkt,
+                         f"{_m2(r.area)} of {r.code} ({r.name}) lies outside its parent "
+                         f"{r.parent} ({r.parent_name}).") for r in outside]
+
+    overlaps = session.execute(text("""
+        WITH pairs AS MATERIALIZED (
+            SELECT a.code AS code_a, a.name AS name_a, b.code AS code_b, b.name AS name_b,
+                   ST_CollectionExtract(ST_Intersection(a.geom, b.geom), 3) AS geom
+            FROM admin_unit a
+            JOIN admin_unit b ON b.level = a.level AND b.parent_code IS NOT DISTINCT FROM a.parent_code
+                             AND a.code < b.code AND ST_Intersects(a.geom, b.geom)
+            WHERE ST_IsValid(a.geom) AND ST_IsValid(b.geom) AND ST_Relate(a.geom, b.geom, :pattern)),
+        measured AS MATERIALIZED (SELECT *, ST_Area(geom::geography) AS area FROM pairs)
+        SELECT code_a, name_a, code_b, name_b, area, ST_AsText(geom, :digits) AS wkt
+        FROM measured WHERE area > :tol"""), dict(params, pattern=_INTERIORS_OVERLAP))
+    problems += [Problem("overlap", [r.code_a, r.code_b], r.area, r.wkt,
+                         f"{r.code_a} ({r.name_a}) and {r.code_b} ({r.name_b}) overlap by {_m2(r.area)}.")
+                 for r in overlaps]
+
+    units = session.execute(text("""
+        SELECT u.code, u.name, u.level, u.parent_code, p.level AS parent_level,
+               ST_AsText(ST_PointOnSurface(u.geom), :digits) AS wkt
+        FROM admin_unit u LEFT JOIN admin_unit p ON p.code = u.parent_code
+        ORDER BY u.code"""), params)
+    for u in units:
+        problems += _admin_unit_codes(u)
+    return _sorted(problems)
+
+
+def _admin_unit_codes(u) -> list[Problem]:
+    problems = []
+    try:
+        level = admin_level_of_code(u.code)
+    except ValueError as exc:
+        problems.append(Problem("code_format", [u.code], None, u.wkt, f"{u.code} ({u.name}): {exc}"))
+    else:
+        expected = ("city", "province") if u.level == "city" else (u.level,)
+        if level not in expected:
+            problems.append(Problem(
+                "code_format", [u.code], None, u.wkt,
+                f"{u.code} ({u.name}) is stored as a {u.level} but its code is that of a {level}."))
+    wanted = _PARENT_LEVEL.get(u.level)
+    if wanted and u.parent_code is None:
+        problems.append(Problem("missing_parent", [u.code], None, u.wkt,
+                                f"{u.level.capitalize()} {u.code} ({u.name}) has no parent {wanted}."))
+        return problems
+    if wanted and u.parent_level != wanted:
+        problems.append(Problem("missing_parent", [u.code, u.parent_code], None, u.wkt,
+                                f"{u.level.capitalize()} {u.code} ({u.name}) belongs to {u.parent_code}, "
+                                f"a {u.parent_level}; its parent must be a {wanted}."))
+        return problems
+    if u.parent_code is None:
+        return problems
+    if u.level == "district":
+        # GB/T 2260: a district shares its city's digits up to the city's trailing zero pairs
+        # (440304 in 440300 → '4403'; 110101 in 110000 → '11').
+        prefix = u.parent_code
+        while prefix.endswith("00") and len(prefix) > 2:
+            prefix = prefix[:-2]
+    else:
+        prefix = u.parent_code
+    if not u.code.startswith(prefix):
+        problems.append(Problem("code_prefix", [u.code, u.parent_code], None, u.wkt,
+                                f"{u.code} ({u.name}) does not start with {prefix}, the code of its "
+                                f"parent {u.parent_code}."))
+    return problems
+
+
+# -- renumbering ---------------------------------------------------------------------------------
+
+def renumber_base_cells(session: Session, edition: BaseGridEdition, *, community: str | None = None,
+                        profile: CodeProfile | str | None = None) -> list[tuple[str, str]]:
+    """Give the edition's cells codes by the numbering rule; return (old, new) for every changed code.
+
+    The rule, per community (default: every community of the edition, else only `community`):
+
+    1. Each cell is represented by ST_PointOnSurface(geom), a point always inside the cell, in
+       EPSG:4490 lon/lat; its height is ST_YMax - ST_YMin of the cell, in degrees of latitude.
+    2. h = the median cell height in the community.
+    3. Rows, north→south: take the northernmost remaining point (largest latitude; ties by
+       smaller longitude, then smaller old code); its row is every remaining cell whose point lies
+       less than h/2 south of it. Repeat with the rest.
+    4. Inside a row, west→east: by longitude, then latitude north first, then old code.
+    5. The k-th cell gets community code + k, zero-padded to the profile's sequence digits
+       (3 by default, 2 in cjt213).
+
+    A regular grid is thus numbered row by row from the north-west corner, like make_base_grid.
+    Only draft editions can be renumbered (InvalidTransition otherwise); a community with more
+    cells than the profile's sequence allows raises ValidationError and nothing is changed.
+    Codes are updated one by one in an order that never holds one code twice, so the
+    non-deferrable unique (edition, code) and the check constraints hold after every row.
+    Loaded BaseCell objects of the edition get their code reloaded on next access.
+    """
+    if edition.status != "draft":
+        raise InvalidTransition(f"edition {edition.name!r} is {edition.status}: only a draft edition "
+                                "can be renumbered; copy it into a new draft first.")
+    profile = resolve_profile(edition, profile)
+    session.flush()
+    if community is not None and session.get(AdminUnit, community) is None:
+        raise NotFound(f"community {community} does not exist: see `gridkit admin list`.")
+    query = """
+        SELECT id, code, community_code, ST_X(p) AS x, ST_Y(p) AS y, ST_YMax(geom) - ST_YMin(geom) AS h
+        FROM (SELECT id, code, community_code, geom, ST_PointOnSurface(geom) AS p
+              FROM base_cell WHERE edition_id = :e {where}) c
+        ORDER BY community_code, code, id"""
+    params = {"e": edition.id}
+    if community is not None:
+        query = query.format(where="AND community_code = :c")
+        params["c"] = community
+    else:
+        query = query.format(where="")
+    rows = session.execute(text(query), params).all()
+
+    by_community: dict[str, list] = {}
+    for r in rows:
+        by_community.setdefault(r.community_code, []).append(r)
+    limit = 10 ** profile.base_cell_seq_digits - 1
+    too_many = [Problem("code_format", [code], None, None,
+                        f"Community {code} has {len(cells)} base cells; the {profile.name} profile numbers "
+                        f"at most {limit} per community.")
+                for code, cells in by_community.items() if len(cells) > limit]
+    empty = [r.code for r in rows if r.x is None]
+    if empty:
+        raise ValidationError(f"base cells {', '.join(empty)} have empty geometries and cannot be ordered.")
+    if too_many:
+        raise ValidationError(f"{len(too_many)} communities have more base cells than the {profile.name} "
+                              f"profile can number ({limit}): split the community or use another profile.",
+                              problems=[p.to_dict() for p in too_many])
+
+    new_code: dict[int, str] = {}
+    old_code: dict[int, str] = {}
+    for code, cells in by_community.items():
+        for seq, r in enumerate(_reading_order(cells), start=1):
+            new_code[r.id] = base_cell_code(code, seq, profile)
+            old_code[r.id] = r.code
+    changed = {i: c for i, c in new_code.items() if old_code[i] != c}
+    if not changed:
+        return []
+    community_of = {r.id: r.community_code for r in rows}
+    moves = _collision_free_moves(old_code, changed, community_of)
+    session.execute(text("UPDATE base_cell SET code = :code WHERE id = :id"),
+                    [{"id": i, "code": c} for i, c in moves])
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, BaseCell) and obj.id in changed:
+            session.expire(obj, ["code"])
+    return sorted(((old_code[i], c) for i, c in changed.items()), key=lambda pair: pair[1])
+
+
+def _reading_order(cells: list) -> list:
+    """Return the cells north→south in rows, west→east inside a row (see renumber_base_cells)."""
+    half = statistics.median(r.h for r in cells) / 2
+    remaining = sorted(cells, key=lambda r: (-r.y, r.x, r.code, r.id))
+    ordered = []
+    while remaining:
+        top = remaining[0].y
+        row = [r for r in remaining if r.y > top - half]
+        if not row:  # only if h is 0 (degenerate cells): the top cell forms its own row
+            row = remaining[:1]
+        taken = {id(r) for r in row}
+        remaining = [r for r in remaining if id(r) not in taken]
+        ordered += sorted(row, key=lambda r: (r.x, -r.y, r.code, r.id))
+    return ordered
+
+
+def _collision_free_moves(old_code: dict[int, str], changed: dict[int, str],
+                          community_of: dict[int, str]) -> list[tuple[int, str]]:
+    """Return (id, code) updates that reach `changed` without ever giving two cells one code.
+
+    PostgreSQL checks a non-deferrable unique constraint row by row, so a permutation of codes
+    must be applied in chain order: a cell moves only once its target code is free. A cycle
+    (A wants B's code, B wants A's) is broken by parking one cell on a free code of the same
+    community (sequence 0, never a target), which keeps the code and prefix checks satisfied.
+    """
+    holder = {code: i for i, code in old_code.items()}
+    state = dict(old_code)
+    moves: list[tuple[int, str]] = []
+
+    def move(i: int, code: str) -> None:
+        del holder[state[i]]
+        holder[code] = i
+        state[i] = code
+        moves.append((i, code))
+
+    def parking(community: str) -> str:
+        # Both the 15- and the 14-digit all-zero sequences pass the table's checks (14-15 digits,
+        # community prefix); a community has at most 999 cells, so one of the 1,100 codes is free.
+        candidates = [community + "000", community + "00"] + [
+            f"{community}{n:03d}" for n in range(1000)] + [f"{community}{n:02d}" for n in range(100)]
+        return next(c for c in candidates if c not in holder)
+
+    for start in sorted(changed, key=lambda i: changed[i]):
+        if state[start] == changed[start]:
+            continue
+        chain = [start]
+        cycle = False
+        while True:
+            j = holder.get(changed[chain[-1]])
+            if j is None:
+                break
+            if j == start:
+                cycle = True
+                break
+            chain.append(j)  # j holds the code chain[-1] wants, so j moves first
+        if cycle:
+            move(start, parking(community_of[start]))
+            for i in reversed(chain[1:]):
+                move(i, changed[i])
+            move(start, changed[start])
+        else:
+            for i in reversed(chain):
+                move(i, changed[i])
+    return moves

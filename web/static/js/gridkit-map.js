@@ -1,0 +1,226 @@
+/* gridkit city map: draws admin outlines and base cells, fetched as GeoJSON from /api/, on the
+   Leaflet map that folium created. Base cells are refetched for the view after every move. */
+(function () {
+  "use strict";
+
+  var cfg = JSON.parse(document.getElementById("gridkit-map-config").textContent);
+  var map = window[cfg.mapName];
+  var S = cfg.strings;
+  var state = { busy: false, loads: 0, count: 0, bbox: null, message: "" };
+
+  function fmt(template, values) {
+    return template.replace(/\{(\w+)\}/g, function (whole, name) {
+      return Object.prototype.hasOwnProperty.call(values, name) ? String(values[name]) : whole;
+    });
+  }
+
+  function el(tag, className, text) {
+    var node = document.createElement(tag);
+    if (className) { node.className = className; }
+    if (text !== undefined) { node.textContent = text; }   // never innerHTML: names are data
+    return node;
+  }
+
+  function getJSON(url, signal) {
+    return fetch(url, { signal: signal, headers: { Accept: "application/json" }, credentials: "same-origin" })
+      .then(function (response) {
+        return response.json().catch(function () { return {}; }).then(function (body) {
+          if (!response.ok) {
+            var error = new Error(body.message || response.statusText);
+            error.status = response.status;
+            throw error;
+          }
+          return body;
+        });
+      });
+  }
+
+  function withQuery(url, params) {
+    var query = Object.keys(params).filter(function (k) { return params[k] !== null && params[k] !== undefined; })
+      .map(function (k) { return encodeURIComponent(k) + "=" + encodeURIComponent(params[k]); }).join("&");
+    return query ? url + "?" + query : url;
+  }
+
+  function pane(name, zIndex) {
+    map.createPane(name).style.zIndex = zIndex;
+    return name;
+  }
+
+  // Communities take hover where no base cell is drawn; the outlines above them are not interactive.
+  var layers = {
+    community: L.geoJSON(null, {
+      pane: pane("gk-communities", 405),
+      style: { color: "#1d4f91", weight: 1.5, opacity: 0.9, fillOpacity: 0 },
+      onEachFeature: function (feature, layer) {
+        layer.bindTooltip(function () {
+          var p = feature.properties;
+          var tip = el("div");
+          tip.appendChild(el("strong", null, p.name));
+          tip.appendChild(el("br"));
+          tip.appendChild(el("span", "gk-tip-label", p.code));
+          return tip;
+        }, { sticky: true, className: "gk-tooltip" });
+      }
+    }),
+    cells: L.geoJSON(null, {
+      pane: pane("gk-cells", 410),
+      className: "gk-base-cell",
+      style: cellStyle,
+      onEachFeature: function (feature, layer) {
+        layer.bindTooltip(cellTooltip, { sticky: true, className: "gk-tooltip" });
+        layer.on("add", function () {
+          var path = layer.getElement();
+          if (path) { path.setAttribute("data-code", feature.properties.code); }
+        });
+        layer.on("mouseover", function () { layer.setStyle({ weight: 3, color: "#b35900", fillOpacity: 0.35 }); });
+        layer.on("mouseout", function () { layer.setStyle(cellStyle()); });
+      }
+    }),
+    street: L.geoJSON(null, {
+      pane: pane("gk-streets", 415), interactive: false,
+      style: { color: "#7a3e9d", weight: 2, dashArray: "6 4", fill: false }
+    }),
+    district: L.geoJSON(null, {
+      pane: pane("gk-districts", 420), interactive: false,
+      style: { color: "#a61b1b", weight: 3, fill: false }
+    }),
+    labels: L.layerGroup()
+  };
+
+  function cellStyle() {
+    return { color: "#e07b00", weight: 1, opacity: 0.95, fillColor: "#ffa600", fillOpacity: 0.12 };
+  }
+
+  function cellTooltip(layer) {
+    var p = layer.feature.properties;
+    var tip = el("div");
+    tip.appendChild(el("strong", "gk-cell-code", p.code));
+    tip.appendChild(el("br"));
+    tip.appendChild(el("span", "gk-tip-label", S["map.tooltip.community"]));
+    tip.appendChild(el("span", "gk-cell-community", p.community_name));
+    tip.appendChild(el("br"));
+    tip.appendChild(el("span", "gk-tip-label", S["map.tooltip.area"]));
+    tip.appendChild(el("span", null, Math.round(p.area_m2).toLocaleString()));
+    return tip;
+  }
+
+  ["community", "cells", "street", "district", "labels"].forEach(function (name) { layers[name].addTo(map); });
+
+  // Legend and status in one box, bottom left.
+  var statusNode = el("div", "gk-status");
+  var info = L.control({ position: "bottomleft" });
+  info.onAdd = function () {
+    var box = el("div", "gk-map-info");
+    box.appendChild(el("div", "gk-legend-title", S["map.legend.title"]));
+    [["district", "map.layer.districts"], ["street", "map.layer.streets"],
+     ["community", "map.layer.communities"], ["cell", "map.layer.base_cells"]].forEach(function (item) {
+      var row = el("div");
+      row.appendChild(el("span", "gk-swatch " + item[0]));
+      row.appendChild(el("span", null, S[item[1]]));
+      box.appendChild(row);
+    });
+    box.appendChild(statusNode);
+    L.DomEvent.disableClickPropagation(box);
+    return box;
+  };
+  info.addTo(map);
+  L.control.scale({ imperial: false }).addTo(map);
+
+  function setStatus(text, isError) {
+    state.message = text;
+    statusNode.textContent = text;
+    statusNode.className = "gk-status" + (isError ? " error" : "");
+  }
+
+  var overlays = {};
+  var basemap = cfg.tileLayerName ? window[cfg.tileLayerName] : null;
+  if (basemap) { overlays[S["map.layer.osm"]] = basemap; }
+  overlays[S["map.layer.districts"]] = layers.district;
+  overlays[S["map.layer.streets"]] = layers.street;
+  overlays[S["map.layer.communities"]] = layers.community;
+  overlays[S["map.layer.base_cells"]] = layers.cells;
+  L.control.layers(null, overlays, { collapsed: true, position: "topright" }).addTo(map);
+
+  // Admin outlines: one request per level, loaded once.
+  ["district", "street", "community"].forEach(function (level) {
+    getJSON(withQuery(cfg.api.adminUnits, { level: level })).then(function (data) {
+      layers[level].addData(data);
+    }).catch(function (error) {
+      setStatus(fmt(S["map.status.error"], { message: error.message }), true);
+    });
+  });
+
+  function clamp(value, low, high) { return Math.min(high, Math.max(low, value)); }
+
+  function updateLabels() {
+    layers.labels.clearLayers();
+    var zoom = map.getZoom();
+    if (zoom < cfg.labelZoom) { return; }
+    var full = zoom >= cfg.fullLabelZoom;
+    layers.cells.eachLayer(function (layer) {
+      var p = layer.feature.properties;
+      var text = full ? p.code : p.code.slice(p.community_code.length);
+      L.marker(layer.getBounds().getCenter(), {
+        icon: L.divIcon({ className: "gk-cell-label", html: el("span", null, text), iconSize: null }),
+        interactive: false, keyboard: false
+      }).addTo(layers.labels);
+    });
+  }
+
+  var inFlight = null;
+
+  function refreshCells() {
+    if (inFlight) { inFlight.abort(); }
+    inFlight = null;
+    var zoom = map.getZoom();
+    if (zoom < cfg.minCellZoom) {
+      layers.cells.clearLayers();
+      layers.labels.clearLayers();
+      state.count = 0;
+      state.bbox = null;
+      state.busy = false;
+      state.loads += 1;
+      setStatus(cfg.hasData ? fmt(S["map.status.zoom_in"], { zoom: cfg.minCellZoom }) : S["map.status.no_data"]);
+      return;
+    }
+    var b = map.getBounds();
+    var bbox = [clamp(b.getWest(), -180, 180), clamp(b.getSouth(), -90, 90),
+                clamp(b.getEast(), -180, 180), clamp(b.getNorth(), -90, 90)]
+      .map(function (v) { return v.toFixed(6); }).join(",");
+    var controller = new AbortController();
+    inFlight = controller;
+    state.busy = true;
+    state.bbox = bbox;
+    setStatus(S["map.status.loading"]);
+    getJSON(withQuery(cfg.api.baseCells, { bbox: bbox }), controller.signal).then(function (data) {
+      if (controller !== inFlight) { return; }
+      layers.cells.clearLayers();
+      layers.cells.addData(data);
+      updateLabels();
+      state.count = data.features.length;
+      setStatus(cfg.hasData || state.count ? fmt(S["map.status.count"], { count: state.count.toLocaleString() })
+                                           : S["map.status.no_data"]);
+    }).catch(function (error) {
+      if (error.name === "AbortError" || controller !== inFlight) { return; }
+      layers.cells.clearLayers();
+      layers.labels.clearLayers();
+      state.count = 0;
+      if (error.status === 400) {
+        setStatus(S["map.status.too_many"], true);
+      } else {
+        setStatus(fmt(S["map.status.error"], { message: error.message }), true);
+      }
+    }).then(function () {
+      if (controller !== inFlight) { return; }
+      inFlight = null;
+      state.busy = false;
+      state.loads += 1;
+    });
+  }
+
+  map.on("moveend", refreshCells);
+  refreshCells();
+
+  // For tests and the browser console.
+  window.gridkit = { map: map, layers: layers, state: state, refreshCells: refreshCells };
+}());
