@@ -112,6 +112,7 @@ def test_home_page_map_offline(chromium, server):
     drawn = sorted(cells.evaluate_all("paths => paths.map(p => p.getAttribute('data-code'))"))
     assert drawn == sorted(expected)
     page.wait_for_function("() => window.gridkit.layers.community.getLayers().length === 1")
+    page.wait_for_function("() => window.gridkit.layers.communityHover.getLayers().length === 1")
     page.wait_for_function("() => window.gridkit.layers.district.getLayers().length === 1")
     assert "9" in page.locator(".gk-status").inner_text()
     assert page.locator('[data-count="base_cells"]').inner_text() == "9"

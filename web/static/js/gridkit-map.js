@@ -46,11 +46,12 @@
     return name;
   }
 
-  // Communities take hover where no base cell is drawn; the outlines above them are not interactive.
+  // Panes, bottom to top: community hover areas, base cells, then outlines that take no events,
+  // so that a base cell, where one is drawn, gets the hover and community lines stay visible.
   var layers = {
-    community: L.geoJSON(null, {
-      pane: pane("gk-communities", 405),
-      style: { color: "#1d4f91", weight: 1.5, opacity: 0.9, fillOpacity: 0 },
+    communityHover: L.geoJSON(null, {
+      pane: pane("gk-community-hover", 405),
+      style: { stroke: false, fill: true, fillOpacity: 0 },
       onEachFeature: function (feature, layer) {
         layer.bindTooltip(function () {
           var p = feature.properties;
@@ -75,6 +76,10 @@
         layer.on("mouseover", function () { layer.setStyle({ weight: 3, color: "#b35900", fillOpacity: 0.35 }); });
         layer.on("mouseout", function () { layer.setStyle(cellStyle()); });
       }
+    }),
+    community: L.geoJSON(null, {
+      pane: pane("gk-communities", 412), interactive: false,
+      style: { color: "#1d4f91", weight: 1.5, opacity: 0.9, fill: false }
     }),
     street: L.geoJSON(null, {
       pane: pane("gk-streets", 415), interactive: false,
@@ -104,7 +109,10 @@
     return tip;
   }
 
-  ["community", "cells", "street", "district", "labels"].forEach(function (name) { layers[name].addTo(map); });
+  var communities = L.layerGroup([layers.community, layers.communityHover]);
+  [communities, layers.cells, layers.street, layers.district, layers.labels].forEach(function (layer) {
+    layer.addTo(map);
+  });
 
   // Legend and status in one box, bottom left.
   var statusNode = el("div", "gk-status");
@@ -137,7 +145,7 @@
   if (basemap) { overlays[S["map.layer.osm"]] = basemap; }
   overlays[S["map.layer.districts"]] = layers.district;
   overlays[S["map.layer.streets"]] = layers.street;
-  overlays[S["map.layer.communities"]] = layers.community;
+  overlays[S["map.layer.communities"]] = communities;
   overlays[S["map.layer.base_cells"]] = layers.cells;
   L.control.layers(null, overlays, { collapsed: true, position: "topright" }).addTo(map);
 
@@ -145,6 +153,7 @@
   ["district", "street", "community"].forEach(function (level) {
     getJSON(withQuery(cfg.api.adminUnits, { level: level })).then(function (data) {
       layers[level].addData(data);
+      if (level === "community") { layers.communityHover.addData(data); }
     }).catch(function (error) {
       setStatus(fmt(S["map.status.error"], { message: error.message }), true);
     });
