@@ -15,6 +15,7 @@ from werkzeug.serving import make_server
 from factories import STREET, D, X0, Y0, make_base_grid
 from gridkit import db, maps
 from web import create_app
+from web.mapview import MIN_CELL_ZOOM
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -144,7 +145,7 @@ def test_home_page_map_offline(chromium, server):
     page.evaluate("() => window.gridkit.map.setZoom(11, {animate: false})")
     _wait_for_cells(page, loads)
     assert page.locator("svg path.gk-base-cell").count() == 0
-    assert "14" in page.locator(".gk-status").inner_text()
+    assert str(MIN_CELL_ZOOM) in page.locator(".gk-status").inner_text()
 
     # Offline: nothing but the tile server was asked for, and our code logged no errors.
     assert all(urlsplit(url).hostname == "tile.openstreetmap.org" for url in blocked), blocked

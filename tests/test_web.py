@@ -93,8 +93,8 @@ def test_home_page_in_english_and_the_choice_is_remembered(client):
     assert '<html lang="zh-CN">' in client.get("/?lang=zh-CN").get_data(as_text=True)
 
 
-def test_language_from_accept_language_then_settings(app):
-    assert '<html lang="en">' in app.test_client().get(
+def test_deployment_language_wins_over_browser_locale(app):
+    assert '<html lang="zh-CN">' in app.test_client().get(
         "/", headers={"Accept-Language": "en-GB,en;q=0.8"}).get_data(as_text=True)
     assert '<html lang="zh-CN">' in app.test_client().get(
         "/", headers={"Accept-Language": "zh-TW;q=0.9, en;q=0.5"}).get_data(as_text=True)

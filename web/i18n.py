@@ -1,7 +1,8 @@
 """The one translation layer of the web UI: `t(key, **values)`, `_()` in templates.
 
-The language comes from `?lang=` (then kept in a cookie), else the cookie, else the browser's
-Accept-Language, else `Settings.lang`. Strings live in web/translations/<lang>.json.
+The language comes from `?lang=` (then kept in a cookie), else the cookie, else the
+deployment's `Settings.lang` (zh-CN unless configured). The browser's Accept-Language is not
+used: a city deployment serves Chinese first, whatever locale a browser happens to ship with. Strings live in web/translations/<lang>.json.
 """
 
 from __future__ import annotations
@@ -56,10 +57,6 @@ def _choose_language() -> str:
     chosen = normalise(request.cookies.get(COOKIE))
     if chosen:
         return chosen
-    for value, _quality in request.accept_languages:   # best first
-        chosen = normalise(value)
-        if chosen:
-            return chosen
     settings = current_app.config.get("GRIDKIT_SETTINGS")
     return normalise(getattr(settings, "lang", None)) or DEFAULT_LANGUAGE
 
@@ -99,7 +96,6 @@ def init_app(app: Flask) -> None:
         chosen = g.get("lang_from_query")
         if chosen:
             response.set_cookie(COOKIE, chosen, max_age=365 * 24 * 3600, samesite="Lax", httponly=True)
-        response.vary.add("Accept-Language")
         response.vary.add("Cookie")
         return response
 

@@ -18,9 +18,9 @@ OSM_TILES = {"url": "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
 MAX_ZOOM = 21
 # Base cells are fetched from this zoom on (a view at zoom 14 holds a few hundred 100 m cells);
 # their sequence numbers are drawn from LABEL_ZOOM on, the full codes from FULL_LABEL_ZOOM on.
-MIN_CELL_ZOOM = 14
-LABEL_ZOOM = 17
-FULL_LABEL_ZOOM = 18
+MIN_CELL_ZOOM = 12
+LABEL_ZOOM = 16
+FULL_LABEL_ZOOM = 17
 
 JS_STRINGS = (
     "map.layer.districts", "map.layer.streets", "map.layer.communities", "map.layer.base_cells",
