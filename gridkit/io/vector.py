@@ -78,7 +78,10 @@ _CPG_ALIASES = {
     "54936": "gb18030", "950": "big5", "88591": "latin-1", "8859-1": "latin-1", "iso-8859-1": "latin-1",
 }
 
-_RAW = "latin-1"  # bijective: every byte ↔ one character, so the raw bytes can be recovered
+# Latin-1 is bijective: every byte ↔ one character, so the raw bytes can be recovered. For
+# shapefiles pyogrio hands the name to GDAL (iconv), which knows "ISO-8859-1" but not "latin-1".
+_RAW = "latin-1"
+_RAW_GDAL = "ISO-8859-1"
 
 
 class VectorReadError(ValidationError):
@@ -177,7 +180,14 @@ def read_vector_collecting(path, *, layer=None, encoding=None, src_crs=None, tar
     problems: list[dict] = []
     gdf = _decode_text(raw, encoding, cpg, source, notes, problems)
     codes = _codes(gdf, code_field)
-    crs, gcj02 = _source_crs(info, src_crs, source, notes, geojson_default)
+    for found in problems:  # text problems were found before the codes could be read
+        if found["index"] is not None and found["code"] is None:
+            found["code"] = codes.get(found["index"])
+    try:
+        crs, gcj02 = _source_crs(info, src_crs, source, notes, geojson_default)
+    except VectorReadError as exc:  # no CRS: the coordinates cannot be checked, but report the text too
+        exc.problems, exc.notes, exc.source = problems + exc.problems, notes, source
+        raise
     gdf = _geometries(gdf, crs, gcj02, target_srid, multipart, codes, source, notes, problems)
     source["features"] = len(gdf)
     return VectorRead(gdf=gdf, notes=notes, source=source), problems
@@ -314,7 +324,7 @@ def _layer_info(file_path: Path, layer: str | None, source: dict) -> dict:
         raise _fatal(source, "several_layers",
                      f"{display} holds {len(names)} layers: {listed}. Choose one with --layer.")
     chosen = layer if layer is not None else names[0]
-    info = pyogrio.read_info(file_path, layer=chosen)
+    info = pyogrio.read_info(file_path, layer=chosen, encoding=_RAW_GDAL)
     source.update(driver=info["driver"], layer=chosen)
     if info["geometry_type"] is None:
         raise _fatal(source, "no_geometry",
@@ -335,7 +345,7 @@ def _read_raw(file_path: Path, layer: str | None, source: dict, notes: list) -> 
         warnings.simplefilter("always")
         try:
             # Latin-1 hands back the raw bytes of every text value (see the module docstring).
-            frame = pyogrio.read_dataframe(file_path, layer=layer, encoding=_RAW, fid_as_index=True)
+            frame = pyogrio.read_dataframe(file_path, layer=layer, encoding=_RAW_GDAL, fid_as_index=True)
         except Exception as exc:
             raise _fatal(source, "unreadable",
                          f"{source['display']} could not be read ({_first_line(exc)}): export the layer again.")
@@ -395,7 +405,9 @@ def _decode_text(raw_frame: gpd.GeoDataFrame, forced: str | None, cpg: str | Non
     display = source["display"]
     geometry = raw_frame.geometry.name
     columns = [c for c in raw_frame.columns if c != geometry]
-    text_columns = [c for c in columns if raw_frame[c].dtype == object]
+    # pandas 3 reads text as the "str" dtype, older pandas as object.
+    text_columns = [c for c in columns
+                    if pd.api.types.is_object_dtype(raw_frame[c]) or pd.api.types.is_string_dtype(raw_frame[c])]
     if forced is not None:
         codec = _codec(forced)
         if codec is None:
@@ -419,12 +431,14 @@ def _decode_text(raw_frame: gpd.GeoDataFrame, forced: str | None, cpg: str | Non
         source.update(encoding=None, encoding_source=origin)
         codec = None
     if codec is not None:
-        source.update(encoding=codecs.lookup(codec).name, encoding_source=origin)
+        source.update(encoding=codecs.lookup(codec).name.upper(), encoding_source=origin)
         if origin == "detected" and codec != "utf-8":
             notes.append(problem("encoding", f"{display}: text is not UTF-8 and has no .cpg file; it was "
                                  "decoded as GB18030 (covers GBK and GB2312). Check a few names; if they look "
                                  "wrong, give the right encoding with --encoding."))
-    decode = (lambda s: s.encode(_RAW).decode(codec)) if codec else (lambda s: s.encode(_RAW).decode("utf-8", "replace"))
+    # Undecodable text has been reported and the read will be refused; decode it as well as
+    # possible meanwhile so that the remaining checks (fields, codes) still run.
+    decode = (lambda s: s.encode(_RAW).decode(codec)) if codec else _printable
     frame = raw_frame.copy()
     for name in text_columns:
         frame[name] = [decode(v) if isinstance(v, str) and not v.isascii() else v for v in frame[name]]
@@ -437,11 +451,12 @@ def _decode_text(raw_frame: gpd.GeoDataFrame, forced: str | None, cpg: str | Non
 
 def _encoding_problems(display: str, candidates: list[str], failures: dict, origin: str) -> list[dict]:
     def one(index, name, data, pos, said):
-        where = f"feature {index}, field {name!r}" if index is not None else f"field name {name!r}"
+        shown = _printable(name)
+        where = f"feature {index}, field {shown!r}" if index is not None else f"field name {shown!r}"
         return problem("undecodable_text",
                        f"{display}, {where}: the text cannot be decoded as {said} (bytes "
                        f"{data[pos:pos + 4].hex(' ')} at byte {pos}). {advice}",
-                       index=index, field=name if index is not None else _printable(name))
+                       index=index, field=shown)
 
     if origin == "given":
         advice = ("Give the file's real encoding with --encoding (e.g. UTF-8, GB18030, BIG5), or leave it "
@@ -465,7 +480,14 @@ def _encoding_problems(display: str, candidates: list[str], failures: dict, orig
 
 
 def _printable(name: str) -> str:
-    return name.encode(_RAW).decode("utf-8", "replace")
+    """Return a raw (Latin-1 decoded) field name as readable as possible, for messages only."""
+    raw = name.encode(_RAW)
+    for codec in ("utf-8", "gb18030"):
+        try:
+            return raw.decode(codec)
+        except UnicodeDecodeError:
+            pass
+    return raw.decode("utf-8", "replace")
 
 
 def _codes(frame: pd.DataFrame, code_field: str | None) -> dict:

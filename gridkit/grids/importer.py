@@ -1,0 +1,410 @@
+"""Import admin units and base cells from Shapefile, GeoPackage or GeoJSON: all or nothing.
+
+Both services read the file with `gridkit.io.vector`, check every feature, and only then write, in
+bulk, inside a savepoint. On any problem they raise `ImportRefused` (a ValidationError) whose
+`problems` list every problem found (feature index, code, field, kind, message) and whose `notes`
+and `source` say what was read; nothing is written. The caller owns the transaction and writes the
+report (`gridkit.io.report.write_report`).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+import shapely
+from geoalchemy2.shape import from_shape
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from gridkit.errors import ValidationError
+from gridkit.io.vector import VectorReadError, problem, read_vector_collecting, summarise, text_value
+from gridkit.models import SRID, AdminUnit, BaseCell, BaseGridEdition
+from gridkit.standard.codes import PROFILES, CodeProfile, admin_level_of_code, check_base_cell_code
+
+__all__ = ["ImportResult", "ImportRefused", "import_admin_units", "import_base_cells",
+           "IMPORT_LEVELS", "DUPLICATE_OVERLAP"]
+
+IMPORT_LEVELS = ("city", "district", "street", "community")
+_RANK = {level: i for i, level in enumerate(IMPORT_LEVELS)}
+_PARENT_LEVEL = {"district": "city", "street": "district", "community": "street"}
+_NAME_LENGTH = 100
+
+# Two cells of one file overlapping by at least this share of the smaller one are the same cell
+# twice (a copied feature, a re-digitised cell). Smaller overlaps with different codes are
+# imported: `gridkit basegrid validate` reports them with their area and location.
+DUPLICATE_OVERLAP = 0.95
+
+
+class ImportRefused(VectorReadError):
+    """An import found problems and wrote nothing; `problems`, `notes` and `source` say what and where."""
+
+
+@dataclass
+class ImportResult:
+    """What an import wrote: counts, the notes on what was changed on the way, the source, the edition."""
+
+    created: int
+    updated: int = 0
+    notes: list[dict] = field(default_factory=list)
+    source: dict = field(default_factory=dict)
+    levels: dict[str, int] = field(default_factory=dict)
+    edition: str | None = None
+    edition_id: int | None = None
+
+    def summary(self) -> dict:
+        """Return the counts and source as a flat dict, for reports and CLI output."""
+        out = {"file": self.source.get("path"), "layer": self.source.get("layer"),
+               "driver": self.source.get("driver"), "encoding": self.source.get("encoding"),
+               "crs": self.source.get("crs"), "features": self.source.get("features"),
+               "created": self.created, "updated": self.updated}
+        if self.levels:
+            out["levels"] = dict(self.levels)
+        if self.edition is not None:
+            out["edition"] = self.edition
+        return out
+
+
+def _resolve_field(fields: list[str], name: str | None, option: str, display: str,
+                   notes: list, problems: list) -> str | None:
+    """Return the field to use for `name` (exact, or the one field equal ignoring case), else record a problem."""
+    if name is None:
+        return None
+    if name in fields:
+        return name
+    folded = [f for f in fields if f.casefold() == name.casefold()]
+    if len(folded) == 1:
+        notes.append(problem("field_case", f"{display}: field {name!r} was not found; {folded[0]!r} was used.",
+                             field=folded[0]))
+        return folded[0]
+    listed = ", ".join(fields) if fields else "none"
+    problems.append(problem("missing_field", f"{display} has no field {name!r} (given with {option}). Its fields "
+                            f"are: {listed}.", field=name))
+    return None
+
+
+def _records(gdf, *columns):
+    """Yield one dict per feature holding `columns` (None ones skipped) and "geometry"; faster than iterrows."""
+    wanted = [c for c in columns if c is not None]
+    values = [gdf[c].tolist() for c in wanted]
+    geoms = list(gdf.geometry.values)
+    for i, geom in enumerate(geoms):
+        record = {c: v[i] for c, v in zip(wanted, values)}
+        record["geometry"] = geom
+        yield record
+
+
+def _refuse(source: dict, problems: list, notes: list) -> ImportRefused:
+    return ImportRefused(summarise(source.get("display", source.get("path", "the file")), problems, "imported"),
+                         problems=problems, notes=notes, source=source)
+
+
+def _where(display: str, index, code=None) -> str:
+    return f"{display}, feature {index}" + (f" (code {code})" if code else "")
+
+
+def import_admin_units(session: Session, path, *, level: str | None, code_field: str, name_field: str,
+                       parent_field: str | None = None, encoding: str | None = None, src_crs: str | None = None,
+                       replace: bool = False, layer: str | None = None) -> ImportResult:
+    """Import the admin units of one file (all or nothing) and return what was created and updated.
+
+    `level` is city, district, street or community; None takes each feature's level from its
+    code (6 digits ending in 00: city, other 6: district, 9: street, 12: community), so one file
+    may hold a city and its districts. The parent comes from `parent_field`, else from the code:
+    community → first 9 digits, street → first 6, district → the city with its first 4 digits +
+    "00". It must exist in the database or in the same file. Existing codes are refused unless
+    `replace`, which updates their name, parent and boundary. Boundaries are stored as
+    MultiPolygons in EPSG:4490. Never commits.
+    """
+    if level is not None and level not in IMPORT_LEVELS:
+        raise ValidationError(f"unknown level {level!r}: use one of {', '.join(IMPORT_LEVELS)}.")
+    read, problems = read_vector_collecting(path, layer=layer, encoding=encoding, src_crs=src_crs,
+                                            multipart="keep", code_field=code_field)
+    notes, source, gdf = read.notes, read.source, read.gdf
+    display = source["display"]
+    fields = read.fields
+    code_col = _resolve_field(fields, code_field, "--code-field", display, notes, problems)
+    name_col = _resolve_field(fields, name_field, "--name-field", display, notes, problems)
+    parent_col = _resolve_field(fields, parent_field, "--parent-field", display, notes, problems)
+
+    rows: dict[str, dict] = {}   # code → row, for features whose code is usable
+    first_seen: dict[str, object] = {}
+    if code_col is not None:
+        for index, feature in zip(gdf.index, _records(gdf, code_col, name_col, parent_col)):
+            row = _admin_row(index, feature, level, code_col, name_col, parent_col, parent_field,
+                             display, first_seen, problems)
+            if row is not None:
+                rows[row["code"]] = row
+    _check_admin_against_database(session, rows, replace, display, problems)
+    if problems:
+        raise _refuse(source, problems, notes)
+
+    created = [r for r in rows.values() if not r["exists"]]
+    updated = [r for r in rows.values() if r["exists"]]
+    with session.begin_nested():
+        if created:
+            # Parents first: a district may name a city inserted by the same statement batch.
+            created.sort(key=lambda r: (_RANK[r["level"]], r["code"]))
+            session.execute(insert(AdminUnit), [
+                {"code": r["code"], "name": r["name"], "level": r["level"], "parent_code": r["parent"],
+                 "geom": from_shape(r["geom"], srid=SRID)} for r in created])
+        if updated:
+            existing = {u.code: u for u in session.scalars(
+                select(AdminUnit).where(AdminUnit.code.in_([r["code"] for r in updated])))}
+            for r in updated:
+                unit = existing[r["code"]]
+                unit.name, unit.parent_code = r["name"], r["parent"]
+                unit.geom = from_shape(r["geom"], srid=SRID)
+            session.flush()
+    levels = Counter(r["level"] for r in rows.values())
+    return ImportResult(created=len(created), updated=len(updated), notes=notes, source=source,
+                        levels=dict(levels))
+
+
+def _admin_row(index, feature, level, code_col, name_col, parent_col, parent_field, display,
+               first_seen, problems) -> dict | None:
+    code = text_value(feature[code_col])
+    where = _where(display, index, code)
+
+    def add(kind, message, field_=code_col):
+        problems.append(problem(kind, f"{where}: {message}", index=index, code=code, field=field_))
+
+    if code is None:
+        add("missing_code", f"has no code in field {code_col!r}. Fill it in.")
+        return None
+    try:
+        found = admin_level_of_code(code)
+    except ValueError as exc:
+        add("bad_code", f"{exc} Correct the code.")
+        return None
+    if found == "province":
+        add("wrong_level", f"{code} is a province code; gridkit stores cities, districts, streets and "
+            "communities only.")
+        return None
+    if level is not None and found != level:
+        add("wrong_level", f"{code} is a {found} code, not a {level} code. Import it with level {found}, or "
+            "remove it from the file.")
+        return None
+    if code in first_seen:
+        add("duplicate_code", f"code {code} appears again (first at feature {first_seen[code]}). Each code may "
+            "appear once: correct or delete one of them.")
+        return None
+    first_seen[code] = index
+
+    name = text_value(feature[name_col]) if name_col is not None else None
+    if name_col is not None and name is None:
+        add("missing_name", f"has no name in field {name_col!r}. Fill it in.", name_col)
+    elif name is not None and len(name) > _NAME_LENGTH:
+        add("name_too_long", f"the name has {len(name)} characters; at most {_NAME_LENGTH} fit. Shorten it.",
+            name_col)
+
+    parent = None
+    if found != "city":
+        derived = {"community": code[:9], "street": code[:6], "district": code[:4] + "00"}[found]
+        parent = derived
+        if parent_col is not None:
+            given = text_value(feature[parent_col])
+            if given is None:
+                add("bad_parent", f"has no parent code in field {parent_field!r}. Fill it in (for this code "
+                    f"it would be {derived}).", parent_col)
+                parent = None
+            else:
+                parent = given
+                prefix_ok = (code[:4] == given[:4] if found == "district" else code.startswith(given))
+                if not prefix_ok:
+                    shown = f"the first 4 digits of {given}" if found == "district" else given
+                    add("code_prefix", f"code {code} does not start with {shown}, its parent's code in field "
+                        f"{parent_field!r}. Correct the code or the parent.", parent_col)
+                    parent = None
+    geom = feature["geometry"]
+    return {"index": index, "code": code, "name": name, "level": found, "parent": parent,
+            "geom": geom, "exists": False}
+
+
+def _check_admin_against_database(session: Session, rows: dict, replace: bool, display: str,
+                                  problems: list) -> None:
+    wanted = set(rows) | {r["parent"] for r in rows.values() if r["parent"]}
+    in_db = dict(session.execute(select(AdminUnit.code, AdminUnit.level).where(AdminUnit.code.in_(wanted)))
+                 .all()) if wanted else {}
+    for code, row in rows.items():
+        where = _where(display, row["index"], code)
+        if code in in_db:
+            if not replace:
+                problems.append(problem("exists", f"{where}: code {code} is already in the database. Import "
+                                        "with --replace to update it, or remove it from the file.",
+                                        index=row["index"], code=code))
+            elif in_db[code] != row["level"]:
+                problems.append(problem("level_mismatch", f"{where}: code {code} is a {in_db[code]} in the "
+                                        f"database, not a {row['level']}. Check the code.",
+                                        index=row["index"], code=code))
+            else:
+                row["exists"] = True
+        parent = row["parent"]
+        if parent is None or row["level"] == "city":
+            continue
+        expected = _PARENT_LEVEL[row["level"]]
+        parent_level = rows[parent]["level"] if parent in rows else in_db.get(parent)
+        if parent_level is None:
+            problems.append(problem("missing_parent", f"{where}: its parent {expected} {parent} is neither in "
+                                    f"the database nor in this file. Import the {expected} first, or include it.",
+                                    index=row["index"], code=code))
+        elif parent_level != expected:
+            problems.append(problem("bad_parent", f"{where}: its parent {parent} is a {parent_level}, not a "
+                                    f"{expected}. Correct the parent code.", index=row["index"], code=code))
+
+
+def _profile(profile) -> CodeProfile:
+    if isinstance(profile, CodeProfile):
+        return profile
+    if profile is None:
+        from gridkit.config import Settings
+
+        profile = Settings.from_env().code_profile
+    try:
+        return PROFILES[profile]
+    except KeyError:
+        raise ValidationError(f"unknown code profile {profile!r}: use one of {', '.join(PROFILES)}.")
+
+
+def _default_edition_name(session: Session) -> str:
+    base = f"导入 {datetime.now():%Y-%m-%d %H:%M}"
+    taken = set(session.scalars(select(BaseGridEdition.name).where(BaseGridEdition.name.like(base + "%"))))
+    name, n = base, 1
+    while name in taken:
+        n += 1
+        name = f"{base} ({n})"
+    return name
+
+
+def import_base_cells(session: Session, path, *, code_field: str, community_field: str | None = None,
+                      edition: str | None = None, encoding: str | None = None, src_crs: str | None = None,
+                      profile: str | CodeProfile | None = None, layer: str | None = None) -> ImportResult:
+    """Create a draft base grid edition holding the file's cells (all or nothing) and return what was created.
+
+    Each cell needs a code valid in the code profile (default: GRIDKIT_CODE_PROFILE), unique in the
+    file, in a community that exists (from `community_field`, else the code's first 12 digits) and
+    one polygon. Two cells covering the same ground (≥ DUPLICATE_OVERLAP of the smaller) are
+    refused as duplicates; other gaps and overlaps are left to validation. The edition is named
+    `edition` (which must be new) or "导入 <date time>". Never commits.
+    """
+    code_profile = _profile(profile)
+    read, problems = read_vector_collecting(path, layer=layer, encoding=encoding, src_crs=src_crs,
+                                            multipart="single", code_field=code_field)
+    notes, source, gdf = read.notes, read.source, read.gdf
+    display = source["display"]
+    if edition is not None:
+        if not edition.strip() or len(edition) > 100:
+            problems.append(problem("edition_exists", f"edition name {edition!r} must be 1 to 100 characters."))
+        elif session.scalar(select(BaseGridEdition.id).where(BaseGridEdition.name == edition)) is not None:
+            problems.append(problem("edition_exists", f"a base grid edition named {edition!r} exists already: "
+                                    "choose another name with --edition."))
+    fields = read.fields
+    code_col = _resolve_field(fields, code_field, "--code-field", display, notes, problems)
+    community_col = _resolve_field(fields, community_field, "--community-field", display, notes, problems)
+
+    cells = []
+    if code_col is not None:
+        first_seen: dict[str, object] = {}
+        for index, feature in zip(gdf.index, _records(gdf, code_col, community_col)):
+            cell = _cell_row(index, feature, code_col, community_col, community_field, code_profile, display,
+                             first_seen, problems)
+            if cell is not None:
+                cells.append(cell)
+    _check_communities(session, cells, display, problems)
+    _check_duplicate_geometries(cells, display, problems)
+    if problems:
+        raise _refuse(source, problems, notes)
+
+    with session.begin_nested():
+        ed = BaseGridEdition(name=edition or _default_edition_name(session), status="draft",
+                             code_profile=code_profile.name,
+                             note=f"imported from {source.get('path')}")
+        session.add(ed)
+        session.flush()
+        if cells:
+            session.execute(insert(BaseCell), [
+                {"edition_id": ed.id, "code": c["code"], "community_code": c["community"],
+                 "geom": from_shape(c["geom"], srid=SRID)} for c in cells])
+    return ImportResult(created=len(cells), notes=notes, source=source, edition=ed.name, edition_id=ed.id)
+
+
+def _cell_row(index, feature, code_col, community_col, community_field, profile, display, first_seen,
+              problems) -> dict | None:
+    code = text_value(feature[code_col])
+    where = _where(display, index, code)
+
+    def add(kind, message, field_=code_col):
+        problems.append(problem(kind, f"{where}: {message}", index=index, code=code, field=field_))
+
+    if code is None:
+        add("missing_code", f"has no code in field {code_col!r}. Fill it in.")
+        return None
+    try:
+        check_base_cell_code(code, profile)
+    except ValueError as exc:
+        add("bad_code", f"{exc} Correct the code.")
+        return None
+    if code in first_seen:
+        add("duplicate_code", f"code {code} appears again (first at feature {first_seen[code]}). Each base cell "
+            "code may appear once: correct or delete one of them.")
+        return None
+    first_seen[code] = index
+    community = code[:profile.community_digits]
+    if community_col is not None:
+        given = text_value(feature[community_col])
+        if given is None:
+            add("missing_community", f"has no community code in field {community_field!r}. Fill it in.",
+                community_col)
+            return None
+        if given != community:
+            add("code_prefix", f"code {code} does not start with its community code {given} (field "
+                f"{community_field!r}). Correct the code or the community.", community_col)
+            return None
+    return {"index": index, "code": code, "community": community, "geom": feature["geometry"]}
+
+
+def _check_communities(session: Session, cells: list[dict], display: str, problems: list) -> None:
+    wanted = {c["community"] for c in cells}
+    if not wanted:
+        return
+    levels = dict(session.execute(select(AdminUnit.code, AdminUnit.level)
+                                  .where(AdminUnit.code.in_(wanted))).all())
+    for c in cells:
+        level = levels.get(c["community"])
+        where = _where(display, c["index"], c["code"])
+        if level is None:
+            problems.append(problem("missing_community", f"{where}: community {c['community']} is not in the "
+                                    "database. Import the communities first (gridkit admin import --level "
+                                    "community), or correct the code.", index=c["index"], code=c["code"]))
+        elif level != "community":
+            problems.append(problem("not_a_community", f"{where}: {c['community']} is a {level}, not a "
+                                    "community. Correct the code.", index=c["index"], code=c["code"]))
+
+
+def _check_duplicate_geometries(cells: list[dict], display: str, problems: list) -> None:
+    """Report pairs of cells covering (nearly) the same ground: the same cell drawn twice."""
+    present = [c for c in cells if c["geom"] is not None]
+    if len(present) < 2:
+        return
+    geoms = np.array([c["geom"] for c in present], dtype=object)
+    left, right = shapely.STRtree(geoms).query(geoms, predicate="intersects")
+    pairs = left < right
+    left, right = left[pairs], right[pairs]
+    if len(left) == 0:
+        return
+    areas = shapely.area(geoms)
+    shared = shapely.area(shapely.intersection(geoms[left], geoms[right]))
+    smaller = np.minimum(areas[left], areas[right])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.where(smaller > 0, shared / smaller, 0.0)
+    for i, j, s in zip(left, right, share):
+        if s < DUPLICATE_OVERLAP:
+            continue
+        a, b = present[i], present[j]
+        problems.append(problem(
+            "duplicate_geometry",
+            f"{_where(display, b['index'], b['code'])}: lies on top of cell {a['code']} (feature {a['index']}); "
+            f"{s:.0%} of the smaller of the two is shared. It looks like the same cell twice: delete one.",
+            index=b["index"], code=b["code"], field="geometry"))
