@@ -211,11 +211,86 @@ def admin_list(settings, level, parent, as_json):
     echo_json(rows) if as_json else echo_table(rows)
 
 
+def _file_options(func):
+    """Options shared by every command that reads a vector file."""
+    for option in reversed([
+        click.option("--encoding", help="Text encoding of the attributes (default: .cpg, else UTF-8, else GB18030)."),
+        click.option("--src-crs", help="CRS of a file that has none: EPSG code, PROJ string, WKT or gcj02."),
+        click.option("--layer", help="Layer of a GeoPackage, or the shapefile inside a folder/zip."),
+    ]):
+        func = option(func)
+    return func
+
+
+def _run_import(settings: Settings, name: str, as_json: bool, work) -> None:
+    """Run an import in one transaction; on refusal write the report and say where it is."""
+    from gridkit.io.report import write_report
+
+    try:
+        with db.transaction(settings) as session:
+            result = work(session)
+            summary = result.summary()
+    except ValidationError as exc:
+        json_path, text_path = write_report(settings.home, name, exc.problems, getattr(exc, "notes", []),
+                                            {"refused": True, "message": exc.message})
+        message = exc.message if "Nothing was imported" in exc.message else f"{exc.message} Nothing was imported."
+        raise ValidationError(f"{message} Report: {text_path} (JSON: {json_path})",
+                              problems=exc.problems) from None
+    json_path, text_path = write_report(settings.home, name, [], result.notes, summary)
+    summary["report"] = str(json_path)
+    summary["notes"] = len(result.notes)
+    if as_json:
+        echo_json(summary)
+        return
+    click.echo(", ".join(f"{k} {v}" for k, v in summary.items() if k not in ("report", "notes")))
+    if result.notes:
+        click.echo(f"{len(result.notes)} notes (repairs, dropped Z …): see {text_path}")
+
+
+@admin.command("import")
+@click.argument("path", type=click.Path(exists=True))
+@click.option("--level", type=click.Choice(["city", "district", "street", "community"]),
+              help="Level of every feature (default: from each code's length).")
+@click.option("--code-field", required=True, help="Field holding the admin code.")
+@click.option("--name-field", required=True, help="Field holding the name.")
+@click.option("--parent-field", help="Field holding the parent's code (default: derived from the code).")
+@click.option("--replace", is_flag=True, help="Update units whose code exists already.")
+@_file_options
+@json_option
+@with_settings
+def admin_import(settings, path, level, code_field, name_field, parent_field, replace, encoding, src_crs, layer,
+                 as_json):
+    """Import admin units from a Shapefile, GeoPackage or GeoJSON (all-or-nothing)."""
+    from gridkit.grids.importer import import_admin_units
+
+    _run_import(settings, "admin-import", as_json, lambda session: import_admin_units(
+        session, path, level=level, code_field=code_field, name_field=name_field, parent_field=parent_field,
+        encoding=encoding, src_crs=src_crs, replace=replace, layer=layer))
+
+
 # -- base grid -------------------------------------------------------------------------------------
 
 @main.group(cls=GridkitGroup)
 def basegrid():
     """The unified base grid: editions and base cells."""
+
+
+@basegrid.command("import")
+@click.argument("path", type=click.Path(exists=True))
+@click.option("--code-field", required=True, help="Field holding the base cell code.")
+@click.option("--community-field", help="Field holding the community code (default: the code's first 12 digits).")
+@click.option("--edition", help="Name of the new draft edition.")
+@_file_options
+@json_option
+@with_settings
+def basegrid_import(settings, path, code_field, community_field, edition, encoding, src_crs, layer, as_json):
+    """Import base cells into a new draft edition (all-or-nothing)."""
+    from gridkit.grids.importer import import_base_cells
+    from gridkit.standard.codes import PROFILES
+
+    _run_import(settings, "basegrid-import", as_json, lambda session: import_base_cells(
+        session, path, code_field=code_field, community_field=community_field, edition=edition,
+        encoding=encoding, src_crs=src_crs, layer=layer, profile=PROFILES[settings.code_profile]))
 
 
 @basegrid.command("editions")

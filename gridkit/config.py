@@ -74,6 +74,11 @@ def _convert(name: str, default, raw: str):
         return value
     if name in ("home", "pg_bin"):
         return Path(raw)
+    if name == "code_profile":
+        from gridkit.standard.codes import PROFILES
+
+        if raw not in PROFILES:
+            raise SetupError(f"GRIDKIT_CODE_PROFILE={raw!r} is unknown: use one of {', '.join(PROFILES)}.")
     if name == "lang" and raw not in ("zh-CN", "en"):
         raise SetupError(f"GRIDKIT_LANG={raw!r} is not supported: use zh-CN or en.")
     return raw

@@ -116,6 +116,8 @@ def up(settings: Settings) -> dict:
         done["created"] = cluster.ensure_database()
     url = database_url(settings)
     engine = make_engine(url)
+    if not settings.embedded:
+        _try_create_postgis(engine)
     try:
         check_connection(engine, what="the embedded database" if settings.embedded
                          else f"GRIDKIT_DATABASE_URL={safe_url(url)}")
@@ -127,6 +129,16 @@ def up(settings: Settings) -> dict:
         engine.dispose()
     done["url"] = safe_url(url)
     return done
+
+
+def _try_create_postgis(engine: Engine) -> None:
+    """Create the postgis extension in an external database when the user may; else leave it."""
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
+    except Exception:
+        # No privilege or no server: check_connection explains what to do.
+        pass
 
 
 _engines: dict[str, Engine] = {}
