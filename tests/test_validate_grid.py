@@ -14,8 +14,8 @@ from shapely.geometry import MultiPolygon, Point, Polygon, box
 from sqlalchemy import func, select, text
 
 from gridkit.errors import InvalidTransition, NotFound, ValidationError
-from gridkit.grids.validate import (SLIVER_M2, Problem, renumber_base_cells, validate_admin_units,
-                                    validate_base_grid)
+from gridkit.grids.validate import (SLIVER_M2, Problem, order_in_rows, renumber_base_cells,
+                                    validate_admin_units, validate_base_grid)
 from gridkit.models import SRID, AdminUnit, BaseCell, BaseGridEdition
 from tests.factories import D, DISTRICT, STREET, X0, Y0, make_admin_units, make_base_grid
 
@@ -193,8 +193,7 @@ def test_other_editions_do_not_interfere(session):
     assert validate_base_grid(session, edition) == []
     [p] = validate_base_grid(session, other)
     assert (p.type, p.codes) == ("gap", [C1, code(C1, 1)])
-    assert same_place(p.location, cell_box(0, 0, cols=3).union(box(X0, Y0, X0 + 3 * D, Y0 + 3 * D))
-                      .difference(cell_box(1, 1)))
+    assert same_place(p.location, box(X0, Y0, X0 + 3 * D, Y0 + 3 * D).difference(cell_box(1, 1)))
 
 
 # -- codes ------------------------------------------------------------------------------------
@@ -332,6 +331,23 @@ def permute_codes(session, edition, permutation: dict[int, str]) -> None:
     session.expire_all()
 
 
+def test_order_in_rows_regular_grid_with_noise():
+    # Row centres exactly one band apart, in floating point: no row may split or merge.
+    for rows, cols in [(3, 3), (3, 4), (20, 20)]:
+        points = [(X0 + (c + 0.5) * D, Y0 + r * D + D / 2) for r in reversed(range(rows)) for c in range(cols)]
+        shuffled = list(range(len(points)))
+        random.Random(rows).shuffle(shuffled)
+        order = order_in_rows([points[i] for i in shuffled], D * (1 + 1e-12))
+        assert [shuffled[i] for i in order] == list(range(len(points)))
+
+
+def test_order_in_rows_ties_and_degenerate_band():
+    points = [(1.0, 5.0), (0.0, 5.0), (0.0, 5.0), (2.0, 4.6), (0.5, 4.0)]
+    assert order_in_rows(points, 2.0) == [1, 2, 0, 3, 4]          # rows: y > 4.0, then 4.0
+    assert order_in_rows(points, 0.0) == [1, 2, 4, 0, 3]          # one row: west→east
+    assert order_in_rows([], 1.0) == []
+
+
 def test_renumber_restores_shuffled_codes(session):
     edition = make_base_grid(session, rows=3, cols=4, status="draft")
     expected = codes_by_id(session, edition)
@@ -352,6 +368,17 @@ def test_renumber_reversed_codes_all_swap(session):
     expected = codes_by_id(session, edition)
     permute_codes(session, edition, dict(zip(expected, reversed(list(expected.values())))))
     assert len(renumber_base_cells(session, edition)) == 8
+    assert codes_by_id(session, edition) == expected
+
+
+def test_renumber_parks_on_a_free_code_when_sequence_zero_is_taken(session):
+    edition = make_base_grid(session, status="draft")
+    expected = codes_by_id(session, edition)
+    ids = list(expected)
+    # 001 and 002 swapped (a cycle), 003 on the all-zero sequence the cycle would park on.
+    permute_codes(session, edition, {ids[0]: code(C1, 2), ids[1]: code(C1, 1), ids[2]: C1 + "000"})
+    assert sorted(renumber_base_cells(session, edition)) == [
+        (C1 + "000", code(C1, 3)), (code(C1, 1), code(C1, 2)), (code(C1, 2), code(C1, 1))]
     assert codes_by_id(session, edition) == expected
 
 

@@ -5,14 +5,35 @@ on the CGCS2000 ellipsoid (`ST_Area(geom::geography)`), so no projection zone ha
 and a city spanning two Gauss-Kruger zones is measured as exactly as one inside a single zone.
 Problem areas below AREA_TOLERANCE_M2 are floating-point noise from the overlay and are not
 reported. Locations are WKT in EPSG:4490 (lon/lat).
+
+Problem types, with what `codes`, `area_m2` and `location` hold:
+
+| type                | codes                                   | area_m2          | location            |
+|---------------------|-----------------------------------------|------------------|---------------------|
+| gap                 | community, then cells sharing an edge   | uncovered area   | the uncovered part  |
+| overlap             | the two cells (or sibling admin units)  | shared area      | the shared part     |
+| sliver              | the cell                                | cell area        | the cell            |
+| crosses_community   | the cell, its community                 | area outside     | the part outside    |
+| outside_community   | the cell, its community                 | cell area        | the cell            |
+| uncovered_community | the community                           | community area   | the community       |
+| code_format         | the code                                | None             | cell / unit point   |
+| code_duplicate      | the code                                | None             | all its cells       |
+| code_prefix         | the code, its community / parent code   | None             | cell / unit point   |
+| invalid_geometry    | the code                                | None             | the defect (point)  |
+| outside_parent      | the admin unit, its parent              | area outside     | the part outside    |
+| missing_parent      | the admin unit (and the wrong parent)   | None             | unit point          |
+
+A gap's `detail` repeats its community and cells separately: {"community": …, "cells": […]}.
 """
 
 from __future__ import annotations
 
+import math
 import statistics
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
-from sqlalchemy import bindparam, text
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from gridkit.errors import InvalidTransition, NotFound, ValidationError
@@ -22,7 +43,7 @@ from gridkit.standard.codes import (DEFAULT_PROFILE, PROFILES, CodeProfile, admi
 
 __all__ = [
     "Problem", "PROBLEM_TYPES", "SLIVER_M2", "AREA_TOLERANCE_M2",
-    "validate_base_grid", "validate_admin_units", "renumber_base_cells", "resolve_profile",
+    "validate_base_grid", "validate_admin_units", "renumber_base_cells", "order_in_rows", "resolve_profile",
 ]
 
 # Cells smaller than this (m²) are reported as slivers unless the caller gives another threshold.
@@ -40,6 +61,10 @@ PROBLEM_TYPES = (
     "code_format", "code_duplicate", "code_prefix", "invalid_geometry", "outside_parent",
     "missing_parent",
 )
+
+# A square degree is at most ~1.231e10 m² (at the equator): anything whose planar lon/lat area is
+# below this cannot reach AREA_TOLERANCE_M2, so the costlier ellipsoidal area is skipped for it.
+_TOLERANCE_DEG2 = AREA_TOLERANCE_M2 / 1.25e10
 
 # Interiors share an area (dimension 2): true overlaps only, not shared edges or corners.
 _INTERIORS_OVERLAP = "2********"
@@ -101,28 +126,49 @@ def validate_base_grid(session: Session, edition: BaseGridEdition, *, sliver_m2:
     profile = resolve_profile(edition, profile)
     sliver_m2 = SLIVER_M2 if sliver_m2 is None else float(sliver_m2)
     session.flush()
-    params = {"e": edition.id, "tol": AREA_TOLERANCE_M2, "digits": WKT_DIGITS}
+    params = {"e": edition.id, "tol": AREA_TOLERANCE_M2, "tol_deg2": _TOLERANCE_DEG2, "digits": WKT_DIGITS}
     problems: list[Problem] = []
-    problems += _invalid_cells(session, params)
-    problems += _cell_overlaps(session, params)
-    problems += _community_gaps(session, params)
-    problems += _cells_outside_community(session, params)
-    problems += _slivers(session, dict(params, sliver=sliver_m2), sliver_m2)
-    problems += _cell_codes(session, params, profile)
+    with _without_jit(session):
+        invalid, params["bad"] = _invalid_cells(session, params)
+        params["bad_units"] = _invalid_unit_codes(session)
+        problems += invalid
+        problems += _cell_overlaps(session, params)
+        problems += _community_gaps(session, params)
+        problems += _cells_outside_community(session, params)
+        problems += _slivers(session, dict(params, sliver=sliver_m2), sliver_m2)
+        problems += _cell_codes(session, params, profile)
     return _sorted(problems)
 
 
-def _invalid_cells(session: Session, params: dict) -> list[Problem]:
+@contextmanager
+def _without_jit(session: Session):
+    # The spatial functions' high cost estimates make PostgreSQL JIT-compile every query, which
+    # costs more (0.1-0.2 s a query) than it saves here. Restored afterwards, so the caller's
+    # transaction keeps its own setting. Not in a `finally`: after a database error the
+    # transaction is aborted and the caller's rollback undoes the SET LOCAL anyway.
+    before = session.execute(text("SELECT current_setting('jit')")).scalar()
+    session.execute(text("SELECT set_config('jit', 'off', true)"))
+    yield
+    session.execute(text("SELECT set_config('jit', :v, true)"), {"v": before})
+
+
+def _invalid_unit_codes(session: Session) -> list[str]:
+    return list(session.scalars(text("SELECT code FROM admin_unit WHERE NOT ST_IsValid(geom)")))
+
+
+def _invalid_cells(session: Session, params: dict) -> tuple[list[Problem], list[int]]:
+    # Invalid or empty cells are reported here and left out of every spatial check: GEOS may
+    # fail on them, and what they cover is undefined.
     rows = session.execute(text("""
-        SELECT code, ST_IsEmpty(geom) AS empty, ST_IsValidReason(geom) AS reason,
+        SELECT id, code, ST_IsEmpty(geom) AS empty, ST_IsValidReason(geom) AS reason,
                ST_AsText(coalesce((ST_IsValidDetail(geom)).location, ST_PointOnSurface(geom)), :digits) AS wkt
         FROM base_cell
-        WHERE edition_id = :e AND (NOT ST_IsValid(geom) OR ST_IsEmpty(geom))"""), params)
+        WHERE edition_id = :e AND (NOT ST_IsValid(geom) OR ST_IsEmpty(geom))"""), params).all()
     return [Problem("invalid_geometry", [r.code], None, None if r.empty else r.wkt,
                     f"Base cell {r.code} has an empty geometry." if r.empty else
                     f"Base cell {r.code} has an invalid geometry ({r.reason}); repair it "
                     "(e.g. ST_MakeValid) and check the result.")
-            for r in rows]
+            for r in rows], [r.id for r in rows]
 
 
 def _cell_overlaps(session: Session, params: dict) -> list[Problem]:
@@ -135,10 +181,11 @@ def _cell_overlaps(session: Session, params: dict) -> list[Problem]:
             FROM base_cell a
             JOIN base_cell b ON b.edition_id = a.edition_id AND a.id < b.id
                             AND ST_Intersects(a.geom, b.geom)
-            WHERE a.edition_id = :e AND ST_IsValid(a.geom) AND ST_IsValid(b.geom)
-              AND ST_Relate(a.geom, b.geom, :pattern)),
+            WHERE a.edition_id = :e AND a.id <> ALL(CAST(:bad AS integer[]))
+              AND b.id <> ALL(CAST(:bad AS integer[])) AND ST_Relate(a.geom, b.geom, :pattern)),
         measured AS MATERIALIZED (
-            SELECT code_a, code_b, geom, ST_Area(geom::geography) AS area FROM pairs)
+            SELECT code_a, code_b, geom, ST_Area(geom::geography) AS area FROM pairs
+            WHERE ST_Area(geom) > :tol_deg2)
         SELECT code_a, code_b, area, ST_AsText(geom, :digits) AS wkt
         FROM measured WHERE area > :tol"""), dict(params, pattern=_INTERIORS_OVERLAP))
     problems = []
@@ -151,26 +198,37 @@ def _cell_overlaps(session: Session, params: dict) -> list[Problem]:
 
 
 def _community_gaps(session: Session, params: dict) -> list[Problem]:
-    # A community is compared with the union of every cell touching it, whatever community the
-    # cell claims: an area covered by a stray cell is reported as that cell crossing its
-    # community, not a second time as a gap.
+    # A community is compared with the union of every cell in it, whatever community the cell
+    # claims: an area covered by a stray cell is reported as that cell crossing its community,
+    # not a second time as a gap. Two passes keep the unions small: first the community's own
+    # cells, then, only where something is left, the other cells that reach into it.
     rows = session.execute(text("""
         WITH communities AS MATERIALIZED (
             SELECT c.code, c.name, c.geom FROM admin_unit c
-            WHERE c.level = 'community' AND ST_IsValid(c.geom)
+            WHERE c.level = 'community' AND c.code <> ALL(CAST(:bad_units AS text[]))
               AND EXISTS (SELECT 1 FROM base_cell b WHERE b.edition_id = :e AND b.community_code = c.code)),
-        covered AS MATERIALIZED (
-            SELECT c.code, ST_Union(b.geom) AS geom
-            FROM communities c
-            JOIN base_cell b ON b.edition_id = :e AND ST_Intersects(b.geom, c.geom) AND ST_IsValid(b.geom)
-            GROUP BY c.code),
-        gaps AS MATERIALIZED (
+        own AS MATERIALIZED (
+            SELECT community_code AS code, ST_Union(geom) AS geom FROM base_cell
+            WHERE edition_id = :e AND id <> ALL(CAST(:bad AS integer[]))
+            GROUP BY community_code),
+        left_over AS MATERIALIZED (
             SELECT c.code, c.name,
-                   (ST_Dump(ST_CollectionExtract(
-                        CASE WHEN cv.geom IS NULL THEN c.geom ELSE ST_Difference(c.geom, cv.geom) END, 3))).geom AS geom
-            FROM communities c LEFT JOIN covered cv ON cv.code = c.code),
+                   CASE WHEN o.geom IS NULL THEN c.geom ELSE ST_Difference(c.geom, o.geom) END AS geom
+            FROM communities c LEFT JOIN own o ON o.code = c.code),
+        uncovered AS MATERIALIZED (
+            SELECT l.code, l.name,
+                   CASE WHEN s.geom IS NULL THEN l.geom ELSE ST_Difference(l.geom, s.geom) END AS geom
+            FROM left_over l
+            CROSS JOIN LATERAL (
+                SELECT ST_Union(b.geom) AS geom FROM base_cell b
+                WHERE b.edition_id = :e AND b.community_code <> l.code AND ST_Intersects(b.geom, l.geom)
+                  AND b.id <> ALL(CAST(:bad AS integer[]))) s
+            WHERE ST_Area(l.geom) > :tol_deg2),
+        gaps AS MATERIALIZED (
+            SELECT code, name, (ST_Dump(ST_CollectionExtract(geom, 3))).geom AS geom FROM uncovered),
         measured AS MATERIALIZED (
-            SELECT code, name, geom, ST_Area(geom::geography) AS area FROM gaps)
+            SELECT code, name, geom, ST_Area(geom::geography) AS area FROM gaps
+            WHERE ST_Area(geom) > :tol_deg2)
         SELECT m.code, m.name, m.area, ST_AsText(m.geom, :digits) AS wkt,
                ARRAY(SELECT b.code FROM base_cell b
                      WHERE b.edition_id = :e AND ST_DWithin(b.geom, m.geom, :near)
@@ -201,15 +259,17 @@ def _cells_outside_community(session: Session, params: dict) -> list[Problem]:
     rows = session.execute(text("""
         WITH loose AS MATERIALIZED (
             SELECT b.code, b.community_code, c.name, b.geom AS cell,
-                   ST_CollectionExtract(ST_Difference(b.geom, c.geom), 3) AS outside,
-                   ST_CollectionExtract(ST_Intersection(b.geom, c.geom), 3) AS inside
-            FROM base_cell b JOIN admin_unit c ON c.code = b.community_code
-            WHERE b.edition_id = :e AND ST_IsValid(b.geom) AND ST_IsValid(c.geom)
-              AND NOT ST_CoveredBy(b.geom, c.geom)),
+                   ST_CollectionExtract(ST_Difference(b.geom, c.geom), 3) AS outside
+            -- Community by community (LATERAL), so PostGIS reuses the prepared community geometry.
+            FROM admin_unit c
+            CROSS JOIN LATERAL (SELECT code, community_code, geom FROM base_cell
+                                WHERE edition_id = :e AND community_code = c.code
+                                  AND id <> ALL(CAST(:bad AS integer[]))) b
+            WHERE c.code <> ALL(CAST(:bad_units AS text[])) AND NOT ST_CoveredBy(b.geom, c.geom)),
         measured AS MATERIALIZED (
-            SELECT *, ST_Area(outside::geography) AS outside_area, ST_Area(inside::geography) AS inside_area
-            FROM loose)
-        SELECT code, community_code, name, outside_area, inside_area,
+            SELECT *, ST_Area(outside::geography) AS outside_area, ST_Area(cell::geography) AS cell_area
+            FROM loose WHERE ST_Area(outside) > :tol_deg2)
+        SELECT code, community_code, name, outside_area, cell_area - outside_area AS inside_area,
                ST_AsText(outside, :digits) AS outside_wkt, ST_AsText(cell, :digits) AS cell_wkt
         FROM measured WHERE outside_area > :tol"""), params)
     problems = []
@@ -231,7 +291,7 @@ def _slivers(session: Session, params: dict, sliver_m2: float) -> list[Problem]:
     rows = session.execute(text("""
         SELECT code, area, ST_AsText(geom, :digits) AS wkt
         FROM (SELECT code, geom, ST_Area(geom::geography) AS area FROM base_cell
-              WHERE edition_id = :e AND ST_IsValid(geom) AND NOT ST_IsEmpty(geom)) c
+              WHERE edition_id = :e AND id <> ALL(CAST(:bad AS integer[]))) c
         WHERE area < :sliver"""), params)
     return [Problem("sliver", [r.code], r.area, r.wkt,
                     f"Base cell {r.code} is only {_m2(r.area)}, below the {sliver_m2:g} m² minimum; "
@@ -270,7 +330,12 @@ _PARENT_LEVEL = {"district": "city", "street": "district", "community": "street"
 def validate_admin_units(session: Session) -> list[Problem]:
     """Return every problem of the admin units (nesting, sibling overlaps, codes), ordered by type, then codes."""
     session.flush()
-    params = {"tol": AREA_TOLERANCE_M2, "digits": WKT_DIGITS}
+    with _without_jit(session):
+        return _sorted(_admin_problems(session))
+
+
+def _admin_problems(session: Session) -> list[Problem]:
+    params = {"tol": AREA_TOLERANCE_M2, "tol_deg2": _TOLERANCE_DEG2, "digits": WKT_DIGITS}
     problems: list[Problem] = []
     invalid = session.execute(text("""
         SELECT code, ST_IsValidReason(geom) AS reason,
@@ -285,7 +350,8 @@ def validate_admin_units(session: Session) -> list[Problem]:
                    ST_CollectionExtract(ST_Difference(u.geom, p.geom), 3) AS geom
             FROM admin_unit u JOIN admin_unit p ON p.code = u.parent_code
             WHERE ST_IsValid(u.geom) AND ST_IsValid(p.geom) AND NOT ST_CoveredBy(u.geom, p.geom)),
-        measured AS MATERIALIZED (SELECT *, ST_Area(geom::geography) AS area FROM loose)
+        measured AS MATERIALIZED (SELECT *, ST_Area(geom::geography) AS area FROM loose
+                                  WHERE ST_Area(geom) > :tol_deg2)
         SELECT code, name, parent, parent_name, area, ST_AsText(geom, :digits) AS wkt
         FROM measured WHERE area > :tol"""), params)
     problems += [Problem("outside_parent", [r.code, r.parent], r.area, r.wkt,
@@ -300,7 +366,8 @@ def validate_admin_units(session: Session) -> list[Problem]:
             JOIN admin_unit b ON b.level = a.level AND b.parent_code IS NOT DISTINCT FROM a.parent_code
                              AND a.code < b.code AND ST_Intersects(a.geom, b.geom)
             WHERE ST_IsValid(a.geom) AND ST_IsValid(b.geom) AND ST_Relate(a.geom, b.geom, :pattern)),
-        measured AS MATERIALIZED (SELECT *, ST_Area(geom::geography) AS area FROM pairs)
+        measured AS MATERIALIZED (SELECT *, ST_Area(geom::geography) AS area FROM pairs
+                                  WHERE ST_Area(geom) > :tol_deg2)
         SELECT code_a, name_a, code_b, name_b, area, ST_AsText(geom, :digits) AS wkt
         FROM measured WHERE area > :tol"""), dict(params, pattern=_INTERIORS_OVERLAP))
     problems += [Problem("overlap", [r.code_a, r.code_b], r.area, r.wkt,
@@ -314,7 +381,7 @@ def validate_admin_units(session: Session) -> list[Problem]:
         ORDER BY u.code"""), params)
     for u in units:
         problems += _admin_unit_codes(u)
-    return _sorted(problems)
+    return problems
 
 
 def _admin_unit_codes(u) -> list[Problem]:
@@ -367,9 +434,9 @@ def renumber_base_cells(session: Session, edition: BaseGridEdition, *, community
     1. Each cell is represented by ST_PointOnSurface(geom), a point always inside the cell, in
        EPSG:4490 lon/lat; its height is ST_YMax - ST_YMin of the cell, in degrees of latitude.
     2. h = the median cell height in the community.
-    3. Rows, north→south: take the northernmost remaining point (largest latitude; ties by
-       smaller longitude, then smaller old code); its row is every remaining cell whose point lies
-       less than h/2 south of it. Repeat with the rest.
+    3. Rows, north→south (order_in_rows): take the northernmost remaining point (largest
+       latitude; ties by smaller longitude, then smaller old code); its row is every remaining
+       cell whose point lies less than h/2 south of it. Repeat with the rest.
     4. Inside a row, west→east: by longitude, then latitude north first, then old code.
     5. The k-th cell gets community code + k, zero-padded to the profile's sequence digits
        (3 by default, 2 in cjt213).
@@ -420,7 +487,9 @@ def renumber_base_cells(session: Session, edition: BaseGridEdition, *, community
     new_code: dict[int, str] = {}
     old_code: dict[int, str] = {}
     for code, cells in by_community.items():
-        for seq, r in enumerate(_reading_order(cells), start=1):
+        points = [(r.x, r.y) for r in cells]          # cells come in old-code order
+        for seq, k in enumerate(order_in_rows(points, statistics.median(r.h for r in cells)), start=1):
+            r = cells[k]
             new_code[r.id] = base_cell_code(code, seq, profile)
             old_code[r.id] = r.code
     changed = {i: c for i, c in new_code.items() if old_code[i] != c}
@@ -436,19 +505,33 @@ def renumber_base_cells(session: Session, edition: BaseGridEdition, *, community
     return sorted(((old_code[i], c) for i, c in changed.items()), key=lambda pair: pair[1])
 
 
-def _reading_order(cells: list) -> list:
-    """Return the cells north→south in rows, west→east inside a row (see renumber_base_cells)."""
-    half = statistics.median(r.h for r in cells) / 2
-    remaining = sorted(cells, key=lambda r: (-r.y, r.x, r.code, r.id))
-    ordered = []
-    while remaining:
-        top = remaining[0].y
-        row = [r for r in remaining if r.y > top - half]
-        if not row:  # only if h is 0 (degenerate cells): the top cell forms its own row
-            row = remaining[:1]
-        taken = {id(r) for r in row}
-        remaining = [r for r in remaining if id(r) not in taken]
-        ordered += sorted(row, key=lambda r: (r.x, -r.y, r.code, r.id))
+def order_in_rows(points_xy, band_height: float) -> list[int]:
+    """Return the indices of points_xy in numbering order: rows north→south, west→east in a row.
+
+    A row starts at the northernmost point not yet numbered and takes every remaining point
+    less than band_height / 2 south of it; inside a row points go by x, then y (north first),
+    then input position. Each row is anchored on its own first point, so a regular grid, whose
+    rows lie exactly one band height apart, never has rows split or merged by floating-point
+    noise, and errors do not add up from row to row. A band height that is not a positive finite
+    number puts every point in one row. Same signature as
+    gridkit.grids.numbering.order_west_east_north_south.
+    """
+    if not points_xy:
+        return []
+    if band_height is None or not math.isfinite(band_height) or band_height <= 0:
+        return sorted(range(len(points_xy)), key=lambda i: (points_xy[i][0], -points_xy[i][1], i))
+    half = band_height / 2
+    # North first; the members of a row are then a run at the front of what is left.
+    by_y = sorted(range(len(points_xy)), key=lambda i: (-points_xy[i][1], points_xy[i][0], i))
+    ordered: list[int] = []
+    start = 0
+    while start < len(by_y):
+        top = points_xy[by_y[start]][1]
+        end = start + 1
+        while end < len(by_y) and points_xy[by_y[end]][1] > top - half:
+            end += 1
+        ordered += sorted(by_y[start:end], key=lambda i: (points_xy[i][0], -points_xy[i][1], i))
+        start = end
     return ordered
 
 
