@@ -268,6 +268,33 @@ def admin_import(settings, path, level, code_field, name_field, parent_field, re
         encoding=encoding, src_crs=src_crs, replace=replace, layer=layer))
 
 
+def _echo_problems(problems: list[dict], as_json: bool) -> None:
+    """Print validation problems (JSON list, or one line each) and exit 1 if there are any."""
+    if as_json:
+        echo_json(problems)
+    elif not problems:
+        click.echo("no problems")
+    else:
+        for p in problems:
+            area = f" {p['area_m2']} m²" if p.get("area_m2") is not None else ""
+            click.echo(f"{p['type']:20} {','.join(p['codes'])}{area}: {p['message']}")
+        click.echo(f"{len(problems)} problems")
+    if problems:
+        sys.exit(1)
+
+
+@admin.command("validate")
+@json_option
+@with_settings
+def admin_validate(settings, as_json):
+    """Check admin units: codes, parents, units outside their parent, overlapping siblings."""
+    from gridkit.grids.validate import validate_admin_units
+
+    with db.transaction(settings) as session:
+        problems = [p.to_dict() for p in validate_admin_units(session)]
+    _echo_problems(problems, as_json)
+
+
 # -- base grid -------------------------------------------------------------------------------------
 
 @main.group(cls=GridkitGroup)
@@ -291,6 +318,86 @@ def basegrid_import(settings, path, code_field, community_field, edition, encodi
     _run_import(settings, "basegrid-import", as_json, lambda session: import_base_cells(
         session, path, code_field=code_field, community_field=community_field, edition=edition,
         encoding=encoding, src_crs=src_crs, layer=layer, profile=PROFILES[settings.code_profile]))
+
+
+@basegrid.command("validate")
+@click.option("--edition", help="Edition name (default: the published one, else the newest).")
+@click.option("--sliver-m2", type=float, help="Cells smaller than this are slivers (default 50 m²).")
+@json_option
+@with_settings
+def basegrid_validate(settings, edition, sliver_m2, as_json):
+    """Check an edition: gaps, overlaps, slivers, cells outside their community, codes. Exit 0 only when clean."""
+    from gridkit.grids.base import edition_named
+    from gridkit.grids.validate import validate_base_grid
+
+    with db.transaction(settings) as session:
+        problems = [p.to_dict() for p in validate_base_grid(session, edition_named(session, edition),
+                                                            sliver_m2=sliver_m2)]
+    _echo_problems(problems, as_json)
+
+
+@basegrid.command("renumber")
+@click.option("--edition", required=True, help="Name of a draft edition.")
+@click.option("--community", help="Only this community (12-digit code).")
+@json_option
+@with_settings
+def basegrid_renumber(settings, edition, community, as_json):
+    """Give a draft edition's cells codes by the rule: west→east, north→south inside each community."""
+    from gridkit.grids.base import edition_named
+    from gridkit.grids.validate import renumber_base_cells
+
+    with db.transaction(settings) as session:
+        changes = renumber_base_cells(session, edition_named(session, edition), community=community,
+                                      profile=settings.code_profile)
+    rows = [{"old": old, "new": new} for old, new in changes]
+    echo_json(rows) if as_json else click.echo(f"{len(rows)} codes changed")
+
+
+@basegrid.command("publish")
+@click.option("--edition", required=True, help="Name of the draft edition to publish.")
+@click.option("--sliver-m2", type=float, help="Sliver threshold for the validation (default 50 m²).")
+@json_option
+@with_settings
+def basegrid_publish(settings, edition, sliver_m2, as_json):
+    """Publish a draft edition (refused unless validation is clean); retire the current one; move subjects."""
+    from gridkit.grids.base import edition_named
+    from gridkit.grids.editions import publish_edition
+
+    with db.transaction(settings) as session:
+        result = publish_edition(session, edition_named(session, edition), sliver_m2=sliver_m2)
+    if as_json:
+        echo_json(result)
+        return
+    click.echo(f"edition {result['edition']} published" + (f"; {result['retired']} retired" if result["retired"] else ""))
+    if "diff" in result:
+        d = result["diff"]
+        click.echo(f"cells added {d['added']}, removed {d['removed']}, reshaped {d['reshaped']}, unchanged {d['unchanged']}")
+    echo_table([{"kind": k, **v} for k, v in result["subjects"].items()])
+
+
+@basegrid.command("diff")
+@click.argument("old")
+@click.argument("new")
+@json_option
+@with_settings
+def basegrid_diff(settings, old, new, as_json):
+    """Compare two editions: cells added, removed and reshaped (matched by code)."""
+    from gridkit.grids.base import edition_named
+    from gridkit.grids.editions import diff_editions
+
+    with db.transaction(settings) as session:
+        result = diff_editions(session, edition_named(session, old), edition_named(session, new))
+    if as_json:
+        echo_json(result)
+        return
+    click.echo(f"{result['from']} → {result['to']}: {len(result['added'])} added, {len(result['removed'])} removed, "
+               f"{len(result['reshaped'])} reshaped, {result['unchanged']} unchanged")
+    rows = ([{"change": "added", "code": r["code"], "area_m2": r["area_m2"]} for r in result["added"]] +
+            [{"change": "removed", "code": r["code"], "area_m2": r["area_m2"]} for r in result["removed"]] +
+            [{"change": "reshaped", "code": r["code"], "area_m2": f"{r['old_area_m2']} → {r['new_area_m2']}"}
+             for r in result["reshaped"]])
+    if rows:
+        echo_table(rows)
 
 
 @basegrid.command("editions")
@@ -392,22 +499,100 @@ def workgrid_draft(settings, dept_code, from_version, note, as_json):
 @workgrid.command("assign")
 @click.option("--draft", "draft_id", type=int, required=True)
 @click.option("--work-cell", "work_cell", required=True, help="20-digit work cell code.")
-@click.option("--cells", required=True, help="Base cell codes, separated by commas.")
+@click.option("--cells", help="Base cell codes, separated by commas.")
+@click.option("--polygon", type=click.Path(exists=True), help="A polygon file: base cells mostly inside it.")
+@click.option("--admin-unit", help="An admin unit code: all its base cells.")
+@click.option("--share", type=float, default=0.5, show_default=True,
+              help="With --polygon: the share of a base cell's area that must lie inside.")
 @click.option("--name", help="Work cell name.")
+@click.option("--revision", type=int, help="Refuse the change if the draft is no longer at this revision.")
+@_file_options
+@json_option
+@with_settings
+def workgrid_assign(settings, draft_id, work_cell, cells, polygon, admin_unit, share, name, revision,
+                    encoding, src_crs, layer, as_json):
+    """Put base cells (listed, inside a polygon, or of an admin unit) into a work cell of a draft."""
+    from gridkit.grids.work import cells_in_admin_unit, cells_in_polygon, draft, set_members
+
+    if sum(x is not None for x in (cells, polygon, admin_unit)) != 1:
+        raise ValidationError("give exactly one of --cells, --polygon, --admin-unit.")
+    with db.transaction(settings) as session:
+        d = draft(session, draft_id)
+        if cells is not None:
+            codes = [c.strip() for c in cells.split(",") if c.strip()]
+        elif admin_unit is not None:
+            codes = cells_in_admin_unit(session, d, admin_unit)
+        else:
+            from gridkit.io.vector import read_vector
+
+            shape = read_vector(polygon, encoding=encoding, src_crs=src_crs, layer=layer, multipart="keep").gdf
+            codes = cells_in_polygon(session, d, shape.geometry.union_all(), threshold=share)
+        if not codes:
+            raise ValidationError("no base cells matched: nothing was changed.")
+        set_members(session, d, work_cell, codes, name=name, expected_revision=revision, by=actor())
+        result = {"draft": d.id, "work_cell": work_cell, "base_cells": codes, "revision": d.revision}
+    echo_json(result) if as_json else click.echo(
+        f"{len(codes)} base cells now in {work_cell} (draft {draft_id}, revision {result['revision']})")
+
+
+@workgrid.command("exclude")
+@click.option("--draft", "draft_id", type=int, required=True)
+@click.option("--cells", required=True, help="Base cell codes, separated by commas.")
+@click.option("--reason", required=True, help="Why they belong to no work cell (e.g. 水库, 军事管理区).")
 @click.option("--revision", type=int, help="Refuse the change if the draft is no longer at this revision.")
 @json_option
 @with_settings
-def workgrid_assign(settings, draft_id, work_cell, cells, name, revision, as_json):
-    """Put base cells into a work cell of a draft."""
-    from gridkit.grids.work import draft, set_members
+def workgrid_exclude(settings, draft_id, cells, reason, revision, as_json):
+    """Leave base cells deliberately out of every work cell of a draft."""
+    from gridkit.grids.work import draft, exclude_cells
 
     codes = [c.strip() for c in cells.split(",") if c.strip()]
     with db.transaction(settings) as session:
         d = draft(session, draft_id)
-        set_members(session, d, work_cell, codes, name=name, expected_revision=revision, by=actor())
-        result = {"draft": d.id, "work_cell": work_cell, "base_cells": len(codes), "revision": d.revision}
+        n = exclude_cells(session, d, codes, reason, expected_revision=revision, by=actor())
+        result = {"draft": d.id, "excluded": n, "revision": d.revision}
+    echo_json(result) if as_json else click.echo(f"{n} base cells left out of draft {draft_id}")
+
+
+@workgrid.command("diff")
+@click.option("--dept", "dept_code", required=True)
+@click.argument("old", type=int)
+@click.argument("new", type=int)
+@json_option
+@with_settings
+def workgrid_diff(settings, dept_code, old, new, as_json):
+    """Compare two versions: moved base cells, added/removed work cells, coordinators, affected subjects."""
+    from gridkit.grids.work import diff_versions
+
+    with db.transaction(settings) as session:
+        result = diff_versions(session, dept_code, old, new)
+    if as_json:
+        echo_json(result)
+        return
+    click.echo(f"version {old} → {new}: {len(result['moved'])} base cells moved, "
+               f"{len(result['added_work_cells'])} work cells added, {len(result['removed_work_cells'])} removed, "
+               f"{len(result['coordinator_changes'])} coordinator changes")
+    a = result["subjects_changing_work_cell"]
+    click.echo(f"changing work cell: {a['residents']} residents, {a['buildings']} buildings, "
+               f"{a['open_incidents']} open incidents")
+    if result["moved"]:
+        echo_table(result["moved"])
+
+
+@workgrid.command("rollback")
+@click.option("--dept", "dept_code", required=True)
+@click.option("--to", "to_number", type=int, required=True, help="Version number to restore.")
+@json_option
+@with_settings
+def workgrid_rollback(settings, dept_code, to_number, as_json):
+    """Publish a copy of an earlier version as a new version."""
+    from gridkit.grids.work import rollback
+
+    with db.transaction(settings) as session:
+        v = rollback(session, dept_code, to_number, by=actor())
+        result = {"dept": v.dept_code, "number": v.number, "copy_of": to_number, "valid_from": v.valid_from}
     echo_json(result) if as_json else click.echo(
-        f"{len(codes)} base cells now in {work_cell} (draft {draft_id}, revision {result['revision']})")
+        f"version {result['number']} (a copy of version {to_number}) is now in force for department {dept_code}")
 
 
 @workgrid.command("validate")

@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 from gridkit.errors import Conflict, InvalidTransition, NotFound, ValidationError
 from gridkit.grids.base import check_lon_lat, current_edition, point
 from gridkit.models import (AdminUnit, BaseCell, BaseGridEdition, Coordinator, CoordinatorAssignment,
-                            Department, WorkCell, WorkCellMember, WorkGridVersion)
+                            Department, WorkCell, WorkCellMember, WorkGridExclusion,
+                            WorkGridVersion)
 
 
 def now() -> datetime:
@@ -150,6 +151,11 @@ def _copy_version_content(session: Session, source: WorkGridVersion, target: Wor
         + "WHERE m.version_id = :s"),
         {"s": source.id, "t": target.id, "e": target.base_edition_id})
     session.execute(text(
+        "INSERT INTO work_grid_exclusion (version_id, base_cell_id, reason) SELECT :t, nb.id, x.reason "
+        "FROM work_grid_exclusion x JOIN base_cell ob ON ob.id = x.base_cell_id "
+        "JOIN base_cell nb ON nb.edition_id = :e AND nb.code = ob.code WHERE x.version_id = :s"),
+        {"s": source.id, "t": target.id, "e": target.base_edition_id})
+    session.execute(text(
         "INSERT INTO coordinator_assignment (coordinator_id, work_cell_id) "
         "SELECT a.coordinator_id, nw.id FROM coordinator_assignment a "
         "JOIN work_cell ow ON ow.id = a.work_cell_id AND ow.version_id = :s "
@@ -225,6 +231,8 @@ def set_members(session: Session, version: WorkGridVersion, work_cell_code: str,
     elif name:
         work_cell.name = name
     ids = list(cells.values())
+    session.execute(delete(WorkGridExclusion).where(WorkGridExclusion.version_id == version.id,
+                                                    WorkGridExclusion.base_cell_id.in_(ids)))
     session.execute(delete(WorkCellMember).where(WorkCellMember.version_id == version.id,
                                                  WorkCellMember.base_cell_id.in_(ids)))
     if ids:
@@ -236,6 +244,120 @@ def set_members(session: Session, version: WorkGridVersion, work_cell_code: str,
         "(SELECT 1 FROM work_cell_member m WHERE m.work_cell_id = w.id)"), {"v": version.id})
     session.flush()
     return work_cell
+
+
+def cells_in_polygon(session: Session, version: WorkGridVersion, polygon, *, threshold: float = 0.5) -> list[str]:
+    """Return codes of the version's base cells with at least `threshold` of their area inside `polygon`.
+
+    `polygon` is a shapely (Multi)Polygon in EPSG:4490; areas are compared on the spheroid.
+    """
+    if not 0 < threshold <= 1:
+        raise ValidationError(f"the share threshold must be in (0, 1], got {threshold}.")
+    return list(session.scalars(text(
+        "WITH p AS (SELECT ST_SetSRID(ST_GeomFromWKB(:wkb), 4490) AS g) "
+        "SELECT b.code FROM base_cell b, p WHERE b.edition_id = :e AND ST_Intersects(b.geom, p.g) "
+        "AND ST_Area(ST_Intersection(b.geom, p.g)::geography) >= :t * ST_Area(b.geom::geography) ORDER BY b.code"),
+        {"e": version.base_edition_id, "t": threshold, "wkb": polygon.wkb}))
+
+
+def cells_in_admin_unit(session: Session, version: WorkGridVersion, admin_code: str) -> list[str]:
+    """Return codes of the version's base cells inside an admin unit (by code prefix)."""
+    if session.get(AdminUnit, admin_code) is None:
+        raise NotFound(f"no admin unit has code {admin_code!r}: see `gridkit admin list`.")
+    return list(session.scalars(select(BaseCell.code).where(
+        BaseCell.edition_id == version.base_edition_id, BaseCell.community_code.startswith(admin_code))
+        .order_by(BaseCell.code)))
+
+
+def exclude_cells(session: Session, version: WorkGridVersion, base_cell_codes: list[str], reason: str, *,
+                  expected_revision: int | None = None, by: str | None = None) -> int:
+    """Leave base cells out of every work cell of a draft on purpose (e.g. a reservoir), with the reason."""
+    if version.status != "draft":
+        raise InvalidTransition(f"version {version.number} is {version.status}; only drafts can change.")
+    if not reason.strip():
+        raise ValidationError("say why the base cells are left out (--reason).")
+    cells = dict(session.execute(select(BaseCell.code, BaseCell.id).where(
+        BaseCell.edition_id == version.base_edition_id, BaseCell.code.in_(base_cell_codes))).all())
+    missing = sorted(set(base_cell_codes) - set(cells))
+    if missing:
+        raise NotFound(f"base cells not in the draft's base grid edition: {', '.join(missing[:10])}")
+    touch_draft(session, version, expected_revision=expected_revision, by=by)
+    ids = list(cells.values())
+    session.execute(delete(WorkCellMember).where(WorkCellMember.version_id == version.id,
+                                                 WorkCellMember.base_cell_id.in_(ids)))
+    session.execute(delete(WorkGridExclusion).where(WorkGridExclusion.version_id == version.id,
+                                                    WorkGridExclusion.base_cell_id.in_(ids)))
+    session.execute(insert(WorkGridExclusion), [
+        {"version_id": version.id, "base_cell_id": i, "reason": reason.strip()} for i in ids])
+    session.execute(text(
+        "DELETE FROM work_cell w WHERE w.version_id = :v AND NOT EXISTS "
+        "(SELECT 1 FROM work_cell_member m WHERE m.work_cell_id = w.id)"), {"v": version.id})
+    return len(ids)
+
+
+def version_by_number(session: Session, dept_code: str, number: int) -> WorkGridVersion:
+    """Return version `number` of the department or raise NotFound."""
+    department(session, dept_code)
+    version = session.scalar(select(WorkGridVersion).where(
+        WorkGridVersion.dept_code == dept_code, WorkGridVersion.number == number))
+    if version is None:
+        raise NotFound(f"department {dept_code} has no version {number}: see `gridkit workgrid history --dept {dept_code}`.")
+    return version
+
+
+def diff_versions(session: Session, dept_code: str, old_number: int, new_number: int) -> dict:
+    """Return what changed between two versions of a department's work grid.
+
+    moved: base cells whose work cell changed (matched by base cell code across editions);
+    added/removed work cells; coordinator changes per work cell code; and how many residents,
+    buildings and open incidents now fall in another work cell.
+    """
+    old = version_by_number(session, dept_code, old_number)
+    new = version_by_number(session, dept_code, new_number)
+    membership = ("SELECT b.code AS base_cell, w.code AS work_cell FROM work_cell_member m "
+                  "JOIN base_cell b ON b.id = m.base_cell_id JOIN work_cell w ON w.id = m.work_cell_id "
+                  "WHERE m.version_id = {v}")
+    moved_rows = session.execute(text(
+        f"SELECT coalesce(o.base_cell, n.base_cell) AS base_cell, o.work_cell AS from_, n.work_cell AS to_ "
+        f"FROM ({membership.format(v=':o')}) o FULL JOIN ({membership.format(v=':n')}) n "
+        f"ON n.base_cell = o.base_cell WHERE o.work_cell IS DISTINCT FROM n.work_cell ORDER BY 1"),
+        {"o": old.id, "n": new.id}).all()
+    moved = [{"base_cell": r.base_cell, "from": r.from_, "to": r.to_} for r in moved_rows]
+    old_cells = set(session.scalars(select(WorkCell.code).where(WorkCell.version_id == old.id)))
+    new_cells = set(session.scalars(select(WorkCell.code).where(WorkCell.version_id == new.id)))
+    coordinators = "SELECT w.code, c.id, c.name FROM coordinator_assignment a JOIN work_cell w ON w.id = a.work_cell_id " \
+                   "JOIN coordinator c ON c.id = a.coordinator_id WHERE w.version_id = :v"
+    before = {(r.code, r.id): r.name for r in session.execute(text(coordinators), {"v": old.id})}
+    after = {(r.code, r.id): r.name for r in session.execute(text(coordinators), {"v": new.id})}
+    coordinator_changes = (
+        [{"work_cell": code, "coordinator": name, "change": "removed"} for (code, cid), name in sorted(before.items())
+         if (code, cid) not in after] +
+        [{"work_cell": code, "coordinator": name, "change": "added"} for (code, cid), name in sorted(after.items())
+         if (code, cid) not in before])
+    codes = [m["base_cell"] for m in moved]
+    affected = {"residents": 0, "buildings": 0, "open_incidents": 0}
+    if codes:
+        # Subjects keep their base cell; a moved base cell carries its subjects to the other work cell.
+        counts = session.execute(text(
+            "WITH c AS (SELECT id FROM base_cell WHERE code = ANY(:codes)) SELECT "
+            "(SELECT count(*) FROM resident WHERE base_cell_id IN (SELECT id FROM c)) AS residents, "
+            "(SELECT count(*) FROM building WHERE base_cell_id IN (SELECT id FROM c)) AS buildings, "
+            "(SELECT count(*) FROM incident WHERE base_cell_id IN (SELECT id FROM c) "
+            " AND status NOT IN ('closed', 'rejected', 'duplicate')) AS open_incidents"), {"codes": codes}).one()
+        affected = dict(counts._mapping)
+    return {"dept": dept_code, "from_version": old.number, "to_version": new.number, "moved": moved,
+            "added_work_cells": sorted(new_cells - old_cells), "removed_work_cells": sorted(old_cells - new_cells),
+            "coordinator_changes": coordinator_changes, "subjects_changing_work_cell": affected}
+
+
+def rollback(session: Session, dept_code: str, to_number: int, *, by: str | None = None,
+             at: datetime | None = None) -> WorkGridVersion:
+    """Publish a copy of an earlier version as a new version (published versions never change)."""
+    source = version_by_number(session, dept_code, to_number)
+    if source.status == "draft":
+        raise InvalidTransition(f"version {to_number} is a draft: only a published or retired version can be restored.")
+    copy = start_draft(session, dept_code, from_version=to_number, by=by, note=f"rollback to version {to_number}")
+    return publish(session, copy, by=by, at=at)
 
 
 # -- validation and publishing -------------------------------------------------------------------
@@ -262,6 +384,7 @@ def validate_version(session: Session, version: WorkGridVersion, *, coordinator_
     uncovered = session.scalars(text(
         "SELECT b.code FROM base_cell b WHERE b.edition_id = :e AND b.community_code LIKE :scope "
         "AND NOT EXISTS (SELECT 1 FROM work_cell_member m WHERE m.version_id = :v AND m.base_cell_id = b.id) "
+        "AND NOT EXISTS (SELECT 1 FROM work_grid_exclusion x WHERE x.version_id = :v AND x.base_cell_id = b.id) "
         "ORDER BY b.code"), {"e": version.base_edition_id, "v": version.id, "scope": scope + "%"}).all()
     if uncovered:
         problems.append(Problem("unassigned_base_cells", "error",

@@ -7,11 +7,11 @@ from gridkit.models.incidents import INCIDENT_STATUSES, Incident, IncidentCatego
 from gridkit.models.subjects import POPULATION_TYPES, Building, LegalEntity, Resident
 from gridkit.models.users import ROLES, AuditLog, User
 from gridkit.models.work import (Coordinator, CoordinatorAssignment, Department, WorkCell,
-                                 WorkCellMember, WorkGridVersion)
+                                 WorkCellMember, WorkGridExclusion, WorkGridVersion)
 
 __all__ = [
     "SRID", "Base", "ADMIN_LEVELS", "AdminUnit", "EDITION_STATUSES", "BaseGridEdition", "BaseCell",
-    "Department", "WorkGridVersion", "WorkCell", "WorkCellMember", "Coordinator",
+    "Department", "WorkGridVersion", "WorkCell", "WorkCellMember", "WorkGridExclusion", "Coordinator",
     "CoordinatorAssignment", "POPULATION_TYPES", "Building", "Resident", "LegalEntity",
     "INCIDENT_STATUSES", "IncidentCategory", "Incident", "IncidentHistory", "ROLES", "User",
     "AuditLog",

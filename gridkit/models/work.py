@@ -120,3 +120,14 @@ class CoordinatorAssignment(Base):
                                                 primary_key=True)
     work_cell_id: Mapped[int] = mapped_column(ForeignKey("work_cell.id", ondelete="CASCADE"),
                                               primary_key=True, index=True)
+
+
+class WorkGridExclusion(Base):
+    """A base cell deliberately left out of every work cell of a version, with the reason."""
+
+    __tablename__ = "work_grid_exclusion"
+
+    version_id: Mapped[int] = mapped_column(ForeignKey("work_grid_version.id", ondelete="CASCADE"),
+                                            primary_key=True)
+    base_cell_id: Mapped[int] = mapped_column(ForeignKey("base_cell.id"), primary_key=True)
+    reason: Mapped[str] = mapped_column(Text)
