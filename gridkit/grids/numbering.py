@@ -8,10 +8,11 @@ One rule, shared by generation (grids/generate.py) and renumbering of stored cel
    cells. Centroids are not used: the centroid of an L-shaped cell can lie in another cell.
 2. Band height h = the median height (max y − min y of the bounding box) of the community's cells,
    in the same units as the points.
-3. Band of a point = floor((y_north − y) / h), where y_north is the largest y of all points, so
-   band 0 holds the northernmost point.
-4. Order by band (north first), then by x (west first), then by y (north first), then by input
-   position, which makes the order total and deterministic.
+3. Rows north→south: a row starts at the northernmost point not yet numbered and takes every
+   remaining point less than h/2 south of it (each row anchored on its own first point, so
+   floating-point noise never splits or merges the rows of a regular grid).
+4. Inside a row: by x (west first), then by y (north first), then by input position, which
+   makes the order total and deterministic.
 """
 
 from __future__ import annotations
@@ -24,23 +25,33 @@ __all__ = ["order_west_east_north_south", "band_height_of", "cell_order"]
 
 
 def order_west_east_north_south(points_xy: Sequence[tuple[float, float]], band_height: float) -> list[int]:
-    """Return the indices of points_xy in numbering order: bands north→south, west→east inside a band.
+    """Return the indices of points_xy in numbering order: rows north→south, west→east in a row.
 
-    points_xy are (x, y) with x growing east and y growing north (lon/lat or a projected CRS);
-    band_height is in the same units. A band height that is not a positive finite number puts
-    every point in a single band (pure west→east order).
+    A row starts at the northernmost point not yet numbered and takes every remaining point
+    less than band_height / 2 south of it; inside a row points go by x, then y (north first),
+    then input position. Each row is anchored on its own first point, so a regular grid, whose
+    rows lie exactly one band height apart, never has rows split or merged by floating-point
+    noise, and errors do not add up from row to row. points_xy are (x, y) with x growing east
+    and y north; band_height is in the same units. A band height that is not a positive finite
+    number puts every point in one row (pure west→east order).
     """
     if not points_xy:
         return []
-    y_north = max(y for _, y in points_xy)
-    banded = band_height is not None and math.isfinite(band_height) and band_height > 0
-
-    def key(i: int):
-        x, y = points_xy[i]
-        band = math.floor((y_north - y) / band_height) if banded else 0
-        return (band, x, -y, i)
-
-    return sorted(range(len(points_xy)), key=key)
+    if band_height is None or not math.isfinite(band_height) or band_height <= 0:
+        return sorted(range(len(points_xy)), key=lambda i: (points_xy[i][0], -points_xy[i][1], i))
+    half = band_height / 2
+    # North first; the members of a row are then a run at the front of what is left.
+    by_y = sorted(range(len(points_xy)), key=lambda i: (-points_xy[i][1], points_xy[i][0], i))
+    ordered: list[int] = []
+    start = 0
+    while start < len(by_y):
+        top = points_xy[by_y[start]][1]
+        end = start + 1
+        while end < len(by_y) and points_xy[by_y[end]][1] > top - half:
+            end += 1
+        ordered += sorted(by_y[start:end], key=lambda i: (points_xy[i][0], -points_xy[i][1], i))
+        start = end
+    return ordered
 
 
 def band_height_of(polygons) -> float:

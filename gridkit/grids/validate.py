@@ -28,6 +28,8 @@ A gap's `detail` repeats its community and cells separately: {"community": …, 
 
 from __future__ import annotations
 
+from gridkit.grids.numbering import order_west_east_north_south as order_in_rows  # one rule for generation and renumbering
+
 import math
 import statistics
 from contextlib import contextmanager
@@ -503,36 +505,6 @@ def renumber_base_cells(session: Session, edition: BaseGridEdition, *, community
         if isinstance(obj, BaseCell) and obj.id in changed:
             session.expire(obj, ["code"])
     return sorted(((old_code[i], c) for i, c in changed.items()), key=lambda pair: pair[1])
-
-
-def order_in_rows(points_xy, band_height: float) -> list[int]:
-    """Return the indices of points_xy in numbering order: rows north→south, west→east in a row.
-
-    A row starts at the northernmost point not yet numbered and takes every remaining point
-    less than band_height / 2 south of it; inside a row points go by x, then y (north first),
-    then input position. Each row is anchored on its own first point, so a regular grid, whose
-    rows lie exactly one band height apart, never has rows split or merged by floating-point
-    noise, and errors do not add up from row to row. A band height that is not a positive finite
-    number puts every point in one row. Same signature as
-    gridkit.grids.numbering.order_west_east_north_south.
-    """
-    if not points_xy:
-        return []
-    if band_height is None or not math.isfinite(band_height) or band_height <= 0:
-        return sorted(range(len(points_xy)), key=lambda i: (points_xy[i][0], -points_xy[i][1], i))
-    half = band_height / 2
-    # North first; the members of a row are then a run at the front of what is left.
-    by_y = sorted(range(len(points_xy)), key=lambda i: (-points_xy[i][1], points_xy[i][0], i))
-    ordered: list[int] = []
-    start = 0
-    while start < len(by_y):
-        top = points_xy[by_y[start]][1]
-        end = start + 1
-        while end < len(by_y) and points_xy[by_y[end]][1] > top - half:
-            end += 1
-        ordered += sorted(by_y[start:end], key=lambda i: (points_xy[i][0], -points_xy[i][1], i))
-        start = end
-    return ordered
 
 
 def _collision_free_moves(old_code: dict[int, str], changed: dict[int, str],

@@ -191,7 +191,7 @@ def touch_draft(session: Session, version: WorkGridVersion, *, expected_revision
     session.refresh(version)
 
 
-def check_work_cell_code(session: Session, dept_code: str, code: str) -> None:
+def check_work_cell_code(session: Session, dept_code: str, code: str, *, known_areas: set[str] | None = None) -> None:
     """Raise ValidationError unless `code` is dept code + 12-digit area code + 2-digit sequence."""
     if not (len(code) == 20 and code.isdigit()):
         raise ValidationError(f"work cell code {code!r} must be 20 digits: 6-digit department "
@@ -205,7 +205,11 @@ def check_work_cell_code(session: Session, dept_code: str, code: str) -> None:
         candidates.add(area[:9])
     if area.endswith("000000"):
         candidates.add(area[:6])
-    if not session.scalar(select(func.count()).select_from(AdminUnit).where(AdminUnit.code.in_(candidates))):
+    if known_areas is not None:
+        found = bool(candidates & known_areas)
+    else:
+        found = bool(session.scalar(select(func.count()).select_from(AdminUnit).where(AdminUnit.code.in_(candidates))))
+    if not found:
         raise ValidationError(f"work cell code {code}: digits 7-18 ({area}) are not a known admin unit code.")
 
 
@@ -376,15 +380,20 @@ class Problem:
         return asdict(self)
 
 
-def validate_version(session: Session, version: WorkGridVersion, *, coordinator_required: bool = False) -> list[Problem]:
-    """Return every problem of the version: coverage of the jurisdiction, connectivity, codes, coordinators."""
+def validate_version(session: Session, version: WorkGridVersion, *, coordinator_required: bool = False,
+                     geometry_cached: bool = False) -> list[Problem]:
+    """Return every problem of the version: coverage of the jurisdiction, connectivity, codes, coordinators.
+
+    With geometry_cached, connectivity is read from work_cell.geom (just computed by publish).
+    """
     problems: list[Problem] = []
     dept = session.get(Department, version.dept_code)
     scope = dept.jurisdiction_code or ""
     uncovered = session.scalars(text(
+        # NOT IN over one hashed set: the planner misjudges NOT EXISTS on a fresh draft's rows.
         "SELECT b.code FROM base_cell b WHERE b.edition_id = :e AND b.community_code LIKE :scope "
-        "AND NOT EXISTS (SELECT 1 FROM work_cell_member m WHERE m.version_id = :v AND m.base_cell_id = b.id) "
-        "AND NOT EXISTS (SELECT 1 FROM work_grid_exclusion x WHERE x.version_id = :v AND x.base_cell_id = b.id) "
+        "AND b.id NOT IN (SELECT m.base_cell_id FROM work_cell_member m WHERE m.version_id = :v "
+        "                 UNION ALL SELECT x.base_cell_id FROM work_grid_exclusion x WHERE x.version_id = :v) "
         "ORDER BY b.code"), {"e": version.base_edition_id, "v": version.id, "scope": scope + "%"}).all()
     if uncovered:
         problems.append(Problem("unassigned_base_cells", "error",
@@ -397,17 +406,20 @@ def validate_version(session: Session, version: WorkGridVersion, *, coordinator_
         problems.append(Problem("outside_jurisdiction", "error",
                                 f"{len(outside)} base cells lie outside the department's jurisdiction {scope}.",
                                 list(outside)))
-    for code, parts in session.execute(text(
-            "SELECT w.code, ST_NumGeometries(ST_Multi(ST_UnaryUnion(ST_Collect(b.geom)))) FROM work_cell w "
-            "JOIN work_cell_member m ON m.work_cell_id = w.id JOIN base_cell b ON b.id = m.base_cell_id "
-            "WHERE w.version_id = :v GROUP BY w.code HAVING "
-            "ST_NumGeometries(ST_Multi(ST_UnaryUnion(ST_Collect(b.geom)))) > 1 ORDER BY w.code"),
-            {"v": version.id}):
+    parts_sql = (
+        "SELECT w.code, ST_NumGeometries(w.geom) FROM work_cell w WHERE w.version_id = :v "
+        "AND ST_NumGeometries(w.geom) > 1 ORDER BY w.code" if geometry_cached else
+        "SELECT w.code, ST_NumGeometries(ST_Multi(ST_UnaryUnion(ST_Collect(b.geom)))) FROM work_cell w "
+        "JOIN work_cell_member m ON m.work_cell_id = w.id JOIN base_cell b ON b.id = m.base_cell_id "
+        "WHERE w.version_id = :v GROUP BY w.code HAVING "
+        "ST_NumGeometries(ST_Multi(ST_UnaryUnion(ST_Collect(b.geom)))) > 1 ORDER BY w.code")
+    for code, parts in session.execute(text(parts_sql), {"v": version.id}):
         problems.append(Problem("multipart_work_cell", "error",
                                 f"work cell {code} falls apart into {parts} pieces: its base cells must touch.", [code]))
+    known_areas = set(session.scalars(select(AdminUnit.code)))
     for (code,) in session.execute(select(WorkCell.code).where(WorkCell.version_id == version.id).order_by(WorkCell.code)):
         try:
-            check_work_cell_code(session, version.dept_code, code)
+            check_work_cell_code(session, version.dept_code, code, known_areas=known_areas)
         except ValidationError as exc:
             problems.append(Problem("work_cell_code", "error", exc.message, [code]))
     lonely = session.scalars(text(
@@ -420,18 +432,32 @@ def validate_version(session: Session, version: WorkGridVersion, *, coordinator_
     return problems
 
 
+def _cache_work_cell_geometry(session: Session, version: WorkGridVersion) -> None:
+    """Store each work cell's geometry: the union of its base cells."""
+    session.execute(text(
+        "UPDATE work_cell w SET geom = u.geom FROM ("
+        " SELECT m.work_cell_id AS id, ST_Multi(ST_UnaryUnion(ST_Collect(b.geom))) AS geom"
+        " FROM work_cell_member m JOIN base_cell b ON b.id = m.base_cell_id"
+        " WHERE m.version_id = :v GROUP BY m.work_cell_id) u WHERE w.id = u.id"), {"v": version.id})
+
+
 def publish(session: Session, version: WorkGridVersion, *, at: datetime | None = None,
             by: str | None = None, coordinator_required: bool = False) -> WorkGridVersion:
     """Publish a draft: validate, cache work cell geometries, close the previous version's validity."""
     if version.status != "draft":
         raise InvalidTransition(f"version {version.number} of department {version.dept_code} is "
                                 f"{version.status}: only a draft can be published.")
-    errors = [p for p in validate_version(session, version, coordinator_required=coordinator_required)
-              if p.severity == "error"]
+    savepoint = session.begin_nested()
+    # The union is computed once: validation checks connectivity on it and publishing keeps it.
+    _cache_work_cell_geometry(session, version)
+    errors = [p for p in validate_version(session, version, coordinator_required=coordinator_required,
+                                          geometry_cached=True) if p.severity == "error"]
     if errors:
+        savepoint.rollback()
         raise ValidationError(f"draft {version.id} cannot be published: "
                               + "; ".join(p.message for p in errors),
                               problems=[p.to_dict() for p in errors])
+    savepoint.commit()
     at = at or now()
     previous = current_version(session, version.dept_code)
     if previous is not None:
@@ -441,11 +467,6 @@ def publish(session: Session, version: WorkGridVersion, *, at: datetime | None =
         previous.valid_to = at
         previous.status = "retired"
         session.flush()
-    session.execute(text(
-        "UPDATE work_cell w SET geom = u.geom FROM ("
-        " SELECT m.work_cell_id AS id, ST_Multi(ST_UnaryUnion(ST_Collect(b.geom))) AS geom"
-        " FROM work_cell_member m JOIN base_cell b ON b.id = m.base_cell_id"
-        " WHERE m.version_id = :v GROUP BY m.work_cell_id) u WHERE w.id = u.id"), {"v": version.id})
     version.status = "published"
     version.published_at = now()
     version.valid_from = at
@@ -508,52 +529,53 @@ def list_coordinators(session: Session, dept_code: str | None = None) -> list[di
 
 # -- as-of responsibility ---------------------------------------------------------------------------
 
+_RESPONSIBILITY_SQL = text("""
+WITH e AS (
+  SELECT id FROM base_grid_edition
+  WHERE CASE WHEN CAST(:at_given AS boolean)
+             THEN status IN ('published', 'retired') AND published_at <= :at
+                  AND (retired_at IS NULL OR retired_at > :at)
+             ELSE status = 'published' END
+  ORDER BY published_at DESC NULLS LAST LIMIT 1),
+cell AS (
+  SELECT b.code, b.community_code, a.name FROM base_cell b JOIN admin_unit a ON a.code = b.community_code
+  WHERE b.edition_id = (SELECT id FROM e) AND ST_Covers(b.geom, ST_SetSRID(ST_MakePoint(:lon, :lat), 4490))
+  ORDER BY b.code LIMIT 1),
+v AS (
+  SELECT DISTINCT ON (dept_code) id, dept_code, number, base_edition_id FROM work_grid_version
+  WHERE status IN ('published', 'retired') AND valid_from <= :at AND (valid_to IS NULL OR valid_to > :at)
+  ORDER BY dept_code, valid_from DESC)
+SELECT (SELECT code FROM cell) AS base_cell, (SELECT community_code FROM cell) AS community,
+       (SELECT name FROM cell) AS community_name,
+       coalesce(json_agg(json_build_object(
+         'dept', d.code, 'dept_name', d.name, 'version', v.number, 'work_cell', hit.code,
+         'work_cell_name', hit.name,
+         'coordinators', coalesce((
+            SELECT json_agg(json_build_object('id', c.id, 'name', c.name, 'phone', c.phone) ORDER BY c.id)
+            FROM coordinator_assignment ca JOIN coordinator c ON c.id = ca.coordinator_id
+            WHERE ca.work_cell_id = hit.id AND c.active), '[]'::json))
+         ORDER BY d.code) FILTER (WHERE d.code IS NOT NULL), '[]'::json) AS departments
+FROM department d
+LEFT JOIN v ON v.dept_code = d.code
+LEFT JOIN LATERAL (
+  -- ST_Covers, not ST_Contains: a point on a shared edge still gets one cell, the smallest code.
+  SELECT w.id, w.code, w.name FROM base_cell b
+  JOIN work_cell_member m ON m.base_cell_id = b.id AND m.version_id = v.id
+  JOIN work_cell w ON w.id = m.work_cell_id
+  WHERE b.edition_id = v.base_edition_id AND ST_Covers(b.geom, ST_SetSRID(ST_MakePoint(:lon, :lat), 4490))
+  ORDER BY b.code LIMIT 1) hit ON true
+""")
+
+
 def responsibility_at(session: Session, lon: float, lat: float, at: datetime | None = None) -> dict:
     """Return who is responsible for a point at a time: base cell, community, and per department
-    the work cell and coordinators of the version valid then.
+    the work cell and coordinators of the version valid then (one SQL round trip).
 
     Departments whose version valid then has no work cell there are listed with work_cell None.
     """
     check_lon_lat(lon, lat)
-    edition = current_edition(session, at)
+    at_given = at is not None
     at = at or now()
-    pt = point(lon, lat)
-    cell = None
-    if edition is not None:
-        cell = session.execute(
-            select(BaseCell.code, BaseCell.community_code, AdminUnit.name)
-            .join(AdminUnit, AdminUnit.code == BaseCell.community_code)
-            .where(BaseCell.edition_id == edition.id, func.ST_Covers(BaseCell.geom, pt))
-            .order_by(BaseCell.code).limit(1)).first()
-    rows = session.execute(text(
-        "WITH v AS ("
-        "  SELECT DISTINCT ON (dept_code) id, dept_code, number, base_edition_id FROM work_grid_version"
-        "  WHERE status IN ('published', 'retired') AND valid_from <= :at AND (valid_to IS NULL OR valid_to > :at)"
-        "  ORDER BY dept_code, valid_from DESC) "
-        "SELECT d.code AS dept, d.name AS dept_name, v.number AS version, hit.work_cell, hit.work_cell_name,"
-        "  hit.work_cell_id "
-        "FROM department d LEFT JOIN v ON v.dept_code = d.code "
-        "LEFT JOIN LATERAL ("
-        "  SELECT w.code AS work_cell, w.name AS work_cell_name, w.id AS work_cell_id"
-        "  FROM base_cell b JOIN work_cell_member m ON m.base_cell_id = b.id AND m.version_id = v.id"
-        "  JOIN work_cell w ON w.id = m.work_cell_id"
-        "  WHERE b.edition_id = v.base_edition_id AND ST_Covers(b.geom, ST_SetSRID(ST_MakePoint(:lon, :lat), 4490))"
-        "  ORDER BY b.code LIMIT 1) hit ON true "
-        "ORDER BY d.code"), {"at": at, "lon": lon, "lat": lat})
-    departments = []
-    for r in rows:
-        coordinators = []
-        if r.work_cell_id is not None:
-            coordinators = [{"id": c.id, "name": c.name, "phone": c.phone} for c in session.execute(
-                select(Coordinator.id, Coordinator.name, Coordinator.phone)
-                .join(CoordinatorAssignment, CoordinatorAssignment.coordinator_id == Coordinator.id)
-                .where(CoordinatorAssignment.work_cell_id == r.work_cell_id, Coordinator.active.is_(True))
-                .order_by(Coordinator.id))]
-        departments.append({"dept": r.dept, "dept_name": r.dept_name, "version": r.version,
-                            "work_cell": r.work_cell, "work_cell_name": r.work_cell_name,
-                            "coordinators": coordinators})
-    return {"lon": lon, "lat": lat, "at": at.isoformat(),
-            "base_cell": cell.code if cell else None,
-            "community": cell.community_code if cell else None,
-            "community_name": cell.name if cell else None,
-            "departments": departments}
+    row = session.execute(_RESPONSIBILITY_SQL, {"lon": lon, "lat": lat, "at": at, "at_given": at_given}).one()
+    return {"lon": lon, "lat": lat, "at": at.isoformat(), "base_cell": row.base_cell, "community": row.community,
+            "community_name": row.community_name, "departments": row.departments}
