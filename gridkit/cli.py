@@ -400,6 +400,37 @@ def basegrid_diff(settings, old, new, as_json):
         echo_table(rows)
 
 
+@basegrid.command("generate")
+@click.option("--community", "communities", multiple=True, help="Community code (repeatable).")
+@click.option("--all", "all_", is_flag=True, help="Every community.")
+@click.option("--roads", required=True, type=click.Path(exists=True), help="Road lines file.")
+@click.option("--water", multiple=True, type=click.Path(exists=True), help="River/water file (repeatable).")
+@click.option("--target-buildings", help="MIN-MAX buildings per cell (needs buildings loaded).")
+@click.option("--target-area-m2", help="MIN-MAX area per cell in m².")
+@click.option("--edition", help="Name of the new draft edition.")
+@click.option("--paths", is_flag=True, help="Footways and paths cut cells too.")
+@click.option("--src-crs", help="CRS of road/water files that have none: EPSG code, PROJ string or gcj02.")
+@click.option("--encoding", help="Text encoding of the road/water attributes.")
+@json_option
+@with_settings
+def basegrid_generate(settings, communities, all_, roads, water, target_buildings, target_area_m2, edition, paths,
+                      src_crs, encoding, as_json):
+    """Generate base cells along roads and rivers, to a target size, as a new draft edition."""
+    from gridkit.grids.generate import Target, generate_base_grid
+
+    if bool(communities) == all_:
+        raise ValidationError("give --community CODE (one or more) or --all.")
+    if (target_buildings is None) == (target_area_m2 is None):
+        raise ValidationError("give one of --target-buildings MIN-MAX or --target-area-m2 MIN-MAX.")
+    target = (Target.parse(target_buildings, "buildings") if target_buildings
+              else Target.parse(target_area_m2, "area"))
+    with db.transaction(settings) as session:
+        report = generate_base_grid(session, communities=list(communities) or None, roads_path=roads,
+                                    water_path=list(water) or None, target=target, edition_name=edition,
+                                    profile=settings.code_profile, paths=paths, src_crs=src_crs, encoding=encoding)
+    echo_json(report.as_dict()) if as_json else click.echo(report.text())
+
+
 @basegrid.command("editions")
 @json_option
 @with_settings

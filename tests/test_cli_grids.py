@@ -220,3 +220,32 @@ def test_two_planners_editing_one_draft_lose_no_update(grid):
                             .where(work.WorkCellMember.version_id == d["id"])).scalars().all()
         assert members == [cell_code(1)]
         assert work.draft(s, d["id"]).revision == 1
+
+
+def test_generate_on_real_osm_roads(fresh_settings, tmp_path):
+    """Admin units drawn over the Shanghai Bund OSM sample, cells generated along its real roads."""
+    from tests.conftest import SHARED_DATA
+
+    osm = SHARED_DATA / "shanghai-bund-osm"
+    x0, y0, x1, y1 = 121.4830, 31.2290, 121.4990, 31.2480     # west bank (黄浦区), inside the sample
+    mid = (x0 + x1) / 2
+    units = tmp_path / "units.geojson"
+    features = [({"code": "310100", "name": "上海市"}, box(x0, y0, x1, y1)),
+                ({"code": "310101", "name": "黄浦区"}, box(x0, y0, x1, y1)),
+                ({"code": "310101001", "name": "外滩街道"}, box(x0, y0, x1, y1)),
+                ({"code": "310101001001", "name": "西社区"}, box(x0, y0, mid, y1)),
+                ({"code": "310101001002", "name": "东社区"}, box(mid, y0, x1, y1))]
+    units.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": p, "geometry": mapping(g)} for p, g in features]}), encoding="utf-8")
+    ok(fresh_settings, "admin", "import", str(units), "--code-field", "code", "--name-field", "name")
+    report = ok_json(fresh_settings, "basegrid", "generate", "--all", "--roads", str(osm / "roads_lines.geojson"),
+                     "--water", str(osm / "water_polygons.geojson"), "--target-area-m2", "20000-200000",
+                     "--edition", "外滩生成")
+    assert report["cells"] >= 20
+    assert report["in_target"] >= 0.9 * report["cells"]
+    problems = json.loads(run(fresh_settings, "basegrid", "validate", "--edition", "外滩生成", "--json").output)
+    assert problems == []
+    cells = ok_json(fresh_settings, "basegrid", "cells", "--edition", "外滩生成")
+    assert sorted(c["code"] for c in cells if c["community_code"] == "310101001001")[0] == "310101001001001"
+    result = ok_json(fresh_settings, "basegrid", "publish", "--edition", "外滩生成")
+    assert result["edition"] == "外滩生成" and result["retired"] is None

@@ -875,24 +875,16 @@ def water_features(frame) -> list:
     return out
 
 
-def read_layer(path, crs: str | int = 4490):
-    """Return a vector file (GeoJSON, GeoPackage, Shapefile, zip) as a GeoDataFrame in `crs` (EPSG:4490).
+def read_layer(path, crs: int = 4490, *, src_crs: str | None = None, encoding: str | None = None):
+    """Return a road or water file as a GeoDataFrame in EPSG:`crs`, read by gridkit.io.read_vector.
 
-    A stand-in for gridkit.io's reader: a file without a CRS is refused.
+    So road files get the same handling as every import: encodings, .prj / --src-crs (gcj02 too),
+    safe zips, repairs reported; a file without a CRS is refused.
     """
-    import geopandas as gpd  # slow to import, and only needed when files are read
+    from gridkit.io.vector import read_vector
 
-    path = Path(path)
-    if not path.exists():
-        raise NotFound(f"{path} does not exist.")
-    try:
-        frame = gpd.read_file(path)
-    except Exception as exc:  # pyogrio raises several types for unreadable files
-        raise ValidationError(f"Cannot read {path}: {exc}") from None
-    if frame.crs is None:
-        raise ValidationError(f"{path} has no coordinate reference system (.prj or metadata); give one.")
-    frame = frame[frame.geometry.notna() & ~frame.geometry.is_empty]
-    return frame.to_crs(crs)
+    frame = read_vector(path, src_crs=src_crs, encoding=encoding, target_srid=crs).gdf
+    return frame[frame.geometry.notna() & ~frame.geometry.is_empty]
 
 
 # --------------------------------------------------------------------------------------- database part
@@ -1027,7 +1019,8 @@ def to_storage(polygons: Sequence, inverse, community_m=None, community=None, gr
 def generate_base_grid(session: Session, *, communities: list[str] | None = None, roads_path, water_path=None,
                        target: Target, edition_name: str | None = None,
                        profile: CodeProfile | str = DEFAULT_PROFILE, paths: bool = False,
-                       water_min_m2: float = WATER_MIN_M2, keep_other_communities: bool = True) -> GenerationReport:
+                       water_min_m2: float = WATER_MIN_M2, keep_other_communities: bool = True,
+                       src_crs: str | None = None, encoding: str | None = None) -> GenerationReport:
     """Generate base cells for communities (None = all) and write them as a new draft edition; never commits.
 
     Roads and water are read from files (any CRS, reprojected to EPSG:4490); buildings come from
@@ -1057,12 +1050,12 @@ def generate_base_grid(session: Session, *, communities: list[str] | None = None
     if session.scalar(select(BaseGridEdition.id).where(BaseGridEdition.name == edition_name)) is not None:
         raise Conflict(f"A base grid edition named {edition_name!r} exists already: choose another name.")
 
-    road_frame = read_layer(roads_path)
+    road_frame = read_layer(roads_path, src_crs=src_crs, encoding=encoding)
     roads = np.asarray(road_lines(road_frame, paths=paths), dtype=object)
     majors = np.asarray(road_lines(road_frame, paths=paths, major=True), dtype=object)
     water_paths = [] if water_path is None else (
         [water_path] if isinstance(water_path, (str, Path)) else list(water_path))
-    water = np.asarray([g for p in water_paths for g in water_features(read_layer(p))], dtype=object)
+    water = np.asarray([g for p in water_paths for g in water_features(read_layer(p, src_crs=src_crs, encoding=encoding))], dtype=object)
     road_tree = shapely.STRtree(roads) if len(roads) else None
     major_tree = shapely.STRtree(majors) if len(majors) else None
     water_tree = shapely.STRtree(water) if len(water) else None
