@@ -21,6 +21,10 @@ Each runs in a savepoint that is rolled back, so benchmarks do not see each othe
 from __future__ import annotations
 
 import argparse
+import sys as _sys
+from pathlib import Path as _Path
+
+_sys.path.insert(0, str(_Path(__file__).resolve().parent))
 import math
 import os
 import random
@@ -277,7 +281,30 @@ def bench_renumber(ctx: Context) -> list[Row]:
 # and appending it here; e.g. generation of cells for ../shared/data/shanghai-bund-osm (issue 3,
 # part 4) goes here, with its own data loading inside the function.
 # ---------------------------------------------------------------------------------------------------
-BENCHMARKS = [bench_validate, bench_renumber]
+def bench_generate_shanghai(ctx: Context) -> list[Row]:
+    """Generation of cells along the real roads of ../shared/data/shanghai-bund-osm (scripts/bench_generate.py has more scenarios)."""
+    import bench_generate
+    from gridkit.grids.generate import Target, generate_cells
+
+    data = bench_generate.load()
+    target = Target.area_m2(20_000, 400_000)
+
+    def generate():
+        return [generate_cells(c, data["roads"], data["water"], data["buildings"], target,
+                               major_roads=data["major"]) for c in data["whole"]]
+
+    results, seconds = timed(generate)
+    _, poly_seconds = timed(lambda: [bench_generate.polygonize_only(c, data["roads"], data["water"])
+                                     for c in data["whole"]])
+    cells = sum(len(r.cells) for r in results)
+    outside = sum(len(r.outside) for r in results)
+    base = "generate: polygonize along roads only (baseline)"
+    return [Row(base, cells, poly_seconds, note="faces, no target"),
+            Row("generate_cells, Shanghai Bund, 20k–400k m²", cells, seconds, outside, baseline=base,
+                note=f"{cells - outside} of {cells} cells within target")]
+
+
+BENCHMARKS = [bench_validate, bench_renumber, bench_generate_shanghai]
 
 
 def print_table(rows: list[Row]) -> None:
