@@ -899,7 +899,10 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> None:
 
     app = create_app(settings)
     click.echo(f"gridkit is serving on http://{host}:{port}/  (Ctrl+C stops it)")
-    app.run(host=host, port=port, threaded=True, use_reloader=False)
+    # waitress: a production WSGI server (threads, no debug reloader), pure Python.
+    from waitress import serve as waitress_serve
+
+    waitress_serve(app, host=host, port=port, threads=8, ident="gridkit", _quiet=True)
 
 
 @main.command("serve")

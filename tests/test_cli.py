@@ -201,3 +201,34 @@ def test_coordinator_list_masks_phones_unless_asked(grid_settings):
     bad = run(grid_settings, "coordinator", "add", "李娜", "--phone", "12345", "--dept", DEPT, "--work-cell", WC1,
               ok=False)
     assert bad.exit_code == 1 and "李娜" in bad.output
+
+
+def test_serve_answers_http(grid_settings):
+    """`gridkit serve` really serves: a separate process, a real socket, the home page and the API."""
+    import time
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {"PATH": "/usr/bin:/bin", "GRIDKIT_DATABASE_URL": grid_settings.database_url,
+           "GRIDKIT_HOME": str(grid_settings.home)}
+    proc = subprocess.Popen([sys.executable, "-m", "gridkit.cli", "serve", "--port", str(port)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/summary", timeout=5) as resp:
+                    summary = json.load(resp)
+                break
+            except OSError:
+                assert proc.poll() is None, proc.stdout.read()
+                assert time.monotonic() < deadline, "gridkit serve did not answer within 60 s"
+                time.sleep(0.3)
+        assert summary["base_cells"] == 9
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as resp:
+            assert resp.status == 200 and "统一空间基础网格" in resp.read().decode()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
