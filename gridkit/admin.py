@@ -33,3 +33,17 @@ def admin_unit(session: Session, code: str) -> AdminUnit:
 def community_of(session: Session, code: str) -> str | None:
     """Return the 12-digit community code a longer code (base cell, work cell area) starts with."""
     return code[:12] if len(code) >= 12 else None
+
+
+def area_prefix(session: Session, code: str | None) -> str:
+    """Return the code prefix shared by every base cell inside an admin unit ('' for None = whole city).
+
+    A city's districts do not start with the full city code (440300 → districts 4403xx), so a
+    city contributes its first 4 digits.
+    """
+    if not code:
+        return ""
+    unit = session.get(AdminUnit, code)
+    if unit is not None and unit.level == "city":
+        return code[:4]
+    return code

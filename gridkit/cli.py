@@ -585,6 +585,27 @@ def workgrid_exclude(settings, draft_id, cells, reason, revision, as_json):
     echo_json(result) if as_json else click.echo(f"{n} base cells left out of draft {draft_id}")
 
 
+@workgrid.command("balance")
+@click.option("--draft", "draft_id", type=int, required=True)
+@click.option("--cells", "n", type=int, required=True, help="How many work cells to make.")
+@click.option("--by", type=click.Choice(["residents", "buildings", "incidents", "area"]), required=True,
+              help="The load to even out.")
+@click.option("--area", "area_code", help="Rebalance only this admin unit's base cells.")
+@click.option("--within", type=click.Choice(["community"]), help="Never let a work cell cross a community boundary.")
+@click.option("--revision", type=int, help="Refuse the change if the draft is no longer at this revision.")
+@json_option
+@with_settings
+def workgrid_balance(settings, draft_id, n, by, area_code, within, revision, as_json):
+    """Group contiguous base cells into N connected work cells with the load as even as possible (负载均衡)."""
+    from gridkit.grids.balance import balance_draft, describe_balance
+    from gridkit.grids.work import draft
+
+    with db.transaction(settings) as session:
+        result = balance_draft(session, draft(session, draft_id), n, by, area_code=area_code, within=within,
+                               expected_revision=revision, actor=actor())
+    echo_json(result.to_dict()) if as_json else click.echo(describe_balance(result))
+
+
 @workgrid.command("diff")
 @click.option("--dept", "dept_code", required=True)
 @click.argument("old", type=int)

@@ -249,3 +249,20 @@ def test_generate_on_real_osm_roads(fresh_settings, tmp_path):
     assert sorted(c["code"] for c in cells if c["community_code"] == "310101001001")[0] == "310101001001001"
     result = ok_json(fresh_settings, "basegrid", "publish", "--edition", "外滩生成")
     assert result["edition"] == "外滩生成" and result["retired"] is None
+
+
+def test_balance_by_residents_then_publish(grid):
+    """balance groups the 9 cells into 3 connected work cells; the spread is printed; publish accepts it."""
+    ok(grid, "dept", "add", DEPT, "综治中心", "--jurisdiction", "440300")
+    d = ok_json(grid, "workgrid", "draft", "--dept", DEPT)
+    result = ok_json(grid, "workgrid", "balance", "--draft", str(d["id"]), "--cells", "3", "--by", "area")
+    assert len(result["work_cells"]) == 3
+    assert sorted(w["base_cells"] for w in result["work_cells"]) == [3, 3, 3]
+    assert result["spread"]["relative"] < 0.01
+    assert all(w["code"].startswith(DEPT + COMMUNITY) for w in result["work_cells"])
+    text_out = ok(grid, "workgrid", "balance", "--draft", str(d["id"]), "--cells", "2", "--by", "residents").output
+    assert "max" in text_out and "min" in text_out
+    assert run(grid, "workgrid", "validate", "--draft", str(d["id"])).exit_code == 0
+    ok(grid, "workgrid", "publish", "--draft", str(d["id"]))
+    stale = run(grid, "workgrid", "balance", "--draft", str(d["id"]), "--cells", "2", "--by", "area")
+    assert stale.exit_code == 1 and "cannot change" in stale.output

@@ -268,8 +268,11 @@ def cells_in_admin_unit(session: Session, version: WorkGridVersion, admin_code: 
     """Return codes of the version's base cells inside an admin unit (by code prefix)."""
     if session.get(AdminUnit, admin_code) is None:
         raise NotFound(f"no admin unit has code {admin_code!r}: see `gridkit admin list`.")
+    from gridkit.admin import area_prefix
+
     return list(session.scalars(select(BaseCell.code).where(
-        BaseCell.edition_id == version.base_edition_id, BaseCell.community_code.startswith(admin_code))
+        BaseCell.edition_id == version.base_edition_id,
+        BaseCell.community_code.startswith(area_prefix(session, admin_code)))
         .order_by(BaseCell.code)))
 
 
@@ -387,8 +390,10 @@ def validate_version(session: Session, version: WorkGridVersion, *, coordinator_
     With geometry_cached, connectivity is read from work_cell.geom (just computed by publish).
     """
     problems: list[Problem] = []
+    from gridkit.admin import area_prefix
+
     dept = session.get(Department, version.dept_code)
-    scope = dept.jurisdiction_code or ""
+    scope = area_prefix(session, dept.jurisdiction_code)
     uncovered = session.scalars(text(
         # NOT IN over one hashed set: the planner misjudges NOT EXISTS on a fresh draft's rows.
         "SELECT b.code FROM base_cell b WHERE b.edition_id = :e AND b.community_code LIKE :scope "
