@@ -14,10 +14,12 @@ _PREFIX = {"district": 6, "street": 9, "community": 12, "cell": 15}
 
 
 def subject_stats(session: Session, by: str = "community", *, dept: str | None = None) -> list[dict]:
-    """Return one row per unit: code, name, residents, registered, floating, households, buildings, entities.
+    """Return one row per unit: code, name, base_cells and the counts of residents, registered,
+    floating, households, buildings and entities.
 
     Counts follow each subject's base cell; units are the current base grid edition's cells
-    grouped by code prefix, or the current work cells of department `dept`.
+    grouped by code prefix, or the current work cells of department `dept`. Households are the
+    distinct non-empty household ids of the unit's residents; unassigned subjects are not counted.
     """
     if by not in GROUPINGS:
         raise ValidationError(f"unknown grouping {by!r}: use one of {', '.join(GROUPINGS)}.")
@@ -45,21 +47,24 @@ def subject_stats(session: Session, by: str = "community", *, dept: str | None =
             unit_sql = (f"SELECT b.id AS cell_id, left(b.code, {n}) AS code, {name} AS name FROM base_cell b "
                         f"{join} WHERE b.edition_id = :e")
         params = {"e": edition.id}
+    # Count per unit, not per base cell: a household whose members live in two base cells of one
+    # community is still one household of that community.
     query = text(f"""
         WITH u AS ({unit_sql}),
-        r AS (SELECT base_cell_id, count(*) AS residents,
-                     count(*) FILTER (WHERE population_type = 'registered') AS registered,
-                     count(*) FILTER (WHERE population_type = 'floating') AS floating,
-                     count(DISTINCT household) AS households
-              FROM resident WHERE base_cell_id IS NOT NULL GROUP BY base_cell_id),
-        bl AS (SELECT base_cell_id, count(*) AS n FROM building WHERE base_cell_id IS NOT NULL GROUP BY base_cell_id),
-        en AS (SELECT base_cell_id, count(*) AS n FROM legal_entity WHERE base_cell_id IS NOT NULL GROUP BY base_cell_id)
-        SELECT u.code, min(u.name) AS name, count(*) AS base_cells,
-               coalesce(sum(r.residents), 0) AS residents, coalesce(sum(r.registered), 0) AS registered,
-               coalesce(sum(r.floating), 0) AS floating, coalesce(sum(r.households), 0) AS households,
-               coalesce(sum(bl.n), 0) AS buildings, coalesce(sum(en.n), 0) AS entities
-        FROM u LEFT JOIN r ON r.base_cell_id = u.cell_id LEFT JOIN bl ON bl.base_cell_id = u.cell_id
-        LEFT JOIN en ON en.base_cell_id = u.cell_id
-        GROUP BY u.code ORDER BY u.code""")
+        cells AS (SELECT code, min(name) AS name, count(*) AS base_cells FROM u GROUP BY code),
+        r AS (SELECT u.code, count(*) AS residents,
+                     count(*) FILTER (WHERE s.population_type = 'registered') AS registered,
+                     count(*) FILTER (WHERE s.population_type = 'floating') AS floating,
+                     count(DISTINCT s.household) AS households
+              FROM resident s JOIN u ON u.cell_id = s.base_cell_id GROUP BY u.code),
+        bl AS (SELECT u.code, count(*) AS n FROM building s JOIN u ON u.cell_id = s.base_cell_id GROUP BY u.code),
+        en AS (SELECT u.code, count(*) AS n FROM legal_entity s JOIN u ON u.cell_id = s.base_cell_id GROUP BY u.code)
+        SELECT c.code, c.name, c.base_cells,
+               coalesce(r.residents, 0) AS residents, coalesce(r.registered, 0) AS registered,
+               coalesce(r.floating, 0) AS floating, coalesce(r.households, 0) AS households,
+               coalesce(bl.n, 0) AS buildings, coalesce(en.n, 0) AS entities
+        FROM cells c LEFT JOIN r ON r.code = c.code LEFT JOIN bl ON bl.code = c.code
+        LEFT JOIN en ON en.code = c.code
+        ORDER BY c.code""")
     return [{k: (int(v) if k not in ("code", "name") else v) for k, v in row._mapping.items()}
             for row in session.execute(query, params)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from click.testing import CliRunner
 from shapely.geometry import box, mapping
@@ -11,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from gridkit import db
 from gridkit.cli import main
-from gridkit.models import AdminUnit, BaseCell
+from gridkit.models import AdminUnit, BaseCell, Resident
 from tests.conftest import SHARED_DATA
 
 CNMAPS = SHARED_DATA / "shenzhen-admin" / "sz_city_districts_cnmaps_gcj02.geojson"
@@ -80,3 +81,32 @@ def test_refused_import_writes_report_and_nothing_else(fresh_settings, tmp_path)
     report = open(text_path, encoding="utf-8").read()
     assert "440304001001001" in report
     assert (_count(fresh_settings, BaseCell), _count(fresh_settings, AdminUnit)) == before
+
+
+SUBJECTS = Path(__file__).resolve().parent / "data" / "subjects"
+
+
+def test_import_subjects_through_the_cli(fresh_settings):
+    """Buildings then residents from CSV; a bad residents file is refused with a report; stats follow."""
+    from tests.factories import make_base_grid
+
+    with Session(db.engine_for(fresh_settings)) as session, session.begin():
+        make_base_grid(session, rows=3, cols=3, communities=2)
+    result = run(fresh_settings, "import", "buildings", str(SUBJECTS / "buildings.csv"), "--json")
+    assert result.exit_code == 0, result.output
+    buildings = json.loads(result.output)
+    assert buildings["created"] > 0
+    result = run(fresh_settings, "import", "residents", str(SUBJECTS / "residents.csv"), "--json")
+    assert result.exit_code == 0, result.output
+    residents = json.loads(result.output)
+    assert residents["created"] > 0
+    before = _count(fresh_settings, Resident)
+    bad = run(fresh_settings, "import", "residents", str(SUBJECTS / "residents_bad.csv"))
+    assert bad.exit_code == 1 and "Report:" in bad.output
+    report = open(bad.output.split("Report: ")[1].split(" (JSON")[0], encoding="utf-8").read()
+    assert "440304199001010410" not in report            # personal data never in clear
+    assert _count(fresh_settings, Resident) == before
+    stats = json.loads(run(fresh_settings, "subjects", "stats", "--by", "street", "--json").output)
+    assert stats[0]["code"] == "440304001"
+    assert stats[0]["residents"] + len(json.loads(run(
+        fresh_settings, "subjects", "unassigned", "--kind", "residents", "--json").output)) == before

@@ -99,7 +99,7 @@ def _line(item: dict) -> str:
              f"编码 code {item.get('code') or '-'}",
              f"字段 field {item.get('field') or '-'}",
              f"原因 reason [{item.get('kind', '')}] {_one_line(item.get('message', ''))}"]
-    advice = ADVICE.get(item.get("kind"))
+    advice = ADVICE.get(item.get("kind")) or _subject_advice().get(item.get("kind"))
     if advice:
         parts.append(f"处理 to do: {advice}")
     return " | ".join(parts)
@@ -125,3 +125,10 @@ def _text(document: dict) -> str:
     if not notes:
         lines.append("无 none")
     return "\n".join(lines) + "\n"
+
+
+def _subject_advice() -> dict:
+    """Return the advice for problem kinds that only subject imports raise."""
+    from gridkit.io.subjects import SUBJECT_ADVICE
+
+    return SUBJECT_ADVICE
