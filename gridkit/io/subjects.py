@@ -663,20 +663,11 @@ def import_buildings(session: Session, path, *, mapping: dict | None = None, enc
     if job.problems:
         job.refuse()
 
-    new_rows, updated_rows, order_new, order_updated = [], [], [], []
-    for position in range(n):
-        row = {"code": codes[position], "address": addresses[position], "floors": floors[position],
-               "geom": points[position], "footprint": footprints[position]}
-        if codes[position] in existing:
-            updated_rows.append({"id": existing[codes[position]], **row})
-            order_updated.append(position)
-        else:
-            new_rows.append(row)
-            order_new.append(position)
+    rows = [{"code": codes[p], "address": addresses[p], "floors": floors[p], "geom": points[p],
+             "footprint": footprints[p]} for p in range(n)]
     with session.begin_nested():
-        new_ids, updated_ids = _write(session, Building, "code", new_rows, updated_rows)
+        new_ids, updated_ids, numbers = _write_keyed(session, job, Building, "code", codes, rows, existing)
         ids = new_ids + updated_ids
-        numbers = _numbers(job, ids, order_new + order_updated)
         residents = []
         if updated_ids:   # residents inherit their building's cell
             residents = list(session.scalars(text("SELECT id FROM resident WHERE building_id = ANY(:ids)"),
@@ -713,6 +704,22 @@ def _refuse_existing(job: _Job, keys: list, existing: dict, replace: bool, name:
 
 def _numbers(job: _Job, ids: list[int], positions: list[int]) -> dict[int, int]:
     return {i: job.table.numbers[p] for i, p in zip(ids, positions)}
+
+
+def _write_keyed(session: Session, job: _Job, model, key: str, keys: list, rows: list[dict],
+                 existing: dict) -> tuple[list[int], list[int], dict[int, int]]:
+    """Insert the rows whose key is new, update those whose key exists (replace); return
+    (new ids, updated ids, the user's row number by id)."""
+    new_rows, updated_rows, order_new, order_updated = [], [], [], []
+    for position, (k, row) in enumerate(zip(keys, rows)):
+        if k in existing:
+            updated_rows.append({"id": existing[k], **row})
+            order_updated.append(position)
+        else:
+            new_rows.append(row)
+            order_new.append(position)
+    new_ids, updated_ids = _write(session, model, key, new_rows, updated_rows)
+    return new_ids, updated_ids, _numbers(job, new_ids + updated_ids, order_new + order_updated)
 
 
 # -- residents -------------------------------------------------------------------------------------------
@@ -758,21 +765,12 @@ def import_residents(session: Session, path, *, pii_key: bytes, mapping: dict | 
     if job.problems:
         job.refuse()
 
-    new_rows, updated_rows, order_new, order_updated = [], [], [], []
-    for position in range(n):
-        row = {"id_number_hash": hashes[position], "id_number_masked": masks[position], **values[position],
-               "building_id": building_ids[position], "geom": points[position]}
-        if hashes[position] in existing:
-            updated_rows.append({"id": existing[hashes[position]], **row})
-            order_updated.append(position)
-        else:
-            new_rows.append(row)
-            order_new.append(position)
+    rows = [{"id_number_hash": hashes[p], "id_number_masked": masks[p], **values[p],
+             "building_id": building_ids[p], "geom": points[p]} for p in range(n)]
     with session.begin_nested():
-        new_ids, updated_ids = _write(session, Resident, "id_number_hash", new_rows, updated_rows)
-        ids = new_ids + updated_ids
-        assigned, unassigned, listed = _assign(job, "residents", "resident", "id_number_masked", ids,
-                                               _numbers(job, ids, order_new + order_updated))
+        new_ids, updated_ids, numbers = _write_keyed(session, job, Resident, "id_number_hash", hashes, rows, existing)
+        assigned, unassigned, listed = _assign(job, "residents", "resident", "id_number_masked",
+                                               new_ids + updated_ids, numbers)
     populations = {t: sum(v["population_type"] == t for v in values) for t in ("registered", "floating")}
     return SubjectImportResult("residents", created=len(new_ids), updated=len(updated_ids), assigned=assigned,
                                unassigned=unassigned, unassigned_rows=listed, notes=job.notes, source=job.source,
@@ -906,21 +904,12 @@ def import_entities(session: Session, path, *, mapping: dict | None = None, enco
     if job.problems:
         job.refuse()
 
-    new_rows, updated_rows, order_new, order_updated = [], [], [], []
-    for position in range(n):
-        row = {"credit_code": codes[position], "name": names[position], "address": addresses[position],
-               "geom": points[position]}
-        if codes[position] in existing:
-            updated_rows.append({"id": existing[codes[position]], **row})
-            order_updated.append(position)
-        else:
-            new_rows.append(row)
-            order_new.append(position)
+    rows = [{"credit_code": codes[p], "name": names[p], "address": addresses[p], "geom": points[p]}
+            for p in range(n)]
     with session.begin_nested():
-        new_ids, updated_ids = _write(session, LegalEntity, "credit_code", new_rows, updated_rows)
-        ids = new_ids + updated_ids
-        assigned, unassigned, listed = _assign(job, "entities", "legal_entity", "credit_code", ids,
-                                               _numbers(job, ids, order_new + order_updated))
+        new_ids, updated_ids, numbers = _write_keyed(session, job, LegalEntity, "credit_code", codes, rows, existing)
+        assigned, unassigned, listed = _assign(job, "entities", "legal_entity", "credit_code",
+                                               new_ids + updated_ids, numbers)
     return SubjectImportResult("entities", created=len(new_ids), updated=len(updated_ids), assigned=assigned,
                                unassigned=unassigned, unassigned_rows=listed, notes=job.notes, source=job.source)
 
