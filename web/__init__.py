@@ -14,7 +14,7 @@ from gridkit.errors import SetupError
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Return the gridkit web app for `settings` (default: from GRIDKIT_* environment variables)."""
-    from web import api, auth, database, errors, i18n, public
+    from web import api, auth, database, errors, i18n, planner, public
 
     settings = settings or Settings.from_env()
     app = Flask(__name__)
@@ -32,6 +32,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(public.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(planner.bp)
+    app.register_blueprint(planner.api)
     return app
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
 
 from gridkit import maps
 from gridkit.errors import ValidationError
@@ -33,6 +33,17 @@ def base_cells():
     return jsonify(maps.base_cells_geojson(
         db_session(), bbox=maps.parse_bbox(bbox) if bbox is not None else None,
         edition_id=_int_arg("edition")))
+
+
+@bp.get("/basegrid/problems")
+def basegrid_problems():
+    """Return the validation problems of base grid edition ?edition=NAME (default: current) as GeoJSON.
+
+    Properties: type, codes, area_m2, message, bbox. Results are kept per edition and cell count.
+    """
+    return jsonify(maps.base_grid_problems_geojson(
+        db_session(), request.args.get("edition") or None,
+        cache=current_app.extensions.setdefault("gridkit_problem_cache", {})))
 
 
 @bp.get("/health")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from contextlib import contextmanager
 
 from flask import Flask, current_app, g
 from sqlalchemy.orm import Session
@@ -19,7 +20,7 @@ def init_app(app: Flask) -> None:
 
 
 def db_session() -> Session:
-    """Return this request's session; views that change data wrap the change in `with session.begin()`."""
+    """Return this request's session; views that change data use `with transaction() as session:`."""
     if "db_session" not in g:
         g.db_session = _factory()()
     return g.db_session
@@ -43,3 +44,18 @@ def _close_session(exc: BaseException | None) -> None:
     session = g.pop("db_session", None)
     if session is not None:
         session.close()
+
+
+@contextmanager
+def transaction():
+    """Yield this request's session in one transaction, committed when the block ends.
+
+    Lookups made before (the signed-in user, permission checks) opened a read-only transaction;
+    it is rolled back first, so that nothing but the block's work is committed. An exception
+    rolls the block back and propagates.
+    """
+    session = db_session()
+    if session.in_transaction():
+        session.rollback()
+    with session.begin():
+        yield session

@@ -41,12 +41,14 @@ def _respond(status: int, error: str, message: str, problems: list):
     if wants_json():
         body = {"error": error, "message": message}
         if problems:
-            body["problems"] = [str(p) for p in problems]
+            # Structured problems (dicts from validation) stay objects a script can read.
+            body["problems"] = [p if isinstance(p, dict) else str(p) for p in problems]
         return jsonify(body), status
     key = f"error.title.{status}"
     title = t(key) if key in catalog("en") else t("error.title.other")
     return render_template("error.html", status=status, title=title, message=message,
-                           problems=[str(p) for p in problems]), status
+                           problems=[p.get("message", str(p)) if isinstance(p, dict) else str(p)
+                                     for p in problems]), status
 
 
 def init_app(app: Flask) -> None:

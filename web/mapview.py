@@ -5,6 +5,7 @@ from __future__ import annotations
 import folium
 from flask import current_app, url_for
 
+from gridkit.grids.validate import PROBLEM_TYPES
 from web.i18n import strings
 
 # Used only while the database has no geometry yet: the centre of Shenzhen.
@@ -29,6 +30,14 @@ JS_STRINGS = (
     "map.tooltip.area", "map.legend.title",
 )
 
+# Strings of the base grid page's script (gridkit-basegrid.js), one per problem type among them.
+BASEGRID_JS_STRINGS = (
+    "basegrid.problems.checking", "basegrid.problems.none", "basegrid.problems.count",
+    "basegrid.problems.error", "basegrid.problems.area", "basegrid.problems.more",
+    "basegrid.problems.no_location", "basegrid.layer.problems", "basegrid.legend.problem",
+    *(f"basegrid.problem.{kind}" for kind in PROBLEM_TYPES),
+)
+
 
 class OfflineMap(folium.Map):
     """A folium Map that loads Leaflet from our static files only, never from a CDN."""
@@ -43,6 +52,23 @@ class OfflineMap(folium.Map):
 
 def city_map(extent) -> dict:
     """Return the map pieces for a template: header, html, script, and the config for gridkit-map.js."""
+    return leaflet_map(extent, api={"adminUnits": url_for("api.admin_units"),
+                                    "baseCells": url_for("api.base_cells")},
+                       strings=strings(*JS_STRINGS))
+
+
+def basegrid_map(extent, edition_id: int | None) -> dict:
+    """Return the map pieces of the base grid page: the city map on one edition, with its problems."""
+    pieces = city_map(extent)
+    pieces["config"].update(edition=edition_id)
+    pieces["config"]["api"]["problems"] = url_for("api.basegrid_problems")
+    pieces["config"]["strings"].update(strings(*BASEGRID_JS_STRINGS))
+    return pieces
+
+
+def leaflet_map(extent, **config) -> dict:
+    """Return header, html and script of a folium map fitted to `extent` (lon/lat, or None), and a
+    config for the page's script: the map's and basemap's JS names, the zoom levels, plus `config`."""
     tiles = current_app.config.get("GRIDKIT_TILES", OSM_TILES)
     m = OfflineMap(location=DEFAULT_CENTER, zoom_start=DEFAULT_ZOOM, tiles=None,
                    position="absolute", js_url=url_for("static", filename="vendor/leaflet/leaflet.js"),
@@ -59,9 +85,8 @@ def city_map(extent) -> dict:
         "mapName": m.get_name(),
         "tileLayerName": tile_layer.get_name(),
         "hasData": extent is not None,
-        "api": {"adminUnits": url_for("api.admin_units"), "baseCells": url_for("api.base_cells")},
         "minCellZoom": MIN_CELL_ZOOM, "labelZoom": LABEL_ZOOM, "fullLabelZoom": FULL_LABEL_ZOOM,
-        "strings": strings(*JS_STRINGS),
+        **config,
     }
     return {"header": figure.header.render(), "html": figure.html.render(),
             "script": figure.script.render(), "config": config}

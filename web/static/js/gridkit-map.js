@@ -147,7 +147,7 @@
   overlays[S["map.layer.streets"]] = layers.street;
   overlays[S["map.layer.communities"]] = communities;
   overlays[S["map.layer.base_cells"]] = layers.cells;
-  L.control.layers(null, overlays, { collapsed: true, position: "topright" }).addTo(map);
+  var control = L.control.layers(null, overlays, { collapsed: true, position: "topright" }).addTo(map);
 
   // Admin outlines: one request per level, loaded once.
   ["district", "street", "community"].forEach(function (level) {
@@ -201,7 +201,7 @@
     state.busy = true;
     state.bbox = bbox;
     setStatus(S["map.status.loading"]);
-    getJSON(withQuery(cfg.api.baseCells, { bbox: bbox }), controller.signal).then(function (data) {
+    getJSON(withQuery(cfg.api.baseCells, { bbox: bbox, edition: cfg.edition }), controller.signal).then(function (data) {
       if (controller !== inFlight) { return; }
       layers.cells.clearLayers();
       layers.cells.addData(data);
@@ -231,5 +231,6 @@
   refreshCells();
 
   // For tests and the browser console.
-  window.gridkit = { map: map, layers: layers, state: state, refreshCells: refreshCells };
+  window.gridkit = { map: map, layers: layers, state: state, refreshCells: refreshCells,
+                     pane: pane, el: el, fmt: fmt, getJSON: getJSON, withQuery: withQuery, control: control };
 }());

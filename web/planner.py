@@ -1,0 +1,426 @@
+"""The planner's work grid editor: pages under /planner and their JSON API under /api/planner.
+
+Pages and API are for planners and administrators. A user with a scope (an admin unit) may only
+open departments whose jurisdiction lies inside it (403 otherwise). Every change is a POST with
+the session's CSRF token in the X-CSRF-Token header, runs in one transaction, and names the
+draft revision the page last saw: a stale one is refused with 409 (optimistic locking).
+"""
+
+from __future__ import annotations
+
+from functools import wraps
+
+from flask import Blueprint, jsonify, render_template, request, url_for
+
+from gridkit import maps
+from gridkit.errors import PermissionDenied, ValidationError
+from gridkit.grids import work
+from web.auth import check_csrf, csrf_token, current_user, login_required
+from web.database import db_session, transaction
+from web.i18n import current_language, strings, t
+from web.mapview import leaflet_map
+
+bp = Blueprint("planner", __name__, url_prefix="/planner")
+api = Blueprint("planner_api", __name__, url_prefix="/api/planner")
+
+PLANNER_ROLES = ("planner", "admin")
+# Up to this many base cells in the edition, the editor loads them all at once; above it, the
+# cells of the view (bbox) after every move, from web.mapview.MIN_CELL_ZOOM on.
+FULL_LOAD_CELLS = 5000
+# Share of a base cell's area that must lie inside a drawn polygon (the page lets the user change it).
+DEFAULT_SHARE = 0.5
+WORK_PROBLEM_TYPES = ("unassigned_base_cells", "outside_jurisdiction", "multipart_work_cell",
+                      "work_cell_code", "no_coordinator")
+# A number no URL uses, replaced by "{id}" etc. to give the page's script URL templates.
+_SLOT = 987654321
+
+JS_STRINGS = (
+    "planner.status.loading", "planner.status.count", "planner.status.zoom_in", "planner.status.error",
+    "planner.tooltip.community", "planner.tooltip.work_cell", "planner.tooltip.unassigned",
+    "planner.tooltip.excluded", "planner.tooltip.outside", "planner.tooltip.moved",
+    "planner.legend.unassigned", "planner.legend.excluded", "planner.legend.cells",
+    "planner.legend.coordinators", "planner.legend.none",
+    "planner.select.count", "planner.select.none", "planner.select.polygon_result",
+    "planner.select.polygon_empty", "planner.select.polygon_short",
+    "planner.tool.hint.click", "planner.tool.hint.box", "planner.tool.hint.polygon",
+    "planner.move.new", "planner.move.choose", "planner.move.code_format", "planner.move.done",
+    "planner.move.nothing", "planner.exclude.done", "planner.exclude.reason_needed",
+    "planner.saving", "planner.error", "planner.conflict", "planner.conflict.someone",
+    "planner.conflict.reloaded",
+    "planner.problems.checking", "planner.problems.none", "planner.problems.summary",
+    "planner.problems.error", "planner.problems.warning", "planner.problems.codes",
+    "planner.problems.more",
+    "planner.publish.confirm", "planner.publish.refused", "planner.publish.done",
+    "planner.history.version", "planner.history.current", "planner.history.this", "planner.history.open",
+    "planner.history.diff", "planner.history.rollback", "planner.history.rollback_confirm",
+    "planner.history.cells", "planner.history.published", "planner.history.created", "planner.history.empty",
+    "planner.draft.started", "planner.revision", "planner.notice.close",
+    "edition.status.draft", "edition.status.published", "edition.status.retired",
+    *(f"planner.problem.{kind}" for kind in WORK_PROBLEM_TYPES),
+)
+
+
+# -- helpers -----------------------------------------------------------------------------------------
+
+def _require_scope(session, dept_code: str) -> None:
+    """Raise PermissionDenied unless the signed-in user's scope holds the department's jurisdiction."""
+    user = current_user()
+    if not maps.jurisdiction_within_scope(session, dept_code, user.scope_code):
+        raise PermissionDenied(t("planner.out_of_scope", dept=dept_code, scope=user.scope_code))
+
+
+def _require_version_scope(session, version_id: int) -> str:
+    dept_code = maps.version_dept_code(session, version_id)
+    _require_scope(session, dept_code)
+    return dept_code
+
+
+def _changes(view):
+    """Refuse a state-changing request without this session's CSRF token (checked after sign-in)."""
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        check_csrf()
+        return view(*args, **kwargs)
+    return wrapped
+
+
+def _body() -> dict:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ValidationError(t("planner.api.json_body"))
+    return body
+
+
+def _int(body: dict, name: str, *, required: bool = True) -> int | None:
+    value = body.get(name)
+    if value is None and not required:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(t("planner.api.integer", name=name))
+    return value
+
+
+def _revision(body: dict) -> int:
+    # The page must say which revision it edited: without it a stale save could not be detected.
+    return _int(body, "revision")
+
+
+def _codes(body: dict) -> list[str]:
+    codes = body.get("cells")
+    if not isinstance(codes, list) or not all(isinstance(c, str) for c in codes):
+        raise ValidationError(t("planner.api.cells"))
+    codes = sorted({c.strip() for c in codes if c.strip()})
+    if not codes:
+        raise ValidationError(t("planner.api.no_cells"))
+    return codes
+
+
+def _share(body: dict) -> float:
+    share = body.get("share", DEFAULT_SHARE)
+    if isinstance(share, bool) or not isinstance(share, (int, float)):
+        raise ValidationError(t("planner.api.share"))
+    return float(share)
+
+
+def _text(body: dict, name: str) -> str | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValidationError(t("planner.api.text", name=name))
+    return value.strip() or None
+
+
+def _url_template(endpoint: str, **slots) -> str:
+    url = url_for(endpoint, **{name: _SLOT + i for i, name in enumerate(slots)})
+    for i, name in enumerate(slots):
+        url = url.replace(str(_SLOT + i), "{" + slots[name] + "}")
+    return url
+
+
+def _version_url(version_id: int) -> str:
+    return url_for("planner.version", version_id=version_id)
+
+
+# -- pages -------------------------------------------------------------------------------------------
+
+@bp.get("")
+@login_required(roles=PLANNER_ROLES)
+def index():
+    """List departments with their current version and drafts; start a draft from here."""
+    departments = maps.planner_departments(db_session(), current_user().scope_code)
+    config = {"csrf": csrf_token(), "lang": current_language(),
+              "strings": strings("planner.error", "planner.saving", "planner.draft.started")}
+    return render_template("planner_index.html", departments=departments, config=config)
+
+
+@bp.get("/draft/<int:version_id>")
+@bp.get("/version/<int:version_id>")
+@login_required(roles=PLANNER_ROLES)
+def version(version_id: int):
+    """Show a version on the map: the editor for a draft, read-only for a published or retired one."""
+    session = db_session()
+    _require_version_scope(session, version_id)
+    overview = maps.version_overview(session, version_id)
+    editable = overview["version"]["status"] == "draft"
+    dept = overview["department"]["code"]
+    config = _map_config(overview, mode="edit" if editable else "view")
+    return render_template("planner_editor.html", overview=overview, editable=editable, diff=None,
+                           map=leaflet_map(overview["extent"], **config),
+                           history_url=url_for("planner_api.history", dept_code=dept))
+
+
+@bp.get("/diff/<dept_code>/<int:old>/<int:new>")
+@login_required(roles=PLANNER_ROLES)
+def diff(dept_code: str, old: int, new: int):
+    """Compare two versions of a department's work grid: the newer one on the map, moved base cells
+    highlighted, and the lists of moved cells, added and removed work cells, coordinator changes."""
+    session = db_session()
+    _require_scope(session, dept_code)
+    result = work.diff_versions(session, dept_code, old, new)
+    overview = maps.version_overview(session, work.version_by_number(session, dept_code, new).id)
+    config = _map_config(overview, mode="diff")
+    config["diff"] = {"old": old, "new": new, "moved": result["moved"]}
+    return render_template("planner_editor.html", overview=overview, editable=False, diff=result,
+                           map=leaflet_map(overview["extent"], **config),
+                           history_url=url_for("planner_api.history", dept_code=dept_code))
+
+
+def _map_config(overview: dict, *, mode: str) -> dict:
+    version_ = overview["version"]
+    dept = overview["department"]["code"]
+    vid = version_["id"]
+    return {
+        "mode": mode,
+        "lang": current_language(),
+        "csrf": csrf_token(),
+        "version": {"id": vid, "number": version_["number"], "status": version_["status"],
+                    "revision": version_["revision"]},
+        "dept": {"code": dept, "name": overview["department"]["name"]},
+        "fullLoad": overview["counts"]["edition_cells"] <= FULL_LOAD_CELLS,
+        "share": DEFAULT_SHARE,
+        "api": {
+            "overview": url_for("planner_api.overview", version_id=vid),
+            "cells": url_for("planner_api.cells", version_id=vid),
+            "workCells": url_for("planner_api.work_cells", version_id=vid),
+            "communities": url_for("api.admin_units", level="community"),
+            "problems": url_for("planner_api.problems", draft_id=vid),
+            "polygon": url_for("planner_api.cells_in_polygon", draft_id=vid),
+            "move": url_for("planner_api.move", draft_id=vid),
+            "exclude": url_for("planner_api.exclude", draft_id=vid),
+            "publish": url_for("planner_api.publish", draft_id=vid),
+            "history": url_for("planner_api.history", dept_code=dept),
+            "newDraft": url_for("planner_api.new_draft", dept_code=dept),
+            "rollback": url_for("planner_api.rollback_", dept_code=dept),
+        },
+        "urls": {
+            "version": _url_template("planner.version", version_id="id"),
+            "diff": _url_template("planner.diff", dept_code="dept", old="old", new="new"),
+        },
+        "strings": strings(*JS_STRINGS),
+    }
+
+
+@bp.app_template_filter("when")
+def when(value: str | None) -> str:
+    """Return an ISO timestamp as 'YYYY-MM-DD HH:MM' (the page's script shows it in local time)."""
+    if not value:
+        return ""
+    return value[:16].replace("T", " ")
+
+
+# -- API: reading ------------------------------------------------------------------------------------
+
+@api.get("/departments")
+@login_required(roles=PLANNER_ROLES)
+def departments():
+    """Return the departments with current version, drafts and whether the user may edit them."""
+    return jsonify(maps.planner_departments(db_session(), current_user().scope_code))
+
+
+@api.get("/versions/<int:version_id>")
+@login_required(roles=PLANNER_ROLES)
+def overview(version_id: int):
+    """Return a version's overview: department, edition, work cells with counts, base cell counts."""
+    session = db_session()
+    _require_version_scope(session, version_id)
+    return jsonify(maps.version_overview(session, version_id))
+
+
+@api.get("/versions/<int:version_id>/cells")
+@login_required(roles=PLANNER_ROLES)
+def cells(version_id: int):
+    """Return the version's base cells with their work cell as GeoJSON: ?bbox=minx,miny,maxx,maxy."""
+    session = db_session()
+    _require_version_scope(session, version_id)
+    bbox = request.args.get("bbox")
+    return jsonify(maps.version_cells_geojson(session, version_id,
+                                              bbox=maps.parse_bbox(bbox) if bbox is not None else None))
+
+
+@api.get("/versions/<int:version_id>/work-cells")
+@login_required(roles=PLANNER_ROLES)
+def work_cells(version_id: int):
+    """Return the version's work cells as GeoJSON (union of their base cells): ?bbox=minx,miny,maxx,maxy."""
+    session = db_session()
+    _require_version_scope(session, version_id)
+    bbox = request.args.get("bbox")
+    return jsonify(maps.version_work_cells_geojson(session, version_id,
+                                                   bbox=maps.parse_bbox(bbox) if bbox is not None else None))
+
+
+@api.get("/drafts/<int:draft_id>/problems")
+@login_required(roles=PLANNER_ROLES)
+def problems(draft_id: int):
+    """Return the draft's validation problems (errors block publishing, warnings do not)."""
+    session = db_session()
+    _require_version_scope(session, draft_id)
+    draft = work.draft(session, draft_id)
+    found = [p.to_dict() for p in work.validate_version(session, draft)]
+    return jsonify({"draft": draft.id, "revision": draft.revision, "problems": found,
+                    "errors": sum(p["severity"] == "error" for p in found),
+                    "warnings": sum(p["severity"] != "error" for p in found)})
+
+
+@api.get("/departments/<dept_code>/history")
+@login_required(roles=PLANNER_ROLES)
+def history(dept_code: str):
+    """Return every version of the department's work grid, oldest first."""
+    session = db_session()
+    _require_scope(session, dept_code)
+    return jsonify({"dept": dept_code, "versions": work.version_history(session, dept_code)})
+
+
+@api.get("/departments/<dept_code>/diff")
+@login_required(roles=PLANNER_ROLES)
+def diff_json(dept_code: str):
+    """Return what changed between versions ?from=N and ?to=M: moved base cells, work cells, subjects."""
+    session = db_session()
+    _require_scope(session, dept_code)
+    numbers = {}
+    for name in ("from", "to"):
+        raw = request.args.get(name, "")
+        if not raw.isdigit():
+            raise ValidationError(t("planner.api.integer", name=name))
+        numbers[name] = int(raw)
+    return jsonify(work.diff_versions(session, dept_code, numbers["from"], numbers["to"]))
+
+
+@api.post("/drafts/<int:draft_id>/cells-in-polygon")
+@login_required(roles=PLANNER_ROLES)
+@_changes
+def cells_in_polygon(draft_id: int):
+    """Return the codes of the base cells with at least `share` of their area inside `polygon`.
+
+    Body: {"polygon": GeoJSON geometry in lon/lat, "share": 0.5}. Changes nothing.
+    """
+    session = db_session()
+    _require_version_scope(session, draft_id)
+    body = _body()
+    polygon = maps.polygon_from_geojson(body.get("polygon"))
+    codes = work.cells_in_polygon(session, work.draft(session, draft_id), polygon, threshold=_share(body))
+    return jsonify({"draft": draft_id, "cells": codes})
+
+
+# -- API: changing -----------------------------------------------------------------------------------
+
+@api.post("/drafts/<int:draft_id>/move")
+@login_required(roles=PLANNER_ROLES)
+@_changes
+def move(draft_id: int):
+    """Put base cells into a work cell (created when new), taking them from their work cells.
+
+    Body: {"revision": R, "work_cell": 20-digit code, "cells": [codes] or "polygon": GeoJSON with
+    optional "share", "name": optional work cell name}. Returns the new revision.
+    """
+    session = db_session()
+    _require_version_scope(session, draft_id)
+    by = current_user().name
+    body = _body()
+    revision = _revision(body)
+    code = _text(body, "work_cell")
+    if code is None:
+        raise ValidationError(t("planner.api.work_cell"))
+    polygon = maps.polygon_from_geojson(body["polygon"]) if "polygon" in body else None
+    codes = None if polygon is not None else _codes(body)
+    with transaction() as session:
+        draft = work.draft(session, draft_id)
+        if polygon is not None:
+            codes = work.cells_in_polygon(session, draft, polygon, threshold=_share(body))
+            if not codes:
+                raise ValidationError(t("planner.api.no_cells"))
+        cell = work.set_members(session, draft, code, codes, name=_text(body, "name"),
+                                expected_revision=revision, by=by)
+        result = {"draft": draft.id, "revision": draft.revision, "work_cell": cell.code, "cells": codes}
+    return jsonify(result)
+
+
+@api.post("/drafts/<int:draft_id>/exclude")
+@login_required(roles=PLANNER_ROLES)
+@_changes
+def exclude(draft_id: int):
+    """Leave base cells out of every work cell on purpose. Body: {"revision", "cells", "reason"}."""
+    session = db_session()
+    _require_version_scope(session, draft_id)
+    by = current_user().name
+    body = _body()
+    revision, codes, reason = _revision(body), _codes(body), _text(body, "reason") or ""
+    with transaction() as session:
+        draft = work.draft(session, draft_id)
+        count = work.exclude_cells(session, draft, codes, reason, expected_revision=revision, by=by)
+        result = {"draft": draft.id, "revision": draft.revision, "excluded": count}
+    return jsonify(result)
+
+
+@api.post("/drafts/<int:draft_id>/publish")
+@login_required(roles=PLANNER_ROLES)
+@_changes
+def publish(draft_id: int):
+    """Publish the draft at the revision the page shows; refused (400, with the problems) while it
+    has validation errors, and (409) when someone changed it since."""
+    session = db_session()
+    _require_version_scope(session, draft_id)
+    by = current_user().name
+    revision = _revision(_body())
+    with transaction() as session:
+        draft = work.draft(session, draft_id)
+        # Publish exactly what the planner saw: a change made meanwhile is a conflict.
+        work.touch_draft(session, draft, expected_revision=revision, by=by)
+        version_ = work.publish(session, draft, by=by)
+        result = {"id": version_.id, "dept": version_.dept_code, "number": version_.number,
+                  "status": version_.status, "valid_from": version_.valid_from.isoformat(),
+                  "url": _version_url(version_.id)}
+    return jsonify(result)
+
+
+@api.post("/departments/<dept_code>/drafts")
+@login_required(roles=PLANNER_ROLES)
+@_changes
+def new_draft(dept_code: str):
+    """Start a draft from the current version (or {"from_version": N}). Returns its id and page URL."""
+    session = db_session()
+    _require_scope(session, dept_code)
+    by = current_user().name
+    body = _body() if request.content_length else {}
+    from_version, note = _int(body, "from_version", required=False), _text(body, "note")
+    with transaction() as session:
+        draft = work.start_draft(session, dept_code, from_version=from_version, by=by, note=note)
+        result = {"id": draft.id, "dept": draft.dept_code, "number": draft.number, "revision": draft.revision,
+                  "url": url_for("planner.version", version_id=draft.id)}
+    return jsonify(result), 201
+
+
+@api.post("/departments/<dept_code>/rollback")
+@login_required(roles=PLANNER_ROLES)
+@_changes
+def rollback_(dept_code: str):
+    """Publish a copy of version {"to": N} as a new version. Returns the new version and its URL."""
+    session = db_session()
+    _require_scope(session, dept_code)
+    by = current_user().name
+    to = _int(_body(), "to")
+    with transaction() as session:
+        version_ = work.rollback(session, dept_code, to, by=by)
+        result = {"id": version_.id, "dept": version_.dept_code, "number": version_.number, "copy_of": to,
+                  "status": version_.status, "url": _version_url(version_.id)}
+    return jsonify(result), 201
