@@ -674,14 +674,16 @@ def workgrid_validate(settings, draft_id, coordinator_required, as_json):
 @workgrid.command("publish")
 @click.option("--draft", "draft_id", type=int, required=True)
 @click.option("--coordinator-required", is_flag=True, help="Refuse work cells without coordinator.")
+@click.option("--revision", type=int, help="Refuse if the draft changed since this revision.")
 @json_option
 @with_settings
-def workgrid_publish(settings, draft_id, coordinator_required, as_json):
+def workgrid_publish(settings, draft_id, coordinator_required, revision, as_json):
     """Publish a draft: it becomes immutable and valid from now."""
     from gridkit.grids.work import draft, publish
 
     with db.transaction(settings) as session:
-        v = publish(session, draft(session, draft_id), by=actor(), coordinator_required=coordinator_required)
+        v = publish(session, draft(session, draft_id), by=actor(), coordinator_required=coordinator_required,
+                    expected_revision=revision)
         result = {"id": v.id, "dept": v.dept_code, "number": v.number, "valid_from": v.valid_from}
     echo_json(result) if as_json else click.echo(
         f"version {result['number']} of department {result['dept']} published")

@@ -480,7 +480,7 @@ def version_cells_geojson(session: Session, version_id: int, bbox: Bbox | None =
         "dept_code": version.dept_code})
 
 
-def polygon_from_geojson(geometry) -> "BaseGeometry":
+def polygon_from_geojson(geometry):
     """Return a shapely (Multi)Polygon from a GeoJSON geometry object in lon/lat, or raise ValidationError."""
     from shapely.geometry import shape
 

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 from geoalchemy2.shape import from_shape
 from shapely.geometry import Point, box, mapping
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gridkit import db

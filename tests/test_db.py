@@ -8,7 +8,7 @@ import tempfile
 
 import pytest
 from geoalchemy2.shape import from_shape
-from shapely.geometry import MultiPolygon, Point, Polygon, box
+from shapely.geometry import MultiPolygon, Polygon, box
 from sqlalchemy import inspect, text
 from sqlalchemy.exc import IntegrityError
 

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import secrets
-from pathlib import Path
 
 from flask import Flask
 
 from gridkit.config import Settings
-from gridkit.errors import SetupError
+from gridkit.keys import kept_key
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -39,19 +36,5 @@ def create_app(settings: Settings | None = None) -> Flask:
 
 def secret_key(settings: Settings) -> str:
     """Return the key that signs sessions: GRIDKIT_SECRET_KEY, else one kept in GRIDKIT_HOME/secret_key."""
-    if settings.secret_key:
-        return settings.secret_key
-    path = Path(settings.home) / "secret_key"
-    try:
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            # O_EXCL with mode 0600: the key is never readable by others, not even for a moment.
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as fh:
-                fh.write(secrets.token_hex(32))
-        return path.read_text().strip()
-    except FileExistsError:
-        return path.read_text().strip()   # another process created it a moment ago
-    except OSError as exc:
-        raise SetupError(f"cannot keep the session key in {path} ({exc.strerror}): make "
-                         "GRIDKIT_HOME writable or set GRIDKIT_SECRET_KEY.")
+    return kept_key(settings.home, "secret_key", settings.secret_key, setting="GRIDKIT_SECRET_KEY",
+                    what="session key")

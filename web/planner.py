@@ -385,8 +385,7 @@ def publish(draft_id: int):
     with transaction() as session:
         draft = work.draft(session, draft_id)
         # Publish exactly what the planner saw: a change made meanwhile is a conflict.
-        work.touch_draft(session, draft, expected_revision=revision, by=by)
-        version_ = work.publish(session, draft, by=by)
+        version_ = work.publish(session, draft, by=by, expected_revision=revision)
         result = {"id": version_.id, "dept": version_.dept_code, "number": version_.number,
                   "status": version_.status, "valid_from": version_.valid_from.isoformat(),
                   "url": _version_url(version_.id)}

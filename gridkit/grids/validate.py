@@ -30,7 +30,6 @@ from __future__ import annotations
 
 from gridkit.grids.numbering import order_west_east_north_south as order_in_rows  # one rule for generation and renumbering
 
-import math
 import statistics
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field

@@ -10,12 +10,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 
-from sqlalchemy import and_, delete, func, insert, or_, select, text, update
+from sqlalchemy import delete, func, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from gridkit.errors import Conflict, InvalidTransition, NotFound, ValidationError
-from gridkit.grids.base import check_lon_lat, current_edition, point
-from gridkit.models import (AdminUnit, BaseCell, BaseGridEdition, Coordinator, CoordinatorAssignment,
+from gridkit.grids.base import check_lon_lat, current_edition
+from gridkit.models import (AdminUnit, BaseCell, Coordinator, CoordinatorAssignment,
                             Department, WorkCell, WorkCellMember, WorkGridExclusion,
                             WorkGridVersion)
 
@@ -95,7 +95,7 @@ def version_history(session: Session, dept_code: str) -> list[dict]:
         .outerjoin(cells, cells.c.version_id == WorkGridVersion.id)
         .where(WorkGridVersion.dept_code == dept_code).order_by(WorkGridVersion.number))
     return [{"id": v.id, "number": v.number, "status": v.status, "work_cells": n, "revision": v.revision,
-             "based_on": v.based_on_id, "created_by": v.created_by, "note": v.note,
+             "based_on": v.based_on_id, "created_by": v.created_by, "updated_by": v.updated_by, "note": v.note,
              "created_at": _iso(v.created_at), "published_at": _iso(v.published_at),
              "valid_from": _iso(v.valid_from), "valid_to": _iso(v.valid_to)} for v, n in rows]
 
@@ -447,11 +447,17 @@ def _cache_work_cell_geometry(session: Session, version: WorkGridVersion) -> Non
 
 
 def publish(session: Session, version: WorkGridVersion, *, at: datetime | None = None,
-            by: str | None = None, coordinator_required: bool = False) -> WorkGridVersion:
-    """Publish a draft: validate, cache work cell geometries, close the previous version's validity."""
+            by: str | None = None, coordinator_required: bool = False,
+            expected_revision: int | None = None) -> WorkGridVersion:
+    """Publish a draft: validate, cache work cell geometries, close the previous version's validity.
+
+    With expected_revision, a draft changed since the publisher looked at it is refused (Conflict).
+    """
     if version.status != "draft":
         raise InvalidTransition(f"version {version.number} of department {version.dept_code} is "
                                 f"{version.status}: only a draft can be published.")
+    if expected_revision is not None:
+        touch_draft(session, version, expected_revision=expected_revision, by=by)
     savepoint = session.begin_nested()
     # The union is computed once: validation checks connectivity on it and publishing keeps it.
     _cache_work_cell_geometry(session, version)
