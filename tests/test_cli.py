@@ -232,3 +232,24 @@ def test_serve_answers_http(grid_settings):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_one_person_covers_two_departments(grid_settings):
+    """多员合一: the same phone is the same coordinator, in whichever department."""
+    _publish_two_work_cells(grid_settings)
+    run(grid_settings, "dept", "add", "200001", "城管", "--jurisdiction", "440304")
+    draft = run_json(grid_settings, "workgrid", "draft", "--dept", "200001")
+    cells = ",".join(f"440304001001{s:03d}" for s in range(1, 10))
+    run(grid_settings, "workgrid", "assign", "--draft", str(draft["id"]), "--work-cell",
+        "20000144030400100101", "--cells", cells)
+    run(grid_settings, "workgrid", "publish", "--draft", str(draft["id"]))
+    first = run_json(grid_settings, "coordinator", "add", "张伟", "--phone", "13812345678", "--dept", DEPT,
+                     "--work-cell", WC1)
+    second = run_json(grid_settings, "coordinator", "add", "张伟", "--phone", "13812345678", "--dept", "200001",
+                      "--work-cell", "20000144030400100101")
+    assert first["id"] == second["id"]
+    answer = run_json(grid_settings, "whois", str(X0 + D / 2), str(Y0 + 2.5 * D))
+    assert [d["coordinators"][0]["id"] for d in answer["departments"]] == [first["id"], first["id"]]
+    clash = run(grid_settings, "coordinator", "add", "李娜", "--phone", "13812345678", "--dept", DEPT,
+                "--work-cell", WC2, ok=False)
+    assert clash.exit_code == 1 and "belongs to coordinator" in clash.output

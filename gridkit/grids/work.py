@@ -490,7 +490,8 @@ def publish(session: Session, version: WorkGridVersion, *, at: datetime | None =
 
 def add_coordinator(session: Session, name: str, phone: str | None, dept_code: str,
                     work_cell_codes: list[str], *, version: WorkGridVersion | None = None) -> Coordinator:
-    """Create a coordinator covering work cells of the department's current version (or `version`)."""
+    """Make a coordinator (the existing one with this phone, else a new one) cover work cells of the
+    department's current version (or `version`)."""
     from gridkit.standard.ids import validate_phone
 
     if not name.strip():
@@ -500,9 +501,15 @@ def add_coordinator(session: Session, name: str, phone: str | None, dept_code: s
             phone = validate_phone(phone)
         except ValueError as exc:
             raise ValidationError(f"coordinator {name}: {exc}")
-    coordinator = Coordinator(name=name.strip(), phone=phone)
-    session.add(coordinator)
-    session.flush()
+    # One person may cover several departments' work cells (多员合一): the phone identifies them.
+    coordinator = session.scalar(select(Coordinator).where(Coordinator.phone == phone)) if phone else None
+    if coordinator is not None and coordinator.name != name.strip():
+        raise Conflict(f"phone {phone} belongs to coordinator {coordinator.id} {coordinator.name}, not {name}: "
+                       "check the number.")
+    if coordinator is None:
+        coordinator = Coordinator(name=name.strip(), phone=phone)
+        session.add(coordinator)
+        session.flush()
     assign_coordinator(session, coordinator, dept_code, work_cell_codes, version=version)
     return coordinator
 
