@@ -78,3 +78,25 @@ def test_bad_row_loads_nothing(session, tmp_path):
         load_demo(session, KEY, data_dir=data)
     savepoint.rollback()
     assert session.scalar(select(func.count()).select_from(AdminUnit)) == before
+
+
+def test_responsibility_of_a_resident_comes_from_the_version_valid_then(fresh_settings):
+    """A resident found by citizen ID: base cell, then each department's work cell and coordinators."""
+    runner = CliRunner()
+    assert runner.invoke(main, ["demo", "--no-serve", "--json"], obj=fresh_settings).exit_code == 0
+    row = _rows("residents.csv")[7]
+    result = runner.invoke(main, ["subjects", "responsible", "--kind", "residents", row["id_number"], "--json"],
+                           obj=fresh_settings, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.output)
+    assert row["id_number"] not in result.output and answer["identity"].startswith(row["id_number"][:4] + "*")
+    assert answer["base_cell"] == row["building_code"][:15]
+    assert [d["dept"] for d in answer["departments"]] == ["100001", "200001", "300001"]
+    assert all(d["work_cell"] and d["coordinators"] and "****" in d["coordinators"][0]["phone"]
+               for d in answer["departments"])
+    # Before the demo grids were published (2026-01-01), no department had a work cell there.
+    before = json.loads(runner.invoke(main, ["subjects", "responsible", "--kind", "residents", row["id_number"],
+                                             "--at", "2025-06-01T00:00+08:00", "--json"], obj=fresh_settings).output)
+    assert all(d["work_cell"] is None for d in before["departments"])
+    missing = runner.invoke(main, ["subjects", "responsible", "--kind", "buildings", "NOPE"], obj=fresh_settings)
+    assert missing.exit_code == 1 and "no building has 'NOPE'" in missing.output
