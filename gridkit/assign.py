@@ -4,47 +4,301 @@ Rules (the same in bulk and for one subject):
 - a point goes to the base cell that covers it (ST_Covers, so edges count); a point on a
   shared edge or corner goes to the covering cell with the smallest code;
 - a building with a footprint goes to the cell holding the largest part of the footprint
-  (ties: smallest code); without a footprint, by its point;
-- a resident with a building inherits the building's cell; otherwise by its own point;
+  (ties: smallest code); parts are compared in square degrees of EPSG:4490, which ranks
+  them as square metres do across one footprint; a footprint that only touches cells
+  (no area inside any) is unassigned. Without a footprint, a building goes by its point;
+- a resident with a building inherits the building's cell (also when the building moves);
+  otherwise by its own point;
 - a subject outside every cell keeps base_cell_id NULL: it stays, is counted and listed.
+
+How, in bulk: points are read in one query per kind (id, current cell, x, y as binary
+arrays), located by `gridkit.spatial.pointindex.PointIndex` (a raster pre-index that
+reproduces PostGIS ST_Covers bit for bit, tie-break included), and only the subjects whose
+cell changed are written back (binary COPY into a temporary table, then one UPDATE that skips
+subjects moved meanwhile). Small batches (fewer than ENGINE_MIN_POINTS points, or fewer than
+ENGINE_MIN_POINTS_PER_CELL per cell) go to PostGIS directly, since building the index costs
+more than it saves there; `assign_one` always does. Footprints and inheritance stay in SQL.
+Everything runs in the caller's transaction, which it never commits.
 """
 
 from __future__ import annotations
 
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+import shapely
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from gridkit.errors import NotFound, ValidationError
 from gridkit.grids.base import current_edition
-from gridkit.models import BaseGridEdition
+from gridkit.models import BaseGridEdition, Building, Incident, LegalEntity, Resident
+from gridkit.spatial.pointindex import PointIndex
 
 KINDS = ("buildings", "residents", "entities", "incidents")
 TABLES = {"buildings": "building", "residents": "resident", "entities": "legal_entity", "incidents": "incident"}
+MODELS = {"buildings": Building, "residents": Resident, "entities": LegalEntity, "incidents": Incident}
+
+# The engine pays for itself from this many points, and once points are at least half as many
+# as cells (building the index costs about as much per cell as PostGIS takes per point).
+ENGINE_MIN_POINTS = 1000
+ENGINE_MIN_POINTS_PER_CELL = 0.5
+# Ids per read query: keeps each binary array far below PostgreSQL's 1 GB value limit.
+READ_CHUNK_IDS = 1 << 24
+
+# Which subjects are placed by their own point.
+_BY_POINT = {"buildings": "{t}.footprint IS NULL", "residents": "{t}.building_id IS NULL", "entities": "TRUE",
+             "incidents": "TRUE"}
 
 _POINT_CELL = ("(SELECT b.id FROM base_cell b WHERE b.edition_id = :e AND ST_Covers(b.geom, {t}.geom) "
                "ORDER BY b.code LIMIT 1)")
-_FOOTPRINT_CELL = ("(SELECT b.id FROM base_cell b WHERE b.edition_id = :e AND ST_Intersects(b.geom, {t}.footprint) "
-                   "ORDER BY ST_Area(ST_Intersection(b.geom, {t}.footprint)) DESC, b.code LIMIT 1)")
+# A footprint wholly inside a cell skips the intersection; ST_MakeValid only for broken ones.
+_FOOTPRINT_CELL = """(SELECT p.id FROM (
+        SELECT b.id, b.code, CASE WHEN ST_Covers(b.geom, f.fp) THEN ST_Area(f.fp)
+                                  ELSE ST_Area(ST_Intersection(b.geom, f.fp)) END AS part
+        FROM base_cell b WHERE b.edition_id = :e AND ST_Intersects(b.geom, f.fp)) p
+     WHERE p.part > 0 ORDER BY p.part DESC, p.code LIMIT 1)"""
+_VALID_FOOTPRINT = "CASE WHEN ST_IsValid({t}.footprint) THEN {t}.footprint ELSE ST_MakeValid({t}.footprint) END"
+
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
+_COPY_TRAILER = struct.pack(">h", -1)
+_COPY_ROW = np.dtype([("n", ">i2"), ("l0", ">i4"), ("id", ">i4"), ("l1", ">i4"), ("cell", ">i4"),
+                      ("l2", ">i4"), ("x", ">f8"), ("l3", ">i4"), ("y", ">f8")])
 
 
-def _new_cell_sql(kind: str) -> str:
+# -- the index of a base grid edition ---------------------------------------------------------------
+
+@dataclass
+class BaseCellIndex:
+    """The point index of one edition's base cells, in code order (smallest code wins ties)."""
+
+    edition_id: int
+    ids: np.ndarray              # base_cell.id, ordered by code
+    index: PointIndex
+
+    def cells_at(self, lon: np.ndarray, lat: np.ndarray, *, threads: int | None = None) -> np.ndarray:
+        """Return the id of the base cell covering each CGCS2000 point, 0 where none does (int32)."""
+        pos = self.index.locate(lon, lat, threads=threads)
+        out = np.zeros(len(pos), dtype=np.int32)
+        hit = pos >= 0
+        out[hit] = self.ids[pos[hit]]
+        return out
+
+
+def base_cell_index(session: Session, edition: BaseGridEdition) -> BaseCellIndex:
+    """Return the point index of `edition`'s base cells, built from their stored coordinates."""
+    rows = session.execute(text("SELECT id, ST_AsBinary(geom) FROM base_cell WHERE edition_id = :e "
+                                "ORDER BY code"), {"e": edition.id}).all()
+    ids = np.array([r[0] for r in rows], dtype=np.int32)
+    # WKB keeps the stored doubles exactly: the index must see what PostGIS sees.
+    geoms = shapely.from_wkb([bytes(r[1]) for r in rows]) if rows else np.zeros(0, dtype=object)
+    return BaseCellIndex(edition.id, ids, PointIndex.build(geoms))
+
+
+@dataclass
+class _Run:
+    """What one assign_subjects call shares between kinds: the edition and its index, built once."""
+
+    session: Session
+    edition: BaseGridEdition
+    _index: BaseCellIndex | None = None
+    _cells: int | None = None
+
+    def index(self) -> BaseCellIndex:
+        if self._index is None:
+            self._index = base_cell_index(self.session, self.edition)
+        return self._index
+
+    def cells(self) -> int:
+        if self._cells is None:
+            self._cells = self.session.scalar(text("SELECT count(*) FROM base_cell WHERE edition_id = :e"),
+                                              {"e": self.edition.id})
+        return self._cells
+
+
+# -- binary reads and writes through the session's own connection ------------------------------------
+
+def _driver_connection(session: Session):
+    """The psycopg connection of the session's transaction (flushed first, so it sees the ORM's work)."""
+    session.flush()
+    return session.connection().connection.driver_connection
+
+
+def _array(buf: bytes | None, kind: str) -> np.ndarray:
+    """Decode PostgreSQL's binary array format (array_send) of int4, int8 or float8 without NULLs."""
+    dtype = np.dtype({"i": ">i4", "q": ">i8", "f": ">f8"}[kind])
+    if buf is None:
+        return np.zeros(0, dtype=dtype.newbyteorder("="))
+    ndim, has_null, _oid = struct.unpack_from(">iiI", buf, 0)
+    if ndim == 0:
+        return np.zeros(0, dtype=dtype.newbyteorder("="))
+    if ndim != 1 or has_null:
+        raise ValueError("expected a one-dimensional array without NULLs")
+    (n,) = struct.unpack_from(">i", buf, 12)
+    rows = np.frombuffer(buf, dtype=np.dtype([("len", ">i4"), ("v", dtype)]), count=n, offset=20)
+    if n and not (rows["len"] == dtype.itemsize).all():
+        raise ValueError("unexpected element size in binary array")
+    return rows["v"].astype(dtype.newbyteorder("="))
+
+
+@dataclass
+class Points:
+    """Subjects placed by their own point: id, current base cell (0 = none), lon, lat (NaN = no point)."""
+
+    ids: np.ndarray
+    old: np.ndarray
+    lon: np.ndarray
+    lat: np.ndarray
+
+
+def read_points(session: Session, kind: str, ids: list[int] | None = None) -> Points:
+    """Return the subjects of `kind` placed by their own point (all, or those in `ids`)."""
     table = TABLES[kind]
-    if kind == "buildings":
-        return (f"CASE WHEN {table}.footprint IS NOT NULL THEN {_FOOTPRINT_CELL.format(t=table)} "
-                f"ELSE {_POINT_CELL.format(t=table)} END")
-    if kind == "residents":
-        return (f"CASE WHEN {table}.building_id IS NOT NULL THEN "
-                f"(SELECT bl.base_cell_id FROM building bl WHERE bl.id = {table}.building_id) "
-                f"ELSE {_POINT_CELL.format(t=table)} END")
-    return _POINT_CELL.format(t=table)
+    # Whole columns as binary arrays: one round trip, no per-row Python objects. Id and current
+    # cell share one int8 (one array less to build and send). A missing or empty point reads as
+    # NaN, which no cell covers, as in PostGIS.
+    select = (f"SELECT array_send(array_agg((id::int8 << 32) | COALESCE(base_cell_id, 0))), "
+              f"array_send(array_agg(COALESCE(ST_X(geom), 'NaN'))), "
+              f"array_send(array_agg(COALESCE(ST_Y(geom), 'NaN'))) "
+              f"FROM {table} WHERE {_BY_POINT[kind].format(t=table)}")
+    conn = _driver_connection(session)
+    parts = []
+    with conn.cursor(binary=True) as cur:
+        # JIT compilation costs more than it saves on this one pass.
+        cur.execute("SELECT current_setting('jit'), set_config('jit', 'off', true)")
+        jit = cur.fetchone()[0]
+        if ids is not None:
+            cur.execute(select + " AND id = ANY(%s::int[])", (list(ids),))
+            parts.append(cur.fetchone())
+        else:
+            cur.execute(f"SELECT min(id), max(id) FROM {table}")
+            lo, hi = cur.fetchone()
+            if lo is not None:
+                for start in range(lo, hi + 1, READ_CHUNK_IDS):
+                    cur.execute(select + " AND id >= %s AND id < %s", (start, start + READ_CHUNK_IDS))
+                    parts.append(cur.fetchone())
+        cur.execute("SELECT set_config('jit', %s, true)", (jit,))
+    cols = [[_array(p[i], "q" if i == 0 else "f") for p in parts] for i in range(3)]
+    packed, lon, lat = (np.concatenate(c) if c else np.zeros(0, dtype=np.int64 if i == 0 else np.float64)
+                        for i, c in enumerate(cols))
+    return Points((packed >> 32).astype(np.int32), (packed & 0xFFFFFFFF).astype(np.int32), lon, lat)
+
+
+def write_cells(session: Session, kind: str, ids: np.ndarray, cells: np.ndarray, lon: np.ndarray,
+                lat: np.ndarray) -> int:
+    """Set base_cell_id (0 = none) of subjects of `kind` located at (lon, lat); return how many changed.
+
+    A subject whose point (or placement by point) changed since it was read is left alone: a
+    concurrent move assigns it itself, and a cell from the old point would be wrong.
+    """
+    if not len(ids):
+        return 0
+    conn = _driver_connection(session)
+    with conn.cursor() as cur:
+        _copy_new_cells(cur, ids, cells, lon, lat)
+        return _update_from_new_cells(cur, kind)
+
+
+def _copy_new_cells(cur, ids: np.ndarray, cells: np.ndarray, lon: np.ndarray, lat: np.ndarray) -> None:
+    """Load (id, cell, lon, lat) rows into the temporary table gk_assign_new by binary COPY."""
+    rows = np.empty(len(ids), dtype=_COPY_ROW)
+    rows["n"], rows["l0"], rows["l1"], rows["l2"], rows["l3"] = 4, 4, 4, 8, 8
+    rows["id"], rows["cell"], rows["x"], rows["y"] = ids, cells, lon, lat
+    cur.execute("CREATE TEMP TABLE IF NOT EXISTS gk_assign_new "
+                "(id int NOT NULL, cell int NOT NULL, x float8 NOT NULL, y float8 NOT NULL) ON COMMIT DROP")
+    cur.execute("TRUNCATE gk_assign_new")
+    with cur.copy("COPY gk_assign_new (id, cell, x, y) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.write(_COPY_HEADER)
+        step = 1 << 20
+        for s in range(0, len(rows), step):
+            copy.write(rows[s:s + step].tobytes())
+        copy.write(_COPY_TRAILER)
+    # Row estimates for the join plan (a handful of rows: index lookups; millions: hash join).
+    cur.execute("ANALYZE gk_assign_new")
+
+
+def _update_from_new_cells(cur, kind: str) -> int:
+    """Write gk_assign_new into the table of `kind` in one UPDATE; return how many rows changed."""
+    table = TABLES[kind]
+    # Enough memory to hash millions of pairs in one batch, for this statement only.
+    cur.execute("SELECT current_setting('work_mem'), set_config('work_mem', '256MB', true)")
+    work_mem = cur.fetchone()[0]
+    # READ COMMITTED re-checks this WHERE on a row changed concurrently since we read it: the
+    # point and the placement rule must still be the ones the cell was computed for (NaN = NaN
+    # in PostgreSQL, so subjects without a point compare equal too).
+    cur.execute(f"UPDATE {table} t SET base_cell_id = NULLIF(n.cell, 0) FROM gk_assign_new n "
+                f"WHERE t.id = n.id AND t.base_cell_id IS DISTINCT FROM NULLIF(n.cell, 0) "
+                f"AND COALESCE(ST_X(t.geom), 'NaN') = n.x AND COALESCE(ST_Y(t.geom), 'NaN') = n.y "
+                f"AND {_BY_POINT[kind].format(t='t')}")
+    changed = cur.rowcount
+    cur.execute("SELECT set_config('work_mem', %s, true)", (work_mem,))
+    return changed
+
+
+# -- the steps ---------------------------------------------------------------------------------------
+
+def _ids_filter(alias: str, ids: list[int] | None) -> str:
+    return "" if ids is None else f" AND {alias}.id = ANY(:ids)"
+
+
+def _assign_points(run: _Run, kind: str, ids: list[int] | None) -> int:
+    """Locate the subjects of `kind` placed by their own point; return how many changed cell."""
+    points = read_points(run.session, kind, ids)
+    n = len(points.ids)
+    if n == 0:
+        return 0
+    if n < ENGINE_MIN_POINTS or n < ENGINE_MIN_POINTS_PER_CELL * run.cells():
+        # Few points: PostGIS itself, the same rule by definition.
+        table = TABLES[kind]
+        return run.session.execute(text(
+            f"WITH n AS (SELECT s.id, {_POINT_CELL.format(t='s')} AS cell FROM {table} s WHERE s.id = ANY(:ids)) "
+            f"UPDATE {table} t SET base_cell_id = n.cell FROM n "
+            f"WHERE t.id = n.id AND t.base_cell_id IS DISTINCT FROM n.cell"),
+            {"e": run.edition.id, "ids": points.ids.tolist()}).rowcount
+    new = run.index().cells_at(points.lon, points.lat)
+    moved = new != points.old
+    return write_cells(run.session, kind, points.ids[moved], new[moved], points.lon[moved], points.lat[moved])
+
+
+def _assign_footprints(run: _Run, ids: list[int] | None) -> int:
+    """Assign buildings with a footprint to the cell holding its largest part; return changes."""
+    return run.session.execute(text(
+        f"UPDATE building t SET base_cell_id = n.cell FROM ("
+        f"  SELECT f.id, {_FOOTPRINT_CELL} AS cell FROM ("
+        f"    SELECT building.id, {_VALID_FOOTPRINT.format(t='building')} AS fp FROM building "
+        f"    WHERE building.footprint IS NOT NULL{_ids_filter('building', ids)}) f) n "
+        f"WHERE t.id = n.id AND t.base_cell_id IS DISTINCT FROM n.cell"),
+        {"e": run.edition.id, "ids": ids}).rowcount
+
+
+def _follow_buildings(session: Session, *, resident_ids: list[int] | None = None,
+                      building_ids: list[int] | None = None) -> int:
+    """Give residents with a building their building's cell; return how many changed."""
+    return session.execute(text(
+        "UPDATE resident r SET base_cell_id = b.base_cell_id FROM building b "
+        "WHERE r.building_id = b.id AND r.base_cell_id IS DISTINCT FROM b.base_cell_id"
+        + _ids_filter("r", resident_ids) + ("" if building_ids is None else " AND b.id = ANY(:bids)")),
+        {"ids": resident_ids, "bids": building_ids}).rowcount
+
+
+def _expire_cells(session: Session, kind: str) -> None:
+    """Make loaded objects of `kind` read base_cell_id again: it was changed behind the ORM."""
+    model = MODELS[kind]
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, model):
+            session.expire(obj, ["base_cell_id"])
 
 
 def assign_subjects(session: Session, kinds: list[str] | None = None, *,
                     edition: BaseGridEdition | None = None, where_ids: dict[str, list[int]] | None = None) -> dict:
     """Assign subjects of `kinds` (default all) to the edition's base cells; return counts per kind.
 
-    Counts: total, assigned, unassigned, changed (base cell differs from before).
-    Buildings are assigned before residents, who inherit their building's cell.
+    Counts: total, assigned, unassigned, changed (base cell differs from before). `where_ids`
+    limits a kind to those ids (a kind missing from it: all). Buildings are assigned before
+    residents; residents of a building that moved follow it even when residents are not among
+    `kinds` (they are counted as changed residents when they are). Runs in the caller's
+    transaction and never commits.
     """
     kinds = list(KINDS) if not kinds else kinds
     for kind in kinds:
@@ -53,22 +307,65 @@ def assign_subjects(session: Session, kinds: list[str] | None = None, *,
     edition = edition or current_edition(session)
     if edition is None:
         raise NotFound("no base grid edition is published: publish one before assigning subjects.")
-    ordered = [k for k in KINDS if k in kinds]
+    session.flush()
+    run = _Run(session, edition)
     result = {}
-    for kind in ordered:
+    followers = 0
+    for kind in (k for k in KINDS if k in kinds):
+        ids = None if where_ids is None or where_ids.get(kind) is None else [int(i) for i in where_ids[kind]]
+        changed = 0
+        if ids is None or ids:
+            if kind == "buildings":
+                changed += _assign_footprints(run, ids)
+            if kind == "residents":
+                changed += followers + _follow_buildings(session, resident_ids=ids)
+            changed += _assign_points(run, kind, ids)
+            if kind == "buildings":
+                followers = _follow_buildings(session, building_ids=ids)
+                _expire_cells(session, "residents")
+            _expire_cells(session, kind)
         table = TABLES[kind]
-        ids = (where_ids or {}).get(kind)
-        filter_ = "" if ids is None else f"WHERE {table}.id = ANY(:ids)"
-        changed = session.execute(text(
-            f"WITH n AS (SELECT {table}.id, {_new_cell_sql(kind)} AS cell FROM {table} {filter_}) "
-            f"UPDATE {table} SET base_cell_id = n.cell FROM n WHERE {table}.id = n.id "
-            f"AND {table}.base_cell_id IS DISTINCT FROM n.cell"), {"e": edition.id, "ids": ids}).rowcount
         counts = session.execute(text(
-            f"SELECT count(*) AS total, count(base_cell_id) AS assigned FROM {table} {filter_}"),
-            {"ids": ids}).one()
+            f"SELECT count(*) AS total, count(base_cell_id) AS assigned FROM {table} WHERE TRUE"
+            + _ids_filter(table, ids)), {"ids": ids}).one()
         result[kind] = {"total": counts.total, "assigned": counts.assigned,
                         "unassigned": counts.total - counts.assigned, "changed": changed}
     return result
+
+
+def assign_one(session: Session, subject, *, edition: BaseGridEdition | None = None) -> int | None:
+    """Assign one subject just inserted or moved to its base cell; return the cell id or None.
+
+    Call it after setting the subject's geometry (or building); it flushes, sets
+    `subject.base_cell_id` in the same transaction and, for a building, moves its residents
+    along. A resident with a building takes the building's current cell, so assign the
+    building first. With no published edition the subject stays unassigned (None).
+    """
+    kind = next((k for k, m in MODELS.items() if isinstance(subject, m)), None)
+    if kind is None:
+        raise TypeError(f"cannot assign a {type(subject).__name__}: not a subject")
+    session.flush()
+    edition = edition or current_edition(session)
+    if edition is None:
+        return None
+    table = TABLES[kind]
+    params = {"e": edition.id, "id": subject.id}
+    if kind == "buildings" and subject.footprint is not None:
+        cell = session.scalar(text(
+            f"SELECT {_FOOTPRINT_CELL} FROM (SELECT building.id, {_VALID_FOOTPRINT.format(t='building')} AS fp "
+            f"FROM building WHERE building.id = :id) f"), params)
+    elif kind == "residents" and subject.building_id is not None:
+        cell = session.scalar(text("SELECT base_cell_id FROM building WHERE id = :bid"),
+                              {"bid": subject.building_id})
+    else:
+        cell = session.scalar(text(f"SELECT {_POINT_CELL.format(t=table)} FROM {table} WHERE {table}.id = :id"),
+                              params)
+    subject.base_cell_id = cell
+    session.flush()
+    if kind == "buildings":
+        if _follow_buildings(session, building_ids=[subject.id]):
+            _expire_cells(session, "residents")
+    return cell
 
 
 def unassigned_subjects(session: Session, kind: str | None = None, limit: int | None = None) -> list[dict]:
