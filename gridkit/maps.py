@@ -125,6 +125,20 @@ def check_bbox(bbox) -> Bbox:
     return minx, miny, maxx, maxy
 
 
+def _cells_in_view(session: Session, edition_id: int, bbox, limit: int) -> list:
+    """Return the WHERE clauses selecting an edition's cells in the bbox; refuse more than `limit` of them."""
+    where = [BaseCell.edition_id == edition_id]
+    if bbox is not None:
+        minx, miny, maxx, maxy = check_bbox(bbox)
+        where.append(func.ST_Intersects(BaseCell.geom, func.ST_MakeEnvelope(minx, miny, maxx, maxy, SRID)))
+    # Counting at most limit + 1 rows stays cheap however far out the caller zoomed.
+    capped = select(literal(1)).select_from(BaseCell).where(*where).limit(limit + 1).subquery()
+    if session.scalar(select(func.count()).select_from(capped)) > limit:
+        raise ValidationError(f"more than {limit} base cells lie in this area: zoom in or give a "
+                              "smaller bbox.")
+    return where
+
+
 def base_cells_geojson(session: Session, bbox: Bbox | None = None, edition_id: int | None = None,
                        limit: int = CELL_LIMIT) -> dict:
     """Return the base cells of an edition that intersect `bbox` as a GeoJSON FeatureCollection.
@@ -138,16 +152,7 @@ def base_cells_geojson(session: Session, bbox: Bbox | None = None, edition_id: i
     edition = _edition(session, edition_id)
     if edition is None:
         return _feature_collection([], edition=None)
-    where = [BaseCell.edition_id == edition.id]
-    if bbox is not None:
-        minx, miny, maxx, maxy = check_bbox(bbox)
-        envelope = func.ST_MakeEnvelope(minx, miny, maxx, maxy, SRID)
-        where.append(func.ST_Intersects(BaseCell.geom, envelope))
-    # Counting at most limit + 1 rows stays cheap however far out the caller zoomed.
-    capped = select(literal(1)).select_from(BaseCell).where(*where).limit(limit + 1).subquery()
-    if session.scalar(select(func.count()).select_from(capped)) > limit:
-        raise ValidationError(f"more than {limit} base cells lie in this area: zoom in or give a "
-                              "smaller bbox.")
+    where = _cells_in_view(session, edition.id, bbox, limit)
     feature = func.json_build_object(
         "type", "Feature",
         "id", BaseCell.code,
@@ -445,14 +450,7 @@ def version_cells_geojson(session: Session, version_id: int, bbox: Bbox | None =
     """
     version = _version(session, version_id)
     dept = session.get(Department, version.dept_code)
-    where = [BaseCell.edition_id == version.base_edition_id]
-    if bbox is not None:
-        minx, miny, maxx, maxy = check_bbox(bbox)
-        where.append(func.ST_Intersects(BaseCell.geom, func.ST_MakeEnvelope(minx, miny, maxx, maxy, SRID)))
-    capped = select(literal(1)).select_from(BaseCell).where(*where).limit(limit + 1).subquery()
-    if session.scalar(select(func.count()).select_from(capped)) > limit:
-        raise ValidationError(f"more than {limit} base cells lie in this area: zoom in or give a "
-                              "smaller bbox.")
+    where = _cells_in_view(session, version.base_edition_id, bbox, limit)
     feature = func.json_build_object(
         "type", "Feature",
         "id", BaseCell.code,

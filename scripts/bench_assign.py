@@ -43,10 +43,8 @@ import gc
 import math
 import os
 import random
-import shutil
 import struct
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,8 +58,6 @@ from sqlalchemy.orm import Session
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gridkit import assign, db  # noqa: E402
-from gridkit.config import Settings  # noqa: E402
-from gridkit.db.embedded import EmbeddedCluster  # noqa: E402
 from gridkit.models import BaseGridEdition  # noqa: E402
 from gridkit.spatial.pointindex import default_threads  # noqa: E402
 
@@ -486,28 +482,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="run the PostGIS UPDATE for sizes above 1M always, or only if time allows")
     args = parser.parse_args(argv)
     progress(f"{os.cpu_count()} CPUs, {default_threads()} usable; load average {os.getloadavg()[0]:.2f}")
-    external = os.environ.get("GRIDKIT_DATABASE_URL")
-    if external:
-        settings = Settings.from_env()
-        db.engine_for(settings)
-        progress(f"database: {db.safe_url(db.database_url(settings))} (one transaction, rolled back)")
-        last = run(db.database_url(settings), args)
-    else:
-        tmp = Path(tempfile.mkdtemp(prefix="gk-bench-"))
-        os.chmod(tmp, 0o755)
-        cluster = EmbeddedCluster(tmp, fast=True, port=args.port)
-        try:
-            cluster.init()
-            cluster.start()
-            cluster.wait_ready()
-            cluster.ensure_database("gridkit_bench")
-            url = cluster.url("gridkit_bench")
-            db.upgrade(url)
-            progress(f"database: throwaway cluster in {tmp}")
-            last = run(url, args)
-        finally:
-            cluster.destroy()
-            shutil.rmtree(tmp, ignore_errors=True)
+    with db.bench_database(args.port) as (url, where):
+        progress(f"database: {where}")
+        last = run(url, args)
     progress("done")
     print(last)
     return 0

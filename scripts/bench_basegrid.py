@@ -28,9 +28,7 @@ _sys.path.insert(0, str(_Path(__file__).resolve().parent))
 import math
 import os
 import random
-import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,9 +44,7 @@ from sqlalchemy.orm import Session
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gridkit import db  # noqa: E402
-from gridkit.config import Settings  # noqa: E402
 from gridkit.coords import gauss_kruger_epsg  # noqa: E402
-from gridkit.db.embedded import EmbeddedCluster  # noqa: E402
 from gridkit.grids.validate import (AREA_TOLERANCE_M2, SLIVER_M2, renumber_base_cells,  # noqa: E402
                                     validate_base_grid)
 from gridkit.models import BaseGridEdition  # noqa: E402
@@ -351,28 +347,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1, help="random seed of the city")
     parser.add_argument("--port", type=int, default=5497, help="socket number of the throwaway cluster")
     args = parser.parse_args(argv)
-    external = os.environ.get("GRIDKIT_DATABASE_URL")
-    if external:
-        settings = Settings.from_env()
-        db.engine_for(settings)  # refuses a database that is not at the current schema
-        print(f"database: {db.safe_url(db.database_url(settings))} (one transaction, rolled back)")
-        run(db.database_url(settings), args)
-        return 0
-    tmp = Path(tempfile.mkdtemp(prefix="gk-bench-"))
-    os.chmod(tmp, 0o755)
-    cluster = EmbeddedCluster(tmp, fast=True, port=args.port)
-    try:
-        cluster.init()
-        cluster.start()
-        cluster.wait_ready()
-        cluster.ensure_database("gridkit_bench")
-        url = cluster.url("gridkit_bench")
-        db.upgrade(url)
-        print(f"database: throwaway cluster in {tmp}")
+    if args.cells < 2000:
+        # Problems are injected into cells away from community edges: communities need a few rows.
+        parser.error("--cells must be at least 2000")
+    with db.bench_database(args.port) as (url, where):
+        print(f"database: {where}")
         run(url, args)
-    finally:
-        cluster.destroy()
-        shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 

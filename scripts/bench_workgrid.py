@@ -14,12 +14,9 @@ transaction that is rolled back). Usage: .venv/bin/python scripts/bench_workgrid
 from __future__ import annotations
 
 import argparse
-import os
 import random
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -29,7 +26,6 @@ from sqlalchemy import text  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
 from gridkit import db  # noqa: E402
-from gridkit.db.embedded import EmbeddedCluster  # noqa: E402
 from gridkit.grids import work  # noqa: E402
 
 X0, Y0 = 114.0, 22.5
@@ -173,36 +169,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--residents", type=int, default=5_000_000)
     args = parser.parse_args()
-    tmp = None
-    cluster = None
-    url = os.environ.get("GRIDKIT_DATABASE_URL")
-    if url:
-        url = db.database_url(db.Settings(database_url=url))
-    else:
-        tmp = Path(tempfile.mkdtemp(prefix="gk-bench-"))
-        os.chmod(tmp, 0o755)
-        cluster = EmbeddedCluster(tmp, fast=True, port=5497)
-        cluster.init()
-        cluster.start()
-        cluster.wait_ready()
-        cluster.ensure_database("bench")
-        url = cluster.url("bench")
-        db.upgrade(url)
-    engine = db.make_engine(url)
-    try:
-        with Session(engine) as session:
-            session.begin()
-            t0 = time.perf_counter()
-            build(session, args.residents)
-            log(f"built 10,000 base cells, 3 work grids, {args.residents:,} residents in {time.perf_counter() - t0:.1f} s")
-            publish_rows = bench_publish(session)
-            whois_rows = bench_whois(session)
-            session.rollback()
-    finally:
-        engine.dispose()
-        if cluster is not None:
-            cluster.destroy()
-            shutil.rmtree(tmp, ignore_errors=True)
+    with db.bench_database(5497) as (url, where):
+        log(f"database: {where}")
+        engine = db.make_engine(url)
+        try:
+            with Session(engine) as session:
+                session.begin()
+                t0 = time.perf_counter()
+                build(session, args.residents)
+                log(f"built 10,000 base cells, 3 work grids, {args.residents:,} residents in "
+                    f"{time.perf_counter() - t0:.1f} s")
+                publish_rows = bench_publish(session)
+                whois_rows = bench_whois(session)
+                session.rollback()
+        finally:
+            engine.dispose()
     print()
     print(f"{'benchmark':62} {'seconds':>9} {'speed-up vs baseline':>21}")
     for label, seconds, ratio in publish_rows:

@@ -176,3 +176,37 @@ def transaction(settings: Settings):
     factory = session_factory(engine_for(settings))
     with factory() as session, session.begin():
         yield session
+
+
+@contextmanager
+def bench_database(port: int, dbname: str = "gridkit_bench"):
+    """Yield (url, description) of a migrated database for a benchmark.
+
+    GRIDKIT_DATABASE_URL's database when set (it must be at the current schema; benchmarks work
+    inside one transaction they roll back), else a throwaway private cluster under /tmp that is
+    removed afterwards.
+    """
+    import os
+    import shutil
+    import tempfile
+
+    if os.environ.get("GRIDKIT_DATABASE_URL"):
+        settings = Settings.from_env()
+        engine_for(settings)  # refuses a database that is not at the current schema
+        url = database_url(settings)
+        yield url, f"{safe_url(url)} (one transaction, rolled back)"
+        return
+    tmp = Path(tempfile.mkdtemp(prefix="gk-bench-"))
+    os.chmod(tmp, 0o755)   # the server user must reach it when run as root
+    cluster = EmbeddedCluster(tmp, fast=True, port=port)
+    try:
+        cluster.init()
+        cluster.start()
+        cluster.wait_ready()
+        cluster.ensure_database(dbname)
+        url = cluster.url(dbname)
+        upgrade(url)
+        yield url, f"throwaway cluster in {tmp}"
+    finally:
+        cluster.destroy()
+        shutil.rmtree(tmp, ignore_errors=True)
