@@ -19,6 +19,10 @@ subjects moved meanwhile). Small batches (fewer than ENGINE_MIN_POINTS points, o
 ENGINE_MIN_POINTS_PER_CELL per cell) go to PostGIS directly, since building the index costs
 more than it saves there; `assign_one` always does. Footprints and inheritance stay in SQL.
 Everything runs in the caller's transaction, which it never commits.
+
+Incrementally: a subject inserted or moved through the ORM (geometry, footprint or building
+changed) gets its base cell in the same flush, by a session event: no caller can forget it.
+Bulk loaders may set session.info[AUTO_ASSIGN] = False and call assign_subjects once.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import shapely
-from sqlalchemy import text
+from sqlalchemy import event, inspect, text
 from sqlalchemy.orm import Session
 
 from gridkit.errors import NotFound, ValidationError
@@ -348,6 +352,17 @@ def assign_one(session: Session, subject, *, edition: BaseGridEdition | None = N
     edition = edition or current_edition(session)
     if edition is None:
         return None
+    cell = _cell_of(session, kind, subject, edition)
+    subject.base_cell_id = cell
+    session.flush()
+    if kind == "buildings":
+        if _follow_buildings(session, building_ids=[subject.id]):
+            _expire_cells(session, "residents")
+    return cell
+
+
+def _cell_of(session: Session, kind: str, subject, edition: BaseGridEdition) -> int | None:
+    """Return the base cell of one stored subject by the rules (SQL only, no flush)."""
     table = TABLES[kind]
     params = {"e": edition.id, "id": subject.id}
     if kind == "buildings" and subject.footprint is not None:
@@ -360,12 +375,66 @@ def assign_one(session: Session, subject, *, edition: BaseGridEdition | None = N
     else:
         cell = session.scalar(text(f"SELECT {_POINT_CELL.format(t=table)} FROM {table} WHERE {table}.id = :id"),
                               params)
-    subject.base_cell_id = cell
-    session.flush()
-    if kind == "buildings":
-        if _follow_buildings(session, building_ids=[subject.id]):
-            _expire_cells(session, "residents")
     return cell
+
+
+# Incremental assignment: a subject inserted or moved through the ORM gets its base cell in the
+# same flush, so no caller can forget it. Bulk paths (Core inserts, COPY) call assign_subjects.
+_LOCATION = {"buildings": ("geom", "footprint"), "residents": ("geom", "building_id"),
+             "entities": ("geom",), "incidents": ("geom",)}
+
+
+AUTO_ASSIGN = "gridkit_auto_assign"
+
+
+@event.listens_for(Session, "after_flush")
+def _note_moved_subjects(session: Session, flush_context) -> None:
+    # A bulk loader may turn it off (session.info[AUTO_ASSIGN] = False) and assign in one go.
+    if session.info.get(AUTO_ASSIGN) is False:
+        return
+    moved = session.info.setdefault("gridkit_moved_subjects", [])
+    for obj in list(session.new) + list(session.dirty):
+        kind = next((k for k, m in MODELS.items() if isinstance(obj, m)), None)
+        if kind is None:
+            continue
+        state = inspect(obj)
+        if obj in session.new or any(state.attrs[a].history.has_changes() for a in _LOCATION[kind]):
+            moved.append((kind, obj))
+
+
+@event.listens_for(Session, "after_flush_postexec")
+def _assign_moved_subjects(session: Session, flush_context) -> None:
+    moved = session.info.pop("gridkit_moved_subjects", None)
+    if not moved:
+        return
+    with session.no_autoflush:
+        edition = current_edition(session)
+        if edition is None:
+            return
+        live = [(k, o) for k, o in moved if not (inspect(o).deleted or inspect(o).detached)]
+        # Buildings first: their residents take the building's cell.
+        buildings = []
+        for obj in (o for k, o in live if k == "buildings"):
+            cell = _cell_of(session, "buildings", obj, edition)
+            if obj.base_cell_id != cell:
+                # Changed here, flushed by the flush loop's next pass, in the same transaction.
+                obj.base_cell_id = cell
+            buildings.append({"b": obj.id, "cell": cell})
+        if buildings:
+            # The buildings' new cells reach the table only in the next flush pass: give them here.
+            session.execute(text("UPDATE resident SET base_cell_id = :cell WHERE building_id = :b "
+                                 "AND base_cell_id IS DISTINCT FROM :cell"), buildings)
+            _expire_cells(session, "residents")
+        cells_of_buildings = {row["b"]: row["cell"] for row in buildings}
+        for kind, obj in live:
+            if kind == "buildings":
+                continue
+            if kind == "residents" and obj.building_id in cells_of_buildings:
+                cell = cells_of_buildings[obj.building_id]
+            else:
+                cell = _cell_of(session, kind, obj, edition)
+            if obj.base_cell_id != cell:
+                obj.base_cell_id = cell
 
 
 def unassigned_subjects(session: Session, kind: str | None = None, limit: int | None = None) -> list[dict]:

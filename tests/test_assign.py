@@ -11,7 +11,7 @@ import pytest
 import shapely
 from geoalchemy2.shape import from_shape
 from shapely.geometry import MultiPolygon, Point, box
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from gridkit import assign
 from gridkit.assign import assign_one, assign_subjects, base_cell_index, unassigned_subjects
@@ -68,6 +68,13 @@ def path(request, monkeypatch):
     else:
         monkeypatch.setattr(assign, "ENGINE_MIN_POINTS", 10**9)
     return request.param
+
+
+@pytest.fixture(autouse=True)
+def bulk_session(session):
+    """These tests load subjects unassigned and assign them in bulk, like an import does."""
+    session.info[assign.AUTO_ASSIGN] = False
+    return session
 
 
 @pytest.fixture
@@ -477,3 +484,29 @@ def test_bulk_write_leaves_subjects_moved_since_they_were_read(session, grid):
     session.expire_all()
     assert moved.base_cell_id == cell_id(session, code(3))
     assert kept.base_cell_id == cell_id(session, code(8))
+
+
+def test_orm_insert_and_move_assign_in_the_same_flush(session, grid):
+    """Without being asked: a subject inserted or moved through the ORM gets its cell at flush."""
+    session.info[assign.AUTO_ASSIGN] = True
+    codes = dict(session.execute(select(BaseCell.id, BaseCell.code)).all())
+    e = LegalEntity(credit_code="91440300MA5DC7QX31", name="测试公司",
+                    geom=from_shape(Point(X0 + 0.5 * D, Y0 + 2.5 * D), srid=SRID))
+    b = Building(code="B-AUTO", geom=from_shape(Point(X0 + 1.5 * D, Y0 + 1.5 * D), srid=SRID))
+    session.add_all([e, b])
+    session.flush()
+    r = Resident(id_number_hash="auto", id_number_masked="4403**********000X", name="x",
+                 population_type="registered", building_id=b.id)
+    session.add(r)
+    session.flush()
+    assert codes[e.base_cell_id].endswith("001") and codes[b.base_cell_id].endswith("005")
+    assert r.base_cell_id == b.base_cell_id
+    b.geom = from_shape(Point(X0 + 2.5 * D, Y0 + 0.5 * D), srid=SRID)     # to the south-east cell
+    session.flush()
+    assert codes[b.base_cell_id].endswith("009")
+    session.refresh(r)
+    assert r.base_cell_id == b.base_cell_id
+    e.geom = from_shape(Point(X0 + 9 * D, Y0 + 9 * D), srid=SRID)         # off the grid: kept, unassigned
+    session.flush()
+    assert e.base_cell_id is None
+    assert session.scalar(select(LegalEntity.base_cell_id).where(LegalEntity.id == e.id)) is None
