@@ -253,3 +253,16 @@ def test_one_person_covers_two_departments(grid_settings):
     clash = run(grid_settings, "coordinator", "add", "李娜", "--phone", "13812345678", "--dept", DEPT,
                 "--work-cell", WC2, ok=False)
     assert clash.exit_code == 1 and "belongs to coordinator" in clash.output
+
+
+@pytest.mark.parametrize("env,expected", [
+    ({"GRIDKIT_PG_BIN": "/nowhere/bin"}, "PostgreSQL 15 is not installed"),
+    ({"GRIDKIT_HOME": "/proc/gridkit-home"}, "GRIDKIT_HOME=/proc/gridkit-home is not writable"),
+])
+def test_bad_embedded_setup_is_one_line_saying_what_to_do(tmp_path, env, expected):
+    full = {"PATH": "/usr/bin:/bin", "GRIDKIT_HOME": str(tmp_path / "home"), **env}
+    proc = subprocess.run([sys.executable, "-m", "gridkit.cli", "db", "up"], capture_output=True, text=True,
+                          env=full, timeout=60)
+    assert proc.returncode == 1
+    assert proc.stderr.count("\n") == 1 and expected in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
