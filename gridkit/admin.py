@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from gridkit.errors import NotFound, ValidationError
+from gridkit.errors import ValidationError
 from gridkit.models import ADMIN_LEVELS, AdminUnit
 
 
@@ -22,28 +22,17 @@ def list_admin_units(session: Session, *, level: str | None = None, parent: str 
     return [dict(row._mapping, area_km2=round(row.area_km2, 3)) for row in session.execute(query)]
 
 
-def admin_unit(session: Session, code: str) -> AdminUnit:
-    """Return the admin unit with this code or raise NotFound."""
-    unit = session.get(AdminUnit, code)
-    if unit is None:
-        raise NotFound(f"no admin unit has code {code!r}: see `gridkit admin list`.")
-    return unit
-
-
-def community_of(session: Session, code: str) -> str | None:
-    """Return the 12-digit community code a longer code (base cell, work cell area) starts with."""
-    return code[:12] if len(code) >= 12 else None
-
-
 def area_prefix(session: Session, code: str | None) -> str:
     """Return the code prefix shared by every base cell inside an admin unit ('' for None = whole city).
 
-    A city's districts do not start with the full city code (440300 → districts 4403xx), so a
-    city contributes its first 4 digits.
+    GB/T 2260: a city's districts share its code without the trailing zero pairs
+    (440300 → 4403xx, 110000 → 11xxxx), so a city contributes that shorter prefix.
     """
     if not code:
         return ""
     unit = session.get(AdminUnit, code)
+    prefix = code
     if unit is not None and unit.level == "city":
-        return code[:4]
-    return code
+        while prefix.endswith("00") and len(prefix) > 2:
+            prefix = prefix[:-2]
+    return prefix

@@ -82,6 +82,7 @@ import numpy as np
 from sqlalchemy import exists, select, text
 from sqlalchemy.orm import Session
 
+from gridkit.admin import area_prefix
 from gridkit.errors import InvalidTransition, NotFound, ValidationError
 from gridkit.grids.numbering import order_west_east_north_south
 from gridkit.grids.work import touch_draft
@@ -1001,13 +1002,7 @@ def _scope(session: Session, code: str) -> tuple[str, str]:
     unit = session.get(AdminUnit, code)
     if unit is None:
         raise NotFound(f"no admin unit has code {code!r}: see `gridkit admin list`.")
-    prefix = unit.code
-    if unit.level == "city":
-        # GB/T 2260: a city's districts share its code without the trailing zero pairs
-        # (440300 → 4403xx, 110000 → 11xxxx).
-        while prefix.endswith("00") and len(prefix) > 2:
-            prefix = prefix[:-2]
-    return unit.code, prefix
+    return unit.code, area_prefix(session, unit.code)
 
 
 def _loads(session: Session, draft: WorkGridVersion, by: str, prefix: str, cells: dict) -> dict[int, float]:
