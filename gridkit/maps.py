@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import math
 
-from sqlalchemy import Numeric, case, func, literal, literal_column, or_, select
+from sqlalchemy import Numeric, func, literal, literal_column, or_, select
 from sqlalchemy.dialects.postgresql import JSON, aggregate_order_by
 from sqlalchemy.orm import Session
 
+from gridkit.admin import area_prefix
 from gridkit.errors import NotFound, ValidationError
+from gridkit.grids.base import published_or_newest
 from gridkit.models import (ADMIN_LEVELS, SRID, AdminUnit, BaseCell, BaseGridEdition, Building,
                             Coordinator, CoordinatorAssignment, Department, Incident, LegalEntity,
                             Resident, WorkCell, WorkCellMember, WorkGridExclusion, WorkGridVersion)
@@ -77,17 +79,9 @@ def admin_units_geojson(session: Session, level: str | None = None, parent: str 
     return _feature_collection(session.scalar(query))
 
 
-def current_edition(session: Session) -> BaseGridEdition | None:
-    """Return the published base grid edition, else the newest one, else None."""
-    return session.scalar(
-        select(BaseGridEdition).order_by(
-            case((BaseGridEdition.status == "published", 0), else_=1),
-            BaseGridEdition.created_at.desc(), BaseGridEdition.id.desc()).limit(1))
-
-
 def _edition(session: Session, edition_id: int | None) -> BaseGridEdition | None:
     if edition_id is None:
-        return current_edition(session)
+        return published_or_newest(session)
     edition = session.get(BaseGridEdition, edition_id)
     if edition is None:
         raise NotFound(f"base grid edition {edition_id} does not exist: see /api/summary for the "
@@ -171,7 +165,7 @@ def base_cells_geojson(session: Session, bbox: Bbox | None = None, edition_id: i
 
 def map_extent(session: Session) -> Bbox | None:
     """Return (minx, miny, maxx, maxy) of the current edition's base cells, else of the admin units, else None."""
-    edition = current_edition(session)
+    edition = published_or_newest(session)
     if edition is not None:
         extent = _extent(session, select(func.ST_Extent(BaseCell.geom)).where(BaseCell.edition_id == edition.id))
         if extent is not None:
@@ -192,7 +186,7 @@ def summary(session: Session) -> dict:
     Only counts: nothing here is personal data. `work_cells` counts the cells of the work grid
     versions in force now (published, valid_from passed, not yet superseded).
     """
-    edition = current_edition(session)
+    edition = published_or_newest(session)
 
     def count(model, *where):
         return select(func.count()).select_from(model).where(*where).scalar_subquery()
@@ -372,9 +366,9 @@ def planner_departments(session: Session, scope_code: str | None = None) -> list
                  editable=jurisdiction_within_scope(session, r["code"], scope_code)) for r in rows]
 
 
-def _jurisdiction_filter(dept: Department):
-    # The same rule as gridkit.grids.work.validate_version: a community code prefix.
-    return BaseCell.community_code.startswith(dept.jurisdiction_code or "")
+def _jurisdiction_filter(session: Session, dept: Department):
+    # The same rule as gridkit.grids.work.validate_version: the jurisdiction's code prefix.
+    return BaseCell.community_code.startswith(area_prefix(session, dept.jurisdiction_code))
 
 
 def version_overview(session: Session, version_id: int) -> dict:
@@ -399,7 +393,7 @@ def version_overview(session: Session, version_id: int) -> dict:
                       .outerjoin(members, members.c.work_cell_id == WorkCell.id)
                       .outerjoin(staff, staff.c.work_cell_id == WorkCell.id)
                       .where(WorkCell.version_id == version.id).order_by(WorkCell.code))]
-    inside = _jurisdiction_filter(dept)
+    inside = _jurisdiction_filter(session, dept)
     member = select(WorkCellMember.base_cell_id).where(WorkCellMember.version_id == version.id)
     excluded = select(WorkGridExclusion.base_cell_id).where(WorkGridExclusion.version_id == version.id)
     in_edition = BaseCell.edition_id == version.base_edition_id
@@ -463,7 +457,7 @@ def version_cells_geojson(session: Session, version_id: int, bbox: Bbox | None =
             "work_cell_name", WorkCell.name,
             "excluded", WorkGridExclusion.base_cell_id.is_not(None),
             "exclusion_reason", WorkGridExclusion.reason,
-            "in_jurisdiction", _jurisdiction_filter(dept)),
+            "in_jurisdiction", _jurisdiction_filter(session, dept)),
     )
     query = (select(_features(feature, BaseCell.code)).select_from(BaseCell)
              .join(AdminUnit, AdminUnit.code == BaseCell.community_code)

@@ -1,16 +1,14 @@
-"""Base grid editions and base cells: lookups and the point → base cell rule."""
+"""Base grid editions and base cells: lookups (the point → base cell rule lives in gridkit.assign)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from geoalchemy2.shape import from_shape
-from shapely.geometry import Point
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from gridkit.errors import NotFound, ValidationError
-from gridkit.models import SRID, AdminUnit, BaseCell, BaseGridEdition
+from gridkit.models import AdminUnit, BaseCell, BaseGridEdition
 
 
 def check_lon_lat(lon: float, lat: float) -> None:
@@ -21,11 +19,6 @@ def check_lon_lat(lon: float, lat: float) -> None:
         raise ValidationError(f"({lon}, {lat}) is not a longitude/latitude pair.")
     if not (73 <= lon <= 136 and 3 <= lat <= 54):
         raise ValidationError(f"({lon}, {lat}) lies outside China: give CGCS2000 longitude, latitude.")
-
-
-def point(lon: float, lat: float):
-    """Return a WKB element for a CGCS2000 point."""
-    return from_shape(Point(lon, lat), srid=SRID)
 
 
 def current_edition(session: Session, at: datetime | None = None) -> BaseGridEdition | None:
@@ -40,12 +33,16 @@ def current_edition(session: Session, at: datetime | None = None) -> BaseGridEdi
         .order_by(BaseGridEdition.published_at.desc()).limit(1))
 
 
+def published_or_newest(session: Session) -> BaseGridEdition | None:
+    """Return the published edition, else the newest draft or retired one, else None."""
+    return current_edition(session) or session.scalar(
+        select(BaseGridEdition).order_by(BaseGridEdition.id.desc()).limit(1))
+
+
 def edition_named(session: Session, name: str | None) -> BaseGridEdition:
-    """Return the edition with this name, or the current one when name is None."""
+    """Return the edition with this name, or the published (else newest) one when name is None."""
     if name is None:
-        edition = current_edition(session)
-        if edition is None:
-            edition = session.scalar(select(BaseGridEdition).order_by(BaseGridEdition.id.desc()).limit(1))
+        edition = published_or_newest(session)
         if edition is None:
             raise NotFound("there is no base grid edition yet: import one with `gridkit basegrid import` "
                            "or load the demo with `gridkit demo --no-serve`.")
@@ -79,27 +76,3 @@ def list_base_cells(session: Session, edition: BaseGridEdition, *, community: st
     if community:
         query = query.where(BaseCell.community_code == community)
     return [dict(r._mapping, area_m2=round(r.area_m2, 1)) for r in session.execute(query)]
-
-
-def cell_covering(session: Session, lon: float, lat: float, *, edition: BaseGridEdition | None = None) -> BaseCell | None:
-    """Return the base cell covering the point, or None outside the grid.
-
-    ST_Covers, not ST_Contains: a point on a shared edge or corner is covered by several
-    cells and still gets exactly one, the one with the smallest code.
-    """
-    edition = edition or current_edition(session)
-    if edition is None:
-        return None
-    return session.scalar(
-        select(BaseCell)
-        .where(BaseCell.edition_id == edition.id, func.ST_Covers(BaseCell.geom, point(lon, lat)))
-        .order_by(BaseCell.code).limit(1))
-
-
-def base_cell(session: Session, code: str, edition: BaseGridEdition | None = None) -> BaseCell:
-    """Return the cell with this code in the edition (default: current) or raise NotFound."""
-    edition = edition or edition_named(session, None)
-    cell = session.scalar(select(BaseCell).where(and_(BaseCell.edition_id == edition.id, BaseCell.code == code)))
-    if cell is None:
-        raise NotFound(f"base cell {code} is not in edition {edition.name!r}.")
-    return cell

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import select, text
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from gridkit.assign import KINDS, TABLES, assign_subjects
@@ -121,17 +121,3 @@ def _move_subjects(session: Session, old: BaseGridEdition, new: BaseGridEdition)
         "UPDATE resident r SET base_cell_id = b.base_cell_id FROM building b "
         "WHERE r.building_id = b.id AND r.base_cell_id IS DISTINCT FROM b.base_cell_id"))
     return counts
-
-
-def retire_edition(session: Session, edition: BaseGridEdition, *, at: datetime | None = None) -> None:
-    """Retire a published edition that has been superseded (a draft is deleted instead)."""
-    if edition.status != "published":
-        raise InvalidTransition(f"edition {edition.name!r} is {edition.status}: only a published edition retires.")
-    edition.status = "retired"
-    edition.retired_at = at or _now()
-    session.flush()
-
-
-def list_history(session: Session) -> list[BaseGridEdition]:
-    """Return every edition, oldest first."""
-    return list(session.scalars(select(BaseGridEdition).order_by(BaseGridEdition.id)))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 
-from sqlalchemy import delete, func, insert, or_, select, text, update
+from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from gridkit.errors import Conflict, InvalidTransition, NotFound, ValidationError
@@ -67,17 +67,6 @@ def list_departments(session: Session) -> list[dict]:
 
 
 # -- versions ----------------------------------------------------------------------------------
-
-def version_valid_at(session: Session, dept_code: str, at: datetime | None = None) -> WorkGridVersion | None:
-    """Return the department's published version valid at `at` (default: now)."""
-    at = at or now()
-    return session.scalar(
-        select(WorkGridVersion).where(
-            WorkGridVersion.dept_code == dept_code, WorkGridVersion.status.in_(("published", "retired")),
-            WorkGridVersion.valid_from <= at,
-            or_(WorkGridVersion.valid_to.is_(None), WorkGridVersion.valid_to > at))
-        .order_by(WorkGridVersion.valid_from.desc()).limit(1))
-
 
 def current_version(session: Session, dept_code: str) -> WorkGridVersion | None:
     """Return the department's version in force now."""
