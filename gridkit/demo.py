@@ -17,7 +17,7 @@ from shapely.geometry import MultiPolygon, Point, Polygon
 from sqlalchemy import insert, select, text
 from sqlalchemy.orm import Session
 
-from gridkit.assign import assign_subjects
+from gridkit.assign import AUTO_ASSIGN, assign_subjects
 from gridkit.errors import ValidationError
 from gridkit.grids import work
 from gridkit.incidents.categories import seed_categories
@@ -65,6 +65,19 @@ def _multi(geom):
 def load_demo(session: Session, pii_key: bytes, *, data_dir: Path = DEMO_DIR,
               progress: Progress | None = None) -> dict:
     """Load the demo city into the session's transaction; return counts (or {'already': True})."""
+    # Everything is assigned in bulk at the end: no per-incident assignment at each flush.
+    previous = session.info.get(AUTO_ASSIGN)
+    session.info[AUTO_ASSIGN] = False
+    try:
+        return _load_demo(session, pii_key, data_dir=data_dir, progress=progress)
+    finally:
+        if previous is None:
+            session.info.pop(AUTO_ASSIGN, None)
+        else:
+            session.info[AUTO_ASSIGN] = previous
+
+
+def _load_demo(session: Session, pii_key: bytes, *, data_dir: Path, progress: Progress | None) -> dict:
     if demo_loaded(session):
         return {"already": True}
     missing = [name for name in FILES if not (data_dir / name).exists()]
