@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from gridkit.messages import catalogue
 import json
 import os
 import re
@@ -342,7 +343,7 @@ def test_secret_key_is_kept_in_home_with_mode_0600(fresh_settings):
 # Translations --------------------------------------------------------------------------------
 
 def _catalogs():
-    return {lang: json.loads((WEB / "translations" / f"{lang}.json").read_text(encoding="utf-8"))
+    return {lang: catalogue(lang)
             for lang in ("zh-CN", "en")}
 
 
@@ -420,4 +421,4 @@ def test_templates_hold_no_untranslated_text():
 def test_no_chinese_literals_outside_translations():
     for path in [*WEB.glob("*.py"), WEB / "static/js/gridkit-map.js"]:
         text = path.read_text(encoding="utf-8")
-        assert not re.search(r"[\u4e00-\u9fff]", text), f"{path.name} has Chinese text: use web/translations"
+        assert not re.search(r"[\u4e00-\u9fff]", text), f"{path.name} has Chinese text: use the message catalogue gridkit/messages"

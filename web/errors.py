@@ -10,7 +10,7 @@ from flask import Flask, g, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from gridkit.errors import GridkitError, SetupError
-from web.i18n import catalog, t
+from web.i18n import catalog, current_language, t
 
 
 def wants_json() -> bool:
@@ -23,7 +23,8 @@ def handle_gridkit_error(exc: GridkitError):
     if isinstance(exc, SetupError):
         # The page layout would ask the database for the signed-in user; it is not there.
         g.current_user = None
-    return _respond(exc.status, type(exc).__name__, exc.message, exc.problems)
+    return _respond(exc.status, type(exc).__name__, exc.render(current_language()), exc.problems,
+                    code=exc.code)
 
 
 def handle_http_error(exc: HTTPException):
@@ -37,9 +38,11 @@ def handle_http_error(exc: HTTPException):
     return _respond(status, type(exc).__name__, message, [])
 
 
-def _respond(status: int, error: str, message: str, problems: list):
+def _respond(status: int, error: str, message: str, problems: list, code: str | None = None):
     if wants_json():
         body = {"error": error, "message": message}
+        if code is not None:
+            body["code"] = code
         if problems:
             # Structured problems (dicts from validation) stay objects a script can read.
             body["problems"] = [p if isinstance(p, dict) else str(p) for p in problems]

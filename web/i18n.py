@@ -2,44 +2,24 @@
 
 The language comes from `?lang=` (then kept in a cookie), else the cookie, else the
 deployment's `Settings.lang` (zh-CN unless configured). The browser's Accept-Language is not
-used: a city deployment serves Chinese first, whatever locale a browser happens to ship with. Strings live in web/translations/<lang>.json.
+used: a city deployment serves Chinese first, whatever locale a browser happens to ship with. Strings live in the one message catalogue, gridkit/messages/<lang>/*.json.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-from functools import lru_cache
-from pathlib import Path
 from urllib.parse import urlencode
 
 from flask import Flask, current_app, g, request
 
-LANGUAGES = ("zh-CN", "en")
-DEFAULT_LANGUAGE = "zh-CN"
+from gridkit.messages import DEFAULT_LANGUAGE, LANGUAGES, normalise
+from gridkit.messages import catalogue as catalog
+
+__all__ = ["DEFAULT_LANGUAGE", "LANGUAGES", "catalog", "normalise", "t", "current_language"]
+
 COOKIE = "gridkit_lang"
-TRANSLATIONS_DIR = Path(__file__).resolve().parent / "translations"
 
 log = logging.getLogger(__name__)
-
-
-@lru_cache(maxsize=None)
-def catalog(lang: str) -> dict[str, str]:
-    """Return the strings of `lang` from its JSON file."""
-    with open(TRANSLATIONS_DIR / f"{lang}.json", encoding="utf-8") as fh:
-        return json.load(fh)
-
-
-def normalise(value: str | None) -> str | None:
-    """Return the supported language a tag like 'zh', 'zh-Hans-CN' or 'en-GB' means, else None."""
-    if not value:
-        return None
-    value = value.strip().lower()
-    if value.startswith("zh"):
-        return "zh-CN"
-    if value.startswith("en"):
-        return "en"
-    return None
 
 
 def current_language() -> str:

@@ -24,10 +24,41 @@ class GridkitGroup(click.Group):
         try:
             return super().invoke(ctx)
         except GridkitError as exc:
-            raise click.ClickException(exc.message) from None
+            raise click.ClickException(exc.render(cli_language())) from None
 
     def list_commands(self, ctx):
         return list(self.commands)
+
+
+# Nouns whose commands live in their own module, imported only when that command runs (as kart's
+# MODULE_COMMANDS). Each module defines a click command or group named like the noun.
+MODULE_COMMANDS: dict[str, str] = {}
+
+
+class LazyGroup(GridkitGroup):
+    """The top-level group: nouns in MODULE_COMMANDS are imported when first used."""
+
+    def list_commands(self, ctx):
+        return list(self.commands) + [name for name in MODULE_COMMANDS if name not in self.commands]
+
+    def get_command(self, ctx, name):
+        command = super().get_command(ctx, name)
+        if command is None and name in MODULE_COMMANDS:
+            import importlib
+
+            module = importlib.import_module(MODULE_COMMANDS[name])
+            command = getattr(module, name.replace("-", "_"))
+            self.add_command(command, name)
+        return command
+
+
+def cli_language() -> str:
+    """Return the language of the CLI's messages: GRIDKIT_LANG (zh-CN by default)."""
+    import os
+
+    from gridkit.messages import DEFAULT_LANGUAGE, normalise
+
+    return normalise(os.environ.get("GRIDKIT_LANG")) or DEFAULT_LANGUAGE
 
 
 def _settings(ctx: click.Context) -> Settings:
@@ -93,7 +124,7 @@ def echo_table(rows: list[dict], columns: list[str] | None = None) -> None:
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 
 
-@click.group(cls=GridkitGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="gridkit")
 @click.pass_context
 def main(ctx):

@@ -1,0 +1,110 @@
+"""The one writer of the CLI: a command returns a `Result`; `--json` or text is decided here.
+
+    @incident.command("show")
+    @output.command_output
+    def show(settings, incident_id):
+        data = incidents.show(...)
+        return output.Result(data, lines=[f"state  {data['state']}"])
+
+Commands never branch on `--json`. Progress bars (`output.progress`) are hidden with `--json`
+or when stderr is not a terminal.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from functools import wraps
+from pathlib import Path
+
+import click
+
+
+@dataclass
+class Result:
+    """What a command reports: `data` for JSON; `lines` and/or a table of `rows` for text."""
+
+    data: object
+    lines: list[str] = field(default_factory=list)
+    rows: list[dict] | None = None
+    columns: list[str] | None = None
+    exit_code: int = 0
+
+
+def _json_default(value):
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, (set, tuple, frozenset)):
+        return list(value)
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+def echo_json(value) -> None:
+    """Print `value` as indented UTF-8 JSON."""
+    click.echo(json.dumps(value, ensure_ascii=False, indent=2, default=_json_default))
+
+
+def _width(text: str) -> int:
+    return sum(2 if ord(ch) > 0x2E80 else 1 for ch in text)
+
+
+def echo_table(rows: list[dict], columns: list[str] | None = None) -> None:
+    """Print rows as an aligned text table (CJK characters count double)."""
+    if not rows:
+        click.echo("(none)")
+        return
+    columns = columns or list(rows[0])
+    cells = [[("" if r.get(c) is None else str(r.get(c))) for c in columns] for r in rows]
+    widths = [max(_width(c), *(_width(row[i]) for row in cells)) for i, c in enumerate(columns)]
+
+    def line(values):
+        return "  ".join(v + " " * (w - _width(v)) for v, w in zip(values, widths)).rstrip()
+
+    click.echo(line(columns))
+    click.echo(line(["-" * w for w in widths]))
+    for row in cells:
+        click.echo(line(row))
+
+
+def write(result: Result, as_json: bool) -> None:
+    """Print `result` as JSON or as text lines and a table."""
+    if as_json:
+        echo_json(result.data)
+    else:
+        for text in result.lines:
+            click.echo(text)
+        if result.rows is not None:
+            echo_table(result.rows, result.columns)
+    if result.exit_code:
+        sys.exit(result.exit_code)
+
+
+def wants_json() -> bool:
+    """True when the running command was given --json."""
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx and ctx.meta.get("gridkit.json"))
+
+
+def command_output(func):
+    """Add --json to a command; print the `Result` it returns through `write`."""
+    @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+    @wraps(func)
+    def wrapper(*args, as_json=False, **kwargs):
+        click.get_current_context().meta["gridkit.json"] = as_json
+        result = func(*args, **kwargs)
+        if result is not None:
+            write(result if isinstance(result, Result) else Result(result), as_json)
+    return wrapper
+
+
+def progress(length: int | None = None, label: str = "", iterable=None):
+    """Return a click progress bar on stderr, hidden with --json or when stderr is not a terminal."""
+    hidden = wants_json() or not sys.stderr.isatty()
+    return click.progressbar(iterable, length=length, label=label, file=sys.stderr, hidden=hidden)

@@ -1,0 +1,130 @@
+"""The rules of the standard that every part of gridkit shares, each written once.
+
+- the storage SRID;
+- the states of base grid editions, work grid versions and incidents;
+- "in force at time T" for editions and versions;
+- "point → base cell" (ST_Covers, ties to the smallest code);
+- time: now, ISO-8601 parsing and formatting (naive times are Beijing time).
+
+Pure Python and SQLAlchemy expressions only: no session, no I/O.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, func, or_, select
+
+from gridkit.errors import ValidationError
+
+# CGCS2000 lon/lat, China's national datum: every geometry column is stored in it.
+SRID = 4490
+# Naive times given by users mean Beijing time (UTC+8), as every Chinese city's clock.
+LOCAL_TZ = ZoneInfo("Asia/Shanghai")
+
+
+class EditionState(StrEnum):
+    """States of a base grid edition: draft → published → retired."""
+
+    DRAFT = "draft"
+    PUBLISHED = "published"
+    RETIRED = "retired"
+
+
+class VersionState(StrEnum):
+    """States of a department's work grid version: draft → published → retired."""
+
+    DRAFT = "draft"
+    PUBLISHED = "published"
+    RETIRED = "retired"
+
+
+class IncidentState(StrEnum):
+    """States of an incident along the 7 steps (evaluation is computed, not a state)."""
+
+    REPORTED = "reported"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    DUPLICATE = "duplicate"
+    CLASSIFIED = "classified"
+    DISPATCHED = "dispatched"
+    FED_BACK = "fed_back"
+    CLOSED = "closed"
+
+
+# A finished case needs no more work: closed, rejected, or merged into another.
+FINISHED_INCIDENT_STATES = frozenset({IncidentState.CLOSED, IncidentState.REJECTED, IncidentState.DUPLICATE})
+OPEN_INCIDENT_STATES = frozenset(s for s in IncidentState if s not in FINISHED_INCIDENT_STATES)
+SEVERITIES = ("low", "normal", "high", "urgent")
+
+# Published or once published: the states that were in force for some interval.
+WAS_IN_FORCE = (EditionState.PUBLISHED, EditionState.RETIRED)
+
+
+# -- time ---------------------------------------------------------------------------------------
+
+def now() -> datetime:
+    """Return the current time, timezone-aware (UTC)."""
+    return datetime.now(timezone.utc)
+
+
+def iso(value: datetime | None) -> str | None:
+    """Return `value` as ISO-8601 text, or None."""
+    return value.isoformat() if value is not None else None
+
+
+def parse_time(value: str | datetime | None, *, field: str = "at") -> datetime | None:
+    """Return an aware datetime from ISO-8601 text (naive means Beijing time); None stays None."""
+    if value is None or isinstance(value, datetime):
+        return as_aware(value)
+    text = str(value).strip()
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
+    except ValueError:
+        raise ValidationError("time.not_iso", field=field, value=text) from None
+    return as_aware(parsed)
+
+
+def as_aware(value: datetime | None) -> datetime | None:
+    """Return `value` with a time zone (naive means Beijing time)."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=LOCAL_TZ)
+
+
+# -- in force at T --------------------------------------------------------------------------------
+
+def edition_in_force(edition_model, at: datetime | None = None):
+    """Return the WHERE clause for the base grid edition in force at `at` (None: now)."""
+    if at is None:
+        return edition_model.status == EditionState.PUBLISHED
+    return and_(edition_model.status.in_(WAS_IN_FORCE), edition_model.published_at <= at,
+                or_(edition_model.retired_at.is_(None), edition_model.retired_at > at))
+
+
+def version_in_force(version_model, at: datetime | None = None):
+    """Return the WHERE clause for work grid versions in force at `at` (None: now), one per department."""
+    if at is None:
+        return and_(version_model.status == VersionState.PUBLISHED, version_model.valid_to.is_(None))
+    return and_(version_model.status.in_(WAS_IN_FORCE), version_model.valid_from <= at,
+                or_(version_model.valid_to.is_(None), version_model.valid_to > at))
+
+
+# -- point → base cell ----------------------------------------------------------------------------
+
+def point_cell(base_cell_model, edition_id, point):
+    """Return a scalar subquery: the id of the base cell of edition `edition_id` covering `point`.
+
+    ST_Covers, not ST_Contains: a point on a shared edge still gets exactly one cell, the one
+    with the smallest code.
+    """
+    return (select(base_cell_model.id)
+            .where(base_cell_model.edition_id == edition_id, func.ST_Covers(base_cell_model.geom, point))
+            .order_by(base_cell_model.code).limit(1).scalar_subquery())
+
+
+def make_point(lon, lat):
+    """Return the SQL point (lon, lat) in the storage SRID."""
+    return func.ST_SetSRID(func.ST_MakePoint(lon, lat), SRID)
