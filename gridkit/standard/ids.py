@@ -10,15 +10,15 @@ import re
 from datetime import date
 
 __all__ = [
-    "citizen_id_check_char",
     "birth_date_of",
-    "validate_citizen_id",
-    "mask_citizen_id",
+    "citizen_id_check_char",
     "credit_code_check_char",
+    "mask_citizen_id",
+    "mask_phone",
     "organization_code_check_char",
+    "validate_citizen_id",
     "validate_credit_code",
     "validate_phone",
-    "mask_phone",
 ]
 
 # GB 11643-1999: ISO 7064 MOD 11-2 weights are 2**(17 - i) mod 11 for positions 1..17.

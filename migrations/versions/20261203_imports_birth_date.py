@@ -4,9 +4,8 @@ Revision ID: 20261203_imports
 Revises: 0002
 Create Date: 2026-12-03
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '20261203_imports'
 down_revision = '0002'
