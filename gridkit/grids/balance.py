@@ -75,28 +75,46 @@ from __future__ import annotations
 import heapq
 import math
 from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Iterable, Mapping, Sequence
 
 import numpy as np
-from sqlalchemy import exists, select, text
+from sqlalchemy import exists, func, select, text
 from sqlalchemy.orm import Session
 
 from gridkit.admin import area_prefix
 from gridkit.errors import InvalidTransition, NotFound, ValidationError
 from gridkit.grids.numbering import order_west_east_north_south
 from gridkit.grids.work import touch_draft
-from gridkit.models import AdminUnit, Department, WorkCell, WorkCellMember, WorkGridVersion
+from gridkit.models import (
+    AdminUnit,
+    BaseCell,
+    Building,
+    Department,
+    Incident,
+    Resident,
+    WorkCell,
+    WorkCellMember,
+    WorkGridVersion,
+)
+from gridkit.rules import OPEN_INCIDENT_STATES, VersionState
 
 __all__ = [
-    "BY", "PiecesError", "Spread", "spread_of", "connected_components", "apportion", "partition",
-    "WorkCellLoad", "BalanceResult", "balance_draft", "describe_balance",
+    "BY",
+    "BalanceResult",
+    "PiecesError",
+    "Spread",
+    "WorkCellLoad",
+    "apportion",
+    "balance_draft",
+    "connected_components",
+    "describe_balance",
+    "partition",
+    "spread_of",
 ]
 
 # What a work cell's load can be counted by.
 BY = ("residents", "buildings", "incidents", "area")
-# Incident statuses that no longer load a work cell.
-CLOSED_INCIDENT_STATUSES = ("closed", "rejected", "duplicate")
 
 _LLOYD_ITERATIONS = 25
 _MAX_REFINE_ROUNDS = 500
@@ -831,7 +849,7 @@ def balance_draft(session: Session, draft: WorkGridVersion, n: int, by: str, *, 
     balances each community on its own (see the module docstring). Bumps the draft revision
     once, refusing a stale `expected_revision` (Conflict). Does not commit.
     """
-    if draft.status != "draft":
+    if draft.status != VersionState.DRAFT:
         raise InvalidTransition(f"version {draft.number} of department {draft.dept_code} is {draft.status}: "
                                 "only a draft can be balanced; start a draft from it.")
     if by not in BY:
@@ -1009,13 +1027,14 @@ def _loads(session: Session, draft: WorkGridVersion, by: str, prefix: str, cells
     """Return the load of every base cell: subjects counted by base cell, or area in m²."""
     if by == "area":
         return {i: float(r.area) for i, r in cells.items()}
-    table = {"residents": "resident", "buildings": "building", "incidents": "incident"}[by]
-    open_only = (" AND s.status NOT IN ('" + "', '".join(CLOSED_INCIDENT_STATUSES) + "')"
-                 if by == "incidents" else "")
-    counts = dict(session.execute(text(
-        f"SELECT s.base_cell_id, count(*) FROM {table} s JOIN base_cell b ON b.id = s.base_cell_id "
-        f"WHERE b.edition_id = :e AND b.community_code LIKE :p{open_only} GROUP BY s.base_cell_id"),
-        {"e": draft.base_edition_id, "p": prefix + "%"}).all())
+    model = {"residents": Resident, "buildings": Building, "incidents": Incident}[by]
+    query = (select(model.base_cell_id, func.count()).join(BaseCell, BaseCell.id == model.base_cell_id)
+             .where(BaseCell.edition_id == draft.base_edition_id, BaseCell.community_code.startswith(prefix))
+             .group_by(model.base_cell_id))
+    if by == "incidents":
+        # Finished cases no longer load a work cell.
+        query = query.where(Incident.status.in_(sorted(OPEN_INCIDENT_STATES)))
+    counts = dict(session.execute(query).all())
     return {i: float(counts.get(i, 0)) for i in cells}
 
 
