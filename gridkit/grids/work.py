@@ -15,6 +15,7 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by, distinct_on
 from sqlalchemy.orm import Session
 
 from gridkit import rules
+from gridkit.admin import area_prefix
 from gridkit.errors import Conflict, InvalidTransition, NotFound, ValidationError
 from gridkit.grids.base import check_lon_lat, current_edition
 from gridkit.models import (
@@ -30,6 +31,8 @@ from gridkit.models import (
     WorkGridVersion,
 )
 from gridkit.rules import FINISHED_INCIDENT_STATES, VersionState
+from gridkit.standard import codes
+from gridkit.standard.codes import CodeProfile
 
 # -- departments -------------------------------------------------------------------------------
 
@@ -194,26 +197,27 @@ def touch_draft(session: Session, version: WorkGridVersion, *, expected_revision
     session.refresh(version)
 
 
-def check_work_cell_code(session: Session, dept_code: str, code: str, *, known_areas: set[str] | None = None) -> None:
-    """Raise ValidationError unless `code` is dept code + 12-digit area code + 2-digit sequence."""
-    if not (len(code) == 20 and code.isdigit()):
-        raise ValidationError(f"work cell code {code!r} must be 20 digits: 6-digit department "
-                              "code + 12-digit area code + 2-digit sequence.")
-    if not code.startswith(dept_code):
-        raise ValidationError(f"work cell code {code} must start with its department code {dept_code}.")
-    area = code[6:18]
-    # The area part is a community code, or a street / district code padded with zeros.
-    candidates = {area}
-    if area.endswith("000"):
-        candidates.add(area[:9])
-    if area.endswith("000000"):
-        candidates.add(area[:6])
-    if known_areas is not None:
-        found = bool(candidates & known_areas)
-    else:
-        found = bool(session.scalar(select(func.count()).select_from(AdminUnit).where(AdminUnit.code.in_(candidates))))
-    if not found:
-        raise ValidationError(f"work cell code {code}: digits 7-18 ({area}) are not a known admin unit code.")
+def version_profile(session: Session, version: WorkGridVersion) -> CodeProfile:
+    """Return the code profile of the version's base grid edition (the configured layout it was made in)."""
+    return codes.profile_named(session.get(BaseGridEdition, version.base_edition_id).code_profile)
+
+
+def check_work_cell(session: Session, version: WorkGridVersion, code: str, *,
+                    known_areas: set[str] | None = None, profile: CodeProfile | None = None) -> str:
+    """Return `code` if it is a work cell code of the version's department in its code profile.
+
+    The layout is the profile's (department type + area + sequence); the area part must name a
+    known admin unit (a community, or a street / district padded with zeros).
+    """
+    profile = profile or version_profile(session, version)
+    dept, area, _ = codes.work_cell_parts(code, profile)
+    if dept != version.dept_code:
+        raise ValidationError("work.cell_code_department", code=code, dept=version.dept_code)
+    admin = codes.area_admin_code(area, profile)
+    known = admin in known_areas if known_areas is not None else session.get(AdminUnit, admin) is not None
+    if not known:
+        raise ValidationError("work.cell_code_area_unknown", code=code, area=area)
+    return code
 
 
 def set_members(session: Session, version: WorkGridVersion, work_cell_code: str, base_cell_codes: list[str],
@@ -221,7 +225,7 @@ def set_members(session: Session, version: WorkGridVersion, work_cell_code: str,
     """Put the named base cells into the work cell (created if new), taking them from other work cells."""
     if version.status != VersionState.DRAFT:
         raise InvalidTransition(f"version {version.number} is {version.status}; only drafts can change.")
-    check_work_cell_code(session, version.dept_code, work_cell_code)
+    check_work_cell(session, version, work_cell_code)
     cells = dict(session.execute(select(BaseCell.code, BaseCell.id).where(
         BaseCell.edition_id == version.base_edition_id, BaseCell.code.in_(base_cell_codes))).all())
     missing = sorted(set(base_cell_codes) - set(cells))
@@ -271,8 +275,6 @@ def cells_in_admin_unit(session: Session, version: WorkGridVersion, admin_code: 
     """Return codes of the version's base cells inside an admin unit (by code prefix)."""
     if session.get(AdminUnit, admin_code) is None:
         raise NotFound(f"no admin unit has code {admin_code!r}: see `gridkit admin list`.")
-    from gridkit.admin import area_prefix
-
     return list(session.scalars(select(BaseCell.code).where(
         BaseCell.edition_id == version.base_edition_id,
         BaseCell.community_code.startswith(area_prefix(session, admin_code)))
@@ -394,8 +396,6 @@ def validate_version(session: Session, version: WorkGridVersion, *, coordinator_
     With geometry_cached, connectivity is read from work_cell.geom (just computed by publish).
     """
     problems: list[Problem] = []
-    from gridkit.admin import area_prefix
-
     dept = session.get(Department, version.dept_code)
     scope = area_prefix(session, dept.jurisdiction_code)
     uncovered = session.scalars(text(
@@ -425,12 +425,7 @@ def validate_version(session: Session, version: WorkGridVersion, *, coordinator_
     for code, parts in session.execute(text(parts_sql), {"v": version.id}):
         problems.append(Problem("multipart_work_cell", "error",
                                 f"work cell {code} falls apart into {parts} pieces: its base cells must touch.", [code]))
-    known_areas = set(session.scalars(select(AdminUnit.code)))
-    for (code,) in session.execute(select(WorkCell.code).where(WorkCell.version_id == version.id).order_by(WorkCell.code)):
-        try:
-            check_work_cell_code(session, version.dept_code, code, known_areas=known_areas)
-        except ValidationError as exc:
-            problems.append(Problem("work_cell_code", "error", exc.message, [code]))
+    problems += _code_problems(session, version)
     lonely = session.scalars(text(
         "SELECT w.code FROM work_cell w WHERE w.version_id = :v AND NOT EXISTS "
         "(SELECT 1 FROM coordinator_assignment a JOIN coordinator c ON c.id = a.coordinator_id "
@@ -438,6 +433,39 @@ def validate_version(session: Session, version: WorkGridVersion, *, coordinator_
     if lonely:
         problems.append(Problem("no_coordinator", "error" if coordinator_required else "warning",
                                 f"{len(lonely)} work cells have no coordinator.", list(lonely)))
+    return problems
+
+
+def _code_problems(session: Session, version: WorkGridVersion) -> list[Problem]:
+    """Return the work cells whose code breaks the layout, or whose area part is not the area of their base cells.
+
+    The area part must name an admin unit holding every base cell of the work cell: a work cell
+    of street 440304002 coded 440304001000 names another street.
+    """
+    profile = version_profile(session, version)
+    known_areas = set(session.scalars(select(AdminUnit.code)))
+    communities: dict[str, list[str]] = {}
+    for code, community in session.execute(
+            select(WorkCell.code, BaseCell.community_code).distinct()
+            .join(WorkCellMember, WorkCellMember.work_cell_id == WorkCell.id)
+            .join(BaseCell, BaseCell.id == WorkCellMember.base_cell_id)
+            .where(WorkCell.version_id == version.id).order_by(WorkCell.code, BaseCell.community_code)):
+        communities.setdefault(code, []).append(community)
+    problems = []
+    for code in session.scalars(select(WorkCell.code).where(WorkCell.version_id == version.id).order_by(WorkCell.code)):
+        try:
+            check_work_cell(session, version, code, known_areas=known_areas, profile=profile)
+        except ValidationError as exc:
+            problems.append(Problem("work_cell_code", "error", exc.message, [code]))
+            continue
+        admin = codes.area_admin_code(codes.work_cell_parts(code, profile)[1], profile)
+        prefix = area_prefix(session, admin)
+        foreign = [c for c in communities.get(code, []) if not c.startswith(prefix)]
+        if foreign:
+            problems.append(Problem("work_cell_area", "error",
+                                    f"work cell {code} is coded for area {admin} but holds base cells of "
+                                    f"{', '.join(foreign[:5])}: its area part must name an admin unit holding "
+                                    "all its base cells.", [code]))
     return problems
 
 
