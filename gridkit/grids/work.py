@@ -31,7 +31,7 @@ from gridkit.models import (
     WorkGridVersion,
 )
 from gridkit.rules import FINISHED_INCIDENT_STATES, VersionState
-from gridkit.standard import codes
+from gridkit.standard import InvalidValue, codes
 from gridkit.standard.codes import CodeProfile
 
 # -- departments -------------------------------------------------------------------------------
@@ -210,7 +210,10 @@ def check_work_cell(session: Session, version: WorkGridVersion, code: str, *,
     known admin unit (a community, or a street / district padded with zeros).
     """
     profile = profile or version_profile(session, version)
-    dept, area, _ = codes.work_cell_parts(code, profile)
+    try:
+        dept, area, _ = codes.work_cell_parts(code, profile)
+    except InvalidValue as exc:
+        raise ValidationError(exc.code, **exc.params) from None
     if dept != version.dept_code:
         raise ValidationError("work.cell_code_department", code=code, dept=version.dept_code)
     admin = codes.area_admin_code(area, profile)

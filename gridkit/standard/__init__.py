@@ -17,7 +17,3 @@ class InvalidValue(ValidationError, ValueError):
     def as_message(self) -> Message:
         """Return the error as a Message, to nest inside another sentence."""
         return Message(self.key, **self.params)
-
-    def to_dict(self, lang: str | None = None) -> dict:
-        """Return the JSON form of a ValidationError: clients see the public error classes only."""
-        return {**super().to_dict(lang), "error": ValidationError.__name__}
