@@ -44,6 +44,17 @@ class Settings:
     code_profile: str = _setting(
         "default", "Code layout: default (15-digit base cells) or cjt213 (14-digit).",
         "GRIDKIT_CODE_PROFILE")
+    oidc_issuer: str | None = _setting(
+        None, "Single sign-on: URL of the city's OpenID Connect identity provider (its discovery "
+        "document is ISSUER/.well-known/openid-configuration). Unset: local passwords only.",
+        "GRIDKIT_OIDC_ISSUER")
+    oidc_client_id: str | None = _setting(
+        None, "Single sign-on: gridkit's client id at the identity provider.", "GRIDKIT_OIDC_CLIENT_ID")
+    oidc_client_secret: str | None = _setting(
+        None, "Single sign-on: gridkit's client secret at the identity provider.", "GRIDKIT_OIDC_CLIENT_SECRET")
+    oidc_user_claim: str = _setting(
+        "preferred_username", "Single sign-on: the id_token claim holding the gridkit user name "
+        "(the user must exist; none is created).", "GRIDKIT_OIDC_USER_CLAIM")
 
     @classmethod
     def from_env(cls, environ: dict | None = None, **overrides) -> Settings:

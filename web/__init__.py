@@ -11,7 +11,7 @@ from gridkit.keys import kept_key
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Return the gridkit web app for `settings` (default: from GRIDKIT_* environment variables)."""
-    from web import api, auth, database, errors, i18n, planner, public
+    from web import api, auth, database, errors, i18n, oidc, planner, public, tiles
 
     settings = settings or Settings.from_env()
     app = Flask(__name__)
@@ -26,11 +26,14 @@ def create_app(settings: Settings | None = None) -> Flask:
     i18n.init_app(app)
     errors.init_app(app)
     auth.init_app(app)
+    oidc.init_app(app)
     app.register_blueprint(public.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(planner.bp)
     app.register_blueprint(planner.api)
+    app.register_blueprint(tiles.bp)
+    app.register_blueprint(oidc.bp)
     return app
 
 

@@ -1,0 +1,234 @@
+"""Vector tiles (Mapbox Vector Tile, ST_AsMVT) of the public map layers, in EPSG:3857.
+
+Layers: admin-units, base-cells (the edition in force, or a published/retired one by id),
+work-cells (one department's version in force, or its version number N), buildings. Tiles hold
+codes, names, levels and floors only: never a personal field (no resident, no coordinator).
+
+Storage is EPSG:4490; the tile envelope is transformed to 4490 for the index search and each
+feature to 3857 for encoding. At low zooms outlines are simplified by half a tile pixel first.
+
+`generation(session)` changes whenever what tiles show changes through a publish or rollback
+(editions and versions published, retired, rolled back), when admin units are added or
+removed, and when buildings are added: a cache keyed by it never serves a stale tile.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from gridkit.colouring import work_cell_colours
+from gridkit.errors import NotFound, ValidationError
+from gridkit.rules import SRID
+
+MAX_ZOOM = 22
+EXTENT = 4096
+BUFFER = 64
+# Below these zooms a layer's tile is empty: too many features to draw usefully
+# (a zoom-12 tile at 22°N is ~9 km wide, ~8,000 base cells of 100 m).
+MIN_ZOOM = {"admin-units": 0, "work-cells": 8, "base-cells": 12, "buildings": 14}
+LAYERS = tuple(MIN_ZOOM)
+# Simplify outlines below this zoom (admin units and work cells; base cells are a few vertices).
+SIMPLIFY_BELOW = 14
+DEPT_CODE = re.compile(r"^[0-9]{1,6}$")
+PG_INT_MAX = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class TileRequest:
+    """One tile of one layer with its parameters, validated."""
+
+    layer: str
+    z: int
+    x: int
+    y: int
+    dept: str | None = None
+    version: int | None = None
+    edition: int | None = None
+
+    @property
+    def key(self) -> tuple:
+        """Return the tuple that names this tile in a cache."""
+        return (self.layer, self.dept, self.version, self.edition, self.z, self.x, self.y)
+
+
+def tile_request(layer: str, z: int, x: int, y: int, *, dept: str | None = None,
+                 version: int | None = None, edition: int | None = None) -> TileRequest:
+    """Return a validated TileRequest; unknown layer or tile → NotFound, bad parameters → ValidationError."""
+    if layer not in MIN_ZOOM:
+        raise NotFound("tiles.unknown_layer", layer=layer, layers=", ".join(LAYERS))
+    if not 0 <= z <= MAX_ZOOM:
+        raise NotFound("tiles.bad_zoom", z=z, max=MAX_ZOOM)
+    if not (0 <= x < 2**z and 0 <= y < 2**z):
+        raise NotFound("tiles.outside", z=z, x=x, y=y, last=2**z - 1)
+    if layer == "work-cells":
+        if not dept or not DEPT_CODE.match(dept):
+            raise ValidationError("tiles.dept_needed", value=dept or "")
+        if version is not None and not 1 <= version <= PG_INT_MAX:
+            raise ValidationError("tiles.bad_version", value=version)
+    elif dept is not None or version is not None:
+        raise ValidationError("tiles.dept_only_work_cells", layer=layer)
+    if edition is not None:
+        if layer != "base-cells":
+            raise ValidationError("tiles.edition_only_base_cells", layer=layer)
+        if not 1 <= edition <= PG_INT_MAX:
+            raise NotFound("tiles.edition_not_found", edition=edition)
+    return TileRequest(layer, z, x, y, dept, version, edition)
+
+
+def generation(session: Session) -> str:
+    """Return a short text that changes whenever a publish, retirement or rollback changes tiles.
+
+    One cheap query: editions and versions are few rows; admin units a few thousand; the
+    building id comes from the primary key index.
+    """
+    row = session.execute(_GENERATION).one()
+    return hashlib.blake2b("|".join(str(v) for v in row).encode(), digest_size=8).hexdigest()
+
+
+_GENERATION = text("""
+    SELECT (SELECT count(*) FROM base_grid_edition WHERE status <> 'draft'),
+           (SELECT max(published_at) FROM base_grid_edition),
+           (SELECT max(retired_at) FROM base_grid_edition),
+           (SELECT count(*) FROM work_grid_version WHERE status <> 'draft'),
+           (SELECT max(published_at) FROM work_grid_version),
+           (SELECT max(valid_to) FROM work_grid_version),
+           (SELECT count(*) FROM admin_unit),
+           (SELECT max(id) FROM building)
+""")
+
+
+def tile(session: Session, request: TileRequest, *, colours: dict | None = None) -> bytes:
+    """Return the MVT bytes of one tile (b"" when the layer is not drawn at this zoom or empty).
+
+    `colours` is an optional dict kept by the caller, {version id: {work cell id: colour}}:
+    published versions never change, so their colouring is computed once.
+    """
+    too_small = request.z < MIN_ZOOM[request.layer]
+    params = {"z": request.z, "x": request.x, "y": request.y, "margin": BUFFER / EXTENT,
+              "srid": SRID, "tol": _tolerance(request.z)}
+    if request.layer == "admin-units":
+        return _mvt(session, _ADMIN_UNITS, params)
+    if request.layer == "buildings":
+        return b"" if too_small else _mvt(session, _BUILDINGS, params)
+    if request.layer == "base-cells":
+        # Parameters are checked at every zoom: a wrong edition is an error, not an empty map.
+        edition_id = _edition(session, request.edition)
+        if edition_id is None or too_small:
+            return b""
+        return _mvt(session, _BASE_CELLS, {**params, "edition": edition_id})
+    version_id = _version(session, request.dept, request.version)
+    if version_id is None or too_small:
+        return b""
+    palette = colours.get(version_id) if colours is not None else None
+    if palette is None:
+        palette = work_cell_colours(session, version_id)
+        if colours is not None:
+            colours[version_id] = palette
+    return _mvt(session, _WORK_CELLS, {**params, "version": version_id,
+                                       "ids": list(palette), "colours": list(palette.values())})
+
+
+def raw_tile_sql(layer: str) -> str:
+    """Return the SQL text of a layer's tile query (for benchmarks comparing against the server)."""
+    return {"admin-units": _ADMIN_UNITS, "buildings": _BUILDINGS, "base-cells": _BASE_CELLS,
+            "work-cells": _WORK_CELLS}[layer].text
+
+
+def _tolerance(z: int) -> float:
+    # Half a tile pixel in degrees at the equator (an upper bound elsewhere); 0 when zoomed in.
+    return 0.0 if z >= SIMPLIFY_BELOW else 360.0 / (2**z * EXTENT) / 2
+
+
+def _mvt(session: Session, query, params: dict) -> bytes:
+    data = session.execute(query, params).scalar()
+    return bytes(data) if data else b""
+
+
+def _edition(session: Session, edition_id: int | None) -> int | None:
+    if edition_id is None:
+        return session.execute(text(
+            "SELECT id FROM base_grid_edition WHERE status = 'published' ORDER BY published_at DESC, id DESC LIMIT 1"
+        )).scalar()
+    found = session.execute(text(
+        "SELECT id FROM base_grid_edition WHERE id = :id AND status <> 'draft'"), {"id": edition_id}).scalar()
+    if found is None:
+        raise NotFound("tiles.edition_not_found", edition=edition_id)
+    return found
+
+
+def _version(session: Session, dept: str, number: int | None) -> int | None:
+    if session.execute(text("SELECT 1 FROM department WHERE code = :d"), {"d": dept}).scalar() is None:
+        raise NotFound("tiles.dept_not_found", dept=dept)
+    if number is None:
+        return session.execute(text(
+            "SELECT id FROM work_grid_version WHERE dept_code = :d AND status = 'published' AND valid_to IS NULL "
+            "ORDER BY valid_from DESC NULLS LAST, id DESC LIMIT 1"), {"d": dept}).scalar()
+    row = session.execute(text(
+        "SELECT id, status FROM work_grid_version WHERE dept_code = :d AND number = :n"),
+        {"d": dept, "n": number}).one_or_none()
+    if row is None:
+        raise NotFound("tiles.version_not_found", dept=dept, version=number)
+    if row.status == "draft":
+        # A draft has no cached outlines and changes with every edit: the planner's GeoJSON shows it.
+        raise NotFound("tiles.version_is_draft", dept=dept, version=number)
+    return row.id
+
+
+# The tile envelope in 3857 for encoding, and in storage lon/lat (with the buffer) for the search.
+_BOUNDS = """
+    WITH bounds AS (
+        SELECT ST_TileEnvelope(:z, :x, :y) AS tile,
+               ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => :margin), :srid) AS search
+    )
+"""
+
+
+def _outline(column: str) -> str:
+    # Simplify (low zooms), clip to the buffered tile in lon/lat, then project: a whole district
+    # is never transformed for one zoomed-in tile.
+    return (f"ST_AsMVTGeom(ST_Transform(ST_ClipByBox2D(CASE WHEN :tol > 0 THEN ST_Simplify({column}, :tol, true) "
+            f"ELSE {column} END, b.search), 3857), b.tile, {EXTENT}, {BUFFER}, true)")
+
+
+_ADMIN_UNITS = text(_BOUNDS + f"""
+    SELECT ST_AsMVT(t, 'admin-units', {EXTENT}, 'geom') FROM (
+        SELECT a.code, a.name, a.level, {_outline('a.geom')} AS geom
+        FROM admin_unit a, bounds b
+        WHERE a.geom && b.search
+    ) t WHERE t.geom IS NOT NULL
+""")
+
+_BASE_CELLS = text(_BOUNDS + f"""
+    SELECT ST_AsMVT(t, 'base-cells', {EXTENT}, 'geom') FROM (
+        SELECT c.code, c.community_code,
+               ST_AsMVTGeom(ST_Transform(c.geom, 3857), b.tile, {EXTENT}, {BUFFER}, true) AS geom
+        FROM base_cell c, bounds b
+        WHERE c.edition_id = :edition AND c.geom && b.search
+    ) t WHERE t.geom IS NOT NULL
+""")
+
+_WORK_CELLS = text(_BOUNDS + f"""
+    , palette AS (SELECT * FROM unnest(CAST(:ids AS integer[]), CAST(:colours AS integer[])) AS p(id, colour))
+    SELECT ST_AsMVT(t, 'work-cells', {EXTENT}, 'geom') FROM (
+        SELECT w.code, coalesce(w.name, '') AS name, coalesce(p.colour, 0) AS colour,
+               {_outline('w.geom')} AS geom
+        FROM work_cell w CROSS JOIN bounds b LEFT JOIN palette p ON p.id = w.id
+        WHERE w.version_id = :version AND w.geom && b.search
+    ) t WHERE t.geom IS NOT NULL
+""")
+
+_BUILDINGS = text(_BOUNDS + f"""
+    SELECT ST_AsMVT(t, 'buildings', {EXTENT}, 'geom') FROM (
+        SELECT g.code, g.floors,
+               ST_AsMVTGeom(ST_Transform(coalesce(g.footprint, g.geom), 3857), b.tile, {EXTENT}, {BUFFER}, true)
+                   AS geom
+        FROM building g, bounds b
+        -- Two index searches: footprints, and points of buildings without one.
+        WHERE g.footprint && b.search OR (g.footprint IS NULL AND g.geom && b.search)
+    ) t WHERE t.geom IS NOT NULL
+""")
