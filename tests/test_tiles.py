@@ -10,11 +10,11 @@ import random
 
 import pyogrio
 import pytest
+from factories import STREET, X0, Y0, D, make_base_grid
 from geoalchemy2.shape import from_shape
 from shapely.geometry import MultiPolygon, Point, box
 from sqlalchemy import select
 
-from factories import STREET, D, X0, Y0, make_base_grid
 from gridkit import db, tiles
 from gridkit.colouring import colour_graph, work_cell_adjacency, work_cell_colours
 from gridkit.errors import NotFound, ValidationError

@@ -12,6 +12,7 @@ from __future__ import annotations
 from authlib.common.errors import AuthlibBaseError
 from authlib.integrations.flask_client import OAuth
 from flask import Blueprint, Flask, current_app, redirect, request, session, url_for
+from joserfc.errors import JoseError
 from requests.exceptions import RequestException
 from sqlalchemy import select
 
@@ -75,6 +76,8 @@ def callback():
         token = client.authorize_access_token()
     except AuthlibBaseError as exc:
         raise ValidationError("oidc.failed", reason=str(exc.error or exc)[:200]) from None
+    except JoseError as exc:      # the id_token: signature, issuer, audience, expiry, nonce
+        raise ValidationError("oidc.failed", reason=f"id_token: {exc.error}"[:200]) from None
     except RequestException as exc:
         raise SetupError("oidc.provider_unreachable", issuer=_issuer(), reason=type(exc).__name__) from None
     claims = token.get("userinfo") or {}

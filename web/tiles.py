@@ -93,7 +93,7 @@ def tile(layer: str, z: int, x: int, y: int):
     entry = cache.get(req.key, generation)
     if entry is None:
         data = tiles_service.tile(session, req, colours=cache.colours)
-        entry = ('"%s"' % hashlib.blake2b(data, digest_size=12).hexdigest(), data)
+        entry = (f'"{hashlib.blake2b(data, digest_size=12).hexdigest()}"', data)
         cache.put(req.key, generation, entry)
     etag, data = entry
     headers = {"ETag": etag, "Cache-Control": "public, no-cache", "Vary": "Accept-Encoding",
@@ -112,8 +112,8 @@ def layers():
         "WHERE v.status = 'published' AND v.valid_to IS NULL ORDER BY d.code")).all()
     base = request.script_root + bp.url_prefix
     return jsonify({
-        "layers": [{"name": name, "url": f"{base}/{name}/{{z}}/{{x}}/{{y}}.mvt", "minZoom": tiles_service.MIN_ZOOM[name]}
-                   for name in tiles_service.LAYERS],
+        "layers": [{"name": name, "url": f"{base}/{name}/{{z}}/{{x}}/{{y}}.mvt",
+                    "minZoom": tiles_service.MIN_ZOOM[name]} for name in tiles_service.LAYERS],
         "maxZoom": tiles_service.MAX_ZOOM,
         "departments": [{"code": code, "name": name, "version": number,
                          "label": t("tiles.layer.work_cells", dept=name)} for code, name, number in rows],
