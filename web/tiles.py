@@ -120,6 +120,13 @@ def layers():
     })
 
 
+@bp.app_context_processor
+def tile_urls() -> dict:
+    """Give templates `tile_url(layer)` (an XYZ template for Leaflet) and the layers' first zooms."""
+    return {"tile_url": lambda layer: f"{request.script_root}{bp.url_prefix}/{layer}/{{z}}/{{x}}/{{y}}.mvt",
+            "tile_min_zoom": tiles_service.MIN_ZOOM}
+
+
 def _if_none_match() -> set[str]:
     header = request.headers.get("If-None-Match", "")
     return {part.strip().removeprefix("W/") for part in header.split(",") if part.strip()}

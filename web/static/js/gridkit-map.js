@@ -146,8 +146,14 @@
   overlays[S["map.layer.districts"]] = layers.district;
   overlays[S["map.layer.streets"]] = layers.street;
   overlays[S["map.layer.communities"]] = communities;
-  overlays[S["map.layer.base_cells"]] = layers.cells;
+  // With vector tiles (gridkit-tiles.js), cells are drawn from tiles at every zoom and the
+  // GeoJSON cells (tooltips, labels) are fetched only from the label zoom on.
+  var tiles = window.gridkitTiles ? window.gridkitTiles.attach(map, { pane: "gk-cells", edition: cfg.edition }) : null;
+  var cellZoom = tiles ? cfg.labelZoom : cfg.minCellZoom;
+  if (tiles) { tiles.baseCells.addTo(map); }
+  overlays[S["map.layer.base_cells"]] = tiles ? L.layerGroup([tiles.baseCells, layers.cells]).addTo(map) : layers.cells;
   var control = L.control.layers(null, overlays, { collapsed: true, position: "topright" }).addTo(map);
+  if (tiles) { tiles.addOverlays(control); }
 
   // Admin outlines: one request per level, loaded once.
   ["district", "street", "community"].forEach(function (level) {
@@ -182,14 +188,15 @@
     if (inFlight) { inFlight.abort(); }
     inFlight = null;
     var zoom = map.getZoom();
-    if (zoom < cfg.minCellZoom) {
+    if (zoom < cellZoom) {
       layers.cells.clearLayers();
       layers.labels.clearLayers();
       state.count = 0;
       state.bbox = null;
       state.busy = false;
       state.loads += 1;
-      setStatus(cfg.hasData ? fmt(S["map.status.zoom_in"], { zoom: cfg.minCellZoom }) : S["map.status.no_data"]);
+      setStatus(cfg.hasData ? (tiles && zoom >= tiles.minZoom ? "" : fmt(S["map.status.zoom_in"], { zoom: tiles ? tiles.minZoom : cfg.minCellZoom }))
+                            : S["map.status.no_data"]);
       return;
     }
     var b = map.getBounds();
@@ -231,6 +238,6 @@
   refreshCells();
 
   // For tests and the browser console.
-  window.gridkit = { map: map, layers: layers, state: state, refreshCells: refreshCells,
+  window.gridkit = { map: map, layers: layers, state: state, refreshCells: refreshCells, tiles: tiles,
                      pane: pane, el: el, fmt: fmt, getJSON: getJSON, withQuery: withQuery, control: control };
 }());
