@@ -8,22 +8,10 @@ from sqlalchemy.orm import Session
 from gridkit import rules
 from gridkit.errors import NotFound, ValidationError
 from gridkit.grids.base import current_edition
-from gridkit.grids.work import (
-    coordinators_json,
-    current_version,
-    department,
-    versions_in_force,
-)
-from gridkit.models import (
-    BaseCell,
-    Building,
-    Department,
-    Incident,
-    LegalEntity,
-    Resident,
-    WorkCell,
-    WorkCellMember,
-)
+from gridkit.grids.work.coordinators import coordinators_json
+from gridkit.grids.work.departments import department
+from gridkit.grids.work.versions import current_version, versions_in_force
+from gridkit.models import BaseCell, Building, Department, Incident, LegalEntity, Resident, WorkCell, WorkCellMember
 
 GROUPINGS = ("district", "street", "community", "cell", "work-cell")
 _PREFIX = {"district": 6, "street": 9, "community": 12, "cell": 15}

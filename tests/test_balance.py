@@ -13,8 +13,8 @@ from shapely.geometry import Point
 from sqlalchemy import insert, select, text
 
 from gridkit.errors import Conflict, InvalidTransition, ValidationError
-from gridkit.grids.balance import (PiecesError, apportion, balance_draft, connected_components, describe_balance,
-                                   partition, spread_of)
+from gridkit.grids.balance import balance_draft, describe_balance
+from gridkit.grids.partition import PiecesError, apportion, connected_components, partition, spread_of
 from gridkit.grids.work import (add_coordinator, add_department, check_work_cell, exclude_cells, publish,
                                 start_draft, validate_version)
 from gridkit.models import SRID, BaseCell, CoordinatorAssignment, Incident, Resident, WorkCell
