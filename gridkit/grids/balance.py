@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from gridkit.admin import area_prefix
 from gridkit.errors import InvalidTransition, NotFound, ValidationError
 from gridkit.messages import Message
+from gridkit.grids.base import state_name
 from gridkit.grids.numbering import order_west_east_north_south
 from gridkit.grids.partition import PiecesError, Spread, apportion, connected_components, partition, spread_of
 from gridkit.grids.work.versions import touch_draft, version_profile
@@ -155,7 +156,8 @@ def balance_draft(session: Session, draft: WorkGridVersion, n: int, by: str, *, 
 def _check_request(draft: WorkGridVersion, n, by: str, within: str | None) -> None:
     """Refuse a balance of a non-draft, an unknown load or grouping, or a bad number of work cells."""
     if draft.status != VersionState.DRAFT:
-        raise InvalidTransition("balance.not_draft", number=draft.number, dept=draft.dept_code, status=draft.status)
+        raise InvalidTransition("balance.not_draft", number=draft.number, dept=draft.dept_code,
+                                status=state_name(draft.status))
     if by not in BY:
         raise ValidationError("balance.unknown_by", by=by, choices=", ".join(BY))
     if within not in (None, "community"):

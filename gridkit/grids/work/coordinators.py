@@ -11,6 +11,7 @@ from gridkit.errors import Conflict, NotFound, ValidationError
 from gridkit.grids.work.departments import department
 from gridkit.grids.work.versions import current_version
 from gridkit.models import Coordinator, CoordinatorAssignment, WorkCell, WorkGridVersion
+from gridkit.standard import InvalidValue
 
 
 def add_coordinator(session: Session, name: str, phone: str | None, dept_code: str,
@@ -20,17 +21,17 @@ def add_coordinator(session: Session, name: str, phone: str | None, dept_code: s
     from gridkit.standard.ids import validate_phone
 
     if not name.strip():
-        raise ValidationError("a coordinator needs a name.")
+        raise ValidationError("work.coordinator_needs_name")
     if phone:
         try:
             phone = validate_phone(phone)
         except ValueError as exc:
-            raise ValidationError(f"coordinator {name}: {exc}")
+            raise ValidationError("work.coordinator_bad_phone", name=name,
+                                  reason=exc.as_message() if isinstance(exc, InvalidValue) else str(exc))
     # One person may cover several departments' work cells (多员合一): the phone identifies them.
     coordinator = session.scalar(select(Coordinator).where(Coordinator.phone == phone)) if phone else None
     if coordinator is not None and coordinator.name != name.strip():
-        raise Conflict(f"phone {phone} belongs to coordinator {coordinator.id} {coordinator.name}, not {name}: "
-                       "check the number.")
+        raise Conflict("work.phone_taken", phone=phone, id=coordinator.id, owner=coordinator.name, name=name)
     if coordinator is None:
         coordinator = Coordinator(name=name.strip(), phone=phone)
         session.add(coordinator)
@@ -45,12 +46,12 @@ def assign_coordinator(session: Session, coordinator: Coordinator, dept_code: st
     department(session, dept_code)
     version = version or current_version(session, dept_code)
     if version is None:
-        raise NotFound(f"department {dept_code} has no published work grid yet: publish one first.")
+        raise NotFound("work.no_published_version", dept=dept_code)
     cells = dict(session.execute(select(WorkCell.code, WorkCell.id).where(
         WorkCell.version_id == version.id, WorkCell.code.in_(work_cell_codes))).all())
     missing = sorted(set(work_cell_codes) - set(cells))
     if missing:
-        raise NotFound(f"work cells not in version {version.number} of department {dept_code}: {', '.join(missing)}")
+        raise NotFound("work.work_cells_not_in_version", number=version.number, dept=dept_code, codes=", ".join(missing))
     existing = set(session.scalars(select(CoordinatorAssignment.work_cell_id).where(
         CoordinatorAssignment.coordinator_id == coordinator.id)))
     for cell_id in cells.values():

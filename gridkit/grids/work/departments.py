@@ -12,15 +12,15 @@ from gridkit.models import AdminUnit, Department
 def add_department(session: Session, code: str, name: str, *, jurisdiction: str | None = None) -> Department:
     """Create a department; its work grid must cover `jurisdiction` (default: the whole city)."""
     if not (len(code) == 6 and code.isdigit()):
-        raise ValidationError(f"department code {code!r} must be 6 digits (department/service type).")
+        raise ValidationError("work.bad_department_code", code=code)
     if not name.strip():
-        raise ValidationError("a department needs a name.")
+        raise ValidationError("work.department_needs_name")
     if session.get(Department, code) is not None:
-        raise Conflict(f"department {code} exists already.")
+        raise Conflict("work.department_exists", code=code)
     if session.scalar(select(Department).where(Department.name == name)) is not None:
-        raise Conflict(f"a department is already named {name!r}.")
+        raise Conflict("work.department_name_taken", name=name)
     if jurisdiction is not None and session.get(AdminUnit, jurisdiction) is None:
-        raise NotFound(f"jurisdiction {jurisdiction!r} is not a known admin unit code: see `gridkit admin list`.")
+        raise NotFound("work.unknown_jurisdiction", code=jurisdiction)
     dept = Department(code=code, name=name.strip(), jurisdiction_code=jurisdiction)
     session.add(dept)
     session.flush()
@@ -31,5 +31,5 @@ def department(session: Session, code: str) -> Department:
     """Return the department with this code or raise NotFound."""
     dept = session.get(Department, code)
     if dept is None:
-        raise NotFound(f"no department has code {code!r}: see `gridkit dept list`.")
+        raise NotFound("work.department_not_found", code=code)
     return dept

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from gridkit import rules
 from gridkit.admin import area_prefix
 from gridkit.errors import InvalidTransition, NotFound, ValidationError
-from gridkit.grids.work.versions import touch_draft, version_profile
+from gridkit.grids.work.versions import state_name, touch_draft, version_profile
 from gridkit.models import AdminUnit, BaseCell, WorkCell, WorkCellMember, WorkGridExclusion, WorkGridVersion
 from gridkit.rules import VersionState
 from gridkit.standard import InvalidValue, codes
@@ -40,18 +40,28 @@ def check_work_cell(session: Session, version: WorkGridVersion, code: str, *,
     return code
 
 
+def _require_draft(version: WorkGridVersion) -> None:
+    """Refuse to change a version that is not a draft."""
+    if version.status != VersionState.DRAFT:
+        raise InvalidTransition("work.only_drafts_change", number=version.number, status=state_name(version.status))
+
+
+def _missing_base_cells(missing: list[str]) -> NotFound:
+    """Return the error for base cell codes not in the draft's base grid edition (the first 10 named)."""
+    shown = ", ".join(missing[:10]) + (f" … (+{len(missing) - 10})" if len(missing) > 10 else "")
+    return NotFound("work.base_cells_not_in_edition", codes=shown, count=len(missing))
+
+
 def set_members(session: Session, version: WorkGridVersion, work_cell_code: str, base_cell_codes: list[str],
                 *, name: str | None = None, expected_revision: int | None = None, by: str | None = None) -> WorkCell:
     """Put the named base cells into the work cell (created if new), taking them from other work cells."""
-    if version.status != VersionState.DRAFT:
-        raise InvalidTransition(f"version {version.number} is {version.status}; only drafts can change.")
+    _require_draft(version)
     check_work_cell(session, version, work_cell_code)
     cells = dict(session.execute(select(BaseCell.code, BaseCell.id).where(
         BaseCell.edition_id == version.base_edition_id, BaseCell.code.in_(base_cell_codes))).all())
     missing = sorted(set(base_cell_codes) - set(cells))
     if missing:
-        raise NotFound(f"base cells not in the draft's base grid edition: {', '.join(missing[:10])}"
-                       + (f" and {len(missing) - 10} more" if len(missing) > 10 else ""))
+        raise _missing_base_cells(missing)
     touch_draft(session, version, expected_revision=expected_revision, by=by)
     work_cell = session.scalar(select(WorkCell).where(WorkCell.version_id == version.id,
                                                       WorkCell.code == work_cell_code))
@@ -83,7 +93,7 @@ def cells_in_polygon(session: Session, version: WorkGridVersion, polygon, *, thr
     `polygon` is a shapely (Multi)Polygon in EPSG:4490; areas are compared on the spheroid.
     """
     if not 0 < threshold <= 1:
-        raise ValidationError(f"the share threshold must be in (0, 1], got {threshold}.")
+        raise ValidationError("work.bad_threshold", threshold=threshold)
     return list(session.scalars(text(
         "WITH p AS (SELECT ST_SetSRID(ST_GeomFromWKB(:wkb), :srid) AS g) "
         "SELECT b.code FROM base_cell b, p WHERE b.edition_id = :e AND ST_Intersects(b.geom, p.g) "
@@ -94,7 +104,7 @@ def cells_in_polygon(session: Session, version: WorkGridVersion, polygon, *, thr
 def cells_in_admin_unit(session: Session, version: WorkGridVersion, admin_code: str) -> list[str]:
     """Return codes of the version's base cells inside an admin unit (by code prefix)."""
     if session.get(AdminUnit, admin_code) is None:
-        raise NotFound(f"no admin unit has code {admin_code!r}: see `gridkit admin list`.")
+        raise NotFound("grids.unknown_admin_unit", code=admin_code)
     return list(session.scalars(select(BaseCell.code).where(
         BaseCell.edition_id == version.base_edition_id,
         BaseCell.community_code.startswith(area_prefix(session, admin_code)))
@@ -104,15 +114,14 @@ def cells_in_admin_unit(session: Session, version: WorkGridVersion, admin_code: 
 def exclude_cells(session: Session, version: WorkGridVersion, base_cell_codes: list[str], reason: str, *,
                   expected_revision: int | None = None, by: str | None = None) -> int:
     """Leave base cells out of every work cell of a draft on purpose (e.g. a reservoir), with the reason."""
-    if version.status != VersionState.DRAFT:
-        raise InvalidTransition(f"version {version.number} is {version.status}; only drafts can change.")
+    _require_draft(version)
     if not reason.strip():
-        raise ValidationError("say why the base cells are left out (--reason).")
+        raise ValidationError("work.exclusion_needs_reason")
     cells = dict(session.execute(select(BaseCell.code, BaseCell.id).where(
         BaseCell.edition_id == version.base_edition_id, BaseCell.code.in_(base_cell_codes))).all())
     missing = sorted(set(base_cell_codes) - set(cells))
     if missing:
-        raise NotFound(f"base cells not in the draft's base grid edition: {', '.join(missing[:10])}")
+        raise _missing_base_cells(missing)
     touch_draft(session, version, expected_revision=expected_revision, by=by)
     ids = list(cells.values())
     session.execute(delete(WorkCellMember).where(WorkCellMember.version_id == version.id,

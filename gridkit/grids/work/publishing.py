@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from gridkit import rules
 from gridkit.errors import InvalidTransition, ValidationError
 from gridkit.grids.work.validation import validate_version
-from gridkit.grids.work.versions import current_version, start_draft, touch_draft, version_by_number
+from gridkit.grids.work.versions import current_version, start_draft, state_name, touch_draft, version_by_number
 from gridkit.models import WorkGridVersion
 from gridkit.rules import VersionState
 
@@ -32,8 +32,8 @@ def publish(session: Session, version: WorkGridVersion, *, at: datetime | None =
     With expected_revision, a draft changed since the publisher looked at it is refused (Conflict).
     """
     if version.status != VersionState.DRAFT:
-        raise InvalidTransition(f"version {version.number} of department {version.dept_code} is "
-                                f"{version.status}: only a draft can be published.")
+        raise InvalidTransition("work.publish_not_draft", number=version.number, dept=version.dept_code,
+                                status=state_name(version.status))
     if expected_revision is not None:
         touch_draft(session, version, expected_revision=expected_revision, by=by)
     savepoint = session.begin_nested()
@@ -43,16 +43,15 @@ def publish(session: Session, version: WorkGridVersion, *, at: datetime | None =
                                           geometry_cached=True) if p.severity == "error"]
     if errors:
         savepoint.rollback()
-        raise ValidationError(f"draft {version.id} cannot be published: "
-                              + "; ".join(p.message for p in errors),
-                              problems=[p.to_dict() for p in errors])
+        raise ValidationError("work.publish_refused", draft=version.id, problems=[p.to_dict() for p in errors],
+                              reasons=[p.message for p in errors])
     savepoint.commit()
     at = at or rules.now()
     previous = current_version(session, version.dept_code)
     if previous is not None:
         if previous.valid_from and previous.valid_from > at:
-            raise InvalidTransition(f"version {previous.number} is valid from {rules.iso(previous.valid_from)}, "
-                                    f"after {rules.iso(at)}.")
+            raise InvalidTransition("work.valid_from_later", number=previous.number,
+                                    valid_from=rules.iso(previous.valid_from), at=rules.iso(at))
         previous.valid_to = at
         previous.status = VersionState.RETIRED
         session.flush()
@@ -69,6 +68,6 @@ def rollback(session: Session, dept_code: str, to_number: int, *, by: str | None
     """Publish a copy of an earlier version as a new version (published versions never change)."""
     source = version_by_number(session, dept_code, to_number)
     if source.status == VersionState.DRAFT:
-        raise InvalidTransition(f"version {to_number} is a draft: only a published or retired version can be restored.")
+        raise InvalidTransition("work.rollback_to_draft", number=to_number)
     copy = start_draft(session, dept_code, from_version=to_number, by=by, note=f"rollback to version {to_number}")
     return publish(session, copy, by=by, at=at)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
@@ -11,22 +11,28 @@ from gridkit.admin import area_prefix
 from gridkit.errors import ValidationError
 from gridkit.grids.work.membership import check_work_cell
 from gridkit.grids.work.versions import version_profile
+from gridkit.messages import Message
 from gridkit.models import AdminUnit, BaseCell, Department, WorkCell, WorkCellMember, WorkGridVersion
 from gridkit.standard import codes
 
 
 @dataclass
 class Problem:
-    """One thing wrong with a work grid version."""
+    """One thing wrong with a work grid version; `message` is rendered in the reader's language."""
 
     type: str
     severity: str          # "error" blocks publishing, "warning" does not
-    message: str
+    message: Message
     codes: list[str] = field(default_factory=list)
 
-    def to_dict(self) -> dict:
-        """Return the problem as a JSON-ready dict."""
-        return asdict(self)
+    def render(self, lang: str | None = None) -> str:
+        """Return the problem's sentence in `lang` (default zh-CN)."""
+        return self.message.render(lang)
+
+    def to_dict(self, lang: str | None = None) -> dict:
+        """Return the problem as a JSON-ready dict: the sentence in `lang`, and its key and parameters."""
+        return {"type": self.type, "severity": self.severity, "message": self.render(lang),
+                "key": self.message.key, "params": self.message.params, "codes": list(self.codes)}
 
 
 def validate_version(session: Session, version: WorkGridVersion, *, coordinator_required: bool = False,
@@ -46,14 +52,14 @@ def validate_version(session: Session, version: WorkGridVersion, *, coordinator_
         "ORDER BY b.code"), {"e": version.base_edition_id, "v": version.id, "scope": scope + "%"}).all()
     if uncovered:
         problems.append(Problem("unassigned_base_cells", "error",
-                                f"{len(uncovered)} base cells of the jurisdiction are in no work cell.", list(uncovered)))
+                                Message("work.problem.unassigned_base_cells", count=len(uncovered)), list(uncovered)))
     outside = session.scalars(text(
         "SELECT b.code FROM work_cell_member m JOIN base_cell b ON b.id = m.base_cell_id "
         "WHERE m.version_id = :v AND b.community_code NOT LIKE :scope ORDER BY b.code"),
         {"v": version.id, "scope": scope + "%"}).all()
     if outside:
         problems.append(Problem("outside_jurisdiction", "error",
-                                f"{len(outside)} base cells lie outside the department's jurisdiction {scope}.",
+                                Message("work.problem.outside_jurisdiction", count=len(outside), scope=scope),
                                 list(outside)))
     parts_sql = (
         "SELECT w.code, ST_NumGeometries(w.geom) FROM work_cell w WHERE w.version_id = :v "
@@ -64,7 +70,7 @@ def validate_version(session: Session, version: WorkGridVersion, *, coordinator_
         "ST_NumGeometries(ST_Multi(ST_UnaryUnion(ST_Collect(b.geom)))) > 1 ORDER BY w.code")
     for code, parts in session.execute(text(parts_sql), {"v": version.id}):
         problems.append(Problem("multipart_work_cell", "error",
-                                f"work cell {code} falls apart into {parts} pieces: its base cells must touch.", [code]))
+                                Message("work.problem.multipart_work_cell", code=code, parts=parts), [code]))
     problems += _code_problems(session, version)
     lonely = session.scalars(text(
         "SELECT w.code FROM work_cell w WHERE w.version_id = :v AND NOT EXISTS "
@@ -72,15 +78,16 @@ def validate_version(session: Session, version: WorkGridVersion, *, coordinator_
         " WHERE a.work_cell_id = w.id AND c.active) ORDER BY w.code"), {"v": version.id}).all()
     if lonely:
         problems.append(Problem("no_coordinator", "error" if coordinator_required else "warning",
-                                f"{len(lonely)} work cells have no coordinator.", list(lonely)))
+                                Message("work.problem.no_coordinator", count=len(lonely)), list(lonely)))
     return problems
 
 
 def _code_problems(session: Session, version: WorkGridVersion) -> list[Problem]:
-    """Return the work cells whose code breaks the layout, or whose area part is not the area of their base cells.
+    """Return the work cells whose code breaks the layout, or whose area part names another street than their base cells.
 
-    The area part must name an admin unit holding every base cell of the work cell: a work cell
-    of street 440304002 coded 440304001000 names another street.
+    An area part naming a community or a street must name the street of every base cell of the
+    work cell (a work cell of community 440304001001 may take in cells of a neighbouring community
+    of the same street, not of street 440304002); one naming a district or city must hold them.
     """
     profile = version_profile(session, version)
     known_areas = set(session.scalars(select(AdminUnit.code)))
@@ -96,14 +103,13 @@ def _code_problems(session: Session, version: WorkGridVersion) -> list[Problem]:
         try:
             check_work_cell(session, version, code, known_areas=known_areas, profile=profile)
         except ValidationError as exc:
-            problems.append(Problem("work_cell_code", "error", exc.message, [code]))
+            problems.append(Problem("work_cell_code", "error", Message(exc.key, **exc.params), [code]))
             continue
         admin = codes.area_admin_code(codes.work_cell_parts(code, profile)[1], profile)
-        prefix = area_prefix(session, admin)
+        prefix = codes.street_code_of(admin) or area_prefix(session, admin)
         foreign = [c for c in communities.get(code, []) if not c.startswith(prefix)]
         if foreign:
             problems.append(Problem("work_cell_area", "error",
-                                    f"work cell {code} is coded for area {admin} but holds base cells of "
-                                    f"{', '.join(foreign[:5])}: its area part must name an admin unit holding "
-                                    "all its base cells.", [code]))
+                                    Message("work.problem.work_cell_area", code=code, area=prefix,
+                                            communities=", ".join(foreign[:5])), [code]))
     return problems

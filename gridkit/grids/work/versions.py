@@ -14,8 +14,9 @@ from sqlalchemy.orm import Session
 
 from gridkit import rules
 from gridkit.errors import Conflict, InvalidTransition, NotFound
-from gridkit.grids.base import current_edition
+from gridkit.grids.base import current_edition, state_name
 from gridkit.grids.work.departments import department
+from gridkit.messages import Message
 from gridkit.models import BaseGridEdition, Department, WorkCell, WorkGridVersion
 from gridkit.rules import FINISHED_INCIDENT_STATES, VersionState
 from gridkit.standard import codes
@@ -74,15 +75,15 @@ def start_draft(session: Session, dept_code: str, *, from_version: int | None = 
     department(session, dept_code)
     edition = current_edition(session)
     if edition is None:
-        raise InvalidTransition("no base grid edition is published: publish one before drafting work grids.")
+        raise InvalidTransition("work.no_published_edition")
     source = None
     if from_version is not None:
         source = session.scalar(select(WorkGridVersion).where(
             WorkGridVersion.dept_code == dept_code, WorkGridVersion.number == from_version))
         if source is None:
-            raise NotFound(f"department {dept_code} has no version {from_version}.")
+            raise NotFound("work.version_not_found", dept=dept_code, number=from_version)
         if source.status == VersionState.DRAFT:
-            raise InvalidTransition(f"version {from_version} is a draft: start from a published version.")
+            raise InvalidTransition("work.start_from_draft", number=from_version)
     else:
         source = current_version(session, dept_code)
     number = (session.scalar(select(func.max(WorkGridVersion.number))
@@ -131,10 +132,10 @@ def draft(session: Session, draft_id: int) -> WorkGridVersion:
     """Return the draft with this id, or raise NotFound / InvalidTransition if it is not a draft."""
     version = session.get(WorkGridVersion, draft_id)
     if version is None:
-        raise NotFound(f"no work grid version has id {draft_id}.")
+        raise NotFound("work.draft_not_found", draft=draft_id)
     if version.status != VersionState.DRAFT:
-        raise InvalidTransition(f"version {version.number} of department {version.dept_code} is "
-                                f"{version.status} and cannot change: start a draft from it instead.")
+        raise InvalidTransition("work.version_frozen", number=version.number, dept=version.dept_code,
+                                status=state_name(version.status))
     return version
 
 
@@ -149,9 +150,8 @@ def touch_draft(session: Session, version: WorkGridVersion, *, expected_revision
         .returning(WorkGridVersion.revision))
     if result.scalar() is None:
         session.refresh(version)
-        raise Conflict(f"draft {version.id} was changed by {version.updated_by or 'someone'} at "
-                       f"{rules.iso(version.updated_at)} (revision {version.revision}, you had "
-                       f"{expected_revision}): reload it and redo your change.")
+        raise Conflict("work.stale_draft", draft=version.id, who=version.updated_by or Message("work.someone"),
+                       when=rules.iso(version.updated_at), revision=version.revision, expected=expected_revision)
     session.refresh(version)
 
 
@@ -166,7 +166,7 @@ def version_by_number(session: Session, dept_code: str, number: int) -> WorkGrid
     version = session.scalar(select(WorkGridVersion).where(
         WorkGridVersion.dept_code == dept_code, WorkGridVersion.number == number))
     if version is None:
-        raise NotFound(f"department {dept_code} has no version {number}: see `gridkit workgrid history --dept {dept_code}`.")
+        raise NotFound("work.version_not_found", dept=dept_code, number=number)
     return version
 
 
