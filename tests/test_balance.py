@@ -273,7 +273,7 @@ def test_balance_draft_by_residents(session, drafted):
     draft, total = drafted
     before = draft.revision
     result = balance_draft(session, draft, 9, "residents", actor="planner")
-    print(describe_balance(result))
+    print(describe_balance(result, "en"))
     assert draft.revision == result.revision == before + 1
     assert draft.updated_by == "planner"
     assert [p for p in validate_version(session, draft) if p.severity == "error"] == []
@@ -317,7 +317,7 @@ def test_balance_within_community(session, drafted):
     assert sorted(per_community) == [community(1), community(2), community(3)]
     assert set(pieces_per_work_cell(session, draft).values()) == {1}
     assert [p for p in validate_version(session, draft) if p.severity == "error"] == []
-    print(describe_balance(result))
+    print(describe_balance(result, "en"))
     with pytest.raises(ValidationError, match="at least 3 work cells"):
         balance_draft(session, draft, 2, "residents", within="community")
 
@@ -415,7 +415,7 @@ def test_fewer_work_cells_remove_the_rest(session, drafted):
     second = balance_draft(session, draft, 3, "residents")
     assert len(work_cells(session, draft)) == 3
     assert set(second.removed) == {c.code for c in first.work_cells} - {c.code for c in second.work_cells}
-    assert second.removed and "removed (left empty)" in describe_balance(second)
+    assert second.removed and "removed (left empty)" in describe_balance(second, "en")
     assert draft.revision == 2
 
 

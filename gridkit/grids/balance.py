@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from gridkit.admin import area_prefix
 from gridkit.errors import InvalidTransition, NotFound, ValidationError
-from gridkit.messages import Message
+from gridkit.messages import Message, render
 from gridkit.grids.base import state_name
 from gridkit.grids.numbering import order_west_east_north_south
 from gridkit.grids.partition import PiecesError, Spread, apportion, connected_components, partition, spread_of
@@ -97,19 +97,21 @@ class BalanceResult:
                 "spread": self.spread.to_dict(), "removed": self.removed}
 
 
-def describe_balance(result: BalanceResult) -> str:
-    """Return the result as text for the terminal: one line per work cell, then the spread."""
-    unit = {"residents": "residents", "buildings": "buildings", "incidents": "open incidents", "area": "m²"}[result.by]
+def describe_balance(result: BalanceResult, lang: str | None = None) -> str:
+    """Return the result as text for the terminal in `lang` (default zh-CN): one line per work cell, then the spread."""
+    unit = render(f"balance.unit.{result.by}", lang)
     s = result.spread
-    lines = [f"{c.code}  {c.base_cells:5d} base cells  {c.load:12.0f} {unit}"
-             + ("" if c.status == "new" else "  (kept)") for c in result.work_cells]
-    lines.append(f"{s.parts} work cells by {result.by} in {result.area_code or 'the whole city'}"
-                 + (f", within each {result.within}" if result.within else "")
-                 + f" (draft {result.draft_id}, revision {result.revision})")
-    lines.append(f"load max {s.max:.0f}, min {s.min:.0f}, mean {s.mean:.1f}, std {s.std:.1f}; "
-                 f"spread (max-min)/mean {s.relative:.1%}")
+    lines = [render("balance.line.work_cell" if c.status == "new" else "balance.line.work_cell_kept", lang,
+                    code=c.code, cells=f"{c.base_cells:5d}", load=f"{c.load:12.0f}", unit=unit)
+             for c in result.work_cells]
+    where = result.area_code or Message("balance.whole_city")
+    key = "balance.line.summary_within" if result.within else "balance.line.summary"
+    lines.append(render(key, lang, parts=s.parts, by=unit, area=where, draft=result.draft_id,
+                        revision=result.revision))
+    lines.append(render("balance.line.spread", lang, max=f"{s.max:.0f}", min=f"{s.min:.0f}", mean=f"{s.mean:.1f}",
+                        std=f"{s.std:.1f}", spread=f"{s.relative:.1%}"))
     if result.removed:
-        lines.append(f"removed (left empty): {', '.join(result.removed)}")
+        lines.append(render("balance.line.removed", lang, codes=", ".join(result.removed)))
     return "\n".join(lines)
 
 

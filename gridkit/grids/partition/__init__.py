@@ -12,7 +12,7 @@ The algorithm (`partition`)
    work cell would fail validation. Adjacency is made symmetric; weights must be finite and ≥ 0.
 1. **Pieces.** Connected components ("pieces": islands, enclaves, cells cut off by excluded
    ones) are found by BFS. A part cannot span two pieces, so n < number of pieces raises
-   `PiecesError` (a ValueError naming every piece). The n parts are shared out among the pieces
+   `PiecesError` (an InvalidValue, hence a ValueError, naming every piece). The n parts are shared out among the pieces
    by `apportion`: in proportion to weight, at least 1 each, at most one per cell, greedily
    minimising Σ W_i² / n_i (the sum of squared part loads if each piece split perfectly).
 2. **Effective weights.** Each cell counts as weight + ε, ε = 0.1 % of the mean cell weight (1
@@ -64,6 +64,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
+from gridkit.standard import InvalidValue
 from gridkit.grids.partition.construct import balanced_flood, bisect, grow
 from gridkit.grids.partition.graph import connected_components, symmetric
 from gridkit.grids.partition.refine import refine
@@ -72,17 +73,14 @@ from gridkit.grids.partition.seeds import choose_seeds
 __all__ = ["PiecesError", "Spread", "apportion", "connected_components", "partition", "spread_of"]
 
 
-class PiecesError(ValueError):
+class PiecesError(InvalidValue):
     """The cells form more separate pieces than parts were asked for."""
 
     def __init__(self, pieces: list[list[int]], n: int):
         self.pieces = pieces
         self.n = n
-        sizes = ", ".join(f"{len(p)} cells from {p[0]}" for p in pieces[:10])
-        more = f" and {len(pieces) - 10} more" if len(pieces) > 10 else ""
-        super().__init__(
-            f"the cells form {len(pieces)} separate pieces that share no edge ({sizes}{more}); "
-            f"each part must be connected, so at least {len(pieces)} parts are needed, not {n}.")
+        sizes = ", ".join(f"{p[0]} ({len(p)})" for p in pieces[:10]) + (" …" if len(pieces) > 10 else "")
+        super().__init__("partition.pieces", pieces=len(pieces), sizes=sizes, n=n)
 
 
 # -- statistics ---------------------------------------------------------------------------------
@@ -133,11 +131,11 @@ def apportion(weights: Sequence[float], n: int, *, minimum: Sequence[int] | None
     low = list(minimum) if minimum is not None else [1] * count
     high = list(maximum) if maximum is not None else [n] * count
     if any(lo > hi for lo, hi in zip(low, high)):
-        raise ValueError("a group needs more parts than it has cells.")
+        raise InvalidValue("partition.group_too_small")
     if sum(low) > n:
-        raise ValueError(f"{sum(low)} parts are needed at least, only {n} asked for.")
+        raise InvalidValue("partition.too_few_parts", needed=sum(low), n=n)
     if sum(high) < n:
-        raise ValueError(f"at most {sum(high)} parts are possible (one per cell), {n} asked for.")
+        raise InvalidValue("partition.too_many_parts", most=sum(high), n=n)
     seats = list(low)
     heap = []
     for i, w in enumerate(weights):
@@ -164,29 +162,28 @@ def partition(adjacency: Mapping[int, set[int]], weights: Mapping[int, float], n
     shapes (without them, hop distances stand in); seeds: n distinct nodes, at least one per
     piece, to start region growing and the balanced flood from instead of the k-means++ seeds
     (recursive bisection is then not tried; a seed may still end up in another part). Returns
-    n sorted node lists covering every node once. Raises ValueError (PiecesError when n is
+    n sorted node lists covering every node once. Raises InvalidValue, a ValueError (PiecesError when n is
     below the number of separate pieces). See the module docstring for the algorithm.
     """
     nodes = sorted(set(adjacency) | set(weights))
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"the number of parts must be a positive whole number, not {n!r}.")
+        raise InvalidValue("partition.bad_count", n=n)
     if not nodes:
-        raise ValueError("there are no cells to partition.")
+        raise InvalidValue("partition.no_cells")
     if n > len(nodes):
-        raise ValueError(f"{n} parts asked for but there are only {len(nodes)} cells: "
-                         "each part needs at least one cell.")
+        raise InvalidValue("partition.more_parts_than_cells", n=n, cells=len(nodes))
     w: dict[int, float] = {}
     for v in nodes:
         x = float(weights.get(v, 0.0))
         if not math.isfinite(x) or x < 0:
-            raise ValueError(f"cell {v} has weight {x}: weights must be finite and not negative.")
+            raise InvalidValue("partition.bad_weight", cell=v, weight=x)
         w[v] = x
     adj = symmetric(adjacency, nodes)
     pos = None
     if centroids is not None:
         missing = [v for v in nodes if v not in centroids]
         if missing:
-            raise ValueError(f"{len(missing)} cells have no centroid, e.g. {missing[0]}.")
+            raise InvalidValue("partition.no_centroid", count=len(missing), example=missing[0])
         pos = {v: (float(centroids[v][0]), float(centroids[v][1])) for v in nodes}
 
     total = math.fsum(w.values())
@@ -198,17 +195,16 @@ def partition(adjacency: Mapping[int, set[int]], weights: Mapping[int, float], n
     if seeds is not None:
         seeds = list(seeds)
         if len(seeds) != n or len(set(seeds)) != n:
-            raise ValueError(f"give exactly {n} distinct seeds, not {len(seeds)}.")
+            raise InvalidValue("partition.bad_seeds", n=n, given=len(seeds))
         unknown = [s for s in seeds if s not in adj]
         if unknown:
-            raise ValueError(f"seed {unknown[0]} is not a cell of the graph.")
+            raise InvalidValue("partition.unknown_seed", seed=unknown[0])
         seeds_of: list[list[int]] = [[] for _ in pieces]
         for s in seeds:
             seeds_of[piece_of[s]].append(s)
         empty = [i for i, s in enumerate(seeds_of) if not s]
         if empty:
-            raise ValueError(f"piece {empty[0] + 1} (cells from {pieces[empty[0]][0]}) has no seed: "
-                             "every separate piece needs one.")
+            raise InvalidValue("partition.piece_without_seed", piece=empty[0] + 1, first=pieces[empty[0]][0])
     else:
         if n < len(pieces):
             raise PiecesError(pieces, n)

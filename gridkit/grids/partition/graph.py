@@ -5,15 +5,18 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable, Mapping
 
+from gridkit.standard import InvalidValue
+
 
 def symmetric(adjacency: Mapping[int, Iterable[int]], nodes: Iterable[int]) -> dict[int, tuple[int, ...]]:
+    """Return node → sorted neighbours, each edge in both directions, self-loops dropped."""
     adj: dict[int, set[int]] = {v: set() for v in nodes}
     for v, neighbours in adjacency.items():
         for u in neighbours:
             if u == v:
                 continue
             if u not in adj:
-                raise ValueError(f"cell {v} is adjacent to {u}, which has no weight and no adjacency entry.")
+                raise InvalidValue("partition.unknown_neighbour", cell=v, neighbour=u)
             adj[v].add(u)
             adj[u].add(v)
     # Sorted tuples: iteration order never depends on how the caller built its sets.
