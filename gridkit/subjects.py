@@ -46,7 +46,8 @@ def subject_stats(session: Session, by: str = "community", *, dept: str | None =
         name = "NULL::text" if by == "cell" else "a.name"
         join = "" if by == "cell" else f"LEFT JOIN admin_unit a ON a.code = left(b.code, {n})"
         if by == "cell":
-            unit_sql = f"SELECT b.id AS cell_id, b.code AS code, {name} AS name FROM base_cell b WHERE b.edition_id = :e"
+            unit_sql = (f"SELECT b.id AS cell_id, b.code AS code, {name} AS name FROM base_cell b "
+                        "WHERE b.edition_id = :e")
         else:
             unit_sql = (f"SELECT b.id AS cell_id, left(b.code, {n}) AS code, {name} AS name FROM base_cell b "
                         f"{join} WHERE b.edition_id = :e")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import random
 from collections import deque
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from geoalchemy2.shape import from_shape
@@ -15,10 +15,17 @@ from sqlalchemy import insert, select, text
 from gridkit.errors import Conflict, InvalidTransition, ValidationError
 from gridkit.grids.balance import balance_draft, describe_balance
 from gridkit.grids.partition import PiecesError, apportion, connected_components, partition, spread_of
-from gridkit.grids.work import (add_coordinator, add_department, check_work_cell, exclude_cells, publish,
-                                start_draft, validate_version)
+from gridkit.grids.work import (
+    add_coordinator,
+    add_department,
+    check_work_cell,
+    exclude_cells,
+    publish,
+    start_draft,
+    validate_version,
+)
 from gridkit.models import SRID, BaseCell, CoordinatorAssignment, Incident, Resident, WorkCell
-from tests.factories import D, STREET, X0, Y0, make_base_grid
+from tests.factories import STREET, X0, Y0, D, make_base_grid
 
 DEPT = "100001"
 
@@ -362,7 +369,7 @@ def test_numbering_west_to_east_north_to_south(session):
 
 def test_incidents_count_only_open_ones(session, drafted):
     draft, _ = drafted
-    at = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    at = datetime(2026, 1, 1, tzinfo=UTC)
     cell = session.scalar(select(BaseCell).where(BaseCell.code == f"{community(1)}001"))
     for k, status in enumerate(("reported", "dispatched", "closed", "rejected")):
         session.add(Incident(code=f"T{k}", status=status, geom=from_shape(Point(X0 + D / 2, Y0 + 5.5 * D), srid=SRID),

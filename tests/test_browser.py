@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import pytest
 from werkzeug.serving import make_server
 
-from factories import STREET, D, X0, Y0, make_base_grid
+from tests.factories import STREET, D, X0, Y0, make_base_grid
 from gridkit import db, maps
 from web import create_app
 from web.mapview import MIN_CELL_ZOOM

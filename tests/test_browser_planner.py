@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import pytest
 from werkzeug.serving import make_server
 
-from factories import D, X0, Y0
+from tests.factories import D, X0, Y0
 from gridkit import db
 from gridkit.grids import work
 from gridkit.models import WorkGridVersion

@@ -9,7 +9,7 @@ import pytest
 from geoalchemy2.shape import from_shape
 from shapely.geometry import MultiPolygon, Point, Polygon, shape
 
-from factories import CITY, DISTRICT, STREET, D, X0, Y0, make_base_grid
+from tests.factories import CITY, DISTRICT, STREET, D, X0, Y0, make_base_grid
 from gridkit import maps
 from gridkit.errors import NotFound, ValidationError
 from gridkit.models import (SRID, AdminUnit, BaseCell, BaseGridEdition, Coordinator, Department, Incident,

@@ -14,7 +14,7 @@ import folium
 import pytest
 from flask import Blueprint
 
-from factories import STREET, D, X0, Y0, make_base_grid
+from tests.factories import STREET, D, X0, Y0, make_base_grid
 from gridkit import db
 from gridkit.config import Settings
 from gridkit.models import EDITION_STATUSES, ROLES

@@ -14,7 +14,7 @@ from geoalchemy2.shape import from_shape
 from shapely.geometry import box
 from sqlalchemy import select
 
-from factories import STREET, D, X0, Y0, make_base_grid
+from tests.factories import STREET, D, X0, Y0, make_base_grid
 from gridkit import db, maps
 from gridkit.grids import work
 from gridkit.models import SRID, BaseCell, BaseGridEdition, WorkCell, WorkCellMember, WorkGridVersion

@@ -168,7 +168,8 @@ def test_work_grid_scenario(session, grid):
     assert after["departments"][0]["coordinators"] == []
     east = responsibility_at(session, *centre_of(1, 4), at=T1 + timedelta(days=1))
     assert east["base_cell"] == cells_of(EAST, grid)[3] and east["departments"][0]["work_cell"] == east_code
-    assert responsibility_at(session, *centre_of(1, 4), at=T1 - timedelta(days=1))["departments"][0]["work_cell"] is None
+    earlier = responsibility_at(session, *centre_of(1, 4), at=T1 - timedelta(days=1))
+    assert earlier["departments"][0]["work_cell"] is None
 
     v3 = rollback(session, DEPT, 1, at=T3, by="planner")
     assert (v3.number, v3.status, v3.based_on_id) == (3, VersionState.PUBLISHED, v1.id)

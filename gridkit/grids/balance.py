@@ -25,11 +25,11 @@ from sqlalchemy.orm import Session
 
 from gridkit.admin import area_prefix
 from gridkit.errors import InvalidTransition, NotFound, ValidationError
-from gridkit.messages import Message, render
 from gridkit.grids.base import state_name
 from gridkit.grids.numbering import order_west_east_north_south
 from gridkit.grids.partition import PiecesError, Spread, apportion, connected_components, partition, spread_of
 from gridkit.grids.work.versions import touch_draft, version_profile
+from gridkit.messages import Message, render
 from gridkit.models import (
     AdminUnit,
     BaseCell,

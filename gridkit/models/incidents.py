@@ -43,7 +43,8 @@ class Incident(Base):
     __table_args__ = (
         CheckConstraint(f"status IN {INCIDENT_STATUSES}", name="status"),
         CheckConstraint(f"severity IS NULL OR severity IN {SEVERITIES}", name="severity"),
-        CheckConstraint(f"status <> '{IncidentState.DUPLICATE.value}' OR duplicate_of_id IS NOT NULL", name="duplicate_has_original"),
+        CheckConstraint(f"status <> '{IncidentState.DUPLICATE.value}' OR duplicate_of_id IS NOT NULL",
+                        name="duplicate_has_original"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -80,7 +80,8 @@ def load_categories(path: str | Path | None = None) -> list[Category]:
         header = tuple(name.strip() for name in reader.fieldnames or ())
         missing = [c for c in COLUMNS if c not in header]
         if missing:
-            raise InvalidValue("category.header", path=str(path), columns=", ".join(COLUMNS), missing=", ".join(missing))
+            raise InvalidValue("category.header", path=str(path), columns=", ".join(COLUMNS),
+                               missing=", ".join(missing))
         categories: list[Category] = []
         seen: dict[str, int] = {}
         major_names: dict[tuple[str, str], tuple[str, int]] = {}

@@ -64,11 +64,11 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
-from gridkit.standard import InvalidValue
 from gridkit.grids.partition.construct import balanced_flood, bisect, grow
 from gridkit.grids.partition.graph import connected_components, symmetric
 from gridkit.grids.partition.refine import refine
 from gridkit.grids.partition.seeds import choose_seeds
+from gridkit.standard import InvalidValue
 
 __all__ = ["PiecesError", "Spread", "apportion", "connected_components", "partition", "spread_of"]
 

@@ -3,8 +3,10 @@
 | module | what it holds |
 |---|---|
 | `departments` | add_department, department (lookup) |
-| `versions` | current_version, versions_in_force, list_departments, version_history, start_draft, draft, touch_draft, version_by_number, version_profile, diff_versions |
-| `membership` | check_work_cell (code in the edition's profile), set_members, exclude_cells, cells_in_polygon, cells_in_admin_unit |
+| `versions` | current_version, versions_in_force, list_departments, version_history, start_draft, draft, |
+| | touch_draft, version_by_number, version_profile, diff_versions |
+| `membership` | check_work_cell (code in the edition's profile), set_members, exclude_cells, |
+| | cells_in_polygon, cells_in_admin_unit |
 | `validation` | Problem, validate_version |
 | `publishing` | publish, rollback |
 | `coordinators` | add_coordinator, assign_coordinator, list_coordinators, coordinators_json |

@@ -51,7 +51,8 @@ def assign_coordinator(session: Session, coordinator: Coordinator, dept_code: st
         WorkCell.version_id == version.id, WorkCell.code.in_(work_cell_codes))).all())
     missing = sorted(set(work_cell_codes) - set(cells))
     if missing:
-        raise NotFound("work.work_cells_not_in_version", number=version.number, dept=dept_code, codes=", ".join(missing))
+        raise NotFound("work.work_cells_not_in_version", number=version.number, dept=dept_code,
+                       codes=", ".join(missing))
     existing = set(session.scalars(select(CoordinatorAssignment.work_cell_id).where(
         CoordinatorAssignment.coordinator_id == coordinator.id)))
     for cell_id in cells.values():

@@ -83,7 +83,7 @@ def validate_version(session: Session, version: WorkGridVersion, *, coordinator_
 
 
 def _code_problems(session: Session, version: WorkGridVersion) -> list[Problem]:
-    """Return the work cells whose code breaks the layout, or whose area part names another street than their base cells.
+    """Return the work cells whose code breaks the layout or whose area part names another street than their cells.
 
     An area part naming a community or a street must name the street of every base cell of the
     work cell (a work cell of community 440304001001 may take in cells of a neighbouring community

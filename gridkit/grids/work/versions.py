@@ -190,8 +190,9 @@ def diff_versions(session: Session, dept_code: str, old_number: int, new_number:
     moved = [{"base_cell": r.base_cell, "from": r.from_, "to": r.to_} for r in moved_rows]
     old_cells = set(session.scalars(select(WorkCell.code).where(WorkCell.version_id == old.id)))
     new_cells = set(session.scalars(select(WorkCell.code).where(WorkCell.version_id == new.id)))
-    coordinators = "SELECT w.code, c.id, c.name FROM coordinator_assignment a JOIN work_cell w ON w.id = a.work_cell_id " \
-                   "JOIN coordinator c ON c.id = a.coordinator_id WHERE w.version_id = :v"
+    coordinators = ("SELECT w.code, c.id, c.name FROM coordinator_assignment a "
+                    "JOIN work_cell w ON w.id = a.work_cell_id "
+                    "JOIN coordinator c ON c.id = a.coordinator_id WHERE w.version_id = :v")
     before = {(r.code, r.id): r.name for r in session.execute(text(coordinators), {"v": old.id})}
     after = {(r.code, r.id): r.name for r in session.execute(text(coordinators), {"v": new.id})}
     coordinator_changes = (
