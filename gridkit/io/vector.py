@@ -37,6 +37,7 @@ import stat
 import tempfile
 import warnings
 import zipfile
+import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -51,6 +52,8 @@ import shapely
 from shapely.geometry import MultiPolygon, Polygon
 
 from gridkit.errors import ValidationError
+from gridkit.grids.tolerance import densify_projected
+from gridkit.rules import SRID
 
 __all__ = ["VectorRead", "VectorReadError", "read_vector", "problem", "text_value", "MULTIPART_MODES"]
 
@@ -67,6 +70,8 @@ _LIST_AT_MOST = 20
 
 # Unpacked size limit for a .zip (a guard against zip bombs).
 MAX_ZIP_BYTES = 2 * 1024**3
+# Default vertex limit per feature (GRIDKIT_MAX_VERTICES); a base cell has tens, a city boundary thousands.
+MAX_VERTICES = 100_000
 
 _GCJ02_NAMES = {"gcj02", "gcj-02", "gcj", "gcj_02"}
 _VECTOR_SUFFIXES = (".gpkg", ".geojson", ".json")
@@ -134,17 +139,19 @@ def text_value(value) -> str | None:
 
 
 def read_vector(path, *, layer: str | None = None, encoding: str | None = None, src_crs: str | None = None,
-                target_srid: int = 4490, multipart: str | None = None,
-                code_field: str | None = None) -> VectorRead:
+                target_srid: int = SRID, multipart: str | None = None,
+                code_field: str | None = None, max_vertices: int | None = MAX_VERTICES) -> VectorRead:
     """Return the layer at `path` checked and reprojected to EPSG:`target_srid`, or raise VectorReadError.
 
     `multipart` ("keep" or "single") declares a polygon layer: every feature must then be a
     polygon, and is returned as a MultiPolygon ("keep") or a Polygon ("single"). `code_field`
-    only labels notes and problems with the feature's code.
+    only labels notes and problems with the feature's code. A feature with more than
+    `max_vertices` vertices (None: no limit) is a problem: such a feature is a digitising accident
+    or a raster traced to vectors, and would take minutes to validate.
     """
     read, problems = read_vector_collecting(path, layer=layer, encoding=encoding, src_crs=src_crs,
                                             target_srid=target_srid, multipart=multipart,
-                                            code_field=code_field)
+                                            code_field=code_field, max_vertices=max_vertices)
     if problems:
         raise VectorReadError(summarise(read.source.get("display", str(path)), problems, "read"),
                               problems=problems, notes=read.notes, source=read.source)
@@ -160,8 +167,9 @@ def summarise(display: str, problems: list[dict], what: str) -> str:
             "The report lists them all.")
 
 
-def read_vector_collecting(path, *, layer=None, encoding=None, src_crs=None, target_srid=4490,
-                           multipart=None, code_field=None) -> tuple[VectorRead, list[dict]]:
+def read_vector_collecting(path, *, layer=None, encoding=None, src_crs=None, target_srid=SRID,
+                           multipart=None, code_field=None,
+                           max_vertices: int | None = MAX_VERTICES) -> tuple[VectorRead, list[dict]]:
     """Like `read_vector`, but return per-feature problems instead of raising them (file-level ones still raise).
 
     Features with a geometry problem have geometry None in the returned frame; importers use this
@@ -188,7 +196,8 @@ def read_vector_collecting(path, *, layer=None, encoding=None, src_crs=None, tar
     except VectorReadError as exc:  # no CRS: the coordinates cannot be checked, but report the text too
         exc.problems, exc.notes, exc.source = problems + exc.problems, notes, source
         raise
-    gdf = _geometries(gdf, crs, gcj02, target_srid, multipart, codes, source, notes, problems)
+    gdf = _geometries(gdf, crs, gcj02, target_srid, multipart, codes, source, notes, problems,
+                      max_vertices=max_vertices)
     source["features"] = len(gdf)
     return VectorRead(gdf=gdf, notes=notes, source=source), problems
 
@@ -298,8 +307,14 @@ def _unzip_safely(path: Path, dest: Path, source: dict) -> Path:
                 target.mkdir(parents=True, exist_ok=True)
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
-            with archive.open(member) as src, open(target, "wb") as out:
-                shutil.copyfileobj(src, out)
+            try:
+                with archive.open(member) as src, open(target, "wb") as out:
+                    shutil.copyfileobj(src, out)
+            except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
+                # A damaged member (bad CRC, truncated or corrupt deflate stream, unknown method).
+                raise _fatal(source, "bad_zip_member",
+                             f"{path.name}: member {member.filename!r} is damaged and cannot be unpacked "
+                             f"({_first_line(exc)}). Zip the layer again from the original files.")
     return root
 
 
@@ -555,7 +570,7 @@ def _source_crs(info: dict, src_crs, source: dict, notes: list, geojson_default:
         if gcj02:
             notes.append(problem("gcj02", f"{display}: GCJ-02 coordinates were converted to CGCS2000 "
                                  "(the ~500 m offset of Chinese web maps removed)."))
-        return (pyproj.CRS.from_epsg(4490) if gcj02 else crs), gcj02
+        return (pyproj.CRS.from_epsg(SRID) if gcj02 else crs), gcj02
     if file_crs is None:
         if source["driver"] == "ESRI Shapefile":
             what = f"{display} has no .prj file, so its coordinate system is unknown."
@@ -601,7 +616,8 @@ def _part_count(geom) -> int:
 
 
 def _geometries(frame: gpd.GeoDataFrame, crs: pyproj.CRS, gcj02: bool, target_srid: int,
-                multipart: str | None, codes: dict, source: dict, notes: list, problems: list) -> gpd.GeoDataFrame:
+                multipart: str | None, codes: dict, source: dict, notes: list, problems: list, *,
+                max_vertices: int | None = MAX_VERTICES) -> gpd.GeoDataFrame:
     display = source["display"]
     geoms = np.array(frame.geometry.values, dtype=object)
     keep = np.ones(len(geoms), dtype=bool)
@@ -623,20 +639,37 @@ def _geometries(frame: gpd.GeoDataFrame, crs: pyproj.CRS, gcj02: bool, target_sr
         notes.append(problem("z_dropped", f"{display}: Z values were dropped from {int(has_z.sum())} features; "
                              "gridkit stores 2D geometries."))
     geoms[~keep] = None
+    if max_vertices is not None:
+        counts = shapely.get_num_coordinates(geoms)
+        for i in np.flatnonzero(keep & (counts > max_vertices)):
+            fail(i, "too_many_vertices", f"has {int(counts[i]):,} vertices, more than the limit of "
+                 f"{max_vertices:,} per feature (GRIDKIT_MAX_VERTICES). Simplify it (QGIS: Vector › Geometry "
+                 "Tools › Simplify), or raise the limit if it is really drawn that finely.")
+            geoms[i] = None
+
+    # A straight edge in a projected CRS bends when reprojected: densify first (gridkit.grids.tolerance).
+    if not gcj02 and crs.is_projected:
+        dense = densify_projected(geoms[keep], crs)
+        added = int(shapely.get_num_coordinates(dense).sum() - shapely.get_num_coordinates(geoms[keep]).sum())
+        geoms[keep] = dense
+        if added:
+            notes.append(problem("densified", f"{display}: {added:,} vertices were added along edges longer than "
+                                 "100 m before the projected coordinates were converted to lon/lat, so straight "
+                                 "edges stay within 0.1 mm of their course."))
 
     # Reproject to CGCS2000 lon/lat first: the China check is in degrees.
     if gcj02:
         from gridkit.coords import transform_geometry_gcj02_to_cgcs2000
 
         geoms = np.asarray(transform_geometry_gcj02_to_cgcs2000(geoms), dtype=object)
-        series = gpd.GeoSeries(geoms, index=frame.index, crs=4490)
+        series = gpd.GeoSeries(geoms, index=frame.index, crs=SRID)
     else:
-        series = gpd.GeoSeries(geoms, index=frame.index, crs=crs).to_crs(epsg=4490)
+        series = gpd.GeoSeries(geoms, index=frame.index, crs=crs).to_crs(epsg=SRID)
         if _is_wgs84(crs):
             notes.append(problem("wgs84_as_cgcs2000", f"{display}: WGS 84 coordinates were taken as CGCS2000 "
                                  "(EPSG:4490); the two differ by a few centimetres, far below map accuracy."))
     _check_in_china(series, keep, fail, source, problems)
-    if target_srid != 4490:
+    if target_srid != SRID:
         series = series.to_crs(epsg=target_srid)
     geoms = np.array(series.values, dtype=object)
 
