@@ -73,10 +73,16 @@ _TOLERANCE_DEG2 = AREA_TOLERANCE_M2 / 1.25e10
 # Interiors share an area (dimension 2): true overlaps only, not shared edges or corners.
 _INTERIORS_OVERLAP = "2********"
 
-# Width (m) of a piece: the diameter of the largest circle inside it, measured in the CGCS2000
-# 3-degree Gauss-Kruger zone of its centre (EPSG:4534 at 75°E … EPSG:4554 at 135°E).
-_WIDTH = ("2 * (ST_MaximumInscribedCircle(ST_Transform({g}, 4534 + LEAST(20, GREATEST(0, "
-          "round(ST_X(ST_Centroid({g})) / 3)::int - 25))))).radius")
+# A piece (overlap, gap, part outside) is within the tolerance when nothing is left of it after
+# shrinking it by half the tolerance, in the CGCS2000 3-degree Gauss-Kruger zone of its centre
+# (EPSG:4534 at 75°E … EPSG:4554 at 135°E): no point of it is farther than tol/2 from its edge.
+# Its width is reported as 2 · area / perimeter of its widest part (the width of a strip; about
+# it for other shapes), leaving out parts below AREA_TOLERANCE_M2, the overlay's zero-area crumbs.
+# (GEOS's maximum inscribed circle would give the exact width but can take minutes on slivers.)
+_WIDTH = ("(SELECT max(2 * ST_Area(d.geom::geography) / NULLIF(ST_Perimeter(d.geom::geography), 0)) "
+          "FROM ST_Dump({g}) d WHERE ST_Area(d.geom::geography) > :tol) AS width, "
+          "ST_IsEmpty(ST_Buffer(ST_Transform({g}, 4534 + LEAST(20, GREATEST(0, "
+          "round(ST_X(ST_Centroid({g})) / 3)::int - 25))), -CAST(:half_tol AS float8))) AS thin")
 
 
 @dataclass
@@ -85,8 +91,8 @@ class Problem:
 
     `key` and `params` are the sentence in the message catalogue (gridkit/messages, area
     geometry.json), rendered by whoever shows it (`render(lang)`; `message` is the English one).
-    `width_m` is the width of an overlap, gap or part outside (the diameter of the largest circle
-    inside it, in the Gauss-Kruger zone), None for other types.
+    `width_m` is the width of an overlap, gap or part outside (2 · area / perimeter), None for other
+    types; `thin` says it lies within the tolerance everywhere (see _WIDTH).
     """
 
     type: str
@@ -97,6 +103,7 @@ class Problem:
     params: dict = field(default_factory=dict)
     detail: dict = field(default_factory=dict)
     width_m: float | None = None
+    thin: bool = False
 
     def render(self, lang: str | None = None) -> str:
         """Return the sentence in `lang` (default zh-CN)."""
@@ -110,6 +117,7 @@ class Problem:
     def to_dict(self, lang: str = "en") -> dict:
         """Return the problem as a JSON-ready dict (location as WKT in EPSG:4490, message in `lang`)."""
         data = asdict(self)
+        del data["thin"]
         data["message"] = self.render(lang)
         data["params"] = {k: messages.localise(v, lang) for k, v in self.params.items()}
         if data["area_m2"] is not None:
@@ -135,12 +143,11 @@ def _apart(problems: list[Problem], tolerance_m: float, notes: list | None) -> l
     """Return the problems wider than the tolerance; narrower ones go to `notes` (if given) as noise."""
     kept = []
     for p in problems:
-        if p.width_m is not None and p.width_m <= tolerance_m:
+        if p.thin:
             if notes is not None:
                 notes.append(Problem(p.type, p.codes, p.area_m2, p.location, "geometry.validate.within_tolerance",
                                      {"problem": messages.Message(p.key, **p.params),
-                                      "width_cm": p.width_m * 100, "tolerance_cm": tolerance_m * 100},
-                                     p.detail, p.width_m))
+                                      "tolerance_cm": tolerance_m * 100}, p.detail, p.width_m, True))
         else:
             kept.append(p)
     return kept
@@ -178,7 +185,8 @@ def validate_base_grid(session: Session, edition: BaseGridEdition, *, sliver_m2:
     profile = resolve_profile(edition, profile)
     sliver_m2 = SLIVER_M2 if sliver_m2 is None else float(sliver_m2)
     session.flush()
-    params = {"e": edition.id, "tol": AREA_TOLERANCE_M2, "tol_deg2": _TOLERANCE_DEG2, "digits": WKT_DIGITS}
+    params = {"e": edition.id, "tol": AREA_TOLERANCE_M2, "tol_deg2": _TOLERANCE_DEG2, "digits": WKT_DIGITS,
+              "half_tol": tolerance_m / 2}
     problems: list[Problem] = []
     with _without_jit(session):
         invalid, params["bad"] = _invalid_cells(session, params)
@@ -237,7 +245,7 @@ def _cell_overlaps(session: Session, params: dict) -> list[Problem]:
         measured AS MATERIALIZED (
             SELECT code_a, code_b, geom, ST_Area(geom::geography) AS area FROM pairs
             WHERE ST_Area(geom) > :tol_deg2)
-        SELECT code_a, code_b, area, ST_AsText(geom, :digits) AS wkt, {width} AS width
+        SELECT code_a, code_b, area, ST_AsText(geom, :digits) AS wkt, {width}
         FROM measured WHERE area > :tol""".replace("{width}", _WIDTH.format(g="geom"))),
         dict(params, pattern=_INTERIORS_OVERLAP))
     problems = []
@@ -245,7 +253,7 @@ def _cell_overlaps(session: Session, params: dict) -> list[Problem]:
         codes = sorted((r.code_a, r.code_b))
         problems.append(Problem("overlap", codes, r.area, r.wkt, "geometry.validate.cell_overlap",
                                 {"a": codes[0], "b": codes[1], "area_m2": r.area, "width_m": r.width},
-                                width_m=r.width))
+                                width_m=r.width, thin=r.thin))
     return problems
 
 
@@ -281,7 +289,7 @@ def _community_gaps(session: Session, params: dict) -> list[Problem]:
         measured AS MATERIALIZED (
             SELECT code, name, geom, ST_Area(geom::geography) AS area FROM gaps
             WHERE ST_Area(geom) > :tol_deg2)
-        SELECT m.code, m.name, m.area, ST_AsText(m.geom, :digits) AS wkt, {width} AS width,
+        SELECT m.code, m.name, m.area, ST_AsText(m.geom, :digits) AS wkt, {width},
                ARRAY(SELECT b.code FROM base_cell b
                      WHERE b.edition_id = :e AND ST_DWithin(b.geom, m.geom, :near)
                        AND ST_Length(ST_Intersection(ST_Boundary(b.geom), ST_Buffer(m.geom, :near))) > :edge
@@ -296,7 +304,7 @@ def _community_gaps(session: Session, params: dict) -> list[Problem]:
             "geometry.validate.gap_between" if neighbours else "geometry.validate.gap",
             {"community": r.code, "name": r.name, "area_m2": r.area, "width_m": r.width,
              "cells": ", ".join(neighbours)},
-            {"community": r.code, "cells": neighbours}, width_m=r.width))
+            {"community": r.code, "cells": neighbours}, width_m=r.width, thin=r.thin))
     uncovered = session.execute(text("""
         SELECT c.code, c.name, ST_Area(c.geom::geography) AS area, ST_AsText(c.geom, :digits) AS wkt
         FROM admin_unit c
@@ -325,7 +333,7 @@ def _cells_outside_community(session: Session, params: dict) -> list[Problem]:
             FROM loose WHERE ST_Area(outside) > :tol_deg2)
         SELECT code, community_code, name, outside_area, cell_area - outside_area AS inside_area,
                ST_AsText(outside, :digits) AS outside_wkt, ST_AsText(cell, :digits) AS cell_wkt,
-               {width} AS width
+               {width}
         FROM measured WHERE outside_area > :tol""".replace("{width}", _WIDTH.format(g="outside"))), params)
     problems = []
     for r in rows:
@@ -334,10 +342,10 @@ def _cells_outside_community(session: Session, params: dict) -> list[Problem]:
                 "width_m": r.width}
         if r.inside_area <= AREA_TOLERANCE_M2:
             problems.append(Problem("outside_community", codes, r.outside_area, r.cell_wkt,
-                                    "geometry.validate.outside_community", said, width_m=r.width))
+                                    "geometry.validate.outside_community", said, width_m=r.width, thin=r.thin))
         else:
             problems.append(Problem("crosses_community", codes, r.outside_area, r.outside_wkt,
-                                    "geometry.validate.crosses_community", said, width_m=r.width))
+                                    "geometry.validate.crosses_community", said, width_m=r.width, thin=r.thin))
     return problems
 
 
@@ -391,11 +399,12 @@ def validate_admin_units(session: Session, *, tolerance_m: float | None = None,
     tolerance_m = DEFAULT_TOLERANCE_M if tolerance_m is None else float(tolerance_m)
     session.flush()
     with _without_jit(session):
-        return _sorted(_apart(_admin_problems(session), tolerance_m, notes))
+        return _sorted(_apart(_admin_problems(session, tolerance_m), tolerance_m, notes))
 
 
-def _admin_problems(session: Session) -> list[Problem]:
-    params = {"tol": AREA_TOLERANCE_M2, "tol_deg2": _TOLERANCE_DEG2, "digits": WKT_DIGITS}
+def _admin_problems(session: Session, tolerance_m: float) -> list[Problem]:
+    params = {"tol": AREA_TOLERANCE_M2, "tol_deg2": _TOLERANCE_DEG2, "digits": WKT_DIGITS,
+              "half_tol": tolerance_m / 2}
     problems: list[Problem] = []
     invalid = session.execute(text("""
         SELECT code, ST_IsValidReason(geom) AS reason,
@@ -412,11 +421,11 @@ def _admin_problems(session: Session) -> list[Problem]:
             WHERE ST_IsValid(u.geom) AND ST_IsValid(p.geom) AND NOT ST_CoveredBy(u.geom, p.geom)),
         measured AS MATERIALIZED (SELECT *, ST_Area(geom::geography) AS area FROM loose
                                   WHERE ST_Area(geom) > :tol_deg2)
-        SELECT code, name, parent, parent_name, area, ST_AsText(geom, :digits) AS wkt, {width} AS width
+        SELECT code, name, parent, parent_name, area, ST_AsText(geom, :digits) AS wkt, {width}
         FROM measured WHERE area > :tol""".replace("{width}", _WIDTH.format(g="geom"))), params)
     problems += [Problem("outside_parent", [r.code, r.parent], r.area, r.wkt, "geometry.validate.outside_parent",
                          {"code": r.code, "name": r.name, "parent": r.parent, "parent_name": r.parent_name,
-                          "area_m2": r.area, "width_m": r.width}, width_m=r.width) for r in outside]
+                          "area_m2": r.area, "width_m": r.width}, width_m=r.width, thin=r.thin) for r in outside]
 
     overlaps = session.execute(text("""
         WITH pairs AS MATERIALIZED (
@@ -428,12 +437,12 @@ def _admin_problems(session: Session) -> list[Problem]:
             WHERE ST_IsValid(a.geom) AND ST_IsValid(b.geom) AND ST_Relate(a.geom, b.geom, :pattern)),
         measured AS MATERIALIZED (SELECT *, ST_Area(geom::geography) AS area FROM pairs
                                   WHERE ST_Area(geom) > :tol_deg2)
-        SELECT code_a, name_a, code_b, name_b, area, ST_AsText(geom, :digits) AS wkt, {width} AS width
+        SELECT code_a, name_a, code_b, name_b, area, ST_AsText(geom, :digits) AS wkt, {width}
         FROM measured WHERE area > :tol""".replace("{width}", _WIDTH.format(g="geom"))),
         dict(params, pattern=_INTERIORS_OVERLAP))
     problems += [Problem("overlap", [r.code_a, r.code_b], r.area, r.wkt, "geometry.validate.unit_overlap",
                          {"a": r.code_a, "name_a": r.name_a, "b": r.code_b, "name_b": r.name_b,
-                          "area_m2": r.area, "width_m": r.width}, width_m=r.width)
+                          "area_m2": r.area, "width_m": r.width}, width_m=r.width, thin=r.thin)
                  for r in overlaps]
 
     units = session.execute(text("""
