@@ -35,4 +35,4 @@ class AdminUnit(Base):
     # Every other attribute of the imported file, by field name (exported back as is).
     attributes: Mapped[dict] = mapped_column(JSONB, default=dict, server_default=text("'{}'::jsonb"))
 
-    parent: Mapped["AdminUnit | None"] = relationship(remote_side=[code])
+    parent: Mapped[AdminUnit | None] = relationship(remote_side=[code])
