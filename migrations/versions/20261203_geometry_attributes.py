@@ -1,7 +1,7 @@
 """base cell names; file attributes of base cells and admin units
 
 Revision ID: 20261203_geometry
-Revises: 0002
+Revises: 20261203_imports
 Create Date: 2026-12-03
 """
 from alembic import op
@@ -10,7 +10,7 @@ from sqlalchemy.dialects import postgresql
 
 
 revision = '20261203_geometry'
-down_revision = '0002'
+down_revision = '20261203_imports'
 branch_labels = None
 depends_on = None
 
