@@ -418,3 +418,34 @@ def test_damaged_zip_member_is_refused_by_the_importer(session):
     make_admin_units(session)
     error = refused(session, cells, BAD / "damaged_member.zip")
     assert kinds(error) == ["bad_zip_member"] and "cells.dbf" in str(error)
+
+
+def test_problems_and_refusals_render_in_chinese_and_english(session):
+    """Every problem carries a catalogue key and JSON params; the refusal renders in zh-CN from the same."""
+    import json
+
+    from gridkit.io.vector import problem_text
+
+    make_admin_units(session)
+    error = refused(session, cells, BAD / "duplicate_codes.geojson")
+    (p,) = error.problems
+    assert p["key"] == "geometry.vector.on_feature" and json.loads(json.dumps(p)) == p
+    assert "appears again" in problem_text(p, "en") and "重复出现" in problem_text(p, "zh-CN")
+    assert error.code == "geometry.refused_one"
+    assert "未导入任何数据" in error.render("zh-CN") and "Nothing was imported" in error.render("en")
+    error = refused(session, cells, BAD / "damaged_member.zip")
+    assert "已损坏" in error.render("zh-CN") and "cells.dbf" in error.render("zh-CN")
+
+
+def test_geometry_catalogue_has_the_same_keys_in_both_languages():
+    import json
+    from string import Formatter
+
+    from gridkit.messages import CATALOGUE_DIR
+
+    en = json.loads((CATALOGUE_DIR / "en" / "geometry.json").read_text(encoding="utf-8"))
+    zh = json.loads((CATALOGUE_DIR / "zh-CN" / "geometry.json").read_text(encoding="utf-8"))
+    assert set(en) == set(zh)
+    for key in en:
+        fields = {f for _, f, _, _ in Formatter().parse(en[key]) if f}
+        assert fields == {f for _, f, _, _ in Formatter().parse(zh[key]) if f}, key

@@ -19,6 +19,7 @@ from shapely.geometry import box
 from sqlalchemy import select
 
 from gridkit.config import Settings
+from gridkit.errors import ValidationError
 from gridkit.grids.editions import publish_edition
 from gridkit.grids.importer import import_admin_units, import_base_cells
 from gridkit.grids.tolerance import DENSIFY_M, LocalPlane, densify_projected, snap_together
@@ -191,7 +192,7 @@ def test_one_metre_overlap_is_still_an_error_with_its_location(session, tmp_path
     where = gpd.GeoSeries([wkt.loads(overlap.location)], crs=4490).to_crs(GK).iloc[0]
     assert where.centroid.distance(rect(EDGE, EDGE, EDGE + 1, 2 * EDGE).centroid) < 0.05
     assert "950.0 m²" in overlap.message and "重叠" in overlap.render("zh-CN")
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="1 validation problems"):
         publish_edition(session, edition)
 
 
@@ -229,7 +230,7 @@ def test_snap_together_joins_t_junctions_without_moving_anything():
 
 
 def test_settings_come_from_the_caller(session, tmp_path):
-    """A tolerance of zero passed in Settings: the same 2 cm noise is not snapped (nothing read from the environment)."""
+    """Settings come from the caller: with a tolerance of zero the same 2 cm noise is not snapped."""
     import_admin(session, tmp_path)
     cells = all_cells()
     cells[0]["geometry"] = rect(0, EDGE, EDGE + 0.02, 2 * EDGE)

@@ -14,10 +14,16 @@ from shapely.geometry import MultiPolygon, Point, Polygon, box
 from sqlalchemy import func, select, text
 
 from gridkit.errors import InvalidTransition, NotFound, ValidationError
-from gridkit.grids.validate import (SLIVER_M2, Problem, order_in_rows, renumber_base_cells,
-                                    validate_admin_units, validate_base_grid)
+from gridkit.grids.validate import (
+    SLIVER_M2,
+    Problem,
+    order_in_rows,
+    renumber_base_cells,
+    validate_admin_units,
+    validate_base_grid,
+)
 from gridkit.models import SRID, AdminUnit, BaseCell, BaseGridEdition
-from tests.factories import D, DISTRICT, STREET, X0, Y0, make_admin_units, make_base_grid
+from tests.factories import DISTRICT, STREET, X0, Y0, D, make_admin_units, make_base_grid
 
 C1, C2 = f"{STREET}001", f"{STREET}002"
 GEOD = pyproj.Geod(ellps="GRS80")  # the CGCS2000 ellipsoid, as ST_Area(geography) uses for SRID 4490
@@ -415,7 +421,8 @@ def test_renumber_one_community(session):
     assert {new[:12] for _, new in changes} == {C2}
     now = codes_by_id(session, edition)
     assert {i: c for i, c in now.items() if c.startswith(C2)} == {i: c for i, c in expected.items() if c.startswith(C2)}
-    assert {i: c for i, c in now.items() if c.startswith(C1)} == {i: c for i, c in reversed_codes.items() if c.startswith(C1)}
+    assert {i: c for i, c in now.items() if c.startswith(C1)} == {
+        i: c for i, c in reversed_codes.items() if c.startswith(C1)}
     with pytest.raises(NotFound):
         renumber_base_cells(session, edition, community="440304001077")
 

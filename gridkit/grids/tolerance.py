@@ -53,7 +53,7 @@ class LocalPlane:
         self.scale = np.array([_M_PER_DEG * math.cos(math.radians(lat0)), _M_PER_DEG])
 
     @classmethod
-    def around(cls, geoms) -> "LocalPlane":
+    def around(cls, geoms) -> LocalPlane:
         """Return the plane centred on the bounds of `geoms`."""
         x0, y0, x1, y1 = shapely.total_bounds(np.asarray(geoms, dtype=object))
         return cls((x0 + x1) / 2, (y0 + y1) / 2)

@@ -28,8 +28,6 @@ A gap's `detail` repeats its community and cells separately: {"community": …, 
 
 from __future__ import annotations
 
-from gridkit.grids.numbering import order_west_east_north_south as order_in_rows  # one rule for generation and renumbering
-
 import statistics
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -39,11 +37,20 @@ from sqlalchemy.orm import Session
 
 from gridkit import messages
 from gridkit.errors import InvalidTransition, NotFound, ValidationError
+from gridkit.grids.numbering import (
+    order_west_east_north_south as order_in_rows,  # one rule for generation and renumbering
+)
 from gridkit.grids.tolerance import DEFAULT_TOLERANCE_M
-from gridkit.rules import EditionState
 from gridkit.models import AdminUnit, BaseCell, BaseGridEdition
-from gridkit.standard.codes import (DEFAULT_PROFILE, PROFILES, CodeProfile, admin_level_of_code,
-                                    base_cell_code, check_base_cell_code)
+from gridkit.rules import EditionState
+from gridkit.standard.codes import (
+    DEFAULT_PROFILE,
+    PROFILES,
+    CodeProfile,
+    admin_level_of_code,
+    base_cell_code,
+    check_base_cell_code,
+)
 
 __all__ = [
     "Problem", "PROBLEM_TYPES", "SLIVER_M2", "AREA_TOLERANCE_M2",

@@ -38,10 +38,10 @@ import tempfile
 import warnings
 import zipfile
 import zlib
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Iterator
 
 import geopandas as gpd
 import numpy as np
@@ -52,8 +52,8 @@ import shapely
 from shapely.geometry import MultiPolygon, Polygon
 
 from gridkit.errors import ValidationError
-from gridkit.messages import Message
 from gridkit.grids.tolerance import DENSIFY_M, densify_projected
+from gridkit.messages import Message
 from gridkit.rules import SRID
 
 __all__ = ["VectorRead", "VectorReadError", "read_vector", "problem", "problem_text", "refusal", "text_value",

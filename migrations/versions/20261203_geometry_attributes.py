@@ -4,10 +4,9 @@ Revision ID: 20261203_geometry
 Revises: 20261203_imports
 Create Date: 2026-12-03
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 from sqlalchemy.dialects import postgresql
-
 
 revision = '20261203_geometry'
 down_revision = '20261203_imports'
