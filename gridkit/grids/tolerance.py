@@ -23,6 +23,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import pyproj
 import shapely
 from shapely.geometry import MultiPolygon, Polygon
@@ -125,6 +126,55 @@ def _back(plane: LocalPlane, geom, exact: list):
     return shapely.set_coordinates(geom, out)
 
 
+def _dirty(local: np.ndarray, local_parents: np.ndarray, present: np.ndarray, tolerance: float) -> np.ndarray:
+    """Return which features snapping could change, found in bulk (vectorised) so clean ones cost nothing.
+
+    A feature is dirty when a vertex (its own, a neighbour's or its parent's) lies within the
+    tolerance of its boundary without being exactly one of its vertices, or when one of its own
+    vertices lies near, but not on, a neighbour's or its parent's boundary.
+    """
+    dirty = np.zeros(len(local), dtype=bool)
+    idx = np.flatnonzero(present)
+    coords, at = shapely.get_coordinates(local[idx], return_index=True)
+    owner = idx[at]
+    vertices = pd.DataFrame({"x": coords[:, 0], "y": coords[:, 1], "cell": owner}).drop_duplicates()
+    vertices["hit"] = True
+    points = shapely.points(coords)
+    boundaries = shapely.boundary(local[idx])
+    near_point, near_cell = shapely.STRtree(boundaries).query(points, predicate="dwithin", distance=tolerance)
+    other = owner[near_point] != idx[near_cell]
+    near_point, near_cell = near_point[other], near_cell[other]
+
+    def mark(point_coords, cells, distance, owners=None):
+        found = pd.DataFrame({"x": point_coords[:, 0], "y": point_coords[:, 1], "cell": cells})
+        hit = found.merge(vertices, on=["x", "y", "cell"], how="left")["hit"].notna().to_numpy()
+        bad = (distance > 0) | ~hit
+        dirty[cells[bad]] = True
+        if owners is not None:
+            dirty[owners[bad & (distance > 0)]] = True
+
+    if len(near_point):
+        distance = shapely.distance(points[near_point], boundaries[near_cell])
+        mark(coords[near_point], idx[near_cell], distance, owner[near_point])
+    with_parent = np.array([local_parents[o] is not None for o in owner])
+    if with_parent.any():
+        edges = shapely.boundary(np.array([local_parents[o] for o in owner[with_parent]], dtype=object))
+        distance = shapely.distance(points[with_parent], edges)
+        dirty[owner[with_parent][(distance > 0) & (distance < tolerance)]] = True
+        children: dict[int, list[int]] = {}
+        for i in idx:
+            if local_parents[i] is not None:
+                children.setdefault(id(local_parents[i]), []).append(i)
+        for members in children.values():
+            parent, cells = local_parents[members[0]], np.array(members)
+            parent_coords = shapely.get_coordinates(parent)
+            tree = shapely.STRtree(shapely.boundary(local[cells]))
+            pp, pc = tree.query(shapely.points(parent_coords), predicate="dwithin", distance=tolerance)
+            if len(pp):
+                mark(parent_coords[pp], cells[pc], np.zeros(len(pp)))
+    return dirty
+
+
 def snap_together(geoms, parents=None, *, tolerance_m: float = DEFAULT_TOLERANCE_M,
                   single: bool = True) -> tuple[np.ndarray, list[Snapped]]:
     """Return lon/lat polygons snapped to each other and to their parent within `tolerance_m`, and what moved.
@@ -145,8 +195,12 @@ def snap_together(geoms, parents=None, *, tolerance_m: float = DEFAULT_TOLERANCE
     local[present] = plane.to_metres(geoms[present])
     local_parents = np.full(len(geoms), None, dtype=object)
     if parents is not None:
-        given = np.array([p is not None for p in parents]) & present
-        local_parents[given] = plane.to_metres(np.asarray(parents, dtype=object)[given])
+        # Many features share one parent: transform each parent once, and keep it one object.
+        unique = {id(p): p for p, here in zip(parents, present) if p is not None and here}
+        moved = dict(zip(unique, plane.to_metres(np.array(list(unique.values()), dtype=object))))
+        for i, p in enumerate(parents):
+            if p is not None and present[i]:
+                local_parents[i] = moved[id(p)]
     tree = shapely.STRtree(local)
     first, second = tree.query(local, predicate="dwithin", distance=tolerance_m)
     neighbours: dict[int, list[int]] = {}
@@ -154,20 +208,21 @@ def snap_together(geoms, parents=None, *, tolerance_m: float = DEFAULT_TOLERANCE
         if i != j:
             neighbours.setdefault(int(i), []).append(int(j))
     final = local.copy()
-    for i in np.flatnonzero(present):
+    dirty = _dirty(local, local_parents, present, tolerance_m)
+    for i in np.flatnonzero(dirty):
         refs = [final[j] for j in neighbours.get(int(i), []) if j < i]
         if local_parents[i] is not None:
             refs.append(shapely.boundary(local_parents[i]))
         if refs:
             final[i] = _onto(final[i], shapely.union_all([shapely.boundary(r) if r.geom_type.endswith("Polygon")
                                                           else r for r in refs]), tolerance_m)
-    for i in np.flatnonzero(present):  # T-junctions: a neighbour's vertex on my edge becomes mine too
+    for i in np.flatnonzero(dirty):  # T-junctions: a neighbour's vertex on my edge becomes mine too
         around = [final[j] for j in neighbours.get(int(i), [])]
         if around:
             final[i] = shapely.snap(final[i], shapely.union_all([shapely.boundary(g) for g in around]),
                                     tolerance_m)
     changed: list[Snapped] = []
-    for i in np.flatnonzero(present):
+    for i in np.flatnonzero(dirty):
         if shapely.equals_exact(final[i], local[i], 0.0):
             continue
         cleaned = _polygonal(final[i], single)
