@@ -79,9 +79,9 @@ class Snapped:
 
 
 def _onto(geom, reference, tolerance: float):
-    """Return `geom` snapped onto `reference` (lines/polygons): vertex to vertex, then vertex to edge."""
+    """Return `geom` snapped onto `reference` (lines): vertex to vertex, then vertex to edge."""
     snapped = shapely.snap(geom, reference, tolerance)
-    boundary = shapely.boundary(reference) if reference.geom_type.endswith("Polygon") else reference
+    boundary = reference
     coords = shapely.get_coordinates(snapped)
     points = shapely.points(coords)
     distance = shapely.distance(points, boundary)
@@ -112,15 +112,13 @@ def _back(plane: LocalPlane, geom, exact: list):
     A vertex snapped onto a neighbour's vertex must be bit-identical to it in EPSG:4490, not just
     within a rounding error of the affine round trip.
     """
-    known: dict[tuple, np.ndarray] = {}
-    for original in exact:
-        degrees = shapely.get_coordinates(original)
-        for xy_local, xy in zip(shapely.get_coordinates(plane.to_metres(original)), degrees):
-            known[(xy_local[0], xy_local[1])] = xy
+    originals = np.array(exact, dtype=object)
+    degrees = shapely.get_coordinates(originals).tolist()
+    known = dict(zip(map(tuple, shapely.get_coordinates(plane.to_metres(originals)).tolist()), degrees))
     coords = shapely.get_coordinates(geom)
     out = coords / plane.scale + plane.origin
-    for k, (x, y) in enumerate(coords):
-        hit = known.get((x, y))
+    for k, xy in enumerate(map(tuple, coords.tolist())):
+        hit = known.get(xy)
         if hit is not None:
             out[k] = hit
     return shapely.set_coordinates(geom, out)
@@ -214,12 +212,13 @@ def snap_together(geoms, parents=None, *, tolerance_m: float = DEFAULT_TOLERANCE
         if local_parents[i] is not None:
             refs.append(shapely.boundary(local_parents[i]))
         if refs:
-            final[i] = _onto(final[i], shapely.union_all([shapely.boundary(r) if r.geom_type.endswith("Polygon")
-                                                          else r for r in refs]), tolerance_m)
+            # A collection, not a union: snapping only needs the reference's vertices and segments.
+            final[i] = _onto(final[i], shapely.geometrycollections(
+                [shapely.boundary(r) if r.geom_type.endswith("Polygon") else r for r in refs]), tolerance_m)
     for i in np.flatnonzero(dirty):  # T-junctions: a neighbour's vertex on my edge becomes mine too
         around = [final[j] for j in neighbours.get(int(i), [])]
         if around:
-            final[i] = shapely.snap(final[i], shapely.union_all([shapely.boundary(g) for g in around]),
+            final[i] = shapely.snap(final[i], shapely.geometrycollections([shapely.boundary(g) for g in around]),
                                     tolerance_m)
     changed: list[Snapped] = []
     for i in np.flatnonzero(dirty):
@@ -229,8 +228,8 @@ def snap_together(geoms, parents=None, *, tolerance_m: float = DEFAULT_TOLERANCE
         if cleaned is None:
             continue
         moved = float(shapely.hausdorff_distance(cleaned, local[i]))
-        met = [j for j in neighbours.get(int(i), [])
-               if shapely.distance(local[i], local[j]) < tolerance_m]
+        around = np.array(neighbours.get(int(i), []), dtype=int)
+        met = around[shapely.distance(local[i], local[around]) < tolerance_m].tolist() if len(around) else []
         touches_parent = local_parents[i] is not None and \
             shapely.distance(shapely.boundary(local_parents[i]), local[i]) < tolerance_m
         exact = [geoms[i]] + [geoms[j] for j in met] + ([parents[i]] if touches_parent else [])
