@@ -116,6 +116,25 @@ def test_enlarged_cell_overlaps_its_neighbour(session):
     assert same_place(p.location, overlap)
 
 
+def test_overlap_narrower_than_the_tolerance_is_a_note(session):
+    """A cell 2 cm too wide (1 m at the other end is not): noise below 5 cm is a note, not a problem."""
+    edition = make_base_grid(session)
+    x, y = X0 + D, Y0 + D
+    two_cm = 0.02 / (111_320 * 0.9239)                        # degrees of longitude at 22.5°N
+    set_geom(session, edition, code(C1, 5), box(x, y, x + D + two_cm, y + D))
+    notes: list = []
+    assert validate_base_grid(session, edition, notes=notes) == []
+    (note,) = notes
+    assert (note.type, note.codes) == ("overlap", [code(C1, 5), code(C1, 6)])
+    assert note.width_m == pytest.approx(0.02, rel=0.05) and "reprojection noise" in note.message
+    assert "投影转换误差" in note.render("zh-CN") and note.to_dict("zh-CN")["message"] == note.render("zh-CN")
+    [strict] = validate_base_grid(session, edition, tolerance_m=0.01)
+    assert strict.type == "overlap" and strict.key == "geometry.validate.cell_overlap"
+    set_geom(session, edition, code(C1, 5), box(x, y, x + D + 50 * two_cm, y + D))
+    [wide] = validate_base_grid(session, edition)
+    assert wide.type == "overlap" and wide.width_m == pytest.approx(1.0, rel=0.05)
+
+
 def test_cell_inside_another_is_an_overlap(session):
     edition = make_base_grid(session)
     x, y = X0 + D, Y0 + D
