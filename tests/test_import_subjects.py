@@ -311,10 +311,25 @@ def test_existing_building_codes_are_refused_unless_replace(session, grid, tmp_p
     assert cell_of(session, Resident, name="住户") == cell_code(3, 1)
 
 
-def test_no_published_edition_is_refused(session, tmp_path):
-    make_base_grid(session, status="draft")
-    error = refused(session, import_buildings, DATA / "buildings.csv")
-    assert [p["kind"] for p in error.problems] == ["no_edition"]
+def test_subjects_before_any_edition_wait_unassigned_and_publishing_assigns_them(session, tmp_path):
+    # A new city: buildings and residents first, the base grid after (issue 13).
+    draft = make_base_grid(session, communities=2, status="draft")
+    result = buildings(session)
+    assert (result.created, result.assigned, result.unassigned) == (6, 0, 6)
+    assert result.summary()["unassigned_rows"] == [2, 3, 4, 5, 6, 7]
+    residents = import_residents(session, DATA / "residents.csv", pii_key=KEY)
+    entities = import_entities(session, DATA / "entities.csv")
+    assert residents.assigned == entities.assigned == 0
+    assert session.scalar(select(func.count()).select_from(Resident).where(Resident.base_cell_id.isnot(None))) == 0
+    from gridkit.grids.editions import publish_edition
+
+    published = publish_edition(session, draft)
+    assert published["subjects"]["buildings"]["assigned"] == 5
+    assert published["subjects"]["residents"]["assigned"] == 5
+    assert cell_of(session, Building, code="B001") == cell_code(0, 0)
+    assert cell_of(session, Resident, name="王小明") == cell_code(0, 0)      # through its building
+    assert cell_of(session, Resident, name="钱多多") == cell_code(4, 1)      # by its own point
+    assert published["subjects"]["entities"]["assigned"] == 2
 
 
 # -- residents -------------------------------------------------------------------------------------------
