@@ -243,7 +243,9 @@ def _update_from_new_cells(cur, kind: str) -> int:
 # -- the steps ---------------------------------------------------------------------------------------
 
 def _ids_filter(alias: str, ids: list[int] | None) -> str:
-    return "" if ids is None else f" AND {alias}.id = ANY(:ids)"
+    # IN (SELECT unnest(...)), not = ANY(...): a bound array is searched linearly for every row, while the
+    # subquery becomes a hashed semi-join (10^5 ids: milliseconds instead of minutes).
+    return "" if ids is None else f" AND {alias}.id IN (SELECT unnest(CAST(:ids AS int[])))"
 
 
 def _assign_points(run: _Run, kind: str, ids: list[int] | None) -> int:
@@ -256,7 +258,7 @@ def _assign_points(run: _Run, kind: str, ids: list[int] | None) -> int:
         # Few points: PostGIS itself, the same rule by definition.
         table = TABLES[kind]
         return run.session.execute(text(
-            f"WITH n AS (SELECT s.id, {_POINT_CELL.format(t='s')} AS cell FROM {table} s WHERE s.id = ANY(:ids)) "
+            f"WITH n AS (SELECT s.id, {_POINT_CELL.format(t='s')} AS cell FROM {table} s WHERE s.id IN (SELECT unnest(CAST(:ids AS int[])))) "
             f"UPDATE {table} t SET base_cell_id = n.cell FROM n "
             f"WHERE t.id = n.id AND t.base_cell_id IS DISTINCT FROM n.cell"),
             {"e": run.edition.id, "ids": points.ids.tolist()}).rowcount
@@ -282,7 +284,7 @@ def _follow_buildings(session: Session, *, resident_ids: list[int] | None = None
     return session.execute(text(
         "UPDATE resident r SET base_cell_id = b.base_cell_id FROM building b "
         "WHERE r.building_id = b.id AND r.base_cell_id IS DISTINCT FROM b.base_cell_id"
-        + _ids_filter("r", resident_ids) + ("" if building_ids is None else " AND b.id = ANY(:bids)")),
+        + _ids_filter("r", resident_ids) + ("" if building_ids is None else " AND b.id IN (SELECT unnest(CAST(:bids AS int[])))")),
         {"ids": resident_ids, "bids": building_ids}).rowcount
 
 

@@ -39,8 +39,8 @@ def import_buildings(session: Session, path, *, mapping: dict | None = None, enc
             job.refuse()
         created, updated_ids = _write(session, replace)
         # Residents of a building that moved follow it (assign_subjects moves them with their building).
-        counts = finish(job, staged, table="building", column="code", label="code",
-                        sql_assigned="t.footprint IS NULL", updated_ids=updated_ids)
+        counts = finish(job, staged, table="building", column="code", label="code", updated_ids=updated_ids,
+                        set_by_insert="t.footprint IS NULL" if staged.cells_computed else "FALSE")
         footprints = session.scalar(text("SELECT count(footprint) FROM gk_stage_building"))
         session.execute(text("DROP TABLE gk_stage_building"))
     return SubjectImportResult("buildings", created=created, updated=len(updated_ids), assigned=counts["assigned"],

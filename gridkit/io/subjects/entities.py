@@ -48,7 +48,8 @@ def import_entities(session: Session, path, *, mapping: dict | None = None, enco
             f"{values} FROM gk_stage_entity s WHERE NOT EXISTS "
             "(SELECT 1 FROM legal_entity e WHERE e.credit_code = s.credit_code) ORDER BY s.row_no"),
             {"srid": SRID}).rowcount
-        counts = finish(job, staged, table="legal_entity", column="credit_code", label="credit_code")
+        counts = finish(job, staged, table="legal_entity", column="credit_code", label="credit_code",
+                        set_by_insert="TRUE" if staged.cells_computed else "FALSE")
         session.execute(text("DROP TABLE gk_stage_entity"))
     return SubjectImportResult("entities", created=created, updated=updated, assigned=counts["assigned"],
                                unassigned=counts["unassigned"], unassigned_rows=counts["unassigned_rows"],

@@ -13,7 +13,6 @@ import numpy as np
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from gridkit.errors import ValidationError
 from gridkit.grids.base import current_edition
 from gridkit.io.subjects.common import (_AMBIGUOUS_POPULATION, _LENGTHS, POPULATION_TYPE_WORDS,
                                         SubjectImportResult, _id_reason, _mask, _phone)
@@ -67,7 +66,8 @@ def import_residents(session: Session, path, *, pii_key: bytes, mapping: dict | 
         if job.problems:
             job.refuse()
         created, updated = _write(session, spec, replace)
-        counts = finish(job, staged, table="resident", column="id_number_hash", label="id_number_masked")
+        counts = finish(job, staged, table="resident", column="id_number_hash", label="id_number_masked",
+                        set_by_insert="TRUE" if staged.cells_computed else "t.building_id IS NOT NULL")
         extra = _extra(session, spec)
         session.execute(text(f"DROP TABLE {spec.stage}"))
     return SubjectImportResult("residents", created=created, updated=updated, assigned=counts["assigned"],
@@ -78,7 +78,7 @@ def import_residents(session: Session, path, *, pii_key: bytes, mapping: dict | 
 def residents_spec(key: bytes) -> KindSpec:
     """Return the residents' KindSpec, hashing citizen IDs with `key` (the key is never stored)."""
     return KindSpec("residents", "gk_stage_resident", _COLUMNS, lambda job, chunk: _check(job, chunk, key),
-                    "id_number_hash", "id_number_masked", (("building_id", "int"),))
+                    "id_number_hash", "id_number_masked")
 
 
 def _check(job: Job, chunk: Table, key: bytes) -> dict:
@@ -151,27 +151,30 @@ def _fast_rows(job: Job, chunk: Table, get: dict) -> np.ndarray:
 
 
 def _resolve_buildings(job: Job, spec: KindSpec) -> None:
-    """Find each row's building by code, else by address (exactly one building must have it); record the rest."""
+    """Find each row's building by code, else by address (exactly one building must have it); record the rest.
+
+    A building found by its address has its code written into the row's building_code, so that the
+    insert joins every resident to its building by code (one hash join).
+    """
     session = job.session
-    session.execute(text("UPDATE gk_stage_resident s SET building_id = b.id FROM building b "
-                         "WHERE b.code = s.building_code"))
+    for row in session.execute(text(
+            "SELECT s.row_no, s.id_number_masked, s.building_code FROM gk_stage_resident s "
+            "LEFT JOIN building b ON b.code = s.building_code "
+            "WHERE s.building_code IS NOT NULL AND b.id IS NULL ORDER BY s.row_no")):
+        job.report_row(row.row_no, "unknown_building", "building_code", f"building {row.building_code} is not in "
+                       "the database. Import the building first, or correct the code.", row.id_number_masked)
     session.execute(text(
-        "UPDATE gk_stage_resident s SET building_id = a.ids[1] FROM ("
-        "  SELECT btrim(address) AS address, array_agg(id ORDER BY id) AS ids FROM building "
+        "UPDATE gk_stage_resident s SET building_code = a.code FROM ("
+        "  SELECT btrim(address) AS address, min(code) AS code FROM building "
         "  WHERE btrim(address) IN (SELECT building_address FROM gk_stage_resident "
         "                           WHERE building_code IS NULL AND building_address IS NOT NULL) "
         "  GROUP BY btrim(address) HAVING count(*) = 1) a "
         "WHERE s.building_code IS NULL AND s.building_address = a.address"))
     for row in session.execute(text(
-            "SELECT row_no, id_number_masked, building_code FROM gk_stage_resident "
-            "WHERE building_code IS NOT NULL AND building_id IS NULL ORDER BY row_no")):
-        job.report_row(row.row_no, "unknown_building", "building_code", f"building {row.building_code} is not in "
-                       "the database. Import the building first, or correct the code.", row.id_number_masked)
-    for row in session.execute(text(
             "SELECT s.row_no, s.id_number_masked, s.building_address, "
             "  (SELECT count(*) FROM building b WHERE btrim(b.address) = s.building_address) AS found "
             "FROM gk_stage_resident s WHERE s.building_code IS NULL AND s.building_address IS NOT NULL "
-            "AND s.building_id IS NULL ORDER BY s.row_no")):
+            "ORDER BY s.row_no")):
         if row.found == 0:
             job.report_row(row.row_no, "unknown_building", "building_address", "no building has this address "
                            f"({row.building_address!r}). Import the building first, correct the address, or give "
@@ -182,10 +185,10 @@ def _resolve_buildings(job: Job, spec: KindSpec) -> None:
                            row.id_number_masked)
 
 
-_VALUES = ("s.id_number_masked, s.birth_date, s.name, s.phone, s.household, s.population_type, s.building_id, "
+_VALUES = ("s.id_number_masked, s.birth_date, s.name, s.phone, s.household, s.population_type, b.id, "
            "CASE WHEN s.lon IS NULL THEN NULL ELSE ST_SetSRID(ST_MakePoint(s.lon, s.lat), :srid) END, "
            # A resident with a building takes the building's cell; otherwise its point's (computed while staging).
-           "CASE WHEN s.building_id IS NOT NULL THEN b.base_cell_id ELSE s.cell END")
+           "CASE WHEN b.id IS NOT NULL THEN b.base_cell_id ELSE s.cell END")
 
 
 def _write(session: Session, spec: KindSpec, replace: bool) -> tuple[int, int]:
@@ -195,12 +198,12 @@ def _write(session: Session, spec: KindSpec, replace: bool) -> tuple[int, int]:
         updated = session.execute(text(
             "UPDATE resident t SET (id_number_masked, birth_date, name, phone, household, population_type, "
             f"building_id, geom, base_cell_id) = ({_VALUES}) "
-            "FROM gk_stage_resident s LEFT JOIN building b ON b.id = s.building_id "
+            "FROM gk_stage_resident s LEFT JOIN building b ON b.code = s.building_code "
             "WHERE t.id_number_hash = s.id_number_hash"), {"srid": SRID}).rowcount
     created = session.execute(text(
         "INSERT INTO resident (id_number_hash, id_number_masked, birth_date, name, phone, household, "
         f"population_type, building_id, geom, base_cell_id) SELECT s.id_number_hash, {_VALUES} "
-        "FROM gk_stage_resident s LEFT JOIN building b ON b.id = s.building_id "
+        "FROM gk_stage_resident s LEFT JOIN building b ON b.code = s.building_code "
         "WHERE NOT EXISTS (SELECT 1 FROM resident r WHERE r.id_number_hash = s.id_number_hash) "
         "ORDER BY s.row_no"), {"srid": SRID}).rowcount
     return created, updated
@@ -210,7 +213,7 @@ def _extra(session: Session, spec: KindSpec) -> dict:
     row = session.execute(text(
         "SELECT count(*) FILTER (WHERE population_type = 'registered') AS registered, "
         "count(*) FILTER (WHERE population_type = 'floating') AS floating, "
-        "count(building_id) AS in_buildings FROM gk_stage_resident")).one()
+        "count(building_code) AS in_buildings FROM gk_stage_resident")).one()
     return {"registered": row.registered, "floating": row.floating, "in_buildings": row.in_buildings}
 
 

@@ -130,9 +130,11 @@ def report_duplicates(job: Job, staged: Staged, *, kind: str, name: str, what: s
     """Record every row whose key appeared on an earlier row (`what` formats {label})."""
     spec = staged.spec
     rows = job.session.execute(text(
-        f"SELECT row_no, label, first FROM (SELECT row_no, {spec.label} AS label, "
-        f"min(row_no) OVER (PARTITION BY {spec.key}) AS first FROM {spec.stage} WHERE {spec.key} IS NOT NULL) d "
-        "WHERE row_no <> first ORDER BY row_no"))
+        # Hash-aggregate the keys first: only the few repeated ones are then looked at row by row.
+        f"WITH repeated AS (SELECT {spec.key} AS key, min(row_no) AS first FROM {spec.stage} "
+        f"WHERE {spec.key} IS NOT NULL GROUP BY {spec.key} HAVING count(*) > 1) "
+        f"SELECT s.row_no, s.{spec.label} AS label, r.first FROM {spec.stage} s JOIN repeated r "
+        f"ON s.{spec.key} = r.key WHERE s.row_no <> r.first ORDER BY s.row_no"))
     for row in rows:
         job.report_row(row.row_no, kind, name, f"{what.format(label=row.label)} appears again (first at "
                        f"{job.table.unit} {row.first}). Each may appear once: delete or correct one of the rows.",
@@ -144,29 +146,28 @@ def report_existing(job: Job, staged: Staged, *, table: str, column: str, name: 
     spec = staged.spec
     rows = job.session.execute(text(
         # A repeated key is reported as a duplicate: only its first row is compared with the database.
-        f"SELECT s.row_no, s.label, t.id FROM (SELECT row_no, {spec.key} AS key, {spec.label} AS label, "
-        f"min(row_no) OVER (PARTITION BY {spec.key}) AS first FROM {spec.stage} WHERE {spec.key} IS NOT NULL) s "
-        f"JOIN {table} t ON t.{column} = s.key WHERE s.row_no = s.first ORDER BY s.row_no")).all()
+        f"SELECT s.row_no, s.{spec.label} AS label, t.id FROM {spec.stage} s JOIN {table} t "
+        f"ON t.{column} = s.{spec.key} WHERE s.row_no = (SELECT min(f.row_no) FROM {spec.stage} f "
+        f"WHERE f.{spec.key} = s.{spec.key}) ORDER BY s.row_no")).all()
     for row in rows:
         job.report_row(row.row_no, "exists", name, f"{what.format(label=row.label)} is already in the database "
                        f"(id {row.id}). Remove the row, or import with --replace to update it.", row.label)
     return len(rows)
 
 
-def finish(job: Job, staged: Staged, *, table: str, column: str, label: str,
-           sql_assigned: str | None = None, updated_ids: list[int] | None = None) -> dict:
+def finish(job: Job, staged: Staged, *, table: str, column: str, label: str, set_by_insert: str,
+           updated_ids: list[int] | None = None) -> dict:
     """Assign what SQL did not, then count; return {"assigned", "unassigned", "unassigned_rows"}.
 
     With no published edition nothing is assigned: the subjects wait for the publish, which assigns
-    them in its own transaction. `sql_assigned` is an SQL condition on the target row `t` for rows
-    whose cell the INSERT already set (e.g. "t.footprint IS NULL"); other rows, and all rows when the
-    cells were not computed while streaming, are assigned by `assign_subjects`.
+    them in its own transaction. `set_by_insert` is an SQL condition on the target row `t` for rows
+    whose cell the INSERT already set (points when `staged.cells_computed`, residents of a building);
+    the other rows are assigned by `assign_subjects`.
     """
     session, spec = job.session, staged.spec
     join = f"FROM {spec.stage} s JOIN {table} t ON t.{column} = s.{spec.key}"
     if staged.edition is not None:
-        condition = "TRUE" if not staged.cells_computed else f"NOT ({sql_assigned or 'TRUE'})"
-        ids = list(session.scalars(text(f"SELECT t.id {join} WHERE {condition}")))
+        ids = list(session.scalars(text(f"SELECT t.id {join} WHERE NOT ({set_by_insert})")))
         ids = sorted(set(ids) | set(updated_ids or ()))
         if ids:
             assign_subjects(session, [spec.kind], edition=staged.edition, where_ids={spec.kind: ids})
