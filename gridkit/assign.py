@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session
 from gridkit.errors import NotFound, ValidationError
 from gridkit.grids.base import current_edition
 from gridkit.models import BaseGridEdition, Building, Incident, LegalEntity, Resident
+from gridkit.spatial.bulk import rebuilt_indexes
 from gridkit.spatial.pointindex import PointIndex
 
 KINDS = ("buildings", "residents", "entities", "incidents")
@@ -201,6 +202,8 @@ def write_cells(session: Session, kind: str, ids: np.ndarray, cells: np.ndarray,
     conn = _driver_connection(session)
     with conn.cursor() as cur:
         _copy_new_cells(cur, ids, cells, lon, lat)
+    # A first assignment writes most of the table: its indexes are built once after, not row by row.
+    with rebuilt_indexes(session, TABLES[kind], len(ids)), conn.cursor() as cur:
         return _update_from_new_cells(cur, kind)
 
 

@@ -15,6 +15,7 @@ from gridkit.io.subjects.job import Job
 from gridkit.io.subjects.staging import KindSpec, finish, report_duplicates, report_existing, stage_file
 from gridkit.io.tables import Table
 from gridkit.rules import SRID
+from gridkit.spatial.bulk import rebuilt_indexes
 
 __all__ = ["import_buildings", "BUILDINGS"]
 
@@ -37,7 +38,8 @@ def import_buildings(session: Session, path, *, mapping: dict | None = None, enc
                             what="a building with code {label}")
         if job.problems:
             job.refuse()
-        created, updated_ids = _write(session, replace)
+        with rebuilt_indexes(session, "building", staged.rows):
+            created, updated_ids = _write(session, replace)
         # Residents of a building that moved follow it (assign_subjects moves them with their building).
         counts = finish(job, staged, table="building", column="code", label="code", updated_ids=updated_ids,
                         set_by_insert="t.footprint IS NULL" if staged.cells_computed else "FALSE")

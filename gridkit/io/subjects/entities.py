@@ -13,6 +13,7 @@ from gridkit.io.subjects.job import Job
 from gridkit.io.subjects.staging import KindSpec, finish, report_duplicates, report_existing, stage_file
 from gridkit.io.tables import Table
 from gridkit.rules import SRID
+from gridkit.spatial.bulk import rebuilt_indexes
 from gridkit.standard.ids import validate_credit_code
 
 __all__ = ["import_entities", "ENTITIES"]
@@ -38,16 +39,17 @@ def import_entities(session: Session, path, *, mapping: dict | None = None, enco
             job.refuse()
         values = ("s.name, s.address, CASE WHEN s.lon IS NULL THEN NULL "
                   "ELSE ST_SetSRID(ST_MakePoint(s.lon, s.lat), :srid) END, s.cell")
-        updated = 0
-        if replace:
-            updated = session.execute(text(
-                f"UPDATE legal_entity t SET (name, address, geom, base_cell_id) = ({values}) "
-                "FROM gk_stage_entity s WHERE t.credit_code = s.credit_code"), {"srid": SRID}).rowcount
-        created = session.execute(text(
-            f"INSERT INTO legal_entity (credit_code, name, address, geom, base_cell_id) SELECT s.credit_code, "
-            f"{values} FROM gk_stage_entity s WHERE NOT EXISTS "
-            "(SELECT 1 FROM legal_entity e WHERE e.credit_code = s.credit_code) ORDER BY s.row_no"),
-            {"srid": SRID}).rowcount
+        with rebuilt_indexes(session, "legal_entity", staged.rows):
+            updated = 0
+            if replace:
+                updated = session.execute(text(
+                    f"UPDATE legal_entity t SET (name, address, geom, base_cell_id) = ({values}) "
+                    "FROM gk_stage_entity s WHERE t.credit_code = s.credit_code"), {"srid": SRID}).rowcount
+            created = session.execute(text(
+                f"INSERT INTO legal_entity (credit_code, name, address, geom, base_cell_id) SELECT s.credit_code, "
+                f"{values} FROM gk_stage_entity s WHERE NOT EXISTS "
+                "(SELECT 1 FROM legal_entity e WHERE e.credit_code = s.credit_code) ORDER BY s.row_no"),
+                {"srid": SRID}).rowcount
         counts = finish(job, staged, table="legal_entity", column="credit_code", label="credit_code",
                         set_by_insert="TRUE" if staged.cells_computed else "FALSE")
         session.execute(text("DROP TABLE gk_stage_entity"))

@@ -21,6 +21,7 @@ from gridkit.io.subjects.staging import KindSpec, finish, report_duplicates, rep
 from gridkit.io.tables import Table
 from gridkit.pii import hash_citizen_id
 from gridkit.rules import SRID
+from gridkit.spatial.bulk import rebuilt_indexes
 from gridkit.standard.ids import birth_date_of, validate_citizen_id
 
 __all__ = ["import_residents", "residents_spec"]
@@ -65,7 +66,8 @@ def import_residents(session: Session, path, *, pii_key: bytes, mapping: dict | 
                             what="a resident with ID number {label}")
         if job.problems:
             job.refuse()
-        created, updated = _write(session, spec, replace)
+        with rebuilt_indexes(session, "resident", staged.rows):
+            created, updated = _write(session, spec, replace)
         counts = finish(job, staged, table="resident", column="id_number_hash", label="id_number_masked",
                         set_by_insert="TRUE" if staged.cells_computed else "t.building_id IS NOT NULL")
         extra = _extra(session, spec)
