@@ -21,8 +21,9 @@ more than it saves there; `assign_one` always does. Footprints and inheritance s
 Everything runs in the caller's transaction, which it never commits.
 
 Incrementally: a subject inserted or moved through the ORM (geometry, footprint or building
-changed) gets its base cell in the same flush, by a session event: no caller can forget it.
-Bulk loaders may set session.info[AUTO_ASSIGN] = False and call assign_subjects once.
+changed) gets its base cell in the same flush, by session events that `install_assignment_hook`
+attaches to a session factory (gridkit.db.session_factory does): no caller of such a session can
+forget it. Bulk loaders may set session.info[AUTO_ASSIGN] = False and call assign_subjects once.
 """
 
 from __future__ import annotations
@@ -392,7 +393,17 @@ _LOCATION = {"buildings": ("geom", "footprint"), "residents": ("geom", "building
 AUTO_ASSIGN = "gridkit_auto_assign"
 
 
-@event.listens_for(Session, "after_flush")
+def install_assignment_hook(target) -> None:
+    """Make sessions of `target` (a sessionmaker, or one Session) assign subjects moved through the ORM at flush.
+
+    Wired explicitly by the session factories that want it (gridkit.db.session_factory, the tests'
+    session): importing this module changes no session. Installing twice is harmless.
+    """
+    for name, listener in (("after_flush", _note_moved_subjects), ("after_flush_postexec", _assign_moved_subjects)):
+        if not event.contains(target, name, listener):
+            event.listen(target, name, listener)
+
+
 def _note_moved_subjects(session: Session, flush_context) -> None:
     # A bulk loader may turn it off (session.info[AUTO_ASSIGN] = False) and assign in one go.
     if session.info.get(AUTO_ASSIGN) is False:
@@ -407,7 +418,6 @@ def _note_moved_subjects(session: Session, flush_context) -> None:
             moved.append((kind, obj))
 
 
-@event.listens_for(Session, "after_flush_postexec")
 def _assign_moved_subjects(session: Session, flush_context) -> None:
     moved = session.info.pop("gridkit_moved_subjects", None)
     if not moved:
