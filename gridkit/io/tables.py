@@ -108,7 +108,7 @@ class TableStream:
 
 
 def open_table(path, *, encoding: str | None = None, sheet: str | None = None, layer: str | None = None,
-               src_crs: str | None = None, chunk_rows: int = CHUNK_ROWS) -> TableStream:
+               src_crs: str | None = None, chunk_rows: int | None = None) -> TableStream:
     """Open the file at `path` for reading in chunks of rows; raise TableReadError if it cannot be read.
 
     The same rules as `read_table`. CSV and XLSX are read as a stream (memory flat in the number of
@@ -116,6 +116,7 @@ def open_table(path, *, encoding: str | None = None, sheet: str | None = None, l
     files are read whole by the vector reader and handed out in chunks.
     """
     path = Path(path)
+    chunk_rows = chunk_rows or CHUNK_ROWS
     source = {"path": str(path), "display": path.name or str(path)}
     _check_path(path, source, encoding=encoding, sheet=sheet, layer=layer)
     suffix = path.suffix.lower()

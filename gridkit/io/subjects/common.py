@@ -71,6 +71,8 @@ SUBJECT_ADVICE = {
     "no_header": "第一行须为列名。",
     "no_rows": "文件只有表头，没有数据：确认导出了正确的表。",
     "bad_row": "检查该行的引号、逗号或多余的单元格。",
+    "nul_byte": "删除该单元格中的 NUL 字符（\\x00），或将表格重新另存为“CSV UTF-8”。",
+    "formula_without_value": "在 Excel/WPS 中打开、重新计算后保存，或把公式替换为其数值。",
     "bad_option": "去掉不适用的选项。",
     "no_such_sheet": "用 --sheet 指定列出的工作表之一。",
     "no_edition": "先发布基础网格版本，再导入对象。",
