@@ -262,7 +262,8 @@ def _assign_points(run: _Run, kind: str, ids: list[int] | None) -> int:
         # Few points: PostGIS itself, the same rule by definition.
         table = TABLES[kind]
         return run.session.execute(text(
-            f"WITH n AS (SELECT s.id, {_POINT_CELL.format(t='s')} AS cell FROM {table} s WHERE s.id IN (SELECT unnest(CAST(:ids AS int[])))) "
+            f"WITH n AS (SELECT s.id, {_POINT_CELL.format(t='s')} AS cell FROM {table} s "
+            "WHERE s.id IN (SELECT unnest(CAST(:ids AS int[])))) "
             f"UPDATE {table} t SET base_cell_id = n.cell FROM n "
             f"WHERE t.id = n.id AND t.base_cell_id IS DISTINCT FROM n.cell"),
             {"e": run.edition.id, "ids": points.ids.tolist()}).rowcount
@@ -288,7 +289,8 @@ def _follow_buildings(session: Session, *, resident_ids: list[int] | None = None
     return session.execute(text(
         "UPDATE resident r SET base_cell_id = b.base_cell_id FROM building b "
         "WHERE r.building_id = b.id AND r.base_cell_id IS DISTINCT FROM b.base_cell_id"
-        + _ids_filter("r", resident_ids) + ("" if building_ids is None else " AND b.id IN (SELECT unnest(CAST(:bids AS int[])))")),
+        + _ids_filter("r", resident_ids)
+        + ("" if building_ids is None else " AND b.id IN (SELECT unnest(CAST(:bids AS int[])))")),
         {"ids": resident_ids, "bids": building_ids}).rowcount
 
 
@@ -313,10 +315,10 @@ def assign_subjects(session: Session, kinds: list[str] | None = None, *,
     kinds = list(KINDS) if not kinds else kinds
     for kind in kinds:
         if kind not in KINDS:
-            raise ValidationError(f"unknown subject kind {kind!r}: use one of {', '.join(KINDS)}.")
+            raise ValidationError("assign.unknown_kind", kind=kind, kinds=", ".join(KINDS))
     edition = edition or current_edition(session)
     if edition is None:
-        raise NotFound("no base grid edition is published: publish one before assigning subjects.")
+        raise NotFound("assign.no_edition")
     session.flush()
     run = _Run(session, edition)
     result = {}
@@ -467,7 +469,7 @@ def unassigned_subjects(session: Session, kind: str | None = None, limit: int | 
     rows: list[dict] = []
     for k in kinds:
         if k not in KINDS:
-            raise ValidationError(f"unknown subject kind {k!r}: use one of {', '.join(KINDS)}.")
+            raise ValidationError("assign.unknown_kind", kind=k, kinds=", ".join(KINDS))
         query = f"SELECT id, ident, ST_X(loc) AS lon, ST_Y(loc) AS lat FROM ({queries[k]}) q ORDER BY id"
         if limit:
             query += " LIMIT :limit"

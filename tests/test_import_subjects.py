@@ -23,16 +23,44 @@ from gridkit.errors import ValidationError
 from gridkit.grids.importer import ImportRefused
 from gridkit.grids.work import add_department, list_coordinators, publish, set_members, start_draft
 from gridkit.io.report import ADVICE
-from gridkit.io.subjects import (FIELDS, SUBJECT_ADVICE, SubjectImportRefused, import_buildings,
-                                 import_coordinators, import_entities, import_residents, import_subjects,
-                                 parse_mapping)
-from gridkit.models import (SRID, AdminUnit, BaseCell, BaseGridEdition, Building, Coordinator,
-                            CoordinatorAssignment, LegalEntity, Resident)
+from gridkit.io.subjects import (
+    FIELDS,
+    SUBJECT_ADVICE,
+    SubjectImportRefused,
+    import_buildings,
+    import_coordinators,
+    import_entities,
+    import_residents,
+    import_subjects,
+    parse_mapping,
+)
+from gridkit.models import (
+    SRID,
+    AdminUnit,
+    BaseCell,
+    BaseGridEdition,
+    Building,
+    Coordinator,
+    CoordinatorAssignment,
+    LegalEntity,
+    Resident,
+)
 from gridkit.pii import hash_citizen_id
 from gridkit.subjects import subject_stats
 from tests.conftest import SHARED_DATA
-from tests.data.make_subject_files import (BAD_RESIDENT_LINES, BUILDINGS, COMMUNITIES, DEPARTMENTS, ENTITIES,
-                                           RESIDENTS, centre, citizen_id, credit_code, phone, work_cell)
+from tests.data.make_subject_files import (
+    BAD_RESIDENT_LINES,
+    BUILDINGS,
+    COMMUNITIES,
+    DEPARTMENTS,
+    ENTITIES,
+    RESIDENTS,
+    centre,
+    citizen_id,
+    credit_code,
+    phone,
+    work_cell,
+)
 from tests.factories import PUBLISHED_AT, make_base_grid
 
 DATA = Path(__file__).resolve().parent / "data" / "subjects"
@@ -162,7 +190,7 @@ def test_buildings_forced_wrong_encoding_is_refused_per_line(session, grid):
 def test_file_mixing_utf8_and_gbk_is_refused(session, grid, tmp_path):
     lon, lat = centre(0)
     path = tmp_path / "mixed.csv"
-    path.write_bytes(b"code,address,lon,lat\n" + f"M1,\u4e00\u53f7\u697c,{lon},{lat}\n".encode("utf-8")
+    path.write_bytes(b"code,address,lon,lat\n" + f"M1,\u4e00\u53f7\u697c,{lon},{lat}\n".encode()
                      + f"M2,\u4e8c\u53f7\u697c,{lon},{lat}\n".encode("gbk"))
     error = refused(session, import_buildings, path)
     assert [p["kind"] for p in error.problems] == ["mixed_encoding"]

@@ -32,10 +32,10 @@ import csv
 import io
 import math
 import zipfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
-from typing import Callable, Iterator
 
 from gridkit.io.vector import VectorReadError, _codec, _polygonal_part, problem, read_vector_collecting, text_value
 

@@ -49,8 +49,7 @@ if str(ROOT) not in sys.path:  # run as a script
     sys.path.insert(0, str(ROOT))
 
 from gridkit.coords import wgs84_to_gcj02  # noqa: E402
-from gridkit.standard.ids import (citizen_id_check_char, credit_code_check_char,  # noqa: E402
-                                  organization_code_check_char)
+from gridkit.standard.ids import citizen_id_check_char, credit_code_check_char, organization_code_check_char  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "subjects"
 X0, Y0, D = 114.05, 22.53, 0.001

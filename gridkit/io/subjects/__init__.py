@@ -41,7 +41,8 @@ refused too, unless `replace=True`, which updates the existing row with the file
 optional cells clear them) and assigns it again.
 
 Personal data. Citizen ID numbers are stored only as an HMAC-SHA256 keyed hash (`gridkit.pii`), a
-masked form (4403**********1234) and the birth date they hold (digits 7-14, for age bands); they appear nowhere in clear, problem messages included (masked
+masked form (4403**********1234) and the birth date they hold (digits 7-14, for age bands); they
+appear nowhere in clear, problem messages included (masked
 there, and checksum messages never quote digits). Phones in problem messages are masked the same
 way; names and residents' coordinates are never quoted. Names and phones are stored as given
 (phones normalised).
@@ -67,8 +68,16 @@ from sqlalchemy.orm import Session
 
 from gridkit.errors import ValidationError
 from gridkit.io.subjects.buildings import import_buildings
-from gridkit.io.subjects.common import (FIELDS, KINDS, POPULATION_TYPE_WORDS, SUBJECT_ADVICE, Field,
-                                        SubjectImportRefused, SubjectImportResult, parse_mapping)
+from gridkit.io.subjects.common import (
+    FIELDS,
+    KINDS,
+    POPULATION_TYPE_WORDS,
+    SUBJECT_ADVICE,
+    Field,
+    SubjectImportRefused,
+    SubjectImportResult,
+    parse_mapping,
+)
 from gridkit.io.subjects.coordinators import import_coordinators
 from gridkit.io.subjects.entities import import_entities
 from gridkit.io.subjects.residents import import_residents

@@ -8,8 +8,14 @@ from sqlalchemy import insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from gridkit.io.subjects.common import (_LENGTHS, _PAIRS_PER_STATEMENT, _WORK_CELL_SEPARATORS, SubjectImportResult,
-                                        _mask, _phone)
+from gridkit.io.subjects.common import (
+    _LENGTHS,
+    _PAIRS_PER_STATEMENT,
+    _WORK_CELL_SEPARATORS,
+    SubjectImportResult,
+    _mask,
+    _phone,
+)
 from gridkit.io.subjects.job import Job
 from gridkit.io.vector import problem
 from gridkit.models import Coordinator, CoordinatorAssignment, Department, WorkCell, WorkGridVersion

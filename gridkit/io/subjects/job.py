@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pyproj
 from shapely.geometry import MultiPoint, MultiPolygon, Point, Polygon
 from sqlalchemy.orm import Session
 
-from gridkit.io.subjects.common import (_AREA_MARGIN, _SCIENTIFIC, FIELDS, SubjectImportRefused, _inside, _number)
+from gridkit.io.subjects.common import _AREA_MARGIN, _SCIENTIFIC, FIELDS, SubjectImportRefused, _inside, _number
 from gridkit.io.tables import Table, TableReadError, open_table
 from gridkit.io.vector import CHINA_LAT, CHINA_LON, VectorReadError, parse_crs, problem, summarise
 from gridkit.rules import SRID

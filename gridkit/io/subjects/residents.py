@@ -6,16 +6,23 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from collections.abc import Callable
 from datetime import date
-from typing import Callable
 
 import numpy as np
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from gridkit.grids.base import current_edition
-from gridkit.io.subjects.common import (_AMBIGUOUS_POPULATION, _LENGTHS, POPULATION_TYPE_WORDS,
-                                        SubjectImportResult, _id_reason, _mask, _phone)
+from gridkit.io.subjects.common import (
+    _AMBIGUOUS_POPULATION,
+    _LENGTHS,
+    POPULATION_TYPE_WORDS,
+    SubjectImportResult,
+    _id_reason,
+    _mask,
+    _phone,
+)
 from gridkit.io.subjects.job import Job
 from gridkit.io.subjects.staging import KindSpec, finish, report_duplicates, report_existing, stage_file
 from gridkit.io.tables import Table
@@ -125,7 +132,7 @@ def _fast_rows(job: Job, chunk: Table, get: dict) -> np.ndarray:
     shaped = np.fromiter((v is not None and len(v) == 18 and _ID_SHAPE.fullmatch(v) is not None for v in ids),
                          dtype=bool, count=n)
     if chunk.lossy:
-        for position, name in chunk.lossy:
+        for position, _column in chunk.lossy:
             shaped[position] = False
     digits = np.zeros((n, 18), dtype=np.uint8)
     if shaped.any():

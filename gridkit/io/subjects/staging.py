@@ -17,8 +17,8 @@ define `check`, stage, report duplicates, insert from the staging table, `finish
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 from sqlalchemy import text
