@@ -369,7 +369,7 @@ def test_residents_csv_store_only_hash_and_mask(session, grid):
     assert (result.created, result.assigned, result.unassigned) == (6, 5, 1)
     assert result.extra == {"registered": 3, "floating": 3, "in_buildings": 4}
     assert result.unassigned_rows[0]["row"] == 7 and result.unassigned_rows[0]["code"] == "4403**********0062"
-    for number, name, tel, household, kind, building, point in RESIDENTS:
+    for number, name, _tel, household, kind, building, point in RESIDENTS:
         resident = session.scalar(select(Resident).where(Resident.id_number_hash == hash_citizen_id(KEY, number)))
         assert resident.id_number_masked == number[:4] + "*" * 10 + number[-4:]
         # The birth date (digits 7-14) is kept, for age bands; the ID itself is not.
