@@ -33,12 +33,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import shapely
-from sqlalchemy import event, inspect, text
+from sqlalchemy import ARRAY, Integer, cast, event, func, inspect, select, text, update
 from sqlalchemy.orm import Session
 
 from gridkit.errors import NotFound, ValidationError
 from gridkit.grids.base import current_edition
-from gridkit.models import BaseGridEdition, Building, Incident, LegalEntity, Resident
+from gridkit.models import BaseCell, BaseGridEdition, Building, Incident, LegalEntity, Resident
+from gridkit.rules import point_cell
 from gridkit.spatial.bulk import rebuilt_indexes
 from gridkit.spatial.pointindex import PointIndex
 
@@ -57,8 +58,6 @@ READ_CHUNK_IDS = 1 << 24
 _BY_POINT = {"buildings": "{t}.footprint IS NULL", "residents": "{t}.building_id IS NULL", "entities": "TRUE",
              "incidents": "TRUE"}
 
-_POINT_CELL = ("(SELECT b.id FROM base_cell b WHERE b.edition_id = :e AND ST_Covers(b.geom, {t}.geom) "
-               "ORDER BY b.code LIMIT 1)")
 # A footprint wholly inside a cell skips the intersection; ST_MakeValid only for broken ones.
 _FOOTPRINT_CELL = """(SELECT p.id FROM (
         SELECT b.id, b.code, CASE WHEN ST_Covers(b.geom, f.fp) THEN ST_Area(f.fp)
@@ -259,14 +258,12 @@ def _assign_points(run: _Run, kind: str, ids: list[int] | None) -> int:
     if n == 0:
         return 0
     if n < ENGINE_MIN_POINTS or n < ENGINE_MIN_POINTS_PER_CELL * run.cells():
-        # Few points: PostGIS itself, the same rule by definition.
-        table = TABLES[kind]
-        return run.session.execute(text(
-            f"WITH n AS (SELECT s.id, {_POINT_CELL.format(t='s')} AS cell FROM {table} s "
-            "WHERE s.id IN (SELECT unnest(CAST(:ids AS int[])))) "
-            f"UPDATE {table} t SET base_cell_id = n.cell FROM n "
-            f"WHERE t.id = n.id AND t.base_cell_id IS DISTINCT FROM n.cell"),
-            {"e": run.edition.id, "ids": points.ids.tolist()}).rowcount
+        # Few points: PostGIS itself (rules.point_cell), the same rule by definition.
+        model = MODELS[kind]
+        cell = point_cell(BaseCell, run.edition.id, model.geom)
+        return run.session.execute(
+            update(model).where(model.id.in_(points.ids.tolist()), model.base_cell_id.is_distinct_from(cell))
+            .values(base_cell_id=cell).execution_options(synchronize_session=False)).rowcount
     new = run.index().cells_at(points.lon, points.lat)
     moved = new != points.old
     return write_cells(run.session, kind, points.ids[moved], new[moved], points.lon[moved], points.lat[moved])
@@ -336,10 +333,11 @@ def assign_subjects(session: Session, kinds: list[str] | None = None, *,
                 followers = _follow_buildings(session, building_ids=ids)
                 _expire_cells(session, "residents")
             _expire_cells(session, kind)
-        table = TABLES[kind]
-        counts = session.execute(text(
-            f"SELECT count(*) AS total, count(base_cell_id) AS assigned FROM {table} WHERE TRUE"
-            + _ids_filter(table, ids)), {"ids": ids}).one()
+        model = MODELS[kind]
+        query = select(func.count().label("total"), func.count(model.base_cell_id).label("assigned"))
+        if ids is not None:
+            query = query.where(model.id.in_(select(func.unnest(cast(ids, ARRAY(Integer))))))
+        counts = session.execute(query).one()
         result[kind] = {"total": counts.total, "assigned": counts.assigned,
                         "unassigned": counts.total - counts.assigned, "changed": changed}
     return result
@@ -371,7 +369,6 @@ def assign_one(session: Session, subject, *, edition: BaseGridEdition | None = N
 
 def _cell_of(session: Session, kind: str, subject, edition: BaseGridEdition) -> int | None:
     """Return the base cell of one stored subject by the rules (SQL only, no flush)."""
-    table = TABLES[kind]
     params = {"e": edition.id, "id": subject.id}
     if kind == "buildings" and subject.footprint is not None:
         cell = session.scalar(text(
@@ -381,8 +378,8 @@ def _cell_of(session: Session, kind: str, subject, edition: BaseGridEdition) -> 
         cell = session.scalar(text("SELECT base_cell_id FROM building WHERE id = :bid"),
                               {"bid": subject.building_id})
     else:
-        cell = session.scalar(text(f"SELECT {_POINT_CELL.format(t=table)} FROM {table} WHERE {table}.id = :id"),
-                              params)
+        model = MODELS[kind]
+        cell = session.scalar(select(point_cell(BaseCell, edition.id, model.geom)).where(model.id == subject.id))
     return cell
 
 
