@@ -172,20 +172,20 @@ def test_cells_outside_the_target_carry_reasons():
     few = generate_cells(SQUARE, CROSS, None, grid_points(0, 0, 1000, 1000, 2, 2), Target.buildings(20, 150))
     assert len(few.cells) == 1
     assert few.cells[0].status == "below"
-    assert few.cells[0].reason == "below minimum: the whole community has only 4 buildings"
+    assert str(few.cells[0].reason) == "below minimum: the whole community has only 4 buildings"
     # 31 buildings cannot become parts of 20–30.
     narrow = generate_cells(SQUARE, [], None, grid_points(0, 0, 1000, 1000, 31, 1), Target.buildings(20, 30))
     assert [c.status for c in narrow.cells] == ["above"]
-    assert "range is too narrow" in narrow.cells[0].reason
+    assert "range is too narrow" in str(narrow.cells[0].reason)
     # 70 buildings at one address cannot be separated by any cut.
     stacked = generate_cells(SQUARE, [], None, [Point(300, 300)] * 70, Target.buildings(20, 60))
     assert [c.status for c in stacked.cells] == ["above"]
-    assert "cannot be separated by a straight cut" in stacked.cells[0].reason
+    assert "cannot be separated by a straight cut" in str(stacked.cells[0].reason)
     # An island (second part of a multipolygon community) with no neighbour.
     islands = MultiPolygon([box(0, 0, 1000, 1000), box(2000, 0, 2050, 50)])
     result = generate_cells(islands, [], None, None, Target.area_m2(10_000, 2_000_000))
     small = [c for c in result.cells if c.status == "below"]
-    assert len(small) == 1 and "no neighbouring cell to merge with" in small[0].reason
+    assert len(small) == 1 and "no neighbouring cell to merge with" in str(small[0].reason)
     assert_tiles(result.cells, islands)
 
 
@@ -198,7 +198,7 @@ def test_water_area_becomes_one_cell_under_a_building_target():
     water = [c for c in result.cells if c.water]
     assert len(water) == 1 and water[0].status == "water"
     assert water[0].area_m2 == pytest.approx(100_000)
-    assert water[0].reason == "water body: the building target does not apply"
+    assert str(water[0].reason) == "water body: the building target does not apply"
     assert all(c.status == "ok" for c in result.cells if not c.water)
     assert all(not c.polygon.contains(pond) or not c.water for c in result.cells)
     assert_tiles(result.cells, SQUARE)
