@@ -40,7 +40,7 @@ from shapely.geometry import Polygon
 from gridkit.errors import ValidationError
 from gridkit.grids.generate.buildings import as_geometries, building_parts, owners
 from gridkit.grids.generate.geometry import face_adjacency, face_segments, line_parts, polygonal, segments_on
-from gridkit.grids.generate.roads import Road, carriageway_pairs, median_connectors
+from gridkit.grids.generate.roads import Road, carriageway_pairs, dangle_connectors, median_connectors
 from gridkit.grids.generate.splitting import Splitting
 from gridkit.grids.generate.target import MIN_COMPACTNESS, GeneratedCell, GenerationResult, Target, polsby_popper
 from gridkit.grids.numbering import cell_order
@@ -52,22 +52,33 @@ WATER_MIN_M2 = 10_000.0
 MIN_WIDTH_M = 8.0
 # A merge takes a major road inside a cell when the two groups share this much of it (metres).
 STRADDLE_M = 30.0
+# A cell made by merging across a major road stays within this area: a large block with few
+# buildings (a park, one big compound) is a cell of its own rather than part of one across the road.
+STRADDLE_MAX_M2 = 300_000.0
 # Land this small, mostly bounded by major roads, is a traffic island (between links and ramps):
 # part of the road, it joins a neighbour across anything.
 ISLAND_M2 = 5_000.0
+# Land smaller than ROAD_STRIP_M2, narrower than ROAD_STRIP_WIDTH_M on average (2·area / perimeter)
+# with at least ROAD_STRIP_SHARE of its outline along major roads is road land (a median split by
+# ramps, a strip between two parallel roads).
+ROAD_STRIP_M2 = 15_000.0
+ROAD_STRIP_WIDTH_M = 30.0
+ROAD_STRIP_SHARE = 0.6
 # A face is land between two carriageways when each of them runs along this share of its outline.
 MEDIAN_SHARE = 0.3
 
 
 def generate_cells(community, roads: Iterable, water: Iterable | None, buildings: Iterable | None,
                    target: Target, *, major_roads: Iterable | None = None, water_min_m2: float = WATER_MIN_M2,
-                   min_width_m: float = MIN_WIDTH_M, max_rounds: int = 30) -> GenerationResult:
+                   min_width_m: float = MIN_WIDTH_M, straddle_max_m2: float = STRADDLE_MAX_M2,
+                   max_rounds: int = 30) -> GenerationResult:
     """Return cells that tile `community` exactly, split along roads and water, merged/split to `target`.
 
     All geometry is in one metric CRS (metres). `roads`: `roads.Road`s or plain LineStrings (minor
     roads); `major_roads`: more lines that are major roads (optional); `water`: Polygons (water
     areas) and/or LineStrings (rivers, canals); `buildings`: footprints (Polygons), Points or (x, y)
     pairs, needed for a building target. Roads and water outside the community are ignored.
+    `straddle_max_m2`: a cell merged across a major road stays within this area (STRADDLE_MAX_M2).
     """
     started = time.perf_counter()
     community = shapely.make_valid(community) if not community.is_valid else community
@@ -78,7 +89,8 @@ def generate_cells(community, roads: Iterable, water: Iterable | None, buildings
         raise ValidationError("generate.buildings_needed")
     roads = [r if isinstance(r, Road) else Road(r) for r in (roads or [])]
     roads += [Road(g, major=True) for g in (major_roads or [])]
-    gen = _Generator(community, roads, list(water or []), buildings, target, water_min_m2, min_width_m)
+    gen = _Generator(community, roads, list(water or []), buildings, target, water_min_m2, min_width_m,
+                     straddle_max_m2)
     gen.run(max_rounds)
     result = gen.result()
     result.seconds = time.perf_counter() - started
@@ -118,8 +130,9 @@ class _Generator(Splitting):
     """The state of one community's generation: faces, their groups (future cells) and the lines."""
 
     def __init__(self, community, roads: list[Road], water, buildings, target: Target, water_min_m2: float,
-                 min_width_m: float):
+                 min_width_m: float, straddle_max_m2: float = STRADDLE_MAX_M2):
         self.community = community
+        self.straddle_max_m2 = straddle_max_m2
         self.min_width_m = min_width_m
         self.target = target
         self.water_min_m2 = water_min_m2
@@ -149,6 +162,7 @@ class _Generator(Splitting):
         self.pairs = carriageway_pairs(self.major_parts, [k[:2] for k in keys])
         road_parts = line_parts([r.geom for r in local])
         connectors = median_connectors(self.major_parts, self.pairs, road_parts)
+        connectors += dangle_connectors(road_parts)
 
         water_lines, water_outlines, kept_water = self._water(water)
         lines = road_parts + connectors + water_lines + water_outlines
@@ -284,9 +298,20 @@ class _Generator(Splitting):
         """True for a traffic island: under ISLAND_M2, at least half its outline along major roads."""
         return st.area[g] < ISLAND_M2 and sum(st.major[g].values()) >= 0.5 * st.perimeter[g]
 
+    def _road_land(self, st: _Stats, g: int) -> bool:
+        """True for a median or traffic island: land between carriageways, or narrow/small and lined by major roads."""
+        if self._is_water(st, g):
+            return False
+        if self._is_median(st, g):
+            return True
+        along = sum(st.major[g].values())
+        narrow = (st.area[g] < ROAD_STRIP_M2 and st.perimeter[g] > 0
+                  and 2 * st.area[g] / st.perimeter[g] < ROAD_STRIP_WIDTH_M)
+        return self._island(st, g) or (narrow and along >= ROAD_STRIP_SHARE * st.perimeter[g])
+
     def _free(self, st: _Stats, g: int) -> bool:
-        """True for groups that merge across anything: slivers, land between carriageways, islands, water."""
-        return self._sliver(st, g) or self._is_median(st, g) or self._island(st, g) or self._is_water(st, g)
+        """True for groups that merge across anything: slivers, road land, water."""
+        return self._sliver(st, g) or self._road_land(st, g) or self._is_water(st, g)
 
     def _below(self, st: _Stats, g: int) -> bool:
         """True for groups to merge: below the minimum, slivers, median land, or (building target) water next to water."""
@@ -301,7 +326,8 @@ class _Generator(Splitting):
         """True when g may merge into h: across minor roads always, across a major road only when allowed."""
         if st.major[g][h] < STRADDLE_M or self._free(st, g) or self._is_water(st, h):
             return True
-        return across_major and self._size(st, h) < self.target.min and not self._is_median(st, h)
+        return (across_major and self._size(st, h) < self.target.min and not self._road_land(st, h)
+                and st.area[g] + st.area[h] <= self.straddle_max_m2)
 
     def _merge_small(self) -> None:
         """Merge groups below the minimum: across minor roads first, then across major roads (module docstring)."""
@@ -327,14 +353,14 @@ class _Generator(Splitting):
             candidates = [h for h in st.shared[g] if self._may_merge(st, g, h, across_major)]
             if not candidates:
                 continue
-            water, median = self._is_water(st, g), self._is_median(st, g)
+            water, median = self._is_water(st, g), self._road_land(st, g)
 
             def preference(h):
                 fits = self._size(st, g) + self._size(st, h) <= self.target.max
                 merged = 4 * math.pi * (st.area[g] + st.area[h]) / max(
                     st.perimeter[g] + st.perimeter[h] - 2 * st.shared[g][h], 1e-9) ** 2
                 minor = st.shared[g][h] - st.major[g][h]
-                return (self._is_water(st, h) == water, not (median and self._is_median(st, h)), fits,
+                return (self._is_water(st, h) == water, not (median and self._road_land(st, h)), fits,
                         merged >= MIN_COMPACTNESS, minor + 0.1 * st.major[g][h], -h)
 
             h = max(candidates, key=preference)
@@ -374,8 +400,11 @@ class _Generator(Splitting):
             return Message("generate.reason.below_whole" if whole else "generate.reason.below_isolated",
                            size=target.size(size))
         if all(not self._may_merge(st, g, h, True) for h in st.shared[g]):
-            return Message("generate.reason.below_major", size=target.size(size),
-                           roads=self._roads_between(g, max(st.shared[g], key=st.shared[g].get)))
+            h = max(st.shared[g], key=st.shared[g].get)
+            if any(self._size(st, n) < target.min for n in st.shared[g]):
+                return Message("generate.reason.below_major_large", size=target.size(size), area=st.area[g],
+                               roads=self._roads_between(g, h), cap=self.straddle_max_m2)
+            return Message("generate.reason.below_major", size=target.size(size), roads=self._roads_between(g, h))
         return Message("generate.reason.below", size=target.size(size))
 
     def result(self) -> GenerationResult:

@@ -50,6 +50,7 @@ class CommunityReport:
     cell_notes: list[CellNote] = field(default_factory=list)
     carriageways: int = 0
     min_compactness: float = 1.0
+    counts: dict[str, int] = field(default_factory=dict)  # buildings per cell code, by the building rule
 
 
 @dataclass

@@ -22,6 +22,8 @@ CARRIAGEWAY_ANGLE_DEG = 20.0
 # CARRIAGEWAY_MIN_M of parallel run.
 CARRIAGEWAY_STEP_M = 10.0
 CARRIAGEWAY_MIN_M = 60.0
+# A road that ends this close to another road (metres) is taken to meet it.
+DANGLE_SNAP_M = 2.0
 
 
 @dataclass
@@ -265,3 +267,41 @@ def median_connectors(parts: list, pairs: list[CarriagewayPair], others: list, g
             direction = (q - p) / np.hypot(*(q - p).T)[:, None]
             out.extend(shapely.linestrings(np.stack([p, q + direction], axis=1)))
     return out
+
+
+def dangle_connectors(lines: list, tolerance_m: float = DANGLE_SNAP_M) -> list:
+    """Return short lines joining road ends that stop just short of another road (gaps up to tolerance_m).
+
+    Road pieces clipped from tiles, or drawn a little short, end a few centimetres before the road
+    they meet; such a road would not cut. Each connector runs from the end to the nearest point of
+    the other road and overshoots it by a centimetre (a dangle, dropped).
+    """
+    if len(lines) < 2:
+        return []
+    lines = np.asarray(lines, dtype=object)
+    coords = [shapely.get_coordinates(line)[[0, -1]] for line in lines]
+    ends = shapely.points(np.concatenate(coords))
+    owner = np.repeat(np.arange(len(lines)), 2)
+    tree = shapely.STRtree(lines)
+    e, k = tree.query(ends, predicate="dwithin", distance=tolerance_m)
+    other = owner[e] != k
+    e, k = e[other], k[other]
+    if not len(e):
+        return []
+    # An end already on another road (a junction) needs nothing.
+    touching = set(e[shapely.distance(ends[e], lines[k]) <= 1e-6].tolist())
+    keep = np.array([i not in touching for i in e], dtype=bool)
+    e, k = e[keep], k[keep]
+    if not len(e):
+        return []
+    gap = shapely.distance(ends[e], lines[k])
+    order = np.lexsort((gap, e))
+    first = order[np.r_[True, e[order[1:]] != e[order[:-1]]]]
+    e, k = e[first], k[first]
+    p = shapely.get_coordinates(ends[e])
+    q = shapely.get_coordinates(shapely.line_interpolate_point(lines[k], shapely.line_locate_point(lines[k], ends[e])))
+    length = np.hypot(*(q - p).T)
+    ok = length > 0
+    p, q, length = p[ok], q[ok], length[ok]
+    q = q + (q - p) / length[:, None] * 0.01
+    return list(shapely.linestrings(np.stack([p, q], axis=1)))

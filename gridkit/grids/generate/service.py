@@ -215,7 +215,8 @@ def _community_report(c: _Community, counts: dict[str, int], target: Target) -> 
         in_target=in_target, water_cells=int(sum(cell.water for cell in c.result.cells)), buildings=held,
         area_m2=round(c.area_m2, 1), tiling_error_m2=float(c.result.tiling_error_m2), seconds=round(c.seconds, 3),
         outside=outside, notes=c.notes, cell_notes=cell_notes, carriageways=c.result.carriageways,
-        min_compactness=round(min((cell.compactness for cell in c.result.cells if not cell.water), default=1.0), 3))
+        min_compactness=round(min((cell.compactness for cell in c.result.cells if not cell.water), default=1.0), 3),
+        counts={code: cell.buildings for cell, code in zip(c.result.cells, c.codes)})
 
 
 def _copy_cells(session: Session, source_id: int, edition_id: int, skip_communities: list[str]) -> int:
