@@ -178,11 +178,11 @@ def main(argv=None, generate=generate_new) -> int:
     print("-" * len(header))
     for name, key, target in SCENARIOS:
         communities = data[key]
-        results, seconds = best_of(args.repeat, lambda: [generate(c, data, target) for c in communities])
+        results, seconds = best_of(args.repeat, lambda cs=communities, t=target: [generate(c, data, t) for c in cs])
         side = (((target.min + target.max) / 2) if target.measure == "area" else 100_000) ** 0.5
-        _, grid_seconds = best_of(args.repeat, lambda: [square_grid(c, side) for c in communities])
-        _, poly_seconds = best_of(args.repeat, lambda: [polygonize_only(c, data["roads"], data["water"])
-                                                        for c in communities])
+        _, grid_seconds = best_of(args.repeat, lambda cs=communities, s=side: [square_grid(c, s) for c in cs])
+        _, poly_seconds = best_of(args.repeat, lambda cs=communities: [polygonize_only(c, data["roads"], data["water"])
+                                                                       for c in cs])
         tiling = max(r.tiling_error_m2 for r in results)
         assert tiling <= 1e-9 * sum(c.area for c in communities), f"tiling error {tiling} m²"
         m = measure(results, communities, data, target)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import geopandas as gpd
-
 import numpy as np
 import pytest
 import shapely
@@ -35,8 +34,8 @@ from gridkit.grids.numbering import cell_order, order_west_east_north_south
 from gridkit.models import SRID, AdminUnit, BaseCell, BaseGridEdition, Building
 from gridkit.standard.codes import PROFILES, check_base_cell_code
 from tests.conftest import SHARED_DATA
+from tests.factories import X0, Y0, D, make_admin_units, make_base_grid
 from tests.factories_generate import THREE_COMMUNITIES
-from tests.factories import D, X0, Y0, make_admin_units, make_base_grid
 
 SQUARE = box(0, 0, 1000, 1000)
 CROSS = [LineString([(500, -10), (500, 1010)]), LineString([(-10, 500), (1010, 500)])]
@@ -162,7 +161,8 @@ def test_tunnels_do_not_cut_and_traffic_islands_join_a_block():
 def test_dual_carriageways_and_the_land_between_are_one_road():
     north = Road(LineString([(-10, 510), (1010, 510)]), major=True, name="世纪大道")
     south = Road(LineString([(1010, 490), (-10, 490)]), major=True, name="世纪大道")  # one-way, drawn the other way
-    streets = [Road(LineString([(x, -10), (x, 490)])) for x in (250, 500)] + [Road(LineString([(750, 510), (750, 1010)]))]
+    streets = [Road(LineString([(x, -10), (x, 490)])) for x in (250, 500)]
+    streets.append(Road(LineString([(750, 510), (750, 1010)])))
     target = Target.area_m2(50_000, 300_000)
     result = generate_cells(SQUARE, [north, south, *streets], None, None, target)
     assert result.carriageways == 1
@@ -197,7 +197,8 @@ def test_a_footprint_counts_in_the_cell_holding_most_of_it():
     west_heavy = box(470, 300, 520, 320)  # 30 m west, 20 m east of the road
     result = generate_cells(SQUARE, CROSS, None, [footprint, west_heavy, Point(100, 100)], Target.buildings(0, 10))
     assert [c.buildings for c in result.cells] == [0, 1, 2, 0]  # NW, NE, SW (west_heavy + point), SE
-    assert building_cells([c.polygon for c in result.cells], [footprint, west_heavy, Point(100, 100)]).tolist() == [1, 2, 2]
+    owner = building_cells([c.polygon for c in result.cells], [footprint, west_heavy, Point(100, 100)])
+    assert owner.tolist() == [1, 2, 2]
     # A point on an edge goes to the smallest code (the first cell in numbering order).
     assert building_cells([c.polygon for c in result.cells], [Point(500, 700)]).tolist() == [0]
 
@@ -511,7 +512,8 @@ def three(bund):
     return bund["metric"]([polygon for _, polygon in THREE_COMMUNITIES.values()])
 
 
-@pytest.mark.parametrize("target, far_share", [(Target.buildings(10, 40), 0.2), (Target.area_m2(20_000, 200_000), 0.06)])
+@pytest.mark.parametrize("target, far_share",
+                         [(Target.buildings(10, 40), 0.2), (Target.area_m2(20_000, 200_000), 0.06)])
 def test_shanghai_three_communities_follow_the_road_hierarchy(bund, three, target, far_share):
     """Issue 13's scenario: major roads run along cell edges, no strips between carriageways, compact cells."""
     total = far = 0.0
@@ -781,7 +783,8 @@ def test_generator_counts_are_the_counts_after_publishing(session):
           for code, (name, polygon) in THREE_COMMUNITIES.items()],
     ])
     footprints = gpd.read_file(BUND / "buildings_polygons.geojson").to_crs(4490)
-    session.add_all([Building(code=f"osm-{i}", footprint=from_shape(MultiPolygon(list(shapely.get_parts(g))), srid=SRID))
+    session.add_all([Building(code=f"osm-{i}", footprint=from_shape(MultiPolygon(list(shapely.get_parts(g))),
+                                                                     srid=SRID))
                      for i, g in enumerate(footprints.geometry) if whole.intersects(g)])
     session.flush()
     report = generate_base_grid(session, roads_path=BUND / "roads_lines.geojson",
@@ -798,9 +801,76 @@ def test_generator_counts_are_the_counts_after_publishing(session):
     # In target means in target after publishing.
     for community in report.communities:
         outside = {p.code for p in community.outside}
-        for code, n in community.counts.items():
+        for code in community.counts:
             if code not in outside:
                 assert 10 <= after[code] <= 40
         assert all(p.reason.render("zh-CN") for p in community.outside)
     text = report.text("zh-CN")
     assert "草稿版本" in text and "栋建筑" in text
+
+
+# ---------------------------------------------------------------------------------- preview
+
+
+def read_png(path):
+    """Return the RGB pixels of a PNG written by preview (8-bit RGB, filter 0 on every row)."""
+    import struct
+    import zlib
+
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", data[16:24])
+    pos, idat = 8, b""
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos:pos + 4])
+        kind = data[pos + 4:pos + 8]
+        if kind == b"IDAT":
+            idat += data[pos + 8:pos + 8 + length]
+        pos += 12 + length
+    raw = np.frombuffer(zlib.decompress(idat), dtype=np.uint8).reshape(height, width * 3 + 1)
+    assert (raw[:, 0] == 0).all()
+    return raw[:, 1:].reshape(height, width, 3)
+
+
+def test_cli_generate_writes_a_preview_png_and_html(fresh_settings, tmp_path):
+    """`basegrid generate --preview` draws cells over roads, water and buildings; bad suffixes are refused first."""
+    from click.testing import CliRunner
+    from shapely.geometry import mapping
+
+    from gridkit.cli import main
+    from gridkit.grids.generate.preview import COLOURS
+
+    def run(*args, lang="en"):
+        return CliRunner(env={"GRIDKIT_LANG": lang}).invoke(main, list(args), obj=fresh_settings,
+                                                            catch_exceptions=False)
+
+    features = [({"code": "310100", "name": "上海市"}, box(121.4830, 31.2290, 121.4990, 31.2480)),
+                ({"code": "310101", "name": "黄浦区"}, box(121.4830, 31.2290, 121.4990, 31.2480)),
+                ({"code": "310101001", "name": "外滩街道"}, box(121.4830, 31.2290, 121.4990, 31.2480)),
+                ({"code": "310101001001", "name": "外滩社区"}, box(121.4830, 31.2290, 121.4990, 31.2480))]
+    units = tmp_path / "units.geojson"
+    units.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": p, "geometry": mapping(g)} for p, g in features]}), encoding="utf-8")
+    assert run("admin", "import", str(units), "--code-field", "code", "--name-field", "name").exit_code == 0
+    args = ["basegrid", "generate", "--all", "--roads", str(BUND / "roads_lines.geojson"), "--water",
+            str(BUND / "water_polygons.geojson"), "--target-area-m2", "20000-200000"]
+    bad = run(*args, "--preview", str(tmp_path / "cells.pdf"))
+    assert bad.exit_code == 1 and "cells.pdf" in bad.output and ".png or .html" in bad.output
+    result = run(*args, "--edition", "png", "--preview", str(tmp_path / "cells.png"), lang="zh-CN")
+    assert result.exit_code == 0, result.output
+    assert "预览已写入" in result.output and "草稿版本" in result.output
+    pixels = read_png(tmp_path / "cells.png")
+    assert pixels.shape[1] == 1600 and pixels.shape[0] > 1000  # the box is taller than wide
+    colours = {tuple(c) for c in np.unique(pixels.reshape(-1, 3), axis=0)}
+    assert {COLOURS["ok"], COLOURS["water"], COLOURS["major"], COLOURS["edge"]} <= colours
+    html = run(*args, "--edition", "html", "--preview", str(tmp_path / "cells.html"), "--json")
+    assert html.exit_code == 0, html.output
+    page = (tmp_path / "cells.html").read_text(encoding="utf-8")
+    data = json.loads(page.split("const data = ", 1)[1].split(", colours = ", 1)[0])
+    report = json.loads(html.output)
+    codes = sorted(f["properties"]["code"] for f in data["cells"]["features"])
+    assert len(codes) == report["cells"] and codes[0] == "310101001001001"
+    assert report["preview"].endswith("cells.html")
+    marked = [f for f in data["cells"]["features"] if f["properties"]["status"] in ("below", "above")]
+    assert all(f["properties"]["reason"] for f in marked)
+    assert any(f["properties"]["major"] for f in data["roads"]["features"]) and data["water"]["features"]

@@ -30,8 +30,8 @@ import heapq
 import math
 import time
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 import numpy as np
 import shapely
@@ -314,7 +314,7 @@ class _Generator(Splitting):
         return self._sliver(st, g) or self._road_land(st, g) or self._is_water(st, g)
 
     def _below(self, st: _Stats, g: int) -> bool:
-        """True for groups to merge: below the minimum, slivers, median land, or (building target) water next to water."""
+        """True for groups to merge: below the minimum, slivers, median land, (building target) water next to water."""
         if self._sliver(st, g) or self._is_median(st, g):
             return True
         if self.target.measure == "buildings" and self._is_water(st, g):
@@ -353,17 +353,7 @@ class _Generator(Splitting):
             candidates = [h for h in st.shared[g] if self._may_merge(st, g, h, across_major)]
             if not candidates:
                 continue
-            water, median = self._is_water(st, g), self._road_land(st, g)
-
-            def preference(h):
-                fits = self._size(st, g) + self._size(st, h) <= self.target.max
-                merged = 4 * math.pi * (st.area[g] + st.area[h]) / max(
-                    st.perimeter[g] + st.perimeter[h] - 2 * st.shared[g][h], 1e-9) ** 2
-                minor = st.shared[g][h] - st.major[g][h]
-                return (self._is_water(st, h) == water, not (median and self._road_land(st, h)), fits,
-                        merged >= MIN_COMPACTNESS, minor + 0.1 * st.major[g][h], -h)
-
-            h = max(candidates, key=preference)
+            h = max(candidates, key=lambda h, g=g: self._preference(st, g, h))
             if st.major[g][h] >= STRADDLE_M and not (self._free(st, g) or self._is_water(st, h)):
                 self._note_straddle(st, g, h)
             st.merge(g, h)
@@ -374,6 +364,15 @@ class _Generator(Splitting):
             self.merges += 1
             if self._below(st, h):
                 heapq.heappush(heap, (self._size(st, h), st.area[h], h))
+
+    def _preference(self, st: _Stats, g: int, h: int) -> tuple:
+        """Return how much g prefers merging into h (larger is better; see the module docstring)."""
+        fits = self._size(st, g) + self._size(st, h) <= self.target.max
+        merged = 4 * math.pi * (st.area[g] + st.area[h]) / max(
+            st.perimeter[g] + st.perimeter[h] - 2 * st.shared[g][h], 1e-9) ** 2
+        minor = st.shared[g][h] - st.major[g][h]
+        return (self._is_water(st, h) == self._is_water(st, g), not (self._road_land(st, g) and self._road_land(st, h)),
+                fits, merged >= MIN_COMPACTNESS, minor + 0.1 * st.major[g][h], -h)
 
     def _note_straddle(self, st: _Stats, g: int, h: int) -> None:
         """Note that the merged cell straddles the major roads between g and h, and why."""

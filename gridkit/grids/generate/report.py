@@ -63,6 +63,7 @@ class GenerationReport:
     communities: list[CommunityReport]
     copied_cells: int = 0
     timings: dict[str, float] = field(default_factory=dict)
+    preview: str | None = None  # path of the preview written, if asked
 
     @property
     def cells(self) -> int:
@@ -89,7 +90,7 @@ class GenerationReport:
             communities.append(data)
         return {"edition": self.edition, "edition_id": self.edition_id, "target": self.target.render(lang),
                 "communities": communities, "copied_cells": self.copied_cells, "timings": self.timings,
-                "cells": self.cells, "in_target": self.in_target}
+                "cells": self.cells, "in_target": self.in_target, "preview": self.preview}
 
     def text(self, lang: str | None = None) -> str:
         """Return the report as readable lines for the CLI, in `lang` (default zh-CN)."""
@@ -109,6 +110,8 @@ class GenerationReport:
                                              buildings=p.buildings, area=p.area_m2))
             for n in c.cell_notes:
                 lines.append("    " + render("generate.report.cell_note", lang, code=n.code, note=n.note))
+        if self.preview:
+            lines.append(render("generate.report.preview", lang, path=self.preview))
         timings = ", ".join(f"{k} {v:.2f} s" for k, v in self.timings.items())
         lines.append(render("generate.report.timings", lang, timings=timings))
         return "\n".join(lines)

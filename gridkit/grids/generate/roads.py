@@ -12,8 +12,6 @@ from dataclasses import dataclass
 import numpy as np
 import shapely
 
-from gridkit.grids.generate.geometry import line_parts
-
 # Two carriageways of one road (same name or ref) are treated as one road when they run parallel
 # (directions within CARRIAGEWAY_ANGLE_DEG) at most CARRIAGEWAY_GAP_M apart.
 CARRIAGEWAY_GAP_M = 60.0
@@ -230,7 +228,8 @@ def carriageway_pairs(parts: list, keys: list[tuple], gap_m: float = CARRIAGEWAY
     return pairs
 
 
-def median_connectors(parts: list, pairs: list[CarriagewayPair], others: list, gap_m: float = CARRIAGEWAY_GAP_M) -> list:
+def median_connectors(parts: list, pairs: list[CarriagewayPair], others: list,
+                      gap_m: float = CARRIAGEWAY_GAP_M) -> list:
     """Return lines that carry streets ending on one carriageway across the median to the other.
 
     A side street usually ends at the near carriageway; carried across, it cuts the land between

@@ -25,6 +25,7 @@ from gridkit.grids.base import current_edition
 from gridkit.grids.generate.buildings import building_cells
 from gridkit.grids.generate.cutting import WATER_MIN_M2, generate_cells
 from gridkit.grids.generate.layers import Layers, read_layers
+from gridkit.grids.generate.preview import PreviewCell, check_preview_path, write_preview
 from gridkit.grids.generate.report import CellNote, CellProblem, CommunityReport, GenerationReport
 from gridkit.grids.generate.roads import Road
 from gridkit.grids.generate.storage import number_cells, to_storage
@@ -54,15 +55,19 @@ def generate_base_grid(session: Session, *, communities: list[str] | None = None
                        target: Target, edition_name: str | None = None,
                        profile: CodeProfile | str = DEFAULT_PROFILE, paths: bool = False,
                        water_min_m2: float = WATER_MIN_M2, keep_other_communities: bool = True,
-                       src_crs: str | None = None, encoding: str | None = None) -> GenerationReport:
+                       src_crs: str | None = None, encoding: str | None = None, preview=None,
+                       lang: str = "zh-CN") -> GenerationReport:
     """Generate base cells for communities (None = all) and write them as a new draft edition; never commits.
 
     Roads and water are read from files (any CRS, reprojected to EPSG:4490); buildings come from
     the building table (footprint, or point). `water_path` may be one path or a list. With
     keep_other_communities, the cells of communities not generated are copied from the current
-    edition, so the draft is a whole city grid.
+    edition, so the draft is a whole city grid. `preview`: a .png or .html path to draw the cells
+    over roads, water and buildings (`preview.write_preview`, texts in `lang`).
     """
     profile = PROFILES[profile] if isinstance(profile, str) else profile
+    if preview is not None:
+        check_preview_path(preview)
     timings: dict[str, float] = {}
     started = time.perf_counter()
     units = _communities(session, communities)
@@ -99,10 +104,24 @@ def generate_base_grid(session: Session, *, communities: list[str] | None = None
     counts = _count_buildings(session, edition.id, done, buildings)
     timings["count"] = time.perf_counter() - count_started
     reports = [_community_report(c, counts, target) for c in done]
+    if preview is not None:
+        preview_started = time.perf_counter()
+        _write_preview(preview, done, layers, buildings, lang)
+        timings["preview"] = time.perf_counter() - preview_started
     timings["total"] = time.perf_counter() - started
     return GenerationReport(edition=edition.name, edition_id=edition.id, target=target.message(),
                             communities=reports, copied_cells=copied,
-                            timings={k: round(v, 3) for k, v in timings.items()})
+                            timings={k: round(v, 3) for k, v in timings.items()},
+                            preview=str(preview) if preview is not None else None)
+
+
+def _write_preview(path, done: list[_Community], layers: Layers, buildings: dict, lang: str) -> None:
+    """Draw the generated communities' cells over their roads, water and buildings (EPSG:4490)."""
+    cells = [PreviewCell(polygon, code, cell.status, cell.reason, cell.notes, cell.buildings)
+             for c in done for cell, polygon, code in zip(c.result.cells, c.stored, c.codes)]
+    area = shapely.union_all([to_shape(c.unit.geom) for c in done])
+    roads, water = layers.near(area)
+    write_preview(path, cells, roads=roads, water=water, buildings=list(buildings.values()), lang=lang)
 
 
 def _communities(session: Session, codes: list[str] | None) -> list[AdminUnit]:

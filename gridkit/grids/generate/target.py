@@ -31,17 +31,17 @@ class Target:
             raise ValidationError("generate.target_min_above_max", min=self.min, max=self.max)
 
     @classmethod
-    def buildings(cls, min_: int, max_: int) -> "Target":
+    def buildings(cls, min_: int, max_: int) -> Target:
         """Return a target of min_..max_ buildings per cell."""
         return cls("buildings", float(min_), float(max_))
 
     @classmethod
-    def area_m2(cls, min_: float, max_: float) -> "Target":
+    def area_m2(cls, min_: float, max_: float) -> Target:
         """Return a target of min_..max_ square metres per cell."""
         return cls("area", float(min_), float(max_))
 
     @classmethod
-    def parse(cls, text: str, measure: str) -> "Target":
+    def parse(cls, text: str, measure: str) -> Target:
         """Return the target written as 'MIN-MAX' (e.g. '20-150' buildings or '20000-400000' m²)."""
         parts = str(text).replace("–", "-").replace(",", "").split("-")
         try:
