@@ -27,15 +27,18 @@ def as_geometries(buildings) -> np.ndarray:
     return np.asarray(out, dtype=object)
 
 
-def building_parts(cells: np.ndarray, buildings: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def building_parts(cells: np.ndarray, buildings: np.ndarray, *, valid: bool = False
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Return (building, cell, part) for every building and cell that share something.
 
     `part` is the area of the footprint inside the cell (0 pairs dropped), or 1 for a point the
     cell covers. Footprints wholly inside a cell skip the intersection, as assignment does.
+    valid=True: the footprints are known to be valid (not checked again).
     """
     empty = np.empty(0, int), np.empty(0, int), np.empty(0)
     if not len(cells) or not len(buildings):
         return empty
+    shapely.prepare(cells)
     tree = shapely.STRtree(cells)
     b, c = tree.query(buildings, predicate="intersects")
     if not len(b):
@@ -49,8 +52,9 @@ def building_parts(cells: np.ndarray, buildings: np.ndarray) -> tuple[np.ndarray
         area = shapely.area(fb)
         partial = ~covered
         if partial.any():
-            valid = shapely.is_valid(fb[partial])
-            pieces = np.where(valid, fb[partial], shapely.make_valid(fb[partial]))
+            pieces = fb[partial]
+            if not valid:
+                pieces = np.where(shapely.is_valid(pieces), pieces, shapely.make_valid(pieces))
             area[partial] = shapely.area(shapely.intersection(fc[partial], pieces))
         part[polys] = area
     keep = part > 0
@@ -65,11 +69,13 @@ def owners(building: np.ndarray, group: np.ndarray, part: np.ndarray, n: int) ->
     result = np.full(n, -1, dtype=int)
     if not len(building):
         return result
-    keys, inverse = np.unique(np.stack([building, group], axis=1), axis=0, return_inverse=True)
+    span = int(group.max()) + 2
+    codes, inverse = np.unique(building.astype(np.int64) * span + (group + 1), return_inverse=True)
     sums = np.bincount(inverse.ravel(), weights=part)
-    order = np.lexsort((keys[:, 1], -sums, keys[:, 0]))
-    first = order[np.r_[True, keys[order[1:], 0] != keys[order[:-1], 0]]]
-    result[keys[first, 0]] = keys[first, 1]
+    b, g = codes // span, codes % span - 1
+    order = np.lexsort((g, -sums, b))
+    first = order[np.r_[True, b[order[1:]] != b[order[:-1]]]]
+    result[b[first]] = g[first]
     return result
 
 

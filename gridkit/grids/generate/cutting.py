@@ -137,6 +137,9 @@ class _Generator(Splitting):
         self.target = target
         self.water_min_m2 = water_min_m2
         self.buildings = as_geometries(buildings)
+        if len(self.buildings):
+            broken = ~shapely.is_valid(self.buildings)
+            self.buildings[broken] = shapely.make_valid(self.buildings[broken])
         self.building_area = shapely.area(self.buildings) if len(self.buildings) else np.empty(0)
         reps = shapely.point_on_surface(self.buildings) if len(self.buildings) else np.empty(0, dtype=object)
         self.points = shapely.get_coordinates(reps).reshape(-1, 2)
@@ -208,20 +211,41 @@ class _Generator(Splitting):
         inside = shapely.contains(self.community, shapely.point_on_surface(faces))
         return faces[inside]
 
-    def _measure_faces(self) -> None:
+    def _measure_faces(self, parent_face: np.ndarray | None = None) -> None:
+        """Measure the faces; `parent_face` (after a cut): the old face each new face comes from."""
         self.face_area = shapely.area(self.faces)
         self.face_perimeter = shapely.length(self.faces)
-        self.part_b, self.part_f, self.part_area = building_parts(self.faces, self.buildings)
-        # A footprint mostly outside the community belongs to a cell there, not here.
-        inside = np.bincount(self.part_b, weights=self.part_area, minlength=len(self.buildings))
-        point = shapely.get_type_id(self.buildings) == 0 if len(self.buildings) else np.empty(0, bool)
-        self.outside_area = np.where(point, 0.0, np.maximum(self.building_area - inside, 0.0))
-        anchor = self._owners(np.arange(len(self.faces)))
-        self.face_count = np.bincount(anchor[anchor >= 0], minlength=len(self.faces))
-        self.adj_i, self.adj_j, self.adj_len, self.adj_major = face_adjacency(self.faces, self.major)
+        if self.target.measure == "buildings":
+            self._measure_buildings(parent_face)
+        else:  # an area target needs the building parts only for the final counts
+            self.part_b = None
+        self.adj_i, self.adj_j, self.adj_len, self.adj_major, self.adj_lines = face_adjacency(self.faces, self.major)
+
+    def _measure_buildings(self, parent_face: np.ndarray | None = None) -> None:
+        """Find each building's parts in the faces: again only in faces a cut has split, when known."""
+        if parent_face is None or getattr(self, "part_b", None) is None:
+            self.part_b, self.part_f, self.part_area = building_parts(self.faces, self.buildings, valid=True)
+            # A footprint mostly outside the community belongs to a cell there, not here.
+            inside = np.bincount(self.part_b, weights=self.part_area, minlength=len(self.buildings))
+            point = shapely.get_type_id(self.buildings) == 0 if len(self.buildings) else np.empty(0, bool)
+            self.outside_area = np.where(point, 0.0, np.maximum(self.building_area - inside, 0.0))
+            return
+        children = np.bincount(parent_face, minlength=int(self.part_f.max(initial=-1)) + 1)
+        whole = children[parent_face] == 1  # new faces identical to their old face
+        new_of_old = np.full(len(children), -1)
+        new_of_old[parent_face[whole]] = np.nonzero(whole)[0]
+        kept = new_of_old[self.part_f] >= 0
+        split_faces = np.nonzero(~whole)[0]
+        redo = np.unique(self.part_b[~kept])
+        b, f, area = building_parts(self.faces[split_faces], self.buildings[redo], valid=True)
+        self.part_b = np.concatenate([self.part_b[kept], redo[b]])
+        self.part_f = np.concatenate([new_of_old[self.part_f[kept]], split_faces[f]])
+        self.part_area = np.concatenate([self.part_area[kept], area])
 
     def _owners(self, labels: np.ndarray) -> np.ndarray:
         """Return the group of every building by the building rule for the given face labels (−1: none)."""
+        if self.part_b is None:
+            return np.full(len(self.buildings), -1, dtype=int)
         owner = owners(self.part_b, labels[self.part_f], self.part_area, len(self.buildings))
         if len(owner):
             best = np.zeros(len(owner))
@@ -241,40 +265,48 @@ class _Generator(Splitting):
         tree = shapely.STRtree([self.major_parts[i] for i in used])
         p, q, face, length = face_segments(self.faces)
         seg, line = segments_on(p, q, tree)
-        on = defaultdict(float)
-        for s, k in zip(seg, line):
-            on[(int(face[s]), used[k])] += length[s]
+        on: dict[int, dict[int, float]] = defaultdict(lambda: defaultdict(float))  # line → face → length
+        for s, k in zip(seg.tolist(), line.tolist()):
+            on[used[k]][int(face[s])] += length[s]
         for pair in self.pairs:
-            share_a = np.array([on.get((f, pair.a), 0.0) for f in range(len(self.faces))]) / self.face_perimeter
-            share_b = np.array([on.get((f, pair.b), 0.0) for f in range(len(self.faces))]) / self.face_perimeter
-            median |= (share_a >= MEDIAN_SHARE) & (share_b >= MEDIAN_SHARE) & ~self.face_water
+            for f in set(on[pair.a]) & set(on[pair.b]):
+                least = min(on[pair.a][f], on[pair.b][f])
+                if least >= MEDIAN_SHARE * self.face_perimeter[f] and not self.face_water[f]:
+                    median[f] = True
         return median
 
     # ---- groups
 
     def _groups(self) -> _Stats:
         st = _Stats()
-        for f, g in enumerate(self.labels):
-            st.area[g] += self.face_area[f]
-            st.perimeter[g] += self.face_perimeter[f]
-            if self.face_water[f]:
-                st.water_area[g] += self.face_area[f]
-            if self.face_median[f]:
-                st.median_area[g] += self.face_area[f]
+        groups, index = np.unique(self.labels, return_inverse=True)
+        keys = groups.tolist()
+        n = len(groups)
+
+        def sums(values):
+            return defaultdict(float, zip(keys, np.bincount(index, weights=values, minlength=n).tolist()))
+
+        st.area = sums(self.face_area)
+        st.water_area = sums(np.where(self.face_water, self.face_area, 0.0))
+        st.median_area = sums(np.where(self.face_median, self.face_area, 0.0))
+        gi, gj = index[self.adj_i], index[self.adj_j]
+        inner = gi == gj
+        st.perimeter = sums(self.face_perimeter - np.bincount(
+            self.adj_i[inner], weights=2 * self.adj_len[inner], minlength=len(self.faces)))
         self.owner = self._owners(self.labels)
-        for g, n in zip(*np.unique(self.owner[self.owner >= 0], return_counts=True)):
-            st.count[int(g)] = int(n)
-        st.shared = {g: defaultdict(float) for g in st.area}
-        st.major = {g: defaultdict(float) for g in st.area}
-        for i, j, length, major in zip(self.adj_i, self.adj_j, self.adj_len, self.adj_major):
-            gi, gj = self.labels[i], self.labels[j]
-            if gi != gj:
-                st.shared[gi][gj] += length
-                st.shared[gj][gi] += length
-                st.major[gi][gj] += major
-                st.major[gj][gi] += major
-            else:
-                st.perimeter[gi] -= 2 * length
+        st.count = defaultdict(int, zip(*(a.tolist() for a in np.unique(self.owner[self.owner >= 0],
+                                                                          return_counts=True))))
+        st.shared = {g: defaultdict(float) for g in keys}
+        st.major = {g: defaultdict(float) for g in keys}
+        a, b = np.concatenate([gi[~inner], gj[~inner]]), np.concatenate([gj[~inner], gi[~inner]])
+        if len(a):
+            codes, inv = np.unique(a.astype(np.int64) * n + b, return_inverse=True)
+            inv = inv.ravel()
+            lengths = np.bincount(inv, weights=np.tile(self.adj_len[~inner], 2)).tolist()
+            majors = np.bincount(inv, weights=np.tile(self.adj_major[~inner], 2)).tolist()
+            for x, y, length, major in zip(groups[codes // n].tolist(), groups[codes % n].tolist(), lengths, majors):
+                st.shared[x][y] = length
+                st.major[x][y] = major
         return st
 
     def _size(self, st: _Stats, g: int) -> float:
@@ -332,16 +364,24 @@ class _Generator(Splitting):
     def _merge_small(self) -> None:
         """Merge groups below the minimum: across minor roads first, then across major roads (module docstring)."""
         st = self._groups()
-        parent: dict[int, int] = {}
+        self.parent: dict[int, int] = {}
         for across_major in (False, True):
-            self._merge_pass(st, parent, across_major)
+            self._merge_pass(st, self.parent, across_major)
+        self.labels = self._current_labels()
+        self.parent = {}
+
+    def _current_labels(self) -> np.ndarray:
+        """Return the group of every face, following the merges made since the labels were last set."""
+        parent = getattr(self, "parent", {})
+        if not parent:
+            return self.labels
 
         def root(g):
             while g in parent:
                 g = parent[g]
             return g
 
-        self.labels = np.array([root(g) for g in self.labels], dtype=int)
+        return np.array([root(g) for g in self.labels], dtype=int)
 
     def _merge_pass(self, st: _Stats, parent: dict, across_major: bool) -> None:
         heap = [(self._size(st, g), st.area[g], g) for g in st.area if self._below(st, g)]
@@ -382,12 +422,11 @@ class _Generator(Splitting):
 
     def _roads_between(self, g: int, h: int) -> str | Message:
         """Return the names of the major roads along the boundary between groups g and h."""
-        faces_g = np.nonzero(self.labels == g)[0]
-        faces_h = np.nonzero(self.labels == h)[0]
-        shared = shapely.intersection(shapely.union_all(self.faces[faces_g]).boundary,
-                                      shapely.union_all(self.faces[faces_h]).boundary)
-        hits = self.major.query(shared, predicate="dwithin", distance=0.01) if self.major is not None else []
-        names = sorted({self.major_labels[i] for i in hits} - {"?"})
+        labels = self._current_labels()
+        li, lj = labels[self.adj_i], labels[self.adj_j]
+        between = np.nonzero(((li == g) & (lj == h)) | ((li == h) & (lj == g)))[0]
+        pair, line = self.adj_lines
+        names = sorted({self.major_labels[k] for k in line[np.isin(pair, between)].tolist()} - {"?"})
         return "、".join(names) if names else Message("generate.unnamed_road")
 
     # ---- result
@@ -434,6 +473,8 @@ class _Generator(Splitting):
             overlap_m2=float(max(total - shapely.union_all(polygons).area, 0.0)), carriageways=len(self.pairs))
 
     def _final_counts(self, ranks: np.ndarray, n: int) -> np.ndarray:
+        if self.part_b is None:
+            self._measure_buildings()
         owner = self._owners(ranks)
         return np.bincount(owner[owner >= 0], minlength=n)
 

@@ -59,34 +59,43 @@ def segments_on(p: np.ndarray, q: np.ndarray, tree) -> tuple[np.ndarray, np.ndar
     return tree.query(shapely.points((p + q) / 2), predicate="dwithin", distance=ON_ROAD_M)
 
 
-def face_adjacency(faces: np.ndarray, major=None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Return (i, j, shared length, shared length along major roads) for every pair of faces sharing edges.
+def face_adjacency(faces: np.ndarray, major=None):
+    """Return (i, j, shared length, shared length along major roads, (pair, line)) for faces sharing edges.
 
     Faces from one noded polygonize share their edges exactly (same vertex coordinates), so shared
     edges are found by matching segments, without any geometric tolerance. `major` is an STRtree
-    of major road lines (or None).
+    of major road lines (or None); (pair, line) lists which major line runs along which pair.
     """
+    empty = np.empty(0, int)
     if len(faces) == 0:
-        return np.empty(0, int), np.empty(0, int), np.empty(0), np.empty(0)
+        return empty, empty, np.empty(0), np.empty(0), (empty, empty)
     p, q, face, length = face_segments(faces)
-    on_major = np.zeros(len(length))
-    seg, _ = segments_on(p, q, major)
-    on_major[np.unique(seg)] = length[np.unique(seg)]
-    _, inverse = np.unique(np.hstack([p, q]), axis=0, return_inverse=True)
-    inverse = inverse.ravel()
-    order = np.argsort(inverse, kind="stable")
-    inv_s, face_s = inverse[order], face[order]
-    pair = np.nonzero(inv_s[1:] == inv_s[:-1])[0]
+    # Equal segments (same two vertices) are next to each other once sorted by their coordinates.
+    order = np.lexsort((q[:, 1], q[:, 0], p[:, 1], p[:, 0]))
+    ps, qs = p[order], q[order]
+    same = np.all(ps[1:] == ps[:-1], axis=1) & np.all(qs[1:] == qs[:-1], axis=1)
+    pair = np.nonzero(same)[0]
+    face_s = face[order]
     fi, fj = face_s[pair], face_s[pair + 1]
-    lengths, majors = length[order][pair], on_major[order][pair]
+    seg = order[pair]  # one of the two copies of each shared segment
     keep = fi != fj
-    fi, fj = np.minimum(fi, fj)[keep], np.maximum(fi, fj)[keep]
-    lengths, majors = lengths[keep], majors[keep]
+    fi, fj, seg = np.minimum(fi, fj)[keep], np.maximum(fi, fj)[keep], seg[keep]
     if len(fi) == 0:
-        return fi, fj, lengths, majors
-    pairs, inv = np.unique(np.stack([fi, fj], axis=1), axis=0, return_inverse=True)
+        return fi, fj, np.empty(0), np.empty(0), (empty, empty)
+    # Only shared segments are tested against the major roads: a point per shared segment.
+    on_major = np.zeros(len(seg))
+    hit, line = segments_on(p[seg], q[seg], major)
+    on_major[np.unique(hit)] = length[seg][np.unique(hit)]
+    n = len(faces)
+    keys, inv = np.unique(fi.astype(np.int64) * n + fj, return_inverse=True)
     inv = inv.ravel()
-    return pairs[:, 0], pairs[:, 1], np.bincount(inv, weights=lengths), np.bincount(inv, weights=majors)
+    if len(hit):
+        pl = np.unique(inv[hit].astype(np.int64) * (int(line.max()) + 1) + line)
+        pair_lines = (pl // (int(line.max()) + 1), pl % (int(line.max()) + 1))
+    else:
+        pair_lines = (empty, empty)
+    return (keys // n, keys % n, np.bincount(inv, weights=length[seg]), np.bincount(inv, weights=on_major),
+            pair_lines)
 
 
 def point_faces(faces: np.ndarray, points: np.ndarray) -> np.ndarray:

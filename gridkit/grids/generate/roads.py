@@ -18,7 +18,7 @@ CARRIAGEWAY_GAP_M = 60.0
 CARRIAGEWAY_ANGLE_DEG = 20.0
 # Points along a carriageway are compared every CARRIAGEWAY_STEP_M; a pair needs at least
 # CARRIAGEWAY_MIN_M of parallel run.
-CARRIAGEWAY_STEP_M = 10.0
+CARRIAGEWAY_STEP_M = 20.0
 CARRIAGEWAY_MIN_M = 60.0
 # A road that ends this close to another road (metres) is taken to meet it.
 DANGLE_SNAP_M = 2.0
@@ -174,9 +174,9 @@ class CarriagewayPair:
 
 
 def _directions(line, distances: np.ndarray) -> np.ndarray:
-    """Return unit direction vectors of a line at the given distances along it."""
+    """Return unit direction vectors of a line (or of lines, element-wise) at the given distances along it."""
     before = shapely.line_interpolate_point(line, np.maximum(distances - 1.0, 0.0))
-    after = shapely.line_interpolate_point(line, np.minimum(distances + 1.0, line.length))
+    after = shapely.line_interpolate_point(line, np.minimum(distances + 1.0, shapely.length(line)))
     d = shapely.get_coordinates(after) - shapely.get_coordinates(before)
     norm = np.hypot(d[:, 0], d[:, 1])
     norm[norm == 0] = 1.0
@@ -203,6 +203,27 @@ def parallel_run(a, b, gap_m: float = CARRIAGEWAY_GAP_M, step_m: float = CARRIAG
     return along[cos >= np.cos(np.radians(angle_deg))]
 
 
+def _parallel_runs(parts: np.ndarray, candidates: list[tuple[int, int]], gap_m: float,
+                   step_m: float = CARRIAGEWAY_STEP_M) -> np.ndarray:
+    """Return, for each candidate pair (a, b), the length of a along which b runs parallel (as parallel_run)."""
+    a = parts[[i for i, _ in candidates]]
+    b = parts[[j for _, j in candidates]]
+    counts = np.maximum(np.floor((shapely.length(a) - step_m / 2) / step_m).astype(int) + 1, 0)
+    counts[shapely.length(a) < step_m] = 0
+    owner = np.repeat(np.arange(len(candidates)), counts)
+    along = np.concatenate([np.arange(n) * step_m + step_m / 2 for n in counts]) if counts.sum() else np.empty(0)
+    la, lb = a[owner], b[owner]
+    points = shapely.line_interpolate_point(la, along)
+    near = shapely.distance(points, lb)
+    on_b = shapely.line_locate_point(lb, points)
+    ok = (near > 0.5) & (near <= gap_m) & (on_b > 0.5) & (on_b < shapely.length(lb) - 0.5)
+    cos = np.zeros(len(along))
+    if ok.any():
+        cos[ok] = np.abs(np.einsum("ij,ij->i", _directions(la[ok], along[ok]), _directions(lb[ok], on_b[ok])))
+    ok &= cos >= np.cos(np.radians(CARRIAGEWAY_ANGLE_DEG))
+    return np.bincount(owner[ok], minlength=len(candidates)) * step_m
+
+
 def carriageway_pairs(parts: list, keys: list[tuple], gap_m: float = CARRIAGEWAY_GAP_M,
                       min_run_m: float = CARRIAGEWAY_MIN_M) -> list[CarriagewayPair]:
     """Return the pairs of major road lines that are two carriageways of one road.
@@ -215,16 +236,24 @@ def carriageway_pairs(parts: list, keys: list[tuple], gap_m: float = CARRIAGEWAY
     for i, (name, ref) in enumerate(keys):
         for key in {name, ref} - {None}:
             by_key.setdefault(key, []).append(i)
-    pairs, seen = [], set()
+    parts_array = np.asarray(parts, dtype=object)
+    candidates = set()
+    for members in by_key.values():
+        if len(members) < 2:
+            continue
+        group = parts_array[members]
+        close = shapely.distance(group[:, None], group[None, :]) <= gap_m
+        for x, y in zip(*np.nonzero(np.triu(close, 1))):
+            candidates.add((members[x], members[y]))
+    candidates = sorted(candidates)
+    if not candidates:
+        return []
+    runs = _parallel_runs(parts_array, candidates, gap_m)
+    labels = {}
     for key, members in by_key.items():
-        for x, i in enumerate(members):
-            for j in members[x + 1:]:
-                if (i, j) in seen or shapely.distance(parts[i], parts[j]) > gap_m:
-                    continue
-                seen.add((i, j))
-                run = len(parallel_run(parts[i], parts[j], gap_m)) * CARRIAGEWAY_STEP_M
-                if run >= min_run_m:
-                    pairs.append(CarriagewayPair(i, j, key))
+        for i in members:
+            labels.setdefault(i, key)
+    pairs = [CarriagewayPair(i, j, labels[i]) for (i, j), run in zip(candidates, runs) if run >= min_run_m]
     return pairs
 
 
@@ -236,36 +265,29 @@ def median_connectors(parts: list, pairs: list[CarriagewayPair], others: list,
     the carriageways where the blocks beside it are cut, so that land can join those blocks piece
     by piece. Each connector overshoots the far carriageway by a metre (a dangle, dropped).
     """
-    out = []
-    ends = [shapely.get_coordinates(line)[[0, -1]] for line in others]
-    if not ends:
-        return out
-    ends = shapely.points(np.concatenate(ends))
-    tree = shapely.STRtree(ends)
-    cos_min = np.cos(np.radians(CARRIAGEWAY_ANGLE_DEG))
-    for pair in pairs:
-        for near, far in ((parts[pair.a], parts[pair.b]), (parts[pair.b], parts[pair.a])):
-            hits = tree.query(near, predicate="dwithin", distance=0.5)
-            if not len(hits):
-                continue
-            starts = ends[hits]
-            gap = shapely.distance(starts, far)
-            keep = (gap > 0.5) & (gap <= gap_m)
-            if not keep.any():
-                continue
-            starts = starts[keep]
-            on_far_at = shapely.line_locate_point(far, starts)
-            inner = (on_far_at > 0.5) & (on_far_at < far.length - 0.5)
-            starts, on_far_at = starts[inner], on_far_at[inner]
-            if not len(starts):
-                continue
-            cos = np.abs(np.einsum("ij,ij->i", _directions(near, shapely.line_locate_point(near, starts)),
-                                   _directions(far, on_far_at)))
-            p = shapely.get_coordinates(starts[cos >= cos_min])
-            q = shapely.get_coordinates(shapely.line_interpolate_point(far, on_far_at[cos >= cos_min]))
-            direction = (q - p) / np.hypot(*(q - p).T)[:, None]
-            out.extend(shapely.linestrings(np.stack([p, q + direction], axis=1)))
-    return out
+    if not pairs or not others:
+        return []
+    ends = shapely.points(np.concatenate([shapely.get_coordinates(line)[[0, -1]] for line in others]))
+    parts = np.asarray(parts, dtype=object)
+    near_idx = np.array([p.a for p in pairs] + [p.b for p in pairs])
+    far_idx = np.array([p.b for p in pairs] + [p.a for p in pairs])
+    hit_line, hit_end = shapely.STRtree(ends).query(parts[near_idx], predicate="dwithin", distance=0.5)
+    if not len(hit_line):
+        return []
+    near, far, starts = parts[near_idx[hit_line]], parts[far_idx[hit_line]], ends[hit_end]
+    gap = shapely.distance(starts, far)
+    on_far_at = shapely.line_locate_point(far, starts)
+    keep = (gap > 0.5) & (gap <= gap_m) & (on_far_at > 0.5) & (on_far_at < shapely.length(far) - 0.5)
+    near, far, starts, on_far_at = near[keep], far[keep], starts[keep], on_far_at[keep]
+    if not len(starts):
+        return []
+    cos = np.abs(np.einsum("ij,ij->i", _directions(near, shapely.line_locate_point(near, starts)),
+                           _directions(far, on_far_at)))
+    parallel = cos >= np.cos(np.radians(CARRIAGEWAY_ANGLE_DEG))
+    p = shapely.get_coordinates(starts[parallel])
+    q = shapely.get_coordinates(shapely.line_interpolate_point(far[parallel], on_far_at[parallel]))
+    direction = (q - p) / np.hypot(*(q - p).T)[:, None]
+    return list(shapely.linestrings(np.stack([p, q + direction], axis=1)))
 
 
 def dangle_connectors(lines: list, tolerance_m: float = DANGLE_SNAP_M) -> list:

@@ -148,7 +148,7 @@ class Splitting:
         parent_face = containing(old_faces, reps)
         self.face_water = self.face_water[parent_face]
         self.face_median = self.face_median[parent_face]
-        self._measure_faces()
+        self._measure_faces(parent_face)
         labels = old_labels[parent_face]
         # Faces of a cut group go to the side of the cut line their interior point is on; each
         # side's connected pieces then become groups of their own.
