@@ -12,7 +12,7 @@ Pure Python and SQLAlchemy expressions only: no session, no I/O.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
@@ -68,7 +68,7 @@ WAS_IN_FORCE = (EditionState.PUBLISHED, EditionState.RETIRED)
 
 def now() -> datetime:
     """Return the current time, timezone-aware (UTC)."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def iso(value: datetime | None) -> str | None:
