@@ -881,3 +881,18 @@ def test_cli_generate_writes_a_preview_png_and_html(fresh_settings, tmp_path):
     marked = [f for f in data["cells"]["features"] if f["properties"]["status"] in ("below", "above")]
     assert all(f["properties"]["reason"] for f in marked)
     assert any(f["properties"]["major"] for f in data["roads"]["features"]) and data["water"]["features"]
+
+    # The same draft, judged on the map: cells with their status against a target, as GeoJSON.
+    from web import create_app
+
+    client = create_app(fresh_settings).test_client()
+    layer = client.get(f"/api/basegrid/target-cells?edition={report['edition_id']}&target-area-m2=20000-200000")
+    assert layer.status_code == 200
+    cells = layer.get_json()
+    assert len(cells["features"]) == report["cells"] and cells["edition"]["status"] == "draft"
+    in_target = sum(f["properties"]["status"] == "ok" for f in cells["features"])
+    assert in_target == report["in_target"]
+    by_buildings = client.get(f"/api/basegrid/target-cells?edition={report['edition_id']}&target-buildings=1-40")
+    assert {f["properties"]["status"] for f in by_buildings.get_json()["features"]} == {"below"}  # none loaded
+    missing = client.get(f"/api/basegrid/target-cells?edition={report['edition_id']}")
+    assert missing.status_code == 400 and missing.get_json()["code"] == "generate.target_missing"
