@@ -6,6 +6,8 @@ from flask import Blueprint, current_app, jsonify, request
 
 from gridkit import maps
 from gridkit.errors import ValidationError
+from gridkit.grids.generate.layer import target_cells_geojson
+from gridkit.grids.generate.target import Target
 from gridkit.health import health as database_health
 from web.database import db_session
 
@@ -44,6 +46,22 @@ def basegrid_problems():
     return jsonify(maps.base_grid_problems_geojson(
         db_session(), request.args.get("edition") or None,
         cache=current_app.extensions.setdefault("gridkit_problem_cache", {})))
+
+
+@bp.get("/basegrid/target-cells")
+def basegrid_target_cells():
+    """Return edition ?edition=ID's cells (?bbox=…) as GeoJSON with buildings and status against the target.
+
+    Target: ?target-buildings=MIN-MAX or ?target-area-m2=MIN-MAX; buildings counted by the building
+    rule, so a draft shows the counts it will have after publishing.
+    """
+    buildings, area = request.args.get("target-buildings"), request.args.get("target-area-m2")
+    if (buildings is None) == (area is None) or _int_arg("edition") is None:
+        raise ValidationError("generate.target_missing")
+    target = Target.parse(buildings, "buildings") if buildings is not None else Target.parse(area, "area")
+    bbox = request.args.get("bbox")
+    return jsonify(target_cells_geojson(db_session(), _int_arg("edition"), target,
+                                        bbox=maps.parse_bbox(bbox) if bbox is not None else None))
 
 
 @bp.get("/health")
