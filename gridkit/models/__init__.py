@@ -3,7 +3,8 @@
 from gridkit.models.admin import ADMIN_LEVELS, AdminUnit
 from gridkit.models.base import SRID, Base
 from gridkit.models.basegrid import EDITION_STATUSES, BaseCell, BaseGridEdition
-from gridkit.models.incidents import INCIDENT_STATUSES, Incident, IncidentCategory, IncidentHistory
+from gridkit.models.incidents import (INCIDENT_STATUSES, Component, Incident, IncidentAttachment, IncidentCategory,
+                                      IncidentHistory)
 from gridkit.models.subjects import POPULATION_TYPES, Building, LegalEntity, Resident
 from gridkit.models.users import ROLES, AuditLog, User
 from gridkit.models.work import (Coordinator, CoordinatorAssignment, Department, WorkCell,
@@ -13,6 +14,6 @@ __all__ = [
     "SRID", "Base", "ADMIN_LEVELS", "AdminUnit", "EDITION_STATUSES", "BaseGridEdition", "BaseCell",
     "Department", "WorkGridVersion", "WorkCell", "WorkCellMember", "WorkGridExclusion", "Coordinator",
     "CoordinatorAssignment", "POPULATION_TYPES", "Building", "Resident", "LegalEntity",
-    "INCIDENT_STATUSES", "IncidentCategory", "Incident", "IncidentHistory", "ROLES", "User",
+    "INCIDENT_STATUSES", "IncidentCategory", "Incident", "IncidentHistory", "Component", "IncidentAttachment", "ROLES", "User",
     "AuditLog",
 ]
