@@ -32,7 +32,9 @@ class GridkitGroup(click.Group):
 
 # Nouns whose commands live in their own module, imported only when that command runs (as kart's
 # MODULE_COMMANDS). Each module defines a click command or group named like the noun.
-MODULE_COMMANDS: dict[str, str] = {}
+MODULE_COMMANDS: dict[str, str] = {
+    "incident": "gridkit.cli.incident",
+}
 
 
 class LazyGroup(GridkitGroup):
@@ -909,6 +911,16 @@ def subjects_responsible(settings, kind, key, at, show_phones, as_json):
 @main.group("import", cls=GridkitGroup)
 def import_():
     """Import reference tables and subjects into the database (all-or-nothing)."""
+
+
+def _add_incident_imports(group) -> None:
+    from gridkit.cli.incident import import_components_command, import_incidents_command
+
+    group.add_command(import_components_command)
+    group.add_command(import_incidents_command)
+
+
+_add_incident_imports(import_)
 
 
 @import_.command("categories")
