@@ -6,8 +6,19 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from factories_incidents import (
+    C1,
+    C2,
+    DEPT,
+    IN_C1,
+    IN_C2,
+    SUPERVISOR,
+    W1,
+    W2,
+    coordinator_actor,
+    make_incident_world,
+)
 
-from factories_incidents import C1, C2, DEPT, IN_C1, IN_C2, SUPERVISOR, W1, W2, coordinator_actor, make_incident_world
 from gridkit.errors import ValidationError
 from gridkit.incidents import workflow as wf
 from gridkit.incidents.evaluate import evaluate

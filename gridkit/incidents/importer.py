@@ -38,6 +38,8 @@ from gridkit.models import Department, IncidentCategory
 from gridkit.rules import IncidentState, now
 
 REQUIRED_COLUMNS = ("external_id", "category", "reported_at")
+# CSV for COPY: quoting keeps commas, tabs and newlines of descriptions; \N (never quoted) is NULL.
+_CSV = "WITH (FORMAT csv, NULL '\\N')"
 _COPY_COLUMNS = ("id", "code", "category_code", "description", "status", "geom", "reporter", "source",
                  "external_id", "reported_at", "closed_at", "deadline", "dept_code", "rework_count", "revision")
 
@@ -218,13 +220,13 @@ def _copy(session, ids, codes, categories, description, states, lon, lat, no_pla
     out = pd.DataFrame({
         "id": ids, "code": codes.to_numpy(), "category_code": categories.to_numpy(),
         "description": description.to_numpy(), "status": states.to_numpy(),
-        "geom": np.where(no_place, None, [f"SRID=4490;POINT({x!r} {y!r})" for x, y in zip(lon, lat)]),
+        "geom": np.where(no_place, None, [f"SRID=4490;POINT({x!r} {y!r})" for x, y in zip(lon.tolist(), lat.tolist())]),
         "reporter": source, "source": source, "external_id": ext.to_numpy(),
         "reported_at": _text_times(reported), "closed_at": _text_times(closed.where(states == "closed")),
         "deadline": _text_times(deadline), "dept_code": depts.to_numpy(), "rework_count": 0, "revision": 0})
     buffer = io.StringIO()
-    out.to_csv(buffer, index=False, header=False, na_rep="\\N", sep="\t", quoting=3, escapechar="\\")
-    _copy_text(session, f"COPY incident ({', '.join(_COPY_COLUMNS)}) FROM STDIN", buffer.getvalue())
+    out.to_csv(buffer, index=False, header=False, na_rep="\\N")
+    _copy_text(session, f"COPY incident ({', '.join(_COPY_COLUMNS)}) FROM STDIN {_CSV}", buffer.getvalue())
 
 
 def _text_times(series: pd.Series) -> np.ndarray:
@@ -241,10 +243,9 @@ def _history(session, ids, reported, closed, states, source, raw_states) -> None
     second = pd.DataFrame({"incident_id": ids, "at": _text_times(at), "actor": actor, "from_status": "reported",
                            "to_status": states.to_numpy(), "note": note})[moved]
     buffer = io.StringIO()
-    pd.concat([first, second]).to_csv(buffer, index=False, header=False, na_rep="\\N", sep="\t", quoting=3,
-                                      escapechar="\\")
-    _copy_text(session, "COPY incident_history (incident_id, at, actor, from_status, to_status, note) FROM STDIN",
-               buffer.getvalue())
+    pd.concat([first, second]).to_csv(buffer, index=False, header=False, na_rep="\\N")
+    _copy_text(session, "COPY incident_history (incident_id, at, actor, from_status, to_status, note) "
+               f"FROM STDIN {_CSV}", buffer.getvalue())
 
 
 def _copy_text(session: Session, sql: str, data: str) -> None:
