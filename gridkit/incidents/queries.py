@@ -179,6 +179,14 @@ def overdue_cases(session: Session, *, actor: Actor | None = None, dept: str | N
             "escalation": [c for c in cases if c["escalate"]]}
 
 
+def coordinator_case(session: Session, coordinator_id: int, incident_id: int) -> bool:
+    """True when the case is the coordinator's own or lies in one of their work cells."""
+    return bool(session.scalar(text(
+        "SELECT EXISTS (SELECT 1 FROM incident i WHERE i.id = :id AND (i.coordinator_id = :c OR i.work_cell_id IN "
+        "(SELECT work_cell_id FROM coordinator_assignment WHERE coordinator_id = :c)))"),
+        {"id": incident_id, "c": coordinator_id}))
+
+
 def open_states() -> list[str]:
     """Return the open states, in workflow order."""
     return [s.value for s in IncidentState if s in OPEN_INCIDENT_STATES]
