@@ -66,7 +66,7 @@ def login(client, name: str) -> str:
 
 
 def test_supervisor_pages_and_roles(site):
-    app, settings, ids = site
+    app, _settings, ids = site
     client = app.test_client()
     assert client.get("/supervisor").status_code == 302          # to the sign-in page
     login(client, "super1")
@@ -98,7 +98,7 @@ def test_transition_buttons_and_refusals(site):
 
 
 def test_api_list_show_and_transition(site):
-    app, settings, ids = site
+    app, _settings, ids = site
     client = app.test_client()
     token = login(client, "super1")
     page = client.get("/api/incidents?limit=2").get_json()
@@ -125,7 +125,7 @@ def test_api_list_show_and_transition(site):
 
 
 def test_heatmap_api_is_aggregated(site):
-    app, settings, ids = site
+    app, _settings, _ids = site
     client = app.test_client()
     login(client, "admin1")
     data = client.get("/api/incidents/heatmap?zoom=12").get_json()
