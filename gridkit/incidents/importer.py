@@ -16,7 +16,8 @@ Rows are checked first; any problem (unparseable or future time, unmapped type o
 already imported, a closing before the report) refuses the whole file with every problem listed.
 Rows without a usable location (empty, or one of the placeholder points) are imported without a
 place and listed row by row as notes: kept, unassigned, in the supervisor's queue; never dropped.
-Inserted with COPY, then assigned to base cells in bulk.
+Base cells (the exact point index of `gridkit assign`), work cells as of the report time and
+coordinators are found before the rows are written once with COPY.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import pandas as pd
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from gridkit.assign import assign_subjects
+from gridkit.assign import base_cell_index
 from gridkit.errors import NotFound, ValidationError
 from gridkit.grids.base import current_edition
 from gridkit.io.vector import problem
@@ -41,7 +42,8 @@ REQUIRED_COLUMNS = ("external_id", "category", "reported_at")
 # CSV for COPY: quoting keeps commas, tabs and newlines of descriptions; \N (never quoted) is NULL.
 _CSV = "WITH (FORMAT csv, NULL '\\N')"
 _COPY_COLUMNS = ("id", "code", "category_code", "description", "status", "geom", "reporter", "source",
-                 "external_id", "reported_at", "closed_at", "deadline", "dept_code", "rework_count", "revision")
+                 "external_id", "reported_at", "closed_at", "deadline", "dept_code", "rework_count", "revision",
+                 "base_cell_id", "work_cell_id", "coordinator_id")
 
 
 def load_mapping(path) -> dict:
@@ -133,16 +135,68 @@ def import_incidents(session: Session, path, mapping: dict, *, encoding: str | N
     deadline = due.where(due.notna(), reported + _handling(session, categories))
     description = frame[cols["description"]] if cols.get("description") else categories
     depts = _departments(session, categories)
+    cells, work_cells, later = responsibility(session, lon, lat, no_place, reported, depts)
     _copy(session, ids, codes, categories, description, states, lon, lat, no_place, source, ext,
-          reported, closed, deadline, depts)
+          reported, closed, deadline, depts, cells, work_cells, _coordinators(session, work_cells))
     _history(session, ids, reported, closed, states, source, frame[cols["state"]] if cols.get("state") else None)
-    assigned = {"assigned": 0, "unassigned": n}
-    if current_edition(session) is not None:
-        assigned = assign_subjects(session, ["incidents"], where_ids={"incidents": ids.tolist()})["incidents"]
-        assign_work_cells(session, ids.tolist())
+    if later.any():
+        assign_work_cells(session, ids[later].tolist())
+    assigned = int((cells > 0).sum())
     return {"file": path.name, "source": source, "imported": n, "without_location": int(no_place.sum()),
-            "assigned": assigned["assigned"], "unassigned": assigned["unassigned"],
-            "states": states.value_counts().to_dict(), "notes": notes}
+            "assigned": assigned, "unassigned": n - assigned, "states": states.value_counts().to_dict(),
+            "notes": notes}
+
+
+def responsibility(session: Session, lon, lat, no_place, reported: pd.Series, depts: pd.Series):
+    """Return (base cell ids, work cell ids, mask of rows left to assign_work_cells), 0 for none.
+
+    Base cells from the current edition (the exact point index `gridkit assign` uses: ST_Covers,
+    ties to the smallest code). Work cells from each department's version valid at the row's
+    report time; a version on another edition than the current one is left to the ST_Covers
+    query of assign_work_cells (the mask), run after the rows are stored.
+    """
+    n = len(lon)
+    cells = np.zeros(n, dtype=np.int64)
+    work_cells = np.zeros(n, dtype=np.int64)
+    later = np.zeros(n, dtype=bool)
+    edition = current_edition(session)
+    placed = ~no_place
+    if edition is not None and placed.any():
+        cells[placed] = base_cell_index(session, edition).cells_at(lon[placed], lat[placed])
+    at = reported.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy()   # datetime64, UTC
+    dept = depts.to_numpy(dtype=object)
+    versions = session.execute(text(
+        "SELECT id, dept_code, valid_from, valid_to, base_edition_id FROM work_grid_version "
+        "WHERE status IN ('published', 'retired') AND valid_from IS NOT NULL")).all()
+    for v in versions:
+        valid = (dept == v.dept_code) & (at >= _utc64(v.valid_from))
+        if v.valid_to is not None:
+            valid &= at < _utc64(v.valid_to)
+        if edition is None or v.base_edition_id != edition.id:
+            later |= valid & placed
+            continue
+        members = np.array(session.execute(text(
+            "SELECT base_cell_id, work_cell_id FROM work_cell_member WHERE version_id = :v ORDER BY base_cell_id"),
+            {"v": v.id}).all(), dtype=np.int64).reshape(-1, 2)
+        hit = valid & (cells > 0)
+        if not hit.any() or not len(members):
+            continue
+        pos = np.clip(np.searchsorted(members[:, 0], cells[hit]), 0, len(members) - 1)
+        found = members[pos, 0] == cells[hit]
+        work_cells[np.flatnonzero(hit)[found]] = members[pos[found], 1]
+    return cells, work_cells, later
+
+
+def _utc64(value) -> np.datetime64:
+    return pd.Timestamp(value).tz_convert("UTC").tz_localize(None).to_datetime64()
+
+
+def _coordinators(session: Session, work_cells: np.ndarray) -> np.ndarray:
+    """Return the coordinator of each work cell (the active one with the smallest id), 0 for none."""
+    first = dict(session.execute(text(
+        "SELECT DISTINCT ON (ca.work_cell_id) ca.work_cell_id, c.id FROM coordinator_assignment ca "
+        "JOIN coordinator c ON c.id = ca.coordinator_id WHERE c.active ORDER BY ca.work_cell_id, c.id")).all())
+    return np.array([first.get(int(w), 0) for w in work_cells], dtype=np.int64) if len(work_cells) else work_cells
 
 
 def _categories(session, frame, cols, mapping, fail) -> pd.Series:
@@ -216,17 +270,23 @@ def _departments(session, categories: pd.Series) -> pd.Series:
 
 
 def _copy(session, ids, codes, categories, description, states, lon, lat, no_place, source, ext,
-          reported, closed, deadline, depts) -> None:
+          reported, closed, deadline, depts, cells, work_cells, coordinators) -> None:
     out = pd.DataFrame({
         "id": ids, "code": codes.to_numpy(), "category_code": categories.to_numpy(),
         "description": description.to_numpy(), "status": states.to_numpy(),
         "geom": np.where(no_place, None, [f"SRID=4490;POINT({x!r} {y!r})" for x, y in zip(lon.tolist(), lat.tolist())]),
         "reporter": source, "source": source, "external_id": ext.to_numpy(),
         "reported_at": _text_times(reported), "closed_at": _text_times(closed.where(states == "closed")),
-        "deadline": _text_times(deadline), "dept_code": depts.to_numpy(), "rework_count": 0, "revision": 0})
+        "deadline": _text_times(deadline), "dept_code": depts.to_numpy(), "rework_count": 0, "revision": 0,
+        "base_cell_id": _ids(cells), "work_cell_id": _ids(work_cells), "coordinator_id": _ids(coordinators)})
     buffer = io.StringIO()
     out.to_csv(buffer, index=False, header=False, na_rep="\\N")
     _copy_text(session, f"COPY incident ({', '.join(_COPY_COLUMNS)}) FROM STDIN {_CSV}", buffer.getvalue())
+
+
+def _ids(values: np.ndarray) -> pd.Series:
+    """Return ids with 0 as missing (written as NULL)."""
+    return pd.Series(values, dtype="Int64").mask(values == 0)
 
 
 def _text_times(series: pd.Series) -> np.ndarray:
@@ -256,11 +316,11 @@ def _copy_text(session: Session, sql: str, data: str) -> None:
 
 
 def assign_work_cells(session: Session, ids: list[int]) -> int:
-    """Set work cell and coordinator of dispatched or finished cases from the version of their
-    department valid at their report time; return how many got a work cell.
+    """Set work cell and coordinator of stored cases from the version of their department valid
+    at their report time; return how many got a work cell.
 
     Versions on the current base grid edition join through the case's base cell; cases whose
-    version lies on an older edition are found with ST_Covers on that edition's cells.
+    version lies on another edition are found with ST_Covers on that edition's cells.
     """
     params = {"ids": ids}
     as_of = ("v.dept_code = i.dept_code AND v.status IN ('published', 'retired') AND v.valid_from <= i.reported_at "
