@@ -10,15 +10,13 @@ from __future__ import annotations
 import getpass
 import importlib
 import os
-from datetime import datetime
 from functools import wraps
-from zoneinfo import ZoneInfo
 
 import click
 
 from gridkit.config import Settings
-from gridkit.errors import GridkitError, ValidationError
-from gridkit.messages import DEFAULT_LANGUAGE, normalise
+from gridkit.errors import GridkitError
+from gridkit.messages import DEFAULT_LANGUAGE, normalise, render
 
 # Nouns whose commands live in their own module, imported only when that command runs. Each
 # module defines a click command or group named like the noun (a trailing underscore where the
@@ -110,17 +108,9 @@ def file_options(func):
     return func
 
 
-def parse_time(value: str | None) -> datetime | None:
-    """Return the ISO-8601 time `value` (Beijing time when it has no offset), or None."""
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise ValidationError("cli.bad_time", value=value) from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=ZoneInfo("Asia/Shanghai"))
-    return parsed
+def say(key: str, /, **params) -> str:
+    """Return CLI message `key` in the CLI's language (GRIDKIT_LANG)."""
+    return render(key, cli_language(), **params)
 
 
 def codes_list(text: str) -> list[str]:

@@ -5,8 +5,11 @@ from __future__ import annotations
 import click
 
 from gridkit import db
-from gridkit.cli import GridkitGroup, file_options, with_settings
-from gridkit.cli.common import echo_json, json_option, run_import
+from gridkit.cli import GridkitGroup, file_options, output, say, with_settings
+from gridkit.cli.common import run_import
+from gridkit.incidents.categories import seed_categories
+from gridkit.io.subjects import import_subjects, parse_mapping
+from gridkit.pii import pii_key
 
 
 @click.group("import", cls=GridkitGroup)
@@ -16,15 +19,13 @@ def import_():
 
 @import_.command("categories")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
-@json_option
+@output.command_output
 @with_settings
-def import_categories(settings, path, as_json):
+def import_categories(settings, path):
     """Add or update incident categories from a CSV (code,kind,major_code,major_name,name,time_limit_hours)."""
-    from gridkit.incidents.categories import seed_categories
-
     with db.transaction(settings) as session:
         n = seed_categories(session, path)
-    echo_json({"categories": n}) if as_json else click.echo(f"{n} categories imported from {path}")
+    return output.Result({"categories": n}, lines=[say("cli.import.categories", count=n, path=path)])
 
 
 def _subject_import_command(kind: str, help_: str):
@@ -35,15 +36,12 @@ def _subject_import_command(kind: str, help_: str):
                   help="Read FIELD from COLUMN (repeatable), e.g. --map id_number=身份证号.")
     @click.option("--sheet", help="Worksheet of an XLSX file (default: the first).")
     @file_options
-    @json_option
+    @output.command_output
     @with_settings
-    def command(settings, path, maps, sheet, encoding, src_crs, layer, as_json, **extra):
-        from gridkit.io.subjects import import_subjects, parse_mapping
-        from gridkit.pii import pii_key
-
+    def command(settings, path, maps, sheet, encoding, src_crs, layer, **extra):
         key = pii_key(settings) if kind == "residents" else None
         options = {"replace": True} if extra.get("replace") else {}
-        run_import(settings, f"{kind}-import", as_json, lambda session: import_subjects(
+        return run_import(settings, f"{kind}-import", lambda session: import_subjects(
             session, kind, path, pii_key=key, mapping=parse_mapping(list(maps)), encoding=encoding,
             src_crs=src_crs, layer=layer, sheet=sheet, **options))
 
@@ -53,8 +51,10 @@ def _subject_import_command(kind: str, help_: str):
     return import_.command(kind)(command)
 
 
-_subject_import_command("buildings", "Import buildings (code, address, lon/lat or footprint) from CSV, XLSX or a map file.")
-_subject_import_command("residents", "Import residents (id_number, name, phone, household, population_type, building_code or lon/lat).")
+_subject_import_command(
+    "buildings", "Import buildings (code, address, lon/lat or footprint) from CSV, XLSX or a map file.")
+_subject_import_command(
+    "residents", "Import residents (id_number, name, phone, household, population_type, building_code or lon/lat).")
 _subject_import_command("entities", "Import legal entities (credit_code, name, lon, lat).")
 _subject_import_command("coordinators", "Import a coordinator roster (name, phone, dept, work_cells separated by ';').")
 

@@ -5,11 +5,16 @@ from __future__ import annotations
 import socket
 
 import click
+from waitress import serve as waitress_serve
 
 from gridkit import db
-from gridkit.cli import with_settings
+from gridkit.cli import output, say, with_settings
 from gridkit.config import Settings
 from gridkit.errors import SetupError
+from web import create_app
+
+HOST = click.option("--host", help="Address to bind (default GRIDKIT_HOST, 127.0.0.1).")
+PORT = click.option("--port", type=int, help="Port (default GRIDKIT_PORT, 5000).")
 
 
 def check_port_free(host: str, port: int) -> None:
@@ -18,27 +23,23 @@ def check_port_free(host: str, port: int) -> None:
         try:
             sock.bind((host, port))
         except OSError as exc:
-            raise SetupError(f"cannot listen on {host}:{port} ({exc.strerror}): stop the program using "
-                             "that port, or choose another with --port or GRIDKIT_PORT.")
+            raise SetupError("cli.serve.port_taken", host=host, port=port, reason=exc.strerror) from None
 
 
 def serve_app(settings: Settings, host: str | None, port: int | None) -> None:
+    """Serve the web application until Ctrl+C."""
     host = host or settings.host
     port = port or settings.port
     check_port_free(host, port)
-    from web import create_app
-
     app = create_app(settings)
-    click.echo(f"gridkit is serving on http://{host}:{port}/  (Ctrl+C stops it)")
+    output.write(output.Result(None, lines=[say("cli.serve.serving", url=f"http://{host}:{port}/")]), False)
     # waitress: a production WSGI server (threads, no debug reloader), pure Python.
-    from waitress import serve as waitress_serve
-
     waitress_serve(app, host=host, port=port, threads=8, ident="gridkit", _quiet=True)
 
 
 @click.command("serve")
-@click.option("--host", help="Address to bind (default GRIDKIT_HOST, 127.0.0.1).")
-@click.option("--port", type=int, help="Port (default GRIDKIT_PORT, 5000).")
+@HOST
+@PORT
 @with_settings
 def serve(settings, host, port):
     """Serve the web application."""

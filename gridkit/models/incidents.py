@@ -20,14 +20,12 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from gridkit.models.base import SRID, Base, created_at_column
+from gridkit.rules import SEVERITIES, IncidentState
 
 CATEGORY_KINDS = ("component", "event")
 # The 7 steps: report → accept (reject / duplicate) → classify → dispatch → feedback → close
 # (or back to dispatched for rework) → evaluation (computed from the history, not a state).
-# The same values as gridkit.rules.IncidentState, which code uses; this tuple feeds the CHECKs.
-INCIDENT_STATUSES = ("reported", "accepted", "rejected", "duplicate", "classified", "dispatched",
-                     "fed_back", "closed")
-SEVERITIES = ("low", "normal", "high", "urgent")
+INCIDENT_STATUSES = tuple(s.value for s in IncidentState)
 
 
 class IncidentCategory(Base):
