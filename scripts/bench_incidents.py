@@ -91,8 +91,9 @@ def build_city(session: Session) -> None:
                 for c in range(SIDE):
                     seq += 1
                     x, y = round(ax + c * CELL, 6), round(ay + r * CELL, 6)
+                    ring = poly(x, y, round(x + CELL, 6), round(y + CELL, 6))
                     cells.append((f"{code}{seq:03d}", code,
-                                  poly(x, y, round(x + CELL, 6), round(y + CELL, 6)).replace("MULTIPOLYGON((", "POLYGON(").replace(")))", "))")))
+                                  ring.replace("MULTIPOLYGON((", "POLYGON(").replace(")))", "))")))
     copy(session, "COPY admin_unit (code, name, level, parent_code, geom)", pd.DataFrame(rows))
     edition = session.scalar(text("INSERT INTO base_grid_edition (name, status, published_at) "
                                   "VALUES ('bench', 'published', '2020-01-01') RETURNING id"))
@@ -109,11 +110,12 @@ def build_city(session: Session) -> None:
         SELECT :v, :d || code || '01', name FROM admin_unit WHERE level = 'community'"""), {"v": version, "d": DEPT})
     session.execute(text("""
         INSERT INTO work_cell_member (version_id, base_cell_id, work_cell_id)
-        SELECT :v, b.id, w.id FROM base_cell b JOIN work_cell w ON w.version_id = :v AND w.code = :d || b.community_code || '01'
+        SELECT :v, b.id, w.id FROM base_cell b
+        JOIN work_cell w ON w.version_id = :v AND w.code = :d || b.community_code || '01'
         """), {"v": version, "d": DEPT})
     session.execute(text("UPDATE work_cell w SET geom = (SELECT ST_Multi(ST_Union(b.geom)) FROM work_cell_member m "
-                         "JOIN base_cell b ON b.id = m.base_cell_id WHERE m.work_cell_id = w.id) WHERE version_id = :v"),
-                    {"v": version})
+                         "JOIN base_cell b ON b.id = m.base_cell_id WHERE m.work_cell_id = w.id) "
+                         "WHERE version_id = :v"), {"v": version})
     session.execute(text("""
         WITH c AS (INSERT INTO coordinator (name, phone)
                    SELECT '网格员' || code, '139' || lpad(id::text, 8, '0') FROM work_cell WHERE version_id = :v
@@ -146,7 +148,8 @@ def make_cases(n: int, path: Path) -> dict:
     return {"source": "bench", "code_prefix": "BN",
             "columns": {"external_id": "id", "category": "type", "reported_at": "reported", "closed_at": "closed",
                         "due_at": "due", "state": "state", "lon": "lon", "lat": "lat", "description": "type"},
-            "time_format": None, "categories": {c: c for c in codes}, "states": {"done": "closed", "open": "dispatched"}}
+            "time_format": None, "categories": {c: c for c in codes},
+            "states": {"done": "closed", "open": "dispatched"}}
 
 
 def timed(fn, repeat: int = 1) -> tuple[list[float], object]:
@@ -184,8 +187,8 @@ def main() -> None:
             (t_import,), summary = timed(lambda: import_incidents(session, csv_path, mapping))
             progress(f"import_incidents: {t_import:.1f} s, assigned {summary['assigned']:,}")
             session.execute(text("ANALYZE incident"))
-            results.append(("bulk intake (rows/s)", f"{args.cases / t_import:,.0f}", f"raw COPY {args.cases / t_raw:,.0f}",
-                            f"{t_import / t_raw:.1f}× the raw COPY time", "-"))
+            results.append(("bulk intake (rows/s)", f"{args.cases / t_import:,.0f}",
+                            f"raw COPY {args.cases / t_raw:,.0f}", f"{t_import / t_raw:.1f}× the raw COPY time", "-"))
 
             single, insert_only = _reports(session, args.reports)
             results.append(("report → coordinator known, p50 / p95 (ms)",

@@ -94,7 +94,8 @@ def test_supervisor_path_then_coordinator_feedback(chromium, site, tmp_path):  #
     card = phone.locator(f'article.case-card[data-code="{code}"]')
     assert card.count() == 1
     wide = phone.evaluate("""() => Array.from(document.querySelectorAll('body *'))
-        .filter(e => e.getBoundingClientRect().right > 376).map(e => e.tagName + '.' + e.className + ':' + Math.round(e.getBoundingClientRect().right)).slice(0, 12)""")
+        .filter(e => e.getBoundingClientRect().right > 376)
+        .map(e => e.tagName + '.' + e.className + ':' + Math.round(e.getBoundingClientRect().right)).slice(0, 12)""")
     phone.screenshot(path="/tmp/gridkit-my-cases.png", full_page=True)
     assert phone.evaluate("() => document.documentElement.scrollWidth") <= 375, wide   # no sideways scrolling
     photo = tmp_path / "after.png"

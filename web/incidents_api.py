@@ -63,7 +63,10 @@ def _int_arg(name: str, default: int) -> int:
 
 @bp.get("")
 def incidents():
-    """Return {"total", "limit", "offset", "items"}: ?state=&dept=&area=&category=&overdue=1&unassigned=1&limit=&offset=."""
+    """Return {"total", "limit", "offset", "items"}.
+
+    Filters: ?state=&dept=&area=&category=&overdue=1&unassigned=1&open=1; pages: ?limit=&offset=.
+    """
     args = request.args
     return jsonify(list_incidents(
         db_session(), state=args.get("state") or None, dept=args.get("dept") or None,
@@ -137,7 +140,10 @@ def _text(value) -> str | None:
 
 @bp.get("/heatmap")
 def heatmap():
-    """Return incident counts in square bins for ?from=&to=&category=&state=&dept=&bbox=&zoom= (aggregated in PostGIS)."""
+    """Return incident counts in square bins (aggregated in PostGIS).
+
+    ?from=&to=&category=&state=&dept=&bbox=&zoom=
+    """
     return jsonify(density.heatmap(db_session(), _filters(), web_actor()))
 
 
