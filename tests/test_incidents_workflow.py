@@ -133,9 +133,9 @@ def test_feedback_only_by_the_cases_coordinator(session, world):
 
 def test_dispatch_uses_the_work_grid_valid_at_report_time(session, world):
     case = report(session, reported_at=now() - timedelta(days=10)).incident
-    # A new version moves community 1 into W2 and is published after the report.
+    # A new version moves community 1 into a new work cell and is published after the report.
     draft = work.start_draft(session, DEPT, by="t")
-    work.set_members(session, draft, W2, cells(C2) + cells(C1))
+    work.set_members(session, draft, f"{DEPT}{C1}02", cells(C1))
     work.publish(session, draft, at=now() - timedelta(days=1), by="t")
     wf.accept(session, case.id, SUPERVISOR)
     wf.classify(session, case.id, SUPERVISOR, category="0101")
