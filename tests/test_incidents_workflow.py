@@ -22,7 +22,6 @@ from factories_incidents import (
     SUPERVISOR,
     V1_FROM,
     W1,
-    W2,
     cells,
     coordinator_actor,
     make_incident_world,
