@@ -149,3 +149,30 @@ def test_import_components_refuses_bad_rows(cli, tmp_path):
     report = next((cli.home / "reports").glob("*components-import.txt")).read_text(encoding="utf-8-sig")
     assert "line 3" in report and "line 4" in report and "line 5" in report
     assert read(cli, lambda s: s.scalar(select(func.count()).select_from(Component))) == 0
+
+
+def test_import_historic_incidents(cli, tmp_path):
+    mapping = tmp_path / "map.json"
+    mapping.write_text(json.dumps({
+        "source": "hotline", "code_prefix": "HL",
+        "columns": {"external_id": "编号", "category": "类型", "reported_at": "上报时间", "closed_at": "结案时间",
+                    "lon": "经度", "lat": "纬度", "description": "内容"},
+        "timezone": "Asia/Shanghai", "categories": {"垃圾": "E0101", "井盖": "0101"}}, ensure_ascii=False),
+        encoding="utf-8")
+    rows = ["编号,类型,上报时间,结案时间,经度,纬度,内容",
+            f"A1,垃圾,2026-10-01 08:00,2026-10-01 12:00,{IN_C1[0]},{IN_C1[1]},路边垃圾",
+            f"A2,井盖,2026-10-02 09:30,,{IN_C2[0]},{IN_C2[1]},井盖松动",
+            "A3,垃圾,2026-10-03 10:00,2026-10-03 11:00,,,无位置"]
+    path = tmp_path / "cases.csv"
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    result = ok(cli, "import", "incidents", path, "--map", mapping)
+    assert (result["imported"], result["assigned"], result["without_location"], result["notes"]) == (3, 2, 1, 1)
+    listed = ok(cli, "incident", "list", "--state", "closed")
+    assert {i["code"] for i in listed["items"]} == {"HL-A1", "HL-A3"}
+    assert ok(cli, "incident", "show", "HL-A1")["reported_at"] == "2026-10-01T08:00:00+08:00"
+    bad = tmp_path / "bad.csv"
+    bad.write_text("\n".join(rows[:1] + [rows[1].replace("A1", "B1").replace("2026-10-01 08:00", "tomorrow"),
+                                         rows[2].replace("A2", "B2").replace("井盖", "路灯")]) + "\n", encoding="utf-8")
+    refused = run(cli, "import", "incidents", bad, "--map", mapping, user="super1")
+    assert refused.exit_code == 1 and "2 problems" in refused.output and "Report:" in refused.output
+    assert read(cli, lambda s: s.scalar(select(func.count()).select_from(Incident))) == 3
