@@ -8,7 +8,9 @@ from geoalchemy2 import Geometry
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
+    Computed,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -94,6 +96,10 @@ class Incident(Base):
     severity: Mapped[str | None] = mapped_column(String(10))
     # NULL: the report came without a usable location (kept, unassigned, in the supervisor's queue).
     geom = mapped_column(Geometry("POINT", srid=SRID, spatial_index=True), nullable=True)
+    # The point's coordinates as plain numbers, kept by PostgreSQL: density maps bin millions of
+    # cases by arithmetic on them instead of reading each geometry.
+    lon: Mapped[float | None] = mapped_column(Float, Computed("ST_X(geom)", persisted=True))
+    lat: Mapped[float | None] = mapped_column(Float, Computed("ST_Y(geom)", persisted=True))
     base_cell_id: Mapped[int | None] = mapped_column(ForeignKey("base_cell.id", ondelete="SET NULL"), index=True)
     dept_code: Mapped[str | None] = mapped_column(ForeignKey("department.code"))
     # Fixed at dispatch from the work grid version valid at the report time.

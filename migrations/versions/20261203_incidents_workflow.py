@@ -49,6 +49,8 @@ def upgrade() -> None:
     op.create_index(op.f('ix_component_category_code'), 'component', ['category_code'], unique=False)
 
     op.alter_column('incident', 'geom', nullable=True)
+    op.add_column('incident', sa.Column('lon', sa.Float(), sa.Computed('ST_X(geom)', persisted=True), nullable=True))
+    op.add_column('incident', sa.Column('lat', sa.Float(), sa.Computed('ST_Y(geom)', persisted=True), nullable=True))
     for name in _NEW_INCIDENT_TIMES:
         op.add_column('incident', sa.Column(name, _TZ, nullable=True))
     op.add_column('incident', sa.Column('work_cell_id', sa.Integer(), nullable=True))
@@ -103,7 +105,7 @@ def downgrade() -> None:
     op.drop_constraint(op.f('fk_incident_component_id_component'), 'incident', type_='foreignkey')
     op.drop_constraint(op.f('fk_incident_work_cell_id_work_cell'), 'incident', type_='foreignkey')
     op.drop_constraint(op.f('ck_incident_rework_count'), 'incident', type_='check')
-    for name in ("revision", "rework_count", "deadlines", "external_id", "idempotency_key", "source",
+    for name in ("lat", "lon", "revision", "rework_count", "deadlines", "external_id", "idempotency_key", "source",
                  "component_id", "work_cell_id", *_NEW_INCIDENT_TIMES):
         op.drop_column('incident', name)
     # Cases kept without a location cannot go back to a NOT NULL column.
