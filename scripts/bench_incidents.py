@@ -203,8 +203,10 @@ def main() -> None:
             for label, zoom, extra in (("heatmap, city zoom 12 (all cases)", 12, {}),
                                        ("heatmap, city zoom 12, one category, last 30 days", 12,
                                         {"category": "E0408", "from_": (END - timedelta(days=30)).isoformat()}),
-                                       ("heatmap, zoom 14", 14, {}), ("heatmap, zoom 16", 16, {})):
-                filters = parse_filters(bbox=city, zoom=zoom, **extra)
+                                       ("heatmap, zoom 14, a 1280×800 px view", 14, {}),
+                                       ("heatmap, zoom 16, a 1280×800 px view", 16, {})):
+                view = city if zoom <= 12 else _view(zoom)
+                filters = parse_filters(bbox=view, zoom=zoom, **extra)
                 times, data = timed(lambda f=filters: json.dumps(heatmap(session, f)), 5)
                 ms = statistics.median(times) * 1000
                 results.append((label, f"{ms:.0f} ms, {len(data) / 1024:.0f} kB",
@@ -223,6 +225,13 @@ def main() -> None:
     print(f"{'measure':50} {'gridkit':24} {'baseline (same run)':34} {'ratio':26} target")
     for row in results:
         print(f"{row[0]:50} {row[1]:24} {row[2]:34} {row[3]:26} {row[4]}")
+
+
+def _view(zoom: int) -> str:
+    """Return the bbox of a 1280×800 px map view at `zoom` around the city's centre."""
+    centre = BLOCKS * SIDE * CELL / 2
+    half_w, half_h = 640 * 360 / (256 * 2 ** zoom), 400 * 360 / (256 * 2 ** zoom)
+    return f"{LON0 + centre - half_w},{LAT0 + centre - half_h},{LON0 + centre + half_w},{LAT0 + centre + half_h}"
 
 
 def _raw_copy(session: Session, raw: str) -> None:
