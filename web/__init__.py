@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from flask import Flask
 
 from gridkit.config import Settings
@@ -11,7 +10,18 @@ from gridkit.keys import kept_key
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Return the gridkit web app for `settings` (default: from GRIDKIT_* environment variables)."""
-    from web import api, auth, database, errors, i18n, planner, public
+    from web import (
+        api,
+        auth,
+        coordinator_cases,
+        database,
+        errors,
+        i18n,
+        incidents_api,
+        planner,
+        public,
+        supervisor,
+    )
 
     settings = settings or Settings.from_env()
     app = Flask(__name__)
@@ -31,6 +41,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(planner.bp)
     app.register_blueprint(planner.api)
+    app.register_blueprint(incidents_api.bp)
+    app.register_blueprint(supervisor.bp)
+    app.register_blueprint(coordinator_cases.bp)
     return app
 
 

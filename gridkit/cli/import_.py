@@ -65,3 +65,9 @@ _subject_import_command(
     "residents", "Import residents (id_number, name, phone, household, population_type, building_code or lon/lat).")
 _subject_import_command("entities", "Import legal entities (credit_code, name, lon, lat).")
 _subject_import_command("coordinators", "Import a coordinator roster (name, phone, dept, work_cells separated by ';').")
+
+# Components (部件) and historic incidents: their commands live with the incident noun.
+from gridkit.cli.incident import import_components_command, import_incidents_command  # noqa: E402
+
+import_.add_command(import_components_command)
+import_.add_command(import_incidents_command)
