@@ -37,6 +37,9 @@ class Settings:
         None, "Key for the keyed hash of citizen ID numbers. Unset: a random key kept in "
         "GRIDKIT_HOME/pii_key. Keep it: hashes made with another key do not match.",
         "GRIDKIT_PII_KEY")
+    export_max_features: int = _setting(
+        5_000_000, "Most features one export may write (the analyst narrows larger ones by area or "
+        "filter).", "GRIDKIT_EXPORT_MAX_FEATURES")
     code_profile: str = _setting(
         "default", "Code layout: default (15-digit base cells) or cjt213 (14-digit).",
         "GRIDKIT_CODE_PROFILE")
@@ -72,6 +75,10 @@ def _convert(name: str, default, raw: str):
         if not 0 < value < 65536:
             raise SetupError(f"GRIDKIT_{name.upper()}={raw!r} is out of range: give a number 1-65535.")
         return value
+    if name == "export_max_features":
+        if not raw.isdigit() or int(raw) < 1:
+            raise SetupError(f"GRIDKIT_EXPORT_MAX_FEATURES={raw!r} is not a positive whole number.")
+        return int(raw)
     if name in ("home", "pg_bin"):
         return Path(raw)
     if name == "code_profile":

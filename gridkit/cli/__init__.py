@@ -32,7 +32,10 @@ class GridkitGroup(click.Group):
 
 # Nouns whose commands live in their own module, imported only when that command runs (as kart's
 # MODULE_COMMANDS). Each module defines a click command or group named like the noun.
-MODULE_COMMANDS: dict[str, str] = {}
+MODULE_COMMANDS: dict[str, str] = {
+    "export": "gridkit.cli.export",
+    "report": "gridkit.cli.report",
+}
 
 
 class LazyGroup(GridkitGroup):
