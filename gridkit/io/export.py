@@ -208,7 +208,10 @@ def export_layer(session: Session, options: ExportOptions, *, user=None, actor: 
     names = [name for name, _ in query.fields]
     path = Path(options.path)
     tmp = _temporary_path(path)
-    writer = _writer(options, tmp, query.fields, query.geometry_type, crs)
+    try:
+        writer = _writer(options, tmp, query.fields, query.geometry_type, crs)
+    except OSError as exc:
+        raise ValidationError("export.not_writable", path=str(path), folder=str(path.parent)) from exc
     done = 0
     try:
         # A server-side cursor for this statement only: rows arrive chunk by chunk.
@@ -228,6 +231,10 @@ def export_layer(session: Session, options: ExportOptions, *, user=None, actor: 
                 progress(done, total)
         writer.finish()
         os.replace(tmp, path)
+    except OSError as exc:
+        writer.discard()
+        tmp.unlink(missing_ok=True)
+        raise ValidationError("export.write_failed", path=str(path), reason=exc.strerror or str(exc)) from exc
     except BaseException:
         # Ctrl+C included: no half-written file under either name.
         writer.discard()
