@@ -40,6 +40,11 @@ class Settings:
     export_max_features: int = _setting(
         5_000_000, "Most features one export may write (the analyst narrows larger ones by area or "
         "filter).", "GRIDKIT_EXPORT_MAX_FEATURES")
+    open311_keys: str | None = _setting(
+        None, "Open311 API keys of trusted sources, as name=key pairs separated by commas. A post "
+        "with one of them is marked trusted and not rate-limited.", "GRIDKIT_OPEN311_KEYS")
+    open311_rate: int = _setting(
+        20, "Open311 posts one network address may make per hour without an API key.", "GRIDKIT_OPEN311_RATE")
     code_profile: str = _setting(
         "default", "Code layout: default (15-digit base cells) or cjt213 (14-digit).",
         "GRIDKIT_CODE_PROFILE")
@@ -75,9 +80,9 @@ def _convert(name: str, default, raw: str):
         if not 0 < value < 65536:
             raise SetupError(f"GRIDKIT_{name.upper()}={raw!r} is out of range: give a number 1-65535.")
         return value
-    if name == "export_max_features":
+    if name in ("export_max_features", "open311_rate"):
         if not raw.isdigit() or int(raw) < 1:
-            raise SetupError(f"GRIDKIT_EXPORT_MAX_FEATURES={raw!r} is not a positive whole number.")
+            raise SetupError(f"GRIDKIT_{name.upper()}={raw!r} is not a positive whole number.")
         return int(raw)
     if name in ("home", "pg_bin"):
         return Path(raw)

@@ -11,7 +11,7 @@ from gridkit.keys import kept_key
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Return the gridkit web app for `settings` (default: from GRIDKIT_* environment variables)."""
-    from web import api, auth, database, errors, i18n, planner, public
+    from web import analyst, api, auth, database, errors, i18n, ogc, open311, planner, public
 
     settings = settings or Settings.from_env()
     app = Flask(__name__)
@@ -31,6 +31,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(planner.bp)
     app.register_blueprint(planner.api)
+    app.register_blueprint(analyst.bp)
+    app.register_blueprint(ogc.bp)
+    app.register_blueprint(open311.bp)
     return app
 
 
