@@ -111,8 +111,9 @@ def chart_svg(section: Section, lang: str, *, width: int = 760) -> str:
     if not section.chart or not section.rows:
         return ""
     key = section.columns[0]
-    name_key = "name" if "name" in section.columns else (section.columns[1] if len(section.columns) > 1 else key)
-    data = [(str(r.get(key)), str(r.get(name_key) or ""), float(r.get(section.chart) or 0)) for r in section.rows]
+    name_key = next((c for c in ("name", "category", "coordinator") if c in section.columns), None)
+    data = [(str(r.get(key)), str(r.get(name_key) or "") if name_key else "", float(r.get(section.chart) or 0))
+            for r in section.rows]
     data = sorted(data, key=lambda d: -d[2])[:CHART_BARS]
     top = max((abs(v) for _, _, v in data), default=0) or 1
     bar, gap, left = 18, 4, 260
