@@ -5,23 +5,30 @@ and incidents of both kinds.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
+from factories import STREET, X0, Y0, D, make_base_grid
 from geoalchemy2.shape import from_shape
 from shapely.geometry import Point
 from sqlalchemy.orm import Session
 
-from factories import STREET, D, X0, Y0, make_base_grid
 from gridkit.grids import work
-from gridkit.models import (SRID, Building, Incident, IncidentCategory, IncidentHistory, LegalEntity,
-                            Resident)
+from gridkit.models import (
+    SRID,
+    Building,
+    Incident,
+    IncidentCategory,
+    IncidentHistory,
+    LegalEntity,
+    Resident,
+)
 
 DEPT = "100001"
 C1, C2 = f"{STREET}001", f"{STREET}002"
 WC1, WC2 = f"{DEPT}{C1}01", f"{DEPT}{C2}01"
-V1_FROM = datetime(2020, 6, 1, tzinfo=timezone.utc)
-V2_FROM = datetime(2025, 1, 1, tzinfo=timezone.utc)
-REPORTED = datetime(2026, 3, 10, 9, 30, tzinfo=timezone.utc)
+V1_FROM = datetime(2020, 6, 1, tzinfo=UTC)
+V2_FROM = datetime(2025, 1, 1, tzinfo=UTC)
+REPORTED = datetime(2026, 3, 10, 9, 30, tzinfo=UTC)
 
 
 def _cells(community: str) -> list[str]:

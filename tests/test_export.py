@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import subprocess
 import zipfile
@@ -10,10 +11,10 @@ from datetime import date, datetime
 
 import pyogrio
 import pytest
+from factories_exports import C2, DEPT, WC1, WC2, make_city
 from openpyxl import load_workbook
 from sqlalchemy import select
 
-from factories_exports import C2, DEPT, WC1, WC2, make_city
 from gridkit.coords import wgs84_to_gcj02
 from gridkit.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from gridkit.io.export import ExportOptions, export_layer
@@ -102,7 +103,7 @@ def test_geojson_is_rfc7946(session, city, tmp_path):
     data = json.loads(path.read_text(encoding="utf-8"))
     assert "crs" not in data and len(data["features"]) == city["cells"]
     ring = data["features"][0]["geometry"]["coordinates"][0]
-    area2 = sum(x1 * y2 - x2 * y1 for (x1, y1), (x2, y2) in zip(ring, ring[1:]))
+    area2 = sum(x1 * y2 - x2 * y1 for (x1, y1), (x2, y2) in itertools.pairwise(ring))
     assert area2 > 0   # counter-clockwise outer ring
     assert 114 < ring[0][0] < 115 and 22 < ring[0][1] < 23
     assert data["features"][0]["properties"]["community_name"].startswith("测试")
@@ -147,7 +148,7 @@ def test_work_cell_and_coordinator_valid_at(session, city, tmp_path):
 
 
 def test_filters_area_where_and_unknown_field(session, city, tmp_path):
-    path, summary = _export(session, tmp_path, "residents", "csv", area=C2, where={"population_type": "floating"})
+    _, summary = _export(session, tmp_path, "residents", "csv", area=C2, where={"population_type": "floating"})
     assert summary["features"] == 9
     with pytest.raises(ValidationError) as err:
         _export(session, tmp_path, "residents", "csv", name="x.csv", where={"colour": "red"})
@@ -178,7 +179,7 @@ def test_unmasked_needs_role_and_is_audited(session, city, tmp_path):
 
 
 def test_output_rules_and_no_half_written_file(session, city, tmp_path):
-    path, _ = _export(session, tmp_path, "buildings", "csv")
+    _export(session, tmp_path, "buildings", "csv")
     with pytest.raises(Conflict):
         _export(session, tmp_path, "buildings", "csv")
     _, summary = _export(session, tmp_path, "buildings", "csv", force=True)

@@ -8,9 +8,9 @@ import zipfile
 import pyogrio
 import pytest
 from click.testing import CliRunner
+from factories_exports import C1, DEPT, make_city
 from sqlalchemy import select
 
-from factories_exports import C1, DEPT, make_city
 from gridkit import db
 from gridkit.cli import main
 from gridkit.models import AuditLog, User

@@ -10,9 +10,9 @@ import sys
 import threading
 
 import pytest
+from factories_exports import C1, DEPT, WC1, make_city
 from waitress import create_server
 
-from factories_exports import C1, DEPT, WC1, make_city
 from gridkit import db
 from web import create_app
 
@@ -54,7 +54,7 @@ def test_landing_conformance_collections(client):
     cells = next(c for c in body["collections"] if c["id"] == "base-cells")
     assert cells["storageCrs"] == "http://www.opengis.net/def/crs/EPSG/0/4490"
     assert "http://www.opengis.net/def/crs/OGC/1.3/CRS84" in cells["crs"]
-    minx, miny, maxx, maxy = cells["extent"]["spatial"]["bbox"][0]
+    minx, _, _, maxy = cells["extent"]["spatial"]["bbox"][0]
     assert minx == pytest.approx(114.05) and maxy == pytest.approx(22.533)
     assert client.get("/ogc/collections/rivers").status_code == 404
     assert client.get("/ogc/collections/rivers").get_json()["code"] == "ogc.unknown_collection"
@@ -118,7 +118,7 @@ def served(ogc_settings):
 
 
 def _ogrinfo(*args) -> str:
-    done = subprocess.run(["ogrinfo", "-ro", *args], capture_output=True, text=True, timeout=120,
+    done = subprocess.run(["ogrinfo", "-ro", *args], check=False, capture_output=True, text=True, timeout=120,
                           env={"GDAL_HTTP_TIMEOUT": "30", "CPL_CURL_VERBOSE": "NO", "PATH": "/usr/bin:/bin"})
     assert done.returncode == 0, done.stderr
     return done.stdout
@@ -126,7 +126,7 @@ def _ogrinfo(*args) -> str:
 
 def test_gdal_oapif_reads_the_api(served):
     listing = _ogrinfo(f"OAPIF:{served}")
-    names = re.findall(r"^\d+: ([\w-]+)", listing, flags=re.M)
+    names = re.findall(r"^\d+: ([\w-]+)", listing, flags=re.MULTILINE)
     assert names == ["admin-units", "base-cells", f"work-cells-{DEPT}", "buildings", "incidents"]
     summary = _ogrinfo("-so", f"OAPIF:{served}", "buildings")
     assert "Feature Count: 18" in summary
@@ -142,7 +142,7 @@ def test_gdal_oapif_asks_for_another_crs(served):
     # In another process: GDAL holds the GIL while reading, and the server runs in this one.
     script = ("import json, sys, pyogrio; f = pyogrio.read_dataframe(sys.argv[1], layer='buildings', "
               "CRS='EPSG:4547'); print(json.dumps([len(f), f.crs.to_epsg(), f.geometry.x.min(), f.geometry.y.min()]))")
-    done = subprocess.run([sys.executable, "-c", script, f"OAPIF:{served}"], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-c", script, f"OAPIF:{served}"], check=False, capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr
     count, epsg, x, y = json.loads(done.stdout)

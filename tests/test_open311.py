@@ -5,10 +5,10 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from factories import X0, Y0, D
+from factories_exports import C1, make_city
 from sqlalchemy import select
 
-from factories import D, X0, Y0
-from factories_exports import C1, make_city
 from gridkit import db
 from gridkit.models import BaseCell, Incident, IncidentHistory
 from web import create_app

@@ -6,11 +6,11 @@ import csv
 from datetime import date
 
 import pytest
+from factories_exports import C1, C2, DEPT, WC1, WC2, make_city
 from openpyxl import load_workbook
 from sqlalchemy import text
 
-from factories_exports import C1, C2, DEPT, WC1, WC2, make_city
-from gridkit.errors import ValidationError
+from gridkit.errors import Conflict, ValidationError
 from gridkit.reports import REPORTS, run_report
 from gridkit.reports.render import report_html, write_report_file
 
@@ -118,7 +118,7 @@ def test_files_csv_xlsx_html(session, city, tmp_path):
     html = report_html(run_report(session, "incidents"), "en")
     assert "<svg" in html and "Incidents by state" in html and "<script" not in html and "http" not in html.split("<svg")[0]
     write_report_file(result, tmp_path / "p.html", "html")
-    with pytest.raises(Exception):
+    with pytest.raises(Conflict):
         write_report_file(result, tmp_path / "p.html", "html")
 
 

@@ -7,12 +7,12 @@ from urllib.parse import urlsplit
 
 import pyogrio
 import pytest
+from factories_exports import make_city
+from test_browser import CHROMIUM, CHROMIUM_ARGS, LOCAL_HOSTS, chromium  # noqa: F401 - the browser fixture
 from werkzeug.serving import make_server
 
-from factories_exports import make_city
 from gridkit import db
 from gridkit.users import add_user
-from test_browser import CHROMIUM, CHROMIUM_ARGS, LOCAL_HOSTS, chromium  # noqa: F401 - the browser fixture
 from web import create_app
 
 PASSWORD = "correct horse battery"

@@ -8,9 +8,9 @@ import zipfile
 
 import pyogrio
 import pytest
+from factories_exports import C1, C2, make_city
 from openpyxl import load_workbook
 
-from factories_exports import C1, C2, make_city
 from gridkit import db
 from gridkit.users import add_user
 from web import create_app

@@ -10,7 +10,15 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from flask import Blueprint, after_this_request, current_app, jsonify, render_template, request, send_file
+from flask import (
+    Blueprint,
+    after_this_request,
+    current_app,
+    jsonify,
+    render_template,
+    request,
+    send_file,
+)
 from sqlalchemy import select
 
 from gridkit import messages
@@ -19,7 +27,13 @@ from gridkit.io.export import FORMATS, LAYERS, ExportOptions, export_layer, pars
 from gridkit.models import AdminUnit, Department
 from gridkit.reports import GROUPINGS, report_list, run_report
 from gridkit.reports.choropleth import COUNTS, LEVELS, choropleth
-from gridkit.reports.render import REPORT_FORMATS, chart_svg, header_block, section_table_html, write_report_file
+from gridkit.reports.render import (
+    REPORT_FORMATS,
+    chart_svg,
+    header_block,
+    section_table_html,
+    write_report_file,
+)
 from gridkit.users import may_see_personal_data
 from web.auth import current_user, login_required
 from web.database import db_session, transaction
@@ -39,7 +53,7 @@ JS_STRINGS = ("analyst.loading", "analyst.failed", "analyst.legend", "analyst.no
 @login_required(roles=ANALYST_ROLES)
 def _guard():
     """Only signed-in analysts and administrators enter."""
-    return None
+    return
 
 
 def _scratch() -> Path:

@@ -8,7 +8,7 @@ fields are never served. Errors are OGC exception documents {"code", "descriptio
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from flask import Blueprint, Response, jsonify, request, url_for
 
@@ -173,7 +173,7 @@ def items_page(collection_id: str):
                                 offset=max(0, offset - limit), **base), "prev", GEOJSON))
     body = {"type": "FeatureCollection", "features": features, "links": links, "numberMatched": matched,
             "numberReturned": len(features),
-            "timeStamp": datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")}
+            "timeStamp": datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")}
     return _json(body, mimetype=GEOJSON, headers={"Content-Crs": f"<{crs or provider.CRS84}>"})
 
 

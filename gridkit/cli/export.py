@@ -10,7 +10,13 @@ from sqlalchemy import select
 from gridkit import db
 from gridkit.cli import actor, output, with_settings
 from gridkit.errors import NotFound
-from gridkit.io.export import FORMATS, ExportOptions, export_layer, format_for_path, parse_where
+from gridkit.io.export import (
+    FORMATS,
+    ExportOptions,
+    export_layer,
+    format_for_path,
+    parse_where,
+)
 from gridkit.models import User
 
 
@@ -67,8 +73,8 @@ def export(settings, layer, path, format_, crs, encoding, area, where, dept, ver
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)
-    lines = [f"{summary['features']} {summary['layer']} → {summary['path']} "
-             f"({summary['format']}, {summary['crs']}, {summary['encoding']}, {summary['seconds']} s)"]
+    lines = [(f"{summary['features']} {summary['layer']} → {summary['path']} "
+              f"({summary['format']}, {summary['crs']}, {summary['encoding']}, {summary['seconds']} s)")]
     for full, short in summary.get("shapefile_fields", {}).items():
         lines.append(f"  {full} → {short}")
     return output.Result(summary, lines=lines)

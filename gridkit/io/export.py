@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import shapely
@@ -32,14 +32,30 @@ from gridkit import audit
 from gridkit.coords import wgs84_to_gcj02
 from gridkit.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from gridkit.io.export_layers import LAYERS, build_query, layer_named
-from gridkit.io.export_writers import (ENCODINGS, XLSX_MAX_ROWS, Chunk, GeoJsonWriter, OgrWriter,
-                                       ShapefileZipWriter, TableWriter, check_encodable)
+from gridkit.io.export_writers import (
+    ENCODINGS,
+    XLSX_MAX_ROWS,
+    Chunk,
+    GeoJsonWriter,
+    OgrWriter,
+    ShapefileZipWriter,
+    TableWriter,
+    check_encodable,
+)
 from gridkit.models import SRID, AdminUnit
 from gridkit.rules import parse_time
 from gridkit.users import may_see_personal_data
 
-__all__ = ["FORMATS", "LAYERS", "ExportOptions", "TargetCrs", "export_layer", "parse_where", "target_crs",
-           "format_for_path"]
+__all__ = [
+    "FORMATS",
+    "LAYERS",
+    "ExportOptions",
+    "TargetCrs",
+    "export_layer",
+    "format_for_path",
+    "parse_where",
+    "target_crs",
+]
 
 FORMATS = ("shp", "gpkg", "geojson", "csv", "xlsx")
 SUFFIXES = {".zip": "shp", ".gpkg": "gpkg", ".geojson": "geojson", ".json": "geojson", ".csv": "csv",
@@ -213,11 +229,22 @@ def export_layer(session: Session, options: ExportOptions, *, user=None, actor: 
     except OSError as exc:
         raise ValidationError("export.not_writable", path=str(path), folder=str(path.parent)) from exc
     done = 0
-    try:
+    failures: list[BaseException] = []
+
+    def chunks():
+        try:
+            yield from _read_chunks()
+        except BaseException as exc:
+            # GDAL pulls these chunks through Arrow's C stream, which turns any exception into
+            # its own error: keep the original to raise it unchanged.
+            failures.append(exc)
+            raise
+
+    def _read_chunks():
+        nonlocal done
         # A server-side cursor for this statement only: rows arrive chunk by chunk.
         result = session.execute(text(select_sql), query.params,
-                                 execution_options={"stream_results": True,
-                                                    "max_row_buffer": options.chunk_size})
+                                 execution_options={"stream_results": True, "max_row_buffer": options.chunk_size})
         for rows in result.partitions(options.chunk_size):
             columns = list(zip(*rows))
             chunk = Chunk({name: list(columns[i]) for i, name in enumerate(names)},
@@ -225,20 +252,23 @@ def export_layer(session: Session, options: ExportOptions, *, user=None, actor: 
             if crs.gcj02:
                 chunk.geometry = _offset_gcj02(chunk.geometry)
             check_encodable(chunk, query.fields, ENCODINGS[options.encoding][1], done)
-            writer.write(chunk)
+            yield chunk
             done += len(chunk)
             if progress:
                 progress(done, total)
-        writer.finish()
+
+    try:
+        writer.write_all(chunks())
         os.replace(tmp, path)
-    except OSError as exc:
-        writer.discard()
-        tmp.unlink(missing_ok=True)
-        raise ValidationError("export.write_failed", path=str(path), reason=exc.strerror or str(exc)) from exc
-    except BaseException:
+    except BaseException as exc:
         # Ctrl+C included: no half-written file under either name.
         writer.discard()
         tmp.unlink(missing_ok=True)
+        if failures:
+            raise failures[0] from None
+        if isinstance(exc, OSError):
+            raise ValidationError("export.write_failed", path=str(path),
+                                  reason=exc.strerror or str(exc)) from exc
         raise
     summary = {"layer": options.layer, "format": options.format, "path": str(path), "features": done,
                "crs": crs.label, "encoding": options.encoding if options.format in ("shp", "csv") else "utf-8",

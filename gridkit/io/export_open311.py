@@ -17,7 +17,14 @@ from sqlalchemy.orm import Session
 import gridkit.assign  # noqa: F401 - registers assignment at flush: a new incident gets its base cell
 from gridkit.errors import NotFound, ValidationError
 from gridkit.models import Building, Incident, IncidentCategory, IncidentHistory
-from gridkit.rules import FINISHED_INCIDENT_STATES, LOCAL_TZ, IncidentState, make_point, now, parse_time
+from gridkit.rules import (
+    FINISHED_INCIDENT_STATES,
+    LOCAL_TZ,
+    IncidentState,
+    make_point,
+    now,
+    parse_time,
+)
 
 MAX_REQUESTS = 1000
 DEFAULT_DAYS = 90

@@ -6,8 +6,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from sqlalchemy.orm import Session
 
@@ -16,7 +16,7 @@ from gridkit.reports import decision, standard
 from gridkit.reports.units import GROUPINGS, ReportResult, Section, period, units
 from gridkit.rules import now, parse_time
 
-__all__ = ["REPORTS", "GROUPINGS", "ReportResult", "Section", "report_list", "run_report"]
+__all__ = ["GROUPINGS", "REPORTS", "ReportResult", "Section", "report_list", "run_report"]
 
 
 @dataclass(frozen=True)

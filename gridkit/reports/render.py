@@ -28,7 +28,7 @@ def label(column: str, lang: str) -> str:
 def header_block(result: ReportResult, lang: str) -> list[tuple[str, str]]:
     """Return the (label, value) lines above a report: title, area, grouping, period, date, source."""
     p = result.params
-    r = lambda key, **kw: messages.render(key, lang, **kw)  # noqa: E731
+    r = lambda key, **kw: messages.render(key, lang, **kw)
     area = f"{p['area_name']} ({p['area']})" if p.get("area") else r("report.head.whole_city")
     period = f"{p.get('from', '…')} — {p.get('to', '…')}" if p.get("from") or p.get("to") else r("report.head.all_time")
     lines = [(r("report.head.title"), r(f"report.{result.name}.title")),
@@ -118,8 +118,8 @@ def chart_svg(section: Section, lang: str, *, width: int = 760) -> str:
     top = max((abs(v) for _, _, v in data), default=0) or 1
     bar, gap, left = 18, 4, 260
     height = len(data) * (bar + gap) + 30
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="report-chart" role="img" width="{width}" '
-             f'height="{height}" viewBox="0 0 {width} {height}" aria-label="{html.escape(label(section.chart, lang))}">',
+    parts = [(f'<svg xmlns="http://www.w3.org/2000/svg" class="report-chart" role="img" width="{width}" '
+              f'height="{height}" viewBox="0 0 {width} {height}" aria-label="{html.escape(label(section.chart, lang))}">'),
              f'<text x="{left}" y="14" font-size="12" font-weight="bold">{html.escape(label(section.chart, lang))}</text>']
     for i, (code, name, value) in enumerate(data):
         y = 22 + i * (bar + gap)

@@ -13,6 +13,9 @@ from gridkit.io.export_layers import mask_name
 from gridkit.reports.units import Section, Units
 from gridkit.rules import FINISHED_INCIDENT_STATES, IncidentState
 
+# Memory for one report query's groups (this transaction only): households of millions of
+# residents are grouped in memory instead of spilling to disk.
+REPORT_WORK_MEM = "256MB"
 _FINISHED = "('" + "', '".join(sorted(FINISHED_INCIDENT_STATES)) + "')"
 
 
@@ -29,23 +32,23 @@ def _unit_frame(u: Units) -> str:
 
 def population(session: Session, u: Units, **_) -> list[Section]:
     """Residents, registered and floating population and households per unit."""
-    # Residents are counted per base cell first (one pass over the table), households per unit:
-    # a household living in two base cells of one community is one household of that community.
+    # One pass over the residents, grouped by unit and household: the sums give the population,
+    # the groups with a household id give the households (a household living in two base cells
+    # of one community is one household of that community). The groups fit in memory.
+    session.execute(text(f"SET LOCAL work_mem = '{REPORT_WORK_MEM}'"))
     sql = _unit_frame(u) + """,
-        per_cell AS (SELECT base_cell_id, count(*)::int AS n,
-                            count(*) FILTER (WHERE population_type = 'registered')::int AS reg,
-                            count(*) FILTER (WHERE population_type = 'floating')::int AS flo
-                     FROM resident WHERE base_cell_id IN (SELECT cell_id FROM u) GROUP BY base_cell_id),
-        r AS (SELECT u.code, sum(p.n)::int AS residents, sum(p.reg)::int AS registered, sum(p.flo)::int AS floating
-              FROM per_cell p JOIN u ON u.cell_id = p.base_cell_id GROUP BY u.code),
-        h AS (SELECT code, count(*)::int AS households FROM (
-                SELECT DISTINCT u.code, s.household FROM resident s JOIN u ON u.cell_id = s.base_cell_id
-                WHERE s.household IS NOT NULL AND s.household <> '') d GROUP BY code)
+        g AS (SELECT u.code, s.household, count(*) AS n,
+                     count(*) FILTER (WHERE s.population_type = 'registered') AS reg,
+                     count(*) FILTER (WHERE s.population_type = 'floating') AS flo
+              FROM resident s JOIN u ON u.cell_id = s.base_cell_id GROUP BY u.code, s.household),
+        r AS (SELECT code, sum(n)::int AS residents, sum(reg)::int AS registered, sum(flo)::int AS floating,
+                     count(*) FILTER (WHERE household IS NOT NULL AND household <> '')::int AS households
+              FROM g GROUP BY code)
         SELECT c.code, c.name, c.base_cells, coalesce(r.residents, 0) AS residents,
                coalesce(r.registered, 0) AS registered, coalesce(r.floating, 0) AS floating,
-               coalesce(h.households, 0) AS households,
+               coalesce(r.households, 0) AS households,
                round(100.0 * coalesce(r.floating, 0) / nullif(r.residents, 0), 1)::float8 AS floating_pct
-        FROM cells c LEFT JOIN r ON r.code = c.code LEFT JOIN h ON h.code = c.code ORDER BY c.code"""
+        FROM cells c LEFT JOIN r ON r.code = c.code ORDER BY c.code"""
     rows = _rows(session, sql, u.params)
     return [Section("report.population.title", ["code", "name", "base_cells", "residents", "registered",
                                                  "floating", "households", "floating_pct"], rows, chart="residents")]

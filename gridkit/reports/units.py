@@ -75,7 +75,12 @@ def units(session: Session, by: str, *, dept: str | None = None, area: str | Non
         raise NotFound("export.unknown_area", area=area)
     edition = edition_at(session, at)
     named = {"edition": edition.name, "area_name": unit.name if unit else None}
-    params = {"edition": edition.id, "area": (area or "") + "%"}
+    params = {"edition": edition.id}
+    # Without an area no LIKE at all: the planner then knows every cell of the edition is in.
+    in_area = ""
+    if area:
+        params["area"] = area + "%"
+        in_area = " AND b.code LIKE :area"
     if by == "work-cell":
         if not dept:
             raise ValidationError("report.work_cell_needs_dept")
@@ -84,18 +89,18 @@ def units(session: Session, by: str, *, dept: str | None = None, area: str | Non
         sql = ("SELECT b.id AS cell_id, w.code AS code, w.name AS name FROM base_cell b "
                "JOIN base_cell vb ON vb.edition_id = :v_edition AND vb.code = b.code "
                "JOIN work_cell_member m ON m.base_cell_id = vb.id AND m.version_id = :version "
-               "JOIN work_cell w ON w.id = m.work_cell_id WHERE b.edition_id = :edition AND b.code LIKE :area")
+               "JOIN work_cell w ON w.id = m.work_cell_id WHERE b.edition_id = :edition" + in_area)
         params.update(version=version.id, v_edition=version.base_edition_id)
         return Units(sql, params, by, dept, version.number, **named)
     n = _PREFIX[by]
     if by == "cell":
         sql = ("SELECT b.id AS cell_id, b.code AS code, a.name AS name FROM base_cell b "
                "LEFT JOIN admin_unit a ON a.code = b.community_code "
-               "WHERE b.edition_id = :edition AND b.code LIKE :area")
+               "WHERE b.edition_id = :edition" + in_area)
     else:
         sql = (f"SELECT b.id AS cell_id, left(b.code, {n}) AS code, a.name AS name FROM base_cell b "
                f"LEFT JOIN admin_unit a ON a.code = left(b.code, {n}) "
-               "WHERE b.edition_id = :edition AND b.code LIKE :area")
+               "WHERE b.edition_id = :edition" + in_area)
     return Units(sql, params, by, **named)
 
 
