@@ -175,7 +175,8 @@ def run(url: str, args) -> str:
             path.unlink()
         out.rmdir()
     table(rows, n)
-    raw = {fmt: next(s for name, s, _ in rows if name.startswith("raw") and name.endswith(fmt)) for fmt in ("shp", "gpkg")}
+    raw = {fmt: next(s for name, s, _ in rows if name.startswith("raw") and name.endswith(fmt))
+           for fmt in ("shp", "gpkg")}
     mine = {fmt: next(s for name, s, _ in rows if name.startswith("gridkit export") and name.endswith(fmt))
             for fmt in ("shp", "gpkg")}
     report_s = rows[-1][1]
@@ -225,7 +226,8 @@ def _writers_only(fmt, chunks, query, out):
 def table(rows, n) -> None:
     print(f"\n{n:,} points, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
     print(f"{'step':<78}  {'seconds':>8}  {'peak MB':>8}  {'vs raw':>7}")
-    raw = {fmt: next(s for name, s, _ in rows if name.startswith("raw") and name.endswith(fmt)) for fmt in ("shp", "gpkg")}
+    raw = {fmt: next(s for name, s, _ in rows if name.startswith("raw") and name.endswith(fmt))
+           for fmt in ("shp", "gpkg")}
     for name, seconds, mb in rows:
         fmt = next((f for f in ("shp", "gpkg") if name.endswith(f)), None)
         ratio = f"{seconds / raw[fmt]:.2f}×" if fmt else ""

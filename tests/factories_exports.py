@@ -25,7 +25,8 @@ from gridkit.models import (
 
 DEPT = "100001"
 C1, C2 = f"{STREET}001", f"{STREET}002"
-WC1, WC2 = f"{DEPT}{C1}01", f"{DEPT}{C2}01"
+# Work cell 1 is coded for the street (it holds a cell of community 2 in version 2), 2 for community 2.
+WC1, WC2 = f"{DEPT}{STREET}00001", f"{DEPT}{C2}01"
 V1_FROM = datetime(2020, 6, 1, tzinfo=UTC)
 V2_FROM = datetime(2025, 1, 1, tzinfo=UTC)
 REPORTED = datetime(2026, 3, 10, 9, 30, tzinfo=UTC)

@@ -15,6 +15,7 @@ from factories_exports import C2, DEPT, WC1, WC2, make_city
 from openpyxl import load_workbook
 from sqlalchemy import select
 
+from gridkit.audit import PERSONAL_DATA_READ
 from gridkit.coords import wgs84_to_gcj02
 from gridkit.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from gridkit.io.export import ExportOptions, export_layer
@@ -68,7 +69,8 @@ def test_shapefile_zip_utf8_residents(session, city, tmp_path):
     assert types["created_at"].startswith("datetime64") or types["created_at"] == "object"
     assert info["geometry_type"] == "Point"
     meta = pyogrio.read_dataframe(f"/vsizip/{path}/residents.shp", read_geometry=False)
-    assert isinstance(meta["created_at"].iloc[0], (date, datetime)) or str(meta["created_at"].dtype).startswith("datetime")
+    first = meta["created_at"].iloc[0]
+    assert isinstance(first, (date, datetime)) or str(meta["created_at"].dtype).startswith("datetime")
 
 
 def test_shapefile_gbk_keeps_chinese_in_gdal(session, city, tmp_path):
@@ -174,8 +176,9 @@ def test_unmasked_needs_role_and_is_audited(session, city, tmp_path):
     rows = list(csv.DictReader(path.read_text(encoding="utf-8-sig").splitlines()))
     names = {r.name for r in session.scalars(select(Resident))}
     assert {row["name"] for row in rows} == names
-    log = session.scalars(select(AuditLog).where(AuditLog.action == "export.unmasked")).all()
-    assert len(log) == 1 and log[0].object_id == "residents" and log[0].detail["features"] == len(rows)
+    log = session.scalars(select(AuditLog).where(AuditLog.action == PERSONAL_DATA_READ)).all()
+    assert len(log) == 1 and log[0].object_type == "export" and log[0].object_id == "residents"
+    assert log[0].detail["count"] == len(rows) and log[0].detail["detail_fields"] == ["name", "phone"]
 
 
 def test_output_rules_and_no_half_written_file(session, city, tmp_path):

@@ -12,6 +12,7 @@ from factories_exports import C1, DEPT, make_city
 from sqlalchemy import select
 
 from gridkit import db
+from gridkit.audit import PERSONAL_DATA_READ
 from gridkit.cli import main
 from gridkit.models import AuditLog, User
 
@@ -60,8 +61,8 @@ def test_unmasked_export_is_committed_to_the_audit_log(cli_city, tmp_path):
                  "--area", C1)
     assert result.exit_code == 0, result.output
     with db.session_factory(db.engine_for(cli_city))() as session:
-        rows = session.scalars(select(AuditLog).where(AuditLog.action == "export.unmasked")).all()
-    assert [(r.actor, r.detail["features"], r.detail["area"]) for r in rows] == [("root", 18, C1)]
+        rows = session.scalars(select(AuditLog).where(AuditLog.action == PERSONAL_DATA_READ)).all()
+    assert [(r.actor, r.object_type, r.detail["count"], r.detail["area"]) for r in rows] == [("root", "export", 18, C1)]
 
 
 def test_report_commands(cli_city, tmp_path):

@@ -142,7 +142,8 @@ def test_gdal_oapif_asks_for_another_crs(served):
     # In another process: GDAL holds the GIL while reading, and the server runs in this one.
     script = ("import json, sys, pyogrio; f = pyogrio.read_dataframe(sys.argv[1], layer='buildings', "
               "CRS='EPSG:4547'); print(json.dumps([len(f), f.crs.to_epsg(), f.geometry.x.min(), f.geometry.y.min()]))")
-    done = subprocess.run([sys.executable, "-c", script, f"OAPIF:{served}"], check=False, capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-c", script, f"OAPIF:{served}"], check=False, capture_output=True,
+                          text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr
     count, epsg, x, y = json.loads(done.stdout)

@@ -91,10 +91,12 @@ def test_bad_posts_and_the_rate_limit(open311):
     before = read(settings, lambda s: s.query(Incident).count())
     for _ in range(3):
         ok = client.post("/open311/v2/requests.json", data={"service_code": "E0101", "lat": "22.531",
-                                                            "long": "114.0505"}, environ_base={"REMOTE_ADDR": "10.0.0.9"})
+                                                            "long": "114.0505"},
+                          environ_base={"REMOTE_ADDR": "10.0.0.9"})
         assert ok.status_code == 201
     limited = client.post("/open311/v2/requests.json", data={"service_code": "E0101", "lat": "22.531",
-                                                             "long": "114.0505"}, environ_base={"REMOTE_ADDR": "10.0.0.9"})
+                                                             "long": "114.0505"},
+                          environ_base={"REMOTE_ADDR": "10.0.0.9"})
     assert limited.status_code == 429 and limited.get_json()[0]["code"] == 429
     trusted = client.post("/open311/v2/requests.json", data={"service_code": "E0101", "lat": "22.531",
                                                              "long": "114.0505", "api_key": "s3cret"},

@@ -277,7 +277,8 @@ def export_layer(session: Session, options: ExportOptions, *, user=None, actor: 
     if options.format == "shp":
         summary["shapefile_fields"] = {k: v for k, v in writer.short.items() if k != v}
     if options.unmasked:
-        audit.record(session, actor, "export.unmasked", object_type="layer", object_id=options.layer,
-                     path=str(path), features=done, area=options.area, where=options.where,
-                     format=options.format)
+        # The same audit action as every clear read of personal data (gridkit.pii.mask_or_reveal).
+        audit.record(session, actor, audit.PERSONAL_DATA_READ, object_type="export", object_id=options.layer,
+                     detail_fields=list(LAYERS[options.layer].personal), count=done, path=str(path),
+                     area=options.area, where=options.where, format=options.format)
     return summary

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gridkit.errors import NotFound, ValidationError
@@ -170,13 +170,6 @@ def layer_named(name: str) -> Layer:
     return LAYERS[name]
 
 
-def has_column(session: Session, table: str, column: str) -> bool:
-    """True when `table` has `column` (for columns other branches add, such as resident.birth_date)."""
-    return session.execute(text(
-        "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() "
-        "AND table_name = :t AND column_name = :c"), {"t": table, "c": column}).first() is not None
-
-
 def edition_at(session: Session, at: datetime | None) -> BaseGridEdition:
     """Return the base grid edition in force at `at` (None: now), or raise NotFound."""
     edition = session.scalar(select(BaseGridEdition).where(edition_in_force(BaseGridEdition, at))
@@ -224,15 +217,13 @@ def build_query(session: Session, layer: Layer, *, area: str | None = None, wher
     """Return the SQL of one export of `layer` with its filters, masking and responsibility columns."""
     params: dict = {}
     masked = not unmasked
-    birth = "s.birth_date" if layer.name == "residents" and has_column(session, "resident", "birth_date") \
-        else "NULL::date"
     sql = layer.sql.format(
         coord_name=mask_name("c.name") if masked else "c.name",
         coord_phone=mask_phone("c.phone") if masked else "c.phone",
         res_name=mask_name("s.name") if masked else "s.name",
         res_phone=mask_phone("s.phone") if masked else "s.phone",
         reporter=mask_name("s.reporter") if masked else "s.reporter",
-        birth_date=birth)
+        birth_date="s.birth_date")
     fields = list(layer.fields)
     if ":edition_id" in sql:
         params["edition_id"] = edition_at(session, at).id

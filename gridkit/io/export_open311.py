@@ -112,8 +112,8 @@ def request_by_id(session: Session, request_id: str) -> dict:
 
 def _location(session: Session, lat, lon, address_id) -> tuple[float, float]:
     if address_id:
-        row = session.execute(select(func.ST_X(func.coalesce(Building.geom, func.ST_PointOnSurface(Building.footprint))),
-                                     func.ST_Y(func.coalesce(Building.geom, func.ST_PointOnSurface(Building.footprint))))
+        point = func.coalesce(Building.geom, func.ST_PointOnSurface(Building.footprint))
+        row = session.execute(select(func.ST_X(point), func.ST_Y(point))
                               .where(Building.code == address_id)).first()
         if row is None:
             raise ValidationError("open311.unknown_address", address_id=address_id)
@@ -145,10 +145,13 @@ def create_request(session: Session, *, service_code: str | None, lat=None, lon=
     if session.get(IncidentCategory, service_code) is None:
         raise ValidationError("open311.unknown_service", service_code=service_code)
     lon_f, lat_f = _location(session, lat, lon, address_id)
-    note = f"source={source}; trusted={'yes' if trusted else 'no'}" + (f"; address_id={address_id}" if address_id else "")
+    note = f"source={source}; trusted={'yes' if trusted else 'no'}"
+    if address_id:
+        note += f"; address_id={address_id}"
     for _attempt in range(5):
         savepoint = session.begin_nested()
-        incident = Incident(code=_next_code(session), category_code=service_code, description=(description or "")[:2000],
+        incident = Incident(code=_next_code(session), category_code=service_code,
+                            description=(description or "")[:2000],
                             status=IncidentState.REPORTED.value, geom=make_point(lon_f, lat_f), reporter=reporter,
                             reported_at=now())
         session.add(incident)

@@ -15,10 +15,10 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from gridkit.errors import NotFound, ValidationError
-from gridkit.io.export_layers import has_column
 from gridkit.reports.standard import _FINISHED, _rows, _unit_frame
 from gridkit.reports.units import Section, Units
 from gridkit.rules import LOCAL_TZ
+from gridkit.standard.codes import area_admin_code
 
 # School stages (学龄段): nursery 0–2, kindergarten 3–5, primary 6–11, junior 12–14, senior 15–17.
 SCHOOL_BANDS = (("age_0_2", 0, 2), ("age_3_5", 3, 5), ("age_6_11", 6, 11), ("age_12_14", 12, 14),
@@ -30,11 +30,6 @@ def _reference_day(end: datetime | None) -> date:
     if end is None:
         return datetime.now(LOCAL_TZ).date()
     return (end.astimezone(LOCAL_TZ) - timedelta(microseconds=1)).date()
-
-
-def _need_birth_dates(session: Session) -> None:
-    if not has_column(session, "resident", "birth_date"):
-        raise ValidationError("report.no_birth_date")
 
 
 def _age_sql() -> str:
@@ -71,7 +66,6 @@ def read_capacity(path: Path | str) -> dict[tuple[str, str], int]:
 
 def school_age(session: Session, u: Units, *, end=None, capacity=None, **_) -> list[Section]:
     """Children per school band and unit; with a capacity file, the places and the gap per band."""
-    _need_birth_dates(session)
     params = dict(u.params, ref=_reference_day(end))
     age = _age_sql()
     bands = ", ".join(f"count(*) FILTER (WHERE {age} BETWEEN {lo} AND {hi})::int AS {name}"
@@ -102,7 +96,6 @@ def school_age(session: Session, u: Units, *, end=None, capacity=None, **_) -> l
 
 def elderly(session: Session, u: Units, *, end=None, **_) -> list[Section]:
     """Residents aged 60+ and 80+ per unit and their share of the unit's residents."""
-    _need_birth_dates(session)
     params = dict(u.params, ref=_reference_day(end))
     age = _age_sql()
     sql = _unit_frame(u) + f""",
@@ -149,23 +142,23 @@ def staffing(session: Session, u: Units, *, threshold=None, **_) -> list[Section
     columns = ["code", "name", "base_cells", "residents", "buildings", "open_cases", "coordinators",
                "residents_per_coordinator", "over_threshold"]
     return [Section("report.staffing.title", columns, rows, chart="residents_per_coordinator"),
-            Section("report.staffing.over", ["community", "work_cells", "residents", "cells_needed", "command"],
+            Section("report.staffing.over", ["area", "work_cells", "residents", "cells_needed", "command"],
                     suggestions, chart="residents")]
 
 
 def _balance_suggestions(session: Session, u: Units, over: list[dict], limit: int) -> list[dict]:
-    # Work cell codes carry their 12-digit area code at digits 7-18 (CJ/T 349).
-    communities = sorted({row["code"][6:18] for row in over})
+    # Work cell codes carry the area they cover at digits 7-18 (CJ/T 349): rebalance that area.
+    area_of = {row["code"]: area_admin_code(row["code"][6:18]) for row in over}
     result = []
-    for community in communities:
+    for area in sorted(set(area_of.values())):
         residents = session.execute(text(
             "SELECT count(*) FROM resident s JOIN base_cell b ON b.id = s.base_cell_id "
             "WHERE b.edition_id = :edition AND b.code LIKE :c"), {"edition": u.params["edition"],
-                                                                  "c": community + "%"}).scalar_one()
-        cells = [row["code"] for row in over if row["code"][6:18] == community]
+                                                                  "c": area + "%"}).scalar_one()
+        cells = [code for code, a in area_of.items() if a == area]
         needed = max(1, math.ceil(residents / limit))
-        result.append({"community": community, "work_cells": ", ".join(cells), "residents": residents,
+        result.append({"area": area, "work_cells": ", ".join(cells), "residents": residents,
                        "cells_needed": needed,
                        "command": (f"gridkit workgrid draft --dept {u.dept} && gridkit workgrid balance --draft ID "
-                                   f"--cells {needed} --by residents --area {community} --within community")})
+                                   f"--cells {needed} --by residents --area {area} --within community")})
     return result

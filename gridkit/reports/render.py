@@ -33,7 +33,8 @@ def header_block(result: ReportResult, lang: str) -> list[tuple[str, str]]:
     period = f"{p.get('from', '…')} — {p.get('to', '…')}" if p.get("from") or p.get("to") else r("report.head.all_time")
     lines = [(r("report.head.title"), r(f"report.{result.name}.title")),
              (r("report.head.area"), area),
-             (r("report.head.by"), r(f"report.by.{p['by']}") + (f" · {p['dept']} v{p['version']}" if p.get("dept") else "")),
+             (r("report.head.by"),
+              r(f"report.by.{p['by']}") + (f" · {p['dept']} v{p['version']}" if p.get("dept") else "")),
              (r("report.head.period"), period),
              (r("report.head.date"), result.generated_at.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M")),
              (r("report.head.source"), r("report.head.source_value", edition=p.get("edition", "-")))]
@@ -118,16 +119,18 @@ def chart_svg(section: Section, lang: str, *, width: int = 760) -> str:
     top = max((abs(v) for _, _, v in data), default=0) or 1
     bar, gap, left = 18, 4, 260
     height = len(data) * (bar + gap) + 30
+    title = html.escape(label(section.chart, lang))
     parts = [(f'<svg xmlns="http://www.w3.org/2000/svg" class="report-chart" role="img" width="{width}" '
-              f'height="{height}" viewBox="0 0 {width} {height}" aria-label="{html.escape(label(section.chart, lang))}">'),
-             f'<text x="{left}" y="14" font-size="12" font-weight="bold">{html.escape(label(section.chart, lang))}</text>']
+              f'height="{height}" viewBox="0 0 {width} {height}" aria-label="{title}">'),
+             f'<text x="{left}" y="14" font-size="12" font-weight="bold">{title}</text>']
     for i, (code, name, value) in enumerate(data):
         y = 22 + i * (bar + gap)
         w = max(1, int((width - left - 70) * abs(value) / top)) if value else 0
         text = html.escape(f"{name} {code}".strip()[:36])
         shown = f"{value:g}"
         parts.append(f'<text x="{left - 6}" y="{y + 13}" font-size="11" text-anchor="end">{text}</text>'
-                     f'<rect x="{left}" y="{y}" width="{w}" height="{bar}" fill="#2b6cb0"><title>{text}: {shown}</title></rect>'
+                     f'<rect x="{left}" y="{y}" width="{w}" height="{bar}" fill="#2b6cb0">'
+                     f'<title>{text}: {shown}</title></rect>'
                      f'<text x="{left + w + 4}" y="{y + 13}" font-size="11">{shown}</text>')
     parts.append("</svg>")
     return "".join(parts)

@@ -140,7 +140,8 @@ def workload(session: Session, u: Units, *, start=None, end=None, **_) -> list[S
     sql = _unit_frame(u) + f""",
         r AS (SELECT u.code, count(*)::int AS n FROM resident s JOIN u ON u.cell_id = s.base_cell_id GROUP BY u.code),
         b AS (SELECT u.code, count(*)::int AS n FROM building s JOIN u ON u.cell_id = s.base_cell_id GROUP BY u.code),
-        e AS (SELECT u.code, count(*)::int AS n FROM legal_entity s JOIN u ON u.cell_id = s.base_cell_id GROUP BY u.code),
+        e AS (SELECT u.code, count(*)::int AS n FROM legal_entity s JOIN u ON u.cell_id = s.base_cell_id
+              GROUP BY u.code),
         o AS (SELECT u.code, count(*)::int AS n FROM incident s JOIN u ON u.cell_id = s.base_cell_id
               WHERE s.status NOT IN {_FINISHED} GROUP BY u.code),
         p AS (SELECT u.code, count(*)::int AS n FROM incident s JOIN u ON u.cell_id = s.base_cell_id
