@@ -200,6 +200,47 @@ def _temporary_path(path: Path) -> Path:
     return path.with_name(f".{path.stem}.part{os.getpid()}{path.suffix}")
 
 
+class _ChunkStream:
+    """The rows of one export as chunks, read from a server-side cursor; counts what it yielded.
+
+    GDAL pulls these chunks through Arrow's C stream, which turns any exception into its own
+    error: the original is kept in `failure` to be raised unchanged.
+    """
+
+    def __init__(self, session: Session, sql: str, params: dict, fields, options: ExportOptions,
+                 crs: TargetCrs, total: int, progress):
+        self.session, self.sql, self.params, self.fields = session, sql, params, fields
+        self.options, self.crs, self.total, self.progress = options, crs, total, progress
+        self.done = 0
+        self.failure: BaseException | None = None
+
+    def __iter__(self):
+        try:
+            yield from self._chunks()
+        except BaseException as exc:
+            self.failure = exc
+            raise
+
+    def _chunks(self):
+        names = [name for name, _ in self.fields]
+        codec = ENCODINGS[self.options.encoding][1]
+        size = self.options.chunk_size
+        # A server-side cursor for this statement only: rows arrive chunk by chunk.
+        result = self.session.execute(text(self.sql), self.params,
+                                      execution_options={"stream_results": True, "max_row_buffer": size})
+        for rows in result.partitions(size):
+            columns = list(zip(*rows))    # the last column is the geometry
+            chunk = Chunk({name: list(columns[i]) for i, name in enumerate(names)},
+                          [bytes(g) if isinstance(g, memoryview) else g for g in columns[-1]])
+            if self.crs.gcj02:
+                chunk.geometry = _offset_gcj02(chunk.geometry)
+            check_encodable(chunk, self.fields, codec, self.done)
+            yield chunk
+            self.done += len(chunk)
+            if self.progress:
+                self.progress(self.done, self.total)
+
+
 def export_layer(session: Session, options: ExportOptions, *, user=None, actor: str = "system",
                  progress: Callable[[int, int], None] | None = None) -> dict:
     """Write one layer to `options.path` and return a summary (features, fields, CRS, seconds).
@@ -211,74 +252,43 @@ def export_layer(session: Session, options: ExportOptions, *, user=None, actor: 
     """
     started = time.perf_counter()
     crs = _check_options(session, options, user)
-    at = parse_time(options.at, field="at")
     layer = LAYERS[options.layer]
     query = build_query(session, layer, area=options.area, where=options.where, dept=options.dept,
-                        version=options.version, at=at, unmasked=options.unmasked)
+                        version=options.version, at=parse_time(options.at, field="at"), unmasked=options.unmasked)
     total = session.execute(text(f"SELECT count(*) FROM ({query.sql}) c"), query.params).scalar_one()
     limit = min(options.max_features, XLSX_MAX_ROWS) if options.format == "xlsx" else options.max_features
     if total > limit:
         raise ValidationError("export.too_large", features=total, limit=limit, format=options.format)
     select_sql = query.sql.replace(", q._geom FROM", f", {_geometry_sql(options, crs, query.geometry_type)} FROM", 1)
-    # Names of the output fields, as the query returns them (the last column is the geometry).
-    names = [name for name, _ in query.fields]
     path = Path(options.path)
     tmp = _temporary_path(path)
     try:
         writer = _writer(options, tmp, query.fields, query.geometry_type, crs)
     except OSError as exc:
         raise ValidationError("export.not_writable", path=str(path), folder=str(path.parent)) from exc
-    done = 0
-    failures: list[BaseException] = []
-
-    def chunks():
-        try:
-            yield from _read_chunks()
-        except BaseException as exc:
-            # GDAL pulls these chunks through Arrow's C stream, which turns any exception into
-            # its own error: keep the original to raise it unchanged.
-            failures.append(exc)
-            raise
-
-    def _read_chunks():
-        nonlocal done
-        # A server-side cursor for this statement only: rows arrive chunk by chunk.
-        result = session.execute(text(select_sql), query.params,
-                                 execution_options={"stream_results": True, "max_row_buffer": options.chunk_size})
-        for rows in result.partitions(options.chunk_size):
-            columns = list(zip(*rows))
-            chunk = Chunk({name: list(columns[i]) for i, name in enumerate(names)},
-                          [bytes(g) if isinstance(g, memoryview) else g for g in columns[-1]])
-            if crs.gcj02:
-                chunk.geometry = _offset_gcj02(chunk.geometry)
-            check_encodable(chunk, query.fields, ENCODINGS[options.encoding][1], done)
-            yield chunk
-            done += len(chunk)
-            if progress:
-                progress(done, total)
-
+    stream = _ChunkStream(session, select_sql, query.params, query.fields, options, crs, total, progress)
     try:
-        writer.write_all(chunks())
+        writer.write_all(iter(stream))
         os.replace(tmp, path)
     except BaseException as exc:
         # Ctrl+C included: no half-written file under either name.
         writer.discard()
         tmp.unlink(missing_ok=True)
-        if failures:
-            raise failures[0] from None
+        if stream.failure is not None:
+            raise stream.failure from None
         if isinstance(exc, OSError):
             raise ValidationError("export.write_failed", path=str(path),
                                   reason=exc.strerror or str(exc)) from exc
         raise
-    summary = {"layer": options.layer, "format": options.format, "path": str(path), "features": done,
+    summary = {"layer": options.layer, "format": options.format, "path": str(path), "features": stream.done,
                "crs": crs.label, "encoding": options.encoding if options.format in ("shp", "csv") else "utf-8",
-               "fields": names, "masked": not options.unmasked, "bytes": path.stat().st_size,
-               "seconds": round(time.perf_counter() - started, 3)}
+               "fields": [name for name, _ in query.fields], "masked": not options.unmasked,
+               "bytes": path.stat().st_size, "seconds": round(time.perf_counter() - started, 3)}
     if options.format == "shp":
         summary["shapefile_fields"] = {k: v for k, v in writer.short.items() if k != v}
     if options.unmasked:
         # The same audit action as every clear read of personal data (gridkit.pii.mask_or_reveal).
         audit.record(session, actor, audit.PERSONAL_DATA_READ, object_type="export", object_id=options.layer,
-                     detail_fields=list(LAYERS[options.layer].personal), count=done, path=str(path),
+                     detail_fields=list(layer.personal), count=stream.done, path=str(path),
                      area=options.area, where=options.where, format=options.format)
     return summary
