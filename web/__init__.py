@@ -11,6 +11,7 @@ from gridkit.keys import kept_key
 def create_app(settings: Settings | None = None) -> Flask:
     """Return the gridkit web app for `settings` (default: from GRIDKIT_* environment variables)."""
     from web import (
+        analyst,
         api,
         auth,
         coordinator_cases,
@@ -18,6 +19,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         errors,
         i18n,
         incidents_api,
+        ogc,
+        open311,
         planner,
         public,
         supervisor,
@@ -44,6 +47,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(incidents_api.bp)
     app.register_blueprint(supervisor.bp)
     app.register_blueprint(coordinator_cases.bp)
+    app.register_blueprint(analyst.bp)
+    app.register_blueprint(ogc.bp)
+    app.register_blueprint(open311.bp)
     return app
 
 
