@@ -269,6 +269,9 @@ def test_basegrid_page_lists_and_draws_problems(chromium, server):
     commit(settings, make_overlapping_edition)
     page, blocked, errors = _offline_page(chromium, base_url)
     page.goto(f"{base_url}/basegrid?edition=2027-draft")
+    # Validation is for signed-in users: a visitor is offered the sign-in instead.
+    assert page.locator("#gk-problems-status a").count() == 1
+    sign_in(page, base_url, then="/basegrid?edition=2027-draft")
     page.wait_for_function("() => window.gridkit && window.gridkit.problems && window.gridkit.problems.state.loaded")
     page.wait_for_function("() => !window.gridkit.state.busy && window.gridkit.state.loads > 0")
     items = page.locator("#gk-problem-list .problem-item")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from gridkit.messages import catalogue
-import json
 import os
 import re
 import stat
@@ -12,11 +10,12 @@ from pathlib import Path
 
 import folium
 import pytest
+from factories import STREET, X0, Y0, D, make_base_grid
 from flask import Blueprint
 
-from factories import STREET, D, X0, Y0, make_base_grid
 from gridkit import db
 from gridkit.config import Settings
+from gridkit.messages import catalogue
 from gridkit.models import EDITION_STATUSES, ROLES
 from gridkit.users import add_user
 from web import create_app
@@ -192,7 +191,7 @@ def test_api_base_cells_malformed_bbox_is_400_json(client, query):
     assert response.status_code == 400
     body = response.get_json()
     assert body["error"] == "ValidationError"
-    assert "bbox" in body["message"]
+    assert body["code"].startswith("layers.bbox") and "范围" in body["message"]
 
 
 def test_api_base_cells_bad_edition(client):
@@ -312,7 +311,7 @@ def test_login_required_by_role(fresh_settings):
     client = app.test_client()
     anonymous = client.get("/admin-only")
     assert anonymous.status_code == 302 and anonymous.headers["Location"] == "/login?next=/admin-only"
-    assert client.get("/api/anyone").status_code == 403
+    assert client.get("/api/anyone").status_code == 401
 
     token = _csrf(client)
     client.post("/login", data={"name": "planner1", "password": PASSWORD, "csrf_token": token})
@@ -380,7 +379,7 @@ def test_every_key_used_exists_in_both_languages():
 class _TextCollector(HTMLParser):
     """Collects text nodes and user-visible attributes outside <script> and <style>."""
 
-    VISIBLE_ATTRIBUTES = {"title", "alt", "placeholder", "aria-label", "value"}
+    VISIBLE_ATTRIBUTES = frozenset({"title", "alt", "placeholder", "aria-label", "value"})
 
     def __init__(self):
         super().__init__()
@@ -408,9 +407,9 @@ def test_templates_hold_no_untranslated_text():
     for template in (WEB / "templates").glob("*.html"):
         source = template.read_text(encoding="utf-8")
         # Blocks that fill class attributes hold CSS class names, not text.
-        bare = re.sub(r"\{% block \w+_class %\}.*?\{% endblock %\}", " ", source, flags=re.S)
+        bare = re.sub(r"\{% block \w+_class %\}.*?\{% endblock %\}", " ", source, flags=re.DOTALL)
         # Jinja expressions and statements are where translated text comes from.
-        bare = re.sub(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", " ", bare, flags=re.S)
+        bare = re.sub(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", " ", bare, flags=re.DOTALL)
         collector = _TextCollector()
         collector.feed(bare)
         for text in collector.found:

@@ -7,9 +7,19 @@ import secrets
 from functools import wraps
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, g, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 
-from gridkit.errors import PermissionDenied, ValidationError
+from gridkit.errors import PermissionDenied, Unauthorized, ValidationError
+from gridkit.messages import Message
 from gridkit.models import User
 from gridkit.users import authenticate
 from web.database import db_session
@@ -37,7 +47,7 @@ def login_required(roles=None):
     """Decorate a view so that only signed-in users (of one of `roles`, if given) reach it.
 
     Use as `@login_required` or `@login_required(roles=("admin", "planner"))`. Anonymous
-    visitors of HTML pages are sent to the sign-in page; API callers get 403 JSON.
+    visitors of HTML pages are sent to the sign-in page; API callers get 401 JSON.
     """
     if callable(roles):
         return login_required()(roles)
@@ -49,11 +59,11 @@ def login_required(roles=None):
             user = current_user()
             if user is None:
                 if wants_json():
-                    raise PermissionDenied(t("auth.sign_in_first"))
+                    raise Unauthorized("web.sign_in_first")
                 return redirect(url_for("auth.login", next=_here()))
             if allowed and user.role not in allowed:
-                raise PermissionDenied(t("auth.role_denied", role=t(f"role.{user.role}"),
-                                         roles=", ".join(t(f"role.{r}") for r in allowed)))
+                raise PermissionDenied("web.role_denied", role=Message(f"role.{user.role}"),
+                                       roles=[Message(f"role.{r}") for r in allowed])
             return view(*args, **kwargs)
         return wrapped
     return decorator
@@ -77,7 +87,7 @@ def check_csrf() -> None:
     sent = request.headers.get(CSRF_HEADER) or request.form.get("csrf_token", "")
     expected = session.get("csrf_token")
     if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
-        raise ValidationError(t("error.csrf"))
+        raise ValidationError("web.csrf")
 
 
 @bp.route("/login", methods=["GET", "POST"])

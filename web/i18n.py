@@ -15,7 +15,7 @@ from flask import Flask, current_app, g, request
 from gridkit.messages import DEFAULT_LANGUAGE, LANGUAGES, normalise
 from gridkit.messages import catalogue as catalog
 
-__all__ = ["DEFAULT_LANGUAGE", "LANGUAGES", "catalog", "normalise", "t", "current_language"]
+__all__ = ["DEFAULT_LANGUAGE", "LANGUAGES", "catalog", "current_language", "normalise", "t"]
 
 COOKIE = "gridkit_lang"
 
