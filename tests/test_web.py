@@ -261,16 +261,24 @@ def test_login_and_logout(client):
         assert "user_id" not in cookie_session
 
     right = client.post("/login", data={"name": "planner1", "password": PASSWORD, "csrf_token": token})
-    assert right.status_code == 302 and right.headers["Location"] == "/"
+    # Signed in, a user lands in their role's workspace.
+    assert right.status_code == 302 and right.headers["Location"] == "/planner"
     home = client.get("/").get_data(as_text=True)
     assert "planner1（网格规划员）" in home and 'action="/logout"' in home
 
     assert client.post("/logout").status_code == 400          # no CSRF token: refused
     assert "planner1" in client.get("/").get_data(as_text=True)
     token = _csrf(client, "/")
+    with client.session_transaction() as cookie_session:
+        copied = dict(cookie_session)
     out = client.post("/logout", data={"csrf_token": token})
     assert out.status_code == 302
     assert "planner1" not in client.get("/").get_data(as_text=True)
+    # The session ends on the server: a cookie copied before signing out no longer works.
+    with client.session_transaction() as cookie_session:
+        cookie_session.update(copied)
+    assert "planner1" not in client.get("/").get_data(as_text=True)
+    assert client.get("/api/planner/departments").status_code == 401
 
 
 def test_login_without_csrf_token_is_refused(client):
@@ -288,7 +296,7 @@ def test_login_goes_to_next_but_only_on_this_site(client):
     token = _csrf(client)
     evil = client.post("/login", data={"name": "planner1", "password": PASSWORD, "csrf_token": token,
                                        "next": "//evil.example/"})
-    assert evil.headers["Location"] == "/"
+    assert evil.headers["Location"] == "/planner"
 
 
 def test_login_required_by_role(fresh_settings):

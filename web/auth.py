@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from flask import (
     Blueprint,
     Flask,
+    current_app,
     g,
     redirect,
     render_template,
@@ -18,11 +19,17 @@ from flask import (
     url_for,
 )
 
-from gridkit.errors import PermissionDenied, Unauthorized, ValidationError
+from gridkit.errors import GridkitError, PermissionDenied, Unauthorized, ValidationError
 from gridkit.messages import Message
 from gridkit.models import User
-from gridkit.users import authenticate
-from web.database import db_session
+from gridkit.users import (
+    authenticate,
+    clear_login_failures,
+    end_sessions,
+    login_refused,
+    record_login_failure,
+)
+from web.database import db_session, transaction
 from web.errors import wants_json
 from web.i18n import t
 
@@ -36,8 +43,9 @@ def current_user() -> User | None:
         user_id = session.get("user_id")
         if user_id is not None:
             user = db_session().get(User, user_id)
-            if user is None or not user.active:
-                session.pop("user_id", None)
+            # A session of a stopped user, or from before a sign-out or password change, is over.
+            if user is None or not user.active or session.get("generation") != user.session_generation:
+                session.clear()
                 user = None
         g.current_user = user
     return g.current_user
@@ -90,27 +98,70 @@ def check_csrf() -> None:
         raise ValidationError("web.csrf")
 
 
+class TooManyAttempts(GridkitError):
+    """Too many failed sign-ins for a name or an address: wait, or ask for a password reset."""
+
+    status = 429
+
+
 @bp.route("/login", methods=["GET", "POST"])
 def login():
-    """Show the sign-in form; on a right name and password, remember the user and go on."""
-    error = None
+    """Show the sign-in form; on a right name and password, remember the user and go on.
+
+    Failed attempts are counted per name and per address (gridkit.users.login_refused): past
+    the limit every attempt is refused with 429 without checking the password.
+    """
     next_ = _safe_next(request.values.get("next"))
-    if request.method == "POST":
-        check_csrf()
-        user = authenticate(db_session(), request.form.get("name", "").strip(),
-                            request.form.get("password", ""))
-        if user is not None:
-            session.clear()   # a fresh session: no fixation of a pre-login session
-            session["user_id"] = user.id
-            return redirect(next_ or url_for("public.home"))
-        error = t("login.failed")
-    return render_template("login.html", error=error, next=next_ or "")
+    if request.method == "GET":
+        return render_template("login.html", error=None, next=next_ or "")
+    check_csrf()
+    name = request.form.get("name", "").strip()[:100]
+    address = request.remote_addr or "unknown"
+    with transaction() as db:
+        if login_refused(db, name, address):
+            record_login_failure(db, name, address)
+            refused = True
+        else:
+            refused = False
+            user = authenticate(db, name, request.form.get("password", ""))
+            if user is None:
+                record_login_failure(db, name, address)
+            else:
+                clear_login_failures(db, name)
+                user_id, generation = user.id, user.session_generation
+    if refused:
+        raise TooManyAttempts("web.login_limited")
+    if user is None:
+        return render_template("login.html", error=t("login.failed"), next=next_ or ""), 200
+    session.clear()   # a fresh session: no fixation of a pre-login session
+    session["user_id"] = user_id
+    session["generation"] = generation
+    return redirect(next_ or home_of(user))
+
+
+def home_of(user: User) -> str:
+    """Return the URL of `user`'s workspace (the home page for a role without one)."""
+    endpoint = WORKSPACES.get(user.role)
+    if endpoint and endpoint in current_app.view_functions:
+        return url_for(endpoint)
+    return url_for("public.home")
+
+
+# Each role's workspace (an endpoint); roles whose blueprint is not registered go home.
+WORKSPACES = {"admin": "admin.index", "planner": "planner.index", "coordinator": "coordinator.index",
+              "supervisor": "supervisor.index", "analyst": "analyst.index"}
 
 
 @bp.route("/logout", methods=["POST"])
 def logout():
-    """Forget the signed-in user and go to the home page."""
+    """End the session on the server (the user's session generation moves on) and go home."""
     check_csrf()
+    user = current_user()
+    if user is not None:
+        with transaction() as db:
+            fresh = db.get(User, user.id)
+            if fresh is not None:
+                end_sessions(fresh)
     session.clear()
     return redirect(url_for("public.home"))
 
@@ -130,4 +181,4 @@ def _safe_next(target: str | None) -> str | None:
 
 def init_app(app: Flask) -> None:
     """Make `current_user()` and `csrf_token()` available to templates."""
-    app.jinja_env.globals.update(current_user=current_user, csrf_token=csrf_token)
+    app.jinja_env.globals.update(current_user=current_user, csrf_token=csrf_token, home_of=home_of)

@@ -2,6 +2,7 @@
 
 from gridkit.models.admin import ADMIN_LEVELS, AdminUnit
 from gridkit.models.base import SRID, Base
+from gridkit.models.checks import EditionCheck, LoginFailure
 from gridkit.models.basegrid import EDITION_STATUSES, BaseCell, BaseGridEdition
 from gridkit.models.incidents import INCIDENT_STATUSES, Incident, IncidentCategory, IncidentHistory
 from gridkit.models.subjects import POPULATION_TYPES, Building, LegalEntity, Resident
@@ -14,5 +15,5 @@ __all__ = [
     "Department", "WorkGridVersion", "WorkCell", "WorkCellMember", "WorkGridExclusion", "Coordinator",
     "CoordinatorAssignment", "POPULATION_TYPES", "Building", "Resident", "LegalEntity",
     "INCIDENT_STATUSES", "IncidentCategory", "Incident", "IncidentHistory", "ROLES", "User",
-    "AuditLog",
+    "AuditLog", "EditionCheck", "LoginFailure",
 ]
