@@ -22,6 +22,7 @@ from gridkit.models import (
     SRID,
     BaseCell,
     BaseGridEdition,
+    EditionCheck,
     WorkCell,
     WorkCellMember,
     WorkGridVersion,
@@ -534,17 +535,22 @@ def test_basegrid_page_and_problems_api(planner_app):
     assert missing.status_code == 404 and missing.get_json()["error"] == "NotFound"
 
 
-def test_basegrid_problems_are_cached_per_edition_and_cell_count(session):
+def test_basegrid_problems_are_stored_per_edition_state(session):
     make_base_grid(session)
-    cache = {}
     edition = session.scalar(select(BaseGridEdition))
-    first = base_grid_problems_geojson(session, edition.id, cache=cache)
-    assert base_grid_problems_geojson(session, edition.id, cache=cache) is first
+    first = base_grid_problems_geojson(session, edition.id)
+    stored = session.get(EditionCheck, edition.id)
+    assert first["features"] == [] and stored is not None
+    # Read back, not validated again: the stored row is what answers.
+    stored.result = {"features": [{"type": "Feature", "id": 1, "geometry": None, "properties": {"type": "marker"}}]}
+    session.flush()
+    assert base_grid_problems_geojson(session, edition.id)["features"][0]["properties"]["type"] == "marker"
+    # A changed edition is validated again.
     session.add(BaseCell(edition_id=edition.id, code=f"{C1}010", community_code=C1,
                          geom=from_shape(box(X0, Y0, X0 + D / 2, Y0 + D / 2), srid=SRID)))
     session.flush()
-    again = base_grid_problems_geojson(session, edition.id, cache=cache)
-    assert again is not first and any(f["properties"]["type"] == "overlap" for f in again["features"])
+    again = base_grid_problems_geojson(session, edition.id)
+    assert any(f["properties"]["type"] == "overlap" for f in again["features"])
 
 
 def test_basegrid_page_on_an_empty_database(fresh_settings):

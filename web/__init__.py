@@ -11,8 +11,10 @@ from gridkit.keys import kept_key
 def create_app(settings: Settings | None = None) -> Flask:
     """Return the gridkit web app for `settings` (default: from GRIDKIT_* environment variables)."""
     from web import (
+        admin,
         api,
         auth,
+        coordinator,
         database,
         errors,
         i18n,
@@ -45,6 +47,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(planner.bp)
     app.register_blueprint(planner.api)
+    app.register_blueprint(coordinator.bp)
+    app.register_blueprint(coordinator.api)
+    app.register_blueprint(admin.bp)
     return app
 
 

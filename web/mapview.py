@@ -50,11 +50,24 @@ class OfflineMap(folium.Map):
         self.default_css = [("leaflet_css", css_url)]
 
 
+LOCATE_STRINGS = (
+    "locate.loading", "locate.outside", "locate.base_cell", "locate.community", "locate.no_cell",
+    "locate.no_coordinator", "locate.dept", "locate.separator", "locate.search_placeholder", "locate.search_label", "locate.no_hits",
+    *(f"locate.kind.{kind}" for kind in ("point", "base_cell", "work_cell", "building", "admin_unit", "address",
+                                         "coordinator")),
+)
+
+
+def locate_config() -> dict:
+    """Return the config of gridkit-locate.js: "who is responsible here" on click, and the search box."""
+    return {"whois": url_for("api.whois"), "search": url_for("api.search_"), "strings": strings(*LOCATE_STRINGS)}
+
+
 def city_map(extent) -> dict:
     """Return the map pieces for a template: header, html, script, and the config for gridkit-map.js."""
     return leaflet_map(extent, api={"adminUnits": url_for("api.admin_units"),
                                     "baseCells": url_for("api.base_cells")},
-                       strings=strings(*JS_STRINGS))
+                       strings=strings(*JS_STRINGS), locate=locate_config())
 
 
 def basegrid_map(extent, edition_id: int | None) -> dict:

@@ -31,6 +31,7 @@ from web.params import (
     polygon_from_geojson,
 )
 from web.scope import jurisdiction_within_scope, version_dept_code
+from web.summary import forget_counts
 
 bp = Blueprint("planner", __name__, url_prefix="/planner")
 api = Blueprint("planner_api", __name__, url_prefix="/api/planner")
@@ -348,6 +349,7 @@ def publish(draft_id: int):
         draft = work.draft(session, draft_id)
         # Publish exactly what the planner saw: a change made meanwhile is a conflict.
         version_ = work.publish(session, draft, by=by, expected_revision=revision)
+        forget_counts()
         result = {"id": version_.id, "dept": version_.dept_code, "number": version_.number,
                   "status": version_.status, "valid_from": version_.valid_from.isoformat(),
                   "url": _version_url(version_.id)}
@@ -382,6 +384,7 @@ def rollback_(dept_code: str):
     to = body_int(json_body(), "to")
     with transaction() as session:
         version_ = work.rollback(session, dept_code, to, by=by)
+        forget_counts()
         result = {"id": version_.id, "dept": version_.dept_code, "number": version_.number, "copy_of": to,
                   "status": version_.status, "url": _version_url(version_.id)}
     return jsonify(result), 201
