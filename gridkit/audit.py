@@ -7,6 +7,9 @@ from sqlalchemy.orm import Session
 
 from gridkit.models import AuditLog
 
+# The action of every audit row for personal data read in clear.
+PERSONAL_DATA_READ = "personal_data.read"
+
 
 def record(session: Session, actor: str, action: str, *, object_type: str | None = None,
            object_id: str | None = None, **detail) -> AuditLog:

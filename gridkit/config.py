@@ -6,6 +6,10 @@ import os
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
+from gridkit.errors import SetupError
+from gridkit.messages import LANGUAGES
+from gridkit.standard.codes import PROFILES
+
 
 def _setting(default, help_: str, env: str):
     return field(default=default, metadata={"help": help_, "env": env})
@@ -42,7 +46,7 @@ class Settings:
         "GRIDKIT_CODE_PROFILE")
 
     @classmethod
-    def from_env(cls, environ: dict | None = None, **overrides) -> "Settings":
+    def from_env(cls, environ: dict | None = None, **overrides) -> Settings:
         """Return settings from the environment, then `overrides`."""
         environ = os.environ if environ is None else environ
         values = {}
@@ -62,25 +66,20 @@ class Settings:
 
 
 def _convert(name: str, default, raw: str):
-    from gridkit.errors import SetupError
-
     if name in ("pg_port", "port"):
         try:
             value = int(raw)
         except ValueError:
-            raise SetupError(f"GRIDKIT_{name.upper()}={raw!r} is not a port number: give a number 1-65535.")
+            raise SetupError("config.not_a_port", variable=f"GRIDKIT_{name.upper()}", value=raw) from None
         if not 0 < value < 65536:
-            raise SetupError(f"GRIDKIT_{name.upper()}={raw!r} is out of range: give a number 1-65535.")
+            raise SetupError("config.port_out_of_range", variable=f"GRIDKIT_{name.upper()}", value=raw)
         return value
     if name in ("home", "pg_bin"):
         return Path(raw)
-    if name == "code_profile":
-        from gridkit.standard.codes import PROFILES
-
-        if raw not in PROFILES:
-            raise SetupError(f"GRIDKIT_CODE_PROFILE={raw!r} is unknown: use one of {', '.join(PROFILES)}.")
-    if name == "lang" and raw not in ("zh-CN", "en"):
-        raise SetupError(f"GRIDKIT_LANG={raw!r} is not supported: use zh-CN or en.")
+    if name == "code_profile" and raw not in PROFILES:
+        raise SetupError("config.unknown_code_profile", value=raw, profiles=", ".join(PROFILES))
+    if name == "lang" and raw not in LANGUAGES:
+        raise SetupError("config.unknown_language", value=raw, languages=", ".join(LANGUAGES))
     return raw
 
 

@@ -7,9 +7,9 @@ exists already, nothing is loaded again.
 from __future__ import annotations
 
 import csv
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable
 
 import pyogrio
 from geoalchemy2.shape import from_shape
@@ -21,8 +21,18 @@ from gridkit.assign import AUTO_ASSIGN, assign_subjects
 from gridkit.errors import ValidationError
 from gridkit.grids import work
 from gridkit.incidents.categories import seed_categories
-from gridkit.models import (SRID, AdminUnit, BaseCell, BaseGridEdition, Building, Incident, IncidentHistory,
-                            LegalEntity, Resident, User)
+from gridkit.models import (
+    SRID,
+    AdminUnit,
+    BaseCell,
+    BaseGridEdition,
+    Building,
+    Incident,
+    IncidentHistory,
+    LegalEntity,
+    Resident,
+    User,
+)
 from gridkit.pii import hash_citizen_id
 from gridkit.standard.ids import mask_citizen_id, validate_citizen_id, validate_credit_code, validate_phone
 from gridkit.users import add_user
@@ -30,7 +40,7 @@ from gridkit.users import add_user
 DEMO_DIR = Path(__file__).resolve().parent.parent / "data" / "boundaries"
 DEMO_EDITION = "深圳市统一空间基础网格 2026 演示版"
 # The demo's work grids and base grid are in force from this moment on.
-DEMO_VALID_FROM = datetime(2026, 1, 1, tzinfo=timezone.utc)
+DEMO_VALID_FROM = datetime(2026, 1, 1, tzinfo=UTC)
 DEMO_PASSWORD = "gridkit-demo"
 DEMO_USERS = [("admin", "admin", None), ("planner", "planner", "440304"), ("supervisor", "supervisor", "440304"),
               ("analyst", "analyst", None), ("coordinator", "coordinator", "440304")]
@@ -38,6 +48,8 @@ FILES = ("admin_units.geojson", "base_cells.geojson", "buildings.geojson", "inci
          "residents.csv", "entities.csv", "departments.csv", "work_cells.csv", "coordinators.csv")
 
 Progress = Callable[[str, int], None]
+# How many times load_demo reports progress: one step per kind of data it loads.
+DEMO_STEPS = 10
 
 
 def demo_loaded(session: Session) -> bool:
@@ -48,8 +60,7 @@ def demo_loaded(session: Session) -> bool:
 def _read_features(path: Path):
     frame = pyogrio.read_dataframe(path)
     if frame.crs is None or frame.crs.to_epsg() != SRID:
-        raise ValidationError(f"{path}: expected EPSG:{SRID} coordinates, found {frame.crs}: "
-                              "regenerate it with scripts/make_demo_data.py.")
+        raise ValidationError("demo.bad_crs", path=str(path), srid=SRID, crs=str(frame.crs))
     return frame
 
 
@@ -82,8 +93,7 @@ def _load_demo(session: Session, pii_key: bytes, *, data_dir: Path, progress: Pr
         return {"already": True}
     missing = [name for name in FILES if not (data_dir / name).exists()]
     if missing:
-        raise ValidationError(f"demo data is incomplete in {data_dir} (missing {', '.join(missing)}): "
-                              "run `.venv/bin/python scripts/make_demo_data.py`.")
+        raise ValidationError("demo.incomplete", data_dir=str(data_dir), missing=", ".join(missing))
     step = progress or (lambda label, n: None)
     counts: dict[str, int] = {}
 
@@ -164,9 +174,11 @@ def _load_demo(session: Session, pii_key: bytes, *, data_dir: Path, progress: Pr
             id_number = validate_citizen_id(row["id_number"])
             phone = validate_phone(row["phone"]) if row["phone"] else None
         except ValueError as exc:
-            raise ValidationError(f"{data_dir / 'residents.csv'} line {line}: {exc}")
+            raise ValidationError("demo.bad_row", path=str(data_dir / "residents.csv"), line=line,
+                                  reason=str(exc)) from None
         if row["building_code"] not in building_ids:
-            raise ValidationError(f"{data_dir / 'residents.csv'} line {line}: unknown building {row['building_code']}.")
+            raise ValidationError("demo.unknown_building", path=str(data_dir / "residents.csv"), line=line,
+                                  building=row["building_code"])
         residents.append({"id_number_hash": hash_citizen_id(pii_key, id_number),
                           "id_number_masked": mask_citizen_id(id_number), "name": row["name"], "phone": phone,
                           "household": row["household"], "population_type": row["population_type"],
@@ -180,7 +192,8 @@ def _load_demo(session: Session, pii_key: bytes, *, data_dir: Path, progress: Pr
         try:
             code = validate_credit_code(row["credit_code"])
         except ValueError as exc:
-            raise ValidationError(f"{data_dir / 'entities.csv'} line {line}: {exc}")
+            raise ValidationError("demo.bad_row", path=str(data_dir / "entities.csv"), line=line,
+                                  reason=str(exc)) from None
         entities.append({"credit_code": code, "name": row["name"],
                          "geom": from_shape(Point(float(row["lon"]), float(row["lat"])), srid=SRID)})
     session.execute(insert(LegalEntity), entities)
@@ -189,7 +202,8 @@ def _load_demo(session: Session, pii_key: bytes, *, data_dir: Path, progress: Pr
 
     incidents = _read_features(data_dir / "incidents.geojson")
     for r in incidents.itertuples():
-        reported_at = r.reported_at.to_pydatetime() if hasattr(r.reported_at, 'to_pydatetime') else datetime.fromisoformat(r.reported_at)
+        reported_at = (r.reported_at.to_pydatetime() if hasattr(r.reported_at, "to_pydatetime")
+                       else datetime.fromisoformat(r.reported_at))
         incident = Incident(code=r.code, category_code=r.category_code, description=r.description,
                             status="reported", reported_at=reported_at, reporter=r.reporter,
                             geom=from_shape(r.geometry, srid=SRID))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
@@ -13,14 +14,12 @@ from gridkit.errors import SetupError
 
 def health(session: Session) -> dict:
     """Return {status, database, schema_revision, head_revision, postgis, version}; status is ok or outdated."""
-    from alembic.runtime.migration import MigrationContext
-
     try:
         postgis = session.scalar(text("SELECT postgis_lib_version()"))
         revision = MigrationContext.configure(session.connection()).get_current_revision()
     except OperationalError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-        raise SetupError(f"the database is not reachable ({reason}): check that it runs.")
+        raise SetupError("db.unreachable", reason=reason) from None
     head = head_revision()
     return {"status": "ok" if revision == head else "outdated", "database": "ok",
             "schema_revision": revision, "head_revision": head, "postgis": postgis,

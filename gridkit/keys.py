@@ -9,8 +9,11 @@ from pathlib import Path
 from gridkit.errors import SetupError
 
 
-def kept_key(home: Path, filename: str, given: str | None, *, setting: str, what: str) -> str:
-    """Return `given`, else the key in home/filename, made with mode 0600 the first time it is asked for."""
+def kept_key(home: Path, filename: str, given: str | None, *, setting: str, what) -> str:
+    """Return `given`, else the key in home/filename, made with mode 0600 the first time it is asked for.
+
+    `what` names the key in messages (a string or a `messages.Message`).
+    """
     if given:
         return given
     path = Path(home) / filename
@@ -25,5 +28,5 @@ def kept_key(home: Path, filename: str, given: str | None, *, setting: str, what
     except FileExistsError:
         return path.read_text().strip()   # another process created it a moment ago
     except OSError as exc:
-        raise SetupError(f"cannot keep the {what} in {path} ({exc.strerror}): make GRIDKIT_HOME writable "
-                         f"or set {setting}.")
+        raise SetupError("keys.cannot_keep", what=what, path=str(path), reason=exc.strerror,
+                         setting=setting) from None

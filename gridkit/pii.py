@@ -1,20 +1,50 @@
-"""Personal data: keyed hashes of citizen ID numbers and the key they need."""
+"""Personal data: keyed hashes of citizen ID numbers, the key they need, and masked or audited reveals."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Callable, Iterable
 
+from sqlalchemy.orm import Session
+
+from gridkit.audit import PERSONAL_DATA_READ, record
 from gridkit.config import Settings
 from gridkit.keys import kept_key
+from gridkit.messages import Message
+from gridkit.standard.ids import mask_citizen_id, mask_phone
+
+# How each personal field is shown to someone who may not read it in clear.
+MASKS: dict[str, Callable[[str], str]] = {"phone": mask_phone, "id_number": mask_citizen_id}
 
 
 def pii_key(settings: Settings) -> bytes:
     """Return the key for hashing citizen IDs: GRIDKIT_PII_KEY, else one kept in GRIDKIT_HOME/pii_key."""
     return kept_key(settings.home, "pii_key", settings.pii_key, setting="GRIDKIT_PII_KEY",
-                    what="personal-data key").encode()
+                    what=Message("keys.pii_key")).encode()
 
 
 def hash_citizen_id(key: bytes, id_number: str) -> str:
     """Return the hex HMAC-SHA256 of a normalised citizen ID: matchable, not readable."""
     return hmac.new(key, id_number.strip().upper().encode(), hashlib.sha256).hexdigest()
+
+
+def mask_or_reveal(session: Session, records: Iterable[dict], *, reveal: bool, actor: str, object_type: str,
+                   fields: tuple[str, ...] = ("phone",), object_id=None, **detail) -> list[dict]:
+    """Mask `fields` of each record in place, or leave them clear and record the reveal in the audit log.
+
+    The one rule for personal fields leaving the system (CLI output, web pages, exports): masked
+    unless the caller asked and may read them; every clear read is one audit row in the caller's
+    transaction, naming the actor, the kind of object, the fields and how many records.
+    """
+    records = list(records)
+    if reveal:
+        if records:
+            record(session, actor, PERSONAL_DATA_READ, object_type=object_type, object_id=object_id,
+                   detail_fields=list(fields), count=len(records), **detail)
+        return records
+    for row in records:
+        for name in fields:
+            if row.get(name):
+                row[name] = MASKS[name](row[name])
+    return records

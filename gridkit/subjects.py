@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
-from sqlalchemy import text
+from sqlalchemy import and_, select, text
 from sqlalchemy.orm import Session
 
-from gridkit.errors import ValidationError
+from gridkit import rules
+from gridkit.errors import NotFound, ValidationError
 from gridkit.grids.base import current_edition
-from gridkit.grids.work import current_version, department
+from gridkit.grids.work import (
+    coordinators_json,
+    current_version,
+    department,
+    versions_in_force,
+)
+from gridkit.models import (
+    BaseCell,
+    Building,
+    Department,
+    Incident,
+    LegalEntity,
+    Resident,
+    WorkCell,
+    WorkCellMember,
+)
 
 GROUPINGS = ("district", "street", "community", "cell", "work-cell")
 _PREFIX = {"district": 6, "street": 9, "community": 12, "cell": 15}
@@ -70,25 +86,24 @@ def subject_stats(session: Session, by: str = "community", *, dept: str | None =
             for row in session.execute(query, params)]
 
 
-_SUBJECT_KEYS = {"buildings": ("building", "code"), "entities": ("legal_entity", "credit_code"),
-                 "incidents": ("incident", "code"), "residents": ("resident", "id_number_hash")}
+_SUBJECT_KEYS = {"buildings": (Building, Building.code), "entities": (LegalEntity, LegalEntity.credit_code),
+                 "incidents": (Incident, Incident.code), "residents": (Resident, Resident.id_number_hash)}
 
-_CELL_RESPONSIBILITY_SQL = text("""
-WITH v AS (
-  SELECT DISTINCT ON (dept_code) id, dept_code, number, base_edition_id FROM work_grid_version
-  WHERE status IN ('published', 'retired') AND valid_from <= :at AND (valid_to IS NULL OR valid_to > :at)
-  ORDER BY dept_code, valid_from DESC)
-SELECT d.code AS dept, d.name AS dept_name, v.number AS version, w.code AS work_cell, w.name AS work_cell_name,
-       coalesce((SELECT json_agg(json_build_object('id', c.id, 'name', c.name, 'phone', c.phone) ORDER BY c.id)
-                 FROM coordinator_assignment ca JOIN coordinator c ON c.id = ca.coordinator_id
-                 WHERE ca.work_cell_id = w.id AND c.active), '[]'::json) AS coordinators
-FROM department d
-LEFT JOIN v ON v.dept_code = d.code
--- A version may be drawn on an older base grid edition: its base cells are matched by code.
-LEFT JOIN base_cell b ON b.edition_id = v.base_edition_id AND b.code = :cell
-LEFT JOIN work_cell_member m ON m.version_id = v.id AND m.base_cell_id = b.id
-LEFT JOIN work_cell w ON w.id = m.work_cell_id
-ORDER BY d.code""")
+
+def _cell_responsibility_query(base_cell_code: str, at):
+    """Return per department the work cell holding base cell `base_cell_code` in the version in force at `at`."""
+    v = versions_in_force(at)
+    # A version may be drawn on an older base grid edition: its base cells are matched by code.
+    return (select(Department.code.label("dept"), Department.name.label("dept_name"), v.c.number.label("version"),
+                   WorkCell.code.label("work_cell"), WorkCell.name.label("work_cell_name"),
+                   coordinators_json(WorkCell.id).label("coordinators"))
+            .select_from(Department)
+            .outerjoin(v, v.c.dept_code == Department.code)
+            .outerjoin(BaseCell, and_(BaseCell.edition_id == v.c.base_edition_id, BaseCell.code == base_cell_code))
+            .outerjoin(WorkCellMember, and_(WorkCellMember.version_id == v.c.id,
+                                            WorkCellMember.base_cell_id == BaseCell.id))
+            .outerjoin(WorkCell, WorkCell.id == WorkCellMember.work_cell_id)
+            .order_by(Department.code))
 
 
 def responsibility_of_subject(session: Session, kind: str, key: str, *, at=None, pii_key: bytes | None = None) -> dict:
@@ -98,29 +113,26 @@ def responsibility_of_subject(session: Session, kind: str, key: str, *, at=None,
     `key` is the building code, credit code, incident code, or a resident's citizen ID number
     (matched by its keyed hash; the answer shows only the masked form).
     """
-    from datetime import datetime, timezone
-
-    from gridkit.errors import NotFound
     from gridkit.pii import hash_citizen_id
 
     if kind not in _SUBJECT_KEYS:
         raise ValidationError(f"unknown subject kind {kind!r}: use one of {', '.join(_SUBJECT_KEYS)}.")
-    table, column = _SUBJECT_KEYS[kind]
+    model, column = _SUBJECT_KEYS[kind]
     lookup = key.strip()
     if kind == "residents":
         if pii_key is None:
             raise ValidationError("finding a resident by citizen ID needs the personal-data key.")
         lookup = hash_citizen_id(pii_key, lookup)
-    ident = "id_number_masked" if kind == "residents" else column
-    row = session.execute(text(
-        f"SELECT s.id, s.{ident} AS ident, b.code AS base_cell, b.community_code FROM {table} s "
-        f"LEFT JOIN base_cell b ON b.id = s.base_cell_id WHERE s.{column} = :k"), {"k": lookup}).first()
+    ident = Resident.id_number_masked if kind == "residents" else column
+    row = session.execute(
+        select(model.id, ident.label("ident"), BaseCell.code.label("base_cell"), BaseCell.community_code)
+        .outerjoin(BaseCell, BaseCell.id == model.base_cell_id).where(column == lookup)).first()
     if row is None:
         shown = "that citizen ID number" if kind == "residents" else repr(key)
         raise NotFound(f"no {kind[:-1]} has {shown}.")
-    at = at or datetime.now(timezone.utc)
+    at = at or rules.now()
     departments = []
     if row.base_cell is not None:
-        departments = [dict(r._mapping) for r in session.execute(_CELL_RESPONSIBILITY_SQL, {"at": at, "cell": row.base_cell})]
+        departments = [dict(r._mapping) for r in session.execute(_cell_responsibility_query(row.base_cell, at))]
     return {"kind": kind, "id": row.id, "identity": row.ident, "base_cell": row.base_cell,
             "community": row.community_code, "at": at.isoformat(), "departments": departments}

@@ -38,15 +38,15 @@ def add_user(session: Session, name: str, role: str, *, scope: str | None = None
              password: str | None = None, coordinator_id: int | None = None) -> User:
     """Create a user; refuse unknown roles, unknown scopes and names already taken."""
     if role not in ROLES:
-        raise ValidationError(f"unknown role {role!r}: use one of {', '.join(ROLES)}.")
+        raise ValidationError("users.unknown_role", role=role, roles=", ".join(ROLES))
     if not 2 <= len(name) <= 50 or not all(c.isalnum() or c in "_.@-" for c in name) or not name.isascii():
-        raise ValidationError(f"user name {name!r} is not allowed: use 2-50 letters, digits, _ . @ -.")
+        raise ValidationError("users.bad_name", name=name)
     if password is not None and len(password) < 8:
-        raise ValidationError("the password is too short: use at least 8 characters.")
+        raise ValidationError("users.short_password", minimum=8)
     if scope is not None and session.get(AdminUnit, scope) is None:
-        raise NotFound(f"scope {scope!r} is not a known admin unit code: see `gridkit admin list`.")
+        raise NotFound("users.unknown_scope", scope=scope)
     if session.scalar(select(User).where(User.name == name)) is not None:
-        raise Conflict(f"user {name!r} exists already.")
+        raise Conflict("users.exists", name=name)
     user = User(name=name, role=role, scope_code=scope, coordinator_id=coordinator_id,
                 password_hash=hash_password(password) if password else None)
     session.add(user)

@@ -11,9 +11,9 @@ target_metadata = Base.metadata
 
 if not config.get_main_option("sqlalchemy.url"):
     from gridkit.config import Settings
-    from gridkit.db import database_url
+    from gridkit.db import owner_url
 
-    config.set_main_option("sqlalchemy.url", database_url(Settings.from_env()).replace("%", "%%"))
+    config.set_main_option("sqlalchemy.url", owner_url(Settings.from_env()).replace("%", "%%"))
 
 
 def include_object(obj, name, type_, reflected, compare_to):

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Command 2: set up and run the whole test suite against a real PostGIS and a real Chromium.
+# Command 2: set up, lint (ruff), and run the whole test suite against a real PostGIS and a real Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --demo
+echo "ruff check ."
+.venv/bin/ruff check .
 exec .venv/bin/python -m pytest -p no:cacheprovider "$@"

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from gridkit import db
 from gridkit.config import Settings
-from gridkit.db.embedded import EmbeddedCluster
+from gridkit.db.embedded import ADMIN_ROLE, EmbeddedCluster
 from gridkit.errors import SetupError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -84,7 +84,8 @@ def pg_server():
             pytest.exit(f"PostGIS is needed for the tests and could not be started: {exc.message}. "
                         "Install it with `bash scripts/setup.sh`, or set GRIDKIT_TEST_DATABASE_URL.",
                         returncode=3)
-        base_url = cluster.url("gridkit_test")
+        # The tests create and drop databases: they work as the cluster's superuser.
+        base_url = cluster.url("gridkit_test", role=ADMIN_ROLE)
     server = TestServer(base_url=base_url, cluster=cluster)
     if cluster is not None:
         server.create_database("gridkit_test")

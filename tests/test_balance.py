@@ -15,7 +15,7 @@ from sqlalchemy import insert, select, text
 from gridkit.errors import Conflict, InvalidTransition, ValidationError
 from gridkit.grids.balance import (PiecesError, apportion, balance_draft, connected_components, describe_balance,
                                    partition, spread_of)
-from gridkit.grids.work import (add_coordinator, add_department, check_work_cell_code, exclude_cells, publish,
+from gridkit.grids.work import (add_coordinator, add_department, check_work_cell, exclude_cells, publish,
                                 start_draft, validate_version)
 from gridkit.models import SRID, BaseCell, CoordinatorAssignment, Incident, Resident, WorkCell
 from tests.factories import D, STREET, X0, Y0, make_base_grid
@@ -282,7 +282,7 @@ def test_balance_draft_by_residents(session, drafted):
     assert sum(len(v) for v in cells.values()) == 108
     assert set(pieces_per_work_cell(session, draft).values()) == {1}
     for code, members in cells.items():
-        check_work_cell_code(session, DEPT, code)
+        check_work_cell(session, draft, code)
         communities = {m[:12] for m in members}
         # One community → its code; several (all in one street here) → street code + 000.
         assert code[6:18] == (communities.pop() if len(communities) == 1 else STREET + "000")
@@ -430,5 +430,5 @@ def test_whole_city_and_city_jurisdiction(session):
         assert result.area_code == ("440304001" if scope else None)
         assert sum(c.base_cells for c in result.work_cells) == 18
         for c in result.work_cells:
-            check_work_cell_code(session, dept, c.code)
+            check_work_cell(session, draft, c.code)
         assert set(pieces_per_work_cell(session, draft).values()) == {1}

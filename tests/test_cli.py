@@ -21,8 +21,12 @@ WC1 = f"{DEPT}44030400100101"
 WC2 = f"{DEPT}44030400100102"
 
 
-def run(settings, *args, input=None, ok=True):
-    result = CliRunner().invoke(main, list(args), obj=settings, input=input, catch_exceptions=False)
+# The tests read the English sentences; the default language is Chinese (see test_default_language_is_chinese).
+ENGLISH = {"GRIDKIT_LANG": "en"}
+
+
+def run(settings, *args, input=None, ok=True, env=ENGLISH):
+    result = CliRunner(env=env).invoke(main, list(args), obj=settings, input=input, catch_exceptions=False)
     if ok:
         assert result.exit_code == 0, result.output
     return result
@@ -72,7 +76,7 @@ def test_unreachable_database_url_is_one_line(tmp_path):
 
 def test_bad_setting_in_environment_is_one_line(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "gridkit.cli", "db", "url"], capture_output=True, text=True,
-                          env={"GRIDKIT_PORT": "fivethousand", "PATH": "/usr/bin:/bin"})
+                          env={"GRIDKIT_PORT": "fivethousand", "PATH": "/usr/bin:/bin", **ENGLISH})
     assert proc.returncode == 1
     assert proc.stderr.strip() == "Error: GRIDKIT_PORT='fivethousand' is not a port number: give a number 1-65535."
 
@@ -260,9 +264,25 @@ def test_one_person_covers_two_departments(grid_settings):
     ({"GRIDKIT_HOME": "/proc/gridkit-home"}, "GRIDKIT_HOME=/proc/gridkit-home is not writable"),
 ])
 def test_bad_embedded_setup_is_one_line_saying_what_to_do(tmp_path, env, expected):
-    full = {"PATH": "/usr/bin:/bin", "GRIDKIT_HOME": str(tmp_path / "home"), **env}
+    full = {"PATH": "/usr/bin:/bin", "GRIDKIT_HOME": str(tmp_path / "home"), **ENGLISH, **env}
     proc = subprocess.run([sys.executable, "-m", "gridkit.cli", "db", "up"], capture_output=True, text=True,
                           env=full, timeout=60)
     assert proc.returncode == 1
     assert proc.stderr.count("\n") == 1 and expected in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_default_language_is_chinese(fresh_settings):
+    """Without GRIDKIT_LANG the CLI speaks Chinese: its own lines and the errors it renders."""
+    ok = run(fresh_settings, "dept", "add", DEPT, "综治中心", env={})
+    assert ok.output.strip() == f"部门 {DEPT} 综治中心 已添加"
+    refused = run(fresh_settings, "db", "down", ok=False, env={})
+    assert refused.exit_code == 1 and "gridkit 不会停止它" in refused.output
+    english = run(fresh_settings, "db", "down", ok=False)
+    assert "will not stop it" in english.output
+
+
+def test_json_output_is_the_same_in_every_language(fresh_settings):
+    run(fresh_settings, "dept", "add", DEPT, "综治中心")
+    chinese = run(fresh_settings, "dept", "list", "--json", env={}).output
+    assert json.loads(chinese) == json.loads(run(fresh_settings, "dept", "list", "--json").output)

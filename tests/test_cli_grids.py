@@ -27,7 +27,8 @@ COMMUNITY = "440304001001"
 
 
 def run(settings, *args, input=None):
-    return CliRunner().invoke(main, list(args), obj=settings, input=input, catch_exceptions=False)
+    return CliRunner(env={"GRIDKIT_LANG": "en"}).invoke(main, list(args), obj=settings, input=input,
+                                                        catch_exceptions=False)
 
 
 def ok(settings, *args):

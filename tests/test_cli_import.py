@@ -19,7 +19,7 @@ CNMAPS = SHARED_DATA / "shenzhen-admin" / "sz_city_districts_cnmaps_gcj02.geojso
 
 
 def run(settings, *args):
-    return CliRunner().invoke(main, list(args), obj=settings, catch_exceptions=False)
+    return CliRunner(env={"GRIDKIT_LANG": "en"}).invoke(main, list(args), obj=settings, catch_exceptions=False)
 
 
 def _write_geojson(path, features):

@@ -6,6 +6,7 @@ import csv
 import json
 import time
 import warnings
+from datetime import date
 from pathlib import Path
 
 import geopandas as gpd
@@ -328,6 +329,8 @@ def test_residents_csv_store_only_hash_and_mask(session, grid):
     for number, name, tel, household, kind, building, point in RESIDENTS:
         resident = session.scalar(select(Resident).where(Resident.id_number_hash == hash_citizen_id(KEY, number)))
         assert resident.id_number_masked == number[:4] + "*" * 10 + number[-4:]
+        # The birth date (digits 7-14) is kept, for age bands; the ID itself is not.
+        assert resident.birth_date == date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
         assert resident.name == name and resident.household == (household or None)
         assert resident.population_type == {"户籍": "registered", "流动": "floating"}.get(kind, kind)
         if building:

@@ -313,9 +313,9 @@ def test_stale_revision_is_409_naming_who_changed_it(planner_app):
 
 
 @pytest.mark.parametrize("payload, fragment", [
-    ({"revision": 0, "work_cell": "123", "cells": [cell(C1, 1)]}, "20 digits"),
-    ({"revision": 0, "work_cell": f"999999{C1}01", "cells": [cell(C1, 1)]}, "department code"),
-    ({"revision": 0, "work_cell": f"{DEPT}999999999999" + "01", "cells": [cell(C1, 1)]}, "admin unit"),
+    ({"revision": 0, "work_cell": "123", "cells": [cell(C1, 1)]}, "20 位数字"),
+    ({"revision": 0, "work_cell": f"999999{C1}01", "cells": [cell(C1, 1)]}, "部门编码"),
+    ({"revision": 0, "work_cell": f"{DEPT}999999999999" + "01", "cells": [cell(C1, 1)]}, "行政区划代码"),
     ({"work_cell": A, "cells": [cell(C1, 1)]}, "revision"),
     ({"revision": "1", "work_cell": A, "cells": [cell(C1, 1)]}, "revision"),
     ({"revision": 0, "work_cell": A, "cells": []}, "没有选中"),
@@ -328,7 +328,7 @@ def test_bad_moves_are_400_json(planner, payload, fragment):
     response = post(client, f"/api/planner/drafts/{ids['draft']}/move", token, payload)
     assert response.status_code == 400, response.get_json()
     body = response.get_json()
-    assert body["error"] == "ValidationError" and fragment in body["message"]
+    assert body["error"] == "ValidationError" and fragment in body["message"], body
     assert read(settings, lambda s: s.get(WorkGridVersion, ids["draft"]).revision) == 0
 
 

@@ -65,7 +65,7 @@ def echo_table(rows: list[dict], columns: list[str] | None = None) -> None:
     widths = [max(_width(c), *(_width(row[i]) for row in cells)) for i, c in enumerate(columns)]
 
     def line(values):
-        return "  ".join(v + " " * (w - _width(v)) for v, w in zip(values, widths)).rstrip()
+        return "  ".join(v + " " * (w - _width(v)) for v, w in zip(values, widths, strict=True)).rstrip()
 
     click.echo(line(columns))
     click.echo(line(["-" * w for w in widths]))
@@ -104,7 +104,10 @@ def command_output(func):
     return wrapper
 
 
-def progress(length: int | None = None, label: str = "", iterable=None):
-    """Return a click progress bar on stderr, hidden with --json or when stderr is not a terminal."""
+def progress(length: int | None = None, label: str = "", iterable=None, **options):
+    """Return a click progress bar on stderr, hidden with --json or when stderr is not a terminal.
+
+    `options` go to `click.progressbar` (e.g. `item_show_func`, `show_pos`).
+    """
     hidden = wants_json() or not sys.stderr.isatty()
-    return click.progressbar(iterable, length=length, label=label, file=sys.stderr, hidden=hidden)
+    return click.progressbar(iterable, length=length, label=label, file=sys.stderr, hidden=hidden, **options)

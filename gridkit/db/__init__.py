@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from gridkit.config import Settings
-from gridkit.db.embedded import EmbeddedCluster
+from gridkit.db.embedded import ADMIN_ROLE, OWNER_ROLE, EmbeddedCluster
 from gridkit.errors import SetupError
+from gridkit.messages import Message
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent.parent / "migrations"
 
@@ -31,7 +39,7 @@ def safe_url(url: str) -> str:
 
 
 def database_url(settings: Settings) -> str:
-    """Return the SQLAlchemy URL gridkit uses under `settings`."""
+    """Return the SQLAlchemy URL the application uses under `settings` (the embedded app role)."""
     if settings.database_url:
         url = settings.database_url
         if url.startswith("postgresql://") or url.startswith("postgres://"):
@@ -40,12 +48,26 @@ def database_url(settings: Settings) -> str:
     return cluster_for(settings).url()
 
 
+def owner_url(settings: Settings) -> str:
+    """Return the URL migrations run with: the embedded owner role, or the external URL itself."""
+    if settings.embedded:
+        return cluster_for(settings).url(role=OWNER_ROLE)
+    return database_url(settings)
+
+
 def make_engine(url: str, **kwargs) -> Engine:
     """Return an engine for `url` with gridkit's connection defaults."""
     return create_engine(url, pool_pre_ping=True, future=True, **kwargs)
 
 
-def check_connection(engine: Engine, *, what: str) -> None:
+def _describe(settings: Settings) -> str:
+    """Name the database for messages: the embedded one, or the external URL (password hidden)."""
+    if settings.embedded:
+        return Message("db.the_embedded_database")
+    return f"GRIDKIT_DATABASE_URL={safe_url(database_url(settings))}"
+
+
+def check_connection(engine: Engine, *, what) -> None:
     """Raise SetupError with advice unless `engine` reaches a PostGIS database."""
     try:
         with engine.connect() as conn:
@@ -53,17 +75,13 @@ def check_connection(engine: Engine, *, what: str) -> None:
                 text("SELECT 1 FROM pg_extension WHERE extname = 'postgis'")).scalar()
     except OperationalError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-        raise SetupError(f"cannot connect to {what} ({reason}): check that the server runs and "
-                         "the URL is right, or unset GRIDKIT_DATABASE_URL to use the embedded database.")
+        raise SetupError("db.cannot_connect", what=what, reason=reason) from None
     if not has_postgis:
-        raise SetupError(f"{what} has no postgis extension: run `CREATE EXTENSION postgis` in it "
-                         "as a superuser.")
+        raise SetupError("db.no_postgis", what=what)
 
 
 def alembic_config(url: str):
     """Return an Alembic Config for gridkit's migrations against `url`."""
-    from alembic.config import Config
-
     cfg = Config(str(MIGRATIONS_DIR / "alembic.ini"))
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -72,44 +90,40 @@ def alembic_config(url: str):
 
 def upgrade(url: str, revision: str = "head") -> None:
     """Migrate the database at `url` up to `revision`."""
-    from alembic import command
-
     command.upgrade(alembic_config(url), revision)
 
 
 def downgrade(url: str, revision: str) -> None:
     """Migrate the database at `url` down to `revision`."""
-    from alembic import command
-
     command.downgrade(alembic_config(url), revision)
 
 
 def current_revision(engine: Engine) -> str | None:
     """Return the database's Alembic revision, or None if it was never migrated."""
-    from alembic.runtime.migration import MigrationContext
-
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
 
 
 def head_revision() -> str:
     """Return the single head revision of gridkit's migrations."""
-    from alembic.script import ScriptDirectory
-
     heads = ScriptDirectory.from_config(alembic_config("postgresql://")).get_heads()
     if len(heads) != 1:
-        raise RuntimeError(f"migrations have {len(heads)} heads, expected one: {heads}")
+        raise SetupError("db.many_heads", count=len(heads), heads=", ".join(heads))
     return heads[0]
 
 
-def up(settings: Settings) -> dict:
+def up(settings: Settings, *, create: bool = True) -> dict:
     """Make the database ready: start the embedded cluster if needed, create, migrate.
 
-    Running it again is harmless. Returns what was done, for `gridkit db up`.
+    Running it again is harmless. Only `create=True` (`gridkit db up`, `gridkit demo`) makes a
+    new embedded cluster; otherwise a home without one is a SetupError saying to run `gridkit db up`.
+    Returns what was done, for `gridkit db up`.
     """
     done = {"initialised": False, "started": False, "created": False, "migrated": False}
     if settings.embedded:
         cluster = cluster_for(settings)
+        if not create and not cluster.initialised:
+            raise SetupError("db.no_cluster", home=str(settings.home))
         done["initialised"] = cluster.init()
         done["started"] = cluster.start()
         cluster.wait_ready()
@@ -119,11 +133,10 @@ def up(settings: Settings) -> dict:
     if not settings.embedded:
         _try_create_postgis(engine)
     try:
-        check_connection(engine, what="the embedded database" if settings.embedded
-                         else f"GRIDKIT_DATABASE_URL={safe_url(url)}")
+        check_connection(engine, what=_describe(settings))
         before = current_revision(engine)
         if before != head_revision():
-            upgrade(url)
+            upgrade(owner_url(settings))
             done["migrated"] = True
     finally:
         engine.dispose()
@@ -145,24 +158,31 @@ _engines: dict[str, Engine] = {}
 
 
 def engine_for(settings: Settings) -> Engine:
-    """Return a ready engine: the embedded cluster is started and migrated if needed.
+    """Return a ready engine: an existing embedded cluster is started and migrated if needed.
 
-    An external database must already be at the current schema (`gridkit db up` migrates it).
+    A home without a cluster is refused (`gridkit db up` makes one). An external database must
+    already be at the current schema (`gridkit db up` migrates it).
     """
     url = database_url(settings)
     if url in _engines:
         return _engines[url]
     if settings.embedded:
-        up(settings)
+        up(settings, create=False)
         engine = make_engine(url)
     else:
         engine = make_engine(url)
-        check_connection(engine, what=f"GRIDKIT_DATABASE_URL={safe_url(url)}")
+        check_connection(engine, what=_describe(settings))
         if current_revision(engine) != head_revision():
-            raise SetupError(f"the database at {safe_url(url)} is not at the current schema: "
-                             "run `gridkit db up` to migrate it.")
+            raise SetupError("db.not_at_head", url=safe_url(url))
     _engines[url] = engine
     return engine
+
+
+def forget_engine(settings: Settings) -> None:
+    """Close and forget the cached engine of `settings` (after a restore replaced the database)."""
+    engine = _engines.pop(database_url(settings), None)
+    if engine is not None:
+        engine.dispose()
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -186,10 +206,6 @@ def bench_database(port: int, dbname: str = "gridkit_bench"):
     inside one transaction they roll back), else a throwaway private cluster under /tmp that is
     removed afterwards.
     """
-    import os
-    import shutil
-    import tempfile
-
     if os.environ.get("GRIDKIT_DATABASE_URL"):
         settings = Settings.from_env()
         engine_for(settings)  # refuses a database that is not at the current schema
@@ -204,7 +220,7 @@ def bench_database(port: int, dbname: str = "gridkit_bench"):
         cluster.start()
         cluster.wait_ready()
         cluster.ensure_database(dbname)
-        url = cluster.url(dbname)
+        url = cluster.url(dbname, role=ADMIN_ROLE)
         upgrade(url)
         yield url, f"throwaway cluster in {tmp}"
     finally:

@@ -1,8 +1,13 @@
 """gridkit's own private PostgreSQL + PostGIS cluster, kept in a data directory under GRIDKIT_HOME.
 
-The server listens only on a Unix socket (no TCP), trusts local connections from the
-socket alone, and runs as an unprivileged user: as root, the `postgres` system user that
-Debian's packages create; otherwise, the calling user.
+The cluster is gridkit's alone: the server listens only on a Unix socket (no TCP) in a directory
+only its owner may enter (0700, socket 0700), and every role needs its password (scram-sha-256;
+no trust). The passwords are kept in GRIDKIT_HOME/pgpass (mode 0600, libpq's passfile format).
+Three roles: `gridkit_admin`, the superuser that creates databases and extensions;
+`gridkit_owner`, who owns the schema and runs migrations; `gridkit`, the application, which
+may read and write rows but is no superuser and owns nothing. The server runs as an
+unprivileged user: as root, the `postgres` system user that Debian's packages create;
+otherwise, the calling user.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pwd
+import secrets
 import shutil
 import subprocess
 import tempfile
@@ -17,14 +23,23 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
+from psycopg import sql
+
 from gridkit.errors import SetupError
 
 PG_MAJOR = 15
 DEFAULT_PG_BIN = Path(f"/usr/lib/postgresql/{PG_MAJOR}/bin")
 POSTGIS_CONTROL = Path(f"/usr/share/postgresql/{PG_MAJOR}/extension/postgis.control")
 DB_NAME = "gridkit"
-DB_USER = "gridkit"
-INSTALL_HINT = "run `bash scripts/setup.sh` (it installs postgresql-15-postgis-3)"
+APP_ROLE = DB_USER = "gridkit"
+OWNER_ROLE = "gridkit_owner"
+ADMIN_ROLE = "gridkit_admin"
+ROLES = (ADMIN_ROLE, OWNER_ROLE, APP_ROLE)
+PASSFILE = "pgpass"
+# What the application role may do with the owner's tables and sequences (no DDL, no TRUNCATE).
+APP_TABLE_PRIVILEGES = "SELECT, INSERT, UPDATE, DELETE"
+APP_SEQUENCE_PRIVILEGES = "USAGE, SELECT, UPDATE"
 # Unix socket paths are limited to 107 bytes; '.s.PGSQL.NNNNN' takes 14 of them.
 MAX_SOCKET_DIR = 90
 
@@ -52,6 +67,7 @@ class EmbeddedCluster:
         self.home = Path(home).absolute()
         self.data_dir = self.home / "pgdata"
         self.log_file = self.home / "log" / "postgres.log"
+        self.passfile = self.home / PASSFILE
         self.port = port
         self.pg_bin = Path(pg_bin) if pg_bin else DEFAULT_PG_BIN
         # fast: no fsync, for throwaway test clusters only.
@@ -71,7 +87,7 @@ class EmbeddedCluster:
         try:
             pwd.getpwnam("postgres")
         except KeyError:
-            raise SetupError(f"running as root but there is no 'postgres' user: {INSTALL_HINT}.")
+            raise SetupError("db.no_postgres_user") from None
         return "postgres"
 
     def _run(self, args: list[str], *, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -86,8 +102,8 @@ class EmbeddedCluster:
                               cwd="/", env=env, **kwargs)
         if check and proc.returncode != 0:
             detail = (proc.stderr or proc.stdout).strip().splitlines()
-            raise SetupError(f"{Path(args[0]).name} failed: {detail[-1] if detail else 'no output'} "
-                             f"(see {self.log_file})")
+            raise SetupError("db.program_failed", program=Path(args[0]).name,
+                             detail=detail[-1] if detail else "-", log=str(self.log_file))
         return proc
 
     # -- checks ----------------------------------------------------------------
@@ -95,11 +111,9 @@ class EmbeddedCluster:
         """Raise SetupError unless PostgreSQL 15 and PostGIS 3 are installed."""
         for prog in ("initdb", "pg_ctl", "postgres"):
             if not (self.pg_bin / prog).exists():
-                raise SetupError(f"PostgreSQL {PG_MAJOR} is not installed ({self.pg_bin / prog} "
-                                 f"is missing): {INSTALL_HINT}, or set GRIDKIT_PG_BIN.")
+                raise SetupError("db.postgres_missing", major=PG_MAJOR, path=str(self.pg_bin / prog))
         if self.pg_bin == DEFAULT_PG_BIN and not POSTGIS_CONTROL.exists():
-            raise SetupError(f"PostGIS is not installed for PostgreSQL {PG_MAJOR} "
-                             f"({POSTGIS_CONTROL} is missing): {INSTALL_HINT}.")
+            raise SetupError("db.postgis_missing", major=PG_MAJOR, path=str(POSTGIS_CONTROL))
 
     def _prepare_dirs(self) -> None:
         try:
@@ -108,10 +122,11 @@ class EmbeddedCluster:
             probe.write_text("ok")
             probe.unlink()
             (self.home / "log").mkdir(exist_ok=True)
-            self.socket_dir.mkdir(exist_ok=True)
+            # Only the server's user may enter the socket directory: no other OS user reaches the server.
+            self.socket_dir.mkdir(mode=0o700, exist_ok=True)
+            os.chmod(self.socket_dir, 0o700)
         except OSError as exc:
-            raise SetupError(f"GRIDKIT_HOME={self.home} is not writable ({exc.strerror}): "
-                             "choose a directory you can write to, e.g. GRIDKIT_HOME=./var.")
+            raise SetupError("db.home_not_writable", home=str(self.home), reason=exc.strerror) from None
         if os.geteuid() == 0:
             user = pwd.getpwnam(self.server_user)
             for path in (self.home / "log", self.socket_dir):
@@ -123,10 +138,36 @@ class EmbeddedCluster:
                 os.chown(self.data_dir, user.pw_uid, user.pw_gid)
             probe = self._run(["/usr/bin/test", "-w", str(self.data_dir)], check=False)
             if probe.returncode != 0:
-                raise SetupError(
-                    f"GRIDKIT_HOME={self.home} cannot be reached by the '{self.server_user}' user "
-                    "that runs the database server: choose a GRIDKIT_HOME outside private "
-                    "directories such as /root, or make its parents world-searchable (chmod o+x).")
+                raise SetupError("db.home_unreachable", home=str(self.home), user=self.server_user)
+
+    # -- passwords -------------------------------------------------------------
+    def passwords(self) -> dict[str, str]:
+        """Return the password of each role, read from GRIDKIT_HOME/pgpass."""
+        found = {}
+        try:
+            lines = self.passfile.read_text().splitlines()
+        except OSError:
+            return found
+        for line in lines:
+            parts = line.split(":")
+            if len(parts) == 5:
+                found[parts[3]] = parts[4]
+        return found
+
+    def _write_passfile(self) -> dict[str, str]:
+        """Make a password for every role and keep them in GRIDKIT_HOME/pgpass (mode 0600)."""
+        passwords = {role: secrets.token_hex(24) for role in ROLES}
+        # O_EXCL with mode 0600: the passwords are never readable by others, not even for a moment.
+        self.passfile.unlink(missing_ok=True)
+        fd = os.open(self.passfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write("".join(f"*:*:*:{role}:{pw}\n" for role, pw in passwords.items()))
+        return passwords
+
+    def _check_secured(self) -> None:
+        """Refuse a cluster made by an older gridkit that trusted every local user."""
+        if self.initialised and ADMIN_ROLE not in self.passwords():
+            raise SetupError("db.insecure_cluster", data_dir=str(self.data_dir), passfile=str(self.passfile))
 
     # -- lifecycle -------------------------------------------------------------
     @property
@@ -141,15 +182,30 @@ class EmbeddedCluster:
         if self.initialised:
             version = (self.data_dir / "PG_VERSION").read_text().strip()
             if version != str(PG_MAJOR):
-                raise SetupError(f"{self.data_dir} holds a PostgreSQL {version} cluster, not {PG_MAJOR}: "
-                                 "move it away or choose another GRIDKIT_HOME.")
+                raise SetupError("db.wrong_version", data_dir=str(self.data_dir), version=version, major=PG_MAJOR)
+            self._check_secured()
             return False
-        self._run([str(self.pg_bin / "initdb"), "-D", str(self.data_dir), "-U", DB_USER,
-                   "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8"], timeout=300)
+        passwords = self._write_passfile()
+        # initdb reads the superuser's password from a file the server's user can read; it is removed at once.
+        pwfile = self.home / "log" / ".initdb-password"
+        fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(passwords[ADMIN_ROLE] + "\n")
+        if os.geteuid() == 0:
+            user = pwd.getpwnam(self.server_user)
+            os.chown(pwfile, user.pw_uid, user.pw_gid)
+        try:
+            self._run([str(self.pg_bin / "initdb"), "-D", str(self.data_dir), "-U", ADMIN_ROLE,
+                       f"--pwfile={pwfile}", "--auth-local=scram-sha-256", "--auth-host=reject",
+                       "--encoding=UTF8", "--locale=C.UTF-8"], timeout=300)
+        finally:
+            pwfile.unlink(missing_ok=True)
         conf = [
             "# written by gridkit: a private server reachable only through its Unix socket",
             "listen_addresses = ''",
             f"unix_socket_directories = '{self.socket_dir}'",
+            "unix_socket_permissions = 0700",
+            "password_encryption = 'scram-sha-256'",
             f"port = {self.port}",
             "max_connections = 50",
             "shared_buffers = 256MB",
@@ -161,6 +217,10 @@ class EmbeddedCluster:
             conf += ["fsync = off", "synchronous_commit = off", "full_page_writes = off"]
         with open(self.data_dir / "postgresql.auto.conf", "a") as fh:
             fh.write("\n".join(conf) + "\n")
+        # Only password logins over the socket; no trust, no TCP.
+        (self.data_dir / "pg_hba.conf").write_text(
+            "# written by gridkit: every role logs in with its password (kept in GRIDKIT_HOME/pgpass)\n"
+            "local   all   all   scram-sha-256\n")
         return True
 
     def pid(self) -> int | None:
@@ -185,6 +245,7 @@ class EmbeddedCluster:
 
     def start(self) -> bool:
         """Start the server if it is not running; return True if it was started."""
+        self._check_secured()
         if self.running:
             return False
         self.check_installed()
@@ -193,8 +254,7 @@ class EmbeddedCluster:
                           str(self.log_file), "-w", "-t", "60", "-o",
                           f"-k {self.socket_dir} -p {self.port}", "start"], check=False)
         if proc.returncode != 0:
-            raise SetupError(f"the embedded database did not start: {self._log_tail()} "
-                             f"(full log: {self.log_file})")
+            raise SetupError("db.did_not_start", reason=self._log_tail(), log=str(self.log_file))
         return True
 
     def stop(self) -> bool:
@@ -210,42 +270,85 @@ class EmbeddedCluster:
         self.stop()
         shutil.rmtree(self.data_dir, ignore_errors=True)
         shutil.rmtree(self.socket_dir, ignore_errors=True)
+        self.passfile.unlink(missing_ok=True)
 
     def _log_tail(self) -> str:
         try:
-            lines = [l for l in self.log_file.read_text(errors="replace").splitlines() if l.strip()]
+            lines = [line for line in self.log_file.read_text(errors="replace").splitlines() if line.strip()]
         except OSError:
-            return "no log written"
-        errors = [l for l in lines if "FATAL" in l or "ERROR" in l]
-        return (errors or lines or ["no log written"])[-1].strip()
+            return "-"
+        errors = [line for line in lines if "FATAL" in line or "ERROR" in line]
+        return (errors or lines or ["-"])[-1].strip()
 
     # -- database --------------------------------------------------------------
-    def url(self, dbname: str = DB_NAME) -> str:
-        """Return the SQLAlchemy URL of a database in this cluster (over the Unix socket)."""
-        return f"postgresql+psycopg://{DB_USER}@/{dbname}?host={self.socket_dir}&port={self.port}"
+    def url(self, dbname: str = DB_NAME, role: str = APP_ROLE) -> str:
+        """Return the SQLAlchemy URL of a database in this cluster for `role` (over the Unix socket).
+
+        The URL holds no password: libpq reads it from GRIDKIT_HOME/pgpass (`passfile`).
+        """
+        return (f"postgresql+psycopg://{role}@/{dbname}?host={self.socket_dir}&port={self.port}"
+                f"&passfile={self.passfile}")
+
+    def conninfo(self, dbname: str = DB_NAME, role: str = APP_ROLE) -> dict:
+        """Return psycopg/libpq connection keywords for `role` on database `dbname`."""
+        return {"dbname": dbname, "user": role, "host": str(self.socket_dir), "port": self.port,
+                "passfile": str(self.passfile)}
+
+    def connect(self, dbname: str = DB_NAME, role: str = ADMIN_ROLE, **kwargs) -> psycopg.Connection:
+        """Return an autocommit psycopg connection as `role` (the superuser by default)."""
+        return psycopg.connect(autocommit=True, **self.conninfo(dbname, role), **kwargs)
+
+    def ensure_roles(self) -> None:
+        """Create the owner and application roles if missing (neither a superuser), with their passwords."""
+        passwords = self.passwords()
+        with self.connect("postgres") as conn:
+            for role in (OWNER_ROLE, APP_ROLE):
+                exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
+                verb = "ALTER" if exists else "CREATE"
+                conn.execute(sql.SQL("{} ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD {}").format(
+                    sql.SQL(verb), sql.Identifier(role), sql.Literal(passwords[role])))
 
     def ensure_database(self, dbname: str = DB_NAME) -> bool:
-        """Create the database and the postgis extension if missing; return True if created."""
-        import psycopg
+        """Create the database (owned by the owner role) with postgis and the application's grants.
 
-        conninfo = dict(host=str(self.socket_dir), port=self.port, user=DB_USER)
+        Returns True if the database was created. Running it again only renews the grants.
+        """
+        self.ensure_roles()
         created = False
-        with psycopg.connect(dbname="postgres", autocommit=True, **conninfo) as conn:
+        with self.connect("postgres") as conn:
             exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone()
             if not exists:
-                conn.execute(f'CREATE DATABASE "{dbname}"')
+                conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                    sql.Identifier(dbname), sql.Identifier(OWNER_ROLE)))
                 created = True
-        with psycopg.connect(dbname=dbname, autocommit=True, **conninfo) as conn:
-            conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+        self.grant(dbname)
         return created
+
+    def grant(self, dbname: str = DB_NAME) -> None:
+        """Give the application role rights on rows (now and for every table the owner creates later)."""
+        db, owner, app = sql.Identifier(dbname), sql.Identifier(OWNER_ROLE), sql.Identifier(APP_ROLE)
+        tables, sequences = sql.SQL(APP_TABLE_PRIVILEGES), sql.SQL(APP_SEQUENCE_PRIVILEGES)
+        with self.connect(dbname) as conn:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+            for statement in (
+                    "REVOKE ALL ON DATABASE {db} FROM PUBLIC",
+                    "GRANT CONNECT, TEMPORARY ON DATABASE {db} TO {app}",
+                    "GRANT CONNECT, TEMPORARY ON DATABASE {db} TO {owner}",
+                    "ALTER SCHEMA public OWNER TO {owner}",
+                    "REVOKE CREATE ON SCHEMA public FROM PUBLIC",
+                    "GRANT USAGE ON SCHEMA public TO {app}",
+                    "GRANT {tables} ON ALL TABLES IN SCHEMA public TO {app}",
+                    "GRANT {sequences} ON ALL SEQUENCES IN SCHEMA public TO {app}",
+                    "ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA public GRANT {tables} ON TABLES TO {app}",
+                    "ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA public "
+                    "GRANT {sequences} ON SEQUENCES TO {app}"):
+                conn.execute(sql.SQL(statement).format(db=db, owner=owner, app=app, tables=tables,
+                                                       sequences=sequences))
 
     def drop_database(self, dbname: str) -> None:
         """Drop a database of this cluster if it exists."""
-        import psycopg
-
-        with psycopg.connect(dbname="postgres", autocommit=True, host=str(self.socket_dir),
-                             port=self.port, user=DB_USER) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+        with self.connect("postgres") as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
 
     def status(self) -> ClusterStatus:
         """Return the cluster's state without changing anything."""
@@ -257,15 +360,12 @@ class EmbeddedCluster:
 
     def wait_ready(self, timeout: float = 30) -> None:
         """Block until the server accepts connections."""
-        import psycopg
-
         deadline = time.monotonic() + timeout
         while True:
             try:
-                psycopg.connect(dbname="postgres", host=str(self.socket_dir), port=self.port,
-                                user=DB_USER, connect_timeout=2).close()
+                self.connect("postgres", connect_timeout=2).close()
                 return
             except psycopg.OperationalError:
                 if time.monotonic() > deadline:
-                    raise SetupError(f"the embedded database is not answering: {self._log_tail()}")
+                    raise SetupError("db.not_answering", reason=self._log_tail()) from None
                 time.sleep(0.2)

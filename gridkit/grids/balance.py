@@ -75,28 +75,47 @@ from __future__ import annotations
 import heapq
 import math
 from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Iterable, Mapping, Sequence
 
 import numpy as np
-from sqlalchemy import exists, select, text
+from sqlalchemy import exists, func, select, text
 from sqlalchemy.orm import Session
 
 from gridkit.admin import area_prefix
 from gridkit.errors import InvalidTransition, NotFound, ValidationError
 from gridkit.grids.numbering import order_west_east_north_south
-from gridkit.grids.work import touch_draft
-from gridkit.models import AdminUnit, Department, WorkCell, WorkCellMember, WorkGridVersion
+from gridkit.grids.work import touch_draft, version_profile
+from gridkit.models import (
+    AdminUnit,
+    BaseCell,
+    Building,
+    Department,
+    Incident,
+    Resident,
+    WorkCell,
+    WorkCellMember,
+    WorkGridVersion,
+)
+from gridkit.rules import OPEN_INCIDENT_STATES, VersionState
+from gridkit.standard import codes
 
 __all__ = [
-    "BY", "PiecesError", "Spread", "spread_of", "connected_components", "apportion", "partition",
-    "WorkCellLoad", "BalanceResult", "balance_draft", "describe_balance",
+    "BY",
+    "BalanceResult",
+    "PiecesError",
+    "Spread",
+    "WorkCellLoad",
+    "apportion",
+    "balance_draft",
+    "connected_components",
+    "describe_balance",
+    "partition",
+    "spread_of",
 ]
 
 # What a work cell's load can be counted by.
 BY = ("residents", "buildings", "incidents", "area")
-# Incident statuses that no longer load a work cell.
-CLOSED_INCIDENT_STATUSES = ("closed", "rejected", "duplicate")
 
 _LLOYD_ITERATIONS = 25
 _MAX_REFINE_ROUNDS = 500
@@ -831,7 +850,7 @@ def balance_draft(session: Session, draft: WorkGridVersion, n: int, by: str, *, 
     balances each community on its own (see the module docstring). Bumps the draft revision
     once, refusing a stale `expected_revision` (Conflict). Does not commit.
     """
-    if draft.status != "draft":
+    if draft.status != VersionState.DRAFT:
         raise InvalidTransition(f"version {draft.number} of department {draft.dept_code} is {draft.status}: "
                                 "only a draft can be balanced; start a draft from it.")
     if by not in BY:
@@ -919,6 +938,7 @@ def balance_draft(session: Session, draft: WorkGridVersion, n: int, by: str, *, 
                 f"{len(exc.pieces)} work cells, not {n}.") from None
 
     # Area code of each part: the smallest admin unit holding all its base cells.
+    profile = version_profile(session, draft)
     chains = _admin_chains(session, sorted({r.community_code for r in rows}))
     areas = []
     for part in parts:
@@ -927,7 +947,7 @@ def balance_draft(session: Session, draft: WorkGridVersion, n: int, by: str, *, 
         if not common:
             raise ValidationError(f"base cells {cells[part[0]].code} … of one work cell share no admin unit: "
                                   "check the parent codes of the admin units (`gridkit admin validate`).")
-        areas.append(common[0].ljust(12, "0"))
+        areas.append(codes.work_cell_area_code(common[0], profile))
 
     ids = sorted(cells)
     # Codes of work cells that keep base cells outside the balanced ones: not to be reused.
@@ -936,7 +956,7 @@ def balance_draft(session: Session, draft: WorkGridVersion, n: int, by: str, *, 
         "WHERE w.version_id = :v AND NOT (m.base_cell_id = ANY(:ids))"), {"v": draft.id, "ids": ids}))
 
     # Number west→east in rows north→south, by each work cell's area-weighted centroid.
-    codes: list[str] = [""] * len(parts)
+    new_codes: list[str] = [""] * len(parts)
     by_area: dict[str, list[int]] = {}
     for j, a in enumerate(areas):
         by_area.setdefault(a, []).append(j)
@@ -949,16 +969,17 @@ def balance_draft(session: Session, draft: WorkGridVersion, n: int, by: str, *, 
             heights.append(max(cells[i].ymax for i in parts[j]) - min(cells[i].ymin for i in parts[j]))
         heights.sort()
         seq = 0
+        limit = codes.work_cell_sequence_limit(profile)
         for idx in order_west_east_north_south(points, heights[len(heights) // 2]):
             while True:
                 seq += 1
-                if seq > 99:
-                    raise ValidationError(f"area {a} would need more than 99 work cells: the 2-digit "
-                                          "sequence has no room; balance fewer or use within='community'.")
-                code = f"{draft.dept_code}{a}{seq:02d}"
+                if seq > limit:
+                    raise ValidationError("balance.sequence_exhausted", area=a, needed=len(js), limit=limit,
+                                          digits=profile.work_cell_seq_digits, profile=profile.name)
+                code = codes.work_cell_code(draft.dept_code, a, seq, profile)
                 if code not in taken:
                     break
-            codes[js[idx]] = code
+            new_codes[js[idx]] = code
 
     touch_draft(session, draft, expected_revision=expected_revision, by=actor)
     session.execute(text("DELETE FROM work_cell_member WHERE version_id = :v AND base_cell_id = ANY(:ids)"),
@@ -966,7 +987,7 @@ def balance_draft(session: Session, draft: WorkGridVersion, n: int, by: str, *, 
     emptied = _empty_work_cells(session, draft.id)
     rows_of: dict[str, WorkCell] = {}
     status: dict[str, str] = {}
-    for code in sorted(codes):
+    for code in sorted(new_codes):
         row = emptied.pop(code, None)
         status[code] = "new" if row is None else "kept"
         if row is None:
@@ -979,7 +1000,7 @@ def balance_draft(session: Session, draft: WorkGridVersion, n: int, by: str, *, 
     session.flush()
     work_cells: list[WorkCellLoad] = []
     members_rows = []
-    for part, code in sorted(zip(parts, codes), key=lambda pc: pc[1]):
+    for part, code in sorted(zip(parts, new_codes), key=lambda pc: pc[1]):
         members_rows.extend({"version_id": draft.id, "base_cell_id": i, "work_cell_id": rows_of[code].id} for i in part)
         work_cells.append(WorkCellLoad(code, len(part), round(math.fsum(weights[i] for i in part), 3), status[code]))
     session.execute(text("INSERT INTO work_cell_member (version_id, base_cell_id, work_cell_id) "
@@ -1009,13 +1030,14 @@ def _loads(session: Session, draft: WorkGridVersion, by: str, prefix: str, cells
     """Return the load of every base cell: subjects counted by base cell, or area in m²."""
     if by == "area":
         return {i: float(r.area) for i, r in cells.items()}
-    table = {"residents": "resident", "buildings": "building", "incidents": "incident"}[by]
-    open_only = (" AND s.status NOT IN ('" + "', '".join(CLOSED_INCIDENT_STATUSES) + "')"
-                 if by == "incidents" else "")
-    counts = dict(session.execute(text(
-        f"SELECT s.base_cell_id, count(*) FROM {table} s JOIN base_cell b ON b.id = s.base_cell_id "
-        f"WHERE b.edition_id = :e AND b.community_code LIKE :p{open_only} GROUP BY s.base_cell_id"),
-        {"e": draft.base_edition_id, "p": prefix + "%"}).all())
+    model = {"residents": Resident, "buildings": Building, "incidents": Incident}[by]
+    query = (select(model.base_cell_id, func.count()).join(BaseCell, BaseCell.id == model.base_cell_id)
+             .where(BaseCell.edition_id == draft.base_edition_id, BaseCell.community_code.startswith(prefix))
+             .group_by(model.base_cell_id))
+    if by == "incidents":
+        # Finished cases no longer load a work cell.
+        query = query.where(Incident.status.in_(sorted(OPEN_INCIDENT_STATES)))
+    counts = dict(session.execute(query).all())
     return {i: float(counts.get(i, 0)) for i in cells}
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from gridkit import rules
 from gridkit.errors import NotFound, ValidationError
 from gridkit.models import AdminUnit, BaseCell, BaseGridEdition
 
@@ -23,14 +24,8 @@ def check_lon_lat(lon: float, lat: float) -> None:
 
 def current_edition(session: Session, at: datetime | None = None) -> BaseGridEdition | None:
     """Return the base grid edition in force at `at` (default: now): the published one."""
-    if at is None:
-        return session.scalar(select(BaseGridEdition).where(BaseGridEdition.status == "published"))
-    return session.scalar(
-        select(BaseGridEdition)
-        .where(BaseGridEdition.status.in_(("published", "retired")),
-               BaseGridEdition.published_at <= at,
-               or_(BaseGridEdition.retired_at.is_(None), BaseGridEdition.retired_at > at))
-        .order_by(BaseGridEdition.published_at.desc()).limit(1))
+    return session.scalar(select(BaseGridEdition).where(rules.edition_in_force(BaseGridEdition, at))
+                          .order_by(BaseGridEdition.published_at.desc()).limit(1))
 
 
 def published_or_newest(session: Session) -> BaseGridEdition | None:
@@ -61,9 +56,8 @@ def list_editions(session: Session) -> list[dict]:
         select(BaseGridEdition, func.coalesce(counts.c.cells, 0))
         .outerjoin(counts, counts.c.edition_id == BaseGridEdition.id).order_by(BaseGridEdition.id))
     return [{"name": e.name, "status": e.status, "code_profile": e.code_profile, "cells": n,
-             "created_at": e.created_at.isoformat(),
-             "published_at": e.published_at.isoformat() if e.published_at else None,
-             "retired_at": e.retired_at.isoformat() if e.retired_at else None}
+             "created_at": rules.iso(e.created_at), "published_at": rules.iso(e.published_at),
+             "retired_at": rules.iso(e.retired_at)}
             for e, n in rows]
 
 

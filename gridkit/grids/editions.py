@@ -7,22 +7,20 @@ subjects of changed, removed or added cells (and unassigned ones) are located ag
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from gridkit import rules
 from gridkit.assign import KINDS, TABLES, assign_subjects
 from gridkit.errors import InvalidTransition, ValidationError
 from gridkit.grids.base import current_edition
 from gridkit.models import BaseGridEdition
+from gridkit.rules import EditionState
 
 # Cells whose symmetric difference is below this many m² count as unchanged (floating noise).
 RESHAPE_TOLERANCE_M2 = 0.01
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def diff_editions(session: Session, old: BaseGridEdition, new: BaseGridEdition) -> dict:
@@ -63,7 +61,7 @@ def publish_edition(session: Session, edition: BaseGridEdition, *, at: datetime 
     """
     from gridkit.grids.validate import validate_base_grid
 
-    if edition.status != "draft":
+    if edition.status != EditionState.DRAFT:
         raise InvalidTransition(f"edition {edition.name!r} is {edition.status}: only a draft can be published.")
     problems = validate_base_grid(session, edition, **({"sliver_m2": sliver_m2} if sliver_m2 is not None else {}))
     if problems:
@@ -72,14 +70,14 @@ def publish_edition(session: Session, edition: BaseGridEdition, *, at: datetime 
             f"edition {edition.name!r} has {len(problems)} validation problems ({', '.join(kinds)}): "
             "see `gridkit basegrid validate` and fix them before publishing.",
             problems=[p.to_dict() for p in problems])
-    at = at or _now()
+    at = at or rules.now()
     previous = current_edition(session)
     result: dict = {"edition": edition.name, "retired": previous.name if previous else None}
     if previous is not None:
-        previous.status = "retired"
+        previous.status = EditionState.RETIRED
         previous.retired_at = at
         session.flush()
-    edition.status = "published"
+    edition.status = EditionState.PUBLISHED
     edition.published_at = at
     session.flush()
     if previous is not None:

@@ -8,22 +8,31 @@ cell; who is responsible is looked up through the version valid at the time aske
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 
 from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy.dialects.postgresql import aggregate_order_by, distinct_on
 from sqlalchemy.orm import Session
 
+from gridkit import rules
+from gridkit.admin import area_prefix
 from gridkit.errors import Conflict, InvalidTransition, NotFound, ValidationError
 from gridkit.grids.base import check_lon_lat, current_edition
-from gridkit.models import (AdminUnit, BaseCell, Coordinator, CoordinatorAssignment,
-                            Department, WorkCell, WorkCellMember, WorkGridExclusion,
-                            WorkGridVersion)
-
-
-def now() -> datetime:
-    """Return the current time, timezone-aware."""
-    return datetime.now(timezone.utc)
-
+from gridkit.models import (
+    AdminUnit,
+    BaseCell,
+    BaseGridEdition,
+    Coordinator,
+    CoordinatorAssignment,
+    Department,
+    WorkCell,
+    WorkCellMember,
+    WorkGridExclusion,
+    WorkGridVersion,
+)
+from gridkit.rules import FINISHED_INCIDENT_STATES, VersionState
+from gridkit.standard import InvalidValue, codes
+from gridkit.standard.codes import CodeProfile
 
 # -- departments -------------------------------------------------------------------------------
 
@@ -71,8 +80,20 @@ def list_departments(session: Session) -> list[dict]:
 def current_version(session: Session, dept_code: str) -> WorkGridVersion | None:
     """Return the department's version in force now."""
     return session.scalar(select(WorkGridVersion).where(
-        WorkGridVersion.dept_code == dept_code, WorkGridVersion.status == "published",
-        WorkGridVersion.valid_to.is_(None)))
+        WorkGridVersion.dept_code == dept_code, rules.version_in_force(WorkGridVersion)))
+
+
+def versions_in_force(at: datetime):
+    """Return a subquery of the work grid versions in force at `at`, one per department.
+
+    Columns: id, dept_code, number, base_edition_id.
+    """
+    return (select(WorkGridVersion.id, WorkGridVersion.dept_code, WorkGridVersion.number,
+                   WorkGridVersion.base_edition_id)
+            .where(rules.version_in_force(WorkGridVersion, at))
+            .ext(distinct_on(WorkGridVersion.dept_code))
+            .order_by(WorkGridVersion.dept_code, WorkGridVersion.valid_from.desc())
+            .subquery("v"))
 
 
 def version_history(session: Session, dept_code: str) -> list[dict]:
@@ -85,12 +106,8 @@ def version_history(session: Session, dept_code: str) -> list[dict]:
         .where(WorkGridVersion.dept_code == dept_code).order_by(WorkGridVersion.number))
     return [{"id": v.id, "number": v.number, "status": v.status, "work_cells": n, "revision": v.revision,
              "based_on": v.based_on_id, "created_by": v.created_by, "updated_by": v.updated_by, "note": v.note,
-             "created_at": _iso(v.created_at), "published_at": _iso(v.published_at),
-             "valid_from": _iso(v.valid_from), "valid_to": _iso(v.valid_to)} for v, n in rows]
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
+             "created_at": rules.iso(v.created_at), "published_at": rules.iso(v.published_at),
+             "valid_from": rules.iso(v.valid_from), "valid_to": rules.iso(v.valid_to)} for v, n in rows]
 
 
 def start_draft(session: Session, dept_code: str, *, from_version: int | None = None,
@@ -106,13 +123,13 @@ def start_draft(session: Session, dept_code: str, *, from_version: int | None = 
             WorkGridVersion.dept_code == dept_code, WorkGridVersion.number == from_version))
         if source is None:
             raise NotFound(f"department {dept_code} has no version {from_version}.")
-        if source.status == "draft":
+        if source.status == VersionState.DRAFT:
             raise InvalidTransition(f"version {from_version} is a draft: start from a published version.")
     else:
         source = current_version(session, dept_code)
     number = (session.scalar(select(func.max(WorkGridVersion.number))
                              .where(WorkGridVersion.dept_code == dept_code)) or 0) + 1
-    draft = WorkGridVersion(dept_code=dept_code, number=number, status="draft",
+    draft = WorkGridVersion(dept_code=dept_code, number=number, status=VersionState.DRAFT,
                             base_edition_id=edition.id, based_on_id=source.id if source else None,
                             created_by=by, note=note)
     session.add(draft)
@@ -157,7 +174,7 @@ def draft(session: Session, draft_id: int) -> WorkGridVersion:
     version = session.get(WorkGridVersion, draft_id)
     if version is None:
         raise NotFound(f"no work grid version has id {draft_id}.")
-    if version.status != "draft":
+    if version.status != VersionState.DRAFT:
         raise InvalidTransition(f"version {version.number} of department {version.dept_code} is "
                                 f"{version.status} and cannot change: start a draft from it instead.")
     return version
@@ -175,39 +192,43 @@ def touch_draft(session: Session, version: WorkGridVersion, *, expected_revision
     if result.scalar() is None:
         session.refresh(version)
         raise Conflict(f"draft {version.id} was changed by {version.updated_by or 'someone'} at "
-                       f"{_iso(version.updated_at)} (revision {version.revision}, you had "
+                       f"{rules.iso(version.updated_at)} (revision {version.revision}, you had "
                        f"{expected_revision}): reload it and redo your change.")
     session.refresh(version)
 
 
-def check_work_cell_code(session: Session, dept_code: str, code: str, *, known_areas: set[str] | None = None) -> None:
-    """Raise ValidationError unless `code` is dept code + 12-digit area code + 2-digit sequence."""
-    if not (len(code) == 20 and code.isdigit()):
-        raise ValidationError(f"work cell code {code!r} must be 20 digits: 6-digit department "
-                              "code + 12-digit area code + 2-digit sequence.")
-    if not code.startswith(dept_code):
-        raise ValidationError(f"work cell code {code} must start with its department code {dept_code}.")
-    area = code[6:18]
-    # The area part is a community code, or a street / district code padded with zeros.
-    candidates = {area}
-    if area.endswith("000"):
-        candidates.add(area[:9])
-    if area.endswith("000000"):
-        candidates.add(area[:6])
-    if known_areas is not None:
-        found = bool(candidates & known_areas)
-    else:
-        found = bool(session.scalar(select(func.count()).select_from(AdminUnit).where(AdminUnit.code.in_(candidates))))
-    if not found:
-        raise ValidationError(f"work cell code {code}: digits 7-18 ({area}) are not a known admin unit code.")
+def version_profile(session: Session, version: WorkGridVersion) -> CodeProfile:
+    """Return the code profile of the version's base grid edition (the configured layout it was made in)."""
+    return codes.profile_named(session.get(BaseGridEdition, version.base_edition_id).code_profile)
+
+
+def check_work_cell(session: Session, version: WorkGridVersion, code: str, *,
+                    known_areas: set[str] | None = None, profile: CodeProfile | None = None) -> str:
+    """Return `code` if it is a work cell code of the version's department in its code profile.
+
+    The layout is the profile's (department type + area + sequence); the area part must name a
+    known admin unit (a community, or a street / district padded with zeros).
+    """
+    profile = profile or version_profile(session, version)
+    try:
+        dept, area, _ = codes.work_cell_parts(code, profile)
+    except InvalidValue as exc:
+        raise ValidationError(exc.code, **exc.params) from None
+    if dept != version.dept_code:
+        raise ValidationError("work.cell_code_department", code=code, dept=version.dept_code)
+    admin = codes.area_admin_code(area, profile)
+    known = admin in known_areas if known_areas is not None else session.get(AdminUnit, admin) is not None
+    if not known:
+        raise ValidationError("work.cell_code_area_unknown", code=code, area=area)
+    return code
 
 
 def set_members(session: Session, version: WorkGridVersion, work_cell_code: str, base_cell_codes: list[str],
                 *, name: str | None = None, expected_revision: int | None = None, by: str | None = None) -> WorkCell:
     """Put the named base cells into the work cell (created if new), taking them from other work cells."""
-    if version.status != "draft":
+    if version.status != VersionState.DRAFT:
         raise InvalidTransition(f"version {version.number} is {version.status}; only drafts can change.")
-    check_work_cell_code(session, version.dept_code, work_cell_code)
+    check_work_cell(session, version, work_cell_code)
     cells = dict(session.execute(select(BaseCell.code, BaseCell.id).where(
         BaseCell.edition_id == version.base_edition_id, BaseCell.code.in_(base_cell_codes))).all())
     missing = sorted(set(base_cell_codes) - set(cells))
@@ -247,18 +268,16 @@ def cells_in_polygon(session: Session, version: WorkGridVersion, polygon, *, thr
     if not 0 < threshold <= 1:
         raise ValidationError(f"the share threshold must be in (0, 1], got {threshold}.")
     return list(session.scalars(text(
-        "WITH p AS (SELECT ST_SetSRID(ST_GeomFromWKB(:wkb), 4490) AS g) "
+        "WITH p AS (SELECT ST_SetSRID(ST_GeomFromWKB(:wkb), :srid) AS g) "
         "SELECT b.code FROM base_cell b, p WHERE b.edition_id = :e AND ST_Intersects(b.geom, p.g) "
         "AND ST_Area(ST_Intersection(b.geom, p.g)::geography) >= :t * ST_Area(b.geom::geography) ORDER BY b.code"),
-        {"e": version.base_edition_id, "t": threshold, "wkb": polygon.wkb}))
+        {"e": version.base_edition_id, "t": threshold, "wkb": polygon.wkb, "srid": rules.SRID}))
 
 
 def cells_in_admin_unit(session: Session, version: WorkGridVersion, admin_code: str) -> list[str]:
     """Return codes of the version's base cells inside an admin unit (by code prefix)."""
     if session.get(AdminUnit, admin_code) is None:
         raise NotFound(f"no admin unit has code {admin_code!r}: see `gridkit admin list`.")
-    from gridkit.admin import area_prefix
-
     return list(session.scalars(select(BaseCell.code).where(
         BaseCell.edition_id == version.base_edition_id,
         BaseCell.community_code.startswith(area_prefix(session, admin_code)))
@@ -268,7 +287,7 @@ def cells_in_admin_unit(session: Session, version: WorkGridVersion, admin_code: 
 def exclude_cells(session: Session, version: WorkGridVersion, base_cell_codes: list[str], reason: str, *,
                   expected_revision: int | None = None, by: str | None = None) -> int:
     """Leave base cells out of every work cell of a draft on purpose (e.g. a reservoir), with the reason."""
-    if version.status != "draft":
+    if version.status != VersionState.DRAFT:
         raise InvalidTransition(f"version {version.number} is {version.status}; only drafts can change.")
     if not reason.strip():
         raise ValidationError("say why the base cells are left out (--reason).")
@@ -339,7 +358,8 @@ def diff_versions(session: Session, dept_code: str, old_number: int, new_number:
             "(SELECT count(*) FROM resident WHERE base_cell_id IN (SELECT id FROM c)) AS residents, "
             "(SELECT count(*) FROM building WHERE base_cell_id IN (SELECT id FROM c)) AS buildings, "
             "(SELECT count(*) FROM incident WHERE base_cell_id IN (SELECT id FROM c) "
-            " AND status NOT IN ('closed', 'rejected', 'duplicate')) AS open_incidents"), {"codes": codes}).one()
+            " AND status <> ALL(:finished)) AS open_incidents"),
+            {"codes": codes, "finished": sorted(FINISHED_INCIDENT_STATES)}).one()
         affected = dict(counts._mapping)
     return {"dept": dept_code, "from_version": old.number, "to_version": new.number, "moved": moved,
             "added_work_cells": sorted(new_cells - old_cells), "removed_work_cells": sorted(old_cells - new_cells),
@@ -350,7 +370,7 @@ def rollback(session: Session, dept_code: str, to_number: int, *, by: str | None
              at: datetime | None = None) -> WorkGridVersion:
     """Publish a copy of an earlier version as a new version (published versions never change)."""
     source = version_by_number(session, dept_code, to_number)
-    if source.status == "draft":
+    if source.status == VersionState.DRAFT:
         raise InvalidTransition(f"version {to_number} is a draft: only a published or retired version can be restored.")
     copy = start_draft(session, dept_code, from_version=to_number, by=by, note=f"rollback to version {to_number}")
     return publish(session, copy, by=by, at=at)
@@ -379,8 +399,6 @@ def validate_version(session: Session, version: WorkGridVersion, *, coordinator_
     With geometry_cached, connectivity is read from work_cell.geom (just computed by publish).
     """
     problems: list[Problem] = []
-    from gridkit.admin import area_prefix
-
     dept = session.get(Department, version.dept_code)
     scope = area_prefix(session, dept.jurisdiction_code)
     uncovered = session.scalars(text(
@@ -410,12 +428,7 @@ def validate_version(session: Session, version: WorkGridVersion, *, coordinator_
     for code, parts in session.execute(text(parts_sql), {"v": version.id}):
         problems.append(Problem("multipart_work_cell", "error",
                                 f"work cell {code} falls apart into {parts} pieces: its base cells must touch.", [code]))
-    known_areas = set(session.scalars(select(AdminUnit.code)))
-    for (code,) in session.execute(select(WorkCell.code).where(WorkCell.version_id == version.id).order_by(WorkCell.code)):
-        try:
-            check_work_cell_code(session, version.dept_code, code, known_areas=known_areas)
-        except ValidationError as exc:
-            problems.append(Problem("work_cell_code", "error", exc.message, [code]))
+    problems += _code_problems(session, version)
     lonely = session.scalars(text(
         "SELECT w.code FROM work_cell w WHERE w.version_id = :v AND NOT EXISTS "
         "(SELECT 1 FROM coordinator_assignment a JOIN coordinator c ON c.id = a.coordinator_id "
@@ -423,6 +436,39 @@ def validate_version(session: Session, version: WorkGridVersion, *, coordinator_
     if lonely:
         problems.append(Problem("no_coordinator", "error" if coordinator_required else "warning",
                                 f"{len(lonely)} work cells have no coordinator.", list(lonely)))
+    return problems
+
+
+def _code_problems(session: Session, version: WorkGridVersion) -> list[Problem]:
+    """Return the work cells whose code breaks the layout, or whose area part is not the area of their base cells.
+
+    The area part must name an admin unit holding every base cell of the work cell: a work cell
+    of street 440304002 coded 440304001000 names another street.
+    """
+    profile = version_profile(session, version)
+    known_areas = set(session.scalars(select(AdminUnit.code)))
+    communities: dict[str, list[str]] = {}
+    for code, community in session.execute(
+            select(WorkCell.code, BaseCell.community_code).distinct()
+            .join(WorkCellMember, WorkCellMember.work_cell_id == WorkCell.id)
+            .join(BaseCell, BaseCell.id == WorkCellMember.base_cell_id)
+            .where(WorkCell.version_id == version.id).order_by(WorkCell.code, BaseCell.community_code)):
+        communities.setdefault(code, []).append(community)
+    problems = []
+    for code in session.scalars(select(WorkCell.code).where(WorkCell.version_id == version.id).order_by(WorkCell.code)):
+        try:
+            check_work_cell(session, version, code, known_areas=known_areas, profile=profile)
+        except ValidationError as exc:
+            problems.append(Problem("work_cell_code", "error", exc.message, [code]))
+            continue
+        admin = codes.area_admin_code(codes.work_cell_parts(code, profile)[1], profile)
+        prefix = area_prefix(session, admin)
+        foreign = [c for c in communities.get(code, []) if not c.startswith(prefix)]
+        if foreign:
+            problems.append(Problem("work_cell_area", "error",
+                                    f"work cell {code} is coded for area {admin} but holds base cells of "
+                                    f"{', '.join(foreign[:5])}: its area part must name an admin unit holding "
+                                    "all its base cells.", [code]))
     return problems
 
 
@@ -442,7 +488,7 @@ def publish(session: Session, version: WorkGridVersion, *, at: datetime | None =
 
     With expected_revision, a draft changed since the publisher looked at it is refused (Conflict).
     """
-    if version.status != "draft":
+    if version.status != VersionState.DRAFT:
         raise InvalidTransition(f"version {version.number} of department {version.dept_code} is "
                                 f"{version.status}: only a draft can be published.")
     if expected_revision is not None:
@@ -458,17 +504,17 @@ def publish(session: Session, version: WorkGridVersion, *, at: datetime | None =
                               + "; ".join(p.message for p in errors),
                               problems=[p.to_dict() for p in errors])
     savepoint.commit()
-    at = at or now()
+    at = at or rules.now()
     previous = current_version(session, version.dept_code)
     if previous is not None:
         if previous.valid_from and previous.valid_from > at:
-            raise InvalidTransition(f"version {previous.number} is valid from {_iso(previous.valid_from)}, "
-                                    f"after {_iso(at)}.")
+            raise InvalidTransition(f"version {previous.number} is valid from {rules.iso(previous.valid_from)}, "
+                                    f"after {rules.iso(at)}.")
         previous.valid_to = at
-        previous.status = "retired"
+        previous.status = VersionState.RETIRED
         session.flush()
-    version.status = "published"
-    version.published_at = now()
+    version.status = VersionState.PUBLISHED
+    version.published_at = rules.now()
     version.valid_from = at
     version.updated_by = by or version.updated_by
     session.flush()
@@ -525,53 +571,60 @@ def assign_coordinator(session: Session, coordinator: Coordinator, dept_code: st
 
 def list_coordinators(session: Session, dept_code: str | None = None) -> list[dict]:
     """Return coordinators with the work cells they cover in the current versions."""
-    query = text(
-        "SELECT c.id, c.name, c.phone, v.dept_code, array_agg(w.code ORDER BY w.code) AS work_cells "
-        "FROM coordinator c JOIN coordinator_assignment a ON a.coordinator_id = c.id "
-        "JOIN work_cell w ON w.id = a.work_cell_id JOIN work_grid_version v ON v.id = w.version_id "
-        "WHERE v.status = 'published' AND v.valid_to IS NULL AND (CAST(:d AS text) IS NULL OR v.dept_code = :d) "
-        "GROUP BY c.id, c.name, c.phone, v.dept_code ORDER BY c.id, v.dept_code")
-    return [dict(r._mapping) for r in session.execute(query, {"d": dept_code})]
+    v = WorkGridVersion
+    query = (select(Coordinator.id, Coordinator.name, Coordinator.phone, v.dept_code,
+                    func.array_agg(aggregate_order_by(WorkCell.code, WorkCell.code)).label("work_cells"))
+             .join(CoordinatorAssignment, CoordinatorAssignment.coordinator_id == Coordinator.id)
+             .join(WorkCell, WorkCell.id == CoordinatorAssignment.work_cell_id)
+             .join(v, v.id == WorkCell.version_id)
+             .where(rules.version_in_force(v))
+             .group_by(Coordinator.id, Coordinator.name, Coordinator.phone, v.dept_code)
+             .order_by(Coordinator.id, v.dept_code))
+    if dept_code is not None:
+        query = query.where(v.dept_code == dept_code)
+    return [dict(r._mapping) for r in session.execute(query)]
 
 
 # -- as-of responsibility ---------------------------------------------------------------------------
 
-_RESPONSIBILITY_SQL = text("""
-WITH e AS (
-  SELECT id FROM base_grid_edition
-  WHERE CASE WHEN CAST(:at_given AS boolean)
-             THEN status IN ('published', 'retired') AND published_at <= :at
-                  AND (retired_at IS NULL OR retired_at > :at)
-             ELSE status = 'published' END
-  ORDER BY published_at DESC NULLS LAST LIMIT 1),
-cell AS (
-  SELECT b.code, b.community_code, a.name FROM base_cell b JOIN admin_unit a ON a.code = b.community_code
-  WHERE b.edition_id = (SELECT id FROM e) AND ST_Covers(b.geom, ST_SetSRID(ST_MakePoint(:lon, :lat), 4490))
-  ORDER BY b.code LIMIT 1),
-v AS (
-  SELECT DISTINCT ON (dept_code) id, dept_code, number, base_edition_id FROM work_grid_version
-  WHERE status IN ('published', 'retired') AND valid_from <= :at AND (valid_to IS NULL OR valid_to > :at)
-  ORDER BY dept_code, valid_from DESC)
-SELECT (SELECT code FROM cell) AS base_cell, (SELECT community_code FROM cell) AS community,
-       (SELECT name FROM cell) AS community_name,
-       coalesce(json_agg(json_build_object(
-         'dept', d.code, 'dept_name', d.name, 'version', v.number, 'work_cell', hit.code,
-         'work_cell_name', hit.name,
-         'coordinators', coalesce((
-            SELECT json_agg(json_build_object('id', c.id, 'name', c.name, 'phone', c.phone) ORDER BY c.id)
-            FROM coordinator_assignment ca JOIN coordinator c ON c.id = ca.coordinator_id
-            WHERE ca.work_cell_id = hit.id AND c.active), '[]'::json))
-         ORDER BY d.code) FILTER (WHERE d.code IS NOT NULL), '[]'::json) AS departments
-FROM department d
-LEFT JOIN v ON v.dept_code = d.code
-LEFT JOIN LATERAL (
-  -- ST_Covers, not ST_Contains: a point on a shared edge still gets one cell, the smallest code.
-  SELECT w.id, w.code, w.name FROM base_cell b
-  JOIN work_cell_member m ON m.base_cell_id = b.id AND m.version_id = v.id
-  JOIN work_cell w ON w.id = m.work_cell_id
-  WHERE b.edition_id = v.base_edition_id AND ST_Covers(b.geom, ST_SetSRID(ST_MakePoint(:lon, :lat), 4490))
-  ORDER BY b.code LIMIT 1) hit ON true
-""")
+def coordinators_json(work_cell_id):
+    """Return a scalar subquery: the active coordinators of a work cell as a JSON list of {id, name, phone}."""
+    return (select(func.coalesce(func.json_agg(aggregate_order_by(
+        func.json_build_object("id", Coordinator.id, "name", Coordinator.name, "phone", Coordinator.phone),
+        Coordinator.id)), text("'[]'::json")))
+        .join(CoordinatorAssignment, CoordinatorAssignment.coordinator_id == Coordinator.id)
+        .where(CoordinatorAssignment.work_cell_id == work_cell_id, Coordinator.active).scalar_subquery())
+
+
+def _responsibility_query(lon: float, lat: float, at: datetime, edition_at: datetime | None):
+    """Return the one statement behind responsibility_at (edition in force at `edition_at`, None: now)."""
+    point = rules.make_point(lon, lat)
+    edition_id = (select(BaseGridEdition.id).where(rules.edition_in_force(BaseGridEdition, edition_at))
+                  .order_by(BaseGridEdition.published_at.desc().nulls_last()).limit(1).scalar_subquery())
+    cell = (select(BaseCell.code, BaseCell.community_code, AdminUnit.name)
+            .join(AdminUnit, AdminUnit.code == BaseCell.community_code)
+            .where(BaseCell.id == rules.point_cell(BaseCell, edition_id, point)).cte("cell"))
+    v = versions_in_force(at)
+    # The version may be drawn on an older edition: the point → base cell rule runs on its own edition.
+    hit = (select(WorkCell.id, WorkCell.code, WorkCell.name)
+           .join(WorkCellMember, WorkCellMember.work_cell_id == WorkCell.id)
+           .where(WorkCellMember.version_id == v.c.id,
+                  WorkCellMember.base_cell_id
+                  == rules.point_cell(BaseCell, v.c.base_edition_id, point).correlate(v))
+           .lateral("hit"))
+    department = func.json_build_object(
+        "dept", Department.code, "dept_name", Department.name, "version", v.c.number,
+        "work_cell", hit.c.code, "work_cell_name", hit.c.name, "coordinators", coordinators_json(hit.c.id))
+    departments = func.coalesce(
+        func.json_agg(aggregate_order_by(department, Department.code)).filter(Department.code.is_not(None)),
+        text("'[]'::json"))
+    return (select(select(cell.c.code).scalar_subquery().label("base_cell"),
+                   select(cell.c.community_code).scalar_subquery().label("community"),
+                   select(cell.c.name).scalar_subquery().label("community_name"),
+                   departments.label("departments"))
+            .select_from(Department)
+            .outerjoin(v, v.c.dept_code == Department.code)
+            .outerjoin(hit, text("true")))
 
 
 def responsibility_at(session: Session, lon: float, lat: float, at: datetime | None = None) -> dict:
@@ -581,8 +634,8 @@ def responsibility_at(session: Session, lon: float, lat: float, at: datetime | N
     Departments whose version valid then has no work cell there are listed with work_cell None.
     """
     check_lon_lat(lon, lat)
-    at_given = at is not None
-    at = at or now()
-    row = session.execute(_RESPONSIBILITY_SQL, {"lon": lon, "lat": lat, "at": at, "at_given": at_given}).one()
+    edition_at = at
+    at = at or rules.now()
+    row = session.execute(_responsibility_query(lon, lat, at, edition_at)).one()
     return {"lon": lon, "lat": lat, "at": at.isoformat(), "base_cell": row.base_cell, "community": row.community,
             "community_name": row.community_name, "departments": row.departments}

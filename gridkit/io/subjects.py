@@ -81,7 +81,7 @@ from gridkit.io.vector import CHINA_LAT, CHINA_LON, VectorReadError, parse_crs, 
 from gridkit.models import (SRID, Building, Coordinator, CoordinatorAssignment, Department, LegalEntity,
                             Resident, WorkCell, WorkGridVersion)
 from gridkit.pii import hash_citizen_id
-from gridkit.standard.ids import validate_citizen_id, validate_credit_code, validate_phone
+from gridkit.standard.ids import birth_date_of, validate_citizen_id, validate_credit_code, validate_phone
 
 __all__ = ["KINDS", "FIELDS", "POPULATION_TYPE_WORDS", "SUBJECT_ADVICE", "SubjectImportResult",
            "SubjectImportRefused", "import_buildings", "import_residents", "import_entities",
@@ -744,6 +744,7 @@ def import_residents(session: Session, path, *, pii_key: bytes, mapping: dict | 
     building_codes: list[str | None] = [None] * n
     building_addresses: list[str | None] = [None] * n
     seen: dict = {}
+    job.birth_dates = [None] * n
     for position in range(n):
         mask = _resident_id(job, position, pii_key, seen, hashes)
         masks[position] = mask
@@ -765,7 +766,7 @@ def import_residents(session: Session, path, *, pii_key: bytes, mapping: dict | 
     if job.problems:
         job.refuse()
 
-    rows = [{"id_number_hash": hashes[p], "id_number_masked": masks[p], **values[p],
+    rows = [{"id_number_hash": hashes[p], "id_number_masked": masks[p], "birth_date": job.birth_dates[p], **values[p],
              "building_id": building_ids[p], "geom": points[p]} for p in range(n)]
     with session.begin_nested():
         new_ids, updated_ids, numbers = _write_keyed(session, job, Resident, "id_number_hash", hashes, rows, existing)
@@ -798,6 +799,7 @@ def _resident_id(job: _Job, position: int, key: bytes, seen: dict, hashes: list)
                    f"{_id_reason(str(exc))} Correct it.", shown)
         return None
     masked = job.row_code[position] = _mask(number)
+    job.birth_dates[position] = birth_date_of(number)
     digest = hash_citizen_id(key, number)
     if _first_seen(job, seen, digest, position, "duplicate_id", "id_number", f"ID number {masked}", masked):
         hashes[position] = digest

@@ -32,4 +32,4 @@ class AdminUnit(Base):
     parent_code: Mapped[str | None] = mapped_column(ForeignKey("admin_unit.code"), index=True)
     geom = mapped_column(Geometry("MULTIPOLYGON", srid=SRID, spatial_index=True), nullable=False)
 
-    parent: Mapped["AdminUnit | None"] = relationship(remote_side=[code])
+    parent: Mapped[AdminUnit | None] = relationship(remote_side=[code])

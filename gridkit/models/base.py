@@ -7,8 +7,7 @@ from datetime import datetime
 from sqlalchemy import DateTime, MetaData, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-# CGCS2000 lon/lat, China's national datum: every geometry column is stored in it.
-SRID = 4490
+from gridkit.rules import SRID  # noqa: F401  (re-exported: models import the storage SRID from here)
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",

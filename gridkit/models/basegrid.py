@@ -5,12 +5,23 @@ from __future__ import annotations
 from datetime import datetime
 
 from geoalchemy2 import Geometry
-from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from gridkit.models.base import SRID, Base, created_at_column
+from gridkit.rules import EditionState
 
-EDITION_STATUSES = ("draft", "published", "retired")
+EDITION_STATUSES = tuple(s.value for s in EditionState)
 
 
 class BaseGridEdition(Base):
@@ -21,19 +32,20 @@ class BaseGridEdition(Base):
         CheckConstraint(f"status IN {EDITION_STATUSES}", name="status"),
         # Only one edition is in force at a time.
         Index("uq_base_grid_edition_one_published", "status", unique=True,
-              postgresql_where=text("status = 'published'")),
+              postgresql_where=text(f"status = '{EditionState.PUBLISHED.value}'")),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
-    status: Mapped[str] = mapped_column(String(10), default="draft", server_default="draft")
+    status: Mapped[str] = mapped_column(String(10), default=EditionState.DRAFT.value,
+                                        server_default=EditionState.DRAFT.value)
     code_profile: Mapped[str] = mapped_column(String(20), default="default", server_default="default")
     note: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = created_at_column()
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     retired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
-    cells: Mapped[list["BaseCell"]] = relationship(back_populates="edition")
+    cells: Mapped[list[BaseCell]] = relationship(back_populates="edition")
 
 
 class BaseCell(Base):

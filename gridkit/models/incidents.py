@@ -9,13 +9,12 @@ from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Integer, String, T
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from gridkit.models.base import SRID, Base, created_at_column
+from gridkit.rules import SEVERITIES, IncidentState
 
 CATEGORY_KINDS = ("component", "event")
 # The 7 steps: report → accept (reject / duplicate) → classify → dispatch → feedback → close
 # (or back to dispatched for rework) → evaluation (computed from the history, not a state).
-INCIDENT_STATUSES = ("reported", "accepted", "rejected", "duplicate", "classified", "dispatched",
-                     "fed_back", "closed")
-SEVERITIES = ("low", "normal", "high", "urgent")
+INCIDENT_STATUSES = tuple(s.value for s in IncidentState)
 
 
 class IncidentCategory(Base):
@@ -44,14 +43,15 @@ class Incident(Base):
     __table_args__ = (
         CheckConstraint(f"status IN {INCIDENT_STATUSES}", name="status"),
         CheckConstraint(f"severity IS NULL OR severity IN {SEVERITIES}", name="severity"),
-        CheckConstraint("status <> 'duplicate' OR duplicate_of_id IS NOT NULL", name="duplicate_has_original"),
+        CheckConstraint(f"status <> '{IncidentState.DUPLICATE.value}' OR duplicate_of_id IS NOT NULL", name="duplicate_has_original"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     code: Mapped[str] = mapped_column(String(30), unique=True)
     category_code: Mapped[str | None] = mapped_column(ForeignKey("incident_category.code"), index=True)
     description: Mapped[str | None] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(12), default="reported", server_default="reported", index=True)
+    status: Mapped[str] = mapped_column(String(12), default=IncidentState.REPORTED.value,
+                                        server_default=IncidentState.REPORTED.value, index=True)
     severity: Mapped[str | None] = mapped_column(String(10))
     geom = mapped_column(Geometry("POINT", srid=SRID, spatial_index=True), nullable=False)
     base_cell_id: Mapped[int | None] = mapped_column(ForeignKey("base_cell.id", ondelete="SET NULL"), index=True)
@@ -63,7 +63,7 @@ class Incident(Base):
     deadline: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
-    history: Mapped[list["IncidentHistory"]] = relationship(
+    history: Mapped[list[IncidentHistory]] = relationship(
         back_populates="incident", order_by="IncidentHistory.id")
 
 

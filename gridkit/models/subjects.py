@@ -6,10 +6,10 @@ through the published work grid valid at the time asked.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from geoalchemy2 import Geometry
-from sqlalchemy import CheckConstraint, ForeignKey, Integer, String
+from sqlalchemy import CheckConstraint, Date, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gridkit.models.base import SRID, Base, created_at_column
@@ -47,6 +47,8 @@ class Resident(Base):
     id_number_hash: Mapped[str] = mapped_column(String(64), unique=True)
     id_number_masked: Mapped[str] = mapped_column(String(18))
     name: Mapped[str] = mapped_column(String(50))
+    # Digits 7-14 of the citizen ID, kept at import (the ID itself only hashed): age bands need it.
+    birth_date: Mapped[date | None] = mapped_column(Date)
     phone: Mapped[str | None] = mapped_column(String(20))
     household: Mapped[str | None] = mapped_column(String(40), index=True)
     population_type: Mapped[str] = mapped_column(String(10))

@@ -5,13 +5,25 @@ from __future__ import annotations
 from datetime import datetime
 
 from geoalchemy2 import Geometry
-from sqlalchemy import (Boolean, CheckConstraint, DateTime, ForeignKey, ForeignKeyConstraint, Index,
-                        Integer, String, Text, UniqueConstraint, text)
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from gridkit.models.base import SRID, Base, created_at_column
+from gridkit.rules import VersionState
 
-VERSION_STATUSES = ("draft", "published", "retired")
+VERSION_STATUSES = tuple(s.value for s in VersionState)
 
 
 class Department(Base):
@@ -26,7 +38,7 @@ class Department(Base):
     jurisdiction_code: Mapped[str | None] = mapped_column(ForeignKey("admin_unit.code"))
     created_at: Mapped[datetime] = created_at_column()
 
-    versions: Mapped[list["WorkGridVersion"]] = relationship(back_populates="department")
+    versions: Mapped[list[WorkGridVersion]] = relationship(back_populates="department")
 
 
 class WorkGridVersion(Base):
@@ -37,16 +49,17 @@ class WorkGridVersion(Base):
         UniqueConstraint("dept_code", "number"),
         CheckConstraint(f"status IN {VERSION_STATUSES}", name="status"),
         CheckConstraint("valid_to IS NULL OR valid_from IS NULL OR valid_to >= valid_from", name="validity"),
-        CheckConstraint("status = 'draft' OR valid_from IS NOT NULL", name="published_has_valid_from"),
+        CheckConstraint(f"status = '{VersionState.DRAFT.value}' OR valid_from IS NOT NULL", name="published_has_valid_from"),
         # At most one version of a department is in force (published, not yet superseded).
         Index("uq_work_grid_version_current", "dept_code", unique=True,
-              postgresql_where=text("status = 'published' AND valid_to IS NULL")),
+              postgresql_where=text(f"status = '{VersionState.PUBLISHED.value}' AND valid_to IS NULL")),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     dept_code: Mapped[str] = mapped_column(ForeignKey("department.code"), index=True)
     number: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(10), default="draft", server_default="draft")
+    status: Mapped[str] = mapped_column(String(10), default=VersionState.DRAFT.value,
+                                        server_default=VersionState.DRAFT.value)
     base_edition_id: Mapped[int] = mapped_column(ForeignKey("base_grid_edition.id"))
     based_on_id: Mapped[int | None] = mapped_column(ForeignKey("work_grid_version.id"))
     # Optimistic locking: every saved edit of a draft bumps the revision.
@@ -61,7 +74,7 @@ class WorkGridVersion(Base):
     valid_to: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     department: Mapped[Department] = relationship(back_populates="versions")
-    work_cells: Mapped[list["WorkCell"]] = relationship(back_populates="version")
+    work_cells: Mapped[list[WorkCell]] = relationship(back_populates="version")
 
 
 class WorkCell(Base):

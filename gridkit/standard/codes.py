@@ -6,13 +6,19 @@
 - component: 6-digit county + 2-digit major class 01-06 + 2-digit minor class + 6-digit serial
   (CJ/T 214 / GB/T 30428.2).
 
-Checkers return the code and raise ValueError with a message saying what is wrong.
-Sequences start at 1: an all-zero sequence or class part is never a valid code.
+Checkers return the code and raise `InvalidValue` (a ValidationError and a ValueError) with a
+catalogue code saying what is wrong. Sequences start at 1: an all-zero sequence or class part is
+never a valid code. `work_cell_area_code` / `area_admin_code` translate between an admin unit and
+the area part of a work cell code, so that building, checking and validating work cell codes all
+follow the configured profile.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from gridkit.messages import Message
+from gridkit.standard import InvalidValue
 
 __all__ = [
     "CodeProfile",
@@ -23,6 +29,10 @@ __all__ = [
     "base_cell_code",
     "check_work_cell_code",
     "work_cell_code",
+    "work_cell_parts",
+    "work_cell_area_code",
+    "area_admin_code",
+    "profile_named",
     "check_component_code",
     "COMPONENT_MAJOR_CLASSES",
 ]
@@ -71,17 +81,30 @@ PROFILES: dict[str, CodeProfile] = {
 DEFAULT_PROFILE = PROFILES["default"]
 
 
-def _digits(code, what: str, length: int) -> str:
+def profile_named(name: str | None) -> CodeProfile:
+    """Return the code profile called `name` (None: the default one)."""
+    if name is None:
+        return DEFAULT_PROFILE
+    if name not in PROFILES:
+        raise InvalidValue("code.unknown_profile", profile=name, known=", ".join(sorted(PROFILES)))
+    return PROFILES[name]
+
+
+def _part(name: str, **params) -> Message:
+    return Message(f"code.part.{name}", **params)
+
+
+def _digits(code, what: Message, length: int) -> str:
     if not isinstance(code, str):
-        raise ValueError(f"{what} must be text, got {type(code).__name__} {code!r}.")
+        raise InvalidValue("code.not_text", what=what, type=type(code).__name__, value=code)
     if len(code) != length or not code.isascii() or not code.isdigit():
-        raise ValueError(f"{what} must be {length} digits, got {code!r}.")
+        raise InvalidValue("code.wrong_digits", what=what, length=length, value=code)
     return code
 
 
-def _nonzero(part: str, code: str, what: str) -> None:
+def _nonzero(part: str, code: str, what: Message) -> None:
     if set(part) == {"0"}:
-        raise ValueError(f"{what} of {code} is {part}; numbering starts at {'0' * (len(part) - 1)}1.")
+        raise InvalidValue("code.zero_part", what=what, code=code, part=part, first="0" * (len(part) - 1) + "1")
 
 
 def admin_level_of_code(code: str) -> str:
@@ -91,42 +114,40 @@ def admin_level_of_code(code: str) -> str:
     (GB/T 2260); any other 6-digit code is a district or county.
     """
     if not isinstance(code, str) or not code.isascii() or not code.isdigit():
-        raise ValueError(f"Admin unit code must be digits, got {code!r}.")
+        raise InvalidValue("code.admin_not_digits", value=code)
     if len(code) == COUNTY_DIGITS:
         if code[:2] == "00":
-            raise ValueError(f"Admin unit code {code} has no province part.")
+            raise InvalidValue("code.admin_no_province", code=code)
         if code.endswith("0000"):
             return "province"
         return "city" if code.endswith("00") else "district"
     if len(code) == COUNTY_DIGITS + STREET_DIGITS:
-        _nonzero(code[6:9], code, "Street part")
+        _nonzero(code[6:9], code, _part("street"))
         return "street"
     if len(code) == COUNTY_DIGITS + STREET_DIGITS + COMMUNITY_PART_DIGITS:
-        _nonzero(code[6:9], code, "Street part")
-        _nonzero(code[9:12], code, "Community part")
+        _nonzero(code[6:9], code, _part("street"))
+        _nonzero(code[9:12], code, _part("community"))
         return "community"
-    raise ValueError(
-        f"Admin unit code {code} has {len(code)} digits; expected 6 (city/district), 9 (street) or 12 (community)."
-    )
+    raise InvalidValue("code.admin_wrong_length", code=code, length=len(code))
 
 
-def _check_community_code(code: str, what: str = "Community code") -> str:
-    _digits(code, what, COUNTY_DIGITS + STREET_DIGITS + COMMUNITY_PART_DIGITS)
+def _check_community_code(code: str) -> str:
+    _digits(code, _part("community_code"), COUNTY_DIGITS + STREET_DIGITS + COMMUNITY_PART_DIGITS)
     admin_level_of_code(code)  # refuses all-zero street or community parts
     return code
 
 
 def check_base_cell_code(code: str, profile: CodeProfile = DEFAULT_PROFILE, community_code: str | None = None) -> str:
     """Return the base cell code if it fits the profile (and lies in community_code, if given)."""
-    _digits(code, f"Base cell code ({profile.name} profile)", profile.base_cell_digits)
+    _digits(code, _part("base_cell_code", profile=profile.name), profile.base_cell_digits)
     community, seq = code[: profile.community_digits], code[profile.community_digits :]
     try:
         _check_community_code(community)
-    except ValueError as exc:
-        raise ValueError(f"Base cell code {code}: {exc}") from None
-    _nonzero(seq, code, "Base cell sequence")
+    except InvalidValue as exc:
+        raise InvalidValue("code.base_cell_community", code=code, reason=exc.as_message()) from None
+    _nonzero(seq, code, _part("base_cell_sequence"))
     if community_code is not None and community != community_code:
-        raise ValueError(f"Base cell code {code} is not in community {community_code}: it starts with {community}.")
+        raise InvalidValue("code.base_cell_not_in_community", code=code, community=community_code, prefix=community)
     return code
 
 
@@ -135,48 +156,81 @@ def base_cell_code(community_code: str, seq: int, profile: CodeProfile = DEFAULT
     _check_community_code(community_code)
     limit = 10**profile.base_cell_seq_digits - 1
     if not isinstance(seq, int) or isinstance(seq, bool) or not 1 <= seq <= limit:
-        raise ValueError(
-            f"Base cell sequence must be 1 to {limit} in the {profile.name} profile, got {seq!r} "
-            f"(community {community_code})."
-        )
+        raise InvalidValue("code.base_cell_sequence", limit=limit, profile=profile.name, seq=seq,
+                           community=community_code)
     return f"{community_code}{seq:0{profile.base_cell_seq_digits}d}"
 
 
 def check_work_cell_code(code: str, profile: CodeProfile = DEFAULT_PROFILE) -> str:
     """Return the work cell code if it is department type + area code + sequence in the profile's digits."""
-    _digits(code, f"Work cell code ({profile.name} profile)", profile.work_cell_digits)
+    _digits(code, _part("work_cell_code", profile=profile.name), profile.work_cell_digits)
     type_end = profile.work_cell_type_digits
     area_end = type_end + profile.community_digits
-    _nonzero(code[:type_end], code, "Department part")
+    _nonzero(code[:type_end], code, _part("department"))
     area = code[type_end:area_end]
     if area[:2] == "00":
-        raise ValueError(f"Work cell code {code}: area part {area} has no province part.")
-    _nonzero(code[area_end:], code, "Work cell sequence")
+        raise InvalidValue("code.work_cell_area_no_province", code=code, area=area)
+    _nonzero(code[area_end:], code, _part("work_cell_sequence"))
     return code
+
+
+def work_cell_parts(code: str, profile: CodeProfile = DEFAULT_PROFILE) -> tuple[str, str, int]:
+    """Return (department code, area code, sequence) of a work cell code valid in the profile."""
+    check_work_cell_code(code, profile)
+    type_end = profile.work_cell_type_digits
+    area_end = type_end + profile.community_digits
+    return code[:type_end], code[type_end:area_end], int(code[area_end:])
+
+
+def work_cell_sequence_limit(profile: CodeProfile = DEFAULT_PROFILE) -> int:
+    """Return the highest work cell sequence the profile has room for (99 for 2 digits)."""
+    return 10**profile.work_cell_seq_digits - 1
+
+
+def work_cell_area_code(admin_code: str, profile: CodeProfile = DEFAULT_PROFILE) -> str:
+    """Return the area part of a work cell code for an admin unit: its code padded with zeros.
+
+    A community is its own 12-digit code; a street is its code + 000, a district or city its
+    code + 000000.
+    """
+    admin_level_of_code(admin_code)
+    return admin_code.ljust(profile.community_digits, "0")
+
+
+def area_admin_code(area: str, profile: CodeProfile = DEFAULT_PROFILE) -> str:
+    """Return the admin unit code that the area part of a work cell code names (padding removed).
+
+    Street and community parts never are all zeros, so the padding is unambiguous:
+    440304001002 is a community, 440304001000 the street 440304001, 440304000000 the district 440304.
+    """
+    _digits(area, _part("area_code"), profile.community_digits)
+    if area.endswith("0" * (STREET_DIGITS + COMMUNITY_PART_DIGITS)):
+        return area[:COUNTY_DIGITS]
+    if area.endswith("0" * COMMUNITY_PART_DIGITS):
+        return area[: COUNTY_DIGITS + STREET_DIGITS]
+    return area
 
 
 def work_cell_code(dept_code: str, area_code: str, seq: int, profile: CodeProfile = DEFAULT_PROFILE) -> str:
     """Return the work cell code for the seq-th (1-based) work cell of a department in an area."""
-    _digits(dept_code, "Department code", profile.work_cell_type_digits)
-    _nonzero(dept_code, dept_code, "Department code")
-    _digits(area_code, "Area code", profile.community_digits)
-    limit = 10**profile.work_cell_seq_digits - 1
+    _digits(dept_code, _part("department_code"), profile.work_cell_type_digits)
+    _nonzero(dept_code, dept_code, _part("department_code"))
+    _digits(area_code, _part("area_code"), profile.community_digits)
+    limit = work_cell_sequence_limit(profile)
     if not isinstance(seq, int) or isinstance(seq, bool) or not 1 <= seq <= limit:
-        raise ValueError(
-            f"Work cell sequence must be 1 to {limit} in the {profile.name} profile, got {seq!r} "
-            f"(department {dept_code}, area {area_code})."
-        )
+        raise InvalidValue("code.work_cell_sequence", limit=limit, profile=profile.name, seq=seq,
+                           dept=dept_code, area=area_code)
     return check_work_cell_code(f"{dept_code}{area_code}{seq:0{profile.work_cell_seq_digits}d}", profile)
 
 
 def check_component_code(code: str) -> str:
     """Return the 16-digit component code (county + major 01-06 + minor + serial) if it is well formed."""
-    _digits(code, "Component code", 16)
+    _digits(code, _part("component_code"), 16)
     county, major, minor, serial = code[:6], code[6:8], code[8:10], code[10:]
     if county[:2] == "00" or county.endswith("00"):
-        raise ValueError(f"Component code {code}: {county} is not a county/district code.")
+        raise InvalidValue("code.component_county", code=code, county=county)
     if major not in COMPONENT_MAJOR_CLASSES:
-        raise ValueError(f"Component code {code}: major class {major} is not one of 01-06.")
-    _nonzero(minor, code, "Minor class")
-    _nonzero(serial, code, "Serial")
+        raise InvalidValue("code.component_major", code=code, major=major)
+    _nonzero(minor, code, _part("minor_class"))
+    _nonzero(serial, code, _part("serial"))
     return code

@@ -10,14 +10,15 @@ import re
 from datetime import date
 
 __all__ = [
+    "birth_date_of",
     "citizen_id_check_char",
-    "validate_citizen_id",
-    "mask_citizen_id",
     "credit_code_check_char",
+    "mask_citizen_id",
+    "mask_phone",
     "organization_code_check_char",
+    "validate_citizen_id",
     "validate_credit_code",
     "validate_phone",
-    "mask_phone",
 ]
 
 # GB 11643-1999: ISO 7064 MOD 11-2 weights are 2**(17 - i) mod 11 for positions 1..17.
@@ -59,6 +60,11 @@ def citizen_id_check_char(first17: str) -> str:
         raise ValueError(f"Need exactly 17 digits to compute a citizen ID check character, got {first17!r}.")
     total = sum(int(d) * w for d, w in zip(first17, _CITIZEN_WEIGHTS))
     return _CITIZEN_CHECK_CHARS[total % 11]
+
+
+def birth_date_of(citizen_id: str) -> date:
+    """Return the birth date in digits 7-14 (YYYYMMDD) of a valid 18-digit citizen ID number."""
+    return date(int(citizen_id[6:10]), int(citizen_id[10:12]), int(citizen_id[12:14]))
 
 
 def validate_citizen_id(value: str, *, today: date | None = None) -> str:

@@ -1,0 +1,109 @@
+"""The `gridkit db` commands: gridkit's own PostGIS or an external database."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import click
+
+from gridkit import db
+from gridkit.cli import GridkitGroup, cli_language, output, say, with_settings
+from gridkit.db.backup import backup, restore
+from gridkit.errors import SetupError
+
+
+@click.group("db", cls=GridkitGroup)
+def db_():
+    """The database: start, stop, inspect gridkit's own PostGIS or check an external one."""
+
+
+@db_.command("up")
+@output.command_output
+@with_settings
+def db_up(settings):
+    """Make the database ready: initdb, start, create, migrate (harmless when already done)."""
+    done = db.up(settings)
+    lines = []
+    if settings.embedded:
+        cluster = db.cluster_for(settings)
+        key = "cli.db.started" if done["started"] else "cli.db.already_running"
+        lines.append(say(key, data_dir=str(cluster.data_dir), socket_dir=str(cluster.socket_dir)))
+    key = "cli.db.migrated" if done["migrated"] else "cli.db.at_head"
+    lines.append(say(key, revision=db.head_revision()))
+    return output.Result(done, lines=lines)
+
+
+@db_.command("down")
+@output.command_output
+@with_settings
+def db_down(settings):
+    """Stop gridkit's own database server (never an external one)."""
+    if not settings.embedded:
+        raise SetupError("db.external_not_stopped")
+    stopped = db.cluster_for(settings).stop()
+    return output.Result({"stopped": stopped}, lines=[say("cli.db.stopped" if stopped else "cli.db.was_not_running")])
+
+
+def _reach(settings, status: dict) -> None:
+    """Add `reachable`, `schema_current` (and `error` when unreachable) to `status`."""
+    status["reachable"] = False
+    status["schema_current"] = None
+    if settings.embedded and not status["running"]:
+        status["error"] = say("cli.db.not_running")
+        return
+    engine = db.make_engine(db.database_url(settings))
+    try:
+        db.check_connection(engine, what=say("cli.db.the_database"))
+        status["reachable"] = True
+        status["schema_current"] = db.current_revision(engine)
+    except SetupError as exc:
+        status["error"] = exc.render(cli_language())
+    finally:
+        engine.dispose()
+
+
+@db_.command("status")
+@output.command_output
+@with_settings
+def db_status(settings):
+    """Report whether the database is running, reachable and at the current schema; exit 1 when not reachable."""
+    if settings.embedded:
+        status = {"mode": "embedded", **asdict(db.cluster_for(settings).status())}
+    else:
+        status = {"mode": "external", "url": db.safe_url(db.database_url(settings))}
+    status["schema_head"] = db.head_revision()
+    _reach(settings, status)
+    lines = [f"{key:15} {value}" for key, value in status.items()]
+    return output.Result(status, lines=lines, exit_code=0 if status["reachable"] else 1)
+
+
+@db_.command("url")
+@output.command_output
+@with_settings
+def db_url(settings):
+    """Print the database URL gridkit uses (password hidden)."""
+    url = db.safe_url(db.database_url(settings))
+    return output.Result({"url": url}, lines=[url])
+
+
+@db_.command("backup")
+@click.argument("path", type=click.Path(dir_okay=False))
+@output.command_output
+@with_settings
+def db_backup(settings, path):
+    """Write the whole database to PATH (pg_dump, custom format), embedded or external."""
+    result = backup(settings, path)
+    return output.Result(result, lines=[say("cli.db.backed_up", path=result["path"], bytes=result["bytes"])])
+
+
+@db_.command("restore")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--yes", is_flag=True, help="Do not ask before replacing the database's contents.")
+@output.command_output
+@with_settings
+def db_restore(settings, path, yes):
+    """Replace the database's contents with the backup at PATH (all-or-nothing), then migrate."""
+    if not yes:
+        click.confirm(say("cli.db.confirm_restore", path=path), abort=True, err=True)
+    result = restore(settings, path)
+    return output.Result(result, lines=[say("cli.db.restored", path=result["path"])])

@@ -1,0 +1,51 @@
+"""The `gridkit user` commands: users, roles and scopes."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from gridkit import db
+from gridkit.cli import GridkitGroup, output, say, with_settings
+from gridkit.errors import ValidationError
+from gridkit.models import ROLES
+from gridkit.users import add_user, list_users
+
+
+@click.group(cls=GridkitGroup)
+def user():
+    """Users, their roles and the area they may see."""
+
+
+@user.command("add")
+@click.argument("name")
+@click.option("--role", required=True, type=click.Choice(list(ROLES)))
+@click.option("--scope", help="Admin unit code the user is limited to (default: whole city).")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@output.command_output
+@with_settings
+def user_add(settings, name, role, scope, password_stdin):
+    """Add a user with a role (and optionally a scope and a password)."""
+    password = None
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+        if not password:
+            raise ValidationError("cli.user.no_password_on_stdin")
+    with db.transaction(settings) as session:
+        u = add_user(session, name, role, scope=scope, password=password)
+        result = {"id": u.id, "name": u.name, "role": u.role, "scope": u.scope_code,
+                  "has_password": password is not None}
+    line = say("cli.user.added_scoped" if scope else "cli.user.added", name=name, role=role, scope=scope)
+    return output.Result(result, lines=[line])
+
+
+@user.command("list")
+@output.command_output
+@with_settings
+def user_list(settings):
+    """List users with their roles and scopes."""
+    with db.transaction(settings) as session:
+        rows = [{"name": u.name, "role": u.role, "scope": u.scope_code, "active": u.active,
+                 "has_password": bool(u.password_hash)} for u in list_users(session)]
+    return output.Result(rows, rows=rows)

@@ -1,0 +1,145 @@
+"""Backups of gridkit's database: pg_dump / pg_restore in PostgreSQL's custom format.
+
+Works on the embedded cluster (as its superuser; the restored objects belong to the owner role
+and the application role gets its grants again) and on an external database (as the URL's user).
+A restore is all-or-nothing: into a fresh database that replaces the old one only when complete
+(embedded), or in one transaction (external). Afterwards the schema is migrated to the head.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+from psycopg import sql
+from sqlalchemy.engine import make_url
+
+from gridkit.config import Settings
+from gridkit.db import cluster_for, database_url, forget_engine, up
+from gridkit.db.embedded import ADMIN_ROLE, DB_NAME, DEFAULT_PG_BIN, OWNER_ROLE
+from gridkit.errors import NotFound, SetupError, ValidationError
+
+# Archive entries a restore leaves out: the postgis extension (made by the superuser before) and
+# its reference table of coordinate systems, which the extension fills itself.
+_SKIP = (" EXTENSION ", "COMMENT - EXTENSION", " spatial_ref_sys ")
+
+
+def _program(settings: Settings, name: str) -> str:
+    path = Path(settings.pg_bin or DEFAULT_PG_BIN) / name
+    if not path.exists():
+        raise SetupError("db.program_missing", program=name, path=str(path))
+    return str(path)
+
+
+def _target(settings: Settings, dbname: str | None = None) -> tuple[str, dict]:
+    """Return (libpq connection URI, environment) for pg_dump / pg_restore; no password on the command line."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    if settings.embedded:
+        cluster = cluster_for(settings)
+        url = make_url(cluster.url(dbname or DB_NAME, role=ADMIN_ROLE))
+    else:
+        url = make_url(database_url(settings))
+        if dbname:
+            url = url.set(database=dbname)
+        if url.password:
+            env["PGPASSWORD"] = str(url.password)
+            url = url.set(password=None)
+    return url.set(drivername="postgresql").render_as_string(hide_password=False), env
+
+
+def _ready(settings: Settings) -> None:
+    """Start an existing embedded cluster if needed (never make one); an external server must be up."""
+    if settings.embedded:
+        cluster = cluster_for(settings)
+        if not cluster.initialised:
+            raise SetupError("db.no_cluster", home=str(settings.home))
+        cluster.start()
+        cluster.wait_ready()
+
+
+def _run(args: list[str], env: dict, what: str) -> subprocess.CompletedProcess:
+    proc = subprocess.run(args, capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        detail = [line for line in proc.stderr.strip().splitlines() if line.strip()]
+        raise SetupError("db.backup_program_failed", program=Path(args[0]).name, what=what,
+                         detail=detail[0] if detail else "-")
+    return proc
+
+
+def backup(settings: Settings, path: str | Path) -> dict:
+    """Write the whole database to `path` (pg_dump custom format); return {path, bytes}."""
+    _ready(settings)
+    path = Path(path).absolute()
+    if not path.parent.is_dir():
+        raise NotFound("db.backup_folder_missing", path=str(path.parent))
+    target, env = _target(settings)
+    partial = path.with_name(path.name + ".partial")
+    _run([_program(settings, "pg_dump"), "--format=custom", "--file", str(partial), "--dbname", target],
+         env, str(path))
+    os.replace(partial, path)
+    return {"path": str(path), "bytes": path.stat().st_size}
+
+
+def _restore_list(settings: Settings, path: Path, env: dict) -> Path:
+    """Return a pg_restore list file of the archive's entries without the postgis extension's own."""
+    proc = subprocess.run([_program(settings, "pg_restore"), "--list", str(path)], capture_output=True,
+                          text=True, env=env)
+    if proc.returncode != 0:
+        raise ValidationError("db.not_a_backup", path=str(path))
+    kept = [line for line in proc.stdout.splitlines() if not any(s in line for s in _SKIP)]
+    fd, name = tempfile.mkstemp(prefix="gridkit-restore-", suffix=".list")
+    with os.fdopen(fd, "w") as fh:
+        fh.write("\n".join(kept) + "\n")
+    return Path(name)
+
+
+def restore(settings: Settings, path: str | Path) -> dict:
+    """Replace the database's contents with the backup at `path`, then migrate; return {path, migrated}."""
+    path = Path(path).absolute()
+    if not path.is_file():
+        raise NotFound("db.backup_missing", path=str(path))
+    _ready(settings)
+    _, env = _target(settings)
+    listing = _restore_list(settings, path, env)
+    try:
+        if settings.embedded:
+            _restore_embedded(settings, path, listing)
+        else:
+            _restore_external(settings, path, listing)
+    finally:
+        listing.unlink(missing_ok=True)
+    forget_engine(settings)
+    done = up(settings, create=False)
+    return {"path": str(path), "migrated": done["migrated"]}
+
+
+def _restore_embedded(settings: Settings, path: Path, listing: Path) -> None:
+    """Restore into a new database owned by the owner role; swap it in only when the restore succeeded."""
+    cluster = cluster_for(settings)
+    staging = f"{DB_NAME}_restore"
+    cluster.drop_database(staging)
+    cluster.ensure_database(staging)
+    target, env = _target(settings, staging)
+    try:
+        _run([_program(settings, "pg_restore"), "--no-owner", "--no-acl", f"--role={OWNER_ROLE}",
+              "--exit-on-error", "--single-transaction", "--use-list", str(listing), "--dbname", target,
+              str(path)], env, str(path))
+    except SetupError:
+        cluster.drop_database(staging)
+        raise
+    forget_engine(settings)
+    with cluster.connect("postgres") as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DB_NAME)))
+        conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(staging),
+                                                                     sql.Identifier(DB_NAME)))
+    cluster.grant(DB_NAME)
+
+
+def _restore_external(settings: Settings, path: Path, listing: Path) -> None:
+    """Restore over the external database's objects in one transaction."""
+    target, env = _target(settings)
+    _run([_program(settings, "pg_restore"), "--clean", "--if-exists", "--no-owner", "--no-acl",
+          "--exit-on-error", "--single-transaction", "--use-list", str(listing), "--dbname", target,
+          str(path)], env, str(path))
