@@ -7,8 +7,22 @@ import re
 import time
 
 import pytest
-from factories_web import (A, ADDRESS_A, B, BUILDING_A, C1, ENTITY_NAME, PHONE_A, POINT_A, RESIDENT_NAMES,
-                           RESIDENT_PHONES, USERS, base_cell, csrf_of, make_web_city, sign_in)
+from factories_web import (
+    BUILDING_A,
+    C1,
+    ENTITY_NAME,
+    PHONE_A,
+    POINT_A,
+    RESIDENT_NAMES,
+    RESIDENT_PHONES,
+    USERS,
+    A,
+    B,
+    base_cell,
+    csrf_of,
+    make_web_city,
+    sign_in,
+)
 from sqlalchemy import select
 
 from gridkit import db
@@ -162,8 +176,9 @@ def test_coordinator_page(city):
 
 def test_coordinator_login_without_a_link(city):
     app, settings, _ = city
-    from gridkit.users import add_user
     from factories_web import PASSWORD
+
+    from gridkit.users import add_user
 
     _commit(settings, lambda s: add_user(s, "coord_new", "coordinator", password=PASSWORD))
     client = app.test_client()
@@ -284,3 +299,30 @@ def test_every_page_is_in_chinese_and_in_english(city):
             # Only the language switch names Chinese on an English page's navigation.
             nav = en.split("<nav")[1].split("</nav>")[0].replace(">中文<", "><")
             assert '<html lang="en">' in en and not re.search(r"[\u4e00-\u9fff]", nav), path
+
+
+def test_cli_links_a_coordinator_login_by_phone(city):
+    import json
+
+    from click.testing import CliRunner
+
+    from gridkit.cli import main
+
+    app, settings, ids = city
+
+    def run(*args, input=None):
+        return CliRunner(env={"GRIDKIT_LANG": "en"}).invoke(main, list(args), obj=settings, input=input,
+                                                            catch_exceptions=False)
+
+    added = run("user", "add", "wang.fang", "--role", "coordinator", "--coordinator", PHONE_A, "--password-stdin",
+                "--json", input="a-long-secret\n")
+    assert added.exit_code == 0, added.output
+    assert json.loads(added.output)["coordinator_id"] == ids["coordinator_a"]
+    unknown = run("user", "add", "nobody.here", "--role", "coordinator", "--coordinator", "13000000000")
+    assert unknown.exit_code == 1 and "No active coordinator has the phone number 13000000000" in unknown.output
+    wrong_role = run("user", "add", "some.analyst", "--role", "analyst", "--coordinator", PHONE_A)
+    assert wrong_role.exit_code == 1 and "coordinator role" in wrong_role.output
+    client = app.test_client()
+    token = csrf_of(client.get("/login").get_data(as_text=True))
+    client.post("/login", data={"name": "wang.fang", "password": "a-long-secret", "csrf_token": token})
+    assert client.get(f"/api/work-cells/{A}").get_json()["personal"] is True

@@ -1,7 +1,7 @@
 """web: stored edition checks, sign-in failures, session generation per user
 
 Revision ID: 20261203_web
-Revises: 0002
+Revises: 20261203_imports
 Create Date: 2026-12-03 16:00:00
 """
 from alembic import op
@@ -10,7 +10,7 @@ from sqlalchemy.dialects import postgresql
 
 
 revision = '20261203_web'
-down_revision = '0002'
+down_revision = '20261203_imports'
 branch_labels = None
 depends_on = None
 
