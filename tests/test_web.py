@@ -214,7 +214,8 @@ def test_unreachable_database_is_503(tmp_path):
                               database_url="postgresql://nobody@127.0.0.1:1/nothing"))
     api = app.test_client().get("/api/health")
     assert api.status_code == 503 and api.get_json()["error"] == "SetupError"
-    assert "cannot connect" in api.get_json()["message"]
+    assert "无法连接" in api.get_json()["message"]
+    assert "cannot connect" in app.test_client().get("/api/health?lang=en").get_json()["message"]
     page = app.test_client().get("/")
     assert page.status_code == 503 and page.content_type.startswith("text/html")
     assert "服务暂不可用" in page.get_data(as_text=True)

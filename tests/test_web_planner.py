@@ -37,9 +37,11 @@ WEB = Path(__file__).resolve().parent.parent / "web"
 PASSWORD = "correct-horse-7"
 DEPT, OTHER_DEPT = "100001", "200002"
 C1, C2 = f"{STREET}001", f"{STREET}002"
-# Work cells: department + community + sequence (20 digits).
-A, B = f"{DEPT}{C1}01", f"{DEPT}{C2}01"
-NEW = f"{DEPT}{C1}02"
+# Work cells: department + area + sequence (20 digits).
+# Coded for the street (area part 440304001000), so that base cells may move between them: a work
+# cell's area part must name an admin unit holding all its base cells.
+A, B = f"{DEPT}{STREET}00001", f"{DEPT}{STREET}00002"
+NEW = f"{DEPT}{STREET}00003"
 
 
 def cell(community: str, n: int) -> str:

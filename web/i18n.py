@@ -52,6 +52,11 @@ def t(key: str, **values) -> str:
     return text.format(**values) if values else text
 
 
+def t_or(key: str, fallback: str, **values) -> str:
+    """Return the string `key` in the current language, or `fallback` (data shown as is) when there is none."""
+    return t(key, **values) if key in catalog(DEFAULT_LANGUAGE) else fallback
+
+
 def strings(*keys: str) -> dict[str, str]:
     """Return {key: translated string} for the strings a script needs (filled in by the script)."""
     return {key: t(key) for key in keys}
@@ -79,5 +84,5 @@ def init_app(app: Flask) -> None:
         response.vary.add("Cookie")
         return response
 
-    app.jinja_env.globals.update(_=t, lang_url=lang_url, current_language=current_language,
+    app.jinja_env.globals.update(_=t, t_or=t_or, lang_url=lang_url, current_language=current_language,
                                  languages=LANGUAGES)

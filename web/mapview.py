@@ -99,6 +99,7 @@ def leaflet_map(extent, **config) -> dict:
         "tileLayerName": tile_layer.get_name(),
         "hasData": extent is not None,
         "minCellZoom": MIN_CELL_ZOOM, "labelZoom": LABEL_ZOOM, "fullLabelZoom": FULL_LABEL_ZOOM,
+        "leafletStrings": strings("map.control.zoom_in", "map.control.zoom_out", "map.control.layers"),
         **config,
     }
     return {"header": figure.header.render(), "html": figure.html.render(),
