@@ -8,6 +8,7 @@ used: a city deployment serves Chinese first, whatever locale a browser happens 
 from __future__ import annotations
 
 import logging
+from functools import lru_cache
 from urllib.parse import urlencode
 
 from flask import Flask, current_app, g, request
@@ -59,7 +60,14 @@ def t_or(key: str, fallback: str, **values) -> str:
 
 def strings(*keys: str) -> dict[str, str]:
     """Return {key: translated string} for the strings a script needs (filled in by the script)."""
-    return {key: t(key) for key in keys}
+    return dict(_strings(current_language(), keys))
+
+
+@lru_cache(maxsize=512)
+def _strings(lang: str, keys: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    # Scripts get the same dozens of strings on every page view: look them up once per language.
+    table, fallback = catalog(lang), catalog(DEFAULT_LANGUAGE)
+    return tuple((key, table.get(key) or fallback.get(key) or key) for key in keys)
 
 
 def lang_url(lang: str) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import folium
 from flask import current_app, url_for
 
@@ -83,9 +85,27 @@ def leaflet_map(extent, **config) -> dict:
     """Return header, html and script of a folium map fitted to `extent` (lon/lat, or None), and a
     config for the page's script: the map's and basemap's JS names, the zoom levels, plus `config`."""
     tiles = current_app.config.get("GRIDKIT_TILES", OSM_TILES)
+    pieces = _folium_pieces(None if extent is None else tuple(extent), tuple(sorted(tiles.items())),
+                            url_for("static", filename="vendor/leaflet/leaflet.js"),
+                            url_for("static", filename="vendor/leaflet/leaflet.css"))
+    config = {
+        "mapName": pieces["mapName"],
+        "tileLayerName": pieces["tileLayerName"],
+        "hasData": extent is not None,
+        "minCellZoom": MIN_CELL_ZOOM, "labelZoom": LABEL_ZOOM, "fullLabelZoom": FULL_LABEL_ZOOM,
+        "leafletStrings": strings("map.control.zoom_in", "map.control.zoom_out", "map.control.layers"),
+        **config,
+    }
+    return {"header": pieces["header"], "html": pieces["html"], "script": pieces["script"], "config": config}
+
+
+# Rendering a folium map takes ~30 ms (most of a page's time); the result depends only on these
+# arguments, so each is rendered once per process.
+@lru_cache(maxsize=128)
+def _folium_pieces(extent, tiles: tuple, js_url: str, css_url: str) -> dict:
+    tiles = dict(tiles)
     m = OfflineMap(location=DEFAULT_CENTER, zoom_start=DEFAULT_ZOOM, tiles=None,
-                   position="absolute", js_url=url_for("static", filename="vendor/leaflet/leaflet.js"),
-                   css_url=url_for("static", filename="vendor/leaflet/leaflet.css"))
+                   position="absolute", js_url=js_url, css_url=css_url)
     tile_layer = folium.TileLayer(tiles["url"], attr=tiles["attribution"], name="basemap",
                                   max_zoom=MAX_ZOOM, max_native_zoom=tiles.get("max_native_zoom", 19))
     tile_layer.add_to(m)
@@ -94,13 +114,5 @@ def leaflet_map(extent, **config) -> dict:
         m.fit_bounds([[miny, minx], [maxy, maxx]], max_zoom=LABEL_ZOOM + 1)
     figure = m.get_root()
     figure.render()   # fills figure.header / html / script
-    config = {
-        "mapName": m.get_name(),
-        "tileLayerName": tile_layer.get_name(),
-        "hasData": extent is not None,
-        "minCellZoom": MIN_CELL_ZOOM, "labelZoom": LABEL_ZOOM, "fullLabelZoom": FULL_LABEL_ZOOM,
-        "leafletStrings": strings("map.control.zoom_in", "map.control.zoom_out", "map.control.layers"),
-        **config,
-    }
-    return {"header": figure.header.render(), "html": figure.html.render(),
-            "script": figure.script.render(), "config": config}
+    return {"header": figure.header.render(), "html": figure.html.render(), "script": figure.script.render(),
+            "mapName": m.get_name(), "tileLayerName": tile_layer.get_name()}
