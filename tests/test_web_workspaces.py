@@ -326,3 +326,27 @@ def test_cli_links_a_coordinator_login_by_phone(city):
     token = csrf_of(client.get("/login").get_data(as_text=True))
     client.post("/login", data={"name": "wang.fang", "password": "a-long-secret", "csrf_token": token})
     assert client.get(f"/api/work-cells/{A}").get_json()["personal"] is True
+
+
+def test_database_lost_while_running_gives_503_with_advice(fresh_settings, pg_server):
+    from sqlalchemy.engine import make_url
+
+    _commit(fresh_settings, make_web_city)
+    app = create_app(fresh_settings)
+    client = app.test_client()
+    assert client.get("/api/summary").status_code == 200
+    name = make_url(db.database_url(fresh_settings)).database
+    with pg_server._admin() as conn:
+        conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+    try:
+        for path in ("/api/base-cells?lang=en", "/api/search?q=x", "/basegrid"):
+            response = client.get(path)
+            assert response.status_code == 503, (path, response.status_code)
+        page = client.get("/basegrid")
+        assert page.content_type.startswith("text/html") and "gridkit db status" in page.get_data(as_text=True)
+        body = client.get("/api/whois?lon=114.0515&lat=22.5315&lang=en").get_json()
+        assert body["code"] == "web.database_down" and "reload in a minute" in body["message"]
+    finally:
+        with pg_server._admin() as conn:
+            conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
