@@ -12,15 +12,28 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from factories import X0, Y0, D
+from test_browser import _offline_page, chromium  # noqa: F401 (a fixture)
+from test_web_planner import (
+    C1,
+    C2,
+    DEPT,
+    NEW,
+    PASSWORD,
+    A,
+    B,
+    cell,
+    commit,
+    make_overlapping_edition,
+    make_planner_data,
+    members,
+    read,
+)
 from werkzeug.serving import make_server
 
-from factories import D, X0, Y0
 from gridkit import db
 from gridkit.grids import work
 from gridkit.models import WorkGridVersion
-from test_browser import _offline_page, chromium  # noqa: F401 (a fixture)
-from test_web_planner import (A, B, C1, C2, DEPT, NEW, PASSWORD, cell, commit, make_overlapping_edition,
-                              make_planner_data, members, read)
 from web import create_app
 
 SHOTS = Path("/tmp")

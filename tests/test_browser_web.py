@@ -65,13 +65,15 @@ def test_coordinator_on_a_phone(chromium, server):  # noqa: F811
     assert page.locator("path.leaflet-interactive").count() >= 9
     page.screenshot(path=str(SHOTS / "coordinator-375.png"), full_page=True)
     # Another coordinator's cell: refused, in Chinese.
-    refused = page.evaluate("""code => fetch('/api/work-cells/' + code).then(r => r.json().then(b => [r.status, b.message]))""", B)
+    refused = page.evaluate(
+        """code => fetch('/api/work-cells/' + code).then(r => r.json().then(b => [r.status, b.message]))""", B)
     assert refused[0] == 403 and "不在您负责" in refused[1]
     assert not errors, errors
 
 
 def _click_map_at(page, lon, lat):
-    point = page.evaluate("""([lon, lat]) => { var c = JSON.parse(document.querySelector('[data-map-config]').textContent);
+    point = page.evaluate("""([lon, lat]) => {
+        var c = JSON.parse(document.querySelector('[data-map-config]').textContent);
         var p = window[c.mapName].latLngToContainerPoint([lat, lon]); return [p.x, p.y]; }""", [lon, lat])
     box = page.locator(".folium-map").bounding_box()
     page.mouse.click(box["x"] + point[0], box["y"] + point[1])
@@ -128,7 +130,9 @@ VISIBLE_TEXT = """() => {
   document.querySelectorAll('[translate="no"], .leaflet-control-attribution').forEach(function (e) { e.remove(); });
   var parts = [document.body.innerText, document.title];
   document.querySelectorAll('[placeholder],[title],[aria-label],input[type=submit],button').forEach(function (e) {
-    ['placeholder', 'title', 'aria-label'].forEach(function (a) { if (e.getAttribute(a)) { parts.push(e.getAttribute(a)); } });
+    ['placeholder', 'title', 'aria-label'].forEach(function (a) {
+      if (e.getAttribute(a)) { parts.push(e.getAttribute(a)); }
+    });
   });
   return parts.join('\\n');
 }"""

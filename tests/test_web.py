@@ -429,4 +429,5 @@ def test_templates_hold_no_untranslated_text():
 def test_no_chinese_literals_outside_translations():
     for path in [*WEB.glob("*.py"), WEB / "static/js/gridkit-map.js"]:
         text = path.read_text(encoding="utf-8")
-        assert not re.search(r"[\u4e00-\u9fff]", text), f"{path.name} has Chinese text: use the message catalogue gridkit/messages"
+        assert not re.search(r"[\u4e00-\u9fff]", text), \
+            f"{path.name} has Chinese text: use the message catalogue gridkit/messages"

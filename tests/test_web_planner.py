@@ -569,6 +569,7 @@ def test_script_strings_exist_in_both_languages():
         assert not missing, f"{lang}.json lacks {missing}"
     for script in ("gridkit-planner.js", "gridkit-basegrid.js", "gridkit-planner-list.js"):
         source = (WEB / "static" / "js" / script).read_text(encoding="utf-8")
-        assert not re.search(r"[\u4e00-\u9fff]", source), f"{script} has Chinese text: use the message catalogue gridkit/messages"
+        assert not re.search(r"[\u4e00-\u9fff]", source), \
+            f"{script} has Chinese text: use the message catalogue gridkit/messages"
         used = set(re.findall(r'S\["([a-z_.]+)"\]', source))
         assert used <= set(JS_STRINGS) | set(BASEGRID_JS_STRINGS), used - set(JS_STRINGS) - set(BASEGRID_JS_STRINGS)

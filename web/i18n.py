@@ -2,7 +2,8 @@
 
 The language comes from `?lang=` (then kept in a cookie), else the cookie, else the
 deployment's `Settings.lang` (zh-CN unless configured). The browser's Accept-Language is not
-used: a city deployment serves Chinese first, whatever locale a browser happens to ship with. Strings live in the one message catalogue, gridkit/messages/<lang>/*.json.
+used: a city deployment serves Chinese first, whatever locale a browser happens to ship with.
+Strings live in the one message catalogue, gridkit/messages/<lang>/*.json.
 """
 
 from __future__ import annotations

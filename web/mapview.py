@@ -54,7 +54,8 @@ class OfflineMap(folium.Map):
 
 LOCATE_STRINGS = (
     "locate.loading", "locate.outside", "locate.base_cell", "locate.community", "locate.no_cell",
-    "locate.no_coordinator", "locate.dept", "locate.separator", "locate.search_placeholder", "locate.search_label", "locate.no_hits",
+    "locate.no_coordinator", "locate.dept", "locate.separator", "locate.search_placeholder", "locate.search_label",
+    "locate.no_hits",
     *(f"locate.kind.{kind}" for kind in ("point", "base_cell", "work_cell", "building", "admin_unit", "address",
                                          "coordinator")),
 )

@@ -281,7 +281,8 @@ def cells_in_polygon(draft_id: int):
     _require_version_scope(session, draft_id)
     body = json_body()
     polygon = polygon_from_geojson(body.get("polygon"))
-    codes = work.cells_in_polygon(session, work.draft(session, draft_id), polygon, threshold=body_share(body, DEFAULT_SHARE))
+    codes = work.cells_in_polygon(session, work.draft(session, draft_id), polygon,
+                                  threshold=body_share(body, DEFAULT_SHARE))
     return jsonify({"draft": draft_id, "cells": codes})
 
 

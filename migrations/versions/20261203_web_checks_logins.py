@@ -4,10 +4,9 @@ Revision ID: 20261203_web
 Revises: 20261203_imports
 Create Date: 2026-12-03 16:00:00
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 from sqlalchemy.dialects import postgresql
-
 
 revision = '20261203_web'
 down_revision = '20261203_imports'
@@ -21,7 +20,8 @@ def upgrade() -> None:
     sa.Column('fingerprint', sa.String(length=64), nullable=False),
     sa.Column('checked_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.Column('result', postgresql.JSONB(astext_type=sa.Text()), nullable=False),
-    sa.ForeignKeyConstraint(['edition_id'], ['base_grid_edition.id'], name=op.f('fk_edition_check_edition_id_base_grid_edition'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['edition_id'], ['base_grid_edition.id'],
+                            name=op.f('fk_edition_check_edition_id_base_grid_edition'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('edition_id', name=op.f('pk_edition_check'))
     )
     op.create_table('login_failure',
