@@ -286,3 +286,14 @@ def test_json_output_is_the_same_in_every_language(fresh_settings):
     run(fresh_settings, "dept", "add", DEPT, "综治中心")
     chinese = run(fresh_settings, "dept", "list", "--json", env={}).output
     assert json.loads(chinese) == json.loads(run(fresh_settings, "dept", "list", "--json").output)
+
+
+def test_nouns_are_imported_only_when_their_command_runs(tmp_path):
+    """`gridkit db url` loads the db noun alone: not the web app, not the grids, not the importers."""
+    heavy = ("flask", "geopandas", "web", "gridkit.cli.workgrid", "gridkit.grids.work", "gridkit.io.subjects")
+    code = ("import sys; from gridkit.cli import main\n"
+            "try:\n    main(['db', 'url'], standalone_mode=False)\nexcept SystemExit:\n    pass\n"
+            f"print(sorted(m for m in {heavy!r} if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          env={"PATH": "/usr/bin:/bin", "GRIDKIT_HOME": str(tmp_path)})
+    assert proc.stdout.strip().splitlines()[-1] == "[]"

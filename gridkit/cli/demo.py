@@ -11,6 +11,11 @@ from gridkit.demo import DEMO_PASSWORD, DEMO_STEPS, DEMO_USERS, load_demo
 from gridkit.pii import pii_key
 
 
+def _step(label: str, count: int) -> str:
+    """Return one progress line of the demo load: what was loaded, how many."""
+    return f"{say('cli.demo.step.' + label.replace(' ', '_'))}: {count}"
+
+
 @click.command("demo")
 @click.option("--serve/--no-serve", default=True, help="Serve the web app after loading (default: yes).")
 @HOST
@@ -25,7 +30,7 @@ def demo(settings, serve, host, port):
     key = pii_key(settings)
     with db.transaction(settings) as session, output.progress(
             length=DEMO_STEPS, label=say("cli.demo.loading"), item_show_func=lambda s: s) as bar:
-        counts = load_demo(session, key, progress=lambda label, n: bar.update(1, f"{label}: {n}"))
+        counts = load_demo(session, key, progress=lambda label, n: bar.update(1, _step(label, n)))
     if counts.get("already"):
         lines = [say("cli.demo.already")]
     else:

@@ -60,15 +60,15 @@ def make_engine(url: str, **kwargs) -> Engine:
     return create_engine(url, pool_pre_ping=True, future=True, **kwargs)
 
 
-def _describe(settings: Settings) -> str:
+def _describe(settings: Settings) -> str | Message:
     """Name the database for messages: the embedded one, or the external URL (password hidden)."""
     if settings.embedded:
         return Message("db.the_embedded_database")
     return f"GRIDKIT_DATABASE_URL={safe_url(database_url(settings))}"
 
 
-def check_connection(engine: Engine, *, what) -> None:
-    """Raise SetupError with advice unless `engine` reaches a PostGIS database."""
+def check_connection(engine: Engine, *, what: str | Message) -> None:
+    """Raise SetupError with advice unless `engine` reaches a PostGIS database (`what` names it in the message)."""
     try:
         with engine.connect() as conn:
             has_postgis = conn.execute(
