@@ -133,7 +133,7 @@ def end_sessions(user: User) -> None:
 def set_password(session: Session, user: User, password: str) -> None:
     """Give `user` a new password and end their sessions."""
     if len(password) < 8:
-        raise ValidationError("account.short_password", minimum=8)
+        raise ValidationError("users.short_password", minimum=8)
     user.password_hash = hash_password(password)
     end_sessions(user)
 
@@ -141,9 +141,9 @@ def set_password(session: Session, user: User, password: str) -> None:
 def set_role(session: Session, user: User, role: str, scope: str | None) -> None:
     """Change `user`'s role and scope (None: the whole city) and end their sessions."""
     if role not in ROLES:
-        raise ValidationError("account.unknown_role", role=role, roles=", ".join(ROLES))
+        raise ValidationError("users.unknown_role", role=role, roles=", ".join(ROLES))
     if scope is not None and session.get(AdminUnit, scope) is None:
-        raise NotFound("account.unknown_scope", scope=scope)
+        raise NotFound("users.unknown_scope", scope=scope)
     user.role, user.scope_code = role, scope
     end_sessions(user)
 

@@ -66,7 +66,18 @@ def index():
               "api": {"cell": url_for("work_cells_api.cell", code="CODE").replace("CODE", "{code}")},
               "strings": strings(*JS_STRINGS), "locate": locate_config()}
     return render_template("coordinator.html", coordinator=coordinator, cells=cells,
-                           map=leaflet_map(extent, **config), config_endpoints=current_app.view_functions)
+                           map=leaflet_map(extent, **config), cases_url=_cases_url())
+
+
+# The coordinator's cases page belongs to the incidents workspace; linked here once it is registered.
+CASES_PATH = "/coordinator/cases"
+
+
+def _cases_url() -> str | None:
+    for rule in current_app.url_map.iter_rules():
+        if rule.rule == CASES_PATH and "GET" in rule.methods:
+            return CASES_PATH
+    return None
 
 
 @api.get("/<code>")
