@@ -351,3 +351,26 @@ def test_database_lost_while_running_gives_503_with_advice(fresh_settings, pg_se
     finally:
         with pg_server._admin() as conn:
             conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+
+
+def test_every_error_code_raised_by_the_web_has_a_sentence_in_both_languages():
+    import json as json_
+    from pathlib import Path
+
+    from gridkit.messages import catalogue
+
+    root = Path(__file__).resolve().parent.parent
+    sources = [*root.glob("web/*.py"), *(root / "gridkit" / name for name in (
+        "layers.py", "counts.py", "checks.py", "search.py", "workcells.py", "users.py"))]
+    raised = set()
+    for path in sources:
+        raised |= set(re.findall(r"""raise \w+\(\s*["']([a-z_]+\.[a-z_.]+)["']""", path.read_text(encoding="utf-8")))
+    assert len(raised) > 30
+    for lang in ("zh-CN", "en"):
+        missing = sorted(code for code in raised if f"error.{code}" not in catalogue(lang))
+        assert not missing, (lang, missing)
+    zh, en = (json_.loads((root / f"gridkit/messages/{lang}/web.json").read_text(encoding="utf-8"))
+              for lang in ("zh-CN", "en"))
+    assert set(zh) == set(en)
+    assert all(re.search(r"[\u4e00-\u9fff]", v) or not re.search(r"[a-z]{4,}", v) for k, v in zh.items()
+               if k.startswith("error.")), "a zh-CN error sentence in English"
