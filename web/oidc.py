@@ -19,6 +19,8 @@ from sqlalchemy import select
 from gridkit.config import Settings
 from gridkit.errors import NotFound, PermissionDenied, SetupError, ValidationError
 from gridkit.models import User
+from web.auth import _safe_next as safe_next
+from web.auth import home_of
 from web.database import db_session
 
 bp = Blueprint("oidc", __name__, url_prefix="/login/oidc")
@@ -59,7 +61,7 @@ def _client():
 def login():
     """Send the browser to the identity provider; it comes back to /login/oidc/callback."""
     client = _client()
-    session[_NEXT] = _safe_next(request.args.get("next"))
+    session[_NEXT] = safe_next(request.args.get("next"))
     try:
         return client.authorize_redirect(url_for("oidc.callback", _external=True))
     except RequestException as exc:
@@ -91,16 +93,9 @@ def callback():
     next_ = session.get(_NEXT)
     session.clear()   # a fresh session: no fixation of a pre-login session
     session["user_id"] = user.id
-    if hasattr(user, "session_generation"):   # sign-out ends sessions server-side where kept
-        session["generation"] = user.session_generation
-    return redirect(next_ or url_for("public.home"))
+    session["generation"] = user.session_generation   # sign-out ends the session server-side
+    return redirect(next_ or home_of(user))
 
 
 def _issuer() -> str:
     return current_app.config["GRIDKIT_SETTINGS"].oidc_issuer or ""
-
-
-def _safe_next(target: str | None) -> str | None:
-    from web.auth import _safe_next as safe
-
-    return safe(target)
