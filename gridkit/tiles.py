@@ -133,6 +133,29 @@ def tile(session: Session, request: TileRequest, *, colours: dict | None = None)
                                        "ids": list(palette), "colours": list(palette.values())})
 
 
+# Work cell labels: at most this many per request (a zoom-15 view holds a few dozen work cells).
+LABEL_LIMIT = 2000
+
+
+def work_cell_labels(session: Session, dept: str, bbox, *, version: int | None = None) -> list[dict]:
+    """Return {code, name, colour, lon, lat} of the work cells of a department's version (default: in
+    force) whose area meets `bbox` (lon/lat), one label point inside each work cell."""
+    request = tile_request("work-cells", 0, 0, 0, dept=dept, version=version)
+    version_id = _version(session, request.dept, request.version)
+    if version_id is None:
+        return []
+    minx, miny, maxx, maxy = bbox
+    rows = session.execute(text("""
+        SELECT w.id, w.code, coalesce(w.name, '') AS name, ST_X(p.pt) AS lon, ST_Y(p.pt) AS lat
+        FROM work_cell w, LATERAL (SELECT ST_PointOnSurface(w.geom) AS pt) p
+        WHERE w.version_id = :version AND w.geom && ST_MakeEnvelope(:minx, :miny, :maxx, :maxy, :srid)
+        ORDER BY w.code LIMIT :limit"""), {"version": version_id, "minx": minx, "miny": miny, "maxx": maxx,
+                                          "maxy": maxy, "srid": SRID, "limit": LABEL_LIMIT}).all()
+    colours = work_cell_colours(session, version_id) if rows else {}
+    return [{"code": r.code, "name": r.name, "colour": colours.get(r.id, 0),
+             "lon": round(r.lon, 6), "lat": round(r.lat, 6)} for r in rows]
+
+
 def raw_tile_sql(layer: str) -> str:
     """Return the SQL text of a layer's tile query (for benchmarks comparing against the server)."""
     return {"admin-units": _ADMIN_UNITS, "buildings": _BUILDINGS, "base-cells": _BASE_CELLS,

@@ -303,3 +303,17 @@ def test_layers_json_lists_departments_in_force(tiles_app):
     body = tiles_app.test_client().get("/tiles/layers.json", headers={"Accept-Language": "zh-CN"}).get_json()
     assert [layer["name"] for layer in body["layers"]] == list(tiles.LAYERS)
     assert body["departments"] == [{"code": DEPT, "name": "城市管理", "version": 1, "label": "工作网格：城市管理"}]
+
+
+def test_work_cell_labels_lie_inside_their_cells(session):
+    make_work_grid(session)
+    labels = tiles.work_cell_labels(session, DEPT, (X0, Y0, X0 + 6 * D, Y0 + 3 * D))
+    assert [label["code"] for label in labels] == sorted(LAYOUT)
+    for label in labels:
+        community, cells = LAYOUT[label["code"]]
+        i = 0 if community == C1 else 1
+        boxes = [box(X0 + (i * 3 + (n - 1) % 3) * D, Y0 + (2 - (n - 1) // 3) * D,
+                     X0 + (i * 3 + (n - 1) % 3 + 1) * D, Y0 + (3 - (n - 1) // 3) * D) for n in cells]
+        assert any(b.covers(Point(label["lon"], label["lat"])) for b in boxes), label
+    west = tiles.work_cell_labels(session, DEPT, (X0, Y0, X0 + 2.5 * D, Y0 + 3 * D))
+    assert [label["code"] for label in west] == sorted(c for c in LAYOUT if C1 in c)

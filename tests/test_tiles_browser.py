@@ -70,6 +70,9 @@ def test_home_map_draws_cells_from_vector_tiles(chromium, tile_server):  # noqa:
                   [CENTRE[1], CENTRE[0]])
     page.wait_for_timeout(500)
     page.wait_for_function(f"() => ({COUNT_PIXELS})('gk-work-cells').colours >= 3")
+    # From zoom 15 each work cell carries its name.
+    page.wait_for_function("() => document.querySelectorAll('.gk-work-label').length === 6")
+    assert "网格" in page.locator(".gk-work-label").first.inner_text()
     assert any("/tiles/work-cells/16/" in url and f"dept={DEPT}" in url for url, _ in tiles), tiles
     page.screenshot(path=str(SCREENSHOT))
     assert not errors, errors

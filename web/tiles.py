@@ -19,6 +19,7 @@ from gridkit import tiles as tiles_service
 from gridkit.errors import NotFound, ValidationError
 from web.database import db_session
 from web.i18n import t
+from web.params import bbox_arg
 
 bp = Blueprint("tiles", __name__, url_prefix="/tiles")
 
@@ -103,6 +104,16 @@ def tile(layer: str, z: int, x: int, y: int):
     return Response(data, mimetype=MVT_TYPE, headers=headers)
 
 
+@bp.get("/work-cells/labels.json")
+def work_cell_labels():
+    """Return label points of a department's work cells in view: ?dept=CODE[&version=N]&bbox=minx,miny,maxx,maxy."""
+    bbox = bbox_arg()
+    if bbox is None:
+        raise ValidationError("tiles.bbox_needed")
+    return jsonify({"labels": tiles_service.work_cell_labels(db_session(), _text_arg("dept") or "", bbox,
+                                                             version=_int_arg("version"))})
+
+
 @bp.get("/layers.json")
 def layers():
     """Return the tile layers with their URL templates and minimum zooms, and the departments
@@ -115,6 +126,7 @@ def layers():
         "layers": [{"name": name, "url": f"{base}/{name}/{{z}}/{{x}}/{{y}}.mvt",
                     "minZoom": tiles_service.MIN_ZOOM[name]} for name in tiles_service.LAYERS],
         "maxZoom": tiles_service.MAX_ZOOM,
+        "labels": f"{base}/work-cells/labels.json",
         "departments": [{"code": code, "name": name, "version": number,
                          "label": t("tiles.layer.work_cells", dept=name)} for code, name, number in rows],
     })

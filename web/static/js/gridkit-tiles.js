@@ -31,6 +31,39 @@
     return query ? url + "?" + query : url;
   }
 
+  // Work cell codes are drawn from this zoom on (a view holds a few dozen work cells).
+  var LABEL_ZOOM = 15;
+
+  function labelsFor(map, layer, url) {
+    var labels = L.layerGroup();
+    var controller = null;
+    function refresh() {
+      if (controller) { controller.abort(); }
+      labels.clearLayers();
+      if (!map.hasLayer(layer) || map.getZoom() < LABEL_ZOOM) { return; }
+      controller = new AbortController();
+      var b = map.getBounds();
+      var bbox = [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()].map(function (v) { return v.toFixed(6); });
+      fetch(withQuery(url, { bbox: bbox.join(",") }), { signal: controller.signal, credentials: "same-origin" })
+        .then(function (response) { return response.ok ? response.json() : { labels: [] }; })
+        .then(function (data) {
+          data.labels.forEach(function (item) {
+            var text = document.createElement("span");
+            text.textContent = item.name || item.code;   // never innerHTML: names are data
+            text.title = item.code;
+            L.marker([item.lat, item.lon], {
+              icon: L.divIcon({ className: "gk-cell-label gk-work-label", html: text, iconSize: null }),
+              interactive: false, keyboard: false
+            }).addTo(labels);
+          });
+        }).catch(function () { /* aborted by a newer view */ });
+    }
+    layer.on("add", function () { labels.addTo(map); refresh(); });
+    layer.on("remove", function () { labels.clearLayers(); map.removeLayer(labels); });
+    map.on("moveend", refresh);
+    return labels;
+  }
+
   function workCellStyle(properties) {
     var colour = PALETTE[(properties.colour || 0) % PALETTE.length];
     return { weight: 1.5, color: colour, opacity: 1, fill: true, fillColor: colour, fillOpacity: 0.35 };
@@ -59,6 +92,7 @@
           var layer = tileLayer(withQuery(workLayer.url, { dept: dept.code }), "work-cells", workCellStyle,
                                 { pane: workPane, minZoom: workLayer.minZoom });
           layer.gridkitLabel = dept.label;
+          layer.gridkitLabels = labelsFor(map, layer, withQuery(info.labels, { dept: dept.code }));
           result.workCells[dept.code] = layer;
         });
         return info;
