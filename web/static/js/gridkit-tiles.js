@@ -28,7 +28,7 @@
   function withQuery(url, params) {
     var query = Object.keys(params).filter(function (k) { return params[k] !== null && params[k] !== undefined; })
       .map(function (k) { return encodeURIComponent(k) + "=" + encodeURIComponent(params[k]); }).join("&");
-    return query ? url + "?" + query : url;
+    return query ? url + (url.indexOf("?") < 0 ? "?" : "&") + query : url;
   }
 
   // Work cell codes are drawn from this zoom on (a view holds a few dozen work cells).
