@@ -4,7 +4,7 @@ No personal data except coordinators' phones in whois, for the roles allowed (au
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, jsonify, request
 
 from gridkit import layers, search
 from gridkit.audit import record
@@ -75,12 +75,11 @@ def basegrid_target_cells():
     rule, so a draft shows the counts it will have after publishing.
     """
     buildings, area = request.args.get("target-buildings"), request.args.get("target-area-m2")
-    if (buildings is None) == (area is None) or _int_arg("edition") is None:
+    edition = int_arg("edition")
+    if (buildings is None) == (area is None) or edition is None:
         raise ValidationError("generate.target_missing")
     target = Target.parse(buildings, "buildings") if buildings is not None else Target.parse(area, "area")
-    bbox = request.args.get("bbox")
-    return jsonify(target_cells_geojson(db_session(), _int_arg("edition"), target,
-                                        bbox=maps.parse_bbox(bbox) if bbox is not None else None))
+    return jsonify(target_cells_geojson(db_session(), edition, target, bbox=bbox_arg()))
 
 
 @bp.get("/health")
