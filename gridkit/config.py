@@ -41,6 +41,14 @@ class Settings:
         None, "Key for the keyed hash of citizen ID numbers. Unset: a random key kept in "
         "GRIDKIT_HOME/pii_key. Keep it: hashes made with another key do not match.",
         "GRIDKIT_PII_KEY")
+    export_max_features: int = _setting(
+        5_000_000, "Most features one export may write (the analyst narrows larger ones by area or "
+        "filter).", "GRIDKIT_EXPORT_MAX_FEATURES")
+    open311_keys: str | None = _setting(
+        None, "Open311 API keys of trusted sources, as name=key pairs separated by commas. A post "
+        "with one of them is marked trusted and not rate-limited.", "GRIDKIT_OPEN311_KEYS")
+    open311_rate: int = _setting(
+        20, "Open311 posts one network address may make per hour without an API key.", "GRIDKIT_OPEN311_RATE")
     code_profile: str = _setting(
         "default", "Code layout: default (15-digit base cells) or cjt213 (14-digit).",
         "GRIDKIT_CODE_PROFILE")
@@ -90,6 +98,10 @@ def _convert(name: str, default, raw: str):
         if not value >= 0:
             raise SetupError(f"GRIDKIT_{name.upper()}={raw!r} is not a non-negative number.")
         return value
+    if name in ("export_max_features", "open311_rate"):
+        if not raw.isdigit() or int(raw) < 1:
+            raise SetupError(f"GRIDKIT_{name.upper()}={raw!r} is not a positive whole number.")
+        return int(raw)
     if name in ("home", "pg_bin"):
         return Path(raw)
     if name == "code_profile" and raw not in PROFILES:

@@ -111,10 +111,11 @@ def basegrid_diff(settings, old, new):
 @click.option("--paths", is_flag=True, help="Footways and paths cut cells too.")
 @click.option("--src-crs", help="CRS of road/water files that have none: EPSG code, PROJ string or gcj02.")
 @click.option("--encoding", help="Text encoding of the road/water attributes.")
+@click.option("--preview", type=click.Path(dir_okay=False), help="Draw the cells to PATH.png or PATH.html.")
 @output.command_output
 @with_settings
 def basegrid_generate(settings, communities, all_, roads, water, target_buildings, target_area_m2, edition, paths,
-                      src_crs, encoding):
+                      src_crs, encoding, preview):
     """Generate base cells along roads and rivers, to a target size, as a new draft edition."""
     if bool(communities) == all_:
         raise ValidationError("cli.basegrid.community_or_all")
@@ -125,8 +126,9 @@ def basegrid_generate(settings, communities, all_, roads, water, target_building
     with db.transaction(settings) as session:
         report = generate_base_grid(session, communities=list(communities) or None, roads_path=roads,
                                     water_path=list(water) or None, target=target, edition_name=edition,
-                                    profile=settings.code_profile, paths=paths, src_crs=src_crs, encoding=encoding)
-    return output.Result(report.as_dict(), lines=[report.text()])
+                                    profile=settings.code_profile, paths=paths, src_crs=src_crs, encoding=encoding,
+                                    preview=preview, lang=cli_language())
+    return output.Result(report.as_dict(cli_language()), lines=[report.text(cli_language())])
 
 
 @basegrid.command("editions")
