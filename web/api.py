@@ -4,7 +4,7 @@ No personal data except coordinators' phones in whois, for the roles allowed (au
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, jsonify
 
 from gridkit import layers, search
 from gridkit.audit import record
@@ -74,7 +74,7 @@ def basegrid_target_cells():
     Target: ?target-buildings=MIN-MAX or ?target-area-m2=MIN-MAX; buildings counted by the building
     rule, so a draft shows the counts it will have after publishing.
     """
-    buildings, area = request.args.get("target-buildings"), request.args.get("target-area-m2")
+    buildings, area = text_arg("target-buildings", max_length=40), text_arg("target-area-m2", max_length=40)
     edition = int_arg("edition")
     if (buildings is None) == (area is None) or edition is None:
         raise ValidationError("generate.target_missing")
