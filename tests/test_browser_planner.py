@@ -31,6 +31,7 @@ from test_web_planner import (
 )
 from werkzeug.serving import make_server
 
+from tests.factories import D, X0, Y0
 from gridkit import db
 from gridkit.grids import work
 from gridkit.models import WorkGridVersion

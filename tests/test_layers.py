@@ -10,6 +10,7 @@ from factories import CITY, DISTRICT, STREET, X0, Y0, D, make_base_grid
 from geoalchemy2.shape import from_shape
 from shapely.geometry import MultiPolygon, Point, Polygon, shape
 
+from tests.factories import CITY, DISTRICT, STREET, D, X0, Y0, make_base_grid
 from gridkit import layers
 from gridkit.counts import city_counts
 from gridkit.errors import NotFound, ValidationError

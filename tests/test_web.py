@@ -13,6 +13,7 @@ import pytest
 from factories import STREET, X0, Y0, D, make_base_grid
 from flask import Blueprint
 
+from tests.factories import STREET, D, X0, Y0, make_base_grid
 from gridkit import db
 from gridkit.config import Settings
 from gridkit.messages import catalogue

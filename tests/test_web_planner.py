@@ -14,6 +14,7 @@ from geoalchemy2.shape import from_shape
 from shapely.geometry import box
 from sqlalchemy import select
 
+from tests.factories import STREET, D, X0, Y0, make_base_grid
 from gridkit import db, layers
 from gridkit.checks import base_grid_problems_geojson
 from gridkit.grids import work
@@ -307,7 +308,7 @@ def test_stale_revision_is_409_naming_who_changed_it(planner_app):
     assert stale.status_code == 409
     body = stale.get_json()
     assert body["error"] == "Conflict"
-    assert "planner2" in body["message"] and "revision 1" in body["message"]
+    assert "planner2" in body["message"] and "修订号 1" in body["message"]
     assert re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d", body["message"]), "the message says when"
     # Nothing of the stale save was written.
     assert members(settings, ids["draft"])[cell(C2, 1)] == B
@@ -408,7 +409,7 @@ def test_publish_refused_while_errors_then_published(planner):
     refused = post(client, f"/api/planner/drafts/{ids['draft']}/publish", token, {"revision": 1})
     assert refused.status_code == 400
     body = refused.get_json()
-    assert body["error"] == "ValidationError" and "cannot be published" in body["message"]
+    assert body["error"] == "ValidationError" and "不能发布" in body["message"]
     assert body["problems"][0]["type"] == "multipart_work_cell" and body["problems"][0]["codes"] == [B]
     assert body["problems"][0]["severity"] == "error"
     version = read(settings, lambda s: s.get(WorkGridVersion, ids["draft"]))

@@ -12,17 +12,23 @@ def create_app(settings: Settings | None = None) -> Flask:
     """Return the gridkit web app for `settings` (default: from GRIDKIT_* environment variables)."""
     from web import (
         admin,
+        analyst,
         api,
         auth,
         coordinator,
+        coordinator_cases,
         database,
         errors,
         i18n,
+        incidents_api,
+        ogc,
+        open311,
         params,
         planner,
         public,
         security,
         shell,
+        supervisor,
     )
 
     settings = settings or Settings.from_env()
@@ -47,6 +53,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(planner.bp)
     app.register_blueprint(planner.api)
+    app.register_blueprint(incidents_api.bp)
+    app.register_blueprint(supervisor.bp)
+    app.register_blueprint(coordinator_cases.bp)
+    app.register_blueprint(analyst.bp)
+    app.register_blueprint(ogc.bp)
+    app.register_blueprint(open311.bp)
     app.register_blueprint(coordinator.bp)
     app.register_blueprint(coordinator.api)
     app.register_blueprint(admin.bp)

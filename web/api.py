@@ -10,6 +10,8 @@ from gridkit import layers, search
 from gridkit.audit import record
 from gridkit.checks import base_grid_problems_geojson
 from gridkit.errors import ValidationError
+from gridkit.grids.generate.layer import target_cells_geojson
+from gridkit.grids.generate.target import Target
 from gridkit.grids.work import responsibility_at
 from gridkit.health import health as database_health
 from gridkit.models import Coordinator
@@ -63,6 +65,22 @@ def basegrid_problems():
     with transaction() as session:
         result = base_grid_problems_geojson(session, edition)
     return jsonify(result)
+
+
+@bp.get("/basegrid/target-cells")
+def basegrid_target_cells():
+    """Return edition ?edition=ID's cells (?bbox=…) as GeoJSON with buildings and status against the target.
+
+    Target: ?target-buildings=MIN-MAX or ?target-area-m2=MIN-MAX; buildings counted by the building
+    rule, so a draft shows the counts it will have after publishing.
+    """
+    buildings, area = request.args.get("target-buildings"), request.args.get("target-area-m2")
+    if (buildings is None) == (area is None) or _int_arg("edition") is None:
+        raise ValidationError("generate.target_missing")
+    target = Target.parse(buildings, "buildings") if buildings is not None else Target.parse(area, "area")
+    bbox = request.args.get("bbox")
+    return jsonify(target_cells_geojson(db_session(), _int_arg("edition"), target,
+                                        bbox=maps.parse_bbox(bbox) if bbox is not None else None))
 
 
 @bp.get("/health")

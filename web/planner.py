@@ -239,7 +239,7 @@ def problems(draft_id: int):
     session = db_session()
     _require_version_scope(session, draft_id)
     draft = work.draft(session, draft_id)
-    found = [p.to_dict() for p in work.validate_version(session, draft)]
+    found = [p.to_dict(current_language()) for p in work.validate_version(session, draft)]
     return jsonify({"draft": draft.id, "revision": draft.revision, "problems": found,
                     "errors": sum(p["severity"] == "error" for p in found),
                     "warnings": sum(p["severity"] != "error" for p in found)})

@@ -9,6 +9,7 @@ from web.auth import current_user
 # (endpoint, label key, roles that see it); a workspace whose blueprint is not registered is left out.
 WORKSPACE_LINKS = (
     ("coordinator.index", "nav.coordinator", ("coordinator",)),
+    ("coordinator_cases.index", "nav.my_cases", ("coordinator",)),
     ("planner.index", "nav.planner", ("planner", "admin")),
     ("supervisor.index", "nav.supervisor", ("supervisor", "admin")),
     ("analyst.index", "nav.analyst", ("analyst", "admin")),

@@ -6,7 +6,9 @@ from gridkit.models.checks import EditionCheck, LoginFailure
 from gridkit.models.basegrid import EDITION_STATUSES, BaseCell, BaseGridEdition
 from gridkit.models.incidents import (
                                  INCIDENT_STATUSES,
+                                 Component,
                                  Incident,
+                                 IncidentAttachment,
                                  IncidentCategory,
                                  IncidentHistory,
 )
@@ -37,10 +39,12 @@ __all__ = [
                                  "BaseCell",
                                  "BaseGridEdition",
                                  "Building",
+                                 "Component",
                                  "Coordinator",
                                  "CoordinatorAssignment",
                                  "Department",
                                  "Incident",
+                                 "IncidentAttachment",
                                  "IncidentCategory",
                                  "IncidentHistory",
                                  "LegalEntity",

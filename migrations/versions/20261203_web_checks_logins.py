@@ -1,7 +1,7 @@
 """web: stored edition checks, sign-in failures, session generation per user
 
 Revision ID: 20261203_web
-Revises: 20261203_imports
+Revises: 20261203_incidents
 Create Date: 2026-12-03 16:00:00
 """
 import sqlalchemy as sa
@@ -9,7 +9,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = '20261203_web'
-down_revision = '20261203_imports'
+down_revision = '20261203_incidents'
 branch_labels = None
 depends_on = None
 
