@@ -52,6 +52,13 @@ class Settings:
     code_profile: str = _setting(
         "default", "Code layout: default (15-digit base cells) or cjt213 (14-digit).",
         "GRIDKIT_CODE_PROFILE")
+    sliver_tolerance_m: float = _setting(
+        0.05, "Width in metres below which overlaps, gaps and parts outside the parent between base cells "
+        "or admin units are reprojection noise: snapped away on import and noted, not errors.",
+        "GRIDKIT_SLIVER_TOLERANCE_M")
+    max_vertices: int = _setting(
+        100_000, "Most vertices one feature of an imported vector file may have; a file with a larger "
+        "feature is refused, naming it.", "GRIDKIT_MAX_VERTICES")
 
     @classmethod
     def from_env(cls, environ: dict | None = None, **overrides) -> Settings:
@@ -81,6 +88,15 @@ def _convert(name: str, default, raw: str):
             raise SetupError("config.not_a_port", variable=f"GRIDKIT_{name.upper()}", value=raw) from None
         if not 0 < value < 65536:
             raise SetupError("config.port_out_of_range", variable=f"GRIDKIT_{name.upper()}", value=raw)
+        return value
+    if name in ("sliver_tolerance_m", "max_vertices"):
+        kind = float if name == "sliver_tolerance_m" else int
+        try:
+            value = kind(raw)
+        except ValueError:
+            value = -1
+        if not value >= 0:
+            raise SetupError(f"GRIDKIT_{name.upper()}={raw!r} is not a non-negative number.")
         return value
     if name in ("export_max_features", "open311_rate"):
         if not raw.isdigit() or int(raw) < 1:
