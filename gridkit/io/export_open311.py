@@ -63,7 +63,9 @@ def _request_doc(row) -> dict:
             "service_notice": None, "requested_datetime": _time(row.reported_at),
             "updated_datetime": _time(row.updated_at), "expected_datetime": _time(row.deadline),
             "address": None, "address_id": None, "zipcode": None,
-            "lat": round(row.lat, 7), "long": round(row.lon, 7), "media_url": None}
+            # A case may have no place yet (imported without one): lat/long are then null.
+            "lat": None if row.lat is None else round(row.lat, 7),
+            "long": None if row.lon is None else round(row.lon, 7), "media_url": None}
 
 
 def requests(session: Session, *, ids: list[str] | None = None, service_code: str | None = None,
