@@ -1,4 +1,4 @@
-"""Optional single sign-on (单点登录) with the city's OpenID Connect identity provider (Authlib).
+"""Optional single sign-on with the city's OpenID Connect identity provider (Authlib).
 
 Configured by GRIDKIT_OIDC_ISSUER, GRIDKIT_OIDC_CLIENT_ID and GRIDKIT_OIDC_CLIENT_SECRET; off
 (and the sign-in page shows no button) while any of them is unset. The id_token is verified
