@@ -16,6 +16,8 @@ import math
 import numpy as np
 import shapely
 
+from gridkit.standard import InvalidValue
+
 __all__ = [
     "out_of_china",
     "wgs84_to_gcj02",
@@ -150,11 +152,9 @@ def gauss_kruger_epsg(lon: float) -> int:
     """
     lon = float(lon)
     if not math.isfinite(lon):
-        raise ValueError(f"Longitude must be a finite number, got {lon!r}.")
+        raise InvalidValue("coords.longitude_not_finite", lon=lon)
     central_meridian = 3 * math.floor((lon + 1.5) / 3)
     if not _GK_FIRST_CM <= central_meridian <= _GK_LAST_CM:
-        raise ValueError(
-            f"Longitude {lon:g} is outside China: CGCS2000 3-degree Gauss-Kruger zones cover "
-            f"{_GK_FIRST_CM - 1.5:g}E to {_GK_LAST_CM + 1.5:g}E (EPSG:4534 to EPSG:4554)."
-        )
+        raise InvalidValue("coords.longitude_outside_zones", lon=f"{lon:g}", west=f"{_GK_FIRST_CM - 1.5:g}",
+                           east=f"{_GK_LAST_CM + 1.5:g}")
     return _GK_FIRST_EPSG + (central_meridian - _GK_FIRST_CM) // 3

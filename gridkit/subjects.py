@@ -8,22 +8,10 @@ from sqlalchemy.orm import Session
 from gridkit import rules
 from gridkit.errors import NotFound, ValidationError
 from gridkit.grids.base import current_edition
-from gridkit.grids.work import (
-    coordinators_json,
-    current_version,
-    department,
-    versions_in_force,
-)
-from gridkit.models import (
-    BaseCell,
-    Building,
-    Department,
-    Incident,
-    LegalEntity,
-    Resident,
-    WorkCell,
-    WorkCellMember,
-)
+from gridkit.grids.work.coordinators import coordinators_json
+from gridkit.grids.work.departments import department
+from gridkit.grids.work.versions import current_version, versions_in_force
+from gridkit.models import BaseCell, Building, Department, Incident, LegalEntity, Resident, WorkCell, WorkCellMember
 
 GROUPINGS = ("district", "street", "community", "cell", "work-cell")
 _PREFIX = {"district": 6, "street": 9, "community": 12, "cell": 15}
@@ -38,13 +26,13 @@ def subject_stats(session: Session, by: str = "community", *, dept: str | None =
     distinct non-empty household ids of the unit's residents; unassigned subjects are not counted.
     """
     if by not in GROUPINGS:
-        raise ValidationError(f"unknown grouping {by!r}: use one of {', '.join(GROUPINGS)}.")
+        raise ValidationError("stats.unknown_grouping", by=by, choices=", ".join(GROUPINGS))
     edition = current_edition(session)
     if edition is None:
         return []
     if by == "work-cell":
         if dept is None:
-            raise ValidationError("--by work-cell needs --dept CODE: work cells belong to a department.")
+            raise ValidationError("stats.work_cell_needs_dept")
         department(session, dept)
         version = current_version(session, dept)
         if version is None:
@@ -58,7 +46,8 @@ def subject_stats(session: Session, by: str = "community", *, dept: str | None =
         name = "NULL::text" if by == "cell" else "a.name"
         join = "" if by == "cell" else f"LEFT JOIN admin_unit a ON a.code = left(b.code, {n})"
         if by == "cell":
-            unit_sql = f"SELECT b.id AS cell_id, b.code AS code, {name} AS name FROM base_cell b WHERE b.edition_id = :e"
+            unit_sql = (f"SELECT b.id AS cell_id, b.code AS code, {name} AS name FROM base_cell b "
+                        "WHERE b.edition_id = :e")
         else:
             unit_sql = (f"SELECT b.id AS cell_id, left(b.code, {n}) AS code, {name} AS name FROM base_cell b "
                         f"{join} WHERE b.edition_id = :e")
@@ -116,20 +105,19 @@ def responsibility_of_subject(session: Session, kind: str, key: str, *, at=None,
     from gridkit.pii import hash_citizen_id
 
     if kind not in _SUBJECT_KEYS:
-        raise ValidationError(f"unknown subject kind {kind!r}: use one of {', '.join(_SUBJECT_KEYS)}.")
+        raise ValidationError("whois.unknown_kind", kind=kind, choices=", ".join(_SUBJECT_KEYS))
     model, column = _SUBJECT_KEYS[kind]
     lookup = key.strip()
     if kind == "residents":
         if pii_key is None:
-            raise ValidationError("finding a resident by citizen ID needs the personal-data key.")
+            raise ValidationError("whois.needs_pii_key")
         lookup = hash_citizen_id(pii_key, lookup)
     ident = Resident.id_number_masked if kind == "residents" else column
     row = session.execute(
         select(model.id, ident.label("ident"), BaseCell.code.label("base_cell"), BaseCell.community_code)
         .outerjoin(BaseCell, BaseCell.id == model.base_cell_id).where(column == lookup)).first()
     if row is None:
-        shown = "that citizen ID number" if kind == "residents" else repr(key)
-        raise NotFound(f"no {kind[:-1]} has {shown}.")
+        raise NotFound(f"whois.{kind}_not_found", key=key)
     at = at or rules.now()
     departments = []
     if row.base_cell is not None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from geoalchemy2.shape import from_shape
 from shapely.geometry import MultiPolygon, box
@@ -13,7 +13,7 @@ from gridkit.models import SRID, AdminUnit, BaseCell, BaseGridEdition
 # South-west corner of the test area and the cell size in degrees (~100 m at 22.5°N).
 X0, Y0, D = 114.05, 22.53, 0.001
 
-PUBLISHED_AT = datetime(2020, 1, 1, tzinfo=timezone.utc)
+PUBLISHED_AT = datetime(2020, 1, 1, tzinfo=UTC)
 CITY, DISTRICT, STREET = "440300", "440304", "440304001"
 
 

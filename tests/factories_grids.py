@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from gridkit.models import AdminUnit, BaseCell, BaseGridEdition
 from gridkit.rules import SRID, EditionState
 from gridkit.standard.codes import CodeProfile, base_cell_code
-from tests.factories import CITY, DISTRICT, PUBLISHED_AT, D, X0, Y0
+from tests.factories import CITY, DISTRICT, PUBLISHED_AT, X0, Y0, D
 
 # Two streets side by side (west, east), one community each, 2×2 base cells per community.
 STREETS = ("440304001", "440304002")

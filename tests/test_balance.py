@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import random
 from collections import deque
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from geoalchemy2.shape import from_shape
@@ -13,12 +13,19 @@ from shapely.geometry import Point
 from sqlalchemy import insert, select, text
 
 from gridkit.errors import Conflict, InvalidTransition, ValidationError
-from gridkit.grids.balance import (PiecesError, apportion, balance_draft, connected_components, describe_balance,
-                                   partition, spread_of)
-from gridkit.grids.work import (add_coordinator, add_department, check_work_cell, exclude_cells, publish,
-                                start_draft, validate_version)
+from gridkit.grids.balance import balance_draft, describe_balance
+from gridkit.grids.partition import PiecesError, apportion, connected_components, partition, spread_of
+from gridkit.grids.work import (
+    add_coordinator,
+    add_department,
+    check_work_cell,
+    exclude_cells,
+    publish,
+    start_draft,
+    validate_version,
+)
 from gridkit.models import SRID, BaseCell, CoordinatorAssignment, Incident, Resident, WorkCell
-from tests.factories import D, STREET, X0, Y0, make_base_grid
+from tests.factories import STREET, X0, Y0, D, make_base_grid
 
 DEPT = "100001"
 
@@ -273,7 +280,7 @@ def test_balance_draft_by_residents(session, drafted):
     draft, total = drafted
     before = draft.revision
     result = balance_draft(session, draft, 9, "residents", actor="planner")
-    print(describe_balance(result))
+    print(describe_balance(result, "en"))
     assert draft.revision == result.revision == before + 1
     assert draft.updated_by == "planner"
     assert [p for p in validate_version(session, draft) if p.severity == "error"] == []
@@ -317,7 +324,7 @@ def test_balance_within_community(session, drafted):
     assert sorted(per_community) == [community(1), community(2), community(3)]
     assert set(pieces_per_work_cell(session, draft).values()) == {1}
     assert [p for p in validate_version(session, draft) if p.severity == "error"] == []
-    print(describe_balance(result))
+    print(describe_balance(result, "en"))
     with pytest.raises(ValidationError, match="at least 3 work cells"):
         balance_draft(session, draft, 2, "residents", within="community")
 
@@ -362,7 +369,7 @@ def test_numbering_west_to_east_north_to_south(session):
 
 def test_incidents_count_only_open_ones(session, drafted):
     draft, _ = drafted
-    at = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    at = datetime(2026, 1, 1, tzinfo=UTC)
     cell = session.scalar(select(BaseCell).where(BaseCell.code == f"{community(1)}001"))
     for k, status in enumerate(("reported", "dispatched", "closed", "rejected")):
         session.add(Incident(code=f"T{k}", status=status, geom=from_shape(Point(X0 + D / 2, Y0 + 5.5 * D), srid=SRID),
@@ -415,7 +422,7 @@ def test_fewer_work_cells_remove_the_rest(session, drafted):
     second = balance_draft(session, draft, 3, "residents")
     assert len(work_cells(session, draft)) == 3
     assert set(second.removed) == {c.code for c in first.work_cells} - {c.code for c in second.work_cells}
-    assert second.removed and "removed (left empty)" in describe_balance(second)
+    assert second.removed and "removed (left empty)" in describe_balance(second, "en")
     assert draft.revision == 2
 
 

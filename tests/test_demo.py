@@ -99,4 +99,4 @@ def test_responsibility_of_a_resident_comes_from_the_version_valid_then(fresh_se
                                              "--at", "2025-06-01T00:00+08:00", "--json"], obj=fresh_settings).output)
     assert all(d["work_cell"] is None for d in before["departments"])
     missing = runner.invoke(main, ["subjects", "responsible", "--kind", "buildings", "NOPE"], obj=fresh_settings)
-    assert missing.exit_code == 1 and "no building has 'NOPE'" in missing.output
+    assert missing.exit_code == 1 and "没有编码为 'NOPE' 的建筑物" in missing.output

@@ -7,15 +7,24 @@ of the draft's base grid edition.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
 
 from gridkit.errors import Conflict, InvalidTransition, NotFound, ValidationError
 from gridkit.grids.balance import balance_draft
-from gridkit.grids.work import (add_coordinator, add_department, publish, responsibility_at, rollback, set_members,
-                                start_draft, validate_version, version_by_number)
+from gridkit.grids.work import (
+    add_coordinator,
+    add_department,
+    publish,
+    responsibility_at,
+    rollback,
+    set_members,
+    start_draft,
+    validate_version,
+    version_by_number,
+)
 from gridkit.messages import Message
 from gridkit.models import WorkCell
 from gridkit.rules import VersionState
@@ -26,9 +35,9 @@ from tests.factories_grids import COMMUNITIES, STREETS, cells_of, centre_of, mak
 DEPT = "100001"
 WEST, EAST = COMMUNITIES
 DISTRICT_AREA = "440304000000"
-T1 = datetime(2026, 1, 1, tzinfo=timezone.utc)
-T2 = datetime(2026, 3, 1, tzinfo=timezone.utc)
-T3 = datetime(2026, 5, 1, tzinfo=timezone.utc)
+T1 = datetime(2026, 1, 1, tzinfo=UTC)
+T2 = datetime(2026, 3, 1, tzinfo=UTC)
+T3 = datetime(2026, 5, 1, tzinfo=UTC)
 
 
 @pytest.fixture(params=sorted(PROFILES))
@@ -159,7 +168,8 @@ def test_work_grid_scenario(session, grid):
     assert after["departments"][0]["coordinators"] == []
     east = responsibility_at(session, *centre_of(1, 4), at=T1 + timedelta(days=1))
     assert east["base_cell"] == cells_of(EAST, grid)[3] and east["departments"][0]["work_cell"] == east_code
-    assert responsibility_at(session, *centre_of(1, 4), at=T1 - timedelta(days=1))["departments"][0]["work_cell"] is None
+    earlier = responsibility_at(session, *centre_of(1, 4), at=T1 - timedelta(days=1))
+    assert earlier["departments"][0]["work_cell"] is None
 
     v3 = rollback(session, DEPT, 1, at=T3, by="planner")
     assert (v3.number, v3.status, v3.based_on_id) == (3, VersionState.PUBLISHED, v1.id)

@@ -37,6 +37,8 @@ MODULE_COMMANDS: dict[str, str] = {
     "serve": "gridkit.cli.serve",
     "demo": "gridkit.cli.demo",
     "incident": "gridkit.cli.incident",
+    "export": "gridkit.cli.export",
+    "report": "gridkit.cli.report",
 }
 
 

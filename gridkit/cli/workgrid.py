@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from gridkit import db
-from gridkit.cli import GridkitGroup, actor, codes_list, file_options, output, say, with_settings
+from gridkit.cli import GridkitGroup, actor, cli_language, codes_list, file_options, output, say, with_settings
 from gridkit.errors import ValidationError
 from gridkit.grids.balance import balance_draft, describe_balance
 from gridkit.grids.work import (
@@ -128,7 +128,7 @@ def workgrid_balance(settings, draft_id, n, by, area_code, within, revision):
     with db.transaction(settings) as session:
         result = balance_draft(session, draft(session, draft_id), n, by, area_code=area_code, within=within,
                                expected_revision=revision, actor=actor())
-    return output.Result(result.to_dict(), lines=[describe_balance(result)])
+    return output.Result(result.to_dict(), lines=[describe_balance(result, cli_language())])
 
 
 @workgrid.command("diff")
@@ -172,8 +172,8 @@ def workgrid_rollback(settings, dept_code, to_number):
 def workgrid_validate(settings, draft_id, coordinator_required):
     """Check a draft; exit 0 only when it has no errors."""
     with db.transaction(settings) as session:
-        problems = [p.to_dict() for p in validate_version(session, draft(session, draft_id),
-                                                          coordinator_required=coordinator_required)]
+        found = validate_version(session, draft(session, draft_id), coordinator_required=coordinator_required)
+        problems = [p.to_dict(cli_language()) for p in found]
     lines = []
     for p in problems:
         codes = ", ".join(p["codes"][:8]) + (" …" if len(p["codes"]) > 8 else "")

@@ -9,17 +9,23 @@ from sqlalchemy.orm import Session
 
 from gridkit import rules
 from gridkit.errors import NotFound, ValidationError
+from gridkit.messages import Message
 from gridkit.models import AdminUnit, BaseCell, BaseGridEdition
 
 
 def check_lon_lat(lon: float, lat: float) -> None:
     """Raise ValidationError unless (lon, lat) is a plausible point in China (CGCS2000)."""
     if 73 <= lat <= 136 and 3 <= lon <= 54:
-        raise ValidationError(f"({lon}, {lat}) looks like latitude, longitude: give longitude first.")
+        raise ValidationError("grids.lat_lon_swapped", lon=lon, lat=lat)
     if not (-180 <= lon <= 180 and -90 <= lat <= 90):
-        raise ValidationError(f"({lon}, {lat}) is not a longitude/latitude pair.")
+        raise ValidationError("grids.not_lon_lat", lon=lon, lat=lat)
     if not (73 <= lon <= 136 and 3 <= lat <= 54):
-        raise ValidationError(f"({lon}, {lat}) lies outside China: give CGCS2000 longitude, latitude.")
+        raise ValidationError("grids.outside_china", lon=lon, lat=lat)
+
+
+def state_name(status: str) -> Message:
+    """Return the name of an edition or version state (draft, published, retired) to put in a sentence."""
+    return Message(f"grids.state.{status}")
 
 
 def current_edition(session: Session, at: datetime | None = None) -> BaseGridEdition | None:
@@ -39,12 +45,11 @@ def edition_named(session: Session, name: str | None) -> BaseGridEdition:
     if name is None:
         edition = published_or_newest(session)
         if edition is None:
-            raise NotFound("there is no base grid edition yet: import one with `gridkit basegrid import` "
-                           "or load the demo with `gridkit demo --no-serve`.")
+            raise NotFound("grids.no_edition")
         return edition
     edition = session.scalar(select(BaseGridEdition).where(BaseGridEdition.name == name))
     if edition is None:
-        raise NotFound(f"no base grid edition is named {name!r}: see `gridkit basegrid editions`.")
+        raise NotFound("grids.edition_not_found", name=name)
     return edition
 
 

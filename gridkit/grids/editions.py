@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from gridkit import rules
 from gridkit.assign import KINDS, TABLES, assign_subjects
 from gridkit.errors import InvalidTransition, ValidationError
-from gridkit.grids.base import current_edition
+from gridkit.grids.base import current_edition, state_name
 from gridkit.models import BaseGridEdition
 from gridkit.rules import EditionState
 
@@ -62,14 +62,12 @@ def publish_edition(session: Session, edition: BaseGridEdition, *, at: datetime 
     from gridkit.grids.validate import validate_base_grid
 
     if edition.status != EditionState.DRAFT:
-        raise InvalidTransition(f"edition {edition.name!r} is {edition.status}: only a draft can be published.")
+        raise InvalidTransition("grids.edition_not_draft", name=edition.name, status=state_name(edition.status))
     problems = validate_base_grid(session, edition, **({"sliver_m2": sliver_m2} if sliver_m2 is not None else {}))
     if problems:
-        kinds = sorted({p.type for p in problems})
-        raise ValidationError(
-            f"edition {edition.name!r} has {len(problems)} validation problems ({', '.join(kinds)}): "
-            "see `gridkit basegrid validate` and fix them before publishing.",
-            problems=[p.to_dict() for p in problems])
+        raise ValidationError("grids.edition_has_problems", name=edition.name, count=len(problems),
+                              kinds=", ".join(sorted({p.type for p in problems})),
+                              problems=[p.to_dict() for p in problems])
     at = at or rules.now()
     previous = current_edition(session)
     result: dict = {"edition": edition.name, "retired": previous.name if previous else None}

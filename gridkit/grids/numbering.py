@@ -18,8 +18,8 @@ One rule, shared by generation (grids/generate.py) and renumbering of stored cel
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from statistics import median
-from typing import Sequence
 
 __all__ = ["order_west_east_north_south", "band_height_of", "cell_order"]
 

@@ -2,6 +2,7 @@
 
 from gridkit.models.admin import ADMIN_LEVELS, AdminUnit
 from gridkit.models.base import SRID, Base
+from gridkit.models.checks import EditionCheck, LoginFailure
 from gridkit.models.basegrid import EDITION_STATUSES, BaseCell, BaseGridEdition
 from gridkit.models.incidents import (
                                  INCIDENT_STATUSES,
@@ -32,6 +33,8 @@ __all__ = [
                                  "SRID",
                                  "AdminUnit",
                                  "AuditLog",
+                                 "EditionCheck",
+                                 "LoginFailure",
                                  "Base",
                                  "BaseCell",
                                  "BaseGridEdition",

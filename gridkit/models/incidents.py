@@ -79,7 +79,8 @@ class Incident(Base):
     __table_args__ = (
         CheckConstraint(f"status IN {INCIDENT_STATUSES}", name="status"),
         CheckConstraint(f"severity IS NULL OR severity IN {SEVERITIES}", name="severity"),
-        CheckConstraint("status <> 'duplicate' OR duplicate_of_id IS NOT NULL", name="duplicate_has_original"),
+        CheckConstraint(f"status <> '{IncidentState.DUPLICATE.value}' OR duplicate_of_id IS NOT NULL",
+                        name="duplicate_has_original"),
         CheckConstraint("rework_count >= 0", name="rework_count"),
         Index("uq_incident_idempotency_key", "idempotency_key", unique=True,
               postgresql_where=text("idempotency_key IS NOT NULL")),

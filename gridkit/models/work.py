@@ -49,7 +49,8 @@ class WorkGridVersion(Base):
         UniqueConstraint("dept_code", "number"),
         CheckConstraint(f"status IN {VERSION_STATUSES}", name="status"),
         CheckConstraint("valid_to IS NULL OR valid_from IS NULL OR valid_to >= valid_from", name="validity"),
-        CheckConstraint(f"status = '{VersionState.DRAFT.value}' OR valid_from IS NOT NULL", name="published_has_valid_from"),
+        CheckConstraint(f"status = '{VersionState.DRAFT.value}' OR valid_from IS NOT NULL",
+                        name="published_has_valid_from"),
         # At most one version of a department is in force (published, not yet superseded).
         Index("uq_work_grid_version_current", "dept_code", unique=True,
               postgresql_where=text(f"status = '{VersionState.PUBLISHED.value}' AND valid_to IS NULL")),

@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from gridkit.standard import InvalidValue
 from gridkit.standard.codes import COMPONENT_MAJOR_CLASSES
 
 __all__ = [
@@ -52,35 +53,35 @@ class Category:
 
 
 def _parse_row(row: dict[str, str]) -> Category:
-    """Return the Category a CSV row describes, or raise ValueError naming the bad field."""
+    """Return the Category a CSV row describes, or raise InvalidValue naming the bad field."""
     values = {key: (row.get(key) or "").strip() for key in COLUMNS}
     for key, value in values.items():
         if not value:
-            raise ValueError(f"{key} is empty")
+            raise InvalidValue("category.empty", field=key)
     kind = values["kind"]
     if kind not in KINDS:
-        raise ValueError(f"kind {kind!r} is not one of {', '.join(KINDS)}")
+        raise InvalidValue("category.kind", kind=kind, kinds=", ".join(KINDS))
     code, major_code = values["code"], values["major_code"]
     match = _CODE_PATTERN[kind].fullmatch(code)
     if not match:
         example = "0101" if kind == "component" else "E0101"
-        raise ValueError(f"{kind} code {code!r} must look like {example!r}")
+        raise InvalidValue("category.code_format", kind=kind, code=code, example=example)
     if match.group(1) != major_code:
-        raise ValueError(f"code {code} does not start with its major class {major_code!r}")
+        raise InvalidValue("category.code_major", code=code, major=major_code)
     if major_code == "00" or match.group(2) == "00":
-        raise ValueError(f"code {code}: major and minor classes start at 01")
+        raise InvalidValue("category.code_zero", code=code)
     # Component categories become digits 7-10 of a 16-digit component code, whose major is 01-06.
     if kind == "component" and major_code not in COMPONENT_MAJOR_CLASSES:
-        raise ValueError(f"component major class {major_code} is not one of 01-06")
+        raise InvalidValue("category.component_major", major=major_code)
     try:
         hours = int(values["time_limit_hours"])
     except ValueError:
-        raise ValueError(f"time_limit_hours {values['time_limit_hours']!r} is not a whole number") from None
+        raise InvalidValue("category.hours_not_whole", hours=values["time_limit_hours"]) from None
     if hours <= 0:
-        raise ValueError(f"time_limit_hours must be positive, got {hours}")
+        raise InvalidValue("category.hours_not_positive", hours=hours)
     dept_code = (row.get("dept_code") or "").strip() or None
     if dept_code is not None and not re.fullmatch(r"\d{6}", dept_code):
-        raise ValueError(f"dept_code {dept_code!r} is not a 6-digit department code")
+        raise InvalidValue("category.dept_code", dept_code=dept_code)
     return Category(code, kind, major_code, values["major_name"], values["name"], hours, dept_code,
                     _step_hours(row))
 
@@ -96,9 +97,9 @@ def _step_hours(row: dict[str, str]) -> tuple[tuple[str, int], ...]:
         try:
             hours = int(raw)
         except ValueError:
-            raise ValueError(f"{step}_hours {raw!r} is not a whole number") from None
+            raise InvalidValue("category.step_hours_not_whole", step=step, hours=raw) from None
         if hours <= 0:
-            raise ValueError(f"{step}_hours must be positive, got {hours}")
+            raise InvalidValue("category.step_hours_not_positive", step=step, hours=hours)
         result.append((step, hours))
     return tuple(result)
 
@@ -106,7 +107,7 @@ def _step_hours(row: dict[str, str]) -> tuple[tuple[str, int], ...]:
 def load_categories(path: str | Path | None = None) -> list[Category]:
     """Return the categories in a CSV file (default: the packaged seed), in file order.
 
-    Raises ValueError naming the file and line of the first bad row: a missing column, bad code,
+    Raises InvalidValue (a ValueError) naming the file and line of the first bad row: a missing column, bad code,
     unknown kind, duplicate code, a major class named two ways, or a non-positive time limit.
     """
     path = Path(path) if path is not None else CATEGORIES_CSV
@@ -116,7 +117,8 @@ def load_categories(path: str | Path | None = None) -> list[Category]:
         header = tuple(name.strip() for name in reader.fieldnames or ())
         missing = [c for c in COLUMNS if c not in header]
         if missing:
-            raise ValueError(f"{path}: header must have columns {', '.join(COLUMNS)}; missing {', '.join(missing)}.")
+            raise InvalidValue("category.header", path=str(path), columns=", ".join(COLUMNS),
+                               missing=", ".join(missing))
         categories: list[Category] = []
         seen: dict[str, int] = {}
         major_names: dict[tuple[str, str], tuple[str, int]] = {}
@@ -125,24 +127,22 @@ def load_categories(path: str | Path | None = None) -> list[Category]:
             if not any((v or "").strip() for v in row.values() if isinstance(v, str)):
                 continue  # a blank line at the end of a hand-edited file
             if None in row:
-                raise ValueError(f"{path}, line {line}: more fields than the {len(header)} columns of the header.")
+                raise InvalidValue("category.extra_fields", path=str(path), line=line, columns=len(header))
             try:
                 category = _parse_row(row)
-            except ValueError as exc:
-                raise ValueError(f"{path}, line {line}: {exc}.") from None
+            except InvalidValue as exc:
+                raise InvalidValue("category.bad_row", path=str(path), line=line, reason=exc.as_message()) from None
             if category.code in seen:
-                raise ValueError(
-                    f"{path}, line {line}: code {category.code} already appears on line {seen[category.code]}."
-                )
+                raise InvalidValue("category.duplicate", path=str(path), line=line, code=category.code,
+                                   first=seen[category.code])
             seen[category.code] = line
             major_key = (category.kind, category.major_code)
             known = major_names.setdefault(major_key, (category.major_name, line))
             if known[0] != category.major_name:
-                raise ValueError(
-                    f"{path}, line {line}: {category.kind} major class {category.major_code} is named "
-                    f"{category.major_name!r} here but {known[0]!r} on line {known[1]}."
-                )
+                raise InvalidValue("category.major_renamed", path=str(path), line=line, kind=category.kind,
+                                   major=category.major_code, name=category.major_name, first_name=known[0],
+                                   first_line=known[1])
             categories.append(category)
     if not categories:
-        raise ValueError(f"{path}: no categories.")
+        raise InvalidValue("category.none", path=str(path))
     return categories

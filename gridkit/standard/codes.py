@@ -32,6 +32,7 @@ __all__ = [
     "work_cell_parts",
     "work_cell_area_code",
     "area_admin_code",
+    "street_code_of",
     "profile_named",
     "check_component_code",
     "COMPONENT_MAJOR_CLASSES",
@@ -209,6 +210,12 @@ def area_admin_code(area: str, profile: CodeProfile = DEFAULT_PROFILE) -> str:
     if area.endswith("0" * COMMUNITY_PART_DIGITS):
         return area[: COUNTY_DIGITS + STREET_DIGITS]
     return area
+
+
+def street_code_of(admin_code: str) -> str | None:
+    """Return the street code (9 digits) of a street or community code, None for a district or city."""
+    street_end = COUNTY_DIGITS + STREET_DIGITS
+    return admin_code[:street_end] if len(admin_code) >= street_end else None
 
 
 def work_cell_code(dept_code: str, area_code: str, seq: int, profile: CodeProfile = DEFAULT_PROFILE) -> str:

@@ -1,13 +1,16 @@
 """Identity numbers: citizen IDs (GB 11643-1999), unified social credit codes (GB 32100-2015), phones.
 
 Validators return the normalised value (surrounding whitespace removed, letters upper-cased) and
-raise ValueError with a message that says exactly what is wrong, for a coordinator to act on.
+raise InvalidValue (a ValueError with a catalogue code) saying exactly what is wrong, for a coordinator to act on.
 """
 
 from __future__ import annotations
 
 import re
 from datetime import date
+
+from gridkit.messages import Message
+from gridkit.standard import InvalidValue
 
 __all__ = [
     "birth_date_of",
@@ -47,7 +50,7 @@ _LOCAL_NUMBER = re.compile(r"[1-9]\d{6,7}")
 
 def _clean(value, what: str) -> str:
     if not isinstance(value, str):
-        raise ValueError(f"{what} must be text, got {type(value).__name__}.")
+        raise InvalidValue("id.not_text", what=Message(f"id.what.{what}"), type=type(value).__name__)
     return value.strip()
 
 
@@ -57,7 +60,7 @@ def _clean(value, what: str) -> str:
 def citizen_id_check_char(first17: str) -> str:
     """Return the GB 11643 check character ('0'-'9' or 'X') for the first 17 digits of a citizen ID."""
     if len(first17) != 17 or not first17.isascii() or not first17.isdigit():
-        raise ValueError(f"Need exactly 17 digits to compute a citizen ID check character, got {first17!r}.")
+        raise InvalidValue("id.citizen_check_input", value=first17)
     total = sum(int(d) * w for d, w in zip(first17, _CITIZEN_WEIGHTS))
     return _CITIZEN_CHECK_CHARS[total % 11]
 
@@ -68,42 +71,41 @@ def birth_date_of(citizen_id: str) -> date:
 
 
 def validate_citizen_id(value: str, *, today: date | None = None) -> str:
-    """Return the citizen ID number normalised (upper-case 'X'), or raise ValueError saying what is wrong.
+    """Return the citizen ID number normalised (upper-case 'X'), or raise InvalidValue saying what is wrong.
 
     `today` (default: the current date) bounds the birth date; birth dates before 1900 are refused.
     """
-    s = _clean(value, "Citizen ID number").upper()
+    s = _clean(value, "citizen_id").upper()
     if len(s) != 18:
-        hint = " (old 15-digit numbers must be converted to 18 digits)" if len(s) == 15 else ""
-        raise ValueError(f"Citizen ID number must be 18 characters, got {len(s)}{hint}.")
+        raise InvalidValue("id.citizen_length_15" if len(s) == 15 else "id.citizen_length", length=len(s))
     for position, char in enumerate(s[:17], start=1):
         if not ("0" <= char <= "9"):
-            raise ValueError(f"Citizen ID number must have digits in positions 1-17; position {position} is {char!r}.")
+            raise InvalidValue("id.citizen_not_digit", position=position, char=char)
     if not ("0" <= s[17] <= "9" or s[17] == "X"):
-        raise ValueError(f"Citizen ID number must end in a digit or 'X', got {s[17]!r}.")
+        raise InvalidValue("id.citizen_last_char", char=s[17])
     if s[:2] not in _PROVINCES:
-        raise ValueError(f"Citizen ID region code {s[:6]} is not valid: no province has code {s[:2]}.")
+        raise InvalidValue("id.citizen_region", region=s[:6], province=s[:2])
     birth_text = s[6:14]
     try:
         birth = date(int(birth_text[:4]), int(birth_text[4:6]), int(birth_text[6:]))
     except ValueError:
-        raise ValueError(f"Citizen ID birth date {birth_text} is not a real date.") from None
+        raise InvalidValue("id.citizen_birth_not_date", birth=birth_text) from None
     if birth < _EARLIEST_BIRTH:
-        raise ValueError(f"Citizen ID birth date {birth.isoformat()} is before 1900.")
+        raise InvalidValue("id.citizen_birth_before_1900", birth=birth.isoformat())
     today = today or date.today()
     if birth > today:
-        raise ValueError(f"Citizen ID birth date {birth.isoformat()} is in the future.")
+        raise InvalidValue("id.citizen_birth_future", birth=birth.isoformat())
     expected = citizen_id_check_char(s[:17])
     if s[17] != expected:
-        raise ValueError(f"Citizen ID check character is wrong: expected {expected!r}, got {s[17]!r}.")
+        raise InvalidValue("id.citizen_check", expected=expected, got=s[17])
     return s
 
 
 def mask_citizen_id(value: str) -> str:
     """Return an 18-character citizen ID with its middle hidden: first 4 + 10 '*' + last 4."""
-    s = _clean(value, "Citizen ID number").upper()
+    s = _clean(value, "citizen_id").upper()
     if len(s) != 18:
-        raise ValueError(f"Citizen ID number must be 18 characters to mask it, got {len(s)}.")
+        raise InvalidValue("id.citizen_mask_length", length=len(s))
     return s[:4] + "*" * 10 + s[-4:]
 
 
@@ -113,7 +115,7 @@ def mask_citizen_id(value: str) -> str:
 def organization_code_check_char(first8: str) -> str:
     """Return the GB 11714 check character of an organisation code body (8 digits or capitals)."""
     if len(first8) != 8 or any(c not in _ORG_CHARS for c in first8):
-        raise ValueError(f"Need exactly 8 digits or capital letters for an organisation code, got {first8!r}.")
+        raise InvalidValue("id.org_check_input", value=first8)
     total = sum(_ORG_CHARS.index(c) * w for c, w in zip(first8, _ORG_WEIGHTS))
     check = 11 - total % 11
     return {10: "X", 11: "0"}.get(check, str(check))
@@ -122,30 +124,24 @@ def organization_code_check_char(first8: str) -> str:
 def credit_code_check_char(first17: str) -> str:
     """Return the GB 32100 check character for the first 17 characters of a unified social credit code."""
     if len(first17) != 17 or any(c not in _CREDIT_VALUES for c in first17):
-        raise ValueError(
-            f"Need exactly 17 characters from {_CREDIT_CHARS} to compute a credit code check character, "
-            f"got {first17!r}."
-        )
+        raise InvalidValue("id.credit_check_input", chars=_CREDIT_CHARS, value=first17)
     total = sum(_CREDIT_VALUES[c] * w for c, w in zip(first17, _CREDIT_WEIGHTS))
     return _CREDIT_CHARS[(31 - total % 31) % 31]
 
 
 def validate_credit_code(value: str) -> str:
-    """Return the unified social credit code normalised (upper case), or raise ValueError saying what is wrong."""
-    s = _clean(value, "Unified social credit code").upper()
+    """Return the unified social credit code normalised (upper case), or raise InvalidValue saying what is wrong."""
+    s = _clean(value, "credit_code").upper()
     if len(s) != 18:
-        raise ValueError(f"Unified social credit code must be 18 characters, got {len(s)}.")
+        raise InvalidValue("id.credit_length", length=len(s))
     for position, char in enumerate(s, start=1):
         if char not in _CREDIT_VALUES:
-            raise ValueError(
-                f"Unified social credit code position {position} is {char!r}; only digits and capital "
-                f"letters except I, O, Z, S, V are used."
-            )
+            raise InvalidValue("id.credit_char", position=position, char=char)
     if not s[2:8].isdigit():
-        raise ValueError(f"Unified social credit code positions 3-8 must be a 6-digit region code, got {s[2:8]!r}.")
+        raise InvalidValue("id.credit_region", region=s[2:8])
     expected = credit_code_check_char(s[:17])
     if s[17] != expected:
-        raise ValueError(f"Unified social credit code check character is wrong: expected {expected!r}, got {s[17]!r}.")
+        raise InvalidValue("id.credit_check", expected=expected, got=s[17])
     return s
 
 
@@ -162,30 +158,27 @@ def validate_phone(value: str) -> str:
 
     Spaces and hyphens are ignored on input, so '138 0013 8000' and '0755 1234 5678' are accepted.
     """
-    s = _clean(value, "Phone number")
+    s = _clean(value, "phone")
     digits = re.sub(r"[\s-]", "", s)
     if not digits:
-        raise ValueError("Phone number is empty: give an 11-digit mobile or a landline such as 0755-12345678.")
+        raise InvalidValue("id.phone_empty")
     if not digits.isascii() or not digits.isdigit():
-        raise ValueError(f"Phone number {s!r} must contain only digits, spaces and hyphens.")
+        raise InvalidValue("id.phone_chars", phone=s)
     if digits.startswith("1"):
         if len(digits) != 11:
-            raise ValueError(f"Mobile number {s!r} must have 11 digits, got {len(digits)}.")
+            raise InvalidValue("id.mobile_length", phone=s, length=len(digits))
         if not _MOBILE.fullmatch(digits):
-            raise ValueError(f"Mobile number {s!r} must start with 13-19.")
+            raise InvalidValue("id.mobile_prefix", phone=s)
         return digits
     if digits.startswith("0"):
         area_len = _area_code_length(digits)
         area, local = digits[:area_len], digits[area_len:]
         if "-" in s and s.split("-")[0].strip().replace(" ", "") != area:
-            raise ValueError(f"Landline {s!r} has area code {s.split('-')[0].strip()!r}; expected {area!r}.")
+            raise InvalidValue("id.landline_area", phone=s, given=s.split("-")[0].strip(), expected=area)
         if not _LOCAL_NUMBER.fullmatch(local):
-            raise ValueError(
-                f"Landline {s!r} must be a {area_len}-digit area code and a 7- or 8-digit local number "
-                f"not starting with 0."
-            )
+            raise InvalidValue("id.landline_local", phone=s, area_digits=area_len)
         return f"{area}-{local}"
-    raise ValueError(f"Phone number {s!r} must be an 11-digit mobile (1[3-9]...) or a landline starting with 0.")
+    raise InvalidValue("id.phone_kind", phone=s)
 
 
 def mask_phone(value: str) -> str:

@@ -1,7 +1,7 @@
 """incidents workflow: per-step deadlines, idempotency key, rework count, components, attachments
 
 Revision ID: 20261203_incidents
-Revises: 20261203_imports
+Revises: 20261203_geometry
 Create Date: 2026-12-03
 """
 import geoalchemy2
@@ -10,7 +10,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = '20261203_incidents'
-down_revision = '20261203_imports'
+down_revision = '20261203_geometry'
 branch_labels = None
 depends_on = None
 
