@@ -96,11 +96,11 @@ def _convert(name: str, default, raw: str):
         except ValueError:
             value = -1
         if not value >= 0:
-            raise SetupError(f"GRIDKIT_{name.upper()}={raw!r} is not a non-negative number.")
+            raise SetupError("config.not_non_negative", variable=f"GRIDKIT_{name.upper()}", value=raw)
         return value
     if name in ("export_max_features", "open311_rate"):
         if not raw.isdigit() or int(raw) < 1:
-            raise SetupError(f"GRIDKIT_{name.upper()}={raw!r} is not a positive whole number.")
+            raise SetupError("config.not_positive_whole", variable=f"GRIDKIT_{name.upper()}", value=raw)
         return int(raw)
     if name in ("home", "pg_bin"):
         return Path(raw)

@@ -9,13 +9,14 @@ from datetime import UTC, date, datetime, timedelta
 
 from factories import STREET, X0, Y0, D, make_base_grid
 from geoalchemy2.shape import from_shape
-from shapely.geometry import Point
+from shapely.geometry import LineString, Point
 from sqlalchemy.orm import Session
 
 from gridkit.grids import work
 from gridkit.models import (
     SRID,
     Building,
+    Component,
     Incident,
     IncidentCategory,
     IncidentHistory,
@@ -45,7 +46,7 @@ def make_city(session: Session, *, residents_per_cell: int = 2) -> dict:
     work.set_members(session, v1, WC1, _cells(C1), name="园岭一网格")
     work.set_members(session, v1, WC2, _cells(C2), name="园岭二网格")
     work.publish(session, v1, at=V1_FROM)
-    work.add_coordinator(session, "张三丰", "13800135678", DEPT, [WC1], version=v1)
+    zhang = work.add_coordinator(session, "张三丰", "13800135678", DEPT, [WC1], version=v1)
     work.add_coordinator(session, "李四", "13900139999", DEPT, [WC2], version=v1)
     v2 = work.start_draft(session, DEPT)
     # Version 2 moves community 2's first cell into work cell 1.
@@ -94,7 +95,7 @@ def make_city(session: Session, *, residents_per_cell: int = 2) -> dict:
             incident = Incident(code=f"INC{i:04d}", category_code=category, description=f"井盖缺失{i}",
                                 status="closed" if closed else "dispatched", severity="normal",
                                 geom=from_shape(Point(x, y), srid=SRID), base_cell_id=cell.id, dept_code=DEPT,
-                                reporter="赵六", reported_at=REPORTED + timedelta(days=i),
+                                reporter="赵六", reported_at=REPORTED + timedelta(days=i), coordinator_id=zhang.id,
                                 deadline=REPORTED + timedelta(days=i, hours=24),
                                 closed_at=closed + timedelta(days=i) if closed else None)
             session.add(incident)
@@ -106,6 +107,14 @@ def make_city(session: Session, *, residents_per_cell: int = 2) -> dict:
             for frm, to, hours in steps:
                 session.add(IncidentHistory(incident_id=incident.id, at=incident.reported_at + timedelta(hours=hours),
                                             actor="test", from_status=frm, to_status=to))
+    # Components (部件): a manhole cover (point) and a railing (line) in the first cell.
+    first = cells[sorted(cells)[0]]
+    session.add_all([
+        Component(code="4403040101000001", category_code="0101", name="上水井盖",
+                  geom=from_shape(Point(X0 + D / 3, Y0 + 2.5 * D), srid=SRID), base_cell_id=first.id),
+        Component(code="4403040101000002", category_code="0101", name="护栏",
+                  geom=from_shape(LineString([(X0 + 0.1 * D, Y0 + 2.2 * D), (X0 + 0.9 * D, Y0 + 2.2 * D)]), srid=SRID),
+                  base_cell_id=first.id)])
     session.flush()
     return {"cells": len(cells), "residents": n, "buildings": len(cells), "entities": len(cells),
             "incidents": 6, "components": 3, "v1": v1, "v2": v2}

@@ -164,7 +164,7 @@ def test_planner_edits_publishes_and_compares(chromium, server):
     assert page.locator("path.gk-drawn-polygon").count() == 1
     page.screenshot(path=str(SHOTS / "gridkit-planner-polygon.png"))
     page.select_option("#gk-target", "__new__")
-    polygon_cell = f"{DEPT}{C2}02"
+    polygon_cell = f"{DEPT}{C2}01"   # the first community-coded cell of community 2
     assert page.input_value("#gk-new-code") == polygon_cell
     page.click("#gk-move")
     state = after_save(page, state)

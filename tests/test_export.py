@@ -125,6 +125,13 @@ def test_csv_gbk_and_xlsx(session, city, tmp_path):
     assert len(values) - 1 == 5 and any(v[1] == "深圳市" for v in values[1:])
 
 
+def test_components_one_geometry_type(session, city, tmp_path):
+    path, summary = _export(session, tmp_path, "components", "shp")
+    frame = pyogrio.read_dataframe(f"/vsizip/{path}/components.shp")
+    assert summary["features"] == 2 and set(frame.geom_type) == {"Point"}   # the railing as its point
+    assert set(frame["name"]) == {"上水井盖", "护栏"} and set(frame["category"]) == {"上水井盖"}
+
+
 def test_gcj02_offsets_points(session, city, tmp_path):
     plain, _ = _export(session, tmp_path, "entities", "gpkg", name="a.gpkg")
     mars, summary = _export(session, tmp_path, "entities", "gpkg", name="b.gpkg", crs="gcj02")

@@ -882,17 +882,30 @@ def test_cli_generate_writes_a_preview_png_and_html(fresh_settings, tmp_path):
     assert all(f["properties"]["reason"] for f in marked)
     assert any(f["properties"]["major"] for f in data["roads"]["features"]) and data["water"]["features"]
 
-    # The same draft, judged on the map: cells with their status against a target, as GeoJSON.
+
+def test_target_cells_layer_judges_a_draft_on_the_map(fresh_settings):
+    """GET /api/basegrid/target-cells: a draft's cells with buildings by the building rule and their status."""
+    from gridkit import db
     from web import create_app
 
+    with db.transaction(fresh_settings) as session:
+        edition = make_base_grid(session, rows=3, cols=3, status="draft")
+        cells = stored_cells(session, edition.id, "440304001001")
+        # Two buildings in the first cell (one by most of its footprint), none elsewhere.
+        first = cells[0][1]
+        x, y = first.centroid.x, first.centroid.y
+        session.add_all([Building(code="p", geom=from_shape(Point(x, y), srid=SRID)),
+                         Building(code="f", footprint=from_shape(MultiPolygon([box(
+                             first.bounds[0] - 0.0001, y, first.bounds[0] + 0.0003, y + 0.0001)]), srid=SRID))])
+        edition_id = edition.id
     client = create_app(fresh_settings).test_client()
-    layer = client.get(f"/api/basegrid/target-cells?edition={report['edition_id']}&target-area-m2=20000-200000")
-    assert layer.status_code == 200
-    cells = layer.get_json()
-    assert len(cells["features"]) == report["cells"] and cells["edition"]["status"] == "draft"
-    in_target = sum(f["properties"]["status"] == "ok" for f in cells["features"])
-    assert in_target == report["in_target"]
-    by_buildings = client.get(f"/api/basegrid/target-cells?edition={report['edition_id']}&target-buildings=1-40")
-    assert {f["properties"]["status"] for f in by_buildings.get_json()["features"]} == {"below"}  # none loaded
-    missing = client.get(f"/api/basegrid/target-cells?edition={report['edition_id']}")
+    answer = client.get(f"/api/basegrid/target-cells?edition={edition_id}&target-buildings=2-40")
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    features = {f["id"]: f["properties"] for f in answer.get_json()["features"]}
+    assert len(features) == 9 and answer.get_json()["edition"]["status"] == "draft"
+    assert features[cells[0][0]]["buildings"] == 2 and features[cells[0][0]]["status"] == "ok"
+    assert {p["status"] for code, p in features.items() if code != cells[0][0]} == {"below"}
+    by_area = client.get(f"/api/basegrid/target-cells?edition={edition_id}&target-area-m2=1-2000000").get_json()
+    assert {f["properties"]["status"] for f in by_area["features"]} == {"ok"}
+    missing = client.get(f"/api/basegrid/target-cells?edition={edition_id}")
     assert missing.status_code == 400 and missing.get_json()["code"] == "generate.target_missing"

@@ -60,19 +60,20 @@ def test_post_enters_the_workflow_at_step_one(open311):
         incident = session.scalar(select(Incident).where(Incident.code == request_id))
         cell = session.get(BaseCell, incident.base_cell_id)
         history = session.scalars(select(IncidentHistory).where(IncidentHistory.incident_id == incident.id)).all()
-        return incident.status, cell.code, incident.reporter, [(h.from_status, h.to_status, h.actor, h.note)
-                                                               for h in history]
-    status, cell, reporter, history = read(settings, check)
-    assert status == "reported" and cell == f"{C1}001" and reporter == "王 小明"
-    assert history == [(None, "reported", "open311", "source=open311; trusted=no")]
+        return (incident.status, cell.code, incident.reporter, incident.source,
+                [(h.from_status, h.to_status) for h in history])
+    status, cell, reporter, source, history = read(settings, check)
+    assert status == "reported" and cell == f"{C1}001" and reporter == "王 小明" and source == "open311"
+    assert history == [(None, "reported")]   # step 1 of the workflow, through its report service
     shown = client.get(f"/open311/v2/requests/{request_id}.json").get_json()[0]
     assert shown["status"] == "open" and shown["description"] == "路边有暴露垃圾"
     by_address = client.post("/open311/v2/requests.json", data={"service_code": "0101", "address_id": "B0004",
                                                                 "api_key": "s3cret"})
     assert by_address.status_code == 201
-    note = read(settings, lambda s: s.scalar(select(IncidentHistory.note).join(Incident).where(
+    case = read(settings, lambda s: s.scalar(select(Incident).where(
         Incident.code == by_address.get_json()[0]["service_request_id"])))
-    assert note == "source=open311:city-hotline; trusted=yes; address_id=B0004"
+    assert case.source == "open311:city-hotline" and case.category_code == "0101"
+    assert "address_id=B0004" in case.description
 
 
 def test_bad_posts_and_the_rate_limit(open311):

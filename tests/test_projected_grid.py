@@ -244,3 +244,41 @@ def test_settings_come_from_the_caller(session, tmp_path):
     notes: list = []
     assert validate_base_grid(session, edition, notes=notes) == []
     assert [n.codes for n in notes if n.type == "overlap"] == [[f"{C1}001", f"{C1}002"]]
+
+
+def test_cli_imports_a_4547_grid_with_names_validates_clean_and_refuses_a_damaged_zip(fresh_settings, tmp_path):
+    """The whole path a city's IT staff takes: shapefiles with .prj in EPSG:4547 through the CLI."""
+    from click.testing import CliRunner
+    from sqlalchemy.orm import Session
+
+    from gridkit import db
+    from gridkit.cli import main
+
+    def run(*args):
+        return CliRunner(env={"GRIDKIT_LANG": "en"}).invoke(main, list(args), obj=fresh_settings,
+                                                            catch_exceptions=False)
+
+    upper, communities = admin_files(tmp_path)
+    for path, level in ((upper, None), (communities, "community")):
+        args = ["admin", "import", str(path), "--code-field", "code", "--name-field", "name"]
+        result = run(*args, *(["--level", level] if level else []))
+        assert result.exit_code == 0, result.output
+    cells = write_layer(tmp_path / "cells.shp", all_cells())
+    result = run("basegrid", "import", str(cells), "--code-field", "code", "--name-field", "name",
+                 "--edition", "GK", "--json")
+    assert result.exit_code == 0, result.output
+    assert run("admin", "validate").exit_code == 0
+    validated = run("basegrid", "validate", "--edition", "GK")
+    assert validated.exit_code == 0, validated.output
+    assert run("basegrid", "publish", "--edition", "GK").exit_code == 0
+    with Session(db.engine_for(fresh_settings)) as session:
+        cell = session.scalar(select(BaseCell).where(BaseCell.code == f"{C2}005"))
+        assert cell.name == "002-5号网格" and cell.attributes["owner"] == "测绘院"
+
+    damaged = Path(__file__).resolve().parent / "data" / "bad" / "damaged_member.zip"
+    result = run("basegrid", "import", str(damaged), "--code-field", "code", "--edition", "broken")
+    assert result.exit_code == 1
+    assert "member 'cells.dbf' is damaged" in result.output and "Report:" in result.output
+    zh = CliRunner(env={"GRIDKIT_LANG": "zh-CN"}).invoke(
+        main, ["basegrid", "import", str(damaged), "--code-field", "code"], obj=fresh_settings)
+    assert zh.exit_code == 1 and "已损坏" in zh.output

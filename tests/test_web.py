@@ -213,7 +213,7 @@ def test_api_health(client):
 def test_unreachable_database_is_503(tmp_path):
     app = create_app(Settings(home=tmp_path / "home",
                               database_url="postgresql://nobody@127.0.0.1:1/nothing"))
-    api = app.test_client().get("/api/health?lang=en")
+    api = app.test_client().get("/api/health")
     assert api.status_code == 503 and api.get_json()["error"] == "SetupError"
     assert "无法连接" in api.get_json()["message"]
     assert "cannot connect" in app.test_client().get("/api/health?lang=en").get_json()["message"]

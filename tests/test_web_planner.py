@@ -42,7 +42,7 @@ C1, C2 = f"{STREET}001", f"{STREET}002"
 # Coded for the street (area part 440304001000), so that base cells may move between them: a work
 # cell's area part must name an admin unit holding all its base cells.
 A, B = f"{DEPT}{STREET}00001", f"{DEPT}{STREET}00002"
-NEW = f"{DEPT}{STREET}00003"
+NEW = f"{DEPT}{C1}01"    # coded for community 1: the editor suggests the community's next free code
 
 
 def cell(community: str, n: int) -> str:

@@ -146,6 +146,10 @@ def test_the_sweep_reaches_every_route(app):
 ALL = {None, "admin", "planner", "coordinator", "coordinator_b", "supervisor", "supervisor_c2", "analyst"}
 SIGNED_IN = ALL - {None}
 PLANNERS = {"admin", "planner"}
+ANALYSTS = {"admin", "analyst"}
+SUPERVISORS = {"admin", "supervisor", "supervisor_c2"}
+COORDINATORS = {"coordinator", "coordinator_b"}
+INCIDENT_READERS = SUPERVISORS | COORDINATORS
 
 # endpoint → (method, URL template, roles that may use it)
 MATRIX = {
@@ -180,6 +184,35 @@ MATRIX = {
     "work_cells_api.cell": ("GET", "/api/work-cells/" + A,
                             {"coordinator", "admin", "planner", "supervisor", "analyst"}),
     "admin.index": ("GET", "/admin", {"admin"}),
+    # Other workspaces built on this shell (supervisor, analyst, incidents, OGC API, Open311).
+    "api.basegrid_target_cells": ("GET", "/api/basegrid/target-cells?edition=1&target-buildings=1-9", ALL),
+    "analyst.index": ("GET", "/analyst/", ANALYSTS),
+    "analyst.choropleth_json": ("GET", "/analyst/choropleth.json", ANALYSTS),
+    "analyst.export": ("GET", "/analyst/export", ANALYSTS),
+    "analyst.report_download": ("GET", "/analyst/report", ANALYSTS),
+    "analyst.report_preview": ("GET", "/analyst/report.json", ANALYSTS),
+    "supervisor.index": ("GET", "/supervisor", SUPERVISORS),
+    "supervisor.case": ("GET", "/supervisor/incidents/1", SUPERVISORS),
+    "supervisor.act": ("POST", "/supervisor/incidents/1/accept", SUPERVISORS),
+    "incidents_api.incidents": ("GET", "/api/incidents", INCIDENT_READERS),
+    "incidents_api.incident": ("GET", "/api/incidents/1", INCIDENT_READERS),
+    # A coordinator acts on their own cases only (from /coordinator/cases); maps of all cases are the supervisors'.
+    "incidents_api.act": ("POST", "/api/incidents/1/accept", SUPERVISORS),
+    "incidents_api.choropleth": ("GET", "/api/incidents/choropleth", SUPERVISORS),
+    "incidents_api.heatmap": ("GET", "/api/incidents/heatmap", SUPERVISORS),
+    "coordinator_cases.index": ("GET", "/coordinator/cases", COORDINATORS),
+    "coordinator_cases.feedback": ("POST", "/coordinator/cases/1/feedback", COORDINATORS),
+    "ogc.landing": ("GET", "/ogc", ALL),
+    "ogc.api": ("GET", "/ogc/api", ALL),
+    "ogc.conformance": ("GET", "/ogc/conformance", ALL),
+    "ogc.collections_list": ("GET", "/ogc/collections", ALL),
+    "ogc.collection_doc": ("GET", "/ogc/collections/base-cells", ALL),
+    "ogc.items_page": ("GET", "/ogc/collections/base-cells/items", ALL),
+    "ogc.item": ("GET", "/ogc/collections/base-cells/items/1", ALL),
+    "open311.services": ("GET", "/open311/v2/services.json", ALL),
+    "open311.requests_list": ("GET", "/open311/v2/requests.json", ALL),
+    "open311.request_one": ("GET", "/open311/v2/requests/1.json", ALL),
+    "open311.requests_post": ("POST", "/open311/v2/requests.json", ALL),
     "admin.add": ("POST", "/admin/users", {"admin"}),
     "admin.reset_password": ("POST", "/admin/users/nobody/password", {"admin"}),
     "admin.change_role": ("POST", "/admin/users/nobody/role", {"admin"}),

@@ -374,3 +374,12 @@ def test_every_error_code_raised_by_the_web_has_a_sentence_in_both_languages():
     assert set(zh) == set(en)
     assert all(re.search(r"[\u4e00-\u9fff]", v) or not re.search(r"[a-z]{4,}", v) for k, v in zh.items()
                if k.startswith("error.")), "a zh-CN error sentence in English"
+
+
+def test_http_errors_of_the_api_speak_the_request_language(fresh_settings):
+    client = create_app(fresh_settings).test_client()
+    missing = client.get("/api/no-such-thing").get_json()
+    assert missing["error"] == "NotFound" and re.search(r"[\u4e00-\u9fff]", missing["message"])
+    assert client.get("/api/no-such-thing?lang=en").get_json()["message"].startswith("The page you asked for")
+    wrong = create_app(fresh_settings).test_client().post("/api/summary").get_json()
+    assert wrong["error"] == "MethodNotAllowed" and re.search(r"[\u4e00-\u9fff]", wrong["message"])

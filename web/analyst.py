@@ -24,6 +24,7 @@ from sqlalchemy import select
 from gridkit import messages
 from gridkit.errors import GridkitError
 from gridkit.io.export import FORMATS, LAYERS, ExportOptions, export_layer, parse_where
+from gridkit.io.export_writers import ENCODINGS
 from gridkit.models import AdminUnit, Department
 from gridkit.reports import GROUPINGS, report_list, run_report
 from gridkit.reports.choropleth import COUNTS, LEVELS, choropleth
@@ -92,9 +93,15 @@ def index():
     departments = session.execute(select(Department.code, Department.name).order_by(Department.code)).all()
     lang = current_language()
     reports = [dict(r, label=messages.render(r["title"], lang)) for r in report_list()]
-    return render_template("analyst.html", layers=list(LAYERS), formats=FORMATS, crs_choices=CRS_CHOICES,
-                           areas=areas, departments=departments, reports=reports, groupings=GROUPINGS,
-                           report_formats=REPORT_FORMATS, counts=COUNTS, levels=LEVELS,
+    def named(prefix, values):
+        # Labels of values chosen from data: (value, label in the page's language).
+        return [(v, messages.render(f"{prefix}.{v}", lang)) for v in values]
+
+    return render_template("analyst.html", layers=named("analyst.layer", LAYERS), formats=FORMATS,
+                           crs_choices=named("analyst.crs", CRS_CHOICES), encodings=ENCODINGS,
+                           areas=areas, departments=departments, reports=reports,
+                           groupings=named("report.by", GROUPINGS), report_formats=REPORT_FORMATS,
+                           counts=named("report.col", COUNTS), levels=named("report.by", LEVELS),
                            may_unmask=may_see_personal_data(user), js_strings=strings(*JS_STRINGS))
 
 

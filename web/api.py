@@ -74,13 +74,12 @@ def basegrid_target_cells():
     Target: ?target-buildings=MIN-MAX or ?target-area-m2=MIN-MAX; buildings counted by the building
     rule, so a draft shows the counts it will have after publishing.
     """
-    buildings, area = request.args.get("target-buildings"), request.args.get("target-area-m2")
-    if (buildings is None) == (area is None) or _int_arg("edition") is None:
+    buildings, area = text_arg("target-buildings", max_length=40), text_arg("target-area-m2", max_length=40)
+    edition = int_arg("edition")
+    if (buildings is None) == (area is None) or edition is None:
         raise ValidationError("generate.target_missing")
     target = Target.parse(buildings, "buildings") if buildings is not None else Target.parse(area, "area")
-    bbox = request.args.get("bbox")
-    return jsonify(target_cells_geojson(db_session(), _int_arg("edition"), target,
-                                        bbox=maps.parse_bbox(bbox) if bbox is not None else None))
+    return jsonify(target_cells_geojson(db_session(), edition, target, bbox=bbox_arg()))
 
 
 @bp.get("/health")

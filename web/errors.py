@@ -38,11 +38,11 @@ def handle_gridkit_error(exc: GridkitError):
 def handle_http_error(exc: HTTPException):
     """Return the response for an HTTP error (unknown URL, wrong method, server error)."""
     status = exc.code or 500
-    key = f"error.message.{status}"
-    if wants_json():
-        message = exc.description
-    else:
-        message = t(key) if key in catalog("en") else exc.description
+    # Werkzeug's descriptions are English: the reader gets the catalogue's sentence for the status.
+    for key in (f"error.message.{status}", f"error.title.{status}", "error.title.other"):
+        if key in catalog("en"):
+            message = t(key)
+            break
     return _respond(status, type(exc).__name__, message, [])
 
 

@@ -15,7 +15,7 @@ from flask import Blueprint, Response, jsonify, request, url_for
 from gridkit.errors import GridkitError, NotFound, ValidationError
 from gridkit.io import export_features as provider
 from web.database import db_session
-from web.i18n import current_language
+from web.i18n import current_language, t
 
 bp = Blueprint("ogc", __name__, url_prefix="/ogc")
 
@@ -59,9 +59,8 @@ def _error(exc: GridkitError):
 def landing():
     """The landing page: links to the API definition, conformance and collections."""
     return _json({
-        "title": "gridkit OGC API – Features",
-        "description": "统一空间基础网格 unified spatial base grid: admin units, base cells, work cells, "
-                       "buildings, incidents (no personal data).",
+        "title": t("ogc.title"),
+        "description": t("ogc.description"),
         "links": [_link(_url("ogc.landing"), "self"),
                   _link(_url("ogc.api"), "service-desc", "application/vnd.oai.openapi+json;version=3.0"),
                   _link(_url("ogc.conformance"), "conformance"),

@@ -100,7 +100,7 @@ def requests_post():
         incident = service.create_request(
             session, service_code=form.get("service_code"), lat=form.get("lat"), lon=form.get("long"),
             address_id=form.get("address_id"), description=form.get("description"), reporter=reporter,
-            source=f"open311:{source}" if source else "open311", trusted=source is not None)
+            source=f"open311:{source}" if source else "open311")
         code = incident.code
     response = jsonify([{"service_request_id": code, "service_notice": None, "account_id": None}])
     response.status_code = 201

@@ -13,7 +13,7 @@ from gridkit.incidents.categories import category_rows
 from gridkit.incidents.evaluate import GROUPS, STEPS, evaluate
 from gridkit.incidents.queries import list_incidents, overdue_cases, show_incident
 from gridkit.incidents.workflow import transition
-from gridkit.maps import map_extent
+from gridkit.layers import map_extent
 from gridkit.rules import SEVERITIES, IncidentState, now
 from web.auth import check_csrf, login_required
 from web.database import db_session, transaction

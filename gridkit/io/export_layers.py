@@ -117,25 +117,28 @@ LAYERS: dict[str, Layer] = {layer.name: layer for layer in (
           sql="SELECT s.credit_code, s.name, s.address, b.code AS base_cell, b.community_code AS community, "
               "s.created_at, s.geom AS _geom, b.code AS _area, b.code AS _cell "
               "FROM legal_entity s LEFT JOIN base_cell b ON b.id = s.base_cell_id"),
-    # Component problems (部件问题): the cases whose category is a component class (01-06 per CJ/T 214).
+    # The component inventory (部件, CJ/T 214 codes). Lines (railings, pipes) are exported as their
+    # ST_PointOnSurface, the point that places them in a base cell: one geometry type per file.
     Layer("components", "Point",
-          (("code", STR), ("category_code", STR), ("category", STR), ("major_class", STR), ("status", STR),
-           ("description", STR), ("reported_at", DATETIME), ("closed_at", DATETIME)) + _SUBJECT_TAIL,
+          (("code", STR), ("category_code", STR), ("category", STR), ("major_class", STR), ("name", STR),
+           ("open_cases", INT)) + _SUBJECT_TAIL + (("created_at", DATETIME),),
           subject=True,
-          sql="SELECT s.code, s.category_code, k.name AS category, k.major_name AS major_class, s.status, "
-              "s.description, s.reported_at, s.closed_at, b.code AS base_cell, b.community_code AS community, "
-              "s.geom AS _geom, b.code AS _area, b.code AS _cell FROM incident s "
-              "JOIN incident_category k ON k.code = s.category_code AND k.kind = 'component' "
+          sql="SELECT s.code, s.category_code, k.name AS category, k.major_name AS major_class, s.name, "
+              "(SELECT count(*) FROM incident i WHERE i.component_id = s.id "
+              " AND i.status NOT IN ('closed', 'rejected', 'duplicate'))::int AS open_cases, "
+              "b.code AS base_cell, b.community_code AS community, s.created_at, "
+              "ST_PointOnSurface(s.geom) AS _geom, b.code AS _area, b.code AS _cell FROM component s "
+              "LEFT JOIN incident_category k ON k.code = s.category_code "
               "LEFT JOIN base_cell b ON b.id = s.base_cell_id"),
     Layer("incidents", "Point",
           (("code", STR), ("category_code", STR), ("category", STR), ("status", STR), ("severity", STR),
            ("description", STR), ("reporter", STR), ("reported_at", DATETIME), ("deadline", DATETIME),
-           ("closed_at", DATETIME), ("overdue", BOOL), ("dept", STR)) + _SUBJECT_TAIL,
+           ("closed_at", DATETIME), ("overdue", BOOL), ("dept", STR), ("source", STR)) + _SUBJECT_TAIL,
           personal=("reporter",), subject=True,
           sql="SELECT s.code, s.category_code, k.name AS category, s.status, s.severity, s.description, "
               "{reporter} AS reporter, s.reported_at, s.deadline, s.closed_at, "
               "(s.deadline IS NOT NULL AND coalesce(s.closed_at, now()) > s.deadline) AS overdue, "
-              "s.dept_code AS dept, b.code AS base_cell, b.community_code AS community, s.geom AS _geom, "
+              "s.dept_code AS dept, s.source, b.code AS base_cell, b.community_code AS community, s.geom AS _geom, "
               "b.code AS _area, b.code AS _cell FROM incident s "
               "LEFT JOIN incident_category k ON k.code = s.category_code "
               "LEFT JOIN base_cell b ON b.id = s.base_cell_id"),

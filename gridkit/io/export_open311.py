@@ -1,7 +1,8 @@
 """Open311 GeoReport v2 in gridkit's words: services are incident categories, requests are incidents.
 
-A posted request enters the incident workflow at step 1 (信息采集, state `reported`) with its
-source in the history row; it is assigned to its base cell by the same flush as every subject.
+A posted request enters the incident workflow at step 1 (信息采集, state `reported`) through
+`gridkit.incidents.workflow.report_incident`, with its source (`open311`, or `open311:NAME` for
+a trusted source) on the case.
 Reporter names, e-mails and phones are kept on the incident only as the reporter and never
 listed back. Statuses: `open` while the case is not finished, else `closed`.
 """
@@ -11,17 +12,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 from sqlalchemy import func, select, text
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-import gridkit.assign  # noqa: F401 - registers assignment at flush: a new incident gets its base cell
 from gridkit.errors import NotFound, ValidationError
-from gridkit.models import Building, Incident, IncidentCategory, IncidentHistory
+from gridkit.incidents.workflow import report_incident
+from gridkit.models import Building, Incident, IncidentCategory
 from gridkit.rules import (
     FINISHED_INCIDENT_STATES,
     LOCAL_TZ,
-    IncidentState,
-    make_point,
     now,
     parse_time,
 )
@@ -65,7 +63,9 @@ def _request_doc(row) -> dict:
             "service_notice": None, "requested_datetime": _time(row.reported_at),
             "updated_datetime": _time(row.updated_at), "expected_datetime": _time(row.deadline),
             "address": None, "address_id": None, "zipcode": None,
-            "lat": round(row.lat, 7), "long": round(row.lon, 7), "media_url": None}
+            # A case may have no place yet (imported without one): lat/long are then null.
+            "lat": None if row.lat is None else round(row.lat, 7),
+            "long": None if row.lon is None else round(row.lon, 7), "media_url": None}
 
 
 def requests(session: Session, *, ids: list[str] | None = None, service_code: str | None = None,
@@ -129,41 +129,23 @@ def _location(session: Session, lat, lon, address_id) -> tuple[float, float]:
     return lon_f, lat_f
 
 
-def _next_code(session: Session) -> str:
-    day = now().astimezone(LOCAL_TZ).strftime("%Y%m%d")
-    last = session.scalar(select(func.max(Incident.code)).where(Incident.code.like(f"SJ{day}____")))
-    serial = int(last[-4:]) + 1 if last and last[-4:].isdigit() else 1
-    return f"SJ{day}{serial:04d}"
-
-
 def create_request(session: Session, *, service_code: str | None, lat=None, lon=None, address_id=None,
                    description: str | None = None, reporter: str | None = None, source: str = "open311",
-                   trusted: bool = False) -> Incident:
-    """Report a new incident from an Open311 post (step 1, `reported`), with its source in the history."""
+                   key: str | None = None) -> Incident:
+    """Report a new incident from an Open311 post through the workflow's report step (信息采集).
+
+    `source` is "open311", or "open311:NAME" for a trusted source (kept in the case's source);
+    without a description the service's name describes the case.
+    """
     if not service_code:
         raise ValidationError("open311.no_service_code")
-    if session.get(IncidentCategory, service_code) is None:
+    category = session.get(IncidentCategory, service_code)
+    if category is None:
         raise ValidationError("open311.unknown_service", service_code=service_code)
     lon_f, lat_f = _location(session, lat, lon, address_id)
-    note = f"source={source}; trusted={'yes' if trusted else 'no'}"
+    text_ = (description or "").strip() or category.name
     if address_id:
-        note += f"; address_id={address_id}"
-    for _attempt in range(5):
-        savepoint = session.begin_nested()
-        incident = Incident(code=_next_code(session), category_code=service_code,
-                            description=(description or "")[:2000],
-                            status=IncidentState.REPORTED.value, geom=make_point(lon_f, lat_f), reporter=reporter,
-                            reported_at=now())
-        session.add(incident)
-        try:
-            session.flush()
-        except IntegrityError:
-            # Another post took the same serial at the same moment: take the next one.
-            savepoint.rollback()
-            continue
-        session.add(IncidentHistory(incident_id=incident.id, at=incident.reported_at, actor=source,
-                                    from_status=None, to_status=IncidentState.REPORTED.value, note=note))
-        session.flush()
-        savepoint.commit()
-        return incident
-    raise ValidationError("open311.busy")
+        text_ += f" [address_id={address_id}]"
+    report = report_incident(session, description=text_[:2000], lon=lon_f, lat=lat_f, category=service_code,
+                             source=source[:30], reporter=reporter, actor="open311", key=key)
+    return report.incident

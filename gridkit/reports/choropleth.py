@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from gridkit.errors import ValidationError
 from gridkit.io.export_layers import LAYERS, build_query
-from gridkit.maps import PRECISION
+from gridkit.layers import PRECISION
 
 COUNTS = ("residents", "registered", "floating", "buildings", "entities", "incidents", "open_incidents")
 LEVELS = ("cell", "community")
