@@ -29,6 +29,7 @@ forget it. Bulk loaders may set session.info[AUTO_ASSIGN] = False and call assig
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -300,8 +301,11 @@ def _expire_cells(session: Session, kind: str) -> None:
 
 
 def assign_subjects(session: Session, kinds: list[str] | None = None, *,
-                    edition: BaseGridEdition | None = None, where_ids: dict[str, list[int]] | None = None) -> dict:
+                    edition: BaseGridEdition | None = None, where_ids: dict[str, list[int]] | None = None,
+                    progress: Callable[[int, int], None] | None = None) -> dict:
     """Assign subjects of `kinds` (default all) to the edition's base cells; return counts per kind.
+
+    `progress(done, total)` is called after each kind (kinds done of kinds asked), for progress bars.
 
     Counts: total, assigned, unassigned, changed (base cell differs from before). `where_ids`
     limits a kind to those ids (a kind missing from it: all). Buildings are assigned before
@@ -340,6 +344,8 @@ def assign_subjects(session: Session, kinds: list[str] | None = None, *,
         counts = session.execute(query).one()
         result[kind] = {"total": counts.total, "assigned": counts.assigned,
                         "unassigned": counts.total - counts.assigned, "changed": changed}
+        if progress is not None:
+            progress(len(result), len(kinds))
     return result
 
 

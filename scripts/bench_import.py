@@ -257,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
                 empty("resident")          # each residents file is imported into an empty table
             base = run_child(env, child="baseline", kind=kind, path=files[key])
             got = run_child(env, child="import", kind=kind, path=files[key])
-            print(f"{label}: {got}", file=sys.stderr)
+            print(f"{label}: {got}; COPY + join: {base['seconds']:.1f} s", file=sys.stderr)
             table.append((label, args.rows, got, base))
         store_residents(env, args.assign)
         assigned = []

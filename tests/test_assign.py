@@ -114,8 +114,10 @@ def test_outside_every_cell_is_kept_counted_and_listed(session, grid, path):
     inside = entity(session, X0 + 0.5 * D, Y0 + 0.5 * D)
     outside = entity(session, X0 - D, Y0)
     no_point = entity(session, None, None)
-    result = assign_subjects(session, ["entities"])
+    ticks = []
+    result = assign_subjects(session, ["entities"], progress=lambda done, total: ticks.append((done, total)))
     assert result["entities"] == {"total": 3, "assigned": 1, "unassigned": 2, "changed": 1}
+    assert ticks == [(1, 1)]
     assert inside.base_cell_id is not None and outside.base_cell_id is None and no_point.base_cell_id is None
     listed = unassigned_subjects(session, "entities")
     assert [r["id"] for r in listed] == [outside.id, no_point.id]

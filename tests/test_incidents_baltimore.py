@@ -33,6 +33,8 @@ from gridkit.models import (
 ROOT = Path(__file__).resolve().parent
 DATA = ROOT.parent.parent / "shared" / "data" / "baltimore-311" / "baltimore_311_sample.csv"
 MAPPING = ROOT / "data" / "baltimore_311_map.json"
+# The seed extended as a deployment would: one more event category for requests of no other kind.
+EXTRA_CATEGORIES = ROOT / "data" / "baltimore_categories.csv"
 # Baltimore City, roughly; four communities (quadrants) of 10×10 cells.
 X0, Y0, X1, Y1 = -76.712, 39.197, -76.529, 39.372
 N = 20
@@ -86,6 +88,7 @@ def make_baltimore_grid(session) -> None:
 @pytest.fixture
 def baltimore(session):
     seed_categories(session)
+    seed_categories(session, EXTRA_CATEGORIES)
     make_baltimore_grid(session)
     return import_incidents(session, DATA, load_mapping(MAPPING))
 
@@ -150,6 +153,7 @@ def test_importing_the_same_file_again_is_refused_and_changes_nothing(session, b
 
 def test_unmapped_types_are_refused_row_by_row(session, tmp_path):
     seed_categories(session)
+    seed_categories(session, EXTRA_CATEGORIES)
     mapping = load_mapping(MAPPING)
     del mapping["categories"]["SW-Dirty Alley"]
     with pytest.raises(ValidationError) as exc:

@@ -160,3 +160,18 @@ def test_coordinator_my_cases_and_feedback_with_photo(site):
     assert read(settings, lambda s: s.scalar(select(func.count()).select_from(IncidentHistory)
                                               .where(IncidentHistory.incident_id == ids["c1"]))) == 5
     assert json.dumps(client.get("/api/incidents").get_json()).count('"id"') == 1
+
+
+def test_every_label_the_pages_show_exists_in_both_languages():
+    from gridkit.incidents.evaluate import GROUPS, STEPS
+    from gridkit.incidents.workflow import ACTIONS, PENDING_STEP
+    from gridkit.messages import catalogue
+    from gridkit.rules import SEVERITIES, IncidentState
+    from web.incidents_api import LABELS
+
+    values = {"action": ACTIONS, "state": list(IncidentState), "step": set(PENDING_STEP.values()),
+              "severity": SEVERITIES, "by": GROUPS, "step_name": STEPS}
+    for lang in ("zh-CN", "en"):
+        keys = [LABELS[k] + str(v) for k, vs in values.items() for v in vs]
+        missing = [key for key in keys if key not in catalogue(lang)]
+        assert not missing, (lang, missing)

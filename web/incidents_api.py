@@ -26,6 +26,22 @@ PARAMS = {"duplicate": ("of",), "classify": ("category", "severity"),
           "dispatch": ("dept", "coordinator_phone", "reason")}
 
 
+# Labels of values the incident pages show: kind → catalogue key prefix (keys `<prefix><value>`).
+LABELS = {"action": "incident.action.", "state": "incident.state.", "step": "incident.step.",
+          "severity": "case.severity.", "by": "sup.by.", "step_name": "sup.step."}
+
+
+@bp.app_context_processor
+def _labels():
+    """Give templates `label(kind, value)`: the translated name of a state, action, step …"""
+    return {"label": label}
+
+
+def label(kind: str, value) -> str:
+    """Return the translated label of `value` (a state, action, step, severity, grouping)."""
+    return t(LABELS[kind] + str(value))
+
+
 @bp.before_request
 @login_required(roles=READERS)
 def _signed_in():
