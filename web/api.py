@@ -4,7 +4,7 @@ No personal data except coordinators' phones in whois, for the roles allowed (au
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, jsonify
 
 from gridkit import layers, search
 from gridkit.audit import record
