@@ -41,9 +41,24 @@ class Settings:
         None, "Key for the keyed hash of citizen ID numbers. Unset: a random key kept in "
         "GRIDKIT_HOME/pii_key. Keep it: hashes made with another key do not match.",
         "GRIDKIT_PII_KEY")
+    export_max_features: int = _setting(
+        5_000_000, "Most features one export may write (the analyst narrows larger ones by area or "
+        "filter).", "GRIDKIT_EXPORT_MAX_FEATURES")
+    open311_keys: str | None = _setting(
+        None, "Open311 API keys of trusted sources, as name=key pairs separated by commas. A post "
+        "with one of them is marked trusted and not rate-limited.", "GRIDKIT_OPEN311_KEYS")
+    open311_rate: int = _setting(
+        20, "Open311 posts one network address may make per hour without an API key.", "GRIDKIT_OPEN311_RATE")
     code_profile: str = _setting(
         "default", "Code layout: default (15-digit base cells) or cjt213 (14-digit).",
         "GRIDKIT_CODE_PROFILE")
+    sliver_tolerance_m: float = _setting(
+        0.05, "Width in metres below which overlaps, gaps and parts outside the parent between base cells "
+        "or admin units are reprojection noise: snapped away on import and noted, not errors.",
+        "GRIDKIT_SLIVER_TOLERANCE_M")
+    max_vertices: int = _setting(
+        100_000, "Most vertices one feature of an imported vector file may have; a file with a larger "
+        "feature is refused, naming it.", "GRIDKIT_MAX_VERTICES")
 
     @classmethod
     def from_env(cls, environ: dict | None = None, **overrides) -> Settings:
@@ -74,6 +89,19 @@ def _convert(name: str, default, raw: str):
         if not 0 < value < 65536:
             raise SetupError("config.port_out_of_range", variable=f"GRIDKIT_{name.upper()}", value=raw)
         return value
+    if name in ("sliver_tolerance_m", "max_vertices"):
+        kind = float if name == "sliver_tolerance_m" else int
+        try:
+            value = kind(raw)
+        except ValueError:
+            value = -1
+        if not value >= 0:
+            raise SetupError("config.not_non_negative", variable=f"GRIDKIT_{name.upper()}", value=raw)
+        return value
+    if name in ("export_max_features", "open311_rate"):
+        if not raw.isdigit() or int(raw) < 1:
+            raise SetupError("config.not_positive_whole", variable=f"GRIDKIT_{name.upper()}", value=raw)
+        return int(raw)
     if name in ("home", "pg_bin"):
         return Path(raw)
     if name == "code_profile" and raw not in PROFILES:

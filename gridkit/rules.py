@@ -4,6 +4,7 @@
 - the states of base grid editions, work grid versions and incidents;
 - "in force at time T" for editions and versions;
 - "point → base cell" (ST_Covers, ties to the smallest code);
+- "building → base cell": the cell holding most of its footprint (the building rule);
 - time: now, ISO-8601 parsing and formatting (naive times are Beijing time).
 
 Pure Python and SQLAlchemy expressions only: no session, no I/O.
@@ -15,7 +16,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, case, func, or_, select
 
 from gridkit.errors import ValidationError
 
@@ -128,6 +129,25 @@ def point_cell(base_cell_model, edition_id, point):
     return (select(base_cell_model.id)
             .where(base_cell_model.edition_id == edition_id, func.ST_Covers(base_cell_model.geom, point))
             .order_by(base_cell_model.code).limit(1).scalar_subquery())
+
+
+def building_cell(base_cell_model, edition_id, footprint, point):
+    """Return a scalar subquery: the id of the base cell of edition `edition_id` a building belongs to.
+
+    The building rule, one for generation, assignment and statistics: a building with a footprint
+    belongs to the cell holding the largest part of it (ties: the smallest code); a footprint with
+    no area inside any cell (it only touches cells, or lies outside) belongs to none. A building
+    without a footprint belongs to the cell covering its point (`point_cell`). Parts are compared
+    in square degrees of the storage SRID, which ranks them as square metres do across one
+    footprint. The same rule runs in bulk in `gridkit.assign` and in memory (shapely) in
+    `gridkit.grids.generate.buildings.building_cells`, which generation counts with.
+    """
+    part = func.ST_Area(func.ST_Intersection(base_cell_model.geom, footprint))
+    by_footprint = (select(base_cell_model.id)
+                    .where(base_cell_model.edition_id == edition_id,
+                           func.ST_Intersects(base_cell_model.geom, footprint), part > 0)
+                    .order_by(part.desc(), base_cell_model.code).limit(1).scalar_subquery())
+    return case((footprint.is_(None), point_cell(base_cell_model, edition_id, point)), else_=by_footprint)
 
 
 def make_point(lon, lat):

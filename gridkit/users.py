@@ -5,12 +5,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from gridkit.errors import Conflict, NotFound, ValidationError
-from gridkit.models import ROLES, AdminUnit, User
+from gridkit.models import ROLES, AdminUnit, Coordinator, LoginFailure, User
 
 # Roles that may read personal data (names, ID numbers, phones) inside their scope.
 PII_ROLES = frozenset({"admin", "coordinator", "supervisor"})
@@ -58,10 +59,19 @@ def list_users(session: Session) -> list[User]:
     return list(session.scalars(select(User).order_by(User.name)))
 
 
+# Checked against when the name is unknown, so that a wrong name costs the same time as a wrong password.
+_DUMMY_HASH = hash_password(secrets.token_urlsafe(16))
+
+
 def authenticate(session: Session, name: str, password: str) -> User | None:
-    """Return the active user with this name and password, or None."""
+    """Return the active user with this name and password, or None.
+
+    An unknown name is checked against a dummy hash: the answer takes as long as for a known
+    name, so timing does not tell who exists.
+    """
     user = session.scalar(select(User).where(User.name == name, User.active.is_(True)))
-    if user is None or not check_password(user.password_hash, password):
+    stored = user.password_hash if user is not None and user.password_hash else _DUMMY_HASH
+    if not check_password(stored, password) or user is None or not user.password_hash:
         return None
     return user
 
@@ -74,3 +84,92 @@ def may_see_personal_data(user: User | None, area_code: str | None = None) -> bo
         return True
     # A scoped user sees personal data only where the area is known to lie in the scope.
     return area_code is not None and area_code.startswith(user.scope_code)
+
+
+# -- accounts: administration, sign-in limits, coordinator links ---------------------------------------
+
+# Failed sign-ins counted over this window: more than the limits below refuse further attempts.
+LOGIN_WINDOW = timedelta(minutes=15)
+LOGIN_LIMIT_PER_NAME = 5
+LOGIN_LIMIT_PER_ADDRESS = 20
+
+
+def user_named(session: Session, name: str) -> User:
+    """Return the user called `name`, or raise NotFound."""
+    user = session.scalar(select(User).where(User.name == name))
+    if user is None:
+        raise NotFound("account.user_not_found", name=name)
+    return user
+
+
+def login_refused(session: Session, name: str, address: str) -> bool:
+    """True when `name` or `address` had too many failed sign-ins within LOGIN_WINDOW."""
+    since = func.now() - LOGIN_WINDOW
+
+    def failures(*where):
+        return select(func.count()).select_from(LoginFailure).where(LoginFailure.at > since, *where).scalar_subquery()
+
+    by_name, by_address = session.execute(select(failures(LoginFailure.name == name[:100]),
+                                                 failures(LoginFailure.address == address[:64]))).one()
+    return by_name >= LOGIN_LIMIT_PER_NAME or by_address >= LOGIN_LIMIT_PER_ADDRESS
+
+
+def record_login_failure(session: Session, name: str, address: str) -> None:
+    """Count one failed sign-in for `name` and `address` (the caller commits, also on failure)."""
+    session.add(LoginFailure(name=name[:100], address=address[:64]))
+    session.execute(delete(LoginFailure).where(LoginFailure.at < func.now() - 4 * LOGIN_WINDOW))
+
+
+def clear_login_failures(session: Session, name: str) -> None:
+    """Forget the failed sign-ins of `name` after a successful one."""
+    session.execute(delete(LoginFailure).where(LoginFailure.name == name[:100]))
+
+
+def end_sessions(user: User) -> None:
+    """End every session of `user`: the session generation they carry no longer matches."""
+    user.session_generation = (user.session_generation or 0) + 1
+
+
+def set_password(session: Session, user: User, password: str) -> None:
+    """Give `user` a new password and end their sessions."""
+    if len(password) < 8:
+        raise ValidationError("users.short_password", minimum=8)
+    user.password_hash = hash_password(password)
+    end_sessions(user)
+
+
+def set_role(session: Session, user: User, role: str, scope: str | None) -> None:
+    """Change `user`'s role and scope (None: the whole city) and end their sessions."""
+    if role not in ROLES:
+        raise ValidationError("users.unknown_role", role=role, roles=", ".join(ROLES))
+    if scope is not None and session.get(AdminUnit, scope) is None:
+        raise NotFound("users.unknown_scope", scope=scope)
+    user.role, user.scope_code = role, scope
+    end_sessions(user)
+
+
+def set_active(user: User, active: bool) -> None:
+    """Allow or stop `user`'s sign-in; stopping ends their sessions."""
+    user.active = active
+    if not active:
+        end_sessions(user)
+
+
+def coordinator_by_phone(session: Session, phone: str) -> Coordinator:
+    """Return the active coordinator with this phone number, or raise NotFound."""
+    found = list(session.scalars(select(Coordinator).where(Coordinator.phone == phone.strip(),
+                                                           Coordinator.active.is_(True)).limit(2)))
+    if not found:
+        raise NotFound("account.coordinator_not_found", phone=phone)
+    if len(found) > 1:
+        raise Conflict("account.coordinator_ambiguous", phone=phone)
+    return found[0]
+
+
+def link_coordinator(session: Session, user: User, phone: str) -> Coordinator:
+    """Link a coordinator login to the coordinator with this phone: their work cells become its scope."""
+    if user.role != "coordinator":
+        raise ValidationError("account.not_a_coordinator", name=user.name)
+    coordinator = coordinator_by_phone(session, phone)
+    user.coordinator_id = coordinator.id
+    return coordinator

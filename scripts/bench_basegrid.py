@@ -45,8 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gridkit import db  # noqa: E402
 from gridkit.coords import gauss_kruger_epsg  # noqa: E402
-from gridkit.grids.validate import (AREA_TOLERANCE_M2, SLIVER_M2, renumber_base_cells,  # noqa: E402
-                                    validate_base_grid)
+from gridkit.grids.validate import AREA_TOLERANCE_M2, SLIVER_M2, renumber_base_cells, validate_base_grid  # noqa: E402
 from gridkit.models import BaseGridEdition  # noqa: E402
 
 CITY, DISTRICT, STREET = "990100", "990101", "990101001"
@@ -272,14 +271,52 @@ def bench_renumber(ctx: Context) -> list[Row]:
     return [Row("renumber_base_cells", ctx.city.cells, seconds, note=f"{len(changes)} codes changed")]
 
 
+def bench_snap(ctx: Context) -> list[Row]:
+    """snap_together (the import's reprojection-noise step) on the city's cells and communities.
+
+    Baseline: the naive step, one shapely.snap per cell against its neighbours' and community's
+    boundaries, every cell (snap_together first finds, in bulk, the cells that could change).
+    """
+    from gridkit.grids.tolerance import DEFAULT_TOLERANCE_M, LocalPlane, snap_together
+
+    rows = ctx.session.execute(text("""
+        SELECT ST_AsBinary(b.geom) AS cell, c.code, ST_AsBinary(c.geom) AS community
+        FROM base_cell b JOIN admin_unit c ON c.code = b.community_code
+        WHERE b.edition_id = :e AND ST_IsValid(b.geom) ORDER BY b.code"""), {"e": ctx.city.edition.id}).all()
+    communities: dict[str, object] = {}
+    cells = [shapely.from_wkb(bytes(r.cell)) for r in rows]
+    parents = [communities.setdefault(r.code, shapely.from_wkb(bytes(r.community))) for r in rows]
+    (_, changed), seconds = timed(snap_together, cells, parents)
+
+    def naive():
+        plane = LocalPlane.around(cells)
+        local = plane.to_metres(np.array(cells, dtype=object))
+        tree = shapely.STRtree(local)
+        boundaries = {id(p): shapely.boundary(plane.to_metres(p)) for p in communities.values()}
+        for i, geom in enumerate(local):
+            near = tree.query(geom, predicate="dwithin", distance=DEFAULT_TOLERANCE_M)
+            refs = [shapely.boundary(local[j]) for j in near if j != i] + [boundaries[id(parents[i])]]
+            shapely.snap(geom, shapely.union_all(refs), DEFAULT_TOLERANCE_M)
+
+    _, naive_seconds = timed(naive)
+    base = "snap: shapely.snap of every cell (baseline)"
+    return [Row(base, len(cells), naive_seconds),
+            Row("snap_together (bulk check, then snap)", len(cells), seconds, baseline=base,
+                note=f"{len(changed)} cells changed (tolerance {DEFAULT_TOLERANCE_M * 100:g} cm)")]
+
+
 # ---------------------------------------------------------------------------------------------------
 # THE LIST OF BENCHMARKS. Add one by writing a function `bench_x(ctx: Context) -> list[Row]` above
 # and appending it here; e.g. generation of cells for ../shared/data/shanghai-bund-osm (issue 3,
 # part 4) goes here, with its own data loading inside the function.
 # ---------------------------------------------------------------------------------------------------
 def bench_generate_shanghai(ctx: Context) -> list[Row]:
-    """Generation of cells along the real roads of ../shared/data/shanghai-bund-osm (scripts/bench_generate.py has more scenarios)."""
+    """Generation of cells along the real roads of ../shared/data/shanghai-bund-osm.
+
+    scripts/bench_generate.py has more scenarios.
+    """
     import bench_generate
+
     from gridkit.grids.generate import Target, generate_cells
 
     data = bench_generate.load()
@@ -300,7 +337,7 @@ def bench_generate_shanghai(ctx: Context) -> list[Row]:
                 note=f"{cells - outside} of {cells} cells within target")]
 
 
-BENCHMARKS = [bench_validate, bench_renumber, bench_generate_shanghai]
+BENCHMARKS = [bench_validate, bench_renumber, bench_snap, bench_generate_shanghai]
 
 
 def print_table(rows: list[Row]) -> None:

@@ -1,16 +1,24 @@
 #!/usr/bin/env python
-"""Time base cell generation on the Shanghai Bund OSM sample and compare it with two baselines.
+"""Time base cell generation on the Shanghai Bund OSM sample and measure how cells follow the roads.
 
     .venv/bin/python scripts/bench_generate.py [--repeat 3]
 
 The sample (../shared/data/shanghai-bund-osm, © OpenStreetMap contributors, ODbL) has no admin
-polygons, so the communities are boxes drawn in lon/lat 80 m inside the sample's tiles: the whole
-box as one community, and the box in 2 × 2 quarters. Work happens in EPSG:4550 (CGCS2000
-Gauss-Kruger, central meridian 123E), as generate_base_grid does. Baselines, timed in the same run
-on the same communities: a plain square grid clipped to the community (cell side √ of the middle
-of the area target; 316 m for building targets), and the first step of generation alone (noding +
-polygonize of the roads and water). Reading the files is timed separately; the database is not
-used (tests/test_generate.py runs the same sample through generate_base_grid).
+polygons. Communities: three irregular ones drawn for the test (tests/factories_generate.py), the
+whole sample box 80 m inside its tiles, and that box in 2 × 2 quarters. Work happens in EPSG:4550
+(CGCS2000 Gauss-Kruger, central meridian 123E), as generate_base_grid does; buildings are the OSM
+footprints. Baselines timed in the same run on the same communities: a square grid clipped to the
+community, and the first step of generation alone (noding + polygonize of roads and water).
+
+Measures per scenario (gridkit.grids.generate.measures), on roads of class primary, secondary,
+tertiary, trunk (and motorway, links), tunnels excluded:
+- in target: share of cells the target applies to that meet it, counted by the building rule
+  (largest part of the footprint: the count after publishing);
+- major ≥30 m in: share of major-road length lying farther than 30 m from every cell edge;
+- cells ≥50 m: cells holding at least 50 m of major road more than 5 m inside them;
+- strips: cells lying between two carriageways of one road;
+- min PP: the lowest Polsby-Popper score of a land cell; PP<0.15: land cells below 0.15, and how
+  many of them carry no explanation (must be 0).
 """
 
 from __future__ import annotations
@@ -26,15 +34,29 @@ import shapely
 from pyproj import Transformer
 from shapely.geometry import box
 
-from gridkit.grids.generate import Target, generate_cells, road_lines, water_features
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
-DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "shanghai-bund-osm"
+from gridkit.grids.generate import (  # noqa: E402
+    MIN_COMPACTNESS,
+    Road,
+    Target,
+    building_cells,
+    generate_cells,
+    polsby_popper,
+    road_features,
+    water_features,
+)
+from gridkit.grids.generate.measures import carriageway_strips, cells_holding_major, major_road_inside  # noqa: E402
+from tests.factories_generate import THREE_COMMUNITIES  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data" / "shanghai-bund-osm"
 EPSG = 4550
 INSET_DEG = 0.0008
 
 
 def load():
-    """Return the communities (metric), roads, major roads, water and building centroids (EPSG:4550)."""
+    """Return communities (metric), roads (Road), major road lines for measures, water, footprints (EPSG:4550)."""
     roads = gpd.read_file(DATA / "roads_lines.geojson").to_crs(4490)
     water = [gpd.read_file(DATA / f"water_{kind}.geojson").to_crs(4490) for kind in ("polygons", "lines")]
     buildings = gpd.read_file(DATA / "buildings_polygons.geojson").to_crs(4490)
@@ -49,22 +71,28 @@ def load():
     midx, midy = (minx + maxx) / 2, (miny + maxy) / 2
     quarters = [box(minx, midy, midx, maxy), box(midx, midy, maxx, maxy),
                 box(minx, miny, midx, midy), box(midx, miny, maxx, midy)]
+    features = road_features(roads)
+    road_list = [Road(g, r.major, r.name, r.ref, r.rail) for r, g in zip(features, metric(r.geom for r in features))]
     return {
+        "three": metric(p for _, p in THREE_COMMUNITIES.values()),
         "whole": metric([box(minx, miny, maxx, maxy)]),
         "quarters": metric(quarters),
-        "roads": metric(road_lines(roads)),
-        "major": metric(road_lines(roads, major=True)),
+        "roads": road_list,
+        "major": [r.geom for r in road_list if r.major and not r.rail],
         "water": metric([g for frame in water for g in water_features(frame)]),
-        "buildings": [g.centroid for g in metric(buildings.geometry)],
+        "buildings": metric(buildings.geometry),
     }
+
+
+def generate_new(community, data, target):
+    """Generate with today's algorithm (road hierarchy, carriageways, footprints by the building rule)."""
+    return generate_cells(community, data["roads"], data["water"], data["buildings"], target)
 
 
 def square_grid(community, side: float) -> list:
     """Baseline: squares of `side` metres clipped to the community."""
     minx, miny, maxx, maxy = community.bounds
-    xs = np.arange(minx, maxx, side)
-    ys = np.arange(miny, maxy, side)
-    x, y = np.meshgrid(xs, ys)
+    x, y = np.meshgrid(np.arange(minx, maxx, side), np.arange(miny, maxy, side))
     squares = shapely.box(x.ravel(), y.ravel(), x.ravel() + side, y.ravel() + side)
     clipped = shapely.intersection(squares, community)
     return [c for c in clipped if not c.is_empty]
@@ -72,7 +100,8 @@ def square_grid(community, side: float) -> list:
 
 def polygonize_only(community, roads, water) -> list:
     """Baseline: the first step of generation alone (node community boundary, roads, water; polygonize)."""
-    lines = [community.boundary, *roads, *(w.boundary if w.geom_type.endswith("Polygon") else w for w in water)]
+    lines = [community.boundary, *(r.geom for r in roads),
+             *(w.boundary if w.geom_type.endswith("Polygon") else w for w in water)]
     clip = community.buffer(1.0)
     lines = [shapely.intersection(g, clip) for g in lines]
     faces = shapely.get_parts(shapely.polygonize(shapely.get_parts(shapely.union_all(lines))))
@@ -89,7 +118,47 @@ def best_of(repeat: int, func):
     return result, min(times)
 
 
-def main(argv=None) -> int:
+def measure(results, communities, data, target) -> dict:
+    """Return the measures of one scenario's results (see the module docstring)."""
+    cells = [c for r in results for c in r.cells]
+    applicable = 0
+    ok = 0
+    for result, community in zip(results, communities):
+        # Counted again by the building rule, whatever the generator counted (footprints mostly inside).
+        inside = [b for b in data["buildings"] if community.intersection(b).area >= 0.5 * b.area]
+        owner = building_cells([c.polygon for c in result.cells], inside)
+        counts = np.bincount(owner[owner >= 0], minlength=len(result.cells))
+        for cell, n in zip(result.cells, counts):
+            if cell.status == "water":
+                continue
+            applicable += 1
+            size = n if target.measure == "buildings" else cell.area_m2
+            ok += target.min <= size <= target.max
+    total, far = 0.0, 0.0
+    for result in results:
+        t, f = major_road_inside(result.cells, data["major"])
+        total, far = total + t, far + f
+    land = [c for c in cells if not c.water]
+    low = [c for c in land if polsby_popper(c.polygon) < MIN_COMPACTNESS]
+    return {
+        "cells": len(cells), "in_target": ok / max(applicable, 1), "major_far": far / total if total else 0.0,
+        "holding": sum(cells_holding_major(r.cells, data["major"]) for r in results),
+        "strips": sum(len(carriageway_strips(r.cells, data["roads"])) for r in results),
+        "min_pp": min((polsby_popper(c.polygon) for c in land), default=1.0),
+        "low_pp": len(low), "unexplained": sum(not getattr(c, "notes", None) for c in low),
+    }
+
+
+SCENARIOS = [
+    ("3 communities, 10–40 bldg", "three", Target.buildings(10, 40)),
+    ("3 communities, 20k–200k m²", "three", Target.area_m2(20_000, 200_000)),
+    ("whole box, 20–150 bldg", "whole", Target.buildings(20, 150)),
+    ("whole box, area 20k–400k m²", "whole", Target.area_m2(20_000, 400_000)),
+    ("4 quarters, 20k–200k m²", "quarters", Target.area_m2(20_000, 200_000)),
+]
+
+
+def main(argv=None, generate=generate_new) -> int:
     """Run the benchmark and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement; the best is kept")
@@ -97,49 +166,32 @@ def main(argv=None) -> int:
     if not DATA.exists():
         print(f"The Shanghai sample is missing: expected it at {DATA}", file=sys.stderr)
         return 1
-
     started = time.perf_counter()
     data = load()
     print(f"Read and reprojected the sample in {time.perf_counter() - started:.2f} s: {len(data['roads'])} cutting "
-          f"roads ({len(data['major'])} major), {len(data['water'])} water features, "
-          f"{len(data['buildings'])} buildings; whole box {data['whole'][0].area / 1e6:.2f} km².")
-
-    scenarios = [
-        ("whole box, area 20k–400k m²", data["whole"], Target.area_m2(20_000, 400_000)),
-        ("whole box, area 5k–50k m²", data["whole"], Target.area_m2(5_000, 50_000)),
-        ("whole box, 20–150 buildings", data["whole"], Target.buildings(20, 150)),
-        ("whole box, 10–40 buildings", data["whole"], Target.buildings(10, 40)),
-        ("4 quarters, area 20k–200k m²", data["quarters"], Target.area_m2(20_000, 200_000)),
-    ]
-    header = (f"{'scenario':<30} {'cells':>6} {'in target':>9} {'time s':>8} {'cells/s':>9} "
-              f"{'grid s':>8} {'× grid':>7} {'polygonize s':>12} {'× polyg.':>8}")
+          f"roads ({sum(r.major for r in data['roads'])} major), {len(data['water'])} water features, "
+          f"{len(data['buildings'])} building footprints.")
+    header = (f"{'scenario':<28} {'cells':>5} {'in target':>9} {'time s':>7} {'× polyg.':>8} {'× grid':>7} "
+              f"{'major ≥30m in':>13} {'cells ≥50m':>10} {'strips':>6} {'min PP':>6} {'PP<0.15':>7} {'unexpl.':>7}")
     print()
     print(header)
     print("-" * len(header))
-    for name, communities, target in scenarios:
-        def generate():
-            return [generate_cells(c, data["roads"], data["water"], data["buildings"], target,
-                                   major_roads=data["major"]) for c in communities]
-
-        results, seconds = best_of(args.repeat, generate)
+    for name, key, target in SCENARIOS:
+        communities = data[key]
+        results, seconds = best_of(args.repeat, lambda cs=communities, t=target: [generate(c, data, t) for c in cs])
         side = (((target.min + target.max) / 2) if target.measure == "area" else 100_000) ** 0.5
-        _, grid_seconds = best_of(args.repeat, lambda: [square_grid(c, side) for c in communities])
-        _, poly_seconds = best_of(args.repeat, lambda: [polygonize_only(c, data["roads"], data["water"])
-                                                        for c in communities])
-        cells = sum(len(r.cells) for r in results)
-        applicable = [c for r in results for c in r.cells if c.status != "water"]
-        share = sum(c.status == "ok" for c in applicable) / max(len(applicable), 1)
+        _, grid_seconds = best_of(args.repeat, lambda cs=communities, s=side: [square_grid(c, s) for c in cs])
+        _, poly_seconds = best_of(args.repeat, lambda cs=communities: [polygonize_only(c, data["roads"], data["water"])
+                                                                       for c in cs])
         tiling = max(r.tiling_error_m2 for r in results)
         assert tiling <= 1e-9 * sum(c.area for c in communities), f"tiling error {tiling} m²"
-        print(f"{name:<30} {cells:>6} {share:>8.0%} {seconds:>8.3f} {cells / seconds:>9.0f} "
-              f"{grid_seconds:>8.4f} {seconds / grid_seconds:>7.0f} {poly_seconds:>12.4f} "
-              f"{seconds / poly_seconds:>8.1f}")
-        outside = [c for r in results for c in r.outside if c.status != "water"]
-        for reason in sorted({c.reason for c in outside}):
-            print(f"    {sum(c.reason == reason for c in outside)} × {reason}")
+        m = measure(results, communities, data, target)
+        print(f"{name:<28} {m['cells']:>5} {m['in_target']:>8.0%} {seconds:>7.3f} {seconds / poly_seconds:>8.1f} "
+              f"{seconds / grid_seconds:>7.0f} {m['major_far']:>12.1%} {m['holding']:>10} {m['strips']:>6} "
+              f"{m['min_pp']:>6.3f} {m['low_pp']:>7} {m['unexplained']:>7}")
     print()
-    print("× grid / × polyg.: generation time divided by the baseline's time on the same communities.")
-    print("in target: share of cells the target applies to (water cells under a building target excluded).")
+    print("× polyg. / × grid: generation time divided by the baseline's time on the same communities.")
+    print("in target: by the building rule (the count after publishing); water cells excluded.")
     return 0
 
 

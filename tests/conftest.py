@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from gridkit import db
+from gridkit.assign import install_assignment_hook
 from gridkit.config import Settings
 from gridkit.db.embedded import ADMIN_ROLE, EmbeddedCluster
 from gridkit.errors import SetupError
@@ -112,6 +113,7 @@ def session(engine):
     connection = engine.connect()
     outer = connection.begin()
     sess = Session(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
+    install_assignment_hook(sess)
     try:
         yield sess
     finally:

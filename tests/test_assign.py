@@ -4,7 +4,7 @@ agreement with PostGIS ST_Covers (ties on shared edges and corners included)."""
 from __future__ import annotations
 
 import random
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
@@ -146,7 +146,7 @@ def test_where_ids_limits_the_work(session, grid, path):
 def test_all_kinds_by_point(session, grid, path):
     b = building(session, X0 + 0.5 * D, Y0 + 1.5 * D)
     r = resident(session, X0 + 2.5 * D, Y0 + 0.5 * D)
-    i = Incident(code=f"I{next(_serial)}", reported_at=datetime(2026, 1, 1, tzinfo=timezone.utc),
+    i = Incident(code=f"I{next(_serial)}", reported_at=datetime(2026, 1, 1, tzinfo=UTC),
                  geom=from_shape(Point(X0 + 1.5 * D, Y0 + 1.5 * D), srid=SRID))
     session.add(i)
     session.flush()
@@ -256,7 +256,7 @@ def _irregular_edition(session, rng: random.Random) -> tuple[BaseGridEdition, tu
     order = list(range(len(cells)))
     rng.shuffle(order)                                       # codes unrelated to positions
     edition = BaseGridEdition(name="irregular", status="published",
-                              published_at=datetime(2020, 1, 1, tzinfo=timezone.utc))
+                              published_at=datetime(2020, 1, 1, tzinfo=UTC))
     session.add(edition)
     session.flush()
     session.add_all([BaseCell(edition_id=edition.id, code=code(seq), community_code=COMMUNITY,

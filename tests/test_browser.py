@@ -10,12 +10,14 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from factories import STREET, X0, Y0, D, make_base_grid
 from werkzeug.serving import make_server
 
 from tests.factories import STREET, D, X0, Y0, make_base_grid
-from gridkit import db, maps
+from gridkit import db, layers
 from web import create_app
 from web.mapview import MIN_CELL_ZOOM
+from web.params import parse_bbox
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -93,7 +95,7 @@ def _wait_for_cells(page, loads_before: int) -> dict:
 
 def _expected_cells(settings, bbox_text: str) -> list[str]:
     with db.session_factory(db.engine_for(settings))() as session:
-        collection = maps.base_cells_geojson(session, bbox=maps.parse_bbox(bbox_text))
+        collection = layers.base_cells_geojson(session, bbox=parse_bbox(bbox_text))
     return [f["properties"]["code"] for f in collection["features"]]
 
 

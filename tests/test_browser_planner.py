@@ -12,15 +12,29 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from factories import X0, Y0, D
+from test_browser import _offline_page, chromium  # noqa: F401 (a fixture)
+from test_web_planner import (
+    C1,
+    C2,
+    DEPT,
+    NEW,
+    PASSWORD,
+    A,
+    B,
+    cell,
+    commit,
+    make_overlapping_edition,
+    make_planner_data,
+    members,
+    read,
+)
 from werkzeug.serving import make_server
 
 from tests.factories import D, X0, Y0
 from gridkit import db
 from gridkit.grids import work
 from gridkit.models import WorkGridVersion
-from test_browser import _offline_page, chromium  # noqa: F401 (a fixture)
-from test_web_planner import (A, B, C1, C2, DEPT, NEW, PASSWORD, cell, commit, make_overlapping_edition,
-                              make_planner_data, members, read)
 from web import create_app
 
 SHOTS = Path("/tmp")
@@ -150,7 +164,7 @@ def test_planner_edits_publishes_and_compares(chromium, server):
     assert page.locator("path.gk-drawn-polygon").count() == 1
     page.screenshot(path=str(SHOTS / "gridkit-planner-polygon.png"))
     page.select_option("#gk-target", "__new__")
-    polygon_cell = f"{DEPT}{C2}02"
+    polygon_cell = f"{DEPT}{C2}01"   # the first community-coded cell of community 2
     assert page.input_value("#gk-new-code") == polygon_cell
     page.click("#gk-move")
     state = after_save(page, state)
@@ -269,6 +283,9 @@ def test_basegrid_page_lists_and_draws_problems(chromium, server):
     commit(settings, make_overlapping_edition)
     page, blocked, errors = _offline_page(chromium, base_url)
     page.goto(f"{base_url}/basegrid?edition=2027-draft")
+    # Validation is for signed-in users: a visitor is offered the sign-in instead.
+    assert page.locator("#gk-problems-status a").count() == 1
+    sign_in(page, base_url, then="/basegrid?edition=2027-draft")
     page.wait_for_function("() => window.gridkit && window.gridkit.problems && window.gridkit.problems.state.loaded")
     page.wait_for_function("() => !window.gridkit.state.busy && window.gridkit.state.loads > 0")
     items = page.locator("#gk-problem-list .problem-item")

@@ -11,6 +11,7 @@ from geoalchemy2.shape import to_shape
 from shapely.geometry import MultiPolygon, box
 from sqlalchemy import func, select
 
+from gridkit.config import Settings
 from gridkit.errors import ValidationError
 from gridkit.grids.importer import ImportRefused, import_admin_units, import_base_cells
 from gridkit.io import VectorReadError, read_vector, write_report
@@ -369,3 +370,82 @@ def test_import_result_summary(session):
     summary = result.summary()
     assert summary["created"] == 2 and summary["edition"] == "夏季" and summary["encoding"] == "UTF-8"
     assert isinstance(result.notes, list) and isinstance(ImportRefused("x"), ValidationError)
+
+
+# -- names, attributes and limits ---------------------------------------------------------------------
+
+
+def test_base_cell_names_and_every_other_attribute_are_kept(session, tmp_path):
+    make_admin_units(session)
+    path = tmp_path / "named.geojson"
+    write_geojson(path, [
+        feature({"code": code(1), "名称": "一号网格", "面积": 1.5, "人口": 120, "备注": None, "ok": True}, cell(0)),
+        feature({"code": code(2), "名称": None, "面积": 2.25, "人口": 80, "备注": "新建", "ok": False}, cell(1))])
+    result = import_base_cells(session, path, code_field="code", name_field="名称")
+    cells = {c.code: c for c in session.scalars(select(BaseCell).where(BaseCell.edition_id == result.edition_id))}
+    assert cells[code(1)].name == "一号网格" and cells[code(2)].name is None
+    assert cells[code(1)].attributes == {"面积": 1.5, "人口": 120, "备注": None, "ok": True}
+    assert cells[code(2)].attributes == {"面积": 2.25, "人口": 80, "备注": "新建", "ok": False}
+
+
+def test_admin_unit_attributes_are_kept(session, tmp_path):
+    make_admin_units(session)
+    path = tmp_path / "communities.geojson"
+    write_geojson(path, [feature({"code": "440304001002", "name": "园岭社区", "户数": 1200, "类型": "城市社区"},
+                                 box(114.053, 22.530, 114.056, 22.533))])
+    import_admin_units(session, path, level="community", code_field="code", name_field="name")
+    assert session.get(AdminUnit, "440304001002").attributes == {"户数": 1200, "类型": "城市社区"}
+
+
+def test_base_cell_name_field_must_exist_and_fit(session, tmp_path):
+    make_admin_units(session)
+    error = refused(session, cells, BAD / "duplicate_codes.geojson", name_field="名称")
+    assert "missing_field" in kinds(error)
+    path = tmp_path / "long.geojson"
+    write_geojson(path, [feature({"code": code(1), "name": "长" * 101}, cell(0))])
+    error = refused(session, cells, path, name_field="name")
+    assert kinds(error) == ["name_too_long"] and error.problems[0]["code"] == code(1)
+
+
+def test_vertex_limit_comes_from_the_settings_and_nothing_is_imported(session):
+    make_admin_units(session)
+    error = refused(session, cells, BAD / "many_vertices.geojson", settings=Settings(max_vertices=200))
+    assert kinds(error) == ["too_many_vertices"] and error.problems[0]["code"] == code(2)
+    assert cells(session, BAD / "many_vertices.geojson", edition="many").created == 2
+
+
+def test_damaged_zip_member_is_refused_by_the_importer(session):
+    make_admin_units(session)
+    error = refused(session, cells, BAD / "damaged_member.zip")
+    assert kinds(error) == ["bad_zip_member"] and "cells.dbf" in str(error)
+
+
+def test_problems_and_refusals_render_in_chinese_and_english(session):
+    """Every problem carries a catalogue key and JSON params; the refusal renders in zh-CN from the same."""
+    import json
+
+    from gridkit.io.vector import problem_text
+
+    make_admin_units(session)
+    error = refused(session, cells, BAD / "duplicate_codes.geojson")
+    (p,) = error.problems
+    assert p["key"] == "geometry.vector.on_feature" and json.loads(json.dumps(p)) == p
+    assert "appears again" in problem_text(p, "en") and "重复出现" in problem_text(p, "zh-CN")
+    assert error.code == "geometry.refused_one"
+    assert "未导入任何数据" in error.render("zh-CN") and "Nothing was imported" in error.render("en")
+    error = refused(session, cells, BAD / "damaged_member.zip")
+    assert "已损坏" in error.render("zh-CN") and "cells.dbf" in error.render("zh-CN")
+
+
+def test_geometry_catalogue_has_the_same_keys_in_both_languages():
+    import json
+    from string import Formatter
+
+    from gridkit.messages import CATALOGUE_DIR
+
+    en = json.loads((CATALOGUE_DIR / "en" / "geometry.json").read_text(encoding="utf-8"))
+    zh = json.loads((CATALOGUE_DIR / "zh-CN" / "geometry.json").read_text(encoding="utf-8"))
+    assert set(en) == set(zh)
+    for key in en:
+        fields = {f for _, f, _, _ in Formatter().parse(en[key]) if f}
+        assert fields == {f for _, f, _, _ in Formatter().parse(zh[key]) if f}, key

@@ -50,7 +50,7 @@ def test_corpus_is_up_to_date(tmp_path):
     for name in names:
         if name.endswith((".geojson", ".csv")):
             assert (tmp_path / "bad" / name).read_bytes() == (BAD / name).read_bytes(), name
-    assert sum((BAD / n).stat().st_size for n in names) < 60_000  # tiny
+    assert sum((BAD / n).stat().st_size for n in names) < 70_000  # tiny
 
 
 # -- encodings ---------------------------------------------------------------------------------------
@@ -283,6 +283,43 @@ def test_zip_symlink_and_absolute_members_are_refused(tmp_path):
     absolute = _zip(tmp_path / "abs.zip", {"/tmp/cells.geojson": b"{}", "C:/cells.shp": b""})
     error = refused(absolute)
     assert kinds(error) == ["unsafe_zip", "unsafe_zip"] and "absolute path" in str(error)
+
+
+def test_zip_with_a_damaged_member_names_it(tmp_path):
+    error = refused(BAD / "damaged_member.zip")
+    assert kinds(error) == ["bad_zip_member"]
+    assert "'cells.dbf' is damaged" in str(error) and "Zip the layer again" in str(error)
+
+
+def test_feature_over_the_vertex_limit_is_named(tmp_path):
+    error = refused(BAD / "many_vertices.geojson", max_vertices=200)
+    assert kinds(error) == ["too_many_vertices"]
+    (p,) = error.problems
+    assert (p["index"], p["field"]) == (1, "geometry") and "201 vertices" in p["message"]
+    assert len(read_vector(BAD / "many_vertices.geojson").gdf) == 2  # the default limit is 100,000
+
+
+def test_feature_with_a_million_vertices_is_refused_by_default(tmp_path):
+    import numpy as np
+
+    n = 100_001
+    angles = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    ring = np.column_stack([114.05 + 0.001 * np.cos(angles), 22.53 + 0.001 * np.sin(angles)])
+    write_geojson(tmp_path / "huge.geojson", [feature({"code": code(1)}, Polygon(ring))])
+    error = refused(tmp_path / "huge.geojson", code_field="code")
+    assert kinds(error) == ["too_many_vertices"] and code(1) in str(error) and "100,002 vertices" in str(error)
+
+
+def test_projected_input_is_densified_before_reprojection(tmp_path):
+    frame = gpd.GeoDataFrame({"code": [code(1)]}, geometry=[box(530_000, 2_490_000, 530_950, 2_490_950)],
+                             crs="EPSG:4547")
+    frame.to_file(tmp_path / "gk.shp")
+    read = read_vector(tmp_path / "gk.shp", multipart="single")
+    (geom,) = read.gdf.geometry
+    assert len(geom.exterior.coords) == 41  # 4 edges of 950 m in 10 pieces each, closed
+    assert any(n["kind"] == "densified" for n in read.notes)
+    back = gpd.GeoSeries([geom], crs=4490).to_crs("EPSG:4547").iloc[0]
+    assert back.symmetric_difference(frame.geometry.iloc[0]).area < 0.01  # within 0.1 mm of each edge
 
 
 def test_not_a_zip(tmp_path):

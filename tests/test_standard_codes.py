@@ -188,7 +188,8 @@ def test_seed_categories_load():
     categories = load_categories()
     by_code = {c.code: c for c in categories}
     assert len(by_code) == len(categories) > 60
-    assert by_code["0101"] == Category("0101", "component", "01", "公用设施", "上水井盖", 24)
+    assert by_code["0101"] == Category("0101", "component", "01", "公用设施", "上水井盖", 24, "200001",
+                                       (("accept", 2), ("classify", 2), ("dispatch", 4), ("verify", 24)))
     assert by_code["E0101"].name == "暴露垃圾" and by_code["E0101"].kind == "event"
     components = {c.major_code: c.major_name for c in categories if c.kind == "component"}
     assert components == COMPONENT_MAJOR_CLASSES

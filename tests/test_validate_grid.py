@@ -14,10 +14,16 @@ from shapely.geometry import MultiPolygon, Point, Polygon, box
 from sqlalchemy import func, select, text
 
 from gridkit.errors import InvalidTransition, NotFound, ValidationError
-from gridkit.grids.validate import (SLIVER_M2, Problem, order_in_rows, renumber_base_cells,
-                                    validate_admin_units, validate_base_grid)
+from gridkit.grids.validate import (
+    SLIVER_M2,
+    Problem,
+    order_in_rows,
+    renumber_base_cells,
+    validate_admin_units,
+    validate_base_grid,
+)
 from gridkit.models import SRID, AdminUnit, BaseCell, BaseGridEdition
-from tests.factories import D, DISTRICT, STREET, X0, Y0, make_admin_units, make_base_grid
+from tests.factories import DISTRICT, STREET, X0, Y0, D, make_admin_units, make_base_grid
 
 C1, C2 = f"{STREET}001", f"{STREET}002"
 GEOD = pyproj.Geod(ellps="GRS80")  # the CGCS2000 ellipsoid, as ST_Area(geography) uses for SRID 4490
@@ -108,6 +114,25 @@ def test_enlarged_cell_overlaps_its_neighbour(session):
     assert (p.type, p.codes) == ("overlap", [code(C1, 5), code(C1, 6)])
     assert p.area_m2 == pytest.approx(m2(overlap), rel=1e-3)
     assert same_place(p.location, overlap)
+
+
+def test_overlap_narrower_than_the_tolerance_is_a_note(session):
+    """A cell 2 cm too wide (1 m at the other end is not): noise below 5 cm is a note, not a problem."""
+    edition = make_base_grid(session)
+    x, y = X0 + D, Y0 + D
+    two_cm = 0.02 / (111_320 * 0.9239)                        # degrees of longitude at 22.5°N
+    set_geom(session, edition, code(C1, 5), box(x, y, x + D + two_cm, y + D))
+    notes: list = []
+    assert validate_base_grid(session, edition, notes=notes) == []
+    (note,) = notes
+    assert (note.type, note.codes) == ("overlap", [code(C1, 5), code(C1, 6)])
+    assert note.width_m == pytest.approx(0.02, rel=0.05) and "reprojection noise" in note.message
+    assert "投影转换误差" in note.render("zh-CN") and note.to_dict("zh-CN")["message"] == note.render("zh-CN")
+    [strict] = validate_base_grid(session, edition, tolerance_m=0.01)
+    assert strict.type == "overlap" and strict.key == "geometry.validate.cell_overlap"
+    set_geom(session, edition, code(C1, 5), box(x, y, x + D + 50 * two_cm, y + D))
+    [wide] = validate_base_grid(session, edition)
+    assert wide.type == "overlap" and wide.width_m == pytest.approx(1.0, rel=0.05)
 
 
 def test_cell_inside_another_is_an_overlap(session):
@@ -415,7 +440,8 @@ def test_renumber_one_community(session):
     assert {new[:12] for _, new in changes} == {C2}
     now = codes_by_id(session, edition)
     assert {i: c for i, c in now.items() if c.startswith(C2)} == {i: c for i, c in expected.items() if c.startswith(C2)}
-    assert {i: c for i, c in now.items() if c.startswith(C1)} == {i: c for i, c in reversed_codes.items() if c.startswith(C1)}
+    assert {i: c for i, c in now.items() if c.startswith(C1)} == {
+        i: c for i, c in reversed_codes.items() if c.startswith(C1)}
     with pytest.raises(NotFound):
         renumber_base_cells(session, edition, community="440304001077")
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from gridkit.messages import catalogue
-import json
 import os
 import re
 import stat
@@ -12,11 +10,13 @@ from pathlib import Path
 
 import folium
 import pytest
+from factories import STREET, X0, Y0, D, make_base_grid
 from flask import Blueprint
 
 from tests.factories import STREET, D, X0, Y0, make_base_grid
 from gridkit import db
 from gridkit.config import Settings
+from gridkit.messages import catalogue
 from gridkit.models import EDITION_STATUSES, ROLES
 from gridkit.users import add_user
 from web import create_app
@@ -192,7 +192,7 @@ def test_api_base_cells_malformed_bbox_is_400_json(client, query):
     assert response.status_code == 400
     body = response.get_json()
     assert body["error"] == "ValidationError"
-    assert "bbox" in body["message"]
+    assert body["code"].startswith("layers.bbox") and "范围" in body["message"]
 
 
 def test_api_base_cells_bad_edition(client):
@@ -213,9 +213,10 @@ def test_api_health(client):
 def test_unreachable_database_is_503(tmp_path):
     app = create_app(Settings(home=tmp_path / "home",
                               database_url="postgresql://nobody@127.0.0.1:1/nothing"))
-    api = app.test_client().get("/api/health?lang=en")
+    api = app.test_client().get("/api/health")
     assert api.status_code == 503 and api.get_json()["error"] == "SetupError"
-    assert "cannot connect" in api.get_json()["message"]
+    assert "无法连接" in api.get_json()["message"]
+    assert "cannot connect" in app.test_client().get("/api/health?lang=en").get_json()["message"]
     page = app.test_client().get("/")
     assert page.status_code == 503 and page.content_type.startswith("text/html")
     assert "服务暂不可用" in page.get_data(as_text=True)
@@ -262,16 +263,24 @@ def test_login_and_logout(client):
         assert "user_id" not in cookie_session
 
     right = client.post("/login", data={"name": "planner1", "password": PASSWORD, "csrf_token": token})
-    assert right.status_code == 302 and right.headers["Location"] == "/"
+    # Signed in, a user lands in their role's workspace.
+    assert right.status_code == 302 and right.headers["Location"] == "/planner"
     home = client.get("/").get_data(as_text=True)
     assert "planner1（网格规划员）" in home and 'action="/logout"' in home
 
     assert client.post("/logout").status_code == 400          # no CSRF token: refused
     assert "planner1" in client.get("/").get_data(as_text=True)
     token = _csrf(client, "/")
+    with client.session_transaction() as cookie_session:
+        copied = dict(cookie_session)
     out = client.post("/logout", data={"csrf_token": token})
     assert out.status_code == 302
     assert "planner1" not in client.get("/").get_data(as_text=True)
+    # The session ends on the server: a cookie copied before signing out no longer works.
+    with client.session_transaction() as cookie_session:
+        cookie_session.update(copied)
+    assert "planner1" not in client.get("/").get_data(as_text=True)
+    assert client.get("/api/planner/departments").status_code == 401
 
 
 def test_login_without_csrf_token_is_refused(client):
@@ -289,7 +298,7 @@ def test_login_goes_to_next_but_only_on_this_site(client):
     token = _csrf(client)
     evil = client.post("/login", data={"name": "planner1", "password": PASSWORD, "csrf_token": token,
                                        "next": "//evil.example/"})
-    assert evil.headers["Location"] == "/"
+    assert evil.headers["Location"] == "/planner"
 
 
 def test_login_required_by_role(fresh_settings):
@@ -312,7 +321,7 @@ def test_login_required_by_role(fresh_settings):
     client = app.test_client()
     anonymous = client.get("/admin-only")
     assert anonymous.status_code == 302 and anonymous.headers["Location"] == "/login?next=/admin-only"
-    assert client.get("/api/anyone").status_code == 403
+    assert client.get("/api/anyone").status_code == 401
 
     token = _csrf(client)
     client.post("/login", data={"name": "planner1", "password": PASSWORD, "csrf_token": token})
@@ -380,7 +389,7 @@ def test_every_key_used_exists_in_both_languages():
 class _TextCollector(HTMLParser):
     """Collects text nodes and user-visible attributes outside <script> and <style>."""
 
-    VISIBLE_ATTRIBUTES = {"title", "alt", "placeholder", "aria-label", "value"}
+    VISIBLE_ATTRIBUTES = frozenset({"title", "alt", "placeholder", "aria-label", "value"})
 
     def __init__(self):
         super().__init__()
@@ -408,9 +417,9 @@ def test_templates_hold_no_untranslated_text():
     for template in (WEB / "templates").glob("*.html"):
         source = template.read_text(encoding="utf-8")
         # Blocks that fill class attributes hold CSS class names, not text.
-        bare = re.sub(r"\{% block \w+_class %\}.*?\{% endblock %\}", " ", source, flags=re.S)
+        bare = re.sub(r"\{% block \w+_class %\}.*?\{% endblock %\}", " ", source, flags=re.DOTALL)
         # Jinja expressions and statements are where translated text comes from.
-        bare = re.sub(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", " ", bare, flags=re.S)
+        bare = re.sub(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", " ", bare, flags=re.DOTALL)
         collector = _TextCollector()
         collector.feed(bare)
         for text in collector.found:
@@ -421,4 +430,5 @@ def test_templates_hold_no_untranslated_text():
 def test_no_chinese_literals_outside_translations():
     for path in [*WEB.glob("*.py"), WEB / "static/js/gridkit-map.js"]:
         text = path.read_text(encoding="utf-8")
-        assert not re.search(r"[\u4e00-\u9fff]", text), f"{path.name} has Chinese text: use the message catalogue gridkit/messages"
+        assert not re.search(r"[\u4e00-\u9fff]", text), \
+            f"{path.name} has Chinese text: use the message catalogue gridkit/messages"

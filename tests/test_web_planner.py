@@ -4,32 +4,45 @@ locking, CSRF, and the base grid problems API."""
 
 from __future__ import annotations
 
-from gridkit.messages import catalogue
 import json
 import re
 from pathlib import Path
 
 import pytest
+from factories import STREET, X0, Y0, D, make_base_grid
 from geoalchemy2.shape import from_shape
 from shapely.geometry import box
 from sqlalchemy import select
 
 from tests.factories import STREET, D, X0, Y0, make_base_grid
-from gridkit import db, maps
+from gridkit import db, layers
+from gridkit.checks import base_grid_problems_geojson
 from gridkit.grids import work
-from gridkit.models import SRID, BaseCell, BaseGridEdition, WorkCell, WorkCellMember, WorkGridVersion
+from gridkit.messages import catalogue
+from gridkit.models import (
+    SRID,
+    BaseCell,
+    BaseGridEdition,
+    EditionCheck,
+    WorkCell,
+    WorkCellMember,
+    WorkGridVersion,
+)
 from gridkit.users import add_user
-from web import create_app
+from web import create_app, pages
 from web.mapview import BASEGRID_JS_STRINGS
 from web.planner import JS_STRINGS
+from web.scope import jurisdiction_within_scope
 
 WEB = Path(__file__).resolve().parent.parent / "web"
 PASSWORD = "correct-horse-7"
 DEPT, OTHER_DEPT = "100001", "200002"
 C1, C2 = f"{STREET}001", f"{STREET}002"
-# Work cells: department + community + sequence (20 digits).
-A, B = f"{DEPT}{C1}01", f"{DEPT}{C2}01"
-NEW = f"{DEPT}{C1}02"
+# Work cells: department + area + sequence (20 digits).
+# Coded for the street (area part 440304001000), so that base cells may move between them: a work
+# cell's area part must name an admin unit holding all its base cells.
+A, B = f"{DEPT}{STREET}00001", f"{DEPT}{STREET}00002"
+NEW = f"{DEPT}{C1}01"    # coded for community 1: the editor suggests the community's next free code
 
 
 def cell(community: str, n: int) -> str:
@@ -146,7 +159,7 @@ def test_editor_page_renders_the_map_and_config(planner):
     html = response.get_data(as_text=True)
     assert "城市管理" in html and "移入所选工作网格" in html and "发布此草稿" in html
     assert "gridkit-planner.js" in html and 'class="folium-map"' in html
-    config = json.loads(re.search(r'id="gridkit-planner-config">(.*?)</script>', html, re.S).group(1))
+    config = json.loads(re.search(r'id="gridkit-planner-config">(.*?)</script>', html, re.DOTALL).group(1))
     assert config["mode"] == "edit" and config["version"]["revision"] == 0 and config["fullLoad"] is True
     assert config["api"]["move"] == f"/api/planner/drafts/{ids['draft']}/move"
     assert config["urls"]["diff"] == "/planner/diff/{dept}/{old}/{new}"
@@ -189,13 +202,13 @@ def test_jurisdiction_within_scope_follows_the_admin_tree(session):
     make_base_grid(session, communities=2)
     work.add_department(session, DEPT, "城市管理", jurisdiction=STREET)
     work.add_department(session, OTHER_DEPT, "全市部门")
-    assert maps.jurisdiction_within_scope(session, DEPT, None)
-    assert maps.jurisdiction_within_scope(session, DEPT, STREET)
-    assert maps.jurisdiction_within_scope(session, DEPT, "440304")     # the district
-    assert maps.jurisdiction_within_scope(session, DEPT, "440300")     # the city: not a code prefix
-    assert not maps.jurisdiction_within_scope(session, DEPT, C1)
-    assert maps.jurisdiction_within_scope(session, OTHER_DEPT, "440300")
-    assert not maps.jurisdiction_within_scope(session, OTHER_DEPT, STREET)
+    assert jurisdiction_within_scope(session, DEPT, None)
+    assert jurisdiction_within_scope(session, DEPT, STREET)
+    assert jurisdiction_within_scope(session, DEPT, "440304")     # the district
+    assert jurisdiction_within_scope(session, DEPT, "440300")     # the city: not a code prefix
+    assert not jurisdiction_within_scope(session, DEPT, C1)
+    assert jurisdiction_within_scope(session, OTHER_DEPT, "440300")
+    assert not jurisdiction_within_scope(session, OTHER_DEPT, STREET)
 
 
 # Reading -------------------------------------------------------------------------------------------
@@ -223,12 +236,12 @@ def test_version_cells_geojson_limit_and_jurisdiction(session):
     work.add_department(session, OTHER_DEPT, "民政服务", jurisdiction=C1)
     draft = work.start_draft(session, OTHER_DEPT)
     work.set_members(session, draft, f"{OTHER_DEPT}{C1}01", [cell(C1, 1), cell(C2, 1)])
-    features = maps.version_cells_geojson(session, draft.id)["features"]
+    features = layers.version_cells_geojson(session, draft.id)["features"]
     inside = {f["properties"]["code"]: f["properties"]["in_jurisdiction"] for f in features}
     assert inside[cell(C1, 5)] is True and inside[cell(C2, 5)] is False and inside[cell(C2, 1)] is False
-    with pytest.raises(Exception, match="more than 5 base cells"):
-        maps.version_cells_geojson(session, draft.id, limit=5)
-    overview = maps.version_overview(session, draft.id)
+    with pytest.raises(Exception, match="More than 5 base cells"):
+        layers.version_cells_geojson(session, draft.id, limit=5)
+    overview = pages.version_overview(session, draft.id)
     assert overview["counts"] == {"edition_cells": 18, "base_cells": 9, "assigned": 1, "excluded": 0,
                                   "unassigned": 8, "outside_jurisdiction": 1}
 
@@ -310,7 +323,7 @@ def test_stale_revision_is_409_naming_who_changed_it(planner_app):
     ({"revision": "1", "work_cell": A, "cells": [cell(C1, 1)]}, "revision"),
     ({"revision": 0, "work_cell": A, "cells": []}, "没有选中"),
     ({"revision": 0, "work_cell": A, "cells": "440304001001001"}, "cells"),
-    ({"revision": 0, "cells": [cell(C1, 1)]}, "20 位"),
+    ({"revision": 0, "cells": [cell(C1, 1)]}, "工作网格编码"),
     ({"revision": 0, "work_cell": A, "polygon": {"type": "Point", "coordinates": [114, 22]}}, "Polygon"),
 ])
 def test_bad_moves_are_400_json(planner, payload, fragment):
@@ -346,8 +359,8 @@ def test_changes_need_the_csrf_token(planner):
     assert members(settings, ids["draft"])[cell(C1, 3)] == A
     # Anonymous callers are refused before the token is even looked at; GET needs no token.
     anonymous = client.application.test_client()
-    assert anonymous.post(url, json=payload, headers={"X-CSRF-Token": token}).status_code == 403
-    assert anonymous.get(f"/api/planner/versions/{ids['draft']}").status_code == 403
+    assert anonymous.post(url, json=payload, headers={"X-CSRF-Token": token}).status_code == 401
+    assert anonymous.get(f"/api/planner/versions/{ids['draft']}").status_code == 401
 
 
 def test_polygon_selects_and_assigns_cells_by_share(planner):
@@ -377,7 +390,7 @@ def test_polygon_selects_and_assigns_cells_by_share(planner):
 
 
 def test_exclude_cells(planner):
-    client, token, settings, ids = planner
+    client, token, _settings, ids = planner
     url = f"/api/planner/drafts/{ids['draft']}/exclude"
     assert post(client, url, token, {"revision": 0, "cells": [cell(C1, 5)]}).status_code == 400   # no reason
     response = post(client, url, token, {"revision": 0, "cells": [cell(C1, 5)], "reason": "水库"})
@@ -458,7 +471,7 @@ def test_new_draft_rollback_and_diff(planner):
 
 
 def test_new_draft_for_a_department_without_versions(planner):
-    client, token, settings, _ = planner
+    client, token, _settings, _ = planner
     response = post(client, f"/api/planner/departments/{OTHER_DEPT}/drafts", token, {"note": "first"})
     assert response.status_code == 201 and response.get_json()["number"] == 1
     page = client.get(response.get_json()["url"]).get_data(as_text=True)
@@ -495,42 +508,52 @@ def test_basegrid_page_and_problems_api(planner_app):
     page = client.get("/basegrid")
     assert page.status_code == 200
     html = page.get_data(as_text=True)
-    assert "基础网格版本与校验" in html and "gridkit-basegrid.js" in html
+    assert "基础网格版本与校验" in html and "gridkit-basegrid.js" not in html
     assert '<option value="2026" selected>' in html and '<option value="2027-draft">' in html
+    # Validating is expensive: not for anonymous visitors.
+    assert client.get("/api/basegrid/problems").status_code == 401
+    login(client, "planner1")
+    assert "gridkit-basegrid.js" in client.get("/basegrid").get_data(as_text=True)
     clean = client.get("/api/basegrid/problems").get_json()
     assert clean["type"] == "FeatureCollection" and clean["features"] == []
     assert clean["edition"]["name"] == "2026" and clean["cells"] == 18
 
     html = client.get("/basegrid?edition=2027-draft").get_data(as_text=True)
     assert '<option value="2027-draft" selected>' in html
-    config = json.loads(re.search(r'id="gridkit-map-config">(.*?)</script>', html, re.S).group(1))
+    config = json.loads(re.search(r'id="gridkit-map-config">(.*?)</script>', html, re.DOTALL).group(1))
     assert config["edition"] and config["api"]["problems"] == "/api/basegrid/problems"
-    body = client.get("/api/basegrid/problems?edition=2027-draft").get_json()
+    body = client.get(f"/api/basegrid/problems?edition={config['edition']}").get_json()
     overlaps = [f for f in body["features"] if f["properties"]["type"] == "overlap"]
     assert len(overlaps) == 1
     overlap = overlaps[0]
     assert overlap["properties"]["codes"] == [cell(C1, 5), cell(C1, 6)]
     assert overlap["properties"]["area_m2"] == pytest.approx(0.3 * 11390, rel=0.02)
     assert overlap["geometry"]["type"] == "Polygon"
-    minx, miny, maxx, maxy = overlap["properties"]["bbox"]
+    minx, _miny, maxx, _maxy = overlap["properties"]["bbox"]
     assert (minx, maxx) == pytest.approx((X0 + 2 * D, X0 + 2.3 * D))
     assert set(overlap["properties"]) == {"type", "codes", "area_m2", "message", "bbox"}
     assert client.get("/basegrid?edition=nope").status_code == 404
-    missing = client.get("/api/basegrid/problems?edition=nope")
+    assert client.get("/api/basegrid/problems?edition=nope").status_code == 400
+    missing = client.get("/api/basegrid/problems?edition=987654")
     assert missing.status_code == 404 and missing.get_json()["error"] == "NotFound"
 
 
-def test_basegrid_problems_are_cached_per_edition_and_cell_count(session):
+def test_basegrid_problems_are_stored_per_edition_state(session):
     make_base_grid(session)
-    cache = {}
-    first = maps.base_grid_problems_geojson(session, "2026", cache=cache)
-    assert maps.base_grid_problems_geojson(session, "2026", cache=cache) is first
     edition = session.scalar(select(BaseGridEdition))
+    first = base_grid_problems_geojson(session, edition.id)
+    stored = session.get(EditionCheck, edition.id)
+    assert first["features"] == [] and stored is not None
+    # Read back, not validated again: the stored row is what answers.
+    stored.result = {"features": [{"type": "Feature", "id": 1, "geometry": None, "properties": {"type": "marker"}}]}
+    session.flush()
+    assert base_grid_problems_geojson(session, edition.id)["features"][0]["properties"]["type"] == "marker"
+    # A changed edition is validated again.
     session.add(BaseCell(edition_id=edition.id, code=f"{C1}010", community_code=C1,
                          geom=from_shape(box(X0, Y0, X0 + D / 2, Y0 + D / 2), srid=SRID)))
     session.flush()
-    again = maps.base_grid_problems_geojson(session, "2026", cache=cache)
-    assert again is not first and any(f["properties"]["type"] == "overlap" for f in again["features"])
+    again = base_grid_problems_geojson(session, edition.id)
+    assert any(f["properties"]["type"] == "overlap" for f in again["features"])
 
 
 def test_basegrid_page_on_an_empty_database(fresh_settings):
@@ -547,6 +570,7 @@ def test_script_strings_exist_in_both_languages():
         assert not missing, f"{lang}.json lacks {missing}"
     for script in ("gridkit-planner.js", "gridkit-basegrid.js", "gridkit-planner-list.js"):
         source = (WEB / "static" / "js" / script).read_text(encoding="utf-8")
-        assert not re.search(r"[\u4e00-\u9fff]", source), f"{script} has Chinese text: use the message catalogue gridkit/messages"
+        assert not re.search(r"[\u4e00-\u9fff]", source), \
+            f"{script} has Chinese text: use the message catalogue gridkit/messages"
         used = set(re.findall(r'S\["([a-z_.]+)"\]', source))
         assert used <= set(JS_STRINGS) | set(BASEGRID_JS_STRINGS), used - set(JS_STRINGS) - set(BASEGRID_JS_STRINGS)

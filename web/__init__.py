@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from flask import Flask
 
 from gridkit.config import Settings
@@ -11,10 +10,31 @@ from gridkit.keys import kept_key
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Return the gridkit web app for `settings` (default: from GRIDKIT_* environment variables)."""
-    from web import api, auth, database, errors, i18n, planner, public
+    from web import (
+        admin,
+        analyst,
+        api,
+        auth,
+        coordinator,
+        coordinator_cases,
+        database,
+        errors,
+        i18n,
+        incidents_api,
+        ogc,
+        open311,
+        params,
+        planner,
+        public,
+        security,
+        shell,
+        supervisor,
+    )
 
     settings = settings or Settings.from_env()
     app = Flask(__name__)
+    # Ids in URLs stop at PostgreSQL's integer range: a larger one is a 404, not a database error.
+    app.url_map.converters["int"] = params.IdConverter
     app.config["GRIDKIT_SETTINGS"] = settings
     app.config["SECRET_KEY"] = secret_key(settings)
     app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax")
@@ -26,11 +46,22 @@ def create_app(settings: Settings | None = None) -> Flask:
     i18n.init_app(app)
     errors.init_app(app)
     auth.init_app(app)
+    security.init_app(app)
+    shell.init_app(app)
     app.register_blueprint(public.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(planner.bp)
     app.register_blueprint(planner.api)
+    app.register_blueprint(incidents_api.bp)
+    app.register_blueprint(supervisor.bp)
+    app.register_blueprint(coordinator_cases.bp)
+    app.register_blueprint(analyst.bp)
+    app.register_blueprint(ogc.bp)
+    app.register_blueprint(open311.bp)
+    app.register_blueprint(coordinator.bp)
+    app.register_blueprint(coordinator.api)
+    app.register_blueprint(admin.bp)
     return app
 
 

@@ -1,13 +1,27 @@
-"""The read-only JSON API under /api/: summary, GeoJSON layers, health. Public: no personal data."""
+"""The JSON API under /api/ shared by every map: summary, GeoJSON layers, health, me, whois, search.
+
+No personal data except coordinators' phones in whois, for the roles allowed (audited)."""
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, jsonify
 
-from gridkit import maps
+from gridkit import layers, search
+from gridkit.audit import record
+from gridkit.checks import base_grid_problems_geojson
 from gridkit.errors import ValidationError
+from gridkit.grids.generate.layer import target_cells_geojson
+from gridkit.grids.generate.target import Target
+from gridkit.grids.work import responsibility_at
 from gridkit.health import health as database_health
-from web.database import db_session
+from gridkit.models import Coordinator
+from gridkit.standard.ids import mask_phone
+from gridkit.users import may_see_personal_data
+from web.auth import current_user, home_of, login_required
+from web.database import db_session, transaction
+from web.i18n import t
+from web.params import bbox_arg, float_arg, int_arg, text_arg, time_arg
+from web.summary import cached_counts
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -15,35 +29,57 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 @bp.get("/summary")
 def summary():
     """Return the city's counts (admin units, base grid, work grids, subjects, incidents)."""
-    return jsonify(maps.summary(db_session()))
+    return jsonify(cached_counts())
 
 
 @bp.get("/admin-units")
 def admin_units():
     """Return admin units as GeoJSON: ?level=district|street|community|city&parent=CODE&tolerance=DEG."""
-    return jsonify(maps.admin_units_geojson(
-        db_session(), level=request.args.get("level") or None, parent=request.args.get("parent") or None,
-        tolerance=request.args.get("tolerance", maps.ADMIN_TOLERANCE)))
+    tolerance = float_arg("tolerance", low=0, high=layers.MAX_TOLERANCE)
+    return jsonify(layers.admin_units_geojson(
+        db_session(), level=text_arg("level", max_length=20), parent=text_arg("parent", max_length=20),
+        tolerance=layers.ADMIN_TOLERANCE if tolerance is None else tolerance))
 
 
 @bp.get("/base-cells")
 def base_cells():
-    """Return base cells as GeoJSON: ?bbox=minx,miny,maxx,maxy (lon/lat)&edition=ID."""
-    bbox = request.args.get("bbox")
-    return jsonify(maps.base_cells_geojson(
-        db_session(), bbox=maps.parse_bbox(bbox) if bbox is not None else None,
-        edition_id=_int_arg("edition")))
+    """Return base cells as GeoJSON: ?bbox=minx,miny,maxx,maxy (lon/lat)&edition=ID&limit=N&offset=N.
+
+    Without offset, more than `limit` cells in the view are refused (zoom in); with offset, pages.
+    """
+    return jsonify(layers.base_cells_geojson(
+        db_session(), bbox=bbox_arg(), edition_id=int_arg("edition"),
+        limit=int_arg("limit", low=1, high=layers.CELL_LIMIT) or layers.CELL_LIMIT,
+        offset=int_arg("offset")))
 
 
 @bp.get("/basegrid/problems")
+@login_required
 def basegrid_problems():
-    """Return the validation problems of base grid edition ?edition=NAME (default: current) as GeoJSON.
+    """Return the validation problems of base grid edition ?edition=ID (default: current) as GeoJSON.
 
-    Properties: type, codes, area_m2, message, bbox. Results are kept per edition and cell count.
+    Properties: type, codes, area_m2, message, bbox. Signed-in users only: validating is expensive,
+    so the result is stored per edition state and read back until the edition's cells change.
     """
-    return jsonify(maps.base_grid_problems_geojson(
-        db_session(), request.args.get("edition") or None,
-        cache=current_app.extensions.setdefault("gridkit_problem_cache", {})))
+    edition = int_arg("edition")
+    with transaction() as session:
+        result = base_grid_problems_geojson(session, edition)
+    return jsonify(result)
+
+
+@bp.get("/basegrid/target-cells")
+def basegrid_target_cells():
+    """Return edition ?edition=ID's cells (?bbox=…) as GeoJSON with buildings and status against the target.
+
+    Target: ?target-buildings=MIN-MAX or ?target-area-m2=MIN-MAX; buildings counted by the building
+    rule, so a draft shows the counts it will have after publishing.
+    """
+    buildings, area = text_arg("target-buildings", max_length=40), text_arg("target-area-m2", max_length=40)
+    edition = int_arg("edition")
+    if (buildings is None) == (area is None) or edition is None:
+        raise ValidationError("generate.target_missing")
+    target = Target.parse(buildings, "buildings") if buildings is not None else Target.parse(area, "area")
+    return jsonify(target_cells_geojson(db_session(), edition, target, bbox=bbox_arg()))
 
 
 @bp.get("/health")
@@ -53,11 +89,60 @@ def health():
     return jsonify(result), 200 if result["status"] == "ok" else 503
 
 
-def _int_arg(name: str) -> int | None:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return None
-    try:
-        return int(raw)
-    except ValueError:
-        raise ValidationError(f"{name}={raw!r} is not a number: give the id of a base grid edition.")
+# -- who am I, who is responsible here, search ---------------------------------------------------------
+
+@bp.get("/me")
+@login_required
+def me():
+    """Return the signed-in user: name, role, scope, linked coordinator and workspace URL (401 when anonymous)."""
+    user = current_user()
+    coordinator = None
+    if user.coordinator_id is not None:
+        found = db_session().get(Coordinator, user.coordinator_id)
+        coordinator = {"id": found.id, "name": found.name} if found is not None else None
+    return jsonify({"name": user.name, "role": user.role, "role_name": t(f"role.{user.role}"),
+                    "scope": user.scope_code, "coordinator": coordinator, "workspace": home_of(user)})
+
+
+# Where a whois point may lie: China, as gridkit.grids.base.check_lon_lat.
+CHINA = {"lon": (73.0, 136.0), "lat": (3.0, 54.0)}
+
+
+@bp.get("/whois")
+def whois():
+    """Return who is responsible for ?lon=&lat= (CGCS2000) [&at=ISO time]: base cell, community and, per
+    department, work cell and coordinators, as `gridkit whois`. Phones: in clear (audited) for roles
+    that may read personal data there, masked for other signed-in users, left out for visitors."""
+    lon = float_arg("lon", low=-180, high=180, required=True)
+    lat = float_arg("lat", low=-90, high=90, required=True)
+    if not (CHINA["lon"][0] <= lon <= CHINA["lon"][1] and CHINA["lat"][0] <= lat <= CHINA["lat"][1]):
+        raise ValidationError("web.point_outside", lon=lon, lat=lat)
+    at = time_arg("at")
+    user = current_user()
+    result = responsibility_at(db_session(), lon, lat, at)
+    clear = user is not None and may_see_personal_data(user, result["community"])
+    phones = 0
+    for dept in result["departments"]:
+        for person in dept["coordinators"]:
+            if not person.get("phone"):
+                continue
+            if clear:
+                phones += 1
+            elif user is not None:
+                person["phone"] = mask_phone(person["phone"])
+            else:
+                person["phone"] = None
+    if phones:
+        with transaction() as session:
+            record(session, user.name, "personal_data.read", object_type="coordinator",
+                   detail_fields=["phone"], lon=lon, lat=lat, via="web")
+    result["phones"] = "clear" if clear else ("masked" if user is not None else "hidden")
+    return jsonify(result)
+
+
+@bp.get("/search")
+def search_():
+    """Return search hits for ?q=: codes of base cells, work cells and buildings, addresses, place and
+    coordinator names, or "lon,lat"; each with kind, label, point and bbox (lon/lat)."""
+    query = text_arg("q", required=True, max_length=search.MAX_QUERY)
+    return jsonify({"query": query, "hits": search.search(db_session(), query)})

@@ -7,12 +7,29 @@ import secrets
 from functools import wraps
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, g, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    current_app,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 
-from gridkit.errors import PermissionDenied, ValidationError
+from gridkit.errors import GridkitError, PermissionDenied, Unauthorized, ValidationError
+from gridkit.messages import Message
 from gridkit.models import User
-from gridkit.users import authenticate
-from web.database import db_session
+from gridkit.users import (
+    authenticate,
+    clear_login_failures,
+    end_sessions,
+    login_refused,
+    record_login_failure,
+)
+from web.database import db_session, transaction
 from web.errors import wants_json
 from web.i18n import t
 
@@ -26,8 +43,9 @@ def current_user() -> User | None:
         user_id = session.get("user_id")
         if user_id is not None:
             user = db_session().get(User, user_id)
-            if user is None or not user.active:
-                session.pop("user_id", None)
+            # A session of a stopped user, or from before a sign-out or password change, is over.
+            if user is None or not user.active or session.get("generation") != user.session_generation:
+                session.clear()
                 user = None
         g.current_user = user
     return g.current_user
@@ -37,7 +55,7 @@ def login_required(roles=None):
     """Decorate a view so that only signed-in users (of one of `roles`, if given) reach it.
 
     Use as `@login_required` or `@login_required(roles=("admin", "planner"))`. Anonymous
-    visitors of HTML pages are sent to the sign-in page; API callers get 403 JSON.
+    visitors of HTML pages are sent to the sign-in page; API callers get 401 JSON.
     """
     if callable(roles):
         return login_required()(roles)
@@ -49,11 +67,11 @@ def login_required(roles=None):
             user = current_user()
             if user is None:
                 if wants_json():
-                    raise PermissionDenied(t("auth.sign_in_first"))
+                    raise Unauthorized("web.sign_in_first")
                 return redirect(url_for("auth.login", next=_here()))
             if allowed and user.role not in allowed:
-                raise PermissionDenied(t("auth.role_denied", role=t(f"role.{user.role}"),
-                                         roles=", ".join(t(f"role.{r}") for r in allowed)))
+                raise PermissionDenied("web.role_denied", role=Message(f"role.{user.role}"),
+                                       roles=[Message(f"role.{r}") for r in allowed])
             return view(*args, **kwargs)
         return wrapped
     return decorator
@@ -77,30 +95,73 @@ def check_csrf() -> None:
     sent = request.headers.get(CSRF_HEADER) or request.form.get("csrf_token", "")
     expected = session.get("csrf_token")
     if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
-        raise ValidationError(t("error.csrf"))
+        raise ValidationError("web.csrf")
+
+
+class TooManyAttempts(GridkitError):
+    """Too many failed sign-ins for a name or an address: wait, or ask for a password reset."""
+
+    status = 429
 
 
 @bp.route("/login", methods=["GET", "POST"])
 def login():
-    """Show the sign-in form; on a right name and password, remember the user and go on."""
-    error = None
+    """Show the sign-in form; on a right name and password, remember the user and go on.
+
+    Failed attempts are counted per name and per address (gridkit.users.login_refused): past
+    the limit every attempt is refused with 429 without checking the password.
+    """
     next_ = _safe_next(request.values.get("next"))
-    if request.method == "POST":
-        check_csrf()
-        user = authenticate(db_session(), request.form.get("name", "").strip(),
-                            request.form.get("password", ""))
-        if user is not None:
-            session.clear()   # a fresh session: no fixation of a pre-login session
-            session["user_id"] = user.id
-            return redirect(next_ or url_for("public.home"))
-        error = t("login.failed")
-    return render_template("login.html", error=error, next=next_ or "")
+    if request.method == "GET":
+        return render_template("login.html", error=None, next=next_ or "")
+    check_csrf()
+    name = request.form.get("name", "").strip()[:100]
+    address = request.remote_addr or "unknown"
+    with transaction() as db:
+        if login_refused(db, name, address):
+            record_login_failure(db, name, address)
+            refused = True
+        else:
+            refused = False
+            user = authenticate(db, name, request.form.get("password", ""))
+            if user is None:
+                record_login_failure(db, name, address)
+            else:
+                clear_login_failures(db, name)
+                user_id, generation = user.id, user.session_generation
+    if refused:
+        raise TooManyAttempts("web.login_limited")
+    if user is None:
+        return render_template("login.html", error=t("login.failed"), next=next_ or ""), 200
+    session.clear()   # a fresh session: no fixation of a pre-login session
+    session["user_id"] = user_id
+    session["generation"] = generation
+    return redirect(next_ or home_of(user))
+
+
+def home_of(user: User) -> str:
+    """Return the URL of `user`'s workspace (the home page for a role without one)."""
+    endpoint = WORKSPACES.get(user.role)
+    if endpoint and endpoint in current_app.view_functions:
+        return url_for(endpoint)
+    return url_for("public.home")
+
+
+# Each role's workspace (an endpoint); roles whose blueprint is not registered go home.
+WORKSPACES = {"admin": "admin.index", "planner": "planner.index", "coordinator": "coordinator.index",
+              "supervisor": "supervisor.index", "analyst": "analyst.index"}
 
 
 @bp.route("/logout", methods=["POST"])
 def logout():
-    """Forget the signed-in user and go to the home page."""
+    """End the session on the server (the user's session generation moves on) and go home."""
     check_csrf()
+    user = current_user()
+    if user is not None:
+        with transaction() as db:
+            fresh = db.get(User, user.id)
+            if fresh is not None:
+                end_sessions(fresh)
     session.clear()
     return redirect(url_for("public.home"))
 
@@ -120,4 +181,4 @@ def _safe_next(target: str | None) -> str | None:
 
 def init_app(app: Flask) -> None:
     """Make `current_user()` and `csrf_token()` available to templates."""
-    app.jinja_env.globals.update(current_user=current_user, csrf_token=csrf_token)
+    app.jinja_env.globals.update(current_user=current_user, csrf_token=csrf_token, home_of=home_of)

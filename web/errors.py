@@ -6,11 +6,16 @@ Views never catch these errors; anything else is a bug and is logged by Flask as
 
 from __future__ import annotations
 
+import logging
+
 from flask import Flask, g, jsonify, render_template, request
+from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
-from gridkit.errors import GridkitError, SetupError
+from gridkit.errors import GridkitError, SetupError, ValidationError
 from web.i18n import catalog, current_language, t
+
+log = logging.getLogger(__name__)
 
 
 def wants_json() -> bool:
@@ -23,6 +28,9 @@ def handle_gridkit_error(exc: GridkitError):
     if isinstance(exc, SetupError):
         # The page layout would ask the database for the signed-in user; it is not there.
         g.current_user = None
+        session = g.pop("db_session", None)
+        if session is not None:
+            session.invalidate()
     return _respond(exc.status, type(exc).__name__, exc.render(current_language()), exc.problems,
                     code=exc.code)
 
@@ -30,11 +38,11 @@ def handle_gridkit_error(exc: GridkitError):
 def handle_http_error(exc: HTTPException):
     """Return the response for an HTTP error (unknown URL, wrong method, server error)."""
     status = exc.code or 500
-    key = f"error.message.{status}"
-    if wants_json():
-        message = exc.description
-    else:
-        message = t(key) if key in catalog("en") else exc.description
+    # Werkzeug's descriptions are English: the reader gets the catalogue's sentence for the status.
+    for key in (f"error.message.{status}", f"error.title.{status}", "error.title.other"):
+        if key in catalog("en"):
+            message = t(key)
+            break
     return _respond(status, type(exc).__name__, message, [])
 
 
@@ -54,7 +62,24 @@ def _respond(status: int, error: str, message: str, problems: list, code: str | 
                                      for p in problems]), status
 
 
+def handle_database_down(exc: DBAPIError):
+    """Return 503 with advice when the database cannot be reached; the page itself asks it nothing."""
+    if not exc.connection_invalidated and not isinstance(exc, (OperationalError, InterfaceError)):
+        raise exc
+    log.error("database unreachable: %s", exc)
+    return handle_gridkit_error(SetupError("web.database_down"))
+
+
+def handle_bad_data(exc: DataError):
+    """Return 400 for a value the database refused (a check this app missed: logged to be fixed)."""
+    log.warning("database refused a value: %s", exc)
+    return handle_gridkit_error(ValidationError("web.bad_value"))
+
+
 def init_app(app: Flask) -> None:
     """Register the handlers on `app`."""
     app.register_error_handler(GridkitError, handle_gridkit_error)
     app.register_error_handler(HTTPException, handle_http_error)
+    app.register_error_handler(DataError, handle_bad_data)
+    app.register_error_handler(OperationalError, handle_database_down)
+    app.register_error_handler(InterfaceError, handle_database_down)

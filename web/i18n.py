@@ -2,12 +2,14 @@
 
 The language comes from `?lang=` (then kept in a cookie), else the cookie, else the
 deployment's `Settings.lang` (zh-CN unless configured). The browser's Accept-Language is not
-used: a city deployment serves Chinese first, whatever locale a browser happens to ship with. Strings live in the one message catalogue, gridkit/messages/<lang>/*.json.
+used: a city deployment serves Chinese first, whatever locale a browser happens to ship with.
+Strings live in the one message catalogue, gridkit/messages/<lang>/*.json.
 """
 
 from __future__ import annotations
 
 import logging
+from functools import lru_cache
 from urllib.parse import urlencode
 
 from flask import Flask, current_app, g, request
@@ -15,7 +17,7 @@ from flask import Flask, current_app, g, request
 from gridkit.messages import DEFAULT_LANGUAGE, LANGUAGES, normalise
 from gridkit.messages import catalogue as catalog
 
-__all__ = ["DEFAULT_LANGUAGE", "LANGUAGES", "catalog", "normalise", "t", "current_language"]
+__all__ = ["DEFAULT_LANGUAGE", "LANGUAGES", "catalog", "current_language", "normalise", "t"]
 
 COOKIE = "gridkit_lang"
 
@@ -52,9 +54,21 @@ def t(key: str, **values) -> str:
     return text.format(**values) if values else text
 
 
+def t_or(key: str, fallback: str, **values) -> str:
+    """Return the string `key` in the current language, or `fallback` (data shown as is) when there is none."""
+    return t(key, **values) if key in catalog(DEFAULT_LANGUAGE) else fallback
+
+
 def strings(*keys: str) -> dict[str, str]:
     """Return {key: translated string} for the strings a script needs (filled in by the script)."""
-    return {key: t(key) for key in keys}
+    return dict(_strings(current_language(), keys))
+
+
+@lru_cache(maxsize=512)
+def _strings(lang: str, keys: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    # Scripts get the same dozens of strings on every page view: look them up once per language.
+    table, fallback = catalog(lang), catalog(DEFAULT_LANGUAGE)
+    return tuple((key, table.get(key) or fallback.get(key) or key) for key in keys)
 
 
 def lang_url(lang: str) -> str:
@@ -79,5 +93,5 @@ def init_app(app: Flask) -> None:
         response.vary.add("Cookie")
         return response
 
-    app.jinja_env.globals.update(_=t, lang_url=lang_url, current_language=current_language,
+    app.jinja_env.globals.update(_=t, t_or=t_or, lang_url=lang_url, current_language=current_language,
                                  languages=LANGUAGES)

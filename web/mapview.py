@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import folium
 from flask import current_app, url_for
 
@@ -50,11 +52,25 @@ class OfflineMap(folium.Map):
         self.default_css = [("leaflet_css", css_url)]
 
 
+LOCATE_STRINGS = (
+    "locate.loading", "locate.outside", "locate.base_cell", "locate.community", "locate.no_cell",
+    "locate.no_coordinator", "locate.dept", "locate.separator", "locate.search_placeholder", "locate.search_label",
+    "locate.no_hits",
+    *(f"locate.kind.{kind}" for kind in ("point", "base_cell", "work_cell", "building", "admin_unit", "address",
+                                         "coordinator")),
+)
+
+
+def locate_config() -> dict:
+    """Return the config of gridkit-locate.js: "who is responsible here" on click, and the search box."""
+    return {"whois": url_for("api.whois"), "search": url_for("api.search_"), "strings": strings(*LOCATE_STRINGS)}
+
+
 def city_map(extent) -> dict:
     """Return the map pieces for a template: header, html, script, and the config for gridkit-map.js."""
     return leaflet_map(extent, api={"adminUnits": url_for("api.admin_units"),
                                     "baseCells": url_for("api.base_cells")},
-                       strings=strings(*JS_STRINGS))
+                       strings=strings(*JS_STRINGS), locate=locate_config())
 
 
 def basegrid_map(extent, edition_id: int | None) -> dict:
@@ -70,9 +86,27 @@ def leaflet_map(extent, **config) -> dict:
     """Return header, html and script of a folium map fitted to `extent` (lon/lat, or None), and a
     config for the page's script: the map's and basemap's JS names, the zoom levels, plus `config`."""
     tiles = current_app.config.get("GRIDKIT_TILES", OSM_TILES)
+    pieces = _folium_pieces(None if extent is None else tuple(extent), tuple(sorted(tiles.items())),
+                            url_for("static", filename="vendor/leaflet/leaflet.js"),
+                            url_for("static", filename="vendor/leaflet/leaflet.css"))
+    config = {
+        "mapName": pieces["mapName"],
+        "tileLayerName": pieces["tileLayerName"],
+        "hasData": extent is not None,
+        "minCellZoom": MIN_CELL_ZOOM, "labelZoom": LABEL_ZOOM, "fullLabelZoom": FULL_LABEL_ZOOM,
+        "leafletStrings": strings("map.control.zoom_in", "map.control.zoom_out", "map.control.layers"),
+        **config,
+    }
+    return {"header": pieces["header"], "html": pieces["html"], "script": pieces["script"], "config": config}
+
+
+# Rendering a folium map takes ~30 ms (most of a page's time); the result depends only on these
+# arguments, so each is rendered once per process.
+@lru_cache(maxsize=128)
+def _folium_pieces(extent, tiles: tuple, js_url: str, css_url: str) -> dict:
+    tiles = dict(tiles)
     m = OfflineMap(location=DEFAULT_CENTER, zoom_start=DEFAULT_ZOOM, tiles=None,
-                   position="absolute", js_url=url_for("static", filename="vendor/leaflet/leaflet.js"),
-                   css_url=url_for("static", filename="vendor/leaflet/leaflet.css"))
+                   position="absolute", js_url=js_url, css_url=css_url)
     tile_layer = folium.TileLayer(tiles["url"], attr=tiles["attribution"], name="basemap",
                                   max_zoom=MAX_ZOOM, max_native_zoom=tiles.get("max_native_zoom", 19))
     tile_layer.add_to(m)
@@ -81,12 +115,5 @@ def leaflet_map(extent, **config) -> dict:
         m.fit_bounds([[miny, minx], [maxy, maxx]], max_zoom=LABEL_ZOOM + 1)
     figure = m.get_root()
     figure.render()   # fills figure.header / html / script
-    config = {
-        "mapName": m.get_name(),
-        "tileLayerName": tile_layer.get_name(),
-        "hasData": extent is not None,
-        "minCellZoom": MIN_CELL_ZOOM, "labelZoom": LABEL_ZOOM, "fullLabelZoom": FULL_LABEL_ZOOM,
-        **config,
-    }
-    return {"header": figure.header.render(), "html": figure.html.render(),
-            "script": figure.script.render(), "config": config}
+    return {"header": figure.header.render(), "html": figure.html.render(), "script": figure.script.render(),
+            "mapName": m.get_name(), "tileLayerName": tile_layer.get_name()}

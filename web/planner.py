@@ -12,13 +12,26 @@ from functools import wraps
 
 from flask import Blueprint, jsonify, render_template, request, url_for
 
-from gridkit import maps
+from gridkit import layers
 from gridkit.errors import PermissionDenied, ValidationError
 from gridkit.grids import work
+from web import pages
 from web.auth import check_csrf, csrf_token, current_user, login_required
 from web.database import db_session, transaction
-from web.i18n import current_language, strings, t
+from web.i18n import current_language, strings
 from web.mapview import leaflet_map
+from web.params import (
+    bbox_arg,
+    body_codes,
+    body_int,
+    body_share,
+    body_text,
+    json_body,
+    parse_int,
+    polygon_from_geojson,
+)
+from web.scope import jurisdiction_within_scope, version_dept_code
+from web.summary import forget_counts
 
 bp = Blueprint("planner", __name__, url_prefix="/planner")
 api = Blueprint("planner_api", __name__, url_prefix="/api/planner")
@@ -65,12 +78,12 @@ JS_STRINGS = (
 def _require_scope(session, dept_code: str) -> None:
     """Raise PermissionDenied unless the signed-in user's scope holds the department's jurisdiction."""
     user = current_user()
-    if not maps.jurisdiction_within_scope(session, dept_code, user.scope_code):
-        raise PermissionDenied(t("planner.out_of_scope", dept=dept_code, scope=user.scope_code))
+    if not jurisdiction_within_scope(session, dept_code, user.scope_code):
+        raise PermissionDenied("web.out_of_scope", dept=dept_code, scope=user.scope_code)
 
 
 def _require_version_scope(session, version_id: int) -> str:
-    dept_code = maps.version_dept_code(session, version_id)
+    dept_code = version_dept_code(session, version_id)
     _require_scope(session, dept_code)
     return dept_code
 
@@ -82,53 +95,6 @@ def _changes(view):
         check_csrf()
         return view(*args, **kwargs)
     return wrapped
-
-
-def _body() -> dict:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise ValidationError(t("planner.api.json_body"))
-    return body
-
-
-def _int(body: dict, name: str, *, required: bool = True) -> int | None:
-    value = body.get(name)
-    if value is None and not required:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValidationError(t("planner.api.integer", name=name))
-    return value
-
-
-def _revision(body: dict) -> int:
-    # The page must say which revision it edited: without it a stale save could not be detected.
-    return _int(body, "revision")
-
-
-def _codes(body: dict) -> list[str]:
-    codes = body.get("cells")
-    if not isinstance(codes, list) or not all(isinstance(c, str) for c in codes):
-        raise ValidationError(t("planner.api.cells"))
-    codes = sorted({c.strip() for c in codes if c.strip()})
-    if not codes:
-        raise ValidationError(t("planner.api.no_cells"))
-    return codes
-
-
-def _share(body: dict) -> float:
-    share = body.get("share", DEFAULT_SHARE)
-    if isinstance(share, bool) or not isinstance(share, (int, float)):
-        raise ValidationError(t("planner.api.share"))
-    return float(share)
-
-
-def _text(body: dict, name: str) -> str | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise ValidationError(t("planner.api.text", name=name))
-    return value.strip() or None
 
 
 def _url_template(endpoint: str, **slots) -> str:
@@ -148,7 +114,7 @@ def _version_url(version_id: int) -> str:
 @login_required(roles=PLANNER_ROLES)
 def index():
     """List departments with their current version and drafts; start a draft from here."""
-    departments = maps.planner_departments(db_session(), current_user().scope_code)
+    departments = pages.planner_departments(db_session(), current_user().scope_code, current_language())
     config = {"csrf": csrf_token(), "lang": current_language(),
               "strings": strings("planner.error", "planner.saving", "planner.draft.started")}
     return render_template("planner_index.html", departments=departments, config=config)
@@ -161,7 +127,7 @@ def version(version_id: int):
     """Show a version on the map: the editor for a draft, read-only for a published or retired one."""
     session = db_session()
     _require_version_scope(session, version_id)
-    overview = maps.version_overview(session, version_id)
+    overview = pages.version_overview(session, version_id, current_language())
     editable = overview["version"]["status"] == "draft"
     dept = overview["department"]["code"]
     config = _map_config(overview, mode="edit" if editable else "view")
@@ -178,7 +144,8 @@ def diff(dept_code: str, old: int, new: int):
     session = db_session()
     _require_scope(session, dept_code)
     result = work.diff_versions(session, dept_code, old, new)
-    overview = maps.version_overview(session, work.version_by_number(session, dept_code, new).id)
+    overview = pages.version_overview(session, work.version_by_number(session, dept_code, new).id,
+                                    current_language())
     config = _map_config(overview, mode="diff")
     config["diff"] = {"old": old, "new": new, "moved": result["moved"]}
     return render_template("planner_editor.html", overview=overview, editable=False, diff=result,
@@ -235,7 +202,7 @@ def when(value: str | None) -> str:
 @login_required(roles=PLANNER_ROLES)
 def departments():
     """Return the departments with current version, drafts and whether the user may edit them."""
-    return jsonify(maps.planner_departments(db_session(), current_user().scope_code))
+    return jsonify(pages.planner_departments(db_session(), current_user().scope_code, current_language()))
 
 
 @api.get("/versions/<int:version_id>")
@@ -244,7 +211,7 @@ def overview(version_id: int):
     """Return a version's overview: department, edition, work cells with counts, base cell counts."""
     session = db_session()
     _require_version_scope(session, version_id)
-    return jsonify(maps.version_overview(session, version_id))
+    return jsonify(pages.version_overview(session, version_id, current_language()))
 
 
 @api.get("/versions/<int:version_id>/cells")
@@ -253,9 +220,7 @@ def cells(version_id: int):
     """Return the version's base cells with their work cell as GeoJSON: ?bbox=minx,miny,maxx,maxy."""
     session = db_session()
     _require_version_scope(session, version_id)
-    bbox = request.args.get("bbox")
-    return jsonify(maps.version_cells_geojson(session, version_id,
-                                              bbox=maps.parse_bbox(bbox) if bbox is not None else None))
+    return jsonify(layers.version_cells_geojson(session, version_id, bbox=bbox_arg()))
 
 
 @api.get("/versions/<int:version_id>/work-cells")
@@ -264,9 +229,7 @@ def work_cells(version_id: int):
     """Return the version's work cells as GeoJSON (union of their base cells): ?bbox=minx,miny,maxx,maxy."""
     session = db_session()
     _require_version_scope(session, version_id)
-    bbox = request.args.get("bbox")
-    return jsonify(maps.version_work_cells_geojson(session, version_id,
-                                                   bbox=maps.parse_bbox(bbox) if bbox is not None else None))
+    return jsonify(layers.version_work_cells_geojson(session, version_id, bbox=bbox_arg()))
 
 
 @api.get("/drafts/<int:draft_id>/problems")
@@ -288,7 +251,10 @@ def history(dept_code: str):
     """Return every version of the department's work grid, oldest first."""
     session = db_session()
     _require_scope(session, dept_code)
-    return jsonify({"dept": dept_code, "versions": work.version_history(session, dept_code)})
+    versions = work.version_history(session, dept_code)
+    for v in versions:
+        v["note"] = pages.note_text(v["note"], current_language())
+    return jsonify({"dept": dept_code, "versions": versions})
 
 
 @api.get("/departments/<dept_code>/diff")
@@ -299,10 +265,7 @@ def diff_json(dept_code: str):
     _require_scope(session, dept_code)
     numbers = {}
     for name in ("from", "to"):
-        raw = request.args.get(name, "")
-        if not raw.isdigit():
-            raise ValidationError(t("planner.api.integer", name=name))
-        numbers[name] = int(raw)
+        numbers[name] = parse_int(request.args.get(name, ""), name)
     return jsonify(work.diff_versions(session, dept_code, numbers["from"], numbers["to"]))
 
 
@@ -316,9 +279,10 @@ def cells_in_polygon(draft_id: int):
     """
     session = db_session()
     _require_version_scope(session, draft_id)
-    body = _body()
-    polygon = maps.polygon_from_geojson(body.get("polygon"))
-    codes = work.cells_in_polygon(session, work.draft(session, draft_id), polygon, threshold=_share(body))
+    body = json_body()
+    polygon = polygon_from_geojson(body.get("polygon"))
+    codes = work.cells_in_polygon(session, work.draft(session, draft_id), polygon,
+                                  threshold=body_share(body, DEFAULT_SHARE))
     return jsonify({"draft": draft_id, "cells": codes})
 
 
@@ -336,20 +300,20 @@ def move(draft_id: int):
     session = db_session()
     _require_version_scope(session, draft_id)
     by = current_user().name
-    body = _body()
-    revision = _revision(body)
-    code = _text(body, "work_cell")
+    body = json_body()
+    revision = body_int(body, "revision")
+    code = body_text(body, "work_cell")
     if code is None:
-        raise ValidationError(t("planner.api.work_cell"))
-    polygon = maps.polygon_from_geojson(body["polygon"]) if "polygon" in body else None
-    codes = None if polygon is not None else _codes(body)
+        raise ValidationError("web.work_cell")
+    polygon = polygon_from_geojson(body["polygon"]) if "polygon" in body else None
+    codes = None if polygon is not None else body_codes(body)
     with transaction() as session:
         draft = work.draft(session, draft_id)
         if polygon is not None:
-            codes = work.cells_in_polygon(session, draft, polygon, threshold=_share(body))
+            codes = work.cells_in_polygon(session, draft, polygon, threshold=body_share(body, DEFAULT_SHARE))
             if not codes:
-                raise ValidationError(t("planner.api.no_cells"))
-        cell = work.set_members(session, draft, code, codes, name=_text(body, "name"),
+                raise ValidationError("web.no_cells")
+        cell = work.set_members(session, draft, code, codes, name=body_text(body, "name"),
                                 expected_revision=revision, by=by)
         result = {"draft": draft.id, "revision": draft.revision, "work_cell": cell.code, "cells": codes}
     return jsonify(result)
@@ -363,8 +327,8 @@ def exclude(draft_id: int):
     session = db_session()
     _require_version_scope(session, draft_id)
     by = current_user().name
-    body = _body()
-    revision, codes, reason = _revision(body), _codes(body), _text(body, "reason") or ""
+    body = json_body()
+    revision, codes, reason = body_int(body, "revision"), body_codes(body), body_text(body, "reason") or ""
     with transaction() as session:
         draft = work.draft(session, draft_id)
         count = work.exclude_cells(session, draft, codes, reason, expected_revision=revision, by=by)
@@ -381,11 +345,12 @@ def publish(draft_id: int):
     session = db_session()
     _require_version_scope(session, draft_id)
     by = current_user().name
-    revision = _revision(_body())
+    revision = body_int(json_body(), "revision")
     with transaction() as session:
         draft = work.draft(session, draft_id)
         # Publish exactly what the planner saw: a change made meanwhile is a conflict.
         version_ = work.publish(session, draft, by=by, expected_revision=revision)
+        forget_counts()
         result = {"id": version_.id, "dept": version_.dept_code, "number": version_.number,
                   "status": version_.status, "valid_from": version_.valid_from.isoformat(),
                   "url": _version_url(version_.id)}
@@ -400,8 +365,8 @@ def new_draft(dept_code: str):
     session = db_session()
     _require_scope(session, dept_code)
     by = current_user().name
-    body = _body() if request.content_length else {}
-    from_version, note = _int(body, "from_version", required=False), _text(body, "note")
+    body = json_body() if request.content_length else {}
+    from_version, note = body_int(body, "from_version", required=False), body_text(body, "note")
     with transaction() as session:
         draft = work.start_draft(session, dept_code, from_version=from_version, by=by, note=note)
         result = {"id": draft.id, "dept": draft.dept_code, "number": draft.number, "revision": draft.revision,
@@ -417,9 +382,10 @@ def rollback_(dept_code: str):
     session = db_session()
     _require_scope(session, dept_code)
     by = current_user().name
-    to = _int(_body(), "to")
+    to = body_int(json_body(), "to")
     with transaction() as session:
         version_ = work.rollback(session, dept_code, to, by=by)
+        forget_counts()
         result = {"id": version_.id, "dept": version_.dept_code, "number": version_.number, "copy_of": to,
                   "status": version_.status, "url": _version_url(version_.id)}
     return jsonify(result), 201

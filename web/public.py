@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, render_template
 
-from gridkit.maps import basegrid_overview, map_extent, summary
 from web.database import db_session
 from web.mapview import basegrid_map, city_map
+from web.pages import basegrid_overview
+from web.params import text_arg
+from web.summary import cached_counts, cached_extent
 
 bp = Blueprint("public", __name__)
 
@@ -14,14 +16,13 @@ bp = Blueprint("public", __name__)
 @bp.route("/")
 def home():
     """Show the summary panel and the map of admin units and base cells."""
-    session = db_session()
-    return render_template("home.html", summary=summary(session), map=city_map(map_extent(session)))
+    return render_template("home.html", summary=cached_counts(), map=city_map(cached_extent()))
 
 
 @bp.route("/basegrid")
 def basegrid():
     """Show one base grid edition (?edition=NAME, default the current one) with its validation problems."""
-    overview = basegrid_overview(db_session(), request.args.get("edition") or None)
+    overview = basegrid_overview(db_session(), text_arg("edition", max_length=100))
     edition = overview["edition"]
     return render_template("basegrid.html", overview=overview,
                            map=basegrid_map(overview["extent"], edition["id"] if edition else None))

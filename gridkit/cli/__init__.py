@@ -36,6 +36,9 @@ MODULE_COMMANDS: dict[str, str] = {
     "user": "gridkit.cli.user",
     "serve": "gridkit.cli.serve",
     "demo": "gridkit.cli.demo",
+    "incident": "gridkit.cli.incident",
+    "export": "gridkit.cli.export",
+    "report": "gridkit.cli.report",
 }
 
 

@@ -6,7 +6,7 @@ import click
 
 from gridkit import db
 from gridkit.admin import list_admin_units
-from gridkit.cli import GridkitGroup, file_options, output, with_settings
+from gridkit.cli import GridkitGroup, cli_language, file_options, output, with_settings
 from gridkit.cli.common import problems_result, run_import
 from gridkit.grids.importer import import_admin_units
 from gridkit.grids.validate import validate_admin_units
@@ -45,7 +45,7 @@ def admin_import(settings, path, level, code_field, name_field, parent_field, re
     """Import admin units from a Shapefile, GeoPackage or GeoJSON (all-or-nothing)."""
     return run_import(settings, "admin-import", lambda session: import_admin_units(
         session, path, level=level, code_field=code_field, name_field=name_field, parent_field=parent_field,
-        encoding=encoding, src_crs=src_crs, replace=replace, layer=layer))
+        encoding=encoding, src_crs=src_crs, replace=replace, layer=layer, settings=settings))
 
 
 @admin.command("validate")
@@ -54,5 +54,6 @@ def admin_import(settings, path, level, code_field, name_field, parent_field, re
 def admin_validate(settings):
     """Check admin units: codes, parents, units outside their parent, overlapping siblings."""
     with db.transaction(settings) as session:
-        problems = [p.to_dict() for p in validate_admin_units(session)]
+        problems = [p.to_dict(cli_language())
+                    for p in validate_admin_units(session, tolerance_m=settings.sliver_tolerance_m)]
     return problems_result(problems)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from gridkit import db
-from gridkit.cli import GridkitGroup, file_options, output, say, with_settings
+from gridkit.cli import GridkitGroup, cli_language, file_options, output, say, with_settings
 from gridkit.cli.common import problems_result, run_import
 from gridkit.errors import ValidationError
 from gridkit.grids.base import edition_named, list_base_cells, list_editions
@@ -26,14 +26,16 @@ def basegrid():
 @click.option("--code-field", required=True, help="Field holding the base cell code.")
 @click.option("--community-field", help="Field holding the community code (default: the code's first 12 digits).")
 @click.option("--edition", help="Name of the new draft edition.")
+@click.option("--name-field", help="Field holding the cell's name (optional); every other field is kept as attributes.")
 @file_options
 @output.command_output
 @with_settings
-def basegrid_import(settings, path, code_field, community_field, edition, encoding, src_crs, layer):
+def basegrid_import(settings, path, code_field, community_field, edition, name_field, encoding, src_crs, layer):
     """Import base cells into a new draft edition (all-or-nothing)."""
     return run_import(settings, "basegrid-import", lambda session: import_base_cells(
         session, path, code_field=code_field, community_field=community_field, edition=edition,
-        encoding=encoding, src_crs=src_crs, layer=layer, profile=PROFILES[settings.code_profile]))
+        encoding=encoding, src_crs=src_crs, layer=layer, profile=PROFILES[settings.code_profile],
+        name_field=name_field, settings=settings))
 
 
 @basegrid.command("validate")
@@ -44,8 +46,8 @@ def basegrid_import(settings, path, code_field, community_field, edition, encodi
 def basegrid_validate(settings, edition, sliver_m2):
     """Check an edition: gaps, overlaps, slivers, cells outside their community, codes. Exit 0 only when clean."""
     with db.transaction(settings) as session:
-        problems = [p.to_dict() for p in validate_base_grid(session, edition_named(session, edition),
-                                                            sliver_m2=sliver_m2)]
+        problems = [p.to_dict(cli_language()) for p in validate_base_grid(
+            session, edition_named(session, edition), sliver_m2=sliver_m2, tolerance_m=settings.sliver_tolerance_m)]
     return problems_result(problems)
 
 
@@ -109,10 +111,11 @@ def basegrid_diff(settings, old, new):
 @click.option("--paths", is_flag=True, help="Footways and paths cut cells too.")
 @click.option("--src-crs", help="CRS of road/water files that have none: EPSG code, PROJ string or gcj02.")
 @click.option("--encoding", help="Text encoding of the road/water attributes.")
+@click.option("--preview", type=click.Path(dir_okay=False), help="Draw the cells to PATH.png or PATH.html.")
 @output.command_output
 @with_settings
 def basegrid_generate(settings, communities, all_, roads, water, target_buildings, target_area_m2, edition, paths,
-                      src_crs, encoding):
+                      src_crs, encoding, preview):
     """Generate base cells along roads and rivers, to a target size, as a new draft edition."""
     if bool(communities) == all_:
         raise ValidationError("cli.basegrid.community_or_all")
@@ -123,8 +126,9 @@ def basegrid_generate(settings, communities, all_, roads, water, target_building
     with db.transaction(settings) as session:
         report = generate_base_grid(session, communities=list(communities) or None, roads_path=roads,
                                     water_path=list(water) or None, target=target, edition_name=edition,
-                                    profile=settings.code_profile, paths=paths, src_crs=src_crs, encoding=encoding)
-    return output.Result(report.as_dict(), lines=[report.text()])
+                                    profile=settings.code_profile, paths=paths, src_crs=src_crs, encoding=encoding,
+                                    preview=preview, lang=cli_language())
+    return output.Result(report.as_dict(cli_language()), lines=[report.text(cli_language())])
 
 
 @basegrid.command("editions")

@@ -38,7 +38,8 @@ def run_import(settings: Settings, name: str, work: Callable[[Session], object])
                                             {"refused": True, "code": exc.code, "message": exc.message})
         raise ValidationError("cli.import_refused", problems=exc.problems, reason=ErrorText(exc),
                               report=str(text_path), report_json=str(json_path)) from None
-    json_path, text_path = write_report(settings.home, name, [], result.notes, summary)
+    json_path, text_path = write_report(settings.home, name, [], result.notes, summary,
+                                        rows=getattr(result, "unassigned_rows", None))
     data = dict(summary, report=str(json_path), notes=len(result.notes))
     lines = [", ".join(f"{k} {v}" for k, v in summary.items())]
     if result.notes:

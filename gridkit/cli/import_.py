@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from gridkit import db
@@ -41,9 +43,15 @@ def _subject_import_command(kind: str, help_: str):
     def command(settings, path, maps, sheet, encoding, src_crs, layer, **extra):
         key = pii_key(settings) if kind == "residents" else None
         options = {"replace": True} if extra.get("replace") else {}
-        return run_import(settings, f"{kind}-import", lambda session: import_subjects(
-            session, kind, path, pii_key=key, mapping=parse_mapping(list(maps)), encoding=encoding,
-            src_crs=src_crs, layer=layer, sheet=sheet, **options))
+        size = Path(path).stat().st_size if Path(path).is_file() else 0
+        with output.progress(length=max(size, 1), label=kind) as bar:
+            def progress(done: int, total: int) -> None:   # bytes read (CSV; other formats: no bar movement)
+                if total and done > bar.pos:
+                    bar.update(min(done, bar.length) - bar.pos)
+
+            return run_import(settings, f"{kind}-import", lambda session: import_subjects(
+                session, kind, path, pii_key=key, mapping=parse_mapping(list(maps)), encoding=encoding,
+                src_crs=src_crs, layer=layer, sheet=sheet, progress=progress, **options))
 
     command.__doc__ = help_
     if kind != "coordinators":
@@ -57,3 +65,9 @@ _subject_import_command(
     "residents", "Import residents (id_number, name, phone, household, population_type, building_code or lon/lat).")
 _subject_import_command("entities", "Import legal entities (credit_code, name, lon, lat).")
 _subject_import_command("coordinators", "Import a coordinator roster (name, phone, dept, work_cells separated by ';').")
+
+# Components (部件) and historic incidents: their commands live with the incident noun.
+from gridkit.cli.incident import import_components_command, import_incidents_command  # noqa: E402
+
+import_.add_command(import_components_command)
+import_.add_command(import_incidents_command)

@@ -10,7 +10,7 @@ from gridkit import db
 from gridkit.cli import GridkitGroup, output, say, with_settings
 from gridkit.errors import ValidationError
 from gridkit.models import ROLES
-from gridkit.users import add_user, list_users
+from gridkit.users import add_user, link_coordinator, list_users
 
 
 @click.group(cls=GridkitGroup)
@@ -23,9 +23,11 @@ def user():
 @click.option("--role", required=True, type=click.Choice(list(ROLES)))
 @click.option("--scope", help="Admin unit code the user is limited to (default: whole city).")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@click.option("--coordinator", "coordinator_phone", metavar="PHONE",
+              help="Link a coordinator login to the coordinator with this phone (their work cells are its scope).")
 @output.command_output
 @with_settings
-def user_add(settings, name, role, scope, password_stdin):
+def user_add(settings, name, role, scope, password_stdin, coordinator_phone):
     """Add a user with a role (and optionally a scope and a password)."""
     password = None
     if password_stdin:
@@ -36,6 +38,8 @@ def user_add(settings, name, role, scope, password_stdin):
         u = add_user(session, name, role, scope=scope, password=password)
         result = {"id": u.id, "name": u.name, "role": u.role, "scope": u.scope_code,
                   "has_password": password is not None}
+        if coordinator_phone:
+            result["coordinator_id"] = link_coordinator(session, u, coordinator_phone).id
     line = say("cli.user.added_scoped" if scope else "cli.user.added", name=name, role=role, scope=scope)
     return output.Result(result, lines=[line])
 

@@ -186,8 +186,13 @@ def forget_engine(settings: Settings) -> None:
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
-    """Return a sessionmaker whose objects stay readable after commit."""
-    return sessionmaker(bind=engine, expire_on_commit=False, future=True)
+    """Return a sessionmaker whose objects stay readable after commit and whose sessions assign subjects
+    moved through the ORM to base cells at flush (gridkit.assign.install_assignment_hook)."""
+    from gridkit.assign import install_assignment_hook
+
+    factory = sessionmaker(bind=engine, expire_on_commit=False, future=True)
+    install_assignment_hook(factory)
+    return factory
 
 
 @contextmanager

@@ -28,8 +28,6 @@ A gap's `detail` repeats its community and cells separately: {"community": …, 
 
 from __future__ import annotations
 
-from gridkit.grids.numbering import order_west_east_north_south as order_in_rows  # one rule for generation and renumbering
-
 import statistics
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -37,10 +35,22 @@ from dataclasses import asdict, dataclass, field
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from gridkit import messages
 from gridkit.errors import InvalidTransition, NotFound, ValidationError
+from gridkit.grids.numbering import (
+    order_west_east_north_south as order_in_rows,  # one rule for generation and renumbering
+)
+from gridkit.grids.tolerance import DEFAULT_TOLERANCE_M
 from gridkit.models import AdminUnit, BaseCell, BaseGridEdition
-from gridkit.standard.codes import (DEFAULT_PROFILE, PROFILES, CodeProfile, admin_level_of_code,
-                                    base_cell_code, check_base_cell_code)
+from gridkit.rules import EditionState
+from gridkit.standard.codes import (
+    DEFAULT_PROFILE,
+    PROFILES,
+    CodeProfile,
+    admin_level_of_code,
+    base_cell_code,
+    check_base_cell_code,
+)
 
 __all__ = [
     "Problem", "PROBLEM_TYPES", "SLIVER_M2", "AREA_TOLERANCE_M2",
@@ -70,23 +80,59 @@ _TOLERANCE_DEG2 = AREA_TOLERANCE_M2 / 1.25e10
 # Interiors share an area (dimension 2): true overlaps only, not shared edges or corners.
 _INTERIORS_OVERLAP = "2********"
 
+# A piece (overlap, gap, part outside) is within the tolerance when nothing is left of it after
+# shrinking it by half the tolerance, in the CGCS2000 3-degree Gauss-Kruger zone of its centre
+# (EPSG:4534 at 75°E … EPSG:4554 at 135°E): no point of it is farther than tol/2 from its edge.
+# Its width is reported as 2 · area / perimeter of its widest part (the width of a strip; about
+# it for other shapes), leaving out parts below AREA_TOLERANCE_M2, the overlay's zero-area crumbs.
+# (GEOS's maximum inscribed circle would give the exact width but can take minutes on slivers.)
+_WIDTH = ("(SELECT max(2 * ST_Area(d.geom::geography) / NULLIF(ST_Perimeter(d.geom::geography), 0)) "
+          "FROM ST_Dump({g}) d WHERE ST_Area(d.geom::geography) > :tol) AS width, "
+          "ST_IsEmpty(ST_Buffer(ST_Transform({g}, 4534 + LEAST(20, GREATEST(0, "
+          "round(ST_X(ST_Centroid({g})) / 3)::int - 25))), -CAST(:half_tol AS float8))) AS thin")
+
 
 @dataclass
 class Problem:
-    """One validation problem: its type, the codes involved, the area (m²) and where it is."""
+    """One validation problem: its type, the codes involved, the area (m²), where it is and what it says.
+
+    `key` and `params` are the sentence in the message catalogue (gridkit/messages, area
+    geometry.json), rendered by whoever shows it (`render(lang)`; `message` is the English one).
+    `width_m` is the width of an overlap, gap or part outside (2 · area / perimeter), None for other
+    types; `thin` says it lies within the tolerance everywhere (see _WIDTH).
+    """
 
     type: str
     codes: list[str]
     area_m2: float | None
     location: str | None
-    message: str
+    key: str
+    params: dict = field(default_factory=dict)
     detail: dict = field(default_factory=dict)
+    width_m: float | None = None
+    thin: bool = False
 
-    def to_dict(self) -> dict:
-        """Return the problem as a JSON-ready dict (location as WKT in EPSG:4490)."""
+    def render(self, lang: str | None = None) -> str:
+        """Return the sentence in `lang` (default zh-CN)."""
+        return messages.render(self.key, lang, **self.params)
+
+    @property
+    def message(self) -> str:
+        """Return the English sentence (logs, tests)."""
+        return self.render("en")
+
+    def to_dict(self, lang: str = "en") -> dict:
+        """Return the problem as a JSON-ready dict (location as WKT in EPSG:4490, message in `lang`)."""
         data = asdict(self)
+        del data["thin"]
+        data["message"] = self.render(lang)
+        data["params"] = {k: messages.localise(v, lang) for k, v in self.params.items()}
         if data["area_m2"] is not None:
             data["area_m2"] = round(data["area_m2"], 2)
+        if data["width_m"] is None:
+            del data["width_m"]
+        else:
+            data["width_m"] = round(data["width_m"], 4)
         if not data["detail"]:
             del data["detail"]
         return data
@@ -96,8 +142,22 @@ class Problem:
         return (self.type, self.codes, -(self.area_m2 or 0.0), self.location or "")
 
 
-def _m2(area: float) -> str:
-    return f"{area:,.1f} m²" if area < 10_000 else f"{area / 10_000:,.2f} ha"
+def _level(level: str | None) -> messages.Message:
+    return messages.Message(f"geometry.level.{level or 'none'}")
+
+
+def _apart(problems: list[Problem], tolerance_m: float, notes: list | None) -> list[Problem]:
+    """Return the problems wider than the tolerance; narrower ones go to `notes` (if given) as noise."""
+    kept = []
+    for p in problems:
+        if p.thin:
+            if notes is not None:
+                notes.append(Problem(p.type, p.codes, p.area_m2, p.location, "geometry.validate.within_tolerance",
+                                     {"problem": messages.Message(p.key, **p.params),
+                                      "tolerance_cm": tolerance_m * 100}, p.detail, p.width_m, True))
+        else:
+            kept.append(p)
+    return kept
 
 
 def _sorted(problems: list[Problem]) -> list[Problem]:
@@ -110,24 +170,30 @@ def resolve_profile(edition: BaseGridEdition, profile: CodeProfile | str | None)
         return profile
     name = profile or edition.code_profile or DEFAULT_PROFILE.name
     if name not in PROFILES:
-        raise ValidationError(f"code profile {name!r} is unknown: use one of {', '.join(sorted(PROFILES))}.")
+        raise ValidationError("geometry.unknown_profile", profile=name, profiles=", ".join(sorted(PROFILES)))
     return PROFILES[name]
 
 
 # -- base grid -----------------------------------------------------------------------------------
 
 def validate_base_grid(session: Session, edition: BaseGridEdition, *, sliver_m2: float | None = None,
-                       profile: CodeProfile | str | None = None) -> list[Problem]:
+                       profile: CodeProfile | str | None = None, tolerance_m: float | None = None,
+                       notes: list | None = None) -> list[Problem]:
     """Return every topology and code problem of the edition's base cells, ordered by type, then codes.
 
     Communities are the admin units of level 'community'; every one of them must be tiled by the
     edition's cells. `sliver_m2` defaults to SLIVER_M2; `profile` to the edition's code profile.
     Cells with invalid geometry are reported once and left out of the spatial checks.
+    Overlaps, gaps and parts outside the community no wider than `tolerance_m` (default
+    DEFAULT_TOLERANCE_M, the GRIDKIT_SLIVER_TOLERANCE_M setting) are reprojection noise, not
+    problems: they go to `notes` when a list is given, and are dropped otherwise.
     """
+    tolerance_m = DEFAULT_TOLERANCE_M if tolerance_m is None else float(tolerance_m)
     profile = resolve_profile(edition, profile)
     sliver_m2 = SLIVER_M2 if sliver_m2 is None else float(sliver_m2)
     session.flush()
-    params = {"e": edition.id, "tol": AREA_TOLERANCE_M2, "tol_deg2": _TOLERANCE_DEG2, "digits": WKT_DIGITS}
+    params = {"e": edition.id, "tol": AREA_TOLERANCE_M2, "tol_deg2": _TOLERANCE_DEG2, "digits": WKT_DIGITS,
+              "half_tol": tolerance_m / 2}
     problems: list[Problem] = []
     with _without_jit(session):
         invalid, params["bad"] = _invalid_cells(session, params)
@@ -138,7 +204,7 @@ def validate_base_grid(session: Session, edition: BaseGridEdition, *, sliver_m2:
         problems += _cells_outside_community(session, params)
         problems += _slivers(session, dict(params, sliver=sliver_m2), sliver_m2)
         problems += _cell_codes(session, params, profile)
-    return _sorted(problems)
+    return _sorted(_apart(problems, tolerance_m, notes))
 
 
 @contextmanager
@@ -166,9 +232,8 @@ def _invalid_cells(session: Session, params: dict) -> tuple[list[Problem], list[
         FROM base_cell
         WHERE edition_id = :e AND (NOT ST_IsValid(geom) OR ST_IsEmpty(geom))"""), params).all()
     return [Problem("invalid_geometry", [r.code], None, None if r.empty else r.wkt,
-                    f"Base cell {r.code} has an empty geometry." if r.empty else
-                    f"Base cell {r.code} has an invalid geometry ({r.reason}); repair it "
-                    "(e.g. ST_MakeValid) and check the result.")
+                    "geometry.validate.cell_empty" if r.empty else "geometry.validate.cell_invalid",
+                    {"code": r.code, "reason": r.reason})
             for r in rows], [r.id for r in rows]
 
 
@@ -187,14 +252,15 @@ def _cell_overlaps(session: Session, params: dict) -> list[Problem]:
         measured AS MATERIALIZED (
             SELECT code_a, code_b, geom, ST_Area(geom::geography) AS area FROM pairs
             WHERE ST_Area(geom) > :tol_deg2)
-        SELECT code_a, code_b, area, ST_AsText(geom, :digits) AS wkt
-        FROM measured WHERE area > :tol"""), dict(params, pattern=_INTERIORS_OVERLAP))
+        SELECT code_a, code_b, area, ST_AsText(geom, :digits) AS wkt, {width}
+        FROM measured WHERE area > :tol""".replace("{width}", _WIDTH.format(g="geom"))),
+        dict(params, pattern=_INTERIORS_OVERLAP))
     problems = []
     for r in rows:
         codes = sorted((r.code_a, r.code_b))
-        problems.append(Problem("overlap", codes, r.area, r.wkt,
-                                f"Base cells {codes[0]} and {codes[1]} overlap by {_m2(r.area)}; "
-                                "every point must belong to exactly one cell."))
+        problems.append(Problem("overlap", codes, r.area, r.wkt, "geometry.validate.cell_overlap",
+                                {"a": codes[0], "b": codes[1], "area_m2": r.area, "width_m": r.width},
+                                width_m=r.width, thin=r.thin))
     return problems
 
 
@@ -230,20 +296,22 @@ def _community_gaps(session: Session, params: dict) -> list[Problem]:
         measured AS MATERIALIZED (
             SELECT code, name, geom, ST_Area(geom::geography) AS area FROM gaps
             WHERE ST_Area(geom) > :tol_deg2)
-        SELECT m.code, m.name, m.area, ST_AsText(m.geom, :digits) AS wkt,
+        SELECT m.code, m.name, m.area, ST_AsText(m.geom, :digits) AS wkt, {width},
                ARRAY(SELECT b.code FROM base_cell b
                      WHERE b.edition_id = :e AND ST_DWithin(b.geom, m.geom, :near)
                        AND ST_Length(ST_Intersection(ST_Boundary(b.geom), ST_Buffer(m.geom, :near))) > :edge
                      ORDER BY b.code) AS neighbours
-        FROM measured m WHERE m.area > :tol"""), dict(params, near=GAP_NEIGHBOUR_DEG, edge=10 * GAP_NEIGHBOUR_DEG))
+        FROM measured m WHERE m.area > :tol""".replace("{width}", _WIDTH.format(g="m.geom"))),
+        dict(params, near=GAP_NEIGHBOUR_DEG, edge=10 * GAP_NEIGHBOUR_DEG))
     problems = []
     for r in rows:
         neighbours = list(r.neighbours)
-        around = f" between cells {', '.join(neighbours)}" if neighbours else ""
         problems.append(Problem(
             "gap", [r.code] + neighbours, r.area, r.wkt,
-            f"{_m2(r.area)} of community {r.code} ({r.name}) is not covered by any base cell{around}.",
-            {"community": r.code, "cells": neighbours}))
+            "geometry.validate.gap_between" if neighbours else "geometry.validate.gap",
+            {"community": r.code, "name": r.name, "area_m2": r.area, "width_m": r.width,
+             "cells": ", ".join(neighbours)},
+            {"community": r.code, "cells": neighbours}, width_m=r.width, thin=r.thin))
     uncovered = session.execute(text("""
         SELECT c.code, c.name, ST_Area(c.geom::geography) AS area, ST_AsText(c.geom, :digits) AS wkt
         FROM admin_unit c
@@ -252,7 +320,7 @@ def _community_gaps(session: Session, params: dict) -> list[Problem]:
         params)
     for r in uncovered:
         problems.append(Problem("uncovered_community", [r.code], r.area, r.wkt,
-                                f"Community {r.code} ({r.name}) has no base cells in this edition."))
+                                "geometry.validate.uncovered_community", {"community": r.code, "name": r.name}))
     return problems
 
 
@@ -271,20 +339,20 @@ def _cells_outside_community(session: Session, params: dict) -> list[Problem]:
             SELECT *, ST_Area(outside::geography) AS outside_area, ST_Area(cell::geography) AS cell_area
             FROM loose WHERE ST_Area(outside) > :tol_deg2)
         SELECT code, community_code, name, outside_area, cell_area - outside_area AS inside_area,
-               ST_AsText(outside, :digits) AS outside_wkt, ST_AsText(cell, :digits) AS cell_wkt
-        FROM measured WHERE outside_area > :tol"""), params)
+               ST_AsText(outside, :digits) AS outside_wkt, ST_AsText(cell, :digits) AS cell_wkt,
+               {width}
+        FROM measured WHERE outside_area > :tol""".replace("{width}", _WIDTH.format(g="outside"))), params)
     problems = []
     for r in rows:
         codes = [r.code, r.community_code]
+        said = {"code": r.code, "community": r.community_code, "name": r.name, "area_m2": r.outside_area,
+                "width_m": r.width}
         if r.inside_area <= AREA_TOLERANCE_M2:
-            problems.append(Problem(
-                "outside_community", codes, r.outside_area, r.cell_wkt,
-                f"Base cell {r.code} lies entirely outside its community {r.community_code} ({r.name})."))
+            problems.append(Problem("outside_community", codes, r.outside_area, r.cell_wkt,
+                                    "geometry.validate.outside_community", said, width_m=r.width, thin=r.thin))
         else:
-            problems.append(Problem(
-                "crosses_community", codes, r.outside_area, r.outside_wkt,
-                f"{_m2(r.outside_area)} of base cell {r.code} lies outside its community "
-                f"{r.community_code} ({r.name}); a cell must not cross a community boundary."))
+            problems.append(Problem("crosses_community", codes, r.outside_area, r.outside_wkt,
+                                    "geometry.validate.crosses_community", said, width_m=r.width, thin=r.thin))
     return problems
 
 
@@ -294,9 +362,8 @@ def _slivers(session: Session, params: dict, sliver_m2: float) -> list[Problem]:
         FROM (SELECT code, geom, ST_Area(geom::geography) AS area FROM base_cell
               WHERE edition_id = :e AND id <> ALL(CAST(:bad AS integer[]))) c
         WHERE area < :sliver"""), params)
-    return [Problem("sliver", [r.code], r.area, r.wkt,
-                    f"Base cell {r.code} is only {_m2(r.area)}, below the {sliver_m2:g} m² minimum; "
-                    "merge it into a neighbour.")
+    return [Problem("sliver", [r.code], r.area, r.wkt, "geometry.validate.sliver",
+                    {"code": r.code, "area_m2": r.area, "minimum_m2": sliver_m2})
             for r in rows]
 
 
@@ -309,17 +376,18 @@ def _cell_codes(session: Session, params: dict, profile: CodeProfile) -> list[Pr
         try:
             check_base_cell_code(r.code, profile)
         except ValueError as exc:
-            problems.append(Problem("code_format", [r.code], None, r.wkt, str(exc)))
+            problems.append(Problem("code_format", [r.code], None, r.wkt, "geometry.validate.cell_code_format",
+                                    {"code": r.code, "reason": str(exc)}))
         if not r.code.startswith(r.community_code):
-            problems.append(Problem(
-                "code_prefix", [r.code, r.community_code], None, r.wkt,
-                f"Base cell code {r.code} does not start with the code of its community {r.community_code}."))
+            problems.append(Problem("code_prefix", [r.code, r.community_code], None, r.wkt,
+                                    "geometry.validate.cell_code_prefix",
+                                    {"code": r.code, "community": r.community_code}))
     duplicates = session.execute(text("""
         SELECT code, count(*) AS n, ST_AsText(ST_Collect(geom ORDER BY id), :digits) AS wkt
         FROM base_cell WHERE edition_id = :e GROUP BY code HAVING count(*) > 1"""), params)
     for r in duplicates:
-        problems.append(Problem("code_duplicate", [r.code], None, r.wkt,
-                                f"Base cell code {r.code} is used by {r.n} cells; codes must be unique."))
+        problems.append(Problem("code_duplicate", [r.code], None, r.wkt, "geometry.validate.cell_code_duplicate",
+                                {"code": r.code, "count": r.n}))
     return problems
 
 
@@ -328,22 +396,29 @@ def _cell_codes(session: Session, params: dict, profile: CodeProfile) -> list[Pr
 _PARENT_LEVEL = {"district": "city", "street": "district", "community": "street"}
 
 
-def validate_admin_units(session: Session) -> list[Problem]:
-    """Return every problem of the admin units (nesting, sibling overlaps, codes), ordered by type, then codes."""
+def validate_admin_units(session: Session, *, tolerance_m: float | None = None,
+                         notes: list | None = None) -> list[Problem]:
+    """Return every problem of the admin units (nesting, sibling overlaps, codes), ordered by type, then codes.
+
+    Parts outside the parent and sibling overlaps no wider than `tolerance_m` (default
+    DEFAULT_TOLERANCE_M) are reprojection noise: they go to `notes` when a list is given.
+    """
+    tolerance_m = DEFAULT_TOLERANCE_M if tolerance_m is None else float(tolerance_m)
     session.flush()
     with _without_jit(session):
-        return _sorted(_admin_problems(session))
+        return _sorted(_apart(_admin_problems(session, tolerance_m), tolerance_m, notes))
 
 
-def _admin_problems(session: Session) -> list[Problem]:
-    params = {"tol": AREA_TOLERANCE_M2, "tol_deg2": _TOLERANCE_DEG2, "digits": WKT_DIGITS}
+def _admin_problems(session: Session, tolerance_m: float) -> list[Problem]:
+    params = {"tol": AREA_TOLERANCE_M2, "tol_deg2": _TOLERANCE_DEG2, "digits": WKT_DIGITS,
+              "half_tol": tolerance_m / 2}
     problems: list[Problem] = []
     invalid = session.execute(text("""
         SELECT code, ST_IsValidReason(geom) AS reason,
                ST_AsText(coalesce((ST_IsValidDetail(geom)).location, ST_PointOnSurface(geom)), :digits) AS wkt
         FROM admin_unit WHERE NOT ST_IsValid(geom)"""), params)
-    problems += [Problem("invalid_geometry", [r.code], None, r.wkt,
-                         f"Admin unit {r.code} has an invalid geometry ({r.reason}).") for r in invalid]
+    problems += [Problem("invalid_geometry", [r.code], None, r.wkt, "geometry.validate.unit_invalid",
+                         {"code": r.code, "reason": r.reason}) for r in invalid]
 
     outside = session.execute(text("""
         WITH loose AS MATERIALIZED (
@@ -353,11 +428,11 @@ def _admin_problems(session: Session) -> list[Problem]:
             WHERE ST_IsValid(u.geom) AND ST_IsValid(p.geom) AND NOT ST_CoveredBy(u.geom, p.geom)),
         measured AS MATERIALIZED (SELECT *, ST_Area(geom::geography) AS area FROM loose
                                   WHERE ST_Area(geom) > :tol_deg2)
-        SELECT code, name, parent, parent_name, area, ST_AsText(geom, :digits) AS wkt
-        FROM measured WHERE area > :tol"""), params)
-    problems += [Problem("outside_parent", [r.code, r.parent], r.area, r.wkt,
-                         f"{_m2(r.area)} of {r.code} ({r.name}) lies outside its parent "
-                         f"{r.parent} ({r.parent_name}).") for r in outside]
+        SELECT code, name, parent, parent_name, area, ST_AsText(geom, :digits) AS wkt, {width}
+        FROM measured WHERE area > :tol""".replace("{width}", _WIDTH.format(g="geom"))), params)
+    problems += [Problem("outside_parent", [r.code, r.parent], r.area, r.wkt, "geometry.validate.outside_parent",
+                         {"code": r.code, "name": r.name, "parent": r.parent, "parent_name": r.parent_name,
+                          "area_m2": r.area, "width_m": r.width}, width_m=r.width, thin=r.thin) for r in outside]
 
     overlaps = session.execute(text("""
         WITH pairs AS MATERIALIZED (
@@ -369,10 +444,12 @@ def _admin_problems(session: Session) -> list[Problem]:
             WHERE ST_IsValid(a.geom) AND ST_IsValid(b.geom) AND ST_Relate(a.geom, b.geom, :pattern)),
         measured AS MATERIALIZED (SELECT *, ST_Area(geom::geography) AS area FROM pairs
                                   WHERE ST_Area(geom) > :tol_deg2)
-        SELECT code_a, name_a, code_b, name_b, area, ST_AsText(geom, :digits) AS wkt
-        FROM measured WHERE area > :tol"""), dict(params, pattern=_INTERIORS_OVERLAP))
-    problems += [Problem("overlap", [r.code_a, r.code_b], r.area, r.wkt,
-                         f"{r.code_a} ({r.name_a}) and {r.code_b} ({r.name_b}) overlap by {_m2(r.area)}.")
+        SELECT code_a, name_a, code_b, name_b, area, ST_AsText(geom, :digits) AS wkt, {width}
+        FROM measured WHERE area > :tol""".replace("{width}", _WIDTH.format(g="geom"))),
+        dict(params, pattern=_INTERIORS_OVERLAP))
+    problems += [Problem("overlap", [r.code_a, r.code_b], r.area, r.wkt, "geometry.validate.unit_overlap",
+                         {"a": r.code_a, "name_a": r.name_a, "b": r.code_b, "name_b": r.name_b,
+                          "area_m2": r.area, "width_m": r.width}, width_m=r.width, thin=r.thin)
                  for r in overlaps]
 
     units = session.execute(text("""
@@ -390,22 +467,25 @@ def _admin_unit_codes(u) -> list[Problem]:
     try:
         level = admin_level_of_code(u.code)
     except ValueError as exc:
-        problems.append(Problem("code_format", [u.code], None, u.wkt, f"{u.code} ({u.name}): {exc}"))
+        problems.append(Problem("code_format", [u.code], None, u.wkt, "geometry.validate.unit_code_format",
+                                {"code": u.code, "name": u.name, "reason": str(exc)}))
     else:
         expected = ("city", "province") if u.level == "city" else (u.level,)
         if level not in expected:
-            problems.append(Problem(
-                "code_format", [u.code], None, u.wkt,
-                f"{u.code} ({u.name}) is stored as a {u.level} but its code is that of a {level}."))
+            problems.append(Problem("code_format", [u.code], None, u.wkt, "geometry.validate.unit_code_level",
+                                    {"code": u.code, "name": u.name, "level": _level(u.level),
+                                     "code_level": _level(level)}))
     wanted = _PARENT_LEVEL.get(u.level)
     if wanted and u.parent_code is None:
-        problems.append(Problem("missing_parent", [u.code], None, u.wkt,
-                                f"{u.level.capitalize()} {u.code} ({u.name}) has no parent {wanted}."))
+        problems.append(Problem("missing_parent", [u.code], None, u.wkt, "geometry.validate.unit_no_parent",
+                                {"code": u.code, "name": u.name, "level": _level(u.level),
+                                 "wanted": _level(wanted)}))
         return problems
     if wanted and u.parent_level != wanted:
         problems.append(Problem("missing_parent", [u.code, u.parent_code], None, u.wkt,
-                                f"{u.level.capitalize()} {u.code} ({u.name}) belongs to {u.parent_code}, "
-                                f"a {u.parent_level}; its parent must be a {wanted}."))
+                                "geometry.validate.unit_wrong_parent",
+                                {"code": u.code, "name": u.name, "level": _level(u.level), "parent": u.parent_code,
+                                 "parent_level": _level(u.parent_level), "wanted": _level(wanted)}))
         return problems
     if u.parent_code is None:
         return problems
@@ -419,8 +499,8 @@ def _admin_unit_codes(u) -> list[Problem]:
         prefix = u.parent_code
     if not u.code.startswith(prefix):
         problems.append(Problem("code_prefix", [u.code, u.parent_code], None, u.wkt,
-                                f"{u.code} ({u.name}) does not start with {prefix}, the code of its "
-                                f"parent {u.parent_code}."))
+                                "geometry.validate.unit_code_prefix",
+                                {"code": u.code, "name": u.name, "prefix": prefix, "parent": u.parent_code}))
     return problems
 
 
@@ -449,13 +529,12 @@ def renumber_base_cells(session: Session, edition: BaseGridEdition, *, community
     non-deferrable unique (edition, code) and the check constraints hold after every row.
     Loaded BaseCell objects of the edition get their code reloaded on next access.
     """
-    if edition.status != "draft":
-        raise InvalidTransition(f"edition {edition.name!r} is {edition.status}: only a draft edition "
-                                "can be renumbered; copy it into a new draft first.")
+    if edition.status != EditionState.DRAFT:
+        raise InvalidTransition("geometry.renumber_not_draft", edition=edition.name, status=edition.status)
     profile = resolve_profile(edition, profile)
     session.flush()
     if community is not None and session.get(AdminUnit, community) is None:
-        raise NotFound(f"community {community} does not exist: see `gridkit admin list`.")
+        raise NotFound("geometry.no_such_community", community=community)
     query = """
         SELECT id, code, community_code, ST_X(p) AS x, ST_Y(p) AS y, ST_YMax(geom) - ST_YMin(geom) AS h
         FROM (SELECT id, code, community_code, geom, ST_PointOnSurface(geom) AS p
@@ -473,16 +552,14 @@ def renumber_base_cells(session: Session, edition: BaseGridEdition, *, community
     for r in rows:
         by_community.setdefault(r.community_code, []).append(r)
     limit = 10 ** profile.base_cell_seq_digits - 1
-    too_many = [Problem("code_format", [code], None, None,
-                        f"Community {code} has {len(cells)} base cells; the {profile.name} profile numbers "
-                        f"at most {limit} per community.")
+    too_many = [Problem("code_format", [code], None, None, "geometry.validate.too_many_cells",
+                        {"community": code, "count": len(cells), "profile": profile.name, "limit": limit})
                 for code, cells in by_community.items() if len(cells) > limit]
     empty = [r.code for r in rows if r.x is None]
     if empty:
-        raise ValidationError(f"base cells {', '.join(empty)} have empty geometries and cannot be ordered.")
+        raise ValidationError("geometry.renumber_empty_cells", cells=", ".join(empty))
     if too_many:
-        raise ValidationError(f"{len(too_many)} communities have more base cells than the {profile.name} "
-                              f"profile can number ({limit}): split the community or use another profile.",
+        raise ValidationError("geometry.renumber_too_many", count=len(too_many), profile=profile.name, limit=limit,
                               problems=[p.to_dict() for p in too_many])
 
     new_code: dict[int, str] = {}

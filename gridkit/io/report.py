@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 from datetime import datetime
@@ -66,10 +67,13 @@ ADVICE = {
 }
 
 
-def write_report(home, name: str, problems: list[dict], notes: list[dict], summary: dict) -> tuple[Path, Path]:
-    """Write GRIDKIT_HOME/reports/<timestamp>-<name>.json and .txt and return both paths.
+def write_report(home, name: str, problems: list[dict], notes: list[dict], summary: dict,
+                 rows: list[dict] | None = None) -> tuple[Path, Path]:
+    """Write GRIDKIT_HOME/reports/<timestamp>-<name>.json, .txt and .csv and return the JSON and text paths.
 
-    The text file is UTF-8 with a byte order mark, so that Windows Notepad shows the Chinese right.
+    The CSV has one line per problem and note (then per row of `rows`, e.g. the unassigned rows of
+    an import: row, id, code), to sort and filter in Excel. Text and CSV are UTF-8 with a byte order
+    mark, so that Windows Notepad and Excel show the Chinese right.
     """
     folder = Path(home) / "reports"
     folder.mkdir(parents=True, exist_ok=True)
@@ -86,7 +90,23 @@ def write_report(home, name: str, problems: list[dict], notes: list[dict], summa
                 "problems": problems, "notes": notes}
     json_path.write_text(json.dumps(document, ensure_ascii=False, indent=2, default=str) + "\n", encoding="utf-8")
     text_path.write_text(_text(document), encoding="utf-8-sig")
+    _write_csv(base.with_suffix(".csv"), problems, notes, rows or [])
     return json_path, text_path
+
+
+def _write_csv(path: Path, problems: list[dict], notes: list[dict], rows: list[dict]) -> None:
+    """One line per problem, note and listed row: what, row (index), code, field, kind, message, advice."""
+    with path.open("w", encoding="utf-8-sig", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["what", "row", "code", "field", "kind", "message", "advice"])
+        for what, items in (("problem", problems), ("note", notes)):
+            for item in items:
+                kind = item.get("kind")
+                advice = ADVICE.get(kind) or _subject_advice().get(kind) or ""
+                out.writerow([what, item.get("index"), item.get("code"), item.get("field"), kind,
+                              _one_line(item.get("message", "")), advice])
+        for row in rows:
+            out.writerow(["unassigned", row.get("row"), row.get("code"), None, "unassigned", None, None])
 
 
 def _one_line(value) -> str:

@@ -31,14 +31,19 @@ import codecs
 import csv
 import io
 import math
-import zipfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
 from pathlib import Path
 
 from gridkit.io.vector import VectorReadError, _codec, _polygonal_part, problem, read_vector_collecting, text_value
 
-__all__ = ["Table", "TableReadError", "read_table", "TABLE_SUFFIXES", "SPATIAL_SUFFIXES"]
+__all__ = ["Table", "TableReadError", "TableStream", "open_table", "read_table", "TABLE_SUFFIXES",
+           "SPATIAL_SUFFIXES", "CHUNK_ROWS"]
+
+# Rows per chunk of a streamed table: big enough for vectorised checks, small enough for flat memory.
+CHUNK_ROWS = 50_000
+# Bytes read at a time when checking a CSV file's encoding before streaming it.
+_BLOCK = 1 << 20
 
 CSV_SUFFIXES = (".csv", ".txt", ".tsv")
 XLSX_SUFFIXES = (".xlsx", ".xlsm")
@@ -80,6 +85,104 @@ class Table:
         return f"{self.source.get('display')}, {self.unit} {self.numbers[position]}"
 
 
+@dataclass
+class TableStream:
+    """A file opened for reading in chunks: `header` holds columns, unit, source, notes and file-level
+    problems (a Table without rows); iterating yields Tables of at most `chunk_rows` rows each, whose
+    positions restart at 0 and whose row problems are their own. `size` is the file's bytes and
+    `done` how many were read so far (for progress bars)."""
+
+    header: Table
+    chunks: Iterator[Table]
+    size: int = 0
+    position: Callable[[], int] | None = None
+
+    def __iter__(self) -> Iterator[Table]:
+        return self.chunks
+
+    @property
+    def done(self) -> int:
+        return self.position() if self.position is not None else 0
+
+
+def open_table(path, *, encoding: str | None = None, sheet: str | None = None, layer: str | None = None,
+               src_crs: str | None = None, chunk_rows: int | None = None) -> TableStream:
+    """Open the file at `path` for reading in chunks of rows; raise TableReadError if it cannot be read.
+
+    The same rules as `read_table`. CSV and XLSX are read as a stream (memory flat in the number of
+    rows); a CSV whose text does not decode cleanly is read whole, to name every bad line. Vector
+    files are read whole by the vector reader and handed out in chunks.
+    """
+    path = Path(path)
+    chunk_rows = chunk_rows or CHUNK_ROWS
+    source = {"path": str(path), "display": path.name or str(path)}
+    _check_path(path, source, encoding=encoding, sheet=sheet, layer=layer)
+    suffix = path.suffix.lower()
+    size = path.stat().st_size if path.is_file() else 0
+    if path.is_dir() or suffix in SPATIAL_SUFFIXES:
+        return _chunked(_read_spatial(path, encoding=encoding, layer=layer, src_crs=src_crs), chunk_rows, size)
+    if suffix in CSV_SUFFIXES:
+        return _stream_csv(path, encoding, source, chunk_rows)
+    from gridkit.io.xlsx import stream_xlsx  # here: xlsx builds on this module
+
+    return stream_xlsx(path, sheet, source, chunk_rows)
+
+
+def _check_path(path: Path, source: dict, *, encoding, sheet, layer) -> None:
+    """Refuse what cannot be read at all: a missing or empty file, a wrong option, an unknown format."""
+    if not path.exists():
+        raise _fatal(source, "not_found", f"{path} does not exist: check the path.")
+    suffix = path.suffix.lower()
+    if path.is_dir() or suffix in SPATIAL_SUFFIXES:
+        if sheet is not None:
+            raise _fatal(source, "bad_option", f"{source['display']} is a map layer file, not a workbook: leave out "
+                         "--sheet (a GeoPackage layer is chosen with --layer).")
+        return
+    if layer is not None:
+        raise _fatal(source, "bad_option", f"{path.name} is a table, not a map layer file: leave out --layer "
+                     "(an Excel sheet is chosen with --sheet).")
+    if path.stat().st_size == 0:
+        raise _fatal(source, "empty_file", f"{path.name} is empty (0 bytes): export the table again.")
+    if suffix in CSV_SUFFIXES:
+        if sheet is not None:
+            raise _fatal(source, "bad_option", f"{path.name} is a CSV file: it has no sheets, leave out --sheet.")
+        return
+    if suffix in XLSX_SUFFIXES:
+        if encoding is not None:
+            raise _fatal(source, "bad_option", f"{path.name} is an Excel workbook, whose text is always Unicode: "
+                         "leave out --encoding.")
+        return
+    if suffix in (".xls", ".et"):
+        raise _fatal(source, "unreadable", f"{path.name} is an old-style Excel file (.xls): open it in Excel or "
+                     "WPS and save it as .xlsx or CSV.")
+    raise _fatal(source, "unreadable", f"{path.name}: gridkit reads CSV (.csv, .txt, .tsv), Excel (.xlsx) and "
+                 "Shapefile (.shp, a folder or .zip), GeoPackage (.gpkg) or GeoJSON (.geojson) files.")
+
+
+def _chunked(table: Table, chunk_rows: int, size: int) -> TableStream:
+    """Hand out a Table read whole as a stream of chunks (its problems go with the chunk of their row)."""
+    header = Table(columns=table.columns, rows=[], numbers=[], unit=table.unit,
+                   geometries=[] if table.spatial else None, notes=table.notes,
+                   problems=[p for p in table.problems if p.get("index") is None], source=table.source)
+    done = [0]
+
+    def chunks() -> Iterator[Table]:
+        by_number: dict = {}
+        for found in table.problems:
+            if found.get("index") is not None:
+                by_number.setdefault(found["index"], []).append(found)
+        for start in range(0, len(table.rows), chunk_rows):
+            stop = min(start + chunk_rows, len(table.rows))
+            numbers = table.numbers[start:stop]
+            yield Table(columns=table.columns, rows=table.rows[start:stop], numbers=numbers, unit=table.unit,
+                        geometries=None if table.geometries is None else table.geometries[start:stop],
+                        lossy={(p - start, c) for p, c in table.lossy if start <= p < stop},
+                        problems=[f for n in numbers for f in by_number.get(n, ())], source=table.source)
+            done[0] = size * stop // max(len(table.rows), 1)
+
+    return TableStream(header, chunks(), size, lambda: done[0])
+
+
 def _fatal(source: dict, kind: str, message: str) -> TableReadError:
     return TableReadError(message, problems=[problem(kind, message)], source=source)
 
@@ -92,35 +195,20 @@ def read_table(path, *, encoding: str | None = None, sheet: str | None = None, l
     `layer` and `src_crs` are passed to the vector reader (for CSV/XLSX, `src_crs` is the
     importer's business: it applies to coordinate columns).
     """
-    path = Path(path)
-    source = {"path": str(path), "display": path.name or str(path)}
-    if not path.exists():
-        raise _fatal(source, "not_found", f"{path} does not exist: check the path.")
-    suffix = path.suffix.lower()
-    if path.is_dir() or suffix in SPATIAL_SUFFIXES:
-        if sheet is not None:
-            raise _fatal(source, "bad_option", f"{source['display']} is a map layer file, not a workbook: leave out "
-                         "--sheet (a GeoPackage layer is chosen with --layer).")
-        return _read_spatial(path, encoding=encoding, layer=layer, src_crs=src_crs)
-    if layer is not None:
-        raise _fatal(source, "bad_option", f"{path.name} is a table, not a map layer file: leave out --layer "
-                     "(an Excel sheet is chosen with --sheet).")
-    if path.stat().st_size == 0:
-        raise _fatal(source, "empty_file", f"{path.name} is empty (0 bytes): export the table again.")
-    if suffix in CSV_SUFFIXES:
-        if sheet is not None:
-            raise _fatal(source, "bad_option", f"{path.name} is a CSV file: it has no sheets, leave out --sheet.")
-        return _read_csv(path, encoding, source)
-    if suffix in XLSX_SUFFIXES:
-        if encoding is not None:
-            raise _fatal(source, "bad_option", f"{path.name} is an Excel workbook, whose text is always Unicode: "
-                         "leave out --encoding.")
-        return _read_xlsx(path, sheet, source)
-    if suffix in (".xls", ".et"):
-        raise _fatal(source, "unreadable", f"{path.name} is an old-style Excel file (.xls): open it in Excel or "
-                     "WPS and save it as .xlsx or CSV.")
-    raise _fatal(source, "unreadable", f"{path.name}: gridkit reads CSV (.csv, .txt, .tsv), Excel (.xlsx) and "
-                 "Shapefile (.shp, a folder or .zip), GeoPackage (.gpkg) or GeoJSON (.geojson) files.")
+    stream = open_table(path, encoding=encoding, sheet=sheet, layer=layer, src_crs=src_crs)
+    header = stream.header
+    rows, numbers, lossy, problems = [], [], set(), list(header.problems)
+    geometries = [] if header.spatial else None
+    for chunk in stream:
+        offset = len(rows)
+        rows.extend(chunk.rows)
+        numbers.extend(chunk.numbers)
+        lossy.update((p + offset, c) for p, c in chunk.lossy)
+        problems.extend(chunk.problems)
+        if geometries is not None:
+            geometries.extend(chunk.geometries)
+    return Table(columns=header.columns, rows=rows, numbers=numbers, unit=header.unit, geometries=geometries,
+                 lossy=lossy, notes=header.notes, problems=problems, source=header.source)
 
 
 # -- CSV ----------------------------------------------------------------------------------------------
@@ -327,77 +415,6 @@ def _preview(text) -> str:
     return repr(text if len(text) <= 12 else text[:10] + "…")
 
 
-# -- XLSX ---------------------------------------------------------------------------------------------
-
-
-def _cell_text(value) -> tuple[str | None, bool]:
-    """Return (text, lossy) for an Excel cell value."""
-    if value is None:
-        return None, False
-    if isinstance(value, bool):
-        return ("TRUE" if value else "FALSE"), False
-    if isinstance(value, float):
-        if math.isnan(value) or math.isinf(value):
-            return None, False
-        lossy = abs(value) >= _LOSSY_ABOVE
-        return (str(int(value)) if value.is_integer() else repr(value)), lossy
-    if isinstance(value, int):
-        return str(value), False
-    if isinstance(value, (datetime, date, time)):
-        return value.isoformat(), False
-    text = str(value).strip()
-    return text or None, False
-
-
-def _read_xlsx(path: Path, sheet: str | None, source: dict) -> Table:
-    from openpyxl import load_workbook
-
-    display = source["display"]
-    try:
-        workbook = load_workbook(path, read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
-        raise _fatal(source, "unreadable", f"{display} cannot be opened as an Excel workbook ({exc}): save it "
-                     "again from Excel or WPS as .xlsx, or as CSV.")
-    notes: list[dict] = []
-    problems: list[dict] = []
-    try:
-        names = workbook.sheetnames
-        if sheet is not None:
-            if sheet not in names:
-                raise _fatal(source, "no_such_sheet", f"{display} has no sheet {sheet!r}; its sheets are: "
-                             f"{', '.join(names)}.")
-            chosen = sheet
-        else:
-            chosen = names[0]
-            if len(names) > 1:
-                notes.append(problem("sheet", f"{display} has {len(names)} sheets ({', '.join(names)}); the first, "
-                                     f"{chosen!r}, was read. Choose another with --sheet."))
-        source.update(driver="XLSX", sheet=chosen, encoding="UTF-8", encoding_source="xlsx")
-        rows_iter = workbook[chosen].iter_rows(values_only=True)
-        header_cells = next(rows_iter, None)
-        if header_cells is None or not any(_cell_text(v)[0] for v in header_cells):
-            raise _fatal(source, "no_header", f"{display}, sheet {chosen!r}: row 1 must hold the column names, but "
-                         "it is empty. Put the column names in the first row.")
-        names_, header_problems = _header([_cell_text(v)[0] for v in header_cells], source, "row 1")
-        problems.extend(header_problems)
-        rows, numbers, lossy = [], [], set()
-        for number, values in enumerate(rows_iter, start=2):
-            texts = [_cell_text(v) for v in values]
-            if not any(t for t, _ in texts):
-                continue
-            position = len(rows)
-            for i, (_, is_lossy) in enumerate(texts):
-                if is_lossy and i < len(names_) and names_[i] is not None:
-                    lossy.add((position, names_[i]))
-            rows.append(_row(names_, [t for t, _ in texts], display, f"row {number}", number, problems))
-            numbers.append(number)
-    finally:
-        workbook.close()
-    source["rows"] = len(rows)
-    return Table(columns=[n for n in names_ if n is not None], rows=rows, numbers=numbers, unit="row",
-                 lossy=lossy, notes=notes, problems=problems, source=source)
-
-
 # -- vector files ---------------------------------------------------------------------------------------
 
 
@@ -426,3 +443,160 @@ def _read_spatial(path: Path, *, encoding, layer, src_crs) -> Table:
     return Table(columns=columns, rows=rows, numbers=[int(i) for i in gdf.index], unit="feature",
                  geometries=geometries, lossy=lossy, notes=read.notes, problems=problems, source=read.source)
 
+
+
+# -- streaming CSV ------------------------------------------------------------------------------
+
+
+def _decodes(path: Path, codec: str) -> bool:
+    """True when the whole file decodes with `codec` (read block by block: memory stays flat)."""
+    decoder = codecs.getincrementaldecoder(codec)("strict")
+    try:
+        with path.open("rb") as f:
+            while block := f.read(_BLOCK):
+                decoder.decode(block)
+            decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _mixed_lines(path: Path) -> bool:
+    """True when a file that is not UTF-8 as a whole has lines of UTF-8 Chinese too (see _utf8_and_not)."""
+    utf8 = other = False
+    with path.open("rb") as f:
+        for line in f:
+            if line.isascii():
+                continue
+            try:
+                decoded = line.decode("utf-8")
+            except UnicodeDecodeError:
+                other = True
+            else:
+                utf8 = utf8 or any(ord(c) >= 0x800 for c in decoded)
+            if utf8 and other:
+                return True
+    return False
+
+
+def _streamable_codec(path: Path, forced: str | None, source: dict, notes: list) -> str | None:
+    """Return the codec to stream the CSV with, the source's encoding set as `_decode_csv` sets it; None when
+    the text does not decode cleanly (then the file is read whole, so that every bad line is named)."""
+    with path.open("rb") as f:
+        start = f.read(4)
+    if forced is not None:
+        codec = _codec(forced)
+        if codec is None:
+            raise _fatal(source, "unknown_encoding", f"unknown encoding {forced!r}: use e.g. UTF-8, GB18030, GBK "
+                         "or BIG5.")
+        if codec == "utf-8" and start.startswith(codecs.BOM_UTF8):
+            codec = "utf-8-sig"
+        if not _decodes(path, codec):
+            return None
+        source.update(encoding=codecs.lookup(codec).name.upper(), encoding_source="given")
+        return codec
+    for bom, codec in _BOMS:
+        if start.startswith(bom):
+            if not _decodes(path, codec):
+                return None
+            source.update(encoding=codecs.lookup(codec).name.upper(), encoding_source="byte order mark")
+            return codec
+    if _decodes(path, "utf-8"):
+        source.update(encoding="UTF-8", encoding_source="detected")
+        return "utf-8"
+    if _decodes(path, "gb18030") and not _mixed_lines(path):
+        source.update(encoding="GB18030", encoding_source="detected")
+        notes.append(problem("encoding", f"{source['display']}: the text is not UTF-8; it was decoded as GB18030 "
+                             "(covers GBK and GB2312, what Chinese Excel writes). Check a few names; if they look "
+                             "wrong, give the right encoding with --encoding."))
+        return "gb18030"
+    return None
+
+
+def _nul_problem(display: str, where: str, number: int, name) -> dict:
+    return problem("nul_byte", f"{display}, {where}: column {name!r} holds a NUL byte (\\x00), which text "
+                   "cannot hold (often a sign of a binary file, or a UTF-16 file read as another encoding). "
+                   "Remove it, or export the table again as CSV UTF-8.", index=number, field=name)
+
+
+def _stream_csv(path: Path, encoding: str | None, source: dict, chunk_rows: int) -> TableStream:
+    notes: list[dict] = []
+    codec = _streamable_codec(path, encoding, source, notes)
+    if codec is None:   # undecodable or mixed text: read whole to name every bad line (refused anyway)
+        return _chunked(_read_csv(path, encoding, {k: source[k] for k in ("path", "display")}), chunk_rows,
+                        path.stat().st_size)
+    with path.open(encoding=codec, newline="") as f:
+        first_line = f.readline().rstrip("\r\n")
+    delimiter = "\t" if path.suffix.lower() == ".tsv" or ("\t" in first_line and "," not in first_line) else ","
+    source.update(driver="CSV", delimiter="tab" if delimiter == "\t" else "comma")
+    display = source["display"]
+    raw = path.open("rb")
+    text = io.TextIOWrapper(raw, encoding=codec, newline="")
+    nul = [False]
+
+    def lines():
+        for line in text:
+            if "\x00" in line:
+                nul[0] = True
+            yield line
+
+    reader = csv.reader(lines(), delimiter=delimiter)
+    try:
+        header_cells = next(reader, None)
+    except csv.Error as exc:
+        raw.close()
+        raise _fatal(source, "unreadable", f"{display}, line 1: {exc}. Export the table again.")
+    if not header_cells or not any(c.strip() for c in header_cells):
+        raw.close()
+        raise _fatal(source, "no_header", f"{display}: line 1 must hold the column names, but it is empty. Put "
+                     "the column names in the first line.")
+    names, header_problems = _header(header_cells, source, "line 1")
+    columns = [n for n in names if n is not None]
+    header = Table(columns=columns, rows=[], numbers=[], unit="line", notes=notes, problems=header_problems,
+                   source=source)
+    plain = None not in names
+    source["rows"] = 0
+
+    def chunks() -> Iterator[Table]:
+        previous = reader.line_num
+        try:
+            while True:
+                rows, numbers, problems = [], [], []
+                broken = False
+                while len(rows) < chunk_rows:
+                    try:
+                        cells = next(reader)
+                    except StopIteration:
+                        broken = True
+                        break
+                    except csv.Error as exc:
+                        problems.append(problem("bad_row", f"{display}, line {previous + 1}: {exc}. Check the "
+                                                "quotes on this line.", index=previous + 1))
+                        broken = True
+                        break
+                    number, previous = previous + 1, reader.line_num
+                    if plain and len(cells) == len(names):
+                        row = {k: v.strip() or None for k, v in zip(names, cells)}
+                        if not any(row.values()):
+                            continue
+                    else:
+                        if not any(c.strip() for c in cells):
+                            continue
+                        row = _row(names, cells, display, f"line {number}", number, problems)
+                    if nul[0]:
+                        for k, v in row.items():
+                            if v is not None and "\x00" in v:
+                                problems.append(_nul_problem(display, f"line {number}", number, k))
+                                row[k] = v.replace("\x00", "")
+                    rows.append(row)
+                    numbers.append(number)
+                source["rows"] += len(rows)
+                if rows or problems:
+                    yield Table(columns=columns, rows=rows, numbers=numbers, unit="line", problems=problems,
+                                source=source)
+                if broken:
+                    return
+        finally:
+            raw.close()
+
+    return TableStream(header, chunks(), path.stat().st_size, lambda: 0 if raw.closed else raw.tell())

@@ -37,10 +37,11 @@ import stat
 import tempfile
 import warnings
 import zipfile
+import zlib
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Iterator
 
 import geopandas as gpd
 import numpy as np
@@ -51,8 +52,12 @@ import shapely
 from shapely.geometry import MultiPolygon, Polygon
 
 from gridkit.errors import ValidationError
+from gridkit.grids.tolerance import DENSIFY_M, densify_projected
+from gridkit.messages import Message
+from gridkit.rules import SRID
 
-__all__ = ["VectorRead", "VectorReadError", "read_vector", "problem", "text_value", "MULTIPART_MODES"]
+__all__ = ["VectorRead", "VectorReadError", "read_vector", "problem", "problem_text", "refusal", "text_value",
+           "MULTIPART_MODES"]
 
 MULTIPART_MODES = ("keep", "single")
 
@@ -67,6 +72,8 @@ _LIST_AT_MOST = 20
 
 # Unpacked size limit for a .zip (a guard against zip bombs).
 MAX_ZIP_BYTES = 2 * 1024**3
+# Default vertex limit per feature (GRIDKIT_MAX_VERTICES); a base cell has tens, a city boundary thousands.
+MAX_VERTICES = 100_000
 
 _GCJ02_NAMES = {"gcj02", "gcj-02", "gcj", "gcj_02"}
 _VECTOR_SUFFIXES = (".gpkg", ".geojson", ".json")
@@ -87,9 +94,9 @@ _RAW_GDAL = "ISO-8859-1"
 class VectorReadError(ValidationError):
     """A vector file cannot be used; `problems` lists every problem found, `notes` what was done."""
 
-    def __init__(self, message: str, *, problems: list | None = None, notes: list | None = None,
-                 source: dict | None = None):
-        super().__init__(message, problems=problems)
+    def __init__(self, code: str, /, *, problems: list | None = None, notes: list | None = None,
+                 source: dict | None = None, **params):
+        super().__init__(code, problems=problems, **params)
         self.notes = notes or []
         self.source = source or {}
 
@@ -108,10 +115,55 @@ class VectorRead:
         return [c for c in self.gdf.columns if c != self.gdf.geometry.name]
 
 
-def problem(kind: str, message: str, *, index=None, code=None, field: str | None = None) -> dict:
-    """Return a problem or note dict: feature index, code, field, kind and a message for a coordinator."""
-    return {"index": None if index is None else int(index), "code": code, "field": field,
-            "kind": kind, "message": message}
+def problem(kind: str, message: str | Message, *, index=None, code=None, field: str | None = None) -> dict:
+    """Return a problem or note dict: feature index, code, field, kind and a message for a coordinator.
+
+    `message` is a catalogue Message (preferred: the dict then holds its "key" and "params", and
+    "message" is the English sentence) or, from older callers, an English sentence.
+    """
+    entry = {"index": None if index is None else int(index), "code": code, "field": field, "kind": kind}
+    if isinstance(message, Message):
+        entry["message"] = message.render("en")
+        entry["key"] = message.key
+        entry["params"] = {k: _plain(v) for k, v in message.params.items()}
+    else:
+        entry["message"] = message
+    return entry
+
+
+def _plain(value):
+    """Return a message parameter as JSON: a nested Message becomes {"key": …, "params": {…}}."""
+    if isinstance(value, Message):
+        return {"key": value.key, "params": {k: _plain(v) for k, v in value.params.items()}}
+    return value
+
+
+def _message(key: str, params: dict) -> Message:
+    """Return the Message a problem dict's key and (plain) params stand for."""
+    def back(value):
+        if isinstance(value, dict) and set(value) == {"key", "params"}:
+            return _message(value["key"], value["params"])
+        return value
+
+    return Message(key, **{k: back(v) for k, v in params.items()})
+
+
+def problem_text(entry: dict, lang: str | None = None) -> str:
+    """Return a problem or note dict's sentence in `lang` (its English message if it has no key)."""
+    if entry.get("key"):
+        return _message(entry["key"], entry.get("params", {})).render(lang)
+    return entry.get("message", "")
+
+
+def refusal(display: str, problems: list[dict], what: str) -> tuple[str, dict]:
+    """Return (error code, params) of a refusal: how many problems, the first one, and that nothing was `what`.
+
+    `what` is "read", "imported" or "unpacked".
+    """
+    first = problems[0]
+    text = _message(first["key"], first["params"]) if first.get("key") else first["message"]
+    params = {"file": display, "count": len(problems), "first": text, "what": Message(f"geometry.what.{what}")}
+    return ("geometry.refused_one" if len(problems) == 1 else "geometry.refused"), params
 
 
 def text_value(value) -> str | None:
@@ -134,20 +186,22 @@ def text_value(value) -> str | None:
 
 
 def read_vector(path, *, layer: str | None = None, encoding: str | None = None, src_crs: str | None = None,
-                target_srid: int = 4490, multipart: str | None = None,
-                code_field: str | None = None) -> VectorRead:
+                target_srid: int = SRID, multipart: str | None = None,
+                code_field: str | None = None, max_vertices: int | None = MAX_VERTICES) -> VectorRead:
     """Return the layer at `path` checked and reprojected to EPSG:`target_srid`, or raise VectorReadError.
 
     `multipart` ("keep" or "single") declares a polygon layer: every feature must then be a
     polygon, and is returned as a MultiPolygon ("keep") or a Polygon ("single"). `code_field`
-    only labels notes and problems with the feature's code.
+    only labels notes and problems with the feature's code. A feature with more than
+    `max_vertices` vertices (None: no limit) is a problem: such a feature is a digitising accident
+    or a raster traced to vectors, and would take minutes to validate.
     """
     read, problems = read_vector_collecting(path, layer=layer, encoding=encoding, src_crs=src_crs,
                                             target_srid=target_srid, multipart=multipart,
-                                            code_field=code_field)
+                                            code_field=code_field, max_vertices=max_vertices)
     if problems:
-        raise VectorReadError(summarise(read.source.get("display", str(path)), problems, "read"),
-                              problems=problems, notes=read.notes, source=read.source)
+        code, params = refusal(read.source.get("display", str(path)), problems, "read")
+        raise VectorReadError(code, problems=problems, notes=read.notes, source=read.source, **params)
     return read
 
 
@@ -160,8 +214,9 @@ def summarise(display: str, problems: list[dict], what: str) -> str:
             "The report lists them all.")
 
 
-def read_vector_collecting(path, *, layer=None, encoding=None, src_crs=None, target_srid=4490,
-                           multipart=None, code_field=None) -> tuple[VectorRead, list[dict]]:
+def read_vector_collecting(path, *, layer=None, encoding=None, src_crs=None, target_srid=SRID,
+                           multipart=None, code_field=None,
+                           max_vertices: int | None = MAX_VERTICES) -> tuple[VectorRead, list[dict]]:
     """Like `read_vector`, but return per-feature problems instead of raising them (file-level ones still raise).
 
     Features with a geometry problem have geometry None in the returned frame; importers use this
@@ -188,7 +243,8 @@ def read_vector_collecting(path, *, layer=None, encoding=None, src_crs=None, tar
     except VectorReadError as exc:  # no CRS: the coordinates cannot be checked, but report the text too
         exc.problems, exc.notes, exc.source = problems + exc.problems, notes, source
         raise
-    gdf = _geometries(gdf, crs, gcj02, target_srid, multipart, codes, source, notes, problems)
+    gdf = _geometries(gdf, crs, gcj02, target_srid, multipart, codes, source, notes, problems,
+                      max_vertices=max_vertices)
     source["features"] = len(gdf)
     return VectorRead(gdf=gdf, notes=notes, source=source), problems
 
@@ -196,15 +252,17 @@ def read_vector_collecting(path, *, layer=None, encoding=None, src_crs=None, tar
 # -- finding the file ---------------------------------------------------------------------------------
 
 
-def _fatal(source: dict, kind: str, message: str, *, notes: list | None = None) -> VectorReadError:
-    return VectorReadError(message, problems=[problem(kind, message)], notes=notes, source=source)
+def _fatal(source: dict, kind: str, sentence: str, /, **params) -> VectorReadError:
+    """Return the error for a problem that makes the rest of the file meaningless (key error.geometry.<sentence>)."""
+    message = Message(f"error.geometry.{sentence}", **params)
+    return VectorReadError(f"geometry.{sentence}", problems=[problem(kind, message)], source=source, **params)
 
 
 @contextmanager
 def _located(path: Path, layer: str | None, source: dict) -> Iterator[tuple[Path, str | None]]:
     """Yield (file GDAL should open, layer name for GDAL); a .zip is unpacked for the duration."""
     if not path.exists():
-        raise _fatal(source, "not_found", f"{path} does not exist: check the path.")
+        raise _fatal(source, "not_found", "not_found", path=str(path))
     if path.is_dir():
         shp = _pick_shapefile(_files_with_suffix(path, ".shp"), layer, f"folder {path}", source)
         source["file"] = str(shp.relative_to(path))
@@ -222,14 +280,12 @@ def _located(path: Path, layer: str | None, source: dict) -> Iterator[tuple[Path
             others = [p for s in _VECTOR_SUFFIXES for p in _files_with_suffix(folder, s)]
             if len(others) != 1:
                 listed = ", ".join(str(p.relative_to(folder)) for p in others) or "none"
-                raise _fatal(source, "no_layer_in_zip",
-                             f"{path.name} must hold one shapefile (.shp with .shx, .dbf, .prj) or one "
-                             f".gpkg/.geojson file; it holds: {listed}. Zip exactly one layer.")
+                raise _fatal(source, "no_layer_in_zip", "no_layer_in_zip", file=path.name, listed=listed)
             source["file"] = str(others[0].relative_to(folder))
             yield others[0], layer
             return
     if path.stat().st_size == 0:
-        raise _fatal(source, "empty_file", f"{path.name} is empty (0 bytes): export the layer again.")
+        raise _fatal(source, "empty_file", "empty_file", file=path.name)
     yield path, layer
 
 
@@ -241,31 +297,29 @@ def _files_with_suffix(folder: Path, suffix: str) -> list[Path]:
 
 def _pick_shapefile(shapefiles: list[Path], layer: str | None, where: str, source: dict) -> Path:
     if not shapefiles:
-        raise _fatal(source, "no_shapefile", f"{where} holds no .shp file: give the path of the shapefile, "
-                     "GeoPackage or GeoJSON to import.")
+        raise _fatal(source, "no_shapefile", "no_shapefile", where=where)
     if layer is not None:
         chosen = [p for p in shapefiles if p.stem == layer or p.name == layer]
         if len(chosen) == 1:
             return chosen[0]
         names = ", ".join(p.stem for p in shapefiles)
-        raise _fatal(source, "no_such_layer", f"{where} has no shapefile named {layer!r}; it has: {names}.")
+        raise _fatal(source, "no_such_layer", "no_such_shapefile", where=where, layer=layer, names=names)
     if len(shapefiles) > 1:
         names = ", ".join(p.stem for p in shapefiles)
-        raise _fatal(source, "several_layers",
-                     f"{where} holds {len(shapefiles)} shapefiles ({names}): choose one with --layer.")
+        raise _fatal(source, "several_layers", "several_shapefiles", where=where, count=len(shapefiles), names=names)
     return shapefiles[0]
 
 
 def _unsafe_member_reason(info: zipfile.ZipInfo) -> str | None:
     name = info.filename.replace("\\", "/")
     if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
-        return "has an absolute path"
+        return "absolute"
     if ".." in PurePosixPath(name).parts:
-        return "points outside the archive ('..')"
+        return "parent"
     if stat.S_ISLNK(info.external_attr >> 16):
-        return "is a symbolic link"
+        return "symlink"
     if info.flag_bits & 0x1:
-        return "is encrypted"
+        return "encrypted"
     return None
 
 
@@ -274,32 +328,35 @@ def _unzip_safely(path: Path, dest: Path, source: dict) -> Path:
     try:
         archive = zipfile.ZipFile(path)
     except zipfile.BadZipFile:
-        raise _fatal(source, "bad_zip", f"{path.name} is not a valid zip archive: zip the layer again.")
+        raise _fatal(source, "bad_zip", "bad_zip", file=path.name)
     with archive:
         members = archive.infolist()
         bad = [(m.filename, reason) for m in members if (reason := _unsafe_member_reason(m))]
         if bad:
-            problems = [problem("unsafe_zip", f"{path.name}: member {name!r} {reason}; gridkit refuses such "
-                                "archives. Zip the layer's files themselves, without folders above them.",
+            problems = [problem("unsafe_zip", Message("geometry.vector.unsafe_zip_member", file=path.name,
+                                                      member=name, reason=Message(f"geometry.zip.{reason}")),
                                 field=name)
                         for name, reason in bad]
-            raise VectorReadError(summarise(path.name, problems, "unpacked or read"),
-                                  problems=problems, source=source)
+            code, params = refusal(path.name, problems, "unpacked")
+            raise VectorReadError(code, problems=problems, source=source, **params)
         if sum(m.file_size for m in members) > MAX_ZIP_BYTES:
-            raise _fatal(source, "zip_too_large", f"{path.name} unpacks to more than "
-                         f"{MAX_ZIP_BYTES // 1024**3} GB: import the layer unzipped.")
+            raise _fatal(source, "zip_too_large", "zip_too_large", file=path.name, gb=MAX_ZIP_BYTES // 1024**3)
         root = dest.resolve()
         for member in members:
             target = (root / member.filename.replace("\\", "/")).resolve()
             if not target.is_relative_to(root):  # belt and braces after the checks above
-                raise _fatal(source, "unsafe_zip", f"{path.name}: member {member.filename!r} points outside "
-                             "the archive; gridkit refuses such archives.")
+                raise _fatal(source, "unsafe_zip", "zip_member_outside", file=path.name, member=member.filename)
             if member.is_dir():
                 target.mkdir(parents=True, exist_ok=True)
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
-            with archive.open(member) as src, open(target, "wb") as out:
-                shutil.copyfileobj(src, out)
+            try:
+                with archive.open(member) as src, open(target, "wb") as out:
+                    shutil.copyfileobj(src, out)
+            except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
+                # A damaged member (bad CRC, truncated or corrupt deflate stream, unknown method).
+                raise _fatal(source, "bad_zip_member", "bad_zip_member", file=path.name, member=member.filename,
+                             reason=_first_line(exc))
     return root
 
 
@@ -311,28 +368,22 @@ def _layer_info(file_path: Path, layer: str | None, source: dict) -> dict:
     try:
         layers = pyogrio.list_layers(file_path)
     except Exception as exc:  # pyogrio raises DataSourceError and friends with GDAL's message
-        raise _fatal(source, "unreadable",
-                     f"{display} cannot be opened as a vector layer ({_first_line(exc)}): gridkit reads "
-                     "Shapefile (a .shp, its folder or a .zip), GeoPackage (.gpkg) and GeoJSON.")
+        raise _fatal(source, "unreadable", "unopenable", file=display, reason=_first_line(exc))
     names = [str(row[0]) for row in layers]
     listed = ", ".join(f"{row[0]} ({row[1] or 'no geometry'})" for row in layers)
     if len(names) == 0:
-        raise _fatal(source, "no_layers", f"{display} holds no layers: export the layer again.")
+        raise _fatal(source, "no_layers", "no_layers", file=display)
     if layer is not None and layer not in names:
-        raise _fatal(source, "no_such_layer", f"{display} has no layer {layer!r}; its layers are: {listed}.")
+        raise _fatal(source, "no_such_layer", "no_such_layer", file=display, layer=layer, listed=listed)
     if layer is None and len(names) > 1:
-        raise _fatal(source, "several_layers",
-                     f"{display} holds {len(names)} layers: {listed}. Choose one with --layer.")
+        raise _fatal(source, "several_layers", "several_layers", file=display, count=len(names), listed=listed)
     chosen = layer if layer is not None else names[0]
     info = pyogrio.read_info(file_path, layer=chosen, encoding=_RAW_GDAL)
     source.update(driver=info["driver"], layer=chosen)
     if info["geometry_type"] is None:
-        raise _fatal(source, "no_geometry",
-                     f"{display} (layer {chosen}) has no geometry column: it is a plain table, not a map "
-                     "layer. Export the layer with its polygons as Shapefile, GeoPackage or GeoJSON.")
+        raise _fatal(source, "no_geometry", "no_geometry", file=display, layer=chosen)
     if info["features"] == 0:
-        raise _fatal(source, "no_features", f"{display} (layer {chosen}) has no features: it is empty. "
-                     "Check that the right file was exported.")
+        raise _fatal(source, "no_features", "no_features_in_layer", file=display, layer=chosen)
     return info
 
 
@@ -347,14 +398,11 @@ def _read_raw(file_path: Path, layer: str | None, source: dict, notes: list) -> 
             # Latin-1 hands back the raw bytes of every text value (see the module docstring).
             frame = pyogrio.read_dataframe(file_path, layer=layer, encoding=_RAW_GDAL, fid_as_index=True)
         except Exception as exc:
-            raise _fatal(source, "unreadable",
-                         f"{source['display']} could not be read ({_first_line(exc)}): export the layer again.")
+            raise _fatal(source, "unreadable", "unreadable", file=source["display"], reason=_first_line(exc))
     if any("Measured (M)" in str(w.message) for w in caught):
-        notes.append(problem("m_dropped", f"{source['display']}: M (measure) values were dropped; "
-                             "gridkit stores 2D geometries."))
+        notes.append(problem("m_dropped", Message("geometry.vector.m_dropped", file=source["display"])))
     if len(frame) == 0:
-        raise _fatal(source, "no_features", f"{source['display']} has no features: it is empty. "
-                     "Check that the right file was exported.")
+        raise _fatal(source, "no_features", "no_features", file=source["display"])
     return frame
 
 
@@ -411,15 +459,13 @@ def _decode_text(raw_frame: gpd.GeoDataFrame, forced: str | None, cpg: str | Non
     if forced is not None:
         codec = _codec(forced)
         if codec is None:
-            raise _fatal(source, "unknown_encoding", f"unknown encoding {forced!r}: use e.g. UTF-8, GB18030, "
-                         "GBK or BIG5.")
+            raise _fatal(source, "unknown_encoding", "unknown_encoding", encoding=forced)
         candidates, origin = [codec], "given"
     elif cpg and _codec(cpg):
         candidates, origin = [_codec(cpg)], f".cpg ({cpg})"
     else:
         if cpg:
-            notes.append(problem("encoding", f"{display}: the .cpg file names {cpg!r}, an encoding gridkit does "
-                                 "not know; the text was checked as UTF-8, then GB18030 instead."))
+            notes.append(problem("encoding", Message("geometry.vector.unknown_cpg", file=display, cpg=cpg)))
         candidates, origin = ["utf-8", "gb18030"], "detected"
     failures = {}
     for codec in candidates:
@@ -433,9 +479,7 @@ def _decode_text(raw_frame: gpd.GeoDataFrame, forced: str | None, cpg: str | Non
     if codec is not None:
         source.update(encoding=codecs.lookup(codec).name.upper(), encoding_source=origin)
         if origin == "detected" and codec != "utf-8":
-            notes.append(problem("encoding", f"{display}: text is not UTF-8 and has no .cpg file; it was "
-                                 "decoded as GB18030 (covers GBK and GB2312). Check a few names; if they look "
-                                 "wrong, give the right encoding with --encoding."))
+            notes.append(problem("encoding", Message("geometry.vector.decoded_gb18030", file=display)))
     # Undecodable text has been reported and the read will be refused; decode it as well as
     # possible meanwhile so that the remaining checks (fields, codes) still run.
     decode = (lambda s: s.encode(_RAW).decode(codec)) if codec else _printable
@@ -452,31 +496,30 @@ def _decode_text(raw_frame: gpd.GeoDataFrame, forced: str | None, cpg: str | Non
 def _encoding_problems(display: str, candidates: list[str], failures: dict, origin: str) -> list[dict]:
     def one(index, name, data, pos, said):
         shown = _printable(name)
-        where = f"feature {index}, field {shown!r}" if index is not None else f"field name {shown!r}"
+        where = (Message("geometry.vector.where_value", index=index, field=shown) if index is not None
+                 else Message("geometry.vector.where_name", field=shown))
         return problem("undecodable_text",
-                       f"{display}, {where}: the text cannot be decoded as {said} (bytes "
-                       f"{data[pos:pos + 4].hex(' ')} at byte {pos}). {advice}",
+                       Message("geometry.vector.undecodable", file=display, where=where, said=said,
+                               bytes=data[pos:pos + 4].hex(" "), pos=pos, advice=Message(f"geometry.vector.{advice}")),
                        index=index, field=shown)
 
     if origin == "given":
-        advice = ("Give the file's real encoding with --encoding (e.g. UTF-8, GB18030, BIG5), or leave it "
-                  "out to let gridkit detect UTF-8 or GB18030.")
-        return [one(*f, f"{candidates[0]} (the encoding given)") for f in failures[candidates[0]]]
+        advice = "advice_given"
+        said = Message("geometry.vector.said_given", encoding=candidates[0])
+        return [one(*f, said) for f in failures[candidates[0]]]
     if origin.startswith(".cpg"):
-        advice = ("The .cpg file may be wrong: give the real encoding with --encoding (e.g. GB18030), or fix "
-                  "the text in the source.")
-        return [one(*f, f"{candidates[0]}, which the {origin} declares") for f in failures[candidates[0]]]
-    advice = ("Give the file's real encoding with --encoding (e.g. BIG5), or fix the text in the source; "
-              "gridkit does not import text it cannot read.")
+        advice = "advice_cpg"
+        said = Message("geometry.vector.said_cpg", encoding=candidates[0], origin=origin)
+        return [one(*f, said) for f in failures[candidates[0]]]
+    advice = "advice_detected"
     utf8 = {(i, n): (i, n, d, p) for i, n, d, p in failures["utf-8"]}
     both = [f for f in failures["gb18030"] if (f[0], f[1]) in utf8]
     if both:
         return [one(*f, "UTF-8 or GB18030") for f in both]
     examples_utf8 = ", ".join(str(i) for i, *_ in failures["utf-8"][:_LIST_AT_MOST])
     examples_gb = ", ".join(str(i) for i, *_ in failures["gb18030"][:_LIST_AT_MOST])
-    return [problem("mixed_encoding",
-                    f"{display} mixes encodings: features {examples_utf8} are not UTF-8 and features "
-                    f"{examples_gb} are not GB18030. Save the file again in one encoding (UTF-8 is best).")]
+    return [problem("mixed_encoding", Message("geometry.vector.mixed_encoding", file=display, utf8=examples_utf8,
+                                              gb=examples_gb))]
 
 
 def _printable(name: str) -> str:
@@ -509,9 +552,7 @@ def parse_crs(value: str) -> tuple[pyproj.CRS | None, bool]:
     try:
         return pyproj.CRS.from_user_input(text), False
     except pyproj.exceptions.CRSError as exc:
-        message = (f"cannot understand the coordinate system {value!r} ({_first_line(exc)}): give an EPSG "
-                   "code (4490, EPSG:4547), a PROJ string, WKT, or gcj02 for Chinese web-map lon/lat.")
-        raise VectorReadError(message, problems=[problem("bad_src_crs", message)])
+        raise _fatal({}, "bad_src_crs", "bad_src_crs", crs=str(value), reason=_first_line(exc)) from None
 
 
 def _crs_label(crs: pyproj.CRS) -> str:
@@ -519,17 +560,14 @@ def _crs_label(crs: pyproj.CRS) -> str:
     return f"EPSG:{epsg} ({crs.name})" if epsg else crs.name
 
 
-def _coordinate_hint(bounds) -> str:
+def _coordinate_hint(bounds) -> Message | str:
     if bounds is None or not all(map(math.isfinite, bounds)):
         return ""
     x0, y0, x1, y1 = bounds
     where = f"x {x0:.6g}–{x1:.6g}, y {y0:.6g}–{y1:.6g}"
     if -180 <= x0 and x1 <= 180 and -90 <= y0 and y1 <= 90:
-        return (f" The coordinates look like longitude/latitude degrees ({where}): give --src-crs gcj02 "
-                "if they come from a Chinese web map (Amap, Tencent), EPSG:4326 for GPS/WGS 84 data, "
-                "EPSG:4490 for CGCS2000.")
-    return (f" The coordinates look like projected metres ({where}): give the projection, e.g. --src-crs "
-            "EPSG:4547 (CGCS2000 3-degree Gauss-Kruger, central meridian 114E, Shenzhen).")
+        return Message("geometry.hint.degrees", where=where)
+    return Message("geometry.hint.metres", where=where)
 
 
 def _is_wgs84(crs: pyproj.CRS) -> bool:
@@ -550,24 +588,18 @@ def _source_crs(info: dict, src_crs, source: dict, notes: list, geojson_default:
         source.update(crs=label, crs_source="given")
         if file_crs is not None and (gcj02 or not crs.equals(file_crs)):
             said = "EPSG:4326 by the GeoJSON default" if geojson_default else _crs_label(file_crs)
-            notes.append(problem("crs_overridden", f"{display}: the file says {said}; its coordinates were "
-                                 f"taken as {label}, as given."))
+            notes.append(problem("crs_overridden", Message("geometry.vector.crs_overridden", file=display,
+                                                           said=said, label=label)))
         if gcj02:
-            notes.append(problem("gcj02", f"{display}: GCJ-02 coordinates were converted to CGCS2000 "
-                                 "(the ~500 m offset of Chinese web maps removed)."))
-        return (pyproj.CRS.from_epsg(4490) if gcj02 else crs), gcj02
+            notes.append(problem("gcj02", Message("geometry.vector.gcj02", file=display)))
+        return (pyproj.CRS.from_epsg(SRID) if gcj02 else crs), gcj02
     if file_crs is None:
-        if source["driver"] == "ESRI Shapefile":
-            what = f"{display} has no .prj file, so its coordinate system is unknown."
-        else:
-            what = f"{display} does not say which coordinate system it uses."
-        raise _fatal(source, "no_crs", f"{what} Give it with --src-crs.{_coordinate_hint(info.get('total_bounds'))}")
+        sentence = "no_prj" if source["driver"] == "ESRI Shapefile" else "no_crs"
+        raise _fatal(source, "no_crs", sentence, file=display, hint=_coordinate_hint(info.get("total_bounds")))
     source.update(crs=_crs_label(file_crs), crs_source="file")
     if geojson_default:
         source["crs_source"] = "GeoJSON default (RFC 7946)"
-        notes.append(problem("crs_default", f"{display}: GeoJSON without a 'crs' member is WGS 84 lon/lat "
-                             "(EPSG:4326) by RFC 7946. If it comes from a Chinese web map (Amap, Tencent) it is "
-                             "GCJ-02 and about 500 m off: import it again with --src-crs gcj02."))
+        notes.append(problem("crs_default", Message("geometry.vector.crs_default", file=display)))
     return file_crs, False
 
 
@@ -601,42 +633,56 @@ def _part_count(geom) -> int:
 
 
 def _geometries(frame: gpd.GeoDataFrame, crs: pyproj.CRS, gcj02: bool, target_srid: int,
-                multipart: str | None, codes: dict, source: dict, notes: list, problems: list) -> gpd.GeoDataFrame:
+                multipart: str | None, codes: dict, source: dict, notes: list, problems: list, *,
+                max_vertices: int | None = MAX_VERTICES) -> gpd.GeoDataFrame:
     display = source["display"]
     geoms = np.array(frame.geometry.values, dtype=object)
     keep = np.ones(len(geoms), dtype=bool)
 
-    def fail(i, kind, message):
+    def fail(i, kind, sentence=None, **params):
         index = frame.index[i]
-        problems.append(problem(kind, f"{display}, feature {index}{_code_label(codes.get(index))}: {message}",
+        problems.append(problem(kind, _on_feature(display, index, codes.get(index), sentence or kind, **params),
                                 index=index, code=codes.get(index), field="geometry"))
         keep[i] = False
 
     for i, geom in enumerate(geoms):
         if geom is None:
-            fail(i, "null_geometry", "has no geometry. Draw it, or delete the feature.")
+            fail(i, "null_geometry")
         elif geom.is_empty:
-            fail(i, "empty_geometry", "has an empty geometry. Draw it, or delete the feature.")
+            fail(i, "empty_geometry")
     has_z = np.array([g is not None and keep[i] and shapely.has_z(g) for i, g in enumerate(geoms)])
     if has_z.any():
         geoms[has_z] = shapely.force_2d(geoms[has_z])
-        notes.append(problem("z_dropped", f"{display}: Z values were dropped from {int(has_z.sum())} features; "
-                             "gridkit stores 2D geometries."))
+        notes.append(problem("z_dropped", Message("geometry.vector.z_dropped", file=display,
+                                                  count=int(has_z.sum()))))
     geoms[~keep] = None
+    if max_vertices is not None:
+        counts = shapely.get_num_coordinates(geoms)
+        for i in np.flatnonzero(keep & (counts > max_vertices)):
+            fail(i, "too_many_vertices", count=int(counts[i]), limit=max_vertices)
+            geoms[i] = None
+
+    # A straight edge in a projected CRS bends when reprojected: densify first (gridkit.grids.tolerance).
+    if not gcj02 and crs.is_projected:
+        dense = densify_projected(geoms[keep], crs)
+        added = int(shapely.get_num_coordinates(dense).sum() - shapely.get_num_coordinates(geoms[keep]).sum())
+        geoms[keep] = dense
+        if added:
+            notes.append(problem("densified", Message("geometry.vector.densified", file=display, count=added,
+                                                      step=DENSIFY_M)))
 
     # Reproject to CGCS2000 lon/lat first: the China check is in degrees.
     if gcj02:
         from gridkit.coords import transform_geometry_gcj02_to_cgcs2000
 
         geoms = np.asarray(transform_geometry_gcj02_to_cgcs2000(geoms), dtype=object)
-        series = gpd.GeoSeries(geoms, index=frame.index, crs=4490)
+        series = gpd.GeoSeries(geoms, index=frame.index, crs=SRID)
     else:
-        series = gpd.GeoSeries(geoms, index=frame.index, crs=crs).to_crs(epsg=4490)
+        series = gpd.GeoSeries(geoms, index=frame.index, crs=crs).to_crs(epsg=SRID)
         if _is_wgs84(crs):
-            notes.append(problem("wgs84_as_cgcs2000", f"{display}: WGS 84 coordinates were taken as CGCS2000 "
-                                 "(EPSG:4490); the two differ by a few centimetres, far below map accuracy."))
+            notes.append(problem("wgs84_as_cgcs2000", Message("geometry.vector.wgs84_as_cgcs2000", file=display)))
     _check_in_china(series, keep, fail, source, problems)
-    if target_srid != 4490:
+    if target_srid != SRID:
         series = series.to_crs(epsg=target_srid)
     geoms = np.array(series.values, dtype=object)
 
@@ -650,13 +696,11 @@ def _geometries(frame: gpd.GeoDataFrame, crs: pyproj.CRS, gcj02: bool, target_sr
         if polygon_layer and not isinstance(geom, (Polygon, MultiPolygon)):
             part = _polygonal_part(geom) if geom.geom_type == "GeometryCollection" else None
             if part is None:
-                fail(i, "not_polygon", f"is a {geom.geom_type}, not a polygon. Only polygon layers can be "
-                     "imported here.")
+                fail(i, "not_polygon", type=geom.geom_type)
                 geoms[i] = None
                 continue
-            notes.append(problem("parts_dropped", f"{display}, feature {index}{_code_label(code)}: the non-polygon "
-                                 "parts of its GeometryCollection were dropped.", index=index, code=code,
-                                 field="geometry"))
+            notes.append(problem("parts_dropped", _on_feature(display, index, code, "parts_dropped"),
+                                 index=index, code=code, field="geometry"))
             geom = part
         repaired = False
         if not shapely.is_valid(geom):
@@ -665,25 +709,21 @@ def _geometries(frame: gpd.GeoDataFrame, crs: pyproj.CRS, gcj02: bool, target_sr
             if polygon_layer:
                 fixed = _polygonal_part(fixed)
             if fixed is None or fixed.is_empty:
-                fail(i, "invalid_geometry", f"has an invalid geometry ({reason}) and nothing is left after "
-                     "repairing it. Redraw it.")
+                fail(i, "invalid_geometry", reason=reason)
                 geoms[i] = None
                 continue
             repaired = True
             shape = (f"{fixed.geom_type} of {_part_count(fixed)} parts" if isinstance(fixed, MultiPolygon)
                      else fixed.geom_type)
             notes.append(problem("geometry_repaired",
-                                 f"{display}, feature {index}{_code_label(code)}: invalid geometry ({reason}) was "
-                                 f"repaired with make_valid; it is now a {shape}. Check it on a map.",
+                                 _on_feature(display, index, code, "geometry_repaired", reason=reason, shape=shape),
                                  index=index, code=code, field="geometry"))
             geom = fixed
         if multipart == "single" and isinstance(geom, MultiPolygon):
             if len(geom.geoms) == 1:
                 geom = geom.geoms[0]
             else:
-                after = " after repair" if repaired else ""
-                fail(i, "multipart", f"has {len(geom.geoms)} separate parts{after}; each must be one polygon. "
-                     "Split it into features with their own codes, or merge the parts.")
+                fail(i, "multipart", "multipart_repaired" if repaired else "multipart", count=len(geom.geoms))
                 geoms[i] = None
                 continue
         elif multipart == "keep" and isinstance(geom, Polygon):
@@ -693,8 +733,11 @@ def _geometries(frame: gpd.GeoDataFrame, crs: pyproj.CRS, gcj02: bool, target_sr
     return gpd.GeoDataFrame(result, geometry=gpd.GeoSeries(geoms, index=frame.index), crs=target_srid)
 
 
-def _code_label(code) -> str:
-    return f" (code {code})" if code else ""
+def _on_feature(display: str, index, code, kind: str, **params) -> Message:
+    """Return "<file>, feature <index> (code <code>): <what geometry.vector.<kind> says>" as a Message."""
+    label = Message("geometry.vector.code_label", code=code) if code else ""
+    return Message("geometry.vector.on_feature", file=display, index=index, code_label=label,
+                   text=Message(f"geometry.vector.{kind}", **params))
 
 
 def _check_in_china(series: gpd.GeoSeries, keep: np.ndarray, fail, source: dict, problems: list) -> None:
@@ -715,25 +758,21 @@ def _check_in_china(series: gpd.GeoSeries, keep: np.ndarray, fail, source: dict,
     listed = ", ".join(str(i) for i in indexes[:_LIST_AT_MOST]) + (" …" if len(indexes) > _LIST_AT_MOST else "")
     if (outside & swapped).sum() > _MOSTLY * checked:
         first = positions[0]
-        problems.append(problem(
-            "axes_swapped",
-            f"{display}: the axes look swapped: {int((outside & swapped).sum())} of {checked} features have "
-            f"x in {x0[first]:.6g}–{x1[first]:.6g} and y in {y0[first]:.6g}–{y1[first]:.6g} (e.g. feature "
-            f"{indexes[0]}), which is latitude, longitude. Export the layer again with longitude as x and "
-            "latitude as y (QGIS: Processing › Swap X and Y coordinates).", field="geometry"))
+        problems.append(problem("axes_swapped", Message(
+            "geometry.vector.axes_swapped", file=display, count=int((outside & swapped).sum()), checked=checked,
+            where=f"x {x0[first]:.6g}–{x1[first]:.6g}, y {y0[first]:.6g}–{y1[first]:.6g}", example=indexes[0]),
+            field="geometry"))
         keep[outside] = False
         return
     if len(positions) > _MOSTLY * checked:
-        problems.append(problem(
-            "outside_china",
-            f"{display}: {len(positions)} of {checked} features lie outside China after conversion to CGCS2000 "
-            f"(features {listed}). The coordinate system ({source.get('crs')}) is probably wrong: check the "
-            ".prj, or give the right one with --src-crs.", field="geometry"))
+        problems.append(problem("outside_china", Message(
+            "geometry.vector.mostly_outside_china", file=display, count=len(positions), checked=checked,
+            listed=listed, crs=source.get("crs")), field="geometry"))
         keep[outside] = False
         return
     for i in positions:
         ok = np.isfinite(bounds[i]).all()
-        where = (f"x {x0[i]:.6g}–{x1[i]:.6g}, y {y0[i]:.6g}–{y1[i]:.6g}" if ok
-                 else "its coordinates cannot be converted")
-        fail(i, "outside_china", f"lies outside China ({where} in CGCS2000 lon/lat). Move or delete the feature, "
-             "or check the file's coordinate system.")
+        if ok:
+            fail(i, "outside_china", where=f"x {x0[i]:.6g}–{x1[i]:.6g}, y {y0[i]:.6g}–{y1[i]:.6g}")
+        else:
+            fail(i, "not_convertible")

@@ -2,8 +2,16 @@
 
 from gridkit.models.admin import ADMIN_LEVELS, AdminUnit
 from gridkit.models.base import SRID, Base
+from gridkit.models.checks import EditionCheck, LoginFailure
 from gridkit.models.basegrid import EDITION_STATUSES, BaseCell, BaseGridEdition
-from gridkit.models.incidents import INCIDENT_STATUSES, Incident, IncidentCategory, IncidentHistory
+from gridkit.models.incidents import (
+                                 INCIDENT_STATUSES,
+                                 Component,
+                                 Incident,
+                                 IncidentAttachment,
+                                 IncidentCategory,
+                                 IncidentHistory,
+)
 from gridkit.models.subjects import POPULATION_TYPES, Building, LegalEntity, Resident
 from gridkit.models.users import ROLES, AuditLog, User
 from gridkit.models.work import (
@@ -25,14 +33,18 @@ __all__ = [
                                  "SRID",
                                  "AdminUnit",
                                  "AuditLog",
+                                 "EditionCheck",
+                                 "LoginFailure",
                                  "Base",
                                  "BaseCell",
                                  "BaseGridEdition",
                                  "Building",
+                                 "Component",
                                  "Coordinator",
                                  "CoordinatorAssignment",
                                  "Department",
                                  "Incident",
+                                 "IncidentAttachment",
                                  "IncidentCategory",
                                  "IncidentHistory",
                                  "LegalEntity",

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from geoalchemy2 import Geometry
-from sqlalchemy import CheckConstraint, ForeignKey, String
+from sqlalchemy import CheckConstraint, ForeignKey, String, text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from gridkit.models.base import SRID, Base
@@ -31,5 +32,7 @@ class AdminUnit(Base):
     level: Mapped[str] = mapped_column(String(10), index=True)
     parent_code: Mapped[str | None] = mapped_column(ForeignKey("admin_unit.code"), index=True)
     geom = mapped_column(Geometry("MULTIPOLYGON", srid=SRID, spatial_index=True), nullable=False)
+    # Every other attribute of the imported file, by field name (exported back as is).
+    attributes: Mapped[dict] = mapped_column(JSONB, default=dict, server_default=text("'{}'::jsonb"))
 
     parent: Mapped[AdminUnit | None] = relationship(remote_side=[code])

@@ -5,7 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 
 from geoalchemy2 import Geometry
-from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from gridkit.models.base import SRID, Base, created_at_column
@@ -56,5 +67,8 @@ class BaseCell(Base):
     code: Mapped[str] = mapped_column(String(15), index=True)
     community_code: Mapped[str] = mapped_column(ForeignKey("admin_unit.code"), index=True)
     geom = mapped_column(Geometry("POLYGON", srid=SRID, spatial_index=True), nullable=False)
+    name: Mapped[str | None] = mapped_column(String(100))
+    # Every other attribute of the imported file, by field name (exported back as is).
+    attributes: Mapped[dict] = mapped_column(JSONB, default=dict, server_default=text("'{}'::jsonb"))
 
     edition: Mapped[BaseGridEdition] = relationship(back_populates="cells")

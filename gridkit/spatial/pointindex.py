@@ -128,7 +128,7 @@ class PointIndex:
     # -- building ----------------------------------------------------------------------------------
     @classmethod
     def build(cls, polygons, *, pixels_per_cell_side: float = PIXELS_PER_CELL_SIDE,
-              max_pixels: int = MAX_PIXELS) -> "PointIndex":
+              max_pixels: int = MAX_PIXELS) -> PointIndex:
         """Return the index of `polygons` (shapely Polygons in one CRS; None or empty never cover)."""
         geoms = np.asarray(polygons, dtype=object)
         count = len(geoms)
@@ -302,7 +302,7 @@ class PointIndex:
                    band_edge=band_edge, has_holes=bool((e_ring > 0).any()))
 
     @classmethod
-    def _empty(cls, count: int, box: np.ndarray) -> "PointIndex":
+    def _empty(cls, count: int, box: np.ndarray) -> PointIndex:
         z64, z32, zf = np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0)
         return cls(count=count, x0=0.0, y0=0.0, scale=1.0, ncols=0, nrows=0, raster=z32,
                    cand_ptr=np.zeros(1, np.int64), cand_poly=z32, cand_es=z64, cand_ec=z64, box=box,

@@ -3,7 +3,9 @@
 The seed (`categories.csv` next to this module) follows the common lists of GB/T 30428.2 and
 CJ/T 214: components (部件) are coded major + minor ('0101' 上水井盖), events (事件) the same
 with an 'E' prefix ('E0101' 暴露垃圾). Minor numbers are this seed's own, not the standards'.
-time_limit_hours is the handling deadline the classify step starts from.
+time_limit_hours is the handling time (dispatch → feedback). Optional columns: dept_code, the
+department responsible by default (6 digits), and accept_hours, classify_hours, dispatch_hours,
+verify_hours, the time allowed for the other steps (empty: STEP_DEFAULT_HOURS).
 """
 
 from __future__ import annotations
@@ -16,11 +18,22 @@ from pathlib import Path
 from gridkit.standard import InvalidValue
 from gridkit.standard.codes import COMPONENT_MAJOR_CLASSES
 
-__all__ = ["Category", "CATEGORIES_CSV", "COLUMNS", "KINDS", "load_categories"]
+__all__ = [
+    "CATEGORIES_CSV",
+    "COLUMNS",
+    "KINDS",
+    "OPTIONAL_COLUMNS",
+    "STEP_DEFAULT_HOURS",
+    "Category",
+    "load_categories",
+]
 
 CATEGORIES_CSV = Path(__file__).with_name("categories.csv")
 COLUMNS = ("code", "kind", "major_code", "major_name", "name", "time_limit_hours")
 KINDS = ("component", "event")
+# Steps with their own time limit besides handling (time_limit_hours), and their default hours.
+STEP_DEFAULT_HOURS = {"accept": 2, "classify": 2, "dispatch": 4, "verify": 24}
+OPTIONAL_COLUMNS = ("dept_code", *(f"{step}_hours" for step in STEP_DEFAULT_HOURS))
 
 _CODE_PATTERN = {"component": re.compile(r"(\d{2})(\d{2})"), "event": re.compile(r"E(\d{2})(\d{2})")}
 
@@ -35,6 +48,8 @@ class Category:
     major_name: str
     name: str
     time_limit_hours: int
+    dept_code: str | None = None
+    step_hours: tuple[tuple[str, int], ...] = tuple(STEP_DEFAULT_HOURS.items())
 
 
 def _parse_row(row: dict[str, str]) -> Category:
@@ -64,7 +79,29 @@ def _parse_row(row: dict[str, str]) -> Category:
         raise InvalidValue("category.hours_not_whole", hours=values["time_limit_hours"]) from None
     if hours <= 0:
         raise InvalidValue("category.hours_not_positive", hours=hours)
-    return Category(code, kind, major_code, values["major_name"], values["name"], hours)
+    dept_code = (row.get("dept_code") or "").strip() or None
+    if dept_code is not None and not re.fullmatch(r"\d{6}", dept_code):
+        raise InvalidValue("category.dept_code", dept_code=dept_code)
+    return Category(code, kind, major_code, values["major_name"], values["name"], hours, dept_code,
+                    _step_hours(row))
+
+
+def _step_hours(row: dict[str, str]) -> tuple[tuple[str, int], ...]:
+    """Return ((step, hours), …) from the optional *_hours columns, defaults where empty."""
+    result = []
+    for step, default in STEP_DEFAULT_HOURS.items():
+        raw = (row.get(f"{step}_hours") or "").strip()
+        if not raw:
+            result.append((step, default))
+            continue
+        try:
+            hours = int(raw)
+        except ValueError:
+            raise InvalidValue("category.step_hours_not_whole", step=step, hours=raw) from None
+        if hours <= 0:
+            raise InvalidValue("category.step_hours_not_positive", step=step, hours=hours)
+        result.append((step, hours))
+    return tuple(result)
 
 
 def load_categories(path: str | Path | None = None) -> list[Category]:

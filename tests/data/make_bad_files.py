@@ -17,6 +17,8 @@ Cells lie in community 440304001001 of tests/factories.make_admin_units (114.050
 | empty.geojson | a FeatureCollection with no features | refused (no_features) |
 | path_traversal.zip | members named ../evil.* | refused (unsafe_zip), nothing unpacked |
 | symlink.zip | a member that is a symbolic link to /etc/passwd | refused (unsafe_zip) |
+| damaged_member.zip | cells.dbf's compressed bytes are damaged | refused (bad_zip_member), member named |
+| many_vertices.geojson | feature 1 (code …002) has 201 vertices | refused (too_many_vertices) with a limit of 200 |
 | not_spatial.csv | a plain table | refused (no_geometry) |
 | latlon_swapped.geojson | coordinates written latitude, longitude | refused (axes_swapped) |
 | undecodable/cells.shp | bytes FF FE: neither UTF-8 nor GB18030; no .cpg | refused (undecodable_text) |
@@ -113,6 +115,20 @@ def write_zip(path: Path, members: list[tuple[zipfile.ZipInfo | str, bytes]]) ->
             archive.writestr(info, data)
 
 
+def _damage_member(path: Path, name: str) -> None:
+    """Overwrite the middle of member `name`'s compressed bytes, as a broken download or disk would."""
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo(name)
+    data = bytearray(path.read_bytes())
+    # The local header is 30 bytes plus the name and extra field; the compressed data follows.
+    name_len = int.from_bytes(data[info.header_offset + 26:info.header_offset + 28], "little")
+    extra_len = int.from_bytes(data[info.header_offset + 28:info.header_offset + 30], "little")
+    start = info.header_offset + 30 + name_len + extra_len
+    middle = start + info.compress_size // 2
+    data[middle:middle + 8] = b"\xff" * 8
+    path.write_bytes(bytes(data))
+
+
 def make(out: Path = OUT) -> list[Path]:
     """Write every file of the corpus into `out` (emptied first) and return the paths written."""
     if out.exists():
@@ -160,6 +176,16 @@ def make(out: Path = OUT) -> list[Path]:
     link = zipfile.ZipInfo("cells.shp", date_time=ZIP_DATE)
     link.external_attr = 0o120777 << 16  # S_IFLNK: a symbolic link whose target is the member's data
     write_zip(out / "symlink.zip", [(link, b"/etc/passwd")])
+
+    with tempfile.TemporaryDirectory() as tmp:
+        write_shapefile(Path(tmp) / "cells.shp", cells_frame())
+        write_zip(out / "damaged_member.zip", [(p.name, p.read_bytes()) for p in sorted(Path(tmp).glob("cells.*"))])
+    _damage_member(out / "damaged_member.zip", "cells.dbf")
+
+    ring = [(X0 + D * 1 + D * k / 100, Y0) for k in range(100)] + \
+        [(X0 + D * 2 - D * k / 100, Y0 + D) for k in range(100)]
+    write_geojson(out / "many_vertices.geojson", [
+        feature({"code": code(1)}, cell(0)), feature({"code": code(2)}, Polygon(ring))])
 
     (out / "not_spatial.csv").write_text(f"code,name\n{code(1)},cell 1\n{code(2)},cell 2\n", encoding="utf-8")
 

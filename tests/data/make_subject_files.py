@@ -49,8 +49,7 @@ if str(ROOT) not in sys.path:  # run as a script
     sys.path.insert(0, str(ROOT))
 
 from gridkit.coords import wgs84_to_gcj02  # noqa: E402
-from gridkit.standard.ids import (citizen_id_check_char, credit_code_check_char,  # noqa: E402
-                                  organization_code_check_char)
+from gridkit.standard.ids import citizen_id_check_char, credit_code_check_char, organization_code_check_char  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "subjects"
 X0, Y0, D = 114.05, 22.53, 0.001
@@ -82,6 +81,22 @@ def credit_code(seq: int, *, region: str = "440304") -> str:
 def phone(seq: int) -> str:
     """Return a made-up mobile number 138000000xx."""
     return f"138{seq:08d}"
+
+
+def many_residents_csv(path: Path, n: int, *, start: int = 0, bad_last: bool = False) -> Path:
+    """Write n residents with valid IDs (1000 per birth day from 1950) and lon/lat inside the test grid's
+    first community; with `bad_last`, the last row's check character is wrong. Written a block at a time."""
+    with path.open("w", encoding="utf-8") as f:
+        f.write("id_number,name,phone,population_type,lon,lat\n")
+        for i in range(start, start + n):
+            day = datetime(1950, 1, 1).toordinal() + i // 1000
+            first17 = f"440304{datetime.fromordinal(day):%Y%m%d}{i % 1000:03d}"
+            check = citizen_id_check_char(first17)
+            if bad_last and i == start + n - 1:
+                check = "0" if check != "0" else "1"
+            lon, lat = centre(i % 3, (i // 3) % 3)
+            f.write(f"{first17}{check},居民{i},139{i % 10**8:08d},registered,{lon},{lat}\n")
+    return path
 
 
 def work_cell(dept: str, community: int) -> str:

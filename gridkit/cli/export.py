@@ -1,0 +1,80 @@
+"""`gridkit export LAYER -o PATH`: one layer to Shapefile (zip), GeoPackage, GeoJSON, CSV or XLSX."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from sqlalchemy import select
+
+from gridkit import db
+from gridkit.cli import actor, output, with_settings
+from gridkit.errors import NotFound
+from gridkit.io.export import (
+    FORMATS,
+    ExportOptions,
+    export_layer,
+    format_for_path,
+    parse_where,
+)
+from gridkit.models import User
+
+
+def acting_user(session, name: str | None) -> User | None:
+    """Return the active user named by --as / GRIDKIT_USER, or None when none is named."""
+    if not name:
+        return None
+    user = session.scalar(select(User).where(User.name == name, User.active.is_(True)))
+    if user is None:
+        raise NotFound("export.unknown_user", user=name)
+    return user
+
+
+@click.command("export")
+@click.argument("layer", metavar="LAYER")
+@click.option("-o", "--output", "path", required=True, type=click.Path(dir_okay=False),
+              help="File to write (shp: a .zip with .shp .shx .dbf .prj .cpg and fields.csv).")
+@click.option("--format", "format_", help=f"One of {', '.join(FORMATS)} (default: from the file suffix).")
+@click.option("--crs", default="EPSG:4490", show_default=True,
+              help="Output CRS: an EPSG code (EPSG:4490, EPSG:4326, EPSG:4547 …) or gcj02.")
+@click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of shp/csv: utf-8 or gbk.")
+@click.option("--area", help="Only this admin unit (district, street or community code).")
+@click.option("--where", multiple=True, metavar="FIELD=VALUE", help="Only rows whose field equals the value.")
+@click.option("--dept", help="Department: work cells of it; subjects get its work cell and coordinator.")
+@click.option("--version", "version", type=int, help="Work grid version number of --dept (default: in force).")
+@click.option("--at", help="The time the work grid and base grid are taken at (ISO-8601; default now).")
+@click.option("--unmasked", is_flag=True, help="Names and phones in full (roles allowed only; audited).")
+@click.option("--as", "as_user", envvar="GRIDKIT_USER", help="Act as this gridkit user (role checked).")
+@click.option("--force", is_flag=True, help="Overwrite the output file if it exists.")
+@output.command_output
+@with_settings
+def export(settings, layer, path, format_, crs, encoding, area, where, dept, version, at, unmasked, as_user,
+           force):
+    """Export LAYER: admin-units, base-cells, work-cells, buildings, residents, entities, components,
+    incidents or cell-stats."""
+    options = ExportOptions(layer=layer, format=format_ or format_for_path(path), path=Path(path), crs=crs,
+                            encoding=encoding.lower(), area=area, where=parse_where(where), dept=dept,
+                            version=version, at=at, unmasked=unmasked, force=force,
+                            max_features=settings.export_max_features)
+    bar = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = output.progress(length=total, label=layer)
+            bar.__enter__()
+        bar.update(done - bar.pos)
+
+    try:
+        with db.transaction(settings) as session:
+            user = acting_user(session, as_user)
+            summary = export_layer(session, options, user=user, actor=user.name if user else actor(),
+                                   progress=progress)
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+    lines = [(f"{summary['features']} {summary['layer']} → {summary['path']} "
+              f"({summary['format']}, {summary['crs']}, {summary['encoding']}, {summary['seconds']} s)")]
+    for full, short in summary.get("shapefile_fields", {}).items():
+        lines.append(f"  {full} → {short}")
+    return output.Result(summary, lines=lines)

@@ -1,0 +1,185 @@
+"""Geometry helpers of base cell generation, in one metric CRS (metres): faces, adjacency, cuts."""
+
+from __future__ import annotations
+
+import numpy as np
+import shapely
+from shapely.geometry import LineString, MultiPolygon, Polygon
+
+# Cut lines overshoot the cell they split by this much (metres) so that noding always crosses
+# the cell boundary; the overshoot is a dangle that polygonize drops.
+CUT_OVERSHOOT_M = 0.01
+# Preferred gap (metres) between the two buildings a cut passes between.
+CUT_CLEARANCE_M = 1.0
+# An edge this close (metres) to a major road lies on it.
+ON_ROAD_M = 1e-3
+
+
+def polygonal(geom):
+    """Return the polygon parts of geom as one Polygon or MultiPolygon (empty Polygon if none)."""
+    parts = [p for p in shapely.get_parts(geom) if isinstance(p, Polygon) and not p.is_empty]
+    if not parts:
+        return Polygon()
+    return parts[0] if len(parts) == 1 else MultiPolygon(parts)
+
+
+def line_parts(geoms) -> list:
+    """Return the non-empty LineStrings in geoms (multi-parts and collections exploded)."""
+    out = []
+    for g in geoms:
+        if g is None or g.is_empty:
+            continue
+        for part in shapely.get_parts(g):
+            if part.geom_type == "LineString" and part.length > 0:
+                out.append(part)
+            elif part.geom_type == "LinearRing":
+                out.append(LineString(part.coords))
+            elif part.geom_type in ("MultiLineString", "GeometryCollection"):
+                out.extend(line_parts([part]))
+    return out
+
+
+def face_segments(faces: np.ndarray):
+    """Return (p, q, face, length) of every ring segment of faces, each with p before q in (x, y) order."""
+    rings, face_of_ring = shapely.get_rings(faces, return_index=True)
+    coords, ring_of_coord = shapely.get_coordinates(rings, return_index=True)
+    same = ring_of_coord[1:] == ring_of_coord[:-1]
+    a, b = coords[:-1][same], coords[1:][same]
+    face = face_of_ring[ring_of_coord[:-1][same]]
+    swap = (a[:, 0] > b[:, 0]) | ((a[:, 0] == b[:, 0]) & (a[:, 1] > b[:, 1]))
+    p = np.where(swap[:, None], b, a)
+    q = np.where(swap[:, None], a, b)
+    return p, q, face, np.hypot(*(q - p).T)
+
+
+def segments_on(p: np.ndarray, q: np.ndarray, tree) -> tuple[np.ndarray, np.ndarray]:
+    """Return (segment, line) index pairs: segments whose midpoint lies on a line of the STRtree."""
+    if tree is None or not len(p):
+        return np.empty(0, int), np.empty(0, int)
+    return tree.query(shapely.points((p + q) / 2), predicate="dwithin", distance=ON_ROAD_M)
+
+
+def face_adjacency(faces: np.ndarray, major=None):
+    """Return (i, j, shared length, shared length along major roads, (pair, line)) for faces sharing edges.
+
+    Faces from one noded polygonize share their edges exactly (same vertex coordinates), so shared
+    edges are found by matching segments, without any geometric tolerance. `major` is an STRtree
+    of major road lines (or None); (pair, line) lists which major line runs along which pair.
+    """
+    empty = np.empty(0, int)
+    if len(faces) == 0:
+        return empty, empty, np.empty(0), np.empty(0), (empty, empty)
+    p, q, face, length = face_segments(faces)
+    # Equal segments (same two vertices) are next to each other once sorted by their coordinates.
+    order = np.lexsort((q[:, 1], q[:, 0], p[:, 1], p[:, 0]))
+    ps, qs = p[order], q[order]
+    same = np.all(ps[1:] == ps[:-1], axis=1) & np.all(qs[1:] == qs[:-1], axis=1)
+    pair = np.nonzero(same)[0]
+    face_s = face[order]
+    fi, fj = face_s[pair], face_s[pair + 1]
+    seg = order[pair]  # one of the two copies of each shared segment
+    keep = fi != fj
+    fi, fj, seg = np.minimum(fi, fj)[keep], np.maximum(fi, fj)[keep], seg[keep]
+    if len(fi) == 0:
+        return fi, fj, np.empty(0), np.empty(0), (empty, empty)
+    # Only shared segments are tested against the major roads: a point per shared segment.
+    on_major = np.zeros(len(seg))
+    hit, line = segments_on(p[seg], q[seg], major)
+    on_major[np.unique(hit)] = length[seg][np.unique(hit)]
+    n = len(faces)
+    keys, inv = np.unique(fi.astype(np.int64) * n + fj, return_inverse=True)
+    inv = inv.ravel()
+    if len(hit):
+        pl = np.unique(inv[hit].astype(np.int64) * (int(line.max()) + 1) + line)
+        pair_lines = (pl // (int(line.max()) + 1), pl % (int(line.max()) + 1))
+    else:
+        pair_lines = (empty, empty)
+    return (keys // n, keys % n, np.bincount(inv, weights=length[seg]), np.bincount(inv, weights=on_major),
+            pair_lines)
+
+
+def point_faces(faces: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Return the index of the face covering each point geometry (the smallest on a shared edge), −1 outside."""
+    result = np.full(len(points), -1, dtype=int)
+    if len(points) == 0 or len(faces) == 0:
+        return result
+    tree = shapely.STRtree(faces)
+    pi, fi = tree.query(points, predicate="intersects")
+    order = np.lexsort((fi, pi))
+    pi, fi = pi[order], fi[order]
+    first = np.r_[True, pi[1:] != pi[:-1]]
+    result[pi[first]] = fi[first]
+    return result
+
+
+def containing(old_faces: np.ndarray, reps: np.ndarray) -> np.ndarray:
+    """Return, for each point, the index of the old face it lies in (nearest one for a stray point)."""
+    tree = shapely.STRtree(old_faces)
+    result = np.full(len(reps), -1, dtype=int)
+    pi, fi = tree.query(reps, predicate="intersects")
+    result[pi[::-1]] = fi[::-1]
+    missing = np.nonzero(result < 0)[0]
+    if len(missing):
+        _, near = tree.query_nearest(reps[missing], return_distance=False, all_matches=False)
+        result[missing] = near
+    return result
+
+
+def halfplane(origin, axis, offset, reach) -> Polygon:
+    """Return a polygon covering every point p near origin with (p − origin)·axis ≤ offset."""
+    normal = np.array([-axis[1], axis[0]])
+    base = origin + axis * offset
+    far = base - axis * 2 * reach
+    return Polygon([base + normal * reach, base - normal * reach, far - normal * reach, far + normal * reach])
+
+
+def area_cut_offset(poly, origin, axis, wanted: float, reach: float) -> float:
+    """Return the offset along axis at which the part of poly on the low side has area `wanted`."""
+    proj = (np.asarray(shapely.get_coordinates(poly)) - origin) @ axis
+    lo, hi = float(proj.min()), float(proj.max())
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        got = poly.intersection(halfplane(origin, axis, mid, reach)).area
+        if abs(got - wanted) <= 1e-4 * poly.area:
+            return mid
+        lo, hi = (mid, hi) if got < wanted else (lo, mid)
+    return (lo + hi) / 2
+
+
+def count_cut_offsets(pts, origin, axis, k: int, k1: int, target, tries: int = 8) -> list[float]:
+    """Return up to `tries` cut offsets along axis that leave building counts splittable k1 : k−k1.
+
+    The cut passes midway between two consecutive buildings along the axis, nearest the wanted
+    rank first; gaps of at least CUT_CLEARANCE_M come before narrower ones, so that a building
+    point never ends up on the other side after rounding for storage.
+    """
+    n = len(pts)
+    if n < 2:
+        return []
+    proj = np.sort((pts - origin) @ axis)
+    wanted = round(n * k1 / k)
+    wide, narrow = [], []
+    for r in sorted(range(1, n), key=lambda r: (abs(r - wanted), r)):
+        gap = proj[r] - proj[r - 1]
+        if gap <= 0:
+            continue  # no gap here: a cut cannot pass between these buildings
+        if not (k1 * target.min <= r <= k1 * target.max and (k - k1) * target.min <= n - r <= (k - k1) * target.max):
+            continue
+        (wide if gap >= CUT_CLEARANCE_M else narrow).append(float((proj[r - 1] + proj[r]) / 2))
+        if len(wide) >= tries:
+            break
+    return (wide + narrow)[:tries]
+
+
+def cut_segments(poly, origin, axis, offset, reach) -> list[LineString]:
+    """Return the pieces of the cut line inside poly, each overshooting its ends by a centimetre."""
+    normal = np.array([-axis[1], axis[0]])
+    base = origin + axis * offset
+    line = LineString([base - normal * reach, base + normal * reach])
+    out = []
+    for part in line_parts([poly.intersection(line)]):
+        start, end = np.asarray(part.coords[0]), np.asarray(part.coords[-1])
+        direction = (end - start) / np.hypot(*(end - start))
+        out.append(LineString([start - direction * CUT_OVERSHOOT_M, end + direction * CUT_OVERSHOOT_M]))
+    return out
+

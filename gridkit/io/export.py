@@ -1,0 +1,294 @@
+"""Export a layer to Shapefile (zip), GeoPackage, GeoJSON, CSV or XLSX: streamed, reprojected, masked.
+
+    result = export_layer(session, ExportOptions("buildings", "shp", Path("b.zip"), crs="EPSG:4547"),
+                          user=user, actor="cli:anna")
+
+- Rows are read from PostGIS in chunks through a server-side cursor and appended to the file
+  chunk by chunk, so memory stays flat with the number of features.
+- Geometry leaves storage (EPSG:4490) reprojected by PostGIS (ST_Transform) to any EPSG code it
+  knows, or offset to GCJ-02 (`gridkit.coords`) for Chinese web maps. GeoJSON is RFC 7946:
+  WGS84 lon/lat, counter-clockwise outer rings, no "crs" member.
+- The file is written under a temporary name next to the output and renamed at the end: a
+  failure or Ctrl+C leaves no half-written file behind.
+- Personal fields are masked unless `unmasked` is asked by a user whose role and area allow it;
+  such exports are written to the audit log in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import shapely
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from gridkit import audit
+from gridkit.coords import wgs84_to_gcj02
+from gridkit.errors import Conflict, NotFound, PermissionDenied, ValidationError
+from gridkit.io.export_layers import LAYERS, build_query, layer_named
+from gridkit.io.export_writers import (
+    ENCODINGS,
+    XLSX_MAX_ROWS,
+    Chunk,
+    GeoJsonWriter,
+    OgrWriter,
+    ShapefileZipWriter,
+    TableWriter,
+    check_encodable,
+)
+from gridkit.models import SRID, AdminUnit
+from gridkit.rules import parse_time
+from gridkit.users import may_see_personal_data
+
+__all__ = [
+    "FORMATS",
+    "LAYERS",
+    "ExportOptions",
+    "TargetCrs",
+    "export_layer",
+    "format_for_path",
+    "parse_where",
+    "target_crs",
+]
+
+FORMATS = ("shp", "gpkg", "geojson", "csv", "xlsx")
+SUFFIXES = {".zip": "shp", ".gpkg": "gpkg", ".geojson": "geojson", ".json": "geojson", ".csv": "csv",
+            ".xlsx": "xlsx"}
+DEFAULT_CHUNK = 50_000
+DEFAULT_MAX_FEATURES = 5_000_000
+GCJ02 = "gcj02"
+
+
+@dataclass
+class ExportOptions:
+    """What to export, how and where (see `gridkit export --help` for each option)."""
+
+    layer: str
+    format: str
+    path: Path
+    crs: str = f"EPSG:{SRID}"
+    encoding: str = "utf-8"
+    area: str | None = None
+    where: dict = field(default_factory=dict)
+    dept: str | None = None
+    version: int | None = None
+    at: datetime | str | None = None
+    unmasked: bool = False
+    force: bool = False
+    chunk_size: int = DEFAULT_CHUNK
+    max_features: int = DEFAULT_MAX_FEATURES
+
+
+@dataclass(frozen=True)
+class TargetCrs:
+    """The CRS of the output: an EPSG code PostGIS transforms to, or GCJ-02 (offset from WGS84)."""
+
+    label: str
+    srid: int          # SRID that PostGIS transforms to (4326 for GCJ-02, then offset here)
+    gcj02: bool = False
+
+    @property
+    def file_crs(self) -> str:
+        """Return the CRS written into the file (.prj, GPKG): GCJ-02 has none of its own, so WGS84."""
+        return f"EPSG:{self.srid}"
+
+
+def target_crs(session: Session, value: str | None) -> TargetCrs:
+    """Return the output CRS for 'EPSG:4547', '4547' or 'gcj02'; refuse codes PostGIS does not know."""
+    raw = (value or f"EPSG:{SRID}").strip()
+    if raw.lower().replace("-", "") == GCJ02:
+        return TargetCrs("GCJ-02", 4326, gcj02=True)
+    code = raw.upper().removeprefix("EPSG:")
+    if not code.isdigit() or session.execute(
+            text("SELECT 1 FROM spatial_ref_sys WHERE srid = :s"), {"s": int(code)}).first() is None:
+        raise ValidationError("export.unknown_crs", crs=raw)
+    return TargetCrs(f"EPSG:{int(code)}", int(code))
+
+
+def parse_where(items) -> dict:
+    """Return {field: value} from FIELD=VALUE strings; refuse anything without '='."""
+    result = {}
+    for item in items or ():
+        name, sep, value = str(item).partition("=")
+        if not sep or not name.strip():
+            raise ValidationError("export.bad_where", item=item)
+        result[name.strip()] = value
+    return result
+
+
+def format_for_path(path: Path | str) -> str:
+    """Return the format a file name's suffix implies, or raise ValidationError."""
+    fmt = SUFFIXES.get(Path(path).suffix.lower())
+    if fmt is None:
+        raise ValidationError("export.unknown_format", format=Path(path).suffix or str(path),
+                              formats=", ".join(FORMATS))
+    return fmt
+
+
+def _check_options(session: Session, options: ExportOptions, user) -> TargetCrs:
+    layer_named(options.layer)
+    if options.format not in FORMATS:
+        raise ValidationError("export.unknown_format", format=options.format, formats=", ".join(FORMATS))
+    if options.encoding not in ENCODINGS:
+        raise ValidationError("export.unknown_encoding", encoding=options.encoding,
+                              encodings=", ".join(ENCODINGS))
+    if options.encoding != "utf-8" and options.format not in ("shp", "csv"):
+        raise ValidationError("export.encoding_fixed", format=options.format)
+    crs = target_crs(session, options.crs)
+    if options.format == "geojson" and (crs.gcj02 or crs.srid not in (4326, SRID)):
+        raise ValidationError("export.geojson_lonlat", crs=crs.label)
+    if options.area and session.get(AdminUnit, options.area) is None:
+        raise NotFound("export.unknown_area", area=options.area)
+    if options.unmasked and not may_see_personal_data(user, options.area):
+        raise PermissionDenied("export.unmasked_denied", role=getattr(user, "role", None) or "-",
+                               area=options.area or "-")
+    _check_output(Path(options.path), options.force)
+    return crs
+
+
+def _check_output(path: Path, force: bool) -> None:
+    if path.exists() and not force:
+        raise Conflict("export.exists", path=str(path))
+    if path.is_dir():
+        raise ValidationError("export.is_folder", path=str(path))
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise ValidationError("export.not_writable", path=str(path), folder=str(parent))
+
+
+def _geometry_sql(options: ExportOptions, crs: TargetCrs, geometry_type: str) -> str:
+    geom = "q._geom"
+    if geometry_type == "MultiPolygon":
+        geom = f"ST_Multi({geom})"
+    if crs.srid != SRID:
+        geom = f"ST_Transform({geom}, {int(crs.srid)})"
+    if options.format == "geojson":
+        # RFC 7946: outer rings counter-clockwise; 7 decimals is about 1 cm.
+        return f"ST_AsGeoJSON(ST_ForcePolygonCCW({geom}), 7)"
+    return f"ST_AsBinary({geom})"
+
+
+def _offset_gcj02(wkb: list) -> list:
+    geoms = shapely.from_wkb(np.array(wkb, dtype=object))
+
+    def move(coords):
+        lon, lat = wgs84_to_gcj02(coords[:, 0], coords[:, 1])
+        return np.column_stack([lon, lat])
+
+    return list(shapely.to_wkb(shapely.transform(geoms, move)))
+
+
+def _writer(options: ExportOptions, tmp: Path, fields, geometry_type: str, crs: TargetCrs):
+    fmt = options.format
+    if fmt == "shp":
+        return ShapefileZipWriter(tmp, options.layer, fields, geometry_type, crs.file_crs, options.encoding)
+    if fmt == "gpkg":
+        return OgrWriter(tmp, "GPKG", options.layer.replace("-", "_"), fields, geometry_type, crs.file_crs)
+    if fmt == "geojson":
+        return GeoJsonWriter(tmp, fields)
+    return TableWriter(tmp, fields, geometry_type, fmt, options.encoding)
+
+
+def _temporary_path(path: Path) -> Path:
+    # Same folder (rename stays atomic), same suffix (GDAL picks drivers by it), hidden name.
+    return path.with_name(f".{path.stem}.part{os.getpid()}{path.suffix}")
+
+
+class _ChunkStream:
+    """The rows of one export as chunks, read from a server-side cursor; counts what it yielded.
+
+    GDAL pulls these chunks through Arrow's C stream, which turns any exception into its own
+    error: the original is kept in `failure` to be raised unchanged.
+    """
+
+    def __init__(self, session: Session, sql: str, params: dict, fields, options: ExportOptions,
+                 crs: TargetCrs, total: int, progress):
+        self.session, self.sql, self.params, self.fields = session, sql, params, fields
+        self.options, self.crs, self.total, self.progress = options, crs, total, progress
+        self.done = 0
+        self.failure: BaseException | None = None
+
+    def __iter__(self):
+        try:
+            yield from self._chunks()
+        except BaseException as exc:
+            self.failure = exc
+            raise
+
+    def _chunks(self):
+        names = [name for name, _ in self.fields]
+        codec = ENCODINGS[self.options.encoding][1]
+        size = self.options.chunk_size
+        # A server-side cursor for this statement only: rows arrive chunk by chunk.
+        result = self.session.execute(text(self.sql), self.params,
+                                      execution_options={"stream_results": True, "max_row_buffer": size})
+        for rows in result.partitions(size):
+            columns = list(zip(*rows))    # the last column is the geometry
+            chunk = Chunk({name: list(columns[i]) for i, name in enumerate(names)},
+                          [bytes(g) if isinstance(g, memoryview) else g for g in columns[-1]])
+            if self.crs.gcj02:
+                chunk.geometry = _offset_gcj02(chunk.geometry)
+            check_encodable(chunk, self.fields, codec, self.done)
+            yield chunk
+            self.done += len(chunk)
+            if self.progress:
+                self.progress(self.done, self.total)
+
+
+def export_layer(session: Session, options: ExportOptions, *, user=None, actor: str = "system",
+                 progress: Callable[[int, int], None] | None = None) -> dict:
+    """Write one layer to `options.path` and return a summary (features, fields, CRS, seconds).
+
+    Refuses unknown layers, formats, encodings and CRSs, filters on fields the layer lacks, more
+    features than `options.max_features`, an existing output without `force` and an unwritable
+    folder. `progress(done, total)` is called after each chunk. An unmasked export adds an audit
+    row to the caller's transaction.
+    """
+    started = time.perf_counter()
+    crs = _check_options(session, options, user)
+    layer = LAYERS[options.layer]
+    query = build_query(session, layer, area=options.area, where=options.where, dept=options.dept,
+                        version=options.version, at=parse_time(options.at, field="at"), unmasked=options.unmasked)
+    total = session.execute(text(f"SELECT count(*) FROM ({query.sql}) c"), query.params).scalar_one()
+    limit = min(options.max_features, XLSX_MAX_ROWS) if options.format == "xlsx" else options.max_features
+    if total > limit:
+        raise ValidationError("export.too_large", features=total, limit=limit, format=options.format)
+    select_sql = query.sql.replace(", q._geom FROM", f", {_geometry_sql(options, crs, query.geometry_type)} FROM", 1)
+    path = Path(options.path)
+    tmp = _temporary_path(path)
+    try:
+        writer = _writer(options, tmp, query.fields, query.geometry_type, crs)
+    except OSError as exc:
+        raise ValidationError("export.not_writable", path=str(path), folder=str(path.parent)) from exc
+    stream = _ChunkStream(session, select_sql, query.params, query.fields, options, crs, total, progress)
+    try:
+        writer.write_all(iter(stream))
+        os.replace(tmp, path)
+    except BaseException as exc:
+        # Ctrl+C included: no half-written file under either name.
+        writer.discard()
+        tmp.unlink(missing_ok=True)
+        if stream.failure is not None:
+            raise stream.failure from None
+        if isinstance(exc, OSError):
+            raise ValidationError("export.write_failed", path=str(path),
+                                  reason=exc.strerror or str(exc)) from exc
+        raise
+    summary = {"layer": options.layer, "format": options.format, "path": str(path), "features": stream.done,
+               "crs": crs.label, "encoding": options.encoding if options.format in ("shp", "csv") else "utf-8",
+               "fields": [name for name, _ in query.fields], "masked": not options.unmasked,
+               "bytes": path.stat().st_size, "seconds": round(time.perf_counter() - started, 3)}
+    if options.format == "shp":
+        summary["shapefile_fields"] = {k: v for k, v in writer.short.items() if k != v}
+    if options.unmasked:
+        # The same audit action as every clear read of personal data (gridkit.pii.mask_or_reveal).
+        audit.record(session, actor, audit.PERSONAL_DATA_READ, object_type="export", object_id=options.layer,
+                     detail_fields=list(layer.personal), count=stream.done, path=str(path),
+                     area=options.area, where=options.where, format=options.format)
+    return summary

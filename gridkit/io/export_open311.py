@@ -1,0 +1,151 @@
+"""Open311 GeoReport v2 in gridkit's words: services are incident categories, requests are incidents.
+
+A posted request enters the incident workflow at step 1 (信息采集, state `reported`) through
+`gridkit.incidents.workflow.report_incident`, with its source (`open311`, or `open311:NAME` for
+a trusted source) on the case.
+Reporter names, e-mails and phones are kept on the incident only as the reporter and never
+listed back. Statuses: `open` while the case is not finished, else `closed`.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+
+from gridkit.errors import NotFound, ValidationError
+from gridkit.incidents.workflow import report_incident
+from gridkit.models import Building, Incident, IncidentCategory
+from gridkit.rules import (
+    FINISHED_INCIDENT_STATES,
+    LOCAL_TZ,
+    now,
+    parse_time,
+)
+
+MAX_REQUESTS = 1000
+DEFAULT_DAYS = 90
+CHINA_LON, CHINA_LAT = (73.0, 136.0), (3.0, 54.0)
+
+
+def services(session: Session) -> list[dict]:
+    """Return every incident category as an Open311 service."""
+    rows = session.scalars(select(IncidentCategory).order_by(IncidentCategory.code))
+    return [{"service_code": c.code, "service_name": c.name,
+             "description": f"{c.major_name} · {c.name} ({'部件' if c.kind == 'component' else '事件'}, "
+                            f"{c.time_limit_hours} h)",
+             "metadata": False, "type": "realtime", "keywords": c.kind, "group": c.major_name} for c in rows]
+
+
+def _status(state: str) -> str:
+    return "closed" if state in FINISHED_INCIDENT_STATES else "open"
+
+
+def _time(value):
+    return value.astimezone(LOCAL_TZ).isoformat() if value is not None else None
+
+
+_REQUESTS_SQL = """
+SELECT s.id, s.code, s.status, s.description, s.category_code, k.name AS service_name, s.reported_at,
+       s.deadline, s.closed_at, s.dept_code, d.name AS dept_name, ST_X(s.geom) AS lon, ST_Y(s.geom) AS lat,
+       (SELECT max(h.at) FROM incident_history h WHERE h.incident_id = s.id) AS updated_at,
+       (SELECT h.note FROM incident_history h WHERE h.incident_id = s.id ORDER BY h.id DESC LIMIT 1) AS last_note
+FROM incident s LEFT JOIN incident_category k ON k.code = s.category_code
+LEFT JOIN department d ON d.code = s.dept_code
+WHERE {where} ORDER BY s.reported_at DESC, s.id DESC LIMIT :lim"""
+
+
+def _request_doc(row) -> dict:
+    return {"service_request_id": row.code, "status": _status(row.status),
+            "status_notes": row.last_note, "service_name": row.service_name, "service_code": row.category_code,
+            "description": row.description, "agency_responsible": row.dept_name,
+            "service_notice": None, "requested_datetime": _time(row.reported_at),
+            "updated_datetime": _time(row.updated_at), "expected_datetime": _time(row.deadline),
+            "address": None, "address_id": None, "zipcode": None,
+            # A case may have no place yet (imported without one): lat/long are then null.
+            "lat": None if row.lat is None else round(row.lat, 7),
+            "long": None if row.lon is None else round(row.lon, 7), "media_url": None}
+
+
+def requests(session: Session, *, ids: list[str] | None = None, service_code: str | None = None,
+             start: str | None = None, end: str | None = None, status: str | None = None) -> list[dict]:
+    """Return requests (newest first, at most 1000): by ids, else filtered; default the last 90 days."""
+    params: dict = {"lim": MAX_REQUESTS}
+    clauses = ["true"]
+    if ids:
+        clauses.append("s.code = ANY(:ids)")
+        params["ids"] = ids
+    else:
+        end_at = parse_time(end, field="end_date") if end else None
+        start_at = parse_time(start, field="start_date") if start else (end_at or now()) - timedelta(days=DEFAULT_DAYS)
+        clauses.append("s.reported_at >= :start")
+        params["start"] = start_at
+        if end_at:
+            clauses.append("s.reported_at <= :end")
+            params["end"] = end_at
+        if service_code:
+            clauses.append("s.category_code = ANY(:codes)")
+            params["codes"] = [c.strip() for c in service_code.split(",") if c.strip()]
+        if status:
+            wanted = {s.strip() for s in status.split(",")}
+            if not wanted <= {"open", "closed"}:
+                raise ValidationError("open311.bad_status", status=status)
+            finished = [s.value for s in FINISHED_INCIDENT_STATES]
+            if wanted == {"open"}:
+                clauses.append("NOT (s.status = ANY(:finished))")
+                params["finished"] = finished
+            elif wanted == {"closed"}:
+                clauses.append("s.status = ANY(:finished)")
+                params["finished"] = finished
+    rows = session.execute(text(_REQUESTS_SQL.format(where=" AND ".join(clauses))), params)
+    return [_request_doc(row) for row in rows]
+
+
+def request_by_id(session: Session, request_id: str) -> dict:
+    """Return one request, or raise NotFound."""
+    found = requests(session, ids=[request_id])
+    if not found:
+        raise NotFound("open311.unknown_request", request=request_id)
+    return found[0]
+
+
+def _location(session: Session, lat, lon, address_id) -> tuple[float, float]:
+    if address_id:
+        point = func.coalesce(Building.geom, func.ST_PointOnSurface(Building.footprint))
+        row = session.execute(select(func.ST_X(point), func.ST_Y(point))
+                              .where(Building.code == address_id)).first()
+        if row is None:
+            raise ValidationError("open311.unknown_address", address_id=address_id)
+        return float(row[0]), float(row[1])
+    if lat in (None, "") or lon in (None, ""):
+        raise ValidationError("open311.no_location")
+    try:
+        lat_f, lon_f = float(lat), float(lon)
+    except ValueError:
+        raise ValidationError("open311.bad_location", lat=lat, long=lon) from None
+    if not (CHINA_LON[0] <= lon_f <= CHINA_LON[1] and CHINA_LAT[0] <= lat_f <= CHINA_LAT[1]):
+        raise ValidationError("open311.outside", lat=lat, long=lon)
+    return lon_f, lat_f
+
+
+def create_request(session: Session, *, service_code: str | None, lat=None, lon=None, address_id=None,
+                   description: str | None = None, reporter: str | None = None, source: str = "open311",
+                   key: str | None = None) -> Incident:
+    """Report a new incident from an Open311 post through the workflow's report step (信息采集).
+
+    `source` is "open311", or "open311:NAME" for a trusted source (kept in the case's source);
+    without a description the service's name describes the case.
+    """
+    if not service_code:
+        raise ValidationError("open311.no_service_code")
+    category = session.get(IncidentCategory, service_code)
+    if category is None:
+        raise ValidationError("open311.unknown_service", service_code=service_code)
+    lon_f, lat_f = _location(session, lat, lon, address_id)
+    text_ = (description or "").strip() or category.name
+    if address_id:
+        text_ += f" [address_id={address_id}]"
+    report = report_incident(session, description=text_[:2000], lon=lon_f, lat=lat_f, category=service_code,
+                             source=source[:30], reporter=reporter, actor="open311", key=key)
+    return report.incident

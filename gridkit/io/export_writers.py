@@ -1,0 +1,304 @@
+"""File writers of the export: Shapefile (zipped), GeoPackage, GeoJSON (RFC 7946), CSV and XLSX.
+
+A writer gets chunks of rows and appends them, so memory stays flat with the number of features:
+GDAL formats through `pyogrio.write_arrow(..., append=True)` per chunk, GeoJSON, CSV and XLSX as
+streams. Each writer writes to the temporary path it is given; the caller renames it at the end.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import shutil
+import tempfile
+import zipfile
+from datetime import date, datetime
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import shapely
+
+from gridkit.errors import ValidationError
+from gridkit.io.export_layers import BOOL, DATE, DATETIME, FLOAT, INT
+from gridkit.rules import LOCAL_TZ
+
+# Shapefile DBF field names hold at most 10 bytes.
+DBF_NAME_BYTES = 10
+SHAPEFILE_PARTS = (".shp", ".shx", ".dbf", ".prj", ".cpg")
+# GDAL's name of each text encoding (written into the .cpg) and Python's codec for checks.
+ENCODINGS = {"utf-8": ("UTF-8", "utf-8"), "gbk": ("CP936", "gbk")}
+XLSX_MAX_ROWS = 1_048_575   # one row is the header
+
+
+def short_field_names(names: list[str], limit: int = DBF_NAME_BYTES) -> dict[str, str]:
+    """Return {full name: DBF name}: names over `limit` bytes cut, clashes numbered (_1, _2 …).
+
+    Deterministic: the same field list always gives the same short names, in field order.
+    """
+    result: dict[str, str] = {}
+    taken = {name.lower() for name in names if len(name.encode()) <= limit}
+    for name in names:
+        if len(name.encode()) <= limit:
+            result[name] = name
+            continue
+        candidate = _cut(name, limit)
+        n = 0
+        while candidate.lower() in taken:
+            n += 1
+            suffix = f"_{n}"
+            candidate = _cut(name, limit - len(suffix)) + suffix
+        taken.add(candidate.lower())
+        result[name] = candidate
+    return result
+
+
+def _cut(name: str, limit: int) -> str:
+    out = ""
+    for ch in name:
+        if len((out + ch).encode()) > limit:
+            break
+        out += ch
+    return out
+
+
+def _local(value: datetime | None) -> datetime | None:
+    """Return `value` as naive Beijing time (DBF, XLSX and CSV readers know no time zones)."""
+    if value is None or value.tzinfo is None:
+        return value
+    return value.astimezone(LOCAL_TZ).replace(tzinfo=None)
+
+
+class Chunk:
+    """Rows of one read: `columns` {field: list of values}, `geometry` WKB bytes (or None) per row."""
+
+    def __init__(self, columns: dict[str, list], geometry: list):
+        self.columns = columns
+        self.geometry = geometry
+
+    def __len__(self) -> int:
+        return len(self.geometry)
+
+
+def check_encodable(chunk: Chunk, fields, codec: str, offset: int) -> None:
+    """Raise ValidationError naming the feature and field whose text `codec` cannot hold."""
+    if codec == "utf-8":
+        return
+    for name, kind in fields:
+        if kind != "str":
+            continue
+        for i, value in enumerate(chunk.columns[name]):
+            if value is None:
+                continue
+            try:
+                value.encode(codec)
+            except UnicodeEncodeError as exc:
+                raise ValidationError("export.not_encodable", feature=offset + i + 1, field=name,
+                                      char=value[exc.start:exc.end], encoding=codec) from None
+
+
+class OgrWriter:
+    """GeoPackage or a shapefile in a folder, written by GDAL in one pass from a stream of Arrow
+    record batches: one dataset open, one transaction, chunks pulled as GDAL asks for them."""
+
+    def __init__(self, path: Path, driver: str, layer: str, fields, geometry_type: str, crs: str,
+                 encoding: str = "utf-8"):
+        self.path, self.driver, self.layer = path, driver, layer
+        self.fields, self.geometry_type, self.crs = fields, geometry_type, crs
+        self.encoding = encoding
+        self.schema = pa.schema([pa.field(name, _ARROW[kind](self.driver)) for name, kind in fields]
+                                + [pa.field("geometry", pa.binary(), metadata={"ARROW:extension:name": "ogc.wkb"})])
+
+    def batch(self, chunk: Chunk) -> pa.RecordBatch:
+        """Return the rows of `chunk` as one Arrow record batch of this writer's schema."""
+        arrays = [_arrow_values(chunk.columns[name], kind, self.driver) for name, kind in self.fields]
+        arrays.append(pa.array(chunk.geometry, type=pa.binary()))
+        return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
+
+    def write_all(self, chunks) -> None:
+        """Write every chunk of the iterable `chunks` (an empty layer when there is none)."""
+        import pyogrio
+
+        reader = pa.RecordBatchReader.from_batches(self.schema, (self.batch(chunk) for chunk in chunks))
+        options = {}
+        if self.driver == "ESRI Shapefile":
+            options["encoding"] = ENCODINGS[self.encoding][0]
+        elif self.driver == "GPKG":
+            options["layer_options"] = {"SPATIAL_INDEX": "YES"}
+        pyogrio.write_arrow(reader, str(self.path), layer=self.layer, driver=self.driver,
+                            geometry_name="geometry", geometry_type=self.geometry_type, crs=self.crs, **options)
+
+    def discard(self) -> None:
+        """Nothing to close: GDAL closed the file when the stream ended or failed (the caller removes it)."""
+
+
+def _arrow_type_for(kind: str, driver: str):
+    if kind == DATETIME and driver == "ESRI Shapefile":
+        return pa.date32()   # DBF has dates, not times: the date stays a date (Beijing time)
+    return {INT: pa.int64(), FLOAT: pa.float64(), DATE: pa.date32(), DATETIME: pa.timestamp("ms"),
+            BOOL: pa.bool_()}.get(kind, pa.string())
+
+
+_ARROW = {kind: (lambda driver, kind=kind: _arrow_type_for(kind, driver))
+          for kind in ("str", INT, FLOAT, DATE, DATETIME, BOOL)}
+
+
+def _arrow_values(values: list, kind: str, driver: str):
+    if kind == DATETIME:
+        local = [_local(v) for v in values]
+        if driver == "ESRI Shapefile":
+            return pa.array([v.date() if v is not None else None for v in local], type=pa.date32())
+        return pa.array(local, type=pa.timestamp("ms"))
+    if kind == BOOL and driver == "ESRI Shapefile":
+        return pa.array(values, type=pa.bool_())
+    return pa.array(values, type=_arrow_type_for(kind, driver))
+
+
+class ShapefileZipWriter:
+    """A shapefile written in a scratch folder, zipped with fields.csv when finished."""
+
+    def __init__(self, path: Path, layer: str, fields, geometry_type: str, crs: str, encoding: str):
+        self.path = path
+        self.folder = Path(tempfile.mkdtemp(prefix="gridkit-shp-", dir=path.parent))
+        self.stem = re.sub(r"[^0-9A-Za-z_-]+", "_", layer)
+        self.short = short_field_names([name for name, _ in fields])
+        self.inner = OgrWriter(self.folder / f"{self.stem}.shp", "ESRI Shapefile", self.stem,
+                               [(self.short[name], kind) for name, kind in fields], geometry_type, crs, encoding)
+        self.fields = fields
+
+    def write_all(self, chunks) -> None:
+        """Write the chunks under their short names, then zip .shp .shx .dbf .prj .cpg and fields.csv."""
+        try:
+            self.inner.write_all(Chunk({self.short[k]: v for k, v in chunk.columns.items()}, chunk.geometry)
+                                 for chunk in chunks)
+            with open(self.folder / "fields.csv", "w", newline="", encoding="utf-8") as fh:
+                out = csv.writer(fh)
+                out.writerow(["field", "shapefile_field", "type"])
+                for name, kind in self.fields:
+                    out.writerow([name, self.short[name], kind])
+            # Level 1: most of deflate's size gain at a fraction of its time (shapefiles are large).
+            with zipfile.ZipFile(self.path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+                for suffix in SHAPEFILE_PARTS:
+                    part = self.folder / f"{self.stem}{suffix}"
+                    if part.exists():
+                        zf.write(part, part.name)
+                zf.write(self.folder / "fields.csv", "fields.csv")
+        finally:
+            self.discard()
+
+    def discard(self) -> None:
+        """Remove the scratch folder."""
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class _Streamed:
+    """A writer fed chunk by chunk: `write_all` writes each and finishes the file."""
+
+    def write_all(self, chunks) -> None:
+        """Write every chunk of the iterable `chunks`, then finish the file."""
+        for chunk in chunks:
+            self.write(chunk)
+        self.finish()
+
+
+class GeoJsonWriter(_Streamed):
+    """An RFC 7946 FeatureCollection streamed feature by feature (geometry given as GeoJSON text)."""
+
+    def __init__(self, path: Path, fields):
+        self.fh = open(path, "w", encoding="utf-8")  # noqa: SIM115 - open across write() calls
+        self.fields = fields
+        self.first = True
+        self.fh.write('{"type": "FeatureCollection", "features": [\n')
+
+    def write(self, chunk: Chunk) -> None:
+        """Append the features of `chunk`."""
+        names = [name for name, _ in self.fields]
+        kinds = dict(self.fields)
+        columns = [chunk.columns[n] for n in names]
+        parts = []
+        for i, geometry in enumerate(chunk.geometry):
+            props = {n: _json_value(col[i], kinds[n]) for n, col in zip(names, columns)}
+            parts.append('{"type": "Feature", "geometry": ' + (geometry or "null") + ', "properties": '
+                         + json.dumps(props, ensure_ascii=False) + "}")
+        if parts:
+            self.fh.write(("" if self.first else ",\n") + ",\n".join(parts))
+            self.first = False
+
+    def finish(self) -> None:
+        """Close the collection."""
+        self.fh.write("\n]}\n")
+        self.fh.close()
+
+    def discard(self) -> None:
+        """Close the file (the caller removes it)."""
+        self.fh.close()
+
+
+def _json_value(value, kind):
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+class TableWriter(_Streamed):
+    """CSV (in the chosen encoding) or XLSX (write-only, streamed): fields, then the geometry as text."""
+
+    def __init__(self, path: Path, fields, geometry_type: str, kind: str, encoding: str = "utf-8"):
+        self.fields, self.kind = fields, kind
+        self.points = geometry_type == "Point"
+        header = [name for name, _ in fields] + (["x", "y"] if self.points else ["wkt"])
+        if kind == "csv":
+            # A BOM lets Excel recognise UTF-8; GBK files are read by Chinese Excel as they are.
+            self.fh = open(path, "w", newline="",  # noqa: SIM115 - open across write() calls
+                           encoding="utf-8-sig" if encoding == "utf-8" else "gbk")
+            self.out = csv.writer(self.fh)
+            self.out.writerow(header)
+        else:
+            from openpyxl import Workbook
+
+            self.path = path
+            self.book = Workbook(write_only=True)
+            self.sheet = self.book.create_sheet("data")
+            self.sheet.append(header)
+
+    def write(self, chunk: Chunk) -> None:
+        """Append the rows of `chunk`."""
+        names = [name for name, _ in self.fields]
+        geoms = shapely.from_wkb(np.array(chunk.geometry, dtype=object))
+        if self.points:
+            xs, ys = shapely.get_x(geoms), shapely.get_y(geoms)
+            tails = [[_num(x), _num(y)] for x, y in zip(xs, ys)]
+        else:
+            tails = [[w] for w in shapely.to_wkt(geoms, rounding_precision=-1)]
+        columns = [chunk.columns[n] for n in names]
+        for i, tail in enumerate(tails):
+            row = [_cell(col[i]) for col in columns] + tail
+            if self.kind == "csv":
+                self.out.writerow(["" if v is None else v for v in row])
+            else:
+                self.sheet.append(row)
+
+    def finish(self) -> None:
+        """Close (CSV) or save (XLSX) the file."""
+        if self.kind == "csv":
+            self.fh.close()
+        else:
+            self.book.save(self.path)
+
+    def discard(self) -> None:
+        """Close the file (the caller removes it)."""
+        if self.kind == "csv":
+            self.fh.close()
+
+
+def _num(value):
+    return None if value is None or np.isnan(value) else float(value)
+
+
+def _cell(value):
+    if isinstance(value, datetime):
+        return _local(value)
+    return value

@@ -1,0 +1,218 @@
+"""What every subject import shares: the fields of each kind, the words, the result and refusal, masking."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from gridkit.errors import ValidationError
+from gridkit.grids.importer import ImportRefused
+from gridkit.standard.ids import validate_phone
+
+KINDS = ("buildings", "residents", "entities", "coordinators")
+
+
+@dataclass(frozen=True)
+class Field:
+    """A field an import reads: its name (the default column), other accepted column names, whether required."""
+
+    name: str
+    required: bool = False
+    aliases: tuple[str, ...] = ()
+
+
+_LON = Field("lon", aliases=("lng", "longitude", "经度", "x"))
+_LAT = Field("lat", aliases=("latitude", "纬度", "y"))
+_PHONE_ALIASES = ("电话", "手机", "手机号", "手机号码", "联系电话")
+
+# lon/lat are required where a row has no other location (checked per row, not per file).
+FIELDS: dict[str, tuple[Field, ...]] = {
+    "buildings": (Field("code", True, ("building_code", "编码", "建筑编码", "楼栋编码")),
+                  Field("address", False, ("地址", "建筑地址")), Field("floors", False, ("层数",)), _LON, _LAT),
+    "residents": (Field("id_number", True, ("身份证号", "身份证号码", "公民身份号码")),
+                  Field("name", True, ("姓名",)), Field("phone", False, _PHONE_ALIASES),
+                  Field("household", False, ("户号", "household_id")),
+                  Field("population_type", True, ("人口类型",)),
+                  Field("building_code", False, ("建筑编码", "楼栋编码")), Field("building_address", False, ()),
+                  _LON, _LAT),
+    "entities": (Field("credit_code", True, ("统一社会信用代码", "信用代码")),
+                 Field("name", True, ("名称", "单位名称", "企业名称")), Field("address", False, ("地址",)),
+                 _LON, _LAT),
+    "coordinators": (Field("name", True, ("姓名",)), Field("phone", True, _PHONE_ALIASES),
+                     Field("dept", True, ("dept_code", "部门", "部门编码")),
+                     Field("work_cells", True, ("工作网格", "网格编码"))),
+}
+
+POPULATION_TYPE_WORDS = {
+    "registered": "registered", "户籍": "registered", "户籍人口": "registered", "本地": "registered",
+    "floating": "floating", "流动": "floating", "流动人口": "floating", "暂住": "floating",
+    "暂住人口": "floating", "外来人口": "floating",
+}
+_AMBIGUOUS_POPULATION = {"常住", "常住人口"}
+
+_WORK_CELL_SEPARATORS = re.compile(r"[;；,，、\s]+")
+_SCIENTIFIC = re.compile(r"^[+-]?\d+(\.\d+)?[eE][+-]?\d+$")
+_LENGTHS = {"code": 40, "address": 200, "name": 50, "entity_name": 200, "household": 40}
+_MAX_FLOORS = 300
+_PAIRS_PER_STATEMENT = 10_000
+_AREA_MARGIN = 1.0  # degrees beyond a projected CRS's area of use still accepted
+# Unassigned rows named in a summary (the report names them all) and kept in a result.
+SUMMARY_ROWS = 20
+LISTED_ROWS = 100_000
+
+# What to do, per problem kind, in the coordinator's language: the kinds gridkit.io.report.ADVICE lacks
+# (merge them into it; kinds shared with vector imports, such as axes_swapped, keep their advice there).
+SUBJECT_ADVICE = {
+    "unknown_field": "用 --map 字段=列名 指定，字段名见原因中的列表。",
+    "duplicate_column": "表头中的列名须唯一：重命名其中一列。",
+    "no_header": "第一行须为列名。",
+    "no_rows": "文件只有表头，没有数据：确认导出了正确的表。",
+    "bad_row": "检查该行的引号、逗号或多余的单元格。",
+    "nul_byte": "删除该单元格中的 NUL 字符（\\x00），或将表格重新另存为“CSV UTF-8”。",
+    "formula_without_value": "在 Excel/WPS 中打开、重新计算后保存，或把公式替换为其数值。",
+    "bad_option": "去掉不适用的选项。",
+    "no_such_sheet": "用 --sheet 指定列出的工作表之一。",
+    "no_edition": "先发布基础网格版本，再导入对象。",
+    "missing_value": "填写该必填项。",
+    "too_long": "缩短该值。",
+    "bad_number": "填写整数。",
+    "bad_id_number": "核对身份证号码（18 位，末位校验码）。",
+    "number_precision": "Excel 将长数字存为数值并丢失末几位：把该列设为文本后重新录入。",
+    "duplicate_id": "同一证件号码只能出现一次：删除或改正重复行。",
+    "bad_credit_code": "核对统一社会信用代码（18 位，末位校验码）。",
+    "bad_phone": "填写 11 位手机号或带区号的固定电话。",
+    "bad_population_type": "人口类型填 registered/户籍 或 floating/流动。",
+    "unknown_building": "先导入该建筑，或改正建筑编码/地址。",
+    "ambiguous_building": "该地址对应多个建筑：改用 building_code。",
+    "missing_location": "填写 building_code 或经纬度。",
+    "missing_coordinates": "填写经度和纬度（CGCS2000 度）。",
+    "bad_coordinate": "经纬度须为数字（度），如 114.0579。",
+    "bad_geometry": "建筑须为点或面，人口与法人须为点。",
+    "unknown_department": "核对部门编码（gridkit dept list）。",
+    "no_published_version": "先发布该部门的工作网格。",
+    "unknown_work_cell": "核对工作网格编码（须属于该部门当前发布的版本）。",
+    "duplicate_row": "同一人同一部门只写一行：合并工作网格。",
+    "phone_conflict": "同一电话须为同一人：核对姓名或电话。",
+    # notes
+    "field_alias": "已按同义列名读取，请核对。",
+    "lonlat_ignored": "地图图层的位置取自其图形。",
+    "sheet": "如需其他工作表，用 --sheet 指定。",
+    "reactivated": "已重新启用。",
+}
+
+
+class SubjectImportRefused(ImportRefused):
+    """A subject import found problems and wrote nothing; `problems`, `notes` and `source` say what and where."""
+
+
+@dataclass
+class SubjectImportResult:
+    """What a subject import wrote: counts, assignment, rows left unassigned, notes and the source read."""
+
+    kind: str
+    created: int
+    updated: int = 0
+    assigned: int = 0
+    unassigned: int = 0
+    # One dict per imported subject outside every base cell: row (as the user sees it), id, code.
+    unassigned_rows: list[dict] = field(default_factory=list)
+    notes: list[dict] = field(default_factory=list)
+    source: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)
+
+    def summary(self) -> dict:
+        """Return the counts and source as a flat dict, for reports and CLI output."""
+        out = {"kind": self.kind, "file": self.source.get("path"), "driver": self.source.get("driver"),
+               "encoding": self.source.get("encoding"), "crs": self.source.get("crs"),
+               "rows": self.source.get("rows", self.source.get("features")),
+               "created": self.created, "updated": self.updated}
+        for key in ("layer", "sheet"):
+            if self.source.get(key):
+                out[key] = self.source[key]
+        if self.kind != "coordinators":
+            # A count, and the first rows only: the report lists every unassigned row.
+            out.update(assigned=self.assigned, unassigned=self.unassigned,
+                       unassigned_rows=[r["row"] for r in self.unassigned_rows[:SUMMARY_ROWS]])
+            if self.unassigned > SUMMARY_ROWS:
+                out["unassigned_rows_more"] = self.unassigned - SUMMARY_ROWS
+        out.update(self.extra)
+        return out
+
+
+def parse_mapping(items) -> dict[str, str]:
+    """Return {field: column} from the CLI's `--map FIELD=COLUMN` values, or raise ValidationError."""
+    mapping: dict[str, str] = {}
+    for item in items or ():
+        name, sep, column = str(item).partition("=")
+        name, column = name.strip(), column.strip()
+        if not sep or not name or not column:
+            raise ValidationError("imports.bad_map", item=str(item))
+        if name in mapping and mapping[name] != column:
+            raise ValidationError("imports.map_twice", field=name, first=mapping[name], second=column)
+        mapping[name] = column
+    return mapping
+
+
+def _mask(value: str) -> str:
+    """Hide the middle of a personal value: 18-character IDs as 4 + 10 '*' + 4, phones as 3 + 4 '*' + 4."""
+    s = str(value).strip()
+    if len(s) >= 12:
+        return s[:4] + "*" * (len(s) - 8) + s[-4:]
+    if len(s) >= 8:
+        return s[:3] + "*" * (len(s) - 7) + s[-4:]
+    return "*" * len(s)
+
+
+def _id_reason(message: str) -> str:
+    """Return validate_citizen_id's reason without any digits of the number (birth date, region, check)."""
+    if "must be 18 characters" in message or "positions 1-17" in message or "must end in" in message:
+        return message.replace("Citizen ID number", "It")
+    if "region code" in message:
+        return "Its region code (digits 1-6) does not start with a province code."
+    if "birth date" in message:
+        for said in ("is not a real date", "is before 1900", "is in the future"):
+            if said in message:
+                return f"Its birth date (digits 7-14) {said}."
+    if "check character" in message:
+        return "Its check character (the 18th) does not match the first 17 digits: one of them is mistyped."
+    return "It is not a valid citizen ID number (GB 11643)."
+
+
+def _phone_reason(message: str, raw: str) -> str:
+    masked = _mask(raw)
+    return message.replace(raw, masked).replace(raw.strip(), masked)
+
+
+def _number(value: str) -> float | None:
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _inside(lon, lat, bounds: tuple) -> np.ndarray:
+    """Return where (lon, lat) is finite and within bounds (west, south, east, north)."""
+    lon, lat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
+    west, south, east, north = bounds
+    with np.errstate(invalid="ignore"):
+        return (np.isfinite(lon) & np.isfinite(lat) & (lon >= west) & (lon <= east)
+                & (lat >= south) & (lat <= north))
+
+
+def _phone(job, position: int, *, required: bool, code) -> str | None:
+    raw = job.value(position, "phone")
+    if raw is None:
+        if required:
+            job.report(position, "missing_value", "phone", f"phone is empty (column {job.column('phone')!r}). "
+                       "Fill it in.", code)
+        return None
+    try:
+        return validate_phone(raw)
+    except ValueError as exc:
+        job.report(position, "bad_phone", "phone", f"{_phone_reason(str(exc), raw)} Correct the phone number.",
+                   code)
+        return None

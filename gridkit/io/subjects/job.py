@@ -1,0 +1,366 @@
+"""Reading a subject file in chunks and checking its rows: columns, values, locations, problems."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import pyproj
+from shapely.geometry import MultiPoint, MultiPolygon, Point, Polygon
+from sqlalchemy.orm import Session
+
+from gridkit.io.subjects.common import _AREA_MARGIN, _SCIENTIFIC, FIELDS, SubjectImportRefused, _inside, _number
+from gridkit.io.tables import Table, TableReadError, open_table
+from gridkit.io.vector import CHINA_LAT, CHINA_LON, VectorReadError, parse_crs, problem, summarise
+from gridkit.rules import SRID
+
+__all__ = ["Job"]
+
+class Job:
+    """One import: the file opened as a stream, the columns resolved, the chunk being checked, the problems
+    and notes collected so far (over every chunk).
+
+    Per-row methods (`value`, `text`, `report`, `points` …) work on the current chunk (`table`),
+    whose positions start at 0; `report_row` records a problem found later by row number (in SQL).
+    `progress(done, total)` is called after each chunk with bytes (CSV) or rows read.
+    """
+
+    def __init__(self, session: Session, kind: str, path, *, mapping, encoding, src_crs, layer, sheet,
+                 personal_location: bool = False, progress: Callable[[int, int], None] | None = None):
+        self.session, self.kind, self.src_crs = session, kind, src_crs
+        self.personal_location = personal_location
+        self.progress = progress
+        # position → the row's code (building code, masked ID, credit code) to label its problems.
+        self.row_code: dict[int, str] = {}
+        try:
+            self.stream = open_table(path, encoding=encoding, sheet=sheet, layer=layer, src_crs=src_crs)
+        except TableReadError as exc:
+            raise SubjectImportRefused(exc.message, problems=exc.problems, notes=exc.notes,
+                                       source=exc.source) from None
+        self.table: Table = self.stream.header
+        self.rows = 0
+        self.source = self.table.source
+        self.notes = list(self.table.notes)
+        # A file-level geometry problem (e.g. most features outside China) has no index: it covers every row.
+        self.geometry_problem_all = any(p.get("field") == "geometry" and p["index"] is None
+                                        and p["kind"] not in ("null_geometry", "empty_geometry")
+                                        for p in self.table.problems)
+        self.geometry_problem: set = set()
+        self.problems = [p for p in self.table.problems if p["kind"] not in ("null_geometry", "empty_geometry")]
+        self.cols = self._resolve(mapping or {})
+        if self.problems and any(p["kind"] in ("unknown_field", "missing_field", "duplicate_column")
+                                 for p in self.problems):
+            self.refuse()
+        self._transform_cache = None
+
+    def chunks(self) -> Iterator[Table]:
+        """Yield the file's chunks, each made current first; refuse a file with no rows at the end."""
+        for chunk in self.stream:
+            self.load(chunk)
+            yield chunk
+            if self.progress is not None:
+                self.progress(self.stream.done, self.stream.size)
+        if not self.rows:
+            self.problems.append(problem("no_rows", f"{self.display}: there are no rows below the header; "
+                                         "nothing to import. Check that the right table was exported."))
+            self.refuse()
+
+    def load_all(self) -> None:
+        """Read the whole file as the current table: for small files checked across rows (rosters)."""
+        header = self.stream.header
+        rows, numbers, lossy, problems = [], [], set(), []
+        geometries = [] if header.spatial else None
+        for chunk in self.stream:
+            offset = len(rows)
+            rows.extend(chunk.rows)
+            numbers.extend(chunk.numbers)
+            lossy.update((p + offset, c) for p, c in chunk.lossy)
+            problems.extend(chunk.problems)
+            if geometries is not None:
+                geometries.extend(chunk.geometries)
+        self.load(Table(columns=header.columns, rows=rows, numbers=numbers, unit=header.unit, geometries=geometries,
+                        lossy=lossy, problems=problems, source=header.source))
+        if not rows:
+            self.problems.append(problem("no_rows", f"{self.display}: there are no rows below the header; "
+                                         "nothing to import. Check that the right table was exported."))
+
+    def load(self, chunk: Table) -> None:
+        """Make `chunk` the table the per-row methods read."""
+        self.table = chunk
+        self.rows += len(chunk.rows)
+        self.row_code = {}
+        # Rows without a geometry are judged by each kind (a resident may have a building instead).
+        geometry_problems = [p for p in chunk.problems if p.get("field") == "geometry"
+                             and p["kind"] not in ("null_geometry", "empty_geometry")]
+        self.geometry_problem = {p["index"] for p in geometry_problems}
+        self.problems.extend(p for p in chunk.problems if p["kind"] not in ("null_geometry", "empty_geometry"))
+
+    def where_row(self, number: int) -> str:
+        """Return 'file.csv, line 7' for the row the user numbers `number`."""
+        return f"{self.display}, {self.table.unit} {number}"
+
+    def report_row(self, number: int, kind: str, name: str | None, message: str, code=None) -> None:
+        """Record a problem of the row numbered `number` (found after its chunk, e.g. in SQL)."""
+        self.problems.append(problem(kind, f"{self.where_row(number)}: {message}", index=number, code=code,
+                                     field=None if name is None else self.column(name)))
+
+    @property
+    def display(self) -> str:
+        return self.source.get("display", self.source.get("path", "the file"))
+
+    def _resolve(self, mapping: dict) -> dict[str, str | None]:
+        fields = {f.name: f for f in FIELDS[self.kind]}
+        columns = self.table.columns
+        listed = ", ".join(columns) if columns else "none"
+        unknown = [name for name in mapping if name not in fields]
+        for name in unknown:
+            self.problems.append(problem("unknown_field", f"--map {name}=…: {self.kind} have no field {name!r}. "
+                                         f"Their fields are: {', '.join(fields)}.", field=name))
+        folded = {}
+        for c in columns:
+            folded.setdefault(c.strip().casefold(), c)
+        resolved: dict[str, str | None] = {}
+        for name, f in fields.items():
+            if name in mapping:
+                wanted = mapping[name]
+                column = wanted if wanted in columns else folded.get(wanted.strip().casefold())
+                if column is None:
+                    self.problems.append(problem(
+                        "missing_field", f"{self.display} has no column {wanted!r} (given with --map "
+                        f"{name}={wanted}). Its columns are: {listed}.", field=wanted))
+                elif column != wanted:
+                    self.notes.append(problem("field_case", f"{self.display}: column {wanted!r} was not found; "
+                                              f"{column!r} was used.", field=column))
+                resolved[name] = column
+                continue
+            column = None
+            candidates = [name, *f.aliases]
+            if self.source.get("driver") == "ESRI Shapefile" and len(name) > 10:
+                candidates.append(name[:10])   # DBF field names are cut to 10 characters: credit_cod
+            for candidate in candidates:
+                column = candidate if candidate in columns else folded.get(candidate.casefold())
+                if column is not None:
+                    break
+            if column is not None and column != name:
+                self.notes.append(problem("field_alias", f"{self.display}: column {column!r} was read as field "
+                                          f"{name!r}.", field=column))
+            if column is None and f.required:
+                self.problems.append(problem(
+                    "missing_field", f"{self.display} has no column for field {name!r}. Its columns are: "
+                    f"{listed}. Name the column with --map {name}=COLUMN.", field=name))
+            resolved[name] = column
+        if self.table.spatial:
+            for name in ("lon", "lat"):
+                if name in resolved and resolved[name] is not None and name in mapping:
+                    self.notes.append(problem("lonlat_ignored", f"{self.display} is a map layer: locations come "
+                                              f"from its geometry; column {resolved[name]!r} was not used.",
+                                              field=resolved[name]))
+            resolved.pop("lon", None)
+            resolved.pop("lat", None)
+        elif "lon" in resolved and (resolved["lon"] is None) != (resolved["lat"] is None):
+            have, lack = ("lon", "lat") if resolved["lon"] else ("lat", "lon")
+            self.problems.append(problem("missing_field", f"{self.display} has a column for {have} "
+                                         f"({resolved[have]!r}) but none for {lack}. Its columns are: {listed}. "
+                                         f"Name it with --map {lack}=COLUMN.", field=lack))
+        elif "lon" in resolved and resolved["lon"] is None:
+            if self.kind != "residents":
+                self.problems.append(problem("missing_field", f"{self.display} has no lon and lat columns, so "
+                                             f"its {self.kind} have no location. Its columns are: {listed}. Name "
+                                             "them with --map lon=COLUMN --map lat=COLUMN.", field="lon"))
+            elif resolved["building_code"] is None and resolved["building_address"] is None:
+                self.problems.append(problem("missing_field", f"{self.display} has neither a building_code (or "
+                                             "building_address) column nor lon and lat columns, so its residents "
+                                             f"have no location. Its columns are: {listed}. Name them with --map.",
+                                             field="building_code"))
+        return resolved
+
+    def column(self, name: str) -> str:
+        return self.cols.get(name) or name
+
+    def value(self, position: int, name: str) -> str | None:
+        column = self.cols.get(name)
+        return None if column is None else self.table.rows[position].get(column)
+
+    def report(self, position: int, kind: str, name: str | None, message: str, code=None) -> None:
+        """Record a problem of the row at `position` in column of field `name`."""
+        self.problems.append(problem(kind, f"{self.table.where(position)}: {message}",
+                                     index=self.table.numbers[position],
+                                     code=code if code is not None else self.row_code.get(position),
+                                     field=None if name is None else (
+                                         "geometry" if name == "geometry" else self.column(name))))
+
+    def refuse(self) -> None:
+        # File-level problems first, then by row as the user fixes them (stable: same row, order found).
+        self.problems.sort(key=lambda p: (p["index"] is not None, p["index"] or 0))
+        raise SubjectImportRefused(summarise(self.display, self.problems, "imported"), problems=self.problems,
+                                   notes=self.notes, source=self.source)
+
+    def text(self, position: int, name: str, *, required: bool, limit: int | None, code=None) -> str | None:
+        """Return the row's value of field `name` after checking presence and length (recorded if wrong)."""
+        value = self.value(position, name)
+        if value is None:
+            if required:
+                self.report(position, "missing_value", name, f"{name} is empty (column {self.column(name)!r}). "
+                            "Fill it in.", code)
+            return None
+        if limit is not None and len(value) > limit:
+            self.report(position, "too_long", name, f"{name} has {len(value)} characters; at most {limit} fit. "
+                        "Shorten it.", code)
+            return None
+        return value
+
+    def lossy(self, position: int, name: str) -> bool:
+        """True when the cell held a long number Excel cannot keep exactly, or its scientific notation."""
+        column = self.cols.get(name)
+        value = self.value(position, name)
+        return (column is not None and (position, column) in self.table.lossy) or bool(
+            value and _SCIENTIFIC.match(value))
+
+    # -- locations ---------------------------------------------------------------------------------
+
+    def points(self, need: list[bool]) -> tuple[np.ndarray, np.ndarray]:
+        """Return each row's lon, lat from the lon/lat columns in EPSG:4490 (NaN where absent or wrong).
+
+        A row where `need` is true must have coordinates; others may. Problems are recorded.
+        """
+        rows = self.table.rows
+        n = len(rows)
+        lon_out, lat_out = np.full(n, np.nan), np.full(n, np.nan)
+        result = (lon_out, lat_out)
+        has_columns = self.cols.get("lon") is not None and self.cols.get("lat") is not None
+        if has_columns:
+            x_column, y_column = self.cols["lon"], self.cols["lat"]
+            pairs = [(r.get(x_column), r.get(y_column)) for r in rows]
+        else:
+            pairs = [(None, None)] * n
+        xs, ys, positions, texts = [], [], [], []
+        for position, (x_text, y_text) in enumerate(pairs):
+            if x_text is None and y_text is None:
+                if need[position]:
+                    self._missing_location(position, has_columns)
+                continue
+            if x_text is None or y_text is None:
+                lack = "lon" if x_text is None else "lat"
+                self.report(position, "missing_coordinates", lack, f"has {'lat' if lack == 'lon' else 'lon'} but "
+                            f"no {lack}. Fill in both.")
+                continue
+            x, y = _number(x_text), _number(y_text)
+            if x is None or y is None:
+                bad = "lon" if x is None else "lat"
+                shown = "" if self.personal_location else f" ({(x_text if x is None else y_text)!r})"
+                self.report(position, "bad_coordinate", bad, f"{bad}{shown} is not a number. Give decimal "
+                            "degrees such as 114.0579 (or metres in the --src-crs projection).")
+                continue
+            xs.append(x)
+            ys.append(y)
+            texts.append((x_text, y_text))
+            positions.append(position)
+        if not positions:
+            return result
+        if self._transform_cache is None:
+            self._transform_cache = self._transform()
+        forward, label, bounds = self._transform_cache
+        self.source.setdefault("crs", label)
+        x, y = np.array(xs), np.array(ys)
+        lon, lat = forward(x, y)
+        inside = _inside(lon, lat, bounds)
+        # Out of bounds: is it inside with its two values exchanged? Then the axes are swapped.
+        swapped = _inside(*forward(y, x), bounds) if not inside.all() else inside
+        china = bounds == (CHINA_LON[0], CHINA_LAT[0], CHINA_LON[1], CHINA_LAT[1])
+        area = ("China (longitude 73–136, latitude 3–54 in CGCS2000)" if china else
+                f"the area {label} is made for (longitude {bounds[0]:g}–{bounds[2]:g}, latitude "
+                f"{bounds[1]:g}–{bounds[3]:g}, in China)")
+        lon, lat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
+        where = np.asarray(positions)
+        lon_out[where[inside]], lat_out[where[inside]] = lon[inside], lat[inside]
+        for i in np.flatnonzero(~inside):
+            position = positions[i]
+            shown = "" if self.personal_location else f" ({texts[i][0]}, {texts[i][1]})"
+            if swapped[i]:
+                self.report(position, "axes_swapped", "lon", f"lon, lat{shown} look swapped: they are latitude, "
+                            "longitude (or northing, easting). Exchange the two values; if the whole file is like "
+                            f"this, give --map lon={self.column('lat')} --map lat={self.column('lon')}.")
+            else:
+                self.report(position, "outside_china", "lon", f"lon, lat{shown} lie outside {area}. Correct "
+                            "them, or give the right coordinate system with --src-crs (e.g. gcj02, EPSG:4547).")
+        return result
+
+    def _missing_location(self, position: int, has_columns: bool) -> None:
+        if self.kind == "residents":
+            self.report(position, "missing_location", "lon" if has_columns else "building_code",
+                        "has neither a building (building_code) nor coordinates (lon, lat). Give one of them.")
+        elif has_columns:
+            self.report(position, "missing_coordinates", "lon", "has no coordinates. Fill in lon and lat "
+                        "(CGCS2000 degrees).")
+        else:
+            self.report(position, "missing_coordinates", "lon", f"has no coordinates: {self.display} has no lon "
+                        "and lat columns. Add them, or name them with --map lon=COLUMN --map lat=COLUMN.")
+
+    def _transform(self) -> tuple[Callable, str, tuple]:
+        """Return (x, y → CGCS2000 lon, lat), the CRS label and the lon/lat bounds a point must lie in."""
+        china = (CHINA_LON[0], CHINA_LAT[0], CHINA_LON[1], CHINA_LAT[1])
+        if self.src_crs is None or not str(self.src_crs).strip():
+            return (lambda x, y: (x, y)), "EPSG:4490 (lon/lat columns, CGCS2000 or WGS 84)", china
+        try:
+            crs, gcj02 = parse_crs(self.src_crs)
+        except VectorReadError as exc:
+            self.problems.extend(exc.problems)
+            self.refuse()
+        if gcj02:
+            from gridkit.coords import gcj02_to_wgs84
+
+            self.notes.append(problem("gcj02", f"{self.display}: GCJ-02 coordinates were converted to CGCS2000 "
+                                      "(the ~500 m offset of Chinese web maps removed)."))
+            return (lambda x, y: gcj02_to_wgs84(x, y)), "GCJ-02 lon/lat (Chinese web maps)", china
+        transformer = pyproj.Transformer.from_crs(crs, pyproj.CRS.from_epsg(SRID), always_xy=True)
+        epsg = crs.to_epsg(min_confidence=90)
+        label = f"EPSG:{epsg} ({crs.name})" if epsg else crs.name
+        bounds = china
+        area = crs.area_of_use
+        if crs.is_projected and area is not None:
+            # A projection maps almost any pair of numbers somewhere: swapped x/y of a Gauss-Kruger zone
+            # land "in China" too. Require the zone's own area (with a margin), which catches them.
+            bounds = (max(china[0], area.west - _AREA_MARGIN), max(china[1], area.south - _AREA_MARGIN),
+                      min(china[2], area.east + _AREA_MARGIN), min(china[3], area.north + _AREA_MARGIN))
+            if bounds[0] >= bounds[2] or bounds[1] >= bounds[3]:
+                bounds = china
+        return (lambda x, y: transformer.transform(x, y, errcheck=False)), label, bounds
+
+    def geometries(self, need: list[bool], *, polygons: bool) -> tuple[list, list]:
+        """Return (points, footprints) of a vector file's rows: footprints only when `polygons` is allowed."""
+        n = len(self.table.rows)
+        points: list = [None] * n
+        footprints: list = [None] * n
+        for position, geom in enumerate(self.table.geometries):
+            number = self.table.numbers[position]
+            if geom is None or geom.is_empty:
+                if need[position] and number not in self.geometry_problem and not self.geometry_problem_all:
+                    if self.kind == "residents":
+                        self._missing_location(position, False)
+                    else:
+                        self.report(position, "missing_coordinates", "geometry", "has no geometry. Draw it, or "
+                                    "delete the feature.")
+                continue
+            if isinstance(geom, MultiPoint) and len(geom.geoms) == 1:
+                geom = geom.geoms[0]
+            if isinstance(geom, Point):
+                points[position] = geom
+            elif polygons and isinstance(geom, (Polygon, MultiPolygon)):
+                footprints[position] = geom if isinstance(geom, MultiPolygon) else MultiPolygon([geom])
+                points[position] = geom.representative_point()
+            else:
+                wanted = "a point or a polygon (footprint)" if polygons else "a point"
+                self.report(position, "bad_geometry", "geometry", f"is a {geom.geom_type}; here each feature "
+                            f"must be {wanted}. Export the layer as {'points or polygons' if polygons else 'points'}.")
+        return points, footprints
+
+    def locations(self, need: list[bool], *, polygons: bool = False) -> tuple[np.ndarray, np.ndarray, list]:
+        """Return (lon, lat, footprints) per row of the chunk from the geometry (vector files) or the lon/lat
+        columns: lon/lat NaN where a row has no point, footprints (shapely MultiPolygons) only where allowed."""
+        if self.table.spatial:
+            points, footprints = self.geometries(need, polygons=polygons)
+            lon = np.array([np.nan if p is None else p.x for p in points], dtype=float)
+            lat = np.array([np.nan if p is None else p.y for p in points], dtype=float)
+            return lon, lat, footprints
+        lon, lat = self.points(need)
+        return lon, lat, [None] * len(self.table.rows)

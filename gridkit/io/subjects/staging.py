@@ -1,0 +1,179 @@
+"""The streaming path every subject import takes: rows checked chunk by chunk, COPYed into a staging table,
+then checked and written as sets in SQL.
+
+`stage_file(session, job, spec, edition=…)` reads the file a chunk at a time (`Job.chunks`), asks
+the kind's `KindSpec.check` for the chunk's values (it records every problem of those rows on the
+job), computes the base cell of each point with the edition's point index when the file is large
+enough for it to pay, and COPYs the rows into a temporary staging table (dropped at commit; a
+refused or interrupted import leaves nothing behind). Memory stays flat in the number of rows:
+only one chunk is in Python at a time. Then set-based checks run on the staging table
+(`report_duplicates`, `report_existing`), the kind writes its table with one INSERT … SELECT (and
+one UPDATE for `--replace`), and `finish` assigns what SQL could not (footprints, small files) and
+counts the unassigned rows.
+
+Incidents and components (helper `incidents`) call the same functions with their own KindSpec:
+define `check`, stage, report duplicates, insert from the staging table, `finish`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from gridkit.assign import ENGINE_MIN_POINTS, ENGINE_MIN_POINTS_PER_CELL, assign_subjects, base_cell_index
+from gridkit.io.subjects.common import LISTED_ROWS
+from gridkit.io.subjects.job import Job
+from gridkit.io.tables import Table
+from gridkit.models import BaseGridEdition
+
+__all__ = ["KindSpec", "Staged", "stage_file", "report_duplicates", "report_existing", "finish"]
+
+
+@dataclass(frozen=True)
+class KindSpec:
+    """How one kind of subject is staged: the only per-kind input of the streaming import.
+
+    - `kind`: the subject kind (buildings, residents, entities; incidents, components).
+    - `stage`: the staging table's name (a temporary table; a fixed name, never from user input).
+    - `columns`: (name, SQL type) of the values `check` returns, in COPY order. `row_no` (the row
+      number the user sees), `lon`, `lat` (float8, CGCS2000) and `cell` (base cell id) are added.
+    - `check(job, chunk)`: returns {column: list with one value per row of the chunk, None where
+      absent or wrong} plus "lon", "lat" (float arrays, NaN where none), and records every problem
+      of those rows on `job`.
+    - `key`: the column identifying a subject (unique in the file); `label`: the column shown for a
+      row in problems and lists (a code, or a masked ID number; never personal data in clear).
+    - `derived`: (name, SQL type) columns filled later in SQL (e.g. a resident's building id).
+    """
+
+    kind: str
+    stage: str
+    columns: tuple[tuple[str, str], ...]
+    check: Callable[[Job, Table], dict]
+    key: str
+    label: str
+    derived: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass
+class Staged:
+    """What `stage_file` staged: the spec, the rows, and whether each point's base cell was computed."""
+
+    spec: KindSpec
+    rows: int = 0
+    cells_computed: bool = False
+    edition: BaseGridEdition | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def _cursor(session: Session):
+    session.flush()
+    return session.connection().connection.driver_connection.cursor()
+
+
+def _object_column(values: np.ndarray, missing) -> list:
+    """Return a list with None where `missing` (NaN, 0), for COPY."""
+    out = values.astype(object)
+    out[missing] = None
+    return out.tolist()
+
+
+def stage_file(session: Session, job: Job, spec: KindSpec, *, edition: BaseGridEdition | None) -> Staged:
+    """Read the job's file chunk by chunk into the staging table `spec.stage`; return what was staged.
+
+    Runs in the caller's transaction. Base cells are computed while streaming (PointIndex, the same
+    answer as ST_Covers) once the first chunk shows enough points for the index to pay for itself;
+    otherwise `finish` assigns in SQL.
+    """
+    names = [name for name, _ in spec.columns]
+    ddl = ", ".join(f"{name} {type_}" for name, type_ in (*spec.columns, *spec.derived))
+    staged = Staged(spec, edition=edition)
+    index = None
+    decided = edition is None
+    with _cursor(session) as cur:
+        cur.execute(f"DROP TABLE IF EXISTS {spec.stage}")
+        cur.execute(f"CREATE TEMP TABLE {spec.stage} (row_no int NOT NULL, {ddl}, lon float8, lat float8, "
+                    "cell int) ON COMMIT DROP")
+        copy_sql = f"COPY {spec.stage} (row_no, {', '.join(names)}, lon, lat, cell) FROM STDIN"
+        for chunk in job.chunks():
+            values = spec.check(job, chunk)
+            lon, lat = values.pop("lon"), values.pop("lat")
+            missing = np.isnan(lon) | np.isnan(lat)
+            if not decided:
+                decided = True
+                points = int((~missing).sum())
+                cells = session.scalar(text("SELECT count(*) FROM base_cell WHERE edition_id = :e"),
+                                       {"e": edition.id})
+                if points >= ENGINE_MIN_POINTS and points >= ENGINE_MIN_POINTS_PER_CELL * cells:
+                    index = base_cell_index(session, edition)
+                    staged.cells_computed = True
+            if index is not None:
+                found = index.cells_at(lon, lat)
+                cell_column = _object_column(found, found == 0)
+            else:
+                cell_column = [None] * len(chunk.rows)
+            columns = [chunk.numbers, *(values[name] for name in names), _object_column(lon, missing),
+                       _object_column(lat, missing), cell_column]
+            with cur.copy(copy_sql) as copy:
+                for row in zip(*columns):
+                    copy.write_row(row)
+            staged.rows += len(chunk.rows)
+        cur.execute(f"CREATE INDEX ON {spec.stage} ({spec.key})")
+        cur.execute(f"ANALYZE {spec.stage}")
+    return staged
+
+
+def report_duplicates(job: Job, staged: Staged, *, kind: str, name: str, what: str) -> None:
+    """Record every row whose key appeared on an earlier row (`what` formats {label})."""
+    spec = staged.spec
+    rows = job.session.execute(text(
+        # Hash-aggregate the keys first: only the few repeated ones are then looked at row by row.
+        f"WITH repeated AS (SELECT {spec.key} AS key, min(row_no) AS first FROM {spec.stage} "
+        f"WHERE {spec.key} IS NOT NULL GROUP BY {spec.key} HAVING count(*) > 1) "
+        f"SELECT s.row_no, s.{spec.label} AS label, r.first FROM {spec.stage} s JOIN repeated r "
+        f"ON s.{spec.key} = r.key WHERE s.row_no <> r.first ORDER BY s.row_no"))
+    for row in rows:
+        job.report_row(row.row_no, kind, name, f"{what.format(label=row.label)} appears again (first at "
+                       f"{job.table.unit} {row.first}). Each may appear once: delete or correct one of the rows.",
+                       row.label)
+
+
+def report_existing(job: Job, staged: Staged, *, table: str, column: str, name: str, what: str) -> int:
+    """Record every row whose key is in `table` already (refused unless replacing); return how many."""
+    spec = staged.spec
+    rows = job.session.execute(text(
+        # A repeated key is reported as a duplicate: only its first row is compared with the database.
+        f"SELECT s.row_no, s.{spec.label} AS label, t.id FROM {spec.stage} s JOIN {table} t "
+        f"ON t.{column} = s.{spec.key} WHERE s.row_no = (SELECT min(f.row_no) FROM {spec.stage} f "
+        f"WHERE f.{spec.key} = s.{spec.key}) ORDER BY s.row_no")).all()
+    for row in rows:
+        job.report_row(row.row_no, "exists", name, f"{what.format(label=row.label)} is already in the database "
+                       f"(id {row.id}). Remove the row, or import with --replace to update it.", row.label)
+    return len(rows)
+
+
+def finish(job: Job, staged: Staged, *, table: str, column: str, label: str, set_by_insert: str,
+           updated_ids: list[int] | None = None) -> dict:
+    """Assign what SQL did not, then count; return {"assigned", "unassigned", "unassigned_rows"}.
+
+    With no published edition nothing is assigned: the subjects wait for the publish, which assigns
+    them in its own transaction. `set_by_insert` is an SQL condition on the target row `t` for rows
+    whose cell the INSERT already set (points when `staged.cells_computed`, residents of a building);
+    the other rows are assigned by `assign_subjects`.
+    """
+    session, spec = job.session, staged.spec
+    join = f"FROM {spec.stage} s JOIN {table} t ON t.{column} = s.{spec.key}"
+    if staged.edition is not None:
+        ids = list(session.scalars(text(f"SELECT t.id {join} WHERE NOT ({set_by_insert})")))
+        ids = sorted(set(ids) | set(updated_ids or ()))
+        if ids:
+            assign_subjects(session, [spec.kind], edition=staged.edition, where_ids={spec.kind: ids})
+    unassigned = session.scalar(text(f"SELECT count(*) {join} WHERE t.base_cell_id IS NULL"))
+    listed = [{"row": r.row_no, "id": r.id, "code": r.label} for r in session.execute(text(
+        f"SELECT s.row_no, t.id, t.{label} AS label {join} WHERE t.base_cell_id IS NULL "
+        "ORDER BY s.row_no LIMIT :n"), {"n": LISTED_ROWS})]
+    session.expire_all()
+    return {"assigned": staged.rows - unassigned, "unassigned": unassigned, "unassigned_rows": listed}

@@ -1,0 +1,153 @@
+"""Read XLSX workbooks as streams of text rows (openpyxl, read-only): see gridkit.io.tables."""
+
+from __future__ import annotations
+
+import math
+import zipfile
+from collections.abc import Iterator
+from datetime import date, datetime, time
+from pathlib import Path
+
+from gridkit.io.tables import _BLOCK, _LOSSY_ABOVE, Table, TableStream, _fatal, _header, _row
+from gridkit.io.vector import problem
+
+__all__ = ["stream_xlsx"]
+
+def _cell_text(value) -> tuple[str | None, bool]:
+    """Return (text, lossy) for an Excel cell value."""
+    if value is None:
+        return None, False
+    if isinstance(value, bool):
+        return ("TRUE" if value else "FALSE"), False
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            return None, False
+        lossy = abs(value) >= _LOSSY_ABOVE
+        return (str(int(value)) if value.is_integer() else repr(value)), lossy
+    if isinstance(value, int):
+        return str(value), False
+    if isinstance(value, (datetime, date, time)):
+        return value.isoformat(), False
+    text = str(value).strip()
+    return text or None, False
+
+
+
+def _has_formulas(path: Path) -> bool:
+    """True when a worksheet of the workbook holds a formula (an <f> element), scanned without unpacking it whole."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for name in archive.namelist():
+                if not (name.startswith("xl/worksheets/") and name.endswith(".xml")):
+                    continue
+                with archive.open(name) as member:
+                    tail = b""
+                    while block := member.read(_BLOCK):
+                        if b"<f>" in tail + block or b"<f " in tail + block:
+                            return True
+                        tail = block[-3:]
+    except (zipfile.BadZipFile, OSError, KeyError):
+        return False
+    return False
+
+
+def _column_letter(i: int) -> str:
+    letters = ""
+    i += 1
+    while i:
+        i, r = divmod(i - 1, 26)
+        letters = chr(65 + r) + letters
+    return letters
+
+
+def stream_xlsx(path: Path, sheet: str | None, source: dict, chunk_rows: int) -> TableStream:
+    from openpyxl import load_workbook
+
+    display = source["display"]
+    try:
+        workbook = load_workbook(path, read_only=True, data_only=True)
+    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
+        raise _fatal(source, "unreadable", f"{display} cannot be opened as an Excel workbook ({exc}): save it "
+                     "again from Excel or WPS as .xlsx, or as CSV.")
+    notes: list[dict] = []
+    formulas = formula_book = None
+    try:
+        sheets = workbook.sheetnames
+        if sheet is not None:
+            if sheet not in sheets:
+                raise _fatal(source, "no_such_sheet", f"{display} has no sheet {sheet!r}; its sheets are: "
+                             f"{', '.join(sheets)}.")
+            chosen = sheet
+        else:
+            chosen = sheets[0]
+            if len(sheets) > 1:
+                notes.append(problem("sheet", f"{display} has {len(sheets)} sheets ({', '.join(sheets)}); the first, "
+                                     f"{chosen!r}, was read. Choose another with --sheet."))
+        source.update(driver="XLSX", sheet=chosen, encoding="UTF-8", encoding_source="xlsx")
+        rows_iter = workbook[chosen].iter_rows(values_only=True)
+        header_cells = next(rows_iter, None)
+        if header_cells is None or not any(_cell_text(v)[0] for v in header_cells):
+            raise _fatal(source, "no_header", f"{display}, sheet {chosen!r}: row 1 must hold the column names, but "
+                         "it is empty. Put the column names in the first row.")
+        if _has_formulas(path):
+            # Formulas the file holds without a computed value read as empty: find them to refuse them.
+            formula_book = load_workbook(path, read_only=True, data_only=False)
+            formulas = formula_book[chosen].iter_rows(values_only=True)
+            next(formulas, None)
+    except BaseException:
+        workbook.close()
+        raise
+    names, header_problems = _header([_cell_text(v)[0] for v in header_cells], source, "row 1")
+    columns = [n for n in names if n is not None]
+    header = Table(columns=columns, rows=[], numbers=[], unit="row", notes=notes, problems=header_problems,
+                   source=source)
+    source["rows"] = 0
+    progress = [0]
+
+    def chunks() -> Iterator[Table]:
+        try:
+            number = 1
+            while True:
+                rows, numbers, problems, lossy = [], [], [], set()
+                ended = True
+                for values in rows_iter:
+                    number += 1
+                    texts = [_cell_text(v) for v in values]
+                    missing = _uncomputed(next(formulas, ()), values) if formulas is not None else []
+                    if not any(t for t, _ in texts) and not missing:
+                        continue
+                    position = len(rows)
+                    for i, (_, is_lossy) in enumerate(texts):
+                        if is_lossy and i < len(names) and names[i] is not None:
+                            lossy.add((position, names[i]))
+                    for i in missing:
+                        problems.append(problem(
+                            "formula_without_value", f"{display}, row {number}: cell {_column_letter(i)}{number} "
+                            f"(column {names[i] if i < len(names) else None!r}) holds a formula without a computed "
+                            "value. Open the file in Excel or WPS, let it calculate and save it again, or replace "
+                            "the formula by its value.", index=number,
+                            field=names[i] if i < len(names) else None))
+                    rows.append(_row(names, [t for t, _ in texts], display, f"row {number}", number, problems))
+                    numbers.append(number)
+                    if len(rows) >= chunk_rows:
+                        ended = False
+                        break
+                source["rows"] += len(rows)
+                progress[0] = number
+                if rows or problems:
+                    yield Table(columns=columns, rows=rows, numbers=numbers, unit="row", lossy=lossy,
+                                problems=problems, source=source)
+                if ended:
+                    return
+        finally:
+            workbook.close()
+            if formula_book is not None:
+                formula_book.close()
+
+    return TableStream(header, chunks(), 0, lambda: progress[0])
+
+
+def _uncomputed(formula_values, values) -> list[int]:
+    """Return the positions of cells holding a formula whose computed value the file does not have."""
+    return [i for i, (f, v) in enumerate(zip(formula_values, values))
+            if v is None and isinstance(f, str) and f.startswith("=")]

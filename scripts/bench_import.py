@@ -1,0 +1,284 @@
+#!/usr/bin/env python
+"""Benchmark of streaming subject imports and of the first assignment of millions of stored residents.
+
+    .venv/bin/python scripts/bench_import.py                    # 1,000,000 rows, 5,000,000 to assign
+    .venv/bin/python scripts/bench_import.py --rows 100000 --assign 500000
+
+Runs in a throwaway private cluster (or GRIDKIT_DATABASE_URL's database, which it fills and empties:
+use one nobody else uses). The city: 10 communities of 30 × 30 square base cells (9,000 cells).
+Files are generated in a temporary folder: buildings (code, address, floors, lon, lat), residents
+with building codes, residents with lon/lat, and the lon/lat file with a bad last row.
+
+Each import runs in a child process (`gridkit.io.subjects.import_subjects`, committed), so its peak
+resident memory (VmHWM) is its own. The baseline for each file, in the same run and also in a child
+process, is what PostgreSQL alone needs: a raw COPY of the file into a table of text columns and a
+hash join (to building codes, or making the points). The ratio is import seconds / baseline seconds.
+
+Then `--assign` residents are stored with points and no cell, and `assign_subjects(["residents"])`
+runs end to end (read, compute, write) in a child transaction that is rolled back, for each way of
+writing the cells measured: "update" (binary COPY of the new cells + one UPDATE … FROM) and
+"rebuild" (the same, with the resident table's secondary indexes dropped before the UPDATE and built
+again after it: what gridkit does from 100,000 rows and half the table; gridkit.spatial.bulk).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+X0, Y0, D = 114.05, 22.53, 0.001          # as tests/factories.py
+COMMUNITIES, ROWS, COLS = 10, 30, 30
+KEY = "bench-personal-data-key"
+
+
+def peak_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+# -- files -------------------------------------------------------------------------------------------
+
+
+def citizen_ids(n: int, start: int = 0) -> np.ndarray:
+    """Return n distinct valid 18-digit citizen IDs (region 440304, 1000 per birth day from 1950)."""
+    i = np.arange(start, start + n)
+    days = np.datetime64("1950-01-01") + (i // 1000).astype("timedelta64[D]")
+    ymd = np.char.replace(np.datetime_as_string(days), "-", "")
+    first = np.char.add(np.char.add("440304", ymd), np.char.zfill((i % 1000).astype(str), 3))
+    digits = np.frombuffer("".join(first.tolist()).encode(), dtype=np.uint8).reshape(n, 17) - 48
+    weights = np.array([pow(2, 17 - k, 11) for k in range(1, 18)])
+    check = np.frombuffer(b"10X98765432", dtype=np.uint8)[(digits * weights).sum(axis=1) % 11]
+    return np.char.add(first, check.view("S1").astype(str))
+
+
+def points(n: int, rng) -> tuple[np.ndarray, np.ndarray]:
+    """Uniform points over the city (about 1 % outside every cell)."""
+    lon = rng.uniform(X0 - 0.0003, X0 + COMMUNITIES * COLS * D + 0.0003, n)
+    lat = rng.uniform(Y0 - 0.0003, Y0 + ROWS * D + 0.0003, n)
+    return lon, lat
+
+
+def write_csv(path: Path, header: list[str], columns: list, chunk: int = 200_000) -> None:
+    n = len(columns[0])
+    with path.open("w", encoding="utf-8") as f:
+        f.write(",".join(header) + "\n")
+        for s in range(0, n, chunk):
+            parts = [np.asarray(c[s:s + chunk]).astype(str) for c in columns]
+            rows = parts[0]
+            for p in parts[1:]:
+                rows = np.char.add(np.char.add(rows, ","), p)
+            f.write("\n".join(rows.tolist()) + "\n")
+
+
+def make_files(folder: Path, n: int) -> dict[str, Path]:
+    rng = np.random.default_rng(1)
+    codes = np.char.add("B", np.char.zfill(np.arange(n).astype(str), 8))
+    lon, lat = points(n, rng)
+    files = {"buildings": folder / "buildings.csv", "residents_codes": folder / "residents_codes.csv",
+             "residents_lonlat": folder / "residents_lonlat.csv", "residents_bad_last": folder / "bad_last.csv"}
+    write_csv(files["buildings"], ["code", "address", "floors", "lon", "lat"],
+              [codes, np.char.add("测试路", np.arange(n).astype(str)), rng.integers(1, 40, n),
+               np.round(lon, 7), np.round(lat, 7)])
+    ids = citizen_ids(n)
+    names = np.array(["王小明", "李大力", "赵敏", "钱多多"])[rng.integers(0, 4, n)]
+    phones = np.char.add("139", np.char.zfill(rng.integers(0, 10**8, n).astype(str), 8))
+    kinds = np.array(["registered", "floating", "户籍", "流动"])[rng.integers(0, 4, n)]
+    households = np.char.add("H", (np.arange(n) // 3).astype(str))
+    write_csv(files["residents_codes"], ["id_number", "name", "phone", "household", "population_type",
+                                         "building_code"],
+              [ids, names, phones, households, kinds, codes[rng.integers(0, n, n)]])
+    lon2, lat2 = points(n, rng)
+    ids2 = citizen_ids(n, start=n)
+    write_csv(files["residents_lonlat"], ["id_number", "name", "phone", "household", "population_type", "lon",
+                                          "lat"],
+              [ids2, names, phones, households, kinds, np.round(lon2, 7), np.round(lat2, 7)])
+    data = files["residents_lonlat"].read_bytes()
+    last = ids2[-1]
+    bad = last[:17] + ("0" if last[17] != "0" else "1")          # a wrong check character on the last row
+    files["residents_bad_last"].write_bytes(data[:data.rstrip(b"\n").rfind(b"\n") + 1]
+                                            + data[data.rstrip(b"\n").rfind(b"\n") + 1:].replace(
+                                                last.encode(), bad.encode()))
+    return files
+
+
+# -- children ----------------------------------------------------------------------------------------
+
+
+def child(args) -> dict:
+    """Run one measured step in this (child) process and return its numbers."""
+    from gridkit import db
+    from gridkit.config import Settings
+
+    settings = Settings.from_env()
+    started = time.perf_counter()
+    if args.child == "import":
+        from gridkit.errors import ValidationError
+        from gridkit.io.subjects import import_subjects
+
+        try:
+            with db.transaction(settings) as session:
+                result = import_subjects(session, args.kind, args.path, pii_key=KEY.encode())
+            out = {"created": result.created, "assigned": result.assigned, "unassigned": result.unassigned}
+        except ValidationError as exc:
+            out = {"refused": True, "problems": len(exc.problems), "first": exc.problems[0]["message"]}
+    elif args.child == "baseline":
+        import psycopg
+
+        with psycopg.connect(db.database_url(settings).replace("postgresql+psycopg", "postgresql")) as conn:
+            header = Path(args.path).open(encoding="utf-8").readline().strip().split(",")
+            conn.execute(f"CREATE TEMP TABLE raw ({', '.join(h + ' text' for h in header)})")
+            with conn.cursor().copy("COPY raw FROM STDIN (FORMAT csv, HEADER true)") as copy, \
+                    open(args.path, "rb") as f:
+                while block := f.read(1 << 20):
+                    copy.write(block)
+            if "building_code" in header:
+                joined = "SELECT count(b.id) FROM raw r LEFT JOIN building b ON b.code = r.building_code"
+            elif args.kind == "buildings":
+                joined = ("SELECT count(b.id), count(ST_MakePoint(r.lon::float8, r.lat::float8)) FROM raw r "
+                          "LEFT JOIN building b ON b.code = r.code")
+            else:
+                joined = "SELECT count(ST_MakePoint(r.lon::float8, r.lat::float8)) FROM raw r"
+            conn.execute("SET work_mem = '256MB'")
+            conn.execute(joined).fetchone()
+            conn.rollback()
+        out = {}
+    else:   # assign
+
+        from gridkit.assign import assign_subjects
+
+        factory = db.session_factory(db.engine_for(settings))
+        with factory() as session:
+            parts = {}
+            if args.variant == "update":
+                from gridkit.spatial import bulk
+
+                bulk.BULK_INDEX_ROWS = 10**12      # indexes kept and updated row by row
+            t = time.perf_counter()
+            counts = assign_subjects(session, ["residents"])
+            parts["assign"] = time.perf_counter() - t
+            session.rollback()
+        out = {"assigned": counts["residents"]["assigned"], "parts": parts}
+    out.update(seconds=time.perf_counter() - started, peak_mb=peak_mb())
+    return out
+
+
+def run_child(env: dict, **options) -> dict:
+    argv = [sys.executable, __file__]
+    for key, value in options.items():
+        argv += [f"--{key}", str(value)]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"child {options} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# -- the run ---------------------------------------------------------------------------------------
+
+
+def setup_city(url: str) -> None:
+    from gridkit import db
+    from gridkit.config import Settings
+    from tests.factories import make_base_grid
+
+    with db.session_factory(db.engine_for(Settings.from_env()))() as session, session.begin():
+        make_base_grid(session, rows=ROWS, cols=COLS, communities=COMMUNITIES)
+
+
+def empty(table: str) -> None:
+    import psycopg
+
+    from gridkit import db
+    from gridkit.config import Settings
+
+    with psycopg.connect(db.database_url(Settings.from_env()).replace("postgresql+psycopg", "postgresql")) as conn:
+        conn.execute(f"TRUNCATE {table}")      # a fixed name of this script
+
+
+def store_residents(env: dict, n: int) -> None:
+    """Store n residents with points and no cell (SQL, committed)."""
+    import psycopg
+
+    from gridkit import db
+    from gridkit.config import Settings
+
+    url = db.database_url(Settings.from_env()).replace("postgresql+psycopg", "postgresql")
+    with psycopg.connect(url) as conn:
+        conn.execute("TRUNCATE resident")
+        conn.execute(
+            "INSERT INTO resident (id_number_hash, id_number_masked, name, population_type, geom) "
+            "SELECT md5(i::text), '4403**********0000', '测试', 'registered', "
+            "ST_SetSRID(ST_MakePoint(%s + random() * %s, %s + random() * %s), 4490) "
+            "FROM generate_series(1, %s) i",
+            (X0 - 0.0003, COMMUNITIES * COLS * D + 0.0006, Y0 - 0.0003, ROWS * D + 0.0006, n))
+        conn.execute("ANALYZE resident")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000, help="rows per file (default 1,000,000)")
+    parser.add_argument("--assign", type=int, default=5_000_000, help="stored residents to assign (default 5M)")
+    parser.add_argument("--port", type=int, default=5497)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--kind", help=argparse.SUPPRESS)
+    parser.add_argument("--path", help=argparse.SUPPRESS)
+    parser.add_argument("--variant", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(child(args)))
+        return 0
+    from gridkit import db
+
+    table = []
+    with db.bench_database(args.port) as (url, where), tempfile.TemporaryDirectory(prefix="gk-bench-") as tmp:
+        print(f"database: {where}", file=sys.stderr)
+        env = {**os.environ, "GRIDKIT_DATABASE_URL": url, "GRIDKIT_HOME": tmp, "GRIDKIT_PII_KEY": KEY}
+        os.environ.update(GRIDKIT_DATABASE_URL=url, GRIDKIT_HOME=tmp)
+        setup_city(url)
+        t = time.perf_counter()
+        files = make_files(Path(tmp), args.rows)
+        print(f"files made in {time.perf_counter() - t:.1f} s", file=sys.stderr)
+        for label, kind, key in (("buildings", "buildings", "buildings"),
+                                 ("residents, building codes", "residents", "residents_codes"),
+                                 ("residents, lon/lat", "residents", "residents_lonlat"),
+                                 ("residents, lon/lat, last row bad", "residents", "residents_bad_last")):
+            if kind == "residents":
+                empty("resident")          # each residents file is imported into an empty table
+            base = run_child(env, child="baseline", kind=kind, path=files[key])
+            got = run_child(env, child="import", kind=kind, path=files[key])
+            print(f"{label}: {got}", file=sys.stderr)
+            table.append((label, args.rows, got, base))
+        store_residents(env, args.assign)
+        assigned = []
+        for variant in ("update", "rebuild"):
+            got = run_child(env, child="assign", variant=variant)
+            print(f"assign {variant}: {got}", file=sys.stderr)
+            assigned.append((variant, got))
+    print(f"{'import':36} {'rows':>9} {'seconds':>8} {'rows/s':>9} {'peak MB':>8} {'COPY+join s':>11} "
+          f"{'ratio':>6}  result")
+    for label, n, got, base in table:
+        result = (f"refused: {got['problems']} problem(s): {got['first'][:70]}" if got.get("refused")
+                  else f"created {got['created']}, assigned {got['assigned']}")
+        print(f"{label:36} {n:>9,} {got['seconds']:>8.1f} {n / got['seconds']:>9,.0f} {got['peak_mb']:>8.0f} "
+              f"{base['seconds']:>11.1f} {got['seconds'] / base['seconds']:>6.1f}  {result}")
+    print()
+    print(f"{'first assignment of stored residents':36} {'rows':>9} {'seconds':>8} {'peak MB':>8}  parts")
+    for variant, got in assigned:
+        parts = ", ".join(f"{k} {v:.1f} s" for k, v in got["parts"].items())
+        print(f"{variant:36} {args.assign:>9,} {got['seconds']:>8.1f} {got['peak_mb']:>8.0f}  {parts}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

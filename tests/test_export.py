@@ -1,0 +1,213 @@
+"""Exports read back with pyogrio and GDAL's ogrinfo: fields, CRS, counts, Chinese text, masking."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import subprocess
+import zipfile
+from datetime import date, datetime
+
+import pyogrio
+import pytest
+from factories_exports import C2, DEPT, WC1, WC2, make_city
+from openpyxl import load_workbook
+from sqlalchemy import select
+
+from gridkit.audit import PERSONAL_DATA_READ
+from gridkit.coords import wgs84_to_gcj02
+from gridkit.errors import Conflict, NotFound, PermissionDenied, ValidationError
+from gridkit.io.export import ExportOptions, export_layer
+from gridkit.io.export_writers import short_field_names
+from gridkit.models import AuditLog, Resident, User
+
+
+@pytest.fixture
+def city(session):
+    return make_city(session)
+
+
+def _export(session, tmp_path, layer, fmt, name=None, **kw):
+    user = kw.pop("user", None)
+    path = tmp_path / (name or f"{layer}.{ {'shp': 'zip'}.get(fmt, fmt)}")
+    summary = export_layer(session, ExportOptions(layer, fmt, path, **kw), user=user, actor="test")
+    return path, summary
+
+
+def test_short_field_names_are_deterministic_and_unique():
+    names = ["population_type", "population_total", "code", "coordinator_phone", "coordinator"]
+    short = short_field_names(names)
+    assert short == short_field_names(names)
+    assert short["population_type"] == "population"
+    assert short["population_total"] == "populati_1"
+    assert short["code"] == "code" and short["coordinator_phone"] == "coordinato"
+    assert short["coordinator"] == "coordina_1"
+    assert len(set(short.values())) == len(names) and all(len(v) <= 10 for v in short.values())
+
+
+def test_shapefile_zip_utf8_residents(session, city, tmp_path):
+    path, summary = _export(session, tmp_path, "residents", "shp")
+    assert summary["features"] == city["residents"]
+    with zipfile.ZipFile(path) as zf:
+        names = set(zf.namelist())
+        assert {"residents.shp", "residents.shx", "residents.dbf", "residents.prj", "residents.cpg",
+                "fields.csv"} <= names
+        assert zf.read("residents.cpg").decode().strip().upper() in ("UTF-8", "UTF8")
+        mapping = list(csv.DictReader(zf.read("fields.csv").decode().splitlines()))
+    short = {row["field"]: row["shapefile_field"] for row in mapping}
+    assert short["population_type"] == "population"
+    frame = pyogrio.read_dataframe(f"/vsizip/{path}/residents.shp")
+    assert len(frame) == city["residents"]
+    assert frame.crs.to_epsg() == 4490
+    assert set(frame.columns) >= {"id_number", "name", "phone", "population", "birth_date", "base_cell"}
+    # Masked: first character of the name and 3+4 digits of the phone only.
+    assert frame["name"].str.match(r"^居\*+$").all()
+    assert frame["phone"].str.match(r"^138\*{4}\d{4}$").all()
+    info = pyogrio.read_info(f"/vsizip/{path}/residents.shp")
+    types = dict(zip(info["fields"], info["dtypes"]))
+    assert types["created_at"].startswith("datetime64") or types["created_at"] == "object"
+    assert info["geometry_type"] == "Point"
+    meta = pyogrio.read_dataframe(f"/vsizip/{path}/residents.shp", read_geometry=False)
+    first = meta["created_at"].iloc[0]
+    assert isinstance(first, (date, datetime)) or str(meta["created_at"].dtype).startswith("datetime")
+
+
+def test_shapefile_gbk_keeps_chinese_in_gdal(session, city, tmp_path):
+    path, _ = _export(session, tmp_path, "entities", "shp", encoding="gbk")
+    with zipfile.ZipFile(path) as zf:
+        assert zf.read("entities.cpg").decode().strip() in ("936", "CP936", "GBK")
+        raw = zf.read("entities.dbf")
+    assert "深圳市园岭0号科技有限公司".encode("gbk") in raw
+    frame = pyogrio.read_dataframe(f"/vsizip/{path}/entities.shp")
+    assert frame["name"].iloc[0].startswith("深圳市园岭")
+    out = subprocess.run(["ogrinfo", "-ro", "-al", "-q", f"/vsizip/{path}/entities.shp"], capture_output=True,
+                         text=True, check=True).stdout
+    assert "深圳市园岭0号科技有限公司" in out
+
+
+def test_gpkg_projected_full_names_and_datetimes(session, city, tmp_path):
+    path, summary = _export(session, tmp_path, "incidents", "gpkg", crs="EPSG:4547")
+    info = pyogrio.read_info(path)
+    assert info["features"] == 6
+    assert "population_type" not in info["fields"] and "category_code" in info["fields"]
+    frame = pyogrio.read_dataframe(path)
+    assert frame.crs.to_epsg() == 4547
+    # Shenzhen in zone 38 (CM 114°E): eastings near 500 km, northings near 2,490 km.
+    assert 480_000 < frame.geometry.x.min() < 520_000 and 2_400_000 < frame.geometry.y.min() < 2_600_000
+    assert frame["reporter"].eq("赵*").all()
+    assert str(frame["reported_at"].dtype).startswith("datetime64")
+    assert summary["crs"] == "EPSG:4547"
+
+
+def test_geojson_is_rfc7946(session, city, tmp_path):
+    path, _ = _export(session, tmp_path, "base-cells", "geojson", crs="EPSG:4326")
+    data = json.loads(path.read_text(encoding="utf-8"))
+    assert "crs" not in data and len(data["features"]) == city["cells"]
+    ring = data["features"][0]["geometry"]["coordinates"][0]
+    area2 = sum(x1 * y2 - x2 * y1 for (x1, y1), (x2, y2) in itertools.pairwise(ring))
+    assert area2 > 0   # counter-clockwise outer ring
+    assert 114 < ring[0][0] < 115 and 22 < ring[0][1] < 23
+    assert data["features"][0]["properties"]["community_name"].startswith("测试")
+    frame = pyogrio.read_dataframe(path)
+    assert len(frame) == city["cells"] and frame.crs.to_epsg() == 4326
+
+
+def test_csv_gbk_and_xlsx(session, city, tmp_path):
+    path, _ = _export(session, tmp_path, "buildings", "csv", encoding="gbk")
+    rows = list(csv.DictReader(path.read_text(encoding="gbk").splitlines()))
+    assert len(rows) == city["buildings"] and rows[0]["address"].startswith("深圳市福田区")
+    assert 114 < float(rows[0]["x"]) < 115
+    path, _ = _export(session, tmp_path, "admin-units", "xlsx")
+    sheet = load_workbook(path, read_only=True)["data"]
+    values = list(sheet.values)
+    assert values[0][:4] == ("code", "name", "level", "parent_code") and values[0][-1] == "wkt"
+    assert len(values) - 1 == 5 and any(v[1] == "深圳市" for v in values[1:])
+
+
+def test_components_one_geometry_type(session, city, tmp_path):
+    path, summary = _export(session, tmp_path, "components", "shp")
+    frame = pyogrio.read_dataframe(f"/vsizip/{path}/components.shp")
+    assert summary["features"] == 2 and set(frame.geom_type) == {"Point"}   # the railing as its point
+    assert set(frame["name"]) == {"上水井盖", "护栏"} and set(frame["category"]) == {"上水井盖"}
+
+
+def test_gcj02_offsets_points(session, city, tmp_path):
+    plain, _ = _export(session, tmp_path, "entities", "gpkg", name="a.gpkg")
+    mars, summary = _export(session, tmp_path, "entities", "gpkg", name="b.gpkg", crs="gcj02")
+    a, b = pyogrio.read_dataframe(plain), pyogrio.read_dataframe(mars)
+    lon, lat = wgs84_to_gcj02(a.geometry.x.iloc[0], a.geometry.y.iloc[0])
+    assert b.geometry.x.iloc[0] == pytest.approx(lon, abs=1e-9) and b.geometry.y.iloc[0] == pytest.approx(lat, abs=1e-9)
+    assert summary["crs"] == "GCJ-02"
+
+
+def test_work_cell_and_coordinator_valid_at(session, city, tmp_path):
+    cell = f"{C2}001"
+    before, _ = _export(session, tmp_path, "buildings", "gpkg", name="v1.gpkg", dept=DEPT, at="2024-01-01")
+    after, _ = _export(session, tmp_path, "buildings", "gpkg", name="v2.gpkg", dept=DEPT, at="2026-01-01")
+    old, new = pyogrio.read_dataframe(before), pyogrio.read_dataframe(after)
+    assert old.loc[old.base_cell == cell, "work_cell"].item() == WC2
+    assert old.loc[old.base_cell == cell, "coordinator"].item() == "李*"
+    assert new.loc[new.base_cell == cell, "work_cell"].item() == WC1
+    assert new.loc[new.base_cell == cell, "coordinator"].item() == "张**,王*"
+    cells, _ = _export(session, tmp_path, "work-cells", "shp", dept=DEPT, version=1)
+    frame = pyogrio.read_dataframe(f"/vsizip/{cells}/work-cells.shp")
+    assert sorted(frame["code"]) == [WC1, WC2] and set(frame["version"]) == {1}
+    assert frame.geom_type.nunique() == 1   # one geometry type per file
+
+
+def test_filters_area_where_and_unknown_field(session, city, tmp_path):
+    _, summary = _export(session, tmp_path, "residents", "csv", area=C2, where={"population_type": "floating"})
+    assert summary["features"] == 9
+    with pytest.raises(ValidationError) as err:
+        _export(session, tmp_path, "residents", "csv", name="x.csv", where={"colour": "red"})
+    assert "colour" in err.value.message and "population_type" in err.value.message
+    with pytest.raises(NotFound):
+        _export(session, tmp_path, "residents", "csv", name="y.csv", area="440304999")
+    with pytest.raises(ValidationError):
+        _export(session, tmp_path, "rivers", "csv", name="z.csv")
+    with pytest.raises(ValidationError):
+        _export(session, tmp_path, "residents", "csv", name="z.csv", crs="EPSG:999999")
+    with pytest.raises(ValidationError):
+        _export(session, tmp_path, "residents", "geojson", name="z.geojson", crs="EPSG:4547")
+
+
+def test_unmasked_needs_role_and_is_audited(session, city, tmp_path):
+    analyst = User(name="ana", role="analyst")
+    admin = User(name="root", role="admin")
+    session.add_all([analyst, admin])
+    session.flush()
+    with pytest.raises(PermissionDenied):
+        _export(session, tmp_path, "residents", "csv", unmasked=True, user=analyst)
+    path, _ = _export(session, tmp_path, "residents", "csv", unmasked=True, user=admin)
+    rows = list(csv.DictReader(path.read_text(encoding="utf-8-sig").splitlines()))
+    names = {r.name for r in session.scalars(select(Resident))}
+    assert {row["name"] for row in rows} == names
+    log = session.scalars(select(AuditLog).where(AuditLog.action == PERSONAL_DATA_READ)).all()
+    assert len(log) == 1 and log[0].object_type == "export" and log[0].object_id == "residents"
+    assert log[0].detail["count"] == len(rows) and log[0].detail["detail_fields"] == ["name", "phone"]
+
+
+def test_output_rules_and_no_half_written_file(session, city, tmp_path):
+    _export(session, tmp_path, "buildings", "csv")
+    with pytest.raises(Conflict):
+        _export(session, tmp_path, "buildings", "csv")
+    _, summary = _export(session, tmp_path, "buildings", "csv", force=True)
+    assert summary["features"] == city["buildings"]
+    with pytest.raises(ValidationError) as err:
+        export_layer(session, ExportOptions("buildings", "csv", tmp_path / "no" / "such" / "b.csv"))
+    assert "not writable" in err.value.message
+    with pytest.raises(ValidationError) as err:
+        _export(session, tmp_path, "buildings", "gpkg", max_features=5)
+    assert "18" in err.value.message
+    # A character GBK cannot hold stops the export part-way: no file under either name.
+    session.execute(Resident.__table__.update().values(name="𠮷田"))
+    seen = []
+    with pytest.raises(ValidationError):
+        _export(session, tmp_path, "residents", "shp", encoding="gbk", unmasked=True,
+                user=User(name="root2", role="admin"), chunk_size=5)
+    assert not list(tmp_path.glob("residents*")) and not list(tmp_path.glob(".residents*"))
+    export_layer(session, ExportOptions("residents", "gpkg", tmp_path / "r.gpkg", chunk_size=5),
+                 progress=lambda done, total: seen.append((done, total)))
+    assert seen[0] == (5, city["residents"]) and seen[-1] == (city["residents"], city["residents"])
+    assert pyogrio.read_info(tmp_path / "r.gpkg")["features"] == city["residents"]

@@ -1,0 +1,146 @@
+"""Streaming subject imports: many chunks, a bad last row, interruption, NUL bytes, uncomputed formulas, reports."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+from openpyxl import Workbook
+from sqlalchemy import func, select, text
+
+from gridkit import db
+from gridkit.io import tables
+from gridkit.io.report import write_report
+from gridkit.io.subjects import SubjectImportRefused, import_buildings, import_residents
+from gridkit.models import Building, Resident
+from tests.data.make_subject_files import centre, citizen_id, many_residents_csv
+from tests.factories import make_base_grid
+
+KEY = b"test-personal-data-key"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def small_chunks(monkeypatch):
+    """Chunks of 1,000 rows, so that a few thousand rows stream through several chunks."""
+    monkeypatch.setattr(tables, "CHUNK_ROWS", 1000)
+
+
+def residents(session) -> int:
+    return session.scalar(select(func.count()).select_from(Resident))
+
+
+def test_many_chunks_import_and_assign_like_one(session, tmp_path, small_chunks):
+    make_base_grid(session)
+    path = many_residents_csv(tmp_path / "r.csv", 4500)
+    result = import_residents(session, path, pii_key=KEY)
+    assert (result.created, result.assigned, result.unassigned) == (4500, 4500, 0)
+    # Cells computed while streaming agree with PostGIS ST_Covers (smallest code on edges) for every resident.
+    wrong = session.scalar(text(
+        "SELECT count(*) FROM resident r WHERE r.base_cell_id IS DISTINCT FROM (SELECT b.id FROM base_cell b "
+        "WHERE ST_Covers(b.geom, r.geom) ORDER BY b.code LIMIT 1)"))
+    assert wrong == 0
+
+
+def test_a_bad_last_row_after_many_chunks_imports_nothing_and_names_the_row(session, tmp_path, small_chunks):
+    make_base_grid(session)
+    path = many_residents_csv(tmp_path / "r.csv", 4500, bad_last=True)
+    with pytest.raises(SubjectImportRefused) as info:
+        import_residents(session, path, pii_key=KEY)
+    problems = info.value.problems
+    assert [(p["index"], p["kind"]) for p in problems] == [(4501, "bad_id_number")]
+    assert "line 4501" in problems[0]["message"]
+    assert residents(session) == 0
+
+
+def test_nul_byte_in_a_text_field_is_refused_naming_line_and_column(session, tmp_path):
+    make_base_grid(session)
+    lon, lat = centre(0)
+    path = tmp_path / "nul.csv"
+    path.write_text(f"code,address,lon,lat\nB1,红荔路\x001号,{lon},{lat}\nB2,八卦路,{lon},{lat}\n", encoding="utf-8")
+    with pytest.raises(SubjectImportRefused) as info:
+        import_buildings(session, path)
+    assert [(p["index"], p["kind"], p["field"]) for p in info.value.problems] == [(2, "nul_byte", "address")]
+    assert "NUL" in info.value.problems[0]["message"]
+    assert session.scalar(select(func.count()).select_from(Building)) == 0
+
+
+def test_xlsx_formula_without_a_computed_value_is_refused_per_cell(session, tmp_path):
+    make_base_grid(session)
+    lon, lat = centre(0)
+    book = Workbook()
+    sheet = book.active
+    sheet.append(["code", "address", "lon", "lat"])
+    sheet.append(["B1", "红荔路1号", lon, lat])
+    sheet.append(["B2", '=A2&"号"', lon, lat])         # openpyxl stores formulas without a computed value
+    path = tmp_path / "formula.xlsx"
+    book.save(path)
+    with pytest.raises(SubjectImportRefused) as info:
+        import_buildings(session, path)
+    found = [(p["index"], p["kind"], p["field"]) for p in info.value.problems]
+    assert found == [(3, "formula_without_value", "address")]
+    assert "B3" in info.value.problems[0]["message"]
+    assert session.scalar(select(func.count()).select_from(Building)) == 0
+
+
+def test_summary_counts_unassigned_rows_and_the_report_lists_them_all(session, tmp_path):
+    make_base_grid(session)
+    rows = [f"B{i},,{113.0 + i * 1e-4},{22.0}" for i in range(60)]          # all outside the grid
+    path = tmp_path / "outside.csv"
+    path.write_text("code,address,lon,lat\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    result = import_buildings(session, path)
+    summary = result.summary()
+    assert summary["unassigned"] == 60 and len(summary["unassigned_rows"]) == 20
+    assert summary["unassigned_rows_more"] == 40
+    json_path, _ = write_report(tmp_path, "buildings-import", [], result.notes, summary,
+                                rows=result.unassigned_rows)
+    with json_path.with_suffix(".csv").open(encoding="utf-8-sig") as f:
+        listed = [r for r in csv.DictReader(f) if r["what"] == "unassigned"]
+    assert len(listed) == 60 and listed[0]["row"] == "2" and listed[0]["code"] == "B0"
+
+
+@pytest.mark.parametrize("signal_", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_import_leaves_nothing_and_a_rerun_works(fresh_settings, tmp_path, signal_):
+    with db.transaction(fresh_settings) as session:
+        make_base_grid(session)
+    path = many_residents_csv(tmp_path / "r.csv", 150_000)
+    env = {**os.environ, "GRIDKIT_DATABASE_URL": db.database_url(fresh_settings),
+           "GRIDKIT_HOME": str(fresh_settings.home), "GRIDKIT_PII_KEY": KEY.decode(), "GRIDKIT_LANG": "en"}
+    command = [sys.executable, "-m", "gridkit.cli", "import", "residents", str(path)]
+    url = db.database_url(fresh_settings).replace("postgresql+psycopg", "postgresql")
+    child = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        # Interrupt it while it is writing the staging table (COPY), mid-import.
+        deadline = time.monotonic() + 240
+        with psycopg.connect(url, autocommit=True) as conn:
+            while time.monotonic() < deadline and child.poll() is None:
+                busy = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                    "AND query LIKE 'COPY gk_stage_resident%'").fetchone()[0]
+                if busy:
+                    break
+                time.sleep(0.05)
+        assert child.poll() is None, "the import ended before it could be interrupted"
+        child.send_signal(signal_)
+        child.wait(timeout=120)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert child.returncode != 0
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT count(*) FROM resident").fetchone()[0] == 0
+    with db.transaction(fresh_settings) as session:
+        result = import_residents(session, path, pii_key=KEY)
+    assert result.created == 150_000
+    with db.transaction(fresh_settings) as session:
+        assert residents(session) == 150_000
+        number = citizen_id(0, birth="19500101")
+        assert session.scalar(select(Resident.id_number_masked).order_by(Resident.id).limit(1)) == (
+            number[:4] + "*" * 10 + number[-4:])

@@ -1,0 +1,160 @@
+"""Real data: 10,000 Baltimore 311 service requests (../shared/data/baltimore-311, City of Baltimore,
+Open Baltimore) imported with their own timestamps through tests/data/baltimore_311_map.json, onto
+a 20×20 base grid laid over the city: intake, classification, assignment to base cells and work
+cells as of the report time, evaluation. Rows with the placeholder location (39, -77) or none are
+reported row by row and kept without a place; nothing is dropped."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from geoalchemy2.shape import from_shape
+from shapely.geometry import MultiPolygon, box
+from sqlalchemy import func, select
+
+from gridkit.errors import ValidationError
+from gridkit.grids import work
+from gridkit.incidents.categories import seed_categories
+from gridkit.incidents.evaluate import evaluate
+from gridkit.incidents.importer import import_incidents, load_mapping
+from gridkit.incidents.queries import list_incidents
+from gridkit.models import (
+    SRID,
+    AdminUnit,
+    BaseCell,
+    BaseGridEdition,
+    Incident,
+    IncidentHistory,
+)
+
+ROOT = Path(__file__).resolve().parent
+DATA = ROOT.parent.parent / "shared" / "data" / "baltimore-311" / "baltimore_311_sample.csv"
+MAPPING = ROOT / "data" / "baltimore_311_map.json"
+# Baltimore City, roughly; four communities (quadrants) of 10×10 cells.
+X0, Y0, X1, Y1 = -76.712, 39.197, -76.529, 39.372
+N = 20
+CITY, DISTRICT, STREET = "440300", "440304", "440304001"
+DEPT = "200001"
+
+
+def make_baltimore_grid(session) -> None:
+    dx, dy = (X1 - X0) / N, (Y1 - Y0) / N
+
+    def xs(i):       # one value per grid line: neighbours share their edges exactly
+        return round(X0 + i * dx, 9)
+
+    def ys(j):
+        return round(Y0 + j * dy, 9)
+    outline = MultiPolygon([box(X0, Y0, X1, Y1)])
+    for code, level, parent in ((CITY, "city", None), (DISTRICT, "district", CITY), (STREET, "street", DISTRICT)):
+        session.add(AdminUnit(code=code, name=code, level=level, parent_code=parent,
+                              geom=from_shape(outline, srid=SRID)))
+    session.flush()
+    edition = BaseGridEdition(name="baltimore", status="published", published_at=datetime(2010, 1, 1, tzinfo=UTC))
+    session.add(edition)
+    session.flush()
+    communities = {}
+    for q, (qx, qy) in enumerate(((0, 1), (1, 1), (0, 0), (1, 0))):
+        code = f"{STREET}{q + 1:03d}"
+        half = N // 2
+        geom = box(xs(qx * half), ys(qy * half), xs((qx + 1) * half), ys((qy + 1) * half))
+        session.add(AdminUnit(code=code, name=f"社区{q + 1}", level="community", parent_code=STREET,
+                              geom=from_shape(MultiPolygon([geom]), srid=SRID)))
+        session.flush()
+        cells = []
+        for r in reversed(range(half)):
+            for c in range(half):
+                i, j = qx * half + c, qy * half + r
+                cells.append(f"{code}{len(cells) + 1:03d}")
+                session.add(BaseCell(edition_id=edition.id, code=cells[-1], community_code=code,
+                                     geom=from_shape(box(xs(i), ys(j), xs(i + 1), ys(j + 1)), srid=SRID)))
+        communities[code] = cells
+    session.flush()
+    work.add_department(session, DEPT, "城市管理", jurisdiction=STREET)
+    work.add_department(session, "100001", "综治中心", jurisdiction=STREET)
+    version = work.start_draft(session, DEPT, by="test")
+    for code, cells in communities.items():
+        work.set_members(session, version, f"{DEPT}{code}01", cells)
+    work.publish(session, version, at=datetime(2013, 1, 1, tzinfo=UTC), by="test")
+    for n, code in enumerate(communities):
+        work.add_coordinator(session, f"网格员{n + 1}", f"1390000000{n}", DEPT, [f"{DEPT}{code}01"])
+
+
+@pytest.fixture
+def baltimore(session):
+    seed_categories(session)
+    make_baltimore_grid(session)
+    return import_incidents(session, DATA, load_mapping(MAPPING))
+
+
+def test_every_row_is_imported_and_rows_without_a_place_are_reported(session, baltimore):
+    raw = pd.read_csv(DATA, dtype=str, keep_default_na=False)
+    assert baltimore["imported"] == len(raw) == 10_000
+    assert session.scalar(select(func.count()).select_from(Incident)) == 10_000
+    placeholder = ((raw.Latitude == "39") & (raw.Longitude == "-77")).sum()
+    empty = ((raw.Latitude == "") | (raw.Longitude == "")).sum()
+    assert (placeholder, empty) == (885, 590)
+    notes = baltimore["notes"]
+    assert len(notes) == baltimore["without_location"] == 885 + 590
+    assert sum(n["kind"] == "placeholder_location" for n in notes) == 885
+    first = raw.index[(raw.Latitude == "39") & (raw.Longitude == "-77")][0] + 2
+    assert any(n["message"].startswith(f"baltimore_311_sample.csv, line {first}:") for n in notes)
+    assert session.scalar(select(func.count()).select_from(Incident).where(Incident.geom.is_(None))) == 1475
+    # Kept, unassigned, in the supervisor's queue, with those outside the grid (Baltimore County).
+    assert baltimore["assigned"] + baltimore["unassigned"] == 10_000
+    assert baltimore["unassigned"] > 1475 and baltimore["assigned"] > 7000
+    assert list_incidents(session, unassigned=True, limit=1)["total"] == baltimore["unassigned"]
+
+
+def test_own_timestamps_states_and_categories(session, baltimore):
+    case = session.scalar(select(Incident).where(Incident.external_id == "18-00838880"))
+    # 11/13/2018 01:06:56 PM America/New_York (EST, UTC-5).
+    assert case.reported_at == datetime(2018, 11, 13, 18, 6, 56, tzinfo=UTC)
+    assert case.status == "closed" and case.closed_at == datetime(2018, 11, 13, 18, 7, 16, tzinfo=UTC)
+    assert case.category_code == "E0607" and case.code == "BAL-18-00838880"
+    status = pd.read_csv(DATA, dtype=str, keep_default_na=False).SRStatus
+    assert baltimore["states"]["closed"] == status.isin(["Closed", "Closed (Transferred)"]).sum()
+    assert baltimore["states"]["rejected"] == status.str.contains("Duplicate").sum()
+    history = session.scalars(select(IncidentHistory).where(IncidentHistory.incident_id == case.id)
+                              .order_by(IncidentHistory.id)).all()
+    assert [(h.from_status, h.to_status) for h in history] == [(None, "reported"), ("reported", "closed")]
+    assert history[1].at == case.closed_at
+    pothole = session.scalar(select(Incident).where(Incident.description == "TRM-Pothole Repair").limit(1))
+    assert pothole.category_code == "E0408" and pothole.dept_code == DEPT
+
+
+def test_work_cells_as_of_report_time_and_evaluation(session, baltimore):
+    dispatched = session.scalar(select(func.count()).select_from(Incident).where(Incident.work_cell_id.is_not(None)))
+    assert dispatched > 3000
+    assert session.scalar(select(func.count()).select_from(Incident).where(
+        Incident.work_cell_id.is_not(None), Incident.coordinator_id.is_(None))) == 0
+    by_community = evaluate(session, by="community", from_="2014-01-01", to="2019-03-01")
+    assert by_community["total"]["cases"] == 10_000
+    assert sum(r["cases"] for r in by_community["rows"]) == 10_000
+    assert len([r for r in by_community["rows"] if r["key"]]) == 4
+    total = by_community["total"]
+    assert 0 < total["on_time_rate"] < 1 and total["steps"]["total"]["n"] > 9000
+    by_cell = evaluate(session, by="work-cell", from_="2014-01-01", to="2019-03-01")
+    assert sum(r["cases"] for r in by_cell["rows"] if r["key"]) == dispatched
+
+
+def test_importing_the_same_file_again_is_refused_and_changes_nothing(session, baltimore):
+    with pytest.raises(ValidationError) as exc:
+        import_incidents(session, DATA, load_mapping(MAPPING))
+    assert exc.value.params["count"] == 10_000 and exc.value.problems[0]["kind"] == "already_imported"
+    assert session.scalar(select(func.count()).select_from(Incident)) == 10_000
+
+
+def test_unmapped_types_are_refused_row_by_row(session, tmp_path):
+    seed_categories(session)
+    mapping = load_mapping(MAPPING)
+    del mapping["categories"]["SW-Dirty Alley"]
+    with pytest.raises(ValidationError) as exc:
+        import_incidents(session, DATA, mapping)
+    raw = pd.read_csv(DATA, dtype=str, keep_default_na=False)
+    assert exc.value.params["count"] == (raw.SRType == "SW-Dirty Alley").sum()
+    assert "'SW-Dirty Alley' has no category" in exc.value.problems[0]["message"]
+    assert session.scalar(select(func.count()).select_from(Incident)) == 0

@@ -1,0 +1,275 @@
+"""The 7-step workflow on gridkit.incidents.workflow: transitions, roles and scopes, deadlines,
+as-of dispatch, duplicates, idempotency, attachments, bad input (nothing changed), and two real
+sessions racing for one case."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from factories_incidents import (
+    ADMIN,
+    C1,
+    C2,
+    DEPT,
+    IN_C1,
+    IN_C2,
+    OUTSIDE,
+    PHONE2,
+    PHONE3,
+    PNG,
+    SUPERVISOR,
+    V1_FROM,
+    W1,
+    cells,
+    coordinator_actor,
+    make_incident_world,
+)
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from gridkit import db
+from gridkit.errors import (
+    Conflict,
+    InvalidTransition,
+    NotFound,
+    PermissionDenied,
+    ValidationError,
+)
+from gridkit.grids import work
+from gridkit.incidents import workflow as wf
+from gridkit.incidents.actors import Actor, actor_for
+from gridkit.incidents.queries import list_incidents, overdue_cases, show_incident
+from gridkit.models import Incident, IncidentAttachment, IncidentHistory, WorkCell
+from gridkit.rules import now
+
+T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def world(session):
+    return make_incident_world(session)
+
+
+def report(session, where=IN_C1, **kw):
+    kw.setdefault("description", "井盖破损")
+    kw.setdefault("category", "0101")
+    return wf.report_incident(session, lon=where[0], lat=where[1], actor=SUPERVISOR, **kw)
+
+
+def count(session, model=Incident):
+    return session.scalar(select(func.count()).select_from(model))
+
+
+def test_seven_steps_end_to_end(session, world, tmp_path):
+    r = report(session, reported_at=T0)
+    case = r.incident
+    assert r.created and case.status == "reported" and case.code.startswith("SJ20261102")
+    assert case.base_cell_id is not None
+    wf.accept(session, case.id, SUPERVISOR, at=T0 + timedelta(hours=1))
+    wf.classify(session, case.id, SUPERVISOR, category="0101", severity="urgent", at=T0 + timedelta(hours=2))
+    # 0101: dispatch 4 h, handling 24 h × 0.5 (urgent), verify 24 h.
+    assert case.deadlines["dispatch"] == (T0 + timedelta(hours=6)).isoformat()
+    assert case.deadlines["handle"] == (T0 + timedelta(hours=18)).isoformat()
+    assert case.deadline == T0 + timedelta(hours=42)
+    wf.dispatch(session, case.id, SUPERVISOR, at=T0 + timedelta(hours=3))
+    assert case.dept_code == DEPT and case.coordinator_id == world["coord1"].id
+    assert session.get(WorkCell, case.work_cell_id).code == W1
+    assert case.step_deadline == T0 + timedelta(hours=18)
+    coord = coordinator_actor(world, 1)
+    wf.feedback(session, case.id, coord, note="已更换井盖", attachments=[("after.png", PNG)], home=tmp_path,
+                at=T0 + timedelta(hours=5))
+    wf.rework(session, case.id, SUPERVISOR, note="照片看不清", at=T0 + timedelta(hours=6))
+    assert case.rework_count == 1 and case.status == "dispatched"
+    wf.feedback(session, case.id, coord, note="已重拍", at=T0 + timedelta(hours=7))
+    wf.close(session, case.id, SUPERVISOR, at=T0 + timedelta(hours=8))
+    shown = show_incident(session, case.id)
+    assert shown["state"] == "closed" and shown["work_cell"] == W1 and shown["overdue"] is False
+    assert [(h["from"], h["to"]) for h in shown["history"]] == [
+        (None, "reported"), ("reported", "accepted"), ("accepted", "classified"), ("classified", "dispatched"),
+        ("dispatched", "fed_back"), ("fed_back", "dispatched"), ("dispatched", "fed_back"), ("fed_back", "closed")]
+    assert shown["history"][4]["actor"] == "coord1"
+    stored = session.scalar(select(IncidentAttachment))
+    assert (tmp_path / stored.path).read_bytes() == PNG and stored.media_type == "image/png"
+    assert shown["allowed"] == []
+
+
+def test_illegal_transition_names_state_and_allowed(session, world):
+    case = report(session).incident
+    with pytest.raises(InvalidTransition) as exc:
+        wf.close(session, case.id, SUPERVISOR)
+    assert "is reported" in exc.value.message and "accept" in exc.value.message and "reject" in exc.value.message
+    assert "已上报" in exc.value.render("zh-CN") and "受理" in exc.value.render("zh-CN")
+    assert case.status == "reported" and count(session, IncidentHistory) == 1
+
+
+def test_roles_and_scope(session, world):
+    case = report(session).incident           # in community 1
+    with pytest.raises(PermissionDenied):
+        wf.accept(session, case.id, coordinator_actor(world, 1))
+    with pytest.raises(PermissionDenied) as exc:
+        wf.accept(session, case.id, actor_for(session, "street_super"))   # scoped to community 2
+    assert "outside" in exc.value.message
+    other = report(session, where=IN_C2).incident
+    wf.accept(session, other.id, actor_for(session, "street_super"))
+    with pytest.raises(PermissionDenied):
+        wf.accept(session, case.id, Actor("public", "public"))
+    with pytest.raises(NotFound):
+        actor_for(session, "nobody")
+    assert case.status == "reported"
+
+
+def test_feedback_only_by_the_cases_coordinator(session, world):
+    case = report(session).incident
+    wf.accept(session, case.id, SUPERVISOR)
+    wf.classify(session, case.id, SUPERVISOR, category="0101")
+    wf.dispatch(session, case.id, SUPERVISOR)
+    with pytest.raises(PermissionDenied):
+        wf.feedback(session, case.id, coordinator_actor(world, 2), note="不是我的")
+    assert case.status == "dispatched"
+
+
+def test_dispatch_uses_the_work_grid_valid_at_report_time(session, world):
+    case = report(session, reported_at=now() - timedelta(days=10)).incident
+    # A new version moves community 1 into a new work cell and is published after the report.
+    draft = work.start_draft(session, DEPT, by="t")
+    work.set_members(session, draft, f"{DEPT}{C1}02", cells(C1))
+    work.publish(session, draft, at=now() - timedelta(days=1), by="t")
+    wf.accept(session, case.id, SUPERVISOR)
+    wf.classify(session, case.id, SUPERVISOR, category="0101")
+    wf.dispatch(session, case.id, SUPERVISOR)
+    cell = session.get(WorkCell, case.work_cell_id)
+    assert cell.code == W1 and cell.version_id == world["version"].id
+    assert case.coordinator_id == world["coord1"].id
+
+
+def test_dispatch_to_another_coordinator_needs_a_reason(session, world):
+    case = report(session).incident
+    wf.accept(session, case.id, SUPERVISOR)
+    wf.classify(session, case.id, SUPERVISOR, category="0101")
+    with pytest.raises(ValidationError):
+        wf.dispatch(session, case.id, SUPERVISOR, coordinator_phone=PHONE2)
+    with pytest.raises(NotFound):
+        wf.dispatch(session, case.id, SUPERVISOR, coordinator_phone=PHONE3, reason="请假")
+    wf.dispatch(session, case.id, SUPERVISOR, coordinator_phone=PHONE2, reason="张三请假")
+    assert case.coordinator_id == world["coord2"].id
+    assert "张三请假" in case.history[-1].note
+
+
+def test_idempotency_key_gives_one_case(session, world):
+    first = report(session, key="app-123")
+    again = report(session, key="app-123")
+    assert first.created and not again.created and again.incident.id == first.incident.id
+    assert count(session) == 1
+    with pytest.raises(Conflict):
+        report(session, key="app-123", description="另一件事")
+    assert count(session) == 1
+
+
+def test_duplicates_suggested_within_50_m_and_24_h(session, world):
+    first = report(session, reported_at=now() - timedelta(hours=2)).incident
+    near = report(session, where=(IN_C1[0] + 0.0002, IN_C1[1]))   # ~20 m east
+    far = report(session, where=(IN_C1[0] + 0.001, IN_C1[1]))     # ~100 m east
+    other_category = report(session, category="0102")
+    assert [d["id"] for d in near.duplicates] == [first.id]
+    assert far.duplicates == [] and other_category.duplicates == []
+    wf.mark_duplicate(session, near.incident.id, SUPERVISOR, of=first.id)
+    assert near.incident.duplicate_of_id == first.id and near.incident.status == "duplicate"
+
+
+def test_outside_every_cell_is_kept_unassigned(session, world):
+    case = report(session, where=OUTSIDE).incident
+    assert case.base_cell_id is None
+    queue = list_incidents(session, unassigned=True)
+    assert [i["id"] for i in queue["items"]] == [case.id]
+    with pytest.raises(PermissionDenied):       # a scoped supervisor does not see it
+        wf.accept(session, case.id, actor_for(session, "street_super"))
+    wf.accept(session, case.id, SUPERVISOR)
+
+
+@pytest.mark.parametrize("kwargs, error", [
+    ({"category": "9999"}, NotFound),
+    ({"component": "4403040101000001"}, NotFound),
+    ({"reported_at": "2999-01-01T00:00"}, ValidationError),
+    ({"description": "  "}, ValidationError),
+    ({"reported_at": "yesterday"}, ValidationError),
+])
+def test_bad_reports_change_nothing(session, world, kwargs, error):
+    with pytest.raises(error):
+        report(session, **kwargs)
+    assert count(session) == 0 and count(session, IncidentHistory) == 0
+
+
+def test_bad_attachments_change_nothing(session, world, tmp_path):
+    case = report(session).incident
+    wf.accept(session, case.id, SUPERVISOR)
+    wf.classify(session, case.id, SUPERVISOR, category="0101")
+    wf.dispatch(session, case.id, SUPERVISOR)
+    coord = coordinator_actor(world, 1)
+    with pytest.raises(ValidationError) as exc:
+        wf.feedback(session, case.id, coord, note="好了", attachments=[("photo.jpg", b"%PDF-1.4 not an image")],
+                    home=tmp_path)
+    assert "not an image" in exc.value.message
+    with pytest.raises(ValidationError) as exc:
+        wf.feedback(session, case.id, coord, note="好了", attachments=[("big.png", PNG + b"\0" * (10 * 2**20))],
+                    home=tmp_path)
+    assert "too large" in exc.value.message
+    assert case.status == "dispatched" and count(session, IncidentAttachment) == 0
+    assert not (tmp_path / "attachments").exists()
+
+
+def test_overdue_per_step_and_escalation(session, world):
+    late = report(session, reported_at=now() - timedelta(hours=30)).incident   # accept limit 2 h
+    report(session)
+    result = overdue_cases(session)
+    assert result["per_step"] == {"accept": 1}
+    assert [c["id"] for c in result["escalation"]] == [late.id]
+    assert list_incidents(session, overdue=True)["total"] == 1
+
+
+def test_concurrent_transitions_exactly_one_wins(engine, pg_server):
+    """Two real sessions on their own connections accept and reject the same case at once."""
+    url = pg_server.create_database("gridkit_incidents_race", template="gridkit_test_template")
+    eng = db.make_engine(url)
+    try:
+        with Session(eng) as s, s.begin():
+            make_incident_world(s, users=False)
+            case_id = report(s).incident.id
+        barrier = threading.Barrier(2)
+        outcomes = {}
+
+        def run(action):
+            with Session(eng) as s:
+                try:
+                    with s.begin():
+                        barrier.wait()
+                        getattr(wf, action)(s, case_id, SUPERVISOR)
+                    outcomes[action] = "won"
+                except InvalidTransition as exc:
+                    outcomes[action] = exc.message
+
+        threads = [threading.Thread(target=run, args=(a,)) for a in ("accept", "reject")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(o == "won" for o in outcomes.values()) == [False, True]
+        loser = next(o for o in outcomes.values() if o != "won")
+        assert "cannot" in loser
+        with Session(eng) as s:
+            assert s.scalar(select(func.count()).select_from(IncidentHistory)) == 2
+            assert s.get(Incident, case_id).status in ("accepted", "rejected")
+    finally:
+        eng.dispose()
+        pg_server.drop_database("gridkit_incidents_race")
+
+
+def test_admin_may_do_every_step(session, world):
+    case = report(session).incident
+    for action, params in (("accept", {}), ("classify", {"category": "E0101"}), ("dispatch", {}),
+                           ("feedback", {"note": "清理完毕"}), ("close", {})):
+        wf.transition(session, case.id, action, ADMIN, **params)
+    assert case.status == "closed" and case.deadlines["handle"]
+    assert show_incident(session, case.code)["id"] == case.id
+    assert V1_FROM < case.reported_at and C2

@@ -1,0 +1,111 @@
+"""The administrator's page /admin: users (add, reset password, role and scope, stop or allow
+sign-in, link a coordinator) and the audit log. Every change is a CSRF-checked POST in one
+transaction, itself written to the audit log."""
+
+from __future__ import annotations
+
+from flask import Blueprint, redirect, render_template, request, url_for
+
+from gridkit.audit import recent, record
+from gridkit.models import ROLES, AuditLog, Coordinator
+from gridkit.users import (
+    add_user,
+    link_coordinator,
+    list_users,
+    set_active,
+    set_password,
+    set_role,
+    user_named,
+)
+from web.auth import check_csrf, current_user, login_required
+from web.database import db_session, transaction
+from web.params import int_arg, text_arg
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+AUDIT_ROWS = 100
+
+
+@bp.before_request
+@login_required(roles=("admin",))
+def _admins_only():
+    """Only administrators enter; every POST carries the session's CSRF token."""
+    if request.method == "POST":
+        check_csrf()
+
+
+def _form(name: str, *, max_length: int = 100) -> str | None:
+    value = (request.form.get(name) or "").strip()
+    return value[:max_length] or None
+
+
+@bp.get("")
+def index():
+    """Show the users and the newest audit rows (?action= filters them, ?before=ID pages back)."""
+    session = db_session()
+    coordinators = dict(session.query(Coordinator.id, Coordinator.name).all())
+    action = text_arg("action", max_length=50)
+    before = int_arg("before")
+    rows = recent(session, limit=AUDIT_ROWS, action=action) if before is None else list(
+        session.query(AuditLog).filter(AuditLog.id < before, *([AuditLog.action == action] if action else []))
+        .order_by(AuditLog.id.desc()).limit(AUDIT_ROWS))
+    return render_template("admin.html", users=list_users(session), roles=ROLES, coordinators=coordinators,
+                           audit=rows, action=action or "", done=text_arg("done", max_length=40))
+
+
+def _done(what: str):
+    return redirect(url_for("admin.index", done=what))
+
+
+@bp.post("/users")
+def add():
+    """Add a user: name, role, optional scope, password and (for coordinators) the coordinator's phone."""
+    me = current_user().name
+    with transaction() as session:
+        user = add_user(session, _form("name", max_length=50) or "", _form("role", max_length=20) or "",
+                        scope=_form("scope", max_length=20), password=_form("password", max_length=200))
+        phone = _form("coordinator_phone", max_length=20)
+        if phone:
+            link_coordinator(session, user, phone)
+        record(session, me, "user.add", object_type="user", object_id=user.name, role=user.role,
+               scope=user.scope_code, via="web")
+    return _done("added")
+
+
+@bp.post("/users/<name>/password")
+def reset_password(name: str):
+    """Give a user a new password (their sessions end)."""
+    me = current_user().name
+    with transaction() as session:
+        user = user_named(session, name[:50])
+        set_password(session, user, request.form.get("password", "")[:200])
+        record(session, me, "user.password_reset", object_type="user", object_id=user.name, via="web")
+    return _done("password")
+
+
+@bp.post("/users/<name>/role")
+def change_role(name: str):
+    """Set a user's role and scope (empty scope: the whole city); link a coordinator by phone."""
+    me = current_user().name
+    with transaction() as session:
+        user = user_named(session, name[:50])
+        set_role(session, user, _form("role", max_length=20) or "", _form("scope", max_length=20))
+        phone = _form("coordinator_phone", max_length=20)
+        if phone:
+            link_coordinator(session, user, phone)
+        record(session, me, "user.role", object_type="user", object_id=user.name, role=user.role,
+               scope=user.scope_code, via="web")
+    return _done("role")
+
+
+@bp.post("/users/<name>/active")
+def change_active(name: str):
+    """Stop (active=0) or allow (active=1) a user's sign-in."""
+    me = current_user().name
+    active = request.form.get("active") == "1"
+    with transaction() as session:
+        user = user_named(session, name[:50])
+        set_active(user, active)
+        record(session, me, "user.active" if active else "user.stopped", object_type="user", object_id=user.name,
+               via="web")
+    return _done("active")

@@ -1,0 +1,172 @@
+"""The analyst's page /analyst: exports to download, report previews and files, a choropleth map.
+
+For analysts and administrators (one guard for the blueprint). Every view is one gridkit call:
+`export_layer`, `run_report` or `choropleth`. Files are written under GRIDKIT_HOME/exports and
+removed once sent.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from flask import (
+    Blueprint,
+    after_this_request,
+    current_app,
+    jsonify,
+    render_template,
+    request,
+    send_file,
+)
+from sqlalchemy import select
+
+from gridkit import messages
+from gridkit.errors import GridkitError
+from gridkit.io.export import FORMATS, LAYERS, ExportOptions, export_layer, parse_where
+from gridkit.io.export_writers import ENCODINGS
+from gridkit.models import AdminUnit, Department
+from gridkit.reports import GROUPINGS, report_list, run_report
+from gridkit.reports.choropleth import COUNTS, LEVELS, choropleth
+from gridkit.reports.render import (
+    REPORT_FORMATS,
+    chart_svg,
+    header_block,
+    section_table_html,
+    write_report_file,
+)
+from gridkit.users import may_see_personal_data
+from web.auth import current_user, login_required
+from web.database import db_session, transaction
+from web.errors import handle_gridkit_error
+from web.i18n import current_language, strings
+
+bp = Blueprint("analyst", __name__, url_prefix="/analyst")
+
+ANALYST_ROLES = ("analyst", "admin")
+CRS_CHOICES = ("EPSG:4490", "EPSG:4326", "EPSG:4547", "gcj02")
+SUFFIX = {"shp": ".zip", "gpkg": ".gpkg", "geojson": ".geojson", "csv": ".csv", "xlsx": ".xlsx", "html": ".html"}
+PREVIEW_ROWS = 50
+JS_STRINGS = ("analyst.loading", "analyst.failed", "analyst.legend", "analyst.no_rows")
+
+
+@bp.before_request
+@login_required(roles=ANALYST_ROLES)
+def _guard():
+    """Only signed-in analysts and administrators enter."""
+    return
+
+
+def _scratch() -> Path:
+    folder = Path(current_app.config["GRIDKIT_SETTINGS"].home) / "exports"
+    folder.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix="gk-", dir=folder))
+
+
+def _send(path: Path, name: str):
+    """Send a written file and remove it (and its folder) afterwards."""
+    @after_this_request
+    def _cleanup(response):
+        response.call_on_close(lambda: (path.unlink(missing_ok=True), path.parent.rmdir()))
+        return response
+
+    return send_file(path, as_attachment=True, download_name=name)
+
+
+@bp.errorhandler(GridkitError)
+def _error(exc: GridkitError):
+    # The page's scripts read JSON; downloads and the page itself get the usual error page.
+    if request.path.endswith(".json"):
+        return jsonify({"error": type(exc).__name__, "code": exc.code,
+                        "message": exc.render(current_language())}), exc.status
+    return handle_gridkit_error(exc)
+
+
+@bp.get("/")
+def index():
+    """The page: export form, reports, choropleth."""
+    session = db_session()
+    user = current_user()
+    areas = session.execute(select(AdminUnit.code, AdminUnit.name, AdminUnit.level)
+                            .where(AdminUnit.level.in_(("district", "street", "community")))
+                            .order_by(AdminUnit.code)).all()
+    departments = session.execute(select(Department.code, Department.name).order_by(Department.code)).all()
+    lang = current_language()
+    reports = [dict(r, label=messages.render(r["title"], lang)) for r in report_list()]
+    def named(prefix, values):
+        # Labels of values chosen from data: (value, label in the page's language).
+        return [(v, messages.render(f"{prefix}.{v}", lang)) for v in values]
+
+    return render_template("analyst.html", layers=named("analyst.layer", LAYERS), formats=FORMATS,
+                           crs_choices=named("analyst.crs", CRS_CHOICES), encodings=ENCODINGS,
+                           areas=areas, departments=departments, reports=reports,
+                           groupings=named("report.by", GROUPINGS), report_formats=REPORT_FORMATS,
+                           counts=named("report.col", COUNTS), levels=named("report.by", LEVELS),
+                           may_unmask=may_see_personal_data(user), js_strings=strings(*JS_STRINGS))
+
+
+@bp.get("/export")
+def export():
+    """Export a layer and send the file: ?layer=&format=&crs=&encoding=&area=&where=&dept=&at=."""
+    args = request.args
+    fmt = args.get("format", "gpkg")
+    layer = args.get("layer", "")
+    folder = _scratch()
+    path = folder / f"{layer}{SUFFIX.get(fmt, '')}"
+    options = ExportOptions(layer=layer, format=fmt, path=path, crs=args.get("crs") or "EPSG:4490",
+                            encoding=args.get("encoding") or "utf-8", area=args.get("area") or None,
+                            where=parse_where(line for line in args.get("where", "").splitlines() if line.strip()),
+                            dept=args.get("dept") or None, at=args.get("at") or None,
+                            unmasked=args.get("unmasked") == "1",
+                            max_features=current_app.config["GRIDKIT_SETTINGS"].export_max_features)
+    user = current_user()
+    try:
+        with transaction() as session:
+            export_layer(session, options, user=user, actor=f"web:{user.name}")
+    except BaseException:
+        folder.rmdir() if not any(folder.iterdir()) else None
+        raise
+    return _send(path, path.name)
+
+
+def _report_args() -> dict:
+    args = request.args
+    return {"by": args.get("by") or None, "dept": args.get("dept") or None, "area": args.get("area") or None,
+            "date_from": args.get("from") or None, "date_to": args.get("to") or None}
+
+
+@bp.get("/report.json")
+def report_preview():
+    """A report's header, first rows and chart, for the page's preview."""
+    name = request.args.get("name", "")
+    result = run_report(db_session(), name, **_report_args())
+    lang = current_language()
+    return jsonify({"name": name, "title": messages.render(f"report.{name}.title", lang),
+                    "header": header_block(result, lang),
+                    "sections": [{"title": messages.render(s.title, lang), "rows": len(s.rows),
+                                  "table": section_table_html(s, lang, PREVIEW_ROWS), "chart": chart_svg(s, lang)}
+                                 for s in result.sections]})
+
+
+@bp.get("/report")
+def report_download():
+    """A report as a file: ?name=&format=csv|xlsx|html and the report's parameters."""
+    name = request.args.get("name", "")
+    fmt = request.args.get("format", "xlsx")
+    result = run_report(db_session(), name, **_report_args())
+    folder = _scratch()
+    path = folder / f"{name}{SUFFIX.get(fmt, '')}"
+    try:
+        write_report_file(result, path, fmt, lang=current_language())
+    except BaseException:
+        folder.rmdir()
+        raise
+    return _send(path, path.name)
+
+
+@bp.get("/choropleth.json")
+def choropleth_json():
+    """A count per cell or community as GeoJSON: ?count=&by=cell|community&area=."""
+    return jsonify(choropleth(db_session(), request.args.get("count", "residents"),
+                              request.args.get("by", "community"), area=request.args.get("area") or None))
+

@@ -1,0 +1,40 @@
+"""The coordinator's "my cases" under /coordinator/cases: open cases in my work cells with their
+deadlines, and the feedback form (note + photo) for a dispatched case, made for a phone screen."""
+
+from __future__ import annotations
+
+from flask import Blueprint, redirect, render_template, request, url_for
+
+from gridkit.incidents.queries import list_incidents
+from gridkit.incidents.workflow import transition
+from web.auth import check_csrf, login_required
+from web.database import db_session, transaction
+from web.incidents_api import my_coordinator_id, transition_params, web_actor
+
+bp = Blueprint("coordinator_cases", __name__, url_prefix="/coordinator/cases")
+
+
+@bp.before_request
+@login_required(roles=("coordinator",))
+def _coordinators_only():
+    """Only coordinators enter: the list is their own."""
+
+
+@bp.get("")
+def index():
+    """List my open cases (dispatched first, then the rest), each with its step's deadline."""
+    cases = list_incidents(db_session(), coordinator_id=my_coordinator_id(), open_only=True, actor=web_actor(),
+                           limit=200)
+    items = sorted(cases["items"], key=lambda c: (c["state"] != "dispatched", c["step_deadline"] or "~"))
+    return render_template("coordinator_cases.html", cases=items, total=cases["total"],
+                           done=request.args.get("done"))
+
+
+@bp.post("/<int:incident_id>/feedback")
+def feedback(incident_id):
+    """Record the feedback (note + photos) of one of my cases, then back to the list."""
+    check_csrf()
+    params = transition_params("feedback")
+    with transaction() as session:
+        code = transition(session, incident_id, "feedback", web_actor(), **params).code
+    return redirect(url_for("coordinator_cases.index", done=code))

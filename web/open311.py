@@ -1,0 +1,113 @@
+"""Open311 GeoReport v2 under /open311/v2: services, requests (GET and POST), one request.
+
+Posting is open, as the spec intends, and rate-limited per network address (GRIDKIT_OPEN311_RATE
+posts an hour); an `api_key` from GRIDKIT_OPEN311_KEYS marks the source trusted and lifts the
+limit. Errors use the Open311 format: a list of {"code", "description"} with the HTTP status.
+"""
+
+from __future__ import annotations
+
+import hmac
+import threading
+import time
+from collections import defaultdict, deque
+
+from flask import Blueprint, current_app, jsonify, request
+
+from gridkit.errors import GridkitError, PermissionDenied
+from gridkit.io import export_open311 as service
+from web.database import db_session, transaction
+from web.i18n import current_language
+
+bp = Blueprint("open311", __name__, url_prefix="/open311/v2")
+
+_WINDOW = 3600.0
+_lock = threading.Lock()
+
+
+class TooManyRequests(GridkitError):
+    """An address posted more than the hourly limit."""
+
+    status = 429
+
+
+def _error(status: int, description: str):
+    response = jsonify([{"code": status, "description": description}])
+    response.status_code = status
+    return response
+
+
+@bp.errorhandler(GridkitError)
+def _gridkit_error(exc: GridkitError):
+    return _error(exc.status, exc.render(current_language()))
+
+
+@bp.errorhandler(404)
+def _not_found(exc):
+    return _error(404, "not found: see /open311/v2/services.json")
+
+
+def _trusted_source() -> str | None:
+    """Return the name of the trusted source whose api_key was given, None without a key."""
+    key = request.values.get("api_key")
+    if not key:
+        return None
+    settings = current_app.config["GRIDKIT_SETTINGS"]
+    for pair in (settings.open311_keys or "").split(","):
+        name, _, value = pair.strip().partition("=")
+        if value and hmac.compare_digest(value.encode(), key.encode()):
+            return name
+    raise PermissionDenied("open311.bad_api_key")
+
+
+def _check_rate(address: str) -> None:
+    settings = current_app.config["GRIDKIT_SETTINGS"]
+    posts = current_app.extensions.setdefault("gridkit_open311_posts", defaultdict(deque))
+    moment = time.monotonic()
+    with _lock:
+        recent = posts[address]
+        while recent and moment - recent[0] > _WINDOW:
+            recent.popleft()
+        if len(recent) >= settings.open311_rate:
+            raise TooManyRequests("open311.rate_limited", limit=settings.open311_rate)
+        recent.append(moment)
+
+
+@bp.get("/services.json")
+def services():
+    """Every service (incident category)."""
+    return jsonify(service.services(db_session()))
+
+
+@bp.get("/requests.json")
+def requests_list():
+    """Requests by service_request_id, or filtered by service_code, start_date, end_date, status."""
+    ids = [i.strip() for i in request.args.get("service_request_id", "").split(",") if i.strip()]
+    return jsonify(service.requests(db_session(), ids=ids or None, service_code=request.args.get("service_code"),
+                                    start=request.args.get("start_date"), end=request.args.get("end_date"),
+                                    status=request.args.get("status")))
+
+
+@bp.post("/requests.json")
+def requests_post():
+    """Create a request: service_code and lat/long or address_id; it becomes an incident at step 1."""
+    form = request.values
+    source = _trusted_source()
+    if source is None:
+        _check_rate(request.remote_addr or "-")
+    reporter = " ".join(v for v in (form.get("first_name"), form.get("last_name")) if v) or form.get("email") or None
+    with transaction() as session:
+        incident = service.create_request(
+            session, service_code=form.get("service_code"), lat=form.get("lat"), lon=form.get("long"),
+            address_id=form.get("address_id"), description=form.get("description"), reporter=reporter,
+            source=f"open311:{source}" if source else "open311")
+        code = incident.code
+    response = jsonify([{"service_request_id": code, "service_notice": None, "account_id": None}])
+    response.status_code = 201
+    return response
+
+
+@bp.get("/requests/<request_id>.json")
+def request_one(request_id: str):
+    """One request, as a one-element list (the spec's shape)."""
+    return jsonify([service.request_by_id(db_session(), request_id)])

@@ -1,0 +1,77 @@
+"""Headers and request checks every response gets: anti-framing, a Content-Security-Policy with a
+per-request nonce for the few inline scripts (folium's map set-up), and refusal of NUL bytes."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from urllib.parse import urlsplit
+
+from flask import Flask, current_app, g, request
+from markupsafe import Markup
+
+from gridkit.errors import ValidationError
+from web.params import has_nul
+
+
+def csp_nonce() -> str:
+    """Return this request's script nonce."""
+    if "csp_nonce" not in g:
+        g.csp_nonce = secrets.token_urlsafe(16)
+    return g.csp_nonce
+
+
+_TAG = re.compile(r"<(script|style)(?=[\s>])")
+
+
+def nonced(html: str) -> Markup:
+    """Return `html` (trusted markup from folium) with this request's nonce on every script and style tag."""
+    return Markup(_TAG.sub(lambda m: f'<{m.group(1)} nonce="{csp_nonce()}"', str(html)))
+
+
+def _tile_origin() -> str:
+    from web.mapview import OSM_TILES
+
+    url = current_app.config.get("GRIDKIT_TILES", OSM_TILES)["url"]
+    parts = urlsplit(url.replace("{s}", "a"))
+    host = parts.netloc.replace("a.", "*.", 1) if "{s}" in url else parts.netloc
+    return f"{parts.scheme}://{host}" if parts.scheme else ""
+
+
+def content_security_policy() -> str:
+    """Return the policy: our own scripts plus nonced inline ones, images from us and the basemap."""
+    return "; ".join([
+        "default-src 'self'",
+        f"script-src 'self' 'nonce-{csp_nonce()}'",
+        # Leaflet positions tiles and markers with inline styles.
+        "style-src 'self' 'unsafe-inline'",
+        f"img-src 'self' data: blob: {_tile_origin()}".strip(),
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "frame-ancestors 'none'",
+    ])
+
+
+def init_app(app: Flask) -> None:
+    """Refuse NUL bytes anywhere in a request; add the security headers to every response."""
+
+    @app.before_request
+    def _refuse_nul():
+        values = [request.path, *request.args.keys(), *request.args.values()]
+        if request.method == "POST" and request.mimetype in ("application/x-www-form-urlencoded",
+                                                              "multipart/form-data"):
+            values += [*request.form.keys(), *request.form.values()]
+        if has_nul(values):
+            raise ValidationError("web.bad_characters")
+
+    @app.after_request
+    def _headers(response):
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("Content-Security-Policy", content_security_policy())
+        return response
+
+    app.jinja_env.globals.update(csp_nonce=csp_nonce)
+    app.jinja_env.filters["nonced"] = nonced

@@ -1,0 +1,87 @@
+// The analyst page: report preview (table + chart rendered by the server) and a choropleth map.
+(function () {
+  "use strict";
+  var config = JSON.parse(document.getElementById("gk-analyst-config").textContent);
+  var S = config.strings;
+  var PALETTE = ["#eff3ff", "#c6dbef", "#9ecae1", "#6baed6", "#3182bd", "#08519c"];
+
+  function query(form) {
+    var params = new URLSearchParams();
+    new FormData(form).forEach(function (value, key) { if (value !== "") params.append(key, value); });
+    return params.toString();
+  }
+
+  function fail(target, response, body) {
+    target.textContent = S["analyst.failed"] + " " + ((body && body.message) || response.status);
+  }
+
+  // Report: the default grouping follows the chosen report.
+  var reportName = document.getElementById("gk-report-name");
+  reportName.addEventListener("change", function () {
+    document.getElementById("gk-report-by").value = reportName.selectedOptions[0].dataset.by;
+  });
+  document.getElementById("gk-report-preview").addEventListener("click", function () {
+    var out = document.getElementById("gk-report-out");
+    out.textContent = S["analyst.loading"];
+    fetch(config.preview + "?" + query(document.getElementById("gk-report")), {credentials: "same-origin"})
+      .then(function (response) {
+        return response.json().then(function (body) {
+          if (!response.ok) { fail(out, response, body); return; }
+          var html = "<h3>" + escapeHtml(body.title) + "</h3><table class=\"head\">";
+          body.header.forEach(function (pair) {
+            html += "<tr><th>" + escapeHtml(pair[0]) + "</th><td>" + escapeHtml(pair[1]) + "</td></tr>";
+          });
+          html += "</table>";
+          body.sections.forEach(function (section) {
+            html += "<h4>" + escapeHtml(section.title) + "</h4>";
+            html += section.rows ? section.chart + section.table : "<p>" + escapeHtml(S["analyst.no_rows"]) + "</p>";
+          });
+          out.innerHTML = html;   // tables and SVG are escaped on the server
+        });
+      });
+  });
+
+  function escapeHtml(text) {
+    return String(text).replace(/[&<>"']/g, function (c) {
+      return {"&": "&amp;", "<": "&lt;", ">": "&gt;", "\"": "&quot;", "'": "&#39;"}[c];
+    });
+  }
+
+  // Choropleth: no basemap (works offline); units coloured in six classes between min and max.
+  var mapDiv = document.getElementById("gk-map");
+  var map = L.map(mapDiv, {zoomSnap: 0.25}).setView([22.54, 114.06], 12);
+  var layer = null;
+
+  function colour(value, min, max) {
+    if (max <= min) { return PALETTE[PALETTE.length - 1]; }
+    var i = Math.min(PALETTE.length - 1, Math.floor((value - min) / (max - min) * PALETTE.length));
+    return PALETTE[i];
+  }
+
+  function showMap(event) {
+    if (event) { event.preventDefault(); }
+    var legend = document.getElementById("gk-legend");
+    legend.textContent = S["analyst.loading"];
+    fetch(mapDiv.dataset.url + "?" + query(document.getElementById("gk-choropleth")), {credentials: "same-origin"})
+      .then(function (response) {
+        return response.json().then(function (data) {
+          if (!response.ok) { fail(legend, response, data); return; }
+          if (layer) { map.removeLayer(layer); }
+          layer = L.geoJSON(data, {
+            style: function (f) {
+              return {color: "#555", weight: 1, fillOpacity: 0.8, fillColor: colour(f.properties.value, data.min, data.max)};
+            },
+            onEachFeature: function (f, l) {
+              l.bindTooltip((f.properties.name || "") + " " + f.properties.code + ": " + f.properties.value);
+            }
+          }).addTo(map);
+          if (data.features.length) { map.fitBounds(layer.getBounds()); }
+          mapDiv.dataset.features = String(data.features.length);
+          legend.innerHTML = escapeHtml(S["analyst.legend"]) + " " + data.min + " – " + data.max +
+            PALETTE.map(function (c) { return "<span class=\"swatch\" style=\"background:" + c + "\"></span>"; }).join("");
+        });
+      });
+  }
+  document.getElementById("gk-choropleth").addEventListener("submit", showMap);
+  showMap();
+})();

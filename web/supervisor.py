@@ -1,0 +1,79 @@
+"""The supervisor's pages under /supervisor (supervisors and administrators): the incident heatmap
+and per-cell choropleth, overdue and escalation lists, the unassigned queue, the evaluation table,
+and a case page with its history and the allowed transitions as buttons."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import Blueprint, redirect, render_template, request, url_for
+
+from gridkit.grids.work import list_departments
+from gridkit.incidents.categories import category_rows
+from gridkit.incidents.evaluate import GROUPS, STEPS, evaluate
+from gridkit.incidents.queries import list_incidents, overdue_cases, show_incident
+from gridkit.incidents.workflow import transition
+from gridkit.layers import map_extent
+from gridkit.rules import SEVERITIES, IncidentState, now
+from web.auth import check_csrf, login_required
+from web.database import db_session, transaction
+from web.i18n import strings
+from web.incidents_api import transition_params, web_actor
+from web.mapview import leaflet_map
+
+bp = Blueprint("supervisor", __name__, url_prefix="/supervisor")
+
+SUPERVISOR_ROLES = ("supervisor", "admin")
+JS_STRINGS = ("sup.map.heatmap", "sup.map.choropleth", "sup.map.loading", "sup.map.count", "sup.map.error",
+              "sup.map.cases")
+
+
+@bp.before_request
+@login_required(roles=SUPERVISOR_ROLES)
+def _supervisors_only():
+    """Only supervisors and administrators enter."""
+
+
+@bp.get("")
+def index():
+    """Show the map, the overdue and escalation lists, the unassigned queue and the evaluation table."""
+    session = db_session()
+    actor = web_actor()
+    args = request.args
+    by = args.get("by") if args.get("by") in GROUPS else "department"
+    start = args.get("from") or (now() - timedelta(days=365)).date().isoformat()
+    filters = {"from": start, "to": args.get("to") or "", "category": args.get("category") or "",
+               "state": args.get("state") or "", "dept": args.get("dept") or ""}
+    evaluation = evaluate(session, by=by, from_=start, to=args.get("to") or None, actor=actor,
+                          dept=filters["dept"] or None)
+    extent = map_extent(session)
+    the_map = leaflet_map(extent, api={"heatmap": url_for("incidents_api.heatmap"),
+                                       "choropleth": url_for("incidents_api.choropleth")},
+                          filters=filters, strings=strings(*JS_STRINGS))
+    return render_template(
+        "supervisor.html", map=the_map, filters=filters, by=by, groups=list(GROUPS), steps=list(STEPS),
+        evaluation=evaluation, overdue=overdue_cases(session, actor=actor, limit=50),
+        unassigned=list_incidents(session, unassigned=True, open_only=True, actor=actor, limit=20),
+        recent=list_incidents(session, open_only=True, actor=actor, limit=20),
+        categories=category_rows(session), departments=list_departments(session),
+        states=[s.value for s in IncidentState])
+
+
+@bp.get("/incidents/<ident>")
+def case(ident):
+    """Show one case: details, deadlines, history, photos, and a button per allowed transition."""
+    session = db_session()
+    data = show_incident(session, ident, web_actor())
+    return render_template("supervisor_case.html", case=data, categories=category_rows(session),
+                           departments=list_departments(session), severities=SEVERITIES,
+                           done=request.args.get("done"))
+
+
+@bp.post("/incidents/<ident>/<action>")
+def act(ident, action):
+    """Run the transition of a button; back to the case page, which says what was done."""
+    check_csrf()
+    params = transition_params(action)
+    with transaction() as session:
+        case_id = transition(session, ident, action, web_actor(), **params).id
+    return redirect(url_for("supervisor.case", ident=case_id, done=action))
