@@ -97,11 +97,16 @@ def as_aware(value: datetime | None) -> datetime | None:
 
 # -- in force at T --------------------------------------------------------------------------------
 
+def _was_in_force(status):
+    """Return status ∈ WAS_IN_FORCE as plain comparisons (no expanding IN: cached statements stay cheap)."""
+    return or_(*(status == state.value for state in WAS_IN_FORCE))
+
+
 def edition_in_force(edition_model, at: datetime | None = None):
     """Return the WHERE clause for the base grid edition in force at `at` (None: now)."""
     if at is None:
         return edition_model.status == EditionState.PUBLISHED
-    return and_(edition_model.status.in_(WAS_IN_FORCE), edition_model.published_at <= at,
+    return and_(_was_in_force(edition_model.status), edition_model.published_at <= at,
                 or_(edition_model.retired_at.is_(None), edition_model.retired_at > at))
 
 
@@ -109,7 +114,7 @@ def version_in_force(version_model, at: datetime | None = None):
     """Return the WHERE clause for work grid versions in force at `at` (None: now), one per department."""
     if at is None:
         return and_(version_model.status == VersionState.PUBLISHED, version_model.valid_to.is_(None))
-    return and_(version_model.status.in_(WAS_IN_FORCE), version_model.valid_from <= at,
+    return and_(_was_in_force(version_model.status), version_model.valid_from <= at,
                 or_(version_model.valid_to.is_(None), version_model.valid_to > at))
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import and_, select, text
+from functools import lru_cache
+
+from sqlalchemy import DateTime, String, and_, bindparam, select, text
 from sqlalchemy.orm import Session
 
 from gridkit import rules
@@ -79,9 +81,11 @@ _SUBJECT_KEYS = {"buildings": (Building, Building.code), "entities": (LegalEntit
                  "incidents": (Incident, Incident.code), "residents": (Resident, Resident.id_number_hash)}
 
 
-def _cell_responsibility_query(base_cell_code: str, at):
-    """Return per department the work cell holding base cell `base_cell_code` in the version in force at `at`."""
-    v = versions_in_force(at)
+@lru_cache(maxsize=1)
+def _cell_responsibility_query():
+    """Return per department the work cell holding base cell :cell in the version in force at :at (built once)."""
+    v = versions_in_force(bindparam("at", type_=DateTime(timezone=True)))
+    base_cell_code = bindparam("cell", type_=String)
     # A version may be drawn on an older base grid edition: its base cells are matched by code.
     return (select(Department.code.label("dept"), Department.name.label("dept_name"), v.c.number.label("version"),
                    WorkCell.code.label("work_cell"), WorkCell.name.label("work_cell_name"),
@@ -121,6 +125,7 @@ def responsibility_of_subject(session: Session, kind: str, key: str, *, at=None,
     at = at or rules.now()
     departments = []
     if row.base_cell is not None:
-        departments = [dict(r._mapping) for r in session.execute(_cell_responsibility_query(row.base_cell, at))]
+        departments = [dict(r._mapping) for r in session.execute(_cell_responsibility_query(),
+                                                                    {"cell": row.base_cell, "at": at})]
     return {"kind": kind, "id": row.id, "identity": row.ident, "base_cell": row.base_cell,
             "community": row.community_code, "at": at.isoformat(), "departments": departments}
