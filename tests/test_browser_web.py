@@ -85,7 +85,7 @@ def test_who_is_responsible_here_on_click(chromium, server):  # noqa: F811
     page.goto(f"{base_url}/")
     page.wait_for_function("() => window.gridkitLocate && window.gridkit && window.gridkit.state.loads > 0")
     page.evaluate("""([lon, lat]) => { var c = JSON.parse(document.querySelector('[data-map-config]').textContent);
-        window[c.mapName].setView([lat, lon], 17); }""", list(POINT_A))
+        window[c.mapName].setView([lat, lon], 17, {animate: false}); }""", list(POINT_A))
     page.wait_for_function("() => !window.gridkit.state.busy")
     _click_map_at(page, *POINT_A)
     page.wait_for_selector(".gk-whois")
