@@ -13,8 +13,8 @@ import pytest
 from factories import STREET, X0, Y0, D, make_base_grid
 from werkzeug.serving import make_server
 
-from tests.factories import STREET, D, X0, Y0, make_base_grid
 from gridkit import db, layers
+from tests.factories import STREET, X0, Y0, D, make_base_grid
 from web import create_app
 from web.mapview import MIN_CELL_ZOOM
 from web.params import parse_bbox

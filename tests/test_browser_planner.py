@@ -31,10 +31,10 @@ from test_web_planner import (
 )
 from werkzeug.serving import make_server
 
-from tests.factories import D, X0, Y0
 from gridkit import db
 from gridkit.grids import work
 from gridkit.models import WorkGridVersion
+from tests.factories import X0, Y0, D
 from web import create_app
 
 SHOTS = Path("/tmp")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from click.testing import CliRunner
@@ -18,7 +18,7 @@ from gridkit.cli import main
 from gridkit.errors import Conflict
 from gridkit.grids import work
 from gridkit.models import SRID, BaseCell, BaseGridEdition, Building, Resident
-from tests.factories import D, X0, Y0, make_base_grid
+from tests.factories import X0, Y0, D, make_base_grid
 
 DEPT = "100001"
 WC1 = f"{DEPT}44030400100101"
@@ -158,7 +158,7 @@ def test_diff_rollback_and_as_of(grid):
     d1 = _publish_v1(grid)
     ok(grid, "workgrid", "publish", "--draft", str(d1["id"]))
     ok(grid, "coordinator", "add", "张伟", "--phone", "13812345678", "--dept", DEPT, "--work-cell", WC2)
-    t1 = datetime.now(timezone.utc)
+    t1 = datetime.now(UTC)
     d2 = ok_json(grid, "workgrid", "draft", "--dept", DEPT)
     # Move the centre cell (with its building and 3 residents) to the west work cell.
     ok(grid, "workgrid", "assign", "--draft", str(d2["id"]), "--work-cell", WC1, "--cells", cell_code(5))
@@ -217,7 +217,8 @@ def test_two_planners_editing_one_draft_lose_no_update(grid):
         a.close()
         b.close()
     with Session(engine) as s:
-        members = s.execute(select(BaseCell.code).join(work.WorkCellMember, work.WorkCellMember.base_cell_id == BaseCell.id)
+        members = s.execute(select(BaseCell.code)
+                            .join(work.WorkCellMember, work.WorkCellMember.base_cell_id == BaseCell.id)
                             .where(work.WorkCellMember.version_id == d["id"])).scalars().all()
         assert members == [cell_code(1)]
         assert work.draft(s, d["id"]).revision == 1

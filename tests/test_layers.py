@@ -10,7 +10,6 @@ from factories import CITY, DISTRICT, STREET, X0, Y0, D, make_base_grid
 from geoalchemy2.shape import from_shape
 from shapely.geometry import MultiPolygon, Point, Polygon, shape
 
-from tests.factories import CITY, DISTRICT, STREET, D, X0, Y0, make_base_grid
 from gridkit import layers
 from gridkit.counts import city_counts
 from gridkit.errors import NotFound, ValidationError
@@ -25,6 +24,7 @@ from gridkit.models import (
     WorkCell,
     WorkGridVersion,
 )
+from tests.factories import CITY, DISTRICT, STREET, X0, Y0, D, make_base_grid
 from web.params import parse_bbox
 
 COMMUNITY = f"{STREET}001"

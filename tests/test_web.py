@@ -13,12 +13,12 @@ import pytest
 from factories import STREET, X0, Y0, D, make_base_grid
 from flask import Blueprint
 
-from tests.factories import STREET, D, X0, Y0, make_base_grid
 from gridkit import db
 from gridkit.config import Settings
 from gridkit.messages import catalogue
 from gridkit.models import EDITION_STATUSES, ROLES
 from gridkit.users import add_user
+from tests.factories import STREET, X0, Y0, D, make_base_grid
 from web import create_app
 from web.auth import login_required
 from web.mapview import JS_STRINGS, OSM_TILES

@@ -14,7 +14,6 @@ from geoalchemy2.shape import from_shape
 from shapely.geometry import box
 from sqlalchemy import select
 
-from tests.factories import STREET, D, X0, Y0, make_base_grid
 from gridkit import db, layers
 from gridkit.checks import base_grid_problems_geojson
 from gridkit.grids import work
@@ -29,6 +28,7 @@ from gridkit.models import (
     WorkGridVersion,
 )
 from gridkit.users import add_user
+from tests.factories import STREET, X0, Y0, D, make_base_grid
 from web import create_app, pages
 from web.mapview import BASEGRID_JS_STRINGS
 from web.planner import JS_STRINGS

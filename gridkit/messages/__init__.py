@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import string
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 LANGUAGES = ("zh-CN", "en")
@@ -30,7 +30,7 @@ def normalise(value: str | None) -> str | None:
     return None
 
 
-@lru_cache(maxsize=None)
+@cache
 def catalogue(lang: str) -> dict[str, str]:
     """Return every message of `lang`, merged from its folder; a key defined twice is a bug."""
     table: dict[str, str] = {}

@@ -2,8 +2,8 @@
 
 from gridkit.models.admin import ADMIN_LEVELS, AdminUnit
 from gridkit.models.base import SRID, Base
-from gridkit.models.checks import EditionCheck, LoginFailure
 from gridkit.models.basegrid import EDITION_STATUSES, BaseCell, BaseGridEdition
+from gridkit.models.checks import EditionCheck, LoginFailure
 from gridkit.models.incidents import (
                                  INCIDENT_STATUSES,
                                  Component,
