@@ -73,7 +73,8 @@ def basegrid_renumber(settings, edition, community):
 def basegrid_publish(settings, edition, sliver_m2):
     """Publish a draft edition (refused unless validation is clean); retire the current one; move subjects."""
     with db.transaction(settings) as session:
-        result = publish_edition(session, edition_named(session, edition), sliver_m2=sliver_m2)
+        result = publish_edition(session, edition_named(session, edition), sliver_m2=sliver_m2,
+                                 tolerance_m=settings.sliver_tolerance_m)
     lines = [say("cli.basegrid.published", edition=result["edition"])]
     if result["retired"]:
         lines.append(say("cli.basegrid.retired", edition=result["retired"]))

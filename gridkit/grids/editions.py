@@ -54,16 +54,19 @@ def diff_editions(session: Session, old: BaseGridEdition, new: BaseGridEdition) 
 
 
 def publish_edition(session: Session, edition: BaseGridEdition, *, at: datetime | None = None,
-                    sliver_m2: float | None = None) -> dict:
+                    sliver_m2: float | None = None, tolerance_m: float | None = None) -> dict:
     """Publish a draft edition whose validation is clean; retire the current one; move subjects.
 
-    Returns the diff against the retired edition and the subject counts per kind.
+    `tolerance_m` is the width below which overlaps and gaps are reprojection noise (the setting
+    GRIDKIT_SLIVER_TOLERANCE_M; None: validation's default). Returns the diff against the retired
+    edition and the subject counts per kind.
     """
     from gridkit.grids.validate import validate_base_grid
 
     if edition.status != EditionState.DRAFT:
         raise InvalidTransition("grids.edition_not_draft", name=edition.name, status=state_name(edition.status))
-    problems = validate_base_grid(session, edition, **({"sliver_m2": sliver_m2} if sliver_m2 is not None else {}))
+    problems = validate_base_grid(session, edition, tolerance_m=tolerance_m,
+                                  **({"sliver_m2": sliver_m2} if sliver_m2 is not None else {}))
     if problems:
         raise ValidationError("grids.edition_has_problems", name=edition.name, count=len(problems),
                               kinds=", ".join(sorted({p.type for p in problems})),
