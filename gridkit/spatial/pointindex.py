@@ -132,6 +132,40 @@ class PointIndex:
         """Return the index of `polygons` (shapely Polygons in one CRS; None or empty never cover)."""
         geoms = np.asarray(polygons, dtype=object)
         count = len(geoms)
+        ex1, ey1, ex2, ey2, e_poly, e_ring, e_live, box = cls._edges(geoms, count)
+        live = ~np.isnan(box[0])
+        if not live.any():
+            return cls._empty(count, box)
+        x0, y0, scale, ncols, nrows, coord_ulp = cls._grid(box, live, pixels_per_cell_side, max_pixels)
+        npix = ncols * nrows
+        u1, v1 = (ex1 - x0) * scale, (ey1 - y0) * scale
+        u2, v2 = (ex2 - x0) * scale, (ey2 - y0) * scale
+        # 1. Boundary pixels: every pixel (grown by MARGIN) that an edge touches.
+        edge_pix, edge_poly = cls._edge_pixels(u1, v1, u2, v2, e_poly, ncols, nrows, coord_ulp, scale)
+        micro = np.flatnonzero(~e_live & ((ex1 != ex2) | (ey1 != ey2)))
+        if len(micro):
+            # liblwgeom skips segments shorter than 1e-12 but the fill counts them: across the
+            # polygon's width, the rows such a segment reaches get the exact test.
+            edge_pix, edge_poly = cls._micro_rows(micro, e_poly, v1, v2, box, x0, scale, ncols,
+                                                  edge_pix, edge_poly)
+        boundary = np.zeros(npix, dtype=bool)
+        boundary[edge_pix] = True
+        # 2. Scanline fill of pixel centres (even-odd over all rings of a polygon), as spans.
+        raster, overlap, spans = cls._fill(u1, v1, u2, v2, e_poly, ncols, nrows, boundary)
+        # 3. Candidates of boundary pixels: polygons with an edge there, or covering the centre.
+        pix, poly, cand_ptr = cls._candidates(raster, boundary, overlap, spans, edge_pix, edge_poly, count)
+        del overlap, spans, edge_pix, edge_poly, boundary
+        # 4. Edges of each (polygon, pixel row), for the exact test.
+        band_keys, band_ptr, band_edge, cand_es, cand_ec = cls._bands(v1, v2, e_poly, ncols, nrows, pix, poly)
+        return cls(count=count, x0=x0, y0=y0, scale=scale, ncols=ncols, nrows=nrows, raster=raster,
+                   cand_ptr=cand_ptr, cand_poly=poly, cand_es=cand_es, cand_ec=cand_ec, box=box,
+                   ex1=ex1, ey1=ey1, ex2=ex2, ey2=ey2,
+                   e_ring=e_ring, e_live=e_live, band_keys=band_keys, band_ptr=band_ptr,
+                   band_edge=band_edge, has_holes=bool((e_ring > 0).any()))
+
+    @staticmethod
+    def _edges(geoms: np.ndarray, count: int):
+        """Return the polygons' edges (ends, polygon, ring rank, liveness) and float-rounded boxes."""
         if count:
             kinds = shapely.get_type_id(geoms)
             if np.any((kinds != 3) & (kinds != -1)):
@@ -162,11 +196,11 @@ class PointIndex:
             box[1, polys] = float_down(np.minimum.reduceat(coords[:, 1], firsts))
             box[2, polys] = float_up(np.maximum.reduceat(coords[:, 0], firsts))
             box[3, polys] = float_up(np.maximum.reduceat(coords[:, 1], firsts))
+        return ex1, ey1, ex2, ey2, e_poly, e_ring, e_live, box
 
-        live = ~np.isnan(box[0])
-        if not live.any():
-            return cls._empty(count, box)
-
+    @staticmethod
+    def _grid(box: np.ndarray, live: np.ndarray, pixels_per_cell_side: float, max_pixels: int):
+        """Return the raster's origin, scale, size and coordinate ulp for the live polygons' boxes."""
         # The pixel size: a fraction of a typical polygon's side, capped by max_pixels.
         xmin, ymin = box[0, live].min(), box[1, live].min()
         xmax, ymax = box[2, live].max(), box[3, live].max()
@@ -185,12 +219,11 @@ class PointIndex:
                 break
             pixel *= 1.05 * np.sqrt(ncols * nrows / max_pixels)
         scale = 1.0 / pixel
-        npix = ncols * nrows
+        return x0, y0, scale, ncols, nrows, coord_ulp
 
-        u1, v1 = (ex1 - x0) * scale, (ey1 - y0) * scale
-        u2, v2 = (ex2 - x0) * scale, (ey2 - y0) * scale
-
-        # 1. Boundary pixels: every pixel (grown by MARGIN) that an edge touches.
+    @staticmethod
+    def _edge_pixels(u1, v1, u2, v2, e_poly, ncols, nrows, coord_ulp, scale):
+        """Return (pixel, polygon) of every pixel, grown by MARGIN, that each edge touches."""
         lo_u, hi_u = np.minimum(u1, u2), np.maximum(u1, u2)
         c0 = np.floor(lo_u - MARGIN).astype(np.int64)
         ncol_e = np.floor(hi_u + MARGIN).astype(np.int64) - c0 + 1
@@ -212,17 +245,12 @@ class PointIndex:
         del lo_v, hi_v, slack
         edge_pix = np.repeat(col, nrow_e) + _ranges(r0, nrow_e) * ncols
         edge_poly = np.repeat(e_poly[e], nrow_e)
-        del e, col, xa, xb, du, dv, vertical, va, vb, r0, nrow_e
-        micro = np.flatnonzero(~e_live & ((ex1 != ex2) | (ey1 != ey2)))
-        if len(micro):
-            # liblwgeom skips segments shorter than 1e-12 but the fill counts them: across the
-            # polygon's width, the rows such a segment reaches get the exact test.
-            edge_pix, edge_poly = cls._micro_rows(micro, e_poly, v1, v2, box, x0, scale, ncols,
-                                                  edge_pix, edge_poly)
-        boundary = np.zeros(npix, dtype=bool)
-        boundary[edge_pix] = True
+        return edge_pix, edge_poly
 
-        # 2. Scanline fill of pixel centres (even-odd over all rings of a polygon), as spans.
+    @classmethod
+    def _fill(cls, u1, v1, u2, v2, e_poly, ncols, nrows, boundary):
+        """Return the filled raster, the overlap mask (or None) and the sorted spans; mark overlaps in `boundary`."""
+        npix = ncols * nrows
         span_start, span_end, span_poly = cls._scanline(u1, v1, u2, v2, e_poly, ncols, nrows)
         order = np.argsort(span_start, kind="stable")
         span_start, span_end, span_poly = span_start[order], span_end[order], span_poly[order]
@@ -248,9 +276,13 @@ class PointIndex:
             overlap = np.zeros(npix, dtype=bool)
             overlap[_ranges(o_start, o_len)] = True
             boundary |= overlap
-        del reach
+        return raster, overlap, (span_start, span_end, span_poly)
 
-        # 3. Candidates of boundary pixels: polygons with an edge there, or covering the centre.
+    @staticmethod
+    def _candidates(raster, boundary, overlap, spans, edge_pix, edge_poly, count):
+        """Return the boundary pixels' candidates (pixel, polygon, cand_ptr); rank them in `raster`."""
+        span_start, span_end, span_poly = spans
+        npix = len(raster)
         centre_pix = np.flatnonzero(boundary & (raster >= 0))
         pix = [edge_pix, centre_pix]
         poly = [edge_poly, raster[centre_pix].astype(np.int64)]
@@ -263,10 +295,10 @@ class PointIndex:
             keep = overlap[opix]
             pix.append(opix[keep])
             poly.append(opoly[keep])
-        del overlap, centre_pix
+        del centre_pix
         pix, poly = np.concatenate(pix), np.concatenate(poly)
         keys = pix * count + poly
-        del pix, poly, edge_pix, edge_poly
+        del pix, poly
         keys.sort()
         keys = keys[np.r_[True, keys[1:] != keys[:-1]]]
         pix, poly = keys // count, (keys % count).astype(np.int32)
@@ -276,9 +308,11 @@ class PointIndex:
         raster[boundary] = (-2 - rank[boundary]).astype(np.int32)
         cand_ptr = np.zeros(nbound + 1, dtype=np.int64)
         np.cumsum(np.bincount(rank[pix], minlength=nbound), out=cand_ptr[1:])
-        del rank, boundary
+        return pix, poly, cand_ptr
 
-        # 4. Edges of each (polygon, pixel row), for the exact test.
+    @staticmethod
+    def _bands(v1, v2, e_poly, ncols, nrows, pix, poly):
+        """Return the edges of each (polygon, pixel row) and each candidate's slice of them."""
         lo_v, hi_v = np.minimum(v1, v2), np.maximum(v1, v2)
         b0 = np.floor(lo_v - MARGIN).astype(np.int64)
         nb = np.floor(hi_v + MARGIN).astype(np.int64) - b0 + 1
@@ -294,12 +328,7 @@ class PointIndex:
         j = np.minimum(np.searchsorted(band_keys, want), len(band_keys) - 1)
         cand_es = band_ptr[j]
         cand_ec = np.where(band_keys[j] == want, band_ptr[j + 1] - cand_es, 0)
-
-        return cls(count=count, x0=x0, y0=y0, scale=scale, ncols=ncols, nrows=nrows, raster=raster,
-                   cand_ptr=cand_ptr, cand_poly=poly, cand_es=cand_es, cand_ec=cand_ec, box=box,
-                   ex1=ex1, ey1=ey1, ex2=ex2, ey2=ey2,
-                   e_ring=e_ring, e_live=e_live, band_keys=band_keys, band_ptr=band_ptr,
-                   band_edge=band_edge, has_holes=bool((e_ring > 0).any()))
+        return band_keys, band_ptr, band_edge, cand_es, cand_ec
 
     @classmethod
     def _empty(cls, count: int, box: np.ndarray) -> PointIndex:
