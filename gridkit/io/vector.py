@@ -29,19 +29,11 @@ Feature "index" everywhere is the feature id GDAL reports: 0-based for Shapefile
 
 from __future__ import annotations
 
-import codecs
 import math
 import re
-import shutil
-import stat
-import tempfile
 import warnings
-import zipfile
-import zlib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
@@ -51,8 +43,16 @@ import pyproj
 import shapely
 from shapely.geometry import MultiPolygon, Polygon
 
-from gridkit.errors import ValidationError
 from gridkit.grids.tolerance import DENSIFY_M, densify_projected
+
+# Finding the file, decoding its text and the problem helpers live in sibling modules; the names
+# callers import from here (`problem`, `VectorReadError`, `_codec`, …) are re-exported.
+from gridkit.io.archive import MAX_ZIP_BYTES as MAX_ZIP_BYTES
+from gridkit.io.archive import _located
+from gridkit.io.problems import _LIST_AT_MOST, VectorReadError, _fatal, _first_line, problem, refusal
+from gridkit.io.problems import problem_text as problem_text
+from gridkit.io.textcodec import _RAW_GDAL, _cpg_of, _decode_text
+from gridkit.io.textcodec import _codec as _codec
 from gridkit.messages import Message
 from gridkit.rules import SRID
 
@@ -68,37 +68,10 @@ CHINA_LAT = (3.0, 54.0)
 # Above this share of features outside China, one file-level problem replaces per-feature ones:
 # the coordinate system is wrong, not the features.
 _MOSTLY = 0.5
-_LIST_AT_MOST = 20
-
-# Unpacked size limit for a .zip (a guard against zip bombs).
-MAX_ZIP_BYTES = 2 * 1024**3
 # Default vertex limit per feature (GRIDKIT_MAX_VERTICES); a base cell has tens, a city boundary thousands.
 MAX_VERTICES = 100_000
 
 _GCJ02_NAMES = {"gcj02", "gcj-02", "gcj", "gcj_02"}
-_VECTOR_SUFFIXES = (".gpkg", ".geojson", ".json")
-
-# Encodings a .cpg may name in ways Python does not know; GBK/GB2312 are read as GB18030, their superset.
-_CPG_ALIASES = {
-    "65001": "utf-8", "utf8": "utf-8", "utf-8": "utf-8",
-    "936": "gb18030", "cp936": "gb18030", "gbk": "gb18030", "gb2312": "gb18030", "gb18030": "gb18030",
-    "54936": "gb18030", "950": "big5", "88591": "latin-1", "8859-1": "latin-1", "iso-8859-1": "latin-1",
-}
-
-# Latin-1 is bijective: every byte ↔ one character, so the raw bytes can be recovered. For
-# shapefiles pyogrio hands the name to GDAL (iconv), which knows "ISO-8859-1" but not "latin-1".
-_RAW = "latin-1"
-_RAW_GDAL = "ISO-8859-1"
-
-
-class VectorReadError(ValidationError):
-    """A vector file cannot be used; `problems` lists every problem found, `notes` what was done."""
-
-    def __init__(self, code: str, /, *, problems: list | None = None, notes: list | None = None,
-                 source: dict | None = None, **params):
-        super().__init__(code, problems=problems, **params)
-        self.notes = notes or []
-        self.source = source or {}
 
 
 @dataclass
@@ -113,57 +86,6 @@ class VectorRead:
     def fields(self) -> list[str]:
         """Return the attribute field names (decoded), without the geometry column."""
         return [c for c in self.gdf.columns if c != self.gdf.geometry.name]
-
-
-def problem(kind: str, message: str | Message, *, index=None, code=None, field: str | None = None) -> dict:
-    """Return a problem or note dict: feature index, code, field, kind and a message for a coordinator.
-
-    `message` is a catalogue Message (preferred: the dict then holds its "key" and "params", and
-    "message" is the English sentence) or, from older callers, an English sentence.
-    """
-    entry = {"index": None if index is None else int(index), "code": code, "field": field, "kind": kind}
-    if isinstance(message, Message):
-        entry["message"] = message.render("en")
-        entry["key"] = message.key
-        entry["params"] = {k: _plain(v) for k, v in message.params.items()}
-    else:
-        entry["message"] = message
-    return entry
-
-
-def _plain(value):
-    """Return a message parameter as JSON: a nested Message becomes {"key": …, "params": {…}}."""
-    if isinstance(value, Message):
-        return {"key": value.key, "params": {k: _plain(v) for k, v in value.params.items()}}
-    return value
-
-
-def _message(key: str, params: dict) -> Message:
-    """Return the Message a problem dict's key and (plain) params stand for."""
-    def back(value):
-        if isinstance(value, dict) and set(value) == {"key", "params"}:
-            return _message(value["key"], value["params"])
-        return value
-
-    return Message(key, **{k: back(v) for k, v in params.items()})
-
-
-def problem_text(entry: dict, lang: str | None = None) -> str:
-    """Return a problem or note dict's sentence in `lang` (its English message if it has no key)."""
-    if entry.get("key"):
-        return _message(entry["key"], entry.get("params", {})).render(lang)
-    return entry.get("message", "")
-
-
-def refusal(display: str, problems: list[dict], what: str) -> tuple[str, dict]:
-    """Return (error code, params) of a refusal: how many problems, the first one, and that nothing was `what`.
-
-    `what` is "read", "imported" or "unpacked".
-    """
-    first = problems[0]
-    text = _message(first["key"], first["params"]) if first.get("key") else first["message"]
-    params = {"file": display, "count": len(problems), "first": text, "what": Message(f"geometry.what.{what}")}
-    return ("geometry.refused_one" if len(problems) == 1 else "geometry.refused"), params
 
 
 def text_value(value) -> str | None:
@@ -249,117 +171,6 @@ def read_vector_collecting(path, *, layer=None, encoding=None, src_crs=None, tar
     return VectorRead(gdf=gdf, notes=notes, source=source), problems
 
 
-# -- finding the file ---------------------------------------------------------------------------------
-
-
-def _fatal(source: dict, kind: str, sentence: str, /, **params) -> VectorReadError:
-    """Return the error for a problem that makes the rest of the file meaningless (key error.geometry.<sentence>)."""
-    message = Message(f"error.geometry.{sentence}", **params)
-    return VectorReadError(f"geometry.{sentence}", problems=[problem(kind, message)], source=source, **params)
-
-
-@contextmanager
-def _located(path: Path, layer: str | None, source: dict) -> Iterator[tuple[Path, str | None]]:
-    """Yield (file GDAL should open, layer name for GDAL); a .zip is unpacked for the duration."""
-    if not path.exists():
-        raise _fatal(source, "not_found", "not_found", path=str(path))
-    if path.is_dir():
-        shp = _pick_shapefile(_files_with_suffix(path, ".shp"), layer, f"folder {path}", source)
-        source["file"] = str(shp.relative_to(path))
-        yield shp, None
-        return
-    if path.suffix.lower() == ".zip":
-        with tempfile.TemporaryDirectory(prefix="gridkit-zip-") as tmp:
-            folder = _unzip_safely(path, Path(tmp), source)
-            shapefiles = _files_with_suffix(folder, ".shp")
-            if shapefiles:
-                found = _pick_shapefile(shapefiles, layer, f"{path.name}", source)
-                source["file"] = str(found.relative_to(folder))
-                yield found, None
-                return
-            others = [p for s in _VECTOR_SUFFIXES for p in _files_with_suffix(folder, s)]
-            if len(others) != 1:
-                listed = ", ".join(str(p.relative_to(folder)) for p in others) or "none"
-                raise _fatal(source, "no_layer_in_zip", "no_layer_in_zip", file=path.name, listed=listed)
-            source["file"] = str(others[0].relative_to(folder))
-            yield others[0], layer
-            return
-    if path.stat().st_size == 0:
-        raise _fatal(source, "empty_file", "empty_file", file=path.name)
-    yield path, layer
-
-
-def _files_with_suffix(folder: Path, suffix: str) -> list[Path]:
-    found = [p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() == suffix
-             and "__MACOSX" not in p.parts]
-    return sorted(found)
-
-
-def _pick_shapefile(shapefiles: list[Path], layer: str | None, where: str, source: dict) -> Path:
-    if not shapefiles:
-        raise _fatal(source, "no_shapefile", "no_shapefile", where=where)
-    if layer is not None:
-        chosen = [p for p in shapefiles if p.stem == layer or p.name == layer]
-        if len(chosen) == 1:
-            return chosen[0]
-        names = ", ".join(p.stem for p in shapefiles)
-        raise _fatal(source, "no_such_layer", "no_such_shapefile", where=where, layer=layer, names=names)
-    if len(shapefiles) > 1:
-        names = ", ".join(p.stem for p in shapefiles)
-        raise _fatal(source, "several_layers", "several_shapefiles", where=where, count=len(shapefiles), names=names)
-    return shapefiles[0]
-
-
-def _unsafe_member_reason(info: zipfile.ZipInfo) -> str | None:
-    name = info.filename.replace("\\", "/")
-    if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
-        return "absolute"
-    if ".." in PurePosixPath(name).parts:
-        return "parent"
-    if stat.S_ISLNK(info.external_attr >> 16):
-        return "symlink"
-    if info.flag_bits & 0x1:
-        return "encrypted"
-    return None
-
-
-def _unzip_safely(path: Path, dest: Path, source: dict) -> Path:
-    """Unpack `path` into `dest` after checking every member; nothing is written if any is unsafe."""
-    try:
-        archive = zipfile.ZipFile(path)
-    except zipfile.BadZipFile:
-        raise _fatal(source, "bad_zip", "bad_zip", file=path.name)
-    with archive:
-        members = archive.infolist()
-        bad = [(m.filename, reason) for m in members if (reason := _unsafe_member_reason(m))]
-        if bad:
-            problems = [problem("unsafe_zip", Message("geometry.vector.unsafe_zip_member", file=path.name,
-                                                      member=name, reason=Message(f"geometry.zip.{reason}")),
-                                field=name)
-                        for name, reason in bad]
-            code, params = refusal(path.name, problems, "unpacked")
-            raise VectorReadError(code, problems=problems, source=source, **params)
-        if sum(m.file_size for m in members) > MAX_ZIP_BYTES:
-            raise _fatal(source, "zip_too_large", "zip_too_large", file=path.name, gb=MAX_ZIP_BYTES // 1024**3)
-        root = dest.resolve()
-        for member in members:
-            target = (root / member.filename.replace("\\", "/")).resolve()
-            if not target.is_relative_to(root):  # belt and braces after the checks above
-                raise _fatal(source, "unsafe_zip", "zip_member_outside", file=path.name, member=member.filename)
-            if member.is_dir():
-                target.mkdir(parents=True, exist_ok=True)
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                with archive.open(member) as src, open(target, "wb") as out:
-                    shutil.copyfileobj(src, out)
-            except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
-                # A damaged member (bad CRC, truncated or corrupt deflate stream, unknown method).
-                raise _fatal(source, "bad_zip_member", "bad_zip_member", file=path.name, member=member.filename,
-                             reason=_first_line(exc))
-    return root
-
-
 # -- layer and raw read -------------------------------------------------------------------------------
 
 
@@ -387,9 +198,6 @@ def _layer_info(file_path: Path, layer: str | None, source: dict) -> dict:
     return info
 
 
-def _first_line(exc: Exception) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-
 
 def _read_raw(file_path: Path, layer: str | None, source: dict, notes: list) -> pd.DataFrame:
     with warnings.catch_warnings(record=True) as caught:
@@ -404,134 +212,6 @@ def _read_raw(file_path: Path, layer: str | None, source: dict, notes: list) -> 
     if len(frame) == 0:
         raise _fatal(source, "no_features", "no_features", file=source["display"])
     return frame
-
-
-def _cpg_of(shp: Path) -> str | None:
-    for sibling in shp.parent.iterdir():
-        if sibling.stem == shp.stem and sibling.suffix.lower() == ".cpg":
-            return sibling.read_bytes().decode("ascii", "replace").strip()
-    return None
-
-
-# -- text ---------------------------------------------------------------------------------------------
-
-
-def _codec(name: str) -> str | None:
-    key = name.strip().lower()
-    key = re.sub(r"^(ansi|oem)\s*", "", key)
-    if key in _CPG_ALIASES:
-        return _CPG_ALIASES[key]
-    if key.isdigit():
-        key = f"cp{key}"
-    try:
-        return codecs.lookup(key).name
-    except LookupError:
-        return None
-
-
-def _failures(raw_frame: pd.DataFrame, columns: list, text_columns: list, codec: str) -> list[tuple]:
-    """Return (index, field, bytes, position) for every name or value that does not decode with codec."""
-    failed = []
-    for name in columns:
-        if not name.isascii():
-            try:
-                name.encode(_RAW).decode(codec)
-            except UnicodeDecodeError as exc:
-                failed.append((None, name, name.encode(_RAW), exc.start))
-    for name in text_columns:
-        for index, value in raw_frame[name].items():
-            if isinstance(value, str) and not value.isascii():
-                try:
-                    value.encode(_RAW).decode(codec)
-                except UnicodeDecodeError as exc:
-                    failed.append((index, name, value.encode(_RAW), exc.start))
-    return failed
-
-
-def _decode_text(raw_frame: gpd.GeoDataFrame, forced: str | None, cpg: str | None, source: dict,
-                 notes: list, problems: list) -> gpd.GeoDataFrame:
-    display = source["display"]
-    geometry = raw_frame.geometry.name
-    columns = [c for c in raw_frame.columns if c != geometry]
-    # pandas 3 reads text as the "str" dtype, older pandas as object.
-    text_columns = [c for c in columns
-                    if pd.api.types.is_object_dtype(raw_frame[c]) or pd.api.types.is_string_dtype(raw_frame[c])]
-    if forced is not None:
-        codec = _codec(forced)
-        if codec is None:
-            raise _fatal(source, "unknown_encoding", "unknown_encoding", encoding=forced)
-        candidates, origin = [codec], "given"
-    elif cpg and _codec(cpg):
-        candidates, origin = [_codec(cpg)], f".cpg ({cpg})"
-    else:
-        if cpg:
-            notes.append(problem("encoding", Message("geometry.vector.unknown_cpg", file=display, cpg=cpg)))
-        candidates, origin = ["utf-8", "gb18030"], "detected"
-    failures = {}
-    for codec in candidates:
-        failures[codec] = _failures(raw_frame, columns, text_columns, codec)
-        if not failures[codec]:
-            break
-    else:
-        problems.extend(_encoding_problems(display, candidates, failures, origin))
-        source.update(encoding=None, encoding_source=origin)
-        codec = None
-    if codec is not None:
-        source.update(encoding=codecs.lookup(codec).name.upper(), encoding_source=origin)
-        if origin == "detected" and codec != "utf-8":
-            notes.append(problem("encoding", Message("geometry.vector.decoded_gb18030", file=display)))
-    # Undecodable text has been reported and the read will be refused; decode it as well as
-    # possible meanwhile so that the remaining checks (fields, codes) still run.
-    decode = (lambda s: s.encode(_RAW).decode(codec)) if codec else _printable
-    frame = raw_frame.copy()
-    for name in text_columns:
-        frame[name] = [decode(v) if isinstance(v, str) and not v.isascii() else v for v in frame[name]]
-    renamed = {c: decode(c) for c in columns if not c.isascii()}
-    if renamed:
-        frame = frame.rename(columns=renamed)
-    source["fields"] = [renamed.get(c, c) for c in columns]
-    return frame
-
-
-def _encoding_problems(display: str, candidates: list[str], failures: dict, origin: str) -> list[dict]:
-    def one(index, name, data, pos, said):
-        shown = _printable(name)
-        where = (Message("geometry.vector.where_value", index=index, field=shown) if index is not None
-                 else Message("geometry.vector.where_name", field=shown))
-        return problem("undecodable_text",
-                       Message("geometry.vector.undecodable", file=display, where=where, said=said,
-                               bytes=data[pos:pos + 4].hex(" "), pos=pos, advice=Message(f"geometry.vector.{advice}")),
-                       index=index, field=shown)
-
-    if origin == "given":
-        advice = "advice_given"
-        said = Message("geometry.vector.said_given", encoding=candidates[0])
-        return [one(*f, said) for f in failures[candidates[0]]]
-    if origin.startswith(".cpg"):
-        advice = "advice_cpg"
-        said = Message("geometry.vector.said_cpg", encoding=candidates[0], origin=origin)
-        return [one(*f, said) for f in failures[candidates[0]]]
-    advice = "advice_detected"
-    utf8 = {(i, n): (i, n, d, p) for i, n, d, p in failures["utf-8"]}
-    both = [f for f in failures["gb18030"] if (f[0], f[1]) in utf8]
-    if both:
-        return [one(*f, "UTF-8 or GB18030") for f in both]
-    examples_utf8 = ", ".join(str(i) for i, *_ in failures["utf-8"][:_LIST_AT_MOST])
-    examples_gb = ", ".join(str(i) for i, *_ in failures["gb18030"][:_LIST_AT_MOST])
-    return [problem("mixed_encoding", Message("geometry.vector.mixed_encoding", file=display, utf8=examples_utf8,
-                                              gb=examples_gb))]
-
-
-def _printable(name: str) -> str:
-    """Return a raw (Latin-1 decoded) field name as readable as possible, for messages only."""
-    raw = name.encode(_RAW)
-    for codec in ("utf-8", "gb18030"):
-        try:
-            return raw.decode(codec)
-        except UnicodeDecodeError:
-            pass
-    return raw.decode("utf-8", "replace")
-
 
 def _codes(frame: pd.DataFrame, code_field: str | None) -> dict:
     if code_field is None or code_field not in frame.columns:
@@ -635,9 +315,9 @@ def _part_count(geom) -> int:
 def _geometries(frame: gpd.GeoDataFrame, crs: pyproj.CRS, gcj02: bool, target_srid: int,
                 multipart: str | None, codes: dict, source: dict, notes: list, problems: list, *,
                 max_vertices: int | None = MAX_VERTICES) -> gpd.GeoDataFrame:
+    """Return `frame` with its geometries checked and in EPSG:`target_srid`; a feature with a problem gets None."""
     display = source["display"]
-    geoms = np.array(frame.geometry.values, dtype=object)
-    keep = np.ones(len(geoms), dtype=bool)
+    keep = np.ones(len(frame), dtype=bool)
 
     def fail(i, kind, sentence=None, **params):
         index = frame.index[i]
@@ -645,6 +325,20 @@ def _geometries(frame: gpd.GeoDataFrame, crs: pyproj.CRS, gcj02: bool, target_sr
                                 index=index, code=codes.get(index), field="geometry"))
         keep[i] = False
 
+    geoms = _placed(frame, crs, gcj02, target_srid, keep, fail, source, notes, problems, max_vertices)
+    _shaped(geoms, frame.index, multipart, keep, fail, codes, display, notes)
+    result = frame.drop(columns=frame.geometry.name)
+    return gpd.GeoDataFrame(result, geometry=gpd.GeoSeries(geoms, index=frame.index), crs=target_srid)
+
+
+def _placed(frame: gpd.GeoDataFrame, crs: pyproj.CRS, gcj02: bool, target_srid: int, keep: np.ndarray, fail,
+            source: dict, notes: list, problems: list, max_vertices: int | None) -> np.ndarray:
+    """Return the geometries 2D, densified, in EPSG:`target_srid` and checked to lie in China.
+
+    Null, empty, too detailed and misplaced features are `fail`ed (which clears their `keep`).
+    """
+    display = source["display"]
+    geoms = np.array(frame.geometry.values, dtype=object)
     for i, geom in enumerate(geoms):
         if geom is None:
             fail(i, "null_geometry")
@@ -684,14 +378,18 @@ def _geometries(frame: gpd.GeoDataFrame, crs: pyproj.CRS, gcj02: bool, target_sr
     _check_in_china(series, keep, fail, source, problems)
     if target_srid != SRID:
         series = series.to_crs(epsg=target_srid)
-    geoms = np.array(series.values, dtype=object)
+    return np.array(series.values, dtype=object)
 
+
+def _shaped(geoms: np.ndarray, index_of: pd.Index, multipart: str | None, keep: np.ndarray, fail, codes: dict,
+            display: str, notes: list) -> None:
+    """Make every kept geometry valid and of the shape `multipart` asks for, in place; None where that fails."""
     polygon_layer = multipart is not None
     for i, geom in enumerate(geoms):
         if not keep[i]:
             geoms[i] = None
             continue
-        index = frame.index[i]
+        index = index_of[i]
         code = codes.get(index)
         if polygon_layer and not isinstance(geom, (Polygon, MultiPolygon)):
             part = _polygonal_part(geom) if geom.geom_type == "GeometryCollection" else None
@@ -729,8 +427,6 @@ def _geometries(frame: gpd.GeoDataFrame, crs: pyproj.CRS, gcj02: bool, target_sr
         elif multipart == "keep" and isinstance(geom, Polygon):
             geom = MultiPolygon([geom])
         geoms[i] = geom
-    result = frame.drop(columns=frame.geometry.name)
-    return gpd.GeoDataFrame(result, geometry=gpd.GeoSeries(geoms, index=frame.index), crs=target_srid)
 
 
 def _on_feature(display: str, index, code, kind: str, **params) -> Message:

@@ -1,0 +1,89 @@
+"""The problems `gridkit.io.vector` reports, and the error that carries them.
+
+A problem (or note) is a plain dict: feature index, code, field, kind and a message for a
+coordinator, with the catalogue key and params when the message is a `gridkit.messages.Message`.
+`VectorReadError` carries every problem found. These helpers sit below vector.py and its sibling
+modules (archive.py, textcodec.py) so that they all import from here and never from each other's
+callers; `gridkit.io.vector` re-exports the public ones.
+"""
+
+from __future__ import annotations
+
+from gridkit.errors import ValidationError
+from gridkit.messages import Message
+
+__all__ = ["VectorReadError", "problem", "problem_text", "refusal"]
+
+# How many feature indexes a file-level problem lists before "…".
+_LIST_AT_MOST = 20
+
+
+class VectorReadError(ValidationError):
+    """A vector file cannot be used; `problems` lists every problem found, `notes` what was done."""
+
+    def __init__(self, code: str, /, *, problems: list | None = None, notes: list | None = None,
+                 source: dict | None = None, **params):
+        super().__init__(code, problems=problems, **params)
+        self.notes = notes or []
+        self.source = source or {}
+
+
+def problem(kind: str, message: str | Message, *, index=None, code=None, field: str | None = None) -> dict:
+    """Return a problem or note dict: feature index, code, field, kind and a message for a coordinator.
+
+    `message` is a catalogue Message (preferred: the dict then holds its "key" and "params", and
+    "message" is the English sentence) or, from older callers, an English sentence.
+    """
+    entry = {"index": None if index is None else int(index), "code": code, "field": field, "kind": kind}
+    if isinstance(message, Message):
+        entry["message"] = message.render("en")
+        entry["key"] = message.key
+        entry["params"] = {k: _plain(v) for k, v in message.params.items()}
+    else:
+        entry["message"] = message
+    return entry
+
+
+def _plain(value):
+    """Return a message parameter as JSON: a nested Message becomes {"key": …, "params": {…}}."""
+    if isinstance(value, Message):
+        return {"key": value.key, "params": {k: _plain(v) for k, v in value.params.items()}}
+    return value
+
+
+def _message(key: str, params: dict) -> Message:
+    """Return the Message a problem dict's key and (plain) params stand for."""
+    def back(value):
+        if isinstance(value, dict) and set(value) == {"key", "params"}:
+            return _message(value["key"], value["params"])
+        return value
+
+    return Message(key, **{k: back(v) for k, v in params.items()})
+
+
+def problem_text(entry: dict, lang: str | None = None) -> str:
+    """Return a problem or note dict's sentence in `lang` (its English message if it has no key)."""
+    if entry.get("key"):
+        return _message(entry["key"], entry.get("params", {})).render(lang)
+    return entry.get("message", "")
+
+
+def refusal(display: str, problems: list[dict], what: str) -> tuple[str, dict]:
+    """Return (error code, params) of a refusal: how many problems, the first one, and that nothing was `what`.
+
+    `what` is "read", "imported" or "unpacked".
+    """
+    first = problems[0]
+    text = _message(first["key"], first["params"]) if first.get("key") else first["message"]
+    params = {"file": display, "count": len(problems), "first": text, "what": Message(f"geometry.what.{what}")}
+    return ("geometry.refused_one" if len(problems) == 1 else "geometry.refused"), params
+
+
+def _fatal(source: dict, kind: str, sentence: str, /, **params) -> VectorReadError:
+    """Return the error for a problem that makes the rest of the file meaningless (key error.geometry.<sentence>)."""
+    message = Message(f"error.geometry.{sentence}", **params)
+    return VectorReadError(f"geometry.{sentence}", problems=[problem(kind, message)], source=source, **params)
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -1,0 +1,154 @@
+"""Decoding a layer's attribute text (field names and values) strictly, from its raw bytes.
+
+Moved out of `gridkit.io.vector`, whose docstring describes the behaviour: GDAL hands back the
+raw bytes decoded as Latin-1, and they are decoded here with the forced encoding, the `.cpg`
+encoding, else UTF-8, else GB18030. Text that does not decode is a problem with its feature and field.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+
+from gridkit.io.problems import _LIST_AT_MOST, _fatal, problem
+from gridkit.messages import Message
+
+# Encodings a .cpg may name in ways Python does not know; GBK/GB2312 are read as GB18030, their superset.
+_CPG_ALIASES = {
+    "65001": "utf-8", "utf8": "utf-8", "utf-8": "utf-8",
+    "936": "gb18030", "cp936": "gb18030", "gbk": "gb18030", "gb2312": "gb18030", "gb18030": "gb18030",
+    "54936": "gb18030", "950": "big5", "88591": "latin-1", "8859-1": "latin-1", "iso-8859-1": "latin-1",
+}
+
+# Latin-1 is bijective: every byte ↔ one character, so the raw bytes can be recovered. For
+# shapefiles pyogrio hands the name to GDAL (iconv), which knows "ISO-8859-1" but not "latin-1".
+_RAW = "latin-1"
+_RAW_GDAL = "ISO-8859-1"
+
+
+def _cpg_of(shp: Path) -> str | None:
+    for sibling in shp.parent.iterdir():
+        if sibling.stem == shp.stem and sibling.suffix.lower() == ".cpg":
+            return sibling.read_bytes().decode("ascii", "replace").strip()
+    return None
+
+
+def _codec(name: str) -> str | None:
+    key = name.strip().lower()
+    key = re.sub(r"^(ansi|oem)\s*", "", key)
+    if key in _CPG_ALIASES:
+        return _CPG_ALIASES[key]
+    if key.isdigit():
+        key = f"cp{key}"
+    try:
+        return codecs.lookup(key).name
+    except LookupError:
+        return None
+
+
+def _failures(raw_frame: pd.DataFrame, columns: list, text_columns: list, codec: str) -> list[tuple]:
+    """Return (index, field, bytes, position) for every name or value that does not decode with codec."""
+    failed = []
+    for name in columns:
+        if not name.isascii():
+            try:
+                name.encode(_RAW).decode(codec)
+            except UnicodeDecodeError as exc:
+                failed.append((None, name, name.encode(_RAW), exc.start))
+    for name in text_columns:
+        for index, value in raw_frame[name].items():
+            if isinstance(value, str) and not value.isascii():
+                try:
+                    value.encode(_RAW).decode(codec)
+                except UnicodeDecodeError as exc:
+                    failed.append((index, name, value.encode(_RAW), exc.start))
+    return failed
+
+
+def _decode_text(raw_frame: gpd.GeoDataFrame, forced: str | None, cpg: str | None, source: dict,
+                 notes: list, problems: list) -> gpd.GeoDataFrame:
+    display = source["display"]
+    geometry = raw_frame.geometry.name
+    columns = [c for c in raw_frame.columns if c != geometry]
+    # pandas 3 reads text as the "str" dtype, older pandas as object.
+    text_columns = [c for c in columns
+                    if pd.api.types.is_object_dtype(raw_frame[c]) or pd.api.types.is_string_dtype(raw_frame[c])]
+    if forced is not None:
+        codec = _codec(forced)
+        if codec is None:
+            raise _fatal(source, "unknown_encoding", "unknown_encoding", encoding=forced)
+        candidates, origin = [codec], "given"
+    elif cpg and _codec(cpg):
+        candidates, origin = [_codec(cpg)], f".cpg ({cpg})"
+    else:
+        if cpg:
+            notes.append(problem("encoding", Message("geometry.vector.unknown_cpg", file=display, cpg=cpg)))
+        candidates, origin = ["utf-8", "gb18030"], "detected"
+    failures = {}
+    for codec in candidates:
+        failures[codec] = _failures(raw_frame, columns, text_columns, codec)
+        if not failures[codec]:
+            break
+    else:
+        problems.extend(_encoding_problems(display, candidates, failures, origin))
+        source.update(encoding=None, encoding_source=origin)
+        codec = None
+    if codec is not None:
+        source.update(encoding=codecs.lookup(codec).name.upper(), encoding_source=origin)
+        if origin == "detected" and codec != "utf-8":
+            notes.append(problem("encoding", Message("geometry.vector.decoded_gb18030", file=display)))
+    # Undecodable text has been reported and the read will be refused; decode it as well as
+    # possible meanwhile so that the remaining checks (fields, codes) still run.
+    decode = (lambda s: s.encode(_RAW).decode(codec)) if codec else _printable
+    frame = raw_frame.copy()
+    for name in text_columns:
+        frame[name] = [decode(v) if isinstance(v, str) and not v.isascii() else v for v in frame[name]]
+    renamed = {c: decode(c) for c in columns if not c.isascii()}
+    if renamed:
+        frame = frame.rename(columns=renamed)
+    source["fields"] = [renamed.get(c, c) for c in columns]
+    return frame
+
+
+def _encoding_problems(display: str, candidates: list[str], failures: dict, origin: str) -> list[dict]:
+    def one(index, name, data, pos, said):
+        shown = _printable(name)
+        where = (Message("geometry.vector.where_value", index=index, field=shown) if index is not None
+                 else Message("geometry.vector.where_name", field=shown))
+        return problem("undecodable_text",
+                       Message("geometry.vector.undecodable", file=display, where=where, said=said,
+                               bytes=data[pos:pos + 4].hex(" "), pos=pos, advice=Message(f"geometry.vector.{advice}")),
+                       index=index, field=shown)
+
+    if origin == "given":
+        advice = "advice_given"
+        said = Message("geometry.vector.said_given", encoding=candidates[0])
+        return [one(*f, said) for f in failures[candidates[0]]]
+    if origin.startswith(".cpg"):
+        advice = "advice_cpg"
+        said = Message("geometry.vector.said_cpg", encoding=candidates[0], origin=origin)
+        return [one(*f, said) for f in failures[candidates[0]]]
+    advice = "advice_detected"
+    utf8 = {(i, n): (i, n, d, p) for i, n, d, p in failures["utf-8"]}
+    both = [f for f in failures["gb18030"] if (f[0], f[1]) in utf8]
+    if both:
+        return [one(*f, "UTF-8 or GB18030") for f in both]
+    examples_utf8 = ", ".join(str(i) for i, *_ in failures["utf-8"][:_LIST_AT_MOST])
+    examples_gb = ", ".join(str(i) for i, *_ in failures["gb18030"][:_LIST_AT_MOST])
+    return [problem("mixed_encoding", Message("geometry.vector.mixed_encoding", file=display, utf8=examples_utf8,
+                                              gb=examples_gb))]
+
+
+def _printable(name: str) -> str:
+    """Return a raw (Latin-1 decoded) field name as readable as possible, for messages only."""
+    raw = name.encode(_RAW)
+    for codec in ("utf-8", "gb18030"):
+        try:
+            return raw.decode(codec)
+        except UnicodeDecodeError:
+            pass
+    return raw.decode("utf-8", "replace")
