@@ -13,8 +13,13 @@ def list_admin_units(session: Session, *, level: str | None = None, parent: str 
     """Return admin units (code, name, level, parent_code, area_km2), by code."""
     if level is not None and level not in ADMIN_LEVELS:
         raise ValidationError("geometry.unknown_level", level=level, levels=", ".join(ADMIN_LEVELS))
-    query = select(AdminUnit.code, AdminUnit.name, AdminUnit.level, AdminUnit.parent_code,
-                   (func.ST_Area(func.Geography(AdminUnit.geom)) / 1e6).label("area_km2")).order_by(AdminUnit.code)
+    query = select(
+        AdminUnit.code,
+        AdminUnit.name,
+        AdminUnit.level,
+        AdminUnit.parent_code,
+        (func.ST_Area(func.Geography(AdminUnit.geom)) / 1e6).label("area_km2"),
+    ).order_by(AdminUnit.code)
     if level:
         query = query.where(AdminUnit.level == level)
     if parent:

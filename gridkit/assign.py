@@ -56,8 +56,12 @@ ENGINE_MIN_POINTS_PER_CELL = 0.5
 READ_CHUNK_IDS = 1 << 24
 
 # Which subjects are placed by their own point.
-_BY_POINT = {"buildings": "{t}.footprint IS NULL", "residents": "{t}.building_id IS NULL", "entities": "TRUE",
-             "incidents": "TRUE"}
+_BY_POINT = {
+    "buildings": "{t}.footprint IS NULL",
+    "residents": "{t}.building_id IS NULL",
+    "entities": "TRUE",
+    "incidents": "TRUE",
+}
 
 # A footprint wholly inside a cell skips the intersection; ST_MakeValid only for broken ones.
 _FOOTPRINT_CELL = """(SELECT p.id FROM (
@@ -69,18 +73,30 @@ _VALID_FOOTPRINT = "CASE WHEN ST_IsValid({t}.footprint) THEN {t}.footprint ELSE 
 
 _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
 _COPY_TRAILER = struct.pack(">h", -1)
-_COPY_ROW = np.dtype([("n", ">i2"), ("l0", ">i4"), ("id", ">i4"), ("l1", ">i4"), ("cell", ">i4"),
-                      ("l2", ">i4"), ("x", ">f8"), ("l3", ">i4"), ("y", ">f8")])
+_COPY_ROW = np.dtype(
+    [
+        ("n", ">i2"),
+        ("l0", ">i4"),
+        ("id", ">i4"),
+        ("l1", ">i4"),
+        ("cell", ">i4"),
+        ("l2", ">i4"),
+        ("x", ">f8"),
+        ("l3", ">i4"),
+        ("y", ">f8"),
+    ]
+)
 
 
 # -- the index of a base grid edition ---------------------------------------------------------------
+
 
 @dataclass
 class BaseCellIndex:
     """The point index of one edition's base cells, in code order (smallest code wins ties)."""
 
     edition_id: int
-    ids: np.ndarray              # base_cell.id, ordered by code
+    ids: np.ndarray  # base_cell.id, ordered by code
     index: PointIndex
 
     def cells_at(self, lon: np.ndarray, lat: np.ndarray, *, threads: int | None = None) -> np.ndarray:
@@ -94,8 +110,9 @@ class BaseCellIndex:
 
 def base_cell_index(session: Session, edition: BaseGridEdition) -> BaseCellIndex:
     """Return the point index of `edition`'s base cells, built from their stored coordinates."""
-    rows = session.execute(text("SELECT id, ST_AsBinary(geom) FROM base_cell WHERE edition_id = :e "
-                                "ORDER BY code"), {"e": edition.id}).all()
+    rows = session.execute(
+        text("SELECT id, ST_AsBinary(geom) FROM base_cell WHERE edition_id = :e ORDER BY code"), {"e": edition.id}
+    ).all()
     ids = np.array([r[0] for r in rows], dtype=np.int32)
     # WKB keeps the stored doubles exactly: the index must see what PostGIS sees.
     geoms = shapely.from_wkb([bytes(r[1]) for r in rows]) if rows else np.zeros(0, dtype=object)
@@ -118,12 +135,14 @@ class _Run:
 
     def cells(self) -> int:
         if self._cells is None:
-            self._cells = self.session.scalar(text("SELECT count(*) FROM base_cell WHERE edition_id = :e"),
-                                              {"e": self.edition.id})
+            self._cells = self.session.scalar(
+                text("SELECT count(*) FROM base_cell WHERE edition_id = :e"), {"e": self.edition.id}
+            )
         return self._cells
 
 
 # -- binary reads and writes through the session's own connection ------------------------------------
+
 
 def _driver_connection(session: Session):
     """The psycopg connection of the session's transaction (flushed first, so it sees the ORM's work)."""
@@ -164,10 +183,12 @@ def read_points(session: Session, kind: str, ids: list[int] | None = None) -> Po
     # Whole columns as binary arrays: one round trip, no per-row Python objects. Id and current
     # cell share one int8 (one array less to build and send). A missing or empty point reads as
     # NaN, which no cell covers, as in PostGIS.
-    select = (f"SELECT array_send(array_agg((id::int8 << 32) | COALESCE(base_cell_id, 0))), "
-              f"array_send(array_agg(COALESCE(ST_X(geom), 'NaN'))), "
-              f"array_send(array_agg(COALESCE(ST_Y(geom), 'NaN'))) "
-              f"FROM {table} WHERE {_BY_POINT[kind].format(t=table)}")
+    select = (
+        f"SELECT array_send(array_agg((id::int8 << 32) | COALESCE(base_cell_id, 0))), "
+        f"array_send(array_agg(COALESCE(ST_X(geom), 'NaN'))), "
+        f"array_send(array_agg(COALESCE(ST_Y(geom), 'NaN'))) "
+        f"FROM {table} WHERE {_BY_POINT[kind].format(t=table)}"
+    )
     conn = _driver_connection(session)
     parts = []
     with conn.cursor(binary=True) as cur:
@@ -186,13 +207,15 @@ def read_points(session: Session, kind: str, ids: list[int] | None = None) -> Po
                     parts.append(cur.fetchone())
         cur.execute("SELECT set_config('jit', %s, true)", (jit,))
     cols = [[_array(p[i], "q" if i == 0 else "f") for p in parts] for i in range(3)]
-    packed, lon, lat = (np.concatenate(c) if c else np.zeros(0, dtype=np.int64 if i == 0 else np.float64)
-                        for i, c in enumerate(cols))
+    packed, lon, lat = (
+        np.concatenate(c) if c else np.zeros(0, dtype=np.int64 if i == 0 else np.float64) for i, c in enumerate(cols)
+    )
     return Points((packed >> 32).astype(np.int32), (packed & 0xFFFFFFFF).astype(np.int32), lon, lat)
 
 
-def write_cells(session: Session, kind: str, ids: np.ndarray, cells: np.ndarray, lon: np.ndarray,
-                lat: np.ndarray) -> int:
+def write_cells(
+    session: Session, kind: str, ids: np.ndarray, cells: np.ndarray, lon: np.ndarray, lat: np.ndarray
+) -> int:
     """Set base_cell_id (0 = none) of subjects of `kind` located at (lon, lat); return how many changed.
 
     A subject whose point (or placement by point) changed since it was read is left alone: a
@@ -213,14 +236,16 @@ def _copy_new_cells(cur, ids: np.ndarray, cells: np.ndarray, lon: np.ndarray, la
     rows = np.empty(len(ids), dtype=_COPY_ROW)
     rows["n"], rows["l0"], rows["l1"], rows["l2"], rows["l3"] = 4, 4, 4, 8, 8
     rows["id"], rows["cell"], rows["x"], rows["y"] = ids, cells, lon, lat
-    cur.execute("CREATE TEMP TABLE IF NOT EXISTS gk_assign_new "
-                "(id int NOT NULL, cell int NOT NULL, x float8 NOT NULL, y float8 NOT NULL) ON COMMIT DROP")
+    cur.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS gk_assign_new "
+        "(id int NOT NULL, cell int NOT NULL, x float8 NOT NULL, y float8 NOT NULL) ON COMMIT DROP"
+    )
     cur.execute("TRUNCATE gk_assign_new")
     with cur.copy("COPY gk_assign_new (id, cell, x, y) FROM STDIN (FORMAT BINARY)") as copy:
         copy.write(_COPY_HEADER)
         step = 1 << 20
         for s in range(0, len(rows), step):
-            copy.write(rows[s:s + step].tobytes())
+            copy.write(rows[s : s + step].tobytes())
         copy.write(_COPY_TRAILER)
     # Row estimates for the join plan (a handful of rows: index lookups; millions: hash join).
     cur.execute("ANALYZE gk_assign_new")
@@ -235,16 +260,19 @@ def _update_from_new_cells(cur, kind: str) -> int:
     # READ COMMITTED re-checks this WHERE on a row changed concurrently since we read it: the
     # point and the placement rule must still be the ones the cell was computed for (NaN = NaN
     # in PostgreSQL, so subjects without a point compare equal too).
-    cur.execute(f"UPDATE {table} t SET base_cell_id = NULLIF(n.cell, 0) FROM gk_assign_new n "
-                f"WHERE t.id = n.id AND t.base_cell_id IS DISTINCT FROM NULLIF(n.cell, 0) "
-                f"AND COALESCE(ST_X(t.geom), 'NaN') = n.x AND COALESCE(ST_Y(t.geom), 'NaN') = n.y "
-                f"AND {_BY_POINT[kind].format(t='t')}")
+    cur.execute(
+        f"UPDATE {table} t SET base_cell_id = NULLIF(n.cell, 0) FROM gk_assign_new n "
+        f"WHERE t.id = n.id AND t.base_cell_id IS DISTINCT FROM NULLIF(n.cell, 0) "
+        f"AND COALESCE(ST_X(t.geom), 'NaN') = n.x AND COALESCE(ST_Y(t.geom), 'NaN') = n.y "
+        f"AND {_BY_POINT[kind].format(t='t')}"
+    )
     changed = cur.rowcount
     cur.execute("SELECT set_config('work_mem', %s, true)", (work_mem,))
     return changed
 
 
 # -- the steps ---------------------------------------------------------------------------------------
+
 
 def _ids_filter(alias: str, ids: list[int] | None) -> str:
     # IN (SELECT unnest(...)), not = ANY(...): a bound array is searched linearly for every row, while the
@@ -263,8 +291,11 @@ def _assign_points(run: _Run, kind: str, ids: list[int] | None) -> int:
         model = MODELS[kind]
         cell = point_cell(BaseCell, run.edition.id, model.geom)
         return run.session.execute(
-            update(model).where(model.id.in_(points.ids.tolist()), model.base_cell_id.is_distinct_from(cell))
-            .values(base_cell_id=cell).execution_options(synchronize_session=False)).rowcount
+            update(model)
+            .where(model.id.in_(points.ids.tolist()), model.base_cell_id.is_distinct_from(cell))
+            .values(base_cell_id=cell)
+            .execution_options(synchronize_session=False)
+        ).rowcount
     new = run.index().cells_at(points.lon, points.lat)
     moved = new != points.old
     return write_cells(run.session, kind, points.ids[moved], new[moved], points.lon[moved], points.lat[moved])
@@ -272,24 +303,31 @@ def _assign_points(run: _Run, kind: str, ids: list[int] | None) -> int:
 
 def _assign_footprints(run: _Run, ids: list[int] | None) -> int:
     """Assign buildings with a footprint to the cell holding its largest part; return changes."""
-    return run.session.execute(text(
-        f"UPDATE building t SET base_cell_id = n.cell FROM ("
-        f"  SELECT f.id, {_FOOTPRINT_CELL} AS cell FROM ("
-        f"    SELECT building.id, {_VALID_FOOTPRINT.format(t='building')} AS fp FROM building "
-        f"    WHERE building.footprint IS NOT NULL{_ids_filter('building', ids)}) f) n "
-        f"WHERE t.id = n.id AND t.base_cell_id IS DISTINCT FROM n.cell"),
-        {"e": run.edition.id, "ids": ids}).rowcount
+    return run.session.execute(
+        text(
+            f"UPDATE building t SET base_cell_id = n.cell FROM ("
+            f"  SELECT f.id, {_FOOTPRINT_CELL} AS cell FROM ("
+            f"    SELECT building.id, {_VALID_FOOTPRINT.format(t='building')} AS fp FROM building "
+            f"    WHERE building.footprint IS NOT NULL{_ids_filter('building', ids)}) f) n "
+            f"WHERE t.id = n.id AND t.base_cell_id IS DISTINCT FROM n.cell"
+        ),
+        {"e": run.edition.id, "ids": ids},
+    ).rowcount
 
 
-def _follow_buildings(session: Session, *, resident_ids: list[int] | None = None,
-                      building_ids: list[int] | None = None) -> int:
+def _follow_buildings(
+    session: Session, *, resident_ids: list[int] | None = None, building_ids: list[int] | None = None
+) -> int:
     """Give residents with a building their building's cell; return how many changed."""
-    return session.execute(text(
-        "UPDATE resident r SET base_cell_id = b.base_cell_id FROM building b "
-        "WHERE r.building_id = b.id AND r.base_cell_id IS DISTINCT FROM b.base_cell_id"
-        + _ids_filter("r", resident_ids)
-        + ("" if building_ids is None else " AND b.id IN (SELECT unnest(CAST(:bids AS int[])))")),
-        {"ids": resident_ids, "bids": building_ids}).rowcount
+    return session.execute(
+        text(
+            "UPDATE resident r SET base_cell_id = b.base_cell_id FROM building b "
+            "WHERE r.building_id = b.id AND r.base_cell_id IS DISTINCT FROM b.base_cell_id"
+            + _ids_filter("r", resident_ids)
+            + ("" if building_ids is None else " AND b.id IN (SELECT unnest(CAST(:bids AS int[])))")
+        ),
+        {"ids": resident_ids, "bids": building_ids},
+    ).rowcount
 
 
 def _expire_cells(session: Session, kind: str) -> None:
@@ -300,9 +338,14 @@ def _expire_cells(session: Session, kind: str) -> None:
             session.expire(obj, ["base_cell_id"])
 
 
-def assign_subjects(session: Session, kinds: list[str] | None = None, *,
-                    edition: BaseGridEdition | None = None, where_ids: dict[str, list[int]] | None = None,
-                    progress: Callable[[int, int], None] | None = None) -> dict:
+def assign_subjects(
+    session: Session,
+    kinds: list[str] | None = None,
+    *,
+    edition: BaseGridEdition | None = None,
+    where_ids: dict[str, list[int]] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
     """Assign subjects of `kinds` (default all) to the edition's base cells; return counts per kind.
 
     `progress(done, total)` is called after each kind (kinds done of kinds asked), for progress bars.
@@ -342,8 +385,12 @@ def assign_subjects(session: Session, kinds: list[str] | None = None, *,
         if ids is not None:
             query = query.where(model.id.in_(select(func.unnest(cast(ids, ARRAY(Integer))))))
         counts = session.execute(query).one()
-        result[kind] = {"total": counts.total, "assigned": counts.assigned,
-                        "unassigned": counts.total - counts.assigned, "changed": changed}
+        result[kind] = {
+            "total": counts.total,
+            "assigned": counts.assigned,
+            "unassigned": counts.total - counts.assigned,
+            "changed": changed,
+        }
         if progress is not None:
             progress(len(result), len(kinds))
     return result
@@ -377,12 +424,15 @@ def _cell_of(session: Session, kind: str, subject, edition: BaseGridEdition) -> 
     """Return the base cell of one stored subject by the rules (SQL only, no flush)."""
     params = {"e": edition.id, "id": subject.id}
     if kind == "buildings" and subject.footprint is not None:
-        cell = session.scalar(text(
-            f"SELECT {_FOOTPRINT_CELL} FROM (SELECT building.id, {_VALID_FOOTPRINT.format(t='building')} AS fp "
-            f"FROM building WHERE building.id = :id) f"), params)
+        cell = session.scalar(
+            text(
+                f"SELECT {_FOOTPRINT_CELL} FROM (SELECT building.id, {_VALID_FOOTPRINT.format(t='building')} AS fp "
+                f"FROM building WHERE building.id = :id) f"
+            ),
+            params,
+        )
     elif kind == "residents" and subject.building_id is not None:
-        cell = session.scalar(text("SELECT base_cell_id FROM building WHERE id = :bid"),
-                              {"bid": subject.building_id})
+        cell = session.scalar(text("SELECT base_cell_id FROM building WHERE id = :bid"), {"bid": subject.building_id})
     else:
         model = MODELS[kind]
         cell = session.scalar(select(point_cell(BaseCell, edition.id, model.geom)).where(model.id == subject.id))
@@ -391,8 +441,12 @@ def _cell_of(session: Session, kind: str, subject, edition: BaseGridEdition) -> 
 
 # Incremental assignment: a subject inserted or moved through the ORM gets its base cell in the
 # same flush, so no caller can forget it. Bulk paths (Core inserts, COPY) call assign_subjects.
-_LOCATION = {"buildings": ("geom", "footprint"), "residents": ("geom", "building_id"),
-             "entities": ("geom",), "incidents": ("geom",)}
+_LOCATION = {
+    "buildings": ("geom", "footprint"),
+    "residents": ("geom", "building_id"),
+    "entities": ("geom",),
+    "incidents": ("geom",),
+}
 
 
 AUTO_ASSIGN = "gridkit_auto_assign"
@@ -442,8 +496,13 @@ def _assign_moved_subjects(session: Session, flush_context) -> None:
             buildings.append({"b": obj.id, "cell": cell})
         if buildings:
             # The buildings' new cells reach the table only in the next flush pass: give them here.
-            session.execute(text("UPDATE resident SET base_cell_id = :cell WHERE building_id = :b "
-                                 "AND base_cell_id IS DISTINCT FROM :cell"), buildings)
+            session.execute(
+                text(
+                    "UPDATE resident SET base_cell_id = :cell WHERE building_id = :b "
+                    "AND base_cell_id IS DISTINCT FROM :cell"
+                ),
+                buildings,
+            )
             _expire_cells(session, "residents")
         cells_of_buildings = {row["b"]: row["cell"] for row in buildings}
         for kind, obj in live:
@@ -462,10 +521,10 @@ def unassigned_subjects(session: Session, kind: str | None = None, limit: int | 
     kinds = [kind] if kind else list(KINDS)
     queries = {
         "buildings": "SELECT id, code AS ident, COALESCE(geom, ST_PointOnSurface(footprint)) AS loc "
-                     "FROM building WHERE base_cell_id IS NULL",
+        "FROM building WHERE base_cell_id IS NULL",
         # A resident's location is its own point or its building's.
         "residents": "SELECT r.id, r.id_number_masked AS ident, COALESCE(r.geom, bl.geom) AS loc "
-                     "FROM resident r LEFT JOIN building bl ON bl.id = r.building_id WHERE r.base_cell_id IS NULL",
+        "FROM resident r LEFT JOIN building bl ON bl.id = r.building_id WHERE r.base_cell_id IS NULL",
         "entities": "SELECT id, credit_code AS ident, geom AS loc FROM legal_entity WHERE base_cell_id IS NULL",
         "incidents": "SELECT id, code AS ident, geom AS loc FROM incident WHERE base_cell_id IS NULL",
     }
@@ -477,7 +536,13 @@ def unassigned_subjects(session: Session, kind: str | None = None, limit: int | 
         if limit:
             query += " LIMIT :limit"
         for r in session.execute(text(query), {"limit": limit}):
-            rows.append({"kind": k, "id": r.id, "identity": r.ident,
-                         "lon": None if r.lon is None else round(r.lon, 7),
-                         "lat": None if r.lat is None else round(r.lat, 7)})
+            rows.append(
+                {
+                    "kind": k,
+                    "id": r.id,
+                    "identity": r.ident,
+                    "lon": None if r.lon is None else round(r.lon, 7),
+                    "lat": None if r.lat is None else round(r.lat, 7),
+                }
+            )
     return rows

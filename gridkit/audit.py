@@ -11,11 +11,17 @@ from gridkit.models import AuditLog
 PERSONAL_DATA_READ = "personal_data.read"
 
 
-def record(session: Session, actor: str, action: str, *, object_type: str | None = None,
-           object_id: str | None = None, **detail) -> AuditLog:
+def record(
+    session: Session, actor: str, action: str, *, object_type: str | None = None, object_id: str | None = None, **detail
+) -> AuditLog:
     """Add one audit row in the caller's transaction and return it."""
-    row = AuditLog(actor=actor, action=action, object_type=object_type,
-                   object_id=None if object_id is None else str(object_id), detail=detail or None)
+    row = AuditLog(
+        actor=actor,
+        action=action,
+        object_type=object_type,
+        object_id=None if object_id is None else str(object_id),
+        detail=detail or None,
+    )
     session.add(row)
     return row
 

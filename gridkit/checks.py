@@ -21,12 +21,16 @@ from gridkit.models import BaseCell, BaseGridEdition, EditionCheck
 def edition_fingerprint(session: Session, edition: BaseGridEdition) -> tuple[str, int]:
     """Return (fingerprint, cell count) of an edition's cells: count, ids, codes, vertices and area."""
     cells = select(BaseCell).where(BaseCell.edition_id == edition.id).subquery()
-    row = session.execute(select(
-        func.count(), func.coalesce(func.sum(cells.c.id), 0), func.coalesce(func.sum(func.hashtext(cells.c.code)), 0),
-        func.coalesce(func.sum(func.ST_NPoints(cells.c.geom)), 0),
-        func.coalesce(func.round(func.sum(func.ST_Area(cells.c.geom)).cast(Numeric), 14), 0),
-        func.md5(func.coalesce(func.string_agg(func.md5(func.ST_AsBinary(cells.c.geom)), ""), "")),
-    ).select_from(cells)).one()
+    row = session.execute(
+        select(
+            func.count(),
+            func.coalesce(func.sum(cells.c.id), 0),
+            func.coalesce(func.sum(func.hashtext(cells.c.code)), 0),
+            func.coalesce(func.sum(func.ST_NPoints(cells.c.geom)), 0),
+            func.coalesce(func.round(func.sum(func.ST_Area(cells.c.geom)).cast(Numeric), 14), 0),
+            func.md5(func.coalesce(func.string_agg(func.md5(func.ST_AsBinary(cells.c.geom)), ""), "")),
+        ).select_from(cells)
+    ).one()
     text = f"{edition.id}|{edition.status}|" + "|".join(str(v) for v in row)
     return hashlib.sha256(text.encode()).hexdigest(), row[0]
 
@@ -43,11 +47,20 @@ def _validate(session: Session, edition: BaseGridEdition) -> list[dict]:
         geom = wkt.loads(data["location"]) if data["location"] else None
         if geom is not None and geom.is_empty:
             geom = None
-        features.append({"type": "Feature", "id": number,
-                         "geometry": mapping(geom) if geom is not None else None,
-                         "properties": {"type": data["type"], "codes": data["codes"],
-                                        "area_m2": data["area_m2"], "message": str(data["message"]),
-                                        "bbox": list(geom.bounds) if geom is not None else None}})
+        features.append(
+            {
+                "type": "Feature",
+                "id": number,
+                "geometry": mapping(geom) if geom is not None else None,
+                "properties": {
+                    "type": data["type"],
+                    "codes": data["codes"],
+                    "area_m2": data["area_m2"],
+                    "message": str(data["message"]),
+                    "bbox": list(geom.bounds) if geom is not None else None,
+                },
+            }
+        )
     return features
 
 
@@ -67,12 +80,16 @@ def base_grid_problems_geojson(session: Session, edition_id: int | None = None) 
     stored = session.get(EditionCheck, edition.id)
     if stored is None or stored.fingerprint != fingerprint:
         features = _validate(session, edition)
-        session.execute(insert(EditionCheck).values(edition_id=edition.id, fingerprint=fingerprint,
-                                                    result={"features": features})
-                        .on_conflict_do_update(index_elements=[EditionCheck.edition_id],
-                                               set_={"fingerprint": fingerprint, "result": {"features": features},
-                                                     "checked_at": func.now()}))
+        session.execute(
+            insert(EditionCheck)
+            .values(edition_id=edition.id, fingerprint=fingerprint, result={"features": features})
+            .on_conflict_do_update(
+                index_elements=[EditionCheck.edition_id],
+                set_={"fingerprint": fingerprint, "result": {"features": features}, "checked_at": func.now()},
+            )
+        )
         session.expire_all()
         stored = session.get(EditionCheck, edition.id)
-    return feature_collection(stored.result["features"], edition=edition_dict(edition), cells=cells,
-                              checked_at=stored.checked_at.isoformat())
+    return feature_collection(
+        stored.result["features"], edition=edition_dict(edition), cells=cells, checked_at=stored.checked_at.isoformat()
+    )

@@ -52,7 +52,7 @@ def colour_graph(nodes: Iterable[Hashable], edges: Iterable[tuple[Hashable, Hash
         neighbours[a].add(b)
         neighbours[b].add(a)
     colours: dict = {}
-    seen: dict = {node: set() for node in order}   # colours used by each node's neighbours
+    seen: dict = {node: set() for node in order}  # colours used by each node's neighbours
     uncoloured = set(order)
     while uncoloured:
         node = max(uncoloured, key=lambda n: (len(seen[n]), len(neighbours[n]), -order[n]))
@@ -74,6 +74,11 @@ def work_cell_adjacency(session: Session, version_id: int, *, draft: bool = Fals
 
 def work_cell_colours(session: Session, version_id: int, *, draft: bool = False) -> dict[int, int]:
     """Return {work cell id: palette index} for a version; touching work cells differ."""
-    ids = session.execute(text("SELECT id FROM work_cell WHERE version_id = :version ORDER BY code"),
-                          {"version": version_id}).scalars().all()
+    ids = (
+        session.execute(
+            text("SELECT id FROM work_cell WHERE version_id = :version ORDER BY code"), {"version": version_id}
+        )
+        .scalars()
+        .all()
+    )
     return colour_graph(ids, work_cell_adjacency(session, version_id, draft=draft))

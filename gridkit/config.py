@@ -20,56 +20,83 @@ class Settings:
     """Everything gridkit can be configured with; each field names its environment variable."""
 
     home: Path = _setting(
-        Path("var"), "Directory for gridkit's own files: the embedded database, logs, keys, reports.",
-        "GRIDKIT_HOME")
+        Path("var"), "Directory for gridkit's own files: the embedded database, logs, keys, reports.", "GRIDKIT_HOME"
+    )
     database_url: str | None = _setting(
-        None, "SQLAlchemy URL of an existing PostgreSQL + PostGIS database. Unset: gridkit runs "
-        "its own private cluster under GRIDKIT_HOME (the embedded default).", "GRIDKIT_DATABASE_URL")
+        None,
+        "SQLAlchemy URL of an existing PostgreSQL + PostGIS database. Unset: gridkit runs "
+        "its own private cluster under GRIDKIT_HOME (the embedded default).",
+        "GRIDKIT_DATABASE_URL",
+    )
     pg_bin: Path | None = _setting(
-        None, "Directory with PostgreSQL 15 server programs (initdb, pg_ctl). Unset: "
-        "/usr/lib/postgresql/15/bin.", "GRIDKIT_PG_BIN")
+        None,
+        "Directory with PostgreSQL 15 server programs (initdb, pg_ctl). Unset: /usr/lib/postgresql/15/bin.",
+        "GRIDKIT_PG_BIN",
+    )
     pg_port: int = _setting(
-        5432, "Port number of the embedded server. It listens only on a Unix socket under "
-        "GRIDKIT_HOME, never on TCP; the number only names the socket.", "GRIDKIT_PG_PORT")
+        5432,
+        "Port number of the embedded server. It listens only on a Unix socket under "
+        "GRIDKIT_HOME, never on TCP; the number only names the socket.",
+        "GRIDKIT_PG_PORT",
+    )
     host: str = _setting("127.0.0.1", "Address the web server binds to.", "GRIDKIT_HOST")
     port: int = _setting(5000, "Port the web server listens on.", "GRIDKIT_PORT")
     lang: str = _setting("zh-CN", "Default interface language: zh-CN or en.", "GRIDKIT_LANG")
     secret_key: str | None = _setting(
-        None, "Key that signs web sessions. Unset: a random key kept in GRIDKIT_HOME/secret_key.",
-        "GRIDKIT_SECRET_KEY")
+        None, "Key that signs web sessions. Unset: a random key kept in GRIDKIT_HOME/secret_key.", "GRIDKIT_SECRET_KEY"
+    )
     pii_key: str | None = _setting(
-        None, "Key for the keyed hash of citizen ID numbers. Unset: a random key kept in "
+        None,
+        "Key for the keyed hash of citizen ID numbers. Unset: a random key kept in "
         "GRIDKIT_HOME/pii_key. Keep it: hashes made with another key do not match.",
-        "GRIDKIT_PII_KEY")
+        "GRIDKIT_PII_KEY",
+    )
     export_max_features: int = _setting(
-        5_000_000, "Most features one export may write (the analyst narrows larger ones by area or "
-        "filter).", "GRIDKIT_EXPORT_MAX_FEATURES")
+        5_000_000,
+        "Most features one export may write (the analyst narrows larger ones by area or filter).",
+        "GRIDKIT_EXPORT_MAX_FEATURES",
+    )
     open311_keys: str | None = _setting(
-        None, "Open311 API keys of trusted sources, as name=key pairs separated by commas. A post "
-        "with one of them is marked trusted and not rate-limited.", "GRIDKIT_OPEN311_KEYS")
+        None,
+        "Open311 API keys of trusted sources, as name=key pairs separated by commas. A post "
+        "with one of them is marked trusted and not rate-limited.",
+        "GRIDKIT_OPEN311_KEYS",
+    )
     open311_rate: int = _setting(
-        20, "Open311 posts one network address may make per hour without an API key.", "GRIDKIT_OPEN311_RATE")
+        20, "Open311 posts one network address may make per hour without an API key.", "GRIDKIT_OPEN311_RATE"
+    )
     code_profile: str = _setting(
-        "default", "Code layout: default (15-digit base cells) or cjt213 (14-digit).",
-        "GRIDKIT_CODE_PROFILE")
+        "default", "Code layout: default (15-digit base cells) or cjt213 (14-digit).", "GRIDKIT_CODE_PROFILE"
+    )
     sliver_tolerance_m: float = _setting(
-        0.05, "Width in metres below which overlaps, gaps and parts outside the parent between base cells "
+        0.05,
+        "Width in metres below which overlaps, gaps and parts outside the parent between base cells "
         "or admin units are reprojection noise: snapped away on import and noted, not errors.",
-        "GRIDKIT_SLIVER_TOLERANCE_M")
+        "GRIDKIT_SLIVER_TOLERANCE_M",
+    )
     max_vertices: int = _setting(
-        100_000, "Most vertices one feature of an imported vector file may have; a file with a larger "
-        "feature is refused, naming it.", "GRIDKIT_MAX_VERTICES")
+        100_000,
+        "Most vertices one feature of an imported vector file may have; a file with a larger "
+        "feature is refused, naming it.",
+        "GRIDKIT_MAX_VERTICES",
+    )
     oidc_issuer: str | None = _setting(
-        None, "Single sign-on: URL of the city's OpenID Connect identity provider (its discovery "
+        None,
+        "Single sign-on: URL of the city's OpenID Connect identity provider (its discovery "
         "document is ISSUER/.well-known/openid-configuration). Unset: local passwords only.",
-        "GRIDKIT_OIDC_ISSUER")
+        "GRIDKIT_OIDC_ISSUER",
+    )
     oidc_client_id: str | None = _setting(
-        None, "Single sign-on: gridkit's client id at the identity provider.", "GRIDKIT_OIDC_CLIENT_ID")
+        None, "Single sign-on: gridkit's client id at the identity provider.", "GRIDKIT_OIDC_CLIENT_ID"
+    )
     oidc_client_secret: str | None = _setting(
-        None, "Single sign-on: gridkit's client secret at the identity provider.", "GRIDKIT_OIDC_CLIENT_SECRET")
+        None, "Single sign-on: gridkit's client secret at the identity provider.", "GRIDKIT_OIDC_CLIENT_SECRET"
+    )
     oidc_user_claim: str = _setting(
-        "preferred_username", "Single sign-on: the id_token claim holding the gridkit user name "
-        "(the user must exist; none is created).", "GRIDKIT_OIDC_USER_CLAIM")
+        "preferred_username",
+        "Single sign-on: the id_token claim holding the gridkit user name (the user must exist; none is created).",
+        "GRIDKIT_OIDC_USER_CLAIM",
+    )
 
     @classmethod
     def from_env(cls, environ: dict | None = None, **overrides) -> Settings:

@@ -49,9 +49,7 @@ _GK_LAST_CM = 135
 def out_of_china(lon, lat):
     """Return True where (lon, lat) lies outside the box in which GCJ-02 applies an offset."""
     lon_a, lat_a = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
-    outside = (
-        (lon_a < _CHINA_LON[0]) | (lon_a > _CHINA_LON[1]) | (lat_a < _CHINA_LAT[0]) | (lat_a > _CHINA_LAT[1])
-    )
+    outside = (lon_a < _CHINA_LON[0]) | (lon_a > _CHINA_LON[1]) | (lat_a < _CHINA_LAT[0]) | (lat_a > _CHINA_LAT[1])
     return bool(outside) if outside.ndim == 0 else outside
 
 
@@ -155,6 +153,10 @@ def gauss_kruger_epsg(lon: float) -> int:
         raise InvalidValue("coords.longitude_not_finite", lon=lon)
     central_meridian = 3 * math.floor((lon + 1.5) / 3)
     if not _GK_FIRST_CM <= central_meridian <= _GK_LAST_CM:
-        raise InvalidValue("coords.longitude_outside_zones", lon=f"{lon:g}", west=f"{_GK_FIRST_CM - 1.5:g}",
-                           east=f"{_GK_LAST_CM + 1.5:g}")
+        raise InvalidValue(
+            "coords.longitude_outside_zones",
+            lon=f"{lon:g}",
+            west=f"{_GK_FIRST_CM - 1.5:g}",
+            east=f"{_GK_LAST_CM + 1.5:g}",
+        )
     return _GK_FIRST_EPSG + (central_meridian - _GK_FIRST_CM) // 3

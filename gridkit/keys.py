@@ -26,7 +26,6 @@ def kept_key(home: Path, filename: str, given: str | None, *, setting: str, what
                 fh.write(secrets.token_hex(32))
         return path.read_text().strip()
     except FileExistsError:
-        return path.read_text().strip()   # another process created it a moment ago
+        return path.read_text().strip()  # another process created it a moment ago
     except OSError as exc:
-        raise SetupError("keys.cannot_keep", what=what, path=str(path), reason=exc.strerror,
-                         setting=setting) from None
+        raise SetupError("keys.cannot_keep", what=what, path=str(path), reason=exc.strerror, setting=setting) from None

@@ -83,8 +83,9 @@ def check_tolerance(tolerance) -> float:
     return value
 
 
-def admin_units_geojson(session: Session, level: str | None = None, parent: str | None = None,
-                        tolerance: float = ADMIN_TOLERANCE) -> dict:
+def admin_units_geojson(
+    session: Session, level: str | None = None, parent: str | None = None, tolerance: float = ADMIN_TOLERANCE
+) -> dict:
     """Return admin units (optionally of one level / under one parent) as a GeoJSON FeatureCollection.
 
     Outlines are simplified with ST_SimplifyPreserveTopology(`tolerance` degrees) one unit at a
@@ -101,12 +102,23 @@ def admin_units_geojson(session: Session, level: str | None = None, parent: str 
         # ST_Multi: GEOS may hand back a Polygon for a one-part MultiPolygon.
         geom = func.ST_Multi(func.ST_SimplifyPreserveTopology(AdminUnit.geom, tolerance))
     feature = func.json_build_object(
-        "type", "Feature",
-        "id", AdminUnit.code,
-        "geometry", func.ST_AsGeoJSON(geom, PRECISION).cast(JSON),
-        "properties", func.json_build_object(
-            "code", AdminUnit.code, "name", AdminUnit.name, "level", AdminUnit.level,
-            "parent_code", AdminUnit.parent_code),
+        "type",
+        "Feature",
+        "id",
+        AdminUnit.code,
+        "geometry",
+        func.ST_AsGeoJSON(geom, PRECISION).cast(JSON),
+        "properties",
+        func.json_build_object(
+            "code",
+            AdminUnit.code,
+            "name",
+            AdminUnit.name,
+            "level",
+            AdminUnit.level,
+            "parent_code",
+            AdminUnit.parent_code,
+        ),
     )
     query = select(_features(feature, AdminUnit.code))
     if level is not None:
@@ -160,8 +172,13 @@ def _check_paging(limit: int, offset: int | None) -> None:
         raise ValidationError("layers.offset", offset=str(offset))
 
 
-def base_cells_geojson(session: Session, bbox: Bbox | None = None, edition_id: int | None = None,
-                       limit: int = CELL_LIMIT, offset: int | None = None) -> dict:
+def base_cells_geojson(
+    session: Session,
+    bbox: Bbox | None = None,
+    edition_id: int | None = None,
+    limit: int = CELL_LIMIT,
+    offset: int | None = None,
+) -> dict:
     """Return the base cells of an edition that intersect `bbox` as a GeoJSON FeatureCollection.
 
     The edition defaults to the current one (published, else newest); no edition at all gives an
@@ -176,39 +193,49 @@ def base_cells_geojson(session: Session, bbox: Bbox | None = None, edition_id: i
     if edition is None:
         return feature_collection([], edition=None, numberMatched=0, numberReturned=0)
     where, matched = _cells_in_view(session, edition.id, bbox, limit, offset)
-    rows = (select(BaseCell.id).where(*where).order_by(BaseCell.code).offset(offset or 0).limit(limit)
-            .subquery())
+    rows = select(BaseCell.id).where(*where).order_by(BaseCell.code).offset(offset or 0).limit(limit).subquery()
     feature = func.json_build_object(
-        "type", "Feature",
-        "id", BaseCell.code,
-        "geometry", func.ST_AsGeoJSON(BaseCell.geom, PRECISION).cast(JSON),
-        "properties", func.json_build_object(
-            "code", BaseCell.code,
-            "community_code", BaseCell.community_code,
-            "community_name", AdminUnit.name,
+        "type",
+        "Feature",
+        "id",
+        BaseCell.code,
+        "geometry",
+        func.ST_AsGeoJSON(BaseCell.geom, PRECISION).cast(JSON),
+        "properties",
+        func.json_build_object(
+            "code",
+            BaseCell.code,
+            "community_code",
+            BaseCell.community_code,
+            "community_name",
+            AdminUnit.name,
             # geography: metres on the ellipsoid of the geometry's SRID (CGCS2000).
-            "area_m2", func.round(func.ST_Area(func.geography(BaseCell.geom)).cast(Numeric), 1)),
+            "area_m2",
+            func.round(func.ST_Area(func.geography(BaseCell.geom)).cast(Numeric), 1),
+        ),
     )
-    query = (select(_features(feature, BaseCell.code)).select_from(BaseCell)
-             .join(rows, rows.c.id == BaseCell.id)
-             .join(AdminUnit, AdminUnit.code == BaseCell.community_code))
+    query = (
+        select(_features(feature, BaseCell.code))
+        .select_from(BaseCell)
+        .join(rows, rows.c.id == BaseCell.id)
+        .join(AdminUnit, AdminUnit.code == BaseCell.community_code)
+    )
     features = session.scalar(query)
-    return feature_collection(features, edition=edition_dict(edition), numberMatched=matched,
-                              numberReturned=len(features))
+    return feature_collection(
+        features, edition=edition_dict(edition), numberMatched=matched, numberReturned=len(features)
+    )
 
 
 def extent_of(session: Session, query) -> Bbox | None:
     """Return (minx, miny, maxx, maxy) of a `select(func.ST_Extent(...))` query, or None."""
     box = query.subquery().c[0]
-    row = session.execute(select(func.ST_XMin(box), func.ST_YMin(box), func.ST_XMax(box),
-                                 func.ST_YMax(box))).one()
+    row = session.execute(select(func.ST_XMin(box), func.ST_YMin(box), func.ST_XMax(box), func.ST_YMax(box))).one()
     return None if row[0] is None else tuple(float(v) for v in row)
 
 
 def edition_extent(session: Session, edition_id: int, *where) -> Bbox | None:
     """Return the extent (lon/lat) of an edition's base cells (matching `where`), or None."""
-    return extent_of(session, select(func.ST_Extent(BaseCell.geom)).where(BaseCell.edition_id == edition_id,
-                                                                           *where))
+    return extent_of(session, select(func.ST_Extent(BaseCell.geom)).where(BaseCell.edition_id == edition_id, *where))
 
 
 def admin_extent(session: Session) -> Bbox | None:
@@ -228,6 +255,7 @@ def map_extent(session: Session) -> Bbox | None:
 
 # -- a work grid version's layers -------------------------------------------------------------------
 
+
 def work_grid_version(session: Session, version_id: int) -> WorkGridVersion:
     """Return work grid version `version_id`, or raise NotFound."""
     version = session.get(WorkGridVersion, version_id)
@@ -243,12 +271,18 @@ def jurisdiction_filter(session: Session, dept: Department):
 
 
 def _version_dict(version: WorkGridVersion) -> dict:
-    return {"id": version.id, "number": version.number, "status": version.status,
-            "revision": version.revision, "dept_code": version.dept_code}
+    return {
+        "id": version.id,
+        "number": version.number,
+        "status": version.status,
+        "revision": version.revision,
+        "dept_code": version.dept_code,
+    }
 
 
-def version_cells_geojson(session: Session, version_id: int, bbox: Bbox | None = None,
-                          limit: int = CELL_LIMIT, offset: int | None = None) -> dict:
+def version_cells_geojson(
+    session: Session, version_id: int, bbox: Bbox | None = None, limit: int = CELL_LIMIT, offset: int | None = None
+) -> dict:
     """Return the base cells of a work grid version's base edition with their work cell, as GeoJSON.
 
     Properties: code, community_code, community_name, work_cell (code or None), work_cell_name,
@@ -260,33 +294,52 @@ def version_cells_geojson(session: Session, version_id: int, bbox: Bbox | None =
     version = work_grid_version(session, version_id)
     dept = session.get(Department, version.dept_code)
     where, matched = _cells_in_view(session, version.base_edition_id, bbox, limit, offset)
-    rows = (select(BaseCell.id).where(*where).order_by(BaseCell.code).offset(offset or 0).limit(limit)
-            .subquery())
+    rows = select(BaseCell.id).where(*where).order_by(BaseCell.code).offset(offset or 0).limit(limit).subquery()
     feature = func.json_build_object(
-        "type", "Feature",
-        "id", BaseCell.code,
-        "geometry", func.ST_AsGeoJSON(BaseCell.geom, PRECISION).cast(JSON),
-        "properties", func.json_build_object(
-            "code", BaseCell.code,
-            "community_code", BaseCell.community_code,
-            "community_name", AdminUnit.name,
-            "work_cell", WorkCell.code,
-            "work_cell_name", WorkCell.name,
-            "excluded", WorkGridExclusion.base_cell_id.is_not(None),
-            "exclusion_reason", WorkGridExclusion.reason,
-            "in_jurisdiction", jurisdiction_filter(session, dept)),
+        "type",
+        "Feature",
+        "id",
+        BaseCell.code,
+        "geometry",
+        func.ST_AsGeoJSON(BaseCell.geom, PRECISION).cast(JSON),
+        "properties",
+        func.json_build_object(
+            "code",
+            BaseCell.code,
+            "community_code",
+            BaseCell.community_code,
+            "community_name",
+            AdminUnit.name,
+            "work_cell",
+            WorkCell.code,
+            "work_cell_name",
+            WorkCell.name,
+            "excluded",
+            WorkGridExclusion.base_cell_id.is_not(None),
+            "exclusion_reason",
+            WorkGridExclusion.reason,
+            "in_jurisdiction",
+            jurisdiction_filter(session, dept),
+        ),
     )
-    query = (select(_features(feature, BaseCell.code)).select_from(BaseCell)
-             .join(rows, rows.c.id == BaseCell.id)
-             .join(AdminUnit, AdminUnit.code == BaseCell.community_code)
-             .outerjoin(WorkCellMember, (WorkCellMember.base_cell_id == BaseCell.id)
-                        & (WorkCellMember.version_id == version.id))
-             .outerjoin(WorkCell, WorkCell.id == WorkCellMember.work_cell_id)
-             .outerjoin(WorkGridExclusion, (WorkGridExclusion.base_cell_id == BaseCell.id)
-                        & (WorkGridExclusion.version_id == version.id)))
+    query = (
+        select(_features(feature, BaseCell.code))
+        .select_from(BaseCell)
+        .join(rows, rows.c.id == BaseCell.id)
+        .join(AdminUnit, AdminUnit.code == BaseCell.community_code)
+        .outerjoin(
+            WorkCellMember, (WorkCellMember.base_cell_id == BaseCell.id) & (WorkCellMember.version_id == version.id)
+        )
+        .outerjoin(WorkCell, WorkCell.id == WorkCellMember.work_cell_id)
+        .outerjoin(
+            WorkGridExclusion,
+            (WorkGridExclusion.base_cell_id == BaseCell.id) & (WorkGridExclusion.version_id == version.id),
+        )
+    )
     features = session.scalar(query)
-    return feature_collection(features, version=_version_dict(version), numberMatched=matched,
-                              numberReturned=len(features))
+    return feature_collection(
+        features, version=_version_dict(version), numberMatched=matched, numberReturned=len(features)
+    )
 
 
 def version_work_cells_geojson(session: Session, version_id: int, bbox: Bbox | None = None) -> dict:
@@ -300,24 +353,47 @@ def version_work_cells_geojson(session: Session, version_id: int, bbox: Bbox | N
     where = [WorkCellMember.version_id == version.id]
     if bbox is not None:
         minx, miny, maxx, maxy = check_bbox(bbox)
-        touching = (select(WorkCellMember.work_cell_id)
-                    .join(BaseCell, BaseCell.id == WorkCellMember.base_cell_id)
-                    .where(WorkCellMember.version_id == version.id,
-                           func.ST_Intersects(BaseCell.geom, func.ST_MakeEnvelope(minx, miny, maxx, maxy, SRID))))
+        touching = (
+            select(WorkCellMember.work_cell_id)
+            .join(BaseCell, BaseCell.id == WorkCellMember.base_cell_id)
+            .where(
+                WorkCellMember.version_id == version.id,
+                func.ST_Intersects(BaseCell.geom, func.ST_MakeEnvelope(minx, miny, maxx, maxy, SRID)),
+            )
+        )
         where.append(WorkCellMember.work_cell_id.in_(touching))
-    union = (select(WorkCellMember.work_cell_id.label("id"), func.count().label("n"),
-                    func.ST_UnaryUnion(func.ST_Collect(BaseCell.geom)).label("geom"))
-             .join(BaseCell, BaseCell.id == WorkCellMember.base_cell_id)
-             .where(*where).group_by(WorkCellMember.work_cell_id).subquery())
+    union = (
+        select(
+            WorkCellMember.work_cell_id.label("id"),
+            func.count().label("n"),
+            func.ST_UnaryUnion(func.ST_Collect(BaseCell.geom)).label("geom"),
+        )
+        .join(BaseCell, BaseCell.id == WorkCellMember.base_cell_id)
+        .where(*where)
+        .group_by(WorkCellMember.work_cell_id)
+        .subquery()
+    )
     feature = func.json_build_object(
-        "type", "Feature",
-        "id", WorkCell.code,
-        "geometry", func.ST_AsGeoJSON(func.ST_Multi(union.c.geom), PRECISION).cast(JSON),
-        "properties", func.json_build_object(
-            "code", WorkCell.code, "name", WorkCell.name, "base_cells", union.c.n,
-            "label", func.ST_AsGeoJSON(func.ST_PointOnSurface(union.c.geom), PRECISION).cast(JSON)),
+        "type",
+        "Feature",
+        "id",
+        WorkCell.code,
+        "geometry",
+        func.ST_AsGeoJSON(func.ST_Multi(union.c.geom), PRECISION).cast(JSON),
+        "properties",
+        func.json_build_object(
+            "code",
+            WorkCell.code,
+            "name",
+            WorkCell.name,
+            "base_cells",
+            union.c.n,
+            "label",
+            func.ST_AsGeoJSON(func.ST_PointOnSurface(union.c.geom), PRECISION).cast(JSON),
+        ),
     )
     query = select(_features(feature, WorkCell.code)).select_from(WorkCell).join(union, union.c.id == WorkCell.id)
     features = session.scalar(query)
-    return feature_collection(features, version=_version_dict(version), numberMatched=len(features),
-                              numberReturned=len(features))
+    return feature_collection(
+        features, version=_version_dict(version), numberMatched=len(features), numberReturned=len(features)
+    )

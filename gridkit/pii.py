@@ -20,8 +20,9 @@ MASKS: dict[str, Callable[[str], str]] = {"phone": mask_phone, "id_number": mask
 
 def pii_key(settings: Settings) -> bytes:
     """Return the key for hashing citizen IDs: GRIDKIT_PII_KEY, else one kept in GRIDKIT_HOME/pii_key."""
-    return kept_key(settings.home, "pii_key", settings.pii_key, setting="GRIDKIT_PII_KEY",
-                    what=Message("keys.pii_key")).encode()
+    return kept_key(
+        settings.home, "pii_key", settings.pii_key, setting="GRIDKIT_PII_KEY", what=Message("keys.pii_key")
+    ).encode()
 
 
 def hash_citizen_id(key: bytes, id_number: str) -> str:
@@ -29,8 +30,17 @@ def hash_citizen_id(key: bytes, id_number: str) -> str:
     return hmac.new(key, id_number.strip().upper().encode(), hashlib.sha256).hexdigest()
 
 
-def mask_or_reveal(session: Session, records: Iterable[dict], *, reveal: bool, actor: str, object_type: str,
-                   fields: tuple[str, ...] = ("phone",), object_id=None, **detail) -> list[dict]:
+def mask_or_reveal(
+    session: Session,
+    records: Iterable[dict],
+    *,
+    reveal: bool,
+    actor: str,
+    object_type: str,
+    fields: tuple[str, ...] = ("phone",),
+    object_id=None,
+    **detail,
+) -> list[dict]:
     """Mask `fields` of each record in place, or leave them clear and record the reveal in the audit log.
 
     The one rule for personal fields leaving the system (CLI output, web pages, exports): masked
@@ -40,8 +50,16 @@ def mask_or_reveal(session: Session, records: Iterable[dict], *, reveal: bool, a
     records = list(records)
     if reveal:
         if records:
-            record(session, actor, PERSONAL_DATA_READ, object_type=object_type, object_id=object_id,
-                   detail_fields=list(fields), count=len(records), **detail)
+            record(
+                session,
+                actor,
+                PERSONAL_DATA_READ,
+                object_type=object_type,
+                object_id=object_id,
+                detail_fields=list(fields),
+                count=len(records),
+                **detail,
+            )
         return records
     for row in records:
         for name in fields:

@@ -66,6 +66,7 @@ WAS_IN_FORCE = (EditionState.PUBLISHED, EditionState.RETIRED)
 
 # -- time ---------------------------------------------------------------------------------------
 
+
 def now() -> datetime:
     """Return the current time, timezone-aware (UTC)."""
     return datetime.now(UTC)
@@ -97,6 +98,7 @@ def as_aware(value: datetime | None) -> datetime | None:
 
 # -- in force at T --------------------------------------------------------------------------------
 
+
 def _was_in_force(status):
     """Return status ∈ WAS_IN_FORCE as plain comparisons (no expanding IN: cached statements stay cheap)."""
     return or_(*(status == state.value for state in WAS_IN_FORCE))
@@ -106,19 +108,26 @@ def edition_in_force(edition_model, at: datetime | None = None):
     """Return the WHERE clause for the base grid edition in force at `at` (None: now)."""
     if at is None:
         return edition_model.status == EditionState.PUBLISHED
-    return and_(_was_in_force(edition_model.status), edition_model.published_at <= at,
-                or_(edition_model.retired_at.is_(None), edition_model.retired_at > at))
+    return and_(
+        _was_in_force(edition_model.status),
+        edition_model.published_at <= at,
+        or_(edition_model.retired_at.is_(None), edition_model.retired_at > at),
+    )
 
 
 def version_in_force(version_model, at: datetime | None = None):
     """Return the WHERE clause for work grid versions in force at `at` (None: now), one per department."""
     if at is None:
         return and_(version_model.status == VersionState.PUBLISHED, version_model.valid_to.is_(None))
-    return and_(_was_in_force(version_model.status), version_model.valid_from <= at,
-                or_(version_model.valid_to.is_(None), version_model.valid_to > at))
+    return and_(
+        _was_in_force(version_model.status),
+        version_model.valid_from <= at,
+        or_(version_model.valid_to.is_(None), version_model.valid_to > at),
+    )
 
 
 # -- point → base cell ----------------------------------------------------------------------------
+
 
 def point_cell(base_cell_model, edition_id, point):
     """Return a scalar subquery: the id of the base cell of edition `edition_id` covering `point`.
@@ -126,9 +135,13 @@ def point_cell(base_cell_model, edition_id, point):
     ST_Covers, not ST_Contains: a point on a shared edge still gets exactly one cell, the one
     with the smallest code.
     """
-    return (select(base_cell_model.id)
-            .where(base_cell_model.edition_id == edition_id, func.ST_Covers(base_cell_model.geom, point))
-            .order_by(base_cell_model.code).limit(1).scalar_subquery())
+    return (
+        select(base_cell_model.id)
+        .where(base_cell_model.edition_id == edition_id, func.ST_Covers(base_cell_model.geom, point))
+        .order_by(base_cell_model.code)
+        .limit(1)
+        .scalar_subquery()
+    )
 
 
 def building_cell(base_cell_model, edition_id, footprint, point):
@@ -143,10 +156,13 @@ def building_cell(base_cell_model, edition_id, footprint, point):
     `gridkit.grids.generate.buildings.building_cells`, which generation counts with.
     """
     part = func.ST_Area(func.ST_Intersection(base_cell_model.geom, footprint))
-    by_footprint = (select(base_cell_model.id)
-                    .where(base_cell_model.edition_id == edition_id,
-                           func.ST_Intersects(base_cell_model.geom, footprint), part > 0)
-                    .order_by(part.desc(), base_cell_model.code).limit(1).scalar_subquery())
+    by_footprint = (
+        select(base_cell_model.id)
+        .where(base_cell_model.edition_id == edition_id, func.ST_Intersects(base_cell_model.geom, footprint), part > 0)
+        .order_by(part.desc(), base_cell_model.code)
+        .limit(1)
+        .scalar_subquery()
+    )
     return case((footprint.is_(None), point_cell(base_cell_model, edition_id, point)), else_=by_footprint)
 
 

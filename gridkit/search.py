@@ -46,8 +46,14 @@ def _box(geom):
 
 def _hit(kind: str, code: str, label: str, row) -> dict:
     x0, y0, x1, y1 = row
-    return {"kind": kind, "code": code, "label": label, "bbox": [x0, y0, x1, y1],
-            "lon": (x0 + x1) / 2, "lat": (y0 + y1) / 2}
+    return {
+        "kind": kind,
+        "code": code,
+        "label": label,
+        "bbox": [x0, y0, x1, y1],
+        "lon": (x0 + x1) / 2,
+        "lat": (y0 + y1) / 2,
+    }
 
 
 def search(session: Session, query: str) -> list[dict]:
@@ -67,50 +73,77 @@ def search(session: Session, query: str) -> list[dict]:
         lon, lat = float(point.group(1)), float(point.group(2))
         if not (math.isfinite(lon) and math.isfinite(lat) and -180 <= lon <= 180 and -90 <= lat <= 90):
             raise ValidationError("search.bad_point", text=text)
-        return [{"kind": "point", "code": f"{lon},{lat}", "label": f"{lon}, {lat}", "bbox": [lon, lat, lon, lat],
-                 "lon": lon, "lat": lat}]
+        return [
+            {
+                "kind": "point",
+                "code": f"{lon},{lat}",
+                "label": f"{lon}, {lat}",
+                "bbox": [lon, lat, lon, lat],
+                "lon": lon,
+                "lat": lat,
+            }
+        ]
     prefix = _like(text) + "%"
     hits = []
     edition = published_or_newest(session)
     if edition is not None:
         for code, community, *box in session.execute(
-                select(BaseCell.code, AdminUnit.name, *_box(BaseCell.geom))
-                .join(AdminUnit, AdminUnit.code == BaseCell.community_code)
-                .where(BaseCell.edition_id == edition.id, BaseCell.code.like(prefix))
-                .group_by(BaseCell.code, AdminUnit.name).order_by(BaseCell.code).limit(PER_KIND)):
+            select(BaseCell.code, AdminUnit.name, *_box(BaseCell.geom))
+            .join(AdminUnit, AdminUnit.code == BaseCell.community_code)
+            .where(BaseCell.edition_id == edition.id, BaseCell.code.like(prefix))
+            .group_by(BaseCell.code, AdminUnit.name)
+            .order_by(BaseCell.code)
+            .limit(PER_KIND)
+        ):
             hits.append(_hit("base_cell", code, f"{code} {community}", box))
     for code, name, dept, *box in session.execute(
-            select(WorkCell.code, WorkCell.name, Department.name, *_box(BaseCell.geom))
-            .join(WorkGridVersion, WorkGridVersion.id == WorkCell.version_id)
-            .join(Department, Department.code == WorkGridVersion.dept_code)
-            .join(WorkCellMember, WorkCellMember.work_cell_id == WorkCell.id)
-            .join(BaseCell, BaseCell.id == WorkCellMember.base_cell_id)
-            .where(version_in_force(WorkGridVersion), WorkCell.code.like(prefix))
-            .group_by(WorkCell.code, WorkCell.name, Department.name).order_by(WorkCell.code).limit(PER_KIND)):
+        select(WorkCell.code, WorkCell.name, Department.name, *_box(BaseCell.geom))
+        .join(WorkGridVersion, WorkGridVersion.id == WorkCell.version_id)
+        .join(Department, Department.code == WorkGridVersion.dept_code)
+        .join(WorkCellMember, WorkCellMember.work_cell_id == WorkCell.id)
+        .join(BaseCell, BaseCell.id == WorkCellMember.base_cell_id)
+        .where(version_in_force(WorkGridVersion), WorkCell.code.like(prefix))
+        .group_by(WorkCell.code, WorkCell.name, Department.name)
+        .order_by(WorkCell.code)
+        .limit(PER_KIND)
+    ):
         hits.append(_hit("work_cell", code, f"{code} {dept} {name or ''}".strip(), box))
     point_of = func.coalesce(Building.geom, func.ST_PointOnSurface(Building.footprint))
     for code, address, *box in session.execute(
-            select(Building.code, Building.address, *_box(point_of)).where(Building.code.like(prefix))
-            .group_by(Building.code, Building.address).order_by(Building.code).limit(PER_KIND)):
+        select(Building.code, Building.address, *_box(point_of))
+        .where(Building.code.like(prefix))
+        .group_by(Building.code, Building.address)
+        .order_by(Building.code)
+        .limit(PER_KIND)
+    ):
         hits.append(_hit("building", code, f"{code} {address or ''}".strip(), box))
     for code, name, *box in session.execute(
-            select(AdminUnit.code, AdminUnit.name, *_box(AdminUnit.geom))
-            .where(AdminUnit.name.like("%" + _like(text) + "%"))
-            .group_by(AdminUnit.code, AdminUnit.name).order_by(AdminUnit.code).limit(PER_KIND)):
+        select(AdminUnit.code, AdminUnit.name, *_box(AdminUnit.geom))
+        .where(AdminUnit.name.like("%" + _like(text) + "%"))
+        .group_by(AdminUnit.code, AdminUnit.name)
+        .order_by(AdminUnit.code)
+        .limit(PER_KIND)
+    ):
         hits.append(_hit("admin_unit", code, name, box))
     for code, address, *box in session.execute(
-            select(Building.code, Building.address, *_box(point_of))
-            .where(Building.address.like("%" + _like(text) + "%"))
-            .group_by(Building.code, Building.address).order_by(Building.address, Building.code).limit(PER_KIND)):
+        select(Building.code, Building.address, *_box(point_of))
+        .where(Building.address.like("%" + _like(text) + "%"))
+        .group_by(Building.code, Building.address)
+        .order_by(Building.address, Building.code)
+        .limit(PER_KIND)
+    ):
         hits.append(_hit("address", code, address, box))
     for cid, name, *box in session.execute(
-            select(Coordinator.id, Coordinator.name, *_box(BaseCell.geom))
-            .join(CoordinatorAssignment, CoordinatorAssignment.coordinator_id == Coordinator.id)
-            .join(WorkCell, WorkCell.id == CoordinatorAssignment.work_cell_id)
-            .join(WorkGridVersion, WorkGridVersion.id == WorkCell.version_id)
-            .join(WorkCellMember, WorkCellMember.work_cell_id == WorkCell.id)
-            .join(BaseCell, BaseCell.id == WorkCellMember.base_cell_id)
-            .where(Coordinator.active.is_(True), Coordinator.name.like(prefix), version_in_force(WorkGridVersion))
-            .group_by(Coordinator.id, Coordinator.name).order_by(Coordinator.name, Coordinator.id).limit(PER_KIND)):
+        select(Coordinator.id, Coordinator.name, *_box(BaseCell.geom))
+        .join(CoordinatorAssignment, CoordinatorAssignment.coordinator_id == Coordinator.id)
+        .join(WorkCell, WorkCell.id == CoordinatorAssignment.work_cell_id)
+        .join(WorkGridVersion, WorkGridVersion.id == WorkCell.version_id)
+        .join(WorkCellMember, WorkCellMember.work_cell_id == WorkCell.id)
+        .join(BaseCell, BaseCell.id == WorkCellMember.base_cell_id)
+        .where(Coordinator.active.is_(True), Coordinator.name.like(prefix), version_in_force(WorkGridVersion))
+        .group_by(Coordinator.id, Coordinator.name)
+        .order_by(Coordinator.name, Coordinator.id)
+        .limit(PER_KIND)
+    ):
         hits.append(_hit("coordinator", str(cid), name, box))
     return hits

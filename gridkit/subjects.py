@@ -39,20 +39,25 @@ def subject_stats(session: Session, by: str = "community", *, dept: str | None =
         version = current_version(session, dept)
         if version is None:
             return []
-        unit_sql = ("SELECT b.id AS cell_id, w.code AS code, w.name AS name FROM base_cell b "
-                    "JOIN work_cell_member m ON m.base_cell_id = b.id AND m.version_id = :v "
-                    "JOIN work_cell w ON w.id = m.work_cell_id WHERE b.edition_id = :e")
+        unit_sql = (
+            "SELECT b.id AS cell_id, w.code AS code, w.name AS name FROM base_cell b "
+            "JOIN work_cell_member m ON m.base_cell_id = b.id AND m.version_id = :v "
+            "JOIN work_cell w ON w.id = m.work_cell_id WHERE b.edition_id = :e"
+        )
         params = {"e": edition.id, "v": version.id}
     else:
         n = _PREFIX[by]
         name = "NULL::text" if by == "cell" else "a.name"
         join = "" if by == "cell" else f"LEFT JOIN admin_unit a ON a.code = left(b.code, {n})"
         if by == "cell":
-            unit_sql = (f"SELECT b.id AS cell_id, b.code AS code, {name} AS name FROM base_cell b "
-                        "WHERE b.edition_id = :e")
+            unit_sql = (
+                f"SELECT b.id AS cell_id, b.code AS code, {name} AS name FROM base_cell b WHERE b.edition_id = :e"
+            )
         else:
-            unit_sql = (f"SELECT b.id AS cell_id, left(b.code, {n}) AS code, {name} AS name FROM base_cell b "
-                        f"{join} WHERE b.edition_id = :e")
+            unit_sql = (
+                f"SELECT b.id AS cell_id, left(b.code, {n}) AS code, {name} AS name FROM base_cell b "
+                f"{join} WHERE b.edition_id = :e"
+            )
         params = {"e": edition.id}
     # Count per unit, not per base cell: a household whose members live in two base cells of one
     # community is still one household of that community.
@@ -73,12 +78,18 @@ def subject_stats(session: Session, by: str = "community", *, dept: str | None =
         FROM cells c LEFT JOIN r ON r.code = c.code LEFT JOIN bl ON bl.code = c.code
         LEFT JOIN en ON en.code = c.code
         ORDER BY c.code""")
-    return [{k: (int(v) if k not in ("code", "name") else v) for k, v in row._mapping.items()}
-            for row in session.execute(query, params)]
+    return [
+        {k: (int(v) if k not in ("code", "name") else v) for k, v in row._mapping.items()}
+        for row in session.execute(query, params)
+    ]
 
 
-_SUBJECT_KEYS = {"buildings": (Building, Building.code), "entities": (LegalEntity, LegalEntity.credit_code),
-                 "incidents": (Incident, Incident.code), "residents": (Resident, Resident.id_number_hash)}
+_SUBJECT_KEYS = {
+    "buildings": (Building, Building.code),
+    "entities": (LegalEntity, LegalEntity.credit_code),
+    "incidents": (Incident, Incident.code),
+    "residents": (Resident, Resident.id_number_hash),
+}
 
 
 @lru_cache(maxsize=1)
@@ -87,16 +98,24 @@ def _cell_responsibility_query():
     v = versions_in_force(bindparam("at", type_=DateTime(timezone=True)))
     base_cell_code = bindparam("cell", type_=String)
     # A version may be drawn on an older base grid edition: its base cells are matched by code.
-    return (select(Department.code.label("dept"), Department.name.label("dept_name"), v.c.number.label("version"),
-                   WorkCell.code.label("work_cell"), WorkCell.name.label("work_cell_name"),
-                   coordinators_json(WorkCell.id).label("coordinators"))
-            .select_from(Department)
-            .outerjoin(v, v.c.dept_code == Department.code)
-            .outerjoin(BaseCell, and_(BaseCell.edition_id == v.c.base_edition_id, BaseCell.code == base_cell_code))
-            .outerjoin(WorkCellMember, and_(WorkCellMember.version_id == v.c.id,
-                                            WorkCellMember.base_cell_id == BaseCell.id))
-            .outerjoin(WorkCell, WorkCell.id == WorkCellMember.work_cell_id)
-            .order_by(Department.code))
+    return (
+        select(
+            Department.code.label("dept"),
+            Department.name.label("dept_name"),
+            v.c.number.label("version"),
+            WorkCell.code.label("work_cell"),
+            WorkCell.name.label("work_cell_name"),
+            coordinators_json(WorkCell.id).label("coordinators"),
+        )
+        .select_from(Department)
+        .outerjoin(v, v.c.dept_code == Department.code)
+        .outerjoin(BaseCell, and_(BaseCell.edition_id == v.c.base_edition_id, BaseCell.code == base_cell_code))
+        .outerjoin(
+            WorkCellMember, and_(WorkCellMember.version_id == v.c.id, WorkCellMember.base_cell_id == BaseCell.id)
+        )
+        .outerjoin(WorkCell, WorkCell.id == WorkCellMember.work_cell_id)
+        .order_by(Department.code)
+    )
 
 
 def responsibility_of_subject(session: Session, kind: str, key: str, *, at=None, pii_key: bytes | None = None) -> dict:
@@ -119,13 +138,23 @@ def responsibility_of_subject(session: Session, kind: str, key: str, *, at=None,
     ident = Resident.id_number_masked if kind == "residents" else column
     row = session.execute(
         select(model.id, ident.label("ident"), BaseCell.code.label("base_cell"), BaseCell.community_code)
-        .outerjoin(BaseCell, BaseCell.id == model.base_cell_id).where(column == lookup)).first()
+        .outerjoin(BaseCell, BaseCell.id == model.base_cell_id)
+        .where(column == lookup)
+    ).first()
     if row is None:
         raise NotFound(f"whois.{kind}_not_found", key=key)
     at = at or rules.now()
     departments = []
     if row.base_cell is not None:
-        departments = [dict(r._mapping) for r in session.execute(_cell_responsibility_query(),
-                                                                    {"cell": row.base_cell, "at": at})]
-    return {"kind": kind, "id": row.id, "identity": row.ident, "base_cell": row.base_cell,
-            "community": row.community_code, "at": at.isoformat(), "departments": departments}
+        departments = [
+            dict(r._mapping) for r in session.execute(_cell_responsibility_query(), {"cell": row.base_cell, "at": at})
+        ]
+    return {
+        "kind": kind,
+        "id": row.id,
+        "identity": row.ident,
+        "base_cell": row.base_cell,
+        "community": row.community_code,
+        "at": at.isoformat(),
+        "departments": departments,
+    }

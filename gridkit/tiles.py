@@ -56,8 +56,16 @@ class TileRequest:
         return (self.layer, self.dept, self.version, self.edition, self.z, self.x, self.y)
 
 
-def tile_request(layer: str, z: int, x: int, y: int, *, dept: str | None = None,
-                 version: int | None = None, edition: int | None = None) -> TileRequest:
+def tile_request(
+    layer: str,
+    z: int,
+    x: int,
+    y: int,
+    *,
+    dept: str | None = None,
+    version: int | None = None,
+    edition: int | None = None,
+) -> TileRequest:
     """Return a validated TileRequest; unknown layer or tile → NotFound, bad parameters → ValidationError."""
     if layer not in MIN_ZOOM:
         raise NotFound("tiles.unknown_layer", layer=layer, layers=", ".join(LAYERS))
@@ -109,8 +117,14 @@ def tile(session: Session, request: TileRequest, *, colours: dict | None = None)
     published versions never change, so their colouring is computed once.
     """
     too_small = request.z < MIN_ZOOM[request.layer]
-    params = {"z": request.z, "x": request.x, "y": request.y, "margin": BUFFER / EXTENT,
-              "srid": SRID, "tol": _tolerance(request.z)}
+    params = {
+        "z": request.z,
+        "x": request.x,
+        "y": request.y,
+        "margin": BUFFER / EXTENT,
+        "srid": SRID,
+        "tol": _tolerance(request.z),
+    }
     if request.layer == "admin-units":
         return _mvt(session, _ADMIN_UNITS, params)
     if request.layer == "buildings":
@@ -129,8 +143,9 @@ def tile(session: Session, request: TileRequest, *, colours: dict | None = None)
         palette = work_cell_colours(session, version_id)
         if colours is not None:
             colours[version_id] = palette
-    return _mvt(session, _WORK_CELLS, {**params, "version": version_id,
-                                       "ids": list(palette), "colours": list(palette.values())})
+    return _mvt(
+        session, _WORK_CELLS, {**params, "version": version_id, "ids": list(palette), "colours": list(palette.values())}
+    )
 
 
 # Work cell labels: at most this many per request (a zoom-15 view holds a few dozen work cells).
@@ -145,21 +160,34 @@ def work_cell_labels(session: Session, dept: str, bbox, *, version: int | None =
     if version_id is None:
         return []
     minx, miny, maxx, maxy = bbox
-    rows = session.execute(text("""
+    rows = session.execute(
+        text("""
         SELECT w.id, w.code, coalesce(w.name, '') AS name, ST_X(p.pt) AS lon, ST_Y(p.pt) AS lat
         FROM work_cell w, LATERAL (SELECT ST_PointOnSurface(w.geom) AS pt) p
         WHERE w.version_id = :version AND w.geom && ST_MakeEnvelope(:minx, :miny, :maxx, :maxy, :srid)
-        ORDER BY w.code LIMIT :limit"""), {"version": version_id, "minx": minx, "miny": miny, "maxx": maxx,
-                                          "maxy": maxy, "srid": SRID, "limit": LABEL_LIMIT}).all()
+        ORDER BY w.code LIMIT :limit"""),
+        {
+            "version": version_id,
+            "minx": minx,
+            "miny": miny,
+            "maxx": maxx,
+            "maxy": maxy,
+            "srid": SRID,
+            "limit": LABEL_LIMIT,
+        },
+    ).all()
     colours = work_cell_colours(session, version_id) if rows else {}
-    return [{"code": r.code, "name": r.name, "colour": colours.get(r.id, 0),
-             "lon": round(r.lon, 6), "lat": round(r.lat, 6)} for r in rows]
+    return [
+        {"code": r.code, "name": r.name, "colour": colours.get(r.id, 0), "lon": round(r.lon, 6), "lat": round(r.lat, 6)}
+        for r in rows
+    ]
 
 
 def raw_tile_sql(layer: str) -> str:
     """Return the SQL text of a layer's tile query (for benchmarks comparing against the server)."""
-    return {"admin-units": _ADMIN_UNITS, "buildings": _BUILDINGS, "base-cells": _BASE_CELLS,
-            "work-cells": _WORK_CELLS}[layer].text
+    return {"admin-units": _ADMIN_UNITS, "buildings": _BUILDINGS, "base-cells": _BASE_CELLS, "work-cells": _WORK_CELLS}[
+        layer
+    ].text
 
 
 def _tolerance(z: int) -> float:
@@ -174,11 +202,15 @@ def _mvt(session: Session, query, params: dict) -> bytes:
 
 def _edition(session: Session, edition_id: int | None) -> int | None:
     if edition_id is None:
-        return session.execute(text(
-            "SELECT id FROM base_grid_edition WHERE status = 'published' ORDER BY published_at DESC, id DESC LIMIT 1"
-        )).scalar()
-    found = session.execute(text(
-        "SELECT id FROM base_grid_edition WHERE id = :id AND status <> 'draft'"), {"id": edition_id}).scalar()
+        return session.execute(
+            text(
+                "SELECT id FROM base_grid_edition WHERE status = 'published' ORDER BY published_at DESC, "
+                "id DESC LIMIT 1"
+            )
+        ).scalar()
+    found = session.execute(
+        text("SELECT id FROM base_grid_edition WHERE id = :id AND status <> 'draft'"), {"id": edition_id}
+    ).scalar()
     if found is None:
         raise NotFound("tiles.edition_not_found", edition=edition_id)
     return found
@@ -188,12 +220,16 @@ def _version(session: Session, dept: str, number: int | None) -> int | None:
     if session.execute(text("SELECT 1 FROM department WHERE code = :d"), {"d": dept}).scalar() is None:
         raise NotFound("tiles.dept_not_found", dept=dept)
     if number is None:
-        return session.execute(text(
-            "SELECT id FROM work_grid_version WHERE dept_code = :d AND status = 'published' AND valid_to IS NULL "
-            "ORDER BY valid_from DESC NULLS LAST, id DESC LIMIT 1"), {"d": dept}).scalar()
-    row = session.execute(text(
-        "SELECT id, status FROM work_grid_version WHERE dept_code = :d AND number = :n"),
-        {"d": dept, "n": number}).one_or_none()
+        return session.execute(
+            text(
+                "SELECT id FROM work_grid_version WHERE dept_code = :d AND status = 'published' AND valid_to IS NULL "
+                "ORDER BY valid_from DESC NULLS LAST, id DESC LIMIT 1"
+            ),
+            {"d": dept},
+        ).scalar()
+    row = session.execute(
+        text("SELECT id, status FROM work_grid_version WHERE dept_code = :d AND number = :n"), {"d": dept, "n": number}
+    ).one_or_none()
     if row is None:
         raise NotFound("tiles.version_not_found", dept=dept, version=number)
     if row.status == "draft":
@@ -214,38 +250,51 @@ _BOUNDS = """
 def _outline(column: str) -> str:
     # Simplify (low zooms), clip to the buffered tile in lon/lat, then project: a whole district
     # is never transformed for one zoomed-in tile.
-    return (f"ST_AsMVTGeom(ST_Transform(ST_ClipByBox2D(CASE WHEN :tol > 0 THEN ST_Simplify({column}, :tol, true) "
-            f"ELSE {column} END, b.search), 3857), b.tile, {EXTENT}, {BUFFER}, true)")
+    return (
+        f"ST_AsMVTGeom(ST_Transform(ST_ClipByBox2D(CASE WHEN :tol > 0 THEN ST_Simplify({column}, :tol, true) "
+        f"ELSE {column} END, b.search), 3857), b.tile, {EXTENT}, {BUFFER}, true)"
+    )
 
 
-_ADMIN_UNITS = text(_BOUNDS + f"""
+_ADMIN_UNITS = text(
+    _BOUNDS
+    + f"""
     SELECT ST_AsMVT(t, 'admin-units', {EXTENT}, 'geom') FROM (
-        SELECT a.code, a.name, a.level, {_outline('a.geom')} AS geom
+        SELECT a.code, a.name, a.level, {_outline("a.geom")} AS geom
         FROM admin_unit a, bounds b
         WHERE a.geom && b.search
     ) t WHERE t.geom IS NOT NULL
-""")
+"""
+)
 
-_BASE_CELLS = text(_BOUNDS + f"""
+_BASE_CELLS = text(
+    _BOUNDS
+    + f"""
     SELECT ST_AsMVT(t, 'base-cells', {EXTENT}, 'geom') FROM (
         SELECT c.code, c.community_code,
                ST_AsMVTGeom(ST_Transform(c.geom, 3857), b.tile, {EXTENT}, {BUFFER}, true) AS geom
         FROM base_cell c, bounds b
         WHERE c.edition_id = :edition AND c.geom && b.search
     ) t WHERE t.geom IS NOT NULL
-""")
+"""
+)
 
-_WORK_CELLS = text(_BOUNDS + f"""
+_WORK_CELLS = text(
+    _BOUNDS
+    + f"""
     , palette AS (SELECT * FROM unnest(CAST(:ids AS integer[]), CAST(:colours AS integer[])) AS p(id, colour))
     SELECT ST_AsMVT(t, 'work-cells', {EXTENT}, 'geom') FROM (
         SELECT w.code, coalesce(w.name, '') AS name, coalesce(p.colour, 0) AS colour,
-               {_outline('w.geom')} AS geom
+               {_outline("w.geom")} AS geom
         FROM work_cell w CROSS JOIN bounds b LEFT JOIN palette p ON p.id = w.id
         WHERE w.version_id = :version AND w.geom && b.search
     ) t WHERE t.geom IS NOT NULL
-""")
+"""
+)
 
-_BUILDINGS = text(_BOUNDS + f"""
+_BUILDINGS = text(
+    _BOUNDS
+    + f"""
     SELECT ST_AsMVT(t, 'buildings', {EXTENT}, 'geom') FROM (
         SELECT g.code, g.floors,
                ST_AsMVTGeom(ST_Transform(coalesce(g.footprint, g.geom), 3857), b.tile, {EXTENT}, {BUFFER}, true)
@@ -254,4 +303,5 @@ _BUILDINGS = text(_BOUNDS + f"""
         -- Two index searches: footprints, and points of buildings without one.
         WHERE g.footprint && b.search OR (g.footprint IS NULL AND g.geom && b.search)
     ) t WHERE t.geom IS NOT NULL
-""")
+"""
+)

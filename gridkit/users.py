@@ -34,8 +34,15 @@ def check_password(stored: str | None, password: str) -> bool:
     return hmac.compare_digest(candidate.hex(), digest)
 
 
-def add_user(session: Session, name: str, role: str, *, scope: str | None = None,
-             password: str | None = None, coordinator_id: int | None = None) -> User:
+def add_user(
+    session: Session,
+    name: str,
+    role: str,
+    *,
+    scope: str | None = None,
+    password: str | None = None,
+    coordinator_id: int | None = None,
+) -> User:
     """Create a user; refuse unknown roles, unknown scopes and names already taken."""
     if role not in ROLES:
         raise ValidationError("users.unknown_role", role=role, roles=", ".join(ROLES))
@@ -47,8 +54,13 @@ def add_user(session: Session, name: str, role: str, *, scope: str | None = None
         raise NotFound("users.unknown_scope", scope=scope)
     if session.scalar(select(User).where(User.name == name)) is not None:
         raise Conflict("users.exists", name=name)
-    user = User(name=name, role=role, scope_code=scope, coordinator_id=coordinator_id,
-                password_hash=hash_password(password) if password else None)
+    user = User(
+        name=name,
+        role=role,
+        scope_code=scope,
+        coordinator_id=coordinator_id,
+        password_hash=hash_password(password) if password else None,
+    )
     session.add(user)
     session.flush()
     return user
@@ -109,8 +121,9 @@ def login_refused(session: Session, name: str, address: str) -> bool:
     def failures(*where):
         return select(func.count()).select_from(LoginFailure).where(LoginFailure.at > since, *where).scalar_subquery()
 
-    by_name, by_address = session.execute(select(failures(LoginFailure.name == name[:100]),
-                                                 failures(LoginFailure.address == address[:64]))).one()
+    by_name, by_address = session.execute(
+        select(failures(LoginFailure.name == name[:100]), failures(LoginFailure.address == address[:64]))
+    ).one()
     return by_name >= LOGIN_LIMIT_PER_NAME or by_address >= LOGIN_LIMIT_PER_ADDRESS
 
 
@@ -157,8 +170,11 @@ def set_active(user: User, active: bool) -> None:
 
 def coordinator_by_phone(session: Session, phone: str) -> Coordinator:
     """Return the active coordinator with this phone number, or raise NotFound."""
-    found = list(session.scalars(select(Coordinator).where(Coordinator.phone == phone.strip(),
-                                                           Coordinator.active.is_(True)).limit(2)))
+    found = list(
+        session.scalars(
+            select(Coordinator).where(Coordinator.phone == phone.strip(), Coordinator.active.is_(True)).limit(2)
+        )
+    )
     if not found:
         raise NotFound("account.coordinator_not_found", phone=phone)
     if len(found) > 1:

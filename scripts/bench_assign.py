@@ -63,8 +63,8 @@ from gridkit.spatial.pointindex import default_threads  # noqa: E402
 
 CITY, DISTRICT, STREET = "990100", "990101", "990101001"
 LON0, LAT0 = 114.05, 22.53
-CELL_DEG = 0.001                 # ~100 m
-BLOCKS = 10                      # communities per side
+CELL_DEG = 0.001  # ~100 m
+BLOCKS = 10  # communities per side
 STARTED = time.perf_counter()
 
 
@@ -73,6 +73,7 @@ def progress(message: str) -> None:
 
 
 # -- memory --------------------------------------------------------------------------------------
+
 
 class PeakRSS:
     """Peak resident set size of a process during a block, minus its size at the start (MB)."""
@@ -98,7 +99,7 @@ class PeakRSS:
                 pass
         try:
             with open(f"/proc/{self.pid}/clear_refs", "w") as fh:
-                fh.write("5")            # resets VmHWM to the current RSS
+                fh.write("5")  # resets VmHWM to the current RSS
             self.start = self._status("VmRSS")
         except OSError:
             self.start = None
@@ -115,13 +116,19 @@ class PeakRSS:
 
 # -- the city and the points ------------------------------------------------------------------------
 
+
 def _jittered(rng: random.Random, n: int, bounds) -> np.ndarray:
     minx, miny, maxx, maxy = bounds
     side = math.sqrt((maxx - minx) * (maxy - miny) / n)
     cols, rows = max(1, round((maxx - minx) / side)), max(1, round((maxy - miny) / side))
     dx, dy = (maxx - minx) / cols, (maxy - miny) / rows
-    return np.array([(minx + (c + 0.5 + rng.uniform(-0.4, 0.4)) * dx, miny + (r + 0.5 + rng.uniform(-0.4, 0.4)) * dy)
-                     for r in range(rows) for c in range(cols)])
+    return np.array(
+        [
+            (minx + (c + 0.5 + rng.uniform(-0.4, 0.4)) * dx, miny + (r + 0.5 + rng.uniform(-0.4, 0.4)) * dy)
+            for r in range(rows)
+            for c in range(cols)
+        ]
+    )
 
 
 def build_city(session: Session, n_cells: int, seed: int):
@@ -133,36 +140,53 @@ def build_city(session: Session, n_cells: int, seed: int):
     xs = [LON0 + i * step for i in range(BLOCKS + 1)]
     ys = [LAT0 + j * step for j in range(BLOCKS + 1)]
     outline = box(xs[0], ys[0], xs[-1], ys[-1])
-    units = [{"code": c, "name": n, "level": lv, "parent": p, "wkt": MultiPolygon([outline]).wkt}
-             for c, n, lv, p in ((CITY, "基准市", "city", None), (DISTRICT, "基准区", "district", CITY),
-                                 (STREET, "基准街道", "street", DISTRICT))]
+    units = [
+        {"code": c, "name": n, "level": lv, "parent": p, "wkt": MultiPolygon([outline]).wkt}
+        for c, n, lv, p in (
+            (CITY, "基准市", "city", None),
+            (DISTRICT, "基准区", "district", CITY),
+            (STREET, "基准街道", "street", DISTRICT),
+        )
+    ]
     communities = []
     for j in reversed(range(BLOCKS)):
         for i in range(BLOCKS):
             communities.append(box(xs[i], ys[j], xs[i + 1], ys[j + 1]))
     codes = [f"{STREET}{k + 1:03d}" for k in range(len(communities))]
-    units += [{"code": c, "name": f"基准{k + 1}社区", "level": "community", "parent": STREET,
-               "wkt": MultiPolygon([g]).wkt} for k, (c, g) in enumerate(zip(codes, communities))]
-    session.execute(text("INSERT INTO admin_unit (code, name, level, parent_code, geom) "
-                         "VALUES (:code, :name, :level, :parent, ST_GeomFromText(:wkt, 4490))"), units)
-    edition = BaseGridEdition(name=f"bench-assign-{os.getpid()}", status="published",
-                              published_at=db_now(session))
+    units += [
+        {"code": c, "name": f"基准{k + 1}社区", "level": "community", "parent": STREET, "wkt": MultiPolygon([g]).wkt}
+        for k, (c, g) in enumerate(zip(codes, communities))
+    ]
+    session.execute(
+        text(
+            "INSERT INTO admin_unit (code, name, level, parent_code, geom) "
+            "VALUES (:code, :name, :level, :parent, ST_GeomFromText(:wkt, 4490))"
+        ),
+        units,
+    )
+    edition = BaseGridEdition(name=f"bench-assign-{os.getpid()}", status="published", published_at=db_now(session))
     session.add(edition)
     session.flush()
     rows, cells = [], []
     per = n_cells // len(communities)
     for code, community in zip(codes, communities):
         seeds = _jittered(rng, per, community.bounds)
-        parts = shapely.intersection(shapely.get_parts(
-            shapely.voronoi_polygons(shapely.multipoints(seeds), extend_to=community)), community)
+        parts = shapely.intersection(
+            shapely.get_parts(shapely.voronoi_polygons(shapely.multipoints(seeds), extend_to=community)), community
+        )
         parts = [p for p in parts if p.geom_type == "Polygon" and not p.is_empty]
         order = list(range(len(parts)))
-        rng.shuffle(order)                       # codes unrelated to position: ties mean something
+        rng.shuffle(order)  # codes unrelated to position: ties mean something
         for seq, k in enumerate(order, start=1):
             rows.append({"e": edition.id, "code": f"{code}{seq:03d}", "c": code, "wkb": parts[k].wkb})
             cells.append(parts[k])
-    session.execute(text("INSERT INTO base_cell (edition_id, code, community_code, geom) "
-                         "VALUES (:e, :code, :c, ST_GeomFromWKB(:wkb, 4490))"), rows)
+    session.execute(
+        text(
+            "INSERT INTO base_cell (edition_id, code, community_code, geom) "
+            "VALUES (:e, :code, :c, ST_GeomFromWKB(:wkb, 4490))"
+        ),
+        rows,
+    )
     session.execute(text("ANALYZE base_cell"))
     return edition, cells, outline.bounds, (xs, ys)
 
@@ -189,7 +213,7 @@ def make_points(cells, bounds, lines, n: int, seed: int) -> tuple[np.ndarray, np
     sx, sy = np.concatenate(special_x), np.concatenate(special_y)
     pick = rng.choice(len(sx), min(len(sx), n // 50), replace=False)
     sx, sy = sx[pick], sy[pick]
-    margin = (maxx - minx) * 0.0025               # the band around the city is ~1 % of the area
+    margin = (maxx - minx) * 0.0025  # the band around the city is ~1 % of the area
     rest = n - len(sx)
     x = np.concatenate([sx, rng.uniform(minx - margin, maxx + margin, rest)])
     y = np.concatenate([sy, rng.uniform(miny - margin, maxy + margin, rest)])
@@ -203,8 +227,10 @@ def load_points(session: Session, x: np.ndarray, y: np.ndarray) -> None:
     with conn.cursor() as cur:
         cur.execute("TRUNCATE legal_entity CASCADE")
         # Bulk load without indexes, then build them: far faster than maintaining them row by row.
-        cur.execute("SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
-                    "WHERE conrelid = 'legal_entity'::regclass AND contype IN ('p', 'u')")
+        cur.execute(
+            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+            "WHERE conrelid = 'legal_entity'::regclass AND contype IN ('p', 'u')"
+        )
         constraints = cur.fetchall()
         for name, _ in constraints:
             cur.execute(f'ALTER TABLE legal_entity DROP CONSTRAINT "{name}"')
@@ -214,18 +240,30 @@ def load_points(session: Session, x: np.ndarray, y: np.ndarray) -> None:
             cur.execute(f'DROP INDEX "{name}"')
         cur.execute("CREATE TEMP TABLE IF NOT EXISTS bench_points (id int, x float8, y float8)")
         cur.execute("TRUNCATE bench_points")
-        rows = np.empty(len(x), dtype=[("n", ">i2"), ("l0", ">i4"), ("id", ">i4"), ("l1", ">i4"), ("x", ">f8"),
-                                       ("l2", ">i4"), ("y", ">f8")])
+        rows = np.empty(
+            len(x),
+            dtype=[
+                ("n", ">i2"),
+                ("l0", ">i4"),
+                ("id", ">i4"),
+                ("l1", ">i4"),
+                ("x", ">f8"),
+                ("l2", ">i4"),
+                ("y", ">f8"),
+            ],
+        )
         rows["n"], rows["l0"], rows["l1"], rows["l2"] = 3, 4, 8, 8
         rows["id"], rows["x"], rows["y"] = np.arange(1, len(x) + 1), x, y
         with cur.copy("COPY bench_points FROM STDIN (FORMAT BINARY)") as copy:
             copy.write(b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0))
             for s in range(0, len(rows), 1 << 20):
-                copy.write(rows[s:s + (1 << 20)].tobytes())
+                copy.write(rows[s : s + (1 << 20)].tobytes())
             copy.write(struct.pack(">h", -1))
-        cur.execute("INSERT INTO legal_entity (id, credit_code, name, geom) "
-                    "SELECT id, '91990101' || lpad(id::text, 10, '0'), 'bench', ST_SetSRID(ST_MakePoint(x, y), 4490) "
-                    "FROM bench_points")
+        cur.execute(
+            "INSERT INTO legal_entity (id, credit_code, name, geom) "
+            "SELECT id, '91990101' || lpad(id::text, 10, '0'), 'bench', ST_SetSRID(ST_MakePoint(x, y), 4490) "
+            "FROM bench_points"
+        )
         cur.execute("TRUNCATE bench_points")
         cur.execute("SET LOCAL maintenance_work_mem = '1GB'")
         for name, definition in constraints:
@@ -239,13 +277,15 @@ def fetch_ids_cells(session: Session, sql: str, params=None) -> tuple[np.ndarray
     """Run a query returning (id, cell) rows; return them as two int arrays (fast binary path)."""
     conn = session.connection().connection.driver_connection
     with conn.cursor(binary=True) as cur:
-        cur.execute(f"SELECT array_send(array_agg(id)), array_send(array_agg(COALESCE(cell, 0))) FROM ({sql}) q",
-                    params)
+        cur.execute(
+            f"SELECT array_send(array_agg(id)), array_send(array_agg(COALESCE(cell, 0))) FROM ({sql}) q", params
+        )
         a, b = cur.fetchone()
     return assign._array(a, "i"), assign._array(b, "i")
 
 
 # -- the measurements --------------------------------------------------------------------------------
+
 
 @dataclass
 class Row:
@@ -253,7 +293,7 @@ class Row:
     method: str
     seconds: float
     memory: float | None
-    kind: str                    # "compute" or "e2e"; ratios compare like with like
+    kind: str  # "compute" or "e2e"; ratios compare like with like
     note: str = ""
 
 
@@ -265,14 +305,17 @@ def timed(func, *args, pid="self", **kwargs):
     return result, seconds, mem.mb
 
 
-POSTGIS_JOIN = ("SELECT DISTINCT ON (p.id) p.id, c.id AS cell "
-                "FROM (SELECT id, code, geom FROM base_cell WHERE edition_id = {e} OFFSET 0) c "
-                "CROSS JOIN LATERAL (SELECT p.id FROM legal_entity p WHERE ST_Covers(c.geom, p.geom)) p "
-                "ORDER BY p.id, c.code")
+POSTGIS_JOIN = (
+    "SELECT DISTINCT ON (p.id) p.id, c.id AS cell "
+    "FROM (SELECT id, code, geom FROM base_cell WHERE edition_id = {e} OFFSET 0) c "
+    "CROSS JOIN LATERAL (SELECT p.id FROM legal_entity p WHERE ST_Covers(c.geom, p.geom)) p "
+    "ORDER BY p.id, c.code"
+)
 
 
-def run_size(session: Session, edition, cells, bounds, lines, n: int, seed: int, args, budget_left,
-             info_from_smaller: dict) -> tuple[list[Row], dict]:
+def run_size(
+    session: Session, edition, cells, bounds, lines, n: int, seed: int, args, budget_left, info_from_smaller: dict
+) -> tuple[list[Row], dict]:
     import geopandas as gpd
 
     rows: list[Row] = []
@@ -284,12 +327,18 @@ def run_size(session: Session, edition, cells, bounds, lines, n: int, seed: int,
     backend = session.scalar(text("SELECT pg_backend_pid()"))
 
     # geopandas baseline (its points GeoDataFrame is made first, timed apart).
-    cells_gdf = gpd.GeoDataFrame({"code_rank": np.arange(len(cells))},
-                                 geometry=shapely.from_wkb(session.scalars(text(
-                                     "SELECT ST_AsBinary(geom) FROM base_cell WHERE edition_id = :e ORDER BY code"),
-                                     {"e": edition.id}).all()), crs=4490)
-    cell_ids = np.array(session.scalars(text("SELECT id FROM base_cell WHERE edition_id = :e ORDER BY code"),
-                                        {"e": edition.id}).all())
+    cells_gdf = gpd.GeoDataFrame(
+        {"code_rank": np.arange(len(cells))},
+        geometry=shapely.from_wkb(
+            session.scalars(
+                text("SELECT ST_AsBinary(geom) FROM base_cell WHERE edition_id = :e ORDER BY code"), {"e": edition.id}
+            ).all()
+        ),
+        crs=4490,
+    )
+    cell_ids = np.array(
+        session.scalars(text("SELECT id FROM base_cell WHERE edition_id = :e ORDER BY code"), {"e": edition.id}).all()
+    )
     points_gdf, make_s, _ = timed(lambda: gpd.GeoDataFrame(geometry=gpd.points_from_xy(x, y), crs=4490))
     progress(f"geopandas: points GeoDataFrame built in {make_s:.1f} s (not counted); sjoin …")
     joined, gpd_s, gpd_mb = timed(gpd.sjoin, points_gdf, cells_gdf, predicate="within", how="inner")
@@ -310,8 +359,15 @@ def run_size(session: Session, edition, cells, bounds, lines, n: int, seed: int,
         return index.cells_at(x, y)
 
     mine, gk_s, gk_mb = timed(compute)
-    rows.append(Row(n, f"gridkit engine: read cells + build index + locate ({default_threads()} threads)",
-                    gk_s, gk_mb, "compute"))
+    rows.append(
+        Row(
+            n,
+            f"gridkit engine: read cells + build index + locate ({default_threads()} threads)",
+            gk_s,
+            gk_mb,
+            "compute",
+        )
+    )
     progress(f"gridkit compute: {gk_s:.2f} s")
 
     # PostGIS, best plan, ties by smallest code: the reference.
@@ -324,8 +380,16 @@ def run_size(session: Session, edition, cells, bounds, lines, n: int, seed: int,
     sql = f"CREATE TEMP TABLE bench_ref AS {POSTGIS_JOIN.format(e=edition.id)}"
     session.execute(text("DROP TABLE IF EXISTS bench_ref"))
     _, pg_s, pg_mb = timed(session.execute, text(sql), pid=backend)
-    rows.append(Row(n, "PostGIS ST_Covers join, best plan (cells outer, GiST on points) + tie-break",
-                    pg_s, pg_mb, "compute", "reference"))
+    rows.append(
+        Row(
+            n,
+            "PostGIS ST_Covers join, best plan (cells outer, GiST on points) + tie-break",
+            pg_s,
+            pg_mb,
+            "compute",
+            "reference",
+        )
+    )
     progress(f"PostGIS join: {pg_s:.2f} s")
     ref_ids, ref_cells = fetch_ids_cells(session, "SELECT id, cell FROM bench_ref")
     ref = np.zeros(n, dtype=np.int64)
@@ -345,10 +409,16 @@ def run_size(session: Session, edition, cells, bounds, lines, n: int, seed: int,
                 return func(*a, **k)
             finally:
                 parts[name] = parts.get(name, 0.0) + time.perf_counter() - t
+
         return wrapper
 
-    originals = (assign.read_points, assign.base_cell_index, assign._copy_new_cells, assign._update_from_new_cells,
-                 assign.BaseCellIndex.cells_at)
+    originals = (
+        assign.read_points,
+        assign.base_cell_index,
+        assign._copy_new_cells,
+        assign._update_from_new_cells,
+        assign.BaseCellIndex.cells_at,
+    )
     assign.read_points = clocked("read points", assign.read_points)
     assign.base_cell_index = clocked("read cells + build index", assign.base_cell_index)
     assign.BaseCellIndex.cells_at = clocked("locate", assign.BaseCellIndex.cells_at)
@@ -359,8 +429,16 @@ def run_size(session: Session, edition, cells, bounds, lines, n: int, seed: int,
         progress("gridkit assign end to end, first run …")
         first, e2e_s, e2e_mb = timed(assign.assign_subjects, session, ["entities"])
         breakdown = ", ".join(f"{k} {v:.2f} s" for k, v in parts.items())
-        rows.append(Row(n, "gridkit assign end to end, first run (all change)", e2e_s, e2e_mb, "e2e",
-                        f"{first['entities']['changed']:,} changed; {breakdown}"))
+        rows.append(
+            Row(
+                n,
+                "gridkit assign end to end, first run (all change)",
+                e2e_s,
+                e2e_mb,
+                "e2e",
+                f"{first['entities']['changed']:,} changed; {breakdown}",
+            )
+        )
         progress(f"first run: {e2e_s:.2f} s ({breakdown})")
         got_ids, got_cells = fetch_ids_cells(session, "SELECT id, base_cell_id AS cell FROM legal_entity")
         got = np.zeros(n, dtype=np.int64)
@@ -369,12 +447,25 @@ def run_size(session: Session, edition, cells, bounds, lines, n: int, seed: int,
         parts.clear()
         again, re_s, re_mb = timed(assign.assign_subjects, session, ["entities"])
         breakdown = ", ".join(f"{k} {v:.2f} s" for k, v in parts.items())
-        rows.append(Row(n, "gridkit assign end to end, re-run (none change)", re_s, re_mb, "e2e",
-                        f"{again['entities']['changed']:,} changed; {breakdown}"))
+        rows.append(
+            Row(
+                n,
+                "gridkit assign end to end, re-run (none change)",
+                re_s,
+                re_mb,
+                "e2e",
+                f"{again['entities']['changed']:,} changed; {breakdown}",
+            )
+        )
         progress(f"re-run: {re_s:.2f} s ({breakdown})")
     finally:
-        (assign.read_points, assign.base_cell_index, assign._copy_new_cells, assign._update_from_new_cells,
-         assign.BaseCellIndex.cells_at) = originals
+        (
+            assign.read_points,
+            assign.base_cell_index,
+            assign._copy_new_cells,
+            assign._update_from_new_cells,
+            assign.BaseCellIndex.cells_at,
+        ) = originals
         savepoint.rollback()
 
     # PostGIS doing the same job as an UPDATE (first run), if time allows.
@@ -385,9 +476,11 @@ def run_size(session: Session, edition, cells, bounds, lines, n: int, seed: int,
         savepoint = session.begin_nested()
         try:
             progress("PostGIS ST_Covers UPDATE (first run) …")
-            update = text(f"UPDATE legal_entity e SET base_cell_id = r.cell "
-                          f"FROM ({POSTGIS_JOIN.format(e=edition.id)}) r "
-                          f"WHERE e.id = r.id AND e.base_cell_id IS DISTINCT FROM r.cell")
+            update = text(
+                f"UPDATE legal_entity e SET base_cell_id = r.cell "
+                f"FROM ({POSTGIS_JOIN.format(e=edition.id)}) r "
+                f"WHERE e.id = r.id AND e.base_cell_id IS DISTINCT FROM r.cell"
+            )
             _, up_s, up_mb = timed(session.execute, update, pid=backend)
             rows.append(Row(n, "PostGIS ST_Covers UPDATE, best plan (first run)", up_s, up_mb, "e2e", "reference"))
             info_from_smaller["pg_update_per_point"] = up_s / n
@@ -395,8 +488,10 @@ def run_size(session: Session, edition, cells, bounds, lines, n: int, seed: int,
         finally:
             savepoint.rollback()
     else:
-        progress(f"PostGIS UPDATE skipped for this size: ~{expected:.0f} s expected, {budget_left():.0f} s of "
-                 "the budget left (--postgis-update always runs it)")
+        progress(
+            f"PostGIS UPDATE skipped for this size: ~{expected:.0f} s expected, {budget_left():.0f} s of "
+            "the budget left (--postgis-update always runs it)"
+        )
     session.execute(text("DROP TABLE IF EXISTS bench_ref"))
     return rows, info
 
@@ -404,10 +499,14 @@ def run_size(session: Session, edition, cells, bounds, lines, n: int, seed: int,
 def print_table(rows: list[Row]) -> None:
     """Print rows with points/s and speed-ups (baseline seconds / these seconds)."""
     print()
-    print("speed-up = the baseline's seconds / this row's seconds; compute rows compare with the geopandas "
-          "join and the PostGIS join, end-to-end rows with the PostGIS UPDATE.")
-    head = (f"{'size':>9}  {'method':<78}  {'seconds':>8}  {'points/s':>11}  {'peak MB':>8}  "
-            f"{'vs geopandas':>12}  {'vs PostGIS':>10}")
+    print(
+        "speed-up = the baseline's seconds / this row's seconds; compute rows compare with the geopandas "
+        "join and the PostGIS join, end-to-end rows with the PostGIS UPDATE."
+    )
+    head = (
+        f"{'size':>9}  {'method':<78}  {'seconds':>8}  {'points/s':>11}  {'peak MB':>8}  "
+        f"{'vs geopandas':>12}  {'vs PostGIS':>10}"
+    )
     print(head)
     print("-" * len(head))
     for r in rows:
@@ -419,8 +518,10 @@ def print_table(rows: list[Row]) -> None:
         pg = pg_join if r.kind == "compute" else pg_update
         vs_pg = f"{pg / r.seconds:.2f}×" if pg else "—"
         mem = "n/a" if r.memory is None else f"{r.memory:,.0f}"
-        print(f"{r.size:>9,}  {r.method:<78}  {r.seconds:>8.2f}  {r.size / r.seconds:>11,.0f}  {mem:>8}  "
-              f"{vs_gpd:>12}  {vs_pg:>10}")
+        print(
+            f"{r.size:>9,}  {r.method:<78}  {r.seconds:>8.2f}  {r.size / r.seconds:>11,.0f}  {mem:>8}  "
+            f"{vs_gpd:>12}  {vs_pg:>10}"
+        )
         if r.note and r.note not in ("baseline", "reference"):
             print(f"{'':>11}  └ {r.note}")
 
@@ -443,25 +544,30 @@ def run(url: str, args) -> str:
                 progress(f"{len(cells):,} cells in {BLOCKS * BLOCKS} communities")
                 all_rows, infos, carry = [], {}, {}
                 for n in sizes:
-                    rows, info = run_size(session, edition, cells, bounds, lines, n, args.seed, args, budget_left,
-                                          carry)
+                    rows, info = run_size(
+                        session, edition, cells, bounds, lines, n, args.seed, args, budget_left, carry
+                    )
                     all_rows += rows
                     infos[n] = info
                 print_table(all_rows)
                 print()
                 for n, info in infos.items():
-                    print(f"{n:>9,} points: agreement with PostGIS ST_Covers (smallest code on ties, outside = none): "
-                          f"engine compute {info['agree_compute']:.6f}, after gridkit assign {info['agree_e2e']:.6f}; "
-                          f"{info['outside']:,} points outside every cell; {info['on_boundary']:,} on a cell boundary "
-                          f"(no cell for 'within'); geopandas 'within' differs from covers for "
-                          f"{info['within_differs']:,}")
+                    print(
+                        f"{n:>9,} points: agreement with PostGIS ST_Covers (smallest code on ties, outside = none): "
+                        f"engine compute {info['agree_compute']:.6f}, after gridkit assign {info['agree_e2e']:.6f}; "
+                        f"{info['outside']:,} points outside every cell; {info['on_boundary']:,} on a cell boundary "
+                        f"(no cell for 'within'); geopandas 'within' differs from covers for "
+                        f"{info['within_differs']:,}"
+                    )
                 n = sizes[-1]
                 gpd_s = next(r.seconds for r in all_rows if r.size == n and r.method.startswith("geopandas"))
                 mine = next(r.seconds for r in all_rows if r.size == n and r.method.startswith("gridkit engine"))
-                print(f"ratio_vs_geopandas is for {n:,} points: geopandas.sjoin join seconds / gridkit compute seconds "
-                      "(cells read + index build + locate; reading points and writing cells are in the "
-                      "end-to-end rows); "
-                      "agreement is that of the cells stored by gridkit assign")
+                print(
+                    f"ratio_vs_geopandas is for {n:,} points: geopandas.sjoin join seconds / gridkit compute seconds "
+                    "(cells read + index build + locate; reading points and writing cells are in the "
+                    "end-to-end rows); "
+                    "agreement is that of the cells stored by gridkit assign"
+                )
                 return f"ratio_vs_geopandas={gpd_s / mine:.3f} agreement={infos[n]['agree_e2e']:.6f}"
             finally:
                 session.close()
@@ -478,8 +584,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--port", type=int, default=5496, help="socket number of the throwaway cluster")
     parser.add_argument("--budget", type=float, default=480, help="seconds after which optional steps are skipped")
-    parser.add_argument("--postgis-update", choices=["auto", "always"], default="auto",
-                        help="run the PostGIS UPDATE for sizes above 1M always, or only if time allows")
+    parser.add_argument(
+        "--postgis-update",
+        choices=["auto", "always"],
+        default="auto",
+        help="run the PostGIS UPDATE for sizes above 1M always, or only if time allows",
+    )
     args = parser.parse_args(argv)
     progress(f"{os.cpu_count()} CPUs, {default_threads()} usable; load average {os.getloadavg()[0]:.2f}")
     with db.bench_database(args.port) as (url, where):

@@ -49,9 +49,9 @@ from gridkit.grids.validate import AREA_TOLERANCE_M2, SLIVER_M2, renumber_base_c
 from gridkit.models import BaseGridEdition  # noqa: E402
 
 CITY, DISTRICT, STREET = "990100", "990101", "990101001"
-LON0, LAT0 = 114.05, 22.53          # south-west corner of the city (Shenzhen's latitude)
-CELL_DEG = 0.001                    # about 100 m: the typical cell
-NOISE_DEG2 = AREA_TOLERANCE_M2 / 1.25e10   # a square degree is at most ~1.23e10 m²
+LON0, LAT0 = 114.05, 22.53  # south-west corner of the city (Shenzhen's latitude)
+CELL_DEG = 0.001  # about 100 m: the typical cell
+NOISE_DEG2 = AREA_TOLERANCE_M2 / 1.25e10  # a square degree is at most ~1.23e10 m²
 
 
 @dataclass
@@ -94,15 +94,20 @@ def timed(func, *args, **kwargs):
 
 # -- the synthetic city ----------------------------------------------------------------------------
 
+
 def _jittered_seeds(rng: random.Random, n: int, bounds) -> np.ndarray:
     """About n points on a jittered square lattice inside bounds (minx, miny, maxx, maxy)."""
     minx, miny, maxx, maxy = bounds
     side = math.sqrt((maxx - minx) * (maxy - miny) / n)
     cols, rows = max(1, round((maxx - minx) / side)), max(1, round((maxy - miny) / side))
     dx, dy = (maxx - minx) / cols, (maxy - miny) / rows
-    return np.array([(minx + (c + 0.5 + rng.uniform(-0.35, 0.35)) * dx,
-                      miny + (r + 0.5 + rng.uniform(-0.35, 0.35)) * dy)
-                     for r in range(rows) for c in range(cols)])
+    return np.array(
+        [
+            (minx + (c + 0.5 + rng.uniform(-0.35, 0.35)) * dx, miny + (r + 0.5 + rng.uniform(-0.35, 0.35)) * dy)
+            for r in range(rows)
+            for c in range(cols)
+        ]
+    )
 
 
 def _voronoi_in(polygon, seeds: np.ndarray) -> list:
@@ -119,14 +124,26 @@ def build_city(session: Session, n_cells: int, seed: int) -> City:
     outline = box(LON0, LAT0, LON0 + side, LAT0 + side)
     communities = _voronoi_in(outline, _jittered_seeds(rng, 100, outline.bounds))
     communities.sort(key=lambda g: (-round(g.centroid.y, 6), g.centroid.x))
-    units = [{"code": c, "name": n, "level": lv, "parent": p, "wkt": MultiPolygon([outline]).wkt}
-             for c, n, lv, p in ((CITY, "基准市", "city", None), (DISTRICT, "基准区", "district", CITY),
-                                 (STREET, "基准街道", "street", DISTRICT))]
+    units = [
+        {"code": c, "name": n, "level": lv, "parent": p, "wkt": MultiPolygon([outline]).wkt}
+        for c, n, lv, p in (
+            (CITY, "基准市", "city", None),
+            (DISTRICT, "基准区", "district", CITY),
+            (STREET, "基准街道", "street", DISTRICT),
+        )
+    ]
     codes = [f"{STREET}{i + 1:03d}" for i in range(len(communities))]
-    units += [{"code": code, "name": f"基准{i + 1}社区", "level": "community", "parent": STREET,
-               "wkt": MultiPolygon([g]).wkt} for i, (code, g) in enumerate(zip(codes, communities))]
-    session.execute(text("INSERT INTO admin_unit (code, name, level, parent_code, geom) "
-                         "VALUES (:code, :name, :level, :parent, ST_GeomFromText(:wkt, 4490))"), units)
+    units += [
+        {"code": code, "name": f"基准{i + 1}社区", "level": "community", "parent": STREET, "wkt": MultiPolygon([g]).wkt}
+        for i, (code, g) in enumerate(zip(codes, communities))
+    ]
+    session.execute(
+        text(
+            "INSERT INTO admin_unit (code, name, level, parent_code, geom) "
+            "VALUES (:code, :name, :level, :parent, ST_GeomFromText(:wkt, 4490))"
+        ),
+        units,
+    )
     edition = BaseGridEdition(name=f"bench-{os.getpid()}-{seed}", status="draft")
     session.add(edition)
     session.flush()
@@ -135,8 +152,9 @@ def build_city(session: Session, n_cells: int, seed: int) -> City:
     for code, community in zip(codes, communities):
         share = community.area / outline.area * n_cells
         # Seeds are laid over the bounding box and kept inside: as many as the box's share.
-        seeds = _jittered_seeds(rng, max(1, round(share * box(*community.bounds).area / community.area)),
-                                community.bounds)
+        seeds = _jittered_seeds(
+            rng, max(1, round(share * box(*community.bounds).area / community.area)), community.bounds
+        )
         seeds = seeds[shapely.contains_xy(community, seeds[:, 0], seeds[:, 1])]
         per_community[code] = _voronoi_in(community, seeds)
 
@@ -144,14 +162,19 @@ def build_city(session: Session, n_cells: int, seed: int) -> City:
     rows = []
     for code, cells in per_community.items():
         order = list(range(len(cells)))
-        rng.shuffle(order)           # codes in no particular order: renumbering has work to do
+        rng.shuffle(order)  # codes in no particular order: renumbering has work to do
         for seq, i in enumerate(order, start=1):
             rows.append({"e": edition.id, "code": f"{code}{seq:03d}", "c": code, "wkt": cells[i].wkt})
     bad_code = rows[len(rows) // 2]
-    bad_code["code"] = bad_code["c"] + "00"                      # 14 digits in the 15-digit profile
+    bad_code["code"] = bad_code["c"] + "00"  # 14 digits in the 15-digit profile
     injected.append(f"code_format: {bad_code['code']}")
-    session.execute(text("INSERT INTO base_cell (edition_id, code, community_code, geom) "
-                         "VALUES (:e, :code, :c, ST_GeomFromText(:wkt, 4490))"), rows)
+    session.execute(
+        text(
+            "INSERT INTO base_cell (edition_id, code, community_code, geom) "
+            "VALUES (:e, :code, :c, ST_GeomFromText(:wkt, 4490))"
+        ),
+        rows,
+    )
     session.execute(text("ANALYZE base_cell"))
     session.execute(text("ANALYZE admin_unit"))
     return City(edition, len(rows), codes, injected)
@@ -167,32 +190,31 @@ def _inject_problems(rng: random.Random, per_community: dict, communities: dict)
         boundary = communities[code].boundary
         return next(i for i, c in enumerate(per_community[code]) if c.distance(boundary) > CELL_DEG / 2)
 
-    code = picks[0]                                                   # overlap: grow a cell ~5 m
+    code = picks[0]  # overlap: grow a cell ~5 m
     i = interior(code)
     per_community[code][i] = per_community[code][i].buffer(5e-5, join_style="mitre")
     done.append(f"overlap: a grown cell in {code}")
-    code = picks[1]                                                   # gap: shrink a cell by 20 %
+    code = picks[1]  # gap: shrink a cell by 20 %
     i = interior(code)
     per_community[code][i] = shapely.affinity.scale(per_community[code][i], 0.8, 0.8)
     done.append(f"gap: a shrunk cell in {code}")
-    code = picks[2]                                                   # sliver: cut a 0.2 m strip
+    code = picks[2]  # sliver: cut a 0.2 m strip
     i = interior(code)
     cell = per_community[code][i]
     minx, miny, _, maxy = cell.bounds
-    strip = cell.intersection(box(minx, miny, minx + 2e-6, maxy))    # the westmost 0.2 m
+    strip = cell.intersection(box(minx, miny, minx + 2e-6, maxy))  # the westmost 0.2 m
     per_community[code][i] = cell.difference(strip)
     per_community[code].append(strip)
     done.append(f"sliver: a thin strip in {code}")
-    code = picks[3]                                                   # crossing: push an edge cell out
+    code = picks[3]  # crossing: push an edge cell out
     community = communities[code]
-    i = min(range(len(per_community[code])),
-            key=lambda k: per_community[code][k].centroid.distance(community.boundary))
+    i = min(range(len(per_community[code])), key=lambda k: per_community[code][k].centroid.distance(community.boundary))
     cell = per_community[code][i]
     dx, dy = cell.centroid.x - community.centroid.x, cell.centroid.y - community.centroid.y
-    step = 3e-4 / math.hypot(dx, dy)                                  # about 30 m outwards
+    step = 3e-4 / math.hypot(dx, dy)  # about 30 m outwards
     per_community[code][i] = shapely.affinity.translate(cell, dx * step, dy * step)
     done.append(f"crosses_community (and overlaps, gaps): a shifted cell in {code}")
-    code = picks[4]                                                   # uncovered community
+    code = picks[4]  # uncovered community
     per_community[code] = []
     done.append(f"uncovered_community: {code}")
     for code in per_community:
@@ -202,6 +224,7 @@ def _inject_problems(rng: random.Random, per_community: dict, communities: dict)
 
 # -- benchmarks ---------------------------------------------------------------------------------------
 
+
 def baseline_validate(session: Session, edition_id: int, sliver_m2: float = SLIVER_M2) -> int:
     """The naive approach in Python: load everything, shapely + STRtree; return the problem count.
 
@@ -210,10 +233,13 @@ def baseline_validate(session: Session, edition_id: int, sliver_m2: float = SLIV
     zone to be measured: projecting first bends long edges differently from the short ones
     along them and invents overlaps. No code checks (they cost nothing next to these).
     """
-    cells = session.execute(text("SELECT code, community_code, ST_AsBinary(geom) FROM base_cell "
-                                 "WHERE edition_id = :e ORDER BY code"), {"e": edition_id}).all()
-    units = session.execute(text("SELECT code, ST_AsBinary(geom) FROM admin_unit "
-                                 "WHERE level = 'community' ORDER BY code")).all()
+    cells = session.execute(
+        text("SELECT code, community_code, ST_AsBinary(geom) FROM base_cell WHERE edition_id = :e ORDER BY code"),
+        {"e": edition_id},
+    ).all()
+    units = session.execute(
+        text("SELECT code, ST_AsBinary(geom) FROM admin_unit WHERE level = 'community' ORDER BY code")
+    ).all()
     geoms = shapely.from_wkb([bytes(c[2]) for c in cells])
     unit_geoms = shapely.from_wkb([bytes(u[1]) for u in units])
     lon = float(shapely.centroid(shapely.union_all(shapely.envelope(unit_geoms))).x)
@@ -237,7 +263,7 @@ def baseline_validate(session: Session, edition_id: int, sliver_m2: float = SLIV
     unit_index = {u[0]: k for k, u in enumerate(units)}
     for code, k in unit_index.items():
         if code not in by_unit:
-            problems += 1                                             # uncovered community
+            problems += 1  # uncovered community
             continue
         near = tree.query(unit_geoms[k], predicate="intersects")
         gaps = shapely.get_parts(shapely.difference(unit_geoms[k], shapely.union_all(geoms[near])))
@@ -257,11 +283,21 @@ def bench_validate(ctx: Context) -> list[Row]:
     for p in problems:
         kinds[p.type] = kinds.get(p.type, 0) + 1
     return [
-        Row("validate: shapely + STRtree in Python (baseline)", ctx.city.cells, base_seconds, base_problems,
-            note="no code checks"),
-        Row("validate_base_grid (PostGIS)", ctx.city.cells, seconds, len(problems),
+        Row(
+            "validate: shapely + STRtree in Python (baseline)",
+            ctx.city.cells,
+            base_seconds,
+            base_problems,
+            note="no code checks",
+        ),
+        Row(
+            "validate_base_grid (PostGIS)",
+            ctx.city.cells,
+            seconds,
+            len(problems),
             baseline="validate: shapely + STRtree in Python (baseline)",
-            note=", ".join(f"{k} {n}" for k, n in sorted(kinds.items()))),
+            note=", ".join(f"{k} {n}" for k, n in sorted(kinds.items())),
+        ),
     ]
 
 
@@ -279,10 +315,13 @@ def bench_snap(ctx: Context) -> list[Row]:
     """
     from gridkit.grids.tolerance import DEFAULT_TOLERANCE_M, LocalPlane, snap_together
 
-    rows = ctx.session.execute(text("""
+    rows = ctx.session.execute(
+        text("""
         SELECT ST_AsBinary(b.geom) AS cell, c.code, ST_AsBinary(c.geom) AS community
         FROM base_cell b JOIN admin_unit c ON c.code = b.community_code
-        WHERE b.edition_id = :e AND ST_IsValid(b.geom) ORDER BY b.code"""), {"e": ctx.city.edition.id}).all()
+        WHERE b.edition_id = :e AND ST_IsValid(b.geom) ORDER BY b.code"""),
+        {"e": ctx.city.edition.id},
+    ).all()
     communities: dict[str, object] = {}
     cells = [shapely.from_wkb(bytes(r.cell)) for r in rows]
     parents = [communities.setdefault(r.code, shapely.from_wkb(bytes(r.community))) for r in rows]
@@ -300,9 +339,16 @@ def bench_snap(ctx: Context) -> list[Row]:
 
     _, naive_seconds = timed(naive)
     base = "snap: shapely.snap of every cell (baseline)"
-    return [Row(base, len(cells), naive_seconds),
-            Row("snap_together (bulk check, then snap)", len(cells), seconds, baseline=base,
-                note=f"{len(changed)} cells changed (tolerance {DEFAULT_TOLERANCE_M * 100:g} cm)")]
+    return [
+        Row(base, len(cells), naive_seconds),
+        Row(
+            "snap_together (bulk check, then snap)",
+            len(cells),
+            seconds,
+            baseline=base,
+            note=f"{len(changed)} cells changed (tolerance {DEFAULT_TOLERANCE_M * 100:g} cm)",
+        ),
+    ]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -323,18 +369,29 @@ def bench_generate_shanghai(ctx: Context) -> list[Row]:
     target = Target.area_m2(20_000, 400_000)
 
     def generate():
-        return [generate_cells(c, data["roads"], data["water"], data["buildings"], target,
-                               major_roads=data["major"]) for c in data["whole"]]
+        return [
+            generate_cells(c, data["roads"], data["water"], data["buildings"], target, major_roads=data["major"])
+            for c in data["whole"]
+        ]
 
     results, seconds = timed(generate)
-    _, poly_seconds = timed(lambda: [bench_generate.polygonize_only(c, data["roads"], data["water"])
-                                     for c in data["whole"]])
+    _, poly_seconds = timed(
+        lambda: [bench_generate.polygonize_only(c, data["roads"], data["water"]) for c in data["whole"]]
+    )
     cells = sum(len(r.cells) for r in results)
     outside = sum(len(r.outside) for r in results)
     base = "generate: polygonize along roads only (baseline)"
-    return [Row(base, cells, poly_seconds, note="faces, no target"),
-            Row("generate_cells, Shanghai Bund, 20k–400k m²", cells, seconds, outside, baseline=base,
-                note=f"{cells - outside} of {cells} cells within target")]
+    return [
+        Row(base, cells, poly_seconds, note="faces, no target"),
+        Row(
+            "generate_cells, Shanghai Bund, 20k–400k m²",
+            cells,
+            seconds,
+            outside,
+            baseline=base,
+            note=f"{cells - outside} of {cells} cells within target",
+        ),
+    ]
 
 
 BENCHMARKS = [bench_validate, bench_renumber, bench_snap, bench_generate_shanghai]
@@ -347,8 +404,13 @@ def print_table(rows: list[Row]) -> None:
     print(f"\n{'benchmark':<{width}}  {'cells':>7}  {'seconds':>8}  {'ratio':>7}  {'problems':>8}  note")
     print("-" * (width + 50))
     for r in rows:
-        ratio = f"{r.seconds / seconds[r.baseline]:.2f}×" if r.baseline in seconds else "1.00×" if any(
-            x.baseline == r.name for x in rows) else "—"
+        ratio = (
+            f"{r.seconds / seconds[r.baseline]:.2f}×"
+            if r.baseline in seconds
+            else "1.00×"
+            if any(x.baseline == r.name for x in rows)
+            else "—"
+        )
         problems = "" if r.problems is None else str(r.problems)
         print(f"{r.name:<{width}}  {r.cells:>7,}  {r.seconds:>8.3f}  {ratio:>7}  {problems:>8}  {r.note}")
 
@@ -362,8 +424,10 @@ def run(url: str, args: argparse.Namespace) -> None:
             session = Session(bind=conn, join_transaction_mode="create_savepoint")
             try:
                 city, seconds = timed(build_city, session, args.cells, args.seed)
-                print(f"built {city.cells:,} cells in {len(city.communities)} communities in {seconds:.1f} s; "
-                      "injected: " + "; ".join(city.injected))
+                print(
+                    f"built {city.cells:,} cells in {len(city.communities)} communities in {seconds:.1f} s; "
+                    "injected: " + "; ".join(city.injected)
+                )
                 rows = []
                 for bench in BENCHMARKS:
                     with session.begin_nested() as savepoint:

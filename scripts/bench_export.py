@@ -45,7 +45,7 @@ from gridkit.io.export_layers import LAYERS, build_query
 from gridkit.io.export_writers import Chunk, OgrWriter, ShapefileZipWriter
 from gridkit.reports import run_report
 
-X0, Y0, STEP, SIDE = 114.0, 22.5, 0.002, 20     # 20×20 cells of ~200 m per community
+X0, Y0, STEP, SIDE = 114.0, 22.5, 0.002, 20  # 20×20 cells of ~200 m per community
 COMMUNITIES = 10
 
 
@@ -55,27 +55,40 @@ def progress(message: str) -> None:
 
 def build_city(session: Session) -> list[int]:
     """Admin units, 10 communities of 20×20 base cells in one published edition; return cell ids."""
-    session.execute(text(
-        "INSERT INTO admin_unit (code, name, level, parent_code, geom) VALUES "
-        "('440300', '深圳市', 'city', NULL, ST_Multi(ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4490))), "
-        "('440304', '福田区', 'district', '440300', ST_Multi(ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4490))), "
-        "('440304001', '园岭街道', 'street', '440304', ST_Multi(ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4490)))"),
-        {"x0": X0, "y0": Y0, "x1": X0 + COMMUNITIES * SIDE * STEP, "y1": Y0 + SIDE * STEP})
-    edition = session.execute(text("INSERT INTO base_grid_edition (name, status, published_at) "
-                                   "VALUES ('bench', 'published', now()) RETURNING id")).scalar_one()
+    session.execute(
+        text(
+            "INSERT INTO admin_unit (code, name, level, parent_code, geom) VALUES "
+            "('440300', '深圳市', 'city', NULL, ST_Multi(ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4490))), "
+            "('440304', '福田区', 'district', '440300', ST_Multi(ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4490))), "
+            "('440304001', '园岭街道', 'street', '440304', ST_Multi(ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4490)))"
+        ),
+        {"x0": X0, "y0": Y0, "x1": X0 + COMMUNITIES * SIDE * STEP, "y1": Y0 + SIDE * STEP},
+    )
+    edition = session.execute(
+        text(
+            "INSERT INTO base_grid_edition (name, status, published_at) "
+            "VALUES ('bench', 'published', now()) RETURNING id"
+        )
+    ).scalar_one()
     for c in range(COMMUNITIES):
         code = f"440304001{c + 1:03d}"
         x = X0 + c * SIDE * STEP
-        session.execute(text(
-            "INSERT INTO admin_unit (code, name, level, parent_code, geom) VALUES (:code, :name, 'community', "
-            "'440304001', ST_Multi(ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4490)))"),
-            {"code": code, "name": f"第{c + 1}社区", "x0": x, "y0": Y0, "x1": x + SIDE * STEP, "y1": Y0 + SIDE * STEP})
-        session.execute(text(
-            "INSERT INTO base_cell (edition_id, code, community_code, geom) "
-            "SELECT :e, :code || lpad((r * :side + k + 1)::text, 3, '0'), :code, "
-            "ST_MakeEnvelope(:x + k * :s, :y1 - (r + 1) * :s, :x + (k + 1) * :s, :y1 - r * :s, 4490) "
-            "FROM generate_series(0, :side - 1) r, generate_series(0, :side - 1) k"),
-            {"e": edition, "code": code, "side": SIDE, "x": x, "s": STEP, "y1": Y0 + SIDE * STEP})
+        session.execute(
+            text(
+                "INSERT INTO admin_unit (code, name, level, parent_code, geom) VALUES (:code, :name, 'community', "
+                "'440304001', ST_Multi(ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4490)))"
+            ),
+            {"code": code, "name": f"第{c + 1}社区", "x0": x, "y0": Y0, "x1": x + SIDE * STEP, "y1": Y0 + SIDE * STEP},
+        )
+        session.execute(
+            text(
+                "INSERT INTO base_cell (edition_id, code, community_code, geom) "
+                "SELECT :e, :code || lpad((r * :side + k + 1)::text, 3, '0'), :code, "
+                "ST_MakeEnvelope(:x + k * :s, :y1 - (r + 1) * :s, :x + (k + 1) * :s, :y1 - r * :s, 4490) "
+                "FROM generate_series(0, :side - 1) r, generate_series(0, :side - 1) k"
+            ),
+            {"e": edition, "code": code, "side": SIDE, "x": x, "s": STEP, "y1": Y0 + SIDE * STEP},
+        )
     session.execute(text("ANALYZE admin_unit; ANALYZE base_cell; ANALYZE base_grid_edition"))
     return list(session.execute(text("SELECT id FROM base_cell ORDER BY code")).scalars())
 
@@ -97,19 +110,29 @@ def load_entities(session: Session, cells: list[int], n: int, rng) -> None:
     xs = rng.uniform(X0, X0 + COMMUNITIES * SIDE * STEP, n)
     ys = rng.uniform(Y0, Y0 + SIDE * STEP, n)
     cell = rng.choice(cells, n)
-    _copy(session, "COPY legal_entity (credit_code, name, address, geom, base_cell_id) FROM STDIN",
-          (f"91440300{i:010d}\t深圳市园岭{i}号科技有限公司\t园岭街道{i % 500}号\t"
-           f"SRID=4490;POINT({x:.7f} {y:.7f})\t{c}\n" for i, (x, y, c) in enumerate(zip(xs, ys, cell))))
+    _copy(
+        session,
+        "COPY legal_entity (credit_code, name, address, geom, base_cell_id) FROM STDIN",
+        (
+            f"91440300{i:010d}\t深圳市园岭{i}号科技有限公司\t园岭街道{i % 500}号\t"
+            f"SRID=4490;POINT({x:.7f} {y:.7f})\t{c}\n"
+            for i, (x, y, c) in enumerate(zip(xs, ys, cell))
+        ),
+    )
 
 
 def load_residents(session: Session, cells: list[int], n: int, rng) -> None:
     """n residents spread over the cells, in households of three living in one cell."""
     cell = np.repeat(rng.choice(cells, n // 3 + 1), 3)[:n]
     floating = rng.random(n) < 0.35
-    _copy(session, "COPY resident (id_number_hash, id_number_masked, name, household, population_type, "
-                   "base_cell_id) FROM STDIN",
-          (f"{i:064x}\t4403**********123X\t居民{i}\tH{c}-{i // 3}\t{'floating' if f else 'registered'}\t{c}\n"
-           for i, (c, f) in enumerate(zip(cell, floating))))
+    _copy(
+        session,
+        "COPY resident (id_number_hash, id_number_masked, name, household, population_type, base_cell_id) FROM STDIN",
+        (
+            f"{i:064x}\t4403**********123X\t居民{i}\tH{c}-{i // 3}\t{'floating' if f else 'registered'}\t{c}\n"
+            for i, (c, f) in enumerate(zip(cell, floating))
+        ),
+    )
 
 
 def timed(func):
@@ -144,8 +167,11 @@ def run(url: str, args) -> str:
                 read_s, read_mb, frame = timed(lambda: _frame(session, query, gpd, shapely))
                 rows.append(("baseline read of the frame into memory (not in the ratios)", read_s, read_mb))
                 for fmt, name, driver in (("shp", "raw.shp", "ESRI Shapefile"), ("gpkg", "raw.gpkg", "GPKG")):
-                    s, mb, _ = timed(lambda f=frame, p=out / name, d=driver, e=("UTF-8" if fmt == "shp" else None):
-                                     pyogrio.write_dataframe(f, p, driver=d, use_arrow=True, encoding=e))
+                    s, mb, _ = timed(
+                        lambda f=frame, p=out / name, d=driver, e=("UTF-8" if fmt == "shp" else None): (
+                            pyogrio.write_dataframe(f, p, driver=d, use_arrow=True, encoding=e)
+                        )
+                    )
                     rows.append((f"raw pyogrio.write_dataframe use_arrow → {fmt}", s, mb))
                 chunks = _chunks(frame, query, 50_000)
                 del frame
@@ -154,15 +180,18 @@ def run(url: str, args) -> str:
                     rows.append((f"gridkit writers only, 50k-row chunks from memory → {fmt}", s, mb))
                 del chunks
                 for fmt, name in (("shp", "entities.zip"), ("gpkg", "entities.gpkg")):
-                    s, mb, summary = timed(lambda f=fmt, p=out / name: export_layer(session, ExportOptions(
-                        "entities", f, p, max_features=10**9)))
+                    s, mb, summary = timed(
+                        lambda f=fmt, p=out / name: export_layer(
+                            session, ExportOptions("entities", f, p, max_features=10**9)
+                        )
+                    )
                     assert summary["features"] == n
                     rows.append((f"gridkit export entities end to end → {fmt}", s, mb))
                 session.execute(text("TRUNCATE legal_entity"))
                 progress(f"loading {args.residents:,} residents …")
                 load_residents(session, cells, args.residents, rng)
                 session.execute(text("ANALYZE resident"))
-                run_report(session, "population", by="community")   # warm the cache once
+                run_report(session, "population", by="community")  # warm the cache once
                 s, mb, result = timed(lambda: run_report(session, "population", by="community"))
                 assert sum(r["residents"] for r in result.main.rows) == args.residents
                 rows.append((f"report population by community over {args.residents:,} residents", s, mb))
@@ -175,13 +204,18 @@ def run(url: str, args) -> str:
             path.unlink()
         out.rmdir()
     table(rows, n)
-    raw = {fmt: next(s for name, s, _ in rows if name.startswith("raw") and name.endswith(fmt))
-           for fmt in ("shp", "gpkg")}
-    mine = {fmt: next(s for name, s, _ in rows if name.startswith("gridkit export") and name.endswith(fmt))
-            for fmt in ("shp", "gpkg")}
+    raw = {
+        fmt: next(s for name, s, _ in rows if name.startswith("raw") and name.endswith(fmt)) for fmt in ("shp", "gpkg")
+    }
+    mine = {
+        fmt: next(s for name, s, _ in rows if name.startswith("gridkit export") and name.endswith(fmt))
+        for fmt in ("shp", "gpkg")
+    }
     report_s = rows[-1][1]
-    return (f"ratio_shp={mine['shp'] / raw['shp']:.2f} ratio_gpkg={mine['gpkg'] / raw['gpkg']:.2f} "
-            f"report_seconds={report_s:.2f}")
+    return (
+        f"ratio_shp={mine['shp'] / raw['shp']:.2f} ratio_gpkg={mine['gpkg'] / raw['gpkg']:.2f} "
+        f"report_seconds={report_s:.2f}"
+    )
 
 
 def _frame(session, query, gpd, shapely):
@@ -207,14 +241,24 @@ def _chunks(frame, query, size):
     wkb = shapely.to_wkb(frame.geometry.values)
     result = []
     for start in range(0, len(frame), size):
-        part = frame.iloc[start:start + size]
-        result.append(Chunk({n: [None if pd.isna(v) else v.to_pydatetime() if hasattr(v, "to_pydatetime") else v
-                                 for v in part[n].tolist()] for n in names}, list(wkb[start:start + size])))
+        part = frame.iloc[start : start + size]
+        result.append(
+            Chunk(
+                {
+                    n: [
+                        None if pd.isna(v) else v.to_pydatetime() if hasattr(v, "to_pydatetime") else v
+                        for v in part[n].tolist()
+                    ]
+                    for n in names
+                },
+                list(wkb[start : start + size]),
+            )
+        )
     return result
 
 
 def _writers_only(fmt, chunks, query, out):
-    path = out / f"writers.{ 'zip' if fmt == 'shp' else 'gpkg'}"
+    path = out / f"writers.{'zip' if fmt == 'shp' else 'gpkg'}"
     path.unlink(missing_ok=True)
     if fmt == "shp":
         writer = ShapefileZipWriter(path, "entities", query.fields, "Point", "EPSG:4490", "utf-8")
@@ -226,8 +270,9 @@ def _writers_only(fmt, chunks, query, out):
 def table(rows, n) -> None:
     print(f"\n{n:,} points, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
     print(f"{'step':<78}  {'seconds':>8}  {'peak MB':>8}  {'vs raw':>7}")
-    raw = {fmt: next(s for name, s, _ in rows if name.startswith("raw") and name.endswith(fmt))
-           for fmt in ("shp", "gpkg")}
+    raw = {
+        fmt: next(s for name, s, _ in rows if name.startswith("raw") and name.endswith(fmt)) for fmt in ("shp", "gpkg")
+    }
     for name, seconds, mb in rows:
         fmt = next((f for f in ("shp", "gpkg") if name.endswith(f)), None)
         ratio = f"{seconds / raw[fmt]:.2f}×" if fmt else ""

@@ -69,8 +69,12 @@ def load():
     minx, miny, maxx, maxy = roads.total_bounds
     minx, miny, maxx, maxy = minx + INSET_DEG, miny + INSET_DEG, maxx - INSET_DEG, maxy - INSET_DEG
     midx, midy = (minx + maxx) / 2, (miny + maxy) / 2
-    quarters = [box(minx, midy, midx, maxy), box(midx, midy, maxx, maxy),
-                box(minx, miny, midx, midy), box(midx, miny, maxx, midy)]
+    quarters = [
+        box(minx, midy, midx, maxy),
+        box(midx, midy, maxx, maxy),
+        box(minx, miny, midx, midy),
+        box(midx, miny, maxx, midy),
+    ]
     features = road_features(roads)
     road_list = [Road(g, r.major, r.name, r.ref, r.rail) for r, g in zip(features, metric(r.geom for r in features))]
     return {
@@ -100,8 +104,11 @@ def square_grid(community, side: float) -> list:
 
 def polygonize_only(community, roads, water) -> list:
     """Baseline: the first step of generation alone (node community boundary, roads, water; polygonize)."""
-    lines = [community.boundary, *(r.geom for r in roads),
-             *(w.boundary if w.geom_type.endswith("Polygon") else w for w in water)]
+    lines = [
+        community.boundary,
+        *(r.geom for r in roads),
+        *(w.boundary if w.geom_type.endswith("Polygon") else w for w in water),
+    ]
     clip = community.buffer(1.0)
     lines = [shapely.intersection(g, clip) for g in lines]
     faces = shapely.get_parts(shapely.polygonize(shapely.get_parts(shapely.union_all(lines))))
@@ -141,11 +148,14 @@ def measure(results, communities, data, target) -> dict:
     land = [c for c in cells if not c.water]
     low = [c for c in land if polsby_popper(c.polygon) < MIN_COMPACTNESS]
     return {
-        "cells": len(cells), "in_target": ok / max(applicable, 1), "major_far": far / total if total else 0.0,
+        "cells": len(cells),
+        "in_target": ok / max(applicable, 1),
+        "major_far": far / total if total else 0.0,
         "holding": sum(cells_holding_major(r.cells, data["major"]) for r in results),
         "strips": sum(len(carriageway_strips(r.cells, data["roads"])) for r in results),
         "min_pp": min((polsby_popper(c.polygon) for c in land), default=1.0),
-        "low_pp": len(low), "unexplained": sum(not getattr(c, "notes", None) for c in low),
+        "low_pp": len(low),
+        "unexplained": sum(not getattr(c, "notes", None) for c in low),
     }
 
 
@@ -168,11 +178,15 @@ def main(argv=None, generate=generate_new) -> int:
         return 1
     started = time.perf_counter()
     data = load()
-    print(f"Read and reprojected the sample in {time.perf_counter() - started:.2f} s: {len(data['roads'])} cutting "
-          f"roads ({sum(r.major for r in data['roads'])} major), {len(data['water'])} water features, "
-          f"{len(data['buildings'])} building footprints.")
-    header = (f"{'scenario':<28} {'cells':>5} {'in target':>9} {'time s':>7} {'× polyg.':>8} {'× grid':>7} "
-              f"{'major ≥30m in':>13} {'cells ≥50m':>10} {'strips':>6} {'min PP':>6} {'PP<0.15':>7} {'unexpl.':>7}")
+    print(
+        f"Read and reprojected the sample in {time.perf_counter() - started:.2f} s: {len(data['roads'])} cutting "
+        f"roads ({sum(r.major for r in data['roads'])} major), {len(data['water'])} water features, "
+        f"{len(data['buildings'])} building footprints."
+    )
+    header = (
+        f"{'scenario':<28} {'cells':>5} {'in target':>9} {'time s':>7} {'× polyg.':>8} {'× grid':>7} "
+        f"{'major ≥30m in':>13} {'cells ≥50m':>10} {'strips':>6} {'min PP':>6} {'PP<0.15':>7} {'unexpl.':>7}"
+    )
     print()
     print(header)
     print("-" * len(header))
@@ -181,14 +195,17 @@ def main(argv=None, generate=generate_new) -> int:
         results, seconds = best_of(args.repeat, lambda cs=communities, t=target: [generate(c, data, t) for c in cs])
         side = (((target.min + target.max) / 2) if target.measure == "area" else 100_000) ** 0.5
         _, grid_seconds = best_of(args.repeat, lambda cs=communities, s=side: [square_grid(c, s) for c in cs])
-        _, poly_seconds = best_of(args.repeat, lambda cs=communities: [polygonize_only(c, data["roads"], data["water"])
-                                                                       for c in cs])
+        _, poly_seconds = best_of(
+            args.repeat, lambda cs=communities: [polygonize_only(c, data["roads"], data["water"]) for c in cs]
+        )
         tiling = max(r.tiling_error_m2 for r in results)
         assert tiling <= 1e-9 * sum(c.area for c in communities), f"tiling error {tiling} m²"
         m = measure(results, communities, data, target)
-        print(f"{name:<28} {m['cells']:>5} {m['in_target']:>8.0%} {seconds:>7.3f} {seconds / poly_seconds:>8.1f} "
-              f"{seconds / grid_seconds:>7.0f} {m['major_far']:>12.1%} {m['holding']:>10} {m['strips']:>6} "
-              f"{m['min_pp']:>6.3f} {m['low_pp']:>7} {m['unexplained']:>7}")
+        print(
+            f"{name:<28} {m['cells']:>5} {m['in_target']:>8.0%} {seconds:>7.3f} {seconds / poly_seconds:>8.1f} "
+            f"{seconds / grid_seconds:>7.0f} {m['major_far']:>12.1%} {m['holding']:>10} {m['strips']:>6} "
+            f"{m['min_pp']:>6.3f} {m['low_pp']:>7} {m['unexplained']:>7}"
+        )
     print()
     print("× polyg. / × grid: generation time divided by the baseline's time on the same communities.")
     print("in target: by the building rule (the count after publishing); water cells excluded.")

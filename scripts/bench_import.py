@@ -36,7 +36,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-X0, Y0, D = 114.05, 22.53, 0.001          # as tests/factories.py
+X0, Y0, D = 114.05, 22.53, 0.001  # as tests/factories.py
 COMMUNITIES, ROWS, COLS = 10, 30, 30
 KEY = "bench-personal-data-key"
 
@@ -75,7 +75,7 @@ def write_csv(path: Path, header: list[str], columns: list, chunk: int = 200_000
     with path.open("w", encoding="utf-8") as f:
         f.write(",".join(header) + "\n")
         for s in range(0, n, chunk):
-            parts = [np.asarray(c[s:s + chunk]).astype(str) for c in columns]
+            parts = [np.asarray(c[s : s + chunk]).astype(str) for c in columns]
             rows = parts[0]
             for p in parts[1:]:
                 rows = np.char.add(np.char.add(rows, ","), p)
@@ -86,30 +86,47 @@ def make_files(folder: Path, n: int) -> dict[str, Path]:
     rng = np.random.default_rng(1)
     codes = np.char.add("B", np.char.zfill(np.arange(n).astype(str), 8))
     lon, lat = points(n, rng)
-    files = {"buildings": folder / "buildings.csv", "residents_codes": folder / "residents_codes.csv",
-             "residents_lonlat": folder / "residents_lonlat.csv", "residents_bad_last": folder / "bad_last.csv"}
-    write_csv(files["buildings"], ["code", "address", "floors", "lon", "lat"],
-              [codes, np.char.add("测试路", np.arange(n).astype(str)), rng.integers(1, 40, n),
-               np.round(lon, 7), np.round(lat, 7)])
+    files = {
+        "buildings": folder / "buildings.csv",
+        "residents_codes": folder / "residents_codes.csv",
+        "residents_lonlat": folder / "residents_lonlat.csv",
+        "residents_bad_last": folder / "bad_last.csv",
+    }
+    write_csv(
+        files["buildings"],
+        ["code", "address", "floors", "lon", "lat"],
+        [
+            codes,
+            np.char.add("测试路", np.arange(n).astype(str)),
+            rng.integers(1, 40, n),
+            np.round(lon, 7),
+            np.round(lat, 7),
+        ],
+    )
     ids = citizen_ids(n)
     names = np.array(["王小明", "李大力", "赵敏", "钱多多"])[rng.integers(0, 4, n)]
     phones = np.char.add("139", np.char.zfill(rng.integers(0, 10**8, n).astype(str), 8))
     kinds = np.array(["registered", "floating", "户籍", "流动"])[rng.integers(0, 4, n)]
     households = np.char.add("H", (np.arange(n) // 3).astype(str))
-    write_csv(files["residents_codes"], ["id_number", "name", "phone", "household", "population_type",
-                                         "building_code"],
-              [ids, names, phones, households, kinds, codes[rng.integers(0, n, n)]])
+    write_csv(
+        files["residents_codes"],
+        ["id_number", "name", "phone", "household", "population_type", "building_code"],
+        [ids, names, phones, households, kinds, codes[rng.integers(0, n, n)]],
+    )
     lon2, lat2 = points(n, rng)
     ids2 = citizen_ids(n, start=n)
-    write_csv(files["residents_lonlat"], ["id_number", "name", "phone", "household", "population_type", "lon",
-                                          "lat"],
-              [ids2, names, phones, households, kinds, np.round(lon2, 7), np.round(lat2, 7)])
+    write_csv(
+        files["residents_lonlat"],
+        ["id_number", "name", "phone", "household", "population_type", "lon", "lat"],
+        [ids2, names, phones, households, kinds, np.round(lon2, 7), np.round(lat2, 7)],
+    )
     data = files["residents_lonlat"].read_bytes()
     last = ids2[-1]
-    bad = last[:17] + ("0" if last[17] != "0" else "1")          # a wrong check character on the last row
-    files["residents_bad_last"].write_bytes(data[:data.rstrip(b"\n").rfind(b"\n") + 1]
-                                            + data[data.rstrip(b"\n").rfind(b"\n") + 1:].replace(
-                                                last.encode(), bad.encode()))
+    bad = last[:17] + ("0" if last[17] != "0" else "1")  # a wrong check character on the last row
+    files["residents_bad_last"].write_bytes(
+        data[: data.rstrip(b"\n").rfind(b"\n") + 1]
+        + data[data.rstrip(b"\n").rfind(b"\n") + 1 :].replace(last.encode(), bad.encode())
+    )
     return files
 
 
@@ -139,23 +156,26 @@ def child(args) -> dict:
         with psycopg.connect(db.database_url(settings).replace("postgresql+psycopg", "postgresql")) as conn:
             header = Path(args.path).open(encoding="utf-8").readline().strip().split(",")
             conn.execute(f"CREATE TEMP TABLE raw ({', '.join(h + ' text' for h in header)})")
-            with conn.cursor().copy("COPY raw FROM STDIN (FORMAT csv, HEADER true)") as copy, \
-                    open(args.path, "rb") as f:
+            with (
+                conn.cursor().copy("COPY raw FROM STDIN (FORMAT csv, HEADER true)") as copy,
+                open(args.path, "rb") as f,
+            ):
                 while block := f.read(1 << 20):
                     copy.write(block)
             if "building_code" in header:
                 joined = "SELECT count(b.id) FROM raw r LEFT JOIN building b ON b.code = r.building_code"
             elif args.kind == "buildings":
-                joined = ("SELECT count(b.id), count(ST_MakePoint(r.lon::float8, r.lat::float8)) FROM raw r "
-                          "LEFT JOIN building b ON b.code = r.code")
+                joined = (
+                    "SELECT count(b.id), count(ST_MakePoint(r.lon::float8, r.lat::float8)) FROM raw r "
+                    "LEFT JOIN building b ON b.code = r.code"
+                )
             else:
                 joined = "SELECT count(ST_MakePoint(r.lon::float8, r.lat::float8)) FROM raw r"
             conn.execute("SET work_mem = '256MB'")
             conn.execute(joined).fetchone()
             conn.rollback()
         out = {}
-    else:   # assign
-
+    else:  # assign
         from gridkit.assign import assign_subjects
 
         factory = db.session_factory(db.engine_for(settings))
@@ -164,7 +184,7 @@ def child(args) -> dict:
             if args.variant == "update":
                 from gridkit.spatial import bulk
 
-                bulk.BULK_INDEX_ROWS = 10**12      # indexes kept and updated row by row
+                bulk.BULK_INDEX_ROWS = 10**12  # indexes kept and updated row by row
             t = time.perf_counter()
             counts = assign_subjects(session, ["residents"])
             parts["assign"] = time.perf_counter() - t
@@ -203,7 +223,7 @@ def empty(table: str) -> None:
     from gridkit.config import Settings
 
     with psycopg.connect(db.database_url(Settings.from_env()).replace("postgresql+psycopg", "postgresql")) as conn:
-        conn.execute(f"TRUNCATE {table}")      # a fixed name of this script
+        conn.execute(f"TRUNCATE {table}")  # a fixed name of this script
 
 
 def store_residents(env: dict, n: int) -> None:
@@ -221,7 +241,8 @@ def store_residents(env: dict, n: int) -> None:
             "SELECT md5(i::text), '4403**********0000', '测试', 'registered', "
             "ST_SetSRID(ST_MakePoint(%s + random() * %s, %s + random() * %s), 4490) "
             "FROM generate_series(1, %s) i",
-            (X0 - 0.0003, COMMUNITIES * COLS * D + 0.0006, Y0 - 0.0003, ROWS * D + 0.0006, n))
+            (X0 - 0.0003, COMMUNITIES * COLS * D + 0.0006, Y0 - 0.0003, ROWS * D + 0.0006, n),
+        )
         conn.execute("ANALYZE resident")
 
 
@@ -249,12 +270,14 @@ def main(argv: list[str] | None = None) -> int:
         t = time.perf_counter()
         files = make_files(Path(tmp), args.rows)
         print(f"files made in {time.perf_counter() - t:.1f} s", file=sys.stderr)
-        for label, kind, key in (("buildings", "buildings", "buildings"),
-                                 ("residents, building codes", "residents", "residents_codes"),
-                                 ("residents, lon/lat", "residents", "residents_lonlat"),
-                                 ("residents, lon/lat, last row bad", "residents", "residents_bad_last")):
+        for label, kind, key in (
+            ("buildings", "buildings", "buildings"),
+            ("residents, building codes", "residents", "residents_codes"),
+            ("residents, lon/lat", "residents", "residents_lonlat"),
+            ("residents, lon/lat, last row bad", "residents", "residents_bad_last"),
+        ):
             if kind == "residents":
-                empty("resident")          # each residents file is imported into an empty table
+                empty("resident")  # each residents file is imported into an empty table
             base = run_child(env, child="baseline", kind=kind, path=files[key])
             got = run_child(env, child="import", kind=kind, path=files[key])
             print(f"{label}: {got}; COPY + join: {base['seconds']:.1f} s", file=sys.stderr)
@@ -265,13 +288,20 @@ def main(argv: list[str] | None = None) -> int:
             got = run_child(env, child="assign", variant=variant)
             print(f"assign {variant}: {got}", file=sys.stderr)
             assigned.append((variant, got))
-    print(f"{'import':36} {'rows':>9} {'seconds':>8} {'rows/s':>9} {'peak MB':>8} {'COPY+join s':>11} "
-          f"{'ratio':>6}  result")
+    print(
+        f"{'import':36} {'rows':>9} {'seconds':>8} {'rows/s':>9} {'peak MB':>8} {'COPY+join s':>11} "
+        f"{'ratio':>6}  result"
+    )
     for label, n, got, base in table:
-        result = (f"refused: {got['problems']} problem(s): {got['first'][:70]}" if got.get("refused")
-                  else f"created {got['created']}, assigned {got['assigned']}")
-        print(f"{label:36} {n:>9,} {got['seconds']:>8.1f} {n / got['seconds']:>9,.0f} {got['peak_mb']:>8.0f} "
-              f"{base['seconds']:>11.1f} {got['seconds'] / base['seconds']:>6.1f}  {result}")
+        result = (
+            f"refused: {got['problems']} problem(s): {got['first'][:70]}"
+            if got.get("refused")
+            else f"created {got['created']}, assigned {got['assigned']}"
+        )
+        print(
+            f"{label:36} {n:>9,} {got['seconds']:>8.1f} {n / got['seconds']:>9,.0f} {got['peak_mb']:>8.0f} "
+            f"{base['seconds']:>11.1f} {got['seconds'] / base['seconds']:>6.1f}  {result}"
+        )
     print()
     print(f"{'first assignment of stored residents':36} {'rows':>9} {'seconds':>8} {'peak MB':>8}  parts")
     for variant, got in assigned:

@@ -48,7 +48,7 @@ from gridkit.incidents.heatmap import heatmap, parse_filters  # noqa: E402
 from gridkit.incidents.importer import import_incidents  # noqa: E402
 
 LON0, LAT0, CELL = 114.05, 22.53, 0.001
-BLOCKS, SIDE = 10, 10                     # 10 × 10 communities of 10 × 10 cells
+BLOCKS, SIDE = 10, 10  # 10 × 10 communities of 10 × 10 cells
 CITY, DISTRICT, STREET = "990100", "990101", "990101001"
 DEPT = "200001"
 END = datetime(2026, 11, 30, tzinfo=UTC)
@@ -77,51 +77,83 @@ def build_city(session: Session) -> None:
         return f"SRID=4490;MULTIPOLYGON((({a} {b},{c} {b},{c} {d},{a} {d},{a} {b})))"
 
     units = [(CITY, "城", "city", None), (DISTRICT, "区", "district", CITY), (STREET, "街道", "street", DISTRICT)]
-    rows = [{"code": c, "name": nm, "level": lv, "parent_code": p, "geom": poly(LON0, LAT0, x1, y1)}
-            for c, nm, lv, p in units]
+    rows = [
+        {"code": c, "name": nm, "level": lv, "parent_code": p, "geom": poly(LON0, LAT0, x1, y1)}
+        for c, nm, lv, p in units
+    ]
     cells = []
     for bi in range(BLOCKS):
         for bj in range(BLOCKS):
             code = f"{STREET}{bi * BLOCKS + bj + 1:03d}"
             ax, ay = round(LON0 + bj * SIDE * CELL, 6), round(LAT0 + bi * SIDE * CELL, 6)
-            rows.append({"code": code, "name": f"社区{code[-3:]}", "level": "community", "parent_code": STREET,
-                         "geom": poly(ax, ay, round(ax + SIDE * CELL, 6), round(ay + SIDE * CELL, 6))})
+            rows.append(
+                {
+                    "code": code,
+                    "name": f"社区{code[-3:]}",
+                    "level": "community",
+                    "parent_code": STREET,
+                    "geom": poly(ax, ay, round(ax + SIDE * CELL, 6), round(ay + SIDE * CELL, 6)),
+                }
+            )
             seq = 0
             for r in reversed(range(SIDE)):
                 for c in range(SIDE):
                     seq += 1
                     x, y = round(ax + c * CELL, 6), round(ay + r * CELL, 6)
                     ring = poly(x, y, round(x + CELL, 6), round(y + CELL, 6))
-                    cells.append((f"{code}{seq:03d}", code,
-                                  ring.replace("MULTIPOLYGON((", "POLYGON(").replace(")))", "))")))
+                    cells.append(
+                        (f"{code}{seq:03d}", code, ring.replace("MULTIPOLYGON((", "POLYGON(").replace(")))", "))"))
+                    )
     copy(session, "COPY admin_unit (code, name, level, parent_code, geom)", pd.DataFrame(rows))
-    edition = session.scalar(text("INSERT INTO base_grid_edition (name, status, published_at) "
-                                  "VALUES ('bench', 'published', '2020-01-01') RETURNING id"))
+    edition = session.scalar(
+        text(
+            "INSERT INTO base_grid_edition (name, status, published_at) "
+            "VALUES ('bench', 'published', '2020-01-01') RETURNING id"
+        )
+    )
     frame = pd.DataFrame(cells, columns=["code", "community_code", "geom"])
     frame.insert(0, "edition_id", edition)
     copy(session, "COPY base_cell (edition_id, code, community_code, geom)", frame)
     session.execute(text("INSERT INTO department (code, name) VALUES (:d, '城管')"), {"d": DEPT})
     session.execute(text("INSERT INTO department (code, name) VALUES ('100001', '综治')"))
-    version = session.scalar(text(
-        "INSERT INTO work_grid_version (dept_code, number, status, base_edition_id, valid_from, published_at) "
-        "VALUES (:d, 1, 'published', :e, '2020-01-01', '2020-01-01') RETURNING id"), {"d": DEPT, "e": edition})
-    session.execute(text("""
+    version = session.scalar(
+        text(
+            "INSERT INTO work_grid_version (dept_code, number, status, base_edition_id, valid_from, published_at) "
+            "VALUES (:d, 1, 'published', :e, '2020-01-01', '2020-01-01') RETURNING id"
+        ),
+        {"d": DEPT, "e": edition},
+    )
+    session.execute(
+        text("""
         INSERT INTO work_cell (version_id, code, name)
-        SELECT :v, :d || code || '01', name FROM admin_unit WHERE level = 'community'"""), {"v": version, "d": DEPT})
-    session.execute(text("""
+        SELECT :v, :d || code || '01', name FROM admin_unit WHERE level = 'community'"""),
+        {"v": version, "d": DEPT},
+    )
+    session.execute(
+        text("""
         INSERT INTO work_cell_member (version_id, base_cell_id, work_cell_id)
         SELECT :v, b.id, w.id FROM base_cell b
         JOIN work_cell w ON w.version_id = :v AND w.code = :d || b.community_code || '01'
-        """), {"v": version, "d": DEPT})
-    session.execute(text("UPDATE work_cell w SET geom = (SELECT ST_Multi(ST_Union(b.geom)) FROM work_cell_member m "
-                         "JOIN base_cell b ON b.id = m.base_cell_id WHERE m.work_cell_id = w.id) "
-                         "WHERE version_id = :v"), {"v": version})
-    session.execute(text("""
+        """),
+        {"v": version, "d": DEPT},
+    )
+    session.execute(
+        text(
+            "UPDATE work_cell w SET geom = (SELECT ST_Multi(ST_Union(b.geom)) FROM work_cell_member m "
+            "JOIN base_cell b ON b.id = m.base_cell_id WHERE m.work_cell_id = w.id) "
+            "WHERE version_id = :v"
+        ),
+        {"v": version},
+    )
+    session.execute(
+        text("""
         WITH c AS (INSERT INTO coordinator (name, phone)
                    SELECT '网格员' || code, '139' || lpad(id::text, 8, '0') FROM work_cell WHERE version_id = :v
                    RETURNING id, name)
         INSERT INTO coordinator_assignment (coordinator_id, work_cell_id)
-        SELECT c.id, w.id FROM c JOIN work_cell w ON '网格员' || w.code = c.name"""), {"v": version})
+        SELECT c.id, w.id FROM c JOIN work_cell w ON '网格员' || w.code = c.name"""),
+        {"v": version},
+    )
     seed_categories(session)
     session.execute(text("ANALYZE"))
 
@@ -139,17 +171,37 @@ def make_cases(n: int, path: Path) -> dict:
     closed = closed.where(closed < pd.Timestamp(END), pd.Timestamp(END) - pd.Timedelta(seconds=1))
     codes = ["E0101", "E0103", "E0201", "E0408", "E0502", "E0504", "0108", "0304"]
     fmt = "%Y-%m-%dT%H:%M:%S+00:00"
-    frame = pd.DataFrame({
-        "id": [f"B{i:07d}" for i in range(n)], "type": rng.choice(codes, n),
-        "reported": reported.dt.strftime(fmt), "closed": closed.dt.strftime(fmt).fillna(""),
-        "due": (reported + pd.Timedelta(hours=72)).dt.strftime(fmt),
-        "state": np.where(closed_mask, "done", "open"), "lon": np.round(lon, 7), "lat": np.round(lat, 7)})
+    frame = pd.DataFrame(
+        {
+            "id": [f"B{i:07d}" for i in range(n)],
+            "type": rng.choice(codes, n),
+            "reported": reported.dt.strftime(fmt),
+            "closed": closed.dt.strftime(fmt).fillna(""),
+            "due": (reported + pd.Timedelta(hours=72)).dt.strftime(fmt),
+            "state": np.where(closed_mask, "done", "open"),
+            "lon": np.round(lon, 7),
+            "lat": np.round(lat, 7),
+        }
+    )
     frame.to_csv(path, index=False)
-    return {"source": "bench", "code_prefix": "BN",
-            "columns": {"external_id": "id", "category": "type", "reported_at": "reported", "closed_at": "closed",
-                        "due_at": "due", "state": "state", "lon": "lon", "lat": "lat", "description": "type"},
-            "time_format": None, "categories": {c: c for c in codes},
-            "states": {"done": "closed", "open": "dispatched"}}
+    return {
+        "source": "bench",
+        "code_prefix": "BN",
+        "columns": {
+            "external_id": "id",
+            "category": "type",
+            "reported_at": "reported",
+            "closed_at": "closed",
+            "due_at": "due",
+            "state": "state",
+            "lon": "lon",
+            "lat": "lat",
+            "description": "type",
+        },
+        "time_format": None,
+        "categories": {c: c for c in codes},
+        "states": {"done": "closed", "open": "dispatched"},
+    }
 
 
 def timed(fn, repeat: int = 1) -> tuple[list[float], object]:
@@ -180,45 +232,77 @@ def main() -> None:
             progress(f"{args.cases:,} cases written to {csv_path} ({csv_path.stat().st_size / 1e6:.0f} MB)")
 
             raw = csv_path.read_text()
-            session.execute(text("CREATE TEMP TABLE raw_cases (id text, type text, reported text, closed text, "
-                                 "due text, state text, lon text, lat text)"))
+            session.execute(
+                text(
+                    "CREATE TEMP TABLE raw_cases (id text, type text, reported text, closed text, "
+                    "due text, state text, lon text, lat text)"
+                )
+            )
             (t_raw,), _ = timed(lambda: _raw_copy(session, raw))
             progress(f"raw COPY: {t_raw:.1f} s")
             (t_import,), summary = timed(lambda: import_incidents(session, csv_path, mapping))
             progress(f"import_incidents: {t_import:.1f} s, assigned {summary['assigned']:,}")
             session.execute(text("ANALYZE incident"))
-            results.append(("bulk intake (rows/s)", f"{args.cases / t_import:,.0f}",
-                            f"raw COPY {args.cases / t_raw:,.0f}", f"{t_import / t_raw:.1f}× the raw COPY time", "-"))
+            results.append(
+                (
+                    "bulk intake (rows/s)",
+                    f"{args.cases / t_import:,.0f}",
+                    f"raw COPY {args.cases / t_raw:,.0f}",
+                    f"{t_import / t_raw:.1f}× the raw COPY time",
+                    "-",
+                )
+            )
 
             single, insert_only = _reports(session, args.reports)
-            results.append(("report → coordinator known, p50 / p95 (ms)",
-                            f"{np.percentile(single, 50):.1f} / {np.percentile(single, 95):.1f}",
-                            f"bare INSERT p95 {np.percentile(insert_only, 95):.2f}",
-                            f"{np.percentile(single, 95) / np.percentile(insert_only, 95):.0f}×", "-"))
+            results.append(
+                (
+                    "report → coordinator known, p50 / p95 (ms)",
+                    f"{np.percentile(single, 50):.1f} / {np.percentile(single, 95):.1f}",
+                    f"bare INSERT p95 {np.percentile(insert_only, 95):.2f}",
+                    f"{np.percentile(single, 95) / np.percentile(insert_only, 95):.0f}×",
+                    "-",
+                )
+            )
 
             span = BLOCKS * SIDE * CELL
             city = f"{LON0 - 0.01},{LAT0 - 0.01},{LON0 + span + 0.01},{LAT0 + span + 0.01}"
             raw_times, raw_payload = timed(lambda: _raw_points(session), 1)
             raw_kb = len(raw_payload) / 1024
-            for label, zoom, extra in (("heatmap, city zoom 12 (all cases)", 12, {}),
-                                       ("heatmap, city zoom 12, one category, last 30 days", 12,
-                                        {"category": "E0408", "from_": (END - timedelta(days=30)).isoformat()}),
-                                       ("heatmap, zoom 14, a 1280×800 px view", 14, {}),
-                                       ("heatmap, zoom 16, a 1280×800 px view", 16, {})):
+            for label, zoom, extra in (
+                ("heatmap, city zoom 12 (all cases)", 12, {}),
+                (
+                    "heatmap, city zoom 12, one category, last 30 days",
+                    12,
+                    {"category": "E0408", "from_": (END - timedelta(days=30)).isoformat()},
+                ),
+                ("heatmap, zoom 14, a 1280×800 px view", 14, {}),
+                ("heatmap, zoom 16, a 1280×800 px view", 16, {}),
+            ):
                 view = city if zoom <= 12 else _view(zoom)
                 filters = parse_filters(bbox=view, zoom=zoom, **extra)
                 times, data = timed(lambda f=filters: json.dumps(heatmap(session, f)), 5)
                 ms = statistics.median(times) * 1000
-                results.append((label, f"{ms:.0f} ms, {len(data) / 1024:.0f} kB",
-                                f"raw points {raw_times[0] * 1000:.0f} ms, {raw_kb:,.0f} kB",
-                                f"{raw_kb / (len(data) / 1024):,.0f}× smaller",
-                                "ok" if ms <= 300 and len(data) <= 500 * 1024 else "MISSED (≤ 300 ms, ≤ 500 kB)"))
+                results.append(
+                    (
+                        label,
+                        f"{ms:.0f} ms, {len(data) / 1024:.0f} kB",
+                        f"raw points {raw_times[0] * 1000:.0f} ms, {raw_kb:,.0f} kB",
+                        f"{raw_kb / (len(data) / 1024):,.0f}× smaller",
+                        "ok" if ms <= 300 and len(data) <= 500 * 1024 else "MISSED (≤ 300 ms, ≤ 500 kB)",
+                    )
+                )
             for by in ("department", "work-cell", "community", "coordinator"):
                 times, data = timed(lambda b=by: evaluate(session, by=b, from_=END - timedelta(days=365), to=END), 3)
                 s = statistics.median(times)
-                results.append((f"evaluation over a year by {by}", f"{s * 1000:.0f} ms",
-                                f"{data['total']['cases']:,} cases, {len(data['rows'])} groups", "-",
-                                "ok" if s <= 1 else "MISSED (≤ 1 s)"))
+                results.append(
+                    (
+                        f"evaluation over a year by {by}",
+                        f"{s * 1000:.0f} ms",
+                        f"{data['total']['cases']:,} cases, {len(data['rows'])} groups",
+                        "-",
+                        "ok" if s <= 1 else "MISSED (≤ 1 s)",
+                    )
+                )
             session.rollback()
         engine.dispose()
     print()
@@ -230,7 +314,7 @@ def main() -> None:
 def _view(zoom: int) -> str:
     """Return the bbox of a 1280×800 px map view at `zoom` around the city's centre."""
     centre = BLOCKS * SIDE * CELL / 2
-    half_w, half_h = 640 * 360 / (256 * 2 ** zoom), 400 * 360 / (256 * 2 ** zoom)
+    half_w, half_h = 640 * 360 / (256 * 2**zoom), 400 * 360 / (256 * 2**zoom)
     return f"{LON0 + centre - half_w},{LAT0 + centre - half_h},{LON0 + centre + half_w},{LAT0 + centre + half_h}"
 
 
@@ -248,17 +332,22 @@ def _reports(session: Session, n: int) -> tuple[list[float], list[float]]:
     for i in range(n):
         lon, lat = LON0 + rng.random() * span, LAT0 + rng.random() * span
         t0 = time.perf_counter()
-        case = wf.report_incident(session, lon=lon, lat=lat, description="bench", category="E0103", actor=ADMIN,
-                                  key=f"bench-{i}").incident
+        case = wf.report_incident(
+            session, lon=lon, lat=lat, description="bench", category="E0103", actor=ADMIN, key=f"bench-{i}"
+        ).incident
         wf.accept(session, case.id, ADMIN)
         wf.classify(session, case.id, ADMIN, category="E0103")
         wf.dispatch(session, case.id, ADMIN)
         assert case.coordinator_id is not None
         single.append((time.perf_counter() - t0) * 1000)
         t0 = time.perf_counter()
-        session.execute(text("INSERT INTO incident (code, status, geom, reported_at) VALUES "
-                             "(:c, 'reported', ST_SetSRID(ST_MakePoint(:x, :y), 4490), now())"),
-                        {"c": f"BARE{i}", "x": lon, "y": lat})
+        session.execute(
+            text(
+                "INSERT INTO incident (code, status, geom, reported_at) VALUES "
+                "(:c, 'reported', ST_SetSRID(ST_MakePoint(:x, :y), 4490), now())"
+            ),
+            {"c": f"BARE{i}", "x": lon, "y": lat},
+        )
         bare.append((time.perf_counter() - t0) * 1000)
     return single, bare
 

@@ -69,11 +69,14 @@ def city_tiles(z: int) -> list[tuple[int, int, int]]:
 
 
 def add_buildings(session: Session, n: int = 20_000) -> None:
-    session.execute(text(f"""
+    session.execute(
+        text(f"""
         INSERT INTO building (code, floors, geom)
         SELECT 'B' || i, 1 + i % 30,
                ST_SetSRID(ST_MakePoint({X0} + random() * {SIDE * CELL}, {Y0} + random() * {SIDE * CELL}), 4490)
-        FROM generate_series(1, :n) i"""), {"n": n})
+        FROM generate_series(1, :n) i"""),
+        {"n": n},
+    )
 
 
 class Server:
@@ -117,8 +120,7 @@ def concurrent(urls: list[str], clients: int, headers=None) -> list[tuple[float,
 def raw_tile_ms(session: Session, layer: str, xyz, dept_version: int | None, colours) -> float:
     """The raw ST_AsMVT query of gridkit.tiles for one tile, in process (the baseline)."""
     z, x, y = xyz
-    params = {"z": z, "x": x, "y": y, "margin": tiles.BUFFER / tiles.EXTENT, "srid": 4490,
-              "tol": tiles._tolerance(z)}
+    params = {"z": z, "x": x, "y": y, "margin": tiles.BUFFER / tiles.EXTENT, "srid": 4490, "tol": tiles._tolerance(z)}
     if layer == "base-cells":
         params["edition"] = 1
     else:
@@ -130,19 +132,20 @@ def raw_tile_ms(session: Session, layer: str, xyz, dept_version: int | None, col
 
 def bench_tiles(server: Server, engine, rows: list) -> dict:
     with Session(engine) as session:
-        version = session.execute(text(
-            "SELECT id FROM work_grid_version WHERE dept_code = :d AND status = 'published'"), {"d": DEPTS[0]}).scalar()
+        version = session.execute(
+            text("SELECT id FROM work_grid_version WHERE dept_code = :d AND status = 'published'"), {"d": DEPTS[0]}
+        ).scalar()
         colours = work_cell_colours(session, version)
-        cases = ([("base-cells", t, None) for z in (13, 14, 15) for t in city_tiles(z)]
-                 + [("work-cells", t, f"dept={DEPTS[0]}") for z in (13, 14) for t in city_tiles(z)])
+        cases = [("base-cells", t, None) for z in (13, 14, 15) for t in city_tiles(z)] + [
+            ("work-cells", t, f"dept={DEPTS[0]}") for z in (13, 14) for t in city_tiles(z)
+        ]
         # Warm the database's buffers once, so that neither side pays for the first read.
         for layer, xyz, _ in cases:
             raw_tile_ms(session, layer, xyz, version, colours)
         raw = [raw_tile_ms(session, layer, xyz, version, colours) for layer, xyz, _ in cases]
-    urls = [f"{server.url}/tiles/{layer}/{z}/{x}/{y}.mvt" + (f"?{q}" if q else "")
-            for layer, (z, x, y), q in cases]
-    misses = [timed_get(u) for u in urls]                         # one client: same conditions as raw
-    hits_one = [timed_get(u) for u in urls * 3]                 # one client: the per-request floor
+    urls = [f"{server.url}/tiles/{layer}/{z}/{x}/{y}.mvt" + (f"?{q}" if q else "") for layer, (z, x, y), q in cases]
+    misses = [timed_get(u) for u in urls]  # one client: same conditions as raw
+    hits_one = [timed_get(u) for u in urls * 3]  # one client: the per-request floor
     hits = concurrent(urls * 20, 8)
     etags = {u: http().get(u).headers["ETag"] for u in urls}
     with ThreadPoolExecutor(8) as pool:
@@ -151,19 +154,61 @@ def bench_tiles(server: Server, engine, rows: list) -> dict:
     miss_ms, hit_ms, nm_ms = [m[0] for m in misses], [h[0] for h in hits], [n[0] for n in not_modified]
     sizes = [m[2] for m in misses]
     base = pct(raw, 95)
-    rows.append((f"tiles: raw ST_AsMVT query in process ({len(raw)} tiles, baseline)",
-                 statistics.median(raw), base, pct(raw, 99), 1.0, ""))
-    rows.append(("tiles: server, cache miss (1 client)", statistics.median(miss_ms), pct(miss_ms, 95),
-                 pct(miss_ms, 99), pct(miss_ms, 95) / base, "target ≤ 1.5×"))
+    rows.append(
+        (
+            f"tiles: raw ST_AsMVT query in process ({len(raw)} tiles, baseline)",
+            statistics.median(raw),
+            base,
+            pct(raw, 99),
+            1.0,
+            "",
+        )
+    )
+    rows.append(
+        (
+            "tiles: server, cache miss (1 client)",
+            statistics.median(miss_ms),
+            pct(miss_ms, 95),
+            pct(miss_ms, 99),
+            pct(miss_ms, 95) / base,
+            "target ≤ 1.5×",
+        )
+    )
     one_ms = [h[0] for h in hits_one]
-    rows.append((f"tiles: server, cache hit (1 client, {len(one_ms)} req)", statistics.median(one_ms),
-                 pct(one_ms, 95), pct(one_ms, 99), pct(one_ms, 95) / base, "target ≤ 2 ms"))
-    rows.append((f"tiles: server, cache hit (8 clients, {len(hit_ms)} req)", statistics.median(hit_ms),
-                 pct(hit_ms, 95), pct(hit_ms, 99), pct(hit_ms, 95) / base, "target ≤ 2 ms"))
-    rows.append(("tiles: server, If-None-Match → 304 (8 clients)", statistics.median(nm_ms), pct(nm_ms, 95),
-                 pct(nm_ms, 99), pct(nm_ms, 95) / base, ""))
-    return {"tile bytes (median / max)": f"{int(statistics.median(sizes)):,} / {max(sizes):,}",
-            "tiles per run": len(urls)}
+    rows.append(
+        (
+            f"tiles: server, cache hit (1 client, {len(one_ms)} req)",
+            statistics.median(one_ms),
+            pct(one_ms, 95),
+            pct(one_ms, 99),
+            pct(one_ms, 95) / base,
+            "target ≤ 2 ms",
+        )
+    )
+    rows.append(
+        (
+            f"tiles: server, cache hit (8 clients, {len(hit_ms)} req)",
+            statistics.median(hit_ms),
+            pct(hit_ms, 95),
+            pct(hit_ms, 99),
+            pct(hit_ms, 95) / base,
+            "target ≤ 2 ms",
+        )
+    )
+    rows.append(
+        (
+            "tiles: server, If-None-Match → 304 (8 clients)",
+            statistics.median(nm_ms),
+            pct(nm_ms, 95),
+            pct(nm_ms, 99),
+            pct(nm_ms, 95) / base,
+            "",
+        )
+    )
+    return {
+        "tile bytes (median / max)": f"{int(statistics.median(sizes)):,} / {max(sizes):,}",
+        "tiles per run": len(urls),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -171,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     # Tiles hold no residents: they only make the database as big as the real one.
     parser.add_argument("--residents", type=int, default=100_000)
     args = parser.parse_args(argv)
-    os.environ.pop("GRIDKIT_DATABASE_URL", None)     # this benchmark commits: a throwaway cluster only
+    os.environ.pop("GRIDKIT_DATABASE_URL", None)  # this benchmark commits: a throwaway cluster only
     with db.bench_database(5496) as (url, where):
         log(f"database: {where}")
         engine = db.make_engine(url)
@@ -179,12 +224,15 @@ def main(argv: list[str] | None = None) -> int:
         with Session(engine) as session, session.begin():
             build(session, args.residents)
             add_buildings(session)
-        log(f"built 10,000 base cells, 3 work grids, {args.residents:,} residents, 20,000 buildings "
-            f"in {time.perf_counter() - t0:.1f} s")
+        log(
+            f"built 10,000 base cells, 3 work grids, {args.residents:,} residents, 20,000 buildings "
+            f"in {time.perf_counter() - t0:.1f} s"
+        )
         rows: list = []
         sizes: dict = {}
-        settings = Settings(home=Path(where.split()[-1]) / "home" if "throwaway" in where else Path("var"),
-                            database_url=url)
+        settings = Settings(
+            home=Path(where.split()[-1]) / "home" if "throwaway" in where else Path("var"), database_url=url
+        )
         with Server(settings) as server:
             sizes.update(bench_tiles(server, engine, rows))
         engine.dispose()

@@ -142,7 +142,7 @@ def main() -> None:
         for mode in ("uncached", "kept"):
             proc, port = _start(url, mode)
             try:
-                _drive(port, lambda rng: "/", 1, 2)   # warm up
+                _drive(port, lambda rng: "/", 1, 2)  # warm up
                 rate, lat, size = _drive(port, lambda rng: "/", args.seconds, args.clients)
                 rows.append((f"home page, counts {mode}", rate, _p(lat, 50), _p(lat, 95), size))
                 if mode == "kept":
@@ -158,8 +158,10 @@ def main() -> None:
     print(f"{'whois in process (baseline)':40} {'':>8} {in_process_ms:8.2f}")
     print()
     home, baseline, whois_row = rows[1][1], rows[0][1], rows[2]
-    print(f"home_rps={home:.0f} (target ≥ 200) ratio_vs_uncached={home / baseline:.1f} "
-          f"whois_p95_ms={whois_row[3]:.2f} at {whois_row[1]:.0f} req/s (target ≤ 10 at 300)")
+    print(
+        f"home_rps={home:.0f} (target ≥ 200) ratio_vs_uncached={home / baseline:.1f} "
+        f"whois_p95_ms={whois_row[3]:.2f} at {whois_row[1]:.0f} req/s (target ≤ 10 at 300)"
+    )
 
 
 if __name__ == "__main__":

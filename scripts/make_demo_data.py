@@ -79,7 +79,12 @@ TARGET_INCIDENTS = 150
 
 # One random stream per stage, so drawing more numbers in one stage does not shift the others.
 SEED_ROADS, SEED_BUILDINGS, SEED_RESIDENTS, SEED_ENTITIES, SEED_INCIDENTS, SEED_PEOPLE = (
-    20261101, 20261102, 20261103, 20261104, 20261105, 20261106,
+    20261101,
+    20261102,
+    20261103,
+    20261104,
+    20261105,
+    20261106,
 )
 
 # Streets of the demo district: code suffix, name, starting seed (CGCS2000 lon/lat) for grouping blocks.
@@ -100,14 +105,57 @@ COMMUNITIES = {
 MAJOR_ROADS_EW = [("北环大道", 0.78), ("深南大道", 0.47), ("滨河大道", 0.22)]  # fraction of height
 MAJOR_ROADS_NS = [("香蜜湖路", 0.28), ("新洲路", 0.50), ("彩田路", 0.68), ("皇岗路", 0.82)]  # of width
 MINOR_NAMES_EW = [
-    "笋岗西路", "梅林路", "上梅林路", "景田北路", "莲花路", "商报路", "红荔西路", "红荔路", "福中路",
-    "福中一路", "福中三路", "福华路", "福华一路", "福华三路", "福民路", "福强路", "福荣路", "沙嘴路",
-    "石厦北街", "金地一路", "振华路", "泰然九路", "侨香路", "香梅北路",
+    "笋岗西路",
+    "梅林路",
+    "上梅林路",
+    "景田北路",
+    "莲花路",
+    "商报路",
+    "红荔西路",
+    "红荔路",
+    "福中路",
+    "福中一路",
+    "福中三路",
+    "福华路",
+    "福华一路",
+    "福华三路",
+    "福民路",
+    "福强路",
+    "福荣路",
+    "沙嘴路",
+    "石厦北街",
+    "金地一路",
+    "振华路",
+    "泰然九路",
+    "侨香路",
+    "香梅北路",
 ]
 MINOR_NAMES_NS = [
-    "农林路", "安托山六路", "侨城东路", "香梅路", "景田路", "莲花支路", "新闻路", "民田路", "益田路",
-    "金田路", "中心五路", "福田路", "上步路", "华强北路", "燕南路", "园岭路", "红岭路", "泰然路",
-    "车公庙路", "天安路", "石厦路", "八卦路", "园岭五街", "华发北路", "华富路",
+    "农林路",
+    "安托山六路",
+    "侨城东路",
+    "香梅路",
+    "景田路",
+    "莲花支路",
+    "新闻路",
+    "民田路",
+    "益田路",
+    "金田路",
+    "中心五路",
+    "福田路",
+    "上步路",
+    "华强北路",
+    "燕南路",
+    "园岭路",
+    "红岭路",
+    "泰然路",
+    "车公庙路",
+    "天安路",
+    "石厦路",
+    "八卦路",
+    "园岭五街",
+    "华发北路",
+    "华富路",
 ]
 
 DEPARTMENTS = [
@@ -125,18 +173,97 @@ GIVEN_FEMALE = "芳娜敏静丽艳娟霞婷雪慧琳颖欣怡梅玲倩萍佳雨�
 GIVEN_ANY = "子一思雅安宁新文晨家嘉梓欣雨俊晓志永春"
 
 MOBILE_PREFIXES = [
-    "130", "131", "132", "133", "134", "135", "136", "137", "138", "139", "150", "151", "152", "153",
-    "155", "156", "157", "158", "159", "166", "177", "180", "181", "182", "183", "185", "186", "187",
-    "188", "189", "198", "199",
+    "130",
+    "131",
+    "132",
+    "133",
+    "134",
+    "135",
+    "136",
+    "137",
+    "138",
+    "139",
+    "150",
+    "151",
+    "152",
+    "153",
+    "155",
+    "156",
+    "157",
+    "158",
+    "159",
+    "166",
+    "177",
+    "180",
+    "181",
+    "182",
+    "183",
+    "185",
+    "186",
+    "187",
+    "188",
+    "189",
+    "198",
+    "199",
 ]
 COMPANY_WORDS = [
-    "华讯", "鹏城", "福瑞", "莲花", "科创", "博远", "海纳", "中联", "天合", "恒信", "华富", "景田", "新洲",
-    "香蜜", "福华", "深港", "前沿", "云帆", "智汇", "德信隆", "启明", "乐活", "百联", "聚能", "鼎盛", "安捷",
-    "瑞鹏", "嘉禾润", "明创", "远航", "红树", "润泽", "思源", "锦程", "梅林", "益田", "岭南", "南天", "青禾",
+    "华讯",
+    "鹏城",
+    "福瑞",
+    "莲花",
+    "科创",
+    "博远",
+    "海纳",
+    "中联",
+    "天合",
+    "恒信",
+    "华富",
+    "景田",
+    "新洲",
+    "香蜜",
+    "福华",
+    "深港",
+    "前沿",
+    "云帆",
+    "智汇",
+    "德信隆",
+    "启明",
+    "乐活",
+    "百联",
+    "聚能",
+    "鼎盛",
+    "安捷",
+    "瑞鹏",
+    "嘉禾润",
+    "明创",
+    "远航",
+    "红树",
+    "润泽",
+    "思源",
+    "锦程",
+    "梅林",
+    "益田",
+    "岭南",
+    "南天",
+    "青禾",
 ]
 COMPANY_TRADES = [
-    "科技", "信息技术", "电子", "网络科技", "贸易", "餐饮管理", "物业管理", "文化传播", "投资咨询",
-    "建筑工程", "医疗器械", "教育咨询", "供应链管理", "设计", "商贸", "健康管理",
+    "科技",
+    "信息技术",
+    "电子",
+    "网络科技",
+    "贸易",
+    "餐饮管理",
+    "物业管理",
+    "文化传播",
+    "投资咨询",
+    "建筑工程",
+    "医疗器械",
+    "教育咨询",
+    "供应链管理",
+    "设计",
+    "商贸",
+    "健康管理",
 ]
 EVENT_DETAILS = {
     "01": ["影响市容环境，请尽快清理。", "周边居民多次反映。", "已拍照取证，需环卫部门处置。"],
@@ -415,12 +542,14 @@ def split_in_two(poly: Polygon) -> list[Polygon]:
         # The half-plane "behind" the line perpendicular to the long axis at centroid + offset.
         px, py = cx + ux * offset, cy + uy * offset
         vx, vy = -uy, ux
-        return Polygon([
-            (px + vx * reach, py + vy * reach),
-            (px - vx * reach, py - vy * reach),
-            (px - vx * reach - ux * reach, py - vy * reach - uy * reach),
-            (px + vx * reach - ux * reach, py + vy * reach - uy * reach),
-        ])
+        return Polygon(
+            [
+                (px + vx * reach, py + vy * reach),
+                (px - vx * reach, py - vy * reach),
+                (px - vx * reach - ux * reach, py - vy * reach - uy * reach),
+                (px + vx * reach - ux * reach, py + vy * reach - uy * reach),
+            ]
+        )
 
     # Bisect the cut position so that both sides get the same area.
     low, high = -reach / 4, reach / 4
@@ -853,8 +982,14 @@ def make_entities(grid: DemoGrid) -> list[Entity]:
 # --- departments, work grids, coordinators ---------------------------------------------------------
 
 
-def partition_contiguous(codes: list[str], adjacent: dict[str, dict[str, float]], area: dict[str, float],
-                         centre: dict[str, tuple[float, float]], k: int, start_last: bool) -> list[list[str]]:
+def partition_contiguous(
+    codes: list[str],
+    adjacent: dict[str, dict[str, float]],
+    area: dict[str, float],
+    centre: dict[str, tuple[float, float]],
+    k: int,
+    start_last: bool,
+) -> list[list[str]]:
     """Return codes (in order) split into k edge-connected groups of similar area, by region growing.
 
     The first seed is the first code (or the last, for a different layout); the others are each the
@@ -1124,8 +1259,16 @@ def write_all(out: Path) -> dict[str, int]:
     write_geojson(
         out / "incidents.geojson",
         [
-            ({"code": i.code, "category_code": i.category_code, "description": i.description,
-              "reported_at": i.reported_at, "reporter": i.reporter}, Point(i.lon, i.lat))
+            (
+                {
+                    "code": i.code,
+                    "category_code": i.category_code,
+                    "description": i.description,
+                    "reported_at": i.reported_at,
+                    "reporter": i.reporter,
+                },
+                Point(i.lon, i.lat),
+            )
             for i in incidents
         ],
     )
@@ -1182,16 +1325,16 @@ communities, streets and districts tile their parents, exactly (shared edges hav
 ## Files
 | file | what | count |
 |---|---|---|
-| `admin_units.geojson` | MultiPolygon; `code`, `name`, `level` (city, district, street, community), `parent_code` (null for the city) | 1 city, {counts['districts']} districts, {counts['streets']} streets, {counts['communities']} communities |
-| `roads.geojson` | LineString; `name`, `kind` (major, minor); generated, clipped to 福田区; a road cut in pieces by the outline is several features | {counts['roads']} |
-| `base_cells.geojson` | Polygon; `code` (15 digits), `community_code` | {counts['base cells']} |
-| `buildings.geojson` | Point; `code` (base cell code + 4-digit serial = 19 digits), `address`, `floors` | {counts['buildings']} |
-| `residents.csv` | `id_number` (GB 11643, region 440304, born 1940-2020), `name`, `phone`, `household` (building code + `-` + room), `population_type` (registered, floating), `building_code` | {counts['residents']} in {counts['households']} households |
-| `entities.csv` | `credit_code` (GB 32100, region 440304), `name`, `lon`, `lat` | {counts['entities']} |
+| `admin_units.geojson` | MultiPolygon; `code`, `name`, `level` (city, district, street, community), `parent_code` (null for the city) | 1 city, {counts["districts"]} districts, {counts["streets"]} streets, {counts["communities"]} communities |
+| `roads.geojson` | LineString; `name`, `kind` (major, minor); generated, clipped to 福田区; a road cut in pieces by the outline is several features | {counts["roads"]} |
+| `base_cells.geojson` | Polygon; `code` (15 digits), `community_code` | {counts["base cells"]} |
+| `buildings.geojson` | Point; `code` (base cell code + 4-digit serial = 19 digits), `address`, `floors` | {counts["buildings"]} |
+| `residents.csv` | `id_number` (GB 11643, region 440304, born 1940-2020), `name`, `phone`, `household` (building code + `-` + room), `population_type` (registered, floating), `building_code` | {counts["residents"]} in {counts["households"]} households |
+| `entities.csv` | `credit_code` (GB 32100, region 440304), `name`, `lon`, `lat` | {counts["entities"]} |
 | `departments.csv` | `code` (6 digits), `name`, `jurisdiction` | 3 |
-| `work_cells.csv` | `dept_code`, `code` (20 digits), `name`, `base_cells` (`;`-joined) | {counts['work cells']} (综治 {counts['work cells 综治']}, 城管 {counts['work cells 城管']}, 民政 {counts['work cells 民政']}) |
-| `coordinators.csv` | `name`, `phone`, `dept`, `work_cells` (`;`-joined); a person serving two departments (多员合一) has one row per department | {counts['coordinator rows']} rows, {counts['coordinators (people)']} people |
-| `incidents.geojson` | Point; `code` (`SJ` + report date + 4-digit serial of the day), `category_code` (gridkit/standard/categories.csv), `description`, `reported_at` (ISO 8601, +08:00, the 60 days before 2026-11-01), `reporter` | {counts['incidents']} |
+| `work_cells.csv` | `dept_code`, `code` (20 digits), `name`, `base_cells` (`;`-joined) | {counts["work cells"]} (综治 {counts["work cells 综治"]}, 城管 {counts["work cells 城管"]}, 民政 {counts["work cells 民政"]}) |
+| `coordinators.csv` | `name`, `phone`, `dept`, `work_cells` (`;`-joined); a person serving two departments (多员合一) has one row per department | {counts["coordinator rows"]} rows, {counts["coordinators (people)"]} people |
+| `incidents.geojson` | Point; `code` (`SJ` + report date + 4-digit serial of the day), `category_code` (gridkit/standard/categories.csv), `description`, `reported_at` (ISO 8601, +08:00, the 60 days before 2026-11-01), `reporter` | {counts["incidents"]} |
 
 ## How it was made and coded
 - Streets and communities: the district is cut into blocks by the generated roads; blocks are
@@ -1220,7 +1363,8 @@ def check(out: Path) -> int:
         fresh = sorted(p.name for p in Path(tmp).iterdir())
         existing = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
         stale = sorted(
-            name for name in set(fresh) | set(existing)
+            name
+            for name in set(fresh) | set(existing)
             if name not in fresh or name not in existing or not filecmp.cmp(Path(tmp) / name, out / name, shallow=False)
         )
     if stale:

@@ -33,7 +33,7 @@ TEMPLATE_DB = "gridkit_test_template"
 class TestServer:
     """A PostgreSQL server the tests may create and drop databases on."""
 
-    base_url: str            # SQLAlchemy URL of the main test database
+    base_url: str  # SQLAlchemy URL of the main test database
     cluster: EmbeddedCluster | None
 
     def url_for(self, dbname: str) -> str:
@@ -53,8 +53,10 @@ class TestServer:
                 conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
             else:
                 conn.execute(f'CREATE DATABASE "{name}"')
-        with psycopg.connect(make_url(self.url_for(name)).set(drivername="postgresql")
-                             .render_as_string(hide_password=False), autocommit=True) as conn:
+        with psycopg.connect(
+            make_url(self.url_for(name)).set(drivername="postgresql").render_as_string(hide_password=False),
+            autocommit=True,
+        ) as conn:
             conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
         return self.url_for(name)
 
@@ -82,9 +84,11 @@ def pg_server():
             cluster.start()
             cluster.wait_ready()
         except SetupError as exc:
-            pytest.exit(f"PostGIS is needed for the tests and could not be started: {exc.message}. "
-                        "Install it with `bash scripts/setup.sh`, or set GRIDKIT_TEST_DATABASE_URL.",
-                        returncode=3)
+            pytest.exit(
+                f"PostGIS is needed for the tests and could not be started: {exc.message}. "
+                "Install it with `bash scripts/setup.sh`, or set GRIDKIT_TEST_DATABASE_URL.",
+                returncode=3,
+            )
         # The tests create and drop databases: they work as the cluster's superuser.
         base_url = cluster.url("gridkit_test", role=ADMIN_ROLE)
     server = TestServer(base_url=base_url, cluster=cluster)

@@ -24,44 +24,72 @@ def make_admin_units(session: Session, *, communities: int = 1, rows: int = 3, c
     """
     width = cols * D
     outline = box(X0, Y0, X0 + communities * width, Y0 + rows * D)
-    session.add_all([
-        AdminUnit(code=CITY, name="深圳市", level="city", geom=from_shape(MultiPolygon([outline]), srid=SRID)),
-        AdminUnit(code=DISTRICT, name="福田区", level="district", parent_code=CITY,
-                  geom=from_shape(MultiPolygon([outline]), srid=SRID)),
-        AdminUnit(code=STREET, name="园岭街道", level="street", parent_code=DISTRICT,
-                  geom=from_shape(MultiPolygon([outline]), srid=SRID)),
-    ])
+    session.add_all(
+        [
+            AdminUnit(code=CITY, name="深圳市", level="city", geom=from_shape(MultiPolygon([outline]), srid=SRID)),
+            AdminUnit(
+                code=DISTRICT,
+                name="福田区",
+                level="district",
+                parent_code=CITY,
+                geom=from_shape(MultiPolygon([outline]), srid=SRID),
+            ),
+            AdminUnit(
+                code=STREET,
+                name="园岭街道",
+                level="street",
+                parent_code=DISTRICT,
+                geom=from_shape(MultiPolygon([outline]), srid=SRID),
+            ),
+        ]
+    )
     result = []
     for i in range(communities):
         geom = box(X0 + i * width, Y0, X0 + (i + 1) * width, Y0 + rows * D)
-        unit = AdminUnit(code=f"{STREET}{i + 1:03d}", name=f"测试{i + 1}社区", level="community",
-                         parent_code=STREET, geom=from_shape(MultiPolygon([geom]), srid=SRID))
+        unit = AdminUnit(
+            code=f"{STREET}{i + 1:03d}",
+            name=f"测试{i + 1}社区",
+            level="community",
+            parent_code=STREET,
+            geom=from_shape(MultiPolygon([geom]), srid=SRID),
+        )
         session.add(unit)
         result.append(unit)
     session.flush()
     return result
 
 
-def make_base_grid(session: Session, rows: int = 3, cols: int = 3, *, communities: int = 1,
-                   edition: str = "2026", status: str = "published") -> BaseGridEdition:
+def make_base_grid(
+    session: Session,
+    rows: int = 3,
+    cols: int = 3,
+    *,
+    communities: int = 1,
+    edition: str = "2026",
+    status: str = "published",
+) -> BaseGridEdition:
     """Make admin units and a base grid edition of rows×cols square cells per community.
 
     Cells are numbered per the default rule: north→south rows, west→east inside a row.
     """
     units = make_admin_units(session, communities=communities, rows=rows, cols=cols)
-    ed = BaseGridEdition(name=edition, status=status,
-                         published_at=PUBLISHED_AT if status != "draft" else None)
+    ed = BaseGridEdition(name=edition, status=status, published_at=PUBLISHED_AT if status != "draft" else None)
     session.add(ed)
     session.flush()
     for i, unit in enumerate(units):
         seq = 0
-        for r in reversed(range(rows)):          # north first
-            for c in range(cols):                # then west→east
+        for r in reversed(range(rows)):  # north first
+            for c in range(cols):  # then west→east
                 seq += 1
                 x = X0 + i * cols * D + c * D
                 y = Y0 + r * D
-                session.add(BaseCell(edition_id=ed.id, code=f"{unit.code}{seq:03d}",
-                                     community_code=unit.code,
-                                     geom=from_shape(box(x, y, x + D, y + D), srid=SRID)))
+                session.add(
+                    BaseCell(
+                        edition_id=ed.id,
+                        code=f"{unit.code}{seq:03d}",
+                        community_code=unit.code,
+                        geom=from_shape(box(x, y, x + D, y + D), srid=SRID),
+                    )
+                )
     session.flush()
     return ed

@@ -57,9 +57,16 @@ def make_city(session: Session, *, residents_per_cell: int = 2) -> dict:
 
     for code, name in (("0101", "上水井盖"), ("E0101", "暴露垃圾")):
         if session.get(IncidentCategory, code) is None:
-            session.add(IncidentCategory(code=code, kind="component" if code[0] == "0" else "event",
-                                         major_code=code[-4:-2], major_name="市容环境", name=name,
-                                         time_limit_hours=24))
+            session.add(
+                IncidentCategory(
+                    code=code,
+                    kind="component" if code[0] == "0" else "event",
+                    major_code=code[-4:-2],
+                    major_name="市容环境",
+                    name=name,
+                    time_limit_hours=24,
+                )
+            )
     session.flush()
     from gridkit.models import BaseCell
 
@@ -71,50 +78,107 @@ def make_city(session: Session, *, residents_per_cell: int = 2) -> dict:
         seq = int(code[-3:]) - 1
         x = X0 + community * 3 * D + (seq % 3) * D + D / 2
         y = Y0 + (2 - seq // 3) * D + D / 2
-        building = Building(code=f"B{i:04d}", address=f"深圳市福田区园岭街道{i}号楼", floors=i % 30 + 1,
-                            geom=from_shape(Point(x, y), srid=SRID), base_cell_id=cell.id)
+        building = Building(
+            code=f"B{i:04d}",
+            address=f"深圳市福田区园岭街道{i}号楼",
+            floors=i % 30 + 1,
+            geom=from_shape(Point(x, y), srid=SRID),
+            base_cell_id=cell.id,
+        )
         session.add(building)
         session.flush()
         for k in range(residents_per_cell):
             n += 1
             birth = date(2020 - (n * 7) % 90, 1 + n % 12, 1 + n % 28)
-            resident = Resident(id_number_hash=f"{n:064d}", id_number_masked="4403**********123X",
-                                name=f"居民{n}号", phone=f"1380000{n:04d}", household=f"H{i:04d}",
-                                population_type="registered" if k == 0 else "floating",
-                                building_id=building.id, geom=from_shape(Point(x, y), srid=SRID),
-                                base_cell_id=cell.id)
+            resident = Resident(
+                id_number_hash=f"{n:064d}",
+                id_number_masked="4403**********123X",
+                name=f"居民{n}号",
+                phone=f"1380000{n:04d}",
+                household=f"H{i:04d}",
+                population_type="registered" if k == 0 else "floating",
+                building_id=building.id,
+                geom=from_shape(Point(x, y), srid=SRID),
+                base_cell_id=cell.id,
+            )
             if hasattr(Resident, "birth_date"):
                 resident.birth_date = birth
             session.add(resident)
-        session.add(LegalEntity(credit_code=f"91440300MA5F{i:06d}", name=f"深圳市园岭{i}号科技有限公司",
-                                address=f"园岭街道{i}号", geom=from_shape(Point(x, y), srid=SRID),
-                                base_cell_id=cell.id))
+        session.add(
+            LegalEntity(
+                credit_code=f"91440300MA5F{i:06d}",
+                name=f"深圳市园岭{i}号科技有限公司",
+                address=f"园岭街道{i}号",
+                geom=from_shape(Point(x, y), srid=SRID),
+                base_cell_id=cell.id,
+            )
+        )
         if i < 6:
             category = "0101" if i % 2 == 0 else "E0101"
             closed = REPORTED + timedelta(hours=10 if i < 3 else 40) if i % 3 != 2 else None
-            incident = Incident(code=f"INC{i:04d}", category_code=category, description=f"井盖缺失{i}",
-                                status="closed" if closed else "dispatched", severity="normal",
-                                geom=from_shape(Point(x, y), srid=SRID), base_cell_id=cell.id, dept_code=DEPT,
-                                reporter="赵六", reported_at=REPORTED + timedelta(days=i), coordinator_id=zhang.id,
-                                deadline=REPORTED + timedelta(days=i, hours=24),
-                                closed_at=closed + timedelta(days=i) if closed else None)
+            incident = Incident(
+                code=f"INC{i:04d}",
+                category_code=category,
+                description=f"井盖缺失{i}",
+                status="closed" if closed else "dispatched",
+                severity="normal",
+                geom=from_shape(Point(x, y), srid=SRID),
+                base_cell_id=cell.id,
+                dept_code=DEPT,
+                reporter="赵六",
+                reported_at=REPORTED + timedelta(days=i),
+                coordinator_id=zhang.id,
+                deadline=REPORTED + timedelta(days=i, hours=24),
+                closed_at=closed + timedelta(days=i) if closed else None,
+            )
             session.add(incident)
             session.flush()
-            steps = [(None, "reported", 0), ("reported", "accepted", 1), ("accepted", "classified", 2),
-                     ("classified", "dispatched", 3)]
+            steps = [
+                (None, "reported", 0),
+                ("reported", "accepted", 1),
+                ("accepted", "classified", 2),
+                ("classified", "dispatched", 3),
+            ]
             if closed:
                 steps += [("dispatched", "fed_back", 8), ("fed_back", "closed", 10 if i < 3 else 40)]
             for frm, to, hours in steps:
-                session.add(IncidentHistory(incident_id=incident.id, at=incident.reported_at + timedelta(hours=hours),
-                                            actor="test", from_status=frm, to_status=to))
+                session.add(
+                    IncidentHistory(
+                        incident_id=incident.id,
+                        at=incident.reported_at + timedelta(hours=hours),
+                        actor="test",
+                        from_status=frm,
+                        to_status=to,
+                    )
+                )
     # Components (部件): a manhole cover (point) and a railing (line) in the first cell.
     first = cells[sorted(cells)[0]]
-    session.add_all([
-        Component(code="4403040101000001", category_code="0101", name="上水井盖",
-                  geom=from_shape(Point(X0 + D / 3, Y0 + 2.5 * D), srid=SRID), base_cell_id=first.id),
-        Component(code="4403040101000002", category_code="0101", name="护栏",
-                  geom=from_shape(LineString([(X0 + 0.1 * D, Y0 + 2.2 * D), (X0 + 0.9 * D, Y0 + 2.2 * D)]), srid=SRID),
-                  base_cell_id=first.id)])
+    session.add_all(
+        [
+            Component(
+                code="4403040101000001",
+                category_code="0101",
+                name="上水井盖",
+                geom=from_shape(Point(X0 + D / 3, Y0 + 2.5 * D), srid=SRID),
+                base_cell_id=first.id,
+            ),
+            Component(
+                code="4403040101000002",
+                category_code="0101",
+                name="护栏",
+                geom=from_shape(LineString([(X0 + 0.1 * D, Y0 + 2.2 * D), (X0 + 0.9 * D, Y0 + 2.2 * D)]), srid=SRID),
+                base_cell_id=first.id,
+            ),
+        ]
+    )
     session.flush()
-    return {"cells": len(cells), "residents": n, "buildings": len(cells), "entities": len(cells),
-            "incidents": 6, "components": 3, "v1": v1, "v2": v2}
+    return {
+        "cells": len(cells),
+        "residents": n,
+        "buildings": len(cells),
+        "entities": len(cells),
+        "incidents": 6,
+        "components": 3,
+        "v1": v1,
+        "v2": v2,
+    }

@@ -18,8 +18,9 @@ SIDE = 2
 
 
 def _unit(code: str, name: str, level: str, parent: str | None, outline) -> AdminUnit:
-    return AdminUnit(code=code, name=name, level=level, parent_code=parent,
-                     geom=from_shape(MultiPolygon([outline]), srid=SRID))
+    return AdminUnit(
+        code=code, name=name, level=level, parent_code=parent, geom=from_shape(MultiPolygon([outline]), srid=SRID)
+    )
 
 
 def make_two_street_grid(session: Session, profile: CodeProfile) -> BaseGridEdition:
@@ -30,8 +31,9 @@ def make_two_street_grid(session: Session, profile: CodeProfile) -> BaseGridEdit
     """
     width = SIDE * D
     outline = box(X0, Y0, X0 + 2 * width, Y0 + SIDE * D)
-    session.add_all([_unit(CITY, "深圳市", "city", None, outline),
-                     _unit(DISTRICT, "福田区", "district", CITY, outline)])
+    session.add_all(
+        [_unit(CITY, "深圳市", "city", None, outline), _unit(DISTRICT, "福田区", "district", CITY, outline)]
+    )
     session.flush()
     for i, (street, community) in enumerate(zip(STREETS, COMMUNITIES)):
         part = box(X0 + i * width, Y0, X0 + (i + 1) * width, Y0 + SIDE * D)
@@ -39,18 +41,28 @@ def make_two_street_grid(session: Session, profile: CodeProfile) -> BaseGridEdit
         session.flush()
         session.add(_unit(community, f"测试{i + 1}社区", "community", street, part))
     session.flush()
-    edition = BaseGridEdition(name=f"two-streets-{profile.name}", status=EditionState.PUBLISHED,
-                              published_at=PUBLISHED_AT, code_profile=profile.name)
+    edition = BaseGridEdition(
+        name=f"two-streets-{profile.name}",
+        status=EditionState.PUBLISHED,
+        published_at=PUBLISHED_AT,
+        code_profile=profile.name,
+    )
     session.add(edition)
     session.flush()
     for i, community in enumerate(COMMUNITIES):
         seq = 0
-        for r in reversed(range(SIDE)):          # north first
-            for c in range(SIDE):                # then west→east
+        for r in reversed(range(SIDE)):  # north first
+            for c in range(SIDE):  # then west→east
                 seq += 1
                 x, y = X0 + i * width + c * D, Y0 + r * D
-                session.add(BaseCell(edition_id=edition.id, code=base_cell_code(community, seq, profile),
-                                     community_code=community, geom=from_shape(box(x, y, x + D, y + D), srid=SRID)))
+                session.add(
+                    BaseCell(
+                        edition_id=edition.id,
+                        code=base_cell_code(community, seq, profile),
+                        community_code=community,
+                        geom=from_shape(box(x, y, x + D, y + D), srid=SRID),
+                    )
+                )
     session.flush()
     return edition
 

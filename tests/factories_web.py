@@ -30,8 +30,15 @@ ADDRESS_A = "园岭街道红荔路88号"
 POINT_A = (X0 + 1.5 * D, Y0 + 1.5 * D)
 POINT_B = (X0 + 4.5 * D, Y0 + 1.5 * D)
 # Users by role; "coordinator" is A's coordinator, "coordinator_b" B's, "supervisor_c2" is scoped to community 2.
-USERS = {"admin": "admin1", "planner": "planner1", "coordinator": "coord_a", "coordinator_b": "coord_b",
-         "supervisor": "super1", "supervisor_c2": "super_c2", "analyst": "analyst1"}
+USERS = {
+    "admin": "admin1",
+    "planner": "planner1",
+    "coordinator": "coord_a",
+    "coordinator_b": "coord_b",
+    "supervisor": "super1",
+    "supervisor_c2": "super_c2",
+    "analyst": "analyst1",
+}
 
 
 def base_cell(community: str, n: int) -> str:
@@ -56,18 +63,35 @@ def make_web_city(session) -> dict:
     middle_a = session.scalar(select(BaseCell.id).where(BaseCell.code == base_cell(C1, 5)))
     middle_b = session.scalar(select(BaseCell.id).where(BaseCell.code == base_cell(C2, 5)))
     building_a = Building(code=BUILDING_A, address=ADDRESS_A, floors=6, geom=_point(*POINT_A), base_cell_id=middle_a)
-    building_b = Building(code=BUILDING_B, address="园岭街道百花路2号", floors=3, geom=_point(*POINT_B),
-                          base_cell_id=middle_b)
+    building_b = Building(
+        code=BUILDING_B, address="园岭街道百花路2号", floors=3, geom=_point(*POINT_B), base_cell_id=middle_b
+    )
     session.add_all([building_a, building_b])
     session.flush()
     for i, (name, phone) in enumerate(zip(RESIDENT_NAMES, RESIDENT_PHONES)):
         building, cell = (building_a, middle_a) if i < 2 else (building_b, middle_b)
-        session.add(Resident(id_number_hash=f"hash{i}", id_number_masked=f"4403**********{i:03d}1", name=name,
-                             phone=phone, household=f"H{i // 2}", population_type="registered",
-                             building_id=building.id, geom=_point(*(POINT_A if i < 2 else POINT_B)),
-                             base_cell_id=cell))
-    session.add(LegalEntity(credit_code="91440300MA5XXXXX1X", name=ENTITY_NAME, address=ADDRESS_A,
-                            geom=_point(*POINT_A), base_cell_id=middle_a))
+        session.add(
+            Resident(
+                id_number_hash=f"hash{i}",
+                id_number_masked=f"4403**********{i:03d}1",
+                name=name,
+                phone=phone,
+                household=f"H{i // 2}",
+                population_type="registered",
+                building_id=building.id,
+                geom=_point(*(POINT_A if i < 2 else POINT_B)),
+                base_cell_id=cell,
+            )
+        )
+    session.add(
+        LegalEntity(
+            credit_code="91440300MA5XXXXX1X",
+            name=ENTITY_NAME,
+            address=ADDRESS_A,
+            geom=_point(*POINT_A),
+            base_cell_id=middle_a,
+        )
+    )
     for role, name in USERS.items():
         scope = C2 if role == "supervisor_c2" else None
         user = add_user(session, name, role.split("_")[0], scope=scope, password=PASSWORD)

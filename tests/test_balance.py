@@ -32,17 +32,23 @@ DEPT = "100001"
 
 # -- helpers ------------------------------------------------------------------------------------
 
+
 def grid_graph(rows: int, cols: int, keep=None):
     """4-neighbour grid (edge sharing; corners do not count) and cell centroids in metres."""
     cells = {(r, c) for r in range(rows) for c in range(cols) if keep is None or keep(r, c)}
-    adj = {r * cols + c: {rr * cols + cc for rr, cc in ((r + 1, c), (r - 1, c), (r, c + 1), (r, c - 1))
-                          if (rr, cc) in cells} for r, c in cells}
+    adj = {
+        r * cols + c: {
+            rr * cols + cc for rr, cc in ((r + 1, c), (r - 1, c), (r, c + 1), (r, c - 1)) if (rr, cc) in cells
+        }
+        for r, c in cells
+    }
     centroids = {r * cols + c: (c * 100.0, -r * 100.0) for r, c in cells}
     return adj, centroids
 
 
-def skewed_weights(nodes, cols: int, *, seed: int = 1, sigma: float = 0.6, zero: float = 0.12,
-                   centre=(0.35, 0.4), size: int = 20):
+def skewed_weights(
+    nodes, cols: int, *, seed: int = 1, sigma: float = 0.6, zero: float = 0.12, centre=(0.35, 0.4), size: int = 20
+):
     """Residents per cell: a dense centre, log-normal noise, some empty cells (parks, water)."""
     rnd = random.Random(seed)
     weights = {}
@@ -83,6 +89,7 @@ def cut_edges(parts, adj) -> int:
 
 # -- pure algorithm -----------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("n", [4, 8, 12])
 @pytest.mark.parametrize("with_centroids", [True, False])
 def test_skewed_20x20_is_balanced_and_connected(n, with_centroids):
@@ -92,8 +99,10 @@ def test_skewed_20x20_is_balanced_and_connected(n, with_centroids):
     check_parts(parts, adj, n)
     s = spread_of(loads(parts, weights))
     heaviest = max(weights.values()) / s.mean
-    print(f"20x20 n={n} centroids={with_centroids}: {s}; heaviest cell {heaviest:.0%} of the mean, "
-          f"{cut_edges(parts, adj)} cut edges")
+    print(
+        f"20x20 n={n} centroids={with_centroids}: {s}; heaviest cell {heaviest:.0%} of the mean, "
+        f"{cut_edges(parts, adj)} cut edges"
+    )
     assert s.relative < 0.10
     # Compact: at most twice the boundary of n equal squares.
     assert cut_edges(parts, adj) <= 2 * (2 * math.sqrt(400 * n) - 40)
@@ -131,8 +140,9 @@ def test_deterministic_whatever_the_set_order():
     shuffled = {}
     for v in sorted(adj, reverse=True):
         shuffled[v] = [u for u in sorted(adj[v], reverse=True) if u > v]
-    again = partition(shuffled, dict(reversed(list(weights.items()))), 7,
-                      centroids=dict(reversed(list(centroids.items()))))
+    again = partition(
+        shuffled, dict(reversed(list(weights.items()))), 7, centroids=dict(reversed(list(centroids.items())))
+    )
     assert again == first
     assert partition(adj, weights, 7, centroids=centroids) == first
 
@@ -140,7 +150,7 @@ def test_deterministic_whatever_the_set_order():
 def test_islands_share_parts_by_weight():
     # Two islands with a water gap between them: west 10×6 cells, east 10×4 cells.
     adj, centroids = grid_graph(10, 11, keep=lambda r, c: c != 6)
-    weights = {v: (2.0 if v % 11 < 6 else 1.5) for v in adj}          # 120 : 60
+    weights = {v: (2.0 if v % 11 < 6 else 1.5) for v in adj}  # 120 : 60
     pieces = connected_components(adj)
     assert [len(p) for p in pieces] == [60, 40]
     parts = partition(adj, weights, 6, centroids=centroids)
@@ -230,6 +240,7 @@ def test_apportion_and_spread():
 
 # -- balance_draft on PostGIS --------------------------------------------------------------------
 
+
 def community(i: int) -> str:
     return f"{STREET}{i:03d}"
 
@@ -238,12 +249,20 @@ def add_residents(session, edition, *, seed: int = 5) -> int:
     """Insert a skewed number of residents into each base cell; return how many."""
     rnd = random.Random(seed)
     rows = []
-    for cell_id, code in session.execute(select(BaseCell.id, BaseCell.code).where(BaseCell.edition_id == edition.id)
-                                         .order_by(BaseCell.code)):
+    for cell_id, code in session.execute(
+        select(BaseCell.id, BaseCell.code).where(BaseCell.edition_id == edition.id).order_by(BaseCell.code)
+    ):
         count = 0 if rnd.random() < 0.1 else int(5 + 40 * rnd.random() ** 2)
         for k in range(count):
-            rows.append({"id_number_hash": f"{code}-{k:04d}".ljust(64, "0"), "id_number_masked": "4403**********1234",
-                         "name": "居民", "population_type": "registered", "base_cell_id": cell_id})
+            rows.append(
+                {
+                    "id_number_hash": f"{code}-{k:04d}".ljust(64, "0"),
+                    "id_number_masked": "4403**********1234",
+                    "name": "居民",
+                    "population_type": "registered",
+                    "base_cell_id": cell_id,
+                }
+            )
     session.execute(insert(Resident), rows)
     return len(rows)
 
@@ -261,19 +280,28 @@ def drafted(session):
 def work_cells(session, draft) -> dict[str, list[str]]:
     """Work cell code → its base cell codes."""
     result: dict[str, list[str]] = {}
-    for wc, bc in session.execute(text(
+    for wc, bc in session.execute(
+        text(
             "SELECT w.code, b.code FROM work_cell w JOIN work_cell_member m ON m.work_cell_id = w.id "
-            "JOIN base_cell b ON b.id = m.base_cell_id WHERE w.version_id = :v ORDER BY w.code, b.code"),
-            {"v": draft.id}):
+            "JOIN base_cell b ON b.id = m.base_cell_id WHERE w.version_id = :v ORDER BY w.code, b.code"
+        ),
+        {"v": draft.id},
+    ):
         result.setdefault(wc, []).append(bc)
     return result
 
 
 def pieces_per_work_cell(session, draft) -> dict[str, int]:
-    return dict(session.execute(text(
-        "SELECT w.code, ST_NumGeometries(ST_Multi(ST_UnaryUnion(ST_Collect(b.geom)))) FROM work_cell w "
-        "JOIN work_cell_member m ON m.work_cell_id = w.id JOIN base_cell b ON b.id = m.base_cell_id "
-        "WHERE w.version_id = :v GROUP BY w.code"), {"v": draft.id}).all())
+    return dict(
+        session.execute(
+            text(
+                "SELECT w.code, ST_NumGeometries(ST_Multi(ST_UnaryUnion(ST_Collect(b.geom)))) FROM work_cell w "
+                "JOIN work_cell_member m ON m.work_cell_id = w.id JOIN base_cell b ON b.id = m.base_cell_id "
+                "WHERE w.version_id = :v GROUP BY w.code"
+            ),
+            {"v": draft.id},
+        ).all()
+    )
 
 
 def test_balance_draft_by_residents(session, drafted):
@@ -319,7 +347,7 @@ def test_balance_within_community(session, drafted):
     assert len(cells) == 7
     per_community: dict[str, int] = {}
     for code, members in cells.items():
-        assert {m[:12] for m in members} == {code[6:18]}      # never crosses a community boundary
+        assert {m[:12] for m in members} == {code[6:18]}  # never crosses a community boundary
         per_community[code[6:18]] = per_community.get(code[6:18], 0) + 1
     assert sorted(per_community) == [community(1), community(2), community(3)]
     assert set(pieces_per_work_cell(session, draft).values()) == {1}
@@ -336,18 +364,24 @@ def test_rebalance_one_community_leaves_the_others(session, drafted):
     before = work_cells(session, draft)
     result = balance_draft(session, draft, 3, "area", area_code=community(2))
     after = work_cells(session, draft)
-    assert {c: m for c, m in after.items() if c[6:18] != community(2)} == \
-           {c: m for c, m in before.items() if c[6:18] != community(2)}
+    assert {c: m for c, m in after.items() if c[6:18] != community(2)} == {
+        c: m for c, m in before.items() if c[6:18] != community(2)
+    }
     mine = sorted(c for c in after if c[6:18] == community(2))
     assert mine == [f"{DEPT}{community(2)}{s:02d}" for s in (1, 2, 3)]
-    assert sorted(len(after[c]) for c in mine) == [12, 12, 12]          # equal areas
+    assert sorted(len(after[c]) for c in mine) == [12, 12, 12]  # equal areas
     assert result.spread.relative < 0.01
     # Codes that existed before keep their rows, and so code 01 keeps its coordinator.
     existed = {c for c in before if c[6:18] == community(2)}
     assert [c.status for c in result.work_cells] == ["kept" if c in existed else "new" for c in mine]
-    assert session.scalar(
-        select(WorkCell.code).join(CoordinatorAssignment, CoordinatorAssignment.work_cell_id == WorkCell.id)
-        .where(CoordinatorAssignment.coordinator_id == coordinator.id)) == mine[0]
+    assert (
+        session.scalar(
+            select(WorkCell.code)
+            .join(CoordinatorAssignment, CoordinatorAssignment.work_cell_id == WorkCell.id)
+            .where(CoordinatorAssignment.coordinator_id == coordinator.id)
+        )
+        == mine[0]
+    )
     add_department(session, "100002", "城管", jurisdiction=community(1))
     other = start_draft(session, "100002")
     with pytest.raises(ValidationError, match="outside department 100002's jurisdiction"):
@@ -362,8 +396,8 @@ def test_numbering_west_to_east_north_to_south(session):
     cells = work_cells(session, draft)
     first, second = f"{DEPT}{community(1)}01", f"{DEPT}{community(1)}02"
     assert sorted(cells) == [first, second]
-    assert f"{community(1)}001" in cells[first]          # the north-west cell
-    assert f"{community(1)}008" in cells[second]         # the south-east cell
+    assert f"{community(1)}001" in cells[first]  # the north-west cell
+    assert f"{community(1)}008" in cells[second]  # the south-east cell
     assert len(cells[first]) == len(cells[second]) == 4
 
 
@@ -372,8 +406,15 @@ def test_incidents_count_only_open_ones(session, drafted):
     at = datetime(2026, 1, 1, tzinfo=UTC)
     cell = session.scalar(select(BaseCell).where(BaseCell.code == f"{community(1)}001"))
     for k, status in enumerate(("reported", "dispatched", "closed", "rejected")):
-        session.add(Incident(code=f"T{k}", status=status, geom=from_shape(Point(X0 + D / 2, Y0 + 5.5 * D), srid=SRID),
-                             base_cell_id=cell.id, reported_at=at))
+        session.add(
+            Incident(
+                code=f"T{k}",
+                status=status,
+                geom=from_shape(Point(X0 + D / 2, Y0 + 5.5 * D), srid=SRID),
+                base_cell_id=cell.id,
+                reported_at=at,
+            )
+        )
     session.flush()
     result = balance_draft(session, draft, 3, "incidents")
     assert result.spread.total == 2
@@ -409,10 +450,11 @@ def test_bad_requests(session, drafted):
 
 def test_balance_then_publish(session, drafted):
     draft, _ = drafted
-    balance_draft(session, draft, 5, "buildings")        # no buildings: split by cell count
+    balance_draft(session, draft, 5, "buildings")  # no buildings: split by cell count
     publish(session, draft)
-    parts = session.execute(text("SELECT code, ST_NumGeometries(geom) FROM work_cell WHERE version_id = :v"),
-                            {"v": draft.id}).all()
+    parts = session.execute(
+        text("SELECT code, ST_NumGeometries(geom) FROM work_cell WHERE version_id = :v"), {"v": draft.id}
+    ).all()
     assert len(parts) == 5 and {p for _, p in parts} == {1}
 
 

@@ -20,8 +20,15 @@ from web.mapview import MIN_CELL_ZOOM
 from web.params import parse_bbox
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 SCREENSHOT = Path("/tmp/gridkit-home.png")
 SCREENSHOT_ZOOMED = Path("/tmp/gridkit-home-zoomed.png")
 COMMUNITY = f"{STREET}001"
@@ -42,7 +49,7 @@ def chromium():
     with sync_playwright() as playwright:
         try:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        except Exception as exc:   # noqa: BLE001 - any launch failure means the same advice
+        except Exception as exc:  # noqa: BLE001 - any launch failure means the same advice
             pytest.fail(f"Chromium at {CHROMIUM} did not start ({exc}): run `bash scripts/setup.sh`.")
         yield browser
         browser.close()
@@ -89,7 +96,8 @@ def _offline_page(browser, base_url):
 
 def _wait_for_cells(page, loads_before: int) -> dict:
     page.wait_for_function(
-        "n => window.gridkit && window.gridkit.state.loads > n && !window.gridkit.state.busy", arg=loads_before)
+        "n => window.gridkit && window.gridkit.state.loads > n && !window.gridkit.state.busy", arg=loads_before
+    )
     return page.evaluate("() => Object.assign({}, window.gridkit.state)")
 
 
@@ -131,8 +139,9 @@ def test_home_page_map_offline(chromium, server):
 
     # Zoom into the south-west cell: only the cells in the new view are fetched and drawn.
     loads = state["loads"]
-    page.evaluate("([lat, lon]) => window.gridkit.map.setView([lat, lon], 19, {animate: false})",
-                  [Y0 + D * 0.3, X0 + D * 0.3])
+    page.evaluate(
+        "([lat, lon]) => window.gridkit.map.setView([lat, lon], 19, {animate: false})", [Y0 + D * 0.3, X0 + D * 0.3]
+    )
     state = _wait_for_cells(page, loads)
     expected = _expected_cells(settings, state["bbox"])
     assert 1 <= len(expected) < 9

@@ -33,10 +33,12 @@ pytestmark = pytest.mark.browser
 def site(fresh_settings):
     with db.session_factory(db.engine_for(fresh_settings))() as session, session.begin():
         make_incident_world(session)
-        case = wf.report_incident(session, lon=IN_C1[0], lat=IN_C1[1], description="井盖缺失，急需处理",
-                                  category="0101", actor=SUPERVISOR).incident
-        wf.report_incident(session, lon=IN_C2[0], lat=IN_C2[1], description="暴露垃圾", category="E0101",
-                           actor=SUPERVISOR)
+        case = wf.report_incident(
+            session, lon=IN_C1[0], lat=IN_C1[1], description="井盖缺失，急需处理", category="0101", actor=SUPERVISOR
+        ).incident
+        wf.report_incident(
+            session, lon=IN_C2[0], lat=IN_C2[1], description="暴露垃圾", category="E0101", actor=SUPERVISOR
+        )
         case_id, code = case.id, case.code
     app = create_app(fresh_settings)
     httpd = make_server("127.0.0.1", 0, app, threaded=True)
@@ -97,13 +99,13 @@ def test_supervisor_path_then_coordinator_feedback(chromium, site, tmp_path):  #
         .filter(e => e.getBoundingClientRect().right > 376)
         .map(e => e.tagName + '.' + e.className + ':' + Math.round(e.getBoundingClientRect().right)).slice(0, 12)""")
     phone.screenshot(path="/tmp/gridkit-my-cases.png", full_page=True)
-    assert phone.evaluate("() => document.documentElement.scrollWidth") <= 375, wide   # no sideways scrolling
+    assert phone.evaluate("() => document.documentElement.scrollWidth") <= 375, wide  # no sideways scrolling
     photo = tmp_path / "after.png"
     photo.write_bytes(PNG)
     card.locator("textarea[name=note]").fill("已补装井盖")
     card.locator("input[type=file]").set_input_files(str(photo))
     box = card.locator("button").bounding_box()
-    assert box["width"] <= 375 and box["height"] >= 40          # a thumb-sized button
+    assert box["width"] <= 375 and box["height"] >= 40  # a thumb-sized button
     card.locator("button").click()
     phone.wait_for_selector("#mycases-done")
     assert code in phone.locator("#mycases-done").inner_text()

@@ -68,16 +68,22 @@ def wait_ready(page, loads_before=0, saves=None):
     page.wait_for_function(
         "([n, saves]) => window.gridkit && window.gridkit.state.loads > n && !window.gridkit.state.busy"
         " && window.gridkit.state.overview && (saves === null || window.gridkit.state.saves >= saves)",
-        arg=[loads_before, saves])
-    return page.evaluate("() => ({loads: window.gridkit.state.loads, saves: window.gridkit.state.saves,"
-                         " revision: window.gridkit.state.revision})")
+        arg=[loads_before, saves],
+    )
+    return page.evaluate(
+        "() => ({loads: window.gridkit.state.loads, saves: window.gridkit.state.saves,"
+        " revision: window.gridkit.state.revision})"
+    )
 
 
 def point(page, lon, lat):
     """Return the page coordinates (x, y) of a lon/lat point on the map."""
-    p = page.evaluate("([lat, lon]) => { const pt = window.gridkit.map.latLngToContainerPoint([lat, lon]);"
-                      " const r = window.gridkit.map.getContainer().getBoundingClientRect();"
-                      " return [r.left + pt.x, r.top + pt.y]; }", [lat, lon])
+    p = page.evaluate(
+        "([lat, lon]) => { const pt = window.gridkit.map.latLngToContainerPoint([lat, lon]);"
+        " const r = window.gridkit.map.getContainer().getBoundingClientRect();"
+        " return [r.left + pt.x, r.top + pt.y]; }",
+        [lat, lon],
+    )
     return p[0], p[1]
 
 
@@ -153,8 +159,12 @@ def test_planner_edits_publishes_and_compares(chromium, server):
 
     # 3. Draw a polygon over community 2's east column (and 30 % of the middle one).
     page.click('[data-tool="polygon"]')
-    corners = [(X0 + 4.7 * D, Y0 + 0.05 * D), (X0 + 5.95 * D, Y0 + 0.05 * D),
-               (X0 + 5.95 * D, Y0 + 2.95 * D), (X0 + 4.7 * D, Y0 + 2.95 * D)]
+    corners = [
+        (X0 + 4.7 * D, Y0 + 0.05 * D),
+        (X0 + 5.95 * D, Y0 + 0.05 * D),
+        (X0 + 5.95 * D, Y0 + 2.95 * D),
+        (X0 + 4.7 * D, Y0 + 2.95 * D),
+    ]
     for lon, lat in corners[:-1]:
         page.mouse.click(*point(page, lon, lat))
     page.mouse.dblclick(*point(page, *corners[-1]))
@@ -164,7 +174,7 @@ def test_planner_edits_publishes_and_compares(chromium, server):
     assert page.locator("path.gk-drawn-polygon").count() == 1
     page.screenshot(path=str(SHOTS / "gridkit-planner-polygon.png"))
     page.select_option("#gk-target", "__new__")
-    polygon_cell = f"{DEPT}{C2}01"   # the first community-coded cell of community 2
+    polygon_cell = f"{DEPT}{C2}01"  # the first community-coded cell of community 2
     assert page.input_value("#gk-new-code") == polygon_cell
     page.click("#gk-move")
     state = after_save(page, state)
@@ -197,8 +207,9 @@ def test_planner_edits_publishes_and_compares(chromium, server):
         diff = work.diff_versions(session, DEPT, 1, 2)
     moved = sorted(m["base_cell"] for m in diff["moved"])
     assert len(moved) == 8
-    drawn = sorted(page.locator('path[data-moved="true"]').evaluate_all(
-        "paths => paths.map(p => p.getAttribute('data-code'))"))
+    drawn = sorted(
+        page.locator('path[data-moved="true"]').evaluate_all("paths => paths.map(p => p.getAttribute('data-code'))")
+    )
     assert drawn == moved
     assert page.locator("#gk-moved-list li").count() == 8
     assert page.inner_text('[data-count="moved"]') == "8"
@@ -239,6 +250,7 @@ def test_stale_draft_is_reloaded_and_publish_refused(chromium, server):
     def other_planner(session):
         draft = work.draft(session, ids["draft"])
         work.set_members(session, draft, A, [cell(C2, 1)], expected_revision=0, by="planner2")
+
     commit(settings, other_planner)
 
     page.click(f'path[data-code="{cell(C1, 3)}"]')
@@ -267,7 +279,7 @@ def test_stale_draft_is_reloaded_and_publish_refused(chromium, server):
     after_save(page, state)
     assert page.locator("#gk-problems-status").get_attribute("data-errors") == "1"
     page.click('#gk-problem-list [data-type="multipart_work_cell"]')
-    assert page.locator('path[data-highlighted="true"]').count() == 9   # all of B
+    assert page.locator('path[data-highlighted="true"]').count() == 9  # all of B
     page.once("dialog", lambda dialog: dialog.accept())
     page.click("#gk-publish")
     page.wait_for_function("() => document.querySelector('#gk-notice').innerText.includes('发布被拒绝')")

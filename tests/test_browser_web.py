@@ -66,15 +66,19 @@ def test_coordinator_on_a_phone(chromium, server):  # noqa: F811
     page.screenshot(path=str(SHOTS / "coordinator-375.png"), full_page=True)
     # Another coordinator's cell: refused, in Chinese.
     refused = page.evaluate(
-        """code => fetch('/api/work-cells/' + code).then(r => r.json().then(b => [r.status, b.message]))""", B)
+        """code => fetch('/api/work-cells/' + code).then(r => r.json().then(b => [r.status, b.message]))""", B
+    )
     assert refused[0] == 403 and "不在您负责" in refused[1]
     assert not errors, errors
 
 
 def _click_map_at(page, lon, lat):
-    point = page.evaluate("""([lon, lat]) => {
+    point = page.evaluate(
+        """([lon, lat]) => {
         var c = JSON.parse(document.querySelector('[data-map-config]').textContent);
-        var p = window[c.mapName].latLngToContainerPoint([lat, lon]); return [p.x, p.y]; }""", [lon, lat])
+        var p = window[c.mapName].latLngToContainerPoint([lat, lon]); return [p.x, p.y]; }""",
+        [lon, lat],
+    )
     box = page.locator(".folium-map").bounding_box()
     page.mouse.click(box["x"] + point[0], box["y"] + point[1])
 
@@ -84,14 +88,17 @@ def test_who_is_responsible_here_on_click(chromium, server):  # noqa: F811
     page, _, errors = _offline_page(chromium, base_url)
     page.goto(f"{base_url}/")
     page.wait_for_function("() => window.gridkitLocate && window.gridkit && window.gridkit.state.loads > 0")
-    page.evaluate("""([lon, lat]) => { var c = JSON.parse(document.querySelector('[data-map-config]').textContent);
-        window[c.mapName].setView([lat, lon], 17, {animate: false}); }""", list(POINT_A))
+    page.evaluate(
+        """([lon, lat]) => { var c = JSON.parse(document.querySelector('[data-map-config]').textContent);
+        window[c.mapName].setView([lat, lon], 17, {animate: false}); }""",
+        list(POINT_A),
+    )
     page.wait_for_function("() => !window.gridkit.state.busy")
     _click_map_at(page, *POINT_A)
     page.wait_for_selector(".gk-whois")
     text = page.inner_text(".gk-whois")
     assert base_cell(C1, 5) in text and "城市管理" in text and A in text and "王芳" in text
-    assert "138" not in text          # a visitor sees no phone
+    assert "138" not in text  # a visitor sees no phone
     page.screenshot(path=str(SHOTS / "whois.png"))
     assert not errors, errors
 
@@ -120,9 +127,33 @@ def test_search_by_code_and_by_address(chromium, server):  # noqa: F811
 
 
 # Words a Chinese page may show in Latin letters: names and codes that are data, brands, units.
-ALLOWED_WORDS = {"gridkit", "EN", "OpenStreetMap", "Leaflet", "CGCS2000", "EPSG", "GeoJSON", "WGS84", "GCJ",
-                 "coord_a", "admin1", "planner1", "super1", "super_c2", "analyst1", "coord_b", "m", "km", "X",
-                 "GCJ-02", "OSM", "contributors", "setup", "DB11", "CJ"}
+ALLOWED_WORDS = {
+    "gridkit",
+    "EN",
+    "OpenStreetMap",
+    "Leaflet",
+    "CGCS2000",
+    "EPSG",
+    "GeoJSON",
+    "WGS84",
+    "GCJ",
+    "coord_a",
+    "admin1",
+    "planner1",
+    "super1",
+    "super_c2",
+    "analyst1",
+    "coord_b",
+    "m",
+    "km",
+    "X",
+    "GCJ-02",
+    "OSM",
+    "contributors",
+    "setup",
+    "DB11",
+    "CJ",
+}
 LATIN = re.compile(r"[A-Za-z][A-Za-z0-9_.@-]*")
 
 # Raw data (audit rows) is marked translate="no" and left out; so is the map's attribution (brand names).

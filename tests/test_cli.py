@@ -47,8 +47,21 @@ def grid_settings(fresh_settings):
 
 def test_help_lists_commands_by_noun():
     result = CliRunner().invoke(main, ["--help"])
-    for noun in ("db", "admin", "basegrid", "dept", "workgrid", "coordinator", "whois", "import",
-                 "assign", "subjects", "user", "serve", "demo"):
+    for noun in (
+        "db",
+        "admin",
+        "basegrid",
+        "dept",
+        "workgrid",
+        "coordinator",
+        "whois",
+        "import",
+        "assign",
+        "subjects",
+        "user",
+        "serve",
+        "demo",
+    ):
         assert f"  {noun} " in result.output
 
 
@@ -75,8 +88,12 @@ def test_unreachable_database_url_is_one_line(tmp_path):
 
 
 def test_bad_setting_in_environment_is_one_line(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "gridkit.cli", "db", "url"], capture_output=True, text=True,
-                          env={"GRIDKIT_PORT": "fivethousand", "PATH": "/usr/bin:/bin", **ENGLISH})
+    proc = subprocess.run(
+        [sys.executable, "-m", "gridkit.cli", "db", "url"],
+        capture_output=True,
+        text=True,
+        env={"GRIDKIT_PORT": "fivethousand", "PATH": "/usr/bin:/bin", **ENGLISH},
+    )
     assert proc.returncode == 1
     assert proc.stderr.strip() == "Error: GRIDKIT_PORT='fivethousand' is not a port number: give a number 1-65535."
 
@@ -92,8 +109,17 @@ def test_port_taken_is_one_line(grid_settings):
 
 
 def test_user_add_with_password_and_duplicates(fresh_settings):
-    result = run(fresh_settings, "user", "add", "wang.planner", "--role", "planner", "--password-stdin", "--json",
-                 input="a-long-secret\n")
+    result = run(
+        fresh_settings,
+        "user",
+        "add",
+        "wang.planner",
+        "--role",
+        "planner",
+        "--password-stdin",
+        "--json",
+        input="a-long-secret\n",
+    )
     out = json.loads(result.output)
     assert out == {"id": out["id"], "name": "wang.planner", "role": "planner", "scope": None, "has_password": True}
     dup = run(fresh_settings, "user", "add", "wang.planner", "--role", "analyst", ok=False)
@@ -111,7 +137,8 @@ def test_dept_add_validates_code(grid_settings):
     assert bad.exit_code == 1 and "must be 6 digits" in bad.output
     run(grid_settings, "dept", "add", DEPT, "综治中心", "--jurisdiction", "440304")
     assert run_json(grid_settings, "dept", "list") == [
-        {"code": DEPT, "name": "综治中心", "jurisdiction": "440304", "current_version": None, "work_cells": 0}]
+        {"code": DEPT, "name": "综治中心", "jurisdiction": "440304", "current_version": None, "work_cells": 0}
+    ]
 
 
 def _publish_two_work_cells(settings):
@@ -139,9 +166,16 @@ def test_workgrid_publish_and_whois(grid_settings):
     answer = run_json(grid_settings, "whois", str(lon), str(lat))
     assert answer["base_cell"] == "440304001001001"
     assert answer["community"] == "440304001001"
-    assert answer["departments"] == [{"dept": DEPT, "dept_name": "综治中心", "version": 1, "work_cell": WC1,
-                                      "work_cell_name": None,
-                                      "coordinators": [{"id": 1, "name": "张伟", "phone": "138****5678"}]}]
+    assert answer["departments"] == [
+        {
+            "dept": DEPT,
+            "dept_name": "综治中心",
+            "version": 1,
+            "work_cell": WC1,
+            "work_cell_name": None,
+            "coordinators": [{"id": 1, "name": "张伟", "phone": "138****5678"}],
+        }
+    ]
     before = run_json(grid_settings, "whois", str(lon), str(lat), "--at", "2000-01-01T00:00")
     assert before["departments"][0]["work_cell"] is None
     history = run_json(grid_settings, "workgrid", "history", "--dept", DEPT)
@@ -183,27 +217,42 @@ def test_basegrid_and_admin_listings(grid_settings):
 
 def test_import_categories_extends_the_table(grid_settings, tmp_path):
     extra = tmp_path / "extra.csv"
-    extra.write_text("code,kind,major_code,major_name,name,time_limit_hours\n"
-                     "E0699,event,06,其他事件,无人机违规飞行,12\n", encoding="utf-8")
+    extra.write_text(
+        "code,kind,major_code,major_name,name,time_limit_hours\nE0699,event,06,其他事件,无人机违规飞行,12\n",
+        encoding="utf-8",
+    )
     assert run_json(grid_settings, "import", "categories", str(extra)) == {"categories": 1}
     bad = tmp_path / "bad.csv"
-    bad.write_text("code,kind,major_code,major_name,name,time_limit_hours\n"
-                   "E0699,event,06,其他事件,无人机违规飞行,-1\n", encoding="utf-8")
+    bad.write_text(
+        "code,kind,major_code,major_name,name,time_limit_hours\nE0699,event,06,其他事件,无人机违规飞行,-1\n",
+        encoding="utf-8",
+    )
     result = run(grid_settings, "import", "categories", str(bad), ok=False)
     assert result.exit_code == 1 and "time_limit_hours must be positive" in result.output
 
 
 def test_coordinator_list_masks_phones_unless_asked(grid_settings):
     _publish_two_work_cells(grid_settings)
-    run(grid_settings, "coordinator", "add", "张伟", "--phone", "13812345678", "--dept", DEPT,
-        "--work-cell", f"{WC1},{WC2}")
+    run(
+        grid_settings,
+        "coordinator",
+        "add",
+        "张伟",
+        "--phone",
+        "13812345678",
+        "--dept",
+        DEPT,
+        "--work-cell",
+        f"{WC1},{WC2}",
+    )
     rows = run_json(grid_settings, "coordinator", "list", "--dept", DEPT)
     assert rows == [{"id": 1, "name": "张伟", "phone": "138****5678", "dept_code": DEPT, "work_cells": [WC1, WC2]}]
     assert run_json(grid_settings, "coordinator", "list", "--dept", "300001") == []
     shown = run_json(grid_settings, "coordinator", "list", "--show-phones")
     assert shown[0]["phone"] == "13812345678"
-    bad = run(grid_settings, "coordinator", "add", "李娜", "--phone", "12345", "--dept", DEPT, "--work-cell", WC1,
-              ok=False)
+    bad = run(
+        grid_settings, "coordinator", "add", "李娜", "--phone", "12345", "--dept", DEPT, "--work-cell", WC1, ok=False
+    )
     assert bad.exit_code == 1 and "李娜" in bad.output
 
 
@@ -215,10 +264,18 @@ def test_serve_answers_http(grid_settings):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    env = {"PATH": "/usr/bin:/bin", "GRIDKIT_DATABASE_URL": grid_settings.database_url,
-           "GRIDKIT_HOME": str(grid_settings.home)}
-    proc = subprocess.Popen([sys.executable, "-m", "gridkit.cli", "serve", "--port", str(port)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "GRIDKIT_DATABASE_URL": grid_settings.database_url,
+        "GRIDKIT_HOME": str(grid_settings.home),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gridkit.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -244,29 +301,64 @@ def test_one_person_covers_two_departments(grid_settings):
     run(grid_settings, "dept", "add", "200001", "城管", "--jurisdiction", "440304")
     draft = run_json(grid_settings, "workgrid", "draft", "--dept", "200001")
     cells = ",".join(f"440304001001{s:03d}" for s in range(1, 10))
-    run(grid_settings, "workgrid", "assign", "--draft", str(draft["id"]), "--work-cell",
-        "20000144030400100101", "--cells", cells)
+    run(
+        grid_settings,
+        "workgrid",
+        "assign",
+        "--draft",
+        str(draft["id"]),
+        "--work-cell",
+        "20000144030400100101",
+        "--cells",
+        cells,
+    )
     run(grid_settings, "workgrid", "publish", "--draft", str(draft["id"]))
-    first = run_json(grid_settings, "coordinator", "add", "张伟", "--phone", "13812345678", "--dept", DEPT,
-                     "--work-cell", WC1)
-    second = run_json(grid_settings, "coordinator", "add", "张伟", "--phone", "13812345678", "--dept", "200001",
-                      "--work-cell", "20000144030400100101")
+    first = run_json(
+        grid_settings, "coordinator", "add", "张伟", "--phone", "13812345678", "--dept", DEPT, "--work-cell", WC1
+    )
+    second = run_json(
+        grid_settings,
+        "coordinator",
+        "add",
+        "张伟",
+        "--phone",
+        "13812345678",
+        "--dept",
+        "200001",
+        "--work-cell",
+        "20000144030400100101",
+    )
     assert first["id"] == second["id"]
     answer = run_json(grid_settings, "whois", str(X0 + D / 2), str(Y0 + 2.5 * D))
     assert [d["coordinators"][0]["id"] for d in answer["departments"]] == [first["id"], first["id"]]
-    clash = run(grid_settings, "coordinator", "add", "李娜", "--phone", "13812345678", "--dept", DEPT,
-                "--work-cell", WC2, ok=False)
+    clash = run(
+        grid_settings,
+        "coordinator",
+        "add",
+        "李娜",
+        "--phone",
+        "13812345678",
+        "--dept",
+        DEPT,
+        "--work-cell",
+        WC2,
+        ok=False,
+    )
     assert clash.exit_code == 1 and "belongs to coordinator" in clash.output
 
 
-@pytest.mark.parametrize("env,expected", [
-    ({"GRIDKIT_PG_BIN": "/nowhere/bin"}, "PostgreSQL 15 is not installed"),
-    ({"GRIDKIT_HOME": "/proc/gridkit-home"}, "GRIDKIT_HOME=/proc/gridkit-home is not writable"),
-])
+@pytest.mark.parametrize(
+    "env,expected",
+    [
+        ({"GRIDKIT_PG_BIN": "/nowhere/bin"}, "PostgreSQL 15 is not installed"),
+        ({"GRIDKIT_HOME": "/proc/gridkit-home"}, "GRIDKIT_HOME=/proc/gridkit-home is not writable"),
+    ],
+)
 def test_bad_embedded_setup_is_one_line_saying_what_to_do(tmp_path, env, expected):
     full = {"PATH": "/usr/bin:/bin", "GRIDKIT_HOME": str(tmp_path / "home"), **ENGLISH, **env}
-    proc = subprocess.run([sys.executable, "-m", "gridkit.cli", "db", "up"], capture_output=True, text=True,
-                          env=full, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "gridkit.cli", "db", "up"], capture_output=True, text=True, env=full, timeout=60
+    )
     assert proc.returncode == 1
     assert proc.stderr.count("\n") == 1 and expected in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr
@@ -291,9 +383,16 @@ def test_json_output_is_the_same_in_every_language(fresh_settings):
 def test_nouns_are_imported_only_when_their_command_runs(tmp_path):
     """`gridkit db url` loads the db noun alone: not the web app, not the grids, not the importers."""
     heavy = ("flask", "geopandas", "web", "gridkit.cli.workgrid", "gridkit.grids.work", "gridkit.io.subjects")
-    code = ("import sys; from gridkit.cli import main\n"
-            "try:\n    main(['db', 'url'], standalone_mode=False)\nexcept SystemExit:\n    pass\n"
-            f"print(sorted(m for m in {heavy!r} if m in sys.modules))")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                          env={"PATH": "/usr/bin:/bin", "GRIDKIT_HOME": str(tmp_path)})
+    code = (
+        "import sys; from gridkit.cli import main\n"
+        "try:\n    main(['db', 'url'], standalone_mode=False)\nexcept SystemExit:\n    pass\n"
+        f"print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PATH": "/usr/bin:/bin", "GRIDKIT_HOME": str(tmp_path)},
+    )
     assert proc.stdout.strip().splitlines()[-1] == "[]"

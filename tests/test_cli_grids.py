@@ -27,8 +27,9 @@ COMMUNITY = "440304001001"
 
 
 def run(settings, *args, input=None):
-    return CliRunner(env={"GRIDKIT_LANG": "en"}).invoke(main, list(args), obj=settings, input=input,
-                                                        catch_exceptions=False)
+    return CliRunner(env={"GRIDKIT_LANG": "en"}).invoke(
+        main, list(args), obj=settings, input=input, catch_exceptions=False
+    )
 
 
 def ok(settings, *args):
@@ -54,8 +55,15 @@ def grid(fresh_settings):
         session.add(b)
         session.flush()
         for i in range(3):
-            session.add(Resident(id_number_hash=f"h{i}", id_number_masked="4403**********123X", name="x",
-                                 population_type="registered", building_id=b.id))
+            session.add(
+                Resident(
+                    id_number_hash=f"h{i}",
+                    id_number_masked="4403**********123X",
+                    name="x",
+                    population_type="registered",
+                    building_id=b.id,
+                )
+            )
     ok(fresh_settings, "assign")
     return fresh_settings
 
@@ -69,15 +77,18 @@ def test_basegrid_validate_clean_then_problem(grid):
         for seq in range(1, 10):
             r, c = divmod(seq - 1, 3)
             x, y = X0 + c * D, Y0 + (2 - r) * D
-            geom = box(x, y, x + D * (1.3 if seq == 1 else 1), y + D)   # cell 001 overlaps 002
-            session.add(BaseCell(edition_id=ed.id, code=cell_code(seq), community_code=COMMUNITY,
-                                 geom=from_shape(geom, srid=SRID)))
+            geom = box(x, y, x + D * (1.3 if seq == 1 else 1), y + D)  # cell 001 overlaps 002
+            session.add(
+                BaseCell(
+                    edition_id=ed.id, code=cell_code(seq), community_code=COMMUNITY, geom=from_shape(geom, srid=SRID)
+                )
+            )
     result = run(grid, "basegrid", "validate", "--edition", "草稿", "--json")
     assert result.exit_code == 1
     problems = json.loads(result.output)
     overlap = [p for p in problems if p["type"] == "overlap"]
     assert overlap[0]["codes"] == [cell_code(1), cell_code(2)]
-    assert 3000 < overlap[0]["area_m2"] < 3700   # 0.3 × ~11,400 m²
+    assert 3000 < overlap[0]["area_m2"] < 3700  # 0.3 × ~11,400 m²
     refused = run(grid, "basegrid", "publish", "--edition", "草稿")
     assert refused.exit_code == 1 and "validation problems" in refused.output
 
@@ -90,14 +101,32 @@ def test_publish_new_edition_moves_only_changed_subjects(grid):
         for seq in range(1, 10):
             r, c = divmod(seq - 1, 3)
             x, y = X0 + c * D, Y0 + (2 - r) * D
-            if seq == 5:   # the centre cell is split into a west and an east half, 005 and 010
-                session.add(BaseCell(edition_id=ed.id, code=cell_code(5), community_code=COMMUNITY,
-                                     geom=from_shape(box(x, y, x + D / 2, y + D), srid=SRID)))
-                session.add(BaseCell(edition_id=ed.id, code=cell_code(10), community_code=COMMUNITY,
-                                     geom=from_shape(box(x + D / 2, y, x + D, y + D), srid=SRID)))
+            if seq == 5:  # the centre cell is split into a west and an east half, 005 and 010
+                session.add(
+                    BaseCell(
+                        edition_id=ed.id,
+                        code=cell_code(5),
+                        community_code=COMMUNITY,
+                        geom=from_shape(box(x, y, x + D / 2, y + D), srid=SRID),
+                    )
+                )
+                session.add(
+                    BaseCell(
+                        edition_id=ed.id,
+                        code=cell_code(10),
+                        community_code=COMMUNITY,
+                        geom=from_shape(box(x + D / 2, y, x + D, y + D), srid=SRID),
+                    )
+                )
                 continue
-            session.add(BaseCell(edition_id=ed.id, code=cell_code(seq), community_code=COMMUNITY,
-                                 geom=from_shape(box(x, y, x + D, y + D), srid=SRID)))
+            session.add(
+                BaseCell(
+                    edition_id=ed.id,
+                    code=cell_code(seq),
+                    community_code=COMMUNITY,
+                    geom=from_shape(box(x, y, x + D, y + D), srid=SRID),
+                )
+            )
     diff = ok_json(grid, "basegrid", "diff", "2026", "2027")
     assert [a["code"] for a in diff["added"]] == [cell_code(10)]
     assert [r["code"] for r in diff["reshaped"]] == [cell_code(5)]
@@ -106,8 +135,11 @@ def test_publish_new_edition_moves_only_changed_subjects(grid):
     assert result["retired"] == "2026"
     assert result["subjects"]["buildings"]["relocated"] == 1
     with Session(db.engine_for(grid)) as session:
-        codes = session.execute(select(BaseCell.code, BaseGridEdition.status).join(
-            Resident, Resident.base_cell_id == BaseCell.id).join(BaseGridEdition)).all()
+        codes = session.execute(
+            select(BaseCell.code, BaseGridEdition.status)
+            .join(Resident, Resident.base_cell_id == BaseCell.id)
+            .join(BaseGridEdition)
+        ).all()
     # The building sits exactly on the new shared edge: the smallest code wins.
     assert set(codes) == {(cell_code(5), "published")}
     editions = {e["name"]: e["status"] for e in ok_json(grid, "basegrid", "editions")}
@@ -118,8 +150,17 @@ def _publish_v1(settings):
     ok(settings, "dept", "add", DEPT, "综治中心", "--jurisdiction", "440304")
     d = ok_json(settings, "workgrid", "draft", "--dept", DEPT)
     ok(settings, "workgrid", "assign", "--draft", str(d["id"]), "--work-cell", WC2, "--admin-unit", "440304001001")
-    ok(settings, "workgrid", "assign", "--draft", str(d["id"]), "--work-cell", WC1, "--cells",
-       ",".join(cell_code(s) for s in (1, 4, 7)))
+    ok(
+        settings,
+        "workgrid",
+        "assign",
+        "--draft",
+        str(d["id"]),
+        "--work-cell",
+        WC1,
+        "--cells",
+        ",".join(cell_code(s) for s in (1, 4, 7)),
+    )
     return d
 
 
@@ -135,20 +176,53 @@ def test_assign_by_polygon_uses_the_share_threshold(grid, tmp_path):
     d = _publish_v1(grid)
     # Covers all of the west column and 40 % of the middle column.
     poly = tmp_path / "area.geojson"
-    poly.write_text(json.dumps({"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {},
-                    "geometry": mapping(box(X0 - D, Y0 - D, X0 + 1.4 * D, Y0 + 4 * D))}]}), encoding="utf-8")
+    poly.write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "features": [
+                    {
+                        "type": "Feature",
+                        "properties": {},
+                        "geometry": mapping(box(X0 - D, Y0 - D, X0 + 1.4 * D, Y0 + 4 * D)),
+                    }
+                ],
+            }
+        ),
+        encoding="utf-8",
+    )
     result = ok_json(grid, "workgrid", "assign", "--draft", str(d["id"]), "--work-cell", WC1, "--polygon", str(poly))
     assert result["base_cells"] == [cell_code(s) for s in (1, 4, 7)]
-    result = ok_json(grid, "workgrid", "assign", "--draft", str(d["id"]), "--work-cell", WC1, "--polygon", str(poly),
-                     "--share", "0.3")
+    result = ok_json(
+        grid,
+        "workgrid",
+        "assign",
+        "--draft",
+        str(d["id"]),
+        "--work-cell",
+        WC1,
+        "--polygon",
+        str(poly),
+        "--share",
+        "0.3",
+    )
     assert result["base_cells"] == [cell_code(s) for s in (1, 2, 4, 5, 7, 8)]
 
 
 def test_exclude_cells_counts_as_covered(grid):
     ok(grid, "dept", "add", DEPT, "综治中心", "--jurisdiction", "440304")
     d = ok_json(grid, "workgrid", "draft", "--dept", DEPT)
-    ok(grid, "workgrid", "assign", "--draft", str(d["id"]), "--work-cell", WC1, "--cells",
-       ",".join(cell_code(s) for s in range(1, 9)))
+    ok(
+        grid,
+        "workgrid",
+        "assign",
+        "--draft",
+        str(d["id"]),
+        "--work-cell",
+        WC1,
+        "--cells",
+        ",".join(cell_code(s) for s in range(1, 9)),
+    )
     assert run(grid, "workgrid", "validate", "--draft", str(d["id"])).exit_code == 1
     ok(grid, "workgrid", "exclude", "--draft", str(d["id"]), "--cells", cell_code(9), "--reason", "水库")
     assert run(grid, "workgrid", "validate", "--draft", str(d["id"])).exit_code == 0
@@ -217,9 +291,15 @@ def test_two_planners_editing_one_draft_lose_no_update(grid):
         a.close()
         b.close()
     with Session(engine) as s:
-        members = s.execute(select(BaseCell.code)
-                            .join(work.WorkCellMember, work.WorkCellMember.base_cell_id == BaseCell.id)
-                            .where(work.WorkCellMember.version_id == d["id"])).scalars().all()
+        members = (
+            s.execute(
+                select(BaseCell.code)
+                .join(work.WorkCellMember, work.WorkCellMember.base_cell_id == BaseCell.id)
+                .where(work.WorkCellMember.version_id == d["id"])
+            )
+            .scalars()
+            .all()
+        )
         assert members == [cell_code(1)]
         assert work.draft(s, d["id"]).revision == 1
 
@@ -229,20 +309,40 @@ def test_generate_on_real_osm_roads(fresh_settings, tmp_path):
     from tests.conftest import SHARED_DATA
 
     osm = SHARED_DATA / "shanghai-bund-osm"
-    x0, y0, x1, y1 = 121.4830, 31.2290, 121.4990, 31.2480     # west bank (黄浦区), inside the sample
+    x0, y0, x1, y1 = 121.4830, 31.2290, 121.4990, 31.2480  # west bank (黄浦区), inside the sample
     mid = (x0 + x1) / 2
     units = tmp_path / "units.geojson"
-    features = [({"code": "310100", "name": "上海市"}, box(x0, y0, x1, y1)),
-                ({"code": "310101", "name": "黄浦区"}, box(x0, y0, x1, y1)),
-                ({"code": "310101001", "name": "外滩街道"}, box(x0, y0, x1, y1)),
-                ({"code": "310101001001", "name": "西社区"}, box(x0, y0, mid, y1)),
-                ({"code": "310101001002", "name": "东社区"}, box(mid, y0, x1, y1))]
-    units.write_text(json.dumps({"type": "FeatureCollection", "features": [
-        {"type": "Feature", "properties": p, "geometry": mapping(g)} for p, g in features]}), encoding="utf-8")
+    features = [
+        ({"code": "310100", "name": "上海市"}, box(x0, y0, x1, y1)),
+        ({"code": "310101", "name": "黄浦区"}, box(x0, y0, x1, y1)),
+        ({"code": "310101001", "name": "外滩街道"}, box(x0, y0, x1, y1)),
+        ({"code": "310101001001", "name": "西社区"}, box(x0, y0, mid, y1)),
+        ({"code": "310101001002", "name": "东社区"}, box(mid, y0, x1, y1)),
+    ]
+    units.write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "features": [{"type": "Feature", "properties": p, "geometry": mapping(g)} for p, g in features],
+            }
+        ),
+        encoding="utf-8",
+    )
     ok(fresh_settings, "admin", "import", str(units), "--code-field", "code", "--name-field", "name")
-    report = ok_json(fresh_settings, "basegrid", "generate", "--all", "--roads", str(osm / "roads_lines.geojson"),
-                     "--water", str(osm / "water_polygons.geojson"), "--target-area-m2", "20000-200000",
-                     "--edition", "外滩生成")
+    report = ok_json(
+        fresh_settings,
+        "basegrid",
+        "generate",
+        "--all",
+        "--roads",
+        str(osm / "roads_lines.geojson"),
+        "--water",
+        str(osm / "water_polygons.geojson"),
+        "--target-area-m2",
+        "20000-200000",
+        "--edition",
+        "外滩生成",
+    )
     assert report["cells"] >= 20
     assert report["in_target"] >= 0.9 * report["cells"]
     problems = json.loads(run(fresh_settings, "basegrid", "validate", "--edition", "外滩生成", "--json").output)

@@ -23,9 +23,18 @@ def run(settings, *args):
 
 
 def _write_geojson(path, features):
-    path.write_text(json.dumps({"type": "FeatureCollection", "features": [
-        {"type": "Feature", "properties": props, "geometry": mapping(geom)} for props, geom in features]},
-        ensure_ascii=False), encoding="utf-8")
+    path.write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "features": [
+                    {"type": "Feature", "properties": props, "geometry": mapping(geom)} for props, geom in features
+                ],
+            },
+            ensure_ascii=False,
+        ),
+        encoding="utf-8",
+    )
 
 
 def _count(settings, model):
@@ -34,14 +43,36 @@ def _count(settings, model):
 
 
 def test_import_real_shenzhen_districts_then_cells(fresh_settings, tmp_path):
-    result = run(fresh_settings, "admin", "import", str(CNMAPS), "--code-field", "adcode",
-                 "--name-field", "district", "--src-crs", "gcj02", "--json")
+    result = run(
+        fresh_settings,
+        "admin",
+        "import",
+        str(CNMAPS),
+        "--code-field",
+        "adcode",
+        "--name-field",
+        "district",
+        "--src-crs",
+        "gcj02",
+        "--json",
+    )
     # The city row has no district name: the whole file is refused, with a report.
     assert result.exit_code == 1
     assert "feature 0 (code 440300): has no name in field 'district'" in result.output
     assert "Report:" in result.output and _count(fresh_settings, AdminUnit) == 0
-    result = run(fresh_settings, "admin", "import", str(CNMAPS), "--code-field", "adcode",
-                     "--name-field", "city", "--src-crs", "gcj02", "--json")
+    result = run(
+        fresh_settings,
+        "admin",
+        "import",
+        str(CNMAPS),
+        "--code-field",
+        "adcode",
+        "--name-field",
+        "city",
+        "--src-crs",
+        "gcj02",
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)
     assert summary["created"] == 10 and summary["levels"] == {"city": 1, "district": 9}
@@ -49,19 +80,53 @@ def test_import_real_shenzhen_districts_then_cells(fresh_settings, tmp_path):
     x0, y0, d = 114.05, 22.53, 0.002
     streets = tmp_path / "streets.geojson"
     _write_geojson(streets, [({"code": "440304001", "name": "园岭街道"}, box(x0, y0, x0 + 2 * d, y0 + d))])
-    assert run(fresh_settings, "admin", "import", str(streets), "--level", "street", "--code-field", "code",
-               "--name-field", "name").exit_code == 0
+    assert (
+        run(
+            fresh_settings,
+            "admin",
+            "import",
+            str(streets),
+            "--level",
+            "street",
+            "--code-field",
+            "code",
+            "--name-field",
+            "name",
+        ).exit_code
+        == 0
+    )
     communities = tmp_path / "communities.geojson"
-    _write_geojson(communities, [({"code": "440304001001", "name": "红荔社区"}, box(x0, y0, x0 + d, y0 + d)),
-                                 ({"code": "440304001002", "name": "百花社区"}, box(x0 + d, y0, x0 + 2 * d, y0 + d))])
-    assert run(fresh_settings, "admin", "import", str(communities), "--level", "community", "--code-field", "code",
-               "--name-field", "name").exit_code == 0
+    _write_geojson(
+        communities,
+        [
+            ({"code": "440304001001", "name": "红荔社区"}, box(x0, y0, x0 + d, y0 + d)),
+            ({"code": "440304001002", "name": "百花社区"}, box(x0 + d, y0, x0 + 2 * d, y0 + d)),
+        ],
+    )
+    assert (
+        run(
+            fresh_settings,
+            "admin",
+            "import",
+            str(communities),
+            "--level",
+            "community",
+            "--code-field",
+            "code",
+            "--name-field",
+            "name",
+        ).exit_code
+        == 0
+    )
     cells = tmp_path / "cells.geojson"
-    _write_geojson(cells, [({"bm": f"440304001001{i + 1:03d}"}, box(x0 + i * d / 2, y0, x0 + (i + 1) * d / 2, y0 + d))
-                           for i in range(2)] +
-                   [({"bm": "440304001002001"}, box(x0 + d, y0, x0 + 2 * d, y0 + d))])
-    result = run(fresh_settings, "basegrid", "import", str(cells), "--code-field", "bm", "--edition", "2026 草稿",
-                 "--json")
+    _write_geojson(
+        cells,
+        [({"bm": f"440304001001{i + 1:03d}"}, box(x0 + i * d / 2, y0, x0 + (i + 1) * d / 2, y0 + d)) for i in range(2)]
+        + [({"bm": "440304001002001"}, box(x0 + d, y0, x0 + 2 * d, y0 + d))],
+    )
+    result = run(
+        fresh_settings, "basegrid", "import", str(cells), "--code-field", "bm", "--edition", "2026 草稿", "--json"
+    )
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["created"] == 3
     editions = json.loads(run(fresh_settings, "basegrid", "editions", "--json").output)
@@ -70,8 +135,13 @@ def test_import_real_shenzhen_districts_then_cells(fresh_settings, tmp_path):
 
 def test_refused_import_writes_report_and_nothing_else(fresh_settings, tmp_path):
     cells = tmp_path / "dup.geojson"
-    _write_geojson(cells, [({"bm": "440304001001001"}, box(114.0, 22.5, 114.001, 22.501)),
-                           ({"bm": "440304001001001"}, box(114.001, 22.5, 114.002, 22.501))])
+    _write_geojson(
+        cells,
+        [
+            ({"bm": "440304001001001"}, box(114.0, 22.5, 114.001, 22.501)),
+            ({"bm": "440304001001001"}, box(114.001, 22.5, 114.002, 22.501)),
+        ],
+    )
     before = _count(fresh_settings, BaseCell), _count(fresh_settings, AdminUnit)
     result = run(fresh_settings, "basegrid", "import", str(cells), "--code-field", "bm")
     assert result.exit_code == 1
@@ -104,9 +174,12 @@ def test_import_subjects_through_the_cli(fresh_settings):
     bad = run(fresh_settings, "import", "residents", str(SUBJECTS / "residents_bad.csv"))
     assert bad.exit_code == 1 and "Report:" in bad.output
     report = open(bad.output.split("Report: ")[1].split(" (JSON")[0], encoding="utf-8").read()
-    assert "440304199001010410" not in report            # personal data never in clear
+    assert "440304199001010410" not in report  # personal data never in clear
     assert _count(fresh_settings, Resident) == before
     stats = json.loads(run(fresh_settings, "subjects", "stats", "--by", "street", "--json").output)
     assert stats[0]["code"] == "440304001"
-    assert stats[0]["residents"] + len(json.loads(run(
-        fresh_settings, "subjects", "unassigned", "--kind", "residents", "--json").output)) == before
+    assert (
+        stats[0]["residents"]
+        + len(json.loads(run(fresh_settings, "subjects", "unassigned", "--kind", "residents", "--json").output))
+        == before
+    )

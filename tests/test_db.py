@@ -34,15 +34,19 @@ def test_single_head_and_schema_at_head(engine):
 
 def test_every_geometry_column_has_srid_4490_and_a_gist_index(engine):
     with engine.connect() as conn:
-        cols = conn.execute(text(
-            "SELECT f_table_name, f_geometry_column, srid FROM geometry_columns "
-            "WHERE f_table_schema = 'public'")).all()
+        cols = conn.execute(
+            text("SELECT f_table_name, f_geometry_column, srid FROM geometry_columns WHERE f_table_schema = 'public'")
+        ).all()
         assert len(cols) >= 8
         for table, column, srid in cols:
             assert srid == SRID, (table, column)
-            has_gist = conn.execute(text(
-                "SELECT count(*) FROM pg_indexes WHERE tablename = :t AND indexdef ILIKE '%gist%' "
-                "AND indexdef LIKE '%' || :c || '%'"), {"t": table, "c": column}).scalar()
+            has_gist = conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_indexes WHERE tablename = :t AND indexdef ILIKE '%gist%' "
+                    "AND indexdef LIKE '%' || :c || '%'"
+                ),
+                {"t": table, "c": column},
+            ).scalar()
             assert has_gist == 1, f"{table}.{column} has no GiST index"
 
 
@@ -67,18 +71,24 @@ def _square(x, y, d=0.01):
 
 
 def _community(session, code="440304001001"):
-    session.add_all([
-        AdminUnit(code="440304", name="福田区", level="district", geom=_square(114.0, 22.5, 0.1)),
-        AdminUnit(code="440304001", name="园岭街道", level="street", parent_code="440304",
-                  geom=_square(114.0, 22.5, 0.05)),
-        AdminUnit(code=code, name="测试社区", level="community", parent_code="440304001",
-                  geom=_square(114.0, 22.5, 0.01)),
-    ])
+    session.add_all(
+        [
+            AdminUnit(code="440304", name="福田区", level="district", geom=_square(114.0, 22.5, 0.1)),
+            AdminUnit(
+                code="440304001", name="园岭街道", level="street", parent_code="440304", geom=_square(114.0, 22.5, 0.05)
+            ),
+            AdminUnit(
+                code=code, name="测试社区", level="community", parent_code="440304001", geom=_square(114.0, 22.5, 0.01)
+            ),
+        ]
+    )
     session.flush()
 
 
-@pytest.mark.parametrize("code,level", [("44030", "district"), ("4403040011", "street"),
-                                        ("44030400100a", "community"), ("440304001001", "street")])
+@pytest.mark.parametrize(
+    "code,level",
+    [("44030", "district"), ("4403040011", "street"), ("44030400100a", "community"), ("440304001001", "street")],
+)
 def test_admin_unit_code_format_is_enforced(session, code, level):
     session.add(AdminUnit(code=code, name="x", level=level, geom=_square(114, 22.5)))
     with pytest.raises(IntegrityError, match="code_format"):
@@ -87,23 +97,28 @@ def test_admin_unit_code_format_is_enforced(session, code, level):
 
 def test_admin_unit_must_carry_parent_prefix(session):
     _community(session)
-    session.add(AdminUnit(code="440305001002", name="x", level="community", parent_code="440304001",
-                          geom=_square(114, 22.5)))
+    session.add(
+        AdminUnit(code="440305001002", name="x", level="community", parent_code="440304001", geom=_square(114, 22.5))
+    )
     with pytest.raises(IntegrityError, match="code_prefix"):
         session.flush()
 
 
 def test_invalid_geometry_is_refused(session):
     bowtie = Polygon([(114, 22.5), (114.01, 22.51), (114.01, 22.5), (114, 22.51)])
-    session.add(AdminUnit(code="440304", name="x", level="district",
-                          geom=from_shape(MultiPolygon([bowtie]), srid=SRID)))
+    session.add(
+        AdminUnit(code="440304", name="x", level="district", geom=from_shape(MultiPolygon([bowtie]), srid=SRID))
+    )
     with pytest.raises(IntegrityError, match="geom_valid"):
         session.flush()
 
 
 def test_wrong_srid_is_refused(session):
-    session.add(AdminUnit(code="440304", name="x", level="district",
-                          geom=from_shape(MultiPolygon([box(0, 0, 1, 1)]), srid=4326)))
+    session.add(
+        AdminUnit(
+            code="440304", name="x", level="district", geom=from_shape(MultiPolygon([box(0, 0, 1, 1)]), srid=4326)
+        )
+    )
     with pytest.raises(Exception, match="SRID"):
         session.flush()
 
@@ -126,15 +141,20 @@ def test_base_cell_code_must_start_with_its_community(session):
     ed = BaseGridEdition(name="2026")
     session.add(ed)
     session.flush()
-    session.add(BaseCell(edition_id=ed.id, code="440304001002001", community_code="440304001001",
-                         geom=from_shape(box(114, 22.5, 114.005, 22.505), srid=SRID)))
+    session.add(
+        BaseCell(
+            edition_id=ed.id,
+            code="440304001002001",
+            community_code="440304001001",
+            geom=from_shape(box(114, 22.5, 114.005, 22.505), srid=SRID),
+        )
+    )
     with pytest.raises(IntegrityError, match="code_prefix"):
         session.flush()
 
 
 def test_only_one_published_base_grid_edition(session):
-    session.add_all([BaseGridEdition(name="a", status="published"),
-                     BaseGridEdition(name="b", status="published")])
+    session.add_all([BaseGridEdition(name="a", status="published"), BaseGridEdition(name="b", status="published")])
     with pytest.raises(IntegrityError, match="one_published"):
         session.flush()
 
@@ -144,8 +164,12 @@ def test_one_work_cell_per_base_cell_per_version(session):
     ed = BaseGridEdition(name="2026")
     session.add_all([ed, Department(code="100001", name="综治")])
     session.flush()
-    bc = BaseCell(edition_id=ed.id, code="440304001001001", community_code="440304001001",
-                  geom=from_shape(box(114, 22.5, 114.005, 22.505), srid=SRID))
+    bc = BaseCell(
+        edition_id=ed.id,
+        code="440304001001001",
+        community_code="440304001001",
+        geom=from_shape(box(114, 22.5, 114.005, 22.505), srid=SRID),
+    )
     version = WorkGridVersion(dept_code="100001", number=1, base_edition_id=ed.id)
     session.add_all([bc, version])
     session.flush()

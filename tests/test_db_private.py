@@ -48,8 +48,17 @@ def run(settings, *args, ok=True, env=ENGLISH, input=None):
 
 
 def _as_nobody(args, env=None, **kwargs):
-    return subprocess.run(args, capture_output=True, text=True, timeout=180, user="nobody", group="nogroup",
-                          extra_groups=[], env=env or {"PATH": "/usr/bin:/bin"}, **kwargs)
+    return subprocess.run(
+        args,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        user="nobody",
+        group="nogroup",
+        extra_groups=[],
+        env=env or {"PATH": "/usr/bin:/bin"},
+        **kwargs,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -69,16 +78,26 @@ def test_the_embedded_database_is_private(embedded):
     assert stat.S_IMODE(cluster.socket_dir.stat().st_mode) == 0o700
     assert stat.S_IMODE((cluster.socket_dir / f".s.PGSQL.{cluster.port}").stat().st_mode) == 0o700
     assert stat.S_IMODE(cluster.passfile.stat().st_mode) == 0o600
-    hba = [line.split() for line in (cluster.data_dir / "pg_hba.conf").read_text().splitlines()
-           if line.strip() and not line.startswith("#")]
+    hba = [
+        line.split()
+        for line in (cluster.data_dir / "pg_hba.conf").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     assert hba == [["local", "all", "all", "scram-sha-256"]]
     engine = db.engine_for(embedded)
     with engine.connect() as conn:
-        me, is_super = conn.execute(text("SELECT current_user, rolsuper FROM pg_roles "
-                                         "WHERE rolname = current_user")).one()
+        me, is_super = conn.execute(
+            text("SELECT current_user, rolsuper FROM pg_roles WHERE rolname = current_user")
+        ).one()
         assert (me, is_super) == (APP_ROLE, False)
-        owners = set(conn.scalars(text("SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'public' "
-                                       "AND tablename <> 'spatial_ref_sys'")))
+        owners = set(
+            conn.scalars(
+                text(
+                    "SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'public' "
+                    "AND tablename <> 'spatial_ref_sys'"
+                )
+            )
+        )
         assert owners == {OWNER_ROLE}
         roles = dict(conn.execute(text("SELECT rolname, rolsuper FROM pg_roles WHERE rolname LIKE 'gridkit%'")).all())
         assert roles == {ADMIN_ROLE: True, OWNER_ROLE: False, APP_ROLE: False}
@@ -92,8 +111,22 @@ def test_the_embedded_database_is_private(embedded):
 def test_another_os_user_is_refused(embedded):
     cluster = db.cluster_for(embedded)
     for role in (APP_ROLE, ADMIN_ROLE):
-        proc = _as_nobody([PSQL, "-w", "-h", str(cluster.socket_dir), "-p", str(cluster.port), "-U", role,
-                           "-d", "gridkit", "-c", "SELECT name, phone FROM coordinator"])
+        proc = _as_nobody(
+            [
+                PSQL,
+                "-w",
+                "-h",
+                str(cluster.socket_dir),
+                "-p",
+                str(cluster.port),
+                "-U",
+                role,
+                "-d",
+                "gridkit",
+                "-c",
+                "SELECT name, phone FROM coordinator",
+            ]
+        )
         assert proc.returncode != 0
         assert "Permission denied" in proc.stderr or "password" in proc.stderr, proc.stderr
     # Not the passwords either.
@@ -123,8 +156,9 @@ def test_db_status_exits_non_zero_when_unreachable(tmp_path):
 
 def _counts(settings) -> dict[str, int]:
     with Session(db.engine_for(settings)) as session:
-        tables = session.scalars(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
-                                      "ORDER BY tablename")).all()
+        tables = session.scalars(
+            text("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename")
+        ).all()
         return {t: session.scalar(text(f'SELECT count(*) FROM "{t}"')) for t in tables}
 
 
@@ -164,7 +198,7 @@ def _round_trip(settings, tmp_path):
     run(settings, "db", "restore", str(dump), "--yes")
     assert _counts(settings) == before
     assert _whois(settings, at) == answer
-    run(settings, "dept", "add", "300001", "民政")   # the restored database is writable, sequences included
+    run(settings, "dept", "add", "300001", "民政")  # the restored database is writable, sequences included
 
 
 def test_backup_and_restore_round_trip_embedded(embedded, tmp_path):
@@ -172,8 +206,14 @@ def test_backup_and_restore_round_trip_embedded(embedded, tmp_path):
     _round_trip(embedded, tmp_path)
     # The restored tables still belong to the owner and the application is still no superuser.
     with db.engine_for(embedded).connect() as conn:
-        assert set(conn.scalars(text("SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'public' "
-                                     "AND tablename <> 'spatial_ref_sys'"))) == {OWNER_ROLE}
+        assert set(
+            conn.scalars(
+                text(
+                    "SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'public' "
+                    "AND tablename <> 'spatial_ref_sys'"
+                )
+            )
+        ) == {OWNER_ROLE}
 
 
 def test_backup_and_restore_round_trip_external(fresh_settings, tmp_path):
@@ -187,14 +227,17 @@ def _runtime_for_nobody(dest: Path) -> str:
     The checkout and its .venv may be private (e.g. under /root, mode 700): the unprivileged user
     runs the copy with the system's Python of the same version.
     """
-    probe = ("import sys, sysconfig; from pathlib import Path; import gridkit.cli, gridkit.cli.db, gridkit.models; "
-             "import alembic.command, alembic.config, alembic.script, alembic.runtime.migration, alembic.context; "
-             "import geoalchemy2.alembic_helpers, sqlalchemy.dialects.postgresql.psycopg, psycopg; "
-             "gridkit.cli.main.get_command(None, 'db'); pure = Path(sysconfig.get_paths()['purelib']); "
-             "print('\\n'.join(sorted({Path(m.__file__).relative_to(pure).parts[0] for m in list(sys.modules.values()) "
-             "if getattr(m, '__file__', None) and Path(m.__file__).is_relative_to(pure)})))")
-    names = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
-                           cwd=str(dest)).stdout.split()
+    probe = (
+        "import sys, sysconfig; from pathlib import Path; import gridkit.cli, gridkit.cli.db, gridkit.models; "
+        "import alembic.command, alembic.config, alembic.script, alembic.runtime.migration, alembic.context; "
+        "import geoalchemy2.alembic_helpers, sqlalchemy.dialects.postgresql.psycopg, psycopg; "
+        "gridkit.cli.main.get_command(None, 'db'); pure = Path(sysconfig.get_paths()['purelib']); "
+        "print('\\n'.join(sorted({Path(m.__file__).relative_to(pure).parts[0] for m in list(sys.modules.values()) "
+        "if getattr(m, '__file__', None) and Path(m.__file__).is_relative_to(pure)})))"
+    )
+    names = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=str(dest)
+    ).stdout.split()
     purelib = Path(sysconfig.get_paths()["purelib"])
     site = dest / "site"
     site.mkdir()
@@ -234,8 +277,15 @@ def test_db_up_status_down_as_an_unprivileged_user():
         runtime = None
 
     def gridkit(*args, ok=True):
-        proc = subprocess.run([python, "-m", "gridkit.cli", *args], env=env, capture_output=True, text=True,
-                              timeout=180, cwd=str(home), **kwargs)
+        proc = subprocess.run(
+            [python, "-m", "gridkit.cli", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            cwd=str(home),
+            **kwargs,
+        )
         assert (proc.returncode == 0) == ok, proc.stderr
         return proc.stdout
 

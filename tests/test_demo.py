@@ -45,16 +45,24 @@ def test_demo_cli_loads_once_with_expected_counts(fresh_settings):
         stored = session.scalars(select(Resident.id_number_masked).limit(5)).all()
         assert all("**********" in s for s in stored)
         clear = _rows("residents.csv")[0]["id_number"]
-        assert session.scalar(select(func.count()).select_from(Resident).where(
-            text("id_number_hash = :c OR id_number_masked = :c")).params(c=clear)) == 0
+        assert (
+            session.scalar(
+                select(func.count())
+                .select_from(Resident)
+                .where(text("id_number_hash = :c OR id_number_masked = :c"))
+                .params(c=clear)
+            )
+            == 0
+        )
         assert authenticate(session, "planner", DEMO_PASSWORD).role == "planner"
 
 
 def test_every_demo_building_has_a_coordinator_in_every_department(session):
     load_demo(session, KEY)
     building = session.scalar(select(Building).order_by(Building.code).limit(1))
-    lon, lat = session.execute(select(func.ST_X(Building.geom), func.ST_Y(Building.geom))
-                               .where(Building.id == building.id)).one()
+    lon, lat = session.execute(
+        select(func.ST_X(Building.geom), func.ST_Y(Building.geom)).where(Building.id == building.id)
+    ).one()
     answer = responsibility_at(session, lon, lat)
     cell = session.get(BaseCell, building.base_cell_id)
     assert answer["base_cell"] == cell.code
@@ -85,18 +93,37 @@ def test_responsibility_of_a_resident_comes_from_the_version_valid_then(fresh_se
     runner = CliRunner()
     assert runner.invoke(main, ["demo", "--no-serve", "--json"], obj=fresh_settings).exit_code == 0
     row = _rows("residents.csv")[7]
-    result = runner.invoke(main, ["subjects", "responsible", "--kind", "residents", row["id_number"], "--json"],
-                           obj=fresh_settings, catch_exceptions=False)
+    result = runner.invoke(
+        main,
+        ["subjects", "responsible", "--kind", "residents", row["id_number"], "--json"],
+        obj=fresh_settings,
+        catch_exceptions=False,
+    )
     assert result.exit_code == 0, result.output
     answer = json.loads(result.output)
     assert row["id_number"] not in result.output and answer["identity"].startswith(row["id_number"][:4] + "*")
     assert answer["base_cell"] == row["building_code"][:15]
     assert [d["dept"] for d in answer["departments"]] == ["100001", "200001", "300001"]
-    assert all(d["work_cell"] and d["coordinators"] and "****" in d["coordinators"][0]["phone"]
-               for d in answer["departments"])
+    assert all(
+        d["work_cell"] and d["coordinators"] and "****" in d["coordinators"][0]["phone"] for d in answer["departments"]
+    )
     # Before the demo grids were published (2026-01-01), no department had a work cell there.
-    before = json.loads(runner.invoke(main, ["subjects", "responsible", "--kind", "residents", row["id_number"],
-                                             "--at", "2025-06-01T00:00+08:00", "--json"], obj=fresh_settings).output)
+    before = json.loads(
+        runner.invoke(
+            main,
+            [
+                "subjects",
+                "responsible",
+                "--kind",
+                "residents",
+                row["id_number"],
+                "--at",
+                "2025-06-01T00:00+08:00",
+                "--json",
+            ],
+            obj=fresh_settings,
+        ).output
+    )
     assert all(d["work_cell"] is None for d in before["departments"])
     missing = runner.invoke(main, ["subjects", "responsible", "--kind", "buildings", "NOPE"], obj=fresh_settings)
     assert missing.exit_code == 1 and "没有编码为 'NOPE' 的建筑物" in missing.output

@@ -30,7 +30,7 @@ def city(session):
 
 def _export(session, tmp_path, layer, fmt, name=None, **kw):
     user = kw.pop("user", None)
-    path = tmp_path / (name or f"{layer}.{ {'shp': 'zip'}.get(fmt, fmt)}")
+    path = tmp_path / (name or f"{layer}.{ {'shp': 'zip'}.get(fmt, fmt) }")
     summary = export_layer(session, ExportOptions(layer, fmt, path, **kw), user=user, actor="test")
     return path, summary
 
@@ -51,8 +51,14 @@ def test_shapefile_zip_utf8_residents(session, city, tmp_path):
     assert summary["features"] == city["residents"]
     with zipfile.ZipFile(path) as zf:
         names = set(zf.namelist())
-        assert {"residents.shp", "residents.shx", "residents.dbf", "residents.prj", "residents.cpg",
-                "fields.csv"} <= names
+        assert {
+            "residents.shp",
+            "residents.shx",
+            "residents.dbf",
+            "residents.prj",
+            "residents.cpg",
+            "fields.csv",
+        } <= names
         assert zf.read("residents.cpg").decode().strip().upper() in ("UTF-8", "UTF8")
         mapping = list(csv.DictReader(zf.read("fields.csv").decode().splitlines()))
     short = {row["field"]: row["shapefile_field"] for row in mapping}
@@ -81,8 +87,9 @@ def test_shapefile_gbk_keeps_chinese_in_gdal(session, city, tmp_path):
     assert "深圳市园岭0号科技有限公司".encode("gbk") in raw
     frame = pyogrio.read_dataframe(f"/vsizip/{path}/entities.shp")
     assert frame["name"].iloc[0].startswith("深圳市园岭")
-    out = subprocess.run(["ogrinfo", "-ro", "-al", "-q", f"/vsizip/{path}/entities.shp"], capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        ["ogrinfo", "-ro", "-al", "-q", f"/vsizip/{path}/entities.shp"], capture_output=True, text=True, check=True
+    ).stdout
     assert "深圳市园岭0号科技有限公司" in out
 
 
@@ -106,7 +113,7 @@ def test_geojson_is_rfc7946(session, city, tmp_path):
     assert "crs" not in data and len(data["features"]) == city["cells"]
     ring = data["features"][0]["geometry"]["coordinates"][0]
     area2 = sum(x1 * y2 - x2 * y1 for (x1, y1), (x2, y2) in itertools.pairwise(ring))
-    assert area2 > 0   # counter-clockwise outer ring
+    assert area2 > 0  # counter-clockwise outer ring
     assert 114 < ring[0][0] < 115 and 22 < ring[0][1] < 23
     assert data["features"][0]["properties"]["community_name"].startswith("测试")
     frame = pyogrio.read_dataframe(path)
@@ -128,7 +135,7 @@ def test_csv_gbk_and_xlsx(session, city, tmp_path):
 def test_components_one_geometry_type(session, city, tmp_path):
     path, summary = _export(session, tmp_path, "components", "shp")
     frame = pyogrio.read_dataframe(f"/vsizip/{path}/components.shp")
-    assert summary["features"] == 2 and set(frame.geom_type) == {"Point"}   # the railing as its point
+    assert summary["features"] == 2 and set(frame.geom_type) == {"Point"}  # the railing as its point
     assert set(frame["name"]) == {"上水井盖", "护栏"} and set(frame["category"]) == {"上水井盖"}
 
 
@@ -153,7 +160,7 @@ def test_work_cell_and_coordinator_valid_at(session, city, tmp_path):
     cells, _ = _export(session, tmp_path, "work-cells", "shp", dept=DEPT, version=1)
     frame = pyogrio.read_dataframe(f"/vsizip/{cells}/work-cells.shp")
     assert sorted(frame["code"]) == [WC1, WC2] and set(frame["version"]) == {1}
-    assert frame.geom_type.nunique() == 1   # one geometry type per file
+    assert frame.geom_type.nunique() == 1  # one geometry type per file
 
 
 def test_filters_area_where_and_unknown_field(session, city, tmp_path):
@@ -204,10 +211,21 @@ def test_output_rules_and_no_half_written_file(session, city, tmp_path):
     session.execute(Resident.__table__.update().values(name="𠮷田"))
     seen = []
     with pytest.raises(ValidationError):
-        _export(session, tmp_path, "residents", "shp", encoding="gbk", unmasked=True,
-                user=User(name="root2", role="admin"), chunk_size=5)
+        _export(
+            session,
+            tmp_path,
+            "residents",
+            "shp",
+            encoding="gbk",
+            unmasked=True,
+            user=User(name="root2", role="admin"),
+            chunk_size=5,
+        )
     assert not list(tmp_path.glob("residents*")) and not list(tmp_path.glob(".residents*"))
-    export_layer(session, ExportOptions("residents", "gpkg", tmp_path / "r.gpkg", chunk_size=5),
-                 progress=lambda done, total: seen.append((done, total)))
+    export_layer(
+        session,
+        ExportOptions("residents", "gpkg", tmp_path / "r.gpkg", chunk_size=5),
+        progress=lambda done, total: seen.append((done, total)),
+    )
     assert seen[0] == (5, city["residents"]) and seen[-1] == (city["residents"], city["residents"])
     assert pyogrio.read_info(tmp_path / "r.gpkg")["features"] == city["residents"]

@@ -57,8 +57,9 @@ def test_export_errors_are_one_line(cli_city, tmp_path):
 
 
 def test_unmasked_export_is_committed_to_the_audit_log(cli_city, tmp_path):
-    result = run(cli_city, "export", "residents", "-o", str(tmp_path / "r.gpkg"), "--unmasked", "--as", "root",
-                 "--area", C1)
+    result = run(
+        cli_city, "export", "residents", "-o", str(tmp_path / "r.gpkg"), "--unmasked", "--as", "root", "--area", C1
+    )
     assert result.exit_code == 0, result.output
     with db.session_factory(db.engine_for(cli_city))() as session:
         rows = session.scalars(select(AuditLog).where(AuditLog.action == PERSONAL_DATA_READ)).all()

@@ -69,7 +69,11 @@ def grid_points(x0, y0, x1, y1, nx, ny):
 def test_cross_of_roads_makes_four_cells_numbered_nw_ne_sw_se():
     result = generate_cells(SQUARE, CROSS, None, None, Target.area_m2(100_000, 400_000))
     assert [c.polygon.bounds for c in result.cells] == [
-        (0, 500, 500, 1000), (500, 500, 1000, 1000), (0, 0, 500, 500), (500, 0, 1000, 500)]
+        (0, 500, 500, 1000),
+        (500, 500, 1000, 1000),
+        (0, 0, 500, 500),
+        (500, 0, 1000, 500),
+    ]
     assert all(c.status == "ok" and c.area_m2 == pytest.approx(250_000) for c in result.cells)
     assert result.faces == 4 and result.merges == 0 and result.splits == 0
     assert result.tiling_error_m2 <= 0.01 and result.overlap_m2 <= 0.01
@@ -147,9 +151,15 @@ def test_a_major_road_is_straddled_only_when_both_sides_are_below_the_minimum():
 
 
 def test_tunnels_do_not_cut_and_traffic_islands_join_a_block():
-    frame = gpd.GeoDataFrame({"kind": ["major_road", "major_road"], "kind_detail": ["primary", "primary"],
-                              "is_tunnel": [None, 1], "name": ["A路", "B隧道"]},
-                             geometry=[LineString([(-10, 500), (1010, 500)]), LineString([(500, -10), (500, 1010)])])
+    frame = gpd.GeoDataFrame(
+        {
+            "kind": ["major_road", "major_road"],
+            "kind_detail": ["primary", "primary"],
+            "is_tunnel": [None, 1],
+            "name": ["A路", "B隧道"],
+        },
+        geometry=[LineString([(-10, 500), (1010, 500)]), LineString([(500, -10), (500, 1010)])],
+    )
     roads = road_features(frame)
     assert [r.name for r in roads] == ["A路"] and roads[0].major
     # A 40 × 40 m island between two major links next to the road is part of the road.
@@ -222,8 +232,9 @@ def test_long_face_is_cut_across_its_long_axis():
 
 
 def test_split_of_a_rotated_non_convex_face_keeps_single_polygons():
-    ell = shapely.affinity.rotate(Polygon([(0, 0), (2000, 0), (2000, 400), (400, 400), (400, 2000), (0, 2000)]),
-                                  33, origin=(0, 0))
+    ell = shapely.affinity.rotate(
+        Polygon([(0, 0), (2000, 0), (2000, 400), (400, 400), (400, 2000), (0, 2000)]), 33, origin=(0, 0)
+    )
     result = generate_cells(ell, [], None, None, Target.area_m2(50_000, 150_000))
     assert all(c.polygon.geom_type == "Polygon" for c in result.cells)
     assert result.in_target_share >= 0.9
@@ -377,8 +388,10 @@ def test_to_storage_keeps_shared_vertices_and_restores_the_boundary():
     metric_xy = np.column_stack(forward.transform(original[:, 0], original[:, 1]))
     community_m = shapely.transform(community, lambda _: metric_xy)
     left, bottom, right, top = community_m.bounds
-    roads = [LineString([(left + 333.3333, bottom - 5), (left + 377.7777, top + 5)]),
-             LineString([(left - 5, bottom + 222.222), (right + 5, bottom + 701.01)])]
+    roads = [
+        LineString([(left + 333.3333, bottom - 5), (left + 377.7777, top + 5)]),
+        LineString([(left - 5, bottom + 222.222), (right + 5, bottom + 701.01)]),
+    ]
     result = generate_cells(community_m, roads, None, None, Target.area_m2(50_000, 400_000))
     stored = to_storage([c.polygon for c in result.cells], inverse.transform, community_m, community)
     # Areas in degrees²: 1e-16 deg² is about 1e-6 m².
@@ -398,19 +411,32 @@ def test_to_storage_keeps_shared_vertices_and_restores_the_boundary():
 def test_road_lines_keep_streets_and_drop_tunnels_paths_and_service_roads():
     import geopandas as gpd
 
-    rows = [("major_road", "primary", None), ("minor_road", "residential", None), ("minor_road", "service", None),
-            ("path", "footway", None), ("path", "pedestrian", None), ("path", "pier", None),
-            ("rail", "subway", 1.0), ("major_road", "secondary", 1.0), ("ferry", None, None),
-            ("rail", "rail", None)]
+    rows = [
+        ("major_road", "primary", None),
+        ("minor_road", "residential", None),
+        ("minor_road", "service", None),
+        ("path", "footway", None),
+        ("path", "pedestrian", None),
+        ("path", "pier", None),
+        ("rail", "subway", 1.0),
+        ("major_road", "secondary", 1.0),
+        ("ferry", None, None),
+        ("rail", "rail", None),
+    ]
     frame = gpd.GeoDataFrame(
         {"kind": [r[0] for r in rows], "kind_detail": [r[1] for r in rows], "is_tunnel": [r[2] for r in rows]},
-        geometry=[LineString([(i, 0), (i, 1)]) for i in range(len(rows))], crs=4490)
+        geometry=[LineString([(i, 0), (i, 1)]) for i in range(len(rows))],
+        crs=4490,
+    )
     kept = [int(g.coords[0][0]) for g in road_lines(frame)]
     assert kept == [0, 1, 4, 9]
     assert [int(g.coords[0][0]) for g in road_lines(frame, paths=True)] == [0, 1, 3, 4, 9]
     assert [int(g.coords[0][0]) for g in road_lines(frame, major=True)] == [0, 9]
-    osm = gpd.GeoDataFrame({"highway": ["primary", "service", "footway"], "tunnel": [None, None, None]},
-                           geometry=[LineString([(i, 0), (i, 1)]) for i in range(3)], crs=4490)
+    osm = gpd.GeoDataFrame(
+        {"highway": ["primary", "service", "footway"], "tunnel": [None, None, None]},
+        geometry=[LineString([(i, 0), (i, 1)]) for i in range(3)],
+        crs=4490,
+    )
     assert len(road_lines(osm)) == 1
     plain = gpd.GeoDataFrame({"name": ["a", "b"]}, geometry=[LineString([(0, 0), (1, 1)])] * 2, crs=4490)
     assert len(road_lines(plain)) == 2 and road_lines(plain, major=True) == []
@@ -421,8 +447,15 @@ def test_water_features_drop_pools_and_outlines():
 
     frame = gpd.GeoDataFrame(
         {"kind": ["water", "swimming_pool", "river", "water", "canal"], "boundary": [None, None, None, 1.0, None]},
-        geometry=[box(0, 0, 1, 1), box(2, 2, 3, 3), LineString([(0, 0), (5, 5)]), LineString([(0, 0), (1, 0)]),
-                  LineString([(1, 0), (1, 5)])], crs=4490)
+        geometry=[
+            box(0, 0, 1, 1),
+            box(2, 2, 3, 3),
+            LineString([(0, 0), (5, 5)]),
+            LineString([(0, 0), (1, 0)]),
+            LineString([(1, 0), (1, 5)]),
+        ],
+        crs=4490,
+    )
     assert [g.geom_type for g in water_features(frame)] == ["Polygon", "LineString", "LineString"]
 
 
@@ -499,8 +532,12 @@ def test_shanghai_four_communities_each_tile(bund):
     midx, midy = (minx + maxx) / 2, (miny + maxy) / 2
     forward = Transformer.from_crs(4490, BUND_EPSG, always_xy=True)
     target = Target.area_m2(20_000, 200_000)
-    for quarter in (box(minx, midy, midx, maxy), box(midx, midy, maxx, maxy),
-                    box(minx, miny, midx, midy), box(midx, miny, maxx, midy)):
+    for quarter in (
+        box(minx, midy, midx, maxy),
+        box(midx, midy, maxx, maxy),
+        box(minx, miny, midx, midy),
+        box(midx, miny, maxx, midy),
+    ):
         community = shapely.transform(quarter, lambda c: np.column_stack(forward.transform(c[:, 0], c[:, 1])))
         result = generate_cells(community, bund["roads"], bund["water"], None, target)
         check_real_result(result, community)
@@ -512,8 +549,9 @@ def three(bund):
     return bund["metric"]([polygon for _, polygon in THREE_COMMUNITIES.values()])
 
 
-@pytest.mark.parametrize("target, far_share",
-                         [(Target.buildings(10, 40), 0.2), (Target.area_m2(20_000, 200_000), 0.06)])
+@pytest.mark.parametrize(
+    "target, far_share", [(Target.buildings(10, 40), 0.2), (Target.area_m2(20_000, 200_000), 0.06)]
+)
 def test_shanghai_three_communities_follow_the_road_hierarchy(bund, three, target, far_share):
     """Issue 13's scenario: major roads run along cell edges, no strips between carriageways, compact cells."""
     total = far = 0.0
@@ -542,17 +580,25 @@ def test_shanghai_three_communities_follow_the_road_hierarchy(bund, three, targe
 
 def write_roads(tmp_path, lines_lonlat, name="roads.geojson", props=None):
     """Write lon/lat lines as a GeoJSON file (EPSG:4326, which GDAL assumes for GeoJSON)."""
-    features = [{"type": "Feature", "properties": (props or {}),
-                 "geometry": {"type": "LineString", "coordinates": [list(p) for p in line]}}
-                for line in lines_lonlat]
+    features = [
+        {
+            "type": "Feature",
+            "properties": (props or {}),
+            "geometry": {"type": "LineString", "coordinates": [list(p) for p in line]},
+        }
+        for line in lines_lonlat
+    ]
     path = tmp_path / name
     path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
     return path
 
 
 def stored_cells(session, edition_id, community):
-    rows = session.execute(select(BaseCell.code, BaseCell.geom).where(
-        BaseCell.edition_id == edition_id, BaseCell.community_code == community).order_by(BaseCell.code)).all()
+    rows = session.execute(
+        select(BaseCell.code, BaseCell.geom)
+        .where(BaseCell.edition_id == edition_id, BaseCell.community_code == community)
+        .order_by(BaseCell.code)
+    ).all()
     return [(code, to_shape(geom)) for code, geom in rows]
 
 
@@ -568,12 +614,16 @@ def community_geom(code):
 def test_generate_base_grid_writes_a_draft_edition_that_tiles_each_community(session, tmp_path):
     units = make_admin_units(session, communities=2, rows=10, cols=10)  # two ~1030 × 1110 m boxes
     mid_lat = Y0 + 5 * D
-    roads = write_roads(tmp_path, [
-        [(X0 - 0.001, mid_lat), (X0 + 20 * D + 0.001, mid_lat)],  # across both communities
-        [(X0 + 5 * D, Y0 - 0.001), (X0 + 5 * D, Y0 + 10 * D + 0.001)],  # through the first one
-    ])
-    report = generate_base_grid(session, roads_path=roads, target=Target.area_m2(100_000, 400_000),
-                                edition_name="gen-test")
+    roads = write_roads(
+        tmp_path,
+        [
+            [(X0 - 0.001, mid_lat), (X0 + 20 * D + 0.001, mid_lat)],  # across both communities
+            [(X0 + 5 * D, Y0 - 0.001), (X0 + 5 * D, Y0 + 10 * D + 0.001)],  # through the first one
+        ],
+    )
+    report = generate_base_grid(
+        session, roads_path=roads, target=Target.area_m2(100_000, 400_000), edition_name="gen-test"
+    )
     edition = session.scalar(select(BaseGridEdition).where(BaseGridEdition.name == "gen-test"))
     assert edition.status == "draft" and report.edition_id == edition.id
     assert [c.code for c in report.communities] == [u.code for u in units]
@@ -592,14 +642,24 @@ def test_generate_base_grid_writes_a_draft_edition_that_tiles_each_community(ses
         polygons = [poly for _, poly in cells]
         assert_tiles(polygons, community, rel=0, abs_=1e-16)
         # In metres on the ellipsoid: the union covers the community and nothing overlaps.
-        union = select(func.ST_Union(BaseCell.geom)).where(
-            BaseCell.edition_id == edition.id, BaseCell.community_code == unit.code).scalar_subquery()
+        union = (
+            select(func.ST_Union(BaseCell.geom))
+            .where(BaseCell.edition_id == edition.id, BaseCell.community_code == unit.code)
+            .scalar_subquery()
+        )
         assert geography_area(session, func.ST_SymDifference(union, community_geom(unit.code))) < 0.01
-        total = session.scalar(select(func.sum(func.ST_Area(func.Geography(BaseCell.geom)))).where(
-            BaseCell.edition_id == edition.id, BaseCell.community_code == unit.code))
+        total = session.scalar(
+            select(func.sum(func.ST_Area(func.Geography(BaseCell.geom)))).where(
+                BaseCell.edition_id == edition.id, BaseCell.community_code == unit.code
+            )
+        )
         assert total == pytest.approx(geography_area(session, community_geom(unit.code)), abs=0.01)
-        assert session.scalar(select(func.bool_and(func.ST_IsValid(BaseCell.geom))).where(
-            BaseCell.edition_id == edition.id)) is True
+        assert (
+            session.scalar(
+                select(func.bool_and(func.ST_IsValid(BaseCell.geom))).where(BaseCell.edition_id == edition.id)
+            )
+            is True
+        )
         # 001 is the north-west cell, the last one the south-east cell.
         first, last = polygons[0].representative_point(), polygons[-1].representative_point()
         assert first.x < community.centroid.x < last.x and first.y > community.centroid.y > last.y
@@ -613,10 +673,13 @@ def test_generate_base_grid_writes_a_draft_edition_that_tiles_each_community(ses
 def test_generated_vertices_are_rounded_and_shared_after_transformation(session, tmp_path):
     (unit,) = make_admin_units(session, communities=1, rows=10, cols=10)
     # Oblique roads: their crossings and every cut are new vertices with long decimals.
-    roads = write_roads(tmp_path, [
-        [(X0 - 0.0003, Y0 + 0.00123), (X0 + 10 * D + 0.0004, Y0 + 0.00877)],
-        [(X0 + 0.00211, Y0 + 10 * D + 0.0002), (X0 + 0.00734, Y0 - 0.0003)],
-    ])
+    roads = write_roads(
+        tmp_path,
+        [
+            [(X0 - 0.0003, Y0 + 0.00123), (X0 + 10 * D + 0.0004, Y0 + 0.00877)],
+            [(X0 + 0.00211, Y0 + 10 * D + 0.0002), (X0 + 0.00734, Y0 - 0.0003)],
+        ],
+    )
     generate_base_grid(session, roads_path=roads, target=Target.area_m2(40_000, 120_000), edition_name="round")
     edition_id = session.scalar(select(BaseGridEdition.id).where(BaseGridEdition.name == "round"))
     polygons = [poly for _, poly in stored_cells(session, edition_id, unit.code)]
@@ -632,9 +695,13 @@ def test_generated_vertices_are_rounded_and_shared_after_transformation(session,
     other = aliased(BaseCell)
     shared = func.ST_Intersection(BaseCell.geom, other.geom)
     overlap = session.scalar(
-        select(func.coalesce(func.sum(func.ST_Area(func.Geography(shared))), 0))
-        .where(BaseCell.edition_id == edition_id, other.edition_id == edition_id, BaseCell.id < other.id,
-               func.ST_Intersects(BaseCell.geom, other.geom)))
+        select(func.coalesce(func.sum(func.ST_Area(func.Geography(shared))), 0)).where(
+            BaseCell.edition_id == edition_id,
+            other.edition_id == edition_id,
+            BaseCell.id < other.id,
+            func.ST_Intersects(BaseCell.geom, other.geom),
+        )
+    )
     assert overlap < 1e-4
     union = select(func.ST_Union(BaseCell.geom)).where(BaseCell.edition_id == edition_id).scalar_subquery()
     assert geography_area(session, func.ST_SymDifference(union, community_geom(unit.code))) < 0.01
@@ -647,14 +714,23 @@ def test_generate_base_grid_by_buildings_uses_points_and_footprints(session, tmp
     for i in range(6):
         for j in range(5):  # 30 points in the west half
             n += 1
-            session.add(Building(code=f"B{n}", geom=from_shape(Point(X0 + (i + 0.5) * 0.0008, Y0 + (j + 0.5) * D * 2),
-                                                              srid=SRID)))
+            session.add(
+                Building(
+                    code=f"B{n}", geom=from_shape(Point(X0 + (i + 0.5) * 0.0008, Y0 + (j + 0.5) * D * 2), srid=SRID)
+                )
+            )
     for i in range(3):
         for j in range(4):  # 12 footprints in the east half
             n += 1
             x, y = X0 + 5 * D + (i + 0.5) * 0.0015, Y0 + (j + 0.5) * 0.0024
-            session.add(Building(code=f"B{n}", footprint=from_shape(
-                MultiPolygon([box(x - 0.0001, y - 0.0001, x + 0.0001, y + 0.0001)]), srid=SRID)))
+            session.add(
+                Building(
+                    code=f"B{n}",
+                    footprint=from_shape(
+                        MultiPolygon([box(x - 0.0001, y - 0.0001, x + 0.0001, y + 0.0001)]), srid=SRID
+                    ),
+                )
+            )
     session.add(Building(code="outside", geom=from_shape(Point(X0 - 0.01, Y0), srid=SRID)))
     session.flush()
     report = generate_base_grid(session, roads_path=roads, target=Target.buildings(10, 20), edition_name="bld")
@@ -665,7 +741,10 @@ def test_generate_base_grid_by_buildings_uses_points_and_footprints(session, tmp
     counts = session.execute(
         select(BaseCell.code, func.count(Building.id))
         .join(Building, func.ST_Covers(BaseCell.geom, location))
-        .where(BaseCell.edition_id == report.edition_id).group_by(BaseCell.code).order_by(BaseCell.code)).all()
+        .where(BaseCell.edition_id == report.edition_id)
+        .group_by(BaseCell.code)
+        .order_by(BaseCell.code)
+    ).all()
     assert sum(c for _, c in counts) == 42 and all(10 <= c <= 20 for _, c in counts)
     assert 12 in [c for _, c in counts]  # the east half, bounded by the road
 
@@ -674,8 +753,9 @@ def test_generate_base_grid_for_one_community_copies_the_others(session, tmp_pat
     published = make_base_grid(session, rows=10, cols=10, communities=2)
     first, second = f"{'440304001'}001", f"{'440304001'}002"
     roads = write_roads(tmp_path, [[(X0 - 0.001, Y0 + 5 * D), (X0 + 20 * D, Y0 + 5 * D)]])
-    report = generate_base_grid(session, communities=[first], roads_path=roads,
-                                target=Target.area_m2(100_000, 800_000), edition_name="one")
+    report = generate_base_grid(
+        session, communities=[first], roads_path=roads, target=Target.area_m2(100_000, 800_000), edition_name="one"
+    )
     assert [c.code for c in report.communities] == [first]
     assert report.copied_cells == 100
     assert len(stored_cells(session, report.edition_id, second)) == 100
@@ -687,8 +767,7 @@ def test_generate_base_grid_refuses_bad_requests(session, tmp_path):
     make_admin_units(session, communities=1, rows=3, cols=3)
     roads = write_roads(tmp_path, [[(X0, Y0), (X0 + D, Y0 + D)]])
     with pytest.raises(NotFound, match="440304001999"):
-        generate_base_grid(session, communities=["440304001999"], roads_path=roads,
-                           target=Target.area_m2(1, 100_000))
+        generate_base_grid(session, communities=["440304001999"], roads_path=roads, target=Target.area_m2(1, 100_000))
     with pytest.raises(ValidationError, match="nope.geojson does not exist"):
         generate_base_grid(session, roads_path=tmp_path / "nope.geojson", target=Target.area_m2(1, 100_000))
     with pytest.raises(ValidationError, match="needs buildings"):
@@ -713,21 +792,47 @@ def test_generate_base_grid_on_the_shanghai_sample(session):
         return from_shape(MultiPolygon([box(*bounds)]), srid=SRID)
 
     # Communities are boxes 80 m inside the sample's tiles: the roads are cut at the tile edges.
-    session.add_all([
-        AdminUnit(code="310000", name="上海市", level="city", geom=outline(minx, miny, maxx, maxy)),
-        AdminUnit(code="310101", name="黄浦区", level="district", parent_code="310000",
-                  geom=outline(minx, miny, maxx, maxy)),
-        AdminUnit(code="310101001", name="外滩街道", level="street", parent_code="310101",
-                  geom=outline(minx, miny, maxx, maxy)),
-        AdminUnit(code="310101001001", name="西社区", level="community", parent_code="310101001",
-                  geom=outline(minx + inset, miny + inset, midx, maxy - inset)),
-        AdminUnit(code="310101001002", name="东社区", level="community", parent_code="310101001",
-                  geom=outline(midx, miny + inset, maxx - inset, maxy - inset)),
-    ])
+    session.add_all(
+        [
+            AdminUnit(code="310000", name="上海市", level="city", geom=outline(minx, miny, maxx, maxy)),
+            AdminUnit(
+                code="310101",
+                name="黄浦区",
+                level="district",
+                parent_code="310000",
+                geom=outline(minx, miny, maxx, maxy),
+            ),
+            AdminUnit(
+                code="310101001",
+                name="外滩街道",
+                level="street",
+                parent_code="310101",
+                geom=outline(minx, miny, maxx, maxy),
+            ),
+            AdminUnit(
+                code="310101001001",
+                name="西社区",
+                level="community",
+                parent_code="310101001",
+                geom=outline(minx + inset, miny + inset, midx, maxy - inset),
+            ),
+            AdminUnit(
+                code="310101001002",
+                name="东社区",
+                level="community",
+                parent_code="310101001",
+                geom=outline(midx, miny + inset, maxx - inset, maxy - inset),
+            ),
+        ]
+    )
     session.flush()
-    report = generate_base_grid(session, roads_path=BUND / "roads_lines.geojson",
-                                water_path=[BUND / "water_polygons.geojson", BUND / "water_lines.geojson"],
-                                target=Target.area_m2(20_000, 400_000), edition_name="bund")
+    report = generate_base_grid(
+        session,
+        roads_path=BUND / "roads_lines.geojson",
+        water_path=[BUND / "water_polygons.geojson", BUND / "water_lines.geojson"],
+        target=Target.area_m2(20_000, 400_000),
+        edition_name="bund",
+    )
     assert report.cells >= 50 and report.in_target >= 0.9 * report.cells
     for community in report.communities:
         assert community.epsg in (4549, 4550) and community.tiling_error_m2 < 0.01  # the sample straddles 121.5E
@@ -735,8 +840,11 @@ def test_generate_base_grid_on_the_shanghai_sample(session):
         unit = session.get(AdminUnit, community.code)
         polygons = [poly for _, poly in stored_cells(session, report.edition_id, community.code)]
         assert_tiles(polygons, to_shape(unit.geom), rel=0, abs_=1e-16)
-        union = select(func.ST_Union(BaseCell.geom)).where(
-            BaseCell.edition_id == report.edition_id, BaseCell.community_code == community.code).scalar_subquery()
+        union = (
+            select(func.ST_Union(BaseCell.geom))
+            .where(BaseCell.edition_id == report.edition_id, BaseCell.community_code == community.code)
+            .scalar_subquery()
+        )
         assert geography_area(session, func.ST_SymDifference(union, community_geom(unit.code))) < 0.01
     assert sum(c.water_cells for c in report.communities) >= 2  # the Huangpu, in both communities
     json.dumps(report.as_dict(), ensure_ascii=False)
@@ -747,12 +855,20 @@ def test_generate_base_grid_on_the_shanghai_sample(session):
 
     # With the footprints loaded as buildings, a building target (centroids of footprints).
     footprints = gpd.read_file(BUND / "buildings_polygons.geojson").to_crs(4490)
-    session.add_all([Building(code=f"osm-{i}", footprint=from_shape(MultiPolygon([g]), srid=SRID))
-                     for i, g in enumerate(footprints.geometry)])
+    session.add_all(
+        [
+            Building(code=f"osm-{i}", footprint=from_shape(MultiPolygon([g]), srid=SRID))
+            for i, g in enumerate(footprints.geometry)
+        ]
+    )
     session.flush()
-    by_buildings = generate_base_grid(session, roads_path=BUND / "roads_lines.geojson",
-                                      water_path=[BUND / "water_polygons.geojson", BUND / "water_lines.geojson"],
-                                      target=Target.buildings(20, 150), edition_name="bund-buildings")
+    by_buildings = generate_base_grid(
+        session,
+        roads_path=BUND / "roads_lines.geojson",
+        water_path=[BUND / "water_polygons.geojson", BUND / "water_lines.geojson"],
+        target=Target.buildings(20, 150),
+        edition_name="bund-buildings",
+    )
     loaded = sum(c.buildings for c in by_buildings.communities)
     assert 1000 < loaded <= len(footprints)  # those whose centroid lies in the two communities
     water_cells = sum(p.status == "water" for c in by_buildings.communities for p in c.outside)
@@ -772,30 +888,62 @@ def test_generator_counts_are_the_counts_after_publishing(session):
     from gridkit.grids.validate import validate_base_grid
 
     whole = shapely.union_all([p for _, p in THREE_COMMUNITIES.values()])
-    session.add_all([
-        AdminUnit(code="310000", name="上海市", level="city", geom=from_shape(MultiPolygon([whole]), srid=SRID)),
-        AdminUnit(code="310101", name="黄浦区", level="district", parent_code="310000",
-                  geom=from_shape(MultiPolygon([whole]), srid=SRID)),
-        AdminUnit(code="310101001", name="外滩街道", level="street", parent_code="310101",
-                  geom=from_shape(MultiPolygon([whole]), srid=SRID)),
-        *[AdminUnit(code=code, name=name, level="community", parent_code="310101001",
-                    geom=from_shape(MultiPolygon([polygon]), srid=SRID))
-          for code, (name, polygon) in THREE_COMMUNITIES.items()],
-    ])
+    session.add_all(
+        [
+            AdminUnit(code="310000", name="上海市", level="city", geom=from_shape(MultiPolygon([whole]), srid=SRID)),
+            AdminUnit(
+                code="310101",
+                name="黄浦区",
+                level="district",
+                parent_code="310000",
+                geom=from_shape(MultiPolygon([whole]), srid=SRID),
+            ),
+            AdminUnit(
+                code="310101001",
+                name="外滩街道",
+                level="street",
+                parent_code="310101",
+                geom=from_shape(MultiPolygon([whole]), srid=SRID),
+            ),
+            *[
+                AdminUnit(
+                    code=code,
+                    name=name,
+                    level="community",
+                    parent_code="310101001",
+                    geom=from_shape(MultiPolygon([polygon]), srid=SRID),
+                )
+                for code, (name, polygon) in THREE_COMMUNITIES.items()
+            ],
+        ]
+    )
     footprints = gpd.read_file(BUND / "buildings_polygons.geojson").to_crs(4490)
-    session.add_all([Building(code=f"osm-{i}", footprint=from_shape(MultiPolygon(list(shapely.get_parts(g))),
-                                                                     srid=SRID))
-                     for i, g in enumerate(footprints.geometry) if whole.intersects(g)])
+    session.add_all(
+        [
+            Building(code=f"osm-{i}", footprint=from_shape(MultiPolygon(list(shapely.get_parts(g))), srid=SRID))
+            for i, g in enumerate(footprints.geometry)
+            if whole.intersects(g)
+        ]
+    )
     session.flush()
-    report = generate_base_grid(session, roads_path=BUND / "roads_lines.geojson",
-                                water_path=[BUND / "water_polygons.geojson", BUND / "water_lines.geojson"],
-                                target=Target.buildings(10, 40), edition_name="three")
+    report = generate_base_grid(
+        session,
+        roads_path=BUND / "roads_lines.geojson",
+        water_path=[BUND / "water_polygons.geojson", BUND / "water_lines.geojson"],
+        target=Target.buildings(10, 40),
+        edition_name="three",
+    )
     edition = session.get(BaseGridEdition, report.edition_id)
     assert validate_base_grid(session, edition) == []
     publish_edition(session, edition)
-    after = dict(session.execute(
-        select(BaseCell.code, func.count(Building.id)).outerjoin(Building, Building.base_cell_id == BaseCell.id)
-        .where(BaseCell.edition_id == edition.id).group_by(BaseCell.code)).all())
+    after = dict(
+        session.execute(
+            select(BaseCell.code, func.count(Building.id))
+            .outerjoin(Building, Building.base_cell_id == BaseCell.id)
+            .where(BaseCell.edition_id == edition.id)
+            .group_by(BaseCell.code)
+        ).all()
+    )
     reported = {code: n for c in report.communities for code, n in c.counts.items()}
     assert reported == after
     # In target means in target after publishing.
@@ -811,8 +959,7 @@ def test_generator_counts_are_the_counts_after_publishing(session):
     from gridkit.rules import building_cell
 
     rule = building_cell(BaseCell, edition.id, Building.footprint, Building.geom)
-    disagree = session.scalar(select(func.count(Building.id)).where(
-        Building.base_cell_id.is_distinct_from(rule)))
+    disagree = session.scalar(select(func.count(Building.id)).where(Building.base_cell_id.is_distinct_from(rule)))
     assert disagree == 0
 
 
@@ -829,10 +976,10 @@ def read_png(path):
     width, height = struct.unpack(">II", data[16:24])
     pos, idat = 8, b""
     while pos < len(data):
-        (length,) = struct.unpack(">I", data[pos:pos + 4])
-        kind = data[pos + 4:pos + 8]
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        kind = data[pos + 4 : pos + 8]
         if kind == b"IDAT":
-            idat += data[pos + 8:pos + 8 + length]
+            idat += data[pos + 8 : pos + 8 + length]
         pos += 12 + length
     raw = np.frombuffer(zlib.decompress(idat), dtype=np.uint8).reshape(height, width * 3 + 1)
     assert (raw[:, 0] == 0).all()
@@ -848,19 +995,38 @@ def test_cli_generate_writes_a_preview_png_and_html(fresh_settings, tmp_path):
     from gridkit.grids.generate.preview import COLOURS
 
     def run(*args, lang="en"):
-        return CliRunner(env={"GRIDKIT_LANG": lang}).invoke(main, list(args), obj=fresh_settings,
-                                                            catch_exceptions=False)
+        return CliRunner(env={"GRIDKIT_LANG": lang}).invoke(
+            main, list(args), obj=fresh_settings, catch_exceptions=False
+        )
 
-    features = [({"code": "310100", "name": "上海市"}, box(121.4830, 31.2290, 121.4990, 31.2480)),
-                ({"code": "310101", "name": "黄浦区"}, box(121.4830, 31.2290, 121.4990, 31.2480)),
-                ({"code": "310101001", "name": "外滩街道"}, box(121.4830, 31.2290, 121.4990, 31.2480)),
-                ({"code": "310101001001", "name": "外滩社区"}, box(121.4830, 31.2290, 121.4990, 31.2480))]
+    features = [
+        ({"code": "310100", "name": "上海市"}, box(121.4830, 31.2290, 121.4990, 31.2480)),
+        ({"code": "310101", "name": "黄浦区"}, box(121.4830, 31.2290, 121.4990, 31.2480)),
+        ({"code": "310101001", "name": "外滩街道"}, box(121.4830, 31.2290, 121.4990, 31.2480)),
+        ({"code": "310101001001", "name": "外滩社区"}, box(121.4830, 31.2290, 121.4990, 31.2480)),
+    ]
     units = tmp_path / "units.geojson"
-    units.write_text(json.dumps({"type": "FeatureCollection", "features": [
-        {"type": "Feature", "properties": p, "geometry": mapping(g)} for p, g in features]}), encoding="utf-8")
+    units.write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "features": [{"type": "Feature", "properties": p, "geometry": mapping(g)} for p, g in features],
+            }
+        ),
+        encoding="utf-8",
+    )
     assert run("admin", "import", str(units), "--code-field", "code", "--name-field", "name").exit_code == 0
-    args = ["basegrid", "generate", "--all", "--roads", str(BUND / "roads_lines.geojson"), "--water",
-            str(BUND / "water_polygons.geojson"), "--target-area-m2", "20000-200000"]
+    args = [
+        "basegrid",
+        "generate",
+        "--all",
+        "--roads",
+        str(BUND / "roads_lines.geojson"),
+        "--water",
+        str(BUND / "water_polygons.geojson"),
+        "--target-area-m2",
+        "20000-200000",
+    ]
     bad = run(*args, "--preview", str(tmp_path / "cells.pdf"))
     assert bad.exit_code == 1 and "cells.pdf" in bad.output and ".png or .html" in bad.output
     result = run(*args, "--edition", "png", "--preview", str(tmp_path / "cells.png"), lang="zh-CN")
@@ -894,9 +1060,18 @@ def test_target_cells_layer_judges_a_draft_on_the_map(fresh_settings):
         # Two buildings in the first cell (one by most of its footprint), none elsewhere.
         first = cells[0][1]
         x, y = first.centroid.x, first.centroid.y
-        session.add_all([Building(code="p", geom=from_shape(Point(x, y), srid=SRID)),
-                         Building(code="f", footprint=from_shape(MultiPolygon([box(
-                             first.bounds[0] - 0.0001, y, first.bounds[0] + 0.0003, y + 0.0001)]), srid=SRID))])
+        session.add_all(
+            [
+                Building(code="p", geom=from_shape(Point(x, y), srid=SRID)),
+                Building(
+                    code="f",
+                    footprint=from_shape(
+                        MultiPolygon([box(first.bounds[0] - 0.0001, y, first.bounds[0] + 0.0003, y + 0.0001)]),
+                        srid=SRID,
+                    ),
+                ),
+            ]
+        )
         edition_id = edition.id
     client = create_app(fresh_settings).test_client()
     answer = client.get(f"/api/basegrid/target-cells?edition={edition_id}&target-buildings=2-40")

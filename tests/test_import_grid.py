@@ -28,8 +28,9 @@ CNMAPS = SHENZHEN / "sz_city_districts_cnmaps_gcj02.geojson"
 
 def counts(session) -> tuple[int, int, int]:
     """Return the row counts of admin_unit, base_grid_edition and base_cell."""
-    return tuple(session.scalar(select(func.count()).select_from(model))
-                 for model in (AdminUnit, BaseGridEdition, BaseCell))
+    return tuple(
+        session.scalar(select(func.count()).select_from(model)) for model in (AdminUnit, BaseGridEdition, BaseCell)
+    )
 
 
 def refused(session, function, *args, **kwargs) -> ValidationError:
@@ -56,8 +57,7 @@ def cells(session, path, **kwargs):
 
 def test_gbk_communities_import_with_correct_chinese(session):
     make_admin_units(session)
-    result = import_admin_units(session, BAD / "gbk_no_cpg", level="community", code_field="编码",
-                                name_field="名称")
+    result = import_admin_units(session, BAD / "gbk_no_cpg", level="community", code_field="编码", name_field="名称")
     assert (result.created, result.updated) == (2, 0)
     assert result.levels == {"community": 2}
     assert result.source["encoding"] == "GB18030"
@@ -65,14 +65,17 @@ def test_gbk_communities_import_with_correct_chinese(session):
     assert units["440304001002"].name == "园岭社区" and units["440304001003"].name == "百花社区"
     assert units["440304001002"].parent_code == "440304001"
     assert session.scalar(select(func.ST_SRID(AdminUnit.geom)).where(AdminUnit.code == "440304001002")) == 4490
-    assert session.scalar(select(func.GeometryType(AdminUnit.geom)).where(AdminUnit.code == "440304001002")) \
+    assert (
+        session.scalar(select(func.GeometryType(AdminUnit.geom)).where(AdminUnit.code == "440304001002"))
         == "MULTIPOLYGON"
+    )
 
 
 def test_bowtie_community_is_repaired_noted_and_imported(session):
     make_admin_units(session)
-    result = import_admin_units(session, BAD / "bowtie_communities.geojson", level="community",
-                                code_field="code", name_field="name")
+    result = import_admin_units(
+        session, BAD / "bowtie_communities.geojson", level="community", code_field="code", name_field="name"
+    )
     assert result.created == 2
     (note,) = [n for n in result.notes if n["kind"] == "geometry_repaired"]
     assert (note["index"], note["code"]) == (0, "440304001002")
@@ -82,10 +85,12 @@ def test_bowtie_community_is_repaired_noted_and_imported(session):
 
 def test_shenzhen_city_row_without_name_is_refused(session):
     # cnmaps' city row has no district name: every unit needs a name.
-    error = refused(session, import_admin_units, CNMAPS, level=None, code_field="adcode", name_field="district",
-                    src_crs="gcj02")
+    error = refused(
+        session, import_admin_units, CNMAPS, level=None, code_field="adcode", name_field="district", src_crs="gcj02"
+    )
     assert [(p["index"], p["code"], p["kind"], p["field"]) for p in error.problems] == [
-        (0, "440300", "missing_name", "district")]
+        (0, "440300", "missing_name", "district")
+    ]
 
 
 def test_shenzhen_gcj02_city_then_districts(session, tmp_path):
@@ -107,8 +112,15 @@ def test_shenzhen_gcj02_city_then_districts(session, tmp_path):
 
 
 def test_districts_need_their_city(session):
-    error = refused(session, import_admin_units, CNMAPS, level="district", code_field="adcode",
-                    name_field="district", src_crs="gcj02")
+    error = refused(
+        session,
+        import_admin_units,
+        CNMAPS,
+        level="district",
+        code_field="adcode",
+        name_field="district",
+        src_crs="gcj02",
+    )
     # Feature 0 is the city itself (wrong level); the nine districts miss their parent city.
     assert kinds(error) == ["wrong_level"] + ["missing_parent"] * 9
     assert error.problems[0]["index"] == 0 and "440300 is a city code" in error.problems[0]["message"]
@@ -118,21 +130,31 @@ def test_districts_need_their_city(session):
 def test_all_problems_are_reported_together(session, tmp_path):
     make_admin_units(session)
     path = tmp_path / "communities.geojson"
-    write_geojson(path, [
-        feature({"code": "440304001002", "name": "甲"}, box(114.053, 22.53, 114.056, 22.533)),
-        feature({"code": "440304001002", "name": "乙"}, box(114.056, 22.53, 114.059, 22.533)),  # duplicate
-        feature({"code": "44030400100", "name": "丙"}, box(114.06, 22.53, 114.061, 22.531)),    # 11 digits
-        feature({"code": "440304002001", "name": "丁"}, box(114.06, 22.53, 114.061, 22.531)),   # no street 002
-        feature({"code": "440304001003", "name": ""}, box(114.06, 22.53, 114.061, 22.531)),     # no name
-        feature({"code": "440304001001", "name": "戊"}, box(114.06, 22.53, 114.061, 22.531)),   # exists
-        feature({"code": "440304001004", "name": "己"}, None),                                   # no geometry
-        feature({"code": None, "name": "庚"}, box(114.06, 22.53, 114.061, 22.531)),             # no code
-        feature({"code": "440304001", "name": "辛"}, box(114.06, 22.53, 114.061, 22.531)),      # a street
-    ])
+    write_geojson(
+        path,
+        [
+            feature({"code": "440304001002", "name": "甲"}, box(114.053, 22.53, 114.056, 22.533)),
+            feature({"code": "440304001002", "name": "乙"}, box(114.056, 22.53, 114.059, 22.533)),  # duplicate
+            feature({"code": "44030400100", "name": "丙"}, box(114.06, 22.53, 114.061, 22.531)),  # 11 digits
+            feature({"code": "440304002001", "name": "丁"}, box(114.06, 22.53, 114.061, 22.531)),  # no street 002
+            feature({"code": "440304001003", "name": ""}, box(114.06, 22.53, 114.061, 22.531)),  # no name
+            feature({"code": "440304001001", "name": "戊"}, box(114.06, 22.53, 114.061, 22.531)),  # exists
+            feature({"code": "440304001004", "name": "己"}, None),  # no geometry
+            feature({"code": None, "name": "庚"}, box(114.06, 22.53, 114.061, 22.531)),  # no code
+            feature({"code": "440304001", "name": "辛"}, box(114.06, 22.53, 114.061, 22.531)),  # a street
+        ],
+    )
     error = refused(session, import_admin_units, path, level="community", code_field="code", name_field="name")
     assert sorted((p["index"], p["kind"]) for p in error.problems) == [
-        (1, "duplicate_code"), (2, "bad_code"), (3, "missing_parent"), (4, "missing_name"), (5, "exists"),
-        (6, "null_geometry"), (7, "missing_code"), (8, "wrong_level")]
+        (1, "duplicate_code"),
+        (2, "bad_code"),
+        (3, "missing_parent"),
+        (4, "missing_name"),
+        (5, "exists"),
+        (6, "null_geometry"),
+        (7, "missing_code"),
+        (8, "wrong_level"),
+    ]
     assert "first at feature 0" in next(p["message"] for p in error.problems if p["kind"] == "duplicate_code")
     assert "street 440304002" in next(p["message"] for p in error.problems if p["kind"] == "missing_parent")
 
@@ -140,10 +162,14 @@ def test_all_problems_are_reported_together(session, tmp_path):
 def test_replace_updates_existing_units(session, tmp_path):
     make_admin_units(session)
     path = tmp_path / "communities.geojson"
-    write_geojson(path, [feature({"code": "440304001001", "name": "新名社区"}, box(114.05, 22.53, 114.054, 22.533)),
-                         feature({"code": "440304001002", "name": "新社区"}, box(114.054, 22.53, 114.056, 22.533))])
-    result = import_admin_units(session, path, level="community", code_field="code", name_field="name",
-                                replace=True)
+    write_geojson(
+        path,
+        [
+            feature({"code": "440304001001", "name": "新名社区"}, box(114.05, 22.53, 114.054, 22.533)),
+            feature({"code": "440304001002", "name": "新社区"}, box(114.054, 22.53, 114.056, 22.533)),
+        ],
+    )
+    result = import_admin_units(session, path, level="community", code_field="code", name_field="name", replace=True)
     assert (result.created, result.updated) == (1, 1)
     unit = session.get(AdminUnit, "440304001001")
     assert unit.name == "新名社区"
@@ -154,20 +180,39 @@ def test_parent_field_is_checked(session, tmp_path):
     make_admin_units(session)
     path = tmp_path / "communities.geojson"
     square = box(114.053, 22.53, 114.056, 22.533)
-    write_geojson(path, [feature({"code": "440304001002", "name": "甲", "parent": "440304001"}, square),
-                         feature({"code": "440304001003", "name": "乙", "parent": "440305001"}, square),
-                         feature({"code": "440304001004", "name": "丙", "parent": None}, square)])
-    error = refused(session, import_admin_units, path, level="community", code_field="code", name_field="name",
-                    parent_field="parent")
+    write_geojson(
+        path,
+        [
+            feature({"code": "440304001002", "name": "甲", "parent": "440304001"}, square),
+            feature({"code": "440304001003", "name": "乙", "parent": "440305001"}, square),
+            feature({"code": "440304001004", "name": "丙", "parent": None}, square),
+        ],
+    )
+    error = refused(
+        session,
+        import_admin_units,
+        path,
+        level="community",
+        code_field="code",
+        name_field="name",
+        parent_field="parent",
+    )
     assert [(p["index"], p["kind"], p["field"]) for p in error.problems] == [
-        (1, "code_prefix", "parent"), (2, "bad_parent", "parent")]
+        (1, "code_prefix", "parent"),
+        (2, "bad_parent", "parent"),
+    ]
 
 
 def test_street_import_derives_the_district(session, tmp_path):
     make_admin_units(session)
     path = tmp_path / "streets.geojson"
-    write_geojson(path, [feature({"code": "440304002", "name": "华富街道"}, box(114.06, 22.53, 114.07, 22.54)),
-                         feature({"code": "440399001", "name": "无区街道"}, box(114.07, 22.53, 114.08, 22.54))])
+    write_geojson(
+        path,
+        [
+            feature({"code": "440304002", "name": "华富街道"}, box(114.06, 22.53, 114.07, 22.54)),
+            feature({"code": "440399001", "name": "无区街道"}, box(114.07, 22.53, 114.08, 22.54)),
+        ],
+    )
     error = refused(session, import_admin_units, path, level="street", code_field="code", name_field="name")
     assert [(p["index"], p["kind"]) for p in error.problems] == [(1, "missing_parent")]
     assert "district 440399" in error.problems[0]["message"]
@@ -176,8 +221,9 @@ def test_street_import_derives_the_district(session, tmp_path):
 def test_unknown_level_and_wrong_field(session):
     with pytest.raises(ValidationError, match="unknown level 'county'"):
         import_admin_units(session, BAD / "gbk_no_cpg", level="county", code_field="编码", name_field="名称")
-    error = refused(session, import_admin_units, BAD / "gbk_no_cpg", level="community", code_field="code",
-                    name_field="名称")
+    error = refused(
+        session, import_admin_units, BAD / "gbk_no_cpg", level="community", code_field="code", name_field="名称"
+    )
     assert kinds(error) == ["missing_field"] and "编码, 名称" in error.problems[0]["message"]
 
 
@@ -190,9 +236,11 @@ def test_base_cells_import_into_a_new_draft_edition(session):
     assert result.created == 2 and result.edition.startswith("导入 ")
     edition = session.get(BaseGridEdition, result.edition_id)
     assert (edition.status, edition.code_profile) == ("draft", "default")
-    rows = session.execute(select(BaseCell.code, BaseCell.community_code, func.ST_SRID(BaseCell.geom),
-                                  func.GeometryType(BaseCell.geom)).where(BaseCell.edition_id == edition.id)
-                           .order_by(BaseCell.code)).all()
+    rows = session.execute(
+        select(BaseCell.code, BaseCell.community_code, func.ST_SRID(BaseCell.geom), func.GeometryType(BaseCell.geom))
+        .where(BaseCell.edition_id == edition.id)
+        .order_by(BaseCell.code)
+    ).all()
     assert rows == [(code(1), "440304001001", 4490, "POLYGON"), (code(2), "440304001001", 4490, "POLYGON")]
     assert [n["kind"] for n in result.notes] == ["geometry_repaired"]  # the spike
     assert to_shape(session.scalar(select(BaseCell.geom).where(BaseCell.code == code(1)))).equals(cell(0))
@@ -242,8 +290,15 @@ def test_bad_corpus_is_refused_with_its_own_error(session, name, kwargs, kind):
 
 def test_wrong_forced_encoding_refuses_the_admin_import(session):
     make_admin_units(session)
-    error = refused(session, import_admin_units, BAD / "gbk_no_cpg", level="community", code_field="编码",
-                    name_field="名称", encoding="utf-8")
+    error = refused(
+        session,
+        import_admin_units,
+        BAD / "gbk_no_cpg",
+        level="community",
+        code_field="编码",
+        name_field="名称",
+        encoding="utf-8",
+    )
     assert set(kinds(error)) == {"undecodable_text"}
     values = [(p["index"], p["field"]) for p in error.problems if p["index"] is not None]
     assert values == [(0, "名称"), (1, "名称")]
@@ -273,9 +328,17 @@ def test_partially_overlapping_cells_are_left_to_validation(session):
     result = cells(session, BAD / "overlapping_partial.geojson")
     assert result.created == 2
     overlap = session.scalar(
-        select(func.ST_Area(func.ST_Intersection(BaseCell.geom, select(BaseCell.geom).where(
-            BaseCell.code == code(2), BaseCell.edition_id == result.edition_id).scalar_subquery())))
-        .where(BaseCell.code == code(1), BaseCell.edition_id == result.edition_id))
+        select(
+            func.ST_Area(
+                func.ST_Intersection(
+                    BaseCell.geom,
+                    select(BaseCell.geom)
+                    .where(BaseCell.code == code(2), BaseCell.edition_id == result.edition_id)
+                    .scalar_subquery(),
+                )
+            )
+        ).where(BaseCell.code == code(1), BaseCell.edition_id == result.edition_id)
+    )
     assert overlap > 0  # imported as drawn; `gridkit basegrid validate` reports it
 
 
@@ -290,16 +353,23 @@ def test_same_code_and_same_square_is_one_duplicate(session, tmp_path):
 def test_cell_community_checks(session, tmp_path):
     make_admin_units(session)
     path = tmp_path / "cells.geojson"
-    write_geojson(path, [
-        feature({"code": code(1), "community": "440304001001"}, cell(0)),
-        feature({"code": code(2), "community": "440304001002"}, cell(1)),               # prefix mismatch
-        feature({"code": "440304001009001", "community": "440304001009"}, cell(2)),     # no such community
-        feature({"code": "44030400100100", "community": "440304001001"}, cell(3)),      # 14 digits
-        feature({"code": "440304001001000", "community": "440304001001"}, cell(4)),     # sequence 000
-    ])
+    write_geojson(
+        path,
+        [
+            feature({"code": code(1), "community": "440304001001"}, cell(0)),
+            feature({"code": code(2), "community": "440304001002"}, cell(1)),  # prefix mismatch
+            feature({"code": "440304001009001", "community": "440304001009"}, cell(2)),  # no such community
+            feature({"code": "44030400100100", "community": "440304001001"}, cell(3)),  # 14 digits
+            feature({"code": "440304001001000", "community": "440304001001"}, cell(4)),  # sequence 000
+        ],
+    )
     error = refused(session, cells, path, community_field="community")
     assert [(p["index"], p["kind"]) for p in error.problems] == [
-        (1, "code_prefix"), (3, "bad_code"), (4, "bad_code"), (2, "missing_community")]
+        (1, "code_prefix"),
+        (3, "bad_code"),
+        (4, "bad_code"),
+        (2, "missing_community"),
+    ]
 
 
 def test_cjt213_profile(session, tmp_path):
@@ -321,8 +391,10 @@ def test_numeric_code_fields_are_read_as_text(session, tmp_path):
     path = tmp_path / "cells.geojson"
     write_geojson(path, [feature({"code": int(code(1))}, cell(0)), feature({"code": float(code(2))}, cell(1))])
     result = cells(session, path)
-    assert sorted(session.scalars(select(BaseCell.code).where(BaseCell.edition_id == result.edition_id))) == \
-        [code(1), code(2)]
+    assert sorted(session.scalars(select(BaseCell.code).where(BaseCell.edition_id == result.edition_id))) == [
+        code(1),
+        code(2),
+    ]
 
 
 def test_field_names_are_matched_ignoring_case(session, tmp_path):
@@ -342,8 +414,12 @@ def test_bulk_import_of_thousands_of_cells(session, tmp_path):
         for r in range(rows):
             for c in range(cols):
                 x, y = 114.05 + i * width + c * width / cols, 22.53 + r * width / rows
-                features.append(feature({"code": f"{community.code}{r * cols + c + 1:03d}"},
-                                        box(x, y, x + width / cols, y + width / rows)))
+                features.append(
+                    feature(
+                        {"code": f"{community.code}{r * cols + c + 1:03d}"},
+                        box(x, y, x + width / cols, y + width / rows),
+                    )
+                )
     path = tmp_path / "many.geojson"
     write_geojson(path, features)
     started = time.perf_counter()
@@ -357,8 +433,9 @@ def test_bulk_import_of_thousands_of_cells(session, tmp_path):
 def test_report_of_a_refused_import(session, tmp_path):
     make_admin_units(session)
     error = refused(session, cells, BAD / "duplicate_codes.geojson")
-    json_path, text_path = write_report(tmp_path, "basegrid-import", error.problems, error.notes,
-                                        {"file": error.source["path"]})
+    json_path, text_path = write_report(
+        tmp_path, "basegrid-import", error.problems, error.notes, {"file": error.source["path"]}
+    )
     text = text_path.read_text(encoding="utf-8-sig")
     assert f"要素 feature 2 | 编码 code {code(1)} | 字段 field code | 原因 reason [duplicate_code]" in text
     assert "已拒绝" in text and json_path.exists()
@@ -378,9 +455,13 @@ def test_import_result_summary(session):
 def test_base_cell_names_and_every_other_attribute_are_kept(session, tmp_path):
     make_admin_units(session)
     path = tmp_path / "named.geojson"
-    write_geojson(path, [
-        feature({"code": code(1), "名称": "一号网格", "面积": 1.5, "人口": 120, "备注": None, "ok": True}, cell(0)),
-        feature({"code": code(2), "名称": None, "面积": 2.25, "人口": 80, "备注": "新建", "ok": False}, cell(1))])
+    write_geojson(
+        path,
+        [
+            feature({"code": code(1), "名称": "一号网格", "面积": 1.5, "人口": 120, "备注": None, "ok": True}, cell(0)),
+            feature({"code": code(2), "名称": None, "面积": 2.25, "人口": 80, "备注": "新建", "ok": False}, cell(1)),
+        ],
+    )
     result = import_base_cells(session, path, code_field="code", name_field="名称")
     cells = {c.code: c for c in session.scalars(select(BaseCell).where(BaseCell.edition_id == result.edition_id))}
     assert cells[code(1)].name == "一号网格" and cells[code(2)].name is None
@@ -391,8 +472,15 @@ def test_base_cell_names_and_every_other_attribute_are_kept(session, tmp_path):
 def test_admin_unit_attributes_are_kept(session, tmp_path):
     make_admin_units(session)
     path = tmp_path / "communities.geojson"
-    write_geojson(path, [feature({"code": "440304001002", "name": "园岭社区", "户数": 1200, "类型": "城市社区"},
-                                 box(114.053, 22.530, 114.056, 22.533))])
+    write_geojson(
+        path,
+        [
+            feature(
+                {"code": "440304001002", "name": "园岭社区", "户数": 1200, "类型": "城市社区"},
+                box(114.053, 22.530, 114.056, 22.533),
+            )
+        ],
+    )
     import_admin_units(session, path, level="community", code_field="code", name_field="name")
     assert session.get(AdminUnit, "440304001002").attributes == {"户数": 1200, "类型": "城市社区"}
 

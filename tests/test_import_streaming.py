@@ -43,9 +43,12 @@ def test_many_chunks_import_and_assign_like_one(session, tmp_path, small_chunks)
     result = import_residents(session, path, pii_key=KEY)
     assert (result.created, result.assigned, result.unassigned) == (4500, 4500, 0)
     # Cells computed while streaming agree with PostGIS ST_Covers (smallest code on edges) for every resident.
-    wrong = session.scalar(text(
-        "SELECT count(*) FROM resident r WHERE r.base_cell_id IS DISTINCT FROM (SELECT b.id FROM base_cell b "
-        "WHERE ST_Covers(b.geom, r.geom) ORDER BY b.code LIMIT 1)"))
+    wrong = session.scalar(
+        text(
+            "SELECT count(*) FROM resident r WHERE r.base_cell_id IS DISTINCT FROM (SELECT b.id FROM base_cell b "
+            "WHERE ST_Covers(b.geom, r.geom) ORDER BY b.code LIMIT 1)"
+        )
+    )
     assert wrong == 0
 
 
@@ -79,7 +82,7 @@ def test_xlsx_formula_without_a_computed_value_is_refused_per_cell(session, tmp_
     sheet = book.active
     sheet.append(["code", "address", "lon", "lat"])
     sheet.append(["B1", "红荔路1号", lon, lat])
-    sheet.append(["B2", '=A2&"号"', lon, lat])         # openpyxl stores formulas without a computed value
+    sheet.append(["B2", '=A2&"号"', lon, lat])  # openpyxl stores formulas without a computed value
     path = tmp_path / "formula.xlsx"
     book.save(path)
     with pytest.raises(SubjectImportRefused) as info:
@@ -92,15 +95,14 @@ def test_xlsx_formula_without_a_computed_value_is_refused_per_cell(session, tmp_
 
 def test_summary_counts_unassigned_rows_and_the_report_lists_them_all(session, tmp_path):
     make_base_grid(session)
-    rows = [f"B{i},,{113.0 + i * 1e-4},{22.0}" for i in range(60)]          # all outside the grid
+    rows = [f"B{i},,{113.0 + i * 1e-4},{22.0}" for i in range(60)]  # all outside the grid
     path = tmp_path / "outside.csv"
     path.write_text("code,address,lon,lat\n" + "\n".join(rows) + "\n", encoding="utf-8")
     result = import_buildings(session, path)
     summary = result.summary()
     assert summary["unassigned"] == 60 and len(summary["unassigned_rows"]) == 20
     assert summary["unassigned_rows_more"] == 40
-    json_path, _ = write_report(tmp_path, "buildings-import", [], result.notes, summary,
-                                rows=result.unassigned_rows)
+    json_path, _ = write_report(tmp_path, "buildings-import", [], result.notes, summary, rows=result.unassigned_rows)
     with json_path.with_suffix(".csv").open(encoding="utf-8-sig") as f:
         listed = [r for r in csv.DictReader(f) if r["what"] == "unassigned"]
     assert len(listed) == 60 and listed[0]["row"] == "2" and listed[0]["code"] == "B0"
@@ -111,8 +113,13 @@ def test_an_interrupted_import_leaves_nothing_and_a_rerun_works(fresh_settings, 
     with db.transaction(fresh_settings) as session:
         make_base_grid(session)
     path = many_residents_csv(tmp_path / "r.csv", 150_000)
-    env = {**os.environ, "GRIDKIT_DATABASE_URL": db.database_url(fresh_settings),
-           "GRIDKIT_HOME": str(fresh_settings.home), "GRIDKIT_PII_KEY": KEY.decode(), "GRIDKIT_LANG": "en"}
+    env = {
+        **os.environ,
+        "GRIDKIT_DATABASE_URL": db.database_url(fresh_settings),
+        "GRIDKIT_HOME": str(fresh_settings.home),
+        "GRIDKIT_PII_KEY": KEY.decode(),
+        "GRIDKIT_LANG": "en",
+    }
     command = [sys.executable, "-m", "gridkit.cli", "import", "residents", str(path)]
     url = db.database_url(fresh_settings).replace("postgresql+psycopg", "postgresql")
     child = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -121,8 +128,10 @@ def test_an_interrupted_import_leaves_nothing_and_a_rerun_works(fresh_settings, 
         deadline = time.monotonic() + 240
         with psycopg.connect(url, autocommit=True) as conn:
             while time.monotonic() < deadline and child.poll() is None:
-                busy = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                                    "AND query LIKE 'COPY gk_stage_resident%'").fetchone()[0]
+                busy = conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND query LIKE 'COPY gk_stage_resident%'"
+                ).fetchone()[0]
                 if busy:
                     break
                 time.sleep(0.05)
@@ -143,4 +152,5 @@ def test_an_interrupted_import_leaves_nothing_and_a_rerun_works(fresh_settings, 
         assert residents(session) == 150_000
         number = citizen_id(0, birth="19500101")
         assert session.scalar(select(Resident.id_number_masked).order_by(Resident.id).limit(1)) == (
-            number[:4] + "*" * 10 + number[-4:])
+            number[:4] + "*" * 10 + number[-4:]
+        )

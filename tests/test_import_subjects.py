@@ -125,8 +125,12 @@ def by_kind(error) -> dict[str, list[dict]]:
 
 def cell_of(session, model, **where) -> str | None:
     """Return the base cell code of the one subject of `model` whose columns equal `where` (None: unassigned)."""
-    query = (select(BaseCell.code).select_from(model).outerjoin(BaseCell, BaseCell.id == model.base_cell_id)
-             .where(*(getattr(model, k) == v for k, v in where.items())))
+    query = (
+        select(BaseCell.code)
+        .select_from(model)
+        .outerjoin(BaseCell, BaseCell.id == model.base_cell_id)
+        .where(*(getattr(model, k) == v for k, v in where.items()))
+    )
     return session.scalar(query)
 
 
@@ -190,8 +194,11 @@ def test_buildings_forced_wrong_encoding_is_refused_per_line(session, grid):
 def test_file_mixing_utf8_and_gbk_is_refused(session, grid, tmp_path):
     lon, lat = centre(0)
     path = tmp_path / "mixed.csv"
-    path.write_bytes(b"code,address,lon,lat\n" + f"M1,\u4e00\u53f7\u697c,{lon},{lat}\n".encode()
-                     + f"M2,\u4e8c\u53f7\u697c,{lon},{lat}\n".encode("gbk"))
+    path.write_bytes(
+        b"code,address,lon,lat\n"
+        + f"M1,\u4e00\u53f7\u697c,{lon},{lat}\n".encode()
+        + f"M2,\u4e8c\u53f7\u697c,{lon},{lat}\n".encode("gbk")
+    )
     error = refused(session, import_buildings, path)
     assert [p["kind"] for p in error.problems] == ["mixed_encoding"]
     assert "lines 2 are UTF-8 and lines 3 are not" in error.problems[0]["message"]
@@ -201,17 +208,18 @@ def test_mapping_overrides_default_columns(session, grid):
     error = refused(session, import_buildings, DATA / "buildings_custom.csv")
     problem = by_kind(error)["missing_field"][0]
     assert "楼号, 门牌地址, 楼层, X坐标, Y坐标" in problem["message"] and "--map code=" in problem["message"]
-    result = import_buildings(session, DATA / "buildings_custom.csv",
-                              mapping=parse_mapping(["code=楼号", "address=门牌地址", "floors=楼层", "lon=X坐标",
-                                                     "lat=Y坐标"]))
+    result = import_buildings(
+        session,
+        DATA / "buildings_custom.csv",
+        mapping=parse_mapping(["code=楼号", "address=门牌地址", "floors=楼层", "lon=X坐标", "lat=Y坐标"]),
+    )
     assert result.created == 2 and result.assigned == 2
     assert session.scalar(select(Building.address).where(Building.code == "C002")) == "红岭中路1002号"
     assert cell_of(session, Building, code="C002") == cell_code(3, 2)
 
 
 def test_unknown_mapping_field_and_missing_column_are_one_clear_error(session, grid):
-    error = refused(session, import_buildings, DATA / "buildings.csv",
-                    mapping={"storeys": "floors", "address": "addr"})
+    error = refused(session, import_buildings, DATA / "buildings.csv", mapping={"storeys": "floors", "address": "addr"})
     found = by_kind(error)
     assert "buildings have no field 'storeys'" in found["unknown_field"][0]["message"]
     assert "code, address, floors, lon, lat" in found["unknown_field"][0]["message"]
@@ -259,13 +267,14 @@ def test_buildings_geojson_points(session, grid):
 def test_buildings_geojson_footprints_go_to_the_cell_holding_most(session, grid):
     result = import_buildings(session, DATA / "buildings_footprints.geojson")
     assert (result.created, result.assigned) == (3, 3) and result.extra["footprints"] == 3
-    assert "crs_default" in [n["kind"] for n in result.notes]   # no crs member: WGS 84 by RFC 7946
+    assert "crs_default" in [n["kind"] for n in result.notes]  # no crs member: WGS 84 by RFC 7946
     f002 = session.scalar(select(Building).where(Building.code == "F002"))
     footprint = to_shape(f002.footprint)
-    assert isinstance(footprint, MultiPolygon) and footprint.intersects(to_shape(session.scalar(
-        select(BaseCell.geom).where(BaseCell.code == cell_code(3, 1)))))
-    assert cell_of(session, Building, code="F002") == cell_code(2, 1)   # 0.55 of it there, 0.05 next door
-    assert to_shape(f002.geom).within(footprint)                        # its location: a point inside
+    assert isinstance(footprint, MultiPolygon) and footprint.intersects(
+        to_shape(session.scalar(select(BaseCell.geom).where(BaseCell.code == cell_code(3, 1))))
+    )
+    assert cell_of(session, Building, code="F002") == cell_code(2, 1)  # 0.55 of it there, 0.05 next door
+    assert to_shape(f002.geom).within(footprint)  # its location: a point inside
 
 
 def test_buildings_shapefile_footprints(session, grid):
@@ -283,11 +292,11 @@ def test_buildings_xlsx_and_sheet_choice(session, grid, tmp_path):
     sheet = workbook.create_sheet("楼栋")
     sheet.append(["code", "address", "floors", "lon", "lat"])
     sheet.append(["X001", "表格路1号", 5, *centre(0, 1)])
-    sheet.append([None, None, None, None, None])       # an empty row is skipped, numbering kept
+    sheet.append([None, None, None, None, None])  # an empty row is skipped, numbering kept
     sheet.append(["X002", "表格路2号", 6.0, *centre(1, 1)])
     path = tmp_path / "buildings.xlsx"
     workbook.save(path)
-    error = refused(session, import_buildings, path)   # the first sheet has no code column
+    error = refused(session, import_buildings, path)  # the first sheet has no code column
     assert "missing_field" in by_kind(error)
     result = import_buildings(session, path, sheet="楼栋")
     assert (result.created, result.assigned) == (2, 2) and result.source["sheet"] == "楼栋"
@@ -298,24 +307,36 @@ def test_buildings_xlsx_and_sheet_choice(session, grid, tmp_path):
 
 def test_building_row_problems_are_all_reported(session, grid, tmp_path):
     lon, lat = centre(0)
-    path = write_csv(tmp_path / "bad.csv", ["code", "address", "floors", "lon", "lat"], [
-        ["B1", "ok", "3", lon, lat],
-        ["B1", "again", "3", lon, lat],            # line 3: duplicate code
-        ["", "no code", "3", lon, lat],            # line 4
-        ["B4", "no coordinates", "", "", ""],      # line 5
-        ["B5", "swapped", "", lat, lon],           # line 6
-        ["B6", "Paris", "", 2.35, 48.85],          # line 7
-        ["B7", "text", "", "abc", lat],            # line 8
-        ["B8", "floors", "三层", lon, lat],         # line 9
-        ["B9", "only lon", "", lon, ""],           # line 10
-        ["B" * 41, "too long", "", lon, lat],      # line 11
-    ])
+    path = write_csv(
+        tmp_path / "bad.csv",
+        ["code", "address", "floors", "lon", "lat"],
+        [
+            ["B1", "ok", "3", lon, lat],
+            ["B1", "again", "3", lon, lat],  # line 3: duplicate code
+            ["", "no code", "3", lon, lat],  # line 4
+            ["B4", "no coordinates", "", "", ""],  # line 5
+            ["B5", "swapped", "", lat, lon],  # line 6
+            ["B6", "Paris", "", 2.35, 48.85],  # line 7
+            ["B7", "text", "", "abc", lat],  # line 8
+            ["B8", "floors", "三层", lon, lat],  # line 9
+            ["B9", "only lon", "", lon, ""],  # line 10
+            ["B" * 41, "too long", "", lon, lat],  # line 11
+        ],
+    )
     error = refused(session, import_buildings, path)
     got = [(p["index"], p["kind"], p["field"]) for p in error.problems]
     # Sorted by line, as the user fixes them.
-    assert got == [(3, "duplicate_code", "code"), (4, "missing_value", "code"), (5, "missing_coordinates", "lon"),
-                   (6, "axes_swapped", "lon"), (7, "outside_china", "lon"), (8, "bad_coordinate", "lon"),
-                   (9, "bad_number", "floors"), (10, "missing_coordinates", "lat"), (11, "too_long", "code")]
+    assert got == [
+        (3, "duplicate_code", "code"),
+        (4, "missing_value", "code"),
+        (5, "missing_coordinates", "lon"),
+        (6, "axes_swapped", "lon"),
+        (7, "outside_china", "lon"),
+        (8, "bad_coordinate", "lon"),
+        (9, "bad_number", "floors"),
+        (10, "missing_coordinates", "lat"),
+        (11, "too_long", "code"),
+    ]
     assert "first at line 2" in error.problems[0]["message"]
     assert error.message.startswith("bad.csv: 9 problems, nothing was imported.")
 
@@ -328,8 +349,11 @@ def test_existing_building_codes_are_refused_unless_replace(session, grid, tmp_p
     # Replacing moves B006 into the grid and re-assigns its residents with it.
     lon, lat = centre(3, 1)
     moved = write_csv(tmp_path / "moved.csv", ["code", "address", "lon", "lat"], [["B006", "搬进来了", lon, lat]])
-    path = write_csv(tmp_path / "r.csv", ["id_number", "name", "population_type", "building_code"],
-                     [[citizen_id(90), "住户", "registered", "B006"]])
+    path = write_csv(
+        tmp_path / "r.csv",
+        ["id_number", "name", "population_type", "building_code"],
+        [[citizen_id(90), "住户", "registered", "B006"]],
+    )
     import_residents(session, path, pii_key=KEY)
     assert cell_of(session, Resident, name="住户") is None
     result = import_buildings(session, moved, replace=True)
@@ -355,8 +379,8 @@ def test_subjects_before_any_edition_wait_unassigned_and_publishing_assigns_them
     assert published["subjects"]["buildings"]["assigned"] == 5
     assert published["subjects"]["residents"]["assigned"] == 5
     assert cell_of(session, Building, code="B001") == cell_code(0, 0)
-    assert cell_of(session, Resident, name="王小明") == cell_code(0, 0)      # through its building
-    assert cell_of(session, Resident, name="钱多多") == cell_code(4, 1)      # by its own point
+    assert cell_of(session, Resident, name="王小明") == cell_code(0, 0)  # through its building
+    assert cell_of(session, Resident, name="钱多多") == cell_code(4, 1)  # by its own point
     assert published["subjects"]["entities"]["assigned"] == 2
 
 
@@ -391,24 +415,35 @@ def test_residents_xlsx(session, grid):
     result = import_residents(session, DATA / "residents.xlsx", pii_key=KEY)
     assert (result.created, result.assigned) == (3, 3) and result.source["sheet"] == "名单"
     households = set(session.scalars(select(Resident.household)))
-    assert households == {"1001", "1002"}                 # Excel numbers as text, without ".0"
-    assert session.scalar(select(func.count()).select_from(Resident)
-                          .where(Resident.population_type == "floating")) == 2
+    assert households == {"1001", "1002"}  # Excel numbers as text, without ".0"
+    assert session.scalar(select(func.count()).select_from(Resident).where(Resident.population_type == "floating")) == 2
     assert cell_of(session, Resident, name="张无忌") == cell_of(session, Building, code="B004")
 
 
 def test_residents_attach_by_building_address(session, grid, tmp_path):
     buildings(session)
-    import_buildings(session, write_csv(tmp_path / "twin.csv", ["code", "address", "lon", "lat"],
-                                        [["B007", "园岭街道八卦路5号", *centre(5, 1)]]))
-    path = write_csv(tmp_path / "r.csv", ["id_number", "name", "population_type", "building_address"], [
-        [citizen_id(61), "甲", "registered", "园岭街道红荔路2号"],
-        [citizen_id(62), "乙", "registered", "园岭街道八卦路5号"],    # two buildings have it
-        [citizen_id(63), "丙", "registered", "不存在的路1号"]])
+    import_buildings(
+        session,
+        write_csv(
+            tmp_path / "twin.csv", ["code", "address", "lon", "lat"], [["B007", "园岭街道八卦路5号", *centre(5, 1)]]
+        ),
+    )
+    path = write_csv(
+        tmp_path / "r.csv",
+        ["id_number", "name", "population_type", "building_address"],
+        [
+            [citizen_id(61), "甲", "registered", "园岭街道红荔路2号"],
+            [citizen_id(62), "乙", "registered", "园岭街道八卦路5号"],  # two buildings have it
+            [citizen_id(63), "丙", "registered", "不存在的路1号"],
+        ],
+    )
     error = refused(session, import_residents, path, pii_key=KEY)
     assert [(p["index"], p["kind"]) for p in error.problems] == [(3, "ambiguous_building"), (4, "unknown_building")]
-    write_csv(path, ["id_number", "name", "population_type", "building_address"],
-              [[citizen_id(61), "甲", "registered", "园岭街道红荔路2号"]])
+    write_csv(
+        path,
+        ["id_number", "name", "population_type", "building_address"],
+        [[citizen_id(61), "甲", "registered", "园岭街道红荔路2号"]],
+    )
     import_residents(session, path, pii_key=KEY)
     assert cell_of(session, Resident, name="甲") == cell_of(session, Building, code="B002")
 
@@ -423,9 +458,9 @@ def test_resident_rows_each_get_their_specific_error(session, grid):
     assert found[3]["code"] == "4403**********0410" and "check character" in found[3]["message"]
     assert "first at line 2" in found[4]["message"]
     assert "B999" in found[5]["message"] and "常住" in found[6]["message"]
-    assert "12345" not in found[7]["message"] and "'*****'" in found[7]["message"]   # phones are masked
+    assert "12345" not in found[7]["message"] and "'*****'" in found[7]["message"]  # phones are masked
     assert found[12]["message"].endswith("Its birth date (digits 7-14) is not a real date. Correct it.")
-    assert found[9]["code"] == "4403**********0476"      # every problem of a row names its (masked) person
+    assert found[9]["code"] == "4403**********0476"  # every problem of a row names its (masked) person
     # Personal data stays masked: no ID number and no birth date in clear anywhere in the problems.
     dump = json.dumps(error.problems, ensure_ascii=False) + error.message
     with (DATA / "residents_bad.csv").open(encoding="utf-8") as fh:
@@ -448,8 +483,11 @@ def test_duplicate_residents_against_the_database_match_by_keyed_hash(session, g
     import_residents(session, DATA / "residents.csv", pii_key=KEY)
     # The same person typed with a lower-case x or spaces is the same person.
     number = citizen_id(3, birth="19851231")
-    path = write_csv(tmp_path / "again.csv", ["id_number", "name", "population_type", "building_code"],
-                     [[f" {number} ", "李大力", "floating", "B003"]])
+    path = write_csv(
+        tmp_path / "again.csv",
+        ["id_number", "name", "population_type", "building_code"],
+        [[f" {number} ", "李大力", "floating", "B003"]],
+    )
     error = refused(session, import_residents, path, pii_key=KEY)
     assert [p["kind"] for p in error.problems] == ["exists"]
     assert error.problems[0]["code"] == number[:4] + "*" * 10 + number[-4:] and number not in error.message
@@ -464,26 +502,44 @@ def test_id_numbers_mangled_by_excel_are_explained(session, grid, tmp_path):
     buildings(session)
     workbook = Workbook()
     workbook.active.append(["id_number", "name", "population_type", "building_code"])
-    workbook.active.append([float(citizen_id(71)), "数值", "registered", "B001"])   # Excel keeps 15 digits
+    workbook.active.append([float(citizen_id(71)), "数值", "registered", "B001"])  # Excel keeps 15 digits
     workbook.active.append([citizen_id(72), "文本", "registered", "B001"])
     path = tmp_path / "numbers.xlsx"
     workbook.save(path)
     error = refused(session, import_residents, path, pii_key=KEY)
     assert [(p["index"], p["kind"]) for p in error.problems] == [(2, "number_precision")]
     assert "Format the column as text" in error.problems[0]["message"]
-    scientific = write_csv(tmp_path / "sci.csv", ["id_number", "name", "population_type", "building_code"],
-                           [["4.40304E+17", "科学计数", "registered", "B001"]])
+    scientific = write_csv(
+        tmp_path / "sci.csv",
+        ["id_number", "name", "population_type", "building_code"],
+        [["4.40304E+17", "科学计数", "registered", "B001"]],
+    )
     error = refused(session, import_residents, scientific, pii_key=KEY)
     assert [p["kind"] for p in error.problems] == ["number_precision"]
 
 
 def test_residents_geojson_points_and_building_without_geometry(session, grid, tmp_path):
     buildings(session)
-    document = {"type": "FeatureCollection", "features": [
-        {"type": "Feature", "properties": {"id_number": citizen_id(81), "name": "点", "population_type": "floating"},
-         "geometry": {"type": "Point", "coordinates": list(centre(2, 1))}},
-        {"type": "Feature", "properties": {"id_number": citizen_id(82), "name": "楼", "population_type": "户籍",
-                                           "building_code": "B005"}, "geometry": None}]}
+    document = {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "properties": {"id_number": citizen_id(81), "name": "点", "population_type": "floating"},
+                "geometry": {"type": "Point", "coordinates": list(centre(2, 1))},
+            },
+            {
+                "type": "Feature",
+                "properties": {
+                    "id_number": citizen_id(82),
+                    "name": "楼",
+                    "population_type": "户籍",
+                    "building_code": "B005",
+                },
+                "geometry": None,
+            },
+        ],
+    }
     path = tmp_path / "residents.geojson"
     path.write_text(json.dumps(document, ensure_ascii=False), encoding="utf-8")
     result = import_residents(session, path, pii_key=KEY)
@@ -511,8 +567,12 @@ def _write_entities(path: Path, format_: str) -> Path:
     header = ["credit_code", "name", "address", "lon", "lat"]
     rows = [[c, n, a or None, lon, lat] for c, n, a, (lon, lat) in ENTITIES]
     if format_ in ("csv-utf8", "csv-gbk"):
-        return write_csv(path / "e.csv", header, [[v if v is not None else "" for v in r] for r in rows],
-                         encoding="utf-8" if format_ == "csv-utf8" else "gbk")
+        return write_csv(
+            path / "e.csv",
+            header,
+            [[v if v is not None else "" for v in r] for r in rows],
+            encoding="utf-8" if format_ == "csv-utf8" else "gbk",
+        )
     if format_ == "tsv":
         return _tsv(path / "e.tsv", header, rows)
     if format_ == "xlsx":
@@ -522,12 +582,14 @@ def _write_entities(path: Path, format_: str) -> Path:
             workbook.active.append(row)
         workbook.save(path / "e.xlsx")
         return path / "e.xlsx"
-    frame = gpd.GeoDataFrame({"credit_code": [r[0] for r in rows], "name": [r[1] for r in rows],
-                              "address": [r[2] for r in rows]},
-                             geometry=gpd.points_from_xy([r[3] for r in rows], [r[4] for r in rows]), crs=4490)
+    frame = gpd.GeoDataFrame(
+        {"credit_code": [r[0] for r in rows], "name": [r[1] for r in rows], "address": [r[2] for r in rows]},
+        geometry=gpd.points_from_xy([r[3] for r in rows], [r[4] for r in rows]),
+        crs=4490,
+    )
     target = {"geojson": path / "e.geojson", "gpkg": path / "e.gpkg", "shp": path / "shp" / "e.shp"}[format_]
     target.parent.mkdir(exist_ok=True)
-    with warnings.catch_warnings():   # "credit_code" becomes "credit_cod" in a shapefile: gridkit copes
+    with warnings.catch_warnings():  # "credit_code" becomes "credit_cod" in a shapefile: gridkit copes
         warnings.simplefilter("ignore")
         frame.to_file(target, engine="pyogrio", **({"encoding": "GBK"} if format_ == "shp" else {}))
     return target.parent if format_ == "shp" else target
@@ -544,7 +606,7 @@ def test_entities_in_every_format(session, grid, tmp_path, format_):
     result = import_entities(session, _write_entities(tmp_path, format_))
     assert (result.created, result.assigned, result.unassigned) == (3, 2, 1)
     stored = dict(session.execute(select(LegalEntity.credit_code, LegalEntity.name)).all())
-    assert stored == {c: n for c, n, _, _ in ENTITIES}          # Chinese names intact in every encoding
+    assert stored == {c: n for c, n, _, _ in ENTITIES}  # Chinese names intact in every encoding
     assert cell_of(session, LegalEntity, credit_code=ENTITIES[0][0]) == cell_code(0, 1)
     assert result.unassigned_rows[0]["code"] == ENTITIES[2][0]
 
@@ -553,8 +615,14 @@ def test_entity_rows_each_get_their_specific_error(session, grid):
     import_entities(session, DATA / "entities.csv")
     error = refused(session, import_entities, DATA / "entities_bad.csv")
     got = [(p["index"], p["kind"]) for p in error.problems]
-    assert got == [(2, "exists"), (3, "bad_credit_code"), (4, "duplicate_code"), (5, "axes_swapped"),
-                   (6, "missing_coordinates"), (7, "bad_coordinate")]
+    assert got == [
+        (2, "exists"),
+        (3, "bad_credit_code"),
+        (4, "duplicate_code"),
+        (5, "axes_swapped"),
+        (6, "missing_coordinates"),
+        (7, "bad_coordinate"),
+    ]
     found = {p["index"]: p for p in error.problems}
     assert "check character is wrong" in found[3]["message"]
     assert "(22.5305, 114.0535) look swapped" in found[5]["message"]
@@ -571,7 +639,9 @@ def test_coordinators_one_person_several_departments(session, work_grids):
     rows = list_coordinators(session)
     zhang = [r for r in rows if r["name"] == "张三"]
     assert {r["dept_code"]: r["work_cells"] for r in zhang} == {
-        "100001": [work_cell("100001", 1), work_cell("100001", 2)], "200001": [work_cell("200001", 1)]}
+        "100001": [work_cell("100001", 1), work_cell("100001", 2)],
+        "200001": [work_cell("200001", 1)],
+    }
     assert len({r["id"] for r in zhang}) == 1 and zhang[0]["phone"] == phone(21)
     # Importing the roster again changes nothing: people are matched by phone, assignments kept.
     again = import_coordinators(session, DATA / "coordinators.csv")
@@ -582,7 +652,7 @@ def test_coordinators_one_person_several_departments(session, work_grids):
 def test_coordinators_xlsx(session, work_grids, tmp_path):
     workbook = Workbook()
     workbook.active.append(["name", "phone", "dept", "work_cells"])
-    workbook.active.append(["周八", int(phone(41)), 100001, work_cell("100001", 2)])   # numbers as numbers
+    workbook.active.append(["周八", int(phone(41)), 100001, work_cell("100001", 2)])  # numbers as numbers
     workbook.save(tmp_path / "c.xlsx")
     result = import_coordinators(session, tmp_path / "c.xlsx")
     assert (result.created, result.extra["assignments"]) == (1, 1)
@@ -590,8 +660,11 @@ def test_coordinators_xlsx(session, work_grids, tmp_path):
 
 
 def test_coordinator_department_by_name_and_cells_with_other_separators(session, work_grids, tmp_path):
-    path = write_csv(tmp_path / "c.csv", ["姓名", "手机", "部门", "工作网格"],
-                     [["王五", "138 0000 0031", "城管", f"{work_cell('200001', 1)}；{work_cell('200001', 2)}"]])
+    path = write_csv(
+        tmp_path / "c.csv",
+        ["姓名", "手机", "部门", "工作网格"],
+        [["王五", "138 0000 0031", "城管", f"{work_cell('200001', 1)}；{work_cell('200001', 2)}"]],
+    )
     result = import_coordinators(session, path)
     assert result.created == 1 and result.extra["assignments"] == 2
     assert session.scalar(select(Coordinator.phone).where(Coordinator.name == "王五")) == phone(31)
@@ -611,10 +684,15 @@ def test_coordinator_rows_each_get_their_specific_error(session, work_grids):
 
 def test_coordinator_matched_against_the_database_by_phone(session, work_grids, tmp_path):
     import_coordinators(session, DATA / "coordinators.csv")
-    path = write_csv(tmp_path / "c.csv", ["name", "phone", "dept", "work_cells"], [
-        ["张三丰", phone(21), "200001", work_cell("200001", 2)],        # 张三's phone, another name
-        ["李四", phone(22), "100001", work_cell("100001", 1)],
-        ["李四", phone(22), "100001", work_cell("100001", 2)]])         # twice for one department
+    path = write_csv(
+        tmp_path / "c.csv",
+        ["name", "phone", "dept", "work_cells"],
+        [
+            ["张三丰", phone(21), "200001", work_cell("200001", 2)],  # 张三's phone, another name
+            ["李四", phone(22), "100001", work_cell("100001", 1)],
+            ["李四", phone(22), "100001", work_cell("100001", 2)],
+        ],
+    )  # twice for one department
     error = refused(session, import_coordinators, path)
     assert [(p["index"], p["kind"]) for p in error.problems] == [(2, "phone_conflict"), (4, "duplicate_row")]
     assert "belongs to another coordinator in the database" in error.problems[0]["message"]
@@ -622,12 +700,16 @@ def test_coordinator_matched_against_the_database_by_phone(session, work_grids, 
 
 def test_coordinators_need_a_published_work_grid(session, grid, tmp_path):
     add_department(session, "300001", "民政")
-    path = write_csv(tmp_path / "c.csv", ["name", "phone", "dept", "work_cells"],
-                     [["甲", phone(1), "300001", "30000144030400100101"],
-                      ["甲", phone(1), "300001", "30000144030400100101"]])
+    path = write_csv(
+        tmp_path / "c.csv",
+        ["name", "phone", "dept", "work_cells"],
+        [["甲", phone(1), "300001", "30000144030400100101"], ["甲", phone(1), "300001", "30000144030400100101"]],
+    )
     error = refused(session, import_coordinators, path)
-    assert [(p["index"], p["kind"]) for p in error.problems] == [(2, "no_published_version"),
-                                                                 (3, "no_published_version")]
+    assert [(p["index"], p["kind"]) for p in error.problems] == [
+        (2, "no_published_version"),
+        (3, "no_published_version"),
+    ]
 
 
 # -- stats, dispatch, advice ---------------------------------------------------------------------------------
@@ -643,7 +725,13 @@ def test_stats_after_imports_have_the_issue_shape(session, work_grids):
     first = next(r for r in rows if r["code"] == COMMUNITIES[0])
     # Community 1 holds B001-B003 (4 residents in 3 households: H0001 twice) and entity 1.
     assert {k: first[k] for k in wanted - {"code"}} == {
-        "residents": 4, "registered": 2, "floating": 2, "households": 3, "buildings": 3, "entities": 1}
+        "residents": 4,
+        "registered": 2,
+        "floating": 2,
+        "households": 3,
+        "buildings": 3,
+        "entities": 1,
+    }
     second = next(r for r in rows if r["code"] == COMMUNITIES[1])
     assert (second["residents"], second["households"], second["buildings"], second["entities"]) == (1, 1, 2, 1)
     district = subject_stats(session, "district")
@@ -663,8 +751,17 @@ def test_import_subjects_dispatches_and_advice_covers_every_kind(session, grid):
     assert set(FIELDS) == {"buildings", "residents", "entities", "coordinators"}
     # SUBJECT_ADVICE adds what report.ADVICE lacks, without changing advice the grid imports give.
     assert set(SUBJECT_ADVICE).isdisjoint(ADVICE)
-    for kind in ("exists", "bad_id_number", "axes_swapped", "unknown_building", "unknown_work_cell",
-                 "number_precision", "missing_location", "mixed_encoding", "undecodable_text"):
+    for kind in (
+        "exists",
+        "bad_id_number",
+        "axes_swapped",
+        "unknown_building",
+        "unknown_work_cell",
+        "number_precision",
+        "missing_location",
+        "mixed_encoding",
+        "undecodable_text",
+    ):
         assert kind in SUBJECT_ADVICE or kind in ADVICE
 
 
@@ -703,23 +800,50 @@ def make_bund_grid(session) -> tuple[BaseGridEdition, list]:
     nx, ny = round((x1 - x0) / step), round((y1 - y0) / step)
     x1, y1 = x0 + nx * step, y0 + ny * step
     outline = MultiPolygon([box(x0, y0, x1, y1)])
-    session.add_all([
-        AdminUnit(code="310000", name="上海市", level="city", geom=from_shape(outline, srid=SRID)),
-        AdminUnit(code="310101", name="黄浦区", level="district", parent_code="310000",
-                  geom=from_shape(outline, srid=SRID)),
-        AdminUnit(code="310101001", name="外滩街道", level="street", parent_code="310101",
-                  geom=from_shape(outline, srid=SRID))])
+    session.add_all(
+        [
+            AdminUnit(code="310000", name="上海市", level="city", geom=from_shape(outline, srid=SRID)),
+            AdminUnit(
+                code="310101",
+                name="黄浦区",
+                level="district",
+                parent_code="310000",
+                geom=from_shape(outline, srid=SRID),
+            ),
+            AdminUnit(
+                code="310101001",
+                name="外滩街道",
+                level="street",
+                parent_code="310101",
+                geom=from_shape(outline, srid=SRID),
+            ),
+        ]
+    )
     edition = BaseGridEdition(name="外滩测试网格", status="published", published_at=PUBLISHED_AT)
     session.add(edition)
     session.flush()
     half_x, half_y = nx // 2, ny // 2
     cells, rows = [], []
-    for k, (cols, rows_) in enumerate([((0, half_x), (0, half_y)), ((half_x, nx), (0, half_y)),
-                                       ((0, half_x), (half_y, ny)), ((half_x, nx), (half_y, ny))], start=1):
+    for k, (cols, rows_) in enumerate(
+        [
+            ((0, half_x), (0, half_y)),
+            ((half_x, nx), (0, half_y)),
+            ((0, half_x), (half_y, ny)),
+            ((half_x, nx), (half_y, ny)),
+        ],
+        start=1,
+    ):
         community = f"310101001{k:03d}"
         geom = box(x0 + cols[0] * step, y0 + rows_[0] * step, x0 + cols[1] * step, y0 + rows_[1] * step)
-        session.add(AdminUnit(code=community, name=f"外滩{k}社区", level="community", parent_code="310101001",
-                              geom=from_shape(MultiPolygon([geom]), srid=SRID)))
+        session.add(
+            AdminUnit(
+                code=community,
+                name=f"外滩{k}社区",
+                level="community",
+                parent_code="310101001",
+                geom=from_shape(MultiPolygon([geom]), srid=SRID),
+            )
+        )
         session.flush()
         seq = 0
         for j in reversed(range(*rows_)):
@@ -728,8 +852,14 @@ def make_bund_grid(session) -> tuple[BaseGridEdition, list]:
                 cell = box(x0 + i * step, y0 + j * step, x0 + (i + 1) * step, y0 + (j + 1) * step)
                 code = f"{community}{seq:03d}"
                 cells.append((code, cell))
-                rows.append({"edition_id": edition.id, "code": code, "community_code": community,
-                             "geom": from_shape(cell, srid=SRID)})
+                rows.append(
+                    {
+                        "edition_id": edition.id,
+                        "code": code,
+                        "community_code": community,
+                        "geom": from_shape(cell, srid=SRID),
+                    }
+                )
     session.execute(insert(BaseCell), rows)
     return edition, cells
 
@@ -744,9 +874,14 @@ def test_real_bund_buildings_each_get_one_cell_or_are_listed(session):
     assert result.assigned + result.unassigned == 1450
     assert result.unassigned > 0 and result.assigned > 1000
     assert elapsed < 30, f"importing 1450 footprints took {elapsed:.1f} s"
-    stored = {code: (cell, to_shape(fp)) for code, cell, fp in session.execute(
-        select(Building.code, BaseCell.code, Building.footprint)
-        .outerjoin(BaseCell, BaseCell.id == Building.base_cell_id))}
+    stored = {
+        code: (cell, to_shape(fp))
+        for code, cell, fp in session.execute(
+            select(Building.code, BaseCell.code, Building.footprint).outerjoin(
+                BaseCell, BaseCell.id == Building.base_cell_id
+            )
+        )
+    }
     assert len(stored) == 1450
     geoms = np.array([g for _, g in cells], dtype=object)
     codes = [c for c, _ in cells]

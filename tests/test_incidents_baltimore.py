@@ -45,15 +45,17 @@ DEPT = "200001"
 def make_baltimore_grid(session) -> None:
     dx, dy = (X1 - X0) / N, (Y1 - Y0) / N
 
-    def xs(i):       # one value per grid line: neighbours share their edges exactly
+    def xs(i):  # one value per grid line: neighbours share their edges exactly
         return round(X0 + i * dx, 9)
 
     def ys(j):
         return round(Y0 + j * dy, 9)
+
     outline = MultiPolygon([box(X0, Y0, X1, Y1)])
     for code, level, parent in ((CITY, "city", None), (DISTRICT, "district", CITY), (STREET, "street", DISTRICT)):
-        session.add(AdminUnit(code=code, name=code, level=level, parent_code=parent,
-                              geom=from_shape(outline, srid=SRID)))
+        session.add(
+            AdminUnit(code=code, name=code, level=level, parent_code=parent, geom=from_shape(outline, srid=SRID))
+        )
     session.flush()
     edition = BaseGridEdition(name="baltimore", status="published", published_at=datetime(2010, 1, 1, tzinfo=UTC))
     session.add(edition)
@@ -63,16 +65,29 @@ def make_baltimore_grid(session) -> None:
         code = f"{STREET}{q + 1:03d}"
         half = N // 2
         geom = box(xs(qx * half), ys(qy * half), xs((qx + 1) * half), ys((qy + 1) * half))
-        session.add(AdminUnit(code=code, name=f"社区{q + 1}", level="community", parent_code=STREET,
-                              geom=from_shape(MultiPolygon([geom]), srid=SRID)))
+        session.add(
+            AdminUnit(
+                code=code,
+                name=f"社区{q + 1}",
+                level="community",
+                parent_code=STREET,
+                geom=from_shape(MultiPolygon([geom]), srid=SRID),
+            )
+        )
         session.flush()
         cells = []
         for r in reversed(range(half)):
             for c in range(half):
                 i, j = qx * half + c, qy * half + r
                 cells.append(f"{code}{len(cells) + 1:03d}")
-                session.add(BaseCell(edition_id=edition.id, code=cells[-1], community_code=code,
-                                     geom=from_shape(box(xs(i), ys(j), xs(i + 1), ys(j + 1)), srid=SRID)))
+                session.add(
+                    BaseCell(
+                        edition_id=edition.id,
+                        code=cells[-1],
+                        community_code=code,
+                        geom=from_shape(box(xs(i), ys(j), xs(i + 1), ys(j + 1)), srid=SRID),
+                    )
+                )
         communities[code] = cells
     session.flush()
     work.add_department(session, DEPT, "城市管理", jurisdiction=STREET)
@@ -121,8 +136,9 @@ def test_own_timestamps_states_and_categories(session, baltimore):
     status = pd.read_csv(DATA, dtype=str, keep_default_na=False).SRStatus
     assert baltimore["states"]["closed"] == status.isin(["Closed", "Closed (Transferred)"]).sum()
     assert baltimore["states"]["rejected"] == status.str.contains("Duplicate").sum()
-    history = session.scalars(select(IncidentHistory).where(IncidentHistory.incident_id == case.id)
-                              .order_by(IncidentHistory.id)).all()
+    history = session.scalars(
+        select(IncidentHistory).where(IncidentHistory.incident_id == case.id).order_by(IncidentHistory.id)
+    ).all()
     assert [(h.from_status, h.to_status) for h in history] == [(None, "reported"), ("reported", "closed")]
     assert history[1].at == case.closed_at
     pothole = session.scalar(select(Incident).where(Incident.description == "TRM-Pothole Repair").limit(1))
@@ -132,8 +148,14 @@ def test_own_timestamps_states_and_categories(session, baltimore):
 def test_work_cells_as_of_report_time_and_evaluation(session, baltimore):
     dispatched = session.scalar(select(func.count()).select_from(Incident).where(Incident.work_cell_id.is_not(None)))
     assert dispatched > 3000
-    assert session.scalar(select(func.count()).select_from(Incident).where(
-        Incident.work_cell_id.is_not(None), Incident.coordinator_id.is_(None))) == 0
+    assert (
+        session.scalar(
+            select(func.count())
+            .select_from(Incident)
+            .where(Incident.work_cell_id.is_not(None), Incident.coordinator_id.is_(None))
+        )
+        == 0
+    )
     by_community = evaluate(session, by="community", from_="2014-01-01", to="2019-03-01")
     assert by_community["total"]["cases"] == 10_000
     assert sum(r["cases"] for r in by_community["rows"]) == 10_000

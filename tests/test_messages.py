@@ -10,8 +10,9 @@ from pathlib import Path
 from gridkit import errors, messages
 
 ROOT = Path(__file__).resolve().parent.parent
-ERROR_CLASSES = {name for name, value in vars(errors).items()
-                 if isinstance(value, type) and issubclass(value, errors.GridkitError)}
+ERROR_CLASSES = {
+    name for name, value in vars(errors).items() if isinstance(value, type) and issubclass(value, errors.GridkitError)
+}
 
 
 def _fields(template: str) -> set[str]:
@@ -27,8 +28,9 @@ def test_both_languages_have_the_same_keys_and_fields():
 
 def test_chinese_messages_are_chinese():
     zh = messages.catalogue("zh-CN")
-    english_only = [key for key, text in zh.items() if key.startswith("error.")
-                    and not re.search(r"[\u4e00-\u9fff]", text)]
+    english_only = [
+        key for key, text in zh.items() if key.startswith("error.") and not re.search(r"[\u4e00-\u9fff]", text)
+    ]
     assert english_only == []
 
 

@@ -101,8 +101,10 @@ def test_crs_by_reference_and_axis_order(client):
     north, east = gk["geometry"]["coordinates"]
     assert 2_400_000 < north < 2_600_000 and 400_000 < east < 600_000
     # bbox given in EPSG:4490 (latitude first).
-    box = client.get("/ogc/collections/base-cells/items?bbox=22.5301,114.0501,22.5329,114.0509"
-                     "&bbox-crs=http://www.opengis.net/def/crs/EPSG/0/4490").get_json()
+    box = client.get(
+        "/ogc/collections/base-cells/items?bbox=22.5301,114.0501,22.5329,114.0509"
+        "&bbox-crs=http://www.opengis.net/def/crs/EPSG/0/4490"
+    ).get_json()
     assert box["numberMatched"] == 3
     assert client.get("/ogc/collections/buildings/items?crs=EPSG:9999").status_code == 400
     assert client.get("/ogc/collections/buildings/items/NOPE").status_code == 404
@@ -118,8 +120,14 @@ def served(ogc_settings):
 
 
 def _ogrinfo(*args) -> str:
-    done = subprocess.run(["ogrinfo", "-ro", *args], check=False, capture_output=True, text=True, timeout=120,
-                          env={"GDAL_HTTP_TIMEOUT": "30", "CPL_CURL_VERBOSE": "NO", "PATH": "/usr/bin:/bin"})
+    done = subprocess.run(
+        ["ogrinfo", "-ro", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"GDAL_HTTP_TIMEOUT": "30", "CPL_CURL_VERBOSE": "NO", "PATH": "/usr/bin:/bin"},
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -133,18 +141,20 @@ def test_gdal_oapif_reads_the_api(served):
     cells = _ogrinfo("-al", "-q", f"OAPIF:{served}", "base-cells")
     assert cells.count("OGRFeature(base-cells)") == 18 and "测试1社区" in cells
     # GDAL 3.6's OAPIF asks for CRS84 and reads it as WGS 84 with longitude first.
-    assert "ID[\"EPSG\",4326]]" in summary and "Data axis to CRS axis mapping: 2,1" in summary
+    assert 'ID["EPSG",4326]]' in summary and "Data axis to CRS axis mapping: 2,1" in summary
     assert "Extent: (114.050500, 22.530500) - (114.055500, 22.532500)" in summary
 
 
 def test_gdal_oapif_asks_for_another_crs(served):
     """Part 2 through GDAL (pyogrio's newer GDAL has the OAPIF CRS open option): Gauss-Kruger metres."""
     # In another process: GDAL holds the GIL while reading, and the server runs in this one.
-    script = ("import json, sys, pyogrio; f = pyogrio.read_dataframe(sys.argv[1], layer='buildings', "
-              "CRS='EPSG:4547'); print(json.dumps([len(f), f.crs.to_epsg(), f.geometry.x.min(), f.geometry.y.min()]))")
-    done = subprocess.run([sys.executable, "-c", script, f"OAPIF:{served}"], check=False, capture_output=True,
-                          text=True,
-                          timeout=120)
+    script = (
+        "import json, sys, pyogrio; f = pyogrio.read_dataframe(sys.argv[1], layer='buildings', "
+        "CRS='EPSG:4547'); print(json.dumps([len(f), f.crs.to_epsg(), f.geometry.x.min(), f.geometry.y.min()]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, f"OAPIF:{served}"], check=False, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     count, epsg, x, y = json.loads(done.stdout)
     assert count == 18 and epsg == 4547

@@ -44,12 +44,18 @@ class Provider:
 
         @app.get("/.well-known/openid-configuration")
         def discovery():
-            return jsonify({
-                "issuer": self.issuer, "authorization_endpoint": f"{self.issuer}/authorize",
-                "token_endpoint": f"{self.issuer}/token", "jwks_uri": f"{self.issuer}/jwks",
-                "response_types_supported": ["code"], "subject_types_supported": ["public"],
-                "id_token_signing_alg_values_supported": ["RS256"],
-                "token_endpoint_auth_methods_supported": ["client_secret_basic"]})
+            return jsonify(
+                {
+                    "issuer": self.issuer,
+                    "authorization_endpoint": f"{self.issuer}/authorize",
+                    "token_endpoint": f"{self.issuer}/token",
+                    "jwks_uri": f"{self.issuer}/jwks",
+                    "response_types_supported": ["code"],
+                    "subject_types_supported": ["public"],
+                    "id_token_signing_alg_values_supported": ["RS256"],
+                    "token_endpoint_auth_methods_supported": ["client_secret_basic"],
+                }
+            )
 
         @app.get("/jwks")
         def jwks():
@@ -60,8 +66,11 @@ class Provider:
             args = request.args
             assert args["client_id"] == CLIENT_ID and args["response_type"] == "code"
             code = secrets.token_urlsafe(16)
-            self.codes[code] = {"nonce": args.get("nonce"), "redirect_uri": args["redirect_uri"],
-                                "name": self.next_name}
+            self.codes[code] = {
+                "nonce": args.get("nonce"),
+                "redirect_uri": args["redirect_uri"],
+                "name": self.next_name,
+            }
             return redirect(args["redirect_uri"] + "?" + urlencode({"code": code, "state": args["state"]}))
 
         @app.post("/token")
@@ -73,11 +82,24 @@ class Provider:
             if grant is None or grant["redirect_uri"] != request.form.get("redirect_uri"):
                 return jsonify({"error": "invalid_grant"}), 400
             now = int(time.time())
-            claims = {"iss": self.issuer, "aud": CLIENT_ID, "sub": f"sub-{grant['name']}", "iat": now,
-                      "exp": now + 300, "nonce": grant["nonce"], self.claim: grant["name"]}
+            claims = {
+                "iss": self.issuer,
+                "aud": CLIENT_ID,
+                "sub": f"sub-{grant['name']}",
+                "iat": now,
+                "exp": now + 300,
+                "nonce": grant["nonce"],
+                self.claim: grant["name"],
+            }
             id_token = jwt.encode({"alg": "RS256", "kid": "test-key"}, claims, self.signing_key)
-            return jsonify({"access_token": secrets.token_urlsafe(16), "token_type": "Bearer",
-                            "expires_in": 300, "id_token": id_token})
+            return jsonify(
+                {
+                    "access_token": secrets.token_urlsafe(16),
+                    "token_type": "Bearer",
+                    "expires_in": 300,
+                    "id_token": id_token,
+                }
+            )
 
         return app
 
@@ -101,9 +123,19 @@ def sso_app(settings: Settings, issuer: str, **extra):
         add_user(session, "wang", "planner", password=PASSWORD)
         add_user(session, "retired", "planner", password=PASSWORD)
         from gridkit.models import User
+
         session.query(User).filter(User.name == "retired").update({"active": False})
-    app = create_app(Settings(**{**settings.__dict__, "oidc_issuer": issuer, "oidc_client_id": CLIENT_ID,
-                                 "oidc_client_secret": CLIENT_SECRET, **extra}))
+    app = create_app(
+        Settings(
+            **{
+                **settings.__dict__,
+                "oidc_issuer": issuer,
+                "oidc_client_id": CLIENT_ID,
+                "oidc_client_secret": CLIENT_SECRET,
+                **extra,
+            }
+        )
+    )
     app.config["TESTING"] = True
     return app
 
@@ -132,6 +164,7 @@ def test_sign_in_through_the_identity_provider(fresh_settings, provider):
         user_id = session["user_id"]
     with db.session_factory(db.engine_for(fresh_settings))() as session:
         from gridkit.models import User
+
         assert session.get(User, user_id).name == "wang"
     assert client.get("/planner").status_code == 200
 
@@ -149,7 +182,8 @@ def test_an_unknown_or_inactive_user_is_refused_in_chinese(fresh_settings, provi
             assert "user_id" not in session
     with db.session_factory(db.engine_for(fresh_settings))() as session:
         from gridkit.models import User
-        assert session.query(User).filter(User.name == "zhao").count() == 0   # never created
+
+        assert session.query(User).filter(User.name == "zhao").count() == 0  # never created
 
 
 def test_the_user_claim_is_configurable(fresh_settings, provider):
@@ -184,7 +218,7 @@ def test_a_forged_callback_is_refused(fresh_settings, provider):
 
 
 def test_a_provider_that_is_down_gets_advice_not_a_crash(fresh_settings):
-    app = sso_app(fresh_settings, "http://127.0.0.1:9")     # discard port: nothing listens
+    app = sso_app(fresh_settings, "http://127.0.0.1:9")  # discard port: nothing listens
     response = app.test_client().get("/login/oidc", headers={"Accept-Language": "zh-CN"})
     assert response.status_code == 503
     assert "无法连接身份认证服务" in response.get_data(as_text=True)
@@ -199,8 +233,13 @@ def test_without_settings_there_is_no_sso(fresh_settings):
 
 
 def test_settings_are_read_from_the_environment(tmp_path):
-    settings = Settings.from_env({"GRIDKIT_OIDC_ISSUER": "https://id.example.gov.cn/realms/city",
-                                  "GRIDKIT_OIDC_CLIENT_ID": "gridkit", "GRIDKIT_OIDC_CLIENT_SECRET": "x",
-                                  "GRIDKIT_HOME": str(tmp_path)})
+    settings = Settings.from_env(
+        {
+            "GRIDKIT_OIDC_ISSUER": "https://id.example.gov.cn/realms/city",
+            "GRIDKIT_OIDC_CLIENT_ID": "gridkit",
+            "GRIDKIT_OIDC_CLIENT_SECRET": "x",
+            "GRIDKIT_HOME": str(tmp_path),
+        }
+    )
     assert settings.oidc_issuer == "https://id.example.gov.cn/realms/city"
     assert settings.oidc_user_claim == "preferred_username"

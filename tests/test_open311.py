@@ -50,9 +50,17 @@ def test_services_and_requests(open311):
 def test_post_enters_the_workflow_at_step_one(open311):
     client, settings = open311
     lon, lat = X0 + D / 2, Y0 + 2.5 * D
-    response = client.post("/open311/v2/requests.json", data={
-        "service_code": "E0101", "lat": str(lat), "long": str(lon), "description": "路边有暴露垃圾",
-        "first_name": "王", "last_name": "小明"})
+    response = client.post(
+        "/open311/v2/requests.json",
+        data={
+            "service_code": "E0101",
+            "lat": str(lat),
+            "long": str(lon),
+            "description": "路边有暴露垃圾",
+            "first_name": "王",
+            "last_name": "小明",
+        },
+    )
     assert response.status_code == 201, response.get_data(as_text=True)
     request_id = response.get_json()[0]["service_request_id"]
 
@@ -60,47 +68,65 @@ def test_post_enters_the_workflow_at_step_one(open311):
         incident = session.scalar(select(Incident).where(Incident.code == request_id))
         cell = session.get(BaseCell, incident.base_cell_id)
         history = session.scalars(select(IncidentHistory).where(IncidentHistory.incident_id == incident.id)).all()
-        return (incident.status, cell.code, incident.reporter, incident.source,
-                [(h.from_status, h.to_status) for h in history])
+        return (
+            incident.status,
+            cell.code,
+            incident.reporter,
+            incident.source,
+            [(h.from_status, h.to_status) for h in history],
+        )
+
     status, cell, reporter, source, history = read(settings, check)
     assert status == "reported" and cell == f"{C1}001" and reporter == "王 小明" and source == "open311"
-    assert history == [(None, "reported")]   # step 1 of the workflow, through its report service
+    assert history == [(None, "reported")]  # step 1 of the workflow, through its report service
     shown = client.get(f"/open311/v2/requests/{request_id}.json").get_json()[0]
     assert shown["status"] == "open" and shown["description"] == "路边有暴露垃圾"
-    by_address = client.post("/open311/v2/requests.json", data={"service_code": "0101", "address_id": "B0004",
-                                                                "api_key": "s3cret"})
+    by_address = client.post(
+        "/open311/v2/requests.json", data={"service_code": "0101", "address_id": "B0004", "api_key": "s3cret"}
+    )
     assert by_address.status_code == 201
-    case = read(settings, lambda s: s.scalar(select(Incident).where(
-        Incident.code == by_address.get_json()[0]["service_request_id"])))
+    case = read(
+        settings,
+        lambda s: s.scalar(select(Incident).where(Incident.code == by_address.get_json()[0]["service_request_id"])),
+    )
     assert case.source == "open311:city-hotline" and case.category_code == "0101"
     assert "address_id=B0004" in case.description
 
 
 def test_bad_posts_and_the_rate_limit(open311):
     client, settings = open311
-    no_location = client.post("/open311/v2/requests.json", data={"service_code": "E0101"},
-                              environ_base={"REMOTE_ADDR": "10.0.0.1"})
+    no_location = client.post(
+        "/open311/v2/requests.json", data={"service_code": "E0101"}, environ_base={"REMOTE_ADDR": "10.0.0.1"}
+    )
     assert no_location.status_code == 400
     body = no_location.get_json()
     assert isinstance(body, list) and body[0]["code"] == 400 and "lat" in body[0]["description"]
-    unknown = client.post("/open311/v2/requests.json?lang=en", data={"service_code": "X99", "lat": "22.5",
-                                                                     "long": "114.0"},
-                          environ_base={"REMOTE_ADDR": "10.0.0.2"})
+    unknown = client.post(
+        "/open311/v2/requests.json?lang=en",
+        data={"service_code": "X99", "lat": "22.5", "long": "114.0"},
+        environ_base={"REMOTE_ADDR": "10.0.0.2"},
+    )
     assert unknown.status_code == 400 and "X99" in unknown.get_json()[0]["description"]
     bad_key = client.post("/open311/v2/requests.json", data={"service_code": "E0101", "api_key": "guess"})
     assert bad_key.status_code == 403
     before = read(settings, lambda s: s.query(Incident).count())
     for _ in range(3):
-        ok = client.post("/open311/v2/requests.json", data={"service_code": "E0101", "lat": "22.531",
-                                                            "long": "114.0505"},
-                          environ_base={"REMOTE_ADDR": "10.0.0.9"})
+        ok = client.post(
+            "/open311/v2/requests.json",
+            data={"service_code": "E0101", "lat": "22.531", "long": "114.0505"},
+            environ_base={"REMOTE_ADDR": "10.0.0.9"},
+        )
         assert ok.status_code == 201
-    limited = client.post("/open311/v2/requests.json", data={"service_code": "E0101", "lat": "22.531",
-                                                             "long": "114.0505"},
-                          environ_base={"REMOTE_ADDR": "10.0.0.9"})
+    limited = client.post(
+        "/open311/v2/requests.json",
+        data={"service_code": "E0101", "lat": "22.531", "long": "114.0505"},
+        environ_base={"REMOTE_ADDR": "10.0.0.9"},
+    )
     assert limited.status_code == 429 and limited.get_json()[0]["code"] == 429
-    trusted = client.post("/open311/v2/requests.json", data={"service_code": "E0101", "lat": "22.531",
-                                                             "long": "114.0505", "api_key": "s3cret"},
-                          environ_base={"REMOTE_ADDR": "10.0.0.9"})
+    trusted = client.post(
+        "/open311/v2/requests.json",
+        data={"service_code": "E0101", "lat": "22.531", "long": "114.0505", "api_key": "s3cret"},
+        environ_base={"REMOTE_ADDR": "10.0.0.9"},
+    )
     assert trusted.status_code == 201
     assert read(settings, lambda s: s.query(Incident).count()) == before + 4

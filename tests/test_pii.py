@@ -18,8 +18,7 @@ def test_masked_unless_revealed_and_nothing_audited(session):
 
 
 def test_a_reveal_is_one_audit_row(session):
-    rows = mask_or_reveal(session, _rows(), reveal=True, actor="web:planner", object_type="coordinator",
-                          dept="100001")
+    rows = mask_or_reveal(session, _rows(), reveal=True, actor="web:planner", object_type="coordinator", dept="100001")
     assert rows[0]["phone"] == "13812345678"
     session.flush()
     (row,) = recent(session, action=PERSONAL_DATA_READ)

@@ -55,14 +55,26 @@ def admin_files(tmp_path: Path, *, community_shift: float = 0.0) -> tuple[Path, 
     `community_shift` pushes community 2's east edge out of its street by that many metres.
     """
     outline = rect(0, 0, 2 * 2 * EDGE, 2 * EDGE)
-    upper = write_layer(tmp_path / "upper.shp", [
-        {"code": "440300", "name": "深圳市", "geometry": outline},
-        {"code": "440304", "name": "福田区", "geometry": outline},
-        {"code": STREET, "name": "园岭街道", "geometry": outline}])
-    communities = write_layer(tmp_path / "communities.shp", [
-        {"code": C1, "name": "一社区", "households": 1200, "geometry": rect(0, 0, 2 * EDGE, 2 * EDGE)},
-        {"code": C2, "name": "二社区", "households": 800,
-         "geometry": rect(2 * EDGE, 0, 4 * EDGE + community_shift, 2 * EDGE)}])
+    upper = write_layer(
+        tmp_path / "upper.shp",
+        [
+            {"code": "440300", "name": "深圳市", "geometry": outline},
+            {"code": "440304", "name": "福田区", "geometry": outline},
+            {"code": STREET, "name": "园岭街道", "geometry": outline},
+        ],
+    )
+    communities = write_layer(
+        tmp_path / "communities.shp",
+        [
+            {"code": C1, "name": "一社区", "households": 1200, "geometry": rect(0, 0, 2 * EDGE, 2 * EDGE)},
+            {
+                "code": C2,
+                "name": "二社区",
+                "households": 800,
+                "geometry": rect(2 * EDGE, 0, 4 * EDGE + community_shift, 2 * EDGE),
+            },
+        ],
+    )
     return upper, communities
 
 
@@ -73,15 +85,23 @@ def brick_cells(community: str, x_offset: float) -> list[dict]:
     in the middle of an edge of the other row (T-junctions), and the cells' outer vertices lie in
     the middle of the community's edges.
     """
-    rows = [(EDGE, [(0, EDGE), (EDGE, 2 * EDGE)]),
-            (0.0, [(0, EDGE / 2), (EDGE / 2, 1.5 * EDGE), (1.5 * EDGE, 2 * EDGE)])]
+    rows = [
+        (EDGE, [(0, EDGE), (EDGE, 2 * EDGE)]),
+        (0.0, [(0, EDGE / 2), (EDGE / 2, 1.5 * EDGE), (1.5 * EDGE, 2 * EDGE)]),
+    ]
     cells, seq = [], 0
     for y0, spans in rows:
         for a, b in spans:
             seq += 1
-            cells.append({"code": f"{community}{seq:03d}", "name": f"{community[-3:]}-{seq}号网格",
-                          "owner": "测绘院", "area_ha": round((b - a) * EDGE / 10_000, 2),
-                          "geometry": rect(x_offset + a, y0, x_offset + b, y0 + EDGE)})
+            cells.append(
+                {
+                    "code": f"{community}{seq:03d}",
+                    "name": f"{community[-3:]}-{seq}号网格",
+                    "owner": "测绘院",
+                    "area_ha": round((b - a) * EDGE / 10_000, 2),
+                    "geometry": rect(x_offset + a, y0, x_offset + b, y0 + EDGE),
+                }
+            )
     return cells
 
 
@@ -92,8 +112,9 @@ def all_cells() -> list[dict]:
 def import_admin(session, tmp_path, settings=None, **kwargs):
     upper, communities = admin_files(tmp_path, **kwargs)
     import_admin_units(session, upper, level=None, code_field="code", name_field="name", settings=settings)
-    return import_admin_units(session, communities, level="community", code_field="code", name_field="name",
-                              settings=settings)
+    return import_admin_units(
+        session, communities, level="community", code_field="code", name_field="name", settings=settings
+    )
 
 
 def test_densify_only_projected():
@@ -134,8 +155,9 @@ def test_without_densifying_the_same_grid_overlaps(session, tmp_path):
     frame = gpd.GeoDataFrame(all_cells(), geometry="geometry", crs=GK).to_crs(4490)
     path = tmp_path / "cells_4490.geojson"
     frame.to_file(path, driver="GeoJSON")
-    result = import_base_cells(session, path, code_field="code", edition="ends only",
-                               settings=Settings(sliver_tolerance_m=0.0))
+    result = import_base_cells(
+        session, path, code_field="code", edition="ends only", settings=Settings(sliver_tolerance_m=0.0)
+    )
     edition = session.get(BaseGridEdition, result.edition_id)
     problems = validate_base_grid(session, edition, tolerance_m=0.0)
     assert {p.type for p in problems} & {"overlap", "gap", "crosses_community"}
@@ -214,13 +236,14 @@ def test_community_two_metres_outside_its_street_is_an_error(session, tmp_path):
 
 def test_snap_together_joins_t_junctions_without_moving_anything():
     a = box(0, 0, 2, 1)
-    b, c = box(0, 1, 1, 2), box(1, 1, 2, 2)   # their shared vertex (1, 1) lies in the middle of a's top edge
+    b, c = box(0, 1, 1, 2), box(1, 1, 2, 2)  # their shared vertex (1, 1) lies in the middle of a's top edge
     plane = LocalPlane(114.0, 22.5)
     geoms = plane.to_degrees([a, b, c])
     snapped, changed = snap_together(geoms, tolerance_m=0.05)
     assert [s.index for s in changed] == [0] and changed[0].moved_m < 1e-6
-    assert len(snapped[0].exterior.coords) == 6          # (1, 1) inserted into a's top edge
+    assert len(snapped[0].exterior.coords) == 6  # (1, 1) inserted into a's top edge
     assert snapped[1].equals_exact(geoms[1], 0) and snapped[2].equals_exact(geoms[2], 0)
+
     def vertices(g):
         return set(map(tuple, shapely.get_coordinates(g)))
 
@@ -235,8 +258,9 @@ def test_settings_come_from_the_caller(session, tmp_path):
     cells = all_cells()
     cells[0]["geometry"] = rect(0, EDGE, EDGE + 0.02, 2 * EDGE)
     path = write_layer(tmp_path / "noisy.shp", cells)
-    result = import_base_cells(session, path, code_field="code", edition="strict",
-                               settings=Settings(sliver_tolerance_m=0.0))
+    result = import_base_cells(
+        session, path, code_field="code", edition="strict", settings=Settings(sliver_tolerance_m=0.0)
+    )
     assert not [n for n in result.notes if n["kind"] == "snapped"]
     edition = session.get(BaseGridEdition, result.edition_id)
     strict = validate_base_grid(session, edition, tolerance_m=0.0)
@@ -255,8 +279,9 @@ def test_cli_imports_a_4547_grid_with_names_validates_clean_and_refuses_a_damage
     from gridkit.cli import main
 
     def run(*args):
-        return CliRunner(env={"GRIDKIT_LANG": "en"}).invoke(main, list(args), obj=fresh_settings,
-                                                            catch_exceptions=False)
+        return CliRunner(env={"GRIDKIT_LANG": "en"}).invoke(
+            main, list(args), obj=fresh_settings, catch_exceptions=False
+        )
 
     upper, communities = admin_files(tmp_path)
     for path, level in ((upper, None), (communities, "community")):
@@ -264,8 +289,9 @@ def test_cli_imports_a_4547_grid_with_names_validates_clean_and_refuses_a_damage
         result = run(*args, *(["--level", level] if level else []))
         assert result.exit_code == 0, result.output
     cells = write_layer(tmp_path / "cells.shp", all_cells())
-    result = run("basegrid", "import", str(cells), "--code-field", "code", "--name-field", "name",
-                 "--edition", "GK", "--json")
+    result = run(
+        "basegrid", "import", str(cells), "--code-field", "code", "--name-field", "name", "--edition", "GK", "--json"
+    )
     assert result.exit_code == 0, result.output
     assert run("admin", "validate").exit_code == 0
     validated = run("basegrid", "validate", "--edition", "GK")
@@ -280,5 +306,6 @@ def test_cli_imports_a_4547_grid_with_names_validates_clean_and_refuses_a_damage
     assert result.exit_code == 1
     assert "member 'cells.dbf' is damaged" in result.output and "Report:" in result.output
     zh = CliRunner(env={"GRIDKIT_LANG": "zh-CN"}).invoke(
-        main, ["basegrid", "import", str(damaged), "--code-field", "code"], obj=fresh_settings)
+        main, ["basegrid", "import", str(damaged), "--code-field", "code"], obj=fresh_settings
+    )
     assert zh.exit_code == 1 and "已损坏" in zh.output

@@ -27,8 +27,17 @@ def _by_code(section):
 def with_birth_dates(session, ages_by_community: dict[str, list[int]], ref=date(2026, 6, 30)):
     """Give the residents of each community these ages on `ref` (None: birth date unknown)."""
     for community, ages in ages_by_community.items():
-        ids = session.execute(text("SELECT s.id FROM resident s JOIN base_cell b ON b.id = s.base_cell_id "
-                                   "WHERE b.community_code = :c ORDER BY s.id"), {"c": community}).scalars().all()
+        ids = (
+            session.execute(
+                text(
+                    "SELECT s.id FROM resident s JOIN base_cell b ON b.id = s.base_cell_id "
+                    "WHERE b.community_code = :c ORDER BY s.id"
+                ),
+                {"c": community},
+            )
+            .scalars()
+            .all()
+        )
         for rid, age in zip(ids, ages):
             born = date(ref.year - age, ref.month, ref.day) if age is not None else None
             session.execute(text("UPDATE resident SET birth_date = :d WHERE id = :i"), {"d": born, "i": rid})
@@ -37,8 +46,16 @@ def with_birth_dates(session, ages_by_community: dict[str, list[int]], ref=date(
 def test_population_by_community_and_work_cell(session, city):
     result = run_report(session, "population", by="community")
     rows = _by_code(result.main)
-    assert rows[C1] == {"code": C1, "name": "测试1社区", "base_cells": 9, "residents": 18, "registered": 9,
-                        "floating": 9, "households": 9, "floating_pct": 50.0}
+    assert rows[C1] == {
+        "code": C1,
+        "name": "测试1社区",
+        "base_cells": 9,
+        "residents": 18,
+        "registered": 9,
+        "floating": 9,
+        "households": 9,
+        "floating_pct": 50.0,
+    }
     assert run_report(session, "population", by="district").main.rows[0]["residents"] == 36
     # Version 2 (in force now) moved community 2's first cell into work cell 1.
     now_rows = _by_code(run_report(session, "population", by="work-cell", dept=DEPT).main)
@@ -76,7 +93,7 @@ def test_workload_and_staffing(session, city):
     assert rows[WC1]["residents_per_coordinator"] == 10.0
     result = run_report(session, "staffing", dept=DEPT, threshold=12)
     rows = _by_code(result.main)
-    assert rows[WC2]["over_threshold"] and not rows[WC1]["over_threshold"]   # 16 for one vs 20 for two
+    assert rows[WC2]["over_threshold"] and not rows[WC1]["over_threshold"]  # 16 for one vs 20 for two
     over = result.sections[1].rows
     assert [r["area"] for r in over] == [C2] and over[0]["cells_needed"] == 2
     assert "gridkit workgrid balance" in over[0]["command"] and f"--area {C2}" in over[0]["command"]
@@ -85,12 +102,16 @@ def test_workload_and_staffing(session, city):
 
 
 def test_school_age_elderly_and_capacity(session, city, tmp_path):
-    with_birth_dates(session, {C1: [0, 2, 3, 6, 11, 12, 15, 17, 18, 60, 79, 80, 95] + [30] * 5,
-                               C2: [None] + [40] * 17})
+    with_birth_dates(session, {C1: [0, 2, 3, 6, 11, 12, 15, 17, 18, 60, 79, 80, 95] + [30] * 5, C2: [None] + [40] * 17})
     result = run_report(session, "school-age", by="community", date_to="2026-06-30")
     rows = _by_code(result.main)
-    assert {k: rows[C1][k] for k in ("age_0_2", "age_3_5", "age_6_11", "age_12_14", "age_15_17")} == \
-        {"age_0_2": 2, "age_3_5": 1, "age_6_11": 2, "age_12_14": 1, "age_15_17": 2}
+    assert {k: rows[C1][k] for k in ("age_0_2", "age_3_5", "age_6_11", "age_12_14", "age_15_17")} == {
+        "age_0_2": 2,
+        "age_3_5": 1,
+        "age_6_11": 2,
+        "age_12_14": 1,
+        "age_15_17": 2,
+    }
     assert rows[C2]["unknown_age"] == 1
     capacity = tmp_path / "places.csv"
     capacity.write_text(f"code,band,capacity\n{C1},age_6_11,1\n{C1},age_3_5,5\n", encoding="utf-8")
@@ -120,7 +141,7 @@ def test_files_csv_xlsx_html(session, city, tmp_path):
     assert values[header + 1][0] == C1 and values[header + 1][3] == 18
     html = report_html(run_report(session, "incidents"), "en")
     assert "<svg" in html and "Incidents by state" in html
-    assert "<script" not in html and "http" not in html.split("<svg")[0]   # works offline
+    assert "<script" not in html and "http" not in html.split("<svg")[0]  # works offline
     write_report_file(result, tmp_path / "p.html", "html")
     with pytest.raises(Conflict):
         write_report_file(result, tmp_path / "p.html", "html")

@@ -35,8 +35,10 @@ def server(fresh_settings):
 def test_analyst_page(chromium, server, tmp_path):  # noqa: F811 - pytest fixture
     context = chromium.new_context(accept_downloads=True)
     page = context.new_page()
-    page.route("**/*", lambda route: route.continue_() if urlsplit(route.request.url).hostname in LOCAL_HOSTS
-               else route.abort())
+    page.route(
+        "**/*",
+        lambda route: route.continue_() if urlsplit(route.request.url).hostname in LOCAL_HOSTS else route.abort(),
+    )
     errors = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.goto(f"{server}/login?next=/analyst/&lang=en")

@@ -49,7 +49,7 @@ def test_page_downloads_preview_and_choropleth(client, tmp_path):
     login(client, "ana")
     page = client.get("/analyst/?lang=zh-CN").get_data(as_text=True)
     assert "数据分析与导出" in page and 'value="cell-stats"' in page and "gcj02" in page
-    assert 'name="unmasked"' not in page   # analysts may not unmask
+    assert 'name="unmasked"' not in page  # analysts may not unmask
     shp = client.get(f"/analyst/export?layer=residents&format=shp&area={C1}&encoding=gbk")
     assert shp.status_code == 200 and shp.headers["Content-Disposition"].startswith("attachment")
     (tmp_path / "r.zip").write_bytes(shp.data)

@@ -188,8 +188,16 @@ def test_seed_categories_load():
     categories = load_categories()
     by_code = {c.code: c for c in categories}
     assert len(by_code) == len(categories) > 60
-    assert by_code["0101"] == Category("0101", "component", "01", "公用设施", "上水井盖", 24, "200001",
-                                       (("accept", 2), ("classify", 2), ("dispatch", 4), ("verify", 24)))
+    assert by_code["0101"] == Category(
+        "0101",
+        "component",
+        "01",
+        "公用设施",
+        "上水井盖",
+        24,
+        "200001",
+        (("accept", 2), ("classify", 2), ("dispatch", 4), ("verify", 24)),
+    )
     assert by_code["E0101"].name == "暴露垃圾" and by_code["E0101"].kind == "event"
     components = {c.major_code: c.major_name for c in categories if c.kind == "component"}
     assert components == COMPONENT_MAJOR_CLASSES
@@ -223,8 +231,10 @@ def test_categories_accept_bom_and_blank_lines(tmp_path):
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ("0101,component,01,公用设施,上水井盖,24\n0101,component,01,公用设施,污水井盖,24\n",
-         "line 3: code 0101 already appears on line 2"),
+        (
+            "0101,component,01,公用设施,上水井盖,24\n0101,component,01,公用设施,污水井盖,24\n",
+            "line 3: code 0101 already appears on line 2",
+        ),
         ("0101,part,01,公用设施,上水井盖,24\n", "line 2: kind 'part' is not one of component, event"),
         ("E0101,component,01,公用设施,上水井盖,24\n", "line 2: component code 'E0101' must look like '0101'"),
         ("0101,event,01,市容环境,暴露垃圾,4\n", "event code '0101' must look like 'E0101'"),
@@ -236,8 +246,10 @@ def test_categories_accept_bom_and_blank_lines(tmp_path):
         ("0101,component,01,公用设施,,24\n", "line 2: name is empty"),
         ("0101,component,01,公用设施\n", "name is empty"),
         ("0101,component,01,公用设施,上水井盖,24,x\n", "line 2: more fields"),
-        ("0101,component,01,公用设施,上水井盖,24\n0102,component,01,公共设施,污水井盖,24\n",
-         "line 3: component major class 01 is named '公共设施' here but '公用设施' on line 2"),
+        (
+            "0101,component,01,公用设施,上水井盖,24\n0102,component,01,公共设施,污水井盖,24\n",
+            "line 3: component major class 01 is named '公共设施' here but '公用设施' on line 2",
+        ),
         ("", "no categories"),
     ],
 )

@@ -27,8 +27,14 @@ from web.tiles import tile_cache
 DEPT = "100001"
 C1, C2 = f"{STREET}001", f"{STREET}002"
 # Community 1 cut in three north-south strips, community 2 in three west-east rows.
-LAYOUT = {f"{DEPT}{C1}01": (C1, (1, 4, 7)), f"{DEPT}{C1}02": (C1, (2, 5, 8)), f"{DEPT}{C1}03": (C1, (3, 6, 9)),
-          f"{DEPT}{C2}01": (C2, (1, 2, 3)), f"{DEPT}{C2}02": (C2, (4, 5, 6)), f"{DEPT}{C2}03": (C2, (7, 8, 9))}
+LAYOUT = {
+    f"{DEPT}{C1}01": (C1, (1, 4, 7)),
+    f"{DEPT}{C1}02": (C1, (2, 5, 8)),
+    f"{DEPT}{C1}03": (C1, (3, 6, 9)),
+    f"{DEPT}{C2}01": (C2, (1, 2, 3)),
+    f"{DEPT}{C2}02": (C2, (4, 5, 6)),
+    f"{DEPT}{C2}03": (C2, (7, 8, 9)),
+}
 Z = 13
 
 
@@ -52,7 +58,7 @@ def read_tile(data: bytes, layer: str, path, xyz=TILE):
     target.mkdir(parents=True, exist_ok=True)
     (target / f"{y}.pbf").write_bytes(data)
     frame = pyogrio.read_dataframe(target / f"{y}.pbf", layer=layer)
-    return frame.drop(columns=["mvt_id"])     # GDAL's feature number, not a tile attribute
+    return frame.drop(columns=["mvt_id"])  # GDAL's feature number, not a tile attribute
 
 
 def make_work_grid(session) -> WorkGridVersion:
@@ -68,6 +74,7 @@ def make_work_grid(session) -> WorkGridVersion:
 
 # -- colouring -------------------------------------------------------------------------------------
 
+
 def test_colour_graph_gives_neighbours_different_colours():
     rng = random.Random(7)
     for _ in range(50):
@@ -77,14 +84,13 @@ def test_colour_graph_gives_neighbours_different_colours():
         assert set(colours) == set(nodes)
         assert all(colours[a] != colours[b] for a, b in edges)
         degree = max((sum(1 for e in edges if n in e) for n in nodes), default=0)
-        assert max(colours.values()) <= degree        # greedy: never more than degree + 1 colours
+        assert max(colours.values()) <= degree  # greedy: never more than degree + 1 colours
 
 
 def test_colour_graph_needs_few_colours_on_a_grid_of_cells():
     # A 10×10 grid where corners count as touching (king's graph): 4 colours suffice.
     nodes = [(r, c) for r in range(10) for c in range(10)]
-    edges = [(a, b) for a, b in itertools.combinations(nodes, 2)
-             if max(abs(a[0] - b[0]), abs(a[1] - b[1])) == 1]
+    edges = [(a, b) for a, b in itertools.combinations(nodes, 2) if max(abs(a[0] - b[0]), abs(a[1] - b[1])) == 1]
     colours = colour_graph(nodes, edges)
     assert all(colours[a] != colours[b] for a, b in edges)
     assert max(colours.values()) == 3
@@ -96,8 +102,10 @@ def test_touching_work_cells_never_share_a_colour(session):
     pairs = {frozenset(p) for p in work_cell_adjacency(session, version.id)}
     a = lambda n: ids[f"{DEPT}{C1}0{n}"]  # noqa: E731
     b = lambda n: ids[f"{DEPT}{C2}0{n}"]  # noqa: E731
-    expected = {frozenset(p) for p in [(a(1), a(2)), (a(2), a(3)), (a(3), b(1)), (a(3), b(2)), (a(3), b(3)),
-                                        (b(1), b(2)), (b(2), b(3))]}
+    expected = {
+        frozenset(p)
+        for p in [(a(1), a(2)), (a(2), a(3)), (a(3), b(1)), (a(3), b(2)), (a(3), b(3)), (b(1), b(2)), (b(2), b(3))]
+    }
     assert pairs == expected
     colours = work_cell_colours(session, version.id)
     assert set(colours) == set(ids.values())
@@ -107,6 +115,7 @@ def test_touching_work_cells_never_share_a_colour(session):
 
 
 # -- the tile query --------------------------------------------------------------------------------
+
 
 def test_tile_request_is_validated():
     with pytest.raises(NotFound) as exc:
@@ -168,11 +177,18 @@ def test_work_cell_tile_carries_colours_and_no_personal_field(session, tmp_path)
 
 def test_admin_unit_and_building_tiles(session, tmp_path):
     make_base_grid(session, communities=2)
-    session.add_all([
-        Building(code="B1", address="园岭路1号", floors=7, geom=from_shape(Point(X0 + D / 2, Y0 + D / 2), srid=SRID)),
-        Building(code="B2", floors=3, footprint=from_shape(
-            MultiPolygon([box(X0 + 4 * D, Y0 + D, X0 + 4.5 * D, Y0 + 1.5 * D)]), srid=SRID)),
-    ])
+    session.add_all(
+        [
+            Building(
+                code="B1", address="园岭路1号", floors=7, geom=from_shape(Point(X0 + D / 2, Y0 + D / 2), srid=SRID)
+            ),
+            Building(
+                code="B2",
+                floors=3,
+                footprint=from_shape(MultiPolygon([box(X0 + 4 * D, Y0 + D, X0 + 4.5 * D, Y0 + 1.5 * D)]), srid=SRID),
+            ),
+        ]
+    )
     session.flush()
     admin = read_tile(tiles.tile(session, tiles.tile_request("admin-units", *TILE)), "admin-units", tmp_path)
     assert {"440304", STREET, C1, C2} <= set(admin["code"])
@@ -180,13 +196,15 @@ def test_admin_unit_and_building_tiles(session, tmp_path):
     # Buildings are drawn from zoom 14: this tile holds the south row of the grid.
     south = tile_of(X0, Y0 + D / 2, 14)
     assert tiles.tile(session, tiles.tile_request("buildings", *TILE)) == b""
-    buildings = read_tile(tiles.tile(session, tiles.tile_request("buildings", *south)), "buildings",
-                          tmp_path / "b", south)
+    buildings = read_tile(
+        tiles.tile(session, tiles.tile_request("buildings", *south)), "buildings", tmp_path / "b", south
+    )
     assert sorted(buildings["code"]) == ["B1", "B2"]
     assert set(buildings.geometry.geom_type) == {"Point", "Polygon"}
 
 
 # -- the web endpoint ------------------------------------------------------------------------------
+
 
 def commit(settings, fill):
     with db.session_factory(db.engine_for(settings))() as session, session.begin():
@@ -217,24 +235,27 @@ def test_tiles_have_etags_and_revalidate_with_304(tiles_app):
     hits = cache.hits
     again = client.get(url("base-cells"), headers={"If-None-Match": etag})
     assert again.status_code == 304 and again.data == b""
-    assert cache.hits == hits + 1                       # served from the server cache
+    assert cache.hits == hits + 1  # served from the server cache
     assert client.get(url("base-cells"), headers={"If-None-Match": '"other"'}).data == first.data
 
 
-@pytest.mark.parametrize("path, status", [
-    ("/tiles/base-cells/23/0/0.mvt", 404),
-    ("/tiles/base-cells/2/4/0.mvt", 404),
-    ("/tiles/base-cells/2/0/9999999999999999999.mvt", 404),
-    ("/tiles/streets/2/0/0.mvt", 404),
-    ("/tiles/work-cells/2/0/0.mvt", 400),
-    ("/tiles/work-cells/2/0/0.mvt?dept=abc", 400),
-    ("/tiles/work-cells/2/0/0.mvt?dept=100001&version=NaN", 400),
-    ("/tiles/work-cells/2/0/0.mvt?dept=100001&version=2147483648", 400),
-    ("/tiles/work-cells/2/0/0.mvt?dept=100001%00", 400),
-    ("/tiles/work-cells/2/0/0.mvt?dept=100001&version=7", 404),
-    ("/tiles/base-cells/2/0/0.mvt?edition=2147483648", 404),
-    ("/tiles/base-cells/2/0/0.mvt?edition=-1", 404),
-])
+@pytest.mark.parametrize(
+    "path, status",
+    [
+        ("/tiles/base-cells/23/0/0.mvt", 404),
+        ("/tiles/base-cells/2/4/0.mvt", 404),
+        ("/tiles/base-cells/2/0/9999999999999999999.mvt", 404),
+        ("/tiles/streets/2/0/0.mvt", 404),
+        ("/tiles/work-cells/2/0/0.mvt", 400),
+        ("/tiles/work-cells/2/0/0.mvt?dept=abc", 400),
+        ("/tiles/work-cells/2/0/0.mvt?dept=100001&version=NaN", 400),
+        ("/tiles/work-cells/2/0/0.mvt?dept=100001&version=2147483648", 400),
+        ("/tiles/work-cells/2/0/0.mvt?dept=100001%00", 400),
+        ("/tiles/work-cells/2/0/0.mvt?dept=100001&version=7", 404),
+        ("/tiles/base-cells/2/0/0.mvt?edition=2147483648", 404),
+        ("/tiles/base-cells/2/0/0.mvt?edition=-1", 404),
+    ],
+)
 def test_bad_tile_requests_are_refused_not_crashed(tiles_app, path, status):
     response = tiles_app.test_client().get(path, headers={"Accept-Language": "zh-CN"})
     assert response.status_code == status
@@ -244,7 +265,7 @@ def test_publishing_a_version_or_rolling_back_changes_the_next_tile(tiles_app, t
     settings = tiles_app.config["GRIDKIT_SETTINGS"]
     client = tiles_app.test_client()
     before = client.get(url("work-cells", f"dept={DEPT}"))
-    assert client.get(url("work-cells", f"dept={DEPT}")).data == before.data   # cached
+    assert client.get(url("work-cells", f"dept={DEPT}")).data == before.data  # cached
 
     def merge_strips(session):
         # Version 2: the strips of community 1 become one work cell.
@@ -264,8 +285,10 @@ def test_publishing_a_version_or_rolling_back_changes_the_next_tile(tiles_app, t
     # The old version stays reachable by number, unchanged.
     assert client.get(url("work-cells", f"dept={DEPT}&version=1")).data == before.data
     # Revalidating with the old ETag gets the new tile, not 304.
-    assert client.get(url("work-cells", f"dept={DEPT}"),
-                      headers={"If-None-Match": before.headers["ETag"]}).status_code == 200
+    assert (
+        client.get(url("work-cells", f"dept={DEPT}"), headers={"If-None-Match": before.headers["ETag"]}).status_code
+        == 200
+    )
 
     commit(settings, lambda session: work.rollback(session, DEPT, 1, by="test"))
     rolled = read_tile(client.get(url("work-cells", f"dept={DEPT}")).data, "work-cells", tmp_path / "v3")
@@ -286,8 +309,14 @@ def test_publishing_an_edition_changes_the_next_base_cell_tile(tiles_app, tmp_pa
         for i, community in enumerate((C1, C2)):
             for c in range(3):
                 x = X0 + (i * 3 + c) * D
-                session.add(BaseCell(edition_id=edition.id, code=f"{community}{c + 1:03d}", community_code=community,
-                                     geom=from_shape(box(x, Y0, x + D, Y0 + 3 * D), srid=SRID)))
+                session.add(
+                    BaseCell(
+                        edition_id=edition.id,
+                        code=f"{community}{c + 1:03d}",
+                        community_code=community,
+                        geom=from_shape(box(x, Y0, x + D, Y0 + 3 * D), srid=SRID),
+                    )
+                )
         session.flush()
         publish_edition(session, edition)
 
@@ -312,8 +341,15 @@ def test_work_cell_labels_lie_inside_their_cells(session):
     for label in labels:
         community, cells = LAYOUT[label["code"]]
         i = 0 if community == C1 else 1
-        boxes = [box(X0 + (i * 3 + (n - 1) % 3) * D, Y0 + (2 - (n - 1) // 3) * D,
-                     X0 + (i * 3 + (n - 1) % 3 + 1) * D, Y0 + (3 - (n - 1) // 3) * D) for n in cells]
+        boxes = [
+            box(
+                X0 + (i * 3 + (n - 1) % 3) * D,
+                Y0 + (2 - (n - 1) // 3) * D,
+                X0 + (i * 3 + (n - 1) % 3 + 1) * D,
+                Y0 + (3 - (n - 1) // 3) * D,
+            )
+            for n in cells
+        ]
         assert any(b.covers(Point(label["lon"], label["lat"])) for b in boxes), label
     west = tiles.work_cell_labels(session, DEPT, (X0, Y0, X0 + 2.5 * D, Y0 + 3 * D))
     assert [label["code"] for label in west] == sorted(c for c in LAYOUT if C1 in c)

@@ -54,8 +54,9 @@ def test_home_map_draws_cells_from_vector_tiles(chromium, tile_server):  # noqa:
     page.goto(tile_server + "/")
     page.wait_for_function("() => window.gridkit && window.gridkit.tiles")
     # Zoom 13: far below the GeoJSON cells' zoom; the tiles draw the cells.
-    page.evaluate("([lat, lon]) => window.gridkit.map.setView([lat, lon], 13, {animate: false})",
-                  [CENTRE[1], CENTRE[0]])
+    page.evaluate(
+        "([lat, lon]) => window.gridkit.map.setView([lat, lon], 13, {animate: false})", [CENTRE[1], CENTRE[0]]
+    )
     page.wait_for_function("() => window.gridkit.layers.cells.getLayers().length === 0")
     page.wait_for_function(f"() => ({COUNT_PIXELS})('gk-cells').drawn > 50")
     assert any("/tiles/base-cells/13/" in url and status == 200 for url, status in tiles), tiles
@@ -66,8 +67,9 @@ def test_home_map_draws_cells_from_vector_tiles(chromium, tile_server):  # noqa:
     assert "工作网格：城市管理" in page.locator(".leaflet-control-layers").inner_text()
     page.evaluate(f"() => window.gridkit.map.addLayer(window.gridkit.tiles.workCells['{DEPT}'])")
     page.wait_for_function(f"() => ({COUNT_PIXELS})('gk-work-cells').drawn > 50")
-    page.evaluate("([lat, lon]) => window.gridkit.map.setView([lat, lon], 16, {animate: false})",
-                  [CENTRE[1], CENTRE[0]])
+    page.evaluate(
+        "([lat, lon]) => window.gridkit.map.setView([lat, lon], 16, {animate: false})", [CENTRE[1], CENTRE[0]]
+    )
     page.wait_for_timeout(500)
     page.wait_for_function(f"() => ({COUNT_PIXELS})('gk-work-cells').colours >= 3")
     # From zoom 15 each work cell carries its name.

@@ -46,15 +46,17 @@ def code(community: str, seq: int) -> str:
 
 
 def set_geom(session, edition, code_, geom) -> None:
-    n = session.execute(text("UPDATE base_cell SET geom = ST_GeomFromText(:g, 4490) "
-                             "WHERE edition_id = :e AND code = :c"),
-                        {"g": geom.wkt, "e": edition.id, "c": code_}).rowcount
+    n = session.execute(
+        text("UPDATE base_cell SET geom = ST_GeomFromText(:g, 4490) WHERE edition_id = :e AND code = :c"),
+        {"g": geom.wkt, "e": edition.id, "c": code_},
+    ).rowcount
     assert n == 1, code_
 
 
 def add_cell(session, edition, code_, geom) -> None:
-    session.add(BaseCell(edition_id=edition.id, code=code_, community_code=code_[:12],
-                         geom=from_shape(geom, srid=SRID)))
+    session.add(
+        BaseCell(edition_id=edition.id, code=code_, community_code=code_[:12], geom=from_shape(geom, srid=SRID))
+    )
     session.flush()
 
 
@@ -72,6 +74,7 @@ def types(problems: list[Problem]) -> list[str]:
 
 # -- clean data --------------------------------------------------------------------------------
 
+
 def test_clean_grid_has_no_problems(session):
     edition = make_base_grid(session, rows=3, cols=3, communities=2)
     assert validate_base_grid(session, edition) == []
@@ -80,9 +83,10 @@ def test_clean_grid_has_no_problems(session):
 
 # -- base grid topology ------------------------------------------------------------------------
 
+
 def test_shrunk_cell_leaves_a_gap(session):
     edition = make_base_grid(session)
-    x, y = X0 + D, Y0 + D                                    # cell 005, the middle one
+    x, y = X0 + D, Y0 + D  # cell 005, the middle one
     set_geom(session, edition, code(C1, 5), box(x, y, x + D / 2, y + D))
     problems = validate_base_grid(session, edition)
     gap = box(x + D / 2, y, x + D, y + D)
@@ -98,7 +102,7 @@ def test_shrunk_cell_leaves_a_gap(session):
 
 def test_gap_on_the_community_boundary(session):
     edition = make_base_grid(session)
-    x, y = X0, Y0 + 2 * D                                     # cell 001, north-west corner
+    x, y = X0, Y0 + 2 * D  # cell 001, north-west corner
     set_geom(session, edition, code(C1, 1), box(x, y, x + D, y + D * 0.75))
     [p] = validate_base_grid(session, edition)
     assert (p.type, p.codes) == ("gap", [C1, code(C1, 1), code(C1, 2)])
@@ -120,7 +124,7 @@ def test_overlap_narrower_than_the_tolerance_is_a_note(session):
     """A cell 2 cm too wide (1 m at the other end is not): noise below 5 cm is a note, not a problem."""
     edition = make_base_grid(session)
     x, y = X0 + D, Y0 + D
-    two_cm = 0.02 / (111_320 * 0.9239)                        # degrees of longitude at 22.5°N
+    two_cm = 0.02 / (111_320 * 0.9239)  # degrees of longitude at 22.5°N
     set_geom(session, edition, code(C1, 5), box(x, y, x + D + two_cm, y + D))
     notes: list = []
     assert validate_base_grid(session, edition, notes=notes) == []
@@ -138,7 +142,7 @@ def test_overlap_narrower_than_the_tolerance_is_a_note(session):
 def test_cell_inside_another_is_an_overlap(session):
     edition = make_base_grid(session)
     x, y = X0 + D, Y0 + D
-    inner = box(x + D / 4, y + D / 4, x + D * 3 / 4, y + D * 3 / 4)   # wholly inside 005
+    inner = box(x + D / 4, y + D / 4, x + D * 3 / 4, y + D * 3 / 4)  # wholly inside 005
     add_cell(session, edition, code(C1, 10), inner)
     [p] = validate_base_grid(session, edition)
     assert (p.type, p.codes) == ("overlap", [code(C1, 5), code(C1, 10)])
@@ -147,7 +151,7 @@ def test_cell_inside_another_is_an_overlap(session):
 
 def test_thin_strip_is_a_sliver(session):
     edition = make_base_grid(session)
-    x, y, w = X0, Y0 + 2 * D, 2e-6                            # a ~0.2 m wide strip of cell 001
+    x, y, w = X0, Y0 + 2 * D, 2e-6  # a ~0.2 m wide strip of cell 001
     set_geom(session, edition, code(C1, 1), box(x, y, x + D - w, y + D))
     add_cell(session, edition, code(C1, 10), box(x + D - w, y, x + D, y + D))
     problems = validate_base_grid(session, edition)
@@ -163,7 +167,7 @@ def test_thin_strip_is_a_sliver(session):
 
 def test_cell_crossing_into_the_next_community(session):
     edition = make_base_grid(session, communities=2)
-    x, y = X0 + 2 * D, Y0 + D                                 # community 1's cell 006, east edge
+    x, y = X0 + 2 * D, Y0 + D  # community 1's cell 006, east edge
     set_geom(session, edition, code(C1, 6), box(x, y, x + 1.5 * D, y + D))
     problems = validate_base_grid(session, edition)
     outside = box(x + D, y, x + 1.5 * D, y + D)
@@ -178,7 +182,7 @@ def test_cell_crossing_into_the_next_community(session):
 
 def test_cell_entirely_outside_its_community(session):
     edition = make_base_grid(session, communities=2)
-    away = box(X0, Y0 + 5 * D, X0 + D, Y0 + 6 * D)            # north of everything
+    away = box(X0, Y0 + 5 * D, X0 + D, Y0 + 6 * D)  # north of everything
     set_geom(session, edition, code(C1, 1), away)
     problems = validate_base_grid(session, edition)
     assert types(problems) == ["gap", "outside_community"]
@@ -203,7 +207,7 @@ def test_community_without_cells(session):
 
 def test_floating_noise_is_not_reported(session):
     edition = make_base_grid(session)
-    x, y, e = X0 + D, Y0 + D, 1e-11                           # ~1 µm: far below 0.01 m²
+    x, y, e = X0 + D, Y0 + D, 1e-11  # ~1 µm: far below 0.01 m²
     set_geom(session, edition, code(C1, 5), box(x, y, x + D + e, y + D))
     set_geom(session, edition, code(C1, 2), box(x, y + D + e, x + D, y + 2 * D))
     assert validate_base_grid(session, edition) == []
@@ -214,7 +218,7 @@ def test_other_editions_do_not_interfere(session):
     other = BaseGridEdition(name="other", status="draft")
     session.add(other)
     session.flush()
-    add_cell(session, other, code(C1, 1), cell_box(1, 1))     # overlaps the first edition's 005
+    add_cell(session, other, code(C1, 1), cell_box(1, 1))  # overlaps the first edition's 005
     assert validate_base_grid(session, edition) == []
     [p] = validate_base_grid(session, other)
     assert (p.type, p.codes) == ("gap", [C1, code(C1, 1)])
@@ -223,10 +227,13 @@ def test_other_editions_do_not_interfere(session):
 
 # -- codes ------------------------------------------------------------------------------------
 
+
 def test_code_format_depends_on_the_profile(session):
     edition = make_base_grid(session)
-    session.execute(text("UPDATE base_cell SET code = :new WHERE code = :old"),
-                    [{"old": code(C1, 1), "new": C1 + "000"}, {"old": code(C1, 2), "new": C1 + "02"}])
+    session.execute(
+        text("UPDATE base_cell SET code = :new WHERE code = :old"),
+        [{"old": code(C1, 1), "new": C1 + "000"}, {"old": code(C1, 2), "new": C1 + "02"}],
+    )
     problems = validate_base_grid(session, edition)
     assert [(p.type, p.codes) for p in problems] == [("code_format", [C1 + "000"]), ("code_format", [C1 + "02"])]
     assert "numbering starts" in problems[0].message
@@ -243,10 +250,8 @@ def test_code_prefix_and_duplicate(session):
     # The table refuses both; data loaded around the constraints (or before them) may still have them.
     session.execute(text("ALTER TABLE base_cell DROP CONSTRAINT ck_base_cell_code_prefix"))
     session.execute(text("ALTER TABLE base_cell DROP CONSTRAINT uq_base_cell_edition_id_code"))
-    session.execute(text("UPDATE base_cell SET community_code = :c2 WHERE code = :c"),
-                    {"c2": C2, "c": code(C1, 9)})
-    session.execute(text("UPDATE base_cell SET code = :dup WHERE code = :c"),
-                    {"dup": code(C2, 1), "c": code(C2, 2)})
+    session.execute(text("UPDATE base_cell SET community_code = :c2 WHERE code = :c"), {"c2": C2, "c": code(C1, 9)})
+    session.execute(text("UPDATE base_cell SET code = :dup WHERE code = :c"), {"dup": code(C2, 1), "c": code(C2, 2)})
     problems = validate_base_grid(session, edition)
     assert [(p.type, p.codes) for p in problems] == [
         ("code_duplicate", [code(C2, 1)]),
@@ -270,7 +275,7 @@ def test_invalid_geometry_is_reported_and_skipped(session):
     assert invalid.area_m2 is None
     assert same_place(invalid.location, Point(x + D / 2, y + D / 2))
     assert "Self-intersection" in invalid.message
-    assert same_place(gap.location, cell_box(1, 1))        # the invalid cell does not count as cover
+    assert same_place(gap.location, cell_box(1, 1))  # the invalid cell does not count as cover
 
 
 def test_problems_are_ordered_and_serialisable(session):
@@ -291,9 +296,12 @@ def test_problems_are_ordered_and_serialisable(session):
 
 # -- admin units ------------------------------------------------------------------------------
 
+
 def _set_unit_geom(session, code_, geom) -> None:
-    session.execute(text("UPDATE admin_unit SET geom = ST_Multi(ST_GeomFromText(:g, 4490)) WHERE code = :c"),
-                    {"g": geom.wkt, "c": code_})
+    session.execute(
+        text("UPDATE admin_unit SET geom = ST_Multi(ST_GeomFromText(:g, 4490)) WHERE code = :c"),
+        {"g": geom.wkt, "c": code_},
+    )
 
 
 def test_admin_unit_outside_parent_and_sibling_overlap(session):
@@ -315,18 +323,27 @@ def test_admin_unit_outside_parent_and_sibling_overlap(session):
 def test_admin_unit_parents_and_codes(session):
     make_admin_units(session)
     far = MultiPolygon([box(X0 + 10 * D, Y0, X0 + 11 * D, Y0 + D)])
-    session.add_all([
-        # A street with no district.
-        AdminUnit(code="440304002", name="无主街道", level="street", geom=from_shape(far, srid=SRID)),
-        # A community hung directly under the district.
-        AdminUnit(code="440304001009", name="错挂社区", level="community", parent_code=DISTRICT,
-                  geom=from_shape(far, srid=SRID)),
-        # A district of another city, and a city code stored as a district.
-        AdminUnit(code="441302", name="惠城区", level="district", parent_code="440300",
-                  geom=from_shape(far, srid=SRID)),
-        AdminUnit(code="440400", name="珠海市", level="district", parent_code="440300",
-                  geom=from_shape(far, srid=SRID)),
-    ])
+    session.add_all(
+        [
+            # A street with no district.
+            AdminUnit(code="440304002", name="无主街道", level="street", geom=from_shape(far, srid=SRID)),
+            # A community hung directly under the district.
+            AdminUnit(
+                code="440304001009",
+                name="错挂社区",
+                level="community",
+                parent_code=DISTRICT,
+                geom=from_shape(far, srid=SRID),
+            ),
+            # A district of another city, and a city code stored as a district.
+            AdminUnit(
+                code="441302", name="惠城区", level="district", parent_code="440300", geom=from_shape(far, srid=SRID)
+            ),
+            AdminUnit(
+                code="440400", name="珠海市", level="district", parent_code="440300", geom=from_shape(far, srid=SRID)
+            ),
+        ]
+    )
     session.flush()
     problems = validate_admin_units(session)
     summary = [(p.type, p.codes) for p in problems if p.type != "outside_parent" and p.type != "overlap"]
@@ -342,6 +359,7 @@ def test_admin_unit_parents_and_codes(session):
 
 # -- renumbering ------------------------------------------------------------------------------
 
+
 def codes_by_id(session, edition) -> dict[int, str]:
     return dict(session.execute(text("SELECT id, code FROM base_cell WHERE edition_id = :e"), {"e": edition.id}).all())
 
@@ -349,10 +367,13 @@ def codes_by_id(session, edition) -> dict[int, str]:
 def permute_codes(session, edition, permutation: dict[int, str]) -> None:
     """Set the codes to `permutation` (id → code) through free 14-digit codes, like a careless import."""
     for n, cell_id in enumerate(permutation, start=1):
-        session.execute(text("UPDATE base_cell SET code = left(code, 12) || lpad(:n, 2, '0') WHERE id = :id"),
-                        {"n": str(n), "id": cell_id})
-    session.execute(text("UPDATE base_cell SET code = :c WHERE id = :id"),
-                    [{"id": i, "c": c} for i, c in permutation.items()])
+        session.execute(
+            text("UPDATE base_cell SET code = left(code, 12) || lpad(:n, 2, '0') WHERE id = :id"),
+            {"n": str(n), "id": cell_id},
+        )
+    session.execute(
+        text("UPDATE base_cell SET code = :c WHERE id = :id"), [{"id": i, "c": c} for i, c in permutation.items()]
+    )
     session.expire_all()
 
 
@@ -368,8 +389,8 @@ def test_order_in_rows_regular_grid_with_noise():
 
 def test_order_in_rows_ties_and_degenerate_band():
     points = [(1.0, 5.0), (0.0, 5.0), (0.0, 5.0), (2.0, 4.6), (0.5, 4.0)]
-    assert order_in_rows(points, 2.0) == [1, 2, 0, 3, 4]          # rows: y > 4.0, then 4.0
-    assert order_in_rows(points, 0.0) == [1, 2, 4, 0, 3]          # one row: west→east
+    assert order_in_rows(points, 2.0) == [1, 2, 0, 3, 4]  # rows: y > 4.0, then 4.0
+    assert order_in_rows(points, 0.0) == [1, 2, 4, 0, 3]  # one row: west→east
     assert order_in_rows([], 1.0) == []
 
 
@@ -383,8 +404,8 @@ def test_renumber_restores_shuffled_codes(session):
     changes = renumber_base_cells(session, edition)
     assert codes_by_id(session, edition) == expected
     assert changes == sorted(((s, e) for s, e in zip(shuffled, expected.values()) if s != e), key=lambda p: p[1])
-    assert cell.code == expected[cell.id]                      # loaded objects see the new code
-    assert renumber_base_cells(session, edition) == []          # numbering is stable
+    assert cell.code == expected[cell.id]  # loaded objects see the new code
+    assert renumber_base_cells(session, edition) == []  # numbering is stable
 
 
 def test_renumber_reversed_codes_all_swap(session):
@@ -403,7 +424,10 @@ def test_renumber_parks_on_a_free_code_when_sequence_zero_is_taken(session):
     # 001 and 002 swapped (a cycle), 003 on the all-zero sequence the cycle would park on.
     permute_codes(session, edition, {ids[0]: code(C1, 2), ids[1]: code(C1, 1), ids[2]: C1 + "000"})
     assert sorted(renumber_base_cells(session, edition)) == [
-        (C1 + "000", code(C1, 3)), (code(C1, 1), code(C1, 2)), (code(C1, 2), code(C1, 1))]
+        (C1 + "000", code(C1, 3)),
+        (code(C1, 1), code(C1, 2)),
+        (code(C1, 2), code(C1, 1)),
+    ]
     assert codes_by_id(session, edition) == expected
 
 
@@ -423,7 +447,7 @@ def test_renumber_irregular_rows(session):
             cell_code = code(units[0].code, next(codes))
             add_cell(session, edition, cell_code, geom)
             expected[cell_code] = code(units[0].code, (2 - r) * 4 + c + 1)
-    assert validate_base_grid(session, edition) == []          # T-junctions tile fine
+    assert validate_base_grid(session, edition) == []  # T-junctions tile fine
     changes = dict(renumber_base_cells(session, edition))
     assert changes == expected
 
@@ -441,7 +465,8 @@ def test_renumber_one_community(session):
     now = codes_by_id(session, edition)
     assert {i: c for i, c in now.items() if c.startswith(C2)} == {i: c for i, c in expected.items() if c.startswith(C2)}
     assert {i: c for i, c in now.items() if c.startswith(C1)} == {
-        i: c for i, c in reversed_codes.items() if c.startswith(C1)}
+        i: c for i, c in reversed_codes.items() if c.startswith(C1)
+    }
     with pytest.raises(NotFound):
         renumber_base_cells(session, edition, community="440304001077")
 
@@ -482,29 +507,48 @@ def test_renumber_refuses_more_cells_than_the_sequence_allows(session):
 
 # -- scale ------------------------------------------------------------------------------------
 
+
 def make_city_grid(session, n: int = 100, per_community: int = 10) -> BaseGridEdition:
     """A n×n grid of D-degree cells in (n/per_community)² communities of per_community² cells each."""
     blocks = n // per_community
     size = per_community * D
     outline = MultiPolygon([box(X0, Y0, X0 + n * D, Y0 + n * D)])
-    session.add_all([
-        AdminUnit(code="440300", name="深圳市", level="city", geom=from_shape(outline, srid=SRID)),
-        AdminUnit(code=DISTRICT, name="福田区", level="district", parent_code="440300",
-                  geom=from_shape(outline, srid=SRID)),
-        AdminUnit(code=STREET, name="园岭街道", level="street", parent_code=DISTRICT,
-                  geom=from_shape(outline, srid=SRID)),
-    ])
+    session.add_all(
+        [
+            AdminUnit(code="440300", name="深圳市", level="city", geom=from_shape(outline, srid=SRID)),
+            AdminUnit(
+                code=DISTRICT,
+                name="福田区",
+                level="district",
+                parent_code="440300",
+                geom=from_shape(outline, srid=SRID),
+            ),
+            AdminUnit(
+                code=STREET, name="园岭街道", level="street", parent_code=DISTRICT, geom=from_shape(outline, srid=SRID)
+            ),
+        ]
+    )
     session.flush()
     communities = []
     for bi in range(blocks):
         for bj in range(blocks):
             k = bi * blocks + bj + 1
-            communities.append({"code": f"{STREET}{k:03d}", "name": f"社区{k}", "x": X0 + bj * size,
-                                "y": Y0 + (blocks - 1 - bi) * size, "s": size})
-    session.execute(text("""
+            communities.append(
+                {
+                    "code": f"{STREET}{k:03d}",
+                    "name": f"社区{k}",
+                    "x": X0 + bj * size,
+                    "y": Y0 + (blocks - 1 - bi) * size,
+                    "s": size,
+                }
+            )
+    session.execute(
+        text("""
         INSERT INTO admin_unit (code, name, level, parent_code, geom)
         VALUES (:code, :name, 'community', '440304001',
-                ST_Multi(ST_MakeEnvelope(:x, :y, :x + :s, :y + :s, 4490)))"""), communities)
+                ST_Multi(ST_MakeEnvelope(:x, :y, :x + :s, :y + :s, 4490)))"""),
+        communities,
+    )
     edition = BaseGridEdition(name="city", status="draft")
     session.add(edition)
     session.flush()
@@ -515,11 +559,15 @@ def make_city_grid(session, n: int = 100, per_community: int = 10) -> BaseGridEd
                 seq = r * per_community + c + 1
                 x = comm["x"] + c * D
                 y = comm["y"] + (per_community - 1 - r) * D
-                cells.append({"e": edition.id, "code": f"{comm['code']}{seq:03d}", "comm": comm["code"],
-                              "x": x, "y": y, "d": D})
-    session.execute(text("""
+                cells.append(
+                    {"e": edition.id, "code": f"{comm['code']}{seq:03d}", "comm": comm["code"], "x": x, "y": y, "d": D}
+                )
+    session.execute(
+        text("""
         INSERT INTO base_cell (edition_id, code, community_code, geom)
-        VALUES (:e, :code, :comm, ST_MakeEnvelope(:x, :y, :x + :d, :y + :d, 4490))"""), cells)
+        VALUES (:e, :code, :comm, ST_MakeEnvelope(:x, :y, :x + :d, :y + :d, 4490))"""),
+        cells,
+    )
     session.execute(text("ANALYZE base_cell"))
     return edition
 
@@ -533,9 +581,13 @@ def test_validate_ten_thousand_cells(session):
     # One gap: a hole in cell 055 of community 050 (block row 4, column 9; cell row 5, column 4).
     x, y = X0 + 94 * D, Y0 + 54 * D
     hole = box(x + D / 4, y + D / 4, x + 3 * D / 4, y + 3 * D / 4)
-    session.execute(text("UPDATE base_cell SET geom = ST_Difference(geom, ST_GeomFromText(:h, 4490)) "
-                         "WHERE edition_id = :e AND code = :c"),
-                    {"h": hole.wkt, "e": edition.id, "c": code(fiftieth, 55)})
+    session.execute(
+        text(
+            "UPDATE base_cell SET geom = ST_Difference(geom, ST_GeomFromText(:h, 4490)) "
+            "WHERE edition_id = :e AND code = :c"
+        ),
+        {"h": hole.wkt, "e": edition.id, "c": code(fiftieth, 55)},
+    )
     started = time.perf_counter()
     problems = validate_base_grid(session, edition)
     elapsed = time.perf_counter() - started

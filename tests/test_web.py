@@ -36,10 +36,12 @@ def _commit(settings, fill):
 @pytest.fixture
 def app(fresh_settings):
     """The app on a database of its own with a 3×3 base grid and a planner."""
+
     def fill(session):
         make_base_grid(session)
         add_user(session, "planner1", "planner", password=PASSWORD)
         add_user(session, "admin1", "admin", password=PASSWORD)
+
     _commit(fresh_settings, fill)
     app = create_app(fresh_settings)
     app.config["TESTING"] = True
@@ -53,8 +55,9 @@ def client(app):
 
 def _inner_bbox(col0, row0, col1, row1):
     eps = D / 10
-    return ",".join(str(v) for v in (X0 + col0 * D + eps, Y0 + row0 * D + eps,
-                                     X0 + (col1 + 1) * D - eps, Y0 + (row1 + 1) * D - eps))
+    return ",".join(
+        str(v) for v in (X0 + col0 * D + eps, Y0 + row0 * D + eps, X0 + (col1 + 1) * D - eps, Y0 + (row1 + 1) * D - eps)
+    )
 
 
 def _count(html: str, key: str) -> str:
@@ -64,6 +67,7 @@ def _count(html: str, key: str) -> str:
 
 
 # Pages ---------------------------------------------------------------------------------------
+
 
 def test_home_page_in_chinese_by_default(client):
     response = client.get("/")
@@ -95,12 +99,13 @@ def test_home_page_in_english_and_the_choice_is_remembered(client):
 
 
 def test_deployment_language_wins_over_browser_locale(app):
+    assert '<html lang="zh-CN">' in app.test_client().get("/", headers={"Accept-Language": "en-GB,en;q=0.8"}).get_data(
+        as_text=True
+    )
     assert '<html lang="zh-CN">' in app.test_client().get(
-        "/", headers={"Accept-Language": "en-GB,en;q=0.8"}).get_data(as_text=True)
-    assert '<html lang="zh-CN">' in app.test_client().get(
-        "/", headers={"Accept-Language": "zh-TW;q=0.9, en;q=0.5"}).get_data(as_text=True)
-    assert '<html lang="zh-CN">' in app.test_client().get(
-        "/", headers={"Accept-Language": "fr"}).get_data(as_text=True)
+        "/", headers={"Accept-Language": "zh-TW;q=0.9, en;q=0.5"}
+    ).get_data(as_text=True)
+    assert '<html lang="zh-CN">' in app.test_client().get("/", headers={"Accept-Language": "fr"}).get_data(as_text=True)
     # An unknown ?lang= is ignored.
     assert '<html lang="zh-CN">' in app.test_client().get("/?lang=xx").get_data(as_text=True)
 
@@ -141,6 +146,7 @@ def test_home_page_on_an_empty_database(fresh_settings):
 
 # API -----------------------------------------------------------------------------------------
 
+
 def test_api_summary(client):
     body = client.get("/api/summary").get_json()
     assert body["base_cells"] == 9 and body["communities"] == 1 and body["streets"] == 1
@@ -155,8 +161,12 @@ def test_api_admin_units(client):
     response = client.get("/api/admin-units?level=community")
     assert response.content_type == "application/json"
     (feature,) = response.get_json()["features"]
-    assert feature["properties"] == {"code": COMMUNITY, "name": "测试1社区", "level": "community",
-                                     "parent_code": STREET}
+    assert feature["properties"] == {
+        "code": COMMUNITY,
+        "name": "测试1社区",
+        "level": "community",
+        "parent_code": STREET,
+    }
     assert feature["geometry"]["type"] == "MultiPolygon"
     assert len(client.get(f"/api/admin-units?parent={STREET}").get_json()["features"]) == 1
     assert len(client.get("/api/admin-units?level=street&parent=440304").get_json()["features"]) == 1
@@ -185,8 +195,9 @@ def test_api_base_cells(client):
     assert far_away["features"] == []
 
 
-@pytest.mark.parametrize("query", ["bbox=1,2,3", "bbox=a,b,c,d", "bbox=114.06,22.53,114.05,22.54",
-                                   "bbox=", "bbox=114,22,114,95"])
+@pytest.mark.parametrize(
+    "query", ["bbox=1,2,3", "bbox=a,b,c,d", "bbox=114.06,22.53,114.05,22.54", "bbox=", "bbox=114,22,114,95"]
+)
 def test_api_base_cells_malformed_bbox_is_400_json(client, query):
     response = client.get(f"/api/base-cells?{query}")
     assert response.status_code == 400
@@ -211,8 +222,7 @@ def test_api_health(client):
 
 
 def test_unreachable_database_is_503(tmp_path):
-    app = create_app(Settings(home=tmp_path / "home",
-                              database_url="postgresql://nobody@127.0.0.1:1/nothing"))
+    app = create_app(Settings(home=tmp_path / "home", database_url="postgresql://nobody@127.0.0.1:1/nothing"))
     api = app.test_client().get("/api/health")
     assert api.status_code == 503 and api.get_json()["error"] == "SetupError"
     assert "无法连接" in api.get_json()["message"]
@@ -223,6 +233,7 @@ def test_unreachable_database_is_503(tmp_path):
 
 
 # Errors --------------------------------------------------------------------------------------
+
 
 def test_unknown_page_is_404_html(client):
     response = client.get("/no/such/page")
@@ -247,6 +258,7 @@ def test_wrong_method_on_api_is_405_json(client):
 
 # Sign-in -------------------------------------------------------------------------------------
 
+
 def _csrf(client, path="/login"):
     html = client.get(path).get_data(as_text=True)
     return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
@@ -268,7 +280,7 @@ def test_login_and_logout(client):
     home = client.get("/").get_data(as_text=True)
     assert "planner1（网格规划员）" in home and 'action="/logout"' in home
 
-    assert client.post("/logout").status_code == 400          # no CSRF token: refused
+    assert client.post("/logout").status_code == 400  # no CSRF token: refused
     assert "planner1" in client.get("/").get_data(as_text=True)
     token = _csrf(client, "/")
     with client.session_transaction() as cookie_session:
@@ -291,19 +303,27 @@ def test_login_without_csrf_token_is_refused(client):
 
 def test_login_goes_to_next_but_only_on_this_site(client):
     token = _csrf(client)
-    ok = client.post("/login", data={"name": "planner1", "password": PASSWORD, "csrf_token": token,
-                                     "next": "/api/summary"})
+    ok = client.post(
+        "/login", data={"name": "planner1", "password": PASSWORD, "csrf_token": token, "next": "/api/summary"}
+    )
     assert ok.headers["Location"] == "/api/summary"
     client.post("/logout", data={"csrf_token": _csrf(client, "/")})
     token = _csrf(client)
-    evil = client.post("/login", data={"name": "planner1", "password": PASSWORD, "csrf_token": token,
-                                       "next": "//evil.example/"})
+    evil = client.post(
+        "/login", data={"name": "planner1", "password": PASSWORD, "csrf_token": token, "next": "//evil.example/"}
+    )
     assert evil.headers["Location"] == "/planner"
 
 
 def test_login_required_by_role(fresh_settings):
-    _commit(fresh_settings, lambda s: (make_base_grid(s), add_user(s, "planner1", "planner", password=PASSWORD),
-                                       add_user(s, "admin1", "admin", password=PASSWORD)))
+    _commit(
+        fresh_settings,
+        lambda s: (
+            make_base_grid(s),
+            add_user(s, "planner1", "planner", password=PASSWORD),
+            add_user(s, "admin1", "admin", password=PASSWORD),
+        ),
+    )
     app = create_app(fresh_settings)
     bp = Blueprint("probe", __name__)
 
@@ -338,6 +358,7 @@ def test_login_required_by_role(fresh_settings):
 
 # Settings ------------------------------------------------------------------------------------
 
+
 def test_secret_key_is_kept_in_home_with_mode_0600(fresh_settings):
     app = create_app(fresh_settings)
     path = fresh_settings.home / "secret_key"
@@ -351,9 +372,9 @@ def test_secret_key_is_kept_in_home_with_mode_0600(fresh_settings):
 
 # Translations --------------------------------------------------------------------------------
 
+
 def _catalogs():
-    return {lang: catalogue(lang)
-            for lang in ("zh-CN", "en")}
+    return {lang: catalogue(lang) for lang in ("zh-CN", "en")}
 
 
 def test_translation_files_have_the_same_keys_and_fields():
@@ -378,8 +399,21 @@ def test_every_key_used_exists_in_both_languages():
     # Keys built from data: roles, edition states, summary counts, languages, error pages, map strings.
     used |= {f"role.{r}" for r in ROLES} | {f"edition.status.{s}" for s in EDITION_STATUSES}
     used |= {f"lang.{code}" for code in ("zh-CN", "en")} | set(JS_STRINGS)
-    used |= {f"summary.{k}" for k in ("districts", "streets", "communities", "base_cells", "departments",
-                                      "work_cells", "coordinators", "buildings", "residents", "legal_entities")}
+    used |= {
+        f"summary.{k}"
+        for k in (
+            "districts",
+            "streets",
+            "communities",
+            "base_cells",
+            "departments",
+            "work_cells",
+            "coordinators",
+            "buildings",
+            "residents",
+            "legal_entities",
+        )
+    }
     used |= {f"error.title.{code}" for code in (400, 403, 404, 409, 500, 503)}
     assert len(used) > 40
     for lang, catalog in catalogs.items():
@@ -431,5 +465,6 @@ def test_templates_hold_no_untranslated_text():
 def test_no_chinese_literals_outside_translations():
     for path in [*WEB.glob("*.py"), WEB / "static/js/gridkit-map.js"]:
         text = path.read_text(encoding="utf-8")
-        assert not re.search(r"[\u4e00-\u9fff]", text), \
+        assert not re.search(r"[\u4e00-\u9fff]", text), (
             f"{path.name} has Chinese text: use the message catalogue gridkit/messages"
+        )

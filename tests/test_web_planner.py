@@ -42,7 +42,7 @@ C1, C2 = f"{STREET}001", f"{STREET}002"
 # Coded for the street (area part 440304001000), so that base cells may move between them: a work
 # cell's area part must name an admin unit holding all its base cells.
 A, B = f"{DEPT}{STREET}00001", f"{DEPT}{STREET}00002"
-NEW = f"{DEPT}{C1}01"    # coded for community 1: the editor suggests the community's next free code
+NEW = f"{DEPT}{C1}01"  # coded for community 1: the editor suggests the community's next free code
 
 
 def cell(community: str, n: int) -> str:
@@ -83,10 +83,17 @@ def read(settings, query):
 
 def members(settings, version_id: int) -> dict[str, str]:
     """Return {base cell code: work cell code} of a version, read from the database."""
-    return read(settings, lambda s: dict(s.execute(
-        select(BaseCell.code, WorkCell.code).join(WorkCellMember, WorkCellMember.base_cell_id == BaseCell.id)
-        .join(WorkCell, WorkCell.id == WorkCellMember.work_cell_id)
-        .where(WorkCellMember.version_id == version_id)).all()))
+    return read(
+        settings,
+        lambda s: dict(
+            s.execute(
+                select(BaseCell.code, WorkCell.code)
+                .join(WorkCellMember, WorkCellMember.base_cell_id == BaseCell.id)
+                .join(WorkCell, WorkCell.id == WorkCellMember.work_cell_id)
+                .where(WorkCellMember.version_id == version_id)
+            ).all()
+        ),
+    )
 
 
 @pytest.fixture
@@ -122,6 +129,7 @@ def planner(planner_app):
 
 # Pages ---------------------------------------------------------------------------------------------
 
+
 def test_planner_pages_need_a_planner_or_admin(planner_app):
     app, _, ids = planner_app
     client = app.test_client()
@@ -147,7 +155,7 @@ def test_planner_list_shows_departments_versions_and_drafts(planner):
     assert f'href="/planner/version/{ids["published"]}">第 1 版</a>' in html
     assert f'data-draft="{ids["draft"]}"' in html and "第 2 版草稿" in html
     assert f'data-new-draft="/api/planner/departments/{DEPT}/drafts"' in html
-    assert "尚未发布" in html   # the other department
+    assert "尚未发布" in html  # the other department
     english = client.get("/planner?lang=en").get_data(as_text=True)
     assert "Work grid planning" in english and "Draft version 2" in english
 
@@ -185,8 +193,12 @@ def test_scope_limits_the_departments_a_planner_may_open(planner_app):
     assert community.get(f"/planner/diff/{DEPT}/1/2").status_code == 403
     api = community.get(f"/api/planner/versions/{ids['draft']}/cells")
     assert api.status_code == 403 and api.get_json()["error"] == "PermissionDenied"
-    refused = post(community, f"/api/planner/drafts/{ids['draft']}/move", token,
-                   {"revision": 0, "work_cell": A, "cells": [cell(C2, 1)]})
+    refused = post(
+        community,
+        f"/api/planner/drafts/{ids['draft']}/move",
+        token,
+        {"revision": 0, "work_cell": A, "cells": [cell(C2, 1)]},
+    )
     assert refused.status_code == 403
     assert post(community, f"/api/planner/departments/{DEPT}/drafts", token, {}).status_code == 403
     # The department whose jurisdiction is community 1 is inside that scope.
@@ -204,8 +216,8 @@ def test_jurisdiction_within_scope_follows_the_admin_tree(session):
     work.add_department(session, OTHER_DEPT, "全市部门")
     assert jurisdiction_within_scope(session, DEPT, None)
     assert jurisdiction_within_scope(session, DEPT, STREET)
-    assert jurisdiction_within_scope(session, DEPT, "440304")     # the district
-    assert jurisdiction_within_scope(session, DEPT, "440300")     # the city: not a code prefix
+    assert jurisdiction_within_scope(session, DEPT, "440304")  # the district
+    assert jurisdiction_within_scope(session, DEPT, "440300")  # the city: not a code prefix
     assert not jurisdiction_within_scope(session, DEPT, C1)
     assert jurisdiction_within_scope(session, OTHER_DEPT, "440300")
     assert not jurisdiction_within_scope(session, OTHER_DEPT, STREET)
@@ -213,19 +225,27 @@ def test_jurisdiction_within_scope_follows_the_admin_tree(session):
 
 # Reading -------------------------------------------------------------------------------------------
 
+
 def test_version_cells_geojson(planner):
     client, _, _, ids = planner
     body = client.get(f"/api/planner/versions/{ids['draft']}/cells").get_json()
     assert body["type"] == "FeatureCollection" and len(body["features"]) == 18
-    assert body["version"] == {"id": ids["draft"], "number": 2, "status": "draft", "revision": 0,
-                               "dept_code": DEPT}
+    assert body["version"] == {"id": ids["draft"], "number": 2, "status": "draft", "revision": 0, "dept_code": DEPT}
     first = body["features"][0]["properties"]
-    assert first == {"code": cell(C1, 1), "community_code": C1, "community_name": "测试1社区",
-                     "work_cell": A, "work_cell_name": "一号网格", "excluded": False,
-                     "exclusion_reason": None, "in_jurisdiction": True}
+    assert first == {
+        "code": cell(C1, 1),
+        "community_code": C1,
+        "community_name": "测试1社区",
+        "work_cell": A,
+        "work_cell_name": "一号网格",
+        "excluded": False,
+        "exclusion_reason": None,
+        "in_jurisdiction": True,
+    }
     eps = D / 10
-    some = client.get(f"/api/planner/versions/{ids['draft']}/cells?bbox="
-                      f"{X0 + eps},{Y0 + eps},{X0 + D - eps},{Y0 + D - eps}").get_json()
+    some = client.get(
+        f"/api/planner/versions/{ids['draft']}/cells?bbox={X0 + eps},{Y0 + eps},{X0 + D - eps},{Y0 + D - eps}"
+    ).get_json()
     assert [f["properties"]["code"] for f in some["features"]] == [cell(C1, 7)]
     assert client.get(f"/api/planner/versions/{ids['draft']}/cells?bbox=1,2").status_code == 400
     assert client.get("/api/planner/versions/987654/cells").status_code == 404
@@ -242,19 +262,31 @@ def test_version_cells_geojson_limit_and_jurisdiction(session):
     with pytest.raises(Exception, match="More than 5 base cells"):
         layers.version_cells_geojson(session, draft.id, limit=5)
     overview = pages.version_overview(session, draft.id)
-    assert overview["counts"] == {"edition_cells": 18, "base_cells": 9, "assigned": 1, "excluded": 0,
-                                  "unassigned": 8, "outside_jurisdiction": 1}
+    assert overview["counts"] == {
+        "edition_cells": 18,
+        "base_cells": 9,
+        "assigned": 1,
+        "excluded": 0,
+        "unassigned": 8,
+        "outside_jurisdiction": 1,
+    }
 
 
 def test_version_overview_api(planner):
     client, _, _, ids = planner
     body = client.get(f"/api/planner/versions/{ids['draft']}").get_json()
     assert body["version"]["number"] == 2 and body["version"]["based_on"] == 1
-    assert body["department"] == {"code": DEPT, "name": "城市管理", "jurisdiction": STREET,
-                                  "jurisdiction_name": "园岭街道", "current_version": 1}
+    assert body["department"] == {
+        "code": DEPT,
+        "name": "城市管理",
+        "jurisdiction": STREET,
+        "jurisdiction_name": "园岭街道",
+        "current_version": 1,
+    }
     assert body["work_cells"] == [
         {"code": A, "name": "一号网格", "base_cells": 9, "coordinators": 0},
-        {"code": B, "name": "二号网格", "base_cells": 9, "coordinators": 0}]
+        {"code": B, "name": "二号网格", "base_cells": 9, "coordinators": 0},
+    ]
     assert body["counts"]["unassigned"] == 0 and body["counts"]["base_cells"] == 18
     assert body["extent"] == pytest.approx([X0, Y0, X0 + 6 * D, Y0 + 3 * D])
 
@@ -277,13 +309,18 @@ def test_problems_history_and_departments_api(planner):
 
 # Changing ------------------------------------------------------------------------------------------
 
+
 def test_move_cells_to_another_work_cell(planner):
     client, token, settings, ids = planner
     url = f"/api/planner/drafts/{ids['draft']}/move"
     response = post(client, url, token, {"revision": 0, "work_cell": B, "cells": [cell(C1, 3), cell(C1, 6)]})
     assert response.status_code == 200, response.get_json()
-    assert response.get_json() == {"draft": ids["draft"], "revision": 1, "work_cell": B,
-                                   "cells": [cell(C1, 3), cell(C1, 6)]}
+    assert response.get_json() == {
+        "draft": ids["draft"],
+        "revision": 1,
+        "work_cell": B,
+        "cells": [cell(C1, 3), cell(C1, 6)],
+    }
     after = members(settings, ids["draft"])
     assert after[cell(C1, 3)] == B and after[cell(C1, 6)] == B and after[cell(C1, 1)] == A
     # The published version is untouched, and the draft remembers who changed it.
@@ -291,8 +328,12 @@ def test_move_cells_to_another_work_cell(planner):
     version = read(settings, lambda s: s.get(WorkGridVersion, ids["draft"]))
     assert version.revision == 1 and version.updated_by == "planner1"
     # A new work cell, with a name.
-    created = post(client, url, token, {"revision": 1, "work_cell": NEW, "name": "三号网格",
-                                        "cells": [cell(C1, 7), cell(C1, 8), cell(C1, 9)]})
+    created = post(
+        client,
+        url,
+        token,
+        {"revision": 1, "work_cell": NEW, "name": "三号网格", "cells": [cell(C1, 7), cell(C1, 8), cell(C1, 9)]},
+    )
     assert created.status_code == 200 and created.get_json()["revision"] == 2
     overview = client.get(f"/api/planner/versions/{ids['draft']}").get_json()
     assert {w["code"]: w["base_cells"] for w in overview["work_cells"]} == {A: 4, NEW: 3, B: 11}
@@ -315,17 +356,20 @@ def test_stale_revision_is_409_naming_who_changed_it(planner_app):
     assert read(settings, lambda s: s.get(WorkGridVersion, ids["draft"]).revision) == 1
 
 
-@pytest.mark.parametrize("payload, fragment", [
-    ({"revision": 0, "work_cell": "123", "cells": [cell(C1, 1)]}, "20 位数字"),
-    ({"revision": 0, "work_cell": f"999999{C1}01", "cells": [cell(C1, 1)]}, "部门编码"),
-    ({"revision": 0, "work_cell": f"{DEPT}999999999999" + "01", "cells": [cell(C1, 1)]}, "行政区划代码"),
-    ({"work_cell": A, "cells": [cell(C1, 1)]}, "revision"),
-    ({"revision": "1", "work_cell": A, "cells": [cell(C1, 1)]}, "revision"),
-    ({"revision": 0, "work_cell": A, "cells": []}, "没有选中"),
-    ({"revision": 0, "work_cell": A, "cells": "440304001001001"}, "cells"),
-    ({"revision": 0, "cells": [cell(C1, 1)]}, "工作网格编码"),
-    ({"revision": 0, "work_cell": A, "polygon": {"type": "Point", "coordinates": [114, 22]}}, "Polygon"),
-])
+@pytest.mark.parametrize(
+    "payload, fragment",
+    [
+        ({"revision": 0, "work_cell": "123", "cells": [cell(C1, 1)]}, "20 位数字"),
+        ({"revision": 0, "work_cell": f"999999{C1}01", "cells": [cell(C1, 1)]}, "部门编码"),
+        ({"revision": 0, "work_cell": f"{DEPT}999999999999" + "01", "cells": [cell(C1, 1)]}, "行政区划代码"),
+        ({"work_cell": A, "cells": [cell(C1, 1)]}, "revision"),
+        ({"revision": "1", "work_cell": A, "cells": [cell(C1, 1)]}, "revision"),
+        ({"revision": 0, "work_cell": A, "cells": []}, "没有选中"),
+        ({"revision": 0, "work_cell": A, "cells": "440304001001001"}, "cells"),
+        ({"revision": 0, "cells": [cell(C1, 1)]}, "工作网格编码"),
+        ({"revision": 0, "work_cell": A, "polygon": {"type": "Point", "coordinates": [114, 22]}}, "Polygon"),
+    ],
+)
 def test_bad_moves_are_400_json(planner, payload, fragment):
     client, token, settings, ids = planner
     response = post(client, f"/api/planner/drafts/{ids['draft']}/move", token, payload)
@@ -352,9 +396,13 @@ def test_changes_need_the_csrf_token(planner):
     assert missing.status_code == 400 and missing.get_json()["error"] == "ValidationError"
     wrong = client.post(url, json=payload, headers={"X-CSRF-Token": "not-the-token"})
     assert wrong.status_code == 400
-    for path in (f"/api/planner/drafts/{ids['draft']}/publish", f"/api/planner/departments/{DEPT}/drafts",
-                 f"/api/planner/departments/{DEPT}/rollback", f"/api/planner/drafts/{ids['draft']}/exclude",
-                 f"/api/planner/drafts/{ids['draft']}/cells-in-polygon"):
+    for path in (
+        f"/api/planner/drafts/{ids['draft']}/publish",
+        f"/api/planner/departments/{DEPT}/drafts",
+        f"/api/planner/departments/{DEPT}/rollback",
+        f"/api/planner/drafts/{ids['draft']}/exclude",
+        f"/api/planner/drafts/{ids['draft']}/cells-in-polygon",
+    ):
         assert client.post(path, json={"revision": 0, "to": 1}).status_code == 400, path
     assert members(settings, ids["draft"])[cell(C1, 3)] == A
     # Anonymous callers are refused before the token is even looked at; GET needs no token.
@@ -369,30 +417,44 @@ def test_polygon_selects_and_assigns_cells_by_share(planner):
     x0, x1 = X0 + 4 * D + 0.6 * D, X0 + 6 * D + D / 10
     ring = [[x0, Y0 - D / 10], [x1, Y0 - D / 10], [x1, Y0 + 3 * D + D / 10], [x0, Y0 + 3 * D + D / 10]]
     polygon = {"type": "Polygon", "coordinates": [ring + [ring[0]]]}
-    found = post(client, f"/api/planner/drafts/{ids['draft']}/cells-in-polygon", token,
-                 {"polygon": polygon, "share": 0.5})
+    found = post(
+        client, f"/api/planner/drafts/{ids['draft']}/cells-in-polygon", token, {"polygon": polygon, "share": 0.5}
+    )
     assert found.status_code == 200
     assert found.get_json()["cells"] == [cell(C2, 3), cell(C2, 6), cell(C2, 9)]
-    more = post(client, f"/api/planner/drafts/{ids['draft']}/cells-in-polygon", token,
-                {"polygon": polygon, "share": 0.3}).get_json()["cells"]
+    more = post(
+        client, f"/api/planner/drafts/{ids['draft']}/cells-in-polygon", token, {"polygon": polygon, "share": 0.3}
+    ).get_json()["cells"]
     assert len(more) == 6
-    assert post(client, f"/api/planner/drafts/{ids['draft']}/cells-in-polygon", token,
-                {"polygon": polygon, "share": 2}).status_code == 400
+    assert (
+        post(
+            client, f"/api/planner/drafts/{ids['draft']}/cells-in-polygon", token, {"polygon": polygon, "share": 2}
+        ).status_code
+        == 400
+    )
     target = f"{DEPT}{C2}02"
-    assigned = post(client, f"/api/planner/drafts/{ids['draft']}/move", token,
-                    {"revision": 0, "work_cell": target, "polygon": polygon})
+    assigned = post(
+        client,
+        f"/api/planner/drafts/{ids['draft']}/move",
+        token,
+        {"revision": 0, "work_cell": target, "polygon": polygon},
+    )
     assert assigned.status_code == 200 and assigned.get_json()["cells"] == [cell(C2, 3), cell(C2, 6), cell(C2, 9)]
     assert members(settings, ids["draft"])[cell(C2, 6)] == target
     nowhere = {"type": "Polygon", "coordinates": [[[100, 30], [100.1, 30], [100.1, 30.1], [100, 30]]]}
-    empty = post(client, f"/api/planner/drafts/{ids['draft']}/move", token,
-                 {"revision": 1, "work_cell": target, "polygon": nowhere})
+    empty = post(
+        client,
+        f"/api/planner/drafts/{ids['draft']}/move",
+        token,
+        {"revision": 1, "work_cell": target, "polygon": nowhere},
+    )
     assert empty.status_code == 400
 
 
 def test_exclude_cells(planner):
     client, token, _settings, ids = planner
     url = f"/api/planner/drafts/{ids['draft']}/exclude"
-    assert post(client, url, token, {"revision": 0, "cells": [cell(C1, 5)]}).status_code == 400   # no reason
+    assert post(client, url, token, {"revision": 0, "cells": [cell(C1, 5)]}).status_code == 400  # no reason
     response = post(client, url, token, {"revision": 0, "cells": [cell(C1, 5)], "reason": "水库"})
     assert response.status_code == 200 and response.get_json()["excluded"] == 1
     cells = client.get(f"/api/planner/versions/{ids['draft']}/cells").get_json()["features"]
@@ -404,8 +466,12 @@ def test_exclude_cells(planner):
 def test_publish_refused_while_errors_then_published(planner):
     client, token, settings, ids = planner
     # Community 1's north-west cell put into B lies away from the rest of B: B falls in two pieces.
-    post(client, f"/api/planner/drafts/{ids['draft']}/move", token,
-         {"revision": 0, "work_cell": B, "cells": [cell(C1, 1)]})
+    post(
+        client,
+        f"/api/planner/drafts/{ids['draft']}/move",
+        token,
+        {"revision": 0, "work_cell": B, "cells": [cell(C1, 1)]},
+    )
     refused = post(client, f"/api/planner/drafts/{ids['draft']}/publish", token, {"revision": 1})
     assert refused.status_code == 400
     body = refused.get_json()
@@ -417,31 +483,51 @@ def test_publish_refused_while_errors_then_published(planner):
     problems = client.get(f"/api/planner/drafts/{ids['draft']}/problems").get_json()
     assert problems["errors"] == 1
     # A stale publish is a conflict, even for a valid draft.
-    post(client, f"/api/planner/drafts/{ids['draft']}/move", token,
-         {"revision": 1, "work_cell": A, "cells": [cell(C1, 1)]})
+    post(
+        client,
+        f"/api/planner/drafts/{ids['draft']}/move",
+        token,
+        {"revision": 1, "work_cell": A, "cells": [cell(C1, 1)]},
+    )
     stale = post(client, f"/api/planner/drafts/{ids['draft']}/publish", token, {"revision": 1})
     assert stale.status_code == 409 and stale.get_json()["error"] == "Conflict"
     published = post(client, f"/api/planner/drafts/{ids['draft']}/publish", token, {"revision": 2})
     assert published.status_code == 200, published.get_json()
     assert published.get_json()["number"] == 2 and published.get_json()["url"] == f"/planner/version/{ids['draft']}"
-    statuses = read(settings, lambda s: dict(s.execute(select(WorkGridVersion.number, WorkGridVersion.status)
-                                                       .where(WorkGridVersion.dept_code == DEPT)).all()))
+    statuses = read(
+        settings,
+        lambda s: dict(
+            s.execute(
+                select(WorkGridVersion.number, WorkGridVersion.status).where(WorkGridVersion.dept_code == DEPT)
+            ).all()
+        ),
+    )
     assert statuses == {1: "retired", 2: "published"}
     again = post(client, f"/api/planner/drafts/{ids['draft']}/publish", token, {"revision": 3})
     assert again.status_code == 409 and again.get_json()["error"] == "InvalidTransition"
-    moved = post(client, f"/api/planner/drafts/{ids['draft']}/move", token,
-                 {"revision": 3, "work_cell": A, "cells": [cell(C2, 1)]})
+    moved = post(
+        client,
+        f"/api/planner/drafts/{ids['draft']}/move",
+        token,
+        {"revision": 3, "work_cell": A, "cells": [cell(C2, 1)]},
+    )
     assert moved.status_code == 409, "a published version never changes"
 
 
 def test_new_draft_rollback_and_diff(planner):
     client, token, settings, ids = planner
-    post(client, f"/api/planner/drafts/{ids['draft']}/move", token,
-         {"revision": 0, "work_cell": B, "cells": [cell(C1, 3), cell(C1, 6)]})
+    post(
+        client,
+        f"/api/planner/drafts/{ids['draft']}/move",
+        token,
+        {"revision": 0, "work_cell": B, "cells": [cell(C1, 3), cell(C1, 6)]},
+    )
     assert post(client, f"/api/planner/drafts/{ids['draft']}/publish", token, {"revision": 1}).status_code == 200
     diff = client.get(f"/api/planner/departments/{DEPT}/diff?from=1&to=2").get_json()
-    assert diff["moved"] == [{"base_cell": cell(C1, 3), "from": A, "to": B},
-                             {"base_cell": cell(C1, 6), "from": A, "to": B}]
+    assert diff["moved"] == [
+        {"base_cell": cell(C1, 3), "from": A, "to": B},
+        {"base_cell": cell(C1, 6), "from": A, "to": B},
+    ]
     assert client.get(f"/api/planner/departments/{DEPT}/diff?from=1&to=x").status_code == 400
     assert client.get(f"/api/planner/departments/{DEPT}/diff?from=1&to=9").status_code == 404
     page = client.get(f"/planner/diff/{DEPT}/1/2").get_data(as_text=True)
@@ -464,7 +550,12 @@ def test_new_draft_rollback_and_diff(planner):
     assert members(settings, body["id"])[cell(C1, 3)] == A
     history = client.get(f"/api/planner/departments/{DEPT}/history").get_json()["versions"]
     assert [(v["number"], v["status"]) for v in history] == [
-        (1, "retired"), (2, "retired"), (3, "draft"), (4, "draft"), (5, "published")]
+        (1, "retired"),
+        (2, "retired"),
+        (3, "draft"),
+        (4, "draft"),
+        (5, "published"),
+    ]
     assert post(client, f"/api/planner/departments/{DEPT}/rollback", token, {"to": 3}).status_code == 409
     assert post(client, f"/api/planner/departments/{DEPT}/rollback", token, {}).status_code == 400
     assert post(client, f"/api/planner/departments/{DEPT}/rollback", token, {"to": 42}).status_code == 404
@@ -483,6 +574,7 @@ def test_new_draft_for_a_department_without_versions(planner):
 
 # Base grid page --------------------------------------------------------------------------------------
 
+
 def make_overlapping_edition(session, name: str = "2027-draft") -> BaseGridEdition:
     """A draft edition copying the published one, whose cell 5 of community 1 reaches into cell 6."""
     published = session.scalar(select(BaseGridEdition).where(BaseGridEdition.status == "published"))
@@ -490,11 +582,11 @@ def make_overlapping_edition(session, name: str = "2027-draft") -> BaseGridEditi
     session.add(edition)
     session.flush()
     for code, community, geom in session.execute(
-            select(BaseCell.code, BaseCell.community_code, BaseCell.geom).where(BaseCell.edition_id == published.id)):
+        select(BaseCell.code, BaseCell.community_code, BaseCell.geom).where(BaseCell.edition_id == published.id)
+    ):
         session.add(BaseCell(edition_id=edition.id, code=code, community_code=community, geom=geom))
     session.flush()
-    grown = session.scalar(select(BaseCell).where(BaseCell.edition_id == edition.id,
-                                                  BaseCell.code == cell(C1, 5)))
+    grown = session.scalar(select(BaseCell).where(BaseCell.edition_id == edition.id, BaseCell.code == cell(C1, 5)))
     # Cell 5 is the middle one (column 1, row 1): it grows 30 % into cell 6 to the east.
     grown.geom = from_shape(box(X0 + D, Y0 + D, X0 + 2.3 * D, Y0 + 2 * D), srid=SRID)
     session.flush()
@@ -549,8 +641,14 @@ def test_basegrid_problems_are_stored_per_edition_state(session):
     session.flush()
     assert base_grid_problems_geojson(session, edition.id)["features"][0]["properties"]["type"] == "marker"
     # A changed edition is validated again.
-    session.add(BaseCell(edition_id=edition.id, code=f"{C1}010", community_code=C1,
-                         geom=from_shape(box(X0, Y0, X0 + D / 2, Y0 + D / 2), srid=SRID)))
+    session.add(
+        BaseCell(
+            edition_id=edition.id,
+            code=f"{C1}010",
+            community_code=C1,
+            geom=from_shape(box(X0, Y0, X0 + D / 2, Y0 + D / 2), srid=SRID),
+        )
+    )
     session.flush()
     again = base_grid_problems_geojson(session, edition.id)
     assert any(f["properties"]["type"] == "overlap" for f in again["features"])
@@ -563,6 +661,7 @@ def test_basegrid_page_on_an_empty_database(fresh_settings):
 
 # Translations ----------------------------------------------------------------------------------------
 
+
 def test_script_strings_exist_in_both_languages():
     for lang in ("zh-CN", "en"):
         catalog = catalogue(lang)
@@ -570,7 +669,8 @@ def test_script_strings_exist_in_both_languages():
         assert not missing, f"{lang}.json lacks {missing}"
     for script in ("gridkit-planner.js", "gridkit-basegrid.js", "gridkit-planner-list.js"):
         source = (WEB / "static" / "js" / script).read_text(encoding="utf-8")
-        assert not re.search(r"[\u4e00-\u9fff]", source), \
+        assert not re.search(r"[\u4e00-\u9fff]", source), (
             f"{script} has Chinese text: use the message catalogue gridkit/messages"
+        )
         used = set(re.findall(r'S\["([a-z_.]+)"\]', source))
         assert used <= set(JS_STRINGS) | set(BASEGRID_JS_STRINGS), used - set(JS_STRINGS) - set(BASEGRID_JS_STRINGS)

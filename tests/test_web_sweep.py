@@ -26,10 +26,43 @@ from factories_web import (
 from gridkit import db
 from web import create_app
 
-BAD_VALUES = ["2147483648", "99999999999999999999", "-1", "0", "NaN", "inf", "-inf", "1e309", "\x00", "",
-              "abc", "x" * 3000, "1,2,3,NaN", "114,22,115,nan", "２０２６"]
-QUERY_NAMES = ["bbox", "edition", "limit", "offset", "tolerance", "level", "parent", "lon", "lat", "at", "q",
-               "from", "to", "action", "before", "done", "lang", "next"]
+BAD_VALUES = [
+    "2147483648",
+    "99999999999999999999",
+    "-1",
+    "0",
+    "NaN",
+    "inf",
+    "-inf",
+    "1e309",
+    "\x00",
+    "",
+    "abc",
+    "x" * 3000,
+    "1,2,3,NaN",
+    "114,22,115,nan",
+    "２０２６",
+]
+QUERY_NAMES = [
+    "bbox",
+    "edition",
+    "limit",
+    "offset",
+    "tolerance",
+    "level",
+    "parent",
+    "lon",
+    "lat",
+    "at",
+    "q",
+    "from",
+    "to",
+    "action",
+    "before",
+    "done",
+    "lang",
+    "next",
+]
 PATH_VALUES = {"int": ["2147483648", "987654"], "default": ["%00", "NaN", "x" * 300, "10000144030400100201"]}
 BAD_BODIES = [
     '{"revision": 2147483648, "to": 2147483648, "from_version": 2147483648}',
@@ -37,7 +70,9 @@ BAD_BODIES = [
     '{"revision": 0, "work_cell": "\\u0000", "cells": ["1"], "polygon": {"type": "Polygon", '
     '"coordinates": [[[NaN, 22], [114, NaN], [114, 22], [NaN, 22]]]}}',
     '{"revision": 0, "share": 1e400, "polygon": {"type": "Polygon", "coordinates": [[[1e400, 22], [114, 22]]]}}',
-    '[1, 2, 3]', 'not json', '{"revision": -1, "note": "\\u0000", "reason": 5}',
+    "[1, 2, 3]",
+    "not json",
+    '{"revision": -1, "note": "\\u0000", "reason": 5}',
 ]
 
 
@@ -124,8 +159,9 @@ def test_no_route_answers_500_to_hostile_values(app, role):
                         failures.append(("GET", url, query, response.status_code))
             if "POST" in rule.methods:
                 for body in BAD_BODIES:
-                    response = client.post(url, data=body, content_type="application/json",
-                                           headers={"X-CSRF-Token": token or ""})
+                    response = client.post(
+                        url, data=body, content_type="application/json", headers={"X-CSRF-Token": token or ""}
+                    )
                     if response.status_code >= 500:
                         failures.append(("POST", url, body, response.status_code))
                 for value in BAD_VALUES:
@@ -181,8 +217,11 @@ MATRIX = {
     "planner_api.new_draft": ("POST", "/api/planner/departments/{dept}/drafts", PLANNERS),
     "planner_api.rollback_": ("POST", "/api/planner/departments/{dept}/rollback", PLANNERS),
     "coordinator.index": ("GET", "/coordinator", {"coordinator", "coordinator_b"}),
-    "work_cells_api.cell": ("GET", "/api/work-cells/" + A,
-                            {"coordinator", "admin", "planner", "supervisor", "analyst"}),
+    "work_cells_api.cell": (
+        "GET",
+        "/api/work-cells/" + A,
+        {"coordinator", "admin", "planner", "supervisor", "analyst"},
+    ),
     "admin.index": ("GET", "/admin", {"admin"}),
     # Other workspaces built on this shell (supervisor, analyst, incidents, OGC API, Open311).
     "api.basegrid_target_cells": ("GET", "/api/basegrid/target-cells?edition=1&target-buildings=1-9", ALL),
@@ -254,11 +293,18 @@ def test_role_endpoint_matrix(app, module_settings, role):
             response = client.get(url)
         else:
             # A body that would be refused anyway: the point is who gets past the door.
-            response = client.post(url, data=json.dumps({"revision": -1}), content_type="application/json",
-                                   headers={"X-CSRF-Token": token or ""})
+            response = client.post(
+                url,
+                data=json.dumps({"revision": -1}),
+                content_type="application/json",
+                headers={"X-CSRF-Token": token or ""},
+            )
         allowed = role in roles
-        if allowed and (response.status_code in (401, 403) or response.status_code >= 500
-                        or (response.status_code == 302 and "/login" in response.headers.get("Location", ""))):
+        if allowed and (
+            response.status_code in (401, 403)
+            or response.status_code >= 500
+            or (response.status_code == 302 and "/login" in response.headers.get("Location", ""))
+        ):
             wrong.append((endpoint, "refused", response.status_code))
         if not allowed and not _refused(response):
             wrong.append((endpoint, "let in", response.status_code))

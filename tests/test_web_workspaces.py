@@ -53,8 +53,12 @@ def _client(app, role: str | None):
 
 
 def _audit(settings, action="personal_data.read"):
-    return _commit(settings, lambda s: [(r.actor, r.object_type, r.object_id)
-                                        for r in s.scalars(select(AuditLog).where(AuditLog.action == action))])
+    return _commit(
+        settings,
+        lambda s: [
+            (r.actor, r.object_type, r.object_id) for r in s.scalars(select(AuditLog).where(AuditLog.action == action))
+        ],
+    )
 
 
 def test_me(city):
@@ -72,8 +76,11 @@ def test_whois_same_answer_as_the_domain_with_phones_by_role(city):
     expected = _commit(settings, lambda s: responsibility_at(s, lon, lat))
     anonymous = app.test_client().get(f"/api/whois?lon={lon}&lat={lat}").get_json()
     assert anonymous["base_cell"] == expected["base_cell"] == base_cell(C1, 5)
-    assert [(d["dept"], d["work_cell"]) for d in anonymous["departments"]] == \
-        [(d["dept"], d["work_cell"]) for d in expected["departments"]] == [("100001", A)]
+    assert (
+        [(d["dept"], d["work_cell"]) for d in anonymous["departments"]]
+        == [(d["dept"], d["work_cell"]) for d in expected["departments"]]
+        == [("100001", A)]
+    )
     person = anonymous["departments"][0]["coordinators"][0]
     assert person["name"] == "王芳" and person["phone"] is None and anonymous["phones"] == "hidden"
     masked = _client(app, "analyst").get(f"/api/whois?lon={lon}&lat={lat}").get_json()
@@ -89,8 +96,18 @@ def test_whois_same_answer_as_the_domain_with_phones_by_role(city):
     assert past["departments"][0]["work_cell"] is None
 
 
-@pytest.mark.parametrize("query", ["lon=114&lat=", "lon=abc&lat=22", "lon=nan&lat=22.5", "lon=inf&lat=22.5",
-                                   "lon=114&lat=95", "lon=10&lat=50", "lon=114.05&lat=22.53&at=yesterday"])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "lon=114&lat=",
+        "lon=abc&lat=22",
+        "lon=nan&lat=22.5",
+        "lon=inf&lat=22.5",
+        "lon=114&lat=95",
+        "lon=10&lat=50",
+        "lon=114.05&lat=22.53&at=yesterday",
+    ],
+)
 def test_whois_refuses_bad_points_in_the_request_language(city, query):
     app, _, _ = city
     response = app.test_client().get(f"/api/whois?{query}")
@@ -100,15 +117,18 @@ def test_whois_refuses_bad_points_in_the_request_language(city, query):
     assert not re.search(r"[\u4e00-\u9fff]", english)
 
 
-@pytest.mark.parametrize("query, kind, code", [
-    (base_cell(C1, 5), "base_cell", base_cell(C1, 5)),
-    (A, "work_cell", A),
-    (BUILDING_A, "building", BUILDING_A),
-    ("红荔路88", "address", BUILDING_A),
-    ("王芳", "coordinator", None),
-    ("测试2社区", "admin_unit", f"{C1[:-1]}2"),
-    ("114.0515, 22.5315", "point", "114.0515,22.5315"),
-])
+@pytest.mark.parametrize(
+    "query, kind, code",
+    [
+        (base_cell(C1, 5), "base_cell", base_cell(C1, 5)),
+        (A, "work_cell", A),
+        (BUILDING_A, "building", BUILDING_A),
+        ("红荔路88", "address", BUILDING_A),
+        ("王芳", "coordinator", None),
+        ("测试2社区", "admin_unit", f"{C1[:-1]}2"),
+        ("114.0515, 22.5315", "point", "114.0515,22.5315"),
+    ],
+)
 def test_search(city, query, kind, code):
     app, _, _ = city
     body = app.test_client().get("/api/search", query_string={"q": query}).get_json()
@@ -126,7 +146,7 @@ def test_search_never_finds_people_or_phones_and_refuses_empty(city):
     for q in (RESIDENT_NAMES[0], RESIDENT_PHONES[0], PHONE_A):
         assert client.get("/api/search", query_string={"q": q}).get_json()["hits"] == []
     assert client.get("/api/search?q=").status_code == 400
-    assert client.get("/api/search?q=%25").get_json()["hits"] == []      # LIKE wildcards are literal
+    assert client.get("/api/search?q=%25").get_json()["hits"] == []  # LIKE wildcards are literal
     assert client.get("/api/search", query_string={"q": "x" * 101}).status_code == 400
 
 
@@ -171,7 +191,7 @@ def test_coordinator_page(city):
     assert "gridkit-coordinator.js" in html and "gridkit-locate.js" in html
     assert 'data-workspace="coordinator.index"' in html
     for name in RESIDENT_NAMES:
-        assert name not in html        # people come from the audited API, not the page
+        assert name not in html  # people come from the audited API, not the page
 
 
 def test_coordinator_login_without_a_link(city):
@@ -195,22 +215,40 @@ def test_admin_page_manages_users_and_shows_the_audit_log(city):
     token = sign_in(client, "admin1")
     page = client.get("/admin").get_data(as_text=True)
     assert "系统管理" in page and 'data-user="coord_a"' in page and "审计日志" in page
-    added = client.post("/admin/users", data={"csrf_token": token, "name": "coord_c", "role": "coordinator",
-                                              "password": "another-pass-1", "coordinator_phone": PHONE_A})
+    added = client.post(
+        "/admin/users",
+        data={
+            "csrf_token": token,
+            "name": "coord_c",
+            "role": "coordinator",
+            "password": "another-pass-1",
+            "coordinator_phone": PHONE_A,
+        },
+    )
     assert added.status_code == 302
     no_token = client.post("/admin/users", data={"name": "x1", "role": "analyst", "password": "abcdefgh1"})
     assert no_token.status_code == 400
     other = app.test_client()
     other_token = csrf_of(other.get("/login").get_data(as_text=True))
-    assert other.post("/login", data={"name": "coord_c", "password": "another-pass-1",
-                                      "csrf_token": other_token}).headers["Location"] == "/coordinator"
+    assert (
+        other.post("/login", data={"name": "coord_c", "password": "another-pass-1", "csrf_token": other_token}).headers[
+            "Location"
+        ]
+        == "/coordinator"
+    )
     assert other.get(f"/api/work-cells/{A}").status_code == 200
     # A password reset ends the user's sessions.
-    assert client.post("/admin/users/coord_c/password", data={"csrf_token": token,
-                                                               "password": "third-pass-22"}).status_code == 302
+    assert (
+        client.post(
+            "/admin/users/coord_c/password", data={"csrf_token": token, "password": "third-pass-22"}
+        ).status_code
+        == 302
+    )
     assert other.get("/api/me").status_code == 401
-    assert client.post("/admin/users/coord_c/role", data={"csrf_token": token, "role": "analyst",
-                                                           "scope": C1}).status_code == 302
+    assert (
+        client.post("/admin/users/coord_c/role", data={"csrf_token": token, "role": "analyst", "scope": C1}).status_code
+        == 302
+    )
     assert client.post("/admin/users/coord_c/role", data={"csrf_token": token, "role": "wizard"}).status_code == 400
     assert client.post("/admin/users/coord_c/active", data={"csrf_token": token, "active": "0"}).status_code == 302
     assert client.post("/admin/users/nobody/active", data={"csrf_token": token, "active": "0"}).status_code == 404
@@ -231,14 +269,23 @@ def test_sign_in_is_limited_per_name_and_per_address(city):
     # Another name from another address is not held up by planner1's failures.
     other = app.test_client()
     other_token = csrf_of(other.get("/login").get_data(as_text=True))
-    ok = other.post("/login", data={"name": "analyst1", "password": "correct-horse-7", "csrf_token": other_token},
-                    environ_overrides={"REMOTE_ADDR": "10.0.0.2"})
+    ok = other.post(
+        "/login",
+        data={"name": "analyst1", "password": "correct-horse-7", "csrf_token": other_token},
+        environ_overrides={"REMOTE_ADDR": "10.0.0.2"},
+    )
     assert ok.status_code == 302
     # Per address: many names guessed from one address are refused too.
     guesser = app.test_client()
     guess_token = csrf_of(guesser.get("/login").get_data(as_text=True))
-    statuses = [guesser.post("/login", data={"name": f"user{i}", "password": "x", "csrf_token": guess_token},
-                             environ_overrides={"REMOTE_ADDR": "10.0.0.9"}).status_code for i in range(21)]
+    statuses = [
+        guesser.post(
+            "/login",
+            data={"name": f"user{i}", "password": "x", "csrf_token": guess_token},
+            environ_overrides={"REMOTE_ADDR": "10.0.0.9"},
+        ).status_code
+        for i in range(21)
+    ]
     assert statuses[:20] == [200] * 20 and statuses[20] == 429
 
 
@@ -249,8 +296,11 @@ def test_unknown_and_known_names_take_the_same_time(city):
 
     def timed(name, address):
         start = time.perf_counter()
-        client.post("/login", data={"name": name, "password": "wrong-pass", "csrf_token": token},
-                    environ_overrides={"REMOTE_ADDR": address})
+        client.post(
+            "/login",
+            data={"name": name, "password": "wrong-pass", "csrf_token": token},
+            environ_overrides={"REMOTE_ADDR": address},
+        )
         return time.perf_counter() - start
 
     known = min(timed("planner1", f"10.1.0.{i}") for i in range(3))
@@ -280,8 +330,16 @@ def test_home_counts_are_kept_and_refreshed_when_data_changes(city, monkeypatch)
 
     def add(session):
         resident = session.scalar(select(Resident))
-        session.add(Resident(id_number_hash="hash-new", id_number_masked="4403**********9991", name="新居民",
-                             population_type="floating", base_cell_id=resident.base_cell_id))
+        session.add(
+            Resident(
+                id_number_hash="hash-new",
+                id_number_masked="4403**********9991",
+                name="新居民",
+                population_type="floating",
+                base_cell_id=resident.base_cell_id,
+            )
+        )
+
     _commit(settings, add)
     # Within STAMP_AGE the kept counts answer; once the stamp is read again, the import shows.
     monkeypatch.setattr(summary, "STAMP_AGE", 0.0)
@@ -290,8 +348,11 @@ def test_home_counts_are_kept_and_refreshed_when_data_changes(city, monkeypatch)
 
 def test_every_page_is_in_chinese_and_in_english(city):
     app, _, _ = city
-    for role, paths in {None: ["/", "/basegrid", "/login"], "coordinator": ["/coordinator"],
-                        "admin": ["/admin", "/planner"]}.items():
+    for role, paths in {
+        None: ["/", "/basegrid", "/login"],
+        "coordinator": ["/coordinator"],
+        "admin": ["/admin", "/planner"],
+    }.items():
         client = _client(app, role)
         for path in paths:
             zh = client.get(path + "?lang=zh-CN").get_data(as_text=True)
@@ -312,11 +373,22 @@ def test_cli_links_a_coordinator_login_by_phone(city):
     app, settings, ids = city
 
     def run(*args, input=None):
-        return CliRunner(env={"GRIDKIT_LANG": "en"}).invoke(main, list(args), obj=settings, input=input,
-                                                            catch_exceptions=False)
+        return CliRunner(env={"GRIDKIT_LANG": "en"}).invoke(
+            main, list(args), obj=settings, input=input, catch_exceptions=False
+        )
 
-    added = run("user", "add", "wang.fang", "--role", "coordinator", "--coordinator", PHONE_A, "--password-stdin",
-                "--json", input="a-long-secret\n")
+    added = run(
+        "user",
+        "add",
+        "wang.fang",
+        "--role",
+        "coordinator",
+        "--coordinator",
+        PHONE_A,
+        "--password-stdin",
+        "--json",
+        input="a-long-secret\n",
+    )
     assert added.exit_code == 0, added.output
     assert json.loads(added.output)["coordinator_id"] == ids["coordinator_a"]
     unknown = run("user", "add", "nobody.here", "--role", "coordinator", "--coordinator", "13000000000")
@@ -360,8 +432,13 @@ def test_every_error_code_raised_by_the_web_has_a_sentence_in_both_languages():
     from gridkit.messages import catalogue
 
     root = Path(__file__).resolve().parent.parent
-    sources = [*root.glob("web/*.py"), *(root / "gridkit" / name for name in (
-        "layers.py", "counts.py", "checks.py", "search.py", "workcells.py", "users.py"))]
+    sources = [
+        *root.glob("web/*.py"),
+        *(
+            root / "gridkit" / name
+            for name in ("layers.py", "counts.py", "checks.py", "search.py", "workcells.py", "users.py")
+        ),
+    ]
     raised = set()
     for path in sources:
         raised |= set(re.findall(r"""raise \w+\(\s*["']([a-z_]+\.[a-z_.]+)["']""", path.read_text(encoding="utf-8")))
@@ -369,11 +446,16 @@ def test_every_error_code_raised_by_the_web_has_a_sentence_in_both_languages():
     for lang in ("zh-CN", "en"):
         missing = sorted(code for code in raised if f"error.{code}" not in catalogue(lang))
         assert not missing, (lang, missing)
-    zh, en = (json_.loads((root / f"gridkit/messages/{lang}/web.json").read_text(encoding="utf-8"))
-              for lang in ("zh-CN", "en"))
+    zh, en = (
+        json_.loads((root / f"gridkit/messages/{lang}/web.json").read_text(encoding="utf-8"))
+        for lang in ("zh-CN", "en")
+    )
     assert set(zh) == set(en)
-    assert all(re.search(r"[\u4e00-\u9fff]", v) or not re.search(r"[a-z]{4,}", v) for k, v in zh.items()
-               if k.startswith("error.")), "a zh-CN error sentence in English"
+    assert all(
+        re.search(r"[\u4e00-\u9fff]", v) or not re.search(r"[a-z]{4,}", v)
+        for k, v in zh.items()
+        if k.startswith("error.")
+    ), "a zh-CN error sentence in English"
 
 
 def test_http_errors_of_the_api_speak_the_request_language(fresh_settings):

@@ -66,12 +66,14 @@ def errors(problems):
 
 # -- set_members ---------------------------------------------------------------------------------
 
+
 def test_set_members_moves_base_cells_and_drops_empty_work_cells(session, grid):
     draft = two_cell_draft(session, grid)
     assert draft.revision == 2
     whole = work_cell_code(DEPT, DISTRICT_AREA, 1, grid)
-    cell = set_members(session, draft, whole, cells_of(WEST, grid) + cells_of(EAST, grid),
-                       expected_revision=2, by="planner2")
+    cell = set_members(
+        session, draft, whole, cells_of(WEST, grid) + cells_of(EAST, grid), expected_revision=2, by="planner2"
+    )
     assert draft.revision == 3 and draft.updated_by == "planner2"
     # Both community work cells lost every base cell and are gone.
     assert session.scalars(select(WorkCell.code).where(WorkCell.version_id == draft.id)).all() == [whole]
@@ -100,6 +102,7 @@ def test_set_members_refuses_bad_input_and_changes_nothing(session, grid):
 
 
 # -- validate_version ------------------------------------------------------------------------------
+
 
 def test_validate_version_finds_gaps_pieces_and_coordinators(session, grid):
     draft = start_draft(session, DEPT)
@@ -139,6 +142,7 @@ def test_validation_refuses_an_area_part_naming_another_street(session, grid):
 
 
 # -- publish, responsibility_at, rollback ------------------------------------------------------------
+
 
 def test_work_grid_scenario(session, grid):
     """Draft → publish → coordinator → redraw → publish → as-of answers → rollback, in the profile's codes."""
@@ -199,6 +203,7 @@ def test_responsibility_at_checks_the_point(session, grid):
 
 
 # -- balance numbering ----------------------------------------------------------------------------
+
 
 def test_balance_numbers_in_the_profile_and_says_when_the_sequence_is_exhausted(session):
     make_base_grid(session, rows=10, cols=11)

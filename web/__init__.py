@@ -72,5 +72,4 @@ def create_app(settings: Settings | None = None) -> Flask:
 
 def secret_key(settings: Settings) -> str:
     """Return the key that signs sessions: GRIDKIT_SECRET_KEY, else one kept in GRIDKIT_HOME/secret_key."""
-    return kept_key(settings.home, "secret_key", settings.secret_key, setting="GRIDKIT_SECRET_KEY",
-                    what="session key")
+    return kept_key(settings.home, "secret_key", settings.secret_key, setting="GRIDKIT_SECRET_KEY", what="session key")

@@ -46,11 +46,25 @@ def index():
     coordinators = dict(session.query(Coordinator.id, Coordinator.name).all())
     action = text_arg("action", max_length=50)
     before = int_arg("before")
-    rows = recent(session, limit=AUDIT_ROWS, action=action) if before is None else list(
-        session.query(AuditLog).filter(AuditLog.id < before, *([AuditLog.action == action] if action else []))
-        .order_by(AuditLog.id.desc()).limit(AUDIT_ROWS))
-    return render_template("admin.html", users=list_users(session), roles=ROLES, coordinators=coordinators,
-                           audit=rows, action=action or "", done=text_arg("done", max_length=40))
+    rows = (
+        recent(session, limit=AUDIT_ROWS, action=action)
+        if before is None
+        else list(
+            session.query(AuditLog)
+            .filter(AuditLog.id < before, *([AuditLog.action == action] if action else []))
+            .order_by(AuditLog.id.desc())
+            .limit(AUDIT_ROWS)
+        )
+    )
+    return render_template(
+        "admin.html",
+        users=list_users(session),
+        roles=ROLES,
+        coordinators=coordinators,
+        audit=rows,
+        action=action or "",
+        done=text_arg("done", max_length=40),
+    )
 
 
 def _done(what: str):
@@ -62,13 +76,26 @@ def add():
     """Add a user: name, role, optional scope, password and (for coordinators) the coordinator's phone."""
     me = current_user().name
     with transaction() as session:
-        user = add_user(session, _form("name", max_length=50) or "", _form("role", max_length=20) or "",
-                        scope=_form("scope", max_length=20), password=_form("password", max_length=200))
+        user = add_user(
+            session,
+            _form("name", max_length=50) or "",
+            _form("role", max_length=20) or "",
+            scope=_form("scope", max_length=20),
+            password=_form("password", max_length=200),
+        )
         phone = _form("coordinator_phone", max_length=20)
         if phone:
             link_coordinator(session, user, phone)
-        record(session, me, "user.add", object_type="user", object_id=user.name, role=user.role,
-               scope=user.scope_code, via="web")
+        record(
+            session,
+            me,
+            "user.add",
+            object_type="user",
+            object_id=user.name,
+            role=user.role,
+            scope=user.scope_code,
+            via="web",
+        )
     return _done("added")
 
 
@@ -93,8 +120,16 @@ def change_role(name: str):
         phone = _form("coordinator_phone", max_length=20)
         if phone:
             link_coordinator(session, user, phone)
-        record(session, me, "user.role", object_type="user", object_id=user.name, role=user.role,
-               scope=user.scope_code, via="web")
+        record(
+            session,
+            me,
+            "user.role",
+            object_type="user",
+            object_id=user.name,
+            role=user.role,
+            scope=user.scope_code,
+            via="web",
+        )
     return _done("role")
 
 
@@ -106,6 +141,7 @@ def change_active(name: str):
     with transaction() as session:
         user = user_named(session, name[:50])
         set_active(user, active)
-        record(session, me, "user.active" if active else "user.stopped", object_type="user", object_id=user.name,
-               via="web")
+        record(
+            session, me, "user.active" if active else "user.stopped", object_type="user", object_id=user.name, via="web"
+        )
     return _done("active")

@@ -65,6 +65,7 @@ def _scratch() -> Path:
 
 def _send(path: Path, name: str):
     """Send a written file and remove it (and its folder) afterwards."""
+
     @after_this_request
     def _cleanup(response):
         response.call_on_close(lambda: (path.unlink(missing_ok=True), path.parent.rmdir()))
@@ -77,8 +78,9 @@ def _send(path: Path, name: str):
 def _error(exc: GridkitError):
     # The page's scripts read JSON; downloads and the page itself get the usual error page.
     if request.path.endswith(".json"):
-        return jsonify({"error": type(exc).__name__, "code": exc.code,
-                        "message": exc.render(current_language())}), exc.status
+        return jsonify(
+            {"error": type(exc).__name__, "code": exc.code, "message": exc.render(current_language())}
+        ), exc.status
     return handle_gridkit_error(exc)
 
 
@@ -87,22 +89,35 @@ def index():
     """The page: export form, reports, choropleth."""
     session = db_session()
     user = current_user()
-    areas = session.execute(select(AdminUnit.code, AdminUnit.name, AdminUnit.level)
-                            .where(AdminUnit.level.in_(("district", "street", "community")))
-                            .order_by(AdminUnit.code)).all()
+    areas = session.execute(
+        select(AdminUnit.code, AdminUnit.name, AdminUnit.level)
+        .where(AdminUnit.level.in_(("district", "street", "community")))
+        .order_by(AdminUnit.code)
+    ).all()
     departments = session.execute(select(Department.code, Department.name).order_by(Department.code)).all()
     lang = current_language()
     reports = [dict(r, label=messages.render(r["title"], lang)) for r in report_list()]
+
     def named(prefix, values):
         # Labels of values chosen from data: (value, label in the page's language).
         return [(v, messages.render(f"{prefix}.{v}", lang)) for v in values]
 
-    return render_template("analyst.html", layers=named("analyst.layer", LAYERS), formats=FORMATS,
-                           crs_choices=named("analyst.crs", CRS_CHOICES), encodings=ENCODINGS,
-                           areas=areas, departments=departments, reports=reports,
-                           groupings=named("report.by", GROUPINGS), report_formats=REPORT_FORMATS,
-                           counts=named("report.col", COUNTS), levels=named("report.by", LEVELS),
-                           may_unmask=may_see_personal_data(user), js_strings=strings(*JS_STRINGS))
+    return render_template(
+        "analyst.html",
+        layers=named("analyst.layer", LAYERS),
+        formats=FORMATS,
+        crs_choices=named("analyst.crs", CRS_CHOICES),
+        encodings=ENCODINGS,
+        areas=areas,
+        departments=departments,
+        reports=reports,
+        groupings=named("report.by", GROUPINGS),
+        report_formats=REPORT_FORMATS,
+        counts=named("report.col", COUNTS),
+        levels=named("report.by", LEVELS),
+        may_unmask=may_see_personal_data(user),
+        js_strings=strings(*JS_STRINGS),
+    )
 
 
 @bp.get("/export")
@@ -113,12 +128,19 @@ def export():
     layer = args.get("layer", "")
     folder = _scratch()
     path = folder / f"{layer}{SUFFIX.get(fmt, '')}"
-    options = ExportOptions(layer=layer, format=fmt, path=path, crs=args.get("crs") or "EPSG:4490",
-                            encoding=args.get("encoding") or "utf-8", area=args.get("area") or None,
-                            where=parse_where(line for line in args.get("where", "").splitlines() if line.strip()),
-                            dept=args.get("dept") or None, at=args.get("at") or None,
-                            unmasked=args.get("unmasked") == "1",
-                            max_features=current_app.config["GRIDKIT_SETTINGS"].export_max_features)
+    options = ExportOptions(
+        layer=layer,
+        format=fmt,
+        path=path,
+        crs=args.get("crs") or "EPSG:4490",
+        encoding=args.get("encoding") or "utf-8",
+        area=args.get("area") or None,
+        where=parse_where(line for line in args.get("where", "").splitlines() if line.strip()),
+        dept=args.get("dept") or None,
+        at=args.get("at") or None,
+        unmasked=args.get("unmasked") == "1",
+        max_features=current_app.config["GRIDKIT_SETTINGS"].export_max_features,
+    )
     user = current_user()
     try:
         with transaction() as session:
@@ -131,8 +153,13 @@ def export():
 
 def _report_args() -> dict:
     args = request.args
-    return {"by": args.get("by") or None, "dept": args.get("dept") or None, "area": args.get("area") or None,
-            "date_from": args.get("from") or None, "date_to": args.get("to") or None}
+    return {
+        "by": args.get("by") or None,
+        "dept": args.get("dept") or None,
+        "area": args.get("area") or None,
+        "date_from": args.get("from") or None,
+        "date_to": args.get("to") or None,
+    }
 
 
 @bp.get("/report.json")
@@ -141,11 +168,22 @@ def report_preview():
     name = request.args.get("name", "")
     result = run_report(db_session(), name, **_report_args())
     lang = current_language()
-    return jsonify({"name": name, "title": messages.render(f"report.{name}.title", lang),
-                    "header": header_block(result, lang),
-                    "sections": [{"title": messages.render(s.title, lang), "rows": len(s.rows),
-                                  "table": section_table_html(s, lang, PREVIEW_ROWS), "chart": chart_svg(s, lang)}
-                                 for s in result.sections]})
+    return jsonify(
+        {
+            "name": name,
+            "title": messages.render(f"report.{name}.title", lang),
+            "header": header_block(result, lang),
+            "sections": [
+                {
+                    "title": messages.render(s.title, lang),
+                    "rows": len(s.rows),
+                    "table": section_table_html(s, lang, PREVIEW_ROWS),
+                    "chart": chart_svg(s, lang),
+                }
+                for s in result.sections
+            ],
+        }
+    )
 
 
 @bp.get("/report")
@@ -167,6 +205,11 @@ def report_download():
 @bp.get("/choropleth.json")
 def choropleth_json():
     """A count per cell or community as GeoJSON: ?count=&by=cell|community&area=."""
-    return jsonify(choropleth(db_session(), request.args.get("count", "residents"),
-                              request.args.get("by", "community"), area=request.args.get("area") or None))
-
+    return jsonify(
+        choropleth(
+            db_session(),
+            request.args.get("count", "residents"),
+            request.args.get("by", "community"),
+            area=request.args.get("area") or None,
+        )
+    )

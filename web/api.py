@@ -36,9 +36,14 @@ def summary():
 def admin_units():
     """Return admin units as GeoJSON: ?level=district|street|community|city&parent=CODE&tolerance=DEG."""
     tolerance = float_arg("tolerance", low=0, high=layers.MAX_TOLERANCE)
-    return jsonify(layers.admin_units_geojson(
-        db_session(), level=text_arg("level", max_length=20), parent=text_arg("parent", max_length=20),
-        tolerance=layers.ADMIN_TOLERANCE if tolerance is None else tolerance))
+    return jsonify(
+        layers.admin_units_geojson(
+            db_session(),
+            level=text_arg("level", max_length=20),
+            parent=text_arg("parent", max_length=20),
+            tolerance=layers.ADMIN_TOLERANCE if tolerance is None else tolerance,
+        )
+    )
 
 
 @bp.get("/base-cells")
@@ -47,10 +52,15 @@ def base_cells():
 
     Without offset, more than `limit` cells in the view are refused (zoom in); with offset, pages.
     """
-    return jsonify(layers.base_cells_geojson(
-        db_session(), bbox=bbox_arg(), edition_id=int_arg("edition"),
-        limit=int_arg("limit", low=1, high=layers.CELL_LIMIT) or layers.CELL_LIMIT,
-        offset=int_arg("offset")))
+    return jsonify(
+        layers.base_cells_geojson(
+            db_session(),
+            bbox=bbox_arg(),
+            edition_id=int_arg("edition"),
+            limit=int_arg("limit", low=1, high=layers.CELL_LIMIT) or layers.CELL_LIMIT,
+            offset=int_arg("offset"),
+        )
+    )
 
 
 @bp.get("/basegrid/problems")
@@ -91,6 +101,7 @@ def health():
 
 # -- who am I, who is responsible here, search ---------------------------------------------------------
 
+
 @bp.get("/me")
 @login_required
 def me():
@@ -100,8 +111,16 @@ def me():
     if user.coordinator_id is not None:
         found = db_session().get(Coordinator, user.coordinator_id)
         coordinator = {"id": found.id, "name": found.name} if found is not None else None
-    return jsonify({"name": user.name, "role": user.role, "role_name": t(f"role.{user.role}"),
-                    "scope": user.scope_code, "coordinator": coordinator, "workspace": home_of(user)})
+    return jsonify(
+        {
+            "name": user.name,
+            "role": user.role,
+            "role_name": t(f"role.{user.role}"),
+            "scope": user.scope_code,
+            "coordinator": coordinator,
+            "workspace": home_of(user),
+        }
+    )
 
 
 # Where a whois point may lie: China, as gridkit.grids.base.check_lon_lat.
@@ -134,8 +153,16 @@ def whois():
                 person["phone"] = None
     if phones:
         with transaction() as session:
-            record(session, user.name, "personal_data.read", object_type="coordinator",
-                   detail_fields=["phone"], lon=lon, lat=lat, via="web")
+            record(
+                session,
+                user.name,
+                "personal_data.read",
+                object_type="coordinator",
+                detail_fields=["phone"],
+                lon=lon,
+                lat=lat,
+                via="web",
+            )
     result["phones"] = "clear" if clear else ("masked" if user is not None else "hidden")
     return jsonify(result)
 

@@ -70,10 +70,13 @@ def login_required(roles=None):
                     raise Unauthorized("web.sign_in_first")
                 return redirect(url_for("auth.login", next=_here()))
             if allowed and user.role not in allowed:
-                raise PermissionDenied("web.role_denied", role=Message(f"role.{user.role}"),
-                                       roles=[Message(f"role.{r}") for r in allowed])
+                raise PermissionDenied(
+                    "web.role_denied", role=Message(f"role.{user.role}"), roles=[Message(f"role.{r}") for r in allowed]
+                )
             return view(*args, **kwargs)
+
         return wrapped
+
     return decorator
 
 
@@ -133,7 +136,7 @@ def login():
         raise TooManyAttempts("web.login_limited")
     if user is None:
         return render_template("login.html", error=t("login.failed"), next=next_ or ""), 200
-    session.clear()   # a fresh session: no fixation of a pre-login session
+    session.clear()  # a fresh session: no fixation of a pre-login session
     session["user_id"] = user_id
     session["generation"] = generation
     return redirect(next_ or home_of(user))
@@ -148,8 +151,13 @@ def home_of(user: User) -> str:
 
 
 # Each role's workspace (an endpoint); roles whose blueprint is not registered go home.
-WORKSPACES = {"admin": "admin.index", "planner": "planner.index", "coordinator": "coordinator.index",
-              "supervisor": "supervisor.index", "analyst": "analyst.index"}
+WORKSPACES = {
+    "admin": "admin.index",
+    "planner": "planner.index",
+    "coordinator": "coordinator.index",
+    "supervisor": "supervisor.index",
+    "analyst": "analyst.index",
+}
 
 
 @bp.route("/logout", methods=["POST"])

@@ -36,12 +36,28 @@ api = Blueprint("work_cells_api", __name__, url_prefix="/api/work-cells")
 CELL_ROLES = ("coordinator", "admin", "supervisor", "planner", "analyst")
 
 JS_STRINGS = (
-    "coordinator.loading", "coordinator.error", "coordinator.counts.base_cells", "coordinator.counts.buildings",
-    "coordinator.counts.residents", "coordinator.counts.households", "coordinator.counts.legal_entities",
-    "coordinator.residents", "coordinator.entities", "coordinator.col.name", "coordinator.col.id_number",
-    "coordinator.col.phone", "coordinator.col.household", "coordinator.col.address", "coordinator.col.credit_code",
-    "coordinator.none", "coordinator.more", "coordinator.layer.cell", "coordinator.layer.base_cells",
-    "coordinator.layer.buildings", "coordinator.population.registered", "coordinator.population.floating",
+    "coordinator.loading",
+    "coordinator.error",
+    "coordinator.counts.base_cells",
+    "coordinator.counts.buildings",
+    "coordinator.counts.residents",
+    "coordinator.counts.households",
+    "coordinator.counts.legal_entities",
+    "coordinator.residents",
+    "coordinator.entities",
+    "coordinator.col.name",
+    "coordinator.col.id_number",
+    "coordinator.col.phone",
+    "coordinator.col.household",
+    "coordinator.col.address",
+    "coordinator.col.credit_code",
+    "coordinator.none",
+    "coordinator.more",
+    "coordinator.layer.cell",
+    "coordinator.layer.base_cells",
+    "coordinator.layer.buildings",
+    "coordinator.population.registered",
+    "coordinator.population.floating",
     "coordinator.population.other",
 )
 
@@ -60,13 +76,25 @@ def index():
     coordinator = _own_coordinator()
     cells = coordinator_work_cells(db_session(), coordinator.id) if coordinator else []
     boxes = [c["bbox"] for c in cells if c["bbox"]]
-    extent = ((min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes),
-               max(b[3] for b in boxes)) if boxes else None)
-    config = {"lang": current_language(), "cells": cells,
-              "api": {"cell": url_for("work_cells_api.cell", code="CODE").replace("CODE", "{code}")},
-              "strings": strings(*JS_STRINGS), "locate": locate_config()}
-    return render_template("coordinator.html", coordinator=coordinator, cells=cells,
-                           map=leaflet_map(extent, **config), cases_url=_cases_url())
+    extent = (
+        (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
+        if boxes
+        else None
+    )
+    config = {
+        "lang": current_language(),
+        "cells": cells,
+        "api": {"cell": url_for("work_cells_api.cell", code="CODE").replace("CODE", "{code}")},
+        "strings": strings(*JS_STRINGS),
+        "locate": locate_config(),
+    }
+    return render_template(
+        "coordinator.html",
+        coordinator=coordinator,
+        cells=cells,
+        map=leaflet_map(extent, **config),
+        cases_url=_cases_url(),
+    )
 
 
 # The coordinator's cases page belongs to the incidents workspace; linked here once it is registered.
@@ -101,9 +129,18 @@ def cell(code: str):
     result = work_cell_detail(session, found, personal=personal, offset=offset, limit=LIST_LIMIT)
     if personal:
         with transaction() as db:
-            record(db, user.name, "personal_data.read", object_type="work_cell", object_id=code,
-                   detail_fields=["name", "id_number", "phone", "household"], residents=len(result["residents"]),
-                   legal_entities=len(result["legal_entities"]), offset=offset, via="web")
+            record(
+                db,
+                user.name,
+                "personal_data.read",
+                object_type="work_cell",
+                object_id=code,
+                detail_fields=["name", "id_number", "phone", "household"],
+                residents=len(result["residents"]),
+                legal_entities=len(result["legal_entities"]),
+                offset=offset,
+                via="web",
+            )
     return jsonify(result)
 
 

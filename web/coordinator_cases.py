@@ -23,11 +23,11 @@ def _coordinators_only():
 @bp.get("")
 def index():
     """List my open cases (dispatched first, then the rest), each with its step's deadline."""
-    cases = list_incidents(db_session(), coordinator_id=my_coordinator_id(), open_only=True, actor=web_actor(),
-                           limit=200)
+    cases = list_incidents(
+        db_session(), coordinator_id=my_coordinator_id(), open_only=True, actor=web_actor(), limit=200
+    )
     items = sorted(cases["items"], key=lambda c: (c["state"] != "dispatched", c["step_deadline"] or "~"))
-    return render_template("coordinator_cases.html", cases=items, total=cases["total"],
-                           done=request.args.get("done"))
+    return render_template("coordinator_cases.html", cases=items, total=cases["total"], done=request.args.get("done"))
 
 
 @bp.post("/<int:incident_id>/feedback")

@@ -31,8 +31,7 @@ def handle_gridkit_error(exc: GridkitError):
         session = g.pop("db_session", None)
         if session is not None:
             session.invalidate()
-    return _respond(exc.status, type(exc).__name__, exc.render(current_language()), exc.problems,
-                    code=exc.code)
+    return _respond(exc.status, type(exc).__name__, exc.render(current_language()), exc.problems, code=exc.code)
 
 
 def handle_http_error(exc: HTTPException):
@@ -57,9 +56,13 @@ def _respond(status: int, error: str, message: str, problems: list, code: str | 
         return jsonify(body), status
     key = f"error.title.{status}"
     title = t(key) if key in catalog("en") else t("error.title.other")
-    return render_template("error.html", status=status, title=title, message=message,
-                           problems=[p.get("message", str(p)) if isinstance(p, dict) else str(p)
-                                     for p in problems]), status
+    return render_template(
+        "error.html",
+        status=status,
+        title=title,
+        message=message,
+        problems=[p.get("message", str(p)) if isinstance(p, dict) else str(p) for p in problems],
+    ), status
 
 
 def handle_database_down(exc: DBAPIError):

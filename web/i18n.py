@@ -93,5 +93,6 @@ def init_app(app: Flask) -> None:
         response.vary.add("Cookie")
         return response
 
-    app.jinja_env.globals.update(_=t, t_or=t_or, lang_url=lang_url, current_language=current_language,
-                                 languages=LANGUAGES)
+    app.jinja_env.globals.update(
+        _=t, t_or=t_or, lang_url=lang_url, current_language=current_language, languages=LANGUAGES
+    )

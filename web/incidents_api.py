@@ -22,13 +22,22 @@ bp = Blueprint("incidents_api", __name__, url_prefix="/api/incidents")
 
 READERS = ("supervisor", "admin", "coordinator")
 # The fields each action takes from a request body, besides note and revision.
-PARAMS = {"duplicate": ("of",), "classify": ("category", "severity"),
-          "dispatch": ("dept", "coordinator_phone", "reason")}
+PARAMS = {
+    "duplicate": ("of",),
+    "classify": ("category", "severity"),
+    "dispatch": ("dept", "coordinator_phone", "reason"),
+}
 
 
 # Labels of values the incident pages show: kind → catalogue key prefix (keys `<prefix><value>`).
-LABELS = {"action": "incident.action.", "state": "incident.state.", "step": "incident.step.",
-          "severity": "case.severity.", "by": "sup.by.", "step_name": "sup.step."}
+LABELS = {
+    "action": "incident.action.",
+    "state": "incident.state.",
+    "step": "incident.step.",
+    "severity": "case.severity.",
+    "by": "sup.by.",
+    "step_name": "sup.step.",
+}
 
 
 @bp.app_context_processor
@@ -84,11 +93,22 @@ def incidents():
     Filters: ?state=&dept=&area=&category=&overdue=1&unassigned=1&open=1; pages: ?limit=&offset=.
     """
     args = request.args
-    return jsonify(list_incidents(
-        db_session(), state=args.get("state") or None, dept=args.get("dept") or None,
-        area=args.get("area") or None, category=args.get("category") or None, overdue=_flag("overdue"),
-        unassigned=_flag("unassigned"), open_only=_flag("open"), coordinator_id=my_coordinator_id(), actor=web_actor(),
-        limit=_int_arg("limit", 50), offset=_int_arg("offset", 0)))
+    return jsonify(
+        list_incidents(
+            db_session(),
+            state=args.get("state") or None,
+            dept=args.get("dept") or None,
+            area=args.get("area") or None,
+            category=args.get("category") or None,
+            overdue=_flag("overdue"),
+            unassigned=_flag("unassigned"),
+            open_only=_flag("open"),
+            coordinator_id=my_coordinator_id(),
+            actor=web_actor(),
+            limit=_int_arg("limit", 50),
+            offset=_int_arg("offset", 0),
+        )
+    )
 
 
 @bp.get("/<ident>")
@@ -173,6 +193,12 @@ def _filters() -> dict:
     if current_user().role == "coordinator":
         raise PermissionDenied(t("incident.web.supervisors_only"))
     args = request.args
-    return density.parse_filters(from_=args.get("from"), to=args.get("to"), category=args.get("category"),
-                                 state=args.get("state"), dept=args.get("dept"), bbox=args.get("bbox"),
-                                 zoom=args.get("zoom"))
+    return density.parse_filters(
+        from_=args.get("from"),
+        to=args.get("to"),
+        category=args.get("category"),
+        state=args.get("state"),
+        dept=args.get("dept"),
+        bbox=args.get("bbox"),
+        zoom=args.get("zoom"),
+    )

@@ -58,13 +58,18 @@ def _error(exc: GridkitError):
 @bp.get("")
 def landing():
     """The landing page: links to the API definition, conformance and collections."""
-    return _json({
-        "title": t("ogc.title"),
-        "description": t("ogc.description"),
-        "links": [_link(_url("ogc.landing"), "self"),
-                  _link(_url("ogc.api"), "service-desc", "application/vnd.oai.openapi+json;version=3.0"),
-                  _link(_url("ogc.conformance"), "conformance"),
-                  _link(_url("ogc.collections_list"), "data")]})
+    return _json(
+        {
+            "title": t("ogc.title"),
+            "description": t("ogc.description"),
+            "links": [
+                _link(_url("ogc.landing"), "self"),
+                _link(_url("ogc.api"), "service-desc", "application/vnd.oai.openapi+json;version=3.0"),
+                _link(_url("ogc.conformance"), "conformance"),
+                _link(_url("ogc.collections_list"), "data"),
+            ],
+        }
+    )
 
 
 @bp.get("/conformance")
@@ -76,28 +81,45 @@ def conformance():
 @bp.get("/api")
 def api():
     """A minimal OpenAPI 3.0 description of the paths."""
-    item_params = [{"name": n, "in": "query", "required": False, "schema": {"type": "string"}}
-                   for n in sorted(ITEM_PARAMS - {"f", "lang"})]
-    return _json({
-        "openapi": "3.0.2", "info": {"title": "gridkit OGC API – Features", "version": "1.0.0"},
-        "paths": {"/": {"get": {"responses": {"200": {"description": "landing page"}}}},
-                  "/conformance": {"get": {"responses": {"200": {"description": "conformance"}}}},
-                  "/collections": {"get": {"responses": {"200": {"description": "collections"}}}},
-                  "/collections/{collectionId}": {"get": {"responses": {"200": {"description": "collection"}}}},
-                  "/collections/{collectionId}/items": {"get": {"parameters": item_params,
-                                                                "responses": {"200": {"description": "items"}}}},
-                  "/collections/{collectionId}/items/{featureId}": {
-                      "get": {"responses": {"200": {"description": "feature"}}}}}},
-        mimetype="application/vnd.oai.openapi+json;version=3.0")
+    item_params = [
+        {"name": n, "in": "query", "required": False, "schema": {"type": "string"}}
+        for n in sorted(ITEM_PARAMS - {"f", "lang"})
+    ]
+    return _json(
+        {
+            "openapi": "3.0.2",
+            "info": {"title": "gridkit OGC API – Features", "version": "1.0.0"},
+            "paths": {
+                "/": {"get": {"responses": {"200": {"description": "landing page"}}}},
+                "/conformance": {"get": {"responses": {"200": {"description": "conformance"}}}},
+                "/collections": {"get": {"responses": {"200": {"description": "collections"}}}},
+                "/collections/{collectionId}": {"get": {"responses": {"200": {"description": "collection"}}}},
+                "/collections/{collectionId}/items": {
+                    "get": {"parameters": item_params, "responses": {"200": {"description": "items"}}}
+                },
+                "/collections/{collectionId}/items/{featureId}": {
+                    "get": {"responses": {"200": {"description": "feature"}}}
+                },
+            },
+        },
+        mimetype="application/vnd.oai.openapi+json;version=3.0",
+    )
 
 
 def _collection_doc(c: provider.Collection) -> dict:
     session = db_session()
     box = provider.extent(session, c)
-    doc = {"id": c.id, "title": c.title, "itemType": "feature",
-           "links": [_link(_url("ogc.collection_doc", collection_id=c.id), "self"),
-                     _link(_url("ogc.items_page", collection_id=c.id), "items", GEOJSON)],
-           "crs": provider.crs_uris(), "storageCrs": provider.EPSG_URI.format(provider.SRID)}
+    doc = {
+        "id": c.id,
+        "title": c.title,
+        "itemType": "feature",
+        "links": [
+            _link(_url("ogc.collection_doc", collection_id=c.id), "self"),
+            _link(_url("ogc.items_page", collection_id=c.id), "items", GEOJSON),
+        ],
+        "crs": provider.crs_uris(),
+        "storageCrs": provider.EPSG_URI.format(provider.SRID),
+    }
     if box:
         doc["extent"] = {"spatial": {"bbox": [box], "crs": provider.CRS84}}
     return doc
@@ -107,8 +129,9 @@ def _collection_doc(c: provider.Collection) -> dict:
 def collections_list():
     """Every collection with its extent and CRSs."""
     docs = [_collection_doc(c) for c in provider.collections(db_session())]
-    return _json({"links": [_link(_url("ogc.collections_list"), "self")], "collections": docs,
-                  "crs": provider.crs_uris()})
+    return _json(
+        {"links": [_link(_url("ogc.collections_list"), "self")], "collections": docs, "crs": provider.crs_uris()}
+    )
 
 
 @bp.get("/collections/<collection_id>")
@@ -138,7 +161,7 @@ def _bbox():
         values = [float(v) for v in raw.split(",")]
     except ValueError:
         raise ValidationError("ogc.bad_bbox", bbox=raw) from None
-    if len(values) == 6:   # 3D box: the heights are ignored
+    if len(values) == 6:  # 3D box: the heights are ignored
         values = [values[0], values[1], values[3], values[4]]
     if len(values) != 4 or not all(math.isfinite(v) for v in values):
         raise ValidationError("ogc.bad_bbox", bbox=raw)
@@ -153,26 +176,50 @@ def items_page(collection_id: str):
     names = {n for n, _ in provider.public_fields(c)}
     unknown = sorted(set(request.args) - ITEM_PARAMS - names)
     if unknown:
-        raise ValidationError("ogc.unknown_parameter", names=", ".join(unknown),
-                              allowed=", ".join(sorted(ITEM_PARAMS | names)))
+        raise ValidationError(
+            "ogc.unknown_parameter", names=", ".join(unknown), allowed=", ".join(sorted(ITEM_PARAMS | names))
+        )
     limit = min(_int("limit", provider.DEFAULT_LIMIT, 1), provider.MAX_LIMIT)
     offset = _int("offset", 0, 0)
     crs = request.args.get("crs")
     features, matched = provider.items(
-        session, c, bbox=_bbox(), bbox_crs=request.args.get("bbox-crs"), datetime_=request.args.get("datetime"),
-        filters={k: v for k, v in request.args.items() if k in names}, limit=limit, offset=offset, crs=crs)
+        session,
+        c,
+        bbox=_bbox(),
+        bbox_crs=request.args.get("bbox-crs"),
+        datetime_=request.args.get("datetime"),
+        filters={k: v for k, v in request.args.items() if k in names},
+        limit=limit,
+        offset=offset,
+        crs=crs,
+    )
     base = {k: v for k, v in request.args.items() if k not in ("offset", "limit")}
-    links = [_link(_url("ogc.items_page", collection_id=c.id, limit=limit, offset=offset, **base), "self", GEOJSON),
-             _link(_url("ogc.collection_doc", collection_id=c.id), "collection")]
+    links = [
+        _link(_url("ogc.items_page", collection_id=c.id, limit=limit, offset=offset, **base), "self", GEOJSON),
+        _link(_url("ogc.collection_doc", collection_id=c.id), "collection"),
+    ]
     if offset + len(features) < matched:
-        links.append(_link(_url("ogc.items_page", collection_id=c.id, limit=limit, offset=offset + limit, **base),
-                           "next", GEOJSON))
+        links.append(
+            _link(
+                _url("ogc.items_page", collection_id=c.id, limit=limit, offset=offset + limit, **base), "next", GEOJSON
+            )
+        )
     if offset > 0:
-        links.append(_link(_url("ogc.items_page", collection_id=c.id, limit=limit,
-                                offset=max(0, offset - limit), **base), "prev", GEOJSON))
-    body = {"type": "FeatureCollection", "features": features, "links": links, "numberMatched": matched,
-            "numberReturned": len(features),
-            "timeStamp": datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")}
+        links.append(
+            _link(
+                _url("ogc.items_page", collection_id=c.id, limit=limit, offset=max(0, offset - limit), **base),
+                "prev",
+                GEOJSON,
+            )
+        )
+    body = {
+        "type": "FeatureCollection",
+        "features": features,
+        "links": links,
+        "numberMatched": matched,
+        "numberReturned": len(features),
+        "timeStamp": datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
+    }
     return _json(body, mimetype=GEOJSON, headers={"Content-Crs": f"<{crs or provider.CRS84}>"})
 
 
@@ -185,7 +232,11 @@ def item(collection_id: str, feature_id: str):
     features, _ = provider.items(session, c, feature_id=feature_id, limit=1, crs=crs)
     if not features:
         raise NotFound("ogc.unknown_feature", feature=feature_id, collection=collection_id)
-    feature = dict(features[0], links=[
-        _link(_url("ogc.item", collection_id=c.id, feature_id=feature_id), "self", GEOJSON),
-        _link(_url("ogc.collection_doc", collection_id=c.id), "collection")])
+    feature = dict(
+        features[0],
+        links=[
+            _link(_url("ogc.item", collection_id=c.id, feature_id=feature_id), "self", GEOJSON),
+            _link(_url("ogc.collection_doc", collection_id=c.id), "collection"),
+        ],
+    )
     return _json(feature, mimetype=GEOJSON, headers={"Content-Crs": f"<{crs or provider.CRS84}>"})

@@ -44,9 +44,12 @@ def init_app(app: Flask) -> None:
     # The discovery document is fetched on first use, not here: the app starts while the
     # provider is down, and the sign-in button then answers with advice.
     oauth.register(
-        "city", client_id=settings.oidc_client_id, client_secret=settings.oidc_client_secret,
+        "city",
+        client_id=settings.oidc_client_id,
+        client_secret=settings.oidc_client_secret,
         server_metadata_url=settings.oidc_issuer.rstrip("/") + "/.well-known/openid-configuration",
-        client_kwargs={"scope": "openid profile", "timeout": 10})
+        client_kwargs={"scope": "openid profile", "timeout": 10},
+    )
     app.extensions["gridkit_oidc"] = oauth.city
 
 
@@ -78,7 +81,7 @@ def callback():
         token = client.authorize_access_token()
     except AuthlibBaseError as exc:
         raise ValidationError("oidc.failed", reason=str(exc.error or exc)[:200]) from None
-    except JoseError as exc:      # the id_token: signature, issuer, audience, expiry, nonce
+    except JoseError as exc:  # the id_token: signature, issuer, audience, expiry, nonce
         raise ValidationError("oidc.failed", reason=f"id_token: {exc.error}"[:200]) from None
     except RequestException as exc:
         raise SetupError("oidc.provider_unreachable", issuer=_issuer(), reason=type(exc).__name__) from None
@@ -91,9 +94,9 @@ def callback():
     if user is None:
         raise PermissionDenied("oidc.unknown_user", name=name.strip()[:50])
     next_ = session.get(_NEXT)
-    session.clear()   # a fresh session: no fixation of a pre-login session
+    session.clear()  # a fresh session: no fixation of a pre-login session
     session["user_id"] = user.id
-    session["generation"] = user.session_generation   # sign-out ends the session server-side
+    session["generation"] = user.session_generation  # sign-out ends the session server-side
     return redirect(next_ or home_of(user))
 
 

@@ -83,9 +83,16 @@ def services():
 def requests_list():
     """Requests by service_request_id, or filtered by service_code, start_date, end_date, status."""
     ids = [i.strip() for i in request.args.get("service_request_id", "").split(",") if i.strip()]
-    return jsonify(service.requests(db_session(), ids=ids or None, service_code=request.args.get("service_code"),
-                                    start=request.args.get("start_date"), end=request.args.get("end_date"),
-                                    status=request.args.get("status")))
+    return jsonify(
+        service.requests(
+            db_session(),
+            ids=ids or None,
+            service_code=request.args.get("service_code"),
+            start=request.args.get("start_date"),
+            end=request.args.get("end_date"),
+            status=request.args.get("status"),
+        )
+    )
 
 
 @bp.post("/requests.json")
@@ -98,9 +105,15 @@ def requests_post():
     reporter = " ".join(v for v in (form.get("first_name"), form.get("last_name")) if v) or form.get("email") or None
     with transaction() as session:
         incident = service.create_request(
-            session, service_code=form.get("service_code"), lat=form.get("lat"), lon=form.get("long"),
-            address_id=form.get("address_id"), description=form.get("description"), reporter=reporter,
-            source=f"open311:{source}" if source else "open311")
+            session,
+            service_code=form.get("service_code"),
+            lat=form.get("lat"),
+            lon=form.get("long"),
+            address_id=form.get("address_id"),
+            description=form.get("description"),
+            reporter=reporter,
+            source=f"open311:{source}" if source else "open311",
+        )
         code = incident.code
     response = jsonify([{"service_request_id": code, "service_notice": None, "account_id": None}])
     response.status_code = 201

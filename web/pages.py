@@ -56,42 +56,85 @@ def basegrid_overview(session: Session, name: str | None = None) -> dict:
     edition = edition_named(session, name)
     info = next(e for e in editions if e["name"] == edition.name)
     extent = layers.edition_extent(session, edition.id)
-    return {"edition": dict(info, id=edition.id), "editions": editions,
-            "extent": extent or layers.admin_extent(session)}
+    return {
+        "edition": dict(info, id=edition.id),
+        "editions": editions,
+        "extent": extent or layers.admin_extent(session),
+    }
 
 
 def planner_departments(session: Session, scope_code: str | None = None, lang: str | None = None) -> list[dict]:
     """Return departments for the planner's list: list_departments' fields, the jurisdiction's name,
     the id of the current version, the drafts (newest first) and whether `scope_code` may edit it."""
     rows = list_departments(session)
-    names = dict(session.execute(select(AdminUnit.code, AdminUnit.name).where(
-        AdminUnit.code.in_([r["jurisdiction"] for r in rows if r["jurisdiction"]]))).all())
-    current = dict(session.execute(select(WorkGridVersion.dept_code, WorkGridVersion.id).where(
-        WorkGridVersion.status == VersionState.PUBLISHED, WorkGridVersion.valid_to.is_(None))).all())
+    names = dict(
+        session.execute(
+            select(AdminUnit.code, AdminUnit.name).where(
+                AdminUnit.code.in_([r["jurisdiction"] for r in rows if r["jurisdiction"]])
+            )
+        ).all()
+    )
+    current = dict(
+        session.execute(
+            select(WorkGridVersion.dept_code, WorkGridVersion.id).where(
+                WorkGridVersion.status == VersionState.PUBLISHED, WorkGridVersion.valid_to.is_(None)
+            )
+        ).all()
+    )
     drafts: dict[str, list[dict]] = {}
-    for v in session.scalars(select(WorkGridVersion).where(WorkGridVersion.status == VersionState.DRAFT)
-                             .order_by(WorkGridVersion.number.desc())):
-        drafts.setdefault(v.dept_code, []).append({
-            "id": v.id, "number": v.number, "revision": v.revision, "created_by": v.created_by,
-            "created_at": iso(v.created_at), "updated_by": v.updated_by, "updated_at": iso(v.updated_at),
-            "note": note_text(v.note, lang)})
-    return [dict(r, jurisdiction_name=names.get(r["jurisdiction"]), current_version_id=current.get(r["code"]),
-                 drafts=drafts.get(r["code"], []),
-                 editable=jurisdiction_within_scope(session, r["code"], scope_code)) for r in rows]
+    for v in session.scalars(
+        select(WorkGridVersion)
+        .where(WorkGridVersion.status == VersionState.DRAFT)
+        .order_by(WorkGridVersion.number.desc())
+    ):
+        drafts.setdefault(v.dept_code, []).append(
+            {
+                "id": v.id,
+                "number": v.number,
+                "revision": v.revision,
+                "created_by": v.created_by,
+                "created_at": iso(v.created_at),
+                "updated_by": v.updated_by,
+                "updated_at": iso(v.updated_at),
+                "note": note_text(v.note, lang),
+            }
+        )
+    return [
+        dict(
+            r,
+            jurisdiction_name=names.get(r["jurisdiction"]),
+            current_version_id=current.get(r["code"]),
+            drafts=drafts.get(r["code"], []),
+            editable=jurisdiction_within_scope(session, r["code"], scope_code),
+        )
+        for r in rows
+    ]
 
 
 def _work_cells(session: Session, version: WorkGridVersion) -> list[dict]:
-    members = (select(WorkCellMember.work_cell_id, func.count().label("n"))
-               .where(WorkCellMember.version_id == version.id).group_by(WorkCellMember.work_cell_id).subquery())
-    staff = (select(CoordinatorAssignment.work_cell_id, func.count().label("n"))
-             .join(Coordinator, Coordinator.id == CoordinatorAssignment.coordinator_id)
-             .where(Coordinator.active.is_(True)).group_by(CoordinatorAssignment.work_cell_id).subquery())
-    return [{"code": code, "name": name, "base_cells": cells, "coordinators": people}
-            for code, name, cells, people in session.execute(
-                select(WorkCell.code, WorkCell.name, func.coalesce(members.c.n, 0), func.coalesce(staff.c.n, 0))
-                .outerjoin(members, members.c.work_cell_id == WorkCell.id)
-                .outerjoin(staff, staff.c.work_cell_id == WorkCell.id)
-                .where(WorkCell.version_id == version.id).order_by(WorkCell.code))]
+    members = (
+        select(WorkCellMember.work_cell_id, func.count().label("n"))
+        .where(WorkCellMember.version_id == version.id)
+        .group_by(WorkCellMember.work_cell_id)
+        .subquery()
+    )
+    staff = (
+        select(CoordinatorAssignment.work_cell_id, func.count().label("n"))
+        .join(Coordinator, Coordinator.id == CoordinatorAssignment.coordinator_id)
+        .where(Coordinator.active.is_(True))
+        .group_by(CoordinatorAssignment.work_cell_id)
+        .subquery()
+    )
+    return [
+        {"code": code, "name": name, "base_cells": cells, "coordinators": people}
+        for code, name, cells, people in session.execute(
+            select(WorkCell.code, WorkCell.name, func.coalesce(members.c.n, 0), func.coalesce(staff.c.n, 0))
+            .outerjoin(members, members.c.work_cell_id == WorkCell.id)
+            .outerjoin(staff, staff.c.work_cell_id == WorkCell.id)
+            .where(WorkCell.version_id == version.id)
+            .order_by(WorkCell.code)
+        )
+    ]
 
 
 def _base_cell_counts(session: Session, version: WorkGridVersion, inside) -> dict:
@@ -102,14 +145,20 @@ def _base_cell_counts(session: Session, version: WorkGridVersion, inside) -> dic
     def count(*where):
         return select(func.count()).select_from(BaseCell).where(in_edition, *where).scalar_subquery()
 
-    return session.execute(select(
-        count().label("edition_cells"),
-        count(inside).label("base_cells"),
-        count(inside, BaseCell.id.in_(member)).label("assigned"),
-        count(inside, BaseCell.id.in_(excluded)).label("excluded"),
-        count(inside, BaseCell.id.not_in(member), BaseCell.id.not_in(excluded)).label("unassigned"),
-        count(~inside, BaseCell.id.in_(member)).label("outside_jurisdiction"),
-    )).one()._asdict()
+    return (
+        session.execute(
+            select(
+                count().label("edition_cells"),
+                count(inside).label("base_cells"),
+                count(inside, BaseCell.id.in_(member)).label("assigned"),
+                count(inside, BaseCell.id.in_(excluded)).label("excluded"),
+                count(inside, BaseCell.id.not_in(member), BaseCell.id.not_in(excluded)).label("unassigned"),
+                count(~inside, BaseCell.id.in_(member)).label("outside_jurisdiction"),
+            )
+        )
+        .one()
+        ._asdict()
+    )
 
 
 def version_overview(session: Session, version_id: int, lang: str | None = None) -> dict:
@@ -123,22 +172,46 @@ def version_overview(session: Session, version_id: int, lang: str | None = None)
     dept = session.get(Department, version.dept_code)
     edition = session.get(BaseGridEdition, version.base_edition_id)
     inside = layers.jurisdiction_filter(session, dept)
-    current = session.scalar(select(WorkGridVersion.number).where(
-        WorkGridVersion.dept_code == dept.code, WorkGridVersion.status == VersionState.PUBLISHED,
-        WorkGridVersion.valid_to.is_(None)))
-    based_on = (session.scalar(select(WorkGridVersion.number).where(WorkGridVersion.id == version.based_on_id))
-                if version.based_on_id else None)
-    jurisdiction_name = (session.scalar(select(AdminUnit.name).where(AdminUnit.code == dept.jurisdiction_code))
-                         if dept.jurisdiction_code else None)
+    current = session.scalar(
+        select(WorkGridVersion.number).where(
+            WorkGridVersion.dept_code == dept.code,
+            WorkGridVersion.status == VersionState.PUBLISHED,
+            WorkGridVersion.valid_to.is_(None),
+        )
+    )
+    based_on = (
+        session.scalar(select(WorkGridVersion.number).where(WorkGridVersion.id == version.based_on_id))
+        if version.based_on_id
+        else None
+    )
+    jurisdiction_name = (
+        session.scalar(select(AdminUnit.name).where(AdminUnit.code == dept.jurisdiction_code))
+        if dept.jurisdiction_code
+        else None
+    )
     return {
-        "version": {"id": version.id, "number": version.number, "status": version.status,
-                    "revision": version.revision, "based_on": based_on, "note": note_text(version.note, lang),
-                    "created_by": version.created_by, "created_at": iso(version.created_at),
-                    "updated_by": version.updated_by, "updated_at": iso(version.updated_at),
-                    "published_at": iso(version.published_at), "valid_from": iso(version.valid_from),
-                    "valid_to": iso(version.valid_to)},
-        "department": {"code": dept.code, "name": dept.name, "jurisdiction": dept.jurisdiction_code,
-                       "jurisdiction_name": jurisdiction_name, "current_version": current},
+        "version": {
+            "id": version.id,
+            "number": version.number,
+            "status": version.status,
+            "revision": version.revision,
+            "based_on": based_on,
+            "note": note_text(version.note, lang),
+            "created_by": version.created_by,
+            "created_at": iso(version.created_at),
+            "updated_by": version.updated_by,
+            "updated_at": iso(version.updated_at),
+            "published_at": iso(version.published_at),
+            "valid_from": iso(version.valid_from),
+            "valid_to": iso(version.valid_to),
+        },
+        "department": {
+            "code": dept.code,
+            "name": dept.name,
+            "jurisdiction": dept.jurisdiction_code,
+            "jurisdiction_name": jurisdiction_name,
+            "current_version": current,
+        },
         "edition": layers.edition_dict(edition),
         "work_cells": _work_cells(session, version),
         "counts": _base_cell_counts(session, version, inside),

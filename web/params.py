@@ -117,6 +117,7 @@ def time_arg(name: str = "at"):
 
 # -- JSON bodies --------------------------------------------------------------------------------------
 
+
 def json_body() -> dict:
     """Return the request's JSON object, or raise ValidationError."""
     body = request.get_json(silent=True)
@@ -138,8 +139,7 @@ def body_int(body: dict, name: str, *, required: bool = True, low: int = 0, high
 def body_share(body: dict, default: float) -> float:
     """Return field `share` (0 < share <= 1) of a JSON body, `default` when absent."""
     share = body.get("share", default)
-    if isinstance(share, bool) or not isinstance(share, (int, float)) or not math.isfinite(share) \
-            or not 0 < share <= 1:
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not math.isfinite(share) or not 0 < share <= 1:
         raise ValidationError("web.share")
     return float(share)
 
@@ -159,8 +159,7 @@ def body_text(body: dict, name: str, *, max_length: int = 2000) -> str | None:
 def body_codes(body: dict, name: str = "cells") -> list[str]:
     """Return the list of codes in field `name`, de-duplicated and sorted; at least one."""
     codes = body.get(name)
-    if not isinstance(codes, list) or not all(isinstance(c, str) and len(c) <= 40 for c in codes) \
-            or has_nul(codes):
+    if not isinstance(codes, list) or not all(isinstance(c, str) and len(c) <= 40 for c in codes) or has_nul(codes):
         raise ValidationError("web.cells")
     codes = sorted({c.strip() for c in codes if c.strip()})
     if not codes:

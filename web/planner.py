@@ -42,38 +42,85 @@ PLANNER_ROLES = ("planner", "admin")
 FULL_LOAD_CELLS = 5000
 # Share of a base cell's area that must lie inside a drawn polygon (the page lets the user change it).
 DEFAULT_SHARE = 0.5
-WORK_PROBLEM_TYPES = ("unassigned_base_cells", "outside_jurisdiction", "multipart_work_cell",
-                      "work_cell_code", "no_coordinator")
+WORK_PROBLEM_TYPES = (
+    "unassigned_base_cells",
+    "outside_jurisdiction",
+    "multipart_work_cell",
+    "work_cell_code",
+    "no_coordinator",
+)
 # A number no URL uses, replaced by "{id}" etc. to give the page's script URL templates.
 _SLOT = 987654321
 
 JS_STRINGS = (
-    "planner.status.loading", "planner.status.count", "planner.status.zoom_in", "planner.status.error",
-    "planner.tooltip.community", "planner.tooltip.work_cell", "planner.tooltip.unassigned",
-    "planner.tooltip.excluded", "planner.tooltip.outside", "planner.tooltip.moved",
-    "planner.legend.unassigned", "planner.legend.excluded", "planner.legend.cells",
-    "planner.legend.coordinators", "planner.legend.none",
-    "planner.select.count", "planner.select.none", "planner.select.polygon_result",
-    "planner.select.polygon_empty", "planner.select.polygon_short",
-    "planner.tool.hint.click", "planner.tool.hint.box", "planner.tool.hint.polygon",
-    "planner.move.new", "planner.move.choose", "planner.move.code_format", "planner.move.done",
-    "planner.move.nothing", "planner.exclude.done", "planner.exclude.reason_needed",
-    "planner.saving", "planner.error", "planner.conflict", "planner.conflict.someone",
+    "planner.status.loading",
+    "planner.status.count",
+    "planner.status.zoom_in",
+    "planner.status.error",
+    "planner.tooltip.community",
+    "planner.tooltip.work_cell",
+    "planner.tooltip.unassigned",
+    "planner.tooltip.excluded",
+    "planner.tooltip.outside",
+    "planner.tooltip.moved",
+    "planner.legend.unassigned",
+    "planner.legend.excluded",
+    "planner.legend.cells",
+    "planner.legend.coordinators",
+    "planner.legend.none",
+    "planner.select.count",
+    "planner.select.none",
+    "planner.select.polygon_result",
+    "planner.select.polygon_empty",
+    "planner.select.polygon_short",
+    "planner.tool.hint.click",
+    "planner.tool.hint.box",
+    "planner.tool.hint.polygon",
+    "planner.move.new",
+    "planner.move.choose",
+    "planner.move.code_format",
+    "planner.move.done",
+    "planner.move.nothing",
+    "planner.exclude.done",
+    "planner.exclude.reason_needed",
+    "planner.saving",
+    "planner.error",
+    "planner.conflict",
+    "planner.conflict.someone",
     "planner.conflict.reloaded",
-    "planner.problems.checking", "planner.problems.none", "planner.problems.summary",
-    "planner.problems.error", "planner.problems.warning", "planner.problems.codes",
+    "planner.problems.checking",
+    "planner.problems.none",
+    "planner.problems.summary",
+    "planner.problems.error",
+    "planner.problems.warning",
+    "planner.problems.codes",
     "planner.problems.more",
-    "planner.publish.confirm", "planner.publish.refused", "planner.publish.done",
-    "planner.history.version", "planner.history.current", "planner.history.this", "planner.history.open",
-    "planner.history.diff", "planner.history.rollback", "planner.history.rollback_confirm",
-    "planner.history.cells", "planner.history.published", "planner.history.created", "planner.history.empty",
-    "planner.draft.started", "planner.revision", "planner.notice.close",
-    "edition.status.draft", "edition.status.published", "edition.status.retired",
+    "planner.publish.confirm",
+    "planner.publish.refused",
+    "planner.publish.done",
+    "planner.history.version",
+    "planner.history.current",
+    "planner.history.this",
+    "planner.history.open",
+    "planner.history.diff",
+    "planner.history.rollback",
+    "planner.history.rollback_confirm",
+    "planner.history.cells",
+    "planner.history.published",
+    "planner.history.created",
+    "planner.history.empty",
+    "planner.draft.started",
+    "planner.revision",
+    "planner.notice.close",
+    "edition.status.draft",
+    "edition.status.published",
+    "edition.status.retired",
     *(f"planner.problem.{kind}" for kind in WORK_PROBLEM_TYPES),
 )
 
 
 # -- helpers -----------------------------------------------------------------------------------------
+
 
 def _require_scope(session, dept_code: str) -> None:
     """Raise PermissionDenied unless the signed-in user's scope holds the department's jurisdiction."""
@@ -90,10 +137,12 @@ def _require_version_scope(session, version_id: int) -> str:
 
 def _changes(view):
     """Refuse a state-changing request without this session's CSRF token (checked after sign-in)."""
+
     @wraps(view)
     def wrapped(*args, **kwargs):
         check_csrf()
         return view(*args, **kwargs)
+
     return wrapped
 
 
@@ -110,13 +159,17 @@ def _version_url(version_id: int) -> str:
 
 # -- pages -------------------------------------------------------------------------------------------
 
+
 @bp.get("")
 @login_required(roles=PLANNER_ROLES)
 def index():
     """List departments with their current version and drafts; start a draft from here."""
     departments = pages.planner_departments(db_session(), current_user().scope_code, current_language())
-    config = {"csrf": csrf_token(), "lang": current_language(),
-              "strings": strings("planner.error", "planner.saving", "planner.draft.started")}
+    config = {
+        "csrf": csrf_token(),
+        "lang": current_language(),
+        "strings": strings("planner.error", "planner.saving", "planner.draft.started"),
+    }
     return render_template("planner_index.html", departments=departments, config=config)
 
 
@@ -131,9 +184,14 @@ def version(version_id: int):
     editable = overview["version"]["status"] == "draft"
     dept = overview["department"]["code"]
     config = _map_config(overview, mode="edit" if editable else "view")
-    return render_template("planner_editor.html", overview=overview, editable=editable, diff=None,
-                           map=leaflet_map(overview["extent"], **config),
-                           history_url=url_for("planner_api.history", dept_code=dept))
+    return render_template(
+        "planner_editor.html",
+        overview=overview,
+        editable=editable,
+        diff=None,
+        map=leaflet_map(overview["extent"], **config),
+        history_url=url_for("planner_api.history", dept_code=dept),
+    )
 
 
 @bp.get("/diff/<dept_code>/<int:old>/<int:new>")
@@ -144,13 +202,17 @@ def diff(dept_code: str, old: int, new: int):
     session = db_session()
     _require_scope(session, dept_code)
     result = work.diff_versions(session, dept_code, old, new)
-    overview = pages.version_overview(session, work.version_by_number(session, dept_code, new).id,
-                                    current_language())
+    overview = pages.version_overview(session, work.version_by_number(session, dept_code, new).id, current_language())
     config = _map_config(overview, mode="diff")
     config["diff"] = {"old": old, "new": new, "moved": result["moved"]}
-    return render_template("planner_editor.html", overview=overview, editable=False, diff=result,
-                           map=leaflet_map(overview["extent"], **config),
-                           history_url=url_for("planner_api.history", dept_code=dept_code))
+    return render_template(
+        "planner_editor.html",
+        overview=overview,
+        editable=False,
+        diff=result,
+        map=leaflet_map(overview["extent"], **config),
+        history_url=url_for("planner_api.history", dept_code=dept_code),
+    )
 
 
 def _map_config(overview: dict, *, mode: str) -> dict:
@@ -161,8 +223,12 @@ def _map_config(overview: dict, *, mode: str) -> dict:
         "mode": mode,
         "lang": current_language(),
         "csrf": csrf_token(),
-        "version": {"id": vid, "number": version_["number"], "status": version_["status"],
-                    "revision": version_["revision"]},
+        "version": {
+            "id": vid,
+            "number": version_["number"],
+            "status": version_["status"],
+            "revision": version_["revision"],
+        },
         "dept": {"code": dept, "name": overview["department"]["name"]},
         "fullLoad": overview["counts"]["edition_cells"] <= FULL_LOAD_CELLS,
         "share": DEFAULT_SHARE,
@@ -197,6 +263,7 @@ def when(value: str | None) -> str:
 
 
 # -- API: reading ------------------------------------------------------------------------------------
+
 
 @api.get("/departments")
 @login_required(roles=PLANNER_ROLES)
@@ -240,9 +307,15 @@ def problems(draft_id: int):
     _require_version_scope(session, draft_id)
     draft = work.draft(session, draft_id)
     found = [p.to_dict(current_language()) for p in work.validate_version(session, draft)]
-    return jsonify({"draft": draft.id, "revision": draft.revision, "problems": found,
-                    "errors": sum(p["severity"] == "error" for p in found),
-                    "warnings": sum(p["severity"] != "error" for p in found)})
+    return jsonify(
+        {
+            "draft": draft.id,
+            "revision": draft.revision,
+            "problems": found,
+            "errors": sum(p["severity"] == "error" for p in found),
+            "warnings": sum(p["severity"] != "error" for p in found),
+        }
+    )
 
 
 @api.get("/departments/<dept_code>/history")
@@ -281,12 +354,14 @@ def cells_in_polygon(draft_id: int):
     _require_version_scope(session, draft_id)
     body = json_body()
     polygon = polygon_from_geojson(body.get("polygon"))
-    codes = work.cells_in_polygon(session, work.draft(session, draft_id), polygon,
-                                  threshold=body_share(body, DEFAULT_SHARE))
+    codes = work.cells_in_polygon(
+        session, work.draft(session, draft_id), polygon, threshold=body_share(body, DEFAULT_SHARE)
+    )
     return jsonify({"draft": draft_id, "cells": codes})
 
 
 # -- API: changing -----------------------------------------------------------------------------------
+
 
 @api.post("/drafts/<int:draft_id>/move")
 @login_required(roles=PLANNER_ROLES)
@@ -313,8 +388,9 @@ def move(draft_id: int):
             codes = work.cells_in_polygon(session, draft, polygon, threshold=body_share(body, DEFAULT_SHARE))
             if not codes:
                 raise ValidationError("web.no_cells")
-        cell = work.set_members(session, draft, code, codes, name=body_text(body, "name"),
-                                expected_revision=revision, by=by)
+        cell = work.set_members(
+            session, draft, code, codes, name=body_text(body, "name"), expected_revision=revision, by=by
+        )
         result = {"draft": draft.id, "revision": draft.revision, "work_cell": cell.code, "cells": codes}
     return jsonify(result)
 
@@ -351,9 +427,14 @@ def publish(draft_id: int):
         # Publish exactly what the planner saw: a change made meanwhile is a conflict.
         version_ = work.publish(session, draft, by=by, expected_revision=revision)
         forget_counts()
-        result = {"id": version_.id, "dept": version_.dept_code, "number": version_.number,
-                  "status": version_.status, "valid_from": version_.valid_from.isoformat(),
-                  "url": _version_url(version_.id)}
+        result = {
+            "id": version_.id,
+            "dept": version_.dept_code,
+            "number": version_.number,
+            "status": version_.status,
+            "valid_from": version_.valid_from.isoformat(),
+            "url": _version_url(version_.id),
+        }
     return jsonify(result)
 
 
@@ -369,8 +450,13 @@ def new_draft(dept_code: str):
     from_version, note = body_int(body, "from_version", required=False), body_text(body, "note")
     with transaction() as session:
         draft = work.start_draft(session, dept_code, from_version=from_version, by=by, note=note)
-        result = {"id": draft.id, "dept": draft.dept_code, "number": draft.number, "revision": draft.revision,
-                  "url": url_for("planner.version", version_id=draft.id)}
+        result = {
+            "id": draft.id,
+            "dept": draft.dept_code,
+            "number": draft.number,
+            "revision": draft.revision,
+            "url": url_for("planner.version", version_id=draft.id),
+        }
     return jsonify(result), 201
 
 
@@ -386,6 +472,12 @@ def rollback_(dept_code: str):
     with transaction() as session:
         version_ = work.rollback(session, dept_code, to, by=by)
         forget_counts()
-        result = {"id": version_.id, "dept": version_.dept_code, "number": version_.number, "copy_of": to,
-                  "status": version_.status, "url": _version_url(version_.id)}
+        result = {
+            "id": version_.id,
+            "dept": version_.dept_code,
+            "number": version_.number,
+            "copy_of": to,
+            "status": version_.status,
+            "url": _version_url(version_.id),
+        }
     return jsonify(result), 201

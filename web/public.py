@@ -24,5 +24,6 @@ def basegrid():
     """Show one base grid edition (?edition=NAME, default the current one) with its validation problems."""
     overview = basegrid_overview(db_session(), text_arg("edition", max_length=100))
     edition = overview["edition"]
-    return render_template("basegrid.html", overview=overview,
-                           map=basegrid_map(overview["extent"], edition["id"] if edition else None))
+    return render_template(
+        "basegrid.html", overview=overview, map=basegrid_map(overview["extent"], edition["id"] if edition else None)
+    )

@@ -39,9 +39,9 @@ def area_within(session: Session, code: str, scope_code: str | None) -> bool:
     """True when admin unit `code` is `scope_code` or lies under it in the admin unit tree."""
     if scope_code is None:
         return True
-    chain = (select(AdminUnit.code, AdminUnit.parent_code).where(AdminUnit.code == code)
-             .cte("chain", recursive=True))
+    chain = select(AdminUnit.code, AdminUnit.parent_code).where(AdminUnit.code == code).cte("chain", recursive=True)
     parent = AdminUnit.__table__.alias("parent")
-    chain = chain.union_all(select(parent.c.code, parent.c.parent_code)
-                            .join(chain, parent.c.code == chain.c.parent_code))
+    chain = chain.union_all(
+        select(parent.c.code, parent.c.parent_code).join(chain, parent.c.code == chain.c.parent_code)
+    )
     return bool(session.scalar(select(func.count()).select_from(chain).where(chain.c.code == scope_code)))

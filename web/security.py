@@ -40,17 +40,19 @@ def _tile_origin() -> str:
 
 def content_security_policy() -> str:
     """Return the policy: our own scripts plus nonced inline ones, images from us and the basemap."""
-    return "; ".join([
-        "default-src 'self'",
-        f"script-src 'self' 'nonce-{csp_nonce()}'",
-        # Leaflet positions tiles and markers with inline styles.
-        "style-src 'self' 'unsafe-inline'",
-        f"img-src 'self' data: blob: {_tile_origin()}".strip(),
-        "connect-src 'self'",
-        "object-src 'none'",
-        "base-uri 'self'",
-        "frame-ancestors 'none'",
-    ])
+    return "; ".join(
+        [
+            "default-src 'self'",
+            f"script-src 'self' 'nonce-{csp_nonce()}'",
+            # Leaflet positions tiles and markers with inline styles.
+            "style-src 'self' 'unsafe-inline'",
+            f"img-src 'self' data: blob: {_tile_origin()}".strip(),
+            "connect-src 'self'",
+            "object-src 'none'",
+            "base-uri 'self'",
+            "frame-ancestors 'none'",
+        ]
+    )
 
 
 def init_app(app: Flask) -> None:
@@ -59,8 +61,10 @@ def init_app(app: Flask) -> None:
     @app.before_request
     def _refuse_nul():
         values = [request.path, *request.args.keys(), *request.args.values()]
-        if request.method == "POST" and request.mimetype in ("application/x-www-form-urlencoded",
-                                                              "multipart/form-data"):
+        if request.method == "POST" and request.mimetype in (
+            "application/x-www-form-urlencoded",
+            "multipart/form-data",
+        ):
             values += [*request.form.keys(), *request.form.values()]
         if has_nul(values):
             raise ValidationError("web.bad_characters")

@@ -24,8 +24,14 @@ from web.mapview import leaflet_map
 bp = Blueprint("supervisor", __name__, url_prefix="/supervisor")
 
 SUPERVISOR_ROLES = ("supervisor", "admin")
-JS_STRINGS = ("sup.map.heatmap", "sup.map.choropleth", "sup.map.loading", "sup.map.count", "sup.map.error",
-              "sup.map.cases")
+JS_STRINGS = (
+    "sup.map.heatmap",
+    "sup.map.choropleth",
+    "sup.map.loading",
+    "sup.map.count",
+    "sup.map.error",
+    "sup.map.cases",
+)
 
 
 @bp.before_request
@@ -42,21 +48,38 @@ def index():
     args = request.args
     by = args.get("by") if args.get("by") in GROUPS else "department"
     start = args.get("from") or (now() - timedelta(days=365)).date().isoformat()
-    filters = {"from": start, "to": args.get("to") or "", "category": args.get("category") or "",
-               "state": args.get("state") or "", "dept": args.get("dept") or ""}
-    evaluation = evaluate(session, by=by, from_=start, to=args.get("to") or None, actor=actor,
-                          dept=filters["dept"] or None)
+    filters = {
+        "from": start,
+        "to": args.get("to") or "",
+        "category": args.get("category") or "",
+        "state": args.get("state") or "",
+        "dept": args.get("dept") or "",
+    }
+    evaluation = evaluate(
+        session, by=by, from_=start, to=args.get("to") or None, actor=actor, dept=filters["dept"] or None
+    )
     extent = map_extent(session)
-    the_map = leaflet_map(extent, api={"heatmap": url_for("incidents_api.heatmap"),
-                                       "choropleth": url_for("incidents_api.choropleth")},
-                          filters=filters, strings=strings(*JS_STRINGS))
+    the_map = leaflet_map(
+        extent,
+        api={"heatmap": url_for("incidents_api.heatmap"), "choropleth": url_for("incidents_api.choropleth")},
+        filters=filters,
+        strings=strings(*JS_STRINGS),
+    )
     return render_template(
-        "supervisor.html", map=the_map, filters=filters, by=by, groups=list(GROUPS), steps=list(STEPS),
-        evaluation=evaluation, overdue=overdue_cases(session, actor=actor, limit=50),
+        "supervisor.html",
+        map=the_map,
+        filters=filters,
+        by=by,
+        groups=list(GROUPS),
+        steps=list(STEPS),
+        evaluation=evaluation,
+        overdue=overdue_cases(session, actor=actor, limit=50),
         unassigned=list_incidents(session, unassigned=True, open_only=True, actor=actor, limit=20),
         recent=list_incidents(session, open_only=True, actor=actor, limit=20),
-        categories=category_rows(session), departments=list_departments(session),
-        states=[s.value for s in IncidentState])
+        categories=category_rows(session),
+        departments=list_departments(session),
+        states=[s.value for s in IncidentState],
+    )
 
 
 @bp.get("/incidents/<ident>")
@@ -64,9 +87,14 @@ def case(ident):
     """Show one case: details, deadlines, history, photos, and a button per allowed transition."""
     session = db_session()
     data = show_incident(session, ident, web_actor())
-    return render_template("supervisor_case.html", case=data, categories=category_rows(session),
-                           departments=list_departments(session), severities=SEVERITIES,
-                           done=request.args.get("done"))
+    return render_template(
+        "supervisor_case.html",
+        case=data,
+        categories=category_rows(session),
+        departments=list_departments(session),
+        severities=SEVERITIES,
+        done=request.args.get("done"),
+    )
 
 
 @bp.post("/incidents/<ident>/<action>")

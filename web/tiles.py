@@ -35,7 +35,7 @@ class TileCache:
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         self.generation: str | None = None
-        self.colours: dict = {}          # {work grid version id: {work cell id: colour}}
+        self.colours: dict = {}  # {work grid version id: {work cell id: colour}}
         self._entries: OrderedDict = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
@@ -85,8 +85,9 @@ def tile_cache(app=None) -> TileCache:
 @bp.get("/<layer>/<int:z>/<int:x>/<int:y>.mvt")
 def tile(layer: str, z: int, x: int, y: int):
     """Return one vector tile; ?dept=CODE[&version=N] for work-cells, ?edition=ID for base-cells."""
-    req = tiles_service.tile_request(layer, z, x, y, dept=_text_arg("dept"), version=_int_arg("version"),
-                                     edition=_int_arg("edition"))
+    req = tiles_service.tile_request(
+        layer, z, x, y, dept=_text_arg("dept"), version=_int_arg("version"), edition=_int_arg("edition")
+    )
     session = db_session()
     generation = tiles_service.generation(session)
     cache = tile_cache()
@@ -97,8 +98,12 @@ def tile(layer: str, z: int, x: int, y: int):
         entry = (f'"{hashlib.blake2b(data, digest_size=12).hexdigest()}"', data)
         cache.put(req.key, generation, entry)
     etag, data = entry
-    headers = {"ETag": etag, "Cache-Control": "public, no-cache", "Vary": "Accept-Encoding",
-               "X-Tile-Generation": generation}
+    headers = {
+        "ETag": etag,
+        "Cache-Control": "public, no-cache",
+        "Vary": "Accept-Encoding",
+        "X-Tile-Generation": generation,
+    }
     if etag in _if_none_match():
         return Response(status=304, headers=headers)
     return Response(data, mimetype=MVT_TYPE, headers=headers)
@@ -110,33 +115,53 @@ def work_cell_labels():
     bbox = bbox_arg()
     if bbox is None:
         raise ValidationError("tiles.bbox_needed")
-    return jsonify({"labels": tiles_service.work_cell_labels(db_session(), _text_arg("dept") or "", bbox,
-                                                             version=_int_arg("version"))})
+    return jsonify(
+        {
+            "labels": tiles_service.work_cell_labels(
+                db_session(), _text_arg("dept") or "", bbox, version=_int_arg("version")
+            )
+        }
+    )
 
 
 @bp.get("/layers.json")
 def layers():
     """Return the tile layers with their URL templates and minimum zooms, and the departments
     whose work grid has a version in force (one work-cells layer each)."""
-    rows = db_session().execute(text(
-        "SELECT d.code, d.name, v.number FROM department d JOIN work_grid_version v ON v.dept_code = d.code "
-        "WHERE v.status = 'published' AND v.valid_to IS NULL ORDER BY d.code")).all()
+    rows = (
+        db_session()
+        .execute(
+            text(
+                "SELECT d.code, d.name, v.number FROM department d JOIN work_grid_version v ON v.dept_code = d.code "
+                "WHERE v.status = 'published' AND v.valid_to IS NULL ORDER BY d.code"
+            )
+        )
+        .all()
+    )
     base = request.script_root + bp.url_prefix
-    return jsonify({
-        "layers": [{"name": name, "url": f"{base}/{name}/{{z}}/{{x}}/{{y}}.mvt",
-                    "minZoom": tiles_service.MIN_ZOOM[name]} for name in tiles_service.LAYERS],
-        "maxZoom": tiles_service.MAX_ZOOM,
-        "labels": f"{base}/work-cells/labels.json",
-        "departments": [{"code": code, "name": name, "version": number,
-                         "label": t("tiles.layer.work_cells", dept=name)} for code, name, number in rows],
-    })
+    return jsonify(
+        {
+            "layers": [
+                {"name": name, "url": f"{base}/{name}/{{z}}/{{x}}/{{y}}.mvt", "minZoom": tiles_service.MIN_ZOOM[name]}
+                for name in tiles_service.LAYERS
+            ],
+            "maxZoom": tiles_service.MAX_ZOOM,
+            "labels": f"{base}/work-cells/labels.json",
+            "departments": [
+                {"code": code, "name": name, "version": number, "label": t("tiles.layer.work_cells", dept=name)}
+                for code, name, number in rows
+            ],
+        }
+    )
 
 
 @bp.app_context_processor
 def tile_urls() -> dict:
     """Give templates `tile_url(layer)` (an XYZ template for Leaflet) and the layers' first zooms."""
-    return {"tile_url": lambda layer: f"{request.script_root}{bp.url_prefix}/{layer}/{{z}}/{{x}}/{{y}}.mvt",
-            "tile_min_zoom": tiles_service.MIN_ZOOM}
+    return {
+        "tile_url": lambda layer: f"{request.script_root}{bp.url_prefix}/{layer}/{{z}}/{{x}}/{{y}}.mvt",
+        "tile_min_zoom": tiles_service.MIN_ZOOM,
+    }
 
 
 def _if_none_match() -> set[str]:

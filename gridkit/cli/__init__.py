@@ -85,9 +85,11 @@ def _settings(ctx: click.Context) -> Settings:
 
 def with_settings(func):
     """Pass the Settings built from the environment as the first argument."""
+
     @wraps(func)
     def wrapper(*args, **kwargs):
         return func(_settings(click.get_current_context()), *args, **kwargs)
+
     return wrapper
 
 
@@ -101,11 +103,15 @@ def actor() -> str:
 
 def file_options(func):
     """Options shared by every command that reads a vector file."""
-    for option in reversed([
-        click.option("--encoding", help="Text encoding of the attributes (default: .cpg, else UTF-8, else GB18030)."),
-        click.option("--src-crs", help="CRS of a file that has none: EPSG code, PROJ string, WKT or gcj02."),
-        click.option("--layer", help="Layer of a GeoPackage, or the shapefile inside a folder/zip."),
-    ]):
+    for option in reversed(
+        [
+            click.option(
+                "--encoding", help="Text encoding of the attributes (default: .cpg, else UTF-8, else GB18030)."
+            ),
+            click.option("--src-crs", help="CRS of a file that has none: EPSG code, PROJ string, WKT or gcj02."),
+            click.option("--layer", help="Layer of a GeoPackage, or the shapefile inside a folder/zip."),
+        ]
+    ):
         func = option(func)
     return func
 

@@ -43,9 +43,23 @@ def admin_list(settings, level, parent):
 @with_settings
 def admin_import(settings, path, level, code_field, name_field, parent_field, replace, encoding, src_crs, layer):
     """Import admin units from a Shapefile, GeoPackage or GeoJSON (all-or-nothing)."""
-    return run_import(settings, "admin-import", lambda session: import_admin_units(
-        session, path, level=level, code_field=code_field, name_field=name_field, parent_field=parent_field,
-        encoding=encoding, src_crs=src_crs, replace=replace, layer=layer, settings=settings))
+    return run_import(
+        settings,
+        "admin-import",
+        lambda session: import_admin_units(
+            session,
+            path,
+            level=level,
+            code_field=code_field,
+            name_field=name_field,
+            parent_field=parent_field,
+            encoding=encoding,
+            src_crs=src_crs,
+            replace=replace,
+            layer=layer,
+            settings=settings,
+        ),
+    )
 
 
 @admin.command("validate")
@@ -54,6 +68,7 @@ def admin_import(settings, path, level, code_field, name_field, parent_field, re
 def admin_validate(settings):
     """Check admin units: codes, parents, units outside their parent, overlapping siblings."""
     with db.transaction(settings) as session:
-        problems = [p.to_dict(cli_language())
-                    for p in validate_admin_units(session, tolerance_m=settings.sliver_tolerance_m)]
+        problems = [
+            p.to_dict(cli_language()) for p in validate_admin_units(session, tolerance_m=settings.sliver_tolerance_m)
+        ]
     return problems_result(problems)

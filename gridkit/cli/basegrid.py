@@ -32,10 +32,23 @@ def basegrid():
 @with_settings
 def basegrid_import(settings, path, code_field, community_field, edition, name_field, encoding, src_crs, layer):
     """Import base cells into a new draft edition (all-or-nothing)."""
-    return run_import(settings, "basegrid-import", lambda session: import_base_cells(
-        session, path, code_field=code_field, community_field=community_field, edition=edition,
-        encoding=encoding, src_crs=src_crs, layer=layer, profile=PROFILES[settings.code_profile],
-        name_field=name_field, settings=settings))
+    return run_import(
+        settings,
+        "basegrid-import",
+        lambda session: import_base_cells(
+            session,
+            path,
+            code_field=code_field,
+            community_field=community_field,
+            edition=edition,
+            encoding=encoding,
+            src_crs=src_crs,
+            layer=layer,
+            profile=PROFILES[settings.code_profile],
+            name_field=name_field,
+            settings=settings,
+        ),
+    )
 
 
 @basegrid.command("validate")
@@ -46,8 +59,12 @@ def basegrid_import(settings, path, code_field, community_field, edition, name_f
 def basegrid_validate(settings, edition, sliver_m2):
     """Check an edition: gaps, overlaps, slivers, cells outside their community, codes. Exit 0 only when clean."""
     with db.transaction(settings) as session:
-        problems = [p.to_dict(cli_language()) for p in validate_base_grid(
-            session, edition_named(session, edition), sliver_m2=sliver_m2, tolerance_m=settings.sliver_tolerance_m)]
+        problems = [
+            p.to_dict(cli_language())
+            for p in validate_base_grid(
+                session, edition_named(session, edition), sliver_m2=sliver_m2, tolerance_m=settings.sliver_tolerance_m
+            )
+        ]
     return problems_result(problems)
 
 
@@ -59,8 +76,9 @@ def basegrid_validate(settings, edition, sliver_m2):
 def basegrid_renumber(settings, edition, community):
     """Give a draft edition's cells codes by the rule: west→east, north→south inside each community."""
     with db.transaction(settings) as session:
-        changes = renumber_base_cells(session, edition_named(session, edition), community=community,
-                                      profile=settings.code_profile)
+        changes = renumber_base_cells(
+            session, edition_named(session, edition), community=community, profile=settings.code_profile
+        )
     rows = [{"old": old, "new": new} for old, new in changes]
     return output.Result(rows, lines=[say("cli.basegrid.renumbered", count=len(rows))])
 
@@ -73,8 +91,9 @@ def basegrid_renumber(settings, edition, community):
 def basegrid_publish(settings, edition, sliver_m2):
     """Publish a draft edition (refused unless validation is clean); retire the current one; move subjects."""
     with db.transaction(settings) as session:
-        result = publish_edition(session, edition_named(session, edition), sliver_m2=sliver_m2,
-                                 tolerance_m=settings.sliver_tolerance_m)
+        result = publish_edition(
+            session, edition_named(session, edition), sliver_m2=sliver_m2, tolerance_m=settings.sliver_tolerance_m
+        )
     lines = [say("cli.basegrid.published", edition=result["edition"])]
     if result["retired"]:
         lines.append(say("cli.basegrid.retired", edition=result["retired"]))
@@ -92,12 +111,23 @@ def basegrid_diff(settings, old, new):
     """Compare two editions: cells added, removed and reshaped (matched by code)."""
     with db.transaction(settings) as session:
         result = diff_editions(session, edition_named(session, old), edition_named(session, new))
-    line = say("cli.basegrid.diff", old=result["from"], new=result["to"], added=len(result["added"]),
-               removed=len(result["removed"]), reshaped=len(result["reshaped"]), unchanged=result["unchanged"])
-    rows = ([{"change": "added", "code": r["code"], "area_m2": r["area_m2"]} for r in result["added"]] +
-            [{"change": "removed", "code": r["code"], "area_m2": r["area_m2"]} for r in result["removed"]] +
-            [{"change": "reshaped", "code": r["code"], "area_m2": f"{r['old_area_m2']} → {r['new_area_m2']}"}
-             for r in result["reshaped"]])
+    line = say(
+        "cli.basegrid.diff",
+        old=result["from"],
+        new=result["to"],
+        added=len(result["added"]),
+        removed=len(result["removed"]),
+        reshaped=len(result["reshaped"]),
+        unchanged=result["unchanged"],
+    )
+    rows = (
+        [{"change": "added", "code": r["code"], "area_m2": r["area_m2"]} for r in result["added"]]
+        + [{"change": "removed", "code": r["code"], "area_m2": r["area_m2"]} for r in result["removed"]]
+        + [
+            {"change": "reshaped", "code": r["code"], "area_m2": f"{r['old_area_m2']} → {r['new_area_m2']}"}
+            for r in result["reshaped"]
+        ]
+    )
     return output.Result(result, lines=[line], rows=rows or None)
 
 
@@ -115,20 +145,41 @@ def basegrid_diff(settings, old, new):
 @click.option("--preview", type=click.Path(dir_okay=False), help="Draw the cells to PATH.png or PATH.html.")
 @output.command_output
 @with_settings
-def basegrid_generate(settings, communities, all_, roads, water, target_buildings, target_area_m2, edition, paths,
-                      src_crs, encoding, preview):
+def basegrid_generate(
+    settings,
+    communities,
+    all_,
+    roads,
+    water,
+    target_buildings,
+    target_area_m2,
+    edition,
+    paths,
+    src_crs,
+    encoding,
+    preview,
+):
     """Generate base cells along roads and rivers, to a target size, as a new draft edition."""
     if bool(communities) == all_:
         raise ValidationError("cli.basegrid.community_or_all")
     if (target_buildings is None) == (target_area_m2 is None):
         raise ValidationError("cli.basegrid.one_target")
-    target = (Target.parse(target_buildings, "buildings") if target_buildings
-              else Target.parse(target_area_m2, "area"))
+    target = Target.parse(target_buildings, "buildings") if target_buildings else Target.parse(target_area_m2, "area")
     with db.transaction(settings) as session:
-        report = generate_base_grid(session, communities=list(communities) or None, roads_path=roads,
-                                    water_path=list(water) or None, target=target, edition_name=edition,
-                                    profile=settings.code_profile, paths=paths, src_crs=src_crs, encoding=encoding,
-                                    preview=preview, lang=cli_language())
+        report = generate_base_grid(
+            session,
+            communities=list(communities) or None,
+            roads_path=roads,
+            water_path=list(water) or None,
+            target=target,
+            edition_name=edition,
+            profile=settings.code_profile,
+            paths=paths,
+            src_crs=src_crs,
+            encoding=encoding,
+            preview=preview,
+            lang=cli_language(),
+        )
     return output.Result(report.as_dict(cli_language()), lines=[report.text(cli_language())])
 
 

@@ -34,12 +34,23 @@ def run_import(settings: Settings, name: str, work: Callable[[Session], object])
             result = work(session)
             summary = result.summary()
     except ValidationError as exc:
-        json_path, text_path = write_report(settings.home, name, exc.problems, getattr(exc, "notes", []),
-                                            {"refused": True, "code": exc.code, "message": exc.message})
-        raise ValidationError("cli.import_refused", problems=exc.problems, reason=ErrorText(exc),
-                              report=str(text_path), report_json=str(json_path)) from None
-    json_path, text_path = write_report(settings.home, name, [], result.notes, summary,
-                                        rows=getattr(result, "unassigned_rows", None))
+        json_path, text_path = write_report(
+            settings.home,
+            name,
+            exc.problems,
+            getattr(exc, "notes", []),
+            {"refused": True, "code": exc.code, "message": exc.message},
+        )
+        raise ValidationError(
+            "cli.import_refused",
+            problems=exc.problems,
+            reason=ErrorText(exc),
+            report=str(text_path),
+            report_json=str(json_path),
+        ) from None
+    json_path, text_path = write_report(
+        settings.home, name, [], result.notes, summary, rows=getattr(result, "unassigned_rows", None)
+    )
     data = dict(summary, report=str(json_path), notes=len(result.notes))
     lines = [", ".join(f"{k} {v}" for k, v in summary.items())]
     if result.notes:
@@ -59,9 +70,16 @@ def problems_result(problems: list[dict]) -> output.Result:
 
 def responsibility_rows(result: dict) -> list[dict]:
     """Return the departments of a responsibility answer as table rows."""
-    return [{"dept": d["dept"], "name": d["dept_name"], "version": d["version"], "work_cell": d["work_cell"],
-             "coordinators": ", ".join(f"{c['name']} {c['phone'] or ''}".strip() for c in d["coordinators"])}
-            for d in result["departments"]]
+    return [
+        {
+            "dept": d["dept"],
+            "name": d["dept_name"],
+            "version": d["version"],
+            "work_cell": d["work_cell"],
+            "coordinators": ", ".join(f"{c['name']} {c['phone'] or ''}".strip() for c in d["coordinators"]),
+        }
+        for d in result["departments"]
+    ]
 
 
 def coordinators_of(result: dict) -> list[dict]:

@@ -9,8 +9,9 @@ from gridkit.cli import GridkitGroup, actor, codes_list, output, say, with_setti
 from gridkit.grids.work import add_coordinator, list_coordinators
 from gridkit.pii import mask_or_reveal
 
-SHOW_PHONES = click.option("--show-phones", is_flag=True,
-                           help="Show phone numbers in clear (recorded in the audit log).")
+SHOW_PHONES = click.option(
+    "--show-phones", is_flag=True, help="Show phone numbers in clear (recorded in the audit log)."
+)
 
 
 @click.group(cls=GridkitGroup)
@@ -31,8 +32,7 @@ def coordinator_add(settings, name, phone, dept_code, work_cells):
     with db.transaction(settings) as session:
         c = add_coordinator(session, name, phone, dept_code, codes)
         result = {"id": c.id, "name": c.name, "dept": dept_code, "work_cells": codes}
-    return output.Result(result, lines=[say("cli.coordinator.added", id=c.id, name=name,
-                                            work_cells=", ".join(codes))])
+    return output.Result(result, lines=[say("cli.coordinator.added", id=c.id, name=name, work_cells=", ".join(codes))])
 
 
 @coordinator.command("list")
@@ -43,8 +43,14 @@ def coordinator_add(settings, name, phone, dept_code, work_cells):
 def coordinator_list(settings, dept_code, show_phones):
     """List coordinators and their work cells (phones masked unless --show-phones)."""
     with db.transaction(settings) as session:
-        rows = mask_or_reveal(session, list_coordinators(session, dept_code), reveal=show_phones, actor=actor(),
-                              object_type="coordinator", dept=dept_code)
+        rows = mask_or_reveal(
+            session,
+            list_coordinators(session, dept_code),
+            reveal=show_phones,
+            actor=actor(),
+            object_type="coordinator",
+            dept=dept_code,
+        )
     for row in rows:
         row["work_cells"] = list(row["work_cells"])
     return output.Result(rows, rows=[dict(r, work_cells=",".join(r["work_cells"])) for r in rows])

@@ -28,14 +28,18 @@ def demo(settings, serve, host, port):
         check_port_free(host or settings.host, port or settings.port)
     db.up(settings)
     key = pii_key(settings)
-    with db.transaction(settings) as session, output.progress(
-            length=DEMO_STEPS, label=say("cli.demo.loading"), item_show_func=lambda s: s) as bar:
+    with (
+        db.transaction(settings) as session,
+        output.progress(length=DEMO_STEPS, label=say("cli.demo.loading"), item_show_func=lambda s: s) as bar,
+    ):
         counts = load_demo(session, key, progress=lambda label, n: bar.update(1, _step(label, n)))
     if counts.get("already"):
         lines = [say("cli.demo.already")]
     else:
-        lines = [", ".join(f"{k} {v}" for k, v in counts.items()),
-                 say("cli.demo.users", users=", ".join(u for u, _, _ in DEMO_USERS), password=DEMO_PASSWORD)]
+        lines = [
+            ", ".join(f"{k} {v}" for k, v in counts.items()),
+            say("cli.demo.users", users=", ".join(u for u, _, _ in DEMO_USERS), password=DEMO_PASSWORD),
+        ]
     result = output.Result(counts, lines=lines)
     if not serve:
         return result

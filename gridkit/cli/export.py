@@ -32,11 +32,21 @@ def acting_user(session, name: str | None) -> User | None:
 
 @click.command("export")
 @click.argument("layer", metavar="LAYER")
-@click.option("-o", "--output", "path", required=True, type=click.Path(dir_okay=False),
-              help="File to write (shp: a .zip with .shp .shx .dbf .prj .cpg and fields.csv).")
+@click.option(
+    "-o",
+    "--output",
+    "path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="File to write (shp: a .zip with .shp .shx .dbf .prj .cpg and fields.csv).",
+)
 @click.option("--format", "format_", help=f"One of {', '.join(FORMATS)} (default: from the file suffix).")
-@click.option("--crs", default="EPSG:4490", show_default=True,
-              help="Output CRS: an EPSG code (EPSG:4490, EPSG:4326, EPSG:4547 …) or gcj02.")
+@click.option(
+    "--crs",
+    default="EPSG:4490",
+    show_default=True,
+    help="Output CRS: an EPSG code (EPSG:4490, EPSG:4326, EPSG:4547 …) or gcj02.",
+)
 @click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of shp/csv: utf-8 or gbk.")
 @click.option("--area", help="Only this admin unit (district, street or community code).")
 @click.option("--where", multiple=True, metavar="FIELD=VALUE", help="Only rows whose field equals the value.")
@@ -48,14 +58,24 @@ def acting_user(session, name: str | None) -> User | None:
 @click.option("--force", is_flag=True, help="Overwrite the output file if it exists.")
 @output.command_output
 @with_settings
-def export(settings, layer, path, format_, crs, encoding, area, where, dept, version, at, unmasked, as_user,
-           force):
+def export(settings, layer, path, format_, crs, encoding, area, where, dept, version, at, unmasked, as_user, force):
     """Export LAYER: admin-units, base-cells, work-cells, buildings, residents, entities, components,
     incidents or cell-stats."""
-    options = ExportOptions(layer=layer, format=format_ or format_for_path(path), path=Path(path), crs=crs,
-                            encoding=encoding.lower(), area=area, where=parse_where(where), dept=dept,
-                            version=version, at=at, unmasked=unmasked, force=force,
-                            max_features=settings.export_max_features)
+    options = ExportOptions(
+        layer=layer,
+        format=format_ or format_for_path(path),
+        path=Path(path),
+        crs=crs,
+        encoding=encoding.lower(),
+        area=area,
+        where=parse_where(where),
+        dept=dept,
+        version=version,
+        at=at,
+        unmasked=unmasked,
+        force=force,
+        max_features=settings.export_max_features,
+    )
     bar = None
 
     def progress(done: int, total: int) -> None:
@@ -68,13 +88,16 @@ def export(settings, layer, path, format_, crs, encoding, area, where, dept, ver
     try:
         with db.transaction(settings) as session:
             user = acting_user(session, as_user)
-            summary = export_layer(session, options, user=user, actor=user.name if user else actor(),
-                                   progress=progress)
+            summary = export_layer(session, options, user=user, actor=user.name if user else actor(), progress=progress)
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)
-    lines = [(f"{summary['features']} {summary['layer']} → {summary['path']} "
-              f"({summary['format']}, {summary['crs']}, {summary['encoding']}, {summary['seconds']} s)")]
+    lines = [
+        (
+            f"{summary['features']} {summary['layer']} → {summary['path']} "
+            f"({summary['format']}, {summary['crs']}, {summary['encoding']}, {summary['seconds']} s)"
+        )
+    ]
     for full, short in summary.get("shapefile_fields", {}).items():
         lines.append(f"  {full} → {short}")
     return output.Result(summary, lines=lines)

@@ -34,8 +34,13 @@ def _subject_import_command(kind: str, help_: str):
     """Build `gridkit import KIND PATH …` for one subject kind."""
 
     @click.argument("path", type=click.Path(exists=True))
-    @click.option("--map", "maps", multiple=True, metavar="FIELD=COLUMN",
-                  help="Read FIELD from COLUMN (repeatable), e.g. --map id_number=身份证号.")
+    @click.option(
+        "--map",
+        "maps",
+        multiple=True,
+        metavar="FIELD=COLUMN",
+        help="Read FIELD from COLUMN (repeatable), e.g. --map id_number=身份证号.",
+    )
     @click.option("--sheet", help="Worksheet of an XLSX file (default: the first).")
     @file_options
     @output.command_output
@@ -45,13 +50,28 @@ def _subject_import_command(kind: str, help_: str):
         options = {"replace": True} if extra.get("replace") else {}
         size = Path(path).stat().st_size if Path(path).is_file() else 0
         with output.progress(length=max(size, 1), label=kind) as bar:
-            def progress(done: int, total: int) -> None:   # bytes read (CSV; other formats: no bar movement)
+
+            def progress(done: int, total: int) -> None:  # bytes read (CSV; other formats: no bar movement)
                 if total and done > bar.pos:
                     bar.update(min(done, bar.length) - bar.pos)
 
-            return run_import(settings, f"{kind}-import", lambda session: import_subjects(
-                session, kind, path, pii_key=key, mapping=parse_mapping(list(maps)), encoding=encoding,
-                src_crs=src_crs, layer=layer, sheet=sheet, progress=progress, **options))
+            return run_import(
+                settings,
+                f"{kind}-import",
+                lambda session: import_subjects(
+                    session,
+                    kind,
+                    path,
+                    pii_key=key,
+                    mapping=parse_mapping(list(maps)),
+                    encoding=encoding,
+                    src_crs=src_crs,
+                    layer=layer,
+                    sheet=sheet,
+                    progress=progress,
+                    **options,
+                ),
+            )
 
     command.__doc__ = help_
     if kind != "coordinators":
@@ -60,9 +80,11 @@ def _subject_import_command(kind: str, help_: str):
 
 
 _subject_import_command(
-    "buildings", "Import buildings (code, address, lon/lat or footprint) from CSV, XLSX or a map file.")
+    "buildings", "Import buildings (code, address, lon/lat or footprint) from CSV, XLSX or a map file."
+)
 _subject_import_command(
-    "residents", "Import residents (id_number, name, phone, household, population_type, building_code or lon/lat).")
+    "residents", "Import residents (id_number, name, phone, household, population_type, building_code or lon/lat)."
+)
 _subject_import_command("entities", "Import legal entities (credit_code, name, lon, lat).")
 _subject_import_command("coordinators", "Import a coordinator roster (name, phone, dept, work_cells separated by ';').")
 

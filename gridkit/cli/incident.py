@@ -13,8 +13,9 @@ from gridkit import db
 from gridkit.cli import GridkitGroup, output, with_settings
 from gridkit.rules import SEVERITIES, IncidentState
 
-as_option = click.option("--as", "username", envvar="GRIDKIT_USER", metavar="USERNAME",
-                         help="Act as this user (default: GRIDKIT_USER).")
+as_option = click.option(
+    "--as", "username", envvar="GRIDKIT_USER", metavar="USERNAME", help="Act as this user (default: GRIDKIT_USER)."
+)
 
 
 def _actor(session, username, *, required: bool = True):
@@ -32,6 +33,7 @@ def incident():
 
 # -- categories ------------------------------------------------------------------------------------
 
+
 @incident.group("categories", cls=GridkitGroup)
 def categories():
     """Incident and component categories: code, department, time limit per step."""
@@ -47,12 +49,18 @@ def categories_list(settings, kind):
 
     with db.transaction(settings) as session:
         rows = category_rows(session, kind)
-    table = [{**{k: r[k] for k in ("code", "kind", "name", "major_code", "department", "time_limit_hours")},
-              **{f"{s}_h": h for s, h in r["step_hours"].items() if s != "handle"}} for r in rows]
+    table = [
+        {
+            **{k: r[k] for k in ("code", "kind", "name", "major_code", "department", "time_limit_hours")},
+            **{f"{s}_h": h for s, h in r["step_hours"].items() if s != "handle"},
+        }
+        for r in rows
+    ]
     return output.Result(rows, rows=table)
 
 
 # -- the steps ---------------------------------------------------------------------------------------
+
 
 @incident.command("report")
 @click.option("--lon", type=float, help="Longitude (CGCS2000).")
@@ -72,8 +80,18 @@ def report(settings, lon, lat, component, description, category, source, reporte
 
     with db.transaction(settings) as session:
         actor = _actor(session, username)
-        result = report_incident(session, lon=lon, lat=lat, component=component, description=description,
-                                 category=category, source=source, reported_at=reported_at, key=key, actor=actor)
+        result = report_incident(
+            session,
+            lon=lon,
+            lat=lat,
+            component=component,
+            description=description,
+            category=category,
+            source=source,
+            reported_at=reported_at,
+            key=key,
+            actor=actor,
+        )
         data = result.to_dict()
     lines = [f"{'reported' if data['created'] else 'already reported'}: {data['code']} (id {data['id']})"]
     if data["base_cell_id"] is None:
@@ -102,6 +120,7 @@ def _simple_step(action: str, doc: str, note_required: bool = False):
     @with_settings
     def command(settings, ident, note, username):
         return _step(settings, action, ident, username, note=note)
+
     return command
 
 
@@ -147,25 +166,31 @@ def classify(settings, ident, category, severity, note, username):
 @with_settings
 def dispatch(settings, ident, dept, coordinator_phone, reason, note, username):
     """任务执行: send to the department and the coordinator of the work grid valid at the report time."""
-    return _step(settings, "dispatch", ident, username, dept=dept, coordinator_phone=coordinator_phone,
-                 reason=reason, note=note)
+    return _step(
+        settings, "dispatch", ident, username, dept=dept, coordinator_phone=coordinator_phone, reason=reason, note=note
+    )
 
 
 @incident.command("feedback")
 @click.argument("ident", metavar="ID")
 @click.option("--note", required=True)
-@click.option("--attach", "attachments", multiple=True, type=click.Path(dir_okay=False),
-              help="A photo (JPEG, PNG, GIF, WebP; repeatable).")
+@click.option(
+    "--attach",
+    "attachments",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="A photo (JPEG, PNG, GIF, WebP; repeatable).",
+)
 @as_option
 @output.command_output
 @with_settings
 def feedback(settings, ident, note, attachments, username):
     """执行反馈: report the work done, with a note and photos."""
-    return _step(settings, "feedback", ident, username, note=note, attachments=list(attachments),
-                 home=settings.home)
+    return _step(settings, "feedback", ident, username, note=note, attachments=list(attachments), home=settings.home)
 
 
 # -- reading ---------------------------------------------------------------------------------------
+
 
 @incident.command("show")
 @click.argument("ident", metavar="ID")
@@ -181,15 +206,27 @@ def show(settings, ident, username):
         actor = _actor(session, username, required=False)
         data = show_incident(session, ident, actor)
         if data["coordinator"] and "phone" in data["coordinator"]:
-            audit.record(session, actor.name if actor else "cli", "incident.show", object_type="incident",
-                         object_id=data["id"], personal_data=["coordinator"])
-    lines = [f"{data['code']}  {data['state']}  {(data['category'] or {}).get('name', '-')}",
-             (f"base cell {data['base_cell'] or '-'}  work cell {data['work_cell'] or '-'}  "
-              f"department {data['department'] or '-'}"),
-             f"step {data['pending_step'] or '-'} due {data['step_deadline'] or '-'}"
-             + ("  OVERDUE" if data["overdue"] else "")]
-    rows = [{"at": h["at"], "from": h["from"], "to": h["to"], "actor": h["actor"], "note": h["note"]}
-            for h in data["history"]]
+            audit.record(
+                session,
+                actor.name if actor else "cli",
+                "incident.show",
+                object_type="incident",
+                object_id=data["id"],
+                personal_data=["coordinator"],
+            )
+    lines = [
+        f"{data['code']}  {data['state']}  {(data['category'] or {}).get('name', '-')}",
+        (
+            f"base cell {data['base_cell'] or '-'}  work cell {data['work_cell'] or '-'}  "
+            f"department {data['department'] or '-'}"
+        ),
+        f"step {data['pending_step'] or '-'} due {data['step_deadline'] or '-'}"
+        + ("  OVERDUE" if data["overdue"] else ""),
+    ]
+    rows = [
+        {"at": h["at"], "from": h["from"], "to": h["to"], "actor": h["actor"], "note": h["note"]}
+        for h in data["history"]
+    ]
     return output.Result(data, lines=lines, rows=rows)
 
 
@@ -211,13 +248,31 @@ def list_(settings, state, dept, area, category, overdue, unassigned, limit, off
 
     with db.transaction(settings) as session:
         actor = _actor(session, username, required=False)
-        data = list_incidents(session, state=state, dept=dept, area=area, category=category, overdue=overdue,
-                              unassigned=unassigned, actor=actor, limit=limit, offset=offset)
-    columns = ["id", "code", "state", "category", "department", "base_cell", "work_cell", "reported_at",
-               "step_deadline", "overdue"]
+        data = list_incidents(
+            session,
+            state=state,
+            dept=dept,
+            area=area,
+            category=category,
+            overdue=overdue,
+            unassigned=unassigned,
+            actor=actor,
+            limit=limit,
+            offset=offset,
+        )
+    columns = [
+        "id",
+        "code",
+        "state",
+        "category",
+        "department",
+        "base_cell",
+        "work_cell",
+        "reported_at",
+        "step_deadline",
+        "overdue",
+    ]
     return output.Result(data, lines=[f"{data['total']} cases"], rows=data["items"], columns=columns)
-
-
 
 
 @incident.command("overdue")
@@ -232,15 +287,21 @@ def overdue(settings, dept, username):
     with db.transaction(settings) as session:
         actor = _actor(session, username, required=False)
         data = overdue_cases(session, actor=actor, dept=dept)
-    lines = [f"{data['total']} overdue: " + ", ".join(f"{k} {v}" for k, v in data["per_step"].items()),
-             f"{len(data['escalation'])} to escalate"]
+    lines = [
+        f"{data['total']} overdue: " + ", ".join(f"{k} {v}" for k, v in data["per_step"].items()),
+        f"{len(data['escalation'])} to escalate",
+    ]
     columns = ["code", "state", "step", "step_deadline", "hours_late", "rework_count", "escalate"]
     return output.Result(data, lines=lines, rows=data["cases"], columns=columns)
 
 
 @incident.command("evaluate")
-@click.option("--by", type=click.Choice(["work-cell", "department", "coordinator", "community"]),
-              default="department", show_default=True)
+@click.option(
+    "--by",
+    type=click.Choice(["work-cell", "department", "coordinator", "community"]),
+    default="department",
+    show_default=True,
+)
 @click.option("--from", "from_", help="First report time (ISO 8601 date or time).")
 @click.option("--to", help="End of the period, exclusive (default now).")
 @click.option("--dept")
@@ -255,13 +316,29 @@ def evaluate(settings, by, from_, to, dept, username):
     with db.transaction(settings) as session:
         actor = _actor(session, username, required=False)
         data = run(session, by=by, from_=from_, to=to, actor=actor, dept=dept)
-    columns = ["key", "name", "cases", "closed", "on_time_rate", "rework_rate", "backlog", "overdue",
-               "accept_mean_h", "classify_mean_h", "dispatch_mean_h", "handle_mean_h", "handle_p90_h",
-               "verify_mean_h", "total_mean_h", "total_p90_h"]
+    columns = [
+        "key",
+        "name",
+        "cases",
+        "closed",
+        "on_time_rate",
+        "rework_rate",
+        "backlog",
+        "overdue",
+        "accept_mean_h",
+        "classify_mean_h",
+        "dispatch_mean_h",
+        "handle_mean_h",
+        "handle_p90_h",
+        "verify_mean_h",
+        "total_mean_h",
+        "total_p90_h",
+    ]
     return output.Result(data, rows=flat_rows(data), columns=columns)
 
 
 # -- imports (registered under `gridkit import`) ----------------------------------------------------
+
 
 def _import(settings, name: str, work) -> output.Result:
     """Run an import in one transaction; write its report (problems and notes) under GRIDKIT_HOME/reports."""
@@ -286,8 +363,13 @@ def _import(settings, name: str, work) -> output.Result:
 
 @click.command("components")
 @click.argument("path", type=click.Path(exists=True))
-@click.option("--map", "maps", multiple=True, metavar="FIELD=COLUMN",
-              help="Read FIELD (code, name, lon, lat) from COLUMN (repeatable).")
+@click.option(
+    "--map",
+    "maps",
+    multiple=True,
+    metavar="FIELD=COLUMN",
+    help="Read FIELD (code, name, lon, lat) from COLUMN (repeatable).",
+)
 @click.option("--encoding")
 @click.option("--layer")
 @click.option("--src-crs")
@@ -299,14 +381,24 @@ def import_components_command(settings, path, maps, encoding, layer, src_crs):
     from gridkit.io.subjects import parse_mapping
 
     mapping = parse_mapping(maps)
-    return _import(settings, "components-import", lambda session: import_components(
-        session, path, mapping=mapping, encoding=encoding, layer=layer, src_crs=src_crs))
+    return _import(
+        settings,
+        "components-import",
+        lambda session: import_components(
+            session, path, mapping=mapping, encoding=encoding, layer=layer, src_crs=src_crs
+        ),
+    )
 
 
 @click.command("incidents")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
-@click.option("--map", "mapping_path", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="JSON mapping: columns, time format and zone, categories and states of the file.")
+@click.option(
+    "--map",
+    "mapping_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="JSON mapping: columns, time format and zone, categories and states of the file.",
+)
 @click.option("--encoding")
 @output.command_output
 @with_settings
@@ -315,5 +407,6 @@ def import_incidents_command(settings, path, mapping_path, encoding):
     from gridkit.incidents.importer import import_incidents, load_mapping
 
     mapping = load_mapping(mapping_path)
-    return _import(settings, "incidents-import", lambda session: import_incidents(
-        session, path, mapping, encoding=encoding))
+    return _import(
+        settings, "incidents-import", lambda session: import_incidents(session, path, mapping, encoding=encoding)
+    )

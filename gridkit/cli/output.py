@@ -94,6 +94,7 @@ def wants_json() -> bool:
 
 def command_output(func):
     """Add --json to a command; print the `Result` it returns through `write`."""
+
     @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
     @wraps(func)
     def wrapper(*args, as_json=False, **kwargs):
@@ -101,6 +102,7 @@ def command_output(func):
         result = func(*args, **kwargs)
         if result is not None:
             write(result if isinstance(result, Result) else Result(result), as_json)
+
     return wrapper
 
 

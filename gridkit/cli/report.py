@@ -18,8 +18,9 @@ class ReportGroup(GridkitGroup):
 
     def resolve_command(self, ctx, args):
         if args and args[0] not in self.commands and not args[0].startswith("-"):
-            raise click.UsageError(ValidationError("report.unknown", report=args[0], reports=", ".join(REPORTS))
-                                   .render(cli_language()))
+            raise click.UsageError(
+                ValidationError("report.unknown", report=args[0], reports=", ".join(REPORTS)).render(cli_language())
+            )
         return super().resolve_command(ctx, args)
 
 
@@ -40,15 +41,17 @@ def report_list_cmd():
 def _make_command(name: str):
     spec = REPORTS[name]
 
-    @click.option("--by", type=click.Choice(GROUPINGS), default=spec.default_by, show_default=True,
-                  help="Unit of the rows.")
+    @click.option(
+        "--by", type=click.Choice(GROUPINGS), default=spec.default_by, show_default=True, help="Unit of the rows."
+    )
     @click.option("--dept", help="Department (needed for --by work-cell).")
     @click.option("--area", help="Only this admin unit (district, street or community code).")
     @click.option("--from", "date_from", help="Start of the period (ISO date).")
     @click.option("--to", "date_to", help="End of the period (ISO date, included; ages are taken on it).")
     @click.option("--at", help="Time the base grid and work grid are taken at (default now).")
-    @click.option("--format", "format_", type=click.Choice(REPORT_FORMATS),
-                  help="File format (default: from the suffix of -o).")
+    @click.option(
+        "--format", "format_", type=click.Choice(REPORT_FORMATS), help="File format (default: from the suffix of -o)."
+    )
     @click.option("-o", "--output", "path", type=click.Path(dir_okay=False), help="Write the report to this file.")
     @click.option("--force", is_flag=True, help="Overwrite the output file.")
     @click.option("--capacity", type=click.Path(), help="school-age: CSV of places (code, band, capacity).")
@@ -58,8 +61,18 @@ def _make_command(name: str):
     def command(settings, by, dept, area, date_from, date_to, at, format_, path, force, capacity, threshold):
         lang = cli_language()
         with db.transaction(settings) as session:
-            result = run_report(session, name, by=by, dept=dept, area=area, date_from=date_from,
-                                date_to=date_to, at=at, capacity=capacity, threshold=threshold)
+            result = run_report(
+                session,
+                name,
+                by=by,
+                dept=dept,
+                area=area,
+                date_from=date_from,
+                date_to=date_to,
+                at=at,
+                capacity=capacity,
+                threshold=threshold,
+            )
         lines = []
         if path:
             fmt = format_ or Path(path).suffix.lstrip(".").lower()

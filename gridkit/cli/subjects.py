@@ -32,8 +32,12 @@ def subjects_unassigned(settings, kind, limit):
 
 
 @subjects.command("stats")
-@click.option("--by", type=click.Choice(["district", "street", "community", "cell", "work-cell"]),
-              default="community", show_default=True)
+@click.option(
+    "--by",
+    type=click.Choice(["district", "street", "community", "cell", "work-cell"]),
+    default="community",
+    show_default=True,
+)
 @click.option("--dept", "dept_code", help="Department (needed with --by work-cell).")
 @output.command_output
 @with_settings
@@ -54,10 +58,26 @@ def subjects_stats(settings, by, dept_code):
 def subjects_responsible(settings, kind, key, at, show_phones):
     """Who is responsible for one subject (KEY: building code, credit code, incident code or citizen ID)."""
     with db.transaction(settings) as session:
-        result = responsibility_of_subject(session, kind, key, at=parse_time(at, field="--at"),
-                                           pii_key=pii_key(settings) if kind == "residents" else None)
-        mask_or_reveal(session, coordinators_of(result), reveal=show_phones, actor=actor(),
-                       object_type="coordinator", subject=kind[:-1], subject_id=result["id"])
-    line = say("cli.subjects.responsible", kind=kind[:-1], identity=result["identity"],
-               base_cell=result["base_cell"] or say("cli.subjects.unassigned"))
+        result = responsibility_of_subject(
+            session,
+            kind,
+            key,
+            at=parse_time(at, field="--at"),
+            pii_key=pii_key(settings) if kind == "residents" else None,
+        )
+        mask_or_reveal(
+            session,
+            coordinators_of(result),
+            reveal=show_phones,
+            actor=actor(),
+            object_type="coordinator",
+            subject=kind[:-1],
+            subject_id=result["id"],
+        )
+    line = say(
+        "cli.subjects.responsible",
+        kind=kind[:-1],
+        identity=result["identity"],
+        base_cell=result["base_cell"] or say("cli.subjects.unassigned"),
+    )
     return output.Result(result, lines=[line], rows=responsibility_rows(result))

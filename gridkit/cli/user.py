@@ -23,8 +23,12 @@ def user():
 @click.option("--role", required=True, type=click.Choice(list(ROLES)))
 @click.option("--scope", help="Admin unit code the user is limited to (default: whole city).")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
-@click.option("--coordinator", "coordinator_phone", metavar="PHONE",
-              help="Link a coordinator login to the coordinator with this phone (their work cells are its scope).")
+@click.option(
+    "--coordinator",
+    "coordinator_phone",
+    metavar="PHONE",
+    help="Link a coordinator login to the coordinator with this phone (their work cells are its scope).",
+)
 @output.command_output
 @with_settings
 def user_add(settings, name, role, scope, password_stdin, coordinator_phone):
@@ -36,8 +40,13 @@ def user_add(settings, name, role, scope, password_stdin, coordinator_phone):
             raise ValidationError("cli.user.no_password_on_stdin")
     with db.transaction(settings) as session:
         u = add_user(session, name, role, scope=scope, password=password)
-        result = {"id": u.id, "name": u.name, "role": u.role, "scope": u.scope_code,
-                  "has_password": password is not None}
+        result = {
+            "id": u.id,
+            "name": u.name,
+            "role": u.role,
+            "scope": u.scope_code,
+            "has_password": password is not None,
+        }
         if coordinator_phone:
             result["coordinator_id"] = link_coordinator(session, u, coordinator_phone).id
     line = say("cli.user.added_scoped" if scope else "cli.user.added", name=name, role=role, scope=scope)
@@ -50,6 +59,14 @@ def user_add(settings, name, role, scope, password_stdin, coordinator_phone):
 def user_list(settings):
     """List users with their roles and scopes."""
     with db.transaction(settings) as session:
-        rows = [{"name": u.name, "role": u.role, "scope": u.scope_code, "active": u.active,
-                 "has_password": bool(u.password_hash)} for u in list_users(session)]
+        rows = [
+            {
+                "name": u.name,
+                "role": u.role,
+                "scope": u.scope_code,
+                "active": u.active,
+                "has_password": bool(u.password_hash),
+            }
+            for u in list_users(session)
+        ]
     return output.Result(rows, rows=rows)

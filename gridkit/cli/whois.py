@@ -25,11 +25,20 @@ def whois(settings, lon, lat, at, show_phones):
     when = parse_time(at, field="--at")
     with db.transaction(settings) as session:
         result = responsibility_at(session, lon, lat, when)
-        mask_or_reveal(session, coordinators_of(result), reveal=show_phones, actor=actor(),
-                       object_type="coordinator", lon=lon, lat=lat)
+        mask_or_reveal(
+            session,
+            coordinators_of(result),
+            reveal=show_phones,
+            actor=actor(),
+            object_type="coordinator",
+            lon=lon,
+            lat=lat,
+        )
     if result["base_cell"] is None:
         lines = [say("cli.whois.outside", lon=lon, lat=lat)]
     else:
-        lines = [say("cli.whois.base_cell", base_cell=result["base_cell"]),
-                 say("cli.whois.community", community=result["community"], name=result["community_name"])]
+        lines = [
+            say("cli.whois.base_cell", base_cell=result["base_cell"]),
+            say("cli.whois.community", community=result["community"], name=result["community_name"]),
+        ]
     return output.Result(result, lines=lines, rows=responsibility_rows(result))

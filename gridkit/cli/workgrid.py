@@ -39,8 +39,9 @@ def workgrid_history(settings, dept_code):
     """List every version of a department's work grid."""
     with db.transaction(settings) as session:
         rows = version_history(session, dept_code)
-    return output.Result(rows, rows=rows,
-                         columns=["id", "number", "status", "work_cells", "valid_from", "valid_to", "created_by"])
+    return output.Result(
+        rows, rows=rows, columns=["id", "number", "status", "work_cells", "valid_from", "valid_to", "created_by"]
+    )
 
 
 @workgrid.command("draft")
@@ -59,8 +60,7 @@ def workgrid_draft(settings, dept_code, from_version, note):
 
 def _polygon(path, encoding, src_crs, layer):
     """Return the union of the polygons in a vector file."""
-    return read_vector(path, encoding=encoding, src_crs=src_crs, layer=layer,
-                       multipart="keep").gdf.geometry.union_all()
+    return read_vector(path, encoding=encoding, src_crs=src_crs, layer=layer, multipart="keep").gdf.geometry.union_all()
 
 
 @workgrid.command("assign")
@@ -69,15 +69,21 @@ def _polygon(path, encoding, src_crs, layer):
 @click.option("--cells", help="Base cell codes, separated by commas.")
 @click.option("--polygon", type=click.Path(exists=True), help="A polygon file: base cells mostly inside it.")
 @click.option("--admin-unit", help="An admin unit code: all its base cells.")
-@click.option("--share", type=float, default=0.5, show_default=True,
-              help="With --polygon: the share of a base cell's area that must lie inside.")
+@click.option(
+    "--share",
+    type=float,
+    default=0.5,
+    show_default=True,
+    help="With --polygon: the share of a base cell's area that must lie inside.",
+)
 @click.option("--name", help="Work cell name.")
 @REVISION
 @file_options
 @output.command_output
 @with_settings
-def workgrid_assign(settings, draft_id, work_cell, cells, polygon, admin_unit, share, name, revision,
-                    encoding, src_crs, layer):
+def workgrid_assign(
+    settings, draft_id, work_cell, cells, polygon, admin_unit, share, name, revision, encoding, src_crs, layer
+):
     """Put base cells (listed, inside a polygon, or of an admin unit) into a work cell of a draft."""
     if sum(x is not None for x in (cells, polygon, admin_unit)) != 1:
         raise ValidationError("cli.workgrid.one_selection")
@@ -93,8 +99,18 @@ def workgrid_assign(settings, draft_id, work_cell, cells, polygon, admin_unit, s
             raise ValidationError("cli.workgrid.no_cells_matched")
         set_members(session, d, work_cell, codes, name=name, expected_revision=revision, by=actor())
         result = {"draft": d.id, "work_cell": work_cell, "base_cells": codes, "revision": d.revision}
-    return output.Result(result, lines=[say("cli.workgrid.assigned", count=len(codes), work_cell=work_cell,
-                                            draft=draft_id, revision=result["revision"])])
+    return output.Result(
+        result,
+        lines=[
+            say(
+                "cli.workgrid.assigned",
+                count=len(codes),
+                work_cell=work_cell,
+                draft=draft_id,
+                revision=result["revision"],
+            )
+        ],
+    )
 
 
 @workgrid.command("exclude")
@@ -116,8 +132,12 @@ def workgrid_exclude(settings, draft_id, cells, reason, revision):
 @workgrid.command("balance")
 @click.option("--draft", "draft_id", type=int, required=True)
 @click.option("--cells", "n", type=int, required=True, help="How many work cells to make.")
-@click.option("--by", type=click.Choice(["residents", "buildings", "incidents", "area"]), required=True,
-              help="The load to even out.")
+@click.option(
+    "--by",
+    type=click.Choice(["residents", "buildings", "incidents", "area"]),
+    required=True,
+    help="The load to even out.",
+)
 @click.option("--area", "area_code", help="Rebalance only this admin unit's base cells.")
 @click.option("--within", type=click.Choice(["community"]), help="Never let a work cell cross a community boundary.")
 @REVISION
@@ -126,8 +146,16 @@ def workgrid_exclude(settings, draft_id, cells, reason, revision):
 def workgrid_balance(settings, draft_id, n, by, area_code, within, revision):
     """Group contiguous base cells into N connected work cells with the load as even as possible (负载均衡)."""
     with db.transaction(settings) as session:
-        result = balance_draft(session, draft(session, draft_id), n, by, area_code=area_code, within=within,
-                               expected_revision=revision, actor=actor())
+        result = balance_draft(
+            session,
+            draft(session, draft_id),
+            n,
+            by,
+            area_code=area_code,
+            within=within,
+            expected_revision=revision,
+            actor=actor(),
+        )
     return output.Result(result.to_dict(), lines=[describe_balance(result, cli_language())])
 
 
@@ -142,11 +170,23 @@ def workgrid_diff(settings, dept_code, old, new):
     with db.transaction(settings) as session:
         result = diff_versions(session, dept_code, old, new)
     a = result["subjects_changing_work_cell"]
-    lines = [say("cli.workgrid.diff", old=old, new=new, moved=len(result["moved"]),
-                 added=len(result["added_work_cells"]), removed=len(result["removed_work_cells"]),
-                 coordinators=len(result["coordinator_changes"])),
-             say("cli.workgrid.diff_subjects", residents=a["residents"], buildings=a["buildings"],
-                 incidents=a["open_incidents"])]
+    lines = [
+        say(
+            "cli.workgrid.diff",
+            old=old,
+            new=new,
+            moved=len(result["moved"]),
+            added=len(result["added_work_cells"]),
+            removed=len(result["removed_work_cells"]),
+            coordinators=len(result["coordinator_changes"]),
+        ),
+        say(
+            "cli.workgrid.diff_subjects",
+            residents=a["residents"],
+            buildings=a["buildings"],
+            incidents=a["open_incidents"],
+        ),
+    ]
     return output.Result(result, lines=lines, rows=result["moved"] or None)
 
 
@@ -160,8 +200,9 @@ def workgrid_rollback(settings, dept_code, to_number):
     with db.transaction(settings) as session:
         v = rollback(session, dept_code, to_number, by=actor())
         result = {"dept": v.dept_code, "number": v.number, "copy_of": to_number, "valid_from": v.valid_from}
-    return output.Result(result, lines=[say("cli.workgrid.rolled_back", number=v.number, copy_of=to_number,
-                                            dept=dept_code)])
+    return output.Result(
+        result, lines=[say("cli.workgrid.rolled_back", number=v.number, copy_of=to_number, dept=dept_code)]
+    )
 
 
 @workgrid.command("validate")
@@ -193,7 +234,12 @@ def workgrid_validate(settings, draft_id, coordinator_required):
 def workgrid_publish(settings, draft_id, coordinator_required, revision):
     """Publish a draft: it becomes immutable and valid from now."""
     with db.transaction(settings) as session:
-        v = publish(session, draft(session, draft_id), by=actor(), coordinator_required=coordinator_required,
-                    expected_revision=revision)
+        v = publish(
+            session,
+            draft(session, draft_id),
+            by=actor(),
+            coordinator_required=coordinator_required,
+            expected_revision=revision,
+        )
         result = {"id": v.id, "dept": v.dept_code, "number": v.number, "valid_from": v.valid_from}
     return output.Result(result, lines=[say("cli.workgrid.published", number=v.number, dept=v.dept_code)])

@@ -71,8 +71,7 @@ def check_connection(engine: Engine, *, what: str | Message) -> None:
     """Raise SetupError with advice unless `engine` reaches a PostGIS database (`what` names it in the message)."""
     try:
         with engine.connect() as conn:
-            has_postgis = conn.execute(
-                text("SELECT 1 FROM pg_extension WHERE extname = 'postgis'")).scalar()
+            has_postgis = conn.execute(text("SELECT 1 FROM pg_extension WHERE extname = 'postgis'")).scalar()
     except OperationalError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         raise SetupError("db.cannot_connect", what=what, reason=reason) from None
@@ -218,7 +217,7 @@ def bench_database(port: int, dbname: str = "gridkit_bench"):
         yield url, f"{safe_url(url)} (one transaction, rolled back)"
         return
     tmp = Path(tempfile.mkdtemp(prefix="gk-bench-"))
-    os.chmod(tmp, 0o755)   # the server user must reach it when run as root
+    os.chmod(tmp, 0o755)  # the server user must reach it when run as root
     cluster = EmbeddedCluster(tmp, fast=True, port=port)
     try:
         cluster.init()

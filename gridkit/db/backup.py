@@ -63,8 +63,9 @@ def _run(args: list[str], env: dict, what: str) -> subprocess.CompletedProcess:
     proc = subprocess.run(args, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         detail = [line for line in proc.stderr.strip().splitlines() if line.strip()]
-        raise SetupError("db.backup_program_failed", program=Path(args[0]).name, what=what,
-                         detail=detail[0] if detail else "-")
+        raise SetupError(
+            "db.backup_program_failed", program=Path(args[0]).name, what=what, detail=detail[0] if detail else "-"
+        )
     return proc
 
 
@@ -76,16 +77,16 @@ def backup(settings: Settings, path: str | Path) -> dict:
         raise NotFound("db.backup_folder_missing", path=str(path.parent))
     target, env = _target(settings)
     partial = path.with_name(path.name + ".partial")
-    _run([_program(settings, "pg_dump"), "--format=custom", "--file", str(partial), "--dbname", target],
-         env, str(path))
+    _run([_program(settings, "pg_dump"), "--format=custom", "--file", str(partial), "--dbname", target], env, str(path))
     os.replace(partial, path)
     return {"path": str(path), "bytes": path.stat().st_size}
 
 
 def _restore_list(settings: Settings, path: Path, env: dict) -> Path:
     """Return a pg_restore list file of the archive's entries without the postgis extension's own."""
-    proc = subprocess.run([_program(settings, "pg_restore"), "--list", str(path)], capture_output=True,
-                          text=True, env=env)
+    proc = subprocess.run(
+        [_program(settings, "pg_restore"), "--list", str(path)], capture_output=True, text=True, env=env
+    )
     if proc.returncode != 0:
         raise ValidationError("db.not_a_backup", path=str(path))
     kept = [line for line in proc.stdout.splitlines() if not any(s in line for s in _SKIP)]
@@ -123,23 +124,51 @@ def _restore_embedded(settings: Settings, path: Path, listing: Path) -> None:
     cluster.ensure_database(staging)
     target, env = _target(settings, staging)
     try:
-        _run([_program(settings, "pg_restore"), "--no-owner", "--no-acl", f"--role={OWNER_ROLE}",
-              "--exit-on-error", "--single-transaction", "--use-list", str(listing), "--dbname", target,
-              str(path)], env, str(path))
+        _run(
+            [
+                _program(settings, "pg_restore"),
+                "--no-owner",
+                "--no-acl",
+                f"--role={OWNER_ROLE}",
+                "--exit-on-error",
+                "--single-transaction",
+                "--use-list",
+                str(listing),
+                "--dbname",
+                target,
+                str(path),
+            ],
+            env,
+            str(path),
+        )
     except SetupError:
         cluster.drop_database(staging)
         raise
     forget_engine(settings)
     with cluster.connect("postgres") as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DB_NAME)))
-        conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(staging),
-                                                                     sql.Identifier(DB_NAME)))
+        conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(staging), sql.Identifier(DB_NAME)))
     cluster.grant(DB_NAME)
 
 
 def _restore_external(settings: Settings, path: Path, listing: Path) -> None:
     """Restore over the external database's objects in one transaction."""
     target, env = _target(settings)
-    _run([_program(settings, "pg_restore"), "--clean", "--if-exists", "--no-owner", "--no-acl",
-          "--exit-on-error", "--single-transaction", "--use-list", str(listing), "--dbname", target,
-          str(path)], env, str(path))
+    _run(
+        [
+            _program(settings, "pg_restore"),
+            "--clean",
+            "--if-exists",
+            "--no-owner",
+            "--no-acl",
+            "--exit-on-error",
+            "--single-transaction",
+            "--use-list",
+            str(listing),
+            "--dbname",
+            target,
+            str(path),
+        ],
+        env,
+        str(path),
+    )

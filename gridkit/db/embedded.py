@@ -62,8 +62,7 @@ class ClusterStatus:
 class EmbeddedCluster:
     """A private PostgreSQL cluster in `home`: initialise, start, stop, report."""
 
-    def __init__(self, home: Path, *, pg_bin: Path | None = None, port: int = 5432,
-                 fast: bool = False):
+    def __init__(self, home: Path, *, pg_bin: Path | None = None, port: int = 5432, fast: bool = False):
         self.home = Path(home).absolute()
         self.data_dir = self.home / "pgdata"
         self.log_file = self.home / "log" / "postgres.log"
@@ -98,12 +97,15 @@ class EmbeddedCluster:
             kwargs["extra_groups"] = []
         env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
         env["LC_ALL"] = "C.UTF-8"
-        proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout,
-                              cwd="/", env=env, **kwargs)
+        proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout, cwd="/", env=env, **kwargs)
         if check and proc.returncode != 0:
             detail = (proc.stderr or proc.stdout).strip().splitlines()
-            raise SetupError("db.program_failed", program=Path(args[0]).name,
-                             detail=detail[-1] if detail else "-", log=str(self.log_file))
+            raise SetupError(
+                "db.program_failed",
+                program=Path(args[0]).name,
+                detail=detail[-1] if detail else "-",
+                log=str(self.log_file),
+            )
         return proc
 
     # -- checks ----------------------------------------------------------------
@@ -195,9 +197,21 @@ class EmbeddedCluster:
             user = pwd.getpwnam(self.server_user)
             os.chown(pwfile, user.pw_uid, user.pw_gid)
         try:
-            self._run([str(self.pg_bin / "initdb"), "-D", str(self.data_dir), "-U", ADMIN_ROLE,
-                       f"--pwfile={pwfile}", "--auth-local=scram-sha-256", "--auth-host=reject",
-                       "--encoding=UTF8", "--locale=C.UTF-8"], timeout=300)
+            self._run(
+                [
+                    str(self.pg_bin / "initdb"),
+                    "-D",
+                    str(self.data_dir),
+                    "-U",
+                    ADMIN_ROLE,
+                    f"--pwfile={pwfile}",
+                    "--auth-local=scram-sha-256",
+                    "--auth-host=reject",
+                    "--encoding=UTF8",
+                    "--locale=C.UTF-8",
+                ],
+                timeout=300,
+            )
         finally:
             pwfile.unlink(missing_ok=True)
         conf = [
@@ -220,7 +234,8 @@ class EmbeddedCluster:
         # Only password logins over the socket; no trust, no TCP.
         (self.data_dir / "pg_hba.conf").write_text(
             "# written by gridkit: every role logs in with its password (kept in GRIDKIT_HOME/pgpass)\n"
-            "local   all   all   scram-sha-256\n")
+            "local   all   all   scram-sha-256\n"
+        )
         return True
 
     def pid(self) -> int | None:
@@ -250,9 +265,22 @@ class EmbeddedCluster:
             return False
         self.check_installed()
         self._prepare_dirs()
-        proc = self._run([str(self.pg_bin / "pg_ctl"), "-D", str(self.data_dir), "-l",
-                          str(self.log_file), "-w", "-t", "60", "-o",
-                          f"-k {self.socket_dir} -p {self.port}", "start"], check=False)
+        proc = self._run(
+            [
+                str(self.pg_bin / "pg_ctl"),
+                "-D",
+                str(self.data_dir),
+                "-l",
+                str(self.log_file),
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                f"-k {self.socket_dir} -p {self.port}",
+                "start",
+            ],
+            check=False,
+        )
         if proc.returncode != 0:
             raise SetupError("db.did_not_start", reason=self._log_tail(), log=str(self.log_file))
         return True
@@ -261,8 +289,7 @@ class EmbeddedCluster:
         """Stop the server if it is running; return True if it was stopped."""
         if self.pid() is None:
             return False
-        self._run([str(self.pg_bin / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w",
-                   "-t", "60", "stop"])
+        self._run([str(self.pg_bin / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "-t", "60", "stop"])
         return True
 
     def destroy(self) -> None:
@@ -286,13 +313,17 @@ class EmbeddedCluster:
 
         The URL holds no password: libpq reads it from GRIDKIT_HOME/pgpass (`passfile`).
         """
-        return (f"postgresql+psycopg://{role}@/{dbname}?host={self.socket_dir}&port={self.port}"
-                f"&passfile={self.passfile}")
+        return f"postgresql+psycopg://{role}@/{dbname}?host={self.socket_dir}&port={self.port}&passfile={self.passfile}"
 
     def conninfo(self, dbname: str = DB_NAME, role: str = APP_ROLE) -> dict:
         """Return psycopg/libpq connection keywords for `role` on database `dbname`."""
-        return {"dbname": dbname, "user": role, "host": str(self.socket_dir), "port": self.port,
-                "passfile": str(self.passfile)}
+        return {
+            "dbname": dbname,
+            "user": role,
+            "host": str(self.socket_dir),
+            "port": self.port,
+            "passfile": str(self.passfile),
+        }
 
     def connect(self, dbname: str = DB_NAME, role: str = ADMIN_ROLE, **kwargs) -> psycopg.Connection:
         """Return an autocommit psycopg connection as `role` (the superuser by default)."""
@@ -305,8 +336,11 @@ class EmbeddedCluster:
             for role in (OWNER_ROLE, APP_ROLE):
                 exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
                 verb = "ALTER" if exists else "CREATE"
-                conn.execute(sql.SQL("{} ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD {}").format(
-                    sql.SQL(verb), sql.Identifier(role), sql.Literal(passwords[role])))
+                conn.execute(
+                    sql.SQL("{} ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD {}").format(
+                        sql.SQL(verb), sql.Identifier(role), sql.Literal(passwords[role])
+                    )
+                )
 
     def ensure_database(self, dbname: str = DB_NAME) -> bool:
         """Create the database (owned by the owner role) with postgis and the application's grants.
@@ -318,8 +352,9 @@ class EmbeddedCluster:
         with self.connect("postgres") as conn:
             exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone()
             if not exists:
-                conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(
-                    sql.Identifier(dbname), sql.Identifier(OWNER_ROLE)))
+                conn.execute(
+                    sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(dbname), sql.Identifier(OWNER_ROLE))
+                )
                 created = True
         self.grant(dbname)
         return created
@@ -331,19 +366,18 @@ class EmbeddedCluster:
         with self.connect(dbname) as conn:
             conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
             for statement in (
-                    "REVOKE ALL ON DATABASE {db} FROM PUBLIC",
-                    "GRANT CONNECT, TEMPORARY ON DATABASE {db} TO {app}",
-                    "GRANT CONNECT, TEMPORARY ON DATABASE {db} TO {owner}",
-                    "ALTER SCHEMA public OWNER TO {owner}",
-                    "REVOKE CREATE ON SCHEMA public FROM PUBLIC",
-                    "GRANT USAGE ON SCHEMA public TO {app}",
-                    "GRANT {tables} ON ALL TABLES IN SCHEMA public TO {app}",
-                    "GRANT {sequences} ON ALL SEQUENCES IN SCHEMA public TO {app}",
-                    "ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA public GRANT {tables} ON TABLES TO {app}",
-                    "ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA public "
-                    "GRANT {sequences} ON SEQUENCES TO {app}"):
-                conn.execute(sql.SQL(statement).format(db=db, owner=owner, app=app, tables=tables,
-                                                       sequences=sequences))
+                "REVOKE ALL ON DATABASE {db} FROM PUBLIC",
+                "GRANT CONNECT, TEMPORARY ON DATABASE {db} TO {app}",
+                "GRANT CONNECT, TEMPORARY ON DATABASE {db} TO {owner}",
+                "ALTER SCHEMA public OWNER TO {owner}",
+                "REVOKE CREATE ON SCHEMA public FROM PUBLIC",
+                "GRANT USAGE ON SCHEMA public TO {app}",
+                "GRANT {tables} ON ALL TABLES IN SCHEMA public TO {app}",
+                "GRANT {sequences} ON ALL SEQUENCES IN SCHEMA public TO {app}",
+                "ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA public GRANT {tables} ON TABLES TO {app}",
+                "ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA public GRANT {sequences} ON SEQUENCES TO {app}",
+            ):
+                conn.execute(sql.SQL(statement).format(db=db, owner=owner, app=app, tables=tables, sequences=sequences))
 
     def drop_database(self, dbname: str) -> None:
         """Drop a database of this cluster if it exists."""
@@ -353,10 +387,16 @@ class EmbeddedCluster:
     def status(self) -> ClusterStatus:
         """Return the cluster's state without changing anything."""
         return ClusterStatus(
-            initialised=self.initialised, running=self.running, pid=self.pid(),
-            data_dir=str(self.data_dir), socket_dir=str(self.socket_dir), port=self.port,
-            url=self.url(), log_file=str(self.log_file),
-            server_user=self.server_user if self.pg_bin.exists() or os.geteuid() != 0 else "postgres")
+            initialised=self.initialised,
+            running=self.running,
+            pid=self.pid(),
+            data_dir=str(self.data_dir),
+            socket_dir=str(self.socket_dir),
+            port=self.port,
+            url=self.url(),
+            log_file=str(self.log_file),
+            server_user=self.server_user if self.pg_bin.exists() or os.geteuid() != 0 else "postgres",
+        )
 
     def wait_ready(self, timeout: float = 30) -> None:
         """Block until the server accepts connections."""

@@ -28,7 +28,8 @@ def diff_editions(session: Session, old: BaseGridEdition, new: BaseGridEdition) 
 
     Reshaped entries carry the old and new areas and the area that changed (m², geography).
     """
-    rows = session.execute(text("""
+    rows = session.execute(
+        text("""
         SELECT coalesce(o.code, n.code) AS code,
                CASE WHEN o.id IS NULL THEN 'added' WHEN n.id IS NULL THEN 'removed' ELSE 'kept' END AS kind,
                ST_Area(o.geom::geography) AS old_area, ST_Area(n.geom::geography) AS new_area,
@@ -36,7 +37,9 @@ def diff_editions(session: Session, old: BaseGridEdition, new: BaseGridEdition) 
                     THEN ST_Area(ST_SymDifference(o.geom, n.geom)::geography) ELSE 0 END AS changed
         FROM (SELECT id, code, geom FROM base_cell WHERE edition_id = :old) o
         FULL JOIN (SELECT id, code, geom FROM base_cell WHERE edition_id = :new) n ON n.code = o.code
-        ORDER BY 1"""), {"old": old.id, "new": new.id})
+        ORDER BY 1"""),
+        {"old": old.id, "new": new.id},
+    )
     added, removed, reshaped = [], [], []
     unchanged = 0
     for r in rows:
@@ -45,16 +48,34 @@ def diff_editions(session: Session, old: BaseGridEdition, new: BaseGridEdition) 
         elif r.kind == "removed":
             removed.append({"code": r.code, "area_m2": round(r.old_area, 1)})
         elif r.changed > RESHAPE_TOLERANCE_M2:
-            reshaped.append({"code": r.code, "old_area_m2": round(r.old_area, 1),
-                             "new_area_m2": round(r.new_area, 1), "changed_m2": round(r.changed, 1)})
+            reshaped.append(
+                {
+                    "code": r.code,
+                    "old_area_m2": round(r.old_area, 1),
+                    "new_area_m2": round(r.new_area, 1),
+                    "changed_m2": round(r.changed, 1),
+                }
+            )
         else:
             unchanged += 1
-    return {"from": old.name, "to": new.name, "added": added, "removed": removed, "reshaped": reshaped,
-            "unchanged": unchanged}
+    return {
+        "from": old.name,
+        "to": new.name,
+        "added": added,
+        "removed": removed,
+        "reshaped": reshaped,
+        "unchanged": unchanged,
+    }
 
 
-def publish_edition(session: Session, edition: BaseGridEdition, *, at: datetime | None = None,
-                    sliver_m2: float | None = None, tolerance_m: float | None = None) -> dict:
+def publish_edition(
+    session: Session,
+    edition: BaseGridEdition,
+    *,
+    at: datetime | None = None,
+    sliver_m2: float | None = None,
+    tolerance_m: float | None = None,
+) -> dict:
     """Publish a draft edition whose validation is clean; retire the current one; move subjects.
 
     `tolerance_m` is the width below which overlaps and gaps are reprojection noise (the setting
@@ -65,12 +86,17 @@ def publish_edition(session: Session, edition: BaseGridEdition, *, at: datetime 
 
     if edition.status != EditionState.DRAFT:
         raise InvalidTransition("grids.edition_not_draft", name=edition.name, status=state_name(edition.status))
-    problems = validate_base_grid(session, edition, tolerance_m=tolerance_m,
-                                  **({"sliver_m2": sliver_m2} if sliver_m2 is not None else {}))
+    problems = validate_base_grid(
+        session, edition, tolerance_m=tolerance_m, **({"sliver_m2": sliver_m2} if sliver_m2 is not None else {})
+    )
     if problems:
-        raise ValidationError("grids.edition_has_problems", name=edition.name, count=len(problems),
-                              kinds=", ".join(sorted({p.type for p in problems})),
-                              problems=[p.to_dict() for p in problems])
+        raise ValidationError(
+            "grids.edition_has_problems",
+            name=edition.name,
+            count=len(problems),
+            kinds=", ".join(sorted({p.type for p in problems})),
+            problems=[p.to_dict() for p in problems],
+        )
     at = at or rules.now()
     previous = current_edition(session)
     result: dict = {"edition": edition.name, "retired": previous.name if previous else None}
@@ -92,23 +118,34 @@ def publish_edition(session: Session, edition: BaseGridEdition, *, at: datetime 
 
 def _move_subjects(session: Session, old: BaseGridEdition, new: BaseGridEdition) -> dict:
     """Follow unchanged cells by code; locate again only the subjects of changed cells."""
-    session.execute(text("""
-        CREATE TEMP TABLE IF NOT EXISTS gk_cell_map (old_id int PRIMARY KEY, new_id int NOT NULL) ON COMMIT DROP"""))
+    session.execute(
+        text("""
+        CREATE TEMP TABLE IF NOT EXISTS gk_cell_map (old_id int PRIMARY KEY, new_id int NOT NULL) ON COMMIT DROP""")
+    )
     session.execute(text("TRUNCATE gk_cell_map"))
-    session.execute(text("""
+    session.execute(
+        text("""
         INSERT INTO gk_cell_map (old_id, new_id)
         SELECT o.id, n.id FROM base_cell o JOIN base_cell n ON n.code = o.code AND n.edition_id = :new
-        WHERE o.edition_id = :old AND ST_Equals(o.geom, n.geom)"""), {"old": old.id, "new": new.id})
+        WHERE o.edition_id = :old AND ST_Equals(o.geom, n.geom)"""),
+        {"old": old.id, "new": new.id},
+    )
     relocate: dict[str, list[int]] = {}
     followed = {}
     for kind in KINDS:
         table = TABLES[kind]
-        followed[kind] = session.execute(text(
-            f"UPDATE {table} t SET base_cell_id = m.new_id FROM gk_cell_map m WHERE t.base_cell_id = m.old_id"
-        )).rowcount
-        relocate[kind] = list(session.scalars(text(
-            f"SELECT t.id FROM {table} t WHERE t.base_cell_id IS NULL OR t.base_cell_id IN "
-            f"(SELECT id FROM base_cell WHERE edition_id = :old)"), {"old": old.id}))
+        followed[kind] = session.execute(
+            text(f"UPDATE {table} t SET base_cell_id = m.new_id FROM gk_cell_map m WHERE t.base_cell_id = m.old_id")
+        ).rowcount
+        relocate[kind] = list(
+            session.scalars(
+                text(
+                    f"SELECT t.id FROM {table} t WHERE t.base_cell_id IS NULL OR t.base_cell_id IN "
+                    f"(SELECT id FROM base_cell WHERE edition_id = :old)"
+                ),
+                {"old": old.id},
+            )
+        )
     # Subjects of unchanged cells that lie in a new cell's area cannot exist: an unchanged
     # cell keeps its exact geometry and the new edition has no overlaps (validated).
     counts = assign_subjects(session, edition=new, where_ids=relocate)
@@ -116,7 +153,10 @@ def _move_subjects(session: Session, old: BaseGridEdition, new: BaseGridEdition)
         counts[kind]["followed"] = followed[kind]
         counts[kind]["relocated"] = len(relocate[kind])
     # Residents inherit their building's cell: those whose building moved follow it.
-    session.execute(text(
-        "UPDATE resident r SET base_cell_id = b.base_cell_id FROM building b "
-        "WHERE r.building_id = b.id AND r.base_cell_id IS DISTINCT FROM b.base_cell_id"))
+    session.execute(
+        text(
+            "UPDATE resident r SET base_cell_id = b.base_cell_id FROM building b "
+            "WHERE r.building_id = b.id AND r.base_cell_id IS DISTINCT FROM b.base_cell_id"
+        )
+    )
     return counts

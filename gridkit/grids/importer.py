@@ -30,8 +30,14 @@ from gridkit.models import AdminUnit, BaseCell, BaseGridEdition
 from gridkit.rules import SRID, EditionState
 from gridkit.standard.codes import PROFILES, CodeProfile, admin_level_of_code, check_base_cell_code
 
-__all__ = ["ImportResult", "ImportRefused", "import_admin_units", "import_base_cells",
-           "IMPORT_LEVELS", "DUPLICATE_OVERLAP"]
+__all__ = [
+    "ImportResult",
+    "ImportRefused",
+    "import_admin_units",
+    "import_base_cells",
+    "IMPORT_LEVELS",
+    "DUPLICATE_OVERLAP",
+]
 
 IMPORT_LEVELS = ("city", "district", "street", "community")
 _RANK = {level: i for i, level in enumerate(IMPORT_LEVELS)}
@@ -64,10 +70,16 @@ class ImportResult:
 
     def summary(self) -> dict:
         """Return the counts and source as a flat dict, for reports and CLI output."""
-        out = {"file": self.source.get("path"), "layer": self.source.get("layer"),
-               "driver": self.source.get("driver"), "encoding": self.source.get("encoding"),
-               "crs": self.source.get("crs"), "features": self.source.get("features"),
-               "created": self.created, "updated": self.updated}
+        out = {
+            "file": self.source.get("path"),
+            "layer": self.source.get("layer"),
+            "driver": self.source.get("driver"),
+            "encoding": self.source.get("encoding"),
+            "crs": self.source.get("crs"),
+            "features": self.source.get("features"),
+            "created": self.created,
+            "updated": self.updated,
+        }
         if self.levels:
             out["levels"] = dict(self.levels)
         if self.edition is not None:
@@ -75,8 +87,9 @@ class ImportResult:
         return out
 
 
-def _resolve_field(fields: list[str], name: str | None, option: str, display: str,
-                   notes: list, problems: list) -> str | None:
+def _resolve_field(
+    fields: list[str], name: str | None, option: str, display: str, notes: list, problems: list
+) -> str | None:
     """Return the field to use for `name` (exact, or the one field equal ignoring case), else record a problem."""
     if name is None:
         return None
@@ -84,13 +97,22 @@ def _resolve_field(fields: list[str], name: str | None, option: str, display: st
         return name
     folded = [f for f in fields if f.casefold() == name.casefold()]
     if len(folded) == 1:
-        notes.append(problem("field_case", Message("geometry.import.field_case", file=display, name=name,
-                                                   used=folded[0]),
-                             field=folded[0]))
+        notes.append(
+            problem(
+                "field_case",
+                Message("geometry.import.field_case", file=display, name=name, used=folded[0]),
+                field=folded[0],
+            )
+        )
         return folded[0]
     listed = ", ".join(fields) if fields else "none"
-    problems.append(problem("missing_field", Message("geometry.import.missing_field", file=display, name=name,
-                                                     option=option, listed=listed), field=name))
+    problems.append(
+        problem(
+            "missing_field",
+            Message("geometry.import.missing_field", file=display, name=name, option=option, listed=listed),
+            field=name,
+        )
+    )
     return None
 
 
@@ -140,23 +162,46 @@ def _snap_notes(rows: list[dict], changed, tolerance_m: float, display: str, wha
         row = rows[c.index]
         onto = ", ".join(rows[j]["code"] for j in c.neighbours)
         sentence = ("snapped_parent" if onto else "snapped_parent_only") if c.parent else "snapped"
-        notes.append(problem("snapped", _at(display, row["index"], row["code"], sentence, cm=c.moved_m * 100,
-                                            onto=onto, what=Message(f"geometry.import.{what}"),
-                                            tolerance_cm=tolerance_m * 100),
-                             index=row["index"], code=row["code"], field="geometry"))
+        notes.append(
+            problem(
+                "snapped",
+                _at(
+                    display,
+                    row["index"],
+                    row["code"],
+                    sentence,
+                    cm=c.moved_m * 100,
+                    onto=onto,
+                    what=Message(f"geometry.import.{what}"),
+                    tolerance_cm=tolerance_m * 100,
+                ),
+                index=row["index"],
+                code=row["code"],
+                field="geometry",
+            )
+        )
     shared = len(changed) - len(moved)
     if shared:
-        notes.append(problem("vertices_shared", Message("geometry.import.vertices_shared", file=display,
-                                                        count=shared), field="geometry"))
+        notes.append(
+            problem(
+                "vertices_shared",
+                Message("geometry.import.vertices_shared", file=display, count=shared),
+                field="geometry",
+            )
+        )
 
 
 def _tolerance_notes(thin, display: str, notes: list) -> None:
     """Add a note per overlap, gap or part outside the parent narrower than the tolerance left after snapping."""
     for p in thin:
-        notes.append(problem("thin_" + p.type, Message("geometry.import.left_after_snapping", file=display,
-                                                       text=Message(p.key, **p.params)),
-                             code=p.codes[0] if p.codes else None,
-                             field="geometry"))
+        notes.append(
+            problem(
+                "thin_" + p.type,
+                Message("geometry.import.left_after_snapping", file=display, text=Message(p.key, **p.params)),
+                code=p.codes[0] if p.codes else None,
+                field="geometry",
+            )
+        )
 
 
 def _refuse(source: dict, problems: list, notes: list) -> ImportRefused:
@@ -171,14 +216,29 @@ def _level(level: str | None) -> Message:
 def _at(display: str, index, code, sentence: str, /, **params) -> Message:
     """Return "<file>, feature <index> (code <code>): <geometry.import.<sentence>>" as a Message."""
     label = Message("geometry.vector.code_label", code=code) if code else ""
-    return Message("geometry.vector.on_feature", file=display, index=index, code_label=label,
-                   text=Message(f"geometry.import.{sentence}", **params))
+    return Message(
+        "geometry.vector.on_feature",
+        file=display,
+        index=index,
+        code_label=label,
+        text=Message(f"geometry.import.{sentence}", **params),
+    )
 
 
-def import_admin_units(session: Session, path, *, level: str | None, code_field: str, name_field: str,
-                       parent_field: str | None = None, encoding: str | None = None, src_crs: str | None = None,
-                       replace: bool = False, layer: str | None = None,
-                       settings: Settings | None = None) -> ImportResult:
+def import_admin_units(
+    session: Session,
+    path,
+    *,
+    level: str | None,
+    code_field: str,
+    name_field: str,
+    parent_field: str | None = None,
+    encoding: str | None = None,
+    src_crs: str | None = None,
+    replace: bool = False,
+    layer: str | None = None,
+    settings: Settings | None = None,
+) -> ImportResult:
     """Import the admin units of one file (all or nothing) and return what was created and updated.
 
     `level` is city, district, street or community; None takes each feature's level from its
@@ -199,9 +259,15 @@ def import_admin_units(session: Session, path, *, level: str | None, code_field:
     settings = settings or Settings()
     if level is not None and level not in IMPORT_LEVELS:
         raise ValidationError("geometry.unknown_level", level=level, levels=", ".join(IMPORT_LEVELS))
-    read, problems = read_vector_collecting(path, layer=layer, encoding=encoding, src_crs=src_crs,
-                                            multipart="keep", code_field=code_field,
-                                            max_vertices=settings.max_vertices)
+    read, problems = read_vector_collecting(
+        path,
+        layer=layer,
+        encoding=encoding,
+        src_crs=src_crs,
+        multipart="keep",
+        code_field=code_field,
+        max_vertices=settings.max_vertices,
+    )
     notes, source, gdf = read.notes, read.source, read.gdf
     display = source["display"]
     fields = read.fields
@@ -209,12 +275,13 @@ def import_admin_units(session: Session, path, *, level: str | None, code_field:
     name_col = _resolve_field(fields, name_field, "--name-field", display, notes, problems)
     parent_col = _resolve_field(fields, parent_field, "--parent-field", display, notes, problems)
 
-    rows: dict[str, dict] = {}   # code → row, for features whose code is usable
+    rows: dict[str, dict] = {}  # code → row, for features whose code is usable
     first_seen: dict[str, object] = {}
     if code_col is not None:
         for index, feature in zip(gdf.index, _records(gdf, code_col, name_col, parent_col)):
-            row = _admin_row(index, feature, level, code_col, name_col, parent_col, parent_field,
-                             display, first_seen, problems)
+            row = _admin_row(
+                index, feature, level, code_col, name_col, parent_col, parent_field, display, first_seen, problems
+            )
             if row is not None:
                 rows[row["code"]] = row
     _check_admin_against_database(session, rows, replace, display, problems)
@@ -228,12 +295,25 @@ def import_admin_units(session: Session, path, *, level: str | None, code_field:
         if created:
             # Parents first: a district may name a city inserted by the same statement batch.
             created.sort(key=lambda r: (_RANK[r["level"]], r["code"]))
-            session.execute(insert(AdminUnit), [
-                {"code": r["code"], "name": r["name"], "level": r["level"], "parent_code": r["parent"],
-                 "geom": from_shape(r["geom"], srid=SRID), "attributes": r["attributes"]} for r in created])
+            session.execute(
+                insert(AdminUnit),
+                [
+                    {
+                        "code": r["code"],
+                        "name": r["name"],
+                        "level": r["level"],
+                        "parent_code": r["parent"],
+                        "geom": from_shape(r["geom"], srid=SRID),
+                        "attributes": r["attributes"],
+                    }
+                    for r in created
+                ],
+            )
         if updated:
-            existing = {u.code: u for u in session.scalars(
-                select(AdminUnit).where(AdminUnit.code.in_([r["code"] for r in updated])))}
+            existing = {
+                u.code: u
+                for u in session.scalars(select(AdminUnit).where(AdminUnit.code.in_([r["code"] for r in updated])))
+            }
             for r in updated:
                 unit = existing[r["code"]]
                 unit.name, unit.parent_code = r["name"], r["parent"]
@@ -244,17 +324,18 @@ def import_admin_units(session: Session, path, *, level: str | None, code_field:
         validate_admin_units(session, tolerance_m=settings.sliver_tolerance_m, notes=thin)
         _tolerance_notes([p for p in thin if set(p.codes) & set(rows)], display, notes)
     levels = Counter(r["level"] for r in rows.values())
-    return ImportResult(created=len(created), updated=len(updated), notes=notes, source=source,
-                        levels=dict(levels))
+    return ImportResult(created=len(created), updated=len(updated), notes=notes, source=source, levels=dict(levels))
 
 
-def _admin_row(index, feature, level, code_col, name_col, parent_col, parent_field, display,
-               first_seen, problems) -> dict | None:
+def _admin_row(
+    index, feature, level, code_col, name_col, parent_col, parent_field, display, first_seen, problems
+) -> dict | None:
     code = text_value(feature[code_col])
 
     def add(kind, sentence, field_=code_col, **params):
-        problems.append(problem(kind, _at(display, index, code, sentence, **params), index=index, code=code,
-                                field=field_))
+        problems.append(
+            problem(kind, _at(display, index, code, sentence, **params), index=index, code=code, field=field_)
+        )
 
     if code is None:
         add("missing_code", "missing_code", field=code_col)
@@ -292,21 +373,41 @@ def _admin_row(index, feature, level, code_col, name_col, parent_col, parent_fie
                 parent = None
             else:
                 parent = given
-                prefix_ok = (code[:4] == given[:4] if found == "district" else code.startswith(given))
+                prefix_ok = code[:4] == given[:4] if found == "district" else code.startswith(given)
                 if not prefix_ok:
-                    add("code_prefix", "district_prefix" if found == "district" else "parent_prefix", parent_col,
-                        code=code, given=given, field=parent_field)
+                    add(
+                        "code_prefix",
+                        "district_prefix" if found == "district" else "parent_prefix",
+                        parent_col,
+                        code=code,
+                        given=given,
+                        field=parent_field,
+                    )
                     parent = None
     geom = feature["geometry"]
-    return {"index": index, "code": code, "name": name, "level": found, "parent": parent,
-            "geom": geom, "exists": False, "attributes": feature["attributes"]}
+    return {
+        "index": index,
+        "code": code,
+        "name": name,
+        "level": found,
+        "parent": parent,
+        "geom": geom,
+        "exists": False,
+        "attributes": feature["attributes"],
+    }
 
 
 def _snap_admin_units(session: Session, rows: dict, tolerance_m: float, display: str, notes: list) -> None:
     """Snap the units of each level, parents first, to their parent and to each other (gridkit.grids.tolerance)."""
     wanted = {r["parent"] for r in rows.values() if r["parent"] and r["parent"] not in rows}
-    stored = {code: to_shape(geom) for code, geom in session.execute(
-        select(AdminUnit.code, AdminUnit.geom).where(AdminUnit.code.in_(wanted)))} if wanted else {}
+    stored = (
+        {
+            code: to_shape(geom)
+            for code, geom in session.execute(select(AdminUnit.code, AdminUnit.geom).where(AdminUnit.code.in_(wanted)))
+        }
+        if wanted
+        else {}
+    )
     for level in IMPORT_LEVELS:
         same = [r for r in rows.values() if r["level"] == level and r["geom"] is not None]
         if not same:
@@ -318,22 +419,31 @@ def _snap_admin_units(session: Session, rows: dict, tolerance_m: float, display:
         _snap_notes(same, changed, tolerance_m, display, "unit", notes)
 
 
-def _check_admin_against_database(session: Session, rows: dict, replace: bool, display: str,
-                                  problems: list) -> None:
+def _check_admin_against_database(session: Session, rows: dict, replace: bool, display: str, problems: list) -> None:
     wanted = set(rows) | {r["parent"] for r in rows.values() if r["parent"]}
-    in_db = dict(session.execute(select(AdminUnit.code, AdminUnit.level).where(AdminUnit.code.in_(wanted)))
-                 .all()) if wanted else {}
+    in_db = (
+        dict(session.execute(select(AdminUnit.code, AdminUnit.level).where(AdminUnit.code.in_(wanted))).all())
+        if wanted
+        else {}
+    )
     for code, row in rows.items():
+
         def add(kind, sentence, _row=row, _code=code, **params):
-            problems.append(problem(kind, _at(display, _row["index"], _code, sentence, **params),
-                                    index=_row["index"], code=_code))
+            problems.append(
+                problem(kind, _at(display, _row["index"], _code, sentence, **params), index=_row["index"], code=_code)
+            )
 
         if code in in_db:
             if not replace:
                 add("exists", "exists", code=code)
             elif in_db[code] != row["level"]:
-                add("level_mismatch", "level_mismatch", code=code, stored=_level(in_db[code]),
-                    level=_level(row["level"]))
+                add(
+                    "level_mismatch",
+                    "level_mismatch",
+                    code=code,
+                    stored=_level(in_db[code]),
+                    level=_level(row["level"]),
+                )
             else:
                 row["exists"] = True
         parent = row["parent"]
@@ -344,8 +454,7 @@ def _check_admin_against_database(session: Session, rows: dict, replace: bool, d
         if parent_level is None:
             add("missing_parent", "missing_parent", parent=parent, expected=_level(expected))
         elif parent_level != expected:
-            add("bad_parent", "bad_parent", parent=parent, parent_level=_level(parent_level),
-                expected=_level(expected))
+            add("bad_parent", "bad_parent", parent=parent, parent_level=_level(parent_level), expected=_level(expected))
 
 
 def _profile(profile, settings: Settings) -> CodeProfile:
@@ -369,10 +478,20 @@ def _default_edition_name(session: Session) -> str:
     return name
 
 
-def import_base_cells(session: Session, path, *, code_field: str, community_field: str | None = None,
-                      edition: str | None = None, encoding: str | None = None, src_crs: str | None = None,
-                      profile: str | CodeProfile | None = None, layer: str | None = None,
-                      name_field: str | None = None, settings: Settings | None = None) -> ImportResult:
+def import_base_cells(
+    session: Session,
+    path,
+    *,
+    code_field: str,
+    community_field: str | None = None,
+    edition: str | None = None,
+    encoding: str | None = None,
+    src_crs: str | None = None,
+    profile: str | CodeProfile | None = None,
+    layer: str | None = None,
+    name_field: str | None = None,
+    settings: Settings | None = None,
+) -> ImportResult:
     """Create a draft base grid edition holding the file's cells (all or nothing) and return what was created.
 
     Each cell needs a code valid in the code profile (default: `settings.code_profile`), unique in
@@ -391,9 +510,15 @@ def import_base_cells(session: Session, path, *, code_field: str, community_fiel
     """
     settings = settings or Settings()
     code_profile = _profile(profile, settings)
-    read, problems = read_vector_collecting(path, layer=layer, encoding=encoding, src_crs=src_crs,
-                                            multipart="single", code_field=code_field,
-                                            max_vertices=settings.max_vertices)
+    read, problems = read_vector_collecting(
+        path,
+        layer=layer,
+        encoding=encoding,
+        src_crs=src_crs,
+        multipart="single",
+        code_field=code_field,
+        max_vertices=settings.max_vertices,
+    )
     notes, source, gdf = read.notes, read.source, read.gdf
     display = source["display"]
     if edition is not None:
@@ -410,8 +535,9 @@ def import_base_cells(session: Session, path, *, code_field: str, community_fiel
     if code_col is not None:
         first_seen: dict[str, object] = {}
         for index, feature in zip(gdf.index, _records(gdf, code_col, community_col, name_col)):
-            cell = _cell_row(index, feature, code_col, community_col, community_field, code_profile, display,
-                             first_seen, problems)
+            cell = _cell_row(
+                index, feature, code_col, community_col, community_field, code_profile, display, first_seen, problems
+            )
             if cell is not None:
                 cell["name"] = _cell_name(feature, name_col, cell, display, problems)
                 cells.append(cell)
@@ -422,29 +548,44 @@ def import_base_cells(session: Session, path, *, code_field: str, community_fiel
 
     _snap_cells(session, cells, settings.sliver_tolerance_m, display, notes)
     with session.begin_nested():
-        ed = BaseGridEdition(name=edition or _default_edition_name(session), status=EditionState.DRAFT,
-                             code_profile=code_profile.name,
-                             note=f"imported from {source.get('path')}")
+        ed = BaseGridEdition(
+            name=edition or _default_edition_name(session),
+            status=EditionState.DRAFT,
+            code_profile=code_profile.name,
+            note=f"imported from {source.get('path')}",
+        )
         session.add(ed)
         session.flush()
         if cells:
-            session.execute(insert(BaseCell), [
-                {"edition_id": ed.id, "code": c["code"], "community_code": c["community"], "name": c["name"],
-                 "attributes": c["attributes"], "geom": from_shape(c["geom"], srid=SRID)} for c in cells])
+            session.execute(
+                insert(BaseCell),
+                [
+                    {
+                        "edition_id": ed.id,
+                        "code": c["code"],
+                        "community_code": c["community"],
+                        "name": c["name"],
+                        "attributes": c["attributes"],
+                        "geom": from_shape(c["geom"], srid=SRID),
+                    }
+                    for c in cells
+                ],
+            )
             thin: list = []
-            validate_base_grid(session, ed, profile=code_profile, tolerance_m=settings.sliver_tolerance_m,
-                               notes=thin)
+            validate_base_grid(session, ed, profile=code_profile, tolerance_m=settings.sliver_tolerance_m, notes=thin)
             _tolerance_notes(thin, display, notes)
     return ImportResult(created=len(cells), notes=notes, source=source, edition=ed.name, edition_id=ed.id)
 
 
-def _cell_row(index, feature, code_col, community_col, community_field, profile, display, first_seen,
-              problems) -> dict | None:
+def _cell_row(
+    index, feature, code_col, community_col, community_field, profile, display, first_seen, problems
+) -> dict | None:
     code = text_value(feature[code_col])
 
     def add(kind, sentence, field_=code_col, **params):
-        problems.append(problem(kind, _at(display, index, code, sentence, **params), index=index, code=code,
-                                field=field_))
+        problems.append(
+            problem(kind, _at(display, index, code, sentence, **params), index=index, code=code, field=field_)
+        )
 
     if code is None:
         add("missing_code", "missing_code", field=code_col)
@@ -458,7 +599,7 @@ def _cell_row(index, feature, code_col, community_col, community_field, profile,
         add("duplicate_code", "duplicate_cell_code", code=code, first=first_seen[code])
         return None
     first_seen[code] = index
-    community = code[:profile.community_digits]
+    community = code[: profile.community_digits]
     if community_col is not None:
         given = text_value(feature[community_col])
         if given is None:
@@ -467,8 +608,13 @@ def _cell_row(index, feature, code_col, community_col, community_field, profile,
         if given != community:
             add("code_prefix", "community_prefix", community_col, code=code, given=given, field=community_field)
             return None
-    return {"index": index, "code": code, "community": community, "geom": feature["geometry"],
-            "attributes": feature["attributes"]}
+    return {
+        "index": index,
+        "code": code,
+        "community": community,
+        "geom": feature["geometry"],
+        "attributes": feature["attributes"],
+    }
 
 
 def _cell_name(feature, name_col, cell: dict, display: str, problems: list) -> str | None:
@@ -476,9 +622,15 @@ def _cell_name(feature, name_col, cell: dict, display: str, problems: list) -> s
         return None
     name = text_value(feature[name_col])
     if name is not None and len(name) > _NAME_LENGTH:
-        problems.append(problem("name_too_long", _at(display, cell["index"], cell["code"], "name_too_long",
-                                                     length=len(name), limit=_NAME_LENGTH),
-                                index=cell["index"], code=cell["code"], field=name_col))
+        problems.append(
+            problem(
+                "name_too_long",
+                _at(display, cell["index"], cell["code"], "name_too_long", length=len(name), limit=_NAME_LENGTH),
+                index=cell["index"],
+                code=cell["code"],
+                field=name_col,
+            )
+        )
     return name
 
 
@@ -487,10 +639,16 @@ def _snap_cells(session: Session, cells: list[dict], tolerance_m: float, display
     if not cells:
         return
     wanted = {c["community"] for c in cells}
-    communities = {code: to_shape(geom) for code, geom in session.execute(
-        select(AdminUnit.code, AdminUnit.geom).where(AdminUnit.code.in_(wanted)))}
-    snapped, changed = snap_together([c["geom"] for c in cells], [communities.get(c["community"]) for c in cells],
-                                     tolerance_m=tolerance_m, single=True)
+    communities = {
+        code: to_shape(geom)
+        for code, geom in session.execute(select(AdminUnit.code, AdminUnit.geom).where(AdminUnit.code.in_(wanted)))
+    }
+    snapped, changed = snap_together(
+        [c["geom"] for c in cells],
+        [communities.get(c["community"]) for c in cells],
+        tolerance_m=tolerance_m,
+        single=True,
+    )
     for c, geom in zip(cells, snapped):
         c["geom"] = geom
     _snap_notes(cells, changed, tolerance_m, display, "cell", notes)
@@ -500,18 +658,29 @@ def _check_communities(session: Session, cells: list[dict], display: str, proble
     wanted = {c["community"] for c in cells}
     if not wanted:
         return
-    levels = dict(session.execute(select(AdminUnit.code, AdminUnit.level)
-                                  .where(AdminUnit.code.in_(wanted))).all())
+    levels = dict(session.execute(select(AdminUnit.code, AdminUnit.level).where(AdminUnit.code.in_(wanted))).all())
     for c in cells:
         level = levels.get(c["community"])
         if level is None:
-            problems.append(problem("missing_community", _at(display, c["index"], c["code"], "missing_community",
-                                                             community=c["community"]),
-                                    index=c["index"], code=c["code"]))
+            problems.append(
+                problem(
+                    "missing_community",
+                    _at(display, c["index"], c["code"], "missing_community", community=c["community"]),
+                    index=c["index"],
+                    code=c["code"],
+                )
+            )
         elif level != "community":
-            problems.append(problem("not_a_community", _at(display, c["index"], c["code"], "not_a_community",
-                                                           community=c["community"], level=_level(level)),
-                                    index=c["index"], code=c["code"]))
+            problems.append(
+                problem(
+                    "not_a_community",
+                    _at(
+                        display, c["index"], c["code"], "not_a_community", community=c["community"], level=_level(level)
+                    ),
+                    index=c["index"],
+                    code=c["code"],
+                )
+            )
 
 
 def _check_duplicate_geometries(cells: list[dict], display: str, problems: list) -> None:
@@ -534,7 +703,20 @@ def _check_duplicate_geometries(cells: list[dict], display: str, problems: list)
         if s < DUPLICATE_OVERLAP:
             continue
         a, b = present[i], present[j]
-        problems.append(problem(
-            "duplicate_geometry", _at(display, b["index"], b["code"], "duplicate_geometry", other=a["code"],
-                                      other_index=a["index"], share=float(s)),
-            index=b["index"], code=b["code"], field="geometry"))
+        problems.append(
+            problem(
+                "duplicate_geometry",
+                _at(
+                    display,
+                    b["index"],
+                    b["code"],
+                    "duplicate_geometry",
+                    other=a["code"],
+                    other_index=a["index"],
+                    share=float(s),
+                ),
+                index=b["index"],
+                code=b["code"],
+                field="geometry",
+            )
+        )

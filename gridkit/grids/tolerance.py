@@ -97,8 +97,11 @@ def _polygonal(geom, single: bool):
     """Return a valid polygon/multipolygon from a snapped geometry, or None if snapping collapsed it."""
     if not geom.is_valid:
         geom = shapely.make_valid(geom)
-    parts = [p for p in shapely.get_parts(geom) if isinstance(p, Polygon) and not p.is_empty] if \
-        not isinstance(geom, (Polygon, MultiPolygon)) else list(shapely.get_parts(geom))
+    parts = (
+        [p for p in shapely.get_parts(geom) if isinstance(p, Polygon) and not p.is_empty]
+        if not isinstance(geom, (Polygon, MultiPolygon))
+        else list(shapely.get_parts(geom))
+    )
     if not parts:
         return None
     if single:
@@ -173,8 +176,9 @@ def _dirty(local: np.ndarray, local_parents: np.ndarray, present: np.ndarray, to
     return dirty
 
 
-def snap_together(geoms, parents=None, *, tolerance_m: float = DEFAULT_TOLERANCE_M,
-                  single: bool = True) -> tuple[np.ndarray, list[Snapped]]:
+def snap_together(
+    geoms, parents=None, *, tolerance_m: float = DEFAULT_TOLERANCE_M, single: bool = True
+) -> tuple[np.ndarray, list[Snapped]]:
     """Return lon/lat polygons snapped to each other and to their parent within `tolerance_m`, and what moved.
 
     `geoms` are EPSG:4490 polygons in a fixed order (file order); `parents[i]` is the boundary
@@ -213,13 +217,19 @@ def snap_together(geoms, parents=None, *, tolerance_m: float = DEFAULT_TOLERANCE
             refs.append(shapely.boundary(local_parents[i]))
         if refs:
             # A collection, not a union: snapping only needs the reference's vertices and segments.
-            final[i] = _onto(final[i], shapely.geometrycollections(
-                [shapely.boundary(r) if r.geom_type.endswith("Polygon") else r for r in refs]), tolerance_m)
+            final[i] = _onto(
+                final[i],
+                shapely.geometrycollections(
+                    [shapely.boundary(r) if r.geom_type.endswith("Polygon") else r for r in refs]
+                ),
+                tolerance_m,
+            )
     for i in np.flatnonzero(dirty):  # T-junctions: a neighbour's vertex on my edge becomes mine too
         around = [final[j] for j in neighbours.get(int(i), [])]
         if around:
-            final[i] = shapely.snap(final[i], shapely.geometrycollections([shapely.boundary(g) for g in around]),
-                                    tolerance_m)
+            final[i] = shapely.snap(
+                final[i], shapely.geometrycollections([shapely.boundary(g) for g in around]), tolerance_m
+            )
     changed: list[Snapped] = []
     for i in np.flatnonzero(dirty):
         if shapely.equals_exact(final[i], local[i], 0.0):
@@ -230,8 +240,10 @@ def snap_together(geoms, parents=None, *, tolerance_m: float = DEFAULT_TOLERANCE
         moved = float(shapely.hausdorff_distance(cleaned, local[i]))
         around = np.array(neighbours.get(int(i), []), dtype=int)
         met = around[shapely.distance(local[i], local[around]) < tolerance_m].tolist() if len(around) else []
-        touches_parent = local_parents[i] is not None and \
-            shapely.distance(shapely.boundary(local_parents[i]), local[i]) < tolerance_m
+        touches_parent = (
+            local_parents[i] is not None
+            and shapely.distance(shapely.boundary(local_parents[i]), local[i]) < tolerance_m
+        )
         exact = [geoms[i]] + [geoms[j] for j in met] + ([parents[i]] if touches_parent else [])
         result[i] = _back(plane, cleaned, exact)
         changed.append(Snapped(int(i), moved, sorted(met), bool(touches_parent)))

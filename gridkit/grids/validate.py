@@ -53,8 +53,15 @@ from gridkit.standard.codes import (
 )
 
 __all__ = [
-    "Problem", "PROBLEM_TYPES", "SLIVER_M2", "AREA_TOLERANCE_M2",
-    "validate_base_grid", "validate_admin_units", "renumber_base_cells", "order_in_rows", "resolve_profile",
+    "Problem",
+    "PROBLEM_TYPES",
+    "SLIVER_M2",
+    "AREA_TOLERANCE_M2",
+    "validate_base_grid",
+    "validate_admin_units",
+    "renumber_base_cells",
+    "order_in_rows",
+    "resolve_profile",
 ]
 
 # Cells smaller than this (m²) are reported as slivers unless the caller gives another threshold.
@@ -68,8 +75,17 @@ WKT_DIGITS = 9
 GAP_NEIGHBOUR_DEG = 1e-7
 
 PROBLEM_TYPES = (
-    "gap", "overlap", "sliver", "crosses_community", "outside_community", "uncovered_community",
-    "code_format", "code_duplicate", "code_prefix", "invalid_geometry", "outside_parent",
+    "gap",
+    "overlap",
+    "sliver",
+    "crosses_community",
+    "outside_community",
+    "uncovered_community",
+    "code_format",
+    "code_duplicate",
+    "code_prefix",
+    "invalid_geometry",
+    "outside_parent",
     "missing_parent",
 )
 
@@ -86,10 +102,12 @@ _INTERIORS_OVERLAP = "2********"
 # Its width is reported as 2 · area / perimeter of its widest part (the width of a strip; about
 # it for other shapes), leaving out parts below AREA_TOLERANCE_M2, the overlay's zero-area crumbs.
 # (GEOS's maximum inscribed circle would give the exact width but can take minutes on slivers.)
-_WIDTH = ("(SELECT max(2 * ST_Area(d.geom::geography) / NULLIF(ST_Perimeter(d.geom::geography), 0)) "
-          "FROM ST_Dump({g}) d WHERE ST_Area(d.geom::geography) > :tol) AS width, "
-          "ST_IsEmpty(ST_Buffer(ST_Transform({g}, 4534 + LEAST(20, GREATEST(0, "
-          "round(ST_X(ST_Centroid({g})) / 3)::int - 25))), -CAST(:half_tol AS float8))) AS thin")
+_WIDTH = (
+    "(SELECT max(2 * ST_Area(d.geom::geography) / NULLIF(ST_Perimeter(d.geom::geography), 0)) "
+    "FROM ST_Dump({g}) d WHERE ST_Area(d.geom::geography) > :tol) AS width, "
+    "ST_IsEmpty(ST_Buffer(ST_Transform({g}, 4534 + LEAST(20, GREATEST(0, "
+    "round(ST_X(ST_Centroid({g})) / 3)::int - 25))), -CAST(:half_tol AS float8))) AS thin"
+)
 
 
 @dataclass
@@ -152,9 +170,19 @@ def _apart(problems: list[Problem], tolerance_m: float, notes: list | None) -> l
     for p in problems:
         if p.thin:
             if notes is not None:
-                notes.append(Problem(p.type, p.codes, p.area_m2, p.location, "geometry.validate.within_tolerance",
-                                     {"problem": messages.Message(p.key, **p.params),
-                                      "tolerance_cm": tolerance_m * 100}, p.detail, p.width_m, True))
+                notes.append(
+                    Problem(
+                        p.type,
+                        p.codes,
+                        p.area_m2,
+                        p.location,
+                        "geometry.validate.within_tolerance",
+                        {"problem": messages.Message(p.key, **p.params), "tolerance_cm": tolerance_m * 100},
+                        p.detail,
+                        p.width_m,
+                        True,
+                    )
+                )
         else:
             kept.append(p)
     return kept
@@ -176,9 +204,16 @@ def resolve_profile(edition: BaseGridEdition, profile: CodeProfile | str | None)
 
 # -- base grid -----------------------------------------------------------------------------------
 
-def validate_base_grid(session: Session, edition: BaseGridEdition, *, sliver_m2: float | None = None,
-                       profile: CodeProfile | str | None = None, tolerance_m: float | None = None,
-                       notes: list | None = None) -> list[Problem]:
+
+def validate_base_grid(
+    session: Session,
+    edition: BaseGridEdition,
+    *,
+    sliver_m2: float | None = None,
+    profile: CodeProfile | str | None = None,
+    tolerance_m: float | None = None,
+    notes: list | None = None,
+) -> list[Problem]:
     """Return every topology and code problem of the edition's base cells, ordered by type, then codes.
 
     Communities are the admin units of level 'community'; every one of them must be tiled by the
@@ -192,8 +227,13 @@ def validate_base_grid(session: Session, edition: BaseGridEdition, *, sliver_m2:
     profile = resolve_profile(edition, profile)
     sliver_m2 = SLIVER_M2 if sliver_m2 is None else float(sliver_m2)
     session.flush()
-    params = {"e": edition.id, "tol": AREA_TOLERANCE_M2, "tol_deg2": _TOLERANCE_DEG2, "digits": WKT_DIGITS,
-              "half_tol": tolerance_m / 2}
+    params = {
+        "e": edition.id,
+        "tol": AREA_TOLERANCE_M2,
+        "tol_deg2": _TOLERANCE_DEG2,
+        "digits": WKT_DIGITS,
+        "half_tol": tolerance_m / 2,
+    }
     problems: list[Problem] = []
     with _without_jit(session):
         invalid, params["bad"] = _invalid_cells(session, params)
@@ -226,21 +266,33 @@ def _invalid_unit_codes(session: Session) -> list[str]:
 def _invalid_cells(session: Session, params: dict) -> tuple[list[Problem], list[int]]:
     # Invalid or empty cells are reported here and left out of every spatial check: GEOS may
     # fail on them, and what they cover is undefined.
-    rows = session.execute(text("""
+    rows = session.execute(
+        text("""
         SELECT id, code, ST_IsEmpty(geom) AS empty, ST_IsValidReason(geom) AS reason,
                ST_AsText(coalesce((ST_IsValidDetail(geom)).location, ST_PointOnSurface(geom)), :digits) AS wkt
         FROM base_cell
-        WHERE edition_id = :e AND (NOT ST_IsValid(geom) OR ST_IsEmpty(geom))"""), params).all()
-    return [Problem("invalid_geometry", [r.code], None, None if r.empty else r.wkt,
-                    "geometry.validate.cell_empty" if r.empty else "geometry.validate.cell_invalid",
-                    {"code": r.code, "reason": r.reason})
-            for r in rows], [r.id for r in rows]
+        WHERE edition_id = :e AND (NOT ST_IsValid(geom) OR ST_IsEmpty(geom))"""),
+        params,
+    ).all()
+    return [
+        Problem(
+            "invalid_geometry",
+            [r.code],
+            None,
+            None if r.empty else r.wkt,
+            "geometry.validate.cell_empty" if r.empty else "geometry.validate.cell_invalid",
+            {"code": r.code, "reason": r.reason},
+        )
+        for r in rows
+    ], [r.id for r in rows]
 
 
 def _cell_overlaps(session: Session, params: dict) -> list[Problem]:
     # Self-join through the GiST index (ST_Intersects implies &&), each pair once (a.id < b.id);
     # only pairs whose interiors share an area get the costly intersection.
-    rows = session.execute(text("""
+    rows = session.execute(
+        text(
+            """
         WITH pairs AS MATERIALIZED (
             SELECT a.code AS code_a, b.code AS code_b,
                    ST_CollectionExtract(ST_Intersection(a.geom, b.geom), 3) AS geom
@@ -253,14 +305,25 @@ def _cell_overlaps(session: Session, params: dict) -> list[Problem]:
             SELECT code_a, code_b, geom, ST_Area(geom::geography) AS area FROM pairs
             WHERE ST_Area(geom) > :tol_deg2)
         SELECT code_a, code_b, area, ST_AsText(geom, :digits) AS wkt, {width}
-        FROM measured WHERE area > :tol""".replace("{width}", _WIDTH.format(g="geom"))),
-        dict(params, pattern=_INTERIORS_OVERLAP))
+        FROM measured WHERE area > :tol""".replace("{width}", _WIDTH.format(g="geom"))
+        ),
+        dict(params, pattern=_INTERIORS_OVERLAP),
+    )
     problems = []
     for r in rows:
         codes = sorted((r.code_a, r.code_b))
-        problems.append(Problem("overlap", codes, r.area, r.wkt, "geometry.validate.cell_overlap",
-                                {"a": codes[0], "b": codes[1], "area_m2": r.area, "width_m": r.width},
-                                width_m=r.width, thin=r.thin))
+        problems.append(
+            Problem(
+                "overlap",
+                codes,
+                r.area,
+                r.wkt,
+                "geometry.validate.cell_overlap",
+                {"a": codes[0], "b": codes[1], "area_m2": r.area, "width_m": r.width},
+                width_m=r.width,
+                thin=r.thin,
+            )
+        )
     return problems
 
 
@@ -269,7 +332,9 @@ def _community_gaps(session: Session, params: dict) -> list[Problem]:
     # claims: an area covered by a stray cell is reported as that cell crossing its community,
     # not a second time as a gap. Two passes keep the unions small: first the community's own
     # cells, then, only where something is left, the other cells that reach into it.
-    rows = session.execute(text("""
+    rows = session.execute(
+        text(
+            """
         WITH communities AS MATERIALIZED (
             SELECT c.code, c.name, c.geom FROM admin_unit c
             WHERE c.level = 'community' AND c.code <> ALL(CAST(:bad_units AS text[]))
@@ -301,31 +366,58 @@ def _community_gaps(session: Session, params: dict) -> list[Problem]:
                      WHERE b.edition_id = :e AND ST_DWithin(b.geom, m.geom, :near)
                        AND ST_Length(ST_Intersection(ST_Boundary(b.geom), ST_Buffer(m.geom, :near))) > :edge
                      ORDER BY b.code) AS neighbours
-        FROM measured m WHERE m.area > :tol""".replace("{width}", _WIDTH.format(g="m.geom"))),
-        dict(params, near=GAP_NEIGHBOUR_DEG, edge=10 * GAP_NEIGHBOUR_DEG))
+        FROM measured m WHERE m.area > :tol""".replace("{width}", _WIDTH.format(g="m.geom"))
+        ),
+        dict(params, near=GAP_NEIGHBOUR_DEG, edge=10 * GAP_NEIGHBOUR_DEG),
+    )
     problems = []
     for r in rows:
         neighbours = list(r.neighbours)
-        problems.append(Problem(
-            "gap", [r.code] + neighbours, r.area, r.wkt,
-            "geometry.validate.gap_between" if neighbours else "geometry.validate.gap",
-            {"community": r.code, "name": r.name, "area_m2": r.area, "width_m": r.width,
-             "cells": ", ".join(neighbours)},
-            {"community": r.code, "cells": neighbours}, width_m=r.width, thin=r.thin))
-    uncovered = session.execute(text("""
+        problems.append(
+            Problem(
+                "gap",
+                [r.code] + neighbours,
+                r.area,
+                r.wkt,
+                "geometry.validate.gap_between" if neighbours else "geometry.validate.gap",
+                {
+                    "community": r.code,
+                    "name": r.name,
+                    "area_m2": r.area,
+                    "width_m": r.width,
+                    "cells": ", ".join(neighbours),
+                },
+                {"community": r.code, "cells": neighbours},
+                width_m=r.width,
+                thin=r.thin,
+            )
+        )
+    uncovered = session.execute(
+        text("""
         SELECT c.code, c.name, ST_Area(c.geom::geography) AS area, ST_AsText(c.geom, :digits) AS wkt
         FROM admin_unit c
         WHERE c.level = 'community'
           AND NOT EXISTS (SELECT 1 FROM base_cell b WHERE b.edition_id = :e AND b.community_code = c.code)"""),
-        params)
+        params,
+    )
     for r in uncovered:
-        problems.append(Problem("uncovered_community", [r.code], r.area, r.wkt,
-                                "geometry.validate.uncovered_community", {"community": r.code, "name": r.name}))
+        problems.append(
+            Problem(
+                "uncovered_community",
+                [r.code],
+                r.area,
+                r.wkt,
+                "geometry.validate.uncovered_community",
+                {"community": r.code, "name": r.name},
+            )
+        )
     return problems
 
 
 def _cells_outside_community(session: Session, params: dict) -> list[Problem]:
-    rows = session.execute(text("""
+    rows = session.execute(
+        text(
+            """
         WITH loose AS MATERIALIZED (
             SELECT b.code, b.community_code, c.name, b.geom AS cell,
                    ST_CollectionExtract(ST_Difference(b.geom, c.geom), 3) AS outside
@@ -341,53 +433,121 @@ def _cells_outside_community(session: Session, params: dict) -> list[Problem]:
         SELECT code, community_code, name, outside_area, cell_area - outside_area AS inside_area,
                ST_AsText(outside, :digits) AS outside_wkt, ST_AsText(cell, :digits) AS cell_wkt,
                {width}
-        FROM measured WHERE outside_area > :tol""".replace("{width}", _WIDTH.format(g="outside"))), params)
+        FROM measured WHERE outside_area > :tol""".replace("{width}", _WIDTH.format(g="outside"))
+        ),
+        params,
+    )
     problems = []
     for r in rows:
         codes = [r.code, r.community_code]
-        said = {"code": r.code, "community": r.community_code, "name": r.name, "area_m2": r.outside_area,
-                "width_m": r.width}
+        said = {
+            "code": r.code,
+            "community": r.community_code,
+            "name": r.name,
+            "area_m2": r.outside_area,
+            "width_m": r.width,
+        }
         if r.inside_area <= AREA_TOLERANCE_M2:
-            problems.append(Problem("outside_community", codes, r.outside_area, r.cell_wkt,
-                                    "geometry.validate.outside_community", said, width_m=r.width, thin=r.thin))
+            problems.append(
+                Problem(
+                    "outside_community",
+                    codes,
+                    r.outside_area,
+                    r.cell_wkt,
+                    "geometry.validate.outside_community",
+                    said,
+                    width_m=r.width,
+                    thin=r.thin,
+                )
+            )
         else:
-            problems.append(Problem("crosses_community", codes, r.outside_area, r.outside_wkt,
-                                    "geometry.validate.crosses_community", said, width_m=r.width, thin=r.thin))
+            problems.append(
+                Problem(
+                    "crosses_community",
+                    codes,
+                    r.outside_area,
+                    r.outside_wkt,
+                    "geometry.validate.crosses_community",
+                    said,
+                    width_m=r.width,
+                    thin=r.thin,
+                )
+            )
     return problems
 
 
 def _slivers(session: Session, params: dict, sliver_m2: float) -> list[Problem]:
-    rows = session.execute(text("""
+    rows = session.execute(
+        text("""
         SELECT code, area, ST_AsText(geom, :digits) AS wkt
         FROM (SELECT code, geom, ST_Area(geom::geography) AS area FROM base_cell
               WHERE edition_id = :e AND id <> ALL(CAST(:bad AS integer[]))) c
-        WHERE area < :sliver"""), params)
-    return [Problem("sliver", [r.code], r.area, r.wkt, "geometry.validate.sliver",
-                    {"code": r.code, "area_m2": r.area, "minimum_m2": sliver_m2})
-            for r in rows]
+        WHERE area < :sliver"""),
+        params,
+    )
+    return [
+        Problem(
+            "sliver",
+            [r.code],
+            r.area,
+            r.wkt,
+            "geometry.validate.sliver",
+            {"code": r.code, "area_m2": r.area, "minimum_m2": sliver_m2},
+        )
+        for r in rows
+    ]
 
 
 def _cell_codes(session: Session, params: dict, profile: CodeProfile) -> list[Problem]:
     problems = []
-    rows = session.execute(text("""
+    rows = session.execute(
+        text("""
         SELECT code, community_code, ST_AsText(geom, :digits) AS wkt
-        FROM base_cell WHERE edition_id = :e ORDER BY code, id"""), params)
+        FROM base_cell WHERE edition_id = :e ORDER BY code, id"""),
+        params,
+    )
     for r in rows:
         try:
             check_base_cell_code(r.code, profile)
         except ValueError as exc:
-            problems.append(Problem("code_format", [r.code], None, r.wkt, "geometry.validate.cell_code_format",
-                                    {"code": r.code, "reason": str(exc)}))
+            problems.append(
+                Problem(
+                    "code_format",
+                    [r.code],
+                    None,
+                    r.wkt,
+                    "geometry.validate.cell_code_format",
+                    {"code": r.code, "reason": str(exc)},
+                )
+            )
         if not r.code.startswith(r.community_code):
-            problems.append(Problem("code_prefix", [r.code, r.community_code], None, r.wkt,
-                                    "geometry.validate.cell_code_prefix",
-                                    {"code": r.code, "community": r.community_code}))
-    duplicates = session.execute(text("""
+            problems.append(
+                Problem(
+                    "code_prefix",
+                    [r.code, r.community_code],
+                    None,
+                    r.wkt,
+                    "geometry.validate.cell_code_prefix",
+                    {"code": r.code, "community": r.community_code},
+                )
+            )
+    duplicates = session.execute(
+        text("""
         SELECT code, count(*) AS n, ST_AsText(ST_Collect(geom ORDER BY id), :digits) AS wkt
-        FROM base_cell WHERE edition_id = :e GROUP BY code HAVING count(*) > 1"""), params)
+        FROM base_cell WHERE edition_id = :e GROUP BY code HAVING count(*) > 1"""),
+        params,
+    )
     for r in duplicates:
-        problems.append(Problem("code_duplicate", [r.code], None, r.wkt, "geometry.validate.cell_code_duplicate",
-                                {"code": r.code, "count": r.n}))
+        problems.append(
+            Problem(
+                "code_duplicate",
+                [r.code],
+                None,
+                r.wkt,
+                "geometry.validate.cell_code_duplicate",
+                {"code": r.code, "count": r.n},
+            )
+        )
     return problems
 
 
@@ -396,8 +556,9 @@ def _cell_codes(session: Session, params: dict, profile: CodeProfile) -> list[Pr
 _PARENT_LEVEL = {"district": "city", "street": "district", "community": "street"}
 
 
-def validate_admin_units(session: Session, *, tolerance_m: float | None = None,
-                         notes: list | None = None) -> list[Problem]:
+def validate_admin_units(
+    session: Session, *, tolerance_m: float | None = None, notes: list | None = None
+) -> list[Problem]:
     """Return every problem of the admin units (nesting, sibling overlaps, codes), ordered by type, then codes.
 
     Parts outside the parent and sibling overlaps no wider than `tolerance_m` (default
@@ -410,17 +571,30 @@ def validate_admin_units(session: Session, *, tolerance_m: float | None = None,
 
 
 def _admin_problems(session: Session, tolerance_m: float) -> list[Problem]:
-    params = {"tol": AREA_TOLERANCE_M2, "tol_deg2": _TOLERANCE_DEG2, "digits": WKT_DIGITS,
-              "half_tol": tolerance_m / 2}
+    params = {"tol": AREA_TOLERANCE_M2, "tol_deg2": _TOLERANCE_DEG2, "digits": WKT_DIGITS, "half_tol": tolerance_m / 2}
     problems: list[Problem] = []
-    invalid = session.execute(text("""
+    invalid = session.execute(
+        text("""
         SELECT code, ST_IsValidReason(geom) AS reason,
                ST_AsText(coalesce((ST_IsValidDetail(geom)).location, ST_PointOnSurface(geom)), :digits) AS wkt
-        FROM admin_unit WHERE NOT ST_IsValid(geom)"""), params)
-    problems += [Problem("invalid_geometry", [r.code], None, r.wkt, "geometry.validate.unit_invalid",
-                         {"code": r.code, "reason": r.reason}) for r in invalid]
+        FROM admin_unit WHERE NOT ST_IsValid(geom)"""),
+        params,
+    )
+    problems += [
+        Problem(
+            "invalid_geometry",
+            [r.code],
+            None,
+            r.wkt,
+            "geometry.validate.unit_invalid",
+            {"code": r.code, "reason": r.reason},
+        )
+        for r in invalid
+    ]
 
-    outside = session.execute(text("""
+    outside = session.execute(
+        text(
+            """
         WITH loose AS MATERIALIZED (
             SELECT u.code, u.name, p.code AS parent, p.name AS parent_name,
                    ST_CollectionExtract(ST_Difference(u.geom, p.geom), 3) AS geom
@@ -429,12 +603,34 @@ def _admin_problems(session: Session, tolerance_m: float) -> list[Problem]:
         measured AS MATERIALIZED (SELECT *, ST_Area(geom::geography) AS area FROM loose
                                   WHERE ST_Area(geom) > :tol_deg2)
         SELECT code, name, parent, parent_name, area, ST_AsText(geom, :digits) AS wkt, {width}
-        FROM measured WHERE area > :tol""".replace("{width}", _WIDTH.format(g="geom"))), params)
-    problems += [Problem("outside_parent", [r.code, r.parent], r.area, r.wkt, "geometry.validate.outside_parent",
-                         {"code": r.code, "name": r.name, "parent": r.parent, "parent_name": r.parent_name,
-                          "area_m2": r.area, "width_m": r.width}, width_m=r.width, thin=r.thin) for r in outside]
+        FROM measured WHERE area > :tol""".replace("{width}", _WIDTH.format(g="geom"))
+        ),
+        params,
+    )
+    problems += [
+        Problem(
+            "outside_parent",
+            [r.code, r.parent],
+            r.area,
+            r.wkt,
+            "geometry.validate.outside_parent",
+            {
+                "code": r.code,
+                "name": r.name,
+                "parent": r.parent,
+                "parent_name": r.parent_name,
+                "area_m2": r.area,
+                "width_m": r.width,
+            },
+            width_m=r.width,
+            thin=r.thin,
+        )
+        for r in outside
+    ]
 
-    overlaps = session.execute(text("""
+    overlaps = session.execute(
+        text(
+            """
         WITH pairs AS MATERIALIZED (
             SELECT a.code AS code_a, a.name AS name_a, b.code AS code_b, b.name AS name_b,
                    ST_CollectionExtract(ST_Intersection(a.geom, b.geom), 3) AS geom
@@ -445,18 +641,39 @@ def _admin_problems(session: Session, tolerance_m: float) -> list[Problem]:
         measured AS MATERIALIZED (SELECT *, ST_Area(geom::geography) AS area FROM pairs
                                   WHERE ST_Area(geom) > :tol_deg2)
         SELECT code_a, name_a, code_b, name_b, area, ST_AsText(geom, :digits) AS wkt, {width}
-        FROM measured WHERE area > :tol""".replace("{width}", _WIDTH.format(g="geom"))),
-        dict(params, pattern=_INTERIORS_OVERLAP))
-    problems += [Problem("overlap", [r.code_a, r.code_b], r.area, r.wkt, "geometry.validate.unit_overlap",
-                         {"a": r.code_a, "name_a": r.name_a, "b": r.code_b, "name_b": r.name_b,
-                          "area_m2": r.area, "width_m": r.width}, width_m=r.width, thin=r.thin)
-                 for r in overlaps]
+        FROM measured WHERE area > :tol""".replace("{width}", _WIDTH.format(g="geom"))
+        ),
+        dict(params, pattern=_INTERIORS_OVERLAP),
+    )
+    problems += [
+        Problem(
+            "overlap",
+            [r.code_a, r.code_b],
+            r.area,
+            r.wkt,
+            "geometry.validate.unit_overlap",
+            {
+                "a": r.code_a,
+                "name_a": r.name_a,
+                "b": r.code_b,
+                "name_b": r.name_b,
+                "area_m2": r.area,
+                "width_m": r.width,
+            },
+            width_m=r.width,
+            thin=r.thin,
+        )
+        for r in overlaps
+    ]
 
-    units = session.execute(text("""
+    units = session.execute(
+        text("""
         SELECT u.code, u.name, u.level, u.parent_code, p.level AS parent_level,
                ST_AsText(ST_PointOnSurface(u.geom), :digits) AS wkt
         FROM admin_unit u LEFT JOIN admin_unit p ON p.code = u.parent_code
-        ORDER BY u.code"""), params)
+        ORDER BY u.code"""),
+        params,
+    )
     for u in units:
         problems += _admin_unit_codes(u)
     return problems
@@ -467,25 +684,60 @@ def _admin_unit_codes(u) -> list[Problem]:
     try:
         level = admin_level_of_code(u.code)
     except ValueError as exc:
-        problems.append(Problem("code_format", [u.code], None, u.wkt, "geometry.validate.unit_code_format",
-                                {"code": u.code, "name": u.name, "reason": str(exc)}))
+        problems.append(
+            Problem(
+                "code_format",
+                [u.code],
+                None,
+                u.wkt,
+                "geometry.validate.unit_code_format",
+                {"code": u.code, "name": u.name, "reason": str(exc)},
+            )
+        )
     else:
         expected = ("city", "province") if u.level == "city" else (u.level,)
         if level not in expected:
-            problems.append(Problem("code_format", [u.code], None, u.wkt, "geometry.validate.unit_code_level",
-                                    {"code": u.code, "name": u.name, "level": _level(u.level),
-                                     "code_level": _level(level)}))
+            problems.append(
+                Problem(
+                    "code_format",
+                    [u.code],
+                    None,
+                    u.wkt,
+                    "geometry.validate.unit_code_level",
+                    {"code": u.code, "name": u.name, "level": _level(u.level), "code_level": _level(level)},
+                )
+            )
     wanted = _PARENT_LEVEL.get(u.level)
     if wanted and u.parent_code is None:
-        problems.append(Problem("missing_parent", [u.code], None, u.wkt, "geometry.validate.unit_no_parent",
-                                {"code": u.code, "name": u.name, "level": _level(u.level),
-                                 "wanted": _level(wanted)}))
+        problems.append(
+            Problem(
+                "missing_parent",
+                [u.code],
+                None,
+                u.wkt,
+                "geometry.validate.unit_no_parent",
+                {"code": u.code, "name": u.name, "level": _level(u.level), "wanted": _level(wanted)},
+            )
+        )
         return problems
     if wanted and u.parent_level != wanted:
-        problems.append(Problem("missing_parent", [u.code, u.parent_code], None, u.wkt,
-                                "geometry.validate.unit_wrong_parent",
-                                {"code": u.code, "name": u.name, "level": _level(u.level), "parent": u.parent_code,
-                                 "parent_level": _level(u.parent_level), "wanted": _level(wanted)}))
+        problems.append(
+            Problem(
+                "missing_parent",
+                [u.code, u.parent_code],
+                None,
+                u.wkt,
+                "geometry.validate.unit_wrong_parent",
+                {
+                    "code": u.code,
+                    "name": u.name,
+                    "level": _level(u.level),
+                    "parent": u.parent_code,
+                    "parent_level": _level(u.parent_level),
+                    "wanted": _level(wanted),
+                },
+            )
+        )
         return problems
     if u.parent_code is None:
         return problems
@@ -498,16 +750,29 @@ def _admin_unit_codes(u) -> list[Problem]:
     else:
         prefix = u.parent_code
     if not u.code.startswith(prefix):
-        problems.append(Problem("code_prefix", [u.code, u.parent_code], None, u.wkt,
-                                "geometry.validate.unit_code_prefix",
-                                {"code": u.code, "name": u.name, "prefix": prefix, "parent": u.parent_code}))
+        problems.append(
+            Problem(
+                "code_prefix",
+                [u.code, u.parent_code],
+                None,
+                u.wkt,
+                "geometry.validate.unit_code_prefix",
+                {"code": u.code, "name": u.name, "prefix": prefix, "parent": u.parent_code},
+            )
+        )
     return problems
 
 
 # -- renumbering ---------------------------------------------------------------------------------
 
-def renumber_base_cells(session: Session, edition: BaseGridEdition, *, community: str | None = None,
-                        profile: CodeProfile | str | None = None) -> list[tuple[str, str]]:
+
+def renumber_base_cells(
+    session: Session,
+    edition: BaseGridEdition,
+    *,
+    community: str | None = None,
+    profile: CodeProfile | str | None = None,
+) -> list[tuple[str, str]]:
     """Give the edition's cells codes by the numbering rule; return (old, new) for every changed code.
 
     The rule, per community (default: every community of the edition, else only `community`):
@@ -551,21 +816,35 @@ def renumber_base_cells(session: Session, edition: BaseGridEdition, *, community
     by_community: dict[str, list] = {}
     for r in rows:
         by_community.setdefault(r.community_code, []).append(r)
-    limit = 10 ** profile.base_cell_seq_digits - 1
-    too_many = [Problem("code_format", [code], None, None, "geometry.validate.too_many_cells",
-                        {"community": code, "count": len(cells), "profile": profile.name, "limit": limit})
-                for code, cells in by_community.items() if len(cells) > limit]
+    limit = 10**profile.base_cell_seq_digits - 1
+    too_many = [
+        Problem(
+            "code_format",
+            [code],
+            None,
+            None,
+            "geometry.validate.too_many_cells",
+            {"community": code, "count": len(cells), "profile": profile.name, "limit": limit},
+        )
+        for code, cells in by_community.items()
+        if len(cells) > limit
+    ]
     empty = [r.code for r in rows if r.x is None]
     if empty:
         raise ValidationError("geometry.renumber_empty_cells", cells=", ".join(empty))
     if too_many:
-        raise ValidationError("geometry.renumber_too_many", count=len(too_many), profile=profile.name, limit=limit,
-                              problems=[p.to_dict() for p in too_many])
+        raise ValidationError(
+            "geometry.renumber_too_many",
+            count=len(too_many),
+            profile=profile.name,
+            limit=limit,
+            problems=[p.to_dict() for p in too_many],
+        )
 
     new_code: dict[int, str] = {}
     old_code: dict[int, str] = {}
     for code, cells in by_community.items():
-        points = [(r.x, r.y) for r in cells]          # cells come in old-code order
+        points = [(r.x, r.y) for r in cells]  # cells come in old-code order
         for seq, k in enumerate(order_in_rows(points, statistics.median(r.h for r in cells)), start=1):
             r = cells[k]
             new_code[r.id] = base_cell_code(code, seq, profile)
@@ -575,16 +854,16 @@ def renumber_base_cells(session: Session, edition: BaseGridEdition, *, community
         return []
     community_of = {r.id: r.community_code for r in rows}
     moves = _collision_free_moves(old_code, changed, community_of)
-    session.execute(text("UPDATE base_cell SET code = :code WHERE id = :id"),
-                    [{"id": i, "code": c} for i, c in moves])
+    session.execute(text("UPDATE base_cell SET code = :code WHERE id = :id"), [{"id": i, "code": c} for i, c in moves])
     for obj in list(session.identity_map.values()):
         if isinstance(obj, BaseCell) and obj.id in changed:
             session.expire(obj, ["code"])
     return sorted(((old_code[i], c) for i, c in changed.items()), key=lambda pair: pair[1])
 
 
-def _collision_free_moves(old_code: dict[int, str], changed: dict[int, str],
-                          community_of: dict[int, str]) -> list[tuple[int, str]]:
+def _collision_free_moves(
+    old_code: dict[int, str], changed: dict[int, str], community_of: dict[int, str]
+) -> list[tuple[int, str]]:
     """Return (id, code) updates that reach `changed` without ever giving two cells one code.
 
     PostgreSQL checks a non-deferrable unique constraint row by row, so a permutation of codes
@@ -605,8 +884,11 @@ def _collision_free_moves(old_code: dict[int, str], changed: dict[int, str],
     def parking(community: str) -> str:
         # Both the 15- and the 14-digit all-zero sequences pass the table's checks (14-15 digits,
         # community prefix); a community has at most 999 cells, so one of the 1,100 codes is free.
-        candidates = [community + "000", community + "00"] + [
-            f"{community}{n:03d}" for n in range(1000)] + [f"{community}{n:02d}" for n in range(100)]
+        candidates = (
+            [community + "000", community + "00"]
+            + [f"{community}{n:03d}" for n in range(1000)]
+            + [f"{community}{n:02d}" for n in range(100)]
+        )
         return next(c for c in candidates if c not in holder)
 
     for start in sorted(changed, key=lambda i: changed[i]):

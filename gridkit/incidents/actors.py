@@ -15,11 +15,15 @@ from gridkit.models import User
 SUPERVISING = ("supervisor", "admin")
 ACTION_ROLES = {
     "report": ("admin", "supervisor", "coordinator", "planner", "analyst", "public"),
-    "accept": SUPERVISING, "reject": SUPERVISING, "duplicate": SUPERVISING,
-    "classify": SUPERVISING, "dispatch": SUPERVISING,
+    "accept": SUPERVISING,
+    "reject": SUPERVISING,
+    "duplicate": SUPERVISING,
+    "classify": SUPERVISING,
+    "dispatch": SUPERVISING,
     # The coordinator who does the work reports back; an administrator may record it for them.
     "feedback": ("coordinator", "admin"),
-    "close": SUPERVISING, "rework": SUPERVISING,
+    "close": SUPERVISING,
+    "rework": SUPERVISING,
 }
 
 
@@ -73,13 +77,22 @@ def check_role(actor: Actor, action: str) -> None:
     """Raise PermissionDenied unless the actor's role may take `action`."""
     allowed = ACTION_ROLES[action]
     if actor.role not in allowed:
-        raise PermissionDenied("incident.role_denied", user=actor.name, role=Message(f"role.{actor.role}"),
-                               action=Message(f"incident.action.{action}"),
-                               roles=[Message(f"role.{r}") for r in allowed if r != "public"])
+        raise PermissionDenied(
+            "incident.role_denied",
+            user=actor.name,
+            role=Message(f"role.{actor.role}"),
+            action=Message(f"incident.action.{action}"),
+            roles=[Message(f"role.{r}") for r in allowed if r != "public"],
+        )
 
 
 def check_scope(actor: Actor, community_code: str | None, case_code: str) -> None:
     """Raise PermissionDenied unless the case's place lies in the actor's scope."""
     if not actor.covers(community_code):
-        raise PermissionDenied("incident.out_of_scope", user=actor.name, scope=actor.scope_code,
-                               incident=case_code, area=community_code or "-")
+        raise PermissionDenied(
+            "incident.out_of_scope",
+            user=actor.name,
+            scope=actor.scope_code,
+            incident=case_code,
+            area=community_code or "-",
+        )

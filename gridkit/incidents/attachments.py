@@ -34,7 +34,7 @@ class Checked:
 def media_type_of(data: bytes) -> tuple[str, str] | None:
     """Return (media type, suffix) of an image by its first bytes, or None when it is no image we keep."""
     for magic, offset, media_type, suffix in _MAGIC:
-        if data[offset:offset + len(magic)] == magic and (suffix != ".webp" or data[:4] == b"RIFF"):
+        if data[offset : offset + len(magic)] == magic and (suffix != ".webp" or data[:4] == b"RIFF"):
             return media_type, suffix
     return None
 
@@ -46,8 +46,9 @@ def check_attachment(item) -> Checked:
         if not path.is_file():
             raise NotFound("incident.attachment_missing", path=str(path))
         if path.stat().st_size > MAX_BYTES:
-            raise ValidationError("incident.attachment_too_large", name=path.name,
-                                  size=path.stat().st_size, limit=MAX_BYTES)
+            raise ValidationError(
+                "incident.attachment_too_large", name=path.name, size=path.stat().st_size, limit=MAX_BYTES
+            )
         name, data = path.name, path.read_bytes()
     else:
         name, data = item
@@ -72,9 +73,15 @@ def store(item: Checked, home: Path, incident_id: int, history_id: int | None) -
         tmp = target.with_suffix(target.suffix + ".part")
         tmp.write_bytes(item.data)
         tmp.replace(target)
-    return IncidentAttachment(incident_id=incident_id, history_id=history_id, path=str(relative),
-                              media_type=item.media_type, size=len(item.data), sha256=digest,
-                              original_name=item.name)
+    return IncidentAttachment(
+        incident_id=incident_id,
+        history_id=history_id,
+        path=str(relative),
+        media_type=item.media_type,
+        size=len(item.data),
+        sha256=digest,
+        original_name=item.name,
+    )
 
 
 def attachment_path(home: Path, attachment: IncidentAttachment) -> Path:

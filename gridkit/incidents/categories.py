@@ -21,13 +21,27 @@ def seed_categories(session: Session, path: str | Path | None = None) -> int:
         raise ValidationError(str(exc))
     if not categories:
         return 0
-    rows = [{"code": c.code, "kind": c.kind, "major_code": c.major_code, "major_name": c.major_name,
-             "name": c.name, "time_limit_hours": c.time_limit_hours, "dept_code": c.dept_code,
-             "step_hours": dict(c.step_hours)} for c in categories]
+    rows = [
+        {
+            "code": c.code,
+            "kind": c.kind,
+            "major_code": c.major_code,
+            "major_name": c.major_name,
+            "name": c.name,
+            "time_limit_hours": c.time_limit_hours,
+            "dept_code": c.dept_code,
+            "step_hours": dict(c.step_hours),
+        }
+        for c in categories
+    ]
     stmt = insert(IncidentCategory).values(rows)
-    stmt = stmt.on_conflict_do_update(index_elements=["code"], set_={
-        k: stmt.excluded[k] for k in ("kind", "major_code", "major_name", "name", "time_limit_hours",
-                                      "dept_code", "step_hours")})
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["code"],
+        set_={
+            k: stmt.excluded[k]
+            for k in ("kind", "major_code", "major_name", "name", "time_limit_hours", "dept_code", "step_hours")
+        },
+    )
     session.execute(stmt)
     return len(rows)
 
@@ -42,17 +56,32 @@ def list_categories(session: Session, kind: str | None = None) -> list[IncidentC
 
 def category_rows(session: Session, kind: str | None = None) -> list[dict]:
     """Return categories as rows: code, kind, name, major_code, department, time limits per step."""
-    return [{"code": c.code, "kind": c.kind, "name": c.name, "major_code": c.major_code,
-             "major_name": c.major_name, "department": c.dept_code, "time_limit_hours": c.time_limit_hours,
-             "step_hours": step_hours(c)} for c in list_categories(session, kind)]
+    return [
+        {
+            "code": c.code,
+            "kind": c.kind,
+            "name": c.name,
+            "major_code": c.major_code,
+            "major_name": c.major_name,
+            "department": c.dept_code,
+            "time_limit_hours": c.time_limit_hours,
+            "step_hours": step_hours(c),
+        }
+        for c in list_categories(session, kind)
+    ]
 
 
 def step_hours(category: IncidentCategory) -> dict[str, int]:
     """Return the hours allowed per step: accept, classify, dispatch, handle, verify."""
     hours = dict(STEP_DEFAULT_HOURS)
     hours.update(category.step_hours or {})
-    return {"accept": hours["accept"], "classify": hours["classify"], "dispatch": hours["dispatch"],
-            "handle": category.time_limit_hours, "verify": hours["verify"]}
+    return {
+        "accept": hours["accept"],
+        "classify": hours["classify"],
+        "dispatch": hours["dispatch"],
+        "handle": category.time_limit_hours,
+        "verify": hours["verify"],
+    }
 
 
 def category(session: Session, code: str) -> IncidentCategory:

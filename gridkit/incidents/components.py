@@ -17,8 +17,12 @@ from gridkit.models import Component, IncidentCategory
 from gridkit.rules import SRID
 from gridkit.standard.components import component_category
 
-FIELDS = {"code": ("code", "编码", "部件编码", "component_code"), "name": ("name", "名称", "部件名称"),
-          "lon": ("lon", "longitude", "经度", "x"), "lat": ("lat", "latitude", "纬度", "y")}
+FIELDS = {
+    "code": ("code", "编码", "部件编码", "component_code"),
+    "name": ("name", "名称", "部件名称"),
+    "lon": ("lon", "longitude", "经度", "x"),
+    "lat": ("lat", "latitude", "纬度", "y"),
+}
 
 
 def _column(columns: list[str], field: str, mapping: dict) -> str | None:
@@ -28,8 +32,15 @@ def _column(columns: list[str], field: str, mapping: dict) -> str | None:
     return next((lower[n.lower()] for n in FIELDS[field] if n.lower() in lower), None)
 
 
-def import_components(session: Session, path, *, mapping: dict | None = None, encoding: str | None = None,
-                      layer: str | None = None, src_crs: str | None = None) -> dict:
+def import_components(
+    session: Session,
+    path,
+    *,
+    mapping: dict | None = None,
+    encoding: str | None = None,
+    layer: str | None = None,
+    src_crs: str | None = None,
+) -> dict:
     """Import components; return {"file", "imported", "assigned", "unassigned"}.
 
     Every row is checked first: code (16 digits per CJ/T 214, not already in the file or the
@@ -40,8 +51,9 @@ def import_components(session: Session, path, *, mapping: dict | None = None, en
     try:
         table = read_table(path, encoding=encoding, layer=layer, src_crs=src_crs)
     except TableReadError as exc:
-        raise ValidationError("component.unreadable", file=str(path), reason=exc.message,
-                              problems=exc.problems) from None
+        raise ValidationError(
+            "component.unreadable", file=str(path), reason=exc.message, problems=exc.problems
+        ) from None
     display = Path(path).name
     problems = list(table.problems)
     code_col = _column(table.columns, "code", mapping)
@@ -60,16 +72,21 @@ def import_components(session: Session, path, *, mapping: dict | None = None, en
         code = (row.get(code_col) or "").strip()
 
         def fail(kind, message, code=code, where=where, position=position):
-            problems.append(problem(kind, f"{where}: {message}", index=table.numbers[position], code=code,
-                                    field=code_col))
+            problems.append(
+                problem(kind, f"{where}: {message}", index=table.numbers[position], code=code, field=code_col)
+            )
+
         try:
             category = component_category(code)
         except ValueError as exc:
             fail("bad_code", str(exc))
             continue
         if category not in known:
-            fail("unknown_category", f"component {code}: category {category} (digits 7-10) is not a component "
-                 "category; see `gridkit incident categories list`.")
+            fail(
+                "unknown_category",
+                f"component {code}: category {category} (digits 7-10) is not a component "
+                "category; see `gridkit incident categories list`.",
+            )
             continue
         if code in seen:
             fail("duplicate_code", f"component {code} appears again (first at {seen[code]}).")
@@ -81,8 +98,14 @@ def import_components(session: Session, path, *, mapping: dict | None = None, en
         geom = _geometry(table, position, row, lon_col, lat_col, fail)
         if geom is None:
             continue
-        rows.append({"code": code, "category_code": category, "name": (row.get(name_col) or None) if name_col else None,
-                     "geom": f"SRID={SRID};{geom.wkt}"})
+        rows.append(
+            {
+                "code": code,
+                "category_code": category,
+                "name": (row.get(name_col) or None) if name_col else None,
+                "geom": f"SRID={SRID};{geom.wkt}",
+            }
+        )
     if problems:
         raise ValidationError("component.import_refused", file=display, count=len(problems), problems=problems)
     if not rows:
@@ -124,10 +147,13 @@ def assign_components(session: Session, ids: list[int] | None = None) -> int:
         return 0
     params = {"e": edition.id, "ids": ids}
     only = "AND c.id = ANY(:ids)" if ids is not None else ""
-    session.execute(text(f"""
+    session.execute(
+        text(f"""
         UPDATE component c SET base_cell_id = (
           SELECT b.id FROM base_cell b WHERE b.edition_id = :e AND ST_Covers(b.geom, ST_PointOnSurface(c.geom))
           ORDER BY b.code LIMIT 1)
-        WHERE TRUE {only}"""), params)
+        WHERE TRUE {only}"""),
+        params,
+    )
     session.expire_all()
     return session.scalar(text(f"SELECT count(*) FROM component c WHERE base_cell_id IS NOT NULL {only}"), params)

@@ -39,15 +39,25 @@ STEPS = {
 GROUPS = {
     "work-cell": ("w.code", "w.name", "LEFT JOIN work_cell w ON w.id = i.work_cell_id"),
     "department": ("i.dept_code", "d.name", "LEFT JOIN department d ON d.code = i.dept_code"),
-    "coordinator": ("CAST(i.coordinator_id AS text)", "co.name",
-                    "LEFT JOIN coordinator co ON co.id = i.coordinator_id"),
+    "coordinator": (
+        "CAST(i.coordinator_id AS text)",
+        "co.name",
+        "LEFT JOIN coordinator co ON co.id = i.coordinator_id",
+    ),
     "community": ("b.community_code", "a.name", "LEFT JOIN admin_unit a ON a.code = b.community_code"),
 }
 _BASE_CELL = "LEFT JOIN base_cell b ON b.id = i.base_cell_id"
 
 
-def evaluate(session: Session, *, by: str = "department", from_: datetime | str | None = None,
-             to: datetime | str | None = None, actor: Actor | None = None, dept: str | None = None) -> dict:
+def evaluate(
+    session: Session,
+    *,
+    by: str = "department",
+    from_: datetime | str | None = None,
+    to: datetime | str | None = None,
+    actor: Actor | None = None,
+    dept: str | None = None,
+) -> dict:
     """Return {"by", "from", "to", "rows", "total"}: one row per group (key None: no group, e.g.
     not dispatched or unassigned) and the total over all cases, each with counts, rates and
     mean/p90 hours per step. A scoped actor's figures cover only its area."""
@@ -74,7 +84,9 @@ def evaluate(session: Session, *, by: str = "department", from_: datetime | str 
     durations = ", ".join(f"date_part('epoch', i.{a} - i.{b}) / 3600 AS {s}_h" for s, (a, b) in STEPS.items())
     step_columns = ",\n".join(
         f"avg(c.{s}_h) AS {s}_mean, percentile_cont(0.9) WITHIN GROUP (ORDER BY c.{s}_h) AS {s}_p90, "
-        f"count(c.{s}_h) AS {s}_n" for s in STEPS)
+        f"count(c.{s}_h) AS {s}_n"
+        for s in STEPS
+    )
     sql = f"""
         WITH c AS (
           SELECT {key_sql} AS key, {name_sql} AS name, i.status, i.deadline, i.closed_at, i.rework_count,
@@ -102,22 +114,39 @@ def evaluate(session: Session, *, by: str = "department", from_: datetime | str 
             rows.append(row)
     if total is None:
         total = _row(None)
-    return {"by": by, "from": start.isoformat() if start else None, "to": end.isoformat(), "rows": rows,
-            "total": total}
+    return {"by": by, "from": start.isoformat() if start else None, "to": end.isoformat(), "rows": rows, "total": total}
 
 
 def _row(r) -> dict:
     if r is None:
-        return {"key": None, "name": None, "cases": 0, "closed": 0, "on_time_rate": None, "rework_rate": None,
-                "backlog": 0, "overdue": 0, "steps": {s: {"mean_hours": None, "p90_hours": None, "n": 0}
-                                                       for s in STEPS}}
+        return {
+            "key": None,
+            "name": None,
+            "cases": 0,
+            "closed": 0,
+            "on_time_rate": None,
+            "rework_rate": None,
+            "backlog": 0,
+            "overdue": 0,
+            "steps": {s: {"mean_hours": None, "p90_hours": None, "n": 0} for s in STEPS},
+        }
     return {
-        "key": None if r.is_total else r.key, "name": None if r.is_total else r.name,
-        "cases": r.cases, "closed": r.closed,
-        "on_time_rate": _ratio(r.on_time, r.closed_with_deadline), "rework_rate": _ratio(r.reworked, r.closed),
-        "backlog": r.backlog, "overdue": r.overdue,
-        "steps": {s: {"mean_hours": _round(getattr(r, f"{s}_mean")), "p90_hours": _round(getattr(r, f"{s}_p90")),
-                      "n": getattr(r, f"{s}_n")} for s in STEPS},
+        "key": None if r.is_total else r.key,
+        "name": None if r.is_total else r.name,
+        "cases": r.cases,
+        "closed": r.closed,
+        "on_time_rate": _ratio(r.on_time, r.closed_with_deadline),
+        "rework_rate": _ratio(r.reworked, r.closed),
+        "backlog": r.backlog,
+        "overdue": r.overdue,
+        "steps": {
+            s: {
+                "mean_hours": _round(getattr(r, f"{s}_mean")),
+                "p90_hours": _round(getattr(r, f"{s}_p90")),
+                "n": getattr(r, f"{s}_n"),
+            }
+            for s in STEPS
+        },
     }
 
 
@@ -125,8 +154,9 @@ def flat_rows(result: dict) -> list[dict]:
     """Return the evaluation as flat rows (one column per figure) for tables and CSV."""
     out = []
     for row in [*result["rows"], {**result["total"], "key": "*", "name": "合计 total"}]:
-        flat = {k: row[k] for k in ("key", "name", "cases", "closed", "on_time_rate", "rework_rate",
-                                    "backlog", "overdue")}
+        flat = {
+            k: row[k] for k in ("key", "name", "cases", "closed", "on_time_rate", "rework_rate", "backlog", "overdue")
+        }
         for step, figures in row["steps"].items():
             flat[f"{step}_mean_h"] = figures["mean_hours"]
             flat[f"{step}_p90_h"] = figures["p90_hours"]

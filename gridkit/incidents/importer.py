@@ -41,9 +41,26 @@ from gridkit.rules import IncidentState, now
 REQUIRED_COLUMNS = ("external_id", "category", "reported_at")
 # CSV for COPY: quoting keeps commas, tabs and newlines of descriptions; \N (never quoted) is NULL.
 _CSV = "WITH (FORMAT csv, NULL '\\N')"
-_COPY_COLUMNS = ("id", "code", "category_code", "description", "status", "geom", "reporter", "source",
-                 "external_id", "reported_at", "closed_at", "deadline", "dept_code", "rework_count", "revision",
-                 "base_cell_id", "work_cell_id", "coordinator_id")
+_COPY_COLUMNS = (
+    "id",
+    "code",
+    "category_code",
+    "description",
+    "status",
+    "geom",
+    "reporter",
+    "source",
+    "external_id",
+    "reported_at",
+    "closed_at",
+    "deadline",
+    "dept_code",
+    "rework_count",
+    "revision",
+    "base_cell_id",
+    "work_cell_id",
+    "coordinator_id",
+)
 
 
 def load_mapping(path) -> dict:
@@ -65,7 +82,7 @@ def load_mapping(path) -> dict:
 def _read(path: Path, encoding: str | None) -> pd.DataFrame:
     if not path.is_file():
         raise NotFound("incident_import.file_missing", path=str(path))
-    for codec in ([encoding] if encoding else ["utf-8-sig", "gb18030"]):
+    for codec in [encoding] if encoding else ["utf-8-sig", "gb18030"]:
         try:
             return pd.read_csv(path, dtype=str, keep_default_na=False, encoding=codec)
         except UnicodeDecodeError:
@@ -81,8 +98,9 @@ def _times(frame: pd.DataFrame, column: str | None, mapping: dict) -> tuple[pd.S
     raw = frame[column].str.strip()
     parsed = pd.to_datetime(raw, format=mapping.get("time_format") or "ISO8601", errors="coerce")
     if parsed.dt.tz is None:
-        parsed = parsed.dt.tz_localize(mapping.get("timezone") or "Asia/Shanghai", ambiguous="NaT",
-                                       nonexistent="shift_forward")
+        parsed = parsed.dt.tz_localize(
+            mapping.get("timezone") or "Asia/Shanghai", ambiguous="NaT", nonexistent="shift_forward"
+        )
     parsed = parsed.dt.tz_convert("UTC")
     return parsed, (raw != "") & parsed.isna()
 
@@ -95,7 +113,7 @@ def import_incidents(session: Session, path, mapping: dict, *, encoding: str | N
     absent = [c for c in cols.values() if c and c not in frame.columns]
     if absent:
         raise ValidationError("incident_import.columns_absent", file=path.name, columns=", ".join(absent))
-    line = frame.index.to_numpy() + 2        # header is line 1
+    line = frame.index.to_numpy() + 2  # header is line 1
     problems: list[dict] = []
 
     def fail(mask, kind, message):
@@ -112,8 +130,14 @@ def import_incidents(session: Session, path, mapping: dict, *, encoding: str | N
     fail(codes.isin(taken), "already_imported", lambda i: f"case {ext.iat[i]} was imported before ({codes.iat[i]}).")
 
     reported, bad = _times(frame, cols["reported_at"], mapping)
-    fail(bad, "bad_time", lambda i: f"{cols['reported_at']} {frame[cols['reported_at']].iat[i]!r} does not match "
-         f"{mapping.get('time_format') or 'ISO 8601'}.")
+    fail(
+        bad,
+        "bad_time",
+        lambda i: (
+            f"{cols['reported_at']} {frame[cols['reported_at']].iat[i]!r} does not match "
+            f"{mapping.get('time_format') or 'ISO 8601'}."
+        ),
+    )
     fail(reported.isna() & ~bad, "missing_time", lambda i: f"{cols['reported_at']} is empty.")
     closed, bad_closed = _times(frame, cols.get("closed_at"), mapping)
     fail(bad_closed, "bad_time", lambda i: f"{cols['closed_at']} {frame[cols['closed_at']].iat[i]!r} is not a time.")
@@ -130,21 +154,50 @@ def import_incidents(session: Session, path, mapping: dict, *, encoding: str | N
         raise ValidationError("incident_import.refused", file=path.name, count=len(problems), problems=problems)
 
     n = len(frame)
-    ids = np.array(session.scalars(text("SELECT nextval(pg_get_serial_sequence('incident', 'id')) "
-                                        "FROM generate_series(1, :n)"), {"n": n}).all(), dtype=np.int64)
+    ids = np.array(
+        session.scalars(
+            text("SELECT nextval(pg_get_serial_sequence('incident', 'id')) FROM generate_series(1, :n)"), {"n": n}
+        ).all(),
+        dtype=np.int64,
+    )
     deadline = due.where(due.notna(), reported + _handling(session, categories))
     description = frame[cols["description"]] if cols.get("description") else categories
     depts = _departments(session, categories)
     cells, work_cells, later = responsibility(session, lon, lat, no_place, reported, depts)
-    _copy(session, ids, codes, categories, description, states, lon, lat, no_place, source, ext,
-          reported, closed, deadline, depts, cells, work_cells, _coordinators(session, work_cells))
+    _copy(
+        session,
+        ids,
+        codes,
+        categories,
+        description,
+        states,
+        lon,
+        lat,
+        no_place,
+        source,
+        ext,
+        reported,
+        closed,
+        deadline,
+        depts,
+        cells,
+        work_cells,
+        _coordinators(session, work_cells),
+    )
     _history(session, ids, reported, closed, states, source, frame[cols["state"]] if cols.get("state") else None)
     if later.any():
         assign_work_cells(session, ids[later].tolist())
     assigned = int((cells > 0).sum())
-    return {"file": path.name, "source": source, "imported": n, "without_location": int(no_place.sum()),
-            "assigned": assigned, "unassigned": n - assigned, "states": states.value_counts().to_dict(),
-            "notes": notes}
+    return {
+        "file": path.name,
+        "source": source,
+        "imported": n,
+        "without_location": int(no_place.sum()),
+        "assigned": assigned,
+        "unassigned": n - assigned,
+        "states": states.value_counts().to_dict(),
+        "notes": notes,
+    }
 
 
 def responsibility(session: Session, lon, lat, no_place, reported: pd.Series, depts: pd.Series):
@@ -163,11 +216,14 @@ def responsibility(session: Session, lon, lat, no_place, reported: pd.Series, de
     placed = ~no_place
     if edition is not None and placed.any():
         cells[placed] = base_cell_index(session, edition).cells_at(lon[placed], lat[placed])
-    at = reported.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy()   # datetime64, UTC
+    at = reported.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy()  # datetime64, UTC
     dept = depts.to_numpy(dtype=object)
-    versions = session.execute(text(
-        "SELECT id, dept_code, valid_from, valid_to, base_edition_id FROM work_grid_version "
-        "WHERE status IN ('published', 'retired') AND valid_from IS NOT NULL")).all()
+    versions = session.execute(
+        text(
+            "SELECT id, dept_code, valid_from, valid_to, base_edition_id FROM work_grid_version "
+            "WHERE status IN ('published', 'retired') AND valid_from IS NOT NULL"
+        )
+    ).all()
     for v in versions:
         valid = (dept == v.dept_code) & (at >= _utc64(v.valid_from))
         if v.valid_to is not None:
@@ -175,9 +231,16 @@ def responsibility(session: Session, lon, lat, no_place, reported: pd.Series, de
         if edition is None or v.base_edition_id != edition.id:
             later |= valid & placed
             continue
-        members = np.array(session.execute(text(
-            "SELECT base_cell_id, work_cell_id FROM work_cell_member WHERE version_id = :v ORDER BY base_cell_id"),
-            {"v": v.id}).all(), dtype=np.int64).reshape(-1, 2)
+        members = np.array(
+            session.execute(
+                text(
+                    "SELECT base_cell_id, work_cell_id FROM work_cell_member WHERE version_id = :v ORDER "
+                    "BY base_cell_id"
+                ),
+                {"v": v.id},
+            ).all(),
+            dtype=np.int64,
+        ).reshape(-1, 2)
         hit = valid & (cells > 0)
         if not hit.any() or not len(members):
             continue
@@ -193,9 +256,14 @@ def _utc64(value) -> np.datetime64:
 
 def _coordinators(session: Session, work_cells: np.ndarray) -> np.ndarray:
     """Return the coordinator of each work cell (the active one with the smallest id), 0 for none."""
-    first = dict(session.execute(text(
-        "SELECT DISTINCT ON (ca.work_cell_id) ca.work_cell_id, c.id FROM coordinator_assignment ca "
-        "JOIN coordinator c ON c.id = ca.coordinator_id WHERE c.active ORDER BY ca.work_cell_id, c.id")).all())
+    first = dict(
+        session.execute(
+            text(
+                "SELECT DISTINCT ON (ca.work_cell_id) ca.work_cell_id, c.id FROM coordinator_assignment ca "
+                "JOIN coordinator c ON c.id = ca.coordinator_id WHERE c.active ORDER BY ca.work_cell_id, c.id"
+            )
+        ).all()
+    )
     return np.array([first.get(int(w), 0) for w in work_cells], dtype=np.int64) if len(work_cells) else work_cells
 
 
@@ -206,8 +274,11 @@ def _categories(session, frame, cols, mapping, fail) -> pd.Series:
     mapped = raw.map(table)
     if default:
         mapped = mapped.fillna(default)
-    fail(mapped.isna(), "unmapped_category",
-         lambda i: f"{cols['category']} {raw.iat[i]!r} has no category in the mapping file.")
+    fail(
+        mapped.isna(),
+        "unmapped_category",
+        lambda i: f"{cols['category']} {raw.iat[i]!r} has no category in the mapping file.",
+    )
     known = set(session.scalars(select(IncidentCategory.code)))
     wrong = mapped.notna() & ~mapped.isin(known)
     fail(wrong, "unknown_category", lambda i: f"category {mapped.iat[i]} (for {raw.iat[i]!r}) does not exist.")
@@ -221,8 +292,11 @@ def _states(frame, cols, mapping, closed, fail) -> pd.Series:
     mapped = raw.map(mapping.get("states") or {})
     fail(mapped.isna(), "unmapped_state", lambda i: f"{cols['state']} {raw.iat[i]!r} has no state in the mapping file.")
     allowed = {s.value for s in IncidentState} - {IncidentState.DUPLICATE.value}
-    fail(mapped.notna() & ~mapped.isin(allowed), "bad_state",
-         lambda i: f"state {mapped.iat[i]!r} is not one of {', '.join(sorted(allowed))}.")
+    fail(
+        mapped.notna() & ~mapped.isin(allowed),
+        "bad_state",
+        lambda i: f"state {mapped.iat[i]!r} is not one of {', '.join(sorted(allowed))}.",
+    )
     return mapped
 
 
@@ -234,10 +308,16 @@ def _locations(frame, cols, mapping, line, name, fail):
     lon_raw, lat_raw = frame[cols["lon"]].str.strip(), frame[cols["lat"]].str.strip()
     lon, lat = pd.to_numeric(lon_raw, errors="coerce"), pd.to_numeric(lat_raw, errors="coerce")
     empty = (lon_raw == "") | (lat_raw == "")
-    fail(~empty & (lon.isna() | lat.isna()), "bad_location",
-         lambda i: f"location {lon_raw.iat[i]!r}, {lat_raw.iat[i]!r} is not a pair of numbers.")
-    fail(~empty & ((lon.abs() > 180) | (lat.abs() > 90)), "bad_location",
-         lambda i: f"location {lon_raw.iat[i]}, {lat_raw.iat[i]} is not a longitude/latitude pair.")
+    fail(
+        ~empty & (lon.isna() | lat.isna()),
+        "bad_location",
+        lambda i: f"location {lon_raw.iat[i]!r}, {lat_raw.iat[i]!r} is not a pair of numbers.",
+    )
+    fail(
+        ~empty & ((lon.abs() > 180) | (lat.abs() > 90)),
+        "bad_location",
+        lambda i: f"location {lon_raw.iat[i]}, {lat_raw.iat[i]} is not a longitude/latitude pair.",
+    )
     placeholder = np.zeros(len(frame), dtype=bool)
     for px, py in mapping.get("placeholder_locations") or []:
         placeholder |= np.isclose(lon.to_numpy(), px) & np.isclose(lat.to_numpy(), py)
@@ -246,8 +326,9 @@ def _locations(frame, cols, mapping, line, name, fail):
     for i in np.flatnonzero(no_place):
         kind = "placeholder_location" if placeholder[i] else "no_location"
         what = f"placeholder location {lon_raw.iat[i]}, {lat_raw.iat[i]}" if placeholder[i] else "no location"
-        notes.append(problem(kind, f"{name}, line {line[i]}: {what}; kept without a place, unassigned.",
-                             index=int(line[i])))
+        notes.append(
+            problem(kind, f"{name}, line {line[i]}: {what}; kept without a place, unassigned.", index=int(line[i]))
+        )
     lon = lon.to_numpy(dtype=float).copy()
     lat = lat.to_numpy(dtype=float).copy()
     lon[no_place], lat[no_place] = np.nan, np.nan
@@ -269,16 +350,50 @@ def _departments(session, categories: pd.Series) -> pd.Series:
     return categories.map(dept_of)
 
 
-def _copy(session, ids, codes, categories, description, states, lon, lat, no_place, source, ext,
-          reported, closed, deadline, depts, cells, work_cells, coordinators) -> None:
-    out = pd.DataFrame({
-        "id": ids, "code": codes.to_numpy(), "category_code": categories.to_numpy(),
-        "description": description.to_numpy(), "status": states.to_numpy(),
-        "geom": np.where(no_place, None, [f"SRID=4490;POINT({x!r} {y!r})" for x, y in zip(lon.tolist(), lat.tolist())]),
-        "reporter": source, "source": source, "external_id": ext.to_numpy(),
-        "reported_at": _text_times(reported), "closed_at": _text_times(closed.where(states == "closed")),
-        "deadline": _text_times(deadline), "dept_code": depts.to_numpy(), "rework_count": 0, "revision": 0,
-        "base_cell_id": _ids(cells), "work_cell_id": _ids(work_cells), "coordinator_id": _ids(coordinators)})
+def _copy(
+    session,
+    ids,
+    codes,
+    categories,
+    description,
+    states,
+    lon,
+    lat,
+    no_place,
+    source,
+    ext,
+    reported,
+    closed,
+    deadline,
+    depts,
+    cells,
+    work_cells,
+    coordinators,
+) -> None:
+    out = pd.DataFrame(
+        {
+            "id": ids,
+            "code": codes.to_numpy(),
+            "category_code": categories.to_numpy(),
+            "description": description.to_numpy(),
+            "status": states.to_numpy(),
+            "geom": np.where(
+                no_place, None, [f"SRID=4490;POINT({x!r} {y!r})" for x, y in zip(lon.tolist(), lat.tolist())]
+            ),
+            "reporter": source,
+            "source": source,
+            "external_id": ext.to_numpy(),
+            "reported_at": _text_times(reported),
+            "closed_at": _text_times(closed.where(states == "closed")),
+            "deadline": _text_times(deadline),
+            "dept_code": depts.to_numpy(),
+            "rework_count": 0,
+            "revision": 0,
+            "base_cell_id": _ids(cells),
+            "work_cell_id": _ids(work_cells),
+            "coordinator_id": _ids(coordinators),
+        }
+    )
     buffer = io.StringIO()
     out.to_csv(buffer, index=False, header=False, na_rep="\\N")
     _copy_text(session, f"COPY incident ({', '.join(_COPY_COLUMNS)}) FROM STDIN {_CSV}", buffer.getvalue())
@@ -295,17 +410,36 @@ def _text_times(series: pd.Series) -> np.ndarray:
 
 def _history(session, ids, reported, closed, states, source, raw_states) -> None:
     actor = f"import:{source}"[:100]
-    first = pd.DataFrame({"incident_id": ids, "at": _text_times(reported), "actor": actor, "from_status": None,
-                          "to_status": "reported", "note": "imported"})
+    first = pd.DataFrame(
+        {
+            "incident_id": ids,
+            "at": _text_times(reported),
+            "actor": actor,
+            "from_status": None,
+            "to_status": "reported",
+            "note": "imported",
+        }
+    )
     moved = (states != "reported").to_numpy()
     at = closed.where(closed.notna(), reported)
     note = ("imported; source state " + raw_states).to_numpy() if raw_states is not None else "imported"
-    second = pd.DataFrame({"incident_id": ids, "at": _text_times(at), "actor": actor, "from_status": "reported",
-                           "to_status": states.to_numpy(), "note": note})[moved]
+    second = pd.DataFrame(
+        {
+            "incident_id": ids,
+            "at": _text_times(at),
+            "actor": actor,
+            "from_status": "reported",
+            "to_status": states.to_numpy(),
+            "note": note,
+        }
+    )[moved]
     buffer = io.StringIO()
     pd.concat([first, second]).to_csv(buffer, index=False, header=False, na_rep="\\N")
-    _copy_text(session, "COPY incident_history (incident_id, at, actor, from_status, to_status, note) "
-               f"FROM STDIN {_CSV}", buffer.getvalue())
+    _copy_text(
+        session,
+        f"COPY incident_history (incident_id, at, actor, from_status, to_status, note) FROM STDIN {_CSV}",
+        buffer.getvalue(),
+    )
 
 
 def _copy_text(session: Session, sql: str, data: str) -> None:
@@ -323,26 +457,37 @@ def assign_work_cells(session: Session, ids: list[int]) -> int:
     version lies on another edition are found with ST_Covers on that edition's cells.
     """
     params = {"ids": ids}
-    as_of = ("v.dept_code = i.dept_code AND v.status IN ('published', 'retired') AND v.valid_from <= i.reported_at "
-             "AND (v.valid_to IS NULL OR v.valid_to > i.reported_at)")
-    session.execute(text(f"""
+    as_of = (
+        "v.dept_code = i.dept_code AND v.status IN ('published', 'retired') AND v.valid_from <= i.reported_at "
+        "AND (v.valid_to IS NULL OR v.valid_to > i.reported_at)"
+    )
+    session.execute(
+        text(f"""
         UPDATE incident i SET work_cell_id = m.work_cell_id
         FROM base_cell b, work_grid_version v, work_cell_member m
         WHERE i.id = ANY(:ids) AND i.dept_code IS NOT NULL AND b.id = i.base_cell_id AND {as_of}
-          AND v.base_edition_id = b.edition_id AND m.version_id = v.id AND m.base_cell_id = i.base_cell_id"""), params)
+          AND v.base_edition_id = b.edition_id AND m.version_id = v.id AND m.base_cell_id = i.base_cell_id"""),
+        params,
+    )
     # ST_Covers, ties to the smallest code: the version valid then lies on another edition.
-    session.execute(text(f"""
+    session.execute(
+        text(f"""
         UPDATE incident i SET work_cell_id = (
           SELECT m.work_cell_id FROM work_grid_version v JOIN base_cell b ON b.edition_id = v.base_edition_id
           JOIN work_cell_member m ON m.version_id = v.id AND m.base_cell_id = b.id
           WHERE {as_of} AND ST_Covers(b.geom, i.geom) ORDER BY b.code LIMIT 1)
         WHERE i.id = ANY(:ids) AND i.work_cell_id IS NULL AND i.dept_code IS NOT NULL AND i.geom IS NOT NULL
           AND EXISTS (SELECT 1 FROM work_grid_version v JOIN base_cell b0 ON b0.id = i.base_cell_id
-                      WHERE {as_of} AND v.base_edition_id <> b0.edition_id)"""), params)
-    result = session.execute(text("""
+                      WHERE {as_of} AND v.base_edition_id <> b0.edition_id)"""),
+        params,
+    )
+    result = session.execute(
+        text("""
         UPDATE incident i SET coordinator_id = (
           SELECT c.id FROM coordinator_assignment ca JOIN coordinator c ON c.id = ca.coordinator_id
           WHERE ca.work_cell_id = i.work_cell_id AND c.active ORDER BY c.id LIMIT 1)
-        WHERE i.id = ANY(:ids) AND i.work_cell_id IS NOT NULL"""), params)
+        WHERE i.id = ANY(:ids) AND i.work_cell_id IS NOT NULL"""),
+        params,
+    )
     session.expire_all()
     return result.rowcount

@@ -41,8 +41,9 @@ def show_incident(session: Session, ident, actor: Actor | None = None) -> dict:
     community = community_of(session, incident)
     if actor is not None:
         check_scope(actor, community, incident.code)
-    lonlat = session.execute(select(func.ST_X(Incident.geom), func.ST_Y(Incident.geom))
-                             .where(Incident.id == incident.id)).one()
+    lonlat = session.execute(
+        select(func.ST_X(Incident.geom), func.ST_Y(Incident.geom)).where(Incident.id == incident.id)
+    ).one()
     cat = session.get(IncidentCategory, incident.category_code) if incident.category_code else None
     cell = session.get(BaseCell, incident.base_cell_id) if incident.base_cell_id else None
     work_cell = session.get(WorkCell, incident.work_cell_id) if incident.work_cell_id else None
@@ -52,39 +53,77 @@ def show_incident(session: Session, ident, actor: Actor | None = None) -> dict:
         coordinator = {"id": person.id}
         if actor is None or may_see_personal_data(actor, community):
             coordinator.update(name=person.name, phone=person.phone)
-    history = session.scalars(select(IncidentHistory).where(IncidentHistory.incident_id == incident.id)
-                              .order_by(IncidentHistory.at, IncidentHistory.id))
-    files = session.scalars(select(IncidentAttachment).where(IncidentAttachment.incident_id == incident.id)
-                            .order_by(IncidentAttachment.id))
+    history = session.scalars(
+        select(IncidentHistory)
+        .where(IncidentHistory.incident_id == incident.id)
+        .order_by(IncidentHistory.at, IncidentHistory.id)
+    )
+    files = session.scalars(
+        select(IncidentAttachment).where(IncidentAttachment.incident_id == incident.id).order_by(IncidentAttachment.id)
+    )
     step = PENDING_STEP.get(incident.status)
     overdue = incident.step_deadline is not None and incident.step_deadline < now()
     allowed = allowed_actions(incident.status)
     return {
-        "id": incident.id, "code": incident.code, "state": incident.status, "revision": incident.revision,
+        "id": incident.id,
+        "code": incident.code,
+        "state": incident.status,
+        "revision": incident.revision,
         "category": {"code": cat.code, "name": cat.name, "kind": cat.kind} if cat else None,
-        "severity": incident.severity, "description": incident.description, "source": incident.source,
-        "reporter": incident.reporter, "external_id": incident.external_id,
-        "lon": lonlat[0], "lat": lonlat[1],
-        "base_cell": cell.code if cell else None, "community": community,
-        "department": incident.dept_code, "work_cell": work_cell.code if work_cell else None,
+        "severity": incident.severity,
+        "description": incident.description,
+        "source": incident.source,
+        "reporter": incident.reporter,
+        "external_id": incident.external_id,
+        "lon": lonlat[0],
+        "lat": lonlat[1],
+        "base_cell": cell.code if cell else None,
+        "community": community,
+        "department": incident.dept_code,
+        "work_cell": work_cell.code if work_cell else None,
         "coordinator": coordinator,
         "duplicate_of": incident.duplicate_of_id,
-        "reported_at": _iso(incident.reported_at), "closed_at": _iso(incident.closed_at),
-        "deadline": _iso(incident.deadline), "deadlines": incident.deadlines or {},
-        "pending_step": step, "step_deadline": _iso(incident.step_deadline), "overdue": overdue,
+        "reported_at": _iso(incident.reported_at),
+        "closed_at": _iso(incident.closed_at),
+        "deadline": _iso(incident.deadline),
+        "deadlines": incident.deadlines or {},
+        "pending_step": step,
+        "step_deadline": _iso(incident.step_deadline),
+        "overdue": overdue,
         "rework_count": incident.rework_count,
         "allowed": [a for a in allowed if actor is None or actor.role in ACTION_ROLES[a]],
-        "history": [{"from": h.from_status, "to": h.to_status, "actor": h.actor, "at": _iso(h.at), "note": h.note}
-                    for h in history],
-        "attachments": [{"id": f.id, "media_type": f.media_type, "size": f.size, "name": f.original_name,
-                         "history_id": f.history_id} for f in files],
+        "history": [
+            {"from": h.from_status, "to": h.to_status, "actor": h.actor, "at": _iso(h.at), "note": h.note}
+            for h in history
+        ],
+        "attachments": [
+            {
+                "id": f.id,
+                "media_type": f.media_type,
+                "size": f.size,
+                "name": f.original_name,
+                "history_id": f.history_id,
+            }
+            for f in files
+        ],
     }
 
 
-def list_incidents(session: Session, *, state: str | None = None, dept: str | None = None,
-                   area: str | None = None, overdue: bool = False, category: str | None = None,
-                   coordinator_id: int | None = None, unassigned: bool = False, open_only: bool = False,
-                   actor: Actor | None = None, limit: int = 100, offset: int = 0) -> dict:
+def list_incidents(
+    session: Session,
+    *,
+    state: str | None = None,
+    dept: str | None = None,
+    area: str | None = None,
+    overdue: bool = False,
+    category: str | None = None,
+    coordinator_id: int | None = None,
+    unassigned: bool = False,
+    open_only: bool = False,
+    actor: Actor | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> dict:
     """Return {"total", "limit", "offset", "items"}: cases matching the filters, newest first.
 
     `area`: an admin unit code (prefix of the case's community); `unassigned`: cases outside every
@@ -94,12 +133,21 @@ def list_incidents(session: Session, *, state: str | None = None, dept: str | No
         raise ValidationError("incident.bad_state", state=state, allowed=", ".join(IncidentState))
     limit = max(1, min(int(limit), MAX_PAGE))
     offset = max(0, int(offset))
-    where, params = _filters(state=state, dept=dept, area=area, overdue=overdue, category=category,
-                             coordinator_id=coordinator_id, unassigned=unassigned, open_only=open_only,
-                             actor=actor)
+    where, params = _filters(
+        state=state,
+        dept=dept,
+        area=area,
+        overdue=overdue,
+        category=category,
+        coordinator_id=coordinator_id,
+        unassigned=unassigned,
+        open_only=open_only,
+        actor=actor,
+    )
     base = f"FROM incident i LEFT JOIN base_cell b ON b.id = i.base_cell_id WHERE {where}"
     total = session.scalar(text(f"SELECT count(*) {base}"), params)
-    rows = session.execute(text(f"""
+    rows = session.execute(
+        text(f"""
         SELECT i.id, i.code, i.status, i.category_code, c.name AS category_name, i.severity, i.dept_code,
                b.code AS base_cell, b.community_code AS community, w.code AS work_cell, i.coordinator_id,
                i.reported_at, i.step_deadline, i.deadline, i.rework_count, i.description,
@@ -108,21 +156,49 @@ def list_incidents(session: Session, *, state: str | None = None, dept: str | No
         LEFT JOIN incident_category c ON c.code = i.category_code
         LEFT JOIN work_cell w ON w.id = i.work_cell_id
         WHERE {where} ORDER BY i.reported_at DESC, i.id DESC LIMIT :limit OFFSET :offset"""),
-        {**params, "limit": limit, "offset": offset})
+        {**params, "limit": limit, "offset": offset},
+    )
     at = now()
-    items = [{"id": r.id, "code": r.code, "state": r.status, "category": r.category_code,
-              "category_name": r.category_name, "severity": r.severity, "department": r.dept_code,
-              "base_cell": r.base_cell, "community": r.community, "work_cell": r.work_cell,
-              "coordinator_id": r.coordinator_id, "reported_at": _iso(r.reported_at),
-              "pending_step": PENDING_STEP.get(r.status), "step_deadline": _iso(r.step_deadline),
-              "deadline": _iso(r.deadline), "overdue": r.step_deadline is not None and r.step_deadline < at,
-              "rework_count": r.rework_count, "description": r.description, "lon": r.lon, "lat": r.lat}
-             for r in rows]
+    items = [
+        {
+            "id": r.id,
+            "code": r.code,
+            "state": r.status,
+            "category": r.category_code,
+            "category_name": r.category_name,
+            "severity": r.severity,
+            "department": r.dept_code,
+            "base_cell": r.base_cell,
+            "community": r.community,
+            "work_cell": r.work_cell,
+            "coordinator_id": r.coordinator_id,
+            "reported_at": _iso(r.reported_at),
+            "pending_step": PENDING_STEP.get(r.status),
+            "step_deadline": _iso(r.step_deadline),
+            "deadline": _iso(r.deadline),
+            "overdue": r.step_deadline is not None and r.step_deadline < at,
+            "rework_count": r.rework_count,
+            "description": r.description,
+            "lon": r.lon,
+            "lat": r.lat,
+        }
+        for r in rows
+    ]
     return {"total": total, "limit": limit, "offset": offset, "items": items}
 
 
-def _filters(*, state=None, dept=None, area=None, overdue=False, category=None, coordinator_id=None,
-             unassigned=False, open_only=False, actor: Actor | None = None) -> tuple[str, dict]:
+def _filters(
+    *,
+    state=None,
+    dept=None,
+    area=None,
+    overdue=False,
+    category=None,
+    coordinator_id=None,
+    unassigned=False,
+    open_only=False,
+    actor: Actor | None = None,
+) -> tuple[str, dict]:
     """Return the WHERE text (bound parameters only) and its parameters."""
     clauses, params = ["TRUE"], {}
     if state:
@@ -142,8 +218,10 @@ def _filters(*, state=None, dept=None, area=None, overdue=False, category=None, 
     if overdue:
         clauses.append("i.step_deadline < now()")
     if coordinator_id is not None:
-        clauses.append("(i.coordinator_id = :coordinator OR i.work_cell_id IN (SELECT work_cell_id FROM "
-                       "coordinator_assignment WHERE coordinator_id = :coordinator))")
+        clauses.append(
+            "(i.coordinator_id = :coordinator OR i.work_cell_id IN (SELECT work_cell_id FROM "
+            "coordinator_assignment WHERE coordinator_id = :coordinator))"
+        )
         params["coordinator"] = coordinator_id
     if unassigned:
         clauses.append("i.base_cell_id IS NULL")
@@ -153,38 +231,66 @@ def _filters(*, state=None, dept=None, area=None, overdue=False, category=None, 
     return " AND ".join(clauses), params
 
 
-def overdue_cases(session: Session, *, actor: Actor | None = None, dept: str | None = None,
-                  limit: int = 500) -> dict:
+def overdue_cases(session: Session, *, actor: Actor | None = None, dept: str | None = None, limit: int = 500) -> dict:
     """Return open cases past their current step's deadline: counts per step, the cases, and the
     escalation list (overdue by more than ESCALATE_AFTER, or sent back for rework twice or more)."""
     where, params = _filters(dept=dept, overdue=True, actor=actor)
-    rows = session.execute(text(f"""
+    rows = session.execute(
+        text(f"""
         SELECT i.id, i.code, i.status, i.category_code, i.dept_code, b.community_code AS community,
                w.code AS work_cell, i.coordinator_id, i.step_deadline, i.rework_count,
                now() - i.step_deadline AS late
         FROM incident i LEFT JOIN base_cell b ON b.id = i.base_cell_id
         LEFT JOIN work_cell w ON w.id = i.work_cell_id
-        WHERE {where} ORDER BY i.step_deadline LIMIT :limit"""), {**params, "limit": limit}).all()
-    per_step = dict(session.execute(text(f"""
+        WHERE {where} ORDER BY i.step_deadline LIMIT :limit"""),
+        {**params, "limit": limit},
+    ).all()
+    per_step = dict(
+        session.execute(
+            text(f"""
         SELECT i.status, count(*) FROM incident i LEFT JOIN base_cell b ON b.id = i.base_cell_id
-        WHERE {where} GROUP BY i.status"""), params).all())
-    cases = [{"id": r.id, "code": r.code, "state": r.status, "step": PENDING_STEP.get(r.status),
-              "category": r.category_code, "department": r.dept_code, "community": r.community,
-              "work_cell": r.work_cell, "coordinator_id": r.coordinator_id,
-              "step_deadline": _iso(r.step_deadline), "hours_late": round(r.late.total_seconds() / 3600, 1),
-              "rework_count": r.rework_count,
-              "escalate": r.late > ESCALATE_AFTER or r.rework_count >= 2} for r in rows]
-    return {"per_step": {PENDING_STEP[IncidentState(s)]: n for s, n in per_step.items()},
-            "total": sum(per_step.values()), "cases": cases,
-            "escalation": [c for c in cases if c["escalate"]]}
+        WHERE {where} GROUP BY i.status"""),
+            params,
+        ).all()
+    )
+    cases = [
+        {
+            "id": r.id,
+            "code": r.code,
+            "state": r.status,
+            "step": PENDING_STEP.get(r.status),
+            "category": r.category_code,
+            "department": r.dept_code,
+            "community": r.community,
+            "work_cell": r.work_cell,
+            "coordinator_id": r.coordinator_id,
+            "step_deadline": _iso(r.step_deadline),
+            "hours_late": round(r.late.total_seconds() / 3600, 1),
+            "rework_count": r.rework_count,
+            "escalate": r.late > ESCALATE_AFTER or r.rework_count >= 2,
+        }
+        for r in rows
+    ]
+    return {
+        "per_step": {PENDING_STEP[IncidentState(s)]: n for s, n in per_step.items()},
+        "total": sum(per_step.values()),
+        "cases": cases,
+        "escalation": [c for c in cases if c["escalate"]],
+    }
 
 
 def coordinator_case(session: Session, coordinator_id: int, incident_id: int) -> bool:
     """True when the case is the coordinator's own or lies in one of their work cells."""
-    return bool(session.scalar(text(
-        "SELECT EXISTS (SELECT 1 FROM incident i WHERE i.id = :id AND (i.coordinator_id = :c OR i.work_cell_id IN "
-        "(SELECT work_cell_id FROM coordinator_assignment WHERE coordinator_id = :c)))"),
-        {"id": incident_id, "c": coordinator_id}))
+    return bool(
+        session.scalar(
+            text(
+                "SELECT EXISTS (SELECT 1 FROM incident i WHERE i.id = :id AND (i.coordinator_id = :c OR "
+                "i.work_cell_id IN "
+                "(SELECT work_cell_id FROM coordinator_assignment WHERE coordinator_id = :c)))"
+            ),
+            {"id": incident_id, "c": coordinator_id},
+        )
+    )
 
 
 def open_states() -> list[str]:

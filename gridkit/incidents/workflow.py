@@ -67,8 +67,13 @@ TRANSITIONS: dict[str, tuple[frozenset, IncidentState]] = {
     "rework": (frozenset({S.FED_BACK}), S.DISPATCHED),
 }
 # The step a case in a state waits for (its deadline is step_deadline); finished states wait for none.
-PENDING_STEP = {S.REPORTED: "accept", S.ACCEPTED: "classify", S.CLASSIFIED: "dispatch",
-                S.DISPATCHED: "handle", S.FED_BACK: "verify"}
+PENDING_STEP = {
+    S.REPORTED: "accept",
+    S.ACCEPTED: "classify",
+    S.CLASSIFIED: "dispatch",
+    S.DISPATCHED: "handle",
+    S.FED_BACK: "verify",
+}
 # Handling time scales with severity: urgent cases get half the category's time limit.
 SEVERITY_FACTOR = {"low": 1.5, "normal": 1.0, "high": 0.75, "urgent": 0.5}
 # Duplicates: open cases of the same category this close in space and time.
@@ -93,17 +98,33 @@ class Report:
 
     def to_dict(self) -> dict:
         """Return {"id", "code", "state", "created", "base_cell_id", "duplicates"} for JSON."""
-        return {"id": self.incident.id, "code": self.incident.code, "state": self.incident.status,
-                "created": self.created, "base_cell_id": self.incident.base_cell_id,
-                "duplicates": self.duplicates}
+        return {
+            "id": self.incident.id,
+            "code": self.incident.code,
+            "state": self.incident.status,
+            "created": self.created,
+            "base_cell_id": self.incident.base_cell_id,
+            "duplicates": self.duplicates,
+        }
 
 
 # -- 信息采集 report --------------------------------------------------------------------------------
 
-def report_incident(session: Session, *, description: str, lon: float | None = None, lat: float | None = None,
-                    category: str | None = None, component: str | None = None, source: str | None = None,
-                    reported_at: datetime | str | None = None, key: str | None = None,
-                    reporter: str | None = None, actor: Actor | str | None = None) -> Report:
+
+def report_incident(
+    session: Session,
+    *,
+    description: str,
+    lon: float | None = None,
+    lat: float | None = None,
+    category: str | None = None,
+    component: str | None = None,
+    source: str | None = None,
+    reported_at: datetime | str | None = None,
+    key: str | None = None,
+    reporter: str | None = None,
+    actor: Actor | str | None = None,
+) -> Report:
     """Record a new case (信息采集) and return it with open cases it may duplicate.
 
     The place is (lon, lat) in CGCS2000, or the component's (`component`: its 16-digit code, whose
@@ -131,12 +152,15 @@ def report_incident(session: Session, *, description: str, lon: float | None = N
         if comp is None:
             raise NotFound("incident.unknown_component", component=component)
         if category and category != comp.category_code:
-            raise ValidationError("incident.component_category", component=comp.code,
-                                  category=comp.category_code, given=category)
+            raise ValidationError(
+                "incident.component_category", component=comp.code, category=comp.category_code, given=category
+            )
         category = comp.category_code
-        lon, lat = session.execute(select(func.ST_X(func.ST_PointOnSurface(Component.geom)),
-                                          func.ST_Y(func.ST_PointOnSurface(Component.geom)))
-                                   .where(Component.id == comp.id)).one()
+        lon, lat = session.execute(
+            select(
+                func.ST_X(func.ST_PointOnSurface(Component.geom)), func.ST_Y(func.ST_PointOnSurface(Component.geom))
+            ).where(Component.id == comp.id)
+        ).one()
     if lon is None or lat is None:
         raise ValidationError("incident.location_missing")
     check_lon_lat(float(lon), float(lat))
@@ -146,12 +170,21 @@ def report_incident(session: Session, *, description: str, lon: float | None = N
     new_id = session.scalar(text("SELECT nextval(pg_get_serial_sequence('incident', 'id'))"))
     hours = _hours(cat)
     incident = Incident(
-        id=new_id, code=incident_code(new_id, when), category_code=cat.code if cat else None,
-        description=description, status=S.REPORTED, geom=func.ST_SetSRID(func.ST_MakePoint(lon, lat), SRID),
-        base_cell_id=cell.id if cell else None, component_id=comp.id if comp else None,
-        reporter=(reporter or actor.name)[:100], source=(source or None), idempotency_key=key,
-        reported_at=when, deadlines={"accept": _iso(when + hours["accept"])},
-        step_deadline=when + hours["accept"])
+        id=new_id,
+        code=incident_code(new_id, when),
+        category_code=cat.code if cat else None,
+        description=description,
+        status=S.REPORTED,
+        geom=func.ST_SetSRID(func.ST_MakePoint(lon, lat), SRID),
+        base_cell_id=cell.id if cell else None,
+        component_id=comp.id if comp else None,
+        reporter=(reporter or actor.name)[:100],
+        source=(source or None),
+        idempotency_key=key,
+        reported_at=when,
+        deadlines={"accept": _iso(when + hours["accept"])},
+        step_deadline=when + hours["accept"],
+    )
     if key is not None:
         # Two requests with one key at the same moment: the unique index lets one in.
         try:
@@ -195,7 +228,8 @@ def suggest_duplicates(session: Session, incident: Incident) -> list[dict]:
     """Return open cases of the same category within 50 m and 24 h before or after, nearest first."""
     if incident.category_code is None or incident.geom is None:
         return []
-    rows = session.execute(text("""
+    rows = session.execute(
+        text("""
         SELECT o.id, o.code, o.status, o.reported_at,
                ST_Distance(o.geom::geography, n.geom::geography) AS metres
         FROM incident n JOIN incident o ON o.category_code = n.category_code AND o.id <> n.id
@@ -204,15 +238,33 @@ def suggest_duplicates(session: Session, incident: Incident) -> list[dict]:
                                 AND n.reported_at + make_interval(hours => :h)
           AND o.geom && ST_Expand(n.geom, 0.001)
           AND ST_DWithin(o.geom::geography, n.geom::geography, :m)
-        ORDER BY metres, o.id LIMIT 10"""), {"id": incident.id, "h": DUPLICATE_HOURS, "m": DUPLICATE_METRES})
-    return [{"id": r.id, "code": r.code, "state": r.status, "reported_at": _iso(r.reported_at),
-             "metres": round(float(r.metres), 1)} for r in rows]
+        ORDER BY metres, o.id LIMIT 10"""),
+        {"id": incident.id, "h": DUPLICATE_HOURS, "m": DUPLICATE_METRES},
+    )
+    return [
+        {
+            "id": r.id,
+            "code": r.code,
+            "state": r.status,
+            "reported_at": _iso(r.reported_at),
+            "metres": round(float(r.metres), 1),
+        }
+        for r in rows
+    ]
 
 
 # -- the transitions ---------------------------------------------------------------------------------
 
-def accept(session: Session, incident_id: int, actor: Actor, *, note: str | None = None,
-           at=None, expected_revision: int | None = None) -> Incident:
+
+def accept(
+    session: Session,
+    incident_id: int,
+    actor: Actor,
+    *,
+    note: str | None = None,
+    at=None,
+    expected_revision: int | None = None,
+) -> Incident:
     """事件受理: accept a reported case; the classify step's clock starts."""
     incident, when = _begin(session, incident_id, actor, "accept", at, expected_revision)
     hours = _hours(_category(session, incident))
@@ -221,16 +273,31 @@ def accept(session: Session, incident_id: int, actor: Actor, *, note: str | None
     return _finish(session, incident, "accept", actor, when, note)
 
 
-def reject(session: Session, incident_id: int, actor: Actor, *, note: str | None = None,
-           at=None, expected_revision: int | None = None) -> Incident:
+def reject(
+    session: Session,
+    incident_id: int,
+    actor: Actor,
+    *,
+    note: str | None = None,
+    at=None,
+    expected_revision: int | None = None,
+) -> Incident:
     """Reject a reported case (not a matter for the grid, or no case at all)."""
     incident, when = _begin(session, incident_id, actor, "reject", at, expected_revision)
     incident.accepted_at = when
     return _finish(session, incident, "reject", actor, when, note)
 
 
-def mark_duplicate(session: Session, incident_id: int, actor: Actor, *, of: int | str, note: str | None = None,
-                   at=None, expected_revision: int | None = None) -> Incident:
+def mark_duplicate(
+    session: Session,
+    incident_id: int,
+    actor: Actor,
+    *,
+    of: int | str,
+    note: str | None = None,
+    at=None,
+    expected_revision: int | None = None,
+) -> Incident:
     """Mark a case as a duplicate of another (the original: followed if `of` is itself a duplicate)."""
     incident, when = _begin(session, incident_id, actor, "duplicate", at, expected_revision)
     original = get_incident(session, of)
@@ -245,8 +312,17 @@ def mark_duplicate(session: Session, incident_id: int, actor: Actor, *, of: int 
     return _finish(session, incident, "duplicate", actor, when, note or original.code)
 
 
-def classify(session: Session, incident_id: int, actor: Actor, *, category: str, severity: str = "normal",
-             note: str | None = None, at=None, expected_revision: int | None = None) -> Incident:
+def classify(
+    session: Session,
+    incident_id: int,
+    actor: Actor,
+    *,
+    category: str,
+    severity: str = "normal",
+    note: str | None = None,
+    at=None,
+    expected_revision: int | None = None,
+) -> Incident:
     """分级分类: set category and severity; compute the deadline of every later step.
 
     dispatch = now + the category's dispatch hours; handle = dispatch deadline + time limit ×
@@ -261,16 +337,29 @@ def classify(session: Session, incident_id: int, actor: Actor, *, category: str,
     dispatch_by = when + hours["dispatch"]
     handle_by = dispatch_by + hours["handle"]
     verify_by = handle_by + hours["verify"]
-    incident.deadlines = {**(incident.deadlines or {}), "dispatch": _iso(dispatch_by), "handle": _iso(handle_by),
-                          "verify": _iso(verify_by)}
+    incident.deadlines = {
+        **(incident.deadlines or {}),
+        "dispatch": _iso(dispatch_by),
+        "handle": _iso(handle_by),
+        "verify": _iso(verify_by),
+    }
     incident.step_deadline = dispatch_by
     incident.deadline = verify_by
     return _finish(session, incident, "classify", actor, when, note)
 
 
-def dispatch(session: Session, incident_id: int, actor: Actor, *, dept: str | None = None,
-             coordinator_phone: str | None = None, reason: str | None = None, note: str | None = None,
-             at=None, expected_revision: int | None = None) -> Incident:
+def dispatch(
+    session: Session,
+    incident_id: int,
+    actor: Actor,
+    *,
+    dept: str | None = None,
+    coordinator_phone: str | None = None,
+    reason: str | None = None,
+    note: str | None = None,
+    at=None,
+    expected_revision: int | None = None,
+) -> Incident:
     """任务执行: send the case to a department and the coordinator of its work cell.
 
     The department is the category's unless `dept` is given. Work cell and coordinator come from
@@ -281,16 +370,16 @@ def dispatch(session: Session, incident_id: int, actor: Actor, *, dept: str | No
     cat = _category(session, incident)
     dept_code = dept or (cat.dept_code if cat else None)
     if not dept_code:
-        raise ValidationError("incident.no_department", incident=incident.code,
-                              category=incident.category_code or "-")
+        raise ValidationError("incident.no_department", incident=incident.code, category=incident.category_code or "-")
     if session.get(Department, dept_code) is None:
         raise NotFound("incident.unknown_department", dept=dept_code)
     work_cell_id, coordinator_id = responsible_at_report(session, incident, dept_code)
     if coordinator_phone:
         if not (reason or "").strip():
             raise ValidationError("incident.reason_missing")
-        chosen = session.scalar(select(Coordinator).where(Coordinator.phone == coordinator_phone.strip(),
-                                                          Coordinator.active.is_(True)))
+        chosen = session.scalar(
+            select(Coordinator).where(Coordinator.phone == coordinator_phone.strip(), Coordinator.active.is_(True))
+        )
         if chosen is None:
             raise NotFound("incident.unknown_coordinator", phone=coordinator_phone)
         coordinator_id = chosen.id
@@ -308,7 +397,8 @@ def responsible_at_report(session: Session, incident: Incident, dept_code: str) 
     coordinator is the active one with the smallest id covering the cell. (None, None) when the
     place has no work cell then (or the case has no place).
     """
-    row = session.execute(text("""
+    row = session.execute(
+        text("""
         WITH v AS (
           SELECT id, base_edition_id FROM work_grid_version
           WHERE dept_code = :dept AND status IN ('published', 'retired') AND valid_from <= :at
@@ -321,12 +411,23 @@ def responsible_at_report(session: Session, incident: Incident, dept_code: str) 
         JOIN work_cell_member m ON m.base_cell_id = b.id AND m.version_id = v.id
         JOIN incident i ON i.id = :id
         WHERE ST_Covers(b.geom, i.geom)
-        ORDER BY b.code LIMIT 1"""), {"dept": dept_code, "at": incident.reported_at, "id": incident.id}).first()
+        ORDER BY b.code LIMIT 1"""),
+        {"dept": dept_code, "at": incident.reported_at, "id": incident.id},
+    ).first()
     return (row.work_cell_id, row.coordinator_id) if row else (None, None)
 
 
-def feedback(session: Session, incident_id: int, actor: Actor, *, note: str, attachments=(),
-             home: Path | None = None, at=None, expected_revision: int | None = None) -> Incident:
+def feedback(
+    session: Session,
+    incident_id: int,
+    actor: Actor,
+    *,
+    note: str,
+    attachments=(),
+    home: Path | None = None,
+    at=None,
+    expected_revision: int | None = None,
+) -> Incident:
     """执行反馈: the coordinator reports the work done, with a note and optional photos.
 
     `attachments`: paths, or (file name, bytes) pairs; each must be an image (JPEG, PNG, GIF,
@@ -351,8 +452,15 @@ def feedback(session: Session, incident_id: int, actor: Actor, *, note: str, att
     return incident
 
 
-def close(session: Session, incident_id: int, actor: Actor, *, note: str | None = None,
-          at=None, expected_revision: int | None = None) -> Incident:
+def close(
+    session: Session,
+    incident_id: int,
+    actor: Actor,
+    *,
+    note: str | None = None,
+    at=None,
+    expected_revision: int | None = None,
+) -> Incident:
     """汇总监督: verify the feedback and close the case."""
     incident, when = _begin(session, incident_id, actor, "close", at, expected_revision)
     incident.closed_at = when
@@ -360,23 +468,35 @@ def close(session: Session, incident_id: int, actor: Actor, *, note: str | None 
     return _finish(session, incident, "close", actor, when, note)
 
 
-def rework(session: Session, incident_id: int, actor: Actor, *, note: str, at=None,
-           expected_revision: int | None = None) -> Incident:
+def rework(
+    session: Session, incident_id: int, actor: Actor, *, note: str, at=None, expected_revision: int | None = None
+) -> Incident:
     """Send a fed-back case back to its coordinator; the handling clock starts again from now."""
     if not (note or "").strip():
         raise ValidationError("incident.note_missing", action=Message("incident.action.rework"))
     incident, when = _begin(session, incident_id, actor, "rework", at, expected_revision)
     hours = _hours(_category(session, incident), incident.severity or "normal")
     handle_by = when + hours["handle"]
-    incident.deadlines = {**(incident.deadlines or {}), "handle": _iso(handle_by),
-                          "verify": _iso(handle_by + hours["verify"])}
+    incident.deadlines = {
+        **(incident.deadlines or {}),
+        "handle": _iso(handle_by),
+        "verify": _iso(handle_by + hours["verify"]),
+    }
     incident.step_deadline = handle_by
     incident.rework_count += 1
     return _finish(session, incident, "rework", actor, when, note.strip())
 
 
-ACTIONS = {"accept": accept, "reject": reject, "duplicate": mark_duplicate, "classify": classify,
-           "dispatch": dispatch, "feedback": feedback, "close": close, "rework": rework}
+ACTIONS = {
+    "accept": accept,
+    "reject": reject,
+    "duplicate": mark_duplicate,
+    "classify": classify,
+    "dispatch": dispatch,
+    "feedback": feedback,
+    "close": close,
+    "rework": rework,
+}
 
 
 def transition(session: Session, incident_id: int, action: str, actor: Actor, **params) -> Incident:
@@ -388,12 +508,16 @@ def transition(session: Session, incident_id: int, action: str, actor: Actor, **
 
 # -- shared steps ------------------------------------------------------------------------------------
 
+
 def get_incident(session: Session, ident: int | str, *, lock: bool = False) -> Incident:
     """Return the case with this id or code (locked FOR UPDATE if `lock`), or raise NotFound."""
     query = select(Incident)
     text_ident = str(ident).strip()
-    query = query.where(Incident.id == int(text_ident)) if text_ident.isdigit() and len(text_ident) < 10 \
+    query = (
+        query.where(Incident.id == int(text_ident))
+        if text_ident.isdigit() and len(text_ident) < 10
         else query.where(Incident.code == text_ident)
+    )
     if lock:
         # Row lock: a concurrent transition waits, then reads the state this one left.
         query = query.with_for_update().execution_options(populate_existing=True)
@@ -419,11 +543,13 @@ def _begin(session: Session, incident_id, actor: Actor, action: str, at, expecte
     sources, _ = TRANSITIONS[action]
     if incident.status not in sources:
         allowed = allowed_actions(incident.status)
-        raise InvalidTransition("incident.illegal_transition", incident=incident.code,
-                                action=Message(f"incident.action.{action}"),
-                                state=Message(f"incident.state.{incident.status}"),
-                                allowed=[Message(f"incident.action.{a}") for a in allowed]
-                                or Message("incident.nothing_allowed"))
+        raise InvalidTransition(
+            "incident.illegal_transition",
+            incident=incident.code,
+            action=Message(f"incident.action.{action}"),
+            state=Message(f"incident.state.{incident.status}"),
+            allowed=[Message(f"incident.action.{a}") for a in allowed] or Message("incident.nothing_allowed"),
+        )
     when = _past_time(at, "at") or now()
     last = session.scalar(select(func.max(IncidentHistory.at)).where(IncidentHistory.incident_id == incident.id))
     if last is not None and when < last:
@@ -431,8 +557,9 @@ def _begin(session: Session, incident_id, actor: Actor, action: str, at, expecte
     return incident, when
 
 
-def _finish(session: Session, incident: Incident, action: str, actor: Actor, when: datetime,
-            note: str | None) -> Incident:
+def _finish(
+    session: Session, incident: Incident, action: str, actor: Actor, when: datetime, note: str | None
+) -> Incident:
     old = incident.status
     incident.status = TRANSITIONS[action][1]
     if incident.status in FINISHED_INCIDENT_STATES:
@@ -444,9 +571,16 @@ def _finish(session: Session, incident: Incident, action: str, actor: Actor, whe
 
 
 def _history(session: Session, incident: Incident, old, new, actor: Actor, when: datetime, note) -> None:
-    session.add(IncidentHistory(incident_id=incident.id, at=when, actor=actor.name[:100],
-                                from_status=str(old) if old else None, to_status=str(new),
-                                note=(note or None)))
+    session.add(
+        IncidentHistory(
+            incident_id=incident.id,
+            at=when,
+            actor=actor.name[:100],
+            from_status=str(old) if old else None,
+            to_status=str(new),
+            note=(note or None),
+        )
+    )
     session.flush()
 
 
@@ -492,6 +626,14 @@ def _works_on(session: Session, actor: Actor, incident: Incident) -> bool:
         return True
     if incident.work_cell_id is None:
         return False
-    return session.scalar(select(func.count()).select_from(CoordinatorAssignment).where(
-        CoordinatorAssignment.coordinator_id == actor.coordinator_id,
-        CoordinatorAssignment.work_cell_id == incident.work_cell_id)) > 0
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(CoordinatorAssignment)
+            .where(
+                CoordinatorAssignment.coordinator_id == actor.coordinator_id,
+                CoordinatorAssignment.work_cell_id == incident.work_cell_id,
+            )
+        )
+        > 0
+    )

@@ -57,8 +57,7 @@ def _located(path: Path, layer: str | None, source: dict) -> Iterator[tuple[Path
 
 
 def _files_with_suffix(folder: Path, suffix: str) -> list[Path]:
-    found = [p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() == suffix
-             and "__MACOSX" not in p.parts]
+    found = [p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() == suffix and "__MACOSX" not in p.parts]
     return sorted(found)
 
 
@@ -100,10 +99,19 @@ def _unzip_safely(path: Path, dest: Path, source: dict) -> Path:
         members = archive.infolist()
         bad = [(m.filename, reason) for m in members if (reason := _unsafe_member_reason(m))]
         if bad:
-            problems = [problem("unsafe_zip", Message("geometry.vector.unsafe_zip_member", file=path.name,
-                                                      member=name, reason=Message(f"geometry.zip.{reason}")),
-                                field=name)
-                        for name, reason in bad]
+            problems = [
+                problem(
+                    "unsafe_zip",
+                    Message(
+                        "geometry.vector.unsafe_zip_member",
+                        file=path.name,
+                        member=name,
+                        reason=Message(f"geometry.zip.{reason}"),
+                    ),
+                    field=name,
+                )
+                for name, reason in bad
+            ]
             code, params = refusal(path.name, problems, "unpacked")
             raise VectorReadError(code, problems=problems, source=source, **params)
         if sum(m.file_size for m in members) > MAX_ZIP_BYTES:
@@ -122,6 +130,12 @@ def _unzip_safely(path: Path, dest: Path, source: dict) -> Path:
                     shutil.copyfileobj(src, out)
             except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
                 # A damaged member (bad CRC, truncated or corrupt deflate stream, unknown method).
-                raise _fatal(source, "bad_zip_member", "bad_zip_member", file=path.name, member=member.filename,
-                             reason=_first_line(exc))
+                raise _fatal(
+                    source,
+                    "bad_zip_member",
+                    "bad_zip_member",
+                    file=path.name,
+                    member=member.filename,
+                    reason=_first_line(exc),
+                )
     return root

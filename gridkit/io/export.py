@@ -58,8 +58,7 @@ __all__ = [
 ]
 
 FORMATS = ("shp", "gpkg", "geojson", "csv", "xlsx")
-SUFFIXES = {".zip": "shp", ".gpkg": "gpkg", ".geojson": "geojson", ".json": "geojson", ".csv": "csv",
-            ".xlsx": "xlsx"}
+SUFFIXES = {".zip": "shp", ".gpkg": "gpkg", ".geojson": "geojson", ".json": "geojson", ".csv": "csv", ".xlsx": "xlsx"}
 DEFAULT_CHUNK = 50_000
 DEFAULT_MAX_FEATURES = 5_000_000
 GCJ02 = "gcj02"
@@ -90,7 +89,7 @@ class TargetCrs:
     """The CRS of the output: an EPSG code PostGIS transforms to, or GCJ-02 (offset from WGS84)."""
 
     label: str
-    srid: int          # SRID that PostGIS transforms to (4326 for GCJ-02, then offset here)
+    srid: int  # SRID that PostGIS transforms to (4326 for GCJ-02, then offset here)
     gcj02: bool = False
 
     @property
@@ -105,8 +104,10 @@ def target_crs(session: Session, value: str | None) -> TargetCrs:
     if raw.lower().replace("-", "") == GCJ02:
         return TargetCrs("GCJ-02", 4326, gcj02=True)
     code = raw.upper().removeprefix("EPSG:")
-    if not code.isdigit() or session.execute(
-            text("SELECT 1 FROM spatial_ref_sys WHERE srid = :s"), {"s": int(code)}).first() is None:
+    if (
+        not code.isdigit()
+        or session.execute(text("SELECT 1 FROM spatial_ref_sys WHERE srid = :s"), {"s": int(code)}).first() is None
+    ):
         raise ValidationError("export.unknown_crs", crs=raw)
     return TargetCrs(f"EPSG:{int(code)}", int(code))
 
@@ -126,8 +127,9 @@ def format_for_path(path: Path | str) -> str:
     """Return the format a file name's suffix implies, or raise ValidationError."""
     fmt = SUFFIXES.get(Path(path).suffix.lower())
     if fmt is None:
-        raise ValidationError("export.unknown_format", format=Path(path).suffix or str(path),
-                              formats=", ".join(FORMATS))
+        raise ValidationError(
+            "export.unknown_format", format=Path(path).suffix or str(path), formats=", ".join(FORMATS)
+        )
     return fmt
 
 
@@ -136,8 +138,7 @@ def _check_options(session: Session, options: ExportOptions, user) -> TargetCrs:
     if options.format not in FORMATS:
         raise ValidationError("export.unknown_format", format=options.format, formats=", ".join(FORMATS))
     if options.encoding not in ENCODINGS:
-        raise ValidationError("export.unknown_encoding", encoding=options.encoding,
-                              encodings=", ".join(ENCODINGS))
+        raise ValidationError("export.unknown_encoding", encoding=options.encoding, encodings=", ".join(ENCODINGS))
     if options.encoding != "utf-8" and options.format not in ("shp", "csv"):
         raise ValidationError("export.encoding_fixed", format=options.format)
     crs = target_crs(session, options.crs)
@@ -146,8 +147,9 @@ def _check_options(session: Session, options: ExportOptions, user) -> TargetCrs:
     if options.area and session.get(AdminUnit, options.area) is None:
         raise NotFound("export.unknown_area", area=options.area)
     if options.unmasked and not may_see_personal_data(user, options.area):
-        raise PermissionDenied("export.unmasked_denied", role=getattr(user, "role", None) or "-",
-                               area=options.area or "-")
+        raise PermissionDenied(
+            "export.unmasked_denied", role=getattr(user, "role", None) or "-", area=options.area or "-"
+        )
     _check_output(Path(options.path), options.force)
     return crs
 
@@ -207,8 +209,17 @@ class _ChunkStream:
     error: the original is kept in `failure` to be raised unchanged.
     """
 
-    def __init__(self, session: Session, sql: str, params: dict, fields, options: ExportOptions,
-                 crs: TargetCrs, total: int, progress):
+    def __init__(
+        self,
+        session: Session,
+        sql: str,
+        params: dict,
+        fields,
+        options: ExportOptions,
+        crs: TargetCrs,
+        total: int,
+        progress,
+    ):
         self.session, self.sql, self.params, self.fields = session, sql, params, fields
         self.options, self.crs, self.total, self.progress = options, crs, total, progress
         self.done = 0
@@ -226,12 +237,15 @@ class _ChunkStream:
         codec = ENCODINGS[self.options.encoding][1]
         size = self.options.chunk_size
         # A server-side cursor for this statement only: rows arrive chunk by chunk.
-        result = self.session.execute(text(self.sql), self.params,
-                                      execution_options={"stream_results": True, "max_row_buffer": size})
+        result = self.session.execute(
+            text(self.sql), self.params, execution_options={"stream_results": True, "max_row_buffer": size}
+        )
         for rows in result.partitions(size):
-            columns = list(zip(*rows))    # the last column is the geometry
-            chunk = Chunk({name: list(columns[i]) for i, name in enumerate(names)},
-                          [bytes(g) if isinstance(g, memoryview) else g for g in columns[-1]])
+            columns = list(zip(*rows))  # the last column is the geometry
+            chunk = Chunk(
+                {name: list(columns[i]) for i, name in enumerate(names)},
+                [bytes(g) if isinstance(g, memoryview) else g for g in columns[-1]],
+            )
             if self.crs.gcj02:
                 chunk.geometry = _offset_gcj02(chunk.geometry)
             check_encodable(chunk, self.fields, codec, self.done)
@@ -241,8 +255,14 @@ class _ChunkStream:
                 self.progress(self.done, self.total)
 
 
-def export_layer(session: Session, options: ExportOptions, *, user=None, actor: str = "system",
-                 progress: Callable[[int, int], None] | None = None) -> dict:
+def export_layer(
+    session: Session,
+    options: ExportOptions,
+    *,
+    user=None,
+    actor: str = "system",
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
     """Write one layer to `options.path` and return a summary (features, fields, CRS, seconds).
 
     Refuses unknown layers, formats, encodings and CRSs, filters on fields the layer lacks, more
@@ -253,8 +273,16 @@ def export_layer(session: Session, options: ExportOptions, *, user=None, actor: 
     started = time.perf_counter()
     crs = _check_options(session, options, user)
     layer = LAYERS[options.layer]
-    query = build_query(session, layer, area=options.area, where=options.where, dept=options.dept,
-                        version=options.version, at=parse_time(options.at, field="at"), unmasked=options.unmasked)
+    query = build_query(
+        session,
+        layer,
+        area=options.area,
+        where=options.where,
+        dept=options.dept,
+        version=options.version,
+        at=parse_time(options.at, field="at"),
+        unmasked=options.unmasked,
+    )
     total = session.execute(text(f"SELECT count(*) FROM ({query.sql}) c"), query.params).scalar_one()
     limit = min(options.max_features, XLSX_MAX_ROWS) if options.format == "xlsx" else options.max_features
     if total > limit:
@@ -277,18 +305,35 @@ def export_layer(session: Session, options: ExportOptions, *, user=None, actor: 
         if stream.failure is not None:
             raise stream.failure from None
         if isinstance(exc, OSError):
-            raise ValidationError("export.write_failed", path=str(path),
-                                  reason=exc.strerror or str(exc)) from exc
+            raise ValidationError("export.write_failed", path=str(path), reason=exc.strerror or str(exc)) from exc
         raise
-    summary = {"layer": options.layer, "format": options.format, "path": str(path), "features": stream.done,
-               "crs": crs.label, "encoding": options.encoding if options.format in ("shp", "csv") else "utf-8",
-               "fields": [name for name, _ in query.fields], "masked": not options.unmasked,
-               "bytes": path.stat().st_size, "seconds": round(time.perf_counter() - started, 3)}
+    summary = {
+        "layer": options.layer,
+        "format": options.format,
+        "path": str(path),
+        "features": stream.done,
+        "crs": crs.label,
+        "encoding": options.encoding if options.format in ("shp", "csv") else "utf-8",
+        "fields": [name for name, _ in query.fields],
+        "masked": not options.unmasked,
+        "bytes": path.stat().st_size,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
     if options.format == "shp":
         summary["shapefile_fields"] = {k: v for k, v in writer.short.items() if k != v}
     if options.unmasked:
         # The same audit action as every clear read of personal data (gridkit.pii.mask_or_reveal).
-        audit.record(session, actor, audit.PERSONAL_DATA_READ, object_type="export", object_id=options.layer,
-                     detail_fields=list(layer.personal), count=stream.done, path=str(path),
-                     area=options.area, where=options.where, format=options.format)
+        audit.record(
+            session,
+            actor,
+            audit.PERSONAL_DATA_READ,
+            object_type="export",
+            object_id=options.layer,
+            detail_fields=list(layer.personal),
+            count=stream.done,
+            path=str(path),
+            area=options.area,
+            where=options.where,
+            format=options.format,
+        )
     return summary

@@ -49,8 +49,12 @@ class Collection:
         return TEMPORAL.get(self.layer)
 
 
-_FIXED = (("admin-units", "行政区划 Admin units"), ("base-cells", "基础网格 Base cells"),
-          ("buildings", "房屋 Buildings"), ("incidents", "事件 Incidents"))
+_FIXED = (
+    ("admin-units", "行政区划 Admin units"),
+    ("base-cells", "基础网格 Base cells"),
+    ("buildings", "房屋 Buildings"),
+    ("incidents", "事件 Incidents"),
+)
 
 
 def collections(session: Session) -> list[Collection]:
@@ -85,9 +89,9 @@ def crs_srid(uri: str | None) -> tuple[int, bool]:
         return 4326, False
     value = uri.strip("[]")
     prefix = EPSG_URI.format("")
-    if not value.startswith(prefix) or not value[len(prefix):].isdigit():
+    if not value.startswith(prefix) or not value[len(prefix) :].isdigit():
         raise ValidationError("ogc.unknown_crs", crs=uri)
-    code = int(value[len(prefix):])
+    code = int(value[len(prefix) :])
     if code not in OFFERED_EPSG:
         raise ValidationError("ogc.unknown_crs", crs=uri)
     first = pyproj.CRS.from_epsg(code).axis_info[0].direction.lower()
@@ -117,14 +121,29 @@ def parse_datetime(value: str | None) -> tuple[datetime | None, datetime | None]
 def extent(session: Session, c: Collection) -> list[float] | None:
     """Return the collection's lon/lat bounding box, or None when it is empty."""
     query = build_query(session, LAYERS[c.layer], dept=c.dept)
-    row = session.execute(text(f"SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
-                               f"(SELECT ST_Extent(q._geom) AS e FROM ({query.sql}) q) x"), query.params).first()
+    row = session.execute(
+        text(
+            f"SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
+            f"(SELECT ST_Extent(q._geom) AS e FROM ({query.sql}) q) x"
+        ),
+        query.params,
+    ).first()
     return None if row is None or row[0] is None else [round(float(v), 6) for v in row]
 
 
-def items(session: Session, c: Collection, *, bbox=None, bbox_crs: str | None = None, datetime_=None,
-          filters: dict | None = None, limit: int = DEFAULT_LIMIT, offset: int = 0, crs: str | None = None,
-          feature_id: str | None = None) -> tuple[list[dict], int]:
+def items(
+    session: Session,
+    c: Collection,
+    *,
+    bbox=None,
+    bbox_crs: str | None = None,
+    datetime_=None,
+    filters: dict | None = None,
+    limit: int = DEFAULT_LIMIT,
+    offset: int = 0,
+    crs: str | None = None,
+    feature_id: str | None = None,
+) -> tuple[list[dict], int]:
     """Return (GeoJSON features, number matched) of a collection page, in `crs` and its axis order."""
     fields = public_fields(c)
     names = [n for n, _ in fields]
@@ -160,8 +179,10 @@ def items(session: Session, c: Collection, *, bbox=None, bbox_crs: str | None = 
         geom = f"ST_FlipCoordinates({geom})"
     digits = 7 if srid in (4326, SRID) else 3
     props = ", ".join(f"'{n}', f.\"{n}\"" for n in names)
-    sql = (f"SELECT f.code, ST_AsGeoJSON({geom}, {digits}) AS g, json_build_object({props}) AS p "
-           f"FROM ({query.sql}) f{where} ORDER BY f.code LIMIT :lim OFFSET :off")
+    sql = (
+        f"SELECT f.code, ST_AsGeoJSON({geom}, {digits}) AS g, json_build_object({props}) AS p "
+        f"FROM ({query.sql}) f{where} ORDER BY f.code LIMIT :lim OFFSET :off"
+    )
     params.update(lim=limit, off=offset)
     kinds = dict(fields)
     features = []
@@ -169,6 +190,12 @@ def items(session: Session, c: Collection, *, bbox=None, bbox_crs: str | None = 
         for name, value in properties.items():
             if kinds.get(name) in (DATE, DATETIME) and value is not None:
                 properties[name] = str(value)
-        features.append({"type": "Feature", "id": code, "geometry": json.loads(geometry) if geometry else None,
-                         "properties": properties})
+        features.append(
+            {
+                "type": "Feature",
+                "id": code,
+                "geometry": json.loads(geometry) if geometry else None,
+                "properties": properties,
+            }
+        )
     return features, matched

@@ -31,10 +31,10 @@ class Layer:
     """One exportable layer: its name, geometry type and the SQL that yields its rows."""
 
     name: str
-    geometry_type: str          # Point, Polygon or MultiPolygon: one type per file
+    geometry_type: str  # Point, Polygon or MultiPolygon: one type per file
     fields: tuple[tuple[str, str], ...]
     personal: tuple[str, ...] = ()
-    subject: bool = False       # carries the work cell and coordinator of --dept
+    subject: bool = False  # carries the work cell and coordinator of --dept
     needs_dept: bool = False
     sql: str = ""
 
@@ -57,113 +57,195 @@ class LayerQuery:
 
 def mask_name(column: str) -> str:
     """Return SQL showing only the first character of a name: 张三丰 → 张**."""
-    return (f"CASE WHEN {column} IS NULL OR {column} = '' THEN {column} "
-            f"ELSE left({column}, 1) || repeat('*', greatest(length({column}) - 1, 1)) END")
+    return (
+        f"CASE WHEN {column} IS NULL OR {column} = '' THEN {column} "
+        f"ELSE left({column}, 1) || repeat('*', greatest(length({column}) - 1, 1)) END"
+    )
 
 
 def mask_phone(column: str) -> str:
     """Return SQL keeping the first 3 and last 4 digits of a phone: 138****5678."""
-    return (f"CASE WHEN {column} IS NULL THEN NULL WHEN length({column}) <= 7 THEN repeat('*', length({column})) "
-            f"ELSE left({column}, 3) || repeat('*', length({column}) - 7) || right({column}, 4) END")
+    return (
+        f"CASE WHEN {column} IS NULL THEN NULL WHEN length({column}) <= 7 THEN repeat('*', length({column})) "
+        f"ELSE left({column}, 3) || repeat('*', length({column}) - 7) || right({column}, 4) END"
+    )
 
 
 _SUBJECT_TAIL = (("base_cell", STR), ("community", STR))
 _DEPT_FIELDS = (("work_cell", STR), ("work_cell_name", STR), ("coordinator", STR))
 
-LAYERS: dict[str, Layer] = {layer.name: layer for layer in (
-    Layer("admin-units", "MultiPolygon",
-          (("code", STR), ("name", STR), ("level", STR), ("parent_code", STR)),
-          sql="SELECT a.code, a.name, a.level, a.parent_code, a.geom AS _geom, a.code AS _area "
-              "FROM admin_unit a"),
-    Layer("base-cells", "Polygon",
-          (("code", STR), ("community_code", STR), ("community_name", STR), ("edition", STR),
-           ("area_m2", FLOAT)),
-          sql="SELECT b.code, b.community_code, a.name AS community_name, e.name AS edition, "
-              "round(ST_Area(b.geom::geography)::numeric, 1)::float8 AS area_m2, b.geom AS _geom, b.code AS _area "
-              "FROM base_cell b JOIN base_grid_edition e ON e.id = b.edition_id "
-              "LEFT JOIN admin_unit a ON a.code = b.community_code WHERE b.edition_id = :edition_id"),
-    Layer("work-cells", "MultiPolygon",
-          (("dept", STR), ("dept_name", STR), ("version", INT), ("code", STR), ("name", STR),
-           ("base_cells", INT), ("coordinator", STR), ("coordinator_phone", STR), ("valid_from", DATETIME)),
-          personal=("coordinator", "coordinator_phone"),
-          sql="SELECT d.code AS dept, d.name AS dept_name, v.number AS version, w.code, w.name, "
-              "(SELECT count(*) FROM work_cell_member m WHERE m.work_cell_id = w.id)::int AS base_cells, "
-              "(SELECT string_agg({coord_name}, ',' ORDER BY c.id) FROM coordinator_assignment ca "
-              " JOIN coordinator c ON c.id = ca.coordinator_id WHERE ca.work_cell_id = w.id AND c.active) "
-              " AS coordinator, "
-              "(SELECT string_agg({coord_phone}, ',' ORDER BY c.id) FROM coordinator_assignment ca "
-              " JOIN coordinator c ON c.id = ca.coordinator_id WHERE ca.work_cell_id = w.id AND c.active) "
-              " AS coordinator_phone, v.valid_from, w.geom AS _geom, substr(w.code, 7, 12) AS _area "
-              "FROM work_cell w JOIN work_grid_version v ON v.id = w.version_id "
-              "JOIN department d ON d.code = v.dept_code WHERE v.id = ANY(:version_ids)"),
-    Layer("buildings", "Point",
-          (("code", STR), ("address", STR), ("floors", INT)) + _SUBJECT_TAIL + (("created_at", DATETIME),),
-          subject=True,
-          sql="SELECT s.code, s.address, s.floors, b.code AS base_cell, b.community_code AS community, "
-              "s.created_at, coalesce(s.geom, ST_PointOnSurface(s.footprint)) AS _geom, b.code AS _area, "
-              "b.code AS _cell FROM building s LEFT JOIN base_cell b ON b.id = s.base_cell_id"),
-    Layer("residents", "Point",
-          (("id_number", STR), ("name", STR), ("phone", STR), ("household", STR), ("population_type", STR),
-           ("birth_date", DATE), ("building", STR)) + _SUBJECT_TAIL + (("created_at", DATETIME),),
-          personal=("name", "phone"), subject=True,
-          sql="SELECT s.id_number_masked AS id_number, {res_name} AS name, {res_phone} AS phone, s.household, "
-              "s.population_type, {birth_date} AS birth_date, bl.code AS building, b.code AS base_cell, "
-              "b.community_code AS community, s.created_at, s.geom AS _geom, b.code AS _area, b.code AS _cell "
-              "FROM resident s LEFT JOIN base_cell b ON b.id = s.base_cell_id "
-              "LEFT JOIN building bl ON bl.id = s.building_id"),
-    Layer("entities", "Point",
-          (("credit_code", STR), ("name", STR), ("address", STR)) + _SUBJECT_TAIL + (("created_at", DATETIME),),
-          subject=True,
-          sql="SELECT s.credit_code, s.name, s.address, b.code AS base_cell, b.community_code AS community, "
-              "s.created_at, s.geom AS _geom, b.code AS _area, b.code AS _cell "
-              "FROM legal_entity s LEFT JOIN base_cell b ON b.id = s.base_cell_id"),
-    # The component inventory (部件, CJ/T 214 codes). Lines (railings, pipes) are exported as their
-    # ST_PointOnSurface, the point that places them in a base cell: one geometry type per file.
-    Layer("components", "Point",
-          (("code", STR), ("category_code", STR), ("category", STR), ("major_class", STR), ("name", STR),
-           ("open_cases", INT)) + _SUBJECT_TAIL + (("created_at", DATETIME),),
-          subject=True,
-          sql="SELECT s.code, s.category_code, k.name AS category, k.major_name AS major_class, s.name, "
-              "(SELECT count(*) FROM incident i WHERE i.component_id = s.id "
-              " AND i.status NOT IN ('closed', 'rejected', 'duplicate'))::int AS open_cases, "
-              "b.code AS base_cell, b.community_code AS community, s.created_at, "
-              "ST_PointOnSurface(s.geom) AS _geom, b.code AS _area, b.code AS _cell FROM component s "
-              "LEFT JOIN incident_category k ON k.code = s.category_code "
-              "LEFT JOIN base_cell b ON b.id = s.base_cell_id"),
-    Layer("incidents", "Point",
-          (("code", STR), ("category_code", STR), ("category", STR), ("status", STR), ("severity", STR),
-           ("description", STR), ("reporter", STR), ("reported_at", DATETIME), ("deadline", DATETIME),
-           ("closed_at", DATETIME), ("overdue", BOOL), ("dept", STR), ("source", STR)) + _SUBJECT_TAIL,
-          personal=("reporter",), subject=True,
-          sql="SELECT s.code, s.category_code, k.name AS category, s.status, s.severity, s.description, "
-              "{reporter} AS reporter, s.reported_at, s.deadline, s.closed_at, "
-              "(s.deadline IS NOT NULL AND coalesce(s.closed_at, now()) > s.deadline) AS overdue, "
-              "s.dept_code AS dept, s.source, b.code AS base_cell, b.community_code AS community, s.geom AS _geom, "
-              "b.code AS _area, b.code AS _cell FROM incident s "
-              "LEFT JOIN incident_category k ON k.code = s.category_code "
-              "LEFT JOIN base_cell b ON b.id = s.base_cell_id"),
-    Layer("cell-stats", "Polygon",
-          (("code", STR), ("community_code", STR), ("residents", INT), ("registered", INT), ("floating", INT),
-           ("households", INT), ("buildings", INT), ("entities", INT), ("incidents", INT),
-           ("open_incidents", INT)),
-          sql="SELECT b.code, b.community_code, "
-              "coalesce(r.n, 0) AS residents, coalesce(r.reg, 0) AS registered, coalesce(r.flo, 0) AS floating, "
-              "coalesce(r.hh, 0) AS households, coalesce(bl.n, 0) AS buildings, coalesce(en.n, 0) AS entities, "
-              "coalesce(i.n, 0) AS incidents, coalesce(i.open, 0) AS open_incidents, b.geom AS _geom, b.code AS _area "
-              "FROM base_cell b "
-              "LEFT JOIN (SELECT base_cell_id, count(*)::int AS n, "
-              "  count(*) FILTER (WHERE population_type = 'registered')::int AS reg, "
-              "  count(*) FILTER (WHERE population_type = 'floating')::int AS flo, "
-              "  count(DISTINCT household)::int AS hh FROM resident GROUP BY base_cell_id) r ON r.base_cell_id = b.id "
-              "LEFT JOIN (SELECT base_cell_id, count(*)::int AS n FROM building GROUP BY base_cell_id) bl "
-              "  ON bl.base_cell_id = b.id "
-              "LEFT JOIN (SELECT base_cell_id, count(*)::int AS n FROM legal_entity GROUP BY base_cell_id) en "
-              "  ON en.base_cell_id = b.id "
-              "LEFT JOIN (SELECT base_cell_id, count(*)::int AS n, "
-              "  count(*) FILTER (WHERE status NOT IN ('closed', 'rejected', 'duplicate'))::int AS open "
-              "  FROM incident GROUP BY base_cell_id) i ON i.base_cell_id = b.id "
-              "WHERE b.edition_id = :edition_id"),
-)}
+LAYERS: dict[str, Layer] = {
+    layer.name: layer
+    for layer in (
+        Layer(
+            "admin-units",
+            "MultiPolygon",
+            (("code", STR), ("name", STR), ("level", STR), ("parent_code", STR)),
+            sql="SELECT a.code, a.name, a.level, a.parent_code, a.geom AS _geom, a.code AS _area FROM admin_unit a",
+        ),
+        Layer(
+            "base-cells",
+            "Polygon",
+            (("code", STR), ("community_code", STR), ("community_name", STR), ("edition", STR), ("area_m2", FLOAT)),
+            sql="SELECT b.code, b.community_code, a.name AS community_name, e.name AS edition, "
+            "round(ST_Area(b.geom::geography)::numeric, 1)::float8 AS area_m2, b.geom AS _geom, b.code AS _area "
+            "FROM base_cell b JOIN base_grid_edition e ON e.id = b.edition_id "
+            "LEFT JOIN admin_unit a ON a.code = b.community_code WHERE b.edition_id = :edition_id",
+        ),
+        Layer(
+            "work-cells",
+            "MultiPolygon",
+            (
+                ("dept", STR),
+                ("dept_name", STR),
+                ("version", INT),
+                ("code", STR),
+                ("name", STR),
+                ("base_cells", INT),
+                ("coordinator", STR),
+                ("coordinator_phone", STR),
+                ("valid_from", DATETIME),
+            ),
+            personal=("coordinator", "coordinator_phone"),
+            sql="SELECT d.code AS dept, d.name AS dept_name, v.number AS version, w.code, w.name, "
+            "(SELECT count(*) FROM work_cell_member m WHERE m.work_cell_id = w.id)::int AS base_cells, "
+            "(SELECT string_agg({coord_name}, ',' ORDER BY c.id) FROM coordinator_assignment ca "
+            " JOIN coordinator c ON c.id = ca.coordinator_id WHERE ca.work_cell_id = w.id AND c.active) "
+            " AS coordinator, "
+            "(SELECT string_agg({coord_phone}, ',' ORDER BY c.id) FROM coordinator_assignment ca "
+            " JOIN coordinator c ON c.id = ca.coordinator_id WHERE ca.work_cell_id = w.id AND c.active) "
+            " AS coordinator_phone, v.valid_from, w.geom AS _geom, substr(w.code, 7, 12) AS _area "
+            "FROM work_cell w JOIN work_grid_version v ON v.id = w.version_id "
+            "JOIN department d ON d.code = v.dept_code WHERE v.id = ANY(:version_ids)",
+        ),
+        Layer(
+            "buildings",
+            "Point",
+            (("code", STR), ("address", STR), ("floors", INT)) + _SUBJECT_TAIL + (("created_at", DATETIME),),
+            subject=True,
+            sql="SELECT s.code, s.address, s.floors, b.code AS base_cell, b.community_code AS community, "
+            "s.created_at, coalesce(s.geom, ST_PointOnSurface(s.footprint)) AS _geom, b.code AS _area, "
+            "b.code AS _cell FROM building s LEFT JOIN base_cell b ON b.id = s.base_cell_id",
+        ),
+        Layer(
+            "residents",
+            "Point",
+            (
+                ("id_number", STR),
+                ("name", STR),
+                ("phone", STR),
+                ("household", STR),
+                ("population_type", STR),
+                ("birth_date", DATE),
+                ("building", STR),
+            )
+            + _SUBJECT_TAIL
+            + (("created_at", DATETIME),),
+            personal=("name", "phone"),
+            subject=True,
+            sql="SELECT s.id_number_masked AS id_number, {res_name} AS name, {res_phone} AS phone, s.household, "
+            "s.population_type, {birth_date} AS birth_date, bl.code AS building, b.code AS base_cell, "
+            "b.community_code AS community, s.created_at, s.geom AS _geom, b.code AS _area, b.code AS _cell "
+            "FROM resident s LEFT JOIN base_cell b ON b.id = s.base_cell_id "
+            "LEFT JOIN building bl ON bl.id = s.building_id",
+        ),
+        Layer(
+            "entities",
+            "Point",
+            (("credit_code", STR), ("name", STR), ("address", STR)) + _SUBJECT_TAIL + (("created_at", DATETIME),),
+            subject=True,
+            sql="SELECT s.credit_code, s.name, s.address, b.code AS base_cell, b.community_code AS community, "
+            "s.created_at, s.geom AS _geom, b.code AS _area, b.code AS _cell "
+            "FROM legal_entity s LEFT JOIN base_cell b ON b.id = s.base_cell_id",
+        ),
+        # The component inventory (部件, CJ/T 214 codes). Lines (railings, pipes) are exported as their
+        # ST_PointOnSurface, the point that places them in a base cell: one geometry type per file.
+        Layer(
+            "components",
+            "Point",
+            (
+                ("code", STR),
+                ("category_code", STR),
+                ("category", STR),
+                ("major_class", STR),
+                ("name", STR),
+                ("open_cases", INT),
+            )
+            + _SUBJECT_TAIL
+            + (("created_at", DATETIME),),
+            subject=True,
+            sql="SELECT s.code, s.category_code, k.name AS category, k.major_name AS major_class, s.name, "
+            "(SELECT count(*) FROM incident i WHERE i.component_id = s.id "
+            " AND i.status NOT IN ('closed', 'rejected', 'duplicate'))::int AS open_cases, "
+            "b.code AS base_cell, b.community_code AS community, s.created_at, "
+            "ST_PointOnSurface(s.geom) AS _geom, b.code AS _area, b.code AS _cell FROM component s "
+            "LEFT JOIN incident_category k ON k.code = s.category_code "
+            "LEFT JOIN base_cell b ON b.id = s.base_cell_id",
+        ),
+        Layer(
+            "incidents",
+            "Point",
+            (
+                ("code", STR),
+                ("category_code", STR),
+                ("category", STR),
+                ("status", STR),
+                ("severity", STR),
+                ("description", STR),
+                ("reporter", STR),
+                ("reported_at", DATETIME),
+                ("deadline", DATETIME),
+                ("closed_at", DATETIME),
+                ("overdue", BOOL),
+                ("dept", STR),
+                ("source", STR),
+            )
+            + _SUBJECT_TAIL,
+            personal=("reporter",),
+            subject=True,
+            sql="SELECT s.code, s.category_code, k.name AS category, s.status, s.severity, s.description, "
+            "{reporter} AS reporter, s.reported_at, s.deadline, s.closed_at, "
+            "(s.deadline IS NOT NULL AND coalesce(s.closed_at, now()) > s.deadline) AS overdue, "
+            "s.dept_code AS dept, s.source, b.code AS base_cell, b.community_code AS community, s.geom AS _geom, "
+            "b.code AS _area, b.code AS _cell FROM incident s "
+            "LEFT JOIN incident_category k ON k.code = s.category_code "
+            "LEFT JOIN base_cell b ON b.id = s.base_cell_id",
+        ),
+        Layer(
+            "cell-stats",
+            "Polygon",
+            (
+                ("code", STR),
+                ("community_code", STR),
+                ("residents", INT),
+                ("registered", INT),
+                ("floating", INT),
+                ("households", INT),
+                ("buildings", INT),
+                ("entities", INT),
+                ("incidents", INT),
+                ("open_incidents", INT),
+            ),
+            sql="SELECT b.code, b.community_code, "
+            "coalesce(r.n, 0) AS residents, coalesce(r.reg, 0) AS registered, coalesce(r.flo, 0) AS floating, "
+            "coalesce(r.hh, 0) AS households, coalesce(bl.n, 0) AS buildings, coalesce(en.n, 0) AS entities, "
+            "coalesce(i.n, 0) AS incidents, coalesce(i.open, 0) AS open_incidents, b.geom AS _geom, b.code AS _area "
+            "FROM base_cell b "
+            "LEFT JOIN (SELECT base_cell_id, count(*)::int AS n, "
+            "  count(*) FILTER (WHERE population_type = 'registered')::int AS reg, "
+            "  count(*) FILTER (WHERE population_type = 'floating')::int AS flo, "
+            "  count(DISTINCT household)::int AS hh FROM resident GROUP BY base_cell_id) r ON r.base_cell_id = b.id "
+            "LEFT JOIN (SELECT base_cell_id, count(*)::int AS n FROM building GROUP BY base_cell_id) bl "
+            "  ON bl.base_cell_id = b.id "
+            "LEFT JOIN (SELECT base_cell_id, count(*)::int AS n FROM legal_entity GROUP BY base_cell_id) en "
+            "  ON en.base_cell_id = b.id "
+            "LEFT JOIN (SELECT base_cell_id, count(*)::int AS n, "
+            "  count(*) FILTER (WHERE status NOT IN ('closed', 'rejected', 'duplicate'))::int AS open "
+            "  FROM incident GROUP BY base_cell_id) i ON i.base_cell_id = b.id "
+            "WHERE b.edition_id = :edition_id",
+        ),
+    )
+}
 
 
 def layer_named(name: str) -> Layer:
@@ -175,8 +257,12 @@ def layer_named(name: str) -> Layer:
 
 def edition_at(session: Session, at: datetime | None) -> BaseGridEdition:
     """Return the base grid edition in force at `at` (None: now), or raise NotFound."""
-    edition = session.scalar(select(BaseGridEdition).where(edition_in_force(BaseGridEdition, at))
-                             .order_by(BaseGridEdition.published_at.desc()).limit(1))
+    edition = session.scalar(
+        select(BaseGridEdition)
+        .where(edition_in_force(BaseGridEdition, at))
+        .order_by(BaseGridEdition.published_at.desc())
+        .limit(1)
+    )
     if edition is None:
         raise NotFound("export.no_edition", at=at.isoformat() if at else "now")
     return edition
@@ -211,12 +297,21 @@ _RESPONSIBLE_SQL = (
     "FROM ({inner}) q "
     "LEFT JOIN base_cell vb ON vb.edition_id = :v_edition AND vb.code = q._cell "
     "LEFT JOIN work_cell_member m ON m.version_id = :v_id AND m.base_cell_id = vb.id "
-    "LEFT JOIN work_cell w ON w.id = m.work_cell_id")
+    "LEFT JOIN work_cell w ON w.id = m.work_cell_id"
+)
 
 
-def build_query(session: Session, layer: Layer, *, area: str | None = None, where: dict | None = None,
-                dept: str | None = None, version: int | None = None, at: datetime | None = None,
-                unmasked: bool = False) -> LayerQuery:
+def build_query(
+    session: Session,
+    layer: Layer,
+    *,
+    area: str | None = None,
+    where: dict | None = None,
+    dept: str | None = None,
+    version: int | None = None,
+    at: datetime | None = None,
+    unmasked: bool = False,
+) -> LayerQuery:
     """Return the SQL of one export of `layer` with its filters, masking and responsibility columns."""
     params: dict = {}
     masked = not unmasked
@@ -226,7 +321,8 @@ def build_query(session: Session, layer: Layer, *, area: str | None = None, wher
         res_name=mask_name("s.name") if masked else "s.name",
         res_phone=mask_phone("s.phone") if masked else "s.phone",
         reporter=mask_name("s.reporter") if masked else "s.reporter",
-        birth_date="s.birth_date")
+        birth_date="s.birth_date",
+    )
     fields = list(layer.fields)
     if ":edition_id" in sql:
         params["edition_id"] = edition_at(session, at).id

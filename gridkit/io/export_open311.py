@@ -32,10 +32,19 @@ CHINA_LON, CHINA_LAT = (73.0, 136.0), (3.0, 54.0)
 def services(session: Session) -> list[dict]:
     """Return every incident category as an Open311 service."""
     rows = session.scalars(select(IncidentCategory).order_by(IncidentCategory.code))
-    return [{"service_code": c.code, "service_name": c.name,
-             "description": f"{c.major_name} · {c.name} ({'部件' if c.kind == 'component' else '事件'}, "
-                            f"{c.time_limit_hours} h)",
-             "metadata": False, "type": "realtime", "keywords": c.kind, "group": c.major_name} for c in rows]
+    return [
+        {
+            "service_code": c.code,
+            "service_name": c.name,
+            "description": f"{c.major_name} · {c.name} ({'部件' if c.kind == 'component' else '事件'}, "
+            f"{c.time_limit_hours} h)",
+            "metadata": False,
+            "type": "realtime",
+            "keywords": c.kind,
+            "group": c.major_name,
+        }
+        for c in rows
+    ]
 
 
 def _status(state: str) -> str:
@@ -57,19 +66,37 @@ WHERE {where} ORDER BY s.reported_at DESC, s.id DESC LIMIT :lim"""
 
 
 def _request_doc(row) -> dict:
-    return {"service_request_id": row.code, "status": _status(row.status),
-            "status_notes": row.last_note, "service_name": row.service_name, "service_code": row.category_code,
-            "description": row.description, "agency_responsible": row.dept_name,
-            "service_notice": None, "requested_datetime": _time(row.reported_at),
-            "updated_datetime": _time(row.updated_at), "expected_datetime": _time(row.deadline),
-            "address": None, "address_id": None, "zipcode": None,
-            # A case may have no place yet (imported without one): lat/long are then null.
-            "lat": None if row.lat is None else round(row.lat, 7),
-            "long": None if row.lon is None else round(row.lon, 7), "media_url": None}
+    return {
+        "service_request_id": row.code,
+        "status": _status(row.status),
+        "status_notes": row.last_note,
+        "service_name": row.service_name,
+        "service_code": row.category_code,
+        "description": row.description,
+        "agency_responsible": row.dept_name,
+        "service_notice": None,
+        "requested_datetime": _time(row.reported_at),
+        "updated_datetime": _time(row.updated_at),
+        "expected_datetime": _time(row.deadline),
+        "address": None,
+        "address_id": None,
+        "zipcode": None,
+        # A case may have no place yet (imported without one): lat/long are then null.
+        "lat": None if row.lat is None else round(row.lat, 7),
+        "long": None if row.lon is None else round(row.lon, 7),
+        "media_url": None,
+    }
 
 
-def requests(session: Session, *, ids: list[str] | None = None, service_code: str | None = None,
-             start: str | None = None, end: str | None = None, status: str | None = None) -> list[dict]:
+def requests(
+    session: Session,
+    *,
+    ids: list[str] | None = None,
+    service_code: str | None = None,
+    start: str | None = None,
+    end: str | None = None,
+    status: str | None = None,
+) -> list[dict]:
     """Return requests (newest first, at most 1000): by ids, else filtered; default the last 90 days."""
     params: dict = {"lim": MAX_REQUESTS}
     clauses = ["true"]
@@ -113,8 +140,7 @@ def request_by_id(session: Session, request_id: str) -> dict:
 def _location(session: Session, lat, lon, address_id) -> tuple[float, float]:
     if address_id:
         point = func.coalesce(Building.geom, func.ST_PointOnSurface(Building.footprint))
-        row = session.execute(select(func.ST_X(point), func.ST_Y(point))
-                              .where(Building.code == address_id)).first()
+        row = session.execute(select(func.ST_X(point), func.ST_Y(point)).where(Building.code == address_id)).first()
         if row is None:
             raise ValidationError("open311.unknown_address", address_id=address_id)
         return float(row[0]), float(row[1])
@@ -129,9 +155,18 @@ def _location(session: Session, lat, lon, address_id) -> tuple[float, float]:
     return lon_f, lat_f
 
 
-def create_request(session: Session, *, service_code: str | None, lat=None, lon=None, address_id=None,
-                   description: str | None = None, reporter: str | None = None, source: str = "open311",
-                   key: str | None = None) -> Incident:
+def create_request(
+    session: Session,
+    *,
+    service_code: str | None,
+    lat=None,
+    lon=None,
+    address_id=None,
+    description: str | None = None,
+    reporter: str | None = None,
+    source: str = "open311",
+    key: str | None = None,
+) -> Incident:
     """Report a new incident from an Open311 post through the workflow's report step (信息采集).
 
     `source` is "open311", or "open311:NAME" for a trusted source (kept in the case's source);
@@ -146,6 +181,15 @@ def create_request(session: Session, *, service_code: str | None, lat=None, lon=
     text_ = (description or "").strip() or category.name
     if address_id:
         text_ += f" [address_id={address_id}]"
-    report = report_incident(session, description=text_[:2000], lon=lon_f, lat=lat_f, category=service_code,
-                             source=source[:30], reporter=reporter, actor="open311", key=key)
+    report = report_incident(
+        session,
+        description=text_[:2000],
+        lon=lon_f,
+        lat=lat_f,
+        category=service_code,
+        source=source[:30],
+        reporter=reporter,
+        actor="open311",
+        key=key,
+    )
     return report.incident

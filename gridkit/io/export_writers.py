@@ -29,7 +29,7 @@ DBF_NAME_BYTES = 10
 SHAPEFILE_PARTS = (".shp", ".shx", ".dbf", ".prj", ".cpg")
 # GDAL's name of each text encoding (written into the .cpg) and Python's codec for checks.
 ENCODINGS = {"utf-8": ("UTF-8", "utf-8"), "gbk": ("CP936", "gbk")}
-XLSX_MAX_ROWS = 1_048_575   # one row is the header
+XLSX_MAX_ROWS = 1_048_575  # one row is the header
 
 
 def short_field_names(names: list[str], limit: int = DBF_NAME_BYTES) -> dict[str, str]:
@@ -94,21 +94,29 @@ def check_encodable(chunk: Chunk, fields, codec: str, offset: int) -> None:
             try:
                 value.encode(codec)
             except UnicodeEncodeError as exc:
-                raise ValidationError("export.not_encodable", feature=offset + i + 1, field=name,
-                                      char=value[exc.start:exc.end], encoding=codec) from None
+                raise ValidationError(
+                    "export.not_encodable",
+                    feature=offset + i + 1,
+                    field=name,
+                    char=value[exc.start : exc.end],
+                    encoding=codec,
+                ) from None
 
 
 class OgrWriter:
     """GeoPackage or a shapefile in a folder, written by GDAL in one pass from a stream of Arrow
     record batches: one dataset open, one transaction, chunks pulled as GDAL asks for them."""
 
-    def __init__(self, path: Path, driver: str, layer: str, fields, geometry_type: str, crs: str,
-                 encoding: str = "utf-8"):
+    def __init__(
+        self, path: Path, driver: str, layer: str, fields, geometry_type: str, crs: str, encoding: str = "utf-8"
+    ):
         self.path, self.driver, self.layer = path, driver, layer
         self.fields, self.geometry_type, self.crs = fields, geometry_type, crs
         self.encoding = encoding
-        self.schema = pa.schema([pa.field(name, _ARROW[kind](self.driver)) for name, kind in fields]
-                                + [pa.field("geometry", pa.binary(), metadata={"ARROW:extension:name": "ogc.wkb"})])
+        self.schema = pa.schema(
+            [pa.field(name, _ARROW[kind](self.driver)) for name, kind in fields]
+            + [pa.field("geometry", pa.binary(), metadata={"ARROW:extension:name": "ogc.wkb"})]
+        )
 
     def batch(self, chunk: Chunk) -> pa.RecordBatch:
         """Return the rows of `chunk` as one Arrow record batch of this writer's schema."""
@@ -126,8 +134,16 @@ class OgrWriter:
             options["encoding"] = ENCODINGS[self.encoding][0]
         elif self.driver == "GPKG":
             options["layer_options"] = {"SPATIAL_INDEX": "YES"}
-        pyogrio.write_arrow(reader, str(self.path), layer=self.layer, driver=self.driver,
-                            geometry_name="geometry", geometry_type=self.geometry_type, crs=self.crs, **options)
+        pyogrio.write_arrow(
+            reader,
+            str(self.path),
+            layer=self.layer,
+            driver=self.driver,
+            geometry_name="geometry",
+            geometry_type=self.geometry_type,
+            crs=self.crs,
+            **options,
+        )
 
     def discard(self) -> None:
         """Nothing to close: GDAL closed the file when the stream ended or failed (the caller removes it)."""
@@ -135,13 +151,20 @@ class OgrWriter:
 
 def _arrow_type_for(kind: str, driver: str):
     if kind == DATETIME and driver == "ESRI Shapefile":
-        return pa.date32()   # DBF has dates, not times: the date stays a date (Beijing time)
-    return {INT: pa.int64(), FLOAT: pa.float64(), DATE: pa.date32(), DATETIME: pa.timestamp("ms"),
-            BOOL: pa.bool_()}.get(kind, pa.string())
+        return pa.date32()  # DBF has dates, not times: the date stays a date (Beijing time)
+    return {
+        INT: pa.int64(),
+        FLOAT: pa.float64(),
+        DATE: pa.date32(),
+        DATETIME: pa.timestamp("ms"),
+        BOOL: pa.bool_(),
+    }.get(kind, pa.string())
 
 
-_ARROW = {kind: (lambda driver, kind=kind: _arrow_type_for(kind, driver))
-          for kind in ("str", INT, FLOAT, DATE, DATETIME, BOOL)}
+_ARROW = {
+    kind: (lambda driver, kind=kind: _arrow_type_for(kind, driver))
+    for kind in ("str", INT, FLOAT, DATE, DATETIME, BOOL)
+}
 
 
 def _arrow_values(values: list, kind: str, driver: str):
@@ -163,15 +186,23 @@ class ShapefileZipWriter:
         self.folder = Path(tempfile.mkdtemp(prefix="gridkit-shp-", dir=path.parent))
         self.stem = re.sub(r"[^0-9A-Za-z_-]+", "_", layer)
         self.short = short_field_names([name for name, _ in fields])
-        self.inner = OgrWriter(self.folder / f"{self.stem}.shp", "ESRI Shapefile", self.stem,
-                               [(self.short[name], kind) for name, kind in fields], geometry_type, crs, encoding)
+        self.inner = OgrWriter(
+            self.folder / f"{self.stem}.shp",
+            "ESRI Shapefile",
+            self.stem,
+            [(self.short[name], kind) for name, kind in fields],
+            geometry_type,
+            crs,
+            encoding,
+        )
         self.fields = fields
 
     def write_all(self, chunks) -> None:
         """Write the chunks under their short names, then zip .shp .shx .dbf .prj .cpg and fields.csv."""
         try:
-            self.inner.write_all(Chunk({self.short[k]: v for k, v in chunk.columns.items()}, chunk.geometry)
-                                 for chunk in chunks)
+            self.inner.write_all(
+                Chunk({self.short[k]: v for k, v in chunk.columns.items()}, chunk.geometry) for chunk in chunks
+            )
             with open(self.folder / "fields.csv", "w", newline="", encoding="utf-8") as fh:
                 out = csv.writer(fh)
                 out.writerow(["field", "shapefile_field", "type"])
@@ -219,8 +250,13 @@ class GeoJsonWriter(_Streamed):
         parts = []
         for i, geometry in enumerate(chunk.geometry):
             props = {n: _json_value(col[i], kinds[n]) for n, col in zip(names, columns)}
-            parts.append('{"type": "Feature", "geometry": ' + (geometry or "null") + ', "properties": '
-                         + json.dumps(props, ensure_ascii=False) + "}")
+            parts.append(
+                '{"type": "Feature", "geometry": '
+                + (geometry or "null")
+                + ', "properties": '
+                + json.dumps(props, ensure_ascii=False)
+                + "}"
+            )
         if parts:
             self.fh.write(("" if self.first else ",\n") + ",\n".join(parts))
             self.first = False
@@ -252,8 +288,12 @@ class TableWriter(_Streamed):
         header = [name for name, _ in fields] + (["x", "y"] if self.points else ["wkt"])
         if kind == "csv":
             # A BOM lets Excel recognise UTF-8; GBK files are read by Chinese Excel as they are.
-            self.fh = open(path, "w", newline="",  # noqa: SIM115 - open across write() calls
-                           encoding="utf-8-sig" if encoding == "utf-8" else "gbk")
+            self.fh = open(
+                path,
+                "w",
+                newline="",  # noqa: SIM115 - open across write() calls
+                encoding="utf-8-sig" if encoding == "utf-8" else "gbk",
+            )
             self.out = csv.writer(self.fh)
             self.out.writerow(header)
         else:

@@ -21,8 +21,16 @@ _LIST_AT_MOST = 20
 class VectorReadError(ValidationError):
     """A vector file cannot be used; `problems` lists every problem found, `notes` what was done."""
 
-    def __init__(self, code: str, /, *, problems: list | None = None, notes: list | None = None,
-                 source: dict | None = None, **params):
+    def __init__(
+        self,
+        code: str,
+        /,
+        *,
+        problems: list | None = None,
+        notes: list | None = None,
+        source: dict | None = None,
+        **params,
+    ):
         super().__init__(code, problems=problems, **params)
         self.notes = notes or []
         self.source = source or {}
@@ -53,6 +61,7 @@ def _plain(value):
 
 def _message(key: str, params: dict) -> Message:
     """Return the Message a problem dict's key and (plain) params stand for."""
+
     def back(value):
         if isinstance(value, dict) and set(value) == {"key", "params"}:
             return _message(value["key"], value["params"])

@@ -67,8 +67,9 @@ ADVICE = {
 }
 
 
-def write_report(home, name: str, problems: list[dict], notes: list[dict], summary: dict,
-                 rows: list[dict] | None = None) -> tuple[Path, Path]:
+def write_report(
+    home, name: str, problems: list[dict], notes: list[dict], summary: dict, rows: list[dict] | None = None
+) -> tuple[Path, Path]:
     """Write GRIDKIT_HOME/reports/<timestamp>-<name>.json, .txt and .csv and return the JSON and text paths.
 
     The CSV has one line per problem and note (then per row of `rows`, e.g. the unassigned rows of
@@ -85,9 +86,14 @@ def write_report(home, name: str, problems: list[dict], notes: list[dict], summa
         n += 1
         base = folder / f"{stem}-{n}"
     json_path, text_path = base.with_suffix(".json"), base.with_suffix(".txt")
-    document = {"name": name, "created_at": now.isoformat(timespec="seconds"),
-                "result": "refused" if problems else "ok", "summary": summary,
-                "problems": problems, "notes": notes}
+    document = {
+        "name": name,
+        "created_at": now.isoformat(timespec="seconds"),
+        "result": "refused" if problems else "ok",
+        "summary": summary,
+        "problems": problems,
+        "notes": notes,
+    }
     json_path.write_text(json.dumps(document, ensure_ascii=False, indent=2, default=str) + "\n", encoding="utf-8")
     text_path.write_text(_text(document), encoding="utf-8-sig")
     _write_csv(base.with_suffix(".csv"), problems, notes, rows or [])
@@ -103,8 +109,17 @@ def _write_csv(path: Path, problems: list[dict], notes: list[dict], rows: list[d
             for item in items:
                 kind = item.get("kind")
                 advice = ADVICE.get(kind) or _subject_advice().get(kind) or ""
-                out.writerow([what, item.get("index"), item.get("code"), item.get("field"), kind,
-                              _one_line(item.get("message", "")), advice])
+                out.writerow(
+                    [
+                        what,
+                        item.get("index"),
+                        item.get("code"),
+                        item.get("field"),
+                        kind,
+                        _one_line(item.get("message", "")),
+                        advice,
+                    ]
+                )
         for row in rows:
             out.writerow(["unassigned", row.get("row"), row.get("code"), None, "unassigned", None, None])
 
@@ -115,10 +130,12 @@ def _one_line(value) -> str:
 
 def _line(item: dict) -> str:
     index = item.get("index")
-    parts = [f"要素 feature {index if index is not None else '-'}",
-             f"编码 code {item.get('code') or '-'}",
-             f"字段 field {item.get('field') or '-'}",
-             f"原因 reason [{item.get('kind', '')}] {_one_line(item.get('message', ''))}"]
+    parts = [
+        f"要素 feature {index if index is not None else '-'}",
+        f"编码 code {item.get('code') or '-'}",
+        f"字段 field {item.get('field') or '-'}",
+        f"原因 reason [{item.get('kind', '')}] {_one_line(item.get('message', ''))}",
+    ]
     advice = ADVICE.get(item.get("kind")) or _subject_advice().get(item.get("kind"))
     if advice:
         parts.append(f"处理 to do: {advice}")
@@ -127,11 +144,16 @@ def _line(item: dict) -> str:
 
 def _text(document: dict) -> str:
     problems, notes = document["problems"], document["notes"]
-    result = (f"已拒绝，未写入任何数据 refused, nothing was written: {len(problems)} 个问题 problems"
-              if problems else "成功 ok")
-    lines = [f"gridkit 报告 report: {document['name']}",
-             f"时间 time: {document['created_at']}",
-             f"结果 result: {result}; {len(notes)} 条说明 notes"]
+    result = (
+        f"已拒绝，未写入任何数据 refused, nothing was written: {len(problems)} 个问题 problems"
+        if problems
+        else "成功 ok"
+    )
+    lines = [
+        f"gridkit 报告 report: {document['name']}",
+        f"时间 time: {document['created_at']}",
+        f"结果 result: {result}; {len(notes)} 条说明 notes",
+    ]
     for key, value in document["summary"].items():
         lines.append(f"{key}: {_one_line(value)}")
     lines.append("")

@@ -37,8 +37,16 @@ from pathlib import Path
 
 from gridkit.io.vector import VectorReadError, _codec, _polygonal_part, problem, read_vector_collecting, text_value
 
-__all__ = ["Table", "TableReadError", "TableStream", "open_table", "read_table", "TABLE_SUFFIXES",
-           "SPATIAL_SUFFIXES", "CHUNK_ROWS"]
+__all__ = [
+    "Table",
+    "TableReadError",
+    "TableStream",
+    "open_table",
+    "read_table",
+    "TABLE_SUFFIXES",
+    "SPATIAL_SUFFIXES",
+    "CHUNK_ROWS",
+]
 
 # Rows per chunk of a streamed table: big enough for vectorised checks, small enough for flat memory.
 CHUNK_ROWS = 50_000
@@ -53,8 +61,13 @@ TABLE_SUFFIXES = CSV_SUFFIXES + XLSX_SUFFIXES
 # Numbers with this many significant digits or more cannot be held exactly by Excel (15 digits).
 _LOSSY_ABOVE = 1e15
 
-_BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
-         (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+_BOMS = (
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
 
 
 class TableReadError(VectorReadError):
@@ -68,9 +81,9 @@ class Table:
     columns: list[str]
     rows: list[dict]
     numbers: list[int]
-    unit: str                                   # "line" (CSV), "row" (XLSX) or "feature" (vector)
-    geometries: list | None = None              # shapely, EPSG:4490, vector files only
-    lossy: set = field(default_factory=set)     # (position, column) of numbers Excel has rounded
+    unit: str  # "line" (CSV), "row" (XLSX) or "feature" (vector)
+    geometries: list | None = None  # shapely, EPSG:4490, vector files only
+    lossy: set = field(default_factory=set)  # (position, column) of numbers Excel has rounded
     notes: list[dict] = field(default_factory=list)
     problems: list[dict] = field(default_factory=list)
     source: dict = field(default_factory=dict)
@@ -105,8 +118,15 @@ class TableStream:
         return self.position() if self.position is not None else 0
 
 
-def open_table(path, *, encoding: str | None = None, sheet: str | None = None, layer: str | None = None,
-               src_crs: str | None = None, chunk_rows: int | None = None) -> TableStream:
+def open_table(
+    path,
+    *,
+    encoding: str | None = None,
+    sheet: str | None = None,
+    layer: str | None = None,
+    src_crs: str | None = None,
+    chunk_rows: int | None = None,
+) -> TableStream:
     """Open the file at `path` for reading in chunks of rows; raise TableReadError if it cannot be read.
 
     The same rules as `read_table`. CSV and XLSX are read as a stream (memory flat in the number of
@@ -135,12 +155,19 @@ def _check_path(path: Path, source: dict, *, encoding, sheet, layer) -> None:
     suffix = path.suffix.lower()
     if path.is_dir() or suffix in SPATIAL_SUFFIXES:
         if sheet is not None:
-            raise _fatal(source, "bad_option", f"{source['display']} is a map layer file, not a workbook: leave out "
-                         "--sheet (a GeoPackage layer is chosen with --layer).")
+            raise _fatal(
+                source,
+                "bad_option",
+                f"{source['display']} is a map layer file, not a workbook: leave out "
+                "--sheet (a GeoPackage layer is chosen with --layer).",
+            )
         return
     if layer is not None:
-        raise _fatal(source, "bad_option", f"{path.name} is a table, not a map layer file: leave out --layer "
-                     "(an Excel sheet is chosen with --sheet).")
+        raise _fatal(
+            source,
+            "bad_option",
+            f"{path.name} is a table, not a map layer file: leave out --layer (an Excel sheet is chosen with --sheet).",
+        )
     if path.stat().st_size == 0:
         raise _fatal(source, "empty_file", f"{path.name} is empty (0 bytes): export the table again.")
     if suffix in CSV_SUFFIXES:
@@ -149,21 +176,38 @@ def _check_path(path: Path, source: dict, *, encoding, sheet, layer) -> None:
         return
     if suffix in XLSX_SUFFIXES:
         if encoding is not None:
-            raise _fatal(source, "bad_option", f"{path.name} is an Excel workbook, whose text is always Unicode: "
-                         "leave out --encoding.")
+            raise _fatal(
+                source,
+                "bad_option",
+                f"{path.name} is an Excel workbook, whose text is always Unicode: leave out --encoding.",
+            )
         return
     if suffix in (".xls", ".et"):
-        raise _fatal(source, "unreadable", f"{path.name} is an old-style Excel file (.xls): open it in Excel or "
-                     "WPS and save it as .xlsx or CSV.")
-    raise _fatal(source, "unreadable", f"{path.name}: gridkit reads CSV (.csv, .txt, .tsv), Excel (.xlsx) and "
-                 "Shapefile (.shp, a folder or .zip), GeoPackage (.gpkg) or GeoJSON (.geojson) files.")
+        raise _fatal(
+            source,
+            "unreadable",
+            f"{path.name} is an old-style Excel file (.xls): open it in Excel or WPS and save it as .xlsx or CSV.",
+        )
+    raise _fatal(
+        source,
+        "unreadable",
+        f"{path.name}: gridkit reads CSV (.csv, .txt, .tsv), Excel (.xlsx) and "
+        "Shapefile (.shp, a folder or .zip), GeoPackage (.gpkg) or GeoJSON (.geojson) files.",
+    )
 
 
 def _chunked(table: Table, chunk_rows: int, size: int) -> TableStream:
     """Hand out a Table read whole as a stream of chunks (its problems go with the chunk of their row)."""
-    header = Table(columns=table.columns, rows=[], numbers=[], unit=table.unit,
-                   geometries=[] if table.spatial else None, notes=table.notes,
-                   problems=[p for p in table.problems if p.get("index") is None], source=table.source)
+    header = Table(
+        columns=table.columns,
+        rows=[],
+        numbers=[],
+        unit=table.unit,
+        geometries=[] if table.spatial else None,
+        notes=table.notes,
+        problems=[p for p in table.problems if p.get("index") is None],
+        source=table.source,
+    )
     done = [0]
 
     def chunks() -> Iterator[Table]:
@@ -174,10 +218,16 @@ def _chunked(table: Table, chunk_rows: int, size: int) -> TableStream:
         for start in range(0, len(table.rows), chunk_rows):
             stop = min(start + chunk_rows, len(table.rows))
             numbers = table.numbers[start:stop]
-            yield Table(columns=table.columns, rows=table.rows[start:stop], numbers=numbers, unit=table.unit,
-                        geometries=None if table.geometries is None else table.geometries[start:stop],
-                        lossy={(p - start, c) for p, c in table.lossy if start <= p < stop},
-                        problems=[f for n in numbers for f in by_number.get(n, ())], source=table.source)
+            yield Table(
+                columns=table.columns,
+                rows=table.rows[start:stop],
+                numbers=numbers,
+                unit=table.unit,
+                geometries=None if table.geometries is None else table.geometries[start:stop],
+                lossy={(p - start, c) for p, c in table.lossy if start <= p < stop},
+                problems=[f for n in numbers for f in by_number.get(n, ())],
+                source=table.source,
+            )
             done[0] = size * stop // max(len(table.rows), 1)
 
     return TableStream(header, chunks(), size, lambda: done[0])
@@ -187,8 +237,9 @@ def _fatal(source: dict, kind: str, message: str) -> TableReadError:
     return TableReadError(message, problems=[problem(kind, message)], source=source)
 
 
-def read_table(path, *, encoding: str | None = None, sheet: str | None = None, layer: str | None = None,
-               src_crs: str | None = None) -> Table:
+def read_table(
+    path, *, encoding: str | None = None, sheet: str | None = None, layer: str | None = None, src_crs: str | None = None
+) -> Table:
     """Return the file at `path` as a Table of text rows, or raise TableReadError if it cannot be read.
 
     `encoding` forces the text encoding (CSV and vector files); `sheet` chooses the XLSX sheet;
@@ -207,8 +258,17 @@ def read_table(path, *, encoding: str | None = None, sheet: str | None = None, l
         problems.extend(chunk.problems)
         if geometries is not None:
             geometries.extend(chunk.geometries)
-    return Table(columns=header.columns, rows=rows, numbers=numbers, unit=header.unit, geometries=geometries,
-                 lossy=lossy, notes=header.notes, problems=problems, source=header.source)
+    return Table(
+        columns=header.columns,
+        rows=rows,
+        numbers=numbers,
+        unit=header.unit,
+        geometries=geometries,
+        lossy=lossy,
+        notes=header.notes,
+        problems=problems,
+        source=header.source,
+    )
 
 
 # -- CSV ----------------------------------------------------------------------------------------------
@@ -228,8 +288,8 @@ def _bad_lines(data: bytes, codec: str) -> list[tuple[int, bytes, int]]:
             data.decode(codec)
             return []
         except UnicodeDecodeError as exc:
-            line = data[:exc.start].decode(codec, "replace").count("\n") + 1
-            return [(line, data[exc.start:], 0)]
+            line = data[: exc.start].decode(codec, "replace").count("\n") + 1
+            return [(line, data[exc.start :], 0)]
     bad = []
     for number, line in enumerate(data.split(b"\n"), start=1):
         try:
@@ -244,24 +304,33 @@ def _decode_csv(data: bytes, forced: str | None, source: dict, notes: list, prob
 
     def undecodable(lines, said, advice):
         for number, line, pos in lines:
-            problems.append(problem(
-                "undecodable_text", f"{display}, line {number}: the text cannot be decoded as {said} (bytes "
-                f"{line[pos:pos + 4].hex(' ')} at byte {pos} of the line). {advice}", index=number))
+            problems.append(
+                problem(
+                    "undecodable_text",
+                    f"{display}, line {number}: the text cannot be decoded as {said} (bytes "
+                    f"{line[pos : pos + 4].hex(' ')} at byte {pos} of the line). {advice}",
+                    index=number,
+                )
+            )
 
     if forced is not None:
         codec = _codec(forced)
         if codec is None:
-            raise _fatal(source, "unknown_encoding", f"unknown encoding {forced!r}: use e.g. UTF-8, GB18030, GBK "
-                         "or BIG5.")
+            raise _fatal(
+                source, "unknown_encoding", f"unknown encoding {forced!r}: use e.g. UTF-8, GB18030, GBK or BIG5."
+            )
         if codec == "utf-8" and data.startswith(codecs.BOM_UTF8):
             codec = "utf-8-sig"
         source.update(encoding=codecs.lookup(codec).name.upper(), encoding_source="given")
         try:
             return data.decode(codec)
         except UnicodeDecodeError:
-            undecodable(_bad_lines(data, codec), f"{forced} (the encoding given)",
-                        "Give the file's real encoding with --encoding (e.g. UTF-8, GB18030), or leave it out "
-                        "to let gridkit detect UTF-8 or GB18030.")
+            undecodable(
+                _bad_lines(data, codec),
+                f"{forced} (the encoding given)",
+                "Give the file's real encoding with --encoding (e.g. UTF-8, GB18030), or leave it out "
+                "to let gridkit detect UTF-8 or GB18030.",
+            )
             return data.decode(codec, "replace")
     for bom, codec in _BOMS:
         if data.startswith(bom):
@@ -269,8 +338,11 @@ def _decode_csv(data: bytes, forced: str | None, source: dict, notes: list, prob
             try:
                 return data.decode(codec)
             except UnicodeDecodeError:
-                undecodable(_bad_lines(data, codec), f"{codec.upper()} (as its byte order mark says)",
-                            "Save the file again from Excel as 'CSV UTF-8', or fix the text in the source.")
+                undecodable(
+                    _bad_lines(data, codec),
+                    f"{codec.upper()} (as its byte order mark says)",
+                    "Save the file again from Excel as 'CSV UTF-8', or fix the text in the source.",
+                )
                 return data.decode(codec, "replace")
     try:
         text = data.decode("utf-8")
@@ -286,19 +358,33 @@ def _decode_csv(data: bytes, forced: str | None, source: dict, notes: list, prob
     mixed = _utf8_and_not(data)
     if not both and not mixed and not gb_bad:
         source.update(encoding="GB18030", encoding_source="detected")
-        notes.append(problem("encoding", f"{display}: the text is not UTF-8; it was decoded as GB18030 (covers "
-                             "GBK and GB2312, what Chinese Excel writes). Check a few names; if they look wrong, "
-                             "give the right encoding with --encoding."))
+        notes.append(
+            problem(
+                "encoding",
+                f"{display}: the text is not UTF-8; it was decoded as GB18030 (covers "
+                "GBK and GB2312, what Chinese Excel writes). Check a few names; if they look wrong, "
+                "give the right encoding with --encoding.",
+            )
+        )
         return data.decode("gb18030")
     source.update(encoding=None, encoding_source="detected")
     if both:
-        undecodable(both, "UTF-8 or GB18030", "Give the file's real encoding with --encoding (e.g. BIG5), or fix "
-                    "the text in the source; gridkit does not import text it cannot read.")
+        undecodable(
+            both,
+            "UTF-8 or GB18030",
+            "Give the file's real encoding with --encoding (e.g. BIG5), or fix "
+            "the text in the source; gridkit does not import text it cannot read.",
+        )
     else:
         utf8, other = mixed or ([n for n in gb_bad], [n for n, _, _ in utf8_bad])
-        problems.append(problem("mixed_encoding", f"{display} mixes encodings: lines {_lines(utf8)} are UTF-8 "
-                                f"and lines {_lines(other)} are not (GBK?). Save the file again in one encoding "
-                                "(UTF-8 is best)."))
+        problems.append(
+            problem(
+                "mixed_encoding",
+                f"{display} mixes encodings: lines {_lines(utf8)} are UTF-8 "
+                f"and lines {_lines(other)} are not (GBK?). Save the file again in one encoding "
+                "(UTF-8 is best).",
+            )
+        )
     # The import is refused; decode each line as well as possible so the other checks still run.
     return "\n".join(_best_effort(line) for line in data.split(b"\n"))
 
@@ -345,8 +431,14 @@ def _header(cells: list[str], source: dict, where: str) -> tuple[list[str | None
     for i, cell in enumerate(cells, start=1):
         name = (cell or "").strip().lstrip("\ufeff").strip() or None
         if name is not None and name in seen:
-            problems.append(problem("duplicate_column", f"{source['display']}: column {name!r} appears twice in "
-                                    f"{where} (columns {seen[name]} and {i}). Rename one of them.", field=name))
+            problems.append(
+                problem(
+                    "duplicate_column",
+                    f"{source['display']}: column {name!r} appears twice in "
+                    f"{where} (columns {seen[name]} and {i}). Rename one of them.",
+                    field=name,
+                )
+            )
             name = None
         if name is not None:
             seen[name] = i
@@ -368,8 +460,11 @@ def _read_csv(path: Path, encoding: str | None, source: dict) -> Table:
     except csv.Error as exc:
         raise _fatal(source, "unreadable", f"{display}, line 1: {exc}. Export the table again.")
     if not header_cells or not any(c.strip() for c in header_cells):
-        raise _fatal(source, "no_header", f"{display}: line 1 must hold the column names, but it is empty. Put "
-                     "the column names in the first line.")
+        raise _fatal(
+            source,
+            "no_header",
+            f"{display}: line 1 must hold the column names, but it is empty. Put the column names in the first line.",
+        )
     names, header_problems = _header(header_cells, source, "line 1")
     problems.extend(header_problems)
     rows, numbers = [], []
@@ -380,8 +475,13 @@ def _read_csv(path: Path, encoding: str | None, source: dict) -> Table:
         except StopIteration:
             break
         except csv.Error as exc:
-            problems.append(problem("bad_row", f"{display}, line {previous + 1}: {exc}. Check the quotes on this "
-                                    "line.", index=previous + 1))
+            problems.append(
+                problem(
+                    "bad_row",
+                    f"{display}, line {previous + 1}: {exc}. Check the quotes on this line.",
+                    index=previous + 1,
+                )
+            )
             break
         number, previous = previous + 1, reader.line_num
         if not any(c.strip() for c in cells):
@@ -390,8 +490,15 @@ def _read_csv(path: Path, encoding: str | None, source: dict) -> Table:
         rows.append(row)
         numbers.append(number)
     source["rows"] = len(rows)
-    return Table(columns=[n for n in names if n is not None], rows=rows, numbers=numbers, unit="line",
-                 notes=notes, problems=problems, source=source)
+    return Table(
+        columns=[n for n in names if n is not None],
+        rows=rows,
+        numbers=numbers,
+        unit="line",
+        notes=notes,
+        problems=problems,
+        source=source,
+    )
 
 
 def _row(names: list, cells: list, display: str, where: str, number: int, problems: list) -> dict:
@@ -400,9 +507,15 @@ def _row(names: list, cells: list, display: str, where: str, number: int, proble
         text = value.strip() if isinstance(value, str) else value
         if i >= len(names):
             if text not in (None, ""):
-                problems.append(problem("bad_row", f"{display}, {where}: has {len(cells)} cells but the header has "
-                                        f"{len(names)} columns; cell {i + 1} ({_preview(text)}) has no column. Check "
-                                        "for an unquoted comma or a missing column name.", index=number))
+                problems.append(
+                    problem(
+                        "bad_row",
+                        f"{display}, {where}: has {len(cells)} cells but the header has "
+                        f"{len(names)} columns; cell {i + 1} ({_preview(text)}) has no column. Check "
+                        "for an unquoted comma or a missing column name.",
+                        index=number,
+                    )
+                )
                 break
             continue
         if names[i] is not None:
@@ -438,11 +551,19 @@ def _read_spatial(path: Path, *, encoding, layer, src_crs) -> Table:
     geometries = []
     for geom in gdf.geometry.values:
         if geom is not None and geom.geom_type == "GeometryCollection":
-            geom = _polygonal_part(geom) or geom   # make_valid may leave slivers of lines beside polygons
+            geom = _polygonal_part(geom) or geom  # make_valid may leave slivers of lines beside polygons
         geometries.append(geom)
-    return Table(columns=columns, rows=rows, numbers=[int(i) for i in gdf.index], unit="feature",
-                 geometries=geometries, lossy=lossy, notes=read.notes, problems=problems, source=read.source)
-
+    return Table(
+        columns=columns,
+        rows=rows,
+        numbers=[int(i) for i in gdf.index],
+        unit="feature",
+        geometries=geometries,
+        lossy=lossy,
+        notes=read.notes,
+        problems=problems,
+        source=read.source,
+    )
 
 
 # -- streaming CSV ------------------------------------------------------------------------------
@@ -487,8 +608,9 @@ def _streamable_codec(path: Path, forced: str | None, source: dict, notes: list)
     if forced is not None:
         codec = _codec(forced)
         if codec is None:
-            raise _fatal(source, "unknown_encoding", f"unknown encoding {forced!r}: use e.g. UTF-8, GB18030, GBK "
-                         "or BIG5.")
+            raise _fatal(
+                source, "unknown_encoding", f"unknown encoding {forced!r}: use e.g. UTF-8, GB18030, GBK or BIG5."
+            )
         if codec == "utf-8" and start.startswith(codecs.BOM_UTF8):
             codec = "utf-8-sig"
         if not _decodes(path, codec):
@@ -506,25 +628,36 @@ def _streamable_codec(path: Path, forced: str | None, source: dict, notes: list)
         return "utf-8"
     if _decodes(path, "gb18030") and not _mixed_lines(path):
         source.update(encoding="GB18030", encoding_source="detected")
-        notes.append(problem("encoding", f"{source['display']}: the text is not UTF-8; it was decoded as GB18030 "
-                             "(covers GBK and GB2312, what Chinese Excel writes). Check a few names; if they look "
-                             "wrong, give the right encoding with --encoding."))
+        notes.append(
+            problem(
+                "encoding",
+                f"{source['display']}: the text is not UTF-8; it was decoded as GB18030 "
+                "(covers GBK and GB2312, what Chinese Excel writes). Check a few names; if they look "
+                "wrong, give the right encoding with --encoding.",
+            )
+        )
         return "gb18030"
     return None
 
 
 def _nul_problem(display: str, where: str, number: int, name) -> dict:
-    return problem("nul_byte", f"{display}, {where}: column {name!r} holds a NUL byte (\\x00), which text "
-                   "cannot hold (often a sign of a binary file, or a UTF-16 file read as another encoding). "
-                   "Remove it, or export the table again as CSV UTF-8.", index=number, field=name)
+    return problem(
+        "nul_byte",
+        f"{display}, {where}: column {name!r} holds a NUL byte (\\x00), which text "
+        "cannot hold (often a sign of a binary file, or a UTF-16 file read as another encoding). "
+        "Remove it, or export the table again as CSV UTF-8.",
+        index=number,
+        field=name,
+    )
 
 
 def _stream_csv(path: Path, encoding: str | None, source: dict, chunk_rows: int) -> TableStream:
     notes: list[dict] = []
     codec = _streamable_codec(path, encoding, source, notes)
-    if codec is None:   # undecodable or mixed text: read whole to name every bad line (refused anyway)
-        return _chunked(_read_csv(path, encoding, {k: source[k] for k in ("path", "display")}), chunk_rows,
-                        path.stat().st_size)
+    if codec is None:  # undecodable or mixed text: read whole to name every bad line (refused anyway)
+        return _chunked(
+            _read_csv(path, encoding, {k: source[k] for k in ("path", "display")}), chunk_rows, path.stat().st_size
+        )
     with path.open(encoding=codec, newline="") as f:
         first_line = f.readline().rstrip("\r\n")
     delimiter = "\t" if path.suffix.lower() == ".tsv" or ("\t" in first_line and "," not in first_line) else ","
@@ -548,12 +681,16 @@ def _stream_csv(path: Path, encoding: str | None, source: dict, chunk_rows: int)
         raise _fatal(source, "unreadable", f"{display}, line 1: {exc}. Export the table again.")
     if not header_cells or not any(c.strip() for c in header_cells):
         raw.close()
-        raise _fatal(source, "no_header", f"{display}: line 1 must hold the column names, but it is empty. Put "
-                     "the column names in the first line.")
+        raise _fatal(
+            source,
+            "no_header",
+            f"{display}: line 1 must hold the column names, but it is empty. Put the column names in the first line.",
+        )
     names, header_problems = _header(header_cells, source, "line 1")
     columns = [n for n in names if n is not None]
-    header = Table(columns=columns, rows=[], numbers=[], unit="line", notes=notes, problems=header_problems,
-                   source=source)
+    header = Table(
+        columns=columns, rows=[], numbers=[], unit="line", notes=notes, problems=header_problems, source=source
+    )
     plain = None not in names
     source["rows"] = 0
 
@@ -570,8 +707,13 @@ def _stream_csv(path: Path, encoding: str | None, source: dict, chunk_rows: int)
                         broken = True
                         break
                     except csv.Error as exc:
-                        problems.append(problem("bad_row", f"{display}, line {previous + 1}: {exc}. Check the "
-                                                "quotes on this line.", index=previous + 1))
+                        problems.append(
+                            problem(
+                                "bad_row",
+                                f"{display}, line {previous + 1}: {exc}. Check the quotes on this line.",
+                                index=previous + 1,
+                            )
+                        )
                         broken = True
                         break
                     number, previous = previous + 1, reader.line_num
@@ -592,8 +734,9 @@ def _stream_csv(path: Path, encoding: str | None, source: dict, chunk_rows: int)
                     numbers.append(number)
                 source["rows"] += len(rows)
                 if rows or problems:
-                    yield Table(columns=columns, rows=rows, numbers=numbers, unit="line", problems=problems,
-                                source=source)
+                    yield Table(
+                        columns=columns, rows=rows, numbers=numbers, unit="line", problems=problems, source=source
+                    )
                 if broken:
                     return
         finally:

@@ -19,9 +19,19 @@ from gridkit.messages import Message
 
 # Encodings a .cpg may name in ways Python does not know; GBK/GB2312 are read as GB18030, their superset.
 _CPG_ALIASES = {
-    "65001": "utf-8", "utf8": "utf-8", "utf-8": "utf-8",
-    "936": "gb18030", "cp936": "gb18030", "gbk": "gb18030", "gb2312": "gb18030", "gb18030": "gb18030",
-    "54936": "gb18030", "950": "big5", "88591": "latin-1", "8859-1": "latin-1", "iso-8859-1": "latin-1",
+    "65001": "utf-8",
+    "utf8": "utf-8",
+    "utf-8": "utf-8",
+    "936": "gb18030",
+    "cp936": "gb18030",
+    "gbk": "gb18030",
+    "gb2312": "gb18030",
+    "gb18030": "gb18030",
+    "54936": "gb18030",
+    "950": "big5",
+    "88591": "latin-1",
+    "8859-1": "latin-1",
+    "iso-8859-1": "latin-1",
 }
 
 # Latin-1 is bijective: every byte ↔ one character, so the raw bytes can be recovered. For
@@ -69,14 +79,16 @@ def _failures(raw_frame: pd.DataFrame, columns: list, text_columns: list, codec:
     return failed
 
 
-def _decode_text(raw_frame: gpd.GeoDataFrame, forced: str | None, cpg: str | None, source: dict,
-                 notes: list, problems: list) -> gpd.GeoDataFrame:
+def _decode_text(
+    raw_frame: gpd.GeoDataFrame, forced: str | None, cpg: str | None, source: dict, notes: list, problems: list
+) -> gpd.GeoDataFrame:
     display = source["display"]
     geometry = raw_frame.geometry.name
     columns = [c for c in raw_frame.columns if c != geometry]
     # pandas 3 reads text as the "str" dtype, older pandas as object.
-    text_columns = [c for c in columns
-                    if pd.api.types.is_object_dtype(raw_frame[c]) or pd.api.types.is_string_dtype(raw_frame[c])]
+    text_columns = [
+        c for c in columns if pd.api.types.is_object_dtype(raw_frame[c]) or pd.api.types.is_string_dtype(raw_frame[c])
+    ]
     if forced is not None:
         codec = _codec(forced)
         if codec is None:
@@ -117,12 +129,25 @@ def _decode_text(raw_frame: gpd.GeoDataFrame, forced: str | None, cpg: str | Non
 def _encoding_problems(display: str, candidates: list[str], failures: dict, origin: str) -> list[dict]:
     def one(index, name, data, pos, said):
         shown = _printable(name)
-        where = (Message("geometry.vector.where_value", index=index, field=shown) if index is not None
-                 else Message("geometry.vector.where_name", field=shown))
-        return problem("undecodable_text",
-                       Message("geometry.vector.undecodable", file=display, where=where, said=said,
-                               bytes=data[pos:pos + 4].hex(" "), pos=pos, advice=Message(f"geometry.vector.{advice}")),
-                       index=index, field=shown)
+        where = (
+            Message("geometry.vector.where_value", index=index, field=shown)
+            if index is not None
+            else Message("geometry.vector.where_name", field=shown)
+        )
+        return problem(
+            "undecodable_text",
+            Message(
+                "geometry.vector.undecodable",
+                file=display,
+                where=where,
+                said=said,
+                bytes=data[pos : pos + 4].hex(" "),
+                pos=pos,
+                advice=Message(f"geometry.vector.{advice}"),
+            ),
+            index=index,
+            field=shown,
+        )
 
     if origin == "given":
         advice = "advice_given"
@@ -139,8 +164,12 @@ def _encoding_problems(display: str, candidates: list[str], failures: dict, orig
         return [one(*f, "UTF-8 or GB18030") for f in both]
     examples_utf8 = ", ".join(str(i) for i, *_ in failures["utf-8"][:_LIST_AT_MOST])
     examples_gb = ", ".join(str(i) for i, *_ in failures["gb18030"][:_LIST_AT_MOST])
-    return [problem("mixed_encoding", Message("geometry.vector.mixed_encoding", file=display, utf8=examples_utf8,
-                                              gb=examples_gb))]
+    return [
+        problem(
+            "mixed_encoding",
+            Message("geometry.vector.mixed_encoding", file=display, utf8=examples_utf8, gb=examples_gb),
+        )
+    ]
 
 
 def _printable(name: str) -> str:

@@ -56,8 +56,16 @@ from gridkit.io.textcodec import _codec as _codec
 from gridkit.messages import Message
 from gridkit.rules import SRID
 
-__all__ = ["VectorRead", "VectorReadError", "read_vector", "problem", "problem_text", "refusal", "text_value",
-           "MULTIPART_MODES"]
+__all__ = [
+    "VectorRead",
+    "VectorReadError",
+    "read_vector",
+    "problem",
+    "problem_text",
+    "refusal",
+    "text_value",
+    "MULTIPART_MODES",
+]
 
 MULTIPART_MODES = ("keep", "single")
 
@@ -107,9 +115,17 @@ def text_value(value) -> str | None:
     return text or None
 
 
-def read_vector(path, *, layer: str | None = None, encoding: str | None = None, src_crs: str | None = None,
-                target_srid: int = SRID, multipart: str | None = None,
-                code_field: str | None = None, max_vertices: int | None = MAX_VERTICES) -> VectorRead:
+def read_vector(
+    path,
+    *,
+    layer: str | None = None,
+    encoding: str | None = None,
+    src_crs: str | None = None,
+    target_srid: int = SRID,
+    multipart: str | None = None,
+    code_field: str | None = None,
+    max_vertices: int | None = MAX_VERTICES,
+) -> VectorRead:
     """Return the layer at `path` checked and reprojected to EPSG:`target_srid`, or raise VectorReadError.
 
     `multipart` ("keep" or "single") declares a polygon layer: every feature must then be a
@@ -118,9 +134,16 @@ def read_vector(path, *, layer: str | None = None, encoding: str | None = None, 
     `max_vertices` vertices (None: no limit) is a problem: such a feature is a digitising accident
     or a raster traced to vectors, and would take minutes to validate.
     """
-    read, problems = read_vector_collecting(path, layer=layer, encoding=encoding, src_crs=src_crs,
-                                            target_srid=target_srid, multipart=multipart,
-                                            code_field=code_field, max_vertices=max_vertices)
+    read, problems = read_vector_collecting(
+        path,
+        layer=layer,
+        encoding=encoding,
+        src_crs=src_crs,
+        target_srid=target_srid,
+        multipart=multipart,
+        code_field=code_field,
+        max_vertices=max_vertices,
+    )
     if problems:
         code, params = refusal(read.source.get("display", str(path)), problems, "read")
         raise VectorReadError(code, problems=problems, notes=read.notes, source=read.source, **params)
@@ -132,13 +155,20 @@ def summarise(display: str, problems: list[dict], what: str) -> str:
     first = problems[0]["message"]
     if len(problems) == 1:
         return f"{first} Nothing was {what}."
-    return (f"{display}: {len(problems)} problems, nothing was {what}. The first: {first} "
-            "The report lists them all.")
+    return f"{display}: {len(problems)} problems, nothing was {what}. The first: {first} The report lists them all."
 
 
-def read_vector_collecting(path, *, layer=None, encoding=None, src_crs=None, target_srid=SRID,
-                           multipart=None, code_field=None,
-                           max_vertices: int | None = MAX_VERTICES) -> tuple[VectorRead, list[dict]]:
+def read_vector_collecting(
+    path,
+    *,
+    layer=None,
+    encoding=None,
+    src_crs=None,
+    target_srid=SRID,
+    multipart=None,
+    code_field=None,
+    max_vertices: int | None = MAX_VERTICES,
+) -> tuple[VectorRead, list[dict]]:
     """Like `read_vector`, but return per-feature problems instead of raising them (file-level ones still raise).
 
     Features with a geometry problem have geometry None in the returned frame; importers use this
@@ -165,8 +195,9 @@ def read_vector_collecting(path, *, layer=None, encoding=None, src_crs=None, tar
     except VectorReadError as exc:  # no CRS: the coordinates cannot be checked, but report the text too
         exc.problems, exc.notes, exc.source = problems + exc.problems, notes, source
         raise
-    gdf = _geometries(gdf, crs, gcj02, target_srid, multipart, codes, source, notes, problems,
-                      max_vertices=max_vertices)
+    gdf = _geometries(
+        gdf, crs, gcj02, target_srid, multipart, codes, source, notes, problems, max_vertices=max_vertices
+    )
     source["features"] = len(gdf)
     return VectorRead(gdf=gdf, notes=notes, source=source), problems
 
@@ -198,7 +229,6 @@ def _layer_info(file_path: Path, layer: str | None, source: dict) -> dict:
     return info
 
 
-
 def _read_raw(file_path: Path, layer: str | None, source: dict, notes: list) -> pd.DataFrame:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -212,6 +242,7 @@ def _read_raw(file_path: Path, layer: str | None, source: dict, notes: list) -> 
     if len(frame) == 0:
         raise _fatal(source, "no_features", "no_features", file=source["display"])
     return frame
+
 
 def _codes(frame: pd.DataFrame, code_field: str | None) -> dict:
     if code_field is None or code_field not in frame.columns:
@@ -268,8 +299,11 @@ def _source_crs(info: dict, src_crs, source: dict, notes: list, geojson_default:
         source.update(crs=label, crs_source="given")
         if file_crs is not None and (gcj02 or not crs.equals(file_crs)):
             said = "EPSG:4326 by the GeoJSON default" if geojson_default else _crs_label(file_crs)
-            notes.append(problem("crs_overridden", Message("geometry.vector.crs_overridden", file=display,
-                                                           said=said, label=label)))
+            notes.append(
+                problem(
+                    "crs_overridden", Message("geometry.vector.crs_overridden", file=display, said=said, label=label)
+                )
+            )
         if gcj02:
             notes.append(problem("gcj02", Message("geometry.vector.gcj02", file=display)))
         return (pyproj.CRS.from_epsg(SRID) if gcj02 else crs), gcj02
@@ -312,17 +346,34 @@ def _part_count(geom) -> int:
     return len(geom.geoms) if isinstance(geom, MultiPolygon) else 1
 
 
-def _geometries(frame: gpd.GeoDataFrame, crs: pyproj.CRS, gcj02: bool, target_srid: int,
-                multipart: str | None, codes: dict, source: dict, notes: list, problems: list, *,
-                max_vertices: int | None = MAX_VERTICES) -> gpd.GeoDataFrame:
+def _geometries(
+    frame: gpd.GeoDataFrame,
+    crs: pyproj.CRS,
+    gcj02: bool,
+    target_srid: int,
+    multipart: str | None,
+    codes: dict,
+    source: dict,
+    notes: list,
+    problems: list,
+    *,
+    max_vertices: int | None = MAX_VERTICES,
+) -> gpd.GeoDataFrame:
     """Return `frame` with its geometries checked and in EPSG:`target_srid`; a feature with a problem gets None."""
     display = source["display"]
     keep = np.ones(len(frame), dtype=bool)
 
     def fail(i, kind, sentence=None, **params):
         index = frame.index[i]
-        problems.append(problem(kind, _on_feature(display, index, codes.get(index), sentence or kind, **params),
-                                index=index, code=codes.get(index), field="geometry"))
+        problems.append(
+            problem(
+                kind,
+                _on_feature(display, index, codes.get(index), sentence or kind, **params),
+                index=index,
+                code=codes.get(index),
+                field="geometry",
+            )
+        )
         keep[i] = False
 
     geoms = _placed(frame, crs, gcj02, target_srid, keep, fail, source, notes, problems, max_vertices)
@@ -331,8 +382,18 @@ def _geometries(frame: gpd.GeoDataFrame, crs: pyproj.CRS, gcj02: bool, target_sr
     return gpd.GeoDataFrame(result, geometry=gpd.GeoSeries(geoms, index=frame.index), crs=target_srid)
 
 
-def _placed(frame: gpd.GeoDataFrame, crs: pyproj.CRS, gcj02: bool, target_srid: int, keep: np.ndarray, fail,
-            source: dict, notes: list, problems: list, max_vertices: int | None) -> np.ndarray:
+def _placed(
+    frame: gpd.GeoDataFrame,
+    crs: pyproj.CRS,
+    gcj02: bool,
+    target_srid: int,
+    keep: np.ndarray,
+    fail,
+    source: dict,
+    notes: list,
+    problems: list,
+    max_vertices: int | None,
+) -> np.ndarray:
     """Return the geometries 2D, densified, in EPSG:`target_srid` and checked to lie in China.
 
     Null, empty, too detailed and misplaced features are `fail`ed (which clears their `keep`).
@@ -347,8 +408,7 @@ def _placed(frame: gpd.GeoDataFrame, crs: pyproj.CRS, gcj02: bool, target_srid: 
     has_z = np.array([g is not None and keep[i] and shapely.has_z(g) for i, g in enumerate(geoms)])
     if has_z.any():
         geoms[has_z] = shapely.force_2d(geoms[has_z])
-        notes.append(problem("z_dropped", Message("geometry.vector.z_dropped", file=display,
-                                                  count=int(has_z.sum()))))
+        notes.append(problem("z_dropped", Message("geometry.vector.z_dropped", file=display, count=int(has_z.sum()))))
     geoms[~keep] = None
     if max_vertices is not None:
         counts = shapely.get_num_coordinates(geoms)
@@ -362,8 +422,9 @@ def _placed(frame: gpd.GeoDataFrame, crs: pyproj.CRS, gcj02: bool, target_srid: 
         added = int(shapely.get_num_coordinates(dense).sum() - shapely.get_num_coordinates(geoms[keep]).sum())
         geoms[keep] = dense
         if added:
-            notes.append(problem("densified", Message("geometry.vector.densified", file=display, count=added,
-                                                      step=DENSIFY_M)))
+            notes.append(
+                problem("densified", Message("geometry.vector.densified", file=display, count=added, step=DENSIFY_M))
+            )
 
     # Reproject to CGCS2000 lon/lat first: the China check is in degrees.
     if gcj02:
@@ -381,8 +442,16 @@ def _placed(frame: gpd.GeoDataFrame, crs: pyproj.CRS, gcj02: bool, target_srid: 
     return np.array(series.values, dtype=object)
 
 
-def _shaped(geoms: np.ndarray, index_of: pd.Index, multipart: str | None, keep: np.ndarray, fail, codes: dict,
-            display: str, notes: list) -> None:
+def _shaped(
+    geoms: np.ndarray,
+    index_of: pd.Index,
+    multipart: str | None,
+    keep: np.ndarray,
+    fail,
+    codes: dict,
+    display: str,
+    notes: list,
+) -> None:
     """Make every kept geometry valid and of the shape `multipart` asks for, in place; None where that fails."""
     polygon_layer = multipart is not None
     for i, geom in enumerate(geoms):
@@ -397,8 +466,15 @@ def _shaped(geoms: np.ndarray, index_of: pd.Index, multipart: str | None, keep: 
                 fail(i, "not_polygon", type=geom.geom_type)
                 geoms[i] = None
                 continue
-            notes.append(problem("parts_dropped", _on_feature(display, index, code, "parts_dropped"),
-                                 index=index, code=code, field="geometry"))
+            notes.append(
+                problem(
+                    "parts_dropped",
+                    _on_feature(display, index, code, "parts_dropped"),
+                    index=index,
+                    code=code,
+                    field="geometry",
+                )
+            )
             geom = part
         repaired = False
         if not shapely.is_valid(geom):
@@ -411,11 +487,20 @@ def _shaped(geoms: np.ndarray, index_of: pd.Index, multipart: str | None, keep: 
                 geoms[i] = None
                 continue
             repaired = True
-            shape = (f"{fixed.geom_type} of {_part_count(fixed)} parts" if isinstance(fixed, MultiPolygon)
-                     else fixed.geom_type)
-            notes.append(problem("geometry_repaired",
-                                 _on_feature(display, index, code, "geometry_repaired", reason=reason, shape=shape),
-                                 index=index, code=code, field="geometry"))
+            shape = (
+                f"{fixed.geom_type} of {_part_count(fixed)} parts"
+                if isinstance(fixed, MultiPolygon)
+                else fixed.geom_type
+            )
+            notes.append(
+                problem(
+                    "geometry_repaired",
+                    _on_feature(display, index, code, "geometry_repaired", reason=reason, shape=shape),
+                    index=index,
+                    code=code,
+                    field="geometry",
+                )
+            )
             geom = fixed
         if multipart == "single" and isinstance(geom, MultiPolygon):
             if len(geom.geoms) == 1:
@@ -432,8 +517,13 @@ def _shaped(geoms: np.ndarray, index_of: pd.Index, multipart: str | None, keep: 
 def _on_feature(display: str, index, code, kind: str, **params) -> Message:
     """Return "<file>, feature <index> (code <code>): <what geometry.vector.<kind> says>" as a Message."""
     label = Message("geometry.vector.code_label", code=code) if code else ""
-    return Message("geometry.vector.on_feature", file=display, index=index, code_label=label,
-                   text=Message(f"geometry.vector.{kind}", **params))
+    return Message(
+        "geometry.vector.on_feature",
+        file=display,
+        index=index,
+        code_label=label,
+        text=Message(f"geometry.vector.{kind}", **params),
+    )
 
 
 def _check_in_china(series: gpd.GeoSeries, keep: np.ndarray, fail, source: dict, problems: list) -> None:
@@ -454,16 +544,37 @@ def _check_in_china(series: gpd.GeoSeries, keep: np.ndarray, fail, source: dict,
     listed = ", ".join(str(i) for i in indexes[:_LIST_AT_MOST]) + (" …" if len(indexes) > _LIST_AT_MOST else "")
     if (outside & swapped).sum() > _MOSTLY * checked:
         first = positions[0]
-        problems.append(problem("axes_swapped", Message(
-            "geometry.vector.axes_swapped", file=display, count=int((outside & swapped).sum()), checked=checked,
-            where=f"x {x0[first]:.6g}–{x1[first]:.6g}, y {y0[first]:.6g}–{y1[first]:.6g}", example=indexes[0]),
-            field="geometry"))
+        problems.append(
+            problem(
+                "axes_swapped",
+                Message(
+                    "geometry.vector.axes_swapped",
+                    file=display,
+                    count=int((outside & swapped).sum()),
+                    checked=checked,
+                    where=f"x {x0[first]:.6g}–{x1[first]:.6g}, y {y0[first]:.6g}–{y1[first]:.6g}",
+                    example=indexes[0],
+                ),
+                field="geometry",
+            )
+        )
         keep[outside] = False
         return
     if len(positions) > _MOSTLY * checked:
-        problems.append(problem("outside_china", Message(
-            "geometry.vector.mostly_outside_china", file=display, count=len(positions), checked=checked,
-            listed=listed, crs=source.get("crs")), field="geometry"))
+        problems.append(
+            problem(
+                "outside_china",
+                Message(
+                    "geometry.vector.mostly_outside_china",
+                    file=display,
+                    count=len(positions),
+                    checked=checked,
+                    listed=listed,
+                    crs=source.get("crs"),
+                ),
+                field="geometry",
+            )
+        )
         keep[outside] = False
         return
     for i in positions:

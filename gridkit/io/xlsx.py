@@ -13,6 +13,7 @@ from gridkit.io.vector import problem
 
 __all__ = ["stream_xlsx"]
 
+
 def _cell_text(value) -> tuple[str | None, bool]:
     """Return (text, lossy) for an Excel cell value."""
     if value is None:
@@ -30,7 +31,6 @@ def _cell_text(value) -> tuple[str | None, bool]:
         return value.isoformat(), False
     text = str(value).strip()
     return text or None, False
-
 
 
 def _has_formulas(path: Path) -> bool:
@@ -67,28 +67,42 @@ def stream_xlsx(path: Path, sheet: str | None, source: dict, chunk_rows: int) ->
     try:
         workbook = load_workbook(path, read_only=True, data_only=True)
     except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
-        raise _fatal(source, "unreadable", f"{display} cannot be opened as an Excel workbook ({exc}): save it "
-                     "again from Excel or WPS as .xlsx, or as CSV.")
+        raise _fatal(
+            source,
+            "unreadable",
+            f"{display} cannot be opened as an Excel workbook ({exc}): save it "
+            "again from Excel or WPS as .xlsx, or as CSV.",
+        )
     notes: list[dict] = []
     formulas = formula_book = None
     try:
         sheets = workbook.sheetnames
         if sheet is not None:
             if sheet not in sheets:
-                raise _fatal(source, "no_such_sheet", f"{display} has no sheet {sheet!r}; its sheets are: "
-                             f"{', '.join(sheets)}.")
+                raise _fatal(
+                    source, "no_such_sheet", f"{display} has no sheet {sheet!r}; its sheets are: {', '.join(sheets)}."
+                )
             chosen = sheet
         else:
             chosen = sheets[0]
             if len(sheets) > 1:
-                notes.append(problem("sheet", f"{display} has {len(sheets)} sheets ({', '.join(sheets)}); the first, "
-                                     f"{chosen!r}, was read. Choose another with --sheet."))
+                notes.append(
+                    problem(
+                        "sheet",
+                        f"{display} has {len(sheets)} sheets ({', '.join(sheets)}); the first, "
+                        f"{chosen!r}, was read. Choose another with --sheet.",
+                    )
+                )
         source.update(driver="XLSX", sheet=chosen, encoding="UTF-8", encoding_source="xlsx")
         rows_iter = workbook[chosen].iter_rows(values_only=True)
         header_cells = next(rows_iter, None)
         if header_cells is None or not any(_cell_text(v)[0] for v in header_cells):
-            raise _fatal(source, "no_header", f"{display}, sheet {chosen!r}: row 1 must hold the column names, but "
-                         "it is empty. Put the column names in the first row.")
+            raise _fatal(
+                source,
+                "no_header",
+                f"{display}, sheet {chosen!r}: row 1 must hold the column names, but "
+                "it is empty. Put the column names in the first row.",
+            )
         if _has_formulas(path):
             # Formulas the file holds without a computed value read as empty: find them to refuse them.
             formula_book = load_workbook(path, read_only=True, data_only=False)
@@ -99,8 +113,9 @@ def stream_xlsx(path: Path, sheet: str | None, source: dict, chunk_rows: int) ->
         raise
     names, header_problems = _header([_cell_text(v)[0] for v in header_cells], source, "row 1")
     columns = [n for n in names if n is not None]
-    header = Table(columns=columns, rows=[], numbers=[], unit="row", notes=notes, problems=header_problems,
-                   source=source)
+    header = Table(
+        columns=columns, rows=[], numbers=[], unit="row", notes=notes, problems=header_problems, source=source
+    )
     source["rows"] = 0
     progress = [0]
 
@@ -121,12 +136,17 @@ def stream_xlsx(path: Path, sheet: str | None, source: dict, chunk_rows: int) ->
                         if is_lossy and i < len(names) and names[i] is not None:
                             lossy.add((position, names[i]))
                     for i in missing:
-                        problems.append(problem(
-                            "formula_without_value", f"{display}, row {number}: cell {_column_letter(i)}{number} "
-                            f"(column {names[i] if i < len(names) else None!r}) holds a formula without a computed "
-                            "value. Open the file in Excel or WPS, let it calculate and save it again, or replace "
-                            "the formula by its value.", index=number,
-                            field=names[i] if i < len(names) else None))
+                        problems.append(
+                            problem(
+                                "formula_without_value",
+                                f"{display}, row {number}: cell {_column_letter(i)}{number} "
+                                f"(column {names[i] if i < len(names) else None!r}) holds a formula without a computed "
+                                "value. Open the file in Excel or WPS, let it calculate and save it again, or replace "
+                                "the formula by its value.",
+                                index=number,
+                                field=names[i] if i < len(names) else None,
+                            )
+                        )
                     rows.append(_row(names, [t for t, _ in texts], display, f"row {number}", number, problems))
                     numbers.append(number)
                     if len(rows) >= chunk_rows:
@@ -135,8 +155,15 @@ def stream_xlsx(path: Path, sheet: str | None, source: dict, chunk_rows: int) ->
                 source["rows"] += len(rows)
                 progress[0] = number
                 if rows or problems:
-                    yield Table(columns=columns, rows=rows, numbers=numbers, unit="row", lossy=lossy,
-                                problems=problems, source=source)
+                    yield Table(
+                        columns=columns,
+                        rows=rows,
+                        numbers=numbers,
+                        unit="row",
+                        lossy=lossy,
+                        problems=problems,
+                        source=source,
+                    )
                 if ended:
                     return
         finally:
@@ -149,5 +176,8 @@ def stream_xlsx(path: Path, sheet: str | None, source: dict, chunk_rows: int) ->
 
 def _uncomputed(formula_values, values) -> list[int]:
     """Return the positions of cells holding a formula whose computed value the file does not have."""
-    return [i for i, (f, v) in enumerate(zip(formula_values, values))
-            if v is None and isinstance(f, str) and f.startswith("=")]
+    return [
+        i
+        for i, (f, v) in enumerate(zip(formula_values, values))
+        if v is None and isinstance(f, str) and f.startswith("=")
+    ]

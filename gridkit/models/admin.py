@@ -21,9 +21,13 @@ class AdminUnit(Base):
         CheckConstraint(
             "(level IN ('city', 'district') AND code ~ '^[0-9]{6}$') OR "
             "(level = 'street' AND code ~ '^[0-9]{9}$') OR "
-            "(level = 'community' AND code ~ '^[0-9]{12}$')", name="code_format"),
-        CheckConstraint("parent_code IS NULL OR left(code, length(parent_code)) = parent_code "
-                        "OR level = 'district'", name="code_prefix"),
+            "(level = 'community' AND code ~ '^[0-9]{12}$')",
+            name="code_format",
+        ),
+        CheckConstraint(
+            "parent_code IS NULL OR left(code, length(parent_code)) = parent_code OR level = 'district'",
+            name="code_prefix",
+        ),
         CheckConstraint("ST_IsValid(geom)", name="geom_valid"),
     )
 

@@ -32,14 +32,19 @@ class BaseGridEdition(Base):
     __table_args__ = (
         CheckConstraint(f"status IN {EDITION_STATUSES}", name="status"),
         # Only one edition is in force at a time.
-        Index("uq_base_grid_edition_one_published", "status", unique=True,
-              postgresql_where=text(f"status = '{EditionState.PUBLISHED.value}'")),
+        Index(
+            "uq_base_grid_edition_one_published",
+            "status",
+            unique=True,
+            postgresql_where=text(f"status = '{EditionState.PUBLISHED.value}'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
-    status: Mapped[str] = mapped_column(String(10), default=EditionState.DRAFT.value,
-                                        server_default=EditionState.DRAFT.value)
+    status: Mapped[str] = mapped_column(
+        String(10), default=EditionState.DRAFT.value, server_default=EditionState.DRAFT.value
+    )
     code_profile: Mapped[str] = mapped_column(String(20), default="default", server_default="default")
     note: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = created_at_column()

@@ -16,8 +16,7 @@ class EditionCheck(Base):
 
     __tablename__ = "edition_check"
 
-    edition_id: Mapped[int] = mapped_column(ForeignKey("base_grid_edition.id", ondelete="CASCADE"),
-                                            primary_key=True)
+    edition_id: Mapped[int] = mapped_column(ForeignKey("base_grid_edition.id", ondelete="CASCADE"), primary_key=True)
     fingerprint: Mapped[str] = mapped_column(String(64))
     checked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     result: Mapped[dict] = mapped_column(JSONB)

@@ -36,8 +36,10 @@ class IncidentCategory(Base):
     __tablename__ = "incident_category"
     __table_args__ = (
         CheckConstraint(f"kind IN {CATEGORY_KINDS}", name="kind"),
-        CheckConstraint("(kind = 'component' AND code ~ '^0[1-6][0-9]{2}$') OR "
-                        "(kind = 'event' AND code ~ '^E0[1-6][0-9]{2}$')", name="code_format"),
+        CheckConstraint(
+            "(kind = 'component' AND code ~ '^0[1-6][0-9]{2}$') OR (kind = 'event' AND code ~ '^E0[1-6][0-9]{2}$')",
+            name="code_format",
+        ),
         CheckConstraint("time_limit_hours > 0", name="time_limit_positive"),
         CheckConstraint("dept_code IS NULL OR dept_code ~ '^[0-9]{6}$'", name="dept_code_format"),
     )
@@ -79,13 +81,17 @@ class Incident(Base):
     __table_args__ = (
         CheckConstraint(f"status IN {INCIDENT_STATUSES}", name="status"),
         CheckConstraint(f"severity IS NULL OR severity IN {SEVERITIES}", name="severity"),
-        CheckConstraint(f"status <> '{IncidentState.DUPLICATE.value}' OR duplicate_of_id IS NOT NULL",
-                        name="duplicate_has_original"),
+        CheckConstraint(
+            f"status <> '{IncidentState.DUPLICATE.value}' OR duplicate_of_id IS NOT NULL", name="duplicate_has_original"
+        ),
         CheckConstraint("rework_count >= 0", name="rework_count"),
-        Index("uq_incident_idempotency_key", "idempotency_key", unique=True,
-              postgresql_where=text("idempotency_key IS NOT NULL")),
-        Index("ix_incident_open_step_deadline", "step_deadline",
-              postgresql_where=text("step_deadline IS NOT NULL")),
+        Index(
+            "uq_incident_idempotency_key",
+            "idempotency_key",
+            unique=True,
+            postgresql_where=text("idempotency_key IS NOT NULL"),
+        ),
+        Index("ix_incident_open_step_deadline", "step_deadline", postgresql_where=text("step_deadline IS NOT NULL")),
         Index("ix_incident_reported_at", "reported_at"),
     )
 
@@ -105,8 +111,7 @@ class Incident(Base):
     dept_code: Mapped[str | None] = mapped_column(ForeignKey("department.code"))
     # Fixed at dispatch from the work grid version valid at the report time.
     work_cell_id: Mapped[int | None] = mapped_column(ForeignKey("work_cell.id", ondelete="SET NULL"), index=True)
-    coordinator_id: Mapped[int | None] = mapped_column(ForeignKey("coordinator.id", ondelete="SET NULL"),
-                                                       index=True)
+    coordinator_id: Mapped[int | None] = mapped_column(ForeignKey("coordinator.id", ondelete="SET NULL"), index=True)
     component_id: Mapped[int | None] = mapped_column(ForeignKey("component.id", ondelete="SET NULL"))
     duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("incident.id"))
     reporter: Mapped[str | None] = mapped_column(String(100))
@@ -130,8 +135,7 @@ class Incident(Base):
     # Bumped by every transition: a client may name the revision it saw (optimistic check).
     revision: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
-    history: Mapped[list[IncidentHistory]] = relationship(
-        back_populates="incident", order_by="IncidentHistory.id")
+    history: Mapped[list[IncidentHistory]] = relationship(back_populates="incident", order_by="IncidentHistory.id")
 
 
 class IncidentHistory(Base):

@@ -63,8 +63,9 @@ class LegalEntity(Base):
 
     __tablename__ = "legal_entity"
     __table_args__ = (
-        CheckConstraint("credit_code ~ '^[0-9A-HJ-NPQRTUWXY]{2}[0-9]{6}[0-9A-HJ-NPQRTUWXY]{10}$'",
-                        name="credit_code_format"),
+        CheckConstraint(
+            "credit_code ~ '^[0-9A-HJ-NPQRTUWXY]{2}[0-9]{6}[0-9A-HJ-NPQRTUWXY]{10}$'", name="credit_code_format"
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -49,18 +49,24 @@ class WorkGridVersion(Base):
         UniqueConstraint("dept_code", "number"),
         CheckConstraint(f"status IN {VERSION_STATUSES}", name="status"),
         CheckConstraint("valid_to IS NULL OR valid_from IS NULL OR valid_to >= valid_from", name="validity"),
-        CheckConstraint(f"status = '{VersionState.DRAFT.value}' OR valid_from IS NOT NULL",
-                        name="published_has_valid_from"),
+        CheckConstraint(
+            f"status = '{VersionState.DRAFT.value}' OR valid_from IS NOT NULL", name="published_has_valid_from"
+        ),
         # At most one version of a department is in force (published, not yet superseded).
-        Index("uq_work_grid_version_current", "dept_code", unique=True,
-              postgresql_where=text(f"status = '{VersionState.PUBLISHED.value}' AND valid_to IS NULL")),
+        Index(
+            "uq_work_grid_version_current",
+            "dept_code",
+            unique=True,
+            postgresql_where=text(f"status = '{VersionState.PUBLISHED.value}' AND valid_to IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     dept_code: Mapped[str] = mapped_column(ForeignKey("department.code"), index=True)
     number: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(10), default=VersionState.DRAFT.value,
-                                        server_default=VersionState.DRAFT.value)
+    status: Mapped[str] = mapped_column(
+        String(10), default=VersionState.DRAFT.value, server_default=VersionState.DRAFT.value
+    )
     base_edition_id: Mapped[int] = mapped_column(ForeignKey("base_grid_edition.id"))
     based_on_id: Mapped[int | None] = mapped_column(ForeignKey("work_grid_version.id"))
     # Optimistic locking: every saved edit of a draft bumps the revision.
@@ -103,12 +109,15 @@ class WorkCellMember(Base):
 
     __tablename__ = "work_cell_member"
     __table_args__ = (
-        ForeignKeyConstraint(["work_cell_id", "version_id"], ["work_cell.id", "work_cell.version_id"],
-                             ondelete="CASCADE", name="fk_work_cell_member_work_cell"),
+        ForeignKeyConstraint(
+            ["work_cell_id", "version_id"],
+            ["work_cell.id", "work_cell.version_id"],
+            ondelete="CASCADE",
+            name="fk_work_cell_member_work_cell",
+        ),
     )
 
-    version_id: Mapped[int] = mapped_column(ForeignKey("work_grid_version.id", ondelete="CASCADE"),
-                                            primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("work_grid_version.id", ondelete="CASCADE"), primary_key=True)
     base_cell_id: Mapped[int] = mapped_column(ForeignKey("base_cell.id"), primary_key=True)
     work_cell_id: Mapped[int] = mapped_column(Integer, index=True)
 
@@ -130,10 +139,10 @@ class CoordinatorAssignment(Base):
 
     __tablename__ = "coordinator_assignment"
 
-    coordinator_id: Mapped[int] = mapped_column(ForeignKey("coordinator.id", ondelete="CASCADE"),
-                                                primary_key=True)
-    work_cell_id: Mapped[int] = mapped_column(ForeignKey("work_cell.id", ondelete="CASCADE"),
-                                              primary_key=True, index=True)
+    coordinator_id: Mapped[int] = mapped_column(ForeignKey("coordinator.id", ondelete="CASCADE"), primary_key=True)
+    work_cell_id: Mapped[int] = mapped_column(
+        ForeignKey("work_cell.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
 
 
 class WorkGridExclusion(Base):
@@ -141,7 +150,6 @@ class WorkGridExclusion(Base):
 
     __tablename__ = "work_grid_exclusion"
 
-    version_id: Mapped[int] = mapped_column(ForeignKey("work_grid_version.id", ondelete="CASCADE"),
-                                            primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("work_grid_version.id", ondelete="CASCADE"), primary_key=True)
     base_cell_id: Mapped[int] = mapped_column(ForeignKey("base_cell.id"), primary_key=True)
     reason: Mapped[str] = mapped_column(Text)

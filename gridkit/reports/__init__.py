@@ -1,7 +1,7 @@
 """Standard reports (政务通) and decision support: one registry, one way to run, several renderers.
 
-    result = run_report(session, "population", by="community", area="440304")
-    write_report_file(result, Path("pop.xlsx"), "xlsx", lang="zh-CN")
+result = run_report(session, "population", by="community", area="440304")
+write_report_file(result, Path("pop.xlsx"), "xlsx", lang="zh-CN")
 """
 
 from __future__ import annotations
@@ -30,28 +30,49 @@ class Report:
     uses_period: bool = False
 
 
-REPORTS: dict[str, Report] = {r.name: r for r in (
-    Report("population", standard.population),
-    Report("buildings", standard.buildings),
-    Report("entities", standard.entities),
-    Report("incidents", standard.incidents, uses_period=True),
-    Report("workload", standard.workload, default_by="work-cell", needs_dept=True, uses_period=True),
-    Report("evaluation", standard.evaluation, default_by="work-cell", needs_dept=True, uses_period=True),
-    Report("school-age", decision.school_age),
-    Report("elderly", decision.elderly),
-    Report("staffing", decision.staffing, default_by="work-cell", needs_dept=True),
-)}
+REPORTS: dict[str, Report] = {
+    r.name: r
+    for r in (
+        Report("population", standard.population),
+        Report("buildings", standard.buildings),
+        Report("entities", standard.entities),
+        Report("incidents", standard.incidents, uses_period=True),
+        Report("workload", standard.workload, default_by="work-cell", needs_dept=True, uses_period=True),
+        Report("evaluation", standard.evaluation, default_by="work-cell", needs_dept=True, uses_period=True),
+        Report("school-age", decision.school_age),
+        Report("elderly", decision.elderly),
+        Report("staffing", decision.staffing, default_by="work-cell", needs_dept=True),
+    )
+}
 
 
 def report_list() -> list[dict]:
     """Return every report with its title key, default grouping and whether it needs a department."""
-    return [{"name": r.name, "title": f"report.{r.name}.title", "default_by": r.default_by,
-             "needs_dept": r.needs_dept, "uses_period": r.uses_period} for r in REPORTS.values()]
+    return [
+        {
+            "name": r.name,
+            "title": f"report.{r.name}.title",
+            "default_by": r.default_by,
+            "needs_dept": r.needs_dept,
+            "uses_period": r.uses_period,
+        }
+        for r in REPORTS.values()
+    ]
 
 
-def run_report(session: Session, name: str, *, by: str | None = None, dept: str | None = None,
-               area: str | None = None, date_from=None, date_to=None, at=None, capacity=None,
-               threshold: int | None = None) -> ReportResult:
+def run_report(
+    session: Session,
+    name: str,
+    *,
+    by: str | None = None,
+    dept: str | None = None,
+    area: str | None = None,
+    date_from=None,
+    date_to=None,
+    at=None,
+    capacity=None,
+    threshold: int | None = None,
+) -> ReportResult:
     """Compute report `name` grouped `by` unit and return its sections (nothing is written)."""
     if name not in REPORTS:
         raise ValidationError("report.unknown", report=name, reports=", ".join(REPORTS))
@@ -63,10 +84,20 @@ def run_report(session: Session, name: str, *, by: str | None = None, dept: str 
     at_time = parse_time(at, field="at") if at else None
     u = units(session, by, dept=dept, area=area, at=at_time)
     sections = report.compute(session, u, start=start, end=end, capacity=capacity, threshold=threshold)
-    params = {"by": by, "dept": dept, "version": u.version, "area": area, "area_name": u.area_name,
-              "from": _text(date_from), "to": _text(date_to), "at": _text(at), "edition": u.edition}
-    return ReportResult(name=name, params={k: v for k, v in params.items() if v is not None},
-                        sections=sections, generated_at=now())
+    params = {
+        "by": by,
+        "dept": dept,
+        "version": u.version,
+        "area": area,
+        "area_name": u.area_name,
+        "from": _text(date_from),
+        "to": _text(date_to),
+        "at": _text(at),
+        "edition": u.edition,
+    }
+    return ReportResult(
+        name=name, params={k: v for k, v in params.items() if v is not None}, sections=sections, generated_at=now()
+    )
 
 
 def _text(value):

@@ -24,18 +24,34 @@ def choropleth(session: Session, count: str, by: str = "community", *, area: str
     query = build_query(session, LAYERS["cell-stats"], area=area)
     # `count` was checked against COUNTS: a fixed column name.
     if by == "cell":
-        sql = (f"SELECT s.code, NULL::text AS name, s.{count} AS value, "
-               f"ST_AsGeoJSON(s._geom, {PRECISION}) AS g FROM ({query.sql}) s ORDER BY s.code")
+        sql = (
+            f"SELECT s.code, NULL::text AS name, s.{count} AS value, "
+            f"ST_AsGeoJSON(s._geom, {PRECISION}) AS g FROM ({query.sql}) s ORDER BY s.code"
+        )
     else:
-        sql = (f"SELECT a.code, a.name, t.value, ST_AsGeoJSON(ST_SimplifyPreserveTopology(a.geom, {TOLERANCE}), "
-               f"{PRECISION}) AS g FROM (SELECT s.community_code AS code, sum(s.{count})::int AS value "
-               f"FROM ({query.sql}) s GROUP BY s.community_code) t JOIN admin_unit a ON a.code = t.code "
-               "ORDER BY a.code")
+        sql = (
+            f"SELECT a.code, a.name, t.value, ST_AsGeoJSON(ST_SimplifyPreserveTopology(a.geom, {TOLERANCE}), "
+            f"{PRECISION}) AS g FROM (SELECT s.community_code AS code, sum(s.{count})::int AS value "
+            f"FROM ({query.sql}) s GROUP BY s.community_code) t JOIN admin_unit a ON a.code = t.code "
+            "ORDER BY a.code"
+        )
     import json
 
-    features = [{"type": "Feature", "id": code, "geometry": json.loads(g),
-                 "properties": {"code": code, "name": name, "value": value}}
-                for code, name, value, g in session.execute(text(sql), query.params)]
+    features = [
+        {
+            "type": "Feature",
+            "id": code,
+            "geometry": json.loads(g),
+            "properties": {"code": code, "name": name, "value": value},
+        }
+        for code, name, value, g in session.execute(text(sql), query.params)
+    ]
     values = [f["properties"]["value"] for f in features]
-    return {"type": "FeatureCollection", "count": count, "by": by,
-            "min": min(values) if values else 0, "max": max(values) if values else 0, "features": features}
+    return {
+        "type": "FeatureCollection",
+        "count": count,
+        "by": by,
+        "min": min(values) if values else 0,
+        "max": max(values) if values else 0,
+        "features": features,
+    }

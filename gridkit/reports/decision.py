@@ -21,9 +21,8 @@ from gridkit.rules import LOCAL_TZ
 from gridkit.standard.codes import area_admin_code
 
 # School stages (学龄段): nursery 0–2, kindergarten 3–5, primary 6–11, junior 12–14, senior 15–17.
-SCHOOL_BANDS = (("age_0_2", 0, 2), ("age_3_5", 3, 5), ("age_6_11", 6, 11), ("age_12_14", 12, 14),
-                ("age_15_17", 15, 17))
-DEFAULT_STAFFING_THRESHOLD = 500   # residents per coordinator (a common 网格 staffing norm)
+SCHOOL_BANDS = (("age_0_2", 0, 2), ("age_3_5", 3, 5), ("age_6_11", 6, 11), ("age_12_14", 12, 14), ("age_15_17", 15, 17))
+DEFAULT_STAFFING_THRESHOLD = 500  # residents per coordinator (a common 网格 staffing norm)
 
 
 def _reference_day(end: datetime | None) -> date:
@@ -51,15 +50,17 @@ def read_capacity(path: Path | str) -> dict[tuple[str, str], int]:
         for line, row in enumerate(reader, start=2):
             band = (row["band"] or "").strip()
             if band not in bands:
-                raise ValidationError("report.capacity_band", path=str(path), line=line, band=band,
-                                      bands=", ".join(sorted(bands)))
+                raise ValidationError(
+                    "report.capacity_band", path=str(path), line=line, band=band, bands=", ".join(sorted(bands))
+                )
             try:
                 places = int(row["capacity"])
                 if places < 0:
                     raise ValueError
             except (TypeError, ValueError):
-                raise ValidationError("report.capacity_number", path=str(path), line=line,
-                                      value=row["capacity"]) from None
+                raise ValidationError(
+                    "report.capacity_number", path=str(path), line=line, value=row["capacity"]
+                ) from None
             result[(row["code"].strip(), band)] = places
     return result
 
@@ -68,14 +69,18 @@ def school_age(session: Session, u: Units, *, end=None, capacity=None, **_) -> l
     """Children per school band and unit; with a capacity file, the places and the gap per band."""
     params = dict(u.params, ref=_reference_day(end))
     age = _age_sql()
-    bands = ", ".join(f"count(*) FILTER (WHERE {age} BETWEEN {lo} AND {hi})::int AS {name}"
-                      for name, lo, hi in SCHOOL_BANDS)
-    sql = _unit_frame(u) + f""",
+    bands = ", ".join(
+        f"count(*) FILTER (WHERE {age} BETWEEN {lo} AND {hi})::int AS {name}" for name, lo, hi in SCHOOL_BANDS
+    )
+    sql = (
+        _unit_frame(u)
+        + f""",
         k AS (SELECT u.code, {bands}, count(*) FILTER (WHERE s.birth_date IS NULL)::int AS unknown_age
               FROM resident s JOIN u ON u.cell_id = s.base_cell_id GROUP BY u.code)
         SELECT c.code, c.name, {", ".join(f"coalesce(k.{n}, 0) AS {n}" for n, _, _ in SCHOOL_BANDS)},
                coalesce(k.unknown_age, 0) AS unknown_age
         FROM cells c LEFT JOIN k ON k.code = c.code ORDER BY c.code"""
+    )
     rows = _rows(session, sql, params)
     columns = ["code", "name", *(n for n, _, _ in SCHOOL_BANDS), "unknown_age"]
     sections = [Section("report.school-age.title", columns, rows, chart="age_6_11")]
@@ -86,11 +91,25 @@ def school_age(session: Session, u: Units, *, end=None, capacity=None, **_) -> l
             for name, _, _ in SCHOOL_BANDS:
                 if (row["code"], name) in places:
                     cap = places[(row["code"], name)]
-                    gaps.append({"code": row["code"], "name": row["name"], "band": name, "children": row[name],
-                                 "capacity": cap, "gap": row[name] - cap,
-                                 "use_pct": round(100.0 * row[name] / cap, 1) if cap else None})
-        sections.append(Section("report.school-age.capacity", ["code", "name", "band", "children", "capacity",
-                                                               "gap", "use_pct"], gaps, chart="gap"))
+                    gaps.append(
+                        {
+                            "code": row["code"],
+                            "name": row["name"],
+                            "band": name,
+                            "children": row[name],
+                            "capacity": cap,
+                            "gap": row[name] - cap,
+                            "use_pct": round(100.0 * row[name] / cap, 1) if cap else None,
+                        }
+                    )
+        sections.append(
+            Section(
+                "report.school-age.capacity",
+                ["code", "name", "band", "children", "capacity", "gap", "use_pct"],
+                gaps,
+                chart="gap",
+            )
+        )
     return sections
 
 
@@ -98,7 +117,9 @@ def elderly(session: Session, u: Units, *, end=None, **_) -> list[Section]:
     """Residents aged 60+ and 80+ per unit and their share of the unit's residents."""
     params = dict(u.params, ref=_reference_day(end))
     age = _age_sql()
-    sql = _unit_frame(u) + f""",
+    sql = (
+        _unit_frame(u)
+        + f""",
         k AS (SELECT u.code, count(*)::int AS residents,
                      count(*) FILTER (WHERE {age} >= 60)::int AS age_60_plus,
                      count(*) FILTER (WHERE {age} >= 80)::int AS age_80_plus
@@ -108,9 +129,15 @@ def elderly(session: Session, u: Units, *, end=None, **_) -> list[Section]:
                coalesce(k.age_80_plus, 0) AS age_80_plus,
                round(100.0 * k.age_80_plus / nullif(k.residents, 0), 1)::float8 AS age_80_pct
         FROM cells c LEFT JOIN k ON k.code = c.code ORDER BY c.code"""
-    return [Section("report.elderly.title", ["code", "name", "residents", "age_60_plus", "age_60_pct",
-                                             "age_80_plus", "age_80_pct"], _rows(session, sql, params),
-                    chart="age_60_plus")]
+    )
+    return [
+        Section(
+            "report.elderly.title",
+            ["code", "name", "residents", "age_60_plus", "age_60_pct", "age_80_plus", "age_80_pct"],
+            _rows(session, sql, params),
+            chart="age_60_plus",
+        )
+    ]
 
 
 def staffing(session: Session, u: Units, *, threshold=None, **_) -> list[Section]:
@@ -120,7 +147,9 @@ def staffing(session: Session, u: Units, *, threshold=None, **_) -> list[Section
         raise ValidationError("report.staffing_by_work_cell")
     limit = threshold or DEFAULT_STAFFING_THRESHOLD
     params = dict(u.params, wc_version=u.params["version"])
-    sql = _unit_frame(u) + f""",
+    sql = (
+        _unit_frame(u)
+        + f""",
         r AS (SELECT u.code, count(*)::int AS n FROM resident s JOIN u ON u.cell_id = s.base_cell_id GROUP BY u.code),
         b AS (SELECT u.code, count(*)::int AS n FROM building s JOIN u ON u.cell_id = s.base_cell_id GROUP BY u.code),
         o AS (SELECT u.code, count(*)::int AS n FROM incident s JOIN u ON u.cell_id = s.base_cell_id
@@ -134,16 +163,32 @@ def staffing(session: Session, u: Units, *, threshold=None, **_) -> list[Section
                round(coalesce(r.n, 0)::numeric / greatest(coalesce(k.n, 0), 1), 1)::float8 AS residents_per_coordinator
         FROM cells c LEFT JOIN r ON r.code = c.code LEFT JOIN b ON b.code = c.code LEFT JOIN o ON o.code = c.code
         LEFT JOIN k ON k.code = c.code ORDER BY c.code"""
+    )
     rows = _rows(session, sql, params)
     for row in rows:
         row["over_threshold"] = row["residents_per_coordinator"] > limit
     over = [row for row in rows if row["over_threshold"]]
     suggestions = _balance_suggestions(session, u, over, limit)
-    columns = ["code", "name", "base_cells", "residents", "buildings", "open_cases", "coordinators",
-               "residents_per_coordinator", "over_threshold"]
-    return [Section("report.staffing.title", columns, rows, chart="residents_per_coordinator"),
-            Section("report.staffing.over", ["area", "work_cells", "residents", "cells_needed", "command"],
-                    suggestions, chart="residents")]
+    columns = [
+        "code",
+        "name",
+        "base_cells",
+        "residents",
+        "buildings",
+        "open_cases",
+        "coordinators",
+        "residents_per_coordinator",
+        "over_threshold",
+    ]
+    return [
+        Section("report.staffing.title", columns, rows, chart="residents_per_coordinator"),
+        Section(
+            "report.staffing.over",
+            ["area", "work_cells", "residents", "cells_needed", "command"],
+            suggestions,
+            chart="residents",
+        ),
+    ]
 
 
 def _balance_suggestions(session: Session, u: Units, over: list[dict], limit: int) -> list[dict]:
@@ -151,14 +196,25 @@ def _balance_suggestions(session: Session, u: Units, over: list[dict], limit: in
     area_of = {row["code"]: area_admin_code(row["code"][6:18]) for row in over}
     result = []
     for area in sorted(set(area_of.values())):
-        residents = session.execute(text(
-            "SELECT count(*) FROM resident s JOIN base_cell b ON b.id = s.base_cell_id "
-            "WHERE b.edition_id = :edition AND b.code LIKE :c"), {"edition": u.params["edition"],
-                                                                  "c": area + "%"}).scalar_one()
+        residents = session.execute(
+            text(
+                "SELECT count(*) FROM resident s JOIN base_cell b ON b.id = s.base_cell_id "
+                "WHERE b.edition_id = :edition AND b.code LIKE :c"
+            ),
+            {"edition": u.params["edition"], "c": area + "%"},
+        ).scalar_one()
         cells = [code for code, a in area_of.items() if a == area]
         needed = max(1, math.ceil(residents / limit))
-        result.append({"area": area, "work_cells": ", ".join(cells), "residents": residents,
-                       "cells_needed": needed,
-                       "command": (f"gridkit workgrid draft --dept {u.dept} && gridkit workgrid balance --draft ID "
-                                   f"--cells {needed} --by residents --area {area} --within community")})
+        result.append(
+            {
+                "area": area,
+                "work_cells": ", ".join(cells),
+                "residents": residents,
+                "cells_needed": needed,
+                "command": (
+                    f"gridkit workgrid draft --dept {u.dept} && gridkit workgrid balance --draft ID "
+                    f"--cells {needed} --by residents --area {area} --within community"
+                ),
+            }
+        )
     return result

@@ -15,7 +15,7 @@ from gridkit.reports.units import ReportResult, Section
 from gridkit.rules import LOCAL_TZ
 
 REPORT_FORMATS = ("csv", "xlsx", "html")
-CHART_BARS = 40   # the chart shows the largest units; the table shows all
+CHART_BARS = 40  # the chart shows the largest units; the table shows all
 
 
 def label(column: str, lang: str) -> str:
@@ -31,13 +31,14 @@ def header_block(result: ReportResult, lang: str) -> list[tuple[str, str]]:
     r = lambda key, **kw: messages.render(key, lang, **kw)
     area = f"{p['area_name']} ({p['area']})" if p.get("area") else r("report.head.whole_city")
     period = f"{p.get('from', '…')} — {p.get('to', '…')}" if p.get("from") or p.get("to") else r("report.head.all_time")
-    lines = [(r("report.head.title"), r(f"report.{result.name}.title")),
-             (r("report.head.area"), area),
-             (r("report.head.by"),
-              r(f"report.by.{p['by']}") + (f" · {p['dept']} v{p['version']}" if p.get("dept") else "")),
-             (r("report.head.period"), period),
-             (r("report.head.date"), result.generated_at.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M")),
-             (r("report.head.source"), r("report.head.source_value", edition=p.get("edition", "-")))]
+    lines = [
+        (r("report.head.title"), r(f"report.{result.name}.title")),
+        (r("report.head.area"), area),
+        (r("report.head.by"), r(f"report.by.{p['by']}") + (f" · {p['dept']} v{p['version']}" if p.get("dept") else "")),
+        (r("report.head.period"), period),
+        (r("report.head.date"), result.generated_at.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M")),
+        (r("report.head.source"), r("report.head.source_value", edition=p.get("edition", "-"))),
+    ]
     return lines
 
 
@@ -49,8 +50,15 @@ def _check_output(path: Path, force: bool) -> None:
         raise ValidationError("export.not_writable", path=str(path), folder=str(parent))
 
 
-def write_report_file(result: ReportResult, path: Path | str, fmt: str, *, lang: str = "zh-CN",
-                      force: bool = False, encoding: str = "utf-8") -> Path:
+def write_report_file(
+    result: ReportResult,
+    path: Path | str,
+    fmt: str,
+    *,
+    lang: str = "zh-CN",
+    force: bool = False,
+    encoding: str = "utf-8",
+) -> Path:
     """Write `result` to `path` as csv, xlsx or html (via a temporary name renamed at the end)."""
     if fmt not in REPORT_FORMATS:
         raise ValidationError("export.unknown_format", format=fmt, formats=", ".join(REPORT_FORMATS))
@@ -113,25 +121,33 @@ def chart_svg(section: Section, lang: str, *, width: int = 760) -> str:
         return ""
     key = section.columns[0]
     name_key = next((c for c in ("name", "category", "coordinator") if c in section.columns), None)
-    data = [(str(r.get(key)), str(r.get(name_key) or "") if name_key else "", float(r.get(section.chart) or 0))
-            for r in section.rows]
+    data = [
+        (str(r.get(key)), str(r.get(name_key) or "") if name_key else "", float(r.get(section.chart) or 0))
+        for r in section.rows
+    ]
     data = sorted(data, key=lambda d: -d[2])[:CHART_BARS]
     top = max((abs(v) for _, _, v in data), default=0) or 1
     bar, gap, left = 18, 4, 260
     height = len(data) * (bar + gap) + 30
     title = html.escape(label(section.chart, lang))
-    parts = [(f'<svg xmlns="http://www.w3.org/2000/svg" class="report-chart" role="img" width="{width}" '
-              f'height="{height}" viewBox="0 0 {width} {height}" aria-label="{title}">'),
-             f'<text x="{left}" y="14" font-size="12" font-weight="bold">{title}</text>']
+    parts = [
+        (
+            f'<svg xmlns="http://www.w3.org/2000/svg" class="report-chart" role="img" width="{width}" '
+            f'height="{height}" viewBox="0 0 {width} {height}" aria-label="{title}">'
+        ),
+        f'<text x="{left}" y="14" font-size="12" font-weight="bold">{title}</text>',
+    ]
     for i, (code, name, value) in enumerate(data):
         y = 22 + i * (bar + gap)
         w = max(1, int((width - left - 70) * abs(value) / top)) if value else 0
         text = html.escape(f"{name} {code}".strip()[:36])
         shown = f"{value:g}"
-        parts.append(f'<text x="{left - 6}" y="{y + 13}" font-size="11" text-anchor="end">{text}</text>'
-                     f'<rect x="{left}" y="{y}" width="{w}" height="{bar}" fill="#2b6cb0">'
-                     f'<title>{text}: {shown}</title></rect>'
-                     f'<text x="{left + w + 4}" y="{y + 13}" font-size="11">{shown}</text>')
+        parts.append(
+            f'<text x="{left - 6}" y="{y + 13}" font-size="11" text-anchor="end">{text}</text>'
+            f'<rect x="{left}" y="{y}" width="{w}" height="{bar}" fill="#2b6cb0">'
+            f"<title>{text}: {shown}</title></rect>"
+            f'<text x="{left + w + 4}" y="{y + 13}" font-size="11">{shown}</text>'
+        )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -140,24 +156,34 @@ def section_table_html(section: Section, lang: str, limit: int | None = None) ->
     """Return an HTML table of a section (the first `limit` rows, all if None)."""
     rows = section.rows if limit is None else section.rows[:limit]
     head = "".join(f"<th>{html.escape(label(c, lang))}</th>" for c in section.columns)
-    body = "".join("<tr>" + "".join(f"<td>{'' if r.get(c) is None else html.escape(str(r.get(c)))}</td>"
-                                    for c in section.columns) + "</tr>" for r in rows)
+    body = "".join(
+        "<tr>"
+        + "".join(f"<td>{'' if r.get(c) is None else html.escape(str(r.get(c)))}</td>" for c in section.columns)
+        + "</tr>"
+        for r in rows
+    )
     return f'<table class="report"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
 def report_html(result: ReportResult, lang: str) -> str:
     """Return a standalone HTML page of the report (no external files: it works offline)."""
     title = html.escape(messages.render(f"report.{result.name}.title", lang))
-    head = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
-                   for k, v in header_block(result, lang))
+    head = "".join(
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in header_block(result, lang)
+    )
     body = []
     for section in result.sections:
         body.append(f"<h2>{html.escape(messages.render(section.title, lang))}</h2>")
         body.append(chart_svg(section, lang))
         body.append(section_table_html(section, lang))
-    style = ("body{font-family:sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0}"
-             "td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px}table.report td{text-align:right}"
-             "table.head th{text-align:left;background:#f3f3f3}")
-    return (f'<!DOCTYPE html><html lang="{lang}"><head><meta charset="utf-8"><title>{title}</title>'
-            f"<style>{style}</style></head><body><h1>{title}</h1><table class=\"head\">{head}</table>"
-            + "".join(body) + "</body></html>")
+    style = (
+        "body{font-family:sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0}"
+        "td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px}table.report td{text-align:right}"
+        "table.head th{text-align:left;background:#f3f3f3}"
+    )
+    return (
+        f'<!DOCTYPE html><html lang="{lang}"><head><meta charset="utf-8"><title>{title}</title>'
+        f'<style>{style}</style></head><body><h1>{title}</h1><table class="head">{head}</table>'
+        + "".join(body)
+        + "</body></html>"
+    )

@@ -27,7 +27,7 @@ class Section:
     title: str
     columns: list[str]
     rows: list[dict]
-    chart: str | None = None    # the column the chart draws, per row's unit
+    chart: str | None = None  # the column the chart draws, per row's unit
 
 
 @dataclass
@@ -47,9 +47,13 @@ class ReportResult:
 
     def to_dict(self) -> dict:
         """Return the report as JSON-ready data."""
-        return {"report": self.name, "params": self.params, "generated_at": self.generated_at.isoformat(),
-                "sections": [{"title": s.title, "columns": s.columns, "rows": s.rows} for s in self.sections],
-                "notes": [str(n) for n in self.notes]}
+        return {
+            "report": self.name,
+            "params": self.params,
+            "generated_at": self.generated_at.isoformat(),
+            "sections": [{"title": s.title, "columns": s.columns, "rows": s.rows} for s in self.sections],
+            "notes": [str(n) for n in self.notes],
+        }
 
 
 @dataclass
@@ -65,8 +69,9 @@ class Units:
     area_name: str | None = None
 
 
-def units(session: Session, by: str, *, dept: str | None = None, area: str | None = None,
-          at: datetime | None = None) -> Units:
+def units(
+    session: Session, by: str, *, dept: str | None = None, area: str | None = None, at: datetime | None = None
+) -> Units:
     """Return the base cells of each unit of grouping `by`, optionally inside admin unit `area`."""
     if by not in GROUPINGS:
         raise ValidationError("report.unknown_grouping", by=by, groupings=", ".join(GROUPINGS))
@@ -86,21 +91,27 @@ def units(session: Session, by: str, *, dept: str | None = None, area: str | Non
             raise ValidationError("report.work_cell_needs_dept")
         version = versions_at(session, dept, None, at)[0]
         # A version may be drawn on an older edition: its base cells are matched by code.
-        sql = ("SELECT b.id AS cell_id, w.code AS code, w.name AS name FROM base_cell b "
-               "JOIN base_cell vb ON vb.edition_id = :v_edition AND vb.code = b.code "
-               "JOIN work_cell_member m ON m.base_cell_id = vb.id AND m.version_id = :version "
-               "JOIN work_cell w ON w.id = m.work_cell_id WHERE b.edition_id = :edition" + in_area)
+        sql = (
+            "SELECT b.id AS cell_id, w.code AS code, w.name AS name FROM base_cell b "
+            "JOIN base_cell vb ON vb.edition_id = :v_edition AND vb.code = b.code "
+            "JOIN work_cell_member m ON m.base_cell_id = vb.id AND m.version_id = :version "
+            "JOIN work_cell w ON w.id = m.work_cell_id WHERE b.edition_id = :edition" + in_area
+        )
         params.update(version=version.id, v_edition=version.base_edition_id)
         return Units(sql, params, by, dept, version.number, **named)
     n = _PREFIX[by]
     if by == "cell":
-        sql = ("SELECT b.id AS cell_id, b.code AS code, a.name AS name FROM base_cell b "
-               "LEFT JOIN admin_unit a ON a.code = b.community_code "
-               "WHERE b.edition_id = :edition" + in_area)
+        sql = (
+            "SELECT b.id AS cell_id, b.code AS code, a.name AS name FROM base_cell b "
+            "LEFT JOIN admin_unit a ON a.code = b.community_code "
+            "WHERE b.edition_id = :edition" + in_area
+        )
     else:
-        sql = (f"SELECT b.id AS cell_id, left(b.code, {n}) AS code, a.name AS name FROM base_cell b "
-               f"LEFT JOIN admin_unit a ON a.code = left(b.code, {n}) "
-               "WHERE b.edition_id = :edition" + in_area)
+        sql = (
+            f"SELECT b.id AS cell_id, left(b.code, {n}) AS code, a.name AS name FROM base_cell b "
+            f"LEFT JOIN admin_unit a ON a.code = left(b.code, {n}) "
+            "WHERE b.edition_id = :edition" + in_area
+        )
     return Units(sql, params, by, **named)
 
 

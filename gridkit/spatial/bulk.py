@@ -22,19 +22,30 @@ def rebuilt_indexes(session: Session, table: str, rows: int):
 
     The drop locks the table until the transaction ends (readers wait): the price of a first load.
     """
-    existing = session.scalar(text("SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = CAST(:t AS "
-                                   "regclass)"), {"t": table}) or 0
+    existing = (
+        session.scalar(
+            text("SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = CAST(:t AS regclass)"), {"t": table}
+        )
+        or 0
+    )
     # Only the table's owner may drop its indexes: the embedded database's application role is not
     # (migrations own the schema), so there the write simply updates the indexes as it goes.
-    owner = session.scalar(text("SELECT pg_has_role(current_user, c.relowner, 'USAGE') FROM pg_class c "
-                                "WHERE c.oid = CAST(:t AS regclass)"), {"t": table})
+    owner = session.scalar(
+        text(
+            "SELECT pg_has_role(current_user, c.relowner, 'USAGE') FROM pg_class c WHERE c.oid = CAST(:t AS regclass)"
+        ),
+        {"t": table},
+    )
     if rows < BULK_INDEX_ROWS or 2 * rows < existing or not owner:
         yield False
         return
-    indexes = session.execute(text(
-        "SELECT i.indexname, i.indexdef FROM pg_indexes i WHERE i.schemaname = current_schema() "
-        "AND i.tablename = :t AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname)"),
-        {"t": table}).all()
+    indexes = session.execute(
+        text(
+            "SELECT i.indexname, i.indexdef FROM pg_indexes i WHERE i.schemaname = current_schema() "
+            "AND i.tablename = :t AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname)"
+        ),
+        {"t": table},
+    ).all()
     for name, _ in indexes:
         # The name comes from the catalogue, quoted as an identifier.
         session.execute(text("DROP INDEX " + session.scalar(text("SELECT quote_ident(:n)"), {"n": name})))

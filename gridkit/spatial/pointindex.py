@@ -104,31 +104,32 @@ class PointIndex:
     count: int
     x0: float
     y0: float
-    scale: float                 # pixels per degree
+    scale: float  # pixels per degree
     ncols: int
     nrows: int
     # Per pixel: polygon position (>= 0), OUTSIDE, or -(2 + boundary pixel rank).
     raster: np.ndarray
-    cand_ptr: np.ndarray         # boundary pixel rank -> slice of cand_poly
-    cand_poly: np.ndarray        # candidate polygons, ascending within a pixel
-    cand_es: np.ndarray          # per candidate: its first edge in band_edge for the pixel's row
-    cand_ec: np.ndarray          # per candidate: how many edges
-    box: np.ndarray              # (4, count): float-rounded xmin, ymin, xmax, ymax (NaN if empty)
+    cand_ptr: np.ndarray  # boundary pixel rank -> slice of cand_poly
+    cand_poly: np.ndarray  # candidate polygons, ascending within a pixel
+    cand_es: np.ndarray  # per candidate: its first edge in band_edge for the pixel's row
+    cand_ec: np.ndarray  # per candidate: how many edges
+    box: np.ndarray  # (4, count): float-rounded xmin, ymin, xmax, ymax (NaN if empty)
     ex1: np.ndarray
     ey1: np.ndarray
     ex2: np.ndarray
     ey2: np.ndarray
-    e_ring: np.ndarray           # ring rank of each edge in its polygon: 0 exterior, 1.. holes
-    e_live: np.ndarray           # False for the segments liblwgeom ignores (zero length)
-    band_keys: np.ndarray        # sorted unique polygon * nrows + row
+    e_ring: np.ndarray  # ring rank of each edge in its polygon: 0 exterior, 1.. holes
+    e_live: np.ndarray  # False for the segments liblwgeom ignores (zero length)
+    band_keys: np.ndarray  # sorted unique polygon * nrows + row
     band_ptr: np.ndarray
-    band_edge: np.ndarray        # edges reaching each (polygon, row), in ring order
+    band_edge: np.ndarray  # edges reaching each (polygon, row), in ring order
     has_holes: bool
 
     # -- building ----------------------------------------------------------------------------------
     @classmethod
-    def build(cls, polygons, *, pixels_per_cell_side: float = PIXELS_PER_CELL_SIDE,
-              max_pixels: int = MAX_PIXELS) -> PointIndex:
+    def build(
+        cls, polygons, *, pixels_per_cell_side: float = PIXELS_PER_CELL_SIDE, max_pixels: int = MAX_PIXELS
+    ) -> PointIndex:
         """Return the index of `polygons` (shapely Polygons in one CRS; None or empty never cover)."""
         geoms = np.asarray(polygons, dtype=object)
         count = len(geoms)
@@ -146,8 +147,7 @@ class PointIndex:
         if len(micro):
             # liblwgeom skips segments shorter than 1e-12 but the fill counts them: across the
             # polygon's width, the rows such a segment reaches get the exact test.
-            edge_pix, edge_poly = cls._micro_rows(micro, e_poly, v1, v2, box, x0, scale, ncols,
-                                                  edge_pix, edge_poly)
+            edge_pix, edge_poly = cls._micro_rows(micro, e_poly, v1, v2, box, x0, scale, ncols, edge_pix, edge_poly)
         boundary = np.zeros(npix, dtype=bool)
         boundary[edge_pix] = True
         # 2. Scanline fill of pixel centres (even-odd over all rings of a polygon), as spans.
@@ -157,11 +157,30 @@ class PointIndex:
         del overlap, spans, edge_pix, edge_poly, boundary
         # 4. Edges of each (polygon, pixel row), for the exact test.
         band_keys, band_ptr, band_edge, cand_es, cand_ec = cls._bands(v1, v2, e_poly, ncols, nrows, pix, poly)
-        return cls(count=count, x0=x0, y0=y0, scale=scale, ncols=ncols, nrows=nrows, raster=raster,
-                   cand_ptr=cand_ptr, cand_poly=poly, cand_es=cand_es, cand_ec=cand_ec, box=box,
-                   ex1=ex1, ey1=ey1, ex2=ex2, ey2=ey2,
-                   e_ring=e_ring, e_live=e_live, band_keys=band_keys, band_ptr=band_ptr,
-                   band_edge=band_edge, has_holes=bool((e_ring > 0).any()))
+        return cls(
+            count=count,
+            x0=x0,
+            y0=y0,
+            scale=scale,
+            ncols=ncols,
+            nrows=nrows,
+            raster=raster,
+            cand_ptr=cand_ptr,
+            cand_poly=poly,
+            cand_es=cand_es,
+            cand_ec=cand_ec,
+            box=box,
+            ex1=ex1,
+            ey1=ey1,
+            ex2=ex2,
+            ey2=ey2,
+            e_ring=e_ring,
+            e_live=e_live,
+            band_keys=band_keys,
+            band_ptr=band_ptr,
+            band_edge=band_edge,
+            has_holes=bool((e_ring > 0).any()),
+        )
 
     @staticmethod
     def _edges(geoms: np.ndarray, count: int):
@@ -266,8 +285,9 @@ class PointIndex:
         np.maximum.accumulate(last, out=last)
         started = last >= 0
         np.maximum(last, 0, out=last)
-        raster = np.where(started & (np.arange(npix, dtype=span_end.dtype) < span_end[last]), span_poly[last],
-                          OUTSIDE).astype(np.int32)
+        raster = np.where(
+            started & (np.arange(npix, dtype=span_end.dtype) < span_end[last]), span_poly[last], OUTSIDE
+        ).astype(np.int32)
         del last, started
         overlap = None
         if len(late):
@@ -318,7 +338,7 @@ class PointIndex:
         nb = np.floor(hi_v + MARGIN).astype(np.int64) - b0 + 1
         band_edge = np.repeat(np.arange(len(v1), dtype=np.int32), nb)
         band_key = np.repeat(e_poly, nb) * nrows + _ranges(b0, nb)
-        order = np.argsort(band_key, kind="stable")       # stable: ring order kept
+        order = np.argsort(band_key, kind="stable")  # stable: ring order kept
         band_key, band_edge = band_key[order], band_edge[order]
         firsts = np.r_[0, np.flatnonzero(np.diff(band_key)) + 1]
         band_keys = band_key[firsts]
@@ -333,11 +353,30 @@ class PointIndex:
     @classmethod
     def _empty(cls, count: int, box: np.ndarray) -> PointIndex:
         z64, z32, zf = np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0)
-        return cls(count=count, x0=0.0, y0=0.0, scale=1.0, ncols=0, nrows=0, raster=z32,
-                   cand_ptr=np.zeros(1, np.int64), cand_poly=z32, cand_es=z64, cand_ec=z64, box=box,
-                   ex1=zf, ey1=zf, ex2=zf, ey2=zf,
-                   e_ring=z32, e_live=np.zeros(0, bool), band_keys=z64, band_ptr=np.zeros(1, np.int64),
-                   band_edge=z32, has_holes=False)
+        return cls(
+            count=count,
+            x0=0.0,
+            y0=0.0,
+            scale=1.0,
+            ncols=0,
+            nrows=0,
+            raster=z32,
+            cand_ptr=np.zeros(1, np.int64),
+            cand_poly=z32,
+            cand_es=z64,
+            cand_ec=z64,
+            box=box,
+            ex1=zf,
+            ey1=zf,
+            ex2=zf,
+            ey2=zf,
+            e_ring=z32,
+            e_live=np.zeros(0, bool),
+            band_keys=z64,
+            band_ptr=np.zeros(1, np.int64),
+            band_edge=z32,
+            has_holes=False,
+        )
 
     @staticmethod
     def _micro_rows(micro, e_poly, v1, v2, box, x0, scale, ncols, edge_pix, edge_poly):
@@ -360,7 +399,7 @@ class PointIndex:
         there are boundary pixels and get the exact test.
         """
         lo, hi = np.minimum(v1, v2), np.maximum(v1, v2)
-        r0 = np.ceil(lo - 0.5).astype(np.int64)               # rows whose centre r + 0.5 is in [lo, hi)
+        r0 = np.ceil(lo - 0.5).astype(np.int64)  # rows whose centre r + 0.5 is in [lo, hi)
         n = np.maximum(np.ceil(hi - 0.5).astype(np.int64) - r0, 0)
         e = np.repeat(np.arange(len(u1)), n)
         row = _ranges(r0, n)
@@ -381,8 +420,11 @@ class PointIndex:
         row = key[keep] % nrows
         # Pixel numbers fit in int32 below 2**31 pixels: half the memory of the full-raster passes.
         index = np.int32 if ncols * nrows < 2**31 - 1 else np.int64
-        return ((row * ncols + c_from[keep]).astype(index), (row * ncols + c_to[keep]).astype(index),
-                (key[keep] // nrows).astype(np.int32))
+        return (
+            (row * ncols + c_from[keep]).astype(index),
+            (row * ncols + c_to[keep]).astype(index),
+            (key[keep] // nrows).astype(np.int32),
+        )
 
     # -- lookups -------------------------------------------------------------------------------------
     def locate(self, x: np.ndarray, y: np.ndarray, *, threads: int | None = None) -> np.ndarray:
@@ -417,7 +459,7 @@ class PointIndex:
         v *= self.scale
         # NaN coordinates fail every comparison: outside.
         inside = (u >= 0) & (u < self.ncols) & (v >= 0) & (v < self.nrows)
-        with np.errstate(invalid="ignore"):          # NaN and far-off points: masked below
+        with np.errstate(invalid="ignore"):  # NaN and far-off points: masked below
             col = u.astype(np.int64)
             row = v.astype(np.int64)
         del u, v
@@ -444,8 +486,12 @@ class PointIndex:
         pxd, pyd = float_down(x), float_down(y)
         pxu, pyu = float_up(x), float_up(y)
         box = self.box
-        ok = ((pxd[pair_pt] >= box[0, pair_poly]) & (pyd[pair_pt] >= box[1, pair_poly])
-              & (pxu[pair_pt] <= box[2, pair_poly]) & (pyu[pair_pt] <= box[3, pair_poly]))
+        ok = (
+            (pxd[pair_pt] >= box[0, pair_poly])
+            & (pyd[pair_pt] >= box[1, pair_poly])
+            & (pxu[pair_pt] <= box[2, pair_poly])
+            & (pyu[pair_pt] <= box[3, pair_poly])
+        )
         pair_pt, pair_poly, pair_cand = pair_pt[ok], pair_poly[ok], pair_cand[ok]
         result = np.full(len(x), OUTSIDE, dtype=np.int32)
         if not len(pair_pt):
@@ -471,8 +517,14 @@ class PointIndex:
         side = (x2 - x1) * (py - y1) - (px - x1) * (y2 - y1)
         live = self.e_live[edge]
         # isOnSegment(): the point within the segment's box.
-        on = ((side == 0.0) & live & (np.minimum(x1, x2) <= px) & (px <= np.maximum(x1, x2))
-              & (np.minimum(y1, y2) <= py) & (py <= np.maximum(y1, y2)))
+        on = (
+            (side == 0.0)
+            & live
+            & (np.minimum(x1, x2) <= px)
+            & (px <= np.maximum(x1, x2))
+            & (np.minimum(y1, y2) <= py)
+            & (py <= np.maximum(y1, y2))
+        )
         up = (y1 <= py) & (py < y2) & (side > 0) & live
         down = (y2 <= py) & (py < y1) & (side < 0) & live
         wind = up.astype(np.int32) - down.astype(np.int32)
@@ -486,7 +538,7 @@ class PointIndex:
         g_on = np.logical_or.reduceat(on, g)
         g_wind = np.add.reduceat(wind, g)
         g_status = np.where(g_on, 0, np.where(g_wind != 0, 1, -1)).astype(np.int8)
-        status = np.full(npairs, -1, dtype=np.int8)    # no edge in reach: outside
+        status = np.full(npairs, -1, dtype=np.int8)  # no edge in reach: outside
         ext = g_ring == 0
         status[g_pair[ext]] = g_status[ext]
         if self.has_holes:

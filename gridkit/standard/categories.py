@@ -82,8 +82,7 @@ def _parse_row(row: dict[str, str]) -> Category:
     dept_code = (row.get("dept_code") or "").strip() or None
     if dept_code is not None and not re.fullmatch(r"\d{6}", dept_code):
         raise InvalidValue("category.dept_code", dept_code=dept_code)
-    return Category(code, kind, major_code, values["major_name"], values["name"], hours, dept_code,
-                    _step_hours(row))
+    return Category(code, kind, major_code, values["major_name"], values["name"], hours, dept_code, _step_hours(row))
 
 
 def _step_hours(row: dict[str, str]) -> tuple[tuple[str, int], ...]:
@@ -117,8 +116,9 @@ def load_categories(path: str | Path | None = None) -> list[Category]:
         header = tuple(name.strip() for name in reader.fieldnames or ())
         missing = [c for c in COLUMNS if c not in header]
         if missing:
-            raise InvalidValue("category.header", path=str(path), columns=", ".join(COLUMNS),
-                               missing=", ".join(missing))
+            raise InvalidValue(
+                "category.header", path=str(path), columns=", ".join(COLUMNS), missing=", ".join(missing)
+            )
         categories: list[Category] = []
         seen: dict[str, int] = {}
         major_names: dict[tuple[str, str], tuple[str, int]] = {}
@@ -133,15 +133,23 @@ def load_categories(path: str | Path | None = None) -> list[Category]:
             except InvalidValue as exc:
                 raise InvalidValue("category.bad_row", path=str(path), line=line, reason=exc.as_message()) from None
             if category.code in seen:
-                raise InvalidValue("category.duplicate", path=str(path), line=line, code=category.code,
-                                   first=seen[category.code])
+                raise InvalidValue(
+                    "category.duplicate", path=str(path), line=line, code=category.code, first=seen[category.code]
+                )
             seen[category.code] = line
             major_key = (category.kind, category.major_code)
             known = major_names.setdefault(major_key, (category.major_name, line))
             if known[0] != category.major_name:
-                raise InvalidValue("category.major_renamed", path=str(path), line=line, kind=category.kind,
-                                   major=category.major_code, name=category.major_name, first_name=known[0],
-                                   first_line=known[1])
+                raise InvalidValue(
+                    "category.major_renamed",
+                    path=str(path),
+                    line=line,
+                    kind=category.kind,
+                    major=category.major_code,
+                    name=category.major_name,
+                    first_name=known[0],
+                    first_line=known[1],
+                )
             categories.append(category)
     if not categories:
         raise InvalidValue("category.none", path=str(path))

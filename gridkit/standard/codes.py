@@ -157,8 +157,9 @@ def base_cell_code(community_code: str, seq: int, profile: CodeProfile = DEFAULT
     _check_community_code(community_code)
     limit = 10**profile.base_cell_seq_digits - 1
     if not isinstance(seq, int) or isinstance(seq, bool) or not 1 <= seq <= limit:
-        raise InvalidValue("code.base_cell_sequence", limit=limit, profile=profile.name, seq=seq,
-                           community=community_code)
+        raise InvalidValue(
+            "code.base_cell_sequence", limit=limit, profile=profile.name, seq=seq, community=community_code
+        )
     return f"{community_code}{seq:0{profile.base_cell_seq_digits}d}"
 
 
@@ -225,8 +226,9 @@ def work_cell_code(dept_code: str, area_code: str, seq: int, profile: CodeProfil
     _digits(area_code, _part("area_code"), profile.community_digits)
     limit = work_cell_sequence_limit(profile)
     if not isinstance(seq, int) or isinstance(seq, bool) or not 1 <= seq <= limit:
-        raise InvalidValue("code.work_cell_sequence", limit=limit, profile=profile.name, seq=seq,
-                           dept=dept_code, area=area_code)
+        raise InvalidValue(
+            "code.work_cell_sequence", limit=limit, profile=profile.name, seq=seq, dept=dept_code, area=area_code
+        )
     return check_work_cell_code(f"{dept_code}{area_code}{seq:0{profile.work_cell_seq_digits}d}", profile)
 
 

@@ -31,8 +31,7 @@ _EARLIEST_BIRTH = date(1900, 1, 1)
 
 # GB/T 2260 province-level prefixes (83: residence permits of Taiwan residents).
 _PROVINCES = frozenset(
-    "11 12 13 14 15 21 22 23 31 32 33 34 35 36 37 41 42 43 44 45 46 "
-    "50 51 52 53 54 61 62 63 64 65 71 81 82 83".split()
+    "11 12 13 14 15 21 22 23 31 32 33 34 35 36 37 41 42 43 44 45 46 50 51 52 53 54 61 62 63 64 65 71 81 82 83".split()
 )
 
 # GB 32100-2015: 31 characters, value = position; I O Z S V are left out to avoid misreading.

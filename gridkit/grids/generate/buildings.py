@@ -27,8 +27,9 @@ def as_geometries(buildings) -> np.ndarray:
     return np.asarray(out, dtype=object)
 
 
-def building_parts(cells: np.ndarray, buildings: np.ndarray, *, valid: bool = False
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def building_parts(
+    cells: np.ndarray, buildings: np.ndarray, *, valid: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Return (building, cell, part) for every building and cell that share something.
 
     `part` is the area of the footprint inside the cell (0 pairs dropped), or 1 for a point the

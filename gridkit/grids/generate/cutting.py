@@ -68,10 +68,19 @@ ROAD_STRIP_SHARE = 0.6
 MEDIAN_SHARE = 0.3
 
 
-def generate_cells(community, roads: Iterable, water: Iterable | None, buildings: Iterable | None,
-                   target: Target, *, major_roads: Iterable | None = None, water_min_m2: float = WATER_MIN_M2,
-                   min_width_m: float = MIN_WIDTH_M, straddle_max_m2: float = STRADDLE_MAX_M2,
-                   max_rounds: int = 30) -> GenerationResult:
+def generate_cells(
+    community,
+    roads: Iterable,
+    water: Iterable | None,
+    buildings: Iterable | None,
+    target: Target,
+    *,
+    major_roads: Iterable | None = None,
+    water_min_m2: float = WATER_MIN_M2,
+    min_width_m: float = MIN_WIDTH_M,
+    straddle_max_m2: float = STRADDLE_MAX_M2,
+    max_rounds: int = 30,
+) -> GenerationResult:
     """Return cells that tile `community` exactly, split along roads and water, merged/split to `target`.
 
     All geometry is in one metric CRS (metres). `roads`: `roads.Road`s or plain LineStrings (minor
@@ -89,8 +98,7 @@ def generate_cells(community, roads: Iterable, water: Iterable | None, buildings
         raise ValidationError("generate.buildings_needed")
     roads = [r if isinstance(r, Road) else Road(r) for r in (roads or [])]
     roads += [Road(g, major=True) for g in (major_roads or [])]
-    gen = _Generator(community, roads, list(water or []), buildings, target, water_min_m2, min_width_m,
-                     straddle_max_m2)
+    gen = _Generator(community, roads, list(water or []), buildings, target, water_min_m2, min_width_m, straddle_max_m2)
     gen.run(max_rounds)
     result = gen.result()
     result.seconds = time.perf_counter() - started
@@ -129,8 +137,17 @@ class _Stats:
 class _Generator(Splitting):
     """The state of one community's generation: faces, their groups (future cells) and the lines."""
 
-    def __init__(self, community, roads: list[Road], water, buildings, target: Target, water_min_m2: float,
-                 min_width_m: float, straddle_max_m2: float = STRADDLE_MAX_M2):
+    def __init__(
+        self,
+        community,
+        roads: list[Road],
+        water,
+        buildings,
+        target: Target,
+        water_min_m2: float,
+        min_width_m: float,
+        straddle_max_m2: float = STRADDLE_MAX_M2,
+    ):
         self.community = community
         self.straddle_max_m2 = straddle_max_m2
         self.min_width_m = min_width_m
@@ -169,8 +186,9 @@ class _Generator(Splitting):
 
         water_lines, water_outlines, kept_water = self._water(water)
         lines = road_parts + connectors + water_lines + water_outlines
-        lines = line_parts([c for c in (shapely.intersection(ln, clip) for ln in lines if clip.intersects(ln))
-                            if not c.is_empty])
+        lines = line_parts(
+            [c for c in (shapely.intersection(ln, clip) for ln in lines if clip.intersects(ln)) if not c.is_empty]
+        )
         self.noded = shapely.union_all([community.boundary, *lines])
         self.water_area = shapely.union_all(kept_water) if kept_water else Polygon()
 
@@ -291,11 +309,14 @@ class _Generator(Splitting):
         st.median_area = sums(np.where(self.face_median, self.face_area, 0.0))
         gi, gj = index[self.adj_i], index[self.adj_j]
         inner = gi == gj
-        st.perimeter = sums(self.face_perimeter - np.bincount(
-            self.adj_i[inner], weights=2 * self.adj_len[inner], minlength=len(self.faces)))
+        st.perimeter = sums(
+            self.face_perimeter
+            - np.bincount(self.adj_i[inner], weights=2 * self.adj_len[inner], minlength=len(self.faces))
+        )
         self.owner = self._owners(self.labels)
-        st.count = defaultdict(int, zip(*(a.tolist() for a in np.unique(self.owner[self.owner >= 0],
-                                                                          return_counts=True))))
+        st.count = defaultdict(
+            int, zip(*(a.tolist() for a in np.unique(self.owner[self.owner >= 0], return_counts=True)))
+        )
         st.shared = {g: defaultdict(float) for g in keys}
         st.major = {g: defaultdict(float) for g in keys}
         a, b = np.concatenate([gi[~inner], gj[~inner]]), np.concatenate([gj[~inner], gi[~inner]])
@@ -337,8 +358,9 @@ class _Generator(Splitting):
         if self._is_median(st, g):
             return True
         along = sum(st.major[g].values())
-        narrow = (st.area[g] < ROAD_STRIP_M2 and st.perimeter[g] > 0
-                  and 2 * st.area[g] / st.perimeter[g] < ROAD_STRIP_WIDTH_M)
+        narrow = (
+            st.area[g] < ROAD_STRIP_M2 and st.perimeter[g] > 0 and 2 * st.area[g] / st.perimeter[g] < ROAD_STRIP_WIDTH_M
+        )
         return self._island(st, g) or (narrow and along >= ROAD_STRIP_SHARE * st.perimeter[g])
 
     def _free(self, st: _Stats, g: int) -> bool:
@@ -358,8 +380,12 @@ class _Generator(Splitting):
         """True when g may merge into h: across minor roads always, across a major road only when allowed."""
         if st.major[g][h] < STRADDLE_M or self._free(st, g) or self._is_water(st, h):
             return True
-        return (across_major and self._size(st, h) < self.target.min and not self._road_land(st, h)
-                and st.area[g] + st.area[h] <= self.straddle_max_m2)
+        return (
+            across_major
+            and self._size(st, h) < self.target.min
+            and not self._road_land(st, h)
+            and st.area[g] + st.area[h] <= self.straddle_max_m2
+        )
 
     def _merge_small(self) -> None:
         """Merge groups below the minimum: across minor roads first, then across major roads (module docstring)."""
@@ -408,17 +434,33 @@ class _Generator(Splitting):
     def _preference(self, st: _Stats, g: int, h: int) -> tuple:
         """Return how much g prefers merging into h (larger is better; see the module docstring)."""
         fits = self._size(st, g) + self._size(st, h) <= self.target.max
-        merged = 4 * math.pi * (st.area[g] + st.area[h]) / max(
-            st.perimeter[g] + st.perimeter[h] - 2 * st.shared[g][h], 1e-9) ** 2
+        merged = (
+            4
+            * math.pi
+            * (st.area[g] + st.area[h])
+            / max(st.perimeter[g] + st.perimeter[h] - 2 * st.shared[g][h], 1e-9) ** 2
+        )
         minor = st.shared[g][h] - st.major[g][h]
-        return (self._is_water(st, h) == self._is_water(st, g), not (self._road_land(st, g) and self._road_land(st, h)),
-                fits, merged >= MIN_COMPACTNESS, minor + 0.1 * st.major[g][h], -h)
+        return (
+            self._is_water(st, h) == self._is_water(st, g),
+            not (self._road_land(st, g) and self._road_land(st, h)),
+            fits,
+            merged >= MIN_COMPACTNESS,
+            minor + 0.1 * st.major[g][h],
+            -h,
+        )
 
     def _note_straddle(self, st: _Stats, g: int, h: int) -> None:
         """Note that the merged cell straddles the major roads between g and h, and why."""
-        self.notes[h].append(Message("generate.note.straddles", roads=self._roads_between(g, h),
-                                     size=self.target.size(self._size(st, g)),
-                                     other=self.target.size(self._size(st, h)), target=self.target.message()))
+        self.notes[h].append(
+            Message(
+                "generate.note.straddles",
+                roads=self._roads_between(g, h),
+                size=self.target.size(self._size(st, g)),
+                other=self.target.size(self._size(st, h)),
+                target=self.target.message(),
+            )
+        )
 
     def _roads_between(self, g: int, h: int) -> str | Message:
         """Return the names of the major roads along the boundary between groups g and h."""
@@ -435,13 +477,19 @@ class _Generator(Splitting):
         target = self.target
         if not st.shared[g]:
             whole = abs(st.area[g] - self.community.area) < 1e-6 * self.community.area
-            return Message("generate.reason.below_whole" if whole else "generate.reason.below_isolated",
-                           size=target.size(size))
+            return Message(
+                "generate.reason.below_whole" if whole else "generate.reason.below_isolated", size=target.size(size)
+            )
         if all(not self._may_merge(st, g, h, True) for h in st.shared[g]):
             h = max(st.shared[g], key=st.shared[g].get)
             if any(self._size(st, n) < target.min for n in st.shared[g]):
-                return Message("generate.reason.below_major_large", size=target.size(size), area=st.area[g],
-                               roads=self._roads_between(g, h), cap=self.straddle_max_m2)
+                return Message(
+                    "generate.reason.below_major_large",
+                    size=target.size(size),
+                    area=st.area[g],
+                    roads=self._roads_between(g, h),
+                    cap=self.straddle_max_m2,
+                )
             return Message("generate.reason.below_major", size=target.size(size), roads=self._roads_between(g, h))
         return Message("generate.reason.below", size=target.size(size))
 
@@ -468,9 +516,16 @@ class _Generator(Splitting):
         union = shapely.coverage_union_all(polygons)
         total = sum(c.area_m2 for c in cells)
         return GenerationResult(
-            cells=cells, target=self.target, faces=self.initial_faces, merges=self.merges, splits=self.splits,
-            rounds=self.rounds, tiling_error_m2=float(union.symmetric_difference(self.community).area),
-            overlap_m2=float(max(total - shapely.union_all(polygons).area, 0.0)), carriageways=len(self.pairs))
+            cells=cells,
+            target=self.target,
+            faces=self.initial_faces,
+            merges=self.merges,
+            splits=self.splits,
+            rounds=self.rounds,
+            tiling_error_m2=float(union.symmetric_difference(self.community).area),
+            overlap_m2=float(max(total - shapely.union_all(polygons).area, 0.0)),
+            carriageways=len(self.pairs),
+        )
 
     def _final_counts(self, ranks: np.ndarray, n: int) -> np.ndarray:
         if self.part_b is None:

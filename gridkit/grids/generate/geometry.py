@@ -94,8 +94,7 @@ def face_adjacency(faces: np.ndarray, major=None):
         pair_lines = (pl // (int(line.max()) + 1), pl % (int(line.max()) + 1))
     else:
         pair_lines = (empty, empty)
-    return (keys // n, keys % n, np.bincount(inv, weights=length[seg]), np.bincount(inv, weights=on_major),
-            pair_lines)
+    return (keys // n, keys % n, np.bincount(inv, weights=length[seg]), np.bincount(inv, weights=on_major), pair_lines)
 
 
 def point_faces(faces: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -182,4 +181,3 @@ def cut_segments(poly, origin, axis, offset, reach) -> list[LineString]:
         direction = (end - start) / np.hypot(*(end - start))
         out.append(LineString([start - direction * CUT_OVERSHOOT_M, end + direction * CUT_OVERSHOOT_M]))
     return out
-

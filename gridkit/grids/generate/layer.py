@@ -20,8 +20,13 @@ from gridkit.rules import building_cell
 CELL_LIMIT = 5000
 
 
-def target_cells_geojson(session: Session, edition_id: int, target: Target,
-                         bbox: tuple[float, float, float, float] | None = None, limit: int = CELL_LIMIT) -> dict:
+def target_cells_geojson(
+    session: Session,
+    edition_id: int,
+    target: Target,
+    bbox: tuple[float, float, float, float] | None = None,
+    limit: int = CELL_LIMIT,
+) -> dict:
     """Return the edition's cells (within `bbox`, lon/lat) as GeoJSON with buildings, area_m2 and status.
 
     status: 'ok', 'below' or 'above' the target (buildings counted by the building rule, or the
@@ -36,9 +41,17 @@ def target_cells_geojson(session: Session, edition_id: int, target: Target,
         envelope = func.ST_MakeEnvelope(*bbox, SRID)
         where.append(func.ST_Intersects(BaseCell.geom, envelope))
     cells = session.execute(
-        select(BaseCell.id, BaseCell.code, BaseCell.community_code, func.ST_AsGeoJSON(BaseCell.geom, 9),
-               func.round(func.ST_Area(func.geography(BaseCell.geom)).cast(Numeric), 1))
-        .where(*where).order_by(BaseCell.code).limit(limit + 1)).all()
+        select(
+            BaseCell.id,
+            BaseCell.code,
+            BaseCell.community_code,
+            func.ST_AsGeoJSON(BaseCell.geom, 9),
+            func.round(func.ST_Area(func.geography(BaseCell.geom)).cast(Numeric), 1),
+        )
+        .where(*where)
+        .order_by(BaseCell.code)
+        .limit(limit + 1)
+    ).all()
     if len(cells) > limit:
         raise ValidationError("generate.layer_too_many", limit=limit)
     counts = _building_counts(session, edition_id, envelope)
@@ -47,12 +60,26 @@ def target_cells_geojson(session: Session, edition_id: int, target: Target,
         buildings = counts.get(cell_id, 0)
         size = buildings if target.measure == "buildings" else float(area)
         status = "below" if size < target.min else "above" if size > target.max else "ok"
-        features.append({"type": "Feature", "id": code, "geometry": json.loads(geometry),
-                         "properties": {"code": code, "community_code": community, "buildings": buildings,
-                                        "area_m2": float(area), "status": status}})
-    return {"type": "FeatureCollection", "features": features,
-            "edition": {"id": edition.id, "name": edition.name, "status": edition.status},
-            "target": {"measure": target.measure, "min": target.min, "max": target.max}}
+        features.append(
+            {
+                "type": "Feature",
+                "id": code,
+                "geometry": json.loads(geometry),
+                "properties": {
+                    "code": code,
+                    "community_code": community,
+                    "buildings": buildings,
+                    "area_m2": float(area),
+                    "status": status,
+                },
+            }
+        )
+    return {
+        "type": "FeatureCollection",
+        "features": features,
+        "edition": {"id": edition.id, "name": edition.name, "status": edition.status},
+        "target": {"measure": target.measure, "min": target.min, "max": target.max},
+    }
 
 
 def _building_counts(session: Session, edition_id: int, envelope=None) -> dict[int, int]:
@@ -62,6 +89,7 @@ def _building_counts(session: Session, edition_id: int, envelope=None) -> dict[i
         located = and_(located, func.ST_Intersects(func.coalesce(Building.footprint, Building.geom), envelope))
     cell = building_cell(BaseCell, edition_id, Building.footprint, Building.geom).label("cell")
     per_building = select(cell).where(located).subquery()
-    rows = session.execute(select(per_building.c.cell, func.count()).where(per_building.c.cell.is_not(None))
-                           .group_by(per_building.c.cell)).all()
+    rows = session.execute(
+        select(per_building.c.cell, func.count()).where(per_building.c.cell.is_not(None)).group_by(per_building.c.cell)
+    ).all()
     return {cell_id: n for cell_id, n in rows}

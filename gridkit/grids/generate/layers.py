@@ -41,11 +41,13 @@ class Layers:
         return roads, water
 
 
-def read_layers(roads_path, water_path=None, *, paths: bool = False, src_crs: str | None = None,
-                encoding: str | None = None) -> Layers:
+def read_layers(
+    roads_path, water_path=None, *, paths: bool = False, src_crs: str | None = None, encoding: str | None = None
+) -> Layers:
     """Return the cutting roads and the water of the given files. `water_path`: one path or a list."""
     roads = road_features(read_layer(roads_path, src_crs=src_crs, encoding=encoding), paths=paths)
-    water_paths = [] if water_path is None else (
-        [water_path] if isinstance(water_path, (str, Path)) else list(water_path))
+    water_paths = (
+        [] if water_path is None else ([water_path] if isinstance(water_path, (str, Path)) else list(water_path))
+    )
     water = [g for p in water_paths for g in water_features(read_layer(p, src_crs=src_crs, encoding=encoding))]
     return Layers(roads, np.asarray(water, dtype=object))

@@ -21,9 +21,18 @@ import shapely
 from gridkit.errors import ValidationError
 from gridkit.messages import Message
 
-COLOURS = {"ok": (196, 230, 190), "below": (250, 200, 140), "above": (240, 128, 128), "water": (170, 205, 240),
-           "edge": (30, 30, 30), "marked": (190, 0, 190), "building": (110, 110, 110), "major": (150, 30, 30),
-           "minor": (150, 150, 150), "river": (120, 170, 225)}
+COLOURS = {
+    "ok": (196, 230, 190),
+    "below": (250, 200, 140),
+    "above": (240, 128, 128),
+    "water": (170, 205, 240),
+    "edge": (30, 30, 30),
+    "marked": (190, 0, 190),
+    "building": (110, 110, 110),
+    "major": (150, 30, 30),
+    "minor": (150, 150, 150),
+    "river": (120, 170, 225),
+}
 PNG_WIDTH = 1600
 
 
@@ -76,8 +85,9 @@ class _Canvas:
 
     def xy(self, coords: np.ndarray) -> np.ndarray:
         """Return pixel coordinates (column, row) of lon/lat coordinates."""
-        return np.column_stack([(coords[:, 0] - self.minx) * self.kx * self.scale,
-                                (self.maxy - coords[:, 1]) * self.scale])
+        return np.column_stack(
+            [(coords[:, 0] - self.minx) * self.kx * self.scale, (self.maxy - coords[:, 1]) * self.scale]
+        )
 
     def fill(self, geom, colour) -> None:
         """Fill a polygon (holes left open) by even-odd scanlines through pixel centres."""
@@ -103,9 +113,9 @@ class _Canvas:
             x = e[:, 0][None, :] + (rows[:, None] - y0) * (e[:, 2] - e[:, 0])[None, :] / (y1 - y0)
         x = np.sort(np.where(crosses, x, np.inf), axis=1)
         # Spans between the 1st and 2nd, 3rd and 4th … crossing of each row (even-odd rule).
-        starts, ends = x[:, 0::2], x[:, 1::2][:, :x[:, 0::2].shape[1]]
+        starts, ends = x[:, 0::2], x[:, 1::2][:, : x[:, 0::2].shape[1]]
         if ends.shape[1] < starts.shape[1]:
-            starts = starts[:, :ends.shape[1]]
+            starts = starts[:, : ends.shape[1]]
         row = np.broadcast_to(np.arange(len(rows))[:, None], starts.shape)
         ok = np.isfinite(starts) & np.isfinite(ends)
         lo = np.clip(np.ceil(starts[ok] - 0.5).astype(int) - left, 0, right - left)
@@ -147,8 +157,9 @@ class _Canvas:
             return struct.pack(">I", len(data)) + kind + data + crc
 
         header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-        return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 6))
-                + chunk(b"IEND", b""))
+        return (
+            b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b"")
+        )
 
 
 def _png(cells, roads, water, buildings) -> bytes:
@@ -183,8 +194,13 @@ def _png(cells, roads, water, buildings) -> bytes:
 
 
 def _features(items) -> dict:
-    return {"type": "FeatureCollection", "features": [
-        {"type": "Feature", "properties": props, "geometry": shapely.geometry.mapping(geom)} for geom, props in items]}
+    return {
+        "type": "FeatureCollection",
+        "features": [
+            {"type": "Feature", "properties": props, "geometry": shapely.geometry.mapping(geom)}
+            for geom, props in items
+        ],
+    }
 
 
 def _html(cells, roads, water, buildings, lang: str) -> str:
@@ -192,20 +208,36 @@ def _html(cells, roads, water, buildings, lang: str) -> str:
         return m.render(lang) if m is not None else None
 
     layers = {
-        "cells": _features((c.polygon, {"code": c.code, "status": c.status, "buildings": c.buildings,
-                                        "reason": text(c.reason), "notes": [text(n) for n in c.notes]}) for c in cells),
+        "cells": _features(
+            (
+                c.polygon,
+                {
+                    "code": c.code,
+                    "status": c.status,
+                    "buildings": c.buildings,
+                    "reason": text(c.reason),
+                    "notes": [text(n) for n in c.notes],
+                },
+            )
+            for c in cells
+        ),
         "roads": _features((r.geom, {"major": r.major, "name": r.label}) for r in roads),
         "water": _features((w, {}) for w in water),
         "buildings": _features((b, {}) for b in buildings),
     }
     bounds = shapely.total_bounds([c.polygon for c in cells]) if cells else (0, 0, 1, 1)
     colours = {k: "#{:02x}{:02x}{:02x}".format(*v) for k, v in COLOURS.items()}
-    legend = {status: Message(f"generate.preview.{status}").render(lang)
-              for status in ("ok", "below", "above", "water")}
-    return _PAGE.replace("__DATA__", json.dumps(layers, ensure_ascii=False)).replace(
-        "__COLOURS__", json.dumps(colours)).replace("__LEGEND__", json.dumps(legend, ensure_ascii=False)).replace(
-        "__BOUNDS__", json.dumps([[bounds[1], bounds[0]], [bounds[3], bounds[2]]])).replace(
-        "__TITLE__", Message("generate.preview.title").render(lang)).replace("__LANG__", lang)
+    legend = {
+        status: Message(f"generate.preview.{status}").render(lang) for status in ("ok", "below", "above", "water")
+    }
+    return (
+        _PAGE.replace("__DATA__", json.dumps(layers, ensure_ascii=False))
+        .replace("__COLOURS__", json.dumps(colours))
+        .replace("__LEGEND__", json.dumps(legend, ensure_ascii=False))
+        .replace("__BOUNDS__", json.dumps([[bounds[1], bounds[0]], [bounds[3], bounds[2]]]))
+        .replace("__TITLE__", Message("generate.preview.title").render(lang))
+        .replace("__LANG__", lang)
+    )
 
 
 _PAGE = """<!DOCTYPE html>

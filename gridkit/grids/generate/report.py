@@ -88,26 +88,67 @@ class GenerationReport:
             data["notes"] = [message(n) for n in c.notes]
             data["cell_notes"] = [{"code": n.code, "note": message(n.note)} for n in c.cell_notes]
             communities.append(data)
-        return {"edition": self.edition, "edition_id": self.edition_id, "target": self.target.render(lang),
-                "communities": communities, "copied_cells": self.copied_cells, "timings": self.timings,
-                "cells": self.cells, "in_target": self.in_target, "preview": self.preview}
+        return {
+            "edition": self.edition,
+            "edition_id": self.edition_id,
+            "target": self.target.render(lang),
+            "communities": communities,
+            "copied_cells": self.copied_cells,
+            "timings": self.timings,
+            "cells": self.cells,
+            "in_target": self.in_target,
+            "preview": self.preview,
+        }
 
     def text(self, lang: str | None = None) -> str:
         """Return the report as readable lines for the CLI, in `lang` (default zh-CN)."""
-        lines = [render("generate.report.summary", lang, edition=self.edition, cells=self.cells,
-                        communities=len(self.communities), in_target=self.in_target, target=self.target)]
+        lines = [
+            render(
+                "generate.report.summary",
+                lang,
+                edition=self.edition,
+                cells=self.cells,
+                communities=len(self.communities),
+                in_target=self.in_target,
+                target=self.target,
+            )
+        ]
         if self.copied_cells:
             lines.append(render("generate.report.copied", lang, cells=self.copied_cells))
         for c in self.communities:
-            lines.append("  " + render("generate.report.community", lang, code=c.code, name=c.name, faces=c.faces,
-                                       cells=c.cells, in_target=c.in_target, water=c.water_cells,
-                                       buildings=c.buildings, area=c.area_m2, epsg=c.epsg, seconds=c.seconds,
-                                       carriageways=c.carriageways, compactness=c.min_compactness))
+            lines.append(
+                "  "
+                + render(
+                    "generate.report.community",
+                    lang,
+                    code=c.code,
+                    name=c.name,
+                    faces=c.faces,
+                    cells=c.cells,
+                    in_target=c.in_target,
+                    water=c.water_cells,
+                    buildings=c.buildings,
+                    area=c.area_m2,
+                    epsg=c.epsg,
+                    seconds=c.seconds,
+                    carriageways=c.carriageways,
+                    compactness=c.min_compactness,
+                )
+            )
             for note in c.notes:
                 lines.append("    " + render("generate.report.note", lang, note=note))
             for p in c.outside:
-                lines.append("    " + render("generate.report.outside", lang, code=p.code, reason=p.reason,
-                                             buildings=p.buildings, area=p.area_m2))
+                lines.append(
+                    "    "
+                    + render(
+                        "generate.report.outside",
+                        lang,
+                        code=p.code,
+                        reason=p.reason,
+                        buildings=p.buildings,
+                        area=p.area_m2,
+                    )
+                )
             for n in c.cell_notes:
                 lines.append("    " + render("generate.report.cell_note", lang, code=n.code, note=n.note))
         if self.preview:

@@ -39,6 +39,7 @@ class Road:
         """Return the name (or ref) to show in a report, or '?' for an unnamed road."""
         return self.name or self.ref or "?"
 
+
 _TRUE = {"1", "1.0", "true", "yes", "t", "y"}
 
 # Tilezen / Nextzen road kinds (OSM-derived vector tiles) and OSM `highway` values.
@@ -48,11 +49,35 @@ _NO_CUT_ROAD_DETAILS = {"service", "track", "construction", "proposed", "raceway
 _STREET_PATH_DETAILS = {"pedestrian", "living_street"}
 _PATH_DETAILS = {"footway", "path", "cycleway", "steps", "bridleway", "corridor", "pedestrian", "living_street"}
 _CUT_RAIL_DETAILS = {"rail", "light_rail", "narrow_gauge", "preserved"}
-_OSM_CUT_HIGHWAYS = {"motorway", "trunk", "primary", "secondary", "tertiary", "unclassified", "residential",
-                     "motorway_link", "trunk_link", "primary_link", "secondary_link", "tertiary_link",
-                     "living_street", "pedestrian", "road"}
-_OSM_MAJOR_HIGHWAYS = {"motorway", "trunk", "primary", "secondary", "tertiary", "motorway_link", "trunk_link",
-                       "primary_link", "secondary_link", "tertiary_link"}
+_OSM_CUT_HIGHWAYS = {
+    "motorway",
+    "trunk",
+    "primary",
+    "secondary",
+    "tertiary",
+    "unclassified",
+    "residential",
+    "motorway_link",
+    "trunk_link",
+    "primary_link",
+    "secondary_link",
+    "tertiary_link",
+    "living_street",
+    "pedestrian",
+    "road",
+}
+_OSM_MAJOR_HIGHWAYS = {
+    "motorway",
+    "trunk",
+    "primary",
+    "secondary",
+    "tertiary",
+    "motorway_link",
+    "trunk_link",
+    "primary_link",
+    "secondary_link",
+    "tertiary_link",
+}
 _NO_CUT_WATER_KINDS = {"swimming_pool", "fountain", "reflecting_pool"}
 _CUT_WATER_LINE_KINDS = {"river", "canal", "stream", "drain", "ditch"}
 
@@ -86,9 +111,18 @@ def road_features(frame, *, paths: bool = False) -> list[Road]:
     columns = set(frame.columns)
     out = []
     for geom, kind, detail, highway, railway, fclass, tunnel_a, tunnel_b, name, name_zh, ref in zip(
-            frame.geometry, _column(frame, "kind"), _column(frame, "kind_detail"), _column(frame, "highway"),
-            _column(frame, "railway"), _column(frame, "fclass"), _column(frame, "is_tunnel"),
-            _column(frame, "tunnel"), _column(frame, "name"), _column(frame, "name:zh"), _column(frame, "ref")):
+        frame.geometry,
+        _column(frame, "kind"),
+        _column(frame, "kind_detail"),
+        _column(frame, "highway"),
+        _column(frame, "railway"),
+        _column(frame, "fclass"),
+        _column(frame, "is_tunnel"),
+        _column(frame, "tunnel"),
+        _column(frame, "name"),
+        _column(frame, "name:zh"),
+        _column(frame, "ref"),
+    ):
         if geom is None or geom.is_empty or _tunnel(tunnel_a, tunnel_b):
             continue
         main = False
@@ -105,18 +139,24 @@ def road_features(frame, *, paths: bool = False) -> list[Road]:
                 keep = False
         elif "highway" in columns or "railway" in columns:
             value = str(highway or "")
-            keep = (value in _OSM_CUT_HIGHWAYS or (paths and value in _PATH_DETAILS)
-                    or str(railway or "") in _CUT_RAIL_DETAILS)
+            keep = (
+                value in _OSM_CUT_HIGHWAYS
+                or (paths and value in _PATH_DETAILS)
+                or str(railway or "") in _CUT_RAIL_DETAILS
+            )
             main = value in _OSM_MAJOR_HIGHWAYS or str(railway or "") in _CUT_RAIL_DETAILS
         elif "fclass" in columns:
             value = str(fclass or "")
-            keep = (value in _OSM_CUT_HIGHWAYS or (paths and value in _PATH_DETAILS) or value in _CUT_RAIL_DETAILS)
+            keep = value in _OSM_CUT_HIGHWAYS or (paths and value in _PATH_DETAILS) or value in _CUT_RAIL_DETAILS
             main = value in _OSM_MAJOR_HIGHWAYS or value in _CUT_RAIL_DETAILS
         else:
             keep = True
         if keep:
-            rail = str(kind or "") == "rail" or str(railway or "") in _CUT_RAIL_DETAILS or (
-                str(fclass or "") in _CUT_RAIL_DETAILS)
+            rail = (
+                str(kind or "") == "rail"
+                or str(railway or "") in _CUT_RAIL_DETAILS
+                or (str(fclass or "") in _CUT_RAIL_DETAILS)
+            )
             out.append(Road(geom, main, _text(name) or _text(name_zh), _text(ref), rail))
     return out
 
@@ -143,8 +183,14 @@ def water_features(frame) -> list:
     """
     out = []
     for geom, kind, waterway, fclass, boundary, tunnel_a, tunnel_b in zip(
-            frame.geometry, _column(frame, "kind"), _column(frame, "waterway"), _column(frame, "fclass"),
-            _column(frame, "boundary"), _column(frame, "is_tunnel"), _column(frame, "tunnel")):
+        frame.geometry,
+        _column(frame, "kind"),
+        _column(frame, "waterway"),
+        _column(frame, "fclass"),
+        _column(frame, "boundary"),
+        _column(frame, "is_tunnel"),
+        _column(frame, "tunnel"),
+    ):
         if geom is None or geom.is_empty or _tunnel(tunnel_a, tunnel_b):
             continue
         label = str(kind or waterway or fclass or "")
@@ -183,8 +229,9 @@ def _directions(line, distances: np.ndarray) -> np.ndarray:
     return d / norm[:, None]
 
 
-def parallel_run(a, b, gap_m: float = CARRIAGEWAY_GAP_M, step_m: float = CARRIAGEWAY_STEP_M,
-                 angle_deg: float = CARRIAGEWAY_ANGLE_DEG) -> np.ndarray:
+def parallel_run(
+    a, b, gap_m: float = CARRIAGEWAY_GAP_M, step_m: float = CARRIAGEWAY_STEP_M, angle_deg: float = CARRIAGEWAY_ANGLE_DEG
+) -> np.ndarray:
     """Return the distances along line a at which b runs parallel to it, between 0.5 m and gap_m away."""
     if a.length < step_m:
         return np.empty(0)
@@ -203,8 +250,9 @@ def parallel_run(a, b, gap_m: float = CARRIAGEWAY_GAP_M, step_m: float = CARRIAG
     return along[cos >= np.cos(np.radians(angle_deg))]
 
 
-def _parallel_runs(parts: np.ndarray, candidates: list[tuple[int, int]], gap_m: float,
-                   step_m: float = CARRIAGEWAY_STEP_M) -> np.ndarray:
+def _parallel_runs(
+    parts: np.ndarray, candidates: list[tuple[int, int]], gap_m: float, step_m: float = CARRIAGEWAY_STEP_M
+) -> np.ndarray:
     """Return, for each candidate pair (a, b), the length of a along which b runs parallel (as parallel_run)."""
     a = parts[[i for i, _ in candidates]]
     b = parts[[j for _, j in candidates]]
@@ -224,8 +272,9 @@ def _parallel_runs(parts: np.ndarray, candidates: list[tuple[int, int]], gap_m: 
     return np.bincount(owner[ok], minlength=len(candidates)) * step_m
 
 
-def carriageway_pairs(parts: list, keys: list[tuple], gap_m: float = CARRIAGEWAY_GAP_M,
-                      min_run_m: float = CARRIAGEWAY_MIN_M) -> list[CarriagewayPair]:
+def carriageway_pairs(
+    parts: list, keys: list[tuple], gap_m: float = CARRIAGEWAY_GAP_M, min_run_m: float = CARRIAGEWAY_MIN_M
+) -> list[CarriagewayPair]:
     """Return the pairs of major road lines that are two carriageways of one road.
 
     `parts` are LineStrings (metric CRS) and `keys[i]` the (name, ref) of part i, for major roads
@@ -257,8 +306,9 @@ def carriageway_pairs(parts: list, keys: list[tuple], gap_m: float = CARRIAGEWAY
     return pairs
 
 
-def median_connectors(parts: list, pairs: list[CarriagewayPair], others: list,
-                      gap_m: float = CARRIAGEWAY_GAP_M) -> list:
+def median_connectors(
+    parts: list, pairs: list[CarriagewayPair], others: list, gap_m: float = CARRIAGEWAY_GAP_M
+) -> list:
     """Return lines that carry streets ending on one carriageway across the median to the other.
 
     A side street usually ends at the near carriageway; carried across, it cuts the land between
@@ -281,8 +331,9 @@ def median_connectors(parts: list, pairs: list[CarriagewayPair], others: list,
     near, far, starts, on_far_at = near[keep], far[keep], starts[keep], on_far_at[keep]
     if not len(starts):
         return []
-    cos = np.abs(np.einsum("ij,ij->i", _directions(near, shapely.line_locate_point(near, starts)),
-                           _directions(far, on_far_at)))
+    cos = np.abs(
+        np.einsum("ij,ij->i", _directions(near, shapely.line_locate_point(near, starts)), _directions(far, on_far_at))
+    )
     parallel = cos >= np.cos(np.radians(CARRIAGEWAY_ANGLE_DEG))
     p = shapely.get_coordinates(starts[parallel])
     q = shapely.get_coordinates(shapely.line_interpolate_point(far[parallel], on_far_at[parallel]))

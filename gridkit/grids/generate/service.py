@@ -51,12 +51,23 @@ class _Community:
     seconds: float
 
 
-def generate_base_grid(session: Session, *, communities: list[str] | None = None, roads_path, water_path=None,
-                       target: Target, edition_name: str | None = None,
-                       profile: CodeProfile | str = DEFAULT_PROFILE, paths: bool = False,
-                       water_min_m2: float = WATER_MIN_M2, keep_other_communities: bool = True,
-                       src_crs: str | None = None, encoding: str | None = None, preview=None,
-                       lang: str = "zh-CN") -> GenerationReport:
+def generate_base_grid(
+    session: Session,
+    *,
+    communities: list[str] | None = None,
+    roads_path,
+    water_path=None,
+    target: Target,
+    edition_name: str | None = None,
+    profile: CodeProfile | str = DEFAULT_PROFILE,
+    paths: bool = False,
+    water_min_m2: float = WATER_MIN_M2,
+    keep_other_communities: bool = True,
+    src_crs: str | None = None,
+    encoding: str | None = None,
+    preview=None,
+    lang: str = "zh-CN",
+) -> GenerationReport:
     """Generate base cells for communities (None = all) and write them as a new draft edition; never commits.
 
     Roads and water are read from files (any CRS, reprojected to EPSG:4490); buildings come from
@@ -77,8 +88,13 @@ def generate_base_grid(session: Session, *, communities: list[str] | None = None
     layers = read_layers(roads_path, water_path, paths=paths, src_crs=src_crs, encoding=encoding)
     timings["read"] = time.perf_counter() - started
 
-    if target.measure == "buildings" and not session.scalar(select(exists(
-            select(Building.id).join(AdminUnit, _in_community()).where(AdminUnit.code.in_([u.code for u in units]))))):
+    if target.measure == "buildings" and not session.scalar(
+        select(
+            exists(
+                select(Building.id).join(AdminUnit, _in_community()).where(AdminUnit.code.in_([u.code for u in units]))
+            )
+        )
+    ):
         raise ValidationError("generate.buildings_not_loaded")
     generate_started = time.perf_counter()
     buildings: dict[int, object] = {}
@@ -86,12 +102,19 @@ def generate_base_grid(session: Session, *, communities: list[str] | None = None
     timings["generate"] = time.perf_counter() - generate_started
 
     write_started = time.perf_counter()
-    edition = BaseGridEdition(name=edition_name, status=EditionState.DRAFT, code_profile=profile.name,
-                              note=f"generated along roads, target {target.describe()}")
+    edition = BaseGridEdition(
+        name=edition_name,
+        status=EditionState.DRAFT,
+        code_profile=profile.name,
+        note=f"generated along roads, target {target.describe()}",
+    )
     session.add(edition)
     session.flush()
-    rows = [{"edition_id": edition.id, "code": code, "community_code": c.unit.code,
-             "geom": from_shape(polygon, srid=SRID)} for c in done for polygon, code in zip(c.stored, c.codes)]
+    rows = [
+        {"edition_id": edition.id, "code": code, "community_code": c.unit.code, "geom": from_shape(polygon, srid=SRID)}
+        for c in done
+        for polygon, code in zip(c.stored, c.codes)
+    ]
     if rows:
         session.execute(insert(BaseCell), rows)
     copied = 0
@@ -109,16 +132,24 @@ def generate_base_grid(session: Session, *, communities: list[str] | None = None
         _write_preview(preview, done, layers, buildings, lang)
         timings["preview"] = time.perf_counter() - preview_started
     timings["total"] = time.perf_counter() - started
-    return GenerationReport(edition=edition.name, edition_id=edition.id, target=target.message(),
-                            communities=reports, copied_cells=copied,
-                            timings={k: round(v, 3) for k, v in timings.items()},
-                            preview=str(preview) if preview is not None else None)
+    return GenerationReport(
+        edition=edition.name,
+        edition_id=edition.id,
+        target=target.message(),
+        communities=reports,
+        copied_cells=copied,
+        timings={k: round(v, 3) for k, v in timings.items()},
+        preview=str(preview) if preview is not None else None,
+    )
 
 
 def _write_preview(path, done: list[_Community], layers: Layers, buildings: dict, lang: str) -> None:
     """Draw the generated communities' cells over their roads, water and buildings (EPSG:4490)."""
-    cells = [PreviewCell(polygon, code, cell.status, cell.reason, cell.notes, cell.buildings)
-             for c in done for cell, polygon, code in zip(c.result.cells, c.stored, c.codes)]
+    cells = [
+        PreviewCell(polygon, code, cell.status, cell.reason, cell.notes, cell.buildings)
+        for c in done
+        for cell, polygon, code in zip(c.result.cells, c.stored, c.codes)
+    ]
     area = shapely.union_all([to_shape(c.unit.geom) for c in done])
     roads, water = layers.near(area)
     write_preview(path, cells, roads=roads, water=water, buildings=list(buildings.values()), lang=lang)
@@ -142,12 +173,21 @@ def _communities(session: Session, codes: list[str] | None) -> list[AdminUnit]:
 
 def _in_community():
     """Return the join condition: the building's footprint (or, without one, its point) meets the community."""
-    return or_(func.ST_Intersects(AdminUnit.geom, Building.footprint),
-               (Building.footprint.is_(None)) & func.ST_Intersects(AdminUnit.geom, Building.geom))
+    return or_(
+        func.ST_Intersects(AdminUnit.geom, Building.footprint),
+        (Building.footprint.is_(None)) & func.ST_Intersects(AdminUnit.geom, Building.geom),
+    )
 
 
-def _generate_community(session: Session, unit: AdminUnit, layers: Layers, target: Target, profile: CodeProfile,
-                        water_min_m2: float, buildings: dict) -> _Community:
+def _generate_community(
+    session: Session,
+    unit: AdminUnit,
+    layers: Layers,
+    target: Target,
+    profile: CodeProfile,
+    water_min_m2: float,
+    buildings: dict,
+) -> _Community:
     """Generate one community's cells in its Gauss-Kruger zone and bring them back to EPSG:4490."""
     started = time.perf_counter()
     community = to_shape(unit.geom)
@@ -167,7 +207,9 @@ def _generate_community(session: Session, unit: AdminUnit, layers: Layers, targe
     roads_m = [Road(g, r.major, r.name, r.ref) for r, g in zip(roads, to_metric([r.geom for r in roads]))]
     rows = session.execute(
         select(Building.id, func.coalesce(Building.footprint, Building.geom))
-        .join(AdminUnit, AdminUnit.code == unit.code).where(_in_community())).all()
+        .join(AdminUnit, AdminUnit.code == unit.code)
+        .where(_in_community())
+    ).all()
     for building_id, geom in rows:
         buildings.setdefault(building_id, to_shape(geom))
     footprints = [buildings[i] for i, _ in rows]
@@ -184,8 +226,17 @@ def _generate_community(session: Session, unit: AdminUnit, layers: Layers, targe
     if not shapely.is_valid(stored).all():
         raise RuntimeError(f"generated cells of community {unit.code} are invalid after transformation")
     codes = number_cells(list(stored), unit.code, profile)
-    return _Community(unit, int(epsg), float(community_m.area), result, list(stored), codes, [i for i, _ in rows],
-                      notes, time.perf_counter() - started)
+    return _Community(
+        unit,
+        int(epsg),
+        float(community_m.area),
+        result,
+        list(stored),
+        codes,
+        [i for i, _ in rows],
+        notes,
+        time.perf_counter() - started,
+    )
 
 
 def _count_buildings(session: Session, edition_id: int, done: list[_Community], buildings: dict) -> dict[str, int]:
@@ -201,9 +252,13 @@ def _count_buildings(session: Session, edition_id: int, done: list[_Community], 
     geoms = np.asarray([buildings[i] for i in ids], dtype=object)
     generated = {c.unit.code for c in done}
     reach = shapely.union_all(shapely.envelope(geoms))
-    for code, geom in session.execute(select(BaseCell.code, BaseCell.geom).where(
-            BaseCell.edition_id == edition_id, BaseCell.community_code.not_in(generated),
-            func.ST_Intersects(BaseCell.geom, func.ST_GeomFromWKB(shapely.to_wkb(reach), SRID)))):
+    for code, geom in session.execute(
+        select(BaseCell.code, BaseCell.geom).where(
+            BaseCell.edition_id == edition_id,
+            BaseCell.community_code.not_in(generated),
+            func.ST_Intersects(BaseCell.geom, func.ST_GeomFromWKB(shapely.to_wkb(reach), SRID)),
+        )
+    ):
         cells[code] = to_shape(geom)
     codes = sorted(cells)
     owner = building_cells([cells[c] for c in codes], geoms)
@@ -220,8 +275,9 @@ def _community_report(c: _Community, counts: dict[str, int], target: Target) -> 
             if n != cell.buildings:  # a footprint across a community boundary went to the other side
                 cell.buildings = n
                 cell.status = "below" if n < target.min else "above" if n > target.max else "ok"
-                cell.reason = None if cell.status == "ok" else Message(
-                    f"generate.reason.{cell.status}", size=target.size(n))
+                cell.reason = (
+                    None if cell.status == "ok" else Message(f"generate.reason.{cell.status}", size=target.size(n))
+                )
         else:
             cell.buildings = counts.get(code, 0)
         held += cell.buildings
@@ -230,18 +286,32 @@ def _community_report(c: _Community, counts: dict[str, int], target: Target) -> 
             outside.append(CellProblem(code, cell.status, cell.reason, cell.buildings, round(cell.area_m2, 1)))
         cell_notes.extend(CellNote(code, note) for note in cell.notes)
     return CommunityReport(
-        code=c.unit.code, name=c.unit.name, epsg=c.epsg, faces=int(c.result.faces), cells=len(c.result.cells),
-        in_target=in_target, water_cells=int(sum(cell.water for cell in c.result.cells)), buildings=held,
-        area_m2=round(c.area_m2, 1), tiling_error_m2=float(c.result.tiling_error_m2), seconds=round(c.seconds, 3),
-        outside=outside, notes=c.notes, cell_notes=cell_notes, carriageways=c.result.carriageways,
+        code=c.unit.code,
+        name=c.unit.name,
+        epsg=c.epsg,
+        faces=int(c.result.faces),
+        cells=len(c.result.cells),
+        in_target=in_target,
+        water_cells=int(sum(cell.water for cell in c.result.cells)),
+        buildings=held,
+        area_m2=round(c.area_m2, 1),
+        tiling_error_m2=float(c.result.tiling_error_m2),
+        seconds=round(c.seconds, 3),
+        outside=outside,
+        notes=c.notes,
+        cell_notes=cell_notes,
+        carriageways=c.result.carriageways,
         min_compactness=round(min((cell.compactness for cell in c.result.cells if not cell.water), default=1.0), 3),
-        counts={code: cell.buildings for cell, code in zip(c.result.cells, c.codes)})
+        counts={code: cell.buildings for cell, code in zip(c.result.cells, c.codes)},
+    )
 
 
 def _copy_cells(session: Session, source_id: int, edition_id: int, skip_communities: list[str]) -> int:
     """Copy the cells of every community not in skip_communities from one edition to another; return how many."""
     others = select(literal(edition_id), BaseCell.code, BaseCell.community_code, BaseCell.geom).where(
-        BaseCell.edition_id == source_id, BaseCell.community_code.not_in(skip_communities))
-    result = session.execute(insert(BaseCell).from_select(["edition_id", "code", "community_code", "geom"], others)
-                             .returning(BaseCell.id))
+        BaseCell.edition_id == source_id, BaseCell.community_code.not_in(skip_communities)
+    )
+    result = session.execute(
+        insert(BaseCell).from_select(["edition_id", "code", "community_code", "geom"], others).returning(BaseCell.id)
+    )
     return len(result.all())

@@ -70,12 +70,17 @@ class Splitting:
         st = self._groups()
         for g in st.area:
             if not self._exempt(st, g) and self._size(st, g) > self.target.max:
-                self.stuck.setdefault(g, Message("generate.reason.above_rounds", size=self.target.size(
-                    self._size(st, g)), rounds=max_rounds))
+                self.stuck.setdefault(
+                    g,
+                    Message(
+                        "generate.reason.above_rounds", size=self.target.size(self._size(st, g)), rounds=max_rounds
+                    ),
+                )
         self.stuck.update({g: why for g, why in self.elongated.items() if g not in self.stuck})
 
-    def _plan_cut(self, g: int, faces: list[int], area: float, size: float, parts: int | None = None,
-                  strict: bool = False):
+    def _plan_cut(
+        self, g: int, faces: list[int], area: float, size: float, parts: int | None = None, strict: bool = False
+    ):
         """Return (origin, axis, offset, segments) of the cut for group g, or a Message why there is none.
 
         `parts`: how many cells the group should become (default ceil(size / max)); strict: refuse a

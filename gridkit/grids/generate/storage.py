@@ -17,6 +17,7 @@ STORAGE_GRID_DEG = 1e-9
 # computed by noding, off the exact line only by floating-point error.
 ON_BOUNDARY_M = 1e-6
 
+
 def number_cells(polygons: Sequence, community_code: str, profile: CodeProfile | str = DEFAULT_PROFILE) -> list[str]:
     """Return the base cell code of each polygon (same order as given), numbered by the default rule.
 
@@ -27,8 +28,9 @@ def number_cells(polygons: Sequence, community_code: str, profile: CodeProfile |
     profile = PROFILES[profile] if isinstance(profile, str) else profile
     limit = 10**profile.base_cell_seq_digits - 1
     if len(polygons) > limit:
-        raise ValidationError("generate.too_many_cells", community=community_code, cells=len(polygons),
-                              profile=profile.name, limit=limit)
+        raise ValidationError(
+            "generate.too_many_cells", community=community_code, cells=len(polygons), profile=profile.name, limit=limit
+        )
     codes = [""] * len(polygons)
     for seq, i in enumerate(cell_order(polygons), start=1):
         codes[i] = base_cell_code(community_code, seq, profile)
@@ -73,8 +75,9 @@ def to_storage(polygons: Sequence, inverse, community_m=None, community=None, gr
     if free:
         free = np.asarray(free)
         segments = shapely.linestrings(np.stack([starts_m, ends_m], axis=1))
-        hit, seg = shapely.STRtree(segments).query(shapely.points(coords[free]), predicate="dwithin",
-                                                   distance=ON_BOUNDARY_M)
+        hit, seg = shapely.STRtree(segments).query(
+            shapely.points(coords[free]), predicate="dwithin", distance=ON_BOUNDARY_M
+        )
         order = np.argsort(hit, kind="stable")
         hit, seg = hit[order], seg[order]
         first = np.r_[True, hit[1:] != hit[:-1]] if len(hit) else np.empty(0, bool)
@@ -84,4 +87,3 @@ def to_storage(polygons: Sequence, inverse, community_m=None, community=None, gr
         t = np.clip(np.einsum("ij,ij->i", p - a, b - a) / np.einsum("ij,ij->i", b - a, b - a), 0.0, 1.0)
         out[free[hit]] = starts[seg] + t[:, None] * (ends[seg] - starts[seg])
     return shapely.transform(polygons, lambda _: out)
-

@@ -85,6 +85,7 @@ class PiecesError(InvalidValue):
 
 # -- statistics ---------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Spread:
     """How even a set of loads is: max, min, mean, standard deviation, (max − min) / mean."""
@@ -95,15 +96,17 @@ class Spread:
     min: float
     mean: float
     std: float
-    relative: float        # (max − min) / mean; 0.0 when the mean is 0
+    relative: float  # (max − min) / mean; 0.0 when the mean is 0
 
     def to_dict(self) -> dict:
         """Return the statistics as a JSON-ready dict."""
         return asdict(self)
 
     def __str__(self) -> str:
-        return (f"{self.parts} parts, load max {self.max:g} / min {self.min:g} / mean {self.mean:.4g}, "
-                f"std {self.std:.4g}, spread (max-min)/mean {self.relative:.1%}")
+        return (
+            f"{self.parts} parts, load max {self.max:g} / min {self.min:g} / mean {self.mean:.4g}, "
+            f"std {self.std:.4g}, spread (max-min)/mean {self.relative:.1%}"
+        )
 
 
 def spread_of(loads: Sequence[float]) -> Spread:
@@ -120,8 +123,9 @@ def spread_of(loads: Sequence[float]) -> Spread:
 # -- pure algorithm -----------------------------------------------------------------------------
 
 
-def apportion(weights: Sequence[float], n: int, *, minimum: Sequence[int] | None = None,
-              maximum: Sequence[int] | None = None) -> list[int]:
+def apportion(
+    weights: Sequence[float], n: int, *, minimum: Sequence[int] | None = None, maximum: Sequence[int] | None = None
+) -> list[int]:
     """Return how many of n parts each group gets, in proportion to weight, within [minimum, maximum].
 
     Greedy on the marginal decrease of Σ W_i² / n_i, which is optimal for that convex objective.
@@ -152,9 +156,14 @@ def apportion(weights: Sequence[float], n: int, *, minimum: Sequence[int] | None
     return seats
 
 
-def partition(adjacency: Mapping[int, set[int]], weights: Mapping[int, float], n: int, *,
-              seeds: Sequence[int] | None = None,
-              centroids: Mapping[int, tuple[float, float]] | None = None) -> list[list[int]]:
+def partition(
+    adjacency: Mapping[int, set[int]],
+    weights: Mapping[int, float],
+    n: int,
+    *,
+    seeds: Sequence[int] | None = None,
+    centroids: Mapping[int, tuple[float, float]] | None = None,
+) -> list[list[int]]:
     """Split a graph of base cells into n connected parts of balanced total weight.
 
     adjacency: node → neighbours sharing an edge (made symmetric); weights: node → load ≥ 0
@@ -208,8 +217,7 @@ def partition(adjacency: Mapping[int, set[int]], weights: Mapping[int, float], n
     else:
         if n < len(pieces):
             raise PiecesError(pieces, n)
-        counts = apportion([math.fsum(weff[v] for v in p) for p in pieces], n,
-                           maximum=[len(p) for p in pieces])
+        counts = apportion([math.fsum(weff[v] for v in p) for p in pieces], n, maximum=[len(p) for p in pieces])
         seeds_of = [choose_seeds(piece, k, adj, weff, pos) for piece, k in zip(pieces, counts)]
 
     result: list[list[int]] = []

@@ -16,7 +16,7 @@ def grow(piece: list[int], seeds: list[int], adj, weff, pos) -> dict[int, int]:
     """Grow parts from the seeds, the lightest part first; return node → part index."""
     assign = {s: i for i, s in enumerate(seeds)}
     load = [weff[s] for s in seeds]
-    order = [0] * len(seeds)          # cells taken so far: the key without centroids
+    order = [0] * len(seeds)  # cells taken so far: the key without centroids
     frontier: list[list] = [[] for _ in seeds]
 
     def push(i: int, v: int, step: int) -> None:
@@ -35,7 +35,7 @@ def grow(piece: list[int], seeds: list[int], adj, weff, pos) -> dict[int, int]:
         while heap and heap[0][1] in assign:
             heapq.heappop(heap)
         if not heap:
-            continue                  # enclosed: this part grows no more
+            continue  # enclosed: this part grows no more
         _, v = heapq.heappop(heap)
         assign[v] = i
         load[i] += weff[v]
@@ -124,8 +124,9 @@ def balanced_flood(piece: list[int], seeds: list[int], adj, weff, pos) -> dict[i
         for i in range(k):
             alpha[i] += step * scale * (target - load[i]) / target
         if pos is not None:
-            centres = [(math.fsum(pos[v][0] for v in m) / len(m), math.fsum(pos[v][1] for v in m) / len(m))
-                       for m in members]
+            centres = [
+                (math.fsum(pos[v][0] for v in m) / len(m), math.fsum(pos[v][1] for v in m) / len(m)) for m in members
+            ]
             seeds = [min(m, key=lambda v: (dist2(pos[v], c), v)) for m, c in zip(members, centres)]
         else:
             seeds = [deepest(set(m), adj, assign, i) for i, m in enumerate(members)]
@@ -166,7 +167,7 @@ def split_two(cells: list[int], share: float, adj, weff, pos) -> tuple[list[int]
         values, vectors = np.linalg.eigh(xy.T @ xy)
         axis = vectors[:, int(np.argmax(values))]
         if axis[0] < -1e-12 or (abs(axis[0]) <= 1e-12 and axis[1] < 0):
-            axis = -axis                      # a fixed direction: west→east (else south→north)
+            axis = -axis  # a fixed direction: west→east (else south→north)
         along = dict(zip(cells, (xy @ axis).tolist()))
     else:
         far = bfs_from([cells[0]], adj, inside)

@@ -20,7 +20,7 @@ def choose_seeds(piece: list[int], k: int, adj, weff, pos) -> list[int]:
     xy = np.array([pos[v] for v in piece], dtype=float)
     wt = np.array([weff[v] for v in piece], dtype=float)
     centre = (xy * wt[:, None]).sum(axis=0) / wt.sum()
-    first = int(np.argmin(((xy - centre) ** 2).sum(axis=1)))   # argmin: the first (smallest id) on ties
+    first = int(np.argmin(((xy - centre) ** 2).sum(axis=1)))  # argmin: the first (smallest id) on ties
     chosen = [first]
     near = ((xy - xy[first]) ** 2).sum(axis=1)
     for _ in range(1, k):

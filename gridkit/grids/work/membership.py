@@ -19,8 +19,14 @@ from gridkit.standard import InvalidValue, codes
 from gridkit.standard.codes import CodeProfile
 
 
-def check_work_cell(session: Session, version: WorkGridVersion, code: str, *,
-                    known_areas: set[str] | None = None, profile: CodeProfile | None = None) -> str:
+def check_work_cell(
+    session: Session,
+    version: WorkGridVersion,
+    code: str,
+    *,
+    known_areas: set[str] | None = None,
+    profile: CodeProfile | None = None,
+) -> str:
     """Return `code` if it is a work cell code of the version's department in its code profile.
 
     The layout is the profile's (department type + area + sequence); the area part must name a
@@ -52,19 +58,33 @@ def _missing_base_cells(missing: list[str]) -> NotFound:
     return NotFound("work.base_cells_not_in_edition", codes=shown, count=len(missing))
 
 
-def set_members(session: Session, version: WorkGridVersion, work_cell_code: str, base_cell_codes: list[str],
-                *, name: str | None = None, expected_revision: int | None = None, by: str | None = None) -> WorkCell:
+def set_members(
+    session: Session,
+    version: WorkGridVersion,
+    work_cell_code: str,
+    base_cell_codes: list[str],
+    *,
+    name: str | None = None,
+    expected_revision: int | None = None,
+    by: str | None = None,
+) -> WorkCell:
     """Put the named base cells into the work cell (created if new), taking them from other work cells."""
     _require_draft(version)
     check_work_cell(session, version, work_cell_code)
-    cells = dict(session.execute(select(BaseCell.code, BaseCell.id).where(
-        BaseCell.edition_id == version.base_edition_id, BaseCell.code.in_(base_cell_codes))).all())
+    cells = dict(
+        session.execute(
+            select(BaseCell.code, BaseCell.id).where(
+                BaseCell.edition_id == version.base_edition_id, BaseCell.code.in_(base_cell_codes)
+            )
+        ).all()
+    )
     missing = sorted(set(base_cell_codes) - set(cells))
     if missing:
         raise _missing_base_cells(missing)
     touch_draft(session, version, expected_revision=expected_revision, by=by)
-    work_cell = session.scalar(select(WorkCell).where(WorkCell.version_id == version.id,
-                                                      WorkCell.code == work_cell_code))
+    work_cell = session.scalar(
+        select(WorkCell).where(WorkCell.version_id == version.id, WorkCell.code == work_cell_code)
+    )
     if work_cell is None:
         work_cell = WorkCell(version_id=version.id, code=work_cell_code, name=name)
         session.add(work_cell)
@@ -72,17 +92,27 @@ def set_members(session: Session, version: WorkGridVersion, work_cell_code: str,
     elif name:
         work_cell.name = name
     ids = list(cells.values())
-    session.execute(delete(WorkGridExclusion).where(WorkGridExclusion.version_id == version.id,
-                                                    WorkGridExclusion.base_cell_id.in_(ids)))
-    session.execute(delete(WorkCellMember).where(WorkCellMember.version_id == version.id,
-                                                 WorkCellMember.base_cell_id.in_(ids)))
+    session.execute(
+        delete(WorkGridExclusion).where(
+            WorkGridExclusion.version_id == version.id, WorkGridExclusion.base_cell_id.in_(ids)
+        )
+    )
+    session.execute(
+        delete(WorkCellMember).where(WorkCellMember.version_id == version.id, WorkCellMember.base_cell_id.in_(ids))
+    )
     if ids:
-        session.execute(insert(WorkCellMember), [
-            {"version_id": version.id, "base_cell_id": i, "work_cell_id": work_cell.id} for i in ids])
+        session.execute(
+            insert(WorkCellMember),
+            [{"version_id": version.id, "base_cell_id": i, "work_cell_id": work_cell.id} for i in ids],
+        )
     # A work cell left with no base cells disappears.
-    session.execute(text(
-        "DELETE FROM work_cell w WHERE w.version_id = :v AND NOT EXISTS "
-        "(SELECT 1 FROM work_cell_member m WHERE m.work_cell_id = w.id)"), {"v": version.id})
+    session.execute(
+        text(
+            "DELETE FROM work_cell w WHERE w.version_id = :v AND NOT EXISTS "
+            "(SELECT 1 FROM work_cell_member m WHERE m.work_cell_id = w.id)"
+        ),
+        {"v": version.id},
+    )
     session.flush()
     return work_cell
 
@@ -94,43 +124,77 @@ def cells_in_polygon(session: Session, version: WorkGridVersion, polygon, *, thr
     """
     if not 0 < threshold <= 1:
         raise ValidationError("work.bad_threshold", threshold=threshold)
-    return list(session.scalars(text(
-        "WITH p AS (SELECT ST_SetSRID(ST_GeomFromWKB(:wkb), :srid) AS g) "
-        "SELECT b.code FROM base_cell b, p WHERE b.edition_id = :e AND ST_Intersects(b.geom, p.g) "
-        "AND ST_Area(ST_Intersection(b.geom, p.g)::geography) >= :t * ST_Area(b.geom::geography) ORDER BY b.code"),
-        {"e": version.base_edition_id, "t": threshold, "wkb": polygon.wkb, "srid": rules.SRID}))
+    return list(
+        session.scalars(
+            text(
+                "WITH p AS (SELECT ST_SetSRID(ST_GeomFromWKB(:wkb), :srid) AS g) "
+                "SELECT b.code FROM base_cell b, p WHERE b.edition_id = :e AND ST_Intersects(b.geom, p.g) "
+                "AND ST_Area(ST_Intersection(b.geom, p.g)::geography) >= :t * ST_Area(b.geom::geography) "
+                "ORDER BY b.code"
+            ),
+            {"e": version.base_edition_id, "t": threshold, "wkb": polygon.wkb, "srid": rules.SRID},
+        )
+    )
 
 
 def cells_in_admin_unit(session: Session, version: WorkGridVersion, admin_code: str) -> list[str]:
     """Return codes of the version's base cells inside an admin unit (by code prefix)."""
     if session.get(AdminUnit, admin_code) is None:
         raise NotFound("grids.unknown_admin_unit", code=admin_code)
-    return list(session.scalars(select(BaseCell.code).where(
-        BaseCell.edition_id == version.base_edition_id,
-        BaseCell.community_code.startswith(area_prefix(session, admin_code)))
-        .order_by(BaseCell.code)))
+    return list(
+        session.scalars(
+            select(BaseCell.code)
+            .where(
+                BaseCell.edition_id == version.base_edition_id,
+                BaseCell.community_code.startswith(area_prefix(session, admin_code)),
+            )
+            .order_by(BaseCell.code)
+        )
+    )
 
 
-def exclude_cells(session: Session, version: WorkGridVersion, base_cell_codes: list[str], reason: str, *,
-                  expected_revision: int | None = None, by: str | None = None) -> int:
+def exclude_cells(
+    session: Session,
+    version: WorkGridVersion,
+    base_cell_codes: list[str],
+    reason: str,
+    *,
+    expected_revision: int | None = None,
+    by: str | None = None,
+) -> int:
     """Leave base cells out of every work cell of a draft on purpose (e.g. a reservoir), with the reason."""
     _require_draft(version)
     if not reason.strip():
         raise ValidationError("work.exclusion_needs_reason")
-    cells = dict(session.execute(select(BaseCell.code, BaseCell.id).where(
-        BaseCell.edition_id == version.base_edition_id, BaseCell.code.in_(base_cell_codes))).all())
+    cells = dict(
+        session.execute(
+            select(BaseCell.code, BaseCell.id).where(
+                BaseCell.edition_id == version.base_edition_id, BaseCell.code.in_(base_cell_codes)
+            )
+        ).all()
+    )
     missing = sorted(set(base_cell_codes) - set(cells))
     if missing:
         raise _missing_base_cells(missing)
     touch_draft(session, version, expected_revision=expected_revision, by=by)
     ids = list(cells.values())
-    session.execute(delete(WorkCellMember).where(WorkCellMember.version_id == version.id,
-                                                 WorkCellMember.base_cell_id.in_(ids)))
-    session.execute(delete(WorkGridExclusion).where(WorkGridExclusion.version_id == version.id,
-                                                    WorkGridExclusion.base_cell_id.in_(ids)))
-    session.execute(insert(WorkGridExclusion), [
-        {"version_id": version.id, "base_cell_id": i, "reason": reason.strip()} for i in ids])
-    session.execute(text(
-        "DELETE FROM work_cell w WHERE w.version_id = :v AND NOT EXISTS "
-        "(SELECT 1 FROM work_cell_member m WHERE m.work_cell_id = w.id)"), {"v": version.id})
+    session.execute(
+        delete(WorkCellMember).where(WorkCellMember.version_id == version.id, WorkCellMember.base_cell_id.in_(ids))
+    )
+    session.execute(
+        delete(WorkGridExclusion).where(
+            WorkGridExclusion.version_id == version.id, WorkGridExclusion.base_cell_id.in_(ids)
+        )
+    )
+    session.execute(
+        insert(WorkGridExclusion),
+        [{"version_id": version.id, "base_cell_id": i, "reason": reason.strip()} for i in ids],
+    )
+    session.execute(
+        text(
+            "DELETE FROM work_cell w WHERE w.version_id = :v AND NOT EXISTS "
+            "(SELECT 1 FROM work_cell_member m WHERE m.work_cell_id = w.id)"
+        ),
+        {"v": version.id},
+    )
     return len(ids)

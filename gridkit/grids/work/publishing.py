@@ -17,41 +17,63 @@ from gridkit.rules import VersionState
 
 def _cache_work_cell_geometry(session: Session, version: WorkGridVersion) -> None:
     """Store each work cell's geometry: the union of its base cells."""
-    session.execute(text(
-        "UPDATE work_cell w SET geom = u.geom FROM ("
-        " SELECT m.work_cell_id AS id, ST_Multi(ST_UnaryUnion(ST_Collect(b.geom))) AS geom"
-        " FROM work_cell_member m JOIN base_cell b ON b.id = m.base_cell_id"
-        " WHERE m.version_id = :v GROUP BY m.work_cell_id) u WHERE w.id = u.id"), {"v": version.id})
+    session.execute(
+        text(
+            "UPDATE work_cell w SET geom = u.geom FROM ("
+            " SELECT m.work_cell_id AS id, ST_Multi(ST_UnaryUnion(ST_Collect(b.geom))) AS geom"
+            " FROM work_cell_member m JOIN base_cell b ON b.id = m.base_cell_id"
+            " WHERE m.version_id = :v GROUP BY m.work_cell_id) u WHERE w.id = u.id"
+        ),
+        {"v": version.id},
+    )
 
 
-def publish(session: Session, version: WorkGridVersion, *, at: datetime | None = None,
-            by: str | None = None, coordinator_required: bool = False,
-            expected_revision: int | None = None) -> WorkGridVersion:
+def publish(
+    session: Session,
+    version: WorkGridVersion,
+    *,
+    at: datetime | None = None,
+    by: str | None = None,
+    coordinator_required: bool = False,
+    expected_revision: int | None = None,
+) -> WorkGridVersion:
     """Publish a draft: validate, cache work cell geometries, close the previous version's validity.
 
     With expected_revision, a draft changed since the publisher looked at it is refused (Conflict).
     """
     if version.status != VersionState.DRAFT:
-        raise InvalidTransition("work.publish_not_draft", number=version.number, dept=version.dept_code,
-                                status=state_name(version.status))
+        raise InvalidTransition(
+            "work.publish_not_draft", number=version.number, dept=version.dept_code, status=state_name(version.status)
+        )
     if expected_revision is not None:
         touch_draft(session, version, expected_revision=expected_revision, by=by)
     savepoint = session.begin_nested()
     # The union is computed once: validation checks connectivity on it and publishing keeps it.
     _cache_work_cell_geometry(session, version)
-    errors = [p for p in validate_version(session, version, coordinator_required=coordinator_required,
-                                          geometry_cached=True) if p.severity == "error"]
+    errors = [
+        p
+        for p in validate_version(session, version, coordinator_required=coordinator_required, geometry_cached=True)
+        if p.severity == "error"
+    ]
     if errors:
         savepoint.rollback()
-        raise ValidationError("work.publish_refused", draft=version.id, problems=[p.to_dict() for p in errors],
-                              reasons=[p.message for p in errors])
+        raise ValidationError(
+            "work.publish_refused",
+            draft=version.id,
+            problems=[p.to_dict() for p in errors],
+            reasons=[p.message for p in errors],
+        )
     savepoint.commit()
     at = at or rules.now()
     previous = current_version(session, version.dept_code)
     if previous is not None:
         if previous.valid_from and previous.valid_from > at:
-            raise InvalidTransition("work.valid_from_later", number=previous.number,
-                                    valid_from=rules.iso(previous.valid_from), at=rules.iso(at))
+            raise InvalidTransition(
+                "work.valid_from_later",
+                number=previous.number,
+                valid_from=rules.iso(previous.valid_from),
+                at=rules.iso(at),
+            )
         previous.valid_to = at
         previous.status = VersionState.RETIRED
         session.flush()
@@ -63,8 +85,9 @@ def publish(session: Session, version: WorkGridVersion, *, at: datetime | None =
     return version
 
 
-def rollback(session: Session, dept_code: str, to_number: int, *, by: str | None = None,
-             at: datetime | None = None) -> WorkGridVersion:
+def rollback(
+    session: Session, dept_code: str, to_number: int, *, by: str | None = None, at: datetime | None = None
+) -> WorkGridVersion:
     """Publish a copy of an earlier version as a new version (published versions never change)."""
     source = version_by_number(session, dept_code, to_number)
     if source.status == VersionState.DRAFT:

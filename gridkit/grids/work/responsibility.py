@@ -62,8 +62,24 @@ def responsibility_at(session: Session, lon: float, lat: float, at: datetime | N
     check_lon_lat(lon, lat)
     edition_at_given = at is not None
     at = at or rules.now()
-    row = session.execute(_RESPONSIBILITY_SQL, {
-        "lon": lon, "lat": lat, "at": at, "at_given": edition_at_given, "srid": rules.SRID,
-        "published": EditionState.PUBLISHED.value, "was_in_force": [s.value for s in rules.WAS_IN_FORCE]}).one()
-    return {"lon": lon, "lat": lat, "at": at.isoformat(), "base_cell": row.base_cell, "community": row.community,
-            "community_name": row.community_name, "departments": row.departments}
+    row = session.execute(
+        _RESPONSIBILITY_SQL,
+        {
+            "lon": lon,
+            "lat": lat,
+            "at": at,
+            "at_given": edition_at_given,
+            "srid": rules.SRID,
+            "published": EditionState.PUBLISHED.value,
+            "was_in_force": [s.value for s in rules.WAS_IN_FORCE],
+        },
+    ).one()
+    return {
+        "lon": lon,
+        "lat": lat,
+        "at": at.isoformat(),
+        "base_cell": row.base_cell,
+        "community": row.community,
+        "community_name": row.community_name,
+        "departments": row.departments,
+    }

@@ -21,7 +21,7 @@ class Problem:
     """One thing wrong with a work grid version; `message` is rendered in the reader's language."""
 
     type: str
-    severity: str          # "error" blocks publishing, "warning" does not
+    severity: str  # "error" blocks publishing, "warning" does not
     message: Message
     codes: list[str] = field(default_factory=list)
 
@@ -31,12 +31,19 @@ class Problem:
 
     def to_dict(self, lang: str | None = None) -> dict:
         """Return the problem as a JSON-ready dict: the sentence in `lang`, and its key and parameters."""
-        return {"type": self.type, "severity": self.severity, "message": self.render(lang),
-                "key": self.message.key, "params": self.message.params, "codes": list(self.codes)}
+        return {
+            "type": self.type,
+            "severity": self.severity,
+            "message": self.render(lang),
+            "key": self.message.key,
+            "params": self.message.params,
+            "codes": list(self.codes),
+        }
 
 
-def validate_version(session: Session, version: WorkGridVersion, *, coordinator_required: bool = False,
-                     geometry_cached: bool = False) -> list[Problem]:
+def validate_version(
+    session: Session, version: WorkGridVersion, *, coordinator_required: bool = False, geometry_cached: bool = False
+) -> list[Problem]:
     """Return every problem of the version: coverage of the jurisdiction, connectivity, codes, coordinators.
 
     With geometry_cached, connectivity is read from work_cell.geom (just computed by publish).
@@ -44,41 +51,77 @@ def validate_version(session: Session, version: WorkGridVersion, *, coordinator_
     problems: list[Problem] = []
     dept = session.get(Department, version.dept_code)
     scope = area_prefix(session, dept.jurisdiction_code)
-    uncovered = session.scalars(text(
-        # NOT IN over one hashed set: the planner misjudges NOT EXISTS on a fresh draft's rows.
-        "SELECT b.code FROM base_cell b WHERE b.edition_id = :e AND b.community_code LIKE :scope "
-        "AND b.id NOT IN (SELECT m.base_cell_id FROM work_cell_member m WHERE m.version_id = :v "
-        "                 UNION ALL SELECT x.base_cell_id FROM work_grid_exclusion x WHERE x.version_id = :v) "
-        "ORDER BY b.code"), {"e": version.base_edition_id, "v": version.id, "scope": scope + "%"}).all()
+    uncovered = session.scalars(
+        text(
+            # NOT IN over one hashed set: the planner misjudges NOT EXISTS on a fresh draft's rows.
+            "SELECT b.code FROM base_cell b WHERE b.edition_id = :e AND b.community_code LIKE :scope "
+            "AND b.id NOT IN (SELECT m.base_cell_id FROM work_cell_member m WHERE m.version_id = :v "
+            "                 UNION ALL SELECT x.base_cell_id FROM work_grid_exclusion x WHERE x.version_id = :v) "
+            "ORDER BY b.code"
+        ),
+        {"e": version.base_edition_id, "v": version.id, "scope": scope + "%"},
+    ).all()
     if uncovered:
-        problems.append(Problem("unassigned_base_cells", "error",
-                                Message("work.problem.unassigned_base_cells", count=len(uncovered)), list(uncovered)))
-    outside = session.scalars(text(
-        "SELECT b.code FROM work_cell_member m JOIN base_cell b ON b.id = m.base_cell_id "
-        "WHERE m.version_id = :v AND b.community_code NOT LIKE :scope ORDER BY b.code"),
-        {"v": version.id, "scope": scope + "%"}).all()
+        problems.append(
+            Problem(
+                "unassigned_base_cells",
+                "error",
+                Message("work.problem.unassigned_base_cells", count=len(uncovered)),
+                list(uncovered),
+            )
+        )
+    outside = session.scalars(
+        text(
+            "SELECT b.code FROM work_cell_member m JOIN base_cell b ON b.id = m.base_cell_id "
+            "WHERE m.version_id = :v AND b.community_code NOT LIKE :scope ORDER BY b.code"
+        ),
+        {"v": version.id, "scope": scope + "%"},
+    ).all()
     if outside:
-        problems.append(Problem("outside_jurisdiction", "error",
-                                Message("work.problem.outside_jurisdiction", count=len(outside), scope=scope),
-                                list(outside)))
+        problems.append(
+            Problem(
+                "outside_jurisdiction",
+                "error",
+                Message("work.problem.outside_jurisdiction", count=len(outside), scope=scope),
+                list(outside),
+            )
+        )
     parts_sql = (
         "SELECT w.code, ST_NumGeometries(w.geom) FROM work_cell w WHERE w.version_id = :v "
-        "AND ST_NumGeometries(w.geom) > 1 ORDER BY w.code" if geometry_cached else
-        "SELECT w.code, ST_NumGeometries(ST_Multi(ST_UnaryUnion(ST_Collect(b.geom)))) FROM work_cell w "
+        "AND ST_NumGeometries(w.geom) > 1 ORDER BY w.code"
+        if geometry_cached
+        else "SELECT w.code, ST_NumGeometries(ST_Multi(ST_UnaryUnion(ST_Collect(b.geom)))) FROM work_cell w "
         "JOIN work_cell_member m ON m.work_cell_id = w.id JOIN base_cell b ON b.id = m.base_cell_id "
         "WHERE w.version_id = :v GROUP BY w.code HAVING "
-        "ST_NumGeometries(ST_Multi(ST_UnaryUnion(ST_Collect(b.geom)))) > 1 ORDER BY w.code")
+        "ST_NumGeometries(ST_Multi(ST_UnaryUnion(ST_Collect(b.geom)))) > 1 ORDER BY w.code"
+    )
     for code, parts in session.execute(text(parts_sql), {"v": version.id}):
-        problems.append(Problem("multipart_work_cell", "error",
-                                Message("work.problem.multipart_work_cell", code=code, parts=parts), [code]))
+        problems.append(
+            Problem(
+                "multipart_work_cell",
+                "error",
+                Message("work.problem.multipart_work_cell", code=code, parts=parts),
+                [code],
+            )
+        )
     problems += _code_problems(session, version)
-    lonely = session.scalars(text(
-        "SELECT w.code FROM work_cell w WHERE w.version_id = :v AND NOT EXISTS "
-        "(SELECT 1 FROM coordinator_assignment a JOIN coordinator c ON c.id = a.coordinator_id "
-        " WHERE a.work_cell_id = w.id AND c.active) ORDER BY w.code"), {"v": version.id}).all()
+    lonely = session.scalars(
+        text(
+            "SELECT w.code FROM work_cell w WHERE w.version_id = :v AND NOT EXISTS "
+            "(SELECT 1 FROM coordinator_assignment a JOIN coordinator c ON c.id = a.coordinator_id "
+            " WHERE a.work_cell_id = w.id AND c.active) ORDER BY w.code"
+        ),
+        {"v": version.id},
+    ).all()
     if lonely:
-        problems.append(Problem("no_coordinator", "error" if coordinator_required else "warning",
-                                Message("work.problem.no_coordinator", count=len(lonely)), list(lonely)))
+        problems.append(
+            Problem(
+                "no_coordinator",
+                "error" if coordinator_required else "warning",
+                Message("work.problem.no_coordinator", count=len(lonely)),
+                list(lonely),
+            )
+        )
     return problems
 
 
@@ -93,10 +136,13 @@ def _code_problems(session: Session, version: WorkGridVersion) -> list[Problem]:
     known_areas = set(session.scalars(select(AdminUnit.code)))
     communities: dict[str, list[str]] = {}
     for code, community in session.execute(
-            select(WorkCell.code, BaseCell.community_code).distinct()
-            .join(WorkCellMember, WorkCellMember.work_cell_id == WorkCell.id)
-            .join(BaseCell, BaseCell.id == WorkCellMember.base_cell_id)
-            .where(WorkCell.version_id == version.id).order_by(WorkCell.code, BaseCell.community_code)):
+        select(WorkCell.code, BaseCell.community_code)
+        .distinct()
+        .join(WorkCellMember, WorkCellMember.work_cell_id == WorkCell.id)
+        .join(BaseCell, BaseCell.id == WorkCellMember.base_cell_id)
+        .where(WorkCell.version_id == version.id)
+        .order_by(WorkCell.code, BaseCell.community_code)
+    ):
         communities.setdefault(code, []).append(community)
     problems = []
     for code in session.scalars(select(WorkCell.code).where(WorkCell.version_id == version.id).order_by(WorkCell.code)):
@@ -109,7 +155,12 @@ def _code_problems(session: Session, version: WorkGridVersion) -> list[Problem]:
         prefix = codes.street_code_of(admin) or area_prefix(session, admin)
         foreign = [c for c in communities.get(code, []) if not c.startswith(prefix)]
         if foreign:
-            problems.append(Problem("work_cell_area", "error",
-                                    Message("work.problem.work_cell_area", code=code, area=prefix,
-                                            communities=", ".join(foreign[:5])), [code]))
+            problems.append(
+                Problem(
+                    "work_cell_area",
+                    "error",
+                    Message("work.problem.work_cell_area", code=code, area=prefix, communities=", ".join(foreign[:5])),
+                    [code],
+                )
+            )
     return problems

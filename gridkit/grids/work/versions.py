@@ -31,15 +31,23 @@ def list_departments(session: Session) -> list[dict]:
         cells = 0
         if version is not None:
             cells = session.scalar(select(func.count()).select_from(WorkCell).where(WorkCell.version_id == version.id))
-        rows.append({"code": dept.code, "name": dept.name, "jurisdiction": dept.jurisdiction_code,
-                     "current_version": version.number if version else None, "work_cells": cells})
+        rows.append(
+            {
+                "code": dept.code,
+                "name": dept.name,
+                "jurisdiction": dept.jurisdiction_code,
+                "current_version": version.number if version else None,
+                "work_cells": cells,
+            }
+        )
     return rows
 
 
 def current_version(session: Session, dept_code: str) -> WorkGridVersion | None:
     """Return the department's version in force now."""
-    return session.scalar(select(WorkGridVersion).where(
-        WorkGridVersion.dept_code == dept_code, rules.version_in_force(WorkGridVersion)))
+    return session.scalar(
+        select(WorkGridVersion).where(WorkGridVersion.dept_code == dept_code, rules.version_in_force(WorkGridVersion))
+    )
 
 
 def versions_in_force(at: datetime):
@@ -47,12 +55,13 @@ def versions_in_force(at: datetime):
 
     Columns: id, dept_code, number, base_edition_id.
     """
-    return (select(WorkGridVersion.id, WorkGridVersion.dept_code, WorkGridVersion.number,
-                   WorkGridVersion.base_edition_id)
-            .where(rules.version_in_force(WorkGridVersion, at))
-            .ext(distinct_on(WorkGridVersion.dept_code))
-            .order_by(WorkGridVersion.dept_code, WorkGridVersion.valid_from.desc())
-            .subquery("v"))
+    return (
+        select(WorkGridVersion.id, WorkGridVersion.dept_code, WorkGridVersion.number, WorkGridVersion.base_edition_id)
+        .where(rules.version_in_force(WorkGridVersion, at))
+        .ext(distinct_on(WorkGridVersion.dept_code))
+        .order_by(WorkGridVersion.dept_code, WorkGridVersion.valid_from.desc())
+        .subquery("v")
+    )
 
 
 def version_history(session: Session, dept_code: str) -> list[dict]:
@@ -62,15 +71,32 @@ def version_history(session: Session, dept_code: str) -> list[dict]:
     rows = session.execute(
         select(WorkGridVersion, func.coalesce(cells.c.n, 0))
         .outerjoin(cells, cells.c.version_id == WorkGridVersion.id)
-        .where(WorkGridVersion.dept_code == dept_code).order_by(WorkGridVersion.number))
-    return [{"id": v.id, "number": v.number, "status": v.status, "work_cells": n, "revision": v.revision,
-             "based_on": v.based_on_id, "created_by": v.created_by, "updated_by": v.updated_by, "note": v.note,
-             "created_at": rules.iso(v.created_at), "published_at": rules.iso(v.published_at),
-             "valid_from": rules.iso(v.valid_from), "valid_to": rules.iso(v.valid_to)} for v, n in rows]
+        .where(WorkGridVersion.dept_code == dept_code)
+        .order_by(WorkGridVersion.number)
+    )
+    return [
+        {
+            "id": v.id,
+            "number": v.number,
+            "status": v.status,
+            "work_cells": n,
+            "revision": v.revision,
+            "based_on": v.based_on_id,
+            "created_by": v.created_by,
+            "updated_by": v.updated_by,
+            "note": v.note,
+            "created_at": rules.iso(v.created_at),
+            "published_at": rules.iso(v.published_at),
+            "valid_from": rules.iso(v.valid_from),
+            "valid_to": rules.iso(v.valid_to),
+        }
+        for v, n in rows
+    ]
 
 
-def start_draft(session: Session, dept_code: str, *, from_version: int | None = None,
-                by: str | None = None, note: str | None = None) -> WorkGridVersion:
+def start_draft(
+    session: Session, dept_code: str, *, from_version: int | None = None, by: str | None = None, note: str | None = None
+) -> WorkGridVersion:
     """Start a draft copied from the latest published version (or version number `from_version`)."""
     department(session, dept_code)
     edition = current_edition(session)
@@ -78,19 +104,29 @@ def start_draft(session: Session, dept_code: str, *, from_version: int | None = 
         raise InvalidTransition("work.no_published_edition")
     source = None
     if from_version is not None:
-        source = session.scalar(select(WorkGridVersion).where(
-            WorkGridVersion.dept_code == dept_code, WorkGridVersion.number == from_version))
+        source = session.scalar(
+            select(WorkGridVersion).where(
+                WorkGridVersion.dept_code == dept_code, WorkGridVersion.number == from_version
+            )
+        )
         if source is None:
             raise NotFound("work.version_not_found", dept=dept_code, number=from_version)
         if source.status == VersionState.DRAFT:
             raise InvalidTransition("work.start_from_draft", number=from_version)
     else:
         source = current_version(session, dept_code)
-    number = (session.scalar(select(func.max(WorkGridVersion.number))
-                             .where(WorkGridVersion.dept_code == dept_code)) or 0) + 1
-    draft = WorkGridVersion(dept_code=dept_code, number=number, status=VersionState.DRAFT,
-                            base_edition_id=edition.id, based_on_id=source.id if source else None,
-                            created_by=by, note=note)
+    number = (
+        session.scalar(select(func.max(WorkGridVersion.number)).where(WorkGridVersion.dept_code == dept_code)) or 0
+    ) + 1
+    draft = WorkGridVersion(
+        dept_code=dept_code,
+        number=number,
+        status=VersionState.DRAFT,
+        base_edition_id=edition.id,
+        based_on_id=source.id if source else None,
+        created_by=by,
+        note=note,
+    )
     session.add(draft)
     session.flush()
     if source is not None:
@@ -100,32 +136,47 @@ def start_draft(session: Session, dept_code: str, *, from_version: int | None = 
 
 def _copy_version_content(session: Session, source: WorkGridVersion, target: WorkGridVersion) -> None:
     """Copy work cells, membership and coordinator assignments (in SQL, no row-by-row Python)."""
-    session.execute(text(
-        "INSERT INTO work_cell (version_id, code, name) SELECT :t, code, name FROM work_cell WHERE version_id = :s"),
-        {"s": source.id, "t": target.id})
+    session.execute(
+        text(
+            "INSERT INTO work_cell (version_id, code, name) SELECT :t, code, name FROM work_cell WHERE version_id = :s"
+        ),
+        {"s": source.id, "t": target.id},
+    )
     same_edition = source.base_edition_id == target.base_edition_id
     # Across base grid editions, base cells are matched by code.
-    session.execute(text(
-        "INSERT INTO work_cell_member (version_id, base_cell_id, work_cell_id) "
-        "SELECT :t, nb.id, nw.id FROM work_cell_member m "
-        "JOIN work_cell ow ON ow.id = m.work_cell_id "
-        "JOIN work_cell nw ON nw.version_id = :t AND nw.code = ow.code "
-        + ("JOIN base_cell nb ON nb.id = m.base_cell_id " if same_edition else
-           "JOIN base_cell ob ON ob.id = m.base_cell_id "
-           "JOIN base_cell nb ON nb.edition_id = :e AND nb.code = ob.code ")
-        + "WHERE m.version_id = :s"),
-        {"s": source.id, "t": target.id, "e": target.base_edition_id})
-    session.execute(text(
-        "INSERT INTO work_grid_exclusion (version_id, base_cell_id, reason) SELECT :t, nb.id, x.reason "
-        "FROM work_grid_exclusion x JOIN base_cell ob ON ob.id = x.base_cell_id "
-        "JOIN base_cell nb ON nb.edition_id = :e AND nb.code = ob.code WHERE x.version_id = :s"),
-        {"s": source.id, "t": target.id, "e": target.base_edition_id})
-    session.execute(text(
-        "INSERT INTO coordinator_assignment (coordinator_id, work_cell_id) "
-        "SELECT a.coordinator_id, nw.id FROM coordinator_assignment a "
-        "JOIN work_cell ow ON ow.id = a.work_cell_id AND ow.version_id = :s "
-        "JOIN work_cell nw ON nw.version_id = :t AND nw.code = ow.code"),
-        {"s": source.id, "t": target.id})
+    session.execute(
+        text(
+            "INSERT INTO work_cell_member (version_id, base_cell_id, work_cell_id) "
+            "SELECT :t, nb.id, nw.id FROM work_cell_member m "
+            "JOIN work_cell ow ON ow.id = m.work_cell_id "
+            "JOIN work_cell nw ON nw.version_id = :t AND nw.code = ow.code "
+            + (
+                "JOIN base_cell nb ON nb.id = m.base_cell_id "
+                if same_edition
+                else "JOIN base_cell ob ON ob.id = m.base_cell_id "
+                "JOIN base_cell nb ON nb.edition_id = :e AND nb.code = ob.code "
+            )
+            + "WHERE m.version_id = :s"
+        ),
+        {"s": source.id, "t": target.id, "e": target.base_edition_id},
+    )
+    session.execute(
+        text(
+            "INSERT INTO work_grid_exclusion (version_id, base_cell_id, reason) SELECT :t, nb.id, x.reason "
+            "FROM work_grid_exclusion x JOIN base_cell ob ON ob.id = x.base_cell_id "
+            "JOIN base_cell nb ON nb.edition_id = :e AND nb.code = ob.code WHERE x.version_id = :s"
+        ),
+        {"s": source.id, "t": target.id, "e": target.base_edition_id},
+    )
+    session.execute(
+        text(
+            "INSERT INTO coordinator_assignment (coordinator_id, work_cell_id) "
+            "SELECT a.coordinator_id, nw.id FROM coordinator_assignment a "
+            "JOIN work_cell ow ON ow.id = a.work_cell_id AND ow.version_id = :s "
+            "JOIN work_cell nw ON nw.version_id = :t AND nw.code = ow.code"
+        ),
+        {"s": source.id, "t": target.id},
+    )
 
 
 def draft(session: Session, draft_id: int) -> WorkGridVersion:
@@ -134,8 +185,9 @@ def draft(session: Session, draft_id: int) -> WorkGridVersion:
     if version is None:
         raise NotFound("work.draft_not_found", draft=draft_id)
     if version.status != VersionState.DRAFT:
-        raise InvalidTransition("work.version_frozen", number=version.number, dept=version.dept_code,
-                                status=state_name(version.status))
+        raise InvalidTransition(
+            "work.version_frozen", number=version.number, dept=version.dept_code, status=state_name(version.status)
+        )
     return version
 
 
@@ -147,11 +199,18 @@ def touch_draft(session: Session, version: WorkGridVersion, *, expected_revision
         update(WorkGridVersion)
         .where(WorkGridVersion.id == version.id, WorkGridVersion.revision == expected_revision)
         .values(revision=WorkGridVersion.revision + 1, updated_by=by, updated_at=func.now())
-        .returning(WorkGridVersion.revision))
+        .returning(WorkGridVersion.revision)
+    )
     if result.scalar() is None:
         session.refresh(version)
-        raise Conflict("work.stale_draft", draft=version.id, who=version.updated_by or Message("work.someone"),
-                       when=rules.iso(version.updated_at), revision=version.revision, expected=expected_revision)
+        raise Conflict(
+            "work.stale_draft",
+            draft=version.id,
+            who=version.updated_by or Message("work.someone"),
+            when=rules.iso(version.updated_at),
+            revision=version.revision,
+            expected=expected_revision,
+        )
     session.refresh(version)
 
 
@@ -163,8 +222,9 @@ def version_profile(session: Session, version: WorkGridVersion) -> CodeProfile:
 def version_by_number(session: Session, dept_code: str, number: int) -> WorkGridVersion:
     """Return version `number` of the department or raise NotFound."""
     department(session, dept_code)
-    version = session.scalar(select(WorkGridVersion).where(
-        WorkGridVersion.dept_code == dept_code, WorkGridVersion.number == number))
+    version = session.scalar(
+        select(WorkGridVersion).where(WorkGridVersion.dept_code == dept_code, WorkGridVersion.number == number)
+    )
     if version is None:
         raise NotFound("work.version_not_found", dept=dept_code, number=number)
     return version
@@ -179,39 +239,60 @@ def diff_versions(session: Session, dept_code: str, old_number: int, new_number:
     """
     old = version_by_number(session, dept_code, old_number)
     new = version_by_number(session, dept_code, new_number)
-    membership = ("SELECT b.code AS base_cell, w.code AS work_cell FROM work_cell_member m "
-                  "JOIN base_cell b ON b.id = m.base_cell_id JOIN work_cell w ON w.id = m.work_cell_id "
-                  "WHERE m.version_id = {v}")
-    moved_rows = session.execute(text(
-        f"SELECT coalesce(o.base_cell, n.base_cell) AS base_cell, o.work_cell AS from_, n.work_cell AS to_ "
-        f"FROM ({membership.format(v=':o')}) o FULL JOIN ({membership.format(v=':n')}) n "
-        f"ON n.base_cell = o.base_cell WHERE o.work_cell IS DISTINCT FROM n.work_cell ORDER BY 1"),
-        {"o": old.id, "n": new.id}).all()
+    membership = (
+        "SELECT b.code AS base_cell, w.code AS work_cell FROM work_cell_member m "
+        "JOIN base_cell b ON b.id = m.base_cell_id JOIN work_cell w ON w.id = m.work_cell_id "
+        "WHERE m.version_id = {v}"
+    )
+    moved_rows = session.execute(
+        text(
+            f"SELECT coalesce(o.base_cell, n.base_cell) AS base_cell, o.work_cell AS from_, n.work_cell AS to_ "
+            f"FROM ({membership.format(v=':o')}) o FULL JOIN ({membership.format(v=':n')}) n "
+            f"ON n.base_cell = o.base_cell WHERE o.work_cell IS DISTINCT FROM n.work_cell ORDER BY 1"
+        ),
+        {"o": old.id, "n": new.id},
+    ).all()
     moved = [{"base_cell": r.base_cell, "from": r.from_, "to": r.to_} for r in moved_rows]
     old_cells = set(session.scalars(select(WorkCell.code).where(WorkCell.version_id == old.id)))
     new_cells = set(session.scalars(select(WorkCell.code).where(WorkCell.version_id == new.id)))
-    coordinators = ("SELECT w.code, c.id, c.name FROM coordinator_assignment a "
-                    "JOIN work_cell w ON w.id = a.work_cell_id "
-                    "JOIN coordinator c ON c.id = a.coordinator_id WHERE w.version_id = :v")
+    coordinators = (
+        "SELECT w.code, c.id, c.name FROM coordinator_assignment a "
+        "JOIN work_cell w ON w.id = a.work_cell_id "
+        "JOIN coordinator c ON c.id = a.coordinator_id WHERE w.version_id = :v"
+    )
     before = {(r.code, r.id): r.name for r in session.execute(text(coordinators), {"v": old.id})}
     after = {(r.code, r.id): r.name for r in session.execute(text(coordinators), {"v": new.id})}
-    coordinator_changes = (
-        [{"work_cell": code, "coordinator": name, "change": "removed"} for (code, cid), name in sorted(before.items())
-         if (code, cid) not in after] +
-        [{"work_cell": code, "coordinator": name, "change": "added"} for (code, cid), name in sorted(after.items())
-         if (code, cid) not in before])
+    coordinator_changes = [
+        {"work_cell": code, "coordinator": name, "change": "removed"}
+        for (code, cid), name in sorted(before.items())
+        if (code, cid) not in after
+    ] + [
+        {"work_cell": code, "coordinator": name, "change": "added"}
+        for (code, cid), name in sorted(after.items())
+        if (code, cid) not in before
+    ]
     codes = [m["base_cell"] for m in moved]
     affected = {"residents": 0, "buildings": 0, "open_incidents": 0}
     if codes:
         # Subjects keep their base cell; a moved base cell carries its subjects to the other work cell.
-        counts = session.execute(text(
-            "WITH c AS (SELECT id FROM base_cell WHERE code = ANY(:codes)) SELECT "
-            "(SELECT count(*) FROM resident WHERE base_cell_id IN (SELECT id FROM c)) AS residents, "
-            "(SELECT count(*) FROM building WHERE base_cell_id IN (SELECT id FROM c)) AS buildings, "
-            "(SELECT count(*) FROM incident WHERE base_cell_id IN (SELECT id FROM c) "
-            " AND status <> ALL(:finished)) AS open_incidents"),
-            {"codes": codes, "finished": sorted(FINISHED_INCIDENT_STATES)}).one()
+        counts = session.execute(
+            text(
+                "WITH c AS (SELECT id FROM base_cell WHERE code = ANY(:codes)) SELECT "
+                "(SELECT count(*) FROM resident WHERE base_cell_id IN (SELECT id FROM c)) AS residents, "
+                "(SELECT count(*) FROM building WHERE base_cell_id IN (SELECT id FROM c)) AS buildings, "
+                "(SELECT count(*) FROM incident WHERE base_cell_id IN (SELECT id FROM c) "
+                " AND status <> ALL(:finished)) AS open_incidents"
+            ),
+            {"codes": codes, "finished": sorted(FINISHED_INCIDENT_STATES)},
+        ).one()
         affected = dict(counts._mapping)
-    return {"dept": dept_code, "from_version": old.number, "to_version": new.number, "moved": moved,
-            "added_work_cells": sorted(new_cells - old_cells), "removed_work_cells": sorted(old_cells - new_cells),
-            "coordinator_changes": coordinator_changes, "subjects_changing_work_cell": affected}
+    return {
+        "dept": dept_code,
+        "from_version": old.number,
+        "to_version": new.number,
+        "moved": moved,
+        "added_work_cells": sorted(new_cells - old_cells),
+        "removed_work_cells": sorted(old_cells - new_cells),
+        "coordinator_changes": coordinator_changes,
+        "subjects_changing_work_cell": affected,
+    }

@@ -83,17 +83,38 @@ from gridkit.io.subjects.entities import import_entities
 from gridkit.io.subjects.residents import import_residents
 from gridkit.io.subjects.staging import KindSpec, finish, report_duplicates, report_existing, stage_file
 
-__all__ = ["KINDS", "FIELDS", "Field", "POPULATION_TYPE_WORDS", "SUBJECT_ADVICE", "SubjectImportResult",
-           "SubjectImportRefused", "import_buildings", "import_residents", "import_entities",
-           "import_coordinators", "import_subjects", "parse_mapping", "KindSpec", "stage_file",
-           "report_duplicates", "report_existing", "finish"]
+__all__ = [
+    "KINDS",
+    "FIELDS",
+    "Field",
+    "POPULATION_TYPE_WORDS",
+    "SUBJECT_ADVICE",
+    "SubjectImportResult",
+    "SubjectImportRefused",
+    "import_buildings",
+    "import_residents",
+    "import_entities",
+    "import_coordinators",
+    "import_subjects",
+    "parse_mapping",
+    "KindSpec",
+    "stage_file",
+    "report_duplicates",
+    "report_existing",
+    "finish",
+]
 
-IMPORTERS = {"buildings": import_buildings, "residents": import_residents, "entities": import_entities,
-             "coordinators": import_coordinators}
+IMPORTERS = {
+    "buildings": import_buildings,
+    "residents": import_residents,
+    "entities": import_entities,
+    "coordinators": import_coordinators,
+}
 
 
-def import_subjects(session: Session, kind: str, path, *, pii_key: bytes | None = None,
-                    **options) -> SubjectImportResult:
+def import_subjects(
+    session: Session, kind: str, path, *, pii_key: bytes | None = None, **options
+) -> SubjectImportResult:
     """Import subjects of `kind` (buildings, residents, entities, coordinators) from `path`; see the module docs.
 
     `options` are those of the kind's function (mapping, encoding, src_crs, layer, sheet, replace,

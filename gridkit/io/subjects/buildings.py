@@ -20,34 +20,68 @@ from gridkit.spatial.bulk import rebuilt_indexes
 __all__ = ["import_buildings", "BUILDINGS"]
 
 
-def import_buildings(session: Session, path, *, mapping: dict | None = None, encoding: str | None = None,
-                     src_crs: str | None = None, layer: str | None = None, sheet: str | None = None,
-                     replace: bool = False, progress: Callable[[int, int], None] | None = None) -> SubjectImportResult:
+def import_buildings(
+    session: Session,
+    path,
+    *,
+    mapping: dict | None = None,
+    encoding: str | None = None,
+    src_crs: str | None = None,
+    layer: str | None = None,
+    sheet: str | None = None,
+    replace: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> SubjectImportResult:
     """Import buildings (code, address, floors; a point or a footprint) all or nothing, and assign them.
 
     Codes must be unique in the file and new to the database (or `replace`). Streams the file; with
     no published base grid edition the buildings stay unassigned until one is published. Never commits.
     """
-    job = Job(session, "buildings", path, mapping=mapping, encoding=encoding, src_crs=src_crs, layer=layer,
-              sheet=sheet, progress=progress)
+    job = Job(
+        session,
+        "buildings",
+        path,
+        mapping=mapping,
+        encoding=encoding,
+        src_crs=src_crs,
+        layer=layer,
+        sheet=sheet,
+        progress=progress,
+    )
     with session.begin_nested():
         staged = stage_file(session, job, BUILDINGS, edition=current_edition(session))
         report_duplicates(job, staged, kind="duplicate_code", name="code", what="building code {label}")
         if not replace:
-            report_existing(job, staged, table="building", column="code", name="code",
-                            what="a building with code {label}")
+            report_existing(
+                job, staged, table="building", column="code", name="code", what="a building with code {label}"
+            )
         if job.problems:
             job.refuse()
         with rebuilt_indexes(session, "building", staged.rows):
             created, updated_ids = _write(session, replace)
         # Residents of a building that moved follow it (assign_subjects moves them with their building).
-        counts = finish(job, staged, table="building", column="code", label="code", updated_ids=updated_ids,
-                        set_by_insert="t.footprint IS NULL" if staged.cells_computed else "FALSE")
+        counts = finish(
+            job,
+            staged,
+            table="building",
+            column="code",
+            label="code",
+            updated_ids=updated_ids,
+            set_by_insert="t.footprint IS NULL" if staged.cells_computed else "FALSE",
+        )
         footprints = session.scalar(text("SELECT count(footprint) FROM gk_stage_building"))
         session.execute(text("DROP TABLE gk_stage_building"))
-    return SubjectImportResult("buildings", created=created, updated=len(updated_ids), assigned=counts["assigned"],
-                               unassigned=counts["unassigned"], unassigned_rows=counts["unassigned_rows"],
-                               notes=job.notes, source=job.source, extra={"footprints": footprints})
+    return SubjectImportResult(
+        "buildings",
+        created=created,
+        updated=len(updated_ids),
+        assigned=counts["assigned"],
+        unassigned=counts["unassigned"],
+        unassigned_rows=counts["unassigned_rows"],
+        notes=job.notes,
+        source=job.source,
+        extra={"footprints": footprints},
+    )
 
 
 def _check(job: Job, chunk: Table) -> dict:
@@ -59,21 +93,25 @@ def _check(job: Job, chunk: Table) -> dict:
         if code is not None:
             job.row_code[position] = code
         out["code"][position] = code
-        out["address"][position] = job.text(position, "address", required=False, limit=_LENGTHS["address"],
-                                            code=code)
+        out["address"][position] = job.text(position, "address", required=False, limit=_LENGTHS["address"], code=code)
         out["floors"][position] = _floors(job, position, code)
     out["lon"], out["lat"], footprints = job.locations([True] * n, polygons=True)
     if any(f is not None for f in footprints):
         geoms = shapely.set_srid(np.array(footprints, dtype=object), SRID)
-        out["footprint"] = shapely.to_wkb(geoms, hex=True, include_srid=True).tolist()   # None stays None
+        out["footprint"] = shapely.to_wkb(geoms, hex=True, include_srid=True).tolist()  # None stays None
     else:
         out["footprint"] = [None] * n
     return out
 
 
-BUILDINGS = KindSpec("buildings", "gk_stage_building",
-                     (("code", "text"), ("address", "text"), ("floors", "int"), ("footprint", "text")),
-                     _check, "code", "code")
+BUILDINGS = KindSpec(
+    "buildings",
+    "gk_stage_building",
+    (("code", "text"), ("address", "text"), ("floors", "int"), ("footprint", "text")),
+    _check,
+    "code",
+    "code",
+)
 
 
 def _floors(job: Job, position: int, code) -> int | None:
@@ -82,26 +120,43 @@ def _floors(job: Job, position: int, code) -> int | None:
         return None
     number = _number(value)
     if number is None or not number.is_integer() or not 1 <= number <= _MAX_FLOORS:
-        job.report(position, "bad_number", "floors", f"floors {value!r} is not a whole number from 1 to "
-                   f"{_MAX_FLOORS}. Correct it or leave it empty.", code)
+        job.report(
+            position,
+            "bad_number",
+            "floors",
+            f"floors {value!r} is not a whole number from 1 to {_MAX_FLOORS}. Correct it or leave it empty.",
+            code,
+        )
         return None
     return int(number)
 
 
 # A building with a footprint is assigned by it (in SQL, after the insert); one without by its point.
-_VALUES = ("s.address, s.floors, CASE WHEN s.lon IS NULL THEN NULL ELSE ST_SetSRID(ST_MakePoint(s.lon, s.lat), "
-           ":srid) END, s.footprint::geometry, CASE WHEN s.footprint IS NULL THEN s.cell END")
+_VALUES = (
+    "s.address, s.floors, CASE WHEN s.lon IS NULL THEN NULL ELSE ST_SetSRID(ST_MakePoint(s.lon, s.lat), "
+    ":srid) END, s.footprint::geometry, CASE WHEN s.footprint IS NULL THEN s.cell END"
+)
 
 
 def _write(session: Session, replace: bool) -> tuple[int, list[int]]:
     """Insert the new staged buildings and (replace) update the others; return (created, updated ids)."""
     updated: list[int] = []
     if replace:
-        updated = list(session.scalars(text(
-            f"UPDATE building t SET (address, floors, geom, footprint, base_cell_id) = ({_VALUES}) "
-            "FROM gk_stage_building s WHERE t.code = s.code RETURNING t.id"), {"srid": SRID}))
-    created = session.execute(text(
-        f"INSERT INTO building (code, address, floors, geom, footprint, base_cell_id) SELECT s.code, {_VALUES} "
-        "FROM gk_stage_building s WHERE NOT EXISTS (SELECT 1 FROM building b WHERE b.code = s.code) "
-        "ORDER BY s.row_no"), {"srid": SRID}).rowcount
+        updated = list(
+            session.scalars(
+                text(
+                    f"UPDATE building t SET (address, floors, geom, footprint, base_cell_id) = ({_VALUES}) "
+                    "FROM gk_stage_building s WHERE t.code = s.code RETURNING t.id"
+                ),
+                {"srid": SRID},
+            )
+        )
+    created = session.execute(
+        text(
+            f"INSERT INTO building (code, address, floors, geom, footprint, base_cell_id) SELECT s.code, {_VALUES} "
+            "FROM gk_stage_building s WHERE NOT EXISTS (SELECT 1 FROM building b WHERE b.code = s.code) "
+            "ORDER BY s.row_no"
+        ),
+        {"srid": SRID},
+    ).rowcount
     return created, updated

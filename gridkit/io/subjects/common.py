@@ -30,26 +30,50 @@ _PHONE_ALIASES = ("电话", "手机", "手机号", "手机号码", "联系电话
 
 # lon/lat are required where a row has no other location (checked per row, not per file).
 FIELDS: dict[str, tuple[Field, ...]] = {
-    "buildings": (Field("code", True, ("building_code", "编码", "建筑编码", "楼栋编码")),
-                  Field("address", False, ("地址", "建筑地址")), Field("floors", False, ("层数",)), _LON, _LAT),
-    "residents": (Field("id_number", True, ("身份证号", "身份证号码", "公民身份号码")),
-                  Field("name", True, ("姓名",)), Field("phone", False, _PHONE_ALIASES),
-                  Field("household", False, ("户号", "household_id")),
-                  Field("population_type", True, ("人口类型",)),
-                  Field("building_code", False, ("建筑编码", "楼栋编码")), Field("building_address", False, ()),
-                  _LON, _LAT),
-    "entities": (Field("credit_code", True, ("统一社会信用代码", "信用代码")),
-                 Field("name", True, ("名称", "单位名称", "企业名称")), Field("address", False, ("地址",)),
-                 _LON, _LAT),
-    "coordinators": (Field("name", True, ("姓名",)), Field("phone", True, _PHONE_ALIASES),
-                     Field("dept", True, ("dept_code", "部门", "部门编码")),
-                     Field("work_cells", True, ("工作网格", "网格编码"))),
+    "buildings": (
+        Field("code", True, ("building_code", "编码", "建筑编码", "楼栋编码")),
+        Field("address", False, ("地址", "建筑地址")),
+        Field("floors", False, ("层数",)),
+        _LON,
+        _LAT,
+    ),
+    "residents": (
+        Field("id_number", True, ("身份证号", "身份证号码", "公民身份号码")),
+        Field("name", True, ("姓名",)),
+        Field("phone", False, _PHONE_ALIASES),
+        Field("household", False, ("户号", "household_id")),
+        Field("population_type", True, ("人口类型",)),
+        Field("building_code", False, ("建筑编码", "楼栋编码")),
+        Field("building_address", False, ()),
+        _LON,
+        _LAT,
+    ),
+    "entities": (
+        Field("credit_code", True, ("统一社会信用代码", "信用代码")),
+        Field("name", True, ("名称", "单位名称", "企业名称")),
+        Field("address", False, ("地址",)),
+        _LON,
+        _LAT,
+    ),
+    "coordinators": (
+        Field("name", True, ("姓名",)),
+        Field("phone", True, _PHONE_ALIASES),
+        Field("dept", True, ("dept_code", "部门", "部门编码")),
+        Field("work_cells", True, ("工作网格", "网格编码")),
+    ),
 }
 
 POPULATION_TYPE_WORDS = {
-    "registered": "registered", "户籍": "registered", "户籍人口": "registered", "本地": "registered",
-    "floating": "floating", "流动": "floating", "流动人口": "floating", "暂住": "floating",
-    "暂住人口": "floating", "外来人口": "floating",
+    "registered": "registered",
+    "户籍": "registered",
+    "户籍人口": "registered",
+    "本地": "registered",
+    "floating": "floating",
+    "流动": "floating",
+    "流动人口": "floating",
+    "暂住": "floating",
+    "暂住人口": "floating",
+    "外来人口": "floating",
 }
 _AMBIGUOUS_POPULATION = {"常住", "常住人口"}
 
@@ -125,17 +149,26 @@ class SubjectImportResult:
 
     def summary(self) -> dict:
         """Return the counts and source as a flat dict, for reports and CLI output."""
-        out = {"kind": self.kind, "file": self.source.get("path"), "driver": self.source.get("driver"),
-               "encoding": self.source.get("encoding"), "crs": self.source.get("crs"),
-               "rows": self.source.get("rows", self.source.get("features")),
-               "created": self.created, "updated": self.updated}
+        out = {
+            "kind": self.kind,
+            "file": self.source.get("path"),
+            "driver": self.source.get("driver"),
+            "encoding": self.source.get("encoding"),
+            "crs": self.source.get("crs"),
+            "rows": self.source.get("rows", self.source.get("features")),
+            "created": self.created,
+            "updated": self.updated,
+        }
         for key in ("layer", "sheet"):
             if self.source.get(key):
                 out[key] = self.source[key]
         if self.kind != "coordinators":
             # A count, and the first rows only: the report lists every unassigned row.
-            out.update(assigned=self.assigned, unassigned=self.unassigned,
-                       unassigned_rows=[r["row"] for r in self.unassigned_rows[:SUMMARY_ROWS]])
+            out.update(
+                assigned=self.assigned,
+                unassigned=self.unassigned,
+                unassigned_rows=[r["row"] for r in self.unassigned_rows[:SUMMARY_ROWS]],
+            )
             if self.unassigned > SUMMARY_ROWS:
                 out["unassigned_rows_more"] = self.unassigned - SUMMARY_ROWS
         out.update(self.extra)
@@ -199,20 +232,23 @@ def _inside(lon, lat, bounds: tuple) -> np.ndarray:
     lon, lat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
     west, south, east, north = bounds
     with np.errstate(invalid="ignore"):
-        return (np.isfinite(lon) & np.isfinite(lat) & (lon >= west) & (lon <= east)
-                & (lat >= south) & (lat <= north))
+        return np.isfinite(lon) & np.isfinite(lat) & (lon >= west) & (lon <= east) & (lat >= south) & (lat <= north)
 
 
 def _phone(job, position: int, *, required: bool, code) -> str | None:
     raw = job.value(position, "phone")
     if raw is None:
         if required:
-            job.report(position, "missing_value", "phone", f"phone is empty (column {job.column('phone')!r}). "
-                       "Fill it in.", code)
+            job.report(
+                position,
+                "missing_value",
+                "phone",
+                f"phone is empty (column {job.column('phone')!r}). Fill it in.",
+                code,
+            )
         return None
     try:
         return validate_phone(raw)
     except ValueError as exc:
-        job.report(position, "bad_phone", "phone", f"{_phone_reason(str(exc), raw)} Correct the phone number.",
-                   code)
+        job.report(position, "bad_phone", "phone", f"{_phone_reason(str(exc), raw)} Correct the phone number.", code)
         return None

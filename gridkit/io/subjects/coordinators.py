@@ -24,21 +24,29 @@ from gridkit.rules import VersionState
 __all__ = ["import_coordinators"]
 
 
-def import_coordinators(session: Session, path, *, mapping: dict | None = None, encoding: str | None = None,
-                        layer: str | None = None, sheet: str | None = None,
-                        src_crs: str | None = None) -> SubjectImportResult:
+def import_coordinators(
+    session: Session,
+    path,
+    *,
+    mapping: dict | None = None,
+    encoding: str | None = None,
+    layer: str | None = None,
+    sheet: str | None = None,
+    src_crs: str | None = None,
+) -> SubjectImportResult:
     """Import a coordinator roster (name, phone, dept, work_cells) all or nothing.
 
     One row per person per department; the phone identifies the person across rows and against
     the database (多员合一). Work cells are codes of the department's current published version.
     `src_crs` is accepted for a uniform signature and not used. Never commits.
     """
-    job = Job(session, "coordinators", path, mapping=mapping, encoding=encoding, src_crs=src_crs, layer=layer,
-              sheet=sheet)
+    job = Job(
+        session, "coordinators", path, mapping=mapping, encoding=encoding, src_crs=src_crs, layer=layer, sheet=sheet
+    )
     job.load_all()
     n = len(job.table.rows)
     departments = _departments(session)
-    people: dict[str, dict] = {}                 # phone → {"name", "position", "cells": set of work cell ids}
+    people: dict[str, dict] = {}  # phone → {"name", "position", "cells": set of work cell ids}
     seen_dept: dict = {}
     for position in range(n):
         phone = _phone(job, position, required=True, code=None)
@@ -54,35 +62,61 @@ def import_coordinators(session: Session, path, *, mapping: dict | None = None, 
         if person is None:
             person = people[phone] = {"name": name, "position": position, "cells": set(), "depts": set()}
         elif person["name"] != name:
-            job.report(position, "phone_conflict", "name", f"phone {code} is on {job.table.unit} "
-                       f"{job.table.numbers[person['position']]} with another name. One phone is one person: "
-                       "correct the name or the phone.", code)
+            job.report(
+                position,
+                "phone_conflict",
+                "name",
+                f"phone {code} is on {job.table.unit} "
+                f"{job.table.numbers[person['position']]} with another name. One phone is one person: "
+                "correct the name or the phone.",
+                code,
+            )
             continue
         if dept is not None:
             if (phone, dept["code"]) in seen_dept:
-                job.report(position, "duplicate_row", "dept", f"the coordinator with phone {code} appears again for "
-                           f"department {dept['code']} (first at {job.table.unit} "
-                           f"{job.table.numbers[seen_dept[phone, dept['code']]]}). Put all their work cells of "
-                           "one department in one row.", code)
+                job.report(
+                    position,
+                    "duplicate_row",
+                    "dept",
+                    f"the coordinator with phone {code} appears again for "
+                    f"department {dept['code']} (first at {job.table.unit} "
+                    f"{job.table.numbers[seen_dept[phone, dept['code']]]}). Put all their work cells of "
+                    "one department in one row.",
+                    code,
+                )
                 continue
             seen_dept[phone, dept["code"]] = position
             person["depts"].add(dept["code"])
         person["cells"].update(cells)
     in_db: dict[str, list] = defaultdict(list)
     if people:
-        for row in session.execute(text("SELECT id, name, phone, active FROM coordinator WHERE phone = ANY(:p) "
-                                        "ORDER BY id"), {"p": list(people)}):
+        for row in session.execute(
+            text("SELECT id, name, phone, active FROM coordinator WHERE phone = ANY(:p) ORDER BY id"),
+            {"p": list(people)},
+        ):
             in_db[row.phone].append(row)
     for phone, person in people.items():
         found = in_db.get(phone, [])
         code = _mask(phone)
         if len(found) > 1:
-            job.report(person["position"], "phone_conflict", "phone", f"{len(found)} coordinators in the database "
-                       f"have phone {code} (ids {', '.join(str(r.id) for r in found)}). Merge them first.", code)
+            job.report(
+                person["position"],
+                "phone_conflict",
+                "phone",
+                f"{len(found)} coordinators in the database "
+                f"have phone {code} (ids {', '.join(str(r.id) for r in found)}). Merge them first.",
+                code,
+            )
         elif found and found[0].name != person["name"]:
-            job.report(person["position"], "phone_conflict", "name", f"phone {code} belongs to another coordinator "
-                       f"in the database (id {found[0].id}) with a different name. One phone is one person: "
-                       "correct the name or the phone.", code)
+            job.report(
+                person["position"],
+                "phone_conflict",
+                "name",
+                f"phone {code} belongs to another coordinator "
+                f"in the database (id {found[0].id}) with a different name. One phone is one person: "
+                "correct the name or the phone.",
+                code,
+            )
     if job.problems:
         job.refuse()
 
@@ -90,8 +124,10 @@ def import_coordinators(session: Session, path, *, mapping: dict | None = None, 
     with session.begin_nested():
         ids = {}
         if new_people:
-            new_ids = session.scalars(insert(Coordinator).returning(Coordinator.id, sort_by_parameter_order=True),
-                                      [{"name": people[p]["name"], "phone": p, "active": True} for p in new_people])
+            new_ids = session.scalars(
+                insert(Coordinator).returning(Coordinator.id, sort_by_parameter_order=True),
+                [{"name": people[p]["name"], "phone": p, "active": True} for p in new_people],
+            )
             ids.update(zip(new_people, new_ids))
         reactivated = []
         for phone, rows in in_db.items():
@@ -100,29 +136,52 @@ def import_coordinators(session: Session, path, *, mapping: dict | None = None, 
                 reactivated.append(rows[0].id)
         if reactivated:
             session.execute(update(Coordinator).where(Coordinator.id.in_(reactivated)).values(active=True))
-            job.notes.append(problem("reactivated", f"{len(reactivated)} coordinators were inactive and are active "
-                                     f"again (ids {', '.join(map(str, reactivated))})."))
+            job.notes.append(
+                problem(
+                    "reactivated",
+                    f"{len(reactivated)} coordinators were inactive and are active "
+                    f"again (ids {', '.join(map(str, reactivated))}).",
+                )
+            )
         pairs = [{"coordinator_id": ids[p], "work_cell_id": c} for p in people for c in sorted(people[p]["cells"])]
         added = 0
-        for start in range(0, len(pairs), _PAIRS_PER_STATEMENT):   # bind parameters are limited to 65535
-            chunk = pairs[start:start + _PAIRS_PER_STATEMENT]
-            added += len(session.execute(pg_insert(CoordinatorAssignment).values(chunk).on_conflict_do_nothing()
-                                         .returning(CoordinatorAssignment.work_cell_id)).all())
+        for start in range(0, len(pairs), _PAIRS_PER_STATEMENT):  # bind parameters are limited to 65535
+            chunk = pairs[start : start + _PAIRS_PER_STATEMENT]
+            added += len(
+                session.execute(
+                    pg_insert(CoordinatorAssignment)
+                    .values(chunk)
+                    .on_conflict_do_nothing()
+                    .returning(CoordinatorAssignment.work_cell_id)
+                ).all()
+            )
         session.flush()
-    return SubjectImportResult("coordinators", created=len(new_people), updated=len(people) - len(new_people),
-                               notes=job.notes, source=job.source,
-                               extra={"assignments": added, "departments": len({d for p in people.values()
-                                                                               for d in p["depts"]})})
+    return SubjectImportResult(
+        "coordinators",
+        created=len(new_people),
+        updated=len(people) - len(new_people),
+        notes=job.notes,
+        source=job.source,
+        extra={"assignments": added, "departments": len({d for p in people.values() for d in p["depts"]})},
+    )
 
 
 def _departments(session: Session) -> dict:
     """Return {code or name: {"code", "version": current version id or None, "cells": {code: id}}}."""
-    versions = dict(session.execute(select(WorkGridVersion.dept_code, WorkGridVersion.id).where(
-        WorkGridVersion.status == VersionState.PUBLISHED, WorkGridVersion.valid_to.is_(None))).all())
+    versions = dict(
+        session.execute(
+            select(WorkGridVersion.dept_code, WorkGridVersion.id).where(
+                WorkGridVersion.status == VersionState.PUBLISHED, WorkGridVersion.valid_to.is_(None)
+            )
+        ).all()
+    )
     cells: dict[int, dict[str, int]] = defaultdict(dict)
     if versions:
-        for version_id, code, cell_id in session.execute(select(WorkCell.version_id, WorkCell.code, WorkCell.id)
-                                                         .where(WorkCell.version_id.in_(list(versions.values())))):
+        for version_id, code, cell_id in session.execute(
+            select(WorkCell.version_id, WorkCell.code, WorkCell.id).where(
+                WorkCell.version_id.in_(list(versions.values()))
+            )
+        ):
             cells[version_id][code] = cell_id
     result = {}
     for code, name in session.execute(select(Department.code, Department.name)):
@@ -141,12 +200,21 @@ def _department(job: Job, position: int, departments: dict) -> dict | None:
     dept = departments.get(value)
     if dept is None:
         known = ", ".join(sorted(k for k, v in departments.items() if k == v["code"])) or "none yet"
-        job.report(position, "unknown_department", "dept", f"department {value!r} is unknown. Known department "
-                   f"codes: {known} (gridkit dept list).")
+        job.report(
+            position,
+            "unknown_department",
+            "dept",
+            f"department {value!r} is unknown. Known department codes: {known} (gridkit dept list).",
+        )
         return None
     if dept["version"] is None:
-        job.report(position, "no_published_version", "dept", f"department {dept['code']} has no published work "
-                   "grid, so its work cells cannot be assigned yet. Publish its work grid first.")
+        job.report(
+            position,
+            "no_published_version",
+            "dept",
+            f"department {dept['code']} has no published work "
+            "grid, so its work cells cannot be assigned yet. Publish its work grid first.",
+        )
         return None
     return dept
 
@@ -154,15 +222,24 @@ def _department(job: Job, position: int, departments: dict) -> dict | None:
 def _work_cells(job: Job, position: int, dept: dict | None) -> set[int]:
     value = job.value(position, "work_cells")
     if value is None:
-        job.report(position, "missing_value", "work_cells", "work_cells is empty. List the work cell codes this "
-                   "person covers, separated by ';'.")
+        job.report(
+            position,
+            "missing_value",
+            "work_cells",
+            "work_cells is empty. List the work cell codes this person covers, separated by ';'.",
+        )
         return set()
     codes = [c for c in _WORK_CELL_SEPARATORS.split(value) if c]
     if dept is None:
         return set()
     unknown = [c for c in codes if c not in dept["cells"]]
     if unknown:
-        job.report(position, "unknown_work_cell", "work_cells", f"work cells {', '.join(unknown)} are not in the "
-                   f"current published work grid of department {dept['code']}. Correct the codes, or publish the "
-                   "work grid version that has them first.")
+        job.report(
+            position,
+            "unknown_work_cell",
+            "work_cells",
+            f"work cells {', '.join(unknown)} are not in the "
+            f"current published work grid of department {dept['code']}. Correct the codes, or publish the "
+            "work grid version that has them first.",
+        )
     return {dept["cells"][c] for c in codes if c in dept["cells"]}

@@ -19,43 +19,89 @@ from gridkit.standard.ids import validate_credit_code
 __all__ = ["import_entities", "ENTITIES"]
 
 
-def import_entities(session: Session, path, *, mapping: dict | None = None, encoding: str | None = None,
-                    src_crs: str | None = None, layer: str | None = None, sheet: str | None = None,
-                    replace: bool = False, progress: Callable[[int, int], None] | None = None) -> SubjectImportResult:
+def import_entities(
+    session: Session,
+    path,
+    *,
+    mapping: dict | None = None,
+    encoding: str | None = None,
+    src_crs: str | None = None,
+    layer: str | None = None,
+    sheet: str | None = None,
+    replace: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> SubjectImportResult:
     """Import legal entities (credit code, name, address, point) all or nothing, and assign them.
 
     Credit codes are checked (GB 32100), unique in the file and new to the database (or `replace`).
     Streams the file; with no published edition they stay unassigned until one is published. Never commits.
     """
-    job = Job(session, "entities", path, mapping=mapping, encoding=encoding, src_crs=src_crs, layer=layer,
-              sheet=sheet, progress=progress)
+    job = Job(
+        session,
+        "entities",
+        path,
+        mapping=mapping,
+        encoding=encoding,
+        src_crs=src_crs,
+        layer=layer,
+        sheet=sheet,
+        progress=progress,
+    )
     with session.begin_nested():
         staged = stage_file(session, job, ENTITIES, edition=current_edition(session))
         report_duplicates(job, staged, kind="duplicate_code", name="credit_code", what="credit code {label}")
         if not replace:
-            report_existing(job, staged, table="legal_entity", column="credit_code", name="credit_code",
-                            what="a legal entity with credit code {label}")
+            report_existing(
+                job,
+                staged,
+                table="legal_entity",
+                column="credit_code",
+                name="credit_code",
+                what="a legal entity with credit code {label}",
+            )
         if job.problems:
             job.refuse()
-        values = ("s.name, s.address, CASE WHEN s.lon IS NULL THEN NULL "
-                  "ELSE ST_SetSRID(ST_MakePoint(s.lon, s.lat), :srid) END, s.cell")
+        values = (
+            "s.name, s.address, CASE WHEN s.lon IS NULL THEN NULL "
+            "ELSE ST_SetSRID(ST_MakePoint(s.lon, s.lat), :srid) END, s.cell"
+        )
         with rebuilt_indexes(session, "legal_entity", staged.rows):
             updated = 0
             if replace:
-                updated = session.execute(text(
-                    f"UPDATE legal_entity t SET (name, address, geom, base_cell_id) = ({values}) "
-                    "FROM gk_stage_entity s WHERE t.credit_code = s.credit_code"), {"srid": SRID}).rowcount
-            created = session.execute(text(
-                f"INSERT INTO legal_entity (credit_code, name, address, geom, base_cell_id) SELECT s.credit_code, "
-                f"{values} FROM gk_stage_entity s WHERE NOT EXISTS "
-                "(SELECT 1 FROM legal_entity e WHERE e.credit_code = s.credit_code) ORDER BY s.row_no"),
-                {"srid": SRID}).rowcount
-        counts = finish(job, staged, table="legal_entity", column="credit_code", label="credit_code",
-                        set_by_insert="TRUE" if staged.cells_computed else "FALSE")
+                updated = session.execute(
+                    text(
+                        f"UPDATE legal_entity t SET (name, address, geom, base_cell_id) = ({values}) "
+                        "FROM gk_stage_entity s WHERE t.credit_code = s.credit_code"
+                    ),
+                    {"srid": SRID},
+                ).rowcount
+            created = session.execute(
+                text(
+                    f"INSERT INTO legal_entity (credit_code, name, address, geom, base_cell_id) SELECT s.credit_code, "
+                    f"{values} FROM gk_stage_entity s WHERE NOT EXISTS "
+                    "(SELECT 1 FROM legal_entity e WHERE e.credit_code = s.credit_code) ORDER BY s.row_no"
+                ),
+                {"srid": SRID},
+            ).rowcount
+        counts = finish(
+            job,
+            staged,
+            table="legal_entity",
+            column="credit_code",
+            label="credit_code",
+            set_by_insert="TRUE" if staged.cells_computed else "FALSE",
+        )
         session.execute(text("DROP TABLE gk_stage_entity"))
-    return SubjectImportResult("entities", created=created, updated=updated, assigned=counts["assigned"],
-                               unassigned=counts["unassigned"], unassigned_rows=counts["unassigned_rows"],
-                               notes=job.notes, source=job.source)
+    return SubjectImportResult(
+        "entities",
+        created=created,
+        updated=updated,
+        assigned=counts["assigned"],
+        unassigned=counts["unassigned"],
+        unassigned_rows=counts["unassigned_rows"],
+        notes=job.notes,
+        source=job.source,
+    )
 
 
 def _check(job: Job, chunk: Table) -> dict:
@@ -68,29 +114,45 @@ def _check(job: Job, chunk: Table) -> dict:
             job.row_code[position] = code
         out["credit_code"][position] = code
         out["name"][position] = job.text(position, "name", required=True, limit=_LENGTHS["entity_name"], code=code)
-        out["address"][position] = job.text(position, "address", required=False, limit=_LENGTHS["address"],
-                                            code=code)
+        out["address"][position] = job.text(position, "address", required=False, limit=_LENGTHS["address"], code=code)
     out["lon"], out["lat"], _ = job.locations([True] * n)
     return out
 
 
-ENTITIES = KindSpec("entities", "gk_stage_entity", (("credit_code", "text"), ("name", "text"), ("address", "text")),
-                    _check, "credit_code", "credit_code")
+ENTITIES = KindSpec(
+    "entities",
+    "gk_stage_entity",
+    (("credit_code", "text"), ("name", "text"), ("address", "text")),
+    _check,
+    "credit_code",
+    "credit_code",
+)
 
 
 def _credit_code(job: Job, position: int) -> str | None:
     raw = job.value(position, "credit_code")
     if raw is None:
-        job.report(position, "missing_value", "credit_code", f"credit_code is empty (column "
-                   f"{job.column('credit_code')!r}). Fill it in.")
+        job.report(
+            position,
+            "missing_value",
+            "credit_code",
+            f"credit_code is empty (column {job.column('credit_code')!r}). Fill it in.",
+        )
         return None
     if job.lossy(position, "credit_code"):
-        job.report(position, "number_precision", "credit_code", f"the credit code ({raw}) was stored as a number, "
-                   "which keeps only 15 digits. Format the column as text and enter the codes again.", raw)
+        job.report(
+            position,
+            "number_precision",
+            "credit_code",
+            f"the credit code ({raw}) was stored as a number, "
+            "which keeps only 15 digits. Format the column as text and enter the codes again.",
+            raw,
+        )
         return None
     try:
         return validate_credit_code(raw)
     except ValueError as exc:
-        job.report(position, "bad_credit_code", "credit_code", f"credit code {raw!r} is not valid. {exc} "
-                   "Correct it.", raw)
+        job.report(
+            position, "bad_credit_code", "credit_code", f"credit code {raw!r} is not valid. {exc} Correct it.", raw
+        )
         return None

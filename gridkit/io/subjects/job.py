@@ -16,6 +16,7 @@ from gridkit.rules import SRID
 
 __all__ = ["Job"]
 
+
 class Job:
     """One import: the file opened as a stream, the columns resolved, the chunk being checked, the problems
     and notes collected so far (over every chunk).
@@ -25,8 +26,20 @@ class Job:
     `progress(done, total)` is called after each chunk with bytes (CSV) or rows read.
     """
 
-    def __init__(self, session: Session, kind: str, path, *, mapping, encoding, src_crs, layer, sheet,
-                 personal_location: bool = False, progress: Callable[[int, int], None] | None = None):
+    def __init__(
+        self,
+        session: Session,
+        kind: str,
+        path,
+        *,
+        mapping,
+        encoding,
+        src_crs,
+        layer,
+        sheet,
+        personal_location: bool = False,
+        progress: Callable[[int, int], None] | None = None,
+    ):
         self.session, self.kind, self.src_crs = session, kind, src_crs
         self.personal_location = personal_location
         self.progress = progress
@@ -35,21 +48,22 @@ class Job:
         try:
             self.stream = open_table(path, encoding=encoding, sheet=sheet, layer=layer, src_crs=src_crs)
         except TableReadError as exc:
-            raise SubjectImportRefused(exc.message, problems=exc.problems, notes=exc.notes,
-                                       source=exc.source) from None
+            raise SubjectImportRefused(exc.message, problems=exc.problems, notes=exc.notes, source=exc.source) from None
         self.table: Table = self.stream.header
         self.rows = 0
         self.source = self.table.source
         self.notes = list(self.table.notes)
         # A file-level geometry problem (e.g. most features outside China) has no index: it covers every row.
-        self.geometry_problem_all = any(p.get("field") == "geometry" and p["index"] is None
-                                        and p["kind"] not in ("null_geometry", "empty_geometry")
-                                        for p in self.table.problems)
+        self.geometry_problem_all = any(
+            p.get("field") == "geometry" and p["index"] is None and p["kind"] not in ("null_geometry", "empty_geometry")
+            for p in self.table.problems
+        )
         self.geometry_problem: set = set()
         self.problems = [p for p in self.table.problems if p["kind"] not in ("null_geometry", "empty_geometry")]
         self.cols = self._resolve(mapping or {})
-        if self.problems and any(p["kind"] in ("unknown_field", "missing_field", "duplicate_column")
-                                 for p in self.problems):
+        if self.problems and any(
+            p["kind"] in ("unknown_field", "missing_field", "duplicate_column") for p in self.problems
+        ):
             self.refuse()
         self._transform_cache = None
 
@@ -61,8 +75,13 @@ class Job:
             if self.progress is not None:
                 self.progress(self.stream.done, self.stream.size)
         if not self.rows:
-            self.problems.append(problem("no_rows", f"{self.display}: there are no rows below the header; "
-                                         "nothing to import. Check that the right table was exported."))
+            self.problems.append(
+                problem(
+                    "no_rows",
+                    f"{self.display}: there are no rows below the header; "
+                    "nothing to import. Check that the right table was exported.",
+                )
+            )
             self.refuse()
 
     def load_all(self) -> None:
@@ -78,11 +97,26 @@ class Job:
             problems.extend(chunk.problems)
             if geometries is not None:
                 geometries.extend(chunk.geometries)
-        self.load(Table(columns=header.columns, rows=rows, numbers=numbers, unit=header.unit, geometries=geometries,
-                        lossy=lossy, problems=problems, source=header.source))
+        self.load(
+            Table(
+                columns=header.columns,
+                rows=rows,
+                numbers=numbers,
+                unit=header.unit,
+                geometries=geometries,
+                lossy=lossy,
+                problems=problems,
+                source=header.source,
+            )
+        )
         if not rows:
-            self.problems.append(problem("no_rows", f"{self.display}: there are no rows below the header; "
-                                         "nothing to import. Check that the right table was exported."))
+            self.problems.append(
+                problem(
+                    "no_rows",
+                    f"{self.display}: there are no rows below the header; "
+                    "nothing to import. Check that the right table was exported.",
+                )
+            )
 
     def load(self, chunk: Table) -> None:
         """Make `chunk` the table the per-row methods read."""
@@ -90,8 +124,11 @@ class Job:
         self.rows += len(chunk.rows)
         self.row_code = {}
         # Rows without a geometry are judged by each kind (a resident may have a building instead).
-        geometry_problems = [p for p in chunk.problems if p.get("field") == "geometry"
-                             and p["kind"] not in ("null_geometry", "empty_geometry")]
+        geometry_problems = [
+            p
+            for p in chunk.problems
+            if p.get("field") == "geometry" and p["kind"] not in ("null_geometry", "empty_geometry")
+        ]
         self.geometry_problem = {p["index"] for p in geometry_problems}
         self.problems.extend(p for p in chunk.problems if p["kind"] not in ("null_geometry", "empty_geometry"))
 
@@ -101,8 +138,15 @@ class Job:
 
     def report_row(self, number: int, kind: str, name: str | None, message: str, code=None) -> None:
         """Record a problem of the row numbered `number` (found after its chunk, e.g. in SQL)."""
-        self.problems.append(problem(kind, f"{self.where_row(number)}: {message}", index=number, code=code,
-                                     field=None if name is None else self.column(name)))
+        self.problems.append(
+            problem(
+                kind,
+                f"{self.where_row(number)}: {message}",
+                index=number,
+                code=code,
+                field=None if name is None else self.column(name),
+            )
+        )
 
     @property
     def display(self) -> str:
@@ -114,8 +158,13 @@ class Job:
         listed = ", ".join(columns) if columns else "none"
         unknown = [name for name in mapping if name not in fields]
         for name in unknown:
-            self.problems.append(problem("unknown_field", f"--map {name}=…: {self.kind} have no field {name!r}. "
-                                         f"Their fields are: {', '.join(fields)}.", field=name))
+            self.problems.append(
+                problem(
+                    "unknown_field",
+                    f"--map {name}=…: {self.kind} have no field {name!r}. Their fields are: {', '.join(fields)}.",
+                    field=name,
+                )
+            )
         folded = {}
         for c in columns:
             folded.setdefault(c.strip().casefold(), c)
@@ -125,53 +174,93 @@ class Job:
                 wanted = mapping[name]
                 column = wanted if wanted in columns else folded.get(wanted.strip().casefold())
                 if column is None:
-                    self.problems.append(problem(
-                        "missing_field", f"{self.display} has no column {wanted!r} (given with --map "
-                        f"{name}={wanted}). Its columns are: {listed}.", field=wanted))
+                    self.problems.append(
+                        problem(
+                            "missing_field",
+                            f"{self.display} has no column {wanted!r} (given with --map "
+                            f"{name}={wanted}). Its columns are: {listed}.",
+                            field=wanted,
+                        )
+                    )
                 elif column != wanted:
-                    self.notes.append(problem("field_case", f"{self.display}: column {wanted!r} was not found; "
-                                              f"{column!r} was used.", field=column))
+                    self.notes.append(
+                        problem(
+                            "field_case",
+                            f"{self.display}: column {wanted!r} was not found; {column!r} was used.",
+                            field=column,
+                        )
+                    )
                 resolved[name] = column
                 continue
             column = None
             candidates = [name, *f.aliases]
             if self.source.get("driver") == "ESRI Shapefile" and len(name) > 10:
-                candidates.append(name[:10])   # DBF field names are cut to 10 characters: credit_cod
+                candidates.append(name[:10])  # DBF field names are cut to 10 characters: credit_cod
             for candidate in candidates:
                 column = candidate if candidate in columns else folded.get(candidate.casefold())
                 if column is not None:
                     break
             if column is not None and column != name:
-                self.notes.append(problem("field_alias", f"{self.display}: column {column!r} was read as field "
-                                          f"{name!r}.", field=column))
+                self.notes.append(
+                    problem(
+                        "field_alias", f"{self.display}: column {column!r} was read as field {name!r}.", field=column
+                    )
+                )
             if column is None and f.required:
-                self.problems.append(problem(
-                    "missing_field", f"{self.display} has no column for field {name!r}. Its columns are: "
-                    f"{listed}. Name the column with --map {name}=COLUMN.", field=name))
+                self.problems.append(
+                    problem(
+                        "missing_field",
+                        f"{self.display} has no column for field {name!r}. Its columns are: "
+                        f"{listed}. Name the column with --map {name}=COLUMN.",
+                        field=name,
+                    )
+                )
             resolved[name] = column
         if self.table.spatial:
             for name in ("lon", "lat"):
                 if name in resolved and resolved[name] is not None and name in mapping:
-                    self.notes.append(problem("lonlat_ignored", f"{self.display} is a map layer: locations come "
-                                              f"from its geometry; column {resolved[name]!r} was not used.",
-                                              field=resolved[name]))
+                    self.notes.append(
+                        problem(
+                            "lonlat_ignored",
+                            f"{self.display} is a map layer: locations come "
+                            f"from its geometry; column {resolved[name]!r} was not used.",
+                            field=resolved[name],
+                        )
+                    )
             resolved.pop("lon", None)
             resolved.pop("lat", None)
         elif "lon" in resolved and (resolved["lon"] is None) != (resolved["lat"] is None):
             have, lack = ("lon", "lat") if resolved["lon"] else ("lat", "lon")
-            self.problems.append(problem("missing_field", f"{self.display} has a column for {have} "
-                                         f"({resolved[have]!r}) but none for {lack}. Its columns are: {listed}. "
-                                         f"Name it with --map {lack}=COLUMN.", field=lack))
+            self.problems.append(
+                problem(
+                    "missing_field",
+                    f"{self.display} has a column for {have} "
+                    f"({resolved[have]!r}) but none for {lack}. Its columns are: {listed}. "
+                    f"Name it with --map {lack}=COLUMN.",
+                    field=lack,
+                )
+            )
         elif "lon" in resolved and resolved["lon"] is None:
             if self.kind != "residents":
-                self.problems.append(problem("missing_field", f"{self.display} has no lon and lat columns, so "
-                                             f"its {self.kind} have no location. Its columns are: {listed}. Name "
-                                             "them with --map lon=COLUMN --map lat=COLUMN.", field="lon"))
+                self.problems.append(
+                    problem(
+                        "missing_field",
+                        f"{self.display} has no lon and lat columns, so "
+                        f"its {self.kind} have no location. Its columns are: {listed}. Name "
+                        "them with --map lon=COLUMN --map lat=COLUMN.",
+                        field="lon",
+                    )
+                )
             elif resolved["building_code"] is None and resolved["building_address"] is None:
-                self.problems.append(problem("missing_field", f"{self.display} has neither a building_code (or "
-                                             "building_address) column nor lon and lat columns, so its residents "
-                                             f"have no location. Its columns are: {listed}. Name them with --map.",
-                                             field="building_code"))
+                self.problems.append(
+                    problem(
+                        "missing_field",
+                        f"{self.display} has neither a building_code (or "
+                        "building_address) column nor lon and lat columns, so its residents "
+                        f"have no location. Its columns are: {listed}. Name them with --map.",
+                        field="building_code",
+                    )
+                )
         return resolved
 
     def column(self, name: str) -> str:
@@ -183,29 +272,47 @@ class Job:
 
     def report(self, position: int, kind: str, name: str | None, message: str, code=None) -> None:
         """Record a problem of the row at `position` in column of field `name`."""
-        self.problems.append(problem(kind, f"{self.table.where(position)}: {message}",
-                                     index=self.table.numbers[position],
-                                     code=code if code is not None else self.row_code.get(position),
-                                     field=None if name is None else (
-                                         "geometry" if name == "geometry" else self.column(name))))
+        self.problems.append(
+            problem(
+                kind,
+                f"{self.table.where(position)}: {message}",
+                index=self.table.numbers[position],
+                code=code if code is not None else self.row_code.get(position),
+                field=None if name is None else ("geometry" if name == "geometry" else self.column(name)),
+            )
+        )
 
     def refuse(self) -> None:
         # File-level problems first, then by row as the user fixes them (stable: same row, order found).
         self.problems.sort(key=lambda p: (p["index"] is not None, p["index"] or 0))
-        raise SubjectImportRefused(summarise(self.display, self.problems, "imported"), problems=self.problems,
-                                   notes=self.notes, source=self.source)
+        raise SubjectImportRefused(
+            summarise(self.display, self.problems, "imported"),
+            problems=self.problems,
+            notes=self.notes,
+            source=self.source,
+        )
 
     def text(self, position: int, name: str, *, required: bool, limit: int | None, code=None) -> str | None:
         """Return the row's value of field `name` after checking presence and length (recorded if wrong)."""
         value = self.value(position, name)
         if value is None:
             if required:
-                self.report(position, "missing_value", name, f"{name} is empty (column {self.column(name)!r}). "
-                            "Fill it in.", code)
+                self.report(
+                    position,
+                    "missing_value",
+                    name,
+                    f"{name} is empty (column {self.column(name)!r}). Fill it in.",
+                    code,
+                )
             return None
         if limit is not None and len(value) > limit:
-            self.report(position, "too_long", name, f"{name} has {len(value)} characters; at most {limit} fit. "
-                        "Shorten it.", code)
+            self.report(
+                position,
+                "too_long",
+                name,
+                f"{name} has {len(value)} characters; at most {limit} fit. Shorten it.",
+                code,
+            )
             return None
         return value
 
@@ -214,7 +321,8 @@ class Job:
         column = self.cols.get(name)
         value = self.value(position, name)
         return (column is not None and (position, column) in self.table.lossy) or bool(
-            value and _SCIENTIFIC.match(value))
+            value and _SCIENTIFIC.match(value)
+        )
 
     # -- locations ---------------------------------------------------------------------------------
 
@@ -241,15 +349,24 @@ class Job:
                 continue
             if x_text is None or y_text is None:
                 lack = "lon" if x_text is None else "lat"
-                self.report(position, "missing_coordinates", lack, f"has {'lat' if lack == 'lon' else 'lon'} but "
-                            f"no {lack}. Fill in both.")
+                self.report(
+                    position,
+                    "missing_coordinates",
+                    lack,
+                    f"has {'lat' if lack == 'lon' else 'lon'} but no {lack}. Fill in both.",
+                )
                 continue
             x, y = _number(x_text), _number(y_text)
             if x is None or y is None:
                 bad = "lon" if x is None else "lat"
                 shown = "" if self.personal_location else f" ({(x_text if x is None else y_text)!r})"
-                self.report(position, "bad_coordinate", bad, f"{bad}{shown} is not a number. Give decimal "
-                            "degrees such as 114.0579 (or metres in the --src-crs projection).")
+                self.report(
+                    position,
+                    "bad_coordinate",
+                    bad,
+                    f"{bad}{shown} is not a number. Give decimal "
+                    "degrees such as 114.0579 (or metres in the --src-crs projection).",
+                )
                 continue
             xs.append(x)
             ys.append(y)
@@ -267,9 +384,12 @@ class Job:
         # Out of bounds: is it inside with its two values exchanged? Then the axes are swapped.
         swapped = _inside(*forward(y, x), bounds) if not inside.all() else inside
         china = bounds == (CHINA_LON[0], CHINA_LAT[0], CHINA_LON[1], CHINA_LAT[1])
-        area = ("China (longitude 73–136, latitude 3–54 in CGCS2000)" if china else
-                f"the area {label} is made for (longitude {bounds[0]:g}–{bounds[2]:g}, latitude "
-                f"{bounds[1]:g}–{bounds[3]:g}, in China)")
+        area = (
+            "China (longitude 73–136, latitude 3–54 in CGCS2000)"
+            if china
+            else f"the area {label} is made for (longitude {bounds[0]:g}–{bounds[2]:g}, latitude "
+            f"{bounds[1]:g}–{bounds[3]:g}, in China)"
+        )
         lon, lat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
         where = np.asarray(positions)
         lon_out[where[inside]], lat_out[where[inside]] = lon[inside], lat[inside]
@@ -277,24 +397,44 @@ class Job:
             position = positions[i]
             shown = "" if self.personal_location else f" ({texts[i][0]}, {texts[i][1]})"
             if swapped[i]:
-                self.report(position, "axes_swapped", "lon", f"lon, lat{shown} look swapped: they are latitude, "
-                            "longitude (or northing, easting). Exchange the two values; if the whole file is like "
-                            f"this, give --map lon={self.column('lat')} --map lat={self.column('lon')}.")
+                self.report(
+                    position,
+                    "axes_swapped",
+                    "lon",
+                    f"lon, lat{shown} look swapped: they are latitude, "
+                    "longitude (or northing, easting). Exchange the two values; if the whole file is like "
+                    f"this, give --map lon={self.column('lat')} --map lat={self.column('lon')}.",
+                )
             else:
-                self.report(position, "outside_china", "lon", f"lon, lat{shown} lie outside {area}. Correct "
-                            "them, or give the right coordinate system with --src-crs (e.g. gcj02, EPSG:4547).")
+                self.report(
+                    position,
+                    "outside_china",
+                    "lon",
+                    f"lon, lat{shown} lie outside {area}. Correct "
+                    "them, or give the right coordinate system with --src-crs (e.g. gcj02, EPSG:4547).",
+                )
         return result
 
     def _missing_location(self, position: int, has_columns: bool) -> None:
         if self.kind == "residents":
-            self.report(position, "missing_location", "lon" if has_columns else "building_code",
-                        "has neither a building (building_code) nor coordinates (lon, lat). Give one of them.")
+            self.report(
+                position,
+                "missing_location",
+                "lon" if has_columns else "building_code",
+                "has neither a building (building_code) nor coordinates (lon, lat). Give one of them.",
+            )
         elif has_columns:
-            self.report(position, "missing_coordinates", "lon", "has no coordinates. Fill in lon and lat "
-                        "(CGCS2000 degrees).")
+            self.report(
+                position, "missing_coordinates", "lon", "has no coordinates. Fill in lon and lat (CGCS2000 degrees)."
+            )
         else:
-            self.report(position, "missing_coordinates", "lon", f"has no coordinates: {self.display} has no lon "
-                        "and lat columns. Add them, or name them with --map lon=COLUMN --map lat=COLUMN.")
+            self.report(
+                position,
+                "missing_coordinates",
+                "lon",
+                f"has no coordinates: {self.display} has no lon "
+                "and lat columns. Add them, or name them with --map lon=COLUMN --map lat=COLUMN.",
+            )
 
     def _transform(self) -> tuple[Callable, str, tuple]:
         """Return (x, y → CGCS2000 lon, lat), the CRS label and the lon/lat bounds a point must lie in."""
@@ -309,8 +449,13 @@ class Job:
         if gcj02:
             from gridkit.coords import gcj02_to_wgs84
 
-            self.notes.append(problem("gcj02", f"{self.display}: GCJ-02 coordinates were converted to CGCS2000 "
-                                      "(the ~500 m offset of Chinese web maps removed)."))
+            self.notes.append(
+                problem(
+                    "gcj02",
+                    f"{self.display}: GCJ-02 coordinates were converted to CGCS2000 "
+                    "(the ~500 m offset of Chinese web maps removed).",
+                )
+            )
             return (lambda x, y: gcj02_to_wgs84(x, y)), "GCJ-02 lon/lat (Chinese web maps)", china
         transformer = pyproj.Transformer.from_crs(crs, pyproj.CRS.from_epsg(SRID), always_xy=True)
         epsg = crs.to_epsg(min_confidence=90)
@@ -320,8 +465,12 @@ class Job:
         if crs.is_projected and area is not None:
             # A projection maps almost any pair of numbers somewhere: swapped x/y of a Gauss-Kruger zone
             # land "in China" too. Require the zone's own area (with a margin), which catches them.
-            bounds = (max(china[0], area.west - _AREA_MARGIN), max(china[1], area.south - _AREA_MARGIN),
-                      min(china[2], area.east + _AREA_MARGIN), min(china[3], area.north + _AREA_MARGIN))
+            bounds = (
+                max(china[0], area.west - _AREA_MARGIN),
+                max(china[1], area.south - _AREA_MARGIN),
+                min(china[2], area.east + _AREA_MARGIN),
+                min(china[3], area.north + _AREA_MARGIN),
+            )
             if bounds[0] >= bounds[2] or bounds[1] >= bounds[3]:
                 bounds = china
         return (lambda x, y: transformer.transform(x, y, errcheck=False)), label, bounds
@@ -338,8 +487,12 @@ class Job:
                     if self.kind == "residents":
                         self._missing_location(position, False)
                     else:
-                        self.report(position, "missing_coordinates", "geometry", "has no geometry. Draw it, or "
-                                    "delete the feature.")
+                        self.report(
+                            position,
+                            "missing_coordinates",
+                            "geometry",
+                            "has no geometry. Draw it, or delete the feature.",
+                        )
                 continue
             if isinstance(geom, MultiPoint) and len(geom.geoms) == 1:
                 geom = geom.geoms[0]
@@ -350,8 +503,13 @@ class Job:
                 points[position] = geom.representative_point()
             else:
                 wanted = "a point or a polygon (footprint)" if polygons else "a point"
-                self.report(position, "bad_geometry", "geometry", f"is a {geom.geom_type}; here each feature "
-                            f"must be {wanted}. Export the layer as {'points or polygons' if polygons else 'points'}.")
+                self.report(
+                    position,
+                    "bad_geometry",
+                    "geometry",
+                    f"is a {geom.geom_type}; here each feature "
+                    f"must be {wanted}. Export the layer as {'points or polygons' if polygons else 'points'}.",
+                )
         return points, footprints
 
     def locations(self, need: list[bool], *, polygons: bool = False) -> tuple[np.ndarray, np.ndarray, list]:

@@ -33,25 +33,79 @@ from gridkit.standard.ids import birth_date_of, validate_citizen_id
 
 __all__ = ["import_residents", "residents_spec"]
 
-_COLUMNS = (("id_number_hash", "text"), ("id_number_masked", "text"), ("birth_date", "date"), ("name", "text"),
-            ("phone", "text"), ("household", "text"), ("population_type", "text"), ("building_code", "text"),
-            ("building_address", "text"))
+_COLUMNS = (
+    ("id_number_hash", "text"),
+    ("id_number_masked", "text"),
+    ("birth_date", "date"),
+    ("name", "text"),
+    ("phone", "text"),
+    ("household", "text"),
+    ("population_type", "text"),
+    ("building_code", "text"),
+    ("building_address", "text"),
+)
 
 # GB 11643: weights of digits 1-17 and the check character for each sum mod 11.
 _WEIGHTS = np.array([pow(2, 17 - i, 11) for i in range(1, 18)], dtype=np.int64)
 _CHECK = np.frombuffer(b"10X98765432", dtype=np.uint8)
 _PROVINCE = np.zeros(100, dtype=bool)
-_PROVINCE[[11, 12, 13, 14, 15, 21, 22, 23, 31, 32, 33, 34, 35, 36, 37, 41, 42, 43, 44, 45, 46, 50, 51, 52,
-           53, 54, 61, 62, 63, 64, 65, 71, 81, 82, 83]] = True
+_PROVINCE[
+    [
+        11,
+        12,
+        13,
+        14,
+        15,
+        21,
+        22,
+        23,
+        31,
+        32,
+        33,
+        34,
+        35,
+        36,
+        37,
+        41,
+        42,
+        43,
+        44,
+        45,
+        46,
+        50,
+        51,
+        52,
+        53,
+        54,
+        61,
+        62,
+        63,
+        64,
+        65,
+        71,
+        81,
+        82,
+        83,
+    ]
+] = True
 _DAYS = np.array([0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
 _ID_SHAPE = re.compile(r"\d{17}[\dX]")
 _MOBILE = re.compile(r"1[3-9]\d{9}")
 
 
-def import_residents(session: Session, path, *, pii_key: bytes, mapping: dict | None = None,
-                     encoding: str | None = None, src_crs: str | None = None, layer: str | None = None,
-                     sheet: str | None = None, replace: bool = False,
-                     progress: Callable[[int, int], None] | None = None) -> SubjectImportResult:
+def import_residents(
+    session: Session,
+    path,
+    *,
+    pii_key: bytes,
+    mapping: dict | None = None,
+    encoding: str | None = None,
+    src_crs: str | None = None,
+    layer: str | None = None,
+    sheet: str | None = None,
+    replace: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> SubjectImportResult:
     """Import residents all or nothing, storing citizen IDs only as keyed hash + mask (+ birth date), and assign them.
 
     `pii_key` is the key of the hash (gridkit.pii.pii_key(settings)). A resident is attached to a
@@ -61,41 +115,79 @@ def import_residents(session: Session, path, *, pii_key: bytes, mapping: dict | 
     """
     if not pii_key:
         raise ValueError("import_residents needs the personal-data key: pass pii_key=gridkit.pii.pii_key(settings).")
-    job = Job(session, "residents", path, mapping=mapping, encoding=encoding, src_crs=src_crs, layer=layer,
-              sheet=sheet, personal_location=True, progress=progress)
+    job = Job(
+        session,
+        "residents",
+        path,
+        mapping=mapping,
+        encoding=encoding,
+        src_crs=src_crs,
+        layer=layer,
+        sheet=sheet,
+        personal_location=True,
+        progress=progress,
+    )
     spec = residents_spec(pii_key)
     with session.begin_nested():
         staged = stage_file(session, job, spec, edition=current_edition(session))
         report_duplicates(job, staged, kind="duplicate_id", name="id_number", what="ID number {label}")
         _resolve_buildings(job, spec)
         if not replace:
-            report_existing(job, staged, table="resident", column="id_number_hash", name="id_number",
-                            what="a resident with ID number {label}")
+            report_existing(
+                job,
+                staged,
+                table="resident",
+                column="id_number_hash",
+                name="id_number",
+                what="a resident with ID number {label}",
+            )
         if job.problems:
             job.refuse()
         with rebuilt_indexes(session, "resident", staged.rows):
             created, updated = _write(session, spec, replace)
-        counts = finish(job, staged, table="resident", column="id_number_hash", label="id_number_masked",
-                        set_by_insert="TRUE" if staged.cells_computed else "t.building_id IS NOT NULL")
+        counts = finish(
+            job,
+            staged,
+            table="resident",
+            column="id_number_hash",
+            label="id_number_masked",
+            set_by_insert="TRUE" if staged.cells_computed else "t.building_id IS NOT NULL",
+        )
         extra = _extra(session, spec)
         session.execute(text(f"DROP TABLE {spec.stage}"))
-    return SubjectImportResult("residents", created=created, updated=updated, assigned=counts["assigned"],
-                               unassigned=counts["unassigned"], unassigned_rows=counts["unassigned_rows"],
-                               notes=job.notes, source=job.source, extra=extra)
+    return SubjectImportResult(
+        "residents",
+        created=created,
+        updated=updated,
+        assigned=counts["assigned"],
+        unassigned=counts["unassigned"],
+        unassigned_rows=counts["unassigned_rows"],
+        notes=job.notes,
+        source=job.source,
+        extra=extra,
+    )
 
 
 def residents_spec(key: bytes) -> KindSpec:
     """Return the residents' KindSpec, hashing citizen IDs with `key` (the key is never stored)."""
-    return KindSpec("residents", "gk_stage_resident", _COLUMNS, lambda job, chunk: _check(job, chunk, key),
-                    "id_number_hash", "id_number_masked")
+    return KindSpec(
+        "residents",
+        "gk_stage_resident",
+        _COLUMNS,
+        lambda job, chunk: _check(job, chunk, key),
+        "id_number_hash",
+        "id_number_masked",
+    )
 
 
 def _check(job: Job, chunk: Table, key: bytes) -> dict:
     """Return the staged values of the chunk's rows; clean rows in bulk, the others one by one with reasons."""
     n = len(chunk.rows)
     out = {name: [None] * n for name, _ in _COLUMNS}
-    column = {name: job.cols.get(name) for name in ("id_number", "name", "phone", "household", "population_type",
-                                                     "building_code", "building_address")}
+    column = {
+        name: job.cols.get(name)
+        for name in ("id_number", "name", "phone", "household", "population_type", "building_code", "building_address")
+    }
     get = {name: ([r.get(c) for r in chunk.rows] if c is not None else [None] * n) for name, c in column.items()}
     fast = _fast_rows(job, chunk, get)
     ids = get["id_number"]
@@ -113,8 +205,9 @@ def _check(job: Job, chunk: Table, key: bytes) -> dict:
         out["id_number_masked"][position] = mask
         out["name"][position] = job.text(position, "name", required=True, limit=_LENGTHS["name"], code=mask)
         out["phone"][position] = _phone(job, position, required=False, code=mask)
-        out["household"][position] = job.text(position, "household", required=False, limit=_LENGTHS["household"],
-                                              code=mask)
+        out["household"][position] = job.text(
+            position, "household", required=False, limit=_LENGTHS["household"], code=mask
+        )
         out["population_type"][position] = _population_type(job, position, mask)
     codes, addresses = get["building_code"], get["building_address"]
     out["building_code"] = codes
@@ -129,8 +222,9 @@ def _fast_rows(job: Job, chunk: Table, get: dict) -> np.ndarray:
     in bulk; every other row goes through the per-row checks, which say what is wrong."""
     n = len(chunk.rows)
     ids = get["id_number"]
-    shaped = np.fromiter((v is not None and len(v) == 18 and _ID_SHAPE.fullmatch(v) is not None for v in ids),
-                         dtype=bool, count=n)
+    shaped = np.fromiter(
+        (v is not None and len(v) == 18 and _ID_SHAPE.fullmatch(v) is not None for v in ids), dtype=bool, count=n
+    )
     if chunk.lossy:
         for position, _column in chunk.lossy:
             shaped[position] = False
@@ -148,8 +242,14 @@ def _fast_rows(job: Job, chunk: Table, get: dict) -> np.ndarray:
     days = _DAYS[np.clip(month, 0, 12)] - ((month == 2) & ~leap)
     today = date.today()
     ymd = year * 10000 + month * 100 + day
-    date_ok = ((month >= 1) & (month <= 12) & (day >= 1) & (day <= days) & (year >= 1900)
-               & (ymd <= today.year * 10000 + today.month * 100 + today.day))
+    date_ok = (
+        (month >= 1)
+        & (month <= 12)
+        & (day >= 1)
+        & (day <= days)
+        & (year >= 1900)
+        & (ymd <= today.year * 10000 + today.month * 100 + today.day)
+    )
     fast = shaped & check_ok & province_ok & date_ok
     names, phones, households, kinds = get["name"], get["phone"], get["household"], get["population_type"]
     fast &= np.fromiter((v is not None and len(v) <= _LENGTHS["name"] for v in names), dtype=bool, count=n)
@@ -166,63 +266,100 @@ def _resolve_buildings(job: Job, spec: KindSpec) -> None:
     insert joins every resident to its building by code (one hash join).
     """
     session = job.session
-    for row in session.execute(text(
+    for row in session.execute(
+        text(
             "SELECT s.row_no, s.id_number_masked, s.building_code FROM gk_stage_resident s "
             "LEFT JOIN building b ON b.code = s.building_code "
-            "WHERE s.building_code IS NOT NULL AND b.id IS NULL ORDER BY s.row_no")):
-        job.report_row(row.row_no, "unknown_building", "building_code", f"building {row.building_code} is not in "
-                       "the database. Import the building first, or correct the code.", row.id_number_masked)
-    session.execute(text(
-        "UPDATE gk_stage_resident s SET building_code = a.code FROM ("
-        "  SELECT btrim(address) AS address, min(code) AS code FROM building "
-        "  WHERE btrim(address) IN (SELECT building_address FROM gk_stage_resident "
-        "                           WHERE building_code IS NULL AND building_address IS NOT NULL) "
-        "  GROUP BY btrim(address) HAVING count(*) = 1) a "
-        "WHERE s.building_code IS NULL AND s.building_address = a.address"))
-    for row in session.execute(text(
+            "WHERE s.building_code IS NOT NULL AND b.id IS NULL ORDER BY s.row_no"
+        )
+    ):
+        job.report_row(
+            row.row_no,
+            "unknown_building",
+            "building_code",
+            f"building {row.building_code} is not in the database. Import the building first, or correct the code.",
+            row.id_number_masked,
+        )
+    session.execute(
+        text(
+            "UPDATE gk_stage_resident s SET building_code = a.code FROM ("
+            "  SELECT btrim(address) AS address, min(code) AS code FROM building "
+            "  WHERE btrim(address) IN (SELECT building_address FROM gk_stage_resident "
+            "                           WHERE building_code IS NULL AND building_address IS NOT NULL) "
+            "  GROUP BY btrim(address) HAVING count(*) = 1) a "
+            "WHERE s.building_code IS NULL AND s.building_address = a.address"
+        )
+    )
+    for row in session.execute(
+        text(
             "SELECT s.row_no, s.id_number_masked, s.building_address, "
             "  (SELECT count(*) FROM building b WHERE btrim(b.address) = s.building_address) AS found "
             "FROM gk_stage_resident s WHERE s.building_code IS NULL AND s.building_address IS NOT NULL "
-            "ORDER BY s.row_no")):
+            "ORDER BY s.row_no"
+        )
+    ):
         if row.found == 0:
-            job.report_row(row.row_no, "unknown_building", "building_address", "no building has this address "
-                           f"({row.building_address!r}). Import the building first, correct the address, or give "
-                           "building_code.", row.id_number_masked)
+            job.report_row(
+                row.row_no,
+                "unknown_building",
+                "building_address",
+                "no building has this address "
+                f"({row.building_address!r}). Import the building first, correct the address, or give "
+                "building_code.",
+                row.id_number_masked,
+            )
         else:
-            job.report_row(row.row_no, "ambiguous_building", "building_address", f"{row.found} buildings have "
-                           f"this address ({row.building_address!r}). Give building_code instead.",
-                           row.id_number_masked)
+            job.report_row(
+                row.row_no,
+                "ambiguous_building",
+                "building_address",
+                f"{row.found} buildings have this address ({row.building_address!r}). Give building_code instead.",
+                row.id_number_masked,
+            )
 
 
-_VALUES = ("s.id_number_masked, s.birth_date, s.name, s.phone, s.household, s.population_type, b.id, "
-           "CASE WHEN s.lon IS NULL THEN NULL ELSE ST_SetSRID(ST_MakePoint(s.lon, s.lat), :srid) END, "
-           # A resident with a building takes the building's cell; otherwise its point's (computed while staging).
-           "CASE WHEN b.id IS NOT NULL THEN b.base_cell_id ELSE s.cell END")
+_VALUES = (
+    "s.id_number_masked, s.birth_date, s.name, s.phone, s.household, s.population_type, b.id, "
+    "CASE WHEN s.lon IS NULL THEN NULL ELSE ST_SetSRID(ST_MakePoint(s.lon, s.lat), :srid) END, "
+    # A resident with a building takes the building's cell; otherwise its point's (computed while staging).
+    "CASE WHEN b.id IS NOT NULL THEN b.base_cell_id ELSE s.cell END"
+)
 
 
 def _write(session: Session, spec: KindSpec, replace: bool) -> tuple[int, int]:
     """Insert the staged residents that are new and (replace) update the others; return (created, updated)."""
     updated = 0
     if replace:
-        updated = session.execute(text(
-            "UPDATE resident t SET (id_number_masked, birth_date, name, phone, household, population_type, "
-            f"building_id, geom, base_cell_id) = ({_VALUES}) "
+        updated = session.execute(
+            text(
+                "UPDATE resident t SET (id_number_masked, birth_date, name, phone, household, population_type, "
+                f"building_id, geom, base_cell_id) = ({_VALUES}) "
+                "FROM gk_stage_resident s LEFT JOIN building b ON b.code = s.building_code "
+                "WHERE t.id_number_hash = s.id_number_hash"
+            ),
+            {"srid": SRID},
+        ).rowcount
+    created = session.execute(
+        text(
+            "INSERT INTO resident (id_number_hash, id_number_masked, birth_date, name, phone, household, "
+            f"population_type, building_id, geom, base_cell_id) SELECT s.id_number_hash, {_VALUES} "
             "FROM gk_stage_resident s LEFT JOIN building b ON b.code = s.building_code "
-            "WHERE t.id_number_hash = s.id_number_hash"), {"srid": SRID}).rowcount
-    created = session.execute(text(
-        "INSERT INTO resident (id_number_hash, id_number_masked, birth_date, name, phone, household, "
-        f"population_type, building_id, geom, base_cell_id) SELECT s.id_number_hash, {_VALUES} "
-        "FROM gk_stage_resident s LEFT JOIN building b ON b.code = s.building_code "
-        "WHERE NOT EXISTS (SELECT 1 FROM resident r WHERE r.id_number_hash = s.id_number_hash) "
-        "ORDER BY s.row_no"), {"srid": SRID}).rowcount
+            "WHERE NOT EXISTS (SELECT 1 FROM resident r WHERE r.id_number_hash = s.id_number_hash) "
+            "ORDER BY s.row_no"
+        ),
+        {"srid": SRID},
+    ).rowcount
     return created, updated
 
 
 def _extra(session: Session, spec: KindSpec) -> dict:
-    row = session.execute(text(
-        "SELECT count(*) FILTER (WHERE population_type = 'registered') AS registered, "
-        "count(*) FILTER (WHERE population_type = 'floating') AS floating, "
-        "count(building_code) AS in_buildings FROM gk_stage_resident")).one()
+    row = session.execute(
+        text(
+            "SELECT count(*) FILTER (WHERE population_type = 'registered') AS registered, "
+            "count(*) FILTER (WHERE population_type = 'floating') AS floating, "
+            "count(building_code) AS in_buildings FROM gk_stage_resident"
+        )
+    ).one()
     return {"registered": row.registered, "floating": row.floating, "in_buildings": row.in_buildings}
 
 
@@ -230,21 +367,36 @@ def _resident_id(job: Job, position: int, key: bytes, out: dict) -> str | None:
     """Check the row's citizen ID; record its hash and birth date in `out`; return its masked form."""
     raw = job.value(position, "id_number")
     if raw is None:
-        job.report(position, "missing_value", "id_number", f"id_number is empty (column "
-                   f"{job.column('id_number')!r}). Fill it in.")
+        job.report(
+            position,
+            "missing_value",
+            "id_number",
+            f"id_number is empty (column {job.column('id_number')!r}). Fill it in.",
+        )
         return None
     shown = _mask(raw)
     job.row_code[position] = shown
     if job.lossy(position, "id_number"):
-        job.report(position, "number_precision", "id_number", f"the ID number ({shown}) was stored as a number, "
-                   "which keeps only 15 digits, so its last digits are lost. Format the column as text (in Excel: "
-                   "Format Cells › Text) and enter the numbers again.", shown)
+        job.report(
+            position,
+            "number_precision",
+            "id_number",
+            f"the ID number ({shown}) was stored as a number, "
+            "which keeps only 15 digits, so its last digits are lost. Format the column as text (in Excel: "
+            "Format Cells › Text) and enter the numbers again.",
+            shown,
+        )
         return None
     try:
         number = validate_citizen_id(raw)
     except ValueError as exc:
-        job.report(position, "bad_id_number", "id_number", f"the ID number {shown} is not valid. "
-                   f"{_id_reason(str(exc))} Correct it.", shown)
+        job.report(
+            position,
+            "bad_id_number",
+            "id_number",
+            f"the ID number {shown} is not valid. {_id_reason(str(exc))} Correct it.",
+            shown,
+        )
         return None
     masked = job.row_code[position] = _mask(number)
     out["birth_date"][position] = birth_date_of(number)
@@ -255,17 +407,24 @@ def _resident_id(job: Job, position: int, key: bytes, out: dict) -> str | None:
 def _population_type(job: Job, position: int, code) -> str | None:
     raw = job.value(position, "population_type")
     if raw is None:
-        job.report(position, "missing_value", "population_type", "population_type is empty. Fill in registered "
-                   "(户籍) or floating (流动).", code)
+        job.report(
+            position,
+            "missing_value",
+            "population_type",
+            "population_type is empty. Fill in registered (户籍) or floating (流动).",
+            code,
+        )
         return None
     word = raw.strip()
     found = POPULATION_TYPE_WORDS.get(word) or POPULATION_TYPE_WORDS.get(word.casefold())
     if found is not None:
         return found
     if word in _AMBIGUOUS_POPULATION:
-        reason = (f"{word!r} (usual residents) covers both registered and floating residents; say which one: "
-                  "registered (户籍) or floating (流动).")
+        reason = (
+            f"{word!r} (usual residents) covers both registered and floating residents; say which one: "
+            "registered (户籍) or floating (流动)."
+        )
     else:
-        reason = (f"population type {word!r} is unknown: use registered (户籍) or floating (流动).")
+        reason = f"population type {word!r} is unknown: use registered (户籍) or floating (流动)."
     job.report(position, "bad_population_type", "population_type", reason, code)
     return None

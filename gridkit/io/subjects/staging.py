@@ -95,8 +95,10 @@ def stage_file(session: Session, job: Job, spec: KindSpec, *, edition: BaseGridE
     decided = edition is None
     with _cursor(session) as cur:
         cur.execute(f"DROP TABLE IF EXISTS {spec.stage}")
-        cur.execute(f"CREATE TEMP TABLE {spec.stage} (row_no int NOT NULL, {ddl}, lon float8, lat float8, "
-                    "cell int) ON COMMIT DROP")
+        cur.execute(
+            f"CREATE TEMP TABLE {spec.stage} (row_no int NOT NULL, {ddl}, lon float8, lat float8, "
+            "cell int) ON COMMIT DROP"
+        )
         copy_sql = f"COPY {spec.stage} (row_no, {', '.join(names)}, lon, lat, cell) FROM STDIN"
         for chunk in job.chunks():
             values = spec.check(job, chunk)
@@ -105,8 +107,7 @@ def stage_file(session: Session, job: Job, spec: KindSpec, *, edition: BaseGridE
             if not decided:
                 decided = True
                 points = int((~missing).sum())
-                cells = session.scalar(text("SELECT count(*) FROM base_cell WHERE edition_id = :e"),
-                                       {"e": edition.id})
+                cells = session.scalar(text("SELECT count(*) FROM base_cell WHERE edition_id = :e"), {"e": edition.id})
                 if points >= ENGINE_MIN_POINTS and points >= ENGINE_MIN_POINTS_PER_CELL * cells:
                     index = base_cell_index(session, edition)
                     staged.cells_computed = True
@@ -115,8 +116,13 @@ def stage_file(session: Session, job: Job, spec: KindSpec, *, edition: BaseGridE
                 cell_column = _object_column(found, found == 0)
             else:
                 cell_column = [None] * len(chunk.rows)
-            columns = [chunk.numbers, *(values[name] for name in names), _object_column(lon, missing),
-                       _object_column(lat, missing), cell_column]
+            columns = [
+                chunk.numbers,
+                *(values[name] for name in names),
+                _object_column(lon, missing),
+                _object_column(lat, missing),
+                cell_column,
+            ]
             with cur.copy(copy_sql) as copy:
                 for row in zip(*columns):
                     copy.write_row(row)
@@ -129,34 +135,59 @@ def stage_file(session: Session, job: Job, spec: KindSpec, *, edition: BaseGridE
 def report_duplicates(job: Job, staged: Staged, *, kind: str, name: str, what: str) -> None:
     """Record every row whose key appeared on an earlier row (`what` formats {label})."""
     spec = staged.spec
-    rows = job.session.execute(text(
-        # Hash-aggregate the keys first: only the few repeated ones are then looked at row by row.
-        f"WITH repeated AS (SELECT {spec.key} AS key, min(row_no) AS first FROM {spec.stage} "
-        f"WHERE {spec.key} IS NOT NULL GROUP BY {spec.key} HAVING count(*) > 1) "
-        f"SELECT s.row_no, s.{spec.label} AS label, r.first FROM {spec.stage} s JOIN repeated r "
-        f"ON s.{spec.key} = r.key WHERE s.row_no <> r.first ORDER BY s.row_no"))
+    rows = job.session.execute(
+        text(
+            # Hash-aggregate the keys first: only the few repeated ones are then looked at row by row.
+            f"WITH repeated AS (SELECT {spec.key} AS key, min(row_no) AS first FROM {spec.stage} "
+            f"WHERE {spec.key} IS NOT NULL GROUP BY {spec.key} HAVING count(*) > 1) "
+            f"SELECT s.row_no, s.{spec.label} AS label, r.first FROM {spec.stage} s JOIN repeated r "
+            f"ON s.{spec.key} = r.key WHERE s.row_no <> r.first ORDER BY s.row_no"
+        )
+    )
     for row in rows:
-        job.report_row(row.row_no, kind, name, f"{what.format(label=row.label)} appears again (first at "
-                       f"{job.table.unit} {row.first}). Each may appear once: delete or correct one of the rows.",
-                       row.label)
+        job.report_row(
+            row.row_no,
+            kind,
+            name,
+            f"{what.format(label=row.label)} appears again (first at "
+            f"{job.table.unit} {row.first}). Each may appear once: delete or correct one of the rows.",
+            row.label,
+        )
 
 
 def report_existing(job: Job, staged: Staged, *, table: str, column: str, name: str, what: str) -> int:
     """Record every row whose key is in `table` already (refused unless replacing); return how many."""
     spec = staged.spec
-    rows = job.session.execute(text(
-        # A repeated key is reported as a duplicate: only its first row is compared with the database.
-        f"SELECT s.row_no, s.{spec.label} AS label, t.id FROM {spec.stage} s JOIN {table} t "
-        f"ON t.{column} = s.{spec.key} WHERE s.row_no = (SELECT min(f.row_no) FROM {spec.stage} f "
-        f"WHERE f.{spec.key} = s.{spec.key}) ORDER BY s.row_no")).all()
+    rows = job.session.execute(
+        text(
+            # A repeated key is reported as a duplicate: only its first row is compared with the database.
+            f"SELECT s.row_no, s.{spec.label} AS label, t.id FROM {spec.stage} s JOIN {table} t "
+            f"ON t.{column} = s.{spec.key} WHERE s.row_no = (SELECT min(f.row_no) FROM {spec.stage} f "
+            f"WHERE f.{spec.key} = s.{spec.key}) ORDER BY s.row_no"
+        )
+    ).all()
     for row in rows:
-        job.report_row(row.row_no, "exists", name, f"{what.format(label=row.label)} is already in the database "
-                       f"(id {row.id}). Remove the row, or import with --replace to update it.", row.label)
+        job.report_row(
+            row.row_no,
+            "exists",
+            name,
+            f"{what.format(label=row.label)} is already in the database "
+            f"(id {row.id}). Remove the row, or import with --replace to update it.",
+            row.label,
+        )
     return len(rows)
 
 
-def finish(job: Job, staged: Staged, *, table: str, column: str, label: str, set_by_insert: str,
-           updated_ids: list[int] | None = None) -> dict:
+def finish(
+    job: Job,
+    staged: Staged,
+    *,
+    table: str,
+    column: str,
+    label: str,
+    set_by_insert: str,
+    updated_ids: list[int] | None = None,
+) -> dict:
     """Assign what SQL did not, then count; return {"assigned", "unassigned", "unassigned_rows"}.
 
     With no published edition nothing is assigned: the subjects wait for the publish, which assigns
@@ -172,8 +203,15 @@ def finish(job: Job, staged: Staged, *, table: str, column: str, label: str, set
         if ids:
             assign_subjects(session, [spec.kind], edition=staged.edition, where_ids={spec.kind: ids})
     unassigned = session.scalar(text(f"SELECT count(*) {join} WHERE t.base_cell_id IS NULL"))
-    listed = [{"row": r.row_no, "id": r.id, "code": r.label} for r in session.execute(text(
-        f"SELECT s.row_no, t.id, t.{label} AS label {join} WHERE t.base_cell_id IS NULL "
-        "ORDER BY s.row_no LIMIT :n"), {"n": LISTED_ROWS})]
+    listed = [
+        {"row": r.row_no, "id": r.id, "code": r.label}
+        for r in session.execute(
+            text(
+                f"SELECT s.row_no, t.id, t.{label} AS label {join} WHERE t.base_cell_id IS NULL "
+                "ORDER BY s.row_no LIMIT :n"
+            ),
+            {"n": LISTED_ROWS},
+        )
+    ]
     session.expire_all()
     return {"assigned": staged.rows - unassigned, "unassigned": unassigned, "unassigned_rows": listed}
