@@ -5,7 +5,12 @@ work-cells (one department's version in force, or its version number N), buildin
 codes, names, levels and floors only: never a personal field (no resident, no coordinator).
 
 Storage is EPSG:4490; the tile envelope is transformed to 4490 for the index search and each
-feature to 3857 for encoding. At low zooms outlines are simplified by half a tile pixel first.
+feature to 3857 for encoding. Every polygon layer goes through the same steps (`_tile_geom`):
+clip to the buffered tile in lon/lat, transform, ST_AsMVTGeom. Admin units tile exactly into
+communities and communities into base cells, so with the same steps the outlines of admin units
+and work cells land on the very tile coordinates of the cell edges (a different clip or a
+simplification of one layer only moves them off by up to a few tile units: the bug this fixes).
+Outlines are simplified by half a tile unit only below SIMPLIFY_BELOW, where no cells are drawn.
 
 `generation(session)` changes whenever what tiles show changes through a publish or rollback
 (editions and versions published, retired, rolled back), when admin units are added or
@@ -32,8 +37,9 @@ BUFFER = 64
 # (a zoom-12 tile at 22°N is ~9 km wide, ~8,000 base cells of 100 m).
 MIN_ZOOM = {"admin-units": 0, "work-cells": 8, "base-cells": 12, "buildings": 14}
 LAYERS = tuple(MIN_ZOOM)
-# Simplify outlines below this zoom (admin units and work cells; base cells are a few vertices).
-SIMPLIFY_BELOW = 14
+# Outlines are simplified only below the zoom from which base cells are drawn: where cells show,
+# admin unit and work cell outlines must run exactly along cell edges.
+SIMPLIFY_BELOW = MIN_ZOOM["base-cells"]
 DEPT_CODE = re.compile(r"^[0-9]{1,6}$")
 PG_INT_MAX = 2**31 - 1
 
@@ -110,42 +116,49 @@ _GENERATION = text("""
 """)
 
 
-def tile(session: Session, request: TileRequest, *, colours: dict | None = None) -> bytes:
+def tile(session: Session, request: TileRequest, *, memo: dict | None = None) -> bytes:
     """Return the MVT bytes of one tile (b"" when the layer is not drawn at this zoom or empty).
 
-    `colours` is an optional dict kept by the caller, {version id: {work cell id: colour}}:
-    published versions never change, so their colouring is computed once.
+    `memo` is an optional dict kept by the caller for as long as the tile generation stays the
+    same: the edition and version in force and the colouring of a published version (which never
+    changes) are then looked up once, not per tile.
     """
+    memo = {} if memo is None else memo
     too_small = request.z < MIN_ZOOM[request.layer]
-    params = {
-        "z": request.z,
-        "x": request.x,
-        "y": request.y,
-        "margin": BUFFER / EXTENT,
-        "srid": SRID,
-        "tol": _tolerance(request.z),
-    }
+    params = tile_params(request.z, request.x, request.y)
     if request.layer == "admin-units":
         return _mvt(session, _ADMIN_UNITS, params)
     if request.layer == "buildings":
         return b"" if too_small else _mvt(session, _BUILDINGS, params)
     if request.layer == "base-cells":
         # Parameters are checked at every zoom: a wrong edition is an error, not an empty map.
-        edition_id = _edition(session, request.edition)
+        edition_id = _memoised(memo, ("edition", request.edition), lambda: _edition(session, request.edition))
         if edition_id is None or too_small:
             return b""
         return _mvt(session, _BASE_CELLS, {**params, "edition": edition_id})
-    version_id = _version(session, request.dept, request.version)
+    version_id = _memoised(
+        memo, ("version", request.dept, request.version), lambda: _version(session, request.dept, request.version)
+    )
     if version_id is None or too_small:
         return b""
-    palette = colours.get(version_id) if colours is not None else None
-    if palette is None:
-        palette = work_cell_colours(session, version_id)
-        if colours is not None:
-            colours[version_id] = palette
-    return _mvt(
-        session, _WORK_CELLS, {**params, "version": version_id, "ids": list(palette), "colours": list(palette.values())}
-    )
+    palette = _memoised(memo, ("colours", version_id), lambda: work_cell_colours(session, version_id))
+    return _mvt(session, _WORK_CELLS, {**params, **palette_params(version_id, palette)})
+
+
+def tile_params(z: int, x: int, y: int) -> dict:
+    """Return the bind parameters every layer's tile query takes."""
+    return {"z": z, "x": x, "y": y, "margin": BUFFER / EXTENT, "srid": SRID, "tol": _tolerance(z)}
+
+
+def palette_params(version_id: int, palette: dict[int, int]) -> dict:
+    """Return the extra bind parameters of the work-cells query: the version and its colouring."""
+    return {"version": version_id, "ids": list(palette), "colours": list(palette.values())}
+
+
+def _memoised(memo: dict, key: tuple, compute):
+    if key not in memo:
+        memo[key] = compute()
+    return memo[key]
 
 
 # Work cell labels: at most this many per request (a zoom-15 view holds a few dozen work cells).
@@ -247,20 +260,19 @@ _BOUNDS = """
 """
 
 
-def _outline(column: str) -> str:
-    # Simplify (low zooms), clip to the buffered tile in lon/lat, then project: a whole district
-    # is never transformed for one zoomed-in tile.
-    return (
-        f"ST_AsMVTGeom(ST_Transform(ST_ClipByBox2D(CASE WHEN :tol > 0 THEN ST_Simplify({column}, :tol, true) "
-        f"ELSE {column} END, b.search), 3857), b.tile, {EXTENT}, {BUFFER}, true)"
-    )
+def _tile_geom(column: str, *, simplify: bool = False) -> str:
+    # The one treatment of every polygon layer (see the module docstring): clip to the buffered
+    # tile in lon/lat (a whole district is never transformed for one zoomed-in tile), project,
+    # encode. Only outlines are simplified, and only below SIMPLIFY_BELOW (then :tol > 0).
+    geom = f"CASE WHEN :tol > 0 THEN ST_Simplify({column}, :tol, true) ELSE {column} END" if simplify else column
+    return f"ST_AsMVTGeom(ST_Transform(ST_ClipByBox2D({geom}, b.search), 3857), b.tile, {EXTENT}, {BUFFER}, true)"
 
 
 _ADMIN_UNITS = text(
     _BOUNDS
     + f"""
     SELECT ST_AsMVT(t, 'admin-units', {EXTENT}, 'geom') FROM (
-        SELECT a.code, a.name, a.level, {_outline("a.geom")} AS geom
+        SELECT a.code, a.name, a.level, {_tile_geom("a.geom", simplify=True)} AS geom
         FROM admin_unit a, bounds b
         WHERE a.geom && b.search
     ) t WHERE t.geom IS NOT NULL
@@ -272,7 +284,7 @@ _BASE_CELLS = text(
     + f"""
     SELECT ST_AsMVT(t, 'base-cells', {EXTENT}, 'geom') FROM (
         SELECT c.code, c.community_code,
-               ST_AsMVTGeom(ST_Transform(c.geom, 3857), b.tile, {EXTENT}, {BUFFER}, true) AS geom
+               {_tile_geom("c.geom")} AS geom
         FROM base_cell c, bounds b
         WHERE c.edition_id = :edition AND c.geom && b.search
     ) t WHERE t.geom IS NOT NULL
@@ -285,7 +297,7 @@ _WORK_CELLS = text(
     , palette AS (SELECT * FROM unnest(CAST(:ids AS integer[]), CAST(:colours AS integer[])) AS p(id, colour))
     SELECT ST_AsMVT(t, 'work-cells', {EXTENT}, 'geom') FROM (
         SELECT w.code, coalesce(w.name, '') AS name, coalesce(p.colour, 0) AS colour,
-               {_outline("w.geom")} AS geom
+               {_tile_geom("w.geom", simplify=True)} AS geom
         FROM work_cell w CROSS JOIN bounds b LEFT JOIN palette p ON p.id = w.id
         WHERE w.version_id = :version AND w.geom && b.search
     ) t WHERE t.geom IS NOT NULL

@@ -1,19 +1,31 @@
 """Vector tiles: /tiles/<layer>/<z>/<x>/<y>.mvt with ETag, revalidation and a server-side cache.
 
 The cache is an in-process LRU keyed by the tile (layer, parameters, z/x/y) and stamped with
-`gridkit.tiles.generation`, read once per request: a publish, retirement or rollback changes
-the generation, so the next request after it rebuilds the tile; a stale tile is never served.
-Browsers revalidate every time (`no-cache`) and get 304 while the content is unchanged.
+`gridkit.tiles.generation`. A cache hit touches no database: the generation is read again
+(one cheap query) only
+
+- on the first tile request after any commit made in this process (a publish, retirement or
+  rollback through the web app, or anything else: every SQLAlchemy commit marks it unchecked), and
+- at most every `GRIDKIT_TILE_RECHECK_SECONDS` (app config, default RECHECK_SECONDS = 1 s)
+  otherwise, which catches a publish by another process (the CLI, another server).
+
+Staleness bound: a publish in this process is never served stale; a publish committed by another
+process is seen by every request that starts more than RECHECK_SECONDS after its commit (the
+check that opens a window runs its query after the window's start, so a commit before the start
+is always visible). Browsers revalidate every time (`no-cache`) and get 304 while the content is
+unchanged; the same bound holds for them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from collections import OrderedDict
 
 from flask import Blueprint, Response, current_app, jsonify, request
-from sqlalchemy import text
+from sqlalchemy import event, text
+from sqlalchemy.orm import Session
 
 from gridkit import tiles as tiles_service
 from gridkit.errors import NotFound, ValidationError
@@ -26,29 +38,75 @@ bp = Blueprint("tiles", __name__, url_prefix="/tiles")
 MVT_TYPE = "application/vnd.mapbox-vector-tile"
 CACHE_ENTRIES = 20_000
 CACHE_BYTES = 128 * 1024 * 1024
+# How long a generation read from the database is trusted when this process commits nothing.
+RECHECK_SECONDS = 1.0
+
+
+class _Commits:
+    """A count of the commits made in this process (any session, any engine)."""
+
+    def __init__(self):
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def bump(self, _session=None) -> None:
+        with self._lock:
+            self.count += 1
+
+
+COMMITS = _Commits()
+event.listen(Session, "after_commit", COMMITS.bump)
 
 
 class TileCache:
     """A thread-safe LRU of (etag, bytes) per tile key, emptied when the generation changes."""
 
-    def __init__(self, max_entries: int = CACHE_ENTRIES, max_bytes: int = CACHE_BYTES):
+    def __init__(
+        self, max_entries: int = CACHE_ENTRIES, max_bytes: int = CACHE_BYTES, recheck: float = RECHECK_SECONDS
+    ):
         self.max_entries = max_entries
         self.max_bytes = max_bytes
+        self.recheck = recheck
         self.generation: str | None = None
-        self.colours: dict = {}  # {work grid version id: {work cell id: colour}}
+        # Lookups valid for one generation: {("colours", version id): {work cell id: colour},
+        # ("version", dept, number): id, ("edition", id): id}.
+        self.memo: dict = {}
+        self._checked_at = -1e18  # time.monotonic() before the last generation query started
+        self._checked_commits = -1  # COMMITS.count before that query started
         self._entries: OrderedDict = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
-        self.hits = self.misses = 0
+        self.hits = self.misses = self.checks = 0
+
+    def current_generation(self, read) -> str:
+        """Return the generation, calling `read()` (a database query) only when it may have changed."""
+        started, commits = time.monotonic(), COMMITS.count
+        if (
+            self.generation is not None
+            and commits == self._checked_commits
+            and started - self._checked_at < self.recheck
+        ):
+            return self.generation
+        generation = read()
+        with self._lock:
+            self.checks += 1
+            self._sync(generation)
+            # Only ever move forward: a slower concurrent check must not undo a newer one.
+            if started > self._checked_at:
+                self._checked_at, self._checked_commits = started, commits
+        return generation
 
     def sync(self, generation: str) -> None:
         """Forget every tile made under another generation."""
         with self._lock:
-            if generation != self.generation:
-                self._entries.clear()
-                self._bytes = 0
-                self.colours = {}
-                self.generation = generation
+            self._sync(generation)
+
+    def _sync(self, generation: str) -> None:
+        if generation != self.generation:
+            self._entries.clear()
+            self._bytes = 0
+            self.memo = {}
+            self.generation = generation
 
     def get(self, key: tuple, generation: str):
         """Return (etag, data) of a tile made under `generation`, or None."""
@@ -79,7 +137,11 @@ class TileCache:
 def tile_cache(app=None) -> TileCache:
     """Return the app's tile cache (one per app, so one per database)."""
     app = app or current_app
-    return app.extensions.setdefault("gridkit_tile_cache", TileCache())
+    cache = app.extensions.get("gridkit_tile_cache")
+    if cache is None:
+        recheck = float(app.config.get("GRIDKIT_TILE_RECHECK_SECONDS", RECHECK_SECONDS))
+        cache = app.extensions.setdefault("gridkit_tile_cache", TileCache(recheck=recheck))
+    return cache
 
 
 @bp.get("/<layer>/<int:z>/<int:x>/<int:y>.mvt")
@@ -88,13 +150,11 @@ def tile(layer: str, z: int, x: int, y: int):
     req = tiles_service.tile_request(
         layer, z, x, y, dept=_text_arg("dept"), version=_int_arg("version"), edition=_int_arg("edition")
     )
-    session = db_session()
-    generation = tiles_service.generation(session)
     cache = tile_cache()
-    cache.sync(generation)
+    generation = cache.current_generation(lambda: tiles_service.generation(db_session()))
     entry = cache.get(req.key, generation)
     if entry is None:
-        data = tiles_service.tile(session, req, colours=cache.colours)
+        data = tiles_service.tile(db_session(), req, memo=cache.memo)
         entry = (f'"{hashlib.blake2b(data, digest_size=12).hexdigest()}"', data)
         cache.put(req.key, generation, entry)
     etag, data = entry
