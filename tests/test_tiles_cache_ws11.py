@@ -1,0 +1,132 @@
+"""The tile server cache: a hit touches no database connection; a publish in this process is
+seen by the very next request; a publish by another process within the documented bound
+(GRIDKIT_TILE_RECHECK_SECONDS)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import event
+from test_tiles import DEPT, TILE, make_work_grid, read_tile
+
+from gridkit import db
+from gridkit.grids import work
+from web import create_app
+from web.tiles import tile_cache
+
+ROOT = Path(__file__).resolve().parent.parent
+RECHECK = 1.5
+
+
+def commit(settings, fill):
+    with db.session_factory(db.engine_for(settings))() as session, session.begin():
+        return fill(session)
+
+
+@pytest.fixture
+def app(fresh_settings):
+    commit(fresh_settings, make_work_grid)
+    app = create_app(fresh_settings)
+    app.config.update(TESTING=True, GRIDKIT_TILE_RECHECK_SECONDS=RECHECK)
+    return app
+
+
+def url(layer: str, query: str = "") -> str:
+    z, x, y = TILE
+    return f"/tiles/{layer}/{z}/{x}/{y}.mvt" + (f"?{query}" if query else "")
+
+
+def checkouts(app) -> list:
+    """Return a list that grows by one for every connection taken from the app's pool."""
+    taken: list = []
+    event.listen(db.engine_for(app.config["GRIDKIT_SETTINGS"]).pool, "checkout", lambda *a: taken.append(1))
+    return taken
+
+
+def test_cache_hits_and_304s_take_no_database_connection(app):
+    app.config["GRIDKIT_TILE_RECHECK_SECONDS"] = 600  # however slow the machine, no recheck falls due
+    client = app.test_client()
+    first = client.get(url("work-cells", f"dept={DEPT}"))
+    assert first.status_code == 200
+    taken = checkouts(app)
+    cache = tile_cache(app)
+    checks, hits = cache.checks, cache.hits
+    for _ in range(20):
+        assert client.get(url("work-cells", f"dept={DEPT}")).data == first.data
+        assert (
+            client.get(url("work-cells", f"dept={DEPT}"), headers={"If-None-Match": first.headers["ETag"]}).status_code
+            == 304
+        )
+    assert taken == [] and cache.checks == checks and cache.hits == hits + 40
+
+
+def test_a_publish_in_this_process_is_seen_by_the_next_request(app, tmp_path):
+    client = app.test_client()
+    before = client.get(url("work-cells", f"dept={DEPT}"))
+    commit(app.config["GRIDKIT_SETTINGS"], lambda session: work.rollback(session, DEPT, 1, by="test"))
+    # Version 2 (a copy of 1) is in force: same cells, but the tile is rebuilt at once.
+    after = client.get(url("work-cells", f"dept={DEPT}"))
+    assert after.headers["X-Tile-Generation"] != before.headers["X-Tile-Generation"]
+    assert sorted(read_tile(after.data, "work-cells", tmp_path)["code"]) == sorted(
+        read_tile(before.data, "work-cells", tmp_path / "b")["code"]
+    )
+
+
+PUBLISH_ELSEWHERE = textwrap.dedent(
+    """
+    import sys
+    from gridkit import db
+    from gridkit.config import Settings
+    from gridkit.grids import work
+
+    settings = Settings(home=sys.argv[1], database_url=sys.argv[2])
+    with db.session_factory(db.engine_for(settings))() as session, session.begin():
+        draft = work.start_draft(session, sys.argv[3], by="cli")
+        for code in sys.argv[5:]:
+            work.set_members(session, draft, code, [])
+        work.set_members(session, draft, sys.argv[4], [sys.argv[4][6:18] + "%03d" % n for n in range(1, 10)])
+        work.publish(session, draft, by="cli")
+    """
+)
+
+
+def test_a_publish_by_another_process_is_seen_within_the_recheck_interval(app, tmp_path):
+    from test_tiles import C1
+
+    settings = app.config["GRIDKIT_SETTINGS"]
+    client = app.test_client()
+    before = client.get(url("work-cells", f"dept={DEPT}"))
+    checks = tile_cache(app).checks
+    # Another process merges community 1's three work cells into one and publishes.
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            PUBLISH_ELSEWHERE,
+            str(settings.home),
+            settings.database_url,
+            DEPT,
+            f"{DEPT}{C1}01",
+            f"{DEPT}{C1}02",
+            f"{DEPT}{C1}03",
+        ],
+        check=True,
+        cwd=ROOT,
+        env=dict(os.environ),
+        timeout=120,
+    )
+    committed = time.monotonic()
+    # This process committed nothing: until the interval is over the generation is not read again
+    # (the tile may still be the old one); from then on the new version is served.
+    time.sleep(max(0.0, RECHECK - (time.monotonic() - committed)) + 0.05)
+    after = client.get(url("work-cells", f"dept={DEPT}"))
+    assert tile_cache(app).checks == checks + 1
+    assert after.headers["ETag"] != before.headers["ETag"]
+    codes = sorted(read_tile(after.data, "work-cells", tmp_path)["code"])
+    assert f"{DEPT}{C1}02" not in codes and f"{DEPT}{C1}01" in codes
