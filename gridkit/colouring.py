@@ -2,18 +2,41 @@
 
 A DSatur greedy colouring of the adjacency graph of one work grid version. Two work cells are
 neighbours when their geometries touch, corners included (ST_Intersects): on a map a shared
-corner is as confusing as a shared edge. The colour is a palette index (0, 1, 2 …); the map's
-palette holds PALETTE_SIZE colours, more than DSatur needs on any map of cells.
+corner is as confusing as a shared edge. The colour is a palette index (0, 1, 2 …) into
+PALETTE, more colours than DSatur needs on any map of cells. Tiles (gridkit.tiles) and the
+planner's GeoJSON (gridkit.layers) take their indexes from here, and the pages' scripts
+(gridkit-tiles.js, gridkit-planner.js) hold the same PALETTE, so a work cell has one colour on
+every map.
 """
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Hashable, Iterable
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-PALETTE_SIZE = 10
+# After Tableau 10: apart from each other, and none of them the red of problems or the magenta of
+# moved cells on the planner's map.
+PALETTE = (
+    "#4e79a7",
+    "#f28e2b",
+    "#59a14f",
+    "#edc948",
+    "#b07aa1",
+    "#ff9da7",
+    "#9c755f",
+    "#76b7b2",
+    "#a0cbe8",
+    "#8cd17d",
+)
+PALETTE_SIZE = len(PALETTE)
+# Colourings kept per process, by version and revision (see version_colours).
+KEPT_COLOURINGS = 64
+_kept: OrderedDict = OrderedDict()
+_kept_lock = threading.Lock()
 
 _ADJACENCY = text("""
     SELECT a.id, b.id
@@ -82,3 +105,32 @@ def work_cell_colours(session: Session, version_id: int, *, draft: bool = False)
         .all()
     )
     return colour_graph(ids, work_cell_adjacency(session, version_id, draft=draft))
+
+
+def version_colours(session: Session, version) -> dict[int, int]:
+    """Return {work cell id: palette index} of a WorkGridVersion, as work_cell_colours.
+
+    A draft is coloured from its member base cells, a published or retired version from its
+    cached outlines (as the tiles are). The answer is kept per database, version and revision
+    (every edit of a draft raises its revision; other versions never change), so that the
+    planner's map, reloaded after every move, does not recolour an unchanged version.
+    """
+    bind = session.get_bind()
+    key = (
+        str(getattr(bind, "engine", bind).url),
+        version.id,
+        version.status,
+        version.revision,
+        version.created_at,
+        version.updated_at,
+    )
+    with _kept_lock:
+        if key in _kept:
+            _kept.move_to_end(key)
+            return _kept[key]
+    colours = work_cell_colours(session, version.id, draft=version.status == "draft")
+    with _kept_lock:
+        _kept[key] = colours
+        while len(_kept) > KEPT_COLOURINGS:
+            _kept.popitem(last=False)
+    return colours

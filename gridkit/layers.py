@@ -18,6 +18,7 @@ from sqlalchemy.dialects.postgresql import JSON, aggregate_order_by
 from sqlalchemy.orm import Session
 
 from gridkit.admin import area_prefix
+from gridkit.colouring import version_colours
 from gridkit.errors import NotFound, ValidationError
 from gridkit.grids.base import published_or_newest
 from gridkit.models import (
@@ -192,7 +193,29 @@ def base_cells_geojson(
     edition = edition_or_current(session, edition_id)
     if edition is None:
         return feature_collection([], edition=None, numberMatched=0, numberReturned=0)
-    where, matched = _cells_in_view(session, edition.id, bbox, limit, offset)
+    features, matched = _cell_features(
+        session,
+        edition.id,
+        bbox,
+        limit,
+        offset,
+        # geography: metres on the ellipsoid of the geometry's SRID (CGCS2000).
+        ("area_m2", func.round(func.ST_Area(func.geography(BaseCell.geom)).cast(Numeric), 1)),
+    )
+    return feature_collection(
+        features, edition=edition_dict(edition), numberMatched=matched, numberReturned=len(features)
+    )
+
+
+def _cell_features(
+    session: Session, edition_id: int, bbox, limit: int, offset: int | None, *extra: tuple, joins=None
+) -> tuple[list, int]:
+    """Return (GeoJSON features of an edition's base cells in view, number matched).
+
+    Properties: code, community_code, community_name, then the (name, SQL expression) pairs of
+    `extra`; `joins(query)` adds the outer joins those expressions need.
+    """
+    where, matched = _cells_in_view(session, edition_id, bbox, limit, offset)
     rows = select(BaseCell.id).where(*where).order_by(BaseCell.code).offset(offset or 0).limit(limit).subquery()
     feature = func.json_build_object(
         "type",
@@ -209,9 +232,7 @@ def base_cells_geojson(
             BaseCell.community_code,
             "community_name",
             AdminUnit.name,
-            # geography: metres on the ellipsoid of the geometry's SRID (CGCS2000).
-            "area_m2",
-            func.round(func.ST_Area(func.geography(BaseCell.geom)).cast(Numeric), 1),
+            *(part for pair in extra for part in pair),
         ),
     )
     query = (
@@ -220,10 +241,7 @@ def base_cells_geojson(
         .join(rows, rows.c.id == BaseCell.id)
         .join(AdminUnit, AdminUnit.code == BaseCell.community_code)
     )
-    features = session.scalar(query)
-    return feature_collection(
-        features, edition=edition_dict(edition), numberMatched=matched, numberReturned=len(features)
-    )
+    return session.scalar(joins(query) if joins else query), matched
 
 
 def extent_of(session: Session, query) -> Bbox | None:
@@ -288,65 +306,64 @@ def version_cells_geojson(
     Properties: code, community_code, community_name, work_cell (code or None), work_cell_name,
     excluded (left out on purpose), exclusion_reason, in_jurisdiction (of the department).
     `bbox`, `limit` and `offset` work as in base_cells_geojson. The collection carries `version`
-    ({id, number, status, revision, dept_code}).
+    ({id, number, status, revision, dept_code}) and `colours`, {work cell code: palette index} of
+    the work cells among the features (see work_cell_colours_by_code).
     """
     _check_paging(limit, offset)
     version = work_grid_version(session, version_id)
     dept = session.get(Department, version.dept_code)
-    where, matched = _cells_in_view(session, version.base_edition_id, bbox, limit, offset)
-    rows = select(BaseCell.id).where(*where).order_by(BaseCell.code).offset(offset or 0).limit(limit).subquery()
-    feature = func.json_build_object(
-        "type",
-        "Feature",
-        "id",
-        BaseCell.code,
-        "geometry",
-        func.ST_AsGeoJSON(BaseCell.geom, PRECISION).cast(JSON),
-        "properties",
-        func.json_build_object(
-            "code",
-            BaseCell.code,
-            "community_code",
-            BaseCell.community_code,
-            "community_name",
-            AdminUnit.name,
-            "work_cell",
-            WorkCell.code,
-            "work_cell_name",
-            WorkCell.name,
-            "excluded",
-            WorkGridExclusion.base_cell_id.is_not(None),
-            "exclusion_reason",
-            WorkGridExclusion.reason,
-            "in_jurisdiction",
-            jurisdiction_filter(session, dept),
-        ),
-    )
-    query = (
-        select(_features(feature, BaseCell.code))
-        .select_from(BaseCell)
-        .join(rows, rows.c.id == BaseCell.id)
-        .join(AdminUnit, AdminUnit.code == BaseCell.community_code)
-        .outerjoin(
-            WorkCellMember, (WorkCellMember.base_cell_id == BaseCell.id) & (WorkCellMember.version_id == version.id)
+
+    def joins(query):
+        return (
+            query.outerjoin(
+                WorkCellMember,
+                (WorkCellMember.base_cell_id == BaseCell.id) & (WorkCellMember.version_id == version.id),
+            )
+            .outerjoin(WorkCell, WorkCell.id == WorkCellMember.work_cell_id)
+            .outerjoin(
+                WorkGridExclusion,
+                (WorkGridExclusion.base_cell_id == BaseCell.id) & (WorkGridExclusion.version_id == version.id),
+            )
         )
-        .outerjoin(WorkCell, WorkCell.id == WorkCellMember.work_cell_id)
-        .outerjoin(
-            WorkGridExclusion,
-            (WorkGridExclusion.base_cell_id == BaseCell.id) & (WorkGridExclusion.version_id == version.id),
-        )
+
+    features, matched = _cell_features(
+        session,
+        version.base_edition_id,
+        bbox,
+        limit,
+        offset,
+        ("work_cell", WorkCell.code),
+        ("work_cell_name", WorkCell.name),
+        ("excluded", WorkGridExclusion.base_cell_id.is_not(None)),
+        ("exclusion_reason", WorkGridExclusion.reason),
+        ("in_jurisdiction", jurisdiction_filter(session, dept)),
+        joins=joins,
     )
-    features = session.scalar(query)
+    colours = work_cell_colours_by_code(session, version)
+    in_view = {f["properties"]["work_cell"] for f in features}
     return feature_collection(
-        features, version=_version_dict(version), numberMatched=matched, numberReturned=len(features)
+        features,
+        version=_version_dict(version),
+        colours={code: colour for code, colour in colours.items() if code in in_view},
+        numberMatched=matched,
+        numberReturned=len(features),
     )
+
+
+def work_cell_colours_by_code(session: Session, version: WorkGridVersion) -> dict[str, int]:
+    """Return {work cell code: palette index} of a version (gridkit.colouring: touching work cells
+    differ; the same indexes as in the tiles)."""
+    colours = version_colours(session, version)
+    rows = session.execute(select(WorkCell.id, WorkCell.code).where(WorkCell.version_id == version.id))
+    return {code: colours.get(id_, 0) for id_, code in rows}
 
 
 def version_work_cells_geojson(session: Session, version_id: int, bbox: Bbox | None = None) -> dict:
     """Return the work cells of a work grid version as GeoJSON, each the union of its base cells.
 
     The union is computed now (drafts have no cached geometry). Properties: code, name,
-    base_cells (count) and label (a GeoJSON point inside the work cell, for its name on a map).
+    base_cells (count), colour (palette index of gridkit.colouring, the same as in the tiles)
+    and label (a GeoJSON point inside the work cell, for its name on a map).
     With `bbox` (lon/lat), only work cells with a base cell touching it, but each one whole.
     """
     version = work_grid_version(session, version_id)
@@ -394,6 +411,9 @@ def version_work_cells_geojson(session: Session, version_id: int, bbox: Bbox | N
     )
     query = select(_features(feature, WorkCell.code)).select_from(WorkCell).join(union, union.c.id == WorkCell.id)
     features = session.scalar(query)
+    colours = work_cell_colours_by_code(session, version)
+    for feature in features:
+        feature["properties"]["colour"] = colours[feature["properties"]["code"]]
     return feature_collection(
         features, version=_version_dict(version), numberMatched=len(features), numberReturned=len(features)
     )

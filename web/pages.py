@@ -163,7 +163,8 @@ def _base_cell_counts(session: Session, version: WorkGridVersion, inside) -> dic
 
 def version_overview(session: Session, version_id: int, lang: str | None = None) -> dict:
     """Return what the work grid editor shows besides the map: the version, its department and base
-    grid edition, its work cells (code, name, base cell and coordinator counts, by code), the base
+    grid edition, its work cells (code, name, base cell and coordinator counts, by code) and their
+    colours ({code: palette index}, gridkit.colouring), the base
     cell counts (of the edition; of the jurisdiction: total, assigned, unassigned, excluded; and
     assigned outside the jurisdiction), the department's current version number and the extent
     (lon/lat) of the jurisdiction's cells.
@@ -214,6 +215,7 @@ def version_overview(session: Session, version_id: int, lang: str | None = None)
         },
         "edition": layers.edition_dict(edition),
         "work_cells": _work_cells(session, version),
+        "colours": layers.work_cell_colours_by_code(session, version),
         "counts": _base_cell_counts(session, version, inside),
         "extent": layers.edition_extent(session, version.base_edition_id, inside),
     }

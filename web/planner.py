@@ -13,13 +13,14 @@ from functools import wraps
 from flask import Blueprint, jsonify, render_template, request, url_for
 
 from gridkit import layers
+from gridkit.colouring import PALETTE
 from gridkit.errors import PermissionDenied, ValidationError
 from gridkit.grids import work
 from web import pages
 from web.auth import check_csrf, csrf_token, current_user, login_required
 from web.database import db_session, transaction
 from web.i18n import current_language, strings
-from web.mapview import leaflet_map
+from web.mapview import leaflet_map, locate_config
 from web.params import (
     bbox_arg,
     body_codes,
@@ -76,6 +77,7 @@ JS_STRINGS = (
     "planner.tool.hint.click",
     "planner.tool.hint.box",
     "planner.tool.hint.polygon",
+    "planner.tool.hint.whois",
     "planner.move.new",
     "planner.move.choose",
     "planner.move.code_format",
@@ -232,11 +234,16 @@ def _map_config(overview: dict, *, mode: str) -> dict:
         "dept": {"code": dept, "name": overview["department"]["name"]},
         "fullLoad": overview["counts"]["edition_cells"] <= FULL_LOAD_CELLS,
         "share": DEFAULT_SHARE,
+        # One colour per work cell, touching ones different: the indexes come with the GeoJSON.
+        "palette": list(PALETTE),
+        # "Who is responsible here": a click on the map (in the editor, with the whois tool).
+        "locate": locate_config(),
         "api": {
             "overview": url_for("planner_api.overview", version_id=vid),
             "cells": url_for("planner_api.cells", version_id=vid),
             "workCells": url_for("planner_api.work_cells", version_id=vid),
-            "communities": url_for("api.admin_units", level="community"),
+            # Unsimplified: community lines must run along the cell edges they follow.
+            "communities": url_for("api.admin_units", level="community", tolerance=0),
             "problems": url_for("planner_api.problems", draft_id=vid),
             "polygon": url_for("planner_api.cells_in_polygon", draft_id=vid),
             "move": url_for("planner_api.move", draft_id=vid),

@@ -19,7 +19,7 @@ from web.auth import check_csrf, login_required
 from web.database import db_session, transaction
 from web.i18n import strings
 from web.incidents_api import transition_params, web_actor
-from web.mapview import leaflet_map
+from web.mapview import leaflet_map, locate_config
 
 bp = Blueprint("supervisor", __name__, url_prefix="/supervisor")
 
@@ -64,6 +64,7 @@ def index():
         api={"heatmap": url_for("incidents_api.heatmap"), "choropleth": url_for("incidents_api.choropleth")},
         filters=filters,
         strings=strings(*JS_STRINGS),
+        locate=locate_config(),
     )
     return render_template(
         "supervisor.html",

@@ -28,6 +28,7 @@ from sqlalchemy import event, text
 from sqlalchemy.orm import Session
 
 from gridkit import tiles as tiles_service
+from gridkit.colouring import PALETTE
 from gridkit.errors import NotFound, ValidationError
 from web.database import db_session
 from web.i18n import t
@@ -217,10 +218,12 @@ def layers():
 
 @bp.app_context_processor
 def tile_urls() -> dict:
-    """Give templates `tile_url(layer)` (an XYZ template for Leaflet) and the layers' first zooms."""
+    """Give templates `tile_url(layer)` (an XYZ template for Leaflet), the layers' first zooms and
+    the work cell palette."""
     return {
         "tile_url": lambda layer: f"{request.script_root}{bp.url_prefix}/{layer}/{{z}}/{{x}}/{{y}}.mvt",
         "tile_min_zoom": tiles_service.MIN_ZOOM,
+        "tile_palette": list(PALETTE),
     }
 
 

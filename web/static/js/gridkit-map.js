@@ -1,4 +1,5 @@
-/* gridkit city map: draws admin outlines and base cells, fetched as GeoJSON from /api/, on the
+/* gridkit city map: draws admin outlines and base cells, fetched as GeoJSON from /api/ (with vector
+   tiles on the page: cells and, from the cells' first zoom, outlines from /tiles/), on the
    Leaflet map that folium created. Base cells are refetched for the view after every move. */
 (function () {
   "use strict";
@@ -46,6 +47,12 @@
     return name;
   }
 
+  var OUTLINE_STYLES = {
+    community: { color: "#1d4f91", weight: 1.5, opacity: 0.9, fill: false },
+    street: { color: "#7a3e9d", weight: 2, dashArray: "6 4", fill: false },
+    district: { color: "#a61b1b", weight: 3, fill: false }
+  };
+
   // Panes, bottom to top: community hover areas, base cells, then outlines that take no events,
   // so that a base cell, where one is drawn, gets the hover and community lines stay visible.
   var layers = {
@@ -79,15 +86,15 @@
     }),
     community: L.geoJSON(null, {
       pane: pane("gk-communities", 412), interactive: false,
-      style: { color: "#1d4f91", weight: 1.5, opacity: 0.9, fill: false }
+      style: OUTLINE_STYLES.community
     }),
     street: L.geoJSON(null, {
       pane: pane("gk-streets", 415), interactive: false,
-      style: { color: "#7a3e9d", weight: 2, dashArray: "6 4", fill: false }
+      style: OUTLINE_STYLES.street
     }),
     district: L.geoJSON(null, {
       pane: pane("gk-districts", 420), interactive: false,
-      style: { color: "#a61b1b", weight: 3, fill: false }
+      style: OUTLINE_STYLES.district
     }),
     labels: L.layerGroup()
   };
@@ -143,12 +150,33 @@
   var overlays = {};
   var basemap = cfg.tileLayerName ? window[cfg.tileLayerName] : null;
   if (basemap) { overlays[S["map.layer.osm"]] = basemap; }
-  overlays[S["map.layer.districts"]] = layers.district;
-  overlays[S["map.layer.streets"]] = layers.street;
-  overlays[S["map.layer.communities"]] = communities;
   // With vector tiles (gridkit-tiles.js), cells are drawn from tiles at every zoom and the
   // GeoJSON cells (tooltips, labels) are fetched only from the label zoom on.
   var tiles = window.gridkitTiles ? window.gridkitTiles.attach(map, { pane: "gk-cells", edition: cfg.edition }) : null;
+  // Admin outlines: the simplified GeoJSON at overview zooms; from the zoom where cells are drawn
+  // from tiles, the admin-units tiles instead, which the server encodes exactly like the cells so
+  // that outlines lie on cell edges (the GeoJSON is simplified by tens of metres).
+  var outlines = { district: layers.district, street: layers.street, community: communities };
+  function swapOutlines() {
+    var tiled = tiles && map.getZoom() >= tiles.minZoom;
+    ["district", "street", "community"].forEach(function (level) {
+      var holder = level === "community" ? communities : outlines[level];
+      if (tiled) { holder.removeLayer(layers[level]); } else if (!holder.hasLayer(layers[level])) { holder.addLayer(layers[level]); }
+    });
+  }
+  if (tiles) {
+    ["district", "street"].forEach(function (level) {
+      var tiled = tiles.adminOutlines(level, OUTLINE_STYLES[level], layers[level].options.pane);
+      map.removeLayer(layers[level]);
+      outlines[level] = L.layerGroup([layers[level], tiled]).addTo(map);
+    });
+    communities.addLayer(tiles.adminOutlines("community", OUTLINE_STYLES.community, layers.community.options.pane));
+    map.on("zoomend", swapOutlines);
+    swapOutlines();
+  }
+  overlays[S["map.layer.districts"]] = outlines.district;
+  overlays[S["map.layer.streets"]] = outlines.street;
+  overlays[S["map.layer.communities"]] = outlines.community;
   var cellZoom = tiles ? cfg.labelZoom : cfg.minCellZoom;
   if (tiles) { tiles.baseCells.addTo(map); }
   overlays[S["map.layer.base_cells"]] = tiles ? L.layerGroup([tiles.baseCells, layers.cells]).addTo(map) : layers.cells;

@@ -104,35 +104,14 @@
 
   // -- colours ---------------------------------------------------------------------------------
 
-  // Fourteen colours that stay apart from each other (after Tableau 20), none of them the red of
-  // problems or the magenta of moved cells. Neighbours may still share one: work cell outlines
-  // are drawn on top, so their borders show whatever the colours.
-  var PALETTE = ["#4e79a7", "#f28e2b", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f",
-                 "#76b7b2", "#a0cbe8", "#8cd17d", "#ffbe7d", "#d4a6c8", "#b6992d", "#bab0ac"];
+  // The palette of gridkit.colouring (the tiles' too). The server gives every work cell a palette
+  // index such that touching work cells differ: `colours` {work cell code: index} of the cells'
+  // GeoJSON and of the overview (the legend), `colour` of each work cell's GeoJSON feature.
+  var PALETTE = cfg.palette;
+  var colours = {};   // work cell code -> palette index, of the cells drawn
 
-  // FNV-1a with a final mix: the same code always gets the same colour, on every page and in
-  // every session.
-  function hash(text) {
-    var h = 2166136261;
-    for (var i = 0; i < text.length; i += 1) {
-      h ^= text.charCodeAt(i);
-      h = Math.imul(h, 16777619);
-    }
-    h ^= h >>> 16;
-    h = Math.imul(h, 0x85ebca6b);
-    h ^= h >>> 13;
-    h = Math.imul(h, 0xc2b2ae35);
-    h ^= h >>> 16;
-    return h >>> 0;
-  }
-
-  // Work cells of one department and area differ only in their 2-digit sequence: stepping 5 places
-  // per sequence number (5 and 14 share no factor) gives the first 14 of them 14 different colours.
-  function colourFor(code) {
-    if (/^[0-9]{20}$/.test(code)) {
-      return PALETTE[(hash(code.slice(0, 18)) + Number(code.slice(18)) * 5) % PALETTE.length];
-    }
-    return PALETTE[hash(code) % PALETTE.length];
+  function paletteColour(index) {
+    return PALETTE[(index || 0) % PALETTE.length];
   }
 
   var HATCH_UNASSIGNED = "url(#gk-hatch-unassigned)";
@@ -147,7 +126,7 @@
     } else if (!p.work_cell) {
       style = { color: "#667085", weight: 1, opacity: 1, dashArray: null, fillColor: HATCH_UNASSIGNED, fillOpacity: 1 };
     } else {
-      style = { color: "#ffffff", weight: 1, opacity: 0.9, dashArray: null, fillColor: colourFor(p.work_cell), fillOpacity: 0.62 };
+      style = { color: "#ffffff", weight: 1, opacity: 0.9, dashArray: null, fillColor: paletteColour(colours[p.work_cell]), fillOpacity: 0.62 };
     }
     // Outlines of moved, highlighted and selected cells are drawn by refreshMarks(), above the
     // work cell outlines; the cell itself only gets a stronger fill.
@@ -177,7 +156,9 @@
       layer.bindTooltip(cellTooltip, { sticky: true, className: "gk-tooltip" });
       layer.on("add", function () { markElement(layer); });
       layer.on("click", function (event) {
-        if (state.tool === "polygon") { return; }   // the map's click adds a vertex
+        // Left to the map: a polygon corner, or "who is responsible here" (gridkit-locate.js) when
+        // viewing a version or with the whois tool.
+        if (!editing || state.tool === "polygon" || state.tool === "whois") { return; }
         L.DomEvent.stopPropagation(event);
         if (Date.now() - lastBoxEnd < 300) { return; }  // the click that ends a box drag
         if (!selectable(feature.properties)) { return; }
@@ -341,6 +322,7 @@
       if (controller !== inFlight) { return; }
       cells.clearLayers();
       byCode = {};
+      colours = data.colours || {};
       cells.addData(data);
       refreshMarks();
       state.count = data.features.length;
@@ -456,7 +438,7 @@
       var label = el("span", "work-cell-label");
       label.appendChild(el("span", "code", w.code));
       if (w.name) { label.appendChild(el("span", "work-cell-name", w.name)); }
-      var row = legendRow(colourFor(w.code), label, fmt(S["planner.legend.cells"], { count: w.base_cells }));
+      var row = legendRow(paletteColour(state.overview.colours[w.code]), label, fmt(S["planner.legend.cells"], { count: w.base_cells }));
       row.setAttribute("data-work-cell", w.code);
       row.setAttribute("data-count", w.base_cells);
       row.setAttribute("role", "button");
@@ -679,6 +661,8 @@
 
   function setTool(tool) {
     state.tool = tool;
+    // A click answers "who is responsible here" when viewing, and in the editor with the whois tool.
+    window.gridkitLocateDisabled = editing && tool !== "whois";
     Array.prototype.forEach.call(document.querySelectorAll("[data-tool]"), function (button) {
       button.setAttribute("aria-pressed", button.getAttribute("data-tool") === tool ? "true" : "false");
     });
@@ -1008,6 +992,6 @@
   // For tests and the browser console.
   window.gridkit = {
     map: map, cells: cells, state: state, byCode: function (code) { return byCode[code]; },
-    colourFor: colourFor, reload: reloadAll, select: select, setTool: setTool
+    paletteColour: paletteColour, reload: reloadAll, select: select, setTool: setTool
   };
 }());

@@ -6,13 +6,12 @@
 (function () {
   "use strict";
 
-  // Ten colours, distinct for neighbours on any base map (ColorBrewer Set3/Paired-like).
-  var PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
-                 "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"];
-
   function script() {
     return document.querySelector("script[data-gridkit-tiles]");
   }
+
+  // The palette of gridkit.colouring (the planner's map has the same): a tile's `colour` indexes it.
+  var PALETTE = JSON.parse(script().getAttribute("data-palette"));
 
   function tileLayer(url, layerName, style, options) {
     var styles = {};
@@ -70,8 +69,9 @@
   }
 
   /* Make the tile layers for `map`. options: {pane, workPane, edition}. Returns {baseCells (not yet
-     added), minZoom, workCells {dept code: layer}, ready (a Promise of /tiles/layers.json),
-     addOverlays(control): adds one work-cells overlay per department to an L.control.layers}. */
+     added), minZoom, workCells {dept code: layer}, adminOutlines(level, style, pane) (a layer),
+     ready (a Promise of /tiles/layers.json), addOverlays(control): adds one work-cells overlay per
+     department to an L.control.layers}. */
   function attach(map, options) {
     var node = script();
     var layersUrl = node.getAttribute("data-gridkit-tiles");
@@ -84,6 +84,14 @@
     var workPane = options.workPane || "gk-work-cells";
     if (!map.getPane(workPane)) { map.createPane(workPane).style.zIndex = 408; }
     var result = { baseCells: baseCells, minZoom: minZoom, workCells: {} };
+    // Admin outlines of one level from the admin-units tiles, drawn from the base cells' first zoom:
+    // the server encodes them like the cells, so they run exactly along cell edges.
+    var adminTemplate = node.getAttribute("data-admin-units");
+    result.adminOutlines = function (level, style, pane) {
+      return tileLayer(adminTemplate, "admin-units", function (properties) {
+        return properties.level === level ? L.extend({ fill: false }, style) : [];
+      }, { pane: pane, minZoom: minZoom });
+    };
     result.ready = fetch(layersUrl, { headers: { Accept: "application/json" }, credentials: "same-origin" })
       .then(function (response) { return response.ok ? response.json() : { layers: [], departments: [] }; })
       .then(function (info) {

@@ -1,0 +1,131 @@
+""" "Who is responsible here" on the planner's and the supervisor's maps, in a real Chromium
+(Playwright, Debian's /usr/bin/chromium), offline: a click on the map opens the panel with the
+base cell, the work cell and its coordinator. In the planner's editor a click still selects base
+cells; the whois tool answers instead. Screenshots are kept under a temporary directory."""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+from pathlib import Path
+
+import pytest
+from factories_web import C1, DEPT, PASSWORD, POINT_A, A, base_cell, make_web_city
+from test_browser import _offline_page, chromium  # noqa: F401 - the fixture is used by name
+from werkzeug.serving import make_server
+
+from gridkit import db
+from gridkit.grids import work
+from web import create_app
+
+SHOTS = Path(tempfile.gettempdir()) / "gridkit-browser-whois"
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def server(fresh_settings):
+    """The web city (a published work grid with coordinators) plus a draft, served on localhost."""
+    with db.session_factory(db.engine_for(fresh_settings))() as session, session.begin():
+        ids = make_web_city(session)
+        ids["draft"] = work.start_draft(session, DEPT, by="setup").id
+    app = create_app(fresh_settings)
+    httpd = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    SHOTS.mkdir(exist_ok=True)
+    yield f"http://127.0.0.1:{httpd.server_port}", ids
+    httpd.shutdown()
+    thread.join(timeout=10)
+
+
+def sign_in(page, base_url, name):
+    page.goto(f"{base_url}/login")
+    page.fill("#name", name)
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_load_state()
+
+
+def zoom_to(page, lon, lat, zoom=17):
+    page.evaluate(
+        """([lon, lat, zoom]) => { var c = JSON.parse(document.querySelector('[data-map-config]').textContent);
+        window[c.mapName].setView([lat, lon], zoom, {animate: false}); }""",
+        [lon, lat, zoom],
+    )
+
+
+def click_map_at(page, lon, lat):
+    point = page.evaluate(
+        """([lon, lat]) => {
+        var c = JSON.parse(document.querySelector('[data-map-config]').textContent);
+        var p = window[c.mapName].latLngToContainerPoint([lat, lon]); return [p.x, p.y]; }""",
+        [lon, lat],
+    )
+    box = page.locator(".folium-map").bounding_box()
+    page.mouse.click(box["x"] + point[0], box["y"] + point[1])
+
+
+def whois_text(page) -> str:
+    page.wait_for_function("() => window.gridkitLocate && !window.gridkitLocate.state.busy")
+    page.wait_for_selector(".gk-whois")
+    return page.inner_text(".gk-whois")
+
+
+def assert_whois_of_point_a(text: str) -> None:
+    assert base_cell(C1, 5) in text, text  # base cell
+    assert A in text and "红荔一号网格" in text, text  # work cell
+    assert "王芳" in text, text  # its coordinator
+
+
+def planner_ready(page):
+    page.wait_for_function("() => window.gridkit && window.gridkit.state.loads > 0 && !window.gridkit.state.busy")
+    page.wait_for_function("() => window.gridkitLocate")
+
+
+def test_whois_on_the_planners_map_of_a_published_version(chromium, server):  # noqa: F811
+    base_url, ids = server
+    page, _, errors = _offline_page(chromium, base_url)
+    sign_in(page, base_url, "planner1")
+    page.goto(f"{base_url}/planner/version/{ids['version']}")
+    planner_ready(page)
+    zoom_to(page, *POINT_A)
+    click_map_at(page, *POINT_A)
+    assert_whois_of_point_a(whois_text(page))
+    page.screenshot(path=str(SHOTS / "planner-view-whois.png"))
+    assert not errors, errors
+
+
+def test_whois_tool_in_the_planners_editor(chromium, server):  # noqa: F811
+    base_url, ids = server
+    page, _, errors = _offline_page(chromium, base_url)
+    sign_in(page, base_url, "planner1")
+    page.goto(f"{base_url}/planner/version/{ids['draft']}")
+    planner_ready(page)
+    zoom_to(page, *POINT_A)
+    # The click tool selects the base cell and asks nobody.
+    click_map_at(page, *POINT_A)
+    page.wait_for_function(f"() => window.gridkit.state.selected['{base_cell(C1, 5)}'] === true")
+    assert page.locator(".gk-whois").count() == 0
+    # The whois tool answers and selects nothing more.
+    page.click('[data-tool="whois"]')
+    assert page.get_attribute('[data-tool="whois"]', "aria-pressed") == "true"
+    click_map_at(page, *POINT_A)
+    assert_whois_of_point_a(whois_text(page))
+    assert page.evaluate("() => Object.keys(window.gridkit.state.selected).length") == 1
+    page.screenshot(path=str(SHOTS / "planner-edit-whois.png"))
+    assert not errors, errors
+
+
+def test_whois_on_the_supervisors_map(chromium, server):  # noqa: F811
+    base_url, _ = server
+    page, _, errors = _offline_page(chromium, base_url)
+    sign_in(page, base_url, "super1")
+    page.goto(f"{base_url}/supervisor")
+    page.wait_for_selector(".folium-map.leaflet-container")
+    page.wait_for_function("() => window.gridkitLocate")
+    zoom_to(page, *POINT_A)
+    click_map_at(page, *POINT_A)
+    assert_whois_of_point_a(whois_text(page))
+    page.screenshot(path=str(SHOTS / "supervisor-whois.png"))
+    assert not errors, errors
