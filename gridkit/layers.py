@@ -58,6 +58,31 @@ def feature_collection(features: list, **members) -> dict:
     return {"type": "FeatureCollection", **members, "features": features}
 
 
+def geojson_feature(id_, geometry, properties: dict):
+    """Return the SQL json of one GeoJSON Feature: `id_`, `geometry` (a geometry expression, written
+    with PRECISION decimals) and `properties` ({name: SQL expression}, in that order)."""
+    return func.json_build_object(
+        "type",
+        "Feature",
+        "id",
+        id_,
+        "geometry",
+        func.ST_AsGeoJSON(geometry, PRECISION).cast(JSON),
+        "properties",
+        func.json_build_object(*(part for pair in properties.items() for part in pair)),
+    )
+
+
+def base_cell_properties() -> dict:
+    """Return the properties every base cell feature has: code, community_code, community_name
+    (the query joins AdminUnit on the community code)."""
+    return {
+        "code": BaseCell.code,
+        "community_code": BaseCell.community_code,
+        "community_name": AdminUnit.name,
+    }
+
+
 def check_bbox(bbox) -> Bbox:
     """Return `bbox` as four floats, or raise ValidationError if it is not a lon/lat box."""
     try:
@@ -102,24 +127,15 @@ def admin_units_geojson(
     if tolerance > 0:
         # ST_Multi: GEOS may hand back a Polygon for a one-part MultiPolygon.
         geom = func.ST_Multi(func.ST_SimplifyPreserveTopology(AdminUnit.geom, tolerance))
-    feature = func.json_build_object(
-        "type",
-        "Feature",
-        "id",
+    feature = geojson_feature(
         AdminUnit.code,
-        "geometry",
-        func.ST_AsGeoJSON(geom, PRECISION).cast(JSON),
-        "properties",
-        func.json_build_object(
-            "code",
-            AdminUnit.code,
-            "name",
-            AdminUnit.name,
-            "level",
-            AdminUnit.level,
-            "parent_code",
-            AdminUnit.parent_code,
-        ),
+        geom,
+        {
+            "code": AdminUnit.code,
+            "name": AdminUnit.name,
+            "level": AdminUnit.level,
+            "parent_code": AdminUnit.parent_code,
+        },
     )
     query = select(_features(feature, AdminUnit.code))
     if level is not None:
@@ -200,7 +216,7 @@ def base_cells_geojson(
         limit,
         offset,
         # geography: metres on the ellipsoid of the geometry's SRID (CGCS2000).
-        ("area_m2", func.round(func.ST_Area(func.geography(BaseCell.geom)).cast(Numeric), 1)),
+        {"area_m2": func.round(func.ST_Area(func.geography(BaseCell.geom)).cast(Numeric), 1)},
     )
     return feature_collection(
         features, edition=edition_dict(edition), numberMatched=matched, numberReturned=len(features)
@@ -208,33 +224,16 @@ def base_cells_geojson(
 
 
 def _cell_features(
-    session: Session, edition_id: int, bbox, limit: int, offset: int | None, *extra: tuple, joins=None
+    session: Session, edition_id: int, bbox, limit: int, offset: int | None, extra: dict, joins=None
 ) -> tuple[list, int]:
     """Return (GeoJSON features of an edition's base cells in view, number matched).
 
-    Properties: code, community_code, community_name, then the (name, SQL expression) pairs of
-    `extra`; `joins(query)` adds the outer joins those expressions need.
+    Properties: those of base_cell_properties, then `extra` ({name: SQL expression});
+    `joins(query)` adds the outer joins those expressions need.
     """
     where, matched = _cells_in_view(session, edition_id, bbox, limit, offset)
     rows = select(BaseCell.id).where(*where).order_by(BaseCell.code).offset(offset or 0).limit(limit).subquery()
-    feature = func.json_build_object(
-        "type",
-        "Feature",
-        "id",
-        BaseCell.code,
-        "geometry",
-        func.ST_AsGeoJSON(BaseCell.geom, PRECISION).cast(JSON),
-        "properties",
-        func.json_build_object(
-            "code",
-            BaseCell.code,
-            "community_code",
-            BaseCell.community_code,
-            "community_name",
-            AdminUnit.name,
-            *(part for pair in extra for part in pair),
-        ),
-    )
+    feature = geojson_feature(BaseCell.code, BaseCell.geom, {**base_cell_properties(), **extra})
     query = (
         select(_features(feature, BaseCell.code))
         .select_from(BaseCell)
@@ -332,11 +331,13 @@ def version_cells_geojson(
         bbox,
         limit,
         offset,
-        ("work_cell", WorkCell.code),
-        ("work_cell_name", WorkCell.name),
-        ("excluded", WorkGridExclusion.base_cell_id.is_not(None)),
-        ("exclusion_reason", WorkGridExclusion.reason),
-        ("in_jurisdiction", jurisdiction_filter(session, dept)),
+        {
+            "work_cell": WorkCell.code,
+            "work_cell_name": WorkCell.name,
+            "excluded": WorkGridExclusion.base_cell_id.is_not(None),
+            "exclusion_reason": WorkGridExclusion.reason,
+            "in_jurisdiction": jurisdiction_filter(session, dept),
+        },
         joins=joins,
     )
     colours = work_cell_colours_by_code(session, version)
@@ -390,24 +391,15 @@ def version_work_cells_geojson(session: Session, version_id: int, bbox: Bbox | N
         .group_by(WorkCellMember.work_cell_id)
         .subquery()
     )
-    feature = func.json_build_object(
-        "type",
-        "Feature",
-        "id",
+    feature = geojson_feature(
         WorkCell.code,
-        "geometry",
-        func.ST_AsGeoJSON(func.ST_Multi(union.c.geom), PRECISION).cast(JSON),
-        "properties",
-        func.json_build_object(
-            "code",
-            WorkCell.code,
-            "name",
-            WorkCell.name,
-            "base_cells",
-            union.c.n,
-            "label",
-            func.ST_AsGeoJSON(func.ST_PointOnSurface(union.c.geom), PRECISION).cast(JSON),
-        ),
+        func.ST_Multi(union.c.geom),
+        {
+            "code": WorkCell.code,
+            "name": WorkCell.name,
+            "base_cells": union.c.n,
+            "label": func.ST_AsGeoJSON(func.ST_PointOnSurface(union.c.geom), PRECISION).cast(JSON),
+        },
     )
     query = select(_features(feature, WorkCell.code)).select_from(WorkCell).join(union, union.c.id == WorkCell.id)
     features = session.scalar(query)

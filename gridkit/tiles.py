@@ -268,52 +268,49 @@ def _tile_geom(column: str, *, simplify: bool = False) -> str:
     return f"ST_AsMVTGeom(ST_Transform(ST_ClipByBox2D({geom}, b.search), 3857), b.tile, {EXTENT}, {BUFFER}, true)"
 
 
-_ADMIN_UNITS = text(
-    _BOUNDS
-    + f"""
-    SELECT ST_AsMVT(t, 'admin-units', {EXTENT}, 'geom') FROM (
+def _layer_query(layer: str, features: str, *, extra: str = ""):
+    # One layer's tile: the bounds (plus `extra` CTEs), and `features` (rows with a `geom` in tile
+    # units, from `bounds b`) encoded by ST_AsMVT; features wholly outside the tile drop out.
+    return text(
+        f"""{_BOUNDS}{extra}
+    SELECT ST_AsMVT(t, '{layer}', {EXTENT}, 'geom') FROM ({features}) t WHERE t.geom IS NOT NULL"""
+    )
+
+
+_ADMIN_UNITS = _layer_query(
+    "admin-units",
+    f"""
         SELECT a.code, a.name, a.level, {_tile_geom("a.geom", simplify=True)} AS geom
         FROM admin_unit a, bounds b
-        WHERE a.geom && b.search
-    ) t WHERE t.geom IS NOT NULL
-"""
+        WHERE a.geom && b.search""",
 )
 
-_BASE_CELLS = text(
-    _BOUNDS
-    + f"""
-    SELECT ST_AsMVT(t, 'base-cells', {EXTENT}, 'geom') FROM (
-        SELECT c.code, c.community_code,
-               {_tile_geom("c.geom")} AS geom
+_BASE_CELLS = _layer_query(
+    "base-cells",
+    f"""
+        SELECT c.code, c.community_code, {_tile_geom("c.geom")} AS geom
         FROM base_cell c, bounds b
-        WHERE c.edition_id = :edition AND c.geom && b.search
-    ) t WHERE t.geom IS NOT NULL
-"""
+        WHERE c.edition_id = :edition AND c.geom && b.search""",
 )
 
-_WORK_CELLS = text(
-    _BOUNDS
-    + f"""
-    , palette AS (SELECT * FROM unnest(CAST(:ids AS integer[]), CAST(:colours AS integer[])) AS p(id, colour))
-    SELECT ST_AsMVT(t, 'work-cells', {EXTENT}, 'geom') FROM (
+_WORK_CELLS = _layer_query(
+    "work-cells",
+    f"""
         SELECT w.code, coalesce(w.name, '') AS name, coalesce(p.colour, 0) AS colour,
                {_tile_geom("w.geom", simplify=True)} AS geom
         FROM work_cell w CROSS JOIN bounds b LEFT JOIN palette p ON p.id = w.id
-        WHERE w.version_id = :version AND w.geom && b.search
-    ) t WHERE t.geom IS NOT NULL
-"""
+        WHERE w.version_id = :version AND w.geom && b.search""",
+    extra="""
+    , palette AS (SELECT * FROM unnest(CAST(:ids AS integer[]), CAST(:colours AS integer[])) AS p(id, colour))""",
 )
 
-_BUILDINGS = text(
-    _BOUNDS
-    + f"""
-    SELECT ST_AsMVT(t, 'buildings', {EXTENT}, 'geom') FROM (
+_BUILDINGS = _layer_query(
+    "buildings",
+    f"""
         SELECT g.code, g.floors,
                ST_AsMVTGeom(ST_Transform(coalesce(g.footprint, g.geom), 3857), b.tile, {EXTENT}, {BUFFER}, true)
                    AS geom
         FROM building g, bounds b
         -- Two index searches: footprints, and points of buildings without one.
-        WHERE g.footprint && b.search OR (g.footprint IS NULL AND g.geom && b.search)
-    ) t WHERE t.geom IS NOT NULL
-"""
+        WHERE g.footprint && b.search OR (g.footprint IS NULL AND g.geom && b.search)""",
 )

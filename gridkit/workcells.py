@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from gridkit.admin import area_prefix
 from gridkit.errors import NotFound
-from gridkit.layers import PRECISION, feature_collection
+from gridkit.layers import PRECISION, base_cell_properties, feature_collection, geojson_feature
 from gridkit.models import (
     AdminUnit,
     BaseCell,
@@ -145,18 +145,7 @@ def work_cell_counts(session: Session, cell: WorkCell) -> dict:
 
 
 def _geometry_layers(session: Session, cell: WorkCell) -> dict:
-    base = func.json_build_object(
-        "type",
-        "Feature",
-        "id",
-        BaseCell.code,
-        "geometry",
-        func.ST_AsGeoJSON(BaseCell.geom, PRECISION).cast(JSON),
-        "properties",
-        func.json_build_object(
-            "code", BaseCell.code, "community_code", BaseCell.community_code, "community_name", AdminUnit.name
-        ),
-    )
+    base = geojson_feature(BaseCell.code, BaseCell.geom, base_cell_properties())
     base_cells = session.scalar(
         select(func.coalesce(func.json_agg(base), func.cast("[]", JSON)))
         .select_from(BaseCell)
@@ -164,15 +153,8 @@ def _geometry_layers(session: Session, cell: WorkCell) -> dict:
         .where(_in_cell(cell, BaseCell.id))
     )
     point = func.coalesce(Building.geom, func.ST_PointOnSurface(Building.footprint))
-    building = func.json_build_object(
-        "type",
-        "Feature",
-        "id",
-        Building.code,
-        "geometry",
-        func.ST_AsGeoJSON(point, PRECISION).cast(JSON),
-        "properties",
-        func.json_build_object("code", Building.code, "address", Building.address, "floors", Building.floors),
+    building = geojson_feature(
+        Building.code, point, {"code": Building.code, "address": Building.address, "floors": Building.floors}
     )
     buildings = session.scalar(
         select(func.coalesce(func.json_agg(building), func.cast("[]", JSON))).where(

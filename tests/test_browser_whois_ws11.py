@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from factories_web import C1, DEPT, PASSWORD, POINT_A, A, base_cell, make_web_city
 from test_browser import _offline_page, chromium  # noqa: F401 - the fixture is used by name
+from test_browser_web import _click_map_at
 from werkzeug.serving import make_server
 
 from gridkit import db
@@ -55,17 +56,6 @@ def zoom_to(page, lon, lat, zoom=17):
     )
 
 
-def click_map_at(page, lon, lat):
-    point = page.evaluate(
-        """([lon, lat]) => {
-        var c = JSON.parse(document.querySelector('[data-map-config]').textContent);
-        var p = window[c.mapName].latLngToContainerPoint([lat, lon]); return [p.x, p.y]; }""",
-        [lon, lat],
-    )
-    box = page.locator(".folium-map").bounding_box()
-    page.mouse.click(box["x"] + point[0], box["y"] + point[1])
-
-
 def whois_text(page) -> str:
     page.wait_for_function("() => window.gridkitLocate && !window.gridkitLocate.state.busy")
     page.wait_for_selector(".gk-whois")
@@ -76,6 +66,14 @@ def assert_whois_of_point_a(text: str) -> None:
     assert base_cell(C1, 5) in text, text  # base cell
     assert A in text and "红荔一号网格" in text, text  # work cell
     assert "王芳" in text, text  # its coordinator
+
+
+def click_and_check_whois(page, screenshot: str) -> None:
+    """Zoom to point A, click it, check the panel and keep a screenshot."""
+    zoom_to(page, *POINT_A)
+    _click_map_at(page, *POINT_A)
+    assert_whois_of_point_a(whois_text(page))
+    page.screenshot(path=str(SHOTS / screenshot))
 
 
 def planner_ready(page):
@@ -89,10 +87,7 @@ def test_whois_on_the_planners_map_of_a_published_version(chromium, server):  # 
     sign_in(page, base_url, "planner1")
     page.goto(f"{base_url}/planner/version/{ids['version']}")
     planner_ready(page)
-    zoom_to(page, *POINT_A)
-    click_map_at(page, *POINT_A)
-    assert_whois_of_point_a(whois_text(page))
-    page.screenshot(path=str(SHOTS / "planner-view-whois.png"))
+    click_and_check_whois(page, "planner-view-whois.png")
     assert not errors, errors
 
 
@@ -104,13 +99,13 @@ def test_whois_tool_in_the_planners_editor(chromium, server):  # noqa: F811
     planner_ready(page)
     zoom_to(page, *POINT_A)
     # The click tool selects the base cell and asks nobody.
-    click_map_at(page, *POINT_A)
+    _click_map_at(page, *POINT_A)
     page.wait_for_function(f"() => window.gridkit.state.selected['{base_cell(C1, 5)}'] === true")
     assert page.locator(".gk-whois").count() == 0
     # The whois tool answers and selects nothing more.
     page.click('[data-tool="whois"]')
     assert page.get_attribute('[data-tool="whois"]', "aria-pressed") == "true"
-    click_map_at(page, *POINT_A)
+    _click_map_at(page, *POINT_A)
     assert_whois_of_point_a(whois_text(page))
     assert page.evaluate("() => Object.keys(window.gridkit.state.selected).length") == 1
     page.screenshot(path=str(SHOTS / "planner-edit-whois.png"))
@@ -124,8 +119,5 @@ def test_whois_on_the_supervisors_map(chromium, server):  # noqa: F811
     page.goto(f"{base_url}/supervisor")
     page.wait_for_selector(".folium-map.leaflet-container")
     page.wait_for_function("() => window.gridkitLocate")
-    zoom_to(page, *POINT_A)
-    click_map_at(page, *POINT_A)
-    assert_whois_of_point_a(whois_text(page))
-    page.screenshot(path=str(SHOTS / "supervisor-whois.png"))
+    click_and_check_whois(page, "supervisor-whois.png")
     assert not errors, errors

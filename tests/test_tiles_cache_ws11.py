@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import event
-from test_tiles import DEPT, TILE, make_work_grid, read_tile
+from test_tiles import DEPT, commit, make_work_grid, read_tile, url
 
 from gridkit import db
 from gridkit.grids import work
@@ -24,22 +24,12 @@ ROOT = Path(__file__).resolve().parent.parent
 RECHECK = 1.5
 
 
-def commit(settings, fill):
-    with db.session_factory(db.engine_for(settings))() as session, session.begin():
-        return fill(session)
-
-
 @pytest.fixture
 def app(fresh_settings):
     commit(fresh_settings, make_work_grid)
     app = create_app(fresh_settings)
     app.config.update(TESTING=True, GRIDKIT_TILE_RECHECK_SECONDS=RECHECK)
     return app
-
-
-def url(layer: str, query: str = "") -> str:
-    z, x, y = TILE
-    return f"/tiles/{layer}/{z}/{x}/{y}.mvt" + (f"?{query}" if query else "")
 
 
 def checkouts(app) -> list:
