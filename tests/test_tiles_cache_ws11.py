@@ -18,7 +18,7 @@ from test_tiles import DEPT, commit, make_work_grid, read_tile, url
 from gridkit import db
 from gridkit.grids import work
 from web import create_app
-from web.tiles import tile_cache
+from web.tiles import COMMITS, TileCache, tile_cache
 
 ROOT = Path(__file__).resolve().parent.parent
 RECHECK = 1.5
@@ -120,3 +120,18 @@ def test_a_publish_by_another_process_is_seen_within_the_recheck_interval(app, t
     assert after.headers["ETag"] != before.headers["ETag"]
     codes = sorted(read_tile(after.data, "work-cells", tmp_path)["code"])
     assert f"{DEPT}{C1}02" not in codes and f"{DEPT}{C1}01" in codes
+
+
+def test_a_slow_check_does_not_bring_back_an_older_generation():
+    cache = TileCache(recheck=600)
+    assert cache.current_generation(lambda: "g1") == "g1"
+
+    def slow_read():
+        # While this check reads, a commit lands and a newer request reads the new generation.
+        COMMITS.bump()
+        assert cache.current_generation(lambda: "g2") == "g2"
+        return "g1"  # what the slow check's query saw, before that commit
+
+    COMMITS.bump()  # a commit in this process: the next request checks
+    assert cache.current_generation(slow_read) == "g2"
+    assert cache.current_generation(lambda: pytest.fail("no query within the interval")) == "g2"

@@ -92,11 +92,12 @@ class TileCache:
         generation = read()
         with self._lock:
             self.checks += 1
-            self._sync(generation)
-            # Only ever move forward: a slower concurrent check must not undo a newer one.
-            if started > self._checked_at:
+            # Only ever move forward: a slower check that started before a newer one may have read
+            # an older generation, and must not bring it back.
+            if started >= self._checked_at:
+                self._sync(generation)
                 self._checked_at, self._checked_commits = started, commits
-        return generation
+            return self.generation
 
     def sync(self, generation: str) -> None:
         """Forget every tile made under another generation."""
