@@ -45,7 +45,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gridkit import db  # noqa: E402
 from gridkit.coords import gauss_kruger_epsg  # noqa: E402
-from gridkit.grids.validate import AREA_TOLERANCE_M2, SLIVER_M2, renumber_base_cells, validate_base_grid  # noqa: E402
+from gridkit.grids.problems import AREA_TOLERANCE_M2, SLIVER_M2  # noqa: E402
+from gridkit.grids.renumber import renumber_base_cells  # noqa: E402
+from gridkit.grids.validate import validate_base_grid  # noqa: E402
 from gridkit.models import BaseGridEdition  # noqa: E402
 
 CITY, DISTRICT, STREET = "990100", "990101", "990101001"
