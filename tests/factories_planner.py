@@ -7,13 +7,15 @@ import re
 from pathlib import Path
 
 import pytest
+from geoalchemy2.shape import from_shape
+from shapely.geometry import box
 from sqlalchemy import select
 
 from gridkit import db
 from gridkit.grids import work
-from gridkit.models import BaseCell, WorkCell, WorkCellMember
+from gridkit.models import SRID, BaseCell, BaseGridEdition, WorkCell, WorkCellMember
 from gridkit.users import add_user
-from tests.factories import STREET, make_base_grid
+from tests.factories import STREET, X0, Y0, D, make_base_grid
 from web import create_app
 
 WEB = Path(__file__).resolve().parent.parent / "web"
@@ -107,3 +109,21 @@ def planner(planner_app):
     client = app.test_client()
     token = login(client, "planner1")
     return client, token, settings, ids
+
+
+def make_overlapping_edition(session, name: str = "2027-draft") -> BaseGridEdition:
+    """A draft edition copying the published one, whose cell 5 of community 1 reaches into cell 6."""
+    published = session.scalar(select(BaseGridEdition).where(BaseGridEdition.status == "published"))
+    edition = BaseGridEdition(name=name, status="draft")
+    session.add(edition)
+    session.flush()
+    for code, community, geom in session.execute(
+        select(BaseCell.code, BaseCell.community_code, BaseCell.geom).where(BaseCell.edition_id == published.id)
+    ):
+        session.add(BaseCell(edition_id=edition.id, code=code, community_code=community, geom=geom))
+    session.flush()
+    grown = session.scalar(select(BaseCell).where(BaseCell.edition_id == edition.id, BaseCell.code == cell(C1, 5)))
+    # Cell 5 is the middle one (column 1, row 1): it grows 30 % into cell 6 to the east.
+    grown.geom = from_shape(box(X0 + D, Y0 + D, X0 + 2.3 * D, Y0 + 2 * D), srid=SRID)
+    session.flush()
+    return edition

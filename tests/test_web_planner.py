@@ -28,6 +28,7 @@ from tests.factories_planner import (  # noqa: F401 - planner, planner_app: fixt
     cell,
     commit,
     login,
+    make_overlapping_edition,
     planner,
     planner_app,
     post,
@@ -218,24 +219,6 @@ def test_problems_history_and_departments_api(planner):
 
 
 # Base grid page --------------------------------------------------------------------------------------
-
-
-def make_overlapping_edition(session, name: str = "2027-draft") -> BaseGridEdition:
-    """A draft edition copying the published one, whose cell 5 of community 1 reaches into cell 6."""
-    published = session.scalar(select(BaseGridEdition).where(BaseGridEdition.status == "published"))
-    edition = BaseGridEdition(name=name, status="draft")
-    session.add(edition)
-    session.flush()
-    for code, community, geom in session.execute(
-        select(BaseCell.code, BaseCell.community_code, BaseCell.geom).where(BaseCell.edition_id == published.id)
-    ):
-        session.add(BaseCell(edition_id=edition.id, code=code, community_code=community, geom=geom))
-    session.flush()
-    grown = session.scalar(select(BaseCell).where(BaseCell.edition_id == edition.id, BaseCell.code == cell(C1, 5)))
-    # Cell 5 is the middle one (column 1, row 1): it grows 30 % into cell 6 to the east.
-    grown.geom = from_shape(box(X0 + D, Y0 + D, X0 + 2.3 * D, Y0 + 2 * D), srid=SRID)
-    session.flush()
-    return edition
 
 
 def test_basegrid_page_and_problems_api(planner_app):
