@@ -18,6 +18,7 @@ from gridkit.errors import ValidationError
 from gridkit.grids.importer import (
     NAME_LENGTH,
     ImportResult,
+    feature_problems,
     on_feature,
     records,
     refuse,
@@ -181,11 +182,7 @@ def _cell_row(
     index, feature, code_col, community_col, community_field, profile, display, first_seen, problems
 ) -> dict | None:
     code = text_value(feature[code_col])
-
-    def add(kind, sentence, field_=code_col, **params):
-        problems.append(
-            problem(kind, on_feature(display, index, code, sentence, **params), index=index, code=code, field=field_)
-        )
+    add = feature_problems(problems, display, index, code, code_col)
 
     if code is None:
         add("missing_code", "missing_code", field=code_col)

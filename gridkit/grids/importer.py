@@ -29,6 +29,7 @@ __all__ = [
     "tolerance_notes",
     "refuse",
     "on_feature",
+    "feature_problems",
     "NAME_LENGTH",
 ]
 
@@ -205,3 +206,14 @@ def on_feature(display: str, index, code, sentence: str, /, **params) -> Message
         code_label=label,
         text=Message(f"geometry.import.{sentence}", **params),
     )
+
+
+def feature_problems(problems: list, display: str, index, code, field_: str | None):
+    """Return add(kind, sentence, field_=`field_`, **params), which records a problem of this feature in `problems`."""
+
+    def add(kind, sentence, field_=field_, **params):
+        problems.append(
+            problem(kind, on_feature(display, index, code, sentence, **params), index=index, code=code, field=field_)
+        )
+
+    return add
