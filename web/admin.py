@@ -87,6 +87,23 @@ def add():
     return _done("added")
 
 
+def _link_and_record(session, me: str, user, action: str) -> None:
+    """Link the user to the coordinator with the form's phone (if given); audit `action` with role and scope."""
+    phone = _form("coordinator_phone", max_length=20)
+    if phone:
+        link_coordinator(session, user, phone)
+    record(
+        session,
+        me,
+        action,
+        object_type="user",
+        object_id=user.name,
+        role=user.role,
+        scope=user.scope_code,
+        via="web",
+    )
+
+
 @bp.post("/users/<name>/password")
 def reset_password(name: str):
     """Give a user a new password (their sessions end)."""
