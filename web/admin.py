@@ -138,20 +138,3 @@ def change_active(name: str):
             session, me, "user.active" if active else "user.stopped", object_type="user", object_id=user.name, via="web"
         )
     return _done("active")
-
-
-def _link_and_record(session, me: str, user, action: str) -> None:
-    """Link the coordinator named by the form's phone (if any) to `user`, and audit `action`."""
-    phone = _form("coordinator_phone", max_length=20)
-    if phone:
-        link_coordinator(session, user, phone)
-    record(
-        session,
-        me,
-        action,
-        object_type="user",
-        object_id=user.name,
-        role=user.role,
-        scope=user.scope_code,
-        via="web",
-    )
