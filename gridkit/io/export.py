@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import shapely
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -31,6 +33,7 @@ from sqlalchemy.orm import Session
 from gridkit import audit
 from gridkit.coords import wgs84_to_gcj02
 from gridkit.errors import Conflict, NotFound, PermissionDenied, ValidationError
+from gridkit.io.export_arrow import arrow_batches, copy_sql
 from gridkit.io.export_layers import LAYERS, build_query, layer_named
 from gridkit.io.export_writers import (
     ENCODINGS,
@@ -164,9 +167,9 @@ def _check_output(path: Path, force: bool) -> None:
         raise ValidationError("export.not_writable", path=str(path), folder=str(parent))
 
 
-def _geometry_sql(options: ExportOptions, crs: TargetCrs, geometry_type: str) -> str:
-    geom = "q._geom"
-    if geometry_type == "MultiPolygon":
+def _geometry_sql(options: ExportOptions, crs: TargetCrs, geometry_type: str, alias: str = "q") -> str:
+    geom = f"{alias}._geom"
+    if geometry_type.startswith("Multi"):
         geom = f"ST_Multi({geom})"
     if crs.srid != SRID:
         geom = f"ST_Transform({geom}, {int(crs.srid)})"
@@ -176,14 +179,15 @@ def _geometry_sql(options: ExportOptions, crs: TargetCrs, geometry_type: str) ->
     return f"ST_AsBinary({geom})"
 
 
-def _offset_gcj02(wkb: list) -> list:
-    geoms = shapely.from_wkb(np.array(wkb, dtype=object))
+def _offset_gcj02(wkb) -> np.ndarray:
+    """Return the WKB of `wkb` (a list or Arrow binary array) moved from WGS84 to GCJ-02."""
+    geoms = shapely.from_wkb(np.asarray(wkb.to_pylist() if hasattr(wkb, "to_pylist") else wkb, dtype=object))
 
     def move(coords):
         lon, lat = wgs84_to_gcj02(coords[:, 0], coords[:, 1])
         return np.column_stack([lon, lat])
 
-    return list(shapely.to_wkb(shapely.transform(geoms, move)))
+    return shapely.to_wkb(shapely.transform(geoms, move))
 
 
 def _writer(options: ExportOptions, tmp: Path, fields, geometry_type: str, crs: TargetCrs):
@@ -202,57 +206,88 @@ def _temporary_path(path: Path) -> Path:
     return path.with_name(f".{path.stem}.part{os.getpid()}{path.suffix}")
 
 
-class _ChunkStream:
-    """The rows of one export as chunks, read from a server-side cursor; counts what it yielded.
+class _TooLarge(Exception):
+    """The stream read more rows than the export may write (counted afterwards for the message)."""
+
+
+class _Stream:
+    """The rows of one export as chunks, counted as they go; stops past the feature limit.
 
     GDAL pulls these chunks through Arrow's C stream, which turns any exception into its own
     error: the original is kept in `failure` to be raised unchanged.
     """
 
-    def __init__(
-        self,
-        session: Session,
-        sql: str,
-        params: dict,
-        fields,
-        options: ExportOptions,
-        crs: TargetCrs,
-        total: int,
-        progress,
-    ):
-        self.session, self.sql, self.params, self.fields = session, sql, params, fields
-        self.options, self.crs, self.total, self.progress = options, crs, total, progress
+    def __init__(self, session: Session, options: ExportOptions, crs: TargetCrs, fields, limit: int, progress):
+        self.session, self.options, self.crs, self.fields = session, options, crs, fields
+        self.limit, self.progress = limit, progress
+        self.codec = ENCODINGS[options.encoding][1]
+        self.estimate = 0
         self.done = 0
         self.failure: BaseException | None = None
 
-    def __iter__(self):
+    def run(self, chunks):
+        """Yield `chunks` (Arrow batches or Chunks), checked, offset to GCJ-02 when asked, counted."""
         try:
-            yield from self._chunks()
+            for chunk in chunks:
+                n = len(chunk)
+                if self.done + n > self.limit:
+                    raise _TooLarge
+                chunk = self._checked(chunk)
+                yield chunk
+                self.done += n
+                if self.progress:
+                    self.progress(self.done, max(self.estimate, self.done))
         except BaseException as exc:
             self.failure = exc
             raise
 
-    def _chunks(self):
+    def _checked(self, chunk):
         names = [name for name, _ in self.fields]
-        codec = ENCODINGS[self.options.encoding][1]
+        if isinstance(chunk, Chunk):
+            check_encodable(chunk.columns, self.fields, self.codec, self.done)
+            if self.crs.gcj02:
+                chunk.geometry = list(_offset_gcj02(chunk.geometry))
+            return chunk
+        check_encodable(dict(zip(names, chunk.columns)), self.fields, self.codec, self.done)
+        if self.crs.gcj02:
+            moved = pa.array(_offset_gcj02(chunk.column(len(names))), type=pa.binary())
+            chunk = pa.RecordBatch.from_arrays(chunk.columns[:-1] + [moved], names=chunk.schema.names)
+        return chunk
+
+    def python_chunks(self, sql: str, params: dict):
+        """Yield Chunks of Python values read through a server-side cursor (GeoJSON, CSV, XLSX)."""
+        names = [name for name, _ in self.fields]
         size = self.options.chunk_size
-        # A server-side cursor for this statement only: rows arrive chunk by chunk.
         result = self.session.execute(
-            text(self.sql), self.params, execution_options={"stream_results": True, "max_row_buffer": size}
+            text(sql), params, execution_options={"stream_results": True, "max_row_buffer": size}
         )
         for rows in result.partitions(size):
             columns = list(zip(*rows))  # the last column is the geometry
-            chunk = Chunk(
+            yield Chunk(
                 {name: list(columns[i]) for i, name in enumerate(names)},
                 [bytes(g) if isinstance(g, memoryview) else g for g in columns[-1]],
             )
-            if self.crs.gcj02:
-                chunk.geometry = _offset_gcj02(chunk.geometry)
-            check_encodable(chunk, self.fields, codec, self.done)
-            yield chunk
-            self.done += len(chunk)
-            if self.progress:
-                self.progress(self.done, self.total)
+
+
+def _estimate(session: Session, sql: str, params: dict) -> int:
+    """Return the planner's estimate of the rows `sql` yields (for progress bars; no rows are read)."""
+    plan = session.execute(text(f"EXPLAIN (FORMAT JSON) {sql}"), params).scalar_one()
+    plan = json.loads(plan) if isinstance(plan, str) else plan
+    return int(plan[0]["Plan"]["Plan Rows"])
+
+
+def _source(session: Session, options: ExportOptions, crs: TargetCrs, query, writer, stream: _Stream):
+    """Return the chunks the writer takes: Arrow batches for GDAL formats, Chunks for the others."""
+    geometry = _geometry_sql(options, crs, query.geometry_type, alias="x")
+    if isinstance(writer, (OgrWriter, ShapefileZipWriter)):
+        inner = writer.inner if isinstance(writer, ShapefileZipWriter) else writer
+        types = [f.type for f in inner.schema][:-1]
+        sql = copy_sql(query.sql, query.fields, types, geometry, stream.limit + 1)
+        names = [name for name, _ in query.fields]
+        return arrow_batches(session, sql, query.params, names, types, rows=options.chunk_size)
+    columns = ", ".join(f'x."{name}"' for name, _ in query.fields)
+    sql = f"SELECT {columns}, {geometry} FROM ({query.sql}) x LIMIT {int(stream.limit) + 1}"
+    return stream.python_chunks(sql, query.params)
 
 
 def export_layer(
@@ -283,30 +318,35 @@ def export_layer(
         at=parse_time(options.at, field="at"),
         unmasked=options.unmasked,
     )
-    total = session.execute(text(f"SELECT count(*) FROM ({query.sql}) c"), query.params).scalar_one()
     limit = min(options.max_features, XLSX_MAX_ROWS) if options.format == "xlsx" else options.max_features
-    if total > limit:
-        raise ValidationError("export.too_large", features=total, limit=limit, format=options.format)
-    select_sql = query.sql.replace(", q._geom FROM", f", {_geometry_sql(options, crs, query.geometry_type)} FROM", 1)
     path = Path(options.path)
     tmp = _temporary_path(path)
     try:
         writer = _writer(options, tmp, query.fields, query.geometry_type, crs)
     except OSError as exc:
         raise ValidationError("export.not_writable", path=str(path), folder=str(path.parent)) from exc
-    stream = _ChunkStream(session, select_sql, query.params, query.fields, options, crs, total, progress)
+    # No count before writing: rows are counted as they are written, and only an export over the
+    # limit pays for a count (to say how many there are).
+    stream = _Stream(session, options, crs, query.fields, limit, progress)
+    if progress:
+        stream.estimate = _estimate(session, query.sql, query.params)
     try:
-        writer.write_all(iter(stream))
+        writer.write_all(stream.run(_source(session, options, crs, query, writer, stream)))
         os.replace(tmp, path)
     except BaseException as exc:
         # Ctrl+C included: no half-written file under either name.
         writer.discard()
         tmp.unlink(missing_ok=True)
+        if isinstance(stream.failure, _TooLarge):
+            total = session.execute(text(f"SELECT count(*) FROM ({query.sql}) c"), query.params).scalar_one()
+            raise ValidationError("export.too_large", features=total, limit=limit, format=options.format) from None
         if stream.failure is not None:
             raise stream.failure from None
         if isinstance(exc, OSError):
             raise ValidationError("export.write_failed", path=str(path), reason=exc.strerror or str(exc)) from exc
         raise
+    if progress:
+        progress(stream.done, stream.done)
     summary = {
         "layer": options.layer,
         "format": options.format,

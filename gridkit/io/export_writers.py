@@ -81,14 +81,17 @@ class Chunk:
         return len(self.geometry)
 
 
-def check_encodable(chunk: Chunk, fields, codec: str, offset: int) -> None:
-    """Raise ValidationError naming the feature and field whose text `codec` cannot hold."""
+def check_encodable(columns, fields, codec: str, offset: int) -> None:
+    """Raise ValidationError naming the feature and field whose text `codec` cannot hold.
+
+    `columns` maps a field name to its values (a list or an Arrow array)."""
     if codec == "utf-8":
         return
     for name, kind in fields:
         if kind != "str":
             continue
-        for i, value in enumerate(chunk.columns[name]):
+        values = columns[name]
+        for i, value in enumerate(values if isinstance(values, list) else values.to_pylist()):
             if value is None:
                 continue
             try:
@@ -105,7 +108,7 @@ def check_encodable(chunk: Chunk, fields, codec: str, offset: int) -> None:
 
 class OgrWriter:
     """GeoPackage or a shapefile in a folder, written by GDAL in one pass from a stream of Arrow
-    record batches: one dataset open, one transaction, chunks pulled as GDAL asks for them."""
+    record batches: one dataset open, one transaction, batches pulled as GDAL asks for them."""
 
     def __init__(
         self, path: Path, driver: str, layer: str, fields, geometry_type: str, crs: str, encoding: str = "utf-8"
@@ -114,21 +117,17 @@ class OgrWriter:
         self.fields, self.geometry_type, self.crs = fields, geometry_type, crs
         self.encoding = encoding
         self.schema = pa.schema(
-            [pa.field(name, _ARROW[kind](self.driver)) for name, kind in fields]
+            [pa.field(name, arrow_type(kind, driver)) for name, kind in fields]
             + [pa.field("geometry", pa.binary(), metadata={"ARROW:extension:name": "ogc.wkb"})]
         )
 
-    def batch(self, chunk: Chunk) -> pa.RecordBatch:
-        """Return the rows of `chunk` as one Arrow record batch of this writer's schema."""
-        arrays = [_arrow_values(chunk.columns[name], kind, self.driver) for name, kind in self.fields]
-        arrays.append(pa.array(chunk.geometry, type=pa.binary()))
-        return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
-
-    def write_all(self, chunks) -> None:
-        """Write every chunk of the iterable `chunks` (an empty layer when there is none)."""
+    def write_all(self, batches) -> None:
+        """Write every record batch of the iterable `batches` (fields in order, then WKB geometry)."""
         import pyogrio
 
-        reader = pa.RecordBatchReader.from_batches(self.schema, (self.batch(chunk) for chunk in chunks))
+        reader = pa.RecordBatchReader.from_batches(
+            self.schema, (pa.RecordBatch.from_arrays(b.columns, schema=self.schema) for b in batches)
+        )
         options = {}
         if self.driver == "ESRI Shapefile":
             options["encoding"] = ENCODINGS[self.encoding][0]
@@ -149,7 +148,8 @@ class OgrWriter:
         """Nothing to close: GDAL closed the file when the stream ended or failed (the caller removes it)."""
 
 
-def _arrow_type_for(kind: str, driver: str):
+def arrow_type(kind: str, driver: str) -> pa.DataType:
+    """Return the Arrow type a field of `kind` is written as by GDAL `driver`."""
     if kind == DATETIME and driver == "ESRI Shapefile":
         return pa.date32()  # DBF has dates, not times: the date stays a date (Beijing time)
     return {
@@ -159,23 +159,6 @@ def _arrow_type_for(kind: str, driver: str):
         DATETIME: pa.timestamp("ms"),
         BOOL: pa.bool_(),
     }.get(kind, pa.string())
-
-
-_ARROW = {
-    kind: (lambda driver, kind=kind: _arrow_type_for(kind, driver))
-    for kind in ("str", INT, FLOAT, DATE, DATETIME, BOOL)
-}
-
-
-def _arrow_values(values: list, kind: str, driver: str):
-    if kind == DATETIME:
-        local = [_local(v) for v in values]
-        if driver == "ESRI Shapefile":
-            return pa.array([v.date() if v is not None else None for v in local], type=pa.date32())
-        return pa.array(local, type=pa.timestamp("ms"))
-    if kind == BOOL and driver == "ESRI Shapefile":
-        return pa.array(values, type=pa.bool_())
-    return pa.array(values, type=_arrow_type_for(kind, driver))
 
 
 class ShapefileZipWriter:
@@ -197,12 +180,10 @@ class ShapefileZipWriter:
         )
         self.fields = fields
 
-    def write_all(self, chunks) -> None:
-        """Write the chunks under their short names, then zip .shp .shx .dbf .prj .cpg and fields.csv."""
+    def write_all(self, batches) -> None:
+        """Write the record batches under the short names, then zip .shp .shx .dbf .prj .cpg and fields.csv."""
         try:
-            self.inner.write_all(
-                Chunk({self.short[k]: v for k, v in chunk.columns.items()}, chunk.geometry) for chunk in chunks
-            )
+            self.inner.write_all(batches)
             with open(self.folder / "fields.csv", "w", newline="", encoding="utf-8") as fh:
                 out = csv.writer(fh)
                 out.writerow(["field", "shapefile_field", "type"])
