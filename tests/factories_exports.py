@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 from factories import STREET, X0, Y0, D, make_base_grid
 from geoalchemy2.shape import from_shape
 from shapely.geometry import LineString, Point
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from gridkit.grids import work
@@ -71,6 +72,10 @@ def make_city(session: Session, *, residents_per_cell: int = 2) -> dict:
     from gridkit.models import BaseCell
 
     cells = {c.code: c for c in session.query(BaseCell)}
+    # The cases were dispatched to work cell 1 of version 2 (in force when they were reported).
+    dispatched_to = session.scalar(
+        text("SELECT id FROM work_cell WHERE version_id = :v AND code = :c"), {"v": v2.id, "c": WC1}
+    )
     n = 0
     for i, code in enumerate(sorted(cells)):
         cell = cells[code]
@@ -125,6 +130,7 @@ def make_city(session: Session, *, residents_per_cell: int = 2) -> dict:
                 geom=from_shape(Point(x, y), srid=SRID),
                 base_cell_id=cell.id,
                 dept_code=DEPT,
+                work_cell_id=dispatched_to,
                 reporter="赵六",
                 reported_at=REPORTED + timedelta(days=i),
                 coordinator_id=zhang.id,

@@ -132,11 +132,30 @@ def test_csv_gbk_and_xlsx(session, city, tmp_path):
     assert len(values) - 1 == 5 and any(v[1] == "深圳市" for v in values[1:])
 
 
-def test_components_one_geometry_type(session, city, tmp_path):
+def test_components_lines_stay_lines_one_geometry_type_per_file(session, city, tmp_path):
     path, summary = _export(session, tmp_path, "components", "shp")
-    frame = pyogrio.read_dataframe(f"/vsizip/{path}/components.shp")
-    assert summary["features"] == 2 and set(frame.geom_type) == {"Point"}  # the railing as its point
-    assert set(frame["name"]) == {"上水井盖", "护栏"} and set(frame["category"]) == {"上水井盖"}
+    points = pyogrio.read_dataframe(f"/vsizip/{path}/components_point.shp")
+    lines = pyogrio.read_dataframe(f"/vsizip/{path}/components_line.shp")
+    assert summary["features"] == 2 and summary["layers"] == {"components_point": 1, "components_line": 1}
+    assert set(points.geom_type) == {"Point"} and list(points["name"]) == ["上水井盖"]
+    assert set(lines.geom_type) <= {"LineString", "MultiLineString"} and list(lines["name"]) == ["护栏"]
+    assert lines.geometry.iloc[0].length > 0 and pyogrio.read_info(f"/vsizip/{path}/components_line.shp")[
+        "geometry_type"
+    ] in ("LineString", "MultiLineString")
+    gpkg, _ = _export(session, tmp_path, "components", "gpkg")
+    layers = dict(pyogrio.list_layers(gpkg))
+    assert layers == {"components_point": "Point", "components_line": "MultiLineString"}
+    assert pyogrio.read_dataframe(gpkg, layer="components_line").geom_type.tolist() == ["MultiLineString"]
+    geojson, _ = _export(session, tmp_path, "components", "geojson")
+    kinds = {f["properties"]["name"]: f["geometry"]["type"] for f in json.loads(geojson.read_text())["features"]}
+    assert kinds == {"上水井盖": "Point", "护栏": "LineString"}
+    out = subprocess.run(
+        ["ogrinfo", "-so", f"/vsizip/{path}/components_line.shp", "components_line"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "Line String" in out and "Feature Count: 1" in out
 
 
 def test_gcj02_offsets_points(session, city, tmp_path):

@@ -193,12 +193,38 @@ def _offset_gcj02(wkb) -> np.ndarray:
 def _writer(options: ExportOptions, tmp: Path, fields, geometry_type: str, crs: TargetCrs):
     fmt = options.format
     if fmt == "shp":
-        return ShapefileZipWriter(tmp, options.layer, fields, geometry_type, crs.file_crs, options.encoding)
+        return ShapefileZipWriter(tmp, fields, crs.file_crs, options.encoding)
     if fmt == "gpkg":
-        return OgrWriter(tmp, "GPKG", options.layer.replace("-", "_"), fields, geometry_type, crs.file_crs)
+        return OgrWriter(tmp, "GPKG", fields, crs.file_crs)
     if fmt == "geojson":
         return GeoJsonWriter(tmp, fields)
     return TableWriter(tmp, fields, geometry_type, fmt, options.encoding)
+
+
+# A layer of mixed geometries (components: points such as manholes, lines such as railings) is
+# written as one shapefile or GeoPackage layer per kind present, since each holds one geometry
+# type: (ST_Dimension, name suffix, geometry type).
+KINDS = ((0, "point", "Point"), (1, "line", "MultiLineString"), (2, "polygon", "MultiPolygon"))
+
+
+@dataclass(frozen=True)
+class _Part:
+    """One layer (GeoPackage) or file (shapefile) of an export: its name, geometry type and the
+    dimension its rows are chosen by (None: every row)."""
+
+    name: str
+    geometry_type: str
+    dimension: int | None = None
+
+
+def _parts(session: Session, options: ExportOptions, query) -> list[_Part]:
+    base = options.layer.replace("-", "_") if options.format == "gpkg" else options.layer
+    if query.geometry_type != "Geometry":
+        return [_Part(base, query.geometry_type)]
+    present = set(
+        session.execute(text(f"SELECT DISTINCT ST_Dimension(q._geom) FROM ({query.sql}) q"), query.params).scalars()
+    )
+    return [_Part(f"{base}_{word}", gtype, dim) for dim, word, gtype in KINDS if dim in present or dim < 2]
 
 
 def _temporary_path(path: Path) -> Path:
@@ -226,11 +252,18 @@ class _Stream:
         self.failure: BaseException | None = None
 
     def run(self, chunks):
-        """Yield `chunks` (Arrow batches or Chunks), checked, offset to GCJ-02 when asked, counted."""
+        """Yield `chunks` (Arrow batches or Chunks), checked, offset to GCJ-02 when asked, counted.
+
+        The source is closed before this returns or raises, so the connection is free again for
+        whatever comes next (a COPY left open would block it)."""
         try:
             for chunk in chunks:
                 n = len(chunk)
                 if self.done + n > self.limit:
+                    # The query reads limit + 1 rows: the rest is less than a chunk. Reading it ends
+                    # the COPY normally instead of cancelling it.
+                    for _ in chunks:
+                        pass
                     raise _TooLarge
                 chunk = self._checked(chunk)
                 yield chunk
@@ -240,6 +273,9 @@ class _Stream:
         except BaseException as exc:
             self.failure = exc
             raise
+        finally:
+            if hasattr(chunks, "close"):
+                chunks.close()
 
     def _checked(self, chunk):
         names = [name for name, _ in self.fields]
@@ -276,18 +312,37 @@ def _estimate(session: Session, sql: str, params: dict) -> int:
     return int(plan[0]["Plan"]["Plan Rows"])
 
 
-def _source(session: Session, options: ExportOptions, crs: TargetCrs, query, writer, stream: _Stream):
-    """Return the chunks the writer takes: Arrow batches for GDAL formats, Chunks for the others."""
+def _arrow_source(session: Session, options: ExportOptions, crs: TargetCrs, query, writer, part, stream):
+    """Return the Arrow batches of one part of a GDAL format's export (rows past the limit included)."""
+    geometry = _geometry_sql(options, crs, part.geometry_type, alias="x")
+    types = [f.type for f in writer.schema][:-1]
+    where = None if part.dimension is None else f"ST_Dimension(x._geom) = {int(part.dimension)}"
+    sql = copy_sql(query.sql, query.fields, types, geometry, stream.limit - stream.done + 1, where=where)
+    names = [name for name, _ in query.fields]
+    return arrow_batches(session, sql, query.params, names, types, rows=options.chunk_size)
+
+
+def _python_source(options: ExportOptions, crs: TargetCrs, query, stream):
+    """Return the chunks of Python values of a GeoJSON, CSV or XLSX export."""
     geometry = _geometry_sql(options, crs, query.geometry_type, alias="x")
-    if isinstance(writer, (OgrWriter, ShapefileZipWriter)):
-        inner = writer.inner if isinstance(writer, ShapefileZipWriter) else writer
-        types = [f.type for f in inner.schema][:-1]
-        sql = copy_sql(query.sql, query.fields, types, geometry, stream.limit + 1)
-        names = [name for name, _ in query.fields]
-        return arrow_batches(session, sql, query.params, names, types, rows=options.chunk_size)
     columns = ", ".join(f'x."{name}"' for name, _ in query.fields)
     sql = f"SELECT {columns}, {geometry} FROM ({query.sql}) x LIMIT {int(stream.limit) + 1}"
     return stream.python_chunks(sql, query.params)
+
+
+def _write(session: Session, options: ExportOptions, crs: TargetCrs, query, writer, stream) -> dict:
+    """Write every part of the export; return {layer or file name: features} of the GDAL formats."""
+    if not isinstance(writer, (OgrWriter, ShapefileZipWriter)):
+        writer.write_all(stream.run(_python_source(options, crs, query, stream)))
+        return {}
+    counts = {}
+    for part in _parts(session, options, query):
+        before = stream.done
+        source = _arrow_source(session, options, crs, query, writer, part, stream)
+        writer.write_layer(part.name, part.geometry_type, stream.run(source))
+        counts[part.name] = stream.done - before
+    writer.finish()
+    return counts
 
 
 def export_layer(
@@ -331,7 +386,7 @@ def export_layer(
     if progress:
         stream.estimate = _estimate(session, query.sql, query.params)
     try:
-        writer.write_all(stream.run(_source(session, options, crs, query, writer, stream)))
+        parts = _write(session, options, crs, query, writer, stream)
         os.replace(tmp, path)
     except BaseException as exc:
         # Ctrl+C included: no half-written file under either name.
@@ -359,6 +414,8 @@ def export_layer(
         "bytes": path.stat().st_size,
         "seconds": round(time.perf_counter() - started, 3),
     }
+    if len(parts) > 1:
+        summary["layers"] = parts
     if options.format == "shp":
         summary["shapefile_fields"] = {k: v for k, v in writer.short.items() if k != v}
     if options.unmasked:

@@ -64,14 +64,17 @@ def _column_sql(name: str, kind: str, arrow_type: pa.DataType) -> str:
     return column
 
 
-def copy_sql(query_sql: str, fields, types: list[pa.DataType], geometry_sql: str, limit: int | None) -> str:
+def copy_sql(
+    query_sql: str, fields, types: list[pa.DataType], geometry_sql: str, limit: int | None, where: str | None = None
+) -> str:
     """Return the SELECT of one export as CSV-friendly columns: fields, then hex WKB as `_wkb`.
 
-    `geometry_sql` is an expression over `x._geom` giving WKB; `limit` caps the rows read.
+    `geometry_sql` is an expression over `x._geom` giving WKB; `where` (SQL over `x`) chooses rows
+    and `limit` caps how many are read.
     """
     columns = [_column_sql(name, kind, t) for (name, kind), t in zip(fields, types)]
     columns.append(f"encode({geometry_sql}, 'hex')")
-    tail = f" LIMIT {int(limit)}" if limit is not None else ""
+    tail = (f" WHERE {where}" if where else "") + (f" LIMIT {int(limit)}" if limit is not None else "")
     return f"SELECT {', '.join(columns)} FROM ({query_sql}) x{tail}"
 
 
@@ -108,10 +111,25 @@ def arrow_batches(
     raw = session.connection().connection.driver_connection
     column_types = dict(zip(names, types))
     column_types[GEOMETRY] = pa.string()
-    with raw.cursor() as cur, cur.copy(statement, compiled.construct_params() or None) as copy:
+    with raw.cursor() as cur:
+        # A savepoint of our own: a COPY stopped part-way (an error, Ctrl+C) is cancelled on the
+        # server, and rolling back to it keeps the caller's transaction usable.
+        cur.execute("SAVEPOINT gridkit_export_copy")
+        try:
+            yield from _read(cur, statement, compiled.construct_params() or None, names, column_types, rows)
+        except BaseException:
+            cur.execute("ROLLBACK TO SAVEPOINT gridkit_export_copy")
+            raise
+        cur.execute("RELEASE SAVEPOINT gridkit_export_copy")
+
+
+def _read(cur, statement: str, params, names: list[str], column_types: dict, rows: int):
+    with cur.copy(statement, params) as copy:
         reader = pacsv.open_csv(
             io.BufferedReader(_CopyReader(copy), buffer_size=1 << 20),
-            read_options=pacsv.ReadOptions(column_names=[*names, GEOMETRY], block_size=BLOCK_BYTES),
+            # One thread: the COPY is read only by the thread that opened it (psycopg connections are
+            # not to be used from two threads at once, and an early exit closes the COPY here).
+            read_options=pacsv.ReadOptions(column_names=[*names, GEOMETRY], block_size=BLOCK_BYTES, use_threads=False),
             parse_options=pacsv.ParseOptions(newlines_in_values=True),
             convert_options=pacsv.ConvertOptions(
                 column_types=column_types,

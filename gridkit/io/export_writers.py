@@ -107,22 +107,20 @@ def check_encodable(columns, fields, codec: str, offset: int) -> None:
 
 
 class OgrWriter:
-    """GeoPackage or a shapefile in a folder, written by GDAL in one pass from a stream of Arrow
-    record batches: one dataset open, one transaction, batches pulled as GDAL asks for them."""
+    """A GeoPackage (one or more layers) or a shapefile, written by GDAL from streams of Arrow
+    record batches: per layer one dataset open, one transaction, batches pulled as GDAL asks."""
 
-    def __init__(
-        self, path: Path, driver: str, layer: str, fields, geometry_type: str, crs: str, encoding: str = "utf-8"
-    ):
-        self.path, self.driver, self.layer = path, driver, layer
-        self.fields, self.geometry_type, self.crs = fields, geometry_type, crs
-        self.encoding = encoding
+    def __init__(self, path: Path, driver: str, fields, crs: str, encoding: str = "utf-8"):
+        self.path, self.driver, self.fields, self.crs, self.encoding = path, driver, fields, crs, encoding
         self.schema = pa.schema(
             [pa.field(name, arrow_type(kind, driver)) for name, kind in fields]
             + [pa.field("geometry", pa.binary(), metadata={"ARROW:extension:name": "ogc.wkb"})]
         )
+        self.layers: list[str] = []
 
-    def write_all(self, batches) -> None:
-        """Write every record batch of the iterable `batches` (fields in order, then WKB geometry)."""
+    def write_layer(self, layer: str, geometry_type: str, batches) -> None:
+        """Write layer `layer` of one geometry type from the record batches of `batches` (fields in
+        order, then WKB geometry); a GeoPackage gets one more layer per call."""
         import pyogrio
 
         reader = pa.RecordBatchReader.from_batches(
@@ -136,13 +134,17 @@ class OgrWriter:
         pyogrio.write_arrow(
             reader,
             str(self.path),
-            layer=self.layer,
+            layer=layer,
             driver=self.driver,
             geometry_name="geometry",
-            geometry_type=self.geometry_type,
+            geometry_type=geometry_type,
             crs=self.crs,
             **options,
         )
+        self.layers.append(layer)
+
+    def finish(self) -> None:
+        """Nothing left to do: GDAL closed the file after each layer."""
 
     def discard(self) -> None:
         """Nothing to close: GDAL closed the file when the stream ended or failed (the caller removes it)."""
@@ -162,28 +164,30 @@ def arrow_type(kind: str, driver: str) -> pa.DataType:
 
 
 class ShapefileZipWriter:
-    """A shapefile written in a scratch folder, zipped with fields.csv when finished."""
+    """Shapefiles (one per geometry type) written in a scratch folder, zipped with fields.csv."""
 
-    def __init__(self, path: Path, layer: str, fields, geometry_type: str, crs: str, encoding: str):
-        self.path = path
+    def __init__(self, path: Path, fields, crs: str, encoding: str):
+        self.path, self.fields, self.crs, self.encoding = path, fields, crs, encoding
         self.folder = Path(tempfile.mkdtemp(prefix="gridkit-shp-", dir=path.parent))
-        self.stem = re.sub(r"[^0-9A-Za-z_-]+", "_", layer)
         self.short = short_field_names([name for name, _ in fields])
-        self.inner = OgrWriter(
-            self.folder / f"{self.stem}.shp",
-            "ESRI Shapefile",
-            self.stem,
-            [(self.short[name], kind) for name, kind in fields],
-            geometry_type,
-            crs,
-            encoding,
-        )
-        self.fields = fields
+        self.short_fields = [(self.short[name], kind) for name, kind in fields]
+        self.stems: list[str] = []
 
-    def write_all(self, batches) -> None:
-        """Write the record batches under the short names, then zip .shp .shx .dbf .prj .cpg and fields.csv."""
+    @property
+    def schema(self) -> pa.Schema:
+        """Return the Arrow schema of the batches each shapefile takes (short field names)."""
+        return OgrWriter(self.folder / "x.shp", "ESRI Shapefile", self.short_fields, self.crs).schema
+
+    def write_layer(self, layer: str, geometry_type: str, batches) -> None:
+        """Write one shapefile named after `layer` from the record batches of `batches`."""
+        stem = re.sub(r"[^0-9A-Za-z_-]+", "_", layer)
+        inner = OgrWriter(self.folder / f"{stem}.shp", "ESRI Shapefile", self.short_fields, self.crs, self.encoding)
+        inner.write_layer(stem, geometry_type, batches)
+        self.stems.append(stem)
+
+    def finish(self) -> None:
+        """Zip each shapefile's .shp .shx .dbf .prj .cpg and fields.csv, then remove the folder."""
         try:
-            self.inner.write_all(batches)
             with open(self.folder / "fields.csv", "w", newline="", encoding="utf-8") as fh:
                 out = csv.writer(fh)
                 out.writerow(["field", "shapefile_field", "type"])
@@ -191,10 +195,11 @@ class ShapefileZipWriter:
                     out.writerow([name, self.short[name], kind])
             # Level 1: most of deflate's size gain at a fraction of its time (shapefiles are large).
             with zipfile.ZipFile(self.path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
-                for suffix in SHAPEFILE_PARTS:
-                    part = self.folder / f"{self.stem}{suffix}"
-                    if part.exists():
-                        zf.write(part, part.name)
+                for stem in self.stems:
+                    for suffix in SHAPEFILE_PARTS:
+                        part = self.folder / f"{stem}{suffix}"
+                        if part.exists():
+                            zf.write(part, part.name)
                 zf.write(self.folder / "fields.csv", "fields.csv")
         finally:
             self.discard()
