@@ -35,6 +35,24 @@ def _unit_frame(u: Units) -> str:
     )
 
 
+def per_unit_counts(**counts: str) -> str:
+    """Return WITH clauses (each preceded by a comma) counting subjects per unit through their base
+    cell: `name=\"table [WHERE condition on s]\"` gives `name(code, n)`. The one rule every count
+    per unit follows."""
+    clauses = []
+    for name, source in counts.items():
+        table, _, condition = source.partition(" WHERE ")
+        where = f" WHERE {condition}" if condition else ""
+        clauses.append(
+            f"{name} AS (SELECT u.code, count(*)::int AS n FROM {table} s "
+            f"JOIN u ON u.cell_id = s.base_cell_id{where} GROUP BY u.code)"
+        )
+    return "".join(f",\n        {clause}" for clause in clauses)
+
+
+OPEN_INCIDENTS = f"incident WHERE s.status NOT IN {_FINISHED}"
+
+
 def population(session: Session, u: Units, **_) -> list[Section]:
     """Residents, registered and floating population and households per unit."""
     # From the per-cell summary (refreshed here when residents changed), not from every resident:
@@ -184,15 +202,10 @@ def workload(session: Session, u: Units, *, start=None, end=None, **_) -> list[S
         )
     sql = (
         _unit_frame(u)
+        + per_unit_counts(
+            r="resident", b="building", e="legal_entity", o=OPEN_INCIDENTS, p=f"incident WHERE true {when}"
+        )
         + f""",
-        r AS (SELECT u.code, count(*)::int AS n FROM resident s JOIN u ON u.cell_id = s.base_cell_id GROUP BY u.code),
-        b AS (SELECT u.code, count(*)::int AS n FROM building s JOIN u ON u.cell_id = s.base_cell_id GROUP BY u.code),
-        e AS (SELECT u.code, count(*)::int AS n FROM legal_entity s JOIN u ON u.cell_id = s.base_cell_id
-              GROUP BY u.code),
-        o AS (SELECT u.code, count(*)::int AS n FROM incident s JOIN u ON u.cell_id = s.base_cell_id
-              WHERE s.status NOT IN {_FINISHED} GROUP BY u.code),
-        p AS (SELECT u.code, count(*)::int AS n FROM incident s JOIN u ON u.cell_id = s.base_cell_id
-              WHERE true {when} GROUP BY u.code),
         t AS (SELECT c.code, c.name, c.base_cells, coalesce(r.n, 0) AS residents, coalesce(b.n, 0) AS buildings,
                      coalesce(e.n, 0) AS entities, coalesce(o.n, 0) AS open_cases,
                      coalesce(p.n, 0) AS cases_in_period, {coordinators} AS coordinators
