@@ -42,7 +42,7 @@ import pyarrow as pa
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_assign import PeakRSS
+from benchkit import PeakRSS, rolled_back_session
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -157,63 +157,25 @@ def timed(func):
 
 def run(url: str, args) -> str:
     rng = np.random.default_rng(args.seed)
-    engine = db.make_engine(url)
     rows = []
     out = Path(tempfile.mkdtemp(prefix="gk-bench-export-"))
     try:
-        with engine.connect() as conn:
-            outer = conn.begin()
-            session = Session(bind=conn, join_transaction_mode="create_savepoint")
-            try:
-                cells = build_city(session)
-                progress(f"{len(cells):,} base cells; loading {args.points:,} entities …")
-                load_entities(session, cells, args.points, rng)
-                session.execute(text("ANALYZE legal_entity"))
-                n = args.points
-                # Baseline: the same rows (masked query of the entities layer) as one GeoDataFrame.
-                import geopandas as gpd
-                import pyogrio
-                import shapely
-
-                query = build_query(session, LAYERS["entities"])
-                read_s, read_mb, frame = timed(lambda: _frame(session, query, gpd, shapely))
-                rows.append(("baseline read of the frame into memory (not in the ratios)", read_s, read_mb))
-                for fmt, name, driver in (("shp", "raw.shp", "ESRI Shapefile"), ("gpkg", "raw.gpkg", "GPKG")):
-                    s, mb, _ = timed(
-                        lambda f=frame, p=out / name, d=driver, e=("UTF-8" if fmt == "shp" else None): (
-                            pyogrio.write_dataframe(f, p, driver=d, use_arrow=True, encoding=e)
-                        )
-                    )
-                    rows.append((f"raw pyogrio.write_dataframe use_arrow → {fmt}", s, mb))
-                del frame
-                s, mb, batches = timed(lambda: _batches(session, query))
-                rows.append(("gridkit read into Arrow batches (kept in memory; not in the ratios)", s, mb))
-                for fmt in ("shp", "gpkg"):
-                    s, mb, _ = timed(lambda f=fmt, b=batches: _writers_only(f, b, query, out))
-                    rows.append((f"gridkit writers only, Arrow batches from memory → {fmt}", s, mb))
-                del batches
-                for fmt, name in (("shp", "entities.zip"), ("gpkg", "entities.gpkg")):
-                    s, mb, summary = timed(
-                        lambda f=fmt, p=out / name: export_layer(
-                            session, ExportOptions("entities", f, p, max_features=10**9)
-                        )
-                    )
-                    assert summary["features"] == n
-                    rows.append((f"gridkit export entities end to end from the database → {fmt}", s, mb))
-                session.execute(text("TRUNCATE legal_entity"))
-                progress(f"loading {args.residents:,} residents …")
-                load_residents(session, cells, args.residents, rng)
-                session.execute(text("ANALYZE resident"))
-                rows += _report_rows(session, args.residents)
-            finally:
-                session.close()
-                outer.rollback()
+        with rolled_back_session(url) as session:
+            cells = build_city(session)
+            progress(f"{len(cells):,} base cells; loading {args.points:,} entities …")
+            load_entities(session, cells, args.points, rng)
+            session.execute(text("ANALYZE legal_entity"))
+            rows += _export_rows(session, args.points, out)
+            session.execute(text("TRUNCATE legal_entity"))
+            progress(f"loading {args.residents:,} residents …")
+            load_residents(session, cells, args.residents, rng)
+            session.execute(text("ANALYZE resident"))
+            rows += _report_rows(session, args.residents)
     finally:
-        engine.dispose()
         for path in out.glob("*"):
             path.unlink()
         out.rmdir()
-    table(rows, n)
+    table(rows, args.points)
     ratio = {k: _seconds(rows, k) for k in ("raw", "writers", "export", "report", "count")}
     return (
         f"write_shp={ratio['writers']['shp'] / ratio['raw']['shp']:.2f} "
@@ -222,6 +184,40 @@ def run(url: str, args) -> str:
         f"e2e_gpkg={ratio['export']['gpkg'] / ratio['raw']['gpkg']:.2f} "
         f"report_seconds={ratio['report'][None]:.2f} report_vs_count={ratio['report'][None] / ratio['count'][None]:.2f}"
     )
+
+
+def _export_rows(session: Session, n: int, out: Path) -> list:
+    """Time the raw write of the frame, gridkit's writers from memory and the export end to end."""
+    import geopandas as gpd
+    import pyogrio
+    import shapely
+
+    rows = []
+    # Baseline: the same rows (masked query of the entities layer) as one GeoDataFrame.
+    query = build_query(session, LAYERS["entities"])
+    read_s, read_mb, frame = timed(lambda: _frame(session, query, gpd, shapely))
+    rows.append(("baseline read of the frame into memory (not in the ratios)", read_s, read_mb))
+    for fmt, name, driver in (("shp", "raw.shp", "ESRI Shapefile"), ("gpkg", "raw.gpkg", "GPKG")):
+        s, mb, _ = timed(
+            lambda f=frame, p=out / name, d=driver, e=("UTF-8" if fmt == "shp" else None): pyogrio.write_dataframe(
+                f, p, driver=d, use_arrow=True, encoding=e
+            )
+        )
+        rows.append((f"raw pyogrio.write_dataframe use_arrow → {fmt}", s, mb))
+    del frame
+    s, mb, batches = timed(lambda: _batches(session, query))
+    rows.append(("gridkit read into Arrow batches (kept in memory; not in the ratios)", s, mb))
+    for fmt in ("shp", "gpkg"):
+        s, mb, _ = timed(lambda f=fmt, b=batches: _writers_only(f, b, query, out))
+        rows.append((f"gridkit writers only, Arrow batches from memory → {fmt}", s, mb))
+    del batches
+    for fmt, name in (("shp", "entities.zip"), ("gpkg", "entities.gpkg")):
+        s, mb, summary = timed(
+            lambda f=fmt, p=out / name: export_layer(session, ExportOptions("entities", f, p, max_features=10**9))
+        )
+        assert summary["features"] == n
+        rows.append((f"gridkit export entities end to end from the database → {fmt}", s, mb))
+    return rows
 
 
 def _seconds(rows, prefix: str) -> dict:
