@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import binascii
 import io
+import queue
+import threading
 from collections.abc import Iterator
 
 import numpy as np
@@ -28,29 +30,80 @@ from gridkit.io.export_layers import DATE, DATETIME
 
 # Bytes of CSV Arrow parses at a time: about 50,000 points of an entities export.
 BLOCK_BYTES = 8 << 20
+# Bytes of COPY data the read-ahead thread hands over at a time.
+PUMP_BYTES = 1 << 20
 GEOMETRY = "_wkb"
 
 
-class _CopyReader(io.RawIOBase):
-    """A read-only file over the data blocks of a psycopg COPY TO STDOUT."""
+class _Stopped(Exception):
+    """The reader stopped before the end of the COPY (an error or Ctrl+C on the writing side)."""
 
-    def __init__(self, copy):
-        self.blocks = iter(copy)
+
+class _CopyPump(io.RawIOBase):
+    """A read-only file over a COPY TO STDOUT that a thread of its own reads ahead.
+
+    PostgreSQL sends one message per row; the pump joins them into blocks of about a megabyte
+    in a bounded queue, so the server keeps producing rows while Arrow parses and GDAL writes.
+    Only the pump's thread uses the connection until `close()` has returned.
+    """
+
+    def __init__(self, cur, statement: str, params, depth: int = 8):
+        super().__init__()
+        self.queue: queue.Queue = queue.Queue(maxsize=depth)
+        self.stop = threading.Event()
         self.pending = memoryview(b"")
+        self.thread = threading.Thread(target=self._pump, args=(cur, statement, params), daemon=True)
+        self.thread.start()
+
+    def _pump(self, cur, statement: str, params) -> None:
+        try:
+            with cur.copy(statement, params) as copy:
+                block = bytearray()
+                for row in copy:
+                    block += row
+                    if len(block) >= PUMP_BYTES:
+                        self._put(bytes(block))
+                        block.clear()
+                self._put(bytes(block))
+            self._put(None)
+        except _Stopped:
+            pass  # psycopg cancelled the COPY on the way out; the caller rolls back to its savepoint
+        except BaseException as exc:
+            self._put(exc, always=True)
+
+    def _put(self, item, always: bool = False) -> None:
+        while True:
+            if self.stop.is_set() and not always:
+                raise _Stopped
+            try:
+                self.queue.put(item, timeout=0.05)
+                return
+            except queue.Full:
+                if always and self.stop.is_set():
+                    return
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer) -> int:
         while not self.pending:
-            block = next(self.blocks, None)
-            if block is None:
+            item = self.queue.get()
+            if item is None:
+                self.queue.put(None)  # stays at the end for any later read
                 return 0
-            self.pending = memoryview(block)
+            if isinstance(item, BaseException):
+                raise item
+            self.pending = memoryview(item)
         n = min(len(buffer), len(self.pending))
         buffer[:n] = self.pending[:n]
         self.pending = self.pending[n:]
         return n
+
+    def close(self) -> None:
+        """Stop reading ahead and wait for the pump's thread: the connection is free afterwards."""
+        self.stop.set()
+        self.thread.join()
+        super().close()
 
 
 def _column_sql(name: str, kind: str, arrow_type: pa.DataType) -> str:
@@ -124,11 +177,11 @@ def arrow_batches(
 
 
 def _read(cur, statement: str, params, names: list[str], column_types: dict, rows: int):
-    with cur.copy(statement, params) as copy:
+    pump = _CopyPump(cur, statement, params)
+    try:
         reader = pacsv.open_csv(
-            io.BufferedReader(_CopyReader(copy), buffer_size=1 << 20),
-            # One thread: the COPY is read only by the thread that opened it (psycopg connections are
-            # not to be used from two threads at once, and an early exit closes the COPY here).
+            pump,
+            # Arrow's own read-ahead off: the pump is the one thread that reads the COPY.
             read_options=pacsv.ReadOptions(column_names=[*names, GEOMETRY], block_size=BLOCK_BYTES, use_threads=False),
             parse_options=pacsv.ParseOptions(newlines_in_values=True),
             convert_options=pacsv.ConvertOptions(
@@ -144,3 +197,5 @@ def _read(cur, statement: str, params, names: list[str], column_types: dict, row
             whole = pa.RecordBatch.from_arrays(columns, names=[*names, GEOMETRY])
             for start in range(0, whole.num_rows, rows):
                 yield whole.slice(start, rows)
+    finally:
+        pump.close()
