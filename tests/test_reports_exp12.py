@@ -92,3 +92,29 @@ def test_evaluation_is_the_incidents_service(session, city):
     with pytest.raises(ValidationError) as err:
         run_report(session, "evaluation", by="district")
     assert "community, work-cell" in err.value.message
+
+
+def test_cell_stats_layer_reads_the_summary(session, city, tmp_path):
+    from gridkit.io.export import ExportOptions, export_layer
+    from gridkit.reports.choropleth import choropleth
+
+    session.execute(text("UPDATE resident SET household = 'H0000' WHERE id = (SELECT max(id) FROM resident)"))
+    assert not resident_summary.is_current(session)
+    path = tmp_path / "cells.gpkg"
+    export_layer(session, ExportOptions("cell-stats", "gpkg", path))
+    assert resident_summary.is_current(session)
+    import pyogrio
+
+    frame = pyogrio.read_dataframe(path)
+    direct = dict(
+        session.execute(
+            text(
+                "SELECT b.code, count(DISTINCT s.household) FROM resident s JOIN base_cell b ON b.id = s.base_cell_id "
+                "GROUP BY b.code"
+            )
+        ).all()
+    )
+    assert dict(zip(frame["code"], frame["households"])) == direct
+    assert int(frame["residents"].sum()) == city["residents"]
+    features = choropleth(session, "residents", "community")["features"]
+    assert sum(f["properties"]["value"] for f in features) == city["residents"]

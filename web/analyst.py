@@ -217,7 +217,7 @@ def choropleth_json():
     """A count per cell or community as GeoJSON: ?count=&by=cell|community&area=."""
     return jsonify(
         choropleth(
-            db_session(),
+            _current_session(),
             request.args.get("count", "residents"),
             request.args.get("by", "community"),
             area=request.args.get("area") or None,

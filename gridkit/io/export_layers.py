@@ -231,10 +231,9 @@ LAYERS: dict[str, Layer] = {
             "coalesce(r.hh, 0) AS households, coalesce(bl.n, 0) AS buildings, coalesce(en.n, 0) AS entities, "
             "coalesce(i.n, 0) AS incidents, coalesce(i.open, 0) AS open_incidents, b.geom AS _geom, b.code AS _area "
             "FROM base_cell b "
-            "LEFT JOIN (SELECT base_cell_id, count(*)::int AS n, "
-            "  count(*) FILTER (WHERE population_type = 'registered')::int AS reg, "
-            "  count(*) FILTER (WHERE population_type = 'floating')::int AS flo, "
-            "  count(DISTINCT household)::int AS hh FROM resident GROUP BY base_cell_id) r ON r.base_cell_id = b.id "
+            # The per-cell resident summary (gridkit.reports.resident_summary), made current by build_query.
+            "LEFT JOIN (SELECT base_cell_id, residents AS n, registered AS reg, floating AS flo, households AS hh "
+            "  FROM resident_cell_summary) r ON r.base_cell_id = b.id "
             "LEFT JOIN (SELECT base_cell_id, count(*)::int AS n FROM building GROUP BY base_cell_id) bl "
             "  ON bl.base_cell_id = b.id "
             "LEFT JOIN (SELECT base_cell_id, count(*)::int AS n FROM legal_entity GROUP BY base_cell_id) en "
@@ -324,6 +323,10 @@ def build_query(
         birth_date="s.birth_date",
     )
     fields = list(layer.fields)
+    if "resident_cell_summary" in sql:
+        from gridkit.reports import resident_summary  # reports import this module: imported when used
+
+        resident_summary.ensure_current(session)
     if ":edition_id" in sql:
         params["edition_id"] = edition_at(session, at).id
     if layer.name == "work-cells":
