@@ -13,14 +13,14 @@ import pyogrio
 import pytest
 from factories_exports import C2, DEPT, WC1, WC2, make_city
 from openpyxl import load_workbook
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from gridkit.audit import PERSONAL_DATA_READ
 from gridkit.coords import wgs84_to_gcj02
 from gridkit.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from gridkit.io.export import ExportOptions, export_layer
 from gridkit.io.export_writers import short_field_names
-from gridkit.models import AuditLog, Resident, User
+from gridkit.models import AuditLog, LegalEntity, Resident, User
 
 
 @pytest.fixture
@@ -250,3 +250,17 @@ def test_output_rules_and_no_half_written_file(session, city, tmp_path):
     assert seen[0][0] == 5 and seen[-1] == (city["residents"], city["residents"])
     assert [done for done, _ in seen] == sorted(done for done, _ in seen)
     assert pyogrio.read_info(tmp_path / "r.gpkg")["features"] == city["residents"]
+
+
+def test_gdal_formats_filter_like_the_others(session, city, tmp_path):
+    # The shapefile and GPKG rows come through COPY (parameters merged client-side): same filters,
+    # same rows as the CSV path; a literal % in the data stays as it is.
+    session.execute(Resident.__table__.update().values(phone="100%"))
+    kw = {"area": C2, "where": {"population_type": "floating"}}
+    _, csv_summary = _export(session, tmp_path, "residents", "csv", **kw)
+    path, summary = _export(session, tmp_path, "residents", "shp", **kw)
+    frame = pyogrio.read_dataframe(f"/vsizip/{path}/residents.shp")
+    assert summary["features"] == csv_summary["features"] == len(frame) == 9
+    assert set(frame["populati_1" if "populati_1" in frame else "population"]) == {"floating"}
+    entities, _ = _export(session, tmp_path, "entities", "gpkg")
+    assert pyogrio.read_info(entities)["features"] == session.execute(select(func.count(LegalEntity.id))).scalar()

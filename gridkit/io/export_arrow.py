@@ -160,7 +160,10 @@ def arrow_batches(
     """Yield record batches of at most `rows` rows: the fields of `names` typed `types`, then the
     geometry as WKB (binary, column `_wkb`). `sql` comes from `copy_sql`; `params` are bound."""
     compiled = text(sql).bindparams(**params).compile(dialect=session.get_bind().dialect)
-    statement = f"COPY ({compiled.string}) TO STDOUT (FORMAT csv)"
+    bound = compiled.construct_params() or None
+    # psycopg merges parameters into a COPY client-side; without any, the %% SQLAlchemy doubled stay.
+    query = compiled.string if bound else compiled.string.replace("%%", "%")
+    statement = f"COPY ({query}) TO STDOUT (FORMAT csv)"
     raw = session.connection().connection.driver_connection
     column_types = dict(zip(names, types))
     column_types[GEOMETRY] = pa.string()
@@ -169,7 +172,7 @@ def arrow_batches(
         # server, and rolling back to it keeps the caller's transaction usable.
         cur.execute("SAVEPOINT gridkit_export_copy")
         try:
-            yield from _read(cur, statement, compiled.construct_params() or None, names, column_types, rows)
+            yield from _read(cur, statement, bound, names, column_types, rows)
         except BaseException:
             cur.execute("ROLLBACK TO SAVEPOINT gridkit_export_copy")
             raise
