@@ -130,6 +130,9 @@ class Job:
             if p.get("field") == "geometry" and p["kind"] not in ("null_geometry", "empty_geometry")
         ]
         self.geometry_problem = {p["index"] for p in geometry_problems}
+        # A file-level geometry problem found in a batch of a vector file (e.g. most features outside China).
+        if None in self.geometry_problem:
+            self.geometry_problem_all = True
         self.problems.extend(p for p in chunk.problems if p["kind"] not in ("null_geometry", "empty_geometry"))
 
     def where_row(self, number: int) -> str:
