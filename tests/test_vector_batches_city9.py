@@ -15,7 +15,7 @@ from gridkit.io.subjects import SubjectImportRefused, import_buildings, import_r
 from gridkit.io.tables import open_table
 from gridkit.models import Building, Resident
 from gridkit.standard.ids import citizen_id_check_char
-from tests.factories import D, X0, Y0, make_base_grid
+from tests.factories import X0, Y0, D, make_base_grid
 
 KEY = b"test-personal-data-key"
 N = 1_203  # features: five batches of 250 (the last one short)
