@@ -59,7 +59,8 @@ BEGIN
     FOR dropped IN
         DELETE FROM gridkit_private.bulk_dropped_index WHERE table_oid = target RETURNING index_name, definition
     LOOP
-        -- Written by gridkit_drop_bulk_indexes from pg_get_indexdef: no caller's text is ever run.
+        -- Written by gridkit_drop_bulk_indexes from pg_get_indexdef / pg_get_constraintdef: no caller's
+        -- text is ever run.
         EXECUTE dropped.definition;
         built := built + 1;
     END LOOP;
@@ -86,6 +87,20 @@ BEGIN
     LOOP
         INSERT INTO gridkit_private.bulk_dropped_index VALUES (target, found.relname, found.definition);
         EXECUTE pg_catalog.format('DROP INDEX %s', found.indexrelid::regclass);
+        dropped := dropped + 1;
+    END LOOP;
+    -- UNIQUE constraints too (not the primary key, nor one a foreign key refers to): checking each row
+    -- against a unique index of random keys costs most of a bulk write; adding the constraint again
+    -- checks every row at once (the table stays locked meanwhile, so nobody else can add a duplicate).
+    FOR found IN
+        SELECT k.conname, pg_catalog.format('ALTER TABLE %s ADD CONSTRAINT %I %s', target, k.conname,
+                                           pg_catalog.pg_get_constraintdef(k.oid)) AS definition
+        FROM pg_catalog.pg_constraint k
+        WHERE k.conrelid = target AND k.contype = 'u'
+          AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint f WHERE f.contype = 'f' AND f.conindid = k.conindid)
+    LOOP
+        INSERT INTO gridkit_private.bulk_dropped_index VALUES (target, found.conname, found.definition);
+        EXECUTE pg_catalog.format('ALTER TABLE %s DROP CONSTRAINT %I', target, found.conname);
         dropped := dropped + 1;
     END LOOP;
     RETURN dropped;
