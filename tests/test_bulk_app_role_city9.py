@@ -78,6 +78,13 @@ def test_the_app_role_owns_nothing_and_may_not_drop_an_index(app_session):
 
 def test_the_app_role_takes_the_fast_path(app_session, monkeypatch):
     before = _indexes(app_session, "resident")
+    constraints_before = app_session.execute(
+        text(
+            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'resident'::regclass "
+            "ORDER BY conname"
+        )
+    ).all()
+    assert {c[0] for c in constraints_before} >= {"fk_resident_base_cell_id_base_cell", "uq_resident_id_number_hash"}
     secondary = [d for d in before if "pk_resident" not in d]
     assert len(secondary) == len(before) - 1  # all but the primary key: geometry, cell …, the ID hash's UNIQUE
     monkeypatch.setattr(bulk, "BULK_INDEX_ROWS", 10)
@@ -86,8 +93,11 @@ def test_the_app_role_takes_the_fast_path(app_session, monkeypatch):
         during = _indexes(app_session, "resident")
         assert sorted(set(before) - set(during)) == sorted(secondary)
     assert _indexes(app_session, "resident") == before
-    unique = text("SELECT conname FROM pg_constraint WHERE conrelid = 'resident'::regclass AND contype = 'u'")
-    assert app_session.scalars(unique).all() == ["uq_resident_id_number_hash"]
+    constraints = text(
+        "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'resident'::regclass "
+        "ORDER BY conname"
+    )
+    assert app_session.execute(constraints).all() == constraints_before
     # A rollback after the drop brings the indexes back too (nothing is left dropped).
     savepoint = app_session.begin_nested()
     with bulk.rebuilt_indexes(app_session, "resident", 50):

@@ -4,8 +4,8 @@ updating them row by row when a write touches most of the table (measured in scr
 Only a table's owner may drop and create its indexes, and the application role of the embedded
 database is not the owner (migrations run as `gridkit_owner`). So the work is done by two
 SECURITY DEFINER functions that migration 20261203_city9 created as the owner:
-`gridkit_drop_bulk_indexes(table)` drops the table's secondary indexes and UNIQUE constraints (not
-the primary key, nor a key a foreign key refers to) and keeps their definitions in
+`gridkit_drop_bulk_indexes(table)` drops the table's secondary indexes, UNIQUE constraints (not
+the primary key, nor a key a foreign key refers to) and foreign keys, and keeps their definitions in
 `gridkit_private.bulk_dropped_index` (a schema no other role may enter), and
 `gridkit_restore_bulk_indexes(table)` builds them again from there. They accept only gridkit's
 subject tables, and only from a caller who may write the table. Every step is in the caller's
@@ -28,13 +28,15 @@ BULK_INDEX_ROWS = 100_000
 
 @contextmanager
 def rebuilt_indexes(session: Session, table: str, rows: int):
-    """Drop `table`'s secondary indexes and UNIQUE constraints (not the primary key) around a bulk write of
-    `rows` rows when that pays, and build them again after, in the caller's transaction; yields whether it did.
+    """Drop `table`'s secondary indexes, UNIQUE constraints and foreign keys (not the primary key) around a
+    bulk write of `rows` rows when that pays, and build them again after, in the caller's transaction; yields
+    whether it did.
 
     Works for any role that may write the table (through the owner's SECURITY DEFINER functions). The
     drop locks the table until the transaction ends (readers wait): the price of a first load. Inside
-    the block nothing enforces the UNIQUE keys: the write must not depend on them (imports check
-    duplicates on the staging table first); building them again after checks every row.
+    the block nothing enforces the UNIQUE keys nor the foreign keys: the write must not depend on them
+    (imports check duplicates on the staging table first and join to existing buildings and cells);
+    adding them again after checks every row, set-based.
     """
     existing = (
         session.scalar(

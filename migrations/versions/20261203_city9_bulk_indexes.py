@@ -89,15 +89,16 @@ BEGIN
         EXECUTE pg_catalog.format('DROP INDEX %s', found.indexrelid::regclass);
         dropped := dropped + 1;
     END LOOP;
-    -- UNIQUE constraints too (not the primary key, nor one a foreign key refers to): checking each row
-    -- against a unique index of random keys costs most of a bulk write; adding the constraint again
-    -- checks every row at once (the table stays locked meanwhile, so nobody else can add a duplicate).
+    -- UNIQUE constraints too (not the primary key, nor one a foreign key refers to), and the table's
+    -- foreign keys: checking each row against a unique index of random keys, and each row's reference
+    -- by a trigger, cost most of a bulk write; adding the constraint again checks every row at once, in
+    -- one query (the table stays locked meanwhile, so nobody else can write a duplicate or a dangling key).
     FOR found IN
         SELECT k.conname, pg_catalog.format('ALTER TABLE %s ADD CONSTRAINT %I %s', target, k.conname,
                                            pg_catalog.pg_get_constraintdef(k.oid)) AS definition
         FROM pg_catalog.pg_constraint k
-        WHERE k.conrelid = target AND k.contype = 'u'
-          AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint f WHERE f.contype = 'f' AND f.conindid = k.conindid)
+        WHERE k.conrelid = target AND (k.contype = 'f' OR (k.contype = 'u' AND NOT EXISTS (
+            SELECT 1 FROM pg_catalog.pg_constraint f WHERE f.contype = 'f' AND f.conindid = k.conindid)))
     LOOP
         INSERT INTO gridkit_private.bulk_dropped_index VALUES (target, found.conname, found.definition);
         EXECUTE pg_catalog.format('ALTER TABLE %s DROP CONSTRAINT %I', target, found.conname);
