@@ -48,19 +48,8 @@ def _bad_lines(data: bytes, codec: str) -> list[tuple[int, bytes, int]]:
 
 
 def _decode_csv(data: bytes, forced: str | None, source: dict, notes: list, problems: list) -> str:
+    """Return the whole file's text: the encoding forced, else its byte order mark's, else detected."""
     display = source["display"]
-
-    def undecodable(lines, said, advice):
-        for number, line, pos in lines:
-            problems.append(
-                problem(
-                    "undecodable_text",
-                    f"{display}, line {number}: the text cannot be decoded as {said} (bytes "
-                    f"{line[pos : pos + 4].hex(' ')} at byte {pos} of the line). {advice}",
-                    index=number,
-                )
-            )
-
     if forced is not None:
         codec = _codec(forced)
         if codec is None:
@@ -73,7 +62,9 @@ def _decode_csv(data: bytes, forced: str | None, source: dict, notes: list, prob
         try:
             return data.decode(codec)
         except UnicodeDecodeError:
-            undecodable(
+            _undecodable(
+                problems,
+                display,
                 _bad_lines(data, codec),
                 f"{forced} (the encoding given)",
                 "Give the file's real encoding with --encoding (e.g. UTF-8, GB18030), or leave it out "
@@ -86,7 +77,9 @@ def _decode_csv(data: bytes, forced: str | None, source: dict, notes: list, prob
             try:
                 return data.decode(codec)
             except UnicodeDecodeError:
-                undecodable(
+                _undecodable(
+                    problems,
+                    display,
                     _bad_lines(data, codec),
                     f"{codec.upper()} (as its byte order mark says)",
                     "Save the file again from Excel as 'CSV UTF-8', or fix the text in the source.",
@@ -97,9 +90,26 @@ def _decode_csv(data: bytes, forced: str | None, source: dict, notes: list, prob
         source.update(encoding="UTF-8", encoding_source="detected")
         return text
     except UnicodeDecodeError:
-        pass
-    # Not UTF-8 as a whole. Lines that are neither UTF-8 nor GB18030 are refused by number; then a
-    # file part UTF-8, part GBK; else the whole file is GB18030.
+        return _decode_not_utf8(data, source, notes, problems)
+
+
+def _undecodable(problems: list, display: str, lines, said: str, advice: str) -> None:
+    for number, line, pos in lines:
+        problems.append(
+            problem(
+                "undecodable_text",
+                f"{display}, line {number}: the text cannot be decoded as {said} (bytes "
+                f"{line[pos : pos + 4].hex(' ')} at byte {pos} of the line). {advice}",
+                index=number,
+            )
+        )
+
+
+def _decode_not_utf8(data: bytes, source: dict, notes: list, problems: list) -> str:
+    """Return the text of a file that is not UTF-8 as a whole: GB18030, or refused (lines named) if neither."""
+    display = source["display"]
+    # Lines that are neither UTF-8 nor GB18030 are refused by number; then a file part UTF-8, part GBK;
+    # else the whole file is GB18030.
     utf8_bad = _bad_lines(data, "utf-8")
     gb_bad = {number: (number, line, pos) for number, line, pos in _bad_lines(data, "gb18030")}
     both = [gb_bad[number] for number, _, _ in utf8_bad if number in gb_bad]
@@ -117,7 +127,9 @@ def _decode_csv(data: bytes, forced: str | None, source: dict, notes: list, prob
         return data.decode("gb18030")
     source.update(encoding=None, encoding_source="detected")
     if both:
-        undecodable(
+        _undecodable(
+            problems,
+            display,
             both,
             "UTF-8 or GB18030",
             "Give the file's real encoding with --encoding (e.g. BIG5), or fix "
