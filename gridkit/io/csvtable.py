@@ -423,9 +423,10 @@ def _csv_chunks(reader, names: list, columns: list, source: dict, chunk_rows: in
 def _csv_row(names: list, cells: list, plain: bool, display: str, number: int, problems: list, nul: bool):
     """Return the row of `cells` as {column: text} (None for a blank line), recording its problems."""
     if plain and len(cells) == len(names):
-        row = {k: v.strip() or None for k, v in zip(names, cells)}
-        if not any(row.values()):
+        values = [v.strip() or None for v in cells]
+        if not any(values):
             return None
+        row = dict(zip(names, values))
     else:
         if not any(c.strip() for c in cells):
             return None
