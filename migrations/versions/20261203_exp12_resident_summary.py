@@ -1,7 +1,7 @@
 """resident summary per base cell, kept for reports, and a change log that marks it stale
 
 Revision ID: 20261203_exp12
-Revises: 20261203_web
+Revises: 20261203_city9
 Create Date: 2026-12-03
 
 Reports over millions of residents read `resident_cell_summary` (residents, registered, floating
@@ -15,7 +15,7 @@ remember to refresh.
 from alembic import op
 
 revision = '20261203_exp12'
-down_revision = '20261203_web'
+down_revision = '20261203_city9'
 branch_labels = None
 depends_on = None
 
@@ -36,7 +36,7 @@ def upgrade() -> None:
             PRIMARY KEY (base_cell_id, household));
         CREATE FUNCTION resident_changed() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
-            INSERT INTO resident_change DEFAULT VALUES;
+            INSERT INTO public.resident_change DEFAULT VALUES;
             RETURN NULL;
         END $$;
         CREATE TRIGGER resident_changed_rows
