@@ -26,9 +26,11 @@ from gridkit.grids.generate.service import generate_base_grid
 from gridkit.grids.generate.storage import STORAGE_GRID_DEG, number_cells, to_storage
 from gridkit.grids.generate.target import (
     MIN_COMPACTNESS,
+    STRADDLE_MAX_M2,
     GeneratedCell,
     GenerationResult,
     Target,
+    check_straddle_max,
     polsby_popper,
 )
 
@@ -54,6 +56,8 @@ __all__ = [
     "building_cells",
     "polsby_popper",
     "MIN_COMPACTNESS",
+    "STRADDLE_MAX_M2",
+    "check_straddle_max",
     "MIN_WIDTH_M",
     "STRADDLE_M",
     "WATER_MIN_M2",

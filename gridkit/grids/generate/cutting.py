@@ -42,7 +42,15 @@ from gridkit.grids.generate.buildings import as_geometries, building_parts, owne
 from gridkit.grids.generate.geometry import face_adjacency, face_segments, line_parts, polygonal, segments_on
 from gridkit.grids.generate.roads import Road, carriageway_pairs, dangle_connectors, median_connectors
 from gridkit.grids.generate.splitting import Splitting
-from gridkit.grids.generate.target import MIN_COMPACTNESS, GeneratedCell, GenerationResult, Target, polsby_popper
+from gridkit.grids.generate.target import (
+    MIN_COMPACTNESS,
+    STRADDLE_MAX_M2,
+    GeneratedCell,
+    GenerationResult,
+    Target,
+    check_straddle_max,
+    polsby_popper,
+)
 from gridkit.grids.numbering import cell_order
 from gridkit.messages import Message
 
@@ -52,9 +60,6 @@ WATER_MIN_M2 = 10_000.0
 MIN_WIDTH_M = 8.0
 # A merge takes a major road inside a cell when the two groups share this much of it (metres).
 STRADDLE_M = 30.0
-# A cell made by merging across a major road stays within this area: a large block with few
-# buildings (a park, one big compound) is a cell of its own rather than part of one across the road.
-STRADDLE_MAX_M2 = 300_000.0
 # Land this small, mostly bounded by major roads, is a traffic island (between links and ramps):
 # part of the road, it joins a neighbour across anything.
 ISLAND_M2 = 5_000.0
@@ -96,6 +101,7 @@ def generate_cells(
         raise ValidationError("generate.community_empty")
     if target.measure == "buildings" and buildings is None:
         raise ValidationError("generate.buildings_needed")
+    straddle_max_m2 = check_straddle_max(straddle_max_m2)
     roads = [r if isinstance(r, Road) else Road(r) for r in (roads or [])]
     roads += [Road(g, major=True) for g in (major_roads or [])]
     gen = _Generator(community, roads, list(water or []), buildings, target, water_min_m2, min_width_m, straddle_max_m2)

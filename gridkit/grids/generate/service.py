@@ -29,7 +29,7 @@ from gridkit.grids.generate.preview import PreviewCell, check_preview_path, writ
 from gridkit.grids.generate.report import CellNote, CellProblem, CommunityReport, GenerationReport
 from gridkit.grids.generate.roads import Road
 from gridkit.grids.generate.storage import number_cells, to_storage
-from gridkit.grids.generate.target import GenerationResult, Target
+from gridkit.grids.generate.target import STRADDLE_MAX_M2, GenerationResult, Target, check_straddle_max
 from gridkit.messages import Message
 from gridkit.models import SRID, AdminUnit, BaseCell, BaseGridEdition, Building
 from gridkit.rules import EditionState
@@ -67,6 +67,7 @@ def generate_base_grid(
     encoding: str | None = None,
     preview=None,
     lang: str = "zh-CN",
+    straddle_max_m2: float = STRADDLE_MAX_M2,
 ) -> GenerationReport:
     """Generate base cells for communities (None = all) and write them as a new draft edition; never commits.
 
@@ -74,8 +75,10 @@ def generate_base_grid(
     the building table (footprint, or point). `water_path` may be one path or a list. With
     keep_other_communities, the cells of communities not generated are copied from the current
     edition, so the draft is a whole city grid. `preview`: a .png or .html path to draw the cells
-    over roads, water and buildings (`preview.write_preview`, texts in `lang`).
+    over roads, water and buildings (`preview.write_preview`, texts in `lang`). `straddle_max_m2`:
+    a cell merged across a major road stays within this area (m², see `check_straddle_max`).
     """
+    straddle_max_m2 = check_straddle_max(straddle_max_m2)
     profile = PROFILES[profile] if isinstance(profile, str) else profile
     if preview is not None:
         check_preview_path(preview)
@@ -98,7 +101,10 @@ def generate_base_grid(
         raise ValidationError("generate.buildings_not_loaded")
     generate_started = time.perf_counter()
     buildings: dict[int, object] = {}
-    done = [_generate_community(session, unit, layers, target, profile, water_min_m2, buildings) for unit in units]
+    done = [
+        _generate_community(session, unit, layers, target, profile, (water_min_m2, straddle_max_m2), buildings)
+        for unit in units
+    ]
     timings["generate"] = time.perf_counter() - generate_started
 
     write_started = time.perf_counter()
@@ -185,10 +191,14 @@ def _generate_community(
     layers: Layers,
     target: Target,
     profile: CodeProfile,
-    water_min_m2: float,
+    limits: tuple[float, float],
     buildings: dict,
 ) -> _Community:
-    """Generate one community's cells in its Gauss-Kruger zone and bring them back to EPSG:4490."""
+    """Generate one community's cells in its Gauss-Kruger zone and bring them back to EPSG:4490.
+
+    `limits`: (water_min_m2, straddle_max_m2) for generate_cells.
+    """
+    water_min_m2, straddle_max_m2 = limits
     started = time.perf_counter()
     community = to_shape(unit.geom)
     epsg = gauss_kruger_epsg(community.centroid.x)
@@ -214,7 +224,15 @@ def _generate_community(
         buildings.setdefault(building_id, to_shape(geom))
     footprints = [buildings[i] for i, _ in rows]
     buildings_m = to_metric(footprints) if rows or target.measure == "buildings" else None
-    result = generate_cells(community_m, roads_m, to_metric(water), buildings_m, target, water_min_m2=water_min_m2)
+    result = generate_cells(
+        community_m,
+        roads_m,
+        to_metric(water),
+        buildings_m,
+        target,
+        water_min_m2=water_min_m2,
+        straddle_max_m2=straddle_max_m2,
+    )
 
     notes = []
     metric_cells = [c.polygon for c in result.cells]
