@@ -38,8 +38,9 @@ import shapely
 from shapely.geometry import Polygon
 
 from gridkit.errors import ValidationError
-from gridkit.grids.generate.buildings import as_geometries, building_parts, owners
-from gridkit.grids.generate.geometry import face_adjacency, face_segments, line_parts, polygonal, segments_on
+from gridkit.grids.generate.buildings import as_geometries
+from gridkit.grids.generate.faces import Faces
+from gridkit.grids.generate.geometry import line_parts, polygonal
 from gridkit.grids.generate.roads import Road, carriageway_pairs, dangle_connectors, median_connectors
 from gridkit.grids.generate.splitting import Splitting
 from gridkit.grids.generate.target import (
@@ -69,8 +70,6 @@ ISLAND_M2 = 5_000.0
 ROAD_STRIP_M2 = 15_000.0
 ROAD_STRIP_WIDTH_M = 30.0
 ROAD_STRIP_SHARE = 0.6
-# A face is land between two carriageways when each of them runs along this share of its outline.
-MEDIAN_SHARE = 0.3
 
 
 def generate_cells(
@@ -111,6 +110,18 @@ def generate_cells(
     return result
 
 
+def _clipped(lines: list, clip) -> np.ndarray:
+    """Return the lines that meet `clip` (prepared), each cut to it; lines wholly inside are kept as they are."""
+    lines = np.asarray(lines, dtype=object)
+    if not len(lines):
+        return lines
+    inside = shapely.within(lines, clip)
+    crossing = ~inside & shapely.intersects(lines, clip)
+    lines = lines.copy()
+    lines[crossing] = shapely.intersection(lines[crossing], clip)
+    return lines[inside | crossing]
+
+
 @dataclass
 class _Stats:
     """Per-group sums: area, buildings, water and median area, perimeter, shared boundaries with neighbours."""
@@ -140,7 +151,7 @@ class _Stats:
         return 4 * math.pi * self.area[g] / self.perimeter[g] ** 2 if self.perimeter[g] > 0 else 1.0
 
 
-class _Generator(Splitting):
+class _Generator(Faces, Splitting):
     """The state of one community's generation: faces, their groups (future cells) and the lines."""
 
     def __init__(
@@ -192,9 +203,7 @@ class _Generator(Splitting):
 
         water_lines, water_outlines, kept_water = self._water(water)
         lines = road_parts + connectors + water_lines + water_outlines
-        lines = line_parts(
-            [c for c in (shapely.intersection(ln, clip) for ln in lines if clip.intersects(ln)) if not c.is_empty]
-        )
+        lines = line_parts(_clipped(lines, clip))
         self.noded = shapely.union_all([community.boundary, *lines])
         self.water_area = shapely.union_all(kept_water) if kept_water else Polygon()
 
@@ -225,79 +234,6 @@ class _Generator(Splitting):
                 # the community boundary would be noded against the boundary itself into slivers.
                 outlines.append(poly.boundary)
         return lines, line_parts(outlines), kept
-
-    # ---- faces
-
-    def _polygonize(self, noded) -> np.ndarray:
-        faces = shapely.get_parts(shapely.polygonize(shapely.get_parts(noded)))
-        faces = faces[shapely.area(faces) > 0]
-        # Faces in holes of the community (or, with an irregular clip, just outside) are dropped.
-        inside = shapely.contains(self.community, shapely.point_on_surface(faces))
-        return faces[inside]
-
-    def _measure_faces(self, parent_face: np.ndarray | None = None) -> None:
-        """Measure the faces; `parent_face` (after a cut): the old face each new face comes from."""
-        self.face_area = shapely.area(self.faces)
-        self.face_perimeter = shapely.length(self.faces)
-        if self.target.measure == "buildings":
-            self._measure_buildings(parent_face)
-        else:  # an area target needs the building parts only for the final counts
-            self.part_b = None
-        self.adj_i, self.adj_j, self.adj_len, self.adj_major, self.adj_lines = face_adjacency(self.faces, self.major)
-
-    def _measure_buildings(self, parent_face: np.ndarray | None = None) -> None:
-        """Find each building's parts in the faces: again only in faces a cut has split, when known."""
-        if parent_face is None or getattr(self, "part_b", None) is None:
-            self.part_b, self.part_f, self.part_area = building_parts(self.faces, self.buildings, valid=True)
-            # A footprint mostly outside the community belongs to a cell there, not here.
-            inside = np.bincount(self.part_b, weights=self.part_area, minlength=len(self.buildings))
-            point = shapely.get_type_id(self.buildings) == 0 if len(self.buildings) else np.empty(0, bool)
-            self.outside_area = np.where(point, 0.0, np.maximum(self.building_area - inside, 0.0))
-            return
-        children = np.bincount(parent_face, minlength=int(self.part_f.max(initial=-1)) + 1)
-        whole = children[parent_face] == 1  # new faces identical to their old face
-        new_of_old = np.full(len(children), -1)
-        new_of_old[parent_face[whole]] = np.nonzero(whole)[0]
-        kept = new_of_old[self.part_f] >= 0
-        split_faces = np.nonzero(~whole)[0]
-        redo = np.unique(self.part_b[~kept])
-        b, f, area = building_parts(self.faces[split_faces], self.buildings[redo], valid=True)
-        self.part_b = np.concatenate([self.part_b[kept], redo[b]])
-        self.part_f = np.concatenate([new_of_old[self.part_f[kept]], split_faces[f]])
-        self.part_area = np.concatenate([self.part_area[kept], area])
-
-    def _owners(self, labels: np.ndarray) -> np.ndarray:
-        """Return the group of every building by the building rule for the given face labels (−1: none)."""
-        if self.part_b is None:
-            return np.full(len(self.buildings), -1, dtype=int)
-        owner = owners(self.part_b, labels[self.part_f], self.part_area, len(self.buildings))
-        if len(owner):
-            best = np.zeros(len(owner))
-            held = owner >= 0
-            if held.any():
-                mine = labels[self.part_f] == owner[self.part_b]
-                best = np.bincount(self.part_b[mine], weights=self.part_area[mine], minlength=len(owner))
-            owner[held & (best < self.outside_area)] = -1
-        return owner
-
-    def _median_faces(self) -> np.ndarray:
-        """Return which faces lie between two carriageways of one road (see MEDIAN_SHARE)."""
-        median = np.zeros(len(self.faces), dtype=bool)
-        if not self.pairs or not len(self.faces):
-            return median
-        used = sorted({i for pair in self.pairs for i in (pair.a, pair.b)})
-        tree = shapely.STRtree([self.major_parts[i] for i in used])
-        p, q, face, length = face_segments(self.faces)
-        seg, line = segments_on(p, q, tree)
-        on: dict[int, dict[int, float]] = defaultdict(lambda: defaultdict(float))  # line → face → length
-        for s, k in zip(seg.tolist(), line.tolist()):
-            on[used[k]][int(face[s])] += length[s]
-        for pair in self.pairs:
-            for f in set(on[pair.a]) & set(on[pair.b]):
-                least = min(on[pair.a][f], on[pair.b][f])
-                if least >= MEDIAN_SHARE * self.face_perimeter[f] and not self.face_water[f]:
-                    median[f] = True
-        return median
 
     # ---- groups
 

@@ -24,7 +24,22 @@ def polygonal(geom):
 
 
 def line_parts(geoms) -> list:
-    """Return the non-empty LineStrings in geoms (multi-parts and collections exploded)."""
+    """Return the non-empty LineStrings in geoms (multi-parts and collections exploded, rings as lines), in order."""
+    arr = np.asarray([g for g in geoms if g is not None], dtype=object)
+    if not len(arr):
+        return []
+    parts = shapely.get_parts(arr)
+    kinds = shapely.get_type_id(parts)
+    if (kinds >= 4).any():  # a collection holding multi-parts: explode it in order, part by part
+        return _line_parts_nested(arr)
+    rings = kinds == 2
+    if rings.any():
+        parts[rings] = [LineString(r.coords) for r in parts[rings]]
+    keep = ((kinds == 1) | rings) & (shapely.length(parts) > 0)
+    return list(parts[keep])
+
+
+def _line_parts_nested(geoms) -> list:
     out = []
     for g in geoms:
         if g is None or g.is_empty:
@@ -35,7 +50,7 @@ def line_parts(geoms) -> list:
             elif part.geom_type == "LinearRing":
                 out.append(LineString(part.coords))
             elif part.geom_type in ("MultiLineString", "GeometryCollection"):
-                out.extend(line_parts([part]))
+                out.extend(_line_parts_nested([part]))
     return out
 
 
@@ -95,6 +110,22 @@ def face_adjacency(faces: np.ndarray, major=None):
     else:
         pair_lines = (empty, empty)
     return (keys // n, keys % n, np.bincount(inv, weights=length[seg]), np.bincount(inv, weights=on_major), pair_lines)
+
+
+def split_faces(faces: np.ndarray, lines) -> tuple[np.ndarray, np.ndarray]:
+    """Return (pieces, face) : faces noded with lines and polygonized again, and the face each piece lies in.
+
+    Parts of lines outside the faces are dangles that polygonize drops; a hole the faces enclose
+    (a face not given) comes back from polygonize too and is dropped, as it lies in none of them.
+    """
+    noded = shapely.union_all([*shapely.boundary(faces), *lines])
+    pieces = shapely.get_parts(shapely.polygonize(shapely.get_parts(noded)))
+    pieces = pieces[shapely.area(pieces) > 0]
+    face = np.full(len(pieces), -1, dtype=int)
+    pi, fi = shapely.STRtree(faces).query(shapely.point_on_surface(pieces), predicate="within")
+    face[pi] = fi
+    inside = face >= 0
+    return pieces[inside], face[inside]
 
 
 def point_faces(faces: np.ndarray, points: np.ndarray) -> np.ndarray:
