@@ -343,13 +343,13 @@ class _Generator(Faces, Splitting):
         parent = getattr(self, "parent", {})
         if not parent:
             return self.labels
-
-        def root(g):
-            while g in parent:
-                g = parent[g]
-            return g
-
-        return np.array([root(g) for g in self.labels], dtype=int)
+        root = np.arange(max(self.next_label, int(self.labels.max(initial=0)) + 1))
+        root[list(parent)] = list(parent.values())
+        while True:  # pointer jumping: every label reaches the group it was merged into at last
+            jumped = root[root]
+            if np.array_equal(jumped, root):
+                return root[self.labels]
+            root = jumped
 
     def _merge_pass(self, st: _Stats, parent: dict, across_major: bool) -> None:
         heap = [(self._size(st, g), st.area[g], g) for g in st.area if self._below(st, g)]
