@@ -299,6 +299,8 @@ class _Generator(Faces, Splitting):
             return False
         if self._is_median(st, g):
             return True
+        if st.area[g] >= max(ISLAND_M2, ROAD_STRIP_M2):  # too large for either: no need to sum its roads
+            return False
         along = sum(st.major[g].values())
         narrow = (
             st.area[g] < ROAD_STRIP_M2 and st.perimeter[g] > 0 and 2 * st.area[g] / st.perimeter[g] < ROAD_STRIP_WIDTH_M
@@ -318,9 +320,12 @@ class _Generator(Faces, Splitting):
             return st.area[g] < self.water_min_m2 or any(self._is_water(st, h) for h in st.shared[g])
         return self._size(st, g) < self.target.min
 
-    def _may_merge(self, st: _Stats, g: int, h: int, across_major: bool) -> bool:
-        """True when g may merge into h: across minor roads always, across a major road only when allowed."""
-        if st.major[g][h] < STRADDLE_M or self._free(st, g) or self._is_water(st, h):
+    def _may_merge(self, st: _Stats, g: int, h: int, across_major: bool, free: bool | None = None) -> bool:
+        """True when g may merge into h: across minor roads always, across a major road only when allowed.
+
+        `free`: whether g merges across anything (`_free`), when the caller knows it already.
+        """
+        if st.major[g][h] < STRADDLE_M or (self._free(st, g) if free is None else free) or self._is_water(st, h):
             return True
         return (
             across_major
@@ -358,11 +363,13 @@ class _Generator(Faces, Splitting):
             size, a, g = heapq.heappop(heap)
             if g in parent or (self._size(st, g), st.area[g]) != (size, a) or not self._below(st, g):
                 continue
-            candidates = [h for h in st.shared[g] if self._may_merge(st, g, h, across_major)]
+            free = self._free(st, g)
+            candidates = [h for h in st.shared[g] if self._may_merge(st, g, h, across_major, free)]
             if not candidates:
                 continue
-            h = max(candidates, key=lambda h, g=g: self._preference(st, g, h))
-            if st.major[g][h] >= STRADDLE_M and not (self._free(st, g) or self._is_water(st, h)):
+            mine = (self._is_water(st, g), self._road_land(st, g), self._size(st, g))
+            h = max(candidates, key=lambda h, g=g, mine=mine: self._preference(st, g, h, mine))
+            if st.major[g][h] >= STRADDLE_M and not (free or self._is_water(st, h)):
                 self._note_straddle(st, g, h)
             st.merge(g, h)
             parent[g] = h
@@ -373,9 +380,13 @@ class _Generator(Faces, Splitting):
             if self._below(st, h):
                 heapq.heappush(heap, (self._size(st, h), st.area[h], h))
 
-    def _preference(self, st: _Stats, g: int, h: int) -> tuple:
-        """Return how much g prefers merging into h (larger is better; see the module docstring)."""
-        fits = self._size(st, g) + self._size(st, h) <= self.target.max
+    def _preference(self, st: _Stats, g: int, h: int, mine: tuple) -> tuple:
+        """Return how much g prefers merging into h (larger is better; see the module docstring).
+
+        `mine`: g's (is water, is road land, size), the same for every h.
+        """
+        water, road_land, size = mine
+        fits = size + self._size(st, h) <= self.target.max
         merged = (
             4
             * math.pi
@@ -384,8 +395,8 @@ class _Generator(Faces, Splitting):
         )
         minor = st.shared[g][h] - st.major[g][h]
         return (
-            self._is_water(st, h) == self._is_water(st, g),
-            not (self._road_land(st, g) and self._road_land(st, h)),
+            self._is_water(st, h) == water,
+            not (road_land and self._road_land(st, h)),
             fits,
             merged >= MIN_COMPACTNESS,
             minor + 0.1 * st.major[g][h],
