@@ -17,7 +17,7 @@ import numpy as np
 import shapely
 
 from gridkit.grids.generate.buildings import building_parts, owners
-from gridkit.grids.generate.geometry import face_adjacency, face_segments, segments_on, split_faces
+from gridkit.grids.generate.geometry import ON_ROAD_M, face_adjacency, face_segments, segments_on, split_faces
 
 # A face is land between two carriageways when each of them runs along this share of its outline.
 MEDIAN_SHARE = 0.3
@@ -84,9 +84,13 @@ class Faces:
         if not self.pairs or not len(self.faces):
             return median
         used = sorted({i for pair in self.pairs for i in (pair.a, pair.b)})
-        tree = shapely.STRtree([self.major_parts[i] for i in used])
-        p, q, face, length = face_segments(self.faces)
-        seg, line = segments_on(p, q, tree)
+        lines = [self.major_parts[i] for i in used]
+        # Only the outlines of faces along a carriageway are looked at segment by segment.
+        _, near = shapely.STRtree(self.faces).query(lines, predicate="dwithin", distance=ON_ROAD_M)
+        near = np.unique(near)
+        p, q, face, length = face_segments(self.faces[near])
+        face = near[face]
+        seg, line = segments_on(p, q, shapely.STRtree(lines))
         on: dict[int, dict[int, float]] = defaultdict(lambda: defaultdict(float))  # line → face → length
         for s, k in zip(seg.tolist(), line.tolist()):
             on[used[k]][int(face[s])] += length[s]
