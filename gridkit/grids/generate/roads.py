@@ -91,8 +91,9 @@ def _tunnel(*values) -> bool:
     return any(v is not None and str(v).strip().lower() in _TRUE | {"culvert", "building_passage"} for v in values)
 
 
-def _column(frame, name):
-    return frame[name] if name in frame.columns else [None] * len(frame)
+def _rows(frame, *names):
+    """Return (geometry, value of each named column …) per feature; a column the layer lacks gives None."""
+    return zip(frame.geometry, *(frame[n] if n in frame.columns else [None] * len(frame) for n in names))
 
 
 def road_features(frame, *, paths: bool = False) -> list[Road]:
@@ -110,18 +111,8 @@ def road_features(frame, *, paths: bool = False) -> list[Road]:
     """
     columns = set(frame.columns)
     out = []
-    for geom, kind, detail, highway, railway, fclass, tunnel_a, tunnel_b, name, name_zh, ref in zip(
-        frame.geometry,
-        _column(frame, "kind"),
-        _column(frame, "kind_detail"),
-        _column(frame, "highway"),
-        _column(frame, "railway"),
-        _column(frame, "fclass"),
-        _column(frame, "is_tunnel"),
-        _column(frame, "tunnel"),
-        _column(frame, "name"),
-        _column(frame, "name:zh"),
-        _column(frame, "ref"),
+    for geom, kind, detail, highway, railway, fclass, tunnel_a, tunnel_b, name, name_zh, ref in _rows(
+        frame, "kind", "kind_detail", "highway", "railway", "fclass", "is_tunnel", "tunnel", "name", "name:zh", "ref"
     ):
         if geom is None or geom.is_empty or _tunnel(tunnel_a, tunnel_b):
             continue
@@ -182,14 +173,8 @@ def water_features(frame) -> list:
     tunnels are dropped.
     """
     out = []
-    for geom, kind, waterway, fclass, boundary, tunnel_a, tunnel_b in zip(
-        frame.geometry,
-        _column(frame, "kind"),
-        _column(frame, "waterway"),
-        _column(frame, "fclass"),
-        _column(frame, "boundary"),
-        _column(frame, "is_tunnel"),
-        _column(frame, "tunnel"),
+    for geom, kind, waterway, fclass, boundary, tunnel_a, tunnel_b in _rows(
+        frame, "kind", "waterway", "fclass", "boundary", "is_tunnel", "tunnel"
     ):
         if geom is None or geom.is_empty or _tunnel(tunnel_a, tunnel_b):
             continue

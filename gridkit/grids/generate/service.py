@@ -91,14 +91,8 @@ def generate_base_grid(
     layers = read_layers(roads_path, water_path, paths=paths, src_crs=src_crs, encoding=encoding)
     timings["read"] = time.perf_counter() - started
 
-    if target.measure == "buildings" and not session.scalar(
-        select(
-            exists(
-                select(Building.id).join(AdminUnit, _in_community()).where(AdminUnit.code.in_([u.code for u in units]))
-            )
-        )
-    ):
-        raise ValidationError("generate.buildings_not_loaded")
+    if target.measure == "buildings":
+        _check_buildings_loaded(session, units)
     generate_started = time.perf_counter()
     buildings: dict[int, object] = {}
     done = [
@@ -108,26 +102,7 @@ def generate_base_grid(
     timings["generate"] = time.perf_counter() - generate_started
 
     write_started = time.perf_counter()
-    edition = BaseGridEdition(
-        name=edition_name,
-        status=EditionState.DRAFT,
-        code_profile=profile.name,
-        note=f"generated along roads, target {target.describe()}",
-    )
-    session.add(edition)
-    session.flush()
-    rows = [
-        {"edition_id": edition.id, "code": code, "community_code": c.unit.code, "geom": from_shape(polygon, srid=SRID)}
-        for c in done
-        for polygon, code in zip(c.stored, c.codes)
-    ]
-    if rows:
-        session.execute(insert(BaseCell), rows)
-    copied = 0
-    source = current_edition(session) if keep_other_communities else None
-    if source is not None:
-        copied = _copy_cells(session, source.id, edition.id, [u.code for u in units])
-    session.flush()
+    edition, copied = _write_draft(session, edition_name, profile, target, done, keep_other_communities)
     timings["write"] = time.perf_counter() - write_started
     count_started = time.perf_counter()
     counts = _count_buildings(session, edition.id, done, buildings)
@@ -147,6 +122,43 @@ def generate_base_grid(
         timings={k: round(v, 3) for k, v in timings.items()},
         preview=str(preview) if preview is not None else None,
     )
+
+
+def _check_buildings_loaded(session: Session, units: list[AdminUnit]) -> None:
+    """Refuse a building target when no building lies in any of the communities."""
+    codes = [u.code for u in units]
+    query = select(Building.id).join(AdminUnit, _in_community()).where(AdminUnit.code.in_(codes))
+    if not session.scalar(select(exists(query))):
+        raise ValidationError("generate.buildings_not_loaded")
+
+
+def _write_draft(
+    session: Session, name: str, profile: CodeProfile, target: Target, done: list[_Community], keep_others: bool
+) -> tuple[BaseGridEdition, int]:
+    """Write the draft edition with the generated cells (and, with keep_others, the current edition's
+    cells of the other communities); return it and how many cells were copied. The note names the
+    target (layer.edition_target reads it back for the base grid page)."""
+    edition = BaseGridEdition(
+        name=name,
+        status=EditionState.DRAFT,
+        code_profile=profile.name,
+        note=f"generated along roads, target {target.describe()}",
+    )
+    session.add(edition)
+    session.flush()
+    rows = [
+        {"edition_id": edition.id, "code": code, "community_code": c.unit.code, "geom": from_shape(polygon, srid=SRID)}
+        for c in done
+        for polygon, code in zip(c.stored, c.codes)
+    ]
+    if rows:
+        session.execute(insert(BaseCell), rows)
+    copied = 0
+    source = current_edition(session) if keep_others else None
+    if source is not None:
+        copied = _copy_cells(session, source.id, edition.id, [c.unit.code for c in done])
+    session.flush()
+    return edition, copied
 
 
 def _write_preview(path, done: list[_Community], layers: Layers, buildings: dict, lang: str) -> None:
