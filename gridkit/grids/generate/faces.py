@@ -17,7 +17,7 @@ import numpy as np
 import shapely
 
 from gridkit.grids.generate.buildings import building_parts, owners
-from gridkit.grids.generate.geometry import ON_ROAD_M, face_adjacency, face_segments, segments_on, split_faces
+from gridkit.grids.generate.geometry import face_adjacency, face_segments, segments_on, split_faces
 
 # A face is land between two carriageways when each of them runs along this share of its outline.
 MEDIAN_SHARE = 0.3
@@ -83,19 +83,21 @@ class Faces:
         median = np.zeros(len(self.faces), dtype=bool)
         if not self.pairs or not len(self.faces):
             return median
-        used = sorted({i for pair in self.pairs for i in (pair.a, pair.b)})
+        used = np.array(sorted({i for pair in self.pairs for i in (pair.a, pair.b)}))
         lines = [self.major_parts[i] for i in used]
-        # Only the outlines of faces along a carriageway are looked at segment by segment.
-        _, near = shapely.STRtree(self.faces).query(lines, predicate="dwithin", distance=ON_ROAD_M)
+        # Only the outlines of faces whose box meets a carriageway's are looked at segment by segment.
+        _, near = shapely.STRtree(self.faces).query(lines)
         near = np.unique(near)
         p, q, face, length = face_segments(self.faces[near])
-        face = near[face]
         seg, line = segments_on(p, q, shapely.STRtree(lines))
-        on: dict[int, dict[int, float]] = defaultdict(lambda: defaultdict(float))  # line → face → length
-        for s, k in zip(seg.tolist(), line.tolist()):
-            on[used[k]][int(face[s])] += length[s]
+        n = len(self.faces)
+        keys, inverse = np.unique(used[line].astype(np.int64) * n + near[face[seg]], return_inverse=True)
+        sums = np.bincount(inverse.ravel(), weights=length[seg], minlength=len(keys))
+        on: dict[int, dict[int, float]] = defaultdict(dict)  # line → face → length along it
+        for key, total in zip(keys.tolist(), sums.tolist()):
+            on[key // n][key % n] = total
         for pair in self.pairs:
-            for f in set(on[pair.a]) & set(on[pair.b]):
+            for f in on[pair.a].keys() & on[pair.b].keys():
                 least = min(on[pair.a][f], on[pair.b][f])
                 if least >= MEDIAN_SHARE * self.face_perimeter[f] and not self.face_water[f]:
                     median[f] = True

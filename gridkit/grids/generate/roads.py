@@ -336,8 +336,8 @@ def dangle_connectors(lines: list, tolerance_m: float = DANGLE_SNAP_M) -> list:
     if len(lines) < 2:
         return []
     lines = np.asarray(lines, dtype=object)
-    coords = [shapely.get_coordinates(line)[[0, -1]] for line in lines]
-    ends = shapely.points(np.concatenate(coords))
+    ends = np.empty(2 * len(lines), dtype=object)
+    ends[0::2], ends[1::2] = shapely.get_point(lines, 0), shapely.get_point(lines, -1)
     owner = np.repeat(np.arange(len(lines)), 2)
     tree = shapely.STRtree(lines)
     e, k = tree.query(ends, predicate="dwithin", distance=tolerance_m)
