@@ -40,7 +40,7 @@ from shapely.geometry import Polygon
 from gridkit.errors import ValidationError
 from gridkit.grids.generate.buildings import as_geometries
 from gridkit.grids.generate.faces import Faces
-from gridkit.grids.generate.geometry import line_parts, polygonal
+from gridkit.grids.generate.geometry import LineIndex, line_parts, polygonal
 from gridkit.grids.generate.roads import Road, carriageway_pairs, dangle_connectors, median_connectors
 from gridkit.grids.generate.splitting import Splitting
 from gridkit.grids.generate.target import (
@@ -133,9 +133,12 @@ class _Stats:
     perimeter: dict = field(default_factory=lambda: defaultdict(float))
     shared: dict = field(default_factory=dict)  # g → h → shared length in metres
     major: dict = field(default_factory=dict)  # g → h → shared length along major roads
+    road_land: dict = field(default_factory=dict)  # g → whether it is road land, as far as known
 
     def merge(self, g: int, h: int) -> None:
         """Fold group g into its neighbour h (building counts add up: exact again at the next _groups)."""
+        self.road_land.pop(g, None)
+        self.road_land.pop(h, None)
         self.perimeter[h] += self.perimeter.pop(g) - 2 * self.shared[g][h]
         for table in (self.area, self.count, self.water_area, self.median_area):
             table[h] += table.pop(g, 0)
@@ -187,14 +190,22 @@ class _Generator(Faces, Splitting):
         # crosses it after clipping (an exact clip could end a hair short and leave a dangle).
         clip = community.buffer(1.0)
         shapely.prepare(clip)
-        local = [r for r in roads if r.geom is not None and clip.intersects(r.geom)]
-        self.major_parts, keys = [], []
-        for road in local:
-            if road.major:
+        roads = [r for r in roads if r.geom is not None]
+        meets = shapely.intersects(clip, np.asarray([r.geom for r in roads], dtype=object)) if roads else []
+        local = [r for r, m in zip(roads, meets) if m]
+        majors = [r for r in local if r.major]
+        parts, owner = shapely.get_parts(np.asarray([r.geom for r in majors], dtype=object), return_index=True)
+        if (shapely.get_type_id(parts) == 1).all():  # plain lines: no collection to explode further
+            keep = shapely.length(parts) > 0
+            self.major_parts = list(parts[keep])
+            keys = [(majors[i].name, majors[i].ref, majors[i].label) for i in owner[keep].tolist()]
+        else:
+            self.major_parts, keys = [], []
+            for road in majors:
                 for part in line_parts([road.geom]):
                     self.major_parts.append(part)
                     keys.append((road.name, road.ref, road.label))
-        self.major = shapely.STRtree(self.major_parts) if self.major_parts else None
+        self.major = LineIndex(self.major_parts) if self.major_parts else None
         self.major_labels = [k[2] for k in keys]
         self.pairs = carriageway_pairs(self.major_parts, [k[:2] for k in keys])
         road_parts = line_parts([r.geom for r in local])
@@ -294,7 +305,16 @@ class _Generator(Faces, Splitting):
         return st.area[g] < ISLAND_M2 and sum(st.major[g].values()) >= 0.5 * st.perimeter[g]
 
     def _road_land(self, st: _Stats, g: int) -> bool:
-        """True for a median or traffic island: land between carriageways, or narrow/small and lined by major roads."""
+        """True for a median or traffic island: land between carriageways, or narrow/small and lined by major roads.
+
+        Known until g takes part in a merge (its neighbours' merges leave its measures as they are).
+        """
+        known = st.road_land.get(g)
+        if known is None:
+            known = st.road_land[g] = self._is_road_land(st, g)
+        return known
+
+    def _is_road_land(self, st: _Stats, g: int) -> bool:
         if self._is_water(st, g):
             return False
         if self._is_median(st, g):
@@ -367,8 +387,11 @@ class _Generator(Faces, Splitting):
             candidates = [h for h in st.shared[g] if self._may_merge(st, g, h, across_major, free)]
             if not candidates:
                 continue
-            mine = (self._is_water(st, g), self._road_land(st, g), self._size(st, g))
-            h = max(candidates, key=lambda h, g=g, mine=mine: self._preference(st, g, h, mine))
+            if len(candidates) == 1:
+                h = candidates[0]
+            else:
+                mine = (self._is_water(st, g), self._road_land(st, g), self._size(st, g))
+                h = max(candidates, key=lambda h, g=g, mine=mine: self._preference(st, g, h, mine))
             if st.major[g][h] >= STRADDLE_M and not (free or self._is_water(st, h)):
                 self._note_straddle(st, g, h)
             st.merge(g, h)

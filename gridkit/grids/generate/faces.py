@@ -17,7 +17,7 @@ import numpy as np
 import shapely
 
 from gridkit.grids.generate.buildings import building_parts, owners
-from gridkit.grids.generate.geometry import face_adjacency, face_segments, segments_on, split_faces
+from gridkit.grids.generate.geometry import LineIndex, face_adjacency, face_segments, segments_on, split_faces
 
 # A face is land between two carriageways when each of them runs along this share of its outline.
 MEDIAN_SHARE = 0.3
@@ -85,11 +85,15 @@ class Faces:
             return median
         used = np.array(sorted({i for pair in self.pairs for i in (pair.a, pair.b)}))
         lines = [self.major_parts[i] for i in used]
-        # Only the outlines of faces whose box meets a carriageway's are looked at segment by segment.
-        _, near = shapely.STRtree(self.faces).query(lines)
-        near = np.unique(near)
+        # Only the outlines of faces whose box meets the boxes of both carriageways of a pair are
+        # looked at segment by segment.
+        line_of, face_of = shapely.STRtree(self.faces).query(lines)
+        boxed: dict[int, set] = defaultdict(set)
+        for k, f in zip(used[line_of].tolist(), face_of.tolist()):
+            boxed[k].add(f)
+        near = np.array(sorted(set().union(*(boxed[pair.a] & boxed[pair.b] for pair in self.pairs))), dtype=int)
         p, q, face, length = face_segments(self.faces[near])
-        seg, line = segments_on(p, q, shapely.STRtree(lines))
+        seg, line = segments_on(p, q, LineIndex(lines))
         n = len(self.faces)
         keys, inverse = np.unique(used[line].astype(np.int64) * n + near[face[seg]], return_inverse=True)
         sums = np.bincount(inverse.ravel(), weights=length[seg], minlength=len(keys))

@@ -67,18 +67,39 @@ def face_segments(faces: np.ndarray):
     return p, q, face, np.hypot(*(q - p).T)
 
 
-def segments_on(p: np.ndarray, q: np.ndarray, tree) -> tuple[np.ndarray, np.ndarray]:
-    """Return (segment, line) index pairs: segments whose midpoint lies on a line of the STRtree."""
-    if tree is None or not len(p):
+class LineIndex:
+    """An STRtree over the single segments of some lines: a point near a long line is found by the
+    few segments whose boxes meet it, not by measuring its distance to the whole line."""
+
+    def __init__(self, lines):
+        lines = np.asarray(lines, dtype=object)
+        coords, line = shapely.get_coordinates(lines, return_index=True)
+        inner = line[1:] == line[:-1]
+        self.line_of = line[:-1][inner]
+        self.tree = shapely.STRtree(shapely.linestrings(np.stack([coords[:-1][inner], coords[1:][inner]], axis=1)))
+
+    def near(self, points: np.ndarray, distance: float) -> tuple[np.ndarray, np.ndarray]:
+        """Return (point, line) index pairs, each once: points within `distance` of a line."""
+        point, segment = self.tree.query(points, predicate="dwithin", distance=distance)
+        if not len(point):
+            return point, segment
+        n_lines = int(self.line_of.max()) + 1
+        keys = np.unique(point.astype(np.int64) * n_lines + self.line_of[segment])
+        return keys // n_lines, keys % n_lines
+
+
+def segments_on(p: np.ndarray, q: np.ndarray, index: LineIndex | None) -> tuple[np.ndarray, np.ndarray]:
+    """Return (segment, line) index pairs: segments whose midpoint lies on a line of the LineIndex."""
+    if index is None or not len(p):
         return np.empty(0, int), np.empty(0, int)
-    return tree.query(shapely.points((p + q) / 2), predicate="dwithin", distance=ON_ROAD_M)
+    return index.near(shapely.points((p + q) / 2), ON_ROAD_M)
 
 
 def face_adjacency(faces: np.ndarray, major=None):
     """Return (i, j, shared length, shared length along major roads, (pair, line)) for faces sharing edges.
 
     Faces from one noded polygonize share their edges exactly (same vertex coordinates), so shared
-    edges are found by matching segments, without any geometric tolerance. `major` is an STRtree
+    edges are found by matching segments, without any geometric tolerance. `major` is a LineIndex
     of major road lines (or None); (pair, line) lists which major line runs along which pair.
     """
     empty = np.empty(0, int)

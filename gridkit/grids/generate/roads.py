@@ -271,15 +271,17 @@ def carriageway_pairs(
         for key in {name, ref} - {None}:
             by_key.setdefault(key, []).append(i)
     parts_array = np.asarray(parts, dtype=object)
-    candidates = set()
-    for members in by_key.values():
-        if len(members) < 2:
-            continue
-        group = parts_array[members]
-        close = shapely.distance(group[:, None], group[None, :]) <= gap_m
-        for x, y in zip(*np.nonzero(np.triu(close, 1))):
-            candidates.add((members[x], members[y]))
-    candidates = sorted(candidates)
+    named = [{name, ref} - {None} for name, ref in keys]
+    # Boxes within gap_m first (cheap), then the name or ref, then the distance of the lines themselves.
+    minx, miny, maxx, maxy = shapely.bounds(parts_array).T
+    grown = shapely.box(minx - gap_m, miny - gap_m, maxx + gap_m, maxy + gap_m)
+    x, y = shapely.STRtree(parts_array).query(grown)
+    pairs = [(i, j) for i, j in zip(x.tolist(), y.tolist()) if i < j and named[i] & named[j]]
+    if not pairs:
+        return []
+    i, j = np.array(pairs).T
+    close = shapely.distance(parts_array[i], parts_array[j]) <= gap_m
+    candidates = sorted(zip(i[close].tolist(), j[close].tolist()))
     if not candidates:
         return []
     runs = _parallel_runs(parts_array, candidates, gap_m)
@@ -302,7 +304,9 @@ def median_connectors(
     """
     if not pairs or not others:
         return []
-    ends = shapely.points(np.concatenate([shapely.get_coordinates(line)[[0, -1]] for line in others]))
+    others = np.asarray(others, dtype=object)
+    ends = np.empty(2 * len(others), dtype=object)
+    ends[0::2], ends[1::2] = shapely.get_point(others, 0), shapely.get_point(others, -1)
     parts = np.asarray(parts, dtype=object)
     near_idx = np.array([p.a for p in pairs] + [p.b for p in pairs])
     far_idx = np.array([p.b for p in pairs] + [p.a for p in pairs])
