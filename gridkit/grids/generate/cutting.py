@@ -18,7 +18,8 @@
    Slivers (mean width 2·area/perimeter below `min_width_m`), median faces and water merge freely.
 4. **Split.** Groups above the maximum, and land groups less compact than MIN_COMPACTNESS
    (Polsby-Popper 4πA/P²) that can be cut into two parts within the target, are cut by straight
-   lines (see splitting.py); the pieces are merged again; this repeats (at most `max_rounds`).
+   lines (see splitting.py); only the faces the lines touch are split (faces.py); the pieces are
+   merged again; this repeats (at most `max_rounds`).
 5. **Result.** Cells in numbering order (gridkit.grids.numbering), each counted by the building
    rule (gridkit.rules.building_cell: largest part of the footprint, ties the smallest code), with
    a reason when outside the target and notes when it straddles a major road or stays elongated.

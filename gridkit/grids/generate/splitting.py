@@ -5,8 +5,9 @@ by building count (the cut passes midway between two buildings ordered along the
 (position found by bisection), perpendicular to the long axis of its minimum rotated rectangle
 (the short axis is tried when that cut would leave a piece below the minimum). An elongated land
 group (Polsby-Popper below MIN_COMPACTNESS) is cut in two the same way, but only when no piece
-falls below the minimum. Cut lines are noded into the same line set and everything is polygonized
-again, so cells still share vertices exactly.
+falls below the minimum. Only the faces a round's cut lines touch are noded with them and
+polygonized again (faces._cut_faces), so cells still share vertices exactly and a round costs in
+proportion to what it cuts, not to the whole community.
 """
 
 from __future__ import annotations
