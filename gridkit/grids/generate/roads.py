@@ -248,8 +248,10 @@ def _parallel_runs(
     la, lb = a[owner], b[owner]
     points = shapely.line_interpolate_point(la, along)
     near = shapely.distance(points, lb)
-    on_b = shapely.line_locate_point(lb, points)
-    ok = (near > 0.5) & (near <= gap_m) & (on_b > 0.5) & (on_b < shapely.length(lb) - 0.5)
+    ok = (near > 0.5) & (near <= gap_m)
+    on_b = np.zeros(len(along))
+    on_b[ok] = shapely.line_locate_point(lb[ok], points[ok])  # only where b is near: the rest is out anyway
+    ok &= (on_b > 0.5) & (on_b < shapely.length(lb) - 0.5)
     cos = np.zeros(len(along))
     if ok.any():
         cos[ok] = np.abs(np.einsum("ij,ij->i", _directions(la[ok], along[ok]), _directions(lb[ok], on_b[ok])))
