@@ -30,7 +30,6 @@ FUNCTIONS_BEING_SPLIT = {
     "gridkit/incidents/importer.py:import_incidents",  # being split on branch inc10
     "gridkit/incidents/workflow.py:report_incident",  # being split on branch inc10
     "gridkit/io/export.py:export_layer",  # being split on branch exp12
-    "gridkit/grids/generate/service.py:generate_base_grid",  # being split on branch gen13
 }
 
 
