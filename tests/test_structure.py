@@ -29,7 +29,6 @@ FUNCTIONS_BEING_SPLIT = {
     "gridkit/incidents/components.py:import_components",  # being split on branch inc10
     "gridkit/incidents/importer.py:import_incidents",  # being split on branch inc10
     "gridkit/incidents/workflow.py:report_incident",  # being split on branch inc10
-    "gridkit/io/export.py:export_layer",  # being split on branch exp12
 }
 
 

@@ -402,11 +402,18 @@ def export_layer(
         raise
     if progress:
         progress(stream.done, stream.done)
+    if options.unmasked:
+        _audit_unmasked(session, options, actor, layer, stream.done, path)
+    return _summary(options, crs, query, writer, parts, stream.done, path, started)
+
+
+def _summary(options, crs, query, writer, parts, features: int, path: Path, started: float) -> dict:
+    """Return what an export wrote: layer, format, path, features, CRS, fields, size and time."""
     summary = {
         "layer": options.layer,
         "format": options.format,
         "path": str(path),
-        "features": stream.done,
+        "features": features,
         "crs": crs.label,
         "encoding": options.encoding if options.format in ("shp", "csv") else "utf-8",
         "fields": [name for name, _ in query.fields],
@@ -418,19 +425,21 @@ def export_layer(
         summary["layers"] = parts
     if options.format == "shp":
         summary["shapefile_fields"] = {k: v for k, v in writer.short.items() if k != v}
-    if options.unmasked:
-        # The same audit action as every clear read of personal data (gridkit.pii.mask_or_reveal).
-        audit.record(
-            session,
-            actor,
-            audit.PERSONAL_DATA_READ,
-            object_type="export",
-            object_id=options.layer,
-            detail_fields=list(layer.personal),
-            count=stream.done,
-            path=str(path),
-            area=options.area,
-            where=options.where,
-            format=options.format,
-        )
     return summary
+
+
+def _audit_unmasked(session: Session, options, actor: str, layer, features: int, path: Path) -> None:
+    """Record an unmasked export: the same audit action as every clear read of personal data."""
+    audit.record(
+        session,
+        actor,
+        audit.PERSONAL_DATA_READ,
+        object_type="export",
+        object_id=options.layer,
+        detail_fields=list(layer.personal),
+        count=features,
+        path=str(path),
+        area=options.area,
+        where=options.where,
+        format=options.format,
+    )
