@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from gridkit.errors import ValidationError
 from gridkit.incidents.actors import Actor
+from gridkit.incidents.personal import protect_coordinators
 from gridkit.rules import now, parse_time
 
 STEPS = {
@@ -60,7 +61,9 @@ def evaluate(
 ) -> dict:
     """Return {"by", "from", "to", "rows", "total"}: one row per group (key None: no group, e.g.
     not dispatched or unassigned) and the total over all cases, each with counts, rates and
-    mean/p90 hours per step. A scoped actor's figures cover only its area."""
+    mean/p90 hours per step. A scoped actor's figures cover only its area. By coordinator, the
+    names are personal data: in clear (and recorded in the audit log, in the caller's transaction)
+    only for an actor who may read personal data in its area, masked for any other caller."""
     if by not in GROUPS:
         raise ValidationError("incident.bad_group", by=by, allowed=", ".join(GROUPS))
     start = parse_time(from_, field="from")
@@ -114,6 +117,17 @@ def evaluate(
             rows.append(row)
     if total is None:
         total = _row(None)
+    if by == "coordinator":
+        # Coordinators' names are personal data: clear (and audited) only for who may read them.
+        protect_coordinators(
+            session,
+            rows,
+            actor,
+            area=actor.scope_code if actor is not None else None,
+            evaluation=by,
+            period_from=start.isoformat() if start else None,
+            period_to=end.isoformat(),
+        )
     return {"by": by, "from": start.isoformat() if start else None, "to": end.isoformat(), "rows": rows, "total": total}
 
 
