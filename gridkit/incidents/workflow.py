@@ -168,7 +168,6 @@ def report_incident(
     cell = _cell_at(session, float(lon), float(lat))
     check_scope(actor, cell.community_code if cell else None, "-")
     new_id = session.scalar(text("SELECT nextval(pg_get_serial_sequence('incident', 'id'))"))
-    hours = _hours(cat)
     incident = Incident(
         id=new_id,
         code=incident_code(new_id, when),
@@ -182,9 +181,8 @@ def report_incident(
         source=(source or None),
         idempotency_key=key,
         reported_at=when,
-        deadlines={"accept": _iso(when + hours["accept"])},
-        step_deadline=when + hours["accept"],
     )
+    start_clock(incident, cat)
     if key is not None:
         # Two requests with one key at the same moment: the unique index lets one in.
         try:
@@ -201,6 +199,13 @@ def report_incident(
         session.flush()
     _history(session, incident, None, S.REPORTED, actor, when, None)
     return Report(incident, True, suggest_duplicates(session, incident))
+
+
+def start_clock(incident: Incident, cat: IncidentCategory | None) -> None:
+    """Give a newly reported case its first deadline: accept within the category's accept hours."""
+    accept_by = incident.reported_at + _hours(cat)["accept"]
+    incident.deadlines = {"accept": _iso(accept_by)}
+    incident.step_deadline = accept_by
 
 
 def _same_report(existing: Incident, key: str, description: str) -> Report:
