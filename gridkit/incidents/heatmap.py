@@ -115,8 +115,7 @@ def heatmap(session: Session, filters: dict, actor: Actor | None = None) -> dict
     zoom, size = filters["zoom"], bin_size(filters["zoom"])
     level = next((lv for lv in ROLLUP_LEVELS if zoom <= lv), None)
     if level is None or any(filters.get(k) for k in ("category", "state", "dept")):
-        where, params = _where(filters, actor)
-        counts = _count_cases(session, where, params, size)
+        counts = count_cases(session, filters, actor)
     else:
         counts = _rollup_counts(session, filters, actor, level, zoom)
     bins = [[ix, iy, n] for (ix, iy), n in counts.items() if n]
@@ -127,6 +126,12 @@ def heatmap(session: Session, filters: dict, actor: Actor | None = None) -> dict
         "max": max((b[2] for b in bins), default=0),
         "bins": bins,
     }
+
+
+def count_cases(session: Session, filters: dict, actor: Actor | None = None) -> dict[tuple[int, int], int]:
+    """Return {(ix, iy): count} of the filters counted from the cases themselves (points in the view)."""
+    where, params = _where(filters, actor)
+    return _count_cases(session, where, params, bin_size(filters["zoom"]))
 
 
 def _count_cases(session: Session, where: str, params: dict, size: float) -> dict[tuple[int, int], int]:
