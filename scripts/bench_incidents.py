@@ -70,17 +70,17 @@ def copy(session: Session, sql: str, frame: pd.DataFrame) -> None:
         c.write(buffer.getvalue())
 
 
-def build_city(session: Session) -> None:
-    """Admin units, 10,000 base cells, department 200001 with 100 work cells and coordinators."""
+def _poly(a, b, c, d) -> str:
+    return f"SRID=4490;MULTIPOLYGON((({a} {b},{c} {b},{c} {d},{a} {d},{a} {b})))"
+
+
+def _units_and_cells() -> tuple[list[dict], list[tuple]]:
+    """Return the admin unit rows (city … 100 communities) and the 10,000 base cells (code, community, WKT)."""
     n = BLOCKS * SIDE
     x1, y1 = LON0 + n * CELL, LAT0 + n * CELL
-
-    def poly(a, b, c, d):
-        return f"SRID=4490;MULTIPOLYGON((({a} {b},{c} {b},{c} {d},{a} {d},{a} {b})))"
-
     units = [(CITY, "城", "city", None), (DISTRICT, "区", "district", CITY), (STREET, "街道", "street", DISTRICT)]
     rows = [
-        {"code": c, "name": nm, "level": lv, "parent_code": p, "geom": poly(LON0, LAT0, x1, y1)}
+        {"code": c, "name": nm, "level": lv, "parent_code": p, "geom": _poly(LON0, LAT0, x1, y1)}
         for c, nm, lv, p in units
     ]
     cells = []
@@ -94,7 +94,7 @@ def build_city(session: Session) -> None:
                     "name": f"社区{code[-3:]}",
                     "level": "community",
                     "parent_code": STREET,
-                    "geom": poly(ax, ay, round(ax + SIDE * CELL, 6), round(ay + SIDE * CELL, 6)),
+                    "geom": _poly(ax, ay, round(ax + SIDE * CELL, 6), round(ay + SIDE * CELL, 6)),
                 }
             )
             seq = 0
@@ -102,10 +102,16 @@ def build_city(session: Session) -> None:
                 for c in range(SIDE):
                     seq += 1
                     x, y = round(ax + c * CELL, 6), round(ay + r * CELL, 6)
-                    ring = poly(x, y, round(x + CELL, 6), round(y + CELL, 6))
+                    ring = _poly(x, y, round(x + CELL, 6), round(y + CELL, 6))
                     cells.append(
                         (f"{code}{seq:03d}", code, ring.replace("MULTIPOLYGON((", "POLYGON(").replace(")))", "))"))
                     )
+    return rows, cells
+
+
+def build_city(session: Session) -> None:
+    """Admin units, 10,000 base cells, department 200001 with 100 work cells and coordinators."""
+    rows, cells = _units_and_cells()
     copy(session, "COPY admin_unit (code, name, level, parent_code, geom)", pd.DataFrame(rows))
     edition = session.scalar(
         text(
