@@ -10,7 +10,7 @@ from __future__ import annotations
 import click
 
 from gridkit import db
-from gridkit.cli import GridkitGroup, output, with_settings
+from gridkit.cli import GridkitGroup, output, say, with_settings
 from gridkit.rules import SEVERITIES, IncidentState
 
 as_option = click.option(
@@ -330,7 +330,8 @@ def evaluate(settings, by, from_, to, dept, username):
         "total_mean_h",
         "total_p90_h",
     ]
-    return output.Result(data, rows=flat_rows(data), columns=columns)
+    lines = [say("sup.eval.p90_sample")] if data["p90_sample"] else []
+    return output.Result(data, lines=lines, rows=flat_rows(data), columns=columns)
 
 
 # -- imports (registered under `gridkit import`) ----------------------------------------------------
