@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from gridkit import db
 from gridkit.cli import main
+from gridkit.incidents import evaluate as evaluate_module
 from gridkit.incidents import workflow as wf
 from gridkit.incidents.actors import Actor
 from gridkit.incidents.evaluate import evaluate
@@ -136,6 +137,17 @@ def login(client, name: str) -> str:
     response = client.post("/login", data={"name": name, "password": PASSWORD, "csrf_token": token})
     assert response.status_code == 302, f"{name} could not sign in"
     return re.search(r'name="csrf_token" value="([^"]+)"', client.get("/").get_data(as_text=True)).group(1)
+
+
+def test_supervisor_page_and_cli_say_when_p90_ranks_the_sample(site, monkeypatch):
+    app, settings, _ids = site
+    client = app.test_client()
+    login(client, "super1")
+    assert "p90-sample" not in client.get("/supervisor?from=2020-01-01").get_data(as_text=True)
+    monkeypatch.setattr(evaluate_module, "P90_ALL_MAX", 0)
+    assert "十分之一样本" in client.get("/supervisor?from=2020-01-01").get_data(as_text=True)
+    result = _cli(settings, "incident", "evaluate", "--from", "2020-01-01", user="super1")
+    assert result.exit_code == 0 and "one-in-ten sample" in result.output
 
 
 def test_web_shows_names_only_to_who_may_read_them_and_audits_it(site):
