@@ -31,11 +31,14 @@ def _apply(rows: str) -> str:
     WHERE r.lon IS NOT NULL AND r.reported_at IS NOT NULL
     GROUP BY 1, 2, 3, 4, 5
     HAVING sum(r.s) <> 0
+    ORDER BY 1, 2, 3, 4, 5
     ON CONFLICT (level, ix, iy, month, community_code) DO UPDATE SET n = h.n + EXCLUDED.n;
     """
 
 
 _COLUMNS = "lon, lat, reported_at, base_cell_id"
+# Rollup rows are written in key order (ORDER BY): two transactions moving cases between the same
+# rows lock them in one order and cannot deadlock.
 
 
 # One per-case row of the evaluation's measures (gridkit.incidents.evaluate); step times in
@@ -81,6 +84,7 @@ def _apply_eval(rows: str) -> str:
     FROM ({rows}) r LEFT JOIN base_cell b ON b.id = r.base_cell_id
     WHERE r.reported_at IS NOT NULL
     GROUP BY 1, 2, 3, 4, 5
+    ORDER BY 1, 2, 3, 4, 5
     ON CONFLICT ({keys}) DO UPDATE SET {", ".join(f"{m} = e.{m} + EXCLUDED.{m}" for m in _MEASURES)};
     """
 
