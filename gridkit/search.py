@@ -56,6 +56,11 @@ def _hit(kind: str, code: str, label: str, row) -> dict:
     }
 
 
+def _building_point():
+    """Return the SQL point of a building: its point, else a point on its footprint."""
+    return func.coalesce(Building.geom, func.ST_PointOnSurface(Building.footprint))
+
+
 def search(session: Session, query: str) -> list[dict]:
     """Return the hits for `query`: [{kind, code, label, lon, lat, bbox}], best kinds first.
 
@@ -70,20 +75,28 @@ def search(session: Session, query: str) -> list[dict]:
         raise ValidationError("search.too_long", max=MAX_QUERY)
     point = _LON_LAT.match(text)
     if point:
-        lon, lat = float(point.group(1)), float(point.group(2))
-        if not (math.isfinite(lon) and math.isfinite(lat) and -180 <= lon <= 180 and -90 <= lat <= 90):
-            raise ValidationError("search.bad_point", text=text)
-        return [
-            {
-                "kind": "point",
-                "code": f"{lon},{lat}",
-                "label": f"{lon}, {lat}",
-                "bbox": [lon, lat, lon, lat],
-                "lon": lon,
-                "lat": lat,
-            }
-        ]
+        return [_point_hit(text, point)]
     prefix = _like(text) + "%"
+    return _code_hits(session, prefix) + _name_hits(session, text, prefix)
+
+
+def _point_hit(text: str, point: re.Match) -> dict:
+    """Return the hit for a "lon,lat" query; ValidationError if it is not a point on the earth."""
+    lon, lat = float(point.group(1)), float(point.group(2))
+    if not (math.isfinite(lon) and math.isfinite(lat) and -180 <= lon <= 180 and -90 <= lat <= 90):
+        raise ValidationError("search.bad_point", text=text)
+    return {
+        "kind": "point",
+        "code": f"{lon},{lat}",
+        "label": f"{lon}, {lat}",
+        "bbox": [lon, lat, lon, lat],
+        "lon": lon,
+        "lat": lat,
+    }
+
+
+def _code_hits(session: Session, prefix: str) -> list[dict]:
+    """Return base cells (of the edition shown), work cells in force and buildings whose code starts so."""
     hits = []
     edition = published_or_newest(session)
     if edition is not None:
@@ -108,7 +121,7 @@ def search(session: Session, query: str) -> list[dict]:
         .limit(PER_KIND)
     ):
         hits.append(_hit("work_cell", code, f"{code} {dept} {name or ''}".strip(), box))
-    point_of = func.coalesce(Building.geom, func.ST_PointOnSurface(Building.footprint))
+    point_of = _building_point()
     for code, address, *box in session.execute(
         select(Building.code, Building.address, *_box(point_of))
         .where(Building.code.like(prefix))
@@ -117,6 +130,13 @@ def search(session: Session, query: str) -> list[dict]:
         .limit(PER_KIND)
     ):
         hits.append(_hit("building", code, f"{code} {address or ''}".strip(), box))
+    return hits
+
+
+def _name_hits(session: Session, text: str, prefix: str) -> list[dict]:
+    """Return admin units and addresses containing `text`, and active coordinators whose name starts so."""
+    hits = []
+    point_of = _building_point()
     for code, name, *box in session.execute(
         select(AdminUnit.code, AdminUnit.name, *_box(AdminUnit.geom))
         .where(AdminUnit.name.like("%" + _like(text) + "%"))

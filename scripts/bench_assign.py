@@ -38,8 +38,6 @@ after `assign_subjects` equals PostGIS ST_Covers' (points outside every cell inc
 from __future__ import annotations
 
 import argparse
-import ctypes
-import gc
 import math
 import os
 import random
@@ -51,7 +49,7 @@ from pathlib import Path
 
 import numpy as np
 import shapely
-from shapely.geometry import MultiPolygon, box
+from shapely.geometry import box
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -61,7 +59,9 @@ from gridkit import assign, db  # noqa: E402
 from gridkit.models import BaseGridEdition  # noqa: E402
 from gridkit.spatial.pointindex import default_threads  # noqa: E402
 
-CITY, DISTRICT, STREET = "990100", "990101", "990101001"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchkit import PeakRSS, insert_admin_units, rolled_back_session  # noqa: E402
+
 LON0, LAT0 = 114.05, 22.53
 CELL_DEG = 0.001  # ~100 m
 BLOCKS = 10  # communities per side
@@ -70,48 +70,6 @@ STARTED = time.perf_counter()
 
 def progress(message: str) -> None:
     print(f"[{time.perf_counter() - STARTED:7.1f} s] {message}", flush=True)
-
-
-# -- memory --------------------------------------------------------------------------------------
-
-
-class PeakRSS:
-    """Peak resident set size of a process during a block, minus its size at the start (MB)."""
-
-    def __init__(self, pid: int | str = "self"):
-        self.pid = pid
-        self.mb: float | None = None
-
-    def _status(self, field: str) -> float:
-        with open(f"/proc/{self.pid}/status") as fh:
-            for line in fh:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) / 1024
-        raise KeyError(field)
-
-    def __enter__(self):
-        if self.pid == "self":
-            # Hand freed heap back to the OS first, or earlier steps' memory hides this one's.
-            gc.collect()
-            try:
-                ctypes.CDLL("libc.so.6").malloc_trim(0)
-            except OSError:
-                pass
-        try:
-            with open(f"/proc/{self.pid}/clear_refs", "w") as fh:
-                fh.write("5")  # resets VmHWM to the current RSS
-            self.start = self._status("VmRSS")
-        except OSError:
-            self.start = None
-        return self
-
-    def __exit__(self, *exc):
-        if self.start is not None:
-            try:
-                self.mb = self._status("VmHWM") - self.start
-            except OSError:
-                self.mb = None
-        return False
 
 
 # -- the city and the points ------------------------------------------------------------------------
@@ -140,30 +98,11 @@ def build_city(session: Session, n_cells: int, seed: int):
     xs = [LON0 + i * step for i in range(BLOCKS + 1)]
     ys = [LAT0 + j * step for j in range(BLOCKS + 1)]
     outline = box(xs[0], ys[0], xs[-1], ys[-1])
-    units = [
-        {"code": c, "name": n, "level": lv, "parent": p, "wkt": MultiPolygon([outline]).wkt}
-        for c, n, lv, p in (
-            (CITY, "基准市", "city", None),
-            (DISTRICT, "基准区", "district", CITY),
-            (STREET, "基准街道", "street", DISTRICT),
-        )
-    ]
     communities = []
     for j in reversed(range(BLOCKS)):
         for i in range(BLOCKS):
             communities.append(box(xs[i], ys[j], xs[i + 1], ys[j + 1]))
-    codes = [f"{STREET}{k + 1:03d}" for k in range(len(communities))]
-    units += [
-        {"code": c, "name": f"基准{k + 1}社区", "level": "community", "parent": STREET, "wkt": MultiPolygon([g]).wkt}
-        for k, (c, g) in enumerate(zip(codes, communities))
-    ]
-    session.execute(
-        text(
-            "INSERT INTO admin_unit (code, name, level, parent_code, geom) "
-            "VALUES (:code, :name, :level, :parent, ST_GeomFromText(:wkt, 4490))"
-        ),
-        units,
-    )
+    codes = insert_admin_units(session, outline, communities)
     edition = BaseGridEdition(name=f"bench-assign-{os.getpid()}", status="published", published_at=db_now(session))
     session.add(edition)
     session.flush()
@@ -316,8 +255,7 @@ POSTGIS_JOIN = (
 def run_size(
     session: Session, edition, cells, bounds, lines, n: int, seed: int, args, budget_left, info_from_smaller: dict
 ) -> tuple[list[Row], dict]:
-    import geopandas as gpd
-
+    """Measure every method for n points; return the table rows and the agreement figures."""
     rows: list[Row] = []
     info: dict = {}
     x, y, n_special = make_points(cells, bounds, lines, n, seed)
@@ -325,7 +263,24 @@ def run_size(
     _, seconds, _ = timed(load_points, session, x, y)
     progress(f"loaded and indexed in {seconds:.1f} s")
     backend = session.scalar(text("SELECT pg_backend_pid()"))
+    within = _geopandas_join(session, edition, cells, x, y, rows)
+    mine = _gridkit_compute(session, edition, x, y, rows)
+    ref = _postgis_join(session, edition, n, backend, rows)
+    info["agree_compute"] = float((mine == ref).mean())
+    info["within_differs"] = int((within != ref).sum())
+    info["outside"] = int((ref == 0).sum())
+    info["on_boundary"] = int(((within == 0) & (ref != 0)).sum())
+    info["agree_e2e"] = _assign_end_to_end(session, n, ref, rows)
+    _postgis_update(session, edition, n, backend, rows, args, budget_left, info_from_smaller)
+    session.execute(text("DROP TABLE IF EXISTS bench_ref"))
+    return rows, info
 
+
+def _geopandas_join(session: Session, edition, cells, x, y, rows: list[Row]) -> np.ndarray:
+    """geopandas baseline (its points GeoDataFrame is made first, timed apart); return each point's cell id."""
+    import geopandas as gpd
+
+    n = len(x)
     # geopandas baseline (its points GeoDataFrame is made first, timed apart).
     cells_gdf = gpd.GeoDataFrame(
         {"code_rank": np.arange(len(cells))},
@@ -352,8 +307,13 @@ def run_size(
     within[jl[first]] = cell_ids[jr[first]]
     del joined, points_gdf, cells_gdf, jl, jr, order
     progress(f"geopandas.sjoin: {gpd_s:.2f} s")
+    return within
 
-    # gridkit compute, from the same coordinates.
+
+def _gridkit_compute(session: Session, edition, x, y, rows: list[Row]) -> np.ndarray:
+    """gridkit compute, from the same coordinates; return each point's cell id."""
+    n = len(x)
+
     def compute():
         index = assign.base_cell_index(session, edition)
         return index.cells_at(x, y)
@@ -369,7 +329,11 @@ def run_size(
         )
     )
     progress(f"gridkit compute: {gk_s:.2f} s")
+    return mine
 
+
+def _postgis_join(session: Session, edition, n: int, backend, rows: list[Row]) -> np.ndarray:
+    """The reference, into the temporary table bench_ref; return each point's cell id."""
     # PostGIS, best plan, ties by smallest code: the reference.
     conn = session.connection().connection.driver_connection
     with conn.cursor() as cur:
@@ -394,11 +358,11 @@ def run_size(
     ref_ids, ref_cells = fetch_ids_cells(session, "SELECT id, cell FROM bench_ref")
     ref = np.zeros(n, dtype=np.int64)
     ref[ref_ids - 1] = ref_cells
-    info["agree_compute"] = float((mine == ref).mean())
-    info["within_differs"] = int((within != ref).sum())
-    info["outside"] = int((ref == 0).sum())
-    info["on_boundary"] = int(((within == 0) & (ref != 0)).sum())
+    return ref
 
+
+def _assign_end_to_end(session: Session, n: int, ref: np.ndarray, rows: list[Row]) -> float:
+    """Run `assign_subjects` twice (first run, re-run), timing its parts; return the agreement of the first."""
     # gridkit assign end to end (what `gridkit assign` runs), first run then a re-run.
     parts: dict[str, float] = {}
 
@@ -443,7 +407,7 @@ def run_size(
         got_ids, got_cells = fetch_ids_cells(session, "SELECT id, base_cell_id AS cell FROM legal_entity")
         got = np.zeros(n, dtype=np.int64)
         got[got_ids - 1] = got_cells
-        info["agree_e2e"] = float((got == ref).mean())
+        agreement = float((got == ref).mean())
         parts.clear()
         again, re_s, re_mb = timed(assign.assign_subjects, session, ["entities"])
         breakdown = ", ".join(f"{k} {v:.2f} s" for k, v in parts.items())
@@ -467,7 +431,13 @@ def run_size(
             assign.BaseCellIndex.cells_at,
         ) = originals
         savepoint.rollback()
+    return agreement
 
+
+def _postgis_update(
+    session: Session, edition, n: int, backend, rows: list[Row], args, budget_left, info_from_smaller: dict
+) -> None:
+    """PostGIS doing the same job as an UPDATE (first run), if time allows."""
     # PostGIS doing the same job as an UPDATE (first run), if time allows.
     # Its time per row grows with n (the table outgrows shared_buffers; 5M took ~1.8× the 1M
     # rate here): run it only when the rest of the budget surely allows.
@@ -492,8 +462,6 @@ def run_size(
             f"PostGIS UPDATE skipped for this size: ~{expected:.0f} s expected, {budget_left():.0f} s of "
             "the budget left (--postgis-update always runs it)"
         )
-    session.execute(text("DROP TABLE IF EXISTS bench_ref"))
-    return rows, info
 
 
 def print_table(rows: list[Row]) -> None:
@@ -527,53 +495,41 @@ def print_table(rows: list[Row]) -> None:
 
 
 def run(url: str, args) -> str:
-    engine = db.make_engine(url)
     sizes = [int(s) for s in args.sizes.split(",")]
     deadline = time.perf_counter() + args.budget
 
     def budget_left() -> float:
         return deadline - time.perf_counter()
 
-    try:
-        with engine.connect() as conn:
-            outer = conn.begin()
-            session = Session(bind=conn, join_transaction_mode="create_savepoint")
-            try:
-                progress(f"building a city of ~{args.cells:,} cells …")
-                edition, cells, bounds, lines = build_city(session, args.cells, args.seed)
-                progress(f"{len(cells):,} cells in {BLOCKS * BLOCKS} communities")
-                all_rows, infos, carry = [], {}, {}
-                for n in sizes:
-                    rows, info = run_size(
-                        session, edition, cells, bounds, lines, n, args.seed, args, budget_left, carry
-                    )
-                    all_rows += rows
-                    infos[n] = info
-                print_table(all_rows)
-                print()
-                for n, info in infos.items():
-                    print(
-                        f"{n:>9,} points: agreement with PostGIS ST_Covers (smallest code on ties, outside = none): "
-                        f"engine compute {info['agree_compute']:.6f}, after gridkit assign {info['agree_e2e']:.6f}; "
-                        f"{info['outside']:,} points outside every cell; {info['on_boundary']:,} on a cell boundary "
-                        f"(no cell for 'within'); geopandas 'within' differs from covers for "
-                        f"{info['within_differs']:,}"
-                    )
-                n = sizes[-1]
-                gpd_s = next(r.seconds for r in all_rows if r.size == n and r.method.startswith("geopandas"))
-                mine = next(r.seconds for r in all_rows if r.size == n and r.method.startswith("gridkit engine"))
-                print(
-                    f"ratio_vs_geopandas is for {n:,} points: geopandas.sjoin join seconds / gridkit compute seconds "
-                    "(cells read + index build + locate; reading points and writing cells are in the "
-                    "end-to-end rows); "
-                    "agreement is that of the cells stored by gridkit assign"
-                )
-                return f"ratio_vs_geopandas={gpd_s / mine:.3f} agreement={infos[n]['agree_e2e']:.6f}"
-            finally:
-                session.close()
-                outer.rollback()
-    finally:
-        engine.dispose()
+    with rolled_back_session(url) as session:
+        progress(f"building a city of ~{args.cells:,} cells …")
+        edition, cells, bounds, lines = build_city(session, args.cells, args.seed)
+        progress(f"{len(cells):,} cells in {BLOCKS * BLOCKS} communities")
+        all_rows, infos, carry = [], {}, {}
+        for n in sizes:
+            rows, info = run_size(session, edition, cells, bounds, lines, n, args.seed, args, budget_left, carry)
+            all_rows += rows
+            infos[n] = info
+        print_table(all_rows)
+        print()
+        for n, info in infos.items():
+            print(
+                f"{n:>9,} points: agreement with PostGIS ST_Covers (smallest code on ties, outside = none): "
+                f"engine compute {info['agree_compute']:.6f}, after gridkit assign {info['agree_e2e']:.6f}; "
+                f"{info['outside']:,} points outside every cell; {info['on_boundary']:,} on a cell boundary "
+                f"(no cell for 'within'); geopandas 'within' differs from covers for "
+                f"{info['within_differs']:,}"
+            )
+        n = sizes[-1]
+        gpd_s = next(r.seconds for r in all_rows if r.size == n and r.method.startswith("geopandas"))
+        mine = next(r.seconds for r in all_rows if r.size == n and r.method.startswith("gridkit engine"))
+        print(
+            f"ratio_vs_geopandas is for {n:,} points: geopandas.sjoin join seconds / gridkit compute seconds "
+            "(cells read + index build + locate; reading points and writing cells are in the "
+            "end-to-end rows); "
+            "agreement is that of the cells stored by gridkit assign"
+        )
+        return f"ratio_vs_geopandas={gpd_s / mine:.3f} agreement={infos[n]['agree_e2e']:.6f}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -37,18 +37,21 @@ import numpy as np
 import shapely
 import shapely.affinity
 from pyproj import Transformer
-from shapely.geometry import MultiPolygon, box
+from shapely.geometry import box
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchkit import insert_admin_units, rolled_back_session  # noqa: E402
+
 from gridkit import db  # noqa: E402
 from gridkit.coords import gauss_kruger_epsg  # noqa: E402
-from gridkit.grids.validate import AREA_TOLERANCE_M2, SLIVER_M2, renumber_base_cells, validate_base_grid  # noqa: E402
+from gridkit.grids.problems import AREA_TOLERANCE_M2, SLIVER_M2  # noqa: E402
+from gridkit.grids.renumber import renumber_base_cells  # noqa: E402
+from gridkit.grids.validate import validate_base_grid  # noqa: E402
 from gridkit.models import BaseGridEdition  # noqa: E402
 
-CITY, DISTRICT, STREET = "990100", "990101", "990101001"
 LON0, LAT0 = 114.05, 22.53  # south-west corner of the city (Shenzhen's latitude)
 CELL_DEG = 0.001  # about 100 m: the typical cell
 NOISE_DEG2 = AREA_TOLERANCE_M2 / 1.25e10  # a square degree is at most ~1.23e10 m²
@@ -124,26 +127,7 @@ def build_city(session: Session, n_cells: int, seed: int) -> City:
     outline = box(LON0, LAT0, LON0 + side, LAT0 + side)
     communities = _voronoi_in(outline, _jittered_seeds(rng, 100, outline.bounds))
     communities.sort(key=lambda g: (-round(g.centroid.y, 6), g.centroid.x))
-    units = [
-        {"code": c, "name": n, "level": lv, "parent": p, "wkt": MultiPolygon([outline]).wkt}
-        for c, n, lv, p in (
-            (CITY, "基准市", "city", None),
-            (DISTRICT, "基准区", "district", CITY),
-            (STREET, "基准街道", "street", DISTRICT),
-        )
-    ]
-    codes = [f"{STREET}{i + 1:03d}" for i in range(len(communities))]
-    units += [
-        {"code": code, "name": f"基准{i + 1}社区", "level": "community", "parent": STREET, "wkt": MultiPolygon([g]).wkt}
-        for i, (code, g) in enumerate(zip(codes, communities))
-    ]
-    session.execute(
-        text(
-            "INSERT INTO admin_unit (code, name, level, parent_code, geom) "
-            "VALUES (:code, :name, :level, :parent, ST_GeomFromText(:wkt, 4490))"
-        ),
-        units,
-    )
+    codes = insert_admin_units(session, outline, communities)
     edition = BaseGridEdition(name=f"bench-{os.getpid()}-{seed}", status="draft")
     session.add(edition)
     session.flush()
@@ -417,28 +401,18 @@ def print_table(rows: list[Row]) -> None:
 
 def run(url: str, args: argparse.Namespace) -> None:
     """Build the city and run every benchmark inside one transaction that is rolled back."""
-    engine = db.make_engine(url)
-    try:
-        with engine.connect() as conn:
-            outer = conn.begin()
-            session = Session(bind=conn, join_transaction_mode="create_savepoint")
-            try:
-                city, seconds = timed(build_city, session, args.cells, args.seed)
-                print(
-                    f"built {city.cells:,} cells in {len(city.communities)} communities in {seconds:.1f} s; "
-                    "injected: " + "; ".join(city.injected)
-                )
-                rows = []
-                for bench in BENCHMARKS:
-                    with session.begin_nested() as savepoint:
-                        rows += bench(Context(session, city, args))
-                        savepoint.rollback()
-                print_table(rows)
-            finally:
-                session.close()
-                outer.rollback()
-    finally:
-        engine.dispose()
+    with rolled_back_session(url) as session:
+        city, seconds = timed(build_city, session, args.cells, args.seed)
+        print(
+            f"built {city.cells:,} cells in {len(city.communities)} communities in {seconds:.1f} s; "
+            "injected: " + "; ".join(city.injected)
+        )
+        rows = []
+        for bench in BENCHMARKS:
+            with session.begin_nested() as savepoint:
+                rows += bench(Context(session, city, args))
+                savepoint.rollback()
+        print_table(rows)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -35,7 +35,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_assign import PeakRSS
+from benchkit import PeakRSS, rolled_back_session
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -145,61 +145,53 @@ def timed(func):
 
 def run(url: str, args) -> str:
     rng = np.random.default_rng(args.seed)
-    engine = db.make_engine(url)
     rows = []
     out = Path(tempfile.mkdtemp(prefix="gk-bench-export-"))
     try:
-        with engine.connect() as conn:
-            outer = conn.begin()
-            session = Session(bind=conn, join_transaction_mode="create_savepoint")
-            try:
-                cells = build_city(session)
-                progress(f"{len(cells):,} base cells; loading {args.points:,} entities …")
-                load_entities(session, cells, args.points, rng)
-                session.execute(text("ANALYZE legal_entity"))
-                n = args.points
-                # Baseline: the same rows (masked query of the entities layer) as one GeoDataFrame.
-                import geopandas as gpd
-                import pyogrio
-                import shapely
+        with rolled_back_session(url) as session:
+            cells = build_city(session)
+            progress(f"{len(cells):,} base cells; loading {args.points:,} entities …")
+            load_entities(session, cells, args.points, rng)
+            session.execute(text("ANALYZE legal_entity"))
+            n = args.points
+            # Baseline: the same rows (masked query of the entities layer) as one GeoDataFrame.
+            import geopandas as gpd
+            import pyogrio
+            import shapely
 
-                query = build_query(session, LAYERS["entities"])
-                read_s, read_mb, frame = timed(lambda: _frame(session, query, gpd, shapely))
-                rows.append(("baseline read of the frame into memory (not in the ratios)", read_s, read_mb))
-                for fmt, name, driver in (("shp", "raw.shp", "ESRI Shapefile"), ("gpkg", "raw.gpkg", "GPKG")):
-                    s, mb, _ = timed(
-                        lambda f=frame, p=out / name, d=driver, e=("UTF-8" if fmt == "shp" else None): (
-                            pyogrio.write_dataframe(f, p, driver=d, use_arrow=True, encoding=e)
-                        )
+            query = build_query(session, LAYERS["entities"])
+            read_s, read_mb, frame = timed(lambda: _frame(session, query, gpd, shapely))
+            rows.append(("baseline read of the frame into memory (not in the ratios)", read_s, read_mb))
+            for fmt, name, driver in (("shp", "raw.shp", "ESRI Shapefile"), ("gpkg", "raw.gpkg", "GPKG")):
+                s, mb, _ = timed(
+                    lambda f=frame, p=out / name, d=driver, e=("UTF-8" if fmt == "shp" else None): (
+                        pyogrio.write_dataframe(f, p, driver=d, use_arrow=True, encoding=e)
                     )
-                    rows.append((f"raw pyogrio.write_dataframe use_arrow → {fmt}", s, mb))
-                chunks = _chunks(frame, query, 50_000)
-                del frame
-                for fmt in ("shp", "gpkg"):
-                    s, mb, _ = timed(lambda f=fmt, c=chunks: _writers_only(f, c, query, out))
-                    rows.append((f"gridkit writers only, 50k-row chunks from memory → {fmt}", s, mb))
-                del chunks
-                for fmt, name in (("shp", "entities.zip"), ("gpkg", "entities.gpkg")):
-                    s, mb, summary = timed(
-                        lambda f=fmt, p=out / name: export_layer(
-                            session, ExportOptions("entities", f, p, max_features=10**9)
-                        )
+                )
+                rows.append((f"raw pyogrio.write_dataframe use_arrow → {fmt}", s, mb))
+            chunks = _chunks(frame, query, 50_000)
+            del frame
+            for fmt in ("shp", "gpkg"):
+                s, mb, _ = timed(lambda f=fmt, c=chunks: _writers_only(f, c, query, out))
+                rows.append((f"gridkit writers only, 50k-row chunks from memory → {fmt}", s, mb))
+            del chunks
+            for fmt, name in (("shp", "entities.zip"), ("gpkg", "entities.gpkg")):
+                s, mb, summary = timed(
+                    lambda f=fmt, p=out / name: export_layer(
+                        session, ExportOptions("entities", f, p, max_features=10**9)
                     )
-                    assert summary["features"] == n
-                    rows.append((f"gridkit export entities end to end → {fmt}", s, mb))
-                session.execute(text("TRUNCATE legal_entity"))
-                progress(f"loading {args.residents:,} residents …")
-                load_residents(session, cells, args.residents, rng)
-                session.execute(text("ANALYZE resident"))
-                run_report(session, "population", by="community")  # warm the cache once
-                s, mb, result = timed(lambda: run_report(session, "population", by="community"))
-                assert sum(r["residents"] for r in result.main.rows) == args.residents
-                rows.append((f"report population by community over {args.residents:,} residents", s, mb))
-            finally:
-                session.close()
-                outer.rollback()
+                )
+                assert summary["features"] == n
+                rows.append((f"gridkit export entities end to end → {fmt}", s, mb))
+            session.execute(text("TRUNCATE legal_entity"))
+            progress(f"loading {args.residents:,} residents …")
+            load_residents(session, cells, args.residents, rng)
+            session.execute(text("ANALYZE resident"))
+            run_report(session, "population", by="community")  # warm the cache once
+            s, mb, result = timed(lambda: run_report(session, "population", by="community"))
+            assert sum(r["residents"] for r in result.main.rows) == args.residents
+            rows.append((f"report population by community over {args.residents:,} residents", s, mb))
     finally:
-        engine.dispose()
         for path in out.glob("*"):
             path.unlink()
         out.rmdir()

@@ -40,6 +40,40 @@ def _cells(community: str) -> list[str]:
 def make_city(session: Session, *, residents_per_cell: int = 2) -> dict:
     """Make the grid, department 综治 with versions 1 and 2, coordinators and subjects. Returns facts."""
     make_base_grid(session, communities=2)
+    v1, v2, zhang = _make_work_grids(session)
+    _add_categories(session)
+    from gridkit.models import BaseCell
+
+    cells = {c.code: c for c in session.query(BaseCell)}
+    n = 0
+    for i, code in enumerate(sorted(cells)):
+        cell = cells[code]
+        community = 0 if code.startswith(C1) else 1
+        seq = int(code[-3:]) - 1
+        x = X0 + community * 3 * D + (seq % 3) * D + D / 2
+        y = Y0 + (2 - seq // 3) * D + D / 2
+        n = _add_subjects(session, i, cell, Point(x, y), residents_per_cell, n)
+        if i < 6:
+            _add_incident(session, i, cell, Point(x, y), zhang)
+    _add_components(session, cells[sorted(cells)[0]])
+    session.flush()
+    return {
+        "cells": len(cells),
+        "residents": n,
+        "buildings": len(cells),
+        "entities": len(cells),
+        "incidents": 6,
+        "components": 3,
+        "v1": v1,
+        "v2": v2,
+    }
+
+
+def _make_work_grids(session: Session):
+    """Department DEPT with versions 1 (from V1_FROM) and 2 (from V2_FROM) and their coordinators.
+
+    Returns version 1, version 2 and 张三丰, work cell 1's coordinator in version 1.
+    """
     work.add_department(session, DEPT, "综合治理")
     v1 = work.start_draft(session, DEPT)
     # Version 1: one work cell for both communities' first rows, one for the rest.
@@ -54,7 +88,11 @@ def make_city(session: Session, *, residents_per_cell: int = 2) -> dict:
     work.publish(session, v2, at=V2_FROM)
     work.add_coordinator(session, "王五", "13700137777", DEPT, [WC1], version=v2)
     work.add_coordinator(session, "李四", "13900139999", DEPT, [WC2], version=v2)
+    return v1, v2, zhang
 
+
+def _add_categories(session: Session) -> None:
+    """Add the component category 0101 and the event category E0101 unless they exist."""
     for code, name in (("0101", "上水井盖"), ("E0101", "暴露垃圾")):
         if session.get(IncidentCategory, code) is None:
             session.add(
@@ -68,91 +106,91 @@ def make_city(session: Session, *, residents_per_cell: int = 2) -> dict:
                 )
             )
     session.flush()
-    from gridkit.models import BaseCell
 
-    cells = {c.code: c for c in session.query(BaseCell)}
-    n = 0
-    for i, code in enumerate(sorted(cells)):
-        cell = cells[code]
-        community = 0 if code.startswith(C1) else 1
-        seq = int(code[-3:]) - 1
-        x = X0 + community * 3 * D + (seq % 3) * D + D / 2
-        y = Y0 + (2 - seq // 3) * D + D / 2
-        building = Building(
-            code=f"B{i:04d}",
-            address=f"深圳市福田区园岭街道{i}号楼",
-            floors=i % 30 + 1,
-            geom=from_shape(Point(x, y), srid=SRID),
+
+def _add_subjects(session: Session, i: int, cell, point: Point, residents_per_cell: int, n: int) -> int:
+    """Add building i, its residents and a legal entity at `point` in `cell`; return the residents made so far."""
+    building = Building(
+        code=f"B{i:04d}",
+        address=f"深圳市福田区园岭街道{i}号楼",
+        floors=i % 30 + 1,
+        geom=from_shape(point, srid=SRID),
+        base_cell_id=cell.id,
+    )
+    session.add(building)
+    session.flush()
+    for k in range(residents_per_cell):
+        n += 1
+        birth = date(2020 - (n * 7) % 90, 1 + n % 12, 1 + n % 28)
+        resident = Resident(
+            id_number_hash=f"{n:064d}",
+            id_number_masked="4403**********123X",
+            name=f"居民{n}号",
+            phone=f"1380000{n:04d}",
+            household=f"H{i:04d}",
+            population_type="registered" if k == 0 else "floating",
+            building_id=building.id,
+            geom=from_shape(point, srid=SRID),
             base_cell_id=cell.id,
         )
-        session.add(building)
-        session.flush()
-        for k in range(residents_per_cell):
-            n += 1
-            birth = date(2020 - (n * 7) % 90, 1 + n % 12, 1 + n % 28)
-            resident = Resident(
-                id_number_hash=f"{n:064d}",
-                id_number_masked="4403**********123X",
-                name=f"居民{n}号",
-                phone=f"1380000{n:04d}",
-                household=f"H{i:04d}",
-                population_type="registered" if k == 0 else "floating",
-                building_id=building.id,
-                geom=from_shape(Point(x, y), srid=SRID),
-                base_cell_id=cell.id,
-            )
-            if hasattr(Resident, "birth_date"):
-                resident.birth_date = birth
-            session.add(resident)
+        if hasattr(Resident, "birth_date"):
+            resident.birth_date = birth
+        session.add(resident)
+    session.add(
+        LegalEntity(
+            credit_code=f"91440300MA5F{i:06d}",
+            name=f"深圳市园岭{i}号科技有限公司",
+            address=f"园岭街道{i}号",
+            geom=from_shape(point, srid=SRID),
+            base_cell_id=cell.id,
+        )
+    )
+    return n
+
+
+def _add_incident(session: Session, i: int, cell, point: Point, coordinator) -> None:
+    """Add incident i (i < 6) at `point` with its history: closed in 10 h (i < 3) or 40 h, or still dispatched."""
+    category = "0101" if i % 2 == 0 else "E0101"
+    closed = REPORTED + timedelta(hours=10 if i < 3 else 40) if i % 3 != 2 else None
+    incident = Incident(
+        code=f"INC{i:04d}",
+        category_code=category,
+        description=f"井盖缺失{i}",
+        status="closed" if closed else "dispatched",
+        severity="normal",
+        geom=from_shape(point, srid=SRID),
+        base_cell_id=cell.id,
+        dept_code=DEPT,
+        reporter="赵六",
+        reported_at=REPORTED + timedelta(days=i),
+        coordinator_id=coordinator.id,
+        deadline=REPORTED + timedelta(days=i, hours=24),
+        closed_at=closed + timedelta(days=i) if closed else None,
+    )
+    session.add(incident)
+    session.flush()
+    steps = [
+        (None, "reported", 0),
+        ("reported", "accepted", 1),
+        ("accepted", "classified", 2),
+        ("classified", "dispatched", 3),
+    ]
+    if closed:
+        steps += [("dispatched", "fed_back", 8), ("fed_back", "closed", 10 if i < 3 else 40)]
+    for frm, to, hours in steps:
         session.add(
-            LegalEntity(
-                credit_code=f"91440300MA5F{i:06d}",
-                name=f"深圳市园岭{i}号科技有限公司",
-                address=f"园岭街道{i}号",
-                geom=from_shape(Point(x, y), srid=SRID),
-                base_cell_id=cell.id,
+            IncidentHistory(
+                incident_id=incident.id,
+                at=incident.reported_at + timedelta(hours=hours),
+                actor="test",
+                from_status=frm,
+                to_status=to,
             )
         )
-        if i < 6:
-            category = "0101" if i % 2 == 0 else "E0101"
-            closed = REPORTED + timedelta(hours=10 if i < 3 else 40) if i % 3 != 2 else None
-            incident = Incident(
-                code=f"INC{i:04d}",
-                category_code=category,
-                description=f"井盖缺失{i}",
-                status="closed" if closed else "dispatched",
-                severity="normal",
-                geom=from_shape(Point(x, y), srid=SRID),
-                base_cell_id=cell.id,
-                dept_code=DEPT,
-                reporter="赵六",
-                reported_at=REPORTED + timedelta(days=i),
-                coordinator_id=zhang.id,
-                deadline=REPORTED + timedelta(days=i, hours=24),
-                closed_at=closed + timedelta(days=i) if closed else None,
-            )
-            session.add(incident)
-            session.flush()
-            steps = [
-                (None, "reported", 0),
-                ("reported", "accepted", 1),
-                ("accepted", "classified", 2),
-                ("classified", "dispatched", 3),
-            ]
-            if closed:
-                steps += [("dispatched", "fed_back", 8), ("fed_back", "closed", 10 if i < 3 else 40)]
-            for frm, to, hours in steps:
-                session.add(
-                    IncidentHistory(
-                        incident_id=incident.id,
-                        at=incident.reported_at + timedelta(hours=hours),
-                        actor="test",
-                        from_status=frm,
-                        to_status=to,
-                    )
-                )
-    # Components (部件): a manhole cover (point) and a railing (line) in the first cell.
-    first = cells[sorted(cells)[0]]
+
+
+def _add_components(session: Session, first) -> None:
+    """Components (部件): a manhole cover (point) and a railing (line) in the first cell."""
     session.add_all(
         [
             Component(
@@ -171,14 +209,3 @@ def make_city(session: Session, *, residents_per_cell: int = 2) -> dict:
             ),
         ]
     )
-    session.flush()
-    return {
-        "cells": len(cells),
-        "residents": n,
-        "buildings": len(cells),
-        "entities": len(cells),
-        "incidents": 6,
-        "components": 3,
-        "v1": v1,
-        "v2": v2,
-    }

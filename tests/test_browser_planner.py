@@ -12,9 +12,14 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from factories import X0, Y0, D
 from test_browser import _offline_page, chromium  # noqa: F401 (a fixture)
-from test_web_planner import (
+from werkzeug.serving import make_server
+
+from gridkit import db
+from gridkit.grids import work
+from gridkit.models import WorkGridVersion
+from tests.factories import X0, Y0, D
+from tests.factories_planner import (
     C1,
     C2,
     DEPT,
@@ -29,12 +34,6 @@ from test_web_planner import (
     members,
     read,
 )
-from werkzeug.serving import make_server
-
-from gridkit import db
-from gridkit.grids import work
-from gridkit.models import WorkGridVersion
-from tests.factories import X0, Y0, D
 from web import create_app
 
 SHOTS = Path("/tmp")
@@ -115,8 +114,21 @@ def test_planner_edits_publishes_and_compares(chromium, server):
     assert colour_a != colour_b and colour_a.startswith("#")
     assert page.locator("#gk-problems-status").get_attribute("data-errors") == "0"
     page.screenshot(path=str(SHOTS / "gridkit-planner-editor.png"))
+    state = _move_two_cells_by_click(page, settings, ids, state, (colour_a, colour_b))
+    state = _move_a_row_by_box_to_a_new_work_cell(page, settings, ids, state)
+    state = _move_a_column_by_polygon(page, settings, ids, state)
+    _problem_highlights_its_cells(page)
+    _publish(page, settings, ids)
+    _diff_highlights_the_moved_cells(page, base_url, settings)
+    _roll_back_to_version_1(page, settings, ids)
+    assert all(urlsplit(url).hostname == "tile.openstreetmap.org" for url in blocked), blocked
+    assert not errors, errors
+    page.close()
 
-    # 1. Click two cells of A and move them to B.
+
+def _move_two_cells_by_click(page, settings, ids, state, colours) -> dict:
+    """Step 1: Click two cells of A and move them to B (whose colour they take)."""
+    colour_a, colour_b = colours
     page.click(f'path[data-code="{cell(C1, 3)}"]')
     page.click(f'path[data-code="{cell(C1, 6)}"]')
     assert cell_attr(page, cell(C1, 3), "data-selected") == "true"
@@ -133,8 +145,11 @@ def test_planner_edits_publishes_and_compares(chromium, server):
     assert legend_count(page, A) == 7 and legend_count(page, B) == 11
     assert members(settings, ids["draft"])[cell(C1, 3)] == B
     assert "已将 2 个基础网格移入工作网格" in page.inner_text("#gk-notice")
+    return state
 
-    # 2. Box select (Shift+drag) community 1's south row, move it to a new work cell.
+
+def _move_a_row_by_box_to_a_new_work_cell(page, settings, ids, state) -> dict:
+    """Step 2: Box select (Shift+drag) community 1's south row, move it to a new work cell."""
     x0, y0 = point(page, X0 + 0.3 * D, Y0 + 0.8 * D)
     x1, y1 = point(page, X0 + 2.7 * D, Y0 + 0.2 * D)
     centre_before = page.evaluate("() => window.gridkit.map.getCenter()")
@@ -156,8 +171,11 @@ def test_planner_edits_publishes_and_compares(chromium, server):
     assert legend_count(page, NEW) == 3 and legend_count(page, A) == 4
     assert all(cell_attr(page, code, "data-work-cell") == NEW for code in selected)
     assert {members(settings, ids["draft"])[code] for code in selected} == {NEW}
+    return state
 
-    # 3. Draw a polygon over community 2's east column (and 30 % of the middle one).
+
+def _move_a_column_by_polygon(page, settings, ids, state) -> dict:
+    """Step 3: Draw a polygon over community 2's east column (and 30 % of the middle one)."""
     page.click('[data-tool="polygon"]')
     corners = [
         (X0 + 4.7 * D, Y0 + 0.05 * D),
@@ -181,25 +199,32 @@ def test_planner_edits_publishes_and_compares(chromium, server):
     assert legend_count(page, polygon_cell) == 3 and legend_count(page, B) == 8
     assert {members(settings, ids["draft"])[code] for code in selected} == {polygon_cell}
     assert page.locator("#gk-problems-status").get_attribute("data-errors") == "0"
+    return state
 
-    # 4. A problem in the validation panel highlights its cells.
+
+def _problem_highlights_its_cells(page):
+    """Step 4: A problem in the validation panel highlights its cells."""
     page.click('#gk-problem-list [data-type="no_coordinator"]')
     assert page.locator('path[data-highlighted="true"]').count() == 18
     page.click('[data-tool="click"]')
     page.screenshot(path=str(SHOTS / "gridkit-planner-edited.png"))
 
-    # 5. Publish: the page becomes the read-only published version.
+
+def _publish(page, settings, ids):
+    """Step 5: Publish: the page becomes the read-only published version."""
     page.once("dialog", lambda dialog: dialog.accept())
     page.click("#gk-publish")
     page.wait_for_selector("#gk-version-status.status-published")
     assert read(settings, lambda s: s.get(WorkGridVersion, ids["draft"]).status) == "published"
-    state = wait_ready(page)
+    wait_ready(page)
     assert page.locator("#gk-move").count() == 0
     page.wait_for_selector('#gk-history [data-number="2"] .history-diff')
     assert page.get_attribute('#gk-history [data-number="1"]', "data-status") == "retired"
     page.screenshot(path=str(SHOTS / "gridkit-planner-published.png"))
 
-    # 6. The diff with the previous version highlights the moved base cells.
+
+def _diff_highlights_the_moved_cells(page, base_url, settings):
+    """Step 6: The diff with the previous version highlights the moved base cells."""
     page.click('#gk-history [data-number="2"] .history-diff')
     page.wait_for_url(f"{base_url}/planner/diff/{DEPT}/1/2")
     wait_ready(page)
@@ -222,7 +247,9 @@ def test_planner_edits_publishes_and_compares(chromium, server):
     assert A in tooltip.inner_text() and B in tooltip.inner_text()
     page.screenshot(path=str(SHOTS / "gridkit-planner-diff.png"))
 
-    # 7. Roll back to version 1 from the history list: a copy of it is published as version 3.
+
+def _roll_back_to_version_1(page, settings, ids):
+    """Step 7: Roll back to version 1 from the history list: a copy of it is published as version 3."""
     page.once("dialog", lambda dialog: dialog.accept())
     page.click('#gk-history [data-number="1"] .history-rollback')
     page.wait_for_selector("#gk-version-status.status-published")
@@ -234,10 +261,6 @@ def test_planner_edits_publishes_and_compares(chromium, server):
         restored_id = restored.id
     assert members(settings, restored_id) == members(settings, ids["published"])
     assert cell_attr(page, cell(C1, 3), "data-work-cell") == A
-
-    assert all(urlsplit(url).hostname == "tile.openstreetmap.org" for url in blocked), blocked
-    assert not errors, errors
-    page.close()
 
 
 def test_stale_draft_is_reloaded_and_publish_refused(chromium, server):

@@ -42,59 +42,28 @@ def _count(settings, model):
         return session.scalar(select(func.count()).select_from(model))
 
 
+def _admin_import(settings, path, *options):
+    """Run `gridkit admin import PATH OPTIONS…`; return the CliRunner result."""
+    return run(settings, "admin", "import", str(path), *options)
+
+
 def test_import_real_shenzhen_districts_then_cells(fresh_settings, tmp_path):
-    result = run(
-        fresh_settings,
-        "admin",
-        "import",
-        str(CNMAPS),
-        "--code-field",
-        "adcode",
-        "--name-field",
-        "district",
-        "--src-crs",
-        "gcj02",
-        "--json",
-    )
+    cnmaps = ("--code-field", "adcode", "--src-crs", "gcj02", "--json")
+    result = _admin_import(fresh_settings, CNMAPS, "--name-field", "district", *cnmaps)
     # The city row has no district name: the whole file is refused, with a report.
     assert result.exit_code == 1
     assert "feature 0 (code 440300): has no name in field 'district'" in result.output
     assert "Report:" in result.output and _count(fresh_settings, AdminUnit) == 0
-    result = run(
-        fresh_settings,
-        "admin",
-        "import",
-        str(CNMAPS),
-        "--code-field",
-        "adcode",
-        "--name-field",
-        "city",
-        "--src-crs",
-        "gcj02",
-        "--json",
-    )
+    result = _admin_import(fresh_settings, CNMAPS, "--name-field", "city", *cnmaps)
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)
     assert summary["created"] == 10 and summary["levels"] == {"city": 1, "district": 9}
     # Streets and communities of 福田 (440304), drawn by hand near its centre.
     x0, y0, d = 114.05, 22.53, 0.002
+    fields = ("--code-field", "code", "--name-field", "name")
     streets = tmp_path / "streets.geojson"
     _write_geojson(streets, [({"code": "440304001", "name": "园岭街道"}, box(x0, y0, x0 + 2 * d, y0 + d))])
-    assert (
-        run(
-            fresh_settings,
-            "admin",
-            "import",
-            str(streets),
-            "--level",
-            "street",
-            "--code-field",
-            "code",
-            "--name-field",
-            "name",
-        ).exit_code
-        == 0
-    )
+    assert _admin_import(fresh_settings, streets, "--level", "street", *fields).exit_code == 0
     communities = tmp_path / "communities.geojson"
     _write_geojson(
         communities,
@@ -103,21 +72,7 @@ def test_import_real_shenzhen_districts_then_cells(fresh_settings, tmp_path):
             ({"code": "440304001002", "name": "百花社区"}, box(x0 + d, y0, x0 + 2 * d, y0 + d)),
         ],
     )
-    assert (
-        run(
-            fresh_settings,
-            "admin",
-            "import",
-            str(communities),
-            "--level",
-            "community",
-            "--code-field",
-            "code",
-            "--name-field",
-            "name",
-        ).exit_code
-        == 0
-    )
+    assert _admin_import(fresh_settings, communities, "--level", "community", *fields).exit_code == 0
     cells = tmp_path / "cells.geojson"
     _write_geojson(
         cells,

@@ -13,7 +13,9 @@ from sqlalchemy import func, select
 
 from gridkit.config import Settings
 from gridkit.errors import ValidationError
-from gridkit.grids.importer import ImportRefused, import_admin_units, import_base_cells
+from gridkit.grids.import_admin import import_admin_units
+from gridkit.grids.import_cells import import_base_cells
+from gridkit.grids.importer import ImportRefused
 from gridkit.io import VectorReadError, read_vector, write_report
 from gridkit.models import AdminUnit, BaseCell, BaseGridEdition
 from gridkit.standard.codes import PROFILES

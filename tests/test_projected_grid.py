@@ -21,9 +21,11 @@ from sqlalchemy import select
 from gridkit.config import Settings
 from gridkit.errors import ValidationError
 from gridkit.grids.editions import publish_edition
-from gridkit.grids.importer import import_admin_units, import_base_cells
+from gridkit.grids.import_admin import import_admin_units
+from gridkit.grids.import_cells import import_base_cells
 from gridkit.grids.tolerance import DENSIFY_M, LocalPlane, densify_projected, snap_together
-from gridkit.grids.validate import validate_admin_units, validate_base_grid
+from gridkit.grids.validate import validate_base_grid
+from gridkit.grids.validate_admin import validate_admin_units
 from gridkit.models import AdminUnit, BaseCell, BaseGridEdition
 from gridkit.rules import EditionState
 

@@ -14,14 +14,10 @@ from shapely.geometry import MultiPolygon, Point, Polygon, box
 from sqlalchemy import func, select, text
 
 from gridkit.errors import InvalidTransition, NotFound, ValidationError
-from gridkit.grids.validate import (
-    SLIVER_M2,
-    Problem,
-    order_in_rows,
-    renumber_base_cells,
-    validate_admin_units,
-    validate_base_grid,
-)
+from gridkit.grids.problems import SLIVER_M2, Problem
+from gridkit.grids.renumber import order_in_rows, renumber_base_cells
+from gridkit.grids.validate import validate_base_grid
+from gridkit.grids.validate_admin import validate_admin_units
 from gridkit.models import SRID, AdminUnit, BaseCell, BaseGridEdition
 from tests.factories import DISTRICT, STREET, X0, Y0, D, make_admin_units, make_base_grid
 

@@ -83,20 +83,25 @@ def add():
             scope=_form("scope", max_length=20),
             password=_form("password", max_length=200),
         )
-        phone = _form("coordinator_phone", max_length=20)
-        if phone:
-            link_coordinator(session, user, phone)
-        record(
-            session,
-            me,
-            "user.add",
-            object_type="user",
-            object_id=user.name,
-            role=user.role,
-            scope=user.scope_code,
-            via="web",
-        )
+        _link_and_record(session, me, user, "user.add")
     return _done("added")
+
+
+def _link_and_record(session, me: str, user, action: str) -> None:
+    """Link the user to the coordinator with the form's phone (if given); audit `action` with role and scope."""
+    phone = _form("coordinator_phone", max_length=20)
+    if phone:
+        link_coordinator(session, user, phone)
+    record(
+        session,
+        me,
+        action,
+        object_type="user",
+        object_id=user.name,
+        role=user.role,
+        scope=user.scope_code,
+        via="web",
+    )
 
 
 @bp.post("/users/<name>/password")
@@ -117,19 +122,7 @@ def change_role(name: str):
     with transaction() as session:
         user = user_named(session, name[:50])
         set_role(session, user, _form("role", max_length=20) or "", _form("scope", max_length=20))
-        phone = _form("coordinator_phone", max_length=20)
-        if phone:
-            link_coordinator(session, user, phone)
-        record(
-            session,
-            me,
-            "user.role",
-            object_type="user",
-            object_id=user.name,
-            role=user.role,
-            scope=user.scope_code,
-            via="web",
-        )
+        _link_and_record(session, me, user, "user.role")
     return _done("role")
 
 

@@ -7,7 +7,7 @@ from functools import lru_cache
 import folium
 from flask import current_app, url_for
 
-from gridkit.grids.validate import PROBLEM_TYPES
+from gridkit.grids.problems import PROBLEM_TYPES
 from web.i18n import strings
 
 # Used only while the database has no geometry yet: the centre of Shenzhen.

@@ -8,8 +8,8 @@ from gridkit import db
 from gridkit.admin import list_admin_units
 from gridkit.cli import GridkitGroup, cli_language, file_options, output, with_settings
 from gridkit.cli.common import problems_result, run_import
-from gridkit.grids.importer import import_admin_units
-from gridkit.grids.validate import validate_admin_units
+from gridkit.grids.import_admin import import_admin_units
+from gridkit.grids.validate_admin import validate_admin_units
 
 LEVELS = click.Choice(["city", "district", "street", "community"])
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from gridkit import db
-from gridkit.assign import assign_subjects
+from gridkit.assign import KINDS, assign_subjects
 from gridkit.cli import KIND_CHOICE, output, with_settings
 
 
@@ -15,6 +15,12 @@ from gridkit.cli import KIND_CHOICE, output, with_settings
 @with_settings
 def assign(settings, kind):
     """Assign subjects to base cells of the published edition; report assigned/unassigned/changed."""
-    with db.transaction(settings) as session:
-        result = assign_subjects(session, list(kind))
+    kinds = list(kind) or list(KINDS)
+    # One step per kind; hidden with --json or when stderr is not a terminal (output.progress).
+    with output.progress(length=len(kinds), label="assign") as bar, db.transaction(settings) as session:
+
+        def progress(done: int, total: int) -> None:
+            bar.update(done - bar.pos)
+
+        result = assign_subjects(session, kinds, progress=progress)
     return output.Result(result, rows=[{"kind": k, **v} for k, v in result.items()])

@@ -11,8 +11,9 @@ from gridkit.errors import ValidationError
 from gridkit.grids.base import edition_named, list_base_cells, list_editions
 from gridkit.grids.editions import diff_editions, publish_edition
 from gridkit.grids.generate import Target, generate_base_grid
-from gridkit.grids.importer import import_base_cells
-from gridkit.grids.validate import renumber_base_cells, validate_base_grid
+from gridkit.grids.import_cells import import_base_cells
+from gridkit.grids.renumber import renumber_base_cells
+from gridkit.grids.validate import validate_base_grid
 from gridkit.standard.codes import PROFILES
 
 

@@ -51,7 +51,7 @@ def _subject_import_command(kind: str, help_: str):
         size = Path(path).stat().st_size if Path(path).is_file() else 0
         with output.progress(length=max(size, 1), label=kind) as bar:
 
-            def progress(done: int, total: int) -> None:  # bytes read (CSV; other formats: no bar movement)
+            def progress(done: int, total: int) -> None:  # bytes read (CSV), share of features (map files)
                 if total and done > bar.pos:
                     bar.update(min(done, bar.length) - bar.pos)
 

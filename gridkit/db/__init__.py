@@ -203,12 +203,13 @@ def transaction(settings: Settings):
 
 
 @contextmanager
-def bench_database(port: int, dbname: str = "gridkit_bench"):
+def bench_database(port: int, dbname: str = "gridkit_bench", *, role: str = ADMIN_ROLE):
     """Yield (url, description) of a migrated database for a benchmark.
 
     GRIDKIT_DATABASE_URL's database when set (it must be at the current schema; benchmarks work
     inside one transaction they roll back), else a throwaway private cluster under /tmp that is
-    removed afterwards.
+    removed afterwards, migrated by the owner role as `gridkit db up` does, the URL being that of
+    `role` (the superuser by default; APP_ROLE to measure what the application role does).
     """
     if os.environ.get("GRIDKIT_DATABASE_URL"):
         settings = Settings.from_env()
@@ -224,9 +225,16 @@ def bench_database(port: int, dbname: str = "gridkit_bench"):
         cluster.start()
         cluster.wait_ready()
         cluster.ensure_database(dbname)
-        url = cluster.url(dbname, role=ADMIN_ROLE)
-        upgrade(url)
-        yield url, f"throwaway cluster in {tmp}"
+        upgrade(cluster.url(dbname, role=OWNER_ROLE))
+        yield cluster.url(dbname, role=role), f"throwaway cluster in {tmp}, as {role}"
     finally:
         cluster.destroy()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def bench_admin_url(url: str) -> str:
+    """Return the superuser's URL of the database `bench_database` yielded `url` for (the same URL if external)."""
+    parsed = make_url(url)
+    if parsed.query.get("passfile") is None:
+        return url
+    return parsed.set(username=ADMIN_ROLE).render_as_string(hide_password=False)

@@ -1,7 +1,7 @@
 """The base cell numbering rule: west→east inside row bands, bands north→south (DESIGN.md).
 
 One rule, shared by generation (grids/generate.py) and renumbering of stored cells
-(grids/validate.py), so that both give a community's cells the same codes:
+(grids/renumber.py), so that both give a community's cells the same codes:
 
 1. Take one point per cell: its representative point (shapely `representative_point()`, which is
    GEOS InteriorPoint, the same as PostGIS `ST_PointOnSurface`), in EPSG:4490 lon/lat for stored

@@ -229,12 +229,22 @@ def _layer_info(file_path: Path, layer: str | None, source: dict) -> dict:
     return info
 
 
-def _read_raw(file_path: Path, layer: str | None, source: dict, notes: list) -> pd.DataFrame:
+def _read_raw(
+    file_path: Path, layer: str | None, source: dict, notes: list, *, skip: int = 0, limit: int | None = None
+) -> pd.DataFrame:
+    """Return the layer's features (all, or `limit` of them after the first `skip`), text as raw bytes."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             # Latin-1 hands back the raw bytes of every text value (see the module docstring).
-            frame = pyogrio.read_dataframe(file_path, layer=layer, encoding=_RAW_GDAL, fid_as_index=True)
+            frame = pyogrio.read_dataframe(
+                file_path,
+                layer=layer,
+                encoding=_RAW_GDAL,
+                fid_as_index=True,
+                skip_features=skip,
+                max_features=limit,
+            )
         except Exception as exc:
             raise _fatal(source, "unreadable", "unreadable", file=source["display"], reason=_first_line(exc))
     if any("Measured (M)" in str(w.message) for w in caught):

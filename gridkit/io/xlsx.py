@@ -61,6 +61,7 @@ def _column_letter(i: int) -> str:
 
 
 def stream_xlsx(path: Path, sheet: str | None, source: dict, chunk_rows: int) -> TableStream:
+    """Open the workbook at `path` (sheet `sheet`, else the first) as a stream of Tables of `chunk_rows` rows."""
     from openpyxl import load_workbook
 
     display = source["display"]
@@ -74,25 +75,9 @@ def stream_xlsx(path: Path, sheet: str | None, source: dict, chunk_rows: int) ->
             "again from Excel or WPS as .xlsx, or as CSV.",
         )
     notes: list[dict] = []
-    formulas = formula_book = None
+    books = [workbook]
     try:
-        sheets = workbook.sheetnames
-        if sheet is not None:
-            if sheet not in sheets:
-                raise _fatal(
-                    source, "no_such_sheet", f"{display} has no sheet {sheet!r}; its sheets are: {', '.join(sheets)}."
-                )
-            chosen = sheet
-        else:
-            chosen = sheets[0]
-            if len(sheets) > 1:
-                notes.append(
-                    problem(
-                        "sheet",
-                        f"{display} has {len(sheets)} sheets ({', '.join(sheets)}); the first, "
-                        f"{chosen!r}, was read. Choose another with --sheet.",
-                    )
-                )
+        chosen = _sheet(workbook.sheetnames, sheet, display, source, notes)
         source.update(driver="XLSX", sheet=chosen, encoding="UTF-8", encoding_source="xlsx")
         rows_iter = workbook[chosen].iter_rows(values_only=True)
         header_cells = next(rows_iter, None)
@@ -103,75 +88,103 @@ def stream_xlsx(path: Path, sheet: str | None, source: dict, chunk_rows: int) ->
                 f"{display}, sheet {chosen!r}: row 1 must hold the column names, but "
                 "it is empty. Put the column names in the first row.",
             )
+        formulas = None
         if _has_formulas(path):
             # Formulas the file holds without a computed value read as empty: find them to refuse them.
-            formula_book = load_workbook(path, read_only=True, data_only=False)
-            formulas = formula_book[chosen].iter_rows(values_only=True)
+            books.append(load_workbook(path, read_only=True, data_only=False))
+            formulas = books[-1][chosen].iter_rows(values_only=True)
             next(formulas, None)
     except BaseException:
         workbook.close()
         raise
     names, header_problems = _header([_cell_text(v)[0] for v in header_cells], source, "row 1")
-    columns = [n for n in names if n is not None]
     header = Table(
-        columns=columns, rows=[], numbers=[], unit="row", notes=notes, problems=header_problems, source=source
+        columns=[n for n in names if n is not None],
+        rows=[],
+        numbers=[],
+        unit="row",
+        notes=notes,
+        problems=header_problems,
+        source=source,
     )
     source["rows"] = 0
     progress = [0]
+    chunks = _xlsx_chunks(rows_iter, formulas, names, header.columns, source, chunk_rows, progress, books)
+    return TableStream(header, chunks, 0, lambda: progress[0])
 
-    def chunks() -> Iterator[Table]:
-        try:
-            number = 1
-            while True:
-                rows, numbers, problems, lossy = [], [], [], set()
-                ended = True
-                for values in rows_iter:
-                    number += 1
-                    texts = [_cell_text(v) for v in values]
-                    missing = _uncomputed(next(formulas, ()), values) if formulas is not None else []
-                    if not any(t for t, _ in texts) and not missing:
-                        continue
-                    position = len(rows)
-                    for i, (_, is_lossy) in enumerate(texts):
-                        if is_lossy and i < len(names) and names[i] is not None:
-                            lossy.add((position, names[i]))
-                    for i in missing:
-                        problems.append(
-                            problem(
-                                "formula_without_value",
-                                f"{display}, row {number}: cell {_column_letter(i)}{number} "
-                                f"(column {names[i] if i < len(names) else None!r}) holds a formula without a computed "
-                                "value. Open the file in Excel or WPS, let it calculate and save it again, or replace "
-                                "the formula by its value.",
-                                index=number,
-                                field=names[i] if i < len(names) else None,
-                            )
-                        )
-                    rows.append(_row(names, [t for t, _ in texts], display, f"row {number}", number, problems))
-                    numbers.append(number)
-                    if len(rows) >= chunk_rows:
-                        ended = False
-                        break
-                source["rows"] += len(rows)
-                progress[0] = number
-                if rows or problems:
-                    yield Table(
-                        columns=columns,
-                        rows=rows,
-                        numbers=numbers,
-                        unit="row",
-                        lossy=lossy,
-                        problems=problems,
-                        source=source,
-                    )
-                if ended:
-                    return
-        finally:
-            workbook.close()
-            if formula_book is not None:
-                formula_book.close()
 
-    return TableStream(header, chunks(), 0, lambda: progress[0])
+def _sheet(sheets: list[str], sheet: str | None, display: str, source: dict, notes: list) -> str:
+    """Return the sheet to read: `sheet` (refused if absent), else the first one (noted when there are more)."""
+    if sheet is not None:
+        if sheet not in sheets:
+            raise _fatal(
+                source, "no_such_sheet", f"{display} has no sheet {sheet!r}; its sheets are: {', '.join(sheets)}."
+            )
+        return sheet
+    if len(sheets) > 1:
+        notes.append(
+            problem(
+                "sheet",
+                f"{display} has {len(sheets)} sheets ({', '.join(sheets)}); the first, "
+                f"{sheets[0]!r}, was read. Choose another with --sheet.",
+            )
+        )
+    return sheets[0]
+
+
+def _xlsx_chunks(rows_iter, formulas, names, columns, source, chunk_rows, progress, books) -> Iterator[Table]:
+    """Yield the rows below the header in Tables of at most `chunk_rows` rows; close the workbooks at the end."""
+    display = source["display"]
+    try:
+        number = 1
+        while True:
+            rows, numbers, problems, lossy = [], [], [], set()
+            ended = True
+            for values in rows_iter:
+                number += 1
+                texts = [_cell_text(v) for v in values]
+                missing = _uncomputed(next(formulas, ()), values) if formulas is not None else []
+                if not any(t for t, _ in texts) and not missing:
+                    continue
+                position = len(rows)
+                for i, (_, is_lossy) in enumerate(texts):
+                    if is_lossy and i < len(names) and names[i] is not None:
+                        lossy.add((position, names[i]))
+                problems.extend(_formula_problem(display, number, i, names) for i in missing)
+                rows.append(_row(names, [t for t, _ in texts], display, f"row {number}", number, problems))
+                numbers.append(number)
+                if len(rows) >= chunk_rows:
+                    ended = False
+                    break
+            source["rows"] += len(rows)
+            progress[0] = number
+            if rows or problems:
+                yield Table(
+                    columns=columns,
+                    rows=rows,
+                    numbers=numbers,
+                    unit="row",
+                    lossy=lossy,
+                    problems=problems,
+                    source=source,
+                )
+            if ended:
+                return
+    finally:
+        for book in books:
+            book.close()
+
+
+def _formula_problem(display: str, number: int, i: int, names: list) -> dict:
+    name = names[i] if i < len(names) else None
+    return problem(
+        "formula_without_value",
+        f"{display}, row {number}: cell {_column_letter(i)}{number} (column {name!r}) holds a formula without a "
+        "computed value. Open the file in Excel or WPS, let it calculate and save it again, or replace the formula "
+        "by its value.",
+        index=number,
+        field=name,
+    )
 
 
 def _uncomputed(formula_values, values) -> list[int]:

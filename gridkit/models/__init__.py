@@ -1,6 +1,6 @@
 """All gridkit tables (SQLAlchemy 2 + GeoAlchemy2), in EPSG:4490."""
 
-from gridkit.models.admin import ADMIN_LEVELS, AdminUnit
+from gridkit.models.admin import ADMIN_LEVELS, PARENT_LEVEL, AdminUnit
 from gridkit.models.base import SRID, Base
 from gridkit.models.basegrid import EDITION_STATUSES, BaseCell, BaseGridEdition
 from gridkit.models.checks import EditionCheck, LoginFailure
@@ -26,6 +26,7 @@ from gridkit.models.work import (
 
 __all__ = [
     "ADMIN_LEVELS",
+    "PARENT_LEVEL",
     "EDITION_STATUSES",
     "INCIDENT_STATUSES",
     "POPULATION_TYPES",

@@ -10,6 +10,8 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from gridkit.models.base import SRID, Base
 
 ADMIN_LEVELS = ("city", "district", "street", "community")
+# The level of the parent each level must have (a city has none).
+PARENT_LEVEL = {"district": "city", "street": "district", "community": "street"}
 
 
 class AdminUnit(Base):

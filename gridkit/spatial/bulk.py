@@ -1,5 +1,16 @@
 """Index maintenance around bulk writes: rebuilding a table's secondary indexes once is cheaper than
-updating them row by row when a write touches most of the table (measured in scripts/bench_import.py)."""
+updating them row by row when a write touches most of the table (measured in scripts/bench_import.py).
+
+Only a table's owner may drop and create its indexes, and the application role of the embedded
+database is not the owner (migrations run as `gridkit_owner`). So the work is done by two
+SECURITY DEFINER functions that migration 20261203_city9 created as the owner:
+`gridkit_drop_bulk_indexes(table)` drops the table's secondary indexes, UNIQUE constraints (not
+the primary key, nor a key a foreign key refers to) and foreign keys, and keeps their definitions in
+`gridkit_private.bulk_dropped_index` (a schema no other role may enter), and
+`gridkit_restore_bulk_indexes(table)` builds them again from there. They accept only gridkit's
+subject tables, and only from a caller who may write the table. Every step is in the caller's
+transaction: a rollback (refused import, Ctrl+C) brings the indexes back untouched.
+"""
 
 from __future__ import annotations
 
@@ -17,10 +28,15 @@ BULK_INDEX_ROWS = 100_000
 
 @contextmanager
 def rebuilt_indexes(session: Session, table: str, rows: int):
-    """Drop `table`'s secondary indexes (not those of constraints: primary key, unique) around a bulk write of
-    `rows` rows when that pays, and build them again after, in the caller's transaction.
+    """Drop `table`'s secondary indexes, UNIQUE constraints and foreign keys (not the primary key) around a
+    bulk write of `rows` rows when that pays, and build them again after, in the caller's transaction; yields
+    whether it did.
 
-    The drop locks the table until the transaction ends (readers wait): the price of a first load.
+    Works for any role that may write the table (through the owner's SECURITY DEFINER functions). The
+    drop locks the table until the transaction ends (readers wait): the price of a first load. Inside
+    the block nothing enforces the UNIQUE keys nor the foreign keys: the write must not depend on them
+    (imports check duplicates on the staging table first and join to existing buildings and cells);
+    adding them again after checks every row, set-based.
     """
     existing = (
         session.scalar(
@@ -28,28 +44,9 @@ def rebuilt_indexes(session: Session, table: str, rows: int):
         )
         or 0
     )
-    # Only the table's owner may drop its indexes: the embedded database's application role is not
-    # (migrations own the schema), so there the write simply updates the indexes as it goes.
-    owner = session.scalar(
-        text(
-            "SELECT pg_has_role(current_user, c.relowner, 'USAGE') FROM pg_class c WHERE c.oid = CAST(:t AS regclass)"
-        ),
-        {"t": table},
-    )
-    if rows < BULK_INDEX_ROWS or 2 * rows < existing or not owner:
+    if rows < BULK_INDEX_ROWS or 2 * rows < existing:
         yield False
         return
-    indexes = session.execute(
-        text(
-            "SELECT i.indexname, i.indexdef FROM pg_indexes i WHERE i.schemaname = current_schema() "
-            "AND i.tablename = :t AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname)"
-        ),
-        {"t": table},
-    ).all()
-    for name, _ in indexes:
-        # The name comes from the catalogue, quoted as an identifier.
-        session.execute(text("DROP INDEX " + session.scalar(text("SELECT quote_ident(:n)"), {"n": name})))
+    session.execute(text("SELECT gridkit_drop_bulk_indexes(CAST(:t AS regclass))"), {"t": table})
     yield True
-    session.execute(text("SELECT set_config('maintenance_work_mem', '256MB', true)"))
-    for _, definition in indexes:
-        session.execute(text(definition))
+    session.execute(text("SELECT gridkit_restore_bulk_indexes(CAST(:t AS regclass))"), {"t": table})

@@ -134,7 +134,15 @@ def make(out: Path = OUT) -> list[Path]:
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
+    gbk = _write_geometry_and_field_problems(out)
+    _write_archives(out)
+    _write_odd_files(out)
+    _write_geopackage(out, gbk)
+    return sorted(p for p in out.rglob("*") if p.is_file())
 
+
+def _write_geometry_and_field_problems(out: Path) -> gpd.GeoDataFrame:
+    """Repairable geometry, no CRS, GBK without .cpg, wrong field, duplicates, overlaps, empty; return the GBK frame."""
     # Invalid geometry that make_valid repairs: a bowtie community (→ two triangles) ...
     bowtie = Polygon([(114.053, 22.530), (114.056, 22.533), (114.056, 22.530), (114.053, 22.533)])
     write_geojson(out / "bowtie_communities.geojson", [
@@ -168,7 +176,11 @@ def make(out: Path = OUT) -> list[Path]:
         feature({"code": code(2)}, box(X0 + D * 2 / 3, Y0, X0 + D * 5 / 3, Y0 + D))])
 
     write_geojson(out / "empty.geojson", [])
+    return gbk
 
+
+def _write_archives(out: Path) -> None:
+    """Zip archives: path traversal, a symbolic link, a damaged member."""
     with tempfile.TemporaryDirectory() as tmp:
         write_shapefile(Path(tmp) / "evil.shp", cells_frame())
         evil = [(f"../evil{p.suffix}", p.read_bytes()) for p in sorted(Path(tmp).glob("evil.*"))]
@@ -182,6 +194,9 @@ def make(out: Path = OUT) -> list[Path]:
         write_zip(out / "damaged_member.zip", [(p.name, p.read_bytes()) for p in sorted(Path(tmp).glob("cells.*"))])
     _damage_member(out / "damaged_member.zip", "cells.dbf")
 
+
+def _write_odd_files(out: Path) -> None:
+    """Many vertices, not spatial, lat/lon swapped, undecodable names, outside China, null geometry, multipart."""
     ring = [(X0 + D * 1 + D * k / 100, Y0) for k in range(100)] + \
         [(X0 + D * 2 - D * k / 100, Y0 + D) for k in range(100)]
     write_geojson(out / "many_vertices.geojson", [
@@ -210,6 +225,9 @@ def make(out: Path = OUT) -> list[Path]:
         feature({"code": code(1)}, MultiPolygon([cell(0), cell(2)])),
         feature({"code": code(2)}, MultiPolygon([cell(1)]))])
 
+
+def _write_geopackage(out: Path, gbk: gpd.GeoDataFrame) -> None:
+    """A GeoPackage with a cells layer (Z values), a communities layer and a table without geometry."""
     pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": "2026-01-01T00:00:00Z"})
     try:
         gpkg = out / "layers.gpkg"
@@ -228,7 +246,6 @@ def make(out: Path = OUT) -> list[Path]:
     with closing(sqlite3.connect(gpkg)) as db:
         db.execute("PRAGMA page_size = 512")
         db.execute("VACUUM")
-    return sorted(p for p in out.rglob("*") if p.is_file())
 
 
 if __name__ == "__main__":

@@ -235,7 +235,15 @@ def make(out: Path = OUT) -> list[Path]:
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
+    _write_buildings(out)
+    _write_residents(out)
+    _write_entities(out)
+    _write_coordinators(out)
+    return sorted(p for p in out.rglob("*") if p.is_file())
 
+
+def _write_buildings(out: Path) -> None:
+    """Buildings in every format: CSV (UTF-8, GBK, BOM, own column names, GCJ-02), GeoJSON, Shapefile."""
     header = ["code", "address", "floors", "lon", "lat"]
     (out / "buildings.csv").write_text(_csv_text(header, _building_rows(BUILDINGS)), encoding="utf-8")
     gbk = [("G001", "园岭街道百花二路8号", 7, centre(0, 2)), ("G002", "园岭街道百花三路9号", None, centre(1, 0)),
@@ -269,6 +277,9 @@ def make(out: Path = OUT) -> list[Path]:
     pyogrio.write_dataframe(frame, shp_dir / "buildings.shp", encoding="UTF-8",
                             layer_options={"DBF_DATE_LAST_UPDATE": "2026-01-01"})
 
+
+def _write_residents(out: Path) -> None:
+    """Residents: CSV, XLSX, a CSV with one bad row per kind of error, a CSV with an undecodable line."""
     (out / "residents.csv").write_text(_csv_text(RESIDENT_HEADER, _resident_rows(RESIDENTS)), encoding="utf-8")
     xlsx_residents = [
         (citizen_id(31, birth="19880808"), "周芷若", phone(31), 1001, "registered", "B004", None),
@@ -296,6 +307,9 @@ def make(out: Path = OUT) -> list[Path]:
     undecodable[2] = undecodable[2].replace(RESIDENTS[1][1].encode("utf-8"), b"\xff\xfe")  # line 3
     (out / "residents_undecodable.csv").write_bytes(b"\n".join(undecodable))
 
+
+def _write_entities(out: Path) -> None:
+    """Legal entities: CSV, XLSX and a CSV with one bad row per kind of error."""
     entity_rows = [[c, n, a, lon, lat] for c, n, a, (lon, lat) in ENTITIES]
     (out / "entities.csv").write_text(_csv_text(ENTITY_HEADER, entity_rows), encoding="utf-8")
     xlsx_entities = [[credit_code(11), "深圳市华林贸易有限公司", "华林路11号", *centre(1, 0)],
@@ -311,6 +325,9 @@ def make(out: Path = OUT) -> list[Path]:
     ]
     (out / "entities_bad.csv").write_text(_csv_text(ENTITY_HEADER, bad_entities), encoding="utf-8")
 
+
+def _write_coordinators(out: Path) -> None:
+    """Coordinators: CSV and a CSV with one bad row per kind of error."""
     coordinator_header = ["name", "phone", "dept", "work_cells"]
     (out / "coordinators.csv").write_text(_csv_text(coordinator_header, [list(r) for r in COORDINATORS]),
                                           encoding="utf-8")
@@ -322,7 +339,6 @@ def make(out: Path = OUT) -> list[Path]:
         ["张三丰", phone(21), "200001", work_cell("200001", 2)],
     ]
     (out / "coordinators_bad.csv").write_text(_csv_text(coordinator_header, bad_coordinators), encoding="utf-8")
-    return sorted(p for p in out.rglob("*") if p.is_file())
 
 
 if __name__ == "__main__":

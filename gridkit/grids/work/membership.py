@@ -58,6 +58,21 @@ def _missing_base_cells(missing: list[str]) -> NotFound:
     return NotFound("work.base_cells_not_in_edition", codes=shown, count=len(missing))
 
 
+def _base_cell_ids(session: Session, version: WorkGridVersion, base_cell_codes: list[str]) -> dict[str, int]:
+    """Return {code: id} of the named base cells of the version's edition; NotFound naming any missing."""
+    cells = dict(
+        session.execute(
+            select(BaseCell.code, BaseCell.id).where(
+                BaseCell.edition_id == version.base_edition_id, BaseCell.code.in_(base_cell_codes)
+            )
+        ).all()
+    )
+    missing = sorted(set(base_cell_codes) - set(cells))
+    if missing:
+        raise _missing_base_cells(missing)
+    return cells
+
+
 def set_members(
     session: Session,
     version: WorkGridVersion,
@@ -71,16 +86,7 @@ def set_members(
     """Put the named base cells into the work cell (created if new), taking them from other work cells."""
     _require_draft(version)
     check_work_cell(session, version, work_cell_code)
-    cells = dict(
-        session.execute(
-            select(BaseCell.code, BaseCell.id).where(
-                BaseCell.edition_id == version.base_edition_id, BaseCell.code.in_(base_cell_codes)
-            )
-        ).all()
-    )
-    missing = sorted(set(base_cell_codes) - set(cells))
-    if missing:
-        raise _missing_base_cells(missing)
+    cells = _base_cell_ids(session, version, base_cell_codes)
     touch_draft(session, version, expected_revision=expected_revision, by=by)
     work_cell = session.scalar(
         select(WorkCell).where(WorkCell.version_id == version.id, WorkCell.code == work_cell_code)
@@ -166,16 +172,7 @@ def exclude_cells(
     _require_draft(version)
     if not reason.strip():
         raise ValidationError("work.exclusion_needs_reason")
-    cells = dict(
-        session.execute(
-            select(BaseCell.code, BaseCell.id).where(
-                BaseCell.edition_id == version.base_edition_id, BaseCell.code.in_(base_cell_codes)
-            )
-        ).all()
-    )
-    missing = sorted(set(base_cell_codes) - set(cells))
-    if missing:
-        raise _missing_base_cells(missing)
+    cells = _base_cell_ids(session, version, base_cell_codes)
     touch_draft(session, version, expected_revision=expected_revision, by=by)
     ids = list(cells.values())
     session.execute(

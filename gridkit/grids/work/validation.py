@@ -48,9 +48,18 @@ def validate_version(
 
     With geometry_cached, connectivity is read from work_cell.geom (just computed by publish).
     """
-    problems: list[Problem] = []
     dept = session.get(Department, version.dept_code)
     scope = area_prefix(session, dept.jurisdiction_code)
+    problems = _coverage_problems(session, version, scope)
+    problems += _multipart_problems(session, version, geometry_cached)
+    problems += _code_problems(session, version)
+    problems += _coordinator_problems(session, version, coordinator_required)
+    return problems
+
+
+def _coverage_problems(session: Session, version: WorkGridVersion, scope: str) -> list[Problem]:
+    """Return the base cells of the jurisdiction (area code prefix `scope`) in no work cell, and those outside it."""
+    problems: list[Problem] = []
     uncovered = session.scalars(
         text(
             # NOT IN over one hashed set: the planner misjudges NOT EXISTS on a fresh draft's rows.
@@ -86,6 +95,11 @@ def validate_version(
                 list(outside),
             )
         )
+    return problems
+
+
+def _multipart_problems(session: Session, version: WorkGridVersion, geometry_cached: bool) -> list[Problem]:
+    """Return the work cells whose base cells fall apart in more than one piece."""
     parts_sql = (
         "SELECT w.code, ST_NumGeometries(w.geom) FROM work_cell w WHERE w.version_id = :v "
         "AND ST_NumGeometries(w.geom) > 1 ORDER BY w.code"
@@ -95,16 +109,19 @@ def validate_version(
         "WHERE w.version_id = :v GROUP BY w.code HAVING "
         "ST_NumGeometries(ST_Multi(ST_UnaryUnion(ST_Collect(b.geom)))) > 1 ORDER BY w.code"
     )
-    for code, parts in session.execute(text(parts_sql), {"v": version.id}):
-        problems.append(
-            Problem(
-                "multipart_work_cell",
-                "error",
-                Message("work.problem.multipart_work_cell", code=code, parts=parts),
-                [code],
-            )
+    return [
+        Problem(
+            "multipart_work_cell",
+            "error",
+            Message("work.problem.multipart_work_cell", code=code, parts=parts),
+            [code],
         )
-    problems += _code_problems(session, version)
+        for code, parts in session.execute(text(parts_sql), {"v": version.id})
+    ]
+
+
+def _coordinator_problems(session: Session, version: WorkGridVersion, coordinator_required: bool) -> list[Problem]:
+    """Return the work cells without an active coordinator (an error only when `coordinator_required`)."""
     lonely = session.scalars(
         text(
             "SELECT w.code FROM work_cell w WHERE w.version_id = :v AND NOT EXISTS "
@@ -113,16 +130,16 @@ def validate_version(
         ),
         {"v": version.id},
     ).all()
-    if lonely:
-        problems.append(
-            Problem(
-                "no_coordinator",
-                "error" if coordinator_required else "warning",
-                Message("work.problem.no_coordinator", count=len(lonely)),
-                list(lonely),
-            )
+    if not lonely:
+        return []
+    return [
+        Problem(
+            "no_coordinator",
+            "error" if coordinator_required else "warning",
+            Message("work.problem.no_coordinator", count=len(lonely)),
+            list(lonely),
         )
-    return problems
+    ]
 
 
 def _code_problems(session: Session, version: WorkGridVersion) -> list[Problem]:

@@ -87,8 +87,26 @@ def import_buildings(
 def _check(job: Job, chunk: Table) -> dict:
     """Return the staged values of the chunk's rows (codes, addresses, floors, footprints as hex EWKB, points)."""
     n = len(chunk.rows)
-    out: dict = {"code": [None] * n, "address": [None] * n, "floors": [None] * n}
-    for position in range(n):
+    get = {
+        name: [r.get(column) for r in chunk.rows] if (column := job.cols.get(name)) is not None else [None] * n
+        for name in ("code", "address", "floors")
+    }
+    code_limit, address_limit = _LENGTHS["code"], _LENGTHS["address"]
+    # Clean rows (most of them) in one pass; the others one by one, to say what is wrong.
+    fast = [
+        c is not None
+        and len(c) <= code_limit
+        and (a is None or len(a) <= address_limit)
+        and (f is None or (f.isdigit() and f.isascii() and 1 <= int(f) <= _MAX_FLOORS))
+        for c, a, f in zip(get["code"], get["address"], get["floors"])
+    ]
+    out: dict = {
+        "code": [c if ok else None for c, ok in zip(get["code"], fast)],
+        "address": [a if ok else None for a, ok in zip(get["address"], fast)],
+        "floors": [int(f) if ok and f is not None else None for f, ok in zip(get["floors"], fast)],
+    }
+    job.row_code.update((position, c) for position, (c, ok) in enumerate(zip(get["code"], fast)) if ok)
+    for position in (p for p, ok in enumerate(fast) if not ok):
         code = job.text(position, "code", required=True, limit=_LENGTHS["code"])
         if code is not None:
             job.row_code[position] = code

@@ -44,79 +44,8 @@ def import_coordinators(
         session, "coordinators", path, mapping=mapping, encoding=encoding, src_crs=src_crs, layer=layer, sheet=sheet
     )
     job.load_all()
-    n = len(job.table.rows)
-    departments = _departments(session)
-    people: dict[str, dict] = {}  # phone → {"name", "position", "cells": set of work cell ids}
-    seen_dept: dict = {}
-    for position in range(n):
-        phone = _phone(job, position, required=True, code=None)
-        if phone is not None:
-            job.row_code[position] = _mask(phone)
-        name = job.text(position, "name", required=True, limit=_LENGTHS["name"])
-        dept = _department(job, position, departments)
-        cells = _work_cells(job, position, dept)
-        if phone is None or name is None:
-            continue
-        code = _mask(phone)
-        person = people.get(phone)
-        if person is None:
-            person = people[phone] = {"name": name, "position": position, "cells": set(), "depts": set()}
-        elif person["name"] != name:
-            job.report(
-                position,
-                "phone_conflict",
-                "name",
-                f"phone {code} is on {job.table.unit} "
-                f"{job.table.numbers[person['position']]} with another name. One phone is one person: "
-                "correct the name or the phone.",
-                code,
-            )
-            continue
-        if dept is not None:
-            if (phone, dept["code"]) in seen_dept:
-                job.report(
-                    position,
-                    "duplicate_row",
-                    "dept",
-                    f"the coordinator with phone {code} appears again for "
-                    f"department {dept['code']} (first at {job.table.unit} "
-                    f"{job.table.numbers[seen_dept[phone, dept['code']]]}). Put all their work cells of "
-                    "one department in one row.",
-                    code,
-                )
-                continue
-            seen_dept[phone, dept["code"]] = position
-            person["depts"].add(dept["code"])
-        person["cells"].update(cells)
-    in_db: dict[str, list] = defaultdict(list)
-    if people:
-        for row in session.execute(
-            text("SELECT id, name, phone, active FROM coordinator WHERE phone = ANY(:p) ORDER BY id"),
-            {"p": list(people)},
-        ):
-            in_db[row.phone].append(row)
-    for phone, person in people.items():
-        found = in_db.get(phone, [])
-        code = _mask(phone)
-        if len(found) > 1:
-            job.report(
-                person["position"],
-                "phone_conflict",
-                "phone",
-                f"{len(found)} coordinators in the database "
-                f"have phone {code} (ids {', '.join(str(r.id) for r in found)}). Merge them first.",
-                code,
-            )
-        elif found and found[0].name != person["name"]:
-            job.report(
-                person["position"],
-                "phone_conflict",
-                "name",
-                f"phone {code} belongs to another coordinator "
-                f"in the database (id {found[0].id}) with a different name. One phone is one person: "
-                "correct the name or the phone.",
-                code,
-            )
+    people = _people(job, _departments(session))
+    in_db = _people_in_db(job, people)
     if job.problems:
         job.refuse()
 
@@ -164,6 +93,89 @@ def import_coordinators(
         source=job.source,
         extra={"assignments": added, "departments": len({d for p in people.values() for d in p["depts"]})},
     )
+
+
+def _people(job: Job, departments) -> dict[str, dict]:
+    """Return phone → {"name", "position", "cells", "depts"} of the roster's rows, recording their problems."""
+    n = len(job.table.rows)
+    people: dict[str, dict] = {}  # phone → {"name", "position", "cells": set of work cell ids}
+    seen_dept: dict = {}
+    for position in range(n):
+        phone = _phone(job, position, required=True, code=None)
+        if phone is not None:
+            job.row_code[position] = _mask(phone)
+        name = job.text(position, "name", required=True, limit=_LENGTHS["name"])
+        dept = _department(job, position, departments)
+        cells = _work_cells(job, position, dept)
+        if phone is None or name is None:
+            continue
+        code = _mask(phone)
+        person = people.get(phone)
+        if person is None:
+            person = people[phone] = {"name": name, "position": position, "cells": set(), "depts": set()}
+        elif person["name"] != name:
+            job.report(
+                position,
+                "phone_conflict",
+                "name",
+                f"phone {code} is on {job.table.unit} "
+                f"{job.table.numbers[person['position']]} with another name. One phone is one person: "
+                "correct the name or the phone.",
+                code,
+            )
+            continue
+        if dept is not None:
+            if (phone, dept["code"]) in seen_dept:
+                job.report(
+                    position,
+                    "duplicate_row",
+                    "dept",
+                    f"the coordinator with phone {code} appears again for "
+                    f"department {dept['code']} (first at {job.table.unit} "
+                    f"{job.table.numbers[seen_dept[phone, dept['code']]]}). Put all their work cells of "
+                    "one department in one row.",
+                    code,
+                )
+                continue
+            seen_dept[phone, dept["code"]] = position
+            person["depts"].add(dept["code"])
+        person["cells"].update(cells)
+    return people
+
+
+def _people_in_db(job: Job, people: dict[str, dict]) -> dict[str, list]:
+    """Return phone → coordinators in the database with that phone; record conflicts with the roster."""
+    session = job.session
+    in_db: dict[str, list] = defaultdict(list)
+    if people:
+        for row in session.execute(
+            text("SELECT id, name, phone, active FROM coordinator WHERE phone = ANY(:p) ORDER BY id"),
+            {"p": list(people)},
+        ):
+            in_db[row.phone].append(row)
+    for phone, person in people.items():
+        found = in_db.get(phone, [])
+        code = _mask(phone)
+        if len(found) > 1:
+            job.report(
+                person["position"],
+                "phone_conflict",
+                "phone",
+                f"{len(found)} coordinators in the database "
+                f"have phone {code} (ids {', '.join(str(r.id) for r in found)}). Merge them first.",
+                code,
+            )
+        elif found and found[0].name != person["name"]:
+            job.report(
+                person["position"],
+                "phone_conflict",
+                "name",
+                f"phone {code} belongs to another coordinator "
+                f"in the database (id {found[0].id}) with a different name. One phone is one person: "
+                "correct the name or the phone.",
+                code,
+            )
+    return in_db
 
 
 def _departments(session: Session) -> dict:

@@ -130,6 +130,9 @@ class Job:
             if p.get("field") == "geometry" and p["kind"] not in ("null_geometry", "empty_geometry")
         ]
         self.geometry_problem = {p["index"] for p in geometry_problems}
+        # A file-level geometry problem found in a batch of a vector file (e.g. most features outside China).
+        if None in self.geometry_problem:
+            self.geometry_problem_all = True
         self.problems.extend(p for p in chunk.problems if p["kind"] not in ("null_geometry", "empty_geometry"))
 
     def where_row(self, number: int) -> str:
@@ -341,8 +344,9 @@ class Job:
             pairs = [(r.get(x_column), r.get(y_column)) for r in rows]
         else:
             pairs = [(None, None)] * n
-        xs, ys, positions, texts = [], [], [], []
-        for position, (x_text, y_text) in enumerate(pairs):
+        # Most chunks hold a number in every cell: parse them all at once, else row by row to say what is wrong.
+        xs, ys, positions, texts = _parsed(pairs) if has_columns else ([], [], [], [])
+        for position, (x_text, y_text) in enumerate(pairs if not positions else ()):
             if x_text is None and y_text is None:
                 if need[position]:
                     self._missing_location(position, has_columns)
@@ -522,3 +526,16 @@ class Job:
             return lon, lat, footprints
         lon, lat = self.points(need)
         return lon, lat, [None] * len(self.table.rows)
+
+
+def _parsed(pairs: list[tuple]) -> tuple[list, list, list, list]:
+    """Return (xs, ys, positions, texts) when every pair holds two finite numbers, else four empty lists."""
+    if not pairs:
+        return [], [], [], []
+    try:
+        xy = np.array(pairs, dtype=np.float64)
+    except (TypeError, ValueError):
+        return [], [], [], []
+    if not np.isfinite(xy).all():
+        return [], [], [], []
+    return xy[:, 0], xy[:, 1], list(range(len(pairs))), pairs

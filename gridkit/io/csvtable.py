@@ -1,0 +1,439 @@
+"""CSV files as tables of text rows: decoded strictly, streamed in chunks (see gridkit.io.tables for the rules).
+
+A file whose whole text decodes with one encoding is streamed (`_stream_csv`: memory flat in the
+number of rows); one that does not is read whole (`_read_csv`) so that every bad line is named,
+and is refused anyway.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+from gridkit.io.tables import _BLOCK, _BOMS, Table, TableStream, _chunked, _fatal, _header, _row
+from gridkit.io.vector import _codec, problem
+
+__all__ = ["stream_csv"]
+
+
+# -- CSV ----------------------------------------------------------------------------------------------
+
+
+def _ascii_compatible(codec: str) -> bool:
+    try:
+        return "a,\n".encode(codec) == b"a,\n"
+    except (UnicodeError, LookupError):
+        return False
+
+
+def _bad_lines(data: bytes, codec: str) -> list[tuple[int, bytes, int]]:
+    """Return (line number, line bytes, byte offset) of every line that does not decode with `codec`."""
+    if not _ascii_compatible(codec):
+        try:
+            data.decode(codec)
+            return []
+        except UnicodeDecodeError as exc:
+            line = data[: exc.start].decode(codec, "replace").count("\n") + 1
+            return [(line, data[exc.start :], 0)]
+    bad = []
+    for number, line in enumerate(data.split(b"\n"), start=1):
+        try:
+            line.decode(codec)
+        except UnicodeDecodeError as exc:
+            bad.append((number, line, exc.start))
+    return bad
+
+
+def _decode_csv(data: bytes, forced: str | None, source: dict, notes: list, problems: list) -> str:
+    """Return the whole file's text: the encoding forced, else its byte order mark's, else detected."""
+    display = source["display"]
+    if forced is not None:
+        codec = _codec(forced)
+        if codec is None:
+            raise _fatal(
+                source, "unknown_encoding", f"unknown encoding {forced!r}: use e.g. UTF-8, GB18030, GBK or BIG5."
+            )
+        if codec == "utf-8" and data.startswith(codecs.BOM_UTF8):
+            codec = "utf-8-sig"
+        source.update(encoding=codecs.lookup(codec).name.upper(), encoding_source="given")
+        try:
+            return data.decode(codec)
+        except UnicodeDecodeError:
+            _undecodable(
+                problems,
+                display,
+                _bad_lines(data, codec),
+                f"{forced} (the encoding given)",
+                "Give the file's real encoding with --encoding (e.g. UTF-8, GB18030), or leave it out "
+                "to let gridkit detect UTF-8 or GB18030.",
+            )
+            return data.decode(codec, "replace")
+    for bom, codec in _BOMS:
+        if data.startswith(bom):
+            source.update(encoding=codecs.lookup(codec).name.upper(), encoding_source="byte order mark")
+            try:
+                return data.decode(codec)
+            except UnicodeDecodeError:
+                _undecodable(
+                    problems,
+                    display,
+                    _bad_lines(data, codec),
+                    f"{codec.upper()} (as its byte order mark says)",
+                    "Save the file again from Excel as 'CSV UTF-8', or fix the text in the source.",
+                )
+                return data.decode(codec, "replace")
+    try:
+        text = data.decode("utf-8")
+        source.update(encoding="UTF-8", encoding_source="detected")
+        return text
+    except UnicodeDecodeError:
+        return _decode_not_utf8(data, source, notes, problems)
+
+
+def _undecodable(problems: list, display: str, lines, said: str, advice: str) -> None:
+    for number, line, pos in lines:
+        problems.append(
+            problem(
+                "undecodable_text",
+                f"{display}, line {number}: the text cannot be decoded as {said} (bytes "
+                f"{line[pos : pos + 4].hex(' ')} at byte {pos} of the line). {advice}",
+                index=number,
+            )
+        )
+
+
+def _decode_not_utf8(data: bytes, source: dict, notes: list, problems: list) -> str:
+    """Return the text of a file that is not UTF-8 as a whole: GB18030, or refused (lines named) if neither."""
+    display = source["display"]
+    # Lines that are neither UTF-8 nor GB18030 are refused by number; then a file part UTF-8, part GBK;
+    # else the whole file is GB18030.
+    utf8_bad = _bad_lines(data, "utf-8")
+    gb_bad = {number: (number, line, pos) for number, line, pos in _bad_lines(data, "gb18030")}
+    both = [gb_bad[number] for number, _, _ in utf8_bad if number in gb_bad]
+    mixed = _utf8_and_not(data)
+    if not both and not mixed and not gb_bad:
+        source.update(encoding="GB18030", encoding_source="detected")
+        notes.append(
+            problem(
+                "encoding",
+                f"{display}: the text is not UTF-8; it was decoded as GB18030 (covers "
+                "GBK and GB2312, what Chinese Excel writes). Check a few names; if they look wrong, "
+                "give the right encoding with --encoding.",
+            )
+        )
+        return data.decode("gb18030")
+    source.update(encoding=None, encoding_source="detected")
+    if both:
+        _undecodable(
+            problems,
+            display,
+            both,
+            "UTF-8 or GB18030",
+            "Give the file's real encoding with --encoding (e.g. BIG5), or fix "
+            "the text in the source; gridkit does not import text it cannot read.",
+        )
+    else:
+        utf8, other = mixed or ([n for n in gb_bad], [n for n, _, _ in utf8_bad])
+        problems.append(
+            problem(
+                "mixed_encoding",
+                f"{display} mixes encodings: lines {_lines(utf8)} are UTF-8 "
+                f"and lines {_lines(other)} are not (GBK?). Save the file again in one encoding "
+                "(UTF-8 is best).",
+            )
+        )
+    # The import is refused; decode each line as well as possible so the other checks still run.
+    return "\n".join(_best_effort(line) for line in data.split(b"\n"))
+
+
+def _utf8_and_not(data: bytes) -> tuple[list[int], list[int]] | None:
+    """For a file that is not UTF-8 as a whole: the lines holding Chinese in UTF-8 and those not UTF-8, if both.
+
+    GB18030 decodes UTF-8 Chinese without error (as mojibake), so a file that is part UTF-8, part
+    GBK would otherwise import half of its names garbled. A GBK line with a Chinese character is
+    practically never valid UTF-8 with a 3-byte character, which is what UTF-8 Chinese is.
+    """
+    utf8, other = [], []
+    for number, line in enumerate(data.split(b"\n"), start=1):
+        if line.isascii():
+            continue
+        try:
+            decoded = line.decode("utf-8")
+        except UnicodeDecodeError:
+            other.append(number)
+            continue
+        if any(ord(c) >= 0x800 for c in decoded):
+            utf8.append(number)
+    return (utf8, other) if utf8 and other else None
+
+
+def _lines(numbers: list[int]) -> str:
+    return ", ".join(map(str, numbers[:20])) + (" …" if len(numbers) > 20 else "")
+
+
+def _best_effort(line: bytes) -> str:
+    for codec in ("utf-8", "gb18030"):
+        try:
+            return line.decode(codec)
+        except UnicodeDecodeError:
+            pass
+    return line.decode("utf-8", "replace")
+
+
+def _read_csv(path: Path, encoding: str | None, source: dict) -> Table:
+    notes: list[dict] = []
+    problems: list[dict] = []
+    text = _decode_csv(path.read_bytes(), encoding, source, notes, problems)
+    first_line = text.split("\n", 1)[0]
+    delimiter = "\t" if path.suffix.lower() == ".tsv" or ("\t" in first_line and "," not in first_line) else ","
+    source.update(driver="CSV", delimiter="tab" if delimiter == "\t" else "comma")
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    display = source["display"]
+    try:
+        header_cells = next(reader, None)
+    except csv.Error as exc:
+        raise _fatal(source, "unreadable", f"{display}, line 1: {exc}. Export the table again.")
+    if not header_cells or not any(c.strip() for c in header_cells):
+        raise _fatal(
+            source,
+            "no_header",
+            f"{display}: line 1 must hold the column names, but it is empty. Put the column names in the first line.",
+        )
+    names, header_problems = _header(header_cells, source, "line 1")
+    problems.extend(header_problems)
+    rows, numbers = [], []
+    previous = reader.line_num
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            problems.append(
+                problem(
+                    "bad_row",
+                    f"{display}, line {previous + 1}: {exc}. Check the quotes on this line.",
+                    index=previous + 1,
+                )
+            )
+            break
+        number, previous = previous + 1, reader.line_num
+        if not any(c.strip() for c in cells):
+            continue
+        row = _row(names, cells, display, f"line {number}", number, problems)
+        rows.append(row)
+        numbers.append(number)
+    source["rows"] = len(rows)
+    return Table(
+        columns=[n for n in names if n is not None],
+        rows=rows,
+        numbers=numbers,
+        unit="line",
+        notes=notes,
+        problems=problems,
+        source=source,
+    )
+
+
+# -- streaming CSV ------------------------------------------------------------------------------
+
+
+def _decodes(path: Path, codec: str) -> bool:
+    """True when the whole file decodes with `codec` (read block by block: memory stays flat)."""
+    decoder = codecs.getincrementaldecoder(codec)("strict")
+    try:
+        with path.open("rb") as f:
+            while block := f.read(_BLOCK):
+                decoder.decode(block)
+            decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _mixed_lines(path: Path) -> bool:
+    """True when a file that is not UTF-8 as a whole has lines of UTF-8 Chinese too (see _utf8_and_not)."""
+    utf8 = other = False
+    with path.open("rb") as f:
+        for line in f:
+            if line.isascii():
+                continue
+            try:
+                decoded = line.decode("utf-8")
+            except UnicodeDecodeError:
+                other = True
+            else:
+                utf8 = utf8 or any(ord(c) >= 0x800 for c in decoded)
+            if utf8 and other:
+                return True
+    return False
+
+
+def _streamable_codec(path: Path, forced: str | None, source: dict, notes: list) -> str | None:
+    """Return the codec to stream the CSV with, the source's encoding set as `_decode_csv` sets it; None when
+    the text does not decode cleanly (then the file is read whole, so that every bad line is named)."""
+    with path.open("rb") as f:
+        start = f.read(4)
+    if forced is not None:
+        codec = _codec(forced)
+        if codec is None:
+            raise _fatal(
+                source, "unknown_encoding", f"unknown encoding {forced!r}: use e.g. UTF-8, GB18030, GBK or BIG5."
+            )
+        if codec == "utf-8" and start.startswith(codecs.BOM_UTF8):
+            codec = "utf-8-sig"
+        if not _decodes(path, codec):
+            return None
+        source.update(encoding=codecs.lookup(codec).name.upper(), encoding_source="given")
+        return codec
+    for bom, codec in _BOMS:
+        if start.startswith(bom):
+            if not _decodes(path, codec):
+                return None
+            source.update(encoding=codecs.lookup(codec).name.upper(), encoding_source="byte order mark")
+            return codec
+    if _decodes(path, "utf-8"):
+        source.update(encoding="UTF-8", encoding_source="detected")
+        return "utf-8"
+    if _decodes(path, "gb18030") and not _mixed_lines(path):
+        source.update(encoding="GB18030", encoding_source="detected")
+        notes.append(
+            problem(
+                "encoding",
+                f"{source['display']}: the text is not UTF-8; it was decoded as GB18030 "
+                "(covers GBK and GB2312, what Chinese Excel writes). Check a few names; if they look "
+                "wrong, give the right encoding with --encoding.",
+            )
+        )
+        return "gb18030"
+    return None
+
+
+def _nul_problem(display: str, where: str, number: int, name) -> dict:
+    return problem(
+        "nul_byte",
+        f"{display}, {where}: column {name!r} holds a NUL byte (\\x00), which text "
+        "cannot hold (often a sign of a binary file, or a UTF-16 file read as another encoding). "
+        "Remove it, or export the table again as CSV UTF-8.",
+        index=number,
+        field=name,
+    )
+
+
+def stream_csv(path: Path, encoding: str | None, source: dict, chunk_rows: int) -> TableStream:
+    """Open the CSV file at `path` as a stream of Tables of at most `chunk_rows` rows."""
+    notes: list[dict] = []
+    codec = _streamable_codec(path, encoding, source, notes)
+    if codec is None:  # undecodable or mixed text: read whole to name every bad line (refused anyway)
+        return _chunked(
+            _read_csv(path, encoding, {k: source[k] for k in ("path", "display")}), chunk_rows, path.stat().st_size
+        )
+    with path.open(encoding=codec, newline="") as f:
+        first_line = f.readline().rstrip("\r\n")
+    delimiter = "\t" if path.suffix.lower() == ".tsv" or ("\t" in first_line and "," not in first_line) else ","
+    source.update(driver="CSV", delimiter="tab" if delimiter == "\t" else "comma")
+    raw = path.open("rb")
+    text = io.TextIOWrapper(raw, encoding=codec, newline="")
+    nul = [False]
+
+    def lines():
+        for line in text:
+            if "\x00" in line:
+                nul[0] = True
+            yield line
+
+    reader = csv.reader(lines(), delimiter=delimiter)
+    try:
+        names, header_problems = _stream_header(reader, source)
+    except BaseException:
+        raw.close()
+        raise
+    header = Table(
+        columns=[n for n in names if n is not None],
+        rows=[],
+        numbers=[],
+        unit="line",
+        notes=notes,
+        problems=header_problems,
+        source=source,
+    )
+    source["rows"] = 0
+    chunks = _csv_chunks(reader, names, header.columns, source, chunk_rows, nul, raw)
+    return TableStream(header, chunks, path.stat().st_size, lambda: 0 if raw.closed else raw.tell())
+
+
+def _stream_header(reader, source: dict) -> tuple[list[str | None], list[dict]]:
+    """Read line 1 and return its column names and problems; raise TableReadError if it holds none."""
+    display = source["display"]
+    try:
+        header_cells = next(reader, None)
+    except csv.Error as exc:
+        raise _fatal(source, "unreadable", f"{display}, line 1: {exc}. Export the table again.")
+    if not header_cells or not any(c.strip() for c in header_cells):
+        raise _fatal(
+            source,
+            "no_header",
+            f"{display}: line 1 must hold the column names, but it is empty. Put the column names in the first line.",
+        )
+    return _header(header_cells, source, "line 1")
+
+
+def _csv_chunks(reader, names: list, columns: list, source: dict, chunk_rows: int, nul: list, raw) -> Iterator[Table]:
+    """Yield the rows after the header in Tables of at most `chunk_rows` rows; close `raw` at the end."""
+    display = source["display"]
+    plain = None not in names
+    previous = reader.line_num
+    try:
+        while True:
+            rows, numbers, problems = [], [], []
+            broken = False
+            while len(rows) < chunk_rows:
+                try:
+                    cells = next(reader)
+                except StopIteration:
+                    broken = True
+                    break
+                except csv.Error as exc:
+                    problems.append(
+                        problem(
+                            "bad_row",
+                            f"{display}, line {previous + 1}: {exc}. Check the quotes on this line.",
+                            index=previous + 1,
+                        )
+                    )
+                    broken = True
+                    break
+                number, previous = previous + 1, reader.line_num
+                row = _csv_row(names, cells, plain, display, number, problems, nul[0])
+                if row is not None:
+                    rows.append(row)
+                    numbers.append(number)
+            source["rows"] += len(rows)
+            if rows or problems:
+                yield Table(columns=columns, rows=rows, numbers=numbers, unit="line", problems=problems, source=source)
+            if broken:
+                return
+    finally:
+        raw.close()
+
+
+def _csv_row(names: list, cells: list, plain: bool, display: str, number: int, problems: list, nul: bool):
+    """Return the row of `cells` as {column: text} (None for a blank line), recording its problems."""
+    if plain and len(cells) == len(names):
+        values = [v.strip() or None for v in cells]
+        if not any(values):
+            return None
+        row = dict(zip(names, values))
+    else:
+        if not any(c.strip() for c in cells):
+            return None
+        row = _row(names, cells, display, f"line {number}", number, problems)
+    if nul:
+        for k, v in row.items():
+            if v is not None and "\x00" in v:
+                problems.append(_nul_problem(display, f"line {number}", number, k))
+                row[k] = v.replace("\x00", "")
+    return row
