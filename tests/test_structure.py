@@ -22,7 +22,6 @@ MAX_FUNCTION_LINES = 80
 # Modules over MAX_MODULE_LINES, by path from the repository root.
 MODULES_BEING_SPLIT = {
     "gridkit/io/tables.py",  # being split on branch city9
-    "gridkit/incidents/workflow.py",  # being split on branch inc10
 }
 
 # Functions over MAX_FUNCTION_LINES, as "path:qualified name".
@@ -34,9 +33,6 @@ FUNCTIONS_BEING_SPLIT = {
     "gridkit/io/tables.py:_decode_csv",  # being split on branch city9
     "gridkit/io/tables.py:_stream_csv",  # being split on branch city9
     "gridkit/io/xlsx.py:stream_xlsx",  # being split on branch city9
-    "gridkit/incidents/components.py:import_components",  # being split on branch inc10
-    "gridkit/incidents/importer.py:import_incidents",  # being split on branch inc10
-    "gridkit/incidents/workflow.py:report_incident",  # being split on branch inc10
     "gridkit/io/export.py:export_layer",  # being split on branch exp12
     "gridkit/grids/generate/service.py:generate_base_grid",  # being split on branch gen13
 }
