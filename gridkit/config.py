@@ -65,6 +65,13 @@ class Settings:
     open311_rate: int = _setting(
         20, "Open311 posts one network address may make per hour without an API key.", "GRIDKIT_OPEN311_RATE"
     )
+    open311_rate_storage: str = _setting(
+        "memory://",
+        "Where the Open311 rate limit counts posts: memory:// keeps them in the process, shared by "
+        "its threads (right for the shipped waitress server, one process); several processes need a "
+        "shared store, e.g. redis://HOST:6379 (install the redis package) or memcached://HOST:11211.",
+        "GRIDKIT_OPEN311_RATE_STORAGE",
+    )
     code_profile: str = _setting(
         "default", "Code layout: default (15-digit base cells) or cjt213 (14-digit).", "GRIDKIT_CODE_PROFILE"
     )

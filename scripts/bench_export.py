@@ -7,17 +7,23 @@
 Runs in a throwaway database (a private cluster under /tmp), or inside one rolled-back
 transaction of GRIDKIT_DATABASE_URL's database. Nothing is committed.
 
-Measured, each with its peak memory (the client process's peak resident set size during the step
-minus its size before, Linux VmHWM):
-- baseline: the whole layer read into one GeoDataFrame (read time printed apart), then
-  `pyogrio.write_dataframe(frame, use_arrow=True)` to .shp and to .gpkg: the raw write of the
-  same frame, in the same run;
-- gridkit export end to end (`export_layer`: PostGIS read through a server-side cursor in
-  chunks, masking, appends per chunk, zip with fields.csv for shp, temporary name renamed);
-- gridkit's writers alone, fed the same rows in chunks from memory: the streaming overhead
-  without the database read;
-- the population report by community over all residents (`run_report`).
-The last line is `ratio_shp=… ratio_gpkg=… report_seconds=…` (export end to end / raw write).
+Measured in one run, each with its peak memory (the client process's peak resident set size
+during the step minus its size before, Linux VmHWM):
+- baseline: the whole layer read into one GeoDataFrame (read time printed apart, not in any
+  ratio), then `pyogrio.write_dataframe(frame, use_arrow=True)` to .shp and to .gpkg: the raw
+  write of an in-memory frame;
+- gridkit's writers alone, fed the same rows as Arrow batches already in memory ("write only":
+  the shp figure includes zipping the parts with fields.csv, which the raw write does not do);
+- gridkit export end to end (`export_layer`: PostGIS COPY parsed into Arrow batches while GDAL
+  writes, masking in SQL, temporary name renamed; shp zipped). Its ratio to the raw write is
+  "end to end from the database" against "a write of a frame already in memory": the read is
+  included on our side only;
+- the population report by community over all residents (`run_report`), after the per-cell
+  resident summary was rebuilt once (the rebuild, due once after residents change, is timed apart),
+  against a plain `count(*) GROUP BY` community over the same residents, and the previous
+  query (every resident grouped by household) for reference.
+The last line is `write_shp=… e2e_shp=… write_gpkg=… e2e_gpkg=… report_seconds=… report_vs_count=…`
+(ratios to the raw write, and of the report to the plain count).
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -40,10 +47,13 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from gridkit import db
-from gridkit.io.export import ExportOptions, export_layer
+from gridkit.io.export import ExportOptions, _geometry_sql, export_layer, target_crs
+from gridkit.io.export_arrow import arrow_batches, copy_sql
 from gridkit.io.export_layers import LAYERS, build_query
-from gridkit.io.export_writers import Chunk, OgrWriter, ShapefileZipWriter
-from gridkit.reports import run_report
+from gridkit.io.export_writers import OgrWriter, ShapefileZipWriter
+from gridkit.reports import resident_summary, run_report
+from gridkit.reports.standard import _unit_frame
+from gridkit.reports.units import units
 
 X0, Y0, STEP, SIDE = 114.0, 22.5, 0.002, 20  # 20×20 cells of ~200 m per community
 COMMUNITIES = 10
@@ -122,15 +132,17 @@ def load_entities(session: Session, cells: list[int], n: int, rng) -> None:
 
 
 def load_residents(session: Session, cells: list[int], n: int, rng) -> None:
-    """n residents spread over the cells, in households of three living in one cell."""
-    cell = np.repeat(rng.choice(cells, n // 3 + 1), 3)[:n]
+    """n residents spread over the cells, in households of three; 1% live in another cell than their
+    household's (households split over cells, which a report must count once per unit)."""
+    home = np.repeat(rng.choice(cells, n // 3 + 1), 3)[:n]
+    cell = np.where(rng.random(n) < 0.01, rng.choice(cells, n), home)
     floating = rng.random(n) < 0.35
     _copy(
         session,
         "COPY resident (id_number_hash, id_number_masked, name, household, population_type, base_cell_id) FROM STDIN",
         (
-            f"{i:064x}\t4403**********123X\t居民{i}\tH{c}-{i // 3}\t{'floating' if f else 'registered'}\t{c}\n"
-            for i, (c, f) in enumerate(zip(cell, floating))
+            f"{i:064x}\t4403**********123X\t居民{i}\tH{h}-{i // 3}\t{'floating' if f else 'registered'}\t{c}\n"
+            for i, (h, c, f) in enumerate(zip(home, cell, floating))
         ),
     )
 
@@ -153,61 +165,101 @@ def run(url: str, args) -> str:
             progress(f"{len(cells):,} base cells; loading {args.points:,} entities …")
             load_entities(session, cells, args.points, rng)
             session.execute(text("ANALYZE legal_entity"))
-            n = args.points
-            # Baseline: the same rows (masked query of the entities layer) as one GeoDataFrame.
-            import geopandas as gpd
-            import pyogrio
-            import shapely
-
-            query = build_query(session, LAYERS["entities"])
-            read_s, read_mb, frame = timed(lambda: _frame(session, query, gpd, shapely))
-            rows.append(("baseline read of the frame into memory (not in the ratios)", read_s, read_mb))
-            for fmt, name, driver in (("shp", "raw.shp", "ESRI Shapefile"), ("gpkg", "raw.gpkg", "GPKG")):
-                s, mb, _ = timed(
-                    lambda f=frame, p=out / name, d=driver, e=("UTF-8" if fmt == "shp" else None): (
-                        pyogrio.write_dataframe(f, p, driver=d, use_arrow=True, encoding=e)
-                    )
-                )
-                rows.append((f"raw pyogrio.write_dataframe use_arrow → {fmt}", s, mb))
-            chunks = _chunks(frame, query, 50_000)
-            del frame
-            for fmt in ("shp", "gpkg"):
-                s, mb, _ = timed(lambda f=fmt, c=chunks: _writers_only(f, c, query, out))
-                rows.append((f"gridkit writers only, 50k-row chunks from memory → {fmt}", s, mb))
-            del chunks
-            for fmt, name in (("shp", "entities.zip"), ("gpkg", "entities.gpkg")):
-                s, mb, summary = timed(
-                    lambda f=fmt, p=out / name: export_layer(
-                        session, ExportOptions("entities", f, p, max_features=10**9)
-                    )
-                )
-                assert summary["features"] == n
-                rows.append((f"gridkit export entities end to end → {fmt}", s, mb))
+            rows += _export_rows(session, args.points, out)
             session.execute(text("TRUNCATE legal_entity"))
             progress(f"loading {args.residents:,} residents …")
             load_residents(session, cells, args.residents, rng)
             session.execute(text("ANALYZE resident"))
-            run_report(session, "population", by="community")  # warm the cache once
-            s, mb, result = timed(lambda: run_report(session, "population", by="community"))
-            assert sum(r["residents"] for r in result.main.rows) == args.residents
-            rows.append((f"report population by community over {args.residents:,} residents", s, mb))
+            rows += _report_rows(session, args.residents)
     finally:
         for path in out.glob("*"):
             path.unlink()
         out.rmdir()
-    table(rows, n)
-    raw = {
-        fmt: next(s for name, s, _ in rows if name.startswith("raw") and name.endswith(fmt)) for fmt in ("shp", "gpkg")
-    }
-    mine = {
-        fmt: next(s for name, s, _ in rows if name.startswith("gridkit export") and name.endswith(fmt))
-        for fmt in ("shp", "gpkg")
-    }
-    report_s = rows[-1][1]
+    table(rows, args.points)
+    ratio = {k: _seconds(rows, k) for k in ("raw", "writers", "export", "report", "count")}
     return (
-        f"ratio_shp={mine['shp'] / raw['shp']:.2f} ratio_gpkg={mine['gpkg'] / raw['gpkg']:.2f} "
-        f"report_seconds={report_s:.2f}"
+        f"write_shp={ratio['writers']['shp'] / ratio['raw']['shp']:.2f} "
+        f"e2e_shp={ratio['export']['shp'] / ratio['raw']['shp']:.2f} "
+        f"write_gpkg={ratio['writers']['gpkg'] / ratio['raw']['gpkg']:.2f} "
+        f"e2e_gpkg={ratio['export']['gpkg'] / ratio['raw']['gpkg']:.2f} "
+        f"report_seconds={ratio['report'][None]:.2f} report_vs_count={ratio['report'][None] / ratio['count'][None]:.2f}"
     )
+
+
+def _export_rows(session: Session, n: int, out: Path) -> list:
+    """Time the raw write of the frame, gridkit's writers from memory and the export end to end."""
+    import geopandas as gpd
+    import pyogrio
+    import shapely
+
+    rows = []
+    # Baseline: the same rows (masked query of the entities layer) as one GeoDataFrame.
+    query = build_query(session, LAYERS["entities"])
+    read_s, read_mb, frame = timed(lambda: _frame(session, query, gpd, shapely))
+    rows.append(("baseline read of the frame into memory (not in the ratios)", read_s, read_mb))
+    for fmt, name, driver in (("shp", "raw.shp", "ESRI Shapefile"), ("gpkg", "raw.gpkg", "GPKG")):
+        s, mb, _ = timed(
+            lambda f=frame, p=out / name, d=driver, e=("UTF-8" if fmt == "shp" else None): pyogrio.write_dataframe(
+                f, p, driver=d, use_arrow=True, encoding=e
+            )
+        )
+        rows.append((f"raw pyogrio.write_dataframe use_arrow → {fmt}", s, mb))
+    del frame
+    s, mb, batches = timed(lambda: _batches(session, query))
+    rows.append(("gridkit read into Arrow batches (kept in memory; not in the ratios)", s, mb))
+    for fmt in ("shp", "gpkg"):
+        s, mb, _ = timed(lambda f=fmt, b=batches: _writers_only(f, b, query, out))
+        rows.append((f"gridkit writers only, Arrow batches from memory → {fmt}", s, mb))
+    del batches
+    for fmt, name in (("shp", "entities.zip"), ("gpkg", "entities.gpkg")):
+        s, mb, summary = timed(
+            lambda f=fmt, p=out / name: export_layer(session, ExportOptions("entities", f, p, max_features=10**9))
+        )
+        assert summary["features"] == n
+        rows.append((f"gridkit export entities end to end from the database → {fmt}", s, mb))
+    return rows
+
+
+def _seconds(rows, prefix: str) -> dict:
+    """Return {format or None: seconds} of the rows whose step starts with a word of `prefix`."""
+    words = {
+        "raw": "raw ",
+        "writers": "gridkit writers",
+        "export": "gridkit export",
+        "report": "report population",
+        "count": "baseline count",
+    }
+    found = {}
+    for name, seconds, _ in rows:
+        if name.startswith(words[prefix]):
+            found[next((f for f in ("shp", "gpkg") if name.endswith(f)), None)] = seconds
+    return found
+
+
+def _report_rows(session: Session, residents: int) -> list:
+    """Time the summary rebuild, the report, a plain count by community and the previous query."""
+    rows = []
+    s, mb, _ = timed(lambda: resident_summary.refresh(session))
+    rows.append((f"resident summary rebuild, once after residents change ({residents:,})", s, mb))
+    run_report(session, "population", by="community")  # warm the cache once
+    s, mb, result = timed(lambda: run_report(session, "population", by="community"))
+    assert sum(r["residents"] for r in result.main.rows) == residents
+    rows.append((f"report population by community over {residents:,} residents", s, mb))
+    u = units(session, "community")
+    count_sql = (
+        _unit_frame(u) + " SELECT u.code, count(*) FROM resident s JOIN u ON u.cell_id = s.base_cell_id GROUP BY u.code"
+    )
+    session.execute(text(count_sql), u.params).all()  # warm
+    s, mb, _ = timed(lambda: session.execute(text(count_sql), u.params).all())
+    rows.append(("baseline count(*) GROUP BY community over the same residents", s, mb))
+    old_sql = _unit_frame(u) + (
+        ", g AS (SELECT u.code, s.household, count(*) AS n FROM resident s JOIN u ON u.cell_id = s.base_cell_id "
+        "GROUP BY u.code, s.household) SELECT code, sum(n), count(*) FILTER (WHERE household <> '') FROM g "
+        "GROUP BY code"
+    )
+    s, mb, _ = timed(lambda: session.execute(text(old_sql), u.params).all())
+    rows.append(("previous report query: every resident grouped by household (reference)", s, mb))
+    return rows
 
 
 def _frame(session, query, gpd, shapely):
@@ -225,50 +277,42 @@ def _frame(session, query, gpd, shapely):
     return gpd.GeoDataFrame(data, geometry=geoms, crs="EPSG:4490")
 
 
-def _chunks(frame, query, size):
-    import pandas as pd
-    import shapely
-
+def _batches(session, query):
+    crs = target_crs(session, "EPSG:4490")
+    options = ExportOptions("entities", "gpkg", Path("unused"))
+    types = [f.type for f in OgrWriter(Path("x"), "GPKG", query.fields, "EPSG:4490").schema][:-1]
+    sql = copy_sql(query.sql, query.fields, types, _geometry_sql(options, crs, "Point", alias="x"), None)
     names = [n for n, _ in query.fields]
-    wkb = shapely.to_wkb(frame.geometry.values)
-    result = []
-    for start in range(0, len(frame), size):
-        part = frame.iloc[start : start + size]
-        result.append(
-            Chunk(
-                {
-                    n: [
-                        None if pd.isna(v) else v.to_pydatetime() if hasattr(v, "to_pydatetime") else v
-                        for v in part[n].tolist()
-                    ]
-                    for n in names
-                },
-                list(wkb[start : start + size]),
-            )
-        )
-    return result
+    return list(arrow_batches(session, sql, query.params, names, types, rows=50_000))
 
 
-def _writers_only(fmt, chunks, query, out):
+def _writers_only(fmt, batches, query, out):
     path = out / f"writers.{'zip' if fmt == 'shp' else 'gpkg'}"
     path.unlink(missing_ok=True)
     if fmt == "shp":
-        writer = ShapefileZipWriter(path, "entities", query.fields, "Point", "EPSG:4490", "utf-8")
+        writer = ShapefileZipWriter(path, query.fields, "EPSG:4490", "utf-8")
+        # The shapefile stores datetimes as dates: the same rows, typed as that writer takes them.
+        batches = [pa.RecordBatch.from_arrays(_as_dates(b), names=b.schema.names) for b in batches]
     else:
-        writer = OgrWriter(path, "GPKG", "entities", query.fields, "Point", "EPSG:4490")
-    writer.write_all(iter(chunks))
+        writer = OgrWriter(path, "GPKG", query.fields, "EPSG:4490")
+    writer.write_layer("entities", "Point", iter(batches))
+    writer.finish()
+
+
+def _as_dates(batch):
+    return [c.cast(pa.date32()) if pa.types.is_timestamp(c.type) else c for c in batch.columns]
 
 
 def table(rows, n) -> None:
     print(f"\n{n:,} points, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
-    print(f"{'step':<78}  {'seconds':>8}  {'peak MB':>8}  {'vs raw':>7}")
+    print(f"{'step':<80}  {'seconds':>8}  {'peak MB':>8}  {'vs raw':>7}")
     raw = {
         fmt: next(s for name, s, _ in rows if name.startswith("raw") and name.endswith(fmt)) for fmt in ("shp", "gpkg")
     }
     for name, seconds, mb in rows:
         fmt = next((f for f in ("shp", "gpkg") if name.endswith(f)), None)
         ratio = f"{seconds / raw[fmt]:.2f}×" if fmt else ""
-        print(f"{name:<78}  {seconds:>8.2f}  {('n/a' if mb is None else f'{mb:,.0f}'):>8}  {ratio:>7}")
+        print(f"{name:<80}  {seconds:>8.2f}  {('n/a' if mb is None else f'{mb:,.0f}'):>8}  {ratio:>7}")
 
 
 def main(argv=None) -> int:

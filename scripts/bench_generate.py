@@ -1,14 +1,17 @@
 #!/usr/bin/env python
-"""Time base cell generation on the Shanghai Bund OSM sample and measure how cells follow the roads.
+"""Time base cell generation on the Shanghai Bund OSM sample against the old generator; measure the cells.
 
-    .venv/bin/python scripts/bench_generate.py [--repeat 3]
+    .venv/bin/python scripts/bench_generate.py [--repeat 3] [--scenario three|whole|quarters ...]
 
 The sample (../shared/data/shanghai-bund-osm, © OpenStreetMap contributors, ODbL) has no admin
 polygons. Communities: three irregular ones drawn for the test (tests/factories_generate.py), the
 whole sample box 80 m inside its tiles, and that box in 2 × 2 quarters. Work happens in EPSG:4550
 (CGCS2000 Gauss-Kruger, central meridian 123E), as generate_base_grid does; buildings are the OSM
-footprints. Baselines timed in the same run on the same communities: a square grid clipped to the
-community, and the first step of generation alone (noding + polygonize of roads and water).
+footprints. Baselines timed in the same run on the same communities: the old generator (before
+issue 13: no road hierarchy, no carriageways, buildings as points; the file
+gridkit/grids/generate.py of commit OLD_COMMIT, read from the repository's history), a square
+grid clipped to the community, and the first step of generation alone (noding + polygonize).
+Speed target: generation within 2× the old generator's time (× old ≤ 2).
 
 Measures per scenario (gridkit.grids.generate.measures), on roads of class primary, secondary,
 tertiary, trunk (and motorway, links), tunnels excluded:
@@ -24,7 +27,10 @@ tertiary, trunk (and motorway, links), tunnels excluded:
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -51,6 +57,8 @@ from gridkit.grids.generate.measures import carriageway_strips, cells_holding_ma
 from tests.factories_generate import THREE_COMMUNITIES  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "shanghai-bund-osm"
+# The last commit with the old generator (one module, gridkit/grids/generate.py).
+OLD_COMMIT = "62005a7"
 EPSG = 4550
 INSET_DEG = 0.0008
 
@@ -93,6 +101,40 @@ def generate_new(community, data, target):
     return generate_cells(community, data["roads"], data["water"], data["buildings"], target)
 
 
+def load_old_generator():
+    """Return the old generator's module, read from the repository's history (git show OLD_COMMIT:...)."""
+    source = subprocess.run(
+        ["git", "-C", str(ROOT), "show", f"{OLD_COMMIT}:gridkit/grids/generate.py"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    path = Path(tempfile.mkdtemp(prefix="bench_generate_")) / "old_generate.py"
+    path.write_text(source, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location("old_generate", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["old_generate"] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def old_inputs(data) -> dict:
+    """Return the old generator's inputs: roads as lines (majors also apart), buildings as interior points."""
+    return {
+        "roads": [r.geom for r in data["roads"]],
+        "major": [r.geom for r in data["roads"] if r.major],
+        "points": list(shapely.point_on_surface(np.asarray(data["buildings"], dtype=object))),
+    }
+
+
+def generate_old(old, community, data, inputs, target):
+    """Generate with the old generator (as it was before issue 13)."""
+    old_target = old.Target(target.measure, target.min, target.max)
+    return old.generate_cells(
+        community, inputs["roads"], data["water"], inputs["points"], old_target, major_roads=inputs["major"]
+    )
+
+
 def square_grid(community, side: float) -> list:
     """Baseline: squares of `side` metres clipped to the community."""
     minx, miny, maxx, maxy = community.bounds
@@ -123,6 +165,23 @@ def best_of(repeat: int, func):
         result = func()
         times.append(time.perf_counter() - started)
     return result, min(times)
+
+
+def best_of_pair(repeat: int, first, second):
+    """Return (first's result, its best wall and CPU seconds, second's result, its best wall and CPU seconds).
+
+    The two run in turns, so each run of one meets about the same load of the machine as the run of
+    the other; CPU seconds (this process only) are what a busy machine disturbs least.
+    """
+    times: tuple[list, list] = ([], [])
+    results = [None, None]
+    for _ in range(repeat):
+        for k, func in enumerate((first, second)):
+            wall, cpu = time.perf_counter(), time.process_time()
+            results[k] = func()
+            times[k].append((time.perf_counter() - wall, time.process_time() - cpu))
+    best = [(min(w for w, _ in t), min(c for _, c in t)) for t in times]
+    return results[0], best[0], results[1], best[1]
 
 
 def measure(results, communities, data, target) -> dict:
@@ -172,6 +231,12 @@ def main(argv=None, generate=generate_new) -> int:
     """Run the benchmark and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement; the best is kept")
+    parser.add_argument(
+        "--scenario",
+        action="append",
+        choices=sorted({key for _, key, _ in SCENARIOS}),
+        help="only the scenarios on these communities (repeatable; default all)",
+    )
     args = parser.parse_args(argv)
     if not DATA.exists():
         print(f"The Shanghai sample is missing: expected it at {DATA}", file=sys.stderr)
@@ -183,16 +248,31 @@ def main(argv=None, generate=generate_new) -> int:
         f"roads ({sum(r.major for r in data['roads'])} major), {len(data['water'])} water features, "
         f"{len(data['buildings'])} building footprints."
     )
+    try:
+        old = load_old_generator()
+    except (OSError, subprocess.CalledProcessError) as exc:
+        print(f"The old generator could not be read from git ({OLD_COMMIT}): {exc}", file=sys.stderr)
+        return 1
+    inputs = old_inputs(data)
     header = (
-        f"{'scenario':<28} {'cells':>5} {'in target':>9} {'time s':>7} {'× polyg.':>8} {'× grid':>7} "
-        f"{'major ≥30m in':>13} {'cells ≥50m':>10} {'strips':>6} {'min PP':>6} {'PP<0.15':>7} {'unexpl.':>7}"
+        f"{'scenario':<28} {'cells':>5} {'in target':>9} {'major ≥30m in':>13} {'min PP':>6} {'time s':>7} "
+        f"{'old s':>6} {'× old':>5} {'× CPU':>5} {'old in tgt':>10} {'old ≥30m':>8} {'old PP':>6} "
+        f"{'× polyg.':>8} {'× grid':>7} {'cells ≥50m':>10} {'strips':>6} {'PP<0.15':>7} {'unexpl.':>7}"
     )
     print()
     print(header)
     print("-" * len(header))
+    worst = 0.0
     for name, key, target in SCENARIOS:
+        if args.scenario and key not in args.scenario:
+            continue
         communities = data[key]
-        results, seconds = best_of(args.repeat, lambda cs=communities, t=target: [generate(c, data, t) for c in cs])
+        results, (seconds, cpu), old_results, (old_seconds, old_cpu) = best_of_pair(
+            args.repeat,
+            lambda cs=communities, t=target: [generate(c, data, t) for c in cs],
+            lambda cs=communities, t=target: [generate_old(old, c, data, inputs, t) for c in cs],
+        )
+        worst = max(worst, cpu / old_cpu)
         side = (((target.min + target.max) / 2) if target.measure == "area" else 100_000) ** 0.5
         _, grid_seconds = best_of(args.repeat, lambda cs=communities, s=side: [square_grid(c, s) for c in cs])
         _, poly_seconds = best_of(
@@ -201,14 +281,22 @@ def main(argv=None, generate=generate_new) -> int:
         tiling = max(r.tiling_error_m2 for r in results)
         assert tiling <= 1e-9 * sum(c.area for c in communities), f"tiling error {tiling} m²"
         m = measure(results, communities, data, target)
+        o = measure(old_results, communities, data, target)
         print(
-            f"{name:<28} {m['cells']:>5} {m['in_target']:>8.0%} {seconds:>7.3f} {seconds / poly_seconds:>8.1f} "
-            f"{seconds / grid_seconds:>7.0f} {m['major_far']:>12.1%} {m['holding']:>10} {m['strips']:>6} "
-            f"{m['min_pp']:>6.3f} {m['low_pp']:>7} {m['unexplained']:>7}"
+            f"{name:<28} {m['cells']:>5} {m['in_target']:>8.0%} {m['major_far']:>12.1%} {m['min_pp']:>6.3f} "
+            f"{seconds:>7.3f} {old_seconds:>6.3f} {seconds / old_seconds:>5.2f} {cpu / old_cpu:>5.2f} "
+            f"{o['in_target']:>9.0%} {o['major_far']:>7.1%} {o['min_pp']:>6.3f} "
+            f"{seconds / poly_seconds:>8.1f} {seconds / grid_seconds:>7.0f} "
+            f"{m['holding']:>10} {m['strips']:>6} {m['low_pp']:>7} {m['unexplained']:>7}"
         )
     print()
+    print("× old: generation time divided by the old generator's time on the same communities (target ≤ 2);")
+    print("× CPU: the same with the CPU time of this process (less disturbed by other work on the machine).")
     print("× polyg. / × grid: generation time divided by the baseline's time on the same communities.")
-    print("in target: by the building rule (the count after publishing); water cells excluded.")
+    print("in target: by the building rule (the count after publishing); water cells excluded; old …: the")
+    print("old generator's cells measured the same way.")
+    verdict = "within" if worst <= 2 else "ABOVE"
+    print(f"Slowest ratio to the old generator (CPU): {worst:.2f}× ({verdict} the 2× target).")
     return 0
 
 

@@ -260,6 +260,41 @@ def store_residents(env: dict, n: int) -> None:
         conn.execute("ANALYZE resident")
 
 
+def print_report(table: list, rewrite: dict, assigned: list, assign: int) -> None:
+    """Print the imports' table, then the assignments' table, then what the ratios mean."""
+    print(
+        f"{'import':36} {'rows':>9} {'seconds':>8} {'rows/s':>9} {'peak MB':>8} {'client CPU s':>12} "
+        f"{'COPY+join s':>11} {'ratio':>6}  result"
+    )
+    for label, n, got, base in table:
+        result = (
+            f"refused: {got['problems']} problem(s): {got['first'][:70]}"
+            if got.get("refused")
+            else f"created {got['created']}, assigned {got['assigned']}"
+        )
+        print(
+            f"{label:36} {n:>9,} {got['seconds']:>8.1f} {n / got['seconds']:>9,.0f} {got['peak_mb']:>8.0f} "
+            f"{got['cpu']:>12.1f} {base['seconds']:>11.1f} {got['seconds'] / base['seconds']:>6.1f}  {result}"
+        )
+    print()
+    # The target: 5M residents in 20 s end to end, i.e. 4 µs per resident.
+    target = 20 * assign / 5_000_000
+    print(
+        f"{'first assignment of stored residents':36} {'rows':>9} {'seconds':>8} {'peak MB':>8} {'rewrite s':>11} "
+        f"{'ratio':>6} {'target s':>8}  parts"
+    )
+    for variant, got in assigned:
+        parts = ", ".join(f"{k} {v:.1f} s" for k, v in got["parts"].items())
+        print(
+            f"{variant:36} {assign:>9,} {got['seconds']:>8.1f} {got['peak_mb']:>8.0f} {rewrite['seconds']:>11.1f} "
+            f"{got['seconds'] / rewrite['seconds']:>6.1f} {target:>8.1f}  {parts}"
+        )
+    print(
+        "ratio = seconds / the same run's baseline: a raw COPY + join of the file (imports); a plain copy of "
+        "the stored residents' table, CREATE TABLE AS (assignment). Imports run as the application role."
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows per file (default 1,000,000)")
@@ -309,37 +344,7 @@ def main(argv: list[str] | None = None) -> int:
             got = run_child(env, child="assign", variant=variant)
             print(f"assign {variant}: {got}", file=sys.stderr)
             assigned.append((variant, got))
-    print(
-        f"{'import':36} {'rows':>9} {'seconds':>8} {'rows/s':>9} {'peak MB':>8} {'client CPU s':>12} "
-        f"{'COPY+join s':>11} {'ratio':>6}  result"
-    )
-    for label, n, got, base in table:
-        result = (
-            f"refused: {got['problems']} problem(s): {got['first'][:70]}"
-            if got.get("refused")
-            else f"created {got['created']}, assigned {got['assigned']}"
-        )
-        print(
-            f"{label:36} {n:>9,} {got['seconds']:>8.1f} {n / got['seconds']:>9,.0f} {got['peak_mb']:>8.0f} "
-            f"{got['cpu']:>12.1f} {base['seconds']:>11.1f} {got['seconds'] / base['seconds']:>6.1f}  {result}"
-        )
-    print()
-    # The target: 5M residents in 20 s end to end, i.e. 4 µs per resident.
-    target = 20 * args.assign / 5_000_000
-    print(
-        f"{'first assignment of stored residents':36} {'rows':>9} {'seconds':>8} {'peak MB':>8} {'rewrite s':>11} "
-        f"{'ratio':>6} {'target s':>8}  parts"
-    )
-    for variant, got in assigned:
-        parts = ", ".join(f"{k} {v:.1f} s" for k, v in got["parts"].items())
-        print(
-            f"{variant:36} {args.assign:>9,} {got['seconds']:>8.1f} {got['peak_mb']:>8.0f} {rewrite['seconds']:>11.1f} "
-            f"{got['seconds'] / rewrite['seconds']:>6.1f} {target:>8.1f}  {parts}"
-        )
-    print(
-        "ratio = seconds / the same run's baseline: a raw COPY + join of the file (imports); a plain copy of "
-        "the stored residents' table, CREATE TABLE AS (assignment). Imports run as the application role."
-    )
+    print_report(table, rewrite, assigned, args.assign)
     return 0
 
 

@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 from factories import STREET, X0, Y0, D, make_base_grid
 from geoalchemy2.shape import from_shape
 from shapely.geometry import LineString, Point
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from gridkit.grids import work
@@ -45,6 +46,10 @@ def make_city(session: Session, *, residents_per_cell: int = 2) -> dict:
     from gridkit.models import BaseCell
 
     cells = {c.code: c for c in session.query(BaseCell)}
+    # The cases were dispatched to work cell 1 of version 2 (in force when they were reported).
+    dispatched_to = session.scalar(
+        text("SELECT id FROM work_cell WHERE version_id = :v AND code = :c"), {"v": v2.id, "c": WC1}
+    )
     n = 0
     for i, code in enumerate(sorted(cells)):
         cell = cells[code]
@@ -54,7 +59,7 @@ def make_city(session: Session, *, residents_per_cell: int = 2) -> dict:
         y = Y0 + (2 - seq // 3) * D + D / 2
         n = _add_subjects(session, i, cell, Point(x, y), residents_per_cell, n)
         if i < 6:
-            _add_incident(session, i, cell, Point(x, y), zhang)
+            _add_incident(session, i, cell, Point(x, y), zhang, dispatched_to)
     _add_components(session, cells[sorted(cells)[0]])
     session.flush()
     return {
@@ -148,7 +153,7 @@ def _add_subjects(session: Session, i: int, cell, point: Point, residents_per_ce
     return n
 
 
-def _add_incident(session: Session, i: int, cell, point: Point, coordinator) -> None:
+def _add_incident(session: Session, i: int, cell, point: Point, coordinator, work_cell_id: int) -> None:
     """Add incident i (i < 6) at `point` with its history: closed in 10 h (i < 3) or 40 h, or still dispatched."""
     category = "0101" if i % 2 == 0 else "E0101"
     closed = REPORTED + timedelta(hours=10 if i < 3 else 40) if i % 3 != 2 else None
@@ -161,6 +166,7 @@ def _add_incident(session: Session, i: int, cell, point: Point, coordinator) -> 
         geom=from_shape(point, srid=SRID),
         base_cell_id=cell.id,
         dept_code=DEPT,
+        work_cell_id=work_cell_id,
         reporter="赵六",
         reported_at=REPORTED + timedelta(days=i),
         coordinator_id=coordinator.id,

@@ -13,14 +13,14 @@ import pyogrio
 import pytest
 from factories_exports import C2, DEPT, WC1, WC2, make_city
 from openpyxl import load_workbook
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from gridkit.audit import PERSONAL_DATA_READ
 from gridkit.coords import wgs84_to_gcj02
 from gridkit.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from gridkit.io.export import ExportOptions, export_layer
 from gridkit.io.export_writers import short_field_names
-from gridkit.models import AuditLog, Resident, User
+from gridkit.models import AuditLog, LegalEntity, Resident, User
 
 
 @pytest.fixture
@@ -132,11 +132,30 @@ def test_csv_gbk_and_xlsx(session, city, tmp_path):
     assert len(values) - 1 == 5 and any(v[1] == "深圳市" for v in values[1:])
 
 
-def test_components_one_geometry_type(session, city, tmp_path):
+def test_components_lines_stay_lines_one_geometry_type_per_file(session, city, tmp_path):
     path, summary = _export(session, tmp_path, "components", "shp")
-    frame = pyogrio.read_dataframe(f"/vsizip/{path}/components.shp")
-    assert summary["features"] == 2 and set(frame.geom_type) == {"Point"}  # the railing as its point
-    assert set(frame["name"]) == {"上水井盖", "护栏"} and set(frame["category"]) == {"上水井盖"}
+    points = pyogrio.read_dataframe(f"/vsizip/{path}/components_point.shp")
+    lines = pyogrio.read_dataframe(f"/vsizip/{path}/components_line.shp")
+    assert summary["features"] == 2 and summary["layers"] == {"components_point": 1, "components_line": 1}
+    assert set(points.geom_type) == {"Point"} and list(points["name"]) == ["上水井盖"]
+    assert set(lines.geom_type) <= {"LineString", "MultiLineString"} and list(lines["name"]) == ["护栏"]
+    assert lines.geometry.iloc[0].length > 0 and pyogrio.read_info(f"/vsizip/{path}/components_line.shp")[
+        "geometry_type"
+    ] in ("LineString", "MultiLineString")
+    gpkg, _ = _export(session, tmp_path, "components", "gpkg")
+    layers = dict(pyogrio.list_layers(gpkg))
+    assert layers == {"components_point": "Point", "components_line": "MultiLineString"}
+    assert pyogrio.read_dataframe(gpkg, layer="components_line").geom_type.tolist() == ["MultiLineString"]
+    geojson, _ = _export(session, tmp_path, "components", "geojson")
+    kinds = {f["properties"]["name"]: f["geometry"]["type"] for f in json.loads(geojson.read_text())["features"]}
+    assert kinds == {"上水井盖": "Point", "护栏": "LineString"}
+    out = subprocess.run(
+        ["ogrinfo", "-so", f"/vsizip/{path}/components_line.shp", "components_line"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "Line String" in out and "Feature Count: 1" in out
 
 
 def test_gcj02_offsets_points(session, city, tmp_path):
@@ -227,5 +246,21 @@ def test_output_rules_and_no_half_written_file(session, city, tmp_path):
         ExportOptions("residents", "gpkg", tmp_path / "r.gpkg", chunk_size=5),
         progress=lambda done, total: seen.append((done, total)),
     )
-    assert seen[0] == (5, city["residents"]) and seen[-1] == (city["residents"], city["residents"])
+    # Totals before the end are the planner's estimate; the last call gives the real count.
+    assert seen[0][0] == 5 and seen[-1] == (city["residents"], city["residents"])
+    assert [done for done, _ in seen] == sorted(done for done, _ in seen)
     assert pyogrio.read_info(tmp_path / "r.gpkg")["features"] == city["residents"]
+
+
+def test_gdal_formats_filter_like_the_others(session, city, tmp_path):
+    # The shapefile and GPKG rows come through COPY (parameters merged client-side): same filters,
+    # same rows as the CSV path; a literal % in the data stays as it is.
+    session.execute(Resident.__table__.update().values(phone="100%"))
+    kw = {"area": C2, "where": {"population_type": "floating"}}
+    _, csv_summary = _export(session, tmp_path, "residents", "csv", **kw)
+    path, summary = _export(session, tmp_path, "residents", "shp", **kw)
+    frame = pyogrio.read_dataframe(f"/vsizip/{path}/residents.shp")
+    assert summary["features"] == csv_summary["features"] == len(frame) == 9
+    assert set(frame["populati_1" if "populati_1" in frame else "population"]) == {"floating"}
+    entities, _ = _export(session, tmp_path, "entities", "gpkg")
+    assert pyogrio.read_info(entities)["features"] == session.execute(select(func.count(LegalEntity.id))).scalar()

@@ -21,20 +21,11 @@ MAX_FUNCTION_LINES = 80
 
 # Modules over MAX_MODULE_LINES, by path from the repository root.
 MODULES_BEING_SPLIT = {
-    "gridkit/io/tables.py",  # being split on branch city9
 }
 
 # Functions over MAX_FUNCTION_LINES, as "path:qualified name".
 FUNCTIONS_BEING_SPLIT = {
-    "gridkit/io/subjects/coordinators.py:import_coordinators",  # being split on branch city9
-    "gridkit/io/subjects/entities.py:import_entities",  # being split on branch city9
-    "gridkit/io/subjects/job.py:Job._resolve",  # being split on branch city9
-    "gridkit/io/subjects/job.py:Job.points",  # being split on branch city9
-    "gridkit/io/tables.py:_decode_csv",  # being split on branch city9
-    "gridkit/io/tables.py:_stream_csv",  # being split on branch city9
-    "gridkit/io/xlsx.py:stream_xlsx",  # being split on branch city9
     "gridkit/io/export.py:export_layer",  # being split on branch exp12
-    "gridkit/grids/generate/service.py:generate_base_grid",  # being split on branch gen13
 }
 
 

@@ -18,6 +18,7 @@ from gridkit.config import Settings
 from gridkit.messages import catalogue
 from gridkit.models import EDITION_STATUSES, ROLES
 from gridkit.users import add_user
+from gridkit.vendor import LEAFLET_DIR
 from tests.factories import STREET, X0, Y0, D, make_base_grid
 from web import create_app
 from web.auth import login_required
@@ -135,7 +136,7 @@ def test_home_page_uses_no_cdn(client):
     assert client.get("/static/vendor/leaflet/images/layers.png").status_code == 200
     assert client.get("/static/js/gridkit-map.js").status_code == 200
     assert client.get("/static/css/gridkit.css").status_code == 200
-    assert "BSD 2-Clause" in (WEB / "static/vendor/leaflet/LICENSE").read_text()
+    assert "BSD 2-Clause" in (LEAFLET_DIR / "LICENSE").read_text()
 
 
 def test_home_page_on_an_empty_database(fresh_settings):

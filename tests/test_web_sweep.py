@@ -191,6 +191,7 @@ INCIDENT_READERS = SUPERVISORS | COORDINATORS
 MATRIX = {
     "public.home": ("GET", "/", ALL),
     "public.basegrid": ("GET", "/basegrid", ALL),
+    "vendor.leaflet": ("GET", "/static/vendor/leaflet/leaflet.js", ALL),
     "auth.login": ("GET", "/login", ALL),
     "api.summary": ("GET", "/api/summary", ALL),
     "api.admin_units": ("GET", "/api/admin-units", ALL),

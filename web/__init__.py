@@ -31,6 +31,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         shell,
         supervisor,
         tiles,
+        vendor,
     )
 
     settings = settings or Settings.from_env()
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(admin.bp)
     app.register_blueprint(tiles.bp)
     app.register_blueprint(oidc.bp)
+    app.register_blueprint(vendor.bp)
     return app
 
 

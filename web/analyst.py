@@ -26,7 +26,7 @@ from gridkit.errors import GridkitError
 from gridkit.io.export import FORMATS, LAYERS, ExportOptions, export_layer, parse_where
 from gridkit.io.export_writers import ENCODINGS
 from gridkit.models import AdminUnit, Department
-from gridkit.reports import GROUPINGS, report_list, run_report
+from gridkit.reports import GROUPINGS, report_list, resident_summary, run_report
 from gridkit.reports.choropleth import COUNTS, LEVELS, choropleth
 from gridkit.reports.render import (
     REPORT_FORMATS,
@@ -162,11 +162,21 @@ def _report_args() -> dict:
     }
 
 
+def _current_session():
+    """Return the request's session after committing a rebuild of the resident summary, if one was due.
+
+    Report views only read: without this, a rebuild made inside a report would be rolled back
+    with the request and made again by every later request."""
+    with transaction() as session:
+        resident_summary.ensure_current(session)
+    return db_session()
+
+
 @bp.get("/report.json")
 def report_preview():
     """A report's header, first rows and chart, for the page's preview."""
     name = request.args.get("name", "")
-    result = run_report(db_session(), name, **_report_args())
+    result = run_report(_current_session(), name, **_report_args())
     lang = current_language()
     return jsonify(
         {
@@ -191,7 +201,7 @@ def report_download():
     """A report as a file: ?name=&format=csv|xlsx|html and the report's parameters."""
     name = request.args.get("name", "")
     fmt = request.args.get("format", "xlsx")
-    result = run_report(db_session(), name, **_report_args())
+    result = run_report(_current_session(), name, **_report_args())
     folder = _scratch()
     path = folder / f"{name}{SUFFIX.get(fmt, '')}"
     try:
@@ -207,7 +217,7 @@ def choropleth_json():
     """A count per cell or community as GeoJSON: ?count=&by=cell|community&area=."""
     return jsonify(
         choropleth(
-            db_session(),
+            _current_session(),
             request.args.get("count", "residents"),
             request.args.get("by", "community"),
             area=request.args.get("area") or None,

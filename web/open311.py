@@ -1,27 +1,35 @@
 """Open311 GeoReport v2 under /open311/v2: services, requests (GET and POST), one request.
 
 Posting is open, as the spec intends, and rate-limited per network address (GRIDKIT_OPEN311_RATE
-posts an hour); an `api_key` from GRIDKIT_OPEN311_KEYS marks the source trusted and lifts the
-limit. Errors use the Open311 format: a list of {"code", "description"} with the HTTP status.
+posts an hour, a moving window); an `api_key` from GRIDKIT_OPEN311_KEYS marks the source trusted
+and lifts the limit. Errors use the Open311 format: a list of {"code", "description"} with the
+HTTP status.
+
+The counts live where GRIDKIT_OPEN311_RATE_STORAGE says (the `limits` library, which
+Flask-Limiter is built on): `memory://` by default, one store per process shared by all its
+threads, which is right for the shipped server (waitress: one process, many threads). Several
+processes behind one address need a shared store (redis://, memcached://) or each would allow the
+full rate.
 """
 
 from __future__ import annotations
 
 import hmac
 import threading
-import time
-from collections import defaultdict, deque
 
 from flask import Blueprint, current_app, jsonify, request
+from limits import RateLimitItemPerHour
+from limits.errors import ConfigurationError
+from limits.storage import storage_from_string
+from limits.strategies import MovingWindowRateLimiter
 
-from gridkit.errors import GridkitError, PermissionDenied
+from gridkit.errors import GridkitError, PermissionDenied, SetupError
 from gridkit.io import export_open311 as service
 from web.database import db_session, transaction
 from web.i18n import current_language
 
 bp = Blueprint("open311", __name__, url_prefix="/open311/v2")
 
-_WINDOW = 3600.0
 _lock = threading.Lock()
 
 
@@ -60,17 +68,30 @@ def _trusted_source() -> str | None:
     raise PermissionDenied("open311.bad_api_key")
 
 
-def _check_rate(address: str) -> None:
-    settings = current_app.config["GRIDKIT_SETTINGS"]
-    posts = current_app.extensions.setdefault("gridkit_open311_posts", defaultdict(deque))
-    moment = time.monotonic()
+def _limiter(app) -> MovingWindowRateLimiter:
+    """Return the app's rate limiter over the store GRIDKIT_OPEN311_RATE_STORAGE names (made once)."""
     with _lock:
-        recent = posts[address]
-        while recent and moment - recent[0] > _WINDOW:
-            recent.popleft()
-        if len(recent) >= settings.open311_rate:
-            raise TooManyRequests("open311.rate_limited", limit=settings.open311_rate)
-        recent.append(moment)
+        limiter = app.extensions.get("gridkit_open311_limiter")
+        if limiter is None:
+            uri = app.config["GRIDKIT_SETTINGS"].open311_rate_storage
+            try:
+                limiter = MovingWindowRateLimiter(storage_from_string(uri))
+            except (ConfigurationError, ValueError) as exc:
+                raise SetupError("open311.bad_rate_storage", storage=uri, reason=str(exc)) from None
+            app.extensions["gridkit_open311_limiter"] = limiter
+        return limiter
+
+
+@bp.record_once
+def _make_limiter(state) -> None:
+    # At create_app: a store that cannot be used stops the app from starting, not a citizen's post.
+    _limiter(state.app)
+
+
+def _check_rate(address: str) -> None:
+    limit = current_app.config["GRIDKIT_SETTINGS"].open311_rate
+    if not _limiter(current_app).hit(RateLimitItemPerHour(limit), "open311-post", address):
+        raise TooManyRequests("open311.rate_limited", limit=limit)
 
 
 @bp.get("/services.json")

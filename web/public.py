@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, render_template
 
+from web.basegrid_target import target_config
 from web.database import db_session
 from web.mapview import basegrid_map, city_map
 from web.pages import basegrid_overview
@@ -21,9 +22,13 @@ def home():
 
 @bp.route("/basegrid")
 def basegrid():
-    """Show one base grid edition (?edition=NAME, default the current one) with its validation problems."""
+    """Show one base grid edition (?edition=NAME, default the current one) with its validation problems
+    and, for a planner, its cells against a target (by default the one a draft was generated to)."""
     overview = basegrid_overview(db_session(), text_arg("edition", max_length=100))
     edition = overview["edition"]
     return render_template(
-        "basegrid.html", overview=overview, map=basegrid_map(overview["extent"], edition["id"] if edition else None)
+        "basegrid.html",
+        overview=overview,
+        map=basegrid_map(overview["extent"], edition["id"] if edition else None),
+        target=target_config(db_session(), edition) if edition else None,
     )

@@ -10,7 +10,7 @@ from gridkit.cli.common import problems_result, run_import
 from gridkit.errors import ValidationError
 from gridkit.grids.base import edition_named, list_base_cells, list_editions
 from gridkit.grids.editions import diff_editions, publish_edition
-from gridkit.grids.generate import Target, generate_base_grid
+from gridkit.grids.generate import STRADDLE_MAX_M2, Target, check_straddle_max, generate_base_grid
 from gridkit.grids.import_cells import import_base_cells
 from gridkit.grids.renumber import renumber_base_cells
 from gridkit.grids.validate import validate_base_grid
@@ -144,6 +144,12 @@ def basegrid_diff(settings, old, new):
 @click.option("--src-crs", help="CRS of road/water files that have none: EPSG code, PROJ string or gcj02.")
 @click.option("--encoding", help="Text encoding of the road/water attributes.")
 @click.option("--preview", type=click.Path(dir_okay=False), help="Draw the cells to PATH.png or PATH.html.")
+@click.option(
+    "--straddle-max-m2",
+    default=str(int(STRADDLE_MAX_M2)),
+    show_default=True,
+    help="A cell merged across a major road stays within this area in m² (0: no cell straddles a major road).",
+)
 @output.command_output
 @with_settings
 def basegrid_generate(
@@ -159,6 +165,7 @@ def basegrid_generate(
     src_crs,
     encoding,
     preview,
+    straddle_max_m2,
 ):
     """Generate base cells along roads and rivers, to a target size, as a new draft edition."""
     if bool(communities) == all_:
@@ -166,6 +173,7 @@ def basegrid_generate(
     if (target_buildings is None) == (target_area_m2 is None):
         raise ValidationError("cli.basegrid.one_target")
     target = Target.parse(target_buildings, "buildings") if target_buildings else Target.parse(target_area_m2, "area")
+    straddle_max_m2 = check_straddle_max(straddle_max_m2)
     with db.transaction(settings) as session:
         report = generate_base_grid(
             session,
@@ -180,6 +188,7 @@ def basegrid_generate(
             encoding=encoding,
             preview=preview,
             lang=cli_language(),
+            straddle_max_m2=straddle_max_m2,
         )
     return output.Result(report.as_dict(cli_language()), lines=[report.text(cli_language())])
 

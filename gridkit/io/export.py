@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import shapely
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -31,6 +33,7 @@ from sqlalchemy.orm import Session
 from gridkit import audit
 from gridkit.coords import wgs84_to_gcj02
 from gridkit.errors import Conflict, NotFound, PermissionDenied, ValidationError
+from gridkit.io.export_arrow import arrow_batches, copy_sql
 from gridkit.io.export_layers import LAYERS, build_query, layer_named
 from gridkit.io.export_writers import (
     ENCODINGS,
@@ -164,9 +167,9 @@ def _check_output(path: Path, force: bool) -> None:
         raise ValidationError("export.not_writable", path=str(path), folder=str(parent))
 
 
-def _geometry_sql(options: ExportOptions, crs: TargetCrs, geometry_type: str) -> str:
-    geom = "q._geom"
-    if geometry_type == "MultiPolygon":
+def _geometry_sql(options: ExportOptions, crs: TargetCrs, geometry_type: str, alias: str = "q") -> str:
+    geom = f"{alias}._geom"
+    if geometry_type.startswith("Multi"):
         geom = f"ST_Multi({geom})"
     if crs.srid != SRID:
         geom = f"ST_Transform({geom}, {int(crs.srid)})"
@@ -176,25 +179,52 @@ def _geometry_sql(options: ExportOptions, crs: TargetCrs, geometry_type: str) ->
     return f"ST_AsBinary({geom})"
 
 
-def _offset_gcj02(wkb: list) -> list:
-    geoms = shapely.from_wkb(np.array(wkb, dtype=object))
+def _offset_gcj02(wkb) -> np.ndarray:
+    """Return the WKB of `wkb` (a list or Arrow binary array) moved from WGS84 to GCJ-02."""
+    geoms = shapely.from_wkb(np.asarray(wkb.to_pylist() if hasattr(wkb, "to_pylist") else wkb, dtype=object))
 
     def move(coords):
         lon, lat = wgs84_to_gcj02(coords[:, 0], coords[:, 1])
         return np.column_stack([lon, lat])
 
-    return list(shapely.to_wkb(shapely.transform(geoms, move)))
+    return shapely.to_wkb(shapely.transform(geoms, move))
 
 
 def _writer(options: ExportOptions, tmp: Path, fields, geometry_type: str, crs: TargetCrs):
     fmt = options.format
     if fmt == "shp":
-        return ShapefileZipWriter(tmp, options.layer, fields, geometry_type, crs.file_crs, options.encoding)
+        return ShapefileZipWriter(tmp, fields, crs.file_crs, options.encoding)
     if fmt == "gpkg":
-        return OgrWriter(tmp, "GPKG", options.layer.replace("-", "_"), fields, geometry_type, crs.file_crs)
+        return OgrWriter(tmp, "GPKG", fields, crs.file_crs)
     if fmt == "geojson":
         return GeoJsonWriter(tmp, fields)
     return TableWriter(tmp, fields, geometry_type, fmt, options.encoding)
+
+
+# A layer of mixed geometries (components: points such as manholes, lines such as railings) is
+# written as one shapefile or GeoPackage layer per kind present, since each holds one geometry
+# type: (ST_Dimension, name suffix, geometry type).
+KINDS = ((0, "point", "Point"), (1, "line", "MultiLineString"), (2, "polygon", "MultiPolygon"))
+
+
+@dataclass(frozen=True)
+class _Part:
+    """One layer (GeoPackage) or file (shapefile) of an export: its name, geometry type and the
+    dimension its rows are chosen by (None: every row)."""
+
+    name: str
+    geometry_type: str
+    dimension: int | None = None
+
+
+def _parts(session: Session, options: ExportOptions, query) -> list[_Part]:
+    base = options.layer.replace("-", "_") if options.format == "gpkg" else options.layer
+    if query.geometry_type != "Geometry":
+        return [_Part(base, query.geometry_type)]
+    present = set(
+        session.execute(text(f"SELECT DISTINCT ST_Dimension(q._geom) FROM ({query.sql}) q"), query.params).scalars()
+    )
+    return [_Part(f"{base}_{word}", gtype, dim) for dim, word, gtype in KINDS if dim in present or dim < 2]
 
 
 def _temporary_path(path: Path) -> Path:
@@ -202,57 +232,117 @@ def _temporary_path(path: Path) -> Path:
     return path.with_name(f".{path.stem}.part{os.getpid()}{path.suffix}")
 
 
-class _ChunkStream:
-    """The rows of one export as chunks, read from a server-side cursor; counts what it yielded.
+class _TooLarge(Exception):
+    """The stream read more rows than the export may write (counted afterwards for the message)."""
+
+
+class _Stream:
+    """The rows of one export as chunks, counted as they go; stops past the feature limit.
 
     GDAL pulls these chunks through Arrow's C stream, which turns any exception into its own
     error: the original is kept in `failure` to be raised unchanged.
     """
 
-    def __init__(
-        self,
-        session: Session,
-        sql: str,
-        params: dict,
-        fields,
-        options: ExportOptions,
-        crs: TargetCrs,
-        total: int,
-        progress,
-    ):
-        self.session, self.sql, self.params, self.fields = session, sql, params, fields
-        self.options, self.crs, self.total, self.progress = options, crs, total, progress
+    def __init__(self, session: Session, options: ExportOptions, crs: TargetCrs, fields, limit: int, progress):
+        self.session, self.options, self.crs, self.fields = session, options, crs, fields
+        self.limit, self.progress = limit, progress
+        self.codec = ENCODINGS[options.encoding][1]
+        self.estimate = 0
         self.done = 0
         self.failure: BaseException | None = None
 
-    def __iter__(self):
+    def run(self, chunks):
+        """Yield `chunks` (Arrow batches or Chunks), checked, offset to GCJ-02 when asked, counted.
+
+        The source is closed before this returns or raises, so the connection is free again for
+        whatever comes next (a COPY left open would block it)."""
         try:
-            yield from self._chunks()
+            for chunk in chunks:
+                n = len(chunk)
+                if self.done + n > self.limit:
+                    # The query reads limit + 1 rows: the rest is less than a chunk. Reading it ends
+                    # the COPY normally instead of cancelling it.
+                    for _ in chunks:
+                        pass
+                    raise _TooLarge
+                chunk = self._checked(chunk)
+                yield chunk
+                self.done += n
+                if self.progress:
+                    self.progress(self.done, max(self.estimate, self.done))
         except BaseException as exc:
             self.failure = exc
             raise
+        finally:
+            if hasattr(chunks, "close"):
+                chunks.close()
 
-    def _chunks(self):
+    def _checked(self, chunk):
         names = [name for name, _ in self.fields]
-        codec = ENCODINGS[self.options.encoding][1]
+        if isinstance(chunk, Chunk):
+            check_encodable(chunk.columns, self.fields, self.codec, self.done)
+            if self.crs.gcj02:
+                chunk.geometry = list(_offset_gcj02(chunk.geometry))
+            return chunk
+        check_encodable(dict(zip(names, chunk.columns)), self.fields, self.codec, self.done)
+        if self.crs.gcj02:
+            moved = pa.array(_offset_gcj02(chunk.column(len(names))), type=pa.binary())
+            chunk = pa.RecordBatch.from_arrays(chunk.columns[:-1] + [moved], names=chunk.schema.names)
+        return chunk
+
+    def python_chunks(self, sql: str, params: dict):
+        """Yield Chunks of Python values read through a server-side cursor (GeoJSON, CSV, XLSX)."""
+        names = [name for name, _ in self.fields]
         size = self.options.chunk_size
-        # A server-side cursor for this statement only: rows arrive chunk by chunk.
         result = self.session.execute(
-            text(self.sql), self.params, execution_options={"stream_results": True, "max_row_buffer": size}
+            text(sql), params, execution_options={"stream_results": True, "max_row_buffer": size}
         )
         for rows in result.partitions(size):
             columns = list(zip(*rows))  # the last column is the geometry
-            chunk = Chunk(
+            yield Chunk(
                 {name: list(columns[i]) for i, name in enumerate(names)},
                 [bytes(g) if isinstance(g, memoryview) else g for g in columns[-1]],
             )
-            if self.crs.gcj02:
-                chunk.geometry = _offset_gcj02(chunk.geometry)
-            check_encodable(chunk, self.fields, codec, self.done)
-            yield chunk
-            self.done += len(chunk)
-            if self.progress:
-                self.progress(self.done, self.total)
+
+
+def _estimate(session: Session, sql: str, params: dict) -> int:
+    """Return the planner's estimate of the rows `sql` yields (for progress bars; no rows are read)."""
+    plan = session.execute(text(f"EXPLAIN (FORMAT JSON) {sql}"), params).scalar_one()
+    plan = json.loads(plan) if isinstance(plan, str) else plan
+    return int(plan[0]["Plan"]["Plan Rows"])
+
+
+def _arrow_source(session: Session, options: ExportOptions, crs: TargetCrs, query, writer, part, stream):
+    """Return the Arrow batches of one part of a GDAL format's export (rows past the limit included)."""
+    geometry = _geometry_sql(options, crs, part.geometry_type, alias="x")
+    types = [f.type for f in writer.schema][:-1]
+    where = None if part.dimension is None else f"ST_Dimension(x._geom) = {int(part.dimension)}"
+    sql = copy_sql(query.sql, query.fields, types, geometry, stream.limit - stream.done + 1, where=where)
+    names = [name for name, _ in query.fields]
+    return arrow_batches(session, sql, query.params, names, types, rows=options.chunk_size)
+
+
+def _python_source(options: ExportOptions, crs: TargetCrs, query, stream):
+    """Return the chunks of Python values of a GeoJSON, CSV or XLSX export."""
+    geometry = _geometry_sql(options, crs, query.geometry_type, alias="x")
+    columns = ", ".join(f'x."{name}"' for name, _ in query.fields)
+    sql = f"SELECT {columns}, {geometry} FROM ({query.sql}) x LIMIT {int(stream.limit) + 1}"
+    return stream.python_chunks(sql, query.params)
+
+
+def _write(session: Session, options: ExportOptions, crs: TargetCrs, query, writer, stream) -> dict:
+    """Write every part of the export; return {layer or file name: features} of the GDAL formats."""
+    if not isinstance(writer, (OgrWriter, ShapefileZipWriter)):
+        writer.write_all(stream.run(_python_source(options, crs, query, stream)))
+        return {}
+    counts = {}
+    for part in _parts(session, options, query):
+        before = stream.done
+        source = _arrow_source(session, options, crs, query, writer, part, stream)
+        writer.write_layer(part.name, part.geometry_type, stream.run(source))
+        counts[part.name] = stream.done - before
+    writer.finish()
+    return counts
 
 
 def export_layer(
@@ -283,30 +373,35 @@ def export_layer(
         at=parse_time(options.at, field="at"),
         unmasked=options.unmasked,
     )
-    total = session.execute(text(f"SELECT count(*) FROM ({query.sql}) c"), query.params).scalar_one()
     limit = min(options.max_features, XLSX_MAX_ROWS) if options.format == "xlsx" else options.max_features
-    if total > limit:
-        raise ValidationError("export.too_large", features=total, limit=limit, format=options.format)
-    select_sql = query.sql.replace(", q._geom FROM", f", {_geometry_sql(options, crs, query.geometry_type)} FROM", 1)
     path = Path(options.path)
     tmp = _temporary_path(path)
     try:
         writer = _writer(options, tmp, query.fields, query.geometry_type, crs)
     except OSError as exc:
         raise ValidationError("export.not_writable", path=str(path), folder=str(path.parent)) from exc
-    stream = _ChunkStream(session, select_sql, query.params, query.fields, options, crs, total, progress)
+    # No count before writing: rows are counted as they are written, and only an export over the
+    # limit pays for a count (to say how many there are).
+    stream = _Stream(session, options, crs, query.fields, limit, progress)
+    if progress:
+        stream.estimate = _estimate(session, query.sql, query.params)
     try:
-        writer.write_all(iter(stream))
+        parts = _write(session, options, crs, query, writer, stream)
         os.replace(tmp, path)
     except BaseException as exc:
         # Ctrl+C included: no half-written file under either name.
         writer.discard()
         tmp.unlink(missing_ok=True)
+        if isinstance(stream.failure, _TooLarge):
+            total = session.execute(text(f"SELECT count(*) FROM ({query.sql}) c"), query.params).scalar_one()
+            raise ValidationError("export.too_large", features=total, limit=limit, format=options.format) from None
         if stream.failure is not None:
             raise stream.failure from None
         if isinstance(exc, OSError):
             raise ValidationError("export.write_failed", path=str(path), reason=exc.strerror or str(exc)) from exc
         raise
+    if progress:
+        progress(stream.done, stream.done)
     summary = {
         "layer": options.layer,
         "format": options.format,
@@ -319,6 +414,8 @@ def export_layer(
         "bytes": path.stat().st_size,
         "seconds": round(time.perf_counter() - started, 3),
     }
+    if len(parts) > 1:
+        summary["layers"] = parts
     if options.format == "shp":
         summary["shapefile_fields"] = {k: v for k, v in writer.short.items() if k != v}
     if options.unmasked:

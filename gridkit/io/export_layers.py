@@ -31,7 +31,7 @@ class Layer:
     """One exportable layer: its name, geometry type and the SQL that yields its rows."""
 
     name: str
-    geometry_type: str  # Point, Polygon or MultiPolygon: one type per file
+    geometry_type: str  # Point, Polygon, MultiPolygon, or Geometry: mixed, one file or layer per type
     fields: tuple[tuple[str, str], ...]
     personal: tuple[str, ...] = ()
     subject: bool = False  # carries the work cell and coordinator of --dept
@@ -158,11 +158,11 @@ LAYERS: dict[str, Layer] = {
             "s.created_at, s.geom AS _geom, b.code AS _area, b.code AS _cell "
             "FROM legal_entity s LEFT JOIN base_cell b ON b.id = s.base_cell_id",
         ),
-        # The component inventory (部件, CJ/T 214 codes). Lines (railings, pipes) are exported as their
-        # ST_PointOnSurface, the point that places them in a base cell: one geometry type per file.
+        # The component inventory (部件, CJ/T 214 codes): points (manholes) and lines (railings, pipes),
+        # written as one shapefile or GeoPackage layer per geometry type (gridkit.io.export.KINDS).
         Layer(
             "components",
-            "Point",
+            "Geometry",
             (
                 ("code", STR),
                 ("category_code", STR),
@@ -178,7 +178,7 @@ LAYERS: dict[str, Layer] = {
             "(SELECT count(*) FROM incident i WHERE i.component_id = s.id "
             " AND i.status NOT IN ('closed', 'rejected', 'duplicate'))::int AS open_cases, "
             "b.code AS base_cell, b.community_code AS community, s.created_at, "
-            "ST_PointOnSurface(s.geom) AS _geom, b.code AS _area, b.code AS _cell FROM component s "
+            "s.geom AS _geom, b.code AS _area, b.code AS _cell FROM component s "
             "LEFT JOIN incident_category k ON k.code = s.category_code "
             "LEFT JOIN base_cell b ON b.id = s.base_cell_id",
         ),
@@ -231,10 +231,9 @@ LAYERS: dict[str, Layer] = {
             "coalesce(r.hh, 0) AS households, coalesce(bl.n, 0) AS buildings, coalesce(en.n, 0) AS entities, "
             "coalesce(i.n, 0) AS incidents, coalesce(i.open, 0) AS open_incidents, b.geom AS _geom, b.code AS _area "
             "FROM base_cell b "
-            "LEFT JOIN (SELECT base_cell_id, count(*)::int AS n, "
-            "  count(*) FILTER (WHERE population_type = 'registered')::int AS reg, "
-            "  count(*) FILTER (WHERE population_type = 'floating')::int AS flo, "
-            "  count(DISTINCT household)::int AS hh FROM resident GROUP BY base_cell_id) r ON r.base_cell_id = b.id "
+            # The per-cell resident summary (gridkit.reports.resident_summary), made current by build_query.
+            "LEFT JOIN (SELECT base_cell_id, residents AS n, registered AS reg, floating AS flo, households AS hh "
+            "  FROM resident_cell_summary) r ON r.base_cell_id = b.id "
             "LEFT JOIN (SELECT base_cell_id, count(*)::int AS n FROM building GROUP BY base_cell_id) bl "
             "  ON bl.base_cell_id = b.id "
             "LEFT JOIN (SELECT base_cell_id, count(*)::int AS n FROM legal_entity GROUP BY base_cell_id) en "
@@ -324,6 +323,10 @@ def build_query(
         birth_date="s.birth_date",
     )
     fields = list(layer.fields)
+    if "resident_cell_summary" in sql:
+        from gridkit.reports import resident_summary  # reports import this module: imported when used
+
+        resident_summary.ensure_current(session)
     if ":edition_id" in sql:
         params["edition_id"] = edition_at(session, at).id
     if layer.name == "work-cells":

@@ -81,14 +81,17 @@ class Chunk:
         return len(self.geometry)
 
 
-def check_encodable(chunk: Chunk, fields, codec: str, offset: int) -> None:
-    """Raise ValidationError naming the feature and field whose text `codec` cannot hold."""
+def check_encodable(columns, fields, codec: str, offset: int) -> None:
+    """Raise ValidationError naming the feature and field whose text `codec` cannot hold.
+
+    `columns` maps a field name to its values (a list or an Arrow array)."""
     if codec == "utf-8":
         return
     for name, kind in fields:
         if kind != "str":
             continue
-        for i, value in enumerate(chunk.columns[name]):
+        values = columns[name]
+        for i, value in enumerate(values if isinstance(values, list) else values.to_pylist()):
             if value is None:
                 continue
             try:
@@ -104,31 +107,25 @@ def check_encodable(chunk: Chunk, fields, codec: str, offset: int) -> None:
 
 
 class OgrWriter:
-    """GeoPackage or a shapefile in a folder, written by GDAL in one pass from a stream of Arrow
-    record batches: one dataset open, one transaction, chunks pulled as GDAL asks for them."""
+    """A GeoPackage (one or more layers) or a shapefile, written by GDAL from streams of Arrow
+    record batches: per layer one dataset open, one transaction, batches pulled as GDAL asks."""
 
-    def __init__(
-        self, path: Path, driver: str, layer: str, fields, geometry_type: str, crs: str, encoding: str = "utf-8"
-    ):
-        self.path, self.driver, self.layer = path, driver, layer
-        self.fields, self.geometry_type, self.crs = fields, geometry_type, crs
-        self.encoding = encoding
+    def __init__(self, path: Path, driver: str, fields, crs: str, encoding: str = "utf-8"):
+        self.path, self.driver, self.fields, self.crs, self.encoding = path, driver, fields, crs, encoding
         self.schema = pa.schema(
-            [pa.field(name, _ARROW[kind](self.driver)) for name, kind in fields]
+            [pa.field(name, arrow_type(kind, driver)) for name, kind in fields]
             + [pa.field("geometry", pa.binary(), metadata={"ARROW:extension:name": "ogc.wkb"})]
         )
+        self.layers: list[str] = []
 
-    def batch(self, chunk: Chunk) -> pa.RecordBatch:
-        """Return the rows of `chunk` as one Arrow record batch of this writer's schema."""
-        arrays = [_arrow_values(chunk.columns[name], kind, self.driver) for name, kind in self.fields]
-        arrays.append(pa.array(chunk.geometry, type=pa.binary()))
-        return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
-
-    def write_all(self, chunks) -> None:
-        """Write every chunk of the iterable `chunks` (an empty layer when there is none)."""
+    def write_layer(self, layer: str, geometry_type: str, batches) -> None:
+        """Write layer `layer` of one geometry type from the record batches of `batches` (fields in
+        order, then WKB geometry); a GeoPackage gets one more layer per call."""
         import pyogrio
 
-        reader = pa.RecordBatchReader.from_batches(self.schema, (self.batch(chunk) for chunk in chunks))
+        reader = pa.RecordBatchReader.from_batches(
+            self.schema, (pa.RecordBatch.from_arrays(b.columns, schema=self.schema) for b in batches)
+        )
         options = {}
         if self.driver == "ESRI Shapefile":
             options["encoding"] = ENCODINGS[self.encoding][0]
@@ -137,19 +134,24 @@ class OgrWriter:
         pyogrio.write_arrow(
             reader,
             str(self.path),
-            layer=self.layer,
+            layer=layer,
             driver=self.driver,
             geometry_name="geometry",
-            geometry_type=self.geometry_type,
+            geometry_type=geometry_type,
             crs=self.crs,
             **options,
         )
+        self.layers.append(layer)
+
+    def finish(self) -> None:
+        """Nothing left to do: GDAL closed the file after each layer."""
 
     def discard(self) -> None:
         """Nothing to close: GDAL closed the file when the stream ended or failed (the caller removes it)."""
 
 
-def _arrow_type_for(kind: str, driver: str):
+def arrow_type(kind: str, driver: str) -> pa.DataType:
+    """Return the Arrow type a field of `kind` is written as by GDAL `driver`."""
     if kind == DATETIME and driver == "ESRI Shapefile":
         return pa.date32()  # DBF has dates, not times: the date stays a date (Beijing time)
     return {
@@ -161,48 +163,31 @@ def _arrow_type_for(kind: str, driver: str):
     }.get(kind, pa.string())
 
 
-_ARROW = {
-    kind: (lambda driver, kind=kind: _arrow_type_for(kind, driver))
-    for kind in ("str", INT, FLOAT, DATE, DATETIME, BOOL)
-}
-
-
-def _arrow_values(values: list, kind: str, driver: str):
-    if kind == DATETIME:
-        local = [_local(v) for v in values]
-        if driver == "ESRI Shapefile":
-            return pa.array([v.date() if v is not None else None for v in local], type=pa.date32())
-        return pa.array(local, type=pa.timestamp("ms"))
-    if kind == BOOL and driver == "ESRI Shapefile":
-        return pa.array(values, type=pa.bool_())
-    return pa.array(values, type=_arrow_type_for(kind, driver))
-
-
 class ShapefileZipWriter:
-    """A shapefile written in a scratch folder, zipped with fields.csv when finished."""
+    """Shapefiles (one per geometry type) written in a scratch folder, zipped with fields.csv."""
 
-    def __init__(self, path: Path, layer: str, fields, geometry_type: str, crs: str, encoding: str):
-        self.path = path
+    def __init__(self, path: Path, fields, crs: str, encoding: str):
+        self.path, self.fields, self.crs, self.encoding = path, fields, crs, encoding
         self.folder = Path(tempfile.mkdtemp(prefix="gridkit-shp-", dir=path.parent))
-        self.stem = re.sub(r"[^0-9A-Za-z_-]+", "_", layer)
         self.short = short_field_names([name for name, _ in fields])
-        self.inner = OgrWriter(
-            self.folder / f"{self.stem}.shp",
-            "ESRI Shapefile",
-            self.stem,
-            [(self.short[name], kind) for name, kind in fields],
-            geometry_type,
-            crs,
-            encoding,
-        )
-        self.fields = fields
+        self.short_fields = [(self.short[name], kind) for name, kind in fields]
+        self.stems: list[str] = []
 
-    def write_all(self, chunks) -> None:
-        """Write the chunks under their short names, then zip .shp .shx .dbf .prj .cpg and fields.csv."""
+    @property
+    def schema(self) -> pa.Schema:
+        """Return the Arrow schema of the batches each shapefile takes (short field names)."""
+        return OgrWriter(self.folder / "x.shp", "ESRI Shapefile", self.short_fields, self.crs).schema
+
+    def write_layer(self, layer: str, geometry_type: str, batches) -> None:
+        """Write one shapefile named after `layer` from the record batches of `batches`."""
+        stem = re.sub(r"[^0-9A-Za-z_-]+", "_", layer)
+        inner = OgrWriter(self.folder / f"{stem}.shp", "ESRI Shapefile", self.short_fields, self.crs, self.encoding)
+        inner.write_layer(stem, geometry_type, batches)
+        self.stems.append(stem)
+
+    def finish(self) -> None:
+        """Zip each shapefile's .shp .shx .dbf .prj .cpg and fields.csv, then remove the folder."""
         try:
-            self.inner.write_all(
-                Chunk({self.short[k]: v for k, v in chunk.columns.items()}, chunk.geometry) for chunk in chunks
-            )
             with open(self.folder / "fields.csv", "w", newline="", encoding="utf-8") as fh:
                 out = csv.writer(fh)
                 out.writerow(["field", "shapefile_field", "type"])
@@ -210,10 +195,11 @@ class ShapefileZipWriter:
                     out.writerow([name, self.short[name], kind])
             # Level 1: most of deflate's size gain at a fraction of its time (shapefiles are large).
             with zipfile.ZipFile(self.path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
-                for suffix in SHAPEFILE_PARTS:
-                    part = self.folder / f"{self.stem}{suffix}"
-                    if part.exists():
-                        zf.write(part, part.name)
+                for stem in self.stems:
+                    for suffix in SHAPEFILE_PARTS:
+                        part = self.folder / f"{stem}{suffix}"
+                        if part.exists():
+                            zf.write(part, part.name)
                 zf.write(self.folder / "fields.csv", "fields.csv")
         finally:
             self.discard()

@@ -15,7 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from gridkit.errors import NotFound, ValidationError
-from gridkit.reports.standard import _FINISHED, _rows, _unit_frame
+from gridkit.reports.standard import OPEN_INCIDENTS, _rows, _unit_frame, per_unit_counts
 from gridkit.reports.units import Section, Units
 from gridkit.rules import LOCAL_TZ
 from gridkit.standard.codes import area_admin_code
@@ -149,11 +149,8 @@ def staffing(session: Session, u: Units, *, threshold=None, **_) -> list[Section
     params = dict(u.params, wc_version=u.params["version"])
     sql = (
         _unit_frame(u)
-        + f""",
-        r AS (SELECT u.code, count(*)::int AS n FROM resident s JOIN u ON u.cell_id = s.base_cell_id GROUP BY u.code),
-        b AS (SELECT u.code, count(*)::int AS n FROM building s JOIN u ON u.cell_id = s.base_cell_id GROUP BY u.code),
-        o AS (SELECT u.code, count(*)::int AS n FROM incident s JOIN u ON u.cell_id = s.base_cell_id
-              WHERE s.status NOT IN {_FINISHED} GROUP BY u.code),
+        + per_unit_counts(r="resident", b="building", o=OPEN_INCIDENTS)
+        + """,
         k AS (SELECT w.code, count(DISTINCT ca.coordinator_id)::int AS n FROM work_cell w
               JOIN coordinator_assignment ca ON ca.work_cell_id = w.id
               JOIN coordinator co ON co.id = ca.coordinator_id AND co.active

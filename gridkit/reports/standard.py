@@ -9,12 +9,11 @@ from __future__ import annotations
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from gridkit.errors import ValidationError
+from gridkit.reports import resident_summary
 from gridkit.reports.units import Section, Units
 from gridkit.rules import FINISHED_INCIDENT_STATES, IncidentState
 
-# Memory for one report query's groups (this transaction only): households of millions of
-# residents are grouped in memory instead of spilling to disk.
-REPORT_WORK_MEM = "256MB"
 _FINISHED = "('" + "', '".join(sorted(FINISHED_INCIDENT_STATES)) + "')"
 
 
@@ -36,28 +35,30 @@ def _unit_frame(u: Units) -> str:
     )
 
 
+def per_unit_counts(**counts: str) -> str:
+    """Return WITH clauses (each preceded by a comma) counting subjects per unit through their base
+    cell: `name=\"table [WHERE condition on s]\"` gives `name(code, n)`. The one rule every count
+    per unit follows."""
+    clauses = []
+    for name, source in counts.items():
+        table, _, condition = source.partition(" WHERE ")
+        where = f" WHERE {condition}" if condition else ""
+        clauses.append(
+            f"{name} AS (SELECT u.code, count(*)::int AS n FROM {table} s "
+            f"JOIN u ON u.cell_id = s.base_cell_id{where} GROUP BY u.code)"
+        )
+    return "".join(f",\n        {clause}" for clause in clauses)
+
+
+OPEN_INCIDENTS = f"incident WHERE s.status NOT IN {_FINISHED}"
+
+
 def population(session: Session, u: Units, **_) -> list[Section]:
     """Residents, registered and floating population and households per unit."""
-    # One pass over the residents, grouped by unit and household: the sums give the population,
-    # the groups with a household id give the households (a household living in two base cells
-    # of one community is one household of that community). The groups fit in memory.
-    session.execute(text(f"SET LOCAL work_mem = '{REPORT_WORK_MEM}'"))
-    sql = (
-        _unit_frame(u)
-        + """,
-        g AS (SELECT u.code, s.household, count(*) AS n,
-                     count(*) FILTER (WHERE s.population_type = 'registered') AS reg,
-                     count(*) FILTER (WHERE s.population_type = 'floating') AS flo
-              FROM resident s JOIN u ON u.cell_id = s.base_cell_id GROUP BY u.code, s.household),
-        r AS (SELECT code, sum(n)::int AS residents, sum(reg)::int AS registered, sum(flo)::int AS floating,
-                     count(*) FILTER (WHERE household IS NOT NULL AND household <> '')::int AS households
-              FROM g GROUP BY code)
-        SELECT c.code, c.name, c.base_cells, coalesce(r.residents, 0) AS residents,
-               coalesce(r.registered, 0) AS registered, coalesce(r.floating, 0) AS floating,
-               coalesce(r.households, 0) AS households,
-               round(100.0 * coalesce(r.floating, 0) / nullif(r.residents, 0), 1)::float8 AS floating_pct
-        FROM cells c LEFT JOIN r ON r.code = c.code ORDER BY c.code"""
-    )
+    # From the per-cell summary (refreshed here when residents changed), not from every resident:
+    # a household living in two base cells of one community is still one household of it.
+    resident_summary.ensure_current(session)
+    sql = resident_summary.population_sql(_unit_frame(u))
     rows = _rows(session, sql, u.params)
     return [
         Section(
@@ -201,15 +202,10 @@ def workload(session: Session, u: Units, *, start=None, end=None, **_) -> list[S
         )
     sql = (
         _unit_frame(u)
+        + per_unit_counts(
+            r="resident", b="building", e="legal_entity", o=OPEN_INCIDENTS, p=f"incident WHERE true {when}"
+        )
         + f""",
-        r AS (SELECT u.code, count(*)::int AS n FROM resident s JOIN u ON u.cell_id = s.base_cell_id GROUP BY u.code),
-        b AS (SELECT u.code, count(*)::int AS n FROM building s JOIN u ON u.cell_id = s.base_cell_id GROUP BY u.code),
-        e AS (SELECT u.code, count(*)::int AS n FROM legal_entity s JOIN u ON u.cell_id = s.base_cell_id
-              GROUP BY u.code),
-        o AS (SELECT u.code, count(*)::int AS n FROM incident s JOIN u ON u.cell_id = s.base_cell_id
-              WHERE s.status NOT IN {_FINISHED} GROUP BY u.code),
-        p AS (SELECT u.code, count(*)::int AS n FROM incident s JOIN u ON u.cell_id = s.base_cell_id
-              WHERE true {when} GROUP BY u.code),
         t AS (SELECT c.code, c.name, c.base_cells, coalesce(r.n, 0) AS residents, coalesce(b.n, 0) AS buildings,
                      coalesce(e.n, 0) AS entities, coalesce(o.n, 0) AS open_cases,
                      coalesce(p.n, 0) AS cases_in_period, {coordinators} AS coordinators
@@ -239,73 +235,68 @@ def workload(session: Session, u: Units, *, start=None, end=None, **_) -> list[S
     ]
 
 
-# Evaluation (综合评价) from the workflow history: a case is on time when it was closed before its
-# deadline; a rework is a transition from fed_back back to dispatched.
-_EVALUATION_CASES = """
-    ev AS (SELECT s.id, s.unit, s.coordinator_id, s.status, s.deadline, s.reported_at,
-                  (SELECT max(h.at) FROM incident_history h WHERE h.incident_id = s.id AND h.to_status = 'closed')
-                    AS closed_at,
-                  (SELECT count(*) FROM incident_history h WHERE h.incident_id = s.id
-                     AND h.from_status = 'fed_back' AND h.to_status = 'dispatched')::int AS reworks
-           FROM i s)"""
+# Groupings the incidents' evaluation service (gridkit.incidents.evaluate, 综合评价) computes; the
+# report shows its figures and computes none of its own.
+EVALUATION_GROUPINGS = ("community", "work-cell")
+EVALUATION_COLUMNS = ["cases", "closed", "on_time_pct", "rework_pct", "mean_hours", "p90_hours", "backlog", "overdue"]
 
 
 def evaluation(session: Session, u: Units, *, start=None, end=None, **_) -> list[Section]:
-    """Per unit and per coordinator: cases, closed, on-time rate, rework rate, mean hours to close."""
-    params = dict(u.params)
-    when = _period_clause("s.reported_at", start, end, params)
-    base = (
-        _unit_frame(u)
-        + f""",
-        i AS (SELECT s.*, u.code AS unit FROM incident s JOIN u ON u.cell_id = s.base_cell_id WHERE true {when}),
-        {_EVALUATION_CASES}"""
-    )
-    measures = f"""count(*)::int AS cases, count(ev.closed_at)::int AS closed,
-        count(*) FILTER (WHERE ev.closed_at IS NOT NULL AND (ev.deadline IS NULL OR ev.closed_at <= ev.deadline))::int
-          AS on_time,
-        round(100.0 * count(*) FILTER (WHERE ev.closed_at IS NOT NULL AND (ev.deadline IS NULL OR
-          ev.closed_at <= ev.deadline)) / nullif(count(ev.closed_at), 0), 1)::float8 AS on_time_pct,
-        count(*) FILTER (WHERE ev.reworks > 0)::int AS reworked,
-        round(100.0 * count(*) FILTER (WHERE ev.reworks > 0) / nullif(count(ev.closed_at), 0), 1)::float8
-          AS rework_pct,
-        round((avg(extract(epoch FROM ev.closed_at - ev.reported_at)) / 3600)::numeric, 1)::float8 AS mean_hours,
-        count(*) FILTER (WHERE ev.status NOT IN {_FINISHED})::int AS backlog"""
-    per_unit = (
-        base
-        + f"""
-        SELECT c.code, c.name, {measures} FROM cells c JOIN ev ON ev.unit = c.code GROUP BY c.code, c.name
-        ORDER BY c.code"""
-    )
-    columns = ["cases", "closed", "on_time", "on_time_pct", "reworked", "rework_pct", "mean_hours", "backlog"]
+    """Per unit and per coordinator: cases, closed, on-time and rework rates, hours to close, backlog."""
+    from gridkit.incidents.evaluate import evaluate as evaluate_incidents
+
+    if u.by not in EVALUATION_GROUPINGS:
+        raise ValidationError("report.evaluation_grouping", by=u.by, groupings=", ".join(EVALUATION_GROUPINGS))
+    # Incidents are grouped by the service: by their base cell's community, or by the work cell they
+    # were dispatched to. Rows are the report's units (of --area, of the edition in force) that have cases.
+    result = evaluate_incidents(session, by=u.by, from_=start, to=end, dept=u.dept, actor=_area_actor(u))
+    names = dict(session.execute(text(f"SELECT DISTINCT code, name FROM ({u.sql}) u"), u.params).all())
+    rows = [
+        {"code": row["key"], "name": names[row["key"]], **_figures(row)}
+        for row in sorted(result["rows"], key=lambda r: r["key"] or "")
+        if row["key"] in names
+    ]
     return [
-        Section(
-            "report.evaluation.title", ["code", "name", *columns], _rows(session, per_unit, params), chart="on_time_pct"
-        ),
+        Section("report.evaluation.title", ["code", "name", *EVALUATION_COLUMNS], rows, chart="on_time_pct"),
         _by_coordinator(session, u, start, end),
     ]
+
+
+def _area_actor(u: Units):
+    from gridkit.incidents.actors import Actor
+
+    # The service narrows to an area through an actor's scope (a code prefix of base cells' communities).
+    return Actor("report", "analyst", scope_code=u.area) if u.area else None
+
+
+def _figures(row: dict) -> dict:
+    """Return one row of the evaluation service as the report's columns (rates in %)."""
+    total = row["steps"]["total"]
+    return {
+        "cases": row["cases"],
+        "closed": row["closed"],
+        "on_time_pct": None if row["on_time_rate"] is None else round(100 * row["on_time_rate"], 1),
+        "rework_pct": None if row["rework_rate"] is None else round(100 * row["rework_rate"], 1),
+        "mean_hours": total["mean_hours"],
+        "p90_hours": total["p90_hours"],
+        "backlog": row["backlog"],
+        "overdue": row["overdue"],
+    }
 
 
 def _by_coordinator(session: Session, u: Units, start, end) -> Section:
     """Coordinators' figures from the incidents' own evaluation service (综合评价), names masked."""
     from gridkit.incidents.evaluate import evaluate as evaluate_incidents
 
-    result = evaluate_incidents(session, by="coordinator", from_=start, to=end, dept=u.dept)
+    result = evaluate_incidents(session, by="coordinator", from_=start, to=end, dept=u.dept, actor=_area_actor(u))
     rows = []
     for row in result["rows"]:
         name = row["name"] or "-"
-        total = row["steps"]["total"]
         rows.append(
             {
                 "coordinator_id": row["key"] or "-",
                 "coordinator": name[:1] + "*" * max(len(name) - 1, 1) if row["name"] else "-",
-                "cases": row["cases"],
-                "closed": row["closed"],
-                "on_time_pct": None if row["on_time_rate"] is None else round(100 * row["on_time_rate"], 1),
-                "rework_pct": None if row["rework_rate"] is None else round(100 * row["rework_rate"], 1),
-                "mean_hours": total["mean_hours"],
-                "p90_hours": total["p90_hours"],
-                "backlog": row["backlog"],
-                "overdue": row["overdue"],
+                **_figures(row),
             }
         )
     return Section(

@@ -67,6 +67,7 @@ class Units:
     version: int | None = None
     edition: str | None = None
     area_name: str | None = None
+    area: str | None = None
 
 
 def units(
@@ -79,7 +80,7 @@ def units(
     if area and unit is None:
         raise NotFound("export.unknown_area", area=area)
     edition = edition_at(session, at)
-    named = {"edition": edition.name, "area_name": unit.name if unit else None}
+    named = {"edition": edition.name, "area_name": unit.name if unit else None, "area": area}
     params = {"edition": edition.id}
     # Without an area no LIKE at all: the planner then knows every cell of the edition is in.
     in_area = ""

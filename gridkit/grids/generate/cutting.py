@@ -18,7 +18,8 @@
    Slivers (mean width 2·area/perimeter below `min_width_m`), median faces and water merge freely.
 4. **Split.** Groups above the maximum, and land groups less compact than MIN_COMPACTNESS
    (Polsby-Popper 4πA/P²) that can be cut into two parts within the target, are cut by straight
-   lines (see splitting.py); the pieces are merged again; this repeats (at most `max_rounds`).
+   lines (see splitting.py); only the faces the lines touch are split (faces.py); the pieces are
+   merged again; this repeats (at most `max_rounds`).
 5. **Result.** Cells in numbering order (gridkit.grids.numbering), each counted by the building
    rule (gridkit.rules.building_cell: largest part of the footprint, ties the smallest code), with
    a reason when outside the target and notes when it straddles a major road or stays elongated.
@@ -38,11 +39,20 @@ import shapely
 from shapely.geometry import Polygon
 
 from gridkit.errors import ValidationError
-from gridkit.grids.generate.buildings import as_geometries, building_parts, owners
-from gridkit.grids.generate.geometry import face_adjacency, face_segments, line_parts, polygonal, segments_on
+from gridkit.grids.generate.buildings import as_geometries
+from gridkit.grids.generate.faces import Faces
+from gridkit.grids.generate.geometry import LineIndex, line_parts, polygonal
 from gridkit.grids.generate.roads import Road, carriageway_pairs, dangle_connectors, median_connectors
 from gridkit.grids.generate.splitting import Splitting
-from gridkit.grids.generate.target import MIN_COMPACTNESS, GeneratedCell, GenerationResult, Target, polsby_popper
+from gridkit.grids.generate.target import (
+    MIN_COMPACTNESS,
+    STRADDLE_MAX_M2,
+    GeneratedCell,
+    GenerationResult,
+    Target,
+    check_straddle_max,
+    polsby_popper,
+)
 from gridkit.grids.numbering import cell_order
 from gridkit.messages import Message
 
@@ -52,9 +62,6 @@ WATER_MIN_M2 = 10_000.0
 MIN_WIDTH_M = 8.0
 # A merge takes a major road inside a cell when the two groups share this much of it (metres).
 STRADDLE_M = 30.0
-# A cell made by merging across a major road stays within this area: a large block with few
-# buildings (a park, one big compound) is a cell of its own rather than part of one across the road.
-STRADDLE_MAX_M2 = 300_000.0
 # Land this small, mostly bounded by major roads, is a traffic island (between links and ramps):
 # part of the road, it joins a neighbour across anything.
 ISLAND_M2 = 5_000.0
@@ -64,8 +71,6 @@ ISLAND_M2 = 5_000.0
 ROAD_STRIP_M2 = 15_000.0
 ROAD_STRIP_WIDTH_M = 30.0
 ROAD_STRIP_SHARE = 0.6
-# A face is land between two carriageways when each of them runs along this share of its outline.
-MEDIAN_SHARE = 0.3
 
 
 def generate_cells(
@@ -96,6 +101,7 @@ def generate_cells(
         raise ValidationError("generate.community_empty")
     if target.measure == "buildings" and buildings is None:
         raise ValidationError("generate.buildings_needed")
+    straddle_max_m2 = check_straddle_max(straddle_max_m2)
     roads = [r if isinstance(r, Road) else Road(r) for r in (roads or [])]
     roads += [Road(g, major=True) for g in (major_roads or [])]
     gen = _Generator(community, roads, list(water or []), buildings, target, water_min_m2, min_width_m, straddle_max_m2)
@@ -103,6 +109,18 @@ def generate_cells(
     result = gen.result()
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _clipped(lines: list, clip) -> np.ndarray:
+    """Return the lines that meet `clip` (prepared), each cut to it; lines wholly inside are kept as they are."""
+    lines = np.asarray(lines, dtype=object)
+    if not len(lines):
+        return lines
+    inside = shapely.within(lines, clip)
+    crossing = ~inside & shapely.intersects(lines, clip)
+    lines = lines.copy()
+    lines[crossing] = shapely.intersection(lines[crossing], clip)
+    return lines[inside | crossing]
 
 
 @dataclass
@@ -116,9 +134,12 @@ class _Stats:
     perimeter: dict = field(default_factory=lambda: defaultdict(float))
     shared: dict = field(default_factory=dict)  # g → h → shared length in metres
     major: dict = field(default_factory=dict)  # g → h → shared length along major roads
+    road_land: dict = field(default_factory=dict)  # g → whether it is road land, as far as known
 
     def merge(self, g: int, h: int) -> None:
         """Fold group g into its neighbour h (building counts add up: exact again at the next _groups)."""
+        self.road_land.pop(g, None)
+        self.road_land.pop(h, None)
         self.perimeter[h] += self.perimeter.pop(g) - 2 * self.shared[g][h]
         for table in (self.area, self.count, self.water_area, self.median_area):
             table[h] += table.pop(g, 0)
@@ -134,7 +155,7 @@ class _Stats:
         return 4 * math.pi * self.area[g] / self.perimeter[g] ** 2 if self.perimeter[g] > 0 else 1.0
 
 
-class _Generator(Splitting):
+class _Generator(Faces, Splitting):
     """The state of one community's generation: faces, their groups (future cells) and the lines."""
 
     def __init__(
@@ -170,14 +191,22 @@ class _Generator(Splitting):
         # crosses it after clipping (an exact clip could end a hair short and leave a dangle).
         clip = community.buffer(1.0)
         shapely.prepare(clip)
-        local = [r for r in roads if r.geom is not None and clip.intersects(r.geom)]
-        self.major_parts, keys = [], []
-        for road in local:
-            if road.major:
+        roads = [r for r in roads if r.geom is not None]
+        meets = shapely.intersects(clip, np.asarray([r.geom for r in roads], dtype=object)) if roads else []
+        local = [r for r, m in zip(roads, meets) if m]
+        majors = [r for r in local if r.major]
+        parts, owner = shapely.get_parts(np.asarray([r.geom for r in majors], dtype=object), return_index=True)
+        if (shapely.get_type_id(parts) == 1).all():  # plain lines: no collection to explode further
+            keep = shapely.length(parts) > 0
+            self.major_parts = list(parts[keep])
+            keys = [(majors[i].name, majors[i].ref, majors[i].label) for i in owner[keep].tolist()]
+        else:
+            self.major_parts, keys = [], []
+            for road in majors:
                 for part in line_parts([road.geom]):
                     self.major_parts.append(part)
                     keys.append((road.name, road.ref, road.label))
-        self.major = shapely.STRtree(self.major_parts) if self.major_parts else None
+        self.major = LineIndex(self.major_parts) if self.major_parts else None
         self.major_labels = [k[2] for k in keys]
         self.pairs = carriageway_pairs(self.major_parts, [k[:2] for k in keys])
         road_parts = line_parts([r.geom for r in local])
@@ -186,9 +215,7 @@ class _Generator(Splitting):
 
         water_lines, water_outlines, kept_water = self._water(water)
         lines = road_parts + connectors + water_lines + water_outlines
-        lines = line_parts(
-            [c for c in (shapely.intersection(ln, clip) for ln in lines if clip.intersects(ln)) if not c.is_empty]
-        )
+        lines = line_parts(_clipped(lines, clip))
         self.noded = shapely.union_all([community.boundary, *lines])
         self.water_area = shapely.union_all(kept_water) if kept_water else Polygon()
 
@@ -219,79 +246,6 @@ class _Generator(Splitting):
                 # the community boundary would be noded against the boundary itself into slivers.
                 outlines.append(poly.boundary)
         return lines, line_parts(outlines), kept
-
-    # ---- faces
-
-    def _polygonize(self, noded) -> np.ndarray:
-        faces = shapely.get_parts(shapely.polygonize(shapely.get_parts(noded)))
-        faces = faces[shapely.area(faces) > 0]
-        # Faces in holes of the community (or, with an irregular clip, just outside) are dropped.
-        inside = shapely.contains(self.community, shapely.point_on_surface(faces))
-        return faces[inside]
-
-    def _measure_faces(self, parent_face: np.ndarray | None = None) -> None:
-        """Measure the faces; `parent_face` (after a cut): the old face each new face comes from."""
-        self.face_area = shapely.area(self.faces)
-        self.face_perimeter = shapely.length(self.faces)
-        if self.target.measure == "buildings":
-            self._measure_buildings(parent_face)
-        else:  # an area target needs the building parts only for the final counts
-            self.part_b = None
-        self.adj_i, self.adj_j, self.adj_len, self.adj_major, self.adj_lines = face_adjacency(self.faces, self.major)
-
-    def _measure_buildings(self, parent_face: np.ndarray | None = None) -> None:
-        """Find each building's parts in the faces: again only in faces a cut has split, when known."""
-        if parent_face is None or getattr(self, "part_b", None) is None:
-            self.part_b, self.part_f, self.part_area = building_parts(self.faces, self.buildings, valid=True)
-            # A footprint mostly outside the community belongs to a cell there, not here.
-            inside = np.bincount(self.part_b, weights=self.part_area, minlength=len(self.buildings))
-            point = shapely.get_type_id(self.buildings) == 0 if len(self.buildings) else np.empty(0, bool)
-            self.outside_area = np.where(point, 0.0, np.maximum(self.building_area - inside, 0.0))
-            return
-        children = np.bincount(parent_face, minlength=int(self.part_f.max(initial=-1)) + 1)
-        whole = children[parent_face] == 1  # new faces identical to their old face
-        new_of_old = np.full(len(children), -1)
-        new_of_old[parent_face[whole]] = np.nonzero(whole)[0]
-        kept = new_of_old[self.part_f] >= 0
-        split_faces = np.nonzero(~whole)[0]
-        redo = np.unique(self.part_b[~kept])
-        b, f, area = building_parts(self.faces[split_faces], self.buildings[redo], valid=True)
-        self.part_b = np.concatenate([self.part_b[kept], redo[b]])
-        self.part_f = np.concatenate([new_of_old[self.part_f[kept]], split_faces[f]])
-        self.part_area = np.concatenate([self.part_area[kept], area])
-
-    def _owners(self, labels: np.ndarray) -> np.ndarray:
-        """Return the group of every building by the building rule for the given face labels (−1: none)."""
-        if self.part_b is None:
-            return np.full(len(self.buildings), -1, dtype=int)
-        owner = owners(self.part_b, labels[self.part_f], self.part_area, len(self.buildings))
-        if len(owner):
-            best = np.zeros(len(owner))
-            held = owner >= 0
-            if held.any():
-                mine = labels[self.part_f] == owner[self.part_b]
-                best = np.bincount(self.part_b[mine], weights=self.part_area[mine], minlength=len(owner))
-            owner[held & (best < self.outside_area)] = -1
-        return owner
-
-    def _median_faces(self) -> np.ndarray:
-        """Return which faces lie between two carriageways of one road (see MEDIAN_SHARE)."""
-        median = np.zeros(len(self.faces), dtype=bool)
-        if not self.pairs or not len(self.faces):
-            return median
-        used = sorted({i for pair in self.pairs for i in (pair.a, pair.b)})
-        tree = shapely.STRtree([self.major_parts[i] for i in used])
-        p, q, face, length = face_segments(self.faces)
-        seg, line = segments_on(p, q, tree)
-        on: dict[int, dict[int, float]] = defaultdict(lambda: defaultdict(float))  # line → face → length
-        for s, k in zip(seg.tolist(), line.tolist()):
-            on[used[k]][int(face[s])] += length[s]
-        for pair in self.pairs:
-            for f in set(on[pair.a]) & set(on[pair.b]):
-                least = min(on[pair.a][f], on[pair.b][f])
-                if least >= MEDIAN_SHARE * self.face_perimeter[f] and not self.face_water[f]:
-                    median[f] = True
-        return median
 
     # ---- groups
 
@@ -352,11 +306,22 @@ class _Generator(Splitting):
         return st.area[g] < ISLAND_M2 and sum(st.major[g].values()) >= 0.5 * st.perimeter[g]
 
     def _road_land(self, st: _Stats, g: int) -> bool:
-        """True for a median or traffic island: land between carriageways, or narrow/small and lined by major roads."""
+        """True for a median or traffic island: land between carriageways, or narrow/small and lined by major roads.
+
+        Known until g takes part in a merge (its neighbours' merges leave its measures as they are).
+        """
+        known = st.road_land.get(g)
+        if known is None:
+            known = st.road_land[g] = self._is_road_land(st, g)
+        return known
+
+    def _is_road_land(self, st: _Stats, g: int) -> bool:
         if self._is_water(st, g):
             return False
         if self._is_median(st, g):
             return True
+        if st.area[g] >= max(ISLAND_M2, ROAD_STRIP_M2):  # too large for either: no need to sum its roads
+            return False
         along = sum(st.major[g].values())
         narrow = (
             st.area[g] < ROAD_STRIP_M2 and st.perimeter[g] > 0 and 2 * st.area[g] / st.perimeter[g] < ROAD_STRIP_WIDTH_M
@@ -376,9 +341,12 @@ class _Generator(Splitting):
             return st.area[g] < self.water_min_m2 or any(self._is_water(st, h) for h in st.shared[g])
         return self._size(st, g) < self.target.min
 
-    def _may_merge(self, st: _Stats, g: int, h: int, across_major: bool) -> bool:
-        """True when g may merge into h: across minor roads always, across a major road only when allowed."""
-        if st.major[g][h] < STRADDLE_M or self._free(st, g) or self._is_water(st, h):
+    def _may_merge(self, st: _Stats, g: int, h: int, across_major: bool, free: bool | None = None) -> bool:
+        """True when g may merge into h: across minor roads always, across a major road only when allowed.
+
+        `free`: whether g merges across anything (`_free`), when the caller knows it already.
+        """
+        if st.major[g][h] < STRADDLE_M or (self._free(st, g) if free is None else free) or self._is_water(st, h):
             return True
         return (
             across_major
@@ -401,13 +369,13 @@ class _Generator(Splitting):
         parent = getattr(self, "parent", {})
         if not parent:
             return self.labels
-
-        def root(g):
-            while g in parent:
-                g = parent[g]
-            return g
-
-        return np.array([root(g) for g in self.labels], dtype=int)
+        root = np.arange(max(self.next_label, int(self.labels.max(initial=0)) + 1))
+        root[list(parent)] = list(parent.values())
+        while True:  # pointer jumping: every label reaches the group it was merged into at last
+            jumped = root[root]
+            if np.array_equal(jumped, root):
+                return root[self.labels]
+            root = jumped
 
     def _merge_pass(self, st: _Stats, parent: dict, across_major: bool) -> None:
         heap = [(self._size(st, g), st.area[g], g) for g in st.area if self._below(st, g)]
@@ -416,11 +384,16 @@ class _Generator(Splitting):
             size, a, g = heapq.heappop(heap)
             if g in parent or (self._size(st, g), st.area[g]) != (size, a) or not self._below(st, g):
                 continue
-            candidates = [h for h in st.shared[g] if self._may_merge(st, g, h, across_major)]
+            free = self._free(st, g)
+            candidates = [h for h in st.shared[g] if self._may_merge(st, g, h, across_major, free)]
             if not candidates:
                 continue
-            h = max(candidates, key=lambda h, g=g: self._preference(st, g, h))
-            if st.major[g][h] >= STRADDLE_M and not (self._free(st, g) or self._is_water(st, h)):
+            if len(candidates) == 1:
+                h = candidates[0]
+            else:
+                mine = (self._is_water(st, g), self._road_land(st, g), self._size(st, g))
+                h = max(candidates, key=lambda h, g=g, mine=mine: self._preference(st, g, h, mine))
+            if st.major[g][h] >= STRADDLE_M and not (free or self._is_water(st, h)):
                 self._note_straddle(st, g, h)
             st.merge(g, h)
             parent[g] = h
@@ -431,9 +404,13 @@ class _Generator(Splitting):
             if self._below(st, h):
                 heapq.heappush(heap, (self._size(st, h), st.area[h], h))
 
-    def _preference(self, st: _Stats, g: int, h: int) -> tuple:
-        """Return how much g prefers merging into h (larger is better; see the module docstring)."""
-        fits = self._size(st, g) + self._size(st, h) <= self.target.max
+    def _preference(self, st: _Stats, g: int, h: int, mine: tuple) -> tuple:
+        """Return how much g prefers merging into h (larger is better; see the module docstring).
+
+        `mine`: g's (is water, is road land, size), the same for every h.
+        """
+        water, road_land, size = mine
+        fits = size + self._size(st, h) <= self.target.max
         merged = (
             4
             * math.pi
@@ -442,8 +419,8 @@ class _Generator(Splitting):
         )
         minor = st.shared[g][h] - st.major[g][h]
         return (
-            self._is_water(st, h) == self._is_water(st, g),
-            not (self._road_land(st, g) and self._road_land(st, h)),
+            self._is_water(st, h) == water,
+            not (road_land and self._road_land(st, h)),
             fits,
             merged >= MIN_COMPACTNESS,
             minor + 0.1 * st.major[g][h],
@@ -523,7 +500,10 @@ class _Generator(Splitting):
             splits=self.splits,
             rounds=self.rounds,
             tiling_error_m2=float(union.symmetric_difference(self.community).area),
-            overlap_m2=float(max(total - shapely.union_all(polygons).area, 0.0)),
+            # A valid coverage (no overlaps, edges matching) needs no overlay to measure its union.
+            overlap_m2=float(
+                max(total - (union if shapely.coverage_is_valid(polygons) else shapely.union_all(polygons)).area, 0.0)
+            ),
             carriageways=len(self.pairs),
         )
 

@@ -24,7 +24,22 @@ def polygonal(geom):
 
 
 def line_parts(geoms) -> list:
-    """Return the non-empty LineStrings in geoms (multi-parts and collections exploded)."""
+    """Return the non-empty LineStrings in geoms (multi-parts and collections exploded, rings as lines), in order."""
+    arr = np.asarray([g for g in geoms if g is not None], dtype=object)
+    if not len(arr):
+        return []
+    parts = shapely.get_parts(arr)
+    kinds = shapely.get_type_id(parts)
+    if (kinds >= 4).any():  # a collection holding multi-parts: explode it in order, part by part
+        return _line_parts_nested(arr)
+    rings = kinds == 2
+    if rings.any():
+        parts[rings] = [LineString(r.coords) for r in parts[rings]]
+    keep = ((kinds == 1) | rings) & (shapely.length(parts) > 0)
+    return list(parts[keep])
+
+
+def _line_parts_nested(geoms) -> list:
     out = []
     for g in geoms:
         if g is None or g.is_empty:
@@ -35,7 +50,7 @@ def line_parts(geoms) -> list:
             elif part.geom_type == "LinearRing":
                 out.append(LineString(part.coords))
             elif part.geom_type in ("MultiLineString", "GeometryCollection"):
-                out.extend(line_parts([part]))
+                out.extend(_line_parts_nested([part]))
     return out
 
 
@@ -52,18 +67,39 @@ def face_segments(faces: np.ndarray):
     return p, q, face, np.hypot(*(q - p).T)
 
 
-def segments_on(p: np.ndarray, q: np.ndarray, tree) -> tuple[np.ndarray, np.ndarray]:
-    """Return (segment, line) index pairs: segments whose midpoint lies on a line of the STRtree."""
-    if tree is None or not len(p):
+class LineIndex:
+    """An STRtree over the single segments of some lines: a point near a long line is found by the
+    few segments whose boxes meet it, not by measuring its distance to the whole line."""
+
+    def __init__(self, lines):
+        lines = np.asarray(lines, dtype=object)
+        coords, line = shapely.get_coordinates(lines, return_index=True)
+        inner = line[1:] == line[:-1]
+        self.line_of = line[:-1][inner]
+        self.tree = shapely.STRtree(shapely.linestrings(np.stack([coords[:-1][inner], coords[1:][inner]], axis=1)))
+
+    def near(self, points: np.ndarray, distance: float) -> tuple[np.ndarray, np.ndarray]:
+        """Return (point, line) index pairs, each once: points within `distance` of a line."""
+        point, segment = self.tree.query(points, predicate="dwithin", distance=distance)
+        if not len(point):
+            return point, segment
+        n_lines = int(self.line_of.max()) + 1
+        keys = np.unique(point.astype(np.int64) * n_lines + self.line_of[segment])
+        return keys // n_lines, keys % n_lines
+
+
+def segments_on(p: np.ndarray, q: np.ndarray, index: LineIndex | None) -> tuple[np.ndarray, np.ndarray]:
+    """Return (segment, line) index pairs: segments whose midpoint lies on a line of the LineIndex."""
+    if index is None or not len(p):
         return np.empty(0, int), np.empty(0, int)
-    return tree.query(shapely.points((p + q) / 2), predicate="dwithin", distance=ON_ROAD_M)
+    return index.near(shapely.points((p + q) / 2), ON_ROAD_M)
 
 
 def face_adjacency(faces: np.ndarray, major=None):
     """Return (i, j, shared length, shared length along major roads, (pair, line)) for faces sharing edges.
 
     Faces from one noded polygonize share their edges exactly (same vertex coordinates), so shared
-    edges are found by matching segments, without any geometric tolerance. `major` is an STRtree
+    edges are found by matching segments, without any geometric tolerance. `major` is a LineIndex
     of major road lines (or None); (pair, line) lists which major line runs along which pair.
     """
     empty = np.empty(0, int)
@@ -95,6 +131,22 @@ def face_adjacency(faces: np.ndarray, major=None):
     else:
         pair_lines = (empty, empty)
     return (keys // n, keys % n, np.bincount(inv, weights=length[seg]), np.bincount(inv, weights=on_major), pair_lines)
+
+
+def split_faces(faces: np.ndarray, lines) -> tuple[np.ndarray, np.ndarray]:
+    """Return (pieces, face) : faces noded with lines and polygonized again, and the face each piece lies in.
+
+    Parts of lines outside the faces are dangles that polygonize drops; a hole the faces enclose
+    (a face not given) comes back from polygonize too and is dropped, as it lies in none of them.
+    """
+    noded = shapely.union_all([*shapely.boundary(faces), *lines])
+    pieces = shapely.get_parts(shapely.polygonize(shapely.get_parts(noded)))
+    pieces = pieces[shapely.area(pieces) > 0]
+    face = np.full(len(pieces), -1, dtype=int)
+    pi, fi = shapely.STRtree(faces).query(shapely.point_on_surface(pieces), predicate="within")
+    face[pi] = fi
+    inside = face >= 0
+    return pieces[inside], face[inside]
 
 
 def point_faces(faces: np.ndarray, points: np.ndarray) -> np.ndarray:

@@ -7,6 +7,7 @@ the counts it will have after publishing. The web serves this as GeoJSON next to
 from __future__ import annotations
 
 import json
+import re
 
 from sqlalchemy import Numeric, and_, func, or_, select
 from sqlalchemy.orm import Session
@@ -18,6 +19,21 @@ from gridkit.rules import building_cell
 
 # At most this many cells in one answer: the caller zooms in (a bbox) rather than getting a cut list.
 CELL_LIMIT = 5000
+# The note generate_base_grid writes on its draft: "generated along roads, target 20–150 buildings"
+# (Target.describe(), English), or "… target 20,000–400,000 m²".
+_GENERATED_NOTE = re.compile(r"generated along roads, target ([\d,.]+)–([\d,.]+) (buildings|m²)")
+
+
+def edition_target(session: Session, edition_id: int) -> Target | None:
+    """Return the target an edition was generated to (from the note generate_base_grid wrote), or None."""
+    edition = session.get(BaseGridEdition, edition_id)
+    if edition is None:
+        raise NotFound("generate.edition_not_found", edition=edition_id)
+    match = _GENERATED_NOTE.search(edition.note or "")
+    if match is None:
+        return None
+    low, high = (float(g.replace(",", "")) for g in match.group(1, 2))
+    return Target("buildings" if match.group(3) == "buildings" else "area", low, high)
 
 
 def target_cells_geojson(

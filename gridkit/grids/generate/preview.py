@@ -3,7 +3,8 @@
 `write_preview(path, cells, roads=…, water=…, buildings=…)` writes PNG or HTML by the file's
 suffix. Geometry in lon/lat (EPSG:4490). PNG is drawn here (numpy scanline fill, zlib), so it
 needs no plotting library; HTML is one Leaflet page with the layers as GeoJSON, a popup per cell
-(code, status, reason, notes) and a legend.
+(code, status, reason, notes) and a legend, with Leaflet inlined from the copy packaged with gridkit
+(gridkit.vendor), so the page opens offline and loads nothing from the network.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import shapely
 
 from gridkit.errors import ValidationError
 from gridkit.messages import Message
+from gridkit.vendor import leaflet_inline
 
 COLOURS = {
     "ok": (196, 230, 190),
@@ -230,20 +232,29 @@ def _html(cells, roads, water, buildings, lang: str) -> str:
     legend = {
         status: Message(f"generate.preview.{status}").render(lang) for status in ("ok", "below", "above", "water")
     }
+    leaflet_css, leaflet_js = leaflet_inline()
     return (
-        _PAGE.replace("__DATA__", json.dumps(layers, ensure_ascii=False))
+        _PAGE.replace("__DATA__", _script_json(layers))
         .replace("__COLOURS__", json.dumps(colours))
-        .replace("__LEGEND__", json.dumps(legend, ensure_ascii=False))
+        .replace("__LEGEND__", _script_json(legend))
         .replace("__BOUNDS__", json.dumps([[bounds[1], bounds[0]], [bounds[3], bounds[2]]]))
         .replace("__TITLE__", Message("generate.preview.title").render(lang))
         .replace("__LANG__", lang)
+        # Leaflet last: its text is not searched for the placeholders above.
+        .replace("__LEAFLET_CSS__", leaflet_css)
+        .replace("__LEAFLET_JS__", leaflet_js)
     )
+
+
+def _script_json(value) -> str:
+    """Return value as JSON that is safe inside a <script> element (no '</' to end it early)."""
+    return json.dumps(value, ensure_ascii=False).replace("</", "<\\/")
 
 
 _PAGE = """<!DOCTYPE html>
 <html lang="__LANG__"><head><meta charset="utf-8"><title>__TITLE__</title>
-<link rel="stylesheet" href="https://unpkg.com/leaflet@1.9.4/dist/leaflet.css">
-<script src="https://unpkg.com/leaflet@1.9.4/dist/leaflet.js"></script>
+<style>__LEAFLET_CSS__</style>
+<script>__LEAFLET_JS__</script>
 <style>html,body,#map{height:100%;margin:0}.legend{background:#fff;padding:6px 8px;font:13px sans-serif}
 .legend i{display:inline-block;width:14px;height:14px;margin-right:6px;vertical-align:middle}</style>
 </head><body><div id="map"></div><script>
@@ -251,16 +262,16 @@ const data = __DATA__, colours = __COLOURS__, legend = __LEGEND__;
 const map = L.map('map', {preferCanvas: true});
 map.fitBounds(__BOUNDS__);
 const marked = f => ['below', 'above'].includes(f.properties.status);
-L.geoJSON(data.cells, {style: f => ({color: marked(f) ? colours.marked : colours.edge, weight: marked(f) ? 3 : 1,
-  fillColor: colours[f.properties.status] || colours.ok, fillOpacity: 0.7}),
+const cells = L.geoJSON(data.cells, {style: f => ({color: marked(f) ? colours.marked : colours.edge,
+  weight: marked(f) ? 3 : 1, fillColor: colours[f.properties.status] || colours.ok, fillOpacity: 0.7}),
   onEachFeature: (f, layer) => layer.bindPopup([f.properties.code,
     f.properties.status + ' · ' + f.properties.buildings, f.properties.reason,
     ...f.properties.notes].filter(Boolean).join('<br>'))}).addTo(map);
-L.geoJSON(data.water, {style: {color: colours.river, weight: 1, fillColor: colours.water, fillOpacity: 0.6}})
-  .addTo(map);
-L.geoJSON(data.buildings, {style: {color: colours.building, weight: 0.5, fillOpacity: 0.8}, interactive: false})
-  .addTo(map);
-L.geoJSON(data.roads, {style: f => ({color: f.properties.major ? colours.major : colours.minor,
+const water = L.geoJSON(data.water, {style: {color: colours.river, weight: 1, fillColor: colours.water,
+  fillOpacity: 0.6}}).addTo(map);
+const buildings = L.geoJSON(data.buildings, {style: {color: colours.building, weight: 0.5, fillOpacity: 0.8},
+  interactive: false}).addTo(map);
+const roads = L.geoJSON(data.roads, {style: f => ({color: f.properties.major ? colours.major : colours.minor,
   weight: f.properties.major ? 3 : 1})}).bindTooltip(l => l.feature.properties.name).addTo(map);
 const box = L.control({position: 'topright'});
 box.onAdd = () => { const d = L.DomUtil.create('div', 'legend');
@@ -268,5 +279,6 @@ box.onAdd = () => { const d = L.DomUtil.create('div', 'legend');
     .map(([k, v]) => `<div><i style="background:${colours[k]}"></i>${v}</div>`).join('');
   return d; };
 box.addTo(map);
+window.gridkitPreview = {map, layers: {cells, water, buildings, roads}};
 </script></body></html>
 """

@@ -91,8 +91,9 @@ def _tunnel(*values) -> bool:
     return any(v is not None and str(v).strip().lower() in _TRUE | {"culvert", "building_passage"} for v in values)
 
 
-def _column(frame, name):
-    return frame[name] if name in frame.columns else [None] * len(frame)
+def _rows(frame, *names):
+    """Return (geometry, value of each named column …) per feature; a column the layer lacks gives None."""
+    return zip(frame.geometry, *(frame[n] if n in frame.columns else [None] * len(frame) for n in names))
 
 
 def road_features(frame, *, paths: bool = False) -> list[Road]:
@@ -110,18 +111,8 @@ def road_features(frame, *, paths: bool = False) -> list[Road]:
     """
     columns = set(frame.columns)
     out = []
-    for geom, kind, detail, highway, railway, fclass, tunnel_a, tunnel_b, name, name_zh, ref in zip(
-        frame.geometry,
-        _column(frame, "kind"),
-        _column(frame, "kind_detail"),
-        _column(frame, "highway"),
-        _column(frame, "railway"),
-        _column(frame, "fclass"),
-        _column(frame, "is_tunnel"),
-        _column(frame, "tunnel"),
-        _column(frame, "name"),
-        _column(frame, "name:zh"),
-        _column(frame, "ref"),
+    for geom, kind, detail, highway, railway, fclass, tunnel_a, tunnel_b, name, name_zh, ref in _rows(
+        frame, "kind", "kind_detail", "highway", "railway", "fclass", "is_tunnel", "tunnel", "name", "name:zh", "ref"
     ):
         if geom is None or geom.is_empty or _tunnel(tunnel_a, tunnel_b):
             continue
@@ -182,14 +173,8 @@ def water_features(frame) -> list:
     tunnels are dropped.
     """
     out = []
-    for geom, kind, waterway, fclass, boundary, tunnel_a, tunnel_b in zip(
-        frame.geometry,
-        _column(frame, "kind"),
-        _column(frame, "waterway"),
-        _column(frame, "fclass"),
-        _column(frame, "boundary"),
-        _column(frame, "is_tunnel"),
-        _column(frame, "tunnel"),
+    for geom, kind, waterway, fclass, boundary, tunnel_a, tunnel_b in _rows(
+        frame, "kind", "waterway", "fclass", "boundary", "is_tunnel", "tunnel"
     ):
         if geom is None or geom.is_empty or _tunnel(tunnel_a, tunnel_b):
             continue
@@ -263,8 +248,10 @@ def _parallel_runs(
     la, lb = a[owner], b[owner]
     points = shapely.line_interpolate_point(la, along)
     near = shapely.distance(points, lb)
-    on_b = shapely.line_locate_point(lb, points)
-    ok = (near > 0.5) & (near <= gap_m) & (on_b > 0.5) & (on_b < shapely.length(lb) - 0.5)
+    ok = (near > 0.5) & (near <= gap_m)
+    on_b = np.zeros(len(along))
+    on_b[ok] = shapely.line_locate_point(lb[ok], points[ok])  # only where b is near: the rest is out anyway
+    ok &= (on_b > 0.5) & (on_b < shapely.length(lb) - 0.5)
     cos = np.zeros(len(along))
     if ok.any():
         cos[ok] = np.abs(np.einsum("ij,ij->i", _directions(la[ok], along[ok]), _directions(lb[ok], on_b[ok])))
@@ -286,15 +273,17 @@ def carriageway_pairs(
         for key in {name, ref} - {None}:
             by_key.setdefault(key, []).append(i)
     parts_array = np.asarray(parts, dtype=object)
-    candidates = set()
-    for members in by_key.values():
-        if len(members) < 2:
-            continue
-        group = parts_array[members]
-        close = shapely.distance(group[:, None], group[None, :]) <= gap_m
-        for x, y in zip(*np.nonzero(np.triu(close, 1))):
-            candidates.add((members[x], members[y]))
-    candidates = sorted(candidates)
+    named = [{name, ref} - {None} for name, ref in keys]
+    # Boxes within gap_m first (cheap), then the name or ref, then the distance of the lines themselves.
+    minx, miny, maxx, maxy = shapely.bounds(parts_array).T
+    grown = shapely.box(minx - gap_m, miny - gap_m, maxx + gap_m, maxy + gap_m)
+    x, y = shapely.STRtree(parts_array).query(grown)
+    pairs = [(i, j) for i, j in zip(x.tolist(), y.tolist()) if i < j and named[i] & named[j]]
+    if not pairs:
+        return []
+    i, j = np.array(pairs).T
+    close = shapely.distance(parts_array[i], parts_array[j]) <= gap_m
+    candidates = sorted(zip(i[close].tolist(), j[close].tolist()))
     if not candidates:
         return []
     runs = _parallel_runs(parts_array, candidates, gap_m)
@@ -317,7 +306,9 @@ def median_connectors(
     """
     if not pairs or not others:
         return []
-    ends = shapely.points(np.concatenate([shapely.get_coordinates(line)[[0, -1]] for line in others]))
+    others = np.asarray(others, dtype=object)
+    ends = np.empty(2 * len(others), dtype=object)
+    ends[0::2], ends[1::2] = shapely.get_point(others, 0), shapely.get_point(others, -1)
     parts = np.asarray(parts, dtype=object)
     near_idx = np.array([p.a for p in pairs] + [p.b for p in pairs])
     far_idx = np.array([p.b for p in pairs] + [p.a for p in pairs])
@@ -351,8 +342,8 @@ def dangle_connectors(lines: list, tolerance_m: float = DANGLE_SNAP_M) -> list:
     if len(lines) < 2:
         return []
     lines = np.asarray(lines, dtype=object)
-    coords = [shapely.get_coordinates(line)[[0, -1]] for line in lines]
-    ends = shapely.points(np.concatenate(coords))
+    ends = np.empty(2 * len(lines), dtype=object)
+    ends[0::2], ends[1::2] = shapely.get_point(lines, 0), shapely.get_point(lines, -1)
     owner = np.repeat(np.arange(len(lines)), 2)
     tree = shapely.STRtree(lines)
     e, k = tree.query(ends, predicate="dwithin", distance=tolerance_m)

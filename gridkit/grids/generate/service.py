@@ -29,7 +29,7 @@ from gridkit.grids.generate.preview import PreviewCell, check_preview_path, writ
 from gridkit.grids.generate.report import CellNote, CellProblem, CommunityReport, GenerationReport
 from gridkit.grids.generate.roads import Road
 from gridkit.grids.generate.storage import number_cells, to_storage
-from gridkit.grids.generate.target import GenerationResult, Target
+from gridkit.grids.generate.target import STRADDLE_MAX_M2, GenerationResult, Target, check_straddle_max
 from gridkit.messages import Message
 from gridkit.models import SRID, AdminUnit, BaseCell, BaseGridEdition, Building
 from gridkit.rules import EditionState
@@ -67,6 +67,7 @@ def generate_base_grid(
     encoding: str | None = None,
     preview=None,
     lang: str = "zh-CN",
+    straddle_max_m2: float = STRADDLE_MAX_M2,
 ) -> GenerationReport:
     """Generate base cells for communities (None = all) and write them as a new draft edition; never commits.
 
@@ -74,8 +75,10 @@ def generate_base_grid(
     the building table (footprint, or point). `water_path` may be one path or a list. With
     keep_other_communities, the cells of communities not generated are copied from the current
     edition, so the draft is a whole city grid. `preview`: a .png or .html path to draw the cells
-    over roads, water and buildings (`preview.write_preview`, texts in `lang`).
+    over roads, water and buildings (`preview.write_preview`, texts in `lang`). `straddle_max_m2`:
+    a cell merged across a major road stays within this area (m², see `check_straddle_max`).
     """
+    straddle_max_m2 = check_straddle_max(straddle_max_m2)
     profile = PROFILES[profile] if isinstance(profile, str) else profile
     if preview is not None:
         check_preview_path(preview)
@@ -88,40 +91,18 @@ def generate_base_grid(
     layers = read_layers(roads_path, water_path, paths=paths, src_crs=src_crs, encoding=encoding)
     timings["read"] = time.perf_counter() - started
 
-    if target.measure == "buildings" and not session.scalar(
-        select(
-            exists(
-                select(Building.id).join(AdminUnit, _in_community()).where(AdminUnit.code.in_([u.code for u in units]))
-            )
-        )
-    ):
-        raise ValidationError("generate.buildings_not_loaded")
+    if target.measure == "buildings":
+        _check_buildings_loaded(session, units)
     generate_started = time.perf_counter()
     buildings: dict[int, object] = {}
-    done = [_generate_community(session, unit, layers, target, profile, water_min_m2, buildings) for unit in units]
+    done = [
+        _generate_community(session, unit, layers, target, profile, (water_min_m2, straddle_max_m2), buildings)
+        for unit in units
+    ]
     timings["generate"] = time.perf_counter() - generate_started
 
     write_started = time.perf_counter()
-    edition = BaseGridEdition(
-        name=edition_name,
-        status=EditionState.DRAFT,
-        code_profile=profile.name,
-        note=f"generated along roads, target {target.describe()}",
-    )
-    session.add(edition)
-    session.flush()
-    rows = [
-        {"edition_id": edition.id, "code": code, "community_code": c.unit.code, "geom": from_shape(polygon, srid=SRID)}
-        for c in done
-        for polygon, code in zip(c.stored, c.codes)
-    ]
-    if rows:
-        session.execute(insert(BaseCell), rows)
-    copied = 0
-    source = current_edition(session) if keep_other_communities else None
-    if source is not None:
-        copied = _copy_cells(session, source.id, edition.id, [u.code for u in units])
-    session.flush()
+    edition, copied = _write_draft(session, edition_name, profile, target, done, keep_other_communities)
     timings["write"] = time.perf_counter() - write_started
     count_started = time.perf_counter()
     counts = _count_buildings(session, edition.id, done, buildings)
@@ -141,6 +122,43 @@ def generate_base_grid(
         timings={k: round(v, 3) for k, v in timings.items()},
         preview=str(preview) if preview is not None else None,
     )
+
+
+def _check_buildings_loaded(session: Session, units: list[AdminUnit]) -> None:
+    """Refuse a building target when no building lies in any of the communities."""
+    codes = [u.code for u in units]
+    query = select(Building.id).join(AdminUnit, _in_community()).where(AdminUnit.code.in_(codes))
+    if not session.scalar(select(exists(query))):
+        raise ValidationError("generate.buildings_not_loaded")
+
+
+def _write_draft(
+    session: Session, name: str, profile: CodeProfile, target: Target, done: list[_Community], keep_others: bool
+) -> tuple[BaseGridEdition, int]:
+    """Write the draft edition with the generated cells (and, with keep_others, the current edition's
+    cells of the other communities); return it and how many cells were copied. The note names the
+    target (layer.edition_target reads it back for the base grid page)."""
+    edition = BaseGridEdition(
+        name=name,
+        status=EditionState.DRAFT,
+        code_profile=profile.name,
+        note=f"generated along roads, target {target.describe()}",
+    )
+    session.add(edition)
+    session.flush()
+    rows = [
+        {"edition_id": edition.id, "code": code, "community_code": c.unit.code, "geom": from_shape(polygon, srid=SRID)}
+        for c in done
+        for polygon, code in zip(c.stored, c.codes)
+    ]
+    if rows:
+        session.execute(insert(BaseCell), rows)
+    copied = 0
+    source = current_edition(session) if keep_others else None
+    if source is not None:
+        copied = _copy_cells(session, source.id, edition.id, [c.unit.code for c in done])
+    session.flush()
+    return edition, copied
 
 
 def _write_preview(path, done: list[_Community], layers: Layers, buildings: dict, lang: str) -> None:
@@ -185,10 +203,14 @@ def _generate_community(
     layers: Layers,
     target: Target,
     profile: CodeProfile,
-    water_min_m2: float,
+    limits: tuple[float, float],
     buildings: dict,
 ) -> _Community:
-    """Generate one community's cells in its Gauss-Kruger zone and bring them back to EPSG:4490."""
+    """Generate one community's cells in its Gauss-Kruger zone and bring them back to EPSG:4490.
+
+    `limits`: (water_min_m2, straddle_max_m2) for generate_cells.
+    """
+    water_min_m2, straddle_max_m2 = limits
     started = time.perf_counter()
     community = to_shape(unit.geom)
     epsg = gauss_kruger_epsg(community.centroid.x)
@@ -214,7 +236,15 @@ def _generate_community(
         buildings.setdefault(building_id, to_shape(geom))
     footprints = [buildings[i] for i, _ in rows]
     buildings_m = to_metric(footprints) if rows or target.measure == "buildings" else None
-    result = generate_cells(community_m, roads_m, to_metric(water), buildings_m, target, water_min_m2=water_min_m2)
+    result = generate_cells(
+        community_m,
+        roads_m,
+        to_metric(water),
+        buildings_m,
+        target,
+        water_min_m2=water_min_m2,
+        straddle_max_m2=straddle_max_m2,
+    )
 
     notes = []
     metric_cells = [c.polygon for c in result.cells]

@@ -5,8 +5,9 @@ by building count (the cut passes midway between two buildings ordered along the
 (position found by bisection), perpendicular to the long axis of its minimum rotated rectangle
 (the short axis is tried when that cut would leave a piece below the minimum). An elongated land
 group (Polsby-Popper below MIN_COMPACTNESS) is cut in two the same way, but only when no piece
-falls below the minimum. Cut lines are noded into the same line set and everything is polygonized
-again, so cells still share vertices exactly.
+falls below the minimum. Only the faces a round's cut lines touch are noded with them and
+polygonized again (faces._cut_faces), so cells still share vertices exactly and a round costs in
+proportion to what it cuts, not to the whole community.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import shapely
 
 from gridkit.grids.generate.geometry import (
     area_cut_offset,
-    containing,
     count_cut_offsets,
     cut_segments,
     halfplane,
@@ -144,28 +144,19 @@ class Splitting:
         return bad
 
     def _apply_cuts(self, cuts: dict) -> None:
-        """Node the cut lines into the line set, polygonize again and relabel faces (one cell per piece)."""
-        old_faces, old_labels = self.faces, self.labels
-        segments = [s for cut in cuts.values() for s in cut[3]]
-        self.noded = shapely.union_all([self.noded, *segments])
-        self.faces = self._polygonize(self.noded)
-        reps = shapely.point_on_surface(self.faces)
-        parent_face = containing(old_faces, reps)
-        self.face_water = self.face_water[parent_face]
-        self.face_median = self.face_median[parent_face]
-        self._measure_faces(parent_face)
+        """Split the faces the cut lines touch (faces._cut_faces) and relabel them (one group per piece)."""
+        old_labels = self.labels
+        parent_face = self._cut_faces([s for cut in cuts.values() for s in cut[3]])
         labels = old_labels[parent_face]
         # Faces of a cut group go to the side of the cut line their interior point is on; each
         # side's connected pieces then become groups of their own.
-        rep_xy = shapely.get_coordinates(reps)
-        keys: list = []
-        for f, g in enumerate(labels):
-            if g in cuts:
-                origin, axis, offset, _ = cuts[g]
-                keys.append((int(g), bool((rep_xy[f] - origin) @ axis > offset)))
-            else:
-                keys.append(None)
-        parent = list(range(len(labels)))
+        cut = np.nonzero(np.isin(labels, list(cuts)))[0]
+        side = np.zeros(len(labels), dtype=bool)
+        rep_xy = shapely.get_coordinates(shapely.point_on_surface(self.faces[cut]))
+        for g, (origin, axis, offset, _) in cuts.items():
+            mine = labels[cut] == g
+            side[cut[mine]] = (rep_xy[mine] - origin) @ axis > offset
+        parent = np.arange(len(labels))
 
         def find(x):
             while parent[x] != x:
@@ -173,14 +164,14 @@ class Splitting:
                 x = parent[x]
             return x
 
-        for i, j in zip(self.adj_i, self.adj_j):
-            if keys[i] is not None and keys[i] == keys[j]:
-                parent[find(i)] = find(j)
+        in_cut = np.zeros(len(labels), dtype=bool)
+        in_cut[cut] = True
+        same = in_cut[self.adj_i] & (labels[self.adj_i] == labels[self.adj_j]) & (side[self.adj_i] == side[self.adj_j])
+        for i, j in zip(self.adj_i[same].tolist(), self.adj_j[same].tolist()):
+            parent[find(i)] = find(j)
         fresh: dict[int, int] = {}
         new_labels = labels.copy()
-        for f, key in enumerate(keys):
-            if key is None:
-                continue
+        for f in cut.tolist():
             r = find(f)
             if r not in fresh:
                 fresh[r] = self.next_label

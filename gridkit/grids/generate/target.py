@@ -12,6 +12,22 @@ from gridkit.messages import Message
 
 # Land cells less compact than this (Polsby-Popper 4πA/P²) are split when they can be, else explained.
 MIN_COMPACTNESS = 0.15
+# A cell made by merging across a major road stays within this area (m², the straddle cap): a large
+# block with few buildings (a park, one big compound) is a cell of its own rather than part of one
+# across the road. 0: no cell straddles a major road.
+STRADDLE_MAX_M2 = 300_000.0
+
+
+def check_straddle_max(value) -> float:
+    """Return the straddle cap in m² (a number, or text such as '300,000'); refuse anything but 0 or more."""
+    text = str(value).strip().replace(",", "").replace("_", "")
+    try:
+        cap = float(text)
+    except ValueError:
+        raise ValidationError("generate.straddle_max", value=str(value)) from None
+    if not math.isfinite(cap) or cap < 0:
+        raise ValidationError("generate.straddle_max", value=str(value))
+    return cap
 
 
 @dataclass(frozen=True)

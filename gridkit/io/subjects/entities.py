@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from gridkit.grids.base import current_edition
 from gridkit.io.subjects.common import _LENGTHS, SubjectImportResult
 from gridkit.io.subjects.job import Job
-from gridkit.io.subjects.staging import KindSpec, finish, report_duplicates, report_existing, stage_file
+from gridkit.io.subjects.staging import KindSpec, Staged, finish, report_duplicates, report_existing, stage_file
 from gridkit.io.tables import Table
 from gridkit.rules import SRID
 from gridkit.spatial.bulk import rebuilt_indexes
@@ -61,28 +61,7 @@ def import_entities(
             )
         if job.problems:
             job.refuse()
-        values = (
-            "s.name, s.address, CASE WHEN s.lon IS NULL THEN NULL "
-            "ELSE ST_SetSRID(ST_MakePoint(s.lon, s.lat), :srid) END, s.cell"
-        )
-        with rebuilt_indexes(session, "legal_entity", staged.rows):
-            updated = 0
-            if replace:
-                updated = session.execute(
-                    text(
-                        f"UPDATE legal_entity t SET (name, address, geom, base_cell_id) = ({values}) "
-                        "FROM gk_stage_entity s WHERE t.credit_code = s.credit_code"
-                    ),
-                    {"srid": SRID},
-                ).rowcount
-            created = session.execute(
-                text(
-                    f"INSERT INTO legal_entity (credit_code, name, address, geom, base_cell_id) SELECT s.credit_code, "
-                    f"{values} FROM gk_stage_entity s WHERE NOT EXISTS "
-                    "(SELECT 1 FROM legal_entity e WHERE e.credit_code = s.credit_code) ORDER BY s.row_no"
-                ),
-                {"srid": SRID},
-            ).rowcount
+        created, updated = _write_entities(session, staged, replace=replace)
         counts = finish(
             job,
             staged,
@@ -102,6 +81,33 @@ def import_entities(
         notes=job.notes,
         source=job.source,
     )
+
+
+def _write_entities(session: Session, staged: Staged, *, replace: bool) -> tuple[int, int]:
+    """Insert the staged entities that are new (and with `replace` update the others); return (created, updated)."""
+    values = (
+        "s.name, s.address, CASE WHEN s.lon IS NULL THEN NULL "
+        "ELSE ST_SetSRID(ST_MakePoint(s.lon, s.lat), :srid) END, s.cell"
+    )
+    with rebuilt_indexes(session, "legal_entity", staged.rows):
+        updated = 0
+        if replace:
+            updated = session.execute(
+                text(
+                    f"UPDATE legal_entity t SET (name, address, geom, base_cell_id) = ({values}) "
+                    "FROM gk_stage_entity s WHERE t.credit_code = s.credit_code"
+                ),
+                {"srid": SRID},
+            ).rowcount
+        created = session.execute(
+            text(
+                f"INSERT INTO legal_entity (credit_code, name, address, geom, base_cell_id) SELECT s.credit_code, "
+                f"{values} FROM gk_stage_entity s WHERE NOT EXISTS "
+                "(SELECT 1 FROM legal_entity e WHERE e.credit_code = s.credit_code) ORDER BY s.row_no"
+            ),
+            {"srid": SRID},
+        ).rowcount
+    return created, updated
 
 
 def _check(job: Job, chunk: Table) -> dict:

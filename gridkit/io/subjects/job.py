@@ -9,7 +9,7 @@ import pyproj
 from shapely.geometry import MultiPoint, MultiPolygon, Point, Polygon
 from sqlalchemy.orm import Session
 
-from gridkit.io.subjects.common import _AREA_MARGIN, _SCIENTIFIC, FIELDS, SubjectImportRefused, _inside, _number
+from gridkit.io.subjects.common import _AREA_MARGIN, _SCIENTIFIC, FIELDS, Field, SubjectImportRefused, _inside, _number
 from gridkit.io.tables import Table, TableReadError, open_table
 from gridkit.io.vector import CHINA_LAT, CHINA_LON, VectorReadError, parse_crs, problem, summarise
 from gridkit.rules import SRID
@@ -156,6 +156,7 @@ class Job:
         return self.source.get("display", self.source.get("path", "the file"))
 
     def _resolve(self, mapping: dict) -> dict[str, str | None]:
+        """Return {field: column or None}: the `--map` given, else the field's name or an alias, any case."""
         fields = {f.name: f for f in FIELDS[self.kind]}
         columns = self.table.columns
         listed = ", ".join(columns) if columns else "none"
@@ -174,51 +175,63 @@ class Job:
         resolved: dict[str, str | None] = {}
         for name, f in fields.items():
             if name in mapping:
-                wanted = mapping[name]
-                column = wanted if wanted in columns else folded.get(wanted.strip().casefold())
-                if column is None:
-                    self.problems.append(
-                        problem(
-                            "missing_field",
-                            f"{self.display} has no column {wanted!r} (given with --map "
-                            f"{name}={wanted}). Its columns are: {listed}.",
-                            field=wanted,
-                        )
-                    )
-                elif column != wanted:
-                    self.notes.append(
-                        problem(
-                            "field_case",
-                            f"{self.display}: column {wanted!r} was not found; {column!r} was used.",
-                            field=column,
-                        )
-                    )
-                resolved[name] = column
-                continue
-            column = None
-            candidates = [name, *f.aliases]
-            if self.source.get("driver") == "ESRI Shapefile" and len(name) > 10:
-                candidates.append(name[:10])  # DBF field names are cut to 10 characters: credit_cod
-            for candidate in candidates:
-                column = candidate if candidate in columns else folded.get(candidate.casefold())
-                if column is not None:
-                    break
-            if column is not None and column != name:
-                self.notes.append(
-                    problem(
-                        "field_alias", f"{self.display}: column {column!r} was read as field {name!r}.", field=column
-                    )
+                resolved[name] = self._mapped_column(name, mapping[name], folded, listed)
+            else:
+                resolved[name] = self._found_column(f, folded, listed)
+        self._check_location_columns(resolved, mapping, listed)
+        return resolved
+
+    def _mapped_column(self, name: str, wanted: str, folded: dict, listed: str) -> str | None:
+        """Return the column given with `--map name=wanted` (any case), recording a problem if none."""
+        columns = self.table.columns
+        column = wanted if wanted in columns else folded.get(wanted.strip().casefold())
+        if column is None:
+            self.problems.append(
+                problem(
+                    "missing_field",
+                    f"{self.display} has no column {wanted!r} (given with --map "
+                    f"{name}={wanted}). Its columns are: {listed}.",
+                    field=wanted,
                 )
-            if column is None and f.required:
-                self.problems.append(
-                    problem(
-                        "missing_field",
-                        f"{self.display} has no column for field {name!r}. Its columns are: "
-                        f"{listed}. Name the column with --map {name}=COLUMN.",
-                        field=name,
-                    )
+            )
+        elif column != wanted:
+            self.notes.append(
+                problem(
+                    "field_case",
+                    f"{self.display}: column {wanted!r} was not found; {column!r} was used.",
+                    field=column,
                 )
-            resolved[name] = column
+            )
+        return column
+
+    def _found_column(self, f: Field, folded: dict, listed: str) -> str | None:
+        """Return the column named like field `f` or one of its aliases, recording a problem if it is required."""
+        name, columns = f.name, self.table.columns
+        column = None
+        candidates = [name, *f.aliases]
+        if self.source.get("driver") == "ESRI Shapefile" and len(name) > 10:
+            candidates.append(name[:10])  # DBF field names are cut to 10 characters: credit_cod
+        for candidate in candidates:
+            column = candidate if candidate in columns else folded.get(candidate.casefold())
+            if column is not None:
+                break
+        if column is not None and column != name:
+            self.notes.append(
+                problem("field_alias", f"{self.display}: column {column!r} was read as field {name!r}.", field=column)
+            )
+        if column is None and f.required:
+            self.problems.append(
+                problem(
+                    "missing_field",
+                    f"{self.display} has no column for field {name!r}. Its columns are: "
+                    f"{listed}. Name the column with --map {name}=COLUMN.",
+                    field=name,
+                )
+            )
+        return column
+
+    def _check_location_columns(self, resolved: dict, mapping: dict, listed: str) -> None:
+        """Drop lon/lat for a map layer (noting a `--map` ignored); else record missing lon/lat columns."""
         if self.table.spatial:
             for name in ("lon", "lat"):
                 if name in resolved and resolved[name] is not None and name in mapping:
@@ -264,7 +277,6 @@ class Job:
                         field="building_code",
                     )
                 )
-        return resolved
 
     def column(self, name: str) -> str:
         return self.cols.get(name) or name
@@ -346,36 +358,8 @@ class Job:
             pairs = [(None, None)] * n
         # Most chunks hold a number in every cell: parse them all at once, else row by row to say what is wrong.
         xs, ys, positions, texts = _parsed(pairs) if has_columns else ([], [], [], [])
-        for position, (x_text, y_text) in enumerate(pairs if not positions else ()):
-            if x_text is None and y_text is None:
-                if need[position]:
-                    self._missing_location(position, has_columns)
-                continue
-            if x_text is None or y_text is None:
-                lack = "lon" if x_text is None else "lat"
-                self.report(
-                    position,
-                    "missing_coordinates",
-                    lack,
-                    f"has {'lat' if lack == 'lon' else 'lon'} but no {lack}. Fill in both.",
-                )
-                continue
-            x, y = _number(x_text), _number(y_text)
-            if x is None or y is None:
-                bad = "lon" if x is None else "lat"
-                shown = "" if self.personal_location else f" ({(x_text if x is None else y_text)!r})"
-                self.report(
-                    position,
-                    "bad_coordinate",
-                    bad,
-                    f"{bad}{shown} is not a number. Give decimal "
-                    "degrees such as 114.0579 (or metres in the --src-crs projection).",
-                )
-                continue
-            xs.append(x)
-            ys.append(y)
-            texts.append((x_text, y_text))
-            positions.append(position)
+        if not positions:
+            xs, ys, positions, texts = self._checked_pairs(pairs, need, has_columns)
         if not positions:
             return result
         if self._transform_cache is None:
@@ -418,6 +402,44 @@ class Job:
                     "them, or give the right coordinate system with --src-crs (e.g. gcj02, EPSG:4547).",
                 )
         return result
+
+    def _checked_pairs(self, pairs: list[tuple], need: list[bool], has_columns: bool) -> tuple[list, list, list, list]:
+        """Return (xs, ys, positions, texts) of the rows whose lon and lat are numbers; record the others' problems."""
+        xs: list = []
+        ys: list = []
+        positions: list = []
+        texts: list = []
+        for position, (x_text, y_text) in enumerate(pairs):
+            if x_text is None and y_text is None:
+                if need[position]:
+                    self._missing_location(position, has_columns)
+                continue
+            if x_text is None or y_text is None:
+                lack = "lon" if x_text is None else "lat"
+                self.report(
+                    position,
+                    "missing_coordinates",
+                    lack,
+                    f"has {'lat' if lack == 'lon' else 'lon'} but no {lack}. Fill in both.",
+                )
+                continue
+            x, y = _number(x_text), _number(y_text)
+            if x is None or y is None:
+                bad = "lon" if x is None else "lat"
+                shown = "" if self.personal_location else f" ({(x_text if x is None else y_text)!r})"
+                self.report(
+                    position,
+                    "bad_coordinate",
+                    bad,
+                    f"{bad}{shown} is not a number. Give decimal "
+                    "degrees such as 114.0579 (or metres in the --src-crs projection).",
+                )
+                continue
+            xs.append(x)
+            ys.append(y)
+            texts.append((x_text, y_text))
+            positions.append(position)
+        return xs, ys, positions, texts
 
     def _missing_location(self, position: int, has_columns: bool) -> None:
         if self.kind == "residents":
