@@ -20,8 +20,7 @@ MAX_MODULE_LINES = 600
 MAX_FUNCTION_LINES = 80
 
 # Modules over MAX_MODULE_LINES, by path from the repository root.
-MODULES_BEING_SPLIT = {
-}
+MODULES_BEING_SPLIT: set[str] = set()
 
 # Functions over MAX_FUNCTION_LINES, as "path:qualified name".
 FUNCTIONS_BEING_SPLIT = {

@@ -4,13 +4,13 @@ Beijing time and department / work cell / coordinator / community: counts and su
 for the evaluation, both at city scale
 
 Revision ID: 20261203_inc10
-Revises: 20261203_city9
+Revises: 20261203_exp12
 Create Date: 2026-12-03
 """
 from alembic import op
 
 revision = '20261203_inc10'
-down_revision = '20261203_city9'
+down_revision = '20261203_exp12'
 branch_labels = None
 depends_on = None
 
