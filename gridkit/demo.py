@@ -20,7 +20,10 @@ from sqlalchemy.orm import Session
 from gridkit.assign import AUTO_ASSIGN, assign_subjects
 from gridkit.errors import ValidationError
 from gridkit.grids import work
+from gridkit.incidents.actors import Actor
 from gridkit.incidents.categories import seed_categories
+from gridkit.incidents.demo_cases import advance_demo_cases
+from gridkit.incidents.workflow import start_clock
 from gridkit.models import (
     SRID,
     AdminUnit,
@@ -28,6 +31,7 @@ from gridkit.models import (
     BaseGridEdition,
     Building,
     Incident,
+    IncidentCategory,
     IncidentHistory,
     LegalEntity,
     Resident,
@@ -49,6 +53,8 @@ DEMO_USERS = [
     ("analyst", "analyst", None),
     ("coordinator", "coordinator", "440304"),
 ]
+# Who takes the supervising steps of the demo's cases: the demo supervisor.
+DEMO_SUPERVISOR = Actor("supervisor", "supervisor", "440304")
 FILES = (
     "admin_units.geojson",
     "base_cells.geojson",
@@ -139,6 +145,8 @@ def _load_demo(session: Session, pii_key: bytes, *, data_dir: Path, progress: Pr
 
     assigned = assign_subjects(session, edition=edition)
     counts["unassigned"] = sum(v["unassigned"] for v in assigned.values())
+    # The cases move along the workflow once placed: deadlines by the service's rule, some overdue.
+    counts["incident_states"] = advance_demo_cases(session, DEMO_SUPERVISOR)
     step("assignment", sum(v["assigned"] for v in assigned.values()))
 
     counts["users"] = _add_demo_users(session)
@@ -306,8 +314,10 @@ def _load_entities(session: Session, data_dir: Path) -> int:
 
 
 def _load_incidents(session: Session, data_dir: Path) -> int:
-    """Add the incidents as reported, each with its first history entry; return how many."""
+    """Add the incidents as reported, each with its first deadline (the workflow's rule) and
+    history entry; return how many."""
     incidents = _read_features(data_dir / "incidents.geojson")
+    categories = {c.code: c for c in session.scalars(select(IncidentCategory))}
     for r in incidents.itertuples():
         reported_at = (
             r.reported_at.to_pydatetime()
@@ -323,6 +333,7 @@ def _load_incidents(session: Session, data_dir: Path) -> int:
             reporter=r.reporter,
             geom=from_shape(r.geometry, srid=SRID),
         )
+        start_clock(incident, categories.get(r.category_code))
         session.add(incident)
         session.flush()
         session.add(

@@ -14,8 +14,14 @@ from gridkit.keys import kept_key
 from gridkit.messages import Message
 from gridkit.standard.ids import mask_citizen_id, mask_phone
 
+
+def mask_person_name(value: str) -> str:
+    """Return a person's name with all but its first character hidden: 张三丰 → 张** (as exports mask it)."""
+    return value[:1] + "*" * max(len(value) - 1, 1)
+
+
 # How each personal field is shown to someone who may not read it in clear.
-MASKS: dict[str, Callable[[str], str]] = {"phone": mask_phone, "id_number": mask_citizen_id}
+MASKS: dict[str, Callable[[str], str]] = {"phone": mask_phone, "id_number": mask_citizen_id, "name": mask_person_name}
 
 
 def pii_key(settings: Settings) -> bytes:

@@ -107,13 +107,16 @@ def test_the_workflow_through_the_cli(cli, tmp_path):
     assert shown["history"][-1]["actor"] == "super1"
     assert len(shown["attachments"]) == 1
     assert (cli.home / "attachments" / case).is_dir()
-    assert (
-        read(
-            cli,
-            lambda s: s.scalar(select(func.count()).select_from(AuditLog).where(AuditLog.action == "incident.show")),
-        )
-        == 1
+    # Every output carrying the coordinator's name and phone in clear is one audit row.
+    reads = read(
+        cli,
+        lambda s: [
+            (a.actor, a.object_type, a.detail["incident"], a.detail["detail_fields"])
+            for a in s.scalars(select(AuditLog).where(AuditLog.action == "personal_data.read").order_by(AuditLog.id))
+        ],
     )
+    assert reads[-1] == ("super1", "coordinator", made["code"], ["name", "phone"])
+    assert {r[0] for r in reads} == {"super1", "coord1"} and len(reads) == 4  # dispatch, feedback, close, show
     listed = ok(cli, "incident", "list", "--state", "closed")
     assert listed["total"] == 1 and listed["items"][0]["code"] == made["code"]
 

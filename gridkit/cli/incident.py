@@ -10,7 +10,7 @@ from __future__ import annotations
 import click
 
 from gridkit import db
-from gridkit.cli import GridkitGroup, output, with_settings
+from gridkit.cli import GridkitGroup, output, say, with_settings
 from gridkit.rules import SEVERITIES, IncidentState
 
 as_option = click.option(
@@ -198,22 +198,15 @@ def feedback(settings, ident, note, attachments, username):
 @output.command_output
 @with_settings
 def show(settings, ident, username):
-    """Show a case: state, category, cells, coordinator, deadlines, overdue, history."""
-    from gridkit import audit
+    """Show a case: state, category, cells, coordinator, deadlines, overdue, history.
+
+    The coordinator's name and phone are in clear (audited) only when --as names a user who may read
+    personal data there; masked otherwise."""
     from gridkit.incidents.queries import show_incident
 
     with db.transaction(settings) as session:
         actor = _actor(session, username, required=False)
         data = show_incident(session, ident, actor)
-        if data["coordinator"] and "phone" in data["coordinator"]:
-            audit.record(
-                session,
-                actor.name if actor else "cli",
-                "incident.show",
-                object_type="incident",
-                object_id=data["id"],
-                personal_data=["coordinator"],
-            )
     lines = [
         f"{data['code']}  {data['state']}  {(data['category'] or {}).get('name', '-')}",
         (
@@ -309,7 +302,10 @@ def overdue(settings, dept, username):
 @output.command_output
 @with_settings
 def evaluate(settings, by, from_, to, dept, username):
-    """综合评价: on-time closure rate, rework rate, mean and p90 hours per step, backlog."""
+    """综合评价: on-time closure rate, rework rate, mean and p90 hours per step, backlog.
+
+    By coordinator, names are in clear (audited) only when --as names a user who may read personal
+    data in its area; masked otherwise."""
     from gridkit.incidents.evaluate import evaluate as run
     from gridkit.incidents.evaluate import flat_rows
 
@@ -334,7 +330,8 @@ def evaluate(settings, by, from_, to, dept, username):
         "total_mean_h",
         "total_p90_h",
     ]
-    return output.Result(data, rows=flat_rows(data), columns=columns)
+    lines = [say("sup.eval.p90_sample")] if data["p90_sample"] else []
+    return output.Result(data, lines=lines, rows=flat_rows(data), columns=columns)
 
 
 # -- imports (registered under `gridkit import`) ----------------------------------------------------

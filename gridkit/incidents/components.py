@@ -32,6 +32,16 @@ def _column(columns: list[str], field: str, mapping: dict) -> str | None:
     return next((lower[n.lower()] for n in FIELDS[field] if n.lower() in lower), None)
 
 
+def _read(path, **options):
+    """Return the file's table, or refuse an unreadable file naming why."""
+    try:
+        return read_table(path, **options)
+    except TableReadError as exc:
+        raise ValidationError(
+            "component.unreadable", file=str(path), reason=exc.message, problems=exc.problems
+        ) from None
+
+
 def import_components(
     session: Session,
     path,
@@ -48,12 +58,7 @@ def import_components(
     location. One bad row refuses the whole file (ValidationError listing every problem).
     """
     mapping = dict(mapping or {})
-    try:
-        table = read_table(path, encoding=encoding, layer=layer, src_crs=src_crs)
-    except TableReadError as exc:
-        raise ValidationError(
-            "component.unreadable", file=str(path), reason=exc.message, problems=exc.problems
-        ) from None
+    table = _read(path, encoding=encoding, layer=layer, src_crs=src_crs)
     display = Path(path).name
     problems = list(table.problems)
     code_col = _column(table.columns, "code", mapping)

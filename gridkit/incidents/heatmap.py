@@ -9,7 +9,8 @@ across requests and the browser computes the corners itself.
 from __future__ import annotations
 
 import json
-from datetime import datetime
+import math
+from datetime import UTC, datetime
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -23,6 +24,8 @@ MIN_ZOOM, MAX_ZOOM = 3, 18
 # From this zoom the choropleth shows base cells; below it, communities.
 CELL_ZOOM = 14
 MAX_BBOX_DEGREES = 40.0
+# The zooms whose bins the rollup incident_heat counts (see migrations/versions/20261203_inc10_*).
+ROLLUP_LEVELS = (13, 15)
 
 
 def bin_size(zoom: int) -> float:
@@ -66,7 +69,9 @@ def parse_filters(*, from_=None, to=None, category=None, state=None, dept=None, 
     }
 
 
-def _where(f: dict, actor: Actor | None) -> tuple[str, dict]:
+def _where(f: dict, actor: Actor | None, bins: tuple | None = None) -> tuple[str, dict]:
+    """Return the WHERE text over cases `i` for the filters; with `bins` (size, bx0, by0, bx1, by1) the
+    bbox is the whole bins it touches (as the rollup counts them), else the points inside it."""
     clauses, params = ["i.lon IS NOT NULL"], {}
     for key, sql in (
         ("start", "i.reported_at >= :start"),
@@ -78,13 +83,20 @@ def _where(f: dict, actor: Actor | None) -> tuple[str, dict]:
         if f.get(key) is not None:
             clauses.append(sql)
             params[key] = f[key]
-    if f.get("bbox"):
+    box = f.get("bbox")
+    if bins is not None:
+        size, bx0, by0, bx1, by1 = bins
+        box = [bx0 * size, by0 * size, (bx1 + 1) * size, (by1 + 1) * size]
+    if box:
         # && lets a small view use the GiST index; the plain numbers keep a city-wide scan cheap.
         clauses.append(
             "i.geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4490) "
+            "AND i.lon >= :x0 AND i.lon < :x1 AND i.lat >= :y0 AND i.lat < :y1"
+            if bins is not None
+            else "i.geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4490) "
             "AND i.lon BETWEEN :x0 AND :x1 AND i.lat BETWEEN :y0 AND :y1"
         )
-        params.update(zip(("x0", "y0", "x1", "y1"), f["bbox"]))
+        params.update(zip(("x0", "y0", "x1", "y1"), box))
     if actor is not None and actor.scope_code:
         clauses.append("i.base_cell_id IN (SELECT id FROM base_cell WHERE community_code LIKE :scope)")
         params["scope"] = f"{actor.scope_code}%"
@@ -92,23 +104,109 @@ def _where(f: dict, actor: Actor | None) -> tuple[str, dict]:
 
 
 def heatmap(session: Session, filters: dict, actor: Actor | None = None) -> dict:
-    """Return {"zoom", "size", "total", "max", "bins": [[ix, iy, count], …]} for the filters."""
-    where, params = _where(filters, actor)
-    size = bin_size(filters["zoom"])
-    rows = session.execute(
-        text(f"""
-        SELECT floor(i.lon / :size)::int AS ix, floor(i.lat / :size)::int AS iy, count(*) AS n
-        FROM incident i WHERE {where} GROUP BY 1, 2"""),
-        {**params, "size": size},
-    ).all()
-    bins = [[r.ix, r.iy, r.n] for r in rows]
+    """Return {"zoom", "size", "total", "max", "bins": [[ix, iy, count], …]} for the filters.
+
+    Up to zoom 15 without a category, state or department filter, whole report months come from the
+    rollup `incident_heat` (kept by triggers on incident; a bin of the view's zoom is a rollup bin
+    shifted right) and only the days before the first and after the last whole month are counted from
+    the cases: the cost follows the number of bins and months, not of cases. Otherwise the cases
+    are counted directly (a filter or a small view keeps them few).
+    """
+    zoom, size = filters["zoom"], bin_size(filters["zoom"])
+    level = next((lv for lv in ROLLUP_LEVELS if zoom <= lv), None)
+    if level is None or any(filters.get(k) for k in ("category", "state", "dept")):
+        counts = count_cases(session, filters, actor)
+    else:
+        counts = _rollup_counts(session, filters, actor, level, zoom)
+    bins = [[ix, iy, n] for (ix, iy), n in counts.items() if n]
     return {
-        "zoom": filters["zoom"],
+        "zoom": zoom,
         "size": size,
         "total": sum(b[2] for b in bins),
         "max": max((b[2] for b in bins), default=0),
         "bins": bins,
     }
+
+
+def count_cases(session: Session, filters: dict, actor: Actor | None = None) -> dict[tuple[int, int], int]:
+    """Return {(ix, iy): count} of the filters counted from the cases themselves (points in the view)."""
+    where, params = _where(filters, actor)
+    return _count_cases(session, where, params, bin_size(filters["zoom"]))
+
+
+def _count_cases(session: Session, where: str, params: dict, size: float) -> dict[tuple[int, int], int]:
+    rows = session.execute(
+        text(f"""
+        SELECT floor(i.lon / :size)::int AS ix, floor(i.lat / :size)::int AS iy, count(*) AS n
+        FROM incident i WHERE {where} GROUP BY 1, 2"""),
+        {**params, "size": size},
+    )
+    return {(r.ix, r.iy): r.n for r in rows}
+
+
+def _rollup_counts(session: Session, f: dict, actor: Actor | None, level: int, zoom: int) -> dict:
+    """Counts per bin of `zoom`: whole months from the rollup at `level`, the rest from the cases."""
+    size, shift = bin_size(zoom), level - zoom
+    first, last = _whole_months(f.get("start"), f.get("end"))
+    clauses, params = ["h.level = :level"], {"level": level, "shift": shift}
+    bins = None
+    if f.get("bbox"):
+        x0, y0, x1, y1 = f["bbox"]
+        bins = (size, math.floor(x0 / size), math.floor(y0 / size), math.floor(x1 / size), math.floor(y1 / size))
+        clauses.append("h.ix >> :shift BETWEEN :bx0 AND :bx1 AND h.iy >> :shift BETWEEN :by0 AND :by1")
+        params.update(zip(("bx0", "by0", "bx1", "by1"), bins[1:]))
+    if actor is not None and actor.scope_code:
+        clauses.append("h.community_code LIKE :scope")
+        params["scope"] = f"{actor.scope_code}%"
+    if first is not None:
+        clauses.append("h.month >= :first")
+        params["first"] = first.date()
+    if last is not None:
+        clauses.append("h.month < :last")
+        params["last"] = last.date()
+    counts: dict[tuple[int, int], int] = {}
+    if first is None or last is None or first < last:
+        rows = session.execute(
+            text(f"""
+            SELECT h.ix >> :shift AS ix, h.iy >> :shift AS iy, sum(h.n) AS n FROM incident_heat h
+            WHERE {" AND ".join(clauses)} GROUP BY 1, 2"""),
+            params,
+        )
+        counts = {(r.ix, r.iy): int(r.n) for r in rows}
+    for edge in _edges(f.get("start"), f.get("end"), first, last):
+        where, edge_params = _where({**f, **edge}, actor, bins)
+        for key, n in _count_cases(session, where, edge_params, size).items():
+            counts[key] = counts.get(key, 0) + n
+    return counts
+
+
+def _whole_months(start: datetime | None, end: datetime | None) -> tuple[datetime | None, datetime | None]:
+    """Return (first, last): the whole UTC months within [start, end) are those from `first` to before
+    `last` (None: unbounded on that side)."""
+    first = last = None
+    if start is not None:
+        s = start.astimezone(UTC)
+        first = datetime(s.year, s.month, 1, tzinfo=UTC)
+        if first < s:
+            first = datetime(s.year + (s.month == 12), s.month % 12 + 1, 1, tzinfo=UTC)
+    if end is not None:
+        e = end.astimezone(UTC)
+        last = datetime(e.year, e.month, 1, tzinfo=UTC)
+    if first is not None and last is not None and last < first:
+        last = first
+    return first, last
+
+
+def _edges(start, end, first, last) -> list[dict]:
+    """Return the time filters of the parts of [start, end) outside the whole months [first, last)."""
+    if first is not None and last is not None and first >= last:
+        return [{"start": start, "end": end}]
+    edges = []
+    if start is not None and start < first:
+        edges.append({"start": start, "end": first})
+    if end is not None and last < end:
+        edges.append({"start": last, "end": end})
+    return edges
 
 
 def choropleth(session: Session, filters: dict, actor: Actor | None = None) -> dict:

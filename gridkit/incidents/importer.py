@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -41,26 +42,6 @@ from gridkit.rules import IncidentState, now
 REQUIRED_COLUMNS = ("external_id", "category", "reported_at")
 # CSV for COPY: quoting keeps commas, tabs and newlines of descriptions; \N (never quoted) is NULL.
 _CSV = "WITH (FORMAT csv, NULL '\\N')"
-_COPY_COLUMNS = (
-    "id",
-    "code",
-    "category_code",
-    "description",
-    "status",
-    "geom",
-    "reporter",
-    "source",
-    "external_id",
-    "reported_at",
-    "closed_at",
-    "deadline",
-    "dept_code",
-    "rework_count",
-    "revision",
-    "base_cell_id",
-    "work_cell_id",
-    "coordinator_id",
-)
 
 
 def load_mapping(path) -> dict:
@@ -105,10 +86,62 @@ def _times(frame: pd.DataFrame, column: str | None, mapping: dict) -> tuple[pd.S
     return parsed, (raw != "") & parsed.isna()
 
 
+@dataclass
+class CheckedRows:
+    """The file's rows, checked and parsed: one value per row in each field (pandas/numpy, row order)."""
+
+    source: str
+    external_ids: pd.Series
+    codes: pd.Series
+    categories: pd.Series
+    description: pd.Series
+    states: pd.Series
+    raw_states: pd.Series | None
+    reported: pd.Series
+    closed: pd.Series
+    due: pd.Series
+    lon: np.ndarray
+    lat: np.ndarray
+    no_place: np.ndarray
+    notes: list = field(default_factory=list)
+
+
 def import_incidents(session: Session, path, mapping: dict, *, encoding: str | None = None) -> dict:
     """Import historic cases; return counts, the per-row notes (no location) and the assignment."""
     path = Path(path)
-    frame = _read(path, encoding)
+    rows = check_rows(session, _read(path, encoding), mapping, path)
+    n = len(rows.codes)
+    ids = np.array(
+        session.scalars(
+            text("SELECT nextval(pg_get_serial_sequence('incident', 'id')) FROM generate_series(1, :n)"), {"n": n}
+        ).all(),
+        dtype=np.int64,
+    )
+    depts = _departments(session, rows.categories)
+    cells, work_cells, later = responsibility(session, rows.lon, rows.lat, rows.no_place, rows.reported, depts)
+    cases = _case_frame(rows, ids, depts, cells, work_cells, _coordinators(session, work_cells))
+    cases["deadline"] = _text_times(
+        rows.due.where(rows.due.notna(), rows.reported + _handling(session, rows.categories))
+    )
+    _copy_frame(session, "incident", cases)
+    _copy_frame(session, "incident_history", _history_frame(ids, rows))
+    if later.any():
+        assign_work_cells(session, ids[later].tolist())
+    assigned = int((cells > 0).sum())
+    return {
+        "file": path.name,
+        "source": rows.source,
+        "imported": n,
+        "without_location": int(rows.no_place.sum()),
+        "assigned": assigned,
+        "unassigned": n - assigned,
+        "states": rows.states.value_counts().to_dict(),
+        "notes": rows.notes,
+    }
+
+
+def check_rows(session: Session, frame: pd.DataFrame, mapping: dict, path: Path) -> CheckedRows:
+    """Return the file's rows parsed; refuse the whole file (ValidationError) listing every problem."""
     cols = mapping["columns"]
     absent = [c for c in cols.values() if c and c not in frame.columns]
     if absent:
@@ -123,12 +156,36 @@ def import_incidents(session: Session, path, mapping: dict, *, encoding: str | N
     ext = frame[cols["external_id"]].str.strip()
     fail(ext == "", "missing_id", lambda i: f"{cols['external_id']} is empty.")
     fail(ext.duplicated() & (ext != ""), "duplicate_id", lambda i: f"{ext.iat[i]} appears twice in the file.")
-    source = str(mapping.get("source") or path.stem)[:30]
     prefix = str(mapping.get("code_prefix") or "IMP")
     codes = (prefix + "-" + ext).str.slice(0, 30)
     taken = set(session.scalars(text("SELECT code FROM incident WHERE code = ANY(:c)"), {"c": codes.tolist()}))
     fail(codes.isin(taken), "already_imported", lambda i: f"case {ext.iat[i]} was imported before ({codes.iat[i]}).")
+    reported, closed, due = _checked_times(frame, cols, mapping, fail)
+    categories = _categories(session, frame, cols, mapping, fail)
+    states = _states(frame, cols, mapping, closed, fail)
+    lon, lat, no_place, notes = _locations(frame, cols, mapping, line, path.name, fail)
+    if problems:
+        raise ValidationError("incident_import.refused", file=path.name, count=len(problems), problems=problems)
+    return CheckedRows(
+        source=str(mapping.get("source") or path.stem)[:30],
+        external_ids=ext,
+        codes=codes,
+        categories=categories,
+        description=frame[cols["description"]] if cols.get("description") else categories,
+        states=states,
+        raw_states=frame[cols["state"]] if cols.get("state") else None,
+        reported=reported,
+        closed=closed,
+        due=due,
+        lon=lon,
+        lat=lat,
+        no_place=no_place,
+        notes=notes,
+    )
 
+
+def _checked_times(frame: pd.DataFrame, cols: dict, mapping: dict, fail) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """Return the report, closing and due times (UTC); note unparseable, missing, future or reversed ones."""
     reported, bad = _times(frame, cols["reported_at"], mapping)
     fail(
         bad,
@@ -146,58 +203,7 @@ def import_incidents(session: Session, path, mapping: dict, *, encoding: str | N
     limit = pd.Timestamp(now())
     fail((reported > limit) | (closed > limit), "future_time", lambda i: "a time lies in the future.")
     fail(closed < reported, "closed_before_reported", lambda i: "closed before it was reported.")
-
-    categories = _categories(session, frame, cols, mapping, fail)
-    states = _states(frame, cols, mapping, closed, fail)
-    lon, lat, no_place, notes = _locations(frame, cols, mapping, line, path.name, fail)
-    if problems:
-        raise ValidationError("incident_import.refused", file=path.name, count=len(problems), problems=problems)
-
-    n = len(frame)
-    ids = np.array(
-        session.scalars(
-            text("SELECT nextval(pg_get_serial_sequence('incident', 'id')) FROM generate_series(1, :n)"), {"n": n}
-        ).all(),
-        dtype=np.int64,
-    )
-    deadline = due.where(due.notna(), reported + _handling(session, categories))
-    description = frame[cols["description"]] if cols.get("description") else categories
-    depts = _departments(session, categories)
-    cells, work_cells, later = responsibility(session, lon, lat, no_place, reported, depts)
-    _copy(
-        session,
-        ids,
-        codes,
-        categories,
-        description,
-        states,
-        lon,
-        lat,
-        no_place,
-        source,
-        ext,
-        reported,
-        closed,
-        deadline,
-        depts,
-        cells,
-        work_cells,
-        _coordinators(session, work_cells),
-    )
-    _history(session, ids, reported, closed, states, source, frame[cols["state"]] if cols.get("state") else None)
-    if later.any():
-        assign_work_cells(session, ids[later].tolist())
-    assigned = int((cells > 0).sum())
-    return {
-        "file": path.name,
-        "source": source,
-        "imported": n,
-        "without_location": int(no_place.sum()),
-        "assigned": assigned,
-        "unassigned": n - assigned,
-        "states": states.value_counts().to_dict(),
-        "notes": notes,
-    }
+    return reported, closed, due
 
 
 def responsibility(session: Session, lon, lat, no_place, reported: pd.Series, depts: pd.Series):
@@ -350,42 +356,25 @@ def _departments(session, categories: pd.Series) -> pd.Series:
     return categories.map(dept_of)
 
 
-def _copy(
-    session,
-    ids,
-    codes,
-    categories,
-    description,
-    states,
-    lon,
-    lat,
-    no_place,
-    source,
-    ext,
-    reported,
-    closed,
-    deadline,
-    depts,
-    cells,
-    work_cells,
-    coordinators,
-) -> None:
-    out = pd.DataFrame(
+def _case_frame(rows: CheckedRows, ids, depts, cells, work_cells, coordinators) -> pd.DataFrame:
+    """Return the incident rows to COPY: one column per stored field (the deadline is added by the caller)."""
+    return pd.DataFrame(
         {
             "id": ids,
-            "code": codes.to_numpy(),
-            "category_code": categories.to_numpy(),
-            "description": description.to_numpy(),
-            "status": states.to_numpy(),
+            "code": rows.codes.to_numpy(),
+            "category_code": rows.categories.to_numpy(),
+            "description": rows.description.to_numpy(),
+            "status": rows.states.to_numpy(),
             "geom": np.where(
-                no_place, None, [f"SRID=4490;POINT({x!r} {y!r})" for x, y in zip(lon.tolist(), lat.tolist())]
+                rows.no_place,
+                None,
+                [f"SRID=4490;POINT({x!r} {y!r})" for x, y in zip(rows.lon.tolist(), rows.lat.tolist())],
             ),
-            "reporter": source,
-            "source": source,
-            "external_id": ext.to_numpy(),
-            "reported_at": _text_times(reported),
-            "closed_at": _text_times(closed.where(states == "closed")),
-            "deadline": _text_times(deadline),
+            "reporter": rows.source,
+            "source": rows.source,
+            "external_id": rows.external_ids.to_numpy(),
+            "reported_at": _text_times(rows.reported),
+            "closed_at": _text_times(rows.closed.where(rows.states == "closed")),
             "dept_code": depts.to_numpy(),
             "rework_count": 0,
             "revision": 0,
@@ -394,9 +383,6 @@ def _copy(
             "coordinator_id": _ids(coordinators),
         }
     )
-    buffer = io.StringIO()
-    out.to_csv(buffer, index=False, header=False, na_rep="\\N")
-    _copy_text(session, f"COPY incident ({', '.join(_COPY_COLUMNS)}) FROM STDIN {_CSV}", buffer.getvalue())
 
 
 def _ids(values: np.ndarray) -> pd.Series:
@@ -408,38 +394,41 @@ def _text_times(series: pd.Series) -> np.ndarray:
     return np.where(series.isna(), None, series.dt.strftime("%Y-%m-%dT%H:%M:%S+00:00").to_numpy(dtype=object))
 
 
-def _history(session, ids, reported, closed, states, source, raw_states) -> None:
-    actor = f"import:{source}"[:100]
+def _history_frame(ids, rows: CheckedRows) -> pd.DataFrame:
+    """Return the history rows to COPY: "reported" at the report time, then the file's state at its closing
+    (or report) time for every case not still reported."""
+    actor = f"import:{rows.source}"[:100]
     first = pd.DataFrame(
         {
             "incident_id": ids,
-            "at": _text_times(reported),
+            "at": _text_times(rows.reported),
             "actor": actor,
             "from_status": None,
             "to_status": "reported",
             "note": "imported",
         }
     )
-    moved = (states != "reported").to_numpy()
-    at = closed.where(closed.notna(), reported)
-    note = ("imported; source state " + raw_states).to_numpy() if raw_states is not None else "imported"
+    moved = (rows.states != "reported").to_numpy()
+    at = rows.closed.where(rows.closed.notna(), rows.reported)
+    note = ("imported; source state " + rows.raw_states).to_numpy() if rows.raw_states is not None else "imported"
     second = pd.DataFrame(
         {
             "incident_id": ids,
             "at": _text_times(at),
             "actor": actor,
             "from_status": "reported",
-            "to_status": states.to_numpy(),
+            "to_status": rows.states.to_numpy(),
             "note": note,
         }
     )[moved]
+    return pd.concat([first, second])
+
+
+def _copy_frame(session: Session, table: str, frame: pd.DataFrame) -> None:
+    """COPY a frame's rows into `table` (one of this module's fixed names), columns named as the frame's."""
     buffer = io.StringIO()
-    pd.concat([first, second]).to_csv(buffer, index=False, header=False, na_rep="\\N")
-    _copy_text(
-        session,
-        f"COPY incident_history (incident_id, at, actor, from_status, to_status, note) FROM STDIN {_CSV}",
-        buffer.getvalue(),
-    )
+    frame.to_csv(buffer, index=False, header=False, na_rep="\\N")
+    _copy_text(session, f"COPY {table} ({', '.join(frame.columns)}) FROM STDIN {_CSV}", buffer.getvalue())
 
 
 def _copy_text(session: Session, sql: str, data: str) -> None:

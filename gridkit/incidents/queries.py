@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from gridkit.errors import ValidationError
 from gridkit.incidents.actors import ACTION_ROLES, Actor, check_scope
+from gridkit.incidents.personal import protect_coordinators
 from gridkit.incidents.workflow import (
     PENDING_STEP,
     allowed_actions,
@@ -25,7 +26,6 @@ from gridkit.models import (
     WorkCell,
 )
 from gridkit.rules import OPEN_INCIDENT_STATES, IncidentState, now
-from gridkit.users import may_see_personal_data
 
 # Overdue this many times the step's own time limit: the case goes on the escalation list.
 ESCALATE_AFTER = timedelta(hours=24)
@@ -35,7 +35,8 @@ MAX_PAGE = 500
 def show_incident(session: Session, ident, actor: Actor | None = None) -> dict:
     """Return one case: state, category, places, responsibility, deadlines, overdue, history, attachments.
 
-    The coordinator's name and phone are given only to actors who may read personal data there.
+    The coordinator's name and phone are in clear (and the read audited, in the caller's
+    transaction) only for an actor who may read personal data there; masked otherwise.
     """
     incident = get_incident(session, ident)
     community = community_of(session, incident)
@@ -50,9 +51,8 @@ def show_incident(session: Session, ident, actor: Actor | None = None) -> dict:
     coordinator = None
     if incident.coordinator_id:
         person = session.get(Coordinator, incident.coordinator_id)
-        coordinator = {"id": person.id}
-        if actor is None or may_see_personal_data(actor, community):
-            coordinator.update(name=person.name, phone=person.phone)
+        coordinator = {"id": person.id, "name": person.name, "phone": person.phone}
+        protect_coordinators(session, [coordinator], actor, area=community, incident=incident.code)
     history = session.scalars(
         select(IncidentHistory)
         .where(IncidentHistory.incident_id == incident.id)

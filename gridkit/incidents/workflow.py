@@ -12,248 +12,61 @@ the case's last step.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import func, select, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from gridkit.errors import (
-    Conflict,
-    InvalidTransition,
-    NotFound,
-    PermissionDenied,
-    ValidationError,
-)
-from gridkit.grids.base import check_lon_lat, current_edition
+from gridkit.errors import Conflict, InvalidTransition, NotFound, PermissionDenied, ValidationError
 from gridkit.incidents import attachments as files
-from gridkit.incidents.actors import Actor, as_actor, check_role, check_scope
+from gridkit.incidents.actors import Actor, check_role, check_scope
+from gridkit.incidents.cases import community_of, get_incident, responsible_at_report, works_on, write_history
 from gridkit.incidents.categories import category as category_of
-from gridkit.incidents.categories import step_hours
+from gridkit.incidents.deadlines import (
+    PENDING_STEP,
+    SEVERITY_FACTOR,
+    TRANSITIONS,
+    allowed_actions,
+    case_category,
+    iso,
+    past_time,
+    set_deadline,
+    start_clock,
+    step_times,
+)
+from gridkit.incidents.report import Report, incident_code, report_incident, suggest_duplicates
 from gridkit.messages import Message
-from gridkit.models import (
-    BaseCell,
-    Component,
-    Coordinator,
-    CoordinatorAssignment,
-    Department,
-    Incident,
-    IncidentCategory,
-    IncidentHistory,
-)
-from gridkit.rules import (
-    FINISHED_INCIDENT_STATES,
-    SEVERITIES,
-    SRID,
-    IncidentState,
-    make_point,
-    now,
-    parse_time,
-    point_cell,
-)
+from gridkit.models import Coordinator, Department, Incident, IncidentHistory
+from gridkit.rules import FINISHED_INCIDENT_STATES, SEVERITIES, IncidentState, now
+
+# Names other modules (queries, the web, the CLI, scripts) read from here: the workflow's one entry.
+__all__ = [
+    "ACTIONS",
+    "PENDING_STEP",
+    "SEVERITY_FACTOR",
+    "TRANSITIONS",
+    "Report",
+    "accept",
+    "allowed_actions",
+    "classify",
+    "close",
+    "community_of",
+    "dispatch",
+    "feedback",
+    "get_incident",
+    "incident_code",
+    "mark_duplicate",
+    "reject",
+    "report_incident",
+    "responsible_at_report",
+    "rework",
+    "start_clock",
+    "suggest_duplicates",
+    "transition",
+]
 
 S = IncidentState
-# action → (states it may start from, state it leads to)
-TRANSITIONS: dict[str, tuple[frozenset, IncidentState]] = {
-    "accept": (frozenset({S.REPORTED}), S.ACCEPTED),
-    "reject": (frozenset({S.REPORTED}), S.REJECTED),
-    "duplicate": (frozenset({S.REPORTED, S.ACCEPTED}), S.DUPLICATE),
-    "classify": (frozenset({S.ACCEPTED}), S.CLASSIFIED),
-    "dispatch": (frozenset({S.CLASSIFIED}), S.DISPATCHED),
-    "feedback": (frozenset({S.DISPATCHED}), S.FED_BACK),
-    "close": (frozenset({S.FED_BACK}), S.CLOSED),
-    "rework": (frozenset({S.FED_BACK}), S.DISPATCHED),
-}
-# The step a case in a state waits for (its deadline is step_deadline); finished states wait for none.
-PENDING_STEP = {
-    S.REPORTED: "accept",
-    S.ACCEPTED: "classify",
-    S.CLASSIFIED: "dispatch",
-    S.DISPATCHED: "handle",
-    S.FED_BACK: "verify",
-}
-# Handling time scales with severity: urgent cases get half the category's time limit.
-SEVERITY_FACTOR = {"low": 1.5, "normal": 1.0, "high": 0.75, "urgent": 0.5}
-# Duplicates: open cases of the same category this close in space and time.
-DUPLICATE_METRES = 50
-DUPLICATE_HOURS = 24
-# A client clock a little ahead of ours is not "the future".
-CLOCK_SKEW = timedelta(minutes=5)
-
-
-def allowed_actions(state: str) -> list[str]:
-    """Return the actions the workflow allows from `state`."""
-    return [action for action, (sources, _) in TRANSITIONS.items() if state in sources]
-
-
-@dataclass
-class Report:
-    """The result of report_incident: the case, whether this call created it, suggested duplicates."""
-
-    incident: Incident
-    created: bool
-    duplicates: list[dict] = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        """Return {"id", "code", "state", "created", "base_cell_id", "duplicates"} for JSON."""
-        return {
-            "id": self.incident.id,
-            "code": self.incident.code,
-            "state": self.incident.status,
-            "created": self.created,
-            "base_cell_id": self.incident.base_cell_id,
-            "duplicates": self.duplicates,
-        }
-
-
-# -- 信息采集 report --------------------------------------------------------------------------------
-
-
-def report_incident(
-    session: Session,
-    *,
-    description: str,
-    lon: float | None = None,
-    lat: float | None = None,
-    category: str | None = None,
-    component: str | None = None,
-    source: str | None = None,
-    reported_at: datetime | str | None = None,
-    key: str | None = None,
-    reporter: str | None = None,
-    actor: Actor | str | None = None,
-) -> Report:
-    """Record a new case (信息采集) and return it with open cases it may duplicate.
-
-    The place is (lon, lat) in CGCS2000, or the component's (`component`: its 16-digit code, whose
-    category the case takes). `key` is an idempotency key: the same report sent twice with one key
-    gives one case (the second call returns it with created=False; a different report under a used
-    key is a Conflict). `actor`: an Actor, or the name of a public channel (e.g. "open311").
-    A place outside every base cell is kept, unassigned, for the supervisor's queue.
-    """
-    actor = as_actor(actor)
-    check_role(actor, "report")
-    description = (description or "").strip()
-    if not description:
-        raise ValidationError("incident.description_missing")
-    if key is not None:
-        key = key.strip()
-        if not key or len(key) > 100:
-            raise ValidationError("incident.bad_key", key=key)
-        existing = session.scalar(select(Incident).where(Incident.idempotency_key == key))
-        if existing is not None:
-            return _same_report(existing, key, description)
-    when = _past_time(reported_at, "reported_at") or now()
-    comp = None
-    if component:
-        comp = session.scalar(select(Component).where(Component.code == component.strip()))
-        if comp is None:
-            raise NotFound("incident.unknown_component", component=component)
-        if category and category != comp.category_code:
-            raise ValidationError(
-                "incident.component_category", component=comp.code, category=comp.category_code, given=category
-            )
-        category = comp.category_code
-        lon, lat = session.execute(
-            select(
-                func.ST_X(func.ST_PointOnSurface(Component.geom)), func.ST_Y(func.ST_PointOnSurface(Component.geom))
-            ).where(Component.id == comp.id)
-        ).one()
-    if lon is None or lat is None:
-        raise ValidationError("incident.location_missing")
-    check_lon_lat(float(lon), float(lat))
-    cat = category_of(session, category) if category else None
-    cell = _cell_at(session, float(lon), float(lat))
-    check_scope(actor, cell.community_code if cell else None, "-")
-    new_id = session.scalar(text("SELECT nextval(pg_get_serial_sequence('incident', 'id'))"))
-    hours = _hours(cat)
-    incident = Incident(
-        id=new_id,
-        code=incident_code(new_id, when),
-        category_code=cat.code if cat else None,
-        description=description,
-        status=S.REPORTED,
-        geom=func.ST_SetSRID(func.ST_MakePoint(lon, lat), SRID),
-        base_cell_id=cell.id if cell else None,
-        component_id=comp.id if comp else None,
-        reporter=(reporter or actor.name)[:100],
-        source=(source or None),
-        idempotency_key=key,
-        reported_at=when,
-        deadlines={"accept": _iso(when + hours["accept"])},
-        step_deadline=when + hours["accept"],
-    )
-    if key is not None:
-        # Two requests with one key at the same moment: the unique index lets one in.
-        try:
-            with session.begin_nested():
-                session.add(incident)
-                session.flush()
-        except IntegrityError:
-            existing = session.scalar(select(Incident).where(Incident.idempotency_key == key))
-            if existing is None:
-                raise
-            return _same_report(existing, key, description)
-    else:
-        session.add(incident)
-        session.flush()
-    _history(session, incident, None, S.REPORTED, actor, when, None)
-    return Report(incident, True, suggest_duplicates(session, incident))
-
-
-def _same_report(existing: Incident, key: str, description: str) -> Report:
-    if (existing.description or "") != description:
-        raise Conflict("incident.key_reused", key=key, incident=existing.code)
-    return Report(existing, False, [])
-
-
-def incident_code(incident_id: int, reported_at: datetime) -> str:
-    """Return a case's code: SJ + report date (Beijing) + its id in 7 digits."""
-    from gridkit.rules import LOCAL_TZ
-
-    return f"SJ{reported_at.astimezone(LOCAL_TZ):%Y%m%d}{incident_id:07d}"
-
-
-def _cell_at(session: Session, lon: float, lat: float) -> BaseCell | None:
-    edition = current_edition(session)
-    if edition is None:
-        return None
-    cell_id = session.scalar(select(point_cell(BaseCell, edition.id, make_point(lon, lat))))
-    return session.get(BaseCell, cell_id) if cell_id is not None else None
-
-
-def suggest_duplicates(session: Session, incident: Incident) -> list[dict]:
-    """Return open cases of the same category within 50 m and 24 h before or after, nearest first."""
-    if incident.category_code is None or incident.geom is None:
-        return []
-    rows = session.execute(
-        text("""
-        SELECT o.id, o.code, o.status, o.reported_at,
-               ST_Distance(o.geom::geography, n.geom::geography) AS metres
-        FROM incident n JOIN incident o ON o.category_code = n.category_code AND o.id <> n.id
-        WHERE n.id = :id AND o.status NOT IN ('closed', 'rejected', 'duplicate')
-          AND o.reported_at BETWEEN n.reported_at - make_interval(hours => :h)
-                                AND n.reported_at + make_interval(hours => :h)
-          AND o.geom && ST_Expand(n.geom, 0.001)
-          AND ST_DWithin(o.geom::geography, n.geom::geography, :m)
-        ORDER BY metres, o.id LIMIT 10"""),
-        {"id": incident.id, "h": DUPLICATE_HOURS, "m": DUPLICATE_METRES},
-    )
-    return [
-        {
-            "id": r.id,
-            "code": r.code,
-            "state": r.status,
-            "reported_at": _iso(r.reported_at),
-            "metres": round(float(r.metres), 1),
-        }
-        for r in rows
-    ]
-
-
-# -- the transitions ---------------------------------------------------------------------------------
 
 
 def accept(
@@ -267,9 +80,9 @@ def accept(
 ) -> Incident:
     """事件受理: accept a reported case; the classify step's clock starts."""
     incident, when = _begin(session, incident_id, actor, "accept", at, expected_revision)
-    hours = _hours(_category(session, incident))
+    hours = step_times(case_category(session, incident))
     incident.accepted_at = when
-    _set_deadline(incident, "classify", when + hours["classify"])
+    set_deadline(incident, "classify", when + hours["classify"])
     return _finish(session, incident, "accept", actor, when, note)
 
 
@@ -332,16 +145,16 @@ def classify(
         raise ValidationError("incident.bad_severity", severity=severity, allowed=", ".join(SEVERITIES))
     incident, when = _begin(session, incident_id, actor, "classify", at, expected_revision)
     cat = category_of(session, category)
-    hours = _hours(cat, severity)
+    hours = step_times(cat, severity)
     incident.category_code, incident.severity, incident.classified_at = cat.code, severity, when
     dispatch_by = when + hours["dispatch"]
     handle_by = dispatch_by + hours["handle"]
     verify_by = handle_by + hours["verify"]
     incident.deadlines = {
         **(incident.deadlines or {}),
-        "dispatch": _iso(dispatch_by),
-        "handle": _iso(handle_by),
-        "verify": _iso(verify_by),
+        "dispatch": iso(dispatch_by),
+        "handle": iso(handle_by),
+        "verify": iso(verify_by),
     }
     incident.step_deadline = dispatch_by
     incident.deadline = verify_by
@@ -367,7 +180,7 @@ def dispatch(
     Another coordinator may be named by phone, with a reason (kept in the history).
     """
     incident, when = _begin(session, incident_id, actor, "dispatch", at, expected_revision)
-    cat = _category(session, incident)
+    cat = case_category(session, incident)
     dept_code = dept or (cat.dept_code if cat else None)
     if not dept_code:
         raise ValidationError("incident.no_department", incident=incident.code, category=incident.category_code or "-")
@@ -386,35 +199,8 @@ def dispatch(
         note = " / ".join(x for x in (note, reason.strip()) if x)
     incident.dept_code, incident.work_cell_id, incident.coordinator_id = dept_code, work_cell_id, coordinator_id
     incident.dispatched_at = when
-    _set_deadline(incident, "handle", None)
+    set_deadline(incident, "handle", None)
     return _finish(session, incident, "dispatch", actor, when, note)
-
-
-def responsible_at_report(session: Session, incident: Incident, dept_code: str) -> tuple[int | None, int | None]:
-    """Return (work cell id, coordinator id) of the department's version valid when the case was reported.
-
-    ST_Covers on the base cells of that version's edition, ties to the smallest code; the
-    coordinator is the active one with the smallest id covering the cell. (None, None) when the
-    place has no work cell then (or the case has no place).
-    """
-    row = session.execute(
-        text("""
-        WITH v AS (
-          SELECT id, base_edition_id FROM work_grid_version
-          WHERE dept_code = :dept AND status IN ('published', 'retired') AND valid_from <= :at
-            AND (valid_to IS NULL OR valid_to > :at)
-          ORDER BY valid_from DESC LIMIT 1)
-        SELECT m.work_cell_id,
-               (SELECT c.id FROM coordinator_assignment ca JOIN coordinator c ON c.id = ca.coordinator_id
-                WHERE ca.work_cell_id = m.work_cell_id AND c.active ORDER BY c.id LIMIT 1) AS coordinator_id
-        FROM v JOIN base_cell b ON b.edition_id = v.base_edition_id
-        JOIN work_cell_member m ON m.base_cell_id = b.id AND m.version_id = v.id
-        JOIN incident i ON i.id = :id
-        WHERE ST_Covers(b.geom, i.geom)
-        ORDER BY b.code LIMIT 1"""),
-        {"dept": dept_code, "at": incident.reported_at, "id": incident.id},
-    ).first()
-    return (row.work_cell_id, row.coordinator_id) if row else (None, None)
 
 
 def feedback(
@@ -440,10 +226,10 @@ def feedback(
     if checked and home is None:
         raise ValidationError("incident.no_home")
     incident, when = _begin(session, incident_id, actor, "feedback", at, expected_revision)
-    if actor.role == "coordinator" and not _works_on(session, actor, incident):
+    if actor.role == "coordinator" and not works_on(session, actor, incident):
         raise PermissionDenied("incident.not_your_case", user=actor.name, incident=incident.code)
     incident.fed_back_at = when
-    _set_deadline(incident, "verify", None)
+    set_deadline(incident, "verify", None)
     _finish(session, incident, "feedback", actor, when, note.strip())
     history_id = session.scalar(select(func.max(IncidentHistory.id)).where(IncidentHistory.incident_id == incident.id))
     for item in checked:
@@ -475,12 +261,12 @@ def rework(
     if not (note or "").strip():
         raise ValidationError("incident.note_missing", action=Message("incident.action.rework"))
     incident, when = _begin(session, incident_id, actor, "rework", at, expected_revision)
-    hours = _hours(_category(session, incident), incident.severity or "normal")
+    hours = step_times(case_category(session, incident), incident.severity or "normal")
     handle_by = when + hours["handle"]
     incident.deadlines = {
         **(incident.deadlines or {}),
-        "handle": _iso(handle_by),
-        "verify": _iso(handle_by + hours["verify"]),
+        "handle": iso(handle_by),
+        "verify": iso(handle_by + hours["verify"]),
     }
     incident.step_deadline = handle_by
     incident.rework_count += 1
@@ -506,34 +292,6 @@ def transition(session: Session, incident_id: int, action: str, actor: Actor, **
     return ACTIONS[action](session, incident_id, actor, **params)
 
 
-# -- shared steps ------------------------------------------------------------------------------------
-
-
-def get_incident(session: Session, ident: int | str, *, lock: bool = False) -> Incident:
-    """Return the case with this id or code (locked FOR UPDATE if `lock`), or raise NotFound."""
-    query = select(Incident)
-    text_ident = str(ident).strip()
-    query = (
-        query.where(Incident.id == int(text_ident))
-        if text_ident.isdigit() and len(text_ident) < 10
-        else query.where(Incident.code == text_ident)
-    )
-    if lock:
-        # Row lock: a concurrent transition waits, then reads the state this one left.
-        query = query.with_for_update().execution_options(populate_existing=True)
-    incident = session.scalar(query)
-    if incident is None:
-        raise NotFound("incident.not_found", incident=ident)
-    return incident
-
-
-def community_of(session: Session, incident: Incident) -> str | None:
-    """Return the community code of the case's base cell, or None when unassigned."""
-    if incident.base_cell_id is None:
-        return None
-    return session.scalar(select(BaseCell.community_code).where(BaseCell.id == incident.base_cell_id))
-
-
 def _begin(session: Session, incident_id, actor: Actor, action: str, at, expected_revision):
     check_role(actor, action)
     incident = get_incident(session, incident_id, lock=True)
@@ -550,10 +308,10 @@ def _begin(session: Session, incident_id, actor: Actor, action: str, at, expecte
             state=Message(f"incident.state.{incident.status}"),
             allowed=[Message(f"incident.action.{a}") for a in allowed] or Message("incident.nothing_allowed"),
         )
-    when = _past_time(at, "at") or now()
+    when = past_time(at, "at") or now()
     last = session.scalar(select(func.max(IncidentHistory.at)).where(IncidentHistory.incident_id == incident.id))
     if last is not None and when < last:
-        raise ValidationError("incident.before_last_step", incident=incident.code, at=_iso(when), last=_iso(last))
+        raise ValidationError("incident.before_last_step", incident=incident.code, at=iso(when), last=iso(last))
     return incident, when
 
 
@@ -565,75 +323,6 @@ def _finish(
     if incident.status in FINISHED_INCIDENT_STATES:
         incident.step_deadline = None
     incident.revision += 1
-    _history(session, incident, old, incident.status, actor, when, note)
+    write_history(session, incident, old, incident.status, actor, when, note)
     session.flush()
     return incident
-
-
-def _history(session: Session, incident: Incident, old, new, actor: Actor, when: datetime, note) -> None:
-    session.add(
-        IncidentHistory(
-            incident_id=incident.id,
-            at=when,
-            actor=actor.name[:100],
-            from_status=str(old) if old else None,
-            to_status=str(new),
-            note=(note or None),
-        )
-    )
-    session.flush()
-
-
-def _set_deadline(incident: Incident, step: str, when: datetime | None) -> None:
-    """Make `step` the pending one: its deadline is `when`, or the one computed at classify."""
-    deadlines = dict(incident.deadlines or {})
-    if when is not None:
-        deadlines[step] = _iso(when)
-        incident.deadlines = deadlines
-    incident.step_deadline = parse_time(deadlines[step]) if deadlines.get(step) else None
-
-
-def _category(session: Session, incident: Incident) -> IncidentCategory | None:
-    return session.get(IncidentCategory, incident.category_code) if incident.category_code else None
-
-
-def _hours(cat: IncidentCategory | None, severity: str = "normal") -> dict[str, timedelta]:
-    """Return the time allowed per step for a category (defaults without one) and severity."""
-    from gridkit.standard.categories import STEP_DEFAULT_HOURS
-
-    hours = step_hours(cat) if cat is not None else {**STEP_DEFAULT_HOURS, "handle": 24}
-    result = {step: timedelta(hours=h) for step, h in hours.items()}
-    result["handle"] = result["handle"] * SEVERITY_FACTOR[severity]
-    return result
-
-
-def _past_time(value, field_name: str) -> datetime | None:
-    when = parse_time(value, field=field_name)
-    if when is not None and when > now() + CLOCK_SKEW:
-        raise ValidationError("incident.future_time", field=field_name, value=_iso(when))
-    return when
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-def _works_on(session: Session, actor: Actor, incident: Incident) -> bool:
-    """True when the coordinator actor is the case's coordinator or covers its work cell."""
-    if actor.coordinator_id is None:
-        return False
-    if incident.coordinator_id == actor.coordinator_id:
-        return True
-    if incident.work_cell_id is None:
-        return False
-    return (
-        session.scalar(
-            select(func.count())
-            .select_from(CoordinatorAssignment)
-            .where(
-                CoordinatorAssignment.coordinator_id == actor.coordinator_id,
-                CoordinatorAssignment.work_cell_id == incident.work_cell_id,
-            )
-        )
-        > 0
-    )

@@ -1,0 +1,100 @@
+"""One case: finding it (by id or code, locked for a transition), where it lies, who is responsible
+for it as of its report time, and its history rows."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+
+from gridkit.errors import NotFound
+from gridkit.incidents.actors import Actor
+from gridkit.models import BaseCell, CoordinatorAssignment, Incident, IncidentHistory
+
+
+def get_incident(session: Session, ident: int | str, *, lock: bool = False) -> Incident:
+    """Return the case with this id or code (locked FOR UPDATE if `lock`), or raise NotFound."""
+    query = select(Incident)
+    text_ident = str(ident).strip()
+    query = (
+        query.where(Incident.id == int(text_ident))
+        if text_ident.isdigit() and len(text_ident) < 10
+        else query.where(Incident.code == text_ident)
+    )
+    if lock:
+        # Row lock: a concurrent transition waits, then reads the state this one left.
+        query = query.with_for_update().execution_options(populate_existing=True)
+    incident = session.scalar(query)
+    if incident is None:
+        raise NotFound("incident.not_found", incident=ident)
+    return incident
+
+
+def community_of(session: Session, incident: Incident) -> str | None:
+    """Return the community code of the case's base cell, or None when unassigned."""
+    if incident.base_cell_id is None:
+        return None
+    return session.scalar(select(BaseCell.community_code).where(BaseCell.id == incident.base_cell_id))
+
+
+def responsible_at_report(session: Session, incident: Incident, dept_code: str) -> tuple[int | None, int | None]:
+    """Return (work cell id, coordinator id) of the department's version valid when the case was reported.
+
+    ST_Covers on the base cells of that version's edition, ties to the smallest code; the
+    coordinator is the active one with the smallest id covering the cell. (None, None) when the
+    place has no work cell then (or the case has no place).
+    """
+    row = session.execute(
+        text("""
+        WITH v AS (
+          SELECT id, base_edition_id FROM work_grid_version
+          WHERE dept_code = :dept AND status IN ('published', 'retired') AND valid_from <= :at
+            AND (valid_to IS NULL OR valid_to > :at)
+          ORDER BY valid_from DESC LIMIT 1)
+        SELECT m.work_cell_id,
+               (SELECT c.id FROM coordinator_assignment ca JOIN coordinator c ON c.id = ca.coordinator_id
+                WHERE ca.work_cell_id = m.work_cell_id AND c.active ORDER BY c.id LIMIT 1) AS coordinator_id
+        FROM v JOIN base_cell b ON b.edition_id = v.base_edition_id
+        JOIN work_cell_member m ON m.base_cell_id = b.id AND m.version_id = v.id
+        JOIN incident i ON i.id = :id
+        WHERE ST_Covers(b.geom, i.geom)
+        ORDER BY b.code LIMIT 1"""),
+        {"dept": dept_code, "at": incident.reported_at, "id": incident.id},
+    ).first()
+    return (row.work_cell_id, row.coordinator_id) if row else (None, None)
+
+
+def write_history(session: Session, incident: Incident, old, new, actor: Actor, when: datetime, note) -> None:
+    session.add(
+        IncidentHistory(
+            incident_id=incident.id,
+            at=when,
+            actor=actor.name[:100],
+            from_status=str(old) if old else None,
+            to_status=str(new),
+            note=(note or None),
+        )
+    )
+    session.flush()
+
+
+def works_on(session: Session, actor: Actor, incident: Incident) -> bool:
+    """True when the coordinator actor is the case's coordinator or covers its work cell."""
+    if actor.coordinator_id is None:
+        return False
+    if incident.coordinator_id == actor.coordinator_id:
+        return True
+    if incident.work_cell_id is None:
+        return False
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(CoordinatorAssignment)
+            .where(
+                CoordinatorAssignment.coordinator_id == actor.coordinator_id,
+                CoordinatorAssignment.work_cell_id == incident.work_cell_id,
+            )
+        )
+        > 0
+    )

@@ -1,0 +1,66 @@
+"""The demo city's cases, loaded by the demo loader, carry the deadlines the workflow computes and
+include overdue cases at every step, closed cases on time and late."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from gridkit.demo import load_demo
+from gridkit.incidents.categories import step_hours
+from gridkit.incidents.evaluate import evaluate
+from gridkit.incidents.queries import overdue_cases
+from gridkit.incidents.workflow import SEVERITY_FACTOR
+from gridkit.models import Incident, IncidentCategory, IncidentHistory
+from gridkit.rules import parse_time
+
+KEY = b"test-key"
+
+
+def test_demo_cases_have_service_deadlines_and_some_are_overdue(session):
+    counts = load_demo(session, KEY)
+    cases = session.scalars(select(Incident).order_by(Incident.code)).all()
+    assert len(cases) == counts["incidents"] == 150
+    assert sum(counts["incident_states"].values()) == 150
+    assert set(counts["incident_states"]) == {"reported", "accepted", "classified", "dispatched", "fed_back", "closed"}
+    categories = {c.code: c for c in session.scalars(select(IncidentCategory))}
+    classified = 0
+    for case in cases:
+        hours = step_hours(categories[case.category_code])
+        assert parse_time(case.deadlines["accept"]) == case.reported_at + timedelta(hours=hours["accept"])
+        if case.classified_at is None:
+            assert case.step_deadline == parse_time(case.deadlines[{"reported": "accept"}.get(case.status, "classify")])
+            continue
+        classified += 1
+        # The classify rule: dispatch, then handling × severity, then verification.
+        dispatch_by = case.classified_at + timedelta(hours=hours["dispatch"])
+        handle_by = dispatch_by + timedelta(hours=hours["handle"] * SEVERITY_FACTOR[case.severity])
+        verify_by = handle_by + timedelta(hours=hours["verify"])
+        assert parse_time(case.deadlines["dispatch"]) == dispatch_by
+        assert case.deadline == verify_by
+        if case.rework_count == 0:
+            assert parse_time(case.deadlines["handle"]) == handle_by
+        if case.status != "closed":
+            assert case.step_deadline is not None
+    assert classified >= 100
+    assert {c.severity for c in cases if c.severity} == {"low", "normal", "high", "urgent"}
+    # Every case's history is the workflow's: one row per step, in time order.
+    history = session.scalars(select(IncidentHistory).where(IncidentHistory.incident_id == cases[8].id)).all()
+    assert [h.to_status for h in sorted(history, key=lambda h: h.at)] == [
+        "reported",
+        "accepted",
+        "classified",
+        "dispatched",
+        "fed_back",
+        "dispatched",
+        "fed_back",
+        "closed",
+    ]
+    overdue = overdue_cases(session)
+    assert set(overdue["per_step"]) == {"accept", "classify", "dispatch", "handle", "verify"}
+    assert overdue["total"] == sum(n for s, n in counts["incident_states"].items() if s != "closed")
+    assert overdue["escalation"]
+    figures = evaluate(session, by="department", from_="2026-09-01", to="2026-11-01")["total"]
+    assert figures["cases"] == 150 and 0 < figures["on_time_rate"] < 1 and 0 < figures["rework_rate"] < 1
+    assert figures["overdue"] == overdue["total"]
