@@ -192,17 +192,7 @@ def _read_csv(path: Path, encoding: str | None, source: dict) -> Table:
     source.update(driver="CSV", delimiter="tab" if delimiter == "\t" else "comma")
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     display = source["display"]
-    try:
-        header_cells = next(reader, None)
-    except csv.Error as exc:
-        raise _fatal(source, "unreadable", f"{display}, line 1: {exc}. Export the table again.")
-    if not header_cells or not any(c.strip() for c in header_cells):
-        raise _fatal(
-            source,
-            "no_header",
-            f"{display}: line 1 must hold the column names, but it is empty. Put the column names in the first line.",
-        )
-    names, header_problems = _header(header_cells, source, "line 1")
+    names, header_problems = _stream_header(reader, source)
     problems.extend(header_problems)
     rows, numbers = [], []
     previous = reader.line_num
