@@ -213,7 +213,7 @@ def _read_csv(path: Path, encoding: str | None, source: dict) -> Table:
         number, previous = previous + 1, reader.line_num
         if not any(c.strip() for c in cells):
             continue
-        row = _row(names, cells, display, f"line {number}", number, problems)
+        row = _row(names, cells, display, "line", number, problems)
         rows.append(row)
         numbers.append(number)
     source["rows"] = len(rows)
@@ -368,7 +368,7 @@ def _stream_header(reader, source: dict) -> tuple[list[str | None], list[dict]]:
             "no_header",
             f"{display}: line 1 must hold the column names, but it is empty. Put the column names in the first line.",
         )
-    return _header(header_cells, source, "line 1")
+    return _header(header_cells, source, "line")
 
 
 def _csv_chunks(reader, names: list, columns: list, source: dict, chunk_rows: int, nul: list, raw) -> Iterator[Table]:
@@ -420,7 +420,7 @@ def _csv_row(names: list, cells: list, plain: bool, display: str, number: int, p
     else:
         if not any(c.strip() for c in cells):
             return None
-        row = _row(names, cells, display, f"line {number}", number, problems)
+        row = _row(names, cells, display, "line", number, problems)
     if nul:
         for k, v in row.items():
             if v is not None and "\x00" in v:

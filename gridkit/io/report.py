@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 from datetime import datetime
 from pathlib import Path
+
+from gridkit.io.problems import problem_text
+from gridkit.messages import DEFAULT_LANGUAGE, normalise
 
 __all__ = ["write_report", "ADVICE"]
 
@@ -68,9 +72,18 @@ ADVICE = {
 
 
 def write_report(
-    home, name: str, problems: list[dict], notes: list[dict], summary: dict, rows: list[dict] | None = None
+    home,
+    name: str,
+    problems: list[dict],
+    notes: list[dict],
+    summary: dict,
+    rows: list[dict] | None = None,
+    lang: str | None = None,
 ) -> tuple[Path, Path]:
     """Write GRIDKIT_HOME/reports/<timestamp>-<name>.json, .txt and .csv and return the JSON and text paths.
+
+    Problems and notes with a catalogue key are written in `lang` (default GRIDKIT_LANG, else zh-CN) in
+    the text and CSV; the JSON keeps each one's key, params and English message.
 
     The CSV has one line per problem and note (then per row of `rows`, e.g. the unassigned rows of
     an import: row, id, code), to sort and filter in Excel. Text and CSV are UTF-8 with a byte order
@@ -95,12 +108,13 @@ def write_report(
         "notes": notes,
     }
     json_path.write_text(json.dumps(document, ensure_ascii=False, indent=2, default=str) + "\n", encoding="utf-8")
-    text_path.write_text(_text(document), encoding="utf-8-sig")
-    _write_csv(base.with_suffix(".csv"), problems, notes, rows or [])
+    lang = normalise(lang or os.environ.get("GRIDKIT_LANG")) or DEFAULT_LANGUAGE
+    text_path.write_text(_text(document, lang), encoding="utf-8-sig")
+    _write_csv(base.with_suffix(".csv"), problems, notes, rows or [], lang)
     return json_path, text_path
 
 
-def _write_csv(path: Path, problems: list[dict], notes: list[dict], rows: list[dict]) -> None:
+def _write_csv(path: Path, problems: list[dict], notes: list[dict], rows: list[dict], lang: str) -> None:
     """One line per problem, note and listed row: what, row (index), code, field, kind, message, advice."""
     with path.open("w", encoding="utf-8-sig", newline="") as f:
         out = csv.writer(f)
@@ -116,7 +130,7 @@ def _write_csv(path: Path, problems: list[dict], notes: list[dict], rows: list[d
                         item.get("code"),
                         item.get("field"),
                         kind,
-                        _one_line(item.get("message", "")),
+                        _one_line(problem_text(item, lang)),
                         advice,
                     ]
                 )
@@ -128,13 +142,13 @@ def _one_line(value) -> str:
     return " ".join(str(value).split())
 
 
-def _line(item: dict) -> str:
+def _line(item: dict, lang: str) -> str:
     index = item.get("index")
     parts = [
         f"要素 feature {index if index is not None else '-'}",
         f"编码 code {item.get('code') or '-'}",
         f"字段 field {item.get('field') or '-'}",
-        f"原因 reason [{item.get('kind', '')}] {_one_line(item.get('message', ''))}",
+        f"原因 reason [{item.get('kind', '')}] {_one_line(problem_text(item, lang))}",
     ]
     advice = ADVICE.get(item.get("kind")) or _subject_advice().get(item.get("kind"))
     if advice:
@@ -142,7 +156,7 @@ def _line(item: dict) -> str:
     return " | ".join(parts)
 
 
-def _text(document: dict) -> str:
+def _text(document: dict, lang: str) -> str:
     problems, notes = document["problems"], document["notes"]
     result = (
         f"已拒绝，未写入任何数据 refused, nothing was written: {len(problems)} 个问题 problems"
@@ -158,12 +172,12 @@ def _text(document: dict) -> str:
         lines.append(f"{key}: {_one_line(value)}")
     lines.append("")
     lines.append(f"问题 problems ({len(problems)}):")
-    lines.extend(_line(p) for p in problems)
+    lines.extend(_line(p, lang) for p in problems)
     if not problems:
         lines.append("无 none")
     lines.append("")
     lines.append(f"说明 notes ({len(notes)}):")
-    lines.extend(_line(n) for n in notes)
+    lines.extend(_line(n, lang) for n in notes)
     if not notes:
         lines.append("无 none")
     return "\n".join(lines) + "\n"

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gridkit.io.vector import VectorReadError, _polygonal_part, problem, text_value
+from gridkit.messages import Message
 
 __all__ = [
     "Table",
@@ -72,7 +73,7 @@ _BOMS = (
 
 
 class TableReadError(VectorReadError):
-    """A table cannot be read at all; `problems` says why, `source` what was opened."""
+    """A table cannot be read at all: a code (key error.<code>) and its params; `problems` says why, `source` what was opened."""
 
 
 @dataclass
@@ -97,6 +98,20 @@ class Table:
     def where(self, position: int) -> str:
         """Return 'file.csv, line 7' for the row at `position`, as the user finds it."""
         return f"{self.source.get('display')}, {self.unit} {self.numbers[position]}"
+
+    def place(self, position: int) -> Message:
+        """Return 'file.csv, line 7' for the row at `position` as a Message, in the reader's language."""
+        return place(self.source.get("display"), self.unit, self.numbers[position])
+
+
+def place(display, unit: str, number) -> Message:
+    """Return 'file.csv, line 7' (unit "line", "row" or "feature") as a Message."""
+    return Message(f"imports.place.{unit}", file=display, number=number)
+
+
+def at(where, message: Message) -> Message:
+    """Return '<where>: <message>' as a Message (`where` a place() or a file name)."""
+    return Message("imports.at", where=where, message=message)
 
 
 @dataclass
@@ -156,49 +171,27 @@ def open_table(
 def _check_path(path: Path, source: dict, *, encoding, sheet, layer) -> None:
     """Refuse what cannot be read at all: a missing or empty file, a wrong option, an unknown format."""
     if not path.exists():
-        raise _fatal(source, "not_found", f"{path} does not exist: check the path.")
+        raise _fatal(source, "not_found", "table_not_found", path=str(path))
     suffix = path.suffix.lower()
     if path.is_dir() or suffix in SPATIAL_SUFFIXES:
         if sheet is not None:
-            raise _fatal(
-                source,
-                "bad_option",
-                f"{source['display']} is a map layer file, not a workbook: leave out "
-                "--sheet (a GeoPackage layer is chosen with --layer).",
-            )
+            raise _fatal(source, "bad_option", "sheet_of_layer", file=source["display"])
         return
     if layer is not None:
-        raise _fatal(
-            source,
-            "bad_option",
-            f"{path.name} is a table, not a map layer file: leave out --layer (an Excel sheet is chosen with --sheet).",
-        )
+        raise _fatal(source, "bad_option", "layer_of_table", file=path.name)
     if path.stat().st_size == 0:
-        raise _fatal(source, "empty_file", f"{path.name} is empty (0 bytes): export the table again.")
+        raise _fatal(source, "empty_file", "table_empty", file=path.name)
     if suffix in CSV_SUFFIXES:
         if sheet is not None:
-            raise _fatal(source, "bad_option", f"{path.name} is a CSV file: it has no sheets, leave out --sheet.")
+            raise _fatal(source, "bad_option", "sheet_of_csv", file=path.name)
         return
     if suffix in XLSX_SUFFIXES:
         if encoding is not None:
-            raise _fatal(
-                source,
-                "bad_option",
-                f"{path.name} is an Excel workbook, whose text is always Unicode: leave out --encoding.",
-            )
+            raise _fatal(source, "bad_option", "encoding_of_xlsx", file=path.name)
         return
     if suffix in (".xls", ".et"):
-        raise _fatal(
-            source,
-            "unreadable",
-            f"{path.name} is an old-style Excel file (.xls): open it in Excel or WPS and save it as .xlsx or CSV.",
-        )
-    raise _fatal(
-        source,
-        "unreadable",
-        f"{path.name}: gridkit reads CSV (.csv, .txt, .tsv), Excel (.xlsx) and "
-        "Shapefile (.shp, a folder or .zip), GeoPackage (.gpkg) or GeoJSON (.geojson) files.",
-    )
+        raise _fatal(source, "unreadable", "old_xls", file=path.name)
+    raise _fatal(source, "unreadable", "unknown_format", file=path.name)
 
 
 def _chunked(table: Table, chunk_rows: int, size: int) -> TableStream:
@@ -238,8 +231,10 @@ def _chunked(table: Table, chunk_rows: int, size: int) -> TableStream:
     return TableStream(header, chunks(), size, lambda: done[0])
 
 
-def _fatal(source: dict, kind: str, message: str) -> TableReadError:
-    return TableReadError(message, problems=[problem(kind, message)], source=source)
+def _fatal(source: dict, kind: str, name: str, /, **params) -> TableReadError:
+    """Return the error for a file that cannot be read at all (key error.imports.<name>)."""
+    message = Message(f"error.imports.{name}", **params)
+    return TableReadError(f"imports.{name}", problems=[problem(kind, message)], source=source, **params)
 
 
 def read_table(
@@ -279,8 +274,8 @@ def read_table(
 # -- rows shared by CSV and XLSX ----------------------------------------------------------------------
 
 
-def _header(cells: list[str], source: dict, where: str) -> tuple[list[str | None], list[dict]]:
-    """Return the column name per position (None for unnamed) and problems with the header."""
+def _header(cells: list[str], source: dict, unit: str) -> tuple[list[str | None], list[dict]]:
+    """Return the column name per position (None for unnamed) and problems with the header (`unit` 1)."""
     names: list[str | None] = []
     problems = []
     seen: dict[str, int] = {}
@@ -290,8 +285,14 @@ def _header(cells: list[str], source: dict, where: str) -> tuple[list[str | None
             problems.append(
                 problem(
                     "duplicate_column",
-                    f"{source['display']}: column {name!r} appears twice in "
-                    f"{where} (columns {seen[name]} and {i}). Rename one of them.",
+                    Message(
+                        "imports.duplicate_column",
+                        file=source["display"],
+                        column=name,
+                        where=Message(f"imports.unit.{unit}", number=1),
+                        first=seen[name],
+                        i=i,
+                    ),
                     field=name,
                 )
             )
@@ -302,7 +303,7 @@ def _header(cells: list[str], source: dict, where: str) -> tuple[list[str | None
     return names, problems
 
 
-def _row(names: list, cells: list, display: str, where: str, number: int, problems: list) -> dict:
+def _row(names: list, cells: list, display: str, unit: str, number: int, problems: list) -> dict:
     row = {}
     for i, value in enumerate(cells):
         text = value.strip() if isinstance(value, str) else value
@@ -311,9 +312,16 @@ def _row(names: list, cells: list, display: str, where: str, number: int, proble
                 problems.append(
                     problem(
                         "bad_row",
-                        f"{display}, {where}: has {len(cells)} cells but the header has "
-                        f"{len(names)} columns; cell {i + 1} ({_preview(text)}) has no column. Check "
-                        "for an unquoted comma or a missing column name.",
+                        at(
+                            place(display, unit, number),
+                            Message(
+                                "imports.extra_cell",
+                                cells=len(cells),
+                                columns=len(names),
+                                cell=i + 1,
+                                preview=_preview(text),
+                            ),
+                        ),
                         index=number,
                     )
                 )
@@ -339,7 +347,9 @@ def _stream_spatial(path: Path, *, encoding, layer, src_crs, chunk_rows: int, si
     try:
         batches = open_vector_batches(path, layer=layer, encoding=encoding, src_crs=src_crs, batch_size=chunk_rows)
     except VectorReadError as exc:
-        raise TableReadError(exc.message, problems=exc.problems, notes=exc.notes, source=exc.source) from None
+        raise TableReadError(
+            exc.code, problems=exc.problems, notes=exc.notes, source=exc.source, **exc.params
+        ) from None
     header = Table(
         columns=batches.fields,
         rows=[],

@@ -97,7 +97,7 @@ def stream_xlsx(path: Path, sheet: str | None, source: dict, chunk_rows: int) ->
     except BaseException:
         workbook.close()
         raise
-    names, header_problems = _header([_cell_text(v)[0] for v in header_cells], source, "row 1")
+    names, header_problems = _header([_cell_text(v)[0] for v in header_cells], source, "row")
     header = Table(
         columns=[n for n in names if n is not None],
         rows=[],
@@ -151,7 +151,7 @@ def _xlsx_chunks(rows_iter, formulas, names, columns, source, chunk_rows, progre
                     if is_lossy and i < len(names) and names[i] is not None:
                         lossy.add((position, names[i]))
                 problems.extend(_formula_problem(display, number, i, names) for i in missing)
-                rows.append(_row(names, [t for t, _ in texts], display, f"row {number}", number, problems))
+                rows.append(_row(names, [t for t, _ in texts], display, "row", number, problems))
                 numbers.append(number)
                 if len(rows) >= chunk_rows:
                     ended = False
