@@ -13,8 +13,9 @@ import io
 from collections.abc import Iterator
 from pathlib import Path
 
-from gridkit.io.tables import _BLOCK, _BOMS, Table, TableStream, _chunked, _fatal, _header, _row
+from gridkit.io.tables import _BLOCK, _BOMS, Table, TableStream, _chunked, _fatal, _header, _row, at, place
 from gridkit.io.vector import _codec, problem
+from gridkit.messages import Message
 
 __all__ = ["stream_csv"]
 
@@ -53,9 +54,7 @@ def _decode_csv(data: bytes, forced: str | None, source: dict, notes: list, prob
     if forced is not None:
         codec = _codec(forced)
         if codec is None:
-            raise _fatal(
-                source, "unknown_encoding", f"unknown encoding {forced!r}: use e.g. UTF-8, GB18030, GBK or BIG5."
-            )
+            raise _fatal(source, "unknown_encoding", "unknown_encoding", encoding=forced)
         if codec == "utf-8" and data.startswith(codecs.BOM_UTF8):
             codec = "utf-8-sig"
         source.update(encoding=codecs.lookup(codec).name.upper(), encoding_source="given")
@@ -66,9 +65,8 @@ def _decode_csv(data: bytes, forced: str | None, source: dict, notes: list, prob
                 problems,
                 display,
                 _bad_lines(data, codec),
-                f"{forced} (the encoding given)",
-                "Give the file's real encoding with --encoding (e.g. UTF-8, GB18030), or leave it out "
-                "to let gridkit detect UTF-8 or GB18030.",
+                Message("imports.said.given", encoding=forced),
+                Message("imports.advice.given"),
             )
             return data.decode(codec, "replace")
     for bom, codec in _BOMS:
@@ -81,8 +79,8 @@ def _decode_csv(data: bytes, forced: str | None, source: dict, notes: list, prob
                     problems,
                     display,
                     _bad_lines(data, codec),
-                    f"{codec.upper()} (as its byte order mark says)",
-                    "Save the file again from Excel as 'CSV UTF-8', or fix the text in the source.",
+                    Message("imports.said.bom", encoding=codec.upper()),
+                    Message("imports.advice.bom"),
                 )
                 return data.decode(codec, "replace")
     try:
@@ -93,16 +91,10 @@ def _decode_csv(data: bytes, forced: str | None, source: dict, notes: list, prob
         return _decode_not_utf8(data, source, notes, problems)
 
 
-def _undecodable(problems: list, display: str, lines, said: str, advice: str) -> None:
+def _undecodable(problems: list, display: str, lines, said: Message, advice: Message) -> None:
     for number, line, pos in lines:
-        problems.append(
-            problem(
-                "undecodable_text",
-                f"{display}, line {number}: the text cannot be decoded as {said} (bytes "
-                f"{line[pos : pos + 4].hex(' ')} at byte {pos} of the line). {advice}",
-                index=number,
-            )
-        )
+        message = Message("imports.undecodable", said=said, bytes=line[pos : pos + 4].hex(" "), pos=pos, advice=advice)
+        problems.append(problem("undecodable_text", at(place(display, "line", number), message), index=number))
 
 
 def _decode_not_utf8(data: bytes, source: dict, notes: list, problems: list) -> str:
@@ -116,14 +108,7 @@ def _decode_not_utf8(data: bytes, source: dict, notes: list, problems: list) -> 
     mixed = _utf8_and_not(data)
     if not both and not mixed and not gb_bad:
         source.update(encoding="GB18030", encoding_source="detected")
-        notes.append(
-            problem(
-                "encoding",
-                f"{display}: the text is not UTF-8; it was decoded as GB18030 (covers "
-                "GBK and GB2312, what Chinese Excel writes). Check a few names; if they look wrong, "
-                "give the right encoding with --encoding.",
-            )
-        )
+        notes.append(problem("encoding", at(display, Message("imports.decoded_gb18030"))))
         return data.decode("gb18030")
     source.update(encoding=None, encoding_source="detected")
     if both:
@@ -131,18 +116,15 @@ def _decode_not_utf8(data: bytes, source: dict, notes: list, problems: list) -> 
             problems,
             display,
             both,
-            "UTF-8 or GB18030",
-            "Give the file's real encoding with --encoding (e.g. BIG5), or fix "
-            "the text in the source; gridkit does not import text it cannot read.",
+            Message("imports.said.neither"),
+            Message("imports.advice.neither"),
         )
     else:
         utf8, other = mixed or ([n for n in gb_bad], [n for n, _, _ in utf8_bad])
         problems.append(
             problem(
                 "mixed_encoding",
-                f"{display} mixes encodings: lines {_lines(utf8)} are UTF-8 "
-                f"and lines {_lines(other)} are not (GBK?). Save the file again in one encoding "
-                "(UTF-8 is best).",
+                Message("imports.mixed_encoding", file=display, utf8=_lines(utf8), other=_lines(other)),
             )
         )
     # The import is refused; decode each line as well as possible so the other checks still run.
@@ -205,7 +187,7 @@ def _read_csv(path: Path, encoding: str | None, source: dict) -> Table:
             problems.append(
                 problem(
                     "bad_row",
-                    f"{display}, line {previous + 1}: {exc}. Check the quotes on this line.",
+                    at(place(display, "line", previous + 1), Message("imports.bad_quotes", error=str(exc))),
                     index=previous + 1,
                 )
             )
@@ -270,9 +252,7 @@ def _streamable_codec(path: Path, forced: str | None, source: dict, notes: list)
     if forced is not None:
         codec = _codec(forced)
         if codec is None:
-            raise _fatal(
-                source, "unknown_encoding", f"unknown encoding {forced!r}: use e.g. UTF-8, GB18030, GBK or BIG5."
-            )
+            raise _fatal(source, "unknown_encoding", "unknown_encoding", encoding=forced)
         if codec == "utf-8" and start.startswith(codecs.BOM_UTF8):
             codec = "utf-8-sig"
         if not _decodes(path, codec):
@@ -290,24 +270,15 @@ def _streamable_codec(path: Path, forced: str | None, source: dict, notes: list)
         return "utf-8"
     if _decodes(path, "gb18030") and not _mixed_lines(path):
         source.update(encoding="GB18030", encoding_source="detected")
-        notes.append(
-            problem(
-                "encoding",
-                f"{source['display']}: the text is not UTF-8; it was decoded as GB18030 "
-                "(covers GBK and GB2312, what Chinese Excel writes). Check a few names; if they look "
-                "wrong, give the right encoding with --encoding.",
-            )
-        )
+        notes.append(problem("encoding", at(source["display"], Message("imports.decoded_gb18030"))))
         return "gb18030"
     return None
 
 
-def _nul_problem(display: str, where: str, number: int, name) -> dict:
+def _nul_problem(display: str, unit: str, number: int, name) -> dict:
     return problem(
         "nul_byte",
-        f"{display}, {where}: column {name!r} holds a NUL byte (\\x00), which text "
-        "cannot hold (often a sign of a binary file, or a UTF-16 file read as another encoding). "
-        "Remove it, or export the table again as CSV UTF-8.",
+        at(place(display, unit, number), Message("imports.nul_byte", column=name)),
         index=number,
         field=name,
     )
@@ -361,13 +332,9 @@ def _stream_header(reader, source: dict) -> tuple[list[str | None], list[dict]]:
     try:
         header_cells = next(reader, None)
     except csv.Error as exc:
-        raise _fatal(source, "unreadable", f"{display}, line 1: {exc}. Export the table again.")
+        raise _fatal(source, "unreadable", "csv_header_unreadable", file=display, error=str(exc))
     if not header_cells or not any(c.strip() for c in header_cells):
-        raise _fatal(
-            source,
-            "no_header",
-            f"{display}: line 1 must hold the column names, but it is empty. Put the column names in the first line.",
-        )
+        raise _fatal(source, "no_header", "csv_no_header", file=display)
     return _header(header_cells, source, "line")
 
 
@@ -390,7 +357,7 @@ def _csv_chunks(reader, names: list, columns: list, source: dict, chunk_rows: in
                     problems.append(
                         problem(
                             "bad_row",
-                            f"{display}, line {previous + 1}: {exc}. Check the quotes on this line.",
+                            at(place(display, "line", previous + 1), Message("imports.bad_quotes", error=str(exc))),
                             index=previous + 1,
                         )
                     )
@@ -424,6 +391,6 @@ def _csv_row(names: list, cells: list, plain: bool, display: str, number: int, p
     if nul:
         for k, v in row.items():
             if v is not None and "\x00" in v:
-                problems.append(_nul_problem(display, f"line {number}", number, k))
+                problems.append(_nul_problem(display, "line", number, k))
                 row[k] = v.replace("\x00", "")
     return row

@@ -73,7 +73,7 @@ _BOMS = (
 
 
 class TableReadError(VectorReadError):
-    """A table cannot be read at all: a code (key error.<code>) and its params; `problems` says why, `source` what was opened."""
+    """A table cannot be read at all: a code (key error.<code>) and params; `problems` says why, `source` what."""
 
 
 @dataclass

@@ -8,8 +8,9 @@ from collections.abc import Iterator
 from datetime import date, datetime, time
 from pathlib import Path
 
-from gridkit.io.tables import _BLOCK, _LOSSY_ABOVE, Table, TableStream, _fatal, _header, _row
+from gridkit.io.tables import _BLOCK, _LOSSY_ABOVE, Table, TableStream, _fatal, _header, _row, at, place
 from gridkit.io.vector import problem
+from gridkit.messages import Message
 
 __all__ = ["stream_xlsx"]
 
@@ -68,12 +69,7 @@ def stream_xlsx(path: Path, sheet: str | None, source: dict, chunk_rows: int) ->
     try:
         workbook = load_workbook(path, read_only=True, data_only=True)
     except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
-        raise _fatal(
-            source,
-            "unreadable",
-            f"{display} cannot be opened as an Excel workbook ({exc}): save it "
-            "again from Excel or WPS as .xlsx, or as CSV.",
-        )
+        raise _fatal(source, "unreadable", "xlsx_unreadable", file=display, error=str(exc))
     notes: list[dict] = []
     books = [workbook]
     try:
@@ -82,12 +78,7 @@ def stream_xlsx(path: Path, sheet: str | None, source: dict, chunk_rows: int) ->
         rows_iter = workbook[chosen].iter_rows(values_only=True)
         header_cells = next(rows_iter, None)
         if header_cells is None or not any(_cell_text(v)[0] for v in header_cells):
-            raise _fatal(
-                source,
-                "no_header",
-                f"{display}, sheet {chosen!r}: row 1 must hold the column names, but "
-                "it is empty. Put the column names in the first row.",
-            )
+            raise _fatal(source, "no_header", "xlsx_no_header", file=display, sheet=chosen)
         formulas = None
         if _has_formulas(path):
             # Formulas the file holds without a computed value read as empty: find them to refuse them.
@@ -117,16 +108,15 @@ def _sheet(sheets: list[str], sheet: str | None, display: str, source: dict, not
     """Return the sheet to read: `sheet` (refused if absent), else the first one (noted when there are more)."""
     if sheet is not None:
         if sheet not in sheets:
-            raise _fatal(
-                source, "no_such_sheet", f"{display} has no sheet {sheet!r}; its sheets are: {', '.join(sheets)}."
-            )
+            raise _fatal(source, "no_such_sheet", "no_such_sheet", file=display, sheet=sheet, sheets=", ".join(sheets))
         return sheet
     if len(sheets) > 1:
         notes.append(
             problem(
                 "sheet",
-                f"{display} has {len(sheets)} sheets ({', '.join(sheets)}); the first, "
-                f"{sheets[0]!r}, was read. Choose another with --sheet.",
+                Message(
+                    "imports.first_sheet", file=display, count=len(sheets), sheets=", ".join(sheets), first=sheets[0]
+                ),
             )
         )
     return sheets[0]
@@ -179,9 +169,7 @@ def _formula_problem(display: str, number: int, i: int, names: list) -> dict:
     name = names[i] if i < len(names) else None
     return problem(
         "formula_without_value",
-        f"{display}, row {number}: cell {_column_letter(i)}{number} (column {name!r}) holds a formula without a "
-        "computed value. Open the file in Excel or WPS, let it calculate and save it again, or replace the formula "
-        "by its value.",
+        at(place(display, "row", number), Message("imports.formula", cell=f"{_column_letter(i)}{number}", column=name)),
         index=number,
         field=name,
     )
