@@ -9,9 +9,11 @@ import pyproj
 from shapely.geometry import MultiPoint, MultiPolygon, Point, Polygon
 from sqlalchemy.orm import Session
 
+from gridkit.io.problems import refusal
 from gridkit.io.subjects.common import _AREA_MARGIN, _SCIENTIFIC, FIELDS, Field, SubjectImportRefused, _inside, _number
-from gridkit.io.tables import Table, TableReadError, open_table
-from gridkit.io.vector import CHINA_LAT, CHINA_LON, VectorReadError, parse_crs, problem, summarise
+from gridkit.io.tables import Table, TableReadError, at, open_table, place
+from gridkit.io.vector import CHINA_LAT, CHINA_LON, VectorReadError, parse_crs, problem
+from gridkit.messages import Message
 from gridkit.rules import SRID
 
 __all__ = ["Job"]
@@ -75,13 +77,7 @@ class Job:
             if self.progress is not None:
                 self.progress(self.stream.done, self.stream.size)
         if not self.rows:
-            self.problems.append(
-                problem(
-                    "no_rows",
-                    f"{self.display}: there are no rows below the header; "
-                    "nothing to import. Check that the right table was exported.",
-                )
-            )
+            self.problems.append(problem("no_rows", at(self.display, Message("imports.no_rows"))))
             self.refuse()
 
     def load_all(self) -> None:
@@ -110,13 +106,7 @@ class Job:
             )
         )
         if not rows:
-            self.problems.append(
-                problem(
-                    "no_rows",
-                    f"{self.display}: there are no rows below the header; "
-                    "nothing to import. Check that the right table was exported.",
-                )
-            )
+            self.problems.append(problem("no_rows", at(self.display, Message("imports.no_rows"))))
 
     def load(self, chunk: Table) -> None:
         """Make `chunk` the table the per-row methods read."""
@@ -139,12 +129,12 @@ class Job:
         """Return 'file.csv, line 7' for the row the user numbers `number`."""
         return f"{self.display}, {self.table.unit} {number}"
 
-    def report_row(self, number: int, kind: str, name: str | None, message: str, code=None) -> None:
+    def report_row(self, number: int, kind: str, name: str | None, message: Message, code=None) -> None:
         """Record a problem of the row numbered `number` (found after its chunk, e.g. in SQL)."""
         self.problems.append(
             problem(
                 kind,
-                f"{self.where_row(number)}: {message}",
+                at(place(self.display, self.table.unit, number), message),
                 index=number,
                 code=code,
                 field=None if name is None else self.column(name),
@@ -159,13 +149,18 @@ class Job:
         """Return {field: column or None}: the `--map` given, else the field's name or an alias, any case."""
         fields = {f.name: f for f in FIELDS[self.kind]}
         columns = self.table.columns
-        listed = ", ".join(columns) if columns else "none"
+        listed = ", ".join(columns) if columns else Message("imports.no_columns")
         unknown = [name for name in mapping if name not in fields]
         for name in unknown:
             self.problems.append(
                 problem(
                     "unknown_field",
-                    f"--map {name}=…: {self.kind} have no field {name!r}. Their fields are: {', '.join(fields)}.",
+                    Message(
+                        "imports.unknown_field",
+                        name=name,
+                        kind=Message(f"imports.kind.{self.kind}"),
+                        fields=", ".join(fields),
+                    ),
                     field=name,
                 )
             )
@@ -189,8 +184,7 @@ class Job:
             self.problems.append(
                 problem(
                     "missing_field",
-                    f"{self.display} has no column {wanted!r} (given with --map "
-                    f"{name}={wanted}). Its columns are: {listed}.",
+                    Message("imports.no_mapped_column", file=self.display, wanted=wanted, name=name, listed=listed),
                     field=wanted,
                 )
             )
@@ -198,7 +192,7 @@ class Job:
             self.notes.append(
                 problem(
                     "field_case",
-                    f"{self.display}: column {wanted!r} was not found; {column!r} was used.",
+                    Message("imports.field_case", file=self.display, wanted=wanted, column=column),
                     field=column,
                 )
             )
@@ -217,14 +211,17 @@ class Job:
                 break
         if column is not None and column != name:
             self.notes.append(
-                problem("field_alias", f"{self.display}: column {column!r} was read as field {name!r}.", field=column)
+                problem(
+                    "field_alias",
+                    Message("imports.field_alias", file=self.display, column=column, name=name),
+                    field=column,
+                )
             )
         if column is None and f.required:
             self.problems.append(
                 problem(
                     "missing_field",
-                    f"{self.display} has no column for field {name!r}. Its columns are: "
-                    f"{listed}. Name the column with --map {name}=COLUMN.",
+                    Message("imports.no_field_column", file=self.display, name=name, listed=listed),
                     field=name,
                 )
             )
@@ -238,8 +235,7 @@ class Job:
                     self.notes.append(
                         problem(
                             "lonlat_ignored",
-                            f"{self.display} is a map layer: locations come "
-                            f"from its geometry; column {resolved[name]!r} was not used.",
+                            Message("imports.lonlat_ignored", file=self.display, column=resolved[name]),
                             field=resolved[name],
                         )
                     )
@@ -250,9 +246,14 @@ class Job:
             self.problems.append(
                 problem(
                     "missing_field",
-                    f"{self.display} has a column for {have} "
-                    f"({resolved[have]!r}) but none for {lack}. Its columns are: {listed}. "
-                    f"Name it with --map {lack}=COLUMN.",
+                    Message(
+                        "imports.half_lonlat",
+                        file=self.display,
+                        have=have,
+                        column=resolved[have],
+                        lack=lack,
+                        listed=listed,
+                    ),
                     field=lack,
                 )
             )
@@ -261,9 +262,12 @@ class Job:
                 self.problems.append(
                     problem(
                         "missing_field",
-                        f"{self.display} has no lon and lat columns, so "
-                        f"its {self.kind} have no location. Its columns are: {listed}. Name "
-                        "them with --map lon=COLUMN --map lat=COLUMN.",
+                        Message(
+                            "imports.no_lonlat",
+                            file=self.display,
+                            kind=Message(f"imports.kind.{self.kind}"),
+                            listed=listed,
+                        ),
                         field="lon",
                     )
                 )
@@ -271,9 +275,7 @@ class Job:
                 self.problems.append(
                     problem(
                         "missing_field",
-                        f"{self.display} has neither a building_code (or "
-                        "building_address) column nor lon and lat columns, so its residents "
-                        f"have no location. Its columns are: {listed}. Name them with --map.",
+                        Message("imports.no_resident_location", file=self.display, listed=listed),
                         field="building_code",
                     )
                 )
@@ -285,12 +287,12 @@ class Job:
         column = self.cols.get(name)
         return None if column is None else self.table.rows[position].get(column)
 
-    def report(self, position: int, kind: str, name: str | None, message: str, code=None) -> None:
+    def report(self, position: int, kind: str, name: str | None, message: Message, code=None) -> None:
         """Record a problem of the row at `position` in column of field `name`."""
         self.problems.append(
             problem(
                 kind,
-                f"{self.table.where(position)}: {message}",
+                at(self.table.place(position), message),
                 index=self.table.numbers[position],
                 code=code if code is not None else self.row_code.get(position),
                 field=None if name is None else ("geometry" if name == "geometry" else self.column(name)),
@@ -300,8 +302,10 @@ class Job:
     def refuse(self) -> None:
         # File-level problems first, then by row as the user fixes them (stable: same row, order found).
         self.problems.sort(key=lambda p: (p["index"] is not None, p["index"] or 0))
+        code, params = refusal(self.display, self.problems, "imported")
         raise SubjectImportRefused(
-            summarise(self.display, self.problems, "imported"),
+            code,
+            **params,
             problems=self.problems,
             notes=self.notes,
             source=self.source,
@@ -316,7 +320,7 @@ class Job:
                     position,
                     "missing_value",
                     name,
-                    f"{name} is empty (column {self.column(name)!r}). Fill it in.",
+                    Message("imports.missing_value", name=name, column=self.column(name)),
                     code,
                 )
             return None
@@ -325,7 +329,7 @@ class Job:
                 position,
                 "too_long",
                 name,
-                f"{name} has {len(value)} characters; at most {limit} fit. Shorten it.",
+                Message("imports.too_long", name=name, length=len(value), limit=limit),
                 code,
             )
             return None
@@ -373,10 +377,16 @@ class Job:
         swapped = _inside(*forward(y, x), bounds) if not inside.all() else inside
         china = bounds == (CHINA_LON[0], CHINA_LAT[0], CHINA_LON[1], CHINA_LAT[1])
         area = (
-            "China (longitude 73–136, latitude 3–54 in CGCS2000)"
+            Message("imports.area.china")
             if china
-            else f"the area {label} is made for (longitude {bounds[0]:g}–{bounds[2]:g}, latitude "
-            f"{bounds[1]:g}–{bounds[3]:g}, in China)"
+            else Message(
+                "imports.area.crs",
+                label=label,
+                west=f"{bounds[0]:g}",
+                east=f"{bounds[2]:g}",
+                south=f"{bounds[1]:g}",
+                north=f"{bounds[3]:g}",
+            )
         )
         lon, lat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
         where = np.asarray(positions)
@@ -389,17 +399,14 @@ class Job:
                     position,
                     "axes_swapped",
                     "lon",
-                    f"lon, lat{shown} look swapped: they are latitude, "
-                    "longitude (or northing, easting). Exchange the two values; if the whole file is like "
-                    f"this, give --map lon={self.column('lat')} --map lat={self.column('lon')}.",
+                    Message("imports.axes_swapped", shown=shown, lat=self.column("lat"), lon=self.column("lon")),
                 )
             else:
                 self.report(
                     position,
                     "outside_china",
                     "lon",
-                    f"lon, lat{shown} lie outside {area}. Correct "
-                    "them, or give the right coordinate system with --src-crs (e.g. gcj02, EPSG:4547).",
+                    Message("imports.outside_area", shown=shown, area=area),
                 )
         return result
 
@@ -420,7 +427,7 @@ class Job:
                     position,
                     "missing_coordinates",
                     lack,
-                    f"has {'lat' if lack == 'lon' else 'lon'} but no {lack}. Fill in both.",
+                    Message("imports.half_coordinates", have="lat" if lack == "lon" else "lon", lack=lack),
                 )
                 continue
             x, y = _number(x_text), _number(y_text)
@@ -431,8 +438,7 @@ class Job:
                     position,
                     "bad_coordinate",
                     bad,
-                    f"{bad}{shown} is not a number. Give decimal "
-                    "degrees such as 114.0579 (or metres in the --src-crs projection).",
+                    Message("imports.bad_coordinate", name=bad, shown=shown),
                 )
                 continue
             xs.append(x)
@@ -447,19 +453,16 @@ class Job:
                 position,
                 "missing_location",
                 "lon" if has_columns else "building_code",
-                "has neither a building (building_code) nor coordinates (lon, lat). Give one of them.",
+                Message("imports.missing_location"),
             )
         elif has_columns:
-            self.report(
-                position, "missing_coordinates", "lon", "has no coordinates. Fill in lon and lat (CGCS2000 degrees)."
-            )
+            self.report(position, "missing_coordinates", "lon", Message("imports.missing_coordinates"))
         else:
             self.report(
                 position,
                 "missing_coordinates",
                 "lon",
-                f"has no coordinates: {self.display} has no lon "
-                "and lat columns. Add them, or name them with --map lon=COLUMN --map lat=COLUMN.",
+                Message("imports.no_coordinate_columns", file=self.display),
             )
 
     def _transform(self) -> tuple[Callable, str, tuple]:
@@ -475,13 +478,7 @@ class Job:
         if gcj02:
             from gridkit.coords import gcj02_to_wgs84
 
-            self.notes.append(
-                problem(
-                    "gcj02",
-                    f"{self.display}: GCJ-02 coordinates were converted to CGCS2000 "
-                    "(the ~500 m offset of Chinese web maps removed).",
-                )
-            )
+            self.notes.append(problem("gcj02", at(self.display, Message("imports.gcj02_converted"))))
             return (lambda x, y: gcj02_to_wgs84(x, y)), "GCJ-02 lon/lat (Chinese web maps)", china
         transformer = pyproj.Transformer.from_crs(crs, pyproj.CRS.from_epsg(SRID), always_xy=True)
         epsg = crs.to_epsg(min_confidence=90)
@@ -517,7 +514,7 @@ class Job:
                             position,
                             "missing_coordinates",
                             "geometry",
-                            "has no geometry. Draw it, or delete the feature.",
+                            Message("imports.no_geometry"),
                         )
                 continue
             if isinstance(geom, MultiPoint) and len(geom.geoms) == 1:
@@ -528,13 +525,13 @@ class Job:
                 footprints[position] = geom if isinstance(geom, MultiPolygon) else MultiPolygon([geom])
                 points[position] = geom.representative_point()
             else:
-                wanted = "a point or a polygon (footprint)" if polygons else "a point"
                 self.report(
                     position,
                     "bad_geometry",
                     "geometry",
-                    f"is a {geom.geom_type}; here each feature "
-                    f"must be {wanted}. Export the layer as {'points or polygons' if polygons else 'points'}.",
+                    Message(
+                        "imports.bad_geometry_polygons" if polygons else "imports.bad_geometry", type=geom.geom_type
+                    ),
                 )
         return points, footprints
 
