@@ -50,10 +50,10 @@ def import_buildings(
     )
     with session.begin_nested():
         staged = stage_file(session, job, BUILDINGS, edition=current_edition(session))
-        report_duplicates(job, staged, kind="duplicate_code", name="code", what="building code {label}")
+        report_duplicates(job, staged, kind="duplicate_code", name="code", what="imports.what.building_code")
         if not replace:
             report_existing(
-                job, staged, table="building", column="code", name="code", what="a building with code {label}"
+                job, staged, table="building", column="code", name="code", what="imports.what.building_with_code"
             )
         if job.problems:
             job.refuse()

@@ -10,6 +10,7 @@ import numpy as np
 
 from gridkit.errors import ValidationError
 from gridkit.grids.importer import ImportRefused
+from gridkit.messages import Message
 from gridkit.standard.ids import validate_phone
 
 KINDS = ("buildings", "residents", "entities", "coordinators")
@@ -199,24 +200,37 @@ def _mask(value: str) -> str:
     return "*" * len(s)
 
 
-def _id_reason(message: str) -> str:
+# validate_citizen_id's codes whose reason may be shown (no digits of the number, or only its length).
+_ID_REASONS = {
+    "id.citizen_length": ("length",),
+    "id.citizen_length_15": ("length",),
+    "id.citizen_not_digit": ("position", "char"),
+    "id.citizen_last_char": ("char",),
+    "id.citizen_region": (),
+    "id.citizen_birth_not_date": (),
+    "id.citizen_birth_before_1900": (),
+    "id.citizen_birth_future": (),
+    "id.citizen_check": (),
+}
+
+
+def _id_reason(exc: Exception) -> Message:
     """Return validate_citizen_id's reason without any digits of the number (birth date, region, check)."""
-    if "must be 18 characters" in message or "positions 1-17" in message or "must end in" in message:
-        return message.replace("Citizen ID number", "It")
-    if "region code" in message:
-        return "Its region code (digits 1-6) does not start with a province code."
-    if "birth date" in message:
-        for said in ("is not a real date", "is before 1900", "is in the future"):
-            if said in message:
-                return f"Its birth date (digits 7-14) {said}."
-    if "check character" in message:
-        return "Its check character (the 18th) does not match the first 17 digits: one of them is mistyped."
-    return "It is not a valid citizen ID number (GB 11643)."
+    code = getattr(exc, "code", None)
+    if code not in _ID_REASONS:
+        return Message("imports.id_reason.other")
+    params = getattr(exc, "params", {})
+    return Message(f"imports.id_reason.{code.removeprefix('id.')}", **{k: params.get(k) for k in _ID_REASONS[code]})
 
 
-def _phone_reason(message: str, raw: str) -> str:
-    masked = _mask(raw)
-    return message.replace(raw, masked).replace(raw.strip(), masked)
+def _phone_reason(exc: Exception, raw: str) -> Message:
+    """Return validate_phone's reason with the number masked."""
+    code, params = getattr(exc, "code", None), dict(getattr(exc, "params", {}))
+    if code is None:
+        return Message("imports.phone_invalid", phone=_mask(raw))
+    if "phone" in params:
+        params["phone"] = _mask(raw)
+    return Message(f"error.{code}", **params)
 
 
 def _number(value: str) -> float | None:
@@ -243,12 +257,12 @@ def _phone(job, position: int, *, required: bool, code) -> str | None:
                 position,
                 "missing_value",
                 "phone",
-                f"phone is empty (column {job.column('phone')!r}). Fill it in.",
+                Message("imports.missing_value", name="phone", column=job.column("phone")),
                 code,
             )
         return None
     try:
         return validate_phone(raw)
     except ValueError as exc:
-        job.report(position, "bad_phone", "phone", f"{_phone_reason(str(exc), raw)} Correct the phone number.", code)
+        job.report(position, "bad_phone", "phone", Message("imports.bad_phone", reason=_phone_reason(exc, raw)), code)
         return None

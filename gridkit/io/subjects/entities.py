@@ -49,7 +49,7 @@ def import_entities(
     )
     with session.begin_nested():
         staged = stage_file(session, job, ENTITIES, edition=current_edition(session))
-        report_duplicates(job, staged, kind="duplicate_code", name="credit_code", what="credit code {label}")
+        report_duplicates(job, staged, kind="duplicate_code", name="credit_code", what="imports.what.credit_code")
         if not replace:
             report_existing(
                 job,
@@ -57,7 +57,7 @@ def import_entities(
                 table="legal_entity",
                 column="credit_code",
                 name="credit_code",
-                what="a legal entity with credit code {label}",
+                what="imports.what.entity_with_code",
             )
         if job.problems:
             job.refuse()

@@ -25,6 +25,7 @@ from gridkit.io.subjects.common import (
 from gridkit.io.subjects.job import Job
 from gridkit.io.subjects.staging import KindSpec, finish, report_duplicates, report_existing, stage_file
 from gridkit.io.tables import Table
+from gridkit.messages import Message
 from gridkit.pii import hash_citizen_id
 from gridkit.rules import SRID
 from gridkit.spatial.bulk import rebuilt_indexes
@@ -129,7 +130,7 @@ def import_residents(
     spec = residents_spec(pii_key)
     with session.begin_nested():
         staged = stage_file(session, job, spec, edition=current_edition(session))
-        report_duplicates(job, staged, kind="duplicate_id", name="id_number", what="ID number {label}")
+        report_duplicates(job, staged, kind="duplicate_id", name="id_number", what="imports.what.id_number")
         _resolve_buildings(job, spec)
         if not replace:
             report_existing(
@@ -138,7 +139,7 @@ def import_residents(
                 table="resident",
                 column="id_number_hash",
                 name="id_number",
-                what="a resident with ID number {label}",
+                what="imports.what.resident_with_id",
             )
         if job.problems:
             job.refuse()
@@ -279,7 +280,7 @@ def _resolve_buildings(job: Job, spec: KindSpec) -> None:
             row.row_no,
             "unknown_building",
             "building_code",
-            f"building {row.building_code} is not in the database. Import the building first, or correct the code.",
+            Message("imports.unknown_building", code=row.building_code),
             row.id_number_masked,
         )
     session.execute(
@@ -305,9 +306,7 @@ def _resolve_buildings(job: Job, spec: KindSpec) -> None:
                 row.row_no,
                 "unknown_building",
                 "building_address",
-                "no building has this address "
-                f"({row.building_address!r}). Import the building first, correct the address, or give "
-                "building_code.",
+                Message("imports.unknown_address", address=row.building_address),
                 row.id_number_masked,
             )
         else:
@@ -315,7 +314,7 @@ def _resolve_buildings(job: Job, spec: KindSpec) -> None:
                 row.row_no,
                 "ambiguous_building",
                 "building_address",
-                f"{row.found} buildings have this address ({row.building_address!r}). Give building_code instead.",
+                Message("imports.ambiguous_address", count=row.found, address=row.building_address),
                 row.id_number_masked,
             )
 
@@ -373,7 +372,7 @@ def _resident_id(job: Job, position: int, key: bytes, out: dict) -> str | None:
             position,
             "missing_value",
             "id_number",
-            f"id_number is empty (column {job.column('id_number')!r}). Fill it in.",
+            Message("imports.missing_value", name="id_number", column=job.column("id_number")),
         )
         return None
     shown = _mask(raw)
@@ -383,9 +382,7 @@ def _resident_id(job: Job, position: int, key: bytes, out: dict) -> str | None:
             position,
             "number_precision",
             "id_number",
-            f"the ID number ({shown}) was stored as a number, "
-            "which keeps only 15 digits, so its last digits are lost. Format the column as text (in Excel: "
-            "Format Cells › Text) and enter the numbers again.",
+            Message("imports.id_as_number", shown=shown),
             shown,
         )
         return None
@@ -396,7 +393,7 @@ def _resident_id(job: Job, position: int, key: bytes, out: dict) -> str | None:
             position,
             "bad_id_number",
             "id_number",
-            f"the ID number {shown} is not valid. {_id_reason(str(exc))} Correct it.",
+            Message("imports.bad_id_number", shown=shown, reason=_id_reason(exc)),
             shown,
         )
         return None
@@ -413,7 +410,7 @@ def _population_type(job: Job, position: int, code) -> str | None:
             position,
             "missing_value",
             "population_type",
-            "population_type is empty. Fill in registered (户籍) or floating (流动).",
+            Message("imports.missing_population_type"),
             code,
         )
         return None
@@ -422,11 +419,8 @@ def _population_type(job: Job, position: int, code) -> str | None:
     if found is not None:
         return found
     if word in _AMBIGUOUS_POPULATION:
-        reason = (
-            f"{word!r} (usual residents) covers both registered and floating residents; say which one: "
-            "registered (户籍) or floating (流动)."
-        )
+        reason = Message("imports.ambiguous_population_type", word=word)
     else:
-        reason = f"population type {word!r} is unknown: use registered (户籍) or floating (流动)."
+        reason = Message("imports.unknown_population_type", word=word)
     job.report(position, "bad_population_type", "population_type", reason, code)
     return None

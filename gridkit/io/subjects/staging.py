@@ -29,6 +29,7 @@ from gridkit.assign import ENGINE_MIN_POINTS, ENGINE_MIN_POINTS_PER_CELL, assign
 from gridkit.io.subjects.common import LISTED_ROWS
 from gridkit.io.subjects.job import Job
 from gridkit.io.tables import Table
+from gridkit.messages import Message
 from gridkit.models import BaseGridEdition
 
 __all__ = ["KindSpec", "Staged", "stage_file", "report_duplicates", "report_existing", "finish"]
@@ -162,7 +163,7 @@ def stage_file(session: Session, job: Job, spec: KindSpec, *, edition: BaseGridE
 
 
 def report_duplicates(job: Job, staged: Staged, *, kind: str, name: str, what: str) -> None:
-    """Record every row whose key appeared on an earlier row (`what` formats {label})."""
+    """Record every row whose key appeared on an earlier row (`what`: the catalogue key naming it, with {label})."""
     spec = staged.spec
     rows = job.session.execute(
         text(
@@ -178,14 +179,19 @@ def report_duplicates(job: Job, staged: Staged, *, kind: str, name: str, what: s
             row.row_no,
             kind,
             name,
-            f"{what.format(label=row.label)} appears again (first at "
-            f"{job.table.unit} {row.first}). Each may appear once: delete or correct one of the rows.",
+            Message(
+                "imports.duplicate",
+                what=Message(what, label=row.label),
+                first=Message(f"imports.unit.{job.table.unit}", number=row.first),
+            ),
             row.label,
         )
 
 
 def report_existing(job: Job, staged: Staged, *, table: str, column: str, name: str, what: str) -> int:
-    """Record every row whose key is in `table` already (refused unless replacing); return how many."""
+    """Record every row whose key is in `table` already (refused unless replacing); return how many.
+
+    `what` is the catalogue key naming the row's subject, with {label}."""
     spec = staged.spec
     rows = job.session.execute(
         text(
@@ -200,8 +206,7 @@ def report_existing(job: Job, staged: Staged, *, table: str, column: str, name: 
             row.row_no,
             "exists",
             name,
-            f"{what.format(label=row.label)} is already in the database "
-            f"(id {row.id}). Remove the row, or import with --replace to update it.",
+            Message("imports.exists", what=Message(what, label=row.label), id=row.id),
             row.label,
         )
     return len(rows)
