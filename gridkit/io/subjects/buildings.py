@@ -14,6 +14,7 @@ from gridkit.io.subjects.common import _LENGTHS, _MAX_FLOORS, SubjectImportResul
 from gridkit.io.subjects.job import Job
 from gridkit.io.subjects.staging import KindSpec, finish, report_duplicates, report_existing, stage_file
 from gridkit.io.tables import Table
+from gridkit.messages import Message
 from gridkit.rules import SRID
 from gridkit.spatial.bulk import rebuilt_indexes
 
@@ -142,7 +143,7 @@ def _floors(job: Job, position: int, code) -> int | None:
             position,
             "bad_number",
             "floors",
-            f"floors {value!r} is not a whole number from 1 to {_MAX_FLOORS}. Correct it or leave it empty.",
+            Message("imports.bad_floors", value=value, most=_MAX_FLOORS),
             code,
         )
         return None

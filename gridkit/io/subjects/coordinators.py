@@ -18,6 +18,7 @@ from gridkit.io.subjects.common import (
 )
 from gridkit.io.subjects.job import Job
 from gridkit.io.vector import problem
+from gridkit.messages import Message
 from gridkit.models import Coordinator, CoordinatorAssignment, Department, WorkCell, WorkGridVersion
 from gridkit.rules import VersionState
 
@@ -68,8 +69,7 @@ def import_coordinators(
             job.notes.append(
                 problem(
                     "reactivated",
-                    f"{len(reactivated)} coordinators were inactive and are active "
-                    f"again (ids {', '.join(map(str, reactivated))}).",
+                    Message("imports.reactivated", count=len(reactivated), ids=", ".join(map(str, reactivated))),
                 )
             )
         pairs = [{"coordinator_id": ids[p], "work_cell_id": c} for p in people for c in sorted(people[p]["cells"])]
@@ -118,9 +118,11 @@ def _people(job: Job, departments) -> dict[str, dict]:
                 position,
                 "phone_conflict",
                 "name",
-                f"phone {code} is on {job.table.unit} "
-                f"{job.table.numbers[person['position']]} with another name. One phone is one person: "
-                "correct the name or the phone.",
+                Message(
+                    "imports.phone_other_name",
+                    phone=code,
+                    first=Message(f"imports.unit.{job.table.unit}", number=job.table.numbers[person["position"]]),
+                ),
                 code,
             )
             continue
@@ -130,10 +132,14 @@ def _people(job: Job, departments) -> dict[str, dict]:
                     position,
                     "duplicate_row",
                     "dept",
-                    f"the coordinator with phone {code} appears again for "
-                    f"department {dept['code']} (first at {job.table.unit} "
-                    f"{job.table.numbers[seen_dept[phone, dept['code']]]}). Put all their work cells of "
-                    "one department in one row.",
+                    Message(
+                        "imports.coordinator_again",
+                        phone=code,
+                        dept=dept["code"],
+                        first=Message(
+                            f"imports.unit.{job.table.unit}", number=job.table.numbers[seen_dept[phone, dept["code"]]]
+                        ),
+                    ),
                     code,
                 )
                 continue
@@ -161,8 +167,7 @@ def _people_in_db(job: Job, people: dict[str, dict]) -> dict[str, list]:
                 person["position"],
                 "phone_conflict",
                 "phone",
-                f"{len(found)} coordinators in the database "
-                f"have phone {code} (ids {', '.join(str(r.id) for r in found)}). Merge them first.",
+                Message("imports.phone_shared", count=len(found), phone=code, ids=", ".join(str(r.id) for r in found)),
                 code,
             )
         elif found and found[0].name != person["name"]:
@@ -170,9 +175,7 @@ def _people_in_db(job: Job, people: dict[str, dict]) -> dict[str, list]:
                 person["position"],
                 "phone_conflict",
                 "name",
-                f"phone {code} belongs to another coordinator "
-                f"in the database (id {found[0].id}) with a different name. One phone is one person: "
-                "correct the name or the phone.",
+                Message("imports.phone_in_db", phone=code, id=found[0].id),
                 code,
             )
     return in_db
@@ -207,16 +210,16 @@ def _departments(session: Session) -> dict:
 def _department(job: Job, position: int, departments: dict) -> dict | None:
     value = job.value(position, "dept")
     if value is None:
-        job.report(position, "missing_value", "dept", "dept is empty. Fill in the department code (or name).")
+        job.report(position, "missing_value", "dept", Message("imports.missing_dept"))
         return None
     dept = departments.get(value)
     if dept is None:
-        known = ", ".join(sorted(k for k, v in departments.items() if k == v["code"])) or "none yet"
+        known = ", ".join(sorted(k for k, v in departments.items() if k == v["code"])) or Message("imports.none_yet")
         job.report(
             position,
             "unknown_department",
             "dept",
-            f"department {value!r} is unknown. Known department codes: {known} (gridkit dept list).",
+            Message("imports.unknown_department", value=value, known=known),
         )
         return None
     if dept["version"] is None:
@@ -224,8 +227,7 @@ def _department(job: Job, position: int, departments: dict) -> dict | None:
             position,
             "no_published_version",
             "dept",
-            f"department {dept['code']} has no published work "
-            "grid, so its work cells cannot be assigned yet. Publish its work grid first.",
+            Message("imports.no_published_version", dept=dept["code"]),
         )
         return None
     return dept
@@ -238,7 +240,7 @@ def _work_cells(job: Job, position: int, dept: dict | None) -> set[int]:
             position,
             "missing_value",
             "work_cells",
-            "work_cells is empty. List the work cell codes this person covers, separated by ';'.",
+            Message("imports.missing_work_cells"),
         )
         return set()
     codes = [c for c in _WORK_CELL_SEPARATORS.split(value) if c]
@@ -250,8 +252,6 @@ def _work_cells(job: Job, position: int, dept: dict | None) -> set[int]:
             position,
             "unknown_work_cell",
             "work_cells",
-            f"work cells {', '.join(unknown)} are not in the "
-            f"current published work grid of department {dept['code']}. Correct the codes, or publish the "
-            "work grid version that has them first.",
+            Message("imports.unknown_work_cells", cells=", ".join(unknown), dept=dept["code"]),
         )
     return {dept["cells"][c] for c in codes if c in dept["cells"]}

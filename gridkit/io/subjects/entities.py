@@ -12,6 +12,7 @@ from gridkit.io.subjects.common import _LENGTHS, SubjectImportResult
 from gridkit.io.subjects.job import Job
 from gridkit.io.subjects.staging import KindSpec, Staged, finish, report_duplicates, report_existing, stage_file
 from gridkit.io.tables import Table
+from gridkit.messages import Message
 from gridkit.rules import SRID
 from gridkit.spatial.bulk import rebuilt_indexes
 from gridkit.standard.ids import validate_credit_code
@@ -142,7 +143,7 @@ def _credit_code(job: Job, position: int) -> str | None:
             position,
             "missing_value",
             "credit_code",
-            f"credit_code is empty (column {job.column('credit_code')!r}). Fill it in.",
+            Message("imports.missing_value", name="credit_code", column=job.column("credit_code")),
         )
         return None
     if job.lossy(position, "credit_code"):
@@ -150,15 +151,15 @@ def _credit_code(job: Job, position: int) -> str | None:
             position,
             "number_precision",
             "credit_code",
-            f"the credit code ({raw}) was stored as a number, "
-            "which keeps only 15 digits. Format the column as text and enter the codes again.",
+            Message("imports.credit_code_as_number", raw=raw),
             raw,
         )
         return None
     try:
         return validate_credit_code(raw)
     except ValueError as exc:
+        reason = Message(f"error.{exc.code}", **exc.params) if hasattr(exc, "code") else str(exc)
         job.report(
-            position, "bad_credit_code", "credit_code", f"credit code {raw!r} is not valid. {exc} Correct it.", raw
+            position, "bad_credit_code", "credit_code", Message("imports.bad_credit_code", raw=raw, reason=reason), raw
         )
         return None

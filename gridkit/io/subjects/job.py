@@ -125,10 +125,6 @@ class Job:
             self.geometry_problem_all = True
         self.problems.extend(p for p in chunk.problems if p["kind"] not in ("null_geometry", "empty_geometry"))
 
-    def where_row(self, number: int) -> str:
-        """Return 'file.csv, line 7' for the row the user numbers `number`."""
-        return f"{self.display}, {self.table.unit} {number}"
-
     def report_row(self, number: int, kind: str, name: str | None, message: Message, code=None) -> None:
         """Record a problem of the row numbered `number` (found after its chunk, e.g. in SQL)."""
         self.problems.append(
