@@ -50,7 +50,9 @@ class Job:
         try:
             self.stream = open_table(path, encoding=encoding, sheet=sheet, layer=layer, src_crs=src_crs)
         except TableReadError as exc:
-            raise SubjectImportRefused(exc.message, problems=exc.problems, notes=exc.notes, source=exc.source) from None
+            raise SubjectImportRefused(
+                exc.code, problems=exc.problems, notes=exc.notes, source=exc.source, **exc.params
+            ) from None
         self.table: Table = self.stream.header
         self.rows = 0
         self.source = self.table.source
