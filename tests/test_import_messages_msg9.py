@@ -55,6 +55,8 @@ def test_refused_csv_import_is_reported_in_chinese_and_in_english(fresh_settings
     assert "楼栋.csv 第 4 行：楼栋编码 B001 重复出现（首次出现在第 2 行）" in text
     assert "楼栋.csv 第 5 行：有 6 个单元格，但表头只有 5 列" in text
     listed = text.split("问题 problems (3):")[1]
+    # The refusal itself is in the reader's language too (the JSON summary keeps the code).
+    assert document["summary"]["refused"] is True and "未导入" in document["summary"]["message"]
     assert "appears again" not in listed and "is not a whole number" not in listed
     messages = {r[4]: r[5] for r in rows[1:] if r[0] == "problem"}
     assert messages["duplicate_code"].startswith("楼栋.csv 第 4 行：楼栋编码 B001 重复出现")

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from sqlalchemy.orm import Session
 
 from gridkit import db
-from gridkit.cli import output, say
+from gridkit.cli import cli_language, output, say
 from gridkit.config import Settings
 from gridkit.errors import GridkitError, ValidationError
 from gridkit.io.report import write_report
@@ -39,7 +39,7 @@ def run_import(settings: Settings, name: str, work: Callable[[Session], object])
             name,
             exc.problems,
             getattr(exc, "notes", []),
-            {"refused": True, "code": exc.code, "message": exc.message},
+            {"refused": True, "code": exc.code, "message": exc.render(cli_language())},
         )
         raise ValidationError(
             "cli.import_refused",

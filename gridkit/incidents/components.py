@@ -13,6 +13,7 @@ from gridkit.errors import ValidationError
 from gridkit.grids.base import current_edition
 from gridkit.io.tables import TableReadError, read_table
 from gridkit.io.vector import problem
+from gridkit.messages import Message
 from gridkit.models import Component, IncidentCategory
 from gridkit.rules import SRID
 from gridkit.standard.components import component_category
@@ -38,7 +39,7 @@ def _read(path, **options):
         return read_table(path, **options)
     except TableReadError as exc:
         raise ValidationError(
-            "component.unreadable", file=str(path), reason=exc.message, problems=exc.problems
+            "component.unreadable", file=str(path), reason=Message(exc.key, **exc.params), problems=exc.problems
         ) from None
 
 
