@@ -45,7 +45,8 @@ def advance_demo_cases(session: Session, supervisor: Actor) -> dict[str, int]:
     counts: dict[str, int] = {}
     for n, case in enumerate(cases):
         _advance(session, case, FATES[n % len(FATES)], SEVERITIES[n % len(SEVERITIES)], supervisor)
-        counts[case.status] = counts.get(case.status, 0) + 1
+        state = str(case.status)
+        counts[state] = counts.get(state, 0) + 1
     session.flush()
     return counts
 
