@@ -58,37 +58,28 @@ def _decode_csv(data: bytes, forced: str | None, source: dict, notes: list, prob
         if codec == "utf-8" and data.startswith(codecs.BOM_UTF8):
             codec = "utf-8-sig"
         source.update(encoding=codecs.lookup(codec).name.upper(), encoding_source="given")
-        try:
-            return data.decode(codec)
-        except UnicodeDecodeError:
-            _undecodable(
-                problems,
-                display,
-                _bad_lines(data, codec),
-                Message("imports.said.given", encoding=forced),
-                Message("imports.advice.given"),
-            )
-            return data.decode(codec, "replace")
+        said = Message("imports.said.given", encoding=forced)
+        return _decode_as(data, codec, problems, display, said, Message("imports.advice.given"))
     for bom, codec in _BOMS:
         if data.startswith(bom):
             source.update(encoding=codecs.lookup(codec).name.upper(), encoding_source="byte order mark")
-            try:
-                return data.decode(codec)
-            except UnicodeDecodeError:
-                _undecodable(
-                    problems,
-                    display,
-                    _bad_lines(data, codec),
-                    Message("imports.said.bom", encoding=codec.upper()),
-                    Message("imports.advice.bom"),
-                )
-                return data.decode(codec, "replace")
+            said = Message("imports.said.bom", encoding=codec.upper())
+            return _decode_as(data, codec, problems, display, said, Message("imports.advice.bom"))
     try:
         text = data.decode("utf-8")
         source.update(encoding="UTF-8", encoding_source="detected")
         return text
     except UnicodeDecodeError:
         return _decode_not_utf8(data, source, notes, problems)
+
+
+def _decode_as(data: bytes, codec: str, problems: list, display: str, said: Message, advice: Message) -> str:
+    """Return the text in `codec`; lines it cannot decode become problems and are decoded with replacements."""
+    try:
+        return data.decode(codec)
+    except UnicodeDecodeError:
+        _undecodable(problems, display, _bad_lines(data, codec), said, advice)
+        return data.decode(codec, "replace")
 
 
 def _undecodable(problems: list, display: str, lines, said: Message, advice: Message) -> None:
