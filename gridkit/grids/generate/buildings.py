@@ -28,36 +28,44 @@ def as_geometries(buildings) -> np.ndarray:
 
 
 def building_parts(
-    cells: np.ndarray, buildings: np.ndarray, *, valid: bool = False
+    cells: np.ndarray, buildings: np.ndarray, *, valid: bool = False, points: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Return (building, cell, part) for every building and cell that share something.
 
     `part` is the area of the footprint inside the cell (0 pairs dropped), or 1 for a point the
-    cell covers. Footprints wholly inside a cell skip the intersection, as assignment does.
-    valid=True: the footprints are known to be valid (not checked again).
+    cell covers. A footprint wholly inside a cell is that cell's alone (no intersection, as
+    assignment does); only footprints covered by no cell are intersected. valid=True: the
+    footprints are known to be valid (not checked again). `points`: an interior point (x, y) of
+    each building (point_on_surface), when known already.
     """
     empty = np.empty(0, int), np.empty(0, int), np.empty(0)
     if not len(cells) or not len(buildings):
         return empty
+    # Candidates by box, then predicates with the cells prepared (each cell meets many buildings).
     shapely.prepare(cells)
-    tree = shapely.STRtree(cells)
-    b, c = tree.query(buildings, predicate="intersects")
+    b, c = shapely.STRtree(cells).query(buildings)
     if not len(b):
         return empty
-    point = shapely.get_type_id(buildings) == 0
-    part = np.ones(len(b))
-    polys = ~point[b]
-    if polys.any():
-        fb, fc = buildings[b[polys]], cells[c[polys]]
-        covered = shapely.covers(fc, fb)
-        area = shapely.area(fb)
-        partial = ~covered
-        if partial.any():
-            pieces = fb[partial]
-            if not valid:
-                pieces = np.where(shapely.is_valid(pieces), pieces, shapely.make_valid(pieces))
-            area[partial] = shapely.area(shapely.intersection(fc[partial], pieces))
-        part[polys] = area
+    if points is None:
+        points = shapely.get_coordinates(shapely.point_on_surface(buildings)).reshape(-1, 2)
+    fb, fc = buildings[b], cells[c]
+    point = shapely.get_type_id(fb) == 0
+    part = np.zeros(len(b))
+    # A cell covering a footprint holds its interior point; only those pairs are tested for covers.
+    at = np.nonzero(shapely.intersects_xy(fc, points[b, 0], points[b, 1]))[0]
+    part[at[point[at]]] = 1.0
+    at = at[~point[at]]
+    covering = at[shapely.covers(fc[at], fb[at])]
+    part[covering] = shapely.area(fb[covering])
+    covered = np.zeros(len(buildings), dtype=bool)
+    covered[b[covering]] = True
+    rest = np.nonzero(~point & ~covered[b])[0]
+    rest = rest[shapely.intersects(fc[rest], fb[rest])]
+    if len(rest):
+        pieces = fb[rest]
+        if not valid:
+            pieces = np.where(shapely.is_valid(pieces), pieces, shapely.make_valid(pieces))
+        part[rest] = shapely.area(shapely.intersection(fc[rest], pieces))
     keep = part > 0
     return b[keep], c[keep], part[keep]
 

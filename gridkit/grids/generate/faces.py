@@ -46,7 +46,9 @@ class Faces:
     def _measure_buildings(self, parent_face: np.ndarray | None = None) -> None:
         """Find each building's parts in the faces: again only in faces a cut has split, when known."""
         if parent_face is None or getattr(self, "part_b", None) is None:
-            self.part_b, self.part_f, self.part_area = building_parts(self.faces, self.buildings, valid=True)
+            self.part_b, self.part_f, self.part_area = building_parts(
+                self.faces, self.buildings, valid=True, points=self.points
+            )
             # A footprint mostly outside the community belongs to a cell there, not here.
             inside = np.bincount(self.part_b, weights=self.part_area, minlength=len(self.buildings))
             point = shapely.get_type_id(self.buildings) == 0 if len(self.buildings) else np.empty(0, bool)
@@ -59,7 +61,7 @@ class Faces:
         kept = new_of_old[self.part_f] >= 0
         split_faces = np.nonzero(~whole)[0]
         redo = np.unique(self.part_b[~kept])
-        b, f, area = building_parts(self.faces[split_faces], self.buildings[redo], valid=True)
+        b, f, area = building_parts(self.faces[split_faces], self.buildings[redo], valid=True, points=self.points[redo])
         self.part_b = np.concatenate([self.part_b[kept], redo[b]])
         self.part_f = np.concatenate([new_of_old[self.part_f[kept]], split_faces[f]])
         self.part_area = np.concatenate([self.part_area[kept], area])

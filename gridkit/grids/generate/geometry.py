@@ -15,6 +15,12 @@ CUT_CLEARANCE_M = 1.0
 ON_ROAD_M = 1e-3
 
 
+def unique(values: np.ndarray) -> np.ndarray:
+    """Return the sorted distinct values (np.unique by sorting: faster than its hashing for plain integers)."""
+    values = np.sort(values)
+    return values[np.r_[True, values[1:] != values[:-1]]] if len(values) else values
+
+
 def polygonal(geom):
     """Return the polygon parts of geom as one Polygon or MultiPolygon (empty Polygon if none)."""
     parts = [p for p in shapely.get_parts(geom) if isinstance(p, Polygon) and not p.is_empty]
@@ -68,31 +74,74 @@ def face_segments(faces: np.ndarray):
 
 
 class LineIndex:
-    """An STRtree over the single segments of some lines: a point near a long line is found by the
-    few segments whose boxes meet it, not by measuring its distance to the whole line."""
+    """The single segments of some lines in a grid of square buckets (numpy only): a point near a long
+    line is found by the few segments in its bucket, not by measuring its distance to the whole
+    line, and no geometry object is made per point or segment."""
+
+    BUCKET_M = 10.0
 
     def __init__(self, lines):
         lines = np.asarray(lines, dtype=object)
         coords, line = shapely.get_coordinates(lines, return_index=True)
         inner = line[1:] == line[:-1]
         self.line_of = line[:-1][inner]
-        self.tree = shapely.STRtree(shapely.linestrings(np.stack([coords[:-1][inner], coords[1:][inner]], axis=1)))
+        self.a, self.b = coords[:-1][inner], coords[1:][inner]
+        self.n_lines = int(self.line_of.max()) + 1 if len(self.line_of) else 0
+        lo, hi = np.minimum(self.a, self.b), np.maximum(self.a, self.b)
+        self.origin = lo.min(axis=0) if len(lo) else np.zeros(2)
+        first, last = self._bucket(lo), self._bucket(hi)
+        self.shape = (last.max(axis=0) + 1) if len(last) else np.ones(2, dtype=np.int64)
+        segment, cx, cy = _expand(first, last)
+        keys = cx * self.shape[1] + cy
+        order = np.argsort(keys, kind="stable")
+        self.keys, self.segment = keys[order], segment[order]
 
-    def near(self, points: np.ndarray, distance: float) -> tuple[np.ndarray, np.ndarray]:
-        """Return (point, line) index pairs, each once: points within `distance` of a line."""
-        point, segment = self.tree.query(points, predicate="dwithin", distance=distance)
-        if not len(point):
-            return point, segment
-        n_lines = int(self.line_of.max()) + 1
-        keys = np.unique(point.astype(np.int64) * n_lines + self.line_of[segment])
-        return keys // n_lines, keys % n_lines
+    def _bucket(self, xy: np.ndarray) -> np.ndarray:
+        return np.floor((xy - self.origin) / self.BUCKET_M).astype(np.int64)
+
+    def near(self, points, distance: float) -> tuple[np.ndarray, np.ndarray]:
+        """Return (point, line) index pairs, each once: points (geometries or x, y rows) near a line (≤ distance)."""
+        xy = np.asarray(points)
+        if xy.dtype == object:
+            xy = shapely.get_coordinates(xy)
+        xy = xy.reshape(-1, 2).astype(float)
+        empty = np.empty(0, int)
+        if not len(xy) or not len(self.keys):
+            return empty, empty
+        first = np.maximum(self._bucket(xy - distance), 0)
+        last = np.minimum(self._bucket(xy + distance), self.shape - 1)
+        ok = (first <= last).all(axis=1)
+        point, cx, cy = _expand(first[ok], last[ok])
+        point = np.nonzero(ok)[0][point]
+        keys = cx * self.shape[1] + cy
+        start = np.searchsorted(self.keys, keys, side="left")
+        count = np.searchsorted(self.keys, keys, side="right") - start
+        point = np.repeat(point, count)
+        segment = self.segment[np.repeat(start - np.cumsum(count) + count, count) + np.arange(count.sum())]
+        a, b, p = self.a[segment], self.b[segment], xy[point]
+        d = b - a
+        span = np.einsum("ij,ij->i", d, d)
+        t = np.clip(np.einsum("ij,ij->i", p - a, d) / np.where(span > 0, span, 1.0), 0.0, 1.0)
+        gap = p - (a + t[:, None] * d)
+        close = np.einsum("ij,ij->i", gap, gap) <= distance * distance
+        keys = unique(point[close].astype(np.int64) * self.n_lines + self.line_of[segment[close]])
+        return keys // self.n_lines, keys % self.n_lines
+
+
+def _expand(first: np.ndarray, last: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return (row, x, y) for every bucket of every row's range of buckets first..last (inclusive)."""
+    width = last[:, 0] - first[:, 0] + 1
+    count = width * (last[:, 1] - first[:, 1] + 1)
+    row = np.repeat(np.arange(len(first)), count)
+    k = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
+    return row, first[row, 0] + k % width[row], first[row, 1] + k // width[row]
 
 
 def segments_on(p: np.ndarray, q: np.ndarray, index: LineIndex | None) -> tuple[np.ndarray, np.ndarray]:
     """Return (segment, line) index pairs: segments whose midpoint lies on a line of the LineIndex."""
     if index is None or not len(p):
         return np.empty(0, int), np.empty(0, int)
-    return index.near(shapely.points((p + q) / 2), ON_ROAD_M)
+    return index.near((p + q) / 2, ON_ROAD_M)
 
 
 def face_adjacency(faces: np.ndarray, major=None):
