@@ -137,6 +137,38 @@ def _expand(first: np.ndarray, last: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return row, first[row, 0] + k % width[row], first[row, 1] + k // width[row]
 
 
+class Polylines:
+    """Lines as numpy vertex arrays: points and directions at distances along them, many at once
+    and without a geometry object per point."""
+
+    def __init__(self, lines):
+        lines = np.asarray(lines, dtype=object)
+        self.coords, owner = shapely.get_coordinates(lines, return_index=True)
+        rows = np.arange(len(lines))
+        self.start = np.searchsorted(owner, rows)
+        self.end = np.searchsorted(owner, rows, side="right")
+        step = np.hypot(*np.diff(self.coords, axis=0).T)
+        step[owner[1:] != owner[:-1]] = 0.0  # no length between the last vertex of a line and the next line
+        self.cum = np.concatenate([[0.0], np.cumsum(step)])
+        self.length = self.cum[np.maximum(self.end - 1, self.start)] - self.cum[self.start]
+
+    def point_at(self, line: np.ndarray, distance: np.ndarray) -> np.ndarray:
+        """Return the (x, y) of the points at `distance` along lines `line` (clamped to the line, as GEOS does)."""
+        key = self.cum[self.start[line]] + np.clip(distance, 0.0, self.length[line])
+        k = np.clip(np.searchsorted(self.cum, key, side="right") - 1, self.start[line], self.end[line] - 2)
+        span = self.cum[k + 1] - self.cum[k]
+        t = np.clip((key - self.cum[k]) / np.where(span > 0, span, 1.0), 0.0, 1.0)
+        return self.coords[k] + t[:, None] * (self.coords[k + 1] - self.coords[k])
+
+    def direction(self, line: np.ndarray, distance: np.ndarray) -> np.ndarray:
+        """Return unit vectors along lines `line` at `distance`: from a metre before to a metre after."""
+        d = self.point_at(line, np.minimum(distance + 1.0, self.length[line])) - self.point_at(
+            line, np.maximum(distance - 1.0, 0.0)
+        )
+        norm = np.hypot(d[:, 0], d[:, 1])
+        return d / np.where(norm > 0, norm, 1.0)[:, None]
+
+
 def segments_on(p: np.ndarray, q: np.ndarray, index: LineIndex | None) -> tuple[np.ndarray, np.ndarray]:
     """Return (segment, line) index pairs: segments whose midpoint lies on a line of the LineIndex."""
     if index is None or not len(p):

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import shapely
 
+from gridkit.grids.generate.geometry import Polylines
+
 # Two carriageways of one road (same name or ref) are treated as one road when they run parallel
 # (directions within CARRIAGEWAY_ANGLE_DEG) at most CARRIAGEWAY_GAP_M apart.
 CARRIAGEWAY_GAP_M = 60.0
@@ -239,22 +241,24 @@ def _parallel_runs(
     parts: np.ndarray, candidates: list[tuple[int, int]], gap_m: float, step_m: float = CARRIAGEWAY_STEP_M
 ) -> np.ndarray:
     """Return, for each candidate pair (a, b), the length of a along which b runs parallel (as parallel_run)."""
-    a = parts[[i for i, _ in candidates]]
-    b = parts[[j for _, j in candidates]]
-    counts = np.maximum(np.floor((shapely.length(a) - step_m / 2) / step_m).astype(int) + 1, 0)
-    counts[shapely.length(a) < step_m] = 0
+    lines = Polylines(parts)
+    a = np.array([i for i, _ in candidates])
+    b = np.array([j for _, j in candidates])
+    length = lines.length[a]
+    counts = np.maximum(np.floor((length - step_m / 2) / step_m).astype(int) + 1, 0)
+    counts[length < step_m] = 0
     owner = np.repeat(np.arange(len(candidates)), counts)
-    along = np.concatenate([np.arange(n) * step_m + step_m / 2 for n in counts]) if counts.sum() else np.empty(0)
+    along = (np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)) * step_m + step_m / 2
     la, lb = a[owner], b[owner]
-    points = shapely.line_interpolate_point(la, along)
-    near = shapely.distance(points, lb)
+    points = shapely.points(lines.point_at(la, along))
+    near = shapely.distance(points, parts[lb])
     ok = (near > 0.5) & (near <= gap_m)
     on_b = np.zeros(len(along))
-    on_b[ok] = shapely.line_locate_point(lb[ok], points[ok])  # only where b is near: the rest is out anyway
-    ok &= (on_b > 0.5) & (on_b < shapely.length(lb) - 0.5)
+    on_b[ok] = shapely.line_locate_point(parts[lb[ok]], points[ok])  # only where b is near: the rest is out anyway
+    ok &= (on_b > 0.5) & (on_b < lines.length[lb] - 0.5)
     cos = np.zeros(len(along))
     if ok.any():
-        cos[ok] = np.abs(np.einsum("ij,ij->i", _directions(la[ok], along[ok]), _directions(lb[ok], on_b[ok])))
+        cos[ok] = np.abs(np.einsum("ij,ij->i", lines.direction(la[ok], along[ok]), lines.direction(lb[ok], on_b[ok])))
     ok &= cos >= np.cos(np.radians(CARRIAGEWAY_ANGLE_DEG))
     return np.bincount(owner[ok], minlength=len(candidates)) * step_m
 
@@ -328,6 +332,10 @@ def median_connectors(
     parallel = cos >= np.cos(np.radians(CARRIAGEWAY_ANGLE_DEG))
     p = shapely.get_coordinates(starts[parallel])
     q = shapely.get_coordinates(shapely.line_interpolate_point(far[parallel], on_far_at[parallel]))
+    # The same street end is found once per carriageway piece and pair it touches: one copy is enough.
+    _, first = np.unique(np.round(np.hstack([p, q]), 3), axis=0, return_index=True)
+    first = np.sort(first)
+    p, q = p[first], q[first]
     direction = (q - p) / np.hypot(*(q - p).T)[:, None]
     return list(shapely.linestrings(np.stack([p, q + direction], axis=1)))
 
