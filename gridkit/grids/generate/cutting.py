@@ -378,22 +378,31 @@ class _Generator(Faces, Splitting):
             root = jumped
 
     def _merge_pass(self, st: _Stats, parent: dict, across_major: bool) -> None:
-        heap = [(self._size(st, g), st.area[g], g) for g in st.area if self._below(st, g)]
+        size_of = st.count if self.target.measure == "buildings" else st.area
+        area, shared, major = st.area, st.shared, st.major
+        minimum, cap = self.target.min, self.straddle_max_m2
+        heap = [(size_of[g], area[g], g) for g in area if self._below(st, g)]
         heapq.heapify(heap)
         while heap:
             size, a, g = heapq.heappop(heap)
-            if g in parent or (self._size(st, g), st.area[g]) != (size, a) or not self._below(st, g):
+            if g in parent or size_of[g] != size or area[g] != a or not self._below(st, g):
                 continue
             free = self._free(st, g)
-            candidates = [h for h in st.shared[g] if self._may_merge(st, g, h, across_major, free)]
+            if free:  # merges across anything: every neighbour is a candidate
+                candidates = list(shared[g])
+            else:  # _may_merge, inline: this loop is the hot part of generation
+                along = major[g]
+                candidates = [
+                    h
+                    for h in shared[g]
+                    if along[h] < STRADDLE_M
+                    or self._is_water(st, h)
+                    or (across_major and size_of[h] < minimum and not self._road_land(st, h) and a + area[h] <= cap)
+                ]
             if not candidates:
                 continue
-            if len(candidates) == 1:
-                h = candidates[0]
-            else:
-                mine = (self._is_water(st, g), self._road_land(st, g), self._size(st, g))
-                h = max(candidates, key=lambda h, g=g, mine=mine: self._preference(st, g, h, mine))
-            if st.major[g][h] >= STRADDLE_M and not (free or self._is_water(st, h)):
+            h = candidates[0] if len(candidates) == 1 else self._preferred(st, g, candidates)
+            if major[g][h] >= STRADDLE_M and not (free or self._is_water(st, h)):
                 self._note_straddle(st, g, h)
             st.merge(g, h)
             parent[g] = h
@@ -402,30 +411,31 @@ class _Generator(Faces, Splitting):
             self.elongated.pop(h, None)
             self.merges += 1
             if self._below(st, h):
-                heapq.heappush(heap, (self._size(st, h), st.area[h], h))
+                heapq.heappush(heap, (size_of[h], area[h], h))
 
-    def _preference(self, st: _Stats, g: int, h: int, mine: tuple) -> tuple:
-        """Return how much g prefers merging into h (larger is better; see the module docstring).
-
-        `mine`: g's (is water, is road land, size), the same for every h.
-        """
-        water, road_land, size = mine
-        fits = size + self._size(st, h) <= self.target.max
-        merged = (
-            4
-            * math.pi
-            * (st.area[g] + st.area[h])
-            / max(st.perimeter[g] + st.perimeter[h] - 2 * st.shared[g][h], 1e-9) ** 2
-        )
-        minor = st.shared[g][h] - st.major[g][h]
-        return (
-            self._is_water(st, h) == water,
-            not (road_land and self._road_land(st, h)),
-            fits,
-            merged >= MIN_COMPACTNESS,
-            minor + 0.1 * st.major[g][h],
-            -h,
-        )
+    def _preferred(self, st: _Stats, g: int, candidates: list) -> int:
+        """Return the neighbour g prefers to merge into, by (in this order, larger is better): water with
+        water, not road land into road land, the merge fits the maximum, the merged group is compact
+        enough, length shared along minor roads (major roads count a tenth), then the smallest label."""
+        size_of = st.count if self.target.measure == "buildings" else st.area
+        area, perimeter, water_area = st.area, st.perimeter, st.water_area
+        water, road_land, size = self._is_water(st, g), self._road_land(st, g), size_of[g]
+        area_g, perimeter_g, shared_g, major_g = area[g], perimeter[g], st.shared[g], st.major[g]
+        best, best_key = None, None
+        for h in candidates:
+            shared, major = shared_g[h], major_g[h]
+            merged = 4 * math.pi * (area_g + area[h]) / max(perimeter_g + perimeter[h] - 2 * shared, 1e-9) ** 2
+            key = (
+                (water_area.get(h, 0.0) > 0.5 * area[h]) == water,  # _is_water(h)
+                not (road_land and self._road_land(st, h)),
+                size + size_of[h] <= self.target.max,
+                merged >= MIN_COMPACTNESS,
+                shared - major + 0.1 * major,
+                -h,
+            )
+            if best_key is None or key > best_key:
+                best, best_key = h, key
+        return best
 
     def _note_straddle(self, st: _Stats, g: int, h: int) -> None:
         """Note that the merged cell straddles the major roads between g and h, and why."""
