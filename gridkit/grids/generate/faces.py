@@ -17,7 +17,7 @@ import numpy as np
 import shapely
 
 from gridkit.grids.generate.buildings import building_parts, owners
-from gridkit.grids.generate.geometry import LineIndex, face_adjacency, face_segments, segments_on, split_faces
+from gridkit.grids.generate.geometry import face_adjacency, face_segments, segments_on, split_faces
 
 # A face is land between two carriageways when each of them runs along this share of its outline.
 MEDIAN_SHARE = 0.3
@@ -41,7 +41,12 @@ class Faces:
             self._measure_buildings()
         else:  # an area target needs the building parts only for the final counts
             self.part_b = None
-        self.adj_i, self.adj_j, self.adj_len, self.adj_major, self.adj_lines = face_adjacency(self.faces, self.major)
+        # Every segment of every face, and which lie on major roads: for adjacency and for median land.
+        segments = face_segments(self.faces)
+        self.on_major = (*segments, *segments_on(segments[0], segments[1], self.major))
+        self.adj_i, self.adj_j, self.adj_len, self.adj_major, self.adj_lines = face_adjacency(
+            self.faces, self.major, segments=(*segments, self.on_major[4:])
+        )
 
     def _measure_buildings(self, parent_face: np.ndarray | None = None) -> None:
         """Find each building's parts in the faces: again only in faces a cut has split, when known."""
@@ -83,21 +88,12 @@ class Faces:
     def _median_faces(self) -> np.ndarray:
         """Return which faces lie between two carriageways of one road (see MEDIAN_SHARE)."""
         median = np.zeros(len(self.faces), dtype=bool)
+        segments, self.on_major = self.on_major, None  # measured with the faces; needed only here
         if not self.pairs or not len(self.faces):
             return median
-        used = np.array(sorted({i for pair in self.pairs for i in (pair.a, pair.b)}))
-        lines = [self.major_parts[i] for i in used]
-        # Only the outlines of faces whose box meets the boxes of both carriageways of a pair are
-        # looked at segment by segment.
-        line_of, face_of = shapely.STRtree(self.faces).query(lines)
-        boxed: dict[int, set] = defaultdict(set)
-        for k, f in zip(used[line_of].tolist(), face_of.tolist()):
-            boxed[k].add(f)
-        near = np.array(sorted(set().union(*(boxed[pair.a] & boxed[pair.b] for pair in self.pairs))), dtype=int)
-        p, q, face, length = face_segments(self.faces[near])
-        seg, line = segments_on(p, q, LineIndex(lines))
+        _, _, face, length, seg, line = segments
         n = len(self.faces)
-        keys, inverse = np.unique(used[line].astype(np.int64) * n + near[face[seg]], return_inverse=True)
+        keys, inverse = np.unique(line.astype(np.int64) * n + face[seg], return_inverse=True)
         sums = np.bincount(inverse.ravel(), weights=length[seg], minlength=len(keys))
         on: dict[int, dict[int, float]] = defaultdict(dict)  # line → face → length along it
         for key, total in zip(keys.tolist(), sums.tolist()):

@@ -176,17 +176,18 @@ def segments_on(p: np.ndarray, q: np.ndarray, index: LineIndex | None) -> tuple[
     return index.near((p + q) / 2, ON_ROAD_M)
 
 
-def face_adjacency(faces: np.ndarray, major=None):
+def face_adjacency(faces: np.ndarray, major=None, segments=None):
     """Return (i, j, shared length, shared length along major roads, (pair, line)) for faces sharing edges.
 
     Faces from one noded polygonize share their edges exactly (same vertex coordinates), so shared
     edges are found by matching segments, without any geometric tolerance. `major` is a LineIndex
     of major road lines (or None); (pair, line) lists which major line runs along which pair.
+    `segments`: the faces' face_segments and segments_on(…, major) for all of them, when known.
     """
     empty = np.empty(0, int)
     if len(faces) == 0:
         return empty, empty, np.empty(0), np.empty(0), (empty, empty)
-    p, q, face, length = face_segments(faces)
+    p, q, face, length, on = segments if segments is not None else (*face_segments(faces), None)
     # Equal segments (same two vertices) are next to each other once sorted by their coordinates.
     order = np.lexsort((q[:, 1], q[:, 0], p[:, 1], p[:, 0]))
     ps, qs = p[order], q[order]
@@ -201,7 +202,13 @@ def face_adjacency(faces: np.ndarray, major=None):
         return fi, fj, np.empty(0), np.empty(0), (empty, empty)
     # Only shared segments are tested against the major roads: a point per shared segment.
     on_major = np.zeros(len(seg))
-    hit, line = segments_on(p[seg], q[seg], major)
+    if on is None:
+        hit, line = segments_on(p[seg], q[seg], major)
+    else:  # the hits among all segments, as positions in seg (a segment is shared by two faces at most)
+        position = np.full(len(p), -1)
+        position[seg] = np.arange(len(seg))
+        shared = position[on[0]] >= 0
+        hit, line = position[on[0][shared]], on[1][shared]
     on_major[np.unique(hit)] = length[seg][np.unique(hit)]
     n = len(faces)
     keys, inv = np.unique(fi.astype(np.int64) * n + fj, return_inverse=True)
