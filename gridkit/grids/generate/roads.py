@@ -277,15 +277,21 @@ def carriageway_pairs(
         for key in {name, ref} - {None}:
             by_key.setdefault(key, []).append(i)
     parts_array = np.asarray(parts, dtype=object)
-    named = [{name, ref} - {None} for name, ref in keys]
-    # Boxes within gap_m first (cheap), then the name or ref, then the distance of the lines themselves.
-    minx, miny, maxx, maxy = shapely.bounds(parts_array).T
-    grown = shapely.box(minx - gap_m, miny - gap_m, maxx + gap_m, maxy + gap_m)
-    x, y = shapely.STRtree(parts_array).query(grown)
-    pairs = [(i, j) for i, j in zip(x.tolist(), y.tolist()) if i < j and named[i] & named[j]]
-    if not pairs:
+    # Parts sharing a name or ref first, then boxes within gap_m, then the distance of the lines themselves.
+    same = {(i, j) for members in by_key.values() for k, i in enumerate(members) for j in members[k + 1 :]}
+    if not same:
         return []
-    i, j = np.array(pairs).T
+    i, j = np.array(sorted(same)).T
+    minx, miny, maxx, maxy = shapely.bounds(parts_array).T
+    boxed = (
+        (minx[j] <= maxx[i] + gap_m)
+        & (maxx[j] >= minx[i] - gap_m)
+        & (miny[j] <= maxy[i] + gap_m)
+        & (maxy[j] >= miny[i] - gap_m)
+    )
+    i, j = i[boxed], j[boxed]
+    if not len(i):
+        return []
     close = shapely.distance(parts_array[i], parts_array[j]) <= gap_m
     candidates = sorted(zip(i[close].tolist(), j[close].tolist()))
     if not candidates:
