@@ -116,8 +116,9 @@ def _clipped(lines: list, clip) -> np.ndarray:
     lines = np.asarray(lines, dtype=object)
     if not len(lines):
         return lines
-    inside = shapely.within(lines, clip)
-    crossing = ~inside & shapely.intersects(lines, clip)
+    # `clip` first: GEOS uses the prepared geometry only as the first argument of a predicate.
+    inside = shapely.contains(clip, lines)
+    crossing = ~inside & shapely.intersects(clip, lines)
     lines = lines.copy()
     lines[crossing] = shapely.intersection(lines[crossing], clip)
     return lines[inside | crossing]

@@ -11,6 +11,8 @@ from shapely.geometry import LineString, MultiPolygon, Polygon
 CUT_OVERSHOOT_M = 0.01
 # Preferred gap (metres) between the two buildings a cut passes between.
 CUT_CLEARANCE_M = 1.0
+# A LineIndex keeps a dense table of its buckets up to this many (8 bytes each).
+DENSE_BUCKETS = 4_000_000
 # An edge this close (metres) to a major road lies on it.
 ON_ROAD_M = 1e-3
 
@@ -95,6 +97,13 @@ class LineIndex:
         keys = cx * self.shape[1] + cy
         order = np.argsort(keys, kind="stable")
         self.keys, self.segment = keys[order], segment[order]
+        # Where each bucket's segments start (a dense table while the grid is small, else by search).
+        buckets = int(self.shape[0] * self.shape[1])
+        self.first = (
+            np.concatenate([[0], np.cumsum(np.bincount(self.keys, minlength=buckets))])
+            if buckets <= DENSE_BUCKETS
+            else None
+        )
 
     def _bucket(self, xy: np.ndarray) -> np.ndarray:
         return np.floor((xy - self.origin) / self.BUCKET_M).astype(np.int64)
@@ -111,11 +120,19 @@ class LineIndex:
         first = np.maximum(self._bucket(xy - distance), 0)
         last = np.minimum(self._bucket(xy + distance), self.shape - 1)
         ok = (first <= last).all(axis=1)
-        point, cx, cy = _expand(first[ok], last[ok])
-        point = np.nonzero(ok)[0][point]
-        keys = cx * self.shape[1] + cy
-        start = np.searchsorted(self.keys, keys, side="left")
-        count = np.searchsorted(self.keys, keys, side="right") - start
+        if (first[ok] == last[ok]).all():  # each point in one bucket (a small distance): no ranges to expand
+            point = np.nonzero(ok)[0]
+            keys = first[ok, 0] * self.shape[1] + first[ok, 1]
+        else:
+            point, cx, cy = _expand(first[ok], last[ok])
+            point = np.nonzero(ok)[0][point]
+            keys = cx * self.shape[1] + cy
+        if self.first is not None:
+            start = self.first[keys]
+            count = self.first[keys + 1] - start
+        else:
+            start = np.searchsorted(self.keys, keys, side="left")
+            count = np.searchsorted(self.keys, keys, side="right") - start
         point = np.repeat(point, count)
         segment = self.segment[np.repeat(start - np.cumsum(count) + count, count) + np.arange(count.sum())]
         a, b, p = self.a[segment], self.b[segment], xy[point]
