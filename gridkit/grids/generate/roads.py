@@ -322,9 +322,12 @@ def median_connectors(
     parts = np.asarray(parts, dtype=object)
     near_idx = np.array([p.a for p in pairs] + [p.b for p in pairs])
     far_idx = np.array([p.b for p in pairs] + [p.a for p in pairs])
-    hit_line, hit_end = shapely.STRtree(ends).query(parts[near_idx], predicate="dwithin", distance=0.5)
+    # The tree over the few carriageways, queried with the many ends (cheaper than the other way round).
+    hit_end, hit_line = shapely.STRtree(parts[near_idx]).query(ends, predicate="dwithin", distance=0.5)
     if not len(hit_line):
         return []
+    order = np.lexsort((hit_end, hit_line))
+    hit_line, hit_end = hit_line[order], hit_end[order]
     near, far, starts = parts[near_idx[hit_line]], parts[far_idx[hit_line]], ends[hit_end]
     gap = shapely.distance(starts, far)
     on_far_at = shapely.line_locate_point(far, starts)
