@@ -27,6 +27,7 @@ tertiary, trunk (and motorway, links), tunnels excluded:
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib.util
 import subprocess
 import sys
@@ -171,12 +172,14 @@ def best_of_pair(repeat: int, first, second):
     """Return (first's result, its best wall and CPU seconds, second's result, its best wall and CPU seconds).
 
     The two run in turns, so each run of one meets about the same load of the machine as the run of
-    the other; CPU seconds (this process only) are what a busy machine disturbs least.
+    the other; CPU seconds (this process only) are what a busy machine disturbs least. The garbage
+    collector is run before each run, so neither pays for the other's garbage.
     """
     times: tuple[list, list] = ([], [])
     results = [None, None]
     for _ in range(repeat):
         for k, func in enumerate((first, second)):
+            gc.collect()  # each run starts with no garbage of the one before (a full collection inside is rarer)
             wall, cpu = time.perf_counter(), time.process_time()
             results[k] = func()
             times[k].append((time.perf_counter() - wall, time.process_time() - cpu))

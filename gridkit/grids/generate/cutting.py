@@ -482,7 +482,9 @@ class _Generator(Faces, Splitting):
         return Message("generate.reason.below", size=target.size(size))
 
     def result(self) -> GenerationResult:
-        st = self._groups()
+        labels, st = getattr(self, "final_stats", (None, None))
+        if labels is not self.labels:
+            st = self._groups()
         members = defaultdict(list)
         for f, g in enumerate(self.labels):
             members[g].append(f)

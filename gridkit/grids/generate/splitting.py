@@ -67,7 +67,9 @@ class Splitting:
             self.rounds += 1
             self._apply_cuts(cuts)
             self._merge_small()
-        st = self._groups()
+        else:  # the last round cut and merged: measure the groups again (after a break they are as measured)
+            st = self._groups()
+        self.final_stats = (self.labels, st)  # for result(), while the labels stay these
         for g in st.area:
             if not self._exempt(st, g) and self._size(st, g) > self.target.max:
                 self.stuck.setdefault(
