@@ -220,8 +220,7 @@ class _Generator(Faces, Splitting):
         self.noded = shapely.union_all([community.boundary, *lines])
         self.water_area = shapely.union_all(kept_water) if kept_water else Polygon()
 
-        self.faces = self._polygonize(self.noded)
-        reps = shapely.point_on_surface(self.faces)
+        self.faces, reps = self._polygonize(self.noded)
         if self.water_area.is_empty:
             self.face_water = np.zeros(len(self.faces), dtype=bool)
         else:

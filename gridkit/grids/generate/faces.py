@@ -26,12 +26,14 @@ MEDIAN_SHARE = 0.3
 class Faces:
     """The face half of the generator (mixed into cutting._Generator, which holds the state)."""
 
-    def _polygonize(self, noded) -> np.ndarray:
+    def _polygonize(self, noded) -> tuple[np.ndarray, np.ndarray]:
+        """Return the faces of the noded lines inside the community, and a point inside each."""
         faces = shapely.get_parts(shapely.polygonize(shapely.get_parts(noded)))
         faces = faces[shapely.area(faces) > 0]
         # Faces in holes of the community (or, with an irregular clip, just outside) are dropped.
-        inside = shapely.contains(self.community, shapely.point_on_surface(faces))
-        return faces[inside]
+        reps = shapely.point_on_surface(faces)
+        inside = shapely.contains(self.community, reps)
+        return faces[inside], reps[inside]
 
     def _measure_faces(self) -> None:
         """Measure all faces: area, perimeter, building parts (building target), adjacency."""
