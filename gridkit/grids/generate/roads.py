@@ -328,19 +328,25 @@ def median_connectors(
         return []
     order = np.lexsort((hit_end, hit_line))
     hit_line, hit_end = hit_line[order], hit_end[order]
-    near, far, starts = parts[near_idx[hit_line]], parts[far_idx[hit_line]], ends[hit_end]
+    lines = Polylines(parts)
+    near_at, far_at = near_idx[hit_line], far_idx[hit_line]
+    near, far, starts = parts[near_at], parts[far_at], ends[hit_end]
     gap = shapely.distance(starts, far)
     on_far_at = shapely.line_locate_point(far, starts)
-    keep = (gap > 0.5) & (gap <= gap_m) & (on_far_at > 0.5) & (on_far_at < shapely.length(far) - 0.5)
-    near, far, starts, on_far_at = near[keep], far[keep], starts[keep], on_far_at[keep]
+    keep = (gap > 0.5) & (gap <= gap_m) & (on_far_at > 0.5) & (on_far_at < lines.length[far_at] - 0.5)
+    near, starts, on_far_at, near_at, far_at = near[keep], starts[keep], on_far_at[keep], near_at[keep], far_at[keep]
     if not len(starts):
         return []
     cos = np.abs(
-        np.einsum("ij,ij->i", _directions(near, shapely.line_locate_point(near, starts)), _directions(far, on_far_at))
+        np.einsum(
+            "ij,ij->i",
+            lines.direction(near_at, shapely.line_locate_point(near, starts)),
+            lines.direction(far_at, on_far_at),
+        )
     )
     parallel = cos >= np.cos(np.radians(CARRIAGEWAY_ANGLE_DEG))
     p = shapely.get_coordinates(starts[parallel])
-    q = shapely.get_coordinates(shapely.line_interpolate_point(far[parallel], on_far_at[parallel]))
+    q = lines.point_at(far_at[parallel], on_far_at[parallel])
     # The same street end is found once per carriageway piece and pair it touches: one copy is enough.
     _, first = np.unique(np.round(np.hstack([p, q]), 3), axis=0, return_index=True)
     first = np.sort(first)
