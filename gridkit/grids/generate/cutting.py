@@ -207,7 +207,7 @@ class _Generator(Faces, Splitting):
                 for part in line_parts([road.geom]):
                     self.major_parts.append(part)
                     keys.append((road.name, road.ref, road.label))
-        self.major = LineIndex(self.major_parts) if self.major_parts else None
+        self.major = LineIndex(self.major_parts, clip.bounds) if self.major_parts else None
         self.major_labels = [k[2] for k in keys]
         self.pairs = carriageway_pairs(self.major_parts, [k[:2] for k in keys])
         road_parts = line_parts([r.geom for r in local])

@@ -80,16 +80,28 @@ class LineIndex:
     line is found by the few segments in its bucket, not by measuring its distance to the whole
     line, and no geometry object is made per point or segment."""
 
-    BUCKET_M = 10.0
+    BUCKET_M = 15.0
 
-    def __init__(self, lines):
+    def __init__(self, lines, bounds=None):
+        """`bounds`: (minx, miny, maxx, maxy) of the points to be asked about; segments outside are left out."""
         lines = np.asarray(lines, dtype=object)
         coords, line = shapely.get_coordinates(lines, return_index=True)
         inner = line[1:] == line[:-1]
         self.line_of = line[:-1][inner]
         self.a, self.b = coords[:-1][inner], coords[1:][inner]
-        self.n_lines = int(self.line_of.max()) + 1 if len(self.line_of) else 0
+        self.n_lines = len(lines)
         lo, hi = np.minimum(self.a, self.b), np.maximum(self.a, self.b)
+        if bounds is not None:
+            meets = (
+                (hi[:, 0] >= bounds[0]) & (hi[:, 1] >= bounds[1]) & (lo[:, 0] <= bounds[2]) & (lo[:, 1] <= bounds[3])
+            )
+            self.line_of, self.a, self.b, lo, hi = (
+                self.line_of[meets],
+                self.a[meets],
+                self.b[meets],
+                lo[meets],
+                hi[meets],
+            )
         self.origin = lo.min(axis=0) if len(lo) else np.zeros(2)
         first, last = self._bucket(lo), self._bucket(hi)
         self.shape = (last.max(axis=0) + 1) if len(last) else np.ones(2, dtype=np.int64)
