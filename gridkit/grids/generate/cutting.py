@@ -145,11 +145,13 @@ class _Stats:
         for table in (self.area, self.count, self.water_area, self.median_area):
             table[h] += table.pop(g, 0)
         for table in (self.shared, self.major):
+            into = table[h]
             for n, length in table.pop(g).items():
-                del table[n][g]
+                row = table[n]
+                del row[g]
                 if n != h:
-                    table[h][n] += length
-                    table[n][h] += length
+                    into[n] += length
+                    row[h] += length
 
     def compactness(self, g: int) -> float:
         """Return 4πA/P² of group g."""
@@ -378,16 +380,27 @@ class _Generator(Faces, Splitting):
             root = jumped
 
     def _merge_pass(self, st: _Stats, parent: dict, across_major: bool) -> None:
-        size_of = st.count if self.target.measure == "buildings" else st.area
-        area, shared, major = st.area, st.shared, st.major
-        minimum, cap = self.target.min, self.straddle_max_m2
+        buildings = self.target.measure == "buildings"
+        size_of = st.count if buildings else st.area
+        area, shared, major, perimeter = st.area, st.shared, st.major, st.perimeter
+        water_area, median_area = st.water_area, st.median_area
+        minimum, cap, min_width = self.target.min, self.straddle_max_m2, self.min_width_m
         heap = [(size_of[g], area[g], g) for g in area if self._below(st, g)]
         heapq.heapify(heap)
         while heap:
             size, a, g = heapq.heappop(heap)
-            if g in parent or size_of[g] != size or area[g] != a or not self._below(st, g):
+            if g in parent or size_of[g] != size or area[g] != a:
                 continue
-            free = self._free(st, g)
+            # _below and _free, inline (this loop is the hot part of generation)
+            sliver = perimeter[g] > 0 and 2 * a / perimeter[g] < min_width
+            water = water_area.get(g, 0.0) > 0.5 * a
+            if not (sliver or median_area.get(g, 0.0) >= a - 1e-6):
+                if buildings and water:
+                    if not (a < self.water_min_m2 or any(self._is_water(st, h) for h in shared[g])):
+                        continue
+                elif size >= minimum:
+                    continue
+            free = sliver or self._road_land(st, g) or water
             if free:  # merges across anything: every neighbour is a candidate
                 candidates = list(shared[g])
             else:  # _may_merge, inline: this loop is the hot part of generation
