@@ -465,10 +465,10 @@ class _Generator(Faces, Splitting):
     def _roads_between(self, g: int, h: int) -> str | Message:
         """Return the names of the major roads along the boundary between groups g and h."""
         labels = self._current_labels()
-        li, lj = labels[self.adj_i], labels[self.adj_j]
-        between = np.nonzero(((li == g) & (lj == h)) | ((li == h) & (lj == g)))[0]
-        pair, line = self.adj_lines
-        names = sorted({self.major_labels[k] for k in line[np.isin(pair, between)].tolist()} - {"?"})
+        pair, line = self.adj_lines  # only face pairs with a major road between them are looked at
+        li, lj = labels[self.adj_i[pair]], labels[self.adj_j[pair]]
+        between = ((li == g) & (lj == h)) | ((li == h) & (lj == g))
+        names = sorted({self.major_labels[k] for k in line[between].tolist()} - {"?"})
         return "、".join(names) if names else Message("generate.unnamed_road")
 
     # ---- result
