@@ -28,7 +28,7 @@ class Faces:
 
     def _polygonize(self, noded) -> tuple[np.ndarray, np.ndarray]:
         """Return the faces of the noded lines inside the community, and a point inside each."""
-        faces = shapely.get_parts(shapely.polygonize(shapely.get_parts(noded)))
+        faces = shapely.get_parts(shapely.polygonize([noded]))
         faces = faces[shapely.area(faces) > 0]
         # Faces in holes of the community (or, with an irregular clip, just outside) are dropped.
         reps = shapely.point_on_surface(faces)

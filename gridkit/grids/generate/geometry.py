@@ -257,7 +257,7 @@ def split_faces(faces: np.ndarray, lines) -> tuple[np.ndarray, np.ndarray]:
     (a face not given) comes back from polygonize too and is dropped, as it lies in none of them.
     """
     noded = shapely.union_all([*shapely.boundary(faces), *lines])
-    pieces = shapely.get_parts(shapely.polygonize(shapely.get_parts(noded)))
+    pieces = shapely.get_parts(shapely.polygonize([noded]))
     pieces = pieces[shapely.area(pieces) > 0]
     face = np.full(len(pieces), -1, dtype=int)
     pi, fi = shapely.STRtree(faces).query(shapely.point_on_surface(pieces), predicate="within")
