@@ -281,9 +281,13 @@ class _Generator(Faces, Splitting):
             inv = inv.ravel()
             lengths = np.bincount(inv, weights=np.tile(self.adj_len[~inner], 2)).tolist()
             majors = np.bincount(inv, weights=np.tile(self.adj_major[~inner], 2)).tolist()
-            for x, y, length, major in zip(groups[codes // n].tolist(), groups[codes % n].tolist(), lengths, majors):
-                st.shared[x][y] = length
-                st.major[x][y] = major
+            # codes are sorted: each group's neighbours are one run, filled in one go, in the same order
+            first = np.flatnonzero(np.r_[True, np.diff(codes // n) != 0])
+            last = np.r_[first[1:], len(codes)]
+            y = groups[codes % n].tolist()
+            for x, a, b in zip(groups[codes[first] // n].tolist(), first.tolist(), last.tolist()):
+                st.shared[x] = defaultdict(float, zip(y[a:b], lengths[a:b]))
+                st.major[x] = defaultdict(float, zip(y[a:b], majors[a:b]))
         return st
 
     def _size(self, st: _Stats, g: int) -> float:
