@@ -4,7 +4,7 @@ No personal data except coordinators' phones in whois, for the roles allowed (au
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, current_app, jsonify
 
 from gridkit import layers, search
 from gridkit.audit import record
@@ -13,15 +13,17 @@ from gridkit.errors import ValidationError
 from gridkit.grids.generate.layer import target_cells_geojson
 from gridkit.grids.generate.target import Target
 from gridkit.grids.work import responsibility_at
+from gridkit.grids.work.responsibility_cache import ResponsibilityCache
 from gridkit.health import health as database_health
 from gridkit.models import Coordinator
 from gridkit.standard.ids import mask_phone
 from gridkit.users import may_see_personal_data
 from web.auth import current_user, home_of, login_required
-from web.database import db_session, transaction
+from web.database import COMMITS, db_session, reading_session, transaction
 from web.i18n import t
 from web.params import bbox_arg, float_arg, int_arg, text_arg, time_arg
 from web.summary import cached_counts
+from web.tiles import RECHECK_SECONDS
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -127,6 +129,19 @@ def me():
 CHINA = {"lon": (73.0, 136.0), "lat": (3.0, 54.0)}
 
 
+def responsibility_cache(app=None) -> ResponsibilityCache:
+    """Return the app's cache of whois answers (one per app, so one per database); it reads its
+    state again as often as the tile cache (GRIDKIT_TILE_RECHECK_SECONDS) and after any commit here."""
+    app = app or current_app
+    cache = app.extensions.get("gridkit_whois_cache")
+    if cache is None:
+        recheck = float(app.config.get("GRIDKIT_TILE_RECHECK_SECONDS", RECHECK_SECONDS))
+        cache = app.extensions.setdefault(
+            "gridkit_whois_cache", ResponsibilityCache(recheck=recheck, commits=lambda: COMMITS.count)
+        )
+    return cache
+
+
 @bp.get("/whois")
 def whois():
     """Return who is responsible for ?lon=&lat= (CGCS2000) [&at=ISO time]: base cell, community and, per
@@ -138,7 +153,10 @@ def whois():
         raise ValidationError("web.point_outside", lon=lon, lat=lat)
     at = time_arg("at")
     user = current_user()
-    result = responsibility_at(db_session(), lon, lat, at)
+    if at is None:
+        result = responsibility_cache().responsibility(reading_session, lon, lat)
+    else:
+        result = responsibility_at(db_session(), lon, lat, at)
     clear = user is not None and may_see_personal_data(user, result["community"])
     phones = 0
     for dept in result["departments"]:
