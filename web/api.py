@@ -4,7 +4,7 @@ No personal data except coordinators' phones in whois, for the roles allowed (au
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, current_app, jsonify, request
 
 from gridkit import layers, search
 from gridkit.audit import record
@@ -21,7 +21,7 @@ from gridkit.users import may_see_personal_data
 from web.auth import current_user, home_of, login_required
 from web.database import COMMITS, db_session, reading_session, transaction
 from web.i18n import t
-from web.params import bbox_arg, float_arg, int_arg, text_arg, time_arg
+from web.params import bbox_arg, float_arg, int_arg, parse_float, text_arg, time_arg
 from web.summary import cached_counts
 from web.tiles import RECHECK_SECONDS
 
@@ -146,11 +146,11 @@ def responsibility_cache(app=None) -> ResponsibilityCache:
 def whois():
     """Return who is responsible for ?lon=&lat= (CGCS2000) [&at=ISO time]: base cell, community and, per
     department, work cell and coordinators, as `gridkit whois`. Phones: in clear (audited) for roles
-    that may read personal data there, masked for other signed-in users, left out for visitors."""
-    lon = float_arg("lon", low=-180, high=180, required=True)
-    lat = float_arg("lat", low=-90, high=90, required=True)
-    if not (CHINA["lon"][0] <= lon <= CHINA["lon"][1] and CHINA["lat"][0] <= lat <= CHINA["lat"][1]):
-        raise ValidationError("web.point_outside", lon=lon, lat=lat)
+    that may read personal data there, masked for other signed-in users, left out for visitors.
+
+    web/fastpath.py answers a visitor's request (no session cookie, only lon and lat) whose answer
+    is kept, with `whois_point` and `shown_to`, before Flask's request handling."""
+    lon, lat = whois_point(request.args.get("lon"), request.args.get("lat"))
     at = time_arg("at")
     user = current_user()
     if at is None:
@@ -158,18 +158,7 @@ def whois():
     else:
         result = responsibility_at(db_session(), lon, lat, at)
     clear = user is not None and may_see_personal_data(user, result["community"])
-    phones = 0
-    for dept in result["departments"]:
-        for person in dept["coordinators"]:
-            if not person.get("phone"):
-                continue
-            if clear:
-                phones += 1
-            elif user is not None:
-                person["phone"] = mask_phone(person["phone"])
-            else:
-                person["phone"] = None
-    if phones:
+    if shown_to(result, user, clear):
         with transaction() as session:
             record(
                 session,
@@ -181,8 +170,39 @@ def whois():
                 lat=lat,
                 via="web",
             )
-    result["phones"] = "clear" if clear else ("masked" if user is not None else "hidden")
     return jsonify(result)
+
+
+def whois_point(lon: str | None, lat: str | None) -> tuple[float, float]:
+    """Return the point of a whois request's ?lon=&lat= as sent, or raise ValidationError."""
+    x, y = _coordinate(lon, "lon", 180), _coordinate(lat, "lat", 90)
+    if not (CHINA["lon"][0] <= x <= CHINA["lon"][1] and CHINA["lat"][0] <= y <= CHINA["lat"][1]):
+        raise ValidationError("web.point_outside", lon=x, lat=y)
+    return x, y
+
+
+def _coordinate(raw: str | None, name: str, limit: float) -> float:
+    if raw is None or raw == "":
+        raise ValidationError("web.param_missing", name=name)
+    return parse_float(raw, name, low=-limit, high=limit)
+
+
+def shown_to(result: dict, user, clear: bool) -> int:
+    """Make a whois answer what `user` (None: a visitor) may read and return how many phones stay in
+    clear (to be audited): phones in clear when `clear`, masked for other users, left out for visitors."""
+    phones = 0
+    for dept in result["departments"]:
+        for person in dept["coordinators"]:
+            if not person.get("phone"):
+                continue
+            if clear:
+                phones += 1
+            elif user is not None:
+                person["phone"] = mask_phone(person["phone"])
+            else:
+                person["phone"] = None
+    result["phones"] = "clear" if clear else ("masked" if user is not None else "hidden")
+    return phones
 
 
 @bp.get("/search")

@@ -34,8 +34,10 @@ from sqlalchemy import func, select, text, union_all
 from sqlalchemy.orm import Session
 
 from gridkit import rules, tiles
+from gridkit.errors import ValidationError
 from gridkit.grids.base import check_lon_lat
 from gridkit.grids.work.responsibility import responsibility_at
+from gridkit.grids.work.versions import versions_in_force
 from gridkit.models import BaseGridEdition, WorkGridVersion
 
 # Closer than this to a cell edge (degrees, ~0.1 mm), a point is answered by the database.
@@ -76,12 +78,8 @@ def _in_force_now(session: Session, at: datetime) -> tuple[int | None, tuple, da
         .order_by(BaseGridEdition.published_at.desc().nulls_last())
         .limit(1)
     )
-    versions = session.execute(
-        select(WorkGridVersion.id, WorkGridVersion.base_edition_id)
-        .where(rules.version_in_force(WorkGridVersion, at))
-        .distinct(WorkGridVersion.dept_code)
-        .order_by(WorkGridVersion.dept_code, WorkGridVersion.valid_from.desc())
-    ).all()
+    in_force = versions_in_force(at)
+    versions = session.execute(select(in_force.c.id, in_force.c.base_edition_id).order_by(in_force.c.dept_code)).all()
     was = [s.value for s in rules.WAS_IN_FORCE]
     changes = union_all(
         select(WorkGridVersion.valid_from.label("t")).where(
@@ -180,18 +178,41 @@ class ResponsibilityCache:
             self.hits += 1
         return _fresh(answer, lon, lat)
 
+    def kept(self, lon: float, lat: float) -> dict | None:
+        """Return the kept answer for (lon, lat) now as `responsibility` would (a new dict), or None when
+        that would need the database (not kept yet, near an edge, or the state is due for its check)."""
+        state = self._state
+        if state is None or not self._fresh(state, time.monotonic(), self.commits(), rules.now()):
+            return None
+        try:
+            check_lon_lat(lon, lat)
+        except ValidationError:
+            return None
+        key = state.key(lon, lat)
+        answer = state.answers.get(key) if key is not None else None
+        if answer is None:
+            return None
+        self.hits += 1
+        return _fresh(answer, lon, lat)
+
+    def _fresh(self, state: _State, started: float, commits: int, now: datetime) -> bool:
+        return (
+            commits == self._checked_commits
+            and started - self._checked_at < self.recheck
+            and (state.until is None or now < state.until)
+        )
+
     def _current(self, connect) -> _State | None:
         """Return the state valid now, reading it again when it may have changed; None while another thread does."""
         started, commits, now = time.monotonic(), self.commits(), rules.now()
         state = self._state
-        if (
-            state is not None
-            and commits == self._checked_commits
-            and started - self._checked_at < self.recheck
-            and (state.until is None or now < state.until)
-        ):
+        if state is not None and self._fresh(state, started, commits, now):
             return state
         if not self._refreshing.acquire(blocking=False):
+            # Another thread reads the state. Only the periodic check is due (no commit here, no
+            # validity change): the kept state stays good meanwhile; otherwise ask the database.
+            if state is not None and commits == self._checked_commits and (state.until is None or now < state.until):
+                return state
             return None
         try:
             with connect() as session:
