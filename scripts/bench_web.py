@@ -197,22 +197,45 @@ def bench_home(url: str, seconds: float, clients: int) -> list[Row]:
 
 
 def bench_whois(server: Server, in_process: list[float], seconds: float, clients: int, rate: float) -> list[Row]:
+    """Whois at an offered rate twice: just after the server started (answers not kept yet: each
+    base cell's first point asks the database), then once every base cell has been asked (the
+    steady state of a running server; after a publish or a coordinator change it starts again)."""
+
     def whois(rng):
         return f"/api/whois?lon={114.0 + rng.random() * SPAN:.6f}&lat={22.5 + rng.random() * SPAN:.6f}"
 
     drive(server.port, whois, 1, 2)  # warm up
-    achieved, lat, size = drive(server.port, whois, seconds, clients, rate=rate)
+    cold_rate, cold, size = drive(server.port, whois, seconds, clients, rate=rate)
+    cells = round(SPAN / 0.001)
+    centres = [
+        f"/api/whois?lon={114.0 + (i + 0.5) * SPAN / cells:.6f}&lat={22.5 + (j + 0.5) * SPAN / cells:.6f}"
+        for i in range(cells)
+        for j in range(cells)
+    ]
+    t0 = time.perf_counter()
+    httpload.sequential(server.port, centres)
+    log(f"whois: every base cell asked once ({len(centres):,} requests, {time.perf_counter() - t0:.0f} s)")
+    warm_rate, warm, _ = drive(server.port, whois, seconds, clients, rate=rate)
     base = pct(in_process, 95)
     return [
         Row("whois in process (baseline)", in_process, ratio=1.0),
         Row(
-            f"/api/whois, offered {rate:.0f} req/s ({clients} clients)",
-            lat,
-            achieved,
+            f"/api/whois just started, offered {rate:.0f} req/s ({clients} cl.)",
+            cold,
+            cold_rate,
             size,
-            ratio=pct(lat, 95) / base,
+            ratio=pct(cold, 95) / base,
             target="p95 ≤ 10 ms",
-            ok=pct(lat, 95) <= 10 and achieved >= 0.95 * rate,
+            ok=pct(cold, 95) <= 10 and cold_rate >= 0.95 * rate,
+        ),
+        Row(
+            f"/api/whois running, offered {rate:.0f} req/s ({clients} cl.)",
+            warm,
+            warm_rate,
+            size,
+            ratio=pct(warm, 95) / base,
+            target="p95 ≤ 10 ms",
+            ok=pct(warm, 95) <= 10 and warm_rate >= 0.95 * rate,
         ),
     ]
 
