@@ -161,3 +161,26 @@ def test_visitors_kept_whois_goes_out_before_flask_as_flask_sends_it(city):
     assert client.get(path + "&lang=en").headers.get("Set-Cookie", "").startswith("gridkit_lang=en")
     assert client.get(f"/api/whois?lon=nan&lat={lat}").status_code == 400
     assert client.get(f"/api/whois?lon=10&lat={lat}").status_code == 400
+
+
+def test_a_signed_in_user_is_read_again_after_a_commit_or_the_recheck_period(city):
+    app, settings = city
+    app.config["GRIDKIT_TILE_RECHECK_SECONDS"] = 0.3
+    client = app.test_client()
+    sign_in(client, USERS["analyst"])
+    assert client.get("/api/me").status_code == 200
+    assert client.get("/api/me").status_code == 200  # the kept copy: no query for the user
+    # Stopped by another process (no commit through a session here): refused after the period.
+    with db.engine_for(settings).begin() as conn:
+        conn.execute(text("UPDATE app_user SET active = false WHERE name = :n"), {"n": USERS["analyst"]})
+    time.sleep(0.4)
+    assert client.get("/api/me").status_code == 401
+    # A role changed through a session of this process: the very next request has it.
+    admin = app.test_client()
+    sign_in(admin, USERS["admin"])
+    assert admin.get("/api/me").get_json()["role"] == "admin"
+    _commit(
+        settings,
+        lambda s: s.execute(text("UPDATE app_user SET role = 'analyst' WHERE name = :n"), {"n": USERS["admin"]}),
+    )
+    assert admin.get("/api/me").get_json()["role"] == "analyst"
