@@ -123,8 +123,12 @@ def bench_tiles(server: Server, engine, seconds: float = 5, clients: int = 8, ra
     misses = httpload.sequential(server.port, urls)  # one client: same conditions as raw
     hits_one = httpload.sequential(server.port, urls * 3)  # one client: the per-request floor
     assert all(s == 200 for _, s, _ in misses + hits_one)
+    cpu = server.cpu_seconds()
     hits = httpload.drive(server.port, urls, seconds, clients, rate=rate)
+    hit_cpu = (server.cpu_seconds() - cpu) * 1000 / max(1, len(hits.latencies))
+    cpu = server.cpu_seconds()
     flat_out = httpload.drive(server.port, urls, seconds, clients)
+    flat_cpu = (server.cpu_seconds() - cpu) * 1000 / max(1, len(flat_out.latencies))
     etags = etags_of(server.port, urls)
     not_modified = httpload.drive(server.port, [(u, {"If-None-Match": etags[u]}) for u in urls], seconds, clients)
     if hits.errors or flat_out.errors or not_modified.errors:
@@ -152,7 +156,7 @@ def bench_tiles(server: Server, engine, seconds: float = 5, clients: int = 8, ra
             ok=pct(one_ms, 95) <= 2,
         ),
         Row(
-            f"tiles: server, cache hit, offered {rate:.0f} req/s ({clients} clients)",
+            f"tiles: hit, {rate:.0f}/s offered ({clients} cl.), {hit_cpu:.2f} ms CPU",
             hits.latencies,
             hits.rate,
             ratio=pct(hits.latencies, 95) / base,
@@ -161,7 +165,7 @@ def bench_tiles(server: Server, engine, seconds: float = 5, clients: int = 8, ra
         ),
         # Closed loop: every client sends again as soon as answered, so latency is queueing
         # (clients ÷ throughput); the row shows how many hits/s the one server process serves.
-        Row(f"tiles: server, cache hit, flat out ({clients} clients)", flat_out.latencies, flat_out.rate),
+        Row(f"tiles: hit, flat out ({clients} cl.), {flat_cpu:.2f} ms CPU", flat_out.latencies, flat_out.rate),
         Row(
             f"tiles: server, If-None-Match → 304, flat out ({clients} clients)",
             not_modified.latencies,
