@@ -12,7 +12,6 @@ import json
 import re
 import shutil
 import tempfile
-import zipfile
 from datetime import date, datetime
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import shapely
 
 from gridkit.errors import ValidationError
 from gridkit.io.export_layers import BOOL, DATE, DATETIME, FLOAT, INT
+from gridkit.io.export_zip import write_zip
 from gridkit.rules import LOCAL_TZ
 
 # Shapefile DBF field names hold at most 10 bytes.
@@ -208,14 +208,9 @@ class ShapefileZipWriter:
                 out.writerow(["field", "shapefile_field", "type"])
                 for name, kind in self.fields:
                     out.writerow([name, self.short[name], kind])
-            # Level 1: most of deflate's size gain at a fraction of its time (shapefiles are large).
-            with zipfile.ZipFile(self.path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
-                for stem in self.stems:
-                    for suffix in SHAPEFILE_PARTS:
-                        part = self.folder / f"{stem}{suffix}"
-                        if part.exists():
-                            zf.write(part, part.name)
-                zf.write(self.folder / "fields.csv", "fields.csv")
+            parts = [self.folder / f"{stem}{suffix}" for stem in self.stems for suffix in SHAPEFILE_PARTS]
+            members = [(part, part.name) for part in parts if part.exists()]
+            write_zip(self.path, [*members, (self.folder / "fields.csv", "fields.csv")])
         finally:
             self.discard()
 
