@@ -72,16 +72,25 @@ def _constraints(session, table: str) -> list[tuple]:
     ).all()
 
 
-def _store_residents(session, n: int) -> None:
-    """n residents with points (a few outside every cell, some on cell edges) and no cell."""
+def _store_residents(session, n: int, *, placed: bool = False) -> None:
+    """n residents with points (a few outside every cell, some on cell edges), with no cell or (`placed`)
+    inserted with PostGIS's cell already."""
     session.execute(
         text(
             "INSERT INTO resident (id_number_hash, id_number_masked, name, household, population_type, geom) "
             "SELECT md5(i::text), '4403**********0000', '测试', 'H' || (i / 3), 'registered', "
             "ST_SetSRID(ST_MakePoint(:x + (i % 41) * :d * 3.2 / 40, :y + (i / 41 % 37) * :d * 3.2 / 36), 4490) "
             "FROM generate_series(1, :n) i"
-        ),
-        {"x": X0 - 0.1 * D, "y": Y0 - 0.1 * D, "d": D, "n": n},
+        ).bindparams(n=n)
+        if not placed
+        else text(
+            "INSERT INTO resident (id_number_hash, id_number_masked, name, household, population_type, geom, "
+            "base_cell_id) SELECT md5(i::text), '4403**********0000', '测试', 'H' || (i / 3), 'registered', p.g, "
+            "(SELECT b.id FROM base_cell b WHERE ST_Covers(b.geom, p.g) ORDER BY b.code LIMIT 1) "
+            "FROM generate_series(1, :n) i, LATERAL (SELECT ST_SetSRID(ST_MakePoint(:x + (i % 41) * :d * 3.2 / 40, "
+            ":y + (i / 41 % 37) * :d * 3.2 / 36), 4490) AS g) p"
+        ).bindparams(n=n),
+        {"x": X0 - 0.1 * D, "y": Y0 - 0.1 * D, "d": D},
     )
 
 
@@ -160,3 +169,51 @@ def test_a_bulk_assignment_as_the_app_role_is_hot_and_agrees_with_postgis(app_se
     assert 0 < counts["unassigned"] < RESIDENTS and counts["assigned"] + counts["unassigned"] == RESIDENTS
     # The resident summary is marked stale by the statement-level trigger (once per UPDATE statement).
     assert app_session.scalar(text("SELECT count(*) FROM resident_change")) > changes_before
+
+
+def test_publishing_a_new_edition_moves_residents_by_hot_updates(app_session, app_engine, monkeypatch):
+    from gridkit.grids.editions import publish_edition
+    from gridkit.models import BaseGridEdition
+
+    old = make_base_grid(app_session)
+    # Placed at insert (an assignment in this same transaction would leave its pages full: the old row
+    # versions can be pruned only once it has committed).
+    _store_residents(app_session, RESIDENTS, placed=True)
+    # The next edition: the same cells (new ids), drafted by copying.
+    new = BaseGridEdition(name="2027", status="draft")
+    app_session.add(new)
+    app_session.flush()
+    app_session.execute(
+        text(
+            "INSERT INTO base_cell (edition_id, code, community_code, geom) "
+            "SELECT :new, code, community_code, geom FROM base_cell WHERE edition_id = :old"
+        ),
+        {"new": new.id, "old": old.id},
+    )
+    before = _indexes(app_session, "resident"), _constraints(app_session, "resident")
+    hot_before = app_session.scalar(
+        text("SELECT n_tup_hot_upd FROM pg_stat_xact_user_tables WHERE relname = 'resident'")
+    )
+    statements = []
+
+    def seen(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    monkeypatch.setattr(bulk, "BULK_INDEX_ROWS", 100)
+    event.listen(app_engine, "before_cursor_execute", seen)
+    try:
+        result = publish_edition(app_session, new)
+    finally:
+        event.remove(app_engine, "before_cursor_execute", seen)
+    followed = result["subjects"]["residents"]["followed"]
+    assert followed > 1000
+    assert sum("gridkit_drop_bulk_indexes_on" in s for s in statements) == 1  # residents: the only table this full
+    hot = app_session.scalar(text("SELECT n_tup_hot_upd FROM pg_stat_xact_user_tables WHERE relname = 'resident'"))
+    assert hot - hot_before >= followed
+    assert (_indexes(app_session, "resident"), _constraints(app_session, "resident")) == before
+    # Every resident placed before is in the cell of the same code of the new edition.
+    stray = app_session.scalar(
+        text("SELECT count(*) FROM resident r JOIN base_cell b ON b.id = r.base_cell_id WHERE b.edition_id <> :new"),
+        {"new": new.id},
+    )
+    assert stray == 0
