@@ -1,7 +1,7 @@
 """first assignment by HOT updates: resident pages half free, and a column-scoped bulk index drop
 
 Revision ID: 20261203_asg9b
-Revises: 20261203_inc10
+Revises: 20261203_exq12b
 Create Date: 2026-12-03
 
 A first assignment (or the reassignment when a new base grid edition is published) sets base_cell_id
@@ -22,7 +22,7 @@ entry. So:
 from alembic import op
 
 revision = "20261203_asg9b"
-down_revision = "20261203_inc10"
+down_revision = "20261203_exq12b"
 branch_labels = None
 depends_on = None
 
