@@ -226,8 +226,9 @@ def write_cells(
     conn = _driver_connection(session)
     with conn.cursor() as cur:
         _copy_new_cells(cur, ids, cells, lon, lat)
-    # A first assignment writes most of the table: its indexes are built once after, not row by row.
-    with rebuilt_indexes(session, TABLES[kind], len(ids)), conn.cursor() as cur:
+    # A first assignment writes most of the table: its indexes are built once after, not row by row (on
+    # a table with room for HOT updates, only the base_cell_id index and foreign key; gridkit.spatial.bulk).
+    with rebuilt_indexes(session, TABLES[kind], len(ids), columns=("base_cell_id",)), conn.cursor() as cur:
         return _update_from_new_cells(cur, kind)
 
 

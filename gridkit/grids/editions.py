@@ -18,6 +18,7 @@ from gridkit.errors import InvalidTransition, ValidationError
 from gridkit.grids.base import current_edition, state_name
 from gridkit.models import BaseGridEdition
 from gridkit.rules import EditionState
+from gridkit.spatial.bulk import rebuilt_indexes
 
 # Cells whose symmetric difference is below this many m² count as unchanged (floating noise).
 RESHAPE_TOLERANCE_M2 = 0.01
@@ -134,9 +135,13 @@ def _move_subjects(session: Session, old: BaseGridEdition, new: BaseGridEdition)
     followed = {}
     for kind in KINDS:
         table = TABLES[kind]
-        followed[kind] = session.execute(
-            text(f"UPDATE {table} t SET base_cell_id = m.new_id FROM gk_cell_map m WHERE t.base_cell_id = m.old_id")
-        ).rowcount
+        placed = session.scalar(text(f"SELECT count(*) FROM {table} WHERE base_cell_id IS NOT NULL"))
+        # Most subjects follow their cell: a bulk write of one column, HOT where the table has room for it
+        # (only the cell's index and foreign key built again; gridkit.spatial.bulk).
+        with rebuilt_indexes(session, table, placed, columns=("base_cell_id",)):
+            followed[kind] = session.execute(
+                text(f"UPDATE {table} t SET base_cell_id = m.new_id FROM gk_cell_map m WHERE t.base_cell_id = m.old_id")
+            ).rowcount
         relocate[kind] = list(
             session.scalars(
                 text(

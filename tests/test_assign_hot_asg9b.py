@@ -1,0 +1,219 @@
+"""A bulk assignment as the application role updates residents' rows in place (HOT): only the base cell's index
+and foreign key are dropped and built again, the other indexes are left alone, and the result is PostGIS's."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+from sqlalchemy import event, text
+from sqlalchemy.orm import Session
+
+from gridkit import db
+from gridkit.assign import assign_subjects
+from gridkit.db.embedded import APP_ROLE, OWNER_ROLE, EmbeddedCluster
+from gridkit.spatial import bulk
+from tests.factories import X0, Y0, D, make_base_grid
+
+DBNAME = "gridkit_asg9b_app"
+RESIDENTS = 1500  # above the engine's 1,000 points: the binary COPY + UPDATE path
+
+
+@pytest.fixture(scope="module")
+def app_engine(pg_server):
+    """An engine connected as the application role to a database migrated by the owner role."""
+    own = None
+    cluster = pg_server.cluster
+    if cluster is None:  # an external test server: a private cluster with gridkit's roles
+        own = Path(tempfile.mkdtemp(prefix="gk-asg9b-"))
+        own.chmod(0o755)
+        cluster = EmbeddedCluster(own, fast=True, port=5494)
+        cluster.init()
+        cluster.start()
+        cluster.wait_ready()
+    cluster.drop_database(DBNAME)
+    cluster.ensure_database(DBNAME)
+    db.upgrade(cluster.url(DBNAME, role=OWNER_ROLE))
+    engine = db.make_engine(cluster.url(DBNAME, role=APP_ROLE))
+    yield engine
+    engine.dispose()
+    cluster.drop_database(DBNAME)
+    if own is not None:
+        cluster.destroy()
+        shutil.rmtree(own, ignore_errors=True)
+
+
+@pytest.fixture
+def app_session(app_engine):
+    connection = app_engine.connect()
+    outer = connection.begin()
+    session = Session(bind=connection, join_transaction_mode="create_savepoint")
+    try:
+        yield session
+    finally:
+        session.close()
+        outer.rollback()
+        connection.close()
+
+
+def _indexes(session, table: str) -> list[str]:
+    return sorted(session.scalars(text("SELECT indexdef FROM pg_indexes WHERE tablename = :t"), {"t": table}))
+
+
+def _constraints(session, table: str) -> list[tuple]:
+    return session.execute(
+        text(
+            "SELECT conname, pg_get_constraintdef(oid), convalidated FROM pg_constraint "
+            "WHERE conrelid = CAST(:t AS regclass) ORDER BY conname"
+        ),
+        {"t": table},
+    ).all()
+
+
+def _store_residents(session, n: int, *, placed: bool = False) -> None:
+    """n residents with points (a few outside every cell, some on cell edges), with no cell or (`placed`)
+    inserted with PostGIS's cell already."""
+    session.execute(
+        text(
+            "INSERT INTO resident (id_number_hash, id_number_masked, name, household, population_type, geom) "
+            "SELECT md5(i::text), '4403**********0000', '测试', 'H' || (i / 3), 'registered', "
+            "ST_SetSRID(ST_MakePoint(:x + (i % 41) * :d * 3.2 / 40, :y + (i / 41 % 37) * :d * 3.2 / 36), 4490) "
+            "FROM generate_series(1, :n) i"
+        ).bindparams(n=n)
+        if not placed
+        else text(
+            "INSERT INTO resident (id_number_hash, id_number_masked, name, household, population_type, geom, "
+            "base_cell_id) SELECT md5(i::text), '4403**********0000', '测试', 'H' || (i / 3), 'registered', p.g, "
+            "(SELECT b.id FROM base_cell b WHERE ST_Covers(b.geom, p.g) ORDER BY b.code LIMIT 1) "
+            "FROM generate_series(1, :n) i, LATERAL (SELECT ST_SetSRID(ST_MakePoint(:x + (i % 41) * :d * 3.2 / 40, "
+            ":y + (i / 41 % 37) * :d * 3.2 / 36), 4490) AS g) p"
+        ).bindparams(n=n),
+        {"x": X0 - 0.1 * D, "y": Y0 - 0.1 * D, "d": D},
+    )
+
+
+def test_resident_pages_keep_room_for_a_new_version_of_each_row(app_session):
+    options = app_session.scalar(text("SELECT reloptions FROM pg_class WHERE oid = 'resident'::regclass"))
+    assert f"fillfactor={bulk.HOT_FILLFACTOR}" in options
+
+
+def test_an_update_of_the_cell_drops_only_what_involves_the_cell(app_session, monkeypatch):
+    monkeypatch.setattr(bulk, "BULK_INDEX_ROWS", 10)
+    before, constraints_before = _indexes(app_session, "resident"), _constraints(app_session, "resident")
+    with bulk.rebuilt_indexes(app_session, "resident", 50, columns=("base_cell_id",)) as rebuilt:
+        assert rebuilt is True
+        assert sorted(set(before) - set(_indexes(app_session, "resident"))) == [
+            "CREATE INDEX ix_resident_base_cell_id ON public.resident USING btree (base_cell_id)"
+        ]
+        gone = {c[0] for c in constraints_before} - {c[0] for c in _constraints(app_session, "resident")}
+        assert gone == {"fk_resident_base_cell_id_base_cell"}
+    assert _indexes(app_session, "resident") == before
+    assert _constraints(app_session, "resident") == constraints_before
+
+
+def test_a_table_without_room_for_hot_updates_drops_every_index(app_session, monkeypatch):
+    monkeypatch.setattr(bulk, "BULK_INDEX_ROWS", 10)
+    before = _indexes(app_session, "legal_entity")
+    with bulk.rebuilt_indexes(app_session, "legal_entity", 50, columns=("base_cell_id",)):
+        assert [d for d in _indexes(app_session, "legal_entity") if "pk_legal_entity" not in d] == []
+    assert _indexes(app_session, "legal_entity") == before
+
+
+def test_the_column_scoped_drop_refuses_other_tables_and_unknown_columns(app_session):
+    with pytest.raises(Exception, match="only for gridkit's subject tables"):
+        with app_session.begin_nested():
+            app_session.execute(text("SELECT gridkit_drop_bulk_indexes_on('audit_log'::regclass, '{id}')"))
+    with pytest.raises(Exception, match="has no column"):
+        with app_session.begin_nested():
+            app_session.execute(text("SELECT gridkit_drop_bulk_indexes_on('resident'::regclass, '{no_such}')"))
+
+
+def test_a_bulk_assignment_as_the_app_role_is_hot_and_agrees_with_postgis(app_session, app_engine, monkeypatch):
+    make_base_grid(app_session)
+    _store_residents(app_session, RESIDENTS)
+    before, constraints_before = _indexes(app_session, "resident"), _constraints(app_session, "resident")
+    changes_before = app_session.scalar(text("SELECT count(*) FROM resident_change"))
+    updates_before = app_session.execute(
+        text("SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables WHERE relname = 'resident'")
+    ).one()
+    statements = []
+
+    def seen(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    monkeypatch.setattr(bulk, "BULK_INDEX_ROWS", 100)
+    event.listen(app_engine, "before_cursor_execute", seen)
+    try:
+        counts = assign_subjects(app_session, ["residents"])["residents"]
+    finally:
+        event.remove(app_engine, "before_cursor_execute", seen)
+    assert sum("gridkit_drop_bulk_indexes_on" in s for s in statements) == 1
+    assert sum("gridkit_restore_bulk_indexes" in s for s in statements) == 1
+    updates, hot = app_session.execute(
+        text("SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables WHERE relname = 'resident'")
+    ).one()
+    assert updates - updates_before[0] == counts["changed"] > 1000
+    assert hot - updates_before[1] == counts["changed"]  # every new row version stayed on its page
+    assert _indexes(app_session, "resident") == before
+    assert _constraints(app_session, "resident") == constraints_before
+    # The stored cells are PostGIS's (ST_Covers, smallest code on ties), the outsiders have none.
+    wrong = app_session.scalar(
+        text(
+            "SELECT count(*) FROM resident r WHERE r.base_cell_id IS DISTINCT FROM (SELECT b.id FROM base_cell b "
+            "WHERE ST_Covers(b.geom, r.geom) ORDER BY b.code LIMIT 1)"
+        )
+    )
+    assert wrong == 0
+    assert 0 < counts["unassigned"] < RESIDENTS and counts["assigned"] + counts["unassigned"] == RESIDENTS
+    # The resident summary is marked stale by the statement-level trigger (once per UPDATE statement).
+    assert app_session.scalar(text("SELECT count(*) FROM resident_change")) > changes_before
+
+
+def test_publishing_a_new_edition_moves_residents_by_hot_updates(app_session, app_engine, monkeypatch):
+    from gridkit.grids.editions import publish_edition
+    from gridkit.models import BaseGridEdition
+
+    old = make_base_grid(app_session)
+    # Placed at insert (an assignment in this same transaction would leave its pages full: the old row
+    # versions can be pruned only once it has committed).
+    _store_residents(app_session, RESIDENTS, placed=True)
+    # The next edition: the same cells (new ids), drafted by copying.
+    new = BaseGridEdition(name="2027", status="draft")
+    app_session.add(new)
+    app_session.flush()
+    app_session.execute(
+        text(
+            "INSERT INTO base_cell (edition_id, code, community_code, geom) "
+            "SELECT :new, code, community_code, geom FROM base_cell WHERE edition_id = :old"
+        ),
+        {"new": new.id, "old": old.id},
+    )
+    before = _indexes(app_session, "resident"), _constraints(app_session, "resident")
+    hot_before = app_session.scalar(
+        text("SELECT n_tup_hot_upd FROM pg_stat_xact_user_tables WHERE relname = 'resident'")
+    )
+    statements = []
+
+    def seen(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    monkeypatch.setattr(bulk, "BULK_INDEX_ROWS", 100)
+    event.listen(app_engine, "before_cursor_execute", seen)
+    try:
+        result = publish_edition(app_session, new)
+    finally:
+        event.remove(app_engine, "before_cursor_execute", seen)
+    followed = result["subjects"]["residents"]["followed"]
+    assert followed > 1000
+    assert sum("gridkit_drop_bulk_indexes_on" in s for s in statements) == 1  # residents: the only table this full
+    hot = app_session.scalar(text("SELECT n_tup_hot_upd FROM pg_stat_xact_user_tables WHERE relname = 'resident'"))
+    assert hot - hot_before >= followed
+    assert (_indexes(app_session, "resident"), _constraints(app_session, "resident")) == before
+    # Every resident placed before is in the cell of the same code of the new edition.
+    stray = app_session.scalar(
+        text("SELECT count(*) FROM resident r JOIN base_cell b ON b.id = r.base_cell_id WHERE b.edition_id <> :new"),
+        {"new": new.id},
+    )
+    assert stray == 0
