@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from datetime import date
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -43,9 +45,9 @@ class KindSpec:
     - `stage`: the staging table's name (a temporary table; a fixed name, never from user input).
     - `columns`: (name, SQL type) of the values `check` returns, in COPY order. `row_no` (the row
       number the user sees), `lon`, `lat` (float8, CGCS2000) and `cell` (base cell id) are added.
-    - `check(job, chunk)`: returns {column: list with one value per row of the chunk, None where
-      absent or wrong} plus "lon", "lat" (float arrays, NaN where none), and records every problem
-      of those rows on `job`.
+    - `check(job, chunk)`: returns {column: list (or pyarrow array) with one value per row of the
+      chunk, None where absent or wrong} plus "lon", "lat" (float arrays, NaN where none), and
+      records every problem of those rows on `job`. pyarrow arrays are COPYed as CSV written in C++.
     - `key`: the column identifying a subject (unique in the file); `label`: the column shown for a
       row in problems and lists (a code, or a masked ID number; never personal data in clear).
     - `derived`: (name, SQL type) columns filled later in SQL (e.g. a resident's building id).
@@ -108,6 +110,40 @@ def _copy_text(columns: list) -> str:
     return "".join(f"{line}\n" for line in map("\t".join, zip(*texts)))
 
 
+def copy_arrow(cur, copy_sql: str, numbers, columns: list, lon: np.ndarray, lat: np.ndarray, cells) -> None:
+    """COPY one chunk whose values are pyarrow arrays: written as CSV by pyarrow (C++), read by COPY … csv.
+
+    `cells`: base cell ids (0 where none) or None; lon/lat NaN where a row has no point.
+    """
+    n = len(numbers)
+    table = pa.table(
+        [
+            pa.array(numbers, type=pa.int32()),
+            *columns,
+            pa.array(lon, mask=np.isnan(lon)),
+            pa.array(lat, mask=np.isnan(lat)),
+            pa.nulls(n, pa.int32()) if cells is None else pa.array(cells, type=pa.int32(), mask=cells == 0),
+        ],
+        names=[f"c{i}" for i in range(len(columns) + 4)],
+    )
+    sink = pa.BufferOutputStream()
+    pa_csv.write_csv(table, sink, pa_csv.WriteOptions(include_header=False))
+    with cur.copy(f"{copy_sql} (FORMAT csv)") as copy:
+        copy.write(memoryview(sink.getvalue()))
+
+
+def _copy_lists(cur, copy_sql: str, chunk, columns: list, lon, lat, missing, found) -> None:
+    """COPY one chunk whose values are lists, as COPY text built column by column."""
+    cell_column = _object_column(found, found == 0) if found is not None else [None] * len(chunk.rows)
+    columns = [chunk.numbers, *columns, _object_column(lon, missing), _object_column(lat, missing), cell_column]
+    with cur.copy(copy_sql) as copy:
+        try:
+            copy.write(_copy_text(columns))
+        except TypeError:  # a kind staging other values (e.g. JSON): psycopg adapts them row by row
+            for row in zip(*columns):
+                copy.write_row(row)
+
+
 def stage_file(session: Session, job: Job, spec: KindSpec, *, edition: BaseGridEdition | None) -> Staged:
     """Read the job's file chunk by chunk into the staging table `spec.stage`; return what was staged.
 
@@ -138,24 +174,11 @@ def stage_file(session: Session, job: Job, spec: KindSpec, *, edition: BaseGridE
                 if points >= ENGINE_MIN_POINTS and points >= ENGINE_MIN_POINTS_PER_CELL * cells:
                     index = base_cell_index(session, edition)
                     staged.cells_computed = True
-            if index is not None:
-                found = index.cells_at(lon, lat)
-                cell_column = _object_column(found, found == 0)
+            found = index.cells_at(lon, lat) if index is not None else None
+            if all(isinstance(values[name], pa.Array) for name in names):
+                copy_arrow(cur, copy_sql, chunk.numbers, [values[name] for name in names], lon, lat, found)
             else:
-                cell_column = [None] * len(chunk.rows)
-            columns = [
-                chunk.numbers,
-                *(values[name] for name in names),
-                _object_column(lon, missing),
-                _object_column(lat, missing),
-                cell_column,
-            ]
-            with cur.copy(copy_sql) as copy:
-                try:
-                    copy.write(_copy_text(columns))
-                except TypeError:  # a kind staging other values (e.g. JSON): psycopg adapts them row by row
-                    for row in zip(*columns):
-                        copy.write_row(row)
+                _copy_lists(cur, copy_sql, chunk, [values[name] for name in names], lon, lat, missing, found)
             staged.rows += len(chunk.rows)
         cur.execute(f"CREATE INDEX ON {spec.stage} ({spec.key})")
         cur.execute(f"ANALYZE {spec.stage}")
