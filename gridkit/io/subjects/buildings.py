@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from gridkit.grids.base import current_edition
 from gridkit.io.subjects.common import _LENGTHS, _MAX_FLOORS, SubjectImportResult, _number
 from gridkit.io.subjects.job import Job
-from gridkit.io.subjects.staging import KindSpec, finish, report_duplicates, report_existing, stage_file
+from gridkit.io.subjects.staging import KindSpec, bulk_work_mem, finish, report_duplicates, report_existing, stage_file
 from gridkit.io.tables import Table
 from gridkit.messages import Message
 from gridkit.rules import SRID
@@ -51,7 +51,7 @@ def import_buildings(
         sheet=sheet,
         progress=progress,
     )
-    with session.begin_nested():
+    with session.begin_nested(), bulk_work_mem(session):
         staged = stage_file(session, job, BUILDINGS, edition=current_edition(session))
         report_duplicates(job, staged, kind="duplicate_code", name="code", what="imports.what.building_code")
         if not replace:
@@ -180,11 +180,12 @@ def _write(session: Session, replace: bool) -> tuple[int, list[int]]:
                 {"srid": SRID},
             )
         )
+    # Without `replace` every staged code was checked to be new (report_existing): no anti-join to pay for.
+    new = "WHERE NOT EXISTS (SELECT 1 FROM building b WHERE b.code = s.code) " if replace else ""
     created = session.execute(
         text(
             f"INSERT INTO building (code, address, floors, geom, footprint, base_cell_id) SELECT s.code, {_VALUES} "
-            "FROM gk_stage_building s WHERE NOT EXISTS (SELECT 1 FROM building b WHERE b.code = s.code) "
-            "ORDER BY s.row_no"
+            f"FROM gk_stage_building s {new}ORDER BY s.row_no"
         ),
         {"srid": SRID},
     ).rowcount

@@ -24,7 +24,7 @@ from gridkit.io.subjects.common import (
     _phone,
 )
 from gridkit.io.subjects.job import Job
-from gridkit.io.subjects.staging import KindSpec, finish, report_duplicates, report_existing, stage_file
+from gridkit.io.subjects.staging import KindSpec, bulk_work_mem, finish, report_duplicates, report_existing, stage_file
 from gridkit.io.tables import Table
 from gridkit.messages import Message
 from gridkit.pii import hash_citizen_id
@@ -127,7 +127,7 @@ def import_residents(
         progress=progress,
     )
     spec = residents_spec(pii_key)
-    with session.begin_nested():
+    with session.begin_nested(), bulk_work_mem(session):
         staged = stage_file(session, job, spec, edition=current_edition(session))
         report_duplicates(job, staged, kind="duplicate_id", name="id_number", what="imports.what.id_number")
         _resolve_buildings(job, spec)
@@ -414,12 +414,13 @@ def _write(session: Session, spec: KindSpec, replace: bool) -> tuple[int, int]:
             ),
             {"srid": SRID},
         ).rowcount
+    # Without `replace` every staged ID was checked to be new (report_existing): no anti-join to pay for.
+    new = "WHERE NOT EXISTS (SELECT 1 FROM resident r WHERE r.id_number_hash = s.id_number_hash) " if replace else ""
     created = session.execute(
         text(
             "INSERT INTO resident (id_number_hash, id_number_masked, birth_date, name, phone, household, "
             f"population_type, building_id, geom, base_cell_id) SELECT s.id_number_hash, {_VALUES} "
-            "FROM gk_stage_resident s LEFT JOIN building b ON b.code = s.building_code "
-            "WHERE NOT EXISTS (SELECT 1 FROM resident r WHERE r.id_number_hash = s.id_number_hash) "
+            f"FROM gk_stage_resident s LEFT JOIN building b ON b.code = s.building_code {new}"
             "ORDER BY s.row_no"
         ),
         {"srid": SRID},

@@ -18,6 +18,7 @@ define `check`, stage, report duplicates, insert from the staging table, `finish
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -34,7 +35,7 @@ from gridkit.io.tables import Table
 from gridkit.messages import Message
 from gridkit.models import BaseGridEdition
 
-__all__ = ["KindSpec", "Staged", "stage_file", "report_duplicates", "report_existing", "finish"]
+__all__ = ["KindSpec", "Staged", "bulk_work_mem", "stage_file", "report_duplicates", "report_existing", "finish"]
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,21 @@ class Staged:
     cells_computed: bool = False
     edition: BaseGridEdition | None = None
     extra: dict = field(default_factory=dict)
+
+
+# Memory for sorts and hashes of the set-based steps (duplicates, the insert in file order, joins to
+# buildings): a million staged rows sort and hash in memory instead of spilling to disk.
+BULK_WORK_MEM = "256MB"
+
+
+@contextmanager
+def bulk_work_mem(session: Session):
+    """Raise work_mem to BULK_WORK_MEM for the block, then set it back. Use inside the import's savepoint:
+    an error rolls the savepoint back, and the setting with it."""
+    before = session.scalar(text("SELECT current_setting('work_mem')"))
+    session.execute(text("SELECT set_config('work_mem', :m, true)"), {"m": BULK_WORK_MEM})
+    yield
+    session.execute(text("SELECT set_config('work_mem', :m, true)"), {"m": before})
 
 
 def _cursor(session: Session):
@@ -180,7 +196,7 @@ def stage_file(session: Session, job: Job, spec: KindSpec, *, edition: BaseGridE
             else:
                 _copy_lists(cur, copy_sql, chunk, [values[name] for name in names], lon, lat, missing, found)
             staged.rows += len(chunk.rows)
-        cur.execute(f"CREATE INDEX ON {spec.stage} ({spec.key})")
+        # No index on the staging table: every later step reads all of it (hash joins, one aggregate).
         cur.execute(f"ANALYZE {spec.stage}")
     return staged
 
@@ -219,9 +235,10 @@ def report_existing(job: Job, staged: Staged, *, table: str, column: str, name: 
     rows = job.session.execute(
         text(
             # A repeated key is reported as a duplicate: only its first row is compared with the database.
-            f"SELECT s.row_no, s.{spec.label} AS label, t.id FROM {spec.stage} s JOIN {table} t "
-            f"ON t.{column} = s.{spec.key} WHERE s.row_no = (SELECT min(f.row_no) FROM {spec.stage} f "
-            f"WHERE f.{spec.key} = s.{spec.key}) ORDER BY s.row_no"
+            # (DISTINCT ON sorts the matches only: no index on the staging table needed.)
+            f"SELECT row_no, label, id FROM (SELECT DISTINCT ON (s.{spec.key}) s.row_no, s.{spec.label} AS label, "
+            f"t.id FROM {spec.stage} s JOIN {table} t ON t.{column} = s.{spec.key} ORDER BY s.{spec.key}, s.row_no) m "
+            "ORDER BY row_no"
         )
     ).all()
     for row in rows:
