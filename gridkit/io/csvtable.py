@@ -519,7 +519,9 @@ def _arrow_block(block: bytes, codec: str, delimiter: str, columns: list, first:
             read_options=pa_csv.ReadOptions(column_names=names, block_size=max(len(block) + 1, 1 << 20)),
             parse_options=pa_csv.ParseOptions(delimiter=delimiter, ignore_empty_lines=False),
             convert_options=pa_csv.ConvertOptions(
-                column_types={n: pa.string() for n in names}, strings_can_be_null=False, quoted_strings_can_be_null=False
+                column_types={n: pa.string() for n in names},
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
             ),
         )
     except pa.ArrowInvalid:

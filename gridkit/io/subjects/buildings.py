@@ -98,7 +98,9 @@ def _check(job: Job, chunk: Table) -> dict:
     checks = (
         pc.less_equal(pc.utf8_length(codes), _LENGTHS["code"]),
         pc.or_kleene(addresses.is_null(), pc.less_equal(pc.utf8_length(addresses), _LENGTHS["address"])),
-        pc.or_kleene(floors.is_null(), pc.and_(digits, pc.and_(pc.greater_equal(number, 1), pc.less_equal(number, _MAX_FLOORS)))),
+        pc.or_kleene(
+            floors.is_null(), pc.and_(digits, pc.and_(pc.greater_equal(number, 1), pc.less_equal(number, _MAX_FLOORS)))
+        ),
     )
     fast = np.ones(n, dtype=bool)
     for ok in checks:

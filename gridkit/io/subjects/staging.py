@@ -18,13 +18,14 @@ define `check`, stage, report duplicates, insert from the staging table, `finish
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pa_csv
+from psycopg.copy import QueuedLibpqWriter
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -126,8 +127,8 @@ def _copy_text(columns: list) -> str:
     return "".join(f"{line}\n" for line in map("\t".join, zip(*texts)))
 
 
-def copy_arrow(cur, copy_sql: str, numbers, columns: list, lon: np.ndarray, lat: np.ndarray, cells) -> None:
-    """COPY one chunk whose values are pyarrow arrays: written as CSV by pyarrow (C++), read by COPY … csv.
+def arrow_csv(numbers, columns: list, lon: np.ndarray, lat: np.ndarray, cells) -> pa.Buffer:
+    """Return one chunk whose values are pyarrow arrays as the CSV COPY … (FORMAT csv) reads, written by pyarrow.
 
     `cells`: base cell ids (0 where none) or None; lon/lat NaN where a row has no point.
     """
@@ -144,8 +145,7 @@ def copy_arrow(cur, copy_sql: str, numbers, columns: list, lon: np.ndarray, lat:
     )
     sink = pa.BufferOutputStream()
     pa_csv.write_csv(table, sink, pa_csv.WriteOptions(include_header=False))
-    with cur.copy(f"{copy_sql} (FORMAT csv)") as copy:
-        copy.write(memoryview(sink.getvalue()))
+    return sink.getvalue()
 
 
 def _copy_lists(cur, copy_sql: str, chunk, columns: list, lon, lat, missing, found) -> None:
@@ -172,13 +172,15 @@ def stage_file(session: Session, job: Job, spec: KindSpec, *, edition: BaseGridE
     staged = Staged(spec, edition=edition)
     index = None
     decided = edition is None
-    with _cursor(session) as cur:
+    with _cursor(session) as cur, ExitStack() as copying:
         cur.execute(f"DROP TABLE IF EXISTS {spec.stage}")
         cur.execute(
             f"CREATE TEMP TABLE {spec.stage} (row_no int NOT NULL, {ddl}, lon float8, lat float8, "
             "cell int) ON COMMIT DROP"
         )
         copy_sql = f"COPY {spec.stage} (row_no, {', '.join(names)}, lon, lat, cell) FROM STDIN"
+        stream = None  # one COPY … csv for every chunk of pyarrow values: the server parses one chunk while
+        # Python reads and checks the next (2 cores)
         for chunk in job.chunks():
             values = spec.check(job, chunk)
             lon, lat = values.pop("lon"), values.pop("lat")
@@ -192,10 +194,18 @@ def stage_file(session: Session, job: Job, spec: KindSpec, *, edition: BaseGridE
                     staged.cells_computed = True
             found = index.cells_at(lon, lat) if index is not None else None
             if all(isinstance(values[name], pa.Array) for name in names):
-                copy_arrow(cur, copy_sql, chunk.numbers, [values[name] for name in names], lon, lat, found)
+                if stream is None:
+                    # A writer thread sends the data while this one goes on reading (the GIL is released).
+                    writer = QueuedLibpqWriter(cur)
+                    stream = copying.enter_context(cur.copy(f"{copy_sql} (FORMAT csv)", writer=writer))
+                stream.write(memoryview(arrow_csv(chunk.numbers, [values[name] for name in names], lon, lat, found)))
             else:
+                if stream is not None:
+                    copying.close()
+                    stream = None
                 _copy_lists(cur, copy_sql, chunk, [values[name] for name in names], lon, lat, missing, found)
             staged.rows += len(chunk.rows)
+        copying.close()  # the COPY ends here
         # No index on the staging table: every later step reads all of it (hash joins, one aggregate).
         cur.execute(f"ANALYZE {spec.stage}")
     return staged
