@@ -474,17 +474,19 @@ def _block_chunks(raw, codec: str, delimiter: str, names: list, source: dict, ch
             if not lines:
                 return
             block = b"".join(lines)
-            if (b'"' in block and any(x.count(b'"') % 2 for x in lines)) or (
-                b"\r" in block and block.count(b"\r") != block.count(b"\r\n")
-            ):
+            odd_quotes = b'"' in block and any(x.count(b'"') % 2 for x in lines)
+            blank = any(not x.strip() for x in lines)
+            count = len(lines)
+            del lines  # the block holds the same bytes
+            if odd_quotes or (b"\r" in block and block.count(b"\r") != block.count(b"\r\n")):
                 # A cell over several lines, or lines ended by a carriage return alone: the per-row reader
                 # takes the rest of the file (it numbers rows by the line they start on).
                 yield from _rest_per_row(block, raw, codec, delimiter, names, columns, source, chunk_rows, line)
                 return
             first = line + 1
-            line += len(lines)
+            line += count
             chunk = None
-            if b"\x00" not in block and not any(not x.strip() for x in lines):
+            if b"\x00" not in block and not blank:
                 chunk = _arrow_block(block, codec, delimiter, columns, first)
             if chunk is None:
                 chunk = _per_row_block(block.decode(codec), delimiter, names, columns, display, first)

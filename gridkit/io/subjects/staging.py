@@ -18,6 +18,7 @@ define `check`, stage, report duplicates, insert from the staging table, `finish
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import date
@@ -25,7 +26,6 @@ from datetime import date
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pa_csv
-from psycopg.copy import QueuedLibpqWriter
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -148,6 +148,45 @@ def arrow_csv(numbers, columns: list, lon: np.ndarray, lat: np.ndarray, cells) -
     return sink.getvalue()
 
 
+class _CopyStream:
+    """One COPY fed from a thread: a chunk is sent (the GIL released while it waits on the socket) while the
+    caller reads and checks the next one. At most one chunk waits to be sent: memory stays flat.
+
+    The caller must not use the connection until the block ends (the COPY ends there)."""
+
+    def __init__(self, cur, sql: str):
+        self._cur, self._sql = cur, sql
+
+    def __enter__(self):
+        self._context = self._cur.copy(self._sql)  # kept: the COPY ends when this context is closed
+        self._copy = self._context.__enter__()
+        self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gridkit-copy")
+        self._sending = None
+        return self
+
+    def write(self, data) -> None:
+        self._wait()
+        self._sending = self._sender.submit(self._copy.write, memoryview(data))
+
+    def _wait(self) -> None:
+        if self._sending is not None:
+            sending, self._sending = self._sending, None
+            sending.result()
+
+    def __exit__(self, *exc):
+        try:
+            if exc[0] is None:
+                self._wait()
+            elif self._sending is not None:
+                self._sending.exception()  # let it end; the error being raised is the one to report
+        except BaseException as error:
+            self._sender.shutdown(wait=True)
+            self._context.__exit__(type(error), error, error.__traceback__)  # the COPY fails: nothing staged
+            raise
+        self._sender.shutdown(wait=True)
+        return self._context.__exit__(*exc)
+
+
 def _copy_lists(cur, copy_sql: str, chunk, columns: list, lon, lat, missing, found) -> None:
     """COPY one chunk whose values are lists, as COPY text built column by column."""
     cell_column = _object_column(found, found == 0) if found is not None else [None] * len(chunk.rows)
@@ -195,10 +234,8 @@ def stage_file(session: Session, job: Job, spec: KindSpec, *, edition: BaseGridE
             found = index.cells_at(lon, lat) if index is not None else None
             if all(isinstance(values[name], pa.Array) for name in names):
                 if stream is None:
-                    # A writer thread sends the data while this one goes on reading (the GIL is released).
-                    writer = QueuedLibpqWriter(cur)
-                    stream = copying.enter_context(cur.copy(f"{copy_sql} (FORMAT csv)", writer=writer))
-                stream.write(memoryview(arrow_csv(chunk.numbers, [values[name] for name in names], lon, lat, found)))
+                    stream = copying.enter_context(_CopyStream(cur, f"{copy_sql} (FORMAT csv)"))
+                stream.write(arrow_csv(chunk.numbers, [values[name] for name in names], lon, lat, found))
             else:
                 if stream is not None:
                     copying.close()
