@@ -19,6 +19,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         coordinator_cases,
         database,
         errors,
+        fastpath,
         i18n,
         incidents_api,
         ogc,
@@ -69,6 +70,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(tiles.bp)
     app.register_blueprint(oidc.bp)
     app.register_blueprint(vendor.bp)
+    # Cached tiles are sent before Flask's request handling (same headers, no database).
+    app.wsgi_app = fastpath.FastPath(app, app.wsgi_app)
     return app
 
 

@@ -4,7 +4,7 @@ No personal data except coordinators' phones in whois, for the roles allowed (au
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, current_app, jsonify, request
 
 from gridkit import layers, search
 from gridkit.audit import record
@@ -13,15 +13,17 @@ from gridkit.errors import ValidationError
 from gridkit.grids.generate.layer import target_cells_geojson
 from gridkit.grids.generate.target import Target
 from gridkit.grids.work import responsibility_at
+from gridkit.grids.work.responsibility_cache import ResponsibilityCache
 from gridkit.health import health as database_health
 from gridkit.models import Coordinator
 from gridkit.standard.ids import mask_phone
 from gridkit.users import may_see_personal_data
 from web.auth import current_user, home_of, login_required
-from web.database import db_session, transaction
+from web.database import COMMITS, db_session, reading_session, transaction
 from web.i18n import t
-from web.params import bbox_arg, float_arg, int_arg, text_arg, time_arg
+from web.params import bbox_arg, float_arg, int_arg, parse_float, text_arg, time_arg
 from web.summary import cached_counts
+from web.tiles import RECHECK_SECONDS
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -127,31 +129,36 @@ def me():
 CHINA = {"lon": (73.0, 136.0), "lat": (3.0, 54.0)}
 
 
+def responsibility_cache(app=None) -> ResponsibilityCache:
+    """Return the app's cache of whois answers (one per app, so one per database); it reads its
+    state again as often as the tile cache (GRIDKIT_TILE_RECHECK_SECONDS) and after any commit here."""
+    app = app or current_app
+    cache = app.extensions.get("gridkit_whois_cache")
+    if cache is None:
+        recheck = float(app.config.get("GRIDKIT_TILE_RECHECK_SECONDS", RECHECK_SECONDS))
+        cache = app.extensions.setdefault(
+            "gridkit_whois_cache", ResponsibilityCache(recheck=recheck, commits=lambda: COMMITS.count)
+        )
+    return cache
+
+
 @bp.get("/whois")
 def whois():
     """Return who is responsible for ?lon=&lat= (CGCS2000) [&at=ISO time]: base cell, community and, per
     department, work cell and coordinators, as `gridkit whois`. Phones: in clear (audited) for roles
-    that may read personal data there, masked for other signed-in users, left out for visitors."""
-    lon = float_arg("lon", low=-180, high=180, required=True)
-    lat = float_arg("lat", low=-90, high=90, required=True)
-    if not (CHINA["lon"][0] <= lon <= CHINA["lon"][1] and CHINA["lat"][0] <= lat <= CHINA["lat"][1]):
-        raise ValidationError("web.point_outside", lon=lon, lat=lat)
+    that may read personal data there, masked for other signed-in users, left out for visitors.
+
+    web/fastpath.py answers a visitor's request (no session cookie, only lon and lat) whose answer
+    is kept, with `whois_point` and `shown_to`, before Flask's request handling."""
+    lon, lat = whois_point(request.args.get("lon"), request.args.get("lat"))
     at = time_arg("at")
     user = current_user()
-    result = responsibility_at(db_session(), lon, lat, at)
+    if at is None:
+        result = responsibility_cache().responsibility(reading_session, lon, lat)
+    else:
+        result = responsibility_at(db_session(), lon, lat, at)
     clear = user is not None and may_see_personal_data(user, result["community"])
-    phones = 0
-    for dept in result["departments"]:
-        for person in dept["coordinators"]:
-            if not person.get("phone"):
-                continue
-            if clear:
-                phones += 1
-            elif user is not None:
-                person["phone"] = mask_phone(person["phone"])
-            else:
-                person["phone"] = None
-    if phones:
+    if shown_to(result, user, clear):
         with transaction() as session:
             record(
                 session,
@@ -163,8 +170,39 @@ def whois():
                 lat=lat,
                 via="web",
             )
-    result["phones"] = "clear" if clear else ("masked" if user is not None else "hidden")
     return jsonify(result)
+
+
+def whois_point(lon: str | None, lat: str | None) -> tuple[float, float]:
+    """Return the point of a whois request's ?lon=&lat= as sent, or raise ValidationError."""
+    x, y = _coordinate(lon, "lon", 180), _coordinate(lat, "lat", 90)
+    if not (CHINA["lon"][0] <= x <= CHINA["lon"][1] and CHINA["lat"][0] <= y <= CHINA["lat"][1]):
+        raise ValidationError("web.point_outside", lon=x, lat=y)
+    return x, y
+
+
+def _coordinate(raw: str | None, name: str, limit: float) -> float:
+    if raw is None or raw == "":
+        raise ValidationError("web.param_missing", name=name)
+    return parse_float(raw, name, low=-limit, high=limit)
+
+
+def shown_to(result: dict, user, clear: bool) -> int:
+    """Make a whois answer what `user` (None: a visitor) may read and return how many phones stay in
+    clear (to be audited): phones in clear when `clear`, masked for other users, left out for visitors."""
+    phones = 0
+    for dept in result["departments"]:
+        for person in dept["coordinators"]:
+            if not person.get("phone"):
+                continue
+            if clear:
+                phones += 1
+            elif user is not None:
+                person["phone"] = mask_phone(person["phone"])
+            else:
+                person["phone"] = None
+    result["phones"] = "clear" if clear else ("masked" if user is not None else "hidden")
+    return phones
 
 
 @bp.get("/search")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+import time
 from functools import wraps
 from urllib.parse import urlsplit
 
@@ -18,6 +19,8 @@ from flask import (
     session,
     url_for,
 )
+from sqlalchemy import inspect
+from sqlalchemy.orm import make_transient_to_detached
 
 from gridkit.errors import GridkitError, PermissionDenied, Unauthorized, ValidationError
 from gridkit.messages import Message
@@ -29,26 +32,77 @@ from gridkit.users import (
     login_refused,
     record_login_failure,
 )
-from web.database import db_session, transaction
+from web.database import COMMITS, db_session, transaction
 from web.errors import wants_json
 from web.i18n import t
+from web.tiles import RECHECK_SECONDS
 
 bp = Blueprint("auth", __name__)
 
 
 def current_user() -> User | None:
-    """Return the signed-in, still active user of this request, or None."""
+    """Return the signed-in, still active user of this request, or None.
+
+    The user read from the database is kept in this process (`KnownUsers`) and reused without a
+    query while nothing was committed here and for at most GRIDKIT_TILE_RECHECK_SECONDS (1 s): a
+    sign-out, a stopped user or a role change made through this process counts at once, one
+    made by another process (the CLI, another server) within that time."""
     if "current_user" not in g:
         user = None
         user_id = session.get("user_id")
         if user_id is not None:
-            user = db_session().get(User, user_id)
-            # A session of a stopped user, or from before a sign-out or password change, is over.
-            if user is None or not user.active or session.get("generation") != user.session_generation:
-                session.clear()
-                user = None
+            known = known_users().fresh(user_id, session.get("generation"))
+            if known is not None:
+                user = db_session().merge(known, load=False)
+            else:
+                commits = COMMITS.count  # before the read: a commit meanwhile makes the copy untrusted
+                user = db_session().get(User, user_id)
+                # A session of a stopped user, or from before a sign-out or password change, is over.
+                if user is None or not user.active or session.get("generation") != user.session_generation:
+                    session.clear()
+                    user = None
+                else:
+                    known_users().keep(user, commits)
         g.current_user = user
     return g.current_user
+
+
+class KnownUsers:
+    """Active users read by this process, as detached copies, each with when it was read."""
+
+    def __init__(self, recheck: float):
+        self.recheck = recheck
+        self._users: dict[int, tuple[User, float, int]] = {}
+
+    def fresh(self, user_id: int, generation) -> User | None:
+        """Return the kept copy of an active user of that session generation, if still trusted."""
+        entry = self._users.get(user_id)
+        if entry is None:
+            return None
+        user, read_at, commits = entry
+        if (
+            commits != COMMITS.count
+            or time.monotonic() - read_at >= self.recheck
+            or generation != user.session_generation
+        ):
+            return None
+        return user
+
+    def keep(self, user: User, commits: int) -> None:
+        """Keep a detached copy of `user`, read after `commits` commits of this process."""
+        copy = User(**{attr.key: getattr(user, attr.key) for attr in inspect(User).column_attrs})
+        make_transient_to_detached(copy)
+        self._users[user.id] = (copy, time.monotonic(), commits)
+
+
+def known_users(app=None) -> KnownUsers:
+    """Return the app's KnownUsers."""
+    app = app or current_app
+    known = app.extensions.get("gridkit_known_users")
+    if known is None:
+        recheck = float(app.config.get("GRIDKIT_TILE_RECHECK_SECONDS", RECHECK_SECONDS))
+        known = app.extensions.setdefault("gridkit_known_users", KnownUsers(recheck))
+    return known
 
 
 def login_required(roles=None):

@@ -29,30 +29,45 @@ def nonced(html: str) -> Markup:
     return Markup(_TAG.sub(lambda m: f'<{m.group(1)} nonce="{csp_nonce()}"', str(html)))
 
 
-def _tile_origin() -> str:
+def _tile_origin(app) -> str:
     from web.mapview import OSM_TILES
 
-    url = current_app.config.get("GRIDKIT_TILES", OSM_TILES)["url"]
+    url = app.config.get("GRIDKIT_TILES", OSM_TILES)["url"]
     parts = urlsplit(url.replace("{s}", "a"))
     host = parts.netloc.replace("a.", "*.", 1) if "{s}" in url else parts.netloc
     return f"{parts.scheme}://{host}" if parts.scheme else ""
 
 
-def content_security_policy() -> str:
-    """Return the policy: our own scripts plus nonced inline ones, images from us and the basemap."""
+def content_security_policy(nonce: str | None = None, app=None) -> str:
+    """Return the policy: our own scripts plus nonced inline ones, images from us and the basemap.
+
+    Default: this request's nonce and app; outside a request, pass both."""
     return "; ".join(
         [
             "default-src 'self'",
-            f"script-src 'self' 'nonce-{csp_nonce()}'",
+            f"script-src 'self' 'nonce-{nonce or csp_nonce()}'",
             # Leaflet positions tiles and markers with inline styles.
             "style-src 'self' 'unsafe-inline'",
-            f"img-src 'self' data: blob: {_tile_origin()}".strip(),
+            f"img-src 'self' data: blob: {_tile_origin(app or current_app)}".strip(),
             "connect-src 'self'",
             "object-src 'none'",
             "base-uri 'self'",
             "frame-ancestors 'none'",
         ]
     )
+
+
+# Every response carries these, and the Content-Security-Policy.
+FIXED_HEADERS = (
+    ("X-Frame-Options", "DENY"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "same-origin"),
+)
+
+
+def security_headers(app) -> list[tuple[str, str]]:
+    """Return the security headers of a response made outside Flask's request handling (web/fastpath.py)."""
+    return [*FIXED_HEADERS, ("Content-Security-Policy", content_security_policy(secrets.token_urlsafe(16), app))]
 
 
 def init_app(app: Flask) -> None:
@@ -71,9 +86,8 @@ def init_app(app: Flask) -> None:
 
     @app.after_request
     def _headers(response):
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
+        for name, value in FIXED_HEADERS:
+            response.headers.setdefault(name, value)
         response.headers.setdefault("Content-Security-Policy", content_security_policy())
         return response
 

@@ -22,16 +22,14 @@ import hashlib
 import threading
 import time
 from collections import OrderedDict
-from contextlib import contextmanager
 
 from flask import Blueprint, Response, current_app, jsonify, request
-from sqlalchemy import event, text
-from sqlalchemy.orm import Session
+from sqlalchemy import text
 
 from gridkit import tiles as tiles_service
 from gridkit.colouring import PALETTE
 from gridkit.errors import NotFound, ValidationError
-from web.database import db_session
+from web.database import COMMITS, db_session, reading_session
 from web.i18n import t
 from web.params import bbox_arg
 
@@ -42,22 +40,6 @@ CACHE_ENTRIES = 20_000
 CACHE_BYTES = 128 * 1024 * 1024
 # How long a generation read from the database is trusted when this process commits nothing.
 RECHECK_SECONDS = 1.0
-
-
-class _Commits:
-    """A count of the commits made in this process (any session, any engine)."""
-
-    def __init__(self):
-        self.count = 0
-        self._lock = threading.Lock()
-
-    def bump(self, _session=None) -> None:
-        with self._lock:
-            self.count += 1
-
-
-COMMITS = _Commits()
-event.listen(Session, "after_commit", COMMITS.bump)
 
 
 class TileCache:
@@ -79,6 +61,16 @@ class TileCache:
         self._bytes = 0
         self._lock = threading.Lock()
         self.hits = self.misses = self.checks = 0
+
+    def fresh_generation(self) -> str | None:
+        """Return the generation when it needs no check now (see current_generation), else None."""
+        if (
+            self.generation is not None
+            and COMMITS.count == self._checked_commits
+            and time.monotonic() - self._checked_at < self.recheck
+        ):
+            return self.generation
+        return None
 
     def current_generation(self, read) -> str:
         """Return the generation, calling `read()` (a database query) only when it may have changed."""
@@ -150,44 +142,49 @@ def tile_cache(app=None) -> TileCache:
 @bp.get("/<layer>/<int:z>/<int:x>/<int:y>.mvt")
 def tile(layer: str, z: int, x: int, y: int):
     """Return one vector tile; ?dept=CODE[&version=N] for work-cells, ?edition=ID for base-cells."""
-    req = tiles_service.tile_request(
-        layer, z, x, y, dept=_text_arg("dept"), version=_int_arg("version"), edition=_int_arg("edition")
-    )
+    args = request.args
+    req = tile_request(layer, z, x, y, args.get("dept"), args.get("version"), args.get("edition"))
     cache = tile_cache()
     generation = cache.current_generation(_read_generation)
     entry = cache.get(req.key, generation)
     if entry is None:
-        with _reading_session() as session:
+        with reading_session() as session:
             data = tiles_service.tile(session, req, memo=cache.memo)
         entry = (f'"{hashlib.blake2b(data, digest_size=12).hexdigest()}"', data)
         cache.put(req.key, generation, entry)
     etag, data = entry
-    headers = {
+    headers = tile_headers(etag, generation)
+    if etag in if_none_match(request.headers.get("If-None-Match", "")):
+        return Response(status=304, headers=headers)
+    return Response(data, mimetype=MVT_TYPE, headers=headers)
+
+
+def tile_request(layer: str, z: int, x: int, y: int, dept: str | None, version: str | None, edition: str | None):
+    """Return the validated tiles_service.TileRequest of a URL's parts and query values (as sent, or None)."""
+    return tiles_service.tile_request(
+        layer,
+        z,
+        x,
+        y,
+        dept=_text_value(dept),
+        version=_int_value("version", version),
+        edition=_int_value("edition", edition),
+    )
+
+
+def tile_headers(etag: str, generation: str) -> dict:
+    """Return the caching headers of a tile (web/fastpath.py sends the same)."""
+    return {
         "ETag": etag,
         "Cache-Control": "public, no-cache",
         "Vary": "Accept-Encoding",
         "X-Tile-Generation": generation,
     }
-    if etag in _if_none_match():
-        return Response(status=304, headers=headers)
-    return Response(data, mimetype=MVT_TYPE, headers=headers)
 
 
 def _read_generation() -> str:
-    with _reading_session() as session:
+    with reading_session() as session:
         return tiles_service.generation(session)
-
-
-@contextmanager
-def _reading_session():
-    """Yield a session on a connection in autocommit: a tile's few SELECTs then cost no BEGIN and
-    no ROLLBACK round trip (two of the four a request in a transaction pays besides its query)."""
-    engine = db_session().get_bind()  # the request's session: no connection is taken for it
-    with (
-        engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection,
-        Session(bind=connection) as session,
-    ):
-        yield session
 
 
 @bp.get("/work-cells/labels.json")
@@ -247,13 +244,16 @@ def tile_urls() -> dict:
     }
 
 
-def _if_none_match() -> set[str]:
-    header = request.headers.get("If-None-Match", "")
+def if_none_match(header: str) -> set[str]:
+    """Return the ETags of an If-None-Match header (weak ones as strong)."""
     return {part.strip().removeprefix("W/") for part in header.split(",") if part.strip()}
 
 
 def _text_arg(name: str) -> str | None:
-    raw = request.args.get(name)
+    return _text_value(request.args.get(name))
+
+
+def _text_value(raw: str | None) -> str | None:
     if raw is None:
         return None
     if "\x00" in raw or len(raw) > 100:
@@ -262,7 +262,10 @@ def _text_arg(name: str) -> str | None:
 
 
 def _int_arg(name: str) -> int | None:
-    raw = request.args.get(name)
+    return _int_value(name, request.args.get(name))
+
+
+def _int_value(name: str, raw: str | None) -> int | None:
     if raw is None or raw.strip() == "":
         return None
     raw = raw.strip()

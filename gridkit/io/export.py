@@ -34,6 +34,7 @@ from gridkit import audit
 from gridkit.coords import wgs84_to_gcj02
 from gridkit.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from gridkit.io.export_arrow import arrow_batches, copy_sql
+from gridkit.io.export_child import WriterProcess
 from gridkit.io.export_layers import LAYERS, build_query, layer_named
 from gridkit.io.export_writers import (
     ENCODINGS,
@@ -64,6 +65,9 @@ FORMATS = ("shp", "gpkg", "geojson", "csv", "xlsx")
 SUFFIXES = {".zip": "shp", ".gpkg": "gpkg", ".geojson": "geojson", ".json": "geojson", ".csv": "csv", ".xlsx": "xlsx"}
 DEFAULT_CHUNK = 50_000
 DEFAULT_MAX_FEATURES = 5_000_000
+# From about this many rows (the planner's estimate) GDAL writes in a child process while this one
+# reads (export_child): two cores at once pay for the child's start (a few tenths of a second).
+PROCESS_ROWS = 20_000
 GCJ02 = "gcj02"
 
 
@@ -383,9 +387,11 @@ def export_layer(
     # No count before writing: rows are counted as they are written, and only an export over the
     # limit pays for a count (to say how many there are).
     stream = _Stream(session, options, crs, query.fields, limit, progress)
-    if progress:
+    if progress or isinstance(writer, (OgrWriter, ShapefileZipWriter)):
         stream.estimate = _estimate(session, query.sql, query.params)
     try:
+        if isinstance(writer, (OgrWriter, ShapefileZipWriter)) and stream.estimate >= PROCESS_ROWS:
+            writer.process = WriterProcess(path, cleanup=[getattr(writer, "folder", tmp), tmp])
         parts = _write(session, options, crs, query, writer, stream)
         os.replace(tmp, path)
     except BaseException as exc:

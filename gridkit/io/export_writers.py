@@ -12,7 +12,6 @@ import json
 import re
 import shutil
 import tempfile
-import zipfile
 from datetime import date, datetime
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import shapely
 
 from gridkit.errors import ValidationError
 from gridkit.io.export_layers import BOOL, DATE, DATETIME, FLOAT, INT
+from gridkit.io.export_zip import write_zip
 from gridkit.rules import LOCAL_TZ
 
 # Shapefile DBF field names hold at most 10 bytes.
@@ -117,20 +117,27 @@ class OgrWriter:
             + [pa.field("geometry", pa.binary(), metadata={"ARROW:extension:name": "ogc.wkb"})]
         )
         self.layers: list[str] = []
+        self.process = None
 
     def write_layer(self, layer: str, geometry_type: str, batches) -> None:
         """Write layer `layer` of one geometry type from the record batches of `batches` (fields in
-        order, then WKB geometry); a GeoPackage gets one more layer per call."""
-        import pyogrio
-
-        reader = pa.RecordBatchReader.from_batches(
-            self.schema, (pa.RecordBatch.from_arrays(b.columns, schema=self.schema) for b in batches)
-        )
+        order, then WKB geometry); a GeoPackage gets one more layer per call. With a `process`
+        (`export_child.WriterProcess`) GDAL writes in that child process while batches are read here."""
         options = {}
         if self.driver == "ESRI Shapefile":
             options["encoding"] = ENCODINGS[self.encoding][0]
         elif self.driver == "GPKG":
             options["layer_options"] = {"SPATIAL_INDEX": "YES"}
+        if self.process is not None:
+            header = {"path": str(self.path), "layer": layer, "driver": self.driver, "options": options}
+            self.process.write_layer(dict(header, geometry_type=geometry_type, crs=self.crs), self.schema, batches)
+            self.layers.append(layer)
+            return
+        import pyogrio
+
+        reader = pa.RecordBatchReader.from_batches(
+            self.schema, (pa.RecordBatch.from_arrays(b.columns, schema=self.schema) for b in batches)
+        )
         pyogrio.write_arrow(
             reader,
             str(self.path),
@@ -144,10 +151,14 @@ class OgrWriter:
         self.layers.append(layer)
 
     def finish(self) -> None:
-        """Nothing left to do: GDAL closed the file after each layer."""
+        """Wait for the writing process, if any: GDAL closed the file after each layer."""
+        if self.process is not None:
+            self.process.finish()
 
     def discard(self) -> None:
-        """Nothing to close: GDAL closed the file when the stream ended or failed (the caller removes it)."""
+        """Kill the writing process, if any (the caller removes the file)."""
+        if self.process is not None:
+            self.process.kill()
 
 
 def arrow_type(kind: str, driver: str) -> pa.DataType:
@@ -172,6 +183,7 @@ class ShapefileZipWriter:
         self.short = short_field_names([name for name, _ in fields])
         self.short_fields = [(self.short[name], kind) for name, kind in fields]
         self.stems: list[str] = []
+        self.process = None
 
     @property
     def schema(self) -> pa.Schema:
@@ -182,30 +194,30 @@ class ShapefileZipWriter:
         """Write one shapefile named after `layer` from the record batches of `batches`."""
         stem = re.sub(r"[^0-9A-Za-z_-]+", "_", layer)
         inner = OgrWriter(self.folder / f"{stem}.shp", "ESRI Shapefile", self.short_fields, self.crs, self.encoding)
+        inner.process = self.process
         inner.write_layer(stem, geometry_type, batches)
         self.stems.append(stem)
 
     def finish(self) -> None:
         """Zip each shapefile's .shp .shx .dbf .prj .cpg and fields.csv, then remove the folder."""
         try:
+            if self.process is not None:
+                self.process.finish()
             with open(self.folder / "fields.csv", "w", newline="", encoding="utf-8") as fh:
                 out = csv.writer(fh)
                 out.writerow(["field", "shapefile_field", "type"])
                 for name, kind in self.fields:
                     out.writerow([name, self.short[name], kind])
-            # Level 1: most of deflate's size gain at a fraction of its time (shapefiles are large).
-            with zipfile.ZipFile(self.path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
-                for stem in self.stems:
-                    for suffix in SHAPEFILE_PARTS:
-                        part = self.folder / f"{stem}{suffix}"
-                        if part.exists():
-                            zf.write(part, part.name)
-                zf.write(self.folder / "fields.csv", "fields.csv")
+            parts = [self.folder / f"{stem}{suffix}" for stem in self.stems for suffix in SHAPEFILE_PARTS]
+            members = [(part, part.name) for part in parts if part.exists()]
+            write_zip(self.path, [*members, (self.folder / "fields.csv", "fields.csv")])
         finally:
             self.discard()
 
     def discard(self) -> None:
-        """Remove the scratch folder."""
+        """Kill the writing process, if any, and remove the scratch folder."""
+        if self.process is not None:
+            self.process.kill()
         shutil.rmtree(self.folder, ignore_errors=True)
 
 

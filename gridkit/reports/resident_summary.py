@@ -11,15 +11,31 @@ A unit's households = the sum of its cells' households, less (cells − 1) for e
 with several cells in the unit: exact, and reading a few thousand rows instead of millions.
 
 A statement trigger on `resident` adds a row to `resident_change` for every statement that changes
-residents; `ensure_current` rebuilds both tables in one pass when that log has rows. The log is
-emptied *before* the rebuild reads the residents, so a change committed meanwhile keeps its row
-and is picked up by the next report.
+residents (one row per statement: imports stay as fast as they were). Two ways bring the summary
+up to date:
+
+- `residents_changed(session, cells)`, called by an import or an assignment at its end, inside its
+  transaction: recounts only the base cells it touched (all of them: a full rebuild, when it does
+  not say or touched many) and removes its own transaction's log rows. The first report after it
+  reads the summary as it is (a few milliseconds, whatever the number of residents).
+- `ensure_current(session)`, called by every report: a full rebuild when the log still has rows
+  (a change made elsewhere, e.g. a resident edited by hand). The log is emptied *before* the
+  rebuild reads the residents, so a change committed meanwhile keeps its row and is picked up by
+  the next report.
+
+Both take a transaction-level advisory lock first: two transactions never recount at once, and
+the second one's statements see the first one's committed counts.
 """
 
 from __future__ import annotations
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
+
+# An advisory lock key of the summary's maintenance (any constant shared by every caller).
+LOCK_KEY = 0x6772_6B12
+# Above this many touched cells a full rebuild is cheaper than recounting cell by cell.
+FULL_REBUILD_CELLS = 500
 
 # Memory for the rebuild's groups (this transaction only): millions of (cell, household) groups
 # stay in memory instead of spilling to disk.
@@ -49,6 +65,7 @@ def is_current(session: Session) -> bool:
 
 def refresh(session: Session) -> None:
     """Rebuild the resident summary from the residents (in the caller's transaction)."""
+    session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOCK_KEY})
     # First empty the log (only rows of committed changes are visible, and those are in the
     # snapshot of the rebuild below), then rebuild.
     session.execute(text("DELETE FROM resident_change"))
@@ -64,6 +81,53 @@ def ensure_current(session: Session) -> bool:
         return False
     refresh(session)
     return True
+
+
+_TOUCHED_HOUSEHOLDS = """
+    SELECT DISTINCT household FROM resident WHERE base_cell_id = ANY(:cells) AND household <> ''
+    UNION SELECT household FROM resident_split_household WHERE base_cell_id = ANY(:cells)"""
+
+_SPLIT_OF = """
+    INSERT INTO resident_split_household (household, base_cell_id)
+    SELECT household, base_cell_id FROM (
+        SELECT household, base_cell_id, count(*) OVER (PARTITION BY household) AS k
+        FROM (SELECT DISTINCT household, base_cell_id FROM resident
+              WHERE household = ANY(:households) AND base_cell_id IS NOT NULL) d) g
+    WHERE k > 1"""
+
+_RECOUNT_CELLS = """
+    INSERT INTO resident_cell_summary (base_cell_id, residents, registered, floating, households)
+    SELECT base_cell_id, count(*), count(*) FILTER (WHERE population_type = 'registered'),
+           count(*) FILTER (WHERE population_type = 'floating'),
+           count(DISTINCT household) FILTER (WHERE household <> '')
+    FROM resident WHERE base_cell_id = ANY(:cells) GROUP BY base_cell_id"""
+
+
+def residents_changed(session: Session, cells=None) -> None:
+    """Bring the resident summary up to date after this transaction changed residents.
+
+    Call it at the end of an import or assignment, in its transaction, with the ids of every base
+    cell a resident entered or left (both the old and the new cell of a moved resident), or None
+    when unknown (a full rebuild). Recounts those cells and the households spread over them, and
+    removes the change-log rows of this transaction; other transactions' rows stay for
+    `ensure_current`. Cheap for a few cells; a full rebuild (seconds for millions of residents)
+    when `cells` is None or large.
+    """
+    session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOCK_KEY})
+    ids = None if cells is None else sorted({int(c) for c in cells if c is not None})
+    if ids is None or len(ids) > FULL_REBUILD_CELLS:
+        refresh(session)  # counts the others' committed changes too: the whole log goes
+        return
+    session.execute(text("DELETE FROM resident_change WHERE txid = txid_current()"))
+    if not ids:
+        return
+    params = {"cells": ids}
+    # Households with a member in a touched cell now or before: their cells are counted again.
+    households = list(session.execute(text(_TOUCHED_HOUSEHOLDS), params).scalars())
+    session.execute(text("DELETE FROM resident_split_household WHERE household = ANY(:h)"), {"h": households})
+    session.execute(text(_SPLIT_OF), {"households": households})
+    session.execute(text("DELETE FROM resident_cell_summary WHERE base_cell_id = ANY(:cells)"), params)
+    session.execute(text(_RECOUNT_CELLS), params)
 
 
 def population_sql(unit_frame: str) -> str:

@@ -1,0 +1,251 @@
+"""Who is responsible for a point now, answered from memory: `ResponsibilityCache`.
+
+The answer of `responsibility_at(session, lon, lat)` (now) depends on the point only through the
+set of base cells covering it, in the edition in force and in the base editions of the versions
+in force. The cache keeps, per *state* of the database, an in-memory index of those editions' base
+cells (shapely STRtree) and the answers of `responsibility_at` per set of covering cells: a point
+is located in memory and its cells' answer is served without the database; the first point of a
+cell (a miss) asks `responsibility_at` itself, so every answer is the one service's (one rule).
+
+A point within EDGE_DEGREES of a cell edge goes to the database every time: on an edge PostGIS's
+ST_Covers and GEOS may disagree by rounding, and the answer depends on more than one cell there.
+
+The state is the generation (`responsibility_generation`: what publishes, rollbacks, admin units,
+departments, coordinators and their assignments look like) and the versions in force now; it is
+read again (one query) after any commit in this process (the `commits` counter the caller passes),
+at most every `recheck` seconds otherwise, and as soon as a version's validity starts or ends
+(`until`): as the tile cache of web/tiles.py. While one thread reads a new state, the others ask
+the database directly. `at=` in the past is not cached: callers call `responsibility_at`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+import shapely
+from sqlalchemy import func, select, text, union_all
+from sqlalchemy.orm import Session
+
+from gridkit import rules, tiles
+from gridkit.errors import ValidationError
+from gridkit.grids.base import check_lon_lat
+from gridkit.grids.work.responsibility import responsibility_at
+from gridkit.grids.work.versions import versions_in_force
+from gridkit.models import BaseGridEdition, WorkGridVersion
+
+# Closer than this to a cell edge (degrees, ~0.1 mm), a point is answered by the database.
+EDGE_DEGREES = 1e-9
+RECHECK_SECONDS = 1.0
+MAX_ANSWERS = 100_000
+
+_NOTHING = object()
+
+# Besides what the tiles show (gridkit.tiles.generation): names of admin units and departments,
+# coordinators (name, phone, active) and their assignments. Sums of row hashes: one pass each.
+_GENERATION = text("""
+    SELECT (SELECT count(*) || ':' || coalesce(sum(hashtext(code || '|' || name)), 0) FROM admin_unit),
+           (SELECT count(*) || ':' || coalesce(sum(hashtext(code || '|' || name)), 0) FROM department),
+           (SELECT count(*) || ':' || coalesce(sum(hashtext(
+                id || '|' || name || '|' || coalesce(phone, '') || '|' || active)), 0) FROM coordinator),
+           (SELECT count(*) || ':' || coalesce(sum(hashtext(coordinator_id || '|' || work_cell_id)), 0)
+            FROM coordinator_assignment)
+""")
+
+
+def responsibility_generation(session: Session) -> tuple[str, str]:
+    """Return (generation, tile generation): the first changes whenever an answer of
+    `responsibility_at` may change other than by the passing of time (see `_in_force_now`), the
+    second whenever what the tiles show changes (base cells of the editions included)."""
+    tile_generation = tiles.generation(session)
+    row = session.execute(_GENERATION).one()
+    parts = [tile_generation, *(str(v) for v in row)]
+    return hashlib.blake2b("|".join(parts).encode(), digest_size=8).hexdigest(), tile_generation
+
+
+def _in_force_now(session: Session, at: datetime) -> tuple[int | None, tuple, datetime | None]:
+    """Return (edition in force, ((version id, its base edition id), ...) in force at `at`, when
+    that set next changes), by the rules responsibility_at applies."""
+    edition = session.scalar(
+        select(BaseGridEdition.id)
+        .where(rules.edition_in_force(BaseGridEdition))
+        .order_by(BaseGridEdition.published_at.desc().nulls_last())
+        .limit(1)
+    )
+    in_force = versions_in_force(at)
+    versions = session.execute(select(in_force.c.id, in_force.c.base_edition_id).order_by(in_force.c.dept_code)).all()
+    was = [s.value for s in rules.WAS_IN_FORCE]
+    changes = union_all(
+        select(WorkGridVersion.valid_from.label("t")).where(
+            WorkGridVersion.status.in_(was), WorkGridVersion.valid_from > at
+        ),
+        select(WorkGridVersion.valid_to.label("t")).where(
+            WorkGridVersion.status.in_(was), WorkGridVersion.valid_to > at
+        ),
+    ).subquery()
+    until = session.scalar(select(func.min(changes.c.t)))
+    return edition, tuple((v.id, v.base_edition_id) for v in versions), until
+
+
+class _EditionIndex:
+    """The base cells of one edition in memory: covering cells of a point, or None near an edge."""
+
+    def __init__(self, session: Session, edition_id: int):
+        rows = session.execute(
+            text("SELECT ST_AsBinary(geom) FROM base_cell WHERE edition_id = :e ORDER BY code"), {"e": edition_id}
+        ).all()
+        self.geoms = shapely.from_wkb([bytes(r[0]) for r in rows]) if rows else np.zeros(0, dtype=object)
+        shapely.prepare(self.geoms)
+        self.edges = shapely.boundary(self.geoms)
+        self.tree = shapely.STRtree(self.geoms)
+
+    def covering(self, point) -> tuple | None:
+        """Return the positions (code order) of the cells covering `point`, or None when it lies near an edge."""
+        near = self.tree.query(point)
+        if len(near) == 0:
+            return ()
+        if (shapely.distance(self.edges[near], point) <= EDGE_DEGREES).any():
+            return None
+        return tuple(sorted(near[shapely.covers(self.geoms[near], point)].tolist()))
+
+
+@dataclass
+class _State:
+    """What the answers are valid for: a generation and the versions in force, until `until`."""
+
+    generation: str
+    editions: tuple  # the editions whose cells decide an answer, each with its index
+    until: datetime | None
+    answers: dict = field(default_factory=dict)
+
+    def key(self, lon: float, lat: float):
+        point = shapely.Point(lon, lat)
+        parts = []
+        for index in self.editions:
+            cells = index.covering(point)
+            if cells is None:
+                return None
+            parts.append(cells)
+        return tuple(parts)
+
+
+class ResponsibilityCache:
+    """`responsibility_at` for now, from memory (see the module docstring). Thread-safe; one per database."""
+
+    def __init__(
+        self,
+        *,
+        recheck: float = RECHECK_SECONDS,
+        commits: Callable[[], int] = lambda: 0,
+        max_answers: int = MAX_ANSWERS,
+    ):
+        self.recheck = recheck
+        self.commits = commits
+        self.max_answers = max_answers
+        self._state: _State | None = None
+        self._indexes: dict = {}  # (edition id, tile generation) -> _EditionIndex
+        self._checked_at = -1e18
+        self._checked_commits = -1
+        self._refreshing = threading.Lock()
+        self.hits = self.misses = self.direct = self.checks = 0
+
+    def responsibility(self, connect: Callable[[], AbstractContextManager[Session]], lon: float, lat: float) -> dict:
+        """Return `responsibility_at(session, lon, lat)` (now) as a new dict the caller may change.
+
+        `connect()` yields a session for the database work a miss or a state check needs.
+        """
+        check_lon_lat(lon, lat)
+        state = self._current(connect)
+        key = state.key(lon, lat) if state is not None else None
+        answer = state.answers.get(key, _NOTHING) if key is not None else _NOTHING
+        if answer is _NOTHING:
+            with connect() as session:
+                answer = responsibility_at(session, lon, lat)
+            if key is None:
+                self.direct += 1
+                return answer
+            self.misses += 1
+            if len(state.answers) >= self.max_answers:
+                state.answers.clear()
+            state.answers[key] = answer
+        else:
+            self.hits += 1
+        return _fresh(answer, lon, lat)
+
+    def kept(self, lon: float, lat: float) -> dict | None:
+        """Return the kept answer for (lon, lat) now as `responsibility` would (a new dict), or None when
+        that would need the database (not kept yet, near an edge, or the state is due for its check)."""
+        state = self._state
+        if state is None or not self._fresh(state, time.monotonic(), self.commits(), rules.now()):
+            return None
+        try:
+            check_lon_lat(lon, lat)
+        except ValidationError:
+            return None
+        key = state.key(lon, lat)
+        answer = state.answers.get(key) if key is not None else None
+        if answer is None:
+            return None
+        self.hits += 1
+        return _fresh(answer, lon, lat)
+
+    def _fresh(self, state: _State, started: float, commits: int, now: datetime) -> bool:
+        return (
+            commits == self._checked_commits
+            and started - self._checked_at < self.recheck
+            and (state.until is None or now < state.until)
+        )
+
+    def _current(self, connect) -> _State | None:
+        """Return the state valid now, reading it again when it may have changed; None while another thread does."""
+        started, commits, now = time.monotonic(), self.commits(), rules.now()
+        state = self._state
+        if state is not None and self._fresh(state, started, commits, now):
+            return state
+        if not self._refreshing.acquire(blocking=False):
+            # Another thread reads the state. Only the periodic check is due (no commit here, no
+            # validity change): the kept state stays good meanwhile; otherwise ask the database.
+            if state is not None and commits == self._checked_commits and (state.until is None or now < state.until):
+                return state
+            return None
+        try:
+            with connect() as session:
+                self.checks += 1
+                generation, tile_generation = responsibility_generation(session)
+                edition, versions, until = _in_force_now(session, now)
+                wanted = tuple(dict.fromkeys([e for e in (edition, *(v[1] for v in versions)) if e is not None]))
+                stamp = f"{generation}|{edition}|{versions}"
+                if state is None or state.generation != stamp:
+                    indexes = {}
+                    for edition_id in wanted:
+                        key = (edition_id, tile_generation)
+                        indexes[key] = self._indexes.get(key) or _EditionIndex(session, edition_id)
+                    self._indexes = indexes
+                    state = _State(stamp, tuple(indexes.values()), until)
+                else:
+                    state.until = until
+            self._state = state
+            self._checked_at, self._checked_commits = started, commits
+            return state
+        finally:
+            self._refreshing.release()
+
+
+def _fresh(answer: dict, lon: float, lat: float) -> dict:
+    """Return a copy of a kept answer for the point (lon, lat) now, deep enough for callers to change phones."""
+    return {
+        **answer,
+        "lon": lon,
+        "lat": lat,
+        "at": rules.now().isoformat(),
+        "departments": [
+            {**dept, "coordinators": [dict(person) for person in dept["coordinators"]]}
+            for dept in answer["departments"]
+        ],
+    }

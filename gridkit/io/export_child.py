@@ -1,0 +1,112 @@
+"""A child process that writes the GDAL layers of a large export while this process reads PostGIS.
+
+    process = WriterProcess(display_path, cleanup=[tmp])
+    process.write_layer(header, schema, batches)   # once per layer
+    process.finish()                               # or process.kill() on any failure
+
+pyogrio holds the GIL while GDAL writes a batch, so in one process the COPY read and the GDAL
+write take turns. Here the reading stays in this process (inside the caller's transaction and
+snapshot: the child never touches the database) and the batches travel to the child
+(`export_process.py`) as an Arrow IPC stream over a pipe: two cores work at once.
+
+Failures: a GDAL error in the child comes back as `export.write_failed` naming the file; any
+failure here (an error while reading, Ctrl+C) kills the child; the child removes its half-written
+files itself when the conversation does not end normally (the parent killed included).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+
+from gridkit.errors import ValidationError
+
+SCRIPT = Path(__file__).with_name("export_process.py")
+F_SETPIPE_SZ = 1031  # Linux: a larger pipe lets the reader run ahead of the writer a little
+PIPE_BYTES = 1 << 20
+
+
+class WriterProcess:
+    """The child that writes layers with GDAL; `path` is the output named in error messages."""
+
+    def __init__(self, path: Path, cleanup: list[Path]):
+        self.path = path
+        # -P: the script's folder (gridkit/io) stays off sys.path; the child imports pyarrow and
+        # pyogrio only.
+        self.proc = subprocess.Popen(
+            [sys.executable, "-P", str(SCRIPT), json.dumps({"cleanup": [str(p) for p in cleanup]})],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        try:
+            fcntl.fcntl(self.proc.stdin.fileno(), F_SETPIPE_SZ, PIPE_BYTES)
+        except OSError:
+            pass  # a smaller pipe only means less read-ahead
+
+    def write_layer(self, header: dict, schema: pa.Schema, batches) -> None:
+        """Send one layer: `header` (path, layer, driver, geometry_type, crs, options) and the
+        record batches of `batches` (cast to `schema`); return when the child has written it."""
+        sink = self.proc.stdin
+        try:
+            sink.write((json.dumps(header) + "\n").encode())
+            stream = pa.ipc.new_stream(sink, schema)
+        except OSError as exc:
+            raise self._failure(exc) from None
+        try:
+            for batch in batches:
+                batch = pa.RecordBatch.from_arrays(batch.columns, schema=schema)
+                try:
+                    stream.write_batch(batch)
+                except OSError as exc:
+                    # The child stopped reading: it failed and says why (or it was killed).
+                    raise self._failure(exc) from None
+        except BaseException:
+            # No end-of-stream marker: the child must not take a cut stream for a whole layer.
+            self.kill()
+            raise
+        try:
+            stream.close()
+            sink.flush()
+        except OSError as exc:
+            raise self._failure(exc) from None
+        answer = self._answer()
+        if "error" in answer:
+            raise self._failure(answer["error"])
+
+    def finish(self) -> None:
+        """Tell the child every layer is sent and wait for it to end."""
+        try:
+            self.proc.stdin.write(b'{"end": true}\n')
+            self.proc.stdin.close()
+        except OSError as exc:
+            raise self._failure(exc) from None
+        if self.proc.wait() != 0:
+            raise self._failure(f"exit status {self.proc.returncode}")
+
+    def kill(self) -> None:
+        """End the child now if it still runs (it removes its files when killed by EOF; the caller
+        removes them too, for a SIGKILL)."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            try:
+                pipe.close()
+            except OSError:
+                pass
+
+    def _answer(self) -> dict:
+        line = self.proc.stdout.readline()
+        return json.loads(line) if line else {"error": f"the writing process ended (status {self.proc.wait()})"}
+
+    def _failure(self, reason) -> ValidationError:
+        if not isinstance(reason, str):
+            answer = self._answer() if self.proc.stdout and not self.proc.stdout.closed else {}
+            reason = answer.get("error") or str(reason)
+        self.kill()
+        return ValidationError("export.write_failed", path=str(self.path), reason=reason)

@@ -1,0 +1,104 @@
+"""Large exports: GDAL writes in a child process while this one reads PostGIS (gridkit.io.export_child).
+
+The threshold is set to 0 here so that the test city's few rows take the same path as a million.
+"""
+
+from __future__ import annotations
+
+import zipfile
+
+import pyarrow as pa
+import pyogrio
+import pytest
+from factories_exports import make_city
+from sqlalchemy import text
+
+from gridkit.errors import ValidationError
+from gridkit.io import export
+from gridkit.io.export import ExportOptions, export_layer
+from gridkit.io.export_child import WriterProcess
+from gridkit.io.export_zip import write_zip
+from gridkit.models import Resident, User
+
+
+@pytest.fixture
+def city(session, monkeypatch):
+    monkeypatch.setattr(export, "PROCESS_ROWS", 0)
+    return make_city(session)
+
+
+def test_shapefile_and_gpkg_written_by_the_child(session, city, tmp_path):
+    path = tmp_path / "residents.zip"
+    summary = export_layer(session, ExportOptions("residents", "shp", path, chunk_size=5))
+    assert summary["features"] == city["residents"]
+    with zipfile.ZipFile(path) as zf:
+        assert {"residents.shp", "residents.dbf", "residents.cpg", "fields.csv"} <= set(zf.namelist())
+    frame = pyogrio.read_dataframe(f"/vsizip/{path}/residents.shp")
+    assert len(frame) == city["residents"] and frame["name"].notna().all()
+    # Several layers through one child: components are points and lines.
+    gpkg = tmp_path / "components.gpkg"
+    summary = export_layer(session, ExportOptions("components", "gpkg", gpkg))
+    assert dict(pyogrio.list_layers(gpkg)) == {"components_point": "Point", "components_line": "MultiLineString"}
+    assert summary["layers"] == {"components_point": 1, "components_line": 1}
+    assert not list(tmp_path.glob(".*")) and not list(tmp_path.glob("gridkit-shp-*"))
+
+
+def test_failure_while_reading_kills_the_child_and_leaves_no_file(session, city, tmp_path):
+    session.execute(Resident.__table__.update().values(name="𠮷田"))  # GBK cannot hold it
+    with pytest.raises(ValidationError) as err:
+        export_layer(
+            session,
+            ExportOptions("residents", "shp", tmp_path / "r.zip", encoding="gbk", unmasked=True, chunk_size=5),
+            user=User(name="root2", role="admin"),
+        )
+    assert err.value.code == "export.not_encodable"
+
+    def interrupt(done, total):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        export_layer(session, ExportOptions("residents", "gpkg", tmp_path / "r.gpkg", chunk_size=5), progress=interrupt)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_gdal_error_in_the_child_is_a_write_failure(tmp_path):
+    target = tmp_path / "x.gpkg"
+    process = WriterProcess(target, cleanup=[target])
+    schema = pa.schema([pa.field("n", pa.int64()), pa.field("geometry", pa.binary())])
+    batch = pa.RecordBatch.from_arrays([pa.array([1]), pa.array([b"not wkb"])], schema=schema)
+    header = {"path": str(target), "layer": "x", "driver": "NoSuchDriver", "geometry_type": "Point", "crs": "EPSG:4490"}
+    with pytest.raises(ValidationError) as err:
+        process.write_layer(header, schema, iter([batch]))
+    assert err.value.code == "export.write_failed" and "NoSuchDriver" in err.value.message
+    assert process.proc.poll() is not None and not target.exists()
+
+
+def test_line_breaks_quotes_and_commas_in_values_survive(session, city, tmp_path):
+    # A block of rows none of whose values holds a line break is parsed the fast way, the others
+    # quote-aware: both give back exactly what was stored.
+    tricky = ["二楼\n302室", 'say "hi", 你好', "末尾\r\n", ""]
+    ids = session.execute(text("SELECT id FROM legal_entity ORDER BY id")).scalars().all()
+    assert len(ids) >= len(tricky)
+    for entity_id, address in zip(ids, tricky):
+        session.execute(text("UPDATE legal_entity SET address = :a WHERE id = :i"), {"a": address, "i": entity_id})
+    expected = dict(session.execute(text("SELECT credit_code, address FROM legal_entity")).all())
+    path = tmp_path / "entities.gpkg"
+    export_layer(session, ExportOptions("entities", "gpkg", path, chunk_size=1))
+    frame = pyogrio.read_dataframe(path)
+    assert dict(zip(frame["credit_code"], frame["address"].fillna(""))) == {k: v or "" for k, v in expected.items()}
+
+
+def test_zip_written_in_pieces_reads_back(tmp_path):
+    big = tmp_path / "x.dbf"
+    big.write_bytes(bytes(range(256)) * 3000 + b" " * 1_000_003)
+    empty = tmp_path / "x.shp"
+    empty.write_bytes(b"")
+    named = tmp_path / "字段.csv"
+    named.write_text("字段,field\n", encoding="utf-8")
+    target = tmp_path / "out.zip"
+    write_zip(target, [(big, "x.dbf"), (empty, "x.shp"), (named, "字段.csv")], piece_bytes=65_536)
+    with zipfile.ZipFile(target) as zf:
+        assert zf.testzip() is None and zf.namelist() == ["x.dbf", "x.shp", "字段.csv"]
+        assert zf.read("x.dbf") == big.read_bytes() and zf.read("x.shp") == b""
+        assert zf.read("字段.csv").decode() == "字段,field\n"
+    assert zipfile.ZipFile(target).getinfo("x.dbf").compress_size < big.stat().st_size / 2

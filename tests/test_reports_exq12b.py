@@ -1,0 +1,110 @@
+"""The resident summary brought up to date by the import or assignment that changed residents
+(`resident_summary.residents_changed`), cell by cell: the same figures as a count over every resident."""
+
+from __future__ import annotations
+
+import pytest
+from factories_exports import C1, C2, make_city
+from sqlalchemy import text
+
+from gridkit.reports import resident_summary, run_report
+
+
+@pytest.fixture
+def city(session):
+    facts = make_city(session)
+    resident_summary.ensure_current(session)
+    return facts
+
+
+def _cells(session) -> dict[str, int]:
+    return dict(session.execute(text("SELECT code, id FROM base_cell ORDER BY code")).all())
+
+
+def _summary(session):
+    cells = session.execute(
+        text(
+            "SELECT base_cell_id, residents, registered, floating, households FROM resident_cell_summary "
+            "WHERE residents > 0 ORDER BY 1"
+        )
+    ).all()
+    split = session.execute(text("SELECT household, base_cell_id FROM resident_split_household ORDER BY 1, 2")).all()
+    return [tuple(r) for r in cells], [tuple(r) for r in split]
+
+
+def _direct(session):
+    """The summary as a full count over every resident would make it."""
+    cells = session.execute(
+        text(
+            "SELECT base_cell_id, count(*), count(*) FILTER (WHERE population_type = 'registered'), "
+            "count(*) FILTER (WHERE population_type = 'floating'), "
+            "count(DISTINCT household) FILTER (WHERE household <> '') "
+            "FROM resident WHERE base_cell_id IS NOT NULL GROUP BY 1 ORDER BY 1"
+        )
+    ).all()
+    split = session.execute(
+        text(
+            "SELECT household, base_cell_id FROM (SELECT DISTINCT household, base_cell_id FROM resident "
+            "WHERE household <> '' AND base_cell_id IS NOT NULL) d WHERE household IN (SELECT household FROM "
+            "resident WHERE household <> '' AND base_cell_id IS NOT NULL GROUP BY household "
+            "HAVING count(DISTINCT base_cell_id) > 1) ORDER BY 1, 2"
+        )
+    ).all()
+    return [tuple(r) for r in cells], [tuple(r) for r in split]
+
+
+def _add(session, n: int, household: str, cell: int, kind: str = "floating") -> None:
+    session.execute(
+        text(
+            "INSERT INTO resident (id_number_hash, id_number_masked, name, household, population_type, base_cell_id) "
+            "VALUES (:h, '4403**********123X', '新居民', :hh, :k, :c)"
+        ),
+        {"h": f"exq12b-{n}", "hh": household, "k": kind, "c": cell},
+    )
+
+
+def test_an_import_brings_the_summary_up_to_date_for_its_cells(session, city):
+    cells = _cells(session)
+    a, b, c = cells[f"{C1}001"], cells[f"{C1}002"], cells[f"{C2}001"]
+    _add(session, 1, "H0000", b)  # H0000 lives in cell a: now split over a and b
+    _add(session, 2, "H0000", c, "registered")
+    _add(session, 3, "NEW1", a)
+    assert not resident_summary.is_current(session)
+    resident_summary.residents_changed(session, [b, c, a])
+    assert resident_summary.is_current(session)  # this transaction's log rows are gone
+    assert _summary(session) == _direct(session)
+    assert ("H0000", a) in _summary(session)[1]
+    rows = {r["code"]: r for r in run_report(session, "population", by="community").main.rows}
+    assert rows[C1]["households"] == 10 and rows[C2]["households"] == 10
+
+
+def test_moves_and_deletes_recount_the_old_and_new_cells(session, city):
+    cells = _cells(session)
+    a, b, c = cells[f"{C1}001"], cells[f"{C1}002"], cells[f"{C2}001"]
+    _add(session, 1, "H0000", b)
+    resident_summary.residents_changed(session, [b])
+    assert _summary(session) == _direct(session)
+    # The household leaves cell b again (moved to c): b and c are recounted, H0000 is split a/c.
+    session.execute(text("UPDATE resident SET base_cell_id = :c WHERE id_number_hash = 'exq12b-1'"), {"c": c})
+    resident_summary.residents_changed(session, [b, c])
+    assert _summary(session) == _direct(session)
+    # Everyone of cell a leaves: H0000 is no longer split.
+    session.execute(text("DELETE FROM resident WHERE base_cell_id = :a"), {"a": a})
+    resident_summary.residents_changed(session, [a])
+    assert _summary(session) == _direct(session)
+    assert all(h != "H0000" for h, _ in _summary(session)[1])
+    session.execute(text("UPDATE resident SET population_type = 'registered', household = 'ONE'"))
+    resident_summary.residents_changed(session, None)  # unknown cells: a full rebuild
+    assert _summary(session) == _direct(session) and resident_summary.is_current(session)
+
+
+def test_other_transactions_changes_stay_in_the_log(session, city):
+    cells = _cells(session)
+    _add(session, 1, "H0000", cells[f"{C2}002"])
+    # A row of another transaction (committed, not yet counted) stays for the next report.
+    session.execute(text("INSERT INTO resident_change (txid) VALUES (1)"))
+    resident_summary.residents_changed(session, [cells[f"{C2}002"]])
+    assert not resident_summary.is_current(session)
+    assert session.execute(text("SELECT txid FROM resident_change")).scalars().all() == [1]
+    run_report(session, "population", by="community")
+    assert resident_summary.is_current(session) and _summary(session) == _direct(session)
