@@ -130,7 +130,7 @@ def import_residents(
     with session.begin_nested(), bulk_work_mem(session):
         staged = stage_file(session, job, spec, edition=current_edition(session))
         report_duplicates(job, staged, kind="duplicate_id", name="id_number", what="imports.what.id_number")
-        _resolve_buildings(job, spec)
+        buildings = _resolve_buildings(job, spec)
         if not replace:
             report_existing(
                 job,
@@ -143,7 +143,7 @@ def import_residents(
         if job.problems:
             job.refuse()
         with rebuilt_indexes(session, "resident", staged.rows):
-            created, updated = _write(session, spec, replace)
+            created, updated = _write(session, spec, replace, buildings)
         counts = finish(
             job,
             staged,
@@ -336,14 +336,30 @@ def _fast_rows(chunk: Table, get: dict) -> tuple[np.ndarray, np.ndarray]:
     return fast, digits
 
 
-def _resolve_buildings(job: Job, spec: KindSpec) -> None:
+def _resolve_buildings(job: Job, spec: KindSpec) -> bool:
     """Find each row's building by code, else by address (exactly one building must have it); record the rest.
+    Return whether any row names a building.
 
     A building found by its address has its code written into the row's building_code, so that the
-    insert joins every resident to its building by code (one hash join).
+    insert joins every resident to its building by code (one hash join). A file with neither codes nor
+    addresses (residents with lon/lat) never reads the building table.
     """
     session = job.session
-    for row in session.execute(
+    named = session.execute(
+        text(
+            "SELECT count(building_code) AS codes, count(building_address) FILTER (WHERE building_code IS NULL) "
+            "AS addresses FROM gk_stage_resident"
+        )
+    ).one()
+    if named.codes:
+        _report_unknown_codes(job)
+    if named.addresses:
+        _resolve_addresses(job)
+    return bool(named.codes or named.addresses)
+
+
+def _report_unknown_codes(job: Job) -> None:
+    for row in job.session.execute(
         text(
             "SELECT s.row_no, s.id_number_masked, s.building_code FROM gk_stage_resident s "
             "LEFT JOIN building b ON b.code = s.building_code "
@@ -357,6 +373,10 @@ def _resolve_buildings(job: Job, spec: KindSpec) -> None:
             Message("imports.unknown_building", code=row.building_code),
             row.id_number_masked,
         )
+
+
+def _resolve_addresses(job: Job) -> None:
+    session = job.session
     session.execute(
         text(
             "UPDATE gk_stage_resident s SET building_code = a.code FROM ("
@@ -401,16 +421,19 @@ _VALUES = (
 )
 
 
-def _write(session: Session, spec: KindSpec, replace: bool) -> tuple[int, int]:
-    """Insert the staged residents that are new and (replace) update the others; return (created, updated)."""
+def _write(session: Session, spec: KindSpec, replace: bool, buildings: bool) -> tuple[int, int]:
+    """Insert the staged residents that are new and (replace) update the others; return (created, updated).
+
+    `buildings`: whether any row names a building (else the building table is not read at all)."""
+    # ON false: the planner reads no building (one-time filter) when no row names one.
+    join = "LEFT JOIN building b ON " + ("b.code = s.building_code" if buildings else "false")
     updated = 0
     if replace:
         updated = session.execute(
             text(
                 "UPDATE resident t SET (id_number_masked, birth_date, name, phone, household, population_type, "
                 f"building_id, geom, base_cell_id) = ({_VALUES}) "
-                "FROM gk_stage_resident s LEFT JOIN building b ON b.code = s.building_code "
-                "WHERE t.id_number_hash = s.id_number_hash"
+                f"FROM gk_stage_resident s {join} WHERE t.id_number_hash = s.id_number_hash"
             ),
             {"srid": SRID},
         ).rowcount
@@ -420,7 +443,7 @@ def _write(session: Session, spec: KindSpec, replace: bool) -> tuple[int, int]:
         text(
             "INSERT INTO resident (id_number_hash, id_number_masked, birth_date, name, phone, household, "
             f"population_type, building_id, geom, base_cell_id) SELECT s.id_number_hash, {_VALUES} "
-            f"FROM gk_stage_resident s LEFT JOIN building b ON b.code = s.building_code {new}"
+            f"FROM gk_stage_resident s {join} {new}"
             "ORDER BY s.row_no"
         ),
         {"srid": SRID},
