@@ -325,7 +325,7 @@ def stream_csv(path: Path, encoding: str | None, source: dict, chunk_rows: int) 
         source=source,
     )
     source["rows"] = 0
-    chunks = _block_chunks(raw, codec, delimiter, names, source, chunk_rows)
+    chunks = _block_chunks(raw, codec, delimiter, names, source, min(chunk_rows, BLOCK_ROWS))
     return TableStream(header, chunks, path.stat().st_size, lambda: 0 if raw.closed else raw.tell())
 
 
@@ -442,6 +442,10 @@ def _csv_row(names: list, cells: list, plain: bool, display: str, number: int, p
 # per-row reader (`_csv_row`: blank lines skipped, ragged rows and NUL bytes reported), and a quote
 # left open at the end of a line (a cell over several lines) hands the rest of the file to it.
 
+
+# Rows per block: checked and COPYed as fast as larger ones, and what a chunk holds at a time (several copies
+# of it: bytes, parsed text, checked values, the CSV for COPY, the one being sent) keeps the peak low.
+BLOCK_ROWS = 25_000
 
 # Encodings in which a newline, quote, comma or tab byte is always that character (never part of another).
 _BLOCK_CODECS = ("utf-8", "utf-8-sig", "gb18030", "gbk", "gb2312", "ascii")
