@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import codecs
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,6 +48,7 @@ __all__ = [
     "TABLE_SUFFIXES",
     "SPATIAL_SUFFIXES",
     "CHUNK_ROWS",
+    "ColumnRows",
 ]
 
 # Rows per chunk of a streamed table: big enough for vectorised checks, small enough for flat memory.
@@ -89,11 +90,29 @@ class Table:
     notes: list[dict] = field(default_factory=list)
     problems: list[dict] = field(default_factory=list)
     source: dict = field(default_factory=dict)
+    # Columnar chunks (CSV read with pyarrow): {column: pyarrow string array, null where empty}; `rows`
+    # is then a ColumnRows built from it on first use.
+    data: dict | None = None
 
     @property
     def spatial(self) -> bool:
         """True for Shapefile, GeoPackage and GeoJSON input: locations come from the geometry."""
         return self.geometries is not None
+
+    def values(self, column: str):
+        """Return the column's text as a pyarrow string array (null where empty), one value per row."""
+        if self.data is not None:
+            return self.data[column]
+        import pyarrow as pa
+
+        return pa.array([r.get(column) for r in self.rows], type=pa.string())
+
+    def cell(self, position: int, column: str) -> str | None:
+        """Return the text of one cell (None where empty or absent)."""
+        if self.data is not None:
+            values = self.data.get(column)
+            return None if values is None else values[position].as_py()
+        return self.rows[position].get(column)
 
     def where(self, position: int) -> str:
         """Return 'file.csv, line 7' for the row at `position`, as the user finds it."""
@@ -102,6 +121,29 @@ class Table:
     def place(self, position: int) -> Message:
         """Return 'file.csv, line 7' for the row at `position` as a Message, in the reader's language."""
         return place(self.source.get("display"), self.unit, self.numbers[position])
+
+
+class ColumnRows(Sequence):
+    """The rows of a columnar chunk as {column: text} dicts, built on first use (for per-row readers)."""
+
+    def __init__(self, data: dict, n: int):
+        self._data, self._n, self._rows = data, n, None
+
+    def _built(self) -> list[dict]:
+        if self._rows is None:
+            names = list(self._data)
+            columns = [self._data[c].to_pylist() for c in names]
+            self._rows = [dict(zip(names, values)) for values in zip(*columns)] if names else [{}] * self._n
+        return self._rows
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, index):
+        return self._built()[index]
+
+    def __iter__(self):
+        return iter(self._built())
 
 
 def place(display, unit: str, number) -> Message:

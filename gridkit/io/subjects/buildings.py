@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import shapely
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -12,7 +14,7 @@ from sqlalchemy.orm import Session
 from gridkit.grids.base import current_edition
 from gridkit.io.subjects.common import _LENGTHS, _MAX_FLOORS, SubjectImportResult, _number
 from gridkit.io.subjects.job import Job
-from gridkit.io.subjects.staging import KindSpec, finish, report_duplicates, report_existing, stage_file
+from gridkit.io.subjects.staging import KindSpec, bulk_work_mem, finish, report_duplicates, report_existing, stage_file
 from gridkit.io.tables import Table
 from gridkit.messages import Message
 from gridkit.rules import SRID
@@ -49,7 +51,7 @@ def import_buildings(
         sheet=sheet,
         progress=progress,
     )
-    with session.begin_nested():
+    with session.begin_nested(), bulk_work_mem(session):
         staged = stage_file(session, job, BUILDINGS, edition=current_edition(session))
         report_duplicates(job, staged, kind="duplicate_code", name="code", what="imports.what.building_code")
         if not replace:
@@ -86,40 +88,50 @@ def import_buildings(
 
 
 def _check(job: Job, chunk: Table) -> dict:
-    """Return the staged values of the chunk's rows (codes, addresses, floors, footprints as hex EWKB, points)."""
+    """Return the staged values of the chunk's rows as pyarrow arrays (codes, addresses, floors, footprints as
+    hex EWKB; null where absent or wrong) and points."""
     n = len(chunk.rows)
-    get = {
-        name: [r.get(column) for r in chunk.rows] if (column := job.cols.get(name)) is not None else [None] * n
-        for name in ("code", "address", "floors")
-    }
-    code_limit, address_limit = _LENGTHS["code"], _LENGTHS["address"]
-    # Clean rows (most of them) in one pass; the others one by one, to say what is wrong.
-    fast = [
-        c is not None
-        and len(c) <= code_limit
-        and (a is None or len(a) <= address_limit)
-        and (f is None or (f.isdigit() and f.isascii() and 1 <= int(f) <= _MAX_FLOORS))
-        for c, a, f in zip(get["code"], get["address"], get["floors"])
-    ]
+    codes, addresses, floors = job.values("code"), job.values("address"), job.values("floors")
+    # Clean rows (most of them) at once; the others one by one, to say what is wrong.
+    digits = pc.fill_null(pc.match_substring_regex(floors, r"^[0-9]{1,9}$"), False)
+    number = pc.cast(pc.if_else(digits, floors, pa.scalar("0")), pa.int32())
+    checks = (
+        pc.less_equal(pc.utf8_length(codes), _LENGTHS["code"]),
+        pc.or_kleene(addresses.is_null(), pc.less_equal(pc.utf8_length(addresses), _LENGTHS["address"])),
+        pc.or_kleene(
+            floors.is_null(), pc.and_(digits, pc.and_(pc.greater_equal(number, 1), pc.less_equal(number, _MAX_FLOORS)))
+        ),
+    )
+    fast = np.ones(n, dtype=bool)
+    for ok in checks:
+        fast &= pc.fill_null(ok, False).to_numpy(zero_copy_only=False)
+    keep = pa.array(fast)
+    null = pa.scalar(None, pa.string())
     out: dict = {
-        "code": [c if ok else None for c, ok in zip(get["code"], fast)],
-        "address": [a if ok else None for a, ok in zip(get["address"], fast)],
-        "floors": [int(f) if ok and f is not None else None for f, ok in zip(get["floors"], fast)],
+        "code": pc.if_else(keep, codes, null),
+        "address": pc.if_else(keep, addresses, null),
+        "floors": pc.if_else(pc.and_(keep, floors.is_valid()), number, pa.scalar(None, pa.int32())),
     }
-    job.row_code.update((position, c) for position, (c, ok) in enumerate(zip(get["code"], fast)) if ok)
-    for position in (p for p, ok in enumerate(fast) if not ok):
-        code = job.text(position, "code", required=True, limit=_LENGTHS["code"])
-        if code is not None:
-            job.row_code[position] = code
-        out["code"][position] = code
-        out["address"][position] = job.text(position, "address", required=False, limit=_LENGTHS["address"], code=code)
-        out["floors"][position] = _floors(job, position, code)
-    out["lon"], out["lat"], footprints = job.locations([True] * n, polygons=True)
+    job.row_labels = out["code"]
+    slow = np.flatnonzero(~fast).tolist()
+    if slow:
+        lists = {name: values.to_pylist() for name, values in out.items()}
+        for position in slow:
+            code = job.text(position, "code", required=True, limit=_LENGTHS["code"])
+            if code is not None:
+                job.row_code[position] = code
+            lists["code"][position] = code
+            lists["address"][position] = job.text(
+                position, "address", required=False, limit=_LENGTHS["address"], code=code
+            )
+            lists["floors"][position] = _floors(job, position, code)
+        out = {name: pa.array(values, type=out[name].type) for name, values in lists.items()}
+    out["lon"], out["lat"], footprints = job.locations(np.ones(n, dtype=bool), polygons=True)
     if any(f is not None for f in footprints):
         geoms = shapely.set_srid(np.array(footprints, dtype=object), SRID)
-        out["footprint"] = shapely.to_wkb(geoms, hex=True, include_srid=True).tolist()  # None stays None
+        out["footprint"] = pa.array(shapely.to_wkb(geoms, hex=True, include_srid=True).tolist(), type=pa.string())
     else:
-        out["footprint"] = [None] * n
+        out["footprint"] = pa.nulls(n, pa.string())
     return out
 
 
@@ -170,11 +182,12 @@ def _write(session: Session, replace: bool) -> tuple[int, list[int]]:
                 {"srid": SRID},
             )
         )
+    # Without `replace` every staged code was checked to be new (report_existing): no anti-join to pay for.
+    new = "WHERE NOT EXISTS (SELECT 1 FROM building b WHERE b.code = s.code) " if replace else ""
     created = session.execute(
         text(
             f"INSERT INTO building (code, address, floors, geom, footprint, base_cell_id) SELECT s.code, {_VALUES} "
-            "FROM gk_stage_building s WHERE NOT EXISTS (SELECT 1 FROM building b WHERE b.code = s.code) "
-            "ORDER BY s.row_no"
+            f"FROM gk_stage_building s {new}ORDER BY s.row_no"
         ),
         {"srid": SRID},
     ).rowcount

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyproj
 from shapely.geometry import MultiPoint, MultiPolygon, Point, Polygon
 from sqlalchemy.orm import Session
@@ -47,6 +49,8 @@ class Job:
         self.progress = progress
         # position → the row's code (building code, masked ID, credit code) to label its problems.
         self.row_code: dict[int, str] = {}
+        # The same for a whole chunk at once (a pyarrow string array; row_code first), set by a kind's check.
+        self.row_labels = None
         try:
             self.stream = open_table(path, encoding=encoding, sheet=sheet, layer=layer, src_crs=src_crs)
         except TableReadError as exc:
@@ -115,6 +119,7 @@ class Job:
         self.table = chunk
         self.rows += len(chunk.rows)
         self.row_code = {}
+        self.row_labels = None
         # Rows without a geometry are judged by each kind (a resident may have a building instead).
         geometry_problems = [
             p
@@ -283,7 +288,21 @@ class Job:
 
     def value(self, position: int, name: str) -> str | None:
         column = self.cols.get(name)
-        return None if column is None else self.table.rows[position].get(column)
+        return None if column is None else self.table.cell(position, column)
+
+    def values(self, name: str):
+        """Return the chunk's values of field `name` as a pyarrow string array (all null without a column)."""
+        column = self.cols.get(name)
+        if column is None:
+            return pa.nulls(len(self.table.rows), pa.string())
+        return self.table.values(column)
+
+    def label(self, position: int):
+        """Return the code that labels the row at `position` in problems (row_code, else row_labels)."""
+        code = self.row_code.get(position)
+        if code is None and self.row_labels is not None:
+            code = self.row_labels[position].as_py()
+        return code
 
     def report(self, position: int, kind: str, name: str | None, message: Message, code=None) -> None:
         """Record a problem of the row at `position` in column of field `name`."""
@@ -292,7 +311,7 @@ class Job:
                 kind,
                 at(self.table.place(position), message),
                 index=self.table.numbers[position],
-                code=code if code is not None else self.row_code.get(position),
+                code=code if code is not None else self.label(position),
                 field=None if name is None else ("geometry" if name == "geometry" else self.column(name)),
             )
         )
@@ -348,19 +367,23 @@ class Job:
 
         A row where `need` is true must have coordinates; others may. Problems are recorded.
         """
-        rows = self.table.rows
-        n = len(rows)
+        n = len(self.table.rows)
         lon_out, lat_out = np.full(n, np.nan), np.full(n, np.nan)
         result = (lon_out, lat_out)
         has_columns = self.cols.get("lon") is not None and self.cols.get("lat") is not None
-        if has_columns:
-            x_column, y_column = self.cols["lon"], self.cols["lat"]
-            pairs = [(r.get(x_column), r.get(y_column)) for r in rows]
-        else:
-            pairs = [(None, None)] * n
+        if not has_columns:
+            for position in np.flatnonzero(np.asarray(need, dtype=bool)).tolist():
+                self._missing_location(position, False)
+            return result
+        x_values, y_values = self.values("lon"), self.values("lat")
         # Most chunks hold a number in every cell: parse them all at once, else row by row to say what is wrong.
-        xs, ys, positions, texts = _parsed(pairs) if has_columns else ([], [], [], [])
-        if not positions:
+        parsed = _parsed(x_values, y_values)
+        if parsed is not None:
+            xs, ys = parsed
+            positions = list(range(n))
+            texts = _Texts(x_values, y_values)
+        else:
+            pairs = list(zip(x_values.to_pylist(), y_values.to_pylist()))
             xs, ys, positions, texts = self._checked_pairs(pairs, need, has_columns)
         if not positions:
             return result
@@ -545,14 +568,25 @@ class Job:
         return lon, lat, [None] * len(self.table.rows)
 
 
-def _parsed(pairs: list[tuple]) -> tuple[list, list, list, list]:
-    """Return (xs, ys, positions, texts) when every pair holds two finite numbers, else four empty lists."""
-    if not pairs:
-        return [], [], [], []
+def _parsed(x_values, y_values) -> tuple[np.ndarray, np.ndarray] | None:
+    """Return (x, y) as float arrays when every row holds two finite numbers, else None (pyarrow string arrays)."""
+    if not len(x_values) or x_values.null_count or y_values.null_count:
+        return None
     try:
-        xy = np.array(pairs, dtype=np.float64)
-    except (TypeError, ValueError):
-        return [], [], [], []
-    if not np.isfinite(xy).all():
-        return [], [], [], []
-    return xy[:, 0], xy[:, 1], list(range(len(pairs))), pairs
+        x = pc.cast(x_values, pa.float64()).to_numpy()
+        y = pc.cast(y_values, pa.float64()).to_numpy()
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None  # pyarrow reads fewer spellings than Python's float(): the rows are then read one by one
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        return None
+    return x, y
+
+
+class _Texts:
+    """The (lon, lat) texts of a row, looked up only for the few rows a problem quotes."""
+
+    def __init__(self, x_values, y_values):
+        self.x, self.y = x_values, y_values
+
+    def __getitem__(self, position: int) -> tuple:
+        return self.x[position].as_py(), self.y[position].as_py()

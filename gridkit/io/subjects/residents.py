@@ -3,12 +3,13 @@ population type, and a building (code or address) or their own lon/lat. See grid
 
 from __future__ import annotations
 
-import hmac
-import re
+import hashlib
 from collections.abc import Callable
 from datetime import date
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -23,7 +24,7 @@ from gridkit.io.subjects.common import (
     _phone,
 )
 from gridkit.io.subjects.job import Job
-from gridkit.io.subjects.staging import KindSpec, finish, report_duplicates, report_existing, stage_file
+from gridkit.io.subjects.staging import KindSpec, bulk_work_mem, finish, report_duplicates, report_existing, stage_file
 from gridkit.io.tables import Table
 from gridkit.messages import Message
 from gridkit.pii import hash_citizen_id
@@ -89,8 +90,6 @@ _PROVINCE[
     ]
 ] = True
 _DAYS = np.array([0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
-_ID_SHAPE = re.compile(r"\d{17}[\dX]")
-_MOBILE = re.compile(r"1[3-9]\d{9}")
 
 
 def import_residents(
@@ -128,10 +127,10 @@ def import_residents(
         progress=progress,
     )
     spec = residents_spec(pii_key)
-    with session.begin_nested():
+    with session.begin_nested(), bulk_work_mem(session):
         staged = stage_file(session, job, spec, edition=current_edition(session))
         report_duplicates(job, staged, kind="duplicate_id", name="id_number", what="imports.what.id_number")
-        _resolve_buildings(job, spec)
+        buildings = _resolve_buildings(job, spec)
         if not replace:
             report_existing(
                 job,
@@ -144,7 +143,7 @@ def import_residents(
         if job.problems:
             job.refuse()
         with rebuilt_indexes(session, "resident", staged.rows):
-            created, updated = _write(session, spec, replace)
+            created, updated = _write(session, spec, replace, buildings)
         counts = finish(
             job,
             staged,
@@ -181,60 +180,131 @@ def residents_spec(key: bytes) -> KindSpec:
 
 
 def _check(job: Job, chunk: Table, key: bytes) -> dict:
-    """Return the staged values of the chunk's rows; clean rows in bulk, the others one by one with reasons."""
+    """Return the staged values of the chunk's rows (pyarrow arrays, null where absent or wrong): clean rows
+    in bulk, the others one by one with reasons."""
     n = len(chunk.rows)
-    out = {name: [None] * n for name, _ in _COLUMNS}
-    column = {
-        name: job.cols.get(name)
+    get = {
+        name: job.values(name)
         for name in ("id_number", "name", "phone", "household", "population_type", "building_code", "building_address")
     }
-    get = {name: ([r.get(c) for r in chunk.rows] if c is not None else [None] * n) for name, c in column.items()}
-    fast = _fast_rows(job, chunk, get)
-    ids = get["id_number"]
-    digest = hmac.digest  # one-shot HMAC in C: the same value as gridkit.pii.hash_citizen_id
-    masked, births, hashes = out["id_number_masked"], out["birth_date"], out["id_number_hash"]
-    names, phones, households, kinds = get["name"], get["phone"], get["household"], get["population_type"]
-    for position in np.flatnonzero(fast).tolist():
-        number = ids[position]  # checked: 18 characters, digits and a final X in upper case
-        masked[position] = job.row_code[position] = number[:4] + "**********" + number[-4:]
-        births[position] = date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
-        hashes[position] = digest(key, number.encode(), "sha256").hex()
-        out["name"][position] = names[position]
-        out["phone"][position] = phones[position]
-        out["household"][position] = households[position]
-        out["population_type"][position] = POPULATION_TYPE_WORDS[kinds[position]]
-    for position in np.flatnonzero(~fast):
-        mask = _resident_id(job, position, key, out)
-        out["id_number_masked"][position] = mask
-        out["name"][position] = job.text(position, "name", required=True, limit=_LENGTHS["name"], code=mask)
-        out["phone"][position] = _phone(job, position, required=False, code=mask)
-        out["household"][position] = job.text(
-            position, "household", required=False, limit=_LENGTHS["household"], code=mask
-        )
-        out["population_type"][position] = _population_type(job, position, mask)
+    fast, digits = _fast_rows(chunk, get)
+    clean = np.flatnonzero(fast)
+    rows = digits[clean]
+    masked = rows.copy()
+    masked[:, 4:14] = ord("*")
+    keep = pa.array(fast)
+    out = {
+        "id_number_hash": _spread(_fixed_strings(_hmac_hex(key, rows), 64), clean, n),
+        "id_number_masked": _spread(_fixed_strings(masked, 18), clean, n),
+        "birth_date": _spread(pa.array(_birth_dates(rows)), clean, n),
+        "name": pc.if_else(keep, get["name"], _NULL),
+        "phone": pc.if_else(keep, get["phone"], _NULL),
+        "household": pc.if_else(keep, get["household"], _NULL),
+        "population_type": pc.if_else(
+            keep, pc.take(_POPULATION_VALUES, pc.index_in(get["population_type"], value_set=_POPULATION_KEYS)), _NULL
+        ),
+    }
+    job.row_labels = out["id_number_masked"]
+    slow = np.flatnonzero(~fast).tolist()
+    if slow:
+        out = _check_rows(job, slow, out, key)
     codes, addresses = get["building_code"], get["building_address"]
     out["building_code"] = codes
-    out["building_address"] = [a if c is None else None for c, a in zip(codes, addresses)]
-    has_building = [c is not None or a is not None for c, a in zip(codes, addresses)]
-    out["lon"], out["lat"], _ = job.locations([not b for b in has_building])
+    out["building_address"] = pc.if_else(codes.is_null(), addresses, _NULL)
+    has_building = pc.or_(codes.is_valid(), addresses.is_valid()).to_numpy(zero_copy_only=False)
+    out["lon"], out["lat"], _ = job.locations(~has_building)
     return out
 
 
-def _fast_rows(job: Job, chunk: Table, get: dict) -> np.ndarray:
+def _check_rows(job: Job, positions: list[int], out: dict, key: bytes) -> dict:
+    """Check the rows at `positions` one by one (recording what is wrong); return `out` with their values."""
+    types = {name: values.type for name, values in out.items()}
+    lists = {name: values.to_pylist() for name, values in out.items()}
+    for position in positions:
+        mask = _resident_id(job, position, key, lists)
+        lists["id_number_masked"][position] = mask
+        lists["name"][position] = job.text(position, "name", required=True, limit=_LENGTHS["name"], code=mask)
+        lists["phone"][position] = _phone(job, position, required=False, code=mask)
+        lists["household"][position] = job.text(
+            position, "household", required=False, limit=_LENGTHS["household"], code=mask
+        )
+        lists["population_type"][position] = _population_type(job, position, mask)
+    out = {name: pa.array(values, type=types[name]) for name, values in lists.items()}
+    job.row_labels = out["id_number_masked"]
+    return out
+
+
+_NULL = pa.scalar(None, pa.string())
+_POPULATION_KEYS = pa.array(list(POPULATION_TYPE_WORDS))
+_POPULATION_VALUES = pa.array(list(POPULATION_TYPE_WORDS.values()))
+
+
+def _fixed_strings(chars: np.ndarray, width: int) -> pa.Array:
+    """Return the rows of an (n, width) uint8 array of ASCII characters as a pyarrow string array."""
+    n = len(chars)
+    offsets = np.arange(0, (n + 1) * width, width, dtype=np.int32)
+    return pa.Array.from_buffers(
+        pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(np.ascontiguousarray(chars).tobytes())]
+    )
+
+
+def _spread(values: pa.Array, positions: np.ndarray, n: int) -> pa.Array:
+    """Return `values` (one per position) placed at `positions` of an array of n rows, null elsewhere."""
+    if len(positions) == n:
+        return values
+    index = np.full(n, -1, dtype=np.int64)
+    index[positions] = np.arange(len(positions))
+    return values.take(pa.array(index, mask=index < 0))
+
+
+def _hmac_hex(key: bytes, rows: np.ndarray) -> np.ndarray:
+    """Return the hex HMAC-SHA256 under `key` of each row of an (n, 18) array of ID characters, as (n, 64) uint8.
+
+    The same value as gridkit.pii.hash_citizen_id; the key's inner and outer states are computed once
+    (two SHA-256 blocks per ID instead of four).
+    """
+    if len(key) > 64:
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(64, b"\0")
+    inner_copy = hashlib.sha256(bytes(b ^ 0x36 for b in key)).copy
+    outer_copy = hashlib.sha256(bytes(b ^ 0x5C for b in key)).copy
+    blob = rows.tobytes()
+    digests = []
+    append = digests.append
+    for start in range(0, len(blob), 18):
+        inner = inner_copy()
+        inner.update(blob[start : start + 18])
+        outer = outer_copy()
+        outer.update(inner.digest())
+        append(outer.digest())
+    return np.frombuffer(b"".join(digests).hex().encode("ascii"), dtype=np.uint8).reshape(-1, 64)
+
+
+def _birth_dates(rows: np.ndarray) -> np.ndarray:
+    """Return the birth dates (datetime64[D]) in digits 7-14 of checked 18-character ID rows."""
+    d = rows[:, 6:14].astype(np.int64) - 48
+    year = d[:, 0] * 1000 + d[:, 1] * 100 + d[:, 2] * 10 + d[:, 3]
+    month = d[:, 4] * 10 + d[:, 5]
+    day = d[:, 6] * 10 + d[:, 7]
+    months = (year - 1970) * 12 + month - 1
+    return months.astype("datetime64[M]").astype("datetime64[D]") + (day - 1).astype("timedelta64[D]")
+
+
+def _fast_rows(chunk: Table, get: dict) -> tuple[np.ndarray, np.ndarray]:
     """Return where a row is certainly clean (valid ID, name, phone, household, population type), checked
-    in bulk; every other row goes through the per-row checks, which say what is wrong."""
+    in bulk, and the (n, 18) ID characters of the rows shaped like an ID; every other row goes through
+    the per-row checks, which say what is wrong."""
     n = len(chunk.rows)
     ids = get["id_number"]
-    shaped = np.fromiter(
-        (v is not None and len(v) == 18 and _ID_SHAPE.fullmatch(v) is not None for v in ids), dtype=bool, count=n
-    )
+    shaped = pc.fill_null(pc.match_substring_regex(ids, r"^[0-9]{17}[0-9X]$"), False).to_numpy(zero_copy_only=False)
     if chunk.lossy:
         for position, _column in chunk.lossy:
             shaped[position] = False
     digits = np.zeros((n, 18), dtype=np.uint8)
     if shaped.any():
-        joined = "".join(ids[p] for p in np.flatnonzero(shaped)).encode("ascii")
-        digits[shaped] = np.frombuffer(joined, dtype=np.uint8).reshape(-1, 18)
+        fixed = ids.filter(pa.array(shaped)).cast(pa.binary(18))
+        data = np.frombuffer(fixed.buffers()[1], dtype=np.uint8)
+        digits[shaped] = data[fixed.offset * 18 : (fixed.offset + len(fixed)) * 18].reshape(-1, 18)
     d = digits[:, :17].astype(np.int64) - 48
     check_ok = _CHECK[(d * _WEIGHTS).sum(axis=1) % 11] == digits[:, 17]
     province_ok = _PROVINCE[np.clip(d[:, 0] * 10 + d[:, 1], 0, 99)]
@@ -255,21 +325,41 @@ def _fast_rows(job: Job, chunk: Table, get: dict) -> np.ndarray:
     )
     fast = shaped & check_ok & province_ok & date_ok
     names, phones, households, kinds = get["name"], get["phone"], get["household"], get["population_type"]
-    fast &= np.fromiter((v is not None and len(v) <= _LENGTHS["name"] for v in names), dtype=bool, count=n)
-    fast &= np.fromiter((v is None or _MOBILE.fullmatch(v) is not None for v in phones), dtype=bool, count=n)
-    fast &= np.fromiter((v is None or len(v) <= _LENGTHS["household"] for v in households), dtype=bool, count=n)
-    fast &= np.fromiter((v in POPULATION_TYPE_WORDS for v in kinds), dtype=bool, count=n)
-    return fast
+    checks = (
+        pc.less_equal(pc.utf8_length(names), _LENGTHS["name"]),  # null (no name) is not clean
+        pc.or_kleene(phones.is_null(), pc.match_substring_regex(phones, r"^1[3-9][0-9]{9}$")),
+        pc.or_kleene(households.is_null(), pc.less_equal(pc.utf8_length(households), _LENGTHS["household"])),
+        pc.is_in(kinds, value_set=_POPULATION_KEYS),
+    )
+    for ok in checks:
+        fast &= pc.fill_null(ok, False).to_numpy(zero_copy_only=False)
+    return fast, digits
 
 
-def _resolve_buildings(job: Job, spec: KindSpec) -> None:
+def _resolve_buildings(job: Job, spec: KindSpec) -> bool:
     """Find each row's building by code, else by address (exactly one building must have it); record the rest.
+    Return whether any row names a building.
 
     A building found by its address has its code written into the row's building_code, so that the
-    insert joins every resident to its building by code (one hash join).
+    insert joins every resident to its building by code (one hash join). A file with neither codes nor
+    addresses (residents with lon/lat) never reads the building table.
     """
     session = job.session
-    for row in session.execute(
+    named = session.execute(
+        text(
+            "SELECT count(building_code) AS codes, count(building_address) FILTER (WHERE building_code IS NULL) "
+            "AS addresses FROM gk_stage_resident"
+        )
+    ).one()
+    if named.codes:
+        _report_unknown_codes(job)
+    if named.addresses:
+        _resolve_addresses(job)
+    return bool(named.codes or named.addresses)
+
+
+def _report_unknown_codes(job: Job) -> None:
+    for row in job.session.execute(
         text(
             "SELECT s.row_no, s.id_number_masked, s.building_code FROM gk_stage_resident s "
             "LEFT JOIN building b ON b.code = s.building_code "
@@ -283,6 +373,10 @@ def _resolve_buildings(job: Job, spec: KindSpec) -> None:
             Message("imports.unknown_building", code=row.building_code),
             row.id_number_masked,
         )
+
+
+def _resolve_addresses(job: Job) -> None:
+    session = job.session
     session.execute(
         text(
             "UPDATE gk_stage_resident s SET building_code = a.code FROM ("
@@ -327,25 +421,29 @@ _VALUES = (
 )
 
 
-def _write(session: Session, spec: KindSpec, replace: bool) -> tuple[int, int]:
-    """Insert the staged residents that are new and (replace) update the others; return (created, updated)."""
+def _write(session: Session, spec: KindSpec, replace: bool, buildings: bool) -> tuple[int, int]:
+    """Insert the staged residents that are new and (replace) update the others; return (created, updated).
+
+    `buildings`: whether any row names a building (else the building table is not read at all)."""
+    # ON false: the planner reads no building (one-time filter) when no row names one.
+    join = "LEFT JOIN building b ON " + ("b.code = s.building_code" if buildings else "false")
     updated = 0
     if replace:
         updated = session.execute(
             text(
                 "UPDATE resident t SET (id_number_masked, birth_date, name, phone, household, population_type, "
                 f"building_id, geom, base_cell_id) = ({_VALUES}) "
-                "FROM gk_stage_resident s LEFT JOIN building b ON b.code = s.building_code "
-                "WHERE t.id_number_hash = s.id_number_hash"
+                f"FROM gk_stage_resident s {join} WHERE t.id_number_hash = s.id_number_hash"
             ),
             {"srid": SRID},
         ).rowcount
+    # Without `replace` every staged ID was checked to be new (report_existing): no anti-join to pay for.
+    new = "WHERE NOT EXISTS (SELECT 1 FROM resident r WHERE r.id_number_hash = s.id_number_hash) " if replace else ""
     created = session.execute(
         text(
             "INSERT INTO resident (id_number_hash, id_number_masked, birth_date, name, phone, household, "
             f"population_type, building_id, geom, base_cell_id) SELECT s.id_number_hash, {_VALUES} "
-            "FROM gk_stage_resident s LEFT JOIN building b ON b.code = s.building_code "
-            "WHERE NOT EXISTS (SELECT 1 FROM resident r WHERE r.id_number_hash = s.id_number_hash) "
+            f"FROM gk_stage_resident s {join} {new}"
             "ORDER BY s.row_no"
         ),
         {"srid": SRID},

@@ -18,10 +18,14 @@ define `check`, stage, report duplicates, insert from the staging table, `finish
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -32,7 +36,7 @@ from gridkit.io.tables import Table
 from gridkit.messages import Message
 from gridkit.models import BaseGridEdition
 
-__all__ = ["KindSpec", "Staged", "stage_file", "report_duplicates", "report_existing", "finish"]
+__all__ = ["KindSpec", "Staged", "bulk_work_mem", "stage_file", "report_duplicates", "report_existing", "finish"]
 
 
 @dataclass(frozen=True)
@@ -43,9 +47,9 @@ class KindSpec:
     - `stage`: the staging table's name (a temporary table; a fixed name, never from user input).
     - `columns`: (name, SQL type) of the values `check` returns, in COPY order. `row_no` (the row
       number the user sees), `lon`, `lat` (float8, CGCS2000) and `cell` (base cell id) are added.
-    - `check(job, chunk)`: returns {column: list with one value per row of the chunk, None where
-      absent or wrong} plus "lon", "lat" (float arrays, NaN where none), and records every problem
-      of those rows on `job`.
+    - `check(job, chunk)`: returns {column: list (or pyarrow array) with one value per row of the
+      chunk, None where absent or wrong} plus "lon", "lat" (float arrays, NaN where none), and
+      records every problem of those rows on `job`. pyarrow arrays are COPYed as CSV written in C++.
     - `key`: the column identifying a subject (unique in the file); `label`: the column shown for a
       row in problems and lists (a code, or a masked ID number; never personal data in clear).
     - `derived`: (name, SQL type) columns filled later in SQL (e.g. a resident's building id).
@@ -69,6 +73,21 @@ class Staged:
     cells_computed: bool = False
     edition: BaseGridEdition | None = None
     extra: dict = field(default_factory=dict)
+
+
+# Memory for sorts and hashes of the set-based steps (duplicates, the insert in file order, joins to
+# buildings): a million staged rows sort and hash in memory instead of spilling to disk.
+BULK_WORK_MEM = "256MB"
+
+
+@contextmanager
+def bulk_work_mem(session: Session):
+    """Raise work_mem to BULK_WORK_MEM for the block, then set it back. Use inside the import's savepoint:
+    an error rolls the savepoint back, and the setting with it."""
+    before = session.scalar(text("SELECT current_setting('work_mem')"))
+    session.execute(text("SELECT set_config('work_mem', :m, true)"), {"m": BULK_WORK_MEM})
+    yield
+    session.execute(text("SELECT set_config('work_mem', :m, true)"), {"m": before})
 
 
 def _cursor(session: Session):
@@ -108,6 +127,78 @@ def _copy_text(columns: list) -> str:
     return "".join(f"{line}\n" for line in map("\t".join, zip(*texts)))
 
 
+def arrow_csv(numbers, columns: list, lon: np.ndarray, lat: np.ndarray, cells) -> pa.Buffer:
+    """Return one chunk whose values are pyarrow arrays as the CSV COPY … (FORMAT csv) reads, written by pyarrow.
+
+    `cells`: base cell ids (0 where none) or None; lon/lat NaN where a row has no point.
+    """
+    n = len(numbers)
+    table = pa.table(
+        [
+            pa.array(numbers, type=pa.int32()),
+            *columns,
+            pa.array(lon, mask=np.isnan(lon)),
+            pa.array(lat, mask=np.isnan(lat)),
+            pa.nulls(n, pa.int32()) if cells is None else pa.array(cells, type=pa.int32(), mask=cells == 0),
+        ],
+        names=[f"c{i}" for i in range(len(columns) + 4)],
+    )
+    sink = pa.BufferOutputStream()
+    pa_csv.write_csv(table, sink, pa_csv.WriteOptions(include_header=False))
+    return sink.getvalue()
+
+
+class _CopyStream:
+    """One COPY fed from a thread: a chunk is sent (the GIL released while it waits on the socket) while the
+    caller reads and checks the next one. At most one chunk waits to be sent: memory stays flat.
+
+    The caller must not use the connection until the block ends (the COPY ends there)."""
+
+    def __init__(self, cur, sql: str):
+        self._cur, self._sql = cur, sql
+
+    def __enter__(self):
+        self._context = self._cur.copy(self._sql)  # kept: the COPY ends when this context is closed
+        self._copy = self._context.__enter__()
+        self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gridkit-copy")
+        self._sending = None
+        return self
+
+    def write(self, data) -> None:
+        self._wait()
+        self._sending = self._sender.submit(self._copy.write, memoryview(data))
+
+    def _wait(self) -> None:
+        if self._sending is not None:
+            sending, self._sending = self._sending, None
+            sending.result()
+
+    def __exit__(self, *exc):
+        try:
+            if exc[0] is None:
+                self._wait()
+            elif self._sending is not None:
+                self._sending.exception()  # let it end; the error being raised is the one to report
+        except BaseException as error:
+            self._sender.shutdown(wait=True)
+            self._context.__exit__(type(error), error, error.__traceback__)  # the COPY fails: nothing staged
+            raise
+        self._sender.shutdown(wait=True)
+        return self._context.__exit__(*exc)
+
+
+def _copy_lists(cur, copy_sql: str, chunk, columns: list, lon, lat, missing, found) -> None:
+    """COPY one chunk whose values are lists, as COPY text built column by column."""
+    cell_column = _object_column(found, found == 0) if found is not None else [None] * len(chunk.rows)
+    columns = [chunk.numbers, *columns, _object_column(lon, missing), _object_column(lat, missing), cell_column]
+    with cur.copy(copy_sql) as copy:
+        try:
+            copy.write(_copy_text(columns))
+        except TypeError:  # a kind staging other values (e.g. JSON): psycopg adapts them row by row
+            for row in zip(*columns):
+                copy.write_row(row)
+
+
 def stage_file(session: Session, job: Job, spec: KindSpec, *, edition: BaseGridEdition | None) -> Staged:
     """Read the job's file chunk by chunk into the staging table `spec.stage`; return what was staged.
 
@@ -120,13 +211,15 @@ def stage_file(session: Session, job: Job, spec: KindSpec, *, edition: BaseGridE
     staged = Staged(spec, edition=edition)
     index = None
     decided = edition is None
-    with _cursor(session) as cur:
+    with _cursor(session) as cur, ExitStack() as copying:
         cur.execute(f"DROP TABLE IF EXISTS {spec.stage}")
         cur.execute(
             f"CREATE TEMP TABLE {spec.stage} (row_no int NOT NULL, {ddl}, lon float8, lat float8, "
             "cell int) ON COMMIT DROP"
         )
         copy_sql = f"COPY {spec.stage} (row_no, {', '.join(names)}, lon, lat, cell) FROM STDIN"
+        stream = None  # one COPY … csv for every chunk of pyarrow values: the server parses one chunk while
+        # Python reads and checks the next (2 cores)
         for chunk in job.chunks():
             values = spec.check(job, chunk)
             lon, lat = values.pop("lon"), values.pop("lat")
@@ -138,26 +231,19 @@ def stage_file(session: Session, job: Job, spec: KindSpec, *, edition: BaseGridE
                 if points >= ENGINE_MIN_POINTS and points >= ENGINE_MIN_POINTS_PER_CELL * cells:
                     index = base_cell_index(session, edition)
                     staged.cells_computed = True
-            if index is not None:
-                found = index.cells_at(lon, lat)
-                cell_column = _object_column(found, found == 0)
+            found = index.cells_at(lon, lat) if index is not None else None
+            if all(isinstance(values[name], pa.Array) for name in names):
+                if stream is None:
+                    stream = copying.enter_context(_CopyStream(cur, f"{copy_sql} (FORMAT csv)"))
+                stream.write(arrow_csv(chunk.numbers, [values[name] for name in names], lon, lat, found))
             else:
-                cell_column = [None] * len(chunk.rows)
-            columns = [
-                chunk.numbers,
-                *(values[name] for name in names),
-                _object_column(lon, missing),
-                _object_column(lat, missing),
-                cell_column,
-            ]
-            with cur.copy(copy_sql) as copy:
-                try:
-                    copy.write(_copy_text(columns))
-                except TypeError:  # a kind staging other values (e.g. JSON): psycopg adapts them row by row
-                    for row in zip(*columns):
-                        copy.write_row(row)
+                if stream is not None:
+                    copying.close()
+                    stream = None
+                _copy_lists(cur, copy_sql, chunk, [values[name] for name in names], lon, lat, missing, found)
             staged.rows += len(chunk.rows)
-        cur.execute(f"CREATE INDEX ON {spec.stage} ({spec.key})")
+        copying.close()  # the COPY ends here
+        # No index on the staging table: every later step reads all of it (hash joins, one aggregate).
         cur.execute(f"ANALYZE {spec.stage}")
     return staged
 
@@ -196,9 +282,10 @@ def report_existing(job: Job, staged: Staged, *, table: str, column: str, name: 
     rows = job.session.execute(
         text(
             # A repeated key is reported as a duplicate: only its first row is compared with the database.
-            f"SELECT s.row_no, s.{spec.label} AS label, t.id FROM {spec.stage} s JOIN {table} t "
-            f"ON t.{column} = s.{spec.key} WHERE s.row_no = (SELECT min(f.row_no) FROM {spec.stage} f "
-            f"WHERE f.{spec.key} = s.{spec.key}) ORDER BY s.row_no"
+            # (DISTINCT ON sorts the matches only: no index on the staging table needed.)
+            f"SELECT row_no, label, id FROM (SELECT DISTINCT ON (s.{spec.key}) s.row_no, s.{spec.label} AS label, "
+            f"t.id FROM {spec.stage} s JOIN {table} t ON t.{column} = s.{spec.key} ORDER BY s.{spec.key}, s.row_no) m "
+            "ORDER BY row_no"
         )
     ).all()
     for row in rows:
