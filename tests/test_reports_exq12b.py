@@ -108,3 +108,17 @@ def test_other_transactions_changes_stay_in_the_log(session, city):
     assert session.execute(text("SELECT txid FROM resident_change")).scalars().all() == [1]
     run_report(session, "population", by="community")
     assert resident_summary.is_current(session) and _summary(session) == _direct(session)
+
+
+def test_import_residents_leaves_the_summary_current(session, tmp_path):
+    """An import of residents brings the summary up to date in its own transaction: no rebuild left for a report."""
+    from gridkit.io.subjects import import_residents
+    from tests.data.make_subject_files import many_residents_csv
+    from tests.factories import make_base_grid
+
+    make_base_grid(session)
+    resident_summary.ensure_current(session)
+    import_residents(session, many_residents_csv(tmp_path / "r.csv", 300), pii_key=b"test-personal-data-key")
+    assert resident_summary.is_current(session)
+    assert _summary(session)[0] == _direct(session)[0]
+    assert sum(row[1] for row in _summary(session)[0]) == 300

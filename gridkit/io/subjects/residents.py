@@ -142,6 +142,7 @@ def import_residents(
             )
         if job.problems:
             job.refuse()
+        left = _cells_of_staged(session) if replace else set()
         with rebuilt_indexes(session, "resident", staged.rows):
             created, updated = _write(session, spec, replace, buildings)
         counts = finish(
@@ -153,6 +154,7 @@ def import_residents(
             set_by_insert="TRUE" if staged.cells_computed else "t.building_id IS NOT NULL",
         )
         extra = _extra(session, spec)
+        _summary_changed(session, left | _cells_of_staged(session))
         session.execute(text(f"DROP TABLE {spec.stage}"))
     return SubjectImportResult(
         "residents",
@@ -449,6 +451,25 @@ def _write(session: Session, spec: KindSpec, replace: bool, buildings: bool) -> 
         {"srid": SRID},
     ).rowcount
     return created, updated
+
+
+def _cells_of_staged(session: Session) -> set[int]:
+    """Return the base cells the stored residents named in the staging table are in now."""
+    return set(
+        session.execute(
+            text(
+                "SELECT DISTINCT r.base_cell_id FROM resident r JOIN gk_stage_resident s "
+                "ON r.id_number_hash = s.id_number_hash WHERE r.base_cell_id IS NOT NULL"
+            )
+        ).scalars()
+    )
+
+
+def _summary_changed(session: Session, cells: set[int]) -> None:
+    """Bring the per-cell resident summary up to date with the cells this import entered or left."""
+    from gridkit.reports.resident_summary import residents_changed  # gridkit.reports imports gridkit.io
+
+    residents_changed(session, cells)
 
 
 def _extra(session: Session, spec: KindSpec) -> dict:
