@@ -452,7 +452,8 @@ def main(argv: list[str] | None = None) -> int:
             got = run_child(env, child="import", kind=kind, path=files[key])
             print(f"{label}: {got}; COPY + join: {base['seconds']:.1f} s", file=sys.stderr)
             table.append((label, args.rows, got, base))
-        rewrite, assigned = run_assignments(env, args.assign, args.variants.split(","))
+        # --assign 0: the imports alone
+        rewrite, assigned = run_assignments(env, args.assign, args.variants.split(",")) if args.assign else (None, [])
     print_report(table, rewrite, assigned, args.assign)
     return 0
 

@@ -51,14 +51,14 @@ from gridkit.users import add_user  # noqa: E402
 
 SERVER = """
 import logging, sys
-from waitress import serve
+from web.server import serve
 from gridkit.config import Settings
 from web import create_app, summary
 # "Task queue depth is N": requests waiting for one of the 8 threads; the latencies show it.
 logging.getLogger("waitress.queue").setLevel(logging.ERROR)
 if sys.argv[2] == "uncached":
     summary.STAMP_AGE = summary.MAX_AGE = 0.0
-serve(create_app(Settings.from_env()), host="127.0.0.1", port=int(sys.argv[1]), threads=8, _quiet=True)
+serve(create_app(Settings.from_env()), "127.0.0.1", int(sys.argv[1]))
 """
 PLANNER, PASSWORD = "bench_planner", "bench-password-1"
 SPAN = 0.1  # the city: 114.0..114.1, 22.5..22.6

@@ -5,13 +5,12 @@ from __future__ import annotations
 import socket
 
 import click
-from waitress import serve as waitress_serve
 
 from gridkit import db
 from gridkit.cli import output, say, with_settings
 from gridkit.config import Settings
 from gridkit.errors import SetupError
-from web import create_app
+from web import create_app, server
 
 HOST = click.option("--host", help="Address to bind (default GRIDKIT_HOST, 127.0.0.1).")
 PORT = click.option("--port", type=int, help="Port (default GRIDKIT_PORT, 5000).")
@@ -33,8 +32,7 @@ def serve_app(settings: Settings, host: str | None, port: int | None) -> None:
     check_port_free(host, port)
     app = create_app(settings)
     output.write(output.Result(None, lines=[say("cli.serve.serving", url=f"http://{host}:{port}/")]), False)
-    # waitress: a production WSGI server (threads, no debug reloader), pure Python.
-    waitress_serve(app, host=host, port=port, threads=8, ident="gridkit", _quiet=True)
+    server.serve(app, host, port)
 
 
 @click.command("serve")

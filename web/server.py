@@ -1,0 +1,16 @@
+"""The production server: waitress, as `gridkit serve` runs it.
+
+`gridkit serve` and the web benchmarks start the application through `serve`, so what is measured
+is what runs.
+"""
+
+from __future__ import annotations
+
+from waitress import serve as waitress_serve
+
+THREADS = 8
+
+
+def serve(app, host: str, port: int) -> None:
+    """Serve `app` on host:port until interrupted (waitress: threads, no debug reloader, pure Python)."""
+    waitress_serve(app, host=host, port=port, threads=THREADS, ident="gridkit", _quiet=True)
