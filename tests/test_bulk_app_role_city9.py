@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from pathlib import Path
-
 import pytest
 from sqlalchemy import event, text
-from sqlalchemy.orm import Session
 
-from gridkit import db
-from gridkit.db.embedded import APP_ROLE, OWNER_ROLE, EmbeddedCluster
+from gridkit.db.embedded import APP_ROLE, OWNER_ROLE
 from gridkit.io.subjects import import_residents
 from gridkit.spatial import bulk
 from tests.data.make_subject_files import many_residents_csv
 from tests.factories import make_base_grid
+from tests.factories_app_role import app_role_engine, rolled_back_session
 
 KEY = b"test-personal-data-key"
 DBNAME = "gridkit_city9_app"
@@ -24,38 +19,14 @@ DBNAME = "gridkit_city9_app"
 @pytest.fixture(scope="module")
 def app_engine(pg_server):
     """An engine connected as the application role `gridkit` to a database migrated by `gridkit_owner`."""
-    own = None
-    cluster = pg_server.cluster
-    if cluster is None:  # an external test server: make a private cluster with gridkit's roles
-        own = Path(tempfile.mkdtemp(prefix="gk-city9-"))
-        own.chmod(0o755)
-        cluster = EmbeddedCluster(own, fast=True, port=5493)
-        cluster.init()
-        cluster.start()
-        cluster.wait_ready()
-    cluster.drop_database(DBNAME)
-    cluster.ensure_database(DBNAME)
-    db.upgrade(cluster.url(DBNAME, role=OWNER_ROLE))
-    engine = db.make_engine(cluster.url(DBNAME, role=APP_ROLE))
-    yield engine
-    engine.dispose()
-    cluster.drop_database(DBNAME)
-    if own is not None:
-        cluster.destroy()
-        shutil.rmtree(own, ignore_errors=True)
+    with app_role_engine(pg_server, DBNAME, port=5493) as engine:
+        yield engine
 
 
 @pytest.fixture
 def app_session(app_engine):
-    connection = app_engine.connect()
-    outer = connection.begin()
-    session = Session(bind=connection, join_transaction_mode="create_savepoint")
-    try:
+    with rolled_back_session(app_engine) as session:
         yield session
-    finally:
-        session.close()
-        outer.rollback()
-        connection.close()
 
 
 def _indexes(session, table: str) -> list[str]:

@@ -121,37 +121,20 @@ def test_cell_stats_layer_reads_the_summary(session, city, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def app_role_engine(pg_server):
-    """An engine connected as the application role `gridkit` (not the tables' owner), when the test
-    server is gridkit's own private cluster (it has the roles)."""
-    from gridkit import db
-    from gridkit.db.embedded import APP_ROLE, OWNER_ROLE
+def app_engine(pg_server):
+    """An engine connected as the application role `gridkit` (not the tables' owner)."""
+    from tests.factories_app_role import app_role_engine
 
-    cluster = pg_server.cluster
-    if cluster is None:
-        pytest.fail("this test needs the private test cluster, which has gridkit's roles")
-    name = "gridkit_exp12_app"
-    cluster.drop_database(name)
-    cluster.ensure_database(name)
-    db.upgrade(cluster.url(name, role=OWNER_ROLE))
-    engine = db.make_engine(cluster.url(name, role=APP_ROLE))
-    yield engine
-    engine.dispose()
-    cluster.drop_database(name)
+    with app_role_engine(pg_server, "gridkit_exp12_app", port=5495) as engine:
+        yield engine
 
 
-def test_the_application_role_keeps_the_summary(app_role_engine):
-    from sqlalchemy.orm import Session
+def test_the_application_role_keeps_the_summary(app_engine):
+    from tests.factories_app_role import rolled_back_session
 
-    with app_role_engine.connect() as connection:
-        outer = connection.begin()
-        session = Session(bind=connection, join_transaction_mode="create_savepoint")
-        try:
-            city = make_city(session)
-            assert not resident_summary.is_current(session)  # the trigger ran as this role
-            rows = _by_code(run_report(session, "population", by="community").main)
-            assert rows[C1]["residents"] + rows[C2]["residents"] == city["residents"]
-            assert resident_summary.is_current(session)
-        finally:
-            session.close()
-            outer.rollback()
+    with rolled_back_session(app_engine) as session:
+        city = make_city(session)
+        assert not resident_summary.is_current(session)  # the trigger ran as this role
+        rows = _by_code(run_report(session, "population", by="community").main)
+        assert rows[C1]["residents"] + rows[C2]["residents"] == city["residents"]
+        assert resident_summary.is_current(session)

@@ -315,18 +315,23 @@ def stream_csv(path: Path, encoding: str | None, source: dict, chunk_rows: int) 
     if None in names:  # unnamed or repeated columns: the per-row reader says what each row holds
         raw.seek(0)
         return _legacy_stream(path, raw, codec, delimiter, notes, source, chunk_rows)
-    header = Table(
+    header = _header_table(names, notes, header_problems, source)
+    chunks = _block_chunks(raw, codec, delimiter, names, source, min(chunk_rows, BLOCK_ROWS))
+    return TableStream(header, chunks, path.stat().st_size, lambda: 0 if raw.closed else raw.tell())
+
+
+def _header_table(names: list, notes: list, problems: list, source: dict) -> Table:
+    """Return the stream's header: a table of the named columns, no rows yet (source's row count reset)."""
+    source["rows"] = 0
+    return Table(
         columns=[n for n in names if n is not None],
         rows=[],
         numbers=[],
         unit="line",
         notes=notes,
-        problems=header_problems,
+        problems=problems,
         source=source,
     )
-    source["rows"] = 0
-    chunks = _block_chunks(raw, codec, delimiter, names, source, min(chunk_rows, BLOCK_ROWS))
-    return TableStream(header, chunks, path.stat().st_size, lambda: 0 if raw.closed else raw.tell())
 
 
 def _legacy_stream(path: Path, raw, codec: str, delimiter: str, notes: list, source: dict, chunk_rows: int):
@@ -339,16 +344,7 @@ def _legacy_stream(path: Path, raw, codec: str, delimiter: str, notes: list, sou
     except BaseException:
         raw.close()
         raise
-    header = Table(
-        columns=[n for n in names if n is not None],
-        rows=[],
-        numbers=[],
-        unit="line",
-        notes=notes,
-        problems=header_problems,
-        source=source,
-    )
-    source["rows"] = 0
+    header = _header_table(names, notes, header_problems, source)
     chunks = _csv_chunks(reader, names, header.columns, source, chunk_rows, nul, raw)
     return TableStream(header, chunks, path.stat().st_size, lambda: 0 if raw.closed else raw.tell())
 
