@@ -8,6 +8,7 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from gridkit import db
@@ -56,3 +57,18 @@ def rolled_back_session(engine):
         session.close()
         outer.rollback()
         connection.close()
+
+
+@contextmanager
+def statements_run(engine):
+    """Yield the list of SQL statements `engine` runs inside the block."""
+    statements = []
+
+    def seen(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)

@@ -4,12 +4,12 @@ and foreign key are dropped and built again, the other indexes are left alone, a
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import text
 
 from gridkit.assign import assign_subjects
 from gridkit.spatial import bulk
 from tests.factories import X0, Y0, D, make_base_grid
-from tests.factories_app_role import app_role_engine, rolled_back_session
+from tests.factories_app_role import app_role_engine, rolled_back_session, statements_run
 
 DBNAME = "gridkit_asg9b_app"
 RESIDENTS = 1500  # above the engine's 1,000 points: the binary COPY + UPDATE path
@@ -108,17 +108,9 @@ def test_a_bulk_assignment_as_the_app_role_is_hot_and_agrees_with_postgis(app_se
     updates_before = app_session.execute(
         text("SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables WHERE relname = 'resident'")
     ).one()
-    statements = []
-
-    def seen(conn, cursor, statement, *args):
-        statements.append(statement)
-
     monkeypatch.setattr(bulk, "BULK_INDEX_ROWS", 100)
-    event.listen(app_engine, "before_cursor_execute", seen)
-    try:
+    with statements_run(app_engine) as statements:
         counts = assign_subjects(app_session, ["residents"])["residents"]
-    finally:
-        event.remove(app_engine, "before_cursor_execute", seen)
     assert sum("gridkit_drop_bulk_indexes_on" in s for s in statements) == 1
     assert sum("gridkit_restore_bulk_indexes" in s for s in statements) == 1
     updates, hot = app_session.execute(
@@ -164,17 +156,9 @@ def test_publishing_a_new_edition_moves_residents_by_hot_updates(app_session, ap
     hot_before = app_session.scalar(
         text("SELECT n_tup_hot_upd FROM pg_stat_xact_user_tables WHERE relname = 'resident'")
     )
-    statements = []
-
-    def seen(conn, cursor, statement, *args):
-        statements.append(statement)
-
     monkeypatch.setattr(bulk, "BULK_INDEX_ROWS", 100)
-    event.listen(app_engine, "before_cursor_execute", seen)
-    try:
+    with statements_run(app_engine) as statements:
         result = publish_edition(app_session, new)
-    finally:
-        event.remove(app_engine, "before_cursor_execute", seen)
     followed = result["subjects"]["residents"]["followed"]
     assert followed > 1000
     assert sum("gridkit_drop_bulk_indexes_on" in s for s in statements) == 1  # residents: the only table this full

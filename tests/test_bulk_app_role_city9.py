@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import text
 
 from gridkit.db.embedded import APP_ROLE, OWNER_ROLE
 from gridkit.io.subjects import import_residents
 from gridkit.spatial import bulk
 from tests.data.make_subject_files import many_residents_csv
 from tests.factories import make_base_grid
-from tests.factories_app_role import app_role_engine, rolled_back_session
+from tests.factories_app_role import app_role_engine, rolled_back_session, statements_run
 
 KEY = b"test-personal-data-key"
 DBNAME = "gridkit_city9_app"
@@ -89,17 +89,9 @@ def test_the_functions_refuse_other_tables(app_session):
 def test_an_import_as_the_app_role_rebuilds_the_indexes_once(app_session, app_engine, tmp_path, monkeypatch):
     make_base_grid(app_session)
     before = _indexes(app_session, "resident")
-    statements = []
-
-    def seen(conn, cursor, statement, *args):
-        statements.append(statement)
-
     monkeypatch.setattr(bulk, "BULK_INDEX_ROWS", 100)
-    event.listen(app_engine, "before_cursor_execute", seen)
-    try:
+    with statements_run(app_engine) as statements:
         result = import_residents(app_session, many_residents_csv(tmp_path / "r.csv", 300), pii_key=KEY)
-    finally:
-        event.remove(app_engine, "before_cursor_execute", seen)
     assert result.created == 300 and result.assigned == 300
     assert sum("gridkit_drop_bulk_indexes" in s for s in statements) == 1
     assert sum("gridkit_restore_bulk_indexes" in s for s in statements) == 1

@@ -4,7 +4,7 @@ No personal data except coordinators' phones in whois, for the roles allowed (au
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, jsonify, request
 
 from gridkit import layers, search
 from gridkit.audit import record
@@ -23,7 +23,7 @@ from web.database import COMMITS, db_session, reading_session, transaction
 from web.i18n import t
 from web.params import bbox_arg, float_arg, int_arg, parse_float, text_arg, time_arg
 from web.summary import cached_counts
-from web.tiles import RECHECK_SECONDS
+from web.tiles import app_kept
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -132,14 +132,9 @@ CHINA = {"lon": (73.0, 136.0), "lat": (3.0, 54.0)}
 def responsibility_cache(app=None) -> ResponsibilityCache:
     """Return the app's cache of whois answers (one per app, so one per database); it reads its
     state again as often as the tile cache (GRIDKIT_TILE_RECHECK_SECONDS) and after any commit here."""
-    app = app or current_app
-    cache = app.extensions.get("gridkit_whois_cache")
-    if cache is None:
-        recheck = float(app.config.get("GRIDKIT_TILE_RECHECK_SECONDS", RECHECK_SECONDS))
-        cache = app.extensions.setdefault(
-            "gridkit_whois_cache", ResponsibilityCache(recheck=recheck, commits=lambda: COMMITS.count)
-        )
-    return cache
+    return app_kept(
+        app, "gridkit_whois_cache", lambda recheck: ResponsibilityCache(recheck=recheck, commits=lambda: COMMITS.count)
+    )
 
 
 @bp.get("/whois")

@@ -35,7 +35,7 @@ from gridkit.users import (
 from web.database import COMMITS, db_session, transaction
 from web.errors import wants_json
 from web.i18n import t
-from web.tiles import RECHECK_SECONDS
+from web.tiles import app_kept
 
 bp = Blueprint("auth", __name__)
 
@@ -97,12 +97,7 @@ class KnownUsers:
 
 def known_users(app=None) -> KnownUsers:
     """Return the app's KnownUsers."""
-    app = app or current_app
-    known = app.extensions.get("gridkit_known_users")
-    if known is None:
-        recheck = float(app.config.get("GRIDKIT_TILE_RECHECK_SECONDS", RECHECK_SECONDS))
-        known = app.extensions.setdefault("gridkit_known_users", KnownUsers(recheck))
-    return known
+    return app_kept(app, "gridkit_known_users", KnownUsers)
 
 
 def login_required(roles=None):

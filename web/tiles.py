@@ -62,24 +62,22 @@ class TileCache:
         self._lock = threading.Lock()
         self.hits = self.misses = self.checks = 0
 
+    def _trusted(self, started: float, commits: int) -> bool:
+        """Whether the generation read last may be used without a check at `started` after `commits`."""
+        return (
+            self.generation is not None
+            and commits == self._checked_commits
+            and started - self._checked_at < self.recheck
+        )
+
     def fresh_generation(self) -> str | None:
         """Return the generation when it needs no check now (see current_generation), else None."""
-        if (
-            self.generation is not None
-            and COMMITS.count == self._checked_commits
-            and time.monotonic() - self._checked_at < self.recheck
-        ):
-            return self.generation
-        return None
+        return self.generation if self._trusted(time.monotonic(), COMMITS.count) else None
 
     def current_generation(self, read) -> str:
         """Return the generation, calling `read()` (a database query) only when it may have changed."""
         started, commits = time.monotonic(), COMMITS.count
-        if (
-            self.generation is not None
-            and commits == self._checked_commits
-            and started - self._checked_at < self.recheck
-        ):
+        if self._trusted(started, commits):
             return self.generation
         generation = read()
         with self._lock:
@@ -129,14 +127,21 @@ class TileCache:
                 self._bytes -= len(dropped[1])
 
 
+def app_kept(app, name: str, make):
+    """Return the app's kept state `name` (one per app, so one per database), made once by
+    `make(recheck)`: how long what it read is trusted while this process commits nothing
+    (GRIDKIT_TILE_RECHECK_SECONDS, default RECHECK_SECONDS)."""
+    app = app or current_app
+    kept = app.extensions.get(name)
+    if kept is None:
+        recheck = float(app.config.get("GRIDKIT_TILE_RECHECK_SECONDS", RECHECK_SECONDS))
+        kept = app.extensions.setdefault(name, make(recheck))
+    return kept
+
+
 def tile_cache(app=None) -> TileCache:
     """Return the app's tile cache (one per app, so one per database)."""
-    app = app or current_app
-    cache = app.extensions.get("gridkit_tile_cache")
-    if cache is None:
-        recheck = float(app.config.get("GRIDKIT_TILE_RECHECK_SECONDS", RECHECK_SECONDS))
-        cache = app.extensions.setdefault("gridkit_tile_cache", TileCache(recheck=recheck))
-    return cache
+    return app_kept(app, "gridkit_tile_cache", lambda recheck: TileCache(recheck=recheck))
 
 
 @bp.get("/<layer>/<int:z>/<int:x>/<int:y>.mvt")
