@@ -34,6 +34,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import shapely
+from psycopg.adapt import Dumper
+from psycopg.pq import Format
 from sqlalchemy import ARRAY, Integer, cast, event, func, inspect, select, text, update
 from sqlalchemy.orm import Session
 
@@ -71,21 +73,10 @@ _FOOTPRINT_CELL = """(SELECT p.id FROM (
      WHERE p.part > 0 ORDER BY p.part DESC, p.code LIMIT 1)"""
 _VALID_FOOTPRINT = "CASE WHEN ST_IsValid({t}.footprint) THEN {t}.footprint ELSE ST_MakeValid({t}.footprint) END"
 
-_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
-_COPY_TRAILER = struct.pack(">h", -1)
-_COPY_ROW = np.dtype(
-    [
-        ("n", ">i2"),
-        ("l0", ">i4"),
-        ("id", ">i4"),
-        ("l1", ">i4"),
-        ("cell", ">i4"),
-        ("l2", ">i4"),
-        ("x", ">f8"),
-        ("l3", ">i4"),
-        ("y", ">f8"),
-    ]
-)
+# Writes of the new cells: ids per UPDATE statement (each array bound is a few MB), and the share of
+# an id range a write must cover to go by id range (one pass over the range, no join) rather than by join.
+WRITE_CHUNK_IDS = 1 << 20
+DENSE_WRITE_SHARE = 0.25
 
 
 # -- the index of a base grid edition ---------------------------------------------------------------
@@ -223,51 +214,121 @@ def write_cells(
     """
     if not len(ids):
         return 0
+    order = np.argsort(ids, kind="stable")
+    ids, cells, lon, lat = ids[order], cells[order], lon[order], lat[order]
     conn = _driver_connection(session)
-    with conn.cursor() as cur:
-        _copy_new_cells(cur, ids, cells, lon, lat)
     # A first assignment writes most of the table: its indexes are built once after, not row by row (on
     # a table with room for HOT updates, only the base_cell_id index and foreign key; gridkit.spatial.bulk).
     with rebuilt_indexes(session, TABLES[kind], len(ids), columns=("base_cell_id",)), conn.cursor() as cur:
-        return _update_from_new_cells(cur, kind)
+        _bind_arrays(cur)
+        if len(ids) >= DENSE_WRITE_SHARE * (int(ids[-1]) - int(ids[0]) + 1):
+            return _update_by_id_range(cur, kind, ids, cells, lon, lat)
+        return _update_by_join(cur, kind, ids, cells, lon, lat)
 
 
-def _copy_new_cells(cur, ids: np.ndarray, cells: np.ndarray, lon: np.ndarray, lat: np.ndarray) -> None:
-    """Load (id, cell, lon, lat) rows into the temporary table gk_assign_new by binary COPY."""
-    rows = np.empty(len(ids), dtype=_COPY_ROW)
-    rows["n"], rows["l0"], rows["l1"], rows["l2"], rows["l3"] = 4, 4, 4, 8, 8
-    rows["id"], rows["cell"], rows["x"], rows["y"] = ids, cells, lon, lat
-    cur.execute(
-        "CREATE TEMP TABLE IF NOT EXISTS gk_assign_new "
-        "(id int NOT NULL, cell int NOT NULL, x float8 NOT NULL, y float8 NOT NULL) ON COMMIT DROP"
-    )
-    cur.execute("TRUNCATE gk_assign_new")
-    with cur.copy("COPY gk_assign_new (id, cell, x, y) FROM STDIN (FORMAT BINARY)") as copy:
-        copy.write(_COPY_HEADER)
-        step = 1 << 20
-        for s in range(0, len(rows), step):
-            copy.write(rows[s : s + step].tobytes())
-        copy.write(_COPY_TRAILER)
-    # Row estimates for the join plan (a handful of rows: index lookups; millions: hash join).
-    cur.execute("ANALYZE gk_assign_new")
+class _Int4Array(bytes):
+    """An int4[] value already in PostgreSQL's binary array format (sent as is)."""
 
 
-def _update_from_new_cells(cur, kind: str) -> int:
-    """Write gk_assign_new into the table of `kind` in one UPDATE; return how many rows changed."""
+class _Float8Array(bytes):
+    """A float8[] value already in PostgreSQL's binary array format (sent as is)."""
+
+
+class _Int4ArrayDumper(Dumper):
+    format = Format.BINARY
+    oid = 1007  # int4[]
+
+    def dump(self, obj):
+        return obj
+
+
+class _Float8ArrayDumper(_Int4ArrayDumper):
+    oid = 1022  # float8[]
+
+
+def _bind_arrays(cur) -> None:
+    """Let `cur` send numpy columns as binary arrays: no Python object per element."""
+    cur.adapters.register_dumper(_Int4Array, _Int4ArrayDumper)
+    cur.adapters.register_dumper(_Float8Array, _Float8ArrayDumper)
+
+
+def _binary_array(values: np.ndarray, kind: str) -> bytes:
+    """Encode a one-dimensional array without NULLs in PostgreSQL's binary array format (array_recv)."""
+    dtype, elem, wrap = {"i": (">i4", 23, _Int4Array), "f": (">f8", 701, _Float8Array)}[kind]
+    rows = np.empty(len(values), dtype=[("len", ">i4"), ("v", dtype)])
+    rows["len"] = np.dtype(dtype).itemsize
+    rows["v"] = values
+    return wrap(struct.pack(">iiIii", 1, 0, elem, len(values), 1) + rows.tobytes())
+
+
+# READ COMMITTED re-checks these conditions on a row changed concurrently since we read it: the point
+# and the placement rule must still be the ones the cell was computed for (NaN = NaN in PostgreSQL,
+# so subjects without a point compare equal too).
+_UNCHANGED_SINCE_READ = "COALESCE(ST_X(t.geom), 'NaN') = {x} AND COALESCE(ST_Y(t.geom), 'NaN') = {y} AND {by_point}"
+
+
+def _update_by_id_range(cur, kind: str, ids, cells, lon, lat) -> int:
+    """Write cells of ids covering most of their id range: per range, one pass with the cells bound as
+    arrays indexed by id (-1: not written), no temporary table, no join."""
     table = TABLES[kind]
-    # Enough memory to hash millions of pairs in one batch, for this statement only.
+    at = "[t.id - %(lo)s + 1]"
+    query = (
+        f"UPDATE {table} t SET base_cell_id = NULLIF(%(c)s{at}, 0) "
+        f"WHERE t.id >= %(lo)s AND t.id < %(lo)s + %(span)s AND %(c)s{at} >= 0 "
+        f"AND t.base_cell_id IS DISTINCT FROM NULLIF(%(c)s{at}, 0) AND "
+        + _UNCHANGED_SINCE_READ.format(x=f"%(x)s{at}", y=f"%(y)s{at}", by_point=_BY_POINT[kind].format(t="t"))
+    )
+    changed = 0
+    first = int(ids[0])
+    for lo in range(first, int(ids[-1]) + 1, WRITE_CHUNK_IDS):
+        s, e = np.searchsorted(ids, [lo, lo + WRITE_CHUNK_IDS])
+        if s == e:
+            continue
+        span = int(ids[e - 1]) - lo + 1
+        pos = ids[s:e] - lo
+        c = np.full(span, -1, dtype=np.int32)
+        x = np.full(span, np.nan)
+        y = np.full(span, np.nan)
+        c[pos], x[pos], y[pos] = cells[s:e], lon[s:e], lat[s:e]
+        cur.execute(
+            query,
+            {
+                "lo": lo,
+                "span": span,
+                "c": _binary_array(c, "i"),
+                "x": _binary_array(x, "f"),
+                "y": _binary_array(y, "f"),
+            },
+        )
+        changed += cur.rowcount
+    return changed
+
+
+def _update_by_join(cur, kind: str, ids, cells, lon, lat) -> int:
+    """Write cells of ids scattered over their id range: a join to the bound arrays (unnest)."""
+    table = TABLES[kind]
+    # Enough memory to hash many pairs in one batch, for these statements only.
     cur.execute("SELECT current_setting('work_mem'), set_config('work_mem', '256MB', true)")
     work_mem = cur.fetchone()[0]
-    # READ COMMITTED re-checks this WHERE on a row changed concurrently since we read it: the
-    # point and the placement rule must still be the ones the cell was computed for (NaN = NaN
-    # in PostgreSQL, so subjects without a point compare equal too).
-    cur.execute(
-        f"UPDATE {table} t SET base_cell_id = NULLIF(n.cell, 0) FROM gk_assign_new n "
-        f"WHERE t.id = n.id AND t.base_cell_id IS DISTINCT FROM NULLIF(n.cell, 0) "
-        f"AND COALESCE(ST_X(t.geom), 'NaN') = n.x AND COALESCE(ST_Y(t.geom), 'NaN') = n.y "
-        f"AND {_BY_POINT[kind].format(t='t')}"
+    query = (
+        f"UPDATE {table} t SET base_cell_id = NULLIF(n.cell, 0) "
+        f"FROM unnest(%(i)s, %(c)s, %(x)s, %(y)s) AS n(id, cell, x, y) "
+        f"WHERE t.id = n.id AND t.base_cell_id IS DISTINCT FROM NULLIF(n.cell, 0) AND "
+        + _UNCHANGED_SINCE_READ.format(x="n.x", y="n.y", by_point=_BY_POINT[kind].format(t="t"))
     )
-    changed = cur.rowcount
+    changed = 0
+    for s in range(0, len(ids), WRITE_CHUNK_IDS):
+        e = s + WRITE_CHUNK_IDS
+        cur.execute(
+            query,
+            {
+                "i": _binary_array(ids[s:e], "i"),
+                "c": _binary_array(cells[s:e], "i"),
+                "x": _binary_array(lon[s:e], "f"),
+                "y": _binary_array(lat[s:e], "f"),
+            },
+        )
+        changed += cur.rowcount
     cur.execute("SELECT set_config('work_mem', %s, true)", (work_mem,))
     return changed
 

@@ -379,15 +379,15 @@ def _assign_end_to_end(session: Session, n: int, ref: np.ndarray, rows: list[Row
     originals = (
         assign.read_points,
         assign.base_cell_index,
-        assign._copy_new_cells,
-        assign._update_from_new_cells,
+        assign._update_by_id_range,
+        assign._update_by_join,
         assign.BaseCellIndex.cells_at,
     )
     assign.read_points = clocked("read points", assign.read_points)
     assign.base_cell_index = clocked("read cells + build index", assign.base_cell_index)
     assign.BaseCellIndex.cells_at = clocked("locate", assign.BaseCellIndex.cells_at)
-    assign._copy_new_cells = clocked("COPY changed cells in", assign._copy_new_cells)
-    assign._update_from_new_cells = clocked("UPDATE", assign._update_from_new_cells)
+    assign._update_by_id_range = clocked("UPDATE by id range", assign._update_by_id_range)
+    assign._update_by_join = clocked("UPDATE by join", assign._update_by_join)
     savepoint = session.begin_nested()
     try:
         progress("gridkit assign end to end, first run …")
@@ -426,8 +426,8 @@ def _assign_end_to_end(session: Session, n: int, ref: np.ndarray, rows: list[Row
         (
             assign.read_points,
             assign.base_cell_index,
-            assign._copy_new_cells,
-            assign._update_from_new_cells,
+            assign._update_by_id_range,
+            assign._update_by_join,
             assign.BaseCellIndex.cells_at,
         ) = originals
         savepoint.rollback()
