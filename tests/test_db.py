@@ -223,6 +223,11 @@ def test_embedded_cluster_up_status_down():
         assert not any(again[k] for k in ("initialised", "started", "created", "migrated"))
         eng = db.make_engine(cluster.url())
         assert db.current_revision(eng) == db.head_revision()
+        # Its WAL is for crash recovery only (backups are pg_dump): minimal, compressed, few checkpoints.
+        names = ("wal_level", "max_wal_senders", "wal_compression", "max_wal_size", "checkpoint_timeout")
+        with eng.connect() as conn:
+            shown = [conn.exec_driver_sql(f"SHOW {name}").scalar() for name in names]
+        assert shown == ["minimal", "0", "pglz", "4GB", "15min"]
         eng.dispose()
         assert cluster.stop() is True
         assert cluster.status().running is False

@@ -59,6 +59,21 @@ class ClusterStatus:
     server_user: str
 
 
+# How the private server writes its log (WAL), given at every start so that clusters made by an older
+# gridkit get it too. The cluster is gridkit's alone and backed up by pg_dump (gridkit db backup): no
+# standby nor archive reads its WAL, so only what crash recovery needs is logged (wal_level minimal: an
+# index or table built in the transaction that made it is written, not logged), page images are
+# compressed, and a bulk write of millions of rows (a first assignment) is not interrupted by checkpoints
+# that would log every page it touches again.
+WRITE_SETTINGS = (
+    "wal_level=minimal",
+    "max_wal_senders=0",
+    "wal_compression=on",
+    "max_wal_size=4GB",
+    "checkpoint_timeout=15min",
+)
+
+
 class EmbeddedCluster:
     """A private PostgreSQL cluster in `home`: initialise, start, stop, report."""
 
@@ -276,7 +291,7 @@ class EmbeddedCluster:
                 "-t",
                 "60",
                 "-o",
-                f"-k {self.socket_dir} -p {self.port}",
+                f"-k {self.socket_dir} -p {self.port} " + " ".join(f"-c {s}" for s in WRITE_SETTINGS),
                 "start",
             ],
             check=False,
