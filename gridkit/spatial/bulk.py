@@ -60,7 +60,8 @@ def rebuilt_indexes(session: Session, table: str, rows: int, *, columns: tuple[s
     if rows < BULK_INDEX_ROWS or 2 * rows < (existing or 0):
         yield False
         return
-    if columns and fillfactor is not None and fillfactor <= HOT_FILLFACTOR:
+    scoped = bool(columns) and fillfactor is not None and fillfactor <= HOT_FILLFACTOR
+    if scoped:
         session.execute(
             text("SELECT gridkit_drop_bulk_indexes_on(CAST(:t AS regclass), CAST(:c AS text[]))"),
             {"t": table, "c": list(columns)},
@@ -68,4 +69,8 @@ def rebuilt_indexes(session: Session, table: str, rows: int, *, columns: tuple[s
     else:
         session.execute(text("SELECT gridkit_drop_bulk_indexes(CAST(:t AS regclass))"), {"t": table})
     yield True
-    session.execute(text("SELECT gridkit_restore_bulk_indexes(CAST(:t AS regclass))"), {"t": table})
+    # The table's statistics are refreshed first: of the written columns alone when only they changed.
+    session.execute(
+        text("SELECT gridkit_restore_bulk_indexes(CAST(:t AS regclass), CAST(:c AS text[]))"),
+        {"t": table, "c": list(columns) if scoped else None},
+    )

@@ -15,7 +15,13 @@ same types, with the same conditions and names: `resident_id_masked` (id_masked_
 `resident_population_type` (population_type). The columns' types change without a rewrite (the
 domains are added without their constraints first), then the constraints are added to the domains,
 which checks the stored rows once. Clients see the base types (varchar).
+
+And `gridkit_restore_bulk_indexes(table, columns)` takes the columns a column-scoped bulk write changed
+(gridkit.spatial.bulk), so that its ANALYZE reads the statistics of those columns alone.
 """
+
+import importlib.util
+from pathlib import Path
 
 from alembic import op
 
@@ -41,7 +47,46 @@ BEGIN
 END $$"""
 
 
+
+
+def _asg9b():
+    """Migration 20261203_asg9b's module: its restore function, which this one narrows."""
+    spec = importlib.util.spec_from_file_location(
+        "gridkit_migration_asg9b", Path(__file__).with_name("20261203_asg9b_hot_assignment.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# After a write of a few columns (gridkit_drop_bulk_indexes_on), only their statistics changed: ANALYZE
+# of those columns alone samples the same rows but skips every other column's (0.05 s instead of
+# 0.25 s for 500,000 residents).
+_ANALYZE_COLUMNS = """
+    IF EXISTS (SELECT 1 FROM gridkit_private.bulk_dropped_index WHERE table_oid = target) THEN
+        IF columns IS NULL THEN
+            EXECUTE pg_catalog.format('ANALYZE %s', target);
+        ELSE
+            EXECUTE pg_catalog.format('ANALYZE %s (%s)', target,
+                (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(c), ', ') FROM pg_catalog.unnest(columns) c));
+        END IF;
+    END IF;"""
+
+
+def _restore(columns: bool) -> str:
+    old = _asg9b()
+    text = old._RESTORE.replace("{check}", old._CHECK)
+    if not columns:
+        return text.replace("{analyze}", old._ANALYZE)
+    signature = "(target regclass) RETURNS integer"
+    return text.replace(signature, "(target regclass, columns text[] DEFAULT NULL) RETURNS integer").replace(
+        "{analyze}", _ANALYZE_COLUMNS
+    )
+
+
 def upgrade() -> None:
+    op.execute("DROP FUNCTION public.gridkit_restore_bulk_indexes(regclass)")
+    op.execute(_restore(columns=True))
     op.execute("CREATE DOMAIN public.resident_id_masked AS varchar(18)")
     op.execute("CREATE DOMAIN public.resident_population_type AS varchar(10)")
     op.execute(
@@ -60,6 +105,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute("DROP FUNCTION public.gridkit_restore_bulk_indexes(regclass, text[])")
+    op.execute(_restore(columns=False))
     checks = (
         f"ADD CONSTRAINT ck_resident_id_masked_format CHECK ({_MASKED.replace('VALUE', 'id_number_masked')}), "
         f"ADD CONSTRAINT ck_resident_population_type CHECK ({_POPULATION.replace('VALUE', 'population_type')})"
