@@ -14,8 +14,9 @@ Rules (the same in bulk and for one subject):
 How, in bulk: points are read in one query per kind (id, current cell, x, y as binary
 arrays), located by `gridkit.spatial.pointindex.PointIndex` (a raster pre-index that
 reproduces PostGIS ST_Covers bit for bit, tie-break included), and only the subjects whose
-cell changed are written back (binary COPY into a temporary table, then one UPDATE that skips
-subjects moved meanwhile). Small batches (fewer than ENGINE_MIN_POINTS points, or fewer than
+cell changed are written back, by UPDATEs that skip subjects moved meanwhile: the new cells are
+bound as binary arrays, indexed by id when the ids cover most of their range (one pass over the
+range, no join: a first assignment), joined otherwise. Small batches (fewer than ENGINE_MIN_POINTS points, or fewer than
 ENGINE_MIN_POINTS_PER_CELL per cell) go to PostGIS directly, since building the index costs
 more than it saves there; `assign_one` always does. Footprints and inheritance stay in SQL.
 Everything runs in the caller's transaction, which it never commits.
@@ -55,7 +56,7 @@ MODELS = {"buildings": Building, "residents": Resident, "entities": LegalEntity,
 ENGINE_MIN_POINTS = 1000
 ENGINE_MIN_POINTS_PER_CELL = 0.5
 # Ids per read query: keeps each binary array far below PostgreSQL's 1 GB value limit.
-READ_CHUNK_IDS = 1 << 24
+READ_CHUNK_IDS = 1 << 20
 
 # Which subjects are placed by their own point.
 _BY_POINT = {
@@ -181,27 +182,32 @@ def read_points(session: Session, kind: str, ids: list[int] | None = None) -> Po
         f"FROM {table} WHERE {_BY_POINT[kind].format(t=table)}"
     )
     conn = _driver_connection(session)
+    # Each chunk decoded as it arrives: the client holds the columns once (16 bytes a point), not the
+    # query results besides.
     parts = []
+
+    def decode(row) -> None:
+        packed, lon, lat = _array(row[0], "q"), _array(row[1], "f"), _array(row[2], "f")
+        parts.append(((packed >> 32).astype(np.int32), (packed & 0xFFFFFFFF).astype(np.int32), lon, lat))
+
     with conn.cursor(binary=True) as cur:
         # JIT compilation costs more than it saves on this one pass.
         cur.execute("SELECT current_setting('jit'), set_config('jit', 'off', true)")
         jit = cur.fetchone()[0]
         if ids is not None:
             cur.execute(select + " AND id = ANY(%s::int[])", (list(ids),))
-            parts.append(cur.fetchone())
+            decode(cur.fetchone())
         else:
             cur.execute(f"SELECT min(id), max(id) FROM {table}")
             lo, hi = cur.fetchone()
             if lo is not None:
                 for start in range(lo, hi + 1, READ_CHUNK_IDS):
                     cur.execute(select + " AND id >= %s AND id < %s", (start, start + READ_CHUNK_IDS))
-                    parts.append(cur.fetchone())
+                    decode(cur.fetchone())
         cur.execute("SELECT set_config('jit', %s, true)", (jit,))
-    cols = [[_array(p[i], "q" if i == 0 else "f") for p in parts] for i in range(3)]
-    packed, lon, lat = (
-        np.concatenate(c) if c else np.zeros(0, dtype=np.int64 if i == 0 else np.float64) for i, c in enumerate(cols)
-    )
-    return Points((packed >> 32).astype(np.int32), (packed & 0xFFFFFFFF).astype(np.int32), lon, lat)
+    if not parts:
+        return Points(*(np.zeros(0, dtype=t) for t in (np.int32, np.int32, np.float64, np.float64)))
+    return Points(*(c[0] if len(c) == 1 else np.concatenate(c) for c in zip(*parts, strict=True)))
 
 
 def write_cells(
@@ -214,8 +220,9 @@ def write_cells(
     """
     if not len(ids):
         return 0
-    order = np.argsort(ids, kind="stable")
-    ids, cells, lon, lat = ids[order], cells[order], lon[order], lat[order]
+    if not (ids[1:] > ids[:-1]).all():
+        order = np.argsort(ids, kind="stable")
+        ids, cells, lon, lat = ids[order], cells[order], lon[order], lat[order]
     conn = _driver_connection(session)
     # A first assignment writes most of the table: its indexes are built once after, not row by row (on
     # a table with room for HOT updates, only the base_cell_id index and foreign key; gridkit.spatial.bulk).
@@ -226,12 +233,17 @@ def write_cells(
         return _update_by_join(cur, kind, ids, cells, lon, lat)
 
 
-class _Int4Array(bytes):
-    """An int4[] value already in PostgreSQL's binary array format (sent as is)."""
+class _BinaryArray:
+    """A one-dimensional array without NULLs, already in PostgreSQL's binary array format (array_send)."""
 
-
-class _Float8Array(bytes):
-    """A float8[] value already in PostgreSQL's binary array format (sent as is)."""
+    def __init__(self, values: np.ndarray, kind: str):
+        dtype, self.element = {"i": (">i4", 23), "f": (">f8", 701)}[kind]
+        n = len(values)
+        self.data = np.empty(20 + n * (4 + np.dtype(dtype).itemsize), dtype=np.uint8)
+        self.data[:20] = np.frombuffer(struct.pack(">iiIii", 1, 0, self.element, n, 1), dtype=np.uint8)
+        rows = self.data[20:].view([("len", ">i4"), ("v", dtype)])
+        rows["len"] = np.dtype(dtype).itemsize
+        rows["v"] = values
 
 
 class _Int4ArrayDumper(Dumper):
@@ -239,26 +251,27 @@ class _Int4ArrayDumper(Dumper):
     oid = 1007  # int4[]
 
     def dump(self, obj):
-        return obj
+        return memoryview(obj.data)  # sent as is, not copied
 
 
 class _Float8ArrayDumper(_Int4ArrayDumper):
     oid = 1022  # float8[]
 
 
+class _Int4Array(_BinaryArray):
+    def __init__(self, values: np.ndarray):
+        super().__init__(values, "i")
+
+
+class _Float8Array(_BinaryArray):
+    def __init__(self, values: np.ndarray):
+        super().__init__(values, "f")
+
+
 def _bind_arrays(cur) -> None:
     """Let `cur` send numpy columns as binary arrays: no Python object per element."""
     cur.adapters.register_dumper(_Int4Array, _Int4ArrayDumper)
     cur.adapters.register_dumper(_Float8Array, _Float8ArrayDumper)
-
-
-def _binary_array(values: np.ndarray, kind: str) -> bytes:
-    """Encode a one-dimensional array without NULLs in PostgreSQL's binary array format (array_recv)."""
-    dtype, elem, wrap = {"i": (">i4", 23, _Int4Array), "f": (">f8", 701, _Float8Array)}[kind]
-    rows = np.empty(len(values), dtype=[("len", ">i4"), ("v", dtype)])
-    rows["len"] = np.dtype(dtype).itemsize
-    rows["v"] = values
-    return wrap(struct.pack(">iiIii", 1, 0, elem, len(values), 1) + rows.tobytes())
 
 
 # READ COMMITTED re-checks these conditions on a row changed concurrently since we read it: the point
@@ -295,9 +308,9 @@ def _update_by_id_range(cur, kind: str, ids, cells, lon, lat) -> int:
             {
                 "lo": lo,
                 "span": span,
-                "c": _binary_array(c, "i"),
-                "x": _binary_array(x, "f"),
-                "y": _binary_array(y, "f"),
+                "c": _Int4Array(c),
+                "x": _Float8Array(x),
+                "y": _Float8Array(y),
             },
         )
         changed += cur.rowcount
@@ -322,10 +335,10 @@ def _update_by_join(cur, kind: str, ids, cells, lon, lat) -> int:
         cur.execute(
             query,
             {
-                "i": _binary_array(ids[s:e], "i"),
-                "c": _binary_array(cells[s:e], "i"),
-                "x": _binary_array(lon[s:e], "f"),
-                "y": _binary_array(lat[s:e], "f"),
+                "i": _Int4Array(ids[s:e]),
+                "c": _Int4Array(cells[s:e]),
+                "x": _Float8Array(lon[s:e]),
+                "y": _Float8Array(lat[s:e]),
             },
         )
         changed += cur.rowcount
@@ -360,6 +373,8 @@ def _assign_points(run: _Run, kind: str, ids: list[int] | None) -> int:
         ).rowcount
     new = run.index().cells_at(points.lon, points.lat)
     moved = new != points.old
+    if moved.all():  # a first assignment: no copies
+        return write_cells(run.session, kind, points.ids, new, points.lon, points.lat)
     return write_cells(run.session, kind, points.ids[moved], new[moved], points.lon[moved], points.lat[moved])
 
 
