@@ -15,16 +15,17 @@ process, is what PostgreSQL alone needs: a raw COPY of the file into a table of 
 hash join (to building codes, or making the points). The ratio is import seconds / baseline seconds.
 
 Then `--assign` residents are stored (points, phone, household; no cell) and
-`assign_subjects(["residents"])` runs end to end (read, compute, write: binary COPY of the new cells
-+ one UPDATE … FROM) in a child transaction that is rolled back, committed only for the agreement
-check, for each way of writing the cells (`--variants`, default "rebuilt,hot,narrow"):
+`assign_subjects(["residents"])` runs end to end (read, compute, write: UPDATEs by id range with the
+new cells bound as binary arrays) in a child transaction that is rolled back, committed only for the
+agreement check, for each way of writing the cells (`--variants`, default "rebuilt,hot,narrow"):
 
 - "kept": every index and constraint kept and updated row by row (slow: minutes per million);
 - "rebuilt": the table packed full (fillfactor 100, as before migration 20261203_asg9b), all its
   secondary indexes, UNIQUE keys and foreign keys dropped before the UPDATE and built again after;
 - "hot": what gridkit does now: pages half free (fillfactor 50), only the base_cell_id index and
   its foreign key dropped, so every new row version is a heap-only tuple and the other indexes are
-  left alone (gridkit.spatial.bulk);
+  left alone (gridkit.spatial.bulk), and no table CHECK run again per row (the resident's rules are
+  domains, migration 20261204_asg9d);
 - "narrow": not a gridkit path, a lower bound: the same read and compute, and the cells COPYed into
   a narrow (id, cell) table with its primary key instead of the residents' rows.
 
