@@ -29,17 +29,15 @@ forget it. Bulk loaders may set session.info[AUTO_ASSIGN] = False and call assig
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import shapely
-from psycopg.adapt import Dumper
-from psycopg.pq import Format
 from sqlalchemy import ARRAY, Integer, cast, event, func, inspect, select, text, update
 from sqlalchemy.orm import Session
 
+from gridkit.db.arrays import Float8Array, Int4Array, bind_arrays, decode_array
 from gridkit.errors import NotFound, ValidationError
 from gridkit.grids.base import current_edition
 from gridkit.models import BaseCell, BaseGridEdition, Building, Incident, LegalEntity, Resident
@@ -142,23 +140,6 @@ def _driver_connection(session: Session):
     return session.connection().connection.driver_connection
 
 
-def _array(buf: bytes | None, kind: str) -> np.ndarray:
-    """Decode PostgreSQL's binary array format (array_send) of int4, int8 or float8 without NULLs."""
-    dtype = np.dtype({"i": ">i4", "q": ">i8", "f": ">f8"}[kind])
-    if buf is None:
-        return np.zeros(0, dtype=dtype.newbyteorder("="))
-    ndim, has_null, _oid = struct.unpack_from(">iiI", buf, 0)
-    if ndim == 0:
-        return np.zeros(0, dtype=dtype.newbyteorder("="))
-    if ndim != 1 or has_null:
-        raise ValueError("expected a one-dimensional array without NULLs")
-    (n,) = struct.unpack_from(">i", buf, 12)
-    rows = np.frombuffer(buf, dtype=np.dtype([("len", ">i4"), ("v", dtype)]), count=n, offset=20)
-    if n and not (rows["len"] == dtype.itemsize).all():
-        raise ValueError("unexpected element size in binary array")
-    return rows["v"].astype(dtype.newbyteorder("="))
-
-
 @dataclass
 class Points:
     """Subjects placed by their own point: id, current base cell (0 = none), lon, lat (NaN = no point)."""
@@ -187,7 +168,7 @@ def read_points(session: Session, kind: str, ids: list[int] | None = None) -> Po
     parts = []
 
     def decode(row) -> None:
-        packed, lon, lat = _array(row[0], "q"), _array(row[1], "f"), _array(row[2], "f")
+        packed, lon, lat = decode_array(row[0], "q"), decode_array(row[1], "f"), decode_array(row[2], "f")
         parts.append(((packed >> 32).astype(np.int32), (packed & 0xFFFFFFFF).astype(np.int32), lon, lat))
 
     with conn.cursor(binary=True) as cur:
@@ -227,51 +208,10 @@ def write_cells(
     # A first assignment writes most of the table: its indexes are built once after, not row by row (on
     # a table with room for HOT updates, only the base_cell_id index and foreign key; gridkit.spatial.bulk).
     with rebuilt_indexes(session, TABLES[kind], len(ids), columns=("base_cell_id",)), conn.cursor() as cur:
-        _bind_arrays(cur)
+        bind_arrays(cur)
         if len(ids) >= DENSE_WRITE_SHARE * (int(ids[-1]) - int(ids[0]) + 1):
             return _update_by_id_range(cur, kind, ids, cells, lon, lat)
         return _update_by_join(cur, kind, ids, cells, lon, lat)
-
-
-class _BinaryArray:
-    """A one-dimensional array without NULLs, already in PostgreSQL's binary array format (array_send)."""
-
-    def __init__(self, values: np.ndarray, kind: str):
-        dtype, self.element = {"i": (">i4", 23), "f": (">f8", 701)}[kind]
-        n = len(values)
-        self.data = np.empty(20 + n * (4 + np.dtype(dtype).itemsize), dtype=np.uint8)
-        self.data[:20] = np.frombuffer(struct.pack(">iiIii", 1, 0, self.element, n, 1), dtype=np.uint8)
-        rows = self.data[20:].view([("len", ">i4"), ("v", dtype)])
-        rows["len"] = np.dtype(dtype).itemsize
-        rows["v"] = values
-
-
-class _Int4ArrayDumper(Dumper):
-    format = Format.BINARY
-    oid = 1007  # int4[]
-
-    def dump(self, obj):
-        return memoryview(obj.data)  # sent as is, not copied
-
-
-class _Float8ArrayDumper(_Int4ArrayDumper):
-    oid = 1022  # float8[]
-
-
-class _Int4Array(_BinaryArray):
-    def __init__(self, values: np.ndarray):
-        super().__init__(values, "i")
-
-
-class _Float8Array(_BinaryArray):
-    def __init__(self, values: np.ndarray):
-        super().__init__(values, "f")
-
-
-def _bind_arrays(cur) -> None:
-    """Let `cur` send numpy columns as binary arrays: no Python object per element."""
-    cur.adapters.register_dumper(_Int4Array, _Int4ArrayDumper)
-    cur.adapters.register_dumper(_Float8Array, _Float8ArrayDumper)
 
 
 # READ COMMITTED re-checks these conditions on a row changed concurrently since we read it: the point
@@ -308,9 +248,9 @@ def _update_by_id_range(cur, kind: str, ids, cells, lon, lat) -> int:
             {
                 "lo": lo,
                 "span": span,
-                "c": _Int4Array(c),
-                "x": _Float8Array(x),
-                "y": _Float8Array(y),
+                "c": Int4Array(c),
+                "x": Float8Array(x),
+                "y": Float8Array(y),
             },
         )
         changed += cur.rowcount
@@ -335,10 +275,10 @@ def _update_by_join(cur, kind: str, ids, cells, lon, lat) -> int:
         cur.execute(
             query,
             {
-                "i": _Int4Array(ids[s:e]),
-                "c": _Int4Array(cells[s:e]),
-                "x": _Float8Array(lon[s:e]),
-                "y": _Float8Array(lat[s:e]),
+                "i": Int4Array(ids[s:e]),
+                "c": Int4Array(cells[s:e]),
+                "x": Float8Array(lon[s:e]),
+                "y": Float8Array(lat[s:e]),
             },
         )
         changed += cur.rowcount

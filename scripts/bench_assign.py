@@ -56,6 +56,7 @@ from sqlalchemy.orm import Session
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gridkit import assign, db  # noqa: E402
+from gridkit.db.arrays import decode_array  # noqa: E402
 from gridkit.models import BaseGridEdition  # noqa: E402
 from gridkit.spatial.pointindex import default_threads  # noqa: E402
 
@@ -220,7 +221,7 @@ def fetch_ids_cells(session: Session, sql: str, params=None) -> tuple[np.ndarray
             f"SELECT array_send(array_agg(id)), array_send(array_agg(COALESCE(cell, 0))) FROM ({sql}) q", params
         )
         a, b = cur.fetchone()
-    return assign._array(a, "i"), assign._array(b, "i")
+    return decode_array(a, "i"), decode_array(b, "i")
 
 
 # -- the measurements --------------------------------------------------------------------------------

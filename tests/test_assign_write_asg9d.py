@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from gridkit import assign
 from gridkit.assign import assign_one, assign_subjects, base_cell_index
+from gridkit.db.arrays import Float8Array, Int4Array, bind_arrays, decode_array
 from gridkit.models import SRID, LegalEntity, Resident
 from gridkit.spatial import bulk
 from tests.factories import X0, Y0, D, make_base_grid
@@ -166,3 +167,19 @@ def test_a_column_scoped_rebuild_refreshes_the_statistics_of_those_columns_alone
         assert rebuilt
         session.execute(text("UPDATE resident SET base_cell_id = :c"), {"c": cell})
     assert stats() == {"base_cell_id": f"0 {{{cell}}}", "household": "0 {H1}"}
+
+
+def test_numpy_columns_go_to_postgresql_and_back_as_binary_arrays(session):
+    ints = np.array([0, -1, 2**31 - 1, -(2**31), 7], dtype=np.int32)
+    floats = np.array([0.1, -2.5e300, np.nan, 114.05 + 1e-13, -0.0])
+    conn = session.connection().connection.driver_connection
+    with conn.cursor(binary=True) as cur:
+        bind_arrays(cur)
+        cur.execute(
+            "SELECT array_send(%s), array_send(%s), %s[3], cardinality(%s)",
+            (Int4Array(ints), Float8Array(floats), Int4Array(ints), Float8Array(floats[:0])),
+        )
+        i, f, third, empty = cur.fetchone()
+    assert decode_array(i, "i").tolist() == ints.tolist() and third == 2**31 - 1 and empty == 0
+    back = decode_array(f, "f")
+    assert np.array_equal(back, floats, equal_nan=True) and np.signbit(back[-1])
