@@ -167,6 +167,23 @@ def test_duplicate_residents_against_the_database_match_by_keyed_hash(session, g
         import_residents(session, path, pii_key=b"")
 
 
+def test_resident_keys_compare_in_byte_order(session):
+    # Migration 20261204_imp9d: the keys an import deduplicates, indexes and summarises by compare by memcmp.
+    collations = session.execute(
+        text(
+            "SELECT c.relname || '.' || a.attname, l.collname FROM pg_attribute a "
+            "JOIN pg_class c ON c.oid = a.attrelid "
+            "JOIN pg_collation l ON l.oid = a.attcollation WHERE (c.relname, a.attname) IN "
+            "(('resident', 'id_number_hash'), ('resident', 'household'), ('resident_split_household', 'household'))"
+        )
+    ).all()
+    assert dict(collations) == {
+        "resident.id_number_hash": "C",
+        "resident.household": "C",
+        "resident_split_household.household": "C",
+    }
+
+
 def test_id_numbers_mangled_by_excel_are_explained(session, grid, tmp_path):
     buildings(session)
     workbook = Workbook()

@@ -44,13 +44,13 @@ class Resident(Base):
     # would run again on every UPDATE of any column (an assignment of millions of residents).
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    id_number_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    id_number_hash: Mapped[str] = mapped_column(String(64, collation="C"), unique=True)
     id_number_masked: Mapped[str] = mapped_column(String(18))
     name: Mapped[str] = mapped_column(String(50))
     # Digits 7-14 of the citizen ID, kept at import (the ID itself only hashed): age bands need it.
     birth_date: Mapped[date | None] = mapped_column(Date)
     phone: Mapped[str | None] = mapped_column(String(20))
-    household: Mapped[str | None] = mapped_column(String(40), index=True)
+    household: Mapped[str | None] = mapped_column(String(40, collation="C"), index=True)
     population_type: Mapped[str] = mapped_column(String(10))
     building_id: Mapped[int | None] = mapped_column(ForeignKey("building.id", ondelete="SET NULL"), index=True)
     geom = mapped_column(Geometry("POINT", srid=SRID, spatial_index=True))

@@ -52,6 +52,8 @@ _REBUILD = """
         SELECT g.household, g.base_cell_id FROM g
         JOIN (SELECT household FROM g WHERE household <> '' GROUP BY household HAVING count(*) > 1) s
           ON s.household = g.household
+        -- In the primary key's order: each insert goes to the index's last page (twice as fast for millions).
+        ORDER BY g.base_cell_id, g.household
         RETURNING 1)
     INSERT INTO resident_cell_summary (base_cell_id, residents, registered, floating, households)
     SELECT base_cell_id, sum(n), sum(reg), sum(flo), count(*) FILTER (WHERE household <> '')
@@ -93,7 +95,7 @@ _SPLIT_OF = """
         SELECT household, base_cell_id, count(*) OVER (PARTITION BY household) AS k
         FROM (SELECT DISTINCT household, base_cell_id FROM resident
               WHERE household = ANY(:households) AND base_cell_id IS NOT NULL) d) g
-    WHERE k > 1"""
+    WHERE k > 1 ORDER BY base_cell_id, household"""
 
 _RECOUNT_CELLS = """
     INSERT INTO resident_cell_summary (base_cell_id, residents, registered, floating, households)

@@ -34,13 +34,14 @@ from gridkit.standard.ids import birth_date_of, validate_citizen_id
 
 __all__ = ["import_residents", "residents_spec"]
 
+# Keys compared with the resident table's byte-order ("C") columns are byte-order too (migration 20261204_imp9d).
 _COLUMNS = (
-    ("id_number_hash", "text"),
+    ("id_number_hash", 'text COLLATE "C"'),
     ("id_number_masked", "text"),
     ("birth_date", "date"),
     ("name", "text"),
     ("phone", "text"),
-    ("household", "text"),
+    ("household", 'text COLLATE "C"'),
     ("population_type", "text"),
     ("building_code", "text"),
     ("building_address", "text"),
