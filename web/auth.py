@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hmac
 import secrets
-import time
 from functools import wraps
 from urllib.parse import urlsplit
 
@@ -23,6 +22,7 @@ from sqlalchemy import inspect
 from sqlalchemy.orm import make_transient_to_detached
 
 from gridkit.errors import GridkitError, PermissionDenied, Unauthorized, ValidationError
+from gridkit.freshness import ReadMark
 from gridkit.messages import Message
 from gridkit.models import User
 from gridkit.users import (
@@ -55,14 +55,14 @@ def current_user() -> User | None:
             if known is not None:
                 user = db_session().merge(known, load=False)
             else:
-                commits = COMMITS.count  # before the read: a commit meanwhile makes the copy untrusted
+                mark = ReadMark.now(COMMITS.count)  # before the read: a commit meanwhile makes the copy untrusted
                 user = db_session().get(User, user_id)
                 # A session of a stopped user, or from before a sign-out or password change, is over.
                 if user is None or not user.active or session.get("generation") != user.session_generation:
                     session.clear()
                     user = None
                 else:
-                    known_users().keep(user, commits)
+                    known_users().keep(user, mark)
         g.current_user = user
     return g.current_user
 
@@ -72,27 +72,23 @@ class KnownUsers:
 
     def __init__(self, recheck: float):
         self.recheck = recheck
-        self._users: dict[int, tuple[User, float, int]] = {}
+        self._users: dict[int, tuple[User, ReadMark]] = {}
 
     def fresh(self, user_id: int, generation) -> User | None:
         """Return the kept copy of an active user of that session generation, if still trusted."""
         entry = self._users.get(user_id)
         if entry is None:
             return None
-        user, read_at, commits = entry
-        if (
-            commits != COMMITS.count
-            or time.monotonic() - read_at >= self.recheck
-            or generation != user.session_generation
-        ):
+        user, mark = entry
+        if not mark.trusted(self.recheck, COMMITS.count) or generation != user.session_generation:
             return None
         return user
 
-    def keep(self, user: User, commits: int) -> None:
-        """Keep a detached copy of `user`, read after `commits` commits of this process."""
+    def keep(self, user: User, mark: ReadMark) -> None:
+        """Keep a detached copy of `user`, read as `mark` tells."""
         copy = User(**{attr.key: getattr(user, attr.key) for attr in inspect(User).column_attrs})
         make_transient_to_detached(copy)
-        self._users[user.id] = (copy, time.monotonic(), commits)
+        self._users[user.id] = (copy, mark)
 
 
 def known_users(app=None) -> KnownUsers:

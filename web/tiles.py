@@ -7,7 +7,8 @@ The cache is an in-process LRU keyed by the tile (layer, parameters, z/x/y) and 
 - on the first tile request after any commit made in this process (a publish, retirement or
   rollback through the web app, or anything else: every SQLAlchemy commit marks it unchecked), and
 - at most every `GRIDKIT_TILE_RECHECK_SECONDS` (app config, default RECHECK_SECONDS = 1 s)
-  otherwise, which catches a publish by another process (the CLI, another server).
+  otherwise, which catches a publish by another process (the CLI, another server): the rule of
+  gridkit.freshness.ReadMark.
 
 Staleness bound: a publish in this process is never served stale; a publish committed by another
 process is seen by every request that starts more than RECHECK_SECONDS after its commit (the
@@ -29,6 +30,7 @@ from sqlalchemy import text
 from gridkit import tiles as tiles_service
 from gridkit.colouring import PALETTE
 from gridkit.errors import NotFound, ValidationError
+from gridkit.freshness import NEVER, ReadMark
 from web.database import COMMITS, db_session, reading_session
 from web.i18n import t
 from web.params import bbox_arg
@@ -55,8 +57,7 @@ class TileCache:
         # Lookups valid for one generation: {("colours", version id): {work cell id: colour},
         # ("version", dept, number): id, ("edition", id): id}.
         self.memo: dict = {}
-        self._checked_at = -1e18  # time.monotonic() before the last generation query started
-        self._checked_commits = -1  # COMMITS.count before that query started
+        self._checked = NEVER  # when the last generation query started
         self._entries: OrderedDict = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
@@ -64,11 +65,7 @@ class TileCache:
 
     def _trusted(self, started: float, commits: int) -> bool:
         """Whether the generation read last may be used without a check at `started` after `commits`."""
-        return (
-            self.generation is not None
-            and commits == self._checked_commits
-            and started - self._checked_at < self.recheck
-        )
+        return self.generation is not None and self._checked.trusted(self.recheck, commits, started)
 
     def fresh_generation(self) -> str | None:
         """Return the generation when it needs no check now (see current_generation), else None."""
@@ -84,9 +81,9 @@ class TileCache:
             self.checks += 1
             # Only ever move forward: a slower check that started before a newer one may have read
             # an older generation, and must not bring it back.
-            if started >= self._checked_at:
+            if started >= self._checked.at:
                 self._sync(generation)
-                self._checked_at, self._checked_commits = started, commits
+                self._checked = ReadMark(started, commits)
             return self.generation
 
     def sync(self, generation: str) -> None:

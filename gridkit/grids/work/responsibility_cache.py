@@ -13,9 +13,10 @@ ST_Covers and GEOS may disagree by rounding, and the answer depends on more than
 The state is the generation (`responsibility_generation`: what publishes, rollbacks, admin units,
 departments, coordinators and their assignments look like) and the versions in force now; it is
 read again (one query) after any commit in this process (the `commits` counter the caller passes),
-at most every `recheck` seconds otherwise, and as soon as a version's validity starts or ends
-(`until`): as the tile cache of web/tiles.py. While one thread reads a new state, the others ask
-the database directly. `at=` in the past is not cached: callers call `responsibility_at`.
+at most every `recheck` seconds otherwise (the rule of gridkit.freshness.ReadMark, as the tile
+cache of web/tiles.py), and as soon as a version's validity starts or ends (`until`). While one
+thread reads a new state, the others ask the database directly. `at=` in the past is not cached:
+callers call `responsibility_at`.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from sqlalchemy.orm import Session
 
 from gridkit import rules, tiles
 from gridkit.errors import ValidationError
+from gridkit.freshness import NEVER, ReadMark
 from gridkit.grids.base import check_lon_lat
 from gridkit.grids.work.responsibility import responsibility_at
 from gridkit.grids.work.versions import versions_in_force
@@ -150,8 +152,7 @@ class ResponsibilityCache:
         self.max_answers = max_answers
         self._state: _State | None = None
         self._indexes: dict = {}  # (edition id, tile generation) -> _EditionIndex
-        self._checked_at = -1e18
-        self._checked_commits = -1
+        self._checked = NEVER  # when the last state read started
         self._refreshing = threading.Lock()
         self.hits = self.misses = self.direct = self.checks = 0
 
@@ -196,11 +197,7 @@ class ResponsibilityCache:
         return _fresh(answer, lon, lat)
 
     def _fresh(self, state: _State, started: float, commits: int, now: datetime) -> bool:
-        return (
-            commits == self._checked_commits
-            and started - self._checked_at < self.recheck
-            and (state.until is None or now < state.until)
-        )
+        return self._checked.trusted(self.recheck, commits, started) and (state.until is None or now < state.until)
 
     def _current(self, connect) -> _State | None:
         """Return the state valid now, reading it again when it may have changed; None while another thread does."""
@@ -211,7 +208,7 @@ class ResponsibilityCache:
         if not self._refreshing.acquire(blocking=False):
             # Another thread reads the state. Only the periodic check is due (no commit here, no
             # validity change): the kept state stays good meanwhile; otherwise ask the database.
-            if state is not None and commits == self._checked_commits and (state.until is None or now < state.until):
+            if state is not None and commits == self._checked.commits and (state.until is None or now < state.until):
                 return state
             return None
         try:
@@ -231,7 +228,7 @@ class ResponsibilityCache:
                 else:
                     state.until = until
             self._state = state
-            self._checked_at, self._checked_commits = started, commits
+            self._checked = ReadMark(started, commits)
             return state
         finally:
             self._refreshing.release()
