@@ -5,7 +5,9 @@ The threshold is set to 0 here so that the test city's few rows take the same pa
 
 from __future__ import annotations
 
+import time
 import zipfile
+import zlib
 
 import pyarrow as pa
 import pyogrio
@@ -17,7 +19,8 @@ from gridkit.errors import ValidationError
 from gridkit.io import export
 from gridkit.io.export import ExportOptions, export_layer
 from gridkit.io.export_child import WriterProcess
-from gridkit.io.export_zip import write_zip
+from gridkit.io.export_follow import Follower, dbf_header, shp_header
+from gridkit.io.export_zip import crc32_combine, write_zip
 from gridkit.models import Resident, User
 
 
@@ -102,3 +105,61 @@ def test_zip_written_in_pieces_reads_back(tmp_path):
         assert zf.read("x.dbf") == big.read_bytes() and zf.read("x.shp") == b""
         assert zf.read("字段.csv").decode() == "字段,field\n"
     assert zipfile.ZipFile(target).getinfo("x.dbf").compress_size < big.stat().st_size / 2
+
+
+def _grow(path, records, header=b"H" * 100, record_bytes=4096):
+    """Write `header` then append `records` records, slowly enough for a follower to read some."""
+    with open(path, "wb") as fh:
+        fh.write(header)
+        for i in range(records):
+            fh.write(bytes([i % 251]) * 7 + f"{i:08d}".encode() * ((record_bytes - 7) // 8) + b" " * 1)
+            fh.flush()
+            if i % 64 == 0:
+                time.sleep(0.002)
+
+
+def _caught_up(follower, seconds=30.0):
+    """Wait until the follower (lowest priority: slow on a busy machine) has read what it may."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if all(f.end >= f.path.stat().st_size - 4096 - 65_536 for f in follower.followed):
+            return
+        time.sleep(0.05)
+
+
+def test_zip_of_files_deflated_while_written_reads_back(tmp_path):
+    shp, dbf = tmp_path / "x.shp", tmp_path / "x.dbf"
+    follower = Follower([(shp, shp_header), (dbf, dbf_header)], piece_bytes=65_536, margin=4096)
+    _grow(shp, 600)
+    # A .dbf states its header size in bytes 8-9; its first bytes are rewritten at the close.
+    _grow(dbf, 600, header=b"\x03\x7e\x0c\x04\x00\x00\x00\x00" + (40).to_bytes(2, "little") + b"\x00" * 30)
+    _caught_up(follower)
+    ahead = {f.path: f for f in follower.stop()}
+    assert ahead[shp].usable and ahead[dbf].usable and ahead[dbf].start == 40  # followed, not just zipped
+    with open(dbf, "r+b") as fh:
+        fh.seek(4)
+        fh.write((600).to_bytes(4, "little"))  # the record count, as GDAL writes it at the close
+    with open(shp, "ab") as fh:
+        fh.write(b"tail")
+    target = tmp_path / "out.zip"
+    write_zip(target, [(shp, "x.shp", ahead[shp]), (dbf, "x.dbf", ahead[dbf])], piece_bytes=65_536)
+    with zipfile.ZipFile(target) as zf:
+        assert zf.testzip() is None
+        assert zf.read("x.shp") == shp.read_bytes() and zf.read("x.dbf") == dbf.read_bytes()
+
+
+def test_a_followed_file_rewritten_in_the_middle_is_deflated_again(tmp_path):
+    dbf = tmp_path / "x.dbf"
+    follower = Follower([(dbf, shp_header)], piece_bytes=65_536, margin=4096)
+    _grow(dbf, 600)
+    _caught_up(follower)
+    (followed,) = follower.stop()
+    assert followed.usable and followed.end > 200_007
+    with open(dbf, "r+b") as fh:  # a record already deflated changes (say a field widened)
+        fh.seek(200_000)
+        fh.write(b"CHANGED")
+    assert crc32_combine(zlib.crc32(b"abc"), zlib.crc32(b"defg"), 4) == zlib.crc32(b"abcdefg")
+    target = tmp_path / "out.zip"
+    write_zip(target, [(dbf, "x.dbf", followed)], piece_bytes=65_536)
+    with zipfile.ZipFile(target) as zf:
+        assert zf.testzip() is None and zf.read("x.dbf") == dbf.read_bytes()
