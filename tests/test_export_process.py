@@ -16,7 +16,7 @@ from factories_exports import make_city
 from sqlalchemy import text
 
 from gridkit.errors import ValidationError
-from gridkit.io import export
+from gridkit.io import export, export_follow
 from gridkit.io.export import ExportOptions, export_layer
 from gridkit.io.export_child import WriterProcess
 from gridkit.io.export_follow import Follower, dbf_header, shp_header
@@ -163,3 +163,29 @@ def test_a_followed_file_rewritten_in_the_middle_is_deflated_again(tmp_path):
     write_zip(target, [(dbf, "x.dbf", followed)], piece_bytes=65_536)
     with zipfile.ZipFile(target) as zf:
         assert zf.testzip() is None and zf.read("x.dbf") == dbf.read_bytes()
+
+
+def test_a_large_shapefile_deflated_while_the_child_writes_it(session, city, tmp_path, monkeypatch):
+    monkeypatch.setattr(export_follow, "PIECE_BYTES", 65_536)
+    monkeypatch.setattr(export_follow, "MARGIN", 4096)
+    monkeypatch.setattr(export_follow, "_lowest_priority", lambda: None)  # a busy test machine must not starve it
+    followed = []
+    stop = export_follow.Follower.stop
+    monkeypatch.setattr(export_follow.Follower, "stop", lambda self: followed.extend(stop(self)) or self.followed)
+    cell = session.execute(text("SELECT id FROM base_cell ORDER BY code LIMIT 1")).scalar_one()
+    session.execute(
+        text(
+            "INSERT INTO legal_entity (credit_code, name, address, geom, base_cell_id) "
+            "SELECT '9144' || lpad(g::text, 14, '0'), '园岭' || g || '号科技有限公司', '园岭街道' || g || '号', "
+            "ST_SetSRID(ST_MakePoint(114.05 + g * 1e-7, 22.55), 4490), :c FROM generate_series(1, 40000) g"
+        ),
+        {"c": cell},
+    )
+    path = tmp_path / "entities.zip"
+    summary = export_layer(session, ExportOptions("entities", "shp", path))
+    assert summary["features"] == city["entities"] + 40000
+    assert any(f.usable and f.path.suffix == ".dbf" for f in followed)  # the .dbf was deflated while written
+    with zipfile.ZipFile(path) as zf:
+        assert zf.testzip() is None
+    frame = pyogrio.read_dataframe(f"/vsizip/{path}/entities.shp")
+    assert len(frame) == summary["features"] and "园岭40000号科技有限公司" in set(frame["name"])

@@ -74,9 +74,10 @@ class Followed:
 class Follower:
     """A thread deflating the files of `files` [(path, header size function)] as they grow."""
 
-    def __init__(self, files: list[tuple[Path, Callable]], piece_bytes: int = PIECE_BYTES, margin: int = MARGIN):
+    def __init__(self, files: list[tuple[Path, Callable]], piece_bytes: int | None = None, margin: int | None = None):
         self.followed = [Followed(path, header) for path, header in files]
-        self.piece_bytes, self.margin = piece_bytes, margin
+        self.piece_bytes = piece_bytes or PIECE_BYTES
+        self.margin = MARGIN if margin is None else margin
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
