@@ -19,7 +19,7 @@ from gridkit.errors import ValidationError
 from gridkit.io import export, export_follow
 from gridkit.io.export import ExportOptions, export_layer
 from gridkit.io.export_child import WriterProcess
-from gridkit.io.export_follow import Follower, dbf_header, shp_header
+from gridkit.io.export_follow import Follower
 from gridkit.io.export_zip import crc32_combine, write_zip
 from gridkit.models import Resident, User
 
@@ -118,22 +118,26 @@ def _grow(path, records, header=b"H" * 100, record_bytes=4096):
                 time.sleep(0.002)
 
 
-def _caught_up(follower, seconds=30.0):
-    """Wait until the follower (lowest priority: slow on a busy machine) has read what it may."""
-    deadline = time.monotonic() + seconds
+def _caught_up(paths, seconds=30.0):
+    """Wait until the follower has deflated what it may of `paths`: their spools stopped growing."""
+    deadline, sizes = time.monotonic() + seconds, None
     while time.monotonic() < deadline:
-        if all(f.end >= f.path.stat().st_size - 4096 - 65_536 for f in follower.followed):
+        spools = [p.with_name(p.name + ".deflated") for p in paths]
+        now = [s.stat().st_size if s.exists() else 0 for s in spools]
+        if all(now) and now == sizes:
             return
-        time.sleep(0.05)
+        sizes = now
+        time.sleep(0.3)
 
 
-def test_zip_of_files_deflated_while_written_reads_back(tmp_path):
+def test_zip_of_files_deflated_while_written_reads_back(tmp_path, monkeypatch):
+    monkeypatch.setattr(export_follow, "NICE", 0)  # a busy test machine must not starve it
     shp, dbf = tmp_path / "x.shp", tmp_path / "x.dbf"
-    follower = Follower([(shp, shp_header), (dbf, dbf_header)], piece_bytes=65_536, margin=4096)
+    follower = Follower([(shp, "shp"), (dbf, "dbf")], piece_bytes=65_536, margin=4096)
     _grow(shp, 600)
     # A .dbf states its header size in bytes 8-9; its first bytes are rewritten at the close.
     _grow(dbf, 600, header=b"\x03\x7e\x0c\x04\x00\x00\x00\x00" + (40).to_bytes(2, "little") + b"\x00" * 30)
-    _caught_up(follower)
+    _caught_up([shp, dbf])
     ahead = {f.path: f for f in follower.stop()}
     assert ahead[shp].usable and ahead[dbf].usable and ahead[dbf].start == 40  # followed, not just zipped
     with open(dbf, "r+b") as fh:
@@ -148,11 +152,12 @@ def test_zip_of_files_deflated_while_written_reads_back(tmp_path):
         assert zf.read("x.shp") == shp.read_bytes() and zf.read("x.dbf") == dbf.read_bytes()
 
 
-def test_a_followed_file_rewritten_in_the_middle_is_deflated_again(tmp_path):
+def test_a_followed_file_rewritten_in_the_middle_is_deflated_again(tmp_path, monkeypatch):
+    monkeypatch.setattr(export_follow, "NICE", 0)
     dbf = tmp_path / "x.dbf"
-    follower = Follower([(dbf, shp_header)], piece_bytes=65_536, margin=4096)
+    follower = Follower([(dbf, "shp")], piece_bytes=65_536, margin=4096)
     _grow(dbf, 600)
-    _caught_up(follower)
+    _caught_up([dbf])
     (followed,) = follower.stop()
     assert followed.usable and followed.end > 200_007
     with open(dbf, "r+b") as fh:  # a record already deflated changes (say a field widened)
@@ -168,10 +173,10 @@ def test_a_followed_file_rewritten_in_the_middle_is_deflated_again(tmp_path):
 def test_a_large_shapefile_deflated_while_the_child_writes_it(session, city, tmp_path, monkeypatch):
     monkeypatch.setattr(export_follow, "PIECE_BYTES", 65_536)
     monkeypatch.setattr(export_follow, "MARGIN", 4096)
-    monkeypatch.setattr(export_follow, "_lowest_priority", lambda: None)  # a busy test machine must not starve it
+    monkeypatch.setattr(export_follow, "NICE", 0)  # a busy test machine must not starve it
     followed = []
     stop = export_follow.Follower.stop
-    monkeypatch.setattr(export_follow.Follower, "stop", lambda self: followed.extend(stop(self)) or self.followed)
+    monkeypatch.setattr(export_follow.Follower, "stop", lambda self: followed.extend(stop(self)) or followed)
     cell = session.execute(text("SELECT id FROM base_cell ORDER BY code LIMIT 1")).scalar_one()
     session.execute(
         text(

@@ -20,7 +20,7 @@ import pyarrow as pa
 import shapely
 
 from gridkit.errors import ValidationError
-from gridkit.io.export_follow import Followed, Follower, dbf_header, shp_header
+from gridkit.io.export_follow import Followed, Follower
 from gridkit.io.export_layers import BOOL, DATE, DATETIME, FLOAT, INT
 from gridkit.io.export_zip import write_zip
 from gridkit.rules import LOCAL_TZ
@@ -202,7 +202,7 @@ class ShapefileZipWriter:
             # The child writes while this process reads: the records it has appended are deflated
             # meanwhile, with what CPU the two leave.
             base = self.folder / stem
-            follower = Follower([(base.with_suffix(".shp"), shp_header), (base.with_suffix(".dbf"), dbf_header)])
+            follower = Follower([(base.with_suffix(".shp"), "shp"), (base.with_suffix(".dbf"), "dbf")])
         try:
             inner.write_layer(stem, geometry_type, batches)
         finally:

@@ -11,7 +11,6 @@ Archives that would need ZIP64 (4 GiB and more) are written by `zipfile` instead
 
 from __future__ import annotations
 
-import os
 import shutil
 import struct
 import time
@@ -21,24 +20,18 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-PIECE_BYTES = 4 << 20
-LEVEL = 1  # most of deflate's size gain at a fraction of its time (.dbf padding compresses well)
+from gridkit.io.export_follow import LEVEL, PIECE_BYTES, WORKERS, deflate_piece
+
 ZIP32_LIMIT = 0xF000_0000  # leaves room for deflate's worst-case growth under 4 GiB
 _LOCAL = struct.Struct("<IHHHHHIIIHH")
 _CENTRAL = struct.Struct("<IHHHHHHIIIHHHHHII")
 _END = struct.Struct("<IHHHHIIH")
 _UTF8_NAME = 0x800
-WORKERS = os.cpu_count() or 1
 
 
 def _dos_time(t: float) -> tuple[int, int]:
     y, mo, d, h, mi, s = time.localtime(t)[:6]
     return (h << 11) | (mi << 5) | (s // 2), ((max(y, 1980) - 1980) << 9) | (mo << 5) | d
-
-
-def deflate_piece(piece: bytes, last: bool) -> bytes:
-    c = zlib.compressobj(LEVEL, zlib.DEFLATED, -15)
-    return c.compress(piece) + c.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
 
 
 def _deflate_file(src: Path, out, pool: ThreadPoolExecutor, piece_bytes: int, followed=None) -> tuple[int, int, int]:
