@@ -19,8 +19,8 @@ from gridkit.errors import ValidationError
 from gridkit.io import export, export_follow
 from gridkit.io.export import ExportOptions, export_layer
 from gridkit.io.export_child import WriterProcess
-from gridkit.io.export_follow import Follower
-from gridkit.io.export_zip import crc32_combine, write_zip
+from gridkit.io.export_follow import Follower, crc32_combine
+from gridkit.io.export_zip import write_zip
 from gridkit.models import Resident, User
 
 

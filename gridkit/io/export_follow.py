@@ -21,6 +21,7 @@ standard library only; it follows until its standard input closes, then prints o
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import struct
@@ -30,6 +31,7 @@ import threading
 import zlib
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FuturesTimeout
 from pathlib import Path
 
 LEVEL = 1  # most of deflate's size gain at a fraction of its time (.dbf padding compresses well)
@@ -39,6 +41,7 @@ MARGIN = 1 << 20  # bytes before the end left alone while the file grows
 PAUSE = 0.05  # seconds between looks at files that have not grown enough
 SHP_HEADER = 100
 NICE = 19  # the follower's priority: the lowest
+F_SETPIPE_SZ = 1031  # Linux
 
 
 def deflate_piece(piece: bytes, last: bool) -> bytes:
@@ -57,21 +60,22 @@ def _header_size(kind: str, fh) -> int | None:
 
 
 class Followed:
-    """What was deflated ahead of one growing file: bytes [start, end) as `spool`, their CRC-32."""
+    """What was deflated ahead of one growing file: bytes [start, end), their CRC-32, deflated as
+    the first `spooled` bytes of `spool`."""
 
-    def __init__(self, path, kind: str, start=None, end: int = 0, crc: int = 0, ok: bool = True):
+    def __init__(self, path, kind: str, start=None, end: int = 0, crc: int = 0, spooled: int = 0, ok: bool = True):
         self.path, self.kind = Path(path), kind
         self.spool = self.path.with_name(self.path.name + ".deflated")
-        self.start, self.end, self.crc, self.ok = start, end, crc, ok
+        self.start, self.end, self.crc, self.spooled, self.ok = start, end, crc, spooled, ok
 
     @property
     def usable(self) -> bool:
         """Return whether some of the file was deflated ahead (else it is zipped the usual way)."""
         return self.ok and self.start is not None and self.end > self.start
 
-    def as_json(self) -> list:
-        """Return [path, kind, start, end, crc, ok] (what the script prints)."""
-        return [str(self.path), self.kind, self.start, self.end, self.crc, self.ok]
+    def report(self, index: int) -> str:
+        """Return the line the script prints after each piece: [file index, start, end, crc, spooled]."""
+        return json.dumps([index, self.start, self.end, self.crc, self.spooled]) + "\n"
 
 
 class Follower:
@@ -88,25 +92,39 @@ class Follower:
         self.proc = subprocess.Popen(
             [sys.executable, "-P", __file__, json.dumps(config)], stdin=subprocess.PIPE, stdout=subprocess.PIPE
         )
+        try:
+            fcntl.fcntl(self.proc.stdout.fileno(), F_SETPIPE_SZ, 1 << 20)  # room for every report
+        except OSError:
+            pass
 
     def stop(self) -> list[Followed]:
-        """Stop following (pieces in flight are finished) and return what each file has ahead;
-        nothing is ahead if the process failed."""
+        """Stop following and return what each file has ahead (nothing if the process failed).
+
+        The process reports each piece once it is in the spool, so it is killed rather than asked
+        to stop: at the lowest priority on a busy machine it could take a while to wake up."""
+        self.proc.kill()
+        self.proc.wait()
+        followed = [Followed(path, kind) for path, kind in self.files]
         try:
-            self.proc.stdin.close()
-            line = self.proc.stdout.readline()
-            self.proc.wait()
+            for line in self.proc.stdout.read().splitlines():
+                try:
+                    index, start, end, crc, spooled = json.loads(line)
+                except ValueError:
+                    continue  # a line cut by the kill
+                followed[index] = Followed(self.files[index][0], self.files[index][1], start, end, crc, spooled)
+        finally:
             self.proc.stdout.close()
-            if self.proc.returncode == 0 and line:
-                return [Followed(*item) for item in json.loads(line)]
-        except (OSError, ValueError):
-            self.proc.kill()
-            self.proc.wait()
-        return [Followed(path, kind, ok=False) for path, kind in self.files]
+            self.proc.stdin.close()
+        return followed
 
 
-def _step(f: Followed, pool: ThreadPoolExecutor, piece_bytes: int, margin: int, stop: threading.Event) -> bool:
-    """Deflate what `f` gained since the last look, piece by piece; return whether it did."""
+def _step(
+    f: Followed, index: int, pool: ThreadPoolExecutor, piece_bytes: int, margin: int, stop: threading.Event
+) -> bool:
+    """Deflate what `f` gained since the last look, piece by piece; return whether it did.
+
+    A piece counts (in `f.end` and `f.crc`) once its deflated bytes are in the spool; pieces still
+    being deflated when `stop` is set are dropped, so stopping never waits for them."""
     try:
         size = f.path.stat().st_size
     except FileNotFoundError:
@@ -120,22 +138,80 @@ def _step(f: Followed, pool: ThreadPoolExecutor, piece_bytes: int, margin: int, 
                 return False
             f.start = f.end = start
         fh.seek(f.end)
-        window: deque = deque()
+        read, crc = f.end, f.crc
+        window: deque = deque()  # (deflating, piece length, CRC up to the piece's end), in file order
         with open(f.spool, "ab") as out:
-            while not stop.is_set() and size - margin - f.end >= piece_bytes:
+            while not stop.is_set() and size - margin - read >= piece_bytes:
                 piece = fh.read(piece_bytes)
-                f.crc = zlib.crc32(piece, f.crc)
-                f.end += len(piece)
-                window.append(pool.submit(deflate_piece, piece, False))
-                while len(window) > WORKERS:
-                    out.write(window.popleft().result())
-            while window:
-                out.write(window.popleft().result())
+                read += len(piece)
+                crc = zlib.crc32(piece, crc)
+                window.append((pool.submit(deflate_piece, piece, False), len(piece), crc))
+                while len(window) > WORKERS and _spool(f, index, window, out, stop):
+                    pass
+            while window and _spool(f, index, window, out, stop):
+                pass
     return True
 
 
-def main(argv: list[str]) -> int:
-    """Follow the files named in argv[1] until standard input closes; print what each has ahead."""
+def _spool(f: Followed, index: int, window: deque, out, stop: threading.Event) -> bool:
+    """Append the first piece of `window` to the spool once deflated and report it on standard
+    output; False if `stop` came first."""
+    deflating, length, crc = window[0]
+    while not stop.is_set():
+        try:
+            data = deflating.result(timeout=PAUSE)
+        except FuturesTimeout:
+            continue
+        out.write(data)
+        out.flush()
+        window.popleft()
+        f.crc, f.end, f.spooled = crc, f.end + length, f.spooled + len(data)
+        sys.stdout.write(f.report(index))
+        sys.stdout.flush()
+        return True
+    window.clear()
+    return False
+
+
+def crc32_combine(crc1: int, crc2: int, len2: int) -> int:
+    """Return the CRC-32 of A + B from crc1 = CRC(A), crc2 = CRC(B) and len(B) (zlib's method)."""
+    if len2 <= 0:
+        return crc1
+
+    def times(mat, vec):
+        total, i = 0, 0
+        while vec:
+            if vec & 1:
+                total ^= mat[i]
+            vec >>= 1
+            i += 1
+        return total
+
+    def square(mat):
+        return [times(mat, mat[n]) for n in range(32)]
+
+    odd = [0xEDB88320] + [1 << n for n in range(31)]  # the operator for one zero bit
+    even = square(odd)  # two zero bits
+    odd = square(even)  # four zero bits
+    while True:
+        even = square(odd)
+        if len2 & 1:
+            crc1 = times(even, crc1)
+        len2 >>= 1
+        if not len2:
+            break
+        odd = square(even)
+        if len2 & 1:
+            crc1 = times(odd, crc1)
+        len2 >>= 1
+        if not len2:
+            break
+    return crc1 ^ crc2
+
+
+def main(argv: list[str]) -> None:
+    """Follow the files named in argv[1], reporting each piece deflated, until killed or until
+    standard input closes (the parent gone)."""
     config = json.loads(argv[1])
     try:
         os.nice(config["nice"])
@@ -144,20 +220,19 @@ def main(argv: list[str]) -> int:
     followed = [Followed(path, kind) for path, kind in config["files"]]
     stop = threading.Event()
     threading.Thread(target=lambda: (sys.stdin.buffer.read(), stop.set()), daemon=True).start()
-    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        while not stop.is_set():
-            grown = False
-            for f in followed:
-                if f.ok:
-                    try:
-                        grown = _step(f, pool, config["piece"], config["margin"], stop) or grown
-                    except Exception:
-                        f.ok = False
-            if not grown:
-                stop.wait(PAUSE)
-    sys.stdout.write(json.dumps([f.as_json() for f in followed]) + "\n")
-    return 0
+    pool = ThreadPoolExecutor(max_workers=WORKERS)
+    while not stop.is_set():
+        grown = False
+        for index, f in enumerate(followed):
+            if f.ok:
+                try:
+                    grown = _step(f, index, pool, config["piece"], config["margin"], stop) or grown
+                except Exception:
+                    f.ok = False
+        if not grown:
+            stop.wait(PAUSE)
+    os._exit(0)  # pieces still being deflated are dropped, not waited for
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    main(sys.argv)

@@ -214,7 +214,7 @@ class ShapefileZipWriter:
         """Zip each shapefile's .shp .shx .dbf .prj .cpg and fields.csv, then remove the folder."""
         try:
             if self.process is not None:
-                self.process.finish()
+                self.process.end()  # zipped while the child exits (a large process takes a while)
             with open(self.folder / "fields.csv", "w", newline="", encoding="utf-8") as fh:
                 out = csv.writer(fh)
                 out.writerow(["field", "shapefile_field", "type"])
@@ -223,6 +223,8 @@ class ShapefileZipWriter:
             parts = [self.folder / f"{stem}{suffix}" for stem in self.stems for suffix in SHAPEFILE_PARTS]
             members = [(part, part.name, self.ahead.get(part)) for part in parts if part.exists()]
             write_zip(self.path, [*members, (self.folder / "fields.csv", "fields.csv")])
+            if self.process is not None:
+                self.process.wait()
         finally:
             self.discard()
 

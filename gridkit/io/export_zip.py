@@ -11,7 +11,6 @@ Archives that would need ZIP64 (4 GiB and more) are written by `zipfile` instead
 
 from __future__ import annotations
 
-import shutil
 import struct
 import time
 import zipfile
@@ -20,7 +19,7 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from gridkit.io.export_follow import LEVEL, PIECE_BYTES, WORKERS, deflate_piece
+from gridkit.io.export_follow import LEVEL, PIECE_BYTES, WORKERS, crc32_combine, deflate_piece
 
 ZIP32_LIMIT = 0xF000_0000  # leaves room for deflate's worst-case growth under 4 GiB
 _LOCAL = struct.Struct("<IHHHHHIIIHH")
@@ -49,8 +48,14 @@ def _deflate_file(src: Path, out, pool: ThreadPoolExecutor, piece_bytes: int, fo
                 data = deflate_piece(head, last=False)
                 out.write(data)
                 with open(followed.spool, "rb") as spool:
-                    shutil.copyfileobj(spool, out, 1 << 20)
-                    written = len(data) + spool.tell()
+                    left = followed.spooled
+                    while left > 0:
+                        block = spool.read(min(left, 1 << 20))
+                        if not block:
+                            raise OSError(f"{followed.spool} is shorter than reported")
+                        out.write(block)
+                        left -= len(block)
+                written = len(data) + followed.spooled
                 crc = crc32_combine(zlib.crc32(head), body, followed.end - followed.start)
                 done = followed.end
             fh.seek(done)
@@ -129,39 +134,3 @@ def write_zip(path: Path, members: list[tuple], piece_bytes: int = PIECE_BYTES) 
                 + raw
             )
         out.write(_END.pack(0x06054B50, 0, 0, len(entries), len(entries), out.tell() - start, start, 0))
-
-
-def crc32_combine(crc1: int, crc2: int, len2: int) -> int:
-    """Return the CRC-32 of A + B from crc1 = CRC(A), crc2 = CRC(B) and len(B) (zlib's method)."""
-    if len2 <= 0:
-        return crc1
-
-    def times(mat, vec):
-        total, i = 0, 0
-        while vec:
-            if vec & 1:
-                total ^= mat[i]
-            vec >>= 1
-            i += 1
-        return total
-
-    def square(mat):
-        return [times(mat, mat[n]) for n in range(32)]
-
-    odd = [0xEDB88320] + [1 << n for n in range(31)]  # the operator for one zero bit
-    even = square(odd)  # two zero bits
-    odd = square(even)  # four zero bits
-    while True:
-        even = square(odd)
-        if len2 & 1:
-            crc1 = times(even, crc1)
-        len2 >>= 1
-        if not len2:
-            break
-        odd = square(even)
-        if len2 & 1:
-            crc1 = times(odd, crc1)
-        len2 >>= 1
-        if not len2:
-            break
-    return crc1 ^ crc2
