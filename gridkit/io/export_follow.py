@@ -16,7 +16,9 @@ and the rest, after checking that the part followed still has that CRC: a file r
 between (say GDAL widening a field) is deflated again from the start.
 
 Run as a script (`python -P export_follow.py '{"files": [[path, "dbf"]], ...}'`) it needs the
-standard library only; it follows until its standard input closes, then prints one JSON line.
+standard library only; it prints one JSON line per piece spooled ([file index, start, end, CRC,
+spooled bytes]) and is killed when the files are closed (it ends by itself when its standard input
+closes: the parent gone). Pieces being deflated at that moment are simply lost.
 """
 
 from __future__ import annotations
