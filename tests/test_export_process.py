@@ -5,7 +5,9 @@ The threshold is set to 0 here so that the test city's few rows take the same pa
 
 from __future__ import annotations
 
+import time
 import zipfile
+import zlib
 
 import pyarrow as pa
 import pyogrio
@@ -14,9 +16,10 @@ from factories_exports import make_city
 from sqlalchemy import text
 
 from gridkit.errors import ValidationError
-from gridkit.io import export
+from gridkit.io import export, export_follow
 from gridkit.io.export import ExportOptions, export_layer
 from gridkit.io.export_child import WriterProcess
+from gridkit.io.export_follow import Follower, crc32_combine
 from gridkit.io.export_zip import write_zip
 from gridkit.models import Resident, User
 
@@ -102,3 +105,92 @@ def test_zip_written_in_pieces_reads_back(tmp_path):
         assert zf.read("x.dbf") == big.read_bytes() and zf.read("x.shp") == b""
         assert zf.read("字段.csv").decode() == "字段,field\n"
     assert zipfile.ZipFile(target).getinfo("x.dbf").compress_size < big.stat().st_size / 2
+
+
+def _grow(path, records, header=b"H" * 100, record_bytes=4096):
+    """Write `header` then append `records` records, slowly enough for a follower to read some."""
+    with open(path, "wb") as fh:
+        fh.write(header)
+        for i in range(records):
+            fh.write(bytes([i % 251]) * 7 + f"{i:08d}".encode() * ((record_bytes - 7) // 8) + b" " * 1)
+            fh.flush()
+            if i % 64 == 0:
+                time.sleep(0.002)
+
+
+def _caught_up(paths, seconds=30.0):
+    """Wait until the follower has deflated what it may of `paths`: their spools stopped growing."""
+    deadline, sizes = time.monotonic() + seconds, None
+    while time.monotonic() < deadline:
+        spools = [p.with_name(p.name + ".deflated") for p in paths]
+        now = [s.stat().st_size if s.exists() else 0 for s in spools]
+        if all(now) and now == sizes:
+            return
+        sizes = now
+        time.sleep(0.3)
+
+
+def test_zip_of_files_deflated_while_written_reads_back(tmp_path, monkeypatch):
+    monkeypatch.setattr(export_follow, "NICE", 0)  # a busy test machine must not starve it
+    shp, dbf = tmp_path / "x.shp", tmp_path / "x.dbf"
+    follower = Follower([(shp, "shp"), (dbf, "dbf")], piece_bytes=65_536, margin=4096)
+    _grow(shp, 600)
+    # A .dbf states its header size in bytes 8-9; its first bytes are rewritten at the close.
+    _grow(dbf, 600, header=b"\x03\x7e\x0c\x04\x00\x00\x00\x00" + (40).to_bytes(2, "little") + b"\x00" * 30)
+    _caught_up([shp, dbf])
+    ahead = {f.path: f for f in follower.stop()}
+    assert ahead[shp].usable and ahead[dbf].usable and ahead[dbf].start == 40  # followed, not just zipped
+    with open(dbf, "r+b") as fh:
+        fh.seek(4)
+        fh.write((600).to_bytes(4, "little"))  # the record count, as GDAL writes it at the close
+    with open(shp, "ab") as fh:
+        fh.write(b"tail")
+    target = tmp_path / "out.zip"
+    write_zip(target, [(shp, "x.shp", ahead[shp]), (dbf, "x.dbf", ahead[dbf])], piece_bytes=65_536)
+    with zipfile.ZipFile(target) as zf:
+        assert zf.testzip() is None
+        assert zf.read("x.shp") == shp.read_bytes() and zf.read("x.dbf") == dbf.read_bytes()
+
+
+def test_a_followed_file_rewritten_in_the_middle_is_deflated_again(tmp_path, monkeypatch):
+    monkeypatch.setattr(export_follow, "NICE", 0)
+    dbf = tmp_path / "x.dbf"
+    follower = Follower([(dbf, "shp")], piece_bytes=65_536, margin=4096)
+    _grow(dbf, 600)
+    _caught_up([dbf])
+    (followed,) = follower.stop()
+    assert followed.usable and followed.end > 200_007
+    with open(dbf, "r+b") as fh:  # a record already deflated changes (say a field widened)
+        fh.seek(200_000)
+        fh.write(b"CHANGED")
+    assert crc32_combine(zlib.crc32(b"abc"), zlib.crc32(b"defg"), 4) == zlib.crc32(b"abcdefg")
+    target = tmp_path / "out.zip"
+    write_zip(target, [(dbf, "x.dbf", followed)], piece_bytes=65_536)
+    with zipfile.ZipFile(target) as zf:
+        assert zf.testzip() is None and zf.read("x.dbf") == dbf.read_bytes()
+
+
+def test_a_large_shapefile_deflated_while_the_child_writes_it(session, city, tmp_path, monkeypatch):
+    monkeypatch.setattr(export_follow, "PIECE_BYTES", 65_536)
+    monkeypatch.setattr(export_follow, "MARGIN", 4096)
+    monkeypatch.setattr(export_follow, "NICE", 0)  # a busy test machine must not starve it
+    followed = []
+    stop = export_follow.Follower.stop
+    monkeypatch.setattr(export_follow.Follower, "stop", lambda self: followed.extend(stop(self)) or followed)
+    cell = session.execute(text("SELECT id FROM base_cell ORDER BY code LIMIT 1")).scalar_one()
+    session.execute(
+        text(
+            "INSERT INTO legal_entity (credit_code, name, address, geom, base_cell_id) "
+            "SELECT '9144' || lpad(g::text, 14, '0'), '园岭' || g || '号科技有限公司', '园岭街道' || g || '号', "
+            "ST_SetSRID(ST_MakePoint(114.05 + g * 1e-7, 22.55), 4490), :c FROM generate_series(1, 40000) g"
+        ),
+        {"c": cell},
+    )
+    path = tmp_path / "entities.zip"
+    summary = export_layer(session, ExportOptions("entities", "shp", path))
+    assert summary["features"] == city["entities"] + 40000
+    assert any(f.usable and f.path.suffix == ".dbf" for f in followed)  # the .dbf was deflated while written
+    with zipfile.ZipFile(path) as zf:
+        assert zf.testzip() is None
+    frame = pyogrio.read_dataframe(f"/vsizip/{path}/entities.shp")
+    assert len(frame) == summary["features"] and "园岭40000号科技有限公司" in set(frame["name"])

@@ -80,11 +80,20 @@ class WriterProcess:
 
     def finish(self) -> None:
         """Tell the child every layer is sent and wait for it to end."""
+        self.end()
+        self.wait()
+
+    def end(self) -> None:
+        """Tell the child every layer is sent: its files are complete and stay (it has answered
+        for each layer), so they may be read while it exits."""
         try:
             self.proc.stdin.write(b'{"end": true}\n')
             self.proc.stdin.close()
         except OSError as exc:
             raise self._failure(exc) from None
+
+    def wait(self) -> None:
+        """Wait for the child to exit (after `end`); raise if it did not exit cleanly."""
         if self.proc.wait() != 0:
             raise self._failure(f"exit status {self.proc.returncode}")
 

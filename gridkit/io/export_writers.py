@@ -20,6 +20,7 @@ import pyarrow as pa
 import shapely
 
 from gridkit.errors import ValidationError
+from gridkit.io.export_follow import Followed, Follower
 from gridkit.io.export_layers import BOOL, DATE, DATETIME, FLOAT, INT
 from gridkit.io.export_zip import write_zip
 from gridkit.rules import LOCAL_TZ
@@ -183,6 +184,7 @@ class ShapefileZipWriter:
         self.short = short_field_names([name for name, _ in fields])
         self.short_fields = [(self.short[name], kind) for name, kind in fields]
         self.stems: list[str] = []
+        self.ahead: dict[Path, Followed] = {}  # what was deflated while the child wrote
         self.process = None
 
     @property
@@ -195,22 +197,34 @@ class ShapefileZipWriter:
         stem = re.sub(r"[^0-9A-Za-z_-]+", "_", layer)
         inner = OgrWriter(self.folder / f"{stem}.shp", "ESRI Shapefile", self.short_fields, self.crs, self.encoding)
         inner.process = self.process
-        inner.write_layer(stem, geometry_type, batches)
+        follower = None
+        if self.process is not None:
+            # The child writes while this process reads: the records it has appended are deflated
+            # meanwhile, with what CPU the two leave.
+            base = self.folder / stem
+            follower = Follower([(base.with_suffix(".shp"), "shp"), (base.with_suffix(".dbf"), "dbf")])
+        try:
+            inner.write_layer(stem, geometry_type, batches)
+        finally:
+            if follower is not None:
+                self.ahead.update((f.path, f) for f in follower.stop())
         self.stems.append(stem)
 
     def finish(self) -> None:
         """Zip each shapefile's .shp .shx .dbf .prj .cpg and fields.csv, then remove the folder."""
         try:
             if self.process is not None:
-                self.process.finish()
+                self.process.end()  # zipped while the child exits (a large process takes a while)
             with open(self.folder / "fields.csv", "w", newline="", encoding="utf-8") as fh:
                 out = csv.writer(fh)
                 out.writerow(["field", "shapefile_field", "type"])
                 for name, kind in self.fields:
                     out.writerow([name, self.short[name], kind])
             parts = [self.folder / f"{stem}{suffix}" for stem in self.stems for suffix in SHAPEFILE_PARTS]
-            members = [(part, part.name) for part in parts if part.exists()]
+            members = [(part, part.name, self.ahead.get(part)) for part in parts if part.exists()]
             write_zip(self.path, [*members, (self.folder / "fields.csv", "fields.csv")])
+            if self.process is not None:
+                self.process.wait()
         finally:
             self.discard()
 
