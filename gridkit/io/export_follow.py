@@ -192,22 +192,12 @@ def crc32_combine(crc1: int, crc2: int, len2: int) -> int:
     def square(mat):
         return [times(mat, mat[n]) for n in range(32)]
 
-    odd = [0xEDB88320] + [1 << n for n in range(31)]  # the operator for one zero bit
-    even = square(odd)  # two zero bits
-    odd = square(even)  # four zero bits
-    while True:
-        even = square(odd)
+    op = square(square([0xEDB88320] + [1 << n for n in range(31)]))  # four zero bits
+    while len2:
+        op = square(op)  # one zero byte, then two, four … (2**k bytes at bit k of len2)
         if len2 & 1:
-            crc1 = times(even, crc1)
+            crc1 = times(op, crc1)
         len2 >>= 1
-        if not len2:
-            break
-        odd = square(even)
-        if len2 & 1:
-            crc1 = times(odd, crc1)
-        len2 >>= 1
-        if not len2:
-            break
     return crc1 ^ crc2
 
 
