@@ -60,19 +60,18 @@ def _deflate_file(src: Path, out, pool: ThreadPoolExecutor, piece_bytes: int, fo
                 done = followed.end
             fh.seek(done)
         window: deque = deque()  # pieces being compressed, in file order
-        tail_crc, tail_start = 0, done
         while True:
             piece = fh.read(piece_bytes)
             done += len(piece)
             last = not piece or done >= size
-            tail_crc = zlib.crc32(piece, tail_crc)
+            crc = zlib.crc32(piece, crc)  # continues the CRC of what was taken from the spool
             window.append(pool.submit(deflate_piece, piece, last))
             while window and (last or len(window) > 2 * WORKERS):
                 data = window.popleft().result()
                 out.write(data)
                 written += len(data)
             if last:
-                return crc32_combine(crc, tail_crc, done - tail_start), written, done
+                return crc, written, done
 
 
 def _crc_of(fh, n: int) -> int:
