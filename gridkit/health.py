@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from gridkit import __version__
-from gridkit.db import head_revision
+from gridkit.db import head_revision, revision_of
 from gridkit.errors import SetupError
 
 
@@ -16,7 +15,7 @@ def health(session: Session) -> dict:
     """Return {status, database, schema_revision, head_revision, postgis, version}; status is ok or outdated."""
     try:
         postgis = session.scalar(text("SELECT postgis_lib_version()"))
-        revision = MigrationContext.configure(session.connection()).get_current_revision()
+        revision = revision_of(session.connection())
     except OperationalError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         raise SetupError("db.unreachable", reason=reason) from None

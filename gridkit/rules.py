@@ -22,6 +22,11 @@ from gridkit.errors import ValidationError
 
 # CGCS2000 lon/lat, China's national datum: every geometry column is stored in it.
 SRID = 4490
+# Where a lon/lat in China can lie (a loose box): coordinates outside it are refused as "not in
+# China" (imports, Open311 posts), and a file whose x and y both fall inside it the other way
+# round was written lat/lon.
+CHINA_LON = (73.0, 136.0)
+CHINA_LAT = (3.0, 54.0)
 # Naive times given by users mean Beijing time (UTC+8), as every Chinese city's clock.
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")
 

@@ -32,6 +32,21 @@ def test_single_head_and_schema_at_head(engine):
     assert db.current_revision(engine) == db.head_revision()
 
 
+def test_head_and_current_revision_read_as_alembic_reads_them(engine):
+    """gridkit reads the head from the migration files and the revision from alembic_version without
+    loading Alembic (every command checks them); Alembic's own answers must be the same."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(db.alembic_config("postgresql://"))
+    assert [db.head_revision()] == list(script.get_heads())
+    assert {rev: set(parents) for rev, parents in db._revision_graph().items()} == {
+        s.revision: set(s._all_down_revisions) for s in script.walk_revisions()
+    }
+    with engine.connect() as conn:
+        assert db.revision_of(conn) == MigrationContext.configure(conn).get_current_revision()
+
+
 def test_every_geometry_column_has_srid_4490_and_a_gist_index(engine):
     with engine.connect() as conn:
         cols = conn.execute(
@@ -59,6 +74,7 @@ def test_migration_round_trip(pg_server):
         assert {"admin_unit", "base_cell", "work_cell_member", "incident_history", "audit_log"} <= tables
         db.downgrade(url, "base")
         assert set(inspect(eng).get_table_names()) - {"spatial_ref_sys"} == {"alembic_version"}
+        assert db.current_revision(eng) is None
         db.upgrade(url)
         assert set(inspect(eng).get_table_names()) == tables
         eng.dispose()

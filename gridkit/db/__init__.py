@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import functools
 import os
 import shutil
 import tempfile
@@ -9,10 +11,6 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DisconnectionError, OperationalError
@@ -110,6 +108,8 @@ def check_connection(engine: Engine, *, what: str | Message) -> None:
 
 def alembic_config(url: str):
     """Return an Alembic Config for gridkit's migrations against `url`."""
+    from alembic.config import Config  # here: only migrating needs Alembic (every command checks the revision)
+
     cfg = Config(str(MIGRATIONS_DIR / "alembic.ini"))
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -118,26 +118,70 @@ def alembic_config(url: str):
 
 def upgrade(url: str, revision: str = "head") -> None:
     """Migrate the database at `url` up to `revision`."""
+    from alembic import command
+
     command.upgrade(alembic_config(url), revision)
 
 
 def downgrade(url: str, revision: str) -> None:
     """Migrate the database at `url` down to `revision`."""
+    from alembic import command
+
     command.downgrade(alembic_config(url), revision)
 
 
 def current_revision(engine: Engine) -> str | None:
-    """Return the database's Alembic revision, or None if it was never migrated."""
+    """Return the database's Alembic revision, or None if it was never migrated.
+
+    Read from Alembic's own table (`alembic_version`), as its MigrationContext does, without
+    loading Alembic: every command checks the revision before it starts.
+    """
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        return revision_of(conn)
+
+
+def revision_of(conn) -> str | None:
+    """Return the Alembic revision the database of connection `conn` is at (see `current_revision`)."""
+    if conn.scalar(text("SELECT to_regclass('alembic_version')")) is None:
+        return None
+    rows = conn.scalars(text("SELECT version_num FROM alembic_version")).all()
+    if len(rows) > 1:
+        raise SetupError("db.many_heads", count=len(rows), heads=", ".join(sorted(rows)))
+    return rows[0] if rows else None
 
 
 def head_revision() -> str:
-    """Return the single head revision of gridkit's migrations."""
-    heads = ScriptDirectory.from_config(alembic_config("postgresql://")).get_heads()
+    """Return the single head revision of gridkit's migrations.
+
+    The revision files are read as Alembic reads their identifiers (the module-level `revision` and
+    `down_revision` literals) without importing them or Alembic; a test checks the answer against
+    Alembic's ScriptDirectory.
+    """
+    revisions = _revision_graph()
+    pointed = {parent for parents in revisions.values() for parent in parents}
+    heads = sorted(set(revisions) - pointed)
     if len(heads) != 1:
         raise SetupError("db.many_heads", count=len(heads), heads=", ".join(heads))
     return heads[0]
+
+
+@functools.cache
+def _revision_graph() -> dict[str, tuple[str, ...]]:
+    """Return {revision: its down revisions} of every migration file."""
+    graph = {}
+    for path in sorted((MIGRATIONS_DIR / "versions").glob("*.py")):
+        names = {}
+        for node in ast.parse(path.read_text(encoding="utf-8"), str(path)).body:
+            if isinstance(node, ast.Assign | ast.AnnAssign):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                for target in targets:
+                    if isinstance(target, ast.Name) and target.id in ("revision", "down_revision"):
+                        names[target.id] = ast.literal_eval(node.value)
+        if "revision" not in names:
+            continue
+        down = names.get("down_revision")
+        graph[names["revision"]] = () if down is None else (down,) if isinstance(down, str) else tuple(down)
+    return graph
 
 
 def up(settings: Settings, *, create: bool = True) -> dict:

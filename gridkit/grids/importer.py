@@ -16,7 +16,7 @@ from datetime import date, datetime, time
 import numpy as np
 import pandas as pd
 
-from gridkit.io.vector import VectorReadError, problem, refusal
+from gridkit.io.problems import ImportRefused, problem, refusal
 from gridkit.messages import Message
 
 __all__ = [
@@ -37,10 +37,6 @@ __all__ = [
 NAME_LENGTH = 100
 # Snapping moves smaller than this (metres) are not noted one by one: they only join T-junctions.
 SNAP_NOTE_M = 0.0005
-
-
-class ImportRefused(VectorReadError):
-    """An import found problems and wrote nothing; `problems`, `notes` and `source` say what and where."""
 
 
 @dataclass

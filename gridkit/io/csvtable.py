@@ -13,6 +13,7 @@ import io
 from collections.abc import Iterator
 from pathlib import Path
 
+from gridkit.io.problems import problem
 from gridkit.io.tables import (
     _BLOCK,
     _BOMS,
@@ -26,7 +27,7 @@ from gridkit.io.tables import (
     at,
     place,
 )
-from gridkit.io.vector import _codec, problem
+from gridkit.io.textcodec import _codec
 from gridkit.messages import Message
 
 __all__ = ["stream_csv"]

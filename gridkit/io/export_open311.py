@@ -18,6 +18,8 @@ from gridkit.errors import NotFound, ValidationError
 from gridkit.incidents.workflow import report_incident
 from gridkit.models import Building, Incident, IncidentCategory
 from gridkit.rules import (
+    CHINA_LAT,
+    CHINA_LON,
     FINISHED_INCIDENT_STATES,
     LOCAL_TZ,
     now,
@@ -26,7 +28,6 @@ from gridkit.rules import (
 
 MAX_REQUESTS = 1000
 DEFAULT_DAYS = 90
-CHINA_LON, CHINA_LAT = (73.0, 136.0), (3.0, 54.0)
 
 
 def services(session: Session) -> list[dict]:

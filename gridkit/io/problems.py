@@ -12,7 +12,7 @@ from __future__ import annotations
 from gridkit.errors import ValidationError
 from gridkit.messages import Message
 
-__all__ = ["VectorReadError", "problem", "problem_text", "refusal"]
+__all__ = ["ImportRefused", "VectorReadError", "problem", "problem_text", "refusal"]
 
 # How many feature indexes a file-level problem lists before "…".
 _LIST_AT_MOST = 20
@@ -34,6 +34,10 @@ class VectorReadError(ValidationError):
         super().__init__(code, problems=problems, **params)
         self.notes = notes or []
         self.source = source or {}
+
+
+class ImportRefused(VectorReadError):
+    """An import found problems and wrote nothing; `problems`, `notes` and `source` say what and where."""
 
 
 def problem(kind: str, message: str | Message, *, index=None, code=None, field: str | None = None) -> dict:

@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gridkit.io.vector import VectorReadError, _polygonal_part, problem, text_value
+from gridkit.io.problems import VectorReadError, problem
 from gridkit.messages import Message
 
 __all__ = [
@@ -414,6 +414,8 @@ def _stream_spatial(path: Path, *, encoding, layer, src_crs, chunk_rows: int, si
 
 def _spatial_table(read, problems: list[dict]) -> Table:
     """Return one batch of a vector file (a VectorRead) as a Table of text rows with their geometries."""
+    from gridkit.io.vector import _polygonal_part, text_value  # here: only vector files need the vector stack
+
     gdf = read.gdf
     columns = read.fields
     values = {c: gdf[c].tolist() for c in columns}

@@ -10,12 +10,14 @@ from __future__ import annotations
 import codecs
 import re
 from pathlib import Path
-
-import geopandas as gpd
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from gridkit.io.problems import _LIST_AT_MOST, _fatal, problem
 from gridkit.messages import Message
+
+if TYPE_CHECKING:  # the vector stack is loaded by the readers of vector files, never for tables
+    import geopandas as gpd
+    import pandas as pd
 
 # Encodings a .cpg may name in ways Python does not know; GBK/GB2312 are read as GB18030, their superset.
 _CPG_ALIASES = {
@@ -82,6 +84,8 @@ def _failures(raw_frame: pd.DataFrame, columns: list, text_columns: list, codec:
 def _decode_text(
     raw_frame: gpd.GeoDataFrame, forced: str | None, cpg: str | None, source: dict, notes: list, problems: list
 ) -> gpd.GeoDataFrame:
+    import pandas as pd  # here: only vector files, already read by pandas, come through
+
     display = source["display"]
     geometry = raw_frame.geometry.name
     columns = [c for c in raw_frame.columns if c != geometry]

@@ -49,12 +49,13 @@ from gridkit.grids.tolerance import DENSIFY_M, densify_projected
 # callers import from here (`problem`, `VectorReadError`, `_codec`, …) are re-exported.
 from gridkit.io.archive import MAX_ZIP_BYTES as MAX_ZIP_BYTES
 from gridkit.io.archive import _located
+from gridkit.io.crs import parse_crs as parse_crs
 from gridkit.io.problems import _LIST_AT_MOST, VectorReadError, _fatal, _first_line, problem, refusal
 from gridkit.io.problems import problem_text as problem_text
 from gridkit.io.textcodec import _RAW_GDAL, _cpg_of, _decode_text
 from gridkit.io.textcodec import _codec as _codec
 from gridkit.messages import Message
-from gridkit.rules import SRID
+from gridkit.rules import CHINA_LAT, CHINA_LON, SRID
 
 __all__ = [
     "VectorRead",
@@ -69,17 +70,11 @@ __all__ = [
 
 MULTIPART_MODES = ("keep", "single")
 
-# The box gridkit accepts as "in China", in CGCS2000 lon/lat degrees.
-CHINA_LON = (73.0, 136.0)
-CHINA_LAT = (3.0, 54.0)
-
 # Above this share of features outside China, one file-level problem replaces per-feature ones:
 # the coordinate system is wrong, not the features.
 _MOSTLY = 0.5
 # Default vertex limit per feature (GRIDKIT_MAX_VERTICES); a base cell has tens, a city boundary thousands.
 MAX_VERTICES = 100_000
-
-_GCJ02_NAMES = {"gcj02", "gcj-02", "gcj", "gcj_02"}
 
 
 @dataclass
@@ -261,19 +256,6 @@ def _codes(frame: pd.DataFrame, code_field: str | None) -> dict:
 
 
 # -- CRS ----------------------------------------------------------------------------------------------
-
-
-def parse_crs(value: str) -> tuple[pyproj.CRS | None, bool]:
-    """Return (CRS, is_gcj02) for a --src-crs value: an EPSG code, PROJ string, WKT or 'gcj02'."""
-    text = str(value).strip()
-    if text.lower() in _GCJ02_NAMES:
-        return None, True
-    if text.isdigit():
-        text = f"EPSG:{text}"
-    try:
-        return pyproj.CRS.from_user_input(text), False
-    except pyproj.exceptions.CRSError as exc:
-        raise _fatal({}, "bad_src_crs", "bad_src_crs", crs=str(value), reason=_first_line(exc)) from None
 
 
 def _crs_label(crs: pyproj.CRS) -> str:

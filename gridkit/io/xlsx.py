@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from datetime import date, datetime, time
 from pathlib import Path
 
+from gridkit.io.problems import problem
 from gridkit.io.tables import _BLOCK, _LOSSY_ABOVE, Table, TableStream, _fatal, _header, _row, at, place
-from gridkit.io.vector import problem
 from gridkit.messages import Message
 
 __all__ = ["stream_xlsx"]

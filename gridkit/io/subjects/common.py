@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gridkit.errors import ValidationError
-from gridkit.grids.importer import ImportRefused
+from gridkit.io.problems import ImportRefused
 from gridkit.messages import Message
 from gridkit.standard.ids import validate_phone
 

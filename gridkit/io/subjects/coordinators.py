@@ -8,6 +8,7 @@ from sqlalchemy import insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
+from gridkit.io.problems import problem
 from gridkit.io.subjects.common import (
     _LENGTHS,
     _PAIRS_PER_STATEMENT,
@@ -17,7 +18,6 @@ from gridkit.io.subjects.common import (
     _phone,
 )
 from gridkit.io.subjects.job import Job
-from gridkit.io.vector import problem
 from gridkit.messages import Message
 from gridkit.models import Coordinator, CoordinatorAssignment, Department, WorkCell, WorkGridVersion
 from gridkit.rules import VersionState

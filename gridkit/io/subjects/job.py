@@ -11,12 +11,12 @@ import pyproj
 from shapely.geometry import MultiPoint, MultiPolygon, Point, Polygon
 from sqlalchemy.orm import Session
 
-from gridkit.io.problems import refusal
+from gridkit.io.crs import parse_crs
+from gridkit.io.problems import VectorReadError, problem, refusal
 from gridkit.io.subjects.common import _AREA_MARGIN, _SCIENTIFIC, FIELDS, Field, SubjectImportRefused, _inside, _number
 from gridkit.io.tables import Table, TableReadError, at, open_table, place
-from gridkit.io.vector import CHINA_LAT, CHINA_LON, VectorReadError, parse_crs, problem
 from gridkit.messages import Message
-from gridkit.rules import SRID
+from gridkit.rules import CHINA_LAT, CHINA_LON, SRID
 
 __all__ = ["Job"]
 
