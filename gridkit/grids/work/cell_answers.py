@@ -8,8 +8,10 @@ order) of its version's base edition that has one, with its active coordinators.
 loads those facts for every cell at once (two statements, whatever the number of cells) and
 composes the answer of any key in memory, so no point away from an edge needs the database.
 
-Memory: per cell of an edition, its code (15 bytes) and per department in force a work-cell slot
-(4 bytes); per work cell one small dict. 10,000 cells × 3 departments: about 0.3 MB.
+Memory: per cell of an edition, its code (15 bytes, kept with the index) and per department in
+force a work-cell slot (4 bytes); per work cell one small dict. Measured (tracemalloc): 10,000 cells
+× 3 departments (300 work cells) 0.43 MB; 1,000,000 cells × 3 departments (30,000 work cells)
+42 MB, loaded in 4.4–5.6 s (1.0 s of it CPU here, the rest PostgreSQL) on a loaded 2-core machine.
 """
 
 from __future__ import annotations
