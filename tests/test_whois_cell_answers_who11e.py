@@ -14,6 +14,7 @@ from factories_web import C1, C2, DEPT, POINT_A, base_cell, make_web_city
 from sqlalchemy import text
 
 from gridkit import db, rules
+from gridkit.config import Settings
 from gridkit.grids import work
 from gridkit.grids.work import responsibility_at
 from gridkit.grids.work.responsibility_cache import ResponsibilityCache
@@ -181,3 +182,14 @@ def test_a_warmed_app_sends_a_visitors_first_whois_before_flask_without_phones(s
     _commit(settings, lambda s: s.execute(text("UPDATE coordinator SET name = '赵六六' WHERE name = '赵六'")))
     body = app.test_client().get(f"/api/whois?lon={lon}&lat={lat}").get_json()
     assert body["departments"][1]["coordinators"][0]["name"] == "赵六六"
+
+
+def test_a_server_starting_while_the_database_is_down_still_answers_whois_once_it_is_up(settings, tmp_path, caplog):
+    down = create_app(Settings(home=tmp_path, database_url="postgresql://nobody:secret@127.0.0.1:1/none"))
+    warm_whois(down).join()  # no exception out of the thread: a warning, and nothing read
+    assert "whois answers not loaded at start" in caplog.text and responsibility_cache(down).checks == 0
+    app = create_app(settings)
+    app.config["TESTING"] = True
+    lon, lat = X0 + 0.5 * D, Y0 + 2.5 * D
+    body = app.test_client().get(f"/api/whois?lon={lon}&lat={lat}").get_json()  # not warmed: Flask reads the state
+    assert body["base_cell"] == base_cell(C1, 1) and responsibility_cache(app).checks == 1

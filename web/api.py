@@ -13,7 +13,7 @@ from sqlalchemy.exc import OperationalError
 from gridkit import layers, search
 from gridkit.audit import record
 from gridkit.checks import base_grid_problems_geojson
-from gridkit.errors import ValidationError
+from gridkit.errors import SetupError, ValidationError
 from gridkit.grids.generate.layer import target_cells_geojson
 from gridkit.grids.generate.target import Target
 from gridkit.grids.work import responsibility_at
@@ -150,8 +150,8 @@ def warm_whois(app) -> threading.Thread:
         with app.app_context():
             try:
                 responsibility_cache(app).warm(reading_session)
-            except OperationalError as exc:  # the database is down: the first whois request tries again
-                log.warning("whois answers not loaded at start: %s", exc.orig or exc)
+            except (OperationalError, SetupError) as exc:  # the database is down: the first whois request tries again
+                log.warning("whois answers not loaded at start: %s", exc)
 
     thread = threading.Thread(target=warm, name="gridkit-whois-warm", daemon=True)
     thread.start()
