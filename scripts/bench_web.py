@@ -203,9 +203,9 @@ def bench_home(url: str, seconds: float, clients: int) -> list[Row]:
 
 
 def bench_whois(server: Server, in_process: list[float], seconds: float, clients: int, rate: float) -> list[Row]:
-    """Whois at an offered rate twice: just after the server started (answers not kept yet: each
-    base cell's first point asks the database), then once every base cell has been asked (the
-    steady state of a running server; after a publish or a coordinator change it starts again).
+    """Whois at an offered rate twice: just after the server started (no base cell asked yet; the
+    server loads every cell's answer in the background as it starts), then once every base cell
+    has been asked (a running server).
     Each label shows the server process's CPU time per request (user + system, from /proc): on a
     loaded machine the latencies mostly show the other load, the CPU time much less."""
 

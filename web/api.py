@@ -4,12 +4,16 @@ No personal data except coordinators' phones in whois, for the roles allowed (au
 
 from __future__ import annotations
 
+import logging
+import threading
+
 from flask import Blueprint, jsonify, request
+from sqlalchemy.exc import OperationalError
 
 from gridkit import layers, search
 from gridkit.audit import record
 from gridkit.checks import base_grid_problems_geojson
-from gridkit.errors import ValidationError
+from gridkit.errors import SetupError, ValidationError
 from gridkit.grids.generate.layer import target_cells_geojson
 from gridkit.grids.generate.target import Target
 from gridkit.grids.work import responsibility_at
@@ -26,6 +30,7 @@ from web.summary import cached_counts
 from web.tiles import app_kept
 
 bp = Blueprint("api", __name__, url_prefix="/api")
+log = logging.getLogger(__name__)
 
 
 @bp.get("/summary")
@@ -135,6 +140,22 @@ def responsibility_cache(app=None) -> ResponsibilityCache:
     return app_kept(
         app, "gridkit_whois_cache", lambda recheck: ResponsibilityCache(recheck=recheck, commits=lambda: COMMITS.count)
     )
+
+
+def warm_whois(app) -> threading.Thread:
+    """Start reading the whois cache's state (every base cell's answer) in a background thread and
+    return it: the server starts listening meanwhile, and its first visitors are answered from memory."""
+
+    def warm():
+        with app.app_context():
+            try:
+                responsibility_cache(app).warm(reading_session)
+            except (OperationalError, SetupError) as exc:  # the database is down: the first whois request tries again
+                log.warning("whois answers not loaded at start: %s", exc)
+
+    thread = threading.Thread(target=warm, name="gridkit-whois-warm", daemon=True)
+    thread.start()
+    return thread
 
 
 @bp.get("/whois")

@@ -2,16 +2,18 @@
 visitors' whois answers.
 
 - A tile already in the server cache (web/tiles.py) under a generation that needs no check now;
-- `GET /api/whois?lon=&lat=` from a visitor (no session cookie) whose answer the whois cache keeps
-  (gridkit.grids.work.responsibility_cache), made what a visitor may read by the view's own
-  `shown_to` (no phones) after the view's own `whois_point` checks;
+- `GET /api/whois?lon=&lat=` from a visitor (no session cookie) whose answer the whois cache gives
+  from memory (gridkit.grids.work.responsibility_cache: any point away from a cell edge), made
+  what a visitor may read by the view's own `shown_to` (no phones) after the view's own
+  `whois_point` checks;
 
 are sent with the very headers the views and the app's after-request hooks give them (caching
 headers, `Vary: Cookie`, anti-framing, Content-Security-Policy): no request context, session,
 language or URL matching, which cost several times what the answer does. Anything else goes to
 Flask unchanged: another method or URL, a query parameter not named here (e.g. `lang`, which sets
 a cookie, or `at`), percent-escapes or NUL bytes, a value the view refuses (Flask answers the
-400/404), an answer not kept yet or a generation due for its check (Flask reads and keeps it).
+400/404), a whois point on a cell edge, a state not read yet or a generation due for its check
+(Flask reads it).
 """
 
 from __future__ import annotations

@@ -3,9 +3,9 @@
 The answer of `responsibility_at(session, lon, lat)` (now) depends on the point only through the
 set of base cells covering it, in the edition in force and in the base editions of the versions
 in force. The cache keeps, per *state* of the database, an in-memory index of those editions' base
-cells (shapely STRtree) and the answers of `responsibility_at` per set of covering cells: a point
-is located in memory and its cells' answer is served without the database; the first point of a
-cell (a miss) asks `responsibility_at` itself, so every answer is the one service's (one rule).
+cells (shapely STRtree) and what decides the answer in every one of them (`CellAnswers`, loaded
+set-based when the state is read): a point is located in memory and answered without the database
+from the first request, by the rule of `responsibility_at` (tested against it, cell by cell).
 
 A point within EDGE_DEGREES of a cell edge goes to the database every time: on an edge PostGIS's
 ST_Covers and GEOS may disagree by rounding, and the answer depends on more than one cell there.
@@ -14,8 +14,9 @@ The state is the generation (`responsibility_generation`: what publishes, rollba
 departments, coordinators and their assignments look like) and the versions in force now; it is
 read again (one query) after any commit in this process (the `commits` counter the caller passes),
 at most every `recheck` seconds otherwise (the rule of gridkit.freshness.ReadMark, as the tile
-cache of web/tiles.py), and as soon as a version's validity starts or ends (`until`). While one
-thread reads a new state, the others ask the database directly. `at=` in the past is not cached:
+cache of web/tiles.py), and as soon as a version's validity starts or ends (`until`); the cells'
+answers are loaded again when it changed. While one thread reads a new state, the others ask the
+database directly; `warm` reads it ahead of the first request. `at=` in the past is not cached:
 callers call `responsibility_at`.
 """
 
@@ -26,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
@@ -38,6 +39,7 @@ from gridkit import rules, tiles
 from gridkit.errors import ValidationError
 from gridkit.freshness import NEVER, ReadMark
 from gridkit.grids.base import check_lon_lat
+from gridkit.grids.work.cell_answers import CellAnswers, EditionCells
 from gridkit.grids.work.responsibility import responsibility_at
 from gridkit.grids.work.versions import versions_in_force
 from gridkit.models import BaseGridEdition, WorkGridVersion
@@ -45,9 +47,6 @@ from gridkit.models import BaseGridEdition, WorkGridVersion
 # Closer than this to a cell edge (degrees, ~0.1 mm), a point is answered by the database.
 EDGE_DEGREES = 1e-9
 RECHECK_SECONDS = 1.0
-MAX_ANSWERS = 100_000
-
-_NOTHING = object()
 
 # Besides what the tiles show (gridkit.tiles.generation): names of admin units and departments,
 # coordinators (name, phone, active) and their assignments. Sums of row hashes: one pass each.
@@ -100,9 +99,13 @@ class _EditionIndex:
 
     def __init__(self, session: Session, edition_id: int):
         rows = session.execute(
-            text("SELECT ST_AsBinary(geom) FROM base_cell WHERE edition_id = :e ORDER BY code"), {"e": edition_id}
+            text("SELECT id, code, ST_AsBinary(geom) FROM base_cell WHERE edition_id = :e ORDER BY code"),
+            {"e": edition_id},
         ).all()
-        self.geoms = shapely.from_wkb([bytes(r[0]) for r in rows]) if rows else np.zeros(0, dtype=object)
+        self.cells = EditionCells(
+            np.array([r[0] for r in rows], dtype=np.int64), np.array([r[1] for r in rows], dtype="S15")
+        )
+        self.geoms = shapely.from_wkb([bytes(r[2]) for r in rows]) if rows else np.zeros(0, dtype=object)
         shapely.prepare(self.geoms)
         self.edges = shapely.boundary(self.geoms)
         self.tree = shapely.STRtree(self.geoms)
@@ -124,7 +127,7 @@ class _State:
     generation: str
     editions: tuple  # the editions whose cells decide an answer, each with its index
     until: datetime | None
-    answers: dict = field(default_factory=dict)
+    answers: CellAnswers
 
     def key(self, lon: float, lat: float):
         point = shapely.Point(lon, lat)
@@ -145,16 +148,14 @@ class ResponsibilityCache:
         *,
         recheck: float = RECHECK_SECONDS,
         commits: Callable[[], int] = lambda: 0,
-        max_answers: int = MAX_ANSWERS,
     ):
         self.recheck = recheck
         self.commits = commits
-        self.max_answers = max_answers
         self._state: _State | None = None
         self._indexes: dict = {}  # (edition id, tile generation) -> _EditionIndex
         self._checked = NEVER  # when the last state read started
         self._refreshing = threading.Lock()
-        self.hits = self.misses = self.direct = self.checks = 0
+        self.hits = self.direct = self.checks = 0
 
     def responsibility(self, connect: Callable[[], AbstractContextManager[Session]], lon: float, lat: float) -> dict:
         """Return `responsibility_at(session, lon, lat)` (now) as a new dict the caller may change.
@@ -164,37 +165,32 @@ class ResponsibilityCache:
         check_lon_lat(lon, lat)
         state = self._current(connect)
         key = state.key(lon, lat) if state is not None else None
-        answer = state.answers.get(key, _NOTHING) if key is not None else _NOTHING
-        if answer is _NOTHING:
+        if key is None:
+            self.direct += 1
             with connect() as session:
-                answer = responsibility_at(session, lon, lat)
-            if key is None:
-                self.direct += 1
-                return answer
-            self.misses += 1
-            if len(state.answers) >= self.max_answers:
-                state.answers.clear()
-            state.answers[key] = answer
-        else:
-            self.hits += 1
-        return _fresh(answer, lon, lat)
+                return responsibility_at(session, lon, lat)
+        self.hits += 1
+        return state.answers.answer(key, lon, lat, rules.now().isoformat())
+
+    def warm(self, connect: Callable[[], AbstractContextManager[Session]]) -> None:
+        """Read the state now (index and every cell's answer), so that the first request finds it."""
+        self._current(connect)
 
     def kept(self, lon: float, lat: float) -> dict | None:
-        """Return the kept answer for (lon, lat) now as `responsibility` would (a new dict), or None when
-        that would need the database (not kept yet, near an edge, or the state is due for its check)."""
-        state = self._state
-        if state is None or not self._fresh(state, time.monotonic(), self.commits(), rules.now()):
+        """Return the answer for (lon, lat) now from memory as `responsibility` would (a new dict), or None
+        when that would need the database (no state read yet, near an edge, or the state is due for its check)."""
+        state, now = self._state, rules.now()
+        if state is None or not self._fresh(state, time.monotonic(), self.commits(), now):
             return None
         try:
             check_lon_lat(lon, lat)
         except ValidationError:
             return None
         key = state.key(lon, lat)
-        answer = state.answers.get(key) if key is not None else None
-        if answer is None:
+        if key is None:
             return None
         self.hits += 1
-        return _fresh(answer, lon, lat)
+        return state.answers.answer(key, lon, lat, now.isoformat())
 
     def _fresh(self, state: _State, started: float, commits: int, now: datetime) -> bool:
         return self._checked.trusted(self.recheck, commits, started) and (state.until is None or now < state.until)
@@ -224,7 +220,9 @@ class ResponsibilityCache:
                         key = (edition_id, tile_generation)
                         indexes[key] = self._indexes.get(key) or _EditionIndex(session, edition_id)
                     self._indexes = indexes
-                    state = _State(stamp, tuple(indexes.values()), until)
+                    cells = {key[0]: index.cells for key, index in indexes.items()}
+                    answers = CellAnswers(session, edition, [v[0] for v in versions], cells)
+                    state = _State(stamp, tuple(indexes.values()), until, answers)
                 else:
                     state.until = until
             self._state = state
@@ -232,17 +230,3 @@ class ResponsibilityCache:
             return state
         finally:
             self._refreshing.release()
-
-
-def _fresh(answer: dict, lon: float, lat: float) -> dict:
-    """Return a copy of a kept answer for the point (lon, lat) now, deep enough for callers to change phones."""
-    return {
-        **answer,
-        "lon": lon,
-        "lat": lat,
-        "at": rules.now().isoformat(),
-        "departments": [
-            {**dept, "coordinators": [dict(person) for person in dept["coordinators"]]}
-            for dept in answer["departments"]
-        ],
-    }
