@@ -1,7 +1,10 @@
-"""Kept answers sent before Flask's request handling (a WSGI middleware): cached tiles and
-visitors' whois answers.
+"""Answers sent before Flask's request handling (a WSGI middleware): tiles and visitors' kept whois
+answers.
 
-- A tile already in the server cache (web/tiles.py) under a generation that needs no check now;
+- A tile under a generation that needs no check now: from the server cache (web/tiles.py), or on a
+  miss made by its one query (gridkit.tiles.tile_query, pooled_tile) when the cache keeps the
+  lookups it needs for this generation (the edition or version asked for and its colouring: the
+  first tile of each made them through Flask); tiles are the same for everyone, signed in or not;
 - `GET /api/whois?lon=&lat=` from a visitor (no session cookie) whose answer the whois cache keeps
   (gridkit.grids.work.responsibility_cache), made what a visitor may read by the view's own
   `shown_to` (no phones) after the view's own `whois_point` checks;
@@ -11,7 +14,8 @@ headers, `Vary: Cookie`, anti-framing, Content-Security-Policy): no request cont
 language or URL matching, which cost several times what the answer does. Anything else goes to
 Flask unchanged: another method or URL, a query parameter not named here (e.g. `lang`, which sets
 a cookie, or `at`), percent-escapes or NUL bytes, a value the view refuses (Flask answers the
-400/404), an answer not kept yet or a generation due for its check (Flask reads and keeps it).
+400/404), an answer or lookup not kept yet, a generation due for its check or a database error
+(Flask reads, keeps or explains it).
 """
 
 from __future__ import annotations
@@ -21,10 +25,12 @@ import re
 from flask import Flask
 
 from gridkit.errors import GridkitError
+from gridkit.tiles import pooled_tile, tile_query
 from web.api import shown_to, whois_point
+from web.database import made_engine
 from web.params import INT_MAX
 from web.security import security_headers
-from web.tiles import MVT_TYPE, if_none_match, tile_headers, tile_request
+from web.tiles import MVT_TYPE, if_none_match, tile_entry, tile_headers, tile_request
 
 _TILE = re.compile(r"/tiles/([a-z-]{1,20})/([0-9]{1,10})/([0-9]{1,10})/([0-9]{1,10})\.mvt")
 _TILE_ARGS = ("dept", "version", "edition")
@@ -34,7 +40,7 @@ _VARY_ALSO = "Cookie"
 
 
 class FastPath:
-    """WSGI middleware in front of `app.wsgi_app`: cached tiles without Flask (see the module docstring)."""
+    """WSGI middleware in front of `app.wsgi_app`: tiles and kept whois answers without Flask (module docstring)."""
 
     def __init__(self, app: Flask, wsgi_app):
         self.app = app
@@ -91,7 +97,9 @@ class FastPath:
         except GridkitError:
             return None
         generation = cache.fresh_generation()
-        entry = cache.get(req.key, generation) if generation is not None else None
+        if generation is None:
+            return None
+        entry = cache.get(req.key, generation) or self._made_tile(cache, req, generation)
         if entry is None:
             return None
         etag, data = entry
@@ -102,6 +110,21 @@ class FastPath:
             return "304 NOT MODIFIED", listed + security_headers(self.app), b""
         listed += [("Content-Type", MVT_TYPE), ("Content-Length", str(len(data)))]
         return "200 OK", listed + security_headers(self.app), data
+
+    def _made_tile(self, cache, req, generation: str):
+        # A miss whose lookups (edition, version, colouring) the cache keeps for this generation:
+        # the tile's one query on a pooled connection. Anything else (a lookup to make, NotFound,
+        # no engine yet, a database error) goes to Flask, which makes, refuses or explains it.
+        query = tile_query(req, cache.memo)
+        engine = made_engine(self.app)
+        if query is None or engine is None:
+            return None
+        try:
+            entry = tile_entry(pooled_tile(engine, query))
+        except engine.dialect.loaded_dbapi.Error:
+            return None
+        cache.put(req.key, generation, entry)
+        return entry
 
 
 def _plain_args(query: str, names: tuple[str, ...]) -> dict | None:
