@@ -1,8 +1,9 @@
 """Vector tiles: /tiles/<layer>/<z>/<x>/<y>.mvt with ETag, revalidation and a server-side cache.
 
 The cache is an in-process LRU keyed by the tile (layer, parameters, z/x/y) and stamped with
-`gridkit.tiles.generation`. A cache hit touches no database: the generation is read again
-(one cheap query) only
+`gridkit.tiles.generation`, with the lookups of that generation (`TileCache.memo`). Hits, and
+misses whose lookups are kept, are answered by web/fastpath.py before Flask; this view answers
+the rest. A cache hit touches no database: the generation is read again (one cheap query) only
 
 - on the first tile request after any commit made in this process (a publish, retirement or
   rollback through the web app, or anything else: every SQLAlchemy commit marks it unchecked), and

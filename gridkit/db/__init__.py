@@ -95,7 +95,8 @@ def _ping_if_idle(dbapi_connection, record, proxy) -> None:
         raise DisconnectionError(f"a pooled connection is gone: {exc}") from exc
 
 
-_COMPILED: dict = {}
+# {(SQL text, paramstyle): the text as the driver takes it}
+_COMPILED: dict[tuple[str, str], str] = {}
 
 
 def autocommit_scalar(engine: Engine, statement: TextClause, params: dict):
@@ -106,7 +107,7 @@ def autocommit_scalar(engine: Engine, statement: TextClause, params: dict):
     than a short query. The connection goes back to the pool as the pool handed it out (autocommit
     off). Driver errors propagate; a connection that is gone is dropped from the pool.
     """
-    key = (statement, engine.dialect.paramstyle)
+    key = (statement.text, engine.dialect.paramstyle)  # a few texts, each compiled once
     sql = _COMPILED.get(key)
     if sql is None:
         sql = _COMPILED.setdefault(key, str(statement.compile(dialect=engine.dialect)))
