@@ -1,10 +1,7 @@
-"""Answers sent before Flask's request handling (a WSGI middleware): tiles and visitors' kept whois
-answers.
+"""Answers sent before Flask's request handling (a WSGI middleware): tiles, cached or made by their
+one query when the lookups they need are kept (see FastPath._made_tile), and visitors' whois answers.
 
-- A tile under a generation that needs no check now: from the server cache (web/tiles.py), or on a
-  miss made by its one query (gridkit.tiles.tile_query, pooled_tile) when the cache keeps the
-  lookups it needs for this generation (the edition or version asked for and its colouring: the
-  first tile of each made them through Flask); tiles are the same for everyone, signed in or not;
+- A tile already in the server cache (web/tiles.py) under a generation that needs no check now;
 - `GET /api/whois?lon=&lat=` from a visitor (no session cookie) whose answer the whois cache keeps
   (gridkit.grids.work.responsibility_cache), made what a visitor may read by the view's own
   `shown_to` (no phones) after the view's own `whois_point` checks;
@@ -14,8 +11,7 @@ headers, `Vary: Cookie`, anti-framing, Content-Security-Policy): no request cont
 language or URL matching, which cost several times what the answer does. Anything else goes to
 Flask unchanged: another method or URL, a query parameter not named here (e.g. `lang`, which sets
 a cookie, or `at`), percent-escapes or NUL bytes, a value the view refuses (Flask answers the
-400/404), an answer or lookup not kept yet, a generation due for its check or a database error
-(Flask reads, keeps or explains it).
+400/404), an answer not kept yet or a generation due for its check (Flask reads and keeps it).
 """
 
 from __future__ import annotations
@@ -115,6 +111,7 @@ class FastPath:
         # A miss whose lookups (edition, version, colouring) the cache keeps for this generation:
         # the tile's one query on a pooled connection. Anything else (a lookup to make, NotFound,
         # no engine yet, a database error) goes to Flask, which makes, refuses or explains it.
+        # Tiles are the same for every caller, signed in or not: the tiles view has no guard.
         query = tile_query(req, cache.memo)
         engine = made_engine(self.app)
         if query is None or engine is None:
