@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from flask import request
-from sqlalchemy import event
+from sqlalchemy import event, text
 from test_tiles import DEPT, TILE, commit, make_work_grid, read_tile, url
 
 from gridkit import db, tiles
@@ -170,3 +170,20 @@ def test_a_miss_whose_lookups_are_kept_is_made_before_flask(app):
     for quarter, response in made.items():
         request_ = tiles.tile_request("work-cells", *quarter, dept=DEPT)
         assert response.data == commit(settings, lambda session, r=request_: tiles.tile(session, r))
+
+
+def test_a_miss_on_a_lost_connection_is_answered_through_flask(app, pg_server):
+    app.config["GRIDKIT_TILE_RECHECK_SECONDS"] = 600
+    client = app.test_client()
+    assert client.get(url("work-cells", f"dept={DEPT}")).status_code == 200  # the lookups are kept
+    engine = db.engine_for(app.config["GRIDKIT_SETTINGS"])
+    pid = db.autocommit_scalar(engine, text("SELECT pg_backend_pid()"), {})  # the pool's last connection
+    with pg_server._admin() as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    time.sleep(0.05)
+    z, x, y = TILE
+    response = client.get(f"/tiles/work-cells/{z + 1}/{2 * x}/{2 * y}.mvt?dept={DEPT}")
+    assert response.status_code == 200
+    request_ = tiles.tile_request("work-cells", z + 1, 2 * x, 2 * y, dept=DEPT)
+    assert response.data == commit(app.config["GRIDKIT_SETTINGS"], lambda session: tiles.tile(session, request_))
+    assert db.autocommit_scalar(engine, text("SELECT pg_backend_pid()"), {}) != pid
