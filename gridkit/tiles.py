@@ -23,10 +23,12 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from gridkit.colouring import work_cell_colours
+from gridkit.db import autocommit_scalar
 from gridkit.errors import NotFound, ValidationError
 from gridkit.rules import SRID
 
@@ -124,25 +126,75 @@ def tile(session: Session, request: TileRequest, *, memo: dict | None = None) ->
     changes) are then looked up once, not per tile.
     """
     memo = {} if memo is None else memo
+    query = tile_query(request, memo)
+    if query is None:
+        look_up(session, request, memo)
+        query = tile_query(request, memo)
+    return _mvt(session, query.statement, query.params) if query.statement is not None else b""
+
+
+@dataclass(frozen=True)
+class TileQuery:
+    """The one query that makes a tile: its statement and bind parameters (no statement: an empty tile)."""
+
+    statement: TextClause | None
+    params: dict
+
+
+EMPTY = TileQuery(None, {})
+
+
+def tile_query(request: TileRequest, memo: dict) -> TileQuery | None:
+    """Return the query of a tile from the lookups `look_up` kept in `memo`, or None when one is not kept yet."""
     too_small = request.z < MIN_ZOOM[request.layer]
-    params = tile_params(request.z, request.x, request.y)
     if request.layer == "admin-units":
-        return _mvt(session, _ADMIN_UNITS, params)
+        return TileQuery(_ADMIN_UNITS, tile_params(request.z, request.x, request.y))
     if request.layer == "buildings":
-        return b"" if too_small else _mvt(session, _BUILDINGS, params)
+        return EMPTY if too_small else TileQuery(_BUILDINGS, tile_params(request.z, request.x, request.y))
     if request.layer == "base-cells":
-        # Parameters are checked at every zoom: a wrong edition is an error, not an empty map.
-        edition_id = _memoised(memo, ("edition", request.edition), lambda: _edition(session, request.edition))
-        if edition_id is None or too_small:
-            return b""
-        return _mvt(session, _BASE_CELLS, {**params, "edition": edition_id})
-    version_id = _memoised(
-        memo, ("version", request.dept, request.version), lambda: _version(session, request.dept, request.version)
-    )
+        key = ("edition", request.edition)
+        if key not in memo:
+            return None
+        if memo[key] is None or too_small:
+            return EMPTY
+        return TileQuery(_BASE_CELLS, {**tile_params(request.z, request.x, request.y), "edition": memo[key]})
+    key = ("version", request.dept, request.version)
+    if key not in memo:
+        return None
+    version_id = memo[key]
     if version_id is None or too_small:
+        return EMPTY
+    palette = memo.get(("palette", version_id))
+    if palette is None:
+        return None
+    return TileQuery(_WORK_CELLS, {**tile_params(request.z, request.x, request.y), **palette})
+
+
+def pooled_tile(engine: Engine, query: TileQuery) -> bytes:
+    """Return the MVT bytes of a tile's query, run without a Session (gridkit.db.autocommit_scalar):
+    for a server, whose tile then costs one pool checkout besides the query."""
+    if query.statement is None:
         return b""
-    palette = _memoised(memo, ("colours", version_id), lambda: work_cell_colours(session, version_id))
-    return _mvt(session, _WORK_CELLS, {**params, **palette_params(version_id, palette)})
+    data = autocommit_scalar(engine, query.statement, query.params)
+    return bytes(data) if data else b""
+
+
+def look_up(session: Session, request: TileRequest, memo: dict) -> None:
+    """Keep in `memo` what the query of a tile needs besides its coordinates: the edition or version
+    asked for (parameters are checked at every zoom: a wrong one is an error, not an empty map; see
+    tile_request) and a version's colouring as bind parameters; NotFound when they do not exist."""
+    if request.layer == "base-cells":
+        _memoised(memo, ("edition", request.edition), lambda: _edition(session, request.edition))
+    elif request.layer == "work-cells":
+        version_id = _memoised(
+            memo, ("version", request.dept, request.version), lambda: _version(session, request.dept, request.version)
+        )
+        if version_id is not None and request.z >= MIN_ZOOM[request.layer]:
+            _memoised(
+                memo,
+                ("palette", version_id),
+                lambda: palette_params(version_id, work_cell_colours(session, version_id)),
+            )
 
 
 def tile_params(z: int, x: int, y: int) -> dict:
@@ -151,8 +203,17 @@ def tile_params(z: int, x: int, y: int) -> dict:
 
 
 def palette_params(version_id: int, palette: dict[int, int]) -> dict:
-    """Return the extra bind parameters of the work-cells query: the version and its colouring."""
-    return {"version": version_id, "ids": list(palette), "colours": list(palette.values())}
+    """Return the extra bind parameters of the work-cells query: the version and its colouring.
+
+    The colouring goes as two array literals ('{1,2,3}', cast in the query): psycopg takes
+    milliseconds to send a list of thousands of ints (every tile of a big work grid paid them),
+    microseconds to send one string.
+    """
+    return {"version": version_id, "ids": _array_literal(palette), "colours": _array_literal(palette.values())}
+
+
+def _array_literal(numbers) -> str:
+    return "{" + ",".join(str(int(n)) for n in numbers) + "}"
 
 
 def _memoised(memo: dict, key: tuple, compute):

@@ -12,10 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import event
-from test_tiles import DEPT, commit, make_work_grid, read_tile, url
+from flask import request
+from sqlalchemy import event, text
+from test_tiles import DEPT, TILE, commit, make_work_grid, read_tile, url
 
-from gridkit import db
+from gridkit import db, tiles
 from gridkit.grids import work
 from web import create_app
 from web.tiles import COMMITS, TileCache, tile_cache
@@ -135,3 +136,54 @@ def test_a_slow_check_does_not_bring_back_an_older_generation():
     COMMITS.bump()  # a commit in this process: the next request checks
     assert cache.current_generation(slow_read) == "g2"
     assert cache.current_generation(lambda: pytest.fail("no query within the interval")) == "g2"
+
+
+def test_a_miss_whose_lookups_are_kept_is_made_before_flask(app):
+    app.config["GRIDKIT_TILE_RECHECK_SECONDS"] = 600  # however slow the machine, no recheck falls due
+    through_flask: list = []
+    app.before_request(lambda: through_flask.append(request.full_path))
+    client = app.test_client()
+    first = client.get(url("work-cells", f"dept={DEPT}"))  # Flask: looks up the version and its colouring
+    assert first.status_code == 200 and len(through_flask) == 1
+    z, x, y = TILE
+    paths = {
+        (z + 1, 2 * x + i, 2 * y + j): f"/tiles/work-cells/{z + 1}/{2 * x + i}/{2 * y + j}.mvt?dept={DEPT}"
+        for i in (0, 1)
+        for j in (0, 1)
+    }
+    made = {quarter: client.get(path) for quarter, path in paths.items()}
+    for response in made.values():
+        assert response.status_code == 200
+        assert sorted(response.headers.keys()) == sorted(first.headers.keys())
+        for name in ("Cache-Control", "Vary", "X-Tile-Generation", "Content-Type", "X-Frame-Options"):
+            assert response.headers[name] == first.headers[name]
+    # Kept from then on, with the ETag of its bytes: a revalidation gets 304.
+    quarter = next(q for q, response in made.items() if response.data)
+    again = client.get(paths[quarter], headers={"If-None-Match": made[quarter].headers["ETag"]})
+    assert again.status_code == 304
+    assert len(through_flask) == 1  # none of these went through Flask
+    # A department never looked up is not kept: Flask answers (404), as for every parameter it refuses.
+    assert client.get(f"/tiles/work-cells/{z}/{x}/{y}.mvt?dept=999999").status_code == 404
+    assert len(through_flask) == 2
+    # The very tiles the service makes.
+    settings = app.config["GRIDKIT_SETTINGS"]
+    for quarter, response in made.items():
+        request_ = tiles.tile_request("work-cells", *quarter, dept=DEPT)
+        assert response.data == commit(settings, lambda session, r=request_: tiles.tile(session, r))
+
+
+def test_a_miss_on_a_lost_connection_is_answered_through_flask(app, pg_server):
+    app.config["GRIDKIT_TILE_RECHECK_SECONDS"] = 600
+    client = app.test_client()
+    assert client.get(url("work-cells", f"dept={DEPT}")).status_code == 200  # the lookups are kept
+    engine = db.engine_for(app.config["GRIDKIT_SETTINGS"])
+    pid = db.autocommit_scalar(engine, text("SELECT pg_backend_pid()"), {})  # the pool's last connection
+    with pg_server._admin() as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    time.sleep(0.05)
+    z, x, y = TILE
+    response = client.get(f"/tiles/work-cells/{z + 1}/{2 * x}/{2 * y}.mvt?dept={DEPT}")
+    assert response.status_code == 200
+    request_ = tiles.tile_request("work-cells", z + 1, 2 * x, 2 * y, dept=DEPT)
+    assert response.data == commit(app.config["GRIDKIT_SETTINGS"], lambda session: tiles.tile(session, request_))
+    assert db.autocommit_scalar(engine, text("SELECT pg_backend_pid()"), {}) != pid

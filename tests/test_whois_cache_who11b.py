@@ -1,11 +1,13 @@
 """Whois answers kept in memory (gridkit.grids.work.responsibility_cache), cached tiles sent before
-Flask (web/fastpath.py) and pooled connections tested only after being idle (gridkit.db)."""
+Flask (web/fastpath.py), pooled connections tested only after being idle and reads without a
+Session (gridkit.db)."""
 
 from __future__ import annotations
 
 import time
 from contextlib import contextmanager
 
+import psycopg
 import pytest
 from factories import X0, Y0, D
 from factories_web import PHONE_A, POINT_A, USERS, make_web_city, sign_in
@@ -183,3 +185,27 @@ def test_a_signed_in_user_is_read_again_after_a_commit_or_the_recheck_period(cit
         lambda s: s.execute(text("UPDATE app_user SET role = 'analyst' WHERE name = :n"), {"n": USERS["admin"]}),
     )
     assert admin.get("/api/me").get_json()["role"] == "analyst"
+
+
+def test_autocommit_scalar_hands_the_connection_back_as_the_pool_gave_it(fresh_settings, pg_server):
+    engine = db.make_engine(db.database_url(fresh_settings), pool_size=1, max_overflow=0)
+    try:
+        assert db.autocommit_scalar(engine, text("SELECT CAST(:n AS integer) + 1"), {"n": 41}) == 42
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            db.autocommit_scalar(engine, text("SELECT 1 / CAST(:n AS integer)"), {"n": 0})
+        # The pool's one connection: transactional again, so a rollback undoes what was done.
+        with engine.connect() as conn:
+            assert conn.connection.driver_connection.autocommit is False
+            conn.execute(text("CREATE TEMP TABLE kept (n integer)"))
+            conn.rollback()
+            assert conn.execute(text("SELECT to_regclass('pg_temp.kept')")).scalar() is None
+        # A connection lost meanwhile fails once and is dropped: the next read gets a new one.
+        pid = db.autocommit_scalar(engine, text("SELECT pg_backend_pid()"), {})
+        with pg_server._admin() as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        time.sleep(0.05)
+        with pytest.raises(psycopg.OperationalError):
+            db.autocommit_scalar(engine, text("SELECT pg_backend_pid()"), {})
+        assert db.autocommit_scalar(engine, text("SELECT pg_backend_pid()"), {}) not in (None, pid)
+    finally:
+        engine.dispose()

@@ -58,6 +58,12 @@ def _factory():
     return factory
 
 
+def made_engine(app: Flask):
+    """Return the app's engine once a request has made it (see _factory), else None."""
+    factory = app.extensions.get("gridkit_sessions")
+    return None if factory is None else factory.kw["bind"]
+
+
 def _close_session(exc: BaseException | None) -> None:
     session = g.pop("db_session", None)
     if session is not None:

@@ -1,5 +1,5 @@
-"""Kept answers sent before Flask's request handling (a WSGI middleware): cached tiles and
-visitors' whois answers.
+"""Answers sent before Flask's request handling (a WSGI middleware): tiles, cached or made by their
+one query when the lookups they need are kept (see FastPath._made_tile), and visitors' whois answers.
 
 - A tile already in the server cache (web/tiles.py) under a generation that needs no check now;
 - `GET /api/whois?lon=&lat=` from a visitor (no session cookie) whose answer the whois cache gives
@@ -23,10 +23,12 @@ import re
 from flask import Flask
 
 from gridkit.errors import GridkitError
+from gridkit.tiles import pooled_tile, tile_query
 from web.api import shown_to, whois_point
+from web.database import made_engine
 from web.params import INT_MAX
 from web.security import security_headers
-from web.tiles import MVT_TYPE, if_none_match, tile_headers, tile_request
+from web.tiles import MVT_TYPE, if_none_match, tile_entry, tile_headers, tile_request
 
 _TILE = re.compile(r"/tiles/([a-z-]{1,20})/([0-9]{1,10})/([0-9]{1,10})/([0-9]{1,10})\.mvt")
 _TILE_ARGS = ("dept", "version", "edition")
@@ -36,7 +38,7 @@ _VARY_ALSO = "Cookie"
 
 
 class FastPath:
-    """WSGI middleware in front of `app.wsgi_app`: cached tiles without Flask (see the module docstring)."""
+    """WSGI middleware in front of `app.wsgi_app`: tiles and kept whois answers without Flask (module docstring)."""
 
     def __init__(self, app: Flask, wsgi_app):
         self.app = app
@@ -93,7 +95,9 @@ class FastPath:
         except GridkitError:
             return None
         generation = cache.fresh_generation()
-        entry = cache.get(req.key, generation) if generation is not None else None
+        if generation is None:
+            return None
+        entry = cache.get(req.key, generation) or self._made_tile(cache, req, generation)
         if entry is None:
             return None
         etag, data = entry
@@ -104,6 +108,22 @@ class FastPath:
             return "304 NOT MODIFIED", listed + security_headers(self.app), b""
         listed += [("Content-Type", MVT_TYPE), ("Content-Length", str(len(data)))]
         return "200 OK", listed + security_headers(self.app), data
+
+    def _made_tile(self, cache, req, generation: str):
+        # A miss whose lookups (edition, version, colouring) the cache keeps for this generation:
+        # the tile's one query on a pooled connection. Anything else (a lookup to make, NotFound,
+        # no engine yet, a database error) goes to Flask, which makes, refuses or explains it.
+        # Tiles are the same for every caller, signed in or not: the tiles view has no guard.
+        query = tile_query(req, cache.memo)
+        engine = made_engine(self.app)
+        if query is None or engine is None:
+            return None
+        try:
+            entry = tile_entry(pooled_tile(engine, query))
+        except engine.dialect.loaded_dbapi.Error:
+            return None
+        cache.put(req.key, generation, entry)
+        return entry
 
 
 def _plain_args(query: str, names: tuple[str, ...]) -> dict | None:

@@ -1,8 +1,9 @@
 """Vector tiles: /tiles/<layer>/<z>/<x>/<y>.mvt with ETag, revalidation and a server-side cache.
 
 The cache is an in-process LRU keyed by the tile (layer, parameters, z/x/y) and stamped with
-`gridkit.tiles.generation`. A cache hit touches no database: the generation is read again
-(one cheap query) only
+`gridkit.tiles.generation`, with the lookups of that generation (`TileCache.memo`). Hits, and
+misses whose lookups are kept, are answered by web/fastpath.py before Flask; this view answers
+the rest. A cache hit touches no database: the generation is read again (one cheap query) only
 
 - on the first tile request after any commit made in this process (a publish, retirement or
   rollback through the web app, or anything else: every SQLAlchemy commit marks it unchecked), and
@@ -54,8 +55,8 @@ class TileCache:
         self.max_bytes = max_bytes
         self.recheck = recheck
         self.generation: str | None = None
-        # Lookups valid for one generation: {("colours", version id): {work cell id: colour},
-        # ("version", dept, number): id, ("edition", id): id}.
+        # Lookups valid for one generation (gridkit.tiles.look_up): {("palette", version id): bind
+        # parameters of its colouring, ("version", dept, number): id, ("edition", id): id}.
         self.memo: dict = {}
         self._checked = NEVER  # when the last generation query started
         self._entries: OrderedDict = OrderedDict()
@@ -151,14 +152,18 @@ def tile(layer: str, z: int, x: int, y: int):
     entry = cache.get(req.key, generation)
     if entry is None:
         with reading_session() as session:
-            data = tiles_service.tile(session, req, memo=cache.memo)
-        entry = (f'"{hashlib.blake2b(data, digest_size=12).hexdigest()}"', data)
+            entry = tile_entry(tiles_service.tile(session, req, memo=cache.memo))
         cache.put(req.key, generation, entry)
     etag, data = entry
     headers = tile_headers(etag, generation)
     if etag in if_none_match(request.headers.get("If-None-Match", "")):
         return Response(status=304, headers=headers)
     return Response(data, mimetype=MVT_TYPE, headers=headers)
+
+
+def tile_entry(data: bytes) -> tuple[str, bytes]:
+    """Return the cache entry of a tile's bytes: (ETag, bytes), the ETag a hash of the content."""
+    return f'"{hashlib.blake2b(data, digest_size=12).hexdigest()}"', data
 
 
 def tile_request(layer: str, z: int, x: int, y: int, dept: str | None, version: str | None, edition: str | None):
