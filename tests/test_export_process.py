@@ -194,3 +194,33 @@ def test_a_large_shapefile_deflated_while_the_child_writes_it(session, city, tmp
         assert zf.testzip() is None
     frame = pyogrio.read_dataframe(f"/vsizip/{path}/entities.shp")
     assert len(frame) == summary["features"] and "园岭40000号科技有限公司" in set(frame["name"])
+
+
+@pytest.mark.parametrize("process_rows", [0, 10**9], ids=["child", "in-process"])
+def test_shapefile_bytes_are_what_gdal_writes_by_default(session, city, tmp_path, monkeypatch, process_rows):
+    # GDAL is asked not to write the .dbf's end byte (0x1A) after each record; the writer appends it
+    # once: the files must be exactly those of a plain GDAL write of the same rows.
+    monkeypatch.setattr(export, "PROCESS_ROWS", process_rows)
+    path = tmp_path / "entities.zip"
+    export_layer(session, ExportOptions("entities", "shp", path))
+    _meta, table = pyogrio.read_arrow(f"/vsizip/{path}/entities.shp")
+    assert table.num_rows == city["entities"] > 0
+    schema = table.schema.set(
+        table.schema.get_field_index("wkb_geometry"),
+        pa.field("geometry", pa.binary(), metadata={"ARROW:extension:name": "ogc.wkb"}),
+    )
+    plain = tmp_path / "plain" / "entities.shp"
+    plain.parent.mkdir()
+    pyogrio.write_arrow(
+        table.rename_columns(schema.names).cast(schema),
+        str(plain),
+        driver="ESRI Shapefile",
+        geometry_name="geometry",
+        geometry_type="Point",
+        crs="EPSG:4490",
+        encoding="UTF-8",
+    )
+    with zipfile.ZipFile(path) as zf:
+        assert zf.read("entities.dbf").endswith(b"\x1a")
+        for suffix in (".shp", ".shx", ".dbf"):
+            assert zf.read(f"entities{suffix}") == plain.with_suffix(suffix).read_bytes(), suffix
