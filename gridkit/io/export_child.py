@@ -7,7 +7,8 @@
 pyogrio holds the GIL while GDAL writes a batch, so in one process the COPY read and the GDAL
 write take turns. Here the reading stays in this process (inside the caller's transaction and
 snapshot: the child never touches the database) and the batches travel to the child
-(`export_process.py`) as an Arrow IPC stream over a pipe: two cores work at once.
+(`export_process.py`) as an Arrow IPC stream over a pipe: two cores work at once. A thread of
+this process writes the stream, so the next block of rows is parsed while the child reads.
 
 Failures: a GDAL error in the child comes back as `export.write_failed` naming the file; any
 failure here (an error while reading, Ctrl+C) kills the child; the child removes its half-written
