@@ -5,6 +5,9 @@ The threshold is set to 0 here so that the test city's few rows take the same pa
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
 import time
 import zipfile
 import zlib
@@ -16,7 +19,7 @@ from factories_exports import make_city
 from sqlalchemy import text
 
 from gridkit.errors import ValidationError
-from gridkit.io import export, export_follow
+from gridkit.io import export, export_arrow, export_follow
 from gridkit.io.export import ExportOptions, export_layer
 from gridkit.io.export_child import WriterProcess
 from gridkit.io.export_follow import Follower, crc32_combine
@@ -76,6 +79,42 @@ def test_a_gdal_error_in_the_child_is_a_write_failure(tmp_path):
     assert process.proc.poll() is not None and not target.exists()
 
 
+def _point_batches(schema, count: int, rows: int = 20_000):
+    wkb = pa.array([bytes.fromhex("01010000000000000000805c400000000000803640")] * rows, type=pa.binary())
+    for i in range(count):
+        yield pa.RecordBatch.from_arrays([pa.array(range(i * rows, (i + 1) * rows)), wkb], schema=schema)
+
+
+@pytest.mark.parametrize("failure", ["child killed", "interrupted"])
+def test_a_stream_cut_while_batches_wait_for_the_pipe_ends_the_sender(tmp_path, failure):
+    # Batches are written to the pipe by a thread of their own: whether the child dies or the
+    # reading side fails while several batches are in flight, the call ends and leaves no thread.
+    target = tmp_path / "x.gpkg"
+    before = threading.active_count()
+    process = WriterProcess(target, cleanup=[target])
+    schema = pa.schema(
+        [pa.field("n", pa.int64()), pa.field("geometry", pa.binary(), metadata={"ARROW:extension:name": "ogc.wkb"})]
+    )
+    header = {"path": str(target), "layer": "x", "driver": "GPKG", "geometry_type": "Point", "crs": "EPSG:4490"}
+
+    def batches():
+        for i, batch in enumerate(_point_batches(schema, 200)):
+            if i == 20:
+                if failure == "child killed":
+                    os.kill(process.proc.pid, signal.SIGKILL)
+                else:
+                    raise KeyboardInterrupt
+            yield batch
+
+    expected = ValidationError if failure == "child killed" else KeyboardInterrupt
+    with pytest.raises(expected) as err:
+        process.write_layer(header, schema, batches())
+    if failure == "child killed":
+        assert err.value.code == "export.write_failed"
+    assert process.proc.poll() is not None
+    assert threading.active_count() == before
+
+
 def test_line_breaks_quotes_and_commas_in_values_survive(session, city, tmp_path):
     # A block of rows none of whose values holds a line break is parsed the fast way, the others
     # quote-aware: both give back exactly what was stored.
@@ -89,6 +128,26 @@ def test_line_breaks_quotes_and_commas_in_values_survive(session, city, tmp_path
     export_layer(session, ExportOptions("entities", "gpkg", path, chunk_size=1))
     frame = pyogrio.read_dataframe(path)
     assert dict(zip(frame["credit_code"], frame["address"].fillna(""))) == {k: v or "" for k, v in expected.items()}
+
+
+def test_rows_cut_into_a_small_first_block_and_larger_ones_all_arrive(session, city, tmp_path, monkeypatch):
+    # The first block is small so the writer starts early; every row still arrives once, in order.
+    monkeypatch.setattr(export_arrow, "FIRST_BLOCK_BYTES", 100)
+    monkeypatch.setattr(export_arrow, "BLOCK_BYTES", 700)
+    cell = session.execute(text("SELECT id FROM base_cell ORDER BY code LIMIT 1")).scalar_one()
+    session.execute(
+        text(
+            "INSERT INTO legal_entity (credit_code, name, address, geom, base_cell_id) "
+            "SELECT '9144' || lpad(g::text, 14, '0'), '园岭' || g, '街道', "
+            "ST_SetSRID(ST_MakePoint(114.05, 22.55), 4490), :c FROM generate_series(1, 300) g"
+        ),
+        {"c": cell},
+    )
+    expected = session.execute(text("SELECT credit_code FROM legal_entity")).scalars().all()
+    path = tmp_path / "entities.gpkg"
+    export_layer(session, ExportOptions("entities", "gpkg", path, chunk_size=7))
+    frame = pyogrio.read_dataframe(path)
+    assert sorted(frame["credit_code"]) == sorted(expected) and len(expected) > 300
 
 
 def test_zip_written_in_pieces_reads_back(tmp_path):
@@ -194,3 +253,33 @@ def test_a_large_shapefile_deflated_while_the_child_writes_it(session, city, tmp
         assert zf.testzip() is None
     frame = pyogrio.read_dataframe(f"/vsizip/{path}/entities.shp")
     assert len(frame) == summary["features"] and "园岭40000号科技有限公司" in set(frame["name"])
+
+
+@pytest.mark.parametrize("process_rows", [0, 10**9], ids=["child", "in-process"])
+def test_shapefile_bytes_are_what_gdal_writes_by_default(session, city, tmp_path, monkeypatch, process_rows):
+    # GDAL is asked not to write the .dbf's end byte (0x1A) after each record; the writer appends it
+    # once: the files must be exactly those of a plain GDAL write of the same rows.
+    monkeypatch.setattr(export, "PROCESS_ROWS", process_rows)
+    path = tmp_path / "entities.zip"
+    export_layer(session, ExportOptions("entities", "shp", path))
+    _meta, table = pyogrio.read_arrow(f"/vsizip/{path}/entities.shp")
+    assert table.num_rows == city["entities"] > 0
+    schema = table.schema.set(
+        table.schema.get_field_index("wkb_geometry"),
+        pa.field("geometry", pa.binary(), metadata={"ARROW:extension:name": "ogc.wkb"}),
+    )
+    plain = tmp_path / "plain" / "entities.shp"
+    plain.parent.mkdir()
+    pyogrio.write_arrow(
+        table.rename_columns(schema.names).cast(schema),
+        str(plain),
+        driver="ESRI Shapefile",
+        geometry_name="geometry",
+        geometry_type="Point",
+        crs="EPSG:4490",
+        encoding="UTF-8",
+    )
+    with zipfile.ZipFile(path) as zf:
+        assert zf.read("entities.dbf").endswith(b"\x1a")
+        for suffix in (".shp", ".shx", ".dbf"):
+            assert zf.read(f"entities{suffix}") == plain.with_suffix(suffix).read_bytes(), suffix

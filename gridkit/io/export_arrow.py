@@ -32,6 +32,8 @@ from gridkit.io.export_layers import DATE, DATETIME
 # Bytes of CSV the read-ahead thread hands over and Arrow parses at a time: about 45,000 points
 # of an entities export.
 BLOCK_BYTES = 8 << 20
+# The first block is small: the writer starts on the first rows instead of waiting for 8 MB.
+FIRST_BLOCK_BYTES = 512 << 10
 GEOMETRY = "_wkb"
 
 
@@ -60,13 +62,15 @@ class _CopyPump:
             with cur.copy(statement, params) as copy:
                 block = bytearray()
                 rows = 0
+                size = FIRST_BLOCK_BYTES
                 for row in copy:
                     block += row
                     rows += 1
-                    if len(block) >= BLOCK_BYTES:
+                    if len(block) >= size:
                         self._put(_block(block, rows))
                         block.clear()
                         rows = 0
+                        size = BLOCK_BYTES
                 if rows:
                     self._put(_block(block, rows))
             self._put(None)

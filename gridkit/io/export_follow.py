@@ -9,8 +9,8 @@ GDAL (shapelib) appends each record at the end of the .shp and the .dbf and rewr
 headers when it closes them (the .shx is written whole at the close). A process of its own, at the
 lowest priority (it uses what CPU the writing child and the reading parent leave, and, being a
 process, never holds this one's GIL), reads what has been appended up to a margin before the end
-(the last record may be half flushed, and the .dbf's end-of-file byte is overwritten by the next
-record) and deflates it in pieces, each ending on a sync flush as `export_zip` joins them, into a
+(the last record may be half flushed; the .dbf's end-of-file byte comes only after the close,
+`export_writers.DBF_END`) and deflates it in pieces, each ending on a sync flush as `export_zip` joins them, into a
 spool file beside it, with the CRC-32 of the bytes read. `write_zip` then deflates only the header
 and the rest, after checking that the part followed still has that CRC: a file rewritten in
 between (say GDAL widening a field) is deflated again from the start.

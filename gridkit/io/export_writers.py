@@ -27,6 +27,10 @@ from gridkit.rules import LOCAL_TZ
 
 # Shapefile DBF field names hold at most 10 bytes.
 DBF_NAME_BYTES = 10
+# The byte ending a .dbf. GDAL writes it after every record and overwrites it with the next one,
+# which breaks stdio buffering: a seek, a block read and a write per record (half the writing time
+# was system time). It is left to us: appended once when GDAL has closed the file, the same bytes.
+DBF_END = b"\x1a"
 SHAPEFILE_PARTS = (".shp", ".shx", ".dbf", ".prj", ".cpg")
 # GDAL's name of each text encoding (written into the .cpg) and Python's codec for checks.
 ENCODINGS = {"utf-8": ("UTF-8", "utf-8"), "gbk": ("CP936", "gbk")}
@@ -127,13 +131,20 @@ class OgrWriter:
         options = {}
         if self.driver == "ESRI Shapefile":
             options["encoding"] = ENCODINGS[self.encoding][0]
+            options["layer_options"] = {"DBF_EOF_CHAR": "NO"}
         elif self.driver == "GPKG":
             options["layer_options"] = {"SPATIAL_INDEX": "YES"}
         if self.process is not None:
             header = {"path": str(self.path), "layer": layer, "driver": self.driver, "options": options}
             self.process.write_layer(dict(header, geometry_type=geometry_type, crs=self.crs), self.schema, batches)
-            self.layers.append(layer)
-            return
+        else:
+            self._write_here(layer, geometry_type, batches, options)
+        if self.driver == "ESRI Shapefile":
+            with open(self.path.with_suffix(".dbf"), "ab") as fh:
+                fh.write(DBF_END)
+        self.layers.append(layer)
+
+    def _write_here(self, layer: str, geometry_type: str, batches, options: dict) -> None:
         import pyogrio
 
         reader = pa.RecordBatchReader.from_batches(
@@ -149,7 +160,6 @@ class OgrWriter:
             crs=self.crs,
             **options,
         )
-        self.layers.append(layer)
 
     def finish(self) -> None:
         """Wait for the writing process, if any: GDAL closed the file after each layer."""
