@@ -242,6 +242,7 @@ def assign_child(settings, variant: str) -> dict:
 
     assign.read_points = timed_read
     with db.session_factory(engine)() as session:
+        backend = backend_cpu(session, text)
         t = time.perf_counter()
         if variant == "narrow":
             points = assign.read_points(session, "residents")
@@ -267,9 +268,26 @@ def assign_child(settings, variant: str) -> dict:
         # The rest: building the cell index, locating the points, COPY of the new cells, the UPDATE.
         elapsed = time.perf_counter() - t
         parts["compute+write"] = elapsed - sum(parts.values())
+        parts["server cpu"] = backend()
         agree = agreement(session, text)
         session.rollback()
     return {"assigned": counts["residents"]["assigned"], "parts": parts, "agree": agree, "assign_s": elapsed}
+
+
+def backend_cpu(session, text):
+    """Return a function giving the CPU seconds the session's server process has used since now (NaN when the
+    server is not on this machine): on a loaded machine, less noisy than wall time."""
+    stat = Path(f"/proc/{session.scalar(text('SELECT pg_backend_pid()'))}/stat")
+
+    def used() -> float:
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return float("nan")
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    start = used()
+    return lambda: used() - start
 
 
 def agreement(session, text, sample: int = 20_000) -> float:
