@@ -11,10 +11,11 @@ Rules (the same in bulk and for one subject):
   otherwise by its own point;
 - a subject outside every cell keeps base_cell_id NULL: it stays, is counted and listed.
 
-How, in bulk: points are read in one query per kind (id, current cell, x, y as binary
-arrays), located by `gridkit.spatial.pointindex.PointIndex` (a raster pre-index that
-reproduces PostGIS ST_Covers bit for bit, tie-break included), and only the subjects whose
-cell changed are written back, by UPDATEs that skip subjects moved meanwhile: the new cells are
+How, in bulk: points are read a chunk of ids at a time (id, current cell, x, y as binary arrays),
+located by `gridkit.spatial.pointindex.PointIndex` (a raster pre-index that reproduces PostGIS
+ST_Covers bit for bit, tie-break included) while PostgreSQL reads the next chunks, and only the
+subjects whose cell changed are written back, chunk by chunk (PostgreSQL updates one while the client
+builds the next: gridkit.db.inorder), by UPDATEs that skip subjects moved meanwhile: the new cells are
 bound as binary arrays, indexed by id when the ids cover most of their range (one pass over the
 range, no join: a first assignment), joined otherwise. Small batches (fewer than ENGINE_MIN_POINTS points, or fewer than
 ENGINE_MIN_POINTS_PER_CELL per cell) go to PostGIS directly, since building the index costs
@@ -56,9 +57,8 @@ MODELS = {"buildings": Building, "residents": Resident, "entities": LegalEntity,
 # as cells (building the index costs about as much per cell as PostGIS takes per point).
 ENGINE_MIN_POINTS = 1000
 ENGINE_MIN_POINTS_PER_CELL = 0.5
-# Ids per read query: keeps each binary array far below PostgreSQL's 1 GB value limit, and small enough that
-# PostgreSQL reads the next chunks while the client decodes and locates this one; at most READ_AHEAD chunks
-# are asked for and not yet decoded.
+# Ids per read query (each binary array far below PostgreSQL's 1 GB value limit, and small enough to overlap
+# reading and locating), and how many chunks may be asked for and not yet decoded.
 READ_CHUNK_IDS = 1 << 18
 READ_AHEAD = 4
 
@@ -78,9 +78,8 @@ _FOOTPRINT_CELL = """(SELECT p.id FROM (
      WHERE p.part > 0 ORDER BY p.part DESC, p.code LIMIT 1)"""
 _VALID_FOOTPRINT = "CASE WHEN ST_IsValid({t}.footprint) THEN {t}.footprint ELSE ST_MakeValid({t}.footprint) END"
 
-# Writes of the new cells: ids per UPDATE statement (each array bound is a few MB; PostgreSQL runs one while
-# the client builds the next), and the share of
-# an id range a write must cover to go by id range (one pass over the range, no join) rather than by join.
+# Writes of the new cells: ids per UPDATE statement (arrays of a few MB; PostgreSQL runs one while the client
+# builds the next), and the share of an id range a write must cover to go by id range (one pass, no join).
 WRITE_CHUNK_IDS = 1 << 18
 DENSE_WRITE_SHARE = 0.25
 
@@ -107,9 +106,16 @@ class BaseCellIndex:
 
 def base_cell_index(session: Session, edition: BaseGridEdition) -> BaseCellIndex:
     """Return the point index of `edition`'s base cells, built from their stored coordinates."""
-    rows = session.execute(
+    return _built_index(edition, _cell_rows(session, edition))
+
+
+def _cell_rows(session: Session, edition: BaseGridEdition) -> list:
+    return session.execute(
         text("SELECT id, ST_AsBinary(geom) FROM base_cell WHERE edition_id = :e ORDER BY code"), {"e": edition.id}
     ).all()
+
+
+def _built_index(edition: BaseGridEdition, rows: list) -> BaseCellIndex:
     ids = np.array([r[0] for r in rows], dtype=np.int32)
     # WKB keeps the stored doubles exactly: the index must see what PostGIS sees.
     geoms = shapely.from_wkb([bytes(r[1]) for r in rows]) if rows else np.zeros(0, dtype=object)
@@ -123,11 +129,18 @@ class _Run:
     session: Session
     edition: BaseGridEdition
     _index: BaseCellIndex | None = None
+    _rows: list | None = None
     _cells: int | None = None
+
+    def fetch_cells(self) -> None:
+        """Read the cells' shapes now (the index is built from them later, by the client alone)."""
+        if self._index is None and self._rows is None:
+            self._rows = _cell_rows(self.session, self.edition)
 
     def index(self) -> BaseCellIndex:
         if self._index is None:
-            self._index = base_cell_index(self.session, self.edition)
+            self.fetch_cells()
+            self._index, self._rows = _built_index(self.edition, self._rows), None
         return self._index
 
     def cells(self) -> int:
@@ -206,12 +219,8 @@ def read_points(
         cur.execute("SELECT set_config('jit', %s, true)", (jit,))
     if not parts:
         return Points(*(np.zeros(0, dtype=t) for t in (np.int32, np.int32, np.float64, np.float64)))
-    return Points(
-        *(
-            getattr(parts[0], f) if len(parts) == 1 else np.concatenate([getattr(p, f) for p in parts])
-            for f in ("ids", "old", "lon", "lat")
-        )
-    )
+    columns = zip(*((p.ids, p.old, p.lon, p.lat) for p in parts), strict=True)
+    return Points(*(c[0] if len(c) == 1 else np.concatenate(c) for c in columns))
 
 
 def write_cells(
@@ -282,19 +291,12 @@ def _update_by_join(cur, kind: str, ids, cells, lon, lat) -> int:
         f"WHERE t.id = n.id AND t.base_cell_id IS DISTINCT FROM NULLIF(n.cell, 0) AND "
         + _UNCHANGED_SINCE_READ.format(x="n.x", y="n.y", by_point=_BY_POINT[kind].format(t="t"))
     )
-    changed = rows_changed_in_order(
-        cur.connection,
-        query,
-        (
-            {
-                "i": Int4Array(ids[s : s + WRITE_CHUNK_IDS]),
-                "c": Int4Array(cells[s : s + WRITE_CHUNK_IDS]),
-                "x": Float8Array(lon[s : s + WRITE_CHUNK_IDS]),
-                "y": Float8Array(lat[s : s + WRITE_CHUNK_IDS]),
-            }
-            for s in range(0, len(ids), WRITE_CHUNK_IDS)
-        ),
+    pieces = (slice(s, s + WRITE_CHUNK_IDS) for s in range(0, len(ids), WRITE_CHUNK_IDS))
+    chunks = (
+        {"i": Int4Array(ids[k]), "c": Int4Array(cells[k]), "x": Float8Array(lon[k]), "y": Float8Array(lat[k])}
+        for k in pieces
     )
+    changed = rows_changed_in_order(cur.connection, query, chunks)
     cur.execute("SELECT set_config('work_mem', %s, true)", (work_mem,))
     return changed
 
@@ -313,10 +315,12 @@ def _engine_pays(run: _Run, points: int) -> bool:
     return points >= ENGINE_MIN_POINTS and points >= ENGINE_MIN_POINTS_PER_CELL * run.cells()
 
 
+_ESTIMATED_ROWS = text("SELECT reltuples FROM pg_class WHERE oid = CAST(:t AS regclass)")
+
+
 def _assign_points(run: _Run, kind: str, ids: list[int] | None) -> int:
     """Locate the subjects of `kind` placed by their own point; return how many changed cell."""
-    # Points are located chunk by chunk while PostgreSQL reads the next chunks, once the first chunk
-    # alone shows the index will pay (else after the read, if at all).
+    # Located chunk by chunk as read once the first chunk shows the index pays (else after the read, if at all).
     located: list[np.ndarray] | None = []
 
     def locate(chunk: Points) -> None:
@@ -326,7 +330,10 @@ def _assign_points(run: _Run, kind: str, ids: list[int] | None) -> int:
         else:
             located = None
 
-    run.cells()  # counted before the reads are queued
+    # Cells asked for before the reads are queued, so that the client builds the index while PostgreSQL reads.
+    expected = len(ids) if ids is not None else run.session.scalar(_ESTIMATED_ROWS, {"t": TABLES[kind]})
+    if _engine_pays(run, expected):
+        run.fetch_cells()
     points = read_points(run.session, kind, ids, each=locate)
     n = len(points.ids)
     if n == 0:
