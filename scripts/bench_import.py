@@ -30,7 +30,9 @@ agreement check, for each way of writing the cells (`--variants`, default "rebui
   a narrow (id, cell) table with its primary key instead of the residents' rows.
 
 Each assignment is checked against PostGIS (ST_Covers, smallest code on ties) on a sample of 20,000
-residents: the "agree" column. `--rows 0` runs the assignment part alone.
+residents: the "agree" column. Its parts include "server cpu", the CPU seconds of the session's server
+process (not its parallel workers): on a loaded machine less noisy than wall time. `--rows 0` runs the
+assignment part alone.
 """
 
 from __future__ import annotations
