@@ -31,7 +31,8 @@ agreement check, for each way of writing the cells (`--variants`, default "rebui
 
 Each assignment is checked against PostGIS (ST_Covers, smallest code on ties) on a sample of 20,000
 residents: the "agree" column. Its parts include "server cpu", the CPU seconds of the session's server
-process (not its parallel workers): on a loaded machine less noisy than wall time. `--rows 0` runs the
+process (not its parallel workers): on a loaded machine less noisy than wall time; and "connection idle",
+the seconds no statement was running (the client working alone). `--rows 0` runs the
 assignment part alone.
 """
 
@@ -243,6 +244,7 @@ def assign_child(settings, variant: str) -> dict:
         return points
 
     assign.read_points = timed_read
+    busy = connection_busy()
     with db.session_factory(engine)() as session:
         backend = backend_cpu(session, text)
         t = time.perf_counter()
@@ -271,9 +273,30 @@ def assign_child(settings, variant: str) -> dict:
         elapsed = time.perf_counter() - t
         parts["compute+write"] = elapsed - sum(parts.values())
         parts["server cpu"] = backend()
+        parts["connection idle"] = elapsed - busy()
         agree = agreement(session, text)
         session.rollback()
     return {"assigned": counts["residents"]["assigned"], "parts": parts, "agree": agree, "assign_s": elapsed}
+
+
+def connection_busy():
+    """Return a function giving the seconds spent in statements (psycopg's execute, whatever thread runs it)
+    since now. Statements on one connection never overlap, so the assignment's wall time minus this is the
+    time its connection sat idle while the client worked alone."""
+    import psycopg
+
+    spent = [0.0]
+    execute = psycopg.Cursor.execute
+
+    def timed(self, *args, **kwargs):
+        started = time.perf_counter()
+        try:
+            return execute(self, *args, **kwargs)
+        finally:
+            spent[0] += time.perf_counter() - started
+
+    psycopg.Cursor.execute = timed
+    return lambda: spent[0]
 
 
 def backend_cpu(session, text):
