@@ -61,6 +61,8 @@ ENGINE_MIN_POINTS_PER_CELL = 0.5
 # reading and locating), and how many chunks may be asked for and not yet decoded.
 READ_CHUNK_IDS = 1 << 18
 READ_AHEAD = 4
+# The planner's estimate of a table's rows (no scan): whether to read the cells before the points.
+_ESTIMATED_ROWS = text("SELECT reltuples FROM pg_class WHERE oid = CAST(:t AS regclass)")
 
 # Which subjects are placed by their own point.
 _BY_POINT = {
@@ -106,20 +108,7 @@ class BaseCellIndex:
 
 def base_cell_index(session: Session, edition: BaseGridEdition) -> BaseCellIndex:
     """Return the point index of `edition`'s base cells, built from their stored coordinates."""
-    return _built_index(edition, _cell_rows(session, edition))
-
-
-def _cell_rows(session: Session, edition: BaseGridEdition) -> list:
-    return session.execute(
-        text("SELECT id, ST_AsBinary(geom) FROM base_cell WHERE edition_id = :e ORDER BY code"), {"e": edition.id}
-    ).all()
-
-
-def _built_index(edition: BaseGridEdition, rows: list) -> BaseCellIndex:
-    ids = np.array([r[0] for r in rows], dtype=np.int32)
-    # WKB keeps the stored doubles exactly: the index must see what PostGIS sees.
-    geoms = shapely.from_wkb([bytes(r[1]) for r in rows]) if rows else np.zeros(0, dtype=object)
-    return BaseCellIndex(edition.id, ids, PointIndex.build(geoms))
+    return _Run(session, edition).index()
 
 
 @dataclass
@@ -135,12 +124,16 @@ class _Run:
     def fetch_cells(self) -> None:
         """Read the cells' shapes now (the index is built from them later, by the client alone)."""
         if self._index is None and self._rows is None:
-            self._rows = _cell_rows(self.session, self.edition)
+            query = text("SELECT id, ST_AsBinary(geom) FROM base_cell WHERE edition_id = :e ORDER BY code")
+            self._rows = self.session.execute(query, {"e": self.edition.id}).all()
 
     def index(self) -> BaseCellIndex:
         if self._index is None:
             self.fetch_cells()
-            self._index, self._rows = _built_index(self.edition, self._rows), None
+            ids = np.array([r[0] for r in self._rows], dtype=np.int32)
+            # WKB keeps the stored doubles exactly: the index must see what PostGIS sees.
+            geoms = shapely.from_wkb([bytes(r[1]) for r in self._rows]) if self._rows else np.zeros(0, dtype=object)
+            self._index, self._rows = BaseCellIndex(self.edition.id, ids, PointIndex.build(geoms)), None
         return self._index
 
     def cells(self) -> int:
@@ -315,9 +308,6 @@ def _engine_pays(run: _Run, points: int) -> bool:
     return points >= ENGINE_MIN_POINTS and points >= ENGINE_MIN_POINTS_PER_CELL * run.cells()
 
 
-_ESTIMATED_ROWS = text("SELECT reltuples FROM pg_class WHERE oid = CAST(:t AS regclass)")
-
-
 def _assign_points(run: _Run, kind: str, ids: list[int] | None) -> int:
     """Locate the subjects of `kind` placed by their own point; return how many changed cell."""
     # Located chunk by chunk as read once the first chunk shows the index pays (else after the read, if at all).
@@ -348,10 +338,7 @@ def _assign_points(run: _Run, kind: str, ids: list[int] | None) -> int:
             .values(base_cell_id=cell)
             .execution_options(synchronize_session=False)
         ).rowcount
-    if located:
-        new = located[0] if len(located) == 1 else np.concatenate(located)
-    else:
-        new = run.index().cells_at(points.lon, points.lat)
+    new = np.concatenate(located) if located else run.index().cells_at(points.lon, points.lat)
     moved = new != points.old
     if moved.all():  # a first assignment: no copies
         return write_cells(run.session, kind, points.ids, new, points.lon, points.lat)

@@ -65,7 +65,7 @@ def test_results_come_in_order_from_calls_run_one_at_a_time_while_the_caller_wor
     assert log.index(("built", 1)) < log.index(("start", 1, log[-1][2]))
 
 
-def test_after_a_failing_call_nothing_more_runs():
+def test_after_a_failing_call_only_those_already_queued_may_run():
     ran = []
 
     def call(i: int):

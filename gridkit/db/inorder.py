@@ -40,7 +40,8 @@ def results_in_order(calls: Iterable[Callable[[], T]], *, ahead: int = 2) -> Ite
     submitted and not yet yielded (what they hold in memory stays bounded).
 
     `calls` is consumed lazily: a call is built (its arrays filled) while earlier ones run. The first
-    exception of a call is raised here, and nothing after it runs.
+    exception of a call is raised here; calls not yet started by then are dropped (on a connection, those
+    already queued behind a failed statement fail at once: its transaction is aborted).
     """
     with in_order() as pool:
         pending: deque[Future] = deque()
