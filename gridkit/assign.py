@@ -11,10 +11,11 @@ Rules (the same in bulk and for one subject):
   otherwise by its own point;
 - a subject outside every cell keeps base_cell_id NULL: it stays, is counted and listed.
 
-How, in bulk: points are read in one query per kind (id, current cell, x, y as binary
-arrays), located by `gridkit.spatial.pointindex.PointIndex` (a raster pre-index that
-reproduces PostGIS ST_Covers bit for bit, tie-break included), and only the subjects whose
-cell changed are written back, by UPDATEs that skip subjects moved meanwhile: the new cells are
+How, in bulk: points are read a chunk of ids at a time (id, current cell, x, y as binary arrays),
+located by `gridkit.spatial.pointindex.PointIndex` (a raster pre-index that reproduces PostGIS
+ST_Covers bit for bit, tie-break included) while PostgreSQL reads the next chunks, and only the
+subjects whose cell changed are written back, chunk by chunk (PostgreSQL updates one while the client
+builds the next: gridkit.db.inorder), by UPDATEs that skip subjects moved meanwhile: the new cells are
 bound as binary arrays, indexed by id when the ids cover most of their range (one pass over the
 range, no join: a first assignment), joined otherwise. Small batches (fewer than ENGINE_MIN_POINTS points, or fewer than
 ENGINE_MIN_POINTS_PER_CELL per cell) go to PostGIS directly, since building the index costs
@@ -30,14 +31,17 @@ forget it. Bulk loaders may set session.info[AUTO_ASSIGN] = False and call assig
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import shapely
 from sqlalchemy import ARRAY, Integer, cast, event, func, inspect, select, text, update
 from sqlalchemy.orm import Session
 
-from gridkit.db.arrays import Float8Array, Int4Array, bind_arrays, decode_array
+from gridkit.db.arrays import Float8Array, Int4Array, decode_array
+from gridkit.db.inorder import results_in_order, rows_changed_in_order
 from gridkit.errors import NotFound, ValidationError
 from gridkit.grids.base import current_edition
 from gridkit.models import BaseCell, BaseGridEdition, Building, Incident, LegalEntity, Resident
@@ -53,8 +57,12 @@ MODELS = {"buildings": Building, "residents": Resident, "entities": LegalEntity,
 # as cells (building the index costs about as much per cell as PostGIS takes per point).
 ENGINE_MIN_POINTS = 1000
 ENGINE_MIN_POINTS_PER_CELL = 0.5
-# Ids per read query: keeps each binary array far below PostgreSQL's 1 GB value limit.
-READ_CHUNK_IDS = 1 << 20
+# Ids per read query (each binary array far below PostgreSQL's 1 GB value limit, and small enough to overlap
+# reading and locating), and how many chunks may be asked for and not yet decoded.
+READ_CHUNK_IDS = 1 << 18
+READ_AHEAD = 4
+# The planner's estimate of a table's rows (no scan): whether to read the cells before the points.
+_ESTIMATED_ROWS = text("SELECT reltuples FROM pg_class WHERE oid = CAST(:t AS regclass)")
 
 # Which subjects are placed by their own point.
 _BY_POINT = {
@@ -72,9 +80,9 @@ _FOOTPRINT_CELL = """(SELECT p.id FROM (
      WHERE p.part > 0 ORDER BY p.part DESC, p.code LIMIT 1)"""
 _VALID_FOOTPRINT = "CASE WHEN ST_IsValid({t}.footprint) THEN {t}.footprint ELSE ST_MakeValid({t}.footprint) END"
 
-# Writes of the new cells: ids per UPDATE statement (each array bound is a few MB), and the share of
-# an id range a write must cover to go by id range (one pass over the range, no join) rather than by join.
-WRITE_CHUNK_IDS = 1 << 20
+# Writes of the new cells: ids per UPDATE statement (arrays of a few MB; PostgreSQL runs one while the client
+# builds the next), and the share of an id range a write must cover to go by id range (one pass, no join).
+WRITE_CHUNK_IDS = 1 << 18
 DENSE_WRITE_SHARE = 0.25
 
 
@@ -100,13 +108,7 @@ class BaseCellIndex:
 
 def base_cell_index(session: Session, edition: BaseGridEdition) -> BaseCellIndex:
     """Return the point index of `edition`'s base cells, built from their stored coordinates."""
-    rows = session.execute(
-        text("SELECT id, ST_AsBinary(geom) FROM base_cell WHERE edition_id = :e ORDER BY code"), {"e": edition.id}
-    ).all()
-    ids = np.array([r[0] for r in rows], dtype=np.int32)
-    # WKB keeps the stored doubles exactly: the index must see what PostGIS sees.
-    geoms = shapely.from_wkb([bytes(r[1]) for r in rows]) if rows else np.zeros(0, dtype=object)
-    return BaseCellIndex(edition.id, ids, PointIndex.build(geoms))
+    return _Run(session, edition).index()
 
 
 @dataclass
@@ -116,11 +118,22 @@ class _Run:
     session: Session
     edition: BaseGridEdition
     _index: BaseCellIndex | None = None
+    _rows: list | None = None
     _cells: int | None = None
+
+    def fetch_cells(self) -> None:
+        """Read the cells' shapes now (the index is built from them later, by the client alone)."""
+        if self._index is None and self._rows is None:
+            query = text("SELECT id, ST_AsBinary(geom) FROM base_cell WHERE edition_id = :e ORDER BY code")
+            self._rows = self.session.execute(query, {"e": self.edition.id}).all()
 
     def index(self) -> BaseCellIndex:
         if self._index is None:
-            self._index = base_cell_index(self.session, self.edition)
+            self.fetch_cells()
+            ids = np.array([r[0] for r in self._rows], dtype=np.int32)
+            # WKB keeps the stored doubles exactly: the index must see what PostGIS sees.
+            geoms = shapely.from_wkb([bytes(r[1]) for r in self._rows]) if self._rows else np.zeros(0, dtype=object)
+            self._index, self._rows = BaseCellIndex(self.edition.id, ids, PointIndex.build(geoms)), None
         return self._index
 
     def cells(self) -> int:
@@ -150,8 +163,14 @@ class Points:
     lat: np.ndarray
 
 
-def read_points(session: Session, kind: str, ids: list[int] | None = None) -> Points:
-    """Return the subjects of `kind` placed by their own point (all, or those in `ids`)."""
+def read_points(
+    session: Session, kind: str, ids: list[int] | None = None, *, each: Callable[[Points], None] | None = None
+) -> Points:
+    """Return the subjects of `kind` placed by their own point (all, or those in `ids`).
+
+    All of them are read a chunk of ids at a time; `each(chunk)` runs on each chunk as it arrives, while
+    PostgreSQL reads the next ones (gridkit.db.inorder).
+    """
     table = TABLES[kind]
     # Whole columns as binary arrays: one round trip, no per-row Python objects. Id and current
     # cell share one int8 (one array less to build and send). A missing or empty point reads as
@@ -163,32 +182,38 @@ def read_points(session: Session, kind: str, ids: list[int] | None = None) -> Po
         f"FROM {table} WHERE {_BY_POINT[kind].format(t=table)}"
     )
     conn = _driver_connection(session)
+
+    def fetch(query: str, params: tuple) -> tuple:
+        with conn.cursor(binary=True) as cur:
+            cur.execute(query, params)
+            return cur.fetchone()
+
     # Each chunk decoded as it arrives: the client holds the columns once (16 bytes a point), not the
     # query results besides.
     parts = []
-
-    def decode(row) -> None:
-        packed, lon, lat = decode_array(row[0], "q"), decode_array(row[1], "f"), decode_array(row[2], "f")
-        parts.append(((packed >> 32).astype(np.int32), (packed & 0xFFFFFFFF).astype(np.int32), lon, lat))
-
     with conn.cursor(binary=True) as cur:
         # JIT compilation costs more than it saves on this one pass.
         cur.execute("SELECT current_setting('jit'), set_config('jit', 'off', true)")
         jit = cur.fetchone()[0]
         if ids is not None:
-            cur.execute(select + " AND id = ANY(%s::int[])", (list(ids),))
-            decode(cur.fetchone())
+            chunks = [(select + " AND id = ANY(%s::int[])", (list(ids),))]
         else:
             cur.execute(f"SELECT min(id), max(id) FROM {table}")
             lo, hi = cur.fetchone()
-            if lo is not None:
-                for start in range(lo, hi + 1, READ_CHUNK_IDS):
-                    cur.execute(select + " AND id >= %s AND id < %s", (start, start + READ_CHUNK_IDS))
-                    decode(cur.fetchone())
+            steps = range(lo, hi + 1, READ_CHUNK_IDS) if lo is not None else ()
+            chunks = [(select + " AND id >= %s AND id < %s", (s, s + READ_CHUNK_IDS)) for s in steps]
+    with closing(results_in_order((partial(fetch, *c) for c in chunks), ahead=READ_AHEAD)) as rows:
+        for row in rows:
+            packed, lon, lat = decode_array(row[0], "q"), decode_array(row[1], "f"), decode_array(row[2], "f")
+            parts.append(Points((packed >> 32).astype(np.int32), (packed & 0xFFFFFFFF).astype(np.int32), lon, lat))
+            if each is not None:
+                each(parts[-1])
+    with conn.cursor() as cur:
         cur.execute("SELECT set_config('jit', %s, true)", (jit,))
     if not parts:
         return Points(*(np.zeros(0, dtype=t) for t in (np.int32, np.int32, np.float64, np.float64)))
-    return Points(*(c[0] if len(c) == 1 else np.concatenate(c) for c in zip(*parts, strict=True)))
+    columns = zip(*((p.ids, p.old, p.lon, p.lat) for p in parts), strict=True)
+    return Points(*(c[0] if len(c) == 1 else np.concatenate(c) for c in columns))
 
 
 def write_cells(
@@ -208,7 +233,6 @@ def write_cells(
     # A first assignment writes most of the table: its indexes are built once after, not row by row (on
     # a table with room for HOT updates, only the base_cell_id index and foreign key; gridkit.spatial.bulk).
     with rebuilt_indexes(session, TABLES[kind], len(ids), columns=("base_cell_id",)), conn.cursor() as cur:
-        bind_arrays(cur)
         if len(ids) >= DENSE_WRITE_SHARE * (int(ids[-1]) - int(ids[0]) + 1):
             return _update_by_id_range(cur, kind, ids, cells, lon, lat)
         return _update_by_join(cur, kind, ids, cells, lon, lat)
@@ -231,30 +255,21 @@ def _update_by_id_range(cur, kind: str, ids, cells, lon, lat) -> int:
         f"AND t.base_cell_id IS DISTINCT FROM NULLIF(%(c)s{at}, 0) AND "
         + _UNCHANGED_SINCE_READ.format(x=f"%(x)s{at}", y=f"%(y)s{at}", by_point=_BY_POINT[kind].format(t="t"))
     )
-    changed = 0
-    first = int(ids[0])
-    for lo in range(first, int(ids[-1]) + 1, WRITE_CHUNK_IDS):
-        s, e = np.searchsorted(ids, [lo, lo + WRITE_CHUNK_IDS])
-        if s == e:
-            continue
-        span = int(ids[e - 1]) - lo + 1
-        pos = ids[s:e] - lo
-        c = np.full(span, -1, dtype=np.int32)
-        x = np.full(span, np.nan)
-        y = np.full(span, np.nan)
-        c[pos], x[pos], y[pos] = cells[s:e], lon[s:e], lat[s:e]
-        cur.execute(
-            query,
-            {
-                "lo": lo,
-                "span": span,
-                "c": Int4Array(c),
-                "x": Float8Array(x),
-                "y": Float8Array(y),
-            },
-        )
-        changed += cur.rowcount
-    return changed
+
+    def chunks():
+        for lo in range(int(ids[0]), int(ids[-1]) + 1, WRITE_CHUNK_IDS):
+            s, e = np.searchsorted(ids, [lo, lo + WRITE_CHUNK_IDS])
+            if s == e:
+                continue
+            span = int(ids[e - 1]) - lo + 1
+            pos = ids[s:e] - lo
+            c = np.full(span, -1, dtype=np.int32)
+            x = np.full(span, np.nan)
+            y = np.full(span, np.nan)
+            c[pos], x[pos], y[pos] = cells[s:e], lon[s:e], lat[s:e]
+            yield {"lo": lo, "span": span, "c": Int4Array(c), "x": Float8Array(x), "y": Float8Array(y)}
+
+    return rows_changed_in_order(cur.connection, query, chunks())
 
 
 def _update_by_join(cur, kind: str, ids, cells, lon, lat) -> int:
@@ -269,19 +284,12 @@ def _update_by_join(cur, kind: str, ids, cells, lon, lat) -> int:
         f"WHERE t.id = n.id AND t.base_cell_id IS DISTINCT FROM NULLIF(n.cell, 0) AND "
         + _UNCHANGED_SINCE_READ.format(x="n.x", y="n.y", by_point=_BY_POINT[kind].format(t="t"))
     )
-    changed = 0
-    for s in range(0, len(ids), WRITE_CHUNK_IDS):
-        e = s + WRITE_CHUNK_IDS
-        cur.execute(
-            query,
-            {
-                "i": Int4Array(ids[s:e]),
-                "c": Int4Array(cells[s:e]),
-                "x": Float8Array(lon[s:e]),
-                "y": Float8Array(lat[s:e]),
-            },
-        )
-        changed += cur.rowcount
+    pieces = (slice(s, s + WRITE_CHUNK_IDS) for s in range(0, len(ids), WRITE_CHUNK_IDS))
+    chunks = (
+        {"i": Int4Array(ids[k]), "c": Int4Array(cells[k]), "x": Float8Array(lon[k]), "y": Float8Array(lat[k])}
+        for k in pieces
+    )
+    changed = rows_changed_in_order(cur.connection, query, chunks)
     cur.execute("SELECT set_config('work_mem', %s, true)", (work_mem,))
     return changed
 
@@ -295,13 +303,32 @@ def _ids_filter(alias: str, ids: list[int] | None) -> str:
     return "" if ids is None else f" AND {alias}.id IN (SELECT unnest(CAST(:ids AS int[])))"
 
 
+def _engine_pays(run: _Run, points: int) -> bool:
+    """Whether locating this many points with the index costs less than asking PostGIS for each."""
+    return points >= ENGINE_MIN_POINTS and points >= ENGINE_MIN_POINTS_PER_CELL * run.cells()
+
+
 def _assign_points(run: _Run, kind: str, ids: list[int] | None) -> int:
     """Locate the subjects of `kind` placed by their own point; return how many changed cell."""
-    points = read_points(run.session, kind, ids)
+    # Located chunk by chunk as read once the first chunk shows the index pays (else after the read, if at all).
+    located: list[np.ndarray] | None = []
+
+    def locate(chunk: Points) -> None:
+        nonlocal located
+        if located is not None and (located or _engine_pays(run, len(chunk.ids))):
+            located.append(run.index().cells_at(chunk.lon, chunk.lat))
+        else:
+            located = None
+
+    # Cells asked for before the reads are queued, so that the client builds the index while PostgreSQL reads.
+    expected = len(ids) if ids is not None else run.session.scalar(_ESTIMATED_ROWS, {"t": TABLES[kind]})
+    if _engine_pays(run, expected):
+        run.fetch_cells()
+    points = read_points(run.session, kind, ids, each=locate)
     n = len(points.ids)
     if n == 0:
         return 0
-    if n < ENGINE_MIN_POINTS or n < ENGINE_MIN_POINTS_PER_CELL * run.cells():
+    if not _engine_pays(run, n):
         # Few points: PostGIS itself (rules.point_cell), the same rule by definition.
         model = MODELS[kind]
         cell = point_cell(BaseCell, run.edition.id, model.geom)
@@ -311,7 +338,7 @@ def _assign_points(run: _Run, kind: str, ids: list[int] | None) -> int:
             .values(base_cell_id=cell)
             .execution_options(synchronize_session=False)
         ).rowcount
-    new = run.index().cells_at(points.lon, points.lat)
+    new = np.concatenate(located) if located else run.index().cells_at(points.lon, points.lat)
     moved = new != points.old
     if moved.all():  # a first assignment: no copies
         return write_cells(run.session, kind, points.ids, new, points.lon, points.lat)

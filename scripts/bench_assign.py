@@ -379,13 +379,14 @@ def _assign_end_to_end(session: Session, n: int, ref: np.ndarray, rows: list[Row
 
     originals = (
         assign.read_points,
-        assign.base_cell_index,
+        assign._Run.index,
         assign._update_by_id_range,
         assign._update_by_join,
         assign.BaseCellIndex.cells_at,
     )
     assign.read_points = clocked("read points", assign.read_points)
-    assign.base_cell_index = clocked("read cells + build index", assign.base_cell_index)
+    # The index is built while the points are read (inside "read points"), from cells read before them.
+    assign._Run.index = clocked("build index", assign._Run.index)
     assign.BaseCellIndex.cells_at = clocked("locate", assign.BaseCellIndex.cells_at)
     assign._update_by_id_range = clocked("UPDATE by id range", assign._update_by_id_range)
     assign._update_by_join = clocked("UPDATE by join", assign._update_by_join)
@@ -426,7 +427,7 @@ def _assign_end_to_end(session: Session, n: int, ref: np.ndarray, rows: list[Row
     finally:
         (
             assign.read_points,
-            assign.base_cell_index,
+            assign._Run.index,
             assign._update_by_id_range,
             assign._update_by_join,
             assign.BaseCellIndex.cells_at,

@@ -30,7 +30,10 @@ agreement check, for each way of writing the cells (`--variants`, default "rebui
   a narrow (id, cell) table with its primary key instead of the residents' rows.
 
 Each assignment is checked against PostGIS (ST_Covers, smallest code on ties) on a sample of 20,000
-residents: the "agree" column. `--rows 0` runs the assignment part alone.
+residents: the "agree" column. Its parts include "server cpu", the CPU seconds of the session's server
+process (not its parallel workers): on a loaded machine less noisy than wall time; and "connection idle",
+the seconds no statement was running (the client working alone). `--rows 0` runs the
+assignment part alone.
 """
 
 from __future__ import annotations
@@ -241,7 +244,9 @@ def assign_child(settings, variant: str) -> dict:
         return points
 
     assign.read_points = timed_read
+    busy = connection_busy()
     with db.session_factory(engine)() as session:
+        backend = backend_cpu(session, text)
         t = time.perf_counter()
         if variant == "narrow":
             points = assign.read_points(session, "residents")
@@ -267,9 +272,47 @@ def assign_child(settings, variant: str) -> dict:
         # The rest: building the cell index, locating the points, COPY of the new cells, the UPDATE.
         elapsed = time.perf_counter() - t
         parts["compute+write"] = elapsed - sum(parts.values())
+        parts["server cpu"] = backend()
+        parts["connection idle"] = elapsed - busy()
         agree = agreement(session, text)
         session.rollback()
     return {"assigned": counts["residents"]["assigned"], "parts": parts, "agree": agree, "assign_s": elapsed}
+
+
+def connection_busy():
+    """Return a function giving the seconds spent in statements (psycopg's execute, whatever thread runs it)
+    since now. Statements on one connection never overlap, so the assignment's wall time minus this is the
+    time its connection sat idle while the client worked alone."""
+    import psycopg
+
+    spent = [0.0]
+    execute = psycopg.Cursor.execute
+
+    def timed(self, *args, **kwargs):
+        started = time.perf_counter()
+        try:
+            return execute(self, *args, **kwargs)
+        finally:
+            spent[0] += time.perf_counter() - started
+
+    psycopg.Cursor.execute = timed
+    return lambda: spent[0]
+
+
+def backend_cpu(session, text):
+    """Return a function giving the CPU seconds the session's server process has used since now (NaN when the
+    server is not on this machine): on a loaded machine, less noisy than wall time."""
+    stat = Path(f"/proc/{session.scalar(text('SELECT pg_backend_pid()'))}/stat")
+
+    def used() -> float:
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return float("nan")
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    start = used()
+    return lambda: used() - start
 
 
 def agreement(session, text, sample: int = 20_000) -> float:
