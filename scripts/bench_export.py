@@ -11,7 +11,8 @@ Measured in one run, each with its peak memory (the client process's peak reside
 during the step minus its size before, Linux VmHWM):
 - baseline: the whole layer read into one GeoDataFrame (read time printed apart, not in any
   ratio), then `pyogrio.write_dataframe(frame, use_arrow=True)` to .shp and to .gpkg: the raw
-  write of an in-memory frame;
+  write of an in-memory frame; it and the export end to end take turns `--repeat` times (default
+  3) and their medians are compared, so that a load drifting during the run weighs on both;
 - gridkit's writers alone, fed the same rows as Arrow batches already in memory ("write only":
   the shp figure includes zipping the parts with fields.csv, which the raw write does not do);
 - gridkit export end to end (`export_layer`: PostGIS COPY parsed into Arrow batches in this
@@ -35,7 +36,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import resource
+import statistics
 import sys
 import tempfile
 import time
@@ -47,7 +48,7 @@ import pyarrow as pa
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchkit import PeakRSS, rolled_back_session
+from benchkit import ChildrenPeak, PeakRSS, rolled_back_session
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -170,7 +171,7 @@ def run(url: str, args) -> str:
             progress(f"{len(cells):,} base cells; loading {args.points:,} entities …")
             load_entities(session, cells, args.points, rng)
             session.execute(text("ANALYZE legal_entity"))
-            rows += _export_rows(session, args.points, out)
+            rows += _export_rows(session, args.points, out, args.repeat)
             session.execute(text("TRUNCATE legal_entity"))
             progress(f"loading {args.residents:,} residents …")
             load_residents(session, cells, args.residents, rng)
@@ -191,7 +192,7 @@ def run(url: str, args) -> str:
     )
 
 
-def _export_rows(session: Session, n: int, out: Path) -> list:
+def _export_rows(session: Session, n: int, out: Path, repeat: int) -> list:
     """Time the raw write of the frame, gridkit's writers from memory and the export end to end."""
     import geopandas as gpd
     import pyogrio
@@ -202,28 +203,48 @@ def _export_rows(session: Session, n: int, out: Path) -> list:
     query = build_query(session, LAYERS["entities"])
     read_s, read_mb, frame = timed(lambda: _frame(session, query, gpd, shapely))
     rows.append(("baseline read of the frame into memory (not in the ratios)", read_s, read_mb))
-    for fmt, name, driver in (("shp", "raw.shp", "ESRI Shapefile"), ("gpkg", "raw.gpkg", "GPKG")):
-        s, mb, _ = timed(
-            lambda f=frame, p=out / name, d=driver, e=("UTF-8" if fmt == "shp" else None): pyogrio.write_dataframe(
-                f, p, driver=d, use_arrow=True, encoding=e
-            )
-        )
-        rows.append((f"raw pyogrio.write_dataframe use_arrow → {fmt}", s, mb))
-    del frame
     s, mb, batches = timed(lambda: _batches(session, query))
     rows.append(("gridkit read into Arrow batches (kept in memory; not in the ratios)", s, mb))
     for fmt in ("shp", "gpkg"):
         s, mb, _ = timed(lambda f=fmt, b=batches: _writers_only(f, b, query, out))
         rows.append((f"gridkit writers only, Arrow batches from memory → {fmt}", s, mb))
     del batches
-    for fmt, name in (("shp", "entities.zip"), ("gpkg", "entities.gpkg")):
-        s, mb, summary = timed(
-            lambda f=fmt, p=out / name: export_layer(session, ExportOptions("entities", f, p, max_features=10**9))
-        )
-        assert summary["features"] == n
-        rows.append((f"gridkit export entities end to end from the database → {fmt}", s, mb))
-    child_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    rows.append(("  its writing child process, peak resident size (whole process, not a ratio)", None, child_mb))
+    # The raw write and the export end to end take turns, `repeat` times each, and the medians are
+    # compared: a load that drifts during the run falls on both sides instead of on one.
+    runs = {}
+    children = ChildrenPeak()
+    for _ in range(repeat):
+        for fmt, raw_name, driver, name in (
+            ("shp", "raw.shp", "ESRI Shapefile", "entities.zip"),
+            ("gpkg", "raw.gpkg", "GPKG", "entities.gpkg"),
+        ):
+            for stale in out.glob(f"{Path(raw_name).stem}.*"):
+                stale.unlink()
+            (out / name).unlink(missing_ok=True)
+            s, mb, _ = timed(
+                lambda f=frame, p=out / raw_name, d=driver, e=("UTF-8" if fmt == "shp" else None): (
+                    pyogrio.write_dataframe(f, p, driver=d, use_arrow=True, encoding=e)
+                )
+            )
+            runs.setdefault(("raw", fmt), []).append((s, mb))
+            with children:
+                s, mb, summary = timed(
+                    lambda f=fmt, p=out / name: export_layer(
+                        session, ExportOptions("entities", f, p, max_features=10**9)
+                    )
+                )
+            assert summary["features"] == n
+            runs.setdefault(("export", fmt), []).append((s, mb))
+    del frame
+    labels = {
+        "raw": "raw pyogrio.write_dataframe use_arrow",
+        "export": "gridkit export entities end to end from the database",
+    }
+    for (kind, fmt), measured in sorted(runs.items(), key=lambda item: item[0][0] != "raw"):
+        seconds = sorted(s for s, _ in measured)
+        label = f"{labels[kind]} (median of {' / '.join(f'{s:.2f}' for s in seconds)} s) → {fmt}"
+        rows.append((label, statistics.median(seconds), max(mb for _, mb in measured)))
+    rows.append(("  its child processes, largest peak resident size (whole process, not a ratio)", None, children.mb))
     return rows
 
 
@@ -348,6 +369,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, default=1_000_000, help="entities exported (default 1M)")
     parser.add_argument("--residents", type=int, default=5_000_000, help="residents in the report (default 5M)")
+    parser.add_argument("--repeat", type=int, default=3, help="turns of raw write and export end to end (medians)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--port", type=int, default=5493, help="socket number of the throwaway cluster")
     args = parser.parse_args(argv)

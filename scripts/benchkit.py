@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -56,6 +58,50 @@ class PeakRSS:
                 self.mb = self._status("VmHWM") - self.start
             except OSError:
                 self.mb = None
+        return False
+
+
+class ChildrenPeak:
+    """The largest peak resident size (VmHWM, MB) any child process of this one reached during a
+    block, read from /proc while they run (every `every` seconds).
+
+    Not getrusage(RUSAGE_CHILDREN): a child started by vfork + exec is charged at its exec with the
+    peak of the memory it shared with its parent until then, i.e. this process's own size.
+    """
+
+    def __init__(self, every: float = 0.02):
+        self.every = every
+        self.mb = 0.0  # kept across blocks: the largest of them all
+
+    def _children(self) -> list[str]:
+        pids = []
+        for task in os.listdir("/proc/self/task"):
+            try:
+                with open(f"/proc/self/task/{task}/children") as fh:
+                    pids += fh.read().split()
+            except OSError:
+                pass
+        return pids
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self.every):
+            for pid in self._children():
+                try:
+                    with open(f"/proc/{pid}/status") as fh:
+                        status = dict(line.split(":", 1) for line in fh if ":" in line)
+                    self.mb = max(self.mb, int(status["VmHWM"].split()[0]) / 1024)
+                except (OSError, KeyError, ValueError):
+                    pass  # gone meanwhile, or not yet a process of its own
+
+    def __enter__(self):
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
         return False
 
 
