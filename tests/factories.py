@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from geoalchemy2.shape import from_shape
 from shapely.geometry import MultiPolygon, box
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from gridkit.models import SRID, AdminUnit, BaseCell, BaseGridEdition
@@ -93,3 +94,26 @@ def make_base_grid(
                 )
     session.flush()
     return ed
+
+
+def store_entities(session: Session, n: int) -> None:
+    """Store `n` legal entities over the 3×3 grid of make_base_grid: some on edges and corners, some outside."""
+    session.execute(
+        text(
+            "INSERT INTO legal_entity (credit_code, name, geom) "
+            "SELECT '91440300' || lpad(i::text, 10, '0'), 'e' || i, "
+            "ST_SetSRID(ST_MakePoint(:x + (i % 17) * :d * 3.2 / 16, :y + (i / 17 % 19) * :d * 3.2 / 18), 4490) "
+            "FROM generate_series(1, :n) i"
+        ),
+        {"x": X0 - 0.1 * D, "y": Y0 - 0.1 * D, "d": D, "n": n},
+    )
+
+
+def entities_not_in_their_cell(session: Session) -> int:
+    """Entities whose stored cell is not PostGIS's (ST_Covers, smallest code on ties)."""
+    return session.scalar(
+        text(
+            "SELECT count(*) FROM legal_entity e WHERE e.base_cell_id IS DISTINCT FROM (SELECT b.id FROM base_cell b "
+            "WHERE ST_Covers(b.geom, e.geom) ORDER BY b.code LIMIT 1)"
+        )
+    )

@@ -16,31 +16,9 @@ from sqlalchemy import text
 from gridkit import assign
 from gridkit.assign import BaseCellIndex, assign_subjects, base_cell_index
 from gridkit.db.inorder import results_in_order
-from tests.factories import X0, Y0, D, make_base_grid
+from tests.factories import entities_not_in_their_cell, make_base_grid, store_entities
 
 N = 300  # entities on a 3×3 grid, some on edges and corners, some outside
-
-
-def _store_entities(session, n: int) -> None:
-    session.execute(
-        text(
-            "INSERT INTO legal_entity (credit_code, name, geom) "
-            "SELECT '91440300' || lpad(i::text, 10, '0'), 'e' || i, "
-            "ST_SetSRID(ST_MakePoint(:x + (i % 17) * :d * 3.2 / 16, :y + (i / 17 % 19) * :d * 3.2 / 18), 4490) "
-            "FROM generate_series(1, :n) i"
-        ),
-        {"x": X0 - 0.1 * D, "y": Y0 - 0.1 * D, "d": D, "n": n},
-    )
-
-
-def _wrong(session) -> int:
-    """Entities whose stored cell is not PostGIS's (ST_Covers, smallest code on ties)."""
-    return session.scalar(
-        text(
-            "SELECT count(*) FROM legal_entity e WHERE e.base_cell_id IS DISTINCT FROM (SELECT b.id FROM base_cell b "
-            "WHERE ST_Covers(b.geom, e.geom) ORDER BY b.code LIMIT 1)"
-        )
-    )
 
 
 def test_results_come_in_order_from_calls_run_one_at_a_time_while_the_caller_works():
@@ -97,10 +75,10 @@ def test_points_are_located_chunk_by_chunk_while_read_and_get_postgis_cells(sess
         BaseCellIndex, "cells_at", lambda self, lon, lat, **k: located.append(len(lon)) or real(self, lon, lat, **k)
     )
     make_base_grid(session)
-    _store_entities(session, N)
+    store_entities(session, N)
     first = assign_subjects(session, ["entities"])["entities"]
     assert located == ([64] * (N // 64) + [N % 64] if engine_from == 0 else [N])
-    assert _wrong(session) == 0
+    assert entities_not_in_their_cell(session) == 0
     assert first["changed"] == first["assigned"] and 0 < first["unassigned"] < N
     assert assign_subjects(session, ["entities"])["entities"]["changed"] == 0
 
@@ -108,7 +86,7 @@ def test_points_are_located_chunk_by_chunk_while_read_and_get_postgis_cells(sess
 def test_read_points_hands_each_chunk_over_in_id_order(session, monkeypatch):
     monkeypatch.setattr(assign, "READ_CHUNK_IDS", 50)
     make_base_grid(session)
-    _store_entities(session, N)
+    store_entities(session, N)
     chunks = []
     points = assign.read_points(session, "entities", each=lambda p: chunks.append(p.ids.copy()))
     assert [len(c) for c in chunks] == [50] * (N // 50)
@@ -118,7 +96,7 @@ def test_read_points_hands_each_chunk_over_in_id_order(session, monkeypatch):
 def test_a_failing_chunk_stops_the_write_and_leaves_the_connection_to_the_transaction(session, monkeypatch):
     monkeypatch.setattr(assign, "WRITE_CHUNK_IDS", 64)
     grid = make_base_grid(session)
-    _store_entities(session, N)
+    store_entities(session, N)
     points = assign.read_points(session, "entities")
     cells = base_cell_index(session, grid).cells_at(points.lon, points.lat)
     cells[100] = 2_000_000_000  # no such base cell: the foreign key refuses the second chunk

@@ -17,7 +17,7 @@ from gridkit.assign import assign_one, assign_subjects, base_cell_index
 from gridkit.db.arrays import Float8Array, Int4Array, bind_arrays, decode_array
 from gridkit.models import SRID, LegalEntity, Resident
 from gridkit.spatial import bulk
-from tests.factories import X0, Y0, D, make_base_grid
+from tests.factories import X0, Y0, D, entities_not_in_their_cell, make_base_grid, store_entities
 
 N = 300  # entities on a 3×3 grid, some on edges and corners, some outside
 
@@ -36,42 +36,20 @@ def write_path(request, monkeypatch):
     return request.param, calls
 
 
-def _store_entities(session, n: int) -> None:
-    session.execute(
-        text(
-            "INSERT INTO legal_entity (credit_code, name, geom) "
-            "SELECT '91440300' || lpad(i::text, 10, '0'), 'e' || i, "
-            "ST_SetSRID(ST_MakePoint(:x + (i % 17) * :d * 3.2 / 16, :y + (i / 17 % 19) * :d * 3.2 / 18), 4490) "
-            "FROM generate_series(1, :n) i"
-        ),
-        {"x": X0 - 0.1 * D, "y": Y0 - 0.1 * D, "d": D, "n": n},
-    )
-
-
-def _wrong(session) -> int:
-    """Entities whose stored cell is not PostGIS's (ST_Covers, smallest code on ties)."""
-    return session.scalar(
-        text(
-            "SELECT count(*) FROM legal_entity e WHERE e.base_cell_id IS DISTINCT FROM (SELECT b.id FROM base_cell b "
-            "WHERE ST_Covers(b.geom, e.geom) ORDER BY b.code LIMIT 1)"
-        )
-    )
-
-
 def test_a_bulk_write_stores_postgis_cells_and_a_rerun_writes_nothing(session, write_path):
     way, calls = write_path
     make_base_grid(session)
-    _store_entities(session, N)
+    store_entities(session, N)
     first = assign_subjects(session, ["entities"])["entities"]
     assert calls and set(calls) == {f"_update_by_{'id_range' if way == 'range' else 'join'}"}
-    assert _wrong(session) == 0
+    assert entities_not_in_their_cell(session) == 0
     assert first["changed"] == first["assigned"] and 0 < first["unassigned"] < N
     assert assign_subjects(session, ["entities"])["entities"]["changed"] == 0
 
 
 def test_a_bulk_write_sets_only_the_given_subjects(session, write_path):
     grid = make_base_grid(session)
-    _store_entities(session, N)
+    store_entities(session, N)
     points = assign.read_points(session, "entities")
     cells = base_cell_index(session, grid).cells_at(points.lon, points.lat)
     some = np.arange(len(points.ids)) % 3 == 0
@@ -84,7 +62,7 @@ def test_a_bulk_write_sets_only_the_given_subjects(session, write_path):
 
 def test_a_bulk_write_leaves_subjects_moved_since_they_were_read(session, write_path):
     grid = make_base_grid(session)
-    _store_entities(session, N)
+    store_entities(session, N)
     points = assign.read_points(session, "entities")
     cells = base_cell_index(session, grid).cells_at(points.lon, points.lat)
     # Moved after the read (as a concurrent transaction could), and assigned by its mover.
@@ -94,7 +72,7 @@ def test_a_bulk_write_leaves_subjects_moved_since_they_were_read(session, write_
     changed = assign.write_cells(session, "entities", points.ids, cells, points.lon, points.lat)
     assert changed == int((cells > 0).sum()) - int(cells[N // 2] > 0)  # every other one, from no cell
     assert session.scalar(text("SELECT base_cell_id FROM legal_entity WHERE id = :i"), {"i": moved.id}) == mover_cell
-    assert _wrong(session) == 0
+    assert entities_not_in_their_cell(session) == 0
 
 
 def _resident(**overrides) -> Resident:
