@@ -22,6 +22,9 @@ import numpy as np
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from gridkit.models import BaseCell
+from gridkit.standard.codes import DEFAULT_PROFILE
+
 # One row per (department, work cell of its version in force), or one per department without any:
 # the work cell's members as int4 big-endian bytes, so a million memberships cost no Python objects.
 # The coordinators are those `responsibility_at` lists: active, by id.
@@ -41,14 +44,18 @@ ORDER BY d.code, w.id
 
 _COMMUNITY_NAMES = text("SELECT code, name FROM admin_unit WHERE code = ANY(:codes)")
 
-COMMUNITY_CODE_LENGTH = 12  # a base cell's code starts with its community's (constraint code_prefix)
+# A base cell's code starts with its community's (the standard's code layout; constraint code_prefix).
+COMMUNITY_CODE_LENGTH = DEFAULT_PROFILE.community_digits
+# Cell codes kept as fixed-width ASCII bytes, as wide as the column.
+CODE_DTYPE = f"S{BaseCell.__table__.c.code.type.length}"
 
 
 class EditionCells:
     """What `CellAnswers` needs of one edition's cells, in code order (the positions of a key)."""
 
-    def __init__(self, ids: np.ndarray, codes: np.ndarray):
-        self.codes = codes  # bytes (ASCII digits), dtype S15
+    def __init__(self, ids: Sequence[int], codes: Sequence[str]):
+        ids = np.array(ids, dtype=np.int64)
+        self.codes = np.array(codes, dtype=CODE_DTYPE)  # bytes (ASCII digits)
         self._order = np.argsort(ids, kind="stable")
         self._sorted_ids = ids[self._order]
 
@@ -80,7 +87,7 @@ class CellAnswers:
         parts = {edition_id: i for i, edition_id in enumerate(editions)}
         cells = list(editions.values())
         self._top = parts.get(edition) if edition is not None else None
-        self._codes = cells[self._top].codes if self._top is not None else np.zeros(0, dtype="S15")
+        self._codes = cells[self._top].codes if self._top is not None else np.zeros(0, dtype=CODE_DTYPE)
         communities = np.unique(self._codes.astype(f"S{COMMUNITY_CODE_LENGTH}"))
         self._community_names = dict(
             session.execute(_COMMUNITY_NAMES, {"codes": [c.decode() for c in communities]}).all()

@@ -102,9 +102,7 @@ class _EditionIndex:
             text("SELECT id, code, ST_AsBinary(geom) FROM base_cell WHERE edition_id = :e ORDER BY code"),
             {"e": edition_id},
         ).all()
-        self.cells = EditionCells(
-            np.array([r[0] for r in rows], dtype=np.int64), np.array([r[1] for r in rows], dtype="S15")
-        )
+        self.cells = EditionCells([r[0] for r in rows], [r[1] for r in rows])
         self.geoms = shapely.from_wkb([bytes(r[2]) for r in rows]) if rows else np.zeros(0, dtype=object)
         shapely.prepare(self.geoms)
         self.edges = shapely.boundary(self.geoms)
