@@ -3,33 +3,30 @@
     for batch in arrow_batches(session, query_sql, params, fields, geometry_sql, types, rows=50_000):
         ...
 
-One `COPY (SELECT …) TO STDOUT (FORMAT csv)` on the session's own connection (so it sees the
-caller's transaction), read ahead by a thread in blocks of whole rows and parsed block by block by
-Arrow's CSV reader while PostgreSQL is still producing rows: the server's work and the file writing
-overlap, and no row ever becomes a Python object. A block none of whose values holds a line break
-(nearly all) is parsed without Arrow's slower quote-aware line splitting. Geometry
-travels as hex WKB (`encode(ST_AsBinary(…), 'hex')`) and is turned into an Arrow binary column in
-one call per batch, without a Shapely round trip. Dates and times leave PostgreSQL as ISO text in
-Beijing time, so the file holds what a Chinese reader expects. Memory stays bounded by a few
-blocks, whatever the number of rows.
+One `COPY (SELECT …) TO STDOUT (FORMAT binary)` on the session's own connection (so it sees the
+caller's transaction), read ahead by a thread in blocks of whole rows and decoded block by block
+with numpy (`gridkit.io.copy_binary`) while PostgreSQL is still producing rows: the server's work
+and the file writing overlap, and no row ever becomes a Python object. Values travel in their
+binary form, which costs PostgreSQL much less than text: geometry as WKB (`ST_AsBinary(…)`), numbers
+and dates as such. Dates and times leave PostgreSQL in Beijing time (`AT TIME ZONE`), so the file
+holds what a Chinese reader expects. Memory stays bounded by a few blocks, whatever the number of
+rows.
 """
 
 from __future__ import annotations
 
-import binascii
 import queue
 import threading
 from collections.abc import Iterator
 
-import numpy as np
 import pyarrow as pa
-import pyarrow.csv as pacsv
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from gridkit.io.export_layers import DATE, DATETIME
+from gridkit.io.copy_binary import PADDING, binary_column, decode_rows, header_length
+from gridkit.io.export_layers import DATETIME
 
-# Bytes of CSV the read-ahead thread hands over and Arrow parses at a time: about 45,000 points
+# Bytes of rows the read-ahead thread hands over and numpy decodes at a time: about 53,000 points
 # of an entities export.
 BLOCK_BYTES = 8 << 20
 # The first block is small: the writer starts on the first rows instead of waiting for 8 MB.
@@ -45,10 +42,9 @@ class _CopyPump:
     """The blocks of whole rows of a COPY TO STDOUT, read ahead by a thread of its own.
 
     PostgreSQL sends one message per row; the pump joins them into blocks of about BLOCK_BYTES
-    in a bounded queue, so the server keeps producing rows while Arrow parses and GDAL writes.
-    Each block ends at a row boundary and says whether a value in it holds a line break (then
-    Arrow must parse it the slower, quote-aware way). Only the pump's thread uses the connection
-    until `close()` has returned.
+    in a bounded queue, so the server keeps producing rows while numpy decodes and GDAL writes.
+    Each block ends at a row boundary and comes with where each of its rows ends. Only the pump's
+    thread uses the connection until `close()` has returned.
     """
 
     def __init__(self, cur, statement: str, params, depth: int = 3):
@@ -60,19 +56,21 @@ class _CopyPump:
     def _pump(self, cur, statement: str, params) -> None:
         try:
             with cur.copy(statement, params) as copy:
-                block = bytearray()
-                rows = 0
+                rows = iter(copy)
+                first = next(rows, b"")  # the stream's header, then the first row (if any)
+                block = bytearray(first[header_length(first) :]) if first else bytearray()
+                ends = [len(block)] if block else []
                 size = FIRST_BLOCK_BYTES
-                for row in copy:
+                for row in rows:
                     block += row
-                    rows += 1
+                    ends.append(len(block))
                     if len(block) >= size:
-                        self._put(_block(block, rows))
-                        block.clear()
-                        rows = 0
+                        self._put(_block(block, ends))
+                        block = bytearray()
+                        ends = []
                         size = BLOCK_BYTES
-                if rows:
-                    self._put(_block(block, rows))
+                if ends:
+                    self._put(_block(block, ends))
             self._put(None)
         except _Stopped:
             pass  # psycopg cancelled the COPY on the way out; the caller rolls back to its savepoint
@@ -91,7 +89,7 @@ class _CopyPump:
                     return
 
     def __iter__(self):
-        """Yield (block bytes, whether a value in it holds a line break) until the COPY ends."""
+        """Yield (block of whole rows, where each row ends in it) until the COPY ends."""
         while True:
             item = self.queue.get()
             if item is None:
@@ -106,51 +104,30 @@ class _CopyPump:
         self.thread.join()
 
 
-def _block(block: bytearray, rows: int) -> tuple[bytes, bool]:
-    # One line feed per row, and no carriage return, means no value spans lines.
-    return bytes(block), block.count(b"\n") != rows or b"\r" in block
+def _block(block: bytearray, ends: list[int]) -> tuple[bytearray, list[int]]:
+    block += bytes(PADDING)  # room for decode_rows to read past the last value without a copy
+    return block, ends
 
 
 def _column_sql(name: str, kind: str, arrow_type: pa.DataType) -> str:
     column = f'x."{name}"'
-    if kind == DATETIME and pa.types.is_date(arrow_type):
-        return f"to_char({column} AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM-DD')"
     if kind == DATETIME:
-        return f"to_char({column} AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS')"
-    if kind == DATE:
-        return f"to_char({column}, 'YYYY-MM-DD')"
-    return column
+        column = f"{column} AT TIME ZONE 'Asia/Shanghai'"
+    return binary_column(column, arrow_type)
 
 
 def copy_sql(
     query_sql: str, fields, types: list[pa.DataType], geometry_sql: str, limit: int | None, where: str | None = None
 ) -> str:
-    """Return the SELECT of one export as CSV-friendly columns: fields, then hex WKB as `_wkb`.
+    """Return the SELECT of one export as binary COPY columns: fields, then WKB (`_wkb`).
 
     `geometry_sql` is an expression over `x._geom` giving WKB; `where` (SQL over `x`) chooses rows
     and `limit` caps how many are read.
     """
     columns = [_column_sql(name, kind, t) for (name, kind), t in zip(fields, types)]
-    columns.append(f"encode({geometry_sql}, 'hex')")
+    columns.append(geometry_sql)
     tail = (f" WHERE {where}" if where else "") + (f" LIMIT {int(limit)}" if limit is not None else "")
     return f"SELECT {', '.join(columns)} FROM ({query_sql}) x{tail}"
-
-
-def wkb_from_hex(values: pa.Array) -> pa.Array:
-    """Return a binary array of the bytes each hex string of `values` spells (nulls kept)."""
-    if not isinstance(values, pa.StringArray):
-        values = values.cast(pa.string())
-    n = len(values)
-    validity, offsets, data = values.buffers()
-    offs = np.frombuffer(offsets, dtype=np.int32, count=n + 1, offset=values.offset * 4)
-    start, end = int(offs[0]), int(offs[-1])
-    raw = binascii.a2b_hex(memoryview(data)[start:end]) if data is not None and end > start else b""
-    halves = ((offs - start) // 2).astype(np.int32)
-    if validity is not None and values.offset:
-        validity = pa.array(values.is_valid()).buffers()[1]
-    return pa.Array.from_buffers(
-        pa.binary(), n, [validity, pa.py_buffer(halves), pa.py_buffer(raw)], null_count=values.null_count
-    )
 
 
 def arrow_batches(
@@ -168,45 +145,28 @@ def arrow_batches(
     bound = compiled.construct_params() or None
     # psycopg merges parameters into a COPY client-side; without any, the %% SQLAlchemy doubled stay.
     query = compiled.string if bound else compiled.string.replace("%%", "%")
-    statement = f"COPY ({query}) TO STDOUT (FORMAT csv)"
+    statement = f"COPY ({query}) TO STDOUT (FORMAT binary)"
     raw = session.connection().connection.driver_connection
-    column_types = dict(zip(names, types))
-    column_types[GEOMETRY] = pa.string()
     with raw.cursor() as cur:
         # A savepoint of our own: a COPY stopped part-way (an error, Ctrl+C) is cancelled on the
         # server, and rolling back to it keeps the caller's transaction usable.
         cur.execute("SAVEPOINT gridkit_export_copy")
         try:
-            yield from _read(cur, statement, bound, names, column_types, rows)
+            yield from _read(cur, statement, bound, names, types, rows)
         except BaseException:
             cur.execute("ROLLBACK TO SAVEPOINT gridkit_export_copy")
             raise
         cur.execute("RELEASE SAVEPOINT gridkit_export_copy")
 
 
-def _read(cur, statement: str, params, names: list[str], column_types: dict, rows: int):
+def _read(cur, statement: str, params, names: list[str], types: list[pa.DataType], rows: int):
     pump = _CopyPump(cur, statement, params)
     columns = [*names, GEOMETRY]
-    convert = pacsv.ConvertOptions(
-        column_types=column_types,
-        strings_can_be_null=True,
-        quoted_strings_can_be_null=False,  # "" is an empty text, an unquoted nothing is NULL
-        true_values=["t"],
-        false_values=["f"],
-    )
+    types = [*types, pa.binary()]
     try:
-        for block, multiline in pump:
-            table = pacsv.read_csv(
-                pa.py_buffer(block),
-                read_options=pacsv.ReadOptions(column_names=columns, block_size=len(block) + 1, use_threads=False),
-                parse_options=pacsv.ParseOptions(newlines_in_values=multiline),
-                convert_options=convert,
-            )
-            for batch in table.to_batches():
-                whole = pa.RecordBatch.from_arrays(
-                    batch.columns[:-1] + [wkb_from_hex(batch.column(len(names)))], names=columns
-                )
-                for start in range(0, whole.num_rows, rows):
-                    yield whole.slice(start, rows)
+        for block, ends in pump:
+            whole = decode_rows(block, ends, types, columns)
+            for start in range(0, whole.num_rows, rows):
+                yield whole.slice(start, rows)
     finally:
         pump.close()
