@@ -116,8 +116,8 @@ def test_a_stream_cut_while_batches_wait_for_the_pipe_ends_the_sender(tmp_path, 
 
 
 def test_line_breaks_quotes_and_commas_in_values_survive(session, city, tmp_path):
-    # A block of rows none of whose values holds a line break is parsed the fast way, the others
-    # quote-aware: both give back exactly what was stored.
+    # Values travel in binary COPY rows: line breaks, quotes, commas and empty texts come back
+    # exactly as stored.
     tricky = ["二楼\n302室", 'say "hi", 你好', "末尾\r\n", ""]
     ids = session.execute(text("SELECT id FROM legal_entity ORDER BY id")).scalars().all()
     assert len(ids) >= len(tricky)

@@ -30,7 +30,10 @@ _INFINITE = {8: (np.iinfo(np.int64).min, np.iinfo(np.int64).max), 4: (np.iinfo(n
 # Bytes a string view holds inline (Arrow's layout: int32 length, then 12 bytes of the value, or
 # a 4-byte prefix, int32 buffer index and int32 offset).
 _INLINE = 12
-_ALL64, _ALL32 = np.uint64(2**64 - 1), np.uint32(2**32 - 1)
+# By a value's size (13: longer), which of the 8 bytes at its start and of the 4 after those its
+# view keeps: all of a short value's own bytes, a long one's first 4.
+_FIRST_MASK = np.array([2 ** (8 * min(k, 8)) - 1 for k in range(_INLINE + 1)] + [2**32 - 1], dtype=np.uint64)
+_LAST_MASK = np.array([2 ** (8 * max(0, k - 8)) - 1 for k in range(_INLINE + 1)] + [0], dtype=np.uint32)
 # Zero bytes a block needs after its last row (a reader may append them to spare a copy).
 PADDING = 16
 
@@ -150,16 +153,10 @@ def _views(block, buffer: pa.Buffer, start: np.ndarray, length: np.ndarray, view
     # Arrow's view of a value, as four little-endian words: its size, then its 12 bytes zero-padded
     # (up to 12 bytes) or its first 4 bytes, 0 (the block is the only data buffer) and its offset.
     # The 12 bytes are read as one 8-byte and one 4-byte word, masked to the value's own bytes.
-    first = _unaligned(block, "<u8")[start]
-    last = _unaligned(block, "<u4")[start + 8]
-    short = size <= _INLINE
-    kept = np.where(short, np.minimum(size, 8), 4).astype(np.uint64) * np.uint64(8)
-    first &= np.where(kept == 64, _ALL64, (np.uint64(1) << np.minimum(kept, 63)) - np.uint64(1))
-    kept = np.clip(size - 8, 0, 4).astype(np.uint32) * np.uint32(8)
-    last &= np.where(kept == 32, _ALL32, (np.uint32(1) << np.minimum(kept, 31)) - np.uint32(1))
+    kind = np.minimum(size, _INLINE + 1)
     views = np.empty((n, 4), dtype="<u4")
     views[:, 0] = size
-    views[:, 1:3] = first.view("<u4").reshape(n, 2)
-    views[:, 3] = np.where(short, last, start)
+    views[:, 1:3] = (_unaligned(block, "<u8")[start] & _FIRST_MASK[kind]).view("<u4").reshape(n, 2)
+    views[:, 3] = np.where(kind > _INLINE, start, _unaligned(block, "<u4")[start + 8] & _LAST_MASK[kind])
     validity, nulls = _validity(valid)
     return pa.Array.from_buffers(view_type, n, [validity, pa.py_buffer(views), buffer], null_count=nulls)
