@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import psycopg
 import pyarrow as pa
 import pytest
 from sqlalchemy import text
@@ -91,3 +92,15 @@ def test_rows_that_are_not_what_the_select_promised_are_refused():
         decode_rows(row + row, [len(row) - 1, 2 * len(row)], [pa.string()], ["s"])
     with pytest.raises(CopyFormatError):
         decode_rows(row, [len(row)], [pa.int64()], ["i"])  # 3 bytes for an int8
+
+
+@pytest.mark.parametrize("failing_row", [1, 700, 30_000])
+def test_an_error_of_the_server_while_copying_is_raised_and_the_session_stays_usable(session, failing_row):
+    # The error may reach libpq while rows are still waiting to be taken, or after: either way it
+    # is PostgreSQL's own error, and the caller's transaction goes on.
+    session.execute(text("CREATE TEMPORARY TABLE kept (n int)"))
+    session.execute(text("INSERT INTO kept VALUES (1)"))
+    sql = f"SELECT (100 / ({failing_row} - g))::text || repeat('x', 100), NULL::bytea FROM generate_series(0, 40000) g"
+    with pytest.raises(psycopg.errors.DivisionByZero):
+        list(arrow_batches(session, sql, {}, ["s"], [pa.string()], rows=1000))
+    assert session.execute(text("SELECT n FROM kept")).scalar_one() == 1

@@ -1,6 +1,6 @@
 """Rows of a PostgreSQL `COPY … TO STDOUT (FORMAT binary)` decoded into Arrow arrays with numpy.
 
-    header = header_length(first_message)          # the first message starts with the file header
+    header = header_length(first_message)          # the first message starts with the stream's header
     batch = decode_rows(block, ends, types, names)  # ends: where each row of `block` ends
 
 PostgreSQL sends one CopyData message per row: the reader joins them into a block and notes where
@@ -84,7 +84,7 @@ def _unaligned(block, dtype: str) -> np.ndarray:
 def decode_rows(block, ends, types: list[pa.DataType], names: list[str]) -> pa.RecordBatch:
     """Return the rows of `block` (bytes of whole binary COPY rows, the stream's header left out,
     ending where `ends` says; bytes after the last end are ignored) as a record batch of `types`.
-    A final end-of-data marker is dropped. The arrays may share `block`'s memory."""
+    The arrays may share `block`'s memory."""
     ends = np.asarray(ends, dtype=np.int64)
     size = int(ends[-1]) if len(ends) else 0
     if len(block) < size + PADDING:
@@ -96,8 +96,6 @@ def decode_rows(block, ends, types: list[pa.DataType], names: list[str]) -> pa.R
     starts[:1] = 0
     starts[1:] = ends[:-1]
     counts = _unaligned(block, ">i2")[starts]
-    if len(counts) and counts[-1] == -1 and ends[-1] - starts[-1] == 2:
-        starts, ends, counts = starts[:-1], ends[:-1], counts[:-1]
     if (counts != len(types)).any():
         raise CopyFormatError("rows do not have the expected columns")
     lengths = _unaligned(block, ">i4")
