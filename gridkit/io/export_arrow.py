@@ -115,8 +115,8 @@ def _rows(connection, copy):
 
     psycopg's `copy.read()` goes through its generators and waits for every row; a row libpq
     already holds (most: it reads the socket in large pieces) is taken from libpq directly instead
-    (`get_copy_data` in async mode never blocks), for 40% less CPU per row. psycopg waits when
-    libpq holds none, and ends the COPY."""
+    (`get_copy_data` in async mode never blocks), for about half the CPU per row. psycopg waits
+    when libpq holds none, and ends the COPY."""
     pgconn = connection.pgconn
     get = pgconn.get_copy_data
     header = True
