@@ -11,7 +11,7 @@ string/binary views pointing into the block, cast once by Arrow into ordinary ar
 values are gathered from an unaligned big-endian view of the block. No row is ever a Python object.
 
 Which Arrow type comes from which PostgreSQL type is the SELECT's business (`binary_column`): the
-value must be sent as text/varchar (a string), bytea (binary), int8, float8, bool, date or timestamp.
+value must be sent as text (a string), bytea (binary), int8, float8, bool, date or timestamp.
 """
 
 from __future__ import annotations
@@ -49,7 +49,11 @@ class CopyFormatError(ValueError):
 
 
 def binary_column(expression: str, arrow_type: pa.DataType) -> str:
-    """Return the SQL that sends `expression` in the binary form `decode_rows` reads as `arrow_type`."""
+    """Return the SQL that sends `expression` in the binary form `decode_rows` reads as `arrow_type`.
+
+    A string is the value's text as PostgreSQL prints it for text, varchar and every type whose cast
+    to text is its output function (numbers, dates, enums); not for char(n), bool or inet, which
+    no layer exports as text. WKB needs no cast (ST_AsBinary gives bytea)."""
     if pa.types.is_string(arrow_type):
         return f"({expression})::text"
     if pa.types.is_int64(arrow_type):
@@ -62,8 +66,6 @@ def binary_column(expression: str, arrow_type: pa.DataType) -> str:
         return f"({expression})::date"
     if arrow_type == pa.timestamp("ms"):
         return f"({expression})::timestamp"
-    if pa.types.is_binary(arrow_type):
-        return f"({expression})::bytea"
     raise TypeError(f"no binary COPY decoding for {arrow_type}")
 
 
