@@ -16,6 +16,13 @@ better on a table whose pages keep room for a second version of their rows (fill
 migration 20261203_asg9b): with only the indexes and constraints on those columns dropped
 (`gridkit_drop_bulk_indexes_on(table, columns)`), every new row version is a heap-only tuple on its own
 page, the other indexes need no new entry, and only the dropped ones are built again.
+
+A bulk insert into an empty table (a city's first load) first empties it again with TRUNCATE, through the
+owner's `gridkit_truncate_for_load(table)` (migration 20261204_imp9f), in the caller's transaction: the
+table then has storage created in this transaction, which PostgreSQL at wal_level minimal (the embedded
+cluster) writes without WAL and syncs once at commit (the rows and the indexes built after them). The
+function truncates only when the table, and the tables whose foreign keys refer to it, are empty under
+its lock; elsewhere (a database at wal_level replica) the rows are WAL-logged as before: same result.
 """
 
 from __future__ import annotations
@@ -49,6 +56,10 @@ def rebuilt_indexes(session: Session, table: str, rows: int, *, columns: tuple[s
     the block nothing enforces the UNIQUE keys nor the foreign keys: the write must not depend on them
     (imports check duplicates on the staging table first and join to existing buildings and cells);
     adding them again after checks every row, set-based.
+
+    An insert (no `columns`) into a table with no rows starts by truncating it (`gridkit_truncate_for_load`:
+    only when it and the tables referring to it are empty under its lock), so that the write and the
+    index builds skip the WAL where the server allows it. The lock then covers those tables too.
     """
     existing, fillfactor = session.execute(
         text(
@@ -67,6 +78,9 @@ def rebuilt_indexes(session: Session, table: str, rows: int, *, columns: tuple[s
             {"t": table, "c": list(columns)},
         )
     else:
+        if not columns and not session.scalar(text(f"SELECT EXISTS (SELECT 1 FROM {table})")):
+            # Checked again by the function under its lock: the cheap look here only spares a lock when rows exist.
+            session.execute(text("SELECT gridkit_truncate_for_load(CAST(:t AS regclass))"), {"t": table})
         session.execute(text("SELECT gridkit_drop_bulk_indexes(CAST(:t AS regclass))"), {"t": table})
     yield True
     # The table's statistics are refreshed first: of the written columns alone when only they changed.

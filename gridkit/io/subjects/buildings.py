@@ -14,7 +14,15 @@ from sqlalchemy.orm import Session
 from gridkit.grids.base import current_edition
 from gridkit.io.subjects.common import _LENGTHS, _MAX_FLOORS, SubjectImportResult, _number
 from gridkit.io.subjects.job import Job
-from gridkit.io.subjects.staging import KindSpec, bulk_work_mem, finish, report_duplicates, report_existing, stage_file
+from gridkit.io.subjects.staging import (
+    KindSpec,
+    bulk_work_mem,
+    finish,
+    report_duplicates,
+    report_existing,
+    stage_file,
+    write_unique,
+)
 from gridkit.io.tables import Table
 from gridkit.messages import Message
 from gridkit.rules import SRID
@@ -53,15 +61,22 @@ def import_buildings(
     )
     with session.begin_nested(), bulk_work_mem(session):
         staged = stage_file(session, job, BUILDINGS, edition=current_edition(session))
-        report_duplicates(job, staged, kind="duplicate_code", name="code", what="imports.what.building_code")
-        if not replace:
+        if replace:
+            # An UPDATE from a repeated code would not fail: repeated codes are looked for first.
+            report_duplicates(job, staged, **_DUPLICATES)
+            if job.problems:
+                job.refuse()
+        else:
             report_existing(
                 job, staged, table="building", column="code", name="code", what="imports.what.building_with_code"
             )
-        if job.problems:
-            job.refuse()
-        with rebuilt_indexes(session, "building", staged.rows):
-            created, updated_ids = _write(session, replace)
+        created, updated_ids = write_unique(
+            job,
+            staged,
+            lambda: _rebuilt_write(session, replace, staged.rows),
+            constraint="uq_building_code",
+            duplicates=_DUPLICATES,
+        )
         # Residents of a building that moved follow it (assign_subjects moves them with their building).
         counts = finish(
             job,
@@ -167,6 +182,16 @@ _VALUES = (
     "s.address, s.floors, CASE WHEN s.lon IS NULL THEN NULL ELSE ST_SetSRID(ST_MakePoint(s.lon, s.lat), "
     ":srid) END, s.footprint::geometry, CASE WHEN s.footprint IS NULL THEN s.cell END"
 )
+
+
+# Rows repeating a building code (report_duplicates' keywords).
+_DUPLICATES = {"kind": "duplicate_code", "name": "code", "what": "imports.what.building_code"}
+
+
+def _rebuilt_write(session: Session, replace: bool, rows: int) -> tuple[int, list[int]]:
+    """`_write` with the table's indexes rebuilt once around it when that pays (gridkit.spatial.bulk)."""
+    with rebuilt_indexes(session, "building", rows):
+        return _write(session, replace)
 
 
 def _write(session: Session, replace: bool) -> tuple[int, list[int]]:

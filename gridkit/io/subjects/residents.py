@@ -24,7 +24,15 @@ from gridkit.io.subjects.common import (
     _phone,
 )
 from gridkit.io.subjects.job import Job
-from gridkit.io.subjects.staging import KindSpec, bulk_work_mem, finish, report_duplicates, report_existing, stage_file
+from gridkit.io.subjects.staging import (
+    KindSpec,
+    bulk_work_mem,
+    finish,
+    report_duplicates,
+    report_existing,
+    stage_file,
+    write_unique,
+)
 from gridkit.io.tables import Table
 from gridkit.messages import Message
 from gridkit.pii import hash_citizen_id
@@ -130,7 +138,9 @@ def import_residents(
     spec = residents_spec(pii_key)
     with session.begin_nested(), bulk_work_mem(session):
         staged = stage_file(session, job, spec, edition=current_edition(session))
-        report_duplicates(job, staged, kind="duplicate_id", name="id_number", what="imports.what.id_number")
+        if replace:
+            # An UPDATE from a repeated ID would not fail: repeated IDs are looked for first.
+            report_duplicates(job, staged, **_DUPLICATES)
         buildings = _resolve_buildings(job, spec)
         if not replace:
             report_existing(
@@ -141,11 +151,16 @@ def import_residents(
                 name="id_number",
                 what="imports.what.resident_with_id",
             )
-        if job.problems:
+        elif job.problems:
             job.refuse()
         left = _cells_of_staged(session) if replace else set()
-        with rebuilt_indexes(session, "resident", staged.rows):
-            created, updated = _write(session, spec, replace, buildings)
+        created, updated = write_unique(
+            job,
+            staged,
+            lambda: _rebuilt_write(session, spec, replace, buildings, staged.rows),
+            constraint="uq_resident_id_number_hash",
+            duplicates=_DUPLICATES,
+        )
         counts = finish(
             job,
             staged,
@@ -422,6 +437,16 @@ _VALUES = (
     # A resident with a building takes the building's cell; otherwise its point's (computed while staging).
     "CASE WHEN b.id IS NOT NULL THEN b.base_cell_id ELSE s.cell END"
 )
+
+
+# Rows repeating a citizen ID (report_duplicates' keywords).
+_DUPLICATES = {"kind": "duplicate_id", "name": "id_number", "what": "imports.what.id_number"}
+
+
+def _rebuilt_write(session: Session, spec: KindSpec, replace: bool, buildings: bool, rows: int) -> tuple[int, int]:
+    """`_write` with the table's indexes rebuilt once around it when that pays (gridkit.spatial.bulk)."""
+    with rebuilt_indexes(session, "resident", rows):
+        return _write(session, spec, replace, buildings)
 
 
 def _write(session: Session, spec: KindSpec, replace: bool, buildings: bool) -> tuple[int, int]:

@@ -27,6 +27,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from gridkit.assign import ENGINE_MIN_POINTS, ENGINE_MIN_POINTS_PER_CELL, assign_subjects, base_cell_index
@@ -36,7 +37,16 @@ from gridkit.io.tables import Table
 from gridkit.messages import Message
 from gridkit.models import BaseGridEdition
 
-__all__ = ["KindSpec", "Staged", "bulk_work_mem", "stage_file", "report_duplicates", "report_existing", "finish"]
+__all__ = [
+    "KindSpec",
+    "Staged",
+    "bulk_work_mem",
+    "stage_file",
+    "report_duplicates",
+    "report_existing",
+    "write_unique",
+    "finish",
+]
 
 
 @dataclass(frozen=True)
@@ -272,6 +282,33 @@ def report_duplicates(job: Job, staged: Staged, *, kind: str, name: str, what: s
             ),
             row.label,
         )
+
+
+def write_unique(job: Job, staged: Staged, write: Callable[[], object], *, constraint: str, duplicates: dict):
+    """Return `write()`, which writes the staged rows into a table whose UNIQUE key `constraint` is on the
+    staged key: that key finds a key repeated in the file, so the file is not searched for them first.
+
+    `duplicates`: report_duplicates' keywords (kind, name, what). When other problems refuse the file
+    anyway, repeated keys are reported with them first. Otherwise the write runs in a savepoint; if the
+    UNIQUE key refuses it (the insert, or the index built again after it), the savepoint is rolled back
+    (nothing written, the table as it was), the repeated keys are reported and the file refused. A
+    violation with no repeated key in the file (another transaction's row) is raised as it is.
+    Not for an UPDATE from the staged rows (`--replace`): a repeated key would update one row twice
+    without any error; report_duplicates first there.
+    """
+    if job.problems:
+        report_duplicates(job, staged, **duplicates)
+        job.refuse()
+    try:
+        with job.session.begin_nested():
+            return write()
+    except IntegrityError as exc:
+        if getattr(getattr(exc.orig, "diag", None), "constraint_name", None) != constraint:
+            raise
+        report_duplicates(job, staged, **duplicates)
+        if not job.problems:
+            raise
+    job.refuse()
 
 
 def report_existing(job: Job, staged: Staged, *, table: str, column: str, name: str, what: str) -> int:
