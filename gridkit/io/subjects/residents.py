@@ -154,6 +154,9 @@ def import_residents(
         elif job.problems:
             job.refuse()
         left = _cells_of_staged(session) if replace else set()
+        # Into an empty table (a first load) every cell with residents changes: the summary is rebuilt whole,
+        # without looking for the cells the new residents are in.
+        first = not session.scalar(text("SELECT EXISTS (SELECT 1 FROM resident)"))
         created, updated = write_unique(
             job,
             staged,
@@ -170,7 +173,7 @@ def import_residents(
             set_by_insert="TRUE" if staged.cells_computed else "t.building_id IS NOT NULL",
         )
         extra = _extra(session, spec)
-        _summary_changed(session, left | _cells_of_staged(session))
+        _summary_changed(session, None if first else left | _cells_of_staged(session))
         session.execute(text(f"DROP TABLE {spec.stage}"))
     return SubjectImportResult(
         "residents",
@@ -194,6 +197,7 @@ def residents_spec(key: bytes) -> KindSpec:
         lambda job, chunk: _check(job, chunk, key),
         "id_number_hash",
         "id_number_masked",
+        joined=("building_code", "building_address"),
     )
 
 
@@ -491,8 +495,8 @@ def _cells_of_staged(session: Session) -> set[int]:
     )
 
 
-def _summary_changed(session: Session, cells: set[int]) -> None:
-    """Bring the per-cell resident summary up to date with the cells this import entered or left."""
+def _summary_changed(session: Session, cells: set[int] | None) -> None:
+    """Bring the per-cell resident summary up to date with the cells this import entered or left (None: all)."""
     from gridkit.reports.resident_summary import residents_changed  # gridkit.reports imports gridkit.io
 
     residents_changed(session, cells)

@@ -63,6 +63,8 @@ class KindSpec:
     - `key`: the column identifying a subject (unique in the file); `label`: the column shown for a
       row in problems and lists (a code, or a masked ID number; never personal data in clear).
     - `derived`: (name, SQL type) columns filled later in SQL (e.g. a resident's building id).
+    - `joined`: the other staged columns the set-based steps join on (a resident's building code and
+      address): with `key`, the only columns whose statistics the staging table's ANALYZE gathers.
     """
 
     kind: str
@@ -72,6 +74,7 @@ class KindSpec:
     key: str
     label: str
     derived: tuple[tuple[str, str], ...] = ()
+    joined: tuple[str, ...] = ()
 
 
 @dataclass
@@ -253,8 +256,10 @@ def stage_file(session: Session, job: Job, spec: KindSpec, *, edition: BaseGridE
                 _copy_lists(cur, copy_sql, chunk, [values[name] for name in names], lon, lat, missing, found)
             staged.rows += len(chunk.rows)
         copying.close()  # the COPY ends here
-        # No index on the staging table: every later step reads all of it (hash joins, one aggregate).
-        cur.execute(f"ANALYZE {spec.stage}")
+        # No index on the staging table: every later step reads all of it (hash joins, one aggregate). Its row
+        # count and the statistics of the columns joined on are what they are planned by (an ANALYZE of every
+        # column took twice as long: 0.2 instead of 0.1 s for 200,000 residents).
+        cur.execute(f"ANALYZE {spec.stage} ({', '.join(dict.fromkeys((spec.key, *spec.joined)))})")
     return staged
 
 
