@@ -121,6 +121,12 @@ def test_a_first_load_truncates_the_empty_tables_and_leaves_them_as_declared(
         )
     )
     assert joined == ROWS
+    # The summary was rebuilt whole (every cell is new) and counts them all.
+    assert app_session.scalar(text("SELECT sum(residents) FROM resident_cell_summary")) == ROWS
+    # Statistics of the columns joined, grouped and checked on; the others wait for autovacuum's ANALYZE.
+    analyzed = set(app_session.scalars(text("SELECT attname FROM pg_stats WHERE tablename = 'resident'")))
+    assert {"id", "id_number_hash", "household", "building_id"} <= analyzed
+    assert not analyzed & {"name", "phone", "geom"}
     # A second import into the table that has rows now: the ordinary path, same storage, rows added.
     files = {t: _filenode(app_session, t) for t in ("building", "resident")}
     with statements_run(app_engine) as statements:
