@@ -229,6 +229,14 @@ def test_the_truncation_only_empties_empty_tables(app_session, app_engine, tmp_p
     assert app_session.scalar(text("SELECT count(*) FROM resident")) == 1
 
 
+def test_a_table_referring_to_it_in_use_elsewhere_is_not_waited_for(app_session, app_engine):
+    with app_engine.connect() as other:
+        assert other.scalar(text("SELECT count(*) FROM resident")) == 0  # its transaction holds a lock on resident
+        assert app_session.scalar(text("SELECT gridkit_truncate_for_load('building'::regclass)")) is False
+        other.rollback()
+    assert app_session.scalar(text("SELECT gridkit_truncate_for_load('building'::regclass)")) is True
+
+
 def test_no_truncation_outside_read_committed(app_engine):
     # A snapshot taken earlier could hide rows committed since: TRUNCATE is not MVCC-safe, so never there.
     with app_engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn:

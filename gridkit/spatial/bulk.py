@@ -22,7 +22,7 @@ owner's `gridkit_truncate_for_load(table)` (migration 20261204_imp9f), in the ca
 table then has storage created in this transaction, which PostgreSQL at wal_level minimal (the embedded
 cluster) writes without WAL and syncs once at commit (the rows and the indexes built after them). The
 function truncates only when the table, and the tables whose foreign keys refer to it, are empty under
-its lock; elsewhere (a database at wal_level replica) the rows are WAL-logged as before: same result.
+its lock; a database at wal_level replica or logical logs every write anyway: nothing is truncated there.
 """
 
 from __future__ import annotations
@@ -54,12 +54,12 @@ def rebuilt_indexes(session: Session, table: str, rows: int, *, columns: tuple[s
     Works for any role that may write the table (through the owner's SECURITY DEFINER functions). The
     drop locks the table until the transaction ends (readers wait): the price of a first load. Inside
     the block nothing enforces the UNIQUE keys nor the foreign keys: the write must not depend on them
-    (imports check duplicates on the staging table first and join to existing buildings and cells);
-    adding them again after checks every row, set-based.
+    (imports join to existing buildings and cells); adding them again after checks every row, set-based
+    (an import's repeated keys are found there: gridkit.io.subjects.staging.write_unique).
 
-    An insert (no `columns`) into a table with no rows starts by truncating it (`gridkit_truncate_for_load`:
-    only when it and the tables referring to it are empty under its lock), so that the write and the
-    index builds skip the WAL where the server allows it. The lock then covers those tables too.
+    An insert (no `columns`) into a table with no rows, at wal_level minimal, starts by truncating it
+    (`gridkit_truncate_for_load`: only when it and the tables referring to it are empty under its lock), so
+    that the rows are written without WAL. The lock then covers those tables too.
     """
     existing, fillfactor = session.execute(
         text(
@@ -79,8 +79,11 @@ def rebuilt_indexes(session: Session, table: str, rows: int, *, columns: tuple[s
             {"t": table, "c": list(columns)},
         )
     else:
-        if not columns and not session.scalar(text(f"SELECT EXISTS (SELECT 1 FROM {table})")):
-            # Checked again by the function under its lock: the cheap look here only spares a lock when rows exist.
+        # Checked again by the function under its lock: the cheap look here only spares the lock when rows exist,
+        # or where the server logs every write anyway (wal_level replica or logical: no gain).
+        if not columns and session.scalar(
+            text(f"SELECT current_setting('wal_level') = 'minimal' AND NOT EXISTS (SELECT 1 FROM {table})")
+        ):
             session.execute(text("SELECT gridkit_truncate_for_load(CAST(:t AS regclass))"), {"t": table})
         session.execute(text("SELECT gridkit_drop_bulk_indexes(CAST(:t AS regclass))"), {"t": table})
     yield True

@@ -13,7 +13,8 @@ role does not own the tables.
 
 `gridkit_truncate_for_load(table)` runs as the owner and does only this: for gridkit's subject tables,
 for a caller who may insert, update and delete their rows, it locks the table and the tables whose
-foreign keys refer to it (ACCESS EXCLUSIVE, until the caller's transaction ends), and only when all of
+foreign keys refer to it (ACCESS EXCLUSIVE, until the caller's transaction ends; those without waiting:
+one another transaction is using is left alone, and false returned), and only when all of
 them are empty then (read under the lock, in a transaction at READ COMMITTED, whose every statement
 sees what was committed before it) empties them again with TRUNCATE, in the caller's transaction,
 and returns true. Otherwise it changes nothing and returns false. Identity sequences go on (no
@@ -62,9 +63,16 @@ BEGIN
             RAISE EXCEPTION 'permission denied for table %', t USING ERRCODE = '42501';
         END IF;
     END LOOP;
-    FOREACH t IN ARRAY tables LOOP
-        EXECUTE pg_catalog.format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', t);
-    END LOOP;
+    EXECUTE pg_catalog.format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', target);
+    -- A table referring to it that another transaction is using (say, a residents import writing its rows
+    -- while it reads buildings) is not waited for: that could deadlock, and the table has rows by then.
+    BEGIN
+        FOREACH t IN ARRAY tables[2:] LOOP
+            EXECUTE pg_catalog.format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE NOWAIT', t);
+        END LOOP;
+    EXCEPTION WHEN lock_not_available THEN
+        RETURN false;
+    END;
     -- Each statement of this (volatile) function reads a new snapshot, taken after the locks: every
     -- row committed by anyone is seen, and nobody else can write these tables until the caller ends.
     FOREACH t IN ARRAY tables LOOP

@@ -7,9 +7,10 @@ job), computes the base cell of each point with the edition's point index when t
 enough for it to pay, and COPYs the rows into a temporary staging table (dropped at commit; a
 refused or interrupted import leaves nothing behind). Memory stays flat in the number of rows:
 only one chunk is in Python at a time. Then set-based checks run on the staging table
-(`report_duplicates`, `report_existing`), the kind writes its table with one INSERT … SELECT (and
-one UPDATE for `--replace`), and `finish` assigns what SQL could not (footprints, small files) and
-counts the unassigned rows.
+(`report_existing`; `report_duplicates` first only for `--replace` or when the file is refused anyway),
+the kind writes its table with one INSERT … SELECT (and one UPDATE for `--replace`) through
+`write_unique`, whose UNIQUE key finds a key repeated in the file, and `finish` assigns what SQL could
+not (footprints, small files) and counts the unassigned rows.
 
 Incidents and components (helper `incidents`) call the same functions with their own KindSpec:
 define `check`, stage, report duplicates, insert from the staging table, `finish`.
