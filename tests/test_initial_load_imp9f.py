@@ -101,7 +101,7 @@ def test_a_first_load_truncates_the_empty_tables_and_leaves_them_as_declared(
 ):
     make_base_grid(app_session)
     shapes = {t: _shape(app_session, t) for t in ("building", "resident")}
-    files = {t: _filenode(app_session, t) for t in ("building", "resident")}
+    files = {t: _filenode(app_session, t) for t in ("building", "resident", "resident_split_household")}
     with statements_run(app_engine) as statements:
         result = import_buildings(app_session, _buildings_csv(tmp_path / "b.csv"))
     assert (result.created, result.assigned) == (ROWS, ROWS)
@@ -113,6 +113,8 @@ def test_a_first_load_truncates_the_empty_tables_and_leaves_them_as_declared(
         result = import_residents(app_session, _residents_in_buildings_csv(tmp_path / "r.csv"), pii_key=KEY)
     assert (result.created, result.assigned) == (ROWS, ROWS)
     assert _truncations(statements) == 1
+    # The summary's tables too (derived from the residents: empty when they are), then rebuilt.
+    assert _filenode(app_session, "resident_split_household") != files["resident_split_household"]
     assert {t: _shape(app_session, t) for t in shapes} == shapes
     joined = app_session.scalar(
         text(
@@ -123,12 +125,13 @@ def test_a_first_load_truncates_the_empty_tables_and_leaves_them_as_declared(
     assert joined == ROWS
     # The summary was rebuilt whole (every cell is new) and counts them all.
     assert app_session.scalar(text("SELECT sum(residents) FROM resident_cell_summary")) == ROWS
+    assert app_session.scalar(text("SELECT count(*) FROM resident_split_household")) > 0  # H0 … in 3 cells each
     # Statistics of the columns joined, grouped and checked on; the others wait for autovacuum's ANALYZE.
     analyzed = set(app_session.scalars(text("SELECT attname FROM pg_stats WHERE tablename = 'resident'")))
     assert {"id", "id_number_hash", "household", "building_id"} <= analyzed
     assert not analyzed & {"name", "phone", "geom"}
     # A second import into the table that has rows now: the ordinary path, same storage, rows added.
-    files = {t: _filenode(app_session, t) for t in ("building", "resident")}
+    files = {t: _filenode(app_session, t) for t in ("building", "resident", "resident_split_household")}
     with statements_run(app_engine) as statements:
         result = import_residents(app_session, many_residents_csv(tmp_path / "more.csv", ROWS, start=ROWS), pii_key=KEY)
     assert (result.created, result.assigned) == (ROWS, ROWS)
@@ -166,9 +169,15 @@ def test_the_rows_are_those_of_the_ordinary_path(app_session, tmp_path, monkeypa
         import_buildings(app_session, files[0])
         import_residents(app_session, files[1], pii_key=KEY)
         assert (_filenode(app_session, "building") != before) == (rows_for_bulk == 100)
-        loaded[rows_for_bulk] = [_rows(app_session, "building"), _rows(app_session, "resident")]
+        loaded[rows_for_bulk] = [
+            _rows(app_session, "building"),
+            _rows(app_session, "resident"),
+            app_session.execute(text("SELECT * FROM resident_cell_summary ORDER BY base_cell_id")).all(),
+            app_session.execute(text("SELECT * FROM resident_split_household ORDER BY 1, 2")).all(),
+        ]
         savepoint.rollback()
     assert len(loaded[100][0]) == len(loaded[100][1]) == ROWS
+    assert sum(row.residents for row in loaded[100][2]) == ROWS and loaded[100][3]
     assert loaded[100] == loaded[10**9]
 
 

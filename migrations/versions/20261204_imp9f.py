@@ -17,7 +17,8 @@ foreign keys refer to it (ACCESS EXCLUSIVE, until the caller's transaction ends;
 one another transaction is using is left alone, and false returned), and only when all of
 them are empty then (read under the lock, in a transaction at READ COMMITTED, whose every statement
 sees what was committed before it) empties them again with TRUNCATE, in the caller's transaction,
-and returns true. Otherwise it changes nothing and returns false. Identity sequences go on (no
+and returns true (for `resident`, its summary tables, derived from the residents alone, are emptied
+too: the import rebuilds them). Otherwise it changes nothing and returns false. Identity sequences go on (no
 RESTART): ids are those an ordinary insert would give. Nothing is ever lost: only empty tables are
 truncated. Under REPEATABLE READ or SERIALIZABLE the transaction's snapshot could hide rows committed
 after it began, and TRUNCATE is not MVCC-safe: it returns false there.
@@ -83,6 +84,20 @@ BEGIN
     END LOOP;
     EXECUTE pg_catalog.format('TRUNCATE %s',
         (SELECT pg_catalog.string_agg(pg_catalog.format('%s', x), ', ') FROM pg_catalog.unnest(tables) x));
+    -- The resident summary (migration 20261203_exp12) is derived from the residents alone: with none, its
+    -- right content is none. It is emptied too, unless another transaction is using it (not waited for), so
+    -- that the import's rebuild of it writes new storage as well.
+    IF target = 'public.resident'::regclass
+       AND pg_catalog.has_table_privilege(session_user, 'public.resident_cell_summary', 'DELETE')
+       AND pg_catalog.has_table_privilege(session_user, 'public.resident_split_household', 'DELETE') THEN
+        BEGIN
+            LOCK TABLE public.resident_cell_summary, public.resident_split_household
+                IN ACCESS EXCLUSIVE MODE NOWAIT;
+            TRUNCATE public.resident_cell_summary, public.resident_split_household;
+        EXCEPTION WHEN lock_not_available THEN
+            NULL;
+        END;
+    END IF;
     RETURN true;
 END
 $$"""
