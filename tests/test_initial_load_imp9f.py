@@ -139,6 +139,15 @@ def test_a_first_load_truncates_the_empty_tables_and_leaves_them_as_declared(
     assert sum("gridkit_drop_bulk_indexes" in s for s in statements) == 1  # still rebuilt once (as many rows again)
     assert {t: _filenode(app_session, t) for t in files} == files
     assert app_session.scalar(text("SELECT count(*) FROM resident")) == 2 * ROWS
+    # Ids reserved in file order (no sort): consecutive, in the files' order, and the sequence goes on after them.
+    names = app_session.scalars(text("SELECT name FROM resident ORDER BY id")).all()
+    assert names == [f"居民{i}" for i in range(2 * ROWS)]
+    last = app_session.scalar(text("SELECT max(id) - min(id) + 1 FROM resident"))
+    assert last == 2 * ROWS
+    following = app_session.scalar(
+        text("SELECT nextval(pg_get_serial_sequence('resident', 'id')) - (SELECT max(id) FROM resident)")
+    )
+    assert following == 1
     assert {t: _shape(app_session, t) for t in shapes} == shapes
 
 

@@ -16,7 +16,9 @@ from gridkit.io.subjects.common import _LENGTHS, _MAX_FLOORS, SubjectImportResul
 from gridkit.io.subjects.job import Job
 from gridkit.io.subjects.staging import (
     KindSpec,
+    Staged,
     bulk_work_mem,
+    file_order_ids,
     finish,
     report_duplicates,
     report_existing,
@@ -73,7 +75,7 @@ def import_buildings(
         created, updated_ids = write_unique(
             job,
             staged,
-            lambda: _rebuilt_write(session, replace, staged.rows),
+            lambda: _rebuilt_write(session, replace, staged),
             constraint="uq_building_code",
             duplicates=_DUPLICATES,
         )
@@ -188,13 +190,17 @@ _VALUES = (
 _DUPLICATES = {"kind": "duplicate_code", "name": "code", "what": "imports.what.building_code"}
 
 
-def _rebuilt_write(session: Session, replace: bool, rows: int) -> tuple[int, list[int]]:
-    """`_write` with the table's indexes rebuilt once around it when that pays (gridkit.spatial.bulk)."""
-    with rebuilt_indexes(session, "building", rows):
-        return _write(session, replace)
+def _rebuilt_write(session: Session, replace: bool, staged: Staged) -> tuple[int, list[int]]:
+    """`_write` with the table's indexes rebuilt once around it when that pays (gridkit.spatial.bulk), and then
+    (every row new) the ids reserved in file order."""
+    with rebuilt_indexes(session, "building", staged.rows) as rebuilt:
+        offset = file_order_ids(session, staged, "building") if rebuilt and not replace else None
+        return _write(session, replace, offset)
 
 
-def _write(session: Session, replace: bool) -> tuple[int, list[int]]:
+def _write(session: Session, replace: bool, offset: int | None = None) -> tuple[int, list[int]]:
+    """`offset`: each new row's id is its row number plus this (file_order_ids), else the sequence's next in
+    file order."""
     """Insert the new staged buildings and (replace) update the others; return (created, updated ids)."""
     updated: list[int] = []
     if replace:
@@ -209,11 +215,14 @@ def _write(session: Session, replace: bool) -> tuple[int, list[int]]:
         )
     # Without `replace` every staged code was checked to be new (report_existing): no anti-join to pay for.
     new = "WHERE NOT EXISTS (SELECT 1 FROM building b WHERE b.code = s.code) " if replace else ""
+    ids, id_values, order = (
+        ("id, ", "s.row_no + :offset, ", "") if offset is not None else ("", "", "ORDER BY s.row_no")
+    )
     created = session.execute(
         text(
-            f"INSERT INTO building (code, address, floors, geom, footprint, base_cell_id) SELECT s.code, {_VALUES} "
-            f"FROM gk_stage_building s {new}ORDER BY s.row_no"
+            f"INSERT INTO building ({ids}code, address, floors, geom, footprint, base_cell_id) "
+            f"SELECT {id_values}s.code, {_VALUES} FROM gk_stage_building s {new}{order}"
         ),
-        {"srid": SRID},
+        {"srid": SRID, "offset": offset},
     ).rowcount
     return created, updated

@@ -26,7 +26,9 @@ from gridkit.io.subjects.common import (
 from gridkit.io.subjects.job import Job
 from gridkit.io.subjects.staging import (
     KindSpec,
+    Staged,
     bulk_work_mem,
+    file_order_ids,
     finish,
     report_duplicates,
     report_existing,
@@ -160,7 +162,7 @@ def import_residents(
         created, updated = write_unique(
             job,
             staged,
-            lambda: _rebuilt_write(session, spec, replace, buildings, staged.rows),
+            lambda: _rebuilt_write(session, staged, replace, buildings),
             constraint="uq_resident_id_number_hash",
             duplicates=_DUPLICATES,
         )
@@ -447,16 +449,21 @@ _VALUES = (
 _DUPLICATES = {"kind": "duplicate_id", "name": "id_number", "what": "imports.what.id_number"}
 
 
-def _rebuilt_write(session: Session, spec: KindSpec, replace: bool, buildings: bool, rows: int) -> tuple[int, int]:
-    """`_write` with the table's indexes rebuilt once around it when that pays (gridkit.spatial.bulk)."""
-    with rebuilt_indexes(session, "resident", rows):
-        return _write(session, spec, replace, buildings)
+def _rebuilt_write(session: Session, staged: Staged, replace: bool, buildings: bool) -> tuple[int, int]:
+    """`_write` with the table's indexes rebuilt once around it when that pays (gridkit.spatial.bulk), and then
+    (every row new) the ids reserved in file order."""
+    with rebuilt_indexes(session, "resident", staged.rows) as rebuilt:
+        offset = file_order_ids(session, staged, "resident") if rebuilt and not replace else None
+        return _write(session, staged.spec, replace, buildings, offset)
 
 
-def _write(session: Session, spec: KindSpec, replace: bool, buildings: bool) -> tuple[int, int]:
+def _write(
+    session: Session, spec: KindSpec, replace: bool, buildings: bool, offset: int | None = None
+) -> tuple[int, int]:
     """Insert the staged residents that are new and (replace) update the others; return (created, updated).
 
-    `buildings`: whether any row names a building (else the building table is not read at all)."""
+    `buildings`: whether any row names a building (else the building table is not read at all). `offset`:
+    each new row's id is its row number plus this (file_order_ids), else the sequence's next in file order."""
     # ON false: the planner reads no building (one-time filter) when no row names one.
     join = "LEFT JOIN building b ON " + ("b.code = s.building_code" if buildings else "false")
     updated = 0
@@ -471,14 +478,16 @@ def _write(session: Session, spec: KindSpec, replace: bool, buildings: bool) -> 
         ).rowcount
     # Without `replace` every staged ID was checked to be new (report_existing): no anti-join to pay for.
     new = "WHERE NOT EXISTS (SELECT 1 FROM resident r WHERE r.id_number_hash = s.id_number_hash) " if replace else ""
+    ids, id_values, order = (
+        ("id, ", "s.row_no + :offset, ", "") if offset is not None else ("", "", "ORDER BY s.row_no")
+    )
     created = session.execute(
         text(
-            "INSERT INTO resident (id_number_hash, id_number_masked, birth_date, name, phone, household, "
-            f"population_type, building_id, geom, base_cell_id) SELECT s.id_number_hash, {_VALUES} "
-            f"FROM gk_stage_resident s {join} {new}"
-            "ORDER BY s.row_no"
+            f"INSERT INTO resident ({ids}id_number_hash, id_number_masked, birth_date, name, phone, household, "
+            f"population_type, building_id, geom, base_cell_id) SELECT {id_values}s.id_number_hash, {_VALUES} "
+            f"FROM gk_stage_resident s {join} {new}{order}"
         ),
-        {"srid": SRID},
+        {"srid": SRID, "offset": offset},
     ).rowcount
     return created, updated
 

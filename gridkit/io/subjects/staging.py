@@ -46,6 +46,7 @@ __all__ = [
     "report_duplicates",
     "report_existing",
     "write_unique",
+    "file_order_ids",
     "finish",
 ]
 
@@ -315,6 +316,28 @@ def write_unique(job: Job, staged: Staged, write: Callable[[], object], *, const
         if not job.problems:
             raise
     job.refuse()
+
+
+def file_order_ids(session: Session, staged: Staged, table: str) -> int | None:
+    """Reserve from `table`'s id sequence the ids an INSERT of every staged row in file order would take, and
+    return the offset that gives each row its id (`s.row_no + offset`); None when the rows' numbers have gaps
+    (a CSV line break inside a value): then insert ORDER BY row_no as usual.
+
+    The INSERT then needs no sort of every row in file order (0.25–0.4 of 0.65–0.85 s for 200,000
+    residents). For a bulk insert of every staged row only: the table is locked against other writers
+    until the transaction ends (no one else takes a value of the sequence meanwhile). Ids are those the
+    sorted INSERT would give; like nextval, a rollback does not give them back.
+    """
+    first, last, rows = session.execute(
+        text(f"SELECT min(row_no), max(row_no), count(*) FROM {staged.spec.stage}")
+    ).one()
+    if not rows or last - first + 1 != rows:
+        return None
+    session.execute(text(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE"))
+    sequence = session.scalar(text("SELECT pg_get_serial_sequence(:t, 'id')"), {"t": table})
+    base = session.scalar(text("SELECT nextval(CAST(:s AS regclass))"), {"s": sequence})
+    session.execute(text("SELECT setval(CAST(:s AS regclass), :last)"), {"s": sequence, "last": base + rows - 1})
+    return base - first
 
 
 def report_existing(job: Job, staged: Staged, *, table: str, column: str, name: str, what: str) -> int:
