@@ -1,4 +1,4 @@
-"""initial load: the application role may empty an empty subject table in its own transaction (TRUNCATE)
+"""first load: the application role may empty an empty subject table in its own transaction (TRUNCATE)
 
 Revision ID: 20261204_imp9f
 Revises: 20261204_imp9d
