@@ -14,7 +14,17 @@ from sqlalchemy.orm import Session
 from gridkit.grids.base import current_edition
 from gridkit.io.subjects.common import _LENGTHS, _MAX_FLOORS, SubjectImportResult, _number
 from gridkit.io.subjects.job import Job
-from gridkit.io.subjects.staging import KindSpec, bulk_work_mem, finish, report_duplicates, report_existing, stage_file
+from gridkit.io.subjects.staging import (
+    KindSpec,
+    Staged,
+    bulk_work_mem,
+    file_order_ids,
+    finish,
+    report_duplicates,
+    report_existing,
+    stage_file,
+    write_unique,
+)
 from gridkit.io.tables import Table
 from gridkit.messages import Message
 from gridkit.rules import SRID
@@ -53,15 +63,22 @@ def import_buildings(
     )
     with session.begin_nested(), bulk_work_mem(session):
         staged = stage_file(session, job, BUILDINGS, edition=current_edition(session))
-        report_duplicates(job, staged, kind="duplicate_code", name="code", what="imports.what.building_code")
-        if not replace:
+        if replace:
+            # An UPDATE from a repeated code would not fail: repeated codes are looked for first.
+            report_duplicates(job, staged, **_DUPLICATES)
+            if job.problems:
+                job.refuse()
+        else:
             report_existing(
                 job, staged, table="building", column="code", name="code", what="imports.what.building_with_code"
             )
-        if job.problems:
-            job.refuse()
-        with rebuilt_indexes(session, "building", staged.rows):
-            created, updated_ids = _write(session, replace)
+        created, updated_ids = write_unique(
+            job,
+            staged,
+            lambda: _rebuilt_write(session, replace, staged),
+            constraint="uq_building_code",
+            duplicates=_DUPLICATES,
+        )
         # Residents of a building that moved follow it (assign_subjects moves them with their building).
         counts = finish(
             job,
@@ -169,7 +186,21 @@ _VALUES = (
 )
 
 
-def _write(session: Session, replace: bool) -> tuple[int, list[int]]:
+# Rows repeating a building code (report_duplicates' keywords).
+_DUPLICATES = {"kind": "duplicate_code", "name": "code", "what": "imports.what.building_code"}
+
+
+def _rebuilt_write(session: Session, replace: bool, staged: Staged) -> tuple[int, list[int]]:
+    """`_write` with the table's indexes rebuilt once around it when that pays (gridkit.spatial.bulk), and then
+    (every row new) the ids reserved in file order."""
+    with rebuilt_indexes(session, "building", staged.rows) as rebuilt:
+        offset = file_order_ids(session, staged, "building") if rebuilt and not replace else None
+        return _write(session, replace, offset)
+
+
+def _write(session: Session, replace: bool, offset: int | None = None) -> tuple[int, list[int]]:
+    """`offset`: each new row's id is its row number plus this (file_order_ids), else the sequence's next in
+    file order."""
     """Insert the new staged buildings and (replace) update the others; return (created, updated ids)."""
     updated: list[int] = []
     if replace:
@@ -184,11 +215,14 @@ def _write(session: Session, replace: bool) -> tuple[int, list[int]]:
         )
     # Without `replace` every staged code was checked to be new (report_existing): no anti-join to pay for.
     new = "WHERE NOT EXISTS (SELECT 1 FROM building b WHERE b.code = s.code) " if replace else ""
+    ids, id_values, order = (
+        ("id, ", "s.row_no + :offset, ", "") if offset is not None else ("", "", "ORDER BY s.row_no")
+    )
     created = session.execute(
         text(
-            f"INSERT INTO building (code, address, floors, geom, footprint, base_cell_id) SELECT s.code, {_VALUES} "
-            f"FROM gk_stage_building s {new}ORDER BY s.row_no"
+            f"INSERT INTO building ({ids}code, address, floors, geom, footprint, base_cell_id) "
+            f"SELECT {id_values}s.code, {_VALUES} FROM gk_stage_building s {new}{order}"
         ),
-        {"srid": SRID},
+        {"srid": SRID, "offset": offset},
     ).rowcount
     return created, updated

@@ -24,7 +24,17 @@ from gridkit.io.subjects.common import (
     _phone,
 )
 from gridkit.io.subjects.job import Job
-from gridkit.io.subjects.staging import KindSpec, bulk_work_mem, finish, report_duplicates, report_existing, stage_file
+from gridkit.io.subjects.staging import (
+    KindSpec,
+    Staged,
+    bulk_work_mem,
+    file_order_ids,
+    finish,
+    report_duplicates,
+    report_existing,
+    stage_file,
+    write_unique,
+)
 from gridkit.io.tables import Table
 from gridkit.messages import Message
 from gridkit.pii import hash_citizen_id
@@ -130,7 +140,9 @@ def import_residents(
     spec = residents_spec(pii_key)
     with session.begin_nested(), bulk_work_mem(session):
         staged = stage_file(session, job, spec, edition=current_edition(session))
-        report_duplicates(job, staged, kind="duplicate_id", name="id_number", what="imports.what.id_number")
+        if replace:
+            # An UPDATE from a repeated ID would not fail: repeated IDs are looked for first.
+            report_duplicates(job, staged, **_DUPLICATES)
         buildings = _resolve_buildings(job, spec)
         if not replace:
             report_existing(
@@ -141,11 +153,19 @@ def import_residents(
                 name="id_number",
                 what="imports.what.resident_with_id",
             )
-        if job.problems:
+        elif job.problems:
             job.refuse()
         left = _cells_of_staged(session) if replace else set()
-        with rebuilt_indexes(session, "resident", staged.rows):
-            created, updated = _write(session, spec, replace, buildings)
+        # Into an empty table (a first load) every cell with residents changes: the summary is rebuilt whole,
+        # without looking for the cells the new residents are in.
+        first = not session.scalar(text("SELECT EXISTS (SELECT 1 FROM resident)"))
+        created, updated = write_unique(
+            job,
+            staged,
+            lambda: _rebuilt_write(session, staged, replace, buildings),
+            constraint="uq_resident_id_number_hash",
+            duplicates=_DUPLICATES,
+        )
         counts = finish(
             job,
             staged,
@@ -155,7 +175,7 @@ def import_residents(
             set_by_insert="TRUE" if staged.cells_computed else "t.building_id IS NOT NULL",
         )
         extra = _extra(session, spec)
-        _summary_changed(session, left | _cells_of_staged(session))
+        _summary_changed(session, None if first else left | _cells_of_staged(session))
         session.execute(text(f"DROP TABLE {spec.stage}"))
     return SubjectImportResult(
         "residents",
@@ -179,6 +199,7 @@ def residents_spec(key: bytes) -> KindSpec:
         lambda job, chunk: _check(job, chunk, key),
         "id_number_hash",
         "id_number_masked",
+        joined=("building_code", "building_address"),
     )
 
 
@@ -424,10 +445,25 @@ _VALUES = (
 )
 
 
-def _write(session: Session, spec: KindSpec, replace: bool, buildings: bool) -> tuple[int, int]:
+# Rows repeating a citizen ID (report_duplicates' keywords).
+_DUPLICATES = {"kind": "duplicate_id", "name": "id_number", "what": "imports.what.id_number"}
+
+
+def _rebuilt_write(session: Session, staged: Staged, replace: bool, buildings: bool) -> tuple[int, int]:
+    """`_write` with the table's indexes rebuilt once around it when that pays (gridkit.spatial.bulk), and then
+    (every row new) the ids reserved in file order."""
+    with rebuilt_indexes(session, "resident", staged.rows) as rebuilt:
+        offset = file_order_ids(session, staged, "resident") if rebuilt and not replace else None
+        return _write(session, staged.spec, replace, buildings, offset)
+
+
+def _write(
+    session: Session, spec: KindSpec, replace: bool, buildings: bool, offset: int | None = None
+) -> tuple[int, int]:
     """Insert the staged residents that are new and (replace) update the others; return (created, updated).
 
-    `buildings`: whether any row names a building (else the building table is not read at all)."""
+    `buildings`: whether any row names a building (else the building table is not read at all). `offset`:
+    each new row's id is its row number plus this (file_order_ids), else the sequence's next in file order."""
     # ON false: the planner reads no building (one-time filter) when no row names one.
     join = "LEFT JOIN building b ON " + ("b.code = s.building_code" if buildings else "false")
     updated = 0
@@ -442,14 +478,16 @@ def _write(session: Session, spec: KindSpec, replace: bool, buildings: bool) -> 
         ).rowcount
     # Without `replace` every staged ID was checked to be new (report_existing): no anti-join to pay for.
     new = "WHERE NOT EXISTS (SELECT 1 FROM resident r WHERE r.id_number_hash = s.id_number_hash) " if replace else ""
+    ids, id_values, order = (
+        ("id, ", "s.row_no + :offset, ", "") if offset is not None else ("", "", "ORDER BY s.row_no")
+    )
     created = session.execute(
         text(
-            "INSERT INTO resident (id_number_hash, id_number_masked, birth_date, name, phone, household, "
-            f"population_type, building_id, geom, base_cell_id) SELECT s.id_number_hash, {_VALUES} "
-            f"FROM gk_stage_resident s {join} {new}"
-            "ORDER BY s.row_no"
+            f"INSERT INTO resident ({ids}id_number_hash, id_number_masked, birth_date, name, phone, household, "
+            f"population_type, building_id, geom, base_cell_id) SELECT {id_values}s.id_number_hash, {_VALUES} "
+            f"FROM gk_stage_resident s {join} {new}{order}"
         ),
-        {"srid": SRID},
+        {"srid": SRID, "offset": offset},
     ).rowcount
     return created, updated
 
@@ -466,8 +504,8 @@ def _cells_of_staged(session: Session) -> set[int]:
     )
 
 
-def _summary_changed(session: Session, cells: set[int]) -> None:
-    """Bring the per-cell resident summary up to date with the cells this import entered or left."""
+def _summary_changed(session: Session, cells: set[int] | None) -> None:
+    """Bring the per-cell resident summary up to date with the cells this import entered or left (None: all)."""
     from gridkit.reports.resident_summary import residents_changed  # gridkit.reports imports gridkit.io
 
     residents_changed(session, cells)

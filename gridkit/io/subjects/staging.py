@@ -7,9 +7,10 @@ job), computes the base cell of each point with the edition's point index when t
 enough for it to pay, and COPYs the rows into a temporary staging table (dropped at commit; a
 refused or interrupted import leaves nothing behind). Memory stays flat in the number of rows:
 only one chunk is in Python at a time. Then set-based checks run on the staging table
-(`report_duplicates`, `report_existing`), the kind writes its table with one INSERT … SELECT (and
-one UPDATE for `--replace`), and `finish` assigns what SQL could not (footprints, small files) and
-counts the unassigned rows.
+(`report_existing`; `report_duplicates` first only for `--replace` or when the file is refused anyway),
+the kind writes its table with one INSERT … SELECT (and one UPDATE for `--replace`) through
+`write_unique`, whose UNIQUE key finds a key repeated in the file, and `finish` assigns what SQL could
+not (footprints, small files) and counts the unassigned rows.
 
 Incidents and components (helper `incidents`) call the same functions with their own KindSpec:
 define `check`, stage, report duplicates, insert from the staging table, `finish`.
@@ -27,6 +28,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from gridkit.assign import ENGINE_MIN_POINTS, ENGINE_MIN_POINTS_PER_CELL, assign_subjects, base_cell_index
@@ -36,7 +38,17 @@ from gridkit.io.tables import Table
 from gridkit.messages import Message
 from gridkit.models import BaseGridEdition
 
-__all__ = ["KindSpec", "Staged", "bulk_work_mem", "stage_file", "report_duplicates", "report_existing", "finish"]
+__all__ = [
+    "KindSpec",
+    "Staged",
+    "bulk_work_mem",
+    "stage_file",
+    "report_duplicates",
+    "report_existing",
+    "write_unique",
+    "file_order_ids",
+    "finish",
+]
 
 
 @dataclass(frozen=True)
@@ -53,6 +65,8 @@ class KindSpec:
     - `key`: the column identifying a subject (unique in the file); `label`: the column shown for a
       row in problems and lists (a code, or a masked ID number; never personal data in clear).
     - `derived`: (name, SQL type) columns filled later in SQL (e.g. a resident's building id).
+    - `joined`: the other staged columns the set-based steps join on (a resident's building code and
+      address): with `key`, the only columns whose statistics the staging table's ANALYZE gathers.
     """
 
     kind: str
@@ -62,6 +76,7 @@ class KindSpec:
     key: str
     label: str
     derived: tuple[tuple[str, str], ...] = ()
+    joined: tuple[str, ...] = ()
 
 
 @dataclass
@@ -243,8 +258,10 @@ def stage_file(session: Session, job: Job, spec: KindSpec, *, edition: BaseGridE
                 _copy_lists(cur, copy_sql, chunk, [values[name] for name in names], lon, lat, missing, found)
             staged.rows += len(chunk.rows)
         copying.close()  # the COPY ends here
-        # No index on the staging table: every later step reads all of it (hash joins, one aggregate).
-        cur.execute(f"ANALYZE {spec.stage}")
+        # No index on the staging table: every later step reads all of it (hash joins, one aggregate). Its row
+        # count and the statistics of the columns joined on are what they are planned by (an ANALYZE of every
+        # column took twice as long: 0.2 instead of 0.1 s for 200,000 residents).
+        cur.execute(f"ANALYZE {spec.stage} ({', '.join(dict.fromkeys((spec.key, *spec.joined)))})")
     return staged
 
 
@@ -272,6 +289,55 @@ def report_duplicates(job: Job, staged: Staged, *, kind: str, name: str, what: s
             ),
             row.label,
         )
+
+
+def write_unique(job: Job, staged: Staged, write: Callable[[], object], *, constraint: str, duplicates: dict):
+    """Return `write()`, which writes the staged rows into a table whose UNIQUE key `constraint` is on the
+    staged key: that key finds a key repeated in the file, so the file is not searched for them first.
+
+    `duplicates`: report_duplicates' keywords (kind, name, what). When other problems refuse the file
+    anyway, repeated keys are reported with them first. Otherwise the write runs in a savepoint; if the
+    UNIQUE key refuses it (the insert, or the index built again after it), the savepoint is rolled back
+    (nothing written, the table as it was), the repeated keys are reported and the file refused. A
+    violation with no repeated key in the file (another transaction's row) is raised as it is.
+    Not for an UPDATE from the staged rows (`--replace`): a repeated key would update one row twice
+    without any error; report_duplicates first there.
+    """
+    if job.problems:
+        report_duplicates(job, staged, **duplicates)
+        job.refuse()
+    try:
+        with job.session.begin_nested():
+            return write()
+    except IntegrityError as exc:
+        if getattr(getattr(exc.orig, "diag", None), "constraint_name", None) != constraint:
+            raise
+        report_duplicates(job, staged, **duplicates)
+        if not job.problems:
+            raise
+    job.refuse()
+
+
+def file_order_ids(session: Session, staged: Staged, table: str) -> int | None:
+    """Reserve from `table`'s id sequence the ids an INSERT of every staged row in file order would take, and
+    return the offset that gives each row its id (`s.row_no + offset`); None when the rows' numbers have gaps
+    (a CSV line break inside a value): then insert ORDER BY row_no as usual.
+
+    The INSERT then needs no sort of every row in file order (0.25–0.4 of 0.65–0.85 s for 200,000
+    residents). For a bulk insert of every staged row only: the table is locked against other writers
+    until the transaction ends (no one else takes a value of the sequence meanwhile). Ids are those the
+    sorted INSERT would give; like nextval, a rollback does not give them back.
+    """
+    first, last, rows = session.execute(
+        text(f"SELECT min(row_no), max(row_no), count(*) FROM {staged.spec.stage}")
+    ).one()
+    if not rows or last - first + 1 != rows:
+        return None
+    session.execute(text(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE"))
+    sequence = session.scalar(text("SELECT pg_get_serial_sequence(:t, 'id')"), {"t": table})
+    base = session.scalar(text("SELECT nextval(CAST(:s AS regclass))"), {"s": sequence})
+    session.execute(text("SELECT setval(CAST(:s AS regclass), :last)"), {"s": sequence, "last": base + rows - 1})
+    return base - first
 
 
 def report_existing(job: Job, staged: Staged, *, table: str, column: str, name: str, what: str) -> int:
