@@ -28,6 +28,7 @@ from gridkit.io.subjects.staging import KindSpec, bulk_work_mem, finish, report_
 from gridkit.io.tables import Table
 from gridkit.messages import Message
 from gridkit.pii import hash_citizen_id
+from gridkit.resident_cells import set_resident_cells_from
 from gridkit.rules import SRID
 from gridkit.spatial.bulk import rebuilt_indexes
 from gridkit.standard.ids import birth_date_of, validate_citizen_id
@@ -144,7 +145,7 @@ def import_residents(
         if job.problems:
             job.refuse()
         left = _cells_of_staged(session) if replace else set()
-        with rebuilt_indexes(session, "resident", staged.rows):
+        with rebuilt_indexes(session, "resident", staged.rows), rebuilt_indexes(session, "resident_cell", staged.rows):
             created, updated = _write(session, spec, replace, buildings)
         counts = finish(
             job,
@@ -418,10 +419,10 @@ def _resolve_addresses(job: Job) -> None:
 
 _VALUES = (
     "s.id_number_masked, s.birth_date, s.name, s.phone, s.household, s.population_type, b.id, "
-    "CASE WHEN s.lon IS NULL THEN NULL ELSE ST_SetSRID(ST_MakePoint(s.lon, s.lat), :srid) END, "
-    # A resident with a building takes the building's cell; otherwise its point's (computed while staging).
-    "CASE WHEN b.id IS NOT NULL THEN b.base_cell_id ELSE s.cell END"
+    "CASE WHEN s.lon IS NULL THEN NULL ELSE ST_SetSRID(ST_MakePoint(s.lon, s.lat), :srid) END"
 )
+# A resident with a building takes the building's cell; otherwise its point's (computed while staging).
+_CELL = "CASE WHEN b.id IS NOT NULL THEN b.base_cell_id ELSE s.cell END"
 
 
 def _write(session: Session, spec: KindSpec, replace: bool, buildings: bool) -> tuple[int, int]:
@@ -435,7 +436,7 @@ def _write(session: Session, spec: KindSpec, replace: bool, buildings: bool) -> 
         updated = session.execute(
             text(
                 "UPDATE resident t SET (id_number_masked, birth_date, name, phone, household, population_type, "
-                f"building_id, geom, base_cell_id) = ({_VALUES}) "
+                f"building_id, geom) = ({_VALUES}) "
                 f"FROM gk_stage_resident s {join} WHERE t.id_number_hash = s.id_number_hash"
             ),
             {"srid": SRID},
@@ -445,12 +446,20 @@ def _write(session: Session, spec: KindSpec, replace: bool, buildings: bool) -> 
     created = session.execute(
         text(
             "INSERT INTO resident (id_number_hash, id_number_masked, birth_date, name, phone, household, "
-            f"population_type, building_id, geom, base_cell_id) SELECT s.id_number_hash, {_VALUES} "
+            f"population_type, building_id, geom) SELECT s.id_number_hash, {_VALUES} "
             f"FROM gk_stage_resident s {join} {new}"
             "ORDER BY s.row_no"
         ),
         {"srid": SRID},
     ).rowcount
+    # The cells of the residents written (their own table: gridkit.resident_cells), new and updated alike.
+    set_resident_cells_from(
+        session,
+        text(
+            f"SELECT t.id, {_CELL} AS cell FROM gk_stage_resident s {join} "
+            "JOIN resident t ON t.id_number_hash = s.id_number_hash ORDER BY t.id"
+        ),
+    )
     return created, updated
 
 
@@ -459,8 +468,8 @@ def _cells_of_staged(session: Session) -> set[int]:
     return set(
         session.execute(
             text(
-                "SELECT DISTINCT r.base_cell_id FROM resident r JOIN gk_stage_resident s "
-                "ON r.id_number_hash = s.id_number_hash WHERE r.base_cell_id IS NOT NULL"
+                "SELECT DISTINCT c.base_cell_id FROM resident r JOIN gk_stage_resident s "
+                "ON r.id_number_hash = s.id_number_hash JOIN resident_cell c ON c.resident_id = r.id"
             )
         ).scalars()
     )
