@@ -363,8 +363,9 @@ def _assign_points(run: _Run, kind: str, ids: list[int] | None) -> int:
 
     # Cells asked for before the reads are queued, so that the client builds the index while PostgreSQL reads.
     expected = len(ids) if ids is not None else run.session.scalar(_ESTIMATED_ROWS, {"t": TABLES[kind]})
-    # Residents' cells are COPYed in bulk, which cannot skip residents moved since read: none may move.
-    frozen = kind == "residents" and expected >= resident_cells.COPY_MIN_ROWS
+    # Residents' cells are COPYed in bulk (all of them, or many), which cannot skip residents moved since read:
+    # none may move.
+    frozen = kind == "residents" and (ids is None or len(ids) >= resident_cells.COPY_MIN_ROWS)
     if frozen:
         freeze_residents(run.session)
     if _engine_pays(run, expected):

@@ -18,13 +18,17 @@ the residents it places and COPYs the new ones (gridkit.resident_cells).
   `resident_cell` (also TRUNCATE, and the cascades when a base cell or a resident is deleted), and by
   those that write a resident's household or population type, insert or delete residents.
 - The bulk index functions (migration 20261203_city9) accept `resident_cell`, so the application role
-  may drop and rebuild its index and foreign keys around a bulk write. The table's privileges for the
-  application role come from the owner's default privileges (gridkit.db.embedded), as for every table.
+  may drop and rebuild its index and foreign keys around a bulk write. The table's row privileges for the
+  application role come from the owner's default privileges (gridkit.db.embedded), as for every table;
+  TRUNCATE is granted here besides: a first assignment empties the (empty) table that way so that, on a
+  server with wal_level minimal, its COPY writes no WAL (gridkit.resident_cells).
 
 Downgrade puts the column back, with the cells, its index and foreign key, the trigger and fillfactor 50.
 """
 
 from alembic import op
+
+from gridkit.db.embedded import APP_ROLE
 
 revision = "20261204_cell9f"
 down_revision = "20261204_imp9d"
@@ -87,6 +91,10 @@ def upgrade() -> None:
             FOR EACH STATEMENT EXECUTE FUNCTION resident_changed();
         CREATE TRIGGER resident_cell_changed_truncate AFTER TRUNCATE ON resident_cell
             FOR EACH STATEMENT EXECUTE FUNCTION resident_changed()"""
+    )
+    op.execute(
+        f"DO $$ BEGIN IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{APP_ROLE}') THEN "
+        f"GRANT TRUNCATE ON resident_cell TO {APP_ROLE}; END IF; END $$"
     )
     op.execute("ALTER TABLE resident RESET (fillfactor)")
     op.execute(_RETABLE.replace("{old}", _OLD_TABLES).replace("{new}", _NEW_TABLES))
