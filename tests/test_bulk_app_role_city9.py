@@ -55,7 +55,7 @@ def test_the_app_role_takes_the_fast_path(app_session, monkeypatch):
             "ORDER BY conname"
         )
     ).all()
-    assert {c[0] for c in constraints_before} >= {"fk_resident_base_cell_id_base_cell", "uq_resident_id_number_hash"}
+    assert {c[0] for c in constraints_before} >= {"fk_resident_building_id_building", "uq_resident_id_number_hash"}
     secondary = [d for d in before if "pk_resident" not in d]
     assert len(secondary) == len(before) - 1  # all but the primary key: geometry, cell …, the ID hash's UNIQUE
     monkeypatch.setattr(bulk, "BULK_INDEX_ROWS", 10)

@@ -10,6 +10,7 @@ from sqlalchemy import text
 from gridkit.errors import ValidationError
 from gridkit.incidents.evaluate import evaluate
 from gridkit.reports import resident_summary, run_report
+from gridkit.resident_cells import RESIDENTS
 
 
 @pytest.fixture
@@ -27,7 +28,7 @@ def _direct(session, prefix_len: int) -> dict:
         text(
             "SELECT left(b.code, :n) AS code, count(*) AS residents, "
             "count(DISTINCT s.household) FILTER (WHERE s.household <> '') AS households "
-            "FROM resident s JOIN base_cell b ON b.id = s.base_cell_id GROUP BY 1"
+            f"FROM {RESIDENTS} s JOIN base_cell b ON b.id = s.base_cell_id GROUP BY 1"
         ),
         {"n": prefix_len},
     )
@@ -69,7 +70,10 @@ def test_summary_is_rebuilt_only_after_residents_change(session, city):
     rows = _by_code(run_report(session, "population", by="community").main)
     assert rows[C1]["registered"] == 18 and rows[C1]["floating"] == 0
     session.execute(
-        text("DELETE FROM resident WHERE base_cell_id IN (SELECT id FROM base_cell WHERE code LIKE :c)"),
+        text(
+            "DELETE FROM resident WHERE id IN (SELECT resident_id FROM resident_cell "
+            "WHERE base_cell_id IN (SELECT id FROM base_cell WHERE code LIKE :c))"
+        ),
         {"c": C2 + "%"},
     )
     rows = _by_code(run_report(session, "population", by="community").main)
@@ -109,8 +113,8 @@ def test_cell_stats_layer_reads_the_summary(session, city, tmp_path):
     direct = dict(
         session.execute(
             text(
-                "SELECT b.code, count(DISTINCT s.household) FROM resident s JOIN base_cell b ON b.id = s.base_cell_id "
-                "GROUP BY b.code"
+                f"SELECT b.code, count(DISTINCT s.household) FROM {RESIDENTS} s "
+                "JOIN base_cell b ON b.id = s.base_cell_id GROUP BY b.code"
             )
         ).all()
     )

@@ -158,6 +158,14 @@ def test_the_cell_is_set_by_the_service_not_by_the_attribute(session):
     assert resident_cells.set_resident_cells(session, {resident.id: cell}) == 0  # unchanged: not written
     assert resident_cells.set_resident_cells(session, {resident.id: None}) == 1
     assert resident.base_cell_id is None
+    given = Resident(
+        id_number_hash="cell9f-given", id_number_masked="4403**********0000", name="x", population_type="registered"
+    )
+    given.base_cell_id = cell  # a new resident: stored with its row (by a bulk loader, not assigned at flush)
+    session.info[assign.AUTO_ASSIGN] = False
+    session.add(given)
+    session.flush()
+    assert session.get(ResidentCell, given.id).base_cell_id == cell
 
 
 def test_deleting_a_base_cell_or_a_resident_deletes_its_rows(session):

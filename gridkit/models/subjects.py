@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from geoalchemy2 import Geometry
-from sqlalchemy import CheckConstraint, Date, ForeignKey, Integer, String, event, select
+from sqlalchemy import CheckConstraint, Date, ForeignKey, Integer, String, event, insert, inspect, select
 from sqlalchemy.orm import Mapped, column_property, mapped_column
 
 from gridkit.models.base import SRID, Base, created_at_column
@@ -75,16 +75,26 @@ class ResidentCell(Base):
 
 
 # One name for a resident's cell everywhere (None = unassigned), usable in queries too; set it with
-# gridkit.resident_cells.set_resident_cells.
+# gridkit.resident_cells.set_resident_cells (or give it to a new Resident: written with its row).
 Resident.base_cell_id = column_property(
     select(ResidentCell.base_cell_id).where(ResidentCell.resident_id == Resident.id).scalar_subquery()
 )
 
 
 @event.listens_for(Resident.base_cell_id, "set")
-def _refuse_cell_write(target, value, oldvalue, initiator):
-    # The ORM would keep the value in memory and never store it: a silent loss, refused instead.
-    raise AttributeError("Resident.base_cell_id is read-only: set it with gridkit.resident_cells.set_resident_cells")
+def _cell_given_to_a_new_resident(target, value, oldvalue, initiator):
+    # A stored resident's cell changes only through the service (the ORM would keep it in memory and never
+    # store it: a silent loss, refused instead). A new resident may be given one: stored with it (below).
+    if inspect(target).has_identity:
+        raise AttributeError("Resident.base_cell_id is read-only: gridkit.resident_cells.set_resident_cells sets it")
+    target._given_cell = value
+
+
+@event.listens_for(Resident, "after_insert")
+def _store_given_cell(mapper, connection, target):
+    cell = target.__dict__.pop("_given_cell", None)
+    if cell is not None:
+        connection.execute(insert(ResidentCell.__table__).values(resident_id=target.id, base_cell_id=cell))
 
 
 class LegalEntity(Base):
