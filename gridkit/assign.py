@@ -78,11 +78,10 @@ _BY_POINT = {
     "entities": "TRUE",
     "incidents": "TRUE",
 }
-# Where a kind's subjects (as t) and their cell (CELL) are read from: residents' cells in
-# their own table (no row: unassigned).
-WITH_CELL = {kind: f"{table} t" for kind, table in TABLES.items()} | {
-    "residents": "resident t LEFT JOIN resident_cell c ON c.resident_id = t.id"
-}
+# Where a kind's subjects (as t) and their cell (CELL) are read from: residents' cells in their own table
+# (no row: unassigned), joined by CELL_JOIN.
+CELL_JOIN = {kind: "" for kind in TABLES} | {"residents": " LEFT JOIN resident_cell c ON c.resident_id = t.id"}
+WITH_CELL = {kind: f"{table} t{CELL_JOIN[kind]}" for kind, table in TABLES.items()}
 CELL = {kind: "t.base_cell_id" for kind in TABLES} | {"residents": "c.base_cell_id"}
 
 # A footprint wholly inside a cell skips the intersection; ST_MakeValid only for broken ones.

@@ -43,8 +43,9 @@ def test_household_in_two_cells_counts_once_per_unit(session, city):
     for n, cell in ((1, c1_second), (2, c2_first)):
         session.execute(
             text(
-                "INSERT INTO resident (id_number_hash, id_number_masked, name, household, population_type, "
-                "base_cell_id) VALUES (:h, '4403**********123X', '新居民', 'H0000', 'floating', :c)"
+                "WITH r AS (INSERT INTO resident (id_number_hash, id_number_masked, name, household, population_type) "
+                "VALUES (:h, '4403**********123X', '新居民', 'H0000', 'floating') RETURNING id) "
+                "INSERT INTO resident_cell (resident_id, base_cell_id) SELECT id, :c FROM r"
             ),
             {"h": f"split{n}", "c": cell},
         )

@@ -31,9 +31,9 @@ from sqlalchemy.orm import Session
 
 from gridkit.assign import (
     CELL,
+    CELL_JOIN,
     ENGINE_MIN_POINTS,
     ENGINE_MIN_POINTS_PER_CELL,
-    WITH_CELL,
     assign_subjects,
     base_cell_index,
 )
@@ -324,7 +324,7 @@ def finish(
     the other rows are assigned by `assign_subjects`.
     """
     session, spec = job.session, staged.spec
-    join = f"FROM {spec.stage} s JOIN ({WITH_CELL[spec.kind]}) ON t.{column} = s.{spec.key}"
+    join = f"FROM {spec.stage} s JOIN {table} t ON t.{column} = s.{spec.key}{CELL_JOIN[spec.kind]}"
     if staged.edition is not None:
         ids = list(session.scalars(text(f"SELECT t.id {join} WHERE NOT ({set_by_insert})")))
         ids = sorted(set(ids) | set(updated_ids or ()))
