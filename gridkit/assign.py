@@ -191,8 +191,11 @@ def read_points(
         f"SELECT array_send(array_agg((t.id::int8 << 32) | COALESCE({CELL[kind]}, 0))), "
         f"array_send(array_agg(COALESCE(ST_X(t.geom), 'NaN'))), "
         f"array_send(array_agg(COALESCE(ST_Y(t.geom), 'NaN'))) "
-        f"FROM {WITH_CELL[kind]} WHERE {_BY_POINT[kind].format(t='t')}"
+        f"FROM {WITH_CELL[kind]}{{on}} WHERE {_BY_POINT[kind].format(t='t')}"
     )
+    # A range of ids reads only that range of a cell table too (PostgreSQL does not carry the subjects' range
+    # over an outer join: each chunk would read the whole table).
+    on = " AND c.resident_id >= %s AND c.resident_id < %s" if CELL_JOIN[kind] else ""
     conn = _driver_connection(session)
 
     def fetch(query: str, params: tuple) -> tuple:
@@ -208,12 +211,13 @@ def read_points(
         cur.execute("SELECT current_setting('jit'), set_config('jit', 'off', true)")
         jit = cur.fetchone()[0]
         if ids is not None:
-            chunks = [(select + " AND t.id = ANY(%s::int[])", (list(ids),))]
+            chunks = [(select.replace("{on}", "") + " AND t.id = ANY(%s::int[])", (list(ids),))]
         else:
             cur.execute(f"SELECT min(id), max(id) FROM {table}")
             lo, hi = cur.fetchone()
             steps = range(lo, hi + 1, READ_CHUNK_IDS) if lo is not None else ()
-            chunks = [(select + " AND t.id >= %s AND t.id < %s", (s, s + READ_CHUNK_IDS)) for s in steps]
+            ranged = select.replace("{on}", on) + " AND t.id >= %s AND t.id < %s"
+            chunks = [(ranged, (s, s + READ_CHUNK_IDS) * (2 if on else 1)) for s in steps]
     with closing(results_in_order((partial(fetch, *c) for c in chunks), ahead=READ_AHEAD)) as rows:
         for row in rows:
             packed, lon, lat = decode_array(row[0], "q"), decode_array(row[1], "f"), decode_array(row[2], "f")
