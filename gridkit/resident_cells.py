@@ -127,14 +127,6 @@ def copy_resident_cells(session: Session, ids: np.ndarray, cells: np.ndarray) ->
             for start in range(0, len(rows), COPY_CHUNK_ROWS):
                 copy.write(rows[start : start + COPY_CHUNK_ROWS].tobytes())
             copy.write(b"\xff\xff")
-        if rebuilt:
-            # Re-adding the foreign key to resident checks every row by one query (PostgreSQL plans it serially):
-            # a merge of the two primary keys in order takes a quarter of the hash join it would choose.
-            cur.execute("SELECT current_setting('enable_hashjoin'), set_config('enable_hashjoin', 'off', true)")
-            hashjoin = cur.fetchone()[0]
-    if rebuilt:
-        with conn.cursor() as cur:
-            cur.execute("SELECT set_config('enable_hashjoin', %s, true)", (hashjoin,))
     expire_resident_cells(session)
     return len(ids)
 

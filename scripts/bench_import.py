@@ -192,8 +192,9 @@ def child(args) -> dict:
             conn.rollback()
         out = {}
     elif args.child == "rewrite":
-        # PostgreSQL alone writing every stored resident once (a full copy of the table): the floor of
-        # any first assignment that stores a cell in each row.
+        # PostgreSQL alone writing every stored resident once (a full copy of the table): the floor of a first
+        # assignment that stored a cell in each row (before migration 20261204_cell9f); kept as this run's
+        # measure of the machine's speed.
         import psycopg
 
         with psycopg.connect(db.database_url(settings).replace("postgresql+psycopg", "postgresql")) as conn:

@@ -203,6 +203,9 @@ def test_every_write_of_resident_cell_marks_the_summary_stale(session, statement
     assert session.scalar(text("SELECT count(*) FROM resident_change")) >= 1
 
 
+_RESTORE_DEFINITION = "SELECT pg_get_functiondef('gridkit_restore_bulk_indexes(regclass, text[])'::regprocedure)"
+
+
 def test_the_migration_moves_the_cells_into_the_table_and_back(pg_server):
     url = pg_server.create_database("gridkit_cell9f")
     try:
@@ -235,10 +238,14 @@ def test_the_migration_moves_the_cells_into_the_table_and_back(pg_server):
                 text("SELECT column_name FROM information_schema.columns WHERE table_name = 'resident'")
             )
             assert "base_cell_id" not in set(columns)
+            assert "'resident_cell')" in conn.scalar(text(_RESTORE_DEFINITION))
+            assert "enable_hashjoin" in conn.scalar(text(_RESTORE_DEFINITION))
         db.downgrade(url, "20261204_imp9d")
         with engine.begin() as conn:
             assert conn.execute(text("SELECT id, base_cell_id FROM resident ORDER BY id")).all() == before
             assert conn.scalar(text("SELECT to_regclass('resident_cell')")) is None
+            assert "resident_cell" not in conn.scalar(text(_RESTORE_DEFINITION))
+            assert "enable_hashjoin" not in conn.scalar(text(_RESTORE_DEFINITION))
         engine.dispose()
     finally:
         pg_server.drop_database("gridkit_cell9f")
