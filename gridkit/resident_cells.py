@@ -119,13 +119,17 @@ def copy_resident_cells(session: Session, ids: np.ndarray, cells: np.ndarray) ->
             # that keeps WAL for crash recovery only (wal_level minimal, the embedded cluster) writes the rows
             # without logging them (it syncs the file at commit instead; about half the COPY's time).
             cur.execute("TRUNCATE resident_cell")
-        rows = np.empty(int(placed.sum()), dtype=_COPY_ROW)
+        placed_ids, placed_cells = ids[placed], cells[placed]
+        # Rows of the binary format built a chunk at a time (18 bytes a row): the client holds one chunk besides.
+        rows = np.empty(min(len(placed_ids), COPY_CHUNK_ROWS), dtype=_COPY_ROW)
         rows["n"], rows["l0"], rows["l1"] = 2, 4, 4
-        rows["id"], rows["cell"] = ids[placed], cells[placed]
         with cur.copy("COPY resident_cell (resident_id, base_cell_id) FROM STDIN (FORMAT BINARY)") as copy:
             copy.write(b"PGCOPY\n\xff\r\n\x00" + bytes(8))
-            for start in range(0, len(rows), COPY_CHUNK_ROWS):
-                copy.write(rows[start : start + COPY_CHUNK_ROWS].tobytes())
+            for start in range(0, len(placed_ids), COPY_CHUNK_ROWS):
+                part = slice(start, start + COPY_CHUNK_ROWS)
+                chunk = rows[: len(placed_ids[part])]
+                chunk["id"], chunk["cell"] = placed_ids[part], placed_cells[part]
+                copy.write(chunk.tobytes())
             copy.write(b"\xff\xff")
     expire_resident_cells(session)
     return len(ids)

@@ -27,6 +27,7 @@ def bulk_path(monkeypatch):
     monkeypatch.setattr(assign, "ENGINE_MIN_POINTS", 0)
     monkeypatch.setattr(assign, "ENGINE_MIN_POINTS_PER_CELL", 0)
     monkeypatch.setattr(resident_cells, "COPY_MIN_ROWS", 10)
+    monkeypatch.setattr(resident_cells, "COPY_CHUNK_ROWS", 64)  # many COPY messages
     monkeypatch.setattr(bulk, "BULK_INDEX_ROWS", 10)
     copies = []
     real = resident_cells.copy_resident_cells
