@@ -1,4 +1,4 @@
-"""The one place residents' base cells are written: the narrow table `resident_cell` (gridkit.models.ResidentCell).
+"""Where residents' base cells are written: the narrow table `resident_cell` (gridkit.models.ResidentCell).
 
 An assigned resident has one row (resident_id, base_cell_id); an unassigned one (outside every cell) has none.
 Readers join the table (LEFT JOIN where unassigned residents must appear) or read `Resident.base_cell_id`.
@@ -11,6 +11,10 @@ Three ways in, all in the caller's transaction:
   and the new ones COPYed in PostgreSQL's binary format, the table's index and foreign keys dropped and built
   again around it when the write is large (gridkit.spatial.bulk). COPY cannot re-check each resident's point:
   the caller holds `freeze_residents` since before it read the points, so none moved in between.
+
+Besides, the residents import inserts the cells of the residents it creates in the statement that creates them
+(as it wrote the column before; gridkit.io.subjects.residents), and the resident model stores the cell given to
+a new Resident with its row (gridkit.models.subjects).
 """
 
 from __future__ import annotations

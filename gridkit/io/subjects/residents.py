@@ -441,25 +441,30 @@ def _write(session: Session, spec: KindSpec, replace: bool, buildings: bool) -> 
             ),
             {"srid": SRID},
         ).rowcount
+        # Their cells (their own table: gridkit.resident_cells), set, changed or removed; before any new resident.
+        set_resident_cells_from(
+            session,
+            text(
+                f"SELECT t.id, {_CELL} AS cell FROM gk_stage_resident s {join} "
+                "JOIN resident t ON t.id_number_hash = s.id_number_hash"
+            ),
+        )
     # Without `replace` every staged ID was checked to be new (report_existing): no anti-join to pay for.
     new = "WHERE NOT EXISTS (SELECT 1 FROM resident r WHERE r.id_number_hash = s.id_number_hash) " if replace else ""
+    # The new residents and, in the same statement, their cells (rows of resident_cell, inserted as the column
+    # was written before: no resident is read again, nothing to update).
     created = session.execute(
         text(
-            "INSERT INTO resident (id_number_hash, id_number_masked, birth_date, name, phone, household, "
+            "WITH ins AS (INSERT INTO resident (id_number_hash, id_number_masked, birth_date, name, phone, household, "
             f"population_type, building_id, geom) SELECT s.id_number_hash, {_VALUES} "
             f"FROM gk_stage_resident s {join} {new}"
-            "ORDER BY s.row_no"
+            "ORDER BY s.row_no RETURNING id, id_number_hash), "
+            f"put AS (INSERT INTO resident_cell (resident_id, base_cell_id) SELECT ins.id, {_CELL} FROM ins "
+            f"JOIN gk_stage_resident s ON s.id_number_hash = ins.id_number_hash {join} WHERE {_CELL} IS NOT NULL) "
+            "SELECT count(*) FROM ins"
         ),
         {"srid": SRID},
-    ).rowcount
-    # The cells of the residents written (their own table: gridkit.resident_cells), new and updated alike.
-    set_resident_cells_from(
-        session,
-        text(
-            f"SELECT t.id, {_CELL} AS cell FROM gk_stage_resident s {join} "
-            "JOIN resident t ON t.id_number_hash = s.id_number_hash ORDER BY t.id"
-        ),
-    )
+    ).scalar_one()
     return created, updated
 
 
