@@ -60,22 +60,21 @@ def _assign_moved_subjects(session: Session, flush_context) -> None:
             return
         live = [(k, o) for k, o in moved if not (inspect(o).deleted or inspect(o).detached)]
         # Buildings first: their residents take the building's cell.
-        buildings = []
+        cells_of_buildings = {}
         for obj in (o for k, o in live if k == "buildings"):
             cell = subject_cell(session, "buildings", obj, edition)
             if obj.base_cell_id != cell:
                 # Changed here, flushed by the flush loop's next pass, in the same transaction.
                 obj.base_cell_id = cell
-            buildings.append({"b": obj.id, "cell": cell})
-        if buildings:
+            cells_of_buildings[obj.id] = cell
+        if cells_of_buildings:
             # The buildings' new cells reach the table only in the next flush pass: give them here.
             followers = text(
                 "SELECT r.id, n.cell FROM resident r JOIN unnest(CAST(:b AS int[]), CAST(:c AS int[])) AS n(b, cell) "
                 "ON r.building_id = n.b"
             )
-            given = {"b": [row["b"] for row in buildings], "c": [row["cell"] for row in buildings]}
+            given = {"b": list(cells_of_buildings), "c": list(cells_of_buildings.values())}
             set_resident_cells_from(session, followers.bindparams(**given))
-        cells_of_buildings = {row["b"]: row["cell"] for row in buildings}
         residents = {}
         for kind, obj in live:
             if kind == "buildings":
