@@ -9,7 +9,8 @@ Rules (the same in bulk and for one subject):
   (no area inside any) is unassigned. Without a footprint, a building goes by its point;
 - a resident with a building inherits the building's cell (also when the building moves);
   otherwise by its own point;
-- a subject outside every cell keeps base_cell_id NULL: it stays, is counted and listed.
+- a subject outside every cell keeps base_cell_id NULL (a resident: no row in resident_cell,
+  gridkit.resident_cells): it stays, is counted and listed.
 
 How, in bulk: points are read a chunk of ids at a time (id, current cell, x, y as binary arrays),
 located by `gridkit.spatial.pointindex.PointIndex` (a raster pre-index that reproduces PostGIS
@@ -17,15 +18,19 @@ ST_Covers bit for bit, tie-break included) while PostgreSQL reads the next chunk
 subjects whose cell changed are written back, chunk by chunk (PostgreSQL updates one while the client
 builds the next: gridkit.db.inorder), by UPDATEs that skip subjects moved meanwhile: the new cells are
 bound as binary arrays, indexed by id when the ids cover most of their range (one pass over the
-range, no join: a first assignment), joined otherwise. Small batches (fewer than ENGINE_MIN_POINTS points, or fewer than
+range, no join: a first assignment), joined otherwise. Residents' cells live in their own narrow table:
+a bulk assignment freezes the residents (no one may move them) before reading their points, then deletes
+their rows there and COPYs the new ones; a smaller one writes them set-based, skipping residents moved
+meanwhile (gridkit.resident_cells). Small batches (fewer than ENGINE_MIN_POINTS points, or fewer than
 ENGINE_MIN_POINTS_PER_CELL per cell) go to PostGIS directly, since building the index costs
 more than it saves there; `assign_one` always does. Footprints and inheritance stay in SQL.
 Everything runs in the caller's transaction, which it never commits.
 
 Incrementally: a subject inserted or moved through the ORM (geometry, footprint or building
-changed) gets its base cell in the same flush, by session events that `install_assignment_hook`
-attaches to a session factory (gridkit.db.session_factory does): no caller of such a session can
-forget it. Bulk loaders may set session.info[AUTO_ASSIGN] = False and call assign_subjects once.
+changed) gets its base cell in the same flush, by session events that
+`gridkit.assign_hook.install_assignment_hook` attaches to a session factory (gridkit.db.session_factory
+does): no caller of such a session can forget it. Bulk loaders may set session.info[AUTO_ASSIGN] = False
+and call assign_subjects once.
 """
 
 from __future__ import annotations
@@ -37,14 +42,16 @@ from functools import partial
 
 import numpy as np
 import shapely
-from sqlalchemy import ARRAY, Integer, cast, event, func, inspect, select, text, update
+from sqlalchemy import ARRAY, Integer, cast, func, select, text, update
 from sqlalchemy.orm import Session
 
+from gridkit import resident_cells
 from gridkit.db.arrays import Float8Array, Int4Array, decode_array
 from gridkit.db.inorder import results_in_order, rows_changed_in_order
 from gridkit.errors import NotFound, ValidationError
 from gridkit.grids.base import current_edition
 from gridkit.models import BaseCell, BaseGridEdition, Building, Incident, LegalEntity, Resident
+from gridkit.resident_cells import copy_resident_cells, freeze_residents, set_resident_cells, set_resident_cells_from
 from gridkit.rules import point_cell
 from gridkit.spatial.bulk import rebuilt_indexes
 from gridkit.spatial.pointindex import PointIndex
@@ -71,6 +78,11 @@ _BY_POINT = {
     "entities": "TRUE",
     "incidents": "TRUE",
 }
+# Where a kind's subjects (as t) and their cell (CELL) are read from: residents' cells in their own table
+# (no row: unassigned), joined by CELL_JOIN.
+CELL_JOIN = {kind: "" for kind in TABLES} | {"residents": " LEFT JOIN resident_cell c ON c.resident_id = t.id"}
+WITH_CELL = {kind: f"{table} t{CELL_JOIN[kind]}" for kind, table in TABLES.items()}
+CELL = {kind: "t.base_cell_id" for kind in TABLES} | {"residents": "c.base_cell_id"}
 
 # A footprint wholly inside a cell skips the intersection; ST_MakeValid only for broken ones.
 _FOOTPRINT_CELL = """(SELECT p.id FROM (
@@ -176,11 +188,14 @@ def read_points(
     # cell share one int8 (one array less to build and send). A missing or empty point reads as
     # NaN, which no cell covers, as in PostGIS.
     select = (
-        f"SELECT array_send(array_agg((id::int8 << 32) | COALESCE(base_cell_id, 0))), "
-        f"array_send(array_agg(COALESCE(ST_X(geom), 'NaN'))), "
-        f"array_send(array_agg(COALESCE(ST_Y(geom), 'NaN'))) "
-        f"FROM {table} WHERE {_BY_POINT[kind].format(t=table)}"
+        f"SELECT array_send(array_agg((t.id::int8 << 32) | COALESCE({CELL[kind]}, 0))), "
+        f"array_send(array_agg(COALESCE(ST_X(t.geom), 'NaN'))), "
+        f"array_send(array_agg(COALESCE(ST_Y(t.geom), 'NaN'))) "
+        f"FROM {WITH_CELL[kind]}{{on}} WHERE {_BY_POINT[kind].format(t='t')}"
     )
+    # A range of ids reads only that range of a cell table too (PostgreSQL does not carry the subjects' range
+    # over an outer join: each chunk would read the whole table).
+    on = " AND c.resident_id >= %s AND c.resident_id < %s" if CELL_JOIN[kind] else ""
     conn = _driver_connection(session)
 
     def fetch(query: str, params: tuple) -> tuple:
@@ -196,12 +211,13 @@ def read_points(
         cur.execute("SELECT current_setting('jit'), set_config('jit', 'off', true)")
         jit = cur.fetchone()[0]
         if ids is not None:
-            chunks = [(select + " AND id = ANY(%s::int[])", (list(ids),))]
+            chunks = [(select.replace("{on}", "") + " AND t.id = ANY(%s::int[])", (list(ids),))]
         else:
             cur.execute(f"SELECT min(id), max(id) FROM {table}")
             lo, hi = cur.fetchone()
             steps = range(lo, hi + 1, READ_CHUNK_IDS) if lo is not None else ()
-            chunks = [(select + " AND id >= %s AND id < %s", (s, s + READ_CHUNK_IDS)) for s in steps]
+            ranged = select.replace("{on}", on) + " AND t.id >= %s AND t.id < %s"
+            chunks = [(ranged, (s, s + READ_CHUNK_IDS) * (2 if on else 1)) for s in steps]
     with closing(results_in_order((partial(fetch, *c) for c in chunks), ahead=READ_AHEAD)) as rows:
         for row in rows:
             packed, lon, lat = decode_array(row[0], "q"), decode_array(row[1], "f"), decode_array(row[2], "f")
@@ -217,22 +233,34 @@ def read_points(
 
 
 def write_cells(
-    session: Session, kind: str, ids: np.ndarray, cells: np.ndarray, lon: np.ndarray, lat: np.ndarray
+    session: Session,
+    kind: str,
+    ids: np.ndarray,
+    cells: np.ndarray,
+    lon: np.ndarray,
+    lat: np.ndarray,
+    *,
+    frozen: bool = False,
 ) -> int:
     """Set base_cell_id (0 = none) of subjects of `kind` located at (lon, lat); return how many changed.
 
     A subject whose point (or placement by point) changed since it was read is left alone: a
-    concurrent move assigns it itself, and a cell from the old point would be wrong.
+    concurrent move assigns it itself, and a cell from the old point would be wrong. `frozen`: residents
+    only, the caller froze them (gridkit.resident_cells.freeze_residents) before reading their points, and
+    each of `ids` has a cell other than its stored one: the cells are COPYed in bulk.
     """
     if not len(ids):
         return 0
     if not (ids[1:] > ids[:-1]).all():
         order = np.argsort(ids, kind="stable")
         ids, cells, lon, lat = ids[order], cells[order], lon[order], lat[order]
+    if kind == "residents":
+        if frozen:
+            return copy_resident_cells(session, ids, cells)
+        return _write_resident_cells(session, ids, cells, lon, lat)
     conn = _driver_connection(session)
-    # A first assignment writes most of the table: its indexes are built once after, not row by row (on
-    # a table with room for HOT updates, only the base_cell_id index and foreign key; gridkit.spatial.bulk).
-    with rebuilt_indexes(session, TABLES[kind], len(ids), columns=("base_cell_id",)), conn.cursor() as cur:
+    # A first assignment writes most of the table: its indexes are built once after, not row by row.
+    with rebuilt_indexes(session, TABLES[kind], len(ids)), conn.cursor() as cur:
         if len(ids) >= DENSE_WRITE_SHARE * (int(ids[-1]) - int(ids[0]) + 1):
             return _update_by_id_range(cur, kind, ids, cells, lon, lat)
         return _update_by_join(cur, kind, ids, cells, lon, lat)
@@ -270,6 +298,22 @@ def _update_by_id_range(cur, kind: str, ids, cells, lon, lat) -> int:
             yield {"lo": lo, "span": span, "c": Int4Array(c), "x": Float8Array(x), "y": Float8Array(y)}
 
     return rows_changed_in_order(cur.connection, query, chunks())
+
+
+def _write_resident_cells(session: Session, ids, cells, lon, lat) -> int:
+    """Write residents' cells set-based, each resident locked (FOR SHARE) and skipped if it moved since read."""
+    source = text(
+        "SELECT t.id, NULLIF(n.cell, 0) AS cell FROM unnest(CAST(:i AS int[]), CAST(:c AS int[]), "
+        "CAST(:x AS float8[]), CAST(:y AS float8[])) AS n(id, cell, x, y) JOIN resident t ON t.id = n.id WHERE "
+        + _UNCHANGED_SINCE_READ.format(x="n.x", y="n.y", by_point=_BY_POINT["residents"].format(t="t"))
+        + " FOR SHARE OF t"
+    )
+    changed = 0
+    for s in range(0, len(ids), WRITE_CHUNK_IDS):
+        k = slice(s, s + WRITE_CHUNK_IDS)
+        values = {"i": ids[k].tolist(), "c": cells[k].tolist(), "x": lon[k].tolist(), "y": lat[k].tolist()}
+        changed += set_resident_cells_from(session, source.bindparams(**values))
+    return changed
 
 
 def _update_by_join(cur, kind: str, ids, cells, lon, lat) -> int:
@@ -322,6 +366,11 @@ def _assign_points(run: _Run, kind: str, ids: list[int] | None) -> int:
 
     # Cells asked for before the reads are queued, so that the client builds the index while PostgreSQL reads.
     expected = len(ids) if ids is not None else run.session.scalar(_ESTIMATED_ROWS, {"t": TABLES[kind]})
+    # Residents' cells are COPYed in bulk (all of them, or many), which cannot skip residents moved since read:
+    # none may move.
+    frozen = kind == "residents" and (ids is None or len(ids) >= resident_cells.COPY_MIN_ROWS)
+    if frozen:
+        freeze_residents(run.session)
     if _engine_pays(run, expected):
         run.fetch_cells()
     points = read_points(run.session, kind, ids, each=locate)
@@ -331,6 +380,11 @@ def _assign_points(run: _Run, kind: str, ids: list[int] | None) -> int:
     if not _engine_pays(run, n):
         # Few points: PostGIS itself (rules.point_cell), the same rule by definition.
         model = MODELS[kind]
+        if kind == "residents":
+            table = Resident.__table__
+            located = select(table.c.id.label("id"), point_cell(BaseCell, run.edition.id, table.c.geom).label("cell"))
+            located = located.where(table.c.id.in_(points.ids.tolist())).with_for_update(read=True, of=table)
+            return set_resident_cells_from(run.session, located)
         cell = point_cell(BaseCell, run.edition.id, model.geom)
         return run.session.execute(
             update(model)
@@ -341,8 +395,10 @@ def _assign_points(run: _Run, kind: str, ids: list[int] | None) -> int:
     new = np.concatenate(located) if located else run.index().cells_at(points.lon, points.lat)
     moved = new != points.old
     if moved.all():  # a first assignment: no copies
-        return write_cells(run.session, kind, points.ids, new, points.lon, points.lat)
-    return write_cells(run.session, kind, points.ids[moved], new[moved], points.lon[moved], points.lat[moved])
+        return write_cells(run.session, kind, points.ids, new, points.lon, points.lat, frozen=frozen)
+    return write_cells(
+        run.session, kind, points.ids[moved], new[moved], points.lon[moved], points.lat[moved], frozen=frozen
+    )
 
 
 def _assign_footprints(run: _Run, ids: list[int] | None) -> int:
@@ -359,19 +415,18 @@ def _assign_footprints(run: _Run, ids: list[int] | None) -> int:
     ).rowcount
 
 
-def _follow_buildings(
+def follow_buildings(
     session: Session, *, resident_ids: list[int] | None = None, building_ids: list[int] | None = None
 ) -> int:
     """Give residents with a building their building's cell; return how many changed."""
-    return session.execute(
-        text(
-            "UPDATE resident r SET base_cell_id = b.base_cell_id FROM building b "
-            "WHERE r.building_id = b.id AND r.base_cell_id IS DISTINCT FROM b.base_cell_id"
-            + _ids_filter("r", resident_ids)
-            + ("" if building_ids is None else " AND b.id IN (SELECT unnest(CAST(:bids AS int[])))")
-        ),
-        {"ids": resident_ids, "bids": building_ids},
-    ).rowcount
+    source = text(
+        "SELECT r.id, b.base_cell_id AS cell FROM resident r JOIN building b ON b.id = r.building_id "
+        "LEFT JOIN resident_cell c ON c.resident_id = r.id WHERE c.base_cell_id IS DISTINCT FROM b.base_cell_id"
+        + _ids_filter("r", resident_ids)
+        + ("" if building_ids is None else " AND b.id IN (SELECT unnest(CAST(:bids AS int[])))")
+    )
+    given = {"ids": resident_ids, "bids": building_ids}
+    return set_resident_cells_from(session, source.bindparams(**{k: v for k, v in given.items() if v is not None}))
 
 
 def _expire_cells(session: Session, kind: str) -> None:
@@ -418,26 +473,35 @@ def assign_subjects(
             if kind == "buildings":
                 changed += _assign_footprints(run, ids)
             if kind == "residents":
-                changed += followers + _follow_buildings(session, resident_ids=ids)
+                changed += followers + follow_buildings(session, resident_ids=ids)
             changed += _assign_points(run, kind, ids)
             if kind == "buildings":
-                followers = _follow_buildings(session, building_ids=ids)
+                followers = follow_buildings(session, building_ids=ids)
                 _expire_cells(session, "residents")
             _expire_cells(session, kind)
-        model = MODELS[kind]
-        query = select(func.count().label("total"), func.count(model.base_cell_id).label("assigned"))
-        if ids is not None:
-            query = query.where(model.id.in_(select(func.unnest(cast(ids, ARRAY(Integer))))))
-        counts = session.execute(query).one()
-        result[kind] = {
-            "total": counts.total,
-            "assigned": counts.assigned,
-            "unassigned": counts.total - counts.assigned,
-            "changed": changed,
-        }
+        total, assigned = _counts(session, kind, ids)
+        result[kind] = {"total": total, "assigned": assigned, "unassigned": total - assigned, "changed": changed}
         if progress is not None:
             progress(len(result), len(kinds))
     return result
+
+
+def _counts(session: Session, kind: str, ids: list[int] | None) -> tuple[int, int]:
+    """Return how many subjects of `kind` (all, or those in `ids`) there are and how many have a cell."""
+    model = MODELS[kind]
+    given = None if ids is None else select(func.unnest(cast(ids, ARRAY(Integer))))
+    if kind == "residents":
+        # Every row of resident_cell is an assigned resident: two counts, no join.
+        from gridkit.models import ResidentCell
+
+        total, assigned = select(func.count()).select_from(Resident), select(func.count()).select_from(ResidentCell)
+        if given is not None:
+            total, assigned = total.where(Resident.id.in_(given)), assigned.where(ResidentCell.resident_id.in_(given))
+        return session.scalar(total), session.scalar(assigned)
+    query = select(func.count().label("total"), func.count(model.base_cell_id).label("assigned"))
+    if given is not None:
+        query = query.where(model.id.in_(given))
+    return tuple(session.execute(query).one())
 
 
 def assign_one(session: Session, subject, *, edition: BaseGridEdition | None = None) -> int | None:
@@ -455,16 +519,19 @@ def assign_one(session: Session, subject, *, edition: BaseGridEdition | None = N
     edition = edition or current_edition(session)
     if edition is None:
         return None
-    cell = _cell_of(session, kind, subject, edition)
-    subject.base_cell_id = cell
-    session.flush()
+    cell = subject_cell(session, kind, subject, edition)
+    if kind == "residents":
+        set_resident_cells(session, {subject.id: cell})
+    else:
+        subject.base_cell_id = cell
+        session.flush()
     if kind == "buildings":
-        if _follow_buildings(session, building_ids=[subject.id]):
+        if follow_buildings(session, building_ids=[subject.id]):
             _expire_cells(session, "residents")
     return cell
 
 
-def _cell_of(session: Session, kind: str, subject, edition: BaseGridEdition) -> int | None:
+def subject_cell(session: Session, kind: str, subject, edition: BaseGridEdition) -> int | None:
     """Return the base cell of one stored subject by the rules (SQL only, no flush)."""
     params = {"e": edition.id, "id": subject.id}
     if kind == "buildings" and subject.footprint is not None:
@@ -483,81 +550,9 @@ def _cell_of(session: Session, kind: str, subject, edition: BaseGridEdition) -> 
     return cell
 
 
-# Incremental assignment: a subject inserted or moved through the ORM gets its base cell in the
-# same flush, so no caller can forget it. Bulk paths (Core inserts, COPY) call assign_subjects.
-_LOCATION = {
-    "buildings": ("geom", "footprint"),
-    "residents": ("geom", "building_id"),
-    "entities": ("geom",),
-    "incidents": ("geom",),
-}
-
-
+# An ORM session assigns subjects it moved at flush (gridkit.assign_hook); bulk loaders turn it off by
+# session.info[AUTO_ASSIGN] = False and call assign_subjects once.
 AUTO_ASSIGN = "gridkit_auto_assign"
-
-
-def install_assignment_hook(target) -> None:
-    """Make sessions of `target` (a sessionmaker, or one Session) assign subjects moved through the ORM at flush.
-
-    Wired explicitly by the session factories that want it (gridkit.db.session_factory, the tests'
-    session): importing this module changes no session. Installing twice is harmless.
-    """
-    for name, listener in (("after_flush", _note_moved_subjects), ("after_flush_postexec", _assign_moved_subjects)):
-        if not event.contains(target, name, listener):
-            event.listen(target, name, listener)
-
-
-def _note_moved_subjects(session: Session, flush_context) -> None:
-    # A bulk loader may turn it off (session.info[AUTO_ASSIGN] = False) and assign in one go.
-    if session.info.get(AUTO_ASSIGN) is False:
-        return
-    moved = session.info.setdefault("gridkit_moved_subjects", [])
-    for obj in list(session.new) + list(session.dirty):
-        kind = next((k for k, m in MODELS.items() if isinstance(obj, m)), None)
-        if kind is None:
-            continue
-        state = inspect(obj)
-        if obj in session.new or any(state.attrs[a].history.has_changes() for a in _LOCATION[kind]):
-            moved.append((kind, obj))
-
-
-def _assign_moved_subjects(session: Session, flush_context) -> None:
-    moved = session.info.pop("gridkit_moved_subjects", None)
-    if not moved:
-        return
-    with session.no_autoflush:
-        edition = current_edition(session)
-        if edition is None:
-            return
-        live = [(k, o) for k, o in moved if not (inspect(o).deleted or inspect(o).detached)]
-        # Buildings first: their residents take the building's cell.
-        buildings = []
-        for obj in (o for k, o in live if k == "buildings"):
-            cell = _cell_of(session, "buildings", obj, edition)
-            if obj.base_cell_id != cell:
-                # Changed here, flushed by the flush loop's next pass, in the same transaction.
-                obj.base_cell_id = cell
-            buildings.append({"b": obj.id, "cell": cell})
-        if buildings:
-            # The buildings' new cells reach the table only in the next flush pass: give them here.
-            session.execute(
-                text(
-                    "UPDATE resident SET base_cell_id = :cell WHERE building_id = :b "
-                    "AND base_cell_id IS DISTINCT FROM :cell"
-                ),
-                buildings,
-            )
-            _expire_cells(session, "residents")
-        cells_of_buildings = {row["b"]: row["cell"] for row in buildings}
-        for kind, obj in live:
-            if kind == "buildings":
-                continue
-            if kind == "residents" and obj.building_id in cells_of_buildings:
-                cell = cells_of_buildings[obj.building_id]
-            else:
-                cell = _cell_of(session, kind, obj, edition)
-            if obj.base_cell_id != cell:
-                obj.base_cell_id = cell
 
 
 def unassigned_subjects(session: Session, kind: str | None = None, limit: int | None = None) -> list[dict]:
@@ -568,7 +563,8 @@ def unassigned_subjects(session: Session, kind: str | None = None, limit: int | 
         "FROM building WHERE base_cell_id IS NULL",
         # A resident's location is its own point or its building's.
         "residents": "SELECT r.id, r.id_number_masked AS ident, COALESCE(r.geom, bl.geom) AS loc "
-        "FROM resident r LEFT JOIN building bl ON bl.id = r.building_id WHERE r.base_cell_id IS NULL",
+        "FROM resident r LEFT JOIN building bl ON bl.id = r.building_id "
+        "WHERE NOT EXISTS (SELECT 1 FROM resident_cell c WHERE c.resident_id = r.id)",
         "entities": "SELECT id, credit_code AS ident, geom AS loc FROM legal_entity WHERE base_cell_id IS NULL",
         "incidents": "SELECT id, code AS ident, geom AS loc FROM incident WHERE base_cell_id IS NULL",
     }

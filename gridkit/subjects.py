@@ -14,6 +14,7 @@ from gridkit.grids.work.coordinators import coordinators_json
 from gridkit.grids.work.departments import department
 from gridkit.grids.work.versions import current_version, versions_in_force
 from gridkit.models import BaseCell, Building, Department, Incident, LegalEntity, Resident, WorkCell, WorkCellMember
+from gridkit.resident_cells import ASSIGNED_RESIDENTS
 
 GROUPINGS = ("district", "street", "community", "cell", "work-cell")
 _PREFIX = {"district": 6, "street": 9, "community": 12, "cell": 15}
@@ -68,7 +69,7 @@ def subject_stats(session: Session, by: str = "community", *, dept: str | None =
                      count(*) FILTER (WHERE s.population_type = 'registered') AS registered,
                      count(*) FILTER (WHERE s.population_type = 'floating') AS floating,
                      count(DISTINCT s.household) AS households
-              FROM resident s JOIN u ON u.cell_id = s.base_cell_id GROUP BY u.code),
+              FROM {ASSIGNED_RESIDENTS} s JOIN u ON u.cell_id = s.base_cell_id GROUP BY u.code),
         bl AS (SELECT u.code, count(*) AS n FROM building s JOIN u ON u.cell_id = s.base_cell_id GROUP BY u.code),
         en AS (SELECT u.code, count(*) AS n FROM legal_entity s JOIN u ON u.cell_id = s.base_cell_id GROUP BY u.code)
         SELECT c.code, c.name, c.base_cells,

@@ -25,6 +25,7 @@ from gridkit.models import (
     Department,
     LegalEntity,
     Resident,
+    ResidentCell,
     WorkCell,
     WorkCellMember,
     WorkGridVersion,
@@ -126,7 +127,11 @@ def work_cell_counts(session: Session, cell: WorkCell) -> dict:
     """Return the cell's counts: base cells, buildings, residents, households, legal entities."""
 
     def count(model, *what):
-        return select(func.count(*what)).select_from(model).where(_in_cell(cell, model.base_cell_id)).scalar_subquery()
+        query = select(func.count(*what)).select_from(model)
+        if model is Resident:  # a resident's cell is a row of its own table (gridkit.resident_cells)
+            query = query.join(ResidentCell, ResidentCell.resident_id == Resident.id)
+            return query.where(_in_cell(cell, ResidentCell.base_cell_id)).scalar_subquery()
+        return query.where(_in_cell(cell, model.base_cell_id)).scalar_subquery()
 
     row = session.execute(
         select(
@@ -212,8 +217,9 @@ def work_cell_detail(
                 Building.code,
                 Building.address,
             )
+            .join(ResidentCell, ResidentCell.resident_id == Resident.id)
             .outerjoin(Building, Building.id == Resident.building_id)
-            .where(_in_cell(cell, Resident.base_cell_id))
+            .where(_in_cell(cell, ResidentCell.base_cell_id))
             .order_by(Resident.id)
             .offset(offset)
             .limit(limit)

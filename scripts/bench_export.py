@@ -145,11 +145,20 @@ def load_residents(session: Session, cells: list[int], n: int, rng) -> None:
     floating = rng.random(n) < 0.35
     _copy(
         session,
-        "COPY resident (id_number_hash, id_number_masked, name, household, population_type, base_cell_id) FROM STDIN",
+        "COPY resident (id_number_hash, id_number_masked, name, household, population_type) FROM STDIN",
         (
-            f"{i:064x}\t4403**********123X\t居民{i}\tH{h}-{i // 3}\t{'floating' if f else 'registered'}\t{c}\n"
-            for i, (h, c, f) in enumerate(zip(home, cell, floating))
+            f"{i:064x}\t4403**********123X\t居民{i}\tH{h}-{i // 3}\t{'floating' if f else 'registered'}\n"
+            for i, (h, f) in enumerate(zip(home, floating))
         ),
+    )
+    # Their cells: rows of resident_cell (gridkit.resident_cells), matched by the same hashes.
+    session.execute(text("CREATE TEMP TABLE gk_bench_cell (hash text, cell int) ON COMMIT DROP"))
+    _copy(session, "COPY gk_bench_cell (hash, cell) FROM STDIN", (f"{i:064x}\t{c}\n" for i, c in enumerate(cell)))
+    session.execute(
+        text(
+            "INSERT INTO resident_cell (resident_id, base_cell_id) SELECT r.id, c.cell FROM gk_bench_cell c "
+            "JOIN resident r ON r.id_number_hash = c.hash"
+        )
     )
 
 
@@ -278,9 +287,11 @@ def _report_rows(session: Session, residents: int, cells: list[int], rng) -> lis
     touched = [int(c) for c in rng.choice(cells, 20, replace=False)]
     session.execute(
         text(
-            "INSERT INTO resident (id_number_hash, id_number_masked, name, household, population_type, base_cell_id) "
-            "SELECT 'small' || g, '4403**********123X', '新居民', 'S' || (g / 3), 'floating', (:c)[1 + g % 20] "
-            "FROM generate_series(0, 999) g"
+            "WITH r AS (INSERT INTO resident (id_number_hash, id_number_masked, name, household, population_type) "
+            "SELECT 'small' || g, '4403**********123X', '新居民', 'S' || (g / 3), 'floating' "
+            "FROM generate_series(0, 999) g RETURNING id, id_number_hash) "
+            "INSERT INTO resident_cell (resident_id, base_cell_id) "
+            "SELECT r.id, (CAST(:c AS int[]))[1 + substr(r.id_number_hash, 6)::int % 20] FROM r"
         ),
         {"c": touched},
     )
@@ -295,13 +306,15 @@ def _report_rows(session: Session, residents: int, cells: list[int], rng) -> lis
     rows.append(("first report after an unannounced edit (full rebuild inside; reference)", s, mb))
     u = units(session, "community")
     count_sql = (
-        _unit_frame(u) + " SELECT u.code, count(*) FROM resident s JOIN u ON u.cell_id = s.base_cell_id GROUP BY u.code"
+        _unit_frame(u)
+        + " SELECT u.code, count(*) FROM resident_cell s JOIN u ON u.cell_id = s.base_cell_id GROUP BY u.code"
     )
     session.execute(text(count_sql), u.params).all()  # warm
     s, mb, _ = timed(lambda: session.execute(text(count_sql), u.params).all())
     rows.append(("baseline count(*) GROUP BY community over the same residents", s, mb))
     old_sql = _unit_frame(u) + (
-        ", g AS (SELECT u.code, s.household, count(*) AS n FROM resident s JOIN u ON u.cell_id = s.base_cell_id "
+        ", g AS (SELECT u.code, s.household, count(*) AS n FROM resident s "
+        "JOIN resident_cell c ON c.resident_id = s.id JOIN u ON u.cell_id = c.base_cell_id "
         "GROUP BY u.code, s.household) SELECT code, sum(n), count(*) FILTER (WHERE household <> '') FROM g "
         "GROUP BY code"
     )

@@ -15,19 +15,20 @@ process, is what PostgreSQL alone needs: a raw COPY of the file into a table of 
 hash join (to building codes, or making the points). The ratio is import seconds / baseline seconds.
 
 Then `--assign` residents are stored (points, phone, household; no cell) and
-`assign_subjects(["residents"])` runs end to end (read, compute, write: UPDATEs by id range with the
-new cells bound as binary arrays) in a child transaction that is rolled back, committed only for the
-agreement check, for each way of writing the cells (`--variants`, default "rebuilt,hot,narrow"):
+`assign_subjects(["residents"])` runs end to end (read, compute, write: the residents frozen, their
+cells COPYed into `resident_cell`, gridkit.resident_cells) in a child transaction that is rolled back,
+for each way of writing the cells (`--variants`, default "hot,narrow"):
 
-- "kept": every index and constraint kept and updated row by row (slow: minutes per million);
-- "rebuilt": the table packed full (fillfactor 100, as before migration 20261203_asg9b), all its
-  secondary indexes, UNIQUE keys and foreign keys dropped before the UPDATE and built again after;
-- "hot": what gridkit does now: pages half free (fillfactor 50), only the base_cell_id index and
-  its foreign key dropped, so every new row version is a heap-only tuple and the other indexes are
-  left alone (gridkit.spatial.bulk), and no table CHECK run again per row (the resident's rules are
-  domains, migration 20261204_asg9d);
+- "hot": what gridkit does (the name is the one of the earlier path, heap-only UPDATEs of the wide
+  resident rows, which migration 20261204_cell9f replaced): the cells COPYed into the narrow table
+  `resident_cell` with its index and foreign keys dropped before and built again after
+  (gridkit.spatial.bulk);
+- "kept": the same with the index and foreign keys of `resident_cell` kept and updated row by row;
 - "narrow": not a gridkit path, a lower bound: the same read and compute, and the cells COPYed into
-  a narrow (id, cell) table with its primary key instead of the residents' rows.
+  a temporary (id, cell) table with its primary key (no WAL, no foreign keys, no index after).
+
+(The variant "rebuilt", the wide rows packed full and updated with all their indexes dropped, measured the
+column `resident.base_cell_id`, which no longer exists.)
 
 Each assignment is checked against PostGIS (ST_Covers, smallest code on ties) on a sample of 20,000
 residents: the "agree" column. Its parts include "server cpu", the CPU seconds of the session's server
@@ -191,8 +192,9 @@ def child(args) -> dict:
             conn.rollback()
         out = {}
     elif args.child == "rewrite":
-        # PostgreSQL alone writing every stored resident once (a full copy of the table): the floor of
-        # any first assignment that stores a cell in each row.
+        # PostgreSQL alone writing every stored resident once (a full copy of the table): the floor of a first
+        # assignment that stored a cell in each row (before migration 20261204_cell9f); kept as this run's
+        # measure of the machine's speed.
         import psycopg
 
         with psycopg.connect(db.database_url(settings).replace("postgresql+psycopg", "postgresql")) as conn:
@@ -233,8 +235,6 @@ def assign_child(settings, variant: str) -> dict:
 
     if variant == "kept":
         bulk.BULK_INDEX_ROWS = 10**12  # indexes kept and updated row by row
-    elif variant == "rebuilt":
-        bulk.HOT_FILLFACTOR = 0  # every index dropped and built again, whatever the fillfactor
     read_points = assign.read_points
 
     def timed_read(*args, **kwargs):
@@ -320,9 +320,9 @@ def agreement(session, text, sample: int = 20_000) -> float:
     return float(
         session.scalar(
             text(
-                "SELECT avg((r.base_cell_id IS NOT DISTINCT FROM (SELECT b.id FROM base_cell b "
+                "SELECT avg((c.base_cell_id IS NOT DISTINCT FROM (SELECT b.id FROM base_cell b "
                 "WHERE ST_Covers(b.geom, r.geom) ORDER BY b.code LIMIT 1))::int) "
-                "FROM (SELECT * FROM resident ORDER BY id LIMIT :n) r"
+                "FROM (SELECT * FROM resident ORDER BY id LIMIT :n) r LEFT JOIN resident_cell c ON c.resident_id = r.id"
             ),
             {"n": sample},
         )
@@ -363,16 +363,15 @@ def empty(table: str) -> None:
     import psycopg
 
     with psycopg.connect(admin_conninfo()) as conn:
-        conn.execute(f"TRUNCATE {table}")  # a fixed name of this script
+        conn.execute(f"TRUNCATE {table} CASCADE")  # a fixed name of this script (resident: resident_cell too)
 
 
-def store_residents(n: int, fillfactor: int) -> None:
-    """Store n residents with points, phone and household and no cell, in pages filled to `fillfactor` %."""
+def store_residents(n: int) -> None:
+    """Store n residents with points, phone and household and no cell."""
     import psycopg
 
     with psycopg.connect(admin_conninfo()) as conn:
-        conn.execute("TRUNCATE resident")
-        conn.execute(f"ALTER TABLE resident SET (fillfactor = {int(fillfactor)})")
+        conn.execute("TRUNCATE resident, resident_cell")
         conn.execute(
             "INSERT INTO resident (id_number_hash, id_number_masked, name, phone, household, population_type, geom) "
             "SELECT encode(sha256(i::text::bytea), 'hex'), '4403**********0000', '测试' || (i %% 100), "
@@ -382,9 +381,9 @@ def store_residents(n: int, fillfactor: int) -> None:
             "FROM generate_series(1, %s) i",
             (X0 - 0.0003, COMMUNITIES * COLS * D + 0.0006, Y0 - 0.0003, ROWS * D + 0.0006, n),
         )
-        conn.execute("ALTER TABLE resident SET (fillfactor = 50)")  # as migration 20261203_asg9b left it
     with psycopg.connect(admin_conninfo(), autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE resident")
+        conn.execute("VACUUM ANALYZE resident_cell")
         conn.execute("CHECKPOINT")
 
 
@@ -428,23 +427,16 @@ def print_report(table: list, rewrite: dict, assigned: list, assign: int) -> Non
 
 def run_assignments(env: dict, n: int, variants: list[str]) -> tuple[dict, list]:
     """Store n residents and assign them each way in `variants`; return the table copy's and their numbers."""
-    rewrite, assigned, stored = None, [], None
-    # Packed pages first (as before migration 20261203_asg9b), then half-free pages (gridkit now).
-    for variant in sorted(variants, key=lambda v: v not in ("kept", "rebuilt")):
-        fillfactor = 100 if variant in ("kept", "rebuilt") else 50
-        if stored != fillfactor:
-            t = time.perf_counter()
-            store_residents(n, fillfactor)
-            stored = fillfactor
-            print(
-                f"stored {n:,} residents (fillfactor {fillfactor}) in {time.perf_counter() - t:.1f} s", file=sys.stderr
-            )
-        if rewrite is None:
-            rewrite = run_child(env, child="rewrite")
-            print(f"rewrite: {rewrite}", file=sys.stderr)
+    t = time.perf_counter()
+    store_residents(n)
+    print(f"stored {n:,} residents in {time.perf_counter() - t:.1f} s", file=sys.stderr)
+    rewrite = run_child(env, child="rewrite")
+    print(f"rewrite: {rewrite}", file=sys.stderr)
+    assigned = []
+    for variant in variants:  # each in a transaction rolled back: the same stored table for all
         got = run_child(env, child="assign", variant=variant)
         print(f"assign {variant}: {got}", file=sys.stderr)
-        assigned.append((f"{variant} (fillfactor {fillfactor})", got))
+        assigned.append((variant, got))
     return rewrite, assigned
 
 
@@ -454,7 +446,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--assign", type=int, default=5_000_000, help="stored residents to assign (default 5M)")
     parser.add_argument("--port", type=int, default=5497)
     parser.add_argument(
-        "--variants", default="rebuilt,hot,narrow", help="ways to write the cells: kept, rebuilt, hot, narrow"
+        "--variants", default="hot,narrow", help="ways to write the cells: hot (gridkit's), kept, narrow"
     )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--kind", help=argparse.SUPPRESS)

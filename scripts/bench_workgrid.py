@@ -110,9 +110,10 @@ def build(session: Session, residents: int) -> None:
     log(f"inserting {residents:,} residents")
     session.execute(
         text("""
-        INSERT INTO resident (id_number_hash, id_number_masked, name, population_type, base_cell_id)
-        SELECT md5(i::text), '4403**********0000', '居民', 'registered', 1 + (i % 10000)
-        FROM generate_series(1, :n) i"""),
+        WITH r AS (INSERT INTO resident (id_number_hash, id_number_masked, name, population_type)
+                   SELECT md5(i::text), '4403**********0000', '居民', 'registered'
+                   FROM generate_series(1, :n) i RETURNING id)
+        INSERT INTO resident_cell (resident_id, base_cell_id) SELECT id, 1 + (id % 10000) FROM r"""),
         {"n": residents},
     )
     session.execute(text("ANALYZE"))
@@ -145,7 +146,7 @@ def bench_publish(session: Session) -> list[tuple]:
     # The rejected design: a copy of department/work cell on every subject row, rewritten at publish.
     session.execute(
         text(
-            "CREATE TEMP TABLE resident_work_cell AS SELECT r.id AS resident_id, m.work_cell_id FROM resident r "
+            "CREATE TEMP TABLE resident_work_cell AS SELECT r.resident_id, m.work_cell_id FROM resident_cell r "
             "JOIN work_cell_member m ON m.base_cell_id = r.base_cell_id AND m.version_id = :v"
         ),
         {"v": draft.id},

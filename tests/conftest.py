@@ -19,7 +19,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from gridkit import db
-from gridkit.assign import install_assignment_hook
+from gridkit.assign_hook import install_assignment_hook
 from gridkit.config import Settings
 from gridkit.db.embedded import ADMIN_ROLE, EmbeddedCluster
 from gridkit.errors import SetupError

@@ -117,3 +117,29 @@ def entities_not_in_their_cell(session: Session) -> int:
             "WHERE ST_Covers(b.geom, e.geom) ORDER BY b.code LIMIT 1)"
         )
     )
+
+
+def store_residents(session: Session, n: int) -> None:
+    """Store `n` residents with points over the 3×3 grid of make_base_grid (as store_entities: some on edges and
+    corners, some outside) and no cell."""
+    session.execute(
+        text(
+            "INSERT INTO resident (id_number_hash, id_number_masked, name, household, population_type, geom) "
+            "SELECT md5(i::text), '4403**********0000', '测试', 'H' || (i / 3), 'registered', "
+            "ST_SetSRID(ST_MakePoint(:x + (i % 17) * :d * 3.2 / 16, :y + (i / 17 % 19) * :d * 3.2 / 18), 4490) "
+            "FROM generate_series(1, :n) i"
+        ),
+        {"x": X0 - 0.1 * D, "y": Y0 - 0.1 * D, "d": D, "n": n},
+    )
+
+
+def residents_not_in_their_cell(session: Session) -> int:
+    """Residents whose stored cell (a row of resident_cell, or none) is not PostGIS's (ST_Covers, smallest code on
+    ties)."""
+    return session.scalar(
+        text(
+            "SELECT count(*) FROM resident r LEFT JOIN resident_cell c ON c.resident_id = r.id "
+            "WHERE c.base_cell_id IS DISTINCT FROM (SELECT b.id FROM base_cell b "
+            "WHERE ST_Covers(b.geom, r.geom) ORDER BY b.code LIMIT 1)"
+        )
+    )

@@ -16,7 +16,6 @@ from gridkit import assign
 from gridkit.assign import assign_one, assign_subjects, base_cell_index
 from gridkit.db.arrays import Float8Array, Int4Array, bind_arrays, decode_array
 from gridkit.models import SRID, LegalEntity, Resident
-from gridkit.spatial import bulk
 from tests.factories import X0, Y0, D, entities_not_in_their_cell, make_base_grid, store_entities
 
 N = 300  # entities on a 3×3 grid, some on edges and corners, some outside
@@ -115,36 +114,6 @@ def test_resident_rules_are_domains_not_table_checks(session):
         ("id_number_masked", "resident_id_masked", "id_masked_format"),
         ("population_type", "resident_population_type", "population_type"),
     ]
-
-
-def test_a_column_scoped_rebuild_refreshes_the_statistics_of_those_columns_alone(session, monkeypatch):
-    monkeypatch.setattr(bulk, "BULK_INDEX_ROWS", 10)
-    make_base_grid(session)
-    session.execute(
-        text(
-            "INSERT INTO resident (id_number_hash, id_number_masked, name, household, population_type) "
-            "SELECT md5(i::text), '4403**********0000', '测试', 'H1', 'registered' FROM generate_series(1, 200) i"
-        )
-    )
-    session.execute(text("ANALYZE resident"))
-    session.execute(text("UPDATE resident SET household = 'H2'"))  # not analysed since
-
-    def stats():
-        return dict(
-            session.execute(
-                text(
-                    "SELECT attname, format('%s %s', null_frac, most_common_vals) FROM pg_stats "
-                    "WHERE tablename = 'resident' AND attname IN ('base_cell_id', 'household')"
-                )
-            ).all()
-        )
-
-    assert stats() == {"base_cell_id": "1 ", "household": "0 {H1}"}
-    cell = session.scalar(text("SELECT min(id) FROM base_cell"))
-    with bulk.rebuilt_indexes(session, "resident", 200, columns=("base_cell_id",)) as rebuilt:
-        assert rebuilt
-        session.execute(text("UPDATE resident SET base_cell_id = :c"), {"c": cell})
-    assert stats() == {"base_cell_id": f"0 {{{cell}}}", "household": "0 {H1}"}
 
 
 def test_numpy_columns_go_to_postgresql_and_back_as_binary_arrays(session):

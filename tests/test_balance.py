@@ -25,6 +25,7 @@ from gridkit.grids.work import (
     validate_version,
 )
 from gridkit.models import SRID, BaseCell, CoordinatorAssignment, Incident, Resident, WorkCell
+from gridkit.resident_cells import set_resident_cells
 from tests.factories import STREET, X0, Y0, D, make_base_grid
 
 DEPT = "100001"
@@ -248,7 +249,7 @@ def community(i: int) -> str:
 def add_residents(session, edition, *, seed: int = 5) -> int:
     """Insert a skewed number of residents into each base cell; return how many."""
     rnd = random.Random(seed)
-    rows = []
+    rows, cells = [], []
     for cell_id, code in session.execute(
         select(BaseCell.id, BaseCell.code).where(BaseCell.edition_id == edition.id).order_by(BaseCell.code)
     ):
@@ -260,10 +261,11 @@ def add_residents(session, edition, *, seed: int = 5) -> int:
                     "id_number_masked": "4403**********1234",
                     "name": "居民",
                     "population_type": "registered",
-                    "base_cell_id": cell_id,
                 }
             )
-    session.execute(insert(Resident), rows)
+            cells.append(cell_id)
+    ids = session.scalars(insert(Resident).returning(Resident.id, sort_by_parameter_order=True), rows).all()
+    set_resident_cells(session, dict(zip(ids, cells, strict=True)))
     return len(rows)
 
 

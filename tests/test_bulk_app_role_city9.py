@@ -55,7 +55,7 @@ def test_the_app_role_takes_the_fast_path(app_session, monkeypatch):
             "ORDER BY conname"
         )
     ).all()
-    assert {c[0] for c in constraints_before} >= {"fk_resident_base_cell_id_base_cell", "uq_resident_id_number_hash"}
+    assert {c[0] for c in constraints_before} >= {"fk_resident_building_id_building", "uq_resident_id_number_hash"}
     secondary = [d for d in before if "pk_resident" not in d]
     assert len(secondary) == len(before) - 1  # all but the primary key: geometry, cell …, the ID hash's UNIQUE
     monkeypatch.setattr(bulk, "BULK_INDEX_ROWS", 10)
@@ -88,14 +88,16 @@ def test_the_functions_refuse_other_tables(app_session):
 
 def test_an_import_as_the_app_role_rebuilds_the_indexes_once(app_session, app_engine, tmp_path, monkeypatch):
     make_base_grid(app_session)
-    before = _indexes(app_session, "resident")
+    before, narrow_before = _indexes(app_session, "resident"), _indexes(app_session, "resident_cell")
     monkeypatch.setattr(bulk, "BULK_INDEX_ROWS", 100)
     with statements_run(app_engine) as statements:
         result = import_residents(app_session, many_residents_csv(tmp_path / "r.csv", 300), pii_key=KEY)
     assert result.created == 300 and result.assigned == 300
-    assert sum("gridkit_drop_bulk_indexes" in s for s in statements) == 1
-    assert sum("gridkit_restore_bulk_indexes" in s for s in statements) == 1
+    # Once for the residents and once for their cells (resident_cell, migration 20261204_cell9f).
+    assert sum("gridkit_drop_bulk_indexes" in s for s in statements) == 2
+    assert sum("gridkit_restore_bulk_indexes" in s for s in statements) == 2
     assert _indexes(app_session, "resident") == before
+    assert _indexes(app_session, "resident_cell") == narrow_before
     found = app_session.scalar(
         text("SELECT count(*) FROM resident WHERE ST_DWithin(geom, (SELECT geom FROM resident LIMIT 1), 1)")
     )

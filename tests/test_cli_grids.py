@@ -17,7 +17,7 @@ from gridkit import db
 from gridkit.cli import main
 from gridkit.errors import Conflict
 from gridkit.grids import work
-from gridkit.models import SRID, BaseCell, BaseGridEdition, Building, Resident
+from gridkit.models import SRID, BaseCell, BaseGridEdition, Building, Resident, ResidentCell
 from tests.factories import X0, Y0, D, make_base_grid
 
 DEPT = "100001"
@@ -137,7 +137,7 @@ def test_publish_new_edition_moves_only_changed_subjects(grid):
     with Session(db.engine_for(grid)) as session:
         codes = session.execute(
             select(BaseCell.code, BaseGridEdition.status)
-            .join(Resident, Resident.base_cell_id == BaseCell.id)
+            .join(ResidentCell, ResidentCell.base_cell_id == BaseCell.id)
             .join(BaseGridEdition)
         ).all()
     # The building sits exactly on the new shared edge: the smallest code wins.

@@ -20,6 +20,7 @@ from gridkit.io import tables
 from gridkit.io.report import write_report
 from gridkit.io.subjects import SubjectImportRefused, import_buildings, import_residents
 from gridkit.models import Building, Resident
+from gridkit.resident_cells import RESIDENTS
 from tests.data.make_subject_files import centre, citizen_id, many_residents_csv
 from tests.factories import make_base_grid
 
@@ -45,7 +46,7 @@ def test_many_chunks_import_and_assign_like_one(session, tmp_path, small_chunks)
     # Cells computed while streaming agree with PostGIS ST_Covers (smallest code on edges) for every resident.
     wrong = session.scalar(
         text(
-            "SELECT count(*) FROM resident r WHERE r.base_cell_id IS DISTINCT FROM (SELECT b.id FROM base_cell b "
+            f"SELECT count(*) FROM {RESIDENTS} r WHERE r.base_cell_id IS DISTINCT FROM (SELECT b.id FROM base_cell b "
             "WHERE ST_Covers(b.geom, r.geom) ORDER BY b.code LIMIT 1)"
         )
     )

@@ -13,6 +13,7 @@ from sqlalchemy import text
 from gridkit.errors import Conflict, ValidationError
 from gridkit.reports import REPORTS, run_report
 from gridkit.reports.render import report_html, write_report_file
+from gridkit.resident_cells import RESIDENTS
 
 
 @pytest.fixture
@@ -30,7 +31,7 @@ def with_birth_dates(session, ages_by_community: dict[str, list[int]], ref=date(
         ids = (
             session.execute(
                 text(
-                    "SELECT s.id FROM resident s JOIN base_cell b ON b.id = s.base_cell_id "
+                    f"SELECT s.id FROM {RESIDENTS} s JOIN base_cell b ON b.id = s.base_cell_id "
                     "WHERE b.community_code = :c ORDER BY s.id"
                 ),
                 {"c": community},

@@ -10,6 +10,7 @@ from sqlalchemy import text
 from gridkit.errors import ValidationError
 from gridkit.incidents.evaluate import evaluate
 from gridkit.reports import resident_summary, run_report
+from gridkit.resident_cells import RESIDENTS
 
 
 @pytest.fixture
@@ -27,7 +28,7 @@ def _direct(session, prefix_len: int) -> dict:
         text(
             "SELECT left(b.code, :n) AS code, count(*) AS residents, "
             "count(DISTINCT s.household) FILTER (WHERE s.household <> '') AS households "
-            "FROM resident s JOIN base_cell b ON b.id = s.base_cell_id GROUP BY 1"
+            f"FROM {RESIDENTS} s JOIN base_cell b ON b.id = s.base_cell_id GROUP BY 1"
         ),
         {"n": prefix_len},
     )
@@ -42,8 +43,9 @@ def test_household_in_two_cells_counts_once_per_unit(session, city):
     for n, cell in ((1, c1_second), (2, c2_first)):
         session.execute(
             text(
-                "INSERT INTO resident (id_number_hash, id_number_masked, name, household, population_type, "
-                "base_cell_id) VALUES (:h, '4403**********123X', '新居民', 'H0000', 'floating', :c)"
+                "WITH r AS (INSERT INTO resident (id_number_hash, id_number_masked, name, household, population_type) "
+                "VALUES (:h, '4403**********123X', '新居民', 'H0000', 'floating') RETURNING id) "
+                "INSERT INTO resident_cell (resident_id, base_cell_id) SELECT id, :c FROM r"
             ),
             {"h": f"split{n}", "c": cell},
         )
@@ -69,7 +71,10 @@ def test_summary_is_rebuilt_only_after_residents_change(session, city):
     rows = _by_code(run_report(session, "population", by="community").main)
     assert rows[C1]["registered"] == 18 and rows[C1]["floating"] == 0
     session.execute(
-        text("DELETE FROM resident WHERE base_cell_id IN (SELECT id FROM base_cell WHERE code LIKE :c)"),
+        text(
+            "DELETE FROM resident WHERE id IN (SELECT resident_id FROM resident_cell "
+            "WHERE base_cell_id IN (SELECT id FROM base_cell WHERE code LIKE :c))"
+        ),
         {"c": C2 + "%"},
     )
     rows = _by_code(run_report(session, "population", by="community").main)
@@ -109,8 +114,8 @@ def test_cell_stats_layer_reads_the_summary(session, city, tmp_path):
     direct = dict(
         session.execute(
             text(
-                "SELECT b.code, count(DISTINCT s.household) FROM resident s JOIN base_cell b ON b.id = s.base_cell_id "
-                "GROUP BY b.code"
+                f"SELECT b.code, count(DISTINCT s.household) FROM {RESIDENTS} s "
+                "JOIN base_cell b ON b.id = s.base_cell_id GROUP BY b.code"
             )
         ).all()
     )

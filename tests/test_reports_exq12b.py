@@ -8,6 +8,7 @@ from factories_exports import C1, C2, make_city
 from sqlalchemy import text
 
 from gridkit.reports import resident_summary, run_report
+from gridkit.resident_cells import RESIDENTS
 
 
 @pytest.fixture
@@ -39,14 +40,14 @@ def _direct(session):
             "SELECT base_cell_id, count(*), count(*) FILTER (WHERE population_type = 'registered'), "
             "count(*) FILTER (WHERE population_type = 'floating'), "
             "count(DISTINCT household) FILTER (WHERE household <> '') "
-            "FROM resident WHERE base_cell_id IS NOT NULL GROUP BY 1 ORDER BY 1"
+            f"FROM {RESIDENTS} r WHERE base_cell_id IS NOT NULL GROUP BY 1 ORDER BY 1"
         )
     ).all()
     split = session.execute(
         text(
-            "SELECT household, base_cell_id FROM (SELECT DISTINCT household, base_cell_id FROM resident "
+            f"SELECT household, base_cell_id FROM (SELECT DISTINCT household, base_cell_id FROM {RESIDENTS} r "
             "WHERE household <> '' AND base_cell_id IS NOT NULL) d WHERE household IN (SELECT household FROM "
-            "resident WHERE household <> '' AND base_cell_id IS NOT NULL GROUP BY household "
+            f"{RESIDENTS} r WHERE household <> '' AND base_cell_id IS NOT NULL GROUP BY household "
             "HAVING count(DISTINCT base_cell_id) > 1) ORDER BY 1, 2"
         )
     ).all()
@@ -56,8 +57,9 @@ def _direct(session):
 def _add(session, n: int, household: str, cell: int, kind: str = "floating") -> None:
     session.execute(
         text(
-            "INSERT INTO resident (id_number_hash, id_number_masked, name, household, population_type, base_cell_id) "
-            "VALUES (:h, '4403**********123X', '新居民', :hh, :k, :c)"
+            "WITH r AS (INSERT INTO resident (id_number_hash, id_number_masked, name, household, population_type) "
+            "VALUES (:h, '4403**********123X', '新居民', :hh, :k) RETURNING id) "
+            "INSERT INTO resident_cell (resident_id, base_cell_id) SELECT id, :c FROM r"
         ),
         {"h": f"exq12b-{n}", "hh": household, "k": kind, "c": cell},
     )
@@ -85,11 +87,20 @@ def test_moves_and_deletes_recount_the_old_and_new_cells(session, city):
     resident_summary.residents_changed(session, [b])
     assert _summary(session) == _direct(session)
     # The household leaves cell b again (moved to c): b and c are recounted, H0000 is split a/c.
-    session.execute(text("UPDATE resident SET base_cell_id = :c WHERE id_number_hash = 'exq12b-1'"), {"c": c})
+    session.execute(
+        text(
+            "UPDATE resident_cell SET base_cell_id = :c "
+            "WHERE resident_id = (SELECT id FROM resident WHERE id_number_hash = 'exq12b-1')"
+        ),
+        {"c": c},
+    )
     resident_summary.residents_changed(session, [b, c])
     assert _summary(session) == _direct(session)
     # Everyone of cell a leaves: H0000 is no longer split.
-    session.execute(text("DELETE FROM resident WHERE base_cell_id = :a"), {"a": a})
+    session.execute(
+        text("DELETE FROM resident WHERE id IN (SELECT resident_id FROM resident_cell WHERE base_cell_id = :a)"),
+        {"a": a},
+    )
     resident_summary.residents_changed(session, [a])
     assert _summary(session) == _direct(session)
     assert all(h != "H0000" for h, _ in _summary(session)[1])

@@ -14,6 +14,7 @@ from gridkit.io import tables
 from gridkit.io.subjects import SubjectImportRefused, import_buildings, import_residents
 from gridkit.io.tables import open_table
 from gridkit.models import Building, Resident
+from gridkit.resident_cells import RESIDENTS
 from gridkit.standard.ids import citizen_id_check_char
 from tests.factories import X0, Y0, D, make_base_grid
 
@@ -81,7 +82,7 @@ def test_a_layer_is_read_in_batches_with_the_same_rows_as_one_read(tmp_path):
 def _stored(session) -> list[tuple]:
     return session.execute(
         text(
-            "SELECT id_number_masked, name, population_type, base_cell_id, ST_AsText(geom) FROM resident "
+            f"SELECT id_number_masked, name, population_type, base_cell_id, ST_AsText(geom) FROM {RESIDENTS} r "
             "ORDER BY id_number_masked, ST_X(geom), ST_Y(geom)"
         )
     ).all()
@@ -107,7 +108,7 @@ def test_a_batched_import_stores_what_a_single_read_stores(session, tmp_path, mo
     assert stored_batched == _stored(session)
     wrong = session.scalar(
         text(
-            "SELECT count(*) FROM resident r WHERE r.base_cell_id IS DISTINCT FROM (SELECT b.id FROM base_cell b "
+            f"SELECT count(*) FROM {RESIDENTS} r WHERE r.base_cell_id IS DISTINCT FROM (SELECT b.id FROM base_cell b "
             "WHERE ST_Covers(b.geom, r.geom) ORDER BY b.code LIMIT 1)"
         )
     )

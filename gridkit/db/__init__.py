@@ -302,8 +302,8 @@ def forget_engine(settings: Settings) -> None:
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     """Return a sessionmaker whose objects stay readable after commit and whose sessions assign subjects
-    moved through the ORM to base cells at flush (gridkit.assign.install_assignment_hook)."""
-    from gridkit.assign import install_assignment_hook
+    moved through the ORM to base cells at flush (gridkit.assign_hook.install_assignment_hook)."""
+    from gridkit.assign_hook import install_assignment_hook
 
     factory = sessionmaker(bind=engine, expire_on_commit=False, future=True)
     install_assignment_hook(factory)

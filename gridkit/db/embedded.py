@@ -37,7 +37,8 @@ OWNER_ROLE = "gridkit_owner"
 ADMIN_ROLE = "gridkit_admin"
 ROLES = (ADMIN_ROLE, OWNER_ROLE, APP_ROLE)
 PASSFILE = "pgpass"
-# What the application role may do with the owner's tables and sequences (no DDL, no TRUNCATE).
+# What the application role may do with the owner's tables and sequences (no DDL, no TRUNCATE but of resident_cell,
+# granted by migration 20261204_cell9f for a first assignment's WAL-free COPY).
 APP_TABLE_PRIVILEGES = "SELECT, INSERT, UPDATE, DELETE"
 APP_SEQUENCE_PRIVILEGES = "USAGE, SELECT, UPDATE"
 # Unix socket paths are limited to 107 bytes; '.s.PGSQL.NNNNN' takes 14 of them.

@@ -35,7 +35,7 @@ from gridkit.models import (
     Building,
     Department,
     Incident,
-    Resident,
+    ResidentCell,
     WorkCell,
     WorkCellMember,
     WorkGridVersion,
@@ -431,7 +431,8 @@ def _loads(session: Session, draft: WorkGridVersion, by: str, prefix: str, cells
     """Return the load of every base cell: subjects counted by base cell, or area in m²."""
     if by == "area":
         return {i: float(r.area) for i, r in cells.items()}
-    model = {"residents": Resident, "buildings": Building, "incidents": Incident}[by]
+    # Residents' cells are rows of their own table (gridkit.resident_cells): counted there, no resident read.
+    model = {"residents": ResidentCell, "buildings": Building, "incidents": Incident}[by]
     query = (
         select(model.base_cell_id, func.count())
         .join(BaseCell, BaseCell.id == model.base_cell_id)

@@ -13,7 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from gridkit import rules
-from gridkit.assign import KINDS, TABLES, assign_subjects
+from gridkit.assign import CELL, KINDS, TABLES, WITH_CELL, assign_subjects, follow_buildings
 from gridkit.errors import InvalidTransition, ValidationError
 from gridkit.grids.base import current_edition, state_name
 from gridkit.models import BaseGridEdition
@@ -134,18 +134,18 @@ def _move_subjects(session: Session, old: BaseGridEdition, new: BaseGridEdition)
     relocate: dict[str, list[int]] = {}
     followed = {}
     for kind in KINDS:
-        table = TABLES[kind]
+        # Residents' cells are rows of their own narrow table (gridkit.resident_cells), the others' a column.
+        table = "resident_cell" if kind == "residents" else TABLES[kind]
         placed = session.scalar(text(f"SELECT count(*) FROM {table} WHERE base_cell_id IS NOT NULL"))
-        # Most subjects follow their cell: a bulk write of one column, HOT where the table has room for it
-        # (only the cell's index and foreign key built again; gridkit.spatial.bulk).
-        with rebuilt_indexes(session, table, placed, columns=("base_cell_id",)):
+        # Most subjects follow their cell: a bulk write, indexes built again after (gridkit.spatial.bulk).
+        with rebuilt_indexes(session, table, placed):
             followed[kind] = session.execute(
                 text(f"UPDATE {table} t SET base_cell_id = m.new_id FROM gk_cell_map m WHERE t.base_cell_id = m.old_id")
             ).rowcount
         relocate[kind] = list(
             session.scalars(
                 text(
-                    f"SELECT t.id FROM {table} t WHERE t.base_cell_id IS NULL OR t.base_cell_id IN "
+                    f"SELECT t.id FROM {WITH_CELL[kind]} WHERE {CELL[kind]} IS NULL OR {CELL[kind]} IN "
                     f"(SELECT id FROM base_cell WHERE edition_id = :old)"
                 ),
                 {"old": old.id},
@@ -158,10 +158,5 @@ def _move_subjects(session: Session, old: BaseGridEdition, new: BaseGridEdition)
         counts[kind]["followed"] = followed[kind]
         counts[kind]["relocated"] = len(relocate[kind])
     # Residents inherit their building's cell: those whose building moved follow it.
-    session.execute(
-        text(
-            "UPDATE resident r SET base_cell_id = b.base_cell_id FROM building b "
-            "WHERE r.building_id = b.id AND r.base_cell_id IS DISTINCT FROM b.base_cell_id"
-        )
-    )
+    follow_buildings(session)
     return counts

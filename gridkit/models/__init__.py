@@ -12,7 +12,7 @@ from gridkit.models.incidents import (
     IncidentCategory,
     IncidentHistory,
 )
-from gridkit.models.subjects import POPULATION_TYPES, Building, LegalEntity, Resident
+from gridkit.models.subjects import POPULATION_TYPES, Building, LegalEntity, Resident, ResidentCell
 from gridkit.models.users import ROLES, AuditLog, User
 from gridkit.models.work import (
     Coordinator,
@@ -50,6 +50,7 @@ __all__ = [
     "IncidentHistory",
     "LegalEntity",
     "Resident",
+    "ResidentCell",
     "User",
     "WorkCell",
     "WorkCellMember",

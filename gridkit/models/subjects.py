@@ -1,7 +1,10 @@
 """Subjects assigned to base cells: buildings, residents, legal entities.
 
 Subjects store only their base cell; department, work cell and coordinator are derived
-through the published work grid valid at the time asked.
+through the published work grid valid at the time asked. Buildings and legal entities keep it in a
+column; residents, the only subject counted in millions, in a narrow table of their own
+(`ResidentCell`, migration 20261204_cell9f), so that assigning millions of them writes two integers
+a resident instead of a new version of each wide resident row.
 """
 
 from __future__ import annotations
@@ -9,8 +12,8 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from geoalchemy2 import Geometry
-from sqlalchemy import CheckConstraint, Date, ForeignKey, Integer, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import CheckConstraint, Date, ForeignKey, Integer, String, event, insert, inspect, select
+from sqlalchemy.orm import Mapped, column_property, mapped_column
 
 from gridkit.models.base import SRID, Base, created_at_column
 
@@ -54,8 +57,44 @@ class Resident(Base):
     population_type: Mapped[str] = mapped_column(String(10))
     building_id: Mapped[int | None] = mapped_column(ForeignKey("building.id", ondelete="SET NULL"), index=True)
     geom = mapped_column(Geometry("POINT", srid=SRID, spatial_index=True))
-    base_cell_id: Mapped[int | None] = mapped_column(ForeignKey("base_cell.id", ondelete="SET NULL"), index=True)
     created_at: Mapped[datetime] = created_at_column()
+    # base_cell_id: read-only, from ResidentCell (defined below it).
+
+
+class ResidentCell(Base):
+    """The base cell of an assigned resident; an unassigned resident (outside every cell) has no row.
+
+    Written only by gridkit.resident_cells (one resident at a time, set-based, or COPY in bulk); read as
+    `Resident.base_cell_id`. Deleting the resident or the base cell deletes the row.
+    """
+
+    __tablename__ = "resident_cell"
+
+    resident_id: Mapped[int] = mapped_column(ForeignKey("resident.id", ondelete="CASCADE"), primary_key=True)
+    base_cell_id: Mapped[int] = mapped_column(ForeignKey("base_cell.id", ondelete="CASCADE"), index=True)
+
+
+# One name for a resident's cell everywhere (None = unassigned), usable in queries too; set it with
+# gridkit.resident_cells.set_resident_cells (or give it to a new Resident: written with its row).
+Resident.base_cell_id = column_property(
+    select(ResidentCell.base_cell_id).where(ResidentCell.resident_id == Resident.id).scalar_subquery()
+)
+
+
+@event.listens_for(Resident.base_cell_id, "set")
+def _cell_given_to_a_new_resident(target, value, oldvalue, initiator):
+    # A stored resident's cell changes only through the service (the ORM would keep it in memory and never
+    # store it: a silent loss, refused instead). A new resident may be given one: stored with it (below).
+    if inspect(target).has_identity:
+        raise AttributeError("Resident.base_cell_id is read-only: gridkit.resident_cells.set_resident_cells sets it")
+    target._given_cell = value
+
+
+@event.listens_for(Resident, "after_insert")
+def _store_given_cell(mapper, connection, target):
+    cell = target.__dict__.pop("_given_cell", None)
+    if cell is not None:
+        connection.execute(insert(ResidentCell.__table__).values(resident_id=target.id, base_cell_id=cell))
 
 
 class LegalEntity(Base):

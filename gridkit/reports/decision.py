@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from gridkit.errors import NotFound, ValidationError
 from gridkit.reports.standard import OPEN_INCIDENTS, _rows, _unit_frame, per_unit_counts
 from gridkit.reports.units import Section, Units
+from gridkit.resident_cells import ASSIGNED_RESIDENTS
 from gridkit.rules import LOCAL_TZ
 from gridkit.standard.codes import area_admin_code
 
@@ -76,7 +77,7 @@ def school_age(session: Session, u: Units, *, end=None, capacity=None, **_) -> l
         _unit_frame(u)
         + f""",
         k AS (SELECT u.code, {bands}, count(*) FILTER (WHERE s.birth_date IS NULL)::int AS unknown_age
-              FROM resident s JOIN u ON u.cell_id = s.base_cell_id GROUP BY u.code)
+              FROM {ASSIGNED_RESIDENTS} s JOIN u ON u.cell_id = s.base_cell_id GROUP BY u.code)
         SELECT c.code, c.name, {", ".join(f"coalesce(k.{n}, 0) AS {n}" for n, _, _ in SCHOOL_BANDS)},
                coalesce(k.unknown_age, 0) AS unknown_age
         FROM cells c LEFT JOIN k ON k.code = c.code ORDER BY c.code"""
@@ -123,7 +124,7 @@ def elderly(session: Session, u: Units, *, end=None, **_) -> list[Section]:
         k AS (SELECT u.code, count(*)::int AS residents,
                      count(*) FILTER (WHERE {age} >= 60)::int AS age_60_plus,
                      count(*) FILTER (WHERE {age} >= 80)::int AS age_80_plus
-              FROM resident s JOIN u ON u.cell_id = s.base_cell_id GROUP BY u.code)
+              FROM {ASSIGNED_RESIDENTS} s JOIN u ON u.cell_id = s.base_cell_id GROUP BY u.code)
         SELECT c.code, c.name, coalesce(k.residents, 0) AS residents, coalesce(k.age_60_plus, 0) AS age_60_plus,
                round(100.0 * k.age_60_plus / nullif(k.residents, 0), 1)::float8 AS age_60_pct,
                coalesce(k.age_80_plus, 0) AS age_80_plus,
@@ -149,7 +150,7 @@ def staffing(session: Session, u: Units, *, threshold=None, **_) -> list[Section
     params = dict(u.params, wc_version=u.params["version"])
     sql = (
         _unit_frame(u)
-        + per_unit_counts(r="resident", b="building", o=OPEN_INCIDENTS)
+        + per_unit_counts(r=ASSIGNED_RESIDENTS, b="building", o=OPEN_INCIDENTS)
         + """,
         k AS (SELECT w.code, count(DISTINCT ca.coordinator_id)::int AS n FROM work_cell w
               JOIN coordinator_assignment ca ON ca.work_cell_id = w.id
@@ -195,7 +196,7 @@ def _balance_suggestions(session: Session, u: Units, over: list[dict], limit: in
     for area in sorted(set(area_of.values())):
         residents = session.execute(
             text(
-                "SELECT count(*) FROM resident s JOIN base_cell b ON b.id = s.base_cell_id "
+                "SELECT count(*) FROM resident_cell s JOIN base_cell b ON b.id = s.base_cell_id "
                 "WHERE b.edition_id = :edition AND b.code LIKE :c"
             ),
             {"edition": u.params["edition"], "c": area + "%"},

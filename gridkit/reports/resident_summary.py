@@ -43,10 +43,10 @@ REFRESH_WORK_MEM = "256MB"
 
 _REBUILD = """
     WITH g AS MATERIALIZED (
-        SELECT base_cell_id, household, count(*) AS n,
-               count(*) FILTER (WHERE population_type = 'registered') AS reg,
-               count(*) FILTER (WHERE population_type = 'floating') AS flo
-        FROM resident WHERE base_cell_id IS NOT NULL GROUP BY base_cell_id, household),
+        SELECT c.base_cell_id, r.household, count(*) AS n,
+               count(*) FILTER (WHERE r.population_type = 'registered') AS reg,
+               count(*) FILTER (WHERE r.population_type = 'floating') AS flo
+        FROM resident_cell c JOIN resident r ON r.id = c.resident_id GROUP BY c.base_cell_id, r.household),
     split AS (
         INSERT INTO resident_split_household (household, base_cell_id)
         SELECT g.household, g.base_cell_id FROM g
@@ -86,23 +86,25 @@ def ensure_current(session: Session) -> bool:
 
 
 _TOUCHED_HOUSEHOLDS = """
-    SELECT DISTINCT household FROM resident WHERE base_cell_id = ANY(:cells) AND household <> ''
+    SELECT DISTINCT r.household FROM resident_cell c JOIN resident r ON r.id = c.resident_id
+    WHERE c.base_cell_id = ANY(:cells) AND r.household <> ''
     UNION SELECT household FROM resident_split_household WHERE base_cell_id = ANY(:cells)"""
 
 _SPLIT_OF = """
     INSERT INTO resident_split_household (household, base_cell_id)
     SELECT household, base_cell_id FROM (
         SELECT household, base_cell_id, count(*) OVER (PARTITION BY household) AS k
-        FROM (SELECT DISTINCT household, base_cell_id FROM resident
-              WHERE household = ANY(:households) AND base_cell_id IS NOT NULL) d) g
+        FROM (SELECT DISTINCT r.household, c.base_cell_id FROM resident r JOIN resident_cell c ON c.resident_id = r.id
+              WHERE r.household = ANY(:households)) d) g
     WHERE k > 1 ORDER BY base_cell_id, household"""
 
 _RECOUNT_CELLS = """
     INSERT INTO resident_cell_summary (base_cell_id, residents, registered, floating, households)
-    SELECT base_cell_id, count(*), count(*) FILTER (WHERE population_type = 'registered'),
-           count(*) FILTER (WHERE population_type = 'floating'),
-           count(DISTINCT household) FILTER (WHERE household <> '')
-    FROM resident WHERE base_cell_id = ANY(:cells) GROUP BY base_cell_id"""
+    SELECT c.base_cell_id, count(*), count(*) FILTER (WHERE r.population_type = 'registered'),
+           count(*) FILTER (WHERE r.population_type = 'floating'),
+           count(DISTINCT r.household) FILTER (WHERE r.household <> '')
+    FROM resident_cell c JOIN resident r ON r.id = c.resident_id WHERE c.base_cell_id = ANY(:cells)
+    GROUP BY c.base_cell_id"""
 
 
 def residents_changed(session: Session, cells=None) -> None:

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from gridkit.errors import ValidationError
 from gridkit.reports import resident_summary
 from gridkit.reports.units import Section, Units
+from gridkit.resident_cells import ASSIGNED_RESIDENTS
 from gridkit.rules import FINISHED_INCIDENT_STATES, IncidentState
 
 _FINISHED = "('" + "', '".join(sorted(FINISHED_INCIDENT_STATES)) + "')"
@@ -74,11 +75,11 @@ def buildings(session: Session, u: Units, **_) -> list[Section]:
     """Buildings, their floors and the residents living in them, per unit."""
     sql = (
         _unit_frame(u)
-        + """,
+        + f""",
         b AS (SELECT u.code, count(*)::int AS buildings, coalesce(sum(s.floors), 0)::int AS floors,
                      round(avg(s.floors), 1)::float8 AS mean_floors
               FROM building s JOIN u ON u.cell_id = s.base_cell_id GROUP BY u.code),
-        r AS (SELECT u.code, count(*)::int AS n FROM resident s JOIN u ON u.cell_id = s.base_cell_id
+        r AS (SELECT u.code, count(*)::int AS n FROM {ASSIGNED_RESIDENTS} s JOIN u ON u.cell_id = s.base_cell_id
               WHERE s.building_id IS NOT NULL GROUP BY u.code)
         SELECT c.code, c.name, coalesce(b.buildings, 0) AS buildings, coalesce(b.floors, 0) AS floors,
                b.mean_floors, coalesce(r.n, 0) AS residents_in_buildings
@@ -203,7 +204,7 @@ def workload(session: Session, u: Units, *, start=None, end=None, **_) -> list[S
     sql = (
         _unit_frame(u)
         + per_unit_counts(
-            r="resident", b="building", e="legal_entity", o=OPEN_INCIDENTS, p=f"incident WHERE true {when}"
+            r=ASSIGNED_RESIDENTS, b="building", e="legal_entity", o=OPEN_INCIDENTS, p=f"incident WHERE true {when}"
         )
         + f""",
         t AS (SELECT c.code, c.name, c.base_cells, coalesce(r.n, 0) AS residents, coalesce(b.n, 0) AS buildings,

@@ -11,11 +11,11 @@ the primary key, nor a key a foreign key refers to) and foreign keys, and keeps 
 subject tables, and only from a caller who may write the table. Every step is in the caller's
 transaction: a rollback (refused import, Ctrl+C) brings the indexes back untouched.
 
-A write that changes only some columns of rows already stored (an assignment sets base_cell_id) can do
-better on a table whose pages keep room for a second version of their rows (fillfactor 50: `resident`,
-migration 20261203_asg9b): with only the indexes and constraints on those columns dropped
-(`gridkit_drop_bulk_indexes_on(table, columns)`), every new row version is a heap-only tuple on its own
-page, the other indexes need no new entry, and only the dropped ones are built again.
+Residents' cells, the one column written for millions of stored rows at once (a first assignment), are
+rows of their own narrow table (`resident_cell`, migration 20261204_cell9f; gridkit.resident_cells): a bulk
+assignment COPYs them with that table's index and foreign keys dropped, instead of updating every wide
+resident row (the half-empty pages and the column-scoped drop `gridkit_drop_bulk_indexes_on` of migration
+20261203_asg9b, which made that UPDATE heap-only, are no longer used).
 
 A bulk insert into an empty table (a city's first load) first empties it again with TRUNCATE, through the
 owner's `gridkit_truncate_for_load(table)` (migration 20261204_imp9f), in the caller's transaction: the
@@ -32,24 +32,18 @@ from contextlib import contextmanager
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-__all__ = ["BULK_INDEX_ROWS", "HOT_FILLFACTOR", "rebuilt_indexes"]
+__all__ = ["BULK_INDEX_ROWS", "rebuilt_indexes"]
 
 # From this many rows written, and at least half as many as the table already holds, the table's secondary
 # indexes are dropped before the write and built again after it.
 BULK_INDEX_ROWS = 100_000
-# A table filled to at most this percentage leaves room on each page for a new version of each row.
-HOT_FILLFACTOR = 50
 
 
 @contextmanager
-def rebuilt_indexes(session: Session, table: str, rows: int, *, columns: tuple[str, ...] | None = None):
+def rebuilt_indexes(session: Session, table: str, rows: int):
     """Drop `table`'s secondary indexes, UNIQUE constraints and foreign keys (not the primary key) around a
     bulk write of `rows` rows when that pays, and build them again after, in the caller's transaction; yields
     whether it did.
-
-    `columns`: the write is an UPDATE of stored rows that changes only these columns. On a table whose
-    pages keep room for new row versions (fillfactor ≤ HOT_FILLFACTOR) only the indexes and constraints
-    involving them are dropped and built again; elsewhere all are, as for an insert.
 
     Works for any role that may write the table (through the owner's SECURITY DEFINER functions). The
     drop locks the table until the transaction ends (readers wait): the price of a first load. Inside
@@ -57,38 +51,25 @@ def rebuilt_indexes(session: Session, table: str, rows: int, *, columns: tuple[s
     (imports join to existing buildings and cells); adding them again after checks every row, set-based
     (an import's repeated keys are found there: gridkit.io.subjects.staging.write_unique).
 
-    An insert (no `columns`) into a table with no rows, at wal_level minimal, starts by truncating it
+    A write into a table with no rows, at wal_level minimal, starts by truncating it
     (`gridkit_truncate_for_load`: only when it and the tables referring to it are empty under its lock), so
     that the rows are written without WAL. The lock then covers those tables too.
     """
-    existing, fillfactor = session.execute(
-        text(
-            "SELECT greatest(reltuples, 0)::bigint, (SELECT split_part(o, '=', 2)::int FROM unnest(reloptions) o "
-            "WHERE o LIKE 'fillfactor=%') FROM pg_class WHERE oid = CAST(:t AS regclass)"
-        ),
-        {"t": table},
-    ).one()
+    existing = session.scalar(
+        text("SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = CAST(:t AS regclass)"), {"t": table}
+    )
     if rows < BULK_INDEX_ROWS or 2 * rows < (existing or 0):
         yield False
         return
-    scoped = bool(columns) and fillfactor is not None and fillfactor <= HOT_FILLFACTOR
-    analyzed = list(columns) if scoped else _planned_columns(session, table)
-    if scoped:
-        session.execute(
-            text("SELECT gridkit_drop_bulk_indexes_on(CAST(:t AS regclass), CAST(:c AS text[]))"),
-            {"t": table, "c": list(columns)},
-        )
-    else:
-        # Checked again by the function under its lock: the cheap look here only spares the lock when rows exist,
-        # or where the server logs every write anyway (wal_level replica or logical: no gain).
-        if not columns and session.scalar(
-            text(f"SELECT current_setting('wal_level') = 'minimal' AND NOT EXISTS (SELECT 1 FROM {table})")
-        ):
-            session.execute(text("SELECT gridkit_truncate_for_load(CAST(:t AS regclass))"), {"t": table})
-        session.execute(text("SELECT gridkit_drop_bulk_indexes(CAST(:t AS regclass))"), {"t": table})
+    analyzed = _planned_columns(session, table)  # read while the keys and indexes still stand
+    # Checked again by the function under its lock: the cheap look here only spares the lock when rows exist,
+    # or where the server logs every write anyway (wal_level replica or logical: no gain).
+    if session.scalar(text(f"SELECT current_setting('wal_level') = 'minimal' AND NOT EXISTS (SELECT 1 FROM {table})")):
+        session.execute(text("SELECT gridkit_truncate_for_load(CAST(:t AS regclass))"), {"t": table})
+    session.execute(text("SELECT gridkit_drop_bulk_indexes(CAST(:t AS regclass))"), {"t": table})
     yield True
-    # The table's statistics are refreshed first: of the written columns alone when only they changed, else of
-    # the columns the next statements join, group and check constraints on.
+    # The table's statistics are refreshed first: of the columns the next statements join, group and check
+    # constraints on.
     session.execute(
         text("SELECT gridkit_restore_bulk_indexes(CAST(:t AS regclass), CAST(:c AS text[]))"),
         {"t": table, "c": analyzed},

@@ -13,7 +13,7 @@ role does not own the tables.
 
 `gridkit_truncate_for_load(table)` runs as the owner and does only this: for gridkit's subject tables,
 for a caller who may insert, update and delete their rows, it locks the table and the tables whose
-foreign keys refer to it (ACCESS EXCLUSIVE, until the caller's transaction ends; those without waiting:
+foreign keys refer to it, directly or through another (ACCESS EXCLUSIVE, until the caller's transaction ends; those without waiting:
 one another transaction is using is left alone, and false returned), and only when all of
 them are empty then (read under the lock, in a transaction at READ COMMITTED, whose every statement
 sees what was committed before it) empties them again with TRUNCATE, in the caller's transaction,
@@ -52,10 +52,16 @@ BEGIN
     IF pg_catalog.current_setting('transaction_isolation') <> 'read committed' THEN
         RETURN false;
     END IF;
-    -- The table first, then the tables referring to it (TRUNCATE must empty them in the same command).
-    SELECT ARRAY[target] || coalesce(pg_catalog.array_agg(DISTINCT k.conrelid::regclass), '{{}}')
-    INTO tables FROM pg_catalog.pg_constraint k
-    WHERE k.contype = 'f' AND k.confrelid = target AND k.conrelid <> target;
+    -- The table first, then the tables referring to it, directly or through another (resident_cell refers to
+    -- resident, which refers to building): TRUNCATE must empty them all in the same command.
+    WITH RECURSIVE referring(t) AS (
+        SELECT target
+        UNION
+        SELECT k.conrelid::regclass FROM pg_catalog.pg_constraint k JOIN referring r ON k.confrelid = r.t
+        WHERE k.contype = 'f'
+    )
+    SELECT ARRAY[target] || coalesce(pg_catalog.array_agg(r.t) FILTER (WHERE r.t <> target), '{{}}')
+    INTO tables FROM referring r;
     FOREACH t IN ARRAY tables LOOP
         -- Inside the function current_user is the owner: the caller is session_user.
         IF NOT (pg_catalog.has_table_privilege(session_user, t, 'INSERT')

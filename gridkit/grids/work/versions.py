@@ -278,7 +278,7 @@ def diff_versions(session: Session, dept_code: str, old_number: int, new_number:
         counts = session.execute(
             text(
                 "WITH c AS (SELECT id FROM base_cell WHERE code = ANY(:codes)) SELECT "
-                "(SELECT count(*) FROM resident WHERE base_cell_id IN (SELECT id FROM c)) AS residents, "
+                "(SELECT count(*) FROM resident_cell WHERE base_cell_id IN (SELECT id FROM c)) AS residents, "
                 "(SELECT count(*) FROM building WHERE base_cell_id IN (SELECT id FROM c)) AS buildings, "
                 "(SELECT count(*) FROM incident WHERE base_cell_id IN (SELECT id FROM c) "
                 " AND status <> ALL(:finished)) AS open_incidents"

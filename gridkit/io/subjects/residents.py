@@ -38,6 +38,7 @@ from gridkit.io.subjects.staging import (
 from gridkit.io.tables import Table
 from gridkit.messages import Message
 from gridkit.pii import hash_citizen_id
+from gridkit.resident_cells import set_resident_cells_from
 from gridkit.rules import SRID
 from gridkit.spatial.bulk import rebuilt_indexes
 from gridkit.standard.ids import birth_date_of, validate_citizen_id
@@ -439,10 +440,10 @@ def _resolve_addresses(job: Job) -> None:
 
 _VALUES = (
     "s.id_number_masked, s.birth_date, s.name, s.phone, s.household, s.population_type, b.id, "
-    "CASE WHEN s.lon IS NULL THEN NULL ELSE ST_SetSRID(ST_MakePoint(s.lon, s.lat), :srid) END, "
-    # A resident with a building takes the building's cell; otherwise its point's (computed while staging).
-    "CASE WHEN b.id IS NOT NULL THEN b.base_cell_id ELSE s.cell END"
+    "CASE WHEN s.lon IS NULL THEN NULL ELSE ST_SetSRID(ST_MakePoint(s.lon, s.lat), :srid) END"
 )
+# A resident with a building takes the building's cell; otherwise its point's (computed while staging).
+_CELL = "CASE WHEN b.id IS NOT NULL THEN b.base_cell_id ELSE s.cell END"
 
 
 # Rows repeating a citizen ID (report_duplicates' keywords).
@@ -451,8 +452,11 @@ _DUPLICATES = {"kind": "duplicate_id", "name": "id_number", "what": "imports.wha
 
 def _rebuilt_write(session: Session, staged: Staged, replace: bool, buildings: bool) -> tuple[int, int]:
     """`_write` with the table's indexes rebuilt once around it when that pays (gridkit.spatial.bulk), and then
-    (every row new) the ids reserved in file order."""
-    with rebuilt_indexes(session, "resident", staged.rows) as rebuilt:
+    (every row new) the ids reserved in file order; so for their cells' table (gridkit.resident_cells)."""
+    with (
+        rebuilt_indexes(session, "resident", staged.rows) as rebuilt,
+        rebuilt_indexes(session, "resident_cell", staged.rows),
+    ):
         offset = file_order_ids(session, staged, "resident") if rebuilt and not replace else None
         return _write(session, staged.spec, replace, buildings, offset)
 
@@ -471,24 +475,54 @@ def _write(
         updated = session.execute(
             text(
                 "UPDATE resident t SET (id_number_masked, birth_date, name, phone, household, population_type, "
-                f"building_id, geom, base_cell_id) = ({_VALUES}) "
+                f"building_id, geom) = ({_VALUES}) "
                 f"FROM gk_stage_resident s {join} WHERE t.id_number_hash = s.id_number_hash"
             ),
             {"srid": SRID},
         ).rowcount
+        # Their cells (their own table: gridkit.resident_cells), set, changed or removed; before any new resident.
+        set_resident_cells_from(
+            session,
+            text(
+                f"SELECT t.id, {_CELL} AS cell FROM gk_stage_resident s {join} "
+                "JOIN resident t ON t.id_number_hash = s.id_number_hash"
+            ),
+        )
     # Without `replace` every staged ID was checked to be new (report_existing): no anti-join to pay for.
     new = "WHERE NOT EXISTS (SELECT 1 FROM resident r WHERE r.id_number_hash = s.id_number_hash) " if replace else ""
-    ids, id_values, order = (
-        ("id, ", "s.row_no + :offset, ", "") if offset is not None else ("", "", "ORDER BY s.row_no")
-    )
+    if offset is not None:
+        # Every staged row is new and its id known (row number + offset): the residents, then their cells (rows of
+        # resident_cell) straight from the staged rows, nothing read back.
+        created = session.execute(
+            text(
+                "INSERT INTO resident (id, id_number_hash, id_number_masked, birth_date, name, phone, household, "
+                f"population_type, building_id, geom) SELECT s.row_no + :offset, s.id_number_hash, {_VALUES} "
+                f"FROM gk_stage_resident s {join}"
+            ),
+            {"srid": SRID, "offset": offset},
+        ).rowcount
+        session.execute(
+            text(
+                "INSERT INTO resident_cell (resident_id, base_cell_id) "
+                f"SELECT s.row_no + :offset, {_CELL} FROM gk_stage_resident s {join} WHERE {_CELL} IS NOT NULL"
+            ),
+            {"offset": offset},
+        )
+        return created, updated
+    # The new residents and, in the same statement, their cells (rows of resident_cell, inserted as the column
+    # was written before: no resident is read again, nothing to update).
     created = session.execute(
         text(
-            f"INSERT INTO resident ({ids}id_number_hash, id_number_masked, birth_date, name, phone, household, "
-            f"population_type, building_id, geom, base_cell_id) SELECT {id_values}s.id_number_hash, {_VALUES} "
-            f"FROM gk_stage_resident s {join} {new}{order}"
+            "WITH ins AS (INSERT INTO resident (id_number_hash, id_number_masked, birth_date, name, phone, household, "
+            f"population_type, building_id, geom) SELECT s.id_number_hash, {_VALUES} "
+            f"FROM gk_stage_resident s {join} {new}"
+            "ORDER BY s.row_no RETURNING id, id_number_hash), "
+            f"put AS (INSERT INTO resident_cell (resident_id, base_cell_id) SELECT ins.id, {_CELL} FROM ins "
+            f"JOIN gk_stage_resident s ON s.id_number_hash = ins.id_number_hash {join} WHERE {_CELL} IS NOT NULL) "
+            "SELECT count(*) FROM ins"
         ),
-        {"srid": SRID, "offset": offset},
-    ).rowcount
+        {"srid": SRID},
+    ).scalar_one()
     return created, updated
 
 
@@ -497,8 +531,8 @@ def _cells_of_staged(session: Session) -> set[int]:
     return set(
         session.execute(
             text(
-                "SELECT DISTINCT r.base_cell_id FROM resident r JOIN gk_stage_resident s "
-                "ON r.id_number_hash = s.id_number_hash WHERE r.base_cell_id IS NOT NULL"
+                "SELECT DISTINCT c.base_cell_id FROM resident r JOIN gk_stage_resident s "
+                "ON r.id_number_hash = s.id_number_hash JOIN resident_cell c ON c.resident_id = r.id"
             )
         ).scalars()
     )

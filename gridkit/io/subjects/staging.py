@@ -31,7 +31,14 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from gridkit.assign import ENGINE_MIN_POINTS, ENGINE_MIN_POINTS_PER_CELL, assign_subjects, base_cell_index
+from gridkit.assign import (
+    CELL,
+    CELL_JOIN,
+    ENGINE_MIN_POINTS,
+    ENGINE_MIN_POINTS_PER_CELL,
+    assign_subjects,
+    base_cell_index,
+)
 from gridkit.io.subjects.common import LISTED_ROWS
 from gridkit.io.subjects.job import Job
 from gridkit.io.tables import Table
@@ -383,18 +390,18 @@ def finish(
     the other rows are assigned by `assign_subjects`.
     """
     session, spec = job.session, staged.spec
-    join = f"FROM {spec.stage} s JOIN {table} t ON t.{column} = s.{spec.key}"
+    join = f"FROM {spec.stage} s JOIN {table} t ON t.{column} = s.{spec.key}{CELL_JOIN[spec.kind]}"
     if staged.edition is not None:
         ids = list(session.scalars(text(f"SELECT t.id {join} WHERE NOT ({set_by_insert})")))
         ids = sorted(set(ids) | set(updated_ids or ()))
         if ids:
             assign_subjects(session, [spec.kind], edition=staged.edition, where_ids={spec.kind: ids})
-    unassigned = session.scalar(text(f"SELECT count(*) {join} WHERE t.base_cell_id IS NULL"))
+    unassigned = session.scalar(text(f"SELECT count(*) {join} WHERE {CELL[spec.kind]} IS NULL"))
     listed = [
         {"row": r.row_no, "id": r.id, "code": r.label}
         for r in session.execute(
             text(
-                f"SELECT s.row_no, t.id, t.{label} AS label {join} WHERE t.base_cell_id IS NULL "
+                f"SELECT s.row_no, t.id, t.{label} AS label {join} WHERE {CELL[spec.kind]} IS NULL "
                 "ORDER BY s.row_no LIMIT :n"
             ),
             {"n": LISTED_ROWS},
