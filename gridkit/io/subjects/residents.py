@@ -24,23 +24,18 @@ from gridkit.io.subjects.common import (
     _phone,
 )
 from gridkit.io.subjects.job import Job
+from gridkit.io.subjects.resident_rows import DUPLICATE_IDS, residents_changed_cells, write_staged_residents
 from gridkit.io.subjects.staging import (
     KindSpec,
-    Staged,
     bulk_work_mem,
-    file_order_ids,
     finish,
     report_duplicates,
     report_existing,
     stage_file,
-    write_unique,
 )
 from gridkit.io.tables import Table
 from gridkit.messages import Message
 from gridkit.pii import hash_citizen_id
-from gridkit.resident_cells import set_resident_cells_from
-from gridkit.rules import SRID
-from gridkit.spatial.bulk import rebuilt_indexes
 from gridkit.standard.ids import birth_date_of, validate_citizen_id
 
 __all__ = ["import_residents", "residents_spec"]
@@ -143,7 +138,7 @@ def import_residents(
         staged = stage_file(session, job, spec, edition=current_edition(session))
         if replace:
             # An UPDATE from a repeated ID would not fail: repeated IDs are looked for first.
-            report_duplicates(job, staged, **_DUPLICATES)
+            report_duplicates(job, staged, **DUPLICATE_IDS)
         buildings = _resolve_buildings(job, spec)
         if not replace:
             report_existing(
@@ -156,17 +151,7 @@ def import_residents(
             )
         elif job.problems:
             job.refuse()
-        left = _cells_of_staged(session) if replace else set()
-        # Into an empty table (a first load) every cell with residents changes: the summary is rebuilt whole,
-        # without looking for the cells the new residents are in.
-        first = not session.scalar(text("SELECT EXISTS (SELECT 1 FROM resident)"))
-        created, updated = write_unique(
-            job,
-            staged,
-            lambda: _rebuilt_write(session, staged, replace, buildings),
-            constraint="uq_resident_id_number_hash",
-            duplicates=_DUPLICATES,
-        )
+        created, updated, before = write_staged_residents(session, job, staged, replace, buildings)
         counts = finish(
             job,
             staged,
@@ -176,7 +161,7 @@ def import_residents(
             set_by_insert="TRUE" if staged.cells_computed else "t.building_id IS NOT NULL",
         )
         extra = _extra(session, spec)
-        _summary_changed(session, None if first else left | _cells_of_staged(session))
+        residents_changed_cells(session, before)
         session.execute(text(f"DROP TABLE {spec.stage}"))
     return SubjectImportResult(
         "residents",
@@ -436,113 +421,6 @@ def _resolve_addresses(job: Job) -> None:
                 Message("imports.ambiguous_address", count=row.found, address=row.building_address),
                 row.id_number_masked,
             )
-
-
-_VALUES = (
-    "s.id_number_masked, s.birth_date, s.name, s.phone, s.household, s.population_type, b.id, "
-    "CASE WHEN s.lon IS NULL THEN NULL ELSE ST_SetSRID(ST_MakePoint(s.lon, s.lat), :srid) END"
-)
-# A resident with a building takes the building's cell; otherwise its point's (computed while staging).
-_CELL = "CASE WHEN b.id IS NOT NULL THEN b.base_cell_id ELSE s.cell END"
-
-
-# Rows repeating a citizen ID (report_duplicates' keywords).
-_DUPLICATES = {"kind": "duplicate_id", "name": "id_number", "what": "imports.what.id_number"}
-
-
-def _rebuilt_write(session: Session, staged: Staged, replace: bool, buildings: bool) -> tuple[int, int]:
-    """`_write` with the table's indexes rebuilt once around it when that pays (gridkit.spatial.bulk), and then
-    (every row new) the ids reserved in file order; so for their cells' table (gridkit.resident_cells)."""
-    with (
-        rebuilt_indexes(session, "resident", staged.rows) as rebuilt,
-        rebuilt_indexes(session, "resident_cell", staged.rows),
-    ):
-        offset = file_order_ids(session, staged, "resident") if rebuilt and not replace else None
-        return _write(session, staged.spec, replace, buildings, offset)
-
-
-def _write(
-    session: Session, spec: KindSpec, replace: bool, buildings: bool, offset: int | None = None
-) -> tuple[int, int]:
-    """Insert the staged residents that are new and (replace) update the others; return (created, updated).
-
-    `buildings`: whether any row names a building (else the building table is not read at all). `offset`:
-    each new row's id is its row number plus this (file_order_ids), else the sequence's next in file order."""
-    # ON false: the planner reads no building (one-time filter) when no row names one.
-    join = "LEFT JOIN building b ON " + ("b.code = s.building_code" if buildings else "false")
-    updated = 0
-    if replace:
-        updated = session.execute(
-            text(
-                "UPDATE resident t SET (id_number_masked, birth_date, name, phone, household, population_type, "
-                f"building_id, geom) = ({_VALUES}) "
-                f"FROM gk_stage_resident s {join} WHERE t.id_number_hash = s.id_number_hash"
-            ),
-            {"srid": SRID},
-        ).rowcount
-        # Their cells (their own table: gridkit.resident_cells), set, changed or removed; before any new resident.
-        set_resident_cells_from(
-            session,
-            text(
-                f"SELECT t.id, {_CELL} AS cell FROM gk_stage_resident s {join} "
-                "JOIN resident t ON t.id_number_hash = s.id_number_hash"
-            ),
-        )
-    # Without `replace` every staged ID was checked to be new (report_existing): no anti-join to pay for.
-    new = "WHERE NOT EXISTS (SELECT 1 FROM resident r WHERE r.id_number_hash = s.id_number_hash) " if replace else ""
-    if offset is not None:
-        # Every staged row is new and its id known (row number + offset): the residents, then their cells (rows of
-        # resident_cell) straight from the staged rows, nothing read back.
-        created = session.execute(
-            text(
-                "INSERT INTO resident (id, id_number_hash, id_number_masked, birth_date, name, phone, household, "
-                f"population_type, building_id, geom) SELECT s.row_no + :offset, s.id_number_hash, {_VALUES} "
-                f"FROM gk_stage_resident s {join}"
-            ),
-            {"srid": SRID, "offset": offset},
-        ).rowcount
-        session.execute(
-            text(
-                "INSERT INTO resident_cell (resident_id, base_cell_id) "
-                f"SELECT s.row_no + :offset, {_CELL} FROM gk_stage_resident s {join} WHERE {_CELL} IS NOT NULL"
-            ),
-            {"offset": offset},
-        )
-        return created, updated
-    # The new residents and, in the same statement, their cells (rows of resident_cell, inserted as the column
-    # was written before: no resident is read again, nothing to update).
-    created = session.execute(
-        text(
-            "WITH ins AS (INSERT INTO resident (id_number_hash, id_number_masked, birth_date, name, phone, household, "
-            f"population_type, building_id, geom) SELECT s.id_number_hash, {_VALUES} "
-            f"FROM gk_stage_resident s {join} {new}"
-            "ORDER BY s.row_no RETURNING id, id_number_hash), "
-            f"put AS (INSERT INTO resident_cell (resident_id, base_cell_id) SELECT ins.id, {_CELL} FROM ins "
-            f"JOIN gk_stage_resident s ON s.id_number_hash = ins.id_number_hash {join} WHERE {_CELL} IS NOT NULL) "
-            "SELECT count(*) FROM ins"
-        ),
-        {"srid": SRID},
-    ).scalar_one()
-    return created, updated
-
-
-def _cells_of_staged(session: Session) -> set[int]:
-    """Return the base cells the stored residents named in the staging table are in now."""
-    return set(
-        session.execute(
-            text(
-                "SELECT DISTINCT c.base_cell_id FROM resident r JOIN gk_stage_resident s "
-                "ON r.id_number_hash = s.id_number_hash JOIN resident_cell c ON c.resident_id = r.id"
-            )
-        ).scalars()
-    )
-
-
-def _summary_changed(session: Session, cells: set[int] | None) -> None:
-    """Bring the per-cell resident summary up to date with the cells this import entered or left (None: all)."""
-    from gridkit.reports.resident_summary import residents_changed  # gridkit.reports imports gridkit.io
-
-    residents_changed(session, cells)
 
 
 def _extra(session: Session, spec: KindSpec) -> dict:
