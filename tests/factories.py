@@ -96,16 +96,22 @@ def make_base_grid(
     return ed
 
 
+# The i-th of n points spread over the 3×3 grid of make_base_grid and a little beyond: some on edges and corners,
+# some outside every cell.
+_SPREAD_POINT = "ST_SetSRID(ST_MakePoint(:x + (i % 17) * :d * 3.2 / 16, :y + (i / 17 % 19) * :d * 3.2 / 18), 4490)"
+_SPREAD = {"x": X0 - 0.1 * D, "y": Y0 - 0.1 * D, "d": D}
+
+
 def store_entities(session: Session, n: int) -> None:
     """Store `n` legal entities over the 3×3 grid of make_base_grid: some on edges and corners, some outside."""
     session.execute(
         text(
             "INSERT INTO legal_entity (credit_code, name, geom) "
             "SELECT '91440300' || lpad(i::text, 10, '0'), 'e' || i, "
-            "ST_SetSRID(ST_MakePoint(:x + (i % 17) * :d * 3.2 / 16, :y + (i / 17 % 19) * :d * 3.2 / 18), 4490) "
+            f"{_SPREAD_POINT} "
             "FROM generate_series(1, :n) i"
         ),
-        {"x": X0 - 0.1 * D, "y": Y0 - 0.1 * D, "d": D, "n": n},
+        {**_SPREAD, "n": n},
     )
 
 
@@ -126,10 +132,10 @@ def store_residents(session: Session, n: int) -> None:
         text(
             "INSERT INTO resident (id_number_hash, id_number_masked, name, household, population_type, geom) "
             "SELECT md5(i::text), '4403**********0000', '测试', 'H' || (i / 3), 'registered', "
-            "ST_SetSRID(ST_MakePoint(:x + (i % 17) * :d * 3.2 / 16, :y + (i / 17 % 19) * :d * 3.2 / 18), 4490) "
+            f"{_SPREAD_POINT} "
             "FROM generate_series(1, :n) i"
         ),
-        {"x": X0 - 0.1 * D, "y": Y0 - 0.1 * D, "d": D, "n": n},
+        {**_SPREAD, "n": n},
     )
 
 
