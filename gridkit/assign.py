@@ -50,7 +50,7 @@ from gridkit.db.arrays import Float8Array, Int4Array, decode_array
 from gridkit.db.inorder import results_in_order, rows_changed_in_order
 from gridkit.errors import NotFound, ValidationError
 from gridkit.grids.base import current_edition
-from gridkit.models import BaseCell, BaseGridEdition, Building, Incident, LegalEntity, Resident
+from gridkit.models import BaseCell, BaseGridEdition, Building, Incident, LegalEntity, Resident, ResidentCell
 from gridkit.resident_cells import copy_resident_cells, freeze_residents, set_resident_cells, set_resident_cells_from
 from gridkit.rules import point_cell
 from gridkit.spatial.bulk import rebuilt_indexes
@@ -83,6 +83,8 @@ _BY_POINT = {
 CELL_JOIN = {kind: "" for kind in TABLES} | {"residents": " LEFT JOIN resident_cell c ON c.resident_id = t.id"}
 WITH_CELL = {kind: f"{table} t{CELL_JOIN[kind]}" for kind, table in TABLES.items()}
 CELL = {kind: "t.base_cell_id" for kind in TABLES} | {"residents": "c.base_cell_id"}
+# The table whose base_cell_id column holds a kind's cells.
+CELL_TABLE = TABLES | {"residents": "resident_cell"}
 
 # A footprint wholly inside a cell skips the intersection; ST_MakeValid only for broken ones.
 _FOOTPRINT_CELL = """(SELECT p.id FROM (
@@ -492,8 +494,6 @@ def _counts(session: Session, kind: str, ids: list[int] | None) -> tuple[int, in
     given = None if ids is None else select(func.unnest(cast(ids, ARRAY(Integer))))
     if kind == "residents":
         # Every row of resident_cell is an assigned resident: two counts, no join.
-        from gridkit.models import ResidentCell
-
         total, assigned = select(func.count()).select_from(Resident), select(func.count()).select_from(ResidentCell)
         if given is not None:
             total, assigned = total.where(Resident.id.in_(given)), assigned.where(ResidentCell.resident_id.in_(given))

@@ -13,7 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from gridkit import rules
-from gridkit.assign import CELL, KINDS, TABLES, WITH_CELL, assign_subjects, follow_buildings
+from gridkit.assign import CELL, CELL_TABLE, KINDS, WITH_CELL, assign_subjects, follow_buildings
 from gridkit.errors import InvalidTransition, ValidationError
 from gridkit.grids.base import current_edition, state_name
 from gridkit.models import BaseGridEdition
@@ -134,8 +134,7 @@ def _move_subjects(session: Session, old: BaseGridEdition, new: BaseGridEdition)
     relocate: dict[str, list[int]] = {}
     followed = {}
     for kind in KINDS:
-        # Residents' cells are rows of their own narrow table (gridkit.resident_cells), the others' a column.
-        table = "resident_cell" if kind == "residents" else TABLES[kind]
+        table = CELL_TABLE[kind]
         placed = session.scalar(text(f"SELECT count(*) FROM {table} WHERE base_cell_id IS NOT NULL"))
         # Most subjects follow their cell: a bulk write, indexes built again after (gridkit.spatial.bulk).
         with rebuilt_indexes(session, table, placed):

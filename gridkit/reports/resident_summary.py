@@ -90,17 +90,16 @@ _TOUCHED_HOUSEHOLDS = """
     WHERE c.base_cell_id = ANY(:cells) AND r.household <> ''
     UNION SELECT household FROM resident_split_household WHERE base_cell_id = ANY(:cells)"""
 
-# The members' cells are looked up one by one (a subquery, not a join the planner may turn into a scan of every
-# resident's cell: 5,917 members took a hash join over 1,000,000 rows of resident_cell).
+# The members' cells are looked up one by one, once each (a lateral subquery kept apart by OFFSET 0: as a join
+# the planner may scan every resident's cell, 5,917 members by a hash join over 1,000,000 rows of resident_cell;
+# as a scalar subquery it ran twice a member, for the value and for the test of NULL).
 _SPLIT_OF = """
     INSERT INTO resident_split_household (household, base_cell_id)
     SELECT household, base_cell_id FROM (
         SELECT household, base_cell_id, count(*) OVER (PARTITION BY household) AS k
-        FROM (SELECT DISTINCT household, base_cell_id FROM (
-                  SELECT r.household,
-                         (SELECT c.base_cell_id FROM resident_cell c WHERE c.resident_id = r.id) AS base_cell_id
-                  FROM resident r WHERE r.household = ANY(:households)) m
-              WHERE base_cell_id IS NOT NULL) d) g
+        FROM (SELECT DISTINCT r.household, c.base_cell_id FROM resident r
+              CROSS JOIN LATERAL (SELECT c.base_cell_id FROM resident_cell c WHERE c.resident_id = r.id OFFSET 0) c
+              WHERE r.household = ANY(:households)) d) g
     WHERE k > 1 ORDER BY base_cell_id, household"""
 
 _RECOUNT_CELLS = """

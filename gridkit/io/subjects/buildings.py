@@ -18,8 +18,8 @@ from gridkit.io.subjects.staging import (
     KindSpec,
     Staged,
     bulk_work_mem,
-    file_order_ids,
     finish,
+    rebuilt_for_insert,
     report_duplicates,
     report_existing,
     stage_file,
@@ -28,7 +28,6 @@ from gridkit.io.subjects.staging import (
 from gridkit.io.tables import Table
 from gridkit.messages import Message
 from gridkit.rules import SRID
-from gridkit.spatial.bulk import rebuilt_indexes
 
 __all__ = ["import_buildings", "BUILDINGS"]
 
@@ -191,17 +190,17 @@ _DUPLICATES = {"kind": "duplicate_code", "name": "code", "what": "imports.what.b
 
 
 def _rebuilt_write(session: Session, replace: bool, staged: Staged) -> tuple[int, list[int]]:
-    """`_write` with the table's indexes rebuilt once around it when that pays (gridkit.spatial.bulk), and then
-    (every row new) the ids reserved in file order."""
-    with rebuilt_indexes(session, "building", staged.rows) as rebuilt:
-        offset = file_order_ids(session, staged, "building") if rebuilt and not replace else None
+    """`_write` with the table's indexes rebuilt once around it when that pays, and then (every row new) the ids
+    reserved in file order (staging.rebuilt_for_insert)."""
+    with rebuilt_for_insert(session, staged, "building", replace) as offset:
         return _write(session, replace, offset)
 
 
 def _write(session: Session, replace: bool, offset: int | None = None) -> tuple[int, list[int]]:
-    """`offset`: each new row's id is its row number plus this (file_order_ids), else the sequence's next in
+    """Insert the new staged buildings and (replace) update the others; return (created, updated ids).
+
+    `offset`: each new row's id is its row number plus this (file_order_ids), else the sequence's next in
     file order."""
-    """Insert the new staged buildings and (replace) update the others; return (created, updated ids)."""
     updated: list[int] = []
     if replace:
         updated = list(

@@ -7,7 +7,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from gridkit.io.subjects.job import Job
-from gridkit.io.subjects.staging import KindSpec, Staged, file_order_ids, write_unique
+from gridkit.io.subjects.staging import KindSpec, Staged, rebuilt_for_insert, write_unique
 from gridkit.resident_cells import set_resident_cells_from
 from gridkit.rules import SRID
 from gridkit.spatial.bulk import rebuilt_indexes
@@ -27,13 +27,12 @@ DUPLICATE_IDS = {"kind": "duplicate_id", "name": "id_number", "what": "imports.w
 
 
 def _rebuilt_write(session: Session, staged: Staged, replace: bool, buildings: bool) -> tuple[int, int]:
-    """`_write` with the table's indexes rebuilt once around it when that pays (gridkit.spatial.bulk), and then
-    (every row new) the ids reserved in file order; so for their cells' table (gridkit.resident_cells)."""
+    """`_write` with the table's indexes rebuilt once around it when that pays, and then (every row new) the ids
+    reserved in file order (staging.rebuilt_for_insert); their cells' table's too (gridkit.resident_cells)."""
     with (
-        rebuilt_indexes(session, "resident", staged.rows) as rebuilt,
+        rebuilt_for_insert(session, staged, "resident", replace) as offset,
         rebuilt_indexes(session, "resident_cell", staged.rows),
     ):
-        offset = file_order_ids(session, staged, "resident") if rebuilt and not replace else None
         return _write(session, staged.spec, replace, buildings, offset)
 
 
@@ -114,13 +113,6 @@ def _cells_of_staged(session: Session) -> set[int]:
     )
 
 
-def _summary_changed(session: Session, cells: set[int] | None) -> None:
-    """Bring the per-cell resident summary up to date with the cells this import entered or left (None: all)."""
-    from gridkit.reports.resident_summary import residents_changed  # gridkit.reports imports gridkit.io
-
-    residents_changed(session, cells)
-
-
 def write_staged_residents(
     session: Session, job: Job, staged: Staged, replace: bool, buildings: bool
 ) -> tuple[int, int, set[int] | None]:
@@ -142,4 +134,6 @@ def write_staged_residents(
 def residents_changed_cells(session: Session, before: set[int] | None) -> None:
     """Bring the resident summary up to date after `write_staged_residents`: the cells the written residents were
     in (`before`) and are in now, or all (None)."""
-    _summary_changed(session, None if before is None else before | _cells_of_staged(session))
+    from gridkit.reports.resident_summary import residents_changed  # gridkit.reports imports gridkit.io
+
+    residents_changed(session, None if before is None else before | _cells_of_staged(session))

@@ -18,7 +18,7 @@ define `check`, stage, report duplicates, insert from the staging table, `finish
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -44,6 +44,7 @@ from gridkit.io.subjects.job import Job
 from gridkit.io.tables import Table
 from gridkit.messages import Message
 from gridkit.models import BaseGridEdition
+from gridkit.spatial.bulk import rebuilt_indexes
 
 __all__ = [
     "KindSpec",
@@ -53,7 +54,7 @@ __all__ = [
     "report_duplicates",
     "report_existing",
     "write_unique",
-    "file_order_ids",
+    "rebuilt_for_insert",
     "finish",
 ]
 
@@ -323,6 +324,16 @@ def write_unique(job: Job, staged: Staged, write: Callable[[], object], *, const
         if not job.problems:
             raise
     job.refuse()
+
+
+@contextmanager
+def rebuilt_for_insert(session: Session, staged: Staged, table: str, replace: bool) -> Iterator[int | None]:
+    """Run the write of the staged rows into `table` inside `rebuilt_indexes`; yield the offset that gives each
+    new row its id in file order (`s.row_no + offset`, file_order_ids) when the indexes were dropped (the table
+    locked) and every staged row is new (no `replace`), else None: the INSERT then takes the sequence's next
+    ids ORDER BY row_no."""
+    with rebuilt_indexes(session, table, staged.rows) as rebuilt:
+        yield file_order_ids(session, staged, table) if rebuilt and not replace else None
 
 
 def file_order_ids(session: Session, staged: Staged, table: str) -> int | None:
