@@ -27,7 +27,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select, TextClause
 
-from gridkit.db.arrays import Int4Array, bind_arrays
+from gridkit.db.arrays import COPY_HEADER, COPY_TRAILER, Int4Array, bind_arrays
 from gridkit.models import Resident, ResidentCell
 from gridkit.spatial.bulk import rebuilt_indexes
 
@@ -125,13 +125,13 @@ def copy_resident_cells(session: Session, ids: np.ndarray, cells: np.ndarray) ->
         rows = np.empty(min(len(placed_ids), COPY_CHUNK_ROWS), dtype=_COPY_ROW)
         rows["n"], rows["l0"], rows["l1"] = 2, 4, 4
         with cur.copy("COPY resident_cell (resident_id, base_cell_id) FROM STDIN (FORMAT BINARY)") as copy:
-            copy.write(b"PGCOPY\n\xff\r\n\x00" + bytes(8))
+            copy.write(COPY_HEADER)
             for start in range(0, len(placed_ids), COPY_CHUNK_ROWS):
                 part = slice(start, start + COPY_CHUNK_ROWS)
                 chunk = rows[: len(placed_ids[part])]
                 chunk["id"], chunk["cell"] = placed_ids[part], placed_cells[part]
                 copy.write(chunk.tobytes())
-            copy.write(b"\xff\xff")
+            copy.write(COPY_TRAILER)
     expire_resident_cells(session)
     return len(ids)
 

@@ -41,7 +41,6 @@ import argparse
 import math
 import os
 import random
-import struct
 import sys
 import time
 from dataclasses import dataclass
@@ -56,7 +55,7 @@ from sqlalchemy.orm import Session
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gridkit import assign, db  # noqa: E402
-from gridkit.db.arrays import decode_array  # noqa: E402
+from gridkit.db.arrays import COPY_HEADER, COPY_TRAILER, decode_array  # noqa: E402
 from gridkit.models import BaseGridEdition  # noqa: E402
 from gridkit.spatial.pointindex import default_threads  # noqa: E402
 
@@ -195,10 +194,10 @@ def load_points(session: Session, x: np.ndarray, y: np.ndarray) -> None:
         rows["n"], rows["l0"], rows["l1"], rows["l2"] = 3, 4, 8, 8
         rows["id"], rows["x"], rows["y"] = np.arange(1, len(x) + 1), x, y
         with cur.copy("COPY bench_points FROM STDIN (FORMAT BINARY)") as copy:
-            copy.write(b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0))
+            copy.write(COPY_HEADER)
             for s in range(0, len(rows), 1 << 20):
                 copy.write(rows[s : s + (1 << 20)].tobytes())
-            copy.write(struct.pack(">h", -1))
+            copy.write(COPY_TRAILER)
         cur.execute(
             "INSERT INTO legal_entity (id, credit_code, name, geom) "
             "SELECT id, '91990101' || lpad(id::text, 10, '0'), 'bench', ST_SetSRID(ST_MakePoint(x, y), 4490) "

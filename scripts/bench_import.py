@@ -216,6 +216,7 @@ def assign_child(settings, variant: str) -> dict:
     from sqlalchemy import event, text
 
     from gridkit import assign, db
+    from gridkit.db.arrays import COPY_HEADER, COPY_TRAILER
     from gridkit.spatial import bulk
 
     engine = db.engine_for(settings)
@@ -262,7 +263,7 @@ def assign_child(settings, variant: str) -> dict:
                 w = time.perf_counter()
                 cur.execute("CREATE TEMP TABLE subject_cell (id int PRIMARY KEY, cell int NOT NULL)")
                 with cur.copy("COPY subject_cell (id, cell) FROM STDIN (FORMAT BINARY)") as copy:
-                    copy.write(b"PGCOPY\n\xff\r\n\x00" + bytes(8) + rows.tobytes() + b"\xff\xff")
+                    copy.write(COPY_HEADER + rows.tobytes() + COPY_TRAILER)
                 parts["write"] = time.perf_counter() - w
             assigned = int((cells > 0).sum())
             elapsed = time.perf_counter() - t

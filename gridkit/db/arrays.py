@@ -1,6 +1,7 @@
 """PostgreSQL's binary array format (array_send / array_recv) to and from numpy columns: whole columns
 read or bound in one value, with no Python object per element (gridkit.assign reads points and writes
-cells this way)."""
+cells this way); and the framing of its binary COPY format, for rows built as numpy records
+(gridkit.resident_cells writes them, gridkit.io.copy_binary reads them)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,22 @@ import numpy as np
 from psycopg.adapt import Dumper
 from psycopg.pq import Format
 
-__all__ = ["BinaryArray", "Float8Array", "Int4Array", "bind_arrays", "decode_array"]
+__all__ = [
+    "COPY_HEADER",
+    "COPY_SIGNATURE",
+    "COPY_TRAILER",
+    "BinaryArray",
+    "Float8Array",
+    "Int4Array",
+    "bind_arrays",
+    "decode_array",
+]
+
+# A binary COPY stream starts with the signature, an int32 of flags and the int32 length of a header
+# extension (both 0 when written here), and ends with an int16 field count of -1.
+COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+COPY_HEADER = COPY_SIGNATURE + bytes(8)
+COPY_TRAILER = b"\xff\xff"
 
 
 def decode_array(buf: bytes | None, kind: str) -> np.ndarray:

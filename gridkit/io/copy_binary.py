@@ -19,9 +19,10 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+from gridkit.db.arrays import COPY_HEADER, COPY_SIGNATURE
+
 # The header: signature, int32 flags, int32 length of the header extension (then the extension).
-_HEADER = len(SIGNATURE) + 8
+_HEADER = len(COPY_HEADER)
 # PostgreSQL's epochs (2000-01-01) in Arrow's (1970-01-01) units.
 _EPOCH_DAYS = 10_957
 _EPOCH_MS = _EPOCH_DAYS * 86_400_000
@@ -72,7 +73,7 @@ def binary_column(expression: str, arrow_type: pa.DataType) -> str:
 def header_length(message) -> int:
     """Return the length of the binary COPY header that starts `message` (the first one)."""
     head = bytes(message[:_HEADER])
-    if len(head) < _HEADER or not head.startswith(SIGNATURE):
+    if len(head) < _HEADER or not head.startswith(COPY_SIGNATURE):
         raise CopyFormatError("not a binary COPY stream")
     return _HEADER + int.from_bytes(head[-4:], "big")
 
