@@ -7,6 +7,7 @@ raise InvalidValue (a ValueError with a catalogue code) saying exactly what is w
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import date
 
 from gridkit.messages import Message
@@ -44,6 +45,10 @@ _ORG_WEIGHTS = (3, 7, 9, 10, 5, 8, 4, 2)
 _ORG_CHARS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 _MOBILE = re.compile(r"1[3-9]\d{9}")
+# The country code as written before a mainland number: "+86", "0086", "(+86)"; a bare "86" only when a
+# separator follows it (as in "86 138 0013 8000") or a mobile's 11 digits do.
+_COUNTRY = re.compile(r"^(?:\(\s*(?:\+|00)86\s*\)|(?:\+|00)86|86(?=[\s-]|1[3-9]\d{9}$))[\s-]*")
+_AREA_IN_PARENTHESES = re.compile(r"^\((0\d{2,3})\)\s*")
 _LOCAL_NUMBER = re.compile(r"[1-9]\d{6,7}")
 
 
@@ -155,29 +160,39 @@ def _area_code_length(digits: str) -> int:
 def validate_phone(value: str) -> str:
     """Return a mainland phone number normalised: mobiles as 11 digits, landlines as 'area-number'.
 
-    Spaces and hyphens are ignored on input, so '138 0013 8000' and '0755 1234 5678' are accepted.
+    Spaces and hyphens are ignored on input, so '138 0013 8000' and '0755 1234 5678' are accepted, as
+    are the forms found in real registers: full-width digits ('１３８…', typed with a Chinese input method),
+    the country code ('+86 138 0013 8000', '0086-755-12345678', a landline then without its 0) and an area
+    code in parentheses ('(0755) 1234 5678').
     """
-    s = _clean(value, "phone")
+    written = _clean(value, "phone")
+    s = unicodedata.normalize("NFKC", written).strip()
+    without_country = _COUNTRY.sub("", s, count=1)
+    if without_country != s:
+        # After the country code a landline drops its leading 0 ("+86 10 6512345" is 010-6512345).
+        mobile = re.match(r"1[3-9]", without_country)
+        s = without_country if mobile or without_country.startswith("0") else "0" + without_country
+    s = _AREA_IN_PARENTHESES.sub(r"\1-", s)
     digits = re.sub(r"[\s-]", "", s)
     if not digits:
         raise InvalidValue("id.phone_empty")
     if not digits.isascii() or not digits.isdigit():
-        raise InvalidValue("id.phone_chars", phone=s)
+        raise InvalidValue("id.phone_chars", phone=written)
     if digits.startswith("1"):
         if len(digits) != 11:
-            raise InvalidValue("id.mobile_length", phone=s, length=len(digits))
+            raise InvalidValue("id.mobile_length", phone=written, length=len(digits))
         if not _MOBILE.fullmatch(digits):
-            raise InvalidValue("id.mobile_prefix", phone=s)
+            raise InvalidValue("id.mobile_prefix", phone=written)
         return digits
     if digits.startswith("0"):
         area_len = _area_code_length(digits)
         area, local = digits[:area_len], digits[area_len:]
         if "-" in s and s.split("-")[0].strip().replace(" ", "") != area:
-            raise InvalidValue("id.landline_area", phone=s, given=s.split("-")[0].strip(), expected=area)
+            raise InvalidValue("id.landline_area", phone=written, given=s.split("-")[0].strip(), expected=area)
         if not _LOCAL_NUMBER.fullmatch(local):
-            raise InvalidValue("id.landline_local", phone=s, area_digits=area_len)
+            raise InvalidValue("id.landline_local", phone=written, area_digits=area_len)
         return f"{area}-{local}"
-    raise InvalidValue("id.phone_kind", phone=s)
+    raise InvalidValue("id.phone_kind", phone=written)
 
 
 def mask_phone(value: str) -> str:
