@@ -39,6 +39,12 @@ def test_lower_case_x_and_whitespace_are_normalised():
     assert validate_citizen_id(" 11010519491231002x ", today=TODAY) == "11010519491231002X"
 
 
+def test_full_width_characters_are_read_as_ascii():
+    # Typed with a Chinese input method: full-width digits and letters, an ideographic space.
+    assert validate_citizen_id("\u3000１１０１０５１９４９１２３１００２ｘ", today=TODAY) == "11010519491231002X"
+    assert validate_credit_code("９１４４０３００７１５２６７２６ＸＧ") == "9144030071526726XG"
+
+
 @pytest.mark.parametrize(
     ("number", "message"),
     [

@@ -55,7 +55,8 @@ _LOCAL_NUMBER = re.compile(r"[1-9]\d{6,7}")
 def _clean(value, what: str) -> str:
     if not isinstance(value, str):
         raise InvalidValue("id.not_text", what=Message(f"id.what.{what}"), type=type(value).__name__)
-    return value.strip()
+    # Full-width characters (typed with a Chinese input method: '４４０３…ｘ', '－', '（）') read as their ASCII forms.
+    return unicodedata.normalize("NFKC", value).strip()
 
 
 # --- citizen ID numbers (GB 11643-1999) ---------------------------------------------------------
@@ -165,8 +166,8 @@ def validate_phone(value: str) -> str:
     the country code ('+86 138 0013 8000', '0086-755-12345678', a landline then without its 0) and an area
     code in parentheses ('(0755) 1234 5678').
     """
-    written = _clean(value, "phone")
-    s = unicodedata.normalize("NFKC", written).strip()
+    written = value.strip() if isinstance(value, str) else value
+    s = _clean(value, "phone")
     without_country = _COUNTRY.sub("", s, count=1)
     if without_country != s:
         # After the country code a landline drops its leading 0 ("+86 10 6512345" is 010-6512345).
