@@ -2,10 +2,12 @@
 
 from datetime import date
 
+import numpy as np
 import pytest
 
 from gridkit.standard.ids import (
     citizen_id_check_char,
+    citizen_ids_valid,
     credit_code_check_char,
     mask_citizen_id,
     mask_phone,
@@ -202,3 +204,37 @@ def test_mask_phone():
     assert mask_phone("0755-12345678") == "0755-****5678"
     with pytest.raises(ValueError):
         mask_phone("123")
+
+
+def test_bulk_citizen_id_check_agrees_with_the_one_by_one_check():
+    # Valid IDs, and each corrupted one way: a digit, the check character, the region, the birth date.
+    rng = np.random.default_rng(11643)
+    rows = []
+    for _ in range(3000):
+        body = f"{rng.choice(['11', '44', '65', '83', '10', '99'])}{rng.integers(0, 10**4):04d}"
+        body += (
+            f"{rng.integers(1890, 2030)}{rng.integers(0, 14):02d}{rng.integers(0, 33):02d}{rng.integers(0, 1000):03d}"
+        )
+        number = body + citizen_id_check_char(body)
+        roll = rng.integers(0, 4)
+        if roll == 1:
+            number = number[:17] + rng.choice(list("0123456789X"))
+        elif roll == 2:
+            at = int(rng.integers(0, 17))
+            number = number[:at] + str(rng.integers(0, 10)) + number[at + 1 :]
+        elif roll == 3:
+            number = number[:10] + "0229" + number[14:17] + citizen_id_check_char(number[:10] + "0229" + number[14:17])
+        rows.append(number)
+    rows += ["11010519491231002A", "1101051949123100 X", "１１０１０５１９４９１２３１００２X"[:18]]
+
+    def one_by_one(number):
+        try:
+            return validate_citizen_id(number, today=TODAY) == number
+        except ValueError:
+            return False
+
+    chars = np.array([list(r.encode("utf-8")[:18].ljust(18, b" ")) for r in rows], dtype=np.uint8)
+    bulk = citizen_ids_valid(chars, today=TODAY)
+    expected = np.array([one_by_one(r) for r in rows])
+    assert 500 < expected.sum() < len(rows) - 500  # both kinds well represented
+    assert (bulk == expected).all(), [r for r, b, e in zip(rows, bulk, expected) if b != e][:5]

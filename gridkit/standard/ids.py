@@ -10,12 +10,16 @@ import re
 import unicodedata
 from datetime import date
 
+import numpy as np
+
 from gridkit.messages import Message
 from gridkit.standard import InvalidValue
 
 __all__ = [
+    "MOBILE_PATTERN",
     "birth_date_of",
     "citizen_id_check_char",
+    "citizen_ids_valid",
     "credit_code_check_char",
     "mask_citizen_id",
     "mask_phone",
@@ -44,7 +48,8 @@ _CREDIT_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 2
 _ORG_WEIGHTS = (3, 7, 9, 10, 5, 8, 4, 2)
 _ORG_CHARS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
-_MOBILE = re.compile(r"1[3-9]\d{9}")
+MOBILE_PATTERN = "1[3-9][0-9]{9}"  # an 11-digit mainland mobile number (also an RE2 pattern, for pyarrow)
+_MOBILE = re.compile(MOBILE_PATTERN)
 # The country code as written before a mainland number: "+86", "0086", "(+86)"; a bare "86" only when a
 # separator follows it (as in "86 138 0013 8000") or a mobile's 11 digits do.
 _COUNTRY = re.compile(r"^(?:\(\s*(?:\+|00)86\s*\)|(?:\+|00)86|86(?=[\s-]|1[3-9]\d{9}$))[\s-]*")
@@ -104,6 +109,43 @@ def validate_citizen_id(value: str, *, today: date | None = None) -> str:
     if s[17] != expected:
         raise InvalidValue("id.citizen_check", expected=expected, got=s[17])
     return s
+
+
+_CITIZEN_WEIGHTS_ARRAY = np.array(_CITIZEN_WEIGHTS, dtype=np.int64)
+_CITIZEN_CHECK_BYTES = np.frombuffer(_CITIZEN_CHECK_CHARS.encode("ascii"), dtype=np.uint8)
+_PROVINCE_BY_NUMBER = np.isin(np.arange(100), [int(p) for p in _PROVINCES])
+_MONTH_DAYS = np.array([0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])  # February of a leap year
+
+
+def citizen_ids_valid(chars: np.ndarray, *, today: date | None = None) -> np.ndarray:
+    """Return, for each row of an (n, 18) uint8 array of ASCII characters, whether it is a valid citizen ID:
+    the bulk form of validate_citizen_id (the same rules, for millions of rows at once; a row it refuses
+    goes through validate_citizen_id to be told what is wrong)."""
+    chars = np.asarray(chars, dtype=np.uint8).reshape(-1, 18)
+    d = chars[:, :17].astype(np.int64) - ord("0")
+    shaped = ((d >= 0) & (d <= 9)).all(axis=1) & (
+        ((chars[:, 17] >= ord("0")) & (chars[:, 17] <= ord("9"))) | (chars[:, 17] == ord("X"))
+    )
+    d = np.where(shaped[:, None], d, 0)
+    check_ok = _CITIZEN_CHECK_BYTES[(d * _CITIZEN_WEIGHTS_ARRAY).sum(axis=1) % 11] == chars[:, 17]
+    province_ok = _PROVINCE_BY_NUMBER[d[:, 0] * 10 + d[:, 1]]
+    year = d[:, 6] * 1000 + d[:, 7] * 100 + d[:, 8] * 10 + d[:, 9]
+    month = d[:, 10] * 10 + d[:, 11]
+    day = d[:, 12] * 10 + d[:, 13]
+    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
+    month_ok = (month >= 1) & (month <= 12)
+    days = _MONTH_DAYS[np.where(month_ok, month, 0)] - ((month == 2) & ~leap)
+    today = today or date.today()
+    ymd = year * 10000 + month * 100 + day
+    earliest = _EARLIEST_BIRTH.year * 10000 + _EARLIEST_BIRTH.month * 100 + _EARLIEST_BIRTH.day
+    date_ok = (
+        month_ok
+        & (day >= 1)
+        & (day <= days)
+        & (ymd >= earliest)
+        & (ymd <= today.year * 10000 + today.month * 100 + today.day)
+    )
+    return shaped & check_ok & province_ok & date_ok
 
 
 def mask_citizen_id(value: str) -> str:

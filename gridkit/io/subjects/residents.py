@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from datetime import date
 
 import numpy as np
 import pyarrow as pa
@@ -36,7 +35,7 @@ from gridkit.io.subjects.staging import (
 from gridkit.io.tables import Table
 from gridkit.messages import Message
 from gridkit.pii import hash_citizen_id
-from gridkit.standard.ids import birth_date_of, validate_citizen_id
+from gridkit.standard.ids import MOBILE_PATTERN, birth_date_of, citizen_ids_valid, validate_citizen_id
 
 __all__ = ["import_residents", "residents_spec"]
 
@@ -52,51 +51,6 @@ _COLUMNS = (
     ("building_code", "text"),
     ("building_address", "text"),
 )
-
-# GB 11643: weights of digits 1-17 and the check character for each sum mod 11.
-_WEIGHTS = np.array([pow(2, 17 - i, 11) for i in range(1, 18)], dtype=np.int64)
-_CHECK = np.frombuffer(b"10X98765432", dtype=np.uint8)
-_PROVINCE = np.zeros(100, dtype=bool)
-_PROVINCE[
-    [
-        11,
-        12,
-        13,
-        14,
-        15,
-        21,
-        22,
-        23,
-        31,
-        32,
-        33,
-        34,
-        35,
-        36,
-        37,
-        41,
-        42,
-        43,
-        44,
-        45,
-        46,
-        50,
-        51,
-        52,
-        53,
-        54,
-        61,
-        62,
-        63,
-        64,
-        65,
-        71,
-        81,
-        82,
-        83,
-    ]
-] = True
-_DAYS = np.array([0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
 
 
 def import_residents(
@@ -315,29 +269,11 @@ def _fast_rows(chunk: Table, get: dict) -> tuple[np.ndarray, np.ndarray]:
         fixed = ids.filter(pa.array(shaped)).cast(pa.binary(18))
         data = np.frombuffer(fixed.buffers()[1], dtype=np.uint8)
         digits[shaped] = data[fixed.offset * 18 : (fixed.offset + len(fixed)) * 18].reshape(-1, 18)
-    d = digits[:, :17].astype(np.int64) - 48
-    check_ok = _CHECK[(d * _WEIGHTS).sum(axis=1) % 11] == digits[:, 17]
-    province_ok = _PROVINCE[np.clip(d[:, 0] * 10 + d[:, 1], 0, 99)]
-    year = d[:, 6] * 1000 + d[:, 7] * 100 + d[:, 8] * 10 + d[:, 9]
-    month = d[:, 10] * 10 + d[:, 11]
-    day = d[:, 12] * 10 + d[:, 13]
-    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
-    days = _DAYS[np.clip(month, 0, 12)] - ((month == 2) & ~leap)
-    today = date.today()
-    ymd = year * 10000 + month * 100 + day
-    date_ok = (
-        (month >= 1)
-        & (month <= 12)
-        & (day >= 1)
-        & (day <= days)
-        & (year >= 1900)
-        & (ymd <= today.year * 10000 + today.month * 100 + today.day)
-    )
-    fast = shaped & check_ok & province_ok & date_ok
+    fast = shaped & citizen_ids_valid(digits)
     names, phones, households, kinds = get["name"], get["phone"], get["household"], get["population_type"]
     checks = (
         pc.less_equal(pc.utf8_length(names), _LENGTHS["name"]),  # null (no name) is not clean
-        pc.or_kleene(phones.is_null(), pc.match_substring_regex(phones, r"^1[3-9][0-9]{9}$")),
+        pc.or_kleene(phones.is_null(), pc.match_substring_regex(phones, f"^{MOBILE_PATTERN}$")),
         pc.or_kleene(households.is_null(), pc.less_equal(pc.utf8_length(households), _LENGTHS["household"])),
         pc.is_in(kinds, value_set=_POPULATION_KEYS),
     )
