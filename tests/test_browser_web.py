@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from factories_web import ADDRESS_A, BUILDING_A, C1, PASSWORD, POINT_A, RESIDENT_NAMES, A, B, base_cell, make_web_city
+from sqlalchemy import text
 from test_browser import _offline_page, chromium  # noqa: F401 - the fixture is used by name
 from werkzeug.serving import make_server
 
@@ -203,3 +204,27 @@ def test_every_page_in_chinese_has_no_untranslated_string(chromium, server):  # 
         page.close()
     assert not found, "\n".join(f"{k}: {v}" for k, v in found.items())
     print(f"screenshots in {SHOTS}")
+
+
+HOSTILE = '<img src=x onerror="window.gkInjected=1">'
+
+
+def test_addresses_in_the_coordinator_map_are_text_never_html(chromium, server):  # noqa: F811
+    # An address is imported data: a hostile one shows as text in the building's tooltip, nothing runs.
+    base_url, settings, _ = server
+    with db.session_factory(db.engine_for(settings))() as session, session.begin():
+        session.execute(
+            text("UPDATE building SET address = :a WHERE code = :c"), {"a": HOSTILE + ADDRESS_A, "c": BUILDING_A}
+        )
+    page, _, errors = _offline_page(chromium, base_url)
+    sign_in(page, base_url, "coord_a", "/coordinator")
+    page.wait_for_function("() => window.gridkitCoordinator && window.gridkitCoordinator.state.loads > 0")
+    page.wait_for_function("() => window.gridkitCoordinator.layers.buildings.getLayers().length > 0")
+    shown = page.evaluate(
+        """() => window.gridkitCoordinator.layers.buildings.getLayers().map(l => {
+            l.openTooltip(); return l.getTooltip().getElement().textContent; })"""
+    )
+    assert f"{BUILDING_A} {HOSTILE}{ADDRESS_A}" in shown
+    assert page.evaluate("() => window.gkInjected") is None
+    assert page.locator(".leaflet-tooltip img").count() == 0
+    assert errors == []

@@ -88,3 +88,32 @@ def test_preview_opens_offline_with_the_map_drawn(chromium, tmp_path):  # noqa: 
     assert page.locator(".legend div").count() == 4
     assert "在目标范围内" in page.locator(".legend").inner_text()
     assert [u for u in requests if not u.startswith("file://")] == [] and errors == []
+
+
+def test_names_in_the_preview_are_text_never_html(chromium, tmp_path):  # noqa: F811 - the fixture
+    # Road names come from the roads file (OpenStreetMap, a city's survey): hostile text must stay text.
+    hostile = '<img src=x onerror="window.gkInjected=1">__TITLE__'
+    roads = [Road(LineString([(X - 0.001, Y + D), (X + 3 * D, Y + D)]), major=True, name=hostile)]
+    cells = preview_cells()
+    cells[0].notes.append(Message("generate.note.elongated", pp=0.1, why=hostile))
+    path = write_preview(tmp_path / "hostile.html", cells, roads=roads, water=[], buildings=[], lang="en")
+    page_text = path.read_text(encoding="utf-8")
+    assert page_text.count(Message("generate.preview.title").render("en")) == 1  # the name's placeholder kept
+    page = chromium.new_page(viewport={"width": 1000, "height": 800})
+    page.goto(path.as_uri())
+    page.wait_for_function("() => window.gridkitPreview && window.L")
+    shown = page.evaluate(
+        """() => {
+        const layers = window.gridkitPreview.layers;
+        const road = layers.roads.getLayers()[0];
+        layers.roads.openTooltip(road.getCenter());
+        const cell = layers.cells.getLayers().find(l => l.feature.properties.notes.length);
+        cell.openPopup();
+        return [document.querySelector('.leaflet-tooltip').textContent,
+                document.querySelector('.leaflet-popup-content').textContent];
+        }"""
+    )
+    assert shown[0] == hostile
+    assert hostile in shown[1]
+    assert page.evaluate("() => window.gkInjected") is None
+    assert page.locator(".leaflet-tooltip img, .leaflet-popup-content img").count() == 0

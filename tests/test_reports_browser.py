@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 import pyogrio
 import pytest
 from factories_exports import make_city
+from sqlalchemy import text
 from test_browser import CHROMIUM, CHROMIUM_ARGS, LOCAL_HOSTS, chromium  # noqa: F401 - the browser fixture
 from werkzeug.serving import make_server
 
@@ -73,3 +74,23 @@ def test_analyst_page(chromium, server, tmp_path):  # noqa: F811 - pytest fixtur
     page.screenshot(path="/tmp/gridkit-analyst.png", full_page=True)
     assert errors == []
     context.close()
+
+
+def test_names_in_the_choropleth_are_text_never_html(chromium, server, fresh_settings):  # noqa: F811 - pytest fixture
+    # Admin unit names are imported data: a hostile one shows as text in the tooltip, nothing runs.
+    hostile = '<img src=x onerror="window.gkInjected=1">'
+    with db.session_factory(db.engine_for(fresh_settings))() as session, session.begin():
+        session.execute(text("UPDATE admin_unit SET name = :n || name WHERE level = 'community'"), {"n": hostile})
+    page = chromium.new_page()
+    page.route("**/*", lambda r: r.continue_() if urlsplit(r.request.url).hostname in LOCAL_HOSTS else r.abort())
+    page.goto(f"{server}/login?next=/analyst/&lang=en")
+    page.fill("input[name=name]", "ana")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/analyst/")
+    page.wait_for_selector("#gk-map[data-features='2']", timeout=20000)
+    page.hover("#gk-map path.leaflet-interactive >> nth=0")
+    tip = page.wait_for_selector(".leaflet-tooltip")
+    assert tip.inner_text().startswith(hostile)
+    assert page.evaluate("() => window.gkInjected") is None
+    assert page.locator(".leaflet-tooltip img").count() == 0

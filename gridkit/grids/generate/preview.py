@@ -9,8 +9,10 @@ needs no plotting library; HTML is one Leaflet page with the layers as GeoJSON, 
 
 from __future__ import annotations
 
+import html
 import json
 import math
+import re
 import struct
 import zlib
 from dataclasses import dataclass, field
@@ -233,17 +235,18 @@ def _html(cells, roads, water, buildings, lang: str) -> str:
         status: Message(f"generate.preview.{status}").render(lang) for status in ("ok", "below", "above", "water")
     }
     leaflet_css, leaflet_js = leaflet_inline()
-    return (
-        _PAGE.replace("__DATA__", _script_json(layers))
-        .replace("__COLOURS__", json.dumps(colours))
-        .replace("__LEGEND__", _script_json(legend))
-        .replace("__BOUNDS__", json.dumps([[bounds[1], bounds[0]], [bounds[3], bounds[2]]]))
-        .replace("__TITLE__", Message("generate.preview.title").render(lang))
-        .replace("__LANG__", lang)
-        # Leaflet last: its text is not searched for the placeholders above.
-        .replace("__LEAFLET_CSS__", leaflet_css)
-        .replace("__LEAFLET_JS__", leaflet_js)
-    )
+    parts = {
+        "DATA": _script_json(layers),
+        "COLOURS": json.dumps(colours),
+        "LEGEND": _script_json(legend),
+        "BOUNDS": json.dumps([[bounds[1], bounds[0]], [bounds[3], bounds[2]]]),
+        "TITLE": html.escape(Message("generate.preview.title").render(lang)),
+        "LANG": lang,
+        "LEAFLET_CSS": leaflet_css,
+        "LEAFLET_JS": leaflet_js,
+    }
+    # One pass: a placeholder written in the data (a road named "__TITLE__") is never substituted.
+    return re.sub(r"__([A-Z_]+?)__", lambda m: parts.get(m.group(1), m.group(0)), _PAGE)
 
 
 def _script_json(value) -> str:
@@ -259,6 +262,9 @@ _PAGE = """<!DOCTYPE html>
 .legend i{display:inline-block;width:14px;height:14px;margin-right:6px;vertical-align:middle}</style>
 </head><body><div id="map"></div><script>
 const data = __DATA__, colours = __COLOURS__, legend = __LEGEND__;
+// Names, reasons and notes are data (road names come from the roads file): shown as text, never as HTML.
+const entities = {'&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;'};
+const esc = s => String(s).replace(/[&<>"']/g, c => entities[c]);
 const map = L.map('map', {preferCanvas: true});
 map.fitBounds(__BOUNDS__);
 const marked = f => ['below', 'above'].includes(f.properties.status);
@@ -266,17 +272,17 @@ const cells = L.geoJSON(data.cells, {style: f => ({color: marked(f) ? colours.ma
   weight: marked(f) ? 3 : 1, fillColor: colours[f.properties.status] || colours.ok, fillOpacity: 0.7}),
   onEachFeature: (f, layer) => layer.bindPopup([f.properties.code,
     f.properties.status + ' · ' + f.properties.buildings, f.properties.reason,
-    ...f.properties.notes].filter(Boolean).join('<br>'))}).addTo(map);
+    ...f.properties.notes].filter(Boolean).map(esc).join('<br>'))}).addTo(map);
 const water = L.geoJSON(data.water, {style: {color: colours.river, weight: 1, fillColor: colours.water,
   fillOpacity: 0.6}}).addTo(map);
 const buildings = L.geoJSON(data.buildings, {style: {color: colours.building, weight: 0.5, fillOpacity: 0.8},
   interactive: false}).addTo(map);
 const roads = L.geoJSON(data.roads, {style: f => ({color: f.properties.major ? colours.major : colours.minor,
-  weight: f.properties.major ? 3 : 1})}).bindTooltip(l => l.feature.properties.name).addTo(map);
+  weight: f.properties.major ? 3 : 1})}).bindTooltip(l => esc(l.feature.properties.name || '')).addTo(map);
 const box = L.control({position: 'topright'});
 box.onAdd = () => { const d = L.DomUtil.create('div', 'legend');
   d.innerHTML = Object.entries(legend)
-    .map(([k, v]) => `<div><i style="background:${colours[k]}"></i>${v}</div>`).join('');
+    .map(([k, v]) => `<div><i style="background:${colours[k]}"></i>${esc(v)}</div>`).join('');
   return d; };
 box.addTo(map);
 window.gridkitPreview = {map, layers: {cells, water, buildings, roads}};

@@ -72,7 +72,11 @@
               return {color: "#555", weight: 1, fillOpacity: 0.8, fillColor: colour(f.properties.value, data.min, data.max)};
             },
             onEachFeature: function (f, l) {
-              l.bindTooltip((f.properties.name || "") + " " + f.properties.code + ": " + f.properties.value);
+              l.bindTooltip(function () {   // a node, not a string: Leaflet would parse a string as HTML
+                var tip = document.createElement("span");
+                tip.textContent = (f.properties.name || "") + " " + f.properties.code + ": " + f.properties.value;
+                return tip;
+              });
             }
           }).addTo(map);
           if (data.features.length) { map.fitBounds(layer.getBounds()); }

@@ -24,11 +24,16 @@
 
   var layers = {
     base: L.geoJSON(null, { style: { color: "#667085", weight: 1, fillOpacity: 0.05 },
-      onEachFeature: function (f, layer) { layer.bindTooltip(f.properties.code + " " + (f.properties.community_name || "")); } }),
+      onEachFeature: function (f, layer) {
+        // A function returning a node: Leaflet would parse a string as HTML, and names are data.
+        layer.bindTooltip(function () { return el("span", null, f.properties.code + " " + (f.properties.community_name || "")); });
+      } }),
     outline: L.geoJSON(null, { style: { color: "#1570ef", weight: 3, fill: false }, interactive: false }),
     buildings: L.geoJSON(null, {
       pointToLayer: function (f, latlng) { return L.circleMarker(latlng, { radius: 4, color: "#b42318", weight: 1, fillOpacity: 0.8 }); },
-      onEachFeature: function (f, layer) { layer.bindTooltip(f.properties.code + (f.properties.address ? " " + f.properties.address : "")); } })
+      onEachFeature: function (f, layer) {
+        layer.bindTooltip(function () { return el("span", null, f.properties.code + (f.properties.address ? " " + f.properties.address : "")); });
+      } })
   };
   layers.base.addTo(map); layers.outline.addTo(map); layers.buildings.addTo(map);
   var overlays = {};
@@ -123,5 +128,5 @@
   });
   if (cfg.cells.length) { open(cfg.cells[0].code); }
 
-  window.gridkitCoordinator = { map: map, state: state, open: open };
+  window.gridkitCoordinator = { map: map, state: state, open: open, layers: layers };
 }());
