@@ -13,7 +13,7 @@ import pyogrio
 import pytest
 from factories_exports import C2, DEPT, WC1, WC2, make_city
 from openpyxl import load_workbook
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from gridkit.audit import PERSONAL_DATA_READ
 from gridkit.coords import wgs84_to_gcj02
@@ -264,3 +264,18 @@ def test_gdal_formats_filter_like_the_others(session, city, tmp_path):
     assert set(frame["populati_1" if "populati_1" in frame else "population"]) == {"floating"}
     entities, _ = _export(session, tmp_path, "entities", "gpkg")
     assert pyogrio.read_info(entities)["features"] == session.execute(select(func.count(LegalEntity.id))).scalar()
+
+
+def test_text_that_looks_like_a_formula_stays_text_in_csv_and_xlsx(session, city, tmp_path):
+    # Addresses are imported data: one spelled as a formula must not run when the file is opened.
+    formula, command = '=HYPERLINK("http://example.invalid","点击")', "+cmd|' /C calc'!A0"
+    codes = session.execute(text("SELECT code FROM building ORDER BY code LIMIT 3")).scalars().all()
+    for code, address in zip(codes, (formula, command, "-12")):
+        session.execute(text("UPDATE building SET address = :a WHERE code = :c"), {"a": address, "c": code})
+    path, _ = _export(session, tmp_path, "buildings", "xlsx")
+    cells = [c for row in load_workbook(path)["data"].iter_rows() for c in row]
+    assert not [c for c in cells if c.data_type == "f"]
+    assert {c.value for c in cells} >= {formula, command, "-12"}
+    path, _ = _export(session, tmp_path, "buildings", "csv")
+    addresses = {r["code"]: r["address"] for r in csv.DictReader(path.read_text(encoding="utf-8-sig").splitlines())}
+    assert [addresses[c] for c in codes] == ["'" + formula, "'" + command, "-12"]

@@ -155,3 +155,18 @@ def test_every_report_runs(session, city):
         assert result.main.rows, name
     with pytest.raises(ValidationError):
         run_report(session, "weather")
+
+
+def test_names_that_look_like_formulas_stay_text_in_report_files(session, city, tmp_path):
+    # A community named like a formula (imported data): never a formula in the XLSX, escaped in the CSV.
+    formula = '=HYPERLINK("http://example.invalid","点击")'
+    session.execute(text("UPDATE admin_unit SET name = :n WHERE code = :c"), {"n": formula, "c": C1})
+    result = run_report(session, "population", by="community", area="440304")
+    write_report_file(result, tmp_path / "p.xlsx", "xlsx")
+    cells = [c for row in load_workbook(tmp_path / "p.xlsx").worksheets[0].iter_rows() for c in row]
+    named = [c for c in cells if c.value == formula]
+    assert len(named) == 1 and named[0].data_type == "s"
+    assert not [c for c in cells if c.data_type == "f"]
+    write_report_file(result, tmp_path / "p.csv", "csv")
+    rows = list(csv.DictReader((tmp_path / "p.csv").read_text(encoding="utf-8-sig").splitlines()))
+    assert [r["name"] for r in rows if r["code"] == C1] == ["'" + formula]

@@ -23,6 +23,7 @@ from gridkit.errors import ValidationError
 from gridkit.io.export_follow import Followed, Follower
 from gridkit.io.export_layers import BOOL, DATE, DATETIME, FLOAT, INT
 from gridkit.io.export_zip import write_zip
+from gridkit.io.spreadsheet import csv_row, xlsx_row
 from gridkit.rules import LOCAL_TZ
 
 # Shapefile DBF field names hold at most 10 bytes.
@@ -339,9 +340,9 @@ class TableWriter(_Streamed):
         for i, tail in enumerate(tails):
             row = [_cell(col[i]) for col in columns] + tail
             if self.kind == "csv":
-                self.out.writerow(["" if v is None else v for v in row])
+                self.out.writerow(csv_row(row))
             else:
-                self.sheet.append(row)
+                self.sheet.append(xlsx_row(self.sheet, row))
 
     def finish(self) -> None:
         """Close (CSV) or save (XLSX) the file."""

@@ -10,6 +10,7 @@ from datetime import datetime
 from pathlib import Path
 
 from gridkit.io.problems import problem_text
+from gridkit.io.spreadsheet import csv_row
 from gridkit.messages import DEFAULT_LANGUAGE, normalise
 
 __all__ = ["write_report", "ADVICE"]
@@ -124,18 +125,20 @@ def _write_csv(path: Path, problems: list[dict], notes: list[dict], rows: list[d
                 kind = item.get("kind")
                 advice = ADVICE.get(kind) or _subject_advice().get(kind) or ""
                 out.writerow(
-                    [
-                        what,
-                        item.get("index"),
-                        item.get("code"),
-                        item.get("field"),
-                        kind,
-                        _one_line(problem_text(item, lang)),
-                        advice,
-                    ]
+                    csv_row(
+                        [
+                            what,
+                            item.get("index"),
+                            item.get("code"),
+                            item.get("field"),
+                            kind,
+                            _one_line(problem_text(item, lang)),
+                            advice,
+                        ]
+                    )
                 )
         for row in rows:
-            out.writerow(["unassigned", row.get("row"), row.get("code"), None, "unassigned", None, None])
+            out.writerow(csv_row(["unassigned", row.get("row"), row.get("code"), None, "unassigned", None, None]))
 
 
 def _one_line(value) -> str:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from gridkit import messages
 from gridkit.errors import Conflict, ValidationError
+from gridkit.io.spreadsheet import csv_row, xlsx_row
 from gridkit.reports.units import ReportResult, Section
 from gridkit.rules import LOCAL_TZ
 
@@ -85,7 +86,7 @@ def _write_csv(result: ReportResult, path: Path, lang: str, encoding: str) -> No
         out = csv.writer(fh)
         out.writerow(section.columns)
         for row in section.rows:
-            out.writerow(["" if row.get(c) is None else row.get(c) for c in section.columns])
+            out.writerow(csv_row(row.get(c) for c in section.columns))
 
 
 def _write_xlsx(result: ReportResult, path: Path, lang: str) -> None:
@@ -97,7 +98,7 @@ def _write_xlsx(result: ReportResult, path: Path, lang: str) -> None:
     for i, section in enumerate(result.sections):
         sheet = book.create_sheet(messages.render(section.title, lang)[:31].replace("/", "-") or f"sheet{i + 1}")
         for name, value in header_block(result, lang):
-            sheet.append([name, value])
+            sheet.append(xlsx_row(sheet, [name, value]))
             sheet.cell(row=sheet.max_row, column=1).font = Font(bold=True)
         sheet["B1"] = messages.render(section.title, lang)
         sheet["B1"].font = Font(bold=True, size=14)
@@ -107,7 +108,7 @@ def _write_xlsx(result: ReportResult, path: Path, lang: str) -> None:
         for cell in sheet[head]:
             cell.font = Font(bold=True)
         for row in section.rows:
-            sheet.append([row.get(c) for c in section.columns])
+            sheet.append(xlsx_row(sheet, [row.get(c) for c in section.columns]))
         sheet.freeze_panes = sheet.cell(row=head + 1, column=1)
         for col, name in enumerate(section.columns, start=1):
             width = max([len(str(label(name, lang))) * 2] + [len(str(r.get(name) or "")) for r in section.rows[:200]])
