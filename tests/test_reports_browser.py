@@ -33,9 +33,9 @@ def server(fresh_settings):
     thread.join(timeout=10)
 
 
-def test_analyst_page(chromium, server, tmp_path):  # noqa: F811 - pytest fixture
-    context = chromium.new_context(accept_downloads=True)
-    page = context.new_page()
+def open_analyst_page(page, server) -> list[str]:
+    """Sign the analyst in (offline: only local hosts answer) and wait for the choropleth of both
+    communities; return the list the page's script errors are collected into."""
     page.route(
         "**/*",
         lambda route: route.continue_() if urlsplit(route.request.url).hostname in LOCAL_HOSTS else route.abort(),
@@ -47,8 +47,15 @@ def test_analyst_page(chromium, server, tmp_path):  # noqa: F811 - pytest fixtur
     page.fill("input[name=password]", PASSWORD)
     page.click("button[type=submit]")
     page.wait_for_url("**/analyst/")
-    # The choropleth draws both communities without any basemap.
     page.wait_for_selector("#gk-map[data-features='2']", timeout=20000)
+    return errors
+
+
+def test_analyst_page(chromium, server, tmp_path):  # noqa: F811 - pytest fixture
+    context = chromium.new_context(accept_downloads=True)
+    page = context.new_page()
+    # The choropleth draws both communities without any basemap.
+    errors = open_analyst_page(page, server)
     assert page.locator("#gk-map path.leaflet-interactive").count() == 2
     assert "Range 18 – 18" in page.inner_text("#gk-legend")
     page.select_option("#gk-count", "incidents")
@@ -82,15 +89,9 @@ def test_names_in_the_choropleth_are_text_never_html(chromium, server, fresh_set
     with db.session_factory(db.engine_for(fresh_settings))() as session, session.begin():
         session.execute(text("UPDATE admin_unit SET name = :n || name WHERE level = 'community'"), {"n": hostile})
     page = chromium.new_page()
-    page.route("**/*", lambda r: r.continue_() if urlsplit(r.request.url).hostname in LOCAL_HOSTS else r.abort())
-    page.goto(f"{server}/login?next=/analyst/&lang=en")
-    page.fill("input[name=name]", "ana")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url("**/analyst/")
-    page.wait_for_selector("#gk-map[data-features='2']", timeout=20000)
+    errors = open_analyst_page(page, server)
     page.hover("#gk-map path.leaflet-interactive >> nth=0")
     tip = page.wait_for_selector(".leaflet-tooltip")
     assert tip.inner_text().startswith(hostile)
     assert page.evaluate("() => window.gkInjected") is None
-    assert page.locator(".leaflet-tooltip img").count() == 0
+    assert page.locator(".leaflet-tooltip img").count() == 0 and errors == []
