@@ -1,0 +1,171 @@
+"""A city's first load of buildings: a large file into an empty `building` table, COPYed straight into it.
+
+The streaming path (gridkit.io.subjects.staging) COPYs every row into a staging table and then
+writes the table with INSERT … SELECT: every row is written twice and read once more. When the table
+is empty (nothing to compare the codes with) and the file large, the checked rows go straight into
+`building` instead, in one COPY with its secondary indexes, UNIQUE key and foreign key dropped and
+built again after it (gridkit.spatial.bulk.rebuilt_indexes; at wal_level minimal the table is emptied
+again first, so that its rows are written without WAL). Each row's id is its row number plus an offset
+reserved from the table's sequence (the ids the staging path gives), so a row is found again from its id
+alone: the report of unassigned rows names their lines without a staging table. The points are written
+as hex EWKB made with numpy (no ST_MakePoint per row); the base cells computed with the edition's
+point index as in the staging path.
+
+Only a clean file is written so: the first bad row, or a code repeated in the file (the UNIQUE key
+built again refuses it), rolls this attempt back (a savepoint) and the file is read again the usual way
+(`first_load` returns None), which reports every problem with its line. All or nothing either way: the
+caller's transaction (or Ctrl+C) rolls everything back.
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from gridkit.assign import ENGINE_MIN_POINTS, ENGINE_MIN_POINTS_PER_CELL, assign_subjects, base_cell_index
+from gridkit.io.subjects.common import LISTED_ROWS
+from gridkit.io.subjects.job import Job
+from gridkit.io.subjects.staging import _CopyStream, _cursor
+from gridkit.models import BaseGridEdition
+from gridkit.rules import SRID
+from gridkit.spatial.bulk import BULK_INDEX_ROWS, rebuilt_indexes
+
+__all__ = ["FIRST_LOAD_BYTES", "first_load"]
+
+# From this file size (about 100,000 rows of a buildings CSV, BULK_INDEX_ROWS) an import into an empty table
+# is written in one COPY.
+FIRST_LOAD_BYTES = 4_000_000
+
+_COLUMNS = "id, code, address, floors, geom, footprint, base_cell_id"
+
+
+class _NotClean(Exception):
+    """The file has a problem: it is read again the usual way, which reports every one."""
+
+
+def first_load(session: Session, job: Job, check, edition: BaseGridEdition | None) -> dict | None:
+    """Write the job's file straight into an empty `building` table; return the import's counts ("created",
+    "assigned", "unassigned", "unassigned_rows", "footprints"), or None when the file is not written so: too
+    small, the table not empty, or a problem in the file (the attempt rolled back; when `job.rows` shows that
+    the file was read, the caller reads it again with a new job, the usual way, which reports every problem).
+
+    `check` is the buildings' KindSpec check. Runs in the caller's transaction, in a savepoint of its own."""
+    if job.problems or job.stream.size < FIRST_LOAD_BYTES:
+        return None
+    try:
+        with session.begin_nested():
+            # Nobody else writes the table until the end of the transaction: it is empty, and stays ours.
+            session.execute(text("LOCK TABLE building IN SHARE ROW EXCLUSIVE MODE"))
+            if session.scalar(text("SELECT EXISTS (SELECT 1 FROM building)")):
+                return None
+            return _write(session, job, check, edition)
+    except _NotClean:
+        return None
+    except IntegrityError as exc:  # a code repeated in the file, found by the UNIQUE key built again
+        if getattr(getattr(exc.orig, "diag", None), "constraint_name", None) != "uq_building_code":
+            raise
+        return None
+
+
+def _write(session: Session, job: Job, check, edition: BaseGridEdition | None) -> dict:
+    rows, footprints, offset, index = 0, 0, None, None
+    with rebuilt_indexes(session, "building", BULK_INDEX_ROWS), _cursor(session) as cur, ExitStack() as copying:
+        sequence = session.scalar(text("SELECT pg_get_serial_sequence('building', 'id')"))
+        stream = None
+        for chunk in job.chunks():
+            values = check(job, chunk)
+            if job.problems:
+                raise _NotClean
+            if stream is None:  # the first chunk: what needs the connection before the COPY holds it
+                index = _point_index(session, edition, values["lon"])
+                base = session.scalar(text("SELECT nextval(CAST(:s AS regclass))"), {"s": sequence})
+                offset = base - chunk.numbers[0]
+                # One COPY for every chunk: the server parses one chunk while Python reads and checks the next.
+                stream = copying.enter_context(_CopyStream(cur, f"COPY building ({_COLUMNS}) FROM STDIN (FORMAT csv)"))
+            has_footprint = values["footprint"].is_valid().to_numpy(zero_copy_only=False)
+            footprints += int(has_footprint.sum())
+            cells = None
+            if index is not None:  # a building with a footprint is assigned by it, after the COPY
+                cells = np.where(has_footprint, 0, index.cells_at(values["lon"], values["lat"]))
+            stream.write(_csv(np.asarray(chunk.numbers, dtype=np.int64) + offset, values, cells))
+            rows += len(chunk.rows)
+        copying.close()  # the COPY ends here
+        session.execute(
+            text("SELECT setval(CAST(:s AS regclass), :last)"), {"s": sequence, "last": offset + job.table.numbers[-1]}
+        )
+    return _finish(session, edition, rows, offset, footprints, footprints if index is not None else rows)
+
+
+def _point_index(session: Session, edition: BaseGridEdition | None, lon: np.ndarray):
+    """Return the edition's point index when the first chunk has enough points for it to pay (as stage_file)."""
+    if edition is None:
+        return None
+    points = int((~np.isnan(lon)).sum())
+    cells = session.scalar(text("SELECT count(*) FROM base_cell WHERE edition_id = :e"), {"e": edition.id})
+    if points >= ENGINE_MIN_POINTS and points >= ENGINE_MIN_POINTS_PER_CELL * cells:
+        return base_cell_index(session, edition)
+    return None
+
+
+def _csv(ids: np.ndarray, values: dict, cells) -> pa.Buffer:
+    """Return one chunk's rows as the CSV `COPY building (…) (FORMAT csv)` reads, written by pyarrow."""
+    n = len(ids)
+    table = pa.table(
+        [
+            pa.array(ids),
+            values["code"],
+            values["address"],
+            values["floors"],
+            point_ewkb(values["lon"], values["lat"]),
+            values["footprint"],
+            pa.nulls(n, pa.int32()) if cells is None else pa.array(cells, type=pa.int32(), mask=cells == 0),
+        ],
+        names=[f"c{i}" for i in range(7)],
+    )
+    sink = pa.BufferOutputStream()
+    pa_csv.write_csv(table, sink, pa_csv.WriteOptions(include_header=False))
+    return sink.getvalue()
+
+
+_HEX = np.array([f"{i:02X}".encode() for i in range(256)], dtype="S2")
+# Little-endian EWKB of a 2D point with an SRID: byte order, type (point | SRID flag), SRID, x, y.
+_EWKB_POINT = np.dtype([("order", "u1"), ("type", "<u4"), ("srid", "<i4"), ("x", "<f8"), ("y", "<f8")])
+
+
+def point_ewkb(lon: np.ndarray, lat: np.ndarray) -> pa.Array:
+    """Return the points as hex EWKB strings (SRID 4490) as PostGIS reads them, null where lon or lat is NaN."""
+    raw = np.empty(len(lon), dtype=_EWKB_POINT)
+    raw["order"], raw["type"], raw["srid"], raw["x"], raw["y"] = 1, 0x20000001, SRID, lon, lat
+    hexed = _HEX[raw.view(np.uint8).reshape(len(lon), _EWKB_POINT.itemsize)]
+    text_ = hexed.view(f"S{2 * _EWKB_POINT.itemsize}").ravel()
+    return pa.array(text_, type=pa.binary(), mask=np.isnan(lon) | np.isnan(lat)).cast(pa.string())
+
+
+def _finish(session: Session, edition, rows: int, offset: int, footprints: int, unset: int) -> dict:
+    """Assign what the COPY did not (`unset` rows: those with a footprint, or every row when no cell was
+    computed), then count; every row of the table is this import's."""
+    if edition is not None and unset:
+        where = "TRUE" if unset == rows else "footprint IS NOT NULL"
+        ids = list(session.scalars(text(f"SELECT id FROM building WHERE {where} ORDER BY id")))
+        assign_subjects(session, ["buildings"], edition=edition, where_ids={"buildings": ids})
+    unassigned = session.scalar(text("SELECT count(*) FROM building WHERE base_cell_id IS NULL"))
+    listed = [
+        {"row": r.id - offset, "id": r.id, "code": r.code}
+        for r in session.execute(
+            text("SELECT id, code FROM building WHERE base_cell_id IS NULL ORDER BY id LIMIT :n"), {"n": LISTED_ROWS}
+        )
+    ]
+    session.expire_all()
+    return {
+        "created": rows,
+        "assigned": rows - unassigned,
+        "unassigned": unassigned,
+        "unassigned_rows": listed,
+        "footprints": footprints,
+    }
