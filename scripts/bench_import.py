@@ -449,6 +449,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--variants", default="hot,narrow", help="ways to write the cells: hot (gridkit's), kept, narrow"
     )
+    parser.add_argument(
+        "--files",
+        default="buildings,residents_codes,residents_lonlat,residents_bad_last",
+        help="files to import (default all four)",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--kind", help=argparse.SUPPRESS)
     parser.add_argument("--path", help=argparse.SUPPRESS)
@@ -483,6 +488,8 @@ def main(argv: list[str] | None = None) -> int:
                 ("residents, lon/lat, last row bad", "residents", "residents_bad_last"),
             )
         ):
+            if key not in args.files.split(","):
+                continue
             if kind == "residents":
                 empty("resident")  # each residents file is imported into an empty table
             base = run_child(env, child="baseline", kind=kind, path=files[key])
