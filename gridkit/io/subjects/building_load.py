@@ -75,7 +75,7 @@ def first_load(session: Session, job: Job, check, edition: BaseGridEdition | Non
 
 
 def _write(session: Session, job: Job, check, edition: BaseGridEdition | None) -> dict:
-    rows, footprints, offset, index = 0, 0, None, None
+    rows, footprints, unplaced, offset, index = 0, 0, 0, None, None
     with rebuilt_indexes(session, "building", BULK_INDEX_ROWS), _cursor(session) as cur, ExitStack() as copying:
         sequence = session.scalar(text("SELECT pg_get_serial_sequence('building', 'id')"))
         stream = None
@@ -94,13 +94,15 @@ def _write(session: Session, job: Job, check, edition: BaseGridEdition | None) -
             cells = None
             if index is not None:  # a building with a footprint is assigned by it, after the COPY
                 cells = np.where(has_footprint, 0, index.cells_at(values["lon"], values["lat"]))
+                unplaced += int(((cells == 0) & ~has_footprint).sum())
             stream.write(_csv(np.asarray(chunk.numbers, dtype=np.int64) + offset, values, cells))
             rows += len(chunk.rows)
         copying.close()  # the COPY ends here
         session.execute(
             text("SELECT setval(CAST(:s AS regclass), :last)"), {"s": sequence, "last": offset + job.table.numbers[-1]}
         )
-    return _finish(session, edition, rows, offset, footprints, footprints if index is not None else rows)
+    counted = (footprints, unplaced) if index is not None else (rows, None)
+    return _finish(session, edition, rows, offset, footprints, *counted)
 
 
 def _point_index(session: Session, edition: BaseGridEdition | None, lon: np.ndarray):
@@ -153,14 +155,17 @@ def point_ewkb(lon: np.ndarray, lat: np.ndarray) -> pa.Array:
     return pa.StringArray.from_buffers(n, offsets, pa.py_buffer(binascii.hexlify(raw.tobytes())), valid)
 
 
-def _finish(session: Session, edition, rows: int, offset: int, footprints: int, unset: int) -> dict:
+def _finish(session: Session, edition, rows: int, offset: int, footprints: int, unset: int, unplaced) -> dict:
     """Assign what the COPY did not (`unset` rows: those with a footprint, or every row when no cell was
-    computed), then count; every row of the table is this import's."""
+    computed), then count (`unplaced`: the points in no cell, when those were all); every row of the table is
+    this import's."""
     if edition is not None and unset:
         where = "TRUE" if unset == rows else "footprint IS NOT NULL"
         ids = list(session.scalars(text(f"SELECT id FROM building WHERE {where} ORDER BY id")))
         assign_subjects(session, ["buildings"], edition=edition, where_ids={"buildings": ids})
-    unassigned = session.scalar(text("SELECT count(*) FROM building WHERE base_cell_id IS NULL"))
+    unassigned = unplaced
+    if unassigned is None or unset:
+        unassigned = session.scalar(text("SELECT count(*) FROM building WHERE base_cell_id IS NULL"))
     listed = [
         {"row": r.id - offset, "id": r.id, "code": r.code}
         for r in session.execute(
