@@ -7,9 +7,9 @@ is empty (nothing to compare the codes with) and the file large, the checked row
 built again after it (gridkit.spatial.bulk.rebuilt_indexes; at wal_level minimal the table is emptied
 again first, so that its rows are written without WAL). Each row's id is its row number plus an offset
 reserved from the table's sequence (the ids the staging path gives), so a row is found again from its id
-alone: the report of unassigned rows names their lines without a staging table. The points are written
-as hex EWKB made with numpy (no ST_MakePoint per row); the base cells computed with the edition's
-point index as in the staging path.
+alone: the report of unassigned rows names their lines without a staging table. The rows are binary
+COPY tuples built column by column with numpy, the points as EWKB (no ST_MakePoint per row); the base
+cells are computed with the edition's point index as in the staging path.
 
 Only a clean file is written so: the first bad row, or a code repeated in the file (the UNIQUE key
 built again refuses it), rolls this attempt back (a savepoint) and the file is read again the usual way
@@ -19,17 +19,17 @@ caller's transaction (or Ctrl+C) rolls everything back.
 
 from __future__ import annotations
 
-import binascii
 from contextlib import ExitStack
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.csv as pa_csv
+import pyarrow.compute as pc
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from gridkit.assign import ENGINE_MIN_POINTS, ENGINE_MIN_POINTS_PER_CELL, assign_subjects, base_cell_index
+from gridkit.db.arrays import COPY_HEADER, COPY_TRAILER
 from gridkit.io.subjects.common import LISTED_ROWS
 from gridkit.io.subjects.job import Job
 from gridkit.io.subjects.staging import _CopyStream, _cursor
@@ -43,7 +43,8 @@ __all__ = ["FIRST_LOAD_BYTES", "first_load"]
 # is written in one COPY.
 FIRST_LOAD_BYTES = 4_000_000
 
-_COLUMNS = "id, code, address, floors, geom, footprint, base_cell_id"
+# Fixed-width columns first, then the texts (binary COPY: each field its length and bytes, big-endian numbers).
+_COLUMNS = "id, floors, base_cell_id, geom, code, address, footprint"
 
 
 class _NotClean(Exception):
@@ -88,15 +89,20 @@ def _write(session: Session, job: Job, check, edition: BaseGridEdition | None) -
                 base = session.scalar(text("SELECT nextval(CAST(:s AS regclass))"), {"s": sequence})
                 offset = base - chunk.numbers[0]
                 # One COPY for every chunk: the server parses one chunk while Python reads and checks the next.
-                stream = copying.enter_context(_CopyStream(cur, f"COPY building ({_COLUMNS}) FROM STDIN (FORMAT csv)"))
+                stream = copying.enter_context(
+                    _CopyStream(cur, f"COPY building ({_COLUMNS}) FROM STDIN (FORMAT binary)")
+                )
+                stream.write(COPY_HEADER)
             has_footprint = values["footprint"].is_valid().to_numpy(zero_copy_only=False)
             footprints += int(has_footprint.sum())
             cells = None
             if index is not None:  # a building with a footprint is assigned by it, after the COPY
                 cells = np.where(has_footprint, 0, index.cells_at(values["lon"], values["lat"]))
                 unplaced += int(((cells == 0) & ~has_footprint).sum())
-            stream.write(_csv(np.asarray(chunk.numbers, dtype=np.int64) + offset, values, cells))
+            stream.write(_binary(np.asarray(chunk.numbers, dtype=np.int64) + offset, values, cells, has_footprint))
             rows += len(chunk.rows)
+        if stream is not None:
+            stream.write(COPY_TRAILER)
         copying.close()  # the COPY ends here
         session.execute(
             text("SELECT setval(CAST(:s AS regclass), :last)"), {"s": sequence, "last": offset + job.table.numbers[-1]}
@@ -116,43 +122,78 @@ def _point_index(session: Session, edition: BaseGridEdition | None, lon: np.ndar
     return None
 
 
-def _csv(ids: np.ndarray, values: dict, cells) -> pa.Buffer:
-    """Return one chunk's rows as the CSV `COPY building (…) (FORMAT csv)` reads, written by pyarrow."""
+def _binary(ids: np.ndarray, values: dict, cells, has_footprint: np.ndarray) -> pa.Buffer:
+    """Return one chunk's rows as `COPY building (_COLUMNS) (FORMAT binary)` reads them (PostgreSQL's binary COPY
+    tuples: a field count, then each field's length, -1 for NULL, and bytes; numbers big-endian).
+
+    Binary rows cost the server a third less than CSV (no line parsing, no text input functions: 1.0–1.1
+    instead of 1.45–1.65 CPU s per million buildings, scripts/bench_import.py)."""
     n = len(ids)
-    table = pa.table(
-        [
-            pa.array(ids),
-            values["code"],
-            values["address"],
-            values["floors"],
-            point_ewkb(values["lon"], values["lat"]),
-            values["footprint"],
-            pa.nulls(n, pa.int32()) if cells is None else pa.array(cells, type=pa.int32(), mask=cells == 0),
-        ],
-        names=[f"c{i}" for i in range(7)],
-    )
-    sink = pa.BufferOutputStream()
-    pa_csv.write_csv(table, sink, pa_csv.WriteOptions(include_header=False))
-    return sink.getvalue()
+    floors, lon, lat = values["floors"], values["lon"], values["lat"]
+    footprint = values["footprint"]
+    if has_footprint.any():  # hex EWKB (vector files): their bytes, one by one
+        footprint = pa.array([None if h is None else bytes.fromhex(h) for h in footprint.to_pylist()], pa.binary())
+    fixed = [
+        (ids.astype(">i4"), np.ones(n, bool)),
+        (floors.fill_null(0).to_numpy().astype(">i4"), floors.is_valid().to_numpy(zero_copy_only=False)),
+        (np.zeros(n, ">i4"), np.zeros(n, bool)) if cells is None else (cells.astype(">i4"), cells != 0),
+        (_ewkb_points(lon, lat), ~(np.isnan(lon) | np.isnan(lat))),
+    ]
+    texts = [values["code"], values["address"], footprint]
+    parts = [_fixed_fields(n, len(fixed) + len(texts), fixed)]
+    for k, column in enumerate(texts):
+        if k:
+            parts.append(_lengths(column))
+        parts.append(column.cast(pa.binary()).fill_null(b""))
+    # The first text's length ends the fixed part: parts alternate lengths and texts from there.
+    parts[0] = pc.binary_join_element_wise(parts[0], _lengths(texts[0]), b"")
+    rows = pc.binary_join_element_wise(*parts, b"")
+    if isinstance(rows, pa.ChunkedArray):
+        rows = rows.combine_chunks()
+    ends = np.frombuffer(rows.buffers()[1], dtype=np.int32)[rows.offset : rows.offset + n + 1]
+    return rows.buffers()[2][ends[0] : ends[-1]]
+
+
+def _fixed_fields(n: int, count: int, fields: list[tuple]) -> pa.Array:
+    """Return each row's field count and fixed-width fields (numpy, one item per row, and where not NULL) as
+    binary COPY bytes, one binary value per row: a NULL is its length (-1) alone."""
+    widths = [data.dtype.itemsize for data, _ in fields]
+    full = np.empty((n, 2 + sum(4 + w for w in widths)), dtype=np.uint8)
+    full[:, :2] = np.array([count], dtype=">i2").view(np.uint8)
+    at, values = 2, []
+    for (data, valid), width in zip(fields, widths):
+        full[:, at : at + 4] = np.where(valid, width, -1).astype(">i4").view(np.uint8).reshape(n, 4)
+        full[:, at + 4 : at + 4 + width] = data.view(np.uint8).reshape(n, width)
+        values.append((at + 4, width, valid))
+        at += 4 + width
+    if all(valid.all() for _, _, valid in values):  # most chunks: rows of one width
+        offsets = np.arange(0, at * (n + 1), at, dtype=np.int32)
+        return pa.BinaryArray.from_buffers(pa.binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(full)])
+    keep = np.ones(full.shape, dtype=bool)
+    for start, width, valid in values:
+        keep[~valid, start : start + width] = False
+    offsets = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(keep.sum(axis=1), out=offsets[1:])
+    return pa.BinaryArray.from_buffers(pa.binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(full[keep])])
+
+
+def _lengths(column: pa.Array) -> pa.Array:
+    """Return each value's length in bytes (-1 where NULL) as binary COPY's 4-byte field length, one binary
+    value per row."""
+    lengths = pc.binary_length(column).fill_null(-1).to_numpy(zero_copy_only=False).astype(">i4")
+    sized = pa.FixedSizeBinaryArray.from_buffers(pa.binary(4), len(lengths), [None, pa.py_buffer(lengths)])
+    return sized.cast(pa.binary())
 
 
 # Little-endian EWKB of a 2D point with an SRID: byte order, type (point | SRID flag), SRID, x, y.
 _EWKB_POINT = np.dtype([("order", "u1"), ("type", "<u4"), ("srid", "<i4"), ("x", "<f8"), ("y", "<f8")])
 
 
-def point_ewkb(lon: np.ndarray, lat: np.ndarray) -> pa.Array:
-    """Return the points as hex EWKB strings (SRID 4490) as PostGIS reads them, null where lon or lat is NaN.
-
-    The rows' bytes are contiguous, so one hexlify of them all is every row's text one after the other: the
-    strings are that buffer cut every 50 characters (no Python call per row)."""
-    n = len(lon)
-    raw = np.empty(n, dtype=_EWKB_POINT)
+def _ewkb_points(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    """Return the points as EWKB (SRID 4490), one 25-byte item per row, as PostGIS's binary input reads them."""
+    raw = np.empty(len(lon), dtype=_EWKB_POINT)
     raw["order"], raw["type"], raw["srid"], raw["x"], raw["y"] = 1, 0x20000001, SRID, lon, lat
-    width = 2 * _EWKB_POINT.itemsize
-    offsets = pa.py_buffer(np.arange(0, width * (n + 1), width, dtype=np.int32))
-    missing = np.isnan(lon) | np.isnan(lat)
-    valid = pa.array(~missing).buffers()[1] if missing.any() else None
-    return pa.StringArray.from_buffers(n, offsets, pa.py_buffer(binascii.hexlify(raw.tobytes())), valid)
+    return raw
 
 
 def _finish(session: Session, edition, rows: int, offset: int, footprints: int, unset: int, unplaced) -> dict:
