@@ -3,6 +3,7 @@
 
     .venv/bin/python scripts/bench_import.py                    # 1,000,000 rows, 5,000,000 to assign
     .venv/bin/python scripts/bench_import.py --rows 100000 --assign 500000
+    .venv/bin/python scripts/bench_import.py --rows 200000 --assign 0 --files buildings   # one file alone
 
 Runs in a throwaway private cluster (or GRIDKIT_DATABASE_URL's database, which it fills and empties:
 use one nobody else uses). The city: 10 communities of 30 × 30 square base cells (9,000 cells).
