@@ -76,7 +76,8 @@ def first_load(session: Session, job: Job, check, edition: BaseGridEdition | Non
 
 
 def _write(session: Session, job: Job, check, edition: BaseGridEdition | None) -> dict:
-    rows, footprints, unplaced, offset, index = 0, 0, 0, None, None
+    """Read, check and COPY every chunk into the empty table (its indexes rebuilt after); return the counts."""
+    rows, footprints, unplaced, offset, index, last = 0, 0, 0, None, None, None
     with rebuilt_indexes(session, "building", BULK_INDEX_ROWS), _cursor(session) as cur, ExitStack() as copying:
         sequence = session.scalar(text("SELECT pg_get_serial_sequence('building', 'id')"))
         stream = None
@@ -85,7 +86,7 @@ def _write(session: Session, job: Job, check, edition: BaseGridEdition | None) -
             if job.problems:
                 raise _NotClean
             if stream is None:  # the first chunk: what needs the connection before the COPY holds it
-                index = _point_index(session, edition, values["lon"])
+                index = _point_index(session, edition, values["lon"], values["lat"])
                 base = session.scalar(text("SELECT nextval(CAST(:s AS regclass))"), {"s": sequence})
                 offset = base - chunk.numbers[0]
                 # One COPY for every chunk: the server parses one chunk while Python reads and checks the next.
@@ -99,23 +100,23 @@ def _write(session: Session, job: Job, check, edition: BaseGridEdition | None) -
             if index is not None:  # a building with a footprint is assigned by it, after the COPY
                 cells = np.where(has_footprint, 0, index.cells_at(values["lon"], values["lat"]))
                 unplaced += int(((cells == 0) & ~has_footprint).sum())
-            stream.write(_binary(np.asarray(chunk.numbers, dtype=np.int64) + offset, values, cells, has_footprint))
+            ids = np.asarray(chunk.numbers, dtype=np.int64) + offset
+            last = int(ids.max())
+            stream.write(_binary(ids, values, cells, has_footprint))
             rows += len(chunk.rows)
         if stream is not None:
             stream.write(COPY_TRAILER)
         copying.close()  # the COPY ends here
-        session.execute(
-            text("SELECT setval(CAST(:s AS regclass), :last)"), {"s": sequence, "last": offset + job.table.numbers[-1]}
-        )
+        session.execute(text("SELECT setval(CAST(:s AS regclass), :last)"), {"s": sequence, "last": last})
     counted = (footprints, unplaced) if index is not None else (rows, None)
     return _finish(session, edition, rows, offset, footprints, *counted)
 
 
-def _point_index(session: Session, edition: BaseGridEdition | None, lon: np.ndarray):
+def _point_index(session: Session, edition: BaseGridEdition | None, lon: np.ndarray, lat: np.ndarray):
     """Return the edition's point index when the first chunk has enough points for it to pay (as stage_file)."""
     if edition is None:
         return None
-    points = int((~np.isnan(lon)).sum())
+    points = int((~(np.isnan(lon) | np.isnan(lat))).sum())
     cells = session.scalar(text("SELECT count(*) FROM base_cell WHERE edition_id = :e"), {"e": edition.id})
     if points >= ENGINE_MIN_POINTS and points >= ENGINE_MIN_POINTS_PER_CELL * cells:
         return base_cell_index(session, edition)
