@@ -3,6 +3,7 @@
 
     .venv/bin/python scripts/bench_import.py                    # 1,000,000 rows, 5,000,000 to assign
     .venv/bin/python scripts/bench_import.py --rows 100000 --assign 500000
+    .venv/bin/python scripts/bench_import.py --rows 200000 --assign 0 --files buildings   # one file alone
 
 Runs in a throwaway private cluster (or GRIDKIT_DATABASE_URL's database, which it fills and empties:
 use one nobody else uses). The city: 10 communities of 30 × 30 square base cells (9,000 cells).
@@ -449,6 +450,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--variants", default="hot,narrow", help="ways to write the cells: hot (gridkit's), kept, narrow"
     )
+    parser.add_argument(
+        "--files",
+        default="buildings,residents_codes,residents_lonlat,residents_bad_last",
+        help="files to import (default all four)",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--kind", help=argparse.SUPPRESS)
     parser.add_argument("--path", help=argparse.SUPPRESS)
@@ -483,6 +489,8 @@ def main(argv: list[str] | None = None) -> int:
                 ("residents, lon/lat, last row bad", "residents", "residents_bad_last"),
             )
         ):
+            if key not in args.files.split(","):
+                continue
             if kind == "residents":
                 empty("resident")  # each residents file is imported into an empty table
             base = run_child(env, child="baseline", kind=kind, path=files[key])

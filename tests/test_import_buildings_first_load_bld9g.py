@@ -1,0 +1,211 @@
+"""A first load of buildings (gridkit.io.subjects.building_load): one COPY straight into the empty table, the same
+rows, ids, cells and reports as the staging path; any problem falls back to that path, which reports every one."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import psycopg
+import pytest
+from sqlalchemy import delete, func, select, text
+
+from gridkit import db
+from gridkit.io.subjects import building_load, import_buildings
+from gridkit.models import Building
+from tests.data.make_subject_files import centre
+from tests.factories import make_base_grid
+from tests.factories_import_subjects import (
+    DATA,
+    buildings,
+    by_kind,
+    cell_code,
+    grid,  # noqa: F401 - fixtures used by name
+    refused,
+    write_csv,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def first_loads(monkeypatch) -> list:
+    """Every file is large enough for a first load; the list collects what each `first_load` returned."""
+    monkeypatch.setattr(building_load, "FIRST_LOAD_BYTES", 0)
+    returned: list = []
+    first_load = building_load.first_load
+
+    def recorded(*args, **kwargs):
+        returned.append(first_load(*args, **kwargs))
+        return returned[-1]
+
+    monkeypatch.setattr("gridkit.io.subjects.buildings.first_load", recorded)
+    return returned
+
+
+def _stored(session) -> list[tuple]:
+    """Every building, with its id relative to the first and its point as EWKB: what both paths must agree on."""
+    return [
+        tuple(r)
+        for r in session.execute(
+            text(
+                "SELECT id - min(id) OVER (), code, address, floors, encode(ST_AsEWKB(geom), 'hex'), "
+                "ST_AsEWKT(footprint), base_cell_id FROM building ORDER BY id"
+            )
+        )
+    ]
+
+
+def _mixed_csv(path, n: int = 3000, holes: bool = True):
+    """n buildings in and around the grid, with quotes, commas, empty and absent values (`holes`), or all of
+    them inside the grid with every value given."""
+    rng = np.random.default_rng(7)
+    west, south = centre(0)
+    rows = []
+    for i in range(n):
+        if holes:
+            lon, lat = round(west - 0.002 + rng.random() * 0.01, 7), round(south - 0.002 + rng.random() * 0.006, 7)
+        else:
+            lon, lat = round(west - 0.0004 + rng.random() * 0.005, 7), round(south - 0.0004 + rng.random() * 0.002, 7)
+        address = ("" if i % 11 == 0 else f'路{i}号, "东"') if i % 7 or not holes else None
+        rows.append([f"K{i:05d}", address, "" if i % 5 == 0 and holes else str(i % 30 + 1), lon, lat])
+    return write_csv(path, ["code", "address", "floors", "lon", "lat"], rows)
+
+
+@pytest.mark.parametrize("holes", [True, False])
+def test_a_first_load_writes_what_the_staging_path_writes(session, grid, tmp_path, monkeypatch, first_loads, holes):
+    path = _mixed_csv(tmp_path / "b.csv", holes=holes)
+    loaded = import_buildings(session, path)
+    assert first_loads[0] is not None  # written by the first load
+    first = _stored(session)
+    session.execute(delete(Building))
+    monkeypatch.setattr(building_load, "FIRST_LOAD_BYTES", 10**12)
+    staged = import_buildings(session, path)
+    assert first_loads[1] is None  # the staging path
+    assert _stored(session) == first
+    assert (loaded.created, loaded.assigned, loaded.unassigned) == (staged.created, staged.assigned, staged.unassigned)
+    assert loaded.created == 3000 and (0 < loaded.unassigned < 3000 if holes else loaded.unassigned == 0)
+    assert [(r["row"], r["code"]) for r in loaded.unassigned_rows] == [
+        (r["row"], r["code"]) for r in staged.unassigned_rows
+    ]
+    # Each row's id is its line's: line k of the file is id k + offset, in both paths.
+    assert all(r["row"] == int(r["code"][1:]) + 2 for r in loaded.unassigned_rows)  # header on line 1
+    assert loaded.extra["footprints"] == 0
+    # The sequence goes on after the file's ids: the next building gets the next id.
+    assert session.scalar(text("SELECT nextval(pg_get_serial_sequence('building', 'id'))")) > session.scalar(
+        select(func.max(Building.id))
+    )
+
+
+def test_a_first_load_assigns_footprints_by_the_cell_holding_most(session, grid, first_loads):
+    result = import_buildings(session, DATA / "buildings_footprints.geojson")
+    assert first_loads[0] is not None
+    assert (result.created, result.assigned) == (3, 3) and result.extra["footprints"] == 3
+    cells = dict(
+        session.execute(text("SELECT b.code, c.code FROM building b JOIN base_cell c ON c.id = b.base_cell_id")).all()
+    )
+    assert cells["F002"] == cell_code(2, 1)  # 0.55 of it there, 0.05 next door
+
+
+def test_bad_rows_in_a_first_load_are_all_reported_and_nothing_is_written(session, grid, tmp_path, first_loads):
+    lon, lat = centre(0)
+    path = write_csv(
+        tmp_path / "bad.csv",
+        ["code", "address", "floors", "lon", "lat"],
+        [
+            ["B1", "ok", "3", lon, lat],
+            ["B1", "again", "3", lon, lat],  # line 3: duplicate code
+            ["B4", "no coordinates", "", "", ""],  # line 4
+            ["B8", "floors", "三层", lon, lat],  # line 5
+        ],
+    )
+    error = refused(session, import_buildings, path)
+    assert first_loads == [None]  # tried, rolled back, read again
+    assert [(p["index"], p["kind"]) for p in error.problems] == [
+        (3, "duplicate_code"),
+        (4, "missing_coordinates"),
+        (5, "bad_number"),
+    ]
+
+
+def test_a_code_repeated_in_a_clean_file_is_found_by_the_key_built_again(session, grid, tmp_path, first_loads):
+    lon, lat = centre(0)
+    rows = [[f"D{i}", "", "2", lon, lat] for i in range(50)] + [["D7", "twice", "2", lon, lat]]  # line 52
+    error = refused(
+        session, import_buildings, write_csv(tmp_path / "dup.csv", ["code", "address", "floors", "lon", "lat"], rows)
+    )
+    assert first_loads == [None]
+    assert [(p["index"], p["kind"]) for p in error.problems] == [(52, "duplicate_code")]
+    assert "first at line 9" in error.problems[0]["message"]
+    assert session.scalar(select(func.count()).select_from(Building)) == 0
+
+
+def test_a_table_with_buildings_is_not_a_first_load(session, grid, first_loads):
+    buildings(session)
+    error = refused(session, import_buildings, DATA / "buildings.csv")
+    assert first_loads[-1] is None
+    assert [p["kind"] for p in by_kind(error)["exists"]] == ["exists"] * 6
+
+
+def test_a_first_load_before_any_edition_leaves_the_buildings_unassigned(session, tmp_path, first_loads):
+    path = _mixed_csv(tmp_path / "b.csv", 200)
+    result = import_buildings(session, path)
+    assert first_loads[0] is not None
+    assert (result.created, result.assigned, result.unassigned) == (200, 0, 200)
+    assert session.scalar(select(func.count()).select_from(Building).where(Building.base_cell_id.is_(None))) == 200
+
+
+def test_an_interrupted_first_load_leaves_nothing_and_a_rerun_works(fresh_settings, tmp_path):
+    with db.transaction(fresh_settings) as session:
+        make_base_grid(session)
+    path = _mixed_csv(tmp_path / "b.csv", 150_000)
+    assert path.stat().st_size >= building_load.FIRST_LOAD_BYTES
+    env = {
+        **os.environ,
+        "GRIDKIT_DATABASE_URL": db.database_url(fresh_settings),
+        "GRIDKIT_HOME": str(fresh_settings.home),
+        "GRIDKIT_LANG": "en",
+    }
+    url = db.database_url(fresh_settings).replace("postgresql+psycopg", "postgresql")
+    child = subprocess.Popen(
+        [sys.executable, "-m", "gridkit.cli", "import", "buildings", str(path)],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        # Interrupt it while it COPYs into the building table itself.
+        deadline = time.monotonic() + 240
+        with psycopg.connect(url, autocommit=True) as conn:
+            while time.monotonic() < deadline and child.poll() is None:
+                busy = conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND query LIKE 'COPY building %'"
+                ).fetchone()[0]
+                if busy:
+                    break
+                time.sleep(0.02)
+        assert child.poll() is None, "the import ended before it could be interrupted"
+        child.send_signal(signal.SIGINT)
+        child.wait(timeout=120)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert child.returncode != 0
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT count(*) FROM building").fetchone()[0] == 0
+        # The indexes and keys the first load dropped are there again (the rollback brought them back).
+        names = {r[0] for r in conn.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'building'")}
+        assert {"uq_building_code", "idx_building_geom", "idx_building_footprint", "ix_building_base_cell_id"} <= names
+    with db.transaction(fresh_settings) as session:
+        result = import_buildings(session, path)
+    assert result.created == 150_000
+    with db.transaction(fresh_settings) as session:
+        assert session.scalar(select(func.count()).select_from(Building)) == 150_000
