@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import threading
 import time
 import zipfile
@@ -283,3 +284,50 @@ def test_shapefile_bytes_are_what_gdal_writes_by_default(session, city, tmp_path
         assert zf.read("entities.dbf").endswith(b"\x1a")
         for suffix in (".shp", ".shx", ".dbf"):
             assert zf.read(f"entities{suffix}") == plain.with_suffix(suffix).read_bytes(), suffix
+
+
+def test_gdal_options_sent_with_a_layer_apply_to_the_childs_write(tmp_path):
+    # The header's `config` (GDAL configuration options: the GeoPackage's SQLite cache) is set in
+    # the child before it writes; OGR_CURRENT_DATE shows in the file.
+    target = tmp_path / "x.gpkg"
+    process = WriterProcess(target, cleanup=[target])
+    schema = pa.schema(
+        [pa.field("n", pa.int64()), pa.field("geometry", pa.binary(), metadata={"ARROW:extension:name": "ogc.wkb"})]
+    )
+    header = {
+        "path": str(target),
+        "layer": "x",
+        "driver": "GPKG",
+        "geometry_type": "Point",
+        "crs": "EPSG:4490",
+        "config": {"OGR_CURRENT_DATE": "2001-02-03T04:05:06.000Z", "OGR_SQLITE_CACHE": "1"},
+    }
+    process.write_layer(header, schema, _point_batches(schema, 2))
+    process.finish()
+    with sqlite3.connect(target) as db:
+        assert db.execute("SELECT last_change FROM gpkg_contents WHERE table_name = 'x'").fetchall() == [
+            ("2001-02-03T04:05:06.000Z",)
+        ]
+        assert db.execute("SELECT count(*) FROM x").fetchone() == (40_000,)
+
+
+def test_gpkg_written_by_the_child_is_whole(session, city, tmp_path):
+    # What GDAL checks in a GeoPackage: every feature, its CRS, an R-tree holding each point's box.
+    path = tmp_path / "entities.gpkg"
+    summary = export_layer(session, ExportOptions("entities", "gpkg", path))
+    info = pyogrio.read_info(path)
+    assert info["features"] == summary["features"] == city["entities"] > 0 and info["crs"] == "EPSG:4490"
+    points = dict(session.execute(text("SELECT credit_code, ARRAY[ST_X(geom), ST_Y(geom)] FROM legal_entity")).all())
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert ("entities", "geom", "gpkg_rtree_index") in db.execute(
+            "SELECT table_name, column_name, extension_name FROM gpkg_extensions"
+        ).fetchall()
+        boxes = db.execute(
+            "SELECT e.credit_code, r.minx, r.maxx, r.miny, r.maxy "
+            "FROM entities e JOIN rtree_entities_geom r ON r.id = e.fid"
+        ).fetchall()
+    assert len(boxes) == len(points)
+    for code, minx, maxx, miny, maxy in boxes:
+        x, y = points[code]
+        assert minx <= x <= maxx and miny <= y <= maxy and maxx - minx < 1e-4

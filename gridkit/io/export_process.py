@@ -4,9 +4,9 @@
 
 Run as a script, not imported through the `gridkit` package: it needs only pyarrow and pyogrio,
 so it starts in a fraction of a second. On its standard input come, per layer, one JSON line
-(where and how to write) followed by an Arrow IPC stream of record batches, and at the end the
-line `{"end": true}`. After each layer it answers one JSON line on its standard output
-(`{"ok": true}` or `{"error": "..."}`).
+(where and how to write; `config`: GDAL configuration options set before the write) followed by
+an Arrow IPC stream of record batches, and at the end the line `{"end": true}`. After each layer
+it answers one JSON line on its standard output (`{"ok": true}` or `{"error": "..."}`).
 
 The parent reads PostGIS while this process writes: pyogrio holds the GIL while GDAL writes a
 batch, so in one process reading and writing take turns; here they use a core each.
@@ -49,6 +49,7 @@ def _write_layer(source, header: dict) -> None:
     import pyogrio
 
     reader = pa.ipc.open_stream(source)
+    pyogrio.set_gdal_config_options(header.get("config", {}))
     pyogrio.write_arrow(
         reader,
         header["path"],
