@@ -49,6 +49,22 @@ def test_codes_are_found_byte_for_byte(session):
     assert (ids != 0).sum() == 6
 
 
+def test_many_codes_sharing_slots_are_all_found(session):
+    # 20,000 codes of varied lengths in 32,768 slots: many searches step past other codes' slots.
+    session.execute(
+        text(
+            "INSERT INTO building (code, geom) SELECT repeat('x', i % 13) || i, "
+            "ST_SetSRID(ST_MakePoint(114.0, 22.5), 4490) FROM generate_series(1, 20000) i"
+        )
+    )
+    stored = dict(session.execute(text("SELECT code, id FROM building")).all())
+    lookup = BuildingCodes()
+    lookup.load(session)
+    asked = [*stored, *(f"{code}y" for code in list(stored)[:500]), *(str(i) for i in range(20001, 21000))]
+    ids, _ = lookup.find(pa.array(asked, pa.string()))
+    assert ids.tolist() == [stored.get(code, 0) for code in asked]
+
+
 def test_no_buildings_finds_nothing(session):
     lookup = BuildingCodes()
     lookup.load(session)

@@ -1,7 +1,7 @@
 """The buildings a residents file names by code, found on the client (gridkit.io.subjects.residents).
 
 A residents import reads every building's (code, id, base cell) once, before its staging COPY starts, and
-looks each chunk's codes up in that sorted array: the staged rows then carry their building's id and cell,
+looks each chunk's codes up in a hash table of them: the staged rows then carry their building's id and cell,
 and no statement joins the staging table to `building` again (the unknown codes' report, the INSERT of
 the residents and the INSERT of their cells each joined it: 1M residents, ~4 of 18 server CPU s; the
 lookup costs the client ~0.5 s, run while the server parses the COPY).
@@ -25,13 +25,16 @@ __all__ = ["BuildingCodes"]
 class BuildingCodes:
     """Every building's code, id and base cell, read by `load` (while the connection is free); `find` looks codes up.
 
-    Kept in the order of a 64-bit hash of each code (numpy's binary search of strings is slow, of integers fast);
-    every hit is then checked on the whole code."""
+    An open-addressing hash table in numpy arrays (a 64-bit hash of each code, slots twice the buildings, the
+    next slot on a collision): every step is one vector operation over the codes still looking, one or two
+    steps a lookup; each hit is checked on the whole code."""
 
     def __init__(self) -> None:
         self._keys: np.ndarray | None = None
         self._hashes = np.zeros(0, dtype=np.uint64)
         self._ids = self._cells = np.zeros(0, dtype=np.int32)
+        self._slots = np.full(1, -1, dtype=np.int64)
+        self._bits = 0
         self._width = 8
 
     def load(self, session: Session) -> None:
@@ -54,11 +57,23 @@ class BuildingCodes:
         np.cumsum(lengths, out=offsets[1:])
         codes = pa.Array.from_buffers(pa.string(), len(lengths), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
         self._width = -(-int(lengths.max()) // 8) * 8 or 8  # whole 8-byte words
-        keys = _fixed(codes, self._width)
-        hashes = _hash(keys)
-        order = np.argsort(hashes, kind="stable")
-        self._keys, self._hashes = keys[order], hashes[order]
-        self._ids, self._cells = decode_array(ids, "i")[order], decode_array(cells, "i")[order]
+        self._keys = _fixed(codes, self._width)
+        self._hashes = _hash(self._keys)
+        self._ids, self._cells = decode_array(ids, "i"), decode_array(cells, "i")
+        self._bits = max(1, int(2 * len(lengths) - 1).bit_length())
+        # Linear probing filled in the order of the codes' home slots: each code takes the slot after the previous
+        # one's, or its home if that is further (a running maximum), so every slot from a code's home to its own is
+        # taken and a search stops at the first free one. The table runs past its end instead of wrapping round,
+        # and ends with a free slot.
+        home = self._home(self._hashes)
+        order = np.argsort(home, kind="stable")
+        rank = np.arange(len(order))
+        at = np.maximum.accumulate(home[order] - rank) + rank
+        self._slots = np.full(max(1 << self._bits, int(at[-1]) + 1) + 1, -1, dtype=np.int64)
+        self._slots[at] = order
+
+    def _home(self, hashes: np.ndarray) -> np.ndarray:
+        return (hashes >> np.uint64(64 - self._bits)).astype(np.int64)
 
     def find(self, codes: pa.Array) -> tuple[np.ndarray, np.ndarray]:
         """Return the building id and base cell (int32, 0 where none) of each code (null: none)."""
@@ -70,22 +85,20 @@ class BuildingCodes:
         usable = pc.and_(
             pc.less_equal(pc.binary_length(codes), self._width), pc.invert(pc.match_substring(codes, "\x00"))
         )
-        usable = pc.fill_null(usable, False)
+        looking = np.flatnonzero(pc.fill_null(usable, False).to_numpy(zero_copy_only=False))
         query = _fixed(pc.if_else(usable, codes, ""), self._width)
         hashes = _hash(query)
-        # Searched in ascending order: each search starts where the last ended (half the time of random order).
-        order = np.argsort(hashes)
-        at = np.empty(n, dtype=np.int64)
-        at[order] = np.minimum(np.searchsorted(self._hashes, hashes[order]), len(self._keys) - 1)
-        usable = usable.to_numpy(zero_copy_only=False)
-        hit = usable & (self._keys[at] == query)
-        # Two codes with one hash (about one pair in 10^7 for a million buildings): the next ones of that hash.
-        for i in np.flatnonzero(usable & ~hit & (self._hashes[at] == hashes)).tolist():
-            j = at[i] + 1
-            while j < len(self._keys) and self._hashes[j] == hashes[i] and not hit[i]:
-                at[i], hit[i] = j, self._keys[j] == query[i]
-                j += 1
-        ids[hit], cells[hit] = self._ids[at[hit]], self._cells[at[hit]]
+        at = self._home(hashes[looking])
+        while len(looking):
+            slot = self._slots[at]
+            filled = slot != -1
+            hit = np.zeros(len(looking), dtype=bool)
+            hit[filled] = (self._hashes[slot[filled]] == hashes[looking[filled]]) & (
+                self._keys[slot[filled]] == query[looking[filled]]
+            )
+            ids[looking[hit]], cells[looking[hit]] = self._ids[slot[hit]], self._cells[slot[hit]]
+            going = filled & ~hit  # an empty slot ends the search: no building has the code
+            looking, at = looking[going], at[going] + 1
         return ids, cells
 
 
