@@ -64,7 +64,7 @@ _COLUMNS = (
 )
 
 # GB 11643: weights of digits 1-17 and the check character for each sum mod 11.
-_WEIGHTS = np.array([pow(2, 17 - i, 11) for i in range(1, 18)], dtype=np.int64)
+_WEIGHTS = np.array([pow(2, 17 - i, 11) for i in range(17)], dtype=np.int64)
 _CHECK = np.frombuffer(b"10X98765432", dtype=np.uint8)
 _PROVINCE = np.zeros(100, dtype=bool)
 _PROVINCE[
