@@ -117,6 +117,12 @@ def _fixed(strings: pa.Array, width: int) -> np.ndarray:
     """Return the strings (none longer than `width` bytes, no null) as a numpy array of `width`-byte keys."""
     strings = pa.array(strings, pa.string()) if not isinstance(strings, pa.Array) else strings.cast(pa.string())
     n = len(strings)
+    if n and pc.all(pc.string_is_ascii(strings)).as_py():
+        # ASCII (the usual codes): padded in C++ to `width` characters, i.e. bytes, end to end.
+        padded = pc.utf8_rpad(strings, width, padding="\x00")
+        offsets = np.frombuffer(padded.buffers()[1], dtype=np.int32)[padded.offset : padded.offset + n + 1]
+        if offsets[-1] - offsets[0] == n * width:
+            return np.frombuffer(padded.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]].view(f"S{width}")
     offsets = np.frombuffer(strings.buffers()[1], dtype=np.int32)[strings.offset : strings.offset + n + 1]
     data = np.frombuffer(strings.buffers()[2], dtype=np.uint8) if strings.buffers()[2] is not None else None
     out = np.zeros(n * width, dtype=np.uint8)
