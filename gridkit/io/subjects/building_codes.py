@@ -33,7 +33,7 @@ class BuildingCodes:
         self._keys: np.ndarray | None = None
         self._hashes = np.zeros(0, dtype=np.uint64)
         self._ids = self._cells = np.zeros(0, dtype=np.int32)
-        self._slots = np.full(1, -1, dtype=np.int64)
+        self._slots = np.full(1, -1, dtype=np.int32)
         self._bits = 0
         self._width = 8
 
@@ -69,7 +69,7 @@ class BuildingCodes:
         order = np.argsort(home, kind="stable")
         rank = np.arange(len(order))
         at = np.maximum.accumulate(home[order] - rank) + rank
-        self._slots = np.full(max(1 << self._bits, int(at[-1]) + 1) + 1, -1, dtype=np.int64)
+        self._slots = np.full(max(1 << self._bits, int(at[-1]) + 1) + 1, -1, dtype=np.int32)  # building positions
         self._slots[at] = order
 
     def _home(self, hashes: np.ndarray) -> np.ndarray:
