@@ -75,7 +75,7 @@ def citizen_ids(n: int, start: int = 0) -> np.ndarray:
     ymd = np.char.replace(np.datetime_as_string(days), "-", "")
     first = np.char.add(np.char.add("440304", ymd), np.char.zfill((i % 1000).astype(str), 3))
     digits = np.frombuffer("".join(first.tolist()).encode(), dtype=np.uint8).reshape(n, 17) - 48
-    weights = np.array([pow(2, 17 - k, 11) for k in range(1, 18)])
+    weights = np.array([pow(2, 17 - k, 11) for k in range(17)])  # GB 11643: 2^17 … 2^1 mod 11
     check = np.frombuffer(b"10X98765432", dtype=np.uint8)[(digits * weights).sum(axis=1) % 11]
     return np.char.add(first, check.view("S1").astype(str))
 

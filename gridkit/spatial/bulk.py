@@ -7,7 +7,9 @@ SECURITY DEFINER functions that migration 20261203_city9 created as the owner:
 `gridkit_drop_bulk_indexes(table)` drops the table's secondary indexes, UNIQUE constraints (not
 the primary key, nor a key a foreign key refers to) and foreign keys, and keeps their definitions in
 `gridkit_private.bulk_dropped_index` (a schema no other role may enter), and
-`gridkit_restore_bulk_indexes(table)` builds them again from there. They accept only gridkit's
+`gridkit_restore_bulk_indexes(table)` builds them again from there (the foreign keys first, each checked by a
+merge join when it refers to the table's own primary key or to a table of 100,000 rows or more: migrations
+20261204_cell9f and 20261204_imp9g). They accept only gridkit's
 subject tables, and only from a caller who may write the table. Every step is in the caller's
 transaction: a rollback (refused import, Ctrl+C) brings the indexes back untouched.
 

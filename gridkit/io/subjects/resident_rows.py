@@ -6,52 +6,49 @@ from __future__ import annotations
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from gridkit.io.subjects.common import LISTED_ROWS
 from gridkit.io.subjects.job import Job
 from gridkit.io.subjects.staging import KindSpec, Staged, rebuilt_for_insert, write_unique
 from gridkit.resident_cells import set_resident_cells_from
 from gridkit.rules import SRID
 from gridkit.spatial.bulk import rebuilt_indexes
 
-__all__ = ["DUPLICATE_IDS", "residents_changed_cells", "write_staged_residents"]
+__all__ = ["DUPLICATE_IDS", "STAGED_CELL", "counts_of_inserted", "residents_changed_cells", "write_staged_residents"]
 
 _VALUES = (
-    "s.id_number_masked, s.birth_date, s.name, s.phone, s.household, s.population_type, b.id, "
+    "s.id_number_masked, s.birth_date, s.name, s.phone, s.household, s.population_type, s.building_id, "
     "CASE WHEN s.lon IS NULL THEN NULL ELSE ST_SetSRID(ST_MakePoint(s.lon, s.lat), :srid) END"
 )
-# A resident with a building takes the building's cell; otherwise its point's (computed while staging).
-_CELL = "CASE WHEN b.id IS NOT NULL THEN b.base_cell_id ELSE s.cell END"
+# A resident with a building takes the building's cell; otherwise its point's (both found while staging).
+STAGED_CELL = "CASE WHEN s.building_id IS NOT NULL THEN s.building_cell ELSE s.cell END"
 
 
 # Rows repeating a citizen ID (report_duplicates' keywords).
 DUPLICATE_IDS = {"kind": "duplicate_id", "name": "id_number", "what": "imports.what.id_number"}
 
 
-def _rebuilt_write(session: Session, staged: Staged, replace: bool, buildings: bool) -> tuple[int, int]:
+def _rebuilt_write(session: Session, staged: Staged, replace: bool) -> tuple[int, int, int | None]:
     """`_write` with the table's indexes rebuilt once around it when that pays, and then (every row new) the ids
     reserved in file order (staging.rebuilt_for_insert); their cells' table's too (gridkit.resident_cells)."""
     with (
         rebuilt_for_insert(session, staged, "resident", replace) as offset,
         rebuilt_indexes(session, "resident_cell", staged.rows),
     ):
-        return _write(session, staged.spec, replace, buildings, offset)
+        return (*_write(session, staged.spec, replace, offset), offset)
 
 
-def _write(
-    session: Session, spec: KindSpec, replace: bool, buildings: bool, offset: int | None = None
-) -> tuple[int, int]:
+def _write(session: Session, spec: KindSpec, replace: bool, offset: int | None = None) -> tuple[int, int]:
     """Insert the staged residents that are new and (replace) update the others; return (created, updated).
 
-    `buildings`: whether any row names a building (else the building table is not read at all). `offset`:
+    Each staged row carries its building's id and cell (gridkit.io.subjects.building_codes): no join. `offset`:
     each new row's id is its row number plus this (file_order_ids), else the sequence's next in file order."""
-    # ON false: the planner reads no building (one-time filter) when no row names one.
-    join = "LEFT JOIN building b ON " + ("b.code = s.building_code" if buildings else "false")
     updated = 0
     if replace:
         updated = session.execute(
             text(
                 "UPDATE resident t SET (id_number_masked, birth_date, name, phone, household, population_type, "
                 f"building_id, geom) = ({_VALUES}) "
-                f"FROM gk_stage_resident s {join} WHERE t.id_number_hash = s.id_number_hash"
+                "FROM gk_stage_resident s WHERE t.id_number_hash = s.id_number_hash"
             ),
             {"srid": SRID},
         ).rowcount
@@ -59,7 +56,7 @@ def _write(
         set_resident_cells_from(
             session,
             text(
-                f"SELECT t.id, {_CELL} AS cell FROM gk_stage_resident s {join} "
+                f"SELECT t.id, {STAGED_CELL} AS cell FROM gk_stage_resident s "
                 "JOIN resident t ON t.id_number_hash = s.id_number_hash"
             ),
         )
@@ -72,14 +69,14 @@ def _write(
             text(
                 "INSERT INTO resident (id, id_number_hash, id_number_masked, birth_date, name, phone, household, "
                 f"population_type, building_id, geom) SELECT s.row_no + :offset, s.id_number_hash, {_VALUES} "
-                f"FROM gk_stage_resident s {join}"
+                "FROM gk_stage_resident s"
             ),
             {"srid": SRID, "offset": offset},
         ).rowcount
         session.execute(
             text(
                 "INSERT INTO resident_cell (resident_id, base_cell_id) "
-                f"SELECT s.row_no + :offset, {_CELL} FROM gk_stage_resident s {join} WHERE {_CELL} IS NOT NULL"
+                f"SELECT s.row_no + :offset, {STAGED_CELL} FROM gk_stage_resident s WHERE {STAGED_CELL} IS NOT NULL"
             ),
             {"offset": offset},
         )
@@ -90,10 +87,10 @@ def _write(
         text(
             "WITH ins AS (INSERT INTO resident (id_number_hash, id_number_masked, birth_date, name, phone, household, "
             f"population_type, building_id, geom) SELECT s.id_number_hash, {_VALUES} "
-            f"FROM gk_stage_resident s {join} {new}"
+            f"FROM gk_stage_resident s {new}"
             "ORDER BY s.row_no RETURNING id, id_number_hash), "
-            f"put AS (INSERT INTO resident_cell (resident_id, base_cell_id) SELECT ins.id, {_CELL} FROM ins "
-            f"JOIN gk_stage_resident s ON s.id_number_hash = ins.id_number_hash {join} WHERE {_CELL} IS NOT NULL) "
+            f"put AS (INSERT INTO resident_cell (resident_id, base_cell_id) SELECT ins.id, {STAGED_CELL} FROM ins "
+            f"JOIN gk_stage_resident s ON s.id_number_hash = ins.id_number_hash WHERE {STAGED_CELL} IS NOT NULL) "
             "SELECT count(*) FROM ins"
         ),
         {"srid": SRID},
@@ -114,21 +111,40 @@ def _cells_of_staged(session: Session) -> set[int]:
 
 
 def write_staged_residents(
-    session: Session, job: Job, staged: Staged, replace: bool, buildings: bool
-) -> tuple[int, int, set[int] | None]:
+    session: Session, job: Job, staged: Staged, replace: bool
+) -> tuple[int, int, set[int] | None, int | None]:
     """Write the staged residents (all or nothing: a repeated ID refuses the file); return (created, updated,
     the cells the stored residents named were in before: None for a first load into an empty table, where
-    every cell with residents changes and the summary is rebuilt whole)."""
+    every cell with residents changes and the summary is rebuilt whole; the offset giving every staged row
+    its id, `row_no + offset`, when each was inserted so, else None)."""
     before = _cells_of_staged(session) if replace else set()
     first = not session.scalar(text("SELECT EXISTS (SELECT 1 FROM resident)"))
-    created, updated = write_unique(
+    created, updated, offset = write_unique(
         job,
         staged,
-        lambda: _rebuilt_write(session, staged, replace, buildings),
+        lambda: _rebuilt_write(session, staged, replace),
         constraint="uq_resident_id_number_hash",
         duplicates=DUPLICATE_IDS,
     )
-    return created, updated, None if first else before
+    return created, updated, None if first else before, offset
+
+
+def counts_of_inserted(session: Session, staged: Staged, offset: int, unassigned: int) -> dict:
+    """Return finish's counts for staged rows all inserted with ids `row_no + offset` and their cells
+    (STAGED_CELL) in the same step, `unassigned` of them without one: read from the staging table alone
+    (finish joins it to the written rows by their IDs' hashes: 1M residents, ~1 server CPU s)."""
+    listed = [
+        {"row": r.row_no, "id": r.id, "code": r.label}
+        for r in session.execute(
+            text(
+                "SELECT row_no, row_no + :offset AS id, id_number_masked AS label FROM gk_stage_resident s "
+                f"WHERE {STAGED_CELL} IS NULL ORDER BY row_no LIMIT :n"
+            ),
+            {"offset": offset, "n": LISTED_ROWS},
+        )
+    ]
+    session.expire_all()
+    return {"assigned": staged.rows - unassigned, "unassigned": unassigned, "unassigned_rows": listed}
 
 
 def residents_changed_cells(session: Session, before: set[int] | None) -> None:

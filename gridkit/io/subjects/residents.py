@@ -13,6 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from gridkit.grids.base import current_edition
+from gridkit.io.subjects.building_codes import BuildingCodes
 from gridkit.io.subjects.common import (
     _AMBIGUOUS_POPULATION,
     _LENGTHS,
@@ -23,7 +24,13 @@ from gridkit.io.subjects.common import (
     _phone,
 )
 from gridkit.io.subjects.job import Job
-from gridkit.io.subjects.resident_rows import DUPLICATE_IDS, residents_changed_cells, write_staged_residents
+from gridkit.io.subjects.resident_rows import (
+    DUPLICATE_IDS,
+    STAGED_CELL,
+    counts_of_inserted,
+    residents_changed_cells,
+    write_staged_residents,
+)
 from gridkit.io.subjects.staging import (
     KindSpec,
     bulk_work_mem,
@@ -50,6 +57,9 @@ _COLUMNS = (
     ("population_type", "text"),
     ("building_code", "text"),
     ("building_address", "text"),
+    # The building the code names (found on the client: gridkit.io.subjects.building_codes), and its cell.
+    ("building_id", "int"),
+    ("building_cell", "int"),
 )
 
 
@@ -87,13 +97,15 @@ def import_residents(
         personal_location=True,
         progress=progress,
     )
-    spec = residents_spec(pii_key)
+    named = _Named()
+    spec = residents_spec(pii_key, named)
     with session.begin_nested(), bulk_work_mem(session):
         staged = stage_file(session, job, spec, edition=current_edition(session))
         if replace:
             # An UPDATE from a repeated ID would not fail: repeated IDs are looked for first.
             report_duplicates(job, staged, **DUPLICATE_IDS)
-        buildings = _resolve_buildings(job, spec)
+        if named.addresses:
+            _resolve_addresses(job)
         if not replace:
             report_existing(
                 job,
@@ -105,16 +117,21 @@ def import_residents(
             )
         elif job.problems:
             job.refuse()
-        created, updated, before = write_staged_residents(session, job, staged, replace, buildings)
-        counts = finish(
-            job,
-            staged,
-            table="resident",
-            column="id_number_hash",
-            label="id_number_masked",
-            set_by_insert="TRUE" if staged.cells_computed else "t.building_id IS NOT NULL",
-        )
-        extra = _extra(session, spec)
+        created, updated, before, offset = write_staged_residents(session, job, staged, replace)
+        staged_counts = _staged_counts(session)
+        if offset is not None and (staged.edition is None or staged.cells_computed or not staged_counts.to_place):
+            # Every row inserted with a known id and its cell (if any) in the same step: counted from the staged rows.
+            counts = counts_of_inserted(session, staged, offset, staged_counts.unassigned)
+        else:
+            counts = finish(
+                job,
+                staged,
+                table="resident",
+                column="id_number_hash",
+                label="id_number_masked",
+                set_by_insert="TRUE" if staged.cells_computed else "t.building_id IS NOT NULL",
+            )
+        extra = {name: getattr(staged_counts, name) for name in ("registered", "floating", "in_buildings")}
         residents_changed_cells(session, before)
         session.execute(text(f"DROP TABLE {spec.stage}"))
     return SubjectImportResult(
@@ -130,20 +147,30 @@ def import_residents(
     )
 
 
-def residents_spec(key: bytes) -> KindSpec:
+class _Named:
+    """What a residents file names: its buildings' lookup, read at the first chunk when the file has a building
+    code column, and how many rows name an address only (found in SQL after staging)."""
+
+    def __init__(self) -> None:
+        self.buildings = BuildingCodes()
+        self.addresses = 0
+
+
+def residents_spec(key: bytes, named: _Named | None = None) -> KindSpec:
     """Return the residents' KindSpec, hashing citizen IDs with `key` (the key is never stored)."""
+    named = named or _Named()
     return KindSpec(
         "residents",
         "gk_stage_resident",
         _COLUMNS,
-        lambda job, chunk: _check(job, chunk, key),
+        lambda job, chunk: _check(job, chunk, key, named),
         "id_number_hash",
         "id_number_masked",
         joined=("building_code", "building_address"),
     )
 
 
-def _check(job: Job, chunk: Table, key: bytes) -> dict:
+def _check(job: Job, chunk: Table, key: bytes, named: _Named) -> dict:
     """Return the staged values of the chunk's rows (pyarrow arrays, null where absent or wrong): clean rows
     in bulk, the others one by one with reasons."""
     n = len(chunk.rows)
@@ -175,6 +202,8 @@ def _check(job: Job, chunk: Table, key: bytes) -> dict:
     codes, addresses = get["building_code"], get["building_address"]
     out["building_code"] = codes
     out["building_address"] = pc.if_else(codes.is_null(), addresses, _NULL)
+    out["building_id"], out["building_cell"] = _buildings(job, named, codes, out["id_number_masked"])
+    named.addresses += pc.sum(pc.and_(codes.is_null(), addresses.is_valid())).as_py() or 0
     has_building = pc.or_(codes.is_valid(), addresses.is_valid()).to_numpy(zero_copy_only=False)
     out["lon"], out["lat"], _ = job.locations(~has_building)
     return out
@@ -282,51 +311,36 @@ def _fast_rows(chunk: Table, get: dict) -> tuple[np.ndarray, np.ndarray]:
     return fast, digits
 
 
-def _resolve_buildings(job: Job, spec: KindSpec) -> bool:
-    """Find each row's building by code, else by address (exactly one building must have it); record the rest.
-    Return whether any row names a building.
-
-    A building found by its address has its code written into the row's building_code, so that the
-    insert joins every resident to its building by code (one hash join). A file with neither codes nor
-    addresses (residents with lon/lat) never reads the building table.
-    """
-    session = job.session
-    named = session.execute(
-        text(
-            "SELECT count(building_code) AS codes, count(building_address) FILTER (WHERE building_code IS NULL) "
-            "AS addresses FROM gk_stage_resident"
-        )
-    ).one()
-    if named.codes:
-        _report_unknown_codes(job)
-    if named.addresses:
-        _resolve_addresses(job)
-    return bool(named.codes or named.addresses)
-
-
-def _report_unknown_codes(job: Job) -> None:
-    for row in job.session.execute(
-        text(
-            "SELECT s.row_no, s.id_number_masked, s.building_code FROM gk_stage_resident s "
-            "LEFT JOIN building b ON b.code = s.building_code "
-            "WHERE s.building_code IS NOT NULL AND b.id IS NULL ORDER BY s.row_no"
-        )
-    ):
-        job.report_row(
-            row.row_no,
+def _buildings(job: Job, named: _Named, codes: pa.Array, labels: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """Return the id and base cell of the building each row's code names (null where none); record the codes
+    no building has. A file without a building code column never reads the building table."""
+    n = len(codes)
+    if job.cols.get("building_code") is None:
+        return pa.nulls(n, pa.int32()), pa.nulls(n, pa.int32())
+    named.buildings.load(job.session)  # at the first chunk: before the staging COPY holds the connection
+    ids, cells = named.buildings.find(codes)
+    unknown = np.flatnonzero(codes.is_valid().to_numpy(zero_copy_only=False) & (ids == 0)).tolist()
+    for position in unknown:
+        job.report(
+            position,
             "unknown_building",
             "building_code",
-            Message("imports.unknown_building", code=row.building_code),
-            row.id_number_masked,
+            Message("imports.unknown_building", code=codes[position].as_py()),
+            labels[position].as_py(),
         )
+    return pa.array(ids, mask=ids == 0), pa.array(cells, mask=cells == 0)
 
 
 def _resolve_addresses(job: Job) -> None:
+    """Find the building of each row naming an address only (exactly one building must have it); record the rest.
+
+    A building found by its address has its code, id and cell written into the row, as a code's are."""
     session = job.session
     session.execute(
         text(
-            "UPDATE gk_stage_resident s SET building_code = a.code FROM ("
-            "  SELECT btrim(address) AS address, min(code) AS code FROM building "
+            "UPDATE gk_stage_resident s SET building_code = a.code, building_id = a.id, building_cell = a.cell FROM ("
+            "  SELECT btrim(address) AS address, min(code) AS code, min(id) AS id, min(base_cell_id) AS cell "
+            "  FROM building "
             "  WHERE btrim(address) IN (SELECT building_address FROM gk_stage_resident "
             "                           WHERE building_code IS NULL AND building_address IS NOT NULL) "
             "  GROUP BY btrim(address) HAVING count(*) = 1) a "
@@ -359,15 +373,18 @@ def _resolve_addresses(job: Job) -> None:
             )
 
 
-def _extra(session: Session, spec: KindSpec) -> dict:
-    row = session.execute(
+def _staged_counts(session: Session):
+    """Return the staged rows' counts (one scan): registered, floating, in_buildings (the result's extras),
+    to_place (rows with a point and no building), unassigned (rows the write gave no cell)."""
+    return session.execute(
         text(
             "SELECT count(*) FILTER (WHERE population_type = 'registered') AS registered, "
             "count(*) FILTER (WHERE population_type = 'floating') AS floating, "
-            "count(building_code) AS in_buildings FROM gk_stage_resident"
+            "count(building_code) AS in_buildings, "
+            "count(*) FILTER (WHERE building_id IS NULL AND lon IS NOT NULL) AS to_place, "
+            f"count(*) FILTER (WHERE {STAGED_CELL} IS NULL) AS unassigned FROM gk_stage_resident s"
         )
     ).one()
-    return {"registered": row.registered, "floating": row.floating, "in_buildings": row.in_buildings}
 
 
 def _resident_id(job: Job, position: int, key: bytes, out: dict) -> str | None:
