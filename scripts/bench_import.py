@@ -8,7 +8,10 @@
 Runs in a throwaway private cluster (or GRIDKIT_DATABASE_URL's database, which it fills and empties:
 use one nobody else uses). The city: 10 communities of 30 × 30 square base cells (9,000 cells).
 Files are generated in a temporary folder: buildings (code, address, floors, lon, lat), residents
-with building codes, residents with lon/lat, and the lon/lat file with a bad last row.
+with building codes, residents with lon/lat, and the lon/lat file with a bad last row. Residents live in
+households of three, as in a register: together in one building (or a few metres apart), 1% of them
+elsewhere; `--households scattered` puts every member anywhere (almost every household split over cells:
+the files of the runs before 2026-12-04's fourth session).
 
 Each import runs in a child process (`gridkit.io.subjects.import_subjects`, committed), so its peak
 resident memory (VmHWM) is its own. The baseline for each file, in the same run and also in a child
@@ -99,7 +102,7 @@ def write_csv(path: Path, header: list[str], columns: list, chunk: int = 200_000
             f.write("\n".join(rows.tolist()) + "\n")
 
 
-def make_files(folder: Path, n: int) -> dict[str, Path]:
+def make_files(folder: Path, n: int, scattered: bool = False) -> dict[str, Path]:
     rng = np.random.default_rng(1)
     codes = np.char.add("B", np.char.zfill(np.arange(n).astype(str), 8))
     lon, lat = points(n, rng)
@@ -124,13 +127,21 @@ def make_files(folder: Path, n: int) -> dict[str, Path]:
     names = np.array(["王小明", "李大力", "赵敏", "钱多多"])[rng.integers(0, 4, n)]
     phones = np.char.add("139", np.char.zfill(rng.integers(0, 10**8, n).astype(str), 8))
     kinds = np.array(["registered", "floating", "户籍", "流动"])[rng.integers(0, 4, n)]
+    # Households of three living together, as in a register (and in bench_export.py): one building, or
+    # points a few metres apart; 1% of the residents live elsewhere (households split over cells).
+    # `scattered`: every member anywhere (almost every household split), the files of earlier runs.
     households = np.char.add("H", (np.arange(n) // 3).astype(str))
+    elsewhere = rng.random(n) < (1.0 if scattered else 0.01)
+    home = np.repeat(rng.integers(0, n, n // 3 + 1), 3)[:n]
     write_csv(
         files["residents_codes"],
         ["id_number", "name", "phone", "household", "population_type", "building_code"],
-        [ids, names, phones, households, kinds, codes[rng.integers(0, n, n)]],
+        [ids, names, phones, households, kinds, codes[np.where(elsewhere, rng.integers(0, n, n), home)]],
     )
     lon2, lat2 = points(n, rng)
+    home_lon, home_lat = np.repeat(lon2[::3], 3)[:n], np.repeat(lat2[::3], 3)[:n]
+    lon2 = np.where(elsewhere, lon2, home_lon + rng.uniform(-5e-5, 5e-5, n))
+    lat2 = np.where(elsewhere, lat2, home_lat + rng.uniform(-5e-5, 5e-5, n))
     ids2 = citizen_ids(n, start=n)
     write_csv(
         files["residents_lonlat"],
@@ -448,6 +459,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--assign", type=int, default=5_000_000, help="stored residents to assign (default 5M)")
     parser.add_argument("--port", type=int, default=5497)
     parser.add_argument(
+        "--households",
+        choices=("together", "scattered"),
+        default="together",
+        help="residents' households: members in one building, 1%% elsewhere (default), or each member anywhere",
+    )
+    parser.add_argument(
         "--variants", default="hot,narrow", help="ways to write the cells: hot (gridkit's), kept, narrow"
     )
     parser.add_argument(
@@ -477,7 +494,8 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.update(GRIDKIT_DATABASE_URL=url, GRIDKIT_HOME=tmp)
         setup_city(url)
         t = time.perf_counter()
-        files = make_files(Path(tmp), args.rows) if args.rows else {}  # --rows 0: the assignment alone
+        # --rows 0: the assignment alone
+        files = make_files(Path(tmp), args.rows, args.households == "scattered") if args.rows else {}
         print(f"files made in {time.perf_counter() - t:.1f} s", file=sys.stderr)
         for label, kind, key in (
             ()
