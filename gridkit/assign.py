@@ -45,7 +45,7 @@ import shapely
 from sqlalchemy import ARRAY, Integer, cast, func, select, text, update
 from sqlalchemy.orm import Session
 
-from gridkit import resident_cells
+from gridkit import db, resident_cells
 from gridkit.db.arrays import Float8Array, Int4Array, decode_array
 from gridkit.db.inorder import results_in_order, rows_changed_in_order
 from gridkit.errors import NotFound, ValidationError
@@ -161,12 +161,6 @@ class _Run:
 # -- binary reads and writes through the session's own connection ------------------------------------
 
 
-def _driver_connection(session: Session):
-    """The psycopg connection of the session's transaction (flushed first, so it sees the ORM's work)."""
-    session.flush()
-    return session.connection().connection.driver_connection
-
-
 @dataclass
 class Points:
     """Subjects placed by their own point: id, current base cell (0 = none), lon, lat (NaN = no point)."""
@@ -198,7 +192,7 @@ def read_points(
     # A range of ids reads only that range of a cell table too (PostgreSQL does not carry the subjects' range
     # over an outer join: each chunk would read the whole table).
     on = " AND c.resident_id >= %s AND c.resident_id < %s" if CELL_JOIN[kind] else ""
-    conn = _driver_connection(session)
+    conn = db.driver_connection(session)
 
     def fetch(query: str, params: tuple) -> tuple:
         with conn.cursor(binary=True) as cur:
@@ -260,7 +254,7 @@ def write_cells(
         if frozen:
             return copy_resident_cells(session, ids, cells)
         return _write_resident_cells(session, ids, cells, lon, lat)
-    conn = _driver_connection(session)
+    conn = db.driver_connection(session)
     # A first assignment writes most of the table: its indexes are built once after, not row by row.
     with rebuilt_indexes(session, TABLES[kind], len(ids)), conn.cursor() as cur:
         if len(ids) >= DENSE_WRITE_SHARE * (int(ids[-1]) - int(ids[0]) + 1):

@@ -27,6 +27,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select, TextClause
 
+from gridkit import db
 from gridkit.db.arrays import COPY_HEADER, COPY_TRAILER, Int4Array, bind_arrays
 from gridkit.models import Resident, ResidentCell
 from gridkit.spatial.bulk import rebuilt_indexes
@@ -109,8 +110,7 @@ def copy_resident_cells(session: Session, ids: np.ndarray, cells: np.ndarray) ->
     """Replace the cells of residents `ids` (distinct, ascending; each one's cell differs from its stored one)
     by `cells` (0 = none) in bulk; return how many changed (all of them). The caller froze the residents
     (`freeze_residents`) before reading the points the cells come from."""
-    session.flush()
-    conn = session.connection().connection.driver_connection
+    conn = db.driver_connection(session)
     placed = cells != 0
     # A first assignment into the empty table writes new storage (gridkit.spatial.bulk: on a server that keeps WAL
     # for crash recovery only, the embedded cluster, its rows are not logged; about half the COPY's time).

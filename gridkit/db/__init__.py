@@ -310,6 +310,13 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
     return factory
 
 
+def driver_connection(session: Session):
+    """Return the psycopg connection of the session's transaction, for COPY and binary reads and writes;
+    the ORM's pending writes are flushed first, so what it sends sees them."""
+    session.flush()
+    return session.connection().connection.driver_connection
+
+
 @contextmanager
 def transaction(settings: Settings):
     """Yield a session inside one transaction: committed on success, rolled back on error."""

@@ -32,6 +32,7 @@ import pandas as pd
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from gridkit import db
 from gridkit.assign import base_cell_index
 from gridkit.errors import NotFound, ValidationError
 from gridkit.grids.base import current_edition
@@ -432,8 +433,7 @@ def _copy_frame(session: Session, table: str, frame: pd.DataFrame) -> None:
 
 
 def _copy_text(session: Session, sql: str, data: str) -> None:
-    session.flush()
-    cursor = session.connection().connection.driver_connection.cursor()
+    cursor = db.driver_connection(session).cursor()
     with cursor.copy(sql) as copy:
         copy.write(data)
 

@@ -25,6 +25,7 @@ from psycopg import pq
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from gridkit import db
 from gridkit.io.copy_binary import PADDING, CopyFormatError, binary_column, decode_rows, header_length
 from gridkit.io.export_layers import DATETIME
 
@@ -191,7 +192,7 @@ def arrow_batches(
     # psycopg merges parameters into a COPY client-side; without any, the %% SQLAlchemy doubled stay.
     query = compiled.string if bound else compiled.string.replace("%%", "%")
     statement = f"COPY ({query}) TO STDOUT (FORMAT binary)"
-    raw = session.connection().connection.driver_connection
+    raw = db.driver_connection(session)
     with raw.cursor() as cur:
         # A savepoint of our own: a COPY stopped part-way (an error, Ctrl+C) is cancelled on the
         # server, and rolling back to it keeps the caller's transaction usable.

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy.orm import Session
 
+from gridkit import db
 from gridkit.db.arrays import decode_array
 
 __all__ = ["BuildingCodes"]
@@ -41,8 +42,7 @@ class BuildingCodes:
         """Read the buildings (once)."""
         if self._keys is not None:
             return
-        session.flush()
-        with session.connection().connection.driver_connection.cursor(binary=True) as cur:
+        with db.driver_connection(session).cursor(binary=True) as cur:
             # Whole columns in one row (binary arrays, the codes' bytes end to end): no Python object per building.
             cur.execute(
                 "SELECT convert_to(string_agg(code, ''), 'UTF8'), array_send(array_agg(octet_length(code))), "

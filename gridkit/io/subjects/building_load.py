@@ -28,11 +28,12 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from gridkit import db
 from gridkit.assign import ENGINE_MIN_POINTS, ENGINE_MIN_POINTS_PER_CELL, assign_subjects, base_cell_index
 from gridkit.db.arrays import COPY_HEADER, COPY_TRAILER
 from gridkit.io.subjects.common import LISTED_ROWS
 from gridkit.io.subjects.job import Job
-from gridkit.io.subjects.staging import _CopyStream, _cursor
+from gridkit.io.subjects.staging import CopyStream
 from gridkit.models import BaseGridEdition
 from gridkit.rules import SRID
 from gridkit.spatial.bulk import BULK_INDEX_ROWS, rebuilt_indexes
@@ -78,7 +79,11 @@ def first_load(session: Session, job: Job, check, edition: BaseGridEdition | Non
 def _write(session: Session, job: Job, check, edition: BaseGridEdition | None) -> dict:
     """Read, check and COPY every chunk into the empty table (its indexes rebuilt after); return the counts."""
     rows, footprints, unplaced, offset, index, last = 0, 0, 0, None, None, None
-    with rebuilt_indexes(session, "building", BULK_INDEX_ROWS), _cursor(session) as cur, ExitStack() as copying:
+    with (
+        rebuilt_indexes(session, "building", BULK_INDEX_ROWS),
+        db.driver_connection(session).cursor() as cur,
+        ExitStack() as copying,
+    ):
         sequence = session.scalar(text("SELECT pg_get_serial_sequence('building', 'id')"))
         stream = None
         for chunk in job.chunks():
@@ -91,7 +96,7 @@ def _write(session: Session, job: Job, check, edition: BaseGridEdition | None) -
                 offset = base - chunk.numbers[0]
                 # One COPY for every chunk: the server parses one chunk while Python reads and checks the next.
                 stream = copying.enter_context(
-                    _CopyStream(cur, f"COPY building ({_COLUMNS}) FROM STDIN (FORMAT binary)")
+                    CopyStream(cur, f"COPY building ({_COLUMNS}) FROM STDIN (FORMAT binary)")
                 )
                 stream.write(COPY_HEADER)
             has_footprint = values["footprint"].is_valid().to_numpy(zero_copy_only=False)

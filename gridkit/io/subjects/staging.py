@@ -31,6 +31,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from gridkit import db
 from gridkit.assign import (
     CELL,
     CELL_JOIN,
@@ -47,6 +48,7 @@ from gridkit.models import BaseGridEdition
 from gridkit.spatial.bulk import rebuilt_indexes
 
 __all__ = [
+    "CopyStream",
     "KindSpec",
     "Staged",
     "bulk_work_mem",
@@ -113,11 +115,6 @@ def bulk_work_mem(session: Session):
     session.execute(text("SELECT set_config('work_mem', :m, true)"), {"m": before})
 
 
-def _cursor(session: Session):
-    session.flush()
-    return session.connection().connection.driver_connection.cursor()
-
-
 def _object_column(values: np.ndarray, missing) -> list:
     """Return a list with None where `missing` (NaN, 0), for COPY."""
     out = values.astype(object)
@@ -171,7 +168,7 @@ def arrow_csv(numbers, columns: list, lon: np.ndarray, lat: np.ndarray, cells) -
     return sink.getvalue()
 
 
-class _CopyStream:
+class CopyStream:
     """One COPY fed from a thread: a chunk is sent (the GIL released while it waits on the socket) while the
     caller reads and checks the next one. At most one chunk waits to be sent: memory stays flat.
 
@@ -234,7 +231,7 @@ def stage_file(session: Session, job: Job, spec: KindSpec, *, edition: BaseGridE
     staged = Staged(spec, edition=edition)
     index = None
     decided = edition is None
-    with _cursor(session) as cur, ExitStack() as copying:
+    with db.driver_connection(session).cursor() as cur, ExitStack() as copying:
         cur.execute(f"DROP TABLE IF EXISTS {spec.stage}")
         cur.execute(
             f"CREATE TEMP TABLE {spec.stage} (row_no int NOT NULL, {ddl}, lon float8, lat float8, "
@@ -257,7 +254,7 @@ def stage_file(session: Session, job: Job, spec: KindSpec, *, edition: BaseGridE
             found = index.cells_at(lon, lat) if index is not None else None
             if all(isinstance(values[name], pa.Array) for name in names):
                 if stream is None:
-                    stream = copying.enter_context(_CopyStream(cur, f"{copy_sql} (FORMAT csv)"))
+                    stream = copying.enter_context(CopyStream(cur, f"{copy_sql} (FORMAT csv)"))
                 stream.write(arrow_csv(chunk.numbers, [values[name] for name in names], lon, lat, found))
             else:
                 if stream is not None:
