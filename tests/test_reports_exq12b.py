@@ -186,6 +186,8 @@ def test_the_upkeep_of_a_few_cells_gives_the_full_rebuilds_tables(session):
     # Every resident of a cell leaves: its row goes, and the households left in one cell stop being split.
     emptied = session.execute(text("SELECT base_cell_id FROM resident_cell_summary LIMIT 1")).scalar_one()
     session.execute(text("DELETE FROM resident_cell WHERE base_cell_id = :c"), {"c": emptied})
-    resident_summary.residents_changed(session, [emptied])
+    session.execute(text("SELECT set_config('jit', 'on', true)"))
+    resident_summary.residents_changed(session, [emptied])  # runs without JIT, and gives the setting back
+    assert session.execute(text("SELECT current_setting('jit')")).scalar_one() == "on"
     assert _summary(session) == _direct(session)
     assert emptied not in {row[0] for row in _summary(session)[0]}

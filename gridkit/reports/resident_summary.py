@@ -32,6 +32,8 @@ from __future__ import annotations
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from gridkit.grids.problems import without_jit
+
 # An advisory lock key of the summary's maintenance (any constant shared by every caller).
 LOCK_KEY = 0x6772_6B12
 # Above this many touched cells a full rebuild is cheaper than recounting cell by cell.
@@ -167,7 +169,11 @@ def residents_changed(session: Session, cells=None) -> None:
     session.execute(text("DELETE FROM resident_change WHERE txid = txid_current()"))
     if not ids:
         return
-    session.execute(text(_UPKEEP), {"cells": ids})
+    # Its estimated cost (each lateral lookup priced at its worst) passes PostgreSQL's JIT thresholds over millions
+    # of residents: compiling it with inlining and optimization took 0.5 s of server CPU, twice what running it takes
+    # (5,000,000 residents, 20 cells: 0.72-0.91 s with JIT, 0.24-0.27 s without).
+    with without_jit(session):
+        session.execute(text(_UPKEEP), {"cells": ids})
 
 
 def population_sql(unit_frame: str) -> str:
