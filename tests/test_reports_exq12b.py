@@ -133,3 +133,61 @@ def test_import_residents_leaves_the_summary_current(session, tmp_path):
     assert resident_summary.is_current(session)
     assert _summary(session)[0] == _direct(session)[0]
     assert sum(row[1] for row in _summary(session)[0]) == 300
+
+
+def test_the_upkeep_of_a_few_cells_gives_the_full_rebuilds_tables(session):
+    """Households spread over several cells, changed again and again a few cells at a time (members added, moved,
+    deleted, given another household or type): after each upkeep the tables are those of a full rebuild, also for
+    the households that stop being split while their remaining cell is untouched, or become split over one."""
+    import random
+
+    from tests.factories import make_base_grid
+
+    make_base_grid(session)
+    cells = list(_cells(session).values())
+    rng = random.Random(9)
+    for n in range(300):  # households of 1–4 members, most over several cells
+        _add(session, n, f"H{n // 3}" if n % 7 else "", rng.choice(cells), rng.choice(["floating", "registered"]))
+    resident_summary.residents_changed(session, None)
+    assert _summary(session) == _direct(session) and len(_summary(session)[1]) > 100
+    serial = 300
+    for _ in range(40):
+        ids = session.execute(text("SELECT id FROM resident ORDER BY id")).scalars().all()
+        touched = set(rng.sample(cells, 2))
+        where = {r: c for r, c in session.execute(text("SELECT resident_id, base_cell_id FROM resident_cell"))}
+        for r in rng.sample(ids, 3):
+            old, new = where.get(r), rng.choice(sorted(touched))
+            action = rng.choice(["move", "delete", "household", "type"])
+            if action != "move" and old not in touched:
+                continue  # a change in an untouched cell would not be announced by the caller
+            if action == "move":
+                session.execute(
+                    text("UPDATE resident_cell SET base_cell_id = :c WHERE resident_id = :r"), {"c": new, "r": r}
+                )
+                touched |= {old} - {None}
+            elif action == "delete":
+                session.execute(text("DELETE FROM resident WHERE id = :r"), {"r": r})
+            elif action == "household":
+                session.execute(
+                    text("UPDATE resident SET household = :h WHERE id = :r"), {"h": f"H{rng.randrange(110)}", "r": r}
+                )
+            else:
+                session.execute(
+                    text(
+                        "UPDATE resident SET population_type = CASE population_type WHEN 'floating' "
+                        "THEN 'registered' ELSE 'floating' END WHERE id = :r"
+                    ),
+                    {"r": r},
+                )
+        _add(session, serial, f"H{rng.randrange(110)}", rng.choice(sorted(touched)))
+        serial += 1
+        resident_summary.residents_changed(session, sorted(touched))
+        assert _summary(session) == _direct(session)
+    # Every resident of a cell leaves: its row goes, and the households left in one cell stop being split.
+    emptied = session.execute(text("SELECT base_cell_id FROM resident_cell_summary LIMIT 1")).scalar_one()
+    session.execute(text("DELETE FROM resident_cell WHERE base_cell_id = :c"), {"c": emptied})
+    session.execute(text("SELECT set_config('jit', 'on', true)"))
+    resident_summary.residents_changed(session, [emptied])  # runs without JIT, and gives the setting back
+    assert session.execute(text("SELECT current_setting('jit')")).scalar_one() == "on"
+    assert _summary(session) == _direct(session)
+    assert emptied not in {row[0] for row in _summary(session)[0]}

@@ -32,6 +32,8 @@ from __future__ import annotations
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from gridkit.grids.problems import without_jit
+
 # An advisory lock key of the summary's maintenance (any constant shared by every caller).
 LOCK_KEY = 0x6772_6B12
 # Above this many touched cells a full rebuild is cheaper than recounting cell by cell.
@@ -85,30 +87,64 @@ def ensure_current(session: Session) -> bool:
     return True
 
 
-_TOUCHED_HOUSEHOLDS = """
-    SELECT DISTINCT r.household FROM resident_cell c JOIN resident r ON r.id = c.resident_id
-    WHERE c.base_cell_id = ANY(:cells) AND r.household <> ''
-    UNION SELECT household FROM resident_split_household WHERE base_cell_id = ANY(:cells)"""
-
-# The members' cells are looked up one by one, once each (a lateral subquery kept apart by OFFSET 0: as a join
-# the planner may scan every resident's cell, 5,917 members by a hash join over 1,000,000 rows of resident_cell;
-# as a scalar subquery it ran twice a member, for the value and for the test of NULL).
-_SPLIT_OF = """
+# The upkeep of a few cells, in one statement that reads each member of the touched cells once (`m`: the cell's
+# index, then each resident by its key; a lateral subquery kept apart by OFFSET 0 is looked up member by member
+# whatever the statistics say, where a join may be planned as a hash join over every resident):
+# - the cells' counts are written over the old ones (`put`), cells left without residents lose their row (`emptied`);
+# - the households with a member there now (`m`) or a split-household row there before are counted again: their
+#   (household, cell) pairs are those of `m` and those of their other members, found by the household's index,
+#   whose cells are looked up only for the members not already in `m` (outside the touched cells);
+# - of their split-household rows, those no longer true go (`stale`): the old rows of the touched cells that are
+#   not split households' rows now, and, in the other cells, those of the households now in one cell only (a
+#   household's members in an untouched cell have not changed: its old rows there are among its pairs), each
+#   found by the primary key; the new rows are added, the rows that stay are not written again.
+# The rows deleted and inserted by the same statement are never the same keys.
+_UPKEEP = """
+    WITH m AS MATERIALIZED (
+        SELECT c.base_cell_id, r.id, r.household, r.population_type FROM resident_cell c
+        CROSS JOIN LATERAL (SELECT r.id, r.household, r.population_type FROM resident r
+                            WHERE r.id = c.resident_id OFFSET 0) r
+        WHERE c.base_cell_id = ANY(:cells)),
+    counted AS MATERIALIZED (
+        SELECT base_cell_id, count(*) AS residents,
+               count(*) FILTER (WHERE population_type = 'registered') AS registered,
+               count(*) FILTER (WHERE population_type = 'floating') AS floating,
+               count(DISTINCT household) FILTER (WHERE household <> '') AS households
+        FROM m GROUP BY base_cell_id),
+    put AS (
+        INSERT INTO resident_cell_summary (base_cell_id, residents, registered, floating, households)
+        SELECT base_cell_id, residents, registered, floating, households FROM counted
+        ON CONFLICT (base_cell_id) DO UPDATE SET residents = excluded.residents, registered = excluded.registered,
+            floating = excluded.floating, households = excluded.households),
+    emptied AS (
+        DELETE FROM resident_cell_summary s WHERE s.base_cell_id = ANY(:cells)
+        AND NOT EXISTS (SELECT 1 FROM counted n WHERE n.base_cell_id = s.base_cell_id)),
+    h AS MATERIALIZED (
+        SELECT household FROM m WHERE household <> ''
+        UNION SELECT household FROM resident_split_household WHERE base_cell_id = ANY(:cells)),
+    pairs AS MATERIALIZED (
+        SELECT household, base_cell_id FROM m WHERE household <> ''
+        UNION
+        SELECT o.household, c.base_cell_id FROM h
+        CROSS JOIN LATERAL (SELECT r.id, r.household FROM resident r WHERE r.household = h.household OFFSET 0) o
+        CROSS JOIN LATERAL (SELECT c.base_cell_id FROM resident_cell c WHERE c.resident_id = o.id OFFSET 0) c
+        WHERE NOT EXISTS (SELECT 1 FROM m WHERE m.id = o.id)),
+    counted_pairs AS MATERIALIZED (
+        SELECT household, base_cell_id, count(*) OVER (PARTITION BY household) AS k FROM pairs),
+    split AS (SELECT household, base_cell_id FROM counted_pairs WHERE k > 1),
+    stale AS (
+        DELETE FROM resident_split_household s WHERE s.ctid = ANY(ARRAY(
+            SELECT x.ctid FROM (
+                SELECT household, base_cell_id FROM resident_split_household o WHERE o.base_cell_id = ANY(:cells)
+                AND NOT EXISTS (SELECT 1 FROM split n
+                                WHERE n.household = o.household AND n.base_cell_id = o.base_cell_id)
+                UNION ALL
+                SELECT household, base_cell_id FROM counted_pairs WHERE k = 1 AND NOT base_cell_id = ANY(:cells)) o
+            CROSS JOIN LATERAL (SELECT x.ctid FROM resident_split_household x
+                                WHERE x.base_cell_id = o.base_cell_id AND x.household = o.household OFFSET 0) x)))
     INSERT INTO resident_split_household (household, base_cell_id)
-    SELECT household, base_cell_id FROM (
-        SELECT household, base_cell_id, count(*) OVER (PARTITION BY household) AS k
-        FROM (SELECT DISTINCT r.household, c.base_cell_id FROM resident r
-              CROSS JOIN LATERAL (SELECT c.base_cell_id FROM resident_cell c WHERE c.resident_id = r.id OFFSET 0) c
-              WHERE r.household = ANY(:households)) d) g
-    WHERE k > 1 ORDER BY base_cell_id, household"""
-
-_RECOUNT_CELLS = """
-    INSERT INTO resident_cell_summary (base_cell_id, residents, registered, floating, households)
-    SELECT c.base_cell_id, count(*), count(*) FILTER (WHERE r.population_type = 'registered'),
-           count(*) FILTER (WHERE r.population_type = 'floating'),
-           count(DISTINCT r.household) FILTER (WHERE r.household <> '')
-    FROM resident_cell c JOIN resident r ON r.id = c.resident_id WHERE c.base_cell_id = ANY(:cells)
-    GROUP BY c.base_cell_id"""
+    SELECT household, base_cell_id FROM split ORDER BY base_cell_id, household
+    ON CONFLICT DO NOTHING"""
 
 
 def residents_changed(session: Session, cells=None) -> None:
@@ -129,13 +165,11 @@ def residents_changed(session: Session, cells=None) -> None:
     session.execute(text("DELETE FROM resident_change WHERE txid = txid_current()"))
     if not ids:
         return
-    params = {"cells": ids}
-    # Households with a member in a touched cell now or before: their cells are counted again.
-    households = list(session.execute(text(_TOUCHED_HOUSEHOLDS), params).scalars())
-    session.execute(text("DELETE FROM resident_split_household WHERE household = ANY(:h)"), {"h": households})
-    session.execute(text(_SPLIT_OF), {"households": households})
-    session.execute(text("DELETE FROM resident_cell_summary WHERE base_cell_id = ANY(:cells)"), params)
-    session.execute(text(_RECOUNT_CELLS), params)
+    # Its estimated cost (each lateral lookup priced at its worst) passes PostgreSQL's JIT thresholds over millions
+    # of residents: compiling it with inlining and optimization took 0.5 s of server CPU, twice what running it takes
+    # (5,000,000 residents, 20 cells: 0.72-0.91 s with JIT, 0.24-0.27 s without).
+    with without_jit(session):
+        session.execute(text(_UPKEEP), {"cells": ids})
 
 
 def population_sql(unit_frame: str) -> str:
