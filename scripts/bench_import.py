@@ -270,7 +270,7 @@ def assign_child(settings, variant: str) -> dict:
                 len(points.ids), dtype=[("n", ">i2"), ("l0", ">i4"), ("id", ">i4"), ("l1", ">i4"), ("c", ">i4")]
             )
             rows["n"], rows["l0"], rows["l1"], rows["id"], rows["c"] = 2, 4, 4, points.ids, cells
-            conn = assign._driver_connection(session)
+            conn = db.driver_connection(session)
             with conn.cursor() as cur:
                 w = time.perf_counter()
                 cur.execute("CREATE TEMP TABLE subject_cell (id int PRIMARY KEY, cell int NOT NULL)")
