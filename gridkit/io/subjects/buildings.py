@@ -63,52 +63,51 @@ def import_buildings(
     with session.begin_nested(), bulk_work_mem(session):
         loaded = None if replace else first_load(session, job, _check, edition)
         if loaded is not None:
-            return SubjectImportResult(
-                "buildings",
-                created=loaded["created"],
-                updated=0,
-                assigned=loaded["assigned"],
-                unassigned=loaded["unassigned"],
-                unassigned_rows=loaded["unassigned_rows"],
-                notes=job.notes,
-                source=job.source,
-                extra={"footprints": loaded["footprints"]},
-            )
+            return _result(job, loaded["created"], 0, loaded, loaded["footprints"])
         if job.rows:  # read by a first load that found a problem: read again, reporting every one
             job = Job(session, "buildings", path, **options)
-        staged = stage_file(session, job, BUILDINGS, edition=edition)
-        if replace:
-            # An UPDATE from a repeated code would not fail: repeated codes are looked for first.
-            report_duplicates(job, staged, **_DUPLICATES)
-            if job.problems:
-                job.refuse()
-        else:
-            report_existing(
-                job, staged, table="building", column="code", name="code", what="imports.what.building_with_code"
-            )
-        created, updated_ids = write_unique(
-            job,
-            staged,
-            lambda: _rebuilt_write(session, replace, staged),
-            constraint="uq_building_code",
-            duplicates=_DUPLICATES,
+        return _staged_import(session, job, edition, replace)
+
+
+def _staged_import(session: Session, job: Job, edition, replace: bool) -> SubjectImportResult:
+    """Import through the staging table: every problem reported, existing codes refused (or replaced)."""
+    staged = stage_file(session, job, BUILDINGS, edition=edition)
+    if replace:
+        # An UPDATE from a repeated code would not fail: repeated codes are looked for first.
+        report_duplicates(job, staged, **_DUPLICATES)
+        if job.problems:
+            job.refuse()
+    else:
+        report_existing(
+            job, staged, table="building", column="code", name="code", what="imports.what.building_with_code"
         )
-        # Residents of a building that moved follow it (assign_subjects moves them with their building).
-        counts = finish(
-            job,
-            staged,
-            table="building",
-            column="code",
-            label="code",
-            updated_ids=updated_ids,
-            set_by_insert="t.footprint IS NULL" if staged.cells_computed else "FALSE",
-        )
-        footprints = session.scalar(text("SELECT count(footprint) FROM gk_stage_building"))
-        session.execute(text("DROP TABLE gk_stage_building"))
+    created, updated_ids = write_unique(
+        job,
+        staged,
+        lambda: _rebuilt_write(session, replace, staged),
+        constraint="uq_building_code",
+        duplicates=_DUPLICATES,
+    )
+    # Residents of a building that moved follow it (assign_subjects moves them with their building).
+    counts = finish(
+        job,
+        staged,
+        table="building",
+        column="code",
+        label="code",
+        updated_ids=updated_ids,
+        set_by_insert="t.footprint IS NULL" if staged.cells_computed else "FALSE",
+    )
+    footprints = session.scalar(text("SELECT count(footprint) FROM gk_stage_building"))
+    session.execute(text("DROP TABLE gk_stage_building"))
+    return _result(job, created, len(updated_ids), counts, footprints)
+
+
+def _result(job: Job, created: int, updated: int, counts: dict, footprints: int) -> SubjectImportResult:
     return SubjectImportResult(
         "buildings",
         created=created,
-        updated=len(updated_ids),
+        updated=updated,
         assigned=counts["assigned"],
         unassigned=counts["unassigned"],
         unassigned_rows=counts["unassigned_rows"],

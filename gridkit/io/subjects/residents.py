@@ -119,18 +119,7 @@ def import_residents(
             job.refuse()
         created, updated, before, offset = write_staged_residents(session, job, staged, replace)
         staged_counts = _staged_counts(session)
-        if offset is not None and (staged.edition is None or staged.cells_computed or not staged_counts.to_place):
-            # Every row inserted with a known id and its cell (if any) in the same step: counted from the staged rows.
-            counts = counts_of_inserted(session, staged, offset, staged_counts.unassigned)
-        else:
-            counts = finish(
-                job,
-                staged,
-                table="resident",
-                column="id_number_hash",
-                label="id_number_masked",
-                set_by_insert="TRUE" if staged.cells_computed else "t.building_id IS NOT NULL",
-            )
+        counts = _counts(job, staged, offset, staged_counts)
         extra = {name: getattr(staged_counts, name) for name in ("registered", "floating", "in_buildings")}
         residents_changed_cells(session, before)
         session.execute(text(f"DROP TABLE {spec.stage}"))
@@ -144,6 +133,21 @@ def import_residents(
         notes=job.notes,
         source=job.source,
         extra=extra,
+    )
+
+
+def _counts(job: Job, staged, offset: int | None, staged_counts) -> dict:
+    """Return the import's counts ("assigned", "unassigned", "unassigned_rows") once the rows are written."""
+    if offset is not None and (staged.edition is None or staged.cells_computed or not staged_counts.to_place):
+        # Every row inserted with a known id and its cell (if any) in the same step: counted from the staged rows.
+        return counts_of_inserted(job.session, staged, offset, staged_counts.unassigned)
+    return finish(
+        job,
+        staged,
+        table="resident",
+        column="id_number_hash",
+        label="id_number_masked",
+        set_by_insert="TRUE" if staged.cells_computed else "t.building_id IS NOT NULL",
     )
 
 
