@@ -148,8 +148,9 @@ def _write(session: Session, job: Job, check, named, edition: BaseGridEdition | 
                 ).astype(np.int32)
                 stream.write(_binary(ids, values, point))
                 counts.add(values, ids, cells, has_building, point)
-            if stream is not None:
-                stream.write(COPY_TRAILER)
+            if stream is None:  # no row (a large file of something else): the usual way says what it is
+                raise _NotClean
+            stream.write(COPY_TRAILER)
             copying.close()  # the COPY ends here
         session.execute(text("SELECT setval(CAST(:s AS regclass), :last)"), {"s": sequence, "last": last})
         ids = np.concatenate(counts.ids or [np.zeros(0, np.int64)]).astype(np.int32)

@@ -116,7 +116,7 @@ def import_residents(
             )
         if job.rows:  # read by a first load that found a problem: read again, reporting every one
             job = Job(session, "residents", path, **options)
-            named = _Named()
+            named = _Named(named.buildings)  # the buildings as the first load read them: not read twice
             spec = residents_spec(pii_key, named)
         staged = stage_file(session, job, spec, edition=edition)
         if replace:
@@ -169,8 +169,8 @@ class _Named:
     """What a residents file names: its buildings' lookup, read at the first chunk when the file has a building
     code column, and how many rows name an address only (found in SQL after staging)."""
 
-    def __init__(self) -> None:
-        self.buildings = BuildingCodes()
+    def __init__(self, buildings: BuildingCodes | None = None) -> None:
+        self.buildings = buildings or BuildingCodes()
         self.addresses = 0
 
 
