@@ -34,7 +34,7 @@ from gridkit import db
 from gridkit.assign import assign_subjects
 from gridkit.db.arrays import COPY_HEADER, COPY_TRAILER
 from gridkit.io.subjects.building_load import FIRST_LOAD_BYTES as BUILDING_FIRST_LOAD_BYTES
-from gridkit.io.subjects.building_load import _ewkb_points, _fixed_fields, _lengths, _point_index
+from gridkit.io.subjects.building_load import _ewkb_points, _point_index, _tuples
 from gridkit.io.subjects.common import LISTED_ROWS
 from gridkit.io.subjects.job import Job
 from gridkit.io.subjects.staging import CopyStream
@@ -197,19 +197,10 @@ def _binary(ids: np.ndarray, values: dict, point: np.ndarray) -> pa.Buffer:
     fixed = [
         (ids.astype(">i4"), np.ones(n, bool)),
         (days.astype(">i4"), births.is_valid().to_numpy(zero_copy_only=False)),
-        (buildings.fill_null(0).to_numpy(zero_copy_only=False).astype(">i4"), buildings.is_valid().to_numpy(False)),
+        (
+            buildings.fill_null(0).to_numpy(zero_copy_only=False).astype(">i4"),
+            buildings.is_valid().to_numpy(zero_copy_only=False),
+        ),
         (_ewkb_points(values["lon"], values["lat"]), point),
     ]
-    texts = [values[name] for name in _TEXTS]
-    parts = [_fixed_fields(n, len(fixed) + len(texts), fixed)]
-    for k, column in enumerate(texts):
-        if k:
-            parts.append(_lengths(column))
-        parts.append(column.cast(pa.binary()).fill_null(b""))
-    # The first text's length ends the fixed part: parts alternate lengths and texts from there.
-    parts[0] = pc.binary_join_element_wise(parts[0], _lengths(texts[0]), b"")
-    rows = pc.binary_join_element_wise(*parts, b"")
-    if isinstance(rows, pa.ChunkedArray):
-        rows = rows.combine_chunks()
-    ends = np.frombuffer(rows.buffers()[1], dtype=np.int32)[rows.offset : rows.offset + n + 1]
-    return rows.buffers()[2][ends[0] : ends[-1]]
+    return _tuples(n, fixed, [values[name] for name in _TEXTS])
