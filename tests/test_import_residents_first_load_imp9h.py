@@ -217,6 +217,22 @@ def test_a_table_with_residents_is_not_a_first_load(session, grid, tmp_path, fir
     assert first_loads[2] is None and (result.created, result.assigned) == (1, 1)
 
 
+def test_an_import_into_a_table_with_residents_does_not_lock_it(session, grid, tmp_path, first_loads):
+    session.add(
+        Resident(
+            id_number_hash="0" * 64, id_number_masked="4403**********0000", name="早", population_type="registered"
+        )
+    )
+    session.flush()
+    result = import_residents(session, _mixed_csv(tmp_path / "r.csv", 30, codes=False), pii_key=KEY)
+    assert first_loads == [None] and result.created == 30
+    # Other transactions may go on writing residents (the web) while a large file is imported.
+    held = session.scalars(
+        text("SELECT mode FROM pg_locks WHERE pid = pg_backend_pid() AND relation = CAST('resident' AS regclass)")
+    ).all()
+    assert "ShareRowExclusiveLock" not in held and "RowExclusiveLock" in held
+
+
 def test_a_first_load_before_any_edition_leaves_the_residents_unassigned(session, tmp_path, first_loads):
     path = _mixed_csv(tmp_path / "r.csv", 200, codes=False)
     result = import_residents(session, path, pii_key=KEY)

@@ -71,13 +71,13 @@ def first_load(session: Session, job: Job, check, named, edition: BaseGridEditio
     `check` is the residents' KindSpec check, `named` what it found the file names (its `addresses`: rows naming
     a building by address only). The resident summary is the caller's to rebuild. Runs in the caller's
     transaction, in a savepoint of its own."""
-    if job.problems or job.stream.size < FIRST_LOAD_BYTES:
-        return None
+    if job.problems or job.stream.size < FIRST_LOAD_BYTES or _has_residents(session):
+        return None  # (looked at before the lock: an import into a city with residents does not hold it)
     try:
         with session.begin_nested():
             # Nobody else writes the tables until the end of the transaction: they are empty, and stay ours.
             session.execute(text("LOCK TABLE resident, resident_cell IN SHARE ROW EXCLUSIVE MODE"))
-            if session.scalar(text("SELECT EXISTS (SELECT 1 FROM resident)")):
+            if _has_residents(session):
                 return None
             return _write(session, job, check, named, edition)
     except _NotClean:
@@ -86,6 +86,10 @@ def first_load(session: Session, job: Job, check, named, edition: BaseGridEditio
         if getattr(getattr(exc.orig, "diag", None), "constraint_name", None) != "uq_resident_id_number_hash":
             raise
         return None
+
+
+def _has_residents(session: Session) -> bool:
+    return session.scalar(text("SELECT EXISTS (SELECT 1 FROM resident)"))
 
 
 class _Counts:
