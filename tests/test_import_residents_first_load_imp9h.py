@@ -268,7 +268,7 @@ def test_an_interrupted_first_load_leaves_nothing_and_a_rerun_works(fresh_settin
             while time.monotonic() < deadline and child.poll() is None:
                 busy = conn.execute(
                     "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                    "AND query LIKE 'COPY resident %'"
+                    "AND state = 'active' AND query LIKE 'COPY resident %'"
                 ).fetchone()[0]
                 if busy:
                     break

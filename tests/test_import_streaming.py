@@ -133,7 +133,7 @@ def test_an_interrupted_import_leaves_nothing_and_a_rerun_works(fresh_settings, 
             while time.monotonic() < deadline and child.poll() is None:
                 busy = conn.execute(
                     "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                    "AND query LIKE 'COPY gk_stage_resident%'"
+                    "AND state = 'active' AND query LIKE 'COPY gk_stage_resident%'"
                 ).fetchone()[0]
                 if busy:
                     break

@@ -86,15 +86,8 @@ def import_residents(
     """
     if not pii_key:
         raise ValueError("import_residents needs the personal-data key: pass pii_key=gridkit.pii.pii_key(settings).")
-    options = {
-        "mapping": mapping,
-        "encoding": encoding,
-        "src_crs": src_crs,
-        "layer": layer,
-        "sheet": sheet,
-        "personal_location": True,
-        "progress": progress,
-    }
+    options = {"mapping": mapping, "encoding": encoding, "src_crs": src_crs, "layer": layer, "sheet": sheet}
+    options.update(personal_location=True, progress=progress)
     job = Job(session, "residents", path, **options)
     named = _Named()
     spec = residents_spec(pii_key, named)
@@ -102,18 +95,7 @@ def import_residents(
     with session.begin_nested(), bulk_work_mem(session):
         loaded = None if replace else first_load(session, job, spec.check, named, edition)
         if loaded is not None:
-            residents_changed_cells(session, None)  # every cell with residents is new: the summary rebuilt whole
-            return SubjectImportResult(
-                "residents",
-                created=loaded["created"],
-                updated=0,
-                assigned=loaded["assigned"],
-                unassigned=loaded["unassigned"],
-                unassigned_rows=loaded["unassigned_rows"],
-                notes=job.notes,
-                source=job.source,
-                extra={name: loaded[name] for name in ("registered", "floating", "in_buildings")},
-            )
+            return _first_loaded(job, loaded)
         if job.rows:  # read by a first load that found a problem: read again, reporting every one
             job = Job(session, "residents", path, **options)
             named = _Named(named.buildings)  # the buildings as the first load read them: not read twice
@@ -137,18 +119,7 @@ def import_residents(
             job.refuse()
         created, updated, before, offset = write_staged_residents(session, job, staged, replace)
         staged_counts = _staged_counts(session)
-        if offset is not None and (staged.edition is None or staged.cells_computed or not staged_counts.to_place):
-            # Every row inserted with a known id and its cell (if any) in the same step: counted from the staged rows.
-            counts = counts_of_inserted(session, staged, offset, staged_counts.unassigned)
-        else:
-            counts = finish(
-                job,
-                staged,
-                table="resident",
-                column="id_number_hash",
-                label="id_number_masked",
-                set_by_insert="TRUE" if staged.cells_computed else "t.building_id IS NOT NULL",
-            )
+        counts = _counts(job, staged, offset, staged_counts)
         extra = {name: getattr(staged_counts, name) for name in ("registered", "floating", "in_buildings")}
         residents_changed_cells(session, before)
         session.execute(text(f"DROP TABLE {spec.stage}"))
@@ -162,6 +133,38 @@ def import_residents(
         notes=job.notes,
         source=job.source,
         extra=extra,
+    )
+
+
+def _counts(job: Job, staged, offset: int | None, staged_counts) -> dict:
+    """Return the import's counts ("assigned", "unassigned", "unassigned_rows") once the rows are written."""
+    if offset is not None and (staged.edition is None or staged.cells_computed or not staged_counts.to_place):
+        # Every row inserted with a known id and its cell (if any) in the same step: counted from the staged rows.
+        return counts_of_inserted(job.session, staged, offset, staged_counts.unassigned)
+    return finish(
+        job,
+        staged,
+        table="resident",
+        column="id_number_hash",
+        label="id_number_masked",
+        set_by_insert="TRUE" if staged.cells_computed else "t.building_id IS NOT NULL",
+    )
+
+
+def _first_loaded(job: Job, loaded: dict) -> SubjectImportResult:
+    """Return the import's result once a first load (gridkit.io.subjects.resident_load) wrote the file, the
+    resident summary rebuilt whole (every cell with residents is new)."""
+    residents_changed_cells(job.session, None)
+    return SubjectImportResult(
+        "residents",
+        created=loaded["created"],
+        updated=0,
+        assigned=loaded["assigned"],
+        unassigned=loaded["unassigned"],
+        unassigned_rows=loaded["unassigned_rows"],
+        notes=job.notes,
+        source=job.source,
+        extra={name: loaded[name] for name in ("registered", "floating", "in_buildings")},
     )
 
 
