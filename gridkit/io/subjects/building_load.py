@@ -145,7 +145,12 @@ def _binary(ids: np.ndarray, values: dict, cells, has_footprint: np.ndarray) -> 
         (np.zeros(n, ">i4"), np.zeros(n, bool)) if cells is None else (cells.astype(">i4"), cells != 0),
         (_ewkb_points(lon, lat), ~(np.isnan(lon) | np.isnan(lat))),
     ]
-    texts = [values["code"], values["address"], footprint]
+    return _tuples(n, fixed, [values["code"], values["address"], footprint])
+
+
+def _tuples(n: int, fixed: list[tuple], texts: list[pa.Array]) -> pa.Buffer:
+    """Return n rows of binary COPY tuples: the fixed-width fields (numpy, one item per row, and where not NULL),
+    then the texts (pyarrow, null where NULL)."""
     parts = [_fixed_fields(n, len(fixed) + len(texts), fixed)]
     for k, column in enumerate(texts):
         if k:

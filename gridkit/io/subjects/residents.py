@@ -24,6 +24,7 @@ from gridkit.io.subjects.common import (
     _phone,
 )
 from gridkit.io.subjects.job import Job
+from gridkit.io.subjects.resident_load import first_load
 from gridkit.io.subjects.resident_rows import (
     DUPLICATE_IDS,
     STAGED_CELL,
@@ -85,22 +86,21 @@ def import_residents(
     """
     if not pii_key:
         raise ValueError("import_residents needs the personal-data key: pass pii_key=gridkit.pii.pii_key(settings).")
-    job = Job(
-        session,
-        "residents",
-        path,
-        mapping=mapping,
-        encoding=encoding,
-        src_crs=src_crs,
-        layer=layer,
-        sheet=sheet,
-        personal_location=True,
-        progress=progress,
-    )
+    options = {"mapping": mapping, "encoding": encoding, "src_crs": src_crs, "layer": layer, "sheet": sheet}
+    options.update(personal_location=True, progress=progress)
+    job = Job(session, "residents", path, **options)
     named = _Named()
     spec = residents_spec(pii_key, named)
+    edition = current_edition(session)
     with session.begin_nested(), bulk_work_mem(session):
-        staged = stage_file(session, job, spec, edition=current_edition(session))
+        loaded = None if replace else first_load(session, job, spec.check, named, edition)
+        if loaded is not None:
+            return _first_loaded(job, loaded)
+        if job.rows:  # read by a first load that found a problem: read again, reporting every one
+            job = Job(session, "residents", path, **options)
+            named = _Named(named.buildings)  # the buildings as the first load read them: not read twice
+            spec = residents_spec(pii_key, named)
+        staged = stage_file(session, job, spec, edition=edition)
         if replace:
             # An UPDATE from a repeated ID would not fail: repeated IDs are looked for first.
             report_duplicates(job, staged, **DUPLICATE_IDS)
@@ -151,12 +151,29 @@ def _counts(job: Job, staged, offset: int | None, staged_counts) -> dict:
     )
 
 
+def _first_loaded(job: Job, loaded: dict) -> SubjectImportResult:
+    """Return the import's result once a first load (gridkit.io.subjects.resident_load) wrote the file, the
+    resident summary rebuilt whole (every cell with residents is new)."""
+    residents_changed_cells(job.session, None)
+    return SubjectImportResult(
+        "residents",
+        created=loaded["created"],
+        updated=0,
+        assigned=loaded["assigned"],
+        unassigned=loaded["unassigned"],
+        unassigned_rows=loaded["unassigned_rows"],
+        notes=job.notes,
+        source=job.source,
+        extra={name: loaded[name] for name in ("registered", "floating", "in_buildings")},
+    )
+
+
 class _Named:
     """What a residents file names: its buildings' lookup, read at the first chunk when the file has a building
     code column, and how many rows name an address only (found in SQL after staging)."""
 
-    def __init__(self) -> None:
-        self.buildings = BuildingCodes()
+    def __init__(self, buildings: BuildingCodes | None = None) -> None:
+        self.buildings = buildings or BuildingCodes()
         self.addresses = 0
 
 

@@ -1,0 +1,210 @@
+"""A city's first load of residents: a large file into an empty `resident` table, COPYed straight into it.
+
+The streaming path (gridkit.io.subjects.staging) COPYs every row into a staging table, then writes
+`resident` and `resident_cell` from it with two INSERT … SELECTs: every row is written twice and read
+twice more. When the table is empty (no stored ID to compare with) and the file large, the checked rows go
+straight into `resident` in one binary COPY, and their cells into `resident_cell` in another
+(gridkit.resident_cells.copy_resident_cells), each table's secondary indexes, UNIQUE key and foreign keys
+dropped and built again after it (gridkit.spatial.bulk.rebuilt_indexes), as the buildings' first load does
+(gridkit.io.subjects.building_load, whose binary COPY fields this module builds on). Each row's id is its
+row number plus an offset reserved from the table's sequence (the ids the staging path gives), so the report
+of unassigned rows names their lines without a staging table. A row's cell is the one the staging path
+gives it: its building's (found on the client, gridkit.io.subjects.building_codes), else its point's from
+the edition's point index.
+
+Only a clean file is written so: the first bad row, a building code no building has, a row naming a building
+by its address only (found in SQL after staging), or an ID repeated in the file (the UNIQUE key built again
+refuses it) rolls this attempt back (a savepoint) and the file is read again the usual way (`first_load`
+returns None), which reports every problem with its line. All or nothing either way: the caller's
+transaction (or Ctrl+C) rolls everything back.
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from gridkit import db
+from gridkit.assign import assign_subjects
+from gridkit.db.arrays import COPY_HEADER, COPY_TRAILER
+from gridkit.io.subjects.building_load import FIRST_LOAD_BYTES as BUILDING_FIRST_LOAD_BYTES
+from gridkit.io.subjects.building_load import _ewkb_points, _point_index, _tuples
+from gridkit.io.subjects.common import LISTED_ROWS
+from gridkit.io.subjects.job import Job
+from gridkit.io.subjects.staging import CopyStream
+from gridkit.models import BaseGridEdition
+from gridkit.resident_cells import copy_resident_cells
+from gridkit.spatial.bulk import BULK_INDEX_ROWS, rebuilt_indexes
+
+__all__ = ["FIRST_LOAD_BYTES", "first_load"]
+
+# From this file size (about 100,000 rows of a residents CSV, BULK_INDEX_ROWS, as for buildings) an import into
+# an empty table is written in one COPY.
+FIRST_LOAD_BYTES = 2 * BUILDING_FIRST_LOAD_BYTES
+
+# Fixed-width columns first, then the texts (binary COPY: each field its length and bytes, big-endian numbers).
+_COLUMNS = (
+    "id, birth_date, building_id, geom, id_number_hash, id_number_masked, name, phone, household, population_type"
+)
+_TEXTS = ("id_number_hash", "id_number_masked", "name", "phone", "household", "population_type")
+# PostgreSQL's dates count days from 2000-01-01; numpy's from 1970-01-01.
+_PG_EPOCH_DAYS = 10_957
+
+
+class _NotClean(Exception):
+    """The file has a problem: it is read again the usual way, which reports every one."""
+
+
+def first_load(session: Session, job: Job, check, named, edition: BaseGridEdition | None) -> dict | None:
+    """Write the job's file straight into an empty `resident` table (and its cells into `resident_cell`); return
+    the import's counts ("created", "assigned", "unassigned", "unassigned_rows", "registered", "floating",
+    "in_buildings"), or None when the file is not written so: too small, the table not empty, or a problem in
+    the file (the attempt rolled back; when `job.rows` shows that the file was read, the caller reads it again
+    with a new job, the usual way, which reports every problem).
+
+    `check` is the residents' KindSpec check, `named` what it found the file names (its `addresses`: rows naming
+    a building by address only). The resident summary is the caller's to rebuild. Runs in the caller's
+    transaction, in a savepoint of its own."""
+    if job.problems or job.stream.size < FIRST_LOAD_BYTES or _has_residents(session):
+        return None  # (looked at before the lock: an import into a city with residents does not hold it)
+    try:
+        with session.begin_nested():
+            # Nobody else writes the tables until the end of the transaction: they are empty, and stay ours.
+            session.execute(text("LOCK TABLE resident, resident_cell IN SHARE ROW EXCLUSIVE MODE"))
+            if _has_residents(session):
+                return None
+            return _write(session, job, check, named, edition)
+    except _NotClean:
+        return None
+    except IntegrityError as exc:  # an ID repeated in the file, found by the UNIQUE key built again
+        if getattr(getattr(exc.orig, "diag", None), "constraint_name", None) != "uq_resident_id_number_hash":
+            raise
+        return None
+
+
+def _has_residents(session: Session) -> bool:
+    return session.scalar(text("SELECT EXISTS (SELECT 1 FROM resident)"))
+
+
+class _Counts:
+    """What the chunks written so far add up to, and the first unassigned rows (line, id, masked ID)."""
+
+    def __init__(self) -> None:
+        self.rows = self.registered = self.floating = self.in_buildings = self.unassigned = self.to_place = 0
+        self.listed: list[dict] = []
+        self.ids: list[np.ndarray] = []
+        self.cells: list[np.ndarray] = []
+
+    def add(self, values: dict, ids: np.ndarray, cells: np.ndarray, has_building: np.ndarray, point: np.ndarray):
+        kinds = values["population_type"]
+        self.rows += len(ids)
+        self.registered += pc.sum(pc.equal(kinds, "registered")).as_py() or 0
+        self.floating += pc.sum(pc.equal(kinds, "floating")).as_py() or 0
+        self.in_buildings += len(values["building_code"]) - values["building_code"].null_count
+        self.to_place += int((~has_building & point).sum())
+        placed = cells != 0
+        self.ids.append(ids[placed])
+        self.cells.append(cells[placed])
+        unplaced = np.flatnonzero(~placed)
+        self.unassigned += len(unplaced)
+        for position in unplaced[: LISTED_ROWS - len(self.listed)].tolist():
+            label = values["id_number_masked"][position].as_py()
+            self.listed.append({"row": None, "id": int(ids[position]), "code": label})
+
+
+def _write(session: Session, job: Job, check, named, edition: BaseGridEdition | None) -> dict:
+    """Read, check and COPY every chunk into the empty table, then the cells (each table's indexes rebuilt after);
+    return the counts."""
+    counts, offset, index, last = _Counts(), None, None, None
+    with rebuilt_indexes(session, "resident", BULK_INDEX_ROWS):
+        with db.driver_connection(session).cursor() as cur, ExitStack() as copying:
+            sequence = session.scalar(text("SELECT pg_get_serial_sequence('resident', 'id')"))
+            stream = None
+            for chunk in job.chunks():
+                values = check(job, chunk)
+                if job.problems or named.addresses:
+                    raise _NotClean
+                lon, lat = values["lon"], values["lat"]
+                if stream is None:  # the first chunk: what needs the connection before the COPY holds it
+                    index = _point_index(session, edition, lon, lat)
+                    base = session.scalar(text("SELECT nextval(CAST(:s AS regclass))"), {"s": sequence})
+                    offset = base - chunk.numbers[0]
+                    # One COPY for every chunk: the server parses one chunk while Python reads and checks the next.
+                    stream = copying.enter_context(
+                        CopyStream(cur, f"COPY resident ({_COLUMNS}) FROM STDIN (FORMAT binary)")
+                    )
+                    stream.write(COPY_HEADER)
+                ids = np.asarray(chunk.numbers, dtype=np.int64) + offset
+                last = int(ids.max())
+                has_building = values["building_id"].is_valid().to_numpy(zero_copy_only=False)
+                point = ~(np.isnan(lon) | np.isnan(lat))
+                # A resident with a building takes the building's cell; otherwise its point's (as STAGED_CELL).
+                cells = np.where(
+                    has_building,
+                    values["building_cell"].fill_null(0).to_numpy(zero_copy_only=False),
+                    0 if index is None else index.cells_at(lon, lat),
+                ).astype(np.int32)
+                stream.write(_binary(ids, values, point))
+                counts.add(values, ids, cells, has_building, point)
+            if stream is None:  # no row (a large file of something else): the usual way says what it is
+                raise _NotClean
+            stream.write(COPY_TRAILER)
+            copying.close()  # the COPY ends here
+        session.execute(text("SELECT setval(CAST(:s AS regclass), :last)"), {"s": sequence, "last": last})
+        ids = np.concatenate(counts.ids or [np.zeros(0, np.int64)]).astype(np.int32)
+        cells = np.concatenate(counts.cells or [np.zeros(0, np.int32)])
+        counts.ids = counts.cells = []
+        copy_resident_cells(session, ids, cells)
+    for listed in counts.listed:
+        listed["row"] = listed["id"] - offset
+    if edition is not None and index is None and counts.to_place:
+        _assign_points(session, edition, counts, offset)
+    session.expire_all()
+    return {
+        "created": counts.rows,
+        "assigned": counts.rows - counts.unassigned,
+        "unassigned": counts.unassigned,
+        "unassigned_rows": counts.listed,
+        "registered": counts.registered,
+        "floating": counts.floating,
+        "in_buildings": counts.in_buildings,
+    }
+
+
+def _assign_points(session: Session, edition: BaseGridEdition, counts: _Counts, offset: int) -> None:
+    """Assign the residents without a building in SQL (too few points for the point index: as the staging path's
+    `finish`), then count and list the unassigned residents again."""
+    ids = list(session.scalars(text("SELECT id FROM resident WHERE building_id IS NULL ORDER BY id")))
+    assign_subjects(session, ["residents"], edition=edition, where_ids={"residents": ids})
+    unassigned = "FROM resident r WHERE NOT EXISTS (SELECT 1 FROM resident_cell c WHERE c.resident_id = r.id)"
+    counts.unassigned = session.scalar(text(f"SELECT count(*) {unassigned}"))
+    counts.listed = [
+        {"row": r.id - offset, "id": r.id, "code": r.id_number_masked}
+        for r in session.execute(
+            text(f"SELECT r.id, r.id_number_masked {unassigned} ORDER BY r.id LIMIT :n"), {"n": LISTED_ROWS}
+        )
+    ]
+
+
+def _binary(ids: np.ndarray, values: dict, point: np.ndarray) -> pa.Buffer:
+    """Return one chunk's rows as `COPY resident (_COLUMNS) (FORMAT binary)` reads them (PostgreSQL's binary COPY
+    tuples: a field count, then each field's length, -1 for NULL, and bytes; numbers big-endian)."""
+    n = len(ids)
+    births, buildings = values["birth_date"], values["building_id"]
+    days = births.cast(pa.int32()).fill_null(_PG_EPOCH_DAYS).to_numpy(zero_copy_only=False) - _PG_EPOCH_DAYS
+    fixed = [
+        (ids.astype(">i4"), np.ones(n, bool)),
+        (days.astype(">i4"), births.is_valid().to_numpy(zero_copy_only=False)),
+        (
+            buildings.fill_null(0).to_numpy(zero_copy_only=False).astype(">i4"),
+            buildings.is_valid().to_numpy(zero_copy_only=False),
+        ),
+        (_ewkb_points(values["lon"], values["lat"]), point),
+    ]
+    return _tuples(n, fixed, [values[name] for name in _TEXTS])
