@@ -177,7 +177,9 @@ def child(args) -> dict:
                 result = import_subjects(session, args.kind, args.path, pii_key=KEY.encode())
             out = {"created": result.created, "assigned": result.assigned, "unassigned": result.unassigned}
         except ValidationError as exc:
-            out = {"refused": True, "problems": len(exc.problems), "first": exc.problems[0]["message"]}
+            from gridkit.io.problems import problem_count
+
+            out = {"refused": True, "problems": problem_count(exc.problems), "first": exc.problems[0]["message"]}
     elif args.child == "baseline":
         import psycopg
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -16,6 +17,7 @@ from openpyxl import Workbook
 from sqlalchemy import func, select, text
 
 from gridkit import db
+from gridkit.io import problems as problems_module
 from gridkit.io import tables
 from gridkit.io.report import write_report
 from gridkit.io.subjects import SubjectImportRefused, import_buildings, import_residents
@@ -157,3 +159,26 @@ def test_an_interrupted_import_leaves_nothing_and_a_rerun_works(fresh_settings, 
         assert session.scalar(select(Resident.id_number_masked).order_by(Resident.id).offset(1).limit(1)) == (
             number[:4] + "*" * 10 + number[-4:]
         )
+
+
+def test_a_file_wrong_on_every_row_lists_the_first_problems_and_counts_the_rest(session, tmp_path, monkeypatch):
+    # Residents imported before their buildings: every row names an unknown building. Past the listed
+    # problems (50,000; here 40) the rest are counted by kind, so memory stays flat on a file of millions.
+    monkeypatch.setattr(problems_module, "LISTED_PROBLEMS", 40)
+    make_base_grid(session)
+    rows = [f"{citizen_id(i)},居民{i},,H{i},registered,B{i:05d}" for i in range(130)]
+    path = tmp_path / "no_buildings.csv"
+    path.write_text("id_number,name,phone,household,population_type,building_code\n" + "\n".join(rows) + "\n")
+    with pytest.raises(SubjectImportRefused) as info:
+        import_residents(session, path, pii_key=KEY)
+    problems = info.value.problems
+    assert len(problems) == 40 and problems_module.problem_count(problems) == 130
+    assert problems_module.unlisted_problems(problems) == {"unknown_building": 90}
+    assert "130" in info.value.render("en") and "first 40" in info.value.render("en")
+    json_path, text_path = write_report(tmp_path, "residents-import", problems, [], {"refused": True})
+    assert json.loads(json_path.read_text(encoding="utf-8"))["problems_unlisted"] == {"unknown_building": 90}
+    assert "90" in text_path.read_text(encoding="utf-8-sig") and "(130)" in text_path.read_text(encoding="utf-8-sig")
+    with json_path.with_suffix(".csv").open(encoding="utf-8-sig") as f:
+        lines = [r for r in csv.DictReader(f) if r["what"] == "problem"]
+    assert len(lines) == 41 and lines[-1]["kind"] == "unknown_building" and "90" in lines[-1]["message"]
+    assert session.scalar(select(func.count()).select_from(Resident)) == 0

@@ -9,6 +9,8 @@ callers; `gridkit.io.vector` re-exports the public ones.
 
 from __future__ import annotations
 
+from collections import Counter
+
 from gridkit.errors import ValidationError
 from gridkit.messages import Message
 
@@ -81,6 +83,48 @@ def problem_text(entry: dict, lang: str | None = None) -> str:
     return entry.get("message", "")
 
 
+# Problems of one file listed one by one (in the refusal and its report); past this many, the rest are counted
+# by kind. Memory stays flat when every row of a file of millions is wrong for one reason (residents imported
+# before their buildings: each row an unknown building code), and such a file has one cause to fix.
+LISTED_PROBLEMS = 50_000
+
+
+class ProblemList(list):
+    """The problems of one import: the first `limit` row problems kept whole, the rest counted by kind in
+    `unlisted`; problems of the whole file (no row) are always kept."""
+
+    def __init__(self, entries=(), *, limit: int | None = None):
+        super().__init__()
+        self.limit = LISTED_PROBLEMS if limit is None else limit
+        self.unlisted: Counter = Counter()
+        self.extend(entries)
+
+    @property
+    def full(self) -> bool:
+        """Whether a further row problem would only be counted (its dict need not be made)."""
+        return len(self) >= self.limit
+
+    def append(self, entry: dict) -> None:
+        if len(self) < self.limit or entry.get("index") is None:
+            super().append(entry)
+        else:
+            self.unlisted[entry["kind"]] += 1
+
+    def extend(self, entries) -> None:
+        for entry in entries:
+            self.append(entry)
+
+
+def problem_count(problems: list[dict]) -> int:
+    """Return how many problems were found: those listed and those only counted (ProblemList)."""
+    return len(problems) + sum(getattr(problems, "unlisted", {}).values())
+
+
+def unlisted_problems(problems: list[dict]) -> dict[str, int]:
+    """Return the number of problems found but not listed, by kind (none unless a ProblemList overflowed)."""
+    return dict(getattr(problems, "unlisted", {}))
+
+
 def refusal(display: str, problems: list[dict], what: str) -> tuple[str, dict]:
     """Return (error code, params) of a refusal: how many problems, the first one, and that nothing was `what`.
 
@@ -88,8 +132,11 @@ def refusal(display: str, problems: list[dict], what: str) -> tuple[str, dict]:
     """
     first = problems[0]
     text = _message(first["key"], first["params"]) if first.get("key") else first["message"]
-    params = {"file": display, "count": len(problems), "first": text, "what": Message(f"geometry.what.{what}")}
-    return ("geometry.refused_one" if len(problems) == 1 else "geometry.refused"), params
+    count = problem_count(problems)
+    params = {"file": display, "count": count, "first": text, "what": Message(f"geometry.what.{what}")}
+    if count > len(problems):
+        return "geometry.refused_listed", dict(params, listed=len(problems))
+    return ("geometry.refused_one" if count == 1 else "geometry.refused"), params
 
 
 def _fatal(source: dict, kind: str, sentence: str, /, **params) -> VectorReadError:

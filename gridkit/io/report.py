@@ -9,9 +9,9 @@ import re
 from datetime import datetime
 from pathlib import Path
 
-from gridkit.io.problems import problem_text
+from gridkit.io.problems import problem_count, problem_text, unlisted_problems
 from gridkit.io.spreadsheet import csv_row
-from gridkit.messages import DEFAULT_LANGUAGE, normalise
+from gridkit.messages import DEFAULT_LANGUAGE, Message, normalise
 
 __all__ = ["write_report", "ADVICE"]
 
@@ -106,17 +106,21 @@ def write_report(
         "result": "refused" if problems else "ok",
         "summary": summary,
         "problems": problems,
+        "problems_found": problem_count(problems),
+        "problems_unlisted": unlisted_problems(problems),
         "notes": notes,
     }
     json_path.write_text(json.dumps(document, ensure_ascii=False, indent=2, default=str) + "\n", encoding="utf-8")
     lang = normalise(lang or os.environ.get("GRIDKIT_LANG")) or DEFAULT_LANGUAGE
     text_path.write_text(_text(document, lang), encoding="utf-8-sig")
-    _write_csv(base.with_suffix(".csv"), problems, notes, rows or [], lang)
+    _write_csv(base.with_suffix(".csv"), document, rows or [], lang)
     return json_path, text_path
 
 
-def _write_csv(path: Path, problems: list[dict], notes: list[dict], rows: list[dict], lang: str) -> None:
-    """One line per problem, note and listed row: what, row (index), code, field, kind, message, advice."""
+def _write_csv(path: Path, document: dict, rows: list[dict], lang: str) -> None:
+    """One line per problem, note and listed row: what, row (index), code, field, kind, message, advice; then
+    one line per kind of the problems found but not listed one by one (their count in the message column)."""
+    problems, notes = document["problems"], document["notes"]
     with path.open("w", encoding="utf-8-sig", newline="") as f:
         out = csv.writer(f)
         out.writerow(["what", "row", "code", "field", "kind", "message", "advice"])
@@ -137,6 +141,8 @@ def _write_csv(path: Path, problems: list[dict], notes: list[dict], rows: list[d
                         ]
                     )
                 )
+        for kind, count in document["problems_unlisted"].items():
+            out.writerow(csv_row(["problem", None, None, None, kind, _unlisted_text(kind, count, lang), None]))
         for row in rows:
             out.writerow(csv_row(["unassigned", row.get("row"), row.get("code"), None, "unassigned", None, None]))
 
@@ -162,7 +168,7 @@ def _line(item: dict, lang: str) -> str:
 def _text(document: dict, lang: str) -> str:
     problems, notes = document["problems"], document["notes"]
     result = (
-        f"已拒绝，未写入任何数据 refused, nothing was written: {len(problems)} 个问题 problems"
+        f"已拒绝，未写入任何数据 refused, nothing was written: {document['problems_found']} 个问题 problems"
         if problems
         else "成功 ok"
     )
@@ -174,8 +180,9 @@ def _text(document: dict, lang: str) -> str:
     for key, value in document["summary"].items():
         lines.append(f"{key}: {_one_line(value)}")
     lines.append("")
-    lines.append(f"问题 problems ({len(problems)}):")
+    lines.append(f"问题 problems ({document['problems_found']}):")
     lines.extend(_line(p, lang) for p in problems)
+    lines.extend(_unlisted_text(kind, count, lang) for kind, count in document["problems_unlisted"].items())
     if not problems:
         lines.append("无 none")
     lines.append("")
@@ -184,6 +191,11 @@ def _text(document: dict, lang: str) -> str:
     if not notes:
         lines.append("无 none")
     return "\n".join(lines) + "\n"
+
+
+def _unlisted_text(kind: str, count: int, lang: str) -> str:
+    """Return the line saying how many problems of `kind` were found beyond those listed one by one."""
+    return Message("imports.problems_unlisted", count=count, kind=kind).render(lang)
 
 
 def _subject_advice() -> dict:

@@ -12,7 +12,7 @@ from shapely.geometry import MultiPoint, MultiPolygon, Point, Polygon
 from sqlalchemy.orm import Session
 
 from gridkit.io.crs import parse_crs
-from gridkit.io.problems import VectorReadError, problem, refusal
+from gridkit.io.problems import ProblemList, VectorReadError, problem, refusal
 from gridkit.io.subjects.common import _AREA_MARGIN, _SCIENTIFIC, FIELDS, Field, SubjectImportRefused, _inside, _number
 from gridkit.io.tables import Table, TableReadError, at, open_table, place
 from gridkit.messages import Message
@@ -67,7 +67,9 @@ class Job:
             for p in self.table.problems
         )
         self.geometry_problem: set = set()
-        self.problems = [p for p in self.table.problems if p["kind"] not in ("null_geometry", "empty_geometry")]
+        self.problems = ProblemList(
+            p for p in self.table.problems if p["kind"] not in ("null_geometry", "empty_geometry")
+        )
         self.cols = self._resolve(mapping or {})
         if self.problems and any(
             p["kind"] in ("unknown_field", "missing_field", "duplicate_column") for p in self.problems
@@ -134,6 +136,9 @@ class Job:
 
     def report_row(self, number: int, kind: str, name: str | None, message: Message, code=None) -> None:
         """Record a problem of the row numbered `number` (found after its chunk, e.g. in SQL)."""
+        if self.problems.full:
+            self.problems.unlisted[kind] += 1
+            return
         self.problems.append(
             problem(
                 kind,
@@ -306,6 +311,9 @@ class Job:
 
     def report(self, position: int, kind: str, name: str | None, message: Message, code=None) -> None:
         """Record a problem of the row at `position` in column of field `name`."""
+        if self.problems.full:  # counted only (gridkit.io.problems.ProblemList): no message made per row
+            self.problems.unlisted[kind] += 1
+            return
         self.problems.append(
             problem(
                 kind,
