@@ -4,13 +4,7 @@ path, which reports every one."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from datetime import datetime
-from pathlib import Path
 
 import numpy as np
 import psycopg
@@ -29,8 +23,8 @@ from tests.factories_import_subjects import (
     refused,
     write_csv,
 )
+from tests.factories_interrupt import interrupt_import
 
-ROOT = Path(__file__).resolve().parents[1]
 KEY = b"test-personal-data-key"
 HEADER = ["id_number", "name", "phone", "population_type", "household", "building_code", "lon", "lat"]
 
@@ -247,40 +241,8 @@ def test_an_interrupted_first_load_leaves_nothing_and_a_rerun_works(fresh_settin
         make_base_grid(session)
     path = _mixed_csv(tmp_path / "r.csv", 150_000, codes=False)
     assert path.stat().st_size >= resident_load.FIRST_LOAD_BYTES
-    env = {
-        **os.environ,
-        "GRIDKIT_DATABASE_URL": db.database_url(fresh_settings),
-        "GRIDKIT_HOME": str(fresh_settings.home),
-        "GRIDKIT_LANG": "en",
-    }
-    url = db.database_url(fresh_settings).replace("postgresql+psycopg", "postgresql")
-    child = subprocess.Popen(
-        [sys.executable, "-m", "gridkit.cli", "import", "residents", str(path)],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        # Interrupt it while it COPYs into the resident table itself.
-        deadline = time.monotonic() + 240
-        with psycopg.connect(url, autocommit=True) as conn:
-            while time.monotonic() < deadline and child.poll() is None:
-                busy = conn.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                    "AND state = 'active' AND query LIKE 'COPY resident %'"
-                ).fetchone()[0]
-                if busy:
-                    break
-                time.sleep(0.02)
-        assert child.poll() is None, "the import ended before it could be interrupted"
-        child.send_signal(signal.SIGINT)
-        child.wait(timeout=120)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-    assert child.returncode != 0
+    # Interrupted while it COPYs into the resident table itself.
+    url = interrupt_import(fresh_settings, "residents", path, "COPY resident ")
     with psycopg.connect(url) as conn:
         assert conn.execute("SELECT count(*) FROM resident").fetchone()[0] == 0
         assert conn.execute("SELECT count(*) FROM resident_cell").fetchone()[0] == 0

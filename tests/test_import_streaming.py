@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -25,9 +20,9 @@ from gridkit.models import Building, Resident
 from gridkit.resident_cells import RESIDENTS
 from tests.data.make_subject_files import centre, citizen_id, many_residents_csv
 from tests.factories import make_base_grid
+from tests.factories_interrupt import interrupt_import
 
 KEY = b"test-personal-data-key"
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -118,36 +113,8 @@ def test_an_interrupted_import_leaves_nothing_and_a_rerun_works(fresh_settings, 
         # A resident already there: not a first load (gridkit.io.subjects.resident_load), the file is staged.
         import_residents(session, many_residents_csv(tmp_path / "one.csv", 1, start=150_000), pii_key=KEY)
     path = many_residents_csv(tmp_path / "r.csv", 150_000)
-    env = {
-        **os.environ,
-        "GRIDKIT_DATABASE_URL": db.database_url(fresh_settings),
-        "GRIDKIT_HOME": str(fresh_settings.home),
-        "GRIDKIT_PII_KEY": KEY.decode(),
-        "GRIDKIT_LANG": "en",
-    }
-    command = [sys.executable, "-m", "gridkit.cli", "import", "residents", str(path)]
-    url = db.database_url(fresh_settings).replace("postgresql+psycopg", "postgresql")
-    child = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        # Interrupt it while it is writing the staging table (COPY), mid-import.
-        deadline = time.monotonic() + 240
-        with psycopg.connect(url, autocommit=True) as conn:
-            while time.monotonic() < deadline and child.poll() is None:
-                busy = conn.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                    "AND state = 'active' AND query LIKE 'COPY gk_stage_resident%'"
-                ).fetchone()[0]
-                if busy:
-                    break
-                time.sleep(0.05)
-        assert child.poll() is None, "the import ended before it could be interrupted"
-        child.send_signal(signal_)
-        child.wait(timeout=120)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-    assert child.returncode != 0
+    # Interrupted while it writes the staging table (COPY), mid-import.
+    url = interrupt_import(fresh_settings, "residents", path, "COPY gk_stage_resident", signal_)
     with psycopg.connect(url) as conn:
         assert conn.execute("SELECT count(*) FROM resident").fetchone()[0] == 1
     with db.transaction(fresh_settings) as session:
