@@ -25,7 +25,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from gridkit import db
@@ -33,7 +32,7 @@ from gridkit.assign import ENGINE_MIN_POINTS, ENGINE_MIN_POINTS_PER_CELL, assign
 from gridkit.db.arrays import COPY_HEADER, COPY_TRAILER
 from gridkit.io.subjects.common import LISTED_ROWS
 from gridkit.io.subjects.job import Job
-from gridkit.io.subjects.staging import CopyStream
+from gridkit.io.subjects.staging import CopyStream, NotClean, first_load_attempt
 from gridkit.models import BaseGridEdition
 from gridkit.rules import SRID
 from gridkit.spatial.bulk import BULK_INDEX_ROWS, rebuilt_indexes
@@ -48,10 +47,6 @@ FIRST_LOAD_BYTES = 4_000_000
 _COLUMNS = "id, floors, base_cell_id, geom, code, address, footprint"
 
 
-class _NotClean(Exception):
-    """The file has a problem: it is read again the usual way, which reports every one."""
-
-
 def first_load(session: Session, job: Job, check, edition: BaseGridEdition | None) -> dict | None:
     """Write the job's file straight into an empty `building` table; return the import's counts ("created",
     "assigned", "unassigned", "unassigned_rows", "footprints"), or None when the file is not written so: too
@@ -61,19 +56,7 @@ def first_load(session: Session, job: Job, check, edition: BaseGridEdition | Non
     `check` is the buildings' KindSpec check. Runs in the caller's transaction, in a savepoint of its own."""
     if job.problems or job.stream.size < FIRST_LOAD_BYTES:
         return None
-    try:
-        with session.begin_nested():
-            # Nobody else writes the table until the end of the transaction: it is empty, and stays ours.
-            session.execute(text("LOCK TABLE building IN SHARE ROW EXCLUSIVE MODE"))
-            if session.scalar(text("SELECT EXISTS (SELECT 1 FROM building)")):
-                return None
-            return _write(session, job, check, edition)
-    except _NotClean:
-        return None
-    except IntegrityError as exc:  # a code repeated in the file, found by the UNIQUE key built again
-        if getattr(getattr(exc.orig, "diag", None), "constraint_name", None) != "uq_building_code":
-            raise
-        return None
+    return first_load_attempt(session, "building", "uq_building_code", lambda: _write(session, job, check, edition))
 
 
 def _write(session: Session, job: Job, check, edition: BaseGridEdition | None) -> dict:
@@ -89,7 +72,7 @@ def _write(session: Session, job: Job, check, edition: BaseGridEdition | None) -
         for chunk in job.chunks():
             values = check(job, chunk)
             if job.problems:
-                raise _NotClean
+                raise NotClean
             if stream is None:  # the first chunk: what needs the connection before the COPY holds it
                 index = _point_index(session, edition, values["lon"], values["lat"])
                 base = session.scalar(text("SELECT nextval(CAST(:s AS regclass))"), {"s": sequence})

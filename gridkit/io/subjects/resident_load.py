@@ -27,7 +27,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from gridkit import db
@@ -37,7 +36,7 @@ from gridkit.io.subjects.building_load import FIRST_LOAD_BYTES as BUILDING_FIRST
 from gridkit.io.subjects.building_load import _ewkb_points, _point_index, _tuples
 from gridkit.io.subjects.common import LISTED_ROWS
 from gridkit.io.subjects.job import Job
-from gridkit.io.subjects.staging import CopyStream
+from gridkit.io.subjects.staging import CopyStream, NotClean, first_load_attempt
 from gridkit.models import BaseGridEdition
 from gridkit.resident_cells import copy_resident_cells
 from gridkit.spatial.bulk import BULK_INDEX_ROWS, rebuilt_indexes
@@ -57,10 +56,6 @@ _TEXTS = ("id_number_hash", "id_number_masked", "name", "phone", "household", "p
 _PG_EPOCH_DAYS = 10_957
 
 
-class _NotClean(Exception):
-    """The file has a problem: it is read again the usual way, which reports every one."""
-
-
 def first_load(session: Session, job: Job, check, named, edition: BaseGridEdition | None) -> dict | None:
     """Write the job's file straight into an empty `resident` table (and its cells into `resident_cell`); return
     the import's counts ("created", "assigned", "unassigned", "unassigned_rows", "registered", "floating",
@@ -71,25 +66,14 @@ def first_load(session: Session, job: Job, check, named, edition: BaseGridEditio
     `check` is the residents' KindSpec check, `named` what it found the file names (its `addresses`: rows naming
     a building by address only). The resident summary is the caller's to rebuild. Runs in the caller's
     transaction, in a savepoint of its own."""
-    if job.problems or job.stream.size < FIRST_LOAD_BYTES or _has_residents(session):
-        return None  # (looked at before the lock: an import into a city with residents does not hold it)
-    try:
-        with session.begin_nested():
-            # Nobody else writes the tables until the end of the transaction: they are empty, and stay ours.
-            session.execute(text("LOCK TABLE resident, resident_cell IN SHARE ROW EXCLUSIVE MODE"))
-            if _has_residents(session):
-                return None
-            return _write(session, job, check, named, edition)
-    except _NotClean:
+    if job.problems or job.stream.size < FIRST_LOAD_BYTES:
         return None
-    except IntegrityError as exc:  # an ID repeated in the file, found by the UNIQUE key built again
-        if getattr(getattr(exc.orig, "diag", None), "constraint_name", None) != "uq_resident_id_number_hash":
-            raise
-        return None
-
-
-def _has_residents(session: Session) -> bool:
-    return session.scalar(text("SELECT EXISTS (SELECT 1 FROM resident)"))
+    return first_load_attempt(
+        session,
+        "resident, resident_cell",
+        "uq_resident_id_number_hash",
+        lambda: _write(session, job, check, named, edition),
+    )
 
 
 class _Counts:
@@ -129,7 +113,7 @@ def _write(session: Session, job: Job, check, named, edition: BaseGridEdition | 
             for chunk in job.chunks():
                 values = check(job, chunk)
                 if job.problems or named.addresses:
-                    raise _NotClean
+                    raise NotClean
                 lon, lat = values["lon"], values["lat"]
                 if stream is None:  # the first chunk: what needs the connection before the COPY holds it
                     index = _point_index(session, edition, lon, lat)
@@ -153,7 +137,7 @@ def _write(session: Session, job: Job, check, named, edition: BaseGridEdition | 
                 stream.write(_binary(ids, values, point))
                 counts.add(values, ids, cells, has_building, point)
             if stream is None:  # no row (a large file of something else): the usual way says what it is
-                raise _NotClean
+                raise NotClean
             stream.write(COPY_TRAILER)
             copying.close()  # the COPY ends here
         session.execute(text("SELECT setval(CAST(:s AS regclass), :last)"), {"s": sequence, "last": last})

@@ -49,6 +49,8 @@ from gridkit.spatial.bulk import rebuilt_indexes
 
 __all__ = [
     "CopyStream",
+    "NotClean",
+    "first_load_attempt",
     "KindSpec",
     "Staged",
     "bulk_work_mem",
@@ -217,6 +219,33 @@ def _copy_lists(cur, copy_sql: str, chunk, columns: list, lon, lat, missing, fou
         except TypeError:  # a kind staging other values (e.g. JSON): psycopg adapts them row by row
             for row in zip(*columns):
                 copy.write_row(row)
+
+
+class NotClean(Exception):
+    """A first load met a problem in the file: the file is read again the usual way, which reports every one."""
+
+
+def first_load_attempt(session: Session, tables: str, unique: str, write: Callable[[], dict]) -> dict | None:
+    """Run `write` (a first load: the file COPYed straight into the empty `tables`, the first one looked at) in a
+    savepoint, the tables locked against other writers (SHARE ROW EXCLUSIVE, until the transaction ends); return
+    its counts, or None, the savepoint rolled back, when the first table has rows (also looked at before the
+    lock, so that an import into a filled table does not hold it), when `write` raised NotClean, or when the
+    UNIQUE constraint `unique`, built again, refused a key repeated in the file."""
+    occupied = text(f"SELECT EXISTS (SELECT 1 FROM {tables.split(',')[0].strip()})")
+    if session.scalar(occupied):
+        return None
+    try:
+        with session.begin_nested():
+            session.execute(text(f"LOCK TABLE {tables} IN SHARE ROW EXCLUSIVE MODE"))
+            if session.scalar(occupied):
+                return None
+            return write()
+    except NotClean:
+        return None
+    except IntegrityError as exc:
+        if getattr(getattr(exc.orig, "diag", None), "constraint_name", None) != unique:
+            raise
+        return None
 
 
 def stage_file(session: Session, job: Job, spec: KindSpec, *, edition: BaseGridEdition | None) -> Staged:
