@@ -144,6 +144,21 @@ def test_a_table_with_buildings_is_not_a_first_load(session, grid, first_loads):
     assert [p["kind"] for p in by_kind(error)["exists"]] == ["exists"] * 6
 
 
+def test_an_import_into_a_table_with_buildings_leaves_other_writers_free(
+    session, grid, tmp_path, first_loads, monkeypatch
+):
+    monkeypatch.setattr(building_load, "FIRST_LOAD_BYTES", 10**12)  # the buildings already there: no first load
+    buildings(session)
+    monkeypatch.setattr(building_load, "FIRST_LOAD_BYTES", 0)
+    result = import_buildings(session, _mixed_csv(tmp_path / "b.csv", 30))
+    assert first_loads[-1] is None and result.created == 30
+    # Other transactions may go on writing buildings (the web) while a large file is imported.
+    held = session.scalars(
+        text("SELECT mode FROM pg_locks WHERE pid = pg_backend_pid() AND relation = CAST('building' AS regclass)")
+    ).all()
+    assert "ShareRowExclusiveLock" not in held and "RowExclusiveLock" in held
+
+
 def test_a_first_load_before_any_edition_leaves_the_buildings_unassigned(session, tmp_path, first_loads):
     path = _mixed_csv(tmp_path / "b.csv", 200)
     result = import_buildings(session, path)
