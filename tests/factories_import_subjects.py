@@ -99,3 +99,18 @@ def write_csv(path: Path, header: list[str], rows: list[list], encoding: str = "
 def buildings(session):
     """Import tests/data/subjects/buildings.csv (B001-B006)."""
     return import_buildings(session, DATA / "buildings.csv")
+
+
+def record_first_loads(monkeypatch, load_module, used_as: str) -> list:
+    """Make every file large enough for `load_module`'s first load (building_load, resident_load) and return
+    the list that collects what each call of it, made through `used_as` (the importer's name for it), returned."""
+    monkeypatch.setattr(load_module, "FIRST_LOAD_BYTES", 0)
+    returned: list = []
+    first_load = load_module.first_load
+
+    def recorded(*args, **kwargs):
+        returned.append(first_load(*args, **kwargs))
+        return returned[-1]
+
+    monkeypatch.setattr(used_as, recorded)
+    return returned

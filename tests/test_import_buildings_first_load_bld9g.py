@@ -19,6 +19,7 @@ from tests.factories_import_subjects import (
     by_kind,
     cell_code,
     grid,  # noqa: F401 - fixtures used by name
+    record_first_loads,
     refused,
     write_csv,
 )
@@ -28,16 +29,7 @@ from tests.factories_interrupt import interrupt_import
 @pytest.fixture
 def first_loads(monkeypatch) -> list:
     """Every file is large enough for a first load; the list collects what each `first_load` returned."""
-    monkeypatch.setattr(building_load, "FIRST_LOAD_BYTES", 0)
-    returned: list = []
-    first_load = building_load.first_load
-
-    def recorded(*args, **kwargs):
-        returned.append(first_load(*args, **kwargs))
-        return returned[-1]
-
-    monkeypatch.setattr("gridkit.io.subjects.buildings.first_load", recorded)
-    return returned
+    return record_first_loads(monkeypatch, building_load, "gridkit.io.subjects.buildings.first_load")
 
 
 def _stored(session) -> list[tuple]:

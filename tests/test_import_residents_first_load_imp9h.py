@@ -20,6 +20,7 @@ from tests.factories import make_base_grid
 from tests.factories_import_subjects import (
     buildings,
     grid,  # noqa: F401 - fixtures used by name
+    record_first_loads,
     refused,
     write_csv,
 )
@@ -32,16 +33,7 @@ HEADER = ["id_number", "name", "phone", "population_type", "household", "buildin
 @pytest.fixture
 def first_loads(monkeypatch) -> list:
     """Every file is large enough for a first load; the list collects what each `first_load` returned."""
-    monkeypatch.setattr(resident_load, "FIRST_LOAD_BYTES", 0)
-    returned: list = []
-    first_load = resident_load.first_load
-
-    def recorded(*args, **kwargs):
-        returned.append(first_load(*args, **kwargs))
-        return returned[-1]
-
-    monkeypatch.setattr("gridkit.io.subjects.residents.first_load", recorded)
-    return returned
+    return record_first_loads(monkeypatch, resident_load, "gridkit.io.subjects.residents.first_load")
 
 
 def _stored(session) -> list[tuple]:
