@@ -247,3 +247,22 @@ def test_an_interrupted_first_load_leaves_nothing_and_a_rerun_works(fresh_settin
     with db.transaction(fresh_settings) as session:
         assert session.scalar(select(func.count()).select_from(Resident)) == 150_000
         assert session.scalar(text("SELECT count(*) FROM resident_cell")) == result.assigned
+
+
+def test_a_first_load_of_a_gbk_file_with_chinese_headers_and_crlf(session, grid, tmp_path, monkeypatch, first_loads):
+    # A register saved by Chinese Excel: GBK text, Chinese column names, CRLF line ends. Same rows as UTF-8.
+    buildings(session)
+    utf8 = _mixed_csv(tmp_path / "r.csv", 3000)
+    chinese = {"id_number": "身份证号", "name": "姓名", "phone": "联系电话", "population_type": "人口类型"}
+    chinese |= {"household": "户号", "building_code": "建筑编码", "lon": "经度", "lat": "纬度"}
+    lines = utf8.read_text(encoding="utf-8").splitlines()
+    header = ",".join(chinese[name] for name in lines[0].split(","))
+    gbk = tmp_path / "r_gbk.csv"
+    gbk.write_bytes("\r\n".join([header, *lines[1:]]).encode("gbk") + b"\r\n")
+    from_gbk = import_residents(session, gbk, pii_key=KEY)
+    assert first_loads[0] is not None and from_gbk.source["encoding"].upper() in ("GB18030", "GBK")
+    stored = _stored(session)
+    session.execute(delete(Resident))
+    from_utf8 = import_residents(session, utf8, pii_key=KEY)
+    assert first_loads[1] is not None
+    assert _stored(session) == stored and _counts(from_utf8) == _counts(from_gbk)
