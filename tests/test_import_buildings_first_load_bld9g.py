@@ -3,8 +3,10 @@ rows, ids, cells and reports as the staging path; any problem falls back to that
 
 from __future__ import annotations
 
+import geopandas as gpd
 import numpy as np
 import psycopg
+import pyogrio
 import pytest
 from sqlalchemy import delete, func, select, text
 
@@ -176,3 +178,25 @@ def test_an_interrupted_first_load_leaves_nothing_and_a_rerun_works(fresh_settin
     assert result.created == 150_000
     with db.transaction(fresh_settings) as session:
         assert session.scalar(select(func.count()).select_from(Building)) == 150_000
+
+
+def test_a_first_load_of_a_shapefile_drawn_in_a_projected_crs(session, grid, tmp_path, monkeypatch, first_loads):
+    # Buildings as a surveying department draws them: a shapefile in EPSG:4547 whose .dbf is GBK with no .cpg.
+    frame = pyogrio.read_dataframe(_mixed_csv(tmp_path / "b.csv", 800, holes=False))
+    points = gpd.GeoDataFrame(
+        {"code": frame["code"], "address": "深圳" + frame["address"], "floors": frame["floors"].astype(int)},
+        geometry=gpd.points_from_xy(frame["lon"].astype(float), frame["lat"].astype(float)),
+        crs=4490,
+    ).to_crs(4547)
+    shp = tmp_path / "b.shp"
+    points.to_file(shp, encoding="gbk", engine="pyogrio")
+    shp.with_suffix(".cpg").unlink(missing_ok=True)
+    loaded = import_buildings(session, shp)
+    assert first_loads[0] is not None and loaded.created == 800 and loaded.unassigned == 0
+    first = _stored(session)
+    assert {row[2] for row in first} == set(points["address"])  # the GBK text read right
+    session.execute(delete(Building))
+    monkeypatch.setattr(building_load, "FIRST_LOAD_BYTES", 10**12)
+    staged = import_buildings(session, shp)
+    assert first_loads[1] is None and _stored(session) == first
+    assert (staged.created, staged.assigned) == (loaded.created, loaded.assigned)
