@@ -1,7 +1,8 @@
 """PostgreSQL's binary array format (array_send / array_recv) to and from numpy columns: whole columns
 read or bound in one value, with no Python object per element (gridkit.assign reads points and writes
 cells this way); and the framing of its binary COPY format, for rows built as numpy records
-(gridkit.resident_cells writes them, gridkit.io.copy_binary reads them)."""
+(gridkit.resident_cells writes them, gridkit.io.copy_binary reads them) or column by column
+(gridkit.db.copy_rows)."""
 
 from __future__ import annotations
 

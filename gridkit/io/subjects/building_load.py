@@ -23,16 +23,16 @@ from contextlib import ExitStack
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from gridkit import db
-from gridkit.assign import ENGINE_MIN_POINTS, ENGINE_MIN_POINTS_PER_CELL, assign_subjects, base_cell_index
+from gridkit.assign import assign_subjects
 from gridkit.db.arrays import COPY_HEADER, COPY_TRAILER
+from gridkit.db.copy_rows import copy_tuples, ewkb_points
 from gridkit.io.subjects.common import LISTED_ROWS
 from gridkit.io.subjects.job import Job
-from gridkit.io.subjects.staging import CopyStream, NotClean, first_load_attempt
+from gridkit.io.subjects.staging import CopyStream, NotClean, first_load_attempt, point_index_for
 from gridkit.models import BaseGridEdition
 from gridkit.rules import SRID
 from gridkit.spatial.bulk import BULK_INDEX_ROWS, rebuilt_indexes
@@ -74,7 +74,7 @@ def _write(session: Session, job: Job, check, edition: BaseGridEdition | None) -
             if job.problems:
                 raise NotClean
             if stream is None:  # the first chunk: what needs the connection before the COPY holds it
-                index = _point_index(session, edition, values["lon"], values["lat"])
+                index = point_index_for(session, edition, values["lon"], values["lat"])
                 base = session.scalar(text("SELECT nextval(CAST(:s AS regclass))"), {"s": sequence})
                 offset = base - chunk.numbers[0]
                 # One COPY for every chunk: the server parses one chunk while Python reads and checks the next.
@@ -100,17 +100,6 @@ def _write(session: Session, job: Job, check, edition: BaseGridEdition | None) -
     return _finish(session, edition, rows, offset, footprints, *counted)
 
 
-def _point_index(session: Session, edition: BaseGridEdition | None, lon: np.ndarray, lat: np.ndarray):
-    """Return the edition's point index when the first chunk has enough points for it to pay (as stage_file)."""
-    if edition is None:
-        return None
-    points = int((~(np.isnan(lon) | np.isnan(lat))).sum())
-    cells = session.scalar(text("SELECT count(*) FROM base_cell WHERE edition_id = :e"), {"e": edition.id})
-    if points >= ENGINE_MIN_POINTS and points >= ENGINE_MIN_POINTS_PER_CELL * cells:
-        return base_cell_index(session, edition)
-    return None
-
-
 def _binary(ids: np.ndarray, values: dict, cells, has_footprint: np.ndarray) -> pa.Buffer:
     """Return one chunk's rows as `COPY building (_COLUMNS) (FORMAT binary)` reads them (PostgreSQL's binary COPY
     tuples: a field count, then each field's length, -1 for NULL, and bytes; numbers big-endian).
@@ -126,68 +115,9 @@ def _binary(ids: np.ndarray, values: dict, cells, has_footprint: np.ndarray) -> 
         (ids.astype(">i4"), np.ones(n, bool)),
         (floors.fill_null(0).to_numpy().astype(">i4"), floors.is_valid().to_numpy(zero_copy_only=False)),
         (np.zeros(n, ">i4"), np.zeros(n, bool)) if cells is None else (cells.astype(">i4"), cells != 0),
-        (_ewkb_points(lon, lat), ~(np.isnan(lon) | np.isnan(lat))),
+        (ewkb_points(lon, lat, SRID), ~(np.isnan(lon) | np.isnan(lat))),
     ]
-    return _tuples(n, fixed, [values["code"], values["address"], footprint])
-
-
-def _tuples(n: int, fixed: list[tuple], texts: list[pa.Array]) -> pa.Buffer:
-    """Return n rows of binary COPY tuples: the fixed-width fields (numpy, one item per row, and where not NULL),
-    then the texts (pyarrow, null where NULL)."""
-    parts = [_fixed_fields(n, len(fixed) + len(texts), fixed)]
-    for k, column in enumerate(texts):
-        if k:
-            parts.append(_lengths(column))
-        parts.append(column.cast(pa.binary()).fill_null(b""))
-    # The first text's length ends the fixed part: parts alternate lengths and texts from there.
-    parts[0] = pc.binary_join_element_wise(parts[0], _lengths(texts[0]), b"")
-    rows = pc.binary_join_element_wise(*parts, b"")
-    if isinstance(rows, pa.ChunkedArray):
-        rows = rows.combine_chunks()
-    ends = np.frombuffer(rows.buffers()[1], dtype=np.int32)[rows.offset : rows.offset + n + 1]
-    return rows.buffers()[2][ends[0] : ends[-1]]
-
-
-def _fixed_fields(n: int, count: int, fields: list[tuple]) -> pa.Array:
-    """Return each row's field count and fixed-width fields (numpy, one item per row, and where not NULL) as
-    binary COPY bytes, one binary value per row: a NULL is its length (-1) alone."""
-    widths = [data.dtype.itemsize for data, _ in fields]
-    full = np.empty((n, 2 + sum(4 + w for w in widths)), dtype=np.uint8)
-    full[:, :2] = np.array([count], dtype=">i2").view(np.uint8)
-    at, values = 2, []
-    for (data, valid), width in zip(fields, widths):
-        full[:, at : at + 4] = np.where(valid, width, -1).astype(">i4").view(np.uint8).reshape(n, 4)
-        full[:, at + 4 : at + 4 + width] = data.view(np.uint8).reshape(n, width)
-        values.append((at + 4, width, valid))
-        at += 4 + width
-    if all(valid.all() for _, _, valid in values):  # most chunks: rows of one width
-        offsets = np.arange(0, at * (n + 1), at, dtype=np.int32)
-        return pa.BinaryArray.from_buffers(pa.binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(full)])
-    keep = np.ones(full.shape, dtype=bool)
-    for start, width, valid in values:
-        keep[~valid, start : start + width] = False
-    offsets = np.zeros(n + 1, dtype=np.int32)
-    np.cumsum(keep.sum(axis=1), out=offsets[1:])
-    return pa.BinaryArray.from_buffers(pa.binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(full[keep])])
-
-
-def _lengths(column: pa.Array) -> pa.Array:
-    """Return each value's length in bytes (-1 where NULL) as binary COPY's 4-byte field length, one binary
-    value per row."""
-    lengths = pc.binary_length(column).fill_null(-1).to_numpy(zero_copy_only=False).astype(">i4")
-    sized = pa.FixedSizeBinaryArray.from_buffers(pa.binary(4), len(lengths), [None, pa.py_buffer(lengths)])
-    return sized.cast(pa.binary())
-
-
-# Little-endian EWKB of a 2D point with an SRID: byte order, type (point | SRID flag), SRID, x, y.
-_EWKB_POINT = np.dtype([("order", "u1"), ("type", "<u4"), ("srid", "<i4"), ("x", "<f8"), ("y", "<f8")])
-
-
-def _ewkb_points(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
-    """Return the points as EWKB (SRID 4490), one 25-byte item per row, as PostGIS's binary input reads them."""
-    raw = np.empty(len(lon), dtype=_EWKB_POINT)
-    raw["order"], raw["type"], raw["srid"], raw["x"], raw["y"] = 1, 0x20000001, SRID, lon, lat
-    return raw
+    return copy_tuples(n, fixed, [values["code"], values["address"], footprint])
 
 
 def _finish(session: Session, edition, rows: int, offset: int, footprints: int, unset: int, unplaced) -> dict:

@@ -32,13 +32,14 @@ from sqlalchemy.orm import Session
 from gridkit import db
 from gridkit.assign import assign_subjects
 from gridkit.db.arrays import COPY_HEADER, COPY_TRAILER
+from gridkit.db.copy_rows import copy_tuples, ewkb_points
 from gridkit.io.subjects.building_load import FIRST_LOAD_BYTES as BUILDING_FIRST_LOAD_BYTES
-from gridkit.io.subjects.building_load import _ewkb_points, _point_index, _tuples
 from gridkit.io.subjects.common import LISTED_ROWS
 from gridkit.io.subjects.job import Job
-from gridkit.io.subjects.staging import CopyStream, NotClean, first_load_attempt
+from gridkit.io.subjects.staging import CopyStream, NotClean, first_load_attempt, point_index_for
 from gridkit.models import BaseGridEdition
 from gridkit.resident_cells import copy_resident_cells
+from gridkit.rules import SRID
 from gridkit.spatial.bulk import BULK_INDEX_ROWS, rebuilt_indexes
 
 __all__ = ["FIRST_LOAD_BYTES", "first_load"]
@@ -116,7 +117,7 @@ def _write(session: Session, job: Job, check, named, edition: BaseGridEdition | 
                     raise NotClean
                 lon, lat = values["lon"], values["lat"]
                 if stream is None:  # the first chunk: what needs the connection before the COPY holds it
-                    index = _point_index(session, edition, lon, lat)
+                    index = point_index_for(session, edition, lon, lat)
                     base = session.scalar(text("SELECT nextval(CAST(:s AS regclass))"), {"s": sequence})
                     offset = base - chunk.numbers[0]
                     # One COPY for every chunk: the server parses one chunk while Python reads and checks the next.
@@ -189,6 +190,6 @@ def _binary(ids: np.ndarray, values: dict, point: np.ndarray) -> pa.Buffer:
             buildings.fill_null(0).to_numpy(zero_copy_only=False).astype(">i4"),
             buildings.is_valid().to_numpy(zero_copy_only=False),
         ),
-        (_ewkb_points(values["lon"], values["lat"]), point),
+        (ewkb_points(values["lon"], values["lat"], SRID), point),
     ]
-    return _tuples(n, fixed, [values[name] for name in _TEXTS])
+    return copy_tuples(n, fixed, [values[name] for name in _TEXTS])

@@ -51,6 +51,7 @@ __all__ = [
     "CopyStream",
     "NotClean",
     "first_load_attempt",
+    "point_index_for",
     "KindSpec",
     "Staged",
     "bulk_work_mem",
@@ -221,6 +222,18 @@ def _copy_lists(cur, copy_sql: str, chunk, columns: list, lon, lat, missing, fou
                 copy.write_row(row)
 
 
+def point_index_for(session: Session, edition: BaseGridEdition | None, lon: np.ndarray, lat: np.ndarray):
+    """Return the edition's point index (PointIndex, the same answer as ST_Covers) when the first chunk's points
+    (lon, lat; NaN where none) are enough for it to pay for itself, else None (the cells are then found in SQL)."""
+    if edition is None:
+        return None
+    points = int((~(np.isnan(lon) | np.isnan(lat))).sum())
+    cells = session.scalar(text("SELECT count(*) FROM base_cell WHERE edition_id = :e"), {"e": edition.id})
+    if points >= ENGINE_MIN_POINTS and points >= ENGINE_MIN_POINTS_PER_CELL * cells:
+        return base_cell_index(session, edition)
+    return None
+
+
 class NotClean(Exception):
     """A first load met a problem in the file: the file is read again the usual way, which reports every one."""
 
@@ -259,7 +272,7 @@ def stage_file(session: Session, job: Job, spec: KindSpec, *, edition: BaseGridE
     ddl = ", ".join(f"{name} {type_}" for name, type_ in (*spec.columns, *spec.derived))
     staged = Staged(spec, edition=edition)
     index = None
-    decided = edition is None
+    decided = False
     with db.driver_connection(session).cursor() as cur, ExitStack() as copying:
         cur.execute(f"DROP TABLE IF EXISTS {spec.stage}")
         cur.execute(
@@ -275,11 +288,8 @@ def stage_file(session: Session, job: Job, spec: KindSpec, *, edition: BaseGridE
             missing = np.isnan(lon) | np.isnan(lat)
             if not decided:
                 decided = True
-                points = int((~missing).sum())
-                cells = session.scalar(text("SELECT count(*) FROM base_cell WHERE edition_id = :e"), {"e": edition.id})
-                if points >= ENGINE_MIN_POINTS and points >= ENGINE_MIN_POINTS_PER_CELL * cells:
-                    index = base_cell_index(session, edition)
-                    staged.cells_computed = True
+                index = point_index_for(session, edition, lon, lat)
+                staged.cells_computed = index is not None
             found = index.cells_at(lon, lat) if index is not None else None
             if all(isinstance(values[name], pa.Array) for name in names):
                 if stream is None:
