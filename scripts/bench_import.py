@@ -73,13 +73,14 @@ def peak_mb() -> float:
 
 def citizen_ids(n: int, start: int = 0) -> np.ndarray:
     """Return n distinct valid 18-digit citizen IDs (region 440304, 1000 per birth day from 1950)."""
+    from gridkit.standard.ids import citizen_id_check_bytes
+
     i = np.arange(start, start + n)
     days = np.datetime64("1950-01-01") + (i // 1000).astype("timedelta64[D]")
     ymd = np.char.replace(np.datetime_as_string(days), "-", "")
     first = np.char.add(np.char.add("440304", ymd), np.char.zfill((i % 1000).astype(str), 3))
     digits = np.frombuffer("".join(first.tolist()).encode(), dtype=np.uint8).reshape(n, 17) - 48
-    weights = np.array([pow(2, 17 - k, 11) for k in range(17)])  # GB 11643: 2^17 … 2^1 mod 11
-    check = np.frombuffer(b"10X98765432", dtype=np.uint8)[(digits * weights).sum(axis=1) % 11]
+    check = citizen_id_check_bytes(digits)  # the import's own rule (gridkit.standard.ids)
     return np.char.add(first, check.view("S1").astype(str))
 
 

@@ -104,6 +104,12 @@ class ProblemList(list):
         """Whether a further row problem would only be counted (its dict need not be made)."""
         return len(self) >= self.limit
 
+    def counted(self, kind: str) -> bool:
+        """Count a row problem of `kind` without its dict when the list is full; return whether it was."""
+        if self.full:
+            self.unlisted[kind] += 1
+        return self.full
+
     def append(self, entry: dict) -> None:
         if len(self) < self.limit or entry.get("index") is None:
             super().append(entry)

@@ -136,8 +136,7 @@ class Job:
 
     def report_row(self, number: int, kind: str, name: str | None, message: Message, code=None) -> None:
         """Record a problem of the row numbered `number` (found after its chunk, e.g. in SQL)."""
-        if self.problems.full:
-            self.problems.unlisted[kind] += 1
+        if self.problems.counted(kind):
             return
         self.problems.append(
             problem(
@@ -311,8 +310,7 @@ class Job:
 
     def report(self, position: int, kind: str, name: str | None, message: Message, code=None) -> None:
         """Record a problem of the row at `position` in column of field `name`."""
-        if self.problems.full:  # counted only (gridkit.io.problems.ProblemList): no message made per row
-            self.problems.unlisted[kind] += 1
+        if self.problems.counted(kind):  # the list full (gridkit.io.problems.ProblemList): no message made per row
             return
         self.problems.append(
             problem(
