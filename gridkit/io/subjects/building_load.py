@@ -19,20 +19,16 @@ caller's transaction (or Ctrl+C) rolls everything back.
 
 from __future__ import annotations
 
-from contextlib import ExitStack
-
 import numpy as np
 import pyarrow as pa
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from gridkit import db
 from gridkit.assign import assign_subjects
-from gridkit.db.arrays import COPY_HEADER, COPY_TRAILER
 from gridkit.db.copy_rows import copy_tuples, ewkb_points
 from gridkit.io.subjects.common import LISTED_ROWS
 from gridkit.io.subjects.job import Job
-from gridkit.io.subjects.staging import CopyStream, NotClean, first_load_attempt, point_index_for
+from gridkit.io.subjects.staging import BinaryLoad, NotClean, first_load_attempt, point_index_for
 from gridkit.models import BaseGridEdition
 from gridkit.rules import SRID
 from gridkit.spatial.bulk import BULK_INDEX_ROWS, rebuilt_indexes
@@ -61,43 +57,24 @@ def first_load(session: Session, job: Job, check, edition: BaseGridEdition | Non
 
 def _write(session: Session, job: Job, check, edition: BaseGridEdition | None) -> dict:
     """Read, check and COPY every chunk into the empty table (its indexes rebuilt after); return the counts."""
-    rows, footprints, unplaced, offset, index, last = 0, 0, 0, None, None, None
-    with (
-        rebuilt_indexes(session, "building", BULK_INDEX_ROWS),
-        db.driver_connection(session).cursor() as cur,
-        ExitStack() as copying,
-    ):
-        sequence = session.scalar(text("SELECT pg_get_serial_sequence('building', 'id')"))
-        stream = None
+    rows, footprints, unplaced, index = 0, 0, 0, None
+    with rebuilt_indexes(session, "building", BULK_INDEX_ROWS), BinaryLoad(session, "building", _COLUMNS) as load:
         for chunk in job.chunks():
             values = check(job, chunk)
             if job.problems:
                 raise NotClean
-            if stream is None:  # the first chunk: what needs the connection before the COPY holds it
+            if not load.started:  # the first chunk: the point index needs the session before the COPY holds it
                 index = point_index_for(session, edition, values["lon"], values["lat"])
-                base = session.scalar(text("SELECT nextval(CAST(:s AS regclass))"), {"s": sequence})
-                offset = base - chunk.numbers[0]
-                # One COPY for every chunk: the server parses one chunk while Python reads and checks the next.
-                stream = copying.enter_context(
-                    CopyStream(cur, f"COPY building ({_COLUMNS}) FROM STDIN (FORMAT binary)")
-                )
-                stream.write(COPY_HEADER)
             has_footprint = values["footprint"].is_valid().to_numpy(zero_copy_only=False)
             footprints += int(has_footprint.sum())
             cells = None
             if index is not None:  # a building with a footprint is assigned by it, after the COPY
                 cells = np.where(has_footprint, 0, index.cells_at(values["lon"], values["lat"]))
                 unplaced += int(((cells == 0) & ~has_footprint).sum())
-            ids = np.asarray(chunk.numbers, dtype=np.int64) + offset
-            last = int(ids.max())
-            stream.write(_binary(ids, values, cells, has_footprint))
+            load.write(_binary(load.ids(chunk), values, cells, has_footprint))
             rows += len(chunk.rows)
-        if stream is not None:
-            stream.write(COPY_TRAILER)
-        copying.close()  # the COPY ends here
-        session.execute(text("SELECT setval(CAST(:s AS regclass), :last)"), {"s": sequence, "last": last})
     counted = (footprints, unplaced) if index is not None else (rows, None)
-    return _finish(session, edition, rows, offset, footprints, *counted)
+    return _finish(session, edition, rows, load.offset, footprints, *counted)
 
 
 def _binary(ids: np.ndarray, values: dict, cells, has_footprint: np.ndarray) -> pa.Buffer:

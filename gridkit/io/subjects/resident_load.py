@@ -21,22 +21,18 @@ transaction (or Ctrl+C) rolls everything back.
 
 from __future__ import annotations
 
-from contextlib import ExitStack
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from gridkit import db
 from gridkit.assign import assign_subjects
-from gridkit.db.arrays import COPY_HEADER, COPY_TRAILER
 from gridkit.db.copy_rows import copy_tuples, ewkb_points
 from gridkit.io.subjects.building_load import FIRST_LOAD_BYTES as BUILDING_FIRST_LOAD_BYTES
 from gridkit.io.subjects.common import LISTED_ROWS
 from gridkit.io.subjects.job import Job
-from gridkit.io.subjects.staging import CopyStream, NotClean, first_load_attempt, point_index_for
+from gridkit.io.subjects.staging import BinaryLoad, NotClean, first_load_attempt, point_index_for
 from gridkit.models import BaseGridEdition
 from gridkit.resident_cells import copy_resident_cells
 from gridkit.rules import SRID
@@ -106,27 +102,17 @@ class _Counts:
 def _write(session: Session, job: Job, check, named, edition: BaseGridEdition | None) -> dict:
     """Read, check and COPY every chunk into the empty table, then the cells (each table's indexes rebuilt after);
     return the counts."""
-    counts, offset, index, last = _Counts(), None, None, None
+    counts, index = _Counts(), None
     with rebuilt_indexes(session, "resident", BULK_INDEX_ROWS):
-        with db.driver_connection(session).cursor() as cur, ExitStack() as copying:
-            sequence = session.scalar(text("SELECT pg_get_serial_sequence('resident', 'id')"))
-            stream = None
+        with BinaryLoad(session, "resident", _COLUMNS) as load:
             for chunk in job.chunks():
                 values = check(job, chunk)
                 if job.problems or named.addresses:
                     raise NotClean
                 lon, lat = values["lon"], values["lat"]
-                if stream is None:  # the first chunk: what needs the connection before the COPY holds it
+                if not load.started:  # the first chunk: the point index needs the session before the COPY holds it
                     index = point_index_for(session, edition, lon, lat)
-                    base = session.scalar(text("SELECT nextval(CAST(:s AS regclass))"), {"s": sequence})
-                    offset = base - chunk.numbers[0]
-                    # One COPY for every chunk: the server parses one chunk while Python reads and checks the next.
-                    stream = copying.enter_context(
-                        CopyStream(cur, f"COPY resident ({_COLUMNS}) FROM STDIN (FORMAT binary)")
-                    )
-                    stream.write(COPY_HEADER)
-                ids = np.asarray(chunk.numbers, dtype=np.int64) + offset
-                last = int(ids.max())
+                ids = load.ids(chunk)
                 has_building = values["building_id"].is_valid().to_numpy(zero_copy_only=False)
                 point = ~(np.isnan(lon) | np.isnan(lat))
                 # A resident with a building takes the building's cell; otherwise its point's (as STAGED_CELL).
@@ -135,17 +121,15 @@ def _write(session: Session, job: Job, check, named, edition: BaseGridEdition | 
                     values["building_cell"].fill_null(0).to_numpy(zero_copy_only=False),
                     0 if index is None else index.cells_at(lon, lat),
                 ).astype(np.int32)
-                stream.write(_binary(ids, values, point))
+                load.write(_binary(ids, values, point))
                 counts.add(values, ids, cells, has_building, point)
-            if stream is None:  # no row (a large file of something else): the usual way says what it is
+            if not load.started:  # no row (a large file of something else): the usual way says what it is
                 raise NotClean
-            stream.write(COPY_TRAILER)
-            copying.close()  # the COPY ends here
-        session.execute(text("SELECT setval(CAST(:s AS regclass), :last)"), {"s": sequence, "last": last})
         ids = np.concatenate(counts.ids or [np.zeros(0, np.int64)]).astype(np.int32)
         cells = np.concatenate(counts.cells or [np.zeros(0, np.int32)])
         counts.ids = counts.cells = []
         copy_resident_cells(session, ids, cells)
+    offset = load.offset
     for listed in counts.listed:
         listed["row"] = listed["id"] - offset
     if edition is not None and index is None and counts.to_place:

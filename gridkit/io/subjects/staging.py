@@ -40,6 +40,7 @@ from gridkit.assign import (
     assign_subjects,
     base_cell_index,
 )
+from gridkit.db.arrays import COPY_HEADER, COPY_TRAILER
 from gridkit.io.subjects.common import LISTED_ROWS
 from gridkit.io.subjects.job import Job
 from gridkit.io.tables import Table
@@ -48,6 +49,7 @@ from gridkit.models import BaseGridEdition
 from gridkit.spatial.bulk import rebuilt_indexes
 
 __all__ = [
+    "BinaryLoad",
     "CopyStream",
     "NotClean",
     "first_load_attempt",
@@ -220,6 +222,55 @@ def _copy_lists(cur, copy_sql: str, chunk, columns: list, lon, lat, missing, fou
         except TypeError:  # a kind staging other values (e.g. JSON): psycopg adapts them row by row
             for row in zip(*columns):
                 copy.write_row(row)
+
+
+class BinaryLoad:
+    """The one binary COPY of a first load into `table` (its `columns`), whose ids are reserved in file order:
+    each row's id is its row number plus an offset taken from the table's sequence at the first chunk; at the
+    end the sequence is set to the last id written. The server parses one chunk while Python reads and checks
+    the next (CopyStream). The session must not be used between the first `ids` and the end of the block."""
+
+    def __init__(self, session: Session, table: str, columns: str):
+        self.session, self.table, self.columns = session, table, columns
+        self.offset: int | None = None
+        self.last: int | None = None
+        self._stack, self._stream = ExitStack(), None
+
+    def __enter__(self):
+        self._cur = self._stack.enter_context(db.driver_connection(self.session).cursor())
+        self._sequence = self.session.scalar(text(f"SELECT pg_get_serial_sequence('{self.table}', 'id')"))
+        return self
+
+    @property
+    def started(self) -> bool:
+        """Whether the COPY is open (the first chunk's ids taken): the session is busy until the end."""
+        return self._stream is not None
+
+    def ids(self, chunk: Table) -> np.ndarray:
+        """Return the chunk's ids; at the first chunk reserve the offset and open the COPY."""
+        if self._stream is None:
+            base = self.session.scalar(text("SELECT nextval(CAST(:s AS regclass))"), {"s": self._sequence})
+            self.offset = base - chunk.numbers[0]
+            sql = f"COPY {self.table} ({self.columns}) FROM STDIN (FORMAT binary)"
+            self._stream = self._stack.enter_context(CopyStream(self._cur, sql))
+            self._stream.write(COPY_HEADER)
+        ids = np.asarray(chunk.numbers, dtype=np.int64) + self.offset
+        self.last = int(ids.max())
+        return ids
+
+    def write(self, rows) -> None:
+        """Send one chunk's binary COPY tuples."""
+        self._stream.write(rows)
+
+    def __exit__(self, *exc):
+        if exc[0] is None and self._stream is not None:
+            self._stream.write(COPY_TRAILER)
+        handled = self._stack.__exit__(*exc)  # the COPY ends here
+        if exc[0] is None and self.last is not None:
+            self.session.execute(
+                text("SELECT setval(CAST(:s AS regclass), :last)"), {"s": self._sequence, "last": self.last}
+            )
+        return handled
 
 
 def point_index_for(session: Session, edition: BaseGridEdition | None, lon: np.ndarray, lat: np.ndarray):
