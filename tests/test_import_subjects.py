@@ -29,6 +29,7 @@ from gridkit.io.subjects import (
 )
 from gridkit.models import Building, Coordinator, LegalEntity, Resident
 from gridkit.pii import hash_citizen_id
+from gridkit.standard.ids import credit_code_check_char
 from gridkit.subjects import subject_stats
 from tests.data.make_subject_files import (
     BAD_RESIDENT_LINES,
@@ -295,6 +296,21 @@ def test_entities_in_every_format(session, grid, tmp_path, format_):
     assert stored == {c: n for c, n, _, _ in ENTITIES}  # Chinese names intact in every encoding
     assert cell_of(session, LegalEntity, credit_code=ENTITIES[0][0]) == cell_code(0, 1)
     assert result.unassigned_rows[0]["code"] == ENTITIES[2][0]
+
+
+def test_credit_code_that_reads_like_a_number_in_scientific_notation(session, grid, tmp_path):
+    # Letters are allowed in a credit code: 91440300E9000000xx is a valid code, not Excel's 9.14403E+17.
+    body = "91440300E90000000"
+    valid = body + credit_code_check_char(body)
+    assert valid.removeprefix(body).isdigit()  # all digits but the E: what the notation's pattern matches
+    (lon, lat) = ENTITIES[0][3]
+    header = ["credit_code", "name", "address", "lon", "lat"]
+    result = import_entities(session, write_csv(tmp_path / "e.csv", header, [[valid, "字母E公司", "", lon, lat]]))
+    assert result.created == 1
+    assert session.scalar(select(LegalEntity.credit_code)) == valid
+    wrong = body + ("0" if valid[-1] != "0" else "1")  # the same look with a wrong check character
+    error = refused(session, import_entities, write_csv(tmp_path / "w.csv", header, [[wrong, "错", "", lon, lat]]))
+    assert [p["kind"] for p in error.problems] == ["number_precision"]
 
 
 def test_entity_rows_each_get_their_specific_error(session, grid):

@@ -146,7 +146,7 @@ def _credit_code(job: Job, position: int) -> str | None:
             Message("imports.missing_value", name="credit_code", column=job.column("credit_code")),
         )
         return None
-    if job.lossy(position, "credit_code"):
+    if job.lossy(position, "credit_code", valid=_is_credit_code):
         job.report(
             position,
             "number_precision",
@@ -163,3 +163,11 @@ def _credit_code(job: Job, position: int) -> str | None:
             position, "bad_credit_code", "credit_code", Message("imports.bad_credit_code", raw=raw, reason=reason), raw
         )
         return None
+
+
+def _is_credit_code(value: str) -> bool:
+    try:
+        validate_credit_code(value)
+    except ValueError:
+        return False
+    return True

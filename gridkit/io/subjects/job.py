@@ -358,13 +358,14 @@ class Job:
             return None
         return value
 
-    def lossy(self, position: int, name: str) -> bool:
-        """True when the cell held a long number Excel cannot keep exactly, or its scientific notation."""
+    def lossy(self, position: int, name: str, valid: Callable[[str], bool] | None = None) -> bool:
+        """True when the cell held a long number Excel cannot keep exactly, or its scientific notation (4.4E+17)
+        unless `valid` accepts it as it is (a credit code may read so: 91440300E900000000)."""
         column = self.cols.get(name)
         value = self.value(position, name)
-        return (column is not None and (position, column) in self.table.lossy) or bool(
-            value and _SCIENTIFIC.match(value)
-        )
+        if column is not None and (position, column) in self.table.lossy:
+            return True
+        return bool(value and _SCIENTIFIC.match(value)) and not (valid is not None and valid(value))
 
     # -- locations ---------------------------------------------------------------------------------
 
