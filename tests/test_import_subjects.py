@@ -313,6 +313,20 @@ def test_credit_code_that_reads_like_a_number_in_scientific_notation(session, gr
     assert [p["kind"] for p in error.problems] == ["number_precision"]
 
 
+def test_entity_codes_as_typed_are_stored_normalised_beside_clean_rows(session, grid, tmp_path):
+    # Clean rows are checked in bulk, the others one by one: both kinds in one chunk, each stored as the rule says.
+    codes = [credit_code(n) for n in (31, 32, 33)]
+    typed = [codes[0], codes[1].lower(), " " + codes[2].translate({c: c + 0xFEE0 for c in range(0x21, 0x7F)})]
+    (lon, lat) = ENTITIES[0][3]
+    header = ["credit_code", "name", "address", "lon", "lat"]
+    path = write_csv(tmp_path / "e.csv", header, [[c, f"公司{i}", "", lon, lat] for i, c in enumerate(typed)])
+    assert import_entities(session, path).created == 3
+    assert sorted(session.scalars(select(LegalEntity.credit_code))) == sorted(codes)
+    long_name = write_csv(tmp_path / "n.csv", header, [[credit_code(34), "名" * 201, "", lon, lat]])
+    error = refused(session, import_entities, long_name)
+    assert [(p["kind"], p["code"]) for p in error.problems] == [("too_long", credit_code(34))]
+
+
 def test_entity_rows_each_get_their_specific_error(session, grid):
     import_entities(session, DATA / "entities.csv")
     error = refused(session, import_entities, DATA / "entities_bad.csv")

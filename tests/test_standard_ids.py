@@ -9,6 +9,7 @@ from gridkit.standard.ids import (
     citizen_id_check_char,
     citizen_ids_valid,
     credit_code_check_char,
+    credit_codes_valid,
     mask_citizen_id,
     mask_phone,
     organization_code_check_char,
@@ -236,5 +237,41 @@ def test_bulk_citizen_id_check_agrees_with_the_one_by_one_check():
     chars = np.array([list(r.encode("utf-8")[:18].ljust(18, b" ")) for r in rows], dtype=np.uint8)
     bulk = citizen_ids_valid(chars, today=TODAY)
     expected = np.array([one_by_one(r) for r in rows])
+    assert 500 < expected.sum() < len(rows) - 500  # both kinds well represented
+    assert (bulk == expected).all(), [r for r, b, e in zip(rows, bulk, expected) if b != e][:5]
+
+
+def test_bulk_credit_code_check_agrees_with_the_one_by_one_check():
+    # Valid codes, and each corrupted one way: a character, the check character, a letter in the region,
+    # a character GB 32100 leaves out (I O S V Z), lower case (normalised one by one: not clean as written).
+    rng = np.random.default_rng(32100)
+    chars = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+    rows = []
+    for _ in range(3000):
+        body = "".join(rng.choice(list(chars), 2)) + f"{rng.integers(0, 10**6):06d}"
+        body += "".join(rng.choice(list(chars), 9))
+        code = body + credit_code_check_char(body)
+        roll = rng.integers(0, 8)  # 0, 6, 7: left valid
+        at = int(rng.integers(0, 17))
+        if roll == 1:
+            code = code[:17] + rng.choice(list(chars))
+        elif roll == 2:
+            code = code[:at] + rng.choice(list(chars)) + code[at + 1 :]
+        elif roll == 3:
+            code = code[:4] + "A" + code[5:17] + credit_code_check_char(code[:4] + "A" + code[5:17])
+        elif roll == 4:
+            code = code[:at] + rng.choice(list("IOSVZ")) + code[at + 1 :]
+        elif roll == 5:
+            code = code.lower()
+        rows.append(code)
+
+    def as_written(code):
+        try:
+            return validate_credit_code(code) == code
+        except ValueError:
+            return False
+
+    bulk = credit_codes_valid(np.array([list(r.encode("ascii")) for r in rows], dtype=np.uint8))
+    expected = np.array([as_written(r) for r in rows])
     assert 500 < expected.sum() < len(rows) - 500  # both kinds well represented
     assert (bulk == expected).all(), [r for r, b, e in zip(rows, bulk, expected) if b != e][:5]
