@@ -6,6 +6,7 @@ reported row by row and kept without a place; nothing is dropped."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,10 +14,11 @@ import pandas as pd
 import pytest
 from geoalchemy2.shape import from_shape
 from shapely.geometry import MultiPolygon, box
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from gridkit.errors import ValidationError
 from gridkit.grids import work
+from gridkit.incidents import importer
 from gridkit.incidents.categories import seed_categories
 from gridkit.incidents.evaluate import evaluate
 from gridkit.incidents.importer import import_incidents, load_mapping
@@ -29,6 +31,7 @@ from gridkit.models import (
     Incident,
     IncidentHistory,
 )
+from gridkit.spatial import bulk
 
 ROOT = Path(__file__).resolve().parent
 DATA = ROOT.parent.parent / "shared" / "data" / "baltimore-311" / "baltimore_311_sample.csv"
@@ -184,3 +187,45 @@ def test_unmapped_types_are_refused_row_by_row(session, tmp_path):
     assert exc.value.params["count"] == (raw.SRType == "SW-Dirty Alley").sum()
     assert "'SW-Dirty Alley' has no category" in exc.value.problems[0]["message"]
     assert session.scalar(select(func.count()).select_from(Incident)) == 0
+
+
+def _stored(session) -> tuple:
+    """Everything an intake writes: the cases, their history, both rollups, the tables' indexes and constraints."""
+    rows = [
+        "SELECT code, category_code, status, base_cell_id, work_cell_id, coordinator_id, deadline, reported_at, "
+        "closed_at, ST_AsText(geom) FROM incident ORDER BY code",
+        "SELECT i.code, h.at, h.from_status, h.to_status, h.note FROM incident_history h "
+        "JOIN incident i ON i.id = h.incident_id ORDER BY 1, 2, 4",
+        "SELECT * FROM incident_heat WHERE n <> 0 ORDER BY 1, 2, 3, 4, 5",
+        "SELECT * FROM incident_eval ORDER BY 1, 2, 3, 4, 5",
+        "SELECT indexdef FROM pg_indexes WHERE tablename IN ('incident', 'incident_history') ORDER BY 1",
+        "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint "
+        "WHERE conrelid IN ('incident'::regclass, 'incident_history'::regclass) ORDER BY 1, 2",
+    ]
+    return tuple(session.execute(text(sql)).all() for sql in rows)
+
+
+def test_a_bulk_intake_builds_indexes_and_keys_once_and_stores_the_same(session, monkeypatch):
+    seed_categories(session)
+    seed_categories(session, EXTRA_CATEGORIES)
+    make_baltimore_grid(session)
+    savepoint = session.begin_nested()
+    import_incidents(session, DATA, load_mapping(MAPPING))  # 10,000 rows: indexes kept, rows checked one by one
+    row_by_row = _stored(session)
+    savepoint.rollback()
+    monkeypatch.setattr(bulk, "BULK_INDEX_ROWS", 1000)
+    rebuilt = []
+    real = importer.rebuilt_indexes
+
+    @contextmanager
+    def recorded(session, table, rows):
+        with real(session, table, rows) as done:
+            left = session.scalars(text("SELECT indexname FROM pg_indexes WHERE tablename = :t"), {"t": table})
+            rebuilt.append((table, done, sorted(left)))
+            yield done
+
+    monkeypatch.setattr(importer, "rebuilt_indexes", recorded)
+    import_incidents(session, DATA, load_mapping(MAPPING))
+    assert rebuilt == [("incident", True, ["pk_incident"]), ("incident_history", True, ["pk_incident_history"])]
+    assert _stored(session) == row_by_row
+    assert len(row_by_row[0]) == 10_000
