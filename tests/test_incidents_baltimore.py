@@ -18,11 +18,12 @@ from sqlalchemy import func, select, text
 
 from gridkit.errors import ValidationError
 from gridkit.grids import work
-from gridkit.incidents import importer
+from gridkit.incidents import import_rows, importer
 from gridkit.incidents.categories import seed_categories
 from gridkit.incidents.evaluate import evaluate
 from gridkit.incidents.importer import import_incidents, load_mapping
 from gridkit.incidents.queries import list_incidents
+from gridkit.io.problems import problem_text
 from gridkit.models import (
     SRID,
     AdminUnit,
@@ -229,3 +230,39 @@ def test_a_bulk_intake_builds_indexes_and_keys_once_and_stores_the_same(session,
     assert rebuilt == [("incident", True, ["pk_incident"]), ("incident_history", True, ["pk_incident_history"])]
     assert _stored(session) == row_by_row
     assert len(row_by_row[0]) == 10_000
+
+
+def test_a_file_read_in_chunks_stores_the_same_and_reports_across_chunks(session, monkeypatch, tmp_path):
+    # The file is streamed CHUNK_ROWS rows at a time: the rows and every problem's line are the same as when the
+    # file fits in one chunk, and a case repeated in a later chunk is found with the line it first appeared on.
+    seed_categories(session)
+    seed_categories(session, EXTRA_CATEGORIES)
+    make_baltimore_grid(session)
+    savepoint = session.begin_nested()
+    whole = import_incidents(session, DATA, load_mapping(MAPPING))
+    stored = _stored(session)
+    savepoint.rollback()
+    monkeypatch.setattr(import_rows, "CHUNK_ROWS", 777)
+    savepoint = session.begin_nested()
+    chunked = import_incidents(session, DATA, load_mapping(MAPPING))
+    assert _stored(session) == stored
+    assert [n["message"] for n in chunked.pop("notes")] == [n["message"] for n in whole.pop("notes")]
+    assert chunked == whole
+    savepoint.rollback()
+    # A GB18030 file (as exported by Chinese systems) with problems in several chunks, told in both languages.
+    raw = pd.read_csv(DATA, dtype=str, keep_default_na=False).head(2000)
+    raw.loc[5, "CreatedDate"] = "下午 3 点"
+    raw.loc[1500, "ServiceRequestNum"] = raw.loc[10, "ServiceRequestNum"]
+    raw.loc[1999, "SRType"] = "未映射类型"
+    path = tmp_path / "cases_gbk.csv"
+    raw.to_csv(path, index=False, encoding="gb18030")
+    with pytest.raises(ValidationError) as exc:
+        import_incidents(session, path, load_mapping(MAPPING))
+    got = [(p["index"], p["kind"]) for p in exc.value.problems]
+    assert got == [(7, "bad_time"), (1502, "duplicate_id"), (2001, "unmapped_category")]
+    repeated = exc.value.problems[1]
+    assert repeated["message"].startswith("cases_gbk.csv, line 1502: case ")
+    assert "(first on line 12)" in repeated["message"]
+    assert "「未映射类型」在映射文件中没有对应类别" in problem_text(exc.value.problems[2], "zh-CN")
+    assert "'下午 3 点' does not match %m/%d/%Y %I:%M:%S %p" in exc.value.problems[0]["message"]
+    assert session.scalar(select(func.count()).select_from(Incident)) == 0

@@ -404,6 +404,14 @@ def import_incidents_command(settings, path, mapping_path, encoding):
     from gridkit.incidents.importer import import_incidents, load_mapping
 
     mapping = load_mapping(mapping_path)
-    return _import(
-        settings, "incidents-import", lambda session: import_incidents(session, path, mapping, encoding=encoding)
-    )
+    with output.progress(length=1, label="incidents") as bar:
+
+        def progress(done: int, total: int) -> None:  # rows read and staged of the file's (about) total
+            bar.length = max(total, 1)
+            bar.update(min(done, bar.length) - bar.pos)
+
+        return _import(
+            settings,
+            "incidents-import",
+            lambda session: import_incidents(session, path, mapping, encoding=encoding, progress=progress),
+        )

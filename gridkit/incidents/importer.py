@@ -12,39 +12,43 @@ request types and states to gridkit categories and states:
      "categories": {"SW-Dirty Alley": "E0103", …}, "default_category": null,
      "states": {"Closed": "closed", "Open": "dispatched", …}}
 
-Rows are checked first; any problem (unparseable or future time, unmapped type or state, a case
-already imported, a closing before the report) refuses the whole file with every problem listed.
-Rows without a usable location (empty, or one of the placeholder points) are imported without a
-place and listed row by row as notes: kept, unassigned, in the supervisor's queue; never dropped.
-Base cells (the exact point index of `gridkit assign`), work cells as of the report time and
-coordinators are found before the rows are written once with COPY (a bulk intake builds the tables'
-indexes and foreign keys again after it: gridkit.spatial.bulk.rebuilt_indexes).
+The file is streamed (gridkit.incidents.import_rows: CHUNK_ROWS rows at a time, memory flat in its length):
+each chunk's rows are checked, given their base cell (the exact point index of `gridkit assign`), work cell
+as of the report time, coordinator and deadline, and COPYed into a staging table (temporary, dropped at
+commit). Any problem (unparseable or future time, unmapped type or state, a case repeated in the file or
+already imported, a closing before the report) refuses the whole file with every problem listed (the first
+LISTED_PROBLEMS one by one, the rest counted by kind). Rows without a usable location (empty, or one of the
+placeholder points) are imported without a place and noted row by row: kept, unassigned, in the
+supervisor's queue; never dropped. Then the cases and their history are written from the staging table,
+each in one statement (a bulk intake builds the tables' indexes and foreign keys again after it:
+gridkit.spatial.bulk.rebuilt_indexes).
 """
 
 from __future__ import annotations
 
-import io
 import json
-from dataclasses import dataclass, field
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import select, text
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from gridkit import db
-from gridkit.assign import base_cell_index
 from gridkit.errors import NotFound, ValidationError
-from gridkit.grids.base import current_edition
-from gridkit.io.vector import problem
-from gridkit.models import Department, IncidentCategory
-from gridkit.rules import IncidentState, now
+from gridkit.incidents.import_rows import CheckedRows, Context, check_chunk, chunks, file_codec, responsibility
+from gridkit.io.problems import ProblemList, problem, problem_count
+from gridkit.io.tables import at, place
+from gridkit.messages import Message
+from gridkit.rules import SRID
 from gridkit.spatial.bulk import rebuilt_indexes
 
 REQUIRED_COLUMNS = ("external_id", "category", "reported_at")
-# CSV for COPY: quoting keeps commas, tabs and newlines of descriptions; \N (never quoted) is NULL.
-_CSV = "WITH (FORMAT csv, NULL '\\N')"
 
 
 def load_mapping(path) -> dict:
@@ -63,385 +67,212 @@ def load_mapping(path) -> dict:
     return mapping
 
 
-def _read(path: Path, encoding: str | None) -> pd.DataFrame:
-    if not path.is_file():
-        raise NotFound("incident_import.file_missing", path=str(path))
-    for codec in [encoding] if encoding else ["utf-8-sig", "gb18030"]:
-        try:
-            return pd.read_csv(path, dtype=str, keep_default_na=False, encoding=codec)
-        except UnicodeDecodeError:
-            continue
-    raise ValidationError("incident_import.encoding", path=path.name)
+# The staging table: one row per row of the file, as the cases will be stored (seq: the row's place among
+# the file's rows, from 0; its case's id is seq plus an offset reserved from the sequence).
+_STAGE = "gk_stage_case"
+_STAGED = (
+    ("seq", "int"),
+    ("line", "int"),
+    ("code", "text"),
+    ("external_id", "text"),
+    ("category_code", "text"),
+    ("description", "text"),
+    ("status", "text"),
+    ("raw_state", "text"),
+    ("lon", "float8"),
+    ("lat", "float8"),
+    ("reported_at", "timestamptz"),
+    ("closed_at", "timestamptz"),
+    ("moved_at", "timestamptz"),
+    ("deadline", "timestamptz"),
+    ("dept_code", "text"),
+    ("base_cell_id", "int"),
+    ("work_cell_id", "int"),
+    ("coordinator_id", "int"),
+    ("later", "boolean"),
+)
 
 
-def _times(frame: pd.DataFrame, column: str | None, mapping: dict) -> tuple[pd.Series, pd.Series]:
-    """Return (UTC times, mask of non-empty values that failed to parse)."""
-    if not column:
-        empty = pd.Series(pd.NaT, index=frame.index, dtype="datetime64[ns, UTC]")
-        return empty, pd.Series(False, index=frame.index)
-    raw = frame[column].str.strip()
-    parsed = pd.to_datetime(raw, format=mapping.get("time_format") or "ISO8601", errors="coerce")
-    if parsed.dt.tz is None:
-        parsed = parsed.dt.tz_localize(
-            mapping.get("timezone") or "Asia/Shanghai", ambiguous="NaT", nonexistent="shift_forward"
-        )
-    parsed = parsed.dt.tz_convert("UTC")
-    return parsed, (raw != "") & parsed.isna()
+def import_incidents(
+    session: Session,
+    path,
+    mapping: dict,
+    *,
+    encoding: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
+    """Import historic cases; return counts, the per-row notes (no location) and the assignment.
 
-
-@dataclass
-class CheckedRows:
-    """The file's rows, checked and parsed: one value per row in each field (pandas/numpy, row order)."""
-
-    source: str
-    external_ids: pd.Series
-    codes: pd.Series
-    categories: pd.Series
-    description: pd.Series
-    states: pd.Series
-    raw_states: pd.Series | None
-    reported: pd.Series
-    closed: pd.Series
-    due: pd.Series
-    lon: np.ndarray
-    lat: np.ndarray
-    no_place: np.ndarray
-    notes: list = field(default_factory=list)
-
-
-def import_incidents(session: Session, path, mapping: dict, *, encoding: str | None = None) -> dict:
-    """Import historic cases; return counts, the per-row notes (no location) and the assignment."""
+    `progress(rows done, rows in the file)` is called after each chunk. All or nothing; never commits."""
     path = Path(path)
-    rows = check_rows(session, _read(path, encoding), mapping, path)
-    n = len(rows.codes)
-    ids = np.array(
-        session.scalars(
-            text("SELECT nextval(pg_get_serial_sequence('incident', 'id')) FROM generate_series(1, :n)"), {"n": n}
-        ).all(),
-        dtype=np.int64,
-    )
-    depts = _departments(session, rows.categories)
-    cells, work_cells, later = responsibility(session, rows.lon, rows.lat, rows.no_place, rows.reported, depts)
-    cases = _case_frame(rows, ids, depts, cells, work_cells, _coordinators(session, work_cells))
-    cases["deadline"] = _text_times(
-        rows.due.where(rows.due.notna(), rows.reported + _handling(session, rows.categories))
-    )
-    history = _history_frame(ids, rows)
-    # A bulk intake (at least BULK_INDEX_ROWS cases, half as many as stored) builds the tables' indexes and
-    # foreign keys once after its rows instead of updating and checking them row by row.
-    with rebuilt_indexes(session, "incident", n), rebuilt_indexes(session, "incident_history", len(history)):
-        _copy_frame(session, "incident", cases)
-        _copy_frame(session, "incident_history", history)
-    if later.any():
-        assign_work_cells(session, ids[later].tolist())
-    assigned = int((cells > 0).sum())
+    codec, lines = file_codec(path, encoding)
+    problems, notes = ProblemList(), ProblemList()
+    source = str(mapping.get("source") or path.stem)[:30]
+    columns = ", ".join(f"{name} {kind}" for name, kind in _STAGED)
+    session.execute(text(f"DROP TABLE IF EXISTS {_STAGE}"))
+    session.execute(text(f"CREATE TEMP TABLE {_STAGE} ({columns}) ON COMMIT DROP"))
+    ctx, n, counts = None, 0, Counter()
+    for frame in chunks(path, codec):
+        if ctx is None:
+            absent = [c for c in mapping["columns"].values() if c and c not in frame.columns]
+            if absent:
+                raise ValidationError("incident_import.columns_absent", file=path.name, columns=", ".join(absent))
+            ctx = Context(session, mapping, path)
+        rows = check_chunk(ctx, frame, problems, notes)
+        counts += _stage(session, ctx, rows, n)
+        n += len(frame)
+        if progress is not None:
+            progress(n, max(n, lines - 1))
+    if ctx is None:
+        raise ValidationError("incident_import.columns_absent", file=path.name, columns="-")
+    _report_repeated(session, path.name, problems)
+    if problems:
+        problems.sort(key=lambda p: (p["index"] is not None, p["index"] or 0))
+        count = problem_count(problems)
+        raise ValidationError("incident_import.refused", file=path.name, count=count, problems=problems)
+    base = _write(session, n, f"import:{source}"[:100], source)
+    later = list(session.scalars(text(f"SELECT :base + seq FROM {_STAGE} WHERE later ORDER BY seq"), {"base": base}))
+    if later:
+        assign_work_cells(session, later)
+    session.execute(text(f"DROP TABLE {_STAGE}"))
     return {
         "file": path.name,
-        "source": rows.source,
+        "source": source,
         "imported": n,
-        "without_location": int(rows.no_place.sum()),
-        "assigned": assigned,
-        "unassigned": n - assigned,
-        "states": rows.states.value_counts().to_dict(),
-        "notes": rows.notes,
+        "without_location": counts["without_location"],
+        "assigned": counts["assigned"],
+        "unassigned": n - counts["assigned"],
+        "states": {state: counts[f"state:{state}"] for state in sorted({k[6:] for k in counts if k[:6] == "state:"})},
+        "notes": notes,
     }
 
 
-def check_rows(session: Session, frame: pd.DataFrame, mapping: dict, path: Path) -> CheckedRows:
-    """Return the file's rows parsed; refuse the whole file (ValidationError) listing every problem."""
-    cols = mapping["columns"]
-    absent = [c for c in cols.values() if c and c not in frame.columns]
-    if absent:
-        raise ValidationError("incident_import.columns_absent", file=path.name, columns=", ".join(absent))
-    line = frame.index.to_numpy() + 2  # header is line 1
-    problems: list[dict] = []
-
-    def fail(mask, kind, message):
-        for i in np.flatnonzero(np.asarray(mask)):
-            problems.append(problem(kind, f"{path.name}, line {line[i]}: {message(i)}", index=int(line[i])))
-
-    ext = frame[cols["external_id"]].str.strip()
-    fail(ext == "", "missing_id", lambda i: f"{cols['external_id']} is empty.")
-    fail(ext.duplicated() & (ext != ""), "duplicate_id", lambda i: f"{ext.iat[i]} appears twice in the file.")
-    prefix = str(mapping.get("code_prefix") or "IMP")
-    codes = (prefix + "-" + ext).str.slice(0, 30)
-    taken = set(session.scalars(text("SELECT code FROM incident WHERE code = ANY(:c)"), {"c": codes.tolist()}))
-    fail(codes.isin(taken), "already_imported", lambda i: f"case {ext.iat[i]} was imported before ({codes.iat[i]}).")
-    reported, closed, due = _checked_times(frame, cols, mapping, fail)
-    categories = _categories(session, frame, cols, mapping, fail)
-    states = _states(frame, cols, mapping, closed, fail)
-    lon, lat, no_place, notes = _locations(frame, cols, mapping, line, path.name, fail)
-    if problems:
-        raise ValidationError("incident_import.refused", file=path.name, count=len(problems), problems=problems)
-    return CheckedRows(
-        source=str(mapping.get("source") or path.stem)[:30],
-        external_ids=ext,
-        codes=codes,
-        categories=categories,
-        description=frame[cols["description"]] if cols.get("description") else categories,
-        states=states,
-        raw_states=frame[cols["state"]] if cols.get("state") else None,
-        reported=reported,
-        closed=closed,
-        due=due,
-        lon=lon,
-        lat=lat,
-        no_place=no_place,
-        notes=notes,
-    )
+def _stage(session: Session, ctx: Context, rows: CheckedRows, first: int) -> Counter:
+    """COPY one chunk's rows, with their responsibility and deadline, into the staging table; return its counts."""
+    depts = rows.categories.map(ctx.dept_of)
+    cells, work_cells, later = responsibility(ctx, rows, depts)
+    coordinators = np.array([ctx.coordinator_of.get(int(w), 0) for w in work_cells], dtype=np.int64)
+    handling = pd.to_timedelta(rows.categories.map(ctx.hours).fillna(0).astype(float), unit="h")
+    n = len(rows.lines)
+    values = {
+        "seq": pa.array(np.arange(first, first + n), pa.int32()),
+        "line": pa.array(rows.lines, pa.int32()),
+        "code": _texts(rows.codes),
+        "external_id": _texts(rows.external_ids),
+        "category_code": _texts(rows.categories),
+        "description": _texts(rows.description),
+        "status": _texts(rows.states),
+        "raw_state": pa.nulls(n, pa.string()) if rows.raw_states is None else _texts(rows.raw_states),
+        "lon": pa.array(rows.lon, mask=rows.no_place),
+        "lat": pa.array(rows.lat, mask=rows.no_place),
+        "reported_at": _times(rows.reported),
+        "closed_at": _times(rows.closed.where(rows.states == "closed")),
+        "moved_at": _times(rows.closed.where(rows.closed.notna(), rows.reported)),
+        "deadline": _times(rows.due.where(rows.due.notna(), rows.reported + handling)),
+        "dept_code": _texts(depts),
+        "base_cell_id": _ids(cells),
+        "work_cell_id": _ids(work_cells),
+        "coordinator_id": _ids(coordinators),
+        "later": pa.array(later),
+    }
+    _copy_arrow(session, _STAGE, values)
+    counts = Counter({f"state:{state}": int(k) for state, k in rows.states.value_counts().items()})
+    counts.update(without_location=int(rows.no_place.sum()), assigned=int((cells > 0).sum()))
+    return counts
 
 
-def _checked_times(frame: pd.DataFrame, cols: dict, mapping: dict, fail) -> tuple[pd.Series, pd.Series, pd.Series]:
-    """Return the report, closing and due times (UTC); note unparseable, missing, future or reversed ones."""
-    reported, bad = _times(frame, cols["reported_at"], mapping)
-    fail(
-        bad,
-        "bad_time",
-        lambda i: (
-            f"{cols['reported_at']} {frame[cols['reported_at']].iat[i]!r} does not match "
-            f"{mapping.get('time_format') or 'ISO 8601'}."
-        ),
-    )
-    fail(reported.isna() & ~bad, "missing_time", lambda i: f"{cols['reported_at']} is empty.")
-    closed, bad_closed = _times(frame, cols.get("closed_at"), mapping)
-    fail(bad_closed, "bad_time", lambda i: f"{cols['closed_at']} {frame[cols['closed_at']].iat[i]!r} is not a time.")
-    due, bad_due = _times(frame, cols.get("due_at"), mapping)
-    fail(bad_due, "bad_time", lambda i: f"{cols['due_at']} {frame[cols['due_at']].iat[i]!r} is not a time.")
-    limit = pd.Timestamp(now())
-    fail((reported > limit) | (closed > limit), "future_time", lambda i: "a time lies in the future.")
-    fail(closed < reported, "closed_before_reported", lambda i: "closed before it was reported.")
-    return reported, closed, due
-
-
-def responsibility(session: Session, lon, lat, no_place, reported: pd.Series, depts: pd.Series):
-    """Return (base cell ids, work cell ids, mask of rows left to assign_work_cells), 0 for none.
-
-    Base cells from the current edition (the exact point index `gridkit assign` uses: ST_Covers,
-    ties to the smallest code). Work cells from each department's version valid at the row's
-    report time; a version on another edition than the current one is left to the ST_Covers
-    query of assign_work_cells (the mask), run after the rows are stored.
-    """
-    n = len(lon)
-    cells = np.zeros(n, dtype=np.int64)
-    work_cells = np.zeros(n, dtype=np.int64)
-    later = np.zeros(n, dtype=bool)
-    edition = current_edition(session)
-    placed = ~no_place
-    if edition is not None and placed.any():
-        cells[placed] = base_cell_index(session, edition).cells_at(lon[placed], lat[placed])
-    at = reported.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy()  # datetime64, UTC
-    dept = depts.to_numpy(dtype=object)
-    versions = session.execute(
+def _report_repeated(session: Session, file: str, problems: ProblemList) -> None:
+    """Record every row whose case appeared on an earlier row of the file, or was imported before."""
+    repeated = session.execute(
         text(
-            "SELECT id, dept_code, valid_from, valid_to, base_edition_id FROM work_grid_version "
-            "WHERE status IN ('published', 'retired') AND valid_from IS NOT NULL"
+            f"WITH r AS (SELECT code, min(line) AS first FROM {_STAGE} WHERE external_id <> '' GROUP BY code "
+            f"HAVING count(*) > 1) SELECT s.line, s.external_id, r.first FROM {_STAGE} s JOIN r USING (code) "
+            "WHERE s.line <> r.first ORDER BY s.line"
         )
-    ).all()
-    for v in versions:
-        valid = (dept == v.dept_code) & (at >= _utc64(v.valid_from))
-        if v.valid_to is not None:
-            valid &= at < _utc64(v.valid_to)
-        if edition is None or v.base_edition_id != edition.id:
-            later |= valid & placed
-            continue
-        members = np.array(
-            session.execute(
-                text(
-                    "SELECT base_cell_id, work_cell_id FROM work_cell_member WHERE version_id = :v ORDER "
-                    "BY base_cell_id"
-                ),
-                {"v": v.id},
-            ).all(),
-            dtype=np.int64,
-        ).reshape(-1, 2)
-        hit = valid & (cells > 0)
-        if not hit.any() or not len(members):
-            continue
-        pos = np.clip(np.searchsorted(members[:, 0], cells[hit]), 0, len(members) - 1)
-        found = members[pos, 0] == cells[hit]
-        work_cells[np.flatnonzero(hit)[found]] = members[pos[found], 1]
-    return cells, work_cells, later
+    )
+    for row in repeated:
+        message = Message("incident_import.duplicate_id", id=row.external_id, first=row.first)
+        _row_problem(problems, file, row.line, "duplicate_id", message)
+    taken = session.execute(
+        text(
+            f"SELECT s.line, s.external_id, i.code FROM {_STAGE} s JOIN incident i ON i.code = s.code "
+            "WHERE s.external_id <> '' ORDER BY s.line"
+        )
+    )
+    for row in taken:
+        message = Message("incident_import.already_imported", id=row.external_id, code=row.code)
+        _row_problem(problems, file, row.line, "already_imported", message)
 
 
-def _utc64(value) -> np.datetime64:
-    return pd.Timestamp(value).tz_convert("UTC").tz_localize(None).to_datetime64()
+def _row_problem(problems: ProblemList, file: str, line: int, kind: str, message: Message) -> None:
+    if not problems.counted(kind):
+        problems.append(problem(kind, at(place(file, "line", line), message), index=line))
 
 
-def _coordinators(session: Session, work_cells: np.ndarray) -> np.ndarray:
-    """Return the coordinator of each work cell (the active one with the smallest id), 0 for none."""
-    first = dict(
+def _write(session: Session, n: int, actor: str, source: str) -> int:
+    """Write the staged cases and their history in file order; return the offset of their ids (id = offset + seq).
+
+    The ids are reserved under a lock that keeps other writers of cases out until the transaction ends."""
+    session.execute(text("LOCK TABLE incident IN SHARE ROW EXCLUSIVE MODE"))
+    sequence = session.scalar(text("SELECT pg_get_serial_sequence('incident', 'id')"))
+    base = session.scalar(text("SELECT nextval(CAST(:s AS regclass))"), {"s": sequence})
+    session.execute(text("SELECT setval(CAST(:s AS regclass), :last)"), {"s": sequence, "last": base + n - 1})
+    moved = session.scalar(text(f"SELECT count(*) FROM {_STAGE} WHERE status <> 'reported'"))
+    params = {"base": base, "actor": actor, "source": source, "srid": SRID}
+    # A bulk intake (at least BULK_INDEX_ROWS cases, half as many as stored) builds the tables' indexes and
+    # foreign keys once after its rows instead of updating and checking them row by row.
+    with rebuilt_indexes(session, "incident", n), rebuilt_indexes(session, "incident_history", n + moved):
         session.execute(
             text(
-                "SELECT DISTINCT ON (ca.work_cell_id) ca.work_cell_id, c.id FROM coordinator_assignment ca "
-                "JOIN coordinator c ON c.id = ca.coordinator_id WHERE c.active ORDER BY ca.work_cell_id, c.id"
-            )
-        ).all()
-    )
-    return np.array([first.get(int(w), 0) for w in work_cells], dtype=np.int64) if len(work_cells) else work_cells
-
-
-def _categories(session, frame, cols, mapping, fail) -> pd.Series:
-    table = mapping.get("categories") or {}
-    default = mapping.get("default_category")
-    raw = frame[cols["category"]].str.strip()
-    mapped = raw.map(table)
-    if default:
-        mapped = mapped.fillna(default)
-    fail(
-        mapped.isna(),
-        "unmapped_category",
-        lambda i: f"{cols['category']} {raw.iat[i]!r} has no category in the mapping file.",
-    )
-    known = set(session.scalars(select(IncidentCategory.code)))
-    wrong = mapped.notna() & ~mapped.isin(known)
-    fail(wrong, "unknown_category", lambda i: f"category {mapped.iat[i]} (for {raw.iat[i]!r}) does not exist.")
-    return mapped
-
-
-def _states(frame, cols, mapping, closed, fail) -> pd.Series:
-    if not cols.get("state"):
-        return pd.Series(np.where(closed.notna(), "closed", "dispatched"), index=frame.index)
-    raw = frame[cols["state"]].str.strip()
-    mapped = raw.map(mapping.get("states") or {})
-    fail(mapped.isna(), "unmapped_state", lambda i: f"{cols['state']} {raw.iat[i]!r} has no state in the mapping file.")
-    allowed = {s.value for s in IncidentState} - {IncidentState.DUPLICATE.value}
-    fail(
-        mapped.notna() & ~mapped.isin(allowed),
-        "bad_state",
-        lambda i: f"state {mapped.iat[i]!r} is not one of {', '.join(sorted(allowed))}.",
-    )
-    return mapped
-
-
-def _locations(frame, cols, mapping, line, name, fail):
-    """Return lon, lat (NaN where none), the no-place mask and one note per row kept without a place."""
-    if not cols.get("lon") or not cols.get("lat"):
-        nan = np.full(len(frame), np.nan)
-        return nan, nan, np.ones(len(frame), dtype=bool), []
-    lon_raw, lat_raw = frame[cols["lon"]].str.strip(), frame[cols["lat"]].str.strip()
-    lon, lat = pd.to_numeric(lon_raw, errors="coerce"), pd.to_numeric(lat_raw, errors="coerce")
-    empty = (lon_raw == "") | (lat_raw == "")
-    fail(
-        ~empty & (lon.isna() | lat.isna()),
-        "bad_location",
-        lambda i: f"location {lon_raw.iat[i]!r}, {lat_raw.iat[i]!r} is not a pair of numbers.",
-    )
-    fail(
-        ~empty & ((lon.abs() > 180) | (lat.abs() > 90)),
-        "bad_location",
-        lambda i: f"location {lon_raw.iat[i]}, {lat_raw.iat[i]} is not a longitude/latitude pair.",
-    )
-    placeholder = np.zeros(len(frame), dtype=bool)
-    for px, py in mapping.get("placeholder_locations") or []:
-        placeholder |= np.isclose(lon.to_numpy(), px) & np.isclose(lat.to_numpy(), py)
-    no_place = empty.to_numpy() | placeholder
-    notes = []
-    for i in np.flatnonzero(no_place):
-        kind = "placeholder_location" if placeholder[i] else "no_location"
-        what = f"placeholder location {lon_raw.iat[i]}, {lat_raw.iat[i]}" if placeholder[i] else "no location"
-        notes.append(
-            problem(kind, f"{name}, line {line[i]}: {what}; kept without a place, unassigned.", index=int(line[i]))
-        )
-    lon = lon.to_numpy(dtype=float).copy()
-    lat = lat.to_numpy(dtype=float).copy()
-    lon[no_place], lat[no_place] = np.nan, np.nan
-    return lon, lat, no_place, notes
-
-
-def _handling(session, categories: pd.Series) -> pd.Series:
-    """Return each row's total time allowed (all steps) from its category, as Timedeltas."""
-    from gridkit.incidents.categories import step_hours
-
-    hours = {c.code: sum(step_hours(c).values()) for c in session.scalars(select(IncidentCategory))}
-    return pd.to_timedelta(categories.map(hours).fillna(0).astype(float), unit="h")
-
-
-def _departments(session, categories: pd.Series) -> pd.Series:
-    """Return each row's department: its category's, where that department exists."""
-    existing = set(session.scalars(select(Department.code)))
-    dept_of = {c.code: c.dept_code for c in session.scalars(select(IncidentCategory)) if c.dept_code in existing}
-    return categories.map(dept_of)
-
-
-def _case_frame(rows: CheckedRows, ids, depts, cells, work_cells, coordinators) -> pd.DataFrame:
-    """Return the incident rows to COPY: one column per stored field (the deadline is added by the caller)."""
-    return pd.DataFrame(
-        {
-            "id": ids,
-            "code": rows.codes.to_numpy(),
-            "category_code": rows.categories.to_numpy(),
-            "description": rows.description.to_numpy(),
-            "status": rows.states.to_numpy(),
-            "geom": np.where(
-                rows.no_place,
-                None,
-                [f"SRID=4490;POINT({x!r} {y!r})" for x, y in zip(rows.lon.tolist(), rows.lat.tolist())],
+                "INSERT INTO incident (id, code, category_code, description, status, geom, reporter, source, "
+                "external_id, reported_at, closed_at, dept_code, rework_count, revision, base_cell_id, "
+                "work_cell_id, coordinator_id, deadline) "
+                "SELECT :base + seq, code, category_code, description, status, CASE WHEN lon IS NULL THEN NULL "
+                "ELSE ST_SetSRID(ST_MakePoint(lon, lat), :srid) END, :source, :source, external_id, reported_at, "
+                f"closed_at, dept_code, 0, 0, base_cell_id, work_cell_id, coordinator_id, deadline FROM {_STAGE} "
+                "ORDER BY seq"
             ),
-            "reporter": rows.source,
-            "source": rows.source,
-            "external_id": rows.external_ids.to_numpy(),
-            "reported_at": _text_times(rows.reported),
-            "closed_at": _text_times(rows.closed.where(rows.states == "closed")),
-            "dept_code": depts.to_numpy(),
-            "rework_count": 0,
-            "revision": 0,
-            "base_cell_id": _ids(cells),
-            "work_cell_id": _ids(work_cells),
-            "coordinator_id": _ids(coordinators),
-        }
-    )
+            params,
+        )
+        # "reported" at the report time, then the file's state at its closing (or report) time.
+        session.execute(
+            text(
+                "INSERT INTO incident_history (incident_id, at, actor, from_status, to_status, note) "
+                "SELECT :base + seq, at, :actor, from_status, to_status, note FROM ("
+                f"  SELECT 0 AS step, seq, reported_at AS at, NULL AS from_status, 'reported' AS to_status, "
+                f"  'imported' AS note FROM {_STAGE}"
+                "  UNION ALL SELECT 1, seq, moved_at, 'reported', status, "
+                "  CASE WHEN raw_state IS NULL THEN 'imported' ELSE 'imported; source state ' || raw_state END "
+                f"  FROM {_STAGE} WHERE status <> 'reported') h ORDER BY step, seq"
+            ),
+            params,
+        )
+    return base
 
 
-def _ids(values: np.ndarray) -> pd.Series:
-    """Return ids with 0 as missing (written as NULL)."""
-    return pd.Series(values, dtype="Int64").mask(values == 0)
+def _ids(values: np.ndarray) -> pa.Array:
+    """Return ids with 0 as missing (NULL)."""
+    return pa.array(values, pa.int32(), mask=values == 0)
 
 
-def _text_times(series: pd.Series) -> np.ndarray:
-    return np.where(series.isna(), None, series.dt.strftime("%Y-%m-%dT%H:%M:%S+00:00").to_numpy(dtype=object))
+def _texts(values: pd.Series) -> pa.Array:
+    """Return text values (NaN or None missing) as a pyarrow string array."""
+    return pa.Array.from_pandas(values.to_numpy(dtype=object), type=pa.string())
 
 
-def _history_frame(ids, rows: CheckedRows) -> pd.DataFrame:
-    """Return the history rows to COPY: "reported" at the report time, then the file's state at its closing
-    (or report) time for every case not still reported."""
-    actor = f"import:{rows.source}"[:100]
-    first = pd.DataFrame(
-        {
-            "incident_id": ids,
-            "at": _text_times(rows.reported),
-            "actor": actor,
-            "from_status": None,
-            "to_status": "reported",
-            "note": "imported",
-        }
-    )
-    moved = (rows.states != "reported").to_numpy()
-    at = rows.closed.where(rows.closed.notna(), rows.reported)
-    note = ("imported; source state " + rows.raw_states).to_numpy() if rows.raw_states is not None else "imported"
-    second = pd.DataFrame(
-        {
-            "incident_id": ids,
-            "at": _text_times(at),
-            "actor": actor,
-            "from_status": "reported",
-            "to_status": rows.states.to_numpy(),
-            "note": note,
-        }
-    )[moved]
-    return pd.concat([first, second])
+def _times(values: pd.Series) -> pa.Array:
+    """Return UTC times (NaT missing) to the second, as a pyarrow timestamp array."""
+    return pc.cast(pa.Array.from_pandas(values), pa.timestamp("s", tz="UTC"), safe=False)
 
 
-def _copy_frame(session: Session, table: str, frame: pd.DataFrame) -> None:
-    """COPY a frame's rows into `table` (one of this module's fixed names), columns named as the frame's."""
-    buffer = io.StringIO()
-    frame.to_csv(buffer, index=False, header=False, na_rep="\\N")
-    _copy_text(session, f"COPY {table} ({', '.join(frame.columns)}) FROM STDIN {_CSV}", buffer.getvalue())
-
-
-def _copy_text(session: Session, sql: str, data: str) -> None:
+def _copy_arrow(session: Session, table: str, values: dict[str, pa.Array]) -> None:
+    """COPY columns of pyarrow values into `table` (a fixed name of this module) as CSV written by pyarrow: texts
+    quoted, so that only a missing value (unquoted, empty) reads as NULL."""
+    sink = pa.BufferOutputStream()
+    pa_csv.write_csv(pa.table(values), sink, pa_csv.WriteOptions(include_header=False))
     cursor = db.driver_connection(session).cursor()
-    with cursor.copy(sql) as copy:
-        copy.write(data)
+    with cursor.copy(f"COPY {table} ({', '.join(values)}) FROM STDIN (FORMAT csv)") as copy:
+        copy.write(memoryview(sink.getvalue()))
 
 
 def assign_work_cells(session: Session, ids: list[int]) -> int:

@@ -1,0 +1,302 @@
+"""The rows of a historic-case file, a chunk at a time: read, checked, parsed and given their responsibility.
+
+gridkit.incidents.importer streams a file through `chunks` (pandas frames of at most CHUNK_ROWS rows, their
+index the row's place in the file) and `check_chunk`, which records every problem of the chunk's rows (with
+its line, through the message catalogue) on the import's ProblemList and returns the rows parsed
+(`CheckedRows`); `Context` holds what every chunk is checked against (categories, departments, work grid
+versions, coordinators, the base cell index), read once per import.
+"""
+
+from __future__ import annotations
+
+import codecs
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from gridkit.assign import base_cell_index
+from gridkit.errors import NotFound, ValidationError
+from gridkit.grids.base import current_edition
+from gridkit.io.problems import problem
+from gridkit.io.tables import at, place
+from gridkit.messages import Message
+from gridkit.models import Department, IncidentCategory
+from gridkit.rules import IncidentState, now
+
+__all__ = ["CHUNK_ROWS", "CheckedRows", "Context", "check_chunk", "chunks", "file_codec"]
+
+# Rows read, checked and staged at a time: memory stays flat in the file's length.
+CHUNK_ROWS = 50_000
+_CODECS = ("utf-8-sig", "gb18030")
+
+
+def file_codec(path: Path, encoding: str | None) -> tuple[str, int]:
+    """Return the file's text encoding (`encoding`, else UTF-8 if every byte decodes as such, else GB18030) and
+    its number of lines (a file's rows, give or take values spanning lines), read once in blocks."""
+    if not path.is_file():
+        raise NotFound("incident_import.file_missing", path=str(path))
+    for codec in [encoding] if encoding else _CODECS:
+        decoder, lines = codecs.getincrementaldecoder(codec)(), 0
+        try:
+            with path.open("rb") as f:
+                while block := f.read(1 << 22):
+                    decoder.decode(block)
+                    lines += block.count(b"\n")
+                decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            continue
+        except LookupError:
+            raise ValidationError("incident_import.encoding", path=path.name) from None
+        return codec, lines
+    raise ValidationError("incident_import.encoding", path=path.name)
+
+
+def chunks(path: Path, codec: str) -> Iterator[pd.DataFrame]:
+    """Yield the file's rows as text frames of at most CHUNK_ROWS rows (index: the row's place in the file)."""
+    with pd.read_csv(path, dtype=str, keep_default_na=False, encoding=codec, chunksize=CHUNK_ROWS) as reader:
+        yield from reader
+
+
+class Context:
+    """What every chunk of an import is checked against and resolved with, read once."""
+
+    def __init__(self, session: Session, mapping: dict, path: Path):
+        self.mapping, self.cols, self.path = mapping, mapping["columns"], path
+        categories = list(session.scalars(select(IncidentCategory)))
+        from gridkit.incidents.categories import step_hours
+
+        self.known = {c.code for c in categories}
+        existing = set(session.scalars(select(Department.code)))
+        self.dept_of = {c.code: c.dept_code for c in categories if c.dept_code in existing}
+        self.hours = {c.code: sum(step_hours(c).values()) for c in categories}
+        self.limit = pd.Timestamp(now())
+        self.edition = current_edition(session)
+        self.index = None
+        self.versions = session.execute(
+            text(
+                "SELECT id, dept_code, valid_from, valid_to, base_edition_id FROM work_grid_version "
+                "WHERE status IN ('published', 'retired') AND valid_from IS NOT NULL"
+            )
+        ).all()
+        self.members = {
+            v.id: np.array(
+                session.execute(
+                    text(
+                        "SELECT base_cell_id, work_cell_id FROM work_cell_member WHERE version_id = :v "
+                        "ORDER BY base_cell_id"
+                    ),
+                    {"v": v.id},
+                ).all(),
+                dtype=np.int64,
+            ).reshape(-1, 2)
+            for v in self.versions
+        }
+        self.coordinator_of = dict(
+            session.execute(
+                text(
+                    "SELECT DISTINCT ON (ca.work_cell_id) ca.work_cell_id, c.id FROM coordinator_assignment ca "
+                    "JOIN coordinator c ON c.id = ca.coordinator_id WHERE c.active ORDER BY ca.work_cell_id, c.id"
+                )
+            ).all()
+        )
+        self._session = session
+
+    def cells_at(self, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+        """Return the base cell of each point in the current edition (the exact index of `gridkit assign`)."""
+        if self.index is None:
+            self.index = base_cell_index(self._session, self.edition)
+        return self.index.cells_at(lon, lat)
+
+
+@dataclass
+class CheckedRows:
+    """One chunk's rows, checked and parsed: one value per row in each field (pandas/numpy, row order)."""
+
+    lines: np.ndarray
+    external_ids: pd.Series
+    codes: pd.Series
+    categories: pd.Series
+    description: pd.Series
+    states: pd.Series
+    raw_states: pd.Series | None
+    reported: pd.Series
+    closed: pd.Series
+    due: pd.Series
+    lon: np.ndarray
+    lat: np.ndarray
+    no_place: np.ndarray
+
+
+def check_chunk(ctx: Context, frame: pd.DataFrame, problems: list, notes: list) -> CheckedRows:
+    """Return the chunk's rows parsed; record each problem (refusing the file) on `problems` and each row kept
+    without a place on `notes` (ProblemLists: the first ones listed, the rest counted)."""
+    cols, mapping = ctx.cols, ctx.mapping
+    line = frame.index.to_numpy() + 2  # header is line 1
+    name = ctx.path.name
+
+    def fail(mask, kind, key, **params):
+        for i in np.flatnonzero(np.asarray(mask)):
+            if problems.counted(kind):
+                continue
+            values = {k: (v(i) if callable(v) else v) for k, v in params.items()}
+            message = at(place(name, "line", int(line[i])), Message(f"incident_import.{key}", **values))
+            problems.append(problem(kind, message, index=int(line[i])))
+
+    ext = frame[cols["external_id"]].str.strip()
+    fail(ext == "", "missing_id", "missing_id", column=cols["external_id"])
+    prefix = str(mapping.get("code_prefix") or "IMP")
+    codes = (prefix + "-" + ext).str.slice(0, 30)
+    reported, closed, due = _checked_times(frame, ctx, fail)
+    categories = _categories(frame, ctx, fail)
+    states = _states(frame, cols, mapping, closed, fail)
+    lon, lat, no_place = _locations(frame, ctx, line, fail, notes)
+    return CheckedRows(
+        lines=line,
+        external_ids=ext,
+        codes=codes,
+        categories=categories,
+        description=frame[cols["description"]] if cols.get("description") else categories,
+        states=states,
+        raw_states=frame[cols["state"]] if cols.get("state") else None,
+        reported=reported,
+        closed=closed,
+        due=due,
+        lon=lon,
+        lat=lat,
+        no_place=no_place,
+    )
+
+
+def _times(frame: pd.DataFrame, column: str | None, mapping: dict) -> tuple[pd.Series, pd.Series]:
+    """Return (UTC times, mask of non-empty values that failed to parse)."""
+    if not column:
+        empty = pd.Series(pd.NaT, index=frame.index, dtype="datetime64[ns, UTC]")
+        return empty, pd.Series(False, index=frame.index)
+    raw = frame[column].str.strip()
+    parsed = pd.to_datetime(raw, format=mapping.get("time_format") or "ISO8601", errors="coerce")
+    if parsed.dt.tz is None:
+        parsed = parsed.dt.tz_localize(
+            mapping.get("timezone") or "Asia/Shanghai", ambiguous="NaT", nonexistent="shift_forward"
+        )
+    parsed = parsed.dt.tz_convert("UTC")
+    return parsed, (raw != "") & parsed.isna()
+
+
+def _checked_times(frame: pd.DataFrame, ctx: Context, fail) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """Return the report, closing and due times (UTC); note unparseable, missing, future or reversed ones."""
+    cols, mapping = ctx.cols, ctx.mapping
+    form = mapping.get("time_format") or "ISO 8601"
+    reported, bad = _times(frame, cols["reported_at"], mapping)
+    column = cols["reported_at"]
+    fail(bad, "bad_time", "bad_time_format", column=column, value=lambda i: frame[column].iat[i], format=form)
+    fail(reported.isna() & ~bad, "missing_time", "missing_time", column=column)
+    closed, bad_closed = _times(frame, cols.get("closed_at"), mapping)
+    due, bad_due = _times(frame, cols.get("due_at"), mapping)
+    for bad_other, key in ((bad_closed, "closed_at"), (bad_due, "due_at")):
+        if cols.get(key):
+            other = cols[key]
+            fail(bad_other, "bad_time", "bad_time", column=other, value=lambda i, c=other: frame[c].iat[i])
+    fail((reported > ctx.limit) | (closed > ctx.limit), "future_time", "future_time")
+    fail(closed < reported, "closed_before_reported", "closed_before_reported")
+    return reported, closed, due
+
+
+def _categories(frame: pd.DataFrame, ctx: Context, fail) -> pd.Series:
+    cols, mapping = ctx.cols, ctx.mapping
+    raw = frame[cols["category"]].str.strip()
+    mapped = raw.map(mapping.get("categories") or {})
+    if mapping.get("default_category"):
+        mapped = mapped.fillna(mapping["default_category"])
+    value = lambda i: raw.iat[i]  # noqa: E731
+    fail(mapped.isna(), "unmapped_category", "unmapped_category", column=cols["category"], value=value)
+    wrong = mapped.notna() & ~mapped.isin(ctx.known)
+    fail(wrong, "unknown_category", "unknown_category", category=lambda i: mapped.iat[i], value=value)
+    return mapped
+
+
+def _states(frame: pd.DataFrame, cols: dict, mapping: dict, closed: pd.Series, fail) -> pd.Series:
+    if not cols.get("state"):
+        return pd.Series(np.where(closed.notna(), "closed", "dispatched"), index=frame.index)
+    raw = frame[cols["state"]].str.strip()
+    mapped = raw.map(mapping.get("states") or {})
+    fail(mapped.isna(), "unmapped_state", "unmapped_state", column=cols["state"], value=lambda i: raw.iat[i])
+    allowed = {s.value for s in IncidentState} - {IncidentState.DUPLICATE.value}
+    fail(
+        mapped.notna() & ~mapped.isin(allowed),
+        "bad_state",
+        "bad_state",
+        state=lambda i: mapped.iat[i],
+        allowed=", ".join(sorted(allowed)),
+    )
+    return mapped
+
+
+def _locations(frame: pd.DataFrame, ctx: Context, line: np.ndarray, fail, notes: list):
+    """Return lon, lat (NaN where none) and the no-place mask; note each row kept without a place."""
+    cols, n = ctx.cols, len(frame)
+    if not cols.get("lon") or not cols.get("lat"):
+        nan = np.full(n, np.nan)
+        return nan, nan, np.ones(n, dtype=bool)
+    lon_raw, lat_raw = frame[cols["lon"]].str.strip(), frame[cols["lat"]].str.strip()
+    lon, lat = pd.to_numeric(lon_raw, errors="coerce"), pd.to_numeric(lat_raw, errors="coerce")
+    empty = (lon_raw == "") | (lat_raw == "")
+    texts = {"lon": lambda i: lon_raw.iat[i], "lat": lambda i: lat_raw.iat[i]}
+    fail(~empty & (lon.isna() | lat.isna()), "bad_location", "location_not_numbers", **texts)
+    fail(~empty & ((lon.abs() > 180) | (lat.abs() > 90)), "bad_location", "location_not_lon_lat", **texts)
+    placeholder = np.zeros(n, dtype=bool)
+    for px, py in ctx.mapping.get("placeholder_locations") or []:
+        placeholder |= np.isclose(lon.to_numpy(), px) & np.isclose(lat.to_numpy(), py)
+    no_place = empty.to_numpy() | placeholder
+    for i in np.flatnonzero(no_place):
+        kind = "placeholder_location" if placeholder[i] else "no_location"
+        if notes.counted(kind):
+            continue
+        what = Message(f"incident_import.{kind}", lon=lon_raw.iat[i], lat=lat_raw.iat[i])
+        notes.append(problem(kind, at(place(ctx.path.name, "line", int(line[i])), what), index=int(line[i])))
+    lon = lon.to_numpy(dtype=float).copy()
+    lat = lat.to_numpy(dtype=float).copy()
+    lon[no_place], lat[no_place] = np.nan, np.nan
+    return lon, lat, no_place
+
+
+def responsibility(ctx: Context, rows: CheckedRows, depts: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return (base cell ids, work cell ids, mask of rows left to assign_work_cells), 0 for none.
+
+    Base cells from the current edition (the exact point index `gridkit assign` uses: ST_Covers,
+    ties to the smallest code). Work cells from each department's version valid at the row's
+    report time; a version on another edition than the current one is left to the ST_Covers
+    query of assign_work_cells (the mask), run after the rows are stored.
+    """
+    n = len(rows.lon)
+    cells = np.zeros(n, dtype=np.int64)
+    work_cells = np.zeros(n, dtype=np.int64)
+    later = np.zeros(n, dtype=bool)
+    placed = ~rows.no_place
+    if ctx.edition is not None and placed.any():
+        cells[placed] = ctx.cells_at(rows.lon[placed], rows.lat[placed])
+    at_ = rows.reported.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy()  # datetime64, UTC
+    dept = depts.to_numpy(dtype=object)
+    for v in ctx.versions:
+        valid = (dept == v.dept_code) & (at_ >= _utc64(v.valid_from))
+        if v.valid_to is not None:
+            valid &= at_ < _utc64(v.valid_to)
+        if ctx.edition is None or v.base_edition_id != ctx.edition.id:
+            later |= valid & placed
+            continue
+        members = ctx.members[v.id]
+        hit = valid & (cells > 0)
+        if not hit.any() or not len(members):
+            continue
+        pos = np.clip(np.searchsorted(members[:, 0], cells[hit]), 0, len(members) - 1)
+        found = members[pos, 0] == cells[hit]
+        work_cells[np.flatnonzero(hit)[found]] = members[pos[found], 1]
+    return cells, work_cells, later
+
+
+def _utc64(value) -> np.datetime64:
+    return pd.Timestamp(value).tz_convert("UTC").tz_localize(None).to_datetime64()
