@@ -8,7 +8,7 @@ import click
 from sqlalchemy import select
 
 from gridkit import db
-from gridkit.cli import actor, output, with_settings
+from gridkit.cli import actor, output, say, with_settings
 from gridkit.errors import NotFound
 from gridkit.io.export import (
     FORMATS,
@@ -100,4 +100,6 @@ def export(settings, layer, path, format_, crs, encoding, area, where, dept, ver
     ]
     for full, short in summary.get("shapefile_fields", {}).items():
         lines.append(f"  {full} → {short}")
+    for field, count in summary.get("truncated", {}).items():
+        lines.append(say("export.truncated", field=field, count=count))
     return output.Result(summary, lines=lines)

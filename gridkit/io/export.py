@@ -254,6 +254,7 @@ class _Stream:
         self.estimate = 0
         self.done = 0
         self.failure: BaseException | None = None
+        self.shapefile: ShapefileZipWriter | None = None  # its fit checks each batch of the file in writing
 
     def run(self, chunks):
         """Yield `chunks` (Arrow batches or Chunks), checked, offset to GCJ-02 when asked, counted.
@@ -292,6 +293,8 @@ class _Stream:
         if self.crs.gcj02:
             moved = pa.array(_offset_gcj02(chunk.column(len(names))), type=pa.binary())
             chunk = pa.RecordBatch.from_arrays(chunk.columns[:-1] + [moved], names=chunk.schema.names)
+        if self.shapefile is not None:
+            chunk = self.shapefile.fit(chunk, self.done)
         return chunk
 
     def python_chunks(self, sql: str, params: dict):
@@ -387,6 +390,8 @@ def export_layer(
     # No count before writing: rows are counted as they are written, and only an export over the
     # limit pays for a count (to say how many there are).
     stream = _Stream(session, options, crs, query.fields, limit, progress)
+    if isinstance(writer, ShapefileZipWriter):
+        stream.shapefile = writer
     if progress or isinstance(writer, (OgrWriter, ShapefileZipWriter)):
         stream.estimate = _estimate(session, query.sql, query.params)
     try:
@@ -431,6 +436,8 @@ def _summary(options, crs, query, writer, parts, features: int, path: Path, star
         summary["layers"] = parts
     if options.format == "shp":
         summary["shapefile_fields"] = {k: v for k, v in writer.short.items() if k != v}
+        # Text over 254 bytes was cut (a DBF field holds no more): said here and in fields.csv.
+        summary["truncated"] = dict(writer.truncated)
     return summary
 
 
