@@ -379,6 +379,7 @@ def export_layer(
         version=options.version,
         at=parse_time(options.at, field="at"),
         unmasked=options.unmasked,
+        kept=True,
     )
     limit = min(options.max_features, XLSX_MAX_ROWS) if options.format == "xlsx" else options.max_features
     path = Path(options.path)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from gridkit.errors import NotFound, ValidationError
@@ -37,6 +37,8 @@ class Layer:
     subject: bool = False  # carries the work cell and coordinator of --dept
     needs_dept: bool = False
     sql: str = ""
+    # The rows carry `_attrs`: the imported file's other fields (JSONB), exported back as fields.
+    kept_attributes: bool = False
 
     @property
     def field_names(self) -> list[str]:
@@ -81,14 +83,25 @@ LAYERS: dict[str, Layer] = {
             "admin-units",
             "MultiPolygon",
             (("code", STR), ("name", STR), ("level", STR), ("parent_code", STR)),
-            sql="SELECT a.code, a.name, a.level, a.parent_code, a.geom AS _geom, a.code AS _area FROM admin_unit a",
+            kept_attributes=True,
+            sql="SELECT a.code, a.name, a.level, a.parent_code, a.geom AS _geom, a.code AS _area, "
+            "a.attributes AS _attrs FROM admin_unit a",
         ),
         Layer(
             "base-cells",
             "Polygon",
-            (("code", STR), ("community_code", STR), ("community_name", STR), ("edition", STR), ("area_m2", FLOAT)),
-            sql="SELECT b.code, b.community_code, a.name AS community_name, e.name AS edition, "
-            "round(ST_Area(b.geom::geography)::numeric, 1)::float8 AS area_m2, b.geom AS _geom, b.code AS _area "
+            (
+                ("code", STR),
+                ("name", STR),
+                ("community_code", STR),
+                ("community_name", STR),
+                ("edition", STR),
+                ("area_m2", FLOAT),
+            ),
+            kept_attributes=True,
+            sql="SELECT b.code, b.name, b.community_code, a.name AS community_name, e.name AS edition, "
+            "round(ST_Area(b.geom::geography)::numeric, 1)::float8 AS area_m2, b.geom AS _geom, b.code AS _area, "
+            "b.attributes AS _attrs "
             "FROM base_cell b JOIN base_grid_edition e ON e.id = b.edition_id "
             "LEFT JOIN admin_unit a ON a.code = b.community_code WHERE b.edition_id = :edition_id",
         ),
@@ -311,8 +324,10 @@ def build_query(
     version: int | None = None,
     at: datetime | None = None,
     unmasked: bool = False,
+    kept: bool = False,
 ) -> LayerQuery:
-    """Return the SQL of one export of `layer` with its filters, masking and responsibility columns."""
+    """Return the SQL of one export of `layer` with its filters, masking and responsibility columns;
+    with `kept`, also the kept attributes of the imported file (admin units, base cells) as fields."""
     params: dict = {}
     masked = not unmasked
     sql = layer.sql.format(
@@ -339,6 +354,9 @@ def build_query(
         fields += list(_DEPT_FIELDS)
     elif version is not None:
         raise ValidationError("export.version_needs_dept")
+    if kept and layer.kept_attributes:
+        sql, attributes = _with_kept_attributes(session, sql, params, [name for name, _ in fields])
+        fields += attributes
     clauses = []
     if area:
         clauses.append("q._area LIKE :area")
@@ -355,3 +373,46 @@ def build_query(
     if clauses:
         final += " WHERE " + " AND ".join(clauses)
     return LayerQuery(sql=final, params=params, fields=fields, geometry_type=layer.geometry_type)
+
+
+# Postgres identifiers hold at most 63 bytes (longer ones would be cut and no longer match).
+_IDENTIFIER_BYTES = 63
+
+
+def _with_kept_attributes(session: Session, sql: str, params: dict, taken: list[str]) -> tuple[str, list]:
+    """Return `sql` with one column per kept attribute key (`_attrs`) and those fields.
+
+    A key's kind follows its values: all integers (within int64) INT, all numbers FLOAT, all
+    true/false BOOL, anything else text (JSON text for lists and objects); JSON null is NULL. A key
+    named like a field of the layer, too long for a column name or holding '"' gets a name of its
+    own (cut and numbered as shapefile names are); keys in alphabetical order."""
+    from gridkit.io.export_writers import short_field_names
+
+    kinds = session.execute(
+        text(
+            "SELECT e.key, count(*) FILTER (WHERE t <> 'null') AS n, count(*) FILTER (WHERE t = 'number') AS num, "
+            "count(*) FILTER (WHERE CASE WHEN t = 'number' THEN e.value::numeric = trunc(e.value::numeric) "
+            "  AND abs(e.value::numeric) < 1e18 END) AS int, count(*) FILTER (WHERE t = 'boolean') AS bool "
+            f"FROM ({sql}) q CROSS JOIN LATERAL jsonb_each(q._attrs) e CROSS JOIN LATERAL jsonb_typeof(e.value) t "
+            "GROUP BY e.key ORDER BY e.key"
+        ),
+        params,
+    ).all()
+    names = short_field_names(taken + [key.replace('"', "_") for key, *_ in kinds], _IDENTIFIER_BYTES)
+    used = {name.lower() for name in taken}
+    columns, fields = [], []
+    for i, (key, n, num, int_, bool_) in enumerate(kinds):
+        name = names.get(key.replace('"', "_"), "")
+        k = 0
+        while not name or name.lower() in used:
+            k += 1
+            name = key.replace('"', "_")[: _IDENTIFIER_BYTES // 4] + f"_{k}"
+        used.add(name.lower())
+        kind = INT if n and int_ == n else FLOAT if n and num == n else BOOL if n and bool_ == n else STR
+        cast = {INT: "::numeric::bigint", FLOAT: "::float8", BOOL: "::boolean"}.get(kind, "")
+        params[f"kept{i}"] = key
+        columns.append(f'(k._attrs ->> :kept{i}){cast} AS "{name}"')
+        fields.append((name, kind))
+    if not columns:
+        return sql, []
+    return f"SELECT k.*, {', '.join(columns)} FROM ({sql}) k", fields

@@ -1,0 +1,119 @@
+"""The imported files' other fields (kept in `attributes`, JSONB) come back as fields of the
+admin unit and base cell exports, typed, under their own names, and survive a round trip."""
+
+from __future__ import annotations
+
+import csv
+import json
+import zipfile
+
+import pandas as pd
+import pyogrio
+import pytest
+from factories_exports import C1, make_city
+from sqlalchemy import select, text
+
+from gridkit.grids.import_cells import import_base_cells
+from gridkit.io.export import ExportOptions, export_layer
+from gridkit.models import BaseCell, BaseGridEdition
+
+KEPT = {
+    f"{C1}001": {
+        "网格类型名称": "商住混合",
+        "网格类型代码": "02",
+        "人口": 3_000_000_000,  # over 2^31
+        "面积": 1234.5,
+        "有效": True,
+        "code": "OLD-1",  # a name the layer uses itself
+        "备注": None,
+    },
+    f"{C1}002": {"网格类型名称": "工业", "人口": 12, "面积": 7, "有效": False, "备注": "旧网格"},
+}
+
+
+@pytest.fixture
+def city(session):
+    facts = make_city(session)
+    for code, attributes in KEPT.items():
+        session.execute(
+            text("UPDATE base_cell SET attributes = CAST(:a AS jsonb), name = :n WHERE code = :c"),
+            {"a": json.dumps(attributes, ensure_ascii=False), "n": f"网格{code[-3:]}", "c": code},
+        )
+    session.execute(text("UPDATE admin_unit SET attributes = '{\"人口\": 2500000}' WHERE code = :c"), {"c": C1})
+    return facts
+
+
+def _by_code(frame, column="code"):
+    return {row[column]: row for row in frame.to_dict("records")}
+
+
+def test_kept_attributes_are_typed_fields_of_the_geopackage(session, city, tmp_path):
+    path = tmp_path / "cells.gpkg"
+    summary = export_layer(session, ExportOptions("base-cells", "gpkg", path))
+    assert summary["fields"] == [
+        "code",
+        "name",
+        "community_code",
+        "community_name",
+        "edition",
+        "area_m2",
+        "code_1",
+        "人口",
+        "备注",
+        "有效",
+        "网格类型代码",
+        "网格类型名称",
+        "面积",
+    ]
+    info = pyogrio.read_info(path)
+    types = dict(zip(info["fields"], info["dtypes"]))
+    assert types["人口"] == "int64" and types["面积"] == "float64" and types["有效"] == "bool"
+    rows = _by_code(pyogrio.read_dataframe(path, read_geometry=False))
+    first, second = rows[f"{C1}001"], rows[f"{C1}002"]
+    assert first["name"] == "网格001" and first["code_1"] == "OLD-1" and first["人口"] == 3_000_000_000
+    assert first["面积"] == 1234.5 and bool(first["有效"]) is True
+    assert first["网格类型名称"] == "商住混合" and first["网格类型代码"] == "02" and pd.isna(first["备注"])
+    assert second["人口"] == 12 and second["面积"] == 7.0 and second["备注"] == "旧网格"
+    # Cells without the key: empty, not 0.
+    third = pyogrio.read_dataframe(path, read_geometry=False, where=f"code = '{C1}003'").iloc[0]
+    assert pd.isna(third["网格类型名称"]) and pd.isna(third["人口"])
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "gbk"])
+def test_kept_attributes_in_the_shapefile_chinese_names_cut_by_bytes(session, city, tmp_path, encoding):
+    path = tmp_path / "cells.zip"
+    summary = export_layer(session, ExportOptions("base-cells", "shp", path, encoding=encoding))
+    # 网格类型名称 and 网格类型代码 are 18 bytes each: cut to 10 (whole characters), the clash numbered.
+    assert summary["shapefile_fields"]["网格类型名称"] == "网格_1"
+    assert summary["shapefile_fields"]["网格类型代码"] == "网格类"
+    with zipfile.ZipFile(path) as zf:
+        mapping = {
+            r["field"]: r["shapefile_field"] for r in csv.DictReader(zf.read("fields.csv").decode().splitlines())
+        }
+    assert mapping["网格类型名称"] == "网格_1" and mapping["人口"] == "人口"
+    rows = _by_code(pyogrio.read_dataframe(f"/vsizip/{path}/base-cells.shp", read_geometry=False))
+    first = rows[f"{C1}001"]
+    assert first["网格_1"] == "商住混合" and first["网格类"] == "02" and first["人口"] == 3_000_000_000
+    assert first["面积"] == 1234.5 and first["code_1"] == "OLD-1"
+
+
+def test_admin_unit_attributes_in_csv(session, city, tmp_path):
+    path = tmp_path / "units.csv"
+    export_layer(session, ExportOptions("admin-units", "csv", path))
+    rows = {r["code"]: r for r in csv.DictReader(path.read_text(encoding="utf-8-sig").splitlines())}
+    assert rows[C1]["人口"] == "2500000" and rows[C1[:9]]["人口"] == ""
+
+
+def test_base_cells_round_trip_through_the_import(session, city, tmp_path):
+    path = tmp_path / "cells.gpkg"
+    export_layer(session, ExportOptions("base-cells", "gpkg", path))
+    import_base_cells(
+        session, path, code_field="code", community_field="community_code", name_field="name", edition="again"
+    )
+    edition = session.scalar(select(BaseGridEdition.id).where(BaseGridEdition.name == "again"))
+    again = {c.code: c for c in session.scalars(select(BaseCell).where(BaseCell.edition_id == edition))}
+    for code, attributes in KEPT.items():
+        assert again[code].name == f"网格{code[-3:]}"
+        kept = again[code].attributes
+        for key, value in attributes.items():
+            assert kept["code_1" if key == "code" else key] == value, key
