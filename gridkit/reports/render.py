@@ -38,6 +38,8 @@ def header_block(result: ReportResult, lang: str) -> list[tuple[str, str]]:
         (r("report.head.by"), r(f"report.by.{p['by']}") + (f" · {p['dept']} v{p['version']}" if p.get("dept") else "")),
         (r("report.head.period"), period),
         (r("report.head.date"), result.generated_at.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M")),
+        # The edition and work grid version counted are those in force at --at (default: now).
+        (r("report.head.as_of"), p.get("at") or r("report.head.now")),
         (r("report.head.source"), r("report.head.source_value", edition=p.get("edition", "-"))),
     ]
     return lines
@@ -81,10 +83,15 @@ def write_report_file(
 
 
 def _write_csv(result: ReportResult, path: Path, lang: str, encoding: str) -> None:
+    """The main table under the header block the XLSX sheets have (title, area, period, dates,
+    edition), a blank line between, columns headed in `lang` from the catalogue."""
     section = result.main
     with open(path, "w", newline="", encoding="utf-8-sig" if encoding == "utf-8" else encoding) as fh:
         out = csv.writer(fh)
-        out.writerow(section.columns)
+        for name, value in header_block(result, lang):
+            out.writerow(csv_row([name, value]))
+        out.writerow([])
+        out.writerow([label(c, lang) for c in section.columns])
         for row in section.rows:
             out.writerow(csv_row(row.get(c) for c in section.columns))
 
