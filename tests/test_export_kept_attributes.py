@@ -13,9 +13,10 @@ import pytest
 from factories_exports import C1, make_city
 from sqlalchemy import select, text
 
+from gridkit.audit import PERSONAL_DATA_READ
 from gridkit.grids.import_cells import import_base_cells
 from gridkit.io.export import ExportOptions, export_layer
-from gridkit.models import BaseCell, BaseGridEdition
+from gridkit.models import AuditLog, BaseCell, BaseGridEdition, User
 
 KEPT = {
     f"{C1}001": {
@@ -117,3 +118,32 @@ def test_base_cells_round_trip_through_the_import(session, city, tmp_path):
         kept = again[code].attributes
         for key, value in attributes.items():
             assert kept["code_1" if key == "code" else key] == value, key
+
+
+def test_personal_data_in_kept_attributes_is_masked_unless_allowed_and_audited(session, city, tmp_path):
+    # Base cell files often name the coordinator and a phone; an analyst may not read them in clear.
+    clear = {"网格员": "张三丰", "电话": 13800138000, "备用": "13912345678", "证件": "110101199003074514"}
+    session.execute(
+        text("UPDATE base_cell SET attributes = attributes || CAST(:a AS jsonb) WHERE code = :c"),
+        {"a": json.dumps(clear, ensure_ascii=False), "c": f"{C1}003"},
+    )
+    path = tmp_path / "cells.zip"
+    export_layer(session, ExportOptions("base-cells", "shp", path), user=User(name="ana", role="analyst"))
+    with zipfile.ZipFile(path) as zf:
+        raw = zf.read("base-cells.dbf")
+    for value in ("张三丰", "13800138000", "13912345678", "110101199003074514"):
+        assert value.encode() not in raw, value
+    row = _by_code(pyogrio.read_dataframe(f"/vsizip/{path}/base-cells.shp", read_geometry=False))[f"{C1}003"]
+    assert row["网格员"] == "张**" and row["电话"] == "138****8000" and row["备用"] == "139****5678"
+    assert row["证件"] == "1101**********4514"
+    assert session.scalars(select(AuditLog).where(AuditLog.action == PERSONAL_DATA_READ)).all() == []
+    admin = User(name="root", role="admin")
+    session.add(admin)
+    session.flush()
+    gpkg = tmp_path / "cells.gpkg"
+    export_layer(session, ExportOptions("base-cells", "gpkg", gpkg, unmasked=True), user=admin, actor="root")
+    row = _by_code(pyogrio.read_dataframe(gpkg, read_geometry=False))[f"{C1}003"]
+    assert row["网格员"] == "张三丰" and row["电话"] == "13800138000" and row["证件"] == "110101199003074514"
+    (audit,) = session.scalars(select(AuditLog).where(AuditLog.action == PERSONAL_DATA_READ)).all()
+    assert audit.actor == "root" and audit.detail["count"] == city["cells"]
+    assert sorted(audit.detail["detail_fields"]) == sorted(["网格员", "电话", "备用", "证件"])

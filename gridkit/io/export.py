@@ -415,7 +415,7 @@ def export_layer(
     if progress:
         progress(stream.done, stream.done)
     if options.unmasked:
-        _audit_unmasked(session, options, actor, layer, stream.done, path)
+        _audit_unmasked(session, options, actor, [*layer.personal, *query.personal], stream.done, path)
     return _summary(options, crs, query, writer, parts, stream.done, path, started)
 
 
@@ -442,7 +442,7 @@ def _summary(options, crs, query, writer, parts, features: int, path: Path, star
     return summary
 
 
-def _audit_unmasked(session: Session, options, actor: str, layer, features: int, path: Path) -> None:
+def _audit_unmasked(session: Session, options, actor: str, personal: list, features: int, path: Path) -> None:
     """Record an unmasked export: the same audit action as every clear read of personal data."""
     audit.record(
         session,
@@ -450,7 +450,7 @@ def _audit_unmasked(session: Session, options, actor: str, layer, features: int,
         audit.PERSONAL_DATA_READ,
         object_type="export",
         object_id=options.layer,
-        detail_fields=list(layer.personal),
+        detail_fields=personal,
         count=features,
         path=str(path),
         area=options.area,

@@ -55,6 +55,7 @@ class LayerQuery:
     fields: list[tuple[str, str]]
     geometry_type: str
     notes: list = field(default_factory=list)
+    personal: list[str] = field(default_factory=list)  # kept attributes masked as personal data
 
 
 def mask_name(column: str) -> str:
@@ -70,6 +71,25 @@ def mask_phone(column: str) -> str:
     return (
         f"CASE WHEN {column} IS NULL THEN NULL WHEN length({column}) <= 7 THEN repeat('*', length({column})) "
         f"ELSE left({column}, 3) || repeat('*', length({column}) - 7) || right({column}, 4) END"
+    )
+
+
+# Text shaped like a citizen ID (17 digits and a check digit or X) or a phone (a mobile, with or
+# without +86, or an area code and number): masked in a kept attribute whatever the field is called.
+_CITIZEN_ID_SHAPE = "^[0-9]{17}[0-9Xx]$"
+_PHONE_SHAPE = "^(\\+?86[ -]?)?1[3-9][0-9]{9}$|^0[0-9]{2,3}-?[0-9]{7,8}$"
+
+
+def mask_kept(column: str, kind: str | None) -> str:
+    """Return SQL masking a kept text attribute: by `kind` ("name", "phone", "id_number", from the
+    field's name: gridkit.pii.personal_kind), else only values shaped like a citizen ID or phone."""
+    if kind == "name":
+        return mask_name(column)
+    if kind in ("phone", "id_number"):
+        return mask_phone(column)
+    return (
+        f"CASE WHEN {column} ~ '{_CITIZEN_ID_SHAPE}' THEN left({column}, 4) || repeat('*', 10) || right({column}, 4) "
+        f"WHEN {column} ~ '{_PHONE_SHAPE}' THEN {mask_phone(column)} ELSE {column} END"
     )
 
 
@@ -354,8 +374,9 @@ def build_query(
         fields += list(_DEPT_FIELDS)
     elif version is not None:
         raise ValidationError("export.version_needs_dept")
+    personal: list[str] = []
     if kept and layer.kept_attributes:
-        sql, attributes = _with_kept_attributes(session, sql, params, [name for name, _ in fields])
+        sql, attributes, personal = _with_kept_attributes(session, sql, params, [n for n, _ in fields], masked)
         fields += attributes
     clauses = []
     if area:
@@ -372,15 +393,18 @@ def build_query(
     final = f"SELECT {columns}, q._geom FROM ({sql}) q"
     if clauses:
         final += " WHERE " + " AND ".join(clauses)
-    return LayerQuery(sql=final, params=params, fields=fields, geometry_type=layer.geometry_type)
+    return LayerQuery(sql=final, params=params, fields=fields, geometry_type=layer.geometry_type, personal=personal)
 
 
 # Postgres identifiers hold at most 63 bytes (longer ones would be cut and no longer match).
 _IDENTIFIER_BYTES = 63
 
 
-def _with_kept_attributes(session: Session, sql: str, params: dict, taken: list[str]) -> tuple[str, list]:
-    """Return `sql` with one column per kept attribute key (`_attrs`) and those fields.
+def _with_kept_attributes(
+    session: Session, sql: str, params: dict, taken: list[str], masked: bool
+) -> tuple[str, list, list]:
+    """Return `sql` with one column per kept attribute key (`_attrs`), those fields, and the ones
+    holding personal data (masked unless `masked` is false: `mask_kept`).
 
     A key's kind follows its values: all integers (within int64) INT, all numbers FLOAT, all
     true/false BOOL, anything else text (JSON text for lists and objects); JSON null is NULL. A key
@@ -392,7 +416,9 @@ def _with_kept_attributes(session: Session, sql: str, params: dict, taken: list[
         text(
             "SELECT e.key, count(*) FILTER (WHERE t <> 'null') AS n, count(*) FILTER (WHERE t = 'number') AS num, "
             "count(*) FILTER (WHERE CASE WHEN t = 'number' THEN e.value::numeric = trunc(e.value::numeric) "
-            "  AND abs(e.value::numeric) < 1e18 END) AS int, count(*) FILTER (WHERE t = 'boolean') AS bool "
+            "  AND abs(e.value::numeric) < 1e18 END) AS int, count(*) FILTER (WHERE t = 'boolean') AS bool, "
+            f"count(*) FILTER (WHERE e.value #>> '{{}}' ~ '{_CITIZEN_ID_SHAPE}' "
+            f"  OR e.value #>> '{{}}' ~ '{_PHONE_SHAPE}') AS shaped "
             f"FROM ({sql}) q CROSS JOIN LATERAL jsonb_each(q._attrs) e CROSS JOIN LATERAL jsonb_typeof(e.value) t "
             "GROUP BY e.key ORDER BY e.key"
         ),
@@ -400,19 +426,28 @@ def _with_kept_attributes(session: Session, sql: str, params: dict, taken: list[
     ).all()
     names = short_field_names(taken + [key.replace('"', "_") for key, *_ in kinds], _IDENTIFIER_BYTES)
     used = {name.lower() for name in taken}
-    columns, fields = [], []
-    for i, (key, n, num, int_, bool_) in enumerate(kinds):
+    from gridkit.pii import personal_kind
+
+    columns, fields, personal = [], [], []
+    for i, (key, n, num, int_, bool_, shaped) in enumerate(kinds):
         name = names.get(key.replace('"', "_"), "")
         k = 0
         while not name or name.lower() in used:
             k += 1
             name = key.replace('"', "_")[: _IDENTIFIER_BYTES // 4] + f"_{k}"
         used.add(name.lower())
+        who = personal_kind(key)
         kind = INT if n and int_ == n else FLOAT if n and num == n else BOOL if n and bool_ == n else STR
+        if who or shaped:
+            kind = STR  # a phone or ID kept as a number is masked as text
         cast = {INT: "::numeric::bigint", FLOAT: "::float8", BOOL: "::boolean"}.get(kind, "")
         params[f"kept{i}"] = key
-        columns.append(f'(k._attrs ->> :kept{i}){cast} AS "{name}"')
+        value = f"(k._attrs ->> :kept{i}){cast}"
+        if kind == STR:
+            personal += [name] if who or shaped else []
+            value = mask_kept(value, who) if masked else value
+        columns.append(f'{value} AS "{name}"')
         fields.append((name, kind))
     if not columns:
-        return sql, []
-    return f"SELECT k.*, {', '.join(columns)} FROM ({sql}) k", fields
+        return sql, [], []
+    return f"SELECT k.*, {', '.join(columns)} FROM ({sql}) k", fields, personal
