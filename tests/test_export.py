@@ -118,6 +118,11 @@ def test_geojson_is_rfc7946(session, city, tmp_path):
     assert data["features"][0]["properties"]["community_name"].startswith("测试")
     frame = pyogrio.read_dataframe(path)
     assert len(frame) == city["cells"] and frame.crs.to_epsg() == 4326
+    # In CGCS2000 lon/lat (the default) too: no "crs" member anywhere, not even in a geometry.
+    path, _ = _export(session, tmp_path, "incidents", "geojson")
+    data = json.loads(path.read_text(encoding="utf-8"))
+    assert len(data["features"]) == 6 and '"crs"' not in path.read_text(encoding="utf-8")
+    assert set(data["features"][0]["geometry"]) == {"type", "coordinates"}
 
 
 def test_csv_gbk_and_xlsx(session, city, tmp_path):

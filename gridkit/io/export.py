@@ -178,8 +178,9 @@ def _geometry_sql(options: ExportOptions, crs: TargetCrs, geometry_type: str, al
     if crs.srid != SRID:
         geom = f"ST_Transform({geom}, {int(crs.srid)})"
     if options.format == "geojson":
-        # RFC 7946: outer rings counter-clockwise; 7 decimals is about 1 cm.
-        return f"ST_AsGeoJSON(ST_ForcePolygonCCW({geom}), 7)"
+        # RFC 7946: outer rings counter-clockwise; 7 decimals is about 1 cm; options 0: no "crs"
+        # member (PostGIS adds one to every geometry not in EPSG:4326 by default, e.g. 4490).
+        return f"ST_AsGeoJSON(ST_ForcePolygonCCW({geom}), 7, 0)"
     return f"ST_AsBinary({geom})"
 
 
