@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import csv
+import os
 import subprocess
 import zipfile
 
 import pyogrio
 import pytest
 from factories_exports import make_city
+from openpyxl.worksheet._writer import ALL_TEMP_FILES
 from sqlalchemy import select, text
 
 from gridkit.errors import ValidationError
@@ -80,3 +82,22 @@ def test_shapefile_that_would_pass_the_size_limit_is_refused_before_writing(sess
     # The GeoPackage has no such limit.
     export_layer(session, ExportOptions("residents", "gpkg", tmp_path / "r.gpkg"))
     assert pyogrio.read_info(tmp_path / "r.gpkg")["features"] == city["residents"]
+
+
+def test_xlsx_past_a_sheets_rows_is_refused_with_its_own_reason(session, city, tmp_path, monkeypatch):
+    from gridkit.io import export
+
+    # A sheet holds 1,048,575 rows under its header; lowered here to what a test can pass.
+    monkeypatch.setattr(export, "XLSX_MAX_ROWS", 10)
+    spooled = set(ALL_TEMP_FILES)  # openpyxl's own temporary files of write-only sheets
+    with pytest.raises(ValidationError) as err:
+        export_layer(session, ExportOptions("buildings", "xlsx", tmp_path / "b.xlsx"))
+    # The rows written before the refusal are nowhere: not in openpyxl's spool either.
+    assert set(ALL_TEMP_FILES) == spooled and all(os.path.exists(p) for p in spooled)
+    assert err.value.code == "export.xlsx_too_large" and err.value.params == {"features": 18, "limit": 10}
+    assert "GRIDKIT_EXPORT_MAX_FEATURES" not in err.value.render("en") and "csv" in err.value.render("zh-CN")
+    assert list(tmp_path.iterdir()) == []
+    # The setting is the limit of the other formats.
+    with pytest.raises(ValidationError) as err:
+        export_layer(session, ExportOptions("buildings", "csv", tmp_path / "b.csv", max_features=5))
+    assert err.value.code == "export.too_large"

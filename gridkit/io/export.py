@@ -407,6 +407,9 @@ def export_layer(
         tmp.unlink(missing_ok=True)
         if isinstance(stream.failure, _TooLarge):
             total = session.execute(text(f"SELECT count(*) FROM ({query.sql}) c"), query.params).scalar_one()
+            if options.format == "xlsx" and limit == XLSX_MAX_ROWS:
+                # A sheet's rows, not the setting, are the limit: raising the setting would not help.
+                raise ValidationError("export.xlsx_too_large", features=total, limit=limit) from None
             raise ValidationError("export.too_large", features=total, limit=limit, format=options.format) from None
         if stream.failure is not None:
             raise stream.failure from None

@@ -440,9 +440,14 @@ class TableWriter(_Streamed):
             self.book.save(self.path)
 
     def discard(self) -> None:
-        """Close the file (the caller removes it)."""
+        """Close the file (the caller removes it); an XLSX sheet's own temporary file is removed here."""
         if self.kind == "csv":
             self.fh.close()
+            return
+        # openpyxl streams a write-only sheet's rows into a temporary file of its own, outside the
+        # output's folder, removed only when the process exits (the web server's: days later).
+        self.sheet.close()
+        self.sheet._writer.cleanup()
 
 
 def _num(value):
