@@ -10,6 +10,7 @@ import zipfile
 import pandas as pd
 import pyogrio
 import pytest
+import shapely
 from factories_exports import C1, make_city
 from sqlalchemy import select, text
 
@@ -147,3 +148,27 @@ def test_personal_data_in_kept_attributes_is_masked_unless_allowed_and_audited(s
     (audit,) = session.scalars(select(AuditLog).where(AuditLog.action == PERSONAL_DATA_READ)).all()
     assert audit.actor == "root" and audit.detail["count"] == city["cells"]
     assert sorted(audit.detail["detail_fields"]) == sorted(["网格员", "电话", "备用", "证件"])
+
+
+def test_building_footprints_come_back_as_polygons(session, city, tmp_path):
+    # The buildings layer gives points; footprints imported as polygons are exported as drawn.
+    footprint = "MULTIPOLYGON(((114.0501 22.5321, 114.0509 22.5321, 114.0509 22.5329, 114.0501 22.5321)))"
+    code = session.scalar(text("SELECT min(code) FROM building"))
+    session.execute(
+        text("UPDATE building SET footprint = ST_GeomFromText(:f, 4490) WHERE code = :c"), {"f": footprint, "c": code}
+    )
+    expected = shapely.from_wkt(footprint)
+    gpkg = tmp_path / "f.gpkg"
+    summary = export_layer(session, ExportOptions("building-footprints", "gpkg", gpkg))
+    frame = pyogrio.read_dataframe(gpkg)
+    assert summary["features"] == 1 and list(frame["code"]) == [code]
+    assert pyogrio.read_info(gpkg)["geometry_type"] == "MultiPolygon" and frame.crs.to_epsg() == 4490
+    assert frame.geometry.iloc[0].equals_exact(expected, 1e-9)
+    shp = tmp_path / "f.zip"
+    export_layer(session, ExportOptions("building-footprints", "shp", shp))
+    frame = pyogrio.read_dataframe(f"/vsizip/{shp}/building-footprints.shp")
+    assert frame.geometry.iloc[0].equals(expected)  # a shapefile reads back a one-part polygon
+    # The buildings layer still has every building, as a point.
+    points = tmp_path / "b.gpkg"
+    export_layer(session, ExportOptions("buildings", "gpkg", points))
+    assert pyogrio.read_info(points)["features"] == city["buildings"]

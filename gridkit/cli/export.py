@@ -59,8 +59,8 @@ def acting_user(session, name: str | None) -> User | None:
 @output.command_output
 @with_settings
 def export(settings, layer, path, format_, crs, encoding, area, where, dept, version, at, unmasked, as_user, force):
-    """Export LAYER: admin-units, base-cells, work-cells, buildings, residents, entities, components,
-    incidents or cell-stats."""
+    """Export LAYER: admin-units, base-cells, work-cells, buildings, building-footprints, residents, entities,
+    components, incidents or cell-stats."""
     options = ExportOptions(
         layer=layer,
         format=format_ or format_for_path(path),

@@ -160,6 +160,17 @@ LAYERS: dict[str, Layer] = {
             "s.created_at, coalesce(s.geom, ST_PointOnSurface(s.footprint)) AS _geom, b.code AS _area, "
             "b.code AS _cell FROM building s LEFT JOIN base_cell b ON b.id = s.base_cell_id",
         ),
+        # The footprints of the buildings that have one (the buildings layer gives every building
+        # as a point: its location, or a point on its footprint), so polygons imported come back.
+        Layer(
+            "building-footprints",
+            "MultiPolygon",
+            (("code", STR), ("address", STR), ("floors", INT)) + _SUBJECT_TAIL + (("created_at", DATETIME),),
+            subject=True,
+            sql="SELECT s.code, s.address, s.floors, b.code AS base_cell, b.community_code AS community, "
+            "s.created_at, s.footprint AS _geom, b.code AS _area, b.code AS _cell "
+            "FROM building s LEFT JOIN base_cell b ON b.id = s.base_cell_id WHERE s.footprint IS NOT NULL",
+        ),
         Layer(
             "residents",
             "Point",
