@@ -188,3 +188,45 @@ def test_names_that_look_like_formulas_stay_text_in_report_files(session, city, 
     assert not [c for c in cells if c.data_type == "f"]
     write_report_file(result, tmp_path / "p.csv", "csv")
     assert [r["名称"] for r in _csv_table(tmp_path / "p.csv")[1] if r["编码"] == C1] == ["'" + formula]
+
+
+def _csv_total(path):
+    return _csv_table(path)[1][-1]
+
+
+def test_totals_count_the_whole_area_once(session, city, tmp_path):
+    # Household H0000 of community 1 has a member in community 2 as well: one household of each
+    # community, but one household of the street, not two.
+    session.execute(
+        text(
+            "UPDATE resident SET household = 'H0000' WHERE id = (SELECT min(r.id) FROM resident r "
+            "JOIN resident_cell rc ON rc.resident_id = r.id JOIN base_cell b ON b.id = rc.base_cell_id "
+            "WHERE b.code LIKE :c)"
+        ),
+        {"c": C2 + "%"},
+    )
+    result = run_report(session, "population", by="community")
+    rows, total = _by_code(result.main), result.main.total
+    assert rows[C1]["households"] == 9 and rows[C2]["households"] == 10
+    assert total["households"] == 18  # not the 19 the rows add up to
+    assert total["residents"] == sum(r["residents"] for r in rows.values()) == 36
+    assert total["registered"] + total["floating"] == 36 and total["base_cells"] == 18
+    assert total["floating_pct"] == 50.0
+    # Districts add up to the city; the whole city is the same total whatever the grouping.
+    by_district = run_report(session, "population", by="district")
+    (district,) = by_district.main.rows
+    whole = by_district.main.total
+    assert (whole["residents"], whole["households"]) == (district["residents"], district["households"]) == (36, 18)
+    # The files end with the total, named from the catalogue; an area without cases shows 0.
+    write_report_file(result, tmp_path / "p.csv", "csv")
+    last = _csv_total(tmp_path / "p.csv")
+    assert last["编码"] == "" and last["名称"] == "合计" and last["户数"] == "18" and last["人口"] == "36"
+    empty = run_report(session, "incidents", by="community", area=C2)
+    assert empty.main.total["incidents"] == 0 and _by_code(empty.main)[C2]["incidents"] == 0
+    incidents = run_report(session, "incidents", by="community")
+    assert incidents.main.total["incidents"] == sum(r["incidents"] for r in incidents.main.rows) == 6
+    write_report_file(incidents, tmp_path / "i.xlsx", "xlsx", lang="en")
+    sheet = load_workbook(tmp_path / "i.xlsx").worksheets[0]
+    *_, last_row = sheet.iter_rows()
+    assert last_row[1].value == "Total" and last_row[2].value == 6 and last_row[1].font.bold
+    assert "<td>合计</td>" in report_html(result, "zh-CN")
