@@ -217,6 +217,23 @@ def test_unmasked_needs_role_and_is_audited(session, city, tmp_path):
     log = session.scalars(select(AuditLog).where(AuditLog.action == PERSONAL_DATA_READ)).all()
     assert len(log) == 1 and log[0].object_type == "export" and log[0].object_id == "residents"
     assert log[0].detail["count"] == len(rows) and log[0].detail["detail_fields"] == ["name", "phone"]
+    # A filter on a personal field: the field and how many rows are logged, the name itself masked.
+    name = sorted(names)[0]
+    path, _ = _export(
+        session,
+        tmp_path,
+        "residents",
+        "gpkg",
+        unmasked=True,
+        user=admin,
+        where={"name": name, "population_type": "floating"},
+    )
+    entry = session.scalars(select(AuditLog).where(AuditLog.action == PERSONAL_DATA_READ).order_by(AuditLog.id)).all()[
+        -1
+    ]
+    assert name not in json.dumps(entry.detail, ensure_ascii=False)
+    assert entry.detail["where"] == {"name": name[0] + "*" * (len(name) - 1), "population_type": "floating"}
+    assert entry.detail["count"] == pyogrio.read_info(path)["features"]
 
 
 def test_output_rules_and_no_half_written_file(session, city, tmp_path):

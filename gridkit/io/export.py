@@ -447,7 +447,13 @@ def _summary(options, crs, query, writer, parts, features: int, path: Path, star
 
 
 def _audit_unmasked(session: Session, options, actor: str, personal: list, features: int, path: Path) -> None:
-    """Record an unmasked export: the same audit action as every clear read of personal data."""
+    """Record an unmasked export: the same audit action as every clear read of personal data.
+
+    A filter on a personal field is recorded with its value masked: the log says which field was
+    filtered, without holding the person's name or phone once more."""
+    from gridkit.pii import mask_person_name
+
+    where = {k: mask_person_name(str(v)) if k in personal else v for k, v in options.where.items()}
     audit.record(
         session,
         actor,
@@ -458,6 +464,6 @@ def _audit_unmasked(session: Session, options, actor: str, personal: list, featu
         count=features,
         path=str(path),
         area=options.area,
-        where=options.where,
+        where=where,
         format=options.format,
     )
