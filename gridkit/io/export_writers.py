@@ -43,6 +43,8 @@ DBF_END = b"\x1a"
 SHAPEFILE_PARTS = (".shp", ".shx", ".dbf", ".prj", ".cpg")
 # GDAL's name of each text encoding (written into the .cpg) and Python's codec for checks.
 ENCODINGS = {"utf-8": ("UTF-8", "utf-8"), "gbk": ("CP936", "gbk")}
+# What each encoding's .cpg says: the forms ArcGIS (ArcMap too) and GDAL both read.
+CPG = {"utf-8": "UTF-8", "gbk": "936"}
 XLSX_MAX_ROWS = 1_048_575  # one row is the header
 # SQLite's page cache (MB, GDAL's OGR_SQLITE_CACHE) for a GeoPackage written by the child process.
 # With SQLite's default of 2 MB the pages of a large layer are evicted and read back while its rows
@@ -248,6 +250,10 @@ class ShapefileZipWriter:
         try:
             if self.process is not None:
                 self.process.end()  # zipped while the child exits (a large process takes a while)
+            for stem in self.stems:
+                # GDAL writes the encoding's name ("CP936"); ArcGIS reads a code page number in the
+                # .cpg ("936", as it writes one itself), and GDAL reads that as CP936 too.
+                (self.folder / f"{stem}.cpg").write_text(CPG[self.encoding], encoding="ascii")
             with open(self.folder / "fields.csv", "w", newline="", encoding="utf-8") as fh:
                 out = csv.writer(fh)
                 out.writerow(["field", "shapefile_field", "type", f"values_cut_to_{DBF_TEXT_BYTES}_bytes"])
