@@ -172,3 +172,15 @@ def test_building_footprints_come_back_as_polygons(session, city, tmp_path):
     points = tmp_path / "b.gpkg"
     export_layer(session, ExportOptions("buildings", "gpkg", points))
     assert pyogrio.read_info(points)["features"] == city["buildings"]
+
+
+def test_gbk_shapefile_round_trip_through_the_import(session, city, tmp_path):
+    # The .cpg says 936 (ArcGIS's form): gridkit's own import reads it as GBK, Chinese intact.
+    path = tmp_path / "cells.zip"
+    export_layer(session, ExportOptions("base-cells", "shp", path, encoding="gbk"))
+    import_base_cells(session, path, code_field="code", community_field="community_", name_field="name", edition="gbk")
+    edition = session.scalar(select(BaseGridEdition.id).where(BaseGridEdition.name == "gbk"))
+    again = {c.code: c for c in session.scalars(select(BaseCell).where(BaseCell.edition_id == edition))}
+    first = again[f"{C1}001"]
+    assert first.name == "网格001" and first.attributes["网格_1"] == "商住混合" and first.attributes["网格类"] == "02"
+    assert first.attributes["人口"] == 3_000_000_000 and first.attributes["面积"] == 1234.5
