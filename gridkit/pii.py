@@ -20,6 +20,25 @@ def mask_person_name(value: str) -> str:
     return value[:1] + "*" * max(len(value) - 1, 1)
 
 
+# Words in a field name of an imported file (kept attributes, exported back) that say the field holds
+# a person's name, phone or ID number: masked as such in every masked export. Values shaped like a
+# citizen ID or a phone are masked whatever their field is called (gridkit.io.export_layers.mask_kept).
+PERSONAL_FIELD_WORDS: dict[str, tuple[str, ...]] = {
+    "name": ("姓名", "联系人", "负责人", "网格员", "协管员", "户主", "法人", "居民", "contact", "person", "owner"),
+    "phone": ("电话", "手机", "联系方式", "phone", "mobile", "tel"),
+    "id_number": ("身份证", "证件号", "idcard", "id_card", "id_number", "citizen"),
+}
+
+
+def personal_kind(field: str) -> str | None:
+    """Return "name", "phone" or "id_number" when a file's field name says it holds that, else None."""
+    lowered = field.lower()
+    for kind, words in PERSONAL_FIELD_WORDS.items():
+        if any(word in lowered for word in words):
+            return kind
+    return None
+
+
 # How each personal field is shown to someone who may not read it in clear.
 MASKS: dict[str, Callable[[str], str]] = {"phone": mask_phone, "id_number": mask_citizen_id, "name": mask_person_name}
 

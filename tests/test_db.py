@@ -10,7 +10,7 @@ import pytest
 from geoalchemy2.shape import from_shape
 from shapely.geometry import MultiPolygon, Polygon, box
 from sqlalchemy import inspect, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 
 from gridkit import db
 from gridkit.config import Settings
@@ -284,3 +284,12 @@ def test_unreachable_database_url_is_a_setup_error(tmp_path):
     with pytest.raises(SetupError, match="cannot connect to GRIDKIT_DATABASE_URL") as info:
         db.up(settings)
     assert "secret" not in info.value.message
+
+
+def test_error_messages_carry_no_bound_values(session):
+    # A statement that fails (a bug, or a value the database refuses: the web logs it) must not put
+    # a bound phone or name into the log or the traceback.
+    session.execute(text("CREATE TEMP TABLE short_phone (phone varchar(5))"))
+    with pytest.raises(DataError) as err, session.begin_nested():
+        session.execute(text("INSERT INTO short_phone VALUES (:p)"), {"p": "13800138000"})
+    assert "13800138000" not in str(err.value) and "value too long" in str(err.value)

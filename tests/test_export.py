@@ -82,7 +82,8 @@ def test_shapefile_zip_utf8_residents(session, city, tmp_path):
 def test_shapefile_gbk_keeps_chinese_in_gdal(session, city, tmp_path):
     path, _ = _export(session, tmp_path, "entities", "shp", encoding="gbk")
     with zipfile.ZipFile(path) as zf:
-        assert zf.read("entities.cpg").decode().strip() in ("936", "CP936", "GBK")
+        # ArcGIS's own form, the code page number (ArcMap reads it; GDAL reads it as CP936).
+        assert zf.read("entities.cpg") == b"936"
         raw = zf.read("entities.dbf")
     assert "深圳市园岭0号科技有限公司".encode("gbk") in raw
     frame = pyogrio.read_dataframe(f"/vsizip/{path}/entities.shp")
@@ -118,6 +119,11 @@ def test_geojson_is_rfc7946(session, city, tmp_path):
     assert data["features"][0]["properties"]["community_name"].startswith("测试")
     frame = pyogrio.read_dataframe(path)
     assert len(frame) == city["cells"] and frame.crs.to_epsg() == 4326
+    # In CGCS2000 lon/lat (the default) too: no "crs" member anywhere, not even in a geometry.
+    path, _ = _export(session, tmp_path, "incidents", "geojson")
+    data = json.loads(path.read_text(encoding="utf-8"))
+    assert len(data["features"]) == 6 and '"crs"' not in path.read_text(encoding="utf-8")
+    assert set(data["features"][0]["geometry"]) == {"type", "coordinates"}
 
 
 def test_csv_gbk_and_xlsx(session, city, tmp_path):
@@ -212,6 +218,23 @@ def test_unmasked_needs_role_and_is_audited(session, city, tmp_path):
     log = session.scalars(select(AuditLog).where(AuditLog.action == PERSONAL_DATA_READ)).all()
     assert len(log) == 1 and log[0].object_type == "export" and log[0].object_id == "residents"
     assert log[0].detail["count"] == len(rows) and log[0].detail["detail_fields"] == ["name", "phone"]
+    # A filter on a personal field: the field and how many rows are logged, the name itself masked.
+    name = sorted(names)[0]
+    path, _ = _export(
+        session,
+        tmp_path,
+        "residents",
+        "gpkg",
+        unmasked=True,
+        user=admin,
+        where={"name": name, "population_type": "floating"},
+    )
+    entry = session.scalars(select(AuditLog).where(AuditLog.action == PERSONAL_DATA_READ).order_by(AuditLog.id)).all()[
+        -1
+    ]
+    assert name not in json.dumps(entry.detail, ensure_ascii=False)
+    assert entry.detail["where"] == {"name": name[0] + "*" * (len(name) - 1), "population_type": "floating"}
+    assert entry.detail["count"] == pyogrio.read_info(path)["features"]
 
 
 def test_output_rules_and_no_half_written_file(session, city, tmp_path):

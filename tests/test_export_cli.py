@@ -9,7 +9,7 @@ import pyogrio
 import pytest
 from click.testing import CliRunner
 from factories_exports import C1, DEPT, make_city
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from gridkit import db
 from gridkit.audit import PERSONAL_DATA_READ
@@ -54,6 +54,20 @@ def test_export_errors_are_one_line(cli_city, tmp_path):
     assert denied.exit_code == 1 and "may not export unmasked" in denied.output
     unwritable = run(cli_city, "export", "residents", "-o", "/proc/r.csv")
     assert unwritable.exit_code == 1 and "not writable" in unwritable.output
+
+
+def test_export_says_which_shapefile_text_was_cut(cli_city, tmp_path):
+    with db.session_factory(db.engine_for(cli_city))() as session, session.begin():
+        session.execute(
+            text("UPDATE legal_entity SET address = repeat('园', 200) WHERE id = (SELECT min(id) FROM legal_entity)")
+        )
+    result = run(cli_city, "export", "entities", "-o", str(tmp_path / "e.zip"))
+    assert result.exit_code == 0, result.output
+    assert "1 values of field address were cut to 254 bytes" in result.output and "gpkg" in result.output
+    zh = run(cli_city, "export", "entities", "-o", str(tmp_path / "e.zip"), "--force", env={"GRIDKIT_LANG": "zh-CN"})
+    assert "字段 address 有 1 个值被截断到 254 字节" in zh.output
+    whole = run(cli_city, "export", "entities", "-o", str(tmp_path / "e.gpkg"))
+    assert whole.exit_code == 0 and "were cut" not in whole.output
 
 
 def test_unmasked_export_is_committed_to_the_audit_log(cli_city, tmp_path):

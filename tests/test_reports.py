@@ -21,6 +21,13 @@ def city(session):
     return make_city(session)
 
 
+def _csv_table(path) -> tuple[list[list[str]], list[dict]]:
+    """Return a report CSV's header block and its table (rows keyed by the catalogued headings)."""
+    lines = list(csv.reader(path.read_text(encoding="utf-8-sig").splitlines()))
+    blank = lines.index([])
+    return lines[:blank], [dict(zip(lines[blank + 1], row)) for row in lines[blank + 2 :]]
+
+
 def _by_code(section):
     return {row["code"]: row for row in section.rows}
 
@@ -130,14 +137,26 @@ def test_school_age_elderly_and_capacity(session, city, tmp_path):
 def test_files_csv_xlsx_html(session, city, tmp_path):
     result = run_report(session, "population", by="community", area="440304")
     write_report_file(result, tmp_path / "p.csv", "csv")
-    rows = list(csv.DictReader((tmp_path / "p.csv").read_text(encoding="utf-8-sig").splitlines()))
-    assert rows[0]["code"] == C1 and rows[0]["residents"] == "18"
+    head, rows = _csv_table(tmp_path / "p.csv")
+    assert rows[0]["编码"] == C1 and rows[0]["人口"] == "18" and rows[1]["编码"] == C2
+    # The date, the grids' time and the edition are in the file, headings from the catalogue.
+    assert (
+        head[0] == ["报表", "人口统计"] and head[4][0] == "生成时间" and head[5] == ["网格生效时点", "当前（生成时间）"]
+    )
+    assert head[6][0] == "数据来源" and "2026" in head[6][1]
+    write_report_file(result, tmp_path / "p-en.csv", "csv", lang="en")
+    head, rows = _csv_table(tmp_path / "p-en.csv")
+    assert head[0] == ["Report", "Population"] and rows[0]["Code"] == C1 and rows[0]["Residents"] == "18"
+    dated = run_report(session, "population", by="community", at="2026-06-01")
+    write_report_file(dated, tmp_path / "p-at.csv", "csv", lang="en")
+    assert _csv_table(tmp_path / "p-at.csv")[0][5] == ["Grids as of", "2026-06-01"]
     write_report_file(result, tmp_path / "p.xlsx", "xlsx", lang="zh-CN")
     sheet = load_workbook(tmp_path / "p.xlsx").worksheets[0]
     values = [tuple(v for v in row if v is not None) for row in sheet.iter_rows(values_only=True)]
     assert values[0] == ("报表", "人口统计")
     assert values[1][0] == "区域" and "福田区" in values[1][1] and "440304" in values[1][1]
-    assert values[4][0] == "生成时间" and values[5][0] == "数据来源" and "2026" in values[5][1]
+    assert values[4][0] == "生成时间" and values[5][0] == "网格生效时点" and values[6][0] == "数据来源"
+    assert "2026" in values[6][1]
     header = values.index(("编码", "名称", "基础网格数", "人口", "户籍人口", "流动人口", "户数", "流动人口占比%"))
     assert values[header + 1][0] == C1 and values[header + 1][3] == 18
     html = report_html(run_report(session, "incidents"), "en")
@@ -168,5 +187,46 @@ def test_names_that_look_like_formulas_stay_text_in_report_files(session, city, 
     assert len(named) == 1 and named[0].data_type == "s"
     assert not [c for c in cells if c.data_type == "f"]
     write_report_file(result, tmp_path / "p.csv", "csv")
-    rows = list(csv.DictReader((tmp_path / "p.csv").read_text(encoding="utf-8-sig").splitlines()))
-    assert [r["name"] for r in rows if r["code"] == C1] == ["'" + formula]
+    assert [r["名称"] for r in _csv_table(tmp_path / "p.csv")[1] if r["编码"] == C1] == ["'" + formula]
+
+
+def _csv_total(path):
+    return _csv_table(path)[1][-1]
+
+
+def test_totals_count_the_whole_area_once(session, city, tmp_path):
+    # Household H0000 of community 1 has a member in community 2 as well: one household of each
+    # community, but one household of the street, not two.
+    session.execute(
+        text(
+            "UPDATE resident SET household = 'H0000' WHERE id = (SELECT min(r.id) FROM resident r "
+            "JOIN resident_cell rc ON rc.resident_id = r.id JOIN base_cell b ON b.id = rc.base_cell_id "
+            "WHERE b.code LIKE :c)"
+        ),
+        {"c": C2 + "%"},
+    )
+    result = run_report(session, "population", by="community")
+    rows, total = _by_code(result.main), result.main.total
+    assert rows[C1]["households"] == 9 and rows[C2]["households"] == 10
+    assert total["households"] == 18  # not the 19 the rows add up to
+    assert total["residents"] == sum(r["residents"] for r in rows.values()) == 36
+    assert total["registered"] + total["floating"] == 36 and total["base_cells"] == 18
+    assert total["floating_pct"] == 50.0
+    # Districts add up to the city; the whole city is the same total whatever the grouping.
+    by_district = run_report(session, "population", by="district")
+    (district,) = by_district.main.rows
+    whole = by_district.main.total
+    assert (whole["residents"], whole["households"]) == (district["residents"], district["households"]) == (36, 18)
+    # The files end with the total, named from the catalogue; an area without cases shows 0.
+    write_report_file(result, tmp_path / "p.csv", "csv")
+    last = _csv_total(tmp_path / "p.csv")
+    assert last["编码"] == "" and last["名称"] == "合计" and last["户数"] == "18" and last["人口"] == "36"
+    empty = run_report(session, "incidents", by="community", area=C2)
+    assert empty.main.total["incidents"] == 0 and _by_code(empty.main)[C2]["incidents"] == 0
+    incidents = run_report(session, "incidents", by="community")
+    assert incidents.main.total["incidents"] == sum(r["incidents"] for r in incidents.main.rows) == 6
+    write_report_file(incidents, tmp_path / "i.xlsx", "xlsx", lang="en")
+    sheet = load_workbook(tmp_path / "i.xlsx").worksheets[0]
+    *_, last_row = sheet.iter_rows()
+    assert last_row[1].value == "Total" and last_row[2].value == 6 and last_row[1].font.bold
+    assert "<td>合计</td>" in report_html(result, "zh-CN")

@@ -84,7 +84,10 @@ def test_summary_is_rebuilt_only_after_residents_change(session, city):
 def test_evaluation_is_the_incidents_service(session, city):
     service = {r["key"]: r for r in evaluate(session, by="community")["rows"]}
     rows = _by_code(run_report(session, "evaluation", by="community").main)
-    assert set(rows) == {k for k in service if k}
+    # Every community is a row; one without cases shows 0, not nothing.
+    assert set(rows) == {C1, C2} and {k for k in service if k} == {C1}
+    assert rows[C2]["cases"] == rows[C2]["closed"] == rows[C2]["backlog"] == rows[C2]["overdue"] == 0
+    assert rows[C2]["on_time_pct"] is None and rows[C2]["name"]
     row, expected = rows[C1], service[C1]
     assert row["name"] == "测试1社区" and row["cases"] == expected["cases"] and row["closed"] == expected["closed"]
     assert row["on_time_pct"] == round(100 * expected["on_time_rate"], 1)
@@ -92,8 +95,9 @@ def test_evaluation_is_the_incidents_service(session, city):
     assert row["p90_hours"] == expected["steps"]["total"]["p90_hours"] and row["overdue"] == expected["overdue"]
     by_cell = _by_code(run_report(session, "evaluation", by="work-cell", dept=DEPT).main)
     assert by_cell[WC1]["cases"] == 6
-    # An area narrows through the service's scope: community 2 has no cases.
-    assert run_report(session, "evaluation", by="community", area=C2).main.rows == []
+    # An area narrows through the service's scope: community 2 has no cases, shown as 0.
+    (empty,) = run_report(session, "evaluation", by="community", area=C2).main.rows
+    assert empty["code"] == C2 and empty["cases"] == 0 and empty["mean_hours"] is None
     with pytest.raises(ValidationError) as err:
         run_report(session, "evaluation", by="district")
     assert "community, work-cell" in err.value.message

@@ -469,3 +469,25 @@ def test_no_chinese_literals_outside_translations():
         assert not re.search(r"[\u4e00-\u9fff]", text), (
             f"{path.name} has Chinese text: use the message catalogue gridkit/messages"
         )
+
+
+def test_a_value_the_database_refuses_is_logged_without_the_value(app, client, caplog):
+    # The web logs such errors to be fixed: the log line names the statement, never the value.
+    from sqlalchemy import text as sql_text
+
+    from web.database import db_session
+
+    bp = Blueprint("refused", __name__)
+
+    @bp.route("/refused")
+    def refused():
+        db_session().execute(sql_text("SELECT CAST(:p AS int)"), {"p": "张三丰 13800138000"})
+        return "unreachable"
+
+    app.register_blueprint(bp)
+    with caplog.at_level("WARNING", logger="web.errors"):
+        response = client.get("/refused")
+    assert response.status_code == 400
+    logged = caplog.text
+    assert "13800138000" not in logged and "张三丰" not in logged
+    assert "database refused a value" in logged and "SELECT CAST" in logged and "22P02" in logged

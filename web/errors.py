@@ -75,7 +75,15 @@ def handle_database_down(exc: DBAPIError):
 
 def handle_bad_data(exc: DataError):
     """Return 400 for a value the database refused (a check this app missed: logged to be fixed)."""
-    log.warning("database refused a value: %s", exc)
+    # The class, SQLSTATE and statement say what to fix; the message is left out, since it may quote
+    # the value (`invalid input syntax for type integer: "<a phone or name>"`).
+    orig = exc.orig
+    log.warning(
+        "database refused a value (%s, SQLSTATE %s) in: %s",
+        type(orig).__name__,
+        getattr(orig, "sqlstate", None),
+        exc.statement,
+    )
     return handle_gridkit_error(ValidationError("web.bad_value"))
 
 

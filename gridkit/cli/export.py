@@ -8,7 +8,7 @@ import click
 from sqlalchemy import select
 
 from gridkit import db
-from gridkit.cli import actor, output, with_settings
+from gridkit.cli import actor, output, say, with_settings
 from gridkit.errors import NotFound
 from gridkit.io.export import (
     FORMATS,
@@ -59,8 +59,8 @@ def acting_user(session, name: str | None) -> User | None:
 @output.command_output
 @with_settings
 def export(settings, layer, path, format_, crs, encoding, area, where, dept, version, at, unmasked, as_user, force):
-    """Export LAYER: admin-units, base-cells, work-cells, buildings, residents, entities, components,
-    incidents or cell-stats."""
+    """Export LAYER: admin-units, base-cells, work-cells, buildings, building-footprints, residents, entities,
+    components, incidents or cell-stats."""
     options = ExportOptions(
         layer=layer,
         format=format_ or format_for_path(path),
@@ -100,4 +100,6 @@ def export(settings, layer, path, format_, crs, encoding, area, where, dept, ver
     ]
     for full, short in summary.get("shapefile_fields", {}).items():
         lines.append(f"  {full} → {short}")
+    for field, count in summary.get("truncated", {}).items():
+        lines.append(say("export.truncated", field=field, count=count))
     return output.Result(summary, lines=lines)

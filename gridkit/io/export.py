@@ -178,8 +178,9 @@ def _geometry_sql(options: ExportOptions, crs: TargetCrs, geometry_type: str, al
     if crs.srid != SRID:
         geom = f"ST_Transform({geom}, {int(crs.srid)})"
     if options.format == "geojson":
-        # RFC 7946: outer rings counter-clockwise; 7 decimals is about 1 cm.
-        return f"ST_AsGeoJSON(ST_ForcePolygonCCW({geom}), 7)"
+        # RFC 7946: outer rings counter-clockwise; 7 decimals is about 1 cm; options 0: no "crs"
+        # member (PostGIS adds one to every geometry not in EPSG:4326 by default, e.g. 4490).
+        return f"ST_AsGeoJSON(ST_ForcePolygonCCW({geom}), 7, 0)"
     return f"ST_AsBinary({geom})"
 
 
@@ -254,6 +255,7 @@ class _Stream:
         self.estimate = 0
         self.done = 0
         self.failure: BaseException | None = None
+        self.shapefile: ShapefileZipWriter | None = None  # its fit checks each batch of the file in writing
 
     def run(self, chunks):
         """Yield `chunks` (Arrow batches or Chunks), checked, offset to GCJ-02 when asked, counted.
@@ -292,6 +294,8 @@ class _Stream:
         if self.crs.gcj02:
             moved = pa.array(_offset_gcj02(chunk.column(len(names))), type=pa.binary())
             chunk = pa.RecordBatch.from_arrays(chunk.columns[:-1] + [moved], names=chunk.schema.names)
+        if self.shapefile is not None:
+            chunk = self.shapefile.fit(chunk, self.done)
         return chunk
 
     def python_chunks(self, sql: str, params: dict):
@@ -376,6 +380,7 @@ def export_layer(
         version=options.version,
         at=parse_time(options.at, field="at"),
         unmasked=options.unmasked,
+        kept=True,
     )
     limit = min(options.max_features, XLSX_MAX_ROWS) if options.format == "xlsx" else options.max_features
     path = Path(options.path)
@@ -387,6 +392,8 @@ def export_layer(
     # No count before writing: rows are counted as they are written, and only an export over the
     # limit pays for a count (to say how many there are).
     stream = _Stream(session, options, crs, query.fields, limit, progress)
+    if isinstance(writer, ShapefileZipWriter):
+        stream.shapefile = writer
     if progress or isinstance(writer, (OgrWriter, ShapefileZipWriter)):
         stream.estimate = _estimate(session, query.sql, query.params)
     try:
@@ -400,6 +407,9 @@ def export_layer(
         tmp.unlink(missing_ok=True)
         if isinstance(stream.failure, _TooLarge):
             total = session.execute(text(f"SELECT count(*) FROM ({query.sql}) c"), query.params).scalar_one()
+            if options.format == "xlsx" and limit == XLSX_MAX_ROWS:
+                # A sheet's rows, not the setting, are the limit: raising the setting would not help.
+                raise ValidationError("export.xlsx_too_large", features=total, limit=limit) from None
             raise ValidationError("export.too_large", features=total, limit=limit, format=options.format) from None
         if stream.failure is not None:
             raise stream.failure from None
@@ -409,7 +419,7 @@ def export_layer(
     if progress:
         progress(stream.done, stream.done)
     if options.unmasked:
-        _audit_unmasked(session, options, actor, layer, stream.done, path)
+        _audit_unmasked(session, options, actor, [*layer.personal, *query.personal], stream.done, path)
     return _summary(options, crs, query, writer, parts, stream.done, path, started)
 
 
@@ -431,21 +441,29 @@ def _summary(options, crs, query, writer, parts, features: int, path: Path, star
         summary["layers"] = parts
     if options.format == "shp":
         summary["shapefile_fields"] = {k: v for k, v in writer.short.items() if k != v}
+        # Text over 254 bytes was cut (a DBF field holds no more): said here and in fields.csv.
+        summary["truncated"] = dict(writer.truncated)
     return summary
 
 
-def _audit_unmasked(session: Session, options, actor: str, layer, features: int, path: Path) -> None:
-    """Record an unmasked export: the same audit action as every clear read of personal data."""
+def _audit_unmasked(session: Session, options, actor: str, personal: list, features: int, path: Path) -> None:
+    """Record an unmasked export: the same audit action as every clear read of personal data.
+
+    A filter on a personal field is recorded with its value masked: the log says which field was
+    filtered, without holding the person's name or phone once more."""
+    from gridkit.pii import mask_person_name
+
+    where = {k: mask_person_name(str(v)) if k in personal else v for k, v in options.where.items()}
     audit.record(
         session,
         actor,
         audit.PERSONAL_DATA_READ,
         object_type="export",
         object_id=options.layer,
-        detail_fields=list(layer.personal),
+        detail_fields=personal,
         count=features,
         path=str(path),
         area=options.area,
-        where=options.where,
+        where=where,
         format=options.format,
     )

@@ -180,7 +180,9 @@ def items(
     digits = 7 if srid in (4326, SRID) else 3
     props = ", ".join(f"'{n}', f.\"{n}\"" for n in names)
     sql = (
-        f"SELECT f.code, ST_AsGeoJSON({geom}, {digits}) AS g, json_build_object({props}) AS p "
+        # Options 0: no "crs" member in each geometry (PostGIS adds one outside EPSG:4326); the CRS
+        # is the response's Content-Crs.
+        f"SELECT f.code, ST_AsGeoJSON({geom}, {digits}, 0) AS g, json_build_object({props}) AS p "
         f"FROM ({query.sql}) f{where} ORDER BY f.code LIMIT :lim OFFSET :off"
     )
     params.update(lim=limit, off=offset)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from gridkit.errors import NotFound, ValidationError
@@ -37,6 +37,8 @@ class Layer:
     subject: bool = False  # carries the work cell and coordinator of --dept
     needs_dept: bool = False
     sql: str = ""
+    # The rows carry `_attrs`: the imported file's other fields (JSONB), exported back as fields.
+    kept_attributes: bool = False
 
     @property
     def field_names(self) -> list[str]:
@@ -53,6 +55,7 @@ class LayerQuery:
     fields: list[tuple[str, str]]
     geometry_type: str
     notes: list = field(default_factory=list)
+    personal: list[str] = field(default_factory=list)  # kept attributes masked as personal data
 
 
 def mask_name(column: str) -> str:
@@ -71,6 +74,25 @@ def mask_phone(column: str) -> str:
     )
 
 
+# Text shaped like a citizen ID (17 digits and a check digit or X) or a phone (a mobile, with or
+# without +86, or an area code and number): masked in a kept attribute whatever the field is called.
+_CITIZEN_ID_SHAPE = "^[0-9]{17}[0-9Xx]$"
+_PHONE_SHAPE = "^(\\+?86[ -]?)?1[3-9][0-9]{9}$|^0[0-9]{2,3}-?[0-9]{7,8}$"
+
+
+def mask_kept(column: str, kind: str | None) -> str:
+    """Return SQL masking a kept text attribute: by `kind` ("name", "phone", "id_number", from the
+    field's name: gridkit.pii.personal_kind), else only values shaped like a citizen ID or phone."""
+    if kind == "name":
+        return mask_name(column)
+    if kind in ("phone", "id_number"):
+        return mask_phone(column)
+    return (
+        f"CASE WHEN {column} ~ '{_CITIZEN_ID_SHAPE}' THEN left({column}, 4) || repeat('*', 10) || right({column}, 4) "
+        f"WHEN {column} ~ '{_PHONE_SHAPE}' THEN {mask_phone(column)} ELSE {column} END"
+    )
+
+
 _SUBJECT_TAIL = (("base_cell", STR), ("community", STR))
 _DEPT_FIELDS = (("work_cell", STR), ("work_cell_name", STR), ("coordinator", STR))
 
@@ -81,14 +103,25 @@ LAYERS: dict[str, Layer] = {
             "admin-units",
             "MultiPolygon",
             (("code", STR), ("name", STR), ("level", STR), ("parent_code", STR)),
-            sql="SELECT a.code, a.name, a.level, a.parent_code, a.geom AS _geom, a.code AS _area FROM admin_unit a",
+            kept_attributes=True,
+            sql="SELECT a.code, a.name, a.level, a.parent_code, a.geom AS _geom, a.code AS _area, "
+            "a.attributes AS _attrs FROM admin_unit a",
         ),
         Layer(
             "base-cells",
             "Polygon",
-            (("code", STR), ("community_code", STR), ("community_name", STR), ("edition", STR), ("area_m2", FLOAT)),
-            sql="SELECT b.code, b.community_code, a.name AS community_name, e.name AS edition, "
-            "round(ST_Area(b.geom::geography)::numeric, 1)::float8 AS area_m2, b.geom AS _geom, b.code AS _area "
+            (
+                ("code", STR),
+                ("name", STR),
+                ("community_code", STR),
+                ("community_name", STR),
+                ("edition", STR),
+                ("area_m2", FLOAT),
+            ),
+            kept_attributes=True,
+            sql="SELECT b.code, b.name, b.community_code, a.name AS community_name, e.name AS edition, "
+            "round(ST_Area(b.geom::geography)::numeric, 1)::float8 AS area_m2, b.geom AS _geom, b.code AS _area, "
+            "b.attributes AS _attrs "
             "FROM base_cell b JOIN base_grid_edition e ON e.id = b.edition_id "
             "LEFT JOIN admin_unit a ON a.code = b.community_code WHERE b.edition_id = :edition_id",
         ),
@@ -126,6 +159,17 @@ LAYERS: dict[str, Layer] = {
             sql="SELECT s.code, s.address, s.floors, b.code AS base_cell, b.community_code AS community, "
             "s.created_at, coalesce(s.geom, ST_PointOnSurface(s.footprint)) AS _geom, b.code AS _area, "
             "b.code AS _cell FROM building s LEFT JOIN base_cell b ON b.id = s.base_cell_id",
+        ),
+        # The footprints of the buildings that have one (the buildings layer gives every building
+        # as a point: its location, or a point on its footprint), so polygons imported come back.
+        Layer(
+            "building-footprints",
+            "MultiPolygon",
+            (("code", STR), ("address", STR), ("floors", INT)) + _SUBJECT_TAIL + (("created_at", DATETIME),),
+            subject=True,
+            sql="SELECT s.code, s.address, s.floors, b.code AS base_cell, b.community_code AS community, "
+            "s.created_at, s.footprint AS _geom, b.code AS _area, b.code AS _cell "
+            "FROM building s LEFT JOIN base_cell b ON b.id = s.base_cell_id WHERE s.footprint IS NOT NULL",
         ),
         Layer(
             "residents",
@@ -311,8 +355,10 @@ def build_query(
     version: int | None = None,
     at: datetime | None = None,
     unmasked: bool = False,
+    kept: bool = False,
 ) -> LayerQuery:
-    """Return the SQL of one export of `layer` with its filters, masking and responsibility columns."""
+    """Return the SQL of one export of `layer` with its filters, masking and responsibility columns;
+    with `kept`, also the kept attributes of the imported file (admin units, base cells) as fields."""
     params: dict = {}
     masked = not unmasked
     sql = layer.sql.format(
@@ -339,6 +385,10 @@ def build_query(
         fields += list(_DEPT_FIELDS)
     elif version is not None:
         raise ValidationError("export.version_needs_dept")
+    personal: list[str] = []
+    if kept and layer.kept_attributes:
+        sql, attributes, personal = _with_kept_attributes(session, sql, params, [n for n, _ in fields], masked)
+        fields += attributes
     clauses = []
     if area:
         clauses.append("q._area LIKE :area")
@@ -354,4 +404,61 @@ def build_query(
     final = f"SELECT {columns}, q._geom FROM ({sql}) q"
     if clauses:
         final += " WHERE " + " AND ".join(clauses)
-    return LayerQuery(sql=final, params=params, fields=fields, geometry_type=layer.geometry_type)
+    return LayerQuery(sql=final, params=params, fields=fields, geometry_type=layer.geometry_type, personal=personal)
+
+
+# Postgres identifiers hold at most 63 bytes (longer ones would be cut and no longer match).
+_IDENTIFIER_BYTES = 63
+
+
+def _with_kept_attributes(
+    session: Session, sql: str, params: dict, taken: list[str], masked: bool
+) -> tuple[str, list, list]:
+    """Return `sql` with one column per kept attribute key (`_attrs`), those fields, and the ones
+    holding personal data (masked unless `masked` is false: `mask_kept`).
+
+    A key's kind follows its values: all integers (within int64) INT, all numbers FLOAT, all
+    true/false BOOL, anything else text (JSON text for lists and objects); JSON null is NULL. A key
+    named like a field of the layer, too long for a column name or holding '"' gets a name of its
+    own (cut and numbered as shapefile names are); keys in alphabetical order."""
+    from gridkit.io.export_writers import short_field_names
+
+    kinds = session.execute(
+        text(
+            "SELECT e.key, count(*) FILTER (WHERE t <> 'null') AS n, count(*) FILTER (WHERE t = 'number') AS num, "
+            "count(*) FILTER (WHERE CASE WHEN t = 'number' THEN e.value::numeric = trunc(e.value::numeric) "
+            "  AND abs(e.value::numeric) < 1e18 END) AS int, count(*) FILTER (WHERE t = 'boolean') AS bool, "
+            f"count(*) FILTER (WHERE e.value #>> '{{}}' ~ '{_CITIZEN_ID_SHAPE}' "
+            f"  OR e.value #>> '{{}}' ~ '{_PHONE_SHAPE}') AS shaped "
+            f"FROM ({sql}) q CROSS JOIN LATERAL jsonb_each(q._attrs) e CROSS JOIN LATERAL jsonb_typeof(e.value) t "
+            "GROUP BY e.key ORDER BY e.key"
+        ),
+        params,
+    ).all()
+    names = short_field_names(taken + [key.replace('"', "_") for key, *_ in kinds], _IDENTIFIER_BYTES)
+    used = {name.lower() for name in taken}
+    from gridkit.pii import personal_kind
+
+    columns, fields, personal = [], [], []
+    for i, (key, n, num, int_, bool_, shaped) in enumerate(kinds):
+        name = names.get(key.replace('"', "_"), "")
+        k = 0
+        while not name or name.lower() in used:
+            k += 1
+            name = key.replace('"', "_")[: _IDENTIFIER_BYTES // 4] + f"_{k}"
+        used.add(name.lower())
+        who = personal_kind(key)
+        kind = INT if n and int_ == n else FLOAT if n and num == n else BOOL if n and bool_ == n else STR
+        if who or shaped:
+            kind = STR  # a phone or ID kept as a number is masked as text
+        cast = {INT: "::numeric::bigint", FLOAT: "::float8", BOOL: "::boolean"}.get(kind, "")
+        params[f"kept{i}"] = key
+        value = f"(k._attrs ->> :kept{i}){cast}"
+        if kind == STR:
+            personal += [name] if who or shaped else []
+            value = mask_kept(value, who) if masked else value
+        columns.append(f'{value} AS "{name}"')
+        fields.append((name, kind))
+    if not columns:
+        return sql, [], []
+    return f"SELECT k.*, {', '.join(columns)} FROM ({sql}) k", fields, personal

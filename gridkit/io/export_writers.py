@@ -26,8 +26,16 @@ from gridkit.io.export_zip import write_zip
 from gridkit.io.spreadsheet import csv_row, xlsx_row
 from gridkit.rules import LOCAL_TZ
 
-# Shapefile DBF field names hold at most 10 bytes.
+# Shapefile DBF field names hold at most 10 bytes, text values at most 254.
 DBF_NAME_BYTES = 10
+DBF_TEXT_BYTES = 254
+# The bytes GDAL gives each DBF field of a kind (text starts at 80 and grows to its longest value,
+# at most 254); a record adds one deletion flag.
+DBF_WIDTHS = {INT: 18, FLOAT: 24, DATE: 8, DATETIME: 8, BOOL: 1}
+DBF_TEXT_WIDTH = 80
+# The most bytes a .shp or .dbf may hold: older ArcGIS and many tools refuse larger files, and GDAL
+# would write them with only a warning. An export that would pass it is refused, never written.
+SHAPEFILE_MAX_BYTES = 2**31 - 1
 # The byte ending a .dbf. GDAL writes it after every record and overwrites it with the next one,
 # which breaks stdio buffering: a seek, a block read and a write per record (half the writing time
 # was system time). It is left to us: appended once when GDAL has closed the file, the same bytes.
@@ -35,6 +43,8 @@ DBF_END = b"\x1a"
 SHAPEFILE_PARTS = (".shp", ".shx", ".dbf", ".prj", ".cpg")
 # GDAL's name of each text encoding (written into the .cpg) and Python's codec for checks.
 ENCODINGS = {"utf-8": ("UTF-8", "utf-8"), "gbk": ("CP936", "gbk")}
+# What each encoding's .cpg says: the forms ArcGIS (ArcMap too) and GDAL both read.
+CPG = {"utf-8": "UTF-8", "gbk": "936"}
 XLSX_MAX_ROWS = 1_048_575  # one row is the header
 # SQLite's page cache (MB, GDAL's OGR_SQLITE_CACHE) for a GeoPackage written by the child process.
 # With SQLite's default of 2 MB the pages of a large layer are evicted and read back while its rows
@@ -140,7 +150,8 @@ class OgrWriter:
         options = {}
         if self.driver == "ESRI Shapefile":
             options["encoding"] = ENCODINGS[self.encoding][0]
-            options["layer_options"] = {"DBF_EOF_CHAR": "NO"}
+            # 2GB_LIMIT: GDAL fails rather than write past 2 GB should ShapefileFit's estimate be short.
+            options["layer_options"] = {"DBF_EOF_CHAR": "NO", "2GB_LIMIT": "YES"}
         elif self.driver == "GPKG":
             options["layer_options"] = {"SPATIAL_INDEX": "YES"}
         if self.process is not None:
@@ -207,6 +218,8 @@ class ShapefileZipWriter:
         self.stems: list[str] = []
         self.ahead: dict[Path, Followed] = {}  # what was deflated while the child wrote
         self.process = None
+        self.truncated: dict[str, int] = {}  # full field name → values cut to DBF_TEXT_BYTES
+        self.fit: ShapefileFit | None = None
 
     @property
     def schema(self) -> pa.Schema:
@@ -216,6 +229,7 @@ class ShapefileZipWriter:
     def write_layer(self, layer: str, geometry_type: str, batches) -> None:
         """Write one shapefile named after `layer` from the record batches of `batches`."""
         stem = re.sub(r"[^0-9A-Za-z_-]+", "_", layer)
+        self.fit = ShapefileFit(stem, self.fields, self.encoding, self.truncated)
         inner = OgrWriter(self.folder / f"{stem}.shp", "ESRI Shapefile", self.short_fields, self.crs, self.encoding)
         inner.process = self.process
         follower = None
@@ -236,11 +250,15 @@ class ShapefileZipWriter:
         try:
             if self.process is not None:
                 self.process.end()  # zipped while the child exits (a large process takes a while)
+            for stem in self.stems:
+                # GDAL writes the encoding's name ("CP936"); ArcGIS reads a code page number in the
+                # .cpg ("936", as it writes one itself), and GDAL reads that as CP936 too.
+                (self.folder / f"{stem}.cpg").write_text(CPG[self.encoding], encoding="ascii")
             with open(self.folder / "fields.csv", "w", newline="", encoding="utf-8") as fh:
                 out = csv.writer(fh)
-                out.writerow(["field", "shapefile_field", "type"])
+                out.writerow(["field", "shapefile_field", "type", f"values_cut_to_{DBF_TEXT_BYTES}_bytes"])
                 for name, kind in self.fields:
-                    out.writerow([name, self.short[name], kind])
+                    out.writerow([name, self.short[name], kind, self.truncated.get(name, 0)])
             parts = [self.folder / f"{stem}{suffix}" for stem in self.stems for suffix in SHAPEFILE_PARTS]
             members = [(part, part.name, self.ahead.get(part)) for part in parts if part.exists()]
             write_zip(self.path, [*members, (self.folder / "fields.csv", "fields.csv")])
@@ -254,6 +272,72 @@ class ShapefileZipWriter:
         if self.process is not None:
             self.process.kill()
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class ShapefileFit:
+    """What one shapefile of an export can hold, checked batch by batch before GDAL writes it.
+
+    Text longer than a DBF field holds (254 bytes in the file's encoding) is cut here, at a
+    character boundary, and counted per field in `truncated` (GDAL would cut GBK text inside a
+    character, with only a warning). The .dbf and .shp sizes are followed as rows arrive (text
+    fields as wide as GDAL makes them); a batch that would take either past SHAPEFILE_MAX_BYTES is
+    refused with a ValidationError before any of it is written.
+    """
+
+    def __init__(self, stem: str, fields, encoding: str, truncated: dict[str, int]):
+        self.stem, self.fields, self.truncated = stem, fields, truncated
+        self.codec = ENCODINGS[encoding][1]
+        self.widths = {name: DBF_WIDTHS.get(kind, DBF_TEXT_WIDTH) for name, kind in fields}
+        self.header = 32 + 32 * len(fields) + 1
+        self.rows = 0
+        self.shp = 100
+
+    def __call__(self, batch: pa.RecordBatch, offset: int) -> pa.RecordBatch:
+        """Return `batch` with over-long text cut; raise ValidationError when the files would grow
+        past SHAPEFILE_MAX_BYTES. `offset` is the number of features before this batch."""
+        import pyarrow.compute as pc
+
+        columns = list(batch.columns)
+        for i, (name, kind) in enumerate(self.fields):
+            if kind in DBF_WIDTHS or batch.num_rows == 0:
+                continue
+            # UTF-8 bytes bound the bytes of any encoding gridkit writes: only longer values are encoded.
+            lengths = pc.binary_length(columns[i])
+            longest = pc.max(lengths).as_py() or 0
+            if longest > self.widths[name]:
+                columns[i], longest = self._cut(name, columns[i], lengths)
+                self.widths[name] = max(self.widths[name], longest)
+        self.rows += batch.num_rows
+        # Each record's geometry takes at most its WKB's bytes plus a 48-byte header and bounding box.
+        geometry = pc.sum(pc.binary_length(columns[-1])).as_py() or 0
+        self.shp += geometry + 48 * batch.num_rows
+        dbf = self.header + self.rows * (1 + sum(self.widths.values()))
+        if max(dbf, self.shp) > SHAPEFILE_MAX_BYTES:
+            raise ValidationError(
+                "export.shapefile_too_large",
+                file=f"{self.stem}{'.dbf' if dbf >= self.shp else '.shp'}",
+                feature=offset + batch.num_rows,
+                limit_gb=round(SHAPEFILE_MAX_BYTES / 2**30, 3),
+            )
+        return pa.RecordBatch.from_arrays(columns, schema=batch.schema)
+
+    def _cut(self, name: str, column, lengths) -> tuple[pa.Array, int]:
+        """Return `column` with values over DBF_TEXT_BYTES cut, and its longest value's bytes."""
+        values = column.to_pylist()
+        longest, cut = 0, 0
+        for j, size in enumerate(lengths.to_pylist()):
+            if size is None or size <= self.widths[name]:
+                continue
+            raw = values[j].encode(self.codec)
+            if len(raw) > DBF_TEXT_BYTES:
+                # A character cut in two is dropped whole.
+                values[j] = raw[:DBF_TEXT_BYTES].decode(self.codec, errors="ignore")
+                raw = values[j].encode(self.codec)
+                cut += 1
+            longest = max(longest, len(raw))
+        if cut:
+            self.truncated[name] = self.truncated.get(name, 0) + cut
+        return pa.array(values, type=column.type), longest
 
 
 class _Streamed:
@@ -362,9 +446,14 @@ class TableWriter(_Streamed):
             self.book.save(self.path)
 
     def discard(self) -> None:
-        """Close the file (the caller removes it)."""
+        """Close the file (the caller removes it); an XLSX sheet's own temporary file is removed here."""
         if self.kind == "csv":
             self.fh.close()
+            return
+        # openpyxl streams a write-only sheet's rows into a temporary file of its own, outside the
+        # output's folder, removed only when the process exits (the web server's: days later).
+        self.sheet.close()
+        self.sheet._writer.cleanup()
 
 
 def _num(value):

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from gridkit.errors import ValidationError
 from gridkit.reports import decision, standard
-from gridkit.reports.units import GROUPINGS, ReportResult, Section, period, units
+from gridkit.reports.units import GROUPINGS, ReportResult, Section, period, units, whole_area
 from gridkit.rules import now, parse_time
 
 __all__ = ["GROUPINGS", "REPORTS", "ReportResult", "Section", "report_list", "run_report"]
@@ -28,19 +28,23 @@ class Report:
     default_by: str = "community"
     needs_dept: bool = False
     uses_period: bool = False
+    # The first section gets a total row: the same computation over the whole area as one unit.
+    # Not for reports whose units are counted elsewhere (evaluation: the incidents' service) or
+    # whose figures are per work cell by nature (workload, staffing: coordinators serve several).
+    totals: bool = False
 
 
 REPORTS: dict[str, Report] = {
     r.name: r
     for r in (
-        Report("population", standard.population),
-        Report("buildings", standard.buildings),
-        Report("entities", standard.entities),
-        Report("incidents", standard.incidents, uses_period=True),
+        Report("population", standard.population, totals=True),
+        Report("buildings", standard.buildings, totals=True),
+        Report("entities", standard.entities, totals=True),
+        Report("incidents", standard.incidents, uses_period=True, totals=True),
         Report("workload", standard.workload, default_by="work-cell", needs_dept=True, uses_period=True),
         Report("evaluation", standard.evaluation, default_by="work-cell", needs_dept=True, uses_period=True),
-        Report("school-age", decision.school_age),
-        Report("elderly", decision.elderly),
+        Report("school-age", decision.school_age, totals=True),
+        Report("elderly", decision.elderly, totals=True),
         Report("staffing", decision.staffing, default_by="work-cell", needs_dept=True),
     )
 }
@@ -84,6 +88,9 @@ def run_report(
     at_time = parse_time(at, field="at") if at else None
     u = units(session, by, dept=dept, area=area, at=at_time)
     sections = report.compute(session, u, start=start, end=end, capacity=capacity, threshold=threshold)
+    if report.totals:
+        whole = report.compute(session, whole_area(u), start=start, end=end, capacity=None, threshold=threshold)
+        sections[0].total = whole[0].rows[0] if whole[0].rows else None
     params = {
         "by": by,
         "dept": dept,

@@ -26,6 +26,17 @@ def label(column: str, lang: str) -> str:
     return column if text == key else text
 
 
+def table_rows(section: Section, lang: str) -> list[dict]:
+    """Return the section's rows, then its total row (named in `lang`, code empty) when it has one."""
+    if section.total is None:
+        return section.rows
+    total = dict(section.total, code=None)
+    total[next((c for c in ("name", "category") if c in section.columns), section.columns[0])] = messages.render(
+        "report.total", lang
+    )
+    return [*section.rows, total]
+
+
 def header_block(result: ReportResult, lang: str) -> list[tuple[str, str]]:
     """Return the (label, value) lines above a report: title, area, grouping, period, date, source."""
     p = result.params
@@ -38,6 +49,8 @@ def header_block(result: ReportResult, lang: str) -> list[tuple[str, str]]:
         (r("report.head.by"), r(f"report.by.{p['by']}") + (f" · {p['dept']} v{p['version']}" if p.get("dept") else "")),
         (r("report.head.period"), period),
         (r("report.head.date"), result.generated_at.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M")),
+        # The edition and work grid version counted are those in force at --at (default: now).
+        (r("report.head.as_of"), p.get("at") or r("report.head.now")),
         (r("report.head.source"), r("report.head.source_value", edition=p.get("edition", "-"))),
     ]
     return lines
@@ -81,11 +94,16 @@ def write_report_file(
 
 
 def _write_csv(result: ReportResult, path: Path, lang: str, encoding: str) -> None:
+    """The main table under the header block the XLSX sheets have (title, area, period, dates,
+    edition), a blank line between, columns headed in `lang` from the catalogue."""
     section = result.main
     with open(path, "w", newline="", encoding="utf-8-sig" if encoding == "utf-8" else encoding) as fh:
         out = csv.writer(fh)
-        out.writerow(section.columns)
-        for row in section.rows:
+        for name, value in header_block(result, lang):
+            out.writerow(csv_row([name, value]))
+        out.writerow([])
+        out.writerow([label(c, lang) for c in section.columns])
+        for row in table_rows(section, lang):
             out.writerow(csv_row(row.get(c) for c in section.columns))
 
 
@@ -107,8 +125,11 @@ def _write_xlsx(result: ReportResult, path: Path, lang: str) -> None:
         head = sheet.max_row
         for cell in sheet[head]:
             cell.font = Font(bold=True)
-        for row in section.rows:
+        for row in table_rows(section, lang):
             sheet.append(xlsx_row(sheet, [row.get(c) for c in section.columns]))
+        if section.total is not None:
+            for cell in sheet[sheet.max_row]:
+                cell.font = Font(bold=True)
         sheet.freeze_panes = sheet.cell(row=head + 1, column=1)
         for col, name in enumerate(section.columns, start=1):
             width = max([len(str(label(name, lang))) * 2] + [len(str(r.get(name) or "")) for r in section.rows[:200]])
@@ -156,6 +177,8 @@ def chart_svg(section: Section, lang: str, *, width: int = 760) -> str:
 def section_table_html(section: Section, lang: str, limit: int | None = None) -> str:
     """Return an HTML table of a section (the first `limit` rows, all if None)."""
     rows = section.rows if limit is None else section.rows[:limit]
+    if section.total is not None:
+        rows = [*rows, table_rows(section, lang)[-1]]
     head = "".join(f"<th>{html.escape(label(c, lang))}</th>" for c in section.columns)
     body = "".join(
         "<tr>"

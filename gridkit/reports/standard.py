@@ -249,18 +249,29 @@ def evaluation(session: Session, u: Units, *, start=None, end=None, **_) -> list
     if u.by not in EVALUATION_GROUPINGS:
         raise ValidationError("report.evaluation_grouping", by=u.by, groupings=", ".join(EVALUATION_GROUPINGS))
     # Incidents are grouped by the service: by their base cell's community, or by the work cell they
-    # were dispatched to. Rows are the report's units (of --area, of the edition in force) that have cases.
+    # were dispatched to. Rows are the report's units (of --area, of the edition in force), every one:
+    # a unit without cases shows 0 cases (its rates and hours empty), as every other report does.
     result = evaluate_incidents(session, by=u.by, from_=start, to=end, dept=u.dept, actor=_area_actor(u))
     names = dict(session.execute(text(f"SELECT DISTINCT code, name FROM ({u.sql}) u"), u.params).all())
-    rows = [
-        {"code": row["key"], "name": names[row["key"]], **_figures(row)}
-        for row in sorted(result["rows"], key=lambda r: r["key"] or "")
-        if row["key"] in names
-    ]
+    figures = {row["key"]: _figures(row) for row in result["rows"]}
+    rows = [{"code": code, "name": names[code], **figures.get(code, _NO_CASES)} for code in sorted(names)]
     return [
         Section("report.evaluation.title", ["code", "name", *EVALUATION_COLUMNS], rows, chart="on_time_pct"),
         _by_coordinator(session, u, start, end),
     ]
+
+
+# The figures of a unit without cases: counts 0, rates and hours undefined.
+_NO_CASES = {
+    "cases": 0,
+    "closed": 0,
+    "on_time_pct": None,
+    "rework_pct": None,
+    "mean_hours": None,
+    "p90_hours": None,
+    "backlog": 0,
+    "overdue": 0,
+}
 
 
 def _area_actor(u: Units):

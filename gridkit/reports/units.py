@@ -28,6 +28,9 @@ class Section:
     columns: list[str]
     rows: list[dict]
     chart: str | None = None  # the column the chart draws, per row's unit
+    # The whole area as one unit, counted by the same SQL (not summed from the rows: a household
+    # living in two communities is one household of the street): the files' last row.
+    total: dict | None = None
 
 
 @dataclass
@@ -51,7 +54,11 @@ class ReportResult:
             "report": self.name,
             "params": self.params,
             "generated_at": self.generated_at.isoformat(),
-            "sections": [{"title": s.title, "columns": s.columns, "rows": s.rows} for s in self.sections],
+            "sections": [
+                {"title": s.title, "columns": s.columns, "rows": s.rows}
+                | ({"total": s.total} if s.total is not None else {})
+                for s in self.sections
+            ],
             "notes": [str(n) for n in self.notes],
         }
 
@@ -114,6 +121,14 @@ def units(
             "WHERE b.edition_id = :edition" + in_area
         )
     return Units(sql, params, by, **named)
+
+
+def whole_area(u: Units) -> Units:
+    """Return `u` with all its base cells as one unit (code and name empty): the report's total."""
+    from dataclasses import replace
+
+    # A code of its own ('', never NULL: units are joined by code).
+    return replace(u, sql=f"SELECT w.cell_id, ''::text AS code, NULL::text AS name FROM ({u.sql}) w")
 
 
 def period(date_from, date_to) -> tuple[datetime | None, datetime | None]:
