@@ -340,6 +340,7 @@ def evaluate(settings, by, from_, to, dept, username):
 def _import(settings, name: str, work) -> output.Result:
     """Run an import in one transaction; write its report (problems and notes) under GRIDKIT_HOME/reports."""
     from gridkit.errors import ValidationError
+    from gridkit.io.problems import problem_count
     from gridkit.io.report import write_report
 
     try:
@@ -351,10 +352,10 @@ def _import(settings, name: str, work) -> output.Result:
         raise
     notes = summary.pop("notes", [])
     json_path, text_path = write_report(settings.home, name, [], notes, summary)
-    summary.update(report=str(json_path), notes=len(notes))
+    summary.update(report=str(json_path), notes=problem_count(notes))
     lines = [", ".join(f"{k} {v}" for k, v in summary.items() if k not in ("report", "notes", "states"))]
     if notes:
-        lines.append(f"{len(notes)} rows noted (kept without a place …): see {text_path}")
+        lines.append(say("cli.import_rows_noted", count=problem_count(notes), report=str(text_path)))
     return output.Result(summary, lines=lines)
 
 
