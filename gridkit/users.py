@@ -10,7 +10,7 @@ from datetime import timedelta
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from gridkit.errors import Conflict, NotFound, ValidationError
+from gridkit.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from gridkit.models import ROLES, AdminUnit, Coordinator, LoginFailure, User
 
 # Roles that may read personal data (names, ID numbers, phones) inside their scope.
@@ -96,6 +96,49 @@ def may_see_personal_data(user: User | None, area_code: str | None = None) -> bo
         return True
     # A scoped user sees personal data only where the area is known to lie in the scope.
     return area_code is not None and area_code.startswith(user.scope_code)
+
+
+def area_within(session: Session, code: str, scope_code: str | None) -> bool:
+    """True when admin unit `code` is `scope_code` or lies under it in the admin unit tree."""
+    if scope_code is None:
+        return True
+    chain = select(AdminUnit.code, AdminUnit.parent_code).where(AdminUnit.code == code).cte("chain", recursive=True)
+    parent = AdminUnit.__table__.alias("parent")
+    chain = chain.union_all(
+        select(parent.c.code, parent.c.parent_code).join(chain, parent.c.code == chain.c.parent_code)
+    )
+    return bool(session.scalar(select(func.count()).select_from(chain).where(chain.c.code == scope_code)))
+
+
+def area_in_scope(session: Session, user: User | None, area: str | None) -> str | None:
+    """Return the area a user's export, report or map covers: `area` when it lies in the user's scope,
+    the scope itself when no area is asked (None: the whole city); an area outside it is refused.
+
+    The one rule for area-filtered reads by scoped users: without it, a district's analyst would
+    read every district by leaving the area out or naming another one. A city-level scope is the
+    whole city (a district code does not start with its city's code)."""
+    scope = getattr(user, "scope_code", None)
+    if scope is None:
+        return area
+    if area is None:
+        return None if session.scalar(select(AdminUnit.level).where(AdminUnit.code == scope)) == "city" else scope
+    if not area_within(session, area, scope):
+        raise PermissionDenied("users.area_outside_scope", area=area, scope=scope)
+    return area
+
+
+def check_may_manage(session: Session, admin: User, *scopes: str | None) -> None:
+    """Raise PermissionDenied unless administrator `admin` may manage accounts of each of `scopes`
+    (an account's scope, or one to be given; None: the whole city).
+
+    An administrator with a scope manages only accounts scoped inside it and gives only scopes
+    inside it: otherwise a district's administrator would make itself (or anyone) city-wide, or
+    take over a city-wide account by resetting its password."""
+    if admin.scope_code is None:
+        return
+    for code in scopes:
+        if code is None or not area_within(session, code, admin.scope_code):
+            raise PermissionDenied("users.manage_outside_scope", scope=admin.scope_code, area=code or "-")
 
 
 # -- accounts: administration, sign-in limits, coordinator links ---------------------------------------
