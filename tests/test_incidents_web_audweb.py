@@ -6,10 +6,14 @@ from __future__ import annotations
 import json
 
 import pytest
+from factories_incidents import IN_C2
 from sqlalchemy import select
 from test_incidents_web import commit, login, make_cases, read
 
-from gridkit.models import Incident
+from gridkit.incidents import workflow as wf
+from gridkit.incidents.actors import Actor
+from gridkit.incidents.queries import show_incident
+from gridkit.models import AuditLog, Incident
 from web import create_app
 
 
@@ -48,3 +52,30 @@ def test_a_scoped_supervisor_may_not_mark_a_case_a_duplicate_of_one_outside_its_
         headers={"X-CSRF-Token": token},
     )
     assert response.status_code == 200 and response.get_json()["duplicate_of"] == ids["c1"]
+
+
+def test_the_reporter_is_personal_data_clear_only_when_audited(site):
+    app, settings, ids = site
+
+    def citizen_case(s):
+        return wf.report_incident(
+            s, lon=IN_C2[0], lat=IN_C2[1], description="路灯不亮", reporter="王小明", actor="hotline"
+        ).incident.id
+
+    case = commit(settings, citizen_case)
+
+    def reads(s):
+        return [
+            (a.actor, a.object_type, a.detail["detail_fields"])
+            for a in s.scalars(select(AuditLog).where(AuditLog.action == "personal_data.read").order_by(AuditLog.id))
+        ]
+
+    before = read(settings, reads)
+    client = app.test_client()
+    login(client, "street_super")
+    # The citizen's name was sent in clear and nothing recorded that it was read.
+    assert client.get(f"/api/incidents/{case}").get_json()["reporter"] == "王小明"
+    assert read(settings, reads)[len(before) :] == [("street_super", "incident", ["reporter"])]
+    # A caller who names no actor, or one who may not read personal data, gets it masked.
+    assert read(settings, lambda s: show_incident(s, case, None)["reporter"]) == "王**"
+    assert read(settings, lambda s: show_incident(s, case, Actor("analyst1", "analyst"))["reporter"]) == "王**"
