@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from factories_web import PASSWORD, USERS, csrf_of, make_web_city
 
 from gridkit import db
+from gridkit.config import Settings
+from gridkit.errors import SetupError
 from web import create_app
 
 
@@ -36,3 +40,24 @@ def test_a_next_with_control_characters_goes_to_the_workspace(city, next_):
     )
     assert response.status_code == 302 and response.headers["Location"] == "/coordinator"
     assert "stolen" not in response.headers.get("Set-Cookie", "")
+
+
+def _session_cookie(app) -> str:
+    client = app.test_client()
+    token = csrf_of(client.get("/login").get_data(as_text=True))
+    response = client.post("/login", data={"name": USERS["analyst"], "password": PASSWORD, "csrf_token": token})
+    assert response.status_code == 302
+    return response.headers["Set-Cookie"]
+
+
+def test_the_session_cookie_is_secure_when_configured(city):
+    app, settings = city
+    cookie = _session_cookie(app)
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" not in cookie
+    # Behind a TLS proxy the deployment says so, and the cookie is never sent over plain HTTP.
+    secure = create_app(replace(settings, secure_cookies=True))
+    assert "; Secure" in _session_cookie(secure) and "HttpOnly" in _session_cookie(secure)
+    assert Settings.from_env({"GRIDKIT_SECURE_COOKIES": "1"}).secure_cookies is True
+    assert Settings.from_env({"GRIDKIT_SECURE_COOKIES": "off"}).secure_cookies is False
+    with pytest.raises(SetupError, match="GRIDKIT_SECURE_COOKIES"):
+        Settings.from_env({"GRIDKIT_SECURE_COOKIES": "https"})
