@@ -79,3 +79,27 @@ def test_the_reporter_is_personal_data_clear_only_when_audited(site):
     # A caller who names no actor, or one who may not read personal data, gets it masked.
     assert read(settings, lambda s: show_incident(s, case, None)["reporter"]) == "王**"
     assert read(settings, lambda s: show_incident(s, case, Actor("analyst1", "analyst"))["reporter"]) == "王**"
+
+
+@pytest.mark.parametrize(
+    ("action", "body", "words"),
+    [
+        ("accept", '{"revision": 1e400}', "revision"),  # infinity: int() overflowed
+        ("accept", '{"revision": [1]}', "revision"),
+        ("accept", '{"revision": 1.5}', "revision"),
+        ("duplicate", '{"note": "同一井盖"}', "of"),  # mark_duplicate() missing 'of'
+        ("classify", '{"severity": "high"}', "category"),  # classify() missing 'category'
+    ],
+)
+def test_a_transition_with_a_bad_or_missing_value_is_a_400_that_names_it(site, action, body, words):
+    app, settings, ids = site
+    client = app.test_client()
+    token = login(client, "super1")
+    response = client.post(
+        f"/api/incidents/{ids['c2']}/{action}?lang=en",
+        data=body,
+        content_type="application/json",
+        headers={"X-CSRF-Token": token},
+    )
+    assert response.status_code == 400 and words in response.get_json()["message"]
+    assert _state(settings, ids["c2"]) == "reported"
