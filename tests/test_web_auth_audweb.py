@@ -6,11 +6,13 @@ from dataclasses import replace
 
 import pytest
 from factories_web import PASSWORD, USERS, csrf_of, make_web_city
+from sqlalchemy import text
 
 from gridkit import db
 from gridkit.config import Settings
 from gridkit.errors import SetupError
 from web import create_app
+from web.database import db_session
 
 
 def _commit(settings, fill):
@@ -61,3 +63,36 @@ def test_the_session_cookie_is_secure_when_configured(city):
     assert Settings.from_env({"GRIDKIT_SECURE_COOKIES": "off"}).secure_cookies is False
     with pytest.raises(SetupError, match="GRIDKIT_SECURE_COOKIES"):
         Settings.from_env({"GRIDKIT_SECURE_COOKIES": "https"})
+
+
+def _signed_in(app, name):
+    client = app.test_client()
+    token = csrf_of(client.get("/login").get_data(as_text=True))
+    assert client.post("/login", data={"name": name, "password": PASSWORD, "csrf_token": token}).status_code == 302
+    return client
+
+
+def test_an_ogc_offset_past_the_database_range_is_a_400(city):
+    app, _ = city
+    client = _signed_in(app, USERS["analyst"])
+    # The database refused it (bigint out of range) and the error page, reading the signed-in
+    # user through the aborted transaction, failed in turn: 500.
+    response = client.get("/ogc/collections/incidents/items?offset=99999999999999999999")
+    assert response.status_code == 400 and response.get_json()["code"] == "ogc.bad_number"
+    assert client.get("/ogc/collections/base-cells/items?offset=2147483647").status_code == 200
+
+
+def test_a_value_the_database_refuses_is_a_400_page_for_a_signed_in_user(city):
+    app, _ = city
+
+    @app.get("/refused-by-the-database")
+    def refused():
+        # A statement the database refuses with a data error (22012), as a missed check would.
+        db_session().execute(text("SELECT 1 / 0"))
+
+    client = _signed_in(app, USERS["analyst"])
+    response = client.get("/refused-by-the-database?lang=en")
+    assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    # The page layout still knows who is signed in (it reads the user after the rollback).
+    assert USERS["analyst"] in page

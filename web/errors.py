@@ -76,6 +76,11 @@ def handle_database_down(exc: DBAPIError):
 def handle_bad_data(exc: DataError):
     """Return 400 for a value the database refused (a check this app missed: logged to be fixed)."""
     log.warning("database refused a value: %s", exc)
+    # The refused statement aborted the request's transaction: the page layout reads the
+    # signed-in user through it, which gave a 500 (InFailedSqlTransaction) instead of this 400.
+    session = g.get("db_session")
+    if session is not None:
+        session.rollback()
     return handle_gridkit_error(ValidationError("web.bad_value"))
 
 
