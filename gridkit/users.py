@@ -25,6 +25,19 @@ def hash_password(password: str) -> str:
     return f"scrypt${salt.hex()}${digest.hex()}"
 
 
+# A new password's length, in characters; it is kept exactly as typed (spaces too).
+PASSWORD_LENGTH = (8, 200)
+
+
+def check_new_password(password: str) -> None:
+    """Raise ValidationError unless `password` may be set: between PASSWORD_LENGTH characters."""
+    shortest, longest = PASSWORD_LENGTH
+    if len(password) < shortest:
+        raise ValidationError("users.short_password", minimum=shortest)
+    if len(password) > longest:
+        raise ValidationError("users.long_password", maximum=longest)
+
+
 def check_password(stored: str | None, password: str) -> bool:
     """True when `password` matches the stored hash."""
     if not stored or not stored.startswith("scrypt$"):
@@ -48,8 +61,8 @@ def add_user(
         raise ValidationError("users.unknown_role", role=role, roles=", ".join(ROLES))
     if not 2 <= len(name) <= 50 or not all(c.isalnum() or c in "_.@-" for c in name) or not name.isascii():
         raise ValidationError("users.bad_name", name=name)
-    if password is not None and len(password) < 8:
-        raise ValidationError("users.short_password", minimum=8)
+    if password is not None:
+        check_new_password(password)
     if scope is not None and session.get(AdminUnit, scope) is None:
         raise NotFound("users.unknown_scope", scope=scope)
     if session.scalar(select(User).where(User.name == name)) is not None:
@@ -188,8 +201,7 @@ def end_sessions(user: User) -> None:
 
 def set_password(session: Session, user: User, password: str) -> None:
     """Give `user` a new password and end their sessions."""
-    if len(password) < 8:
-        raise ValidationError("users.short_password", minimum=8)
+    check_new_password(password)
     user.password_hash = hash_password(password)
     end_sessions(user)
 

@@ -96,3 +96,27 @@ def test_a_value_the_database_refuses_is_a_400_page_for_a_signed_in_user(city):
     page = response.get_data(as_text=True)
     # The page layout still knows who is signed in (it reads the user after the rollback).
     assert USERS["analyst"] in page
+
+
+def test_a_password_set_by_an_administrator_is_kept_as_typed(city):
+    app, _ = city
+    client = _signed_in(app, USERS["admin"])
+    token = csrf_of(client.get("/admin").get_data(as_text=True))
+    spaced, long_ = "  with spaces around  ", "长" * 150 + "x" * 60
+    # Added with spaces: they were stripped, so the password the user was given never worked.
+    added = client.post(
+        "/admin/users", data={"csrf_token": token, "name": "newbie", "role": "analyst", "password": spaced}
+    )
+    assert added.status_code == 302
+    _signed_in_with(app, "newbie", spaced)
+    # A password over 200 characters was cut to 200 without a word: now refused, saying so.
+    refused = client.post("/admin/users/newbie/password?lang=en", data={"csrf_token": token, "password": long_})
+    assert refused.status_code == 400 and "at most 200" in refused.get_data(as_text=True)
+    _signed_in_with(app, "newbie", spaced)
+
+
+def _signed_in_with(app, name, password):
+    client = app.test_client()
+    token = csrf_of(client.get("/login").get_data(as_text=True))
+    response = client.post("/login", data={"name": name, "password": password, "csrf_token": token})
+    assert response.status_code == 302, f"{name} could not sign in with the password set"
