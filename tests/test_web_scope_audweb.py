@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from gridkit import db
 from gridkit.errors import PermissionDenied
-from gridkit.models import User
+from gridkit.models import AuditLog, User
 from gridkit.users import add_user, area_in_scope
 from web import create_app
 
@@ -114,3 +114,23 @@ def test_a_scoped_admin_manages_accounts_inside_its_scope_only(city):
     assert "newcity" not in found and found["new_c2"] == ("supervisor", C2, True)
     # The city-wide administrator's password is unchanged: it still signs in.
     _client(app, USERS["admin"])
+
+
+def test_a_scoped_admin_unmasks_its_scope_only_and_is_offered_to(city):
+    app, settings = city
+    client, _ = _client(app, "admin_c2")
+    # The page hid the choice from a scoped administrator, though its scope is its to read.
+    assert 'name="unmasked"' in client.get("/analyst/").get_data(as_text=True)
+    rows = _rows(client.get("/analyst/export?layer=residents&format=csv&unmasked=1"))
+    assert [r["name"] for r in rows] == ["居民乙一"]
+    assert client.get(f"/analyst/export?layer=residents&format=csv&unmasked=1&area={C1}").status_code == 403
+
+    def exports(session):
+        return [
+            (a.actor, a.detail["area"], a.detail["count"])
+            for a in session.scalars(select(AuditLog).where(AuditLog.object_type == "export"))
+        ]
+
+    assert _commit(settings, exports) == [("web:admin_c2", C2, 1)]
+    client, _ = _client(app, "analyst_c2")
+    assert 'name="unmasked"' not in client.get("/analyst/").get_data(as_text=True)

@@ -116,7 +116,8 @@ def index():
         report_formats=REPORT_FORMATS,
         counts=named("report.col", COUNTS),
         levels=named("report.by", LEVELS),
-        may_unmask=may_see_personal_data(user),
+        # A scoped user's exports cover its scope: whether it may unmask is asked for that area.
+        may_unmask=may_see_personal_data(user, area_in_scope(session, user, None)),
         js_strings=strings(*JS_STRINGS),
     )
 
