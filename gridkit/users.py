@@ -79,9 +79,16 @@ def add_user(
     return user
 
 
-def list_users(session: Session) -> list[User]:
-    """Return every user, by name."""
-    return list(session.scalars(select(User).order_by(User.name)))
+def list_users(session: Session, scope_code: str | None = None) -> list[User]:
+    """Return the users scoped inside admin unit `scope_code` (None: every user), by name: the
+    accounts an administrator of that scope manages (gridkit.users.check_may_manage)."""
+    query = select(User).order_by(User.name)
+    if scope_code is not None:
+        tree = select(AdminUnit.code).where(AdminUnit.code == scope_code).cte("tree", recursive=True)
+        child = AdminUnit.__table__.alias("child")
+        tree = tree.union_all(select(child.c.code).join(tree, child.c.parent_code == tree.c.code))
+        query = query.where(User.scope_code.in_(select(tree.c.code)))
+    return list(session.scalars(query))
 
 
 # Checked against when the name is unknown, so that a wrong name costs the same time as a wrong password.

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 from factories import CITY, DISTRICT, STREET
-from factories_web import BUILDING_A, BUILDING_B, C1, C2, PASSWORD, USERS, make_web_city, sign_in
+from factories_web import BUILDING_A, BUILDING_B, C1, C2, PASSWORD, USERS, A, make_web_city, sign_in
 from sqlalchemy import select
 
 from gridkit import db
@@ -134,3 +134,20 @@ def test_a_scoped_admin_unmasks_its_scope_only_and_is_offered_to(city):
     assert _commit(settings, exports) == [("web:admin_c2", C2, 1)]
     client, _ = _client(app, "analyst_c2")
     assert 'name="unmasked"' not in client.get("/analyst/").get_data(as_text=True)
+
+
+def test_a_scoped_admin_sees_the_accounts_and_audit_rows_of_its_scope(city):
+    app, _ = city
+    # Personal data read in community 1 (and what was searched for) by a city-wide coordinator …
+    coordinator, _ = _client(app, USERS["coordinator"])
+    assert coordinator.get(f"/api/work-cells/{A}").status_code == 200
+    analyst, _ = _client(app, "analyst_c2")
+    assert analyst.get("/analyst/export?layer=residents&format=csv&where=name%3D居民乙一").status_code == 200
+    everything, _ = _client(app, USERS["admin"])
+    page = everything.get("/admin").get_data(as_text=True)
+    assert f"work_cell {A}" in page and USERS["coordinator"] in page and USERS["analyst"] in page
+    # … is not for the administrator of community 2, who sees its own accounts only.
+    scoped, _ = _client(app, "admin_c2")
+    page = scoped.get("/admin").get_data(as_text=True)
+    assert A not in page and USERS["coordinator"] not in page and USERS["analyst"] not in page
+    assert "analyst_c2" in page and "super_c2" in page

@@ -8,7 +8,7 @@ from __future__ import annotations
 from flask import Blueprint, redirect, render_template, request, url_for
 
 from gridkit.audit import recent, record
-from gridkit.models import ROLES, AuditLog, Coordinator
+from gridkit.models import ROLES, Coordinator
 from gridkit.users import (
     add_user,
     check_may_manage,
@@ -43,24 +43,24 @@ def _form(name: str, *, max_length: int = 100) -> str | None:
 
 @bp.get("")
 def index():
-    """Show the users and the newest audit rows (?action= filters them, ?before=ID pages back)."""
+    """Show the users and the newest audit rows (?action= filters them, ?before=ID pages back).
+
+    An administrator with a scope sees the accounts scoped inside it and the audit rows they made:
+    the log tells who read which personal data where, and what they searched for."""
     session = db_session()
     coordinators = dict(session.query(Coordinator.id, Coordinator.name).all())
-    action = text_arg("action", max_length=50)
-    before = int_arg("before")
-    rows = (
-        recent(session, limit=AUDIT_ROWS, action=action)
-        if before is None
-        else list(
-            session.query(AuditLog)
-            .filter(AuditLog.id < before, *([AuditLog.action == action] if action else []))
-            .order_by(AuditLog.id.desc())
-            .limit(AUDIT_ROWS)
-        )
+    scope, action = current_user().scope_code, text_arg("action", max_length=50)
+    users = list_users(session, scope)
+    rows = recent(
+        session,
+        limit=AUDIT_ROWS,
+        action=action,
+        before=int_arg("before"),
+        users=None if scope is None else [u.name for u in users],
     )
     return render_template(
         "admin.html",
-        users=list_users(session),
+        users=users,
         roles=ROLES,
         coordinators=coordinators,
         audit=rows,
