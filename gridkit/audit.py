@@ -26,9 +26,21 @@ def record(
     return row
 
 
-def recent(session: Session, limit: int = 100, action: str | None = None) -> list[AuditLog]:
-    """Return the newest audit rows, newest first."""
+def recent(
+    session: Session,
+    limit: int = 100,
+    action: str | None = None,
+    *,
+    before: int | None = None,
+    users: list[str] | None = None,
+) -> list[AuditLog]:
+    """Return the newest audit rows (older than id `before`, if given), newest first; with `users`,
+    only the rows those users made (on the web, an export is recorded as "web:NAME")."""
     query = select(AuditLog).order_by(AuditLog.id.desc()).limit(limit)
     if action:
         query = query.where(AuditLog.action == action)
+    if before is not None:
+        query = query.where(AuditLog.id < before)
+    if users is not None:
+        query = query.where(AuditLog.actor.in_([*users, *(f"web:{name}" for name in users)]))
     return list(session.scalars(query))

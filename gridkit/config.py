@@ -45,6 +45,12 @@ class Settings:
     secret_key: str | None = _setting(
         None, "Key that signs web sessions. Unset: a random key kept in GRIDKIT_HOME/secret_key.", "GRIDKIT_SECRET_KEY"
     )
+    secure_cookies: bool = _setting(
+        False,
+        "1: the session cookie is sent over HTTPS only (its Secure flag). Set it when users reach gridkit "
+        "through HTTPS (a TLS proxy in front of waitress): the cookie then never travels in clear.",
+        "GRIDKIT_SECURE_COOKIES",
+    )
     pii_key: str | None = _setting(
         None,
         "Key for the keyed hash of citizen ID numbers. Unset: a random key kept in "
@@ -125,6 +131,10 @@ class Settings:
         return not self.database_url
 
 
+# The spellings of an on/off setting.
+SWITCH = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+
+
 def _convert(name: str, default, raw: str):
     if name in ("pg_port", "port"):
         try:
@@ -147,6 +157,10 @@ def _convert(name: str, default, raw: str):
         if not raw.isdigit() or int(raw) < 1:
             raise SetupError("config.not_positive_whole", variable=f"GRIDKIT_{name.upper()}", value=raw)
         return int(raw)
+    if name == "secure_cookies":
+        if raw.lower() not in SWITCH:
+            raise SetupError("config.not_a_switch", variable=f"GRIDKIT_{name.upper()}", value=raw)
+        return SWITCH[raw.lower()]
     if name in ("home", "pg_bin"):
         return Path(raw)
     if name == "code_profile" and raw not in PROFILES:

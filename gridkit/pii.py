@@ -40,7 +40,12 @@ def personal_kind(field: str) -> str | None:
 
 
 # How each personal field is shown to someone who may not read it in clear.
-MASKS: dict[str, Callable[[str], str]] = {"phone": mask_phone, "id_number": mask_citizen_id, "name": mask_person_name}
+MASKS: dict[str, Callable[[str], str]] = {
+    "phone": mask_phone,
+    "id_number": mask_citizen_id,
+    "name": mask_person_name,
+    "reporter": mask_person_name,
+}
 
 
 def pii_key(settings: Settings) -> bytes:

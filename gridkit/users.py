@@ -10,7 +10,7 @@ from datetime import timedelta
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from gridkit.errors import Conflict, NotFound, ValidationError
+from gridkit.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from gridkit.models import ROLES, AdminUnit, Coordinator, LoginFailure, User
 
 # Roles that may read personal data (names, ID numbers, phones) inside their scope.
@@ -23,6 +23,19 @@ def hash_password(password: str) -> str:
     salt = secrets.token_bytes(16)
     digest = hashlib.scrypt(password.encode(), salt=salt, **_SCRYPT)
     return f"scrypt${salt.hex()}${digest.hex()}"
+
+
+# A new password's length, in characters; it is kept exactly as typed (spaces too).
+PASSWORD_LENGTH = (8, 200)
+
+
+def check_new_password(password: str) -> None:
+    """Raise ValidationError unless `password` may be set: between PASSWORD_LENGTH characters."""
+    shortest, longest = PASSWORD_LENGTH
+    if len(password) < shortest:
+        raise ValidationError("users.short_password", minimum=shortest)
+    if len(password) > longest:
+        raise ValidationError("users.long_password", maximum=longest)
 
 
 def check_password(stored: str | None, password: str) -> bool:
@@ -48,8 +61,8 @@ def add_user(
         raise ValidationError("users.unknown_role", role=role, roles=", ".join(ROLES))
     if not 2 <= len(name) <= 50 or not all(c.isalnum() or c in "_.@-" for c in name) or not name.isascii():
         raise ValidationError("users.bad_name", name=name)
-    if password is not None and len(password) < 8:
-        raise ValidationError("users.short_password", minimum=8)
+    if password is not None:
+        check_new_password(password)
     if scope is not None and session.get(AdminUnit, scope) is None:
         raise NotFound("users.unknown_scope", scope=scope)
     if session.scalar(select(User).where(User.name == name)) is not None:
@@ -66,9 +79,16 @@ def add_user(
     return user
 
 
-def list_users(session: Session) -> list[User]:
-    """Return every user, by name."""
-    return list(session.scalars(select(User).order_by(User.name)))
+def list_users(session: Session, scope_code: str | None = None) -> list[User]:
+    """Return the users scoped inside admin unit `scope_code` (None: every user), by name: the
+    accounts an administrator of that scope manages (gridkit.users.check_may_manage)."""
+    query = select(User).order_by(User.name)
+    if scope_code is not None:
+        tree = select(AdminUnit.code).where(AdminUnit.code == scope_code).cte("tree", recursive=True)
+        child = AdminUnit.__table__.alias("child")
+        tree = tree.union_all(select(child.c.code).join(tree, child.c.parent_code == tree.c.code))
+        query = query.where(User.scope_code.in_(select(tree.c.code)))
+    return list(session.scalars(query))
 
 
 # Checked against when the name is unknown, so that a wrong name costs the same time as a wrong password.
@@ -96,6 +116,49 @@ def may_see_personal_data(user: User | None, area_code: str | None = None) -> bo
         return True
     # A scoped user sees personal data only where the area is known to lie in the scope.
     return area_code is not None and area_code.startswith(user.scope_code)
+
+
+def area_within(session: Session, code: str, scope_code: str | None) -> bool:
+    """True when admin unit `code` is `scope_code` or lies under it in the admin unit tree."""
+    if scope_code is None:
+        return True
+    chain = select(AdminUnit.code, AdminUnit.parent_code).where(AdminUnit.code == code).cte("chain", recursive=True)
+    parent = AdminUnit.__table__.alias("parent")
+    chain = chain.union_all(
+        select(parent.c.code, parent.c.parent_code).join(chain, parent.c.code == chain.c.parent_code)
+    )
+    return bool(session.scalar(select(func.count()).select_from(chain).where(chain.c.code == scope_code)))
+
+
+def area_in_scope(session: Session, user: User | None, area: str | None) -> str | None:
+    """Return the area a user's export, report or map covers: `area` when it lies in the user's scope,
+    the scope itself when no area is asked (None: the whole city); an area outside it is refused.
+
+    The one rule for area-filtered reads by scoped users: without it, a district's analyst would
+    read every district by leaving the area out or naming another one. A city-level scope is the
+    whole city (a district code does not start with its city's code)."""
+    scope = getattr(user, "scope_code", None)
+    if scope is None:
+        return area
+    if area is None:
+        return None if session.scalar(select(AdminUnit.level).where(AdminUnit.code == scope)) == "city" else scope
+    if not area_within(session, area, scope):
+        raise PermissionDenied("users.area_outside_scope", area=area, scope=scope)
+    return area
+
+
+def check_may_manage(session: Session, admin: User, *scopes: str | None) -> None:
+    """Raise PermissionDenied unless administrator `admin` may manage accounts of each of `scopes`
+    (an account's scope, or one to be given; None: the whole city).
+
+    An administrator with a scope manages only accounts scoped inside it and gives only scopes
+    inside it: otherwise a district's administrator would make itself (or anyone) city-wide, or
+    take over a city-wide account by resetting its password."""
+    if admin.scope_code is None:
+        return
+    for code in scopes:
+        if code is None or not area_within(session, code, admin.scope_code):
+            raise PermissionDenied("users.manage_outside_scope", scope=admin.scope_code, area=code or "-")
 
 
 # -- accounts: administration, sign-in limits, coordinator links ---------------------------------------
@@ -145,8 +208,7 @@ def end_sessions(user: User) -> None:
 
 def set_password(session: Session, user: User, password: str) -> None:
     """Give `user` a new password and end their sessions."""
-    if len(password) < 8:
-        raise ValidationError("users.short_password", minimum=8)
+    check_new_password(password)
     user.password_hash = hash_password(password)
     end_sessions(user)
 

@@ -107,7 +107,7 @@ def test_the_workflow_through_the_cli(cli, tmp_path):
     assert shown["history"][-1]["actor"] == "super1"
     assert len(shown["attachments"]) == 1
     assert (cli.home / "attachments" / case).is_dir()
-    # Every output carrying the coordinator's name and phone in clear is one audit row.
+    # Every output carrying the coordinator's name and phone or the reporter in clear is one audit row.
     reads = read(
         cli,
         lambda s: [
@@ -115,8 +115,10 @@ def test_the_workflow_through_the_cli(cli, tmp_path):
             for a in s.scalars(select(AuditLog).where(AuditLog.action == "personal_data.read").order_by(AuditLog.id))
         ],
     )
-    assert reads[-1] == ("super1", "coordinator", made["code"], ["name", "phone"])
-    assert {r[0] for r in reads} == {"super1", "coord1"} and len(reads) == 4  # dispatch, feedback, close, show
+    assert reads[-1] == ("super1", "incident", made["code"], ["name", "phone", "reporter"])
+    assert {r[0] for r in reads} == {"super1", "coord1"} and len(
+        reads
+    ) == 6  # accept, classify (the reporter), dispatch, feedback, close, show
     listed = ok(cli, "incident", "list", "--state", "closed")
     assert listed["total"] == 1 and listed["items"][0]["code"] == made["code"]
 

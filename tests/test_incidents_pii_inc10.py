@@ -85,7 +85,7 @@ def test_show_incident_masks_the_coordinator_for_callers_who_may_not_read_it(ses
     (audit,) = _reads(session)[before:]
     assert (audit.actor, audit.detail["detail_fields"], audit.detail["incident"]) == (
         "super1",
-        ["name", "phone"],
+        ["name", "phone", "reporter"],
         show_incident(session, ids["c1"], None)["code"],
     )
 

@@ -41,7 +41,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.url_map.converters["int"] = params.IdConverter
     app.config["GRIDKIT_SETTINGS"] = settings
     app.config["SECRET_KEY"] = secret_key(settings)
-    app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax")
+    app.config.update(
+        SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_SECURE=settings.secure_cookies
+    )
     # GeoJSON keeps its member order ("type" first) and Chinese names stay readable.
     app.json.sort_keys = False
     app.json.ensure_ascii = False

@@ -1,15 +1,17 @@
 """The administrator's page /admin: users (add, reset password, role and scope, stop or allow
 sign-in, link a coordinator) and the audit log. Every change is a CSRF-checked POST in one
-transaction, itself written to the audit log."""
+transaction, itself written to the audit log. An administrator with a scope manages only accounts
+scoped inside it (gridkit.users.check_may_manage)."""
 
 from __future__ import annotations
 
 from flask import Blueprint, redirect, render_template, request, url_for
 
 from gridkit.audit import recent, record
-from gridkit.models import ROLES, AuditLog, Coordinator
+from gridkit.models import ROLES, Coordinator
 from gridkit.users import (
     add_user,
+    check_may_manage,
     link_coordinator,
     list_users,
     set_active,
@@ -41,24 +43,24 @@ def _form(name: str, *, max_length: int = 100) -> str | None:
 
 @bp.get("")
 def index():
-    """Show the users and the newest audit rows (?action= filters them, ?before=ID pages back)."""
+    """Show the users and the newest audit rows (?action= filters them, ?before=ID pages back).
+
+    An administrator with a scope sees the accounts scoped inside it and the audit rows they made:
+    the log tells who read which personal data where, and what they searched for."""
     session = db_session()
     coordinators = dict(session.query(Coordinator.id, Coordinator.name).all())
-    action = text_arg("action", max_length=50)
-    before = int_arg("before")
-    rows = (
-        recent(session, limit=AUDIT_ROWS, action=action)
-        if before is None
-        else list(
-            session.query(AuditLog)
-            .filter(AuditLog.id < before, *([AuditLog.action == action] if action else []))
-            .order_by(AuditLog.id.desc())
-            .limit(AUDIT_ROWS)
-        )
+    scope, action = current_user().scope_code, text_arg("action", max_length=50)
+    users = list_users(session, scope)
+    rows = recent(
+        session,
+        limit=AUDIT_ROWS,
+        action=action,
+        before=int_arg("before"),
+        users=None if scope is None else [u.name for u in users],
     )
     return render_template(
         "admin.html",
-        users=list_users(session),
+        users=users,
         roles=ROLES,
         coordinators=coordinators,
         audit=rows,
@@ -74,16 +76,19 @@ def _done(what: str):
 @bp.post("/users")
 def add():
     """Add a user: name, role, optional scope, password and (for coordinators) the coordinator's phone."""
-    me = current_user().name
+    me = current_user()
+    scope = _form("scope", max_length=20)
     with transaction() as session:
+        check_may_manage(session, me, scope)
         user = add_user(
             session,
             _form("name", max_length=50) or "",
             _form("role", max_length=20) or "",
-            scope=_form("scope", max_length=20),
-            password=_form("password", max_length=200),
+            scope=scope,
+            # As typed: a password is never stripped or cut (the user signs in with what they typed).
+            password=request.form.get("password") or None,
         )
-        _link_and_record(session, me, user, "user.add")
+        _link_and_record(session, me.name, user, "user.add")
     return _done("added")
 
 
@@ -107,34 +112,43 @@ def _link_and_record(session, me: str, user, action: str) -> None:
 @bp.post("/users/<name>/password")
 def reset_password(name: str):
     """Give a user a new password (their sessions end)."""
-    me = current_user().name
+    me = current_user()
     with transaction() as session:
         user = user_named(session, name[:50])
-        set_password(session, user, request.form.get("password", "")[:200])
-        record(session, me, "user.password_reset", object_type="user", object_id=user.name, via="web")
+        check_may_manage(session, me, user.scope_code)
+        set_password(session, user, request.form.get("password", ""))
+        record(session, me.name, "user.password_reset", object_type="user", object_id=user.name, via="web")
     return _done("password")
 
 
 @bp.post("/users/<name>/role")
 def change_role(name: str):
     """Set a user's role and scope (empty scope: the whole city); link a coordinator by phone."""
-    me = current_user().name
+    me = current_user()
+    scope = _form("scope", max_length=20)
     with transaction() as session:
         user = user_named(session, name[:50])
-        set_role(session, user, _form("role", max_length=20) or "", _form("scope", max_length=20))
-        _link_and_record(session, me, user, "user.role")
+        check_may_manage(session, me, user.scope_code, scope)
+        set_role(session, user, _form("role", max_length=20) or "", scope)
+        _link_and_record(session, me.name, user, "user.role")
     return _done("role")
 
 
 @bp.post("/users/<name>/active")
 def change_active(name: str):
     """Stop (active=0) or allow (active=1) a user's sign-in."""
-    me = current_user().name
+    me = current_user()
     active = request.form.get("active") == "1"
     with transaction() as session:
         user = user_named(session, name[:50])
+        check_may_manage(session, me, user.scope_code)
         set_active(user, active)
         record(
-            session, me, "user.active" if active else "user.stopped", object_type="user", object_id=user.name, via="web"
+            session,
+            me.name,
+            "user.active" if active else "user.stopped",
+            object_type="user",
+            object_id=user.name,
+            via="web",
         )
     return _done("active")

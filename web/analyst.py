@@ -1,6 +1,7 @@
 """The analyst's page /analyst: exports to download, report previews and files, a choropleth map.
 
-For analysts and administrators (one guard for the blueprint). Every view is one gridkit call:
+For analysts and administrators (one guard for the blueprint); a scoped user's exports, reports
+and maps cover its scope only (gridkit.users.area_in_scope). Every view is one gridkit call:
 `export_layer`, `run_report` or `choropleth`. Files are written under GRIDKIT_HOME/exports and
 removed once sent.
 """
@@ -35,7 +36,7 @@ from gridkit.reports.render import (
     section_table_html,
     write_report_file,
 )
-from gridkit.users import may_see_personal_data
+from gridkit.users import area_in_scope, may_see_personal_data
 from web.auth import current_user, login_required
 from web.database import db_session, transaction
 from web.errors import handle_gridkit_error
@@ -115,7 +116,8 @@ def index():
         report_formats=REPORT_FORMATS,
         counts=named("report.col", COUNTS),
         levels=named("report.by", LEVELS),
-        may_unmask=may_see_personal_data(user),
+        # A scoped user's exports cover its scope: whether it may unmask is asked for that area.
+        may_unmask=may_see_personal_data(user, area_in_scope(session, user, None)),
         js_strings=strings(*JS_STRINGS),
     )
 
@@ -156,7 +158,7 @@ def _report_args() -> dict:
     return {
         "by": args.get("by") or None,
         "dept": args.get("dept") or None,
-        "area": args.get("area") or None,
+        "area": area_in_scope(db_session(), current_user(), args.get("area") or None),
         "date_from": args.get("from") or None,
         "date_to": args.get("to") or None,
     }
@@ -220,6 +222,6 @@ def choropleth_json():
             _current_session(),
             request.args.get("count", "residents"),
             request.args.get("by", "community"),
-            area=request.args.get("area") or None,
+            area=area_in_scope(db_session(), current_user(), request.args.get("area") or None),
         )
     )

@@ -225,8 +225,11 @@ def _here() -> str:
 
 
 def _safe_next(target: str | None) -> str | None:
-    # Only paths on this site: "next" must not send a signed-in user to another host.
+    # Only paths on this site: "next" must not send a signed-in user to another host. Control
+    # characters neither: a line break cannot go into the Location header (it was a 500 after sign-in).
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return None
+    if not target.isprintable():
         return None
     parts = urlsplit(target)
     return target if not parts.scheme and not parts.netloc else None

@@ -31,6 +31,11 @@ def handle_gridkit_error(exc: GridkitError):
         session = g.pop("db_session", None)
         if session is not None:
             session.invalidate()
+    elif g.get("db_session") is not None:
+        # A statement the database refused (handle_bad_data) aborted the request's transaction, and the
+        # page layout reads the signed-in user through it (a 500 instead of the 400): start afresh.
+        # Nothing is lost: what the request committed stays, the rest was to be dropped with the error.
+        g.db_session.rollback()
     return _respond(exc.status, type(exc).__name__, exc.render(current_language()), exc.problems, code=exc.code)
 
 

@@ -27,6 +27,8 @@ PARAMS = {
     "classify": ("category", "severity"),
     "dispatch": ("dept", "coordinator_phone", "reason"),
 }
+# Of those, the ones an action cannot go without (the case it duplicates, its category).
+REQUIRED = ("of", "category")
 
 
 # Labels of values the incident pages show: kind → catalogue key prefix (keys `<prefix><value>`).
@@ -148,6 +150,9 @@ def transition_params(action: str) -> dict:
     params = {"note": _text(body.get("note"))}
     revision = body.get("revision")
     if revision not in (None, ""):
+        # A whole number, as JSON or form text: a JSON float (1e400 is infinity) or list is no revision.
+        if isinstance(revision, bool) or not isinstance(revision, (int, str)):
+            raise ValidationError("incident.web.not_a_number", name="revision", value=str(revision)[:40])
         try:
             params["expected_revision"] = int(revision)
         except (TypeError, ValueError):
@@ -156,6 +161,8 @@ def transition_params(action: str) -> dict:
         value = _text(body.get(name))
         if value is not None:
             params[name] = value
+        elif name in REQUIRED:
+            raise ValidationError("web.param_missing", name=name)
     if action == "feedback":
         files = [f for f in request.files.getlist("photo") if f and f.filename]
         # Read at most one byte over the limit: the service refuses what is too large.

@@ -16,6 +16,7 @@ from gridkit.errors import GridkitError, NotFound, ValidationError
 from gridkit.io import export_features as provider
 from web.database import db_session
 from web.i18n import current_language, t
+from web.params import INT_MAX
 
 bp = Blueprint("ogc", __name__, url_prefix="/ogc")
 
@@ -148,8 +149,9 @@ def _int(name: str, default: int, low: int) -> int:
         value = int(raw)
     except ValueError:
         raise ValidationError("ogc.bad_number", name=name, value=raw) from None
-    if value < low:
-        raise ValidationError("ogc.bad_number", name=name, value=raw)
+    # Up to PostgreSQL's integer range: a larger offset was refused by the database (bigint out of range).
+    if not low <= value <= INT_MAX:
+        raise ValidationError("ogc.bad_number", name=name, value=raw[:40])
     return value
 
 

@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session
 
 from gridkit.errors import NotFound
 from gridkit.models import AdminUnit, Department, WorkGridVersion
+from gridkit.users import area_within
 
 
 def version_dept_code(session: Session, version_id: int) -> str:
@@ -33,15 +34,3 @@ def jurisdiction_within_scope(session: Session, dept_code: str, scope_code: str 
             raise NotFound("web.department_not_found", dept=dept_code)
         return session.scalar(select(AdminUnit.level).where(AdminUnit.code == scope_code)) == "city"
     return area_within(session, jurisdiction, scope_code)
-
-
-def area_within(session: Session, code: str, scope_code: str | None) -> bool:
-    """True when admin unit `code` is `scope_code` or lies under it in the admin unit tree."""
-    if scope_code is None:
-        return True
-    chain = select(AdminUnit.code, AdminUnit.parent_code).where(AdminUnit.code == code).cte("chain", recursive=True)
-    parent = AdminUnit.__table__.alias("parent")
-    chain = chain.union_all(
-        select(parent.c.code, parent.c.parent_code).join(chain, parent.c.code == chain.c.parent_code)
-    )
-    return bool(session.scalar(select(func.count()).select_from(chain).where(chain.c.code == scope_code)))

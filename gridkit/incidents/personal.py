@@ -1,4 +1,4 @@
-"""Coordinators' names and phones in incident views: the platform's personal-data rule applied.
+"""Coordinators' names and phones, and reporters, in incident views: the platform's personal-data rule applied.
 
 Shown in clear only to an actor whose role may read personal data in the area concerned
 (gridkit.users.may_see_personal_data), and then recorded in the audit log (gridkit.pii.mask_or_reveal,
@@ -44,3 +44,38 @@ def protect_coordinators(
         **detail,
     )
     return records
+
+
+# The personal fields of one case as shown: its coordinator's name and phone, and who reported it
+# (a citizen's name or e-mail from a public channel; exports mask it the same way).
+CASE_FIELDS = ("name", "phone", "reporter")
+
+
+def protect_case(
+    session: Session,
+    coordinator: dict | None,
+    reporter: str | None,
+    actor: Actor | None,
+    *,
+    area: str | None,
+    incident: str,
+) -> str | None:
+    """Mask one case's coordinator (in place) and reporter, or leave them clear for an actor who may
+    read them in `area` and record that read as one audit row; return the reporter as shown."""
+    shown = {"name": None, "phone": None, **(coordinator or {}), "reporter": reporter}
+    fields = tuple(f for f in CASE_FIELDS if shown.get(f))
+    if not fields:
+        return reporter
+    mask_or_reveal(
+        session,
+        [shown],
+        reveal=may_read_coordinators(actor, area),
+        actor=actor.name if actor is not None else "anonymous",
+        object_type="incident",
+        object_id=incident,
+        fields=fields,
+        incident=incident,
+    )
+    if coordinator is not None:
+        coordinator.update(name=shown["name"], phone=shown["phone"])
+    return shown["reporter"]

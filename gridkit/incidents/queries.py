@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from gridkit.errors import ValidationError
 from gridkit.incidents.actors import ACTION_ROLES, Actor, check_scope
-from gridkit.incidents.personal import protect_coordinators
+from gridkit.incidents.personal import protect_case
 from gridkit.incidents.workflow import (
     PENDING_STEP,
     allowed_actions,
@@ -35,8 +35,8 @@ MAX_PAGE = 500
 def show_incident(session: Session, ident, actor: Actor | None = None) -> dict:
     """Return one case: state, category, places, responsibility, deadlines, overdue, history, attachments.
 
-    The coordinator's name and phone are in clear (and the read audited, in the caller's
-    transaction) only for an actor who may read personal data there; masked otherwise.
+    The coordinator's name and phone and the reporter are in clear (and the read audited, one row
+    in the caller's transaction) only for an actor who may read personal data there; masked otherwise.
     """
     incident = get_incident(session, ident)
     community = community_of(session, incident)
@@ -52,7 +52,7 @@ def show_incident(session: Session, ident, actor: Actor | None = None) -> dict:
     if incident.coordinator_id:
         person = session.get(Coordinator, incident.coordinator_id)
         coordinator = {"id": person.id, "name": person.name, "phone": person.phone}
-        protect_coordinators(session, [coordinator], actor, area=community, incident=incident.code)
+    reporter = protect_case(session, coordinator, incident.reporter, actor, area=community, incident=incident.code)
     history = session.scalars(
         select(IncidentHistory)
         .where(IncidentHistory.incident_id == incident.id)
@@ -73,7 +73,7 @@ def show_incident(session: Session, ident, actor: Actor | None = None) -> dict:
         "severity": incident.severity,
         "description": incident.description,
         "source": incident.source,
-        "reporter": incident.reporter,
+        "reporter": reporter,
         "external_id": incident.external_id,
         "lon": lonlat[0],
         "lat": lonlat[1],

@@ -120,6 +120,8 @@ def mark_duplicate(
         original = session.get(Incident, original.duplicate_of_id)
     if original.id in seen:
         raise ValidationError("incident.duplicate_of_itself", incident=incident.code)
+    # The original is read and linked too: a scoped supervisor may not reach a case outside its area.
+    check_scope(actor, community_of(session, original), original.code)
     incident.duplicate_of_id = original.id
     incident.accepted_at = incident.accepted_at or when
     return _finish(session, incident, "duplicate", actor, when, note or original.code)

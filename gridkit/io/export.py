@@ -20,7 +20,7 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -48,7 +48,7 @@ from gridkit.io.export_writers import (
 )
 from gridkit.models import SRID, AdminUnit
 from gridkit.rules import parse_time
-from gridkit.users import may_see_personal_data
+from gridkit.users import area_in_scope, may_see_personal_data
 
 __all__ = [
     "FORMATS",
@@ -365,10 +365,13 @@ def export_layer(
 
     Refuses unknown layers, formats, encodings and CRSs, filters on fields the layer lacks, more
     features than `options.max_features`, an existing output without `force` and an unwritable
-    folder. `progress(done, total)` is called after each chunk. An unmasked export adds an audit
+    folder, and an area outside the scope of a scoped `user` (without an area, the scope is the
+    area). `progress(done, total)` is called after each chunk. An unmasked export adds an audit
     row to the caller's transaction.
     """
     started = time.perf_counter()
+    # A scoped user exports inside the scope only: no area means the whole scope.
+    options = replace(options, area=area_in_scope(session, user, options.area))
     crs = _check_options(session, options, user)
     layer = LAYERS[options.layer]
     query = build_query(
