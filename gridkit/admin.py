@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session
 
 from gridkit.errors import ValidationError
 from gridkit.models import ADMIN_LEVELS, AdminUnit
+from gridkit.standard.codes import admin_code_prefix
 
 
 def list_admin_units(session: Session, *, level: str | None = None, parent: str | None = None) -> list[dict]:
@@ -36,8 +37,4 @@ def area_prefix(session: Session, code: str | None) -> str:
     if not code:
         return ""
     unit = session.get(AdminUnit, code)
-    prefix = code
-    if unit is not None and unit.level == "city":
-        while prefix.endswith("00") and len(prefix) > 2:
-            prefix = prefix[:-2]
-    return prefix
+    return admin_code_prefix(code) if unit is not None and unit.level in ("province", "city") else code

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from gridkit.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from gridkit.models import ROLES, AdminUnit, Coordinator, LoginFailure, User
+from gridkit.standard.codes import admin_code_prefix
 
 # Roles that may read personal data (names, ID numbers, phones) inside their scope.
 PII_ROLES = frozenset({"admin", "coordinator", "supervisor"})
@@ -115,7 +116,7 @@ def may_see_personal_data(user: User | None, area_code: str | None = None) -> bo
     if user.scope_code is None:
         return True
     # A scoped user sees personal data only where the area is known to lie in the scope.
-    return area_code is not None and area_code.startswith(user.scope_code)
+    return area_code is not None and area_code.startswith(admin_code_prefix(user.scope_code))
 
 
 def area_within(session: Session, code: str, scope_code: str | None) -> bool:

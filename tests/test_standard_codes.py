@@ -4,12 +4,15 @@ import dataclasses
 
 import pytest
 
+from gridkit.incidents.actors import Actor
+from gridkit.models import User
 from gridkit.standard.categories import Category, load_categories
 from gridkit.standard.codes import (
     COMPONENT_MAJOR_CLASSES,
     DEFAULT_PROFILE,
     PROFILES,
     CodeProfile,
+    admin_code_prefix,
     admin_level_of_code,
     base_cell_code,
     check_base_cell_code,
@@ -17,6 +20,7 @@ from gridkit.standard.codes import (
     check_work_cell_code,
     work_cell_code,
 )
+from gridkit.users import may_see_personal_data
 
 COMMUNITY = "440304001002"
 CJT213 = PROFILES["cjt213"]
@@ -269,3 +273,22 @@ def test_event_major_classes_may_be_extended(tmp_path):
     # Event tables are data: a deployment may add a major class beyond the standard's six.
     path = _write(tmp_path, "E0701,event,07,扩展事件,共享单车乱停放,4\n")
     assert load_categories(path)[0].major_name == "扩展事件"
+
+
+@pytest.mark.parametrize(
+    ("scope", "inside", "outside"),
+    [
+        ("440000", "440304001001", "450304001001"),  # a province: its cities' districts
+        ("440300", "440304001001", "440404001001"),  # a prefecture-level city: its districts (4403xx)
+        ("440304", "440304001001", "440305001001"),  # a district
+        ("440304001", "440304001002", "440304002001"),  # a street
+    ],
+)
+def test_a_scope_covers_every_code_under_it(scope, inside, outside):
+    # A city-scoped user sees its districts' cases and personal data (the city's own code is no prefix of theirs).
+    prefix = admin_code_prefix(scope)
+    assert inside.startswith(prefix) and not outside.startswith(prefix)
+    user = User(name="u", role="supervisor", scope_code=scope)
+    assert may_see_personal_data(user, inside) and not may_see_personal_data(user, outside)
+    actor = Actor("u", "supervisor", scope)
+    assert actor.covers(inside) and not actor.covers(outside)

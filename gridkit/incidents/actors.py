@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from gridkit.errors import NotFound, PermissionDenied
 from gridkit.messages import Message
 from gridkit.models import User
+from gridkit.standard.codes import admin_code_prefix
 
 # Who may do what. Reporting is open to every role and to public channels (hotline, Open311).
 SUPERVISING = ("supervisor", "admin")
@@ -46,7 +47,7 @@ class Actor:
         """True when a place in `community_code` (None: outside every cell) lies in this actor's scope."""
         if self.scope_code is None:
             return True
-        return community_code is not None and community_code.startswith(self.scope_code)
+        return community_code is not None and community_code.startswith(admin_code_prefix(self.scope_code))
 
 
 def public_channel(name: str | None) -> Actor:

@@ -132,6 +132,17 @@ def admin_level_of_code(code: str) -> str:
     raise InvalidValue("code.admin_wrong_length", code=code, length=len(code))
 
 
+def admin_code_prefix(code: str) -> str:
+    """Return the prefix every code under admin unit `code` starts with: GB/T 2260 writes a province and a
+    prefecture-level city with trailing zero pairs (440000 → 44, 440300 → 4403), every other code is its own."""
+    if len(code) == COUNTY_DIGITS and code.isascii() and code.isdigit():
+        if code.endswith("0000"):
+            return code[:2]
+        if code.endswith("00"):
+            return code[:4]
+    return code
+
+
 def _check_community_code(code: str) -> str:
     _digits(code, _part("community_code"), COUNTY_DIGITS + STREET_DIGITS + COMMUNITY_PART_DIGITS)
     admin_level_of_code(code)  # refuses all-zero street or community parts
