@@ -40,7 +40,7 @@ from gridkit.errors import (
 from gridkit.grids import work
 from gridkit.incidents import workflow as wf
 from gridkit.incidents.actors import Actor, actor_for
-from gridkit.incidents.queries import list_incidents, overdue_cases, show_incident
+from gridkit.incidents.queries import coordinator_case, list_incidents, overdue_cases, show_incident
 from gridkit.models import Incident, IncidentAttachment, IncidentHistory, WorkCell
 from gridkit.rules import now
 
@@ -141,6 +141,21 @@ def test_feedback_only_by_the_cases_coordinator(session, world):
     wf.dispatch(session, case.id, SUPERVISOR)
     with pytest.raises(PermissionDenied):
         wf.feedback(session, case.id, coordinator_actor(world, 2), note="不是我的")
+    assert case.status == "dispatched"
+
+
+def test_a_stopped_coordinator_no_longer_sees_nor_answers_the_cells_cases(session, world):
+    case = report(session).incident
+    wf.accept(session, case.id, SUPERVISOR)
+    wf.classify(session, case.id, SUPERVISOR, category="0101")
+    wf.dispatch(session, case.id, SUPERVISOR)
+    assert case.coordinator_id == world["coord1"].id
+    assert coordinator_case(session, world["coord1"].id, case.id)
+    world["coord1"].active = False
+    session.flush()
+    assert not coordinator_case(session, world["coord1"].id, case.id)
+    with pytest.raises(PermissionDenied):
+        wf.feedback(session, case.id, coordinator_actor(world, 1), note="已停用")
     assert case.status == "dispatched"
 
 

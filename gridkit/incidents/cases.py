@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from gridkit.errors import NotFound
 from gridkit.incidents.actors import Actor
-from gridkit.models import BaseCell, CoordinatorAssignment, Incident, IncidentHistory
+from gridkit.models import BaseCell, Coordinator, CoordinatorAssignment, Incident, IncidentHistory
 
 
 def get_incident(session: Session, ident: int | str, *, lock: bool = False) -> Incident:
@@ -80,8 +80,10 @@ def write_history(session: Session, incident: Incident, old, new, actor: Actor, 
 
 
 def works_on(session: Session, actor: Actor, incident: Incident) -> bool:
-    """True when the coordinator actor is the case's coordinator or covers its work cell."""
-    if actor.coordinator_id is None:
+    """True when the coordinator actor, still active, is the case's coordinator or covers its work cell."""
+    if actor.coordinator_id is None or not session.scalar(
+        select(Coordinator.active).where(Coordinator.id == actor.coordinator_id)
+    ):
         return False
     if incident.coordinator_id == actor.coordinator_id:
         return True

@@ -280,11 +280,13 @@ def overdue_cases(session: Session, *, actor: Actor | None = None, dept: str | N
 
 
 def coordinator_case(session: Session, coordinator_id: int, incident_id: int) -> bool:
-    """True when the case is the coordinator's own or lies in one of their work cells."""
+    """True when the case is the coordinator's own or lies in one of their work cells (a stopped coordinator has
+    none)."""
     return bool(
         session.scalar(
             text(
-                "SELECT EXISTS (SELECT 1 FROM incident i WHERE i.id = :id AND (i.coordinator_id = :c OR "
+                "SELECT EXISTS (SELECT 1 FROM incident i WHERE i.id = :id "
+                "AND EXISTS (SELECT 1 FROM coordinator c WHERE c.id = :c AND c.active) AND (i.coordinator_id = :c OR "
                 "i.work_cell_id IN "
                 "(SELECT work_cell_id FROM coordinator_assignment WHERE coordinator_id = :c)))"
             ),
