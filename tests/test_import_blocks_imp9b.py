@@ -9,8 +9,7 @@ from sqlalchemy import select
 
 from gridkit.io.csvtable import _legacy_stream
 from gridkit.io.subjects import SubjectImportRefused, import_residents
-from gridkit.io.subjects.id_hashes import IdHasher, hmac_hex
-from gridkit.io.subjects.residents import _birth_dates, _fixed_strings, _hex_rows
+from gridkit.io.subjects.residents import _birth_dates, _fixed_strings, _hmac_hex
 from gridkit.io.tables import open_table
 from gridkit.models import Resident
 from gridkit.pii import hash_citizen_id
@@ -95,10 +94,7 @@ def test_fast_hash_mask_and_birth_date_are_those_of_the_per_row_functions():
     ids = [citizen_id(i) for i in range(50)] + ["11010120000229123X"]
     rows = np.frombuffer("".join(ids).encode(), dtype=np.uint8).reshape(-1, 18)
     for key in (KEY, b"k", b"x" * 100):
-        assert hmac_hex(key, rows.tobytes()).decode() == "".join(hash_citizen_id(key, i) for i in ids)
-        assert _fixed_strings(_hex_rows(hmac_hex(key, rows.tobytes())), 64).to_pylist()[:2] == [
-            hash_citizen_id(key, i) for i in ids[:2]
-        ]
+        assert _fixed_strings(_hmac_hex(key, rows), 64).to_pylist() == [hash_citizen_id(key, i) for i in ids]
     assert [d.item() for d in _birth_dates(rows)] == [birth_date_of(i) for i in ids]
 
 
@@ -150,27 +146,3 @@ def test_a_bad_row_among_clean_ones_is_named_and_nothing_is_imported(session, tm
     # The row's label is its masked ID, whether it was checked in bulk or one by one.
     assert info.value.problems[2]["code"] == citizen_id(7)[:4] + "*" * 10 + citizen_id(7)[-4:]
     assert session.scalar(select(Resident.id).limit(1)) is None
-
-
-def test_the_hashing_worker_gives_the_per_row_hashes_and_ends_with_the_import():
-    """Requests large enough for the worker process: its hashes are those of gridkit.pii, request after request,
-    for keys of any length; closing ends the worker."""
-    from gridkit.io.subjects import id_hashes
-
-    n = id_hashes.WORKER_MIN_IDS + 7
-
-    def ids(numbers) -> bytes:  # 1,000 per birth year from 1950
-        return "".join(citizen_id(i % 1000, birth=f"{1950 + i // 1000}0101") for i in numbers).encode()
-
-    blob = ids(range(n))
-    for key in (KEY, b"x" * 100):
-        with IdHasher(key) as hasher:
-            for part in (blob, ids(range(n, 2 * n))):
-                got = hasher.submit(part)()
-                assert hasher._worker is not None and hasher._worker.poll() is None
-                expected = [hash_citizen_id(key, part[k : k + 18].decode()) for k in range(0, len(part), 18 * 997)]
-                assert [got[64 * k : 64 * k + 64].decode() for k in range(0, n, 997)] == expected
-            worker = hasher._worker
-        assert worker.poll() is not None and hasher._worker is None
-    with IdHasher(KEY) as hasher:  # a small request: no process
-        assert hasher.submit(blob[:180])() == hmac_hex(KEY, blob[:180]) and hasher._worker is None

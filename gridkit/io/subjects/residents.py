@@ -3,6 +3,7 @@ population type, and a building (code or address) or their own lon/lat. See grid
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 
 import numpy as np
@@ -22,7 +23,6 @@ from gridkit.io.subjects.common import (
     _mask,
     _phone,
 )
-from gridkit.io.subjects.id_hashes import IdHasher
 from gridkit.io.subjects.job import Job
 from gridkit.io.subjects.resident_load import first_load
 from gridkit.io.subjects.resident_rows import (
@@ -91,17 +91,16 @@ def import_residents(
     options.update(personal_location=True, progress=progress)
     job = Job(session, "residents", path, **options)
     named = _Named()
-    hasher = IdHasher(pii_key)
-    spec = residents_spec(hasher, named)
+    spec = residents_spec(pii_key, named)
     edition = current_edition(session)
-    with hasher, session.begin_nested(), bulk_work_mem(session):
+    with session.begin_nested(), bulk_work_mem(session):
         loaded = None if replace else first_load(session, job, spec.check, named, edition)
         if loaded is not None:
             return _first_loaded(job, loaded)
         if job.rows:  # read by a first load that found a problem: read again, reporting every one
             job = Job(session, "residents", path, **options)
             named = _Named(named.buildings)  # the buildings as the first load read them: not read twice
-            spec = residents_spec(hasher, named)
+            spec = residents_spec(pii_key, named)
         staged = stage_file(session, job, spec, edition=edition)
         if replace:
             # An UPDATE from a repeated ID would not fail: repeated IDs are looked for first.
@@ -183,21 +182,21 @@ class _Named:
         self.addresses = 0
 
 
-def residents_spec(hasher: IdHasher, named: _Named | None = None) -> KindSpec:
-    """Return the residents' KindSpec, hashing citizen IDs with `hasher` (its key is never stored)."""
+def residents_spec(key: bytes, named: _Named | None = None) -> KindSpec:
+    """Return the residents' KindSpec, hashing citizen IDs with `key` (the key is never stored)."""
     named = named or _Named()
     return KindSpec(
         "residents",
         "gk_stage_resident",
         _COLUMNS,
-        lambda job, chunk: _check(job, chunk, hasher, named),
+        lambda job, chunk: _check(job, chunk, key, named),
         "id_number_hash",
         "id_number_masked",
         joined=("building_code", "building_address"),
     )
 
 
-def _check(job: Job, chunk: Table, hasher: IdHasher, named: _Named) -> dict:
+def _check(job: Job, chunk: Table, key: bytes, named: _Named) -> dict:
     """Return the staged values of the chunk's rows (pyarrow arrays, null where absent or wrong): clean rows
     in bulk, the others one by one with reasons."""
     n = len(chunk.rows)
@@ -208,12 +207,11 @@ def _check(job: Job, chunk: Table, hasher: IdHasher, named: _Named) -> dict:
     fast, digits = _fast_rows(chunk, get)
     clean = np.flatnonzero(fast)
     rows = digits[clean]
-    # The clean rows' hashes are computed (by a worker process, for a large chunk) while the rest is checked.
-    hashes = hasher.submit(rows.tobytes())
     masked = rows.copy()
     masked[:, 4:14] = ord("*")
     keep = pa.array(fast)
     out = {
+        "id_number_hash": _spread(_fixed_strings(_hmac_hex(key, rows), 64), clean, n),
         "id_number_masked": _spread(_fixed_strings(masked, 18), clean, n),
         "birth_date": _spread(pa.array(_birth_dates(rows)), clean, n),
         "name": pc.if_else(keep, get["name"], _NULL),
@@ -226,8 +224,7 @@ def _check(job: Job, chunk: Table, hasher: IdHasher, named: _Named) -> dict:
     job.row_labels = out["id_number_masked"]
     slow = np.flatnonzero(~fast).tolist()
     if slow:
-        out["id_number_hash"] = _spread(_fixed_strings(_hex_rows(hashes()), 64), clean, n)
-        out = _check_rows(job, slow, out, hasher.key)
+        out = _check_rows(job, slow, out, key)
     codes, addresses = get["building_code"], get["building_address"]
     out["building_code"] = codes
     out["building_address"] = pc.if_else(codes.is_null(), addresses, _NULL)
@@ -235,8 +232,6 @@ def _check(job: Job, chunk: Table, hasher: IdHasher, named: _Named) -> dict:
     named.addresses += pc.sum(pc.and_(codes.is_null(), addresses.is_valid())).as_py() or 0
     has_building = pc.or_(codes.is_valid(), addresses.is_valid()).to_numpy(zero_copy_only=False)
     out["lon"], out["lat"], _ = job.locations(~has_building)
-    if not slow:
-        out["id_number_hash"] = _spread(_fixed_strings(_hex_rows(hashes()), 64), clean, n)
     return out
 
 
@@ -281,9 +276,27 @@ def _spread(values: pa.Array, positions: np.ndarray, n: int) -> pa.Array:
     return values.take(pa.array(index, mask=index < 0))
 
 
-def _hex_rows(hashes: bytes) -> np.ndarray:
-    """Return hex hashes end to end (64 ASCII bytes each) as an (n, 64) uint8 array."""
-    return np.frombuffer(hashes, dtype=np.uint8).reshape(-1, 64)
+def _hmac_hex(key: bytes, rows: np.ndarray) -> np.ndarray:
+    """Return the hex HMAC-SHA256 under `key` of each row of an (n, 18) array of ID characters, as (n, 64) uint8.
+
+    The same value as gridkit.pii.hash_citizen_id; the key's inner and outer states are computed once
+    (two SHA-256 blocks per ID instead of four).
+    """
+    if len(key) > 64:
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(64, b"\0")
+    inner_copy = hashlib.sha256(bytes(b ^ 0x36 for b in key)).copy
+    outer_copy = hashlib.sha256(bytes(b ^ 0x5C for b in key)).copy
+    blob = rows.tobytes()
+    digests = []
+    append = digests.append
+    for start in range(0, len(blob), 18):
+        inner = inner_copy()
+        inner.update(blob[start : start + 18])
+        outer = outer_copy()
+        outer.update(inner.digest())
+        append(outer.digest())
+    return np.frombuffer(b"".join(digests).hex().encode("ascii"), dtype=np.uint8).reshape(-1, 64)
 
 
 def _birth_dates(rows: np.ndarray) -> np.ndarray:
