@@ -10,7 +10,7 @@ from sqlalchemy import text
 
 from gridkit.io.subjects import import_residents, resident_load
 from gridkit.reports import resident_summary
-from gridkit.reports.resident_summary_rows import summary_rows, write_summary_rows
+from gridkit.reports.resident_summary_rows import summary_pairs, summary_rows, write_summary_rows
 from tests.data.make_subject_files import centre, phone
 from tests.factories import make_base_grid
 from tests.factories_import_subjects import grid, record_first_loads, write_csv  # noqa: F401 - fixture by name
@@ -58,9 +58,19 @@ def _rows_of_stored(session):
         )
     ).all()
     cells = np.array([row[0] for row in stored], dtype=np.int32)
+    households = pa.array([row[1] for row in stored], pa.string())
     kinds = np.array([row[2] for row in stored])
+    # Grouped in chunks, as a first load reads them: a household's members in several chunks too.
     return summary_rows(
-        cells, pa.array([row[1] for row in stored], pa.string()), kinds == "registered", kinds == "floating"
+        [
+            summary_pairs(
+                cells[k : k + 97],
+                households[k : k + 97],
+                kinds[k : k + 97] == "registered",
+                kinds[k : k + 97] == "floating",
+            )
+            for k in range(0, len(cells), 97)
+        ]
     )
 
 
@@ -82,7 +92,9 @@ def test_the_rows_grouped_on_the_client_are_the_sql_rebuilds(session, seed):
 def test_no_resident_in_a_cell_gives_an_empty_summary(session):
     make_base_grid(session)
     session.execute(text("INSERT INTO resident_cell_summary VALUES (1, 1, 1, 0, 1)"))
-    rows = summary_rows(np.zeros(3, np.int32), pa.array(["a", None, ""]), np.ones(3, bool), np.zeros(3, bool))
+    rows = summary_rows(
+        [summary_pairs(np.zeros(3, np.int32), pa.array(["a", None, ""]), np.ones(3, bool), np.zeros(3, bool))]
+    )
     write_summary_rows(session, rows)
     assert _tables(session) == ([], [])
 

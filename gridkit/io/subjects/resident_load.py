@@ -36,7 +36,7 @@ from gridkit.io.subjects.common import LISTED_ROWS
 from gridkit.io.subjects.job import Job
 from gridkit.io.subjects.staging import BinaryLoad, NotClean, first_load_attempt, point_index_for
 from gridkit.models import BaseGridEdition
-from gridkit.reports.resident_summary_rows import summary_rows
+from gridkit.reports.resident_summary_rows import summary_pairs, summary_rows
 from gridkit.resident_cells import copy_resident_cells
 from gridkit.rules import SRID
 from gridkit.spatial.bulk import BULK_INDEX_ROWS, rebuilt_indexes
@@ -84,10 +84,8 @@ class _Counts:
         self.listed: list[dict] = []
         self.ids: list[np.ndarray] = []
         self.cells: list[np.ndarray] = []
-        # The placed rows' households and population types: the resident summary's rows (resident_summary_rows).
-        self.households: list[pa.Array] = []
-        self.registered_rows: list[np.ndarray] = []
-        self.floating_rows: list[np.ndarray] = []
+        # Each chunk's residents grouped by (cell, household): the resident summary's rows (resident_summary_rows).
+        self.pairs: list[pa.Table] = []
 
     def add(self, values: dict, ids: np.ndarray, cells: np.ndarray, has_building: np.ndarray, point: np.ndarray):
         kinds = values["population_type"]
@@ -101,9 +99,7 @@ class _Counts:
         placed = cells != 0
         self.ids.append(ids[placed])
         self.cells.append(cells[placed])
-        self.households.append(values["household"].filter(pa.array(placed)))
-        self.registered_rows.append(registered[placed])
-        self.floating_rows.append(floating[placed])
+        self.pairs.append(summary_pairs(cells, values["household"], registered, floating))
         unplaced = np.flatnonzero(~placed)
         self.unassigned += len(unplaced)
         for position in unplaced[: LISTED_ROWS - len(self.listed)].tolist():
@@ -144,14 +140,8 @@ def _write(session: Session, job: Job, check, named, edition: BaseGridEdition | 
             ids = np.concatenate(counts.ids).astype(np.int32)
             cells = np.concatenate(counts.cells)
             if not _assigned_in_sql(edition, index, counts):
-                summary = pool.submit(
-                    summary_rows,
-                    cells,
-                    pa.concat_arrays(counts.households),
-                    np.concatenate(counts.registered_rows),
-                    np.concatenate(counts.floating_rows),
-                )
-            counts.ids = counts.cells = counts.households = counts.registered_rows = counts.floating_rows = []
+                summary = pool.submit(summary_rows, counts.pairs)
+            counts.ids = counts.cells = counts.pairs = []
             copy_resident_cells(session, ids, cells)
         rows = None if summary is None else summary.result()
     finally:
