@@ -74,32 +74,48 @@ def _regrouped(pairs: pa.Table) -> pa.Table:
 
 
 def summary_rows(parts: list[pa.Table]) -> SummaryRows:
-    """Return the summary of the residents grouped in `parts` (summary_pairs' tables)."""
-    groups = _regrouped(pa.concat_tables(parts))
-    named = pc.fill_null(pc.not_equal(groups["household"], ""), False)
-    groups = groups.append_column("named", named.cast(pa.int32()))
-    per_cell = (
-        groups.group_by("cell", use_threads=False)
-        .aggregate([("residents", "sum"), ("registered", "sum"), ("floating", "sum"), ("named", "sum")])
-        .sort_by("cell")
-    )
-    pairs = groups.filter(named).select(["cell", "household"])
-    spread = pairs.group_by("household", use_threads=False).aggregate([("cell", "count")])
-    split = spread.filter(pc.greater(spread["cell_count"], 1))["household"]
-    split_pairs = pairs.filter(pc.is_in(pairs["household"], value_set=split)).sort_by(
-        [("cell", "ascending"), ("household", "ascending")]
-    )
+    """Return the summary of the residents grouped in `parts` (summary_pairs' tables).
 
-    def column(t: pa.Table, name: str) -> np.ndarray:
-        return t[name].to_numpy().astype(np.int32)
+    The parts' (cell, household) pairs are merged by sorting them by household and cell (grouping the ~350,000
+    pairs of a million residents by hashing their households again took ~60 MB more at its peak: pyarrow's hash
+    tables of strings; a sort needs its order and one sorted copy)."""
+    pairs = pa.concat_tables(parts).combine_chunks()
+    if not len(pairs):
+        none = np.zeros(0, np.int32)
+        return SummaryRows(none, none, none, none, none, none, pa.array([], pa.string()))
+    order = pc.sort_indices(pairs, sort_keys=[("household", "ascending"), ("cell", "ascending")])
+    pairs = pairs.take(order).combine_chunks()
+    households, cells = pairs["household"].combine_chunks(), pairs["cell"].to_numpy()
+    # Rows of one household follow one another (NULLs last, together: no household is one group of its own).
+    missing = households.is_null().to_numpy(zero_copy_only=False)
+    same = pc.fill_null(pc.equal(households[1:], households[:-1]), False).to_numpy(zero_copy_only=False)
+    same |= missing[1:] & missing[:-1]
+    household_of = np.cumsum(np.r_[True, ~same]) - 1
+    starts = np.flatnonzero(np.r_[True, ~(same & (cells[1:] == cells[:-1]))])
 
+    def summed(name: str) -> np.ndarray:
+        return np.add.reduceat(pairs[name].to_numpy().astype(np.int64), starts)
+
+    group_cells, group_households = cells[starts], household_of[starts]
+    # A household is counted when it is neither NULL nor empty.
+    named = pc.fill_null(pc.not_equal(households, ""), False).to_numpy(zero_copy_only=False)[starts]
+    cell_ids, cell_of = np.unique(group_cells, return_inverse=True)
+
+    def per_cell(values: np.ndarray) -> np.ndarray:
+        return np.bincount(cell_of, weights=values, minlength=len(cell_ids)).astype(np.int32)
+
+    # A named household with several (household, cell) pairs is split: one row per pair.
+    spread = np.bincount(group_households[named], minlength=household_of[-1] + 1)
+    split = named & (spread[group_households] > 1)
+    split_pairs = pa.table({"cell": group_cells[split], "household": households.take(pa.array(starts[split]))})
+    split_pairs = split_pairs.sort_by([("cell", "ascending"), ("household", "ascending")])
     return SummaryRows(
-        cells=column(per_cell, "cell"),
-        residents=column(per_cell, "residents_sum"),
-        registered=column(per_cell, "registered_sum"),
-        floating=column(per_cell, "floating_sum"),
-        households=column(per_cell, "named_sum"),
-        split_cells=column(split_pairs, "cell"),
+        cells=cell_ids.astype(np.int32),
+        residents=per_cell(summed("residents")),
+        registered=per_cell(summed("registered")),
+        floating=per_cell(summed("floating")),
+        households=per_cell(named),
+        split_cells=split_pairs["cell"].to_numpy().astype(np.int32),
         split_households=split_pairs["household"].combine_chunks(),
     )
 
