@@ -44,76 +44,75 @@ class SummaryRows:
     split_households: pa.Array
 
 
+_COUNTS = ("residents", "registered", "floating")
+
+
 def summary_pairs(cells: np.ndarray, households: pa.Array, registered: np.ndarray, floating: np.ndarray) -> pa.Table:
-    """Return some residents grouped by (cell, household): columns cell, household, residents, registered,
-    floating; the residents are given as their cells (int32, 0 = none: not counted), households (string, null
-    where none) and population types (bool: registered, floating). A first load groups each chunk so as it reads
-    it (on the thread that read it, reusing its memory: grouping a million rows at once, in another thread, took
-    ~100 MB more at its peak)."""
+    """Return some residents grouped by (household, cell), in that order: columns cell, household, residents,
+    registered, floating; the residents are given as their cells (int32, 0 = none: not counted), households
+    (string, null where none) and population types (bool: registered, floating). A first load groups each chunk
+    so as it reads it: a few MB kept instead of its rows."""
     placed = cells != 0
     if not placed.all():
         cells, households = cells[placed], households.filter(pa.array(placed))
         registered, floating = registered[placed], floating[placed]
+    ones = np.ones(len(cells), np.int32)
     table = pa.table(
         {
             "cell": pa.array(cells, pa.int32()),
             "household": households,
-            "residents": pa.array(np.ones(len(cells), np.int32)),
-            "registered": pa.array(registered.astype(np.int32)),
-            "floating": pa.array(floating.astype(np.int32)),
+            "residents": ones,
+            "registered": registered.astype(np.int32),
+            "floating": floating.astype(np.int32),
         }
     )
-    return _regrouped(table)
+    return _merged(table)[0]
 
 
-def _regrouped(pairs: pa.Table) -> pa.Table:
-    """Return `pairs` (summary_pairs' columns) with one row per (cell, household), the counts summed."""
-    counts = ("residents", "registered", "floating")
-    grouped = pairs.group_by(["cell", "household"], use_threads=False).aggregate([(c, "sum") for c in counts])
-    return grouped.rename_columns(["cell", "household", *counts])
+def _merged(pairs: pa.Table) -> tuple[pa.Table, np.ndarray]:
+    """Return `pairs` (summary_pairs' columns) with one row per (household, cell), in that order, the counts
+    summed, and each row's household as a number (0, 1, … in that order; NULL is one of them).
 
-
-def summary_rows(parts: list[pa.Table]) -> SummaryRows:
-    """Return the summary of the residents grouped in `parts` (summary_pairs' tables).
-
-    The parts' (cell, household) pairs are merged by sorting them by household and cell (grouping the ~350,000
-    pairs of a million residents by hashing their households again took ~60 MB more at its peak: pyarrow's hash
-    tables of strings; a sort needs its order and one sorted copy)."""
-    pairs = pa.concat_tables(parts).combine_chunks()
-    if not len(pairs):
-        none = np.zeros(0, np.int32)
-        return SummaryRows(none, none, none, none, none, none, pa.array([], pa.string()))
+    By a sort, not by hashing the households: pyarrow's hash grouping of strings took ~60 MB more at its peak
+    for the ~350,000 pairs of a million residents (and ~16 MB more the first time it ran in a thread)."""
     order = pc.sort_indices(pairs, sort_keys=[("household", "ascending"), ("cell", "ascending")])
-    pairs = pairs.take(order).combine_chunks()
+    pairs = pairs.take(order)
     households, cells = pairs["household"].combine_chunks(), pairs["cell"].to_numpy()
-    # Rows of one household follow one another (NULLs last, together: no household is one group of its own).
+    if not len(cells):
+        return pairs, np.zeros(0, np.int64)
+    # Rows of one household follow one another (NULLs last, together).
     missing = households.is_null().to_numpy(zero_copy_only=False)
     same = pc.fill_null(pc.equal(households[1:], households[:-1]), False).to_numpy(zero_copy_only=False)
     same |= missing[1:] & missing[:-1]
     household_of = np.cumsum(np.r_[True, ~same]) - 1
     starts = np.flatnonzero(np.r_[True, ~(same & (cells[1:] == cells[:-1]))])
+    merged = {"cell": cells[starts], "household": households.take(pa.array(starts))}
+    for name in _COUNTS:
+        merged[name] = np.add.reduceat(pairs[name].to_numpy(), starts).astype(np.int32)
+    return pa.table(merged), household_of[starts]
 
-    def summed(name: str) -> np.ndarray:
-        return np.add.reduceat(pairs[name].to_numpy().astype(np.int64), starts)
 
-    group_cells, group_households = cells[starts], household_of[starts]
+def summary_rows(parts: list[pa.Table]) -> SummaryRows:
+    """Return the summary of the residents grouped in `parts` (summary_pairs' tables)."""
+    groups, household_of = _merged(pa.concat_tables(parts))
+    group_cells = groups["cell"].to_numpy()
     # A household is counted when it is neither NULL nor empty.
-    named = pc.fill_null(pc.not_equal(households, ""), False).to_numpy(zero_copy_only=False)[starts]
+    named = pc.fill_null(pc.not_equal(groups["household"], ""), False).to_numpy(zero_copy_only=False)
     cell_ids, cell_of = np.unique(group_cells, return_inverse=True)
 
-    def per_cell(values: np.ndarray) -> np.ndarray:
+    def per_cell(values) -> np.ndarray:
         return np.bincount(cell_of, weights=values, minlength=len(cell_ids)).astype(np.int32)
 
     # A named household with several (household, cell) pairs is split: one row per pair.
-    spread = np.bincount(group_households[named], minlength=household_of[-1] + 1)
-    split = named & (spread[group_households] > 1)
-    split_pairs = pa.table({"cell": group_cells[split], "household": households.take(pa.array(starts[split]))})
+    spread = np.bincount(household_of[named], minlength=len(household_of) and household_of[-1] + 1)
+    split = named & (spread[household_of] > 1)
+    split_pairs = groups.filter(pa.array(split)).select(["cell", "household"])
     split_pairs = split_pairs.sort_by([("cell", "ascending"), ("household", "ascending")])
     return SummaryRows(
         cells=cell_ids.astype(np.int32),
-        residents=per_cell(summed("residents")),
-        registered=per_cell(summed("registered")),
-        floating=per_cell(summed("floating")),
+        residents=per_cell(groups["residents"].to_numpy()),
+        registered=per_cell(groups["registered"].to_numpy()),
+        floating=per_cell(groups["floating"].to_numpy()),
         households=per_cell(named),
         split_cells=split_pairs["cell"].to_numpy().astype(np.int32),
         split_households=split_pairs["household"].combine_chunks(),
