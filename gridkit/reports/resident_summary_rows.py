@@ -1,12 +1,12 @@
 """The resident summary's full rebuild from the residents' columns held by the client (a first load,
-gridkit.io.subjects.resident_load): the rows `resident_summary._REBUILD` would insert, grouped by pyarrow while the
-server builds the new tables' indexes again, then COPYed (the summary's tables are small: one row per cell and
-one per split household's cell).
+gridkit.io.subjects.resident_load): the rows `resident_summary._REBUILD` would insert, grouped on the client (each
+chunk as it is read, then the chunks' groups merged while the server builds the new tables' indexes again), then
+COPYed (the summary's tables are small: one row per cell and one per split household's cell).
 
 The same rows as the SQL rebuild (tests/test_resident_summary_rows_imp9j.py compares them on random households
 split over cells): a cell's residents, registered and floating counts, and its households (distinct, neither
 NULL nor empty); a household (not empty) with members in several cells has one split row per cell. Households
-are grouped byte for byte, as the `C` collation of `resident.household` compares them. (A module of its own:
+are grouped and ordered byte for byte, as the `C` collation of `resident.household` compares them. (A module of its own:
 pyarrow stays out of what every command imports at start.)
 """
 

@@ -12,6 +12,11 @@ of unassigned rows names their lines without a staging table. A row's cell is th
 gives it: its building's (found on the client, gridkit.io.subjects.building_codes), else its point's from
 the edition's point index.
 
+The resident summary is made from the same rows: each chunk's residents grouped by (household, cell) as it is
+read, the groups merged by a thread while the server builds the tables' indexes again (the client waited for
+that before, then for the SQL rebuild of the summary: ~1.3 s per 1M residents), and the caller COPYs the result
+(gridkit.reports.resident_summary_rows).
+
 Only a clean file is written so: the first bad row, a building code no building has, a row naming a building
 by its address only (found in SQL after staging), or an ID repeated in the file (the UNIQUE key built again
 refuses it) rolls this attempt back (a savepoint) and the file is read again the usual way (`first_load`
@@ -59,12 +64,13 @@ _PG_EPOCH_DAYS = 10_957
 def first_load(session: Session, job: Job, check, named, edition: BaseGridEdition | None) -> dict | None:
     """Write the job's file straight into an empty `resident` table (and its cells into `resident_cell`); return
     the import's counts ("created", "assigned", "unassigned", "unassigned_rows", "registered", "floating",
-    "in_buildings"), or None when the file is not written so: too small, the table not empty, or a problem in
-    the file (the attempt rolled back; when `job.rows` shows that the file was read, the caller reads it again
-    with a new job, the usual way, which reports every problem).
+    "in_buildings") and the resident summary's rows ("summary": resident_summary_rows.SummaryRows, None when the
+    residents without a building were assigned in SQL), or None when the file is not written so: too small, the
+    table not empty, or a problem in the file (the attempt rolled back; when `job.rows` shows that the file was
+    read, the caller reads it again with a new job, the usual way, which reports every problem).
 
     `check` is the residents' KindSpec check, `named` what it found the file names (its `addresses`: rows naming
-    a building by address only). The resident summary is the caller's to rebuild. Runs in the caller's
+    a building by address only). The resident summary is the caller's to write. Runs in the caller's
     transaction, in a savepoint of its own."""
     if job.problems or job.stream.size < FIRST_LOAD_BYTES:
         return None
@@ -111,8 +117,9 @@ def _write(session: Session, job: Job, check, named, edition: BaseGridEdition | 
     """Read, check and COPY every chunk into the empty table, then the cells (each table's indexes rebuilt after);
     return the counts, and the resident summary's rows ("summary", None when the cells are found in SQL)."""
     counts, index, summary = _Counts(), None, None
-    # The summary's rows are grouped on the client while the server builds the indexes again (its threads leave
-    # the GIL to the statements' waits): the SQL rebuild after the restore had the client wait ~1.3 s per 1M.
+    # The chunks' groups are merged into the summary's rows by a thread while the server builds the indexes again
+    # (the main thread waits on the statements without the GIL): the SQL rebuild after the restore took ~1.3 s per
+    # 1M residents, the client waiting.
     pool = ThreadPoolExecutor(1, thread_name_prefix="gridkit-summary")
     try:
         with rebuilt_indexes(session, "resident", BULK_INDEX_ROWS):
