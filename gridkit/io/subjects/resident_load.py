@@ -90,7 +90,7 @@ class _Counts:
         self.listed: list[dict] = []
         self.ids: list[np.ndarray] = []
         self.cells: list[np.ndarray] = []
-        # Each chunk's residents grouped by (cell, household): the resident summary's rows (resident_summary_rows).
+        # Each chunk's residents grouped by (household, cell): the resident summary's rows (resident_summary_rows).
         self.pairs: list[pa.Table] = []
 
     def add(self, values: dict, ids: np.ndarray, cells: np.ndarray, has_building: np.ndarray, point: np.ndarray):
