@@ -69,14 +69,20 @@ def is_current(session: Session) -> bool:
 
 def refresh(session: Session) -> None:
     """Rebuild the resident summary from the residents (in the caller's transaction)."""
+    clear_for_rebuild(session)
+    session.execute(text(f"SET LOCAL work_mem = '{REFRESH_WORK_MEM}'"))
+    session.execute(text(_REBUILD))
+
+
+def clear_for_rebuild(session: Session) -> None:
+    """Empty the resident summary and the change log before a full rebuild (`refresh`, or the rows a first load
+    computed: gridkit.reports.resident_summary_rows), the summary's lock taken (in the caller's transaction)."""
     session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOCK_KEY})
     # First empty the log (only rows of committed changes are visible, and those are in the
-    # snapshot of the rebuild below), then rebuild.
+    # snapshot of the rebuild that follows), then the summary.
     session.execute(text("DELETE FROM resident_change"))
-    session.execute(text(f"SET LOCAL work_mem = '{REFRESH_WORK_MEM}'"))
     session.execute(text("DELETE FROM resident_split_household"))
     session.execute(text("DELETE FROM resident_cell_summary"))
-    session.execute(text(_REBUILD))
 
 
 def ensure_current(session: Session) -> bool:

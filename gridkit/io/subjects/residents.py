@@ -43,6 +43,7 @@ from gridkit.io.subjects.staging import (
 from gridkit.io.tables import Table
 from gridkit.messages import Message
 from gridkit.pii import hash_citizen_id
+from gridkit.reports.resident_summary_rows import write_summary_rows
 from gridkit.standard.ids import MOBILE_PATTERN, birth_date_of, citizen_ids_valid, validate_citizen_id
 
 __all__ = ["import_residents", "residents_spec"]
@@ -153,8 +154,12 @@ def _counts(job: Job, staged, offset: int | None, staged_counts) -> dict:
 
 def _first_loaded(job: Job, loaded: dict) -> SubjectImportResult:
     """Return the import's result once a first load (gridkit.io.subjects.resident_load) wrote the file, the
-    resident summary rebuilt whole (every cell with residents is new)."""
-    residents_changed_cells(job.session, None)
+    resident summary rebuilt whole (every cell with residents is new): from the rows the load grouped, if it
+    could, else in SQL."""
+    if loaded["summary"] is not None:
+        write_summary_rows(job.session, loaded["summary"])
+    else:
+        residents_changed_cells(job.session, None)
     return SubjectImportResult(
         "residents",
         created=loaded["created"],
