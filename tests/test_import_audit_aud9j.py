@@ -47,3 +47,43 @@ def test_repairs_and_dropped_z_of_a_vector_file_are_noted(session, grid, tmp_pat
     repaired = next(n for n in result.notes if n["kind"] == "geometry_repaired")
     assert "Self-intersection" in repaired["message"] and "feature 0" in repaired["message"]
     assert session.scalar(select(Building.footprint.ST_IsValid()).where(Building.code == "BT1"))
+
+
+# -- a .cpg naming a one-byte encoding over Chinese text ----------------------------------------------------
+
+
+def _shapefile(folder, names: list[str], encoding: str, cpg: str):
+    import geopandas as gpd
+    from shapely.geometry import Point
+
+    folder.mkdir()
+    frame = gpd.GeoDataFrame(
+        {"code": [f"CPG{i}" for i in range(len(names))], "address": names},
+        geometry=[Point(*centre(i)) for i in range(len(names))],
+        crs=4490,
+    )
+    frame.to_file(folder / "b.shp", encoding=encoding)
+    for stale in folder.glob("*.cpg"):
+        stale.unlink()
+    (folder / "b.cpg").write_text(cpg)
+    return folder
+
+
+def test_a_cpg_of_latin1_or_1252_over_chinese_text_is_refused_not_stored_garbled(session, grid, tmp_path):
+    # ISO-8859-1 and 1252 decode any byte: the import used to store '福田一号' as 'ç¦\x8fç\x94°ä¸\x80å\x8f·'.
+    for encoding, cpg, real in (("utf-8", "ISO-8859-1", "UTF-8"), ("gbk", "1252", "GB18030")):
+        folder = _shapefile(tmp_path / cpg, ["福田一号", "福田二号"], encoding, cpg)
+        error = refused(session, import_buildings, folder)
+        (found,) = by_kind(error)["cpg_mismatch"]
+        assert found["index"] == 0 and found["field"] == "address"
+        assert f"--encoding {real}" in found["message"] and "福田一号" in found["message"]
+        result = import_buildings(session, folder, encoding=real)
+        assert result.created == 2
+        assert session.scalar(select(Building.address).where(Building.code == "CPG0")) == "福田一号"
+        session.rollback()
+
+
+def test_a_latin1_cpg_over_latin_text_is_still_read_as_latin1(session, grid, tmp_path):
+    folder = _shapefile(tmp_path / "latin", ["Café Müller", "Straße"], "ISO-8859-1", "ISO-8859-1")
+    assert import_buildings(session, folder).created == 2
+    assert session.scalar(select(Building.address).where(Building.code == "CPG0")) == "Café Müller"
