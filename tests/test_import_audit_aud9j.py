@@ -87,3 +87,34 @@ def test_a_latin1_cpg_over_latin_text_is_still_read_as_latin1(session, grid, tmp
     folder = _shapefile(tmp_path / "latin", ["Café Müller", "Straße"], "ISO-8859-1", "ISO-8859-1")
     assert import_buildings(session, folder).created == 2
     assert session.scalar(select(Building.address).where(Building.code == "CPG0")) == "Café Müller"
+
+
+# -- building codes a spreadsheet turned into numbers --------------------------------------------------------
+
+
+def test_building_codes_in_scientific_notation_or_rounded_by_excel_are_refused(session, grid, tmp_path):
+    from openpyxl import Workbook
+
+    from tests.factories_import_subjects import write_csv
+
+    x, y = centre(0)
+    # Excel shows an 18-digit code as 4.40304E+17 and saves the CSV so: both rows stored that code.
+    path = write_csv(
+        tmp_path / "b.csv",
+        ["code", "address", "lon", "lat"],
+        [["4.40304E+17", "一号", x, y], ["4.40304e+17", "二号", x, y], ["440304001001001", "三号", x, y]],
+    )
+    error = refused(session, import_buildings, path)
+    found = by_kind(error)["number_precision"]
+    assert [p["index"] for p in found] == [2, 3] and "4.40304E+17" in found[0]["message"]
+    assert "duplicate_code" not in by_kind(error)
+    # An XLSX cell holding the code as a number keeps 15 digits: 440304001001001234 became ...001200.
+    book = Workbook()
+    sheet = book.active
+    sheet.append(["code", "address", "lon", "lat"])
+    sheet.append([440304001001001234, "一号", x, y])
+    sheet.append([1001, "二号", x, y])
+    book.save(tmp_path / "b.xlsx")
+    error = refused(session, import_buildings, tmp_path / "b.xlsx")
+    (found,) = error.problems
+    assert (found["kind"], found["index"]) == ("number_precision", 2)
