@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from gridkit.io.subjects import import_buildings
 from gridkit.models import Building
@@ -118,3 +118,61 @@ def test_building_codes_in_scientific_notation_or_rounded_by_excel_are_refused(s
     error = refused(session, import_buildings, tmp_path / "b.xlsx")
     (found,) = error.problems
     assert (found["kind"], found["index"]) == ("number_precision", 2)
+
+
+# -- historic cases (gridkit import incidents) --------------------------------------------------------------
+
+
+def _baltimore_rows(n: int):
+    import csv
+
+    from tests.conftest import SHARED_DATA
+
+    with (SHARED_DATA / "baltimore-311" / "baltimore_311_sample.csv").open(encoding="utf-8-sig", newline="") as f:
+        rows = list(csv.reader(f))
+    return rows[0], rows[1 : n + 1]
+
+
+def test_an_empty_incident_file_is_refused_with_a_message(session, tmp_path):
+    import pytest
+
+    from gridkit.errors import ValidationError
+    from gridkit.incidents.importer import import_incidents, load_mapping
+    from tests.test_incidents_baltimore import MAPPING
+
+    for content in (b"", b"\n\n"):  # pandas raised EmptyDataError (a traceback)
+        path = tmp_path / "cases.csv"
+        path.write_bytes(content)
+        with pytest.raises(ValidationError) as info:
+            import_incidents(session, path, load_mapping(MAPPING))
+        assert info.value.code == "incident_import.empty" and info.value.params["path"] == "cases.csv"
+
+
+def test_incident_ids_too_long_for_a_case_code_are_refused_not_cut_into_one_code(session, tmp_path):
+    import pytest
+
+    from gridkit.errors import ValidationError
+    from gridkit.incidents.categories import seed_categories
+    from gridkit.incidents.importer import import_incidents, load_mapping
+    from gridkit.models import Incident
+    from tests.factories_import_subjects import write_csv
+    from tests.test_incidents_baltimore import EXTRA_CATEGORIES, MAPPING
+
+    seed_categories(session)
+    seed_categories(session, EXTRA_CATEGORIES)
+    header, rows = _baltimore_rows(3)
+    i = header.index("ServiceRequestNum")
+    # BAL- and 26 characters fill a 30-character code: these two ids became one code, and COPY failed with
+    # a UniqueViolation traceback.
+    rows[0][i], rows[1][i] = "X" * 40 + "A", "X" * 40 + "B"
+    path = write_csv(tmp_path / "cases.csv", header, rows)
+    with pytest.raises(ValidationError) as info:
+        import_incidents(session, path, load_mapping(MAPPING))
+    found = [p for p in info.value.problems if p["kind"] == "id_too_long"]
+    assert [p["index"] for p in found] == [2, 3] and all("26" in p["message"] for p in found)
+    assert session.scalar(select(func.count()).select_from(Incident)) == 0
+    rows[0][i], rows[1][i] = "X" * 25 + "A", "X" * 26
+    result = import_incidents(session, write_csv(tmp_path / "ok.csv", header, rows), load_mapping(MAPPING))
+    assert result["imported"] == 3
+    codes = set(session.scalars(select(Incident.code)))
+    assert {"BAL-" + "X" * 25 + "A", "BAL-" + "X" * 26} <= codes

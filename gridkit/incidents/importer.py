@@ -37,10 +37,13 @@ from gridkit.assign import base_cell_index
 from gridkit.errors import NotFound, ValidationError
 from gridkit.grids.base import current_edition
 from gridkit.io.vector import problem
+from gridkit.messages import Message
 from gridkit.models import Department, IncidentCategory
 from gridkit.rules import IncidentState, now
 
 REQUIRED_COLUMNS = ("external_id", "category", "reported_at")
+# Characters of a case's code (incident.code).
+CODE_LENGTH = 30
 # CSV for COPY: quoting keeps commas, tabs and newlines of descriptions; \N (never quoted) is NULL.
 _CSV = "WITH (FORMAT csv, NULL '\\N')"
 
@@ -64,11 +67,15 @@ def load_mapping(path) -> dict:
 def _read(path: Path, encoding: str | None) -> pd.DataFrame:
     if not path.is_file():
         raise NotFound("incident_import.file_missing", path=str(path))
+    if path.stat().st_size == 0:
+        raise ValidationError("incident_import.empty", path=path.name)
     for codec in [encoding] if encoding else ["utf-8-sig", "gb18030"]:
         try:
             return pd.read_csv(path, dtype=str, keep_default_na=False, encoding=codec)
         except UnicodeDecodeError:
             continue
+        except pd.errors.EmptyDataError:  # blank lines only: no header
+            raise ValidationError("incident_import.empty", path=path.name) from None
     raise ValidationError("incident_import.encoding", path=path.name)
 
 
@@ -158,9 +165,32 @@ def check_rows(session: Session, frame: pd.DataFrame, mapping: dict, path: Path)
     fail(ext == "", "missing_id", lambda i: f"{cols['external_id']} is empty.")
     fail(ext.duplicated() & (ext != ""), "duplicate_id", lambda i: f"{ext.iat[i]} appears twice in the file.")
     prefix = str(mapping.get("code_prefix") or "IMP")
-    codes = (prefix + "-" + ext).str.slice(0, 30)
+    # A case's code is prefix-external id in 30 characters: cut, two long ids would become one code.
+    longest = CODE_LENGTH - len(prefix) - 1
+    long_ = ext.str.len() > longest
+    for i in np.flatnonzero(long_.to_numpy()):
+        problems.append(
+            problem(
+                "id_too_long",
+                Message(
+                    "incident_import.id_too_long",
+                    file=path.name,
+                    line=int(line[i]),
+                    column=cols["external_id"],
+                    length=len(ext.iat[i]),
+                    longest=longest,
+                    prefix=prefix,
+                ),
+                index=int(line[i]),
+            )
+        )
+    codes = prefix + "-" + ext
     taken = set(session.scalars(text("SELECT code FROM incident WHERE code = ANY(:c)"), {"c": codes.tolist()}))
-    fail(codes.isin(taken), "already_imported", lambda i: f"case {ext.iat[i]} was imported before ({codes.iat[i]}).")
+    fail(
+        codes.isin(taken) & ~long_,
+        "already_imported",
+        lambda i: f"case {ext.iat[i]} was imported before ({codes.iat[i]}).",
+    )
     reported, closed, due = _checked_times(frame, cols, mapping, fail)
     categories = _categories(session, frame, cols, mapping, fail)
     states = _states(frame, cols, mapping, closed, fail)
