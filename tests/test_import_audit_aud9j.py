@@ -176,3 +176,22 @@ def test_incident_ids_too_long_for_a_case_code_are_refused_not_cut_into_one_code
     assert result["imported"] == 3
     codes = set(session.scalars(select(Incident.code)))
     assert {"BAL-" + "X" * 25 + "A", "BAL-" + "X" * 26} <= codes
+
+
+# -- a code repeated in a vector file -------------------------------------------------------------------------
+
+
+def test_a_code_repeated_in_a_vector_file_names_the_feature_it_first_appeared_on(session, grid, tmp_path):
+    from gridkit.io.problems import problem_text
+
+    x, y = centre(0)
+    point = {"type": "Point", "coordinates": [x, y]}
+    path = tmp_path / "b.geojson"
+    path.write_text(json.dumps(_features(_feature("DUP", point), _feature("OK", point), _feature("DUP", point))))
+    error = refused(session, import_buildings, path)
+    (found,) = by_kind(error)["duplicate_code"]
+    assert found["index"] == 2
+    # The place was rendered as the catalogue key itself: "(first at imports.unit.feature)".
+    for lang, first in (("en", "feature 0"), ("zh-CN", "第 0 个要素")):
+        text = problem_text(found, lang)
+        assert first in text and "imports.unit" not in text
