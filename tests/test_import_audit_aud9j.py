@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from sqlalchemy import func, select
 
 from gridkit.io.subjects import import_buildings
@@ -195,3 +196,29 @@ def test_a_code_repeated_in_a_vector_file_names_the_feature_it_first_appeared_on
     for lang, first in (("en", "feature 0"), ("zh-CN", "第 0 个要素")):
         text = problem_text(found, lang)
         assert first in text and "imports.unit" not in text
+
+
+# -- a ring not closed ------------------------------------------------------------------------------------------
+
+
+def test_a_ring_not_closed_is_closed_and_noted_instead_of_the_whole_file_unreadable(session, grid, tmp_path):
+    x, y = centre(1)
+    d = 0.0002
+    ring = [[x, y], [x + d, y], [x + d, y + d], [x, y + d], [x, y]]
+    path = tmp_path / "open_ring.geojson"
+    path.write_text(
+        json.dumps(
+            _features(
+                _feature("CLOSED", {"type": "Polygon", "coordinates": [ring]}),
+                _feature("OPEN", {"type": "Polygon", "coordinates": [ring[:-1]]}),
+            )
+        )
+    )
+    # GEOS refused the open ring while the layer was read: "cannot read open_ring.geojson
+    # (IllegalArgumentException: Points of LinearRing do not form a closed linestring)", no feature named.
+    result = import_buildings(session, path)
+    assert result.created == 2
+    (note,) = [n for n in result.notes if n["kind"] == "ring_closed"]
+    assert note["index"] == 1 and "feature 1" in note["message"]
+    area = select(Building.footprint.ST_Area()).where(Building.code == "OPEN")
+    assert session.scalar(area) == pytest.approx(d * d)

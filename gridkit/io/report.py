@@ -61,6 +61,7 @@ ADVICE = {
     "edition_exists": "换一个版本名称（--edition）。",
     # notes
     "geometry_repaired": "已自动修复，请在地图上核对。",
+    "ring_closed": "已自动闭合，请在地图上核对。",
     "parts_dropped": "已删除非面部分，请核对。",
     "z_dropped": "已去除 Z 值。",
     "m_dropped": "已去除 M 值。",

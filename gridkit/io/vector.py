@@ -228,18 +228,38 @@ def _read_raw(
     file_path: Path, layer: str | None, source: dict, notes: list, *, skip: int = 0, limit: int | None = None
 ) -> pd.DataFrame:
     """Return the layer's features (all, or `limit` of them after the first `skip`), text as raw bytes."""
+
+    def read(on_invalid: str):
+        # Latin-1 hands back the raw bytes of every text value (see the module docstring).
+        return pyogrio.read_dataframe(
+            file_path,
+            layer=layer,
+            encoding=_RAW_GDAL,
+            fid_as_index=True,
+            skip_features=skip,
+            max_features=limit,
+            on_invalid=on_invalid,
+        )
+
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            # Latin-1 hands back the raw bytes of every text value (see the module docstring).
-            frame = pyogrio.read_dataframe(
-                file_path,
-                layer=layer,
-                encoding=_RAW_GDAL,
-                fid_as_index=True,
-                skip_features=skip,
-                max_features=limit,
-            )
+            try:
+                frame = read("raise")
+            except shapely.errors.GEOSException:
+                # A feature's WKB GEOS refuses (a ring whose last point is not its first) made the whole
+                # layer unreadable without naming it: read it again with such rings closed, and say which.
+                frame = read("fix")
+                closed = frame.geometry.notna() & read("ignore").geometry.isna()
+                for index in frame.index[closed.to_numpy()]:
+                    notes.append(
+                        problem(
+                            "ring_closed",
+                            _on_feature(source["display"], index, None, "ring_closed"),
+                            index=index,
+                            field="geometry",
+                        )
+                    )
         except Exception as exc:
             raise _fatal(source, "unreadable", "unreadable", file=source["display"], reason=_first_line(exc))
     if any("Measured (M)" in str(w.message) for w in caught):
