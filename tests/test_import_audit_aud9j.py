@@ -222,3 +222,26 @@ def test_a_ring_not_closed_is_closed_and_noted_instead_of_the_whole_file_unreada
     assert note["index"] == 1 and "feature 1" in note["message"]
     area = select(Building.footprint.ST_Area()).where(Building.code == "OPEN")
     assert session.scalar(area) == pytest.approx(d * d)
+
+
+# -- a zip holding shapefiles of the same name in different folders -------------------------------------------
+
+
+def test_shapefiles_of_the_same_name_in_a_zip_are_named_and_chosen_by_their_folder(session, grid, tmp_path):
+    import zipfile
+
+    first = _shapefile(tmp_path / "east", ["东"], "utf-8", "UTF-8")
+    second = _shapefile(tmp_path / "west", ["西"], "utf-8", "UTF-8")
+    path = tmp_path / "two.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        for folder in (first, second):
+            for f in folder.iterdir():
+                archive.write(f, f"2024/{folder.name}/{f.name}")
+    # Both were listed as "b, b", and --layer b matched both: no choice could be made.
+    error = refused(session, import_buildings, path)
+    assert error.code == "geometry.several_shapefiles" and "2024/east/b, 2024/west/b" in error.problems[0]["message"]
+    error = refused(session, import_buildings, path, layer="b")
+    assert error.code == "geometry.no_such_shapefile" and "2024/east/b, 2024/west/b" in error.problems[0]["message"]
+    result = import_buildings(session, path, layer="2024/west/b")
+    assert result.created == 1 and result.source["file"] == "2024/west/b.shp"
+    assert session.scalar(select(Building.address).where(Building.code == "CPG0")) == "西"
