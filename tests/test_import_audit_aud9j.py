@@ -245,3 +245,17 @@ def test_shapefiles_of_the_same_name_in_a_zip_are_named_and_chosen_by_their_fold
     result = import_buildings(session, path, layer="2024/west/b")
     assert result.created == 1 and result.source["file"] == "2024/west/b.shp"
     assert session.scalar(select(Building.address).where(Building.code == "CPG0")) == "西"
+
+
+# -- semicolons ---------------------------------------------------------------------------------------------------
+
+
+def test_a_csv_separated_by_semicolons_is_read(session, grid, tmp_path):
+    x, y = centre(2)
+    path = tmp_path / "b.csv"
+    # Refused before: "no column for field 'code'; columns: code;address;lon;lat".
+    path.write_text(f'code;address;lon;lat\nS1;深南大道 1 号, 2 楼;{x};{y}\nS2;"a;b";{x};{y}\n', encoding="utf-8")
+    result = import_buildings(session, path)
+    assert result.created == 2 and result.source["delimiter"] == "semicolon"
+    assert session.scalar(select(Building.address).where(Building.code == "S1")) == "深南大道 1 号, 2 楼"
+    assert session.scalar(select(Building.address).where(Building.code == "S2")) == "a;b"

@@ -35,6 +35,18 @@ __all__ = ["stream_csv"]
 
 # -- CSV ----------------------------------------------------------------------------------------------
 
+_DELIMITER_NAMES = {",": "comma", "\t": "tab", ";": "semicolon"}
+
+
+def _delimiter(path: Path, first_line: str) -> str:
+    """Return the delimiter: a tab for .tsv files and for a header with tabs and no comma; a semicolon for a
+    header with semicolons and neither (what Excel writes where the comma is the decimal mark); else a comma."""
+    if path.suffix.lower() == ".tsv" or ("\t" in first_line and "," not in first_line):
+        return "\t"
+    if ";" in first_line and "," not in first_line and "\t" not in first_line:
+        return ";"
+    return ","
+
 
 def _ascii_compatible(codec: str) -> bool:
     try:
@@ -174,8 +186,8 @@ def _read_csv(path: Path, encoding: str | None, source: dict) -> Table:
     problems: list[dict] = []
     text = _decode_csv(path.read_bytes(), encoding, source, notes, problems)
     first_line = text.split("\n", 1)[0]
-    delimiter = "\t" if path.suffix.lower() == ".tsv" or ("\t" in first_line and "," not in first_line) else ","
-    source.update(driver="CSV", delimiter="tab" if delimiter == "\t" else "comma")
+    delimiter = _delimiter(path, first_line)
+    source.update(driver="CSV", delimiter=_DELIMITER_NAMES[delimiter])
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     display = source["display"]
     names, header_problems = _stream_header(reader, source)
@@ -298,8 +310,8 @@ def stream_csv(path: Path, encoding: str | None, source: dict, chunk_rows: int) 
         )
     with path.open(encoding=codec, newline="") as f:
         first_line = f.readline().rstrip("\r\n")
-    delimiter = "\t" if path.suffix.lower() == ".tsv" or ("\t" in first_line and "," not in first_line) else ","
-    source.update(driver="CSV", delimiter="tab" if delimiter == "\t" else "comma")
+    delimiter = _delimiter(path, first_line)
+    source.update(driver="CSV", delimiter=_DELIMITER_NAMES[delimiter])
     raw = path.open("rb")
     try:
         header_bytes = raw.readline()

@@ -8,8 +8,9 @@ What `read_table` does, and why:
   caller. A line that decodes with neither is refused naming the line, and so is a file mixing
   UTF-8 lines with GBK ones (GB18030 would read the UTF-8 lines as mojibake): importing garbled
   text would silently corrupt every name. The delimiter is a comma, or a tab for .tsv files and for files
-  whose header line has tabs and no comma. The header is line 1; rows are numbered by the line
-  they start on, as a text editor (and Excel, when no cell holds a line break) shows them.
+  whose header line has tabs and no comma, or a semicolon when the header has semicolons and neither.
+  The header is line 1; rows are numbered by the line they start on, as a text editor (and Excel,
+  when no cell holds a line break) shows them.
 - XLSX (.xlsx, .xlsm): read with openpyxl in read-only mode, cached formula values. The sheet is
   `sheet` or else the first one; the header is row 1 and rows keep their Excel row numbers.
   Numbers of 16 digits or more held as numbers (not text) have lost digits in Excel: such cells
