@@ -259,3 +259,23 @@ def test_a_csv_separated_by_semicolons_is_read(session, grid, tmp_path):
     assert result.created == 2 and result.source["delimiter"] == "semicolon"
     assert session.scalar(select(Building.address).where(Building.code == "S1")) == "深南大道 1 号, 2 楼"
     assert session.scalar(select(Building.address).where(Building.code == "S2")) == "a;b"
+
+
+# -- a quote left open ---------------------------------------------------------------------------------------------
+
+
+def test_a_quote_left_open_to_the_end_of_the_file_is_refused_not_the_rows_after_it_swallowed(session, grid, tmp_path):
+    x, y = centre(0)
+    path = tmp_path / "b.csv"
+    good = "".join(f"G{i},{x},{y},ok\n" for i in range(3))
+    # The address of Q1 opens a quote that nothing closes: the lenient reader made Q2 and Q3 part of it,
+    # and imported one building with that address — two rows lost without a word.
+    path.write_text(f'code,lon,lat,address\n{good}Q1,{x},{y},"unclosed\nQ2,{x},{y},a\nQ3,{x},{y},b\n')
+    error = refused(session, import_buildings, path)
+    (found,) = error.problems
+    assert (found["kind"], found["index"], found["key"]) == ("bad_row", 5, "imports.at")
+    assert "never closed" in found["message"]
+    # A runaway cell past the csv module's limit says the same, not "field larger than field limit".
+    path.write_text(f'code,lon,lat,address\nQ1,{x},{y},"a\nb"\nQ2,{x},{y},{"x" * 200_000}\n')
+    (found,) = refused(session, import_buildings, path).problems
+    assert found["index"] == 4 and "quote" in found["message"] and "field limit" not in found["message"]

@@ -87,7 +87,8 @@ class Job:
             if self.progress is not None:
                 self.progress(self.stream.done, self.stream.size)
         if not self.rows:
-            self.problems.append(problem("no_rows", at(self.display, Message("imports.no_rows"))))
+            if not self.problems:  # else they say why no row was read (a quote left open on line 2 …)
+                self.problems.append(problem("no_rows", at(self.display, Message("imports.no_rows"))))
             self.refuse()
 
     def load_all(self) -> None:
