@@ -134,19 +134,35 @@ def _baltimore_rows(n: int):
     return rows[0], rows[1 : n + 1]
 
 
-def test_an_empty_incident_file_is_refused_with_a_message(session, tmp_path):
+def test_incident_files_that_pandas_could_not_parse_are_refused_with_their_lines(session, tmp_path):
     import pytest
 
     from gridkit.errors import ValidationError
     from gridkit.incidents.importer import import_incidents, load_mapping
+    from gridkit.models import Incident
     from tests.test_incidents_baltimore import MAPPING
 
-    for content in (b"", b"\n\n"):  # pandas raised EmptyDataError (a traceback)
+    header, rows = _baltimore_rows(2)
+    good = ",".join(header) + "\n" + "".join(",".join(f'"{c}"' for c in row) + "\n" for row in rows)
+    # Each was a pandas traceback: EmptyDataError, "EOF inside string", "Expected 26 fields in line 4, saw 30".
+    cases = {
+        "empty": (b"", None),
+        "blank lines": (b"\n\n", None),
+        "quote left open": ((good + '1,"open\n').encode(), 4),
+        "ragged row": ((good + ",".join("x" * 30) + "\n").encode(), 4),
+    }
+    for name, (content, line) in cases.items():
         path = tmp_path / "cases.csv"
         path.write_bytes(content)
         with pytest.raises(ValidationError) as info:
             import_incidents(session, path, load_mapping(MAPPING))
-        assert info.value.code == "incident_import.empty" and info.value.params["path"] == "cases.csv"
+        error = info.value
+        assert error.params["file"] == "cases.csv", name
+        if line is None:
+            assert error.code == "incident_import.unreadable", name
+        else:
+            assert error.code == "incident_import.refused" and [p["index"] for p in error.problems] == [line], name
+        assert session.scalar(select(func.count()).select_from(Incident)) == 0
 
 
 def test_incident_ids_too_long_for_a_case_code_are_refused_not_cut_into_one_code(session, tmp_path):

@@ -36,6 +36,7 @@ from gridkit import db
 from gridkit.assign import base_cell_index
 from gridkit.errors import NotFound, ValidationError
 from gridkit.grids.base import current_edition
+from gridkit.io.tables import TableReadError, open_table
 from gridkit.io.vector import problem
 from gridkit.messages import Message
 from gridkit.models import Department, IncidentCategory
@@ -65,18 +66,33 @@ def load_mapping(path) -> dict:
 
 
 def _read(path: Path, encoding: str | None) -> pd.DataFrame:
+    """Return the file's rows as text ("" where empty), their line numbers in attrs["lines"].
+
+    Read by gridkit.io.tables (encoding detected, quotes and ragged rows checked line by line): a
+    file with such problems is refused listing them, never read in part."""
     if not path.is_file():
         raise NotFound("incident_import.file_missing", path=str(path))
-    if path.stat().st_size == 0:
-        raise ValidationError("incident_import.empty", path=path.name)
-    for codec in [encoding] if encoding else ["utf-8-sig", "gb18030"]:
-        try:
-            return pd.read_csv(path, dtype=str, keep_default_na=False, encoding=codec)
-        except UnicodeDecodeError:
-            continue
-        except pd.errors.EmptyDataError:  # blank lines only: no header
-            raise ValidationError("incident_import.empty", path=path.name) from None
-    raise ValidationError("incident_import.encoding", path=path.name)
+    try:
+        stream = open_table(path, encoding=encoding)
+    except TableReadError as exc:
+        raise ValidationError(
+            "incident_import.unreadable", file=path.name, reason=Message(exc.key, **exc.params), problems=exc.problems
+        ) from None
+    columns, problems = stream.header.columns, list(stream.header.problems)
+    parts, lines = [], []
+    for chunk in stream:  # columnar chunks (pyarrow) straight to pandas: no dict per row
+        problems.extend(chunk.problems)
+        lines.extend(chunk.numbers)
+        if chunk.data is not None:
+            parts.append(pd.DataFrame({c: chunk.data[c].to_pandas() for c in columns}))
+        else:
+            parts.append(pd.DataFrame({c: [row.get(c) for row in chunk.rows] for c in columns}, dtype=object))
+    if problems:
+        raise ValidationError("incident_import.refused", file=path.name, count=len(problems), problems=problems)
+    frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({c: [] for c in columns}, dtype=object)
+    frame = frame.astype(object).fillna("")
+    frame.attrs["lines"] = np.asarray(lines, dtype=np.int64)
+    return frame
 
 
 def _times(frame: pd.DataFrame, column: str | None, mapping: dict) -> tuple[pd.Series, pd.Series]:
@@ -154,7 +170,7 @@ def check_rows(session: Session, frame: pd.DataFrame, mapping: dict, path: Path)
     absent = [c for c in cols.values() if c and c not in frame.columns]
     if absent:
         raise ValidationError("incident_import.columns_absent", file=path.name, columns=", ".join(absent))
-    line = frame.index.to_numpy() + 2  # header is line 1
+    line = frame.attrs.get("lines", frame.index.to_numpy() + 2)  # else: the header is line 1, one line a row
     problems: list[dict] = []
 
     def fail(mask, kind, message):
