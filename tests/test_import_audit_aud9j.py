@@ -103,12 +103,17 @@ def test_building_codes_in_scientific_notation_or_rounded_by_excel_are_refused(s
     path = write_csv(
         tmp_path / "b.csv",
         ["code", "address", "lon", "lat"],
-        [["4.40304E+17", "一号", x, y], ["4.40304e+17", "二号", x, y], ["440304001001001", "三号", x, y]],
+        [
+            ["4.40304E+17", "一号", x, y],
+            ["4.40304e+17", "二号", x, y],
+            ["440304001001001", "三号", x, y],
+            ["12E05", "四号", x, y],  # building 12, wing E, unit 05: a code, not a number
+        ],
     )
     error = refused(session, import_buildings, path)
+    assert set(by_kind(error)) == {"number_precision"}
     found = by_kind(error)["number_precision"]
     assert [p["index"] for p in found] == [2, 3] and "4.40304E+17" in found[0]["message"]
-    assert "duplicate_code" not in by_kind(error)
     # An XLSX cell holding the code as a number keeps 15 digits: 440304001001001234 became ...001200.
     book = Workbook()
     sheet = book.active
@@ -295,3 +300,23 @@ def test_a_quote_left_open_to_the_end_of_the_file_is_refused_not_the_rows_after_
     path.write_text(f'code,lon,lat,address\nQ1,{x},{y},"a\nb"\nQ2,{x},{y},{"x" * 200_000}\n')
     (found,) = refused(session, import_buildings, path).problems
     assert found["index"] == 4 and "quote" in found["message"] and "field limit" not in found["message"]
+
+
+def test_cases_placed_outside_every_base_cell_are_listed_row_by_row(session, tmp_path):
+    from gridkit.incidents.categories import seed_categories
+    from gridkit.incidents.importer import import_incidents, load_mapping
+    from tests.factories_import_subjects import write_csv
+    from tests.test_incidents_baltimore import EXTRA_CATEGORIES, MAPPING, make_baltimore_grid
+
+    make_baltimore_grid(session)
+    seed_categories(session)
+    seed_categories(session, EXTRA_CATEGORIES)
+    header, rows = _baltimore_rows(40)
+    lon, lat = header.index("Longitude"), header.index("Latitude")
+    placed = [i for i, row in enumerate(rows) if row[lon] not in ("", "-77")][:3]
+    rows = [rows[i] for i in placed]
+    rows[1][lon], rows[1][lat] = "114.05", "22.54"  # a row of another city: imported unassigned, never named
+    result = import_incidents(session, write_csv(tmp_path / "cases.csv", header, rows), load_mapping(MAPPING))
+    assert (result["imported"], result["assigned"], result["outside_grid"]) == (3, 2, 1)
+    (note,) = [n for n in result["notes"] if n["kind"] == "outside_grid"]
+    assert note["index"] == 3 and "114.05" in note["message"]

@@ -36,6 +36,7 @@ from gridkit import db
 from gridkit.assign import base_cell_index
 from gridkit.errors import NotFound, ValidationError
 from gridkit.grids.base import current_edition
+from gridkit.io.subjects.common import LISTED_ROWS
 from gridkit.io.tables import TableReadError, open_table
 from gridkit.io.vector import problem
 from gridkit.messages import Message
@@ -128,6 +129,7 @@ class CheckedRows:
     lat: np.ndarray
     no_place: np.ndarray
     notes: list = field(default_factory=list)
+    lines: np.ndarray | None = None  # each row's line in the file
 
 
 def import_incidents(session: Session, path, mapping: dict, *, encoding: str | None = None) -> dict:
@@ -152,6 +154,7 @@ def import_incidents(session: Session, path, mapping: dict, *, encoding: str | N
     if later.any():
         assign_work_cells(session, ids[later].tolist())
     assigned = int((cells > 0).sum())
+    outside, outside_notes = _outside(session, rows, cells, path.name)
     return {
         "file": path.name,
         "source": rows.source,
@@ -160,8 +163,30 @@ def import_incidents(session: Session, path, mapping: dict, *, encoding: str | N
         "assigned": assigned,
         "unassigned": n - assigned,
         "states": rows.states.value_counts().to_dict(),
-        "notes": rows.notes,
+        "outside_grid": outside,
+        "notes": rows.notes + outside_notes,
     }
+
+
+def _outside(session: Session, rows: CheckedRows, cells: np.ndarray, name: str) -> tuple[int, list[dict]]:
+    """Return how many rows have a place outside every base cell of the current edition (0 without one), and a
+    note for each (the first LISTED_ROWS).
+
+    Such a case is kept, unassigned, like one without a place; a file of another city, or with a wrong
+    placeholder, would otherwise be imported without one row named."""
+    if current_edition(session) is None:
+        return 0, []
+    outside = np.flatnonzero(~rows.no_place & (cells == 0))
+    return len(outside), [
+        problem(
+            "outside_grid",
+            Message(
+                "incident_import.outside_grid", file=name, line=int(rows.lines[i]), lon=rows.lon[i], lat=rows.lat[i]
+            ),
+            index=int(rows.lines[i]),
+        )
+        for i in outside[:LISTED_ROWS]
+    ]
 
 
 def check_rows(session: Session, frame: pd.DataFrame, mapping: dict, path: Path) -> CheckedRows:
@@ -228,6 +253,7 @@ def check_rows(session: Session, frame: pd.DataFrame, mapping: dict, path: Path)
         lat=lat,
         no_place=no_place,
         notes=notes,
+        lines=line,
     )
 
 

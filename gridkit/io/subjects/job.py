@@ -60,9 +60,8 @@ class Job:
         self.table: Table = self.stream.header
         self.rows = 0
         self.source = self.table.source
-        self.notes = list(self.table.notes)
-        # A vector file's batches add their notes (repairs, Z dropped …) to the header's list as they are read.
-        self._header_notes = len(self.table.notes)
+        # The header's own list: a vector file's batches add their notes (repairs, Z dropped …) to it as read.
+        self.notes = self.table.notes
         # A file-level geometry problem (e.g. most features outside China) has no index: it covers every row.
         self.geometry_problem_all = any(
             p.get("field") == "geometry" and p["index"] is None and p["kind"] not in ("null_geometry", "empty_geometry")
@@ -123,9 +122,6 @@ class Job:
         """Make `chunk` the table the per-row methods read."""
         self.table = chunk
         self.rows += len(chunk.rows)
-        fresh = self.stream.header.notes[self._header_notes :]
-        self.notes.extend(fresh)
-        self._header_notes += len(fresh)
         self.row_code = {}
         self.row_labels = None
         # Rows without a geometry are judged by each kind (a resident may have a building instead).
