@@ -320,3 +320,17 @@ def test_cases_placed_outside_every_base_cell_are_listed_row_by_row(session, tmp
     assert (result["imported"], result["assigned"], result["outside_grid"]) == (3, 2, 1)
     (note,) = [n for n in result["notes"] if n["kind"] == "outside_grid"]
     assert note["index"] == 3 and "114.05" in note["message"]
+
+
+# -- one feature drawn as latitude, longitude ------------------------------------------------------------------------
+
+
+def test_one_feature_with_swapped_coordinates_is_named_as_swapped(session, grid, tmp_path):
+    x, y = centre(0)
+    features = [_feature(f"P{i}", {"type": "Point", "coordinates": [x, y]}) for i in range(3)]
+    features.append(_feature("SWAPPED", {"type": "Point", "coordinates": [y, x]}))
+    path = tmp_path / "b.geojson"
+    path.write_text(json.dumps(_features(*features)))
+    # Said "lies outside China" only, where a CSV row says its coordinates look swapped.
+    (found,) = refused(session, import_buildings, path).problems
+    assert (found["kind"], found["index"]) == ("axes_swapped", 3) and "swapped" in found["message"]
