@@ -334,3 +334,36 @@ def test_one_feature_with_swapped_coordinates_is_named_as_swapped(session, grid,
     # Said "lies outside China" only, where a CSV row says its coordinates look swapped.
     (found,) = refused(session, import_buildings, path).problems
     assert (found["kind"], found["index"]) == ("axes_swapped", 3) and "swapped" in found["message"]
+
+
+# -- components (部件) ----------------------------------------------------------------------------------------------
+
+
+def test_component_rows_say_what_is_wrong_in_the_readers_language(session, tmp_path):
+    import pytest
+
+    from gridkit.errors import ValidationError
+    from gridkit.incidents.categories import seed_categories
+    from gridkit.incidents.components import import_components
+    from gridkit.io.problems import problem_text
+    from gridkit.models import Component
+
+    seed_categories(session)
+    x, y = centre(0)
+    path = tmp_path / "components.csv"
+    path.write_text(
+        "code,name,lon,lat\n"
+        f"4.40304E+15,井盖,{x},{y}\n"  # Excel's 4403040101000001: was "must be 16 digits, got '4.40304E+15'"
+        f"4403040101000002,井盖,{y},{x}\n"  # was "lies outside China", not that it looks swapped
+        f"4403040101000003,井盖,{x},{y}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ValidationError) as info:
+        import_components(session, path)
+    problems = info.value.problems
+    assert [(p["kind"], p["index"]) for p in problems] == [("number_precision", 2), ("axes_swapped", 3)]
+    # Every row message came in English only, in the Chinese report too.
+    for found in problems:
+        assert found["key"] == "imports.at"
+        assert "部件" in problem_text(found, "zh-CN") and "component" in problem_text(found, "en")
+    assert session.scalar(select(func.count()).select_from(Component)) == 0

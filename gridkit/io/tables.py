@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import codecs
 import math
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,6 +65,8 @@ TABLE_SUFFIXES = CSV_SUFFIXES + XLSX_SUFFIXES
 
 # Numbers with this many significant digits or more cannot be held exactly by Excel (15 digits).
 _LOSSY_ABOVE = 1e15
+# A number as a spreadsheet shows it in scientific notation (4.40304E+17): never a code someone chose.
+SPREADSHEET_NUMBER = re.compile(r"^[0-9](\.[0-9]+)?[eE]\+[0-9]{2}$")
 
 _BOMS = (
     (codecs.BOM_UTF8, "utf-8-sig"),

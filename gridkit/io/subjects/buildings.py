@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from gridkit.grids.base import current_edition
 from gridkit.io.subjects.building_load import first_load
-from gridkit.io.subjects.common import _LENGTHS, _MAX_FLOORS, _SPREADSHEET_SCIENTIFIC, SubjectImportResult, _number
+from gridkit.io.subjects.common import _LENGTHS, _MAX_FLOORS, SubjectImportResult, _number
 from gridkit.io.subjects.job import Job
 from gridkit.io.subjects.staging import (
     KindSpec,
@@ -26,7 +26,7 @@ from gridkit.io.subjects.staging import (
     stage_file,
     write_unique,
 )
-from gridkit.io.tables import Table
+from gridkit.io.tables import SPREADSHEET_NUMBER, Table
 from gridkit.messages import Message
 from gridkit.rules import SRID
 
@@ -127,7 +127,7 @@ def _check(job: Job, chunk: Table) -> dict:
     number = pc.cast(pc.if_else(digits, floors, pa.scalar("0")), pa.int32())
     checks = (
         pc.less_equal(pc.utf8_length(codes), _LENGTHS["code"]),
-        pc.invert(pc.match_substring_regex(codes, _SPREADSHEET_SCIENTIFIC.pattern)),
+        pc.invert(pc.match_substring_regex(codes, SPREADSHEET_NUMBER.pattern)),
         pc.or_kleene(addresses.is_null(), pc.less_equal(pc.utf8_length(addresses), _LENGTHS["address"])),
         pc.or_kleene(
             floors.is_null(), pc.and_(digits, pc.and_(pc.greater_equal(number, 1), pc.less_equal(number, _MAX_FLOORS)))
@@ -153,7 +153,7 @@ def _check(job: Job, chunk: Table) -> dict:
         lists = {name: values.to_pylist() for name, values in out.items()}
         for position in slow:
             raw = job.value(position, "code")
-            if (position, code_column) in chunk.lossy or (raw and _SPREADSHEET_SCIENTIFIC.match(raw)):
+            if (position, code_column) in chunk.lossy or (raw and SPREADSHEET_NUMBER.match(raw)):
                 job.report(position, "number_precision", "code", Message("imports.code_as_number", raw=raw), raw)
                 code = None
             else:

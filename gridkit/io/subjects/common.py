@@ -80,8 +80,6 @@ _AMBIGUOUS_POPULATION = {"常住", "常住人口"}
 
 _WORK_CELL_SEPARATORS = re.compile(r"[;；,，、\s]+")
 _SCIENTIFIC = re.compile(r"^[+-]?\d+(\.\d+)?[eE][+-]?\d+$")
-# A number as a spreadsheet shows it in scientific notation (4.40304E+17): never a code someone chose.
-_SPREADSHEET_SCIENTIFIC = re.compile(r"^[0-9](\.[0-9]+)?[eE]\+[0-9]{2}$")
 _LENGTHS = {"code": 40, "address": 200, "name": 50, "entity_name": 200, "household": 40}
 _MAX_FLOORS = 300
 _PAIRS_PER_STATEMENT = 10_000
