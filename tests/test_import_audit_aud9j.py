@@ -367,3 +367,19 @@ def test_component_rows_say_what_is_wrong_in_the_readers_language(session, tmp_p
         assert found["key"] == "imports.at"
         assert "部件" in problem_text(found, "zh-CN") and "component" in problem_text(found, "en")
     assert session.scalar(select(func.count()).select_from(Component)) == 0
+
+
+def test_building_codes_excel_turned_into_dates_are_refused(session, grid, tmp_path):
+    import datetime
+
+    from openpyxl import Workbook
+
+    x, y = centre(0)
+    book = Workbook()
+    sheet = book.active
+    sheet.append(["code", "address", "lon", "lat"])
+    sheet.append([datetime.datetime(2024, 3, 12), "3-12 typed in Excel", x, y])  # stored as '2024-03-12T00:00:00'
+    sheet.append(["3-13", "typed as text", x, y])
+    book.save(tmp_path / "b.xlsx")
+    (found,) = refused(session, import_buildings, tmp_path / "b.xlsx").problems
+    assert (found["kind"], found["index"]) == ("code_as_date", 2) and "date" in found["message"]

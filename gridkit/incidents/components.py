@@ -84,6 +84,9 @@ def import_components(
         if (position, code_col) in table.lossy or SPREADSHEET_NUMBER.match(code):
             fail("number_precision", "code_as_number")
             continue
+        if (position, code_col) in table.dates:
+            fail("code_as_date", "code_as_date")
+            continue
         try:
             category = component_category(code)
         except InvalidValue as exc:

@@ -91,6 +91,7 @@ class Table:
     unit: str  # "line" (CSV), "row" (XLSX) or "feature" (vector)
     geometries: list | None = None  # shapely, EPSG:4490, vector files only
     lossy: set = field(default_factory=set)  # (position, column) of numbers Excel has rounded
+    dates: set = field(default_factory=set)  # (position, column) of XLSX cells typed as dates (3-12 typed in Excel)
     notes: list[dict] = field(default_factory=list)
     problems: list[dict] = field(default_factory=list)
     source: dict = field(default_factory=dict)
@@ -294,13 +295,14 @@ def read_table(
     """
     stream = open_table(path, encoding=encoding, sheet=sheet, layer=layer, src_crs=src_crs)
     header = stream.header
-    rows, numbers, lossy, problems = [], [], set(), list(header.problems)
+    rows, numbers, lossy, dates, problems = [], [], set(), set(), list(header.problems)
     geometries = [] if header.spatial else None
     for chunk in stream:
         offset = len(rows)
         rows.extend(chunk.rows)
         numbers.extend(chunk.numbers)
         lossy.update((p + offset, c) for p, c in chunk.lossy)
+        dates.update((p + offset, c) for p, c in chunk.dates)
         problems.extend(chunk.problems)
         if geometries is not None:
             geometries.extend(chunk.geometries)
@@ -311,6 +313,7 @@ def read_table(
         unit=header.unit,
         geometries=geometries,
         lossy=lossy,
+        dates=dates,
         notes=header.notes,
         problems=problems,
         source=header.source,

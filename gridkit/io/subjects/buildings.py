@@ -137,7 +137,7 @@ def _check(job: Job, chunk: Table) -> dict:
     for ok in checks:
         fast &= pc.fill_null(ok, False).to_numpy(zero_copy_only=False)
     code_column = job.cols.get("code")
-    for position, column in chunk.lossy:  # XLSX numbers of 16 digits or more: their last digits are lost
+    for position, column in chunk.lossy | chunk.dates:  # XLSX numbers of 16 digits or more, dates (3-12)
         if column == code_column:
             fast[position] = False
     keep = pa.array(fast)
@@ -155,6 +155,9 @@ def _check(job: Job, chunk: Table) -> dict:
             raw = job.value(position, "code")
             if (position, code_column) in chunk.lossy or (raw and SPREADSHEET_NUMBER.match(raw)):
                 job.report(position, "number_precision", "code", Message("imports.code_as_number", raw=raw), raw)
+                code = None
+            elif (position, code_column) in chunk.dates:
+                job.report(position, "code_as_date", "code", Message("imports.code_as_date", raw=raw), raw)
                 code = None
             else:
                 code = job.text(position, "code", required=True, limit=_LENGTHS["code"])
