@@ -126,80 +126,6 @@ def test_building_codes_in_scientific_notation_or_rounded_by_excel_are_refused(s
     assert (found["kind"], found["index"]) == ("number_precision", 2)
 
 
-# -- historic cases (gridkit import incidents) --------------------------------------------------------------
-
-
-def _baltimore_rows(n: int):
-    import csv
-
-    from tests.conftest import SHARED_DATA
-
-    with (SHARED_DATA / "baltimore-311" / "baltimore_311_sample.csv").open(encoding="utf-8-sig", newline="") as f:
-        rows = list(csv.reader(f))
-    return rows[0], rows[1 : n + 1]
-
-
-def test_incident_files_that_pandas_could_not_parse_are_refused_with_their_lines(session, tmp_path):
-    import pytest
-
-    from gridkit.errors import ValidationError
-    from gridkit.incidents.importer import import_incidents, load_mapping
-    from gridkit.models import Incident
-    from tests.test_incidents_baltimore import MAPPING
-
-    header, rows = _baltimore_rows(2)
-    good = ",".join(header) + "\n" + "".join(",".join(f'"{c}"' for c in row) + "\n" for row in rows)
-    # Each was a pandas traceback: EmptyDataError, "EOF inside string", "Expected 26 fields in line 4, saw 30".
-    cases = {
-        "empty": (b"", None),
-        "blank lines": (b"\n\n", None),
-        "quote left open": ((good + '1,"open\n').encode(), 4),
-        "ragged row": ((good + ",".join("x" * 30) + "\n").encode(), 4),
-    }
-    for name, (content, line) in cases.items():
-        path = tmp_path / "cases.csv"
-        path.write_bytes(content)
-        with pytest.raises(ValidationError) as info:
-            import_incidents(session, path, load_mapping(MAPPING))
-        error = info.value
-        assert error.params["file"] == "cases.csv", name
-        if line is None:
-            assert error.code == "incident_import.unreadable", name
-        else:
-            assert error.code == "incident_import.refused" and [p["index"] for p in error.problems] == [line], name
-        assert session.scalar(select(func.count()).select_from(Incident)) == 0
-
-
-def test_incident_ids_too_long_for_a_case_code_are_refused_not_cut_into_one_code(session, tmp_path):
-    import pytest
-
-    from gridkit.errors import ValidationError
-    from gridkit.incidents.categories import seed_categories
-    from gridkit.incidents.importer import import_incidents, load_mapping
-    from gridkit.models import Incident
-    from tests.factories_import_subjects import write_csv
-    from tests.test_incidents_baltimore import EXTRA_CATEGORIES, MAPPING
-
-    seed_categories(session)
-    seed_categories(session, EXTRA_CATEGORIES)
-    header, rows = _baltimore_rows(3)
-    i = header.index("ServiceRequestNum")
-    # BAL- and 26 characters fill a 30-character code: these two ids became one code, and COPY failed with
-    # a UniqueViolation traceback.
-    rows[0][i], rows[1][i] = "X" * 40 + "A", "X" * 40 + "B"
-    path = write_csv(tmp_path / "cases.csv", header, rows)
-    with pytest.raises(ValidationError) as info:
-        import_incidents(session, path, load_mapping(MAPPING))
-    found = [p for p in info.value.problems if p["kind"] == "id_too_long"]
-    assert [p["index"] for p in found] == [2, 3] and all("26" in p["message"] for p in found)
-    assert session.scalar(select(func.count()).select_from(Incident)) == 0
-    rows[0][i], rows[1][i] = "X" * 25 + "A", "X" * 26
-    result = import_incidents(session, write_csv(tmp_path / "ok.csv", header, rows), load_mapping(MAPPING))
-    assert result["imported"] == 3
-    codes = set(session.scalars(select(Incident.code)))
-    assert {"BAL-" + "X" * 25 + "A", "BAL-" + "X" * 26} <= codes
-
-
 # -- a code repeated in a vector file -------------------------------------------------------------------------
 
 
@@ -300,26 +226,6 @@ def test_a_quote_left_open_to_the_end_of_the_file_is_refused_not_the_rows_after_
     path.write_text(f'code,lon,lat,address\nQ1,{x},{y},"a\nb"\nQ2,{x},{y},{"x" * 200_000}\n')
     (found,) = refused(session, import_buildings, path).problems
     assert found["index"] == 4 and "quote" in found["message"] and "field limit" not in found["message"]
-
-
-def test_cases_placed_outside_every_base_cell_are_listed_row_by_row(session, tmp_path):
-    from gridkit.incidents.categories import seed_categories
-    from gridkit.incidents.importer import import_incidents, load_mapping
-    from tests.factories_import_subjects import write_csv
-    from tests.test_incidents_baltimore import EXTRA_CATEGORIES, MAPPING, make_baltimore_grid
-
-    make_baltimore_grid(session)
-    seed_categories(session)
-    seed_categories(session, EXTRA_CATEGORIES)
-    header, rows = _baltimore_rows(40)
-    lon, lat = header.index("Longitude"), header.index("Latitude")
-    placed = [i for i, row in enumerate(rows) if row[lon] not in ("", "-77")][:3]
-    rows = [rows[i] for i in placed]
-    rows[1][lon], rows[1][lat] = "114.05", "22.54"  # a row of another city: imported unassigned, never named
-    result = import_incidents(session, write_csv(tmp_path / "cases.csv", header, rows), load_mapping(MAPPING))
-    assert (result["imported"], result["assigned"], result["outside_grid"]) == (3, 2, 1)
-    (note,) = [n for n in result["notes"] if n["kind"] == "outside_grid"]
-    assert note["index"] == 3 and "114.05" in note["message"]
 
 
 # -- one feature drawn as latitude, longitude ------------------------------------------------------------------------

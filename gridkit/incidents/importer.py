@@ -36,16 +36,11 @@ from gridkit import db
 from gridkit.assign import base_cell_index
 from gridkit.errors import NotFound, ValidationError
 from gridkit.grids.base import current_edition
-from gridkit.io.subjects.common import LISTED_ROWS
-from gridkit.io.tables import TableReadError, open_table
 from gridkit.io.vector import problem
-from gridkit.messages import Message
 from gridkit.models import Department, IncidentCategory
 from gridkit.rules import IncidentState, now
 
 REQUIRED_COLUMNS = ("external_id", "category", "reported_at")
-# Characters of a case's code (incident.code).
-CODE_LENGTH = 30
 # CSV for COPY: quoting keeps commas, tabs and newlines of descriptions; \N (never quoted) is NULL.
 _CSV = "WITH (FORMAT csv, NULL '\\N')"
 
@@ -67,33 +62,14 @@ def load_mapping(path) -> dict:
 
 
 def _read(path: Path, encoding: str | None) -> pd.DataFrame:
-    """Return the file's rows as text ("" where empty), their line numbers in attrs["lines"].
-
-    Read by gridkit.io.tables (encoding detected, quotes and ragged rows checked line by line): a
-    file with such problems is refused listing them, never read in part."""
     if not path.is_file():
         raise NotFound("incident_import.file_missing", path=str(path))
-    try:
-        stream = open_table(path, encoding=encoding)
-    except TableReadError as exc:
-        raise ValidationError(
-            "incident_import.unreadable", file=path.name, reason=Message(exc.key, **exc.params), problems=exc.problems
-        ) from None
-    columns, problems = stream.header.columns, list(stream.header.problems)
-    parts, lines = [], []
-    for chunk in stream:  # columnar chunks (pyarrow) straight to pandas: no dict per row
-        problems.extend(chunk.problems)
-        lines.extend(chunk.numbers)
-        if chunk.data is not None:
-            parts.append(pd.DataFrame({c: chunk.data[c].to_pandas() for c in columns}))
-        else:
-            parts.append(pd.DataFrame({c: [row.get(c) for row in chunk.rows] for c in columns}, dtype=object))
-    if problems:
-        raise ValidationError("incident_import.refused", file=path.name, count=len(problems), problems=problems)
-    frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({c: [] for c in columns}, dtype=object)
-    frame = frame.astype(object).fillna("")
-    frame.attrs["lines"] = np.asarray(lines, dtype=np.int64)
-    return frame
+    for codec in [encoding] if encoding else ["utf-8-sig", "gb18030"]:
+        try:
+            return pd.read_csv(path, dtype=str, keep_default_na=False, encoding=codec)
+        except UnicodeDecodeError:
+            continue
+    raise ValidationError("incident_import.encoding", path=path.name)
 
 
 def _times(frame: pd.DataFrame, column: str | None, mapping: dict) -> tuple[pd.Series, pd.Series]:
@@ -129,7 +105,6 @@ class CheckedRows:
     lat: np.ndarray
     no_place: np.ndarray
     notes: list = field(default_factory=list)
-    lines: np.ndarray | None = None  # each row's line in the file
 
 
 def import_incidents(session: Session, path, mapping: dict, *, encoding: str | None = None) -> dict:
@@ -154,7 +129,6 @@ def import_incidents(session: Session, path, mapping: dict, *, encoding: str | N
     if later.any():
         assign_work_cells(session, ids[later].tolist())
     assigned = int((cells > 0).sum())
-    outside, outside_notes = _outside(session, rows, cells, path.name)
     return {
         "file": path.name,
         "source": rows.source,
@@ -163,30 +137,8 @@ def import_incidents(session: Session, path, mapping: dict, *, encoding: str | N
         "assigned": assigned,
         "unassigned": n - assigned,
         "states": rows.states.value_counts().to_dict(),
-        "outside_grid": outside,
-        "notes": rows.notes + outside_notes,
+        "notes": rows.notes,
     }
-
-
-def _outside(session: Session, rows: CheckedRows, cells: np.ndarray, name: str) -> tuple[int, list[dict]]:
-    """Return how many rows have a place outside every base cell of the current edition (0 without one), and a
-    note for each (the first LISTED_ROWS).
-
-    Such a case is kept, unassigned, like one without a place; a file of another city, or with a wrong
-    placeholder, would otherwise be imported without one row named."""
-    if current_edition(session) is None:
-        return 0, []
-    outside = np.flatnonzero(~rows.no_place & (cells == 0))
-    return len(outside), [
-        problem(
-            "outside_grid",
-            Message(
-                "incident_import.outside_grid", file=name, line=int(rows.lines[i]), lon=rows.lon[i], lat=rows.lat[i]
-            ),
-            index=int(rows.lines[i]),
-        )
-        for i in outside[:LISTED_ROWS]
-    ]
 
 
 def check_rows(session: Session, frame: pd.DataFrame, mapping: dict, path: Path) -> CheckedRows:
@@ -195,7 +147,7 @@ def check_rows(session: Session, frame: pd.DataFrame, mapping: dict, path: Path)
     absent = [c for c in cols.values() if c and c not in frame.columns]
     if absent:
         raise ValidationError("incident_import.columns_absent", file=path.name, columns=", ".join(absent))
-    line = frame.attrs.get("lines", frame.index.to_numpy() + 2)  # else: the header is line 1, one line a row
+    line = frame.index.to_numpy() + 2  # header is line 1
     problems: list[dict] = []
 
     def fail(mask, kind, message):
@@ -206,32 +158,9 @@ def check_rows(session: Session, frame: pd.DataFrame, mapping: dict, path: Path)
     fail(ext == "", "missing_id", lambda i: f"{cols['external_id']} is empty.")
     fail(ext.duplicated() & (ext != ""), "duplicate_id", lambda i: f"{ext.iat[i]} appears twice in the file.")
     prefix = str(mapping.get("code_prefix") or "IMP")
-    # A case's code is prefix-external id in 30 characters: cut, two long ids would become one code.
-    longest = CODE_LENGTH - len(prefix) - 1
-    long_ = ext.str.len() > longest
-    for i in np.flatnonzero(long_.to_numpy()):
-        problems.append(
-            problem(
-                "id_too_long",
-                Message(
-                    "incident_import.id_too_long",
-                    file=path.name,
-                    line=int(line[i]),
-                    column=cols["external_id"],
-                    length=len(ext.iat[i]),
-                    longest=longest,
-                    prefix=prefix,
-                ),
-                index=int(line[i]),
-            )
-        )
-    codes = prefix + "-" + ext
+    codes = (prefix + "-" + ext).str.slice(0, 30)
     taken = set(session.scalars(text("SELECT code FROM incident WHERE code = ANY(:c)"), {"c": codes.tolist()}))
-    fail(
-        codes.isin(taken) & ~long_,
-        "already_imported",
-        lambda i: f"case {ext.iat[i]} was imported before ({codes.iat[i]}).",
-    )
+    fail(codes.isin(taken), "already_imported", lambda i: f"case {ext.iat[i]} was imported before ({codes.iat[i]}).")
     reported, closed, due = _checked_times(frame, cols, mapping, fail)
     categories = _categories(session, frame, cols, mapping, fail)
     states = _states(frame, cols, mapping, closed, fail)
@@ -253,7 +182,6 @@ def check_rows(session: Session, frame: pd.DataFrame, mapping: dict, path: Path)
         lat=lat,
         no_place=no_place,
         notes=notes,
-        lines=line,
     )
 
 
