@@ -60,8 +60,7 @@ class Job:
         self.table: Table = self.stream.header
         self.rows = 0
         self.source = self.table.source
-        # The header's own list: a vector file's batches add their notes (repairs, Z dropped …) to it as read.
-        self.notes = self.table.notes
+        self.notes = self.table.notes  # the header's: a vector file's batches add notes (repairs …) to it as read
         # A file-level geometry problem (e.g. most features outside China) has no index: it covers every row.
         self.geometry_problem_all = any(
             p.get("field") == "geometry" and p["index"] is None and p["kind"] not in ("null_geometry", "empty_geometry")
