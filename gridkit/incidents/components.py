@@ -11,11 +11,12 @@ from sqlalchemy.orm import Session
 
 from gridkit.errors import ValidationError
 from gridkit.grids.base import current_edition
-from gridkit.io.tables import TableReadError, read_table
+from gridkit.io.tables import SPREADSHEET_NUMBER, TableReadError, at, read_table
 from gridkit.io.vector import problem
 from gridkit.messages import Message
 from gridkit.models import Component, IncidentCategory
-from gridkit.rules import SRID
+from gridkit.rules import CHINA_LAT, CHINA_LON, SRID
+from gridkit.standard import InvalidValue
 from gridkit.standard.components import component_category
 
 FIELDS = {
@@ -74,32 +75,32 @@ def import_components(
     seen: dict[str, str] = {}
     rows = []
     for position, row in enumerate(table.rows):
-        where = table.where(position)
         code = (row.get(code_col) or "").strip()
 
-        def fail(kind, message, code=code, where=where, position=position):
-            problems.append(
-                problem(kind, f"{where}: {message}", index=table.numbers[position], code=code, field=code_col)
-            )
+        def fail(kind, key, code=code, position=position, **params):
+            message = at(table.place(position), Message(f"component.row.{key}", code=code, **params))
+            problems.append(problem(kind, message, index=table.numbers[position], code=code, field=code_col))
 
+        if (position, code_col) in table.lossy or SPREADSHEET_NUMBER.match(code):
+            fail("number_precision", "code_as_number")
+            continue
+        if (position, code_col) in table.dates:
+            fail("code_as_date", "code_as_date")
+            continue
         try:
             category = component_category(code)
-        except ValueError as exc:
-            fail("bad_code", str(exc))
+        except InvalidValue as exc:
+            fail("bad_code", "bad_code", reason=exc.as_message())
             continue
         if category not in known:
-            fail(
-                "unknown_category",
-                f"component {code}: category {category} (digits 7-10) is not a component "
-                "category; see `gridkit incident categories list`.",
-            )
+            fail("unknown_category", "unknown_category", category=category)
             continue
         if code in seen:
-            fail("duplicate_code", f"component {code} appears again (first at {seen[code]}).")
+            fail("duplicate_code", "duplicate", first=seen[code])
             continue
-        seen[code] = where
+        seen[code] = table.place(position)
         if code in existing:
-            fail("exists", f"component {code} is in the inventory already.")
+            fail("exists", "exists")
             continue
         geom = _geometry(table, position, row, lon_col, lat_col, fail)
         if geom is None:
@@ -125,19 +126,22 @@ def _geometry(table, position: int, row: dict, lon_col, lat_col, fail):
     if table.spatial:
         geom = table.geometries[position]
         if geom is None:
-            fail("no_location", "has no geometry.")
+            fail("no_location", "no_geometry")
             return None
         if not isinstance(geom, (Point, LineString, MultiLineString)):
-            fail("not_point_or_line", f"is a {geom.geom_type}: components are points or lines.")
+            fail("not_point_or_line", "not_point_or_line", type=geom.geom_type)
             return None
         return geom
+    lon_raw, lat_raw = row.get(lon_col) or "", row.get(lat_col) or ""
     try:
-        lon, lat = float(row.get(lon_col) or ""), float(row.get(lat_col) or "")
+        lon, lat = float(lon_raw), float(lat_raw)
     except ValueError:
-        fail("no_location", f"{lon_col}/{lat_col} {row.get(lon_col)!r}, {row.get(lat_col)!r} are not numbers.")
+        fail("no_location", "not_numbers", lon_col=lon_col, lat_col=lat_col, lon=lon_raw, lat=lat_raw)
         return None
-    if not (73 <= lon <= 136 and 3 <= lat <= 54):
-        fail("outside_china", f"({lon}, {lat}) lies outside China: give CGCS2000 longitude, latitude.")
+    if not (CHINA_LON[0] <= lon <= CHINA_LON[1] and CHINA_LAT[0] <= lat <= CHINA_LAT[1]):
+        swapped = CHINA_LON[0] <= lat <= CHINA_LON[1] and CHINA_LAT[0] <= lon <= CHINA_LAT[1]
+        kind, key = ("axes_swapped", "swapped") if swapped else ("outside_china", "outside_china")
+        fail(kind, key, lon=lon, lat=lat)
         return None
     return Point(lon, lat)
 

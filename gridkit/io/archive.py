@@ -31,7 +31,7 @@ def _located(path: Path, layer: str | None, source: dict) -> Iterator[tuple[Path
     if not path.exists():
         raise _fatal(source, "not_found", "not_found", path=str(path))
     if path.is_dir():
-        shp = _pick_shapefile(_files_with_suffix(path, ".shp"), layer, f"folder {path}", source)
+        shp = _pick_shapefile(_files_with_suffix(path, ".shp"), layer, f"folder {path}", source, path)
         source["file"] = str(shp.relative_to(path))
         yield shp, None
         return
@@ -40,7 +40,7 @@ def _located(path: Path, layer: str | None, source: dict) -> Iterator[tuple[Path
             folder = _unzip_safely(path, Path(tmp), source)
             shapefiles = _files_with_suffix(folder, ".shp")
             if shapefiles:
-                found = _pick_shapefile(shapefiles, layer, f"{path.name}", source)
+                found = _pick_shapefile(shapefiles, layer, f"{path.name}", source, folder)
                 source["file"] = str(found.relative_to(folder))
                 yield found, None
                 return
@@ -61,18 +61,22 @@ def _files_with_suffix(folder: Path, suffix: str) -> list[Path]:
     return sorted(found)
 
 
-def _pick_shapefile(shapefiles: list[Path], layer: str | None, where: str, source: dict) -> Path:
+def _pick_shapefile(shapefiles: list[Path], layer: str | None, where: str, source: dict, root: Path) -> Path:
     if not shapefiles:
         raise _fatal(source, "no_shapefile", "no_shapefile", where=where)
+    # Shapefiles of the same name in different folders are named by their path, and chosen by it.
+    stems = [p.stem for p in shapefiles]
+    names = [p.relative_to(root).with_suffix("").as_posix() if stems.count(p.stem) > 1 else p.stem for p in shapefiles]
     if layer is not None:
-        chosen = [p for p in shapefiles if p.stem == layer or p.name == layer]
+        wanted = layer.replace("\\", "/").removesuffix(".shp")
+        chosen = [p for p, name in zip(shapefiles, names) if wanted in (name, p.stem)]
         if len(chosen) == 1:
             return chosen[0]
-        names = ", ".join(p.stem for p in shapefiles)
-        raise _fatal(source, "no_such_layer", "no_such_shapefile", where=where, layer=layer, names=names)
+        raise _fatal(source, "no_such_layer", "no_such_shapefile", where=where, layer=layer, names=", ".join(names))
     if len(shapefiles) > 1:
-        names = ", ".join(p.stem for p in shapefiles)
-        raise _fatal(source, "several_layers", "several_shapefiles", where=where, count=len(shapefiles), names=names)
+        raise _fatal(
+            source, "several_layers", "several_shapefiles", where=where, count=len(shapefiles), names=", ".join(names)
+        )
     return shapefiles[0]
 
 

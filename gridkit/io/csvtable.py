@@ -35,6 +35,33 @@ __all__ = ["stream_csv"]
 
 # -- CSV ----------------------------------------------------------------------------------------------
 
+_DELIMITER_NAMES = {",": "comma", "\t": "tab", ";": "semicolon"}
+
+
+# Every reader is strict: a quote left open to the end of the file is an error, not a last cell holding
+# every line after it (rows silently lost), and so is text after a closing quote ("a"b).
+
+
+def _csv_error(exc: csv.Error) -> Message:
+    """Return what a csv.Error means for the user: a runaway cell (past the csv module's limit), or bad quotes."""
+    if "field larger than field limit" in str(exc):
+        return Message("imports.runaway_cell", limit=csv.field_size_limit())
+    if "unexpected end of data" in str(exc):
+        return Message("imports.quote_open_to_end")
+    if "expected after" in str(exc):
+        return Message("imports.text_after_quote")
+    return Message("imports.bad_quotes", error=str(exc))
+
+
+def _delimiter(path: Path, first_line: str) -> str:
+    """Return the delimiter: a tab for .tsv files and for a header with tabs and no comma; a semicolon for a
+    header with semicolons and neither (what Excel writes where the comma is the decimal mark); else a comma."""
+    if path.suffix.lower() == ".tsv" or ("\t" in first_line and "," not in first_line):
+        return "\t"
+    if ";" in first_line and "," not in first_line and "\t" not in first_line:
+        return ";"
+    return ","
+
 
 def _ascii_compatible(codec: str) -> bool:
     try:
@@ -174,9 +201,9 @@ def _read_csv(path: Path, encoding: str | None, source: dict) -> Table:
     problems: list[dict] = []
     text = _decode_csv(path.read_bytes(), encoding, source, notes, problems)
     first_line = text.split("\n", 1)[0]
-    delimiter = "\t" if path.suffix.lower() == ".tsv" or ("\t" in first_line and "," not in first_line) else ","
-    source.update(driver="CSV", delimiter="tab" if delimiter == "\t" else "comma")
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    delimiter = _delimiter(path, first_line)
+    source.update(driver="CSV", delimiter=_DELIMITER_NAMES[delimiter])
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     display = source["display"]
     names, header_problems = _stream_header(reader, source)
     problems.extend(header_problems)
@@ -191,7 +218,7 @@ def _read_csv(path: Path, encoding: str | None, source: dict) -> Table:
             problems.append(
                 problem(
                     "bad_row",
-                    at(place(display, "line", previous + 1), Message("imports.bad_quotes", error=str(exc))),
+                    at(place(display, "line", previous + 1), _csv_error(exc)),
                     index=previous + 1,
                 )
             )
@@ -298,8 +325,8 @@ def stream_csv(path: Path, encoding: str | None, source: dict, chunk_rows: int) 
         )
     with path.open(encoding=codec, newline="") as f:
         first_line = f.readline().rstrip("\r\n")
-    delimiter = "\t" if path.suffix.lower() == ".tsv" or ("\t" in first_line and "," not in first_line) else ","
-    source.update(driver="CSV", delimiter="tab" if delimiter == "\t" else "comma")
+    delimiter = _delimiter(path, first_line)
+    source.update(driver="CSV", delimiter=_DELIMITER_NAMES[delimiter])
     raw = path.open("rb")
     try:
         header_bytes = raw.readline()
@@ -339,7 +366,7 @@ def _legacy_stream(path: Path, raw, codec: str, delimiter: str, notes: list, sou
     """Stream the whole file with Python's csv reader (UTF-16/32 text, header cells in quotes over lines …)."""
     text = io.TextIOWrapper(raw, encoding=codec, newline="")
     nul = [False]
-    reader = csv.reader(_nul_watch(text, nul), delimiter=delimiter)
+    reader = csv.reader(_nul_watch(text, nul), delimiter=delimiter, strict=True)
     try:
         names, header_problems = _stream_header(reader, source)
     except BaseException:
@@ -392,7 +419,7 @@ def _csv_chunks(
                     problems.append(
                         problem(
                             "bad_row",
-                            at(place(display, "line", previous + 1), Message("imports.bad_quotes", error=str(exc))),
+                            at(place(display, "line", previous + 1), _csv_error(exc)),
                             index=previous + 1,
                         )
                     )
@@ -502,7 +529,7 @@ def _block_chunks(raw, codec: str, delimiter: str, names: list, source: dict, ch
 def _rest_per_row(block: bytes, raw, codec, delimiter, names, columns, source, chunk_rows, line) -> Iterator[Table]:
     text = io.TextIOWrapper(io.BufferedReader(_Chained(block, raw)), encoding=codec, newline="")
     nul = [False]
-    reader = csv.reader(_nul_watch(text, nul), delimiter=delimiter)
+    reader = csv.reader(_nul_watch(text, nul), delimiter=delimiter, strict=True)
     yield from _csv_chunks(reader, names, columns, source, chunk_rows, nul, raw, before=line)
 
 
@@ -551,9 +578,19 @@ def _per_row_block(text: str, delimiter: str, names: list, columns: list, displa
     problems: list[dict] = []
     rows, numbers = [], []
     nul = "\x00" in text
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     previous = first - 1
-    for cells in reader:
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:  # the reader goes on at the next line
+            problems.append(
+                problem("bad_row", at(place(display, "line", previous + 1), _csv_error(exc)), index=previous + 1)
+            )
+            previous = first - 1 + reader.line_num
+            continue
         number, previous = previous + 1, first - 1 + reader.line_num
         row = _csv_row(names, cells, True, display, number, problems, nul)
         if row is not None:

@@ -33,6 +33,7 @@ ADVICE = {
     "unknown_encoding": "使用 UTF-8、GB18030、GBK 或 BIG5 等编码名。",
     "undecodable_text": "用 --encoding 指定文件真实编码，或在源数据中改正该文字。",
     "mixed_encoding": "将文件统一另存为一种编码（推荐 UTF-8）。",
+    "cpg_mismatch": "用 --encoding 指定文字的真实编码，或改正 .cpg 文件。",
     "no_crs": "用 --src-crs 指定坐标系（如 EPSG:4490、EPSG:4547 或 gcj02）。",
     "bad_src_crs": "用 EPSG 代码、PROJ 字符串、WKT 或 gcj02 指定坐标系。",
     "axes_swapped": "经纬度顺序颠倒：以经度为 X、纬度为 Y 重新导出。",
@@ -60,6 +61,7 @@ ADVICE = {
     "edition_exists": "换一个版本名称（--edition）。",
     # notes
     "geometry_repaired": "已自动修复，请在地图上核对。",
+    "ring_closed": "已自动闭合，请在地图上核对。",
     "parts_dropped": "已删除非面部分，请核对。",
     "z_dropped": "已去除 Z 值。",
     "m_dropped": "已去除 M 值。",

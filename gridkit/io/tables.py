@@ -8,8 +8,9 @@ What `read_table` does, and why:
   caller. A line that decodes with neither is refused naming the line, and so is a file mixing
   UTF-8 lines with GBK ones (GB18030 would read the UTF-8 lines as mojibake): importing garbled
   text would silently corrupt every name. The delimiter is a comma, or a tab for .tsv files and for files
-  whose header line has tabs and no comma. The header is line 1; rows are numbered by the line
-  they start on, as a text editor (and Excel, when no cell holds a line break) shows them.
+  whose header line has tabs and no comma, or a semicolon when the header has semicolons and neither.
+  The header is line 1; rows are numbered by the line they start on, as a text editor (and Excel,
+  when no cell holds a line break) shows them.
 - XLSX (.xlsx, .xlsm): read with openpyxl in read-only mode, cached formula values. The sheet is
   `sheet` or else the first one; the header is row 1 and rows keep their Excel row numbers.
   Numbers of 16 digits or more held as numbers (not text) have lost digits in Excel: such cells
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import codecs
 import math
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,6 +65,8 @@ TABLE_SUFFIXES = CSV_SUFFIXES + XLSX_SUFFIXES
 
 # Numbers with this many significant digits or more cannot be held exactly by Excel (15 digits).
 _LOSSY_ABOVE = 1e15
+# A number as a spreadsheet shows it in scientific notation (4.40304E+17): never a code someone chose.
+SPREADSHEET_NUMBER = re.compile(r"^[0-9](\.[0-9]+)?[eE]\+[0-9]{2}$")
 
 _BOMS = (
     (codecs.BOM_UTF8, "utf-8-sig"),
@@ -87,6 +91,7 @@ class Table:
     unit: str  # "line" (CSV), "row" (XLSX) or "feature" (vector)
     geometries: list | None = None  # shapely, EPSG:4490, vector files only
     lossy: set = field(default_factory=set)  # (position, column) of numbers Excel has rounded
+    dates: set = field(default_factory=set)  # (position, column) of XLSX cells typed as dates (3-12 typed in Excel)
     notes: list[dict] = field(default_factory=list)
     problems: list[dict] = field(default_factory=list)
     source: dict = field(default_factory=dict)
@@ -290,13 +295,14 @@ def read_table(
     """
     stream = open_table(path, encoding=encoding, sheet=sheet, layer=layer, src_crs=src_crs)
     header = stream.header
-    rows, numbers, lossy, problems = [], [], set(), list(header.problems)
+    rows, numbers, lossy, dates, problems = [], [], set(), set(), list(header.problems)
     geometries = [] if header.spatial else None
     for chunk in stream:
         offset = len(rows)
         rows.extend(chunk.rows)
         numbers.extend(chunk.numbers)
         lossy.update((p + offset, c) for p, c in chunk.lossy)
+        dates.update((p + offset, c) for p, c in chunk.dates)
         problems.extend(chunk.problems)
         if geometries is not None:
             geometries.extend(chunk.geometries)
@@ -307,6 +313,7 @@ def read_table(
         unit=header.unit,
         geometries=geometries,
         lossy=lossy,
+        dates=dates,
         notes=header.notes,
         problems=problems,
         source=header.source,

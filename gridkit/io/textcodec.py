@@ -113,6 +113,32 @@ def _decode_text(
         problems.extend(_encoding_problems(display, candidates, failures, origin))
         source.update(encoding=None, encoding_source=origin)
         codec = None
+    if codec is not None and origin.startswith(".cpg") and _single_byte(codec):
+        # Every byte decodes in a one-byte encoding: a .cpg saying ISO-8859-1 or 1252 over Chinese text
+        # (a common export default) would store every name garbled without a single failure.
+        misread = _reads_as_chinese(raw_frame, columns, text_columns)
+        if misread is not None:
+            real, index, name, value = misread
+            problems.append(
+                problem(
+                    "cpg_mismatch",
+                    Message(
+                        "geometry.vector.cpg_mismatch",
+                        file=display,
+                        where=Message("geometry.vector.where_value", index=index, field=_printable(name))
+                        if index is not None
+                        else Message("geometry.vector.where_name", field=_printable(name)),
+                        cpg=cpg,
+                        real=real,
+                        text=value.encode(_RAW).decode(real),
+                        garbled=value.encode(_RAW).decode(codec, "replace"),
+                    ),
+                    index=index,
+                    field=_printable(name),
+                )
+            )
+            source.update(encoding=None, encoding_source=origin)
+            codec = None
     if codec is not None:
         source.update(encoding=codecs.lookup(codec).name.upper(), encoding_source=origin)
         if origin == "detected" and codec != "utf-8":
@@ -128,6 +154,41 @@ def _decode_text(
         frame = frame.rename(columns=renamed)
     source["fields"] = [renamed.get(c, c) for c in columns]
     return frame
+
+
+def _single_byte(codec: str) -> bool:
+    """True when `codec` gives one character per byte (Latin-1, cp1252 …): it decodes any text, right or not."""
+    if codecs.lookup(codec).name.startswith("utf"):
+        return False
+    return len(b"\xc4\xe3\xba\xc3".decode(codec, "replace")) == 4
+
+
+def _chinese(text: str) -> bool:
+    """True when every non-ASCII character of `text` is CJK or CJK punctuation/full-width, and there is one."""
+    wide = [c for c in text if not c.isascii()]
+    return bool(wide) and all("\u2e80" <= c <= "\u9fff" or "\uff00" <= c <= "\uffef" for c in wide)
+
+
+def _reads_as_chinese(raw_frame, columns: list, text_columns: list) -> tuple | None:
+    """Return (codec, index, field, raw value) of the first non-ASCII text when all of it reads as Chinese in
+    UTF-8, or else all of it in GB18030; None otherwise (or when there is no such text)."""
+    values = [(None, name, name) for name in columns if not name.isascii()]
+    for name in text_columns:
+        values.extend(
+            (index, name, value)
+            for index, value in raw_frame[name].items()
+            if isinstance(value, str) and not value.isascii()
+        )
+    if not values:
+        return None
+    for real in ("utf-8", "gb18030"):
+        try:
+            if all(_chinese(value.encode(_RAW).decode(real)) for _, _, value in values):
+                index, name, value = values[0]
+                return real.upper(), index, name, value
+        except UnicodeDecodeError:
+            continue
+    return None
 
 
 def _encoding_problems(display: str, candidates: list[str], failures: dict, origin: str) -> list[dict]:

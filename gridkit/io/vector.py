@@ -228,18 +228,24 @@ def _read_raw(
     file_path: Path, layer: str | None, source: dict, notes: list, *, skip: int = 0, limit: int | None = None
 ) -> pd.DataFrame:
     """Return the layer's features (all, or `limit` of them after the first `skip`), text as raw bytes."""
+
+    def read(on_invalid: str):  # Latin-1 hands back the raw bytes of every text value (see the module docstring).
+        options = {"fid_as_index": True, "skip_features": skip, "max_features": limit, "on_invalid": on_invalid}
+        return pyogrio.read_dataframe(file_path, layer=layer, encoding=_RAW_GDAL, **options)
+
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            # Latin-1 hands back the raw bytes of every text value (see the module docstring).
-            frame = pyogrio.read_dataframe(
-                file_path,
-                layer=layer,
-                encoding=_RAW_GDAL,
-                fid_as_index=True,
-                skip_features=skip,
-                max_features=limit,
-            )
+            try:
+                frame = read("raise")
+            except shapely.errors.GEOSException:
+                # A feature's WKB GEOS refuses (a ring whose last point is not its first) made the whole
+                # layer unreadable without naming it: read it again with such rings closed, and say which.
+                frame = read("fix")
+                closed = frame.geometry.notna() & read("ignore").geometry.isna()
+                for index in frame.index[closed.to_numpy()]:
+                    said = _on_feature(source["display"], index, None, "ring_closed")
+                    notes.append(problem("ring_closed", said, index=index, field="geometry"))
         except Exception as exc:
             raise _fatal(source, "unreadable", "unreadable", file=source["display"], reason=_first_line(exc))
     if any("Measured (M)" in str(w.message) for w in caught):
@@ -570,8 +576,10 @@ def _check_in_china(series: gpd.GeoSeries, keep: np.ndarray, fail, source: dict,
         keep[outside] = False
         return
     for i in positions:
-        ok = np.isfinite(bounds[i]).all()
-        if ok:
-            fail(i, "outside_china", where=f"x {x0[i]:.6g}–{x1[i]:.6g}, y {y0[i]:.6g}–{y1[i]:.6g}")
-        else:
+        where = f"x {x0[i]:.6g}–{x1[i]:.6g}, y {y0[i]:.6g}–{y1[i]:.6g}"
+        if not np.isfinite(bounds[i]).all():
             fail(i, "not_convertible")
+        elif swapped[i]:  # one feature drawn as latitude, longitude among right ones
+            fail(i, "axes_swapped", "axes_swapped_feature", where=where)
+        else:
+            fail(i, "outside_china", where=where)

@@ -128,7 +128,7 @@ def _xlsx_chunks(rows_iter, formulas, names, columns, source, chunk_rows, progre
     try:
         number = 1
         while True:
-            rows, numbers, problems, lossy = [], [], [], set()
+            rows, numbers, problems, lossy, dates = [], [], [], set(), set()
             ended = True
             for values in rows_iter:
                 number += 1
@@ -138,8 +138,11 @@ def _xlsx_chunks(rows_iter, formulas, names, columns, source, chunk_rows, progre
                     continue
                 position = len(rows)
                 for i, (_, is_lossy) in enumerate(texts):
-                    if is_lossy and i < len(names) and names[i] is not None:
-                        lossy.add((position, names[i]))
+                    if i < len(names) and names[i] is not None:
+                        if is_lossy:
+                            lossy.add((position, names[i]))
+                        if isinstance(values[i], (datetime, date)):
+                            dates.add((position, names[i]))
                 problems.extend(_formula_problem(display, number, i, names) for i in missing)
                 rows.append(_row(names, [t for t, _ in texts], display, "row", number, problems))
                 numbers.append(number)
@@ -155,6 +158,7 @@ def _xlsx_chunks(rows_iter, formulas, names, columns, source, chunk_rows, progre
                     numbers=numbers,
                     unit="row",
                     lossy=lossy,
+                    dates=dates,
                     problems=problems,
                     source=source,
                 )

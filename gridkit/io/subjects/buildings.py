@@ -26,7 +26,7 @@ from gridkit.io.subjects.staging import (
     stage_file,
     write_unique,
 )
-from gridkit.io.tables import Table
+from gridkit.io.tables import SPREADSHEET_NUMBER, Table
 from gridkit.messages import Message
 from gridkit.rules import SRID
 
@@ -127,6 +127,7 @@ def _check(job: Job, chunk: Table) -> dict:
     number = pc.cast(pc.if_else(digits, floors, pa.scalar("0")), pa.int32())
     checks = (
         pc.less_equal(pc.utf8_length(codes), _LENGTHS["code"]),
+        pc.invert(pc.match_substring_regex(codes, SPREADSHEET_NUMBER.pattern)),
         pc.or_kleene(addresses.is_null(), pc.less_equal(pc.utf8_length(addresses), _LENGTHS["address"])),
         pc.or_kleene(
             floors.is_null(), pc.and_(digits, pc.and_(pc.greater_equal(number, 1), pc.less_equal(number, _MAX_FLOORS)))
@@ -135,6 +136,10 @@ def _check(job: Job, chunk: Table) -> dict:
     fast = np.ones(n, dtype=bool)
     for ok in checks:
         fast &= pc.fill_null(ok, False).to_numpy(zero_copy_only=False)
+    code_column = job.cols.get("code")
+    for position, column in chunk.lossy | chunk.dates:  # XLSX numbers of 16 digits or more, dates (3-12)
+        if column == code_column:
+            fast[position] = False
     keep = pa.array(fast)
     null = pa.scalar(None, pa.string())
     out: dict = {
@@ -147,7 +152,15 @@ def _check(job: Job, chunk: Table) -> dict:
     if slow:
         lists = {name: values.to_pylist() for name, values in out.items()}
         for position in slow:
-            code = job.text(position, "code", required=True, limit=_LENGTHS["code"])
+            raw = job.value(position, "code")
+            if (position, code_column) in chunk.lossy or (raw and SPREADSHEET_NUMBER.match(raw)):
+                job.report(position, "number_precision", "code", Message("imports.code_as_number", raw=raw), raw)
+                code = None
+            elif (position, code_column) in chunk.dates:
+                job.report(position, "code_as_date", "code", Message("imports.code_as_date", raw=raw), raw)
+                code = None
+            else:
+                code = job.text(position, "code", required=True, limit=_LENGTHS["code"])
             if code is not None:
                 job.row_code[position] = code
             lists["code"][position] = code

@@ -106,6 +106,7 @@ SUBJECT_ADVICE = {
     "bad_number": "填写整数。",
     "bad_id_number": "核对身份证号码（18 位，末位校验码）。",
     "number_precision": "Excel 将长数字存为数值并丢失末几位：把该列设为文本后重新录入。",
+    "code_as_date": "Excel 将编码存成了日期：把该列设为文本后重新录入。",
     "duplicate_id": "同一证件号码只能出现一次：删除或改正重复行。",
     "bad_credit_code": "核对统一社会信用代码（18 位，末位校验码）。",
     "bad_phone": "填写 11 位手机号或带区号的固定电话。",

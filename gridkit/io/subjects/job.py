@@ -60,7 +60,7 @@ class Job:
         self.table: Table = self.stream.header
         self.rows = 0
         self.source = self.table.source
-        self.notes = list(self.table.notes)
+        self.notes = self.table.notes  # the header's: a vector file's batches add notes (repairs …) to it as read
         # A file-level geometry problem (e.g. most features outside China) has no index: it covers every row.
         self.geometry_problem_all = any(
             p.get("field") == "geometry" and p["index"] is None and p["kind"] not in ("null_geometry", "empty_geometry")
@@ -85,7 +85,8 @@ class Job:
             if self.progress is not None:
                 self.progress(self.stream.done, self.stream.size)
         if not self.rows:
-            self.problems.append(problem("no_rows", at(self.display, Message("imports.no_rows"))))
+            if not self.problems:  # else they say why no row was read (a quote left open on line 2 …)
+                self.problems.append(problem("no_rows", at(self.display, Message("imports.no_rows"))))
             self.refuse()
 
     def load_all(self) -> None:
