@@ -120,7 +120,12 @@ def test_every_row_is_imported_and_rows_without_a_place_are_reported(session, ba
     empty = ((raw.Latitude == "") | (raw.Longitude == "")).sum()
     assert (placeholder, empty) == (885, 590)
     notes = baltimore["notes"]
-    assert len(notes) == baltimore["without_location"] == 885 + 590
+    assert sum(n["kind"] in ("placeholder_location", "no_location") for n in notes) == 885 + 590
+    assert baltimore["without_location"] == 885 + 590
+    # Placed outside every base cell of the grid (Baltimore County): kept, unassigned, each row noted.
+    outside = [n for n in notes if n["kind"] == "outside_grid"]
+    assert len(outside) == baltimore["unassigned"] - baltimore["without_location"] > 0
+    assert "outside every base cell" in outside[0]["message"]
     assert sum(n["kind"] == "placeholder_location" for n in notes) == 885
     first = raw.index[(raw.Latitude == "39") & (raw.Longitude == "-77")][0] + 2
     assert any(n["message"].startswith(f"baltimore_311_sample.csv, line {first}:") for n in notes)
@@ -266,3 +271,46 @@ def test_a_file_read_in_chunks_stores_the_same_and_reports_across_chunks(session
     assert "「未映射类型」在映射文件中没有对应类别" in problem_text(exc.value.problems[2], "zh-CN")
     assert "'下午 3 点' does not match %m/%d/%Y %I:%M:%S %p" in exc.value.problems[0]["message"]
     assert session.scalar(select(func.count()).select_from(Incident)) == 0
+
+
+@pytest.mark.parametrize(
+    ("content", "key", "says"),
+    [
+        ("", "incident_import.empty", "is empty (no header line)"),
+        (
+            'ServiceRequestNum,SRType,CreatedDate\nA1,"SW-Dirty Alley,01/02/2024 10:00:00 AM\nA2,x,y\n',
+            "incident_import.unreadable",
+            "cannot be read",
+        ),
+        ("ServiceRequestNum,SRType,CreatedDate\nA1,SW-Dirty Alley,01/02/2024 10:00:00 AM,extra,cells\n", None, None),
+    ],
+)
+def test_a_broken_case_file_is_refused_with_a_sentence_not_a_traceback(session, tmp_path, content, key, says):
+    seed_categories(session)
+    seed_categories(session, EXTRA_CATEGORIES)
+    path = tmp_path / "cases.csv"
+    path.write_text(content, encoding="utf-8")
+    mapping = load_mapping(MAPPING)
+    mapping["columns"] = {"external_id": "ServiceRequestNum", "category": "SRType", "reported_at": "CreatedDate"}
+    with pytest.raises(ValidationError) as exc:
+        import_incidents(session, path, mapping)
+    if key is not None:
+        assert exc.value.code == key and says in exc.value.message
+    assert "cases.csv" in exc.value.message
+    assert session.scalar(select(func.count()).select_from(Incident)) == 0
+
+
+def test_ids_too_long_for_a_case_code_are_refused_row_by_row(session, tmp_path):
+    # BAL-<id> must fit incident.code (30): two long ids cut to the same code would collide.
+    seed_categories(session)
+    seed_categories(session, EXTRA_CATEGORIES)
+    path = tmp_path / "cases.csv"
+    ids = ["A" * 26, "B" * 27, "B" * 28]
+    rows = [f"{i},SW-Dirty Alley,01/02/2024 10:00:00 AM" for i in ids]
+    path.write_text("ServiceRequestNum,SRType,CreatedDate\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    mapping = load_mapping(MAPPING)
+    mapping["columns"] = {"external_id": "ServiceRequestNum", "category": "SRType", "reported_at": "CreatedDate"}
+    with pytest.raises(ValidationError) as exc:
+        import_incidents(session, path, mapping)
+    assert [(p["index"], p["kind"]) for p in exc.value.problems] == [(3, "id_too_long"), (4, "id_too_long")]
+    assert "has 27 characters; with the prefix BAL a case code keeps 26" in exc.value.problems[0]["message"]

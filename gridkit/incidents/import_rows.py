@@ -10,6 +10,7 @@ versions, coordinators, the base cell index), read once per import.
 from __future__ import annotations
 
 import codecs
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,10 +29,21 @@ from gridkit.messages import Message
 from gridkit.models import Department, IncidentCategory
 from gridkit.rules import IncidentState, now
 
-__all__ = ["CHUNK_ROWS", "CheckedRows", "Context", "check_chunk", "chunks", "file_codec"]
+__all__ = [
+    "CHUNK_ROWS",
+    "CheckedRows",
+    "Context",
+    "check_chunk",
+    "chunks",
+    "file_codec",
+    "note_outside",
+    "responsibility",
+]
 
 # Rows read, checked and staged at a time: memory stays flat in the file's length.
 CHUNK_ROWS = 50_000
+# A case's code: the mapping's prefix, '-', the file's id (incident.code is varchar(30)).
+CODE_LENGTH = 30
 _CODECS = ("utf-8-sig", "gb18030")
 
 
@@ -58,8 +70,17 @@ def file_codec(path: Path, encoding: str | None) -> tuple[str, int]:
 
 def chunks(path: Path, codec: str) -> Iterator[pd.DataFrame]:
     """Yield the file's rows as text frames of at most CHUNK_ROWS rows (index: the row's place in the file)."""
-    with pd.read_csv(path, dtype=str, keep_default_na=False, encoding=codec, chunksize=CHUNK_ROWS) as reader:
-        yield from reader
+    read = {"dtype": str, "keep_default_na": False, "encoding": codec, "chunksize": CHUNK_ROWS, "index_col": False}
+    try:
+        # A first row with more cells than the header is a warning of lost data to pandas: an error here.
+        with warnings.catch_warnings(), pd.read_csv(path, **read) as reader:
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            yield from reader
+    except pd.errors.EmptyDataError:
+        raise ValidationError("incident_import.empty", path=path.name) from None
+    except (pd.errors.ParserError, pd.errors.ParserWarning) as exc:  # a quote left open, a row with more cells
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValidationError("incident_import.unreadable", file=path.name, reason=reason) from None
 
 
 class Context:
@@ -150,7 +171,18 @@ def check_chunk(ctx: Context, frame: pd.DataFrame, problems: list, notes: list) 
     ext = frame[cols["external_id"]].str.strip()
     fail(ext == "", "missing_id", "missing_id", column=cols["external_id"])
     prefix = str(mapping.get("code_prefix") or "IMP")
-    codes = (prefix + "-" + ext).str.slice(0, 30)
+    longest = CODE_LENGTH - len(prefix) - 1
+    length = ext.str.len()
+    fail(
+        length > longest,
+        "id_too_long",
+        "id_too_long",
+        column=cols["external_id"],
+        length=lambda i: int(length.iat[i]),
+        prefix=prefix,
+        longest=longest,
+    )
+    codes = (prefix + "-" + ext).where(length <= longest)  # too long: no code (not compared with others)
     reported, closed, due = _checked_times(frame, ctx, fail)
     categories = _categories(frame, ctx, fail)
     states = _states(frame, cols, mapping, closed, fail)
@@ -262,6 +294,18 @@ def _locations(frame: pd.DataFrame, ctx: Context, line: np.ndarray, fail, notes:
     lat = lat.to_numpy(dtype=float).copy()
     lon[no_place], lat[no_place] = np.nan, np.nan
     return lon, lat, no_place
+
+
+def note_outside(ctx: Context, rows: CheckedRows, cells: np.ndarray, notes: list) -> None:
+    """Note each row with a place outside every base cell of the current edition (kept, unassigned)."""
+    if ctx.edition is None:
+        return
+    for i in np.flatnonzero(~rows.no_place & (cells == 0)):
+        if notes.counted("outside_grid"):
+            continue
+        what = Message("incident_import.outside_grid", lon=float(rows.lon[i]), lat=float(rows.lat[i]))
+        line = int(rows.lines[i])
+        notes.append(problem("outside_grid", at(place(ctx.path.name, "line", line), what), index=line))
 
 
 def responsibility(ctx: Context, rows: CheckedRows, depts: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -41,7 +41,15 @@ from sqlalchemy.orm import Session
 
 from gridkit import db
 from gridkit.errors import NotFound, ValidationError
-from gridkit.incidents.import_rows import CheckedRows, Context, check_chunk, chunks, file_codec, responsibility
+from gridkit.incidents.import_rows import (
+    CheckedRows,
+    Context,
+    check_chunk,
+    chunks,
+    file_codec,
+    note_outside,
+    responsibility,
+)
 from gridkit.io.problems import ProblemList, problem, problem_count
 from gridkit.io.tables import at, place
 from gridkit.messages import Message
@@ -119,7 +127,7 @@ def import_incidents(
                 raise ValidationError("incident_import.columns_absent", file=path.name, columns=", ".join(absent))
             ctx = Context(session, mapping, path)
         rows = check_chunk(ctx, frame, problems, notes)
-        counts += _stage(session, ctx, rows, n)
+        counts += _stage(session, ctx, rows, n, notes)
         n += len(frame)
         if progress is not None:
             progress(n, max(n, lines - 1))
@@ -135,6 +143,7 @@ def import_incidents(
     if later:
         assign_work_cells(session, later)
     session.execute(text(f"DROP TABLE {_STAGE}"))
+    notes.sort(key=lambda p: p["index"] or 0)  # by line, as the user reads the file
     return {
         "file": path.name,
         "source": source,
@@ -147,10 +156,12 @@ def import_incidents(
     }
 
 
-def _stage(session: Session, ctx: Context, rows: CheckedRows, first: int) -> Counter:
-    """COPY one chunk's rows, with their responsibility and deadline, into the staging table; return its counts."""
+def _stage(session: Session, ctx: Context, rows: CheckedRows, first: int, notes: ProblemList) -> Counter:
+    """COPY one chunk's rows, with their responsibility and deadline, into the staging table; return its counts.
+    A row placed outside every base cell is noted."""
     depts = rows.categories.map(ctx.dept_of)
     cells, work_cells, later = responsibility(ctx, rows, depts)
+    note_outside(ctx, rows, cells, notes)
     coordinators = np.array([ctx.coordinator_of.get(int(w), 0) for w in work_cells], dtype=np.int64)
     handling = pd.to_timedelta(rows.categories.map(ctx.hours).fillna(0).astype(float), unit="h")
     n = len(rows.lines)
@@ -185,9 +196,9 @@ def _report_repeated(session: Session, file: str, problems: ProblemList) -> None
     """Record every row whose case appeared on an earlier row of the file, or was imported before."""
     repeated = session.execute(
         text(
-            f"WITH r AS (SELECT code, min(line) AS first FROM {_STAGE} WHERE external_id <> '' GROUP BY code "
-            f"HAVING count(*) > 1) SELECT s.line, s.external_id, r.first FROM {_STAGE} s JOIN r USING (code) "
-            "WHERE s.line <> r.first ORDER BY s.line"
+            f"WITH r AS (SELECT code, min(line) AS first FROM {_STAGE} WHERE external_id <> '' AND code IS NOT NULL "
+            f"GROUP BY code HAVING count(*) > 1) SELECT s.line, s.external_id, r.first FROM {_STAGE} s "
+            "JOIN r USING (code) WHERE s.line <> r.first ORDER BY s.line"
         )
     )
     for row in repeated:
