@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -267,4 +268,7 @@ def test_import_historic_incidents(cli, tmp_path):
     )
     refused = run(cli, "import", "incidents", bad, "--map", mapping, user="super1")
     assert refused.exit_code == 1 and "2 problems" in refused.output and "Report:" in refused.output
+    report = Path(refused.output.split("Report: ")[1].split(" (JSON")[0].strip())
+    assert report.is_file() and "{report}" not in report.read_text(encoding="utf-8")
+    assert "line 2" in report.read_text(encoding="utf-8")
     assert read(cli, lambda s: s.scalar(select(func.count()).select_from(Incident))) == 3
