@@ -239,7 +239,7 @@ def test_the_migration_moves_the_cells_into_the_table_and_back(pg_server):
                 text("SELECT column_name FROM information_schema.columns WHERE table_name = 'resident'")
             )
             assert "base_cell_id" not in set(columns)
-            assert "'resident_cell')" in conn.scalar(text(_RESTORE_DEFINITION))
+            assert "'resident_cell'" in conn.scalar(text(_RESTORE_DEFINITION))
             assert "enable_hashjoin" in conn.scalar(text(_RESTORE_DEFINITION))
         db.downgrade(url, "20261204_imp9d")
         with engine.begin() as conn:
