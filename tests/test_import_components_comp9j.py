@@ -15,6 +15,8 @@ from gridkit.errors import ValidationError
 from gridkit.incidents.categories import seed_categories
 from gridkit.incidents.components import assign_components, import_components
 from gridkit.io.problems import problem_text
+from gridkit.io.report import ADVICE
+from gridkit.io.subjects import SUBJECT_ADVICE
 from gridkit.models import Component
 from gridkit.spatial import bulk
 from gridkit.standard.codes import check_component_code
@@ -134,6 +136,8 @@ def test_bad_rows_are_all_reported_with_their_lines_in_both_languages(session, w
     assert "0199" in problem_text(by_line[4], "zh-CN") and "categories list" in problem_text(by_line[4], "en")
     assert "44030401010001" in problem_text(by_line[3], "en") and "16" in problem_text(by_line[3], "zh-CN")
     assert by_line[5]["code"] == "4403040101000001" and by_line[3]["field"] == "code"
+    # What to do, in the report, for every kind found.
+    assert all(p["kind"] in SUBJECT_ADVICE or p["kind"] in ADVICE for p in error.problems)
 
 
 def test_a_gbk_file_with_chinese_columns(session, world, tmp_path):
@@ -273,3 +277,20 @@ def test_a_large_file_with_the_indexes_built_again_stores_what_the_small_file_pa
     with pytest.raises(ValidationError) as info:
         import_components(session, again)
     assert [p["kind"] for p in info.value.problems] == ["component_exists"]
+
+
+def test_a_code_repeated_in_a_file_is_reported_with_its_first_line(session, world, tmp_path):
+    path = tmp_path / "twice.csv"
+    rows = [f"44030401010{n:05d},,{IN_1[0]},{IN_1[1]}" for n in range(1, 6)] + [f"4403040101000003,,{IN_2[0]},1"]
+    path.write_text("code,name,lon,lat\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    with pytest.raises(ValidationError) as info:
+        import_components(session, path)
+    # With another problem the repeated code is looked for first, and reported with it.
+    assert [(p["index"], p["kind"]) for p in info.value.problems] == [(7, "outside_china"), (7, "duplicate_code")]
+    rows[-1] = f"4403040101000003,,{IN_2[0]},{IN_2[1]}"
+    path.write_text("code,name,lon,lat\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    with pytest.raises(ValidationError) as info:
+        import_components(session, path)
+    (found,) = info.value.problems
+    assert (found["index"], found["kind"], found["code"]) == (7, "duplicate_code", "4403040101000003")
+    assert "第 4 行" in problem_text(found, "zh-CN") and _count(session) == 0
