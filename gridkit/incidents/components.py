@@ -128,14 +128,14 @@ def _write(session: Session, staged: Staged) -> int:
 
 def _assign_staged(session: Session, staged: Staged) -> int:
     """Assign the imported components whose cell the stream did not compute (lines; points of a small file) with
-    the rule of assign_components; return how many imported components have a base cell."""
+    the rule of assign_components; return how many imported components have a base cell (counted from the
+    staging table and the rows updated: no join of the inventory)."""
     if staged.edition is None:
         return 0
+    streamed = session.scalar(text(f"SELECT count(cell) FROM {_STAGE}"))
     left = "s.cell IS NULL" + (" AND s.wkb IS NOT NULL" if staged.cells_computed else "")
-    _assign(session, staged.edition.id, f"FROM {_STAGE} s WHERE c.code = s.code AND {left}", {})
-    return session.scalar(
-        text(f"SELECT count(*) FROM {_STAGE} s JOIN component c ON c.code = s.code WHERE c.base_cell_id IS NOT NULL")
-    )
+    found = _assign(session, staged.edition.id, f"FROM {_STAGE} s WHERE c.code = s.code AND {left}", {})
+    return streamed + found
 
 
 # -- checks ---------------------------------------------------------------------------------------------
@@ -266,13 +266,16 @@ def assign_components(session: Session, ids: list[int] | None = None) -> int:
     return session.scalar(text(f"SELECT count(*) FROM component c WHERE base_cell_id IS NOT NULL {only}"), params)
 
 
-def _assign(session: Session, edition_id: int, where: str, params: dict) -> None:
-    """Set the base cell of the components (as c) chosen by `where` (FROM … WHERE …, or WHERE …)."""
-    session.execute(
+def _assign(session: Session, edition_id: int, where: str, params: dict) -> int:
+    """Set the base cell of the components (as c) chosen by `where` (FROM … WHERE …, or WHERE …); return how
+    many of them got one."""
+    return session.scalar(
         text(f"""
-        UPDATE component c SET base_cell_id = (
-          SELECT b.id FROM base_cell b WHERE b.edition_id = :e AND ST_Covers(b.geom, ST_PointOnSurface(c.geom))
-          ORDER BY b.code LIMIT 1)
-        {where}"""),
+        WITH updated AS (
+          UPDATE component c SET base_cell_id = (
+            SELECT b.id FROM base_cell b WHERE b.edition_id = :e AND ST_Covers(b.geom, ST_PointOnSurface(c.geom))
+            ORDER BY b.code LIMIT 1)
+          {where} RETURNING c.base_cell_id)
+        SELECT count(base_cell_id) FROM updated"""),
         {**params, "e": edition_id},
     )
