@@ -294,3 +294,19 @@ def test_a_code_repeated_in_a_file_is_reported_with_its_first_line(session, worl
     (found,) = info.value.problems
     assert (found["index"], found["kind"], found["code"]) == (7, "duplicate_code", "4403040101000003")
     assert "第 4 行" in problem_text(found, "zh-CN") and _count(session) == 0
+
+
+def test_a_file_without_a_code_column_or_rows_is_refused_naming_it(session, world, tmp_path):
+    (tmp_path / "nocode.csv").write_text(f"x,lon,lat\n1,{IN_1[0]},{IN_1[1]}\n", encoding="utf-8")
+    with pytest.raises(ValidationError) as info:
+        import_components(session, tmp_path / "nocode.csv")
+    assert info.value.code == "component.import_refused" and info.value.params["file"] == "nocode.csv"
+    (missing,) = info.value.problems
+    assert "--map code=" in problem_text(missing, "en") and "--map code=" in problem_text(missing, "zh-CN")
+    (tmp_path / "empty.csv").write_text("code,lon,lat\n", encoding="utf-8")
+    with pytest.raises(ValidationError) as info:
+        import_components(session, tmp_path / "empty.csv")
+    assert info.value.code == "component.empty" and "没有部件" in info.value.render("zh-CN")
+    with pytest.raises(ValidationError) as info:
+        import_components(session, tmp_path / "absent.csv")
+    assert info.value.code == "component.unreadable" and info.value.params["file"] == "absent.csv"

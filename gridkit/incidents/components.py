@@ -10,6 +10,7 @@ codes repeated in the file) and written with one INSERT … SELECT. Memory stays
 from __future__ import annotations
 
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -90,7 +91,7 @@ def import_components(
             assigned = _assign_staged(session, staged)
             session.execute(text(f"DROP TABLE {_STAGE}"))
     except SubjectImportRefused as exc:
-        raise _refusal(exc, job.display if job is not None else str(path)) from None
+        raise _refusal(exc, job.display if job is not None else Path(path).name) from None
     session.expire_all()
     return {"file": job.display, "imported": imported, "assigned": assigned, "unassigned": imported - assigned}
 
