@@ -4,6 +4,7 @@
     .venv/bin/python scripts/bench_import.py                    # 1,000,000 rows, 5,000,000 to assign
     .venv/bin/python scripts/bench_import.py --rows 100000 --assign 500000
     .venv/bin/python scripts/bench_import.py --rows 200000 --assign 0 --files buildings   # one file alone
+    .venv/bin/python scripts/bench_import.py --rows 1000000 --assign 0 --files components  # the component inventory
 
 Runs in a throwaway private cluster (or GRIDKIT_DATABASE_URL's database, which it fills and empties:
 use one nobody else uses). The city: 10 communities of 30 × 30 square base cells (9,000 cells).
@@ -11,7 +12,8 @@ Files are generated in a temporary folder: buildings (code, address, floors, lon
 with building codes, residents with lon/lat, and the lon/lat file with a bad last row. Residents live in
 households of three, as in a register: together in one building (or a few metres apart), 1% of them
 elsewhere; `--households scattered` puts every member anywhere (almost every household split over cells:
-the files of the runs before 2026-12-04's fourth session).
+the files of the runs before 2026-12-04's fourth session). `--files components` adds (it is not in the default
+list) a component inventory (`gridkit import components`: 16-digit codes of four categories, lon/lat).
 
 Each import runs in a child process (`gridkit.io.subjects.import_subjects`, committed), so its peak
 resident memory (VmHWM) is its own. The baseline for each file, in the same run and also in a child
@@ -159,6 +161,18 @@ def make_files(folder: Path, n: int, scattered: bool = False) -> dict[str, Path]
     return files
 
 
+def make_components(path: Path, n: int) -> Path:
+    """Write n components (code of one of four categories, name on every third row, lon, lat) over the city."""
+    rng = np.random.default_rng(3)
+    i = np.arange(n)
+    categories = np.array(["0101", "0102", "0108", "0301"])
+    codes = np.char.add(np.char.add("440304", categories[i % 4]), np.char.zfill((i // 4 + 1).astype(str), 6))
+    lon, lat = points(n, rng)
+    names = np.where(i % 3 == 0, "上水井盖", "")
+    write_csv(path, ["code", "name", "lon", "lat"], [codes, names, np.round(lon, 7), np.round(lat, 7)])
+    return path
+
+
 # -- children ----------------------------------------------------------------------------------------
 
 
@@ -175,8 +189,14 @@ def child(args) -> dict:
 
         try:
             with db.transaction(settings) as session:
-                result = import_subjects(session, args.kind, args.path, pii_key=KEY.encode())
-            out = {"created": result.created, "assigned": result.assigned, "unassigned": result.unassigned}
+                if args.kind == "components":
+                    from gridkit.incidents.components import import_components
+
+                    got = import_components(session, args.path)
+                    out = {"created": got["imported"], "assigned": got["assigned"], "unassigned": got["unassigned"]}
+                else:
+                    result = import_subjects(session, args.kind, args.path, pii_key=KEY.encode())
+                    out = {"created": result.created, "assigned": result.assigned, "unassigned": result.unassigned}
         except ValidationError as exc:
             from gridkit.io.problems import problem_count
 
@@ -361,10 +381,12 @@ def run_child(env: dict, **options) -> dict:
 def setup_city(url: str) -> None:
     from gridkit import db
     from gridkit.config import Settings
+    from gridkit.incidents.categories import seed_categories
     from tests.factories import make_base_grid
 
     with db.session_factory(db.engine_for(Settings.from_env()))() as session, session.begin():
         make_base_grid(session, rows=ROWS, cols=COLS, communities=COMMUNITIES)
+        seed_categories(session)  # the component categories
 
 
 def admin_conninfo() -> str:
@@ -473,7 +495,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--files",
         default="buildings,residents_codes,residents_lonlat,residents_bad_last",
-        help="files to import (default all four)",
+        help="files to import (default the four above; also: components)",
     )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--kind", help=argparse.SUPPRESS)
@@ -499,6 +521,8 @@ def main(argv: list[str] | None = None) -> int:
         t = time.perf_counter()
         # --rows 0: the assignment alone
         files = make_files(Path(tmp), args.rows, args.households == "scattered") if args.rows else {}
+        if args.rows and "components" in args.files.split(","):
+            files["components"] = make_components(Path(tmp) / "components.csv", args.rows)
         print(f"files made in {time.perf_counter() - t:.1f} s", file=sys.stderr)
         for label, kind, key in (
             ()
@@ -508,6 +532,7 @@ def main(argv: list[str] | None = None) -> int:
                 ("residents, building codes", "residents", "residents_codes"),
                 ("residents, lon/lat", "residents", "residents_lonlat"),
                 ("residents, lon/lat, last row bad", "residents", "residents_bad_last"),
+                ("components (inventory)", "components", "components"),
             )
         ):
             if key not in args.files.split(","):

@@ -271,7 +271,9 @@ def test_component_rows_say_what_is_wrong_in_the_readers_language(session, tmp_p
     # Every row message came in English only, in the Chinese report too.
     for found in problems:
         assert found["key"] == "imports.at"
-        assert "部件" in problem_text(found, "zh-CN") and "component" in problem_text(found, "en")
+        assert "components.csv 第" in problem_text(found, "zh-CN") and "components.csv, line" in problem_text(
+            found, "en"
+        )
     assert session.scalar(select(func.count()).select_from(Component)) == 0
 
 

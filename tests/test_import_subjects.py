@@ -464,7 +464,7 @@ def test_import_subjects_dispatches_and_advice_covers_every_kind(session, grid):
     assert result.created == 6
     with pytest.raises(ValidationError, match="unknown subject kind"):
         import_subjects(session, "trees", DATA / "buildings.csv")
-    assert set(FIELDS) == {"buildings", "residents", "entities", "coordinators"}
+    assert set(FIELDS) == {"buildings", "residents", "entities", "coordinators", "components"}
     # SUBJECT_ADVICE adds what report.ADVICE lacks, without changing advice the grid imports give.
     assert set(SUBJECT_ADVICE).isdisjoint(ADVICE)
     for kind in (

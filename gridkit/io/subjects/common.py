@@ -62,6 +62,13 @@ FIELDS: dict[str, tuple[Field, ...]] = {
         Field("dept", True, ("dept_code", "部门", "部门编码")),
         Field("work_cells", True, ("工作网格", "网格编码")),
     ),
+    # The component inventory (gridkit.incidents.components): not a subject, read the same way.
+    "components": (
+        Field("code", True, ("component_code", "编码", "部件编码")),
+        Field("name", False, ("名称", "部件名称")),
+        _LON,
+        _LAT,
+    ),
 }
 
 POPULATION_TYPE_WORDS = {
@@ -109,6 +116,10 @@ SUBJECT_ADVICE = {
     "code_as_date": "Excel 将编码存成了日期：把该列设为文本后重新录入。",
     "duplicate_id": "同一证件号码只能出现一次：删除或改正重复行。",
     "bad_credit_code": "核对统一社会信用代码（18 位，末位校验码）。",
+    "bad_component_code": "核对部件编码（16 位：区县 6 位 + 大类 01-06 + 小类 + 流水号 6 位，CJ/T 214）。",
+    "unknown_category": "部件编码第 7-10 位须为部件类别（gridkit incident categories list）：改正编码。",
+    "component_exists": "该部件已在部件清单中：删除该行。",
+    "not_point_or_line": "部件须为点或线：将图层导出为点或线。",
     "bad_phone": "填写 11 位手机号或带区号的固定电话。",
     "bad_population_type": "人口类型填 registered/户籍 或 floating/流动。",
     "unknown_building": "先导入该建筑，或改正建筑编码/地址。",

@@ -12,8 +12,8 @@ the kind writes its table with one INSERT … SELECT (and one UPDATE for `--repl
 `write_unique`, whose UNIQUE key finds a key repeated in the file, and `finish` assigns what SQL could
 not (footprints, small files) and counts the unassigned rows.
 
-Incidents and components (helper `incidents`) call the same functions with their own KindSpec:
-define `check`, stage, report duplicates, insert from the staging table, `finish`.
+Incidents and components (gridkit.incidents.components) call the same functions with their own KindSpec:
+define `check`, stage, report duplicates, insert from the staging table, assign and count.
 """
 
 from __future__ import annotations
@@ -445,10 +445,21 @@ def file_order_ids(session: Session, staged: Staged, table: str) -> int | None:
     return base - first
 
 
-def report_existing(job: Job, staged: Staged, *, table: str, column: str, name: str, what: str) -> int:
+def report_existing(
+    job: Job,
+    staged: Staged,
+    *,
+    table: str,
+    column: str,
+    name: str,
+    what: str,
+    kind: str = "exists",
+    message: str = "imports.exists",
+) -> int:
     """Record every row whose key is in `table` already (refused unless replacing); return how many.
 
-    `what` is the catalogue key naming the row's subject, with {label}."""
+    `what` is the catalogue key naming the row's subject, with {label}; `message` the sentence (with {what}
+    and {id}) of problem `kind`."""
     spec = staged.spec
     rows = job.session.execute(
         text(
@@ -462,9 +473,9 @@ def report_existing(job: Job, staged: Staged, *, table: str, column: str, name: 
     for row in rows:
         job.report_row(
             row.row_no,
-            "exists",
+            kind,
             name,
-            Message("imports.exists", what=Message(what, label=row.label), id=row.id),
+            Message(message, what=Message(what, label=row.label), id=row.id),
             row.label,
         )
     return len(rows)

@@ -1,0 +1,62 @@
+"""the bulk index functions and the first load's truncation accept component
+
+Revision ID: 20261204_comp9j
+Revises: 20261204_inc9j
+Create Date: 2026-12-04
+
+The component inventory import (`gridkit import components`, gridkit.incidents.components) now takes the
+subjects' streaming path: the file COPYed into a staging table and written with one INSERT … SELECT. A city's
+inventory holds millions of components; around a bulk write their UNIQUE code, foreign keys (category, base
+cell) and indexes (the spatial one among them) are dropped and built once after it
+(gridkit.spatial.bulk.rebuilt_indexes), instead of being updated row by row. `component` is added to the
+tables the functions accept, so that the application role may do so.
+"""
+
+from alembic import op
+
+revision = "20261204_comp9j"
+down_revision = "20261204_inc9j"
+branch_labels = None
+depends_on = None
+
+_OLD_TABLES = "'resident', 'building', 'legal_entity', 'incident', 'resident_cell', 'incident_history')"
+_NEW_TABLES = "'resident', 'building', 'legal_entity', 'incident', 'resident_cell', 'incident_history', 'component')"
+_BULK_FUNCTIONS = (
+    "gridkit_drop_bulk_indexes",
+    "gridkit_drop_bulk_indexes_on",
+    "gridkit_restore_bulk_indexes",
+    "gridkit_truncate_for_load",
+)
+
+
+def _rewrite(replacements: list[tuple[str, str]]) -> str:
+    """A DO block making the bulk functions (public) again from their own definitions with `replacements`
+    applied (each embeds the list of tables it accepts)."""
+    definition = "pg_catalog.pg_get_functiondef(f)"
+    for old, new in replacements:
+        definition = f"pg_catalog.replace({definition}, $q${old}$q$, $q${new}$q$)"
+    names = ", ".join(f"'{f}'" for f in _BULK_FUNCTIONS)
+    return f"""
+DO $$
+DECLARE
+    f regprocedure;
+BEGIN
+    FOR f IN SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
+             WHERE p.pronamespace = 'public'::regnamespace AND p.proname IN ({names})
+    LOOP
+        IF pg_catalog.strpos(pg_catalog.pg_get_functiondef(f), $q${replacements[0][0]}$q$) = 0 THEN
+            RAISE EXCEPTION 'function % does not list the tables it accepts as expected', f;
+        END IF;
+        EXECUTE {definition};
+    END LOOP;
+END $$"""
+
+
+def upgrade() -> None:
+    op.execute(_rewrite([(_OLD_TABLES, _NEW_TABLES)]))
+
+
+def downgrade() -> None:
+    # Left dropped by an import that committed without building them: nothing of component may stay.
+    op.execute("SELECT public.gridkit_restore_bulk_indexes('public.component'::regclass)")
+    op.execute(_rewrite([(_NEW_TABLES, _OLD_TABLES)]))
