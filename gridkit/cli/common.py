@@ -27,6 +27,24 @@ class ErrorText(Message):
         return self.error.render(lang)
 
 
+def refused_import(settings: Settings, name: str, exc: ValidationError) -> ValidationError:
+    """Write the report of an import `exc` refused; return the error to raise: the reason and the report."""
+    json_path, text_path = write_report(
+        settings.home,
+        name,
+        exc.problems,
+        getattr(exc, "notes", []),
+        {"refused": True, "code": exc.code, "message": exc.render(cli_language())},
+    )
+    return ValidationError(
+        "cli.import_refused",
+        problems=exc.problems,
+        reason=ErrorText(exc),
+        report=str(text_path),
+        report_json=str(json_path),
+    )
+
+
 def run_import(settings: Settings, name: str, work: Callable[[Session], object]) -> output.Result:
     """Run an import in one transaction and write its report; a refusal names the report and changes nothing."""
     try:
@@ -34,20 +52,7 @@ def run_import(settings: Settings, name: str, work: Callable[[Session], object])
             result = work(session)
             summary = result.summary()
     except ValidationError as exc:
-        json_path, text_path = write_report(
-            settings.home,
-            name,
-            exc.problems,
-            getattr(exc, "notes", []),
-            {"refused": True, "code": exc.code, "message": exc.render(cli_language())},
-        )
-        raise ValidationError(
-            "cli.import_refused",
-            problems=exc.problems,
-            reason=ErrorText(exc),
-            report=str(text_path),
-            report_json=str(json_path),
-        ) from None
+        raise refused_import(settings, name, exc) from None
     json_path, text_path = write_report(
         settings.home, name, [], result.notes, summary, rows=getattr(result, "unassigned_rows", None)
     )

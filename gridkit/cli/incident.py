@@ -339,7 +339,7 @@ def evaluate(settings, by, from_, to, dept, username):
 
 def _import(settings, name: str, work) -> output.Result:
     """Run an import in one transaction; write its report (problems and notes) under GRIDKIT_HOME/reports."""
-    from gridkit.cli.common import ErrorText
+    from gridkit.cli.common import refused_import
     from gridkit.errors import ValidationError
     from gridkit.io.problems import problem_count
     from gridkit.io.report import write_report
@@ -348,16 +348,7 @@ def _import(settings, name: str, work) -> output.Result:
         with db.transaction(settings) as session:
             summary = work(session)
     except ValidationError as exc:
-        json_path, text_path = write_report(
-            settings.home, name, exc.problems, [], {"refused": True, "code": exc.code, "message": exc.message}
-        )
-        raise ValidationError(
-            "cli.import_refused",
-            problems=exc.problems,
-            reason=ErrorText(exc),
-            report=str(text_path),
-            report_json=str(json_path),
-        ) from None
+        raise refused_import(settings, name, exc) from None
     notes = summary.pop("notes", [])
     json_path, text_path = write_report(settings.home, name, [], notes, summary)
     summary.update(report=str(json_path), notes=problem_count(notes))

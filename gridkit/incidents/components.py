@@ -24,7 +24,15 @@ from gridkit.errors import ValidationError
 from gridkit.grids.base import current_edition
 from gridkit.io.subjects.common import SubjectImportRefused
 from gridkit.io.subjects.job import Job
-from gridkit.io.subjects.staging import KindSpec, Staged, rebuilt_for_insert, report_existing, stage_file, write_unique
+from gridkit.io.subjects.staging import (
+    KindSpec,
+    Staged,
+    codes_valid_as_written,
+    rebuilt_for_insert,
+    report_existing,
+    stage_file,
+    write_unique,
+)
 from gridkit.io.tables import Table
 from gridkit.messages import Message
 from gridkit.models import IncidentCategory
@@ -173,15 +181,7 @@ def _check(job: Job, chunk: Table, *, known: pa.Array) -> dict:
 def _fast_rows(chunk: Table, codes: pa.Array, names: pa.Array, known: pa.Array) -> np.ndarray:
     """Return where a row is certainly clean (a valid code as written, of a known component category, a name
     within its limit), checked in bulk; every other row goes through the per-row checks, which say what is wrong."""
-    n = len(chunk.rows)
-    shaped = pc.fill_null(pc.equal(pc.binary_length(codes), 16), False).to_numpy(zero_copy_only=False)
-    for position, _column in chunk.lossy:  # a number Excel rounded: the per-row check says so
-        shaped[position] = False
-    fast = np.zeros(n, dtype=bool)
-    if shaped.any():
-        fixed = codes.filter(pa.array(shaped)).cast(pa.binary(16))
-        chars = np.frombuffer(fixed.buffers()[1], dtype=np.uint8)[fixed.offset * 16 : (fixed.offset + len(fixed)) * 16]
-        fast[shaped] = component_codes_valid(chars.reshape(-1, 16))
+    fast = codes_valid_as_written(chunk, codes, 16, component_codes_valid)
     checks = (
         pc.is_in(pc.utf8_slice_codeunits(codes, 6, 10), value_set=known),
         pc.or_kleene(names.is_null(), pc.less_equal(pc.utf8_length(names), _NAME_LIMIT)),

@@ -13,7 +13,15 @@ from sqlalchemy.orm import Session
 from gridkit.grids.base import current_edition
 from gridkit.io.subjects.common import _LENGTHS, SubjectImportResult
 from gridkit.io.subjects.job import Job
-from gridkit.io.subjects.staging import KindSpec, Staged, finish, report_duplicates, report_existing, stage_file
+from gridkit.io.subjects.staging import (
+    KindSpec,
+    Staged,
+    codes_valid_as_written,
+    finish,
+    report_duplicates,
+    report_existing,
+    stage_file,
+)
 from gridkit.io.tables import Table
 from gridkit.messages import Message
 from gridkit.rules import SRID
@@ -147,16 +155,7 @@ _NULL = pa.scalar(None, pa.string())
 def _fast_rows(chunk: Table, get: dict) -> np.ndarray:
     """Return where a row is certainly clean (a valid credit code as written, a name, lengths within the
     limits), checked in bulk; every other row goes through the per-row checks, which say what is wrong."""
-    n = len(chunk.rows)
-    codes = get["credit_code"]
-    shaped = pc.fill_null(pc.equal(pc.binary_length(codes), 18), False).to_numpy(zero_copy_only=False)
-    for position, _column in chunk.lossy:  # a number Excel rounded: the per-row check says so
-        shaped[position] = False
-    fast = np.zeros(n, dtype=bool)
-    if shaped.any():
-        fixed = codes.filter(pa.array(shaped)).cast(pa.binary(18))
-        chars = np.frombuffer(fixed.buffers()[1], dtype=np.uint8)[fixed.offset * 18 : (fixed.offset + len(fixed)) * 18]
-        fast[shaped] = credit_codes_valid(chars.reshape(-1, 18))
+    fast = codes_valid_as_written(chunk, get["credit_code"], 18, credit_codes_valid)
     names, addresses = get["name"], get["address"]
     checks = (
         pc.less_equal(pc.utf8_length(names), _LENGTHS["entity_name"]),  # null (no name) is not clean

@@ -26,6 +26,7 @@ from datetime import date
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
@@ -50,6 +51,7 @@ from gridkit.spatial.bulk import rebuilt_indexes
 
 __all__ = [
     "BinaryLoad",
+    "codes_valid_as_written",
     "CopyStream",
     "NotClean",
     "first_load_attempt",
@@ -283,6 +285,21 @@ def point_index_for(session: Session, edition: BaseGridEdition | None, lon: np.n
     if points >= ENGINE_MIN_POINTS and points >= ENGINE_MIN_POINTS_PER_CELL * cells:
         return base_cell_index(session, edition)
     return None
+
+
+def codes_valid_as_written(chunk: Table, codes: pa.Array, width: int, valid: Callable) -> np.ndarray:
+    """Return where a row's code (a pyarrow string array) is `width` ASCII characters that the bulk check `valid`
+    (an (n, width) uint8 array -> bool array: credit_codes_valid, component_codes_valid …) accepts as written,
+    and not a number Excel rounded; the other rows are for the per-row checks, which say what is wrong."""
+    shaped = pc.fill_null(pc.equal(pc.binary_length(codes), width), False).to_numpy(zero_copy_only=False)
+    for position, _column in chunk.lossy:  # a number Excel rounded: the per-row check says so
+        shaped[position] = False
+    out = np.zeros(len(codes), dtype=bool)
+    if shaped.any():
+        fixed = codes.filter(pa.array(shaped)).cast(pa.binary(width))
+        chars = np.frombuffer(fixed.buffers()[1], dtype=np.uint8)
+        out[shaped] = valid(chars[fixed.offset * width : (fixed.offset + len(fixed)) * width].reshape(-1, width))
+    return out
 
 
 class NotClean(Exception):
