@@ -1,16 +1,24 @@
-"""the bulk index functions and the first load's truncation accept incident_history
+"""the bulk index functions and the first load's truncation accept incident_history and component
 
 Revision ID: 20261204_inc9j
 Revises: 20261204_imp9g
 Create Date: 2026-12-04
 
-A bulk intake of historic cases (`gridkit incident import`, gridkit.incidents.importer) COPYs a history row
-for each case into `incident_history` after the cases into `incident`. With their indexes and foreign keys
-kept, PostgreSQL checked each row's seven (cases) and one (history) foreign keys and updated thirteen
-indexes row by row: 100,000 cases took 13 s of COPY. The importer now drops and builds them again around a
-bulk write (gridkit.spatial.bulk.rebuilt_indexes), as the subject imports do; `incident` was already
-accepted by the functions (migration 20261203_city9), its history table is added here, so that the
-application role may do so, and a first intake into empty tables writes no WAL on the embedded cluster.
+Two bulk writes that updated every index and checked every foreign key row by row now drop and build them
+once around the write (gridkit.spatial.bulk.rebuilt_indexes), as the subject imports do:
+
+- A bulk intake of historic cases (`gridkit import incidents`, gridkit.incidents.importer) writes a history
+  row for each case into `incident_history` after the cases into `incident`. With their indexes and foreign
+  keys kept, PostgreSQL checked each row's seven (cases) and one (history) foreign keys and updated thirteen
+  indexes row by row: 100,000 cases took 13 s of COPY. `incident` was already accepted by the functions
+  (migration 20261203_city9).
+- The component inventory import (`gridkit import components`, gridkit.incidents.components) takes the
+  subjects' streaming path: the file COPYed into a staging table and written with one INSERT … SELECT. A
+  city's inventory holds millions of components; their UNIQUE code, foreign keys (category, base cell) and
+  indexes (the spatial one among them) are rebuilt once after a bulk write.
+
+`incident_history` and `component` are added to the tables the functions accept, so that the application role
+may do so, and a first load into empty tables writes no WAL on the embedded cluster.
 """
 
 from alembic import op
@@ -21,7 +29,7 @@ branch_labels = None
 depends_on = None
 
 _OLD_TABLES = "'resident', 'building', 'legal_entity', 'incident', 'resident_cell')"
-_NEW_TABLES = "'resident', 'building', 'legal_entity', 'incident', 'resident_cell', 'incident_history')"
+_NEW_TABLES = "'resident', 'building', 'legal_entity', 'incident', 'resident_cell', 'incident_history', 'component')"
 _BULK_FUNCTIONS = (
     "gridkit_drop_bulk_indexes",
     "gridkit_drop_bulk_indexes_on",
@@ -58,6 +66,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    # Left dropped by an intake that committed without building them: nothing of incident_history may stay.
+    # Left dropped by a write that committed without building them: nothing of these tables may stay.
     op.execute("SELECT public.gridkit_restore_bulk_indexes('public.incident_history'::regclass)")
+    op.execute("SELECT public.gridkit_restore_bulk_indexes('public.component'::regclass)")
     op.execute(_rewrite([(_NEW_TABLES, _OLD_TABLES)]))
