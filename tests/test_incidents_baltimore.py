@@ -314,3 +314,14 @@ def test_ids_too_long_for_a_case_code_are_refused_row_by_row(session, tmp_path):
         import_incidents(session, path, mapping)
     assert [(p["index"], p["kind"]) for p in exc.value.problems] == [(3, "id_too_long"), (4, "id_too_long")]
     assert "has 27 characters; with the prefix BAL a case code keeps 26" in exc.value.problems[0]["message"]
+
+
+def test_a_case_file_of_a_header_only_imports_nothing(session, tmp_path):
+    seed_categories(session)
+    path = tmp_path / "cases.csv"
+    path.write_text("ServiceRequestNum,SRType,CreatedDate\n", encoding="utf-8")
+    mapping = load_mapping(MAPPING)
+    mapping["columns"] = {"external_id": "ServiceRequestNum", "category": "SRType", "reported_at": "CreatedDate"}
+    result = import_incidents(session, path, mapping)
+    assert (result["imported"], result["assigned"], result["states"], list(result["notes"])) == (0, 0, {}, [])
+    assert session.scalar(select(func.count()).select_from(Incident)) == 0

@@ -27,7 +27,6 @@ gridkit.spatial.bulk.rebuilt_indexes).
 from __future__ import annotations
 
 import json
-from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -51,6 +50,7 @@ from gridkit.incidents.import_rows import (
     responsibility,
 )
 from gridkit.io.problems import ProblemList, problem, problem_count
+from gridkit.io.subjects.staging import reserve_ids
 from gridkit.io.tables import at, place
 from gridkit.messages import Message
 from gridkit.rules import SRID
@@ -119,7 +119,7 @@ def import_incidents(
     columns = ", ".join(f"{name} {kind}" for name, kind in _STAGED)
     session.execute(text(f"DROP TABLE IF EXISTS {_STAGE}"))
     session.execute(text(f"CREATE TEMP TABLE {_STAGE} ({columns}) ON COMMIT DROP"))
-    ctx, n, counts = None, 0, Counter()
+    ctx, n = None, 0
     for frame in chunks(path, codec):
         if ctx is None:
             absent = [c for c in mapping["columns"].values() if c and c not in frame.columns]
@@ -127,38 +127,41 @@ def import_incidents(
                 raise ValidationError("incident_import.columns_absent", file=path.name, columns=", ".join(absent))
             ctx = Context(session, mapping, path)
         rows = check_chunk(ctx, frame, problems, notes)
-        counts += _stage(session, ctx, rows, n, notes)
+        _stage(session, ctx, rows, n, notes)
         n += len(frame)
         if progress is not None:
             progress(n, max(n, lines - 1))
-    if ctx is None:
-        raise ValidationError("incident_import.columns_absent", file=path.name, columns="-")
     _report_repeated(session, path.name, problems)
     if problems:
         problems.sort(key=lambda p: (p["index"] is not None, p["index"] or 0))
         count = problem_count(problems)
         raise ValidationError("incident_import.refused", file=path.name, count=count, problems=problems)
-    base = _write(session, n, f"import:{source}"[:100], source)
-    later = list(session.scalars(text(f"SELECT :base + seq FROM {_STAGE} WHERE later ORDER BY seq"), {"base": base}))
-    if later:
-        assign_work_cells(session, later)
+    without, assigned = session.execute(
+        text(f"SELECT count(*) FILTER (WHERE lon IS NULL), count(base_cell_id) FROM {_STAGE}")
+    ).one()
+    states = dict(session.execute(text(f"SELECT status, count(*) FROM {_STAGE} GROUP BY status ORDER BY status")).all())
+    if n:  # a file of a header only imports nothing
+        base = _write(session, n, f"import:{source}"[:100], source)
+        later = session.scalars(text(f"SELECT :base + seq FROM {_STAGE} WHERE later ORDER BY seq"), {"base": base})
+        if later := list(later):
+            assign_work_cells(session, later)
     session.execute(text(f"DROP TABLE {_STAGE}"))
     notes.sort(key=lambda p: p["index"] or 0)  # by line, as the user reads the file
     return {
         "file": path.name,
         "source": source,
         "imported": n,
-        "without_location": counts["without_location"],
-        "assigned": counts["assigned"],
-        "unassigned": n - counts["assigned"],
-        "states": {state: counts[f"state:{state}"] for state in sorted({k[6:] for k in counts if k[:6] == "state:"})},
+        "without_location": without,
+        "assigned": assigned,
+        "unassigned": n - assigned,
+        "states": states,
         "notes": notes,
     }
 
 
-def _stage(session: Session, ctx: Context, rows: CheckedRows, first: int, notes: ProblemList) -> Counter:
-    """COPY one chunk's rows, with their responsibility and deadline, into the staging table; return its counts.
-    A row placed outside every base cell is noted."""
+def _stage(session: Session, ctx: Context, rows: CheckedRows, first: int, notes: ProblemList) -> None:
+    """COPY one chunk's rows, with their responsibility and deadline, into the staging table; note each row placed
+    outside every base cell."""
     depts = rows.categories.map(ctx.dept_of)
     cells, work_cells, later = responsibility(ctx, rows, depts)
     note_outside(ctx, rows, cells, notes)
@@ -176,10 +179,10 @@ def _stage(session: Session, ctx: Context, rows: CheckedRows, first: int, notes:
         "raw_state": pa.nulls(n, pa.string()) if rows.raw_states is None else _texts(rows.raw_states),
         "lon": pa.array(rows.lon, mask=rows.no_place),
         "lat": pa.array(rows.lat, mask=rows.no_place),
-        "reported_at": _times(rows.reported),
-        "closed_at": _times(rows.closed.where(rows.states == "closed")),
-        "moved_at": _times(rows.closed.where(rows.closed.notna(), rows.reported)),
-        "deadline": _times(rows.due.where(rows.due.notna(), rows.reported + handling)),
+        "reported_at": _utc_seconds(rows.reported),
+        "closed_at": _utc_seconds(rows.closed.where(rows.states == "closed")),
+        "moved_at": _utc_seconds(rows.closed.where(rows.closed.notna(), rows.reported)),
+        "deadline": _utc_seconds(rows.due.where(rows.due.notna(), rows.reported + handling)),
         "dept_code": _texts(depts),
         "base_cell_id": _ids(cells),
         "work_cell_id": _ids(work_cells),
@@ -187,9 +190,6 @@ def _stage(session: Session, ctx: Context, rows: CheckedRows, first: int, notes:
         "later": pa.array(later),
     }
     _copy_arrow(session, _STAGE, values)
-    counts = Counter({f"state:{state}": int(k) for state, k in rows.states.value_counts().items()})
-    counts.update(without_location=int(rows.no_place.sum()), assigned=int((cells > 0).sum()))
-    return counts
 
 
 def _report_repeated(session: Session, file: str, problems: ProblemList) -> None:
@@ -224,10 +224,7 @@ def _write(session: Session, n: int, actor: str, source: str) -> int:
     """Write the staged cases and their history in file order; return the offset of their ids (id = offset + seq).
 
     The ids are reserved under a lock that keeps other writers of cases out until the transaction ends."""
-    session.execute(text("LOCK TABLE incident IN SHARE ROW EXCLUSIVE MODE"))
-    sequence = session.scalar(text("SELECT pg_get_serial_sequence('incident', 'id')"))
-    base = session.scalar(text("SELECT nextval(CAST(:s AS regclass))"), {"s": sequence})
-    session.execute(text("SELECT setval(CAST(:s AS regclass), :last)"), {"s": sequence, "last": base + n - 1})
+    base = reserve_ids(session, "incident", n)
     moved = session.scalar(text(f"SELECT count(*) FROM {_STAGE} WHERE status <> 'reported'"))
     params = {"base": base, "actor": actor, "source": source, "srid": SRID}
     # A bulk intake (at least BULK_INDEX_ROWS cases, half as many as stored) builds the tables' indexes and
@@ -271,7 +268,7 @@ def _texts(values: pd.Series) -> pa.Array:
     return pa.Array.from_pandas(values.to_numpy(dtype=object), type=pa.string())
 
 
-def _times(values: pd.Series) -> pa.Array:
+def _utc_seconds(values: pd.Series) -> pa.Array:
     """Return UTC times (NaT missing) to the second, as a pyarrow timestamp array."""
     return pc.cast(pa.Array.from_pandas(values), pa.timestamp("s", tz="UTC"), safe=False)
 

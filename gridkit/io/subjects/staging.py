@@ -64,6 +64,7 @@ __all__ = [
     "report_existing",
     "write_unique",
     "rebuilt_for_insert",
+    "reserve_ids",
     "finish",
 ]
 
@@ -455,11 +456,18 @@ def file_order_ids(session: Session, staged: Staged, table: str) -> int | None:
     ).one()
     if not rows or last - first + 1 != rows:
         return None
+    return reserve_ids(session, table, rows) - first
+
+
+def reserve_ids(session: Session, table: str, n: int) -> int:
+    """Lock `table` against other writers until the transaction ends (SHARE ROW EXCLUSIVE: no one else takes a
+    value of its id sequence meanwhile), take `n` (at least 1) consecutive ids from the sequence and return the
+    first. Like nextval, a rollback does not give them back."""
     session.execute(text(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE"))
     sequence = session.scalar(text("SELECT pg_get_serial_sequence(:t, 'id')"), {"t": table})
     base = session.scalar(text("SELECT nextval(CAST(:s AS regclass))"), {"s": sequence})
-    session.execute(text("SELECT setval(CAST(:s AS regclass), :last)"), {"s": sequence, "last": base + rows - 1})
-    return base - first
+    session.execute(text("SELECT setval(CAST(:s AS regclass), :last)"), {"s": sequence, "last": base + n - 1})
+    return base
 
 
 def report_existing(
