@@ -116,6 +116,7 @@ class Context:
                 dtype=np.int64,
             ).reshape(-1, 2)
             for v in self.versions
+            if self.edition is not None and v.base_edition_id == self.edition.id  # others: assign_work_cells
         }
         self.coordinator_of = dict(
             session.execute(
