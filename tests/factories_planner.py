@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+from factories_web import commit
 from geoalchemy2.shape import from_shape
 from shapely.geometry import box
 from sqlalchemy import select
@@ -53,11 +54,6 @@ def make_planner_data(session) -> dict:
     add_user(session, "community1", "planner", scope=C1, password=PASSWORD)
     add_user(session, "coord1", "coordinator", password=PASSWORD)
     return {"published": first.id, "draft": draft.id}
-
-
-def commit(settings, fill):
-    with db.session_factory(db.engine_for(settings))() as session, session.begin():
-        return fill(session)
 
 
 def read(settings, query):

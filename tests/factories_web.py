@@ -11,6 +11,7 @@ from geoalchemy2.shape import from_shape
 from shapely.geometry import Point
 from sqlalchemy import select
 
+from gridkit import db
 from gridkit.grids import work
 from gridkit.models import SRID, BaseCell, Building, LegalEntity, Resident
 from gridkit.users import add_user, link_coordinator
@@ -39,6 +40,12 @@ USERS = {
     "supervisor_c2": "super_c2",
     "analyst": "analyst1",
 }
+
+
+def commit(settings, fill):
+    """Run `fill(session)` in a transaction of its own on the settings' database, committed; return its result."""
+    with db.session_factory(db.engine_for(settings))() as session, session.begin():
+        return fill(session)
 
 
 def base_cell(community: str, n: int) -> str:

@@ -17,17 +17,13 @@ from factories_incidents import (
     SUPERVISOR,
     make_incident_world,
 )
+from factories_web import commit
 from sqlalchemy import func, select
 
 from gridkit import db
 from gridkit.incidents import workflow as wf
 from gridkit.models import Incident, IncidentAttachment, IncidentHistory
 from web import create_app
-
-
-def commit(settings, fill):
-    with db.session_factory(db.engine_for(settings))() as session, session.begin():
-        return fill(session)
 
 
 def read(settings, query):

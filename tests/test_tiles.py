@@ -11,11 +11,12 @@ import random
 import pyogrio
 import pytest
 from factories import STREET, X0, Y0, D, make_base_grid
+from factories_web import commit
 from geoalchemy2.shape import from_shape
 from shapely.geometry import MultiPolygon, Point, box
 from sqlalchemy import select
 
-from gridkit import db, tiles
+from gridkit import tiles
 from gridkit.colouring import colour_graph, work_cell_adjacency, work_cell_colours
 from gridkit.errors import NotFound, ValidationError
 from gridkit.grids import work
@@ -204,11 +205,6 @@ def test_admin_unit_and_building_tiles(session, tmp_path):
 
 
 # -- the web endpoint ------------------------------------------------------------------------------
-
-
-def commit(settings, fill):
-    with db.session_factory(db.engine_for(settings))() as session, session.begin():
-        return fill(session)
 
 
 @pytest.fixture

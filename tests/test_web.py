@@ -11,6 +11,7 @@ from pathlib import Path
 import folium
 import pytest
 from factories import STREET, X0, Y0, D, make_base_grid
+from factories_web import commit
 from flask import Blueprint
 
 from gridkit import db
@@ -29,11 +30,6 @@ COMMUNITY = f"{STREET}001"
 PASSWORD = "correct-horse-7"
 
 
-def _commit(settings, fill):
-    with db.session_factory(db.engine_for(settings))() as session, session.begin():
-        fill(session)
-
-
 @pytest.fixture
 def app(fresh_settings):
     """The app on a database of its own with a 3×3 base grid and a planner."""
@@ -43,7 +39,7 @@ def app(fresh_settings):
         add_user(session, "planner1", "planner", password=PASSWORD)
         add_user(session, "admin1", "admin", password=PASSWORD)
 
-    _commit(fresh_settings, fill)
+    commit(fresh_settings, fill)
     app = create_app(fresh_settings)
     app.config["TESTING"] = True
     return app
@@ -317,7 +313,7 @@ def test_login_goes_to_next_but_only_on_this_site(client):
 
 
 def test_login_required_by_role(fresh_settings):
-    _commit(
+    commit(
         fresh_settings,
         lambda s: (
             make_base_grid(s),

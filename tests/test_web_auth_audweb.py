@@ -5,24 +5,18 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from factories_web import PASSWORD, USERS, csrf_of, make_web_city
+from factories_web import PASSWORD, USERS, commit, csrf_of, make_web_city
 from sqlalchemy import text
 
-from gridkit import db
 from gridkit.config import Settings
 from gridkit.errors import SetupError
 from web import create_app
 from web.database import db_session
 
 
-def _commit(settings, fill):
-    with db.session_factory(db.engine_for(settings))() as session, session.begin():
-        return fill(session)
-
-
 @pytest.fixture
 def city(fresh_settings):
-    _commit(fresh_settings, make_web_city)
+    commit(fresh_settings, make_web_city)
     app = create_app(fresh_settings)
     app.config["TESTING"] = True
     return app, fresh_settings

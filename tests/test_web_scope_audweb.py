@@ -9,19 +9,13 @@ from types import SimpleNamespace
 
 import pytest
 from factories import CITY, DISTRICT, STREET
-from factories_web import BUILDING_A, BUILDING_B, C1, C2, PASSWORD, USERS, A, make_web_city, sign_in
+from factories_web import BUILDING_A, BUILDING_B, C1, C2, PASSWORD, USERS, A, commit, make_web_city, sign_in
 from sqlalchemy import select
 
-from gridkit import db
 from gridkit.errors import PermissionDenied
 from gridkit.models import AuditLog, User
 from gridkit.users import add_user, area_in_scope
 from web import create_app
-
-
-def _commit(settings, fill):
-    with db.session_factory(db.engine_for(settings))() as session, session.begin():
-        return fill(session)
 
 
 @pytest.fixture
@@ -31,7 +25,7 @@ def city(fresh_settings):
         add_user(session, "analyst_c2", "analyst", scope=C2, password=PASSWORD)
         add_user(session, "admin_c2", "admin", scope=C2, password=PASSWORD)
 
-    _commit(fresh_settings, fill)
+    commit(fresh_settings, fill)
     app = create_app(fresh_settings)
     app.config["TESTING"] = True
     return app, fresh_settings
@@ -109,7 +103,7 @@ def test_a_scoped_admin_manages_accounts_inside_its_scope_only(city):
     def accounts(session):
         return {u.name: (u.role, u.scope_code, u.active) for u in session.scalars(select(User))}
 
-    found = _commit(settings, accounts)
+    found = commit(settings, accounts)
     assert found["admin_c2"] == ("admin", C2, True) and found[USERS["admin"]] == ("admin", None, True)
     assert "newcity" not in found and found["new_c2"] == ("supervisor", C2, True)
     # The city-wide administrator's password is unchanged: it still signs in.
@@ -131,7 +125,7 @@ def test_a_scoped_admin_unmasks_its_scope_only_and_is_offered_to(city):
             for a in session.scalars(select(AuditLog).where(AuditLog.object_type == "export"))
         ]
 
-    assert _commit(settings, exports) == [("web:admin_c2", C2, 1)]
+    assert commit(settings, exports) == [("web:admin_c2", C2, 1)]
     client, _ = _client(app, "analyst_c2")
     assert 'name="unmasked"' not in client.get("/analyst/").get_data(as_text=True)
 

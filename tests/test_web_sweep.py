@@ -19,6 +19,7 @@ from factories_web import (
     USERS,
     A,
     B,
+    commit,
     make_web_city,
     sign_in,
 )
@@ -76,11 +77,6 @@ BAD_BODIES = [
 ]
 
 
-def _commit(settings, fill):
-    with db.session_factory(db.engine_for(settings))() as session, session.begin():
-        return fill(session)
-
-
 @pytest.fixture(scope="module")
 def module_settings(pg_server, tmp_path_factory):
     """One migrated database with the web city for the whole module (the sweep only reads or is refused)."""
@@ -92,7 +88,7 @@ def module_settings(pg_server, tmp_path_factory):
     pg_server.drop_database(name)
     url = pg_server.create_database(name, template=TEMPLATE_DB)
     settings = Settings(home=tmp_path_factory.mktemp("home"), database_url=url)
-    ids = _commit(settings, make_web_city)
+    ids = commit(settings, make_web_city)
     yield settings, ids
     _dispose_engine_for(db.database_url(settings))
     pg_server.drop_database(name)

@@ -19,6 +19,7 @@ from factories_web import (
     A,
     B,
     base_cell,
+    commit,
     csrf_of,
     make_web_city,
     sign_in,
@@ -32,14 +33,9 @@ from gridkit.users import LOGIN_LIMIT_PER_NAME
 from web import create_app, summary
 
 
-def _commit(settings, fill):
-    with db.session_factory(db.engine_for(settings))() as session, session.begin():
-        return fill(session)
-
-
 @pytest.fixture
 def city(fresh_settings):
-    ids = _commit(fresh_settings, make_web_city)
+    ids = commit(fresh_settings, make_web_city)
     app = create_app(fresh_settings)
     app.config["TESTING"] = True
     return app, fresh_settings, ids
@@ -53,7 +49,7 @@ def _client(app, role: str | None):
 
 
 def _audit(settings, action="personal_data.read"):
-    return _commit(
+    return commit(
         settings,
         lambda s: [
             (r.actor, r.object_type, r.object_id) for r in s.scalars(select(AuditLog).where(AuditLog.action == action))
@@ -73,7 +69,7 @@ def test_me(city):
 def test_whois_same_answer_as_the_domain_with_phones_by_role(city):
     app, settings, _ = city
     lon, lat = POINT_A
-    expected = _commit(settings, lambda s: responsibility_at(s, lon, lat))
+    expected = commit(settings, lambda s: responsibility_at(s, lon, lat))
     anonymous = app.test_client().get(f"/api/whois?lon={lon}&lat={lat}").get_json()
     assert anonymous["base_cell"] == expected["base_cell"] == base_cell(C1, 5)
     assert (
@@ -200,7 +196,7 @@ def test_coordinator_login_without_a_link(city):
 
     from gridkit.users import add_user
 
-    _commit(settings, lambda s: add_user(s, "coord_new", "coordinator", password=PASSWORD))
+    commit(settings, lambda s: add_user(s, "coord_new", "coordinator", password=PASSWORD))
     client = app.test_client()
     sign_in(client, "coord_new")
     html = client.get("/coordinator").get_data(as_text=True)
@@ -340,7 +336,7 @@ def test_home_counts_are_kept_and_refreshed_when_data_changes(city, monkeypatch)
             )
         )
 
-    _commit(settings, add)
+    commit(settings, add)
     # Within STAMP_AGE the kept counts answer; once the stamp is read again, the import shows.
     monkeypatch.setattr(summary, "STAMP_AGE", 0.0)
     assert re.search(r'data-count="residents">4<', client.get("/").get_data(as_text=True))
@@ -404,7 +400,7 @@ def test_cli_links_a_coordinator_login_by_phone(city):
 def test_database_lost_while_running_gives_503_with_advice(fresh_settings, pg_server):
     from sqlalchemy.engine import make_url
 
-    _commit(fresh_settings, make_web_city)
+    commit(fresh_settings, make_web_city)
     app = create_app(fresh_settings)
     client = app.test_client()
     assert client.get("/api/summary").status_code == 200

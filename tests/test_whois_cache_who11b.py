@@ -10,7 +10,7 @@ from contextlib import contextmanager
 import psycopg
 import pytest
 from factories import X0, Y0, D
-from factories_web import PHONE_A, POINT_A, USERS, make_web_city, sign_in
+from factories_web import PHONE_A, POINT_A, USERS, commit, make_web_city, sign_in
 from sqlalchemy import text
 
 from gridkit import db
@@ -21,14 +21,9 @@ from web.api import responsibility_cache
 from web.tiles import tile_cache
 
 
-def _commit(settings, fill):
-    with db.session_factory(db.engine_for(settings))() as session, session.begin():
-        return fill(session)
-
-
 @pytest.fixture
 def city(fresh_settings):
-    _commit(fresh_settings, make_web_city)
+    commit(fresh_settings, make_web_city)
     app = create_app(fresh_settings)
     app.config["TESTING"] = True
     return app, fresh_settings
@@ -57,7 +52,7 @@ def test_kept_answers_are_the_services_answers_everywhere(city):
     connect = _connect(settings)
     for _ in range(2):  # the first pass fills the cache, the second reads it
         for lon, lat in POINTS:
-            expected = _commit(settings, lambda s, lon=lon, lat=lat: responsibility_at(s, lon, lat))
+            expected = commit(settings, lambda s, lon=lon, lat=lat: responsibility_at(s, lon, lat))
             assert _without_time(cache.responsibility(connect, lon, lat)) == _without_time(expected), (lon, lat)
     # Interior points are answered from memory; edge points always ask the database.
     assert cache.hits > len(POINTS) // 2 and cache.direct > 0
@@ -75,7 +70,7 @@ def test_whois_api_follows_changes_of_coordinators(city):
 
     assert phone()["phone"] == PHONE_A
     # A commit through a session of this process: the very next request sees it.
-    _commit(
+    commit(
         settings,
         lambda s: s.execute(text("UPDATE coordinator SET phone = '13700000000' WHERE phone = :p"), {"p": PHONE_A}),
     )
@@ -95,7 +90,7 @@ def test_whois_api_after_a_work_cell_loses_its_coordinator(city):
     lon, lat = POINT_A
     client = app.test_client()
     assert client.get(f"/api/whois?lon={lon}&lat={lat}").get_json()["departments"][0]["coordinators"]
-    _commit(settings, lambda s: s.execute(text("DELETE FROM coordinator_assignment")))
+    commit(settings, lambda s: s.execute(text("DELETE FROM coordinator_assignment")))
     assert client.get(f"/api/whois?lon={lon}&lat={lat}").get_json()["departments"][0]["coordinators"] == []
 
 
@@ -180,7 +175,7 @@ def test_a_signed_in_user_is_read_again_after_a_commit_or_the_recheck_period(cit
     admin = app.test_client()
     sign_in(admin, USERS["admin"])
     assert admin.get("/api/me").get_json()["role"] == "admin"
-    _commit(
+    commit(
         settings,
         lambda s: s.execute(text("UPDATE app_user SET role = 'analyst' WHERE name = :n"), {"n": USERS["admin"]}),
     )

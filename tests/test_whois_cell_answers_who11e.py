@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import pytest
 from factories import X0, Y0, D
-from factories_web import C1, C2, DEPT, POINT_A, base_cell, make_web_city
+from factories_web import C1, C2, DEPT, POINT_A, base_cell, commit, make_web_city
 from sqlalchemy import text
 
 from gridkit import db, rules
@@ -26,11 +26,6 @@ DEPT2, DEPT3 = "200001", "300001"
 W1, W2 = f"{DEPT2}{C1}01", f"{DEPT2}{C1}02"
 # Interiors, shared edges, corners and points outside every cell of the two 3 × 3 communities.
 POINTS = [(X0 + i * D / 4, Y0 + j * D / 4) for i in range(-3, 28) for j in range(-3, 16)]
-
-
-def _commit(settings, fill):
-    with db.session_factory(db.engine_for(settings))() as session, session.begin():
-        return fill(session)
 
 
 def _richer_city(session) -> None:
@@ -52,7 +47,7 @@ def _richer_city(session) -> None:
 
 @pytest.fixture
 def settings(fresh_settings):
-    _commit(fresh_settings, _richer_city)
+    commit(fresh_settings, _richer_city)
     return fresh_settings
 
 
@@ -127,7 +122,7 @@ def test_after_a_publish_every_cell_is_loaded_again(settings):
         work.set_members(session, draft, W2, [base_cell(C1, 1)])
         work.publish(session, draft, by="test")
 
-    _commit(settings, move)  # a commit of this process: the kept state is not trusted any more
+    commit(settings, move)  # a commit of this process: the kept state is not trusted any more
     assert cache.kept(*north_west) is None
     answer = cache.responsibility(connect, *north_west)  # reads the new state, answers from memory
     assert answer["departments"][1]["work_cell"] == W2 and answer["departments"][1]["version"] == 2
@@ -152,7 +147,7 @@ def test_a_version_that_starts_later_is_answered_from_its_start(settings):
         work.set_members(session, draft, f"{DEPT}{C1}02", [base_cell(C1, 5)], name="中心")
         work.publish(session, draft, by="test", at=starts)
 
-    _commit(settings, move_later)
+    commit(settings, move_later)
     cache.warm(connect)
     assert cache.kept(*POINT_A)["departments"][0]["work_cell"] == f"{DEPT}{C1}01"
     time.sleep(max(0.0, (starts - rules.now()).total_seconds()) + 0.1)
@@ -179,7 +174,7 @@ def test_a_warmed_app_sends_a_visitors_first_whois_before_flask_without_phones(s
         for person in dept["coordinators"]:
             person["phone"] = None
     assert _without_time(body) == {**expected, "phones": "hidden"}
-    _commit(settings, lambda s: s.execute(text("UPDATE coordinator SET name = '赵六六' WHERE name = '赵六'")))
+    commit(settings, lambda s: s.execute(text("UPDATE coordinator SET name = '赵六六' WHERE name = '赵六'")))
     body = app.test_client().get(f"/api/whois?lon={lon}&lat={lat}").get_json()
     assert body["departments"][1]["coordinators"][0]["name"] == "赵六六"
 
