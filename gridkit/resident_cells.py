@@ -19,7 +19,7 @@ a new Resident with its row (gridkit.models.subjects).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 from sqlalchemy import Integer, func, select, text
@@ -35,6 +35,7 @@ from gridkit.spatial.bulk import rebuilt_indexes
 __all__ = [
     "ASSIGNED_RESIDENTS",
     "RESIDENTS",
+    "copy_new_resident_cells",
     "copy_resident_cells",
     "freeze_residents",
     "set_resident_cells",
@@ -121,19 +122,33 @@ def copy_resident_cells(session: Session, ids: np.ndarray, cells: np.ndarray) ->
             bind_arrays(cur)
             cur.execute("DELETE FROM resident_cell WHERE resident_id IN (SELECT unnest(%s))", (Int4Array(ids),))
         placed_ids, placed_cells = ids[placed], cells[placed]
-        # Rows of the binary format built a chunk at a time (18 bytes a row): the client holds one chunk besides.
-        rows = np.empty(min(len(placed_ids), COPY_CHUNK_ROWS), dtype=_COPY_ROW)
-        rows["n"], rows["l0"], rows["l1"] = 2, 4, 4
-        with cur.copy("COPY resident_cell (resident_id, base_cell_id) FROM STDIN (FORMAT BINARY)") as copy:
-            copy.write(COPY_HEADER)
-            for start in range(0, len(placed_ids), COPY_CHUNK_ROWS):
-                part = slice(start, start + COPY_CHUNK_ROWS)
-                chunk = rows[: len(placed_ids[part])]
-                chunk["id"], chunk["cell"] = placed_ids[part], placed_cells[part]
-                copy.write(chunk.tobytes())
-            copy.write(COPY_TRAILER)
+        parts = range(0, len(placed_ids), COPY_CHUNK_ROWS)
+        _copy_rows(cur, ((placed_ids[k : k + COPY_CHUNK_ROWS], placed_cells[k : k + COPY_CHUNK_ROWS]) for k in parts))
     expire_resident_cells(session)
     return len(ids)
+
+
+def copy_new_resident_cells(session: Session, parts: Iterable[tuple[np.ndarray, np.ndarray]], rows: int) -> None:
+    """COPY the cells of new residents into `resident_cell`: `parts` gives (ids, cells) arrays (each id once, not
+    yet in the table; every cell a base cell's id), `rows` rows in all, the table's index and foreign keys dropped
+    and built again around it when that is many (a residents' first load, which reads its parts back from disk:
+    the client holds one part at a time)."""
+    with rebuilt_indexes(session, "resident_cell", rows), db.driver_connection(session).cursor() as cur:
+        _copy_rows(cur, parts)
+    expire_resident_cells(session)
+
+
+def _copy_rows(cur, parts: Iterable[tuple[np.ndarray, np.ndarray]]) -> None:
+    """COPY the (ids, cells) arrays of `parts` into resident_cell, as binary rows built a part at a time (18 bytes
+    a row, at most COPY_CHUNK_ROWS rows: the client holds one part besides)."""
+    with cur.copy("COPY resident_cell (resident_id, base_cell_id) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.write(COPY_HEADER)
+        for ids, cells in parts:
+            rows = np.empty(len(ids), dtype=_COPY_ROW)
+            rows["n"], rows["l0"], rows["l1"] = 2, 4, 4
+            rows["id"], rows["cell"] = ids, cells
+            copy.write(rows.tobytes())
+        copy.write(COPY_TRAILER)
 
 
 def expire_resident_cells(session: Session) -> None:

@@ -3,13 +3,14 @@ restore re-adds a foreign key to a large table by merging (migration 20261204_im
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from gridkit.io import tables
-from gridkit.io.subjects import SubjectImportRefused, import_residents
+from gridkit.io.subjects import SubjectImportRefused, building_codes, import_residents
 from gridkit.io.subjects.building_codes import BuildingCodes
 from gridkit.spatial import bulk
 from tests.data.make_subject_files import centre, many_residents_csv
@@ -63,6 +64,42 @@ def test_many_codes_sharing_slots_are_all_found(session):
     asked = [*stored, *(f"{code}y" for code in list(stored)[:500]), *(str(i) for i in range(20001, 21000))]
     ids, _ = lookup.find(pa.array(asked, pa.string()))
     assert ids.tolist() == [stored.get(code, 0) for code in asked]
+
+
+def test_buildings_read_in_slices_are_all_found(session, monkeypatch):
+    """The buildings are read a slice at a time in id order (the client's memory flat in the buildings): slices of
+    7 over ids with gaps, codes of varied lengths; a slice read after buildings were added or given longer codes
+    since the count (the arrays grown, the keys made again at the new width)."""
+    monkeypatch.setattr(building_codes, "SLICE_BUILDINGS", 7)
+    session.execute(
+        text(
+            "INSERT INTO building (code, geom) SELECT repeat('x', i % 11) || i, "
+            "ST_SetSRID(ST_MakePoint(114.0, 22.5), 4490) FROM generate_series(1, 100) i"
+        )
+    )
+    session.execute(text("DELETE FROM building WHERE id % 3 = 0 OR id BETWEEN 40 AND 60"))
+    stored = dict(session.execute(text("SELECT code, id FROM building")).all())
+    lookup = BuildingCodes()
+    lookup.load(session)
+    asked = [*stored, "x3", "xxx33", *(f"{code}y" for code in stored)]
+    ids, _ = lookup.find(pa.array(asked, pa.string()))
+    assert ids.tolist() == [stored.get(code, 0) for code in asked] and (ids != 0).sum() == len(stored)
+
+    columns = building_codes._Columns(2, 8)
+    for first in (0, 3):
+        codes = [f"B{i}" if first == 0 else f"B{i}" + "y" * 20 for i in range(first, first + 3)]
+        lengths = np.array([len(code) for code in codes], np.int32)
+        numbers = np.arange(first + 1, first + 4, dtype=np.int32)
+        columns.add("".join(codes).encode(), lengths, numbers, numbers * 10)
+    keys, hashes, ids, cells = columns.done()
+    assert columns.width == 24 and [key.decode() for key in keys] == [
+        "B0",
+        "B1",
+        "B2",
+        *(f"B{i}" + "y" * 20 for i in (3, 4, 5)),
+    ]
+    assert ids.tolist() == [1, 2, 3, 4, 5, 6] and cells.tolist() == [10, 20, 30, 40, 50, 60]
+    assert hashes.tolist() == building_codes._hash(keys).tolist()
 
 
 def test_no_buildings_finds_nothing(session):

@@ -121,3 +121,37 @@ def test_a_first_load_writes_the_summary_it_grouped(session, grid, tmp_path, mon
     assert resident_summary.is_current(session)
     resident_summary.refresh(session)
     assert _tables(session) == loaded
+
+
+def test_a_first_load_too_large_to_group_on_the_client(session, grid, tmp_path, monkeypatch):  # noqa: F811
+    """A file whose groups outgrow SUMMARY_PAIRS_BYTES: the summary rebuilt in SQL (the client's memory flat); its
+    cells read back from the temporary file in parts of a few rows: every resident's cell written, once."""
+    monkeypatch.setattr(resident_load, "SUMMARY_PAIRS_BYTES", 1)
+    monkeypatch.setattr(resident_load, "COPY_CHUNK_ROWS", 7)
+    first_loads = record_first_loads(monkeypatch, resident_load, "gridkit.io.subjects.residents.first_load")
+    west, south = centre(0)
+    rng = np.random.default_rng(5)
+    rows = [
+        [_id(i), f"居民{i}", phone(i), "registered", f"H{i // 3}"]
+        + [round(west + rng.random() * 0.003, 7), round(south + rng.random() * 0.002, 7)]
+        for i in range(1500)
+    ]
+    path = write_csv(
+        tmp_path / "r.csv", ["id_number", "name", "phone", "population_type", "household", "lon", "lat"], rows
+    )
+    result = import_residents(session, path, pii_key=KEY)
+    assert first_loads[0] is not None and first_loads[0]["summary"] is None
+    assert result.created == 1500 and result.assigned > 1000
+    cells = session.execute(
+        text(
+            "SELECT count(*), count(DISTINCT rc.resident_id), "
+            "count(*) FILTER (WHERE ST_Covers(b.geom, r.geom)) "
+            "FROM resident_cell rc JOIN resident r ON r.id = rc.resident_id JOIN base_cell b ON b.id = rc.base_cell_id"
+        )
+    ).one()
+    assert tuple(cells) == (result.assigned,) * 3
+    loaded = _tables(session)
+    assert sum(row[1] for row in loaded[0]) == result.assigned
+    assert resident_summary.is_current(session)
+    resident_summary.refresh(session)
+    assert _tables(session) == loaded

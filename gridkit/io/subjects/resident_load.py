@@ -1,21 +1,22 @@
 """A city's first load of residents: a large file into an empty `resident` table, COPYed straight into it.
 
-The streaming path (gridkit.io.subjects.staging) COPYs every row into a staging table, then writes
-`resident` and `resident_cell` from it with two INSERT … SELECTs: every row is written twice and read
-twice more. When the table is empty (no stored ID to compare with) and the file large, the checked rows go
-straight into `resident` in one binary COPY, and their cells into `resident_cell` in another
-(gridkit.resident_cells.copy_resident_cells), each table's secondary indexes, UNIQUE key and foreign keys
-dropped and built again after it (gridkit.spatial.bulk.rebuilt_indexes), as the buildings' first load does
-(gridkit.io.subjects.building_load, whose binary COPY fields this module builds on). Each row's id is its
-row number plus an offset reserved from the table's sequence (the ids the staging path gives), so the report
-of unassigned rows names their lines without a staging table. A row's cell is the one the staging path
-gives it: its building's (found on the client, gridkit.io.subjects.building_codes), else its point's from
-the edition's point index.
+The streaming path (gridkit.io.subjects.staging) COPYs every row into a staging table, then writes `resident` and
+`resident_cell` from it with two INSERT … SELECTs: every row is written twice and read twice more. When the table is
+empty (no stored ID to compare with) and the file large, the checked rows go straight into `resident` in one binary
+COPY, and their cells into `resident_cell` in another (gridkit.resident_cells.copy_new_resident_cells, read back
+from a temporary file: the client's memory stays flat in the number of rows), each table's secondary indexes, UNIQUE
+key and foreign keys dropped and built again after it (gridkit.spatial.bulk.rebuilt_indexes), as the buildings'
+first load does (gridkit.io.subjects.building_load, whose binary COPY fields this module builds on). Each row's id
+is its row number plus an offset reserved from the table's sequence (the ids the staging path gives), so the report
+of unassigned rows names their lines without a staging table. A row's cell is the one the staging path gives it: its
+building's (found on the client, gridkit.io.subjects.building_codes), else its point's from the edition's point
+index.
 
 The resident summary is made from the same rows: each chunk's residents grouped by (household, cell) as it is
 read, the groups merged by a thread while the server builds the tables' indexes again (the client waited for
 that before, then for the SQL rebuild of the summary: ~1.3 s per 1M residents), and the caller COPYs the result
-(gridkit.reports.resident_summary_rows).
+(gridkit.reports.resident_summary_rows); a file whose groups outgrow SUMMARY_PAIRS_BYTES (some 2,000,000 residents)
+has its summary rebuilt in SQL instead.
 
 Only a clean file is written so: the first bad row, a building code no building has, a row naming a building
 by its address only (found in SQL after staging), or an ID repeated in the file (the UNIQUE key built again
@@ -26,6 +27,7 @@ transaction (or Ctrl+C) rolls everything back.
 
 from __future__ import annotations
 
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -42,7 +44,7 @@ from gridkit.io.subjects.job import Job
 from gridkit.io.subjects.staging import BinaryLoad, NotClean, first_load_attempt, point_index_for
 from gridkit.models import BaseGridEdition
 from gridkit.reports.resident_summary_rows import summary_pairs, summary_rows
-from gridkit.resident_cells import copy_resident_cells
+from gridkit.resident_cells import COPY_CHUNK_ROWS, copy_new_resident_cells
 from gridkit.rules import SRID
 from gridkit.spatial.bulk import BULK_INDEX_ROWS, rebuilt_indexes
 
@@ -51,6 +53,11 @@ __all__ = ["FIRST_LOAD_BYTES", "first_load"]
 # From this file size (about 100,000 rows of a residents CSV, BULK_INDEX_ROWS, as for buildings) an import into
 # an empty table is written in one COPY.
 FIRST_LOAD_BYTES = 2 * BUILDING_FIRST_LOAD_BYTES
+
+# The chunks' (household, cell) groups the client keeps for the resident summary, at most (pyarrow's bytes; merging
+# them at the end takes about three times as much): ~1.5 MB per 100,000 residents in households of three. A larger
+# file's summary is rebuilt in SQL after the load (~1.3 s per 1M residents on the server), the client's memory flat.
+SUMMARY_PAIRS_BYTES = 32 << 20
 
 # Fixed-width columns first, then the texts (binary COPY: each field its length and bytes, big-endian numbers).
 _COLUMNS = (
@@ -82,16 +89,47 @@ def first_load(session: Session, job: Job, check, named, edition: BaseGridEditio
     )
 
 
+class _CellSpool:
+    """The placed residents' (id, cell) pairs, kept in a temporary file as they are added (8 bytes a resident on
+    disk, none in memory), read back a part at a time."""
+
+    _ROW = np.dtype([("id", "<i4"), ("cell", "<i4")])
+
+    def __init__(self) -> None:
+        self.file = tempfile.TemporaryFile(prefix="gridkit-cells-")
+        self.rows = 0
+
+    def add(self, ids: np.ndarray, cells: np.ndarray) -> None:
+        rows = np.empty(len(ids), self._ROW)
+        rows["id"], rows["cell"] = ids, cells
+        self.file.write(rows.tobytes())
+        self.rows += len(rows)
+
+    def parts(self):
+        """Yield the pairs added, in order, as (ids, cells) arrays of at most COPY_CHUNK_ROWS rows."""
+        self.file.flush()
+        self.file.seek(0)
+        for _ in range(0, self.rows, COPY_CHUNK_ROWS):
+            rows = np.frombuffer(self.file.read(COPY_CHUNK_ROWS * self._ROW.itemsize), self._ROW)
+            yield rows["id"], rows["cell"]
+
+    def close(self) -> None:
+        self.file.close()
+
+
 class _Counts:
     """What the chunks written so far add up to, and the first unassigned rows (line, id, masked ID)."""
 
     def __init__(self) -> None:
         self.rows = self.registered = self.floating = self.in_buildings = self.unassigned = self.to_place = 0
         self.listed: list[dict] = []
-        self.ids: list[np.ndarray] = []
-        self.cells: list[np.ndarray] = []
-        # Each chunk's residents grouped by (household, cell): the resident summary's rows (resident_summary_rows).
-        self.pairs: list[pa.Table] = []
+        # The placed residents' (id, cell), written to a temporary file as the chunks are read and COPYed into
+        # resident_cell after the residents: the client's memory stays flat in the number of rows.
+        self.cells = _CellSpool()
+        # Each chunk's residents grouped by (household, cell): the resident summary's rows (resident_summary_rows),
+        # None once they outgrow SUMMARY_PAIRS_BYTES (the summary is then rebuilt in SQL: memory stays flat).
+        self.pairs: list[pa.Table] | None = []
+        self.pair_bytes = 0
 
     def add(self, values: dict, ids: np.ndarray, cells: np.ndarray, has_building: np.ndarray, point: np.ndarray):
         kinds = values["population_type"]
@@ -103,9 +141,12 @@ class _Counts:
         self.in_buildings += len(values["building_code"]) - values["building_code"].null_count
         self.to_place += int((~has_building & point).sum())
         placed = cells != 0
-        self.ids.append(ids[placed])
-        self.cells.append(cells[placed])
-        self.pairs.append(summary_pairs(cells, values["household"], registered, floating))
+        self.cells.add(ids[placed], cells[placed])
+        if self.pairs is not None:
+            self.pairs.append(summary_pairs(cells, values["household"], registered, floating))
+            self.pair_bytes += self.pairs[-1].nbytes
+            if self.pair_bytes > SUMMARY_PAIRS_BYTES:
+                self.pairs = None
         unplaced = np.flatnonzero(~placed)
         self.unassigned += len(unplaced)
         for position in unplaced[: LISTED_ROWS - len(self.listed)].tolist():
@@ -144,15 +185,14 @@ def _write(session: Session, job: Job, check, named, edition: BaseGridEdition | 
                     counts.add(values, ids, cells, has_building, point)
                 if not load.started:  # no row (a large file of something else): the usual way says what it is
                     raise NotClean
-            ids = np.concatenate(counts.ids).astype(np.int32)
-            cells = np.concatenate(counts.cells)
-            if not _assigned_in_sql(edition, index, counts):
+            if counts.pairs is not None and not _assigned_in_sql(edition, index, counts):
                 summary = pool.submit(summary_rows, counts.pairs)
-            counts.ids = counts.cells = counts.pairs = []
-            copy_resident_cells(session, ids, cells)
+            counts.pairs = None
+            copy_new_resident_cells(session, counts.cells.parts(), counts.cells.rows)
         rows = None if summary is None else summary.result()
     finally:
         pool.shutdown(cancel_futures=True)
+        counts.cells.close()
     offset = load.offset
     for listed in counts.listed:
         listed["row"] = listed["id"] - offset
