@@ -10,6 +10,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -53,7 +54,7 @@ def _csv_error(exc: csv.Error) -> Message:
     return Message("imports.bad_quotes", error=str(exc))
 
 
-def _delimiter(path: Path, first_line: str) -> str:
+def csv_delimiter(path: Path, first_line: str) -> str:
     """Return the delimiter: a tab for .tsv files and for a header with tabs and no comma; a semicolon for a
     header with semicolons and neither (what Excel writes where the comma is the decimal mark); else a comma."""
     if path.suffix.lower() == ".tsv" or ("\t" in first_line and "," not in first_line):
@@ -61,6 +62,34 @@ def _delimiter(path: Path, first_line: str) -> str:
     if ";" in first_line and "," not in first_line and "\t" not in first_line:
         return ";"
     return ","
+
+
+# A number written with a decimal comma (114,05): digits, one comma, digits. In a semicolon-separated file
+# the comma cannot be the delimiter, so it is the decimal mark (Excel's CSV where the comma is the decimal
+# mark: most of Europe); elsewhere it is refused, saying so (imports.decimal_comma).
+_DECIMAL_COMMA = r"^(\s*[+-]?\d+),(\d+\s*)$"
+_DECIMAL_POINT = r"\1.\2"
+
+
+def reads_decimal_commas(delimiter: str | None) -> bool:
+    """Return whether a CSV with this delimiter (the character, or its name in a table's source) has its
+    numbers read with a decimal comma: a semicolon-separated one."""
+    return delimiter in (";", _DELIMITER_NAMES[";"])
+
+
+def decimal_points(values):
+    """Return `values` (a pyarrow string array, or a pandas Series of text) with each number written with a
+    decimal comma written with a point instead (114,05 → 114.05); any other text as it was."""
+    if hasattr(values, "str"):
+        return values.str.replace(_DECIMAL_COMMA, _DECIMAL_POINT, regex=True)
+    import pyarrow.compute as pc
+
+    return pc.replace_substring_regex(values, _DECIMAL_COMMA, _DECIMAL_POINT)
+
+
+def has_decimal_comma(text) -> bool:
+    """Return whether `text` is a number written with a decimal comma (114,05)."""
+    return isinstance(text, str) and re.match(_DECIMAL_COMMA, text) is not None
 
 
 def _ascii_compatible(codec: str) -> bool:
@@ -201,7 +230,7 @@ def _read_csv(path: Path, encoding: str | None, source: dict) -> Table:
     problems: list[dict] = []
     text = _decode_csv(path.read_bytes(), encoding, source, notes, problems)
     first_line = text.split("\n", 1)[0]
-    delimiter = _delimiter(path, first_line)
+    delimiter = csv_delimiter(path, first_line)
     source.update(driver="CSV", delimiter=_DELIMITER_NAMES[delimiter])
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     display = source["display"]
@@ -325,7 +354,7 @@ def stream_csv(path: Path, encoding: str | None, source: dict, chunk_rows: int) 
         )
     with path.open(encoding=codec, newline="") as f:
         first_line = f.readline().rstrip("\r\n")
-    delimiter = _delimiter(path, first_line)
+    delimiter = csv_delimiter(path, first_line)
     source.update(driver="CSV", delimiter=_DELIMITER_NAMES[delimiter])
     raw = path.open("rb")
     try:
