@@ -31,9 +31,8 @@ def table_rows(section: Section, lang: str) -> list[dict]:
     if section.total is None:
         return section.rows
     total = dict(section.total, code=None)
-    total[next((c for c in ("name", "category") if c in section.columns), section.columns[0])] = messages.render(
-        "report.total", lang
-    )
+    named = next((c for c in ("name", "category", "coordinator") if c in section.columns), section.columns[0])
+    total[named] = messages.render(section.total_label, lang)
     return [*section.rows, total]
 
 
