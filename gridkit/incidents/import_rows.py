@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from gridkit.assign import base_cell_index
 from gridkit.errors import NotFound, ValidationError
 from gridkit.grids.base import current_edition
-from gridkit.io.csvtable import csv_delimiter, decimal_points, has_decimal_comma, reads_decimal_commas
+from gridkit.io.csvdialect import csv_delimiter, decimal_points, has_decimal_comma, reads_decimal_commas
 from gridkit.io.problems import problem
 from gridkit.io.tables import at, place
 from gridkit.messages import Message

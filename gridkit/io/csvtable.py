@@ -10,10 +10,10 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
+from gridkit.io.csvdialect import DELIMITER_NAMES, csv_delimiter
 from gridkit.io.problems import problem
 from gridkit.io.tables import (
     _BLOCK,
@@ -36,9 +36,6 @@ __all__ = ["stream_csv"]
 
 # -- CSV ----------------------------------------------------------------------------------------------
 
-_DELIMITER_NAMES = {",": "comma", "\t": "tab", ";": "semicolon"}
-
-
 # Every reader is strict: a quote left open to the end of the file is an error, not a last cell holding
 # every line after it (rows silently lost), and so is text after a closing quote ("a"b).
 
@@ -52,44 +49,6 @@ def _csv_error(exc: csv.Error) -> Message:
     if "expected after" in str(exc):
         return Message("imports.text_after_quote")
     return Message("imports.bad_quotes", error=str(exc))
-
-
-def csv_delimiter(path: Path, first_line: str) -> str:
-    """Return the delimiter: a tab for .tsv files and for a header with tabs and no comma; a semicolon for a
-    header with semicolons and neither (what Excel writes where the comma is the decimal mark); else a comma."""
-    if path.suffix.lower() == ".tsv" or ("\t" in first_line and "," not in first_line):
-        return "\t"
-    if ";" in first_line and "," not in first_line and "\t" not in first_line:
-        return ";"
-    return ","
-
-
-# A number written with a decimal comma (114,05): digits, one comma, digits. In a semicolon-separated file
-# the comma cannot be the delimiter, so it is the decimal mark (Excel's CSV where the comma is the decimal
-# mark: most of Europe); elsewhere it is refused, saying so (imports.decimal_comma).
-_DECIMAL_COMMA = r"^(\s*[+-]?\d+),(\d+\s*)$"
-_DECIMAL_POINT = r"\1.\2"
-
-
-def reads_decimal_commas(delimiter: str | None) -> bool:
-    """Return whether a CSV with this delimiter (the character, or its name in a table's source) has its
-    numbers read with a decimal comma: a semicolon-separated one."""
-    return delimiter in (";", _DELIMITER_NAMES[";"])
-
-
-def decimal_points(values):
-    """Return `values` (a pyarrow string array, or a pandas Series of text) with each number written with a
-    decimal comma written with a point instead (114,05 → 114.05); any other text as it was."""
-    if hasattr(values, "str"):
-        return values.str.replace(_DECIMAL_COMMA, _DECIMAL_POINT, regex=True)
-    import pyarrow.compute as pc
-
-    return pc.replace_substring_regex(values, _DECIMAL_COMMA, _DECIMAL_POINT)
-
-
-def has_decimal_comma(text) -> bool:
-    """Return whether `text` is a number written with a decimal comma (114,05)."""
-    return isinstance(text, str) and re.match(_DECIMAL_COMMA, text) is not None
 
 
 def _ascii_compatible(codec: str) -> bool:
@@ -231,7 +190,7 @@ def _read_csv(path: Path, encoding: str | None, source: dict) -> Table:
     text = _decode_csv(path.read_bytes(), encoding, source, notes, problems)
     first_line = text.split("\n", 1)[0]
     delimiter = csv_delimiter(path, first_line)
-    source.update(driver="CSV", delimiter=_DELIMITER_NAMES[delimiter])
+    source.update(driver="CSV", delimiter=DELIMITER_NAMES[delimiter])
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     display = source["display"]
     names, header_problems = _stream_header(reader, source)
@@ -355,7 +314,7 @@ def stream_csv(path: Path, encoding: str | None, source: dict, chunk_rows: int) 
     with path.open(encoding=codec, newline="") as f:
         first_line = f.readline().rstrip("\r\n")
     delimiter = csv_delimiter(path, first_line)
-    source.update(driver="CSV", delimiter=_DELIMITER_NAMES[delimiter])
+    source.update(driver="CSV", delimiter=DELIMITER_NAMES[delimiter])
     raw = path.open("rb")
     try:
         header_bytes = raw.readline()

@@ -12,7 +12,7 @@ from shapely.geometry import MultiPoint, MultiPolygon, Point, Polygon
 from sqlalchemy.orm import Session
 
 from gridkit.io.crs import parse_crs
-from gridkit.io.csvtable import decimal_points, has_decimal_comma, reads_decimal_commas
+from gridkit.io.csvdialect import decimal_points, has_decimal_comma, reads_decimal_commas
 from gridkit.io.problems import ProblemList, VectorReadError, problem, refusal
 from gridkit.io.subjects.common import _AREA_MARGIN, _SCIENTIFIC, FIELDS, Field, SubjectImportRefused, _inside, _number
 from gridkit.io.tables import Table, TableReadError, at, open_table, place
