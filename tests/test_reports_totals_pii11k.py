@@ -5,15 +5,19 @@ each case once; in every format the reports are written to."""
 from __future__ import annotations
 
 import csv
+import re
 from datetime import timedelta
 
 import pytest
+from click.testing import CliRunner
 from factories_exports import DEPT, REPORTED, WC1, WC2, make_city
 from openpyxl import load_workbook
-from sqlalchemy import select
+from sqlalchemy import select, update
 
+from gridkit import db
+from gridkit.cli import main
 from gridkit.grids import work
-from gridkit.models import Coordinator, CoordinatorAssignment, Incident, Resident, WorkCell
+from gridkit.models import BaseGridEdition, Coordinator, CoordinatorAssignment, Incident, Resident, WorkCell
 from gridkit.reports import run_report
 from gridkit.reports.render import report_html, table_rows, write_report_file
 
@@ -134,3 +138,63 @@ def test_evaluation_total_counts_each_case_once(session, city, tmp_path):
     for sheet in load_workbook(tmp_path / "e.xlsx").worksheets:
         *_, (name_cell, cases_cell) = ((row[1], row[2]) for row in sheet.iter_rows())
         assert (name_cell.value, cases_cell.value, name_cell.font.bold) == (label, 7, True)
+
+
+# -- zh-CN output: no English word in the reports touched here, nor in the export's summary line ------------
+
+# Words that are names, not English prose: the product, and the commands the staffing report suggests.
+_NOT_PROSE = {"gridkit"}
+
+
+def _english_words(texts) -> set[str]:
+    words = set()
+    for text in texts:
+        if isinstance(text, str) and not text.startswith("gridkit "):  # a command to run, as written
+            words |= set(re.findall(r"[A-Za-z]{3,}", text)) - _NOT_PROSE
+    return words
+
+
+@pytest.fixture
+def cli_city(fresh_settings):
+    def fill(session):
+        facts = make_city(session)
+        work.add_coordinator(session, "赵六", SHARED, DEPT, [WC1, WC2], version=facts["v2"])
+        session.execute(update(BaseGridEdition).values(name="二〇二六版"))
+
+    with db.session_factory(db.engine_for(fresh_settings))() as session, session.begin():
+        fill(session)
+    return fresh_settings
+
+
+@pytest.mark.parametrize("env", [{}, {"GRIDKIT_LANG": "zh-CN"}], ids=["default", "zh-CN"])
+def test_reports_and_exports_speak_chinese_only(cli_city, tmp_path, env):
+    def run(*args):
+        result = CliRunner().invoke(main, list(args), obj=cli_city, env=env, catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    for name in ("workload", "staffing", "evaluation"):
+        args = ("report", name, "--dept", DEPT, "--threshold", "10")
+        table = run(*args)
+        assert "合计（" in table and _english_words(table.splitlines()) == set(), (name, table)
+        for fmt in ("csv", "html", "xlsx"):
+            path = tmp_path / f"{name}-{'-'.join(env.values()) or 'default'}.{fmt}"
+            run(*args, "-o", str(path))
+            if fmt == "xlsx":
+                texts = [
+                    v for s in load_workbook(path).worksheets for row in s.iter_rows(values_only=True) for v in row
+                ]
+                texts += [s.title for s in load_workbook(path).worksheets]
+            elif fmt == "html":
+                page = re.sub(r"<style>.*?</style>|<svg.*?</svg>", "", path.read_text(encoding="utf-8"), flags=re.S)
+                texts = re.findall(r">([^<]+)<", page)
+            else:
+                texts = path.read_text(encoding="utf-8-sig").splitlines()
+            assert _english_words(texts) == set(), (name, fmt)
+    # Staffing flags its cells 是/否, never True/False.
+    assert "否" in run("report", "staffing", "--dept", DEPT, "--threshold", "10000")
+    exported = run("export", "residents", "-o", str(tmp_path / f"r{len(env)}.csv"))  # its one summary line
+    path = tmp_path / f"r{len(env)}.csv"
+    assert exported.startswith(f"36 条人口（residents）→ {path}（csv，EPSG:4490，utf-8，") and exported.endswith(
+        " 秒）\n"
+    )
