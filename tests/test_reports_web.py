@@ -33,10 +33,15 @@ def client(fresh_settings):
     return app.test_client()
 
 
-def login(client, name: str) -> None:
-    html = client.get("/login").get_data(as_text=True)
-    token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+def _token(html: str) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+
+def login(client, name: str) -> str:
+    """Sign `name` in; return the session's CSRF token."""
+    token = _token(client.get("/login").get_data(as_text=True))
     assert client.post("/login", data={"name": name, "password": PASSWORD, "csrf_token": token}).status_code == 302
+    return _token(client.get("/").get_data(as_text=True))  # the session is new: so is its token
 
 
 def test_guard(client):
@@ -46,19 +51,20 @@ def test_guard(client):
 
 
 def test_page_downloads_preview_and_choropleth(client, tmp_path):
-    login(client, "ana")
+    token = login(client, "ana")
     page = client.get("/analyst/?lang=zh-CN").get_data(as_text=True)
     assert "数据分析与导出" in page and 'value="cell-stats"' in page and "gcj02" in page
     assert 'name="unmasked"' not in page  # analysts may not unmask
-    shp = client.get(f"/analyst/export?layer=residents&format=shp&area={C1}&encoding=gbk")
+    export = {"csrf_token": token, "layer": "residents", "format": "csv"}
+    shp = client.post("/analyst/export", data=dict(export, format="shp", area=C1, encoding="gbk"))
     assert shp.status_code == 200 and shp.headers["Content-Disposition"].startswith("attachment")
     (tmp_path / "r.zip").write_bytes(shp.data)
     frame = pyogrio.read_dataframe(f"/vsizip/{tmp_path / 'r.zip'}/residents.shp")
     assert len(frame) == 18 and frame["name"].str.endswith("*").all()
     assert zipfile.ZipFile(io.BytesIO(shp.data)).read("residents.cpg").decode().strip() in ("936", "CP936")
-    denied = client.get("/analyst/export?layer=residents&format=csv&unmasked=1")
+    denied = client.post("/analyst/export", data=dict(export, unmasked="1"))
     assert denied.status_code == 403
-    bad = client.get("/analyst/export?layer=residents&format=csv&where=colour%3Dred&lang=en")
+    bad = client.post("/analyst/export?lang=en", data=dict(export, where="colour=red"))
     assert bad.status_code == 400 and "colour" in bad.get_data(as_text=True)
     preview = client.get("/analyst/report.json?name=population&by=community&lang=en").get_json()
     assert preview["title"] == "Population" and "<svg" in preview["sections"][0]["chart"]

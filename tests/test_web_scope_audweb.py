@@ -36,6 +36,12 @@ def _client(app, name: str):
     return client, sign_in(client, name)
 
 
+def _export(client, token: str, query: str):
+    """Post the analyst page's export form (fields as in a query string) with the session's CSRF token."""
+    form = dict(part.split("=", 1) for part in query.split("&"))
+    return client.post("/analyst/export", data={"csrf_token": token, **form})
+
+
 def _rows(response) -> list[dict]:
     return list(csv.DictReader(io.StringIO(response.get_data(as_text=True).lstrip("\ufeff"))))
 
@@ -58,14 +64,14 @@ def test_area_in_scope_follows_the_admin_unit_tree(session):
 
 def test_a_scoped_analyst_exports_and_reports_its_scope_only(city):
     app, _ = city
-    client, _ = _client(app, "analyst_c2")
+    client, token = _client(app, "analyst_c2")
     # Leaving the area out used to export the whole city, naming another community that community.
-    everything = client.get("/analyst/export?layer=residents&format=csv")
+    everything = _export(client, token, "layer=residents&format=csv")
     assert everything.status_code == 200
     assert {r["building"] for r in _rows(everything)} == {BUILDING_B}
     assert {r["community"] for r in _rows(everything)} == {C2}
-    assert client.get(f"/analyst/export?layer=residents&format=csv&area={C1}").status_code == 403
-    assert client.get(f"/analyst/export?layer=buildings&format=csv&area={DISTRICT}").status_code == 403
+    assert _export(client, token, f"layer=residents&format=csv&area={C1}").status_code == 403
+    assert _export(client, token, f"layer=buildings&format=csv&area={DISTRICT}").status_code == 403
     refused = client.get(f"/analyst/report.json?name=population&by=community&area={C1}&lang=en")
     assert refused.status_code == 403 and C2 in refused.get_json()["message"]
     assert client.get(f"/analyst/report?name=population&format=csv&area={C1}").status_code == 403
@@ -75,8 +81,8 @@ def test_a_scoped_analyst_exports_and_reports_its_scope_only(city):
     cells = client.get("/analyst/choropleth.json?count=residents&by=cell").get_json()["features"]
     assert cells and {f["id"][:12] for f in cells} == {C2}
     # A city-wide analyst still reads everything.
-    client, _ = _client(app, USERS["analyst"])
-    assert {r["building"] for r in _rows(client.get("/analyst/export?layer=residents&format=csv"))} == {
+    client, token = _client(app, USERS["analyst"])
+    assert {r["building"] for r in _rows(_export(client, token, "layer=residents&format=csv"))} == {
         BUILDING_A,
         BUILDING_B,
     }
@@ -112,12 +118,12 @@ def test_a_scoped_admin_manages_accounts_inside_its_scope_only(city):
 
 def test_a_scoped_admin_unmasks_its_scope_only_and_is_offered_to(city):
     app, settings = city
-    client, _ = _client(app, "admin_c2")
+    client, token = _client(app, "admin_c2")
     # The page hid the choice from a scoped administrator, though its scope is its to read.
     assert 'name="unmasked"' in client.get("/analyst/").get_data(as_text=True)
-    rows = _rows(client.get("/analyst/export?layer=residents&format=csv&unmasked=1"))
+    rows = _rows(_export(client, token, "layer=residents&format=csv&unmasked=1"))
     assert [r["name"] for r in rows] == ["居民乙一"]
-    assert client.get(f"/analyst/export?layer=residents&format=csv&unmasked=1&area={C1}").status_code == 403
+    assert _export(client, token, f"layer=residents&format=csv&unmasked=1&area={C1}").status_code == 403
 
     def exports(session):
         return [
@@ -135,8 +141,8 @@ def test_a_scoped_admin_sees_the_accounts_and_audit_rows_of_its_scope(city):
     # Personal data read in community 1 (and what was searched for) by a city-wide coordinator …
     coordinator, _ = _client(app, USERS["coordinator"])
     assert coordinator.get(f"/api/work-cells/{A}").status_code == 200
-    analyst, _ = _client(app, "analyst_c2")
-    assert analyst.get("/analyst/export?layer=residents&format=csv&where=name%3D居民乙一").status_code == 200
+    analyst, token = _client(app, "analyst_c2")
+    assert _export(analyst, token, "layer=residents&format=csv&where=name=居民乙一").status_code == 200
     everything, _ = _client(app, USERS["admin"])
     page = everything.get("/admin").get_data(as_text=True)
     assert f"work_cell {A}" in page and USERS["coordinator"] in page and USERS["analyst"] in page

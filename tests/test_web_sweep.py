@@ -224,7 +224,7 @@ MATRIX = {
     "api.basegrid_target_cells": ("GET", "/api/basegrid/target-cells?edition=1&target-buildings=1-9", ALL),
     "analyst.index": ("GET", "/analyst/", ANALYSTS),
     "analyst.choropleth_json": ("GET", "/analyst/choropleth.json", ANALYSTS),
-    "analyst.export": ("GET", "/analyst/export", ANALYSTS),
+    "analyst.export": ("POST", "/analyst/export", ANALYSTS),
     "analyst.report_download": ("GET", "/analyst/report", ANALYSTS),
     "analyst.report_preview": ("GET", "/analyst/report.json", ANALYSTS),
     "supervisor.index": ("GET", "/supervisor", SUPERVISORS),

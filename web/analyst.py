@@ -2,8 +2,8 @@
 
 For analysts and administrators (one guard for the blueprint); a scoped user's exports, reports
 and maps cover its scope only (gridkit.users.area_in_scope). Every view is one gridkit call:
-`export_layer`, `run_report` or `choropleth`. Files are written under GRIDKIT_HOME/exports and
-removed once sent.
+`export_layer` (a CSRF-checked form post), `run_report` or `choropleth`. Files are written under
+GRIDKIT_HOME/exports and removed once sent.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from gridkit.reports.render import (
     write_report_file,
 )
 from gridkit.users import area_in_scope, may_see_personal_data
-from web.auth import current_user, login_required
+from web.auth import check_csrf, current_user, login_required
 from web.database import db_session, transaction
 from web.errors import handle_gridkit_error
 from web.i18n import current_language, strings
@@ -122,10 +122,15 @@ def index():
     )
 
 
-@bp.get("/export")
+@bp.post("/export")
 def export():
-    """Export a layer and send the file: ?layer=&format=&crs=&encoding=&area=&where=&dept=&at=."""
-    args = request.args
+    """Export a layer and send the file: a form post of layer, format, crs, encoding, area, where, dept, at
+    and unmasked, with this session's CSRF token.
+
+    A POST, not a GET: an export (unmasked: an audited read of personal data, written on the server)
+    must not be started by a link or a redirect from another site, which a SameSite=Lax cookie follows."""
+    check_csrf()
+    args = request.form
     fmt = args.get("format", "gpkg")
     layer = args.get("layer", "")
     folder = _scratch()

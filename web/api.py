@@ -26,6 +26,7 @@ from web.auth import current_user, home_of, login_required
 from web.database import COMMITS, db_session, reading_session, transaction
 from web.i18n import t
 from web.params import bbox_arg, float_arg, int_arg, parse_float, text_arg, time_arg
+from web.security import from_another_site
 from web.summary import cached_counts
 from web.tiles import app_kept
 
@@ -165,10 +166,11 @@ def whois():
     that may read personal data there, masked for other signed-in users, left out for visitors.
 
     web/fastpath.py answers a visitor's request (no session cookie, only lon and lat) whose answer
-    is kept, with `whois_point` and `shown_to`, before Flask's request handling."""
+    is kept, with `whois_point` and `shown_to`, before Flask's request handling. A request another site
+    made (web.security.from_another_site) is answered as to a visitor: no phones, nothing audited."""
     lon, lat = whois_point(request.args.get("lon"), request.args.get("lat"))
     at = time_arg("at")
-    user = current_user()
+    user = None if from_another_site() else current_user()
     if at is None:
         result = responsibility_cache().responsibility(reading_session, lon, lat)
     else:

@@ -28,6 +28,7 @@ from web.database import db_session, transaction
 from web.i18n import current_language, strings
 from web.mapview import leaflet_map, locate_config
 from web.params import int_arg
+from web.security import from_another_site
 
 bp = Blueprint("coordinator", __name__, url_prefix="/coordinator")
 api = Blueprint("work_cells_api", __name__, url_prefix="/api/work-cells")
@@ -112,7 +113,8 @@ def _cases_url() -> str | None:
 @login_required(roles=CELL_ROLES)
 def cell(code: str):
     """Return the work cell in force with this code: outline, base cells, buildings, counts and,
-    for its own coordinator only, residents and legal entities (?offset=N pages them; audited)."""
+    for its own coordinator only, residents and legal entities (?offset=N pages them; audited), unless
+    another site made the request (web.security.from_another_site): then none, and nothing audited."""
     code = _cell_code(code)
     user = current_user()
     session = db_session()
@@ -120,7 +122,7 @@ def cell(code: str):
     if user.role == "coordinator":
         if user.coordinator_id is None or user.coordinator_id not in coordinator_ids(session, found):
             raise PermissionDenied("workcell.not_yours", code=code)
-        personal = True
+        personal = not from_another_site()
     else:
         if not cell_within_scope(session, found, user.scope_code):
             raise PermissionDenied("workcell.not_yours", code=code)

@@ -57,6 +57,23 @@ def content_security_policy(nonce: str | None = None, app=None) -> str:
     )
 
 
+# What a browser says (Sec-Fetch-Site) of a request made by this site's own pages, or by its user
+# (address bar, bookmark). A request without the header is not a browser's (a script, curl) or an
+# old browser's: it carries a session only if its sender was given one.
+_OWN_FETCH_SITES = ("same-origin", "none")
+
+
+def from_another_site() -> bool:
+    """Return whether the browser says this request was made by another site: a link, a redirect, a form
+    or a script there (Sec-Fetch-Site: cross-site or same-site, i.e. a sibling host).
+
+    A read whose answer is personal data (audited) answers such a request as to a visitor: a
+    SameSite=Lax session cookie goes with a top-level navigation from anywhere, so without this another
+    site could make a signed-in user's browser read personal data and add audit rows in their name."""
+    site = request.headers.get("Sec-Fetch-Site")
+    return site is not None and site not in _OWN_FETCH_SITES
+
+
 # Every response carries these, and the Content-Security-Policy.
 FIXED_HEADERS = (
     ("X-Frame-Options", "DENY"),

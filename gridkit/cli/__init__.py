@@ -10,6 +10,7 @@ from __future__ import annotations
 import getpass
 import importlib
 import os
+import sys
 from functools import wraps
 
 import click
@@ -139,11 +140,21 @@ def main(ctx):
     Settings come from GRIDKIT_* environment variables (see `gridkit settings`).
     Without GRIDKIT_DATABASE_URL gridkit runs its own PostGIS under GRIDKIT_HOME.
     """
+    ctx.call_on_close(_close_databases)
     try:
         if not isinstance(ctx.obj, Settings):
             ctx.obj = Settings.from_env()
     except GridkitError as exc:
         raise click.ClickException(exc.render(cli_language())) from None
+
+
+def _close_databases() -> None:
+    # The command is over (done or refused): close the pooled connections it opened, instead of
+    # leaving them to the interpreter's exit (a ResourceWarning per connection under -X dev).
+    # Only if a command loaded the database layer: `--help` and `settings` never import it.
+    loaded = sys.modules.get("gridkit.db")
+    if loaded is not None:
+        loaded.dispose_engines()
 
 
 if __name__ == "__main__":

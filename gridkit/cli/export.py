@@ -17,6 +17,7 @@ from gridkit.io.export import (
     format_for_path,
     parse_where,
 )
+from gridkit.messages import Message
 from gridkit.models import User
 
 
@@ -93,9 +94,16 @@ def export(settings, layer, path, format_, crs, encoding, area, where, dept, ver
         if bar is not None:
             bar.__exit__(None, None, None)
     lines = [
-        (
-            f"{summary['features']} {summary['layer']} → {summary['path']} "
-            f"({summary['format']}, {summary['crs']}, {summary['encoding']}, {summary['seconds']} s)"
+        say(
+            "export.written",
+            count=summary["features"],
+            layer=summary["layer"],
+            layer_name=Message(f"analyst.layer.{summary['layer']}"),
+            path=summary["path"],
+            format=summary["format"],
+            crs=summary["crs"],
+            encoding=summary["encoding"],
+            seconds=summary["seconds"],
         )
     ]
     for full, short in summary.get("shapefile_fields", {}).items():

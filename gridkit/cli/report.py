@@ -10,7 +10,7 @@ from gridkit import db, messages
 from gridkit.cli import GridkitGroup, cli_language, output, with_settings
 from gridkit.errors import ValidationError
 from gridkit.reports import GROUPINGS, REPORTS, report_list, run_report
-from gridkit.reports.render import REPORT_FORMATS, label, table_rows, write_report_file
+from gridkit.reports.render import REPORT_FORMATS, cell, label, table_rows, write_report_file
 
 
 class ReportGroup(GridkitGroup):
@@ -80,7 +80,7 @@ def _make_command(name: str):
             lines.append(f"{messages.render(f'report.{name}.title', lang)} → {written}")
             return output.Result(dict(result.to_dict(), path=str(written)), lines=lines)
         main = result.main
-        rows = [{label(c, lang): r.get(c) for c in main.columns} for r in table_rows(main, lang)]
+        rows = [{label(c, lang): cell(r, c, lang) for c in main.columns} for r in table_rows(main, lang)]
         return output.Result(result.to_dict(), lines=[messages.render(main.title, lang)], rows=rows)
 
     command.__doc__ = f"{name}: " + messages.render(f"report.{name}.title", "en") + " (see --help for options)."

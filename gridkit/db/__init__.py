@@ -296,6 +296,12 @@ def engine_for(settings: Settings) -> Engine:
     return engine
 
 
+def dispose_engines() -> None:
+    """Close the pooled connections of every cached engine (they stay usable: a later use opens new ones)."""
+    for engine in list(_engines.values()):
+        engine.dispose()
+
+
 def forget_engine(settings: Settings) -> None:
     """Close and forget the cached engine of `settings` (after a restore replaced the database)."""
     engine = _engines.pop(database_url(settings), None)

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from gridkit.assign import base_cell_index
 from gridkit.errors import NotFound, ValidationError
 from gridkit.grids.base import current_edition
+from gridkit.io.csvdialect import csv_delimiter, decimal_points, has_decimal_comma, reads_decimal_commas
 from gridkit.io.problems import problem
 from gridkit.io.tables import at, place
 from gridkit.messages import Message
@@ -36,6 +37,7 @@ __all__ = [
     "check_chunk",
     "chunks",
     "file_codec",
+    "file_delimiter",
     "note_outside",
     "responsibility",
 ]
@@ -68,9 +70,22 @@ def file_codec(path: Path, encoding: str | None) -> tuple[str, int]:
     raise ValidationError("incident_import.encoding", path=path.name)
 
 
-def chunks(path: Path, codec: str) -> Iterator[pd.DataFrame]:
+def file_delimiter(path: Path, codec: str) -> str:
+    """Return the file's delimiter, read from its header line by the one CSV rule (comma, semicolon or tab)."""
+    with path.open(encoding=codec, newline="") as f:
+        return csv_delimiter(path, f.readline().rstrip("\r\n"))
+
+
+def chunks(path: Path, codec: str, delimiter: str = ",") -> Iterator[pd.DataFrame]:
     """Yield the file's rows as text frames of at most CHUNK_ROWS rows (index: the row's place in the file)."""
-    read = {"dtype": str, "keep_default_na": False, "encoding": codec, "chunksize": CHUNK_ROWS, "index_col": False}
+    read = {
+        "dtype": str,
+        "keep_default_na": False,
+        "encoding": codec,
+        "chunksize": CHUNK_ROWS,
+        "index_col": False,
+        "sep": delimiter,
+    }
     try:
         # A first row with more cells than the header is a warning of lost data to pandas: an error here.
         with warnings.catch_warnings(), pd.read_csv(path, **read) as reader:
@@ -86,8 +101,9 @@ def chunks(path: Path, codec: str) -> Iterator[pd.DataFrame]:
 class Context:
     """What every chunk of an import is checked against and resolved with, read once."""
 
-    def __init__(self, session: Session, mapping: dict, path: Path):
+    def __init__(self, session: Session, mapping: dict, path: Path, delimiter: str = ","):
         self.mapping, self.cols, self.path = mapping, mapping["columns"], path
+        self.decimal_commas = reads_decimal_commas(delimiter)
         categories = list(session.scalars(select(IncidentCategory)))
         from gridkit.incidents.categories import step_hours
 
@@ -276,10 +292,16 @@ def _locations(frame: pd.DataFrame, ctx: Context, line: np.ndarray, fail, notes:
         nan = np.full(n, np.nan)
         return nan, nan, np.ones(n, dtype=bool)
     lon_raw, lat_raw = frame[cols["lon"]].str.strip(), frame[cols["lat"]].str.strip()
-    lon, lat = pd.to_numeric(lon_raw, errors="coerce"), pd.to_numeric(lat_raw, errors="coerce")
+    lon_text, lat_text = (
+        (lon_raw, lat_raw) if not ctx.decimal_commas else (decimal_points(lon_raw), decimal_points(lat_raw))
+    )
+    lon, lat = pd.to_numeric(lon_text, errors="coerce"), pd.to_numeric(lat_text, errors="coerce")
     empty = (lon_raw == "") | (lat_raw == "")
     texts = {"lon": lambda i: lon_raw.iat[i], "lat": lambda i: lat_raw.iat[i]}
-    fail(~empty & (lon.isna() | lat.isna()), "bad_location", "location_not_numbers", **texts)
+    unread = ~empty & (lon.isna() | lat.isna())
+    comma = unread & (lon_raw.map(has_decimal_comma) | lat_raw.map(has_decimal_comma))
+    fail(comma, "bad_location", "location_decimal_comma", **texts)
+    fail(unread & ~comma, "bad_location", "location_not_numbers", **texts)
     fail(~empty & ((lon.abs() > 180) | (lat.abs() > 90)), "bad_location", "location_not_lon_lat", **texts)
     placeholder = np.zeros(n, dtype=bool)
     for px, py in ctx.mapping.get("placeholder_locations") or []:

@@ -46,6 +46,7 @@ from gridkit.incidents.import_rows import (
     check_chunk,
     chunks,
     file_codec,
+    file_delimiter,
     note_outside,
     responsibility,
 )
@@ -114,18 +115,19 @@ def import_incidents(
     `progress(rows done, rows in the file)` is called after each chunk. All or nothing; never commits."""
     path = Path(path)
     codec, lines = file_codec(path, encoding)
+    delimiter = file_delimiter(path, codec)
     problems, notes = ProblemList(), ProblemList()
     source = str(mapping.get("source") or path.stem)[:30]
     columns = ", ".join(f"{name} {kind}" for name, kind in _STAGED)
     session.execute(text(f"DROP TABLE IF EXISTS {_STAGE}"))
     session.execute(text(f"CREATE TEMP TABLE {_STAGE} ({columns}) ON COMMIT DROP"))
     ctx, n = None, 0
-    for frame in chunks(path, codec):
+    for frame in chunks(path, codec, delimiter):
         if ctx is None:
             absent = [c for c in mapping["columns"].values() if c and c not in frame.columns]
             if absent:
                 raise ValidationError("incident_import.columns_absent", file=path.name, columns=", ".join(absent))
-            ctx = Context(session, mapping, path)
+            ctx = Context(session, mapping, path, delimiter)
         rows = check_chunk(ctx, frame, problems, notes)
         _stage(session, ctx, rows, n, notes)
         n += len(frame)

@@ -13,6 +13,7 @@ import io
 from collections.abc import Iterator
 from pathlib import Path
 
+from gridkit.io.csvdialect import DELIMITER_NAMES, csv_delimiter
 from gridkit.io.problems import problem
 from gridkit.io.tables import (
     _BLOCK,
@@ -35,9 +36,6 @@ __all__ = ["stream_csv"]
 
 # -- CSV ----------------------------------------------------------------------------------------------
 
-_DELIMITER_NAMES = {",": "comma", "\t": "tab", ";": "semicolon"}
-
-
 # Every reader is strict: a quote left open to the end of the file is an error, not a last cell holding
 # every line after it (rows silently lost), and so is text after a closing quote ("a"b).
 
@@ -51,16 +49,6 @@ def _csv_error(exc: csv.Error) -> Message:
     if "expected after" in str(exc):
         return Message("imports.text_after_quote")
     return Message("imports.bad_quotes", error=str(exc))
-
-
-def _delimiter(path: Path, first_line: str) -> str:
-    """Return the delimiter: a tab for .tsv files and for a header with tabs and no comma; a semicolon for a
-    header with semicolons and neither (what Excel writes where the comma is the decimal mark); else a comma."""
-    if path.suffix.lower() == ".tsv" or ("\t" in first_line and "," not in first_line):
-        return "\t"
-    if ";" in first_line and "," not in first_line and "\t" not in first_line:
-        return ";"
-    return ","
 
 
 def _ascii_compatible(codec: str) -> bool:
@@ -201,8 +189,8 @@ def _read_csv(path: Path, encoding: str | None, source: dict) -> Table:
     problems: list[dict] = []
     text = _decode_csv(path.read_bytes(), encoding, source, notes, problems)
     first_line = text.split("\n", 1)[0]
-    delimiter = _delimiter(path, first_line)
-    source.update(driver="CSV", delimiter=_DELIMITER_NAMES[delimiter])
+    delimiter = csv_delimiter(path, first_line)
+    source.update(driver="CSV", delimiter=DELIMITER_NAMES[delimiter])
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     display = source["display"]
     names, header_problems = _stream_header(reader, source)
@@ -325,8 +313,8 @@ def stream_csv(path: Path, encoding: str | None, source: dict, chunk_rows: int) 
         )
     with path.open(encoding=codec, newline="") as f:
         first_line = f.readline().rstrip("\r\n")
-    delimiter = _delimiter(path, first_line)
-    source.update(driver="CSV", delimiter=_DELIMITER_NAMES[delimiter])
+    delimiter = csv_delimiter(path, first_line)
+    source.update(driver="CSV", delimiter=DELIMITER_NAMES[delimiter])
     raw = path.open("rb")
     try:
         header_bytes = raw.readline()

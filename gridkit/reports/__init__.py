@@ -28,9 +28,9 @@ class Report:
     default_by: str = "community"
     needs_dept: bool = False
     uses_period: bool = False
-    # The first section gets a total row: the same computation over the whole area as one unit.
-    # Not for reports whose units are counted elsewhere (evaluation: the incidents' service) or
-    # whose figures are per work cell by nature (workload, staffing: coordinators serve several).
+    # The first section gets a total row: the same computation over the whole area as one unit (so a
+    # coordinator serving several work cells counts once: workload, staffing). Evaluation's totals are
+    # the incidents' service's own (each case once), set by the report itself.
     totals: bool = False
 
 
@@ -41,11 +41,11 @@ REPORTS: dict[str, Report] = {
         Report("buildings", standard.buildings, totals=True),
         Report("entities", standard.entities, totals=True),
         Report("incidents", standard.incidents, uses_period=True, totals=True),
-        Report("workload", standard.workload, default_by="work-cell", needs_dept=True, uses_period=True),
+        Report("workload", standard.workload, default_by="work-cell", needs_dept=True, uses_period=True, totals=True),
         Report("evaluation", standard.evaluation, default_by="work-cell", needs_dept=True, uses_period=True),
         Report("school-age", decision.school_age, totals=True),
         Report("elderly", decision.elderly, totals=True),
-        Report("staffing", decision.staffing, default_by="work-cell", needs_dept=True),
+        Report("staffing", decision.staffing, default_by="work-cell", needs_dept=True, totals=True),
     )
 }
 

@@ -15,7 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from gridkit.errors import NotFound, ValidationError
-from gridkit.reports.standard import OPEN_INCIDENTS, _rows, _unit_frame, per_unit_counts
+from gridkit.reports.standard import OPEN_INCIDENTS, _rows, _unit_frame, coordinators_per_unit, per_unit_counts
 from gridkit.reports.units import Section, Units
 from gridkit.resident_cells import ASSIGNED_RESIDENTS
 from gridkit.rules import LOCAL_TZ
@@ -151,11 +151,8 @@ def staffing(session: Session, u: Units, *, threshold=None, **_) -> list[Section
     sql = (
         _unit_frame(u)
         + per_unit_counts(r=ASSIGNED_RESIDENTS, b="building", o=OPEN_INCIDENTS)
-        + """,
-        k AS (SELECT w.code, count(DISTINCT ca.coordinator_id)::int AS n FROM work_cell w
-              JOIN coordinator_assignment ca ON ca.work_cell_id = w.id
-              JOIN coordinator co ON co.id = ca.coordinator_id AND co.active
-              WHERE w.version_id = :wc_version GROUP BY w.code)
+        + coordinators_per_unit(u)
+        + """
         SELECT c.code, c.name, c.base_cells, coalesce(r.n, 0) AS residents, coalesce(b.n, 0) AS buildings,
                coalesce(o.n, 0) AS open_cases, coalesce(k.n, 0) AS coordinators,
                round(coalesce(r.n, 0)::numeric / greatest(coalesce(k.n, 0), 1), 1)::float8 AS residents_per_coordinator
@@ -179,7 +176,13 @@ def staffing(session: Session, u: Units, *, threshold=None, **_) -> list[Section
         "over_threshold",
     ]
     return [
-        Section("report.staffing.title", columns, rows, chart="residents_per_coordinator"),
+        Section(
+            "report.staffing.title",
+            columns,
+            rows,
+            chart="residents_per_coordinator",
+            total_label="report.total_coordinators_once",
+        ),
         Section(
             "report.staffing.over",
             ["area", "work_cells", "residents", "cells_needed", "command"],
@@ -190,8 +193,9 @@ def staffing(session: Session, u: Units, *, threshold=None, **_) -> list[Section
 
 
 def _balance_suggestions(session: Session, u: Units, over: list[dict], limit: int) -> list[dict]:
-    # Work cell codes carry the area they cover at digits 7-18 (CJ/T 349): rebalance that area.
-    area_of = {row["code"]: area_admin_code(row["code"][6:18]) for row in over}
+    # Work cell codes carry the area they cover at digits 7-18 (CJ/T 349): rebalance that area. The whole
+    # area's row (a report's total: code empty) is no work cell.
+    area_of = {row["code"]: area_admin_code(row["code"][6:18]) for row in over if row["code"]}
     result = []
     for area in sorted(set(area_of.values())):
         residents = session.execute(

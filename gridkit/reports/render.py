@@ -26,14 +26,21 @@ def label(column: str, lang: str) -> str:
     return column if text == key else text
 
 
+def cell(row: dict, column: str, lang: str):
+    """Return the row's value of `column` as tables and files show it: a flag as yes or no in `lang`."""
+    value = row.get(column)
+    if isinstance(value, bool):
+        return messages.render("report.yes" if value else "report.no", lang)
+    return value
+
+
 def table_rows(section: Section, lang: str) -> list[dict]:
     """Return the section's rows, then its total row (named in `lang`, code empty) when it has one."""
     if section.total is None:
         return section.rows
     total = dict(section.total, code=None)
-    total[next((c for c in ("name", "category") if c in section.columns), section.columns[0])] = messages.render(
-        "report.total", lang
-    )
+    named = next((c for c in ("name", "category", "coordinator") if c in section.columns), section.columns[0])
+    total[named] = messages.render(section.total_label, lang)
     return [*section.rows, total]
 
 
@@ -104,7 +111,7 @@ def _write_csv(result: ReportResult, path: Path, lang: str, encoding: str) -> No
         out.writerow([])
         out.writerow([label(c, lang) for c in section.columns])
         for row in table_rows(section, lang):
-            out.writerow(csv_row(row.get(c) for c in section.columns))
+            out.writerow(csv_row(cell(row, c, lang) for c in section.columns))
 
 
 def _write_xlsx(result: ReportResult, path: Path, lang: str) -> None:
@@ -123,13 +130,13 @@ def _write_xlsx(result: ReportResult, path: Path, lang: str) -> None:
         sheet.append([])
         sheet.append([label(c, lang) for c in section.columns])
         head = sheet.max_row
-        for cell in sheet[head]:
-            cell.font = Font(bold=True)
+        for heading in sheet[head]:
+            heading.font = Font(bold=True)
         for row in table_rows(section, lang):
-            sheet.append(xlsx_row(sheet, [row.get(c) for c in section.columns]))
+            sheet.append(xlsx_row(sheet, [cell(row, c, lang) for c in section.columns]))
         if section.total is not None:
-            for cell in sheet[sheet.max_row]:
-                cell.font = Font(bold=True)
+            for written in sheet[sheet.max_row]:
+                written.font = Font(bold=True)
         sheet.freeze_panes = sheet.cell(row=head + 1, column=1)
         for col, name in enumerate(section.columns, start=1):
             width = max([len(str(label(name, lang))) * 2] + [len(str(r.get(name) or "")) for r in section.rows[:200]])
@@ -182,7 +189,7 @@ def section_table_html(section: Section, lang: str, limit: int | None = None) ->
     head = "".join(f"<th>{html.escape(label(c, lang))}</th>" for c in section.columns)
     body = "".join(
         "<tr>"
-        + "".join(f"<td>{'' if r.get(c) is None else html.escape(str(r.get(c)))}</td>" for c in section.columns)
+        + "".join(f"<td>{'' if r.get(c) is None else html.escape(str(cell(r, c, lang)))}</td>" for c in section.columns)
         + "</tr>"
         for r in rows
     )

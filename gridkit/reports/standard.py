@@ -54,6 +54,20 @@ def per_unit_counts(**counts: str) -> str:
 OPEN_INCIDENTS = f"incident WHERE s.status NOT IN {_FINISHED}"
 
 
+def coordinators_per_unit(u: Units) -> str:
+    """Return a WITH clause (preceded by a comma) `k(code, n)`: the active coordinators of each unit's work
+    cells in the department's version (:wc_version), through each base cell's own work cell (`Units.part`).
+    A coordinator serving several work cells counts once per unit: once in the whole area's total, not once
+    per cell as the rows' sum would."""
+    return f""",
+        k AS (SELECT p.code, count(DISTINCT ca.coordinator_id)::int AS n
+              FROM (SELECT DISTINCT code, {u.part} AS part FROM u) p
+              JOIN work_cell w ON w.code = p.part AND w.version_id = :wc_version
+              JOIN coordinator_assignment ca ON ca.work_cell_id = w.id
+              JOIN coordinator co ON co.id = ca.coordinator_id AND co.active
+              GROUP BY p.code)"""
+
+
 def population(session: Session, u: Units, **_) -> list[Section]:
     """Residents, registered and floating population and households per unit."""
     # From the per-cell summary (refreshed here when residents changed), not from every resident:
@@ -193,25 +207,24 @@ def workload(session: Session, u: Units, *, start=None, end=None, **_) -> list[S
     """Per unit: subjects, open cases, cases of the period, coordinators and load per coordinator."""
     params = dict(u.params)
     when = _period_clause("s.reported_at", start, end, params)
-    coordinators = "NULL::int"
-    if u.by == "work-cell":
+    # Coordinators serve work cells: counted for work cells only (for other units they would be a guess).
+    per_cell = u.by == "work-cell"
+    coordinators = "coalesce(k.n, 0)" if per_cell else "NULL::int"
+    if per_cell:
         params["wc_version"] = params["version"]
-        coordinators = (
-            "(SELECT count(DISTINCT ca.coordinator_id)::int FROM coordinator_assignment ca "
-            "JOIN work_cell w ON w.id = ca.work_cell_id JOIN coordinator k ON k.id = ca.coordinator_id "
-            "WHERE w.version_id = :wc_version AND w.code = c.code AND k.active)"
-        )
     sql = (
         _unit_frame(u)
         + per_unit_counts(
             r=ASSIGNED_RESIDENTS, b="building", e="legal_entity", o=OPEN_INCIDENTS, p=f"incident WHERE true {when}"
         )
+        + (coordinators_per_unit(u) if per_cell else ",\n        k AS (SELECT NULL::text AS code WHERE false)")
         + f""",
         t AS (SELECT c.code, c.name, c.base_cells, coalesce(r.n, 0) AS residents, coalesce(b.n, 0) AS buildings,
                      coalesce(e.n, 0) AS entities, coalesce(o.n, 0) AS open_cases,
                      coalesce(p.n, 0) AS cases_in_period, {coordinators} AS coordinators
               FROM cells c LEFT JOIN r ON r.code = c.code LEFT JOIN b ON b.code = c.code
-              LEFT JOIN e ON e.code = c.code LEFT JOIN o ON o.code = c.code LEFT JOIN p ON p.code = c.code)
+              LEFT JOIN e ON e.code = c.code LEFT JOIN o ON o.code = c.code LEFT JOIN p ON p.code = c.code
+              LEFT JOIN k ON k.code = c.code)
         SELECT t.*, round(t.residents::numeric / nullif(t.coordinators, 0), 1)::float8 AS residents_per_coordinator
         FROM t ORDER BY t.code"""
     )
@@ -232,6 +245,7 @@ def workload(session: Session, u: Units, *, start=None, end=None, **_) -> list[S
             ],
             _rows(session, sql, params),
             chart="open_cases",
+            total_label="report.total_coordinators_once" if per_cell else "report.total",
         )
     ]
 
@@ -255,10 +269,11 @@ def evaluation(session: Session, u: Units, *, start=None, end=None, **_) -> list
     names = dict(session.execute(text(f"SELECT DISTINCT code, name FROM ({u.sql}) u"), u.params).all())
     figures = {row["key"]: _figures(row) for row in result["rows"]}
     rows = [{"code": code, "name": names[code], **figures.get(code, _NO_CASES)} for code in sorted(names)]
-    return [
-        Section("report.evaluation.title", ["code", "name", *EVALUATION_COLUMNS], rows, chart="on_time_pct"),
-        _by_coordinator(session, u, start, end),
-    ]
+    main = Section("report.evaluation.title", ["code", "name", *EVALUATION_COLUMNS], rows, chart="on_time_pct")
+    # The total is the service's own: every case of the area and period once, rates over all of them
+    # (a case in no row, e.g. not dispatched yet, too), never a sum or mean of the rows.
+    main.total, main.total_label = _figures(result["total"]), "report.total_cases_once"
+    return [main, _by_coordinator(session, u, start, end)]
 
 
 # The figures of a unit without cases: counts 0, rates and hours undefined.
@@ -301,6 +316,7 @@ def _by_coordinator(session: Session, u: Units, start, end) -> Section:
     from gridkit.incidents.evaluate import evaluate as evaluate_incidents
 
     result = evaluate_incidents(session, by="coordinator", from_=start, to=end, dept=u.dept, actor=_area_actor(u))
+    total = {"coordinator_id": None, **_figures(result["total"])}
     rows = []
     for row in result["rows"]:
         name = row["name"] or "-"
@@ -327,4 +343,6 @@ def _by_coordinator(session: Session, u: Units, start, end) -> Section:
         ],
         rows,
         chart="on_time_pct",
+        total=total,
+        total_label="report.total_cases_once",
     )

@@ -31,6 +31,8 @@ class Section:
     # The whole area as one unit, counted by the same SQL (not summed from the rows: a household
     # living in two communities is one household of the street): the files' last row.
     total: dict | None = None
+    # The total row's label (catalogue key): what it counts where that is not the rows' sum.
+    total_label: str = "report.total"
 
 
 @dataclass
@@ -56,7 +58,7 @@ class ReportResult:
             "generated_at": self.generated_at.isoformat(),
             "sections": [
                 {"title": s.title, "columns": s.columns, "rows": s.rows}
-                | ({"total": s.total} if s.total is not None else {})
+                | ({"total": s.total, "total_label": s.total_label} if s.total is not None else {})
                 for s in self.sections
             ],
             "notes": [str(n) for n in self.notes],
@@ -75,6 +77,9 @@ class Units:
     edition: str | None = None
     area_name: str | None = None
     area: str | None = None
+    # The column naming each base cell's unit of the grouping: `code`, except in the whole area
+    # (`whole_area`), where `code` is one for all and `part` keeps each cell's own unit.
+    part: str = "code"
 
 
 def units(
@@ -127,8 +132,10 @@ def whole_area(u: Units) -> Units:
     """Return `u` with all its base cells as one unit (code and name empty): the report's total."""
     from dataclasses import replace
 
-    # A code of its own ('', never NULL: units are joined by code).
-    return replace(u, sql=f"SELECT w.cell_id, ''::text AS code, NULL::text AS name FROM ({u.sql}) w")
+    # A code of its own ('', never NULL: units are joined by code); each cell's unit kept as `part`.
+    return replace(
+        u, sql=f"SELECT w.cell_id, ''::text AS code, NULL::text AS name, w.code AS part FROM ({u.sql}) w", part="part"
+    )
 
 
 def period(date_from, date_to) -> tuple[datetime | None, datetime | None]:

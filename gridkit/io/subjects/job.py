@@ -12,6 +12,7 @@ from shapely.geometry import MultiPoint, MultiPolygon, Point, Polygon
 from sqlalchemy.orm import Session
 
 from gridkit.io.crs import parse_crs
+from gridkit.io.csvdialect import decimal_points, has_decimal_comma, reads_decimal_commas
 from gridkit.io.problems import ProblemList, VectorReadError, problem, refusal
 from gridkit.io.subjects.common import _AREA_MARGIN, _SCIENTIFIC, FIELDS, Field, SubjectImportRefused, _inside, _number
 from gridkit.io.tables import Table, TableReadError, at, open_table, place
@@ -384,6 +385,8 @@ class Job:
                 self._missing_location(position, False)
             return result
         x_values, y_values = self.values("lon"), self.values("lat")
+        if reads_decimal_commas(self.source.get("delimiter")):
+            x_values, y_values = decimal_points(x_values), decimal_points(y_values)
         # Most chunks hold a number in every cell: parse them all at once, else row by row to say what is wrong.
         parsed = _parsed(x_values, y_values)
         if parsed is not None:
@@ -461,14 +464,10 @@ class Job:
                 continue
             x, y = _number(x_text), _number(y_text)
             if x is None or y is None:
-                bad = "lon" if x is None else "lat"
-                shown = "" if self.personal_location else f" ({(x_text if x is None else y_text)!r})"
-                self.report(
-                    position,
-                    "bad_coordinate",
-                    bad,
-                    Message("imports.bad_coordinate", name=bad, shown=shown),
-                )
+                bad, bad_text = ("lon", x_text) if x is None else ("lat", y_text)
+                shown = "" if self.personal_location else f" ({bad_text!r})"
+                key = "imports.decimal_comma" if has_decimal_comma(bad_text) else "imports.bad_coordinate"
+                self.report(position, "bad_coordinate", bad, Message(key, name=bad, shown=shown))
                 continue
             xs.append(x)
             ys.append(y)
