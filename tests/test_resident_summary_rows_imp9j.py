@@ -127,7 +127,7 @@ def test_a_first_load_too_large_to_group_on_the_client(session, grid, tmp_path, 
     """A file whose groups outgrow SUMMARY_PAIRS_BYTES: the summary rebuilt in SQL (the client's memory flat); its
     cells read back from the temporary file in parts of a few rows: every resident's cell written, once."""
     monkeypatch.setattr(resident_load, "SUMMARY_PAIRS_BYTES", 1)
-    monkeypatch.setattr(resident_load, "COPY_CHUNK_ROWS", 7)
+    monkeypatch.setattr(resident_load, "SPOOL_PART_ROWS", 7)
     first_loads = record_first_loads(monkeypatch, resident_load, "gridkit.io.subjects.residents.first_load")
     west, south = centre(0)
     rng = np.random.default_rng(5)

@@ -44,7 +44,7 @@ from gridkit.io.subjects.job import Job
 from gridkit.io.subjects.staging import BinaryLoad, NotClean, first_load_attempt, point_index_for
 from gridkit.models import BaseGridEdition
 from gridkit.reports.resident_summary_rows import summary_pairs, summary_rows
-from gridkit.resident_cells import COPY_CHUNK_ROWS, copy_new_resident_cells
+from gridkit.resident_cells import copy_new_resident_cells
 from gridkit.rules import SRID
 from gridkit.spatial.bulk import BULK_INDEX_ROWS, rebuilt_indexes
 
@@ -55,9 +55,13 @@ __all__ = ["FIRST_LOAD_BYTES", "first_load"]
 FIRST_LOAD_BYTES = 2 * BUILDING_FIRST_LOAD_BYTES
 
 # The chunks' (household, cell) groups the client keeps for the resident summary, at most (pyarrow's bytes; merging
-# them at the end takes about three times as much): ~1.5 MB per 100,000 residents in households of three. A larger
-# file's summary is rebuilt in SQL after the load (~1.3 s per 1M residents on the server), the client's memory flat.
-SUMMARY_PAIRS_BYTES = 32 << 20
+# them at the end takes three to four times as much, while the cells are COPYed): 1.3-2 MB per 100,000 residents in
+# households of three, by the length of the households' codes. A larger file's summary is rebuilt in SQL after the
+# load (~1.3 s per 1M residents on the server), the client's memory flat (3,000,000 residents whose groups were
+# merged peaked 150 MB higher).
+SUMMARY_PAIRS_BYTES = 16 << 20
+# Cells COPYed back from the temporary file at a time (8 bytes a row read, 18 a row sent).
+SPOOL_PART_ROWS = 1 << 18
 
 # Fixed-width columns first, then the texts (binary COPY: each field its length and bytes, big-endian numbers).
 _COLUMNS = (
@@ -106,11 +110,11 @@ class _CellSpool:
         self.rows += len(rows)
 
     def parts(self):
-        """Yield the pairs added, in order, as (ids, cells) arrays of at most COPY_CHUNK_ROWS rows."""
+        """Yield the pairs added, in order, as (ids, cells) arrays of at most SPOOL_PART_ROWS rows."""
         self.file.flush()
         self.file.seek(0)
-        for _ in range(0, self.rows, COPY_CHUNK_ROWS):
-            rows = np.frombuffer(self.file.read(COPY_CHUNK_ROWS * self._ROW.itemsize), self._ROW)
+        for _ in range(0, self.rows, SPOOL_PART_ROWS):
+            rows = np.frombuffer(self.file.read(SPOOL_PART_ROWS * self._ROW.itemsize), self._ROW)
             yield rows["id"], rows["cell"]
 
     def close(self) -> None:
