@@ -30,6 +30,12 @@ from gridkit.rules import OPEN_INCIDENT_STATES, IncidentState, now
 # Overdue this many times the step's own time limit: the case goes on the escalation list.
 ESCALATE_AFTER = timedelta(hours=24)
 MAX_PAGE = 500
+# A coordinator's cases (over `incident i`, parameter :coordinator): their own, or in one of their work
+# cells; a stopped coordinator has none (the lists and the case view; works_on answers the same for feedback).
+_COORDINATORS_CASE = (
+    "(EXISTS (SELECT 1 FROM coordinator c WHERE c.id = :coordinator AND c.active) AND (i.coordinator_id = :coordinator "
+    "OR i.work_cell_id IN (SELECT work_cell_id FROM coordinator_assignment WHERE coordinator_id = :coordinator)))"
+)
 
 
 def show_incident(session: Session, ident, actor: Actor | None = None) -> dict:
@@ -218,10 +224,7 @@ def _filters(
     if overdue:
         clauses.append("i.step_deadline < now()")
     if coordinator_id is not None:
-        clauses.append(
-            "(i.coordinator_id = :coordinator OR i.work_cell_id IN (SELECT work_cell_id FROM "
-            "coordinator_assignment WHERE coordinator_id = :coordinator))"
-        )
+        clauses.append(_COORDINATORS_CASE)
         params["coordinator"] = coordinator_id
     if unassigned:
         clauses.append("i.base_cell_id IS NULL")
@@ -284,13 +287,8 @@ def coordinator_case(session: Session, coordinator_id: int, incident_id: int) ->
     none)."""
     return bool(
         session.scalar(
-            text(
-                "SELECT EXISTS (SELECT 1 FROM incident i WHERE i.id = :id "
-                "AND EXISTS (SELECT 1 FROM coordinator c WHERE c.id = :c AND c.active) AND (i.coordinator_id = :c OR "
-                "i.work_cell_id IN "
-                "(SELECT work_cell_id FROM coordinator_assignment WHERE coordinator_id = :c)))"
-            ),
-            {"id": incident_id, "c": coordinator_id},
+            text(f"SELECT EXISTS (SELECT 1 FROM incident i WHERE i.id = :id AND {_COORDINATORS_CASE})"),
+            {"id": incident_id, "coordinator": coordinator_id},
         )
     )
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from gridkit.errors import Conflict, InvalidTransition, NotFound, PermissionDenied, ValidationError
@@ -67,6 +67,8 @@ __all__ = [
 ]
 
 S = IncidentState
+# The advisory lock key under which cases are linked as duplicates (any constant shared by every caller).
+DUPLICATE_LOCK = 0x6772_6B10
 
 
 def accept(
@@ -112,6 +114,11 @@ def mark_duplicate(
     expected_revision: int | None = None,
 ) -> Incident:
     """Mark a case as a duplicate of another (the original: followed if `of` is itself a duplicate)."""
+    # One link at a time: two requests linking A to B and B to A at once each locked its own case, then
+    # waited for the other's (the link's foreign key): a deadlock, a 500 for one. Now the second waits
+    # here, then sees the first link and is refused (duplicate_of_itself).
+    check_role(actor, "duplicate")
+    session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": DUPLICATE_LOCK})
     incident, when = _begin(session, incident_id, actor, "duplicate", at, expected_revision)
     original = get_incident(session, of)
     seen = {incident.id}

@@ -1,0 +1,99 @@
+"""The incident workflow audited as tired coordinators and hostile users would use it (aud10k): a
+stopped coordinator's list, two supervisors linking two cases as duplicates of each other at the
+same moment, descriptions too long."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from factories_incidents import IN_C1, SUPERVISOR, make_incident_world
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session
+
+from gridkit import db
+from gridkit.errors import ValidationError
+from gridkit.incidents import workflow as wf
+from gridkit.incidents.queries import list_incidents
+from gridkit.incidents.report import DESCRIPTION_MAX
+from gridkit.models import Incident
+
+
+@pytest.fixture
+def world(session):
+    return make_incident_world(session)
+
+
+def report(session, **kw):
+    kw.setdefault("description", "井盖破损")
+    return wf.report_incident(session, lon=IN_C1[0], lat=IN_C1[1], category="0101", actor=SUPERVISOR, **kw)
+
+
+def test_a_stopped_coordinator_lists_no_case(session, world):
+    case = report(session).incident
+    wf.accept(session, case.id, SUPERVISOR)
+    wf.classify(session, case.id, SUPERVISOR, category="0101")
+    wf.dispatch(session, case.id, SUPERVISOR)
+    mine = world["coord1"].id
+    assert list_incidents(session, coordinator_id=mine)["total"] == 1
+    world["coord1"].active = False
+    session.flush()
+    # The case view refused them, but "my cases" still listed every case of the cells, descriptions and places.
+    assert list_incidents(session, coordinator_id=mine) == {"total": 0, "limit": 100, "offset": 0, "items": []}
+
+
+def test_a_description_too_long_is_refused(session, world):
+    with pytest.raises(ValidationError) as refused:
+        report(session, description="井" * (DESCRIPTION_MAX + 1))
+    assert refused.value.code == "incident.description_too_long"
+    assert session.scalar(select(Incident.id)) is None
+    assert report(session, description="井" * DESCRIPTION_MAX).incident.description == "井" * DESCRIPTION_MAX
+
+
+def test_two_supervisors_marking_two_cases_duplicates_of_each_other_at_the_same_moment(engine, pg_server):
+    """Both requests lock their own case, then each links it to the other: the database found a
+    deadlock and one supervisor got a 500 (DeadlockDetected) instead of being told why."""
+    url = pg_server.create_database("gridkit_duplicate_deadlock", template="gridkit_test_template")
+    eng = db.make_engine(url)
+    try:
+        with Session(eng) as s, s.begin():
+            make_incident_world(s, users=False)
+            a, b = (report(s, description=f"井盖破损{n}").incident.id for n in (1, 2))
+        both_locked = threading.Barrier(2, timeout=2)
+        outcomes = {}
+
+        def run(case, of):
+            with Session(eng) as s:
+                paused = []
+
+                def meet(conn, cursor, statement, *args):
+                    # Each request waits here once it holds its first row lock, until the other holds its own.
+                    if "FOR UPDATE" in statement and not paused:
+                        paused.append(1)
+                        try:
+                            both_locked.wait()
+                        except threading.BrokenBarrierError:
+                            pass  # the other request waits for this one before it locks anything
+
+                try:
+                    with s.begin():
+                        event.listen(s.connection(), "after_cursor_execute", meet)
+                        wf.mark_duplicate(s, case, SUPERVISOR, of=of)
+                    outcomes[case] = "won"
+                except ValidationError as exc:
+                    outcomes[case] = exc.code
+                except Exception as exc:  # noqa: BLE001 (what the user would have got: a 500)
+                    outcomes[case] = type(exc).__name__
+
+        threads = [threading.Thread(target=run, args=pair) for pair in ((a, b), (b, a))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert sorted(outcomes.values()) == ["incident.duplicate_of_itself", "won"], outcomes
+        with Session(eng) as s:
+            duplicates = s.scalars(select(Incident).where(Incident.status == "duplicate")).all()
+            assert len(duplicates) == 1 and duplicates[0].duplicate_of_id in (a, b)
+    finally:
+        eng.dispose()
+        pg_server.drop_database("gridkit_duplicate_deadlock")

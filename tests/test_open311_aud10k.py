@@ -1,0 +1,109 @@
+"""Open311 audited as a citizen and an attacker would use it (aud10k): what the public reads of a
+case (no staff note, no phone or ID number), bodies too large, descriptions too long, guessed keys."""
+
+from __future__ import annotations
+
+import io
+
+from factories import X0, Y0, D
+from factories_web import commit
+from sqlalchemy import func, select
+from test_open311 import open311, read  # noqa: F401 (the fixture)
+
+from gridkit.incidents import workflow as wf
+from gridkit.incidents.actors import Actor
+from gridkit.models import Incident
+
+HERE = {"lat": str(Y0 + 2.5 * D), "long": str(X0 + D / 2)}
+SUPERVISOR = Actor("super", "supervisor")
+
+
+def _count(settings):
+    return read(settings, lambda s: s.scalar(select(func.count()).select_from(Incident)))
+
+
+def test_the_public_reads_no_staff_note_and_no_phone_or_id_number(open311):  # noqa: F811
+    client, settings = open311
+
+    def cases(session):
+        told = wf.report_incident(
+            session,
+            lon=X0 + D / 2,
+            lat=Y0 + 2.5 * D,
+            description="楼道堆物，联系人王小明 13800138000，身份证 440304199001011234，座机 0755-83211234",
+            category="E0101",
+            actor="hotline",
+        ).incident
+        wf.accept(session, told.id, SUPERVISOR, note="王小明来电，住 3 栋 501")
+        again = wf.report_incident(
+            session, lon=X0 + D / 2, lat=Y0 + 2.5 * D, description="楼道堆物", category="E0101", actor="hotline"
+        ).incident
+        wf.mark_duplicate(session, again.id, SUPERVISOR, of=told.id, note="同一户 13800138000")
+        return told.code, again.code
+
+    told, again = commit(settings, cases)
+    shown = client.get(f"/open311/v2/requests/{told}.json").get_json()[0]
+    # The supervisor's note (a citizen's name and flat) was the public status_notes.
+    assert shown["status_notes"] == "已受理，正在分类。"
+    assert shown["description"] == "楼道堆物，联系人王小明 138****8000，身份证 4403**********1234，座机 0755-****1234"
+    duplicate = client.get(f"/open311/v2/requests/{again}.json?lang=en").get_json()[0]
+    assert duplicate["status"] == "closed" and duplicate["status_notes"] == f"Duplicate of {told}, handled there."
+    listed = client.get("/open311/v2/requests.json").get_data(as_text=True)
+    assert "13800138000" not in listed and "440304199001011234" not in listed and "501" not in listed
+
+
+def test_a_body_over_the_limit_is_refused_and_nothing_stored(open311):  # noqa: F811
+    client, settings = open311
+    before = _count(settings)
+    # 20 MB of "photo" from anyone on the internet was read (spooled to disk) and the case stored.
+    big = client.post(
+        "/open311/v2/requests.json",
+        data={"service_code": "E0101", **HERE, "media": (io.BytesIO(b"x" * 20_000_000), "a.jpg")},
+        content_type="multipart/form-data",
+        environ_base={"REMOTE_ADDR": "10.2.0.1"},
+    )
+    assert big.status_code == 413 and big.get_json()[0]["code"] == 413
+    assert _count(settings) == before
+
+
+def test_a_description_too_long_is_refused_not_cut(open311):  # noqa: F811
+    client, settings = open311
+    before = _count(settings)
+    long = client.post(
+        "/open311/v2/requests.json?lang=en",
+        data={"service_code": "E0101", **HERE, "description": "井" * 2001},
+        environ_base={"REMOTE_ADDR": "10.2.0.2"},
+    )
+    # It was stored cut to its first 2,000 characters, and the citizen told nothing.
+    assert long.status_code == 400 and "2001" in long.get_json()[0]["description"]
+    assert _count(settings) == before
+    whole = client.post(
+        "/open311/v2/requests.json",
+        data={"service_code": "E0101", **HERE, "description": "井" * 2000},
+        environ_base={"REMOTE_ADDR": "10.2.0.2"},
+    )
+    assert whole.status_code == 201
+    code = whole.get_json()[0]["service_request_id"]
+    stored = read(settings, lambda s: s.scalar(select(Incident.description).where(Incident.code == code)))
+    assert stored == "井" * 2000
+
+
+def test_guessed_api_keys_are_held_to_the_rate(open311):  # noqa: F811
+    client, _settings = open311  # at most 3 posts an hour from one address
+    answers = [
+        client.post(
+            "/open311/v2/requests.json",
+            data={"service_code": "E0101", **HERE, "api_key": f"guess{n}"},
+            environ_base={"REMOTE_ADDR": "10.2.0.3"},
+        ).status_code
+        for n in range(5)
+    ]
+    # Every guess was a 403, as fast and as many as the attacker liked.
+    assert answers == [403, 403, 403, 429, 429]
+    # The right key still gets through from that address; another address is not held.
+    trusted = client.post(
+        "/open311/v2/requests.json",
+        data={"service_code": "E0101", **HERE, "api_key": "s3cret"},
+        environ_base={"REMOTE_ADDR": "10.2.0.3"},
+    )
+    assert trusted.status_code == 201
