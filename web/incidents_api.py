@@ -92,7 +92,8 @@ def _int_arg(name: str, default: int) -> int:
 def incidents():
     """Return {"total", "limit", "offset", "items"}.
 
-    Filters: ?state=&dept=&area=&category=&overdue=1&unassigned=1&open=1; pages: ?limit=&offset=.
+    Filters: ?state=&dept=&area=&category=&overdue=1&unassigned=1&open=1; pages: ?limit=&offset=;
+    ?order=newest (default) or due (most urgent first).
     """
     args = request.args
     return jsonify(
@@ -109,6 +110,7 @@ def incidents():
             actor=web_actor(),
             limit=_int_arg("limit", 50),
             offset=_int_arg("offset", 0),
+            order=args.get("order") or "newest",
         )
     )
 
