@@ -4,6 +4,7 @@ case (no staff note, no phone or ID number), bodies too large, descriptions too 
 from __future__ import annotations
 
 import io
+import threading
 
 from factories import X0, Y0, D
 from factories_web import commit
@@ -49,7 +50,7 @@ def test_the_public_reads_no_staff_note_and_no_phone_or_id_number(open311):  # n
     duplicate = client.get(f"/open311/v2/requests/{again}.json?lang=en").get_json()[0]
     assert duplicate["status"] == "closed" and duplicate["status_notes"] == f"Duplicate of {told}, handled there."
     listed = client.get("/open311/v2/requests.json").get_data(as_text=True)
-    assert "13800138000" not in listed and "440304199001011234" not in listed and "501" not in listed
+    assert "13800138000" not in listed and "440304199001011234" not in listed and "来电" not in listed
 
 
 def test_a_body_over_the_limit_is_refused_and_nothing_stored(open311):  # noqa: F811
@@ -107,3 +108,50 @@ def test_guessed_api_keys_are_held_to_the_rate(open311):  # noqa: F811
         environ_base={"REMOTE_ADDR": "10.2.0.3"},
     )
     assert trusted.status_code == 201
+
+
+def test_the_same_post_sent_twice_is_one_case(open311):  # noqa: F811
+    client, settings = open311
+    before = _count(settings)
+    post = {"service_code": "E0101", **HERE, "description": "路灯不亮", "first_name": "王", "last_name": "小明"}
+    # A double tap, or an app retrying after a timeout: two cases for one lamp, each to be handled.
+    first, again = (
+        client.post("/open311/v2/requests.json", data=post, environ_base={"REMOTE_ADDR": "10.2.0.4"}) for _ in range(2)
+    )
+    assert first.status_code == again.status_code == 201
+    assert first.get_json()[0]["service_request_id"] == again.get_json()[0]["service_request_id"]
+    assert _count(settings) == before + 1
+    # Another citizen telling the same, or the same citizen telling more, is a case of its own.
+    other = client.post(
+        "/open311/v2/requests.json", data={**post, "first_name": "李"}, environ_base={"REMOTE_ADDR": "10.2.0.5"}
+    )
+    more = client.post(
+        "/open311/v2/requests.json",
+        data={**post, "description": "路灯不亮，已三天"},
+        environ_base={"REMOTE_ADDR": "10.2.0.5"},
+    )
+    assert other.status_code == more.status_code == 201
+    assert _count(settings) == before + 3
+
+
+def test_the_same_post_sent_at_the_same_moment_is_one_case(open311):  # noqa: F811
+    client, settings = open311
+    before = _count(settings)
+    start, answers = threading.Barrier(4), []
+
+    def post(n: int) -> None:
+        start.wait()
+        response = client.application.test_client().post(
+            "/open311/v2/requests.json",
+            data={"service_code": "E0101", **HERE, "description": "井盖丢失"},
+            environ_base={"REMOTE_ADDR": f"10.2.1.{n}"},
+        )
+        answers.append((response.status_code, response.get_json()[0].get("service_request_id")))
+
+    threads = [threading.Thread(target=post, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(answers) == 4 and len(set(answers)) == 1 and answers[0][0] == 201
+    assert _count(settings) == before + 1

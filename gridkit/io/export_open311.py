@@ -12,6 +12,8 @@ original), and phone or citizen ID numbers written in a description are masked
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import timedelta
 
 from sqlalchemy import func, select, text
@@ -34,6 +36,9 @@ from gridkit.rules import (
 
 MAX_REQUESTS = 1000
 DEFAULT_DAYS = 90
+# A post sent twice (a double tap, a client retrying after a timeout) is one case: a post without a key
+# of its own is keyed by what it says and who sent it, within the window of this length it arrived in.
+RETRY_WINDOW = timedelta(minutes=10)
 
 
 def services(session: Session) -> list[dict]:
@@ -181,7 +186,8 @@ def create_request(
     """Report a new incident from an Open311 post through the workflow's report step (信息采集).
 
     `source` is "open311", or "open311:NAME" for a trusted source (kept in the case's source);
-    without a description the service's name describes the case.
+    without a description the service's name describes the case. Without `key`, the same post again
+    within RETRY_WINDOW returns the case the first one made.
     """
     if not service_code:
         raise ValidationError("open311.no_service_code")
@@ -195,6 +201,8 @@ def create_request(
     if len(text_) + len(suffix) > DESCRIPTION_MAX:
         raise ValidationError("open311.description_too_long", length=len(text_), limit=DESCRIPTION_MAX - len(suffix))
     text_ += suffix
+    if key is None:
+        key = _post_key(source, service_code, lon_f, lat_f, text_, reporter)
     report = report_incident(
         session,
         description=text_,
@@ -207,3 +215,10 @@ def create_request(
         key=key,
     )
     return report.incident
+
+
+def _post_key(source: str, service_code: str, lon: float, lat: float, text_: str, reporter: str | None) -> str:
+    """Return the idempotency key of a post: a digest of its content and sender, and its RETRY_WINDOW."""
+    content = json.dumps([source, service_code, round(lon, 7), round(lat, 7), text_, reporter], ensure_ascii=False)
+    window = int(now().timestamp() // RETRY_WINDOW.total_seconds())
+    return f"open311:{hashlib.sha256(content.encode()).hexdigest()[:40]}:{window}"
