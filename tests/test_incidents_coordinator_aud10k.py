@@ -5,11 +5,12 @@ refused; deadlines read in Beijing time whatever the database server's time zone
 from __future__ import annotations
 
 import dataclasses
+import io
 import re
 from datetime import timedelta
 
 import pytest
-from factories_incidents import IN_C1, SUPERVISOR, make_incident_world
+from factories_incidents import IN_C1, PNG, SUPERVISOR, make_incident_world
 from factories_web import commit
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
@@ -85,13 +86,7 @@ def test_a_feedback_form_from_before_a_rework_is_refused(fresh_settings):
     # The page left open on the other device answers the rework with the old note.
     stale = client.post(f"/coordinator/cases/{case}/feedback", data={**fields, "note": "已清理"})
     assert stale.status_code == 409
-    history = read(
-        fresh_settings,
-        lambda s: s.scalars(
-            select(IncidentHistory.to_status).where(IncidentHistory.incident_id == case).order_by(IncidentHistory.id)
-        ).all(),
-    )
-    assert history[-2:] == ["fed_back", "dispatched"]
+    assert _history(fresh_settings, case)[-2:] == ["fed_back", "dispatched"]
 
 
 @pytest.mark.parametrize("server_zone", ["UTC", "America/New_York"])
@@ -114,3 +109,40 @@ def test_deadlines_read_in_beijing_time_whatever_the_servers_time_zone(fresh_set
         engine = db._engines.pop(db.database_url(settings), None)
         if engine is not None:
             engine.dispose()
+
+
+def _history(settings, case):
+    return read(
+        settings,
+        lambda s: s.scalars(
+            select(IncidentHistory.to_status).where(IncidentHistory.incident_id == case).order_by(IncidentHistory.id)
+        ).all(),
+    )
+
+
+def test_a_feedback_with_too_many_photos_or_too_long_a_note_is_refused(fresh_settings):
+    app, facts = _site(fresh_settings)
+    case = facts["newer"][0]
+    client = app.test_client()
+    token = login(client, "coord1")
+    before = _history(fresh_settings, case)
+    # Every photo of the post was read whole into memory (10 MB each, a thousand parts allowed).
+    photos = [(io.BytesIO(PNG), f"p{n}.png") for n in range(10)]
+    many = client.post(
+        f"/coordinator/cases/{case}/feedback",
+        data={"csrf_token": token, "note": "已清理", "photo": photos},
+        content_type="multipart/form-data",
+    )
+    assert many.status_code == 400 and "最多 9 个" in many.get_data(as_text=True)
+    # A note of megabytes was kept, and shown in full by every view of the case ever after.
+    long = client.post(f"/coordinator/cases/{case}/feedback", data={"csrf_token": token, "note": "清" * 2001})
+    assert long.status_code == 400 and "2001" in long.get_data(as_text=True)
+    assert _history(fresh_settings, case) == before
+    assert not (fresh_settings.home / "attachments").exists()
+    nine = [(io.BytesIO(PNG), f"p{n}.png") for n in range(9)]
+    ok = client.post(
+        f"/coordinator/cases/{case}/feedback",
+        data={"csrf_token": token, "note": "清" * 2000, "photo": nine},
+        content_type="multipart/form-data",
+    )
+    assert ok.status_code == 302 and _history(fresh_settings, case)[-1] == "fed_back"

@@ -155,3 +155,18 @@ def test_the_same_post_sent_at_the_same_moment_is_one_case(open311):  # noqa: F8
         t.join(30)
     assert len(answers) == 4 and len(set(answers)) == 1 and answers[0][0] == 201
     assert _count(settings) == before + 1
+
+
+def test_a_json_body_is_told_to_be_a_form(open311):  # noqa: F811
+    client, settings = open311
+    before = _count(settings)
+    posted = client.post(
+        "/open311/v2/requests.json?lang=en",
+        json={"service_code": "E0101", **HERE},
+        environ_base={"REMOTE_ADDR": "10.2.0.6"},
+    )
+    # It was answered "service_code is missing" although the body held one.
+    assert posted.status_code == 400
+    assert "application/json" in posted.get_json()[0]["description"]
+    assert "service_code" not in posted.get_json()[0]["description"]
+    assert _count(settings) == before

@@ -25,7 +25,7 @@ from limits.errors import ConfigurationError
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
-from gridkit.errors import GridkitError, PermissionDenied, SetupError
+from gridkit.errors import GridkitError, PermissionDenied, SetupError, ValidationError
 from gridkit.io import export_open311 as service
 from web.database import db_session, transaction
 from web.i18n import current_language
@@ -139,6 +139,9 @@ def requests_list():
 @bp.post("/requests.json")
 def requests_post():
     """Create a request: service_code and lat/long or address_id; it becomes an incident at step 1."""
+    if request.mimetype not in ("", "application/x-www-form-urlencoded", "multipart/form-data"):
+        # A JSON body was read as no fields at all, and answered "service_code is missing".
+        raise ValidationError("open311.form_expected", content_type=request.mimetype)
     form = request.values
     address = request.remote_addr or "-"
     source = _trusted_source(address)

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from gridkit.errors import NotFound
+from gridkit.errors import NotFound, ValidationError
 from gridkit.incidents.actors import Actor
 from gridkit.models import BaseCell, Coordinator, CoordinatorAssignment, Incident, IncidentHistory
 
@@ -65,7 +65,14 @@ def responsible_at_report(session: Session, incident: Incident, dept_code: str) 
     return (row.work_cell_id, row.coordinator_id) if row else (None, None)
 
 
+# The longest note a step may carry, in characters (every view of the case shows every note).
+NOTE_MAX = 2000
+
+
 def write_history(session: Session, incident: Incident, old, new, actor: Actor, when: datetime, note) -> None:
+    """Add the history row of one step; refuse a note over NOTE_MAX characters (the caller's transaction fails)."""
+    if note and len(note) > NOTE_MAX:
+        raise ValidationError("incident.note_too_long", length=len(note), limit=NOTE_MAX)
     session.add(
         IncidentHistory(
             incident_id=incident.id,

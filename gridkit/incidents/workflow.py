@@ -225,12 +225,15 @@ def feedback(
 ) -> Incident:
     """执行反馈: the coordinator reports the work done, with a note and optional photos.
 
-    `attachments`: paths, or (file name, bytes) pairs; each must be an image (JPEG, PNG, GIF,
-    WebP by its first bytes) of at most attachments.MAX_BYTES. They are checked before anything
+    `attachments`: paths, or (file name, bytes) pairs, at most attachments.MAX_FILES; each must be an
+    image (JPEG, PNG, GIF, WebP by its first bytes) of at most attachments.MAX_BYTES. They are checked before anything
     changes and kept under `home`/attachments.
     """
     if not (note or "").strip():
         raise ValidationError("incident.note_missing", action=Message("incident.action.feedback"))
+    attachments = list(attachments)
+    if len(attachments) > files.MAX_FILES:
+        raise ValidationError("incident.too_many_attachments", count=len(attachments), limit=files.MAX_FILES)
     checked = [files.check_attachment(a) for a in attachments]
     if checked and home is None:
         raise ValidationError("incident.no_home")
