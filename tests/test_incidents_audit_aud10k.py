@@ -1,6 +1,6 @@
 """The incident workflow audited as tired coordinators and hostile users would use it (aud10k): a
 stopped coordinator's list, two supervisors linking two cases as duplicates of each other at the
-same moment, descriptions too long."""
+same moment, descriptions too long, a period of dates read as whole days everywhere."""
 
 from __future__ import annotations
 
@@ -14,9 +14,12 @@ from sqlalchemy.orm import Session
 from gridkit import db
 from gridkit.errors import ValidationError
 from gridkit.incidents import workflow as wf
+from gridkit.incidents.evaluate import evaluate
+from gridkit.incidents.heatmap import heatmap, parse_filters
 from gridkit.incidents.queries import list_incidents
 from gridkit.incidents.report import DESCRIPTION_MAX
 from gridkit.models import Incident
+from gridkit.reports import run_report
 
 
 @pytest.fixture
@@ -97,3 +100,17 @@ def test_two_supervisors_marking_two_cases_duplicates_of_each_other_at_the_same_
     finally:
         eng.dispose()
         pg_server.drop_database("gridkit_duplicate_deadlock")
+
+
+def test_a_period_of_dates_reads_as_whole_days_in_the_evaluation_the_map_and_the_reports(session, world):
+    # Reported at 09:30 Beijing time on 5 November (01:30 UTC), the last day the supervisor picked.
+    report(session, reported_at="2026-11-05T09:30:00+08:00")
+    # The supervisor's period 1-5 November left the 5th out (the analyst's report counted it), and
+    # "from the 5th to the 5th" failed the whole page (400: the period ends before it starts).
+    one_day = evaluate(session, by="department", from_="2026-11-05", to="2026-11-05")["total"]
+    assert one_day["cases"] == 1
+    week = evaluate(session, by="community", from_="2026-11-01", to="2026-11-05")["total"]
+    reported = run_report(session, "incidents", by="community", date_from="2026-11-01", date_to="2026-11-05")
+    assert week["cases"] == 1 == sum(row["incidents"] for row in reported.main.rows)
+    on_map = heatmap(session, parse_filters(from_="2026-11-05", to="2026-11-05"))
+    assert on_map["total"] == 1
