@@ -5,8 +5,10 @@ same moment, descriptions too long, a period of dates read as whole days everywh
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 
 import pytest
+from factories import CITY
 from factories_incidents import IN_C1, SUPERVISOR, make_incident_world
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
@@ -14,12 +16,14 @@ from sqlalchemy.orm import Session
 from gridkit import db
 from gridkit.errors import ValidationError
 from gridkit.incidents import workflow as wf
+from gridkit.incidents.actors import Actor
 from gridkit.incidents.evaluate import evaluate
-from gridkit.incidents.heatmap import heatmap, parse_filters
-from gridkit.incidents.queries import list_incidents
+from gridkit.incidents.heatmap import choropleth, heatmap, parse_filters
+from gridkit.incidents.queries import list_incidents, overdue_cases, show_incident
 from gridkit.incidents.report import DESCRIPTION_MAX
 from gridkit.models import Incident
 from gridkit.reports import run_report
+from gridkit.rules import now
 
 
 @pytest.fixture
@@ -114,3 +118,19 @@ def test_a_period_of_dates_reads_as_whole_days_in_the_evaluation_the_map_and_the
     assert week["cases"] == 1 == sum(row["incidents"] for row in reported.main.rows)
     on_map = heatmap(session, parse_filters(from_="2026-11-05", to="2026-11-05"))
     assert on_map["total"] == 1
+
+
+def test_a_city_scoped_supervisor_finds_its_cases_in_every_list_and_figure(session, world):
+    # Scoped to the city 440300: its districts' codes start 4403, not 440300.
+    case = report(session, reported_at=now() - timedelta(days=3)).incident
+    city = Actor("city_super", "supervisor", CITY)
+    assert show_incident(session, case.id, city)["code"] == case.code  # the case page always opened
+    # ... but its lists, overdue counts, evaluation and maps were all empty: the cases were nowhere to be found.
+    assert list_incidents(session, actor=city)["total"] == 1
+    assert overdue_cases(session, actor=city)["total"] == 1
+    assert evaluate(session, actor=city)["total"]["cases"] == 1
+    assert heatmap(session, parse_filters(), city)["total"] == 1
+    assert [f["properties"]["count"] for f in choropleth(session, parse_filters(), city)["features"]] == [1]
+    # A scope elsewhere still sees none of them.
+    other = Actor("other_super", "supervisor", "440100")
+    assert list_incidents(session, actor=other)["total"] == 0 == evaluate(session, actor=other)["total"]["cases"]

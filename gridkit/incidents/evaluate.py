@@ -104,7 +104,7 @@ def evaluate(
     if start is not None and start >= end:
         raise ValidationError("incident.bad_period", start=start.isoformat(), end=end.isoformat())
     params = {"start": start, "end": end, "now": now(), "dept": dept}
-    params["scope"] = f"{actor.scope_code}%" if actor is not None and actor.scope_code else None
+    params["scope"] = actor.scope_pattern if actor is not None else None
     params["first"], params["last"] = _whole_days(start, end)
     figures = _figures(session, by, params)
     cases = int(figures[-1].cases or 0) if figures else 0

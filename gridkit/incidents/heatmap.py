@@ -99,7 +99,7 @@ def _where(f: dict, actor: Actor | None, bins: tuple | None = None) -> tuple[str
         params.update(zip(("x0", "y0", "x1", "y1"), box))
     if actor is not None and actor.scope_code:
         clauses.append("i.base_cell_id IN (SELECT id FROM base_cell WHERE community_code LIKE :scope)")
-        params["scope"] = f"{actor.scope_code}%"
+        params["scope"] = actor.scope_pattern
     return " AND ".join(clauses), params
 
 
@@ -157,7 +157,7 @@ def _rollup_counts(session: Session, f: dict, actor: Actor | None, level: int, z
         params.update(zip(("bx0", "by0", "bx1", "by1"), bins[1:]))
     if actor is not None and actor.scope_code:
         clauses.append("h.community_code LIKE :scope")
-        params["scope"] = f"{actor.scope_code}%"
+        params["scope"] = actor.scope_pattern
     if first is not None:
         clauses.append("h.month >= :first")
         params["first"] = first.date()

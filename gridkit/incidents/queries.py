@@ -240,7 +240,7 @@ def _filters(
         clauses.append("i.base_cell_id IS NULL")
     if actor is not None and actor.scope_code:
         clauses.append("b.community_code LIKE :scope")
-        params["scope"] = f"{actor.scope_code}%"
+        params["scope"] = actor.scope_pattern
     return " AND ".join(clauses), params
 
 
