@@ -3,9 +3,11 @@ case (no staff note, no phone or ID number), bodies too large, descriptions too 
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import threading
 
+import pytest
 from factories import X0, Y0, D
 from factories_web import commit
 from sqlalchemy import func, select
@@ -14,6 +16,7 @@ from test_open311 import open311, read  # noqa: F401 (the fixture)
 from gridkit.incidents import workflow as wf
 from gridkit.incidents.actors import Actor
 from gridkit.models import Incident
+from web import create_app
 
 HERE = {"lat": str(Y0 + 2.5 * D), "long": str(X0 + D / 2)}
 SUPERVISOR = Actor("super", "supervisor")
@@ -170,3 +173,27 @@ def test_a_json_body_is_told_to_be_a_form(open311):  # noqa: F811
     assert "application/json" in posted.get_json()[0]["description"]
     assert "service_code" not in posted.get_json()[0]["description"]
     assert _count(settings) == before
+
+
+@pytest.mark.parametrize("proxies", [0, 1])
+def test_behind_a_proxy_each_citizen_has_its_own_count(open311, proxies):  # noqa: F811
+    _client, settings = open311  # at most 3 posts an hour from one address
+    app = create_app(dataclasses.replace(settings, trusted_proxies=proxies))
+    client = app.test_client()
+
+    def post(citizen: str, n: int) -> int:
+        return client.post(
+            "/open311/v2/requests.json",
+            data={"service_code": "E0101", **HERE, "description": f"第{n}件"},
+            environ_base={"REMOTE_ADDR": "10.9.0.1"},  # the city's TLS proxy
+            headers={"X-Forwarded-For": citizen},
+        ).status_code
+
+    first = [post("203.0.113.7", n) for n in range(4)]
+    other = post("198.51.100.8", 9)
+    if proxies:
+        # Every citizen came from the proxy's address: three posts an hour for the whole city.
+        assert first == [201, 201, 201, 429] and other == 201
+    else:
+        # Not behind a proxy, a forged header is ignored: it does not lift the limit.
+        assert first == [201, 201, 201, 429] and other == 429
