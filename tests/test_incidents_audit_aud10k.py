@@ -14,7 +14,7 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from gridkit import db
-from gridkit.errors import ValidationError
+from gridkit.errors import NotFound, ValidationError
 from gridkit.incidents import workflow as wf
 from gridkit.incidents.actors import Actor
 from gridkit.incidents.evaluate import evaluate
@@ -134,3 +134,13 @@ def test_a_city_scoped_supervisor_finds_its_cases_in_every_list_and_figure(sessi
     # A scope elsewhere still sees none of them.
     other = Actor("other_super", "supervisor", "440100")
     assert list_incidents(session, actor=other)["total"] == 0 == evaluate(session, actor=other)["total"]["cases"]
+
+
+@pytest.mark.parametrize("zero", ["\u0660", "\uff10", None])  # Arabic-Indic, full-width digits; '²'
+def test_an_id_of_other_digits_is_no_case(session, world, zero):
+    case = report(session).incident
+    ident = "²" if zero is None else "".join(chr(ord(zero) + int(d)) for d in str(case.id))
+    # '²' raised ValueError (a 500 on every page and API naming a case); '٣' or '３' opened case 3.
+    with pytest.raises(NotFound):
+        show_incident(session, ident)
+    assert show_incident(session, str(case.id))["code"] == case.code

@@ -17,9 +17,11 @@ def get_incident(session: Session, ident: int | str, *, lock: bool = False) -> I
     """Return the case with this id or code (locked FOR UPDATE if `lock`), or raise NotFound."""
     query = select(Incident)
     text_ident = str(ident).strip()
+    # An id is ASCII digits: '²' is a digit to str.isdigit() but no number to int() (it was a 500), and
+    # '٣' or '３' named case 3.
     query = (
         query.where(Incident.id == int(text_ident))
-        if text_ident.isdigit() and len(text_ident) < 10
+        if text_ident.isascii() and text_ident.isdigit() and len(text_ident) < 10
         else query.where(Incident.code == text_ident)
     )
     if lock:
