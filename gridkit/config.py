@@ -162,7 +162,7 @@ def _convert(name: str, default, raw: str):
             raise SetupError("config.not_non_negative", variable=f"GRIDKIT_{name.upper()}", value=raw)
         return value
     if name in ("export_max_features", "open311_rate"):
-        if not raw.isdigit() or int(raw) < 1:
+        if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
             raise SetupError("config.not_positive_whole", variable=f"GRIDKIT_{name.upper()}", value=raw)
         return int(raw)
     if name == "secure_cookies":
