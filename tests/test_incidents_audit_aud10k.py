@@ -14,7 +14,7 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from gridkit import db
-from gridkit.errors import NotFound, ValidationError
+from gridkit.errors import InvalidTransition, NotFound, ValidationError
 from gridkit.incidents import workflow as wf
 from gridkit.incidents.actors import Actor
 from gridkit.incidents.evaluate import evaluate
@@ -144,3 +144,22 @@ def test_an_id_of_other_digits_is_no_case(session, world, zero):
     with pytest.raises(NotFound):
         show_incident(session, ident)
     assert show_incident(session, str(case.id))["code"] == case.code
+
+
+@pytest.mark.parametrize("ending", ["close", "reject"])
+def test_a_case_reported_again_after_the_original_ended_is_no_duplicate(session, world, ending):
+    original = report(session).incident
+    if ending == "reject":
+        wf.reject(session, original.id, SUPERVISOR)
+    else:
+        wf.accept(session, original.id, SUPERVISOR)
+        wf.classify(session, original.id, SUPERVISOR, category="0101")
+        wf.dispatch(session, original.id, SUPERVISOR)
+        wf.feedback(session, original.id, Actor("coord1", "coordinator", None, world["coord1"].id), note="已修")
+        wf.close(session, original.id, SUPERVISOR)
+    again = report(session, description="井盖又坏了").incident
+    # It was taken: the recurring problem left every open list and the backlog, handled by no one.
+    with pytest.raises(InvalidTransition) as refused:
+        wf.mark_duplicate(session, again.id, SUPERVISOR, of=original.id)
+    assert refused.value.code == "incident.duplicate_of_finished"
+    assert again.status == "reported" and list_incidents(session, open_only=True)["total"] == 1

@@ -113,7 +113,7 @@ def mark_duplicate(
     at=None,
     expected_revision: int | None = None,
 ) -> Incident:
-    """Mark a case as a duplicate of another (the original: followed if `of` is itself a duplicate)."""
+    """Mark a case as a duplicate of another, still open (the original: followed if `of` is itself a duplicate)."""
     # One link at a time: two requests linking A to B and B to A at once each locked its own case, then
     # waited for the other's (the link's foreign key): a deadlock, a 500 for one. Now the second waits
     # here, then sees the first link and is refused (duplicate_of_itself).
@@ -127,6 +127,15 @@ def mark_duplicate(
         original = session.get(Incident, original.duplicate_of_id)
     if original.id in seen:
         raise ValidationError("incident.duplicate_of_itself", incident=incident.code)
+    if original.status in FINISHED_INCIDENT_STATES:
+        # Reported again after the original was closed (or rejected): the problem is back, or was never
+        # the grid's: a case of its own to accept or reject, not one that vanishes from every open list.
+        raise InvalidTransition(
+            "incident.duplicate_of_finished",
+            incident=incident.code,
+            original=original.code,
+            state=Message(f"incident.state.{original.status}"),
+        )
     # The original is read and linked too: a scoped supervisor may not reach a case outside its area.
     check_scope(actor, community_of(session, original), original.code)
     incident.duplicate_of_id = original.id
