@@ -163,3 +163,48 @@ def test_a_case_reported_again_after_the_original_ended_is_no_duplicate(session,
         wf.mark_duplicate(session, again.id, SUPERVISOR, of=original.id)
     assert refused.value.code == "incident.duplicate_of_finished"
     assert again.status == "reported" and list_incidents(session, open_only=True)["total"] == 1
+
+
+def test_a_case_linked_to_an_original_closed_at_the_same_moment_is_refused(engine, pg_server):
+    url = pg_server.create_database("gridkit_duplicate_close_race", template="gridkit_test_template")
+    eng = db.make_engine(url)
+    try:
+        with Session(eng) as s, s.begin():
+            world = make_incident_world(s, users=False)
+            original = report(s).incident.id
+            wf.accept(s, original, SUPERVISOR)
+            wf.classify(s, original, SUPERVISOR, category="0101")
+            wf.dispatch(s, original, SUPERVISOR)
+            wf.feedback(s, original, Actor("coord1", "coordinator", None, world["coord1"].id), note="已修")
+            again = report(s, description="井盖破损，再报").incident.id
+        closed = threading.Event()
+        outcomes = {}
+
+        def close():
+            with Session(eng) as s, s.begin():
+                wf.close(s, original, SUPERVISOR)
+                closed.set()
+                threading.Event().wait(1.5)  # the other supervisor acts before this commits
+
+        def link():
+            closed.wait(10)
+            with Session(eng) as s:
+                try:
+                    with s.begin():
+                        wf.mark_duplicate(s, again, SUPERVISOR, of=original)
+                    outcomes["link"] = "won"
+                except InvalidTransition as exc:
+                    outcomes["link"] = exc.code
+
+        threads = [threading.Thread(target=close), threading.Thread(target=link)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        # The link read the original still fed back, waited for its row, and was written once it was closed.
+        assert outcomes == {"link": "incident.duplicate_of_finished"}
+        with Session(eng) as s:
+            assert (s.get(Incident, again).status, s.get(Incident, original).status) == ("reported", "closed")
+    finally:
+        eng.dispose()
+        pg_server.drop_database("gridkit_duplicate_close_race")

@@ -127,6 +127,8 @@ def mark_duplicate(
         original = session.get(Incident, original.duplicate_of_id)
     if original.id in seen:
         raise ValidationError("incident.duplicate_of_itself", incident=incident.code)
+    # Locked and read again: closed or rejected at this very moment, it is no original to link to.
+    original = get_incident(session, original.id, lock=True)
     if original.status in FINISHED_INCIDENT_STATES:
         # Reported again after the original was closed (or rejected): the problem is back, or was never
         # the grid's: a case of its own to accept or reject, not one that vanishes from every open list.
