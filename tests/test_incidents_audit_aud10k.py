@@ -208,3 +208,13 @@ def test_a_case_linked_to_an_original_closed_at_the_same_moment_is_refused(engin
     finally:
         eng.dispose()
         pg_server.drop_database("gridkit_duplicate_close_race")
+
+
+@pytest.mark.parametrize("typed", ["138 0013 8002", "+86 13800138002", "138-0013-8002"])
+def test_a_coordinator_named_by_a_phone_typed_with_spaces_is_found(session, world, typed):
+    case = report(session).incident
+    wf.accept(session, case.id, SUPERVISOR)
+    wf.classify(session, case.id, SUPERVISOR, category="0101")
+    # 'No coordinator with phone 138 0013 8002', while 李四's phone is 13800138002.
+    wf.dispatch(session, case.id, SUPERVISOR, coordinator_phone=typed, reason="张三休假")
+    assert case.coordinator_id == world["coord2"].id

@@ -39,6 +39,7 @@ from gridkit.incidents.report import Report, incident_code, report_incident, sug
 from gridkit.messages import Message
 from gridkit.models import Coordinator, Department, Incident, IncidentHistory
 from gridkit.rules import FINISHED_INCIDENT_STATES, SEVERITIES, IncidentState, now
+from gridkit.standard.ids import validate_phone
 
 # Names other modules (queries, the web, the CLI, scripts) read from here: the workflow's one entry.
 __all__ = [
@@ -211,7 +212,7 @@ def dispatch(
         if not (reason or "").strip():
             raise ValidationError("incident.reason_missing")
         chosen = session.scalar(
-            select(Coordinator).where(Coordinator.phone == coordinator_phone.strip(), Coordinator.active.is_(True))
+            select(Coordinator).where(Coordinator.phone == _phone(coordinator_phone), Coordinator.active.is_(True))
         )
         if chosen is None:
             raise NotFound("incident.unknown_coordinator", phone=coordinator_phone)
@@ -294,6 +295,14 @@ def rework(
     incident.step_deadline = handle_by
     incident.rework_count += 1
     return _finish(session, incident, "rework", actor, when, note.strip())
+
+
+def _phone(typed: str) -> str:
+    """Return a typed phone as coordinators' phones are kept (138 0013 8000, +86 … → 13800138000), else as typed."""
+    try:
+        return validate_phone(typed)
+    except ValueError:
+        return typed.strip()
 
 
 ACTIONS = {
