@@ -146,3 +146,22 @@ def test_a_feedback_with_too_many_photos_or_too_long_a_note_is_refused(fresh_set
         content_type="multipart/form-data",
     )
     assert ok.status_code == 302 and _history(fresh_settings, case)[-1] == "fed_back"
+
+
+def test_a_link_cannot_put_its_own_words_in_the_done_notice(fresh_settings):
+    app, facts = _site(fresh_settings)
+    lure = "请立即拨打 400-000-0000 核实身份"
+    coordinator = app.test_client()
+    login(coordinator, "coord1")
+    # "事件 请立即拨打 … 已反馈。" in the city's own page, from a link sent to the coordinator.
+    page = coordinator.get("/coordinator/cases", query_string={"done": lure}).get_data(as_text=True)
+    assert lure not in page and 'id="mycases-done"' not in page
+    code = read(fresh_settings, lambda s: s.get(Incident, facts["newer"][0]).code)
+    page = coordinator.get("/coordinator/cases", query_string={"done": code}).get_data(as_text=True)
+    assert f"事件 {code} 已反馈" in page
+    supervisor = app.test_client()
+    login(supervisor, "super1")
+    case = supervisor.get(f"/supervisor/incidents/{facts['oldest']}", query_string={"done": lure})
+    assert lure not in case.get_data(as_text=True) and 'id="case-done"' not in case.get_data(as_text=True)
+    case = supervisor.get(f"/supervisor/incidents/{facts['oldest']}", query_string={"done": "dispatch"})
+    assert 'id="case-done"' in case.get_data(as_text=True)

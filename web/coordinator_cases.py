@@ -35,9 +35,10 @@ def index():
         limit=PAGE,
         order="due",
     )
-    return render_template(
-        "coordinator_cases.html", cases=cases["items"], total=cases["total"], done=request.args.get("done")
-    )
+    # The notice names a case of this list only: a link carrying any other text ("… call 138…") shows none.
+    done = request.args.get("done")
+    done = done if any(c["code"] == done for c in cases["items"]) else None
+    return render_template("coordinator_cases.html", cases=cases["items"], total=cases["total"], done=done)
 
 
 @bp.post("/<int:incident_id>/feedback")
