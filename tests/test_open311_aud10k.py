@@ -197,3 +197,24 @@ def test_behind_a_proxy_each_citizen_has_its_own_count(open311, proxies):  # noq
     else:
         # Not behind a proxy, a forged header is ignored: it does not lift the limit.
         assert first == [201, 201, 201, 429] and other == 429
+
+
+def test_the_phone_a_citizen_leaves_is_kept_and_never_listed(open311):  # noqa: F811
+    client, settings = open311
+    posted = client.post(
+        "/open311/v2/requests.json",
+        data={
+            "service_code": "E0101",
+            **HERE,
+            "description": "请回电",
+            "phone": "13900139000",
+            "email": "w@example.cn",
+        },
+        environ_base={"REMOTE_ADDR": "10.2.0.7"},
+    )
+    code = posted.get_json()[0]["service_request_id"]
+    # Only the e-mail was kept; the number to call back was dropped without a word.
+    stored = read(settings, lambda s: s.scalar(select(Incident.reporter).where(Incident.code == code)))
+    assert stored == "w@example.cn / 13900139000"
+    listed = client.get(f"/open311/v2/requests/{code}.json").get_data(as_text=True)
+    assert "13900139000" not in listed and "example.cn" not in listed

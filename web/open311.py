@@ -147,7 +147,7 @@ def requests_post():
     source = _trusted_source(address)
     if source is None:
         _check_rate(address)
-    reporter = " ".join(v for v in (form.get("first_name"), form.get("last_name")) if v) or form.get("email") or None
+    reporter = service.reporter_of(form.get("first_name"), form.get("last_name"), form.get("email"), form.get("phone"))
     with transaction() as session:
         incident = service.create_request(
             session,

@@ -217,6 +217,14 @@ def create_request(
     return report.incident
 
 
+def reporter_of(first_name=None, last_name=None, email=None, phone=None) -> str | None:
+    """Return how to reach a post's citizen, as kept on the case (personal data: shown masked or
+    audited, never listed back): the name, then the e-mail and phone given, at most 100 characters."""
+    name = " ".join(v.strip() for v in (first_name, last_name) if v and v.strip())
+    parts = [p for p in (name, (email or "").strip(), (phone or "").strip()) if p]
+    return " / ".join(parts)[:100] or None
+
+
 def _post_key(source: str, service_code: str, lon: float, lat: float, text_: str, reporter: str | None) -> str:
     """Return the idempotency key of a post: a digest of its content and sender, and its RETRY_WINDOW."""
     content = json.dumps([source, service_code, round(lon, 7), round(lat, 7), text_, reporter], ensure_ascii=False)
