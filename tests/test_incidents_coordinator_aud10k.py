@@ -10,7 +10,7 @@ import re
 from datetime import timedelta
 
 import pytest
-from factories_incidents import IN_C1, PNG, SUPERVISOR, make_incident_world
+from factories_incidents import IN_C1, OUTSIDE, PNG, SUPERVISOR, make_incident_world
 from factories_web import commit
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
@@ -165,3 +165,29 @@ def test_a_link_cannot_put_its_own_words_in_the_done_notice(fresh_settings):
     assert lure not in case.get_data(as_text=True) and 'id="case-done"' not in case.get_data(as_text=True)
     case = supervisor.get(f"/supervisor/incidents/{facts['oldest']}", query_string={"done": "dispatch"})
     assert 'id="case-done"' in case.get_data(as_text=True)
+
+
+def test_the_supervisors_queue_of_unplaced_cases_shows_the_oldest(fresh_settings):
+    def world(session):
+        make_incident_world(session)
+        codes = [
+            wf.report_incident(
+                session,
+                lon=OUTSIDE[0],
+                lat=OUTSIDE[1],
+                description=f"网格外{n}",
+                actor=SUPERVISOR,
+                reported_at=now() - timedelta(days=30 - n),
+            ).incident.code
+            for n in range(21)
+        ]
+        return codes
+
+    codes = commit(fresh_settings, world)
+    app = create_app(fresh_settings)
+    client = app.test_client()
+    login(client, "super1")
+    page = client.get("/supervisor").get_data(as_text=True)
+    queue = re.search(r'id="unassigned-list">(.*?)</ul>', page, re.S).group(1)
+    # The 20 newest were listed: the case waiting for 30 days was not on the page.
+    assert codes[0] in queue and codes[-1] not in queue

@@ -76,7 +76,8 @@ def index():
         steps=list(STEPS),
         evaluation=evaluation,
         overdue=overdue_cases(session, actor=actor, limit=50),
-        unassigned=list_incidents(session, unassigned=True, open_only=True, actor=actor, limit=20),
+        # The queue to be worked: its most urgent first (newest first hid the oldest past the 20th).
+        unassigned=list_incidents(session, unassigned=True, open_only=True, actor=actor, limit=20, order="due"),
         recent=list_incidents(session, open_only=True, actor=actor, limit=20),
         categories=category_rows(session),
         departments=list_departments(session),
