@@ -21,7 +21,7 @@ from gridkit.incidents.evaluate import evaluate
 from gridkit.incidents.heatmap import choropleth, heatmap, parse_filters
 from gridkit.incidents.queries import list_incidents, overdue_cases, show_incident
 from gridkit.incidents.report import DESCRIPTION_MAX
-from gridkit.models import Incident
+from gridkit.models import Incident, IncidentHistory
 from gridkit.reports import run_report
 from gridkit.rules import now
 
@@ -218,3 +218,26 @@ def test_a_coordinator_named_by_a_phone_typed_with_spaces_is_found(session, worl
     # 'No coordinator with phone 138 0013 8002', while 李四's phone is 13800138002.
     wf.dispatch(session, case.id, SUPERVISOR, coordinator_phone=typed, reason="张三休假")
     assert case.coordinator_id == world["coord2"].id
+
+
+def test_a_case_whose_coordinator_stopped_is_dispatched_again(session, world):
+    case = report(session).incident
+    wf.accept(session, case.id, SUPERVISOR)
+    wf.classify(session, case.id, SUPERVISOR, category="0101")
+    wf.dispatch(session, case.id, SUPERVISOR)
+    first, handle_by = case.dispatched_at, case.step_deadline
+    world["coord1"].active = False  # 张三 leaves; nobody else covers the cell
+    session.flush()
+    # No one could answer the case and no step led out of 'dispatched': it waited for ever.
+    with pytest.raises(ValidationError) as refused:
+        wf.dispatch(session, case.id, SUPERVISOR, coordinator_phone="13800138002")
+    assert refused.value.code in ("incident.redispatch_reason", "incident.reason_missing")
+    wf.dispatch(session, case.id, SUPERVISOR, coordinator_phone="13800138002", reason="张三离职")
+    assert case.status == "dispatched" and case.coordinator_id == world["coord2"].id
+    assert (case.dispatched_at, case.step_deadline) == (first, handle_by)  # the clock does not start again
+    wf.feedback(session, case.id, Actor("coord2", "coordinator", None, world["coord2"].id), note="已修")
+    assert case.status == "fed_back"
+    notes = session.scalars(
+        select(IncidentHistory.note).where(IncidentHistory.incident_id == case.id).order_by(IncidentHistory.id)
+    ).all()
+    assert "张三离职" in notes[-2]

@@ -199,8 +199,13 @@ def dispatch(
     The department is the category's unless `dept` is given. Work cell and coordinator come from
     the department's work grid version valid at the REPORT time (as-of), not the one in force now.
     Another coordinator may be named by phone, with a reason (kept in the history).
+
+    A case being handled may be dispatched again (改派: its coordinator stopped, or it went to the wrong
+    department), with a reason; the first dispatch time and the handling deadline stay.
     """
     incident, when = _begin(session, incident_id, actor, "dispatch", at, expected_revision)
+    if incident.status == S.DISPATCHED and not (reason or "").strip():
+        raise ValidationError("incident.redispatch_reason", incident=incident.code)
     cat = case_category(session, incident)
     dept_code = dept or (cat.dept_code if cat else None)
     if not dept_code:
@@ -217,9 +222,11 @@ def dispatch(
         if chosen is None:
             raise NotFound("incident.unknown_coordinator", phone=coordinator_phone)
         coordinator_id = chosen.id
+    if (reason or "").strip():
+        # Kept with the note whenever given (it was dropped unless a coordinator was named).
         note = " / ".join(x for x in (note, reason.strip()) if x)
     incident.dept_code, incident.work_cell_id, incident.coordinator_id = dept_code, work_cell_id, coordinator_id
-    incident.dispatched_at = when
+    incident.dispatched_at = incident.dispatched_at or when
     set_deadline(incident, "handle", None)
     return _finish(session, incident, "dispatch", actor, when, note)
 
