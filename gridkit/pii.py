@@ -26,7 +26,7 @@ def mask_person_name(value: str) -> str:
 # never part of a longer run of letters and digits (case codes, cell codes, component codes stay whole).
 _PERSONAL_IN_TEXT = re.compile(
     r"(?<![0-9A-Za-z])(?:(?P<id>\d{17}[0-9Xx])|(?P<mobile>(?:\+?86[ -]?)?1[3-9]\d(?:[ -]?\d{4}){2})"
-    r"|(?P<area>0\d{2,3})-(?P<local>\d{7,8}))(?![0-9A-Za-z])"
+    r"|(?P<area>0\d{2,3})[- ](?P<local>\d{7,8}))(?![0-9A-Za-z])"
 )
 
 
