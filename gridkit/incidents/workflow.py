@@ -245,8 +245,8 @@ def feedback(
     """执行反馈: the coordinator reports the work done, with a note and optional photos.
 
     `attachments`: paths, or (file name, bytes) pairs, at most attachments.MAX_FILES; each must be an
-    image (JPEG, PNG, GIF, WebP by its first bytes) of at most attachments.MAX_BYTES. They are checked before anything
-    changes and kept under `home`/attachments.
+    image (JPEG, PNG, GIF, WebP by its first bytes) of at most attachments.MAX_BYTES. They are checked
+    before anything changes and kept under `home`/attachments.
     """
     if not (note or "").strip():
         raise ValidationError("incident.note_missing", action=Message("incident.action.feedback"))
