@@ -78,6 +78,14 @@ class Settings:
         "shared store, e.g. redis://HOST:6379 (install the redis package) or memcached://HOST:11211.",
         "GRIDKIT_OPEN311_RATE_STORAGE",
     )
+    trusted_proxies: int = _setting(
+        0,
+        "How many reverse proxies (a TLS proxy, a load balancer) stand in front of waitress. Their "
+        "X-Forwarded-For and X-Forwarded-Proto are then trusted, so the Open311 rate limit and sign-in "
+        "throttling count each client's own address, not the proxy's (which would hold every citizen "
+        "to one count). 0: the headers are ignored, as anyone could forge them.",
+        "GRIDKIT_TRUSTED_PROXIES",
+    )
     code_profile: str = _setting(
         "default", "Code layout: default (15-digit base cells) or cjt213 (14-digit).", "GRIDKIT_CODE_PROFILE"
     )
@@ -144,7 +152,7 @@ def _convert(name: str, default, raw: str):
         if not 0 < value < 65536:
             raise SetupError("config.port_out_of_range", variable=f"GRIDKIT_{name.upper()}", value=raw)
         return value
-    if name in ("sliver_tolerance_m", "max_vertices"):
+    if name in ("sliver_tolerance_m", "max_vertices", "trusted_proxies"):
         kind = float if name == "sliver_tolerance_m" else int
         try:
             value = kind(raw)
@@ -154,7 +162,7 @@ def _convert(name: str, default, raw: str):
             raise SetupError("config.not_non_negative", variable=f"GRIDKIT_{name.upper()}", value=raw)
         return value
     if name in ("export_max_features", "open311_rate"):
-        if not raw.isdigit() or int(raw) < 1:
+        if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
             raise SetupError("config.not_positive_whole", variable=f"GRIDKIT_{name.upper()}", value=raw)
         return int(raw)
     if name == "secure_cookies":

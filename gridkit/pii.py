@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Callable, Iterable
 
 from sqlalchemy.orm import Session
@@ -18,6 +19,29 @@ from gridkit.standard.ids import mask_citizen_id, mask_phone
 def mask_person_name(value: str) -> str:
     """Return a person's name with all but its first character hidden: 张三丰 → 张** (as exports mask it)."""
     return value[:1] + "*" * max(len(value) - 1, 1)
+
+
+# A phone or citizen ID number written inside free text (a case's description): an 18-character ID, a
+# mainland mobile (11 digits, spaced 3-4-4 or not, after an optional +86), a landline with its area code;
+# never part of a longer run of letters and digits (case codes, cell codes, component codes stay whole).
+_PERSONAL_IN_TEXT = re.compile(
+    r"(?<![0-9A-Za-z])(?:(?P<id>\d{17}[0-9Xx])|(?P<mobile>(?:\+?86[ -]?)?1[3-9]\d(?:[ -]?\d{4}){2})"
+    r"|(?P<area>0\d{2,3})[- ](?P<local>\d{7,8}))(?![0-9A-Za-z])"
+)
+
+
+def _mask_found(match: re.Match) -> str:
+    if match["id"]:
+        return match["id"][:4] + "*" * 10 + match["id"][-4:]
+    if match["mobile"]:
+        digits = re.sub(r"\D", "", match["mobile"])[-11:]
+        return digits[:3] + "****" + digits[-4:]
+    return f"{match['area']}-{'*' * (len(match['local']) - 4)}{match['local'][-4:]}"
+
+
+def mask_personal_text(text: str | None) -> str | None:
+    """Return free text with every phone and citizen ID number in it masked (138****8000, 4403**********1234)."""
+    return _PERSONAL_IN_TEXT.sub(_mask_found, text) if text else text
 
 
 # Words in a field name of an imported file (kept attributes, exported back) that say the field holds

@@ -12,7 +12,7 @@ Pure Python and SQLAlchemy expressions only: no session, no I/O.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
@@ -92,6 +92,30 @@ def parse_time(value: str | datetime | None, *, field: str = "at") -> datetime |
     except ValueError:
         raise ValidationError("time.not_iso", field=field, value=text) from None
     return as_aware(parsed)
+
+
+def period_bounds(start, end) -> tuple[datetime | None, datetime | None]:
+    """Return the [start, end) instants of a period given as ISO dates or times (None: open).
+
+    A date alone (YYYY-MM-DD, or a date) is that whole day in Beijing time at either end: from
+    2026-12-01 to 2026-12-05 includes the 5th, and from and to the same day is that day. The one
+    reading of a period for every report, evaluation and map.
+    """
+    first = parse_time(_period_text(start), field="from") if start not in (None, "") else None
+    last = parse_time(_period_text(end), field="to") if end not in (None, "") else None
+    if last is not None and _is_day(end):
+        last += timedelta(days=1)
+    return first, last
+
+
+def _period_text(value) -> str:
+    return value.isoformat() if isinstance(value, (date, datetime)) else str(value)
+
+
+def _is_day(value) -> bool:
+    if isinstance(value, datetime):
+        return False
+    return isinstance(value, date) or len(str(value).strip()) == 10
 
 
 def as_aware(value: datetime | None) -> datetime | None:

@@ -110,10 +110,11 @@ def test_bad_posts_and_the_rate_limit(open311):
     bad_key = client.post("/open311/v2/requests.json", data={"service_code": "E0101", "api_key": "guess"})
     assert bad_key.status_code == 403
     before = read(settings, lambda s: s.query(Incident).count())
-    for _ in range(3):
+    for n in range(3):
         ok = client.post(
             "/open311/v2/requests.json",
-            data={"service_code": "E0101", "lat": "22.531", "long": "114.0505"},
+            # Three reports (the same post again would be the same case).
+            data={"service_code": "E0101", "lat": "22.531", "long": "114.0505", "description": f"垃圾{n}"},
             environ_base={"REMOTE_ADDR": "10.0.0.9"},
         )
         assert ok.status_code == 201

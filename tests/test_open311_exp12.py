@@ -40,13 +40,15 @@ def test_the_limit_holds_across_threads(app):
     start = threading.Barrier(8)
     statuses: list[int] = []
 
-    def post(address: str) -> None:
+    def post(address: str, n: int) -> None:
         client = app.test_client()  # one client per thread, as waitress serves each request on a thread
         start.wait()
-        response = client.post("/open311/v2/requests.json", data=POST, environ_base={"REMOTE_ADDR": address})
+        # Eight different reports (the same post again would be the same case).
+        data = {**POST, "description": f"{POST.get('description', '')}{n}"}
+        response = client.post("/open311/v2/requests.json", data=data, environ_base={"REMOTE_ADDR": address})
         statuses.append(response.status_code)
 
-    threads = [threading.Thread(target=post, args=("10.0.0.50",)) for _ in range(8)]
+    threads = [threading.Thread(target=post, args=("10.0.0.50", n)) for n in range(8)]
     for t in threads:
         t.start()
     for t in threads:

@@ -30,3 +30,15 @@ def test_revealing_nothing_is_not_audited(session):
     assert mask_or_reveal(session, [], reveal=True, actor="cli:test", object_type="coordinator") == []
     session.flush()
     assert recent(session, action=PERSONAL_DATA_READ) == []
+
+
+def test_phone_and_id_numbers_inside_free_text_are_masked_and_codes_kept():
+    from gridkit.pii import mask_personal_text
+
+    text = "王小明 13800138000 / +86 139 0013 9000，座机 0755 83211234、020-87654321，身份证 44030419900101123X"
+    assert mask_personal_text(text) == (
+        "王小明 138****8000 / 139****9000，座机 0755-****1234、020-****4321，身份证 4403**********123X"
+    )
+    codes = "SJ202612050000004 基础网格 440304001001001 工作网格 20000144030400100101 部件 4403040101000001"
+    assert mask_personal_text(codes) == codes
+    assert mask_personal_text(None) is None and mask_personal_text("") == ""

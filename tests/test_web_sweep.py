@@ -43,6 +43,7 @@ BAD_VALUES = [
     "1,2,3,NaN",
     "114,22,115,nan",
     "２０２６",
+    "²",  # a digit to str.isdigit(), no number to int()
 ]
 QUERY_NAMES = [
     "bbox",
@@ -63,8 +64,10 @@ QUERY_NAMES = [
     "done",
     "lang",
     "next",
+    "crs",
+    "bbox-crs",
 ]
-PATH_VALUES = {"int": ["2147483648", "987654"], "default": ["%00", "NaN", "x" * 300, "10000144030400100201"]}
+PATH_VALUES = {"int": ["2147483648", "987654"], "default": ["%00", "NaN", "x" * 300, "10000144030400100201", "²"]}
 BAD_BODIES = [
     '{"revision": 2147483648, "to": 2147483648, "from_version": 2147483648}',
     '{"revision": NaN, "to": Infinity, "share": NaN, "cells": ["\\u0000"]}',

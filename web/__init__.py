@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from gridkit.config import Settings
 from gridkit.keys import kept_key
@@ -72,6 +73,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(tiles.bp)
     app.register_blueprint(oidc.bp)
     app.register_blueprint(vendor.bp)
+    if settings.trusted_proxies:
+        # The client's address as the trusted proxies saw it (rate limits, sign-in throttling).
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies)
     # Cached tiles are sent before Flask's request handling (same headers, no database).
     app.wsgi_app = fastpath.FastPath(app, app.wsgi_app)
     return app

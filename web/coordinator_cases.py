@@ -20,14 +20,25 @@ def _coordinators_only():
     """Only coordinators enter: the list is their own."""
 
 
+# Cases on one page; beyond, the least urgent are left out (the page says how many it shows).
+PAGE = 200
+
+
 @bp.get("")
 def index():
-    """List my open cases (dispatched first, then the rest), each with its step's deadline."""
+    """List my open cases, most urgent first (dispatched, by step deadline), each with its step's deadline."""
     cases = list_incidents(
-        db_session(), coordinator_id=my_coordinator_id(), open_only=True, actor=web_actor(), limit=200
+        db_session(),
+        coordinator_id=my_coordinator_id(),
+        open_only=True,
+        actor=web_actor(),
+        limit=PAGE,
+        order="due",
     )
-    items = sorted(cases["items"], key=lambda c: (c["state"] != "dispatched", c["step_deadline"] or "~"))
-    return render_template("coordinator_cases.html", cases=items, total=cases["total"], done=request.args.get("done"))
+    # The notice names a case of this list only: a link carrying any other text ("… call 138…") shows none.
+    done = request.args.get("done")
+    done = done if any(c["code"] == done for c in cases["items"]) else None
+    return render_template("coordinator_cases.html", cases=cases["items"], total=cases["total"], done=done)
 
 
 @bp.post("/<int:incident_id>/feedback")

@@ -92,7 +92,8 @@ def _int_arg(name: str, default: int) -> int:
 def incidents():
     """Return {"total", "limit", "offset", "items"}.
 
-    Filters: ?state=&dept=&area=&category=&overdue=1&unassigned=1&open=1; pages: ?limit=&offset=.
+    Filters: ?state=&dept=&area=&category=&overdue=1&unassigned=1&open=1; pages: ?limit=&offset=;
+    ?order=newest (default) or due (most urgent first).
     """
     args = request.args
     return jsonify(
@@ -109,6 +110,7 @@ def incidents():
             actor=web_actor(),
             limit=_int_arg("limit", 50),
             offset=_int_arg("offset", 0),
+            order=args.get("order") or "newest",
         )
     )
 
@@ -164,10 +166,10 @@ def transition_params(action: str) -> dict:
         elif name in REQUIRED:
             raise ValidationError("web.param_missing", name=name)
     if action == "feedback":
-        files = [f for f in request.files.getlist("photo") if f and f.filename]
-        # Read at most one byte over the limit: the service refuses what is too large.
-        from gridkit.incidents.attachments import MAX_BYTES
+        from gridkit.incidents.attachments import MAX_BYTES, MAX_FILES
 
+        # Read at most one file over the count and one byte over the size: the service refuses what is too much.
+        files = [f for f in request.files.getlist("photo") if f and f.filename][: MAX_FILES + 1]
         params["attachments"] = [(f.filename, f.stream.read(MAX_BYTES + 1)) for f in files]
         params["home"] = current_app.config["GRIDKIT_SETTINGS"].home
         params["note"] = params["note"] or ""

@@ -2,7 +2,9 @@
 
 Posting is open, as the spec intends, and rate-limited per network address (GRIDKIT_OPEN311_RATE
 posts an hour, a moving window); an `api_key` from GRIDKIT_OPEN311_KEYS marks the source trusted
-and lifts the limit. Errors use the Open311 format: a list of {"code", "description"} with the
+and lifts the limit (a wrong key counts as a post: keys cannot be guessed faster than posts are
+taken). A post's body is at most MAX_POST_BYTES (no media are taken): a larger one is refused with
+413 before it is read. Errors use the Open311 format: a list of {"code", "description"} with the
 HTTP status.
 
 The counts live where GRIDKIT_OPEN311_RATE_STORAGE says (the `limits` library, which
@@ -23,12 +25,16 @@ from limits.errors import ConfigurationError
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
-from gridkit.errors import GridkitError, PermissionDenied, SetupError
+from gridkit.errors import GridkitError, PermissionDenied, SetupError, ValidationError
 from gridkit.io import export_open311 as service
 from web.database import db_session, transaction
 from web.i18n import current_language
 
 bp = Blueprint("open311", __name__, url_prefix="/open311/v2")
+
+# The largest post body taken, in bytes: a request is a few short fields (a description of at most
+# gridkit.incidents.report.DESCRIPTION_MAX characters).
+MAX_POST_BYTES = 64 * 1024
 
 _lock = threading.Lock()
 
@@ -55,7 +61,18 @@ def _not_found(exc):
     return _error(404, "not found: see /open311/v2/services.json")
 
 
-def _trusted_source() -> str | None:
+@bp.errorhandler(413)
+def _too_large(exc):
+    return _error(413, f"request body larger than {MAX_POST_BYTES} bytes")
+
+
+@bp.url_value_preprocessor
+def _limit_body(endpoint, values) -> None:
+    # Runs before every before_request (the app's NUL check reads the form): the limit holds from the first read.
+    request.max_content_length = MAX_POST_BYTES
+
+
+def _trusted_source(address: str) -> str | None:
     """Return the name of the trusted source whose api_key was given, None without a key."""
     key = request.values.get("api_key")
     if not key:
@@ -65,6 +82,8 @@ def _trusted_source() -> str | None:
         name, _, value = pair.strip().partition("=")
         if value and hmac.compare_digest(value.encode(), key.encode()):
             return name
+    # A wrong key is counted as a post from this address: guessing is held to the hourly rate.
+    _check_rate(address)
     raise PermissionDenied("open311.bad_api_key")
 
 
@@ -112,6 +131,7 @@ def requests_list():
             start=request.args.get("start_date"),
             end=request.args.get("end_date"),
             status=request.args.get("status"),
+            lang=current_language(),
         )
     )
 
@@ -119,11 +139,15 @@ def requests_list():
 @bp.post("/requests.json")
 def requests_post():
     """Create a request: service_code and lat/long or address_id; it becomes an incident at step 1."""
+    if request.mimetype not in ("", "application/x-www-form-urlencoded", "multipart/form-data"):
+        # A JSON body was read as no fields at all, and answered "service_code is missing".
+        raise ValidationError("open311.form_expected", content_type=request.mimetype)
     form = request.values
-    source = _trusted_source()
+    address = request.remote_addr or "-"
+    source = _trusted_source(address)
     if source is None:
-        _check_rate(request.remote_addr or "-")
-    reporter = " ".join(v for v in (form.get("first_name"), form.get("last_name")) if v) or form.get("email") or None
+        _check_rate(address)
+    reporter = service.reporter_of(form.get("first_name"), form.get("last_name"), form.get("email"), form.get("phone"))
     with transaction() as session:
         incident = service.create_request(
             session,
@@ -144,4 +168,4 @@ def requests_post():
 @bp.get("/requests/<request_id>.json")
 def request_one(request_id: str):
     """One request, as a one-element list (the spec's shape)."""
-    return jsonify([service.request_by_id(db_session(), request_id)])
+    return jsonify([service.request_by_id(db_session(), request_id, current_language())])

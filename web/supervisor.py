@@ -12,7 +12,7 @@ from gridkit.grids.work import list_departments
 from gridkit.incidents.categories import category_rows
 from gridkit.incidents.evaluate import GROUPS, STEPS, evaluate
 from gridkit.incidents.queries import list_incidents, overdue_cases, show_incident
-from gridkit.incidents.workflow import transition
+from gridkit.incidents.workflow import ACTIONS, transition
 from gridkit.layers import map_extent
 from gridkit.rules import SEVERITIES, IncidentState, now
 from web.auth import check_csrf, login_required
@@ -76,7 +76,8 @@ def index():
         steps=list(STEPS),
         evaluation=evaluation,
         overdue=overdue_cases(session, actor=actor, limit=50),
-        unassigned=list_incidents(session, unassigned=True, open_only=True, actor=actor, limit=20),
+        # The queue to be worked: its most urgent first (newest first hid the oldest past the 20th).
+        unassigned=list_incidents(session, unassigned=True, open_only=True, actor=actor, limit=20, order="due"),
         recent=list_incidents(session, open_only=True, actor=actor, limit=20),
         categories=category_rows(session),
         departments=list_departments(session),
@@ -96,7 +97,8 @@ def case(ident):
         categories=category_rows(session),
         departments=list_departments(session),
         severities=SEVERITIES,
-        done=request.args.get("done"),
+        # An action's name only: a link carrying any other text shows no notice.
+        done=request.args.get("done") if request.args.get("done") in ACTIONS else None,
     )
 
 

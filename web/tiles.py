@@ -276,7 +276,7 @@ def _int_value(name: str, raw: str | None) -> int | None:
     if raw is None or raw.strip() == "":
         return None
     raw = raw.strip()
-    if not raw.isdigit() or len(raw) > 10:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 10:
         if name == "edition":
             raise NotFound("tiles.edition_not_found", edition=raw[:20])
         raise ValidationError("tiles.bad_version", value=raw[:20])

@@ -159,7 +159,7 @@ def classify(settings, ident, category, severity, note, username):
 @click.argument("ident", metavar="ID")
 @click.option("--dept", help="Department code (default: the category's).")
 @click.option("--coordinator", "coordinator_phone", metavar="PHONE", help="Another coordinator, by phone.")
-@click.option("--reason", help="Why another coordinator (required with --coordinator).")
+@click.option("--reason", help="Why another coordinator, or why again (with --coordinator, or for a case in hand).")
 @click.option("--note")
 @as_option
 @output.command_output

@@ -43,6 +43,12 @@ class Actor:
         """Return the actor a user account is."""
         return cls(user.name, user.role, user.scope_code, user.coordinator_id)
 
+    @property
+    def scope_pattern(self) -> str | None:
+        """The SQL LIKE pattern of the community codes in this actor's scope (None: the whole city), the
+        same rule as covers(): a city's scope 440300 is every code starting 4403."""
+        return f"{admin_code_prefix(self.scope_code)}%" if self.scope_code else None
+
     def covers(self, community_code: str | None) -> bool:
         """True when a place in `community_code` (None: outside every cell) lies in this actor's scope."""
         if self.scope_code is None:

@@ -10,6 +10,8 @@ from gridkit.errors import NotFound, ValidationError
 from gridkit.models import IncidentAttachment
 
 MAX_BYTES = 10 * 1024 * 1024
+# Photos one feedback may carry (each read whole into memory before it is checked).
+MAX_FILES = 9
 # The file's own first bytes decide its type, never its name: (prefix, offset, media type, suffix).
 _MAGIC = (
     (b"\xff\xd8\xff", 0, "image/jpeg", ".jpg"),

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from gridkit.errors import NotFound
+from gridkit.errors import NotFound, ValidationError
 from gridkit.incidents.actors import Actor
 from gridkit.models import BaseCell, Coordinator, CoordinatorAssignment, Incident, IncidentHistory
 
@@ -17,9 +17,11 @@ def get_incident(session: Session, ident: int | str, *, lock: bool = False) -> I
     """Return the case with this id or code (locked FOR UPDATE if `lock`), or raise NotFound."""
     query = select(Incident)
     text_ident = str(ident).strip()
+    # An id is ASCII digits: '²' is a digit to str.isdigit() but no number to int() (it was a 500), and
+    # '٣' or '３' named case 3.
     query = (
         query.where(Incident.id == int(text_ident))
-        if text_ident.isdigit() and len(text_ident) < 10
+        if text_ident.isascii() and text_ident.isdigit() and len(text_ident) < 10
         else query.where(Incident.code == text_ident)
     )
     if lock:
@@ -65,7 +67,14 @@ def responsible_at_report(session: Session, incident: Incident, dept_code: str) 
     return (row.work_cell_id, row.coordinator_id) if row else (None, None)
 
 
+# The longest note a step may carry, in characters (every view of the case shows every note).
+NOTE_MAX = 2000
+
+
 def write_history(session: Session, incident: Incident, old, new, actor: Actor, when: datetime, note) -> None:
+    """Add the history row of one step; refuse a note over NOTE_MAX characters (the caller's transaction fails)."""
+    if note and len(note) > NOTE_MAX:
+        raise ValidationError("incident.note_too_long", length=len(note), limit=NOTE_MAX)
     session.add(
         IncidentHistory(
             incident_id=incident.id,

@@ -23,7 +23,8 @@ TRANSITIONS: dict[str, tuple[frozenset, IncidentState]] = {
     "reject": (frozenset({S.REPORTED}), S.REJECTED),
     "duplicate": (frozenset({S.REPORTED, S.ACCEPTED}), S.DUPLICATE),
     "classify": (frozenset({S.ACCEPTED}), S.CLASSIFIED),
-    "dispatch": (frozenset({S.CLASSIFIED}), S.DISPATCHED),
+    # From dispatched too: a case whose coordinator stopped (or sent to the wrong department) is dispatched again.
+    "dispatch": (frozenset({S.CLASSIFIED, S.DISPATCHED}), S.DISPATCHED),
     "feedback": (frozenset({S.DISPATCHED}), S.FED_BACK),
     "close": (frozenset({S.FED_BACK}), S.CLOSED),
     "rework": (frozenset({S.FED_BACK}), S.DISPATCHED),

@@ -1,7 +1,8 @@
 """综合评价: on-time closure rate, rework rate, time per step and open backlog, per group.
 
-Cases counted are those reported in [from, to). Per step, the time is read from the case's own
-step times (set by the workflow and by imports):
+Cases counted are those reported in [from, to) (a date alone is that whole day in Beijing time, at
+either end: gridkit.rules.period_bounds, as the statistical reports read it). Per step, the time is
+read from the case's own step times (set by the workflow and by imports):
 
     accept   = accepted_at   - reported_at
     classify = classified_at - accepted_at
@@ -31,7 +32,7 @@ from sqlalchemy.orm import Session
 from gridkit.errors import ValidationError
 from gridkit.incidents.actors import Actor
 from gridkit.incidents.personal import protect_coordinators
-from gridkit.rules import LOCAL_TZ, OPEN_INCIDENT_STATES, now, parse_time
+from gridkit.rules import LOCAL_TZ, OPEN_INCIDENT_STATES, now, period_bounds
 
 STEPS = {
     "accept": ("accepted_at", "reported_at"),
@@ -98,12 +99,12 @@ def evaluate(
     only for an actor who may read personal data in its area, masked for any other caller."""
     if by not in GROUPS:
         raise ValidationError("incident.bad_group", by=by, allowed=", ".join(GROUPS))
-    start = parse_time(from_, field="from")
-    end = parse_time(to, field="to") or now()
+    start, end = period_bounds(from_, to)
+    end = end or now()
     if start is not None and start >= end:
         raise ValidationError("incident.bad_period", start=start.isoformat(), end=end.isoformat())
     params = {"start": start, "end": end, "now": now(), "dept": dept}
-    params["scope"] = f"{actor.scope_code}%" if actor is not None and actor.scope_code else None
+    params["scope"] = actor.scope_pattern if actor is not None else None
     params["first"], params["last"] = _whole_days(start, end)
     figures = _figures(session, by, params)
     cases = int(figures[-1].cases or 0) if figures else 0

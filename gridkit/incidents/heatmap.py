@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from gridkit.errors import ValidationError
 from gridkit.incidents.actors import Actor
-from gridkit.rules import IncidentState, parse_time
+from gridkit.rules import IncidentState, period_bounds
 
 BIN_PIXELS = 24
 MIN_ZOOM, MAX_ZOOM = 3, 18
@@ -35,7 +35,7 @@ def bin_size(zoom: int) -> float:
 
 def parse_filters(*, from_=None, to=None, category=None, state=None, dept=None, bbox=None, zoom=None) -> dict:
     """Return the checked filters of a heatmap or choropleth request (strings as from a URL)."""
-    start, end = parse_time(from_ or None, field="from"), parse_time(to or None, field="to")
+    start, end = period_bounds(from_, to)
     if start and end and start >= end:
         raise ValidationError("incident.bad_period", start=start.isoformat(), end=end.isoformat())
     if state and state not in set(IncidentState):
@@ -99,7 +99,7 @@ def _where(f: dict, actor: Actor | None, bins: tuple | None = None) -> tuple[str
         params.update(zip(("x0", "y0", "x1", "y1"), box))
     if actor is not None and actor.scope_code:
         clauses.append("i.base_cell_id IN (SELECT id FROM base_cell WHERE community_code LIKE :scope)")
-        params["scope"] = f"{actor.scope_code}%"
+        params["scope"] = actor.scope_pattern
     return " AND ".join(clauses), params
 
 
@@ -157,7 +157,7 @@ def _rollup_counts(session: Session, f: dict, actor: Actor | None, level: int, z
         params.update(zip(("bx0", "by0", "bx1", "by1"), bins[1:]))
     if actor is not None and actor.scope_code:
         clauses.append("h.community_code LIKE :scope")
-        params["scope"] = f"{actor.scope_code}%"
+        params["scope"] = actor.scope_pattern
     if first is not None:
         clauses.append("h.month >= :first")
         params["first"] = first.date()

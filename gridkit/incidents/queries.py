@@ -25,11 +25,23 @@ from gridkit.models import (
     IncidentHistory,
     WorkCell,
 )
-from gridkit.rules import OPEN_INCIDENT_STATES, IncidentState, now
+from gridkit.rules import LOCAL_TZ, OPEN_INCIDENT_STATES, IncidentState, now, parse_time
 
 # Overdue this many times the step's own time limit: the case goes on the escalation list.
 ESCALATE_AFTER = timedelta(hours=24)
 MAX_PAGE = 500
+# The orders a list may come in (fixed SQL): newest first, or most urgent first (cases waiting for the
+# reader's work, then by their step's deadline), so that a page cut short leaves out the least urgent.
+ORDERS = {
+    "newest": "i.reported_at DESC, i.id DESC",
+    "due": "i.status <> 'dispatched', i.step_deadline NULLS LAST, i.id",
+}
+# A coordinator's cases (over `incident i`, parameter :coordinator): their own, or in one of their work
+# cells; a stopped coordinator has none (the lists and the case view; works_on answers the same for feedback).
+_COORDINATORS_CASE = (
+    "(EXISTS (SELECT 1 FROM coordinator c WHERE c.id = :coordinator AND c.active) AND (i.coordinator_id = :coordinator "
+    "OR i.work_cell_id IN (SELECT work_cell_id FROM coordinator_assignment WHERE coordinator_id = :coordinator)))"
+)
 
 
 def show_incident(session: Session, ident, actor: Actor | None = None) -> dict:
@@ -86,7 +98,7 @@ def show_incident(session: Session, ident, actor: Actor | None = None) -> dict:
         "reported_at": _iso(incident.reported_at),
         "closed_at": _iso(incident.closed_at),
         "deadline": _iso(incident.deadline),
-        "deadlines": incident.deadlines or {},
+        "deadlines": {step: _iso(parse_time(at)) for step, at in (incident.deadlines or {}).items()},
         "pending_step": step,
         "step_deadline": _iso(incident.step_deadline),
         "overdue": overdue,
@@ -123,14 +135,17 @@ def list_incidents(
     actor: Actor | None = None,
     limit: int = 100,
     offset: int = 0,
+    order: str = "newest",
 ) -> dict:
-    """Return {"total", "limit", "offset", "items"}: cases matching the filters, newest first.
+    """Return {"total", "limit", "offset", "items"}: cases matching the filters, in `order` (ORDERS).
 
     `area`: an admin unit code (prefix of the case's community); `unassigned`: cases outside every
     base cell or without a place (the supervisor's queue). A scoped actor sees only its area.
     """
     if state and state not in set(IncidentState):
         raise ValidationError("incident.bad_state", state=state, allowed=", ".join(IncidentState))
+    if order not in ORDERS:
+        raise ValidationError("incident.bad_order", order=order, allowed=", ".join(ORDERS))
     limit = max(1, min(int(limit), MAX_PAGE))
     offset = max(0, int(offset))
     where, params = _filters(
@@ -150,12 +165,12 @@ def list_incidents(
         text(f"""
         SELECT i.id, i.code, i.status, i.category_code, c.name AS category_name, i.severity, i.dept_code,
                b.code AS base_cell, b.community_code AS community, w.code AS work_cell, i.coordinator_id,
-               i.reported_at, i.step_deadline, i.deadline, i.rework_count, i.description,
+               i.reported_at, i.step_deadline, i.deadline, i.rework_count, i.revision, i.description,
                ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat
         FROM incident i LEFT JOIN base_cell b ON b.id = i.base_cell_id
         LEFT JOIN incident_category c ON c.code = i.category_code
         LEFT JOIN work_cell w ON w.id = i.work_cell_id
-        WHERE {where} ORDER BY i.reported_at DESC, i.id DESC LIMIT :limit OFFSET :offset"""),
+        WHERE {where} ORDER BY {ORDERS[order]} LIMIT :limit OFFSET :offset"""),
         {**params, "limit": limit, "offset": offset},
     )
     at = now()
@@ -178,6 +193,7 @@ def list_incidents(
             "deadline": _iso(r.deadline),
             "overdue": r.step_deadline is not None and r.step_deadline < at,
             "rework_count": r.rework_count,
+            "revision": r.revision,
             "description": r.description,
             "lon": r.lon,
             "lat": r.lat,
@@ -218,16 +234,13 @@ def _filters(
     if overdue:
         clauses.append("i.step_deadline < now()")
     if coordinator_id is not None:
-        clauses.append(
-            "(i.coordinator_id = :coordinator OR i.work_cell_id IN (SELECT work_cell_id FROM "
-            "coordinator_assignment WHERE coordinator_id = :coordinator))"
-        )
+        clauses.append(_COORDINATORS_CASE)
         params["coordinator"] = coordinator_id
     if unassigned:
         clauses.append("i.base_cell_id IS NULL")
     if actor is not None and actor.scope_code:
         clauses.append("b.community_code LIKE :scope")
-        params["scope"] = f"{actor.scope_code}%"
+        params["scope"] = actor.scope_pattern
     return " AND ".join(clauses), params
 
 
@@ -284,13 +297,8 @@ def coordinator_case(session: Session, coordinator_id: int, incident_id: int) ->
     none)."""
     return bool(
         session.scalar(
-            text(
-                "SELECT EXISTS (SELECT 1 FROM incident i WHERE i.id = :id "
-                "AND EXISTS (SELECT 1 FROM coordinator c WHERE c.id = :c AND c.active) AND (i.coordinator_id = :c OR "
-                "i.work_cell_id IN "
-                "(SELECT work_cell_id FROM coordinator_assignment WHERE coordinator_id = :c)))"
-            ),
-            {"id": incident_id, "c": coordinator_id},
+            text(f"SELECT EXISTS (SELECT 1 FROM incident i WHERE i.id = :id AND {_COORDINATORS_CASE})"),
+            {"id": incident_id, "coordinator": coordinator_id},
         )
     )
 
@@ -301,4 +309,6 @@ def open_states() -> list[str]:
 
 
 def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
+    # Beijing time whatever the database session's time zone (an external server may run in UTC):
+    # pages show the first 16 characters as the local time.
+    return value.astimezone(LOCAL_TZ).isoformat() if value is not None else None

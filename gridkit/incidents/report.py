@@ -23,6 +23,8 @@ DUPLICATE_METRES = 50
 
 
 DUPLICATE_HOURS = 24
+# The longest description a report may carry, in characters (a case is told in a paragraph, not a file).
+DESCRIPTION_MAX = 2000
 
 
 @dataclass
@@ -72,6 +74,8 @@ def report_incident(
     description = (description or "").strip()
     if not description:
         raise ValidationError("incident.description_missing")
+    if len(description) > DESCRIPTION_MAX:
+        raise ValidationError("incident.description_too_long", length=len(description), limit=DESCRIPTION_MAX)
     if key is not None:
         key = key.strip()
         if not key or len(key) > 100:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from gridkit.errors import Conflict, InvalidTransition, NotFound, PermissionDenied, ValidationError
@@ -39,6 +39,7 @@ from gridkit.incidents.report import Report, incident_code, report_incident, sug
 from gridkit.messages import Message
 from gridkit.models import Coordinator, Department, Incident, IncidentHistory
 from gridkit.rules import FINISHED_INCIDENT_STATES, SEVERITIES, IncidentState, now
+from gridkit.standard.ids import validate_phone
 
 # Names other modules (queries, the web, the CLI, scripts) read from here: the workflow's one entry.
 __all__ = [
@@ -67,6 +68,8 @@ __all__ = [
 ]
 
 S = IncidentState
+# The advisory lock key under which cases are linked as duplicates (any constant shared by every caller).
+DUPLICATE_LOCK = 0x6772_6B10
 
 
 def accept(
@@ -111,7 +114,12 @@ def mark_duplicate(
     at=None,
     expected_revision: int | None = None,
 ) -> Incident:
-    """Mark a case as a duplicate of another (the original: followed if `of` is itself a duplicate)."""
+    """Mark a case as a duplicate of another, still open (the original: followed if `of` is itself a duplicate)."""
+    # One link at a time: two requests linking A to B and B to A at once each locked its own case, then
+    # waited for the other's (the link's foreign key): a deadlock, a 500 for one. Now the second waits
+    # here, then sees the first link and is refused (duplicate_of_itself).
+    check_role(actor, "duplicate")
+    session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": DUPLICATE_LOCK})
     incident, when = _begin(session, incident_id, actor, "duplicate", at, expected_revision)
     original = get_incident(session, of)
     seen = {incident.id}
@@ -120,6 +128,17 @@ def mark_duplicate(
         original = session.get(Incident, original.duplicate_of_id)
     if original.id in seen:
         raise ValidationError("incident.duplicate_of_itself", incident=incident.code)
+    # Locked and read again: closed or rejected at this very moment, it is no original to link to.
+    original = get_incident(session, original.id, lock=True)
+    if original.status in FINISHED_INCIDENT_STATES:
+        # Reported again after the original was closed (or rejected): the problem is back, or was never
+        # the grid's: a case of its own to accept or reject, not one that vanishes from every open list.
+        raise InvalidTransition(
+            "incident.duplicate_of_finished",
+            incident=incident.code,
+            original=original.code,
+            state=Message(f"incident.state.{original.status}"),
+        )
     # The original is read and linked too: a scoped supervisor may not reach a case outside its area.
     check_scope(actor, community_of(session, original), original.code)
     incident.duplicate_of_id = original.id
@@ -180,8 +199,13 @@ def dispatch(
     The department is the category's unless `dept` is given. Work cell and coordinator come from
     the department's work grid version valid at the REPORT time (as-of), not the one in force now.
     Another coordinator may be named by phone, with a reason (kept in the history).
+
+    A case being handled may be dispatched again (改派: its coordinator stopped, or it went to the wrong
+    department), with a reason; the first dispatch time and the handling deadline stay.
     """
     incident, when = _begin(session, incident_id, actor, "dispatch", at, expected_revision)
+    if incident.status == S.DISPATCHED and not (reason or "").strip():
+        raise ValidationError("incident.redispatch_reason", incident=incident.code)
     cat = case_category(session, incident)
     dept_code = dept or (cat.dept_code if cat else None)
     if not dept_code:
@@ -193,14 +217,16 @@ def dispatch(
         if not (reason or "").strip():
             raise ValidationError("incident.reason_missing")
         chosen = session.scalar(
-            select(Coordinator).where(Coordinator.phone == coordinator_phone.strip(), Coordinator.active.is_(True))
+            select(Coordinator).where(Coordinator.phone == _phone(coordinator_phone), Coordinator.active.is_(True))
         )
         if chosen is None:
             raise NotFound("incident.unknown_coordinator", phone=coordinator_phone)
         coordinator_id = chosen.id
+    if (reason or "").strip():
+        # Kept with the note whenever given (it was dropped unless a coordinator was named).
         note = " / ".join(x for x in (note, reason.strip()) if x)
     incident.dept_code, incident.work_cell_id, incident.coordinator_id = dept_code, work_cell_id, coordinator_id
-    incident.dispatched_at = when
+    incident.dispatched_at = incident.dispatched_at or when
     set_deadline(incident, "handle", None)
     return _finish(session, incident, "dispatch", actor, when, note)
 
@@ -218,12 +244,15 @@ def feedback(
 ) -> Incident:
     """执行反馈: the coordinator reports the work done, with a note and optional photos.
 
-    `attachments`: paths, or (file name, bytes) pairs; each must be an image (JPEG, PNG, GIF,
-    WebP by its first bytes) of at most attachments.MAX_BYTES. They are checked before anything
-    changes and kept under `home`/attachments.
+    `attachments`: paths, or (file name, bytes) pairs, at most attachments.MAX_FILES; each must be an
+    image (JPEG, PNG, GIF, WebP by its first bytes) of at most attachments.MAX_BYTES. They are checked
+    before anything changes and kept under `home`/attachments.
     """
     if not (note or "").strip():
         raise ValidationError("incident.note_missing", action=Message("incident.action.feedback"))
+    attachments = list(attachments)
+    if len(attachments) > files.MAX_FILES:
+        raise ValidationError("incident.too_many_attachments", count=len(attachments), limit=files.MAX_FILES)
     checked = [files.check_attachment(a) for a in attachments]
     if checked and home is None:
         raise ValidationError("incident.no_home")
@@ -273,6 +302,14 @@ def rework(
     incident.step_deadline = handle_by
     incident.rework_count += 1
     return _finish(session, incident, "rework", actor, when, note.strip())
+
+
+def _phone(typed: str) -> str:
+    """Return a typed phone as coordinators' phones are kept (138 0013 8000, +86 … → 13800138000), else as typed."""
+    try:
+        return validate_phone(typed)
+    except ValueError:
+        return typed.strip()
 
 
 ACTIONS = {

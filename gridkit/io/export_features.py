@@ -89,7 +89,7 @@ def crs_srid(uri: str | None) -> tuple[int, bool]:
         return 4326, False
     value = uri.strip("[]")
     prefix = EPSG_URI.format("")
-    if not value.startswith(prefix) or not value[len(prefix) :].isdigit():
+    if not value.startswith(prefix) or not (value[len(prefix) :].isascii() and value[len(prefix) :].isdigit()):
         raise ValidationError("ogc.unknown_crs", crs=uri)
     code = int(value[len(prefix) :])
     if code not in OFFERED_EPSG:

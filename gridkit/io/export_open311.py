@@ -4,19 +4,27 @@ A posted request enters the incident workflow at step 1 (信息采集, state `re
 `gridkit.incidents.workflow.report_incident`, with its source (`open311`, or `open311:NAME` for
 a trusted source) on the case.
 Reporter names, e-mails and phones are kept on the incident only as the reporter and never
-listed back. Statuses: `open` while the case is not finished, else `closed`.
+listed back. Statuses: `open` while the case is not finished, else `closed`. The public reads no
+staff note: status_notes is the catalogue's sentence for the case's state (a duplicate names its
+original), and phone or citizen ID numbers written in a description are masked
+(gridkit.pii.mask_personal_text).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import timedelta
 
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from gridkit.errors import NotFound, ValidationError
+from gridkit.incidents.report import DESCRIPTION_MAX
 from gridkit.incidents.workflow import report_incident
+from gridkit.messages import render
 from gridkit.models import Building, Incident, IncidentCategory
+from gridkit.pii import mask_personal_text
 from gridkit.rules import (
     CHINA_LAT,
     CHINA_LON,
@@ -28,6 +36,9 @@ from gridkit.rules import (
 
 MAX_REQUESTS = 1000
 DEFAULT_DAYS = 90
+# A post sent twice (a double tap, a client retrying after a timeout) is one case: a post without a key
+# of its own is keyed by what it says and who sent it, within the window of this length it arrived in.
+RETRY_WINDOW = timedelta(minutes=10)
 
 
 def services(session: Session) -> list[dict]:
@@ -60,20 +71,22 @@ _REQUESTS_SQL = """
 SELECT s.id, s.code, s.status, s.description, s.category_code, k.name AS service_name, s.reported_at,
        s.deadline, s.closed_at, s.dept_code, d.name AS dept_name, ST_X(s.geom) AS lon, ST_Y(s.geom) AS lat,
        (SELECT max(h.at) FROM incident_history h WHERE h.incident_id = s.id) AS updated_at,
-       (SELECT h.note FROM incident_history h WHERE h.incident_id = s.id ORDER BY h.id DESC LIMIT 1) AS last_note
+       o.code AS original_code
 FROM incident s LEFT JOIN incident_category k ON k.code = s.category_code
 LEFT JOIN department d ON d.code = s.dept_code
+LEFT JOIN incident o ON o.id = s.duplicate_of_id
 WHERE {where} ORDER BY s.reported_at DESC, s.id DESC LIMIT :lim"""
 
 
-def _request_doc(row) -> dict:
+def _request_doc(row, lang: str | None) -> dict:
+    # Staff notes (dispatch reasons, coordinators' feedback) may name people: the public reads the state's sentence.
     return {
         "service_request_id": row.code,
         "status": _status(row.status),
-        "status_notes": row.last_note,
+        "status_notes": render(f"open311.status_note.{row.status}", lang, original=row.original_code or "-"),
         "service_name": row.service_name,
         "service_code": row.category_code,
-        "description": row.description,
+        "description": mask_personal_text(row.description),
         "agency_responsible": row.dept_name,
         "service_notice": None,
         "requested_datetime": _time(row.reported_at),
@@ -97,8 +110,10 @@ def requests(
     start: str | None = None,
     end: str | None = None,
     status: str | None = None,
+    lang: str | None = None,
 ) -> list[dict]:
-    """Return requests (newest first, at most 1000): by ids, else filtered; default the last 90 days."""
+    """Return requests (newest first, at most 1000): by ids, else filtered; default the last 90 days.
+    Status notes in `lang` (default zh-CN)."""
     params: dict = {"lim": MAX_REQUESTS}
     clauses = ["true"]
     if ids:
@@ -127,12 +142,12 @@ def requests(
                 clauses.append("s.status = ANY(:finished)")
                 params["finished"] = finished
     rows = session.execute(text(_REQUESTS_SQL.format(where=" AND ".join(clauses))), params)
-    return [_request_doc(row) for row in rows]
+    return [_request_doc(row, lang) for row in rows]
 
 
-def request_by_id(session: Session, request_id: str) -> dict:
+def request_by_id(session: Session, request_id: str, lang: str | None = None) -> dict:
     """Return one request, or raise NotFound."""
-    found = requests(session, ids=[request_id])
+    found = requests(session, ids=[request_id], lang=lang)
     if not found:
         raise NotFound("open311.unknown_request", request=request_id)
     return found[0]
@@ -171,7 +186,8 @@ def create_request(
     """Report a new incident from an Open311 post through the workflow's report step (信息采集).
 
     `source` is "open311", or "open311:NAME" for a trusted source (kept in the case's source);
-    without a description the service's name describes the case.
+    without a description the service's name describes the case. Without `key`, the same post again
+    within RETRY_WINDOW returns the case the first one made.
     """
     if not service_code:
         raise ValidationError("open311.no_service_code")
@@ -180,11 +196,16 @@ def create_request(
         raise ValidationError("open311.unknown_service", service_code=service_code)
     lon_f, lat_f = _location(session, lat, lon, address_id)
     text_ = (description or "").strip() or category.name
-    if address_id:
-        text_ += f" [address_id={address_id}]"
+    suffix = f" [address_id={address_id}]" if address_id else ""
+    # Refused, not cut: a citizen's words are never shortened without telling them.
+    if len(text_) + len(suffix) > DESCRIPTION_MAX:
+        raise ValidationError("open311.description_too_long", length=len(text_), limit=DESCRIPTION_MAX - len(suffix))
+    text_ += suffix
+    if key is None:
+        key = _post_key(source, service_code, lon_f, lat_f, text_, reporter)
     report = report_incident(
         session,
-        description=text_[:2000],
+        description=text_,
         lon=lon_f,
         lat=lat_f,
         category=service_code,
@@ -194,3 +215,18 @@ def create_request(
         key=key,
     )
     return report.incident
+
+
+def reporter_of(first_name=None, last_name=None, email=None, phone=None) -> str | None:
+    """Return how to reach a post's citizen, as kept on the case (personal data: shown masked or
+    audited, never listed back): the name, then the e-mail and phone given, at most 100 characters."""
+    name = " ".join(v.strip() for v in (first_name, last_name) if v and v.strip())
+    parts = [p for p in (name, (email or "").strip(), (phone or "").strip()) if p]
+    return " / ".join(parts)[:100] or None
+
+
+def _post_key(source: str, service_code: str, lon: float, lat: float, text_: str, reporter: str | None) -> str:
+    """Return the idempotency key of a post: a digest of its content and sender, and its RETRY_WINDOW."""
+    content = json.dumps([source, service_code, round(lon, 7), round(lat, 7), text_, reporter], ensure_ascii=False)
+    window = int(now().timestamp() // RETRY_WINDOW.total_seconds())
+    return f"open311:{hashlib.sha256(content.encode()).hexdigest()[:40]}:{window}"

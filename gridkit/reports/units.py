@@ -8,7 +8,7 @@ or through a department's work grid version in force for work cells.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 
 from sqlalchemy.orm import Session
 
@@ -140,22 +140,9 @@ def whole_area(u: Units) -> Units:
 
 def period(date_from, date_to) -> tuple[datetime | None, datetime | None]:
     """Return the [from, to) bounds of a period given as ISO dates or times (to: whole day included)."""
-    from datetime import timedelta
+    from gridkit.rules import period_bounds
 
-    from gridkit.rules import parse_time
-
-    start = parse_time(_as_text(date_from), field="from") if date_from else None
-    end = parse_time(_as_text(date_to), field="to") if date_to else None
-    if end is not None and _is_date(date_to):
-        end = end + timedelta(days=1)
+    start, end = period_bounds(date_from, date_to)
     if start and end and end <= start:
         raise ValidationError("report.bad_period", start=str(date_from), end=str(date_to))
     return start, end
-
-
-def _as_text(value) -> str:
-    return value.isoformat() if isinstance(value, (date, datetime)) else str(value)
-
-
-def _is_date(value) -> bool:
-    return (isinstance(value, date) and not isinstance(value, datetime)) or len(str(value).strip()) == 10
