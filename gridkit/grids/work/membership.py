@@ -7,16 +7,53 @@ the draft's base grid edition (gridkit.standard.codes).
 from __future__ import annotations
 
 from sqlalchemy import delete, insert, select, text
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from gridkit import rules
 from gridkit.admin import area_prefix
 from gridkit.errors import InvalidTransition, NotFound, ValidationError
 from gridkit.grids.work.versions import state_name, touch_draft, version_profile
-from gridkit.models import AdminUnit, BaseCell, WorkCell, WorkCellMember, WorkGridExclusion, WorkGridVersion
+from gridkit.models import (
+    AdminUnit,
+    BaseCell,
+    BaseGridEdition,
+    WorkCell,
+    WorkCellMember,
+    WorkGridExclusion,
+    WorkGridVersion,
+)
 from gridkit.rules import VersionState
 from gridkit.standard import InvalidValue, codes
 from gridkit.standard.codes import CodeProfile
+
+# A work grid version may be drawn on an older base grid edition than the one in force, whose cells
+# the subjects are assigned to: its base cells are matched by code. SQL for text queries (reports,
+# statistics, exports), with the parameters :version (the version's id) and :edition (the edition
+# whose cells are wanted); `members_in_edition` is the same for Core queries.
+MEMBERS_IN_EDITION_SQL = (
+    "SELECT b.id AS cell_id, m.work_cell_id FROM work_cell_member m "
+    "JOIN base_cell vb ON vb.id = m.base_cell_id "
+    "JOIN base_cell b ON b.edition_id = :edition AND b.code = vb.code "
+    "WHERE m.version_id = :version"
+)
+
+
+def members_in_edition(work_cell_id, edition_id=None):
+    """Return a select of the ids of the base cells of `edition_id` (None: the edition in force) in the work cell.
+
+    The work cell's base cells are matched by code (see MEMBERS_IN_EDITION_SQL): subjects are
+    assigned to the cells of the edition in force, whichever edition the version was drawn on.
+    """
+    if edition_id is None:
+        edition_id = select(BaseGridEdition.id).where(rules.edition_in_force(BaseGridEdition)).scalar_subquery()
+    drawn = aliased(BaseCell)
+    return (
+        select(BaseCell.id)
+        .select_from(WorkCellMember)
+        .join(drawn, drawn.id == WorkCellMember.base_cell_id)
+        .join(BaseCell, (BaseCell.edition_id == edition_id) & (BaseCell.code == drawn.code))
+        .where(WorkCellMember.work_cell_id == work_cell_id)
+    )
 
 
 def check_work_cell(

@@ -1,0 +1,103 @@
+"""Work grids across base grid editions and planners (audit): counts after a new edition, concurrent publishes,
+drafts drawn on a retired edition.
+
+The counts per work cell are checked against an independent PostGIS count: each subject's base cell by ST_Covers
+(smallest code on ties) in the edition in force, and that cell's code in the work cell's members.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from geoalchemy2.shape import from_shape
+from shapely.geometry import box
+from sqlalchemy import select, text
+
+from gridkit.assign import assign_subjects
+from gridkit.grids.editions import publish_edition
+from gridkit.grids.work import add_department, publish, set_members, start_draft
+from gridkit.models import BaseCell, BaseGridEdition, WorkCell
+from gridkit.rules import SRID
+from gridkit.subjects import subject_stats
+from gridkit.workcells import work_cell_counts
+from tests.factories import DISTRICT, STREET, X0, Y0, D, make_base_grid, store_entities, store_residents
+
+DEPT = "100001"
+COMMUNITY = STREET + "001"
+T1 = datetime(2026, 1, 1, tzinfo=UTC)
+# Two work cells of the 3×3 community (cells numbered north→south, west→east): the west column and cell 5,
+# and the rest; the boundary between cells 5 and 6 is what the next edition moves.
+WEST, EAST = f"{DEPT}{COMMUNITY}01", f"{DEPT}{COMMUNITY}02"
+WEST_CELLS, EAST_CELLS = (1, 4, 5, 7), (2, 3, 6, 8, 9)
+
+
+def cell(seq: int) -> str:
+    return f"{COMMUNITY}{seq:03d}"
+
+
+def publish_v1(session):
+    add_department(session, DEPT, "综治", jurisdiction=DISTRICT)
+    draft = start_draft(session, DEPT, by="planner")
+    set_members(session, draft, WEST, [cell(s) for s in WEST_CELLS])
+    set_members(session, draft, EAST, [cell(s) for s in EAST_CELLS])
+    return publish(session, draft, at=T1, by="planner")
+
+
+def next_edition(session, name: str = "2027") -> BaseGridEdition:
+    """A draft edition of the same codes with the boundary between cells 5 and 6 moved half a cell east."""
+    edition = BaseGridEdition(name=name)
+    session.add(edition)
+    session.flush()
+    for seq in range(1, 10):
+        r, c = divmod(seq - 1, 3)
+        x0, y0 = X0 + c * D, Y0 + (2 - r) * D
+        x1 = x0 + D
+        if seq == 5:
+            x1 += D / 2
+        elif seq == 6:
+            x0 += D / 2
+        geom = from_shape(box(x0, y0, x1, y0 + D), srid=SRID)
+        session.add(BaseCell(edition_id=edition.id, code=cell(seq), community_code=COMMUNITY, geom=geom))
+    session.flush()
+    return edition
+
+
+# Per work cell of the version in force: subjects whose covering cell (ST_Covers, smallest code) in the edition
+# in force has a code among the work cell's base cells. Nothing of gridkit's assignment is used.
+_INDEPENDENT = """
+SELECT w.code, count(*) FROM {table} s
+JOIN LATERAL (SELECT b.code FROM base_cell b JOIN base_grid_edition e ON e.id = b.edition_id
+              WHERE e.status = 'published' AND ST_Covers(b.geom, s.geom) ORDER BY b.code LIMIT 1) c ON true
+JOIN base_cell vb ON vb.code = c.code
+JOIN work_cell_member m ON m.base_cell_id = vb.id
+JOIN work_cell w ON w.id = m.work_cell_id
+JOIN work_grid_version v ON v.id = m.version_id AND v.status = 'published' AND v.valid_to IS NULL
+GROUP BY w.code ORDER BY w.code"""
+
+
+def independent(session, table: str) -> dict[str, int]:
+    return dict(session.execute(text(_INDEPENDENT.format(table=table))).all())
+
+
+def test_counts_per_work_cell_follow_a_new_base_grid_edition(session):
+    make_base_grid(session)
+    store_residents(session, 300)
+    store_entities(session, 120)
+    assign_subjects(session, edition=session.scalar(select(BaseGridEdition)))
+    v1 = publish_v1(session)
+    before = independent(session, "resident")
+    assert set(before) == {WEST, EAST}
+
+    publish_edition(session, next_edition(session))
+    assert session.scalar(select(BaseGridEdition.name).where(BaseGridEdition.status == "published")) == "2027"
+    residents, entities = independent(session, "resident"), independent(session, "legal_entity")
+    assert residents != before  # the moved boundary carried residents from the east work cell to the west one
+
+    # The version in force was drawn on the retired edition: its base cells are matched by code.
+    stats = {row["code"]: row for row in subject_stats(session, "work-cell", dept=DEPT)}
+    assert {code: row["residents"] for code, row in stats.items()} == residents
+    assert {code: row["entities"] for code, row in stats.items()} == entities
+    assert {code: row["base_cells"] for code, row in stats.items()} == {WEST: 4, EAST: 5}
+    for work_cell in session.scalars(select(WorkCell).where(WorkCell.version_id == v1.id)):
+        counts = work_cell_counts(session, work_cell)
+        assert (counts["residents"], counts["legal_entities"]) == (residents[work_cell.code], entities[work_cell.code])
