@@ -7,20 +7,25 @@ The counts per work cell are checked against an independent PostGIS count: each 
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 
+import pytest
 from geoalchemy2.shape import from_shape
 from shapely.geometry import box
 from sqlalchemy import select, text
 
+from gridkit import db
 from gridkit.assign import assign_subjects
+from gridkit.errors import Conflict, GridkitError, ValidationError
 from gridkit.grids.editions import publish_edition
-from gridkit.grids.work import add_department, publish, set_members, start_draft
+from gridkit.grids.work import add_department, draft, publish, rollback, set_members, start_draft
 from gridkit.models import BaseCell, BaseGridEdition, WorkCell
 from gridkit.rules import SRID
 from gridkit.subjects import subject_stats
 from gridkit.workcells import work_cell_counts
 from tests.factories import DISTRICT, STREET, X0, Y0, D, make_base_grid, store_entities, store_residents
+from tests.factories_web import commit
 
 DEPT = "100001"
 COMMUNITY = STREET + "001"
@@ -101,3 +106,120 @@ def test_counts_per_work_cell_follow_a_new_base_grid_edition(session):
     for work_cell in session.scalars(select(WorkCell).where(WorkCell.version_id == v1.id)):
         counts = work_cell_counts(session, work_cell)
         assert (counts["residents"], counts["legal_entities"]) == (residents[work_cell.code], entities[work_cell.code])
+
+
+# -- two planners publishing at once ------------------------------------------------------------------
+
+
+def two_drafts(settings) -> tuple[int, int]:
+    """Commit a base grid, version 1 of the department, and two drafts started from it; return the drafts' ids."""
+
+    def fill(session):
+        make_base_grid(session)
+        publish_v1(session)
+        first, second = start_draft(session, DEPT, by="planner-a"), start_draft(session, DEPT, by="planner-b")
+        set_members(session, first, WEST, [cell(s) for s in (1, 4, 5, 7, 8)], name="a")
+        set_members(session, second, EAST, [cell(s) for s in (2, 3, 5, 6, 8, 9)], name="b")
+        return first.id, second.id
+
+    return commit(settings, fill)
+
+
+def publish_at_once(settings, draft_ids: list[int]) -> dict[int, object]:
+    """Publish the drafts from threads, one session each, all at the same moment; return id → version or error."""
+    barrier = threading.Barrier(len(draft_ids))
+    outcome: dict[int, object] = {}
+
+    def run(draft_id: int) -> None:
+        try:
+            with db.transaction(settings) as session:
+                version = draft(session, draft_id)
+                barrier.wait(timeout=30)
+                outcome[draft_id] = publish(session, version, by=f"planner-{draft_id}").number
+        except GridkitError as exc:
+            outcome[draft_id] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in draft_ids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return outcome
+
+
+def versions(settings) -> list[tuple]:
+    return commit(
+        settings,
+        lambda s: s.execute(
+            text("SELECT number, status, valid_to IS NULL FROM work_grid_version WHERE dept_code = :d ORDER BY number"),
+            {"d": DEPT},
+        ).all(),
+    )
+
+
+def test_two_planners_publishing_two_drafts_at_once_one_is_refused(fresh_settings):
+    first, second = two_drafts(fresh_settings)
+    outcome = publish_at_once(fresh_settings, [first, second])
+    published = [i for i, result in outcome.items() if isinstance(result, int)]
+    refused = [result for result in outcome.values() if isinstance(result, GridkitError)]
+    assert len(published) == 1 and len(refused) == 1, outcome
+    [error] = refused
+    assert isinstance(error, Conflict) and error.key == "error.work.published_since_draft"
+    winner = outcome[published[0]]
+    assert f"version {winner} of department {DEPT} was published by planner-{published[0]}" in error.render("en")
+    assert "新建草稿" in error.render("zh-CN")
+    # One version in force, the loser still a draft: nothing half-written.
+    rows = versions(fresh_settings)
+    assert [(n, s) for n, s, _ in rows if s == "published"] == [(winner, "published")]
+    assert sorted(s for _, s, _ in rows) == ["draft", "published", "retired"]
+
+
+def test_a_draft_started_before_another_publish_is_refused_one_started_after_is_not(fresh_settings):
+    first, second = two_drafts(fresh_settings)
+    commit(fresh_settings, lambda s: publish(s, draft(s, first), by="planner-a"))
+    with pytest.raises(Conflict, match="was published by planner-a") as exc:
+        commit(fresh_settings, lambda s: publish(s, draft(s, second), by="planner-b"))
+    assert f"draft {second} cannot be published" in exc.value.render("en")
+    later = commit(fresh_settings, lambda s: start_draft(s, DEPT, by="planner-b").id)
+    assert commit(fresh_settings, lambda s: publish(s, draft(s, later)).number) == 4
+    # A rollback publishes at once, under the same lock.
+    assert commit(fresh_settings, lambda s: rollback(s, DEPT, 1).number) == 5
+
+
+def test_one_draft_published_twice_at_once_is_published_once(fresh_settings):
+    first, _ = two_drafts(fresh_settings)
+    outcome = publish_at_once(fresh_settings, [first, first])
+    assert outcome[first] == 2 or isinstance(outcome[first], GridkitError)
+    rows = versions(fresh_settings)
+    assert [(n, s, open_) for n, s, open_ in rows] == [
+        (1, "retired", False),
+        (2, "published", True),
+        (3, "draft", True),
+    ]
+
+
+# -- drafts and rollbacks across base grid editions ------------------------------------------------------
+
+
+def test_a_draft_drawn_on_a_retired_edition_is_refused_and_a_rollback_lands_on_the_edition_in_force(session):
+    make_base_grid(session)
+    store_residents(session, 300)
+    assign_subjects(session, edition=session.scalar(select(BaseGridEdition)))
+    publish_v1(session)
+    old = start_draft(session, DEPT, by="planner")
+    new_edition = next_edition(session)
+    publish_edition(session, new_edition)
+
+    with pytest.raises(ValidationError) as exc:
+        publish(session, old)
+    [problem] = exc.value.problems
+    assert problem["type"] == "retired_base_edition"
+    assert "edition '2026', retired at" in exc.value.render("en") and "'2027' is in force" in exc.value.render("en")
+    assert "已于" in exc.value.render("zh-CN")
+    assert old.status == "draft"
+
+    # A rollback copies the old version onto the edition in force, cell by code, and counts follow it.
+    v2 = rollback(session, DEPT, 1, by="planner")
+    assert v2.base_edition_id == new_edition.id
+    stats = {row["code"]: row["residents"] for row in subject_stats(session, "work-cell", dept=DEPT)}
+    assert stats == independent(session, "resident")
