@@ -223,3 +223,31 @@ def test_a_draft_drawn_on_a_retired_edition_is_refused_and_a_rollback_lands_on_t
     assert v2.base_edition_id == new_edition.id
     stats = {row["code"]: row["residents"] for row in subject_stats(session, "work-cell", dept=DEPT)}
     assert stats == independent(session, "resident")
+
+
+def split_edition(session, name: str = "2028") -> BaseGridEdition:
+    """A draft edition where cell 5 is split into a west half (5) and a new east half (10)."""
+    edition = BaseGridEdition(name=name)
+    session.add(edition)
+    session.flush()
+    for seq in range(1, 10):
+        r, c = divmod(seq - 1, 3)
+        x, y = X0 + c * D, Y0 + (2 - r) * D
+        halves = [(seq, x, x + D)] if seq != 5 else [(5, x, x + D / 2), (10, x + D / 2, x + D)]
+        for code_seq, x0, x1 in halves:
+            geom = from_shape(box(x0, y, x1, y + D), srid=SRID)
+            session.add(BaseCell(edition_id=edition.id, code=cell(code_seq), community_code=COMMUNITY, geom=geom))
+    session.flush()
+    return edition
+
+
+def test_a_rollback_to_a_version_missing_cells_of_the_edition_in_force_names_them_and_what_to_do(session):
+    make_base_grid(session)
+    publish_v1(session)
+    publish_edition(session, split_edition(session))
+    with pytest.raises(ValidationError) as exc:
+        rollback(session, DEPT, 1, by="planner")
+    said = exc.value.render("en")
+    assert cell(10) in said and "--from 1" in said, said
+    assert "nothing was published" in said and "draft 2" not in said
+    assert cell(10) in exc.value.render("zh-CN")

@@ -104,7 +104,17 @@ def rollback(
         raise InvalidTransition("work.rollback_to_draft", number=to_number)
     _lock_department(session, source)
     copy = start_draft(session, dept_code, from_version=to_number, by=by, note=f"rollback to version {to_number}")
-    return publish(session, copy, by=by, at=at, refuse_stale=False)
+    try:
+        return publish(session, copy, by=by, at=at, refuse_stale=False)
+    except ValidationError as exc:
+        # The copy is not kept (the caller rolls back): say what is wrong with the version and what to do.
+        raise ValidationError(
+            "work.rollback_refused",
+            number=to_number,
+            dept=dept_code,
+            reasons=exc.params["reasons"],
+            problems=exc.problems,
+        ) from None
 
 
 def _lock_department(session: Session, version: WorkGridVersion) -> None:

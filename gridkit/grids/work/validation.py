@@ -85,6 +85,11 @@ def _edition_problems(session: Session, version: WorkGridVersion) -> list[Proble
     ]
 
 
+def _listed(codes: list[str], most: int = 10) -> str:
+    """Return the first `most` codes joined, with how many more there are."""
+    return ", ".join(codes[:most]) + (f" … (+{len(codes) - most})" if len(codes) > most else "")
+
+
 def _coverage_problems(session: Session, version: WorkGridVersion, scope: str) -> list[Problem]:
     """Return the base cells of the jurisdiction (area code prefix `scope`) in no work cell, and those outside it."""
     problems: list[Problem] = []
@@ -103,7 +108,7 @@ def _coverage_problems(session: Session, version: WorkGridVersion, scope: str) -
             Problem(
                 "unassigned_base_cells",
                 "error",
-                Message("work.problem.unassigned_base_cells", count=len(uncovered)),
+                Message("work.problem.unassigned_base_cells", count=len(uncovered), codes=_listed(uncovered)),
                 list(uncovered),
             )
         )
