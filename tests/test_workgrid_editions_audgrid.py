@@ -20,6 +20,7 @@ from gridkit.assign import assign_subjects
 from gridkit.errors import Conflict, GridkitError, ValidationError
 from gridkit.grids.editions import publish_edition
 from gridkit.grids.work import add_department, draft, publish, rollback, set_members, start_draft
+from gridkit.grids.work.membership import cells_in_no_work_cell
 from gridkit.models import BaseCell, BaseGridEdition, WorkCell
 from gridkit.rules import SRID
 from gridkit.subjects import subject_stats
@@ -251,3 +252,19 @@ def test_a_rollback_to_a_version_missing_cells_of_the_edition_in_force_names_the
     assert cell(10) in said and "--from 1" in said, said
     assert "nothing was published" in said and "draft 2" not in said
     assert cell(10) in exc.value.render("zh-CN")
+
+
+def test_publishing_an_edition_says_which_new_cells_the_work_grids_in_force_leave_out(session):
+    make_base_grid(session)
+    publish_v1(session)
+    result = publish_edition(session, split_edition(session))
+    assert result["work_grids_uncovered"] == [{"dept": DEPT, "version": 1, "codes": [cell(10)]}]
+    # A draft on the new edition that places the cell leaves nothing out.
+    placed = start_draft(session, DEPT)
+    set_members(session, placed, EAST, [cell(10)])
+    publish(session, placed)
+    assert cells_in_no_work_cell(session, result_edition_id(session)) == []
+
+
+def result_edition_id(session) -> int:
+    return session.scalar(select(BaseGridEdition.id).where(BaseGridEdition.status == "published"))

@@ -16,6 +16,7 @@ from gridkit import rules
 from gridkit.assign import CELL, CELL_TABLE, KINDS, WITH_CELL, assign_subjects, follow_buildings
 from gridkit.errors import InvalidTransition, ValidationError
 from gridkit.grids.base import current_edition, state_name
+from gridkit.grids.work.membership import cells_in_no_work_cell
 from gridkit.models import BaseGridEdition
 from gridkit.rules import EditionState
 from gridkit.spatial.bulk import rebuilt_indexes
@@ -81,7 +82,8 @@ def publish_edition(
 
     `tolerance_m` is the width below which overlaps and gaps are reprojection noise (the setting
     GRIDKIT_SLIVER_TOLERANCE_M; None: validation's default). Returns the diff against the retired
-    edition and the subject counts per kind.
+    edition, the subject counts per kind and, per department, the cells its work grid in force
+    holds in no work cell (`work_grids_uncovered`, see cells_in_no_work_cell).
     """
     from gridkit.grids.validate import validate_base_grid
 
@@ -114,6 +116,8 @@ def publish_edition(
         result["subjects"] = _move_subjects(session, previous, edition)
     else:
         result["subjects"] = assign_subjects(session, edition=edition)
+    # The work grids in force stay drawn on the retired edition: say which new cells none of them holds.
+    result["work_grids_uncovered"] = cells_in_no_work_cell(session, edition.id)
     return result
 
 

@@ -17,6 +17,7 @@ from gridkit.models import (
     AdminUnit,
     BaseCell,
     BaseGridEdition,
+    Department,
     WorkCell,
     WorkCellMember,
     WorkGridExclusion,
@@ -232,3 +233,32 @@ def exclude_cells(
         {"v": version.id},
     )
     return len(ids)
+
+
+def cells_in_no_work_cell(session: Session, edition_id: int) -> list[dict]:
+    """Return, per department with a version in force, the base cells of `edition_id` in its jurisdiction that
+    none of its work cells holds (matched by code) nor excludes: {dept, version, codes}; departments with none
+    are left out.
+
+    After a new base grid edition is published, the versions in force stay drawn on the retired one: cells of
+    new codes belong to no work cell until a draft places them.
+    """
+    from gridkit.grids.work.versions import current_version
+
+    found = []
+    for dept in session.scalars(select(Department).order_by(Department.code)):
+        version = current_version(session, dept.code)
+        if version is None:
+            continue
+        codes = session.scalars(
+            text(
+                "SELECT b.code FROM base_cell b WHERE b.edition_id = :e AND b.community_code LIKE :scope "
+                "AND b.code NOT IN (SELECT vb.code FROM work_cell_member m JOIN base_cell vb ON vb.id = m.base_cell_id "
+                "WHERE m.version_id = :v UNION ALL SELECT vb.code FROM work_grid_exclusion x "
+                "JOIN base_cell vb ON vb.id = x.base_cell_id WHERE x.version_id = :v) ORDER BY b.code"
+            ),
+            {"e": edition_id, "v": version.id, "scope": area_prefix(session, dept.jurisdiction_code) + "%"},
+        ).all()
+        if codes:
+            found.append({"dept": dept.code, "version": version.number, "codes": list(codes)})
+    return found
