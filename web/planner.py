@@ -100,6 +100,7 @@ JS_STRINGS = (
     "planner.problems.more",
     "planner.publish.confirm",
     "planner.publish.refused",
+    "planner.publish.outdated",
     "planner.publish.done",
     "planner.history.version",
     "planner.history.current",
