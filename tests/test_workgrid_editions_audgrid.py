@@ -8,6 +8,7 @@ The counts per work cell are checked against an independent PostGIS count: each 
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -268,3 +269,28 @@ def test_publishing_an_edition_says_which_new_cells_the_work_grids_in_force_leav
 
 def result_edition_id(session) -> int:
     return session.scalar(select(BaseGridEdition.id).where(BaseGridEdition.status == "published"))
+
+
+def test_two_planners_starting_drafts_at_once_get_two_numbers(fresh_settings):
+    commit(fresh_settings, lambda s: (make_base_grid(s), publish_v1(s)))
+    first_started = threading.Event()
+    numbers: dict[str, object] = {}
+
+    def run(who: str, wait_for: threading.Event | None) -> None:
+        try:
+            with db.transaction(fresh_settings) as session:
+                if wait_for is not None:
+                    wait_for.wait(timeout=30)
+                numbers[who] = start_draft(session, DEPT, by=who).number
+                if wait_for is None:  # hold the first draft uncommitted while the second one starts
+                    first_started.set()
+                    time.sleep(1)
+        except Exception as exc:  # the test asserts there is none
+            numbers[who] = exc
+
+    threads = [threading.Thread(target=run, args=("a", None)), threading.Thread(target=run, args=("b", first_started))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert numbers == {"a": 2, "b": 3}, numbers

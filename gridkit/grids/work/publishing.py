@@ -10,9 +10,16 @@ from sqlalchemy.orm import Session
 from gridkit import rules
 from gridkit.errors import Conflict, InvalidTransition, ValidationError
 from gridkit.grids.work.validation import validate_version
-from gridkit.grids.work.versions import current_version, start_draft, state_name, touch_draft, version_by_number
+from gridkit.grids.work.versions import (
+    current_version,
+    lock_department,
+    start_draft,
+    state_name,
+    touch_draft,
+    version_by_number,
+)
 from gridkit.messages import Message
-from gridkit.models import Department, WorkGridVersion
+from gridkit.models import WorkGridVersion
 from gridkit.rules import VersionState
 
 
@@ -48,7 +55,8 @@ def publish(
     silently undo (Conflict, naming it): it is refused, never a second version in force.
     `refuse_stale=False` skips that last check, for a draft started under the lock (rollback).
     """
-    _lock_department(session, version)
+    lock_department(session, version.dept_code)
+    session.refresh(version)  # another transaction may have published it while this one waited
     if version.status != VersionState.DRAFT:
         raise InvalidTransition(
             "work.publish_not_draft", number=version.number, dept=version.dept_code, status=state_name(version.status)
@@ -102,7 +110,7 @@ def rollback(
     source = version_by_number(session, dept_code, to_number)
     if source.status == VersionState.DRAFT:
         raise InvalidTransition("work.rollback_to_draft", number=to_number)
-    _lock_department(session, source)
+    lock_department(session, dept_code)
     copy = start_draft(session, dept_code, from_version=to_number, by=by, note=f"rollback to version {to_number}")
     try:
         return publish(session, copy, by=by, at=at, refuse_stale=False)
@@ -115,13 +123,6 @@ def rollback(
             reasons=exc.params["reasons"],
             problems=exc.problems,
         ) from None
-
-
-def _lock_department(session: Session, version: WorkGridVersion) -> None:
-    """Lock the version's department row until commit (publishes of one department one at a time), then read
-    the version again: another transaction may have published it while this one waited."""
-    session.execute(select(Department.code).where(Department.code == version.dept_code).with_for_update())
-    session.refresh(version)
 
 
 def _refuse_if_published_since(session: Session, draft: WorkGridVersion) -> None:
