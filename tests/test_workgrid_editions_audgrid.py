@@ -18,7 +18,7 @@ from sqlalchemy import select, text
 
 from gridkit import db
 from gridkit.assign import assign_subjects
-from gridkit.errors import Conflict, GridkitError, ValidationError
+from gridkit.errors import Conflict, GridkitError, InvalidTransition, ValidationError
 from gridkit.grids.editions import publish_edition
 from gridkit.grids.work import add_department, draft, publish, rollback, set_members, start_draft
 from gridkit.grids.work.membership import cells_in_no_work_cell
@@ -294,3 +294,68 @@ def test_two_planners_starting_drafts_at_once_get_two_numbers(fresh_settings):
     for thread in threads:
         thread.join(timeout=60)
     assert numbers == {"a": 2, "b": 3}, numbers
+
+
+# -- two planners publishing base grid editions at once --------------------------------------------------
+
+
+def copy_of_published(session, name: str) -> int:
+    """A draft edition holding a copy of the published edition's cells; return its id."""
+    edition = BaseGridEdition(name=name)
+    session.add(edition)
+    session.flush()
+    session.execute(
+        text(
+            "INSERT INTO base_cell (edition_id, code, community_code, geom) SELECT :e, code, community_code, geom "
+            "FROM base_cell WHERE edition_id = (SELECT id FROM base_grid_edition WHERE status = 'published')"
+        ),
+        {"e": edition.id},
+    )
+    return edition.id
+
+
+def publish_editions_overlapping(settings, first_id: int, second_id: int) -> dict[int, object]:
+    """Publish `first_id`, and `second_id` while the first is published but not committed; id → result or error."""
+    first_published = threading.Event()
+    outcome: dict[int, object] = {}
+
+    def run(edition_id: int, wait_for: threading.Event | None) -> None:
+        try:
+            with db.transaction(settings) as session:
+                edition = session.get(BaseGridEdition, edition_id)
+                if wait_for is not None:
+                    wait_for.wait(timeout=30)
+                outcome[edition_id] = publish_edition(session, edition)
+                if wait_for is None:
+                    first_published.set()
+                    time.sleep(1)
+        except GridkitError as exc:
+            outcome[edition_id] = exc
+        finally:
+            first_published.set()
+
+    threads = [threading.Thread(target=run, args=(first_id, None))]
+    threads.append(threading.Thread(target=run, args=(second_id, first_published)))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return outcome
+
+
+def test_two_editions_published_at_once_are_published_one_after_the_other(fresh_settings):
+    first, second = commit(
+        fresh_settings, lambda s: (make_base_grid(s), copy_of_published(s, "2027a"), copy_of_published(s, "2027b"))[1:]
+    )
+    outcome = publish_editions_overlapping(fresh_settings, first, second)
+    assert outcome[first]["retired"] == "2026" and outcome[second]["retired"] == "2027a", outcome
+    statuses = commit(
+        fresh_settings, lambda s: dict(s.execute(select(BaseGridEdition.name, BaseGridEdition.status)).all())
+    )
+    assert statuses == {"2026": "retired", "2027a": "retired", "2027b": "published"}
+
+
+def test_one_edition_published_twice_at_once_is_published_once(fresh_settings):
+    first = commit(fresh_settings, lambda s: (make_base_grid(s), copy_of_published(s, "2027"))[1])
+    outcome = publish_editions_overlapping(fresh_settings, first, first)
+    assert isinstance(outcome[first], InvalidTransition) and "2027" in outcome[first].render("en"), outcome

@@ -21,6 +21,9 @@ from gridkit.models import BaseGridEdition
 from gridkit.rules import EditionState
 from gridkit.spatial.bulk import rebuilt_indexes
 
+# An advisory lock key held while an edition is published (any constant shared by every caller).
+PUBLISH_LOCK_KEY = 0x6772_6B20
+
 # Cells whose symmetric difference is below this many m² count as unchanged (floating noise).
 RESHAPE_TOLERANCE_M2 = 0.01
 
@@ -87,6 +90,10 @@ def publish_edition(
     """
     from gridkit.grids.validate import validate_base_grid
 
+    # Editions are published one at a time: the second of two at once waits for the first to commit, then
+    # retires it (or finds its own edition published already) instead of failing on the unique index.
+    session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PUBLISH_LOCK_KEY})
+    session.refresh(edition)
     if edition.status != EditionState.DRAFT:
         raise InvalidTransition("grids.edition_not_draft", name=edition.name, status=state_name(edition.status))
     problems = validate_base_grid(
