@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import geopandas as gpd
 import pytest
 from shapely.geometry import box
 from sqlalchemy import select
 
+from gridkit import db
 from gridkit.grids.import_cells import import_base_cells
+from gridkit.grids.importer import ImportRefused
 from gridkit.models import BaseCell
 from tests.factories import X0, Y0, D, make_admin_units
+from tests.factories_web import commit
 
 COMMUNITY = "440304001001"
 
@@ -44,3 +50,36 @@ def test_utf8_shapefile_with_long_chinese_field_names_cut_by_gdal_imports(sessio
     assert "'基础网' (the broken character dropped)" in cut[0]["message"]
     stored = dict(session.execute(select(BaseCell.code, BaseCell.attributes)).all())
     assert stored[codes[0]] == {"基础_1": "第1格"}
+
+
+def test_two_imports_naming_one_edition_at_once_the_second_is_refused_clearly(fresh_settings, tmp_path):
+    """The name was checked long before the edition was written: the second import failed on the unique key."""
+    commit(fresh_settings, make_admin_units)
+    codes, squares = community_cells()
+    path = tmp_path / "cells.geojson"
+    gpd.GeoDataFrame({"code": codes}, geometry=squares, crs=4490).to_file(path)
+    first_written = threading.Event()
+    outcome: dict[str, object] = {}
+
+    def run(who: str, wait_for: threading.Event | None) -> None:
+        try:
+            with db.transaction(fresh_settings) as session:
+                if wait_for is not None:
+                    wait_for.wait(timeout=30)
+                outcome[who] = import_base_cells(session, path, code_field="code", edition="2027").created
+                if wait_for is None:  # hold the first edition uncommitted while the second import checks the name
+                    first_written.set()
+                    time.sleep(1)
+        except Exception as exc:  # the test asserts which
+            outcome[who] = exc
+        finally:
+            first_written.set()
+
+    threads = [threading.Thread(target=run, args=("a", None)), threading.Thread(target=run, args=("b", first_written))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert outcome["a"] == 9, outcome
+    assert isinstance(outcome["b"], ImportRefused), outcome
+    assert [p["kind"] for p in outcome["b"].problems] == ["edition_exists"]

@@ -21,8 +21,17 @@ from gridkit.models import BaseGridEdition
 from gridkit.rules import EditionState
 from gridkit.spatial.bulk import rebuilt_indexes
 
-# An advisory lock key held while an edition is published (any constant shared by every caller).
+# Advisory lock keys (any constants shared by every caller): held while an edition is published, and from
+# the check that a new edition's name is free until the edition is written and committed.
 PUBLISH_LOCK_KEY = 0x6772_6B20
+NAME_LOCK_KEY = 0x6772_6B21
+
+
+def lock_edition_names(session: Session) -> None:
+    """Hold, until commit, the right to name a new edition: of two imports or generations naming editions at
+    once (the same name, or the same default name), the second waits and then finds the name taken."""
+    session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": NAME_LOCK_KEY})
+
 
 # Cells whose symmetric difference is below this many m² count as unchanged (floating noise).
 RESHAPE_TOLERANCE_M2 = 0.01

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from gridkit.coords import gauss_kruger_epsg
 from gridkit.errors import Conflict, NotFound, ValidationError
 from gridkit.grids.base import current_edition
+from gridkit.grids.editions import lock_edition_names
 from gridkit.grids.generate.buildings import building_cells
 from gridkit.grids.generate.cutting import WATER_MIN_M2, generate_cells
 from gridkit.grids.generate.layers import Layers, read_layers
@@ -87,6 +88,7 @@ def generate_base_grid(
     started = time.perf_counter()
     units = _communities(session, communities)
     edition_name = edition_name or f"generated-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    lock_edition_names(session)
     if session.scalar(select(BaseGridEdition.id).where(BaseGridEdition.name == edition_name)) is not None:
         raise Conflict("generate.edition_exists", name=edition_name)
     layers = read_layers(roads_path, water_path, paths=paths, src_crs=src_crs, encoding=encoding)
