@@ -20,7 +20,7 @@ from gridkit import db
 from gridkit.assign import assign_subjects
 from gridkit.errors import Conflict, GridkitError, InvalidTransition, ValidationError
 from gridkit.grids.editions import publish_edition
-from gridkit.grids.work import add_department, draft, publish, rollback, set_members, start_draft
+from gridkit.grids.work import add_coordinator, add_department, draft, publish, rollback, set_members, start_draft
 from gridkit.grids.work.membership import cells_in_no_work_cell
 from gridkit.models import BaseCell, BaseGridEdition, WorkCell
 from gridkit.rules import SRID
@@ -359,3 +359,20 @@ def test_one_edition_published_twice_at_once_is_published_once(fresh_settings):
     first = commit(fresh_settings, lambda s: (make_base_grid(s), copy_of_published(s, "2027"))[1])
     outcome = publish_editions_overlapping(fresh_settings, first, first)
     assert isinstance(outcome[first], InvalidTransition) and "2027" in outcome[first].render("en"), outcome
+
+
+def test_names_longer_than_their_column_are_refused_with_the_limit(session):
+    """They reached the database and came back as a bare StringDataRightTruncation (a traceback on the CLI)."""
+    make_base_grid(session)
+    add_department(session, DEPT, "综治", jurisdiction=DISTRICT)
+    draft_ = start_draft(session, DEPT)
+    with pytest.raises(ValidationError) as exc:
+        set_members(session, draft_, WEST, [cell(1)], name="网" * 101)
+    assert exc.value.key == "error.work.name_too_long" and "101 characters; at most 100" in exc.value.render("en")
+    assert draft_.revision == 0 and session.scalar(select(WorkCell.id).where(WorkCell.version_id == draft_.id)) is None
+    with pytest.raises(ValidationError, match="the department name"):
+        add_department(session, "200001", "局" * 101)
+    set_members(session, draft_, WEST, [cell(s) for s in range(1, 10)], name="网" * 100)
+    publish(session, draft_)
+    with pytest.raises(ValidationError, match="at most 50"):
+        add_coordinator(session, "张" * 51, "13800000001", DEPT, [WEST])

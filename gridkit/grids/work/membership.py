@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, aliased
 from gridkit import rules
 from gridkit.admin import area_prefix
 from gridkit.errors import InvalidTransition, NotFound, ValidationError
+from gridkit.grids.work.departments import check_name
 from gridkit.grids.work.versions import state_name, touch_draft, version_profile
 from gridkit.models import (
     AdminUnit,
@@ -124,6 +125,7 @@ def set_members(
     """Put the named base cells into the work cell (created if new), taking them from other work cells."""
     _require_draft(version)
     check_work_cell(session, version, work_cell_code)
+    check_name(name, WorkCell.name, "work_cell")
     cells = _base_cell_ids(session, version, base_cell_codes)
     touch_draft(session, version, expected_revision=expected_revision, by=by)
     work_cell = session.scalar(
