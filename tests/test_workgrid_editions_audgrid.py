@@ -13,16 +13,17 @@ from datetime import UTC, datetime
 
 import pytest
 from geoalchemy2.shape import from_shape
-from shapely.geometry import box
+from shapely.geometry import MultiPolygon, box
 from sqlalchemy import select, text
 
 from gridkit import db
 from gridkit.assign import assign_subjects
+from gridkit.checks import base_grid_problems_geojson
 from gridkit.errors import Conflict, GridkitError, InvalidTransition, ValidationError
 from gridkit.grids.editions import publish_edition
 from gridkit.grids.work import add_coordinator, add_department, draft, publish, rollback, set_members, start_draft
 from gridkit.grids.work.membership import cells_in_no_work_cell
-from gridkit.models import BaseCell, BaseGridEdition, WorkCell
+from gridkit.models import AdminUnit, BaseCell, BaseGridEdition, WorkCell
 from gridkit.rules import SRID
 from gridkit.subjects import subject_stats
 from gridkit.workcells import work_cell_counts
@@ -376,3 +377,16 @@ def test_names_longer_than_their_column_are_refused_with_the_limit(session):
     publish(session, draft_)
     with pytest.raises(ValidationError, match="at most 50"):
         add_coordinator(session, "张" * 51, "13800000001", DEPT, [WEST])
+
+
+def test_stored_base_grid_problems_follow_a_redrawn_community(session):
+    """The stored validation result was keyed on the cells only: a community redrawn by `admin import --replace`
+    (its cells now partly outside it) kept showing the edition clean."""
+    make_base_grid(session)
+    edition = session.scalar(select(BaseGridEdition))
+    assert base_grid_problems_geojson(session, edition.id)["features"] == []
+    community = session.get(AdminUnit, COMMUNITY)
+    community.geom = from_shape(MultiPolygon([box(X0, Y0, X0 + 2 * D, Y0 + 3 * D)]), srid=SRID)  # the east column cut
+    session.flush()
+    kinds = {f["properties"]["type"] for f in base_grid_problems_geojson(session, edition.id)["features"]}
+    assert kinds, "the redrawn community's cells were not validated again"
