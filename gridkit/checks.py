@@ -1,8 +1,8 @@
 """Validation results of base grid editions as a map layer, computed once per edition change and stored.
 
 Validating a large edition takes seconds to minutes (gridkit.grids.validate); the result is kept
-in `edition_check` with the fingerprint of the edition's cells, and requests read it until the
-cells change (a cell added, removed or redrawn changes the fingerprint).
+in `edition_check` with the fingerprint of the edition's cells and of the admin units, and requests
+read it until they change (a cell or admin unit added, removed or redrawn changes the fingerprint).
 """
 
 from __future__ import annotations
@@ -15,11 +15,12 @@ from sqlalchemy.orm import Session
 
 from gridkit.errors import NotFound
 from gridkit.layers import edition_dict, edition_or_current, feature_collection
-from gridkit.models import BaseCell, BaseGridEdition, EditionCheck
+from gridkit.models import AdminUnit, BaseCell, BaseGridEdition, EditionCheck
 
 
 def edition_fingerprint(session: Session, edition: BaseGridEdition) -> tuple[str, int]:
-    """Return (fingerprint, cell count) of an edition's cells: count, ids, codes, vertices and area."""
+    """Return (fingerprint, cell count) of an edition's cells (count, ids, codes, vertices and area) and of the
+    admin units they are validated against."""
     cells = select(BaseCell).where(BaseCell.edition_id == edition.id).subquery()
     row = session.execute(
         select(
@@ -31,7 +32,16 @@ def edition_fingerprint(session: Session, edition: BaseGridEdition) -> tuple[str
             func.md5(func.coalesce(func.string_agg(func.md5(func.ST_AsBinary(cells.c.geom)), ""), "")),
         ).select_from(cells)
     ).one()
-    text = f"{edition.id}|{edition.status}|" + "|".join(str(v) for v in row)
+    # Validation measures the cells against the admin units (gaps, parts outside their community, communities
+    # without cells): a unit added, removed or redrawn (`admin import --replace`) changes the result too.
+    units = session.execute(
+        select(
+            func.count(),
+            func.coalesce(func.sum(func.hashtext(AdminUnit.code)), 0),
+            func.md5(func.coalesce(func.string_agg(func.md5(func.ST_AsBinary(AdminUnit.geom)), ""), "")),
+        )
+    ).one()
+    text = f"{edition.id}|{edition.status}|" + "|".join(str(v) for v in (*row, *units))
     return hashlib.sha256(text.encode()).hexdigest(), row[0]
 
 

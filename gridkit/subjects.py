@@ -12,6 +12,7 @@ from gridkit.errors import NotFound, ValidationError
 from gridkit.grids.base import current_edition
 from gridkit.grids.work.coordinators import coordinators_json
 from gridkit.grids.work.departments import department
+from gridkit.grids.work.membership import MEMBERS_IN_EDITION_SQL
 from gridkit.grids.work.versions import current_version, versions_in_force
 from gridkit.models import BaseCell, Building, Department, Incident, LegalEntity, Resident, WorkCell, WorkCellMember
 from gridkit.resident_cells import ASSIGNED_RESIDENTS
@@ -40,26 +41,26 @@ def subject_stats(session: Session, by: str = "community", *, dept: str | None =
         version = current_version(session, dept)
         if version is None:
             return []
+        # The version may be drawn on an older edition than the one in force: its cells matched by code.
         unit_sql = (
-            "SELECT b.id AS cell_id, w.code AS code, w.name AS name FROM base_cell b "
-            "JOIN work_cell_member m ON m.base_cell_id = b.id AND m.version_id = :v "
-            "JOIN work_cell w ON w.id = m.work_cell_id WHERE b.edition_id = :e"
+            f"SELECT m.cell_id, w.code AS code, w.name AS name FROM ({MEMBERS_IN_EDITION_SQL}) m "
+            "JOIN work_cell w ON w.id = m.work_cell_id"
         )
-        params = {"e": edition.id, "v": version.id}
+        params = {"edition": edition.id, "version": version.id}
     else:
         n = _PREFIX[by]
         name = "NULL::text" if by == "cell" else "a.name"
         join = "" if by == "cell" else f"LEFT JOIN admin_unit a ON a.code = left(b.code, {n})"
         if by == "cell":
             unit_sql = (
-                f"SELECT b.id AS cell_id, b.code AS code, {name} AS name FROM base_cell b WHERE b.edition_id = :e"
+                f"SELECT b.id AS cell_id, b.code AS code, {name} AS name FROM base_cell b WHERE b.edition_id = :edition"
             )
         else:
             unit_sql = (
                 f"SELECT b.id AS cell_id, left(b.code, {n}) AS code, {name} AS name FROM base_cell b "
-                f"{join} WHERE b.edition_id = :e"
+                f"{join} WHERE b.edition_id = :edition"
             )
-        params = {"e": edition.id}
+        params = {"edition": edition.id}
     # Count per unit, not per base cell: a household whose members live in two base cells of one
     # community is still one household of that community.
     query = text(f"""

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from gridkit.admin import area_prefix
 from gridkit.errors import NotFound
+from gridkit.grids.work.membership import members_in_edition
 from gridkit.layers import PRECISION, base_cell_properties, feature_collection, geojson_feature
 from gridkit.models import (
     AdminUnit,
@@ -119,8 +120,14 @@ def coordinator_work_cells(session: Session, coordinator_id: int, at: datetime |
 
 
 def _in_cell(cell: WorkCell, column):
+    """Return `column` IN the cell's base cells, those of the edition its version was drawn on (geometry)."""
     members = select(WorkCellMember.base_cell_id).where(WorkCellMember.work_cell_id == cell.id)
     return column.in_(members)
+
+
+def _subjects_in_cell(cell: WorkCell, column):
+    """Return `column` (a subject's base cell) IN the cell's base cells of the edition in force, matched by code."""
+    return column.in_(members_in_edition(cell.id))
 
 
 def work_cell_counts(session: Session, cell: WorkCell) -> dict:
@@ -130,8 +137,8 @@ def work_cell_counts(session: Session, cell: WorkCell) -> dict:
         query = select(func.count(*what)).select_from(model)
         if model is Resident:  # a resident's cell is a row of its own table (gridkit.resident_cells)
             query = query.join(ResidentCell, ResidentCell.resident_id == Resident.id)
-            return query.where(_in_cell(cell, ResidentCell.base_cell_id)).scalar_subquery()
-        return query.where(_in_cell(cell, model.base_cell_id)).scalar_subquery()
+            return query.where(_subjects_in_cell(cell, ResidentCell.base_cell_id)).scalar_subquery()
+        return query.where(_subjects_in_cell(cell, model.base_cell_id)).scalar_subquery()
 
     row = session.execute(
         select(
@@ -163,7 +170,7 @@ def _geometry_layers(session: Session, cell: WorkCell) -> dict:
     )
     buildings = session.scalar(
         select(func.coalesce(func.json_agg(building), func.cast("[]", JSON))).where(
-            _in_cell(cell, Building.base_cell_id)
+            _subjects_in_cell(cell, Building.base_cell_id)
         )
     )
     outline = session.scalar(
@@ -219,7 +226,7 @@ def work_cell_detail(
             )
             .join(ResidentCell, ResidentCell.resident_id == Resident.id)
             .outerjoin(Building, Building.id == Resident.building_id)
-            .where(_in_cell(cell, ResidentCell.base_cell_id))
+            .where(_subjects_in_cell(cell, ResidentCell.base_cell_id))
             .order_by(Resident.id)
             .offset(offset)
             .limit(limit)
@@ -239,7 +246,7 @@ def work_cell_detail(
         ]
         entities = session.execute(
             select(LegalEntity.id, LegalEntity.name, LegalEntity.credit_code, LegalEntity.address)
-            .where(_in_cell(cell, LegalEntity.base_cell_id))
+            .where(_subjects_in_cell(cell, LegalEntity.base_cell_id))
             .order_by(LegalEntity.id)
             .offset(offset)
             .limit(limit)

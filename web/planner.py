@@ -44,6 +44,7 @@ FULL_LOAD_CELLS = 5000
 # Share of a base cell's area that must lie inside a drawn polygon (the page lets the user change it).
 DEFAULT_SHARE = 0.5
 WORK_PROBLEM_TYPES = (
+    "retired_base_edition",
     "unassigned_base_cells",
     "outside_jurisdiction",
     "multipart_work_cell",
@@ -99,6 +100,7 @@ JS_STRINGS = (
     "planner.problems.more",
     "planner.publish.confirm",
     "planner.publish.refused",
+    "planner.publish.outdated",
     "planner.publish.done",
     "planner.history.version",
     "planner.history.current",

@@ -100,6 +100,13 @@ def basegrid_publish(settings, edition, sliver_m2):
         lines.append(say("cli.basegrid.retired", edition=result["retired"]))
     if "diff" in result:
         lines.append(say("cli.basegrid.publish_diff", **result["diff"]))
+    for gap in result["work_grids_uncovered"]:
+        count = len(gap["codes"])
+        codes = ", ".join(gap["codes"][:10]) + (f" … (+{count - 10})" if count > 10 else "")
+        said = say(
+            "cli.basegrid.work_grid_uncovered", dept=gap["dept"], number=gap["version"], count=count, codes=codes
+        )
+        lines.append(said)
     return output.Result(result, lines=lines, rows=[{"kind": k, **v} for k, v in result["subjects"].items()])
 
 

@@ -16,9 +16,22 @@ from gridkit import rules
 from gridkit.assign import CELL, CELL_TABLE, KINDS, WITH_CELL, assign_subjects, follow_buildings
 from gridkit.errors import InvalidTransition, ValidationError
 from gridkit.grids.base import current_edition, state_name
+from gridkit.grids.work.membership import cells_in_no_work_cell
 from gridkit.models import BaseGridEdition
 from gridkit.rules import EditionState
 from gridkit.spatial.bulk import rebuilt_indexes
+
+# Advisory lock keys (any constants shared by every caller): held while an edition is published, and from
+# the check that a new edition's name is free until the edition is written and committed.
+PUBLISH_LOCK_KEY = 0x6772_6B20
+NAME_LOCK_KEY = 0x6772_6B21
+
+
+def lock_edition_names(session: Session) -> None:
+    """Hold, until commit, the right to name a new edition: of two imports or generations naming editions at
+    once (the same name, or the same default name), the second waits and then finds the name taken."""
+    session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": NAME_LOCK_KEY})
+
 
 # Cells whose symmetric difference is below this many m² count as unchanged (floating noise).
 RESHAPE_TOLERANCE_M2 = 0.01
@@ -81,10 +94,15 @@ def publish_edition(
 
     `tolerance_m` is the width below which overlaps and gaps are reprojection noise (the setting
     GRIDKIT_SLIVER_TOLERANCE_M; None: validation's default). Returns the diff against the retired
-    edition and the subject counts per kind.
+    edition, the subject counts per kind and, per department, the cells its work grid in force
+    holds in no work cell (`work_grids_uncovered`, see cells_in_no_work_cell).
     """
     from gridkit.grids.validate import validate_base_grid
 
+    # Editions are published one at a time: the second of two at once waits for the first to commit, then
+    # retires it (or finds its own edition published already) instead of failing on the unique index.
+    session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PUBLISH_LOCK_KEY})
+    session.refresh(edition)
     if edition.status != EditionState.DRAFT:
         raise InvalidTransition("grids.edition_not_draft", name=edition.name, status=state_name(edition.status))
     problems = validate_base_grid(
@@ -114,6 +132,8 @@ def publish_edition(
         result["subjects"] = _move_subjects(session, previous, edition)
     else:
         result["subjects"] = assign_subjects(session, edition=edition)
+    # The work grids in force stay drawn on the retired edition: say which new cells none of them holds.
+    result["work_grids_uncovered"] = cells_in_no_work_cell(session, edition.id)
     return result
 
 

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from gridkit.config import Settings
 from gridkit.errors import ValidationError
+from gridkit.grids.editions import lock_edition_names
 from gridkit.grids.importer import (
     NAME_LENGTH,
     ImportResult,
@@ -139,7 +140,8 @@ def import_base_cells(
 
 
 def _check_edition_name(session: Session, edition: str | None, problems: list) -> None:
-    """Add a problem if the edition name given is blank, too long or taken."""
+    """Add a problem if the edition name given is blank, too long or taken (checked under lock_edition_names)."""
+    lock_edition_names(session)
     if edition is None:
         return
     if not edition.strip() or len(edition) > 100:

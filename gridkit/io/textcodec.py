@@ -36,6 +36,10 @@ _CPG_ALIASES = {
     "iso-8859-1": "latin-1",
 }
 
+# The bytes a DBF (shapefile) field name holds; a name the cut made equal to another ends in "_1", "_2" ….
+DBF_NAME_BYTES = 10
+_NUMBERED_NAME = re.compile(rb"_[0-9]+$")
+
 # Latin-1 is bijective: every byte ↔ one character, so the raw bytes can be recovered. For
 # shapefiles pyogrio hands the name to GDAL (iconv), which knows "ISO-8859-1" but not "latin-1".
 _RAW = "latin-1"
@@ -62,15 +66,41 @@ def _codec(name: str) -> str | None:
         return None
 
 
-def _failures(raw_frame: pd.DataFrame, columns: list, text_columns: list, codec: str) -> list[tuple]:
-    """Return (index, field, bytes, position) for every name or value that does not decode with codec."""
+def cut_field_name(raw: bytes, codec: str) -> str | None:
+    """Return a DBF field name that was cut inside a multibyte character, decoded without that broken
+    character; None when `raw` is not such a name.
+
+    A DBF field name holds DBF_NAME_BYTES bytes: GDAL and ArcGIS cut a longer name there, inside a
+    character when the name is UTF-8 Chinese (3 bytes a character), and number the names the cut
+    made equal with "_1", "_2" … after the broken character.
+    """
+    if len(raw) > DBF_NAME_BYTES:
+        return None
+    numbered = _NUMBERED_NAME.search(raw)
+    head, tail = (raw[: numbered.start()], raw[numbered.start() :]) if numbered else (raw, b"")
+    decoder = codecs.getincrementaldecoder(codec)()
+    try:
+        text = decoder.decode(head, final=False)
+    except UnicodeDecodeError:
+        return None
+    if not decoder.getstate()[0]:  # nothing left over: not a cut character
+        return None
+    return text + tail.decode("ascii")
+
+
+def _failures(raw_frame: pd.DataFrame, columns: list, text_columns: list, codec: str, dbf: bool) -> list[tuple]:
+    """Return (index, field, bytes, position) for every name or value that does not decode with codec.
+
+    In a DBF (`dbf`), a field name cut inside a character (cut_field_name) is no failure.
+    """
     failed = []
     for name in columns:
         if not name.isascii():
             try:
                 name.encode(_RAW).decode(codec)
             except UnicodeDecodeError as exc:
-                failed.append((None, name, name.encode(_RAW), exc.start))
+                if not (dbf and cut_field_name(name.encode(_RAW), codec)):
+                    failed.append((None, name, name.encode(_RAW), exc.start))
     for name in text_columns:
         for index, value in raw_frame[name].items():
             if isinstance(value, str) and not value.isascii():
@@ -104,9 +134,10 @@ def _decode_text(
         if cpg:
             notes.append(problem("encoding", Message("geometry.vector.unknown_cpg", file=display, cpg=cpg)))
         candidates, origin = ["utf-8", "gb18030"], "detected"
+    dbf = source.get("driver") == "ESRI Shapefile"
     failures = {}
     for codec in candidates:
-        failures[codec] = _failures(raw_frame, columns, text_columns, codec)
+        failures[codec] = _failures(raw_frame, columns, text_columns, codec, dbf)
         if not failures[codec]:
             break
     else:
@@ -149,11 +180,32 @@ def _decode_text(
     frame = raw_frame.copy()
     for name in text_columns:
         frame[name] = [decode(v) if isinstance(v, str) and not v.isascii() else v for v in frame[name]]
-    renamed = {c: decode(c) for c in columns if not c.isascii()}
+    renamed = {
+        c: _field_name(c, codec, dbf, display, notes) if codec else _printable(c) for c in columns if not c.isascii()
+    }
     if renamed:
         frame = frame.rename(columns=renamed)
     source["fields"] = [renamed.get(c, c) for c in columns]
     return frame
+
+
+def _field_name(name: str, codec: str, dbf: bool, display: str, notes: list) -> str:
+    """Return a raw field name decoded; one cut inside a character (cut_field_name) without it, and noted."""
+    raw = name.encode(_RAW)
+    try:
+        return raw.decode(codec)
+    except UnicodeDecodeError:
+        cut = cut_field_name(raw, codec) if dbf else None
+        if cut is None:
+            raise
+    notes.append(
+        problem(
+            "field_name_cut",
+            Message("geometry.vector.field_name_cut", file=display, field=cut, limit=DBF_NAME_BYTES),
+            field=cut,
+        )
+    )
+    return cut
 
 
 def _single_byte(codec: str) -> bool:

@@ -13,6 +13,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from gridkit.errors import NotFound, ValidationError
+from gridkit.grids.work.membership import MEMBERS_IN_EDITION_SQL
 from gridkit.io.export_layers import edition_at, versions_at
 from gridkit.models import AdminUnit
 
@@ -105,12 +106,10 @@ def units(
         version = versions_at(session, dept, None, at)[0]
         # A version may be drawn on an older edition: its base cells are matched by code.
         sql = (
-            "SELECT b.id AS cell_id, w.code AS code, w.name AS name FROM base_cell b "
-            "JOIN base_cell vb ON vb.edition_id = :v_edition AND vb.code = b.code "
-            "JOIN work_cell_member m ON m.base_cell_id = vb.id AND m.version_id = :version "
-            "JOIN work_cell w ON w.id = m.work_cell_id WHERE b.edition_id = :edition" + in_area
+            f"SELECT m.cell_id, w.code AS code, w.name AS name FROM ({MEMBERS_IN_EDITION_SQL}) m "
+            "JOIN work_cell w ON w.id = m.work_cell_id JOIN base_cell b ON b.id = m.cell_id WHERE true" + in_area
         )
-        params.update(version=version.id, v_edition=version.base_edition_id)
+        params.update(version=version.id)
         return Units(sql, params, by, dept, version.number, **named)
     n = _PREFIX[by]
     if by == "cell":

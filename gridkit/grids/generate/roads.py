@@ -44,9 +44,10 @@ class Road:
 
 _TRUE = {"1", "1.0", "true", "yes", "t", "y"}
 
-# Tilezen / Nextzen road kinds (OSM-derived vector tiles) and OSM `highway` values.
-_CUT_ROAD_KINDS = {"highway", "major_road", "minor_road"}
-_MAJOR_ROAD_KINDS = {"highway", "major_road"}
+# Tilezen / Nextzen road kinds (OSM-derived vector tiles), gridkit's own (`kind` major / minor: the demo
+# city's data/boundaries/roads.geojson) and OSM `highway` values.
+_CUT_ROAD_KINDS = {"highway", "major_road", "minor_road", "major", "minor"}
+_MAJOR_ROAD_KINDS = {"highway", "major_road", "major"}
 _NO_CUT_ROAD_DETAILS = {"service", "track", "construction", "proposed", "raceway", "bus_guideway", "platform"}
 _STREET_PATH_DETAILS = {"pedestrian", "living_street"}
 _PATH_DETAILS = {"footway", "path", "cycleway", "steps", "bridleway", "corridor", "pedestrian", "living_street"}
@@ -107,8 +108,9 @@ def road_features(frame, *, paths: bool = False) -> list[Road]:
     and, unless paths=True, footways, cycleways, steps and paths (they also run along streets as
     separately mapped sidewalks and would cut slivers). Pedestrian streets and living streets are
     streets and are kept. Understood schemas: Tilezen/Nextzen (`kind`, `kind_detail`, `is_tunnel`),
-    OSM (`highway`, `railway`, `tunnel`) and Geofabrik (`fclass`, `tunnel`); a layer with none of
-    these columns is taken as all roads, none of them major. Major: Tilezen `highway` / `major_road`,
+    OSM (`highway`, `railway`, `tunnel`), Geofabrik (`fclass`, `tunnel`) and gridkit's (`kind` major /
+    minor); a layer with none of these columns is taken as all roads, none of them major. Major:
+    Tilezen `highway` / `major_road`, gridkit's `major`,
     OSM motorway to tertiary and their links, surface railways. Names: `name` (or `name:zh`), `ref`.
     """
     columns = set(frame.columns)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 import numpy as np
 import shapely
@@ -22,6 +23,7 @@ from sqlalchemy.orm import Session
 from gridkit.coords import gauss_kruger_epsg
 from gridkit.errors import Conflict, NotFound, ValidationError
 from gridkit.grids.base import current_edition
+from gridkit.grids.editions import lock_edition_names
 from gridkit.grids.generate.buildings import building_cells
 from gridkit.grids.generate.cutting import WATER_MIN_M2, generate_cells
 from gridkit.grids.generate.layers import Layers, read_layers
@@ -86,9 +88,11 @@ def generate_base_grid(
     started = time.perf_counter()
     units = _communities(session, communities)
     edition_name = edition_name or f"generated-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    lock_edition_names(session)
     if session.scalar(select(BaseGridEdition.id).where(BaseGridEdition.name == edition_name)) is not None:
         raise Conflict("generate.edition_exists", name=edition_name)
     layers = read_layers(roads_path, water_path, paths=paths, src_crs=src_crs, encoding=encoding)
+    _check_roads_reach(units, layers, roads_path)
     timings["read"] = time.perf_counter() - started
 
     if target.measure == "buildings":
@@ -121,6 +125,31 @@ def generate_base_grid(
         copied_cells=copied,
         timings={k: round(v, 3) for k, v in timings.items()},
         preview=str(preview) if preview is not None else None,
+    )
+
+
+def _check_roads_reach(units: list[AdminUnit], layers: Layers, roads_path) -> None:
+    """Refuse a roads file none of whose roads comes near any community to generate: the wrong file (another
+    city) or a wrong coordinate system; the cells would be cut along nothing without a word."""
+    if not layers.roads:
+        raise ValidationError("generate.no_cutting_roads", file=Path(roads_path).name)
+    outlines = [to_shape(u.geom) for u in units]
+    if any(layers.near(outline.buffer(1e-4))[0] for outline in outlines):  # as _generate_community takes them
+        return
+
+    def extent(geoms) -> str:
+        x0, y0, x1, y1 = shapely.total_bounds(np.asarray(geoms, dtype=object))
+        return f"{x0:.4f}–{x1:.4f} E, {y0:.4f}–{y1:.4f} N"
+
+    codes = [u.code for u in units]
+    listed = ", ".join(codes[:5]) + (f" … (+{len(codes) - 5})" if len(codes) > 5 else "")
+    raise ValidationError(
+        "generate.roads_elsewhere",
+        file=Path(roads_path).name,
+        count=len(layers.roads),
+        roads=extent([r.geom for r in layers.roads]),
+        communities=listed,
+        where=extent(outlines),
     )
 
 

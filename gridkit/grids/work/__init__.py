@@ -6,7 +6,8 @@
 | `versions` | current_version, versions_in_force, list_departments, version_history, start_draft, draft, |
 | | touch_draft, version_by_number, version_profile, diff_versions |
 | `membership` | check_work_cell (code in the edition's profile), set_members, exclude_cells, |
-| | cells_in_polygon, cells_in_admin_unit |
+| | cells_in_polygon, cells_in_admin_unit, members_in_edition (a work cell's base cells in the |
+| | edition in force, matched by code) |
 | `validation` | Problem, validate_version |
 | `publishing` | publish, rollback |
 | `coordinators` | add_coordinator, assign_coordinator, list_coordinators, coordinators_json |
@@ -26,6 +27,7 @@ from gridkit.grids.work.membership import (
     cells_in_polygon,
     check_work_cell,
     exclude_cells,
+    members_in_edition,
     set_members,
 )
 from gridkit.grids.work.publishing import publish, rollback
@@ -66,6 +68,7 @@ __all__ = [
     "exclude_cells",
     "list_coordinators",
     "list_departments",
+    "members_in_edition",
     "publish",
     "responsibility_at",
     "rollback",

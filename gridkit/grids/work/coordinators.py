@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from gridkit import rules
 from gridkit.errors import Conflict, NotFound, ValidationError
-from gridkit.grids.work.departments import department
+from gridkit.grids.work.departments import check_name, department
 from gridkit.grids.work.versions import current_version
 from gridkit.models import Coordinator, CoordinatorAssignment, WorkCell, WorkGridVersion
 from gridkit.standard import InvalidValue
@@ -29,6 +29,7 @@ def add_coordinator(
 
     if not name.strip():
         raise ValidationError("work.coordinator_needs_name")
+    check_name(name.strip(), Coordinator.name, "coordinator")
     if phone:
         try:
             phone = validate_phone(phone)

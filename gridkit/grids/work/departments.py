@@ -6,7 +6,22 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gridkit.errors import Conflict, NotFound, ValidationError
+from gridkit.messages import Message
 from gridkit.models import AdminUnit, Department
+
+
+def check_name(name: str | None, column, what: str) -> None:
+    """Refuse a name longer than its column holds (`what`: work_cell, department, coordinator), before the
+    database would with a bare error."""
+    limit = column.type.length
+    if name is not None and len(name) > limit:
+        raise ValidationError(
+            "work.name_too_long",
+            what=Message(f"work.name_of.{what}"),
+            length=len(name),
+            limit=limit,
+            name=name[:20] + "…",
+        )
 
 
 def add_department(session: Session, code: str, name: str, *, jurisdiction: str | None = None) -> Department:
@@ -15,6 +30,7 @@ def add_department(session: Session, code: str, name: str, *, jurisdiction: str 
         raise ValidationError("work.bad_department_code", code=code)
     if not name.strip():
         raise ValidationError("work.department_needs_name")
+    check_name(name.strip(), Department.name, "department")
     if session.get(Department, code) is not None:
         raise Conflict("work.department_exists", code=code)
     if session.scalar(select(Department).where(Department.name == name)) is not None:

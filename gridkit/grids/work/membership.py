@@ -7,16 +7,55 @@ the draft's base grid edition (gridkit.standard.codes).
 from __future__ import annotations
 
 from sqlalchemy import delete, insert, select, text
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from gridkit import rules
 from gridkit.admin import area_prefix
 from gridkit.errors import InvalidTransition, NotFound, ValidationError
+from gridkit.grids.work.departments import check_name
 from gridkit.grids.work.versions import state_name, touch_draft, version_profile
-from gridkit.models import AdminUnit, BaseCell, WorkCell, WorkCellMember, WorkGridExclusion, WorkGridVersion
+from gridkit.models import (
+    AdminUnit,
+    BaseCell,
+    BaseGridEdition,
+    Department,
+    WorkCell,
+    WorkCellMember,
+    WorkGridExclusion,
+    WorkGridVersion,
+)
 from gridkit.rules import VersionState
 from gridkit.standard import InvalidValue, codes
 from gridkit.standard.codes import CodeProfile
+
+# A work grid version may be drawn on an older base grid edition than the one in force, whose cells
+# the subjects are assigned to: its base cells are matched by code. SQL for text queries (reports,
+# statistics, exports), with the parameters :version (the version's id) and :edition (the edition
+# whose cells are wanted); `members_in_edition` is the same for Core queries.
+MEMBERS_IN_EDITION_SQL = (
+    "SELECT b.id AS cell_id, m.work_cell_id FROM work_cell_member m "
+    "JOIN base_cell vb ON vb.id = m.base_cell_id "
+    "JOIN base_cell b ON b.edition_id = :edition AND b.code = vb.code "
+    "WHERE m.version_id = :version"
+)
+
+
+def members_in_edition(work_cell_id, edition_id=None):
+    """Return a select of the ids of the base cells of `edition_id` (None: the edition in force) in the work cell.
+
+    The work cell's base cells are matched by code (see MEMBERS_IN_EDITION_SQL): subjects are
+    assigned to the cells of the edition in force, whichever edition the version was drawn on.
+    """
+    if edition_id is None:
+        edition_id = select(BaseGridEdition.id).where(rules.edition_in_force(BaseGridEdition)).scalar_subquery()
+    drawn = aliased(BaseCell)
+    return (
+        select(BaseCell.id)
+        .select_from(WorkCellMember)
+        .join(drawn, drawn.id == WorkCellMember.base_cell_id)
+        .join(BaseCell, (BaseCell.edition_id == edition_id) & (BaseCell.code == drawn.code))
+        .where(WorkCellMember.work_cell_id == work_cell_id)
+    )
 
 
 def check_work_cell(
@@ -86,6 +125,7 @@ def set_members(
     """Put the named base cells into the work cell (created if new), taking them from other work cells."""
     _require_draft(version)
     check_work_cell(session, version, work_cell_code)
+    check_name(name, WorkCell.name, "work_cell")
     cells = _base_cell_ids(session, version, base_cell_codes)
     touch_draft(session, version, expected_revision=expected_revision, by=by)
     work_cell = session.scalar(
@@ -195,3 +235,32 @@ def exclude_cells(
         {"v": version.id},
     )
     return len(ids)
+
+
+def cells_in_no_work_cell(session: Session, edition_id: int) -> list[dict]:
+    """Return, per department with a version in force, the base cells of `edition_id` in its jurisdiction that
+    none of its work cells holds (matched by code) nor excludes: {dept, version, codes}; departments with none
+    are left out.
+
+    After a new base grid edition is published, the versions in force stay drawn on the retired one: cells of
+    new codes belong to no work cell until a draft places them.
+    """
+    from gridkit.grids.work.versions import current_version
+
+    found = []
+    for dept in session.scalars(select(Department).order_by(Department.code)):
+        version = current_version(session, dept.code)
+        if version is None:
+            continue
+        codes = session.scalars(
+            text(
+                "SELECT b.code FROM base_cell b WHERE b.edition_id = :e AND b.community_code LIKE :scope "
+                "AND b.code NOT IN (SELECT vb.code FROM work_cell_member m JOIN base_cell vb ON vb.id = m.base_cell_id "
+                "WHERE m.version_id = :v UNION ALL SELECT vb.code FROM work_grid_exclusion x "
+                "JOIN base_cell vb ON vb.id = x.base_cell_id WHERE x.version_id = :v) ORDER BY b.code"
+            ),
+            {"e": edition_id, "v": version.id, "scope": area_prefix(session, dept.jurisdiction_code) + "%"},
+        ).all()
+        if codes:
+            found.append({"dept": dept.code, "version": version.number, "codes": list(codes)})
+    return found

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from gridkit import rules
-from gridkit.errors import InvalidTransition, ValidationError
+from gridkit.errors import Conflict, InvalidTransition, ValidationError
 from gridkit.grids.work.validation import validate_version
-from gridkit.grids.work.versions import current_version, start_draft, state_name, touch_draft, version_by_number
+from gridkit.grids.work.versions import (
+    current_version,
+    lock_department,
+    start_draft,
+    state_name,
+    touch_draft,
+    version_by_number,
+)
+from gridkit.messages import Message
 from gridkit.models import WorkGridVersion
 from gridkit.rules import VersionState
 
@@ -36,15 +44,25 @@ def publish(
     by: str | None = None,
     coordinator_required: bool = False,
     expected_revision: int | None = None,
+    refuse_stale: bool = True,
 ) -> WorkGridVersion:
     """Publish a draft: validate, cache work cell geometries, close the previous version's validity.
 
     With expected_revision, a draft changed since the publisher looked at it is refused (Conflict).
+    Publishes of one department are serialised (a row lock on the department, held until commit):
+    of two planners publishing at once, the second waits, then finds the draft published already
+    (InvalidTransition) or a version published after its draft was started, which its draft would
+    silently undo (Conflict, naming it): it is refused, never a second version in force.
+    `refuse_stale=False` skips that last check, for a draft started under the lock (rollback).
     """
+    lock_department(session, version.dept_code)
+    session.refresh(version)  # another transaction may have published it while this one waited
     if version.status != VersionState.DRAFT:
         raise InvalidTransition(
             "work.publish_not_draft", number=version.number, dept=version.dept_code, status=state_name(version.status)
         )
+    if refuse_stale:
+        _refuse_if_published_since(session, version)
     if expected_revision is not None:
         touch_draft(session, version, expected_revision=expected_revision, by=by)
     savepoint = session.begin_nested()
@@ -92,5 +110,36 @@ def rollback(
     source = version_by_number(session, dept_code, to_number)
     if source.status == VersionState.DRAFT:
         raise InvalidTransition("work.rollback_to_draft", number=to_number)
+    lock_department(session, dept_code)
     copy = start_draft(session, dept_code, from_version=to_number, by=by, note=f"rollback to version {to_number}")
-    return publish(session, copy, by=by, at=at)
+    try:
+        return publish(session, copy, by=by, at=at, refuse_stale=False)
+    except ValidationError as exc:
+        # The copy is not kept (the caller rolls back): say what is wrong with the version and what to do.
+        raise ValidationError(
+            "work.rollback_refused",
+            number=to_number,
+            dept=dept_code,
+            reasons=exc.params["reasons"],
+            problems=exc.problems,
+        ) from None
+
+
+def _refuse_if_published_since(session: Session, draft: WorkGridVersion) -> None:
+    """Refuse (Conflict) a draft started before the department's version in force was published, unless it was
+    copied from that very version: publishing it would undo that version without anyone deciding so."""
+    current = session.scalar(
+        select(WorkGridVersion)
+        .where(WorkGridVersion.dept_code == draft.dept_code, rules.version_in_force(WorkGridVersion))
+        .execution_options(populate_existing=True)
+    )
+    if current is None or current.id == draft.based_on_id or current.published_at <= draft.created_at:
+        return
+    raise Conflict(
+        "work.published_since_draft",
+        draft=draft.id,
+        dept=draft.dept_code,
+        number=current.number,
+        who=current.updated_by or current.created_by or Message("work.someone"),
+        when=rules.iso(current.published_at),
+    )

@@ -7,12 +7,15 @@ from dataclasses import dataclass, field
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from gridkit import rules
 from gridkit.admin import area_prefix
 from gridkit.errors import ValidationError
+from gridkit.grids.base import current_edition
 from gridkit.grids.work.membership import check_work_cell
 from gridkit.grids.work.versions import version_profile
 from gridkit.messages import Message
-from gridkit.models import AdminUnit, BaseCell, Department, WorkCell, WorkCellMember, WorkGridVersion
+from gridkit.models import AdminUnit, BaseCell, BaseGridEdition, Department, WorkCell, WorkCellMember, WorkGridVersion
+from gridkit.rules import VersionState
 from gridkit.standard import codes
 
 
@@ -50,11 +53,41 @@ def validate_version(
     """
     dept = session.get(Department, version.dept_code)
     scope = area_prefix(session, dept.jurisdiction_code)
-    problems = _coverage_problems(session, version, scope)
+    problems = _edition_problems(session, version)
+    problems += _coverage_problems(session, version, scope)
     problems += _multipart_problems(session, version, geometry_cached)
     problems += _code_problems(session, version)
     problems += _coordinator_problems(session, version, coordinator_required)
     return problems
+
+
+def _edition_problems(session: Session, version: WorkGridVersion) -> list[Problem]:
+    """Return an error when a draft is drawn on a base grid edition that is no longer in force.
+
+    Its coverage would be checked against the retired edition's cells: cells the new edition added
+    would be left in no work cell, unseen. Published and retired versions keep their edition.
+    """
+    in_force = current_edition(session)
+    if version.status != VersionState.DRAFT or in_force is None or in_force.id == version.base_edition_id:
+        return []
+    drawn_on = session.get(BaseGridEdition, version.base_edition_id)
+    return [
+        Problem(
+            "retired_base_edition",
+            "error",
+            Message(
+                "work.problem.retired_base_edition",
+                edition=drawn_on.name,
+                retired_at=rules.iso(drawn_on.retired_at),
+                current=in_force.name,
+            ),
+        )
+    ]
+
+
+def _listed(codes: list[str], most: int = 10) -> str:
+    """Return the first `most` codes joined, with how many more there are."""
+    return ", ".join(codes[:most]) + (f" … (+{len(codes) - most})" if len(codes) > most else "")
 
 
 def _coverage_problems(session: Session, version: WorkGridVersion, scope: str) -> list[Problem]:
@@ -75,7 +108,7 @@ def _coverage_problems(session: Session, version: WorkGridVersion, scope: str) -
             Problem(
                 "unassigned_base_cells",
                 "error",
-                Message("work.problem.unassigned_base_cells", count=len(uncovered)),
+                Message("work.problem.unassigned_base_cells", count=len(uncovered), codes=_listed(uncovered)),
                 list(uncovered),
             )
         )

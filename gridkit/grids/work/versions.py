@@ -99,6 +99,7 @@ def start_draft(
 ) -> WorkGridVersion:
     """Start a draft copied from the latest published version (or version number `from_version`)."""
     department(session, dept_code)
+    lock_department(session, dept_code)  # two drafts started at once must not take the same number
     edition = current_edition(session)
     if edition is None:
         raise InvalidTransition("work.no_published_edition")
@@ -132,6 +133,11 @@ def start_draft(
     if source is not None:
         _copy_version_content(session, source, draft)
     return draft
+
+
+def lock_department(session: Session, dept_code: str) -> None:
+    """Lock the department's row until commit: its drafts are numbered and its versions published one at a time."""
+    session.execute(select(Department.code).where(Department.code == dept_code).with_for_update())
 
 
 def _copy_version_content(session: Session, source: WorkGridVersion, target: WorkGridVersion) -> None:

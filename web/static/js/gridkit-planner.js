@@ -782,6 +782,11 @@
 
   function handleError(error) {
     var body = error.body || {};
+    if (error.status === 409 && body.code === "work.published_since_draft") {
+      // Not a change to this draft: another version was published since it was started. Nothing to reload.
+      notice(S["planner.publish.outdated"], "error", error.message);
+      return Promise.resolve();
+    }
     if (error.status === 409) {
       var serverMessage = error.message;
       notice(S["planner.conflict"], "error", serverMessage);
