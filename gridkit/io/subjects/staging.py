@@ -18,6 +18,8 @@ define `check`, stage, report duplicates, insert from the staging table, assign 
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
@@ -176,6 +178,11 @@ def arrow_csv(numbers, columns: list, lon: np.ndarray, lat: np.ndarray, cells) -
     return sink.getvalue()
 
 
+# The bytes a COPY fed from a thread may have on their way to a server on this machine (Linux doubles it and caps it
+# at net.core.wmem_max): a few of the server's milliseconds of rows, where the default (~200 KB) is about two.
+COPY_SEND_BUFFER = 4 << 20
+
+
 class CopyStream:
     """One COPY fed from a thread: a chunk is sent (the GIL released while it waits on the socket) while the
     caller reads and checks the next one. At most one chunk waits to be sent: memory stays flat.
@@ -186,6 +193,7 @@ class CopyStream:
         self._cur, self._sql = cur, sql
 
     def __enter__(self):
+        _widen_send_buffer(self._cur.connection.pgconn.socket)
         self._context = self._cur.copy(self._sql)  # kept: the COPY ends when this context is closed
         self._copy = self._context.__enter__()
         self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gridkit-copy")
@@ -213,6 +221,19 @@ class CopyStream:
             raise
         self._sender.shutdown(wait=True)
         return self._context.__exit__(*exc)
+
+
+def _widen_send_buffer(fd: int) -> None:
+    """Let the socket `fd`, when it is a Unix socket (a server on this machine: the embedded cluster), hold
+    COPY_SEND_BUFFER bytes on their way to the server.
+
+    The thread sending a chunk needs the GIL again each time the socket takes more bytes, and the thread checking
+    the next chunk gives it up only every few milliseconds (sys.getswitchinterval) while it runs Python (the IDs'
+    HMAC): with the default buffer the server read what it held and waited, idle, 0.5-2 s of a 1M-row first load
+    (scripts/bench_import.py). A TCP socket's buffers grow by themselves (setting one would stop that)."""
+    with socket.socket(fileno=os.dup(fd)) as sock:  # a duplicate: closing it leaves the connection's open
+        if sock.family == socket.AF_UNIX and sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) < COPY_SEND_BUFFER:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, COPY_SEND_BUFFER)
 
 
 def _copy_lists(cur, copy_sql: str, chunk, columns: list, lon, lat, missing, found) -> None:
