@@ -6,10 +6,10 @@ import click
 
 from gridkit import db
 from gridkit.assign import KINDS, assign_subjects
-from gridkit.cli import KIND_CHOICE, output, with_settings
+from gridkit.cli import KIND_CHOICE, GridkitCommand, output, with_settings
 
 
-@click.command("assign")
+@click.command("assign", cls=GridkitCommand)
 @click.option("--kind", type=KIND_CHOICE, multiple=True, help="Subject kind (repeatable; default all).")
 @output.command_output
 @with_settings

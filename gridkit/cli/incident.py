@@ -10,7 +10,7 @@ from __future__ import annotations
 import click
 
 from gridkit import db
-from gridkit.cli import GridkitGroup, output, say, with_settings
+from gridkit.cli import GridkitCommand, GridkitGroup, output, say, with_settings
 from gridkit.rules import SEVERITIES, IncidentState
 
 as_option = click.option(
@@ -358,7 +358,7 @@ def _import(settings, name: str, work) -> output.Result:
     return output.Result(summary, lines=lines)
 
 
-@click.command("components")
+@click.command("components", cls=GridkitCommand)
 @click.argument("path", type=click.Path(exists=True))
 @click.option(
     "--map",
@@ -387,7 +387,7 @@ def import_components_command(settings, path, maps, encoding, layer, src_crs):
     )
 
 
-@click.command("incidents")
+@click.command("incidents", cls=GridkitCommand)
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 @click.option(
     "--map",

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import click
 
-from gridkit.cli import output
+from gridkit.cli import GridkitCommand, output
 from gridkit.config import describe_settings
 
 
-@click.command("settings")
+@click.command("settings", cls=GridkitCommand)
 @output.command_output
 def settings():
     """List every GRIDKIT_* setting with its default and meaning."""

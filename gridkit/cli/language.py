@@ -1,0 +1,178 @@
+"""The CLI's language, and click's help in it: every help text a user reads is a catalogue message.
+
+The language is `--lang` on the root command, else GRIDKIT_LANG, else zh-CN.
+
+One rule names every help text (the docstrings and `help=` stay as the code's documentation):
+- a command's or group's help is `cli.help.<path>` (`cli.help.dept.add`; the root: `cli.help.gridkit`);
+- an option's help is the first of `cli.option.<path>.<name>`, `cli.option.<path minus its last
+  word>.<name>` … `cli.option.<name>` in the catalogue, so an option shared by many commands
+  (`--json`, `--encoding`, `--as`) is written once and one command's own meaning overrides it.
+A key missing from the catalogue falls back to the English docstring (tests/test_cli_language.py
+fails on it). Usage, section headings and `[default: …]` come from the catalogue too.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+
+import click
+
+from gridkit.messages import DEFAULT_LANGUAGE, catalogue, normalise, render
+
+ROOT_HELP = "gridkit"
+
+
+def cli_language() -> str:
+    """Return the language of the CLI's messages: --lang, else GRIDKIT_LANG, else zh-CN."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and ctx.meta.get("gridkit.lang"):
+        return ctx.meta["gridkit.lang"]
+    return normalise(os.environ.get("GRIDKIT_LANG")) or DEFAULT_LANGUAGE
+
+
+def say(key: str, /, **params) -> str:
+    """Return CLI message `key` in the CLI's language."""
+    return render(key, cli_language(), **params)
+
+
+def set_language(ctx: click.Context, _param, value: str | None) -> None:
+    """Callback of the root `--lang`: every later message and help of this run is in that language."""
+    if value is None:
+        return
+    lang = normalise(value)
+    if lang is None:
+        raise click.BadParameter(render("error.config.unknown_language", None, value=value, languages="zh-CN, en"))
+    ctx.meta["gridkit.lang"] = lang
+
+
+def command_path(ctx: click.Context) -> tuple[str, ...]:
+    """Return the names of the commands from the root down to `ctx`'s (the root itself excluded)."""
+    names = []
+    while ctx.parent is not None:
+        names.append(ctx.info_name)
+        ctx = ctx.parent
+    return tuple(reversed(names))
+
+
+def command_help_key(path: tuple[str, ...]) -> str:
+    """Return the catalogue key of the help of the command at `path`."""
+    return "cli.help." + ".".join(path or (ROOT_HELP,))
+
+
+def option_help_key(path: tuple[str, ...], name: str) -> str | None:
+    """Return the catalogue key of option `name`'s help in the command at `path` (most specific first), or None."""
+    known = catalogue("en")
+    for depth in range(len(path), -1, -1):
+        key = ".".join(("cli.option", *path[:depth], name))
+        if key in known:
+            return key
+    return None
+
+
+def _cleaned(text: str | None) -> str:
+    return inspect.cleandoc(text).partition("\f")[0] if text else ""
+
+
+def _short(text: str, limit: int) -> str:
+    """Return the first sentence of `text`, cut to `limit` columns (CJK characters count double)."""
+    first = " ".join(text.split("\n\n")[0].replace("\b", "").split())
+    for end in ("。", ". ", "："):
+        if end in first:
+            first = first.split(end)[0] + end.strip()
+            break
+    width = 0
+    for i, ch in enumerate(first):
+        width += 2 if ord(ch) > 0x2E80 else 1
+        if width > limit:
+            return first[:i].rstrip() + "…"
+    return first
+
+
+class CatalogueHelp:
+    """Mixin of gridkit's click commands and groups: help, usage and headings from the catalogue."""
+
+    def localised_help(self, path: tuple[str, ...]) -> str:
+        key = command_help_key(path)
+        if key in catalogue("en"):
+            return say(key)
+        return _cleaned(self.help)
+
+    def format_usage(self, ctx, formatter):
+        pieces = self.collect_usage_pieces(ctx)
+        prefix = say("cli.usage")
+        formatter.write_usage(
+            ctx.command_path, " ".join(pieces), prefix=prefix if prefix.endswith("：") else prefix + " "
+        )
+
+    def format_help_text(self, ctx, formatter):
+        text = self.localised_help(command_path(ctx))
+        if text:
+            formatter.write_paragraph()
+            with formatter.indentation():
+                formatter.write_text(text)
+
+    def format_options(self, ctx, formatter):
+        path = command_path(ctx)
+        rows = [_option_record(p, ctx, path) for p in self.get_params(ctx) if isinstance(p, click.Option)]
+        rows = [r for r in rows if r is not None]
+        if rows:
+            with formatter.section(say("cli.options")):
+                formatter.write_dl(rows)
+        if isinstance(self, click.Group):
+            self.format_commands(ctx, formatter)
+
+    def format_commands(self, ctx, formatter):
+        path = command_path(ctx)
+        commands = [(name, self.get_command(ctx, name)) for name in self.list_commands(ctx)]
+        commands = [(name, cmd) for name, cmd in commands if cmd is not None and not cmd.hidden]
+        if not commands:
+            return
+        limit = formatter.width - 6 - max(len(name) for name, _ in commands)
+        rows = []
+        for name, cmd in commands:
+            text = cmd.localised_help((*path, name)) if isinstance(cmd, CatalogueHelp) else _cleaned(cmd.help)
+            rows.append((name, _short(text, limit)))
+        with formatter.section(say("cli.commands")):
+            formatter.write_dl(rows)
+
+
+def option_name(param: click.Option, ctx: click.Context) -> str:
+    """Return the name `param`'s help is keyed by: its Python name; `help` for click's -h/--help."""
+    return "help" if set(param.opts) & set(ctx.help_option_names) else param.name
+
+
+def option_help(param: click.Option, ctx: click.Context, path: tuple[str, ...]) -> str:
+    """Return option `param`'s help in the CLI's language (its `help=` where the catalogue has none)."""
+    key = option_help_key(path, option_name(param, ctx))
+    return say(key) if key else (param.help or "")
+
+
+def _option_record(param: click.Option, ctx: click.Context, path: tuple[str, ...]) -> tuple[str, str] | None:
+    record = param.get_help_record(ctx)
+    if record is None:
+        return None
+    text = option_help(param, ctx, path)
+    extra = param.get_help_extra(ctx)
+    items = []
+    if "default" in extra:
+        items.append(say("cli.default", value=extra["default"]))
+    if "range" in extra:
+        items.append(extra["range"])
+    if "required" in extra:
+        items.append(say("cli.required"))
+    if items:
+        joined = "; ".join(items)
+        text = f"{text}  [{joined}]" if text else f"[{joined}]"
+    return record[0], text
+
+
+class GridkitCommand(CatalogueHelp, click.Command):
+    """A gridkit command: its help in the CLI's language."""
+
+
+class CatalogueGroup(CatalogueHelp, click.Group):
+    """A click group whose help, and whose commands' help, is in the CLI's language."""
+
+    command_class = GridkitCommand
+    group_class = type
