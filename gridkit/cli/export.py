@@ -82,7 +82,7 @@ def export(settings, layer, path, format_, crs, encoding, area, where, dept, ver
     def progress(done: int, total: int) -> None:
         nonlocal bar
         if bar is None:
-            bar = output.progress(length=total, label=layer)
+            bar = output.progress(length=total, label=say(f"analyst.layer.{layer}"))
             bar.__enter__()
         bar.update(done - bar.pos)
 

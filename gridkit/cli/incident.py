@@ -404,7 +404,7 @@ def import_incidents_command(settings, path, mapping_path, encoding):
     from gridkit.incidents.importer import import_incidents, load_mapping
 
     mapping = load_mapping(mapping_path)
-    with output.progress(length=1, label="incidents") as bar:
+    with output.progress(length=1, label=say("cli.progress.incidents")) as bar:
 
         def progress(done: int, total: int) -> None:  # rows read and staged of the file's (about) total
             bar.length = max(total, 1)

@@ -18,7 +18,7 @@ import os
 
 import click
 
-from gridkit.messages import DEFAULT_LANGUAGE, catalogue, normalise, render
+from gridkit.messages import DEFAULT_LANGUAGE, Message, catalogue, normalise, render
 
 ROOT_HELP = "gridkit"
 
@@ -90,9 +90,16 @@ def _short(text: str, limit: int) -> str:
 
 
 class CatalogueHelp:
-    """Mixin of gridkit's click commands and groups: help, usage and headings from the catalogue."""
+    """Mixin of gridkit's click commands and groups: help, usage and headings from the catalogue.
+
+    A command made from data (one per report) sets `help_message` instead of having a key of its own.
+    """
+
+    help_message: Message | None = None
 
     def localised_help(self, path: tuple[str, ...]) -> str:
+        if self.help_message is not None:
+            return self.help_message.render(cli_language())
         key = command_help_key(path)
         if key in catalogue("en"):
             return say(key)

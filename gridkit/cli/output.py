@@ -22,6 +22,9 @@ from pathlib import Path
 
 import click
 
+from gridkit.cli.language import say
+from gridkit.messages import catalogue
+
 
 @dataclass
 class Result:
@@ -55,19 +58,29 @@ def _width(text: str) -> int:
     return sum(2 if ord(ch) > 0x2E80 else 1 for ch in text)
 
 
+def heading(column: str) -> str:
+    """Return the heading of table column `column`: message `cli.column.<column>` in the CLI's language.
+
+    A column without a message (a report's columns, already labelled) is headed by its own name.
+    """
+    key = f"cli.column.{column}"
+    return say(key) if key in catalogue("en") else column
+
+
 def echo_table(rows: list[dict], columns: list[str] | None = None) -> None:
-    """Print rows as an aligned text table (CJK characters count double)."""
+    """Print rows as an aligned text table under headings in the CLI's language (CJK characters count double)."""
     if not rows:
-        click.echo("(none)")
+        click.echo(say("cli.no_rows"))
         return
     columns = columns or list(rows[0])
     cells = [[("" if r.get(c) is None else str(r.get(c))) for c in columns] for r in rows]
-    widths = [max(_width(c), *(_width(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    headings = [heading(c) for c in columns]
+    widths = [max(_width(h), *(_width(row[i]) for row in cells)) for i, h in enumerate(headings)]
 
     def line(values):
         return "  ".join(v + " " * (w - _width(v)) for v, w in zip(values, widths, strict=True)).rstrip()
 
-    click.echo(line(columns))
+    click.echo(line(headings))
     click.echo(line(["-" * w for w in widths]))
     for row in cells:
         click.echo(line(row))
