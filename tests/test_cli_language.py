@@ -143,3 +143,15 @@ def test_table_headings_are_chinese_and_json_keeps_its_keys(world):
 def test_an_empty_table_says_none_in_the_readers_language(fresh_settings):
     assert invoke(["dept", "list"], "zh-CN", fresh_settings).strip() == "（无）"
     assert invoke(["dept", "list"], "en", fresh_settings).strip() == "(none)"
+
+
+def test_every_setting_is_explained_in_both_languages():
+    """`gridkit settings` explains each setting in the reader's language; the English is config.py's own help."""
+    from gridkit.config import describe_settings
+
+    zh, en = catalogue("zh-CN"), catalogue("en")
+    for variable, _, help_ in describe_settings():
+        assert en[f"cli.setting.{variable}"] == help_, variable
+        assert CJK.search(zh[f"cli.setting.{variable}"]), variable
+    lines = invoke(["settings"], "zh-CN").splitlines()[2:]
+    assert lines and all(CJK.search(line) for line in lines)

@@ -37,7 +37,7 @@ def demo(settings, serve, host, port):
         lines = [say("cli.demo.already")]
     else:
         lines = [
-            ", ".join(f"{k} {v}" for k, v in counts.items()),
+            output.pairs(counts),
             say("cli.demo.users", users=", ".join(u for u, _, _ in DEMO_USERS), password=DEMO_PASSWORD),
         ]
     result = output.Result(counts, lines=lines)

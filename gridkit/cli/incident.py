@@ -36,6 +36,15 @@ def _state(state: str | None) -> str:
     return say(f"incident.state.{state}") if state else "-"
 
 
+def _named_states(rows: list[dict]) -> list[dict]:
+    """Return table rows with each case's state (and pending step) by name in the CLI's language."""
+    named = [dict(r, state=_state(r["state"])) for r in rows]
+    for r in named:
+        if r.get("step"):
+            r["step"] = say(f"incident.step.{r['step']}")
+    return named
+
+
 # -- categories ------------------------------------------------------------------------------------
 
 
@@ -233,7 +242,7 @@ def show(settings, ident, username):
         + ("  " + say("cli.incident.overdue") if data["overdue"] else ""),
     ]
     rows = [
-        {"at": h["at"], "from": h["from"], "to": h["to"], "actor": h["actor"], "note": h["note"]}
+        {"at": h["at"], "from": _state(h["from"]), "to": _state(h["to"]), "actor": h["actor"], "note": h["note"]}
         for h in data["history"]
     ]
     return output.Result(data, lines=lines, rows=rows)
@@ -282,7 +291,7 @@ def list_(settings, state, dept, area, category, overdue, unassigned, limit, off
         "overdue",
     ]
     return output.Result(
-        data, lines=[say("cli.incident.cases", count=data["total"])], rows=data["items"], columns=columns
+        data, lines=[say("cli.incident.cases", count=data["total"])], rows=_named_states(data["items"]), columns=columns
     )
 
 
@@ -304,7 +313,7 @@ def overdue(settings, dept, username):
         say("cli.incident.to_escalate", count=len(data["escalation"])),
     ]
     columns = ["code", "state", "step", "step_deadline", "hours_late", "rework_count", "escalate"]
-    return output.Result(data, lines=lines, rows=data["cases"], columns=columns)
+    return output.Result(data, lines=lines, rows=_named_states(data["cases"]), columns=columns)
 
 
 @incident.command("evaluate")
@@ -371,7 +380,7 @@ def _import(settings, name: str, work) -> output.Result:
     notes = summary.pop("notes", [])
     json_path, text_path = write_report(settings.home, name, [], notes, summary)
     summary.update(report=str(json_path), notes=problem_count(notes))
-    lines = [", ".join(f"{k} {v}" for k, v in summary.items() if k not in ("report", "notes", "states"))]
+    lines = [output.pairs({k: v for k, v in summary.items() if k not in ("report", "notes", "states", "source")})]
     if notes:
         lines.append(say("cli.import_rows_noted", count=problem_count(notes), report=str(text_path)))
     return output.Result(summary, lines=lines)

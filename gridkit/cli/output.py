@@ -67,13 +67,34 @@ def heading(column: str) -> str:
     return say(key) if key in catalogue("en") else column
 
 
+def cell(value) -> str:
+    """Return `value` as table text: nothing for None, yes/no in the CLI's language for a bool."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return say("cli.yes" if value else "cli.no")
+    return str(value)
+
+
+def pairs(values: dict) -> str:
+    """Return `values` as one line of "heading value" pairs in the CLI's language (an import's counts)."""
+    return ", ".join(f"{heading(k)} {cell(v)}" for k, v in values.items())
+
+
+def field_lines(values: dict) -> list[str]:
+    """Return `values` as aligned "heading  value" lines in the CLI's language (a status)."""
+    headings = {k: heading(k) for k in values}
+    width = max((_width(h) for h in headings.values()), default=0)
+    return [f"{headings[k]}{' ' * (width - _width(headings[k]))}  {cell(v)}" for k, v in values.items()]
+
+
 def echo_table(rows: list[dict], columns: list[str] | None = None) -> None:
     """Print rows as an aligned text table under headings in the CLI's language (CJK characters count double)."""
     if not rows:
         click.echo(say("cli.no_rows"))
         return
     columns = columns or list(rows[0])
-    cells = [[("" if r.get(c) is None else str(r.get(c))) for c in columns] for r in rows]
+    cells = [[cell(r.get(c)) for c in columns] for r in rows]
     headings = [heading(c) for c in columns]
     widths = [max(_width(h), *(_width(row[i]) for row in cells)) for i, h in enumerate(headings)]
 
