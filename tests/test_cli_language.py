@@ -155,3 +155,29 @@ def test_every_setting_is_explained_in_both_languages():
         assert CJK.search(zh[f"cli.setting.{variable}"]), variable
     lines = invoke(["settings"], "zh-CN").splitlines()[2:]
     assert lines and all(CJK.search(line) for line in lines)
+
+
+@pytest.mark.parametrize(
+    "args,chinese,english",
+    [
+        (["dept", "add"], "错误：缺少参数 'CODE'。", "Error: Missing argument 'CODE'."),
+        (["coordinator", "add", "张伟"], "错误：缺少选项 '--phone'。", "Error: Missing option '--phone'."),
+        (["admin", "list", "--lev"], "错误：没有选项 --lev。（是否想用 --level？）", "(Did you mean --level?)"),
+        (["dept", "nope"], "错误：没有命令“nope”。", "Error: No such command 'nope'."),
+        (["dept", "add", "1", "2", "3"], "错误：多余的参数（3）。", "Error: Got unexpected extra arguments (3)."),
+    ],
+)
+def test_usage_errors_in_the_readers_language(args, chinese, english):
+    zh = CliRunner().invoke(main, args, env={"GRIDKIT_LANG": "zh-CN"})
+    assert zh.exit_code == 2 and chinese in zh.output and zh.output.startswith("用法：")
+    assert "Error" not in zh.output and "Try " not in zh.output, zh.output
+    en = CliRunner().invoke(main, ["--lang", "en", *args], env={"GRIDKIT_LANG": "zh-CN"})
+    assert en.exit_code == 2 and english in en.output and en.output.startswith("Usage: "), en.output
+
+
+def test_a_refusal_says_error_in_the_readers_language(fresh_settings):
+    args = ["dept", "add", "12", "综治中心"]
+    zh = CliRunner().invoke(main, args, obj=fresh_settings, env={"GRIDKIT_LANG": "zh-CN"})
+    assert zh.exit_code == 1 and zh.output.startswith("错误：") and "Error" not in zh.output, zh.output
+    en = CliRunner().invoke(main, args, obj=fresh_settings, env={"GRIDKIT_LANG": "en"})
+    assert en.exit_code == 1 and en.output.startswith("Error: ") and "must be 6 digits" in en.output

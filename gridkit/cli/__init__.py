@@ -14,7 +14,7 @@ from functools import wraps
 
 import click
 
-from gridkit.cli.language import CatalogueGroup, GridkitCommand, cli_language, say, set_language
+from gridkit.cli.language import CatalogueGroup, Failure, GridkitCommand, cli_language, say, set_language
 from gridkit.config import Settings
 from gridkit.errors import GridkitError
 
@@ -51,7 +51,7 @@ class GridkitGroup(CatalogueGroup):
         try:
             return super().invoke(ctx)
         except GridkitError as exc:
-            raise click.ClickException(exc.render(cli_language())) from None
+            raise Failure(exc.render(cli_language())) from None
 
     def list_commands(self, ctx):
         return list(self.commands)
@@ -144,7 +144,7 @@ def main(ctx):
         if not isinstance(ctx.obj, Settings):
             ctx.obj = Settings.from_env()
     except GridkitError as exc:
-        raise click.ClickException(exc.render(cli_language())) from None
+        raise Failure(exc.render(cli_language())) from None
 
 
 def _close_databases() -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import re
 
 import click
 
@@ -89,6 +90,63 @@ def _short(text: str, limit: int) -> str:
     return first
 
 
+class Failure(click.ClickException):
+    """A refusal shown as one line, "错误：…" / "Error: …" in the CLI's language (click's prefix is English)."""
+
+    def __init__(self, message: str, lang: str | None = None):
+        super().__init__(message)
+        self.lang = lang or cli_language()
+
+    def show(self, file=None):
+        click.echo(render("cli.error", self.lang, message=self.format_message()), file=file, err=file is None)
+
+
+_EXTRA_ARGS = re.compile(r"Got unexpected extra arguments? \((.*)\)$")
+
+
+class UsageFailure(click.UsageError):
+    """Click's usage error (missing argument, unknown option or command …) in the CLI's language."""
+
+    def __init__(self, original: click.UsageError):
+        super().__init__(original.message, original.ctx)
+        self.original = original
+        meta = original.ctx.meta if original.ctx is not None else {}
+        self.lang = meta.get("gridkit.lang") or cli_language()
+
+    def format_message(self) -> str:
+        exc, lang = self.original, self.lang
+        if isinstance(exc, click.MissingParameter) and exc.param is not None:
+            kind = exc.param_type or exc.param.param_type_name
+            if kind in ("argument", "option"):
+                return render(f"cli.click.missing_{kind}", lang, name=exc.param.get_error_hint(exc.ctx))
+        if isinstance(exc, click.NoSuchOption):
+            text = render("cli.click.no_such_option", lang, name=exc.option_name)
+            if exc.possibilities:
+                text += render("cli.click.did_you_mean", lang, names=", ".join(sorted(exc.possibilities)))
+            return text
+        if isinstance(exc, click.BadParameter) and exc.param is not None:
+            name = exc.param_hint or exc.param.get_error_hint(exc.ctx)
+            return render("cli.click.bad_value", lang, name=name, reason=exc.message)
+        if type(exc).__name__ == "NoSuchCommand":
+            return render("cli.click.no_such_command", lang, name=exc.command_name)
+        extra = _EXTRA_ARGS.match(exc.message)
+        if extra:
+            return render("cli.click.extra_arguments", lang, args=extra.group(1))
+        return exc.format_message()
+
+    def show(self, file=None):
+        err = file is None
+        ctx = self.ctx
+        if ctx is not None:
+            hint = ""
+            if ctx.command.get_help_option(ctx) is not None:
+                hint = render("cli.click.try_help", self.lang, command=ctx.command_path, option="--help") + "\n"
+            with ctx.scope(cleanup=False):  # the usage line reads the language from the context (--lang)
+                usage = ctx.get_usage()
+            click.echo(f"{usage}\n{hint}", file=file, err=err, color=ctx.color)
+        click.echo(render("cli.error", self.lang, message=self.format_message()), file=file, err=err)
+
+
 class CatalogueHelp:
     """Mixin of gridkit's click commands and groups: help, usage and headings from the catalogue.
 
@@ -96,6 +154,18 @@ class CatalogueHelp:
     """
 
     help_message: Message | None = None
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as exc:
+            raise (exc if isinstance(exc, UsageFailure) else UsageFailure(exc)) from None
+
+    def resolve_command(self, ctx, args):
+        try:
+            return super().resolve_command(ctx, args)
+        except click.UsageError as exc:
+            raise (exc if isinstance(exc, UsageFailure) else UsageFailure(exc)) from None
 
     def localised_help(self, path: tuple[str, ...]) -> str:
         if self.help_message is not None:
