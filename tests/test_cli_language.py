@@ -181,3 +181,12 @@ def test_a_refusal_says_error_in_the_readers_language(fresh_settings):
     assert zh.exit_code == 1 and zh.output.startswith("错误：") and "Error" not in zh.output, zh.output
     en = CliRunner().invoke(main, args, obj=fresh_settings, env={"GRIDKIT_LANG": "en"})
     assert en.exit_code == 1 and en.output.startswith("Error: ") and "must be 6 digits" in en.output
+
+
+def test_validation_lines_name_their_severity_in_the_readers_language(world):
+    draft = json.loads(invoke(["workgrid", "draft", "--dept", "100001", "--json"], "zh-CN", world))
+    args = ["workgrid", "validate", "--draft", str(draft["id"])]
+    zh = CliRunner().invoke(main, args, obj=world, env={"GRIDKIT_LANG": "zh-CN"})
+    assert zh.exit_code == 1 and zh.output.startswith("错误  unassigned_base_cells: "), zh.output
+    en = CliRunner().invoke(main, args, obj=world, env={"GRIDKIT_LANG": "en"})
+    assert en.exit_code == 1 and en.output.startswith("error  unassigned_base_cells: "), en.output
