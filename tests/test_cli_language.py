@@ -136,6 +136,14 @@ def test_table_headings_are_chinese_and_json_keeps_its_keys(world):
     assert table_headings(invoke(["dept", "list"], "zh-CN", world)) == [
         ["代码", "名称", "辖区", "当前版本", "责任网格"]
     ]
+    # Codes with a name in the catalogue (states, roles, kinds, yes/no) are named too; JSON keeps the codes.
+    editions = invoke(["basegrid", "editions"], "zh-CN", world)
+    assert "已发布" in editions and "published" not in editions
+    users = invoke(["user", "list"], "zh-CN", world)
+    assert "监督员" in users and "supervisor " not in users and "True" not in users
+    cases = invoke(["incident", "list", "--as", "super1"], "zh-CN", world)
+    assert "已上报" in cases and "reported" not in cases
+    assert json.loads(invoke(["basegrid", "editions", "--json"], "zh-CN", world))[0]["status"] == "published"
     rows = json.loads(invoke(["dept", "list", "--json"], "zh-CN", world))
     assert set(rows[0]) == {"code", "name", "jurisdiction", "current_version", "work_cells"}
 

@@ -36,15 +36,6 @@ def _state(state: str | None) -> str:
     return say(f"incident.state.{state}") if state else "-"
 
 
-def _named_states(rows: list[dict]) -> list[dict]:
-    """Return table rows with each case's state (and pending step) by name in the CLI's language."""
-    named = [dict(r, state=_state(r["state"])) for r in rows]
-    for r in named:
-        if r.get("step"):
-            r["step"] = say(f"incident.step.{r['step']}")
-    return named
-
-
 # -- categories ------------------------------------------------------------------------------------
 
 
@@ -291,7 +282,7 @@ def list_(settings, state, dept, area, category, overdue, unassigned, limit, off
         "overdue",
     ]
     return output.Result(
-        data, lines=[say("cli.incident.cases", count=data["total"])], rows=_named_states(data["items"]), columns=columns
+        data, lines=[say("cli.incident.cases", count=data["total"])], rows=data["items"], columns=columns
     )
 
 
@@ -313,7 +304,7 @@ def overdue(settings, dept, username):
         say("cli.incident.to_escalate", count=len(data["escalation"])),
     ]
     columns = ["code", "state", "step", "step_deadline", "hours_late", "rework_count", "escalate"]
-    return output.Result(data, lines=lines, rows=_named_states(data["cases"]), columns=columns)
+    return output.Result(data, lines=lines, rows=data["cases"], columns=columns)
 
 
 @incident.command("evaluate")

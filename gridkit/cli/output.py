@@ -67,12 +67,25 @@ def heading(column: str) -> str:
     return say(key) if key in catalogue("en") else column
 
 
-def cell(value) -> str:
-    """Return `value` as table text: nothing for None, yes/no in the CLI's language for a bool."""
+# Columns whose values are codes with a name in the catalogue (`<prefix>.<value>`); text only, JSON keeps the code.
+VALUE_NAMES = {
+    "status": "grids.state",
+    "role": "role",
+    "state": "incident.state",
+    "step": "incident.step",
+    "kind": "cli.kind",
+}
+
+
+def cell(value, column: str | None = None) -> str:
+    """Return `value` as table text in the CLI's language: nothing for None, yes/no, a code's name."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return say("cli.yes" if value else "cli.no")
+    prefix = VALUE_NAMES.get(column)
+    if prefix and f"{prefix}.{value}" in catalogue("en"):
+        return say(f"{prefix}.{value}")
     return str(value)
 
 
@@ -94,7 +107,7 @@ def echo_table(rows: list[dict], columns: list[str] | None = None) -> None:
         click.echo(say("cli.no_rows"))
         return
     columns = columns or list(rows[0])
-    cells = [[cell(r.get(c)) for c in columns] for r in rows]
+    cells = [[cell(r.get(c), c) for c in columns] for r in rows]
     headings = [heading(c) for c in columns]
     widths = [max(_width(h), *(_width(row[i]) for row in cells)) for i, h in enumerate(headings)]
 
