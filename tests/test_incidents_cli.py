@@ -181,7 +181,7 @@ def test_unassigned_overdue_and_evaluate(cli):
     result = ok(cli, "incident", "evaluate", "--by", "community", "--from", "2025-01-01")
     assert result["total"]["cases"] == 2 and result["total"]["backlog"] == 2
     text = run(cli, "incident", "evaluate", "--by", "community", user="super1")
-    assert text.exit_code == 0 and "on_time_rate" in text.output
+    assert text.exit_code == 0 and "On-time rate" in text.output
 
 
 def test_import_components_and_report_at_one(cli, tmp_path):

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import getpass
 import importlib
-import os
 import sys
 from functools import wraps
 
 import click
 
+from gridkit.cli.language import CatalogueGroup, Failure, GridkitCommand, cli_language, say, set_language
 from gridkit.config import Settings
 from gridkit.errors import GridkitError
-from gridkit.messages import DEFAULT_LANGUAGE, normalise, render
+
+__all__ = ["GridkitCommand", "GridkitGroup", "LazyGroup", "cli_language", "main", "say"]
 
 # Nouns whose commands live in their own module, imported only when that command runs. Each
 # module defines a click command or group named like the noun (a trailing underscore where the
@@ -43,19 +44,14 @@ MODULE_COMMANDS: dict[str, str] = {
 }
 
 
-def cli_language() -> str:
-    """Return the language of the CLI's messages: GRIDKIT_LANG (zh-CN by default)."""
-    return normalise(os.environ.get("GRIDKIT_LANG")) or DEFAULT_LANGUAGE
-
-
-class GridkitGroup(click.Group):
-    """A click group that turns GridkitError into one line on stderr and exit status 1."""
+class GridkitGroup(CatalogueGroup):
+    """A click group that turns GridkitError into one line on stderr and exit status 1; help in the CLI's language."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except GridkitError as exc:
-            raise click.ClickException(exc.render(cli_language())) from None
+            raise Failure(exc.render(cli_language())) from None
 
     def list_commands(self, ctx):
         return list(self.commands)
@@ -117,11 +113,6 @@ def file_options(func):
     return func
 
 
-def say(key: str, /, **params) -> str:
-    """Return CLI message `key` in the CLI's language (GRIDKIT_LANG)."""
-    return render(key, cli_language(), **params)
-
-
 def codes_list(text: str) -> list[str]:
     """Return the comma-separated codes in `text`, stripped, empty ones dropped."""
     return [c.strip() for c in text.split(",") if c.strip()]
@@ -132,6 +123,14 @@ KIND_CHOICE = click.Choice(["buildings", "residents", "entities", "incidents"])
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="gridkit")
+@click.option(
+    "--lang",
+    metavar="zh-CN|en",
+    is_eager=True,
+    expose_value=False,
+    callback=set_language,
+    help="Language of messages and help (default: GRIDKIT_LANG, else zh-CN).",
+)
 @click.pass_context
 def main(ctx):
     """gridkit: the unified spatial base grid and departmental work grids for city grid management.
@@ -145,7 +144,7 @@ def main(ctx):
         if not isinstance(ctx.obj, Settings):
             ctx.obj = Settings.from_env()
     except GridkitError as exc:
-        raise click.ClickException(exc.render(cli_language())) from None
+        raise Failure(exc.render(cli_language())) from None
 
 
 def _close_databases() -> None:

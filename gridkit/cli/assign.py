@@ -6,10 +6,10 @@ import click
 
 from gridkit import db
 from gridkit.assign import KINDS, assign_subjects
-from gridkit.cli import KIND_CHOICE, output, with_settings
+from gridkit.cli import KIND_CHOICE, GridkitCommand, output, say, with_settings
 
 
-@click.command("assign")
+@click.command("assign", cls=GridkitCommand)
 @click.option("--kind", type=KIND_CHOICE, multiple=True, help="Subject kind (repeatable; default all).")
 @output.command_output
 @with_settings
@@ -17,7 +17,10 @@ def assign(settings, kind):
     """Assign subjects to base cells of the published edition; report assigned/unassigned/changed."""
     kinds = list(kind) or list(KINDS)
     # One step per kind; hidden with --json or when stderr is not a terminal (output.progress).
-    with output.progress(length=len(kinds), label="assign") as bar, db.transaction(settings) as session:
+    with (
+        output.progress(length=len(kinds), label=say("cli.progress.assign")) as bar,
+        db.transaction(settings) as session,
+    ):
 
         def progress(done: int, total: int) -> None:
             bar.update(done - bar.pos)

@@ -57,7 +57,7 @@ def run_import(settings: Settings, name: str, work: Callable[[Session], object])
         settings.home, name, [], result.notes, summary, rows=getattr(result, "unassigned_rows", None)
     )
     data = dict(summary, report=str(json_path), notes=len(result.notes))
-    lines = [", ".join(f"{k} {v}" for k, v in summary.items())]
+    lines = [output.pairs(summary)]
     if result.notes:
         lines.append(say("cli.import_notes", count=len(result.notes), report=str(text_path)))
     return output.Result(data, lines=lines)

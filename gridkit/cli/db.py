@@ -73,7 +73,7 @@ def db_status(settings):
         status = {"mode": "external", "url": db.safe_url(db.database_url(settings))}
     status["schema_head"] = db.head_revision()
     _reach(settings, status)
-    lines = [f"{key:15} {value}" for key, value in status.items()]
+    lines = output.field_lines(status)
     return output.Result(status, lines=lines, exit_code=0 if status["reachable"] else 1)
 
 

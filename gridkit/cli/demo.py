@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from gridkit import db
-from gridkit.cli import output, say, with_settings
+from gridkit.cli import GridkitCommand, output, say, with_settings
 from gridkit.cli.serve import HOST, PORT, check_port_free, serve_app
 from gridkit.demo import DEMO_PASSWORD, DEMO_STEPS, DEMO_USERS, load_demo
 from gridkit.pii import pii_key
@@ -16,7 +16,7 @@ def _step(label: str, count: int) -> str:
     return f"{say('cli.demo.step.' + label.replace(' ', '_'))}: {count}"
 
 
-@click.command("demo")
+@click.command("demo", cls=GridkitCommand)
 @click.option("--serve/--no-serve", default=True, help="Serve the web app after loading (default: yes).")
 @HOST
 @PORT
@@ -37,7 +37,7 @@ def demo(settings, serve, host, port):
         lines = [say("cli.demo.already")]
     else:
         lines = [
-            ", ".join(f"{k} {v}" for k, v in counts.items()),
+            output.pairs(counts),
             say("cli.demo.users", users=", ".join(u for u, _, _ in DEMO_USERS), password=DEMO_PASSWORD),
         ]
     result = output.Result(counts, lines=lines)

@@ -8,7 +8,7 @@ import click
 from sqlalchemy import select
 
 from gridkit import db
-from gridkit.cli import actor, output, say, with_settings
+from gridkit.cli import GridkitCommand, actor, output, say, with_settings
 from gridkit.errors import NotFound
 from gridkit.io.export import (
     FORMATS,
@@ -31,7 +31,7 @@ def acting_user(session, name: str | None) -> User | None:
     return user
 
 
-@click.command("export")
+@click.command("export", cls=GridkitCommand)
 @click.argument("layer", metavar="LAYER")
 @click.option(
     "-o",
@@ -82,7 +82,7 @@ def export(settings, layer, path, format_, crs, encoding, area, where, dept, ver
     def progress(done: int, total: int) -> None:
         nonlocal bar
         if bar is None:
-            bar = output.progress(length=total, label=layer)
+            bar = output.progress(length=total, label=say(f"analyst.layer.{layer}"))
             bar.__enter__()
         bar.update(done - bar.pos)
 

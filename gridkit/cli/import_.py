@@ -49,7 +49,7 @@ def _subject_import_command(kind: str, help_: str):
         key = pii_key(settings) if kind == "residents" else None
         options = {"replace": True} if extra.get("replace") else {}
         size = Path(path).stat().st_size if Path(path).is_file() else 0
-        with output.progress(length=max(size, 1), label=kind) as bar:
+        with output.progress(length=max(size, 1), label=say(f"cli.progress.{kind}")) as bar:
 
             def progress(done: int, total: int) -> None:  # bytes read (CSV), share of features (map files)
                 if total and done > bar.pos:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import click
 
 from gridkit import db
-from gridkit.cli import GridkitGroup, output, say, with_settings
+from gridkit.cli import GridkitCommand, GridkitGroup, output, say, with_settings
 from gridkit.rules import SEVERITIES, IncidentState
 
 as_option = click.option(
@@ -29,6 +29,11 @@ def _actor(session, username, *, required: bool = True):
 @click.group(cls=GridkitGroup)
 def incident():
     """Incidents (事件/部件问题): report, accept, classify, dispatch, feedback, close; supervise and evaluate."""
+
+
+def _state(state: str | None) -> str:
+    """Return an incident state's name in the CLI's language."""
+    return say(f"incident.state.{state}") if state else "-"
 
 
 # -- categories ------------------------------------------------------------------------------------
@@ -93,10 +98,13 @@ def report(settings, lon, lat, component, description, category, source, reporte
             actor=actor,
         )
         data = result.to_dict()
-    lines = [f"{'reported' if data['created'] else 'already reported'}: {data['code']} (id {data['id']})"]
+    lines = [say("cli.incident.reported" if data["created"] else "cli.incident.already_reported", **data)]
     if data["base_cell_id"] is None:
-        lines.append("outside every base cell: kept unassigned, in the supervisor's queue")
-    lines += [f"possible duplicate: {d['code']} ({d['state']}, {d['metres']} m)" for d in data["duplicates"]]
+        lines.append(say("cli.incident.outside"))
+    lines += [
+        say("cli.incident.possible_duplicate", code=d["code"], state=_state(d["state"]), metres=d["metres"])
+        for d in data["duplicates"]
+    ]
     return output.Result(data, lines=lines)
 
 
@@ -108,7 +116,8 @@ def _step(settings, action: str, ident, username, **params):
         actor = _actor(session, username)
         case = transition(session, ident, action, actor, **params)
         data = show_incident(session, case.id, actor)
-    return output.Result(data, lines=[f"{data['code']}: {data['history'][-1]['from']} → {data['state']}"])
+    line = f"{data['code']}: {_state(data['history'][-1]['from'])} → {_state(data['state'])}"
+    return output.Result(data, lines=[line])
 
 
 def _simple_step(action: str, doc: str, note_required: bool = False):
@@ -207,17 +216,24 @@ def show(settings, ident, username):
     with db.transaction(settings) as session:
         actor = _actor(session, username, required=False)
         data = show_incident(session, ident, actor)
+    step = data["pending_step"]
     lines = [
-        f"{data['code']}  {data['state']}  {(data['category'] or {}).get('name', '-')}",
-        (
-            f"base cell {data['base_cell'] or '-'}  work cell {data['work_cell'] or '-'}  "
-            f"department {data['department'] or '-'}"
+        f"{data['code']}  {_state(data['state'])}  {(data['category'] or {}).get('name', '-')}",
+        say(
+            "cli.incident.cells",
+            base_cell=data["base_cell"] or "-",
+            work_cell=data["work_cell"] or "-",
+            department=data["department"] or "-",
         ),
-        f"step {data['pending_step'] or '-'} due {data['step_deadline'] or '-'}"
-        + ("  OVERDUE" if data["overdue"] else ""),
+        say(
+            "cli.incident.step_due",
+            step=say(f"incident.step.{step}") if step else "-",
+            due=data["step_deadline"] or "-",
+        )
+        + ("  " + say("cli.incident.overdue") if data["overdue"] else ""),
     ]
     rows = [
-        {"at": h["at"], "from": h["from"], "to": h["to"], "actor": h["actor"], "note": h["note"]}
+        {"at": h["at"], "from": _state(h["from"]), "to": _state(h["to"]), "actor": h["actor"], "note": h["note"]}
         for h in data["history"]
     ]
     return output.Result(data, lines=lines, rows=rows)
@@ -265,7 +281,9 @@ def list_(settings, state, dept, area, category, overdue, unassigned, limit, off
         "step_deadline",
         "overdue",
     ]
-    return output.Result(data, lines=[f"{data['total']} cases"], rows=data["items"], columns=columns)
+    return output.Result(
+        data, lines=[say("cli.incident.cases", count=data["total"])], rows=data["items"], columns=columns
+    )
 
 
 @incident.command("overdue")
@@ -280,9 +298,10 @@ def overdue(settings, dept, username):
     with db.transaction(settings) as session:
         actor = _actor(session, username, required=False)
         data = overdue_cases(session, actor=actor, dept=dept)
+    per_step = ", ".join(f"{say(f'incident.step.{k}')} {v}" for k, v in data["per_step"].items())
     lines = [
-        f"{data['total']} overdue: " + ", ".join(f"{k} {v}" for k, v in data["per_step"].items()),
-        f"{len(data['escalation'])} to escalate",
+        say("cli.incident.overdue_total", count=data["total"], per_step=per_step),
+        say("cli.incident.to_escalate", count=len(data["escalation"])),
     ]
     columns = ["code", "state", "step", "step_deadline", "hours_late", "rework_count", "escalate"]
     return output.Result(data, lines=lines, rows=data["cases"], columns=columns)
@@ -352,13 +371,13 @@ def _import(settings, name: str, work) -> output.Result:
     notes = summary.pop("notes", [])
     json_path, text_path = write_report(settings.home, name, [], notes, summary)
     summary.update(report=str(json_path), notes=problem_count(notes))
-    lines = [", ".join(f"{k} {v}" for k, v in summary.items() if k not in ("report", "notes", "states"))]
+    lines = [output.pairs({k: v for k, v in summary.items() if k not in ("report", "notes", "states", "source")})]
     if notes:
         lines.append(say("cli.import_rows_noted", count=problem_count(notes), report=str(text_path)))
     return output.Result(summary, lines=lines)
 
 
-@click.command("components")
+@click.command("components", cls=GridkitCommand)
 @click.argument("path", type=click.Path(exists=True))
 @click.option(
     "--map",
@@ -387,7 +406,7 @@ def import_components_command(settings, path, maps, encoding, layer, src_crs):
     )
 
 
-@click.command("incidents")
+@click.command("incidents", cls=GridkitCommand)
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 @click.option(
     "--map",
@@ -404,7 +423,7 @@ def import_incidents_command(settings, path, mapping_path, encoding):
     from gridkit.incidents.importer import import_incidents, load_mapping
 
     mapping = load_mapping(mapping_path)
-    with output.progress(length=1, label="incidents") as bar:
+    with output.progress(length=1, label=say("cli.progress.incidents")) as bar:
 
         def progress(done: int, total: int) -> None:  # rows read and staged of the file's (about) total
             bar.length = max(total, 1)

@@ -22,6 +22,9 @@ from pathlib import Path
 
 import click
 
+from gridkit.cli.language import say
+from gridkit.messages import catalogue
+
 
 @dataclass
 class Result:
@@ -55,19 +58,63 @@ def _width(text: str) -> int:
     return sum(2 if ord(ch) > 0x2E80 else 1 for ch in text)
 
 
+def heading(column: str) -> str:
+    """Return the heading of table column `column`: message `cli.column.<column>` in the CLI's language.
+
+    A column without a message (a report's columns, already labelled) is headed by its own name.
+    """
+    key = f"cli.column.{column}"
+    return say(key) if key in catalogue("en") else column
+
+
+# Columns whose values are codes with a name in the catalogue (`<prefix>.<value>`); text only, JSON keeps the code.
+VALUE_NAMES = {
+    "status": "grids.state",
+    "role": "role",
+    "state": "incident.state",
+    "step": "incident.step",
+    "kind": "cli.kind",
+}
+
+
+def cell(value, column: str | None = None) -> str:
+    """Return `value` as table text in the CLI's language: nothing for None, yes/no, a code's name."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return say("cli.yes" if value else "cli.no")
+    prefix = VALUE_NAMES.get(column)
+    if prefix and f"{prefix}.{value}" in catalogue("en"):
+        return say(f"{prefix}.{value}")
+    return str(value)
+
+
+def pairs(values: dict) -> str:
+    """Return `values` as one line of "heading value" pairs in the CLI's language (an import's counts)."""
+    return ", ".join(f"{heading(k)} {cell(v)}" for k, v in values.items())
+
+
+def field_lines(values: dict) -> list[str]:
+    """Return `values` as aligned "heading  value" lines in the CLI's language (a status)."""
+    headings = {k: heading(k) for k in values}
+    width = max((_width(h) for h in headings.values()), default=0)
+    return [f"{headings[k]}{' ' * (width - _width(headings[k]))}  {cell(v)}" for k, v in values.items()]
+
+
 def echo_table(rows: list[dict], columns: list[str] | None = None) -> None:
-    """Print rows as an aligned text table (CJK characters count double)."""
+    """Print rows as an aligned text table under headings in the CLI's language (CJK characters count double)."""
     if not rows:
-        click.echo("(none)")
+        click.echo(say("cli.no_rows"))
         return
     columns = columns or list(rows[0])
-    cells = [[("" if r.get(c) is None else str(r.get(c))) for c in columns] for r in rows]
-    widths = [max(_width(c), *(_width(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    cells = [[cell(r.get(c), c) for c in columns] for r in rows]
+    headings = [heading(c) for c in columns]
+    widths = [max(_width(h), *(_width(row[i]) for row in cells)) for i, h in enumerate(headings)]
 
     def line(values):
         return "  ".join(v + " " * (w - _width(v)) for v, w in zip(values, widths, strict=True)).rstrip()
 
-    click.echo(line(columns))
+    click.echo(line(headings))
     click.echo(line(["-" * w for w in widths]))
     for row in cells:
         click.echo(line(row))

@@ -84,7 +84,9 @@ def _make_command(name: str):
         return output.Result(result.to_dict(), lines=[messages.render(main.title, lang)], rows=rows)
 
     command.__doc__ = f"{name}: " + messages.render(f"report.{name}.title", "en") + " (see --help for options)."
-    report.command(name)(command)
+    report.command(name)(command).help_message = messages.Message(
+        "cli.report_help", name=name, title=messages.Message(f"report.{name}.title")
+    )
 
 
 for _name in REPORTS:

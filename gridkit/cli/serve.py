@@ -7,7 +7,7 @@ import socket
 import click
 
 from gridkit import db
-from gridkit.cli import output, say, with_settings
+from gridkit.cli import GridkitCommand, output, say, with_settings
 from gridkit.config import Settings
 from gridkit.errors import SetupError
 from web import create_app, server
@@ -35,7 +35,7 @@ def serve_app(settings: Settings, host: str | None, port: int | None) -> None:
     server.serve(app, host, port)
 
 
-@click.command("serve")
+@click.command("serve", cls=GridkitCommand)
 @HOST
 @PORT
 @with_settings

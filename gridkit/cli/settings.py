@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import click
 
-from gridkit.cli import output
+from gridkit.cli import GridkitCommand, output, say
 from gridkit.config import describe_settings
 
 
-@click.command("settings")
+@click.command("settings", cls=GridkitCommand)
 @output.command_output
 def settings():
     """List every GRIDKIT_* setting with its default and meaning."""
     rows = [{"variable": v, "default": d, "meaning": h} for v, d, h in describe_settings()]
-    return output.Result(rows, rows=rows)
+    # The text says each meaning in the CLI's language (`cli.setting.<VARIABLE>`); JSON keeps config.py's help.
+    table = [dict(r, meaning=say(f"cli.setting.{r['variable']}")) for r in rows]
+    return output.Result(rows, rows=table)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from gridkit import db
-from gridkit.cli import actor, output, say, with_settings
+from gridkit.cli import GridkitCommand, actor, output, say, with_settings
 from gridkit.cli.common import coordinators_of, responsibility_rows
 from gridkit.cli.coordinator import SHOW_PHONES
 from gridkit.grids.work import responsibility_at
@@ -13,7 +13,7 @@ from gridkit.pii import mask_or_reveal
 from gridkit.rules import parse_time
 
 
-@click.command("whois")
+@click.command("whois", cls=GridkitCommand)
 @click.argument("lon", type=float)
 @click.argument("lat", type=float)
 @click.option("--at", "at", help="ISO-8601 time (default: now); answers with the grids valid then.")

@@ -218,7 +218,7 @@ def workgrid_validate(settings, draft_id, coordinator_required):
     lines = []
     for p in problems:
         codes = ", ".join(p["codes"][:8]) + (" …" if len(p["codes"]) > 8 else "")
-        lines.append(f"{p['severity']:7} {p['type']}: {p['message']} {codes}")
+        lines.append(f"{say('cli.severity.' + p['severity'])}  {p['type']}: {p['message']} {codes}")
     if not problems:
         lines.append(say("cli.no_problems"))
     failed = any(p["severity"] == "error" for p in problems)

@@ -1,0 +1,200 @@
+"""The CLI speaks the reader's language everywhere: every command's --help and every table heading."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import click
+import pytest
+from click.testing import CliRunner
+from factories_incidents import IN_C1, OUTSIDE, make_incident_world
+
+from gridkit import db
+from gridkit.cli import main
+from gridkit.cli.language import CatalogueHelp, command_help_key, option_help_key, option_name
+from gridkit.messages import catalogue
+
+CJK = re.compile(r"[\u4e00-\u9fff]")
+# Four English words in a row: a sentence of help left untranslated (option metavars are single words).
+ENGLISH_SENTENCE = re.compile(r"\b[A-Za-z]+ [a-z]+ [a-z]+ [a-z]+\b")
+
+
+def every_command():
+    """Return (path, command) for every command and group of the click tree, the root first."""
+    ctx = click.Context(main)
+    found = []
+
+    def walk(command, path):
+        found.append((path, command))
+        if isinstance(command, click.Group):
+            for name in command.list_commands(ctx):
+                walk(command.get_command(ctx, name), (*path, name))
+
+    walk(main, ())
+    return found
+
+
+COMMANDS = every_command()
+
+
+def invoke(args, lang, settings=None):
+    result = CliRunner().invoke(main, list(args), obj=settings, env={"GRIDKIT_LANG": lang}, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_the_tree_is_walked_whole():
+    paths = {" ".join(path) for path, _ in COMMANDS}
+    assert {"", "dept list", "incident categories list", "import incidents", "report population"} <= paths
+    assert len(COMMANDS) > 80
+
+
+@pytest.mark.parametrize("path,command", COMMANDS, ids=[" ".join(p) or "gridkit" for p, _ in COMMANDS])
+def test_every_help_is_a_catalogue_message_in_both_languages(path, command):
+    assert isinstance(command, CatalogueHelp), f"{path} is a plain click command: its help would stay English"
+    zh, en = catalogue("zh-CN"), catalogue("en")
+    if command.help_message is None:
+        key = command_help_key(path)
+        assert key in zh and key in en, key
+    ctx = click.Context(command, info_name=path[-1] if path else "gridkit")
+    for param in command.get_params(ctx):
+        if isinstance(param, click.Option):
+            key = option_help_key(path, option_name(param, ctx))
+            assert key is not None and key in zh and key in en, (path, param.opts)
+
+
+@pytest.mark.parametrize("path,command", COMMANDS, ids=[" ".join(p) or "gridkit" for p, _ in COMMANDS])
+def test_help_in_chinese_has_no_english_sentence(path, command):
+    chinese = invoke([*path, "--help"], "zh-CN")
+    assert chinese.startswith("用法：") and "Options" not in chinese and "Show this message" not in chinese
+    usage, _, rest = chinese.partition("\n")  # the usage line names the command: `gridkit incident categories list`
+    assert not ENGLISH_SENTENCE.findall(rest), chinese
+    english = invoke([*path, "--help"], "en")
+    assert english.startswith("Usage: ") and "Show this message and exit." in english
+    assert "--lang" in invoke(["--help"], "zh-CN")
+
+
+def test_lang_option_overrides_the_environment():
+    assert invoke(["--lang", "en", "dept", "--help"], "zh-CN").startswith("Usage: ")
+    assert invoke(["--lang", "zh", "dept", "--help"], "en").startswith("用法：")
+    refused = CliRunner().invoke(main, ["--lang", "fr", "dept", "--help"])
+    assert refused.exit_code == 2 and "fr" in refused.output
+
+
+def table_headings(output: str) -> list[list[str]]:
+    """Return the headings of each table in `output` (the line above each dashed rule)."""
+    lines = output.splitlines()
+    return [
+        re.split(r" {2,}", lines[i - 1].strip())
+        for i, line in enumerate(lines)
+        if i and line.startswith("--") and set(line) <= {"-", " "}
+    ]
+
+
+@pytest.fixture
+def world(fresh_settings):
+    with db.session_factory(db.engine_for(fresh_settings))() as session, session.begin():
+        make_incident_world(session)
+    for lon, lat in (IN_C1, OUTSIDE):
+        report = ["incident", "report", "--lon", lon, "--lat", lat, "--description", "井盖缺失", "--as", "super1"]
+        # Reported long ago: past its accept deadline, so `incident overdue` has a row.
+        invoke([str(a) for a in report] + ["--reported-at", "2026-01-01T08:00"], "zh-CN", fresh_settings)
+    return fresh_settings
+
+
+LISTINGS = [
+    ["settings"],
+    ["admin", "list"],
+    ["basegrid", "editions"],
+    ["basegrid", "cells"],
+    ["dept", "list"],
+    ["workgrid", "history", "--dept", "200001"],
+    ["coordinator", "list"],
+    ["user", "list"],
+    ["subjects", "stats"],
+    ["subjects", "unassigned"],
+    ["incident", "categories", "list"],
+    ["incident", "list", "--as", "super1"],
+    ["incident", "show", "1", "--as", "super1"],
+    ["incident", "overdue", "--as", "super1"],
+    ["incident", "evaluate", "--by", "community", "--as", "super1"],
+    ["report", "list"],
+    ["report", "population"],
+    ["assign"],
+]
+
+
+def test_table_headings_are_chinese_and_json_keeps_its_keys(world):
+    for args in LISTINGS:
+        output = invoke(args, "zh-CN", world)
+        tables = table_headings(output)
+        assert len(tables) == 1, (args, output)
+        assert all(CJK.search(h) for h in tables[0]), (args, tables[0])
+    english = invoke(["dept", "list"], "en", world)
+    assert table_headings(english) == [["Code", "Name", "Jurisdiction", "Current version", "Work cells"]]
+    assert table_headings(invoke(["dept", "list"], "zh-CN", world)) == [
+        ["代码", "名称", "辖区", "当前版本", "责任网格"]
+    ]
+    # Codes with a name in the catalogue (states, roles, kinds, yes/no) are named too; JSON keeps the codes.
+    editions = invoke(["basegrid", "editions"], "zh-CN", world)
+    assert "已发布" in editions and "published" not in editions
+    users = invoke(["user", "list"], "zh-CN", world)
+    assert "监督员" in users and "supervisor " not in users and "True" not in users
+    cases = invoke(["incident", "list", "--as", "super1"], "zh-CN", world)
+    assert "已上报" in cases and "reported" not in cases
+    assert json.loads(invoke(["basegrid", "editions", "--json"], "zh-CN", world))[0]["status"] == "published"
+    rows = json.loads(invoke(["dept", "list", "--json"], "zh-CN", world))
+    assert set(rows[0]) == {"code", "name", "jurisdiction", "current_version", "work_cells"}
+
+
+def test_an_empty_table_says_none_in_the_readers_language(fresh_settings):
+    assert invoke(["dept", "list"], "zh-CN", fresh_settings).strip() == "（无）"
+    assert invoke(["dept", "list"], "en", fresh_settings).strip() == "(none)"
+
+
+def test_every_setting_is_explained_in_both_languages():
+    """`gridkit settings` explains each setting in the reader's language; the English is config.py's own help."""
+    from gridkit.config import describe_settings
+
+    zh, en = catalogue("zh-CN"), catalogue("en")
+    for variable, _, help_ in describe_settings():
+        assert en[f"cli.setting.{variable}"] == help_, variable
+        assert CJK.search(zh[f"cli.setting.{variable}"]), variable
+    lines = invoke(["settings"], "zh-CN").splitlines()[2:]
+    assert lines and all(CJK.search(line) for line in lines)
+
+
+@pytest.mark.parametrize(
+    "args,chinese,english",
+    [
+        (["dept", "add"], "错误：缺少参数 'CODE'。", "Error: Missing argument 'CODE'."),
+        (["coordinator", "add", "张伟"], "错误：缺少选项 '--phone'。", "Error: Missing option '--phone'."),
+        (["admin", "list", "--lev"], "错误：没有选项 --lev。（是否想用 --level？）", "(Did you mean --level?)"),
+        (["dept", "nope"], "错误：没有命令“nope”。", "Error: No such command 'nope'."),
+        (["dept", "add", "1", "2", "3"], "错误：多余的参数（3）。", "Error: Got unexpected extra arguments (3)."),
+    ],
+)
+def test_usage_errors_in_the_readers_language(args, chinese, english):
+    zh = CliRunner().invoke(main, args, env={"GRIDKIT_LANG": "zh-CN"})
+    assert zh.exit_code == 2 and chinese in zh.output and zh.output.startswith("用法：")
+    assert "Error" not in zh.output and "Try " not in zh.output, zh.output
+    en = CliRunner().invoke(main, ["--lang", "en", *args], env={"GRIDKIT_LANG": "zh-CN"})
+    assert en.exit_code == 2 and english in en.output and en.output.startswith("Usage: "), en.output
+
+
+def test_a_refusal_says_error_in_the_readers_language(fresh_settings):
+    args = ["dept", "add", "12", "综治中心"]
+    zh = CliRunner().invoke(main, args, obj=fresh_settings, env={"GRIDKIT_LANG": "zh-CN"})
+    assert zh.exit_code == 1 and zh.output.startswith("错误：") and "Error" not in zh.output, zh.output
+    en = CliRunner().invoke(main, args, obj=fresh_settings, env={"GRIDKIT_LANG": "en"})
+    assert en.exit_code == 1 and en.output.startswith("Error: ") and "must be 6 digits" in en.output
+
+
+def test_validation_lines_name_their_severity_in_the_readers_language(world):
+    draft = json.loads(invoke(["workgrid", "draft", "--dept", "100001", "--json"], "zh-CN", world))
+    args = ["workgrid", "validate", "--draft", str(draft["id"])]
+    zh = CliRunner().invoke(main, args, obj=world, env={"GRIDKIT_LANG": "zh-CN"})
+    assert zh.exit_code == 1 and zh.output.startswith("错误  unassigned_base_cells: "), zh.output
+    en = CliRunner().invoke(main, args, obj=world, env={"GRIDKIT_LANG": "en"})
+    assert en.exit_code == 1 and en.output.startswith("error  unassigned_base_cells: "), en.output
