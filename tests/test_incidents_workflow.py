@@ -312,3 +312,34 @@ def test_admin_may_do_every_step(session, world):
     assert case.status == "closed" and case.deadlines["handle"]
     assert show_incident(session, case.code)["id"] == case.id
     assert V1_FROM < case.reported_at and C2
+
+
+def test_photos_of_a_rolled_back_feedback_leave_no_file(fresh_settings, tmp_path):
+    """A feedback whose transaction rolls back (the request failed after the photos were written) leaves no photo
+    on disk without its row; a committed one keeps its photo, and a later rollback does not remove it."""
+    home = tmp_path / "home"
+    with db.transaction(fresh_settings) as session:
+        world = make_incident_world(session)
+        case = report(session).incident
+        wf.accept(session, case.id, SUPERVISOR)
+        wf.classify(session, case.id, SUPERVISOR, category="0101")
+        wf.dispatch(session, case.id, SUPERVISOR)
+        case_id = case.id
+    coord = coordinator_actor(world, 1)
+    photo = tmp_path / "p.png"
+    photo.write_bytes(PNG)
+    with pytest.raises(RuntimeError), db.transaction(fresh_settings) as session:
+        wf.feedback(session, case_id, coord, note="好了", attachments=[photo], home=home)
+        assert len(list((home / "attachments").rglob("*.png"))) == 1  # written before the commit
+        raise RuntimeError("the request fails after the feedback")
+    assert list((home / "attachments").rglob("*")) == [home / "attachments" / str(case_id)]
+    with db.transaction(fresh_settings) as session:
+        wf.feedback(session, case_id, coord, note="好了", attachments=[photo], home=home)
+    with db.transaction(fresh_settings) as session:
+        stored = session.scalars(select(IncidentAttachment)).all()
+        assert len(stored) == 1 and (home / stored[0].path).read_bytes() == PNG
+    with pytest.raises(RuntimeError), db.transaction(fresh_settings) as session:
+        wf.rework(session, case_id, SUPERVISOR, note="再看看")
+        wf.feedback(session, case_id, coord, note="同一张照片", attachments=[photo], home=home)
+        raise RuntimeError("fails again")
+    assert (home / stored[0].path).read_bytes() == PNG

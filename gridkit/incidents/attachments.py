@@ -6,6 +6,9 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
 from gridkit.errors import NotFound, ValidationError
 from gridkit.models import IncidentAttachment
 
@@ -65,8 +68,10 @@ def check_attachment(item) -> Checked:
     return Checked(data, kind[0], kind[1], name[:200])
 
 
-def store(item: Checked, home: Path, incident_id: int, history_id: int | None) -> IncidentAttachment:
-    """Write the file under home/attachments/<incident id>/ (named by its SHA-256) and return its row."""
+def store(session: Session, item: Checked, home: Path, incident_id: int, history_id: int | None) -> IncidentAttachment:
+    """Write the file under home/attachments/<incident id>/ (named by its SHA-256) and return its row, to be added
+    to `session`. A file written here is removed again if the session's transaction is rolled back (the request
+    failed, the import was refused): no photo is left on disk without its row."""
     digest = hashlib.sha256(item.data).hexdigest()
     relative = Path(FOLDER) / str(incident_id) / f"{digest[:32]}{item.suffix}"
     target = home / relative
@@ -75,6 +80,7 @@ def store(item: Checked, home: Path, incident_id: int, history_id: int | None) -
         tmp = target.with_suffix(target.suffix + ".part")
         tmp.write_bytes(item.data)
         tmp.replace(target)
+        _remove_on_rollback(session, target)
     return IncidentAttachment(
         incident_id=incident_id,
         history_id=history_id,
@@ -84,6 +90,25 @@ def store(item: Checked, home: Path, incident_id: int, history_id: int | None) -
         sha256=digest,
         original_name=item.name,
     )
+
+
+_WRITTEN = "gridkit.attachments_written"
+
+
+def _remove_on_rollback(session: Session, path: Path) -> None:
+    """Remember `path` as written in the session's transaction: removed if it rolls back, kept if it commits."""
+    session.info.setdefault(_WRITTEN, []).append(path)
+
+
+@event.listens_for(Session, "after_commit")
+def _forget_written(session: Session) -> None:
+    session.info.pop(_WRITTEN, None)
+
+
+@event.listens_for(Session, "after_rollback")
+def _remove_written(session: Session) -> None:
+    for path in session.info.pop(_WRITTEN, ()):
+        path.unlink(missing_ok=True)
 
 
 def attachment_path(home: Path, attachment: IncidentAttachment) -> Path:

@@ -264,7 +264,7 @@ def feedback(
     _finish(session, incident, "feedback", actor, when, note.strip())
     history_id = session.scalar(select(func.max(IncidentHistory.id)).where(IncidentHistory.incident_id == incident.id))
     for item in checked:
-        session.add(files.store(item, Path(home), incident.id, history_id))
+        session.add(files.store(session, item, Path(home), incident.id, history_id))
     session.flush()
     return incident
 
