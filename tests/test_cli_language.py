@@ -198,3 +198,12 @@ def test_validation_lines_name_their_severity_in_the_readers_language(world):
     assert zh.exit_code == 1 and zh.output.startswith("错误  unassigned_base_cells: "), zh.output
     en = CliRunner().invoke(main, args, obj=world, env={"GRIDKIT_LANG": "en"})
     assert en.exit_code == 1 and en.output.startswith("error  unassigned_base_cells: "), en.output
+
+
+def test_version_in_the_readers_language():
+    from importlib.metadata import version
+
+    number = version("gridkit")
+    assert CliRunner().invoke(main, ["--version"], env={"GRIDKIT_LANG": "zh-CN"}).output == f"gridkit 版本 {number}\n"
+    english = CliRunner().invoke(main, ["--lang", "en", "--version"], env={"GRIDKIT_LANG": "zh-CN"})
+    assert english.exit_code == 0 and english.output == f"gridkit, version {number}\n"

@@ -118,11 +118,28 @@ def codes_list(text: str) -> list[str]:
     return [c.strip() for c in text.split(",") if c.strip()]
 
 
+def _print_version(ctx: click.Context, _param, value: bool) -> None:
+    """Print gridkit's version in the CLI's language and exit (click's own says it in English)."""
+    if not value or ctx.resilient_parsing:
+        return
+    from importlib.metadata import version
+
+    click.echo(say("cli.version", version=version("gridkit")))
+    ctx.exit()
+
+
 KIND_CHOICE = click.Choice(["buildings", "residents", "entities", "incidents"])
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="gridkit")
+@click.option(
+    "--version",
+    is_flag=True,
+    is_eager=True,
+    expose_value=False,
+    callback=_print_version,
+    help="Show the version and exit.",
+)
 @click.option(
     "--lang",
     metavar="zh-CN|en",
