@@ -48,7 +48,14 @@ ANALYST_ROLES = ("analyst", "admin")
 CRS_CHOICES = ("EPSG:4490", "EPSG:4326", "EPSG:4547", "gcj02")
 SUFFIX = {"shp": ".zip", "gpkg": ".gpkg", "geojson": ".geojson", "csv": ".csv", "xlsx": ".xlsx", "html": ".html"}
 PREVIEW_ROWS = 50
-JS_STRINGS = ("analyst.loading", "analyst.failed", "analyst.legend", "analyst.no_rows")
+JS_STRINGS = (
+    "analyst.loading",
+    "analyst.failed",
+    "analyst.legend",
+    "analyst.no_rows",
+    "map.control.zoom_in",
+    "map.control.zoom_out",
+)
 
 
 @bp.before_request

@@ -31,6 +31,8 @@ JS_STRINGS = (
     "sup.map.count",
     "sup.map.error",
     "sup.map.cases",
+    "sup.map.legend.title",
+    "sup.map.legend.none",
 )
 
 
