@@ -10,6 +10,8 @@ from gridkit.incidents.workflow import transition
 from web.auth import check_csrf, login_required
 from web.database import db_session, transaction
 from web.incidents_api import my_coordinator_id, transition_params, web_actor
+from web.paging import PAGE_SIZE, page_request, pager
+from web.params import text_arg
 
 bp = Blueprint("coordinator_cases", __name__, url_prefix="/coordinator/cases")
 
@@ -22,12 +24,27 @@ def _coordinators_only():
 
 @bp.get("")
 def index():
-    """List my open cases (dispatched first, then the rest), each with its step's deadline."""
+    """List my open cases a page at a time, dispatched first and nearest deadline first; `?q=` finds by code or text."""
+    page, offset = page_request()
+    q = text_arg("q", max_length=100)
     cases = list_incidents(
-        db_session(), coordinator_id=my_coordinator_id(), open_only=True, actor=web_actor(), limit=200
+        db_session(),
+        coordinator_id=my_coordinator_id(),
+        open_only=True,
+        actor=web_actor(),
+        q=q,
+        order="deadline",
+        limit=PAGE_SIZE,
+        offset=offset,
     )
-    items = sorted(cases["items"], key=lambda c: (c["state"] != "dispatched", c["step_deadline"] or "~"))
-    return render_template("coordinator_cases.html", cases=items, total=cases["total"], done=request.args.get("done"))
+    return render_template(
+        "coordinator_cases.html",
+        cases=cases["items"],
+        total=cases["total"],
+        pages=pager(cases["total"], page),
+        q=q or "",
+        done=request.args.get("done"),
+    )
 
 
 @bp.post("/<int:incident_id>/feedback")

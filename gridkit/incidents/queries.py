@@ -30,6 +30,13 @@ from gridkit.rules import OPEN_INCIDENT_STATES, IncidentState, now
 # Overdue this many times the step's own time limit: the case goes on the escalation list.
 ESCALATE_AFTER = timedelta(hours=24)
 MAX_PAGE = 500
+# Orders of a list of cases. "deadline": what a coordinator must do first (dispatched cases, the
+# nearest step deadline first, cases without one last).
+ORDERS = {
+    "newest": "i.reported_at DESC, i.id DESC",
+    "oldest": "i.reported_at, i.id",
+    "deadline": "(i.status <> 'dispatched'), i.step_deadline NULLS LAST, i.id",
+}
 
 
 def show_incident(session: Session, ident, actor: Actor | None = None) -> dict:
@@ -121,16 +128,21 @@ def list_incidents(
     unassigned: bool = False,
     open_only: bool = False,
     actor: Actor | None = None,
+    q: str | None = None,
+    order: str = "newest",
     limit: int = 100,
     offset: int = 0,
 ) -> dict:
-    """Return {"total", "limit", "offset", "items"}: cases matching the filters, newest first.
+    """Return {"total", "limit", "offset", "items"}: cases matching the filters, in `order`.
 
     `area`: an admin unit code (prefix of the case's community); `unassigned`: cases outside every
-    base cell or without a place (the supervisor's queue). A scoped actor sees only its area.
+    base cell or without a place (the supervisor's queue); `q`: text found in the case's code or
+    description; `order`: a key of ORDERS. A scoped actor sees only its area.
     """
     if state and state not in set(IncidentState):
         raise ValidationError("incident.bad_state", state=state, allowed=", ".join(IncidentState))
+    if order not in ORDERS:
+        raise ValidationError("incident.bad_order", order=order, allowed=", ".join(ORDERS))
     limit = max(1, min(int(limit), MAX_PAGE))
     offset = max(0, int(offset))
     where, params = _filters(
@@ -143,6 +155,7 @@ def list_incidents(
         unassigned=unassigned,
         open_only=open_only,
         actor=actor,
+        q=q,
     )
     base = f"FROM incident i LEFT JOIN base_cell b ON b.id = i.base_cell_id WHERE {where}"
     total = session.scalar(text(f"SELECT count(*) {base}"), params)
@@ -155,7 +168,7 @@ def list_incidents(
         FROM incident i LEFT JOIN base_cell b ON b.id = i.base_cell_id
         LEFT JOIN incident_category c ON c.code = i.category_code
         LEFT JOIN work_cell w ON w.id = i.work_cell_id
-        WHERE {where} ORDER BY i.reported_at DESC, i.id DESC LIMIT :limit OFFSET :offset"""),
+        WHERE {where} ORDER BY {ORDERS[order]} LIMIT :limit OFFSET :offset"""),
         {**params, "limit": limit, "offset": offset},
     )
     at = now()
@@ -198,9 +211,15 @@ def _filters(
     unassigned=False,
     open_only=False,
     actor: Actor | None = None,
+    q=None,
 ) -> tuple[str, dict]:
     """Return the WHERE text (bound parameters only) and its parameters."""
     clauses, params = ["TRUE"], {}
+    if q and q.strip():
+        # The user's text is matched literally: % and _ are escaped for LIKE.
+        literal = q.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        clauses.append("(i.code ILIKE :q OR i.description ILIKE :q)")
+        params["q"] = f"%{literal}%"
     if state:
         clauses.append("i.status = :state")
         params["state"] = state

@@ -1,0 +1,120 @@
+"""Long lists as their users meet them: a coordinator with 2,000 open cases pages through them
+(25 a page, the most urgent first across all pages, not only within the first rows fetched) and
+finds one by its number or a word of its description, matched literally."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from factories_incidents import C1, W1, make_incident_world
+from factories_web import commit, sign_in
+from sqlalchemy import text
+
+from gridkit import db
+from web import create_app
+
+CASES = 2000
+
+
+def make_many_cases(session) -> dict:
+    """The incident world, and 2,000 open cases in coordinator 1's work cell W1: every third one
+    dispatched, deadlines spread over 2,000 hours, one with a '%' and one with a word of its own."""
+    world = make_incident_world(session)
+    session.execute(
+        text("""
+        INSERT INTO incident (code, category_code, description, status, severity, geom, base_cell_id, dept_code,
+                              work_cell_id, coordinator_id, reported_at, step_deadline)
+        SELECT 'SJ' || lpad(n::text, 8, '0'), '0101',
+               CASE n WHEN 1234 THEN '井盖移位 100% 堵塞' WHEN 777 THEN '路灯不亮，红荔路口' ELSE '井盖缺失' || n END,
+               CASE WHEN n % 3 = 0 THEN 'dispatched' ELSE 'accepted' END, 'normal',
+               ST_Centroid(b.geom), b.id, '200001', w.id, :coordinator,
+               now() - interval '3 days' + n * interval '1 minute',
+               now() + ((n * 7919) % 2000) * interval '1 hour'
+        FROM generate_series(1, :n) n,
+             (SELECT id, geom FROM base_cell WHERE code LIKE :c1 ORDER BY code LIMIT 1) b,
+             (SELECT id FROM work_cell WHERE code = :w1) w"""),
+        {"n": CASES, "coordinator": world["coord1"].id, "c1": f"{C1}%", "w1": W1},
+    )
+    return {"coord1": world["coord1"].id}
+
+
+@pytest.fixture
+def many(fresh_settings):
+    commit(fresh_settings, make_many_cases)
+    app = create_app(fresh_settings)
+    app.config["TESTING"] = True
+    return app, fresh_settings
+
+
+def _codes(html: str) -> list[str]:
+    return re.findall(r'<article class="case-card[^"]*" data-code="([^"]+)"', html)
+
+
+def _expected_order(settings) -> list[str]:
+    with db.session_factory(db.engine_for(settings))() as session:
+        return list(
+            session.execute(
+                text("SELECT code FROM incident ORDER BY status <> 'dispatched', step_deadline, id")
+            ).scalars()
+        )
+
+
+def test_a_coordinator_pages_through_2000_cases_most_urgent_first(many):
+    app, settings = many
+    client = app.test_client()
+    sign_in(client, "coord1")
+    expected = _expected_order(settings)
+    assert len(expected) == CASES
+
+    first = client.get("/coordinator/cases").get_data(as_text=True)
+    assert _codes(first) == expected[:25]
+    assert "第 1–25 条，共 2,000 条" in first and "第 1/80 页" in first
+    assert 'rel="next"' in first and 'rel="prev"' not in first
+    next_url = re.search(r'href="([^"]+)" rel="next"', first).group(1).replace("&amp;", "&")
+
+    second = client.get(next_url).get_data(as_text=True)
+    assert _codes(second) == expected[25:50] and "第 26–50 条" in second
+
+    last = client.get("/coordinator/cases?page=80&lang=en").get_data(as_text=True)
+    assert _codes(last) == expected[-25:]
+    assert "1,976–2,000 of 2,000" in last and 'rel="prev"' in last and 'rel="next"' not in last
+
+    # Past the end: an empty page that says so and leads back, not an error.
+    beyond = client.get("/coordinator/cases?page=81")
+    assert beyond.status_code == 200 and _codes(beyond.get_data(as_text=True)) == []
+    assert 'rel="first"' in beyond.get_data(as_text=True)
+    bad = client.get("/coordinator/cases?page=abc")
+    assert bad.status_code == 400 and "page" in bad.get_data(as_text=True)
+
+
+def test_a_coordinator_finds_a_case_by_number_or_words(many):
+    app, _ = many
+    client = app.test_client()
+    sign_in(client, "coord1")
+    by_words = client.get("/coordinator/cases?q=红荔路口").get_data(as_text=True)
+    assert _codes(by_words) == ["SJ00000777"]
+    assert "第 1–1 条，共 1 条" in by_words and 'rel="next"' not in by_words
+    assert _codes(client.get("/coordinator/cases?q=SJ00001234").get_data(as_text=True)) == ["SJ00001234"]
+    # '%' is a character to find, not a wildcard.
+    assert _codes(client.get("/coordinator/cases?q=100%").get_data(as_text=True)) == ["SJ00001234"]
+    none = client.get("/coordinator/cases?q=无此事件").get_data(as_text=True)
+    assert _codes(none) == [] and "没有与“无此事件”匹配的在办事件。" in none
+    # The search box keeps what was typed, labelled, so a page of results can be refined.
+    assert re.search(
+        r'<label for="mycases-q">查找事件</label>\s*<input type="search" id="mycases-q" name="q" '
+        r'value="无此事件"',
+        none,
+    )
+
+
+def test_the_case_api_searches_and_orders_too(many):
+    app, settings = many
+    client = app.test_client()
+    sign_in(client, "coord1")
+    found = client.get("/api/incidents?q=红荔路口").get_json()
+    assert found["total"] == 1 and found["items"][0]["code"] == "SJ00000777"
+    urgent = client.get("/api/incidents?order=deadline&limit=5").get_json()
+    assert [c["code"] for c in urgent["items"]] == _expected_order(settings)[:5]
+    refused = client.get("/api/incidents?order=sideways")
+    assert refused.status_code == 400 and "排序" in refused.get_json()["message"]
