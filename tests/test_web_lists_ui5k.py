@@ -118,3 +118,63 @@ def test_the_case_api_searches_and_orders_too(many):
     assert [c["code"] for c in urgent["items"]] == _expected_order(settings)[:5]
     refused = client.get("/api/incidents?order=sideways")
     assert refused.status_code == 400 and "排序" in refused.get_json()["message"]
+
+
+CELLS = 10_000
+
+
+def make_many_cells(session) -> dict:
+    """The incident world, and 10,000 more work cells in its published version, each with a case:
+    cell 4321 with five closed cases (the most), cell 17 with three open ones (the largest backlog)."""
+    world = make_incident_world(session)
+    session.execute(
+        text("""
+        INSERT INTO work_cell (version_id, code, name)
+        SELECT :version, '2000019999' || lpad(n::text, 10, '0'), '测试网格' || n FROM generate_series(1, :n) n"""),
+        {"version": world["version"].id, "n": CELLS},
+    )
+    session.execute(
+        text("""
+        INSERT INTO incident (code, category_code, description, status, dept_code, work_cell_id,
+                              reported_at, deadline, closed_at)
+        SELECT 'SJ' || lpad(w.n::text, 6, '0') || k, '0101', '测试', s.status, '200001', w.id,
+               now() - interval '10 days', now() - interval '1 day', s.closed_at
+        FROM (SELECT id, substr(code, 11)::int AS n FROM work_cell WHERE code LIKE '2000019999%') w
+        CROSS JOIN LATERAL generate_series(1, CASE w.n WHEN 4321 THEN 5 WHEN 17 THEN 3 ELSE 1 END) k
+        CROSS JOIN LATERAL (SELECT CASE WHEN w.n = 17 OR (w.n % 2 = 1 AND w.n <> 4321) THEN 'dispatched'
+                                        ELSE 'closed' END AS status) s0
+        CROSS JOIN LATERAL (SELECT s0.status, CASE WHEN s0.status = 'closed'
+                                              THEN now() - interval '2 days' END AS closed_at) s"""),
+    )
+    return {}
+
+
+@pytest.fixture
+def many_cells(fresh_settings):
+    commit(fresh_settings, make_many_cells)
+    app = create_app(fresh_settings)
+    app.config["TESTING"] = True
+    return app
+
+
+def _evaluation_rows(html: str) -> list[str]:
+    body = html.split('id="evaluation"')[1].split("</tbody>")[0].split("<tbody>")[1]
+    return re.findall(r'<tr(?: class="total")?>\s*<th scope="row">([^<]*)', body)
+
+
+def test_a_supervisor_over_10000_work_cells_gets_a_sorted_page(many_cells):
+    client = many_cells.test_client()
+    sign_in(client, "super1")
+    html = client.get("/supervisor?by=work-cell").get_data(as_text=True)
+    rows = _evaluation_rows(html)
+    # 50 cells and the total, the one with the most cases first, sorted by that column.
+    assert len(rows) == 51 and rows[0].startswith("测试网格4321") and rows[-1].strip() == "合计"
+    assert "第 1–50 条，共 10,000 条" in html and "第 1/200 页" in html
+    assert re.search(r'<th scope="col" aria-sort="descending"><a href="[^"]*sort=cases[^"]*"', html)
+
+    backlog = client.get("/supervisor?by=work-cell&sort=backlog").get_data(as_text=True)
+    assert _evaluation_rows(backlog)[0].startswith("测试网格17")
+    # Lowest on-time closure first: every closed case here was late (0%), open-only cells last.
+    on_time = client.get("/supervisor?by=work-cell&sort=on_time&page=200").get_data(as_text=True)
+    assert "第 9,951–10,000 条" in on_time and 'rel="next"' not in on_time
+    assert client.get("/supervisor?by=work-cell&sort=sideways").status_code == 400

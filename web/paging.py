@@ -31,11 +31,25 @@ def pager(total: int, page: int, size: int = PAGE_SIZE) -> dict:
 
 def page_url(page: int) -> str:
     """Return the current URL with `?page=` set to `page` (the other parameters kept)."""
+    return query_url(page=page)
+
+
+def sort_url(sort: str) -> str:
+    """Return the current URL sorted by `sort`, from its first page."""
+    return query_url(sort=sort, page=None)
+
+
+def query_url(**changes) -> str:
+    """Return the current URL with the parameters in `changes` set (None: removed), the others kept."""
     args = request.args.to_dict(flat=False)
-    args["page"] = [str(page)]
+    for name, value in changes.items():
+        if value is None:
+            args.pop(name, None)
+        else:
+            args[name] = [str(value)]
     return request.script_root + request.path + "?" + urlencode(args, doseq=True)
 
 
 def init_app(app: Flask) -> None:
-    """Give templates `page_url`."""
-    app.jinja_env.globals.update(page_url=page_url)
+    """Give templates `page_url` and `sort_url`."""
+    app.jinja_env.globals.update(page_url=page_url, sort_url=sort_url)

@@ -10,7 +10,7 @@ from flask import Blueprint, redirect, render_template, request, url_for
 
 from gridkit.grids.work import list_departments
 from gridkit.incidents.categories import category_rows
-from gridkit.incidents.evaluate import GROUPS, STEPS, evaluate
+from gridkit.incidents.evaluate import GROUPS, SORTS, STEPS, evaluate, sort_rows
 from gridkit.incidents.queries import list_incidents, overdue_cases, show_incident
 from gridkit.incidents.workflow import transition
 from gridkit.layers import map_extent
@@ -20,10 +20,12 @@ from web.database import transaction
 from web.i18n import strings
 from web.incidents_api import transition_params, web_actor
 from web.mapview import leaflet_map, locate_config
+from web.paging import page_request, pager
 
 bp = Blueprint("supervisor", __name__, url_prefix="/supervisor")
 
 SUPERVISOR_ROLES = ("supervisor", "admin")
+EVAL_PAGE_SIZE = 50
 JS_STRINGS = (
     "sup.map.heatmap",
     "sup.map.choropleth",
@@ -48,6 +50,7 @@ def index():
     actor = web_actor()
     args = request.args
     by = args.get("by") if args.get("by") in GROUPS else "department"
+    sort = args.get("sort") or "cases"
     start = args.get("from") or (now() - timedelta(days=365)).date().isoformat()
     filters = {
         "from": start,
@@ -61,6 +64,9 @@ def index():
         evaluation = evaluate(
             session, by=by, from_=start, to=args.get("to") or None, actor=actor, dept=filters["dept"] or None
         )
+    # Thousands of work cells or coordinators: the table shows a page of them, the worst first.
+    rows = sort_rows(evaluation["rows"], sort)
+    page, offset = page_request(EVAL_PAGE_SIZE)
     extent = map_extent(session)
     the_map = leaflet_map(
         extent,
@@ -77,6 +83,10 @@ def index():
         groups=list(GROUPS),
         steps=list(STEPS),
         evaluation=evaluation,
+        rows=rows[offset : offset + EVAL_PAGE_SIZE],
+        pages=pager(len(rows), page, EVAL_PAGE_SIZE),
+        sort=sort,
+        sorts=SORTS,
         overdue=overdue_cases(session, actor=actor, limit=50),
         unassigned=list_incidents(session, unassigned=True, open_only=True, actor=actor, limit=20),
         recent=list_incidents(session, open_only=True, actor=actor, limit=20),
