@@ -95,7 +95,12 @@ def _pages(ids) -> dict:
     return {
         None: ["/", "/basegrid", "/login", "/no/such/page"],
         "coord1": ["/coordinator", "/coordinator/cases", "/admin"],
-        "super1": ["/supervisor", f"/supervisor/incidents/{ids['case']}", "/supervisor/incidents/999999"],
+        "super1": [
+            "/supervisor",
+            "/supervisor/cases",
+            f"/supervisor/incidents/{ids['case']}",
+            "/supervisor/incidents/999999",
+        ],
         "analyst1": ["/analyst/"],
         "planner1": ["/planner", f"/planner/version/{ids['version']}"],
         "admin1": ["/admin", "/planner"],

@@ -11,6 +11,7 @@ import pytest
 
 from gridkit.incidents.deadlines import PENDING_STEP
 from gridkit.incidents.evaluate import GROUPS, STEPS
+from gridkit.incidents.queries import ORDERS
 from gridkit.incidents.workflow import ACTIONS
 from gridkit.io.export import LAYERS
 from gridkit.messages import LANGUAGES, catalogue
@@ -45,6 +46,7 @@ def _built_keys() -> set[str]:
     keys |= {f"analyst.crs.{v}" for v in analyst.CRS_CHOICES}
     keys |= {f"report.by.{v}" for v in (*GROUPINGS, *LEVELS)}
     keys |= {f"report.col.{v}" for v in COUNTS}
+    keys |= {f"sup.cases.order.{v}" for v in ORDERS}
     values = {
         "state": [s.value for s in IncidentState],
         "step": list(PENDING_STEP.values()),

@@ -178,3 +178,26 @@ def test_a_supervisor_over_10000_work_cells_gets_a_sorted_page(many_cells):
     on_time = client.get("/supervisor?by=work-cell&sort=on_time&page=200").get_data(as_text=True)
     assert "第 9,951–10,000 条" in on_time and 'rel="next"' not in on_time
     assert client.get("/supervisor?by=work-cell&sort=sideways").status_code == 400
+
+
+def test_a_supervisor_lists_every_case_with_search_filters_and_pages(many):
+    app, settings = many
+    client = app.test_client()
+    sign_in(client, "super1")
+    board = client.get("/supervisor").get_data(as_text=True)
+    # The dashboard shows 20 open cases and leads to all of them.
+    assert re.search(r'<a href="/supervisor/cases" id="all-cases">查看全部在办事件（2000）→</a>', board)
+    first = client.get("/supervisor/cases").get_data(as_text=True)
+    assert "第 1–25 条，共 2,000 条" in first and len(re.findall(r'<tr data-code="', first)) == 25
+    urgent = client.get("/supervisor/cases?order=deadline&page=2").get_data(as_text=True)
+    assert re.findall(r'<tr data-code="([^"]+)"', urgent) == _expected_order(settings)[25:50]
+    dispatched = client.get("/supervisor/cases?state=dispatched").get_data(as_text=True)
+    assert "共 666 条" in dispatched
+    found = client.get("/supervisor/cases?q=红荔路口").get_data(as_text=True)
+    assert re.findall(r'<tr data-code="([^"]+)"', found) == ["SJ00000777"]
+    assert "SJ00000777" in found and 'href="/supervisor/incidents/' in found
+    none = client.get("/supervisor/cases?q=无此事件&lang=en").get_data(as_text=True)
+    assert "No case matches “无此事件”." in none and 'id="cases"' not in none
+    # Closed cases too, when "open only" is unticked (the hidden field sends open=0).
+    assert "共 2,000 条" in client.get("/supervisor/cases?open=0&lang=zh-CN").get_data(as_text=True)
+    assert client.get("/supervisor/cases?order=sideways").status_code == 400

@@ -11,16 +11,17 @@ from flask import Blueprint, redirect, render_template, request, url_for
 from gridkit.grids.work import list_departments
 from gridkit.incidents.categories import category_rows
 from gridkit.incidents.evaluate import GROUPS, SORTS, STEPS, evaluate, sort_rows
-from gridkit.incidents.queries import list_incidents, overdue_cases, show_incident
+from gridkit.incidents.queries import ORDERS, list_incidents, overdue_cases, show_incident
 from gridkit.incidents.workflow import transition
 from gridkit.layers import map_extent
 from gridkit.rules import SEVERITIES, IncidentState, now
 from web.auth import check_csrf, login_required
-from web.database import transaction
+from web.database import db_session, transaction
 from web.i18n import strings
 from web.incidents_api import transition_params, web_actor
 from web.mapview import leaflet_map, locate_config
-from web.paging import page_request, pager
+from web.paging import PAGE_SIZE, page_request, pager
+from web.params import text_arg
 
 bp = Blueprint("supervisor", __name__, url_prefix="/supervisor")
 
@@ -93,6 +94,37 @@ def index():
         categories=category_rows(session),
         departments=list_departments(session),
         states=[s.value for s in IncidentState],
+    )
+
+
+@bp.get("/cases")
+def cases():
+    """List every case a page at a time: search by number or words, filter by state, open only, order."""
+    page, offset = page_request()
+    q = text_arg("q", max_length=100)
+    state = request.args.get("state") or None
+    order = request.args.get("order") or "newest"
+    open_only = request.args.get("open", "1") == "1"
+    found = list_incidents(
+        db_session(),
+        state=state,
+        q=q,
+        order=order,
+        open_only=open_only,
+        actor=web_actor(),
+        limit=PAGE_SIZE,
+        offset=offset,
+    )
+    return render_template(
+        "supervisor_cases.html",
+        cases=found["items"],
+        pages=pager(found["total"], page),
+        q=q or "",
+        state=state or "",
+        order=order,
+        open_only=open_only,
+        states=[s.value for s in IncidentState],
+        orders=list(ORDERS),
     )
 
 
