@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from factories_incidents import IN_C1, IN_C2, PASSWORD, SUPERVISOR, make_incident_world
+from factories_incidents import IN_C1, IN_C2, PASSWORD, SUPERVISOR, W1, W2, make_incident_world
 from sqlalchemy import text
 from test_browser import _offline_page, chromium  # noqa: F401 - the fixture is used by name
 from test_browser_web import ALLOWED_WORDS, LATIN, VISIBLE_TEXT
@@ -47,6 +47,14 @@ def site(fresh_settings):
         wf.transition(session, case.id, "dispatch", SUPERVISOR)
         wf.report_incident(
             session, lon=IN_C2[0], lat=IN_C2[1], description="暴露垃圾", category="E0101", actor=SUPERVISOR
+        )
+        # Coordinator 1 answers for both work cells: the page lists two.
+        session.execute(
+            text(
+                "INSERT INTO coordinator_assignment (coordinator_id, work_cell_id)"
+                " SELECT :c, id FROM work_cell WHERE code = :w"
+            ),
+            {"c": world["coord1"].id, "w": W2},
         )
         ids = {"case": case.id, "version": world["version"].id, "data": _data_text(session)}
     app = create_app(fresh_settings)
@@ -234,4 +242,35 @@ def test_supervisor_heatmap_has_a_readable_legend(chromium, site, viewport):  # 
     assert all(_contrast(_rgb(c), _rgb(legend["background"])) >= 3 for c in legend["swatchBorders"])
     # On the map, and leaving it visible.
     assert legend["inside"] and legend["share"] < 0.1, legend
+    assert not errors, errors
+
+
+def test_coordinator_opens_cells_by_keyboard_and_the_back_button_returns(chromium, site):  # noqa: F811
+    base_url, _ = site
+    page, _, errors = _offline_page(chromium, base_url)
+    page.set_viewport_size(PHONE)
+    _sign_in(page, base_url, "coord1", "zh-CN")
+    page.goto(f"{base_url}/coordinator")
+    page.wait_for_function("() => window.gridkitCoordinator && window.gridkitCoordinator.state.loads > 0")
+    assert page.evaluate("() => window.gridkitCoordinator.state.cell") == W1
+    assert f"cell={W1}" in page.url
+    loads = page.evaluate("() => window.gridkitCoordinator.state.loads")
+    # Keyboard only: Tab to the second cell's button, Enter.
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        if page.evaluate("() => document.activeElement.getAttribute('data-cell')") == W2:
+            break
+    page.keyboard.press("Enter")
+    page.wait_for_function("n => window.gridkitCoordinator.state.loads > n", arg=loads)
+    assert page.evaluate("() => window.gridkitCoordinator.state.cell") == W2 and f"cell={W2}" in page.url
+    assert page.get_attribute(f'[data-cell="{W2}"]', "aria-pressed") == "true"
+    # Back: the first cell again, on the same page; a reload keeps the cell of the URL.
+    loads = page.evaluate("() => window.gridkitCoordinator.state.loads")
+    page.go_back()
+    page.wait_for_function("n => window.gridkitCoordinator.state.loads > n", arg=loads)
+    assert page.evaluate("() => window.gridkitCoordinator.state.cell") == W1 and f"cell={W1}" in page.url
+    page.go_forward()
+    page.reload()
+    page.wait_for_function("() => window.gridkitCoordinator && window.gridkitCoordinator.state.loads > 0")
+    assert page.evaluate("() => window.gridkitCoordinator.state.cell") == W2
     assert not errors, errors
