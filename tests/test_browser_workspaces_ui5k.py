@@ -133,6 +133,14 @@ HIDDEN_NAV = """() => Array.from(document.querySelectorAll('.topbar a, .topbar b
   return !(hit && (hit === e || e.contains(hit)));
 }).map(e => e.textContent.trim())"""
 
+# Form controls of the page (not of the map) that a user cannot reach without scrolling sideways.
+OFF_SCREEN_CONTROLS = """() => Array.from(document.querySelectorAll(
+    'main button, main input:not([type=hidden]), main select, main textarea')).filter(e => {
+  if (e.closest('.leaflet-container')) { return false; }
+  const r = e.getBoundingClientRect();
+  return r.width > 0 && (r.left < 0 || r.right > document.documentElement.clientWidth + 1);
+}).map(e => e.name || e.id || e.textContent.trim()).slice(0, 5)"""
+
 # The words of the interface itself (not data): headings, labels, headers, buttons, controls' own text.
 CHROME_TEXT = """() => {
   const parts = [document.title];
@@ -178,6 +186,9 @@ def test_every_workspace_fits_a_phone_and_speaks_one_language(chromium, site, la
                 if any(h < 200 for h in heights):
                     found[(*where, "map too low")] = heights
                 if viewport is PHONE:
+                    off = page.evaluate(OFF_SCREEN_CONTROLS)
+                    if off:
+                        found[(*where, "controls off screen")] = off
                     continue
                 if lang == "zh-CN":
                     words = _untranslated(page.evaluate(VISIBLE_TEXT))

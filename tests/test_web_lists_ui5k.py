@@ -201,3 +201,41 @@ def test_a_supervisor_lists_every_case_with_search_filters_and_pages(many):
     # Closed cases too, when "open only" is unticked (the hidden field sends open=0).
     assert "共 2,000 条" in client.get("/supervisor/cases?open=0&lang=zh-CN").get_data(as_text=True)
     assert client.get("/supervisor/cases?order=sideways").status_code == 400
+
+
+def make_many_users(session) -> dict:
+    """The incident world, and 2,000 coordinators' accounts (no password: they sign in by single sign-on)."""
+    make_incident_world(session)
+    session.execute(
+        text(
+            "INSERT INTO app_user (name, role) SELECT 'grid_' || lpad(n::text, 4, '0'), 'coordinator'"
+            " FROM generate_series(1, 2000) n"
+        )
+    )
+    session.execute(text("INSERT INTO app_user (name, role) VALUES ('a.b_c', 'analyst')"))
+    return {}
+
+
+def test_an_administrator_pages_and_finds_among_2000_accounts(fresh_settings):
+    commit(fresh_settings, make_many_users)
+    app = create_app(fresh_settings)
+    app.config["TESTING"] = True
+    client = app.test_client()
+    sign_in(client, "admin1")
+    users = re.compile(r'<tr data-user="([^"]+)">')
+    first = client.get("/admin").get_data(as_text=True)
+    # 2,000 accounts and the world's seven: 50 a page, by name.
+    assert len(users.findall(first)) == 50 and "第 1–50 条，共 2,007 条" in first
+    assert users.findall(first)[:2] == ["a.b_c", "admin1"]
+    last = client.get("/admin?page=41").get_data(as_text=True)
+    assert users.findall(last) == [f"grid_{n}" for n in range(1996, 2001)] + ["street_super", "super1"]
+    assert "第 2,001–2,007 条" in last
+    found = client.get("/admin?user=GRID_123").get_data(as_text=True)
+    assert users.findall(found) == [f"grid_{1230 + i}" for i in range(10)]
+    # '_' is a character, not LIKE's "any character": "_1" finds grid_1000…grid_1999, not admin1 or super1.
+    underscore = client.get("/admin?user=_1").get_data(as_text=True)
+    assert "共 1,000 条" in underscore and "admin1" not in users.findall(underscore)
+    none = client.get("/admin?user=nobody").get_data(as_text=True)
+    assert users.findall(none) == [] and "没有用户名含“nobody”的用户。" in none
+    # Every cell of a user's row names its column, for the phone layout that drops the header.
+    assert re.search(r'<td data-label="用户名">grid_1230</td>', found)
