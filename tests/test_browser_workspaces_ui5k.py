@@ -285,3 +285,23 @@ def test_coordinator_opens_cells_by_keyboard_and_the_back_button_returns(chromiu
     page.wait_for_function("() => window.gridkitCoordinator && window.gridkitCoordinator.state.loads > 0")
     assert page.evaluate("() => window.gridkitCoordinator.state.cell") == W2
     assert not errors, errors
+
+
+def test_analyst_choropleth_legend_swatches_stand_out(chromium, site):  # noqa: F811
+    base_url, _ = site
+    page, _, errors = _offline_page(chromium, base_url)
+    _sign_in(page, base_url, "analyst1", "zh-CN")
+    page.goto(f"{base_url}/analyst/")
+    page.wait_for_selector("#gk-legend span.swatch")
+    swatches = page.evaluate(
+        """() => Array.from(document.querySelectorAll('#gk-legend span.swatch')).map(s => {
+            const st = getComputedStyle(s);
+            return [st.backgroundColor, st.borderTopColor, parseFloat(st.borderTopWidth)];
+        })"""
+    )
+    background = _rgb(page.evaluate("() => getComputedStyle(document.querySelector('.sheet')).backgroundColor"))
+    assert len(swatches) == 6
+    # The palest class is barely different from the page; each swatch's border is what shows it.
+    assert _contrast(_rgb(swatches[0][0]), background) < 1.5
+    assert all(width >= 1 and _contrast(_rgb(border), background) >= 3 for _, border, width in swatches)
+    assert not errors, errors
