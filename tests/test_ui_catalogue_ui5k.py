@@ -11,7 +11,6 @@ import pytest
 
 from gridkit.incidents.deadlines import PENDING_STEP
 from gridkit.incidents.evaluate import GROUPS, STEPS
-from gridkit.incidents.queries import ORDERS
 from gridkit.incidents.workflow import ACTIONS
 from gridkit.io.export import LAYERS
 from gridkit.messages import LANGUAGES, catalogue
@@ -20,6 +19,7 @@ from gridkit.reports.choropleth import COUNTS, LEVELS
 from gridkit.rules import SEVERITIES, IncidentState
 from web import analyst
 from web.incidents_api import LABELS
+from web.supervisor import CASE_ORDERS
 
 WEB = Path(__file__).resolve().parent.parent / "web"
 LITERAL = re.compile(r"""\b(?:_|t|t_or)\(\s*['"]([a-z][\w]*(?:\.[\w]+)+)['"]""")
@@ -46,7 +46,7 @@ def _built_keys() -> set[str]:
     keys |= {f"analyst.crs.{v}" for v in analyst.CRS_CHOICES}
     keys |= {f"report.by.{v}" for v in (*GROUPINGS, *LEVELS)}
     keys |= {f"report.col.{v}" for v in COUNTS}
-    keys |= {f"sup.cases.order.{v}" for v in ORDERS}
+    keys |= {f"sup.cases.order.{v}" for v in CASE_ORDERS}
     values = {
         "state": [s.value for s in IncidentState],
         "step": list(PENDING_STEP.values()),

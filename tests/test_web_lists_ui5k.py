@@ -51,13 +51,10 @@ def _codes(html: str) -> list[str]:
     return re.findall(r'<article class="case-card[^"]*" data-code="([^"]+)"', html)
 
 
-def _expected_order(settings) -> list[str]:
+def _expected_order(settings, todo: bool = True) -> list[str]:
+    first = "status <> 'dispatched', " if todo else ""
     with db.session_factory(db.engine_for(settings))() as session:
-        return list(
-            session.execute(
-                text("SELECT code FROM incident ORDER BY status <> 'dispatched', step_deadline, id")
-            ).scalars()
-        )
+        return list(session.execute(text(f"SELECT code FROM incident ORDER BY {first}step_deadline, id")).scalars())
 
 
 def test_a_coordinator_pages_through_2000_cases_most_urgent_first(many):
@@ -114,7 +111,7 @@ def test_the_case_api_searches_and_orders_too(many):
     sign_in(client, "coord1")
     found = client.get("/api/incidents?q=红荔路口").get_json()
     assert found["total"] == 1 and found["items"][0]["code"] == "SJ00000777"
-    urgent = client.get("/api/incidents?order=deadline&limit=5").get_json()
+    urgent = client.get("/api/incidents?order=todo&limit=5").get_json()
     assert [c["code"] for c in urgent["items"]] == _expected_order(settings)[:5]
     refused = client.get("/api/incidents?order=sideways")
     assert refused.status_code == 400 and "排序" in refused.get_json()["message"]
@@ -190,7 +187,7 @@ def test_a_supervisor_lists_every_case_with_search_filters_and_pages(many):
     first = client.get("/supervisor/cases").get_data(as_text=True)
     assert "第 1–25 条，共 2,000 条" in first and len(re.findall(r'<tr data-code="', first)) == 25
     urgent = client.get("/supervisor/cases?order=deadline&page=2").get_data(as_text=True)
-    assert re.findall(r'<tr data-code="([^"]+)"', urgent) == _expected_order(settings)[25:50]
+    assert re.findall(r'<tr data-code="([^"]+)"', urgent) == _expected_order(settings, todo=False)[25:50]
     dispatched = client.get("/supervisor/cases?state=dispatched").get_data(as_text=True)
     assert "共 666 条" in dispatched
     found = client.get("/supervisor/cases?q=红荔路口").get_data(as_text=True)
@@ -200,7 +197,8 @@ def test_a_supervisor_lists_every_case_with_search_filters_and_pages(many):
     assert "No case matches “无此事件”." in none and 'id="cases"' not in none
     # Closed cases too, when "open only" is unticked (the hidden field sends open=0).
     assert "共 2,000 条" in client.get("/supervisor/cases?open=0&lang=zh-CN").get_data(as_text=True)
-    assert client.get("/supervisor/cases?order=sideways").status_code == 400
+    # An order the list does not offer falls back to the newest first.
+    assert "SJ00002000" in client.get("/supervisor/cases?order=sideways").get_data(as_text=True)
 
 
 def make_many_users(session) -> dict:
@@ -239,3 +237,19 @@ def test_an_administrator_pages_and_finds_among_2000_accounts(fresh_settings):
     assert users.findall(none) == [] and "没有用户名含“nobody”的用户。" in none
     # Every cell of a user's row names its column, for the phone layout that drops the header.
     assert re.search(r'<td data-label="用户名">grid_1230</td>', found)
+
+
+def test_the_dashboard_leads_to_every_overdue_case(many):
+    app, settings = many
+    with db.session_factory(db.engine_for(settings))() as session, session.begin():
+        session.execute(text("UPDATE incident SET step_deadline = now() - id * interval '1 minute' WHERE id % 20 = 0"))
+    client = app.test_client()
+    sign_in(client, "super1")
+    board = client.get("/supervisor").get_data(as_text=True)
+    # The panel lists 50 of the 100 overdue cases, and links to all of them, the most overdue first.
+    assert len(re.findall(r"<li>", board.split('id="overdue-list"')[1].split("</ul>")[0])) == 50
+    link = re.search(r'<a href="([^"]+)" id="all-overdue">查看全部超期事件（100）→</a>', board).group(1)
+    listed = client.get(link.replace("&amp;", "&")).get_data(as_text=True)
+    assert "共 100 条" in listed and 'name="overdue" value="1" checked' in listed
+    codes = re.findall(r'<tr data-code="([^"]+)"', listed)
+    assert len(codes) == 25 and codes[0] == "SJ00002000"

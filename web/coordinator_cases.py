@@ -33,7 +33,7 @@ def index():
         open_only=True,
         actor=web_actor(),
         q=q,
-        order="deadline",
+        order="todo",
         limit=PAGE_SIZE,
         offset=offset,
     )

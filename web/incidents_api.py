@@ -93,7 +93,7 @@ def _int_arg(name: str, default: int) -> int:
 def incidents():
     """Return {"total", "limit", "offset", "items"}.
 
-    Filters: ?state=&dept=&area=&category=&overdue=1&unassigned=1&open=1&q=; ?order=newest|oldest|deadline;
+    Filters: ?state=&dept=&area=&category=&overdue=1&unassigned=1&open=1&q=; ?order=newest|oldest|deadline|todo;
     pages: ?limit=&offset=.
     """
     args = request.args

@@ -11,7 +11,7 @@ from flask import Blueprint, redirect, render_template, request, url_for
 from gridkit.grids.work import list_departments
 from gridkit.incidents.categories import category_rows
 from gridkit.incidents.evaluate import GROUPS, SORTS, STEPS, evaluate, sort_rows
-from gridkit.incidents.queries import ORDERS, list_incidents, overdue_cases, show_incident
+from gridkit.incidents.queries import list_incidents, overdue_cases, show_incident
 from gridkit.incidents.workflow import transition
 from gridkit.layers import map_extent
 from gridkit.rules import SEVERITIES, IncidentState, now
@@ -27,6 +27,8 @@ bp = Blueprint("supervisor", __name__, url_prefix="/supervisor")
 
 SUPERVISOR_ROLES = ("supervisor", "admin")
 EVAL_PAGE_SIZE = 50
+# Orders the supervisor's case list offers (gridkit.incidents.queries.ORDERS).
+CASE_ORDERS = ("newest", "oldest", "deadline")
 JS_STRINGS = (
     "sup.map.heatmap",
     "sup.map.choropleth",
@@ -103,11 +105,13 @@ def cases():
     page, offset = page_request()
     q = text_arg("q", max_length=100)
     state = request.args.get("state") or None
-    order = request.args.get("order") or "newest"
+    order = request.args.get("order") if request.args.get("order") in CASE_ORDERS else "newest"
     open_only = request.args.get("open", "1") == "1"
+    overdue = request.args.get("overdue") == "1"
     found = list_incidents(
         db_session(),
         state=state,
+        overdue=overdue,
         q=q,
         order=order,
         open_only=open_only,
@@ -123,8 +127,9 @@ def cases():
         state=state or "",
         order=order,
         open_only=open_only,
+        overdue=overdue,
         states=[s.value for s in IncidentState],
-        orders=list(ORDERS),
+        orders=CASE_ORDERS,
     )
 
 

@@ -30,12 +30,13 @@ from gridkit.rules import OPEN_INCIDENT_STATES, IncidentState, now
 # Overdue this many times the step's own time limit: the case goes on the escalation list.
 ESCALATE_AFTER = timedelta(hours=24)
 MAX_PAGE = 500
-# Orders of a list of cases. "deadline": what a coordinator must do first (dispatched cases, the
-# nearest step deadline first, cases without one last).
+# Orders of a list of cases. "deadline": the nearest (or most overdue) step deadline first, cases
+# without one last; "todo": what a coordinator must do first (dispatched cases), then by deadline.
 ORDERS = {
     "newest": "i.reported_at DESC, i.id DESC",
     "oldest": "i.reported_at, i.id",
-    "deadline": "(i.status <> 'dispatched'), i.step_deadline NULLS LAST, i.id",
+    "deadline": "i.step_deadline NULLS LAST, i.id",
+    "todo": "(i.status <> 'dispatched'), i.step_deadline NULLS LAST, i.id",
 }
 
 
