@@ -253,3 +253,15 @@ def test_the_dashboard_leads_to_every_overdue_case(many):
     assert "共 100 条" in listed and 'name="overdue" value="1" checked' in listed
     codes = re.findall(r'<tr data-code="([^"]+)"', listed)
     assert len(codes) == 25 and codes[0] == "SJ00002000"
+
+
+def test_how_late_a_case_is_reads_in_days_past_two_days(many):
+    app, settings = many
+    with db.session_factory(db.engine_for(settings))() as session, session.begin():
+        session.execute(text("UPDATE incident SET step_deadline = now() - interval '92 days 19 hours' WHERE id = 1"))
+        session.execute(text("UPDATE incident SET step_deadline = now() - interval '5 hours' WHERE id = 2"))
+    client = app.test_client()
+    sign_in(client, "super1")
+    board = client.get("/supervisor").get_data(as_text=True)
+    assert "SJ00000001</a> 分类 · 超期 92 天 19 小时" in board and "超期 5.0 小时" in board
+    assert "92 d 19 h late" in client.get("/supervisor?lang=en").get_data(as_text=True)

@@ -17,7 +17,7 @@ from gridkit.layers import map_extent
 from gridkit.rules import SEVERITIES, IncidentState, now
 from web.auth import check_csrf, login_required
 from web.database import db_session, transaction
-from web.i18n import strings
+from web.i18n import strings, t
 from web.incidents_api import transition_params, web_actor
 from web.mapview import leaflet_map, locate_config
 from web.paging import PAGE_SIZE, page_request, pager
@@ -45,6 +45,15 @@ JS_STRINGS = (
 @login_required(roles=SUPERVISOR_ROLES)
 def _supervisors_only():
     """Only supervisors and administrators enter."""
+
+
+@bp.app_template_global()
+def late_text(hours: float) -> str:
+    """Return how late a case is for a reader: hours under two days, else days and hours."""
+    if hours < 48:
+        return t("sup.hours_late", hours=hours)
+    days, rest = divmod(round(hours), 24)
+    return t("sup.days_late", days=days, hours=rest)
 
 
 @bp.get("")
