@@ -141,6 +141,21 @@ OFF_SCREEN_CONTROLS = """() => Array.from(document.querySelectorAll(
   return r.width > 0 && (r.left < 0 || r.right > document.documentElement.clientWidth + 1);
 }).map(e => e.name || e.id || e.textContent.trim()).slice(0, 5)"""
 
+# Pairs of map controls (legend, attribution, zoom, search …) drawn over each other.
+OVERLAPPING_MAP_CONTROLS = """() => {
+  const cs = Array.from(document.querySelectorAll('.leaflet-control')).filter(c => c.getBoundingClientRect().width);
+  const out = [];
+  for (let i = 0; i < cs.length; i++) {
+    for (let j = i + 1; j < cs.length; j++) {
+      const a = cs[i].getBoundingClientRect(), b = cs[j].getBoundingClientRect();
+      const w = Math.min(a.right, b.right) - Math.max(a.left, b.left);
+      const h = Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top);
+      if (w > 1 && h > 1) { out.push(cs[i].className.split(' ')[0] + ' / ' + cs[j].className.split(' ')[0]); }
+    }
+  }
+  return out;
+}"""
+
 # The words of the interface itself (not data): headings, labels, headers, buttons, controls' own text.
 CHROME_TEXT = """() => {
   const parts = [document.title];
@@ -185,6 +200,9 @@ def test_every_workspace_fits_a_phone_and_speaks_one_language(chromium, site, la
                 )
                 if any(h < 200 for h in heights):
                     found[(*where, "map too low")] = heights
+                overlaps = page.evaluate(OVERLAPPING_MAP_CONTROLS)
+                if overlaps:
+                    found[(*where, "map controls overlap")] = overlaps
                 if viewport is PHONE:
                     off = page.evaluate(OFF_SCREEN_CONTROLS)
                     if off:
