@@ -12,6 +12,7 @@ from factories_web import commit, sign_in
 from sqlalchemy import text
 
 from gridkit import db
+from gridkit.errors import ValidationError
 from web import create_app
 
 CASES = 2000
@@ -265,3 +266,20 @@ def test_how_late_a_case_is_reads_in_days_past_two_days(many):
     board = client.get("/supervisor").get_data(as_text=True)
     assert "SJ00000001</a> 分类 · 超期 92 天 19 小时" in board and "超期 5.0 小时" in board
     assert "92 d 19 h late" in client.get("/supervisor?lang=en").get_data(as_text=True)
+
+
+def test_report_errors_on_the_web_name_the_form_not_command_line_options(many):
+    app, _ = many
+    client = app.test_client()
+    sign_in(client, "analyst1")
+    for lang, expected in (
+        ("zh-CN", "按工作网格统计需要先选择部门"),
+        ("en", "Grouping by work cell needs a department"),
+    ):
+        refused = client.get(f"/analyst/report.json?name=workload&by=work-cell&lang={lang}")
+        message = refused.get_json()["message"]
+        assert refused.status_code == 400 and message.startswith(expected) and "--" not in message
+        page = client.get(f"/analyst/report?name=workload&by=work-cell&format=csv&lang={lang}")
+        assert page.status_code == 400 and expected in page.get_data(as_text=True)
+    # The CLI keeps its own sentence, which names the option.
+    assert "--dept" in ValidationError("report.work_cell_needs_dept").render("zh-CN")
