@@ -323,3 +323,17 @@ def test_analyst_choropleth_legend_swatches_stand_out(chromium, site):  # noqa: 
     assert _contrast(_rgb(swatches[0][0]), background) < 1.5
     assert all(width >= 1 and _contrast(_rgb(border), background) >= 3 for _, border, width in swatches)
     assert not errors, errors
+
+
+def test_report_preview_fits_a_phone(chromium, site):  # noqa: F811
+    base_url, _ = site
+    page, _, errors = _offline_page(chromium, base_url)
+    page.set_viewport_size(PHONE)
+    _sign_in(page, base_url, "analyst1", "zh-CN")
+    page.goto(f"{base_url}/analyst/")
+    page.select_option("#gk-report-name", "incidents")
+    page.click("#gk-report-preview")
+    page.wait_for_selector("#gk-report-out table.report")
+    page.screenshot(path=str(SHOTS / "report-preview-390.png"), full_page=True)
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= PHONE["width"]
+    assert not errors, errors
