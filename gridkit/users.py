@@ -80,10 +80,14 @@ def add_user(
     return user
 
 
-def list_users(session: Session, scope_code: str | None = None) -> list[User]:
+def list_users(session: Session, scope_code: str | None = None, name_contains: str | None = None) -> list[User]:
     """Return the users scoped inside admin unit `scope_code` (None: every user), by name: the
-    accounts an administrator of that scope manages (gridkit.users.check_may_manage)."""
+    accounts an administrator of that scope manages (gridkit.users.check_may_manage); with
+    `name_contains`, only the names holding that text (any case, taken literally)."""
     query = select(User).order_by(User.name)
+    if name_contains:
+        literal = name_contains.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(User.name.ilike(f"%{literal}%"))
     if scope_code is not None:
         tree = select(AdminUnit.code).where(AdminUnit.code == scope_code).cte("tree", recursive=True)
         child = AdminUnit.__table__.alias("child")

@@ -21,7 +21,7 @@ from gridkit.incidents import workflow as wf
 from gridkit.incidents.actors import Actor
 from gridkit.models import Incident, IncidentHistory
 from gridkit.rules import LOCAL_TZ, now
-from web import coordinator_cases, create_app
+from web import create_app
 
 
 def _dispatched(session, days_ago: float, description: str) -> int:
@@ -55,17 +55,17 @@ def _site(settings):
     return app, facts
 
 
-def test_a_list_cut_short_keeps_the_most_overdue_case(fresh_settings, monkeypatch):
+def test_the_most_overdue_case_comes_first(fresh_settings):
+    # A page of the list (web/paging.py: 25) keeps the most urgent cases; tests/test_web_lists_ui5k.py pages 2,000.
     app, facts = _site(fresh_settings)
-    monkeypatch.setattr(coordinator_cases, "PAGE", 2)
     client = app.test_client()
     login(client, "coord1")
     page = client.get("/coordinator/cases").get_data(as_text=True)
     shown = re.findall(r'data-code="([^"]+)"', page)
     codes = read(fresh_settings, lambda s: dict(s.execute(select(Incident.id, Incident.code)).all()))
-    # The newest two were listed and the case thirty days overdue left off the page.
-    assert len(shown) == 2 and codes[facts["oldest"]] == shown[0]
-    assert "在办 3 件 · 此处列出最紧急的 2 件" in page
+    # Newest first, the case thirty days overdue was listed last (and left off a page cut short).
+    assert len(shown) == 3 and codes[facts["oldest"]] == shown[0]
+    assert "在办 3 件" in page
 
 
 def test_a_feedback_form_from_before_a_rework_is_refused(fresh_settings):

@@ -232,6 +232,7 @@ MATRIX = {
     "analyst.report_preview": ("GET", "/analyst/report.json", ANALYSTS),
     "supervisor.index": ("GET", "/supervisor", SUPERVISORS),
     "supervisor.case": ("GET", "/supervisor/incidents/1", SUPERVISORS),
+    "supervisor.cases": ("GET", "/supervisor/cases", SUPERVISORS),
     "supervisor.act": ("POST", "/supervisor/incidents/1/accept", SUPERVISORS),
     "incidents_api.incidents": ("GET", "/api/incidents", INCIDENT_READERS),
     "incidents_api.incident": ("GET", "/api/incidents/1", INCIDENT_READERS),

@@ -26,6 +26,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         ogc,
         oidc,
         open311,
+        paging,
         params,
         planner,
         public,
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     auth.init_app(app)
     security.init_app(app)
     shell.init_app(app)
+    paging.init_app(app)
     oidc.init_app(app)
     app.register_blueprint(public.bp)
     app.register_blueprint(auth.bp)

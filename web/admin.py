@@ -21,11 +21,13 @@ from gridkit.users import (
 )
 from web.auth import check_csrf, current_user, login_required
 from web.database import db_session, transaction
+from web.paging import page_request, pager
 from web.params import int_arg, text_arg
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 AUDIT_ROWS = 100
+USER_PAGE_SIZE = 50
 
 
 @bp.before_request
@@ -51,6 +53,10 @@ def index():
     coordinators = dict(session.query(Coordinator.id, Coordinator.name).all())
     scope, action = current_user().scope_code, text_arg("action", max_length=50)
     users = list_users(session, scope)
+    # A city has thousands of accounts: the table shows a page of them, found by name.
+    found = text_arg("user", max_length=50)
+    shown = list_users(session, scope, found) if found else users
+    page, offset = page_request(USER_PAGE_SIZE)
     rows = recent(
         session,
         limit=AUDIT_ROWS,
@@ -60,7 +66,9 @@ def index():
     )
     return render_template(
         "admin.html",
-        users=users,
+        users=shown[offset : offset + USER_PAGE_SIZE],
+        user_pages=pager(len(shown), page, USER_PAGE_SIZE),
+        found=found or "",
         roles=ROLES,
         coordinators=coordinators,
         audit=rows,

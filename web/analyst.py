@@ -39,7 +39,7 @@ from gridkit.reports.render import (
 from gridkit.users import area_in_scope, may_see_personal_data
 from web.auth import check_csrf, current_user, login_required
 from web.database import db_session, transaction
-from web.errors import handle_gridkit_error
+from web.errors import handle_gridkit_error, web_sentence
 from web.i18n import current_language, strings
 
 bp = Blueprint("analyst", __name__, url_prefix="/analyst")
@@ -48,7 +48,14 @@ ANALYST_ROLES = ("analyst", "admin")
 CRS_CHOICES = ("EPSG:4490", "EPSG:4326", "EPSG:4547", "gcj02")
 SUFFIX = {"shp": ".zip", "gpkg": ".gpkg", "geojson": ".geojson", "csv": ".csv", "xlsx": ".xlsx", "html": ".html"}
 PREVIEW_ROWS = 50
-JS_STRINGS = ("analyst.loading", "analyst.failed", "analyst.legend", "analyst.no_rows")
+JS_STRINGS = (
+    "analyst.loading",
+    "analyst.failed",
+    "analyst.legend",
+    "analyst.no_rows",
+    "map.control.zoom_in",
+    "map.control.zoom_out",
+)
 
 
 @bp.before_request
@@ -80,7 +87,7 @@ def _error(exc: GridkitError):
     # The page's scripts read JSON; downloads and the page itself get the usual error page.
     if request.path.endswith(".json"):
         return jsonify(
-            {"error": type(exc).__name__, "code": exc.code, "message": exc.render(current_language())}
+            {"error": type(exc).__name__, "code": exc.code, "message": web_sentence(exc, current_language())}
         ), exc.status
     return handle_gridkit_error(exc)
 

@@ -10,6 +10,8 @@ from gridkit.incidents.workflow import transition
 from web.auth import check_csrf, login_required
 from web.database import db_session, transaction
 from web.incidents_api import my_coordinator_id, transition_params, web_actor
+from web.paging import PAGE_SIZE, page_request, pager
+from web.params import text_arg
 
 bp = Blueprint("coordinator_cases", __name__, url_prefix="/coordinator/cases")
 
@@ -20,25 +22,32 @@ def _coordinators_only():
     """Only coordinators enter: the list is their own."""
 
 
-# Cases on one page; beyond, the least urgent are left out (the page says how many it shows).
-PAGE = 200
-
-
 @bp.get("")
 def index():
-    """List my open cases, most urgent first (dispatched, by step deadline), each with its step's deadline."""
+    """List my open cases a page at a time, dispatched first and nearest deadline first; `?q=` finds by code or text."""
+    page, offset = page_request()
+    q = text_arg("q", max_length=100)
     cases = list_incidents(
         db_session(),
         coordinator_id=my_coordinator_id(),
         open_only=True,
         actor=web_actor(),
-        limit=PAGE,
-        order="due",
+        q=q,
+        order="todo",
+        limit=PAGE_SIZE,
+        offset=offset,
     )
     # The notice names a case of this list only: a link carrying any other text ("… call 138…") shows none.
     done = request.args.get("done")
     done = done if any(c["code"] == done for c in cases["items"]) else None
-    return render_template("coordinator_cases.html", cases=cases["items"], total=cases["total"], done=done)
+    return render_template(
+        "coordinator_cases.html",
+        cases=cases["items"],
+        total=cases["total"],
+        pages=pager(cases["total"], page),
+        q=q or "",
+        done=done,
+    )
 
 
 @bp.post("/<int:incident_id>/feedback")

@@ -13,6 +13,7 @@ from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalErr
 from werkzeug.exceptions import HTTPException
 
 from gridkit.errors import GridkitError, SetupError, ValidationError
+from gridkit.messages import render
 from web.i18n import catalog, current_language, t
 
 log = logging.getLogger(__name__)
@@ -21,6 +22,15 @@ log = logging.getLogger(__name__)
 def wants_json() -> bool:
     """True when the request is for the JSON API."""
     return request.path == "/api" or request.path.startswith("/api/")
+
+
+def web_sentence(exc: GridkitError, lang: str) -> str:
+    """Return the error's sentence for a web user: its `<key>.web` variant where the CLI's one names
+    command-line options (--dept) that a web page does not have, else the usual sentence."""
+    key = f"{exc.key}.web"
+    if key in catalog("en"):
+        return render(key, lang, **exc.params)
+    return exc.render(lang)
 
 
 def handle_gridkit_error(exc: GridkitError):
@@ -36,7 +46,7 @@ def handle_gridkit_error(exc: GridkitError):
         # page layout reads the signed-in user through it (a 500 instead of the 400): start afresh.
         # Nothing is lost: what the request committed stays, the rest was to be dropped with the error.
         g.db_session.rollback()
-    return _respond(exc.status, type(exc).__name__, exc.render(current_language()), exc.problems, code=exc.code)
+    return _respond(exc.status, type(exc).__name__, web_sentence(exc, current_language()), exc.problems, code=exc.code)
 
 
 def handle_http_error(exc: HTTPException):

@@ -17,6 +17,7 @@ from gridkit.incidents.workflow import ACTIONS, transition
 from web.auth import check_csrf, current_user, login_required
 from web.database import db_session, transaction
 from web.i18n import t
+from web.params import text_arg
 
 bp = Blueprint("incidents_api", __name__, url_prefix="/api/incidents")
 
@@ -92,8 +93,8 @@ def _int_arg(name: str, default: int) -> int:
 def incidents():
     """Return {"total", "limit", "offset", "items"}.
 
-    Filters: ?state=&dept=&area=&category=&overdue=1&unassigned=1&open=1; pages: ?limit=&offset=;
-    ?order=newest (default) or due (most urgent first).
+    Filters: ?state=&dept=&area=&category=&overdue=1&unassigned=1&open=1&q=; ?order=newest|oldest|deadline|todo;
+    pages: ?limit=&offset=.
     """
     args = request.args
     return jsonify(
@@ -108,9 +109,10 @@ def incidents():
             open_only=_flag("open"),
             coordinator_id=my_coordinator_id(),
             actor=web_actor(),
+            q=text_arg("q", max_length=100),
+            order=args.get("order") or "newest",
             limit=_int_arg("limit", 50),
             offset=_int_arg("offset", 0),
-            order=args.get("order") or "newest",
         )
     )
 

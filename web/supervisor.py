@@ -10,20 +10,25 @@ from flask import Blueprint, redirect, render_template, request, url_for
 
 from gridkit.grids.work import list_departments
 from gridkit.incidents.categories import category_rows
-from gridkit.incidents.evaluate import GROUPS, STEPS, evaluate
+from gridkit.incidents.evaluate import GROUPS, SORTS, STEPS, evaluate, sort_rows
 from gridkit.incidents.queries import list_incidents, overdue_cases, show_incident
 from gridkit.incidents.workflow import ACTIONS, transition
 from gridkit.layers import map_extent
 from gridkit.rules import SEVERITIES, IncidentState, now
 from web.auth import check_csrf, login_required
-from web.database import transaction
-from web.i18n import strings
+from web.database import db_session, transaction
+from web.i18n import strings, t
 from web.incidents_api import transition_params, web_actor
 from web.mapview import leaflet_map, locate_config
+from web.paging import PAGE_SIZE, page_request, pager
+from web.params import text_arg
 
 bp = Blueprint("supervisor", __name__, url_prefix="/supervisor")
 
 SUPERVISOR_ROLES = ("supervisor", "admin")
+EVAL_PAGE_SIZE = 50
+# Orders the supervisor's case list offers (gridkit.incidents.queries.ORDERS).
+CASE_ORDERS = ("newest", "oldest", "deadline")
 JS_STRINGS = (
     "sup.map.heatmap",
     "sup.map.choropleth",
@@ -31,6 +36,8 @@ JS_STRINGS = (
     "sup.map.count",
     "sup.map.error",
     "sup.map.cases",
+    "sup.map.legend.title",
+    "sup.map.legend.none",
 )
 
 
@@ -40,12 +47,22 @@ def _supervisors_only():
     """Only supervisors and administrators enter."""
 
 
+@bp.app_template_global()
+def late_text(hours: float) -> str:
+    """Return how late a case is for a reader: hours under two days, else days and hours."""
+    if hours < 48:
+        return t("sup.hours_late", hours=hours)
+    days, rest = divmod(round(hours), 24)
+    return t("sup.days_late", days=days, hours=rest)
+
+
 @bp.get("")
 def index():
     """Show the map, the overdue and escalation lists, the unassigned queue and the evaluation table."""
     actor = web_actor()
     args = request.args
     by = args.get("by") if args.get("by") in GROUPS else "department"
+    sort = args.get("sort") or "cases"
     start = args.get("from") or (now() - timedelta(days=365)).date().isoformat()
     filters = {
         "from": start,
@@ -59,6 +76,9 @@ def index():
         evaluation = evaluate(
             session, by=by, from_=start, to=args.get("to") or None, actor=actor, dept=filters["dept"] or None
         )
+    # Thousands of work cells or coordinators: the table shows a page of them, the worst first.
+    rows = sort_rows(evaluation["rows"], sort)
+    page, offset = page_request(EVAL_PAGE_SIZE)
     extent = map_extent(session)
     the_map = leaflet_map(
         extent,
@@ -75,13 +95,51 @@ def index():
         groups=list(GROUPS),
         steps=list(STEPS),
         evaluation=evaluation,
+        rows=rows[offset : offset + EVAL_PAGE_SIZE],
+        pages=pager(len(rows), page, EVAL_PAGE_SIZE),
+        sort=sort,
+        sorts=SORTS,
         overdue=overdue_cases(session, actor=actor, limit=50),
         # The queue to be worked: its most urgent first (newest first hid the oldest past the 20th).
-        unassigned=list_incidents(session, unassigned=True, open_only=True, actor=actor, limit=20, order="due"),
+        unassigned=list_incidents(session, unassigned=True, open_only=True, actor=actor, limit=20, order="deadline"),
         recent=list_incidents(session, open_only=True, actor=actor, limit=20),
         categories=category_rows(session),
         departments=list_departments(session),
         states=[s.value for s in IncidentState],
+    )
+
+
+@bp.get("/cases")
+def cases():
+    """List every case a page at a time: search by number or words, filter by state, open only, order."""
+    page, offset = page_request()
+    q = text_arg("q", max_length=100)
+    state = request.args.get("state") or None
+    order = request.args.get("order") if request.args.get("order") in CASE_ORDERS else "newest"
+    open_only = request.args.get("open", "1") == "1"
+    overdue = request.args.get("overdue") == "1"
+    found = list_incidents(
+        db_session(),
+        state=state,
+        overdue=overdue,
+        q=q,
+        order=order,
+        open_only=open_only,
+        actor=web_actor(),
+        limit=PAGE_SIZE,
+        offset=offset,
+    )
+    return render_template(
+        "supervisor_cases.html",
+        cases=found["items"],
+        pages=pager(found["total"], page),
+        q=q or "",
+        state=state or "",
+        order=order,
+        open_only=open_only,
+        overdue=overdue,
+        states=[s.value for s in IncidentState],
+        orders=CASE_ORDERS,
     )
 
 

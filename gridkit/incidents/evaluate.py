@@ -283,3 +283,26 @@ def _ratio(part, whole) -> float | None:
 
 def _round(value) -> float | None:
     return None if value is None else round(float(value), 2)
+
+
+# Orders of the evaluation's rows: the worst first (most cases, largest backlog, lowest on-time
+# closure, highest rework); rows without the figure last; ties by key, so pages never overlap.
+SORTS = {
+    "cases": ("cases", True),
+    "backlog": ("backlog", True),
+    "overdue": ("overdue", True),
+    "on_time": ("on_time_rate", False),
+    "rework": ("rework_rate", True),
+    "key": ("key", False),
+}
+
+
+def sort_rows(rows: list[dict], sort: str) -> list[dict]:
+    """Return the evaluation's `rows` in the order SORTS[sort] (the worst first)."""
+    if sort not in SORTS:
+        raise ValidationError("incident.bad_sort", sort=sort, allowed=", ".join(SORTS))
+    field, descending = SORTS[sort]
+    present = [r for r in rows if r[field] is not None]
+    present.sort(key=lambda r: str(r["key"] or ""))
+    present.sort(key=lambda r: r[field], reverse=descending)
+    return present + sorted((r for r in rows if r[field] is None), key=lambda r: str(r["key"] or ""))

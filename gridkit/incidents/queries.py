@@ -30,18 +30,21 @@ from gridkit.rules import LOCAL_TZ, OPEN_INCIDENT_STATES, IncidentState, now, pa
 # Overdue this many times the step's own time limit: the case goes on the escalation list.
 ESCALATE_AFTER = timedelta(hours=24)
 MAX_PAGE = 500
-# The orders a list may come in (fixed SQL): newest first, or most urgent first (cases waiting for the
-# reader's work, then by their step's deadline), so that a page cut short leaves out the least urgent.
-ORDERS = {
-    "newest": "i.reported_at DESC, i.id DESC",
-    "due": "i.status <> 'dispatched', i.step_deadline NULLS LAST, i.id",
-}
 # A coordinator's cases (over `incident i`, parameter :coordinator): their own, or in one of their work
 # cells; a stopped coordinator has none (the lists and the case view; works_on answers the same for feedback).
 _COORDINATORS_CASE = (
     "(EXISTS (SELECT 1 FROM coordinator c WHERE c.id = :coordinator AND c.active) AND (i.coordinator_id = :coordinator "
     "OR i.work_cell_id IN (SELECT work_cell_id FROM coordinator_assignment WHERE coordinator_id = :coordinator)))"
 )
+# Orders of a list of cases (fixed SQL; a page cut short by a most urgent order leaves out the least urgent).
+# "deadline": the nearest (or most overdue) step deadline first, cases without one last; "todo": what a
+# coordinator must do first (dispatched cases), then by deadline.
+ORDERS = {
+    "newest": "i.reported_at DESC, i.id DESC",
+    "oldest": "i.reported_at, i.id",
+    "deadline": "i.step_deadline NULLS LAST, i.id",
+    "todo": "(i.status <> 'dispatched'), i.step_deadline NULLS LAST, i.id",
+}
 
 
 def show_incident(session: Session, ident, actor: Actor | None = None) -> dict:
@@ -133,14 +136,16 @@ def list_incidents(
     unassigned: bool = False,
     open_only: bool = False,
     actor: Actor | None = None,
+    q: str | None = None,
+    order: str = "newest",
     limit: int = 100,
     offset: int = 0,
-    order: str = "newest",
 ) -> dict:
     """Return {"total", "limit", "offset", "items"}: cases matching the filters, in `order` (ORDERS).
 
     `area`: an admin unit code (prefix of the case's community); `unassigned`: cases outside every
-    base cell or without a place (the supervisor's queue). A scoped actor sees only its area.
+    base cell or without a place (the supervisor's queue); `q`: text found in the case's code or
+    description; `order`: a key of ORDERS. A scoped actor sees only its area.
     """
     if state and state not in set(IncidentState):
         raise ValidationError("incident.bad_state", state=state, allowed=", ".join(IncidentState))
@@ -158,6 +163,7 @@ def list_incidents(
         unassigned=unassigned,
         open_only=open_only,
         actor=actor,
+        q=q,
     )
     base = f"FROM incident i LEFT JOIN base_cell b ON b.id = i.base_cell_id WHERE {where}"
     total = session.scalar(text(f"SELECT count(*) {base}"), params)
@@ -214,9 +220,15 @@ def _filters(
     unassigned=False,
     open_only=False,
     actor: Actor | None = None,
+    q=None,
 ) -> tuple[str, dict]:
     """Return the WHERE text (bound parameters only) and its parameters."""
     clauses, params = ["TRUE"], {}
+    if q and q.strip():
+        # The user's text is matched literally: % and _ are escaped for LIKE.
+        literal = q.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        clauses.append("(i.code ILIKE :q OR i.description ILIKE :q)")
+        params["q"] = f"%{literal}%"
     if state:
         clauses.append("i.status = :state")
         params["state"] = state

@@ -50,6 +50,13 @@
   // Choropleth: no basemap (works offline); units coloured in six classes between min and max.
   var mapDiv = document.getElementById("gk-map");
   var map = L.map(mapDiv, {zoomSnap: 0.25}).setView([22.54, 114.06], 12);
+  // Leaflet's own English tooltips, in the page's language; the brand stays, its English title goes.
+  map.attributionControl.setPrefix("Leaflet");
+  [["zoom-in", "map.control.zoom_in"], ["zoom-out", "map.control.zoom_out"]].forEach(function (pair) {
+    var button = mapDiv.querySelector(".leaflet-control-" + pair[0]);
+    button.setAttribute("title", S[pair[1]]);
+    button.setAttribute("aria-label", S[pair[1]]);
+  });
   var layer = null;
 
   function colour(value, min, max) {

@@ -123,10 +123,35 @@
       .then(function () { state.busy = false; state.loads += 1; });
   }
 
+  // The open cell is in the URL (?cell=): the back button returns to the cell seen before, and a
+  // reload or a shared link opens the same cell.
+  function cellUrl(code) {
+    var params = new URLSearchParams(window.location.search);
+    params.set("cell", code);
+    return window.location.pathname + "?" + params.toString();
+  }
+
+  function cellInUrl() {
+    var code = new URLSearchParams(window.location.search).get("cell");
+    return cfg.cells.some(function (c) { return c.code === code; }) ? code : null;
+  }
+
   document.querySelectorAll(".cell-button").forEach(function (button) {
-    button.addEventListener("click", function () { open(button.getAttribute("data-cell")); });
+    button.addEventListener("click", function () {
+      var code = button.getAttribute("data-cell");
+      if (code !== state.cell) { window.history.pushState({ cell: code }, "", cellUrl(code)); }
+      open(code);
+    });
   });
-  if (cfg.cells.length) { open(cfg.cells[0].code); }
+  window.addEventListener("popstate", function (event) {
+    var code = (event.state && event.state.cell) || cellInUrl() || (cfg.cells.length && cfg.cells[0].code);
+    if (code) { open(code); }
+  });
+  if (cfg.cells.length) {
+    var first = cellInUrl() || cfg.cells[0].code;
+    window.history.replaceState({ cell: first }, "", cellUrl(first));
+    open(first);
+  }
 
   window.gridkitCoordinator = { map: map, state: state, open: open, layers: layers };
 }());

@@ -23,10 +23,42 @@
       .map(function (k) { return encodeURIComponent(k) + "=" + encodeURIComponent(params[k]); }).join("&");
   }
 
+  // Light yellow to dark red by the bin's share of the busiest bin.
+  var STOPS = ["#ffffb2", "#fecc5c", "#fd8d3c", "#f03b20", "#bd0026"];
+
   function colour(share) {
-    // Light yellow to dark red by the bin's share of the busiest bin.
-    var stops = ["#ffffb2", "#fecc5c", "#fd8d3c", "#f03b20", "#bd0026"];
-    return stops[Math.min(stops.length - 1, Math.floor(share * stops.length))];
+    return STOPS[Math.min(STOPS.length - 1, Math.floor(share * STOPS.length))];
+  }
+
+  // The legend: one row per colour with the counts it stands for (colour(count / max) above).
+  var legend = L.control({ position: "bottomleft" });
+  legend.onAdd = function () {
+    var box = L.DomUtil.create("div", "gk-bin-legend");
+    box.id = "sup-legend";
+    return box;
+  };
+  legend.addTo(map);
+
+  function showLegend(max) {
+    var box = document.getElementById("sup-legend");
+    box.textContent = "";
+    var title = document.createElement("div");
+    title.className = "gk-bin-legend-title";
+    title.textContent = S[max ? "sup.map.legend.title" : "sup.map.legend.none"];
+    box.appendChild(title);
+    STOPS.forEach(function (stop, i) {
+      var low = Math.max(1, Math.ceil(i * max / STOPS.length));
+      var high = i === STOPS.length - 1 ? max : Math.ceil((i + 1) * max / STOPS.length) - 1;
+      if (!max || low > high) { return; }
+      var row = document.createElement("div");
+      row.className = "gk-bin-legend-row";
+      var swatch = document.createElement("span");
+      swatch.className = "gk-bin-swatch";
+      swatch.style.background = stop;
+      row.appendChild(swatch);
+      row.appendChild(document.createTextNode(low === high ? String(low) : low + "–" + high));
+      box.appendChild(row);
+    });
   }
 
   function areaStyle(feature) {
@@ -68,6 +100,7 @@
           stroke: false, fillColor: colour(data.max ? bin[2] / data.max : 0), fillOpacity: 0.7, interactive: false
         }).addTo(bins);
       });
+      showLegend(data.max || 0);
       status.textContent = fmt(S["sup.map.count"], { total: data.total, bins: data.bins.length });
       map.getContainer().setAttribute("data-bins", String(data.bins.length));
     });
