@@ -103,7 +103,7 @@ def test_deadlines_read_in_beijing_time_whatever_the_servers_time_zone(fresh_set
         page = client.get("/coordinator/cases").get_data(as_text=True)
         # The server's clock time was shown as if it were Beijing's: eight (or thirteen) hours off.
         assert f"处置时限：{due:%Y-%m-%d %H:%M}" in page
-        listed = client.get("/api/incidents?order=due").get_json()["items"]
+        listed = client.get("/api/incidents?order=todo").get_json()["items"]
         assert {item["step_deadline"][-6:] for item in listed} == {"+08:00"}
     finally:
         engine = db._engines.pop(db.database_url(settings), None)

@@ -180,33 +180,35 @@ def list_incidents(
         {**params, "limit": limit, "offset": offset},
     )
     at = now()
-    items = [
-        {
-            "id": r.id,
-            "code": r.code,
-            "state": r.status,
-            "category": r.category_code,
-            "category_name": r.category_name,
-            "severity": r.severity,
-            "department": r.dept_code,
-            "base_cell": r.base_cell,
-            "community": r.community,
-            "work_cell": r.work_cell,
-            "coordinator_id": r.coordinator_id,
-            "reported_at": _iso(r.reported_at),
-            "pending_step": PENDING_STEP.get(r.status),
-            "step_deadline": _iso(r.step_deadline),
-            "deadline": _iso(r.deadline),
-            "overdue": r.step_deadline is not None and r.step_deadline < at,
-            "rework_count": r.rework_count,
-            "revision": r.revision,
-            "description": r.description,
-            "lon": r.lon,
-            "lat": r.lat,
-        }
-        for r in rows
-    ]
+    items = [_list_item(r, at) for r in rows]
     return {"total": total, "limit": limit, "offset": offset, "items": items}
+
+
+def _list_item(r, at) -> dict:
+    """One case of a list, as list_incidents returns it (`at`: now, for "overdue")."""
+    return {
+        "id": r.id,
+        "code": r.code,
+        "state": r.status,
+        "category": r.category_code,
+        "category_name": r.category_name,
+        "severity": r.severity,
+        "department": r.dept_code,
+        "base_cell": r.base_cell,
+        "community": r.community,
+        "work_cell": r.work_cell,
+        "coordinator_id": r.coordinator_id,
+        "reported_at": _iso(r.reported_at),
+        "pending_step": PENDING_STEP.get(r.status),
+        "step_deadline": _iso(r.step_deadline),
+        "deadline": _iso(r.deadline),
+        "overdue": r.step_deadline is not None and r.step_deadline < at,
+        "rework_count": r.rework_count,
+        "revision": r.revision,
+        "description": r.description,
+        "lon": r.lon,
+        "lat": r.lat,
+    }
 
 
 def _filters(
