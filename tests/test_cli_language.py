@@ -207,3 +207,11 @@ def test_version_in_the_readers_language():
     assert CliRunner().invoke(main, ["--version"], env={"GRIDKIT_LANG": "zh-CN"}).output == f"gridkit 版本 {number}\n"
     english = CliRunner().invoke(main, ["--lang", "en", "--version"], env={"GRIDKIT_LANG": "zh-CN"})
     assert english.exit_code == 0 and english.output == f"gridkit, version {number}\n"
+
+
+def test_counts_by_state_are_named_in_the_readers_language():
+    # The demo's summary line: its cases per state were a Python dict of English codes in zh-CN.
+    from gridkit.cli import output
+
+    counts = {"incidents": 150, "incident_states": {"reported": 15, "closed": 60}}
+    assert output.pairs(counts) == "事件 150, 事件状态 (已上报 15; 已结案 60)"

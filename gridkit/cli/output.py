@@ -74,6 +74,7 @@ VALUE_NAMES = {
     "state": "incident.state",
     "step": "incident.step",
     "kind": "cli.kind",
+    "incident_states": "incident.state",  # a dict of counts by state: its keys are named
 }
 
 
@@ -83,6 +84,8 @@ def cell(value, column: str | None = None) -> str:
         return ""
     if isinstance(value, bool):
         return say("cli.yes" if value else "cli.no")
+    if isinstance(value, dict):  # counts by code (a demo's cases by state): "name count" pairs
+        return "(" + "; ".join(f"{cell(k, column)} {cell(v)}" for k, v in value.items()) + ")"
     prefix = VALUE_NAMES.get(column)
     if prefix and f"{prefix}.{value}" in catalogue("en"):
         return say(f"{prefix}.{value}")
@@ -91,7 +94,7 @@ def cell(value, column: str | None = None) -> str:
 
 def pairs(values: dict) -> str:
     """Return `values` as one line of "heading value" pairs in the CLI's language (an import's counts)."""
-    return ", ".join(f"{heading(k)} {cell(v)}" for k, v in values.items())
+    return ", ".join(f"{heading(k)} {cell(v, k)}" for k, v in values.items())
 
 
 def field_lines(values: dict) -> list[str]:
