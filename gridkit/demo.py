@@ -14,7 +14,7 @@ from pathlib import Path
 import pyogrio
 from geoalchemy2.shape import from_shape
 from shapely.geometry import MultiPolygon, Point, Polygon
-from sqlalchemy import insert, select, text
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.orm import Session
 
 from gridkit.assign import AUTO_ASSIGN, assign_subjects
@@ -46,15 +46,16 @@ DEMO_EDITION = "深圳市统一空间基础网格 2026 演示版"
 # The demo's work grids and base grid are in force from this moment on.
 DEMO_VALID_FROM = datetime(2026, 1, 1, tzinfo=UTC)
 DEMO_PASSWORD = "gridkit-demo"
+DEMO_SCOPE = "440304"
 DEMO_USERS = [
     ("admin", "admin", None),
-    ("planner", "planner", "440304"),
-    ("supervisor", "supervisor", "440304"),
+    ("planner", "planner", DEMO_SCOPE),
+    ("supervisor", "supervisor", DEMO_SCOPE),
     ("analyst", "analyst", None),
-    ("coordinator", "coordinator", "440304"),
+    ("coordinator", "coordinator", DEMO_SCOPE),
 ]
 # Who takes the supervising steps of the demo's cases: the demo supervisor.
-DEMO_SUPERVISOR = Actor("supervisor", "supervisor", "440304")
+DEMO_SUPERVISOR = Actor("supervisor", "supervisor", DEMO_SCOPE)
 FILES = (
     "admin_units.geojson",
     "base_cells.geojson",
@@ -129,6 +130,7 @@ def _load_demo(session: Session, pii_key: bytes, *, data_dir: Path, progress: Pr
     versions, counts["work_cells"] = _load_work_cells(session, data_dir)
     step("work cells", counts["work_cells"])
     counts["coordinators"] = _load_coordinators(session, data_dir, versions)
+    _add_coordinator_accounts(session)
     step("coordinators", counts["coordinators"])
 
     counts["buildings"] = _load_buildings(session, data_dir)
@@ -318,6 +320,13 @@ def _load_incidents(session: Session, data_dir: Path) -> int:
     history entry; return how many."""
     incidents = _read_features(data_dir / "incidents.geojson")
     categories = {c.code: c for c in session.scalars(select(IncidentCategory))}
+    accounts = dict(
+        session.execute(
+            select(work.Coordinator.name, func.min(User.name))
+            .join(User, User.coordinator_id == work.Coordinator.id)
+            .group_by(work.Coordinator.name)
+        ).all()
+    )
     for r in incidents.itertuples():
         reported_at = (
             r.reported_at.to_pydatetime()
@@ -336,21 +345,41 @@ def _load_incidents(session: Session, data_dir: Path) -> int:
         start_clock(incident, categories.get(r.category_code))
         session.add(incident)
         session.flush()
+        # As gridkit.incidents.report writes it: a coordinator's report under their account's
+        # name, a public channel's under the channel's name; no note.
         session.add(
             IncidentHistory(
                 incident_id=incident.id,
                 at=reported_at,
-                actor=r.reporter,
+                actor=accounts.get(r.reporter, r.reporter),
                 from_status=None,
                 to_status="reported",
-                note="信息采集",
+                note=None,
             )
         )
     return len(incidents)
 
 
+def _add_coordinator_accounts(session: Session) -> None:
+    """Give every demo coordinator the account they act under: the first is the demo user
+    `coordinator`, the others wgy002, wgy003... (no password: only `coordinator` signs in)."""
+    taken = set(session.scalars(select(User.name)))
+    ids = session.scalars(select(work.Coordinator.id).order_by(work.Coordinator.id)).all()
+    for n, coordinator_id in enumerate(ids, start=1):
+        name = "coordinator" if n == 1 else f"wgy{n:03d}"
+        if name not in taken:
+            add_user(
+                session,
+                name,
+                "coordinator",
+                scope=DEMO_SCOPE,
+                password=DEMO_PASSWORD if n == 1 else None,
+                coordinator_id=coordinator_id,
+            )
+
+
 def _add_demo_users(session: Session) -> int:
-    """Add the demo users not there yet (the coordinator linked to the first coordinator)."""
+    """Add the demo users not there yet (the coordinator's account is made with the coordinators)."""
     coordinator_user_link = session.scalar(text("SELECT min(id) FROM coordinator"))
     taken = set(session.scalars(select(User.name)))
     for name, role, scope in DEMO_USERS:

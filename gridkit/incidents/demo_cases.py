@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from gridkit.incidents import workflow as wf
 from gridkit.incidents.actors import Actor
-from gridkit.models import Incident
+from gridkit.models import Incident, User
 from gridkit.rules import SEVERITIES, parse_time
 
 # The step each case in turn stops at: the last action done to it ("reported": none).
@@ -67,7 +67,11 @@ def _advance(session: Session, case: Incident, fate: str, severity: str, supervi
     wf.dispatch(session, case.id, supervisor, at=at)
     if fate == "dispatch" or case.coordinator_id is None:
         return
-    worker = Actor(f"coordinator:{case.coordinator_id}", "coordinator", None, case.coordinator_id)
+    # Feedback under the account of the case's coordinator, as the web's coordinator page gives it.
+    account = session.scalar(select(User).where(User.coordinator_id == case.coordinator_id).order_by(User.id))
+    if account is None:
+        return
+    worker = Actor.of_user(account)
     handle_by = parse_time(case.deadlines["handle"])
     if fate == "late":
         # Fed back after the handling deadline, sent back once, closed after the case's deadline.
