@@ -1,14 +1,17 @@
 """Load the demo city (data/boundaries/, made by scripts/make_demo_data.py) into the database.
 
 Loading is one transaction owned by the caller and idempotent: when the demo base grid edition
-exists already, nothing is loaded again.
+exists already, nothing is loaded again. The demo's cases are reported in the 60 days before
+DEMO_CASES_END; loaded later, they are moved forward by whole days so that the newest was reported
+yesterday (codes follow their report date): the city's staff meet cases of the last two months,
+never months-old ones only, nor dates in the future.
 """
 
 from __future__ import annotations
 
 import csv
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pyogrio
@@ -38,6 +41,7 @@ from gridkit.models import (
     User,
 )
 from gridkit.pii import hash_citizen_id
+from gridkit.rules import LOCAL_TZ, now
 from gridkit.standard.ids import mask_citizen_id, validate_citizen_id, validate_credit_code, validate_phone
 from gridkit.users import add_user
 
@@ -46,6 +50,8 @@ DEMO_EDITION = "深圳市统一空间基础网格 2026 演示版"
 # The demo's work grids and base grid are in force from this moment on.
 DEMO_VALID_FROM = datetime(2026, 1, 1, tzinfo=UTC)
 DEMO_PASSWORD = "gridkit-demo"
+# The day after the newest demo case's report (China Standard Time): the cases' time reference.
+DEMO_CASES_END = date(2026, 11, 1)
 DEMO_SCOPE = "440304"
 DEMO_USERS = [
     ("admin", "admin", None),
@@ -94,13 +100,22 @@ def _multi(geom):
     return MultiPolygon([geom]) if isinstance(geom, Polygon) else geom
 
 
-def load_demo(session: Session, pii_key: bytes, *, data_dir: Path = DEMO_DIR, progress: Progress | None = None) -> dict:
-    """Load the demo city into the session's transaction; return counts (or {'already': True})."""
+def load_demo(
+    session: Session,
+    pii_key: bytes,
+    *,
+    data_dir: Path = DEMO_DIR,
+    progress: Progress | None = None,
+    today: date | None = None,
+) -> dict:
+    """Load the demo city into the session's transaction; return counts (or {'already': True}).
+    `today` (default: today in China) places the cases (demo_shift)."""
     # Everything is assigned in bulk at the end: no per-incident assignment at each flush.
     previous = session.info.get(AUTO_ASSIGN)
     session.info[AUTO_ASSIGN] = False
     try:
-        return _load_demo(session, pii_key, data_dir=data_dir, progress=progress)
+        shift = demo_shift(today or now().astimezone(LOCAL_TZ).date())
+        return _load_demo(session, pii_key, data_dir=data_dir, progress=progress, shift=shift)
     finally:
         if previous is None:
             session.info.pop(AUTO_ASSIGN, None)
@@ -108,7 +123,14 @@ def load_demo(session: Session, pii_key: bytes, *, data_dir: Path = DEMO_DIR, pr
             session.info[AUTO_ASSIGN] = previous
 
 
-def _load_demo(session: Session, pii_key: bytes, *, data_dir: Path, progress: Progress | None) -> dict:
+def demo_shift(today: date) -> timedelta:
+    """Return the whole days the demo's cases move forward when loaded on `today` (none before DEMO_CASES_END)."""
+    return timedelta(days=max(0, (today - DEMO_CASES_END).days))
+
+
+def _load_demo(
+    session: Session, pii_key: bytes, *, data_dir: Path, progress: Progress | None, shift: timedelta
+) -> dict:
     """Load every kind of demo data in order, reporting each step; return the counts."""
     if demo_loaded(session):
         return {"already": True}
@@ -142,7 +164,7 @@ def _load_demo(session: Session, pii_key: bytes, *, data_dir: Path, progress: Pr
     counts["entities"] = _load_entities(session, data_dir)
     step("legal entities", counts["entities"])
 
-    counts["incidents"] = _load_incidents(session, data_dir)
+    counts["incidents"] = _load_incidents(session, data_dir, shift)
     step("incidents", counts["incidents"])
 
     assigned = assign_subjects(session, edition=edition)
@@ -315,9 +337,9 @@ def _load_entities(session: Session, data_dir: Path) -> int:
     return len(entities)
 
 
-def _load_incidents(session: Session, data_dir: Path) -> int:
-    """Add the incidents as reported, each with its first deadline (the workflow's rule) and
-    history entry; return how many."""
+def _load_incidents(session: Session, data_dir: Path, shift: timedelta) -> int:
+    """Add the incidents as reported `shift` later, each with its first deadline (the workflow's
+    rule) and history entry; return how many."""
     incidents = _read_features(data_dir / "incidents.geojson")
     categories = {c.code: c for c in session.scalars(select(IncidentCategory))}
     accounts = dict(
@@ -332,9 +354,10 @@ def _load_incidents(session: Session, data_dir: Path) -> int:
             r.reported_at.to_pydatetime()
             if hasattr(r.reported_at, "to_pydatetime")
             else datetime.fromisoformat(r.reported_at)
-        )
+        ) + shift
         incident = Incident(
-            code=r.code,
+            # SJ + report date + serial of the day, the date the moved one.
+            code=f"SJ{reported_at.astimezone(LOCAL_TZ):%Y%m%d}{r.code[-4:]}",
             category_code=r.category_code,
             description=r.description,
             status="reported",

@@ -1,12 +1,18 @@
 """The demo city's case history reads as real use writes it: every actor is a name the workflow
-could record (a user account's name, or a public channel's for a report), never a made-up one."""
+could record (a user account's name, or a public channel's for a report), never a made-up one;
+loaded on any later day, its cases are of the two months before it, none in the future."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from datetime import date, timedelta
 
-from gridkit.demo import load_demo
+import pyogrio
+from sqlalchemy import func, select
+
+from gridkit.demo import DEMO_CASES_END, DEMO_DIR, demo_shift, load_demo
+from gridkit.incidents.queries import overdue_cases
 from gridkit.models import Incident, IncidentHistory, User
+from gridkit.rules import LOCAL_TZ, now
 
 KEY = b"test-key"
 # The public channels the demo's reports come in by (scripts/demodata/names.py PUBLIC_REPORTERS).
@@ -39,3 +45,34 @@ def test_every_demo_history_actor_is_one_the_workflow_could_write(session):
     accounts = [u for u in users.values() if u.role == "coordinator"]
     assert len({u.coordinator_id for u in accounts}) == len(accounts) >= 40
     assert [u.name for u in accounts if u.password_hash] == ["coordinator"]
+
+
+def test_demo_cases_are_of_the_two_months_before_the_day_it_is_loaded(session):
+    today = now().astimezone(LOCAL_TZ).date()
+    assert today > DEMO_CASES_END  # the machine's clock: otherwise this test checks nothing
+    load_demo(session, KEY)
+    cases = session.scalars(select(Incident).order_by(Incident.reported_at)).all()
+    reported = [c.reported_at.astimezone(LOCAL_TZ) for c in cases]
+    # The newest reported yesterday, the oldest within the 60 days before; each at its hour of the file.
+    assert reported[-1].date() == today - timedelta(days=1)
+    assert reported[0].date() >= today - timedelta(days=61)
+    written = pyogrio.read_dataframe(DEMO_DIR / "incidents.geojson").sort_values("reported_at")
+    assert [r.strftime("%H:%M:%S") for r in reported] == [
+        r.astimezone(LOCAL_TZ).strftime("%H:%M:%S") for r in written["reported_at"]
+    ]
+    # Codes follow the (moved) report date; none repeats.
+    assert all(c.code[2:10] == f"{r:%Y%m%d}" for c, r in zip(cases, reported, strict=True))
+    assert len({c.code for c in cases}) == len(cases)
+    # No step in the future; no case late by more than the two months.
+    assert session.scalar(select(func.max(IncidentHistory.at))) <= now()
+    overdue = overdue_cases(session)
+    assert overdue["total"] > 0
+    assert max(c["hours_late"] for c in overdue["cases"]) <= 62 * 24
+    # Every state of the workflow's path is there, closed cases too.
+    assert {c.status for c in cases} >= {"reported", "accepted", "classified", "dispatched", "fed_back", "closed"}
+
+
+def test_demo_shift_is_whole_days_and_never_back():
+    assert demo_shift(DEMO_CASES_END - timedelta(days=30)) == timedelta(0)
+    assert demo_shift(DEMO_CASES_END) == timedelta(0)
+    assert demo_shift(date(2027, 3, 1)) == timedelta(days=120)
