@@ -1,20 +1,23 @@
 """Load the demo city (data/boundaries/, made by scripts/make_demo_data.py) into the database.
 
 Loading is one transaction owned by the caller and idempotent: when the demo base grid edition
-exists already, nothing is loaded again.
+exists already, nothing is loaded again. The demo's cases are reported in the 60 days before
+DEMO_CASES_END; loaded later, they are moved forward by whole days so that the newest was reported
+yesterday (codes follow their report date): the city's staff meet cases of the last two months,
+never months-old ones only, nor dates in the future.
 """
 
 from __future__ import annotations
 
 import csv
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pyogrio
 from geoalchemy2.shape import from_shape
 from shapely.geometry import MultiPolygon, Point, Polygon
-from sqlalchemy import insert, select, text
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.orm import Session
 
 from gridkit.assign import AUTO_ASSIGN, assign_subjects
@@ -38,6 +41,7 @@ from gridkit.models import (
     User,
 )
 from gridkit.pii import hash_citizen_id
+from gridkit.rules import LOCAL_TZ, now
 from gridkit.standard.ids import mask_citizen_id, validate_citizen_id, validate_credit_code, validate_phone
 from gridkit.users import add_user
 
@@ -46,15 +50,18 @@ DEMO_EDITION = "深圳市统一空间基础网格 2026 演示版"
 # The demo's work grids and base grid are in force from this moment on.
 DEMO_VALID_FROM = datetime(2026, 1, 1, tzinfo=UTC)
 DEMO_PASSWORD = "gridkit-demo"
+# The day after the newest demo case's report (China Standard Time): the cases' time reference.
+DEMO_CASES_END = date(2026, 11, 1)
+DEMO_SCOPE = "440304"
 DEMO_USERS = [
     ("admin", "admin", None),
-    ("planner", "planner", "440304"),
-    ("supervisor", "supervisor", "440304"),
+    ("planner", "planner", DEMO_SCOPE),
+    ("supervisor", "supervisor", DEMO_SCOPE),
     ("analyst", "analyst", None),
-    ("coordinator", "coordinator", "440304"),
+    ("coordinator", "coordinator", DEMO_SCOPE),
 ]
 # Who takes the supervising steps of the demo's cases: the demo supervisor.
-DEMO_SUPERVISOR = Actor("supervisor", "supervisor", "440304")
+DEMO_SUPERVISOR = Actor("supervisor", "supervisor", DEMO_SCOPE)
 FILES = (
     "admin_units.geojson",
     "base_cells.geojson",
@@ -93,13 +100,22 @@ def _multi(geom):
     return MultiPolygon([geom]) if isinstance(geom, Polygon) else geom
 
 
-def load_demo(session: Session, pii_key: bytes, *, data_dir: Path = DEMO_DIR, progress: Progress | None = None) -> dict:
-    """Load the demo city into the session's transaction; return counts (or {'already': True})."""
+def load_demo(
+    session: Session,
+    pii_key: bytes,
+    *,
+    data_dir: Path = DEMO_DIR,
+    progress: Progress | None = None,
+    today: date | None = None,
+) -> dict:
+    """Load the demo city into the session's transaction; return counts (or {'already': True}).
+    `today` (default: today in China) places the cases (demo_shift)."""
     # Everything is assigned in bulk at the end: no per-incident assignment at each flush.
     previous = session.info.get(AUTO_ASSIGN)
     session.info[AUTO_ASSIGN] = False
     try:
-        return _load_demo(session, pii_key, data_dir=data_dir, progress=progress)
+        shift = demo_shift(today or now().astimezone(LOCAL_TZ).date())
+        return _load_demo(session, pii_key, data_dir=data_dir, progress=progress, shift=shift)
     finally:
         if previous is None:
             session.info.pop(AUTO_ASSIGN, None)
@@ -107,7 +123,14 @@ def load_demo(session: Session, pii_key: bytes, *, data_dir: Path = DEMO_DIR, pr
             session.info[AUTO_ASSIGN] = previous
 
 
-def _load_demo(session: Session, pii_key: bytes, *, data_dir: Path, progress: Progress | None) -> dict:
+def demo_shift(today: date) -> timedelta:
+    """Return the whole days the demo's cases move forward when loaded on `today` (none before DEMO_CASES_END)."""
+    return timedelta(days=max(0, (today - DEMO_CASES_END).days))
+
+
+def _load_demo(
+    session: Session, pii_key: bytes, *, data_dir: Path, progress: Progress | None, shift: timedelta
+) -> dict:
     """Load every kind of demo data in order, reporting each step; return the counts."""
     if demo_loaded(session):
         return {"already": True}
@@ -129,6 +152,7 @@ def _load_demo(session: Session, pii_key: bytes, *, data_dir: Path, progress: Pr
     versions, counts["work_cells"] = _load_work_cells(session, data_dir)
     step("work cells", counts["work_cells"])
     counts["coordinators"] = _load_coordinators(session, data_dir, versions)
+    _add_coordinator_accounts(session)
     step("coordinators", counts["coordinators"])
 
     counts["buildings"] = _load_buildings(session, data_dir)
@@ -140,7 +164,7 @@ def _load_demo(session: Session, pii_key: bytes, *, data_dir: Path, progress: Pr
     counts["entities"] = _load_entities(session, data_dir)
     step("legal entities", counts["entities"])
 
-    counts["incidents"] = _load_incidents(session, data_dir)
+    counts["incidents"] = _load_incidents(session, data_dir, shift)
     step("incidents", counts["incidents"])
 
     assigned = assign_subjects(session, edition=edition)
@@ -313,19 +337,27 @@ def _load_entities(session: Session, data_dir: Path) -> int:
     return len(entities)
 
 
-def _load_incidents(session: Session, data_dir: Path) -> int:
-    """Add the incidents as reported, each with its first deadline (the workflow's rule) and
-    history entry; return how many."""
+def _load_incidents(session: Session, data_dir: Path, shift: timedelta) -> int:
+    """Add the incidents as reported `shift` later, each with its first deadline (the workflow's
+    rule) and history entry; return how many."""
     incidents = _read_features(data_dir / "incidents.geojson")
     categories = {c.code: c for c in session.scalars(select(IncidentCategory))}
+    accounts = dict(
+        session.execute(
+            select(work.Coordinator.name, func.min(User.name))
+            .join(User, User.coordinator_id == work.Coordinator.id)
+            .group_by(work.Coordinator.name)
+        ).all()
+    )
     for r in incidents.itertuples():
         reported_at = (
             r.reported_at.to_pydatetime()
             if hasattr(r.reported_at, "to_pydatetime")
             else datetime.fromisoformat(r.reported_at)
-        )
+        ) + shift
         incident = Incident(
-            code=r.code,
+            # SJ + report date + serial of the day, the date the moved one.
+            code=f"SJ{reported_at.astimezone(LOCAL_TZ):%Y%m%d}{r.code[-4:]}",
             category_code=r.category_code,
             description=r.description,
             status="reported",
@@ -336,21 +368,41 @@ def _load_incidents(session: Session, data_dir: Path) -> int:
         start_clock(incident, categories.get(r.category_code))
         session.add(incident)
         session.flush()
+        # As gridkit.incidents.report writes it: a coordinator's report under their account's
+        # name, a public channel's under the channel's name; no note.
         session.add(
             IncidentHistory(
                 incident_id=incident.id,
                 at=reported_at,
-                actor=r.reporter,
+                actor=accounts.get(r.reporter, r.reporter),
                 from_status=None,
                 to_status="reported",
-                note="信息采集",
+                note=None,
             )
         )
     return len(incidents)
 
 
+def _add_coordinator_accounts(session: Session) -> None:
+    """Give every demo coordinator the account they act under: the first is the demo user
+    `coordinator`, the others wgy002, wgy003... (no password: only `coordinator` signs in)."""
+    taken = set(session.scalars(select(User.name)))
+    ids = session.scalars(select(work.Coordinator.id).order_by(work.Coordinator.id)).all()
+    for n, coordinator_id in enumerate(ids, start=1):
+        name = "coordinator" if n == 1 else f"wgy{n:03d}"
+        if name not in taken:
+            add_user(
+                session,
+                name,
+                "coordinator",
+                scope=DEMO_SCOPE,
+                password=DEMO_PASSWORD if n == 1 else None,
+                coordinator_id=coordinator_id,
+            )
+
+
 def _add_demo_users(session: Session) -> int:
-    """Add the demo users not there yet (the coordinator linked to the first coordinator)."""
+    """Add the demo users not there yet (the coordinator's account is made with the coordinators)."""
     coordinator_user_link = session.scalar(text("SELECT min(id) FROM coordinator"))
     taken = set(session.scalars(select(User.name)))
     for name, role, scope in DEMO_USERS:
