@@ -16,10 +16,11 @@ from pathlib import Path
 from psycopg import sql
 from sqlalchemy.engine import make_url
 
+from gridkit import audit
 from gridkit.config import Settings
-from gridkit.db import cluster_for, database_url, forget_engine, up
+from gridkit.db import cluster_for, database_url, forget_engine, head_revision, is_known_revision, transaction, up
 from gridkit.db.embedded import ADMIN_ROLE, DB_NAME, DEFAULT_PG_BIN, OWNER_ROLE
-from gridkit.errors import NotFound, SetupError, ValidationError
+from gridkit.errors import Conflict, NotFound, SetupError, ValidationError
 
 # Archive entries a restore leaves out: the postgis extension (made by the superuser before) and
 # its reference table of coordinate systems, which the extension fills itself.
@@ -69,26 +70,64 @@ def _run(args: list[str], env: dict, what: str) -> subprocess.CompletedProcess:
     return proc
 
 
-def backup(settings: Settings, path: str | Path) -> dict:
-    """Write the whole database to `path` (pg_dump custom format); return {path, bytes}."""
+def backup(settings: Settings, path: str | Path, *, force: bool = False, actor: str = "cli") -> dict:
+    """Write the whole database to `path` (pg_dump custom format); return {path, bytes}.
+
+    The file holds residents' personal data and password hashes: it is written owner-only (0600)
+    whatever the umask, under a temporary name in the same folder that becomes `path` only when
+    pg_dump succeeded (nothing is left behind otherwise), and an existing `path` is kept unless
+    `force`. The backup is recorded in the audit log as a read of personal data by `actor`.
+    """
     _ready(settings)
     path = Path(path).absolute()
     if not path.parent.is_dir():
         raise NotFound("db.backup_folder_missing", path=str(path.parent))
+    if path.exists() and not force:
+        raise Conflict("db.backup_exists", path=str(path))
     target, env = _target(settings)
-    partial = path.with_name(path.name + ".partial")
-    _run([_program(settings, "pg_dump"), "--format=custom", "--file", str(partial), "--dbname", target], env, str(path))
-    os.replace(partial, path)
-    return {"path": str(path), "bytes": path.stat().st_size}
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    os.close(fd)
+    partial = Path(name)
+    try:
+        _run([_program(settings, "pg_dump"), "--format=custom", "--file", name, "--dbname", target], env, str(path))
+        _settle(partial, path, force)
+    finally:
+        partial.unlink(missing_ok=True)
+    size = path.stat().st_size
+    with transaction(settings) as session:
+        audit.record(
+            session, actor, audit.PERSONAL_DATA_READ, object_type="database_backup", path=str(path), bytes=size
+        )
+    return {"path": str(path), "bytes": size}
+
+
+def _settle(partial: Path, path: Path, force: bool) -> None:
+    """Give the finished dump its name: replacing `path` only when `force`, else never over a file made meanwhile."""
+    if force:
+        os.replace(partial, path)
+        return
+    try:
+        os.link(partial, path)
+    except FileExistsError:
+        raise Conflict("db.backup_exists", path=str(path)) from None
 
 
 def _restore_list(settings: Settings, path: Path, env: dict) -> Path:
-    """Return a pg_restore list file of the archive's entries without the postgis extension's own."""
+    """Return a pg_restore list file of the archive's entries without the postgis extension's own.
+
+    Refuses an archive that is not a gridkit database (no `alembic_version` with a revision of
+    gridkit's migrations) and one made by a newer gridkit (a revision this version does not know),
+    before anything changes."""
     proc = subprocess.run(
         [_program(settings, "pg_restore"), "--list", str(path)], capture_output=True, text=True, env=env
     )
-    if proc.returncode != 0:
+    if proc.returncode != 0 or not any(" TABLE DATA public alembic_version " in x for x in proc.stdout.splitlines()):
         raise ValidationError("db.not_a_backup", path=str(path))
+    revision = _archive_revision(settings, path, env)
+    if revision is None:
+        raise ValidationError("db.not_a_backup", path=str(path))
+    if not is_known_revision(revision):
+        raise ValidationError("db.backup_too_new", path=str(path), revision=revision, head=head_revision())
     kept = [line for line in proc.stdout.splitlines() if not any(s in line for s in _SKIP)]
     fd, name = tempfile.mkstemp(prefix="gridkit-restore-", suffix=".list")
     with os.fdopen(fd, "w") as fh:
@@ -96,8 +135,32 @@ def _restore_list(settings: Settings, path: Path, env: dict) -> Path:
     return Path(name)
 
 
-def restore(settings: Settings, path: str | Path) -> dict:
-    """Replace the database's contents with the backup at `path`, then migrate; return {path, migrated}."""
+def _archive_revision(settings: Settings, path: Path, env: dict) -> str | None:
+    """Return the Alembic revision held in the archive's `alembic_version` rows (None when unreadable)."""
+    proc = subprocess.run(
+        [_program(settings, "pg_restore"), "--data-only", "--table=alembic_version", "--file=-", str(path)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    if proc.returncode != 0:
+        raise ValidationError("db.not_a_backup", path=str(path))
+    lines = proc.stdout.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith("COPY ") and "alembic_version" in line]
+    if not starts:
+        return None
+    rows = []
+    for line in lines[starts[0] + 1 :]:
+        if line == "\\.":
+            break
+        rows.append(line.strip())
+    return rows[0] if len(rows) == 1 else None
+
+
+def restore(settings: Settings, path: str | Path, *, actor: str = "cli") -> dict:
+    """Replace the database's contents with the backup at `path`, then migrate; return {path, migrated}.
+
+    The restore is recorded by `actor` in the restored database's audit log (the old one is replaced)."""
     path = Path(path).absolute()
     if not path.is_file():
         raise NotFound("db.backup_missing", path=str(path))
@@ -113,6 +176,15 @@ def restore(settings: Settings, path: str | Path) -> dict:
         listing.unlink(missing_ok=True)
     forget_engine(settings)
     done = up(settings, create=False)
+    with transaction(settings) as session:
+        audit.record(
+            session,
+            actor,
+            audit.DATABASE_RESTORED,
+            object_type="database_backup",
+            path=str(path),
+            migrated=done["migrated"],
+        )
     return {"path": str(path), "migrated": done["migrated"]}
 
 
