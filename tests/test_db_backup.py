@@ -7,14 +7,20 @@ import json
 import os
 import stat
 import subprocess
+import tarfile
+from pathlib import Path
 
 import psycopg
-from sqlalchemy import create_engine, text
+from factories_incidents import IN_C1, PNG, SUPERVISOR, coordinator_actor, make_incident_world
+from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 
 from gridkit import db
 from gridkit.config import Settings
 from gridkit.db.embedded import DEFAULT_PG_BIN
+from gridkit.incidents import workflow as wf
+from gridkit.incidents.attachments import attachment_path
+from gridkit.models import IncidentAttachment
 from tests.test_db_private import _build_city, _counts, _whois, run
 
 
@@ -52,7 +58,7 @@ def test_a_backup_never_overwrites_a_file_unless_forced(fresh_settings, tmp_path
     assert "已存在" in chinese.output
     os.chmod(dump, 0o644)
     run(fresh_settings, "db", "backup", str(dump), "--force")
-    assert dump.read_bytes().startswith(b"PGDMP") and stat.S_IMODE(dump.stat().st_mode) == 0o600
+    assert tarfile.is_tarfile(dump) and stat.S_IMODE(dump.stat().st_mode) == 0o600
     assert sorted(p.name for p in tmp_path.iterdir()) == ["city.dump"]
 
 
@@ -133,3 +139,44 @@ def test_a_restore_is_audited_in_the_restored_database(fresh_settings, tmp_path)
     # The application role still works on the restored database: a whois answers, a write succeeds.
     assert _whois(fresh_settings, "2099-01-01T00:00:00+00:00")["departments"]
     run(fresh_settings, "dept", "add", "300001", "民政")
+
+
+def test_a_backup_carries_the_incidents_photos_to_a_new_machine(fresh_settings, tmp_path):
+    with db.transaction(fresh_settings) as session:
+        world = make_incident_world(session)
+        case = wf.report_incident(session, lon=IN_C1[0], lat=IN_C1[1], actor=SUPERVISOR, description="井盖破损")
+        case = case.incident
+        wf.accept(session, case.id, SUPERVISOR)
+        wf.classify(session, case.id, SUPERVISOR, category="0101")
+        wf.dispatch(session, case.id, SUPERVISOR)
+        case_id = case.id
+    with db.transaction(fresh_settings) as session:
+        wf.feedback(
+            session,
+            case_id,
+            coordinator_actor(world),
+            note="好了",
+            attachments=[("after.png", PNG)],
+            home=fresh_settings.home,
+        )
+    dump = tmp_path / "city.dump"
+    done = json.loads(run(fresh_settings, "db", "backup", str(dump), "--json").output)
+    assert done["attachments"] == 1
+    # The old machine is gone: a new home restores the backup, photos included.
+    moved = Settings(home=tmp_path / "new-home", database_url=fresh_settings.database_url)
+    with db.transaction(fresh_settings) as session:
+        wf.rework(session, case_id, SUPERVISOR, note="重拍")
+        wf.feedback(
+            session,
+            case_id,
+            coordinator_actor(world),
+            note="再拍",
+            attachments=[("late.png", PNG + b"x")],
+            home=moved.home,
+        )
+    run(moved, "db", "restore", str(dump), "--yes")
+    with db.transaction(moved) as session:
+        stored = session.scalars(select(IncidentAttachment)).all()
+        assert len(stored) == 1 and attachment_path(moved.home, stored[0]).read_bytes() == PNG
+    # The attachments folder is the backup's: the photo added after it (its row undone) is gone too.
+    assert [p.name for p in (moved.home / "attachments").rglob("*.png")] == [Path(stored[0].path).name]

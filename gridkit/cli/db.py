@@ -92,7 +92,8 @@ def db_url(settings):
 @output.command_output
 @with_settings
 def db_backup(settings, path, force):
-    """Write the whole database to PATH (pg_dump, custom format), embedded or external."""
+    """Write the whole database and the incidents' photos to PATH (owner-only; pg_dump custom format and
+    attachments/ in one tar), embedded or external."""
     result = backup(settings, path, force=force, actor=actor())
     return output.Result(result, lines=[say("cli.db.backed_up", path=result["path"], bytes=result["bytes"])])
 

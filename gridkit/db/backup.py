@@ -1,4 +1,5 @@
-"""Backups of gridkit's database: pg_dump / pg_restore in PostgreSQL's custom format.
+"""Backups of gridkit's database: pg_dump / pg_restore in PostgreSQL's custom format, in one tar
+with the incidents' attachments (gridkit.db.backup_files).
 
 Works on the embedded cluster (as its superuser; the restored objects belong to the owner role
 and the application role gets its grants again) and on an external database (as the URL's user).
@@ -19,6 +20,7 @@ from sqlalchemy.engine import make_url
 from gridkit import audit
 from gridkit.config import Settings
 from gridkit.db import cluster_for, database_url, forget_engine, head_revision, is_known_revision, transaction, up
+from gridkit.db.backup_files import opened, swap_in, write_archive
 from gridkit.db.embedded import ADMIN_ROLE, DB_NAME, DEFAULT_PG_BIN, OWNER_ROLE
 from gridkit.errors import Conflict, NotFound, SetupError, ValidationError
 
@@ -71,11 +73,11 @@ def _run(args: list[str], env: dict, what: str) -> subprocess.CompletedProcess:
 
 
 def backup(settings: Settings, path: str | Path, *, force: bool = False, actor: str = "cli") -> dict:
-    """Write the whole database to `path` (pg_dump custom format); return {path, bytes}.
+    """Write the whole database and the attachments to `path` (see backup_files); return {path, bytes, attachments}.
 
     The file holds residents' personal data and password hashes: it is written owner-only (0600)
     whatever the umask, under a temporary name in the same folder that becomes `path` only when
-    pg_dump succeeded (nothing is left behind otherwise), and an existing `path` is kept unless
+    everything was written (nothing is left behind otherwise), and an existing `path` is kept unless
     `force`. The backup is recorded in the audit log as a read of personal data by `actor`.
     """
     _ready(settings)
@@ -85,20 +87,36 @@ def backup(settings: Settings, path: str | Path, *, force: bool = False, actor: 
     if path.exists() and not force:
         raise Conflict("db.backup_exists", path=str(path))
     target, env = _target(settings)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    os.close(fd)
-    partial = Path(name)
+    partials = [_private_temp(path, suffix) for suffix in (".dump.partial", ".partial")]
     try:
-        _run([_program(settings, "pg_dump"), "--format=custom", "--file", name, "--dbname", target], env, str(path))
+        dump, partial = partials
+        _run(
+            [_program(settings, "pg_dump"), "--format=custom", "--file", str(dump), "--dbname", target], env, str(path)
+        )
+        photos = write_archive(partial, dump, settings.home)
         _settle(partial, path, force)
     finally:
-        partial.unlink(missing_ok=True)
+        for name in partials:
+            name.unlink(missing_ok=True)
     size = path.stat().st_size
     with transaction(settings) as session:
         audit.record(
-            session, actor, audit.PERSONAL_DATA_READ, object_type="database_backup", path=str(path), bytes=size
+            session,
+            actor,
+            audit.PERSONAL_DATA_READ,
+            object_type="database_backup",
+            path=str(path),
+            bytes=size,
+            attachments=photos,
         )
-    return {"path": str(path), "bytes": size}
+    return {"path": str(path), "bytes": size, "attachments": photos}
+
+
+def _private_temp(path: Path, suffix: str) -> Path:
+    """Create an empty owner-only (0600) file beside `path`, whatever the umask."""
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    return Path(name)
 
 
 def _settle(partial: Path, path: Path, force: bool) -> None:
@@ -112,7 +130,7 @@ def _settle(partial: Path, path: Path, force: bool) -> None:
         raise Conflict("db.backup_exists", path=str(path)) from None
 
 
-def _restore_list(settings: Settings, path: Path, env: dict) -> Path:
+def _restore_list(settings: Settings, path: Path, env: dict, *, shown: Path) -> Path:
     """Return a pg_restore list file of the archive's entries without the postgis extension's own.
 
     Refuses an archive that is not a gridkit database (no `alembic_version` with a revision of
@@ -122,12 +140,12 @@ def _restore_list(settings: Settings, path: Path, env: dict) -> Path:
         [_program(settings, "pg_restore"), "--list", str(path)], capture_output=True, text=True, env=env
     )
     if proc.returncode != 0 or not any(" TABLE DATA public alembic_version " in x for x in proc.stdout.splitlines()):
-        raise ValidationError("db.not_a_backup", path=str(path))
+        raise ValidationError("db.not_a_backup", path=str(shown))
     revision = _archive_revision(settings, path, env)
     if revision is None:
-        raise ValidationError("db.not_a_backup", path=str(path))
+        raise ValidationError("db.not_a_backup", path=str(shown))
     if not is_known_revision(revision):
-        raise ValidationError("db.backup_too_new", path=str(path), revision=revision, head=head_revision())
+        raise ValidationError("db.backup_too_new", path=str(shown), revision=revision, head=head_revision())
     kept = [line for line in proc.stdout.splitlines() if not any(s in line for s in _SKIP)]
     fd, name = tempfile.mkstemp(prefix="gridkit-restore-", suffix=".list")
     with os.fdopen(fd, "w") as fh:
@@ -144,7 +162,7 @@ def _archive_revision(settings: Settings, path: Path, env: dict) -> str | None:
         env=env,
     )
     if proc.returncode != 0:
-        raise ValidationError("db.not_a_backup", path=str(path))
+        return None
     lines = proc.stdout.splitlines()
     starts = [i for i, line in enumerate(lines) if line.startswith("COPY ") and "alembic_version" in line]
     if not starts:
@@ -166,14 +184,17 @@ def restore(settings: Settings, path: str | Path, *, actor: str = "cli") -> dict
         raise NotFound("db.backup_missing", path=str(path))
     _ready(settings)
     _, env = _target(settings)
-    listing = _restore_list(settings, path, env)
-    try:
-        if settings.embedded:
-            _restore_embedded(settings, path, listing)
-        else:
-            _restore_external(settings, path, listing)
-    finally:
-        listing.unlink(missing_ok=True)
+    with opened(path) as (dump, attachments):
+        listing = _restore_list(settings, dump, env, shown=path)
+        try:
+            if settings.embedded:
+                _restore_embedded(settings, dump, listing)
+            else:
+                _restore_external(settings, dump, listing)
+        finally:
+            listing.unlink(missing_ok=True)
+        if attachments is not None:
+            swap_in(attachments, settings.home)
     forget_engine(settings)
     done = up(settings, create=False)
     with transaction(settings) as session:
