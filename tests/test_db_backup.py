@@ -180,3 +180,17 @@ def test_a_backup_carries_the_incidents_photos_to_a_new_machine(fresh_settings, 
         assert len(stored) == 1 and attachment_path(moved.home, stored[0]).read_bytes() == PNG
     # The attachments folder is the backup's: the photo added after it (its row undone) is gone too.
     assert [p.name for p in (moved.home / "attachments").rglob("*.png")] == [Path(stored[0].path).name]
+
+
+def test_restore_asks_first_saying_what_would_be_lost(fresh_settings, tmp_path):
+    _build_city(fresh_settings)
+    dump = tmp_path / "city.dump"
+    run(fresh_settings, "db", "backup", str(dump))
+    run(fresh_settings, "dept", "add", "200001", "城管")
+    before = _counts(fresh_settings)
+    asked = run(fresh_settings, "db", "restore", str(dump), ok=False, input="n\n")
+    assert asked.exit_code == 1
+    assert "2 departments, 0 users and 1 work grid versions" in asked.output and "is lost" in asked.output
+    assert _counts(fresh_settings) == before
+    chinese = run(fresh_settings, "db", "restore", str(dump), ok=False, input="n\n", env={})
+    assert "2 个部门" in chinese.output

@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 from psycopg import sql
+from sqlalchemy import text as sql_text
 from sqlalchemy.engine import make_url
 
 from gridkit import audit
@@ -173,6 +174,16 @@ def _archive_revision(settings: Settings, path: Path, env: dict) -> str | None:
             break
         rows.append(line.strip())
     return rows[0] if len(rows) == 1 else None
+
+
+# What a restore replaces, counted for the question before it (`gridkit db restore` without --yes).
+HELD = ("incident", "resident", "building", "coordinator", "department", "app_user", "work_grid_version")
+
+
+def holdings(settings: Settings) -> dict[str, int]:
+    """Return the row count of each table of HELD: what the database holds now, lost unless in the backup."""
+    with transaction(settings) as session:
+        return {t: session.scalar(sql_text(f"SELECT count(*) FROM {t}")) for t in HELD}
 
 
 def restore(settings: Settings, path: str | Path, *, actor: str = "cli") -> dict:
