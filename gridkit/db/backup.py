@@ -10,6 +10,7 @@ A restore is all-or-nothing: into a fresh database that replaces the old one onl
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -255,24 +256,86 @@ def _restore_embedded(settings: Settings, path: Path, listing: Path) -> None:
     cluster.grant(DB_NAME)
 
 
+# Run first in the external restore's transaction: drop gridkit's own schemas and every object of the
+# public schema that is not the postgis extension's, so the archive (maybe from an older schema) is
+# restored into an empty schema and the migrations after it do not meet objects of a newer one.
+_CLEAR_PUBLIC = """
+SET client_min_messages = warning;
+DO $clear$
+DECLARE r record;
+BEGIN
+  FOR r IN SELECT n.nspname FROM pg_namespace n WHERE n.nspname LIKE 'gridkit%'
+  LOOP
+    EXECUTE format('DROP SCHEMA IF EXISTS %I CASCADE', r.nspname);
+  END LOOP;
+  FOR r IN SELECT c.relname, c.relkind FROM pg_class c
+           WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+             AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
+                             AND d.objid = c.oid AND d.deptype = 'e')
+  LOOP
+    EXECUTE format('DROP %s IF EXISTS public.%I CASCADE',
+      CASE r.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'S' THEN 'SEQUENCE'
+                     WHEN 'f' THEN 'FOREIGN TABLE' ELSE 'TABLE' END, r.relname);
+  END LOOP;
+  FOR r IN SELECT p.oid::regprocedure::text AS sig, p.prokind FROM pg_proc p
+           WHERE p.pronamespace = 'public'::regnamespace
+             AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass
+                             AND d.objid = p.oid AND d.deptype = 'e')
+  LOOP
+    EXECUTE format('DROP %s IF EXISTS %s CASCADE',
+      CASE r.prokind WHEN 'p' THEN 'PROCEDURE' WHEN 'a' THEN 'AGGREGATE' ELSE 'FUNCTION' END, r.sig);
+  END LOOP;
+  FOR r IN SELECT t.typname FROM pg_type t
+           WHERE t.typnamespace = 'public'::regnamespace AND t.typtype IN ('e', 'd')
+             AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_type'::regclass
+                             AND d.objid = t.oid AND d.deptype = 'e')
+  LOOP
+    EXECUTE format('DROP TYPE IF EXISTS public.%I CASCADE', r.typname);
+  END LOOP;
+END
+$clear$;
+"""
+
+
 def _restore_external(settings: Settings, path: Path, listing: Path) -> None:
-    """Restore over the external database's objects in one transaction."""
+    """Replace the external database's public schema (postgis kept) by the archive's, in one transaction.
+
+    The archive is turned into a script in a private folder first: an archive that cannot be read
+    whole is refused before psql starts (a cut script would otherwise be committed)."""
     target, env = _target(settings)
-    _run(
-        [
-            _program(settings, "pg_restore"),
-            "--clean",
-            "--if-exists",
-            "--no-owner",
-            "--no-acl",
-            "--exit-on-error",
-            "--single-transaction",
-            "--use-list",
-            str(listing),
-            "--dbname",
-            target,
+    work = Path(tempfile.mkdtemp(prefix="gridkit-restore-"))
+    try:
+        script = work / "restore.sql"
+        _run(
+            [
+                _program(settings, "pg_restore"),
+                "--no-owner",
+                "--no-acl",
+                "--exit-on-error",
+                "--use-list",
+                str(listing),
+                "--file",
+                str(script),
+                str(path),
+            ],
+            env,
             str(path),
-        ],
-        env,
-        str(path),
-    )
+        )
+        _run(
+            [
+                _program(settings, "psql"),
+                "--no-psqlrc",
+                "--quiet",
+                "--single-transaction",
+                "--set=ON_ERROR_STOP=1",
+                f"--command={_CLEAR_PUBLIC}",
+                "--file",
+                str(script),
+                "--dbname",
+                target,
+            ],
+            env,
+            str(path),
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
