@@ -17,11 +17,11 @@ from sqlalchemy.engine import make_url
 
 from gridkit import db
 from gridkit.config import Settings
-from gridkit.db.embedded import DEFAULT_PG_BIN
+from gridkit.db.embedded import APP_ROLE, DEFAULT_PG_BIN, OWNER_ROLE
 from gridkit.incidents import workflow as wf
 from gridkit.incidents.attachments import attachment_path
 from gridkit.models import IncidentAttachment
-from tests.test_db_private import _build_city, _counts, _whois, run
+from tests.test_db_private import _build_city, _counts, _whois, embedded, run  # noqa: F401 (fixture)
 
 
 def _audit(settings, action):
@@ -252,3 +252,28 @@ def test_an_external_restore_of_an_archive_from_before_a_migration_migrates(fres
     assert done["migrated"] is True
     with db.engine_for(fresh_settings).connect() as conn:
         assert db.revision_of(conn) == db.head_revision()
+
+
+def test_a_backup_of_an_external_database_restores_into_the_embedded_one(fresh_settings, embedded, tmp_path):
+    _build_city(fresh_settings)
+    at = "2099-01-01T00:00:00+00:00"
+    answer, before = _whois(fresh_settings, at), _counts(fresh_settings)
+    dump = tmp_path / "external.dump"
+    run(fresh_settings, "db", "backup", str(dump))
+    before["audit_log"] += 1  # the backup's own row, made after the dump
+    run(embedded, "db", "restore", str(dump), "--yes")
+    after = _counts(embedded)
+    assert after.pop("audit_log") == before.pop("audit_log")  # the backup's row is not in it; the restore's is
+    assert after == before
+    assert _whois(embedded, at) == answer
+    # The application role (no superuser, not the owner) still works on the restored tables.
+    run(embedded, "dept", "add", "300001", "民政")
+    with db.engine_for(embedded).connect() as conn:
+        assert conn.scalar(text("SELECT current_user")) == APP_ROLE
+        owners = conn.scalars(
+            text(
+                "SELECT DISTINCT tableowner FROM pg_tables "
+                "WHERE schemaname = 'public' AND tablename <> 'spatial_ref_sys'"
+            )
+        )
+        assert set(owners) == {OWNER_ROLE}
