@@ -104,7 +104,14 @@ def test_restore_refuses_a_truncated_archive(fresh_settings, tmp_path):
     cut = tmp_path / "cut.dump"
     cut.write_bytes(dump.read_bytes()[: dump.stat().st_size // 2])
     refused = run(fresh_settings, "db", "restore", str(cut), "--yes", ok=False)
-    assert refused.exit_code == 1, refused.output
+    assert refused.exit_code == 1 and str(cut) in refused.output, refused.output
+    assert _counts(fresh_settings) == before
+    # A bare pg_dump archive cut short: its table of contents reads, its data does not.
+    with tarfile.open(dump) as tar:
+        whole = tar.extractfile("database.dump").read()
+    cut.write_bytes(whole[: len(whole) * 3 // 4])
+    refused = run(fresh_settings, "db", "restore", str(cut), "--yes", ok=False)
+    assert refused.exit_code == 1 and str(cut) in refused.output, refused.output
     assert _counts(fresh_settings) == before
 
 

@@ -200,9 +200,9 @@ def restore(settings: Settings, path: str | Path, *, actor: str = "cli") -> dict
         listing = _restore_list(settings, dump, env, shown=path)
         try:
             if settings.embedded:
-                _restore_embedded(settings, dump, listing)
+                _restore_embedded(settings, dump, listing, shown=path)
             else:
-                _restore_external(settings, dump, listing)
+                _restore_external(settings, dump, listing, shown=path)
         finally:
             listing.unlink(missing_ok=True)
         if attachments is not None:
@@ -221,7 +221,7 @@ def restore(settings: Settings, path: str | Path, *, actor: str = "cli") -> dict
     return {"path": str(path), "migrated": done["migrated"]}
 
 
-def _restore_embedded(settings: Settings, path: Path, listing: Path) -> None:
+def _restore_embedded(settings: Settings, path: Path, listing: Path, *, shown: Path) -> None:
     """Restore into a new database owned by the owner role; swap it in only when the restore succeeded."""
     cluster = cluster_for(settings)
     staging = f"{DB_NAME}_restore"
@@ -244,7 +244,7 @@ def _restore_embedded(settings: Settings, path: Path, listing: Path) -> None:
                 str(path),
             ],
             env,
-            str(path),
+            str(shown),
         )
     except SetupError:
         cluster.drop_database(staging)
@@ -297,7 +297,7 @@ $clear$;
 """
 
 
-def _restore_external(settings: Settings, path: Path, listing: Path) -> None:
+def _restore_external(settings: Settings, path: Path, listing: Path, *, shown: Path) -> None:
     """Replace the external database's public schema (postgis kept) by the archive's, in one transaction.
 
     The archive is turned into a script in a private folder first: an archive that cannot be read
@@ -319,7 +319,7 @@ def _restore_external(settings: Settings, path: Path, listing: Path) -> None:
                 str(path),
             ],
             env,
-            str(path),
+            str(shown),
         )
         _run(
             [
@@ -335,7 +335,7 @@ def _restore_external(settings: Settings, path: Path, listing: Path) -> None:
                 target,
             ],
             env,
-            str(path),
+            str(shown),
         )
     finally:
         shutil.rmtree(work, ignore_errors=True)
