@@ -9,6 +9,8 @@ from gridkit.models import AuditLog
 
 # The action of every audit row for personal data read in clear.
 PERSONAL_DATA_READ = "personal_data.read"
+# The action of the audit row a restore writes into the database it restored.
+DATABASE_RESTORED = "database.restored"
 
 
 def record(

@@ -7,8 +7,8 @@ from dataclasses import asdict
 import click
 
 from gridkit import db
-from gridkit.cli import GridkitGroup, cli_language, output, say, with_settings
-from gridkit.db.backup import backup, restore
+from gridkit.cli import GridkitGroup, actor, cli_language, output, say, with_settings
+from gridkit.db.backup import backup, holdings, restore
 from gridkit.errors import SetupError
 
 
@@ -88,11 +88,13 @@ def db_url(settings):
 
 @db_.command("backup")
 @click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--force", is_flag=True, help="Overwrite the backup file if it exists.")
 @output.command_output
 @with_settings
-def db_backup(settings, path):
-    """Write the whole database to PATH (pg_dump, custom format), embedded or external."""
-    result = backup(settings, path)
+def db_backup(settings, path, force):
+    """Write the whole database and the incidents' photos to PATH (owner-only; pg_dump custom format and
+    attachments/ in one tar), embedded or external."""
+    result = backup(settings, path, force=force, actor=actor())
     return output.Result(result, lines=[say("cli.db.backed_up", path=result["path"], bytes=result["bytes"])])
 
 
@@ -104,6 +106,6 @@ def db_backup(settings, path):
 def db_restore(settings, path, yes):
     """Replace the database's contents with the backup at PATH (all-or-nothing), then migrate."""
     if not yes:
-        click.confirm(say("cli.db.confirm_restore", path=path), abort=True, err=True)
-    result = restore(settings, path)
+        click.confirm(say("cli.db.confirm_restore", path=path, **holdings(settings)), abort=True, err=True)
+    result = restore(settings, path, actor=actor())
     return output.Result(result, lines=[say("cli.db.restored", path=result["path"])])

@@ -211,6 +211,11 @@ def head_revision() -> str:
     return heads[0]
 
 
+def is_known_revision(revision: str | None) -> bool:
+    """Return whether `revision` is one of gridkit's migrations (a backup from a newer gridkit is not)."""
+    return revision in _revision_graph()
+
+
 @functools.cache
 def _revision_graph() -> dict[str, tuple[str, ...]]:
     """Return {revision: its down revisions} of every migration file."""

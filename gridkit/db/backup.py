@@ -1,4 +1,5 @@
-"""Backups of gridkit's database: pg_dump / pg_restore in PostgreSQL's custom format.
+"""Backups of gridkit's database: pg_dump / pg_restore in PostgreSQL's custom format, in one tar
+with the incidents' attachments (gridkit.db.backup_files).
 
 Works on the embedded cluster (as its superuser; the restored objects belong to the owner role
 and the application role gets its grants again) and on an external database (as the URL's user).
@@ -9,17 +10,21 @@ A restore is all-or-nothing: into a fresh database that replaces the old one onl
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
 from psycopg import sql
+from sqlalchemy import text as sql_text
 from sqlalchemy.engine import make_url
 
+from gridkit import audit
 from gridkit.config import Settings
-from gridkit.db import cluster_for, database_url, forget_engine, up
+from gridkit.db import cluster_for, database_url, forget_engine, head_revision, is_known_revision, transaction, up
+from gridkit.db.backup_files import opened, swap_in, write_archive
 from gridkit.db.embedded import ADMIN_ROLE, DB_NAME, DEFAULT_PG_BIN, OWNER_ROLE
-from gridkit.errors import NotFound, SetupError, ValidationError
+from gridkit.errors import Conflict, NotFound, SetupError, ValidationError
 
 # Archive entries a restore leaves out: the postgis extension (made by the superuser before) and
 # its reference table of coordinate systems, which the extension fills itself.
@@ -69,26 +74,80 @@ def _run(args: list[str], env: dict, what: str) -> subprocess.CompletedProcess:
     return proc
 
 
-def backup(settings: Settings, path: str | Path) -> dict:
-    """Write the whole database to `path` (pg_dump custom format); return {path, bytes}."""
+def backup(settings: Settings, path: str | Path, *, force: bool = False, actor: str = "cli") -> dict:
+    """Write the whole database and the attachments to `path` (see backup_files); return {path, bytes, attachments}.
+
+    The file holds residents' personal data and password hashes: it is written owner-only (0600)
+    whatever the umask, under a temporary name in the same folder that becomes `path` only when
+    everything was written (nothing is left behind otherwise), and an existing `path` is kept unless
+    `force`. The backup is recorded in the audit log as a read of personal data by `actor`.
+    """
     _ready(settings)
     path = Path(path).absolute()
     if not path.parent.is_dir():
         raise NotFound("db.backup_folder_missing", path=str(path.parent))
+    if path.exists() and not force:
+        raise Conflict("db.backup_exists", path=str(path))
     target, env = _target(settings)
-    partial = path.with_name(path.name + ".partial")
-    _run([_program(settings, "pg_dump"), "--format=custom", "--file", str(partial), "--dbname", target], env, str(path))
-    os.replace(partial, path)
-    return {"path": str(path), "bytes": path.stat().st_size}
+    partials = [_private_temp(path, suffix) for suffix in (".dump.partial", ".partial")]
+    try:
+        dump, partial = partials
+        _run(
+            [_program(settings, "pg_dump"), "--format=custom", "--file", str(dump), "--dbname", target], env, str(path)
+        )
+        photos = write_archive(partial, dump, settings.home)
+        _settle(partial, path, force)
+    finally:
+        for name in partials:
+            name.unlink(missing_ok=True)
+    size = path.stat().st_size
+    with transaction(settings) as session:
+        audit.record(
+            session,
+            actor,
+            audit.PERSONAL_DATA_READ,
+            object_type="database_backup",
+            path=str(path),
+            bytes=size,
+            attachments=photos,
+        )
+    return {"path": str(path), "bytes": size, "attachments": photos}
 
 
-def _restore_list(settings: Settings, path: Path, env: dict) -> Path:
-    """Return a pg_restore list file of the archive's entries without the postgis extension's own."""
+def _private_temp(path: Path, suffix: str) -> Path:
+    """Create an empty owner-only (0600) file beside `path`, whatever the umask."""
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    return Path(name)
+
+
+def _settle(partial: Path, path: Path, force: bool) -> None:
+    """Give the finished dump its name: replacing `path` only when `force`, else never over a file made meanwhile."""
+    if force:
+        os.replace(partial, path)
+        return
+    try:
+        os.link(partial, path)
+    except FileExistsError:
+        raise Conflict("db.backup_exists", path=str(path)) from None
+
+
+def _restore_list(settings: Settings, path: Path, env: dict, *, shown: Path) -> Path:
+    """Return a pg_restore list file of the archive's entries without the postgis extension's own.
+
+    Refuses an archive that is not a gridkit database (no `alembic_version` with a revision of
+    gridkit's migrations) and one made by a newer gridkit (a revision this version does not know),
+    before anything changes."""
     proc = subprocess.run(
         [_program(settings, "pg_restore"), "--list", str(path)], capture_output=True, text=True, env=env
     )
-    if proc.returncode != 0:
-        raise ValidationError("db.not_a_backup", path=str(path))
+    if proc.returncode != 0 or not any(" TABLE DATA public alembic_version " in x for x in proc.stdout.splitlines()):
+        raise ValidationError("db.not_a_backup", path=str(shown))
+    revision = _archive_revision(settings, path, env)
+    if revision is None:
+        raise ValidationError("db.not_a_backup", path=str(shown))
+    if not is_known_revision(revision):
+        raise ValidationError("db.backup_too_new", path=str(shown), revision=revision, head=head_revision())
     kept = [line for line in proc.stdout.splitlines() if not any(s in line for s in _SKIP)]
     fd, name = tempfile.mkstemp(prefix="gridkit-restore-", suffix=".list")
     with os.fdopen(fd, "w") as fh:
@@ -96,27 +155,73 @@ def _restore_list(settings: Settings, path: Path, env: dict) -> Path:
     return Path(name)
 
 
-def restore(settings: Settings, path: str | Path) -> dict:
-    """Replace the database's contents with the backup at `path`, then migrate; return {path, migrated}."""
+def _archive_revision(settings: Settings, path: Path, env: dict) -> str | None:
+    """Return the Alembic revision held in the archive's `alembic_version` rows (None when unreadable)."""
+    proc = subprocess.run(
+        [_program(settings, "pg_restore"), "--data-only", "--table=alembic_version", "--file=-", str(path)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    if proc.returncode != 0:
+        return None
+    lines = proc.stdout.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith("COPY ") and "alembic_version" in line]
+    if not starts:
+        return None
+    rows = []
+    for line in lines[starts[0] + 1 :]:
+        if line == "\\.":
+            break
+        rows.append(line.strip())
+    return rows[0] if len(rows) == 1 else None
+
+
+# What a restore replaces, counted for the question before it (`gridkit db restore` without --yes).
+HELD = ("incident", "resident", "building", "coordinator", "department", "app_user", "work_grid_version")
+
+
+def holdings(settings: Settings) -> dict[str, int]:
+    """Return the row count of each table of HELD: what the database holds now, lost unless in the backup."""
+    with transaction(settings) as session:
+        return {t: session.scalar(sql_text(f"SELECT count(*) FROM {t}")) for t in HELD}
+
+
+def restore(settings: Settings, path: str | Path, *, actor: str = "cli") -> dict:
+    """Replace the database's contents with the backup at `path`, then migrate; return {path, migrated}.
+
+    The restore is recorded by `actor` in the restored database's audit log (the old one is replaced)."""
     path = Path(path).absolute()
     if not path.is_file():
         raise NotFound("db.backup_missing", path=str(path))
     _ready(settings)
     _, env = _target(settings)
-    listing = _restore_list(settings, path, env)
-    try:
-        if settings.embedded:
-            _restore_embedded(settings, path, listing)
-        else:
-            _restore_external(settings, path, listing)
-    finally:
-        listing.unlink(missing_ok=True)
+    with opened(path) as (dump, attachments):
+        listing = _restore_list(settings, dump, env, shown=path)
+        try:
+            if settings.embedded:
+                _restore_embedded(settings, dump, listing, shown=path)
+            else:
+                _restore_external(settings, dump, listing, shown=path)
+        finally:
+            listing.unlink(missing_ok=True)
+        if attachments is not None:
+            swap_in(attachments, settings.home)
     forget_engine(settings)
     done = up(settings, create=False)
+    with transaction(settings) as session:
+        audit.record(
+            session,
+            actor,
+            audit.DATABASE_RESTORED,
+            object_type="database_backup",
+            path=str(path),
+            migrated=done["migrated"],
+        )
     return {"path": str(path), "migrated": done["migrated"]}
 
 
-def _restore_embedded(settings: Settings, path: Path, listing: Path) -> None:
+def _restore_embedded(settings: Settings, path: Path, listing: Path, *, shown: Path) -> None:
     """Restore into a new database owned by the owner role; swap it in only when the restore succeeded."""
     cluster = cluster_for(settings)
     staging = f"{DB_NAME}_restore"
@@ -139,7 +244,7 @@ def _restore_embedded(settings: Settings, path: Path, listing: Path) -> None:
                 str(path),
             ],
             env,
-            str(path),
+            str(shown),
         )
     except SetupError:
         cluster.drop_database(staging)
@@ -151,24 +256,86 @@ def _restore_embedded(settings: Settings, path: Path, listing: Path) -> None:
     cluster.grant(DB_NAME)
 
 
-def _restore_external(settings: Settings, path: Path, listing: Path) -> None:
-    """Restore over the external database's objects in one transaction."""
+# Run first in the external restore's transaction: drop gridkit's own schemas and every object of the
+# public schema that is not the postgis extension's, so the archive (maybe from an older schema) is
+# restored into an empty schema and the migrations after it do not meet objects of a newer one.
+_CLEAR_PUBLIC = """
+SET client_min_messages = warning;
+DO $clear$
+DECLARE r record;
+BEGIN
+  FOR r IN SELECT n.nspname FROM pg_namespace n WHERE n.nspname LIKE 'gridkit%'
+  LOOP
+    EXECUTE format('DROP SCHEMA IF EXISTS %I CASCADE', r.nspname);
+  END LOOP;
+  FOR r IN SELECT c.relname, c.relkind FROM pg_class c
+           WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+             AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
+                             AND d.objid = c.oid AND d.deptype = 'e')
+  LOOP
+    EXECUTE format('DROP %s IF EXISTS public.%I CASCADE',
+      CASE r.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'S' THEN 'SEQUENCE'
+                     WHEN 'f' THEN 'FOREIGN TABLE' ELSE 'TABLE' END, r.relname);
+  END LOOP;
+  FOR r IN SELECT p.oid::regprocedure::text AS sig, p.prokind FROM pg_proc p
+           WHERE p.pronamespace = 'public'::regnamespace
+             AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass
+                             AND d.objid = p.oid AND d.deptype = 'e')
+  LOOP
+    EXECUTE format('DROP %s IF EXISTS %s CASCADE',
+      CASE r.prokind WHEN 'p' THEN 'PROCEDURE' WHEN 'a' THEN 'AGGREGATE' ELSE 'FUNCTION' END, r.sig);
+  END LOOP;
+  FOR r IN SELECT t.typname FROM pg_type t
+           WHERE t.typnamespace = 'public'::regnamespace AND t.typtype IN ('e', 'd')
+             AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_type'::regclass
+                             AND d.objid = t.oid AND d.deptype = 'e')
+  LOOP
+    EXECUTE format('DROP TYPE IF EXISTS public.%I CASCADE', r.typname);
+  END LOOP;
+END
+$clear$;
+"""
+
+
+def _restore_external(settings: Settings, path: Path, listing: Path, *, shown: Path) -> None:
+    """Replace the external database's public schema (postgis kept) by the archive's, in one transaction.
+
+    The archive is turned into a script in a private folder first: an archive that cannot be read
+    whole is refused before psql starts (a cut script would otherwise be committed)."""
     target, env = _target(settings)
-    _run(
-        [
-            _program(settings, "pg_restore"),
-            "--clean",
-            "--if-exists",
-            "--no-owner",
-            "--no-acl",
-            "--exit-on-error",
-            "--single-transaction",
-            "--use-list",
-            str(listing),
-            "--dbname",
-            target,
-            str(path),
-        ],
-        env,
-        str(path),
-    )
+    work = Path(tempfile.mkdtemp(prefix="gridkit-restore-"))
+    try:
+        script = work / "restore.sql"
+        _run(
+            [
+                _program(settings, "pg_restore"),
+                "--no-owner",
+                "--no-acl",
+                "--exit-on-error",
+                "--use-list",
+                str(listing),
+                "--file",
+                str(script),
+                str(path),
+            ],
+            env,
+            str(shown),
+        )
+        _run(
+            [
+                _program(settings, "psql"),
+                "--no-psqlrc",
+                "--quiet",
+                "--single-transaction",
+                "--set=ON_ERROR_STOP=1",
+                f"--command={_CLEAR_PUBLIC}",
+                "--file",
+                str(script),
+                "--dbname",
+                target,
+            ],
+            env,
+            str(shown),
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
