@@ -28,6 +28,7 @@ from gridkit.rules import VersionState
 from gridkit.standard import InvalidValue, codes
 from gridkit.standard.codes import CodeProfile
 
+
 # A work grid version may be drawn on an older base grid edition than the one in force, whose cells
 # the subjects are assigned to: its base cells are matched by code. SQL for text queries (reports,
 # statistics, exports), with the parameters :version (the version's id) and :edition (the edition

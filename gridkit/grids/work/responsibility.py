@@ -39,8 +39,8 @@ v AS (
   SELECT DISTINCT ON (dept_code) id, dept_code, number, base_edition_id FROM work_grid_version
   WHERE status = ANY(:was_in_force) AND valid_from <= :at AND (valid_to IS NULL OR valid_to > :at)
   ORDER BY dept_code, valid_from DESC)
-SELECT (SELECT id FROM e) AS edition, (SELECT code FROM cell) AS base_cell, (SELECT community_code FROM cell) AS community,
-       (SELECT name FROM cell) AS community_name,
+SELECT (SELECT id FROM e) AS edition, (SELECT code FROM cell) AS base_cell,
+       (SELECT community_code FROM cell) AS community, (SELECT name FROM cell) AS community_name,
        coalesce(json_agg(json_build_object(
          'dept', d.code, 'dept_name', d.name, 'version', v.number, 'work_cell', hit.code,
          'work_cell_name', hit.name, 'version_id', v.id,

@@ -3,8 +3,8 @@
 The answer of `responsibility_at(session, lon, lat)` (now) depends on the point only through the
 set of base cells of the edition in force covering it (work cells are matched to them by code,
 whichever edition a version was drawn on). The cache keeps, per *state* of the database, an in-memory
-index of that edition's base cells (shapely STRtree) and what decides the answer in every one of them (`CellAnswers`, loaded
-set-based when the state is read): a point is located in memory and answered without the database
+index of that edition's base cells (shapely STRtree) and what decides the answer in every one of them
+(`CellAnswers`, loaded set-based when the state is read): a point is located in memory and answered without the database
 from the first request, by the rule of `responsibility_at` (tested against it, cell by cell).
 
 A point within EDGE_DEGREES of a cell edge goes to the database every time: on an edge PostGIS's
