@@ -44,6 +44,9 @@ SELECT (SELECT id FROM e) AS edition, (SELECT code FROM cell) AS base_cell,
        coalesce(json_agg(json_build_object(
          'dept', d.code, 'dept_name', d.name, 'version', v.number, 'work_cell', hit.code,
          'work_cell_name', hit.name, 'version_id', v.id,
+         -- A code the version's base edition lacks (a new cell): is it unplaced? (see responsibility_at)
+         'new_code', hit.id IS NULL AND v.id IS NOT NULL AND EXISTS (SELECT 1 FROM cell) AND NOT EXISTS (
+            SELECT 1 FROM base_cell vb WHERE vb.edition_id = v.base_edition_id AND vb.code = (SELECT code FROM cell)),
          'coordinators', coalesce((
             SELECT json_agg(json_build_object('id', c.id, 'name', c.name, 'phone', c.phone) ORDER BY c.id)
             FROM coordinator_assignment ca JOIN coordinator c ON c.id = ca.coordinator_id
@@ -84,11 +87,11 @@ def responsibility_at(session: Session, lon: float, lat: float, at: datetime | N
     ).one()
     departments = row.departments
     for dept in departments:
-        version_id = dept.pop("version_id")
+        # Publishing a version checks that it places or excludes every cell of its base edition in the
+        # jurisdiction: only a cell of a code that edition lacks can be unplaced, and only those ask.
+        version_id, new_code = dept.pop("version_id"), dept.pop("new_code")
         dept["unplaced"] = bool(
-            dept["work_cell"] is None
-            and version_id is not None
-            and row.base_cell is not None
+            new_code
             and unplaced_codes(session, session.get(Department, dept["dept"]), version_id, row.edition, row.base_cell)
         )
     return {
