@@ -10,13 +10,18 @@ import threading
 from pathlib import Path
 
 import pytest
+from factories import X0, D
 from factories_web import C1, DEPT, PASSWORD, POINT_A, A, base_cell, make_web_city
+from sqlalchemy import select, text
 from test_browser import _offline_page, chromium  # noqa: F401 - the fixture is used by name
 from test_browser_web import _click_map_at
 from werkzeug.serving import make_server
 
 from gridkit import db
 from gridkit.grids import work
+from gridkit.grids.editions import publish_edition
+from gridkit.messages import render
+from gridkit.models import BaseGridEdition
 from web import create_app
 
 SHOTS = Path(tempfile.gettempdir()) / "gridkit-browser-whois"
@@ -121,3 +126,53 @@ def test_whois_on_the_supervisors_map(chromium, server):  # noqa: F811
     page.wait_for_function("() => window.gridkitLocate")
     click_and_check_whois(page, "supervisor-whois.png")
     assert not errors, errors
+
+
+def test_whois_of_a_new_cell_says_it_is_not_placed_yet(chromium, fresh_settings):  # noqa: F811
+    """After a new base grid edition splits cell 5 of C1 (point A now in new cell 010), the work grid in force
+    (drawn on the retired edition) holds no cell of that code: the panel says so, as the publish did."""
+    with db.session_factory(db.engine_for(fresh_settings))() as session, session.begin():
+        make_web_city(session)
+        split_cell_5_of_c1(session)
+    app = create_app(fresh_settings)
+    httpd = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        base_url = f"http://127.0.0.1:{httpd.server_port}"
+        page, _, errors = _offline_page(chromium, base_url)
+        sign_in(page, base_url, "super1")
+        page.goto(f"{base_url}/supervisor")
+        page.wait_for_selector(".folium-map.leaflet-container")
+        page.wait_for_function("() => window.gridkitLocate")
+        zoom_to(page, *POINT_A)
+        _click_map_at(page, *POINT_A)
+        text = whois_text(page)
+        assert base_cell(C1, 10) in text and A not in text, text
+        assert render("locate.unplaced", "zh-CN") in text, text
+        assert not errors, errors
+    finally:
+        httpd.shutdown()
+        thread.join(timeout=10)
+
+
+def split_cell_5_of_c1(session) -> None:
+    """Publish a copy of the edition in force where cell 5 of C1 is split at a quarter of its width: its
+    east part (point A) gets the new code 010."""
+    edition = BaseGridEdition(name="split")
+    session.add(edition)
+    session.flush()
+    old = session.scalar(select(BaseGridEdition.id).where(BaseGridEdition.status == "published"))
+    x = X0 + 1.25 * D
+    session.execute(
+        text(
+            "INSERT INTO base_cell (edition_id, code, community_code, geom) "
+            "SELECT :e, code, community_code, geom FROM base_cell WHERE edition_id = :old AND code <> :five "
+            "UNION ALL SELECT :e, :five, community_code, ST_ClipByBox2D(geom, ST_MakeEnvelope(0, 0, :x, 90)) "
+            "FROM base_cell WHERE edition_id = :old AND code = :five "
+            "UNION ALL SELECT :e, :ten, community_code, ST_ClipByBox2D(geom, ST_MakeEnvelope(:x, 0, 180, 90)) "
+            "FROM base_cell WHERE edition_id = :old AND code = :five"
+        ),
+        {"e": edition.id, "old": old, "five": base_cell(C1, 5), "ten": base_cell(C1, 10), "x": x},
+    )
+    publish_edition(session, edition)

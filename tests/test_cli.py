@@ -174,6 +174,7 @@ def test_workgrid_publish_and_whois(grid_settings):
             "work_cell": WC1,
             "work_cell_name": None,
             "coordinators": [{"id": 1, "name": "张伟", "phone": "138****5678"}],
+            "unplaced": False,
         }
     ]
     before = run_json(grid_settings, "whois", str(lon), str(lat), "--at", "2000-01-01T00:00")

@@ -98,6 +98,7 @@ def test_every_point_is_answered_from_memory_from_the_first_request_as_the_servi
         "work_cell": None,
         "work_cell_name": None,
         "coordinators": [],
+        "unplaced": False,
     }
     assert depts[DEPT3]["version"] is None and depts[DEPT3]["work_cell"] is None
     north_west = {d["dept"]: d for d in cache.responsibility(connect, X0 + 0.5 * D, Y0 + 2.5 * D)["departments"]}

@@ -77,6 +77,7 @@ LOCATE_STRINGS = (
     "locate.base_cell",
     "locate.community",
     "locate.no_cell",
+    "locate.unplaced",
     "locate.no_coordinator",
     "locate.dept",
     "locate.separator",

@@ -41,4 +41,9 @@ def whois(settings, lon, lat, at, show_phones):
             say("cli.whois.base_cell", base_cell=result["base_cell"]),
             say("cli.whois.community", community=result["community"], name=result["community_name"]),
         ]
+        lines += [
+            say("cli.whois.unplaced", dept=d["dept"], number=d["version"], code=result["base_cell"])
+            for d in result["departments"]
+            if d["unplaced"]
+        ]
     return output.Result(result, lines=lines, rows=responsibility_rows(result))

@@ -1,10 +1,10 @@
 """Who is responsible in every base cell of the editions in force, loaded set-based: `CellAnswers`.
 
 `responsibility_at(session, lon, lat)` (now) depends on the point only through the base cells
-covering it, in the edition in force and in the base editions of the versions in force (the parts
-of a `ResponsibilityCache` key). Its answer is the first covering cell (code order) of the edition
-in force, with its community, and per department the work cell of the first covering cell (code
-order) of its version's base edition that has one, with its active coordinators. `CellAnswers`
+of the edition in force covering it (a `ResponsibilityCache` key). Its answer is the first covering
+cell (code order) with its community, and per department the work cell of the version in force
+holding that cell's code (the membership rule of the statistics, gridkit.grids.work.membership),
+with its active coordinators, or none, `unplaced` when the version neither places nor excludes the code. `CellAnswers`
 loads those facts for every cell at once (two statements, whatever the number of cells) and
 composes the answer of any key in memory, so no point away from an edge needs the database.
 
@@ -22,20 +22,23 @@ import numpy as np
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from gridkit.models import BaseCell
+from gridkit.grids.work.membership import members_in_edition_sql, unplaced_codes
+from gridkit.models import BaseCell, Department
 from gridkit.standard.codes import DEFAULT_PROFILE
 
 # One row per (department, work cell of its version in force), or one per department without any:
-# the work cell's members as int4 big-endian bytes, so a million memberships cost no Python objects.
-# The coordinators are those `responsibility_at` lists: active, by id.
-_WORK_CELLS = text("""
-SELECT d.code AS dept, d.name AS dept_name, v.number, v.base_edition_id, w.code AS work_cell,
+# the work cell's members (cells of the edition in force :edition, matched by code) as int4 big-endian
+# bytes, so a million memberships cost no Python objects. The coordinators are those `responsibility_at`
+# lists: active, by id.
+_WORK_CELLS = text(f"""
+SELECT d.code AS dept, d.name AS dept_name, v.id AS version_id, v.number, w.code AS work_cell,
        w.name AS work_cell_name,
        coalesce((SELECT json_agg(json_build_object('id', c.id, 'name', c.name, 'phone', c.phone) ORDER BY c.id)
                  FROM coordinator_assignment ca JOIN coordinator c ON c.id = ca.coordinator_id
                  WHERE ca.work_cell_id = w.id AND c.active), '[]'::json) AS coordinators,
-       (SELECT string_agg(int4send(m.base_cell_id), ''::bytea) FROM work_cell_member m
-        WHERE m.work_cell_id = w.id AND m.version_id = v.id) AS members
+       (SELECT string_agg(int4send(mm.cell_id), ''::bytea)
+        FROM ({members_in_edition_sql(version="v.id", edition=":edition")}) mm
+        WHERE mm.work_cell_id = w.id) AS members
 FROM department d
 LEFT JOIN work_grid_version v ON v.dept_code = d.code AND v.id = ANY(:versions)
 LEFT JOIN work_cell w ON w.version_id = v.id
@@ -71,31 +74,28 @@ class EditionCells:
 
 
 class _Department:
-    def __init__(self, part: int | None, size: int, none: dict):
-        self.part = part  # which part of a key holds its version's base edition's cells (None: no version)
+    def __init__(self, size: int, none: dict):
         self.slots = np.full(size, -1, dtype=np.int32)  # per position: index into cells, -1 none
         self.cells: list[dict] = []
         self.none = none
+        self.unplaced = np.zeros(size, dtype=bool)  # per position: a code the version neither places nor excludes
 
 
 class CellAnswers:
-    """The answers of `responsibility_at` (now) for every key over `editions` (see the module docstring)."""
+    """The answers of `responsibility_at` (now) for every key over the edition in force (see the module docstring)."""
 
-    def __init__(self, session: Session, edition: int | None, versions: Sequence[int], editions: dict):
+    def __init__(self, session: Session, edition: int | None, versions: Sequence[int], cells: EditionCells | None):
         """`edition`: the edition in force (None: none); `versions`: the ids of the versions in force;
-        `editions`: edition id -> EditionCells, in the order of the parts of a key."""
-        parts = {edition_id: i for i, edition_id in enumerate(editions)}
-        cells = list(editions.values())
-        self._top = parts.get(edition) if edition is not None else None
-        self._codes = cells[self._top].codes if self._top is not None else np.zeros(0, dtype=CODE_DTYPE)
+        `cells`: the edition's EditionCells, whose positions make a key (None: no edition)."""
+        self._codes = cells.codes if cells is not None else np.zeros(0, dtype=CODE_DTYPE)
+        positions = {code: i for i, code in enumerate(self._codes.tolist())}
         communities = np.unique(self._codes.astype(f"S{COMMUNITY_CODE_LENGTH}"))
         self._community_names = dict(
             session.execute(_COMMUNITY_NAMES, {"codes": [c.decode() for c in communities]}).all()
         )
         self._departments: list[_Department] = []
-        for row in session.execute(_WORK_CELLS, {"versions": list(versions)}):
+        for row in session.execute(_WORK_CELLS, {"versions": list(versions), "edition": edition}):
             if not self._departments or self._departments[-1].none["dept"] != row.dept:
-                part = parts.get(row.base_edition_id) if row.number is not None else None
                 none = {
                     "dept": row.dept,
                     "dept_name": row.dept_name,
@@ -103,12 +103,16 @@ class CellAnswers:
                     "work_cell": None,
                     "work_cell_name": None,
                     "coordinators": [],
+                    "unplaced": False,
                 }
-                self._departments.append(_Department(part, len(cells[part]) if part is not None else 0, none))
+                self._departments.append(_Department(len(self._codes), none))
+                if row.version_id is not None and edition is not None:
+                    unplaced = unplaced_codes(session, session.get(Department, row.dept), row.version_id, edition)
+                    self._departments[-1].unplaced[[positions[c.encode()] for c in unplaced]] = True
             dept = self._departments[-1]
-            if row.work_cell is None or row.members is None or dept.part is None:
+            if row.work_cell is None or row.members is None or cells is None:
                 continue
-            at, _ = cells[dept.part].positions(np.frombuffer(row.members, dtype=">i4").astype(np.int64))
+            at, _ = cells.positions(np.frombuffer(row.members, dtype=">i4").astype(np.int64))
             dept.slots[at] = len(dept.cells)
             dept.cells.append(
                 {
@@ -119,26 +123,26 @@ class CellAnswers:
                 }
             )
 
-    def answer(self, key: tuple, lon: float, lat: float, at: str) -> dict:
-        """Return the answer of `responsibility_at` at (lon, lat) now (`at`, ISO) for the cells `key`
-        covering it, as a new dict the caller may change."""
+    def answer(self, positions: tuple, lon: float, lat: float, at: str) -> dict:
+        """Return the answer of `responsibility_at` at (lon, lat) now (`at`, ISO) for the cells of the edition
+        in force covering it (`positions`, code order), as a new dict the caller may change."""
         code = community = community_name = None
-        if self._top is not None:
-            for position in key[self._top]:
-                cell = self._codes[position].decode()
-                name = self._community_names.get(cell[:COMMUNITY_CODE_LENGTH])
-                if name is not None:  # responsibility_at joins the community (a foreign key: always there)
-                    code, community, community_name = cell, cell[:COMMUNITY_CODE_LENGTH], name
-                    break
+        chosen = None
+        for position in positions:
+            cell = self._codes[position].decode()
+            name = self._community_names.get(cell[:COMMUNITY_CODE_LENGTH])
+            if name is not None:  # responsibility_at joins the community (a foreign key: always there)
+                code, community, community_name, chosen = cell, cell[:COMMUNITY_CODE_LENGTH], name, position
+                break
         departments = []
         for dept in self._departments:
             found = dept.none
-            if dept.part is not None:
-                for position in key[dept.part]:
-                    slot = dept.slots[position]
-                    if slot >= 0:
-                        found = dept.cells[slot]
-                        break
+            if chosen is not None:
+                slot = dept.slots[chosen]
+                if slot >= 0:
+                    found = dept.cells[slot]
+                elif dept.unplaced[chosen]:
+                    found = {**found, "unplaced": True}
             departments.append({**found, "coordinators": [dict(person) for person in found["coordinators"]]})
         return {
             "lon": lon,

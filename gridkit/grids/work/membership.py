@@ -28,16 +28,43 @@ from gridkit.rules import VersionState
 from gridkit.standard import InvalidValue, codes
 from gridkit.standard.codes import CodeProfile
 
+
 # A work grid version may be drawn on an older base grid edition than the one in force, whose cells
 # the subjects are assigned to: its base cells are matched by code. SQL for text queries (reports,
 # statistics, exports), with the parameters :version (the version's id) and :edition (the edition
 # whose cells are wanted); `members_in_edition` is the same for Core queries.
-MEMBERS_IN_EDITION_SQL = (
-    "SELECT b.id AS cell_id, m.work_cell_id FROM work_cell_member m "
-    "JOIN base_cell vb ON vb.id = m.base_cell_id "
-    "JOIN base_cell b ON b.edition_id = :edition AND b.code = vb.code "
-    "WHERE m.version_id = :version"
+def members_in_edition_sql(version: str = ":version", edition: str = ":edition") -> str:
+    """Return the SQL of MEMBERS_IN_EDITION_SQL with `version` and `edition` as the SQL expressions of the
+    version's id and the edition's (e.g. a column of an outer query, for a lateral join)."""
+    return (
+        "SELECT b.id AS cell_id, m.work_cell_id FROM work_cell_member m "
+        "JOIN base_cell vb ON vb.id = m.base_cell_id "
+        f"JOIN base_cell b ON b.edition_id = {edition} AND b.code = vb.code "
+        f"WHERE m.version_id = {version}"
+    )
+
+
+MEMBERS_IN_EDITION_SQL = members_in_edition_sql()
+
+# The base cells of an edition in a department's jurisdiction that a version neither places in a work cell
+# nor excludes, matched by code (:code, if not null, only that cell): after a new base grid edition, cells of
+# new codes until a draft places them (cells_in_no_work_cell, and whois's hint).
+_UNPLACED_SQL = text(
+    "SELECT b.code FROM base_cell b WHERE b.edition_id = :e AND b.community_code LIKE :scope "
+    "AND (CAST(:code AS text) IS NULL OR b.code = :code) "
+    "AND b.code NOT IN (SELECT vb.code FROM work_cell_member m JOIN base_cell vb ON vb.id = m.base_cell_id "
+    "WHERE m.version_id = :v UNION ALL SELECT vb.code FROM work_grid_exclusion x "
+    "JOIN base_cell vb ON vb.id = x.base_cell_id WHERE x.version_id = :v) ORDER BY b.code"
 )
+
+
+def unplaced_codes(
+    session: Session, dept: Department, version_id: int, edition_id: int, code: str | None = None
+) -> list[str]:
+    """Return the codes of the base cells of `edition_id` in the department's jurisdiction that its version
+    `version_id` neither places in a work cell nor excludes (matched by code); `code`: only that cell."""
+    scope = area_prefix(session, dept.jurisdiction_code) + "%"
+    return list(session.scalars(_UNPLACED_SQL, {"e": edition_id, "v": version_id, "scope": scope, "code": code}))
 
 
 def members_in_edition(work_cell_id, edition_id=None):
@@ -252,15 +279,7 @@ def cells_in_no_work_cell(session: Session, edition_id: int) -> list[dict]:
         version = current_version(session, dept.code)
         if version is None:
             continue
-        codes = session.scalars(
-            text(
-                "SELECT b.code FROM base_cell b WHERE b.edition_id = :e AND b.community_code LIKE :scope "
-                "AND b.code NOT IN (SELECT vb.code FROM work_cell_member m JOIN base_cell vb ON vb.id = m.base_cell_id "
-                "WHERE m.version_id = :v UNION ALL SELECT vb.code FROM work_grid_exclusion x "
-                "JOIN base_cell vb ON vb.id = x.base_cell_id WHERE x.version_id = :v) ORDER BY b.code"
-            ),
-            {"e": edition_id, "v": version.id, "scope": area_prefix(session, dept.jurisdiction_code) + "%"},
-        ).all()
+        codes = unplaced_codes(session, dept, version.id, edition_id)
         if codes:
-            found.append({"dept": dept.code, "version": version.number, "codes": list(codes)})
+            found.append({"dept": dept.code, "version": version.number, "codes": codes})
     return found

@@ -1,10 +1,10 @@
 """Who is responsible for a point now, answered from memory: `ResponsibilityCache`.
 
 The answer of `responsibility_at(session, lon, lat)` (now) depends on the point only through the
-set of base cells covering it, in the edition in force and in the base editions of the versions
-in force. The cache keeps, per *state* of the database, an in-memory index of those editions' base
-cells (shapely STRtree) and what decides the answer in every one of them (`CellAnswers`, loaded
-set-based when the state is read): a point is located in memory and answered without the database
+set of base cells of the edition in force covering it (work cells are matched to them by code,
+whichever edition a version was drawn on). The cache keeps, per *state* of the database, an in-memory
+index of that edition's base cells (shapely STRtree) and what decides the answer in every one of them
+(`CellAnswers`, loaded set-based when the state is read): a point is located in memory and answered without the database
 from the first request, by the rule of `responsibility_at` (tested against it, cell by cell).
 
 A point within EDGE_DEGREES of a cell edge goes to the database every time: on an edge PostGIS's
@@ -123,19 +123,13 @@ class _State:
     """What the answers are valid for: a generation and the versions in force, until `until`."""
 
     generation: str
-    editions: tuple  # the editions whose cells decide an answer, each with its index
+    index: _EditionIndex | None  # the edition in force's cells (None: no edition in force)
     until: datetime | None
     answers: CellAnswers
 
     def key(self, lon: float, lat: float):
-        point = shapely.Point(lon, lat)
-        parts = []
-        for index in self.editions:
-            cells = index.covering(point)
-            if cells is None:
-                return None
-            parts.append(cells)
-        return tuple(parts)
+        """Return the positions of the cells of the edition in force covering the point, None near an edge."""
+        return self.index.covering(shapely.Point(lon, lat)) if self.index is not None else ()
 
 
 class ResponsibilityCache:
@@ -210,17 +204,17 @@ class ResponsibilityCache:
                 self.checks += 1
                 generation, tile_generation = responsibility_generation(session)
                 edition, versions, until = _in_force_now(session, now)
-                wanted = tuple(dict.fromkeys([e for e in (edition, *(v[1] for v in versions)) if e is not None]))
+                # A publish of an edition changes `edition` (and the tile generation): every answer is read again.
                 stamp = f"{generation}|{edition}|{versions}"
                 if state is None or state.generation != stamp:
-                    indexes = {}
-                    for edition_id in wanted:
-                        key = (edition_id, tile_generation)
-                        indexes[key] = self._indexes.get(key) or _EditionIndex(session, edition_id)
-                    self._indexes = indexes
-                    cells = {key[0]: index.cells for key, index in indexes.items()}
+                    index, self._indexes = None, {}
+                    if edition is not None:
+                        key = (edition, tile_generation)
+                        index = self._indexes.get(key) or _EditionIndex(session, edition)
+                        self._indexes[key] = index
+                    cells = index.cells if index is not None else None
                     answers = CellAnswers(session, edition, [v[0] for v in versions], cells)
-                    state = _State(stamp, tuple(indexes.values()), until, answers)
+                    state = _State(stamp, index, until, answers)
                 else:
                     state.until = until
             self._state = state

@@ -54,7 +54,7 @@
       var item = el("li");
       item.appendChild(el("b", null, fmt(S["locate.dept"], { dept: d.dept_name })));
       if (!d.work_cell) {
-        item.appendChild(el("span", null, S["locate.no_cell"]));
+        item.appendChild(el("span", null, S[d.unplaced ? "locate.unplaced" : "locate.no_cell"]));
       } else {
         item.appendChild(el("span", "gk-whois-cell", d.work_cell + (d.work_cell_name ? " " + d.work_cell_name : "")));
         var people = d.coordinators.map(function (c) { return c.name + (c.phone ? " " + c.phone : ""); });
