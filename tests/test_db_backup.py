@@ -203,6 +203,24 @@ def test_restore_asks_first_saying_what_would_be_lost(fresh_settings, tmp_path):
     assert "2 个部门" in chinese.output
 
 
+def _bare_dump(settings, path):
+    """Write the database as an older gridkit backed it up: a bare pg_dump archive (no tar, no photos)."""
+    conninfo = make_url(db.database_url(settings)).set(drivername="postgresql")
+    subprocess.run(
+        [
+            f"{DEFAULT_PG_BIN}/pg_dump",
+            "--format=custom",
+            "--file",
+            str(path),
+            "--dbname",
+            conninfo.render_as_string(hide_password=False),
+        ],
+        check=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith("PG")},
+    )
+    return path
+
+
 def test_a_bare_archive_of_an_older_gridkit_is_restored_and_migrated(fresh_settings, tmp_path):
     _build_city(fresh_settings)
     at = "2099-01-01T00:00:00+00:00"
@@ -210,20 +228,7 @@ def test_a_bare_archive_of_an_older_gridkit_is_restored_and_migrated(fresh_setti
     # An older gridkit: one migration behind, its backup a bare pg_dump archive (no tar, no photos).
     db.forget_engine(fresh_settings)
     db.downgrade(db.owner_url(fresh_settings), "-1")
-    conninfo = make_url(db.database_url(fresh_settings)).set(drivername="postgresql")
-    dump = tmp_path / "old.dump"
-    subprocess.run(
-        [
-            f"{DEFAULT_PG_BIN}/pg_dump",
-            "--format=custom",
-            "--file",
-            str(dump),
-            "--dbname",
-            conninfo.render_as_string(hide_password=False),
-        ],
-        check=True,
-        env={k: v for k, v in os.environ.items() if not k.startswith("PG")},
-    )
+    dump = _bare_dump(fresh_settings, tmp_path / "old.dump")
     db.upgrade(db.owner_url(fresh_settings))
     run(fresh_settings, "dept", "add", "200001", "城管")
     done = json.loads(run(fresh_settings, "db", "restore", str(dump), "--yes", "--json").output)
@@ -240,20 +245,7 @@ def test_an_external_restore_of_an_archive_from_before_a_migration_migrates(fres
     db.forget_engine(fresh_settings)
     # Before 20261204_imp9f, which creates a function the archive does not hold.
     db.downgrade(owner, "20261204_imp9d")
-    conninfo = make_url(db.database_url(fresh_settings)).set(drivername="postgresql")
-    dump = tmp_path / "old.dump"
-    subprocess.run(
-        [
-            f"{DEFAULT_PG_BIN}/pg_dump",
-            "--format=custom",
-            "--file",
-            str(dump),
-            "--dbname",
-            conninfo.render_as_string(hide_password=False),
-        ],
-        check=True,
-        env={k: v for k, v in os.environ.items() if not k.startswith("PG")},
-    )
+    dump = _bare_dump(fresh_settings, tmp_path / "old.dump")
     db.upgrade(owner)
     done = json.loads(run(fresh_settings, "db", "restore", str(dump), "--yes", "--json").output)
     assert done["migrated"] is True
