@@ -343,3 +343,61 @@ def test_photos_of_a_rolled_back_feedback_leave_no_file(fresh_settings, tmp_path
         wf.feedback(session, case_id, coord, note="同一张照片", attachments=[photo], home=home)
         raise RuntimeError("fails again")
     assert (home / stored[0].path).read_bytes() == PNG
+
+
+def _edition_with_a_split_cell(session):
+    """A new base grid edition, published: the cells of the one in force, but community 1's cell 004 (where IN_C1
+    lies) split into a west half keeping its code and a new east half, code 010, in no work cell yet."""
+    from geoalchemy2.shape import from_shape, to_shape
+    from shapely.geometry import box
+
+    from gridkit.grids.editions import publish_edition
+    from gridkit.models import BaseCell, BaseGridEdition
+    from gridkit.rules import SRID
+
+    current = session.scalar(select(BaseGridEdition).where(BaseGridEdition.status == "published"))
+    edition = BaseGridEdition(name="second")
+    session.add(edition)
+    session.flush()
+    for old in session.scalars(select(BaseCell).where(BaseCell.edition_id == current.id)):
+        parts = [(old.code, old.geom)]
+        if old.code == f"{C1}004":
+            x0, y0, x1, y1 = to_shape(old.geom).bounds
+            middle = (x0 + x1) / 2
+            parts = [
+                (old.code, from_shape(box(x0, y0, middle, y1), srid=SRID)),
+                (f"{C1}010", from_shape(box(middle, y0, x1, y1), srid=SRID)),
+            ]
+        for code, geom in parts:
+            session.add(BaseCell(edition_id=edition.id, code=code, community_code=old.community_code, geom=geom))
+    session.flush()
+    publish_edition(session, edition)
+    return to_shape(session.scalar(select(BaseCell.geom).where(BaseCell.code == f"{C1}010"))).bounds
+
+
+def test_dispatch_after_a_new_edition_follows_whois(session, world):
+    """The work grid in force stays drawn on the retired edition: a case is dispatched by the rule of whois and
+    of the statistics (the covering cell of the edition in force when it was reported, its work cell by code),
+    not by the retired edition's outlines. A case in the new cell no version has placed has no work cell."""
+    before = report(session).incident  # reported while the first edition was in force
+    x0, y0, x1, y1 = _edition_with_a_split_cell(session)
+    new_half = report(session, where=((x0 + x1) / 2, (y0 + y1) / 2)).incident
+    kept_half = report(session, where=(x0 - (x1 - x0) / 2, (y0 + y1) / 2)).incident
+    for case in (before, new_half, kept_half):
+        wf.accept(session, case.id, SUPERVISOR)
+        wf.classify(session, case.id, SUPERVISOR, category="0101")
+        wf.dispatch(session, case.id, SUPERVISOR)
+    w1 = session.scalar(select(WorkCell.id).where(WorkCell.code == W1))
+    assert before.work_cell_id == w1 and kept_half.work_cell_id == w1
+    assert new_half.work_cell_id is None and new_half.coordinator_id is None
+    for case, expected in ((new_half, None), (kept_half, W1)):
+        answer = work.responsibility_at(session, case_lon(session, case), case_lat(session, case))
+        assert [d["work_cell"] for d in answer["departments"] if d["dept"] == DEPT] == [expected]
+
+
+def case_lon(session, case):
+    return session.scalar(select(func.ST_X(Incident.geom)).where(Incident.id == case.id))
+
+
+def case_lat(session, case):
+    return session.scalar(select(func.ST_Y(Incident.geom)).where(Incident.id == case.id))

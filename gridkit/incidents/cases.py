@@ -9,8 +9,10 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from gridkit.errors import NotFound, ValidationError
+from gridkit.grids.work.membership import members_in_edition_sql
 from gridkit.incidents.actors import Actor
 from gridkit.models import BaseCell, Coordinator, CoordinatorAssignment, Incident, IncidentHistory
+from gridkit.rules import WAS_IN_FORCE
 
 
 def get_incident(session: Session, ident: int | str, *, lock: bool = False) -> Incident:
@@ -43,26 +45,38 @@ def community_of(session: Session, incident: Incident) -> str | None:
 def responsible_at_report(session: Session, incident: Incident, dept_code: str) -> tuple[int | None, int | None]:
     """Return (work cell id, coordinator id) of the department's version valid when the case was reported.
 
-    ST_Covers on the base cells of that version's edition, ties to the smallest code; the
-    coordinator is the active one with the smallest id covering the cell. (None, None) when the
-    place has no work cell then (or the case has no place).
+    The rule of whois and of the statistics (gridkit.grids.work.membership): the base cell covering the place
+    in the edition in force then (ST_Covers, ties to the smallest code), then the version's work cell holding
+    that cell's code; a case reported before any edition was published takes the cells of the version's own
+    edition. The coordinator is the active one with the smallest id covering the work cell. (None, None) when
+    the place has no work cell then (a new cell the version has not placed, or no place).
     """
     row = session.execute(
-        text("""
+        text(f"""
         WITH v AS (
           SELECT id, base_edition_id FROM work_grid_version
-          WHERE dept_code = :dept AND status IN ('published', 'retired') AND valid_from <= :at
+          WHERE dept_code = :dept AND status = ANY(:was_in_force) AND valid_from <= :at
             AND (valid_to IS NULL OR valid_to > :at)
-          ORDER BY valid_from DESC LIMIT 1)
-        SELECT m.work_cell_id,
+          ORDER BY valid_from DESC LIMIT 1),
+        e AS (
+          SELECT coalesce(
+            (SELECT id FROM base_grid_edition WHERE status = ANY(:was_in_force) AND published_at <= :at
+               AND (retired_at IS NULL OR retired_at > :at) ORDER BY published_at DESC LIMIT 1),
+            (SELECT base_edition_id FROM v)) AS id),
+        cell AS (
+          SELECT b.id FROM base_cell b JOIN incident i ON i.id = :id
+          WHERE b.edition_id = (SELECT id FROM e) AND ST_Covers(b.geom, i.geom) ORDER BY b.code LIMIT 1)
+        SELECT mm.work_cell_id,
                (SELECT c.id FROM coordinator_assignment ca JOIN coordinator c ON c.id = ca.coordinator_id
-                WHERE ca.work_cell_id = m.work_cell_id AND c.active ORDER BY c.id LIMIT 1) AS coordinator_id
-        FROM v JOIN base_cell b ON b.edition_id = v.base_edition_id
-        JOIN work_cell_member m ON m.base_cell_id = b.id AND m.version_id = v.id
-        JOIN incident i ON i.id = :id
-        WHERE ST_Covers(b.geom, i.geom)
-        ORDER BY b.code LIMIT 1"""),
-        {"dept": dept_code, "at": incident.reported_at, "id": incident.id},
+                WHERE ca.work_cell_id = mm.work_cell_id AND c.active ORDER BY c.id LIMIT 1) AS coordinator_id
+        FROM v CROSS JOIN LATERAL ({members_in_edition_sql(version="v.id", edition="(SELECT id FROM e)")}) mm
+        WHERE mm.cell_id = (SELECT id FROM cell)"""),
+        {
+            "dept": dept_code,
+            "at": incident.reported_at,
+            "id": incident.id,
+            "was_in_force": [state.value for state in WAS_IN_FORCE],
+        },
     ).first()
     return (row.work_cell_id, row.coordinator_id) if row else (None, None)
 
