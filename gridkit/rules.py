@@ -67,6 +67,8 @@ SEVERITIES = ("low", "normal", "high", "urgent")
 
 # Published or once published: the states that were in force for some interval.
 WAS_IN_FORCE = (EditionState.PUBLISHED, EditionState.RETIRED)
+# The same states as SQL parameter values (`status = ANY(:was_in_force)` in the whois and dispatch queries).
+WAS_IN_FORCE_VALUES = [state.value for state in WAS_IN_FORCE]
 
 
 # -- time ---------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from gridkit.errors import NotFound, ValidationError
 from gridkit.grids.work.membership import members_in_edition_sql
 from gridkit.incidents.actors import Actor
 from gridkit.models import BaseCell, Coordinator, CoordinatorAssignment, Incident, IncidentHistory
-from gridkit.rules import WAS_IN_FORCE
+from gridkit.rules import WAS_IN_FORCE_VALUES
 
 
 def get_incident(session: Session, ident: int | str, *, lock: bool = False) -> Incident:
@@ -75,7 +75,7 @@ def responsible_at_report(session: Session, incident: Incident, dept_code: str) 
             "dept": dept_code,
             "at": incident.reported_at,
             "id": incident.id,
-            "was_in_force": [state.value for state in WAS_IN_FORCE],
+            "was_in_force": WAS_IN_FORCE_VALUES,
         },
     ).first()
     return (row.work_cell_id, row.coordinator_id) if row else (None, None)

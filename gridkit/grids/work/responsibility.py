@@ -82,7 +82,7 @@ def responsibility_at(session: Session, lon: float, lat: float, at: datetime | N
             "at_given": edition_at_given,
             "srid": rules.SRID,
             "published": EditionState.PUBLISHED.value,
-            "was_in_force": [s.value for s in rules.WAS_IN_FORCE],
+            "was_in_force": rules.WAS_IN_FORCE_VALUES,
         },
     ).one()
     departments = row.departments

@@ -81,7 +81,7 @@ def _in_force_now(session: Session, at: datetime) -> tuple[int | None, tuple, da
     )
     in_force = versions_in_force(at)
     versions = session.execute(select(in_force.c.id, in_force.c.base_edition_id).order_by(in_force.c.dept_code)).all()
-    was = [s.value for s in rules.WAS_IN_FORCE]
+    was = rules.WAS_IN_FORCE_VALUES
     changes = union_all(
         select(WorkGridVersion.valid_from.label("t")).where(
             WorkGridVersion.status.in_(was), WorkGridVersion.valid_from > at

@@ -50,8 +50,7 @@ class BuildingCodes:
         with db.driver_connection(session).cursor(binary=True) as cur:
             cur.execute("SELECT count(*), coalesce(max(octet_length(code)), 0) FROM building")
             expected, longest = cur.fetchone()
-            self._width = -(-int(longest) // 8) * 8 or 8  # whole 8-byte words
-            columns = _Columns(int(expected), self._width)
+            columns = _Columns(int(expected), int(longest))
             after = None
             while True:
                 # Whole columns in one row (binary arrays, the codes' bytes end to end): no Python object per building.
@@ -125,7 +124,8 @@ class _Columns:
     """The buildings' fixed-width codes, their hashes, ids and cells, filled a slice at a time into arrays sized
     for the count read first (grown if buildings were added since)."""
 
-    def __init__(self, expected: int, width: int) -> None:
+    def __init__(self, expected: int, longest: int) -> None:
+        width = _key_width(longest)
         self.width, self.filled = width, 0
         self.keys = np.zeros(expected, dtype=f"S{width}")
         self.hashes = np.zeros(expected, dtype=np.uint64)
@@ -148,7 +148,7 @@ class _Columns:
     def _grow(self, rows: int, longest: int) -> None:
         """Make room for `rows` buildings with codes up to `longest` bytes (buildings added or codes made longer
         since the count: rare, the keys and hashes made again at the new width)."""
-        width = max(self.width, -(-longest // 8) * 8)
+        width = max(self.width, _key_width(longest))
         keys = np.zeros(max(rows, len(self.keys)), dtype=f"S{width}")
         keys[: self.filled] = self.keys[: self.filled]
         self.keys, self.width = keys, width
@@ -161,6 +161,11 @@ class _Columns:
         """Return the keys, hashes, ids and cells of the buildings read (fewer than counted if some were deleted)."""
         n = self.filled
         return self.keys[:n], self.hashes[:n], self.ids[:n], self.cells[:n]
+
+
+def _key_width(longest: int) -> int:
+    """Return the width of the fixed keys for codes up to `longest` bytes: whole 8-byte words (at least one)."""
+    return -(-longest // 8) * 8 or 8
 
 
 def _hash(keys: np.ndarray) -> np.ndarray:

@@ -15,7 +15,7 @@ index.
 The resident summary is made from the same rows: each chunk's residents grouped by (household, cell) as it is
 read, the groups merged by a thread while the server builds the tables' indexes again (the client waited for
 that before, then for the SQL rebuild of the summary: ~1.3 s per 1M residents), and the caller COPYs the result
-(gridkit.reports.resident_summary_rows); a file whose groups outgrow SUMMARY_PAIRS_BYTES (some 2,000,000 residents)
+(gridkit.reports.resident_summary_rows); a file whose groups outgrow SUMMARY_PAIRS_BYTES (some 1,000,000 residents)
 has its summary rebuilt in SQL instead.
 
 Only a clean file is written so: the first bad row, a building code no building has, a row naming a building
@@ -76,9 +76,10 @@ def first_load(session: Session, job: Job, check, named, edition: BaseGridEditio
     """Write the job's file straight into an empty `resident` table (and its cells into `resident_cell`); return
     the import's counts ("created", "assigned", "unassigned", "unassigned_rows", "registered", "floating",
     "in_buildings") and the resident summary's rows ("summary": resident_summary_rows.SummaryRows, None when the
-    residents without a building were assigned in SQL), or None when the file is not written so: too small, the
-    table not empty, or a problem in the file (the attempt rolled back; when `job.rows` shows that the file was
-    read, the caller reads it again with a new job, the usual way, which reports every problem).
+    residents without a building were assigned in SQL or the groups outgrew SUMMARY_PAIRS_BYTES), or None when
+    the file is not written so: too small, the table not empty, or a problem in the file (the attempt rolled back;
+    when `job.rows` shows that the file was read, the caller reads it again with a new job, the usual way, which
+    reports every problem).
 
     `check` is the residents' KindSpec check, `named` what it found the file names (its `addresses`: rows naming
     a building by address only). The resident summary is the caller's to write. Runs in the caller's
@@ -160,7 +161,8 @@ class _Counts:
 
 def _write(session: Session, job: Job, check, named, edition: BaseGridEdition | None) -> dict:
     """Read, check and COPY every chunk into the empty table, then the cells (each table's indexes rebuilt after);
-    return the counts, and the resident summary's rows ("summary", None when the cells are found in SQL)."""
+    return the counts, and the resident summary's rows ("summary", None when the cells are found in SQL or the
+    groups outgrew SUMMARY_PAIRS_BYTES)."""
     counts, index, summary = _Counts(), None, None
     # The chunks' groups are merged into the summary's rows by a thread while the server builds the indexes again
     # (the main thread waits on the statements without the GIL): the SQL rebuild after the restore took ~1.3 s per
