@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from geoalchemy2 import Geometry
-from sqlalchemy import CheckConstraint, Date, ForeignKey, Integer, String, event, insert, inspect, select
+from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, Integer, String, event, insert, inspect, select, text
 from sqlalchemy.orm import Mapped, column_property, mapped_column
 
 from gridkit.models.base import SRID, Base, created_at_column
@@ -20,18 +20,29 @@ from gridkit.models.base import SRID, Base, created_at_column
 POPULATION_TYPES = ("registered", "floating")
 
 
+def _optional_geometry_index(table: str, column: str) -> Index:
+    """The GiST index of an optional geometry, holding only the rows that have one (migration 20261205_lead9:
+    a register's residents located by building code have no point; every spatial predicate implies NOT NULL)."""
+    where = text(f"{column} IS NOT NULL")
+    return Index(f"idx_{table}_{column}", column, postgresql_using="gist", postgresql_where=where)
+
+
 class Building(Base):
     """A building: a location point and, where known, its footprint."""
 
     __tablename__ = "building"
-    __table_args__ = (CheckConstraint("geom IS NOT NULL OR footprint IS NOT NULL", name="has_geometry"),)
+    __table_args__ = (
+        CheckConstraint("geom IS NOT NULL OR footprint IS NOT NULL", name="has_geometry"),
+        _optional_geometry_index("building", "geom"),
+        _optional_geometry_index("building", "footprint"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     code: Mapped[str] = mapped_column(String(40), unique=True)
     address: Mapped[str | None] = mapped_column(String(200))
     floors: Mapped[int | None] = mapped_column(Integer)
-    geom = mapped_column(Geometry("POINT", srid=SRID, spatial_index=True))
-    footprint = mapped_column(Geometry("MULTIPOLYGON", srid=SRID, spatial_index=True))
+    geom = mapped_column(Geometry("POINT", srid=SRID, spatial_index=False))
+    footprint = mapped_column(Geometry("MULTIPOLYGON", srid=SRID, spatial_index=False))
     # NULL = unassigned (outside every base cell): kept and listed, never dropped.
     base_cell_id: Mapped[int | None] = mapped_column(ForeignKey("base_cell.id", ondelete="SET NULL"), index=True)
     created_at: Mapped[datetime] = created_at_column()
@@ -41,6 +52,7 @@ class Resident(Base):
     """A person living in the city. The citizen ID is kept only as a keyed hash and a masked form."""
 
     __tablename__ = "resident"
+    __table_args__ = (_optional_geometry_index("resident", "geom"),)
     # The masked ID's format (4 digits, 10 '*', 3 digits, a digit or X) and the population type
     # (POPULATION_TYPES) are checked by the columns' domains, resident_id_masked and
     # resident_population_type (migration 20261204_asg9d), not by table CHECKs, which PostgreSQL
@@ -56,7 +68,7 @@ class Resident(Base):
     household: Mapped[str | None] = mapped_column(String(40, collation="C"), index=True)
     population_type: Mapped[str] = mapped_column(String(10))
     building_id: Mapped[int | None] = mapped_column(ForeignKey("building.id", ondelete="SET NULL"), index=True)
-    geom = mapped_column(Geometry("POINT", srid=SRID, spatial_index=True))
+    geom = mapped_column(Geometry("POINT", srid=SRID, spatial_index=False))
     created_at: Mapped[datetime] = created_at_column()
     # base_cell_id: read-only, from ResidentCell (defined below it).
 
@@ -105,12 +117,13 @@ class LegalEntity(Base):
         CheckConstraint(
             "credit_code ~ '^[0-9A-HJ-NPQRTUWXY]{2}[0-9]{6}[0-9A-HJ-NPQRTUWXY]{10}$'", name="credit_code_format"
         ),
+        _optional_geometry_index("legal_entity", "geom"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     credit_code: Mapped[str] = mapped_column(String(18), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     address: Mapped[str | None] = mapped_column(String(200))
-    geom = mapped_column(Geometry("POINT", srid=SRID, spatial_index=True))
+    geom = mapped_column(Geometry("POINT", srid=SRID, spatial_index=False))
     base_cell_id: Mapped[int | None] = mapped_column(ForeignKey("base_cell.id", ondelete="SET NULL"), index=True)
     created_at: Mapped[datetime] = created_at_column()
