@@ -19,6 +19,9 @@ Each import runs in a child process (`gridkit.io.subjects.import_subjects`, comm
 resident memory (VmHWM) is its own. The baseline for each file, in the same run and also in a child
 process, is what PostgreSQL alone needs: a raw COPY of the file into a table of text columns and a
 hash join (to building codes, or making the points). The ratio is import seconds / baseline seconds.
+After each import that stored its rows, "floor" is PostgreSQL alone storing those same rows into copies of the
+tables and building the schema's keys, indexes and foreign keys (scripts/benchfloor.py): what any import into
+gridkit's schema costs the server, the client's reading and checking left out.
 
 Then `--assign` residents are stored (points, phone, household; no cell) and
 `assign_subjects(["residents"])` runs end to end (read, compute, write: the residents frozen, their
@@ -226,6 +229,11 @@ def child(args) -> dict:
             conn.execute(joined).fetchone()
             conn.rollback()
         out = {}
+    elif args.child == "floor":
+        from benchfloor import floor_seconds
+
+        got = floor_seconds(admin_conninfo(), args.kind)
+        out = {"floor": got["seconds"], "parts": got["parts"]}
     elif args.child == "rewrite":
         # PostgreSQL alone writing every stored resident once (a full copy of the table): the floor of a first
         # assignment that stored a cell in each row (before migration 20261204_cell9f); kept as this run's
@@ -429,9 +437,9 @@ def print_report(table: list, rewrite: dict, assigned: list, assign: int) -> Non
     """Print the imports' table, then the assignments' table, then what the ratios mean."""
     print(
         f"{'import':36} {'rows':>9} {'seconds':>8} {'rows/s':>9} {'peak MB':>8} {'client CPU s':>12} "
-        f"{'COPY+join s':>11} {'ratio':>6}  result"
+        f"{'COPY+join s':>11} {'ratio':>6} {'floor s':>7} {'× floor':>7}  result"
     )
-    for label, n, got, base in table:  # empty with --rows 0
+    for label, n, got, base, floor in table:  # empty with --rows 0
         result = (
             f"refused: {got['problems']} problem(s): {got['first'][:70]}"
             if got.get("refused")
@@ -439,7 +447,9 @@ def print_report(table: list, rewrite: dict, assigned: list, assign: int) -> Non
         )
         print(
             f"{label:36} {n:>9,} {got['seconds']:>8.1f} {n / got['seconds']:>9,.0f} {got['peak_mb']:>8.0f} "
-            f"{got['cpu']:>12.1f} {base['seconds']:>11.1f} {got['seconds'] / base['seconds']:>6.1f}  {result}"
+            f"{got['cpu']:>12.1f} {base['seconds']:>11.1f} {got['seconds'] / base['seconds']:>6.1f} "
+            + (f"{floor['floor']:>7.1f} {got['seconds'] / floor['floor']:>7.1f}" if floor else f"{'-':>7} {'-':>7}")
+            + f"  {result}"
         )
     print()
     # The target: 5M residents in 20 s end to end, i.e. 4 µs per resident.
@@ -459,6 +469,8 @@ def print_report(table: list, rewrite: dict, assigned: list, assign: int) -> Non
     print(
         "ratio = seconds / the same run's baseline: a raw COPY + join of the file (imports); a plain copy of "
         "the stored residents' table, CREATE TABLE AS (assignment). Imports run as the application role. "
+        "floor = PostgreSQL alone storing the rows the import stored (scripts/benchfloor.py: a binary COPY of them "
+        "into copies of the tables, then the schema's keys, indexes and foreign keys built, ANALYZE). "
         "agree = share of 20,000 residents whose cell is PostGIS's ST_Covers cell (smallest code on ties)."
     )
 
@@ -541,8 +553,9 @@ def main(argv: list[str] | None = None) -> int:
                 empty("resident")  # each residents file is imported into an empty table
             base = run_child(env, child="baseline", kind=kind, path=files[key])
             got = run_child(env, child="import", kind=kind, path=files[key])
-            print(f"{label}: {got}; COPY + join: {base['seconds']:.1f} s", file=sys.stderr)
-            table.append((label, args.rows, got, base))
+            floor = None if got.get("refused") else run_child(env, child="floor", kind=kind)
+            print(f"{label}: {got}; COPY + join: {base['seconds']:.1f} s; floor: {floor}", file=sys.stderr)
+            table.append((label, args.rows, got, base, floor))
         # --assign 0: the imports alone
         rewrite, assigned = run_assignments(env, args.assign, args.variants.split(",")) if args.assign else (None, [])
     print_report(table, rewrite, assigned, args.assign)

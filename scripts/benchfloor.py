@@ -1,0 +1,96 @@
+"""PostgreSQL's own floor for storing an import's rows: what any import into gridkit's schema must cost the server.
+
+Imported by scripts/bench_import.py (not run itself). After an import, the rows it stored are read back (binary
+COPY, not timed), and then, timed, in one transaction rolled back: a copy of each table made without indexes
+(`CREATE TABLE … (LIKE … INCLUDING DEFAULTS INCLUDING CONSTRAINTS)`: its columns, domains and CHECKs), the rows
+COPYed into it as binary (already parsed, checked, hashed and placed: no client work at all), then the table's
+primary key, UNIQUE keys, indexes and foreign keys built as the schema has them, and ANALYZE of the columns the
+import analyses. The copy is created in the transaction, so at wal_level minimal (the embedded and the benchmark
+clusters) it is written without WAL, as gridkit's first load is.
+
+The import's seconds over this floor show how far gridkit is from the schema's own cost; the floor over the raw
+COPY + join baseline shows what the schema's indexes alone cost against a table of text columns with none.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import time
+
+import psycopg
+
+# The tables an import of each kind stores its rows in.
+TABLES = {"buildings": ("building",), "residents": ("resident", "resident_cell"), "components": ("component",)}
+
+
+def floor_seconds(conninfo: str, kind: str) -> dict:
+    """Return {"seconds": the floor of storing the rows now in `kind`'s tables, "parts": seconds by step}."""
+    with psycopg.connect(conninfo) as conn:
+        dumps = {table: _dump(conn, table) for table in TABLES[kind]}
+        parts = {"copy": 0.0, "keys and indexes": 0.0, "foreign keys": 0.0, "analyze": 0.0}
+        started = time.perf_counter()
+        for table, data in dumps.items():
+            copy = f"gk_floor_{table}"
+            conn.execute(f"CREATE TABLE {copy} (LIKE {table} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")
+            t = time.perf_counter()
+            with conn.cursor().copy(f"COPY {copy} FROM STDIN (FORMAT binary)") as stream:
+                stream.write(data)
+            parts["copy"] += time.perf_counter() - t
+            keys, foreign = _definitions(conn, table, copy)
+            for step, statements in (("keys and indexes", keys), ("foreign keys", foreign)):
+                t = time.perf_counter()
+                for statement in statements:
+                    conn.execute(statement)
+                parts[step] += time.perf_counter() - t
+            t = time.perf_counter()
+            conn.execute(f"ANALYZE {copy} ({', '.join(_keyed_columns(conn, table))})")
+            parts["analyze"] += time.perf_counter() - t
+        seconds = time.perf_counter() - started
+        conn.rollback()
+    return {"seconds": seconds, "parts": parts}
+
+
+def _dump(conn: psycopg.Connection, table: str) -> bytes:
+    out = io.BytesIO()
+    with conn.cursor().copy(f"COPY {table} TO STDOUT (FORMAT binary)") as stream:
+        for block in stream:
+            out.write(block)
+    return out.getvalue()
+
+
+def _definitions(conn: psycopg.Connection, table: str, copy: str) -> tuple[list[str], list[str]]:
+    """Return the statements building `table`'s keys and indexes on `copy`, then its foreign keys (a key to the
+    table itself, as resident_cell's to resident, stays a key to the original: the same check)."""
+    rename = re.compile(rf"\bON (public\.)?{table}\b")
+    keys = [
+        rename.sub(f"ON {copy}", definition).replace(f"INDEX {name} ", f"INDEX {name}_floor ", 1)
+        for name, definition in conn.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s ORDER BY indexname", (table,)
+        )
+    ]
+    foreign = [
+        f"ALTER TABLE {copy} ADD {definition}"
+        for (definition,) in conn.execute(
+            "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'f' "
+            "ORDER BY conname",
+            (table,),
+        )
+    ]
+    return keys, foreign
+
+
+def _keyed_columns(conn: psycopg.Connection, table: str) -> list[str]:
+    """The columns of the table's keys, foreign keys and btree indexes (gridkit.spatial.bulk analyses those)."""
+    return [
+        name
+        for (name,) in conn.execute(
+            "SELECT a.attname FROM pg_attribute a WHERE a.attrelid = %s::regclass AND a.attnum IN ("
+            "  SELECT unnest(k.conkey) FROM pg_constraint k WHERE k.conrelid = %s::regclass "
+            "  AND k.contype IN ('p', 'u', 'f') "
+            "  UNION SELECT unnest(i.indkey::int2[]) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+            "  JOIN pg_am m ON m.oid = c.relam WHERE i.indrelid = %s::regclass AND m.amname = 'btree') "
+            "ORDER BY a.attnum",
+            (table, table, table),
+        )
+    ]
