@@ -11,25 +11,13 @@ own edition. When one of these is missing, the case needs a manual dispatch and 
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import NamedTuple
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from gridkit.grids.work.membership import members_in_edition_sql
-from gridkit.rules import WAS_IN_FORCE_VALUES
-
-
-class DispatchGap(StrEnum):
-    """Why a dispatched case has no coordinator: it waits for a supervisor's manual dispatch (改派)."""
-
-    OUTSIDE_GRID = "outside_grid"  # no place, or outside every base cell of the edition in force then
-    NO_WORK_CELL = "no_work_cell"  # the base cell is in no work cell of the department's version then
-    NO_COORDINATOR = "no_coordinator"  # the work cell has no active coordinator
-
-
-DISPATCH_GAPS = [gap.value for gap in DispatchGap]
+from gridkit.rules import WAS_IN_FORCE_VALUES, DispatchGap
 
 
 def responsible_sql(cases: str) -> str:
