@@ -50,7 +50,7 @@ from gridkit.incidents.import_rows import (
     note_outside,
     responsibility,
 )
-from gridkit.incidents.responsible import assign_work_cells
+from gridkit.incidents.responsible import assign_work_cells, mark_dispatch_gaps
 from gridkit.io.problems import ProblemList, problem, problem_count
 from gridkit.io.subjects.staging import reserve_ids
 from gridkit.io.tables import at, place
@@ -143,11 +143,14 @@ def import_incidents(
         text(f"SELECT count(*) FILTER (WHERE lon IS NULL), count(base_cell_id) FROM {_STAGE}")
     ).one()
     states = dict(session.execute(text(f"SELECT status, count(*) FROM {_STAGE} GROUP BY status ORDER BY status")).all())
+    waiting = 0
     if n:  # a file of a header only imports nothing
         base = _write(session, n, f"import:{source}"[:100], source)
         later = session.scalars(text(f"SELECT :base + seq FROM {_STAGE} WHERE later ORDER BY seq"), {"base": base})
         if later := list(later):
             assign_work_cells(session, later)
+        # Cases imported as dispatched with nobody to do them: listed as waiting for a manual dispatch, with why.
+        waiting = mark_dispatch_gaps(session, base, base + n - 1)
     session.execute(text(f"DROP TABLE {_STAGE}"))
     notes.sort(key=lambda p: p["index"] or 0)  # by line, as the user reads the file
     return {
@@ -157,6 +160,7 @@ def import_incidents(
         "without_location": without,
         "assigned": assigned,
         "unassigned": n - assigned,
+        "waiting_dispatch": waiting,
         "states": states,
         "notes": notes,
     }

@@ -17,7 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from gridkit.grids.work.membership import members_in_edition_sql
-from gridkit.rules import WAS_IN_FORCE_VALUES, DispatchGap
+from gridkit.rules import WAS_IN_FORCE_VALUES, DispatchGap, IncidentState
 
 
 def responsible_sql(cases: str) -> str:
@@ -84,3 +84,21 @@ def assign_work_cells(session: Session, ids: list[int]) -> int:
     return session.scalar(
         text("SELECT count(*) FROM incident WHERE id = ANY(:ids) AND work_cell_id IS NOT NULL"), {"ids": ids}
     )
+
+
+_MARK_GAPS = text(f"""
+UPDATE incident i SET dispatch_gap = r.gap
+FROM ({
+    responsible_sql(
+        "SELECT id, dept_code, reported_at, geom FROM incident WHERE id BETWEEN :first AND :last "
+        f"AND status = '{IncidentState.DISPATCHED}' AND coordinator_id IS NULL"
+    )
+}) r
+WHERE i.id = r.id""")
+
+
+def mark_dispatch_gaps(session: Session, first: int, last: int) -> int:
+    """Record why each dispatched case with an id in [first, last] and no coordinator has none (the rule above: a
+    department's cases that the rule gives no work cell or coordinator); return how many now need a manual
+    dispatch."""
+    return session.execute(_MARK_GAPS, {"first": first, "last": last, "was_in_force": WAS_IN_FORCE_VALUES}).rowcount
