@@ -1,4 +1,5 @@
-"""Who is responsible for a case: the one rule of dispatch, of the historic-case import and of whois.
+"""Who is responsible for a case: the one rule of dispatch and of the historic-case import (whois applies the
+same rule to a point, in its own hot-path statement: gridkit.grids.work.responsibility).
 
 For a case of department D reported at T: the base cell covering the case's place in the base grid edition in
 force at T (ST_Covers, not ST_Contains: a point on an edge still gets one cell, ties to the smallest code), then
@@ -6,7 +7,7 @@ the work cell of D's work grid version valid at T that holds that cell's CODE (g
 a version drawn on a retired edition keeps working after a new one), then the active coordinator of that work
 cell with the smallest id. A case reported before any edition was published takes the cells of the version's
 own edition. When one of these is missing, the case needs a manual dispatch and the reason says which
-(`DispatchGap`). `RESPONSIBLE_SQL` is that rule once, for one case (dispatch) or a million (the import).
+(`DispatchGap`). `responsible_sql` is that rule once, for one case (dispatch) or many (the import).
 """
 
 from __future__ import annotations
