@@ -154,6 +154,7 @@ def test_imported_dispatched_cases_without_a_coordinator_are_counted_and_listed(
     rows = ["id,type,reported,state,lon,lat"]
     for n, (where, state) in enumerate(((OUTSIDE, "open"), (IN_C2, "open"), (IN_C1, "open"), (IN_C2, "done"))):
         rows.append(f"H{n},0101,2026-0{n + 1}-02T08:00:00+00:00,{state},{where[0]!r},{where[1]!r}")
+    rows.append("H9,0101,2026-06-02T08:00:00+00:00,open,,")  # no place: kept, and waiting too
     (tmp_path / "cases.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     mapping = {
         "source": "hist",
@@ -170,6 +171,7 @@ def test_imported_dispatched_cases_without_a_coordinator_are_counted_and_listed(
         "states": {"open": "dispatched", "done": "closed"},
     }
     summary = import_incidents(session, tmp_path / "cases.csv", mapping)
-    assert summary["waiting_dispatch"] == 2
+    assert summary["waiting_dispatch"] == 3
     listed = list_incidents(session, needs_dispatch=True)["items"]
-    assert {c["code"]: c["needs_dispatch"] for c in listed} == {"H-H0": "outside_grid", "H-H1": "no_coordinator"}
+    expected = {"H-H0": "outside_grid", "H-H1": "no_coordinator", "H-H9": "outside_grid"}
+    assert {c["code"]: c["needs_dispatch"] for c in listed} == expected
