@@ -60,6 +60,18 @@ class IncidentState(StrEnum):
     CLOSED = "closed"
 
 
+class DispatchGap(StrEnum):
+    """Why a dispatched case has no coordinator (incident.dispatch_gap): it needs a manual dispatch (改派) by a
+    supervisor, and is listed as such until it has one. Not a state: the case is dispatched (step 4 of 7)."""
+
+    OUTSIDE_GRID = "outside_grid"  # no place, or outside every base cell of the edition in force then
+    NO_WORK_CELL = "no_work_cell"  # its base cell is in no work cell of the department's version then
+    NO_COORDINATOR = "no_coordinator"  # its work cell has no active coordinator
+
+
+DISPATCH_GAPS = tuple(gap.value for gap in DispatchGap)
+
+
 # A finished case needs no more work: closed, rejected, or merged into another.
 FINISHED_INCIDENT_STATES = frozenset({IncidentState.CLOSED, IncidentState.REJECTED, IncidentState.DUPLICATE})
 OPEN_INCIDENT_STATES = frozenset(s for s in IncidentState if s not in FINISHED_INCIDENT_STATES)

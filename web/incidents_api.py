@@ -40,6 +40,7 @@ LABELS = {
     "severity": "case.severity.",
     "by": "sup.by.",
     "step_name": "sup.step.",
+    "dispatch_gap": "incident.dispatch_gap.",
 }
 
 
@@ -93,8 +94,8 @@ def _int_arg(name: str, default: int) -> int:
 def incidents():
     """Return {"total", "limit", "offset", "items"}.
 
-    Filters: ?state=&dept=&area=&category=&overdue=1&unassigned=1&open=1&q=; ?order=newest|oldest|deadline|todo;
-    pages: ?limit=&offset=.
+    Filters: ?state=&dept=&area=&category=&overdue=1&unassigned=1&needs_dispatch=1&open=1&q=;
+    ?order=newest|oldest|deadline|todo; pages: ?limit=&offset=.
     """
     args = request.args
     return jsonify(
@@ -106,6 +107,7 @@ def incidents():
             category=args.get("category") or None,
             overdue=_flag("overdue"),
             unassigned=_flag("unassigned"),
+            needs_dispatch=_flag("needs_dispatch"),
             open_only=_flag("open"),
             coordinator_id=my_coordinator_id(),
             actor=web_actor(),

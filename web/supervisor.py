@@ -58,7 +58,8 @@ def late_text(hours: float) -> str:
 
 @bp.get("")
 def index():
-    """Show the map, the overdue and escalation lists, the unassigned queue and the evaluation table."""
+    """Show the map, the overdue and escalation lists, the unassigned queue, the cases waiting for a manual
+    dispatch and the evaluation table."""
     actor = web_actor()
     args = request.args
     by = args.get("by") if args.get("by") in GROUPS else "department"
@@ -102,6 +103,8 @@ def index():
         overdue=overdue_cases(session, actor=actor, limit=50),
         # The queue to be worked: its most urgent first (newest first hid the oldest past the 20th).
         unassigned=list_incidents(session, unassigned=True, open_only=True, actor=actor, limit=20, order="deadline"),
+        # Dispatched, but no coordinator was found: each waits for a manual dispatch (改派), with why.
+        needs_dispatch=list_incidents(session, needs_dispatch=True, actor=actor, limit=20, order="deadline"),
         recent=list_incidents(session, open_only=True, actor=actor, limit=20),
         categories=category_rows(session),
         departments=list_departments(session),
@@ -118,10 +121,12 @@ def cases():
     order = request.args.get("order") if request.args.get("order") in CASE_ORDERS else "newest"
     open_only = request.args.get("open", "1") == "1"
     overdue = request.args.get("overdue") == "1"
+    needs_dispatch = request.args.get("needs_dispatch") == "1"
     found = list_incidents(
         db_session(),
         state=state,
         overdue=overdue,
+        needs_dispatch=needs_dispatch,
         q=q,
         order=order,
         open_only=open_only,
@@ -138,6 +143,7 @@ def cases():
         order=order,
         open_only=open_only,
         overdue=overdue,
+        needs_dispatch=needs_dispatch,
         states=[s.value for s in IncidentState],
         orders=CASE_ORDERS,
     )

@@ -116,8 +116,11 @@ def _step(settings, action: str, ident, username, **params):
         actor = _actor(session, username)
         case = transition(session, ident, action, actor, **params)
         data = show_incident(session, case.id, actor)
-    line = f"{data['code']}: {_state(data['history'][-1]['from'])} → {_state(data['state'])}"
-    return output.Result(data, lines=[line])
+    lines = [f"{data['code']}: {_state(data['history'][-1]['from'])} → {_state(data['state'])}"]
+    if action == "dispatch" and data["needs_dispatch"]:
+        reason = say(f"incident.dispatch_gap.{data['needs_dispatch']}")
+        lines.append(say("cli.incident.needs_dispatch", reason=reason, code=data["code"]))
+    return output.Result(data, lines=lines)
 
 
 def _simple_step(action: str, doc: str, note_required: bool = False):
@@ -246,12 +249,17 @@ def show(settings, ident, username):
 @click.option("--category")
 @click.option("--overdue", is_flag=True, help="Only cases past their current step's deadline.")
 @click.option("--unassigned", is_flag=True, help="Only cases outside every base cell or without a place.")
+@click.option(
+    "--needs-dispatch",
+    is_flag=True,
+    help="Only dispatched cases no coordinator was found for (waiting for a manual dispatch).",
+)
 @click.option("--limit", type=int, default=100, show_default=True)
 @click.option("--offset", type=int, default=0)
 @as_option
 @output.command_output
 @with_settings
-def list_(settings, state, dept, area, category, overdue, unassigned, limit, offset, username):
+def list_(settings, state, dept, area, category, overdue, unassigned, needs_dispatch, limit, offset, username):
     """List cases, newest first."""
     from gridkit.incidents.queries import list_incidents
 
@@ -265,6 +273,7 @@ def list_(settings, state, dept, area, category, overdue, unassigned, limit, off
             category=category,
             overdue=overdue,
             unassigned=unassigned,
+            needs_dispatch=needs_dispatch,
             actor=actor,
             limit=limit,
             offset=offset,
@@ -280,6 +289,7 @@ def list_(settings, state, dept, area, category, overdue, unassigned, limit, off
         "reported_at",
         "step_deadline",
         "overdue",
+        "needs_dispatch",
     ]
     return output.Result(
         data, lines=[say("cli.incident.cases", count=data["total"])], rows=data["items"], columns=columns
@@ -374,6 +384,8 @@ def _import(settings, name: str, work) -> output.Result:
     lines = [output.pairs({k: v for k, v in summary.items() if k not in ("report", "notes", "states", "source")})]
     if notes:
         lines.append(say("cli.import_rows_noted", count=problem_count(notes), report=str(text_path)))
+    if summary.get("waiting_dispatch"):
+        lines.append(say("cli.incident.import_needs_dispatch", count=summary["waiting_dispatch"]))
     return output.Result(summary, lines=lines)
 
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from gridkit.errors import NotFound, ValidationError
-from gridkit.grids.work.membership import members_in_edition_sql
 from gridkit.incidents.actors import Actor
+from gridkit.incidents.responsible import responsible_for
 from gridkit.models import BaseCell, Coordinator, CoordinatorAssignment, Incident, IncidentHistory
-from gridkit.rules import WAS_IN_FORCE_VALUES
 
 
 def get_incident(session: Session, ident: int | str, *, lock: bool = False) -> Incident:
@@ -43,42 +42,10 @@ def community_of(session: Session, incident: Incident) -> str | None:
 
 
 def responsible_at_report(session: Session, incident: Incident, dept_code: str) -> tuple[int | None, int | None]:
-    """Return (work cell id, coordinator id) of the department's version valid when the case was reported.
-
-    The rule of whois and of the statistics (gridkit.grids.work.membership): the base cell covering the place
-    in the edition in force then (ST_Covers, ties to the smallest code), then the version's work cell holding
-    that cell's code; a case reported before any edition was published takes the cells of the version's own
-    edition. The coordinator is the active one with the smallest id covering the work cell. (None, None) when
-    the place has no work cell then (a new cell the version has not placed, or no place).
-    """
-    row = session.execute(
-        text(f"""
-        WITH v AS (
-          SELECT id, base_edition_id FROM work_grid_version
-          WHERE dept_code = :dept AND status = ANY(:was_in_force) AND valid_from <= :at
-            AND (valid_to IS NULL OR valid_to > :at)
-          ORDER BY valid_from DESC LIMIT 1),
-        e AS (
-          SELECT coalesce(
-            (SELECT id FROM base_grid_edition WHERE status = ANY(:was_in_force) AND published_at <= :at
-               AND (retired_at IS NULL OR retired_at > :at) ORDER BY published_at DESC LIMIT 1),
-            (SELECT base_edition_id FROM v)) AS id),
-        cell AS (
-          SELECT b.id FROM base_cell b JOIN incident i ON i.id = :id
-          WHERE b.edition_id = (SELECT id FROM e) AND ST_Covers(b.geom, i.geom) ORDER BY b.code LIMIT 1)
-        SELECT mm.work_cell_id,
-               (SELECT c.id FROM coordinator_assignment ca JOIN coordinator c ON c.id = ca.coordinator_id
-                WHERE ca.work_cell_id = mm.work_cell_id AND c.active ORDER BY c.id LIMIT 1) AS coordinator_id
-        FROM v CROSS JOIN LATERAL ({members_in_edition_sql(version="v.id", edition="(SELECT id FROM e)")}) mm
-        WHERE mm.cell_id = (SELECT id FROM cell)"""),
-        {
-            "dept": dept_code,
-            "at": incident.reported_at,
-            "id": incident.id,
-            "was_in_force": WAS_IN_FORCE_VALUES,
-        },
-    ).first()
-    return (row.work_cell_id, row.coordinator_id) if row else (None, None)
+    """Return (work cell id, coordinator id) of the department's version valid when the case was reported, by the
+    one rule of gridkit.incidents.responsible ((None, None) when the place has no work cell then)."""
+    found = responsible_for(session, incident.id, dept_code)
+    return found.work_cell_id, found.coordinator_id
 
 
 # The longest note a step may carry, in characters (every view of the case shows every note).

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from gridkit.assign import base_cell_index
 from gridkit.errors import NotFound, ValidationError
 from gridkit.grids.base import current_edition
+from gridkit.grids.work.membership import members_in_edition_sql
 from gridkit.io.csvdialect import csv_delimiter, decimal_points, has_decimal_comma, reads_decimal_commas
 from gridkit.io.problems import problem
 from gridkit.io.tables import at, place
@@ -120,19 +121,19 @@ class Context:
                 "WHERE status IN ('published', 'retired') AND valid_from IS NOT NULL"
             )
         ).all()
+        # Each version's members among the current edition's cells, matched by code (the one membership rule): the
+        # rows reported while the current edition was in force are given their work cell here; the others later,
+        # in SQL (`responsibility`'s mask).
         self.members = {
             v.id: np.array(
                 session.execute(
-                    text(
-                        "SELECT base_cell_id, work_cell_id FROM work_cell_member WHERE version_id = :v "
-                        "ORDER BY base_cell_id"
-                    ),
-                    {"v": v.id},
+                    text(f"{members_in_edition_sql(version=':v', edition=':e')} ORDER BY 1"),
+                    {"v": v.id, "e": self.edition.id},
                 ).all(),
                 dtype=np.int64,
             ).reshape(-1, 2)
             for v in self.versions
-            if self.edition is not None and v.base_edition_id == self.edition.id  # others: assign_work_cells
+            if self.edition is not None
         }
         self.coordinator_of = dict(
             session.execute(
@@ -334,10 +335,11 @@ def note_outside(ctx: Context, rows: CheckedRows, cells: np.ndarray, notes: list
 def responsibility(ctx: Context, rows: CheckedRows, depts: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Return (base cell ids, work cell ids, mask of rows left to assign_work_cells), 0 for none.
 
-    Base cells from the current edition (the exact point index `gridkit assign` uses: ST_Covers,
-    ties to the smallest code). Work cells from each department's version valid at the row's
-    report time; a version on another edition than the current one is left to the ST_Covers
-    query of assign_work_cells (the mask), run after the rows are stored.
+    Base cells from the current edition (the exact point index `gridkit assign` uses: ST_Covers, ties to the
+    smallest code). Work cells by the rule of gridkit.incidents.responsible: for a row reported while the current
+    edition was in force, the work cell of its department's version valid then that holds its base cell's code
+    (Context.members); a row reported earlier (under another edition, or before any) with a version valid then is
+    left to assign_work_cells (the mask), run in SQL after the rows are stored.
     """
     n = len(rows.lon)
     cells = np.zeros(n, dtype=np.int64)
@@ -347,17 +349,18 @@ def responsibility(ctx: Context, rows: CheckedRows, depts: pd.Series) -> tuple[n
     if ctx.edition is not None and placed.any():
         cells[placed] = ctx.cells_at(rows.lon[placed], rows.lat[placed])
     at_ = rows.reported.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy()  # datetime64, UTC
+    current = np.zeros(n, dtype=bool)
+    if ctx.edition is not None and ctx.edition.published_at is not None:
+        current = at_ >= _utc64(ctx.edition.published_at)
     dept = depts.to_numpy(dtype=object)
     for v in ctx.versions:
         valid = (dept == v.dept_code) & (at_ >= _utc64(v.valid_from))
         if v.valid_to is not None:
             valid &= at_ < _utc64(v.valid_to)
-        if ctx.edition is None or v.base_edition_id != ctx.edition.id:
-            later |= valid & placed
-            continue
-        members = ctx.members[v.id]
-        hit = valid & (cells > 0)
-        if not hit.any() or not len(members):
+        later |= valid & placed & ~current
+        members = ctx.members.get(v.id)
+        hit = valid & current & (cells > 0)
+        if members is None or not hit.any() or not len(members):
             continue
         pos = np.clip(np.searchsorted(members[:, 0], cells[hit]), 0, len(members) - 1)
         found = members[pos, 0] == cells[hit]

@@ -50,6 +50,7 @@ from gridkit.incidents.import_rows import (
     note_outside,
     responsibility,
 )
+from gridkit.incidents.responsible import assign_work_cells, mark_dispatch_gaps
 from gridkit.io.problems import ProblemList, problem, problem_count
 from gridkit.io.subjects.staging import reserve_ids
 from gridkit.io.tables import at, place
@@ -142,11 +143,14 @@ def import_incidents(
         text(f"SELECT count(*) FILTER (WHERE lon IS NULL), count(base_cell_id) FROM {_STAGE}")
     ).one()
     states = dict(session.execute(text(f"SELECT status, count(*) FROM {_STAGE} GROUP BY status ORDER BY status")).all())
+    waiting = 0
     if n:  # a file of a header only imports nothing
         base = _write(session, n, f"import:{source}"[:100], source)
         later = session.scalars(text(f"SELECT :base + seq FROM {_STAGE} WHERE later ORDER BY seq"), {"base": base})
         if later := list(later):
             assign_work_cells(session, later)
+        # Cases imported as dispatched with nobody to do them: listed as waiting for a manual dispatch, with why.
+        waiting = mark_dispatch_gaps(session, base, base + n - 1)
     session.execute(text(f"DROP TABLE {_STAGE}"))
     notes.sort(key=lambda p: p["index"] or 0)  # by line, as the user reads the file
     return {
@@ -156,6 +160,7 @@ def import_incidents(
         "without_location": without,
         "assigned": assigned,
         "unassigned": n - assigned,
+        "waiting_dispatch": waiting,
         "states": states,
         "notes": notes,
     }
@@ -283,47 +288,3 @@ def _copy_arrow(session: Session, table: str, values: dict[str, pa.Array]) -> No
     cursor = db.driver_connection(session).cursor()
     with cursor.copy(f"COPY {table} ({', '.join(values)}) FROM STDIN (FORMAT csv)") as copy:
         copy.write(memoryview(sink.getvalue()))
-
-
-def assign_work_cells(session: Session, ids: list[int]) -> int:
-    """Set work cell and coordinator of stored cases from the version of their department valid
-    at their report time; return how many got a work cell.
-
-    Versions on the current base grid edition join through the case's base cell; cases whose
-    version lies on another edition are found with ST_Covers on that edition's cells.
-    """
-    params = {"ids": ids}
-    as_of = (
-        "v.dept_code = i.dept_code AND v.status IN ('published', 'retired') AND v.valid_from <= i.reported_at "
-        "AND (v.valid_to IS NULL OR v.valid_to > i.reported_at)"
-    )
-    session.execute(
-        text(f"""
-        UPDATE incident i SET work_cell_id = m.work_cell_id
-        FROM base_cell b, work_grid_version v, work_cell_member m
-        WHERE i.id = ANY(:ids) AND i.dept_code IS NOT NULL AND b.id = i.base_cell_id AND {as_of}
-          AND v.base_edition_id = b.edition_id AND m.version_id = v.id AND m.base_cell_id = i.base_cell_id"""),
-        params,
-    )
-    # ST_Covers, ties to the smallest code: the version valid then lies on another edition.
-    session.execute(
-        text(f"""
-        UPDATE incident i SET work_cell_id = (
-          SELECT m.work_cell_id FROM work_grid_version v JOIN base_cell b ON b.edition_id = v.base_edition_id
-          JOIN work_cell_member m ON m.version_id = v.id AND m.base_cell_id = b.id
-          WHERE {as_of} AND ST_Covers(b.geom, i.geom) ORDER BY b.code LIMIT 1)
-        WHERE i.id = ANY(:ids) AND i.work_cell_id IS NULL AND i.dept_code IS NOT NULL AND i.geom IS NOT NULL
-          AND EXISTS (SELECT 1 FROM work_grid_version v JOIN base_cell b0 ON b0.id = i.base_cell_id
-                      WHERE {as_of} AND v.base_edition_id <> b0.edition_id)"""),
-        params,
-    )
-    result = session.execute(
-        text("""
-        UPDATE incident i SET coordinator_id = (
-          SELECT c.id FROM coordinator_assignment ca JOIN coordinator c ON c.id = ca.coordinator_id
-          WHERE ca.work_cell_id = i.work_cell_id AND c.active ORDER BY c.id LIMIT 1)
-        WHERE i.id = ANY(:ids) AND i.work_cell_id IS NOT NULL"""),
-        params,
-    )
-    session.expire_all()
-    return result.rowcount

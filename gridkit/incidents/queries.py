@@ -97,6 +97,7 @@ def show_incident(session: Session, ident, actor: Actor | None = None) -> dict:
         "department": incident.dept_code,
         "work_cell": work_cell.code if work_cell else None,
         "coordinator": coordinator,
+        "needs_dispatch": needs_dispatch(incident.status, incident.dispatch_gap),
         "duplicate_of": incident.duplicate_of_id,
         "reported_at": _iso(incident.reported_at),
         "closed_at": _iso(incident.closed_at),
@@ -134,6 +135,7 @@ def list_incidents(
     category: str | None = None,
     coordinator_id: int | None = None,
     unassigned: bool = False,
+    needs_dispatch: bool = False,
     open_only: bool = False,
     actor: Actor | None = None,
     q: str | None = None,
@@ -144,7 +146,8 @@ def list_incidents(
     """Return {"total", "limit", "offset", "items"}: cases matching the filters, in `order` (ORDERS).
 
     `area`: an admin unit code (prefix of the case's community); `unassigned`: cases outside every
-    base cell or without a place (the supervisor's queue); `q`: text found in the case's code or
+    base cell or without a place (the supervisor's queue); `needs_dispatch`: dispatched cases no coordinator
+    was found for (each with its reason, `needs_dispatch`); `q`: text found in the case's code or
     description; `order`: a key of ORDERS. A scoped actor sees only its area.
     """
     if state and state not in set(IncidentState):
@@ -161,6 +164,7 @@ def list_incidents(
         category=category,
         coordinator_id=coordinator_id,
         unassigned=unassigned,
+        needs_dispatch=needs_dispatch,
         open_only=open_only,
         actor=actor,
         q=q,
@@ -171,7 +175,7 @@ def list_incidents(
         text(f"""
         SELECT i.id, i.code, i.status, i.category_code, c.name AS category_name, i.severity, i.dept_code,
                b.code AS base_cell, b.community_code AS community, w.code AS work_cell, i.coordinator_id,
-               i.reported_at, i.step_deadline, i.deadline, i.rework_count, i.revision, i.description,
+               i.reported_at, i.step_deadline, i.deadline, i.rework_count, i.revision, i.description, i.dispatch_gap,
                ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat
         FROM incident i LEFT JOIN base_cell b ON b.id = i.base_cell_id
         LEFT JOIN incident_category c ON c.code = i.category_code
@@ -198,6 +202,7 @@ def _list_item(r, at) -> dict:
         "community": r.community,
         "work_cell": r.work_cell,
         "coordinator_id": r.coordinator_id,
+        "needs_dispatch": needs_dispatch(r.status, r.dispatch_gap),
         "reported_at": _iso(r.reported_at),
         "pending_step": PENDING_STEP.get(r.status),
         "step_deadline": _iso(r.step_deadline),
@@ -220,6 +225,7 @@ def _filters(
     category=None,
     coordinator_id=None,
     unassigned=False,
+    needs_dispatch=False,
     open_only=False,
     actor: Actor | None = None,
     q=None,
@@ -252,6 +258,8 @@ def _filters(
         params["coordinator"] = coordinator_id
     if unassigned:
         clauses.append("i.base_cell_id IS NULL")
+    if needs_dispatch:
+        clauses.append(f"i.status = '{IncidentState.DISPATCHED}' AND i.dispatch_gap IS NOT NULL")
     if actor is not None and actor.scope_code:
         clauses.append("b.community_code LIKE :scope")
         params["scope"] = actor.scope_pattern
@@ -315,6 +323,11 @@ def coordinator_case(session: Session, coordinator_id: int, incident_id: int) ->
             {"id": incident_id, "coordinator": coordinator_id},
         )
     )
+
+
+def needs_dispatch(status: str, gap: str | None) -> str | None:
+    """Return why a case waits for a manual dispatch (a DispatchGap value: dispatched, no coordinator), else None."""
+    return gap if status == IncidentState.DISPATCHED and gap else None
 
 
 def open_states() -> list[str]:

@@ -36,6 +36,7 @@ from gridkit.incidents.deadlines import (
     step_times,
 )
 from gridkit.incidents.report import Report, incident_code, report_incident, suggest_duplicates
+from gridkit.incidents.responsible import responsible_for
 from gridkit.messages import Message
 from gridkit.models import Coordinator, Department, Incident, IncidentHistory
 from gridkit.rules import FINISHED_INCIDENT_STATES, SEVERITIES, IncidentState, now
@@ -202,6 +203,10 @@ def dispatch(
 
     A case being handled may be dispatched again (改派: its coordinator stopped, or it went to the wrong
     department), with a reason; the first dispatch time and the handling deadline stay.
+
+    When no coordinator is found (gridkit.incidents.responsible: outside every base cell, in no work cell of the
+    department, no active coordinator), the case is dispatched all the same (to the department) with
+    `dispatch_gap` saying why: it is listed as needing a manual dispatch until one names a coordinator.
     """
     incident, when = _begin(session, incident_id, actor, "dispatch", at, expected_revision)
     if incident.status == S.DISPATCHED and not (reason or "").strip():
@@ -212,7 +217,7 @@ def dispatch(
         raise ValidationError("incident.no_department", incident=incident.code, category=incident.category_code or "-")
     if session.get(Department, dept_code) is None:
         raise NotFound("incident.unknown_department", dept=dept_code)
-    work_cell_id, coordinator_id = responsible_at_report(session, incident, dept_code)
+    work_cell_id, coordinator_id, gap = responsible_for(session, incident.id, dept_code)
     if coordinator_phone:
         if not (reason or "").strip():
             raise ValidationError("incident.reason_missing")
@@ -221,11 +226,13 @@ def dispatch(
         )
         if chosen is None:
             raise NotFound("incident.unknown_coordinator", phone=coordinator_phone)
-        coordinator_id = chosen.id
+        coordinator_id, gap = chosen.id, None
     if (reason or "").strip():
         # Kept with the note whenever given (it was dropped unless a coordinator was named).
         note = " / ".join(x for x in (note, reason.strip()) if x)
     incident.dept_code, incident.work_cell_id, incident.coordinator_id = dept_code, work_cell_id, coordinator_id
+    # No coordinator found: the case is dispatched but waits for a supervisor's manual dispatch, listed with why.
+    incident.dispatch_gap = gap
     incident.dispatched_at = incident.dispatched_at or when
     set_deadline(incident, "handle", None)
     return _finish(session, incident, "dispatch", actor, when, note)

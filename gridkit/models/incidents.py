@@ -22,7 +22,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from gridkit.models.base import SRID, Base, created_at_column
-from gridkit.rules import SEVERITIES, IncidentState
+from gridkit.rules import DISPATCH_GAPS, SEVERITIES, IncidentState
 
 CATEGORY_KINDS = ("component", "event")
 # The 7 steps: report → accept (reject / duplicate) → classify → dispatch → feedback → close
@@ -85,6 +85,7 @@ class Incident(Base):
             f"status <> '{IncidentState.DUPLICATE.value}' OR duplicate_of_id IS NOT NULL", name="duplicate_has_original"
         ),
         CheckConstraint("rework_count >= 0", name="rework_count"),
+        CheckConstraint(f"dispatch_gap IS NULL OR dispatch_gap IN {DISPATCH_GAPS}", name="dispatch_gap"),
         Index(
             "uq_incident_idempotency_key",
             "idempotency_key",
@@ -112,6 +113,9 @@ class Incident(Base):
     # Fixed at dispatch from the work grid version valid at the report time.
     work_cell_id: Mapped[int | None] = mapped_column(ForeignKey("work_cell.id", ondelete="SET NULL"), index=True)
     coordinator_id: Mapped[int | None] = mapped_column(ForeignKey("coordinator.id", ondelete="SET NULL"), index=True)
+    # Set when a dispatch found no coordinator (gridkit.rules.DispatchGap: why): the case waits for a manual
+    # dispatch, listed for the supervisors; cleared by a dispatch that finds or names one.
+    dispatch_gap: Mapped[str | None] = mapped_column(String(20))
     component_id: Mapped[int | None] = mapped_column(ForeignKey("component.id", ondelete="SET NULL"))
     duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("incident.id"))
     reporter: Mapped[str | None] = mapped_column(String(100))

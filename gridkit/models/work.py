@@ -69,6 +69,9 @@ class WorkGridVersion(Base):
     )
     base_edition_id: Mapped[int] = mapped_column(ForeignKey("base_grid_edition.id"))
     based_on_id: Mapped[int | None] = mapped_column(ForeignKey("work_grid_version.id"))
+    # A draft: the department's version in force when it was started (None: none was). Publishing it is refused
+    # once another version is in force (gridkit.grids.work.publishing): it would undo that one unseen.
+    in_force_at_start_id: Mapped[int | None] = mapped_column(ForeignKey("work_grid_version.id"))
     # Optimistic locking: every saved edit of a draft bumps the revision.
     revision: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     note: Mapped[str | None] = mapped_column(Text)

@@ -126,14 +126,17 @@ def rollback(
 
 
 def _refuse_if_published_since(session: Session, draft: WorkGridVersion) -> None:
-    """Refuse (Conflict) a draft started before the department's version in force was published, unless it was
-    copied from that very version: publishing it would undo that version without anyone deciding so."""
+    """Refuse (Conflict) a draft when the department's version in force is not the one that was in force when the
+    draft was started (recorded then, under the department's lock): publishing it would undo that version without
+    anyone deciding so. Versions, not times: the publish time is the application's clock and a draft's creation
+    time the database's transaction start, and a draft started while another version was being published was
+    not told apart by them."""
     current = session.scalar(
         select(WorkGridVersion)
         .where(WorkGridVersion.dept_code == draft.dept_code, rules.version_in_force(WorkGridVersion))
         .execution_options(populate_existing=True)
     )
-    if current is None or current.id == draft.based_on_id or current.published_at <= draft.created_at:
+    if current is None or current.id == draft.in_force_at_start_id:
         return
     raise Conflict(
         "work.published_since_draft",

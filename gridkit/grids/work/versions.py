@@ -103,7 +103,9 @@ def start_draft(
     edition = current_edition(session)
     if edition is None:
         raise InvalidTransition("work.no_published_edition")
-    source = None
+    # Read under the department's lock: a version published at this moment is committed and seen here.
+    in_force = current_version(session, dept_code)
+    source = in_force
     if from_version is not None:
         source = session.scalar(
             select(WorkGridVersion).where(
@@ -114,8 +116,6 @@ def start_draft(
             raise NotFound("work.version_not_found", dept=dept_code, number=from_version)
         if source.status == VersionState.DRAFT:
             raise InvalidTransition("work.start_from_draft", number=from_version)
-    else:
-        source = current_version(session, dept_code)
     number = (
         session.scalar(select(func.max(WorkGridVersion.number)).where(WorkGridVersion.dept_code == dept_code)) or 0
     ) + 1
@@ -125,6 +125,7 @@ def start_draft(
         status=VersionState.DRAFT,
         base_edition_id=edition.id,
         based_on_id=source.id if source else None,
+        in_force_at_start_id=in_force.id if in_force else None,
         created_by=by,
         note=note,
     )
