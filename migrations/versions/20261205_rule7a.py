@@ -1,7 +1,7 @@
 """a draft records the version in force when it was started; a dispatched case records why it has no coordinator
 
 Revision ID: 20261205_rule7a
-Revises: 20261204_inc9j
+Revises: 20261205_lead9
 Create Date: 2026-12-05
 
 - `work_grid_version.in_force_at_start_id`: for a draft, the department's version in force when it was started.
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "20261205_rule7a"
-down_revision = "20261204_inc9j"
+down_revision = "20261205_lead9"
 branch_labels = None
 depends_on = None
 
