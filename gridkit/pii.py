@@ -15,6 +15,18 @@ from gridkit.keys import kept_key
 from gridkit.messages import Message
 from gridkit.standard.ids import mask_citizen_id, mask_phone
 
+# Where a case is, as answered to someone who may not read personal data (Open311's public GET, the
+# public OGC incidents collection, masked exports): a citizen's report location can be their home, so
+# the point is snapped to a grid of PUBLIC_LOCATION_STEP degrees of the storage CRS (EPSG:4490), about
+# 111 m north-south and 100 m east-west in southern China; the exact point is for staff whose role may
+# read personal data in the case's area (gridkit.users.may_see_personal_data) and trusted Open311 keys.
+PUBLIC_LOCATION_STEP = 0.001
+
+
+def public_location_sql(column: str) -> str:
+    """Return SQL of the point `column` (storage SRID) as shown publicly: snapped to PUBLIC_LOCATION_STEP."""
+    return f"ST_SnapToGrid({column}, {PUBLIC_LOCATION_STEP})"
+
 
 def mask_person_name(value: str) -> str:
     """Return a person's name with all but its first character hidden: 张三丰 → 张** (as exports mask it)."""

@@ -2,7 +2,10 @@
 
 The domain answers layer queries with bbox, datetime, property filters, limit and offset plus the
 number matched, and knows nothing of URLs or pages; `web/ogc.py` is a thin adapter over it.
-Personal fields are never served: the layers' personal columns are left out entirely.
+Personal fields are never served: the layers' personal columns are left out entirely; a place that
+may locate a person (an incident's) is given to about 100 m (gridkit.pii.public_location_sql, as in a
+masked export), and phone and citizen ID numbers in free text (a description) are masked, nor can
+free text be filtered on (an exact-match filter would confirm a guessed number).
 
 Coordinates: items come in any CRS PostGIS knows, in that CRS's axis order as OGC API – Features
 Part 2 asks (EPSG:4490 and EPSG:4326 are latitude first, the Gauss-Kruger zones northing first);
@@ -22,6 +25,7 @@ from sqlalchemy.orm import Session
 from gridkit.errors import NotFound, ValidationError
 from gridkit.io.export_layers import DATE, DATETIME, LAYERS, build_query
 from gridkit.models import SRID, Department
+from gridkit.pii import mask_personal_text
 from gridkit.rules import parse_time
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
@@ -147,9 +151,10 @@ def items(
     """Return (GeoJSON features, number matched) of a collection page, in `crs` and its axis order."""
     fields = public_fields(c)
     names = [n for n, _ in fields]
+    filterable = [n for n in names if n not in LAYERS[c.layer].free_text]
     for name in filters or {}:
-        if name not in names:
-            raise ValidationError("export.unknown_field", field=name, layer=c.id, fields=", ".join(names))
+        if name not in filterable:
+            raise ValidationError("export.unknown_field", field=name, layer=c.id, fields=", ".join(filterable))
     if feature_id is not None:
         filters = dict(filters or {}, code=feature_id)
     query = build_query(session, LAYERS[c.layer], dept=c.dept, where=filters)
@@ -187,11 +192,14 @@ def items(
     )
     params.update(lim=limit, off=offset)
     kinds = dict(fields)
+    free_text = LAYERS[c.layer].free_text
     features = []
     for code, geometry, properties in session.execute(text(sql), params):
         for name, value in properties.items():
             if kinds.get(name) in (DATE, DATETIME) and value is not None:
                 properties[name] = str(value)
+            elif name in free_text:
+                properties[name] = mask_personal_text(value)
         features.append(
             {
                 "type": "Feature",
