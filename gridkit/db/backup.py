@@ -22,7 +22,7 @@ from sqlalchemy.engine import make_url
 from gridkit import audit
 from gridkit.config import Settings
 from gridkit.db import cluster_for, database_url, forget_engine, head_revision, is_known_revision, transaction, up
-from gridkit.db.backup_files import opened, swap_in, write_archive
+from gridkit.db.backup_files import StagedPhotos, opened, swapped_in, write_archive
 from gridkit.db.embedded import ADMIN_ROLE, DB_NAME, DEFAULT_PG_BIN, OWNER_ROLE
 from gridkit.errors import Conflict, NotFound, SetupError, ValidationError
 
@@ -188,7 +188,13 @@ def holdings(settings: Settings) -> dict[str, int]:
 
 
 def restore(settings: Settings, path: str | Path, *, actor: str = "cli") -> dict:
-    """Replace the database's contents with the backup at `path`, then migrate; return {path, migrated}.
+    """Replace the database's contents and the attachments with the backup at `path`, then migrate;
+    return {path, migrated}.
+
+    The database and the photos change together or not at all: the photos are staged beside
+    home/attachments first (refused before anything changes when they cannot be), swapped in by
+    rename just before the database is (embedded: the restored database renamed in; external: the
+    restore's one transaction), and swapped back if the database's step fails.
 
     The restore is recorded by `actor` in the restored database's audit log (the old one is replaced)."""
     path = Path(path).absolute()
@@ -196,17 +202,17 @@ def restore(settings: Settings, path: str | Path, *, actor: str = "cli") -> dict
         raise NotFound("db.backup_missing", path=str(path))
     _ready(settings)
     _, env = _target(settings)
-    with opened(path) as (dump, attachments):
+    with opened(path, settings.home) as (dump, photos):
         listing = _restore_list(settings, dump, env, shown=path)
         try:
             if settings.embedded:
-                _restore_embedded(settings, dump, listing, shown=path)
+                _restore_embedded(settings, dump, listing, shown=path, photos=photos)
             else:
-                _restore_external(settings, dump, listing, shown=path)
+                # One transaction: the photos are swapped back if it fails.
+                with swapped_in(photos):
+                    _restore_external(settings, dump, listing, shown=path)
         finally:
             listing.unlink(missing_ok=True)
-        if attachments is not None:
-            swap_in(attachments, settings.home)
     forget_engine(settings)
     done = up(settings, create=False)
     with transaction(settings) as session:
@@ -221,8 +227,11 @@ def restore(settings: Settings, path: str | Path, *, actor: str = "cli") -> dict
     return {"path": str(path), "migrated": done["migrated"]}
 
 
-def _restore_embedded(settings: Settings, path: Path, listing: Path, *, shown: Path) -> None:
-    """Restore into a new database owned by the owner role; swap it in only when the restore succeeded."""
+def _restore_embedded(
+    settings: Settings, path: Path, listing: Path, *, shown: Path, photos: StagedPhotos | None
+) -> None:
+    """Restore into a new database owned by the owner role; swap it and the photos in only when the
+    restore succeeded (the photos back if the database's swap fails)."""
     cluster = cluster_for(settings)
     staging = f"{DB_NAME}_restore"
     cluster.drop_database(staging)
@@ -250,10 +259,31 @@ def _restore_embedded(settings: Settings, path: Path, listing: Path, *, shown: P
         cluster.drop_database(staging)
         raise
     forget_engine(settings)
-    with cluster.connect("postgres") as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DB_NAME)))
-        conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(staging), sql.Identifier(DB_NAME)))
+    replaced = f"{DB_NAME}_replaced"
+    cluster.drop_database(replaced)
+    try:
+        with swapped_in(photos), cluster.connect("postgres") as conn:
+            _swap_databases(conn, staging, replaced)
+    except BaseException:
+        cluster.drop_database(staging)
+        raise
+    cluster.drop_database(replaced)
     cluster.grant(DB_NAME)
+
+
+def _rename_database(conn, old: str, new: str) -> None:
+    conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(old), sql.Identifier(new)))
+
+
+def _swap_databases(conn, staging: str, replaced: str) -> None:
+    """Rename the live database to `replaced` and `staging` to the live name; both or neither."""
+    conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (DB_NAME,))
+    _rename_database(conn, DB_NAME, replaced)
+    try:
+        _rename_database(conn, staging, DB_NAME)
+    except BaseException:
+        _rename_database(conn, replaced, DB_NAME)
+        raise
 
 
 # Run first in the external restore's transaction: drop gridkit's own schemas and every object of the
