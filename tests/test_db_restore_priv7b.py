@@ -14,6 +14,8 @@ import psycopg
 from sqlalchemy.engine import make_url
 
 from gridkit import db
+from gridkit.config import Settings
+from gridkit.db import restore_external
 from tests.test_db_private import _build_city, _counts, embedded, run  # noqa: F401 (fixture)
 
 
@@ -123,3 +125,74 @@ def _sql(settings, statement: str):
     with psycopg.connect(conninfo, autocommit=True) as conn:
         cursor = conn.execute(statement)
         return cursor.fetchall() if cursor.description else None
+
+
+def test_the_catalogue_of_gridkits_objects_is_what_the_migrations_make(fresh_settings):
+    # A migration that adds a table, function or type must name it in gridkit.db.restore_external,
+    # or an external restore would keep its old copy (and the migrations after it would fail).
+    conninfo = make_url(db.owner_url(fresh_settings)).set(drivername="postgresql")
+    with psycopg.connect(conninfo.render_as_string(hide_password=False), autocommit=True) as conn:
+        conn.execute("SET search_path = ''")
+        made = {(kind, name) for kind, name, _ in conn.execute(restore_external._PUBLIC_OBJECTS)}
+        schemas = {r[0] for r in conn.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'gridkit%'")}
+    listed = (
+        {("table", n) for n in restore_external.OWN_TABLES}
+        | {("function", n) for n in restore_external.OWN_FUNCTIONS}
+        | {("domain", n) for n in restore_external.OWN_TYPES}
+    )
+    assert made == listed
+    assert schemas == set(restore_external.OWN_SCHEMAS)
+
+
+FOREIGN = """
+CREATE TABLE public.payroll (id int PRIMARY KEY, name text);
+INSERT INTO public.payroll VALUES (1, '工资');
+CREATE FUNCTION public.payroll_total() RETURNS bigint LANGUAGE sql AS 'SELECT count(*) FROM public.payroll';
+CREATE VIEW public.payroll_names AS SELECT name FROM public.payroll;
+CREATE SCHEMA gridkit_reports;
+CREATE TABLE gridkit_reports.monthly (n int);
+"""
+
+
+def test_an_external_restore_keeps_another_applications_objects(fresh_settings, tmp_path):
+    _build_city(fresh_settings)
+    dump = tmp_path / "city.dump"
+    run(fresh_settings, "db", "backup", str(dump))
+    _sql(fresh_settings, FOREIGN)
+    run(fresh_settings, "dept", "add", "200001", "城管")
+    run(fresh_settings, "db", "restore", str(dump), "--yes")
+    # Before: every object of public not made by an extension was dropped, and the schemas named gridkit*.
+    assert _sql(fresh_settings, "SELECT public.payroll_total(), (SELECT name FROM public.payroll_names)") == [
+        (1, "工资")
+    ]
+    assert _sql(fresh_settings, "SELECT count(*) FROM gridkit_reports.monthly") == [(0,)]
+    assert _counts(fresh_settings)["department"] == 1
+    with db.engine_for(fresh_settings).connect() as conn:
+        assert db.revision_of(conn) == db.head_revision()
+
+
+def test_a_restore_that_would_clobber_anothers_objects_is_refused(pg_server, fresh_settings, tmp_path):
+    _build_city(fresh_settings)
+    dump = tmp_path / "city.dump"
+    run(fresh_settings, "db", "backup", str(dump))
+    # Another application's view over gridkit's table: dropping the table would take it along.
+    _sql(fresh_settings, "CREATE VIEW public.dept_names AS SELECT name FROM public.department")
+    run(fresh_settings, "dept", "add", "200001", "城管")
+    before = _counts(fresh_settings)
+    refused = run(fresh_settings, "db", "restore", str(dump), "--yes", ok=False)
+    assert refused.exit_code == 1 and "not gridkit's" in refused.output and "dept_names" in refused.output
+    assert _counts(fresh_settings) == before
+    assert len(_sql(fresh_settings, "SELECT * FROM public.dept_names")) == 2
+    # A database that is not gridkit's, holding another's table named as one of gridkit's.
+    name = f"gk_shared_{os.getpid()}"
+    shared = Settings(home=tmp_path / "shared-home", database_url=pg_server.create_database(name))
+    try:
+        _sql(shared, "CREATE TABLE public.building (id int, owner text); INSERT INTO public.building VALUES (1, 'x')")
+        refused = run(shared, "db", "restore", str(dump), "--yes", ok=False)
+        assert refused.exit_code == 1 and "building" in refused.output, refused.output
+        assert _sql(shared, "SELECT * FROM public.building") == [(1, "x")]
+        chinese = run(shared, "db", "restore", str(dump), "--yes", ok=False, env={})
+        assert "不属于 gridkit" in chinese.output
+    finally:
+        db.forget_engine(shared)
+        pg_server.drop_database(name)

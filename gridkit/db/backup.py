@@ -4,7 +4,9 @@ with the incidents' attachments (gridkit.db.backup_files).
 Works on the embedded cluster (as its superuser; the restored objects belong to the owner role
 and the application role gets its grants again) and on an external database (as the URL's user).
 A restore is all-or-nothing: into a fresh database that replaces the old one only when complete
-(embedded), or in one transaction (external). Afterwards the schema is migrated to the head.
+(embedded), or in one transaction replacing gridkit's own objects only (external: another
+application's in the same database are kept, gridkit.db.restore_external). Afterwards the schema is
+migrated to the head.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from gridkit.config import Settings
 from gridkit.db import cluster_for, database_url, forget_engine, head_revision, is_known_revision, transaction, up
 from gridkit.db.backup_files import StagedPhotos, opened, swapped_in, write_archive
 from gridkit.db.embedded import ADMIN_ROLE, DB_NAME, DEFAULT_PG_BIN, OWNER_ROLE
+from gridkit.db.restore_external import clear_script
 from gridkit.errors import Conflict, NotFound, SetupError, ValidationError
 
 # Archive entries a restore leaves out: the postgis extension (made by the superuser before) and
@@ -286,53 +289,14 @@ def _swap_databases(conn, staging: str, replaced: str) -> None:
         raise
 
 
-# Run first in the external restore's transaction: drop gridkit's own schemas and every object of the
-# public schema that is not the postgis extension's, so the archive (maybe from an older schema) is
-# restored into an empty schema and the migrations after it do not meet objects of a newer one.
-_CLEAR_PUBLIC = """
-SET client_min_messages = warning;
-DO $clear$
-DECLARE r record;
-BEGIN
-  FOR r IN SELECT n.nspname FROM pg_namespace n WHERE n.nspname LIKE 'gridkit%'
-  LOOP
-    EXECUTE format('DROP SCHEMA IF EXISTS %I CASCADE', r.nspname);
-  END LOOP;
-  FOR r IN SELECT c.relname, c.relkind FROM pg_class c
-           WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
-             AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
-                             AND d.objid = c.oid AND d.deptype = 'e')
-  LOOP
-    EXECUTE format('DROP %s IF EXISTS public.%I CASCADE',
-      CASE r.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'S' THEN 'SEQUENCE'
-                     WHEN 'f' THEN 'FOREIGN TABLE' ELSE 'TABLE' END, r.relname);
-  END LOOP;
-  FOR r IN SELECT p.oid::regprocedure::text AS sig, p.prokind FROM pg_proc p
-           WHERE p.pronamespace = 'public'::regnamespace
-             AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass
-                             AND d.objid = p.oid AND d.deptype = 'e')
-  LOOP
-    EXECUTE format('DROP %s IF EXISTS %s CASCADE',
-      CASE r.prokind WHEN 'p' THEN 'PROCEDURE' WHEN 'a' THEN 'AGGREGATE' ELSE 'FUNCTION' END, r.sig);
-  END LOOP;
-  FOR r IN SELECT t.typname FROM pg_type t
-           WHERE t.typnamespace = 'public'::regnamespace AND t.typtype IN ('e', 'd')
-             AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_type'::regclass
-                             AND d.objid = t.oid AND d.deptype = 'e')
-  LOOP
-    EXECUTE format('DROP TYPE IF EXISTS public.%I CASCADE', r.typname);
-  END LOOP;
-END
-$clear$;
-"""
-
-
 def _restore_external(settings: Settings, path: Path, listing: Path, *, shown: Path) -> None:
-    """Replace the external database's public schema (postgis kept) by the archive's, in one transaction.
+    """Replace gridkit's own objects in the external database by the archive's, in one transaction
+    (another application's objects in it are left alone, or the restore refused: restore_external).
 
     The archive is turned into a script in a private folder first: an archive that cannot be read
     whole is refused before psql starts (a cut script would otherwise be committed)."""
     target, env = _target(settings)
+    clear = clear_script(target, env.get("PGPASSWORD"), listing.read_text(), shown=str(shown))
     work = Path(tempfile.mkdtemp(prefix="gridkit-restore-"))
     try:
         script = work / "restore.sql"
@@ -358,7 +322,7 @@ def _restore_external(settings: Settings, path: Path, listing: Path, *, shown: P
                 "--quiet",
                 "--single-transaction",
                 "--set=ON_ERROR_STOP=1",
-                f"--command={_CLEAR_PUBLIC}",
+                f"--command={clear}",
                 "--file",
                 str(script),
                 "--dbname",
