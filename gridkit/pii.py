@@ -56,6 +56,18 @@ def mask_personal_text(text: str | None) -> str | None:
     return _PERSONAL_IN_TEXT.sub(_mask_found, text) if text else text
 
 
+# How an Open311 post's building (its address_id) is kept at the end of the case's description. It
+# names the building exactly, so a public answer leaves it out (public_text) as it rounds the place.
+ADDRESS_TAG = " [address_id={}]"
+_ADDRESS_TAG = re.compile(r" ?\[address_id=[^\]]*\]")
+
+
+def public_text(text: str | None) -> str | None:
+    """Return a case's free text as the public reads it: phone and citizen ID numbers masked, and the
+    building an Open311 post named (ADDRESS_TAG) left out."""
+    return mask_personal_text(_ADDRESS_TAG.sub("", text)) if text else text
+
+
 # Words in a field name of an imported file (kept attributes, exported back) that say the field holds
 # a person's name, phone or ID number: masked as such in every masked export. Values shaped like a
 # citizen ID or a phone are masked whatever their field is called (gridkit.io.export_layers.mask_kept).

@@ -85,3 +85,19 @@ def test_a_masked_export_of_incidents_gives_places_to_100_m_an_unmasked_one_exac
 
     assert place(tmp_path / "masked.geojson") == pytest.approx(list(NEAR), abs=1e-9)
     assert place(tmp_path / "clear.geojson", unmasked=True) == pytest.approx(list(HOME), abs=1e-9)
+
+
+def test_the_building_an_open311_post_named_is_not_public(open311):  # noqa: F811
+    client, settings = open311
+    posted = client.post(
+        "/open311/v2/requests.json", data={"service_code": "0101", "address_id": "B0004", "description": "井盖没了"}
+    )
+    assert posted.status_code == 201, posted.get_data(as_text=True)
+    code = posted.get_json()[0]["service_request_id"]
+    public = client.get(f"/open311/v2/requests/{code}.json").get_json()[0]
+    assert public["description"] == "井盖没了" and "B0004" not in client.get("/open311/v2/requests.json").get_data(
+        as_text=True
+    )
+    assert "B0004" not in client.get("/ogc/collections/incidents/items?limit=100").get_data(as_text=True)
+    trusted = client.get(f"/open311/v2/requests/{code}.json?api_key=s3cret").get_json()[0]
+    assert trusted["description"] == "井盖没了 [address_id=B0004]"

@@ -4,7 +4,8 @@ The domain answers layer queries with bbox, datetime, property filters, limit an
 number matched, and knows nothing of URLs or pages; `web/ogc.py` is a thin adapter over it.
 Personal fields are never served: the layers' personal columns are left out entirely; a place that
 may locate a person (an incident's) is given to about 100 m (gridkit.pii.public_location_sql, as in a
-masked export), and phone and citizen ID numbers in free text (a description) are masked, nor can
+masked export), and phone and citizen ID numbers in free text (a description) are masked (and the building an
+Open311 post named left out), nor can
 free text be filtered on (an exact-match filter would confirm a guessed number).
 
 Coordinates: items come in any CRS PostGIS knows, in that CRS's axis order as OGC API – Features
@@ -25,7 +26,7 @@ from sqlalchemy.orm import Session
 from gridkit.errors import NotFound, ValidationError
 from gridkit.io.export_layers import DATE, DATETIME, LAYERS, build_query
 from gridkit.models import SRID, Department
-from gridkit.pii import mask_personal_text
+from gridkit.pii import public_text
 from gridkit.rules import parse_time
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
@@ -199,7 +200,7 @@ def items(
             if kinds.get(name) in (DATE, DATETIME) and value is not None:
                 properties[name] = str(value)
             elif name in free_text:
-                properties[name] = mask_personal_text(value)
+                properties[name] = public_text(value)
         features.append(
             {
                 "type": "Feature",

@@ -8,8 +8,9 @@ listed back. Statuses: `open` while the case is not finished, else `closed`. The
 staff note: status_notes is the catalogue's sentence for the case's state (a duplicate names its
 original), and phone or citizen ID numbers written in a description are masked
 (gridkit.pii.mask_personal_text). A case's place is public only to about 100 m
-(gridkit.pii.public_location_sql): its exact point for a trusted source's key and for signed-in staff
-who may read personal data in the case's community.
+(gridkit.pii.public_location_sql), without the building a post named (gridkit.pii.public_text): its
+exact point for a trusted source's key and for signed-in staff who may read personal data in the
+case's community.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from gridkit.incidents.report import DESCRIPTION_MAX
 from gridkit.incidents.workflow import report_incident
 from gridkit.messages import render
 from gridkit.models import Building, Incident, IncidentCategory
-from gridkit.pii import mask_personal_text, public_location_sql
+from gridkit.pii import ADDRESS_TAG, mask_personal_text, public_location_sql, public_text
 from gridkit.rules import (
     CHINA_LAT,
     CHINA_LON,
@@ -89,14 +90,17 @@ WHERE {{where}} ORDER BY s.reported_at DESC, s.id DESC LIMIT :lim"""
 
 def _request_doc(row, lang: str | None, exact: ExactReader | None) -> dict:
     # Staff notes (dispatch reasons, coordinators' feedback) may name people: the public reads the state's sentence.
-    lon, lat = (row.lon, row.lat) if exact is not None and exact(row.community) else (row.public_lon, row.public_lat)
+    if exact is not None and exact(row.community):
+        lon, lat, description = row.lon, row.lat, mask_personal_text(row.description)
+    else:
+        lon, lat, description = row.public_lon, row.public_lat, public_text(row.description)
     return {
         "service_request_id": row.code,
         "status": _status(row.status),
         "status_notes": render(f"open311.status_note.{row.status}", lang, original=row.original_code or "-"),
         "service_name": row.service_name,
         "service_code": row.category_code,
-        "description": mask_personal_text(row.description),
+        "description": description,
         "agency_responsible": row.dept_name,
         "service_notice": None,
         "requested_datetime": _time(row.reported_at),
@@ -208,7 +212,7 @@ def create_request(
         raise ValidationError("open311.unknown_service", service_code=service_code)
     lon_f, lat_f = _location(session, lat, lon, address_id)
     text_ = (description or "").strip() or category.name
-    suffix = f" [address_id={address_id}]" if address_id else ""
+    suffix = ADDRESS_TAG.format(address_id) if address_id else ""
     # Refused, not cut: a citizen's words are never shortened without telling them.
     if len(text_) + len(suffix) > DESCRIPTION_MAX:
         raise ValidationError("open311.description_too_long", length=len(text_), limit=DESCRIPTION_MAX - len(suffix))
