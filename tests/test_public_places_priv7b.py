@@ -9,10 +9,12 @@ import json
 import pytest
 from factories_exports import C2, make_city
 from factories_web import commit, sign_in
+from sqlalchemy import text
 from test_open311 import open311  # noqa: F401 (the fixture)
 
 from gridkit.incidents import workflow as wf
 from gridkit.io.export import ExportOptions, export_layer
+from gridkit.pii import ADDRESS_TAG, public_text, public_text_sql
 from gridkit.users import add_user
 from web import create_app
 
@@ -76,15 +78,38 @@ def test_a_masked_export_of_incidents_gives_places_to_100_m_an_unmasked_one_exac
     make_city(session)
     admin = add_user(session, "adm", "admin", password="correct-horse-7")
     analyst = add_user(session, "ana", "analyst", password="correct-horse-7")
-    code = wf.report_incident(session, lon=HOME[0], lat=HOME[1], description="井盖", actor="hotline").incident.code
+    said = DESCRIPTION + ADDRESS_TAG.format("B0004")
+    code = wf.report_incident(session, lon=HOME[0], lat=HOME[1], description=said, actor="hotline").incident.code
 
     def place(path, **kw):
         export_layer(session, ExportOptions("incidents", "geojson", path, **kw), user=admin if kw else analyst)
         features = json.loads(path.read_text())["features"]
-        return next(f["geometry"]["coordinates"] for f in features if f["properties"]["code"] == code)
+        found = next(f for f in features if f["properties"]["code"] == code)
+        return found["geometry"]["coordinates"], found["properties"]["description"]
 
-    assert place(tmp_path / "masked.geojson") == pytest.approx(list(NEAR), abs=1e-9)
-    assert place(tmp_path / "clear.geojson", unmasked=True) == pytest.approx(list(HOME), abs=1e-9)
+    assert place(tmp_path / "masked.geojson") == (
+        pytest.approx(list(NEAR), abs=1e-9),
+        "楼下垃圾没人收，联系我 138****8000",
+    )
+    assert place(tmp_path / "clear.geojson", unmasked=True) == (pytest.approx(list(HOME), abs=1e-9), said)
+
+
+# Free text as people write it: numbers of every kind, spaced or not, and codes that are no phone.
+TEXTS = [
+    "楼道堆物，联系人王小明 13800138000，身份证 440304199001011234，座机 0755-83211234",
+    "+86 138 0013 8000 and 86-13800138000, 010 1234567, 44030419900101123X",
+    "井盖没了 [address_id=B0004]",
+    "case INC13800138000 cell 440304001001001 x13800138000 0755-1234567x",
+    "13800138000",
+    "",
+    None,
+]
+
+
+def test_the_public_text_rule_reads_the_same_in_python_and_in_sql(session):
+    for said in TEXTS:
+        in_sql = session.execute(text(f"SELECT {public_text_sql('CAST(:t AS text)')}"), {"t": said}).scalar_one()
+        assert in_sql == public_text(said), said
 
 
 def test_the_building_an_open311_post_named_is_not_public(open311):  # noqa: F811

@@ -3,10 +3,10 @@
 The domain answers layer queries with bbox, datetime, property filters, limit and offset plus the
 number matched, and knows nothing of URLs or pages; `web/ogc.py` is a thin adapter over it.
 Personal fields are never served: the layers' personal columns are left out entirely; a place that
-may locate a person (an incident's) is given to about 100 m (gridkit.pii.public_location_sql, as in a
-masked export), and phone and citizen ID numbers in free text (a description) are masked (and the building an
-Open311 post named left out), nor can
-free text be filtered on (an exact-match filter would confirm a guessed number).
+may locate a person (an incident's) is given to about 100 m and phone and citizen ID numbers in free
+text (a description) are masked, the building an Open311 post named left out, as in a masked export
+(gridkit.io.export_layers.build_query); nor can free text be filtered on (an exact-match filter
+would confirm a guessed number).
 
 Coordinates: items come in any CRS PostGIS knows, in that CRS's axis order as OGC API – Features
 Part 2 asks (EPSG:4490 and EPSG:4326 are latitude first, the Gauss-Kruger zones northing first);
@@ -26,7 +26,6 @@ from sqlalchemy.orm import Session
 from gridkit.errors import NotFound, ValidationError
 from gridkit.io.export_layers import DATE, DATETIME, LAYERS, build_query
 from gridkit.models import SRID, Department
-from gridkit.pii import public_text
 from gridkit.rules import parse_time
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
@@ -193,14 +192,11 @@ def items(
     )
     params.update(lim=limit, off=offset)
     kinds = dict(fields)
-    free_text = LAYERS[c.layer].free_text
     features = []
     for code, geometry, properties in session.execute(text(sql), params):
         for name, value in properties.items():
             if kinds.get(name) in (DATE, DATETIME) and value is not None:
                 properties[name] = str(value)
-            elif name in free_text:
-                properties[name] = public_text(value)
         features.append(
             {
                 "type": "Feature",

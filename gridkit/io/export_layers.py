@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from gridkit.errors import NotFound, ValidationError
 from gridkit.models import BaseGridEdition, Department, WorkGridVersion
-from gridkit.pii import public_location_sql
+from gridkit.pii import public_location_sql, public_text_sql
 from gridkit.rules import edition_in_force, version_in_force
 
 # Field kinds: how a writer types a column (shapefile DBF types, XLSX cells, GeoJSON values).
@@ -43,7 +43,7 @@ class Layer:
     # The point may locate a person (a citizen reported the case from home): masked, it is given only
     # to about 100 m (gridkit.pii.public_location_sql); exact in an unmasked (audited) export.
     place_is_personal: bool = False
-    # Free text in which people write phone and citizen ID numbers: masked where it is public (the OGC API).
+    # Free text in which people write phone and citizen ID numbers: masked with the rest (gridkit.pii.public_text_sql).
     free_text: tuple[str, ...] = ()
 
     @property
@@ -408,7 +408,8 @@ def build_query(
         # The name was checked against the layer's own list, so quoting it is safe.
         clauses.append(f'q."{name}"::text = :w{i}')
         params[f"w{i}"] = value
-    columns = ", ".join(f'q."{name}"' for name in names)
+    public = set(layer.free_text) if masked else set()
+    columns = ", ".join(public_text_sql(f'q."{n}"') + f' AS "{n}"' if n in public else f'q."{n}"' for n in names)
     geom = public_location_sql("q._geom") if masked and layer.place_is_personal else "q._geom"
     final = f"SELECT {columns}, {geom} AS _geom FROM ({sql}) q"
     if clauses:
