@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 from psycopg import sql
@@ -278,14 +279,35 @@ def _rename_database(conn, old: str, new: str) -> None:
     conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(old), sql.Identifier(new)))
 
 
+# How long the sessions on the live database are waited for, once told to end, before its rename.
+SESSIONS_END_SECONDS = 10.0
+
+
+def _end_sessions(conn) -> None:
+    """End every session on the live database and wait until they are gone (a rename needs none)."""
+    deadline = time.monotonic() + SESSIONS_END_SECONDS
+    ask = "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()"
+    while conn.execute(ask, (DB_NAME,)).fetchone()[0] and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def _swap_databases(conn, staging: str, replaced: str) -> None:
-    """Rename the live database to `replaced` and `staging` to the live name; both or neither."""
-    conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (DB_NAME,))
-    _rename_database(conn, DB_NAME, replaced)
+    """Rename the live database to `replaced` and `staging` to the live name; both or neither.
+
+    The live database takes no new connection from the start (a server's pool reconnecting would
+    make the rename fail), and takes them again if the swap is undone."""
+    live = sql.Identifier(DB_NAME)
+    conn.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false").format(live))
     try:
-        _rename_database(conn, staging, DB_NAME)
+        _end_sessions(conn)
+        _rename_database(conn, DB_NAME, replaced)
+        try:
+            _rename_database(conn, staging, DB_NAME)
+        except BaseException:
+            _rename_database(conn, replaced, DB_NAME)
+            raise
     except BaseException:
-        _rename_database(conn, replaced, DB_NAME)
+        conn.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true").format(live))
         raise
 
 
