@@ -71,9 +71,11 @@ def _ready(settings: Settings) -> None:
 def _run(args: list[str], env: dict, what: str) -> subprocess.CompletedProcess:
     proc = subprocess.run(args, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
-        detail = [line for line in proc.stderr.strip().splitlines() if line.strip()]
+        lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
+        # The error, and PostgreSQL's detail of it (which objects stood in the way of a DROP).
+        detail = lines[:1] + [line for line in lines[1:] if line.startswith("DETAIL:")][:1]
         raise SetupError(
-            "db.backup_program_failed", program=Path(args[0]).name, what=what, detail=detail[0] if detail else "-"
+            "db.backup_program_failed", program=Path(args[0]).name, what=what, detail=" ".join(detail) or "-"
         )
     return proc
 
@@ -212,9 +214,7 @@ def restore(settings: Settings, path: str | Path, *, actor: str = "cli") -> dict
             if settings.embedded:
                 _restore_embedded(settings, dump, listing, shown=path, photos=photos)
             else:
-                # One transaction: the photos are swapped back if it fails.
-                with swapped_in(photos):
-                    _restore_external(settings, dump, listing, shown=path)
+                _restore_external(settings, dump, listing, shown=path, photos=photos)
         finally:
             listing.unlink(missing_ok=True)
     forget_engine(settings)
@@ -311,9 +311,12 @@ def _swap_databases(conn, staging: str, replaced: str) -> None:
         raise
 
 
-def _restore_external(settings: Settings, path: Path, listing: Path, *, shown: Path) -> None:
+def _restore_external(
+    settings: Settings, path: Path, listing: Path, *, shown: Path, photos: StagedPhotos | None
+) -> None:
     """Replace gridkit's own objects in the external database by the archive's, in one transaction
-    (another application's objects in it are left alone, or the restore refused: restore_external).
+    (another application's objects in it are left alone, or the restore refused: restore_external),
+    the photos swapped in for it and back if it fails.
 
     The archive is turned into a script in a private folder first: an archive that cannot be read
     whole is refused before psql starts (a cut script would otherwise be committed)."""
@@ -337,21 +340,27 @@ def _restore_external(settings: Settings, path: Path, listing: Path, *, shown: P
             env,
             str(shown),
         )
-        _run(
-            [
-                _program(settings, "psql"),
-                "--no-psqlrc",
-                "--quiet",
-                "--single-transaction",
-                "--set=ON_ERROR_STOP=1",
-                f"--command={clear}",
-                "--file",
-                str(script),
-                "--dbname",
-                target,
-            ],
-            env,
-            str(shown),
-        )
+        with swapped_in(photos):
+            _psql_transaction(settings, target, env, clear, script, shown)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _psql_transaction(settings: Settings, target: str, env: dict, clear: str, script: Path, shown: Path) -> None:
+    """Run `clear` and then `script` in one transaction (nothing of it stays if any statement fails)."""
+    _run(
+        [
+            _program(settings, "psql"),
+            "--no-psqlrc",
+            "--quiet",
+            "--single-transaction",
+            "--set=ON_ERROR_STOP=1",
+            f"--command={clear}",
+            "--file",
+            str(script),
+            "--dbname",
+            target,
+        ],
+        env,
+        str(shown),
+    )
