@@ -15,6 +15,18 @@ from gridkit.keys import kept_key
 from gridkit.messages import Message
 from gridkit.standard.ids import mask_citizen_id, mask_phone
 
+# Where a case is, as answered to someone who may not read personal data (Open311's public GET, the
+# public OGC incidents collection, masked exports): a citizen's report location can be their home, so
+# the point is snapped to a grid of PUBLIC_LOCATION_STEP degrees of the storage CRS (EPSG:4490), about
+# 111 m north-south and 100 m east-west in southern China; the exact point is for staff whose role may
+# read personal data in the case's area (gridkit.users.may_see_personal_data) and trusted Open311 keys.
+PUBLIC_LOCATION_STEP = 0.001
+
+
+def public_location_sql(column: str) -> str:
+    """Return SQL of the point `column` (storage SRID) as shown publicly: snapped to PUBLIC_LOCATION_STEP."""
+    return f"ST_SnapToGrid({column}, {PUBLIC_LOCATION_STEP})"
+
 
 def mask_person_name(value: str) -> str:
     """Return a person's name with all but its first character hidden: 张三丰 → 张** (as exports mask it)."""
@@ -42,6 +54,37 @@ def _mask_found(match: re.Match) -> str:
 def mask_personal_text(text: str | None) -> str | None:
     """Return free text with every phone and citizen ID number in it masked (138****8000, 4403**********1234)."""
     return _PERSONAL_IN_TEXT.sub(_mask_found, text) if text else text
+
+
+# How an Open311 post's building (its address_id) is kept at the end of the case's description. It
+# names the building exactly, so a public answer leaves it out (public_text) as it rounds the place.
+ADDRESS_TAG = " [address_id={}]"
+_ADDRESS_TAG = re.compile(r" ?\[address_id=[^\]]*\]")
+
+
+def public_text(text: str | None) -> str | None:
+    """Return a case's free text as the public reads it: phone and citizen ID numbers masked, and the
+    building an Open311 post named (ADDRESS_TAG) left out."""
+    return mask_personal_text(_ADDRESS_TAG.sub("", text)) if text else text
+
+
+# The same in SQL, for exports masked in the database (gridkit.io.export_layers): one pass per kind of
+# number, IDs first (a mobile's digits inside an ID stay the ID's), tests keep it equal to public_text.
+_PUBLIC_TEXT_SQL = (
+    (r" ?\[address_id=[^]]*\]", ""),
+    (r"(?<![0-9A-Za-z])([0-9]{4})[0-9]{10}([0-9]{3}[0-9Xx])(?![0-9A-Za-z])", r"\1**********\2"),
+    (r"(?<![0-9A-Za-z])(?:\+?86[ -]?)?(1[3-9][0-9])[ -]?[0-9]{4}[ -]?([0-9]{4})(?![0-9A-Za-z])", r"\1****\2"),
+    (r"(?<![0-9A-Za-z])(0[0-9]{2,3})[- ][0-9]{4}([0-9]{4})(?![0-9A-Za-z])", r"\1-****\2"),
+    (r"(?<![0-9A-Za-z])(0[0-9]{2,3})[- ][0-9]{3}([0-9]{4})(?![0-9A-Za-z])", r"\1-***\2"),
+)
+
+
+def public_text_sql(column: str) -> str:
+    """Return SQL of the text `column` as the public reads it (public_text, in the database)."""
+    sql = column
+    for pattern, replacement in _PUBLIC_TEXT_SQL:
+        sql = f"regexp_replace({sql}, '{pattern}', '{replacement}', 'g')"
+    return sql
 
 
 # Words in a field name of an imported file (kept attributes, exported back) that say the field holds

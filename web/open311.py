@@ -7,6 +7,10 @@ taken). A post's body is at most MAX_POST_BYTES (no media are taken): a larger o
 413 before it is read. Errors use the Open311 format: a list of {"code", "description"} with the
 HTTP status.
 
+A case's place is read to about 100 m by the public; exactly with a trusted source's `api_key` (a
+wrong one is counted as a post) or by a signed-in user who may read personal data in the case's
+community (gridkit.io.export_open311.requests, the rule in gridkit.pii).
+
 The counts live where GRIDKIT_OPEN311_RATE_STORAGE says (the `limits` library, which
 Flask-Limiter is built on): `memory://` by default, one store per process shared by all its
 threads, which is right for the shipped server (waitress: one process, many threads). Several
@@ -27,6 +31,8 @@ from limits.strategies import MovingWindowRateLimiter
 
 from gridkit.errors import GridkitError, PermissionDenied, SetupError, ValidationError
 from gridkit.io import export_open311 as service
+from gridkit.users import may_see_personal_data
+from web.auth import current_user
 from web.database import db_session, transaction
 from web.i18n import current_language
 
@@ -113,6 +119,18 @@ def _check_rate(address: str) -> None:
         raise TooManyRequests("open311.rate_limited", limit=limit)
 
 
+def _exact_reader() -> service.ExactReader | None:
+    """Return who reads exact places in this request: a trusted key every case, a signed-in user the
+    cases where they may read personal data, the public none (None)."""
+    if request.args.get("api_key"):
+        _trusted_source(request.remote_addr or "-")
+        return lambda area: True
+    user = current_user()
+    if user is None:
+        return None
+    return lambda area: may_see_personal_data(user, area)
+
+
 @bp.get("/services.json")
 def services():
     """Every service (incident category)."""
@@ -132,6 +150,7 @@ def requests_list():
             end=request.args.get("end_date"),
             status=request.args.get("status"),
             lang=current_language(),
+            exact=_exact_reader(),
         )
     )
 
@@ -168,4 +187,4 @@ def requests_post():
 @bp.get("/requests/<request_id>.json")
 def request_one(request_id: str):
     """One request, as a one-element list (the spec's shape)."""
-    return jsonify([service.request_by_id(db_session(), request_id, current_language())])
+    return jsonify([service.request_by_id(db_session(), request_id, current_language(), _exact_reader())])

@@ -152,7 +152,7 @@ def cases():
 @bp.get("/incidents/<ident>")
 def case(ident):
     """Show one case: details, deadlines, history, photos, and a button per allowed transition."""
-    # A transaction: the coordinator's name and phone shown in clear are recorded in the audit log.
+    # A transaction: the coordinator's name and phone and the reporter shown in clear are recorded in the audit log.
     with transaction() as session:
         data = show_incident(session, ident, web_actor())
     return render_template(

@@ -4,7 +4,9 @@ with the incidents' attachments (gridkit.db.backup_files).
 Works on the embedded cluster (as its superuser; the restored objects belong to the owner role
 and the application role gets its grants again) and on an external database (as the URL's user).
 A restore is all-or-nothing: into a fresh database that replaces the old one only when complete
-(embedded), or in one transaction (external). Afterwards the schema is migrated to the head.
+(embedded), or in one transaction replacing gridkit's own objects only (external: another
+application's in the same database are kept, gridkit.db.restore_external). Afterwards the schema is
+migrated to the head.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 from psycopg import sql
@@ -22,8 +25,9 @@ from sqlalchemy.engine import make_url
 from gridkit import audit
 from gridkit.config import Settings
 from gridkit.db import cluster_for, database_url, forget_engine, head_revision, is_known_revision, transaction, up
-from gridkit.db.backup_files import opened, swap_in, write_archive
+from gridkit.db.backup_files import StagedPhotos, opened, swapped_in, write_archive
 from gridkit.db.embedded import ADMIN_ROLE, DB_NAME, DEFAULT_PG_BIN, OWNER_ROLE
+from gridkit.db.restore_external import clear_script
 from gridkit.errors import Conflict, NotFound, SetupError, ValidationError
 
 # Archive entries a restore leaves out: the postgis extension (made by the superuser before) and
@@ -67,9 +71,11 @@ def _ready(settings: Settings) -> None:
 def _run(args: list[str], env: dict, what: str) -> subprocess.CompletedProcess:
     proc = subprocess.run(args, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
-        detail = [line for line in proc.stderr.strip().splitlines() if line.strip()]
+        lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
+        # The error, and PostgreSQL's detail of it (which objects stood in the way of a DROP).
+        detail = lines[:1] + [line for line in lines[1:] if line.startswith("DETAIL:")][:1]
         raise SetupError(
-            "db.backup_program_failed", program=Path(args[0]).name, what=what, detail=detail[0] if detail else "-"
+            "db.backup_program_failed", program=Path(args[0]).name, what=what, detail=" ".join(detail) or "-"
         )
     return proc
 
@@ -188,7 +194,13 @@ def holdings(settings: Settings) -> dict[str, int]:
 
 
 def restore(settings: Settings, path: str | Path, *, actor: str = "cli") -> dict:
-    """Replace the database's contents with the backup at `path`, then migrate; return {path, migrated}.
+    """Replace the database's contents and the attachments with the backup at `path`, then migrate;
+    return {path, migrated}.
+
+    The database and the photos change together or not at all: the photos are staged beside
+    home/attachments first (refused before anything changes when they cannot be), swapped in by
+    rename just before the database is (embedded: the restored database renamed in; external: the
+    restore's one transaction), and swapped back if the database's step fails.
 
     The restore is recorded by `actor` in the restored database's audit log (the old one is replaced)."""
     path = Path(path).absolute()
@@ -196,17 +208,15 @@ def restore(settings: Settings, path: str | Path, *, actor: str = "cli") -> dict
         raise NotFound("db.backup_missing", path=str(path))
     _ready(settings)
     _, env = _target(settings)
-    with opened(path) as (dump, attachments):
+    with opened(path, settings.home) as (dump, photos):
         listing = _restore_list(settings, dump, env, shown=path)
         try:
             if settings.embedded:
-                _restore_embedded(settings, dump, listing, shown=path)
+                _restore_embedded(settings, dump, listing, shown=path, photos=photos)
             else:
-                _restore_external(settings, dump, listing, shown=path)
+                _restore_external(settings, dump, listing, shown=path, photos=photos)
         finally:
             listing.unlink(missing_ok=True)
-        if attachments is not None:
-            swap_in(attachments, settings.home)
     forget_engine(settings)
     done = up(settings, create=False)
     with transaction(settings) as session:
@@ -221,8 +231,11 @@ def restore(settings: Settings, path: str | Path, *, actor: str = "cli") -> dict
     return {"path": str(path), "migrated": done["migrated"]}
 
 
-def _restore_embedded(settings: Settings, path: Path, listing: Path, *, shown: Path) -> None:
-    """Restore into a new database owned by the owner role; swap it in only when the restore succeeded."""
+def _restore_embedded(
+    settings: Settings, path: Path, listing: Path, *, shown: Path, photos: StagedPhotos | None
+) -> None:
+    """Restore into a new database owned by the owner role; swap it and the photos in only when the
+    restore succeeded (the photos back if the database's swap fails)."""
     cluster = cluster_for(settings)
     staging = f"{DB_NAME}_restore"
     cluster.drop_database(staging)
@@ -250,59 +263,65 @@ def _restore_embedded(settings: Settings, path: Path, listing: Path, *, shown: P
         cluster.drop_database(staging)
         raise
     forget_engine(settings)
-    with cluster.connect("postgres") as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DB_NAME)))
-        conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(staging), sql.Identifier(DB_NAME)))
+    replaced = f"{DB_NAME}_replaced"
+    cluster.drop_database(replaced)
+    try:
+        with swapped_in(photos), cluster.connect("postgres") as conn:
+            _swap_databases(conn, staging, replaced)
+    except BaseException:
+        cluster.drop_database(staging)
+        raise
+    cluster.drop_database(replaced)
     cluster.grant(DB_NAME)
 
 
-# Run first in the external restore's transaction: drop gridkit's own schemas and every object of the
-# public schema that is not the postgis extension's, so the archive (maybe from an older schema) is
-# restored into an empty schema and the migrations after it do not meet objects of a newer one.
-_CLEAR_PUBLIC = """
-SET client_min_messages = warning;
-DO $clear$
-DECLARE r record;
-BEGIN
-  FOR r IN SELECT n.nspname FROM pg_namespace n WHERE n.nspname LIKE 'gridkit%'
-  LOOP
-    EXECUTE format('DROP SCHEMA IF EXISTS %I CASCADE', r.nspname);
-  END LOOP;
-  FOR r IN SELECT c.relname, c.relkind FROM pg_class c
-           WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
-             AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
-                             AND d.objid = c.oid AND d.deptype = 'e')
-  LOOP
-    EXECUTE format('DROP %s IF EXISTS public.%I CASCADE',
-      CASE r.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'S' THEN 'SEQUENCE'
-                     WHEN 'f' THEN 'FOREIGN TABLE' ELSE 'TABLE' END, r.relname);
-  END LOOP;
-  FOR r IN SELECT p.oid::regprocedure::text AS sig, p.prokind FROM pg_proc p
-           WHERE p.pronamespace = 'public'::regnamespace
-             AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass
-                             AND d.objid = p.oid AND d.deptype = 'e')
-  LOOP
-    EXECUTE format('DROP %s IF EXISTS %s CASCADE',
-      CASE r.prokind WHEN 'p' THEN 'PROCEDURE' WHEN 'a' THEN 'AGGREGATE' ELSE 'FUNCTION' END, r.sig);
-  END LOOP;
-  FOR r IN SELECT t.typname FROM pg_type t
-           WHERE t.typnamespace = 'public'::regnamespace AND t.typtype IN ('e', 'd')
-             AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_type'::regclass
-                             AND d.objid = t.oid AND d.deptype = 'e')
-  LOOP
-    EXECUTE format('DROP TYPE IF EXISTS public.%I CASCADE', r.typname);
-  END LOOP;
-END
-$clear$;
-"""
+def _rename_database(conn, old: str, new: str) -> None:
+    conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(old), sql.Identifier(new)))
 
 
-def _restore_external(settings: Settings, path: Path, listing: Path, *, shown: Path) -> None:
-    """Replace the external database's public schema (postgis kept) by the archive's, in one transaction.
+# How long the sessions on the live database are waited for, once told to end, before its rename.
+SESSIONS_END_SECONDS = 10.0
+
+
+def _end_sessions(conn) -> None:
+    """End every session on the live database and wait until they are gone (a rename needs none)."""
+    deadline = time.monotonic() + SESSIONS_END_SECONDS
+    ask = "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()"
+    while conn.execute(ask, (DB_NAME,)).fetchone()[0] and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def _swap_databases(conn, staging: str, replaced: str) -> None:
+    """Rename the live database to `replaced` and `staging` to the live name; both or neither.
+
+    The live database takes no new connection from the start (a server's pool reconnecting would
+    make the rename fail), and takes them again if the swap is undone."""
+    live = sql.Identifier(DB_NAME)
+    conn.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false").format(live))
+    try:
+        _end_sessions(conn)
+        _rename_database(conn, DB_NAME, replaced)
+        try:
+            _rename_database(conn, staging, DB_NAME)
+        except BaseException:
+            _rename_database(conn, replaced, DB_NAME)
+            raise
+    except BaseException:
+        conn.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true").format(live))
+        raise
+
+
+def _restore_external(
+    settings: Settings, path: Path, listing: Path, *, shown: Path, photos: StagedPhotos | None
+) -> None:
+    """Replace gridkit's own objects in the external database by the archive's, in one transaction
+    (another application's objects in it are left alone, or the restore refused: restore_external),
+    the photos swapped in for it and back if it fails.
 
     The archive is turned into a script in a private folder first: an archive that cannot be read
     whole is refused before psql starts (a cut script would otherwise be committed)."""
     target, env = _target(settings)
+    clear = clear_script(target, env.get("PGPASSWORD"), listing.read_text(), shown=str(shown))
     work = Path(tempfile.mkdtemp(prefix="gridkit-restore-"))
     try:
         script = work / "restore.sql"
@@ -321,21 +340,27 @@ def _restore_external(settings: Settings, path: Path, listing: Path, *, shown: P
             env,
             str(shown),
         )
-        _run(
-            [
-                _program(settings, "psql"),
-                "--no-psqlrc",
-                "--quiet",
-                "--single-transaction",
-                "--set=ON_ERROR_STOP=1",
-                f"--command={_CLEAR_PUBLIC}",
-                "--file",
-                str(script),
-                "--dbname",
-                target,
-            ],
-            env,
-            str(shown),
-        )
+        with swapped_in(photos):
+            _psql_transaction(settings, target, env, clear, script, shown)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _psql_transaction(settings: Settings, target: str, env: dict, clear: str, script: Path, shown: Path) -> None:
+    """Run `clear` and then `script` in one transaction (nothing of it stays if any statement fails)."""
+    _run(
+        [
+            _program(settings, "psql"),
+            "--no-psqlrc",
+            "--quiet",
+            "--single-transaction",
+            "--set=ON_ERROR_STOP=1",
+            f"--command={clear}",
+            "--file",
+            str(script),
+            "--dbname",
+            target,
+        ],
+        env,
+        str(shown),
+    )

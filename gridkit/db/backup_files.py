@@ -3,7 +3,8 @@
 The photos of incidents live under GRIDKIT_HOME/attachments (the database holds their paths): a
 backup without them would restore cases whose photos are gone. A backup is therefore a tar of
 `database.dump` (pg_dump custom format) and `attachments/…`; a bare pg_dump archive (a backup of an
-older gridkit) is still restored, leaving the attachments folder as it is.
+older gridkit) is still restored, leaving the attachments folder as it is. A restore swaps the
+database and the attachments folder together (StagedPhotos): both change, or neither.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ import shutil
 import tarfile
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path, PurePosixPath
 
-from gridkit.errors import ValidationError
+from gridkit.errors import SetupError, ValidationError
 from gridkit.incidents.attachments import FOLDER
 
 DUMP = "database.dump"
@@ -36,26 +37,33 @@ def write_archive(target: Path, dump: Path, home: Path) -> int:
 
 
 @contextmanager
-def opened(path: Path) -> Iterator[tuple[Path, Path | None]]:
-    """Yield (pg_dump archive, attachments folder staged beside nothing yet, or None for a bare pg_dump archive).
+def opened(path: Path, home: Path) -> Iterator[tuple[Path, StagedPhotos | None]]:
+    """Yield (pg_dump archive, the backup's attachments staged beside home/attachments, or None for a
+    bare pg_dump archive).
 
-    The tar is read whole before anything changes: a truncated or foreign tar is a ValidationError.
-    The staged folder is a private temporary one, removed on exit unless `swap_in` moved it."""
+    The tar is read whole before anything changes: a truncated or foreign tar is a ValidationError,
+    and a home where the photos cannot be staged (read-only, full, a file in the way) a SetupError.
+    The photos are staged in a private folder in `home` (the same filesystem as home/attachments, so
+    the swap is two renames); whatever is left of it is removed on exit."""
     if not tarfile.is_tarfile(path):
         yield path, None
         return
     work = Path(tempfile.mkdtemp(prefix="gridkit-restore-"))
+    photos = None
     try:
-        staged = work / FOLDER
-        staged.mkdir()
+        photos = StagedPhotos.make(home)
         dump = work / DUMP
         try:
-            _extract(path, dump, staged)
-        except (tarfile.TarError, EOFError, OSError, ValueError):
+            _extract(path, dump, photos.staged)
+        except (tarfile.TarError, EOFError, ValueError):
             raise ValidationError("db.not_a_backup", path=str(path)) from None
-        yield dump, staged
+        except OSError as exc:
+            raise SetupError("db.photos_unwritable", path=str(home), reason=exc.strerror or str(exc)) from None
+        yield dump, photos
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        if photos is not None:
+            shutil.rmtree(photos.root, ignore_errors=True)
 
 
 def _extract(path: Path, dump: Path, staged: Path) -> None:
@@ -77,13 +85,54 @@ def _extract(path: Path, dump: Path, staged: Path) -> None:
         raise ValueError(DUMP)
 
 
-def swap_in(staged: Path, home: Path) -> None:
-    """Make the staged folder home/attachments, the old one removed (after the database was restored)."""
-    current = Path(home) / FOLDER
-    current.parent.mkdir(parents=True, exist_ok=True)
-    old = current.with_name(FOLDER + ".replaced")
-    shutil.rmtree(old, ignore_errors=True)
-    if current.exists():
-        os.replace(current, old)
-    shutil.move(str(staged), str(current))
-    shutil.rmtree(old, ignore_errors=True)
+class StagedPhotos:
+    """A backup's attachments folder staged in `root` (a private folder in home), swapped in by rename.
+
+    `swapped()` makes it home/attachments for the span of a block (the database's restore) and puts
+    the old folder back if the block fails, so the database and its photos change together or not
+    at all: a rename within one folder either happens whole or not."""
+
+    def __init__(self, root: Path, home: Path):
+        self.root = root
+        self.staged = root / FOLDER
+        self.current = Path(home) / FOLDER
+        self.old = root / (FOLDER + ".old")
+
+    @classmethod
+    def make(cls, home: Path) -> StagedPhotos:
+        """Create the private staging folder in `home` (made if missing); SetupError when it cannot be."""
+        try:
+            Path(home).mkdir(parents=True, exist_ok=True)
+            root = Path(tempfile.mkdtemp(prefix=".attachments-restore-", dir=home))
+            (root / FOLDER).mkdir()
+        except OSError as exc:
+            raise SetupError("db.photos_unwritable", path=str(home), reason=exc.strerror or str(exc)) from None
+        return cls(root, home)
+
+    @contextmanager
+    def swapped(self) -> Iterator[None]:
+        """Make the staged folder home/attachments for the block; undo the swap if the block fails."""
+        moved_old = False
+        try:
+            if os.path.lexists(self.current):
+                os.rename(self.current, self.old)
+                moved_old = True
+            os.rename(self.staged, self.current)
+        except OSError as exc:
+            if moved_old:
+                os.rename(self.old, self.current)
+            raise SetupError(
+                "db.photos_unwritable", path=str(self.current.parent), reason=exc.strerror or str(exc)
+            ) from None
+        try:
+            yield
+        except BaseException:
+            os.rename(self.current, self.staged)
+            if moved_old:
+                os.rename(self.old, self.current)
+            raise
+
+
+def swapped_in(photos: StagedPhotos | None):
+    """Return the context in which the staged photos are home/attachments (nothing to do without any)."""
+    return nullcontext() if photos is None else photos.swapped()

@@ -2,7 +2,11 @@
 
 The domain answers layer queries with bbox, datetime, property filters, limit and offset plus the
 number matched, and knows nothing of URLs or pages; `web/ogc.py` is a thin adapter over it.
-Personal fields are never served: the layers' personal columns are left out entirely.
+Personal fields are never served: the layers' personal columns are left out entirely; a place that
+may locate a person (an incident's) is given to about 100 m and phone and citizen ID numbers in free
+text (a description) are masked, the building an Open311 post named left out, as in a masked export
+(gridkit.io.export_layers.build_query); nor can free text be filtered on (an exact-match filter
+would confirm a guessed number).
 
 Coordinates: items come in any CRS PostGIS knows, in that CRS's axis order as OGC API – Features
 Part 2 asks (EPSG:4490 and EPSG:4326 are latitude first, the Gauss-Kruger zones northing first);
@@ -147,9 +151,10 @@ def items(
     """Return (GeoJSON features, number matched) of a collection page, in `crs` and its axis order."""
     fields = public_fields(c)
     names = [n for n, _ in fields]
+    filterable = [n for n in names if n not in LAYERS[c.layer].free_text]
     for name in filters or {}:
-        if name not in names:
-            raise ValidationError("export.unknown_field", field=name, layer=c.id, fields=", ".join(names))
+        if name not in filterable:
+            raise ValidationError("export.unknown_field", field=name, layer=c.id, fields=", ".join(filterable))
     if feature_id is not None:
         filters = dict(filters or {}, code=feature_id)
     query = build_query(session, LAYERS[c.layer], dept=c.dept, where=filters)

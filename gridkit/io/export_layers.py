@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from gridkit.errors import NotFound, ValidationError
 from gridkit.models import BaseGridEdition, Department, WorkGridVersion
+from gridkit.pii import public_location_sql, public_text_sql
 from gridkit.rules import edition_in_force, version_in_force
 
 # Field kinds: how a writer types a column (shapefile DBF types, XLSX cells, GeoJSON values).
@@ -39,6 +40,11 @@ class Layer:
     sql: str = ""
     # The rows carry `_attrs`: the imported file's other fields (JSONB), exported back as fields.
     kept_attributes: bool = False
+    # The point may locate a person (a citizen reported the case from home): masked, it is given only
+    # to about 100 m (gridkit.pii.public_location_sql); exact in an unmasked (audited) export.
+    place_is_personal: bool = False
+    # Free text in which people write phone and citizen ID numbers: masked with the rest (gridkit.pii.public_text_sql).
+    free_text: tuple[str, ...] = ()
 
     @property
     def field_names(self) -> list[str]:
@@ -247,6 +253,8 @@ LAYERS: dict[str, Layer] = {
             )
             + _SUBJECT_TAIL,
             personal=("reporter",),
+            place_is_personal=True,
+            free_text=("description",),
             subject=True,
             sql="SELECT s.code, s.category_code, k.name AS category, s.status, s.severity, s.description, "
             "{reporter} AS reporter, s.reported_at, s.deadline, s.closed_at, "
@@ -400,8 +408,10 @@ def build_query(
         # The name was checked against the layer's own list, so quoting it is safe.
         clauses.append(f'q."{name}"::text = :w{i}')
         params[f"w{i}"] = value
-    columns = ", ".join(f'q."{name}"' for name in names)
-    final = f"SELECT {columns}, q._geom FROM ({sql}) q"
+    public = set(layer.free_text) if masked else set()
+    columns = ", ".join(public_text_sql(f'q."{n}"') + f' AS "{n}"' if n in public else f'q."{n}"' for n in names)
+    geom = public_location_sql("q._geom") if masked and layer.place_is_personal else "q._geom"
+    final = f"SELECT {columns}, {geom} AS _geom FROM ({sql}) q"
     if clauses:
         final += " WHERE " + " AND ".join(clauses)
     return LayerQuery(sql=final, params=params, fields=fields, geometry_type=layer.geometry_type, personal=personal)

@@ -7,13 +7,17 @@ Reporter names, e-mails and phones are kept on the incident only as the reporter
 listed back. Statuses: `open` while the case is not finished, else `closed`. The public reads no
 staff note: status_notes is the catalogue's sentence for the case's state (a duplicate names its
 original), and phone or citizen ID numbers written in a description are masked
-(gridkit.pii.mask_personal_text).
+(gridkit.pii.mask_personal_text). A case's place is public only to about 100 m
+(gridkit.pii.public_location_sql), without the building a post named (gridkit.pii.public_text): its
+exact point for a trusted source's key and for signed-in staff who may read personal data in the
+case's community.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from datetime import timedelta
 
 from sqlalchemy import func, select, text
@@ -24,7 +28,7 @@ from gridkit.incidents.report import DESCRIPTION_MAX
 from gridkit.incidents.workflow import report_incident
 from gridkit.messages import render
 from gridkit.models import Building, Incident, IncidentCategory
-from gridkit.pii import mask_personal_text
+from gridkit.pii import ADDRESS_TAG, mask_personal_text, public_location_sql, public_text
 from gridkit.rules import (
     CHINA_LAT,
     CHINA_LON,
@@ -67,26 +71,36 @@ def _time(value):
     return value.astimezone(LOCAL_TZ).isoformat() if value is not None else None
 
 
-_REQUESTS_SQL = """
+# Who may read a case's exact point: given the case's community (None when unknown), True or False.
+ExactReader = Callable[[str | None], bool]
+
+_REQUESTS_SQL = f"""
 SELECT s.id, s.code, s.status, s.description, s.category_code, k.name AS service_name, s.reported_at,
        s.deadline, s.closed_at, s.dept_code, d.name AS dept_name, ST_X(s.geom) AS lon, ST_Y(s.geom) AS lat,
+       ST_X({public_location_sql("s.geom")}) AS public_lon, ST_Y({public_location_sql("s.geom")}) AS public_lat,
+       b.community_code AS community,
        (SELECT max(h.at) FROM incident_history h WHERE h.incident_id = s.id) AS updated_at,
        o.code AS original_code
 FROM incident s LEFT JOIN incident_category k ON k.code = s.category_code
 LEFT JOIN department d ON d.code = s.dept_code
 LEFT JOIN incident o ON o.id = s.duplicate_of_id
-WHERE {where} ORDER BY s.reported_at DESC, s.id DESC LIMIT :lim"""
+LEFT JOIN base_cell b ON b.id = s.base_cell_id
+WHERE {{where}} ORDER BY s.reported_at DESC, s.id DESC LIMIT :lim"""
 
 
-def _request_doc(row, lang: str | None) -> dict:
+def _request_doc(row, lang: str | None, exact: ExactReader | None) -> dict:
     # Staff notes (dispatch reasons, coordinators' feedback) may name people: the public reads the state's sentence.
+    if exact is not None and exact(row.community):
+        lon, lat, description = row.lon, row.lat, mask_personal_text(row.description)
+    else:
+        lon, lat, description = row.public_lon, row.public_lat, public_text(row.description)
     return {
         "service_request_id": row.code,
         "status": _status(row.status),
         "status_notes": render(f"open311.status_note.{row.status}", lang, original=row.original_code or "-"),
         "service_name": row.service_name,
         "service_code": row.category_code,
-        "description": mask_personal_text(row.description),
+        "description": description,
         "agency_responsible": row.dept_name,
         "service_notice": None,
         "requested_datetime": _time(row.reported_at),
@@ -96,8 +110,8 @@ def _request_doc(row, lang: str | None) -> dict:
         "address_id": None,
         "zipcode": None,
         # A case may have no place yet (imported without one): lat/long are then null.
-        "lat": None if row.lat is None else round(row.lat, 7),
-        "long": None if row.lon is None else round(row.lon, 7),
+        "lat": None if lat is None else round(lat, 7),
+        "long": None if lon is None else round(lon, 7),
         "media_url": None,
     }
 
@@ -111,9 +125,11 @@ def requests(
     end: str | None = None,
     status: str | None = None,
     lang: str | None = None,
+    exact: ExactReader | None = None,
 ) -> list[dict]:
     """Return requests (newest first, at most 1000): by ids, else filtered; default the last 90 days.
-    Status notes in `lang` (default zh-CN)."""
+    Status notes in `lang` (default zh-CN); each place exact where `exact(community)` is true, else
+    to about 100 m (gridkit.pii.public_location_sql)."""
     params: dict = {"lim": MAX_REQUESTS}
     clauses = ["true"]
     if ids:
@@ -142,12 +158,12 @@ def requests(
                 clauses.append("s.status = ANY(:finished)")
                 params["finished"] = finished
     rows = session.execute(text(_REQUESTS_SQL.format(where=" AND ".join(clauses))), params)
-    return [_request_doc(row, lang) for row in rows]
+    return [_request_doc(row, lang, exact) for row in rows]
 
 
-def request_by_id(session: Session, request_id: str, lang: str | None = None) -> dict:
-    """Return one request, or raise NotFound."""
-    found = requests(session, ids=[request_id], lang=lang)
+def request_by_id(session: Session, request_id: str, lang: str | None = None, exact: ExactReader | None = None) -> dict:
+    """Return one request (its place as `requests` gives it), or raise NotFound."""
+    found = requests(session, ids=[request_id], lang=lang, exact=exact)
     if not found:
         raise NotFound("open311.unknown_request", request=request_id)
     return found[0]
@@ -196,7 +212,7 @@ def create_request(
         raise ValidationError("open311.unknown_service", service_code=service_code)
     lon_f, lat_f = _location(session, lat, lon, address_id)
     text_ = (description or "").strip() or category.name
-    suffix = f" [address_id={address_id}]" if address_id else ""
+    suffix = ADDRESS_TAG.format(address_id) if address_id else ""
     # Refused, not cut: a citizen's words are never shortened without telling them.
     if len(text_) + len(suffix) > DESCRIPTION_MAX:
         raise ValidationError("open311.description_too_long", length=len(text_), limit=DESCRIPTION_MAX - len(suffix))
