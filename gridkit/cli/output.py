@@ -74,6 +74,7 @@ VALUE_NAMES = {
     "state": "incident.state",
     "step": "incident.step",
     "kind": "cli.kind",
+    "mode": "cli.db.mode",  # `gridkit db status`: the embedded cluster or an external server
     "incident_states": "incident.state",  # a dict of counts by state: its keys are named
 }
 
@@ -98,10 +99,11 @@ def pairs(values: dict) -> str:
 
 
 def field_lines(values: dict) -> list[str]:
-    """Return `values` as aligned "heading  value" lines in the CLI's language (a status)."""
+    """Return `values` as aligned "heading  value" lines in the CLI's language (a status); each value
+    is named by its column, as in `pairs` and tables."""
     headings = {k: heading(k) for k in values}
     width = max((_width(h) for h in headings.values()), default=0)
-    return [f"{headings[k]}{' ' * (width - _width(headings[k]))}  {cell(v)}" for k, v in values.items()]
+    return [f"{headings[k]}{' ' * (width - _width(headings[k]))}  {cell(v, k)}" for k, v in values.items()]
 
 
 def echo_table(rows: list[dict], columns: list[str] | None = None) -> None:
