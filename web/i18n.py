@@ -21,8 +21,8 @@ __all__ = ["DEFAULT_LANGUAGE", "LANGUAGES", "catalog", "current_language", "norm
 
 COOKIE = "gridkit_lang"
 # The strings of gridkit-forms.js, on every page: the messages of the browser's own form checks
-# (a required field, a too short password …) and of the file and date controls, in the page's
-# language rather than the browser's.
+# (a required field, a too short password …), of the file and date controls and the buttons of a
+# confirmation (window.confirm's are the browser's), in the page's language rather than the browser's.
 FORM_JS_STRINGS = (
     "form.required",
     "form.required_choice",
@@ -36,6 +36,8 @@ FORM_JS_STRINGS = (
     "form.date.invalid",
     "form.file.none",
     "form.file.chosen",
+    "form.confirm.ok",
+    "form.confirm.cancel",
 )
 
 log = logging.getLogger(__name__)

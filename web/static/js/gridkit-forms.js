@@ -2,7 +2,9 @@
    - The browser's own checks (required, minlength, pattern, min/max) show their message bubble in
      the browser's language: on `invalid` the message is replaced by the catalogue's.
    - A date field (data-date, YYYY-MM-DD text) is refused unless it is a real day.
-   - A file input (data-file-input, hidden behind the page's own button) shows the chosen file's name. */
+   - A file input (data-file-input, hidden behind the page's own button) shows the chosen file's name.
+   - gkConfirm(message) asks in a <dialog> whose buttons are the catalogue's (window.confirm's "OK" and
+     "Cancel" are the browser's); it returns a promise of true (confirmed) or false. */
 (function () {
   "use strict";
   var node = document.getElementById("gk-form-strings");
@@ -65,4 +67,35 @@
   document.addEventListener("input", recheck, true);
   document.addEventListener("change", recheck, true);
   document.querySelectorAll("[data-date]").forEach(function (el) { el.setCustomValidity(dateProblem(el)); });
+
+  window.gkConfirm = function (message) {
+    return new Promise(function (resolve) {
+      var dialog = document.createElement("dialog");
+      dialog.className = "gk-confirm";
+      var form = document.createElement("form");
+      form.method = "dialog";
+      var text = document.createElement("p");
+      text.textContent = message;
+      var buttons = document.createElement("div");
+      buttons.className = "gk-confirm-buttons";
+      [["cancel", "button secondary"], ["ok", "button"]].forEach(function (pair) {
+        var button = document.createElement("button");
+        button.value = pair[0];
+        button.className = pair[1];
+        button.textContent = S["form.confirm." + pair[0]];
+        buttons.appendChild(button);
+      });
+      form.appendChild(text);
+      form.appendChild(buttons);
+      dialog.appendChild(form);
+      dialog.addEventListener("close", function () {
+        var confirmed = dialog.returnValue === "ok";
+        dialog.remove();
+        resolve(confirmed);
+      });
+      document.body.appendChild(dialog);
+      dialog.showModal();
+      buttons.lastChild.focus();
+    });
+  };
 }());
