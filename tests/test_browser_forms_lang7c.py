@@ -113,3 +113,18 @@ def test_form_controls_follow_the_page_language(site, browser_page, tmp_path):
     with coordinator.expect_file_chooser() as chooser:
         form.locator(".file-button").click()
     assert chooser.value.element.get_attribute("name") == "photo"
+
+
+def test_analyst_preview_refuses_a_date_that_is_no_day_in_the_page_language(site, browser_page):
+    page, lang = browser_page
+    _sign_in(page, site, "analyst1", lang)
+    page.goto(f"{site}/analyst")
+    since = page.locator('#gk-report input[name="from"]')
+    assert since.get_attribute("placeholder") == catalogue(lang)["form.date.placeholder"]
+    since.fill("2026-13-01")
+    page.click("#gk-report-preview")  # a button of its own, not the form's submit: checked all the same
+    assert since.evaluate("e => e.validationMessage") == catalogue(lang)["form.date.invalid"]
+    assert page.locator("#gk-report-out").inner_text() == ""  # nothing asked of the server
+    since.fill("2026-09-01")
+    page.click("#gk-report-preview")
+    page.locator("#gk-report-out h3").wait_for()
