@@ -266,3 +266,19 @@ def test_db_status_names_its_values_in_the_readers_language(fresh_settings):
     en = invoke(["db", "status"], "en", fresh_settings)
     assert re.search(r"^Mode +external$", en, re.M) and re.search(r"^Reachable +yes$", en, re.M), en
     assert json.loads(invoke(["db", "status", "--json"], "zh-CN", fresh_settings))["mode"] == "external"
+
+
+def test_a_confirmation_asks_and_gives_up_in_the_readers_language(fresh_settings, tmp_path):
+    # click.confirm answered a wrong answer with "Error: invalid input" and a no with "Aborted!", in English.
+    backup = tmp_path / "old.dump"
+    backup.write_bytes(b"not read: the answer is no")
+    args = ["db", "restore", str(backup)]
+    zh = CliRunner().invoke(main, args, obj=fresh_settings, input="也许\nn\n", env={"GRIDKIT_LANG": "zh-CN"})
+    assert zh.exit_code == 1, zh.output
+    assert "继续？（y 继续，N 取消）：" in zh.output and "请回答 y（继续）或 n（取消）。" in zh.output, zh.output
+    assert zh.output.rstrip().endswith("已取消。") and not re.search(r"Error|Abort|\[y/N\]", zh.output), zh.output
+    closed = CliRunner().invoke(main, args, obj=fresh_settings, input="", env={"GRIDKIT_LANG": "zh-CN"})
+    assert closed.exit_code == 1 and closed.output.rstrip().endswith("已取消。"), closed.output  # end of input
+    en = CliRunner().invoke(main, ["--lang", "en", *args], obj=fresh_settings, input="maybe\nn\n")
+    assert en.exit_code == 1 and "[y/N]: " in en.output and "Error: invalid input" in en.output, en.output
+    assert en.output.rstrip().endswith("Aborted!"), en.output

@@ -154,6 +154,41 @@ class Failure(click.ClickException):
         click.echo(render("cli.error", self.lang, message=self.format_message()), file=file, err=file is None)
 
 
+class Aborted(click.ClickException):
+    """The user said no, or broke off (Ctrl-C, end of input): "已取消。" / "Aborted!" (click's own is English)."""
+
+    def __init__(self, lang: str | None = None):
+        self.lang = lang or cli_language()
+        super().__init__(render("cli.aborted", self.lang))
+
+    def show(self, file=None):
+        click.echo(self.format_message(), file=file, err=file is None)
+
+
+YES, NO = ("y", "yes", "是"), ("n", "no", "否", "")
+
+
+def confirm(text: str) -> None:
+    """Ask `text` on stderr until answered yes or no (no by default); raise `Aborted` at no.
+
+    click.confirm says "Error: invalid input" and "Aborted!" in English whatever the language.
+    """
+    while True:
+        try:
+            answer = click.prompt(
+                text + say("cli.confirm.choices"), default="", show_default=False, prompt_suffix="", err=True
+            )
+        except click.Abort:
+            click.echo(err=True)  # closes the line the prompt left open
+            raise Aborted() from None
+        answer = answer.strip().lower()
+        if answer in YES:
+            return
+        if answer in NO:
+            raise Aborted()
+        click.echo(say("cli.confirm.invalid"), err=True)
+
+
 _EXTRA_ARGS = re.compile(r"Got unexpected extra arguments? \((.*)\)$")
 
 
