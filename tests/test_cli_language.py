@@ -282,3 +282,26 @@ def test_a_confirmation_asks_and_gives_up_in_the_readers_language(fresh_settings
     en = CliRunner().invoke(main, ["--lang", "en", *args], obj=fresh_settings, input="maybe\nn\n")
     assert en.exit_code == 1 and "[y/N]: " in en.output and "Error: invalid input" in en.output, en.output
     assert en.output.rstrip().endswith("Aborted!"), en.output
+
+
+@pytest.mark.parametrize(
+    "args,chinese,english",
+    [
+        (
+            ["incident", "list", "--state"],
+            "错误：选项 '--state' 需要一个值。",
+            "Error: Option '--state' requires an argument.",
+        ),
+        (
+            ["dept", "list", "--json=yes"],
+            "错误：选项 '--json' 不接受值。",
+            "Error: Option '--json' does not take a value.",
+        ),
+    ],
+)
+def test_option_misuse_in_the_readers_language(args, chinese, english):
+    # click's parser says these in English whatever the language (and without a usage line).
+    zh = CliRunner().invoke(main, args, env={"GRIDKIT_LANG": "zh-CN"})
+    assert zh.exit_code == 2 and zh.output.strip() == chinese, zh.output
+    en = CliRunner().invoke(main, ["--lang", "en", *args], env={"GRIDKIT_LANG": "zh-CN"})
+    assert en.exit_code == 2 and en.output.strip() == english, en.output

@@ -189,7 +189,13 @@ def confirm(text: str) -> None:
         click.echo(say("cli.confirm.invalid"), err=True)
 
 
-_EXTRA_ARGS = re.compile(r"Got unexpected extra arguments? \((.*)\)$")
+# click's other usage errors (its parser's, English whatever the language), read back into the catalogue's.
+_USAGE_MESSAGES = (
+    (re.compile(r"^Got unexpected extra arguments? \((?P<args>.*)\)$", re.S), "cli.click.extra_arguments"),
+    (re.compile(r"^Option (?P<name>'.+') requires an argument\.$", re.S), "cli.click.option_needs_value"),
+    (re.compile(r"^Option (?P<name>'.+') requires (?P<count>\d+) arguments\.$", re.S), "cli.click.option_needs_values"),
+    (re.compile(r"^Option (?P<name>'.+') does not take a value\.$", re.S), "cli.click.option_takes_no_value"),
+)
 
 
 class UsageFailure(click.UsageError):
@@ -217,9 +223,10 @@ class UsageFailure(click.UsageError):
             return render("cli.click.bad_value", lang, name=name, reason=bad_value_reason(exc.message, lang))
         if type(exc).__name__ == "NoSuchCommand":
             return render("cli.click.no_such_command", lang, name=exc.command_name)
-        extra = _EXTRA_ARGS.match(exc.message)
-        if extra:
-            return render("cli.click.extra_arguments", lang, args=extra.group(1))
+        for pattern, key in _USAGE_MESSAGES:
+            found = pattern.match(exc.message)
+            if found:
+                return render(key, lang, **found.groupdict())
         return exc.format_message()
 
     def show(self, file=None):
