@@ -214,7 +214,12 @@ def test_counts_by_state_are_named_in_the_readers_language():
     from gridkit.cli import output
 
     counts = {"incidents": 150, "incident_states": {"reported": 15, "closed": 60}}
-    assert output.pairs(counts) == "事件 150, 事件状态 (已上报 15; 已结案 60)"
+    # Punctuated as the catalogue says: full-width in Chinese (it was ", " "(" "; " in both languages).
+    assert output.pairs(counts) == "事件 150，事件状态 （已上报 15；已结案 60）"
+    english = CliRunner().invoke(
+        click.Command("pairs", callback=lambda: click.echo(output.pairs(counts))), env={"GRIDKIT_LANG": "en"}
+    )
+    assert english.output == "Incidents 150, Incident states (reported 15; closed 60)\n", english.output
 
 
 @pytest.mark.parametrize(

@@ -86,7 +86,8 @@ def cell(value, column: str | None = None) -> str:
     if isinstance(value, bool):
         return say("cli.yes" if value else "cli.no")
     if isinstance(value, dict):  # counts by code (a demo's cases by state): "name count" pairs
-        return "(" + "; ".join(f"{cell(k, column)} {cell(v)}" for k, v in value.items()) + ")"
+        items = say("cli.pairs.counts_between").join(f"{cell(k, column)} {cell(v)}" for k, v in value.items())
+        return say("cli.pairs.counts", items=items)
     prefix = VALUE_NAMES.get(column)
     if prefix and f"{prefix}.{value}" in catalogue("en"):
         return say(f"{prefix}.{value}")
@@ -94,8 +95,9 @@ def cell(value, column: str | None = None) -> str:
 
 
 def pairs(values: dict) -> str:
-    """Return `values` as one line of "heading value" pairs in the CLI's language (an import's counts)."""
-    return ", ".join(f"{heading(k)} {cell(v, k)}" for k, v in values.items())
+    """Return `values` as one line of "heading value" pairs in the CLI's language (an import's counts),
+    punctuated as the catalogue says (full-width in Chinese)."""
+    return say("cli.pairs.between").join(f"{heading(k)} {cell(v, k)}" for k, v in values.items())
 
 
 def field_lines(values: dict) -> list[str]:
