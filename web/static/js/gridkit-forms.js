@@ -1,7 +1,8 @@
 /* Form controls in the page's language, not the browser's (every page loads this).
    - The browser's own checks (required, minlength, pattern, min/max) show their message bubble in
      the browser's language: on `invalid` the message is replaced by the catalogue's.
-   - A date field (data-date, YYYY-MM-DD text) is refused unless it is a real day.
+   - A date field (data-date, YYYY-MM-DD text) is refused unless it is a real day; 2026/12/1 and the
+     like are written as 2026-12-01 when the field is left.
    - A file input (data-file-input, hidden behind the page's own button) shows the chosen file's name.
    - gkConfirm(message) asks in a <dialog> whose buttons are the catalogue's (window.confirm's "OK" and
      "Cancel" are the browser's); it returns a promise of true (confirmed) or false. */
@@ -21,6 +22,17 @@
     if (!m) { return false; }
     var d = new Date(Date.UTC(+m[1], +m[2] - 1, +m[3]));
     return d.getUTCFullYear() === +m[1] && d.getUTCMonth() === +m[2] - 1 && d.getUTCDate() === +m[3];
+  }
+
+  // A day written another common way (2026/12/1, 2026.12.01, 2026年12月1日, 20261201) is written as
+  // YYYY-MM-DD when the field is left, so a phone's keyboard without "-" can still give one.
+  var LOOSE_DAY = /^(\d{4})\s*(?:[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?|(\d{2})(\d{2}))$/;
+
+  function tidyDate(el) {
+    var m = LOOSE_DAY.exec(el.value.trim());
+    if (!m) { return; }
+    var month = m[2] || m[4], day = m[3] || m[5];
+    el.value = m[1] + "-" + ("0" + month).slice(-2) + "-" + ("0" + day).slice(-2);
   }
 
   function dateProblem(el) {
@@ -56,6 +68,7 @@
   function recheck(event) {
     var el = event.target;
     if (!el.setCustomValidity) { return; }
+    if (event.type === "change" && el.hasAttribute("data-date")) { tidyDate(el); }
     el.setCustomValidity(el.hasAttribute("data-date") ? dateProblem(el) : "");
     if (el.hasAttribute("data-file-input")) {
       var label = el.parentNode.querySelector("[data-file-name]");
