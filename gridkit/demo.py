@@ -4,14 +4,16 @@ Loading is one transaction owned by the caller and idempotent: when the demo bas
 exists already, nothing is loaded again. The demo's cases are reported in the 60 days before
 DEMO_CASES_END; loaded later, they are moved forward by whole days so that the newest was reported
 yesterday (codes follow their report date): the city's staff meet cases of the last two months,
-never months-old ones only, nor dates in the future.
+never months-old ones only, nor dates in the future. Each case is then carried along the workflow to
+the fate of its age at the end of that day (gridkit.incidents.demo_cases): old cases closed, recent
+ones in progress, a few overdue.
 """
 
 from __future__ import annotations
 
 import csv
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 import pyogrio
@@ -114,8 +116,8 @@ def load_demo(
     previous = session.info.get(AUTO_ASSIGN)
     session.info[AUTO_ASSIGN] = False
     try:
-        shift = demo_shift(today or now().astimezone(LOCAL_TZ).date())
-        return _load_demo(session, pii_key, data_dir=data_dir, progress=progress, shift=shift)
+        today = today or now().astimezone(LOCAL_TZ).date()
+        return _load_demo(session, pii_key, data_dir=data_dir, progress=progress, today=today)
     finally:
         if previous is None:
             session.info.pop(AUTO_ASSIGN, None)
@@ -128,9 +130,13 @@ def demo_shift(today: date) -> timedelta:
     return timedelta(days=max(0, (today - DEMO_CASES_END).days))
 
 
-def _load_demo(
-    session: Session, pii_key: bytes, *, data_dir: Path, progress: Progress | None, shift: timedelta
-) -> dict:
+def demo_day_end(today: date) -> datetime:
+    """Return the end of `today` in China: the demo's cases are carried along the workflow up to then
+    (or up to now, if sooner), each to the fate of its age at that time."""
+    return datetime.combine(today + timedelta(days=1), time(), LOCAL_TZ)
+
+
+def _load_demo(session: Session, pii_key: bytes, *, data_dir: Path, progress: Progress | None, today: date) -> dict:
     """Load every kind of demo data in order, reporting each step; return the counts."""
     if demo_loaded(session):
         return {"already": True}
@@ -164,13 +170,13 @@ def _load_demo(
     counts["entities"] = _load_entities(session, data_dir)
     step("legal entities", counts["entities"])
 
-    counts["incidents"] = _load_incidents(session, data_dir, shift)
+    counts["incidents"] = _load_incidents(session, data_dir, demo_shift(today))
     step("incidents", counts["incidents"])
 
     assigned = assign_subjects(session, edition=edition)
     counts["unassigned"] = sum(v["unassigned"] for v in assigned.values())
     # The cases move along the workflow once placed: deadlines by the service's rule, some overdue.
-    counts["incident_states"] = advance_demo_cases(session, DEMO_SUPERVISOR)
+    counts["incident_states"] = advance_demo_cases(session, DEMO_SUPERVISOR, as_of=demo_day_end(today))
     step("assignment", sum(v["assigned"] for v in assigned.values()))
 
     counts["users"] = _add_demo_users(session)

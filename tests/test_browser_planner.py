@@ -210,10 +210,20 @@ def _problem_highlights_its_cells(page):
     page.screenshot(path=str(SHOTS / "gridkit-planner-edited.png"))
 
 
+def confirm(page, question=None):
+    """Answer the page's own confirmation dialog (its buttons in the page's language, not the browser's)."""
+    dialog = page.locator("dialog.gk-confirm[open]")
+    dialog.wait_for()
+    if question is not None:
+        assert dialog.locator("p").inner_text() == question
+    assert dialog.locator("button").all_inner_texts() == ["取消", "确定"]
+    dialog.locator('button[value="ok"]').click()
+
+
 def _publish(page, settings, ids):
     """Step 5: Publish: the page becomes the read-only published version."""
-    page.once("dialog", lambda dialog: dialog.accept())
     page.click("#gk-publish")
+    confirm(page, "确定发布第 2 版？发布后不可修改。")
     page.wait_for_selector("#gk-version-status.status-published")
     assert read(settings, lambda s: s.get(WorkGridVersion, ids["draft"]).status) == "published"
     wait_ready(page)
@@ -250,8 +260,8 @@ def _diff_highlights_the_moved_cells(page, base_url, settings):
 
 def _roll_back_to_version_1(page, settings, ids):
     """Step 7: Roll back to version 1 from the history list: a copy of it is published as version 3."""
-    page.once("dialog", lambda dialog: dialog.accept())
     page.click('#gk-history [data-number="1"] .history-rollback')
+    confirm(page, "将第 1 版复制为新版本并立即发布？")
     page.wait_for_selector("#gk-version-status.status-published")
     wait_ready(page)
     assert "第 3 版" in page.inner_text(".version-line")
@@ -303,8 +313,12 @@ def test_stale_draft_is_reloaded_and_publish_refused(chromium, server):
     assert page.locator("#gk-problems-status").get_attribute("data-errors") == "1"
     page.click('#gk-problem-list [data-type="multipart_work_cell"]')
     assert page.locator('path[data-highlighted="true"]').count() == 9  # all of B
-    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#gk-publish")  # asked, then cancelled: nothing is sent
+    page.locator('dialog.gk-confirm[open] button[value="cancel"]').click()
+    page.locator("dialog.gk-confirm").wait_for(state="detached")
+    assert "发布被拒绝" not in page.inner_text("#gk-notice")
     page.click("#gk-publish")
+    confirm(page)
     page.wait_for_function("() => document.querySelector('#gk-notice').innerText.includes('发布被拒绝')")
     assert "工作网格不连通" in page.inner_text("#gk-notice")
     assert read(settings, lambda s: s.get(WorkGridVersion, ids["draft"]).status) == "draft"

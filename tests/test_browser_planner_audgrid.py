@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from test_browser import _offline_page, chromium  # noqa: F401 (a fixture)
-from test_browser_planner import server, sign_in, wait_ready  # noqa: F401 (server: a fixture)
+from test_browser_planner import confirm, server, sign_in, wait_ready  # noqa: F401 (server: a fixture)
 
 from gridkit.grids import work
 from gridkit.models import WorkGridVersion
@@ -25,8 +25,8 @@ def test_publishing_a_draft_outdated_by_another_publish_says_so_and_changes_noth
         return work.publish(session, theirs, by="planner2").number
 
     theirs = commit(settings, other_planner)
-    page.once("dialog", lambda dialog: dialog.accept())
     page.click("#gk-publish")
+    confirm(page)
     page.wait_for_function("() => document.querySelector('#gk-notice').innerText.includes('未发布')")
     notice = page.inner_text("#gk-notice")
     assert "本草稿创建之后" in notice and f"第 {theirs} 版已由 planner2" in notice, notice

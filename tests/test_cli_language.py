@@ -214,4 +214,99 @@ def test_counts_by_state_are_named_in_the_readers_language():
     from gridkit.cli import output
 
     counts = {"incidents": 150, "incident_states": {"reported": 15, "closed": 60}}
-    assert output.pairs(counts) == "事件 150, 事件状态 (已上报 15; 已结案 60)"
+    # Punctuated as the catalogue says: full-width in Chinese (it was ", " "(" "; " in both languages).
+    assert output.pairs(counts) == "事件 150，事件状态 （已上报 15；已结案 60）"
+    english = CliRunner().invoke(
+        click.Command("pairs", callback=lambda: click.echo(output.pairs(counts))), env={"GRIDKIT_LANG": "en"}
+    )
+    assert english.output == "Incidents 150, Incident states (reported 15; closed 60)\n", english.output
+
+
+@pytest.mark.parametrize(
+    "args,chinese,english",
+    [
+        (
+            ["incident", "list", "--state", "bogus"],
+            "'--state' 的值无效：'bogus' 不是可选值之一：'reported', ",
+            "'bogus' is not one of 'reported', ",
+        ),
+        (["incident", "list", "--limit", "ten"], "'--limit' 的值无效：'ten' 不是有效的整数。", "not a valid integer."),
+        (["whois", "东经", "22.5"], "'LON' 的值无效：'东经' 不是有效的数字。", "'东经' is not a valid float."),
+        (["import", "incidents", "/nowhere/x.csv"], "'/nowhere/x.csv' 不存在。", "'/nowhere/x.csv' does not exist."),
+        (["db", "backup", "/"], "'/' 是目录，不是文件。", "File '/' is a directory."),
+    ],
+)
+def test_invalid_values_are_explained_in_the_readers_language(args, chinese, english):
+    # click's own reasons (its types': choice, integer, float, path) were English in zh-CN.
+    zh = CliRunner().invoke(main, args, env={"GRIDKIT_LANG": "zh-CN"})
+    assert zh.exit_code == 2 and chinese in zh.output, zh.output
+    assert not ENGLISH_SENTENCE.findall(zh.output.splitlines()[-1]) and " is " not in zh.output, zh.output
+    en = CliRunner().invoke(main, ["--lang", "en", *args], env={"GRIDKIT_LANG": "zh-CN"})
+    assert en.exit_code == 2 and english in en.output, en.output
+
+
+def test_a_bad_time_is_refused_in_the_readers_language(world):
+    args = ["report", "population", "--at", "去年春天"]
+    zh = CliRunner().invoke(main, args, obj=world, env={"GRIDKIT_LANG": "zh-CN"})
+    assert zh.exit_code == 1 and zh.output.startswith("错误：") and "去年春天" in zh.output, zh.output
+    assert not re.search(r"[A-Za-z]{4,}", zh.output.replace("ISO-8601", "")), zh.output
+    en = CliRunner().invoke(main, ["--lang", "en", *args], obj=world, env={"GRIDKIT_LANG": "zh-CN"})
+    assert en.exit_code == 1 and en.output.startswith("Error: ") and "去年春天" in en.output, en.output
+
+
+def test_help_headings_are_punctuated_as_the_catalogue_says():
+    # click writes "选项:" with an ASCII colon; Chinese text takes the full-width one.
+    chinese = invoke(["dept", "--help"], "zh-CN")
+    assert "\n选项：\n" in chinese and "\n命令：\n" in chinese, chinese
+    assert not re.search(r"[\u4e00-\u9fff]:$", chinese, re.M), chinese
+    english = invoke(["dept", "--help"], "en")
+    assert "\nOptions:\n" in english and "\nCommands:\n" in english, english
+
+
+def test_db_status_names_its_values_in_the_readers_language(fresh_settings):
+    # Each value is named by its column, as tables and `pairs` do: the mode was the code "external" in zh-CN.
+    zh = invoke(["db", "status"], "zh-CN", fresh_settings)
+    assert re.search(r"^模式 +外部$", zh, re.M) and re.search(r"^可连接 +是$", zh, re.M), zh
+    assert re.search(r"^当前结构版本 +\d{8}_\w+$", zh, re.M) and "external" not in zh, zh
+    en = invoke(["db", "status"], "en", fresh_settings)
+    assert re.search(r"^Mode +external$", en, re.M) and re.search(r"^Reachable +yes$", en, re.M), en
+    assert json.loads(invoke(["db", "status", "--json"], "zh-CN", fresh_settings))["mode"] == "external"
+
+
+def test_a_confirmation_asks_and_gives_up_in_the_readers_language(fresh_settings, tmp_path):
+    # click.confirm answered a wrong answer with "Error: invalid input" and a no with "Aborted!", in English.
+    backup = tmp_path / "old.dump"
+    backup.write_bytes(b"not read: the answer is no")
+    args = ["db", "restore", str(backup)]
+    zh = CliRunner().invoke(main, args, obj=fresh_settings, input="也许\nn\n", env={"GRIDKIT_LANG": "zh-CN"})
+    assert zh.exit_code == 1, zh.output
+    assert "继续？（y 继续，N 取消）：" in zh.output and "请回答 y（继续）或 n（取消）。" in zh.output, zh.output
+    assert zh.output.rstrip().endswith("已取消。") and not re.search(r"Error|Abort|\[y/N\]", zh.output), zh.output
+    closed = CliRunner().invoke(main, args, obj=fresh_settings, input="", env={"GRIDKIT_LANG": "zh-CN"})
+    assert closed.exit_code == 1 and closed.output.rstrip().endswith("已取消。"), closed.output  # end of input
+    en = CliRunner().invoke(main, ["--lang", "en", *args], obj=fresh_settings, input="maybe\nn\n")
+    assert en.exit_code == 1 and "[y/N]: " in en.output and "Error: invalid input" in en.output, en.output
+    assert en.output.rstrip().endswith("Aborted!"), en.output
+
+
+@pytest.mark.parametrize(
+    "args,chinese,english",
+    [
+        (
+            ["incident", "list", "--state"],
+            "错误：选项 '--state' 需要一个值。",
+            "Error: Option '--state' requires an argument.",
+        ),
+        (
+            ["dept", "list", "--json=yes"],
+            "错误：选项 '--json' 不接受值。",
+            "Error: Option '--json' does not take a value.",
+        ),
+    ],
+)
+def test_option_misuse_in_the_readers_language(args, chinese, english):
+    # click's parser says these in English whatever the language (and without a usage line).
+    zh = CliRunner().invoke(main, args, env={"GRIDKIT_LANG": "zh-CN"})
+    assert zh.exit_code == 2 and zh.output.strip() == chinese, zh.output
+    en = CliRunner().invoke(main, ["--lang", "en", *args], env={"GRIDKIT_LANG": "zh-CN"})
+    assert en.exit_code == 2 and en.output.strip() == english, en.output

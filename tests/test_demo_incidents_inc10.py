@@ -13,7 +13,7 @@ from gridkit.incidents.evaluate import evaluate
 from gridkit.incidents.queries import overdue_cases
 from gridkit.incidents.workflow import SEVERITY_FACTOR
 from gridkit.models import Incident, IncidentCategory, IncidentHistory
-from gridkit.rules import parse_time
+from gridkit.rules import now, parse_time
 
 KEY = b"test-key"
 
@@ -46,8 +46,9 @@ def test_demo_cases_have_service_deadlines_and_some_are_overdue(session):
             assert case.step_deadline is not None
     assert classified >= 100
     assert {c.severity for c in cases if c.severity} == {"low", "normal", "high", "urgent"}
-    # Every case's history is the workflow's: one row per step, in time order.
-    history = session.scalars(select(IncidentHistory).where(IncidentHistory.incident_id == cases[8].id)).all()
+    # Every case's history is the workflow's: one row per step, in time order (a case closed late here).
+    late = next(c for c in cases if c.rework_count == 1 and c.status == "closed")
+    history = session.scalars(select(IncidentHistory).where(IncidentHistory.incident_id == late.id)).all()
     assert [h.to_status for h in sorted(history, key=lambda h: h.at)] == [
         "reported",
         "accepted",
@@ -65,3 +66,28 @@ def test_demo_cases_have_service_deadlines_and_some_are_overdue(session):
     figures = evaluate(session, by="department", from_="2026-09-01", to="2026-11-01")["total"]
     assert figures["cases"] == 150 and 0 < figures["on_time_rate"] < 1 and 0 < figures["rework_rate"] < 1
     assert figures["overdue"] == overdue["total"]
+
+
+def test_demo_case_fates_follow_their_age(session):
+    # A real city's record: the old cases closed, last week's mostly, the last days' in progress, a few
+    # overdue. The fates used to rotate by place in the file: two-month-old cases still waiting at "reported".
+    load_demo(session, KEY)
+    as_of = now()
+    cases = session.scalars(select(Incident)).all()
+    by_age = {"old": [], "week": [], "recent": []}
+    for case in cases:
+        age = as_of - case.reported_at
+        by_age["old" if age >= timedelta(days=21) else "week" if age >= timedelta(days=3) else "recent"].append(case)
+    assert len(by_age["old"]) >= 60 and len(by_age["week"]) >= 30 and len(by_age["recent"]) >= 4
+    old_open = [c for c in by_age["old"] if c.status != "closed"]
+    assert {c.status for c in by_age["old"]} <= {"closed", "dispatched"}
+    assert 0 < len(old_open) <= 0.08 * len(by_age["old"])
+    assert all(c.step_deadline < as_of for c in old_open)  # the few left behind are overdue
+    week_closed = sum(c.status == "closed" for c in by_age["week"])
+    assert 0.5 * len(by_age["week"]) <= week_closed < len(by_age["week"])
+    assert all(c.status != "closed" for c in by_age["recent"])
+    assert {c.status for c in by_age["recent"]} >= {"reported", "accepted", "classified", "dispatched"}
+    # Late closures (one rework) are among the closed, old and recent weeks alike.
+    assert any(c.rework_count == 1 and c.status == "closed" for c in by_age["old"])
+    overdue = overdue_cases(session)["total"]
+    assert 0 < overdue <= 0.15 * len(cases)

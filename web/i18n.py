@@ -20,6 +20,25 @@ from gridkit.messages import catalogue as catalog
 __all__ = ["DEFAULT_LANGUAGE", "LANGUAGES", "catalog", "current_language", "normalise", "t"]
 
 COOKIE = "gridkit_lang"
+# The strings of gridkit-forms.js, on every page: the messages of the browser's own form checks
+# (a required field, a too short password …), of the file and date controls and the buttons of a
+# confirmation (window.confirm's are the browser's), in the page's language rather than the browser's.
+FORM_JS_STRINGS = (
+    "form.required",
+    "form.required_choice",
+    "form.required_file",
+    "form.too_short",
+    "form.too_long",
+    "form.range_under",
+    "form.range_over",
+    "form.pattern",
+    "form.bad_value",
+    "form.date.invalid",
+    "form.file.none",
+    "form.file.chosen",
+    "form.confirm.ok",
+    "form.confirm.cancel",
+)
 
 log = logging.getLogger(__name__)
 
@@ -94,5 +113,10 @@ def init_app(app: Flask) -> None:
         return response
 
     app.jinja_env.globals.update(
-        _=t, t_or=t_or, lang_url=lang_url, current_language=current_language, languages=LANGUAGES
+        _=t,
+        t_or=t_or,
+        lang_url=lang_url,
+        current_language=current_language,
+        languages=LANGUAGES,
+        form_strings=lambda: strings(*FORM_JS_STRINGS),
     )

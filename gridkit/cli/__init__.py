@@ -14,7 +14,15 @@ from functools import wraps
 
 import click
 
-from gridkit.cli.language import CatalogueGroup, Failure, GridkitCommand, cli_language, say, set_language
+from gridkit.cli.language import (
+    Aborted,
+    CatalogueGroup,
+    Failure,
+    GridkitCommand,
+    cli_language,
+    say,
+    set_language,
+)
 from gridkit.config import Settings
 from gridkit.errors import GridkitError
 
@@ -52,6 +60,11 @@ class GridkitGroup(CatalogueGroup):
             return super().invoke(ctx)
         except GridkitError as exc:
             raise Failure(exc.render(cli_language())) from None
+        except click.Abort:  # click would say "Aborted!" in English
+            raise Aborted() from None
+        except (KeyboardInterrupt, EOFError):
+            click.echo(err=True)  # closes the terminal's ^C echo, as click does
+            raise Aborted() from None
 
     def list_commands(self, ctx):
         return list(self.commands)

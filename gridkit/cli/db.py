@@ -8,6 +8,7 @@ import click
 
 from gridkit import db
 from gridkit.cli import GridkitGroup, actor, cli_language, output, say, with_settings
+from gridkit.cli.language import confirm
 from gridkit.db.backup import backup, holdings, restore
 from gridkit.errors import SetupError
 
@@ -106,6 +107,6 @@ def db_backup(settings, path, force):
 def db_restore(settings, path, yes):
     """Replace the database's contents with the backup at PATH (all-or-nothing), then migrate."""
     if not yes:
-        click.confirm(say("cli.db.confirm_restore", path=path, **holdings(settings)), abort=True, err=True)
+        confirm(say("cli.db.confirm_restore", path=path, **holdings(settings)))
     result = restore(settings, path, actor=actor())
     return output.Result(result, lines=[say("cli.db.restored", path=result["path"])])

@@ -16,6 +16,7 @@ from __future__ import annotations
 import inspect
 import os
 import re
+from contextlib import contextmanager
 
 import click
 
@@ -90,6 +91,58 @@ def _short(text: str, limit: int) -> str:
     return first
 
 
+@contextmanager
+def section(formatter: click.HelpFormatter, heading: str):
+    """Write a help section under `heading` as the catalogue punctuates it ("选项：", "Options:").
+
+    click's own `formatter.section` appends an ASCII colon to every heading, whatever the language.
+    """
+    formatter.write_paragraph()
+    formatter.write(f"{'':>{formatter.current_indent}}{heading}\n")
+    formatter.indent()
+    try:
+        yield
+    finally:
+        formatter.dedent()
+
+
+# click's messages about a value its type refused (click/types.py, English whatever the language),
+# each read back into the catalogue message that says it in the reader's language: {value} and the
+# rest are click's own text (the value as typed, quoted; the choices; the formats).
+_BAD_VALUES = (
+    (re.compile(r"^(?P<value>.+) is not a valid integer\.$", re.S), "cli.click.not_integer"),
+    (re.compile(r"^(?P<value>.+) is not a valid float\.$", re.S), "cli.click.not_number"),
+    (re.compile(r"^(?P<value>.+) is not in the range (?P<range>.+)\.$", re.S), "cli.click.out_of_range"),
+    (re.compile(r"^(?P<value>.+) is not one of (?P<choices>.+)\.$", re.S), "cli.click.not_a_choice"),
+    (re.compile(r"^(?P<value>.+) is not (?P<choices>'.*')\.$", re.S), "cli.click.not_a_choice"),
+    (re.compile(r"^(?P<value>.+) does not match the formats? (?P<formats>.+)\.$", re.S), "cli.click.not_a_date"),
+    (
+        re.compile(r"^(?P<value>.+) is not a valid boolean\. Recognized values: (?P<choices>.+)$", re.S),
+        "cli.click.not_a_boolean",
+    ),
+    (re.compile(r"^(?P<value>.+) is not a valid UUID\.$", re.S), "cli.click.not_a_uuid"),
+    (re.compile(r"^(?:File|Directory|Path) (?P<value>.+) does not exist\.$", re.S), "cli.click.path_missing"),
+    (re.compile(r"^(?:File|Directory|Path) (?P<value>.+) is a file\.$", re.S), "cli.click.path_is_file"),
+    (re.compile(r"^(?:File|Directory|Path) (?P<value>.+) is a directory\.$", re.S), "cli.click.path_is_directory"),
+    (re.compile(r"^(?:File|Directory|Path) (?P<value>.+) is not readable\.$", re.S), "cli.click.path_unreadable"),
+    (re.compile(r"^(?:File|Directory|Path) (?P<value>.+) is not writable\.$", re.S), "cli.click.path_unwritable"),
+)
+
+
+def bad_value_reason(message: str, lang: str) -> str:
+    """Return click's reason for refusing a value (`'x' is not a valid integer.`) in `lang`.
+
+    A reason not of click's types (a gridkit callback's, already from the catalogue) is kept as it is.
+    """
+    if lang == "en":
+        return message
+    for pattern, key in _BAD_VALUES:
+        found = pattern.match(message)
+        if found:
+            return render(key, lang, **found.groupdict())
+    return message
+
+
 class Failure(click.ClickException):
     """A refusal shown as one line, "错误：…" / "Error: …" in the CLI's language (click's prefix is English)."""
 
@@ -101,7 +154,48 @@ class Failure(click.ClickException):
         click.echo(render("cli.error", self.lang, message=self.format_message()), file=file, err=file is None)
 
 
-_EXTRA_ARGS = re.compile(r"Got unexpected extra arguments? \((.*)\)$")
+class Aborted(click.ClickException):
+    """The user said no, or broke off (Ctrl-C, end of input): "已取消。" / "Aborted!" (click's own is English)."""
+
+    def __init__(self, lang: str | None = None):
+        self.lang = lang or cli_language()
+        super().__init__(render("cli.aborted", self.lang))
+
+    def show(self, file=None):
+        click.echo(self.format_message(), file=file, err=file is None)
+
+
+YES, NO = ("y", "yes", "是"), ("n", "no", "否", "")
+
+
+def confirm(text: str) -> None:
+    """Ask `text` on stderr until answered yes or no (no by default); raise `Aborted` at no.
+
+    click.confirm says "Error: invalid input" and "Aborted!" in English whatever the language.
+    """
+    while True:
+        try:
+            answer = click.prompt(
+                text + say("cli.confirm.choices"), default="", show_default=False, prompt_suffix="", err=True
+            )
+        except click.Abort:
+            click.echo(err=True)  # closes the line the prompt left open
+            raise Aborted() from None
+        answer = answer.strip().lower()
+        if answer in YES:
+            return
+        if answer in NO:
+            raise Aborted()
+        click.echo(say("cli.confirm.invalid"), err=True)
+
+
+# click's other usage errors (its parser's, English whatever the language), read back into the catalogue's.
+_USAGE_MESSAGES = (
+    (re.compile(r"^Got unexpected extra arguments? \((?P<args>.*)\)$", re.S), "cli.click.extra_arguments"),
+    (re.compile(r"^Option (?P<name>'.+') requires an argument\.$", re.S), "cli.click.option_needs_value"),
+    (re.compile(r"^Option (?P<name>'.+') requires (?P<count>\d+) arguments\.$", re.S), "cli.click.option_needs_values"),
+    (re.compile(r"^Option (?P<name>'.+') does not take a value\.$", re.S), "cli.click.option_takes_no_value"),
+)
 
 
 class UsageFailure(click.UsageError):
@@ -126,12 +220,13 @@ class UsageFailure(click.UsageError):
             return text
         if isinstance(exc, click.BadParameter) and exc.param is not None:
             name = exc.param_hint or exc.param.get_error_hint(exc.ctx)
-            return render("cli.click.bad_value", lang, name=name, reason=exc.message)
+            return render("cli.click.bad_value", lang, name=name, reason=bad_value_reason(exc.message, lang))
         if type(exc).__name__ == "NoSuchCommand":
             return render("cli.click.no_such_command", lang, name=exc.command_name)
-        extra = _EXTRA_ARGS.match(exc.message)
-        if extra:
-            return render("cli.click.extra_arguments", lang, args=extra.group(1))
+        for pattern, key in _USAGE_MESSAGES:
+            found = pattern.match(exc.message)
+            if found:
+                return render(key, lang, **found.groupdict())
         return exc.format_message()
 
     def show(self, file=None):
@@ -194,7 +289,7 @@ class CatalogueHelp:
         rows = [_option_record(p, ctx, path) for p in self.get_params(ctx) if isinstance(p, click.Option)]
         rows = [r for r in rows if r is not None]
         if rows:
-            with formatter.section(say("cli.options")):
+            with section(formatter, say("cli.options")):
                 formatter.write_dl(rows)
         if isinstance(self, click.Group):
             self.format_commands(ctx, formatter)
@@ -210,7 +305,7 @@ class CatalogueHelp:
         for name, cmd in commands:
             text = cmd.localised_help((*path, name)) if isinstance(cmd, CatalogueHelp) else _cleaned(cmd.help)
             rows.append((name, _short(text, limit)))
-        with formatter.section(say("cli.commands")):
+        with section(formatter, say("cli.commands")):
             formatter.write_dl(rows)
 
 

@@ -74,6 +74,7 @@ VALUE_NAMES = {
     "state": "incident.state",
     "step": "incident.step",
     "kind": "cli.kind",
+    "mode": "cli.db.mode",  # `gridkit db status`: the embedded cluster or an external server
     "incident_states": "incident.state",  # a dict of counts by state: its keys are named
 }
 
@@ -85,7 +86,8 @@ def cell(value, column: str | None = None) -> str:
     if isinstance(value, bool):
         return say("cli.yes" if value else "cli.no")
     if isinstance(value, dict):  # counts by code (a demo's cases by state): "name count" pairs
-        return "(" + "; ".join(f"{cell(k, column)} {cell(v)}" for k, v in value.items()) + ")"
+        items = say("cli.pairs.counts_between").join(f"{cell(k, column)} {cell(v)}" for k, v in value.items())
+        return say("cli.pairs.counts", items=items)
     prefix = VALUE_NAMES.get(column)
     if prefix and f"{prefix}.{value}" in catalogue("en"):
         return say(f"{prefix}.{value}")
@@ -93,15 +95,17 @@ def cell(value, column: str | None = None) -> str:
 
 
 def pairs(values: dict) -> str:
-    """Return `values` as one line of "heading value" pairs in the CLI's language (an import's counts)."""
-    return ", ".join(f"{heading(k)} {cell(v, k)}" for k, v in values.items())
+    """Return `values` as one line of "heading value" pairs in the CLI's language (an import's counts),
+    punctuated as the catalogue says (full-width in Chinese)."""
+    return say("cli.pairs.between").join(f"{heading(k)} {cell(v, k)}" for k, v in values.items())
 
 
 def field_lines(values: dict) -> list[str]:
-    """Return `values` as aligned "heading  value" lines in the CLI's language (a status)."""
+    """Return `values` as aligned "heading  value" lines in the CLI's language (a status); each value
+    is named by its column, as in `pairs` and tables."""
     headings = {k: heading(k) for k in values}
     width = max((_width(h) for h in headings.values()), default=0)
-    return [f"{headings[k]}{' ' * (width - _width(headings[k]))}  {cell(v)}" for k, v in values.items()]
+    return [f"{headings[k]}{' ' * (width - _width(headings[k]))}  {cell(v, k)}" for k, v in values.items()]
 
 
 def echo_table(rows: list[dict], columns: list[str] | None = None) -> None:

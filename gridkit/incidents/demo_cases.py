@@ -1,17 +1,19 @@
 """The demo city's cases carried along the workflow, so that every supervisor view shows something real.
 
 The demo's incidents (data/boundaries/incidents.geojson) are reported in the two months before
-2026-11-01. Each is moved by the workflow service itself (accept, classify, dispatch, feedback,
-close, rework), at fixed times after its report, so its deadlines are the ones the service
-computes from its category and severity. By its place in the file (ten fates in turn), a case is
-left waiting at one step (overdue today: its step's deadline passed), closed on time, or closed
-late after one rework; a step whose time has not come yet is not taken, so the newest cases wait,
-some still within their time limit. Deterministic: the same file gives the same cases.
+the day the demo is loaded (gridkit.demo moves them). Each is moved by the workflow service itself
+(accept, classify, dispatch, feedback, close, rework), at fixed times after its report, so its
+deadlines are the ones the service computes from its category and severity. A case's fate follows
+its age on that day, as in a real city's records: the old cases are closed (a few late, after one
+rework) but for a rare one still waiting long overdue; last week's are mostly closed, some still in
+hand; the last days' are in progress at every step. Within an age band the fates are taken in turn,
+the newest case first. A step whose time has not come yet (after `as_of`) is not taken.
+Deterministic: the same file loaded on the same day gives the same cases.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -21,50 +23,66 @@ from gridkit.incidents.actors import Actor
 from gridkit.models import Incident, User
 from gridkit.rules import SEVERITIES, now, parse_time
 
-# The step each case in turn stops at: the last action done to it ("reported": none).
-FATES = (
-    "reported",
-    "accept",
-    "classify",
-    "dispatch",
-    "dispatch",
-    "feedback",
-    "close",
-    "close",
-    "late",
-    "close",
-)
 HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
+# The step a case stops at (the last action done to it; "reported": none, "late": closed late after
+# one rework), by age on the demo's day: (younger than, the fates taken in turn); the last band has no end.
+FATES_BY_AGE = (
+    (3 * DAY, ("reported", "accept", "classify", "dispatch", "feedback")),
+    (7 * DAY, ("close", "dispatch", "close", "close", "feedback", "close")),
+    (
+        21 * DAY,
+        ("close", "close", "close", "late", "close", "feedback", "close", "close", "close", "dispatch")
+        + ("close",) * 4,
+    ),
+    (
+        None,
+        ("close", "close", "close", "late", "close", "close", "close", "close", "close", "late") * 2 + ("dispatch",),
+    ),
+)
 
 
-def advance_demo_cases(session: Session, supervisor: Actor) -> dict[str, int]:
-    """Move every demo case still reported along the workflow to its fate; return counts per state.
+def age_band(age: timedelta) -> int:
+    """Return the index in FATES_BY_AGE of the band of a case `age` old."""
+    return next(i for i, (younger_than, _) in enumerate(FATES_BY_AGE) if younger_than is None or age < younger_than)
+
+
+def advance_demo_cases(session: Session, supervisor: Actor, as_of: datetime | None = None) -> dict[str, int]:
+    """Move every demo case still reported along the workflow to the fate of its age on `as_of`
+    (default now); return counts per state.
 
     `supervisor` takes the supervising steps; feedback is given by the case's own coordinator.
     """
-    cases = session.scalars(select(Incident).where(Incident.status == "reported").order_by(Incident.code)).all()
+    as_of = min(as_of or now(), now())
+    cases = session.scalars(
+        select(Incident).where(Incident.status == "reported").order_by(Incident.reported_at.desc(), Incident.code)
+    ).all()
     counts: dict[str, int] = {}
+    turns: dict[int, int] = {}
     for n, case in enumerate(cases):
-        _advance(session, case, FATES[n % len(FATES)], SEVERITIES[n % len(SEVERITIES)], supervisor)
+        band = age_band(as_of - case.reported_at)
+        turn = turns[band] = turns.get(band, -1) + 1
+        fates = FATES_BY_AGE[band][1]
+        _advance(session, case, fates[turn % len(fates)], SEVERITIES[n % len(SEVERITIES)], supervisor, as_of)
         state = str(case.status)
         counts[state] = counts.get(state, 0) + 1
     session.flush()
     return counts
 
 
-def _advance(session: Session, case: Incident, fate: str, severity: str, supervisor: Actor) -> None:
+def _advance(session: Session, case: Incident, fate: str, severity: str, supervisor: Actor, as_of: datetime) -> None:
     """Run the steps up to `fate` at times after the report within each step's time limit; a step
     whose time is still to come is not taken (a case reported yesterday may wait, on time)."""
     if fate == "reported":
         return
     at = case.reported_at + HOUR / 2
-    if at > now():
+    if at > as_of:
         return
     wf.accept(session, case.id, supervisor, at=at, note="演示：已受理")
-    if fate == "accept" or (at := at + HOUR / 2) > now():
+    if fate == "accept" or (at := at + HOUR / 2) > as_of:
         return
     wf.classify(session, case.id, supervisor, category=case.category_code, severity=severity, at=at)
-    if fate == "classify" or (at := at + HOUR) > now():
+    if fate == "classify" or (at := at + HOUR) > as_of:
         return
     wf.dispatch(session, case.id, supervisor, at=at)
     if fate == "dispatch" or case.coordinator_id is None:
@@ -78,18 +96,18 @@ def _advance(session: Session, case: Incident, fate: str, severity: str, supervi
     if fate == "late":
         # Fed back after the handling deadline, sent back once, closed after the case's deadline.
         at = handle_by + 3 * HOUR
-        if at + 4 * HOUR > now():
+        if at + 4 * HOUR > as_of:
             return
         wf.feedback(session, case.id, worker, note="演示：已处理", at=at)
         wf.rework(session, case.id, supervisor, note="演示：现场复核不合格", at=at + HOUR)
         at += 4 * HOUR
         wf.feedback(session, case.id, worker, note="演示：已返工处理", at=at)
-        if (closed := max(at, case.deadline) + 6 * HOUR) <= now():
+        if (closed := max(at, case.deadline) + 6 * HOUR) <= as_of:
             wf.close(session, case.id, supervisor, at=closed, note="演示：超期结案")
         return
     at += (handle_by - at) * 0.6
-    if at > now():
+    if at > as_of:
         return
     wf.feedback(session, case.id, worker, note="演示：已处理完毕", at=at)
-    if fate == "close" and at + 2 * HOUR <= now():
+    if fate == "close" and at + 2 * HOUR <= as_of:
         wf.close(session, case.id, supervisor, at=at + 2 * HOUR, note="演示：核查通过")

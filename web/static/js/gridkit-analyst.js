@@ -22,6 +22,8 @@
   });
   document.getElementById("gk-report-preview").addEventListener("click", function () {
     var out = document.getElementById("gk-report-out");
+    // A button outside the form's submit: its checks (a date that is no day) run only when asked.
+    if (!document.getElementById("gk-report").reportValidity()) { return; }
     out.textContent = S["analyst.loading"];
     fetch(config.preview + "?" + query(document.getElementById("gk-report")), {credentials: "same-origin"})
       .then(function (response) {

@@ -867,11 +867,13 @@
   // -- publish, new draft, history, rollback ---------------------------------------------------
 
   function publish() {
-    if (!window.confirm(fmt(S["planner.publish.confirm"], { number: cfg.version.number }))) { return; }
-    save(cfg.api.publish, { revision: state.revision }).then(function (body) {
-      if (!body) { return; }
-      notice(fmt(S["planner.publish.done"], { number: body.number }), "success");
-      window.location.assign(body.url);
+    window.gkConfirm(fmt(S["planner.publish.confirm"], { number: cfg.version.number })).then(function (confirmed) {
+      if (!confirmed) { return; }
+      save(cfg.api.publish, { revision: state.revision }).then(function (body) {
+        if (!body) { return; }
+        notice(fmt(S["planner.publish.done"], { number: body.number }), "success");
+        window.location.assign(body.url);
+      });
     });
   }
 
@@ -942,13 +944,15 @@
   }
 
   function rollback(number, button) {
-    if (!window.confirm(fmt(S["planner.history.rollback_confirm"], { number: number }))) { return; }
-    button.disabled = true;
-    request("POST", cfg.api.rollback, { to: number }).then(function (body) {
-      window.location.assign(body.url);
-    }).catch(function (error) {
-      button.disabled = false;
-      handleError(error);
+    window.gkConfirm(fmt(S["planner.history.rollback_confirm"], { number: number })).then(function (confirmed) {
+      if (!confirmed) { return; }
+      button.disabled = true;
+      request("POST", cfg.api.rollback, { to: number }).then(function (body) {
+        window.location.assign(body.url);
+      }).catch(function (error) {
+        button.disabled = false;
+        handleError(error);
+      });
     });
   }
 
