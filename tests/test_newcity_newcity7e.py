@@ -1,0 +1,87 @@
+"""A new city's first day with real data as Chinese departments deliver it (../shared/data): admin units
+with 12-digit statistical codes, GBK shapefiles in EPSG:4547, XLSX rosters, historic cases from elsewhere."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import select
+
+from gridkit.errors import ValidationError
+from gridkit.grids.import_admin import import_admin_units
+from gridkit.io.problems import problem_text
+from gridkit.io.subjects import SubjectImportRefused, import_buildings
+from gridkit.models import AdminUnit
+from tests.conftest import SHARED_DATA
+
+BUND_BUILDINGS = SHARED_DATA / "shanghai-bund-osm" / "buildings_polygons.geojson"
+CNMAPS = SHARED_DATA / "shenzhen-admin" / "sz_city_districts_cnmaps_gcj02.geojson"
+
+
+def statistical_codes(tmp_path, change: dict | None = None):
+    """Write Shenzhen's real city and district outlines with their codes as the 统计用区划代码 (12 digits)."""
+    data = json.loads(CNMAPS.read_text(encoding="utf-8"))
+    for feature in data["features"]:
+        props = feature["properties"]
+        code = props["adcode"] + "000000"
+        props["统计用区划代码"] = (change or {}).get(code, code)
+        props["名称"] = props["district"] or props["city"]
+    path = tmp_path / "shenzhen_nbs.geojson"
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def test_statistical_12_digit_codes_are_read_as_gridkits_codes(session, tmp_path):
+    result = import_admin_units(
+        session,
+        statistical_codes(tmp_path),
+        level=None,
+        code_field="统计用区划代码",
+        name_field="名称",
+        src_crs="gcj02",
+    )
+    assert (result.created, result.levels) == (10, {"city": 1, "district": 9})
+    units = {u.code: u for u in session.scalars(select(AdminUnit))}
+    assert units["440304"].name == "福田区" and units["440304"].parent_code == "440300"
+    assert units["440300"].level == "city"
+    [note] = [n for n in result.notes if n["kind"] == "padded_codes"]
+    assert "440300000000 → 440300" in problem_text(note, "zh-CN")
+
+
+def test_a_wrong_code_is_explained_in_the_readers_language(session, tmp_path):
+    path = statistical_codes(tmp_path, {"440304000000": "440304000001"})  # street part 000
+    with pytest.raises(ValidationError) as info:
+        import_admin_units(session, path, level=None, code_field="统计用区划代码", name_field="名称", src_crs="gcj02")
+    [bad] = [p for p in info.value.problems if p["kind"] == "bad_code"]
+    text = problem_text(bad, "zh-CN")
+    assert "440304000001 的街道部分为 000" in text and "Street part" not in text
+    assert "Street part of 440304000001 is 000" in problem_text(bad, "en")
+
+
+def bund_buildings_as_delivered(tmp_path, count: int = 40):
+    """Write the first `count` real Bund footprints as a surveying department delivers them: a shapefile in
+    EPSG:4547 with GBK attributes and a .cpg of 936; feature 5 without geometry, 7 with a hole, 8 a multipolygon."""
+    import geopandas as gpd
+    from shapely.geometry import MultiPolygon
+
+    gdf = gpd.read_file(BUND_BUILDINGS).iloc[:count].to_crs(4547)
+    gdf = gdf.assign(编码=gdf["osm_id"].astype(str), 名称=gdf["name"].fillna("上海大厦"))[["编码", "名称", "geometry"]]
+    gdf.loc[5, "geometry"] = None
+    ring = gdf.loc[7, "geometry"]
+    gdf.loc[7, "geometry"] = ring.difference(ring.centroid.buffer(2.0))
+    gdf.loc[8, "geometry"] = MultiPolygon([gdf.loc[8, "geometry"], gdf.loc[9, "geometry"]])
+    path = tmp_path / "buildings_4547.shp"
+    gdf.to_file(path, encoding="gbk")
+    path.with_suffix(".cpg").write_text("936")
+    return path
+
+
+def test_a_features_place_is_its_fid_not_an_ordinal(session, tmp_path):
+    path = bund_buildings_as_delivered(tmp_path)
+    with pytest.raises(SubjectImportRefused) as info:
+        import_buildings(session, path, mapping={"code": "编码"})
+    [empty] = [p for p in info.value.problems if p["kind"] == "missing_coordinates"]
+    assert empty["index"] == 5
+    assert "buildings_4547.shp 要素 5（FID，从 0 数起）" in problem_text(empty, "zh-CN")
+    assert "feature 5 (FID, counted from 0)" in problem_text(empty, "en")
