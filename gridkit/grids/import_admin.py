@@ -97,16 +97,7 @@ def import_admin_units(
             )
             if row is not None:
                 rows[row["code"]] = row
-    if padded:
-        notes.append(
-            problem(
-                "padded_codes",
-                Message(
-                    "geometry.import.padded_codes", file=display, count=len(padded), code=padded[0][0], own=padded[0][1]
-                ),
-                field=code_field,
-            )
-        )
+    _note_padded(padded, display, code_field, notes)
     _check_admin_against_database(session, rows, replace, display, problems)
     if problems:
         raise refuse(source, problems, notes)
@@ -154,6 +145,14 @@ def _write_admin_units(session: Session, rows: dict) -> tuple[int, int]:
             unit.attributes = r["attributes"]
         session.flush()
     return len(created), len(updated)
+
+
+def _note_padded(padded: list, display: str, code_field: str, notes: list) -> None:
+    """Note once that the file's 12-digit statistical codes were read as gridkit's codes (first example)."""
+    if padded:
+        (code, own), count = padded[0], len(padded)
+        message = Message("geometry.import.padded_codes", file=display, count=count, code=code, own=own)
+        notes.append(problem("padded_codes", message, field=code_field))
 
 
 def _unpad_codes(feature: dict, code_col, parent_col, padded: list) -> None:
