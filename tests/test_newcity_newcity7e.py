@@ -4,15 +4,23 @@ with 12-digit statistical codes, GBK shapefiles in EPSG:4547, XLSX rosters, hist
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from click.testing import CliRunner
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
 
+from gridkit import db
+from gridkit.cli import main
 from gridkit.errors import ValidationError
 from gridkit.grids.import_admin import import_admin_units
+from gridkit.incidents.categories import seed_categories
+from gridkit.incidents.importer import import_incidents, load_mapping
 from gridkit.io.problems import problem_text
 from gridkit.io.subjects import SubjectImportRefused, import_buildings
-from gridkit.models import AdminUnit
+from gridkit.models import AdminUnit, Incident, IncidentCategory
+from gridkit.standard.categories import load_categories
 from tests.conftest import SHARED_DATA
 
 BUND_BUILDINGS = SHARED_DATA / "shanghai-bund-osm" / "buildings_polygons.geojson"
@@ -32,15 +40,15 @@ def statistical_codes(tmp_path, change: dict | None = None):
     return path
 
 
-def test_statistical_12_digit_codes_are_read_as_gridkits_codes(session, tmp_path):
-    result = import_admin_units(
-        session,
-        statistical_codes(tmp_path),
-        level=None,
-        code_field="统计用区划代码",
-        name_field="名称",
-        src_crs="gcj02",
+def import_shenzhen(session, path):
+    """Import Shenzhen's city and districts from the file of `statistical_codes` (GCJ-02, as cnmaps has them)."""
+    return import_admin_units(
+        session, path, level=None, code_field="统计用区划代码", name_field="名称", src_crs="gcj02"
     )
+
+
+def test_statistical_12_digit_codes_are_read_as_gridkits_codes(session, tmp_path):
+    result = import_shenzhen(session, statistical_codes(tmp_path))
     assert (result.created, result.levels) == (10, {"city": 1, "district": 9})
     units = {u.code: u for u in session.scalars(select(AdminUnit))}
     assert units["440304"].name == "福田区" and units["440304"].parent_code == "440300"
@@ -52,7 +60,7 @@ def test_statistical_12_digit_codes_are_read_as_gridkits_codes(session, tmp_path
 def test_a_wrong_code_is_explained_in_the_readers_language(session, tmp_path):
     path = statistical_codes(tmp_path, {"440304000000": "440304000001"})  # street part 000
     with pytest.raises(ValidationError) as info:
-        import_admin_units(session, path, level=None, code_field="统计用区划代码", name_field="名称", src_crs="gcj02")
+        import_shenzhen(session, path)
     [bad] = [p for p in info.value.problems if p["kind"] == "bad_code"]
     text = problem_text(bad, "zh-CN")
     assert "440304000001 的街道部分为 000" in text and "Street part" not in text
@@ -85,3 +93,54 @@ def test_a_features_place_is_its_fid_not_an_ordinal(session, tmp_path):
     assert empty["index"] == 5
     assert "buildings_4547.shp 要素 5（FID，从 0 数起）" in problem_text(empty, "zh-CN")
     assert "feature 5 (FID, counted from 0)" in problem_text(empty, "en")
+
+
+# -- historic cases: the categories of a new city, another city's cases -------------------------------------------
+
+BALTIMORE = SHARED_DATA / "baltimore-311" / "baltimore_311_sample.csv"
+BALTIMORE_MAP = Path(__file__).resolve().parent / "data" / "baltimore_311_map.json"
+BALTIMORE_CATEGORIES = Path(__file__).resolve().parent / "data" / "baltimore_categories.csv"
+
+
+def cli(settings, *args):
+    return CliRunner(env={"GRIDKIT_LANG": "en"}).invoke(main, list(args), obj=settings, catch_exceptions=False)
+
+
+def test_db_up_gives_a_new_city_the_standard_categories_once(fresh_settings):
+    first = cli(fresh_settings, "db", "up", "--json")
+    assert first.exit_code == 0, first.output
+    assert json.loads(first.output)["categories_seeded"] == len(load_categories()) > 0
+    with Session(db.engine_for(fresh_settings)) as session:
+        session.execute(delete(IncidentCategory).where(IncidentCategory.code == "0101"))
+        session.commit()
+    again = cli(fresh_settings, "db", "up", "--json")  # the deployment's own table is left as it is
+    assert json.loads(again.output)["categories_seeded"] == 0
+    with Session(db.engine_for(fresh_settings)) as session:
+        assert session.get(IncidentCategory, "0101") is None
+
+
+def test_a_refused_case_file_names_its_first_problem(session):
+    with pytest.raises(ValidationError) as info:  # no category yet: every row's category is unknown
+        import_incidents(session, BALTIMORE, load_mapping(BALTIMORE_MAP))
+    assert "第一处：baltimore_311_sample.csv 第 2 行：类别 0206" in info.value.render("zh-CN")
+    assert "The first: baltimore_311_sample.csv, line 2:" in info.value.render("en")
+
+
+def test_another_citys_cases_are_refused_not_queued_as_unassigned(session, tmp_path):
+    import_admin_units(
+        session,
+        statistical_codes(tmp_path),
+        level=None,
+        code_field="统计用区划代码",
+        name_field="名称",
+        src_crs="gcj02",
+    )
+    seed_categories(session)
+    seed_categories(session, BALTIMORE_CATEGORIES)
+    with pytest.raises(ValidationError) as info:
+        import_incidents(session, BALTIMORE, load_mapping(BALTIMORE_MAP))
+    assert info.value.code == "incident_import.elsewhere"
+    assert info.value.params["located"] == 10_000 - 885 - 590  # without the placeholder (39, -77) and empty places
+    assert info.value.params["km"] > 10_000  # Baltimore is about 12,900 km from Shenzhen
+    assert "没有一个在本市行政区划 50 公里以内" in info.value.render("zh-CN")
+    assert session.scalar(select(func.count()).select_from(Incident)) == 0
