@@ -18,10 +18,12 @@ from gridkit.grids.import_admin import import_admin_units
 from gridkit.incidents.categories import seed_categories
 from gridkit.incidents.importer import import_incidents, load_mapping
 from gridkit.io.problems import problem_text
-from gridkit.io.subjects import SubjectImportRefused, import_buildings
+from gridkit.io.subjects import SubjectImportRefused, import_buildings, import_coordinators
 from gridkit.models import AdminUnit, Incident, IncidentCategory
 from gridkit.standard.categories import load_categories
 from tests.conftest import SHARED_DATA
+from tests.data.make_subject_files import work_cell
+from tests.factories_import_subjects import grid, work_grids  # noqa: F401 (fixtures)
 
 BUND_BUILDINGS = SHARED_DATA / "shanghai-bund-osm" / "buildings_polygons.geojson"
 CNMAPS = SHARED_DATA / "shenzhen-admin" / "sz_city_districts_cnmaps_gcj02.geojson"
@@ -144,3 +146,20 @@ def test_another_citys_cases_are_refused_not_queued_as_unassigned(session, tmp_p
     assert info.value.params["km"] > 10_000  # Baltimore is about 12,900 km from Shenzhen
     assert "没有一个在本市行政区划 50 公里以内" in info.value.render("zh-CN")
     assert session.scalar(select(func.count()).select_from(Incident)) == 0
+
+
+def test_a_work_cell_code_excel_stored_as_a_number_is_named_as_such(session, work_grids, tmp_path):
+    import openpyxl
+
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.append(["姓名", "手机", "部门", "工作网格"])
+    sheet.append(["王建国", 13912340000, 100001, float(work_cell("100001", 1))])  # typed without a leading '
+    path = tmp_path / "网格员.xlsx"
+    workbook.save(path)
+    mapping = {"name": "姓名", "phone": "手机", "dept": "部门", "work_cells": "工作网格"}
+    with pytest.raises(SubjectImportRefused) as info:
+        import_coordinators(session, path, mapping=mapping)
+    [wrong] = info.value.problems
+    assert wrong["kind"] == "number_precision" and wrong["field"] == "工作网格"
+    assert "网格员.xlsx 第 2 行：工作网格编码（10000144030400100352）被存成了数值" in problem_text(wrong, "zh-CN")
