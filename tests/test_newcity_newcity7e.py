@@ -12,6 +12,7 @@ import geopandas as gpd
 import pyogrio
 import pytest
 from click.testing import CliRunner
+from geoalchemy2.shape import from_shape
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
@@ -30,6 +31,7 @@ from tests.conftest import SHARED_DATA
 from tests.data.make_subject_files import work_cell
 from tests.factories_import_subjects import grid, work_grids  # noqa: F401 (fixtures)
 
+BUND_ROADS = SHARED_DATA / "shanghai-bund-osm" / "roads_lines.geojson"
 BUND_BUILDINGS = SHARED_DATA / "shanghai-bund-osm" / "buildings_polygons.geojson"
 CNMAPS = SHARED_DATA / "shenzhen-admin" / "sz_city_districts_cnmaps_gcj02.geojson"
 
@@ -193,3 +195,26 @@ def test_footprints_as_gbk_shapefile_in_4547_read_back_field_by_field(session, t
         assert row.address == stored[row.code].address  # GBK round trip of every name
     expected = gdf.set_index("编码").geometry.to_crs(4547)
     assert (back.set_index("code").geometry.symmetric_difference(expected, align=True).area < 0.01).all()
+
+
+# -- the pages of another city ---------------------------------------------------------------------------------
+
+
+def test_the_pages_are_titled_with_the_citys_own_name(fresh_settings):
+    from shapely.geometry import MultiPolygon
+
+    from tests.factories_web import commit
+    from web import create_app
+
+    outline = gpd.read_file(BUND_ROADS).union_all().convex_hull  # the Bund's real roads: central Shanghai
+
+    def fill(session):
+        session.add(
+            AdminUnit(code="310100", name="上海市", level="city", geom=from_shape(MultiPolygon([outline]), 4490))
+        )
+
+    commit(fresh_settings, fill)
+    client = create_app(fresh_settings).test_client()
+    home = client.get("/").get_data(as_text=True)
+    assert "<title>gridkit · 上海市统一空间基础网格</title>" in home and "深圳" not in home
+    assert "gridkit · 上海市统一空间基础网格" in client.get("/login").get_data(as_text=True)  # every page, no query
