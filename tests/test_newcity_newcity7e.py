@@ -218,3 +218,28 @@ def test_the_pages_are_titled_with_the_citys_own_name(fresh_settings):
     home = client.get("/").get_data(as_text=True)
     assert "<title>gridkit · 上海市统一空间基础网格</title>" in home and "深圳" not in home
     assert "gridkit · 上海市统一空间基础网格" in client.get("/login").get_data(as_text=True)  # every page, no query
+
+
+def test_roads_delivered_with_chinese_field_names_keep_their_names(tmp_path):
+    from gridkit.grids.generate.roads import road_features
+
+    osm = gpd.read_file(BUND_ROADS)
+    path = tmp_path / "道路.shp"
+    osm[["kind", "kind_detail", "is_tunnel", "name", "geometry"]].rename(columns={"name": "名称"}).to_crs(4547).to_file(
+        path, encoding="gbk"
+    )
+    delivered = road_features(pyogrio.read_dataframe(path, encoding="gbk"))
+    expected = road_features(osm)
+    assert len(delivered) == len(expected)
+    # The names pair the two carriageways of one road and name the roads a cell straddles in the report.
+    assert [r.name for r in delivered] == [r.name for r in expected]
+    assert sum(r.name is not None for r in delivered) > 300
+
+
+def test_a_mistyped_path_is_said_in_the_clis_language(fresh_settings):
+    typo = BUND_BUILDINGS.with_name("buildings_polygon.geojson")  # the real file is buildings_polygons
+    result = CliRunner(env={"GRIDKIT_LANG": "zh-CN"}).invoke(
+        main, ["import", "buildings", str(typo)], obj=fresh_settings, catch_exceptions=False
+    )
+    assert result.exit_code == 2
+    assert f"没有文件或文件夹 {typo}：请检查路径和文件名。" in result.output and "does not exist" not in result.output

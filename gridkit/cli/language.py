@@ -102,6 +102,8 @@ class Failure(click.ClickException):
 
 
 _EXTRA_ARGS = re.compile(r"Got unexpected extra arguments? \((.*)\)$")
+# click.Path's reason for a missing file (English, from click's gettext): said again in the CLI's language.
+_NO_SUCH_PATH = re.compile(r"^(?:File|Directory|Path) '(.*)' does not exist\.$")
 
 
 class UsageFailure(click.UsageError):
@@ -126,7 +128,9 @@ class UsageFailure(click.UsageError):
             return text
         if isinstance(exc, click.BadParameter) and exc.param is not None:
             name = exc.param_hint or exc.param.get_error_hint(exc.ctx)
-            return render("cli.click.bad_value", lang, name=name, reason=exc.message)
+            missing = _NO_SUCH_PATH.match(exc.message)
+            reason = render("cli.click.no_such_path", lang, path=missing.group(1)) if missing else exc.message
+            return render("cli.click.bad_value", lang, name=name, reason=reason)
         if type(exc).__name__ == "NoSuchCommand":
             return render("cli.click.no_such_command", lang, name=exc.command_name)
         extra = _EXTRA_ARGS.match(exc.message)
