@@ -31,6 +31,7 @@ from tests.conftest import SHARED_DATA
 from tests.data.make_subject_files import work_cell
 from tests.factories_import_subjects import grid, work_grids  # noqa: F401 (fixtures)
 
+BUND_POIS = SHARED_DATA / "shanghai-bund-osm" / "pois_points.geojson"
 BUND_ROADS = SHARED_DATA / "shanghai-bund-osm" / "roads_lines.geojson"
 BUND_BUILDINGS = SHARED_DATA / "shanghai-bund-osm" / "buildings_polygons.geojson"
 CNMAPS = SHARED_DATA / "shenzhen-admin" / "sz_city_districts_cnmaps_gcj02.geojson"
@@ -243,3 +244,23 @@ def test_a_mistyped_path_is_said_in_the_clis_language(fresh_settings):
     )
     assert result.exit_code == 2
     assert f"没有文件或文件夹 {typo}：请检查路径和文件名。" in result.output and "does not exist" not in result.output
+
+
+def test_coordinates_typed_in_full_width_are_read(session, tmp_path):
+    from gridkit.io.subjects import import_entities
+    from gridkit.models import LegalEntity
+    from gridkit.standard.ids import credit_code_check_char
+
+    pois = [f for f in json.loads(BUND_POIS.read_text(encoding="utf-8"))["features"] if f["properties"].get("name")]
+    full_width = str.maketrans("0123456789.-", "０１２３４５６７８９．－")
+    lines = ["统一社会信用代码,名称,经度,纬度"]
+    for i, poi in enumerate(pois[:20]):
+        first17 = f"91310101MA1K{i:05d}"
+        lon, lat = (repr(v).translate(full_width) for v in poi["geometry"]["coordinates"])
+        lines.append(f"{first17}{credit_code_check_char(first17)},{poi['properties']['name']},{lon},{lat}")
+    path = tmp_path / "法人.csv"
+    path.write_bytes("\r\n".join(lines).encode("gb18030"))
+    mapping = {"credit_code": "统一社会信用代码", "name": "名称", "lon": "经度", "lat": "纬度"}
+    assert import_entities(session, path, mapping=mapping).created == 20
+    stored = session.execute(select(func.ST_X(LegalEntity.geom), func.ST_Y(LegalEntity.geom)).order_by(LegalEntity.id))
+    assert [tuple(p) for p in stored] == [tuple(f["geometry"]["coordinates"]) for f in pois[:20]]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -249,6 +250,8 @@ def _phone_reason(exc: Exception, raw: str) -> Message:
 
 
 def _number(value: str) -> float | None:
+    if not value.isascii():  # typed with a Chinese input method: full-width digits, point and minus (１１４．０５)
+        value = unicodedata.normalize("NFKC", value)
     try:
         number = float(value)
     except ValueError:
