@@ -264,3 +264,27 @@ def test_coordinates_typed_in_full_width_are_read(session, tmp_path):
     assert import_entities(session, path, mapping=mapping).created == 20
     stored = session.execute(select(func.ST_X(LegalEntity.geom), func.ST_Y(LegalEntity.geom)).order_by(LegalEntity.id))
     assert [tuple(p) for p in stored] == [tuple(f["geometry"]["coordinates"]) for f in pois[:20]]
+
+
+def test_residents_imported_by_building_are_exported_where_their_building_is(session, tmp_path):
+    from gridkit.io.subjects import import_residents
+    from gridkit.standard.ids import citizen_id_check_char
+
+    gdf = gpd.read_file(BUND_BUILDINGS).iloc[:30]
+    source = tmp_path / "bund.geojson"
+    gdf.assign(code=gdf["osm_id"].astype(str))[["code", "geometry"]].to_file(source, driver="GeoJSON")
+    import_buildings(session, source)
+    lines = ["id_number,name,phone,household,population_type,building_code"]
+    for i, code in enumerate(gdf["osm_id"].astype(str)):
+        first17 = f"31010119{80 + i % 20:02d}0101{i:03d}"
+        lines.append(f"{first17}{citizen_id_check_char(first17)},居民{i},1391234{i:04d},H{i},户籍,{code}")
+    residents = tmp_path / "residents.csv"
+    residents.write_text("\n".join(lines), encoding="utf-8")
+    import_residents(session, residents, pii_key=b"newcity7e-test-key")
+    path = tmp_path / "residents.gpkg"
+    export_layer(session, ExportOptions("residents", "gpkg", path), actor="test")
+    back = pyogrio.read_dataframe(path)
+    assert len(back) == 30 and back.geometry.notna().all()  # had no place at all: the rows came back without one
+    buildings = gpd.GeoSeries(gdf.geometry.values, index=gdf["osm_id"].astype(str)).representative_point()
+    where = gpd.GeoSeries(buildings.loc[back["building"]].values, index=back.index)
+    assert (back.geometry.distance(where) < 1e-6).all()  # degrees: well under a metre
