@@ -332,3 +332,20 @@ def test_a_grid_round_trip_through_a_gauss_kruger_shapefile_changes_no_cell(fres
         assert done.exit_code == 0, done.output
     diff = json.loads(cli(fresh_settings, "basegrid", "diff", "gen", "back", "--json").output)
     assert diff["unchanged"] > 10 and (diff["added"], diff["removed"], diff["reshaped"]) == ([], [], [])
+
+
+def test_replacing_buildings_by_their_label_points_keeps_footprints_and_addresses(session, tmp_path):
+    points = gpd.read_file(BUND_BUILDINGS.with_name("buildings_points.geojson"))
+    polygons = gpd.read_file(BUND_BUILDINGS)
+    both = polygons[polygons["osm_id"].isin(points["osm_id"])].iloc[:30]
+    footprints = tmp_path / "footprints.geojson"
+    both.assign(code=both["osm_id"].astype(str), address=both["addr_street"].fillna("中山东一路"))[
+        ["code", "address", "geometry"]
+    ].to_file(footprints, driver="GeoJSON")
+    import_buildings(session, footprints)
+    labels = tmp_path / "labels.geojson"  # the OSM label points of the same buildings: code and place only
+    chosen = points[points["osm_id"].isin(both["osm_id"])].drop_duplicates("osm_id")
+    chosen.assign(code=chosen["osm_id"].astype(str))[["code", "geometry"]].to_file(labels, driver="GeoJSON")
+    assert import_buildings(session, labels, replace=True).updated == len(chosen) == 30
+    stored = session.execute(select(Building.code, Building.address, Building.footprint.is_not(None))).all()
+    assert all(address and has_footprint for _, address, has_footprint in stored)  # were all dropped

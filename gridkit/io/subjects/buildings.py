@@ -84,7 +84,7 @@ def _staged_import(session: Session, job: Job, edition, replace: bool) -> Subjec
     created, updated_ids = write_unique(
         job,
         staged,
-        lambda: _rebuilt_write(session, replace, staged),
+        lambda: _rebuilt_write(session, replace, staged, _absent(job)),
         constraint="uq_building_code",
         duplicates=_DUPLICATES,
     )
@@ -216,14 +216,31 @@ _VALUES = (
 _DUPLICATES = {"kind": "duplicate_code", "name": "code", "what": "imports.what.building_code"}
 
 
-def _rebuilt_write(session: Session, replace: bool, staged: Staged) -> tuple[int, list[int]]:
+# What --replace writes over a stored building: a field the file has no column for keeps its value; a file
+# of points keeps the footprints (the building's cell is then its footprint's, by the rule); a new footprint
+# without a point drops the old point (it may lie outside the new outline: the place is on the footprint).
+_REPLACED = (
+    "{address}, {floors}, CASE WHEN s.lon IS NOT NULL THEN ST_SetSRID(ST_MakePoint(s.lon, s.lat), :srid) "
+    "WHEN s.footprint IS NOT NULL THEN NULL ELSE t.geom END, coalesce(s.footprint::geometry, t.footprint), "
+    "CASE WHEN s.footprint IS NULL AND t.footprint IS NULL THEN s.cell END"
+)
+
+
+def _absent(job: Job) -> frozenset:
+    """Return the optional fields (address, floors) the file has no column for."""
+    return frozenset(name for name in ("address", "floors") if job.cols.get(name) is None)
+
+
+def _rebuilt_write(session: Session, replace: bool, staged: Staged, absent: frozenset) -> tuple[int, list[int]]:
     """`_write` with the table's indexes rebuilt once around it when that pays, and then (every row new) the ids
     reserved in file order (staging.rebuilt_for_insert)."""
     with rebuilt_for_insert(session, staged, "building", replace) as offset:
-        return _write(session, replace, offset)
+        return _write(session, replace, offset, absent)
 
 
-def _write(session: Session, replace: bool, offset: int | None = None) -> tuple[int, list[int]]:
+def _write(
+    session: Session, replace: bool, offset: int | None = None, absent: frozenset = frozenset()
+) -> tuple[int, list[int]]:
     """Insert the new staged buildings and (replace) update the others; return (created, updated ids).
 
     `offset`: each new row's id is its row number plus this (file_order_ids), else the sequence's next in
@@ -233,7 +250,9 @@ def _write(session: Session, replace: bool, offset: int | None = None) -> tuple[
         updated = list(
             session.scalars(
                 text(
-                    f"UPDATE building t SET (address, floors, geom, footprint, base_cell_id) = ({_VALUES}) "
+                    "UPDATE building t SET (address, floors, geom, footprint, base_cell_id) = ("
+                    + _REPLACED.format(**{n: f"t.{n}" if n in absent else f"s.{n}" for n in ("address", "floors")})
+                    + ") "
                     "FROM gk_stage_building s WHERE t.code = s.code RETURNING t.id"
                 ),
                 {"srid": SRID},
