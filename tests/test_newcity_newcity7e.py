@@ -349,3 +349,46 @@ def test_replacing_buildings_by_their_label_points_keeps_footprints_and_addresse
     assert import_buildings(session, labels, replace=True).updated == len(chosen) == 30
     stored = session.execute(select(Building.code, Building.address, Building.footprint.is_not(None))).all()
     assert all(address and has_footprint for _, address, has_footprint in stored)  # were all dropped
+
+
+def test_replacing_residents_and_entities_keeps_what_the_file_does_not_carry(session, tmp_path):
+    from gridkit.io.subjects import import_entities, import_residents
+    from gridkit.models import LegalEntity, Resident
+    from gridkit.standard.ids import citizen_id_check_char, credit_code_check_char
+
+    gdf = gpd.read_file(BUND_BUILDINGS).iloc[:10]
+    source = tmp_path / "bund.geojson"
+    gdf.assign(code=gdf["osm_id"].astype(str))[["code", "geometry"]].to_file(source, driver="GeoJSON")
+    import_buildings(session, source)
+    ids = [f"31010119800101{i:03d}" for i in range(10)]
+    ids = [i + citizen_id_check_char(i) for i in ids]
+    full = ["id_number,name,phone,household,population_type,building_code"] + [
+        f"{n},居民{k},1391234{k:04d},H{k},户籍,{code}" for k, (n, code) in enumerate(zip(ids, gdf["osm_id"]))
+    ]
+    (tmp_path / "full.csv").write_text("\n".join(full), encoding="utf-8")
+    import_residents(session, tmp_path / "full.csv", pii_key=b"k")
+    names = ["id_number,name,population_type,building_code"] + [
+        f"{n},改名{k},流动,{code}" for k, (n, code) in enumerate(zip(ids, gdf["osm_id"]))
+    ]
+    (tmp_path / "names.csv").write_text("\n".join(names), encoding="utf-8")  # a roster of names only
+    assert import_residents(session, tmp_path / "names.csv", pii_key=b"k", replace=True).updated == 10
+    stored = session.execute(select(Resident.name, Resident.phone, Resident.household)).all()
+    assert all(name.startswith("改名") and phone and household for name, phone, household in stored)
+
+    pois = [f for f in json.loads(BUND_POIS.read_text(encoding="utf-8"))["features"] if f["properties"].get("name")]
+    codes = [f"91310101MA1K{i:05d}" for i in range(5)]
+    codes = [c + credit_code_check_char(c) for c in codes]
+    rows = [(c, p["properties"]["name"], *p["geometry"]["coordinates"]) for c, p in zip(codes, pois)]
+    (tmp_path / "e.csv").write_text(
+        "\n".join(
+            ["credit_code,name,address,lon,lat"]
+            + [f"{c},{n},中山东一路{i},{x},{y}" for i, (c, n, x, y) in enumerate(rows)]
+        ),
+        encoding="utf-8",
+    )
+    import_entities(session, tmp_path / "e.csv")
+    (tmp_path / "moved.csv").write_text(
+        "\n".join(["credit_code,name,lon,lat"] + [f"{c},{n},{x},{y}" for c, n, x, y in rows]), encoding="utf-8"
+    )
+    assert import_entities(session, tmp_path / "moved.csv", replace=True).updated == 5
+    assert all(session.scalars(select(LegalEntity.address)))

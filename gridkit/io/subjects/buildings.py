@@ -18,8 +18,10 @@ from gridkit.io.subjects.job import Job
 from gridkit.io.subjects.staging import (
     KindSpec,
     Staged,
+    absent_fields,
     bulk_work_mem,
     finish,
+    kept_or_staged,
     rebuilt_for_insert,
     report_duplicates,
     report_existing,
@@ -84,7 +86,7 @@ def _staged_import(session: Session, job: Job, edition, replace: bool) -> Subjec
     created, updated_ids = write_unique(
         job,
         staged,
-        lambda: _rebuilt_write(session, replace, staged, _absent(job)),
+        lambda: _rebuilt_write(session, replace, staged, absent_fields(job, ("address", "floors"))),
         constraint="uq_building_code",
         duplicates=_DUPLICATES,
     )
@@ -226,11 +228,6 @@ _REPLACED = (
 )
 
 
-def _absent(job: Job) -> frozenset:
-    """Return the optional fields (address, floors) the file has no column for."""
-    return frozenset(name for name in ("address", "floors") if job.cols.get(name) is None)
-
-
 def _rebuilt_write(session: Session, replace: bool, staged: Staged, absent: frozenset) -> tuple[int, list[int]]:
     """`_write` with the table's indexes rebuilt once around it when that pays, and then (every row new) the ids
     reserved in file order (staging.rebuilt_for_insert)."""
@@ -251,7 +248,7 @@ def _write(
             session.scalars(
                 text(
                     "UPDATE building t SET (address, floors, geom, footprint, base_cell_id) = ("
-                    + _REPLACED.format(**{n: f"t.{n}" if n in absent else f"s.{n}" for n in ("address", "floors")})
+                    + _REPLACED.format(**kept_or_staged(("address", "floors"), absent))
                     + ") "
                     "FROM gk_stage_building s WHERE t.code = s.code RETURNING t.id"
                 ),
