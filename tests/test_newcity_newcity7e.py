@@ -392,3 +392,26 @@ def test_replacing_residents_and_entities_keeps_what_the_file_does_not_carry(ses
     )
     assert import_entities(session, tmp_path / "moved.csv", replace=True).updated == 5
     assert all(session.scalars(select(LegalEntity.address)))
+
+
+def test_admin_levels_are_named_in_the_clis_language(fresh_settings, tmp_path):
+    path = statistical_codes(tmp_path)
+    zh = CliRunner(env={"GRIDKIT_LANG": "zh-CN"})
+    args = [
+        "admin",
+        "import",
+        str(path),
+        "--code-field",
+        "统计用区划代码",
+        "--name-field",
+        "名称",
+        "--src-crs",
+        "gcj02",
+    ]
+    imported = zh.invoke(main, args, obj=fresh_settings, catch_exceptions=False)
+    assert imported.exit_code == 0, imported.output
+    assert "(市 1; 区 9)" in imported.output and "district" not in imported.output
+    listed = zh.invoke(main, ["admin", "list", "--level", "district"], obj=fresh_settings, catch_exceptions=False)
+    assert "440304  福田区  区    440300" in listed.output and "district" not in listed.output
+    as_json = json.loads(cli(fresh_settings, "admin", "list", "--json").output)
+    assert {u["level"] for u in as_json} == {"city", "district"}  # JSON keeps the codes

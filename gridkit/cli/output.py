@@ -75,6 +75,8 @@ VALUE_NAMES = {
     "step": "incident.step",
     "kind": "cli.kind",
     "incident_states": "incident.state",  # a dict of counts by state: its keys are named
+    "level": "geometry.level",  # admin levels: 市, 区, 街道, 社区
+    "levels": "geometry.level",  # an admin import's counts by level
 }
 
 
