@@ -415,3 +415,29 @@ def test_admin_levels_are_named_in_the_clis_language(fresh_settings, tmp_path):
     assert "440304  福田区  区    440300" in listed.output and "district" not in listed.output
     as_json = json.loads(cli(fresh_settings, "admin", "list", "--json").output)
     assert {u["level"] for u in as_json} == {"city", "district"}  # JSON keeps the codes
+
+
+def test_case_places_typed_in_full_width_are_read(session, tmp_path):
+    pois = json.loads(BUND_POIS.read_text(encoding="utf-8"))["features"][:10]
+    full_width = str.maketrans("0123456789.", "０１２３４５６７８９．")
+    lines = ["编号,类型,上报时间,状态,经度,纬度"]
+    for i, poi in enumerate(pois):
+        lon, lat = (repr(v).translate(full_width) for v in poi["geometry"]["coordinates"])
+        lines.append(f"SH{i:04d},暴露垃圾,2026-11-{i + 1:02d} 09:30:00,已结案,{lon},{lat}")
+    path = tmp_path / "案件.csv"
+    path.write_bytes("\r\n".join(lines).encode("gbk"))
+    columns = {"external_id": "编号", "category": "类型", "reported_at": "上报时间", "state": "状态"}
+    mapping = {
+        "source": "sh",
+        "columns": {**columns, "lon": "经度", "lat": "纬度"},
+        "time_format": "%Y-%m-%d %H:%M:%S",
+        "timezone": "Asia/Shanghai",
+        "states": {"已结案": "closed"},
+        "categories": {"暴露垃圾": "E0101"},
+    }
+    (tmp_path / "map.json").write_text(json.dumps(mapping, ensure_ascii=False), encoding="utf-8")
+    seed_categories(session)
+    result = import_incidents(session, path, load_mapping(tmp_path / "map.json"))
+    assert (result["imported"], result["without_location"]) == (10, 0)
+    stored = session.execute(select(func.ST_X(Incident.geom), func.ST_Y(Incident.geom)).order_by(Incident.id))
+    assert [tuple(p) for p in stored] == [tuple(f["geometry"]["coordinates"]) for f in pois]
