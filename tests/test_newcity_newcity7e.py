@@ -441,3 +441,17 @@ def test_case_places_typed_in_full_width_are_read(session, tmp_path):
     assert (result["imported"], result["without_location"]) == (10, 0)
     stored = session.execute(select(func.ST_X(Incident.geom), func.ST_Y(Incident.geom)).order_by(Incident.id))
     assert [tuple(p) for p in stored] == [tuple(f["geometry"]["coordinates"]) for f in pois]
+
+
+def test_a_zone_prefixed_shapefile_without_prj_is_told_its_zone(session, tmp_path):
+    """Surveyors' files often carry the 3-degree zone number in front of the easting (38 500 000 m): the .prj
+    lost, the advice named EPSG:4547 (whose eastings have no prefix) instead of the file's EPSG:4526."""
+    districts = gpd.read_file(CNMAPS).to_crs(4526)  # zone 38, central meridian 114E
+    path = tmp_path / "districts.shp"
+    districts.to_file(path, encoding="utf-8")
+    path.with_suffix(".prj").unlink()
+    with pytest.raises(ValidationError) as info:
+        import_admin_units(session, path, level=None, code_field="adcode", name_field="district")
+    text = info.value.render("zh-CN")
+    assert "x 的前两位 38 是 3 度带带号" in text and "--src-crs EPSG:4526" in text
+    assert "zone 38, central meridian 114E" in info.value.render("en")
