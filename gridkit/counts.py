@@ -43,6 +43,12 @@ def city_counts(session: Session) -> dict:
     row = (
         session.execute(
             select(
+                select(AdminUnit.name)
+                .where(AdminUnit.level == "city")
+                .order_by(AdminUnit.code)
+                .limit(1)
+                .scalar_subquery()
+                .label("city"),
                 count(AdminUnit, AdminUnit.level == "district").label("districts"),
                 count(AdminUnit, AdminUnit.level == "street").label("streets"),
                 count(AdminUnit, AdminUnit.level == "community").label("communities"),
@@ -63,6 +69,7 @@ def city_counts(session: Session) -> dict:
         ._asdict()
     )
     return {
+        "city": row["city"],  # the city's own name, for the pages' title (None before admin units)
         "districts": row["districts"],
         "streets": row["streets"],
         "communities": row["communities"],

@@ -140,7 +140,7 @@ def test_a_code_repeated_in_a_vector_file_names_the_feature_it_first_appeared_on
     (found,) = by_kind(error)["duplicate_code"]
     assert found["index"] == 2
     # The place was rendered as the catalogue key itself: "(first at imports.unit.feature)".
-    for lang, first in (("en", "feature 0"), ("zh-CN", "第 0 个要素")):
+    for lang, first in (("en", "feature 0"), ("zh-CN", "要素 0（FID，从 0 数起）")):
         text = problem_text(found, lang)
         assert first in text and "imports.unit" not in text
 

@@ -214,7 +214,7 @@ def test_a_map_layer_of_points_and_lines(session, world, tmp_path):
     found = {p["index"]: p for p in info.value.problems}
     # Features are numbered as GIS software shows them (FID, from 0).
     assert found[0]["kind"] == "not_point_or_line" and "Polygon" in problem_text(found[0], "zh-CN")
-    assert "feature 0" in problem_text(found[0], "en") and "第 0 个要素" in problem_text(found[0], "zh-CN")
+    assert "feature 0" in problem_text(found[0], "en") and "要素 0（FID，从 0 数起）" in problem_text(found[0], "zh-CN")
     assert found[1]["kind"] == "missing_coordinates" and found[2]["kind"] == "component_exists"
     assert _count(session) == 3
 

@@ -224,6 +224,7 @@ def test_summary_counts(session):
     session.flush()
     got = city_counts(session)
     assert got == {
+        "city": "深圳市",
         "districts": 1,
         "streets": 1,
         "communities": 2,

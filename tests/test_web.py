@@ -86,7 +86,7 @@ def test_home_page_in_chinese_by_default(client):
 def test_home_page_in_english_and_the_choice_is_remembered(client):
     html = client.get("/?lang=en").get_data(as_text=True)
     assert '<html lang="en">' in html
-    assert "gridkit · Shenzhen Unified Spatial Base Grid" in html
+    assert "gridkit · 深圳市 Unified Spatial Base Grid" in html
     assert "Base grid edition: 2026 (published)" in html
     assert _count(html, "base_cells") == "9"
     # The cookie keeps English even against the browser's preference.

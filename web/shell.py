@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Flask, current_app, request
 
 from web.auth import current_user
+from web.i18n import t
 
 # (endpoint, label key, roles that see it); a workspace whose blueprint is not registered is left out.
 WORKSPACE_LINKS = (
@@ -30,6 +31,14 @@ def workspace_links() -> list[dict]:
     return links
 
 
+def app_title() -> str:
+    """Return the pages' title with the city's name once the home page's counts know it (asks no database:
+    an error page, the database down, renders it too)."""
+    kept = current_app.extensions.get("gridkit_kept", {}).get("counts", {})
+    city = (kept.get("value") or {}).get("city")
+    return t("app.title_city", city=city) if city else t("app.title")
+
+
 def init_app(app: Flask) -> None:
-    """Make `workspace_links()` available to templates."""
-    app.jinja_env.globals.update(workspace_links=workspace_links)
+    """Make `workspace_links()` and `app_title()` available to templates."""
+    app.jinja_env.globals.update(workspace_links=workspace_links, app_title=app_title)

@@ -118,7 +118,8 @@ def basegrid_publish(settings, edition, sliver_m2):
 def basegrid_diff(settings, old, new):
     """Compare two editions: cells added, removed and reshaped (matched by code)."""
     with db.transaction(settings) as session:
-        result = diff_editions(session, edition_named(session, old), edition_named(session, new))
+        old_, new_ = edition_named(session, old), edition_named(session, new)
+        result = diff_editions(session, old_, new_, tolerance_m=settings.sliver_tolerance_m)
     line = say(
         "cli.basegrid.diff",
         old=result["from"],

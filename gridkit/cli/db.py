@@ -11,6 +11,7 @@ from gridkit.cli import GridkitGroup, actor, cli_language, output, say, with_set
 from gridkit.cli.language import confirm
 from gridkit.db.backup import backup, holdings, restore
 from gridkit.errors import SetupError
+from gridkit.incidents.categories import seed_standard_categories
 
 
 @click.group("db", cls=GridkitGroup)
@@ -31,6 +32,10 @@ def db_up(settings):
         lines.append(say(key, data_dir=str(cluster.data_dir), socket_dir=str(cluster.socket_dir)))
     key = "cli.db.migrated" if done["migrated"] else "cli.db.at_head"
     lines.append(say(key, revision=db.head_revision()))
+    with db.transaction(settings) as session:
+        done["categories_seeded"] = seed_standard_categories(session)
+    if done["categories_seeded"]:
+        lines.append(say("cli.db.categories_seeded", count=done["categories_seeded"]))
     return output.Result(done, lines=lines)
 
 

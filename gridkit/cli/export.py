@@ -110,4 +110,6 @@ def export(settings, layer, path, format_, crs, encoding, area, where, dept, ver
         lines.append(f"  {full} → {short}")
     for field, count in summary.get("truncated", {}).items():
         lines.append(say("export.truncated", field=field, count=count))
+    if summary.get("dates_only"):
+        lines.append(say("export.dates_only", fields=", ".join(summary["dates_only"])))
     return output.Result(summary, lines=lines)

@@ -76,6 +76,8 @@ VALUE_NAMES = {
     "kind": "cli.kind",
     "mode": "cli.db.mode",  # `gridkit db status`: the embedded cluster or an external server
     "incident_states": "incident.state",  # a dict of counts by state: its keys are named
+    "level": "geometry.level",  # admin levels: 市, 区, 街道, 社区
+    "levels": "geometry.level",  # an admin import's counts by level
 }
 
 

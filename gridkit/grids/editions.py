@@ -14,8 +14,10 @@ from sqlalchemy.orm import Session
 
 from gridkit import rules
 from gridkit.assign import CELL, CELL_TABLE, KINDS, WITH_CELL, assign_subjects, follow_buildings
+from gridkit.config import Settings
 from gridkit.errors import InvalidTransition, ValidationError
 from gridkit.grids.base import current_edition, state_name
+from gridkit.grids.problems import within_tolerance_sql
 from gridkit.grids.work.membership import cells_in_no_work_cell
 from gridkit.models import BaseGridEdition
 from gridkit.rules import EditionState
@@ -35,24 +37,32 @@ def lock_edition_names(session: Session) -> None:
 
 # Cells whose symmetric difference is below this many m² count as unchanged (floating noise).
 RESHAPE_TOLERANCE_M2 = 0.01
+# Changes thinner than this everywhere are reprojection noise (GRIDKIT_SLIVER_TOLERANCE_M's default).
+DEFAULT_TOLERANCE_M = Settings.sliver_tolerance_m
 
 
-def diff_editions(session: Session, old: BaseGridEdition, new: BaseGridEdition) -> dict:
+def diff_editions(
+    session: Session, old: BaseGridEdition, new: BaseGridEdition, *, tolerance_m: float = DEFAULT_TOLERANCE_M
+) -> dict:
     """Return cells added, removed and reshaped from `old` to `new`, matched by code.
 
-    Reshaped entries carry the old and new areas and the area that changed (m², geography).
+    Reshaped entries carry the old and new areas and the area that changed (m², geography). A change
+    thinner than `tolerance_m` everywhere (a round trip through a Gauss-Kruger shapefile: centimetres along
+    the edges) is reprojection noise, as validation counts it: the cell is unchanged.
     """
     rows = session.execute(
-        text("""
-        SELECT coalesce(o.code, n.code) AS code,
-               CASE WHEN o.id IS NULL THEN 'added' WHEN n.id IS NULL THEN 'removed' ELSE 'kept' END AS kind,
-               ST_Area(o.geom::geography) AS old_area, ST_Area(n.geom::geography) AS new_area,
-               CASE WHEN o.id IS NOT NULL AND n.id IS NOT NULL AND NOT ST_Equals(o.geom, n.geom)
-                    THEN ST_Area(ST_SymDifference(o.geom, n.geom)::geography) ELSE 0 END AS changed
-        FROM (SELECT id, code, geom FROM base_cell WHERE edition_id = :old) o
-        FULL JOIN (SELECT id, code, geom FROM base_cell WHERE edition_id = :new) n ON n.code = o.code
+        text(f"""
+        SELECT code, kind, old_area, new_area, coalesce(ST_Area(d::geography), 0) AS changed,
+               d IS NULL OR ST_IsEmpty(d) OR {within_tolerance_sql("d")} AS thin
+        FROM (SELECT coalesce(o.code, n.code) AS code,
+                     CASE WHEN o.id IS NULL THEN 'added' WHEN n.id IS NULL THEN 'removed' ELSE 'kept' END AS kind,
+                     ST_Area(o.geom::geography) AS old_area, ST_Area(n.geom::geography) AS new_area,
+                     CASE WHEN o.id IS NOT NULL AND n.id IS NOT NULL AND NOT ST_Equals(o.geom, n.geom)
+                          THEN ST_SymDifference(o.geom, n.geom) END AS d
+              FROM (SELECT id, code, geom FROM base_cell WHERE edition_id = :old) o
+              FULL JOIN (SELECT id, code, geom FROM base_cell WHERE edition_id = :new) n ON n.code = o.code) x
         ORDER BY 1"""),
-        {"old": old.id, "new": new.id},
+        {"old": old.id, "new": new.id, "half_tol": tolerance_m / 2},
     )
     added, removed, reshaped = [], [], []
     unchanged = 0
@@ -61,7 +71,7 @@ def diff_editions(session: Session, old: BaseGridEdition, new: BaseGridEdition) 
             added.append({"code": r.code, "area_m2": round(r.new_area, 1)})
         elif r.kind == "removed":
             removed.append({"code": r.code, "area_m2": round(r.old_area, 1)})
-        elif r.changed > RESHAPE_TOLERANCE_M2:
+        elif r.changed > RESHAPE_TOLERANCE_M2 and not r.thin:
             reshaped.append(
                 {
                     "code": r.code,

@@ -25,9 +25,11 @@ from gridkit.grids.problems import level_label
 from gridkit.grids.tolerance import snap_together
 from gridkit.grids.validate_admin import validate_admin_units
 from gridkit.io.vector import problem, read_vector_collecting, text_value
+from gridkit.messages import Message
 from gridkit.models import ADMIN_LEVELS, PARENT_LEVEL, AdminUnit
 from gridkit.rules import SRID
-from gridkit.standard.codes import admin_level_of_code
+from gridkit.standard import InvalidValue
+from gridkit.standard.codes import admin_level_of_code, unpadded_admin_code
 
 __all__ = ["import_admin_units"]
 
@@ -86,13 +88,16 @@ def import_admin_units(
 
     rows: dict[str, dict] = {}  # code → row, for features whose code is usable
     first_seen: dict[str, object] = {}
+    padded: list = []
     if code_col is not None:
         for index, feature in zip(gdf.index, records(gdf, code_col, name_col, parent_col)):
+            _unpad_codes(feature, code_col, parent_col, padded)
             row = _admin_row(
                 index, feature, level, code_col, name_col, parent_col, parent_field, display, first_seen, problems
             )
             if row is not None:
                 rows[row["code"]] = row
+    _note_padded(padded, display, code_field, notes)
     _check_admin_against_database(session, rows, replace, display, problems)
     if problems:
         raise refuse(source, problems, notes)
@@ -142,6 +147,28 @@ def _write_admin_units(session: Session, rows: dict) -> tuple[int, int]:
     return len(created), len(updated)
 
 
+def _note_padded(padded: list, display: str, code_field: str, notes: list) -> None:
+    """Note once that the file's 12-digit statistical codes were read as gridkit's codes (first example)."""
+    if padded:
+        (code, own), count = padded[0], len(padded)
+        message = Message("geometry.import.padded_codes", file=display, count=count, code=code, own=own)
+        notes.append(problem("padded_codes", message, field=code_field))
+
+
+def _unpad_codes(feature: dict, code_col, parent_col, padded: list) -> None:
+    """Read the 12-digit statistical codes (统计用区划代码) of a feature's code and parent as gridkit's own codes;
+    append (given, own) to `padded` for each code so read."""
+    for col in (code_col, parent_col):
+        if col is None:
+            continue
+        given = text_value(feature[col])
+        own = unpadded_admin_code(given)
+        if own != given:
+            feature[col] = own
+            if col == code_col:
+                padded.append((given, own))
+
+
 def _admin_row(
     index, feature, level, code_col, name_col, parent_col, parent_field, display, first_seen, problems
 ) -> dict | None:
@@ -153,8 +180,8 @@ def _admin_row(
         return None
     try:
         found = admin_level_of_code(code)
-    except ValueError as exc:
-        add("bad_code", "bad_code", reason=str(exc))
+    except InvalidValue as exc:  # its reason in the reader's language, not str(exc)'s English
+        add("bad_code", "bad_code", reason=exc.as_message())
         return None
     if found == "province":
         add("wrong_level", "province_code", code=code)

@@ -34,6 +34,7 @@ from gridkit.io.vector import problem, read_vector_collecting, text_value
 from gridkit.messages import Message
 from gridkit.models import AdminUnit, BaseCell, BaseGridEdition
 from gridkit.rules import SRID, EditionState
+from gridkit.standard import InvalidValue
 from gridkit.standard.codes import PROFILES, CodeProfile, check_base_cell_code
 
 __all__ = ["import_base_cells", "DUPLICATE_OVERLAP"]
@@ -191,8 +192,8 @@ def _cell_row(
         return None
     try:
         check_base_cell_code(code, profile)
-    except ValueError as exc:
-        add("bad_code", "bad_code", reason=str(exc))
+    except InvalidValue as exc:  # its reason in the reader's language, not str(exc)'s English
+        add("bad_code", "bad_code", reason=exc.as_message())
         return None
     if code in first_seen:
         add("duplicate_code", "duplicate_cell_code", code=code, first=first_seen[code])

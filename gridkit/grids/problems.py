@@ -85,17 +85,25 @@ TOLERANCE_DEG2 = AREA_TOLERANCE_M2 / 1.25e10
 # Interiors share an area (dimension 2): true overlaps only, not shared edges or corners.
 INTERIORS_OVERLAP = "2********"
 
+
 # A piece (overlap, gap, part outside) is within the tolerance when nothing is left of it after
 # shrinking it by half the tolerance, in the CGCS2000 3-degree Gauss-Kruger zone of its centre
 # (EPSG:4534 at 75°E … EPSG:4554 at 135°E): no point of it is farther than tol/2 from its edge.
 # Its width is reported as 2 · area / perimeter of its widest part (the width of a strip; about
 # it for other shapes), leaving out parts below AREA_TOLERANCE_M2, the overlay's zero-area crumbs.
 # (GEOS's maximum inscribed circle would give the exact width but can take minutes on slivers.)
+def within_tolerance_sql(g: str) -> str:
+    """Return SQL true when nothing is left of geometry `g` (EPSG:4490, not empty) after shrinking it by
+    :half_tol metres in the Gauss-Kruger zone of its centre: reprojection noise, as validation counts it."""
+    return (
+        f"ST_IsEmpty(ST_Buffer(ST_Transform({g}, 4534 + LEAST(20, GREATEST(0, "
+        f"round(ST_X(ST_Centroid({g})) / 3)::int - 25))), -CAST(:half_tol AS float8)))"
+    )
+
+
 _WIDTH = (
     "(SELECT max(2 * ST_Area(d.geom::geography) / NULLIF(ST_Perimeter(d.geom::geography), 0)) "
-    "FROM ST_Dump({g}) d WHERE ST_Area(d.geom::geography) > :tol) AS width, "
-    "ST_IsEmpty(ST_Buffer(ST_Transform({g}, 4534 + LEAST(20, GREATEST(0, "
-    "round(ST_X(ST_Centroid({g})) / 3)::int - 25))), -CAST(:half_tol AS float8))) AS thin"
+    "FROM ST_Dump({g}) d WHERE ST_Area(d.geom::geography) > :tol) AS width, " + within_tolerance_sql("{g}") + " AS thin"
 )
 
 

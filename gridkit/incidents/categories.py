@@ -13,6 +13,14 @@ from gridkit.models import IncidentCategory
 from gridkit.standard.categories import STEP_DEFAULT_HOURS, load_categories
 
 
+def seed_standard_categories(session: Session) -> int:
+    """Seed the packaged standard categories into an empty category table (a new city's `gridkit db up`);
+    return how many, 0 when the table has categories already (a deployment's own are never overwritten)."""
+    if session.scalar(select(IncidentCategory.code).limit(1)) is not None:
+        return 0
+    return seed_categories(session)
+
+
 def seed_categories(session: Session, path: str | Path | None = None) -> int:
     """Insert or update the categories of a CSV (default: the packaged seed); return how many."""
     try:

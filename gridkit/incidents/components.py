@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from gridkit.errors import ValidationError
 from gridkit.grids.base import current_edition
+from gridkit.io.problems import first_problem
 from gridkit.io.subjects.common import SubjectImportRefused
 from gridkit.io.subjects.job import Job
 from gridkit.io.subjects.staging import (
@@ -112,7 +113,8 @@ def _refusal(exc: SubjectImportRefused, display: str) -> ValidationError:
         )
     if [p["kind"] for p in exc.problems] == ["no_rows"]:
         return ValidationError("component.empty", file=display, problems=exc.problems)
-    return ValidationError("component.import_refused", file=display, count=exc.params["count"], problems=exc.problems)
+    count, first = exc.params["count"], first_problem(exc.problems)
+    return ValidationError("component.import_refused", file=display, count=count, first=first, problems=exc.problems)
 
 
 def _write(session: Session, staged: Staged) -> int:

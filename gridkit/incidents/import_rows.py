@@ -10,6 +10,7 @@ versions, coordinators, the base cell index), read once per import.
 from __future__ import annotations
 
 import codecs
+import unicodedata
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -286,6 +287,16 @@ def _states(frame: pd.DataFrame, cols: dict, mapping: dict, closed: pd.Series, f
     return mapped
 
 
+def _numbers(texts: pd.Series) -> pd.Series:
+    """Return the texts as numbers (NaN where not one), full-width digits typed with a Chinese input method
+    (１２１．４９) read too: only the rows not read at first are normalised (NFKC), so clean files pay nothing."""
+    numbers = pd.to_numeric(texts, errors="coerce")
+    again = numbers.isna() & texts.notna() & (texts != "")
+    if again.any():
+        numbers[again] = pd.to_numeric(texts[again].map(lambda v: unicodedata.normalize("NFKC", v)), errors="coerce")
+    return numbers
+
+
 def _locations(frame: pd.DataFrame, ctx: Context, line: np.ndarray, fail, notes: list):
     """Return lon, lat (NaN where none) and the no-place mask; note each row kept without a place."""
     cols, n = ctx.cols, len(frame)
@@ -296,7 +307,7 @@ def _locations(frame: pd.DataFrame, ctx: Context, line: np.ndarray, fail, notes:
     lon_text, lat_text = (
         (lon_raw, lat_raw) if not ctx.decimal_commas else (decimal_points(lon_raw), decimal_points(lat_raw))
     )
-    lon, lat = pd.to_numeric(lon_text, errors="coerce"), pd.to_numeric(lat_text, errors="coerce")
+    lon, lat = _numbers(lon_text), _numbers(lat_text)
     empty = (lon_raw == "") | (lat_raw == "")
     texts = {"lon": lambda i: lon_raw.iat[i], "lat": lambda i: lat_raw.iat[i]}
     unread = ~empty & (lon.isna() | lat.isna())

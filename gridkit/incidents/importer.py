@@ -51,7 +51,7 @@ from gridkit.incidents.import_rows import (
     responsibility,
 )
 from gridkit.incidents.responsible import assign_work_cells, mark_dispatch_gaps
-from gridkit.io.problems import ProblemList, problem, problem_count
+from gridkit.io.problems import ProblemList, first_problem, problem, problem_count
 from gridkit.io.subjects.staging import reserve_ids
 from gridkit.io.tables import at, place
 from gridkit.messages import Message
@@ -138,10 +138,12 @@ def import_incidents(
     if problems:
         problems.sort(key=lambda p: (p["index"] is not None, p["index"] or 0))
         count = problem_count(problems)
-        raise ValidationError("incident_import.refused", file=path.name, count=count, problems=problems)
+        first = first_problem(problems)
+        raise ValidationError("incident_import.refused", file=path.name, count=count, first=first, problems=problems)
     without, assigned = session.execute(
         text(f"SELECT count(*) FILTER (WHERE lon IS NULL), count(base_cell_id) FROM {_STAGE}")
     ).one()
+    _refuse_elsewhere(session, path.name, n - without, assigned)
     states = dict(session.execute(text(f"SELECT status, count(*) FROM {_STAGE} GROUP BY status ORDER BY status")).all())
     waiting = 0
     if n:  # a file of a header only imports nothing
@@ -164,6 +166,27 @@ def import_incidents(
         "states": states,
         "notes": notes,
     }
+
+
+def _refuse_elsewhere(session: Session, display: str, located: int, assigned: int) -> None:
+    """Refuse a file none of whose located cases lies within 0.5° (about 50 km) of the city's admin units:
+    another city's cases (Baltimore's in Shenzhen), lon and lat swapped, or another CRS. Kept, they would fill
+    the supervisor's unassigned queue with cases no coordinator can ever handle."""
+    if not located or assigned:
+        return
+    near, km = session.execute(
+        text(
+            "WITH city AS "
+            "(SELECT ST_SetSRID(ST_Expand(ST_Extent(geom)::geometry, 0.5), :srid) AS box FROM admin_unit) "
+            f"SELECT count(*) FILTER (WHERE ST_Intersects(ST_SetSRID(ST_MakePoint(s.lon, s.lat), :srid), city.box)), "
+            f"round(min(ST_Distance(ST_SetSRID(ST_MakePoint(s.lon, s.lat), :srid)::geography, "
+            f"ST_Centroid(city.box)::geography)) / 1000) "
+            f"FROM {_STAGE} s, city WHERE s.lon IS NOT NULL AND city.box IS NOT NULL"
+        ),
+        {"srid": SRID},
+    ).one()
+    if km is not None and not near:
+        raise ValidationError("incident_import.elsewhere", file=display, located=located, km=int(km))
 
 
 def _stage(session: Session, ctx: Context, rows: CheckedRows, first: int, notes: ProblemList) -> None:

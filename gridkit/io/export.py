@@ -35,7 +35,7 @@ from gridkit.coords import wgs84_to_gcj02
 from gridkit.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from gridkit.io.export_arrow import arrow_batches, copy_sql
 from gridkit.io.export_child import WriterProcess
-from gridkit.io.export_layers import LAYERS, build_query, layer_named
+from gridkit.io.export_layers import DATETIME, LAYERS, build_query, layer_named
 from gridkit.io.export_writers import (
     ENCODINGS,
     XLSX_MAX_ROWS,
@@ -446,6 +446,8 @@ def _summary(options, crs, query, writer, parts, features: int, path: Path, star
         summary["shapefile_fields"] = {k: v for k, v in writer.short.items() if k != v}
         # Text over 254 bytes was cut (a DBF field holds no more): said here and in fields.csv.
         summary["truncated"] = dict(writer.truncated)
+        # A DBF has dates, not times: the time of day of these fields is not in the file (said, not silent).
+        summary["dates_only"] = [name for name, kind in query.fields if kind == DATETIME]
     return summary
 
 

@@ -195,7 +195,10 @@ LAYERS: dict[str, Layer] = {
             subject=True,
             sql="SELECT s.id_number_masked AS id_number, {res_name} AS name, {res_phone} AS phone, s.household, "
             "s.population_type, {birth_date} AS birth_date, bl.code AS building, b.code AS base_cell, "
-            "b.community_code AS community, s.created_at, s.geom AS _geom, b.code AS _area, b.code AS _cell "
+            # A resident imported by building code has no point of its own: it is where its building is (the
+            # buildings layer's point), as its base cell is its building's; else every such row had no place.
+            "b.community_code AS community, s.created_at, "
+            "coalesce(s.geom, bl.geom, ST_PointOnSurface(bl.footprint)) AS _geom, b.code AS _area, b.code AS _cell "
             "FROM resident s LEFT JOIN resident_cell rc ON rc.resident_id = s.id "
             "LEFT JOIN base_cell b ON b.id = rc.base_cell_id "
             "LEFT JOIN building bl ON bl.id = s.building_id",

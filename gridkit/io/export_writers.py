@@ -258,7 +258,8 @@ class ShapefileZipWriter:
                 out = csv.writer(fh)
                 out.writerow(["field", "shapefile_field", "type", f"values_cut_to_{DBF_TEXT_BYTES}_bytes"])
                 for name, kind in self.fields:
-                    out.writerow([name, self.short[name], kind, self.truncated.get(name, 0)])
+                    written = "date" if kind == DATETIME else kind  # DBF has no time of day
+                    out.writerow([name, self.short[name], written, self.truncated.get(name, 0)])
             parts = [self.folder / f"{stem}{suffix}" for stem in self.stems for suffix in SHAPEFILE_PARTS]
             members = [(part, part.name, self.ahead.get(part)) for part in parts if part.exists()]
             write_zip(self.path, [*members, (self.folder / "fields.csv", "fields.csv")])

@@ -131,13 +131,18 @@ def unlisted_problems(problems: list[dict]) -> dict[str, int]:
     return dict(getattr(problems, "unlisted", {}))
 
 
+def first_problem(problems: list[dict]) -> Message | str:
+    """Return the first problem's sentence, to name in a refusal's one line (a Message when it has a key)."""
+    first = problems[0]
+    return _message(first["key"], first["params"]) if first.get("key") else first["message"]
+
+
 def refusal(display: str, problems: list[dict], what: str) -> tuple[str, dict]:
     """Return (error code, params) of a refusal: how many problems, the first one, and that nothing was `what`.
 
     `what` is "read", "imported" or "unpacked".
     """
-    first = problems[0]
-    text = _message(first["key"], first["params"]) if first.get("key") else first["message"]
+    text = first_problem(problems)
     count = problem_count(problems)
     params = {"file": display, "count": count, "first": text, "what": Message(f"geometry.what.{what}")}
     if count > len(problems):

@@ -276,6 +276,11 @@ def _coordinate_hint(bounds) -> Message | str:
     where = f"x {x0:.6g}–{x1:.6g}, y {y0:.6g}–{y1:.6g}"
     if -180 <= x0 and x1 <= 180 and -90 <= y0 and y1 <= 90:
         return Message("geometry.hint.degrees", where=where)
+    zone = int(x0 // 1_000_000)
+    if 25 <= zone <= 45 and int(x1 // 1_000_000) == zone:
+        # Eastings with the zone number in front (38 500 000): CGCS2000 3-degree Gauss-Kruger zone 25-45 is
+        # EPSG:4513-4533, central meridian 3 × zone degrees east.
+        return Message("geometry.hint.metres_zone", where=where, zone=zone, epsg=4488 + zone, meridian=3 * zone)
     return Message("geometry.hint.metres", where=where)
 
 

@@ -25,6 +25,7 @@ __all__ = [
     "PROFILES",
     "DEFAULT_PROFILE",
     "admin_level_of_code",
+    "unpadded_admin_code",
     "check_base_cell_code",
     "base_cell_code",
     "check_work_cell_code",
@@ -130,6 +131,22 @@ def admin_level_of_code(code: str) -> str:
         _nonzero(code[9:12], code, _part("community"))
         return "community"
     raise InvalidValue("code.admin_wrong_length", code=code, length=len(code))
+
+
+def unpadded_admin_code(code):
+    """Return a 12-digit statistical code (国家统计局 统计用区划代码) of a street, district or city as gridkit's
+    own code: 440304001000 → 440304001, 440304000000 → 440304; any other value unchanged.
+
+    Street and community parts are never all zeros, so trailing zeros are padding, never part of the code.
+    """
+    full = COUNTY_DIGITS + STREET_DIGITS + COMMUNITY_PART_DIGITS
+    if not (isinstance(code, str) and len(code) == full and code.isascii() and code.isdigit()):
+        return code
+    if code.endswith("0" * (STREET_DIGITS + COMMUNITY_PART_DIGITS)):
+        return code[:COUNTY_DIGITS]
+    if code.endswith("0" * COMMUNITY_PART_DIGITS):
+        return code[: COUNTY_DIGITS + STREET_DIGITS]
+    return code
 
 
 def admin_code_prefix(code: str) -> str:

@@ -94,6 +94,22 @@ def _tunnel(*values) -> bool:
     return any(v is not None and str(v).strip().lower() in _TRUE | {"culvert", "building_passage"} for v in values)
 
 
+# Where a road's name is: OSM / Tilezen / Geofabrik `name`, then what Chinese surveying departments and ESRI
+# layers call it. The first present is read; without a name, carriageways pair by `ref` only.
+_NAME_FIELDS = ("name", "NAME", "Name", "名称", "道路名称", "路名", "道路名", "ROADNAME", "RoadName", "road_name")
+
+
+def _in_dbf(columns, name: str) -> str:
+    """Return `name`, or its first 10 characters when the layer has only those (a shapefile's DBF cuts
+    Tilezen's `kind_detail` to `kind_detai`)."""
+    return name if name in columns or name[:10] not in columns else name[:10]
+
+
+def _name_field(columns) -> str:
+    """Return the column holding the roads' names (`name` when none of _NAME_FIELDS is present)."""
+    return next((c for c in _NAME_FIELDS if c in columns), "name")
+
+
 def _rows(frame, *names):
     """Return (geometry, value of each named column …) per feature; a column the layer lacks gives None."""
     return zip(frame.geometry, *(frame[n] if n in frame.columns else [None] * len(frame) for n in names))
@@ -111,12 +127,23 @@ def road_features(frame, *, paths: bool = False) -> list[Road]:
     OSM (`highway`, `railway`, `tunnel`), Geofabrik (`fclass`, `tunnel`) and gridkit's (`kind` major /
     minor); a layer with none of these columns is taken as all roads, none of them major. Major:
     Tilezen `highway` / `major_road`, gridkit's `major`,
-    OSM motorway to tertiary and their links, surface railways. Names: `name` (or `name:zh`), `ref`.
+    OSM motorway to tertiary and their links, surface railways. Names: `name` (or `NAME`, `名称`, `道路名称` …:
+    _NAME_FIELDS; then `name:zh`), `ref`.
     """
     columns = set(frame.columns)
     out = []
     for geom, kind, detail, highway, railway, fclass, tunnel_a, tunnel_b, name, name_zh, ref in _rows(
-        frame, "kind", "kind_detail", "highway", "railway", "fclass", "is_tunnel", "tunnel", "name", "name:zh", "ref"
+        frame,
+        "kind",
+        _in_dbf(columns, "kind_detail"),
+        "highway",
+        "railway",
+        "fclass",
+        "is_tunnel",
+        "tunnel",
+        _name_field(columns),
+        "name:zh",
+        "ref",
     ):
         if geom is None or geom.is_empty or _tunnel(tunnel_a, tunnel_b):
             continue

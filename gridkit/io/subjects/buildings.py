@@ -18,8 +18,10 @@ from gridkit.io.subjects.job import Job
 from gridkit.io.subjects.staging import (
     KindSpec,
     Staged,
+    absent_fields,
     bulk_work_mem,
     finish,
+    kept_or_staged,
     rebuilt_for_insert,
     report_duplicates,
     report_existing,
@@ -84,7 +86,7 @@ def _staged_import(session: Session, job: Job, edition, replace: bool) -> Subjec
     created, updated_ids = write_unique(
         job,
         staged,
-        lambda: _rebuilt_write(session, replace, staged),
+        lambda: _rebuilt_write(session, replace, staged, absent_fields(job, ("address", "floors"))),
         constraint="uq_building_code",
         duplicates=_DUPLICATES,
     )
@@ -216,14 +218,26 @@ _VALUES = (
 _DUPLICATES = {"kind": "duplicate_code", "name": "code", "what": "imports.what.building_code"}
 
 
-def _rebuilt_write(session: Session, replace: bool, staged: Staged) -> tuple[int, list[int]]:
+# What --replace writes over a stored building: a field the file has no column for keeps its value; a file
+# of points keeps the footprints (the building's cell is then its footprint's, by the rule); a new footprint
+# without a point drops the old point (it may lie outside the new outline: the place is on the footprint).
+_REPLACED = (
+    "{address}, {floors}, CASE WHEN s.lon IS NOT NULL THEN ST_SetSRID(ST_MakePoint(s.lon, s.lat), :srid) "
+    "WHEN s.footprint IS NOT NULL THEN NULL ELSE t.geom END, coalesce(s.footprint::geometry, t.footprint), "
+    "CASE WHEN s.footprint IS NULL AND t.footprint IS NULL THEN s.cell END"
+)
+
+
+def _rebuilt_write(session: Session, replace: bool, staged: Staged, absent: frozenset) -> tuple[int, list[int]]:
     """`_write` with the table's indexes rebuilt once around it when that pays, and then (every row new) the ids
     reserved in file order (staging.rebuilt_for_insert)."""
     with rebuilt_for_insert(session, staged, "building", replace) as offset:
-        return _write(session, replace, offset)
+        return _write(session, replace, offset, absent)
 
 
-def _write(session: Session, replace: bool, offset: int | None = None) -> tuple[int, list[int]]:
+def _write(
+    session: Session, replace: bool, offset: int | None = None, absent: frozenset = frozenset()
+) -> tuple[int, list[int]]:
     """Insert the new staged buildings and (replace) update the others; return (created, updated ids).
 
     `offset`: each new row's id is its row number plus this (file_order_ids), else the sequence's next in
@@ -233,7 +247,9 @@ def _write(session: Session, replace: bool, offset: int | None = None) -> tuple[
         updated = list(
             session.scalars(
                 text(
-                    f"UPDATE building t SET (address, floors, geom, footprint, base_cell_id) = ({_VALUES}) "
+                    "UPDATE building t SET (address, floors, geom, footprint, base_cell_id) = ("
+                    + _REPLACED.format(**kept_or_staged(("address", "floors"), absent))
+                    + ") "
                     "FROM gk_stage_building s WHERE t.code = s.code RETURNING t.id"
                 ),
                 {"srid": SRID},

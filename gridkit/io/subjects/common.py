@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -117,7 +118,10 @@ SUBJECT_ADVICE = {
     "duplicate_id": "同一证件号码只能出现一次：删除或改正重复行。",
     "bad_credit_code": "核对统一社会信用代码（18 位，末位校验码）。",
     "bad_component_code": "核对部件编码（16 位：区县 6 位 + 大类 01-06 + 小类 + 流水号 6 位，CJ/T 214）。",
-    "unknown_category": "部件编码第 7-10 位须为部件类别（gridkit incident categories list）：改正编码。",
+    "unknown_category": (
+        "类别须在类别表中（gridkit incident categories list）："
+        "改正部件编码第 7-10 位或映射文件中的类别，或用 gridkit import categories 添加。"
+    ),
     "component_exists": "该部件已在部件清单中：删除该行。",
     "not_point_or_line": "部件须为点或线：将图层导出为点或线。",
     "bad_phone": "填写 11 位手机号或带区号的固定电话。",
@@ -246,6 +250,8 @@ def _phone_reason(exc: Exception, raw: str) -> Message:
 
 
 def _number(value: str) -> float | None:
+    if not value.isascii():  # typed with a Chinese input method: full-width digits, point and minus (１１４．０５)
+        value = unicodedata.normalize("NFKC", value)
     try:
         number = float(value)
     except ValueError:

@@ -243,6 +243,9 @@ def _work_cells(job: Job, position: int, dept: dict | None) -> set[int]:
             Message("imports.missing_work_cells"),
         )
         return set()
+    if job.lossy(position, "work_cells"):  # a 20-digit code typed into a number cell: Excel kept 15 digits
+        job.report(position, "number_precision", "work_cells", Message("imports.work_cell_as_number", raw=value), value)
+        return set()
     codes = [c for c in _WORK_CELL_SEPARATORS.split(value) if c]
     if dept is None:
         return set()

@@ -16,8 +16,10 @@ from gridkit.io.subjects.job import Job
 from gridkit.io.subjects.staging import (
     KindSpec,
     Staged,
+    absent_fields,
     codes_valid_as_written,
     finish,
+    kept_or_staged,
     report_duplicates,
     report_existing,
     stage_file,
@@ -73,7 +75,7 @@ def import_entities(
             )
         if job.problems:
             job.refuse()
-        created, updated = _write_entities(session, staged, replace=replace)
+        created, updated = _write_entities(session, staged, replace=replace, absent=absent_fields(job, ("address",)))
         counts = finish(
             job,
             staged,
@@ -95,10 +97,13 @@ def import_entities(
     )
 
 
-def _write_entities(session: Session, staged: Staged, *, replace: bool) -> tuple[int, int]:
-    """Insert the staged entities that are new (and with `replace` update the others); return (created, updated)."""
+def _write_entities(
+    session: Session, staged: Staged, *, replace: bool, absent: frozenset = frozenset()
+) -> tuple[int, int]:
+    """Insert the staged entities that are new (and with `replace` update the others, an address the file has
+    no column for kept); return (created, updated)."""
     values = (
-        "s.name, s.address, CASE WHEN s.lon IS NULL THEN NULL "
+        "s.name, {address}, CASE WHEN s.lon IS NULL THEN NULL "
         "ELSE ST_SetSRID(ST_MakePoint(s.lon, s.lat), :srid) END, s.cell"
     )
     with rebuilt_indexes(session, "legal_entity", staged.rows):
@@ -106,7 +111,8 @@ def _write_entities(session: Session, staged: Staged, *, replace: bool) -> tuple
         if replace:
             updated = session.execute(
                 text(
-                    f"UPDATE legal_entity t SET (name, address, geom, base_cell_id) = ({values}) "
+                    "UPDATE legal_entity t SET (name, address, geom, base_cell_id) = "
+                    f"({values.format(**kept_or_staged(('address',), absent))}) "
                     "FROM gk_stage_entity s WHERE t.credit_code = s.credit_code"
                 ),
                 {"srid": SRID},
@@ -114,7 +120,7 @@ def _write_entities(session: Session, staged: Staged, *, replace: bool) -> tuple
         created = session.execute(
             text(
                 f"INSERT INTO legal_entity (credit_code, name, address, geom, base_cell_id) SELECT s.credit_code, "
-                f"{values} FROM gk_stage_entity s WHERE NOT EXISTS "
+                f"{values.format(address='s.address')} FROM gk_stage_entity s WHERE NOT EXISTS "
                 "(SELECT 1 FROM legal_entity e WHERE e.credit_code = s.credit_code) ORDER BY s.row_no"
             ),
             {"srid": SRID},

@@ -8,7 +8,14 @@ from sqlalchemy.orm import Session
 
 from gridkit.io.subjects.common import LISTED_ROWS
 from gridkit.io.subjects.job import Job
-from gridkit.io.subjects.staging import KindSpec, Staged, rebuilt_for_insert, write_unique
+from gridkit.io.subjects.staging import (
+    KindSpec,
+    Staged,
+    absent_fields,
+    kept_or_staged,
+    rebuilt_for_insert,
+    write_unique,
+)
 from gridkit.resident_cells import set_resident_cells_from
 from gridkit.rules import SRID
 from gridkit.spatial.bulk import rebuilt_indexes
@@ -19,6 +26,11 @@ _VALUES = (
     "s.id_number_masked, s.birth_date, s.name, s.phone, s.household, s.population_type, s.building_id, "
     "CASE WHEN s.lon IS NULL THEN NULL ELSE ST_SetSRID(ST_MakePoint(s.lon, s.lat), :srid) END"
 )
+# What --replace writes: a phone or household the file has no column for keeps its stored value.
+_REPLACED = (
+    "s.id_number_masked, s.birth_date, s.name, {phone}, {household}, s.population_type, s.building_id, "
+    "CASE WHEN s.lon IS NULL THEN NULL ELSE ST_SetSRID(ST_MakePoint(s.lon, s.lat), :srid) END"
+)
 # A resident with a building takes the building's cell; otherwise its point's (both found while staging).
 STAGED_CELL = "CASE WHEN s.building_id IS NOT NULL THEN s.building_cell ELSE s.cell END"
 
@@ -27,17 +39,21 @@ STAGED_CELL = "CASE WHEN s.building_id IS NOT NULL THEN s.building_cell ELSE s.c
 DUPLICATE_IDS = {"kind": "duplicate_id", "name": "id_number", "what": "imports.what.id_number"}
 
 
-def _rebuilt_write(session: Session, staged: Staged, replace: bool) -> tuple[int, int, int | None]:
+def _rebuilt_write(
+    session: Session, staged: Staged, replace: bool, absent: frozenset = frozenset()
+) -> tuple[int, int, int | None]:
     """`_write` with the table's indexes rebuilt once around it when that pays, and then (every row new) the ids
     reserved in file order (staging.rebuilt_for_insert); their cells' table's too (gridkit.resident_cells)."""
     with (
         rebuilt_for_insert(session, staged, "resident", replace) as offset,
         rebuilt_indexes(session, "resident_cell", staged.rows),
     ):
-        return (*_write(session, staged.spec, replace, offset), offset)
+        return (*_write(session, staged.spec, replace, offset, absent), offset)
 
 
-def _write(session: Session, spec: KindSpec, replace: bool, offset: int | None = None) -> tuple[int, int]:
+def _write(
+    session: Session, spec: KindSpec, replace: bool, offset: int | None = None, absent: frozenset = frozenset()
+) -> tuple[int, int]:
     """Insert the staged residents that are new and (replace) update the others; return (created, updated).
 
     Each staged row carries its building's id and cell (gridkit.io.subjects.building_codes): no join. `offset`:
@@ -47,7 +63,7 @@ def _write(session: Session, spec: KindSpec, replace: bool, offset: int | None =
         updated = session.execute(
             text(
                 "UPDATE resident t SET (id_number_masked, birth_date, name, phone, household, population_type, "
-                f"building_id, geom) = ({_VALUES}) "
+                f"building_id, geom) = ({_REPLACED.format(**kept_or_staged(('phone', 'household'), absent))}) "
                 "FROM gk_stage_resident s WHERE t.id_number_hash = s.id_number_hash"
             ),
             {"srid": SRID},
@@ -122,7 +138,7 @@ def write_staged_residents(
     created, updated, offset = write_unique(
         job,
         staged,
-        lambda: _rebuilt_write(session, staged, replace),
+        lambda: _rebuilt_write(session, staged, replace, absent_fields(job, ("phone", "household"))),
         constraint="uq_resident_id_number_hash",
         duplicates=DUPLICATE_IDS,
     )

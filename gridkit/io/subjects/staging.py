@@ -99,6 +99,17 @@ class KindSpec:
     joined: tuple[str, ...] = ()
 
 
+def absent_fields(job: Job, names: tuple[str, ...]) -> frozenset:
+    """Return the optional fields among `names` the file has no column for: --replace keeps their stored
+    values (a roster without phones must not erase the phones on record)."""
+    return frozenset(name for name in names if job.cols.get(name) is None)
+
+
+def kept_or_staged(names: tuple[str, ...], absent: frozenset) -> dict:
+    """Return {name: "t.name" (kept) or "s.name" (from the file)} for an UPDATE … FROM the staging table."""
+    return {name: f"t.{name}" if name in absent else f"s.{name}" for name in names}
+
+
 @dataclass
 class Staged:
     """What `stage_file` staged: the spec, the rows, and whether each point's base cell was computed."""
