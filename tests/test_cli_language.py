@@ -232,7 +232,11 @@ def test_counts_by_state_are_named_in_the_readers_language():
         ),
         (["incident", "list", "--limit", "ten"], "'--limit' 的值无效：'ten' 不是有效的整数。", "not a valid integer."),
         (["whois", "东经", "22.5"], "'LON' 的值无效：'东经' 不是有效的数字。", "'东经' is not a valid float."),
-        (["import", "incidents", "/nowhere/x.csv"], "'/nowhere/x.csv' 不存在。", "'/nowhere/x.csv' does not exist."),
+        (
+            ["import", "incidents", "/nowhere/x.csv"],
+            "没有文件或文件夹 '/nowhere/x.csv'：请检查路径和文件名。",
+            "'/nowhere/x.csv' does not exist.",
+        ),
         (["db", "backup", "/"], "'/' 是目录，不是文件。", "File '/' is a directory."),
     ],
 )

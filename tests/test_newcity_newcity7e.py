@@ -410,7 +410,7 @@ def test_admin_levels_are_named_in_the_clis_language(fresh_settings, tmp_path):
     ]
     imported = zh.invoke(main, args, obj=fresh_settings, catch_exceptions=False)
     assert imported.exit_code == 0, imported.output
-    assert "(市 1; 区 9)" in imported.output and "district" not in imported.output
+    assert "级别 （市 1；区 9）" in imported.output and "district" not in imported.output
     listed = zh.invoke(main, ["admin", "list", "--level", "district"], obj=fresh_settings, catch_exceptions=False)
     assert "440304  福田区  区    440300" in listed.output and "district" not in listed.output
     as_json = json.loads(cli(fresh_settings, "admin", "list", "--json").output)
