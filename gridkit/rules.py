@@ -63,6 +63,10 @@ class IncidentState(StrEnum):
 # A finished case needs no more work: closed, rejected, or merged into another.
 FINISHED_INCIDENT_STATES = frozenset({IncidentState.CLOSED, IncidentState.REJECTED, IncidentState.DUPLICATE})
 OPEN_INCIDENT_STATES = frozenset(s for s in IncidentState if s not in FINISHED_INCIDENT_STATES)
+# "The case is open" in SQL over incident's `status`, written exactly so (the same states in the same order)
+# by the lists' queries and the predicate of the partial indexes over open cases (migration 20261205_city7d):
+# PostgreSQL uses such an index only for a query stating its predicate.
+OPEN_CASE_SQL = "status NOT IN ('closed', 'rejected', 'duplicate')"
 SEVERITIES = ("low", "normal", "high", "urgent")
 
 # Published or once published: the states that were in force for some interval.
