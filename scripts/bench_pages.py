@@ -208,7 +208,8 @@ def pages(f: dict) -> list[tuple[str, str, str, str]]:
         ("analyst", "JSON report population by community", "/analyst/report.json?name=population&by=community",
          _residents_sql()),
         ("analyst", "JSON choropleth residents by cell", "/analyst/choropleth.json?count=residents&by=cell",
-         "SELECT base_cell_id, count(*) FROM resident_cell GROUP BY 1"),
+         "SELECT b.code, s.residents, ST_AsGeoJSON(b.geom, 6) FROM base_cell b "
+         "LEFT JOIN resident_cell_summary s ON s.base_cell_id = b.id ORDER BY b.code"),
         ("supervisor", "dashboard by coordinator", "/supervisor?by=coordinator",
          "SELECT coordinator_id, sum(cases) FROM incident_eval GROUP BY 1"),
         ("planner", "page /planner", "/planner", "SELECT * FROM work_grid_version ORDER BY dept_code, number"),
