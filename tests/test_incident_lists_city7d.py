@@ -122,7 +122,7 @@ def test_an_area_filter_still_reads_the_community(session, world):
 
 
 def test_the_open_predicate_is_the_rule_of_finished_states():
-    listed = set(re.findall(r"'(\w+)'", OPEN_CASE_SQL))
+    listed = set(re.search(r"'\{([a-z_,]+)\}'", OPEN_CASE_SQL).group(1).split(","))
     assert listed == {s.value for s in FINISHED_INCIDENT_STATES}
 
 

@@ -24,8 +24,8 @@ down_revision = "20261204_inc9j"
 branch_labels = None
 depends_on = None
 
-# The states of a closed case (gridkit.rules.OPEN_INCIDENT_STATES are the others), as the lists write them.
-_OPEN = "status NOT IN ('closed', 'rejected', 'duplicate')"
+# An open case, as the lists write it (gridkit.rules.OPEN_CASE_SQL): not closed, rejected or duplicate.
+_OPEN = "status::text <> ALL ('{closed,rejected,duplicate}'::text[])"
 
 
 def upgrade() -> None:
