@@ -75,6 +75,11 @@ DISPATCH_GAPS = tuple(gap.value for gap in DispatchGap)
 # A finished case needs no more work: closed, rejected, or merged into another.
 FINISHED_INCIDENT_STATES = frozenset({IncidentState.CLOSED, IncidentState.REJECTED, IncidentState.DUPLICATE})
 OPEN_INCIDENT_STATES = frozenset(s for s in IncidentState if s not in FINISHED_INCIDENT_STATES)
+# "The case is open" in SQL over incident's `status`: the lists' condition and the predicate of the partial
+# indexes over open cases (migration 20261205_city7d), which PostgreSQL uses only for a query stating it. An
+# array constant, not `NOT IN (…)`: the text PostgreSQL gives back for it is the same expression, so an index
+# built again from its definition (a bulk intake: gridkit.spatial.bulk) is the index it was.
+OPEN_CASE_SQL = "status::text <> ALL ('{closed,rejected,duplicate}'::text[])"
 SEVERITIES = ("low", "normal", "high", "urgent")
 
 # Published or once published: the states that were in force for some interval.

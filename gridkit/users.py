@@ -80,11 +80,41 @@ def add_user(
     return user
 
 
-def list_users(session: Session, scope_code: str | None = None, name_contains: str | None = None) -> list[User]:
+def list_users(
+    session: Session,
+    scope_code: str | None = None,
+    name_contains: str | None = None,
+    *,
+    limit: int | None = None,
+    offset: int = 0,
+) -> list[User]:
     """Return the users scoped inside admin unit `scope_code` (None: every user), by name: the
     accounts an administrator of that scope manages (gridkit.users.check_may_manage); with
-    `name_contains`, only the names holding that text (any case, taken literally)."""
-    query = select(User).order_by(User.name)
+    `name_contains`, only the names holding that text (any case, taken literally); with `limit`, that
+    many from `offset` (a page of a city's thousands of accounts)."""
+    query = _users(select(User), scope_code, name_contains).order_by(User.name).offset(offset).limit(limit)
+    return list(session.scalars(query))
+
+
+def count_users(session: Session, scope_code: str | None = None, name_contains: str | None = None) -> int:
+    """Return how many users list_users would return without a limit."""
+    return session.scalar(_users(select(func.count()).select_from(User), scope_code, name_contains))
+
+
+def user_names(session: Session, scope_code: str | None = None) -> list[str]:
+    """Return the names of the users list_users would return (no objects loaded)."""
+    return list(session.scalars(_users(select(User.name), scope_code, None)))
+
+
+def coordinator_names(session: Session, ids) -> dict[int, str]:
+    """Return {id: name} of the coordinators `ids` (None among them ignored): those of a page of users."""
+    wanted = {i for i in ids if i is not None}
+    if not wanted:
+        return {}
+    return dict(session.execute(select(Coordinator.id, Coordinator.name).where(Coordinator.id.in_(wanted))).all())
+
+
+def _users(query, scope_code: str | None, name_contains: str | None):
     if name_contains:
         literal = name_contains.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         query = query.where(User.name.ilike(f"%{literal}%"))
@@ -93,7 +123,7 @@ def list_users(session: Session, scope_code: str | None = None, name_contains: s
         child = AdminUnit.__table__.alias("child")
         tree = tree.union_all(select(child.c.code).join(tree, child.c.parent_code == tree.c.code))
         query = query.where(User.scope_code.in_(select(tree.c.code)))
-    return list(session.scalars(query))
+    return query
 
 
 # Checked against when the name is unknown, so that a wrong name costs the same time as a wrong password.

@@ -168,17 +168,21 @@ def _build_work_grid(session: Session, edition: int) -> None:
     )
 
 
-def make_cases(n: int, path: Path) -> dict:
-    """Write n historic cases to a CSV and return the import mapping."""
+def make_cases(
+    n: int, path: Path, *, origin: tuple[float, float] = (LON0, LAT0), days: int = 730, end: datetime = END
+) -> dict:
+    """Write n historic cases over the `days` before `end` to a CSV and return the import mapping.
+
+    The cases lie over the city's square from `origin` (its south-west corner) and a little around it."""
     rng = np.random.default_rng(7)
     span = BLOCKS * SIDE * CELL
-    lon = LON0 - 0.005 * span + rng.random(n) * span * 1.01
-    lat = LAT0 - 0.005 * span + rng.random(n) * span * 1.01
-    start = END - timedelta(days=730)
-    reported = pd.Series(pd.Timestamp(start) + pd.to_timedelta(rng.random(n) * 730 * 86400, unit="s"))
+    lon = origin[0] - 0.005 * span + rng.random(n) * span * 1.01
+    lat = origin[1] - 0.005 * span + rng.random(n) * span * 1.01
+    start = end - timedelta(days=days)
+    reported = pd.Series(pd.Timestamp(start) + pd.to_timedelta(rng.random(n) * days * 86400, unit="s"))
     closed_mask = rng.random(n) < 0.9
     closed = (reported + pd.to_timedelta(rng.gamma(2.0, 20.0, n), unit="h")).where(closed_mask)
-    closed = closed.where(closed < pd.Timestamp(END), pd.Timestamp(END) - pd.Timedelta(seconds=1))
+    closed = closed.where(closed < pd.Timestamp(end), pd.Timestamp(end) - pd.Timedelta(seconds=1))
     codes = ["E0101", "E0103", "E0201", "E0408", "E0502", "E0504", "0108", "0304"]
     fmt = "%Y-%m-%dT%H:%M:%S+00:00"
     frame = pd.DataFrame(

@@ -8,16 +8,19 @@ from __future__ import annotations
 from flask import Blueprint, redirect, render_template, request, url_for
 
 from gridkit.audit import recent, record
-from gridkit.models import ROLES, Coordinator
+from gridkit.models import ROLES
 from gridkit.users import (
     add_user,
     check_may_manage,
+    coordinator_names,
+    count_users,
     link_coordinator,
     list_users,
     set_active,
     set_password,
     set_role,
     user_named,
+    user_names,
 )
 from web.auth import check_csrf, current_user, login_required
 from web.database import db_session, transaction
@@ -50,24 +53,23 @@ def index():
     An administrator with a scope sees the accounts scoped inside it and the audit rows they made:
     the log tells who read which personal data where, and what they searched for."""
     session = db_session()
-    coordinators = dict(session.query(Coordinator.id, Coordinator.name).all())
     scope, action = current_user().scope_code, text_arg("action", max_length=50)
-    users = list_users(session, scope)
-    # A city has thousands of accounts: the table shows a page of them, found by name.
+    # A city has thousands of accounts: the table shows a page of them, found by name (read a page at a time).
     found = text_arg("user", max_length=50)
-    shown = list_users(session, scope, found) if found else users
     page, offset = page_request(USER_PAGE_SIZE)
+    shown = list_users(session, scope, found, limit=USER_PAGE_SIZE, offset=offset)
+    coordinators = coordinator_names(session, [u.coordinator_id for u in shown])
     rows = recent(
         session,
         limit=AUDIT_ROWS,
         action=action,
         before=int_arg("before"),
-        users=None if scope is None else [u.name for u in users],
+        users=None if scope is None else user_names(session, scope),
     )
     return render_template(
         "admin.html",
-        users=shown[offset : offset + USER_PAGE_SIZE],
-        user_pages=pager(len(shown), page, USER_PAGE_SIZE),
+        users=shown,
+        user_pages=pager(count_users(session, scope, found), page, USER_PAGE_SIZE),
         found=found or "",
         roles=ROLES,
         coordinators=coordinators,

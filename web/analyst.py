@@ -28,7 +28,8 @@ from gridkit.io.export import FORMATS, LAYERS, ExportOptions, export_layer, pars
 from gridkit.io.export_writers import ENCODINGS
 from gridkit.models import AdminUnit, Department
 from gridkit.reports import GROUPINGS, report_list, resident_summary, run_report
-from gridkit.reports.choropleth import COUNTS, LEVELS, choropleth
+from gridkit.reports.choropleth import COUNTS, LEVELS
+from gridkit.reports.choropleth import choropleth_json as choropleth_text
 from gridkit.reports.render import (
     REPORT_FORMATS,
     chart_svg,
@@ -229,11 +230,10 @@ def report_download():
 @bp.get("/choropleth.json")
 def choropleth_json():
     """A count per cell or community as GeoJSON: ?count=&by=cell|community&area=."""
-    return jsonify(
-        choropleth(
-            _current_session(),
-            request.args.get("count", "residents"),
-            request.args.get("by", "community"),
-            area=area_in_scope(db_session(), current_user(), request.args.get("area") or None),
-        )
+    body = choropleth_text(
+        _current_session(),
+        request.args.get("count", "residents"),
+        request.args.get("by", "community"),
+        area=area_in_scope(db_session(), current_user(), request.args.get("area") or None),
     )
+    return current_app.response_class(body, mimetype="application/json")

@@ -211,31 +211,44 @@ def _edges(start, end, first, last) -> list[dict]:
 
 def choropleth(session: Session, filters: dict, actor: Actor | None = None) -> dict:
     """Return a GeoJSON FeatureCollection of counts per base cell (zoom ≥ CELL_ZOOM) or per community,
-    only areas with at least one case, geometry simplified for the zoom."""
-    where, params = _where(filters, actor)
+    only areas with at least one case (by code), geometry simplified for the zoom.
+
+    Per community without a category, state or department filter, the cases are counted as the heatmap
+    counts them: the rollup's bins inside the view for its whole months, the cases themselves only in the
+    bins on the view's edge and the days outside the whole months (the same counts, 300,000 cases not read).
+    """
     tolerance = bin_size(filters["zoom"]) / BIN_PIXELS
     if filters["zoom"] >= CELL_ZOOM:
+        where, params = _where(filters, actor)
         sql = f"""
             WITH c AS (SELECT i.base_cell_id AS id, count(*) AS n FROM incident i
                        WHERE {where} AND i.base_cell_id IS NOT NULL GROUP BY 1)
             SELECT b.code, b.community_code AS name, c.n,
                    ST_AsGeoJSON(ST_SimplifyPreserveTopology(b.geom, :tol), 6) AS geometry
-            FROM c JOIN base_cell b ON b.id = c.id"""
+            FROM c JOIN base_cell b ON b.id = c.id ORDER BY b.code"""
+        rows = session.execute(text(sql), {**params, "tol": tolerance}).all()
         level = "base_cell"
     else:
-        sql = f"""
-            WITH c AS (SELECT b.community_code AS code, count(*) AS n FROM incident i
-                       JOIN base_cell b ON b.id = i.base_cell_id WHERE {where} GROUP BY 1)
-            SELECT a.code, a.name, c.n, ST_AsGeoJSON(ST_SimplifyPreserveTopology(a.geom, :tol), 6) AS geometry
-            FROM c JOIN admin_unit a ON a.code = c.code"""
+        if any(filters.get(k) for k in ("category", "state", "dept")):
+            counts = count_communities(session, filters, actor)
+        else:
+            counts = _rollup_communities(session, filters, actor)
+        rows = session.execute(
+            text(
+                "SELECT a.code, a.name, CAST(:n AS jsonb) ->> a.code AS n, "
+                "ST_AsGeoJSON(ST_SimplifyPreserveTopology(a.geom, :tol), 6) AS geometry "
+                "FROM admin_unit a WHERE a.code = ANY(:codes) ORDER BY a.code"
+            ),
+            {"n": json.dumps(counts), "codes": sorted(counts), "tol": tolerance},
+        ).all()
         level = "community"
     features = [
         {
             "type": "Feature",
             "geometry": json.loads(r.geometry),
-            "properties": {"code": r.code, "name": r.name, "count": r.n},
+            "properties": {"code": r.code, "name": r.name, "count": int(r.n)},
         }
-        for r in session.execute(text(sql), {**params, "tol": tolerance})
+        for r in rows
     ]
     return {
         "type": "FeatureCollection",
@@ -243,6 +256,91 @@ def choropleth(session: Session, filters: dict, actor: Actor | None = None) -> d
         "features": features,
         "max": max((f["properties"]["count"] for f in features), default=0),
     }
+
+
+def count_communities(session: Session, filters: dict, actor: Actor | None = None, inner: dict | None = None) -> dict:
+    """Return {community code: cases} of the filters counted from the cases themselves (points in the view,
+    in a base cell); with `inner` (zoom-13 bins ix0..ix1, iy0..iy1), only the cases outside those bins."""
+    where, params = _where(filters, actor)
+    if inner is not None:
+        size = _LEVEL_13["s13"]
+        # The bands' boxes reach a bin past their own bins: a case's bin is floor(lon / size), rounded.
+        edges = {
+            "bx0": (inner["ix0"] + 1) * size,
+            "bx1": inner["ix1"] * size,
+            "by0": (inner["iy0"] + 1) * size,
+            "by1": inner["iy1"] * size,
+        }
+        where += f" AND {_OUTSIDE_INNER_BINS}"
+        params.update(inner, **edges, **_LEVEL_13)
+    rows = session.execute(
+        text(f"""
+        SELECT b.community_code AS code, count(*) AS n FROM incident i JOIN base_cell b ON b.id = i.base_cell_id
+        WHERE {where} GROUP BY 1"""),
+        params,
+    )
+    return {r.code: r.n for r in rows}
+
+
+# The bins of the rollup's zoom 13, exactly as its triggers compute them (135/32768 is exact in binary).
+_LEVEL_13 = {"s13": 135 / 32768}
+# The cases of the view outside its inner zoom-13 bins ix0..ix1 × iy0..iy1: four disjoint bands (west, east,
+# then south and north between them), each also stated as a box so that the spatial index finds them.
+_OUTSIDE_INNER_BINS = """(
+    (i.geom && ST_MakeEnvelope(:x0, :y0, :bx0, :y1, 4490) AND floor(i.lon / :s13)::int < :ix0)
+    OR (i.geom && ST_MakeEnvelope(:bx1, :y0, :x1, :y1, 4490) AND floor(i.lon / :s13)::int > :ix1)
+    OR (i.geom && ST_MakeEnvelope(:x0, :y0, :x1, :by0, 4490) AND floor(i.lat / :s13)::int < :iy0
+        AND floor(i.lon / :s13)::int BETWEEN :ix0 AND :ix1)
+    OR (i.geom && ST_MakeEnvelope(:x0, :by1, :x1, :y1, 4490) AND floor(i.lat / :s13)::int > :iy1
+        AND floor(i.lon / :s13)::int BETWEEN :ix0 AND :ix1))"""
+
+
+def _rollup_communities(session: Session, f: dict, actor: Actor | None) -> dict:
+    """Cases per community of the view: the rollup's zoom-13 bins wholly inside it for the whole months,
+    the cases in its edge bins for those months, and every case of the view outside them."""
+    first, last = _whole_months(f.get("start"), f.get("end"))
+    counts: dict[str, int] = {}
+    if first is None or last is None or first < last:
+        clauses, params = ["h.level = 13", "h.community_code IS NOT NULL"], {}
+        inner = None
+        if f.get("bbox"):
+            x0, y0, x1, y1 = f["bbox"]
+            size = _LEVEL_13["s13"]
+            # One bin in from each side: every case of these bins lies inside the view.
+            inner = {
+                "ix0": math.floor(x0 / size) + 1,
+                "iy0": math.floor(y0 / size) + 1,
+                "ix1": math.floor(x1 / size) - 1,
+                "iy1": math.floor(y1 / size) - 1,
+            }
+            clauses.append("h.ix BETWEEN :ix0 AND :ix1 AND h.iy BETWEEN :iy0 AND :iy1")
+            params.update(inner)
+        if actor is not None and actor.scope_code:
+            clauses.append("h.community_code LIKE :scope")
+            params["scope"] = actor.scope_pattern
+        for name, sql, value in (("first", "h.month >= :first", first), ("last", "h.month < :last", last)):
+            if value is not None:
+                clauses.append(sql)
+                params[name] = value.date()
+        rows = session.execute(
+            text(
+                f"SELECT h.community_code AS code, sum(h.n) AS n FROM incident_heat h WHERE {' AND '.join(clauses)} "
+                "GROUP BY 1"
+            ),
+            params,
+        )
+        counts = {r.code: int(r.n) for r in rows}
+        if inner is not None:
+            months = {**f, "start": first or f.get("start"), "end": last or f.get("end")}
+            _add(counts, count_communities(session, months, actor, inner))
+    for edge in _edges(f.get("start"), f.get("end"), first, last):
+        _add(counts, count_communities(session, {**f, **edge}, actor))
+    return {code: n for code, n in counts.items() if n}
+
+
+def _add(counts: dict, more: dict) -> None:
+    for key, n in more.items():
+        counts[key] = counts.get(key, 0) + n
 
 
 def _iso(value: datetime | None) -> str | None:

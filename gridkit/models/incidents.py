@@ -22,7 +22,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from gridkit.models.base import SRID, Base, created_at_column
-from gridkit.rules import DISPATCH_GAPS, SEVERITIES, IncidentState
+from gridkit.rules import DISPATCH_GAPS, OPEN_CASE_SQL, SEVERITIES, IncidentState
 
 CATEGORY_KINDS = ("component", "event")
 # The 7 steps: report → accept (reject / duplicate) → classify → dispatch → feedback → close
@@ -93,7 +93,19 @@ class Incident(Base):
             postgresql_where=text("idempotency_key IS NOT NULL"),
         ),
         Index("ix_incident_open_step_deadline", "step_deadline", postgresql_where=text("step_deadline IS NOT NULL")),
-        Index("ix_incident_reported_at", "reported_at"),
+        # The order of the case lists newest first (and its tie-break): a deep page's ids from the index alone.
+        Index("ix_incident_reported_at", "reported_at", "id"),
+        # The lists of open cases, newest first and by deadline (migration 20261205_city7d).
+        Index("ix_incident_open_reported_at", "reported_at", "id", postgresql_where=text(OPEN_CASE_SQL)),
+        Index("ix_incident_open_deadline", "step_deadline", "id", postgresql_where=text(OPEN_CASE_SQL)),
+        # A search of the case lists: any text of three characters or more, from the index.
+        Index("ix_incident_code_trgm", "code", postgresql_using="gin", postgresql_ops={"code": "gin_trgm_ops"}),
+        Index(
+            "ix_incident_description_trgm",
+            "description",
+            postgresql_using="gin",
+            postgresql_ops={"description": "gin_trgm_ops"},
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

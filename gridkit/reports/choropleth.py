@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -17,6 +19,47 @@ TOLERANCE = 0.0001
 
 def choropleth(session: Session, count: str, by: str = "community", *, area: str | None = None) -> dict:
     """Return a FeatureCollection of units (code, name, value) with the count asked, and min/max."""
+    rows = _rows(session, count, by, area)
+    features = [
+        {
+            "type": "Feature",
+            "id": code,
+            "geometry": json.loads(g),
+            "properties": {"code": code, "name": name, "value": value},
+        }
+        for code, name, value, g in rows
+    ]
+    return {**_head(count, by, [r[2] for r in rows]), "features": features}
+
+
+def choropleth_json(session: Session, count: str, by: str = "community", *, area: str | None = None) -> str:
+    """Return choropleth()'s FeatureCollection as JSON text (compact, members in the same order, as the web
+    sends it), each outline written as PostGIS gives it: 10,000 cells' outlines are never parsed (0.8 s)."""
+    rows = _rows(session, count, by, area)
+    features = ",".join(
+        f'{{"type":"Feature","id":{_dumps(code)},"geometry":{g},'
+        f'"properties":{_dumps({"code": code, "name": name, "value": value})}}}'
+        for code, name, value, g in rows
+    )
+    return _dumps(_head(count, by, [r[2] for r in rows]))[:-1] + f',"features":[{features}]}}'
+
+
+def _dumps(value) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _head(count: str, by: str, values: list) -> dict:
+    return {
+        "type": "FeatureCollection",
+        "count": count,
+        "by": by,
+        "min": min(values) if values else 0,
+        "max": max(values) if values else 0,
+    }
+
+
+def _rows(session: Session, count: str, by: str, area: str | None) -> list:
+    """Return (code, name, value, GeoJSON text of the outline) of each unit, by code."""
     if count not in COUNTS:
         raise ValidationError("report.unknown_count", count=count, counts=", ".join(COUNTS))
     if by not in LEVELS:
@@ -35,23 +78,4 @@ def choropleth(session: Session, count: str, by: str = "community", *, area: str
             f"FROM ({query.sql}) s GROUP BY s.community_code) t JOIN admin_unit a ON a.code = t.code "
             "ORDER BY a.code"
         )
-    import json
-
-    features = [
-        {
-            "type": "Feature",
-            "id": code,
-            "geometry": json.loads(g),
-            "properties": {"code": code, "name": name, "value": value},
-        }
-        for code, name, value, g in session.execute(text(sql), query.params)
-    ]
-    values = [f["properties"]["value"] for f in features]
-    return {
-        "type": "FeatureCollection",
-        "count": count,
-        "by": by,
-        "min": min(values) if values else 0,
-        "max": max(values) if values else 0,
-        "features": features,
-    }
+    return session.execute(text(sql), query.params).all()
