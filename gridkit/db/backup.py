@@ -30,9 +30,11 @@ from gridkit.db.embedded import ADMIN_ROLE, DB_NAME, DEFAULT_PG_BIN, OWNER_ROLE
 from gridkit.db.restore_external import clear_script
 from gridkit.errors import Conflict, NotFound, SetupError, ValidationError
 
-# Archive entries a restore leaves out: the postgis extension (made by the superuser before) and
-# its reference table of coordinate systems, which the extension fills itself.
-_SKIP = (" EXTENSION ", "COMMENT - EXTENSION", " spatial_ref_sys ")
+# Archive entries a restore leaves out: the postgis extension (made by the superuser before), its reference
+# table of coordinate systems, which the extension fills itself, and comments on extensions (their owner's).
+# Other extensions (pg_trgm, migration 20261205_city7d: trusted, so the owner role makes it) are restored
+# (pg_dump writes CREATE EXTENSION IF NOT EXISTS).
+_SKIP = (" EXTENSION - postgis", "COMMENT - EXTENSION", " spatial_ref_sys ")
 
 
 def _program(settings: Settings, name: str) -> str:
