@@ -25,8 +25,6 @@ measures the pages whose label holds TEXT.
 from __future__ import annotations
 
 import argparse
-import http.client
-import re
 import statistics
 import sys
 import tempfile
@@ -267,24 +265,6 @@ def _admin_sql(offset: int = 0) -> str:
 # -- the measurement -------------------------------------------------------------------------------
 
 
-def sign_in(port: int, name: str) -> dict:
-    """Sign `name` in through the login form; return the request headers that carry the session."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    conn.request("GET", "/login")
-    response = conn.getresponse()
-    page = response.read().decode()
-    cookie = response.getheader("Set-Cookie", "").split(";")[0]
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-    body = f"name={name}&password={PASSWORD}&csrf_token={token}"
-    conn.request("POST", "/login", body, {"Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie})
-    response = conn.getresponse()
-    response.read()
-    if response.status != 302:
-        raise SystemExit(f"{name} could not sign in ({response.status})")
-    conn.close()
-    return {"Cookie": response.getheader("Set-Cookie").split(";")[0]}
-
-
 def baseline(dsn: str, sql: str, requests: int) -> tuple[list[float], int]:
     """Run `sql` alone `requests` times (after one warm-up) through psycopg; return (ms each, rows)."""
     times, rows = [], 0
@@ -299,7 +279,7 @@ def baseline(dsn: str, sql: str, requests: int) -> tuple[list[float], int]:
 
 def measure(server: Server, dsn: str, facts: dict, requests: int, only: str | None) -> list[dict]:
     """Ask every page `requests` times as its role and run its baseline; return one result per page."""
-    headers = {role: sign_in(server.port, f"bench_{role}") for role in ROLES}
+    headers = {role: httpload.sign_in(server.port, f"bench_{role}", PASSWORD) for role in ROLES}
     results = []
     for role, label, path, sql in pages(facts):
         if only and only not in label:

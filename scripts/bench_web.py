@@ -25,11 +25,9 @@ generator is not the bottleneck (a thread-per-client Python client costs about w
 from __future__ import annotations
 
 import argparse
-import http.client
 import importlib.util
 import os
 import random
-import re
 import socket
 import statistics
 import subprocess
@@ -159,24 +157,6 @@ def drive(port: int, paths, seconds: float, clients: int, headers: dict | None =
     return load.rate, load.latencies, load.size
 
 
-def sign_in(port: int) -> dict:
-    """Sign the benchmark's planner in; return the request headers that carry the session."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    conn.request("GET", "/login")
-    response = conn.getresponse()
-    page = response.read().decode()
-    cookie = response.getheader("Set-Cookie", "").split(";")[0]
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-    body = f"name={PLANNER}&password={PASSWORD}&csrf_token={token}"
-    conn.request("POST", "/login", body, {"Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie})
-    response = conn.getresponse()
-    response.read()
-    if response.status != 302:
-        raise SystemExit(f"the benchmark planner could not sign in ({response.status})")
-    conn.close()
-    return {"Cookie": response.getheader("Set-Cookie").split(";")[0]}
-
-
 # -- the measurements ------------------------------------------------------------------------------
 
 
@@ -253,7 +233,7 @@ def bench_whois(server: Server, in_process: list[float], seconds: float, clients
 
 
 def bench_pages(server: Server, version_id: int, requests: int) -> list[Row]:
-    headers = sign_in(server.port)
+    headers = httpload.sign_in(server.port, PLANNER, PASSWORD, timeout=30)
     bbox = f"{114.0 + SPAN / 2:.6f},{22.5 + SPAN / 2:.6f},{114.0 + SPAN / 2 + 0.01:.6f},{22.5 + SPAN / 2 + 0.01:.6f}"
     pages = [
         ("page /", "/", None),

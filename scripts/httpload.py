@@ -16,9 +16,11 @@ Imported by the scripts next to it (scripts/bench_*.py put this folder on sys.pa
 
 from __future__ import annotations
 
+import http.client
 import multiprocessing
 import os
 import random
+import re
 import selectors
 import socket
 import time
@@ -225,3 +227,21 @@ def sequential(port: int, targets: list, headers: dict | None = None) -> list[tu
     finally:
         conn.sock.close()
     return results
+
+
+def sign_in(port: int, name: str, password: str, timeout: float = 60) -> dict:
+    """Sign `name` in through gridkit's login form; return the request headers that carry the session."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    conn.request("GET", "/login")
+    response = conn.getresponse()
+    page = response.read().decode()
+    cookie = response.getheader("Set-Cookie", "").split(";")[0]
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    body = f"name={name}&password={password}&csrf_token={token}"
+    conn.request("POST", "/login", body, {"Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie})
+    response = conn.getresponse()
+    response.read()
+    if response.status != 302:
+        raise SystemExit(f"{name} could not sign in ({response.status})")
+    conn.close()
+    return {"Cookie": response.getheader("Set-Cookie").split(";")[0]}
