@@ -103,7 +103,7 @@ def index():
         overdue=overdue_cases(session, actor=actor, limit=50),
         # The queue to be worked: its most urgent first (newest first hid the oldest past the 20th).
         unassigned=list_incidents(session, unassigned=True, open_only=True, actor=actor, limit=20, order="deadline"),
-        # Dispatched, but no coordinator was found: each waits for a manual dispatch (改派), with why.
+        # Dispatched, but no coordinator was found: each waits for a manual dispatch (redispatch), with why.
         needs_dispatch=list_incidents(session, needs_dispatch=True, actor=actor, limit=20, order="deadline"),
         recent=list_incidents(session, open_only=True, actor=actor, limit=20),
         categories=category_rows(session),
