@@ -137,6 +137,11 @@ def test_the_open_predicate_is_the_rule_of_finished_states():
     ],
 )
 def test_the_lists_queries_can_use_their_indexes(session, world, sql, index):
+    if index.startswith("open_"):
+        # Over this test's few dozen cases the planner may as well read the index of every case and filter, which
+        # costs about as much: that index is set aside (in this rolled-back transaction) to see that the open
+        # cases' own index serves the query.
+        session.execute(text("DROP INDEX ix_incident_reported_at"))
     session.execute(text("ANALYZE incident"))
     session.execute(text("SET LOCAL enable_seqscan = off"))
     session.execute(text("SET LOCAL enable_sort = off"))
