@@ -5,11 +5,15 @@ role. Personal values are distinctive strings, so a test can look for them in an
 from __future__ import annotations
 
 import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from factories import STREET, X0, Y0, D, make_base_grid
 from geoalchemy2.shape import from_shape
 from shapely.geometry import Point
 from sqlalchemy import select
+from werkzeug.serving import make_server
 
 from gridkit import db
 from gridkit.grids import work
@@ -121,3 +125,16 @@ def sign_in(client, name: str) -> str:
     response = client.post("/login", data={"name": name, "password": PASSWORD, "csrf_token": token})
     assert response.status_code == 302, f"{name} could not sign in"
     return csrf_of(client.get("/").get_data(as_text=True))
+
+
+@contextmanager
+def served(app) -> Iterator[str]:
+    """Serve the Flask `app` on a free local port in a thread (for a real browser); yield its base URL."""
+    httpd = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_port}"
+    finally:
+        httpd.shutdown()
+        thread.join(timeout=10)

@@ -7,15 +7,14 @@ small, with the counts; a target typed in the form draws them again. Screenshot:
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from factories_web import served
 from geoalchemy2.shape import from_shape, to_shape
 from shapely.geometry import MultiPolygon, Point, box
 from sqlalchemy import select
-from werkzeug.serving import make_server
 
 from gridkit import db
 from gridkit.grids.generate import Target
@@ -55,12 +54,8 @@ def server(fresh_settings):
     with db.transaction(fresh_settings) as session:
         make_draft(session)
     app = create_app(fresh_settings)
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}", fresh_settings
-    httpd.shutdown()
-    thread.join(timeout=10)
+    with served(app) as url:
+        yield url, fresh_settings
 
 
 def wait_target(page, loads_before: int) -> dict:

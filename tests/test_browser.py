@@ -5,13 +5,12 @@ Needs Debian's chromium at /usr/bin/chromium; without it the test fails (it does
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 from factories import STREET, X0, Y0, D, make_base_grid
-from werkzeug.serving import make_server
+from factories_web import served
 
 from gridkit import db, layers
 from tests.factories import STREET, X0, Y0, D, make_base_grid
@@ -61,12 +60,8 @@ def server(fresh_settings):
     with db.session_factory(db.engine_for(fresh_settings))() as session, session.begin():
         make_base_grid(session)
     app = create_app(fresh_settings)
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}", fresh_settings
-    httpd.shutdown()
-    thread.join(timeout=10)
+    with served(app) as url:
+        yield url, fresh_settings
 
 
 def _offline_page(browser, base_url):

@@ -5,13 +5,12 @@ start an export on a GET nor give personal data to another site's request; its o
 
 from __future__ import annotations
 
-import threading
+from urllib.parse import urlsplit
 
 import pytest
-from factories_web import PASSWORD, PHONE_A, POINT_A, RESIDENT_NAMES, commit, make_web_city
+from factories_web import PASSWORD, PHONE_A, POINT_A, RESIDENT_NAMES, commit, make_web_city, served
 from sqlalchemy import select
 from test_browser import chromium  # noqa: F401 - the fixture is used by name
-from werkzeug.serving import make_server
 
 from gridkit.models import AuditLog
 from web import create_app
@@ -33,12 +32,8 @@ def server(fresh_settings):
         return inner(environ, start_response)
 
     app.wsgi_app = recording
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield httpd.server_port, fresh_settings, seen
-    httpd.shutdown()
-    thread.join(timeout=10)
+    with served(app) as url:
+        yield urlsplit(url).port, fresh_settings, seen
 
 
 def _audited(settings) -> list[tuple]:

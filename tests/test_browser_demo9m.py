@@ -5,12 +5,11 @@ lists below it in the one scrolling page; on a laptop the panel stays beside the
 from __future__ import annotations
 
 import tempfile
-import threading
 from pathlib import Path
 
 import pytest
+from factories_web import served
 from test_browser import chromium  # noqa: F401 - the fixture is used by name
-from werkzeug.serving import make_server
 
 from gridkit import db
 from gridkit.demo import DEMO_PASSWORD, load_demo
@@ -28,13 +27,9 @@ def demo_site(fresh_settings):
     """The demo city loaded and served."""
     with db.session_factory(db.engine_for(fresh_settings))() as session, session.begin():
         load_demo(session, b"test-key")
-    httpd = make_server("127.0.0.1", 0, create_app(fresh_settings), threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    SHOTS.mkdir(exist_ok=True)
-    yield f"http://127.0.0.1:{httpd.server_port}"
-    httpd.shutdown()
-    thread.join(timeout=10)
+    with served(create_app(fresh_settings)) as url:
+        SHOTS.mkdir(exist_ok=True)
+        yield url
 
 
 def _signed_in(chromium, base_url, name, viewport):  # noqa: F811

@@ -5,13 +5,12 @@ field.") follow the browser; gridkit's file button, date field and messages come
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import pytest
 from factories_incidents import IN_C1, PASSWORD, PNG, SUPERVISOR, make_incident_world
+from factories_web import served
 from test_browser import CHROMIUM, CHROMIUM_ARGS
-from werkzeug.serving import make_server
 
 from gridkit import db
 from gridkit.incidents import workflow as wf
@@ -35,13 +34,9 @@ def site(fresh_settings):
         wf.accept(session, case.id, SUPERVISOR)
         wf.classify(session, case.id, SUPERVISOR, category="0101", severity="normal")
         wf.dispatch(session, case.id, SUPERVISOR)
-    httpd = make_server("127.0.0.1", 0, create_app(fresh_settings), threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    SHOTS.mkdir(exist_ok=True)
-    yield f"http://127.0.0.1:{httpd.server_port}"
-    httpd.shutdown()
-    thread.join(timeout=10)
+    with served(create_app(fresh_settings)) as url:
+        SHOTS.mkdir(exist_ok=True)
+        yield url
 
 
 @pytest.fixture(params=PAIRS, ids=lambda p: f"{p[0]}-browser-{p[1]}-page")

@@ -7,8 +7,6 @@ open a case from the list, accept / classify / dispatch it with the buttons. Coo
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 from factories_incidents import (
     IN_C1,
@@ -18,8 +16,8 @@ from factories_incidents import (
     SUPERVISOR,
     make_incident_world,
 )
+from factories_web import served
 from test_browser import _offline_page, chromium  # noqa: F401 - the fixture
-from werkzeug.serving import make_server
 
 from gridkit import db
 from gridkit.incidents import workflow as wf
@@ -41,12 +39,8 @@ def site(fresh_settings):
         )
         case_id, code = case.id, case.code
     app = create_app(fresh_settings)
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}", fresh_settings, case_id, code
-    httpd.shutdown()
-    thread.join(timeout=10)
+    with served(app) as url:
+        yield url, fresh_settings, case_id, code
 
 
 def sign_in(page, base_url, name):

@@ -4,13 +4,11 @@ push the phone page sideways, and a feedback form left open from before a rework
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 from factories_incidents import IN_C1, SUPERVISOR, make_incident_world
+from factories_web import served
 from test_browser import _offline_page, chromium  # noqa: F401 - the fixture
 from test_browser_incidents import read, sign_in
-from werkzeug.serving import make_server
 
 from gridkit import db
 from gridkit.incidents import workflow as wf
@@ -44,12 +42,8 @@ def site(fresh_settings):
         wf.dispatch(session, case.id, SUPERVISOR)
         case_id, code, coordinator = case.id, case.code, world["coord1"].id
     app = create_app(fresh_settings)
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}", fresh_settings, case_id, code, coordinator
-    httpd.shutdown()
-    thread.join(timeout=10)
+    with served(app) as url:
+        yield url, fresh_settings, case_id, code, coordinator
 
 
 def test_hostile_text_and_a_stale_feedback_on_the_phone(chromium, site):  # noqa: F811

@@ -7,13 +7,12 @@ go to /tmp/gridkit-planner-*.png and /tmp/gridkit-basegrid-*.png.
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from factories_web import served
 from test_browser import _offline_page, chromium  # noqa: F401 (a fixture)
-from werkzeug.serving import make_server
 
 from gridkit import db
 from gridkit.grids import work
@@ -46,12 +45,8 @@ def server(fresh_settings):
     """The app with the planner test data, served by werkzeug on a free localhost port in a thread."""
     ids = commit(fresh_settings, make_planner_data)
     app = create_app(fresh_settings)
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}", fresh_settings, ids
-    httpd.shutdown()
-    thread.join(timeout=10)
+    with served(app) as url:
+        yield url, fresh_settings, ids
 
 
 def sign_in(page, base_url, name="planner1", then="/planner"):

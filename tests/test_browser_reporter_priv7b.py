@@ -3,13 +3,11 @@ supervisor who may read it there and each view audited, as the JSON API gives it
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 from factories_incidents import IN_C1, make_incident_world
+from factories_web import served
 from test_browser import chromium  # noqa: F401 - the fixture
 from test_browser_incidents import read, sign_in
-from werkzeug.serving import make_server
 
 from gridkit import db
 from gridkit.audit import PERSONAL_DATA_READ
@@ -32,12 +30,8 @@ def site(fresh_settings):
         ).incident
         case_id = case.id
     app = create_app(fresh_settings)
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}", fresh_settings, case_id
-    httpd.shutdown()
-    thread.join(timeout=10)
+    with served(app) as url:
+        yield url, fresh_settings, case_id
 
 
 def _reads(settings, case_code):

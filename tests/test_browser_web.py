@@ -7,14 +7,24 @@ from __future__ import annotations
 
 import re
 import tempfile
-import threading
 from pathlib import Path
 
 import pytest
-from factories_web import ADDRESS_A, BUILDING_A, C1, PASSWORD, POINT_A, RESIDENT_NAMES, A, B, base_cell, make_web_city
+from factories_web import (
+    ADDRESS_A,
+    BUILDING_A,
+    C1,
+    PASSWORD,
+    POINT_A,
+    RESIDENT_NAMES,
+    A,
+    B,
+    base_cell,
+    make_web_city,
+    served,
+)
 from sqlalchemy import text
 from test_browser import _offline_page, chromium  # noqa: F401 - the fixture is used by name
-from werkzeug.serving import make_server
 
 from gridkit import db
 from web import create_app
@@ -31,13 +41,9 @@ def server(fresh_settings):
     with db.session_factory(db.engine_for(fresh_settings))() as session, session.begin():
         ids = make_web_city(session)
     app = create_app(fresh_settings)
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    SHOTS.mkdir(exist_ok=True)
-    yield f"http://127.0.0.1:{httpd.server_port}", fresh_settings, ids
-    httpd.shutdown()
-    thread.join(timeout=10)
+    with served(app) as url:
+        SHOTS.mkdir(exist_ok=True)
+        yield url, fresh_settings, ids
 
 
 def sign_in(page, base_url, name, then):

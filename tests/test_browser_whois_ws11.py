@@ -6,16 +6,14 @@ cells; the whois tool answers instead. Screenshots are kept under a temporary di
 from __future__ import annotations
 
 import tempfile
-import threading
 from pathlib import Path
 
 import pytest
 from factories import X0, D
-from factories_web import C1, DEPT, PASSWORD, POINT_A, A, base_cell, make_web_city
+from factories_web import C1, DEPT, PASSWORD, POINT_A, A, base_cell, make_web_city, served
 from sqlalchemy import select, text
 from test_browser import _offline_page, chromium  # noqa: F401 - the fixture is used by name
 from test_browser_web import _click_map_at
-from werkzeug.serving import make_server
 
 from gridkit import db
 from gridkit.grids import work
@@ -36,13 +34,9 @@ def server(fresh_settings):
         ids = make_web_city(session)
         ids["draft"] = work.start_draft(session, DEPT, by="setup").id
     app = create_app(fresh_settings)
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    SHOTS.mkdir(exist_ok=True)
-    yield f"http://127.0.0.1:{httpd.server_port}", ids
-    httpd.shutdown()
-    thread.join(timeout=10)
+    with served(app) as url:
+        SHOTS.mkdir(exist_ok=True)
+        yield url, ids
 
 
 def sign_in(page, base_url, name):
@@ -134,12 +128,7 @@ def test_whois_of_a_new_cell_says_it_is_not_placed_yet(chromium, fresh_settings)
     with db.session_factory(db.engine_for(fresh_settings))() as session, session.begin():
         make_web_city(session)
         split_cell_5_of_c1(session)
-    app = create_app(fresh_settings)
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        base_url = f"http://127.0.0.1:{httpd.server_port}"
+    with served(create_app(fresh_settings)) as base_url:
         page, _, errors = _offline_page(chromium, base_url)
         sign_in(page, base_url, "super1")
         page.goto(f"{base_url}/supervisor")
@@ -151,9 +140,6 @@ def test_whois_of_a_new_cell_says_it_is_not_placed_yet(chromium, fresh_settings)
         assert base_cell(C1, 10) in text and A not in text, text
         assert render("locate.unplaced", "zh-CN") in text, text
         assert not errors, errors
-    finally:
-        httpd.shutdown()
-        thread.join(timeout=10)
 
 
 def split_cell_5_of_c1(session) -> None:

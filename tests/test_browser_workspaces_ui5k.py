@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import re
 import tempfile
-import threading
 from pathlib import Path
 
 import pytest
 from factories_incidents import IN_C1, IN_C2, PASSWORD, SUPERVISOR, W1, W2, make_incident_world
+from factories_web import served
 from sqlalchemy import text
 from test_browser import _offline_page, chromium  # noqa: F401 - the fixture is used by name
 from test_browser_web import ALLOWED_WORDS, LATIN, VISIBLE_TEXT
-from werkzeug.serving import make_server
 
 from gridkit import db
 from gridkit.incidents import workflow as wf
@@ -58,13 +57,9 @@ def site(fresh_settings):
         )
         ids = {"case": case.id, "version": world["version"].id, "data": _data_text(session)}
     app = create_app(fresh_settings)
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    SHOTS.mkdir(exist_ok=True)
-    yield f"http://127.0.0.1:{httpd.server_port}", ids
-    httpd.shutdown()
-    thread.join(timeout=10)
+    with served(app) as url:
+        SHOTS.mkdir(exist_ok=True)
+        yield url, ids
 
 
 USER_NAMES = {"coord1", "coord2", "super1", "street_super", "admin1", "analyst1", "planner1"}

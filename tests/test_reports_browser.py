@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import threading
 from urllib.parse import urlsplit
 
 import pyogrio
 import pytest
 from factories_exports import make_city
+from factories_web import served
 from sqlalchemy import text
 from test_browser import CHROMIUM, CHROMIUM_ARGS, LOCAL_HOSTS, chromium  # noqa: F401 - the browser fixture
-from werkzeug.serving import make_server
 
 from gridkit import db
 from gridkit.users import add_user
@@ -25,12 +24,8 @@ def server(fresh_settings):
     with db.session_factory(db.engine_for(fresh_settings))() as session, session.begin():
         make_city(session)
         add_user(session, "ana", "analyst", password=PASSWORD)
-    httpd = make_server("127.0.0.1", 0, create_app(fresh_settings), threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}"
-    httpd.shutdown()
-    thread.join(timeout=10)
+    with served(create_app(fresh_settings)) as url:
+        yield url
 
 
 def open_analyst_page(page, server) -> list[str]:

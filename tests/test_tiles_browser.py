@@ -3,13 +3,12 @@ offline (Leaflet.VectorGrid from our static files); screenshots kept in /tmp."""
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import pytest
+from factories_web import served
 from test_browser import _offline_page, chromium  # noqa: F401 - the fixture
 from test_tiles import CENTRE, DEPT, make_work_grid
-from werkzeug.serving import make_server
 
 from gridkit import db
 from web import create_app
@@ -39,12 +38,8 @@ def tile_server(fresh_settings):
     with db.session_factory(db.engine_for(fresh_settings))() as session, session.begin():
         make_work_grid(session)
     app = create_app(fresh_settings)
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}"
-    httpd.shutdown()
-    thread.join(timeout=10)
+    with served(app) as url:
+        yield url
 
 
 def test_home_map_draws_cells_from_vector_tiles(chromium, tile_server):  # noqa: F811
