@@ -232,7 +232,7 @@ def child(args) -> dict:
     elif args.child == "floor":
         from benchfloor import floor_seconds
 
-        got = floor_seconds(admin_conninfo(), args.kind)
+        got = floor_seconds(db.bench_admin_url(db.database_url(settings)), args.kind)
         out = {"floor": got["seconds"], "parts": got["parts"]}
     elif args.child == "rewrite":
         # PostgreSQL alone writing every stored resident once (a full copy of the table): the floor of a first

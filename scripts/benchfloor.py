@@ -19,14 +19,22 @@ import re
 import time
 
 import psycopg
+from sqlalchemy import create_engine
+
+from gridkit.spatial.bulk import planned_columns
 
 # The tables an import of each kind stores its rows in.
 TABLES = {"buildings": ("building",), "residents": ("resident", "resident_cell"), "components": ("component",)}
 
 
-def floor_seconds(conninfo: str, kind: str) -> dict:
-    """Return {"seconds": the floor of storing the rows now in `kind`'s tables, "parts": seconds by step}."""
-    with psycopg.connect(conninfo) as conn:
+def floor_seconds(url: str, kind: str) -> dict:
+    """Return {"seconds": the floor of storing the rows now in `kind`'s tables, "parts": seconds by step}, in the
+    database of the SQLAlchemy `url`."""
+    engine = create_engine(url)
+    with engine.connect() as catalog:  # the columns gridkit analyses after a bulk write (gridkit.spatial.bulk)
+        analyzed = {table: planned_columns(catalog, table) for table in TABLES[kind]}
+    engine.dispose()
+    with psycopg.connect(url.replace("postgresql+psycopg", "postgresql")) as conn:
         dumps = {table: _dump(conn, table) for table in TABLES[kind]}
         parts = {"copy": 0.0, "keys and indexes": 0.0, "foreign keys": 0.0, "analyze": 0.0}
         started = time.perf_counter()
@@ -39,7 +47,7 @@ def floor_seconds(conninfo: str, kind: str) -> dict:
             parts["copy"] += time.perf_counter() - t
             # Analysed first, as gridkit_restore_bulk_indexes does: the foreign keys' checks are planned on it.
             t = time.perf_counter()
-            conn.execute(f"ANALYZE {copy} ({', '.join(_keyed_columns(conn, table))})")
+            conn.execute(f"ANALYZE {copy} ({', '.join(analyzed[table])})")
             parts["analyze"] += time.perf_counter() - t
             keys, foreign = _definitions(conn, table, copy)
             for statement, merged in foreign:
@@ -88,19 +96,3 @@ def _definitions(conn: psycopg.Connection, table: str, copy: str) -> tuple[list[
         )
     ]
     return keys, foreign
-
-
-def _keyed_columns(conn: psycopg.Connection, table: str) -> list[str]:
-    """The columns of the table's keys, foreign keys and btree indexes (gridkit.spatial.bulk analyses those)."""
-    return [
-        name
-        for (name,) in conn.execute(
-            "SELECT a.attname FROM pg_attribute a WHERE a.attrelid = %s::regclass AND a.attnum IN ("
-            "  SELECT unnest(k.conkey) FROM pg_constraint k WHERE k.conrelid = %s::regclass "
-            "  AND k.contype IN ('p', 'u', 'f') "
-            "  UNION SELECT unnest(i.indkey::int2[]) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-            "  JOIN pg_am m ON m.oid = c.relam WHERE i.indrelid = %s::regclass AND m.amname = 'btree') "
-            "ORDER BY a.attnum",
-            (table, table, table),
-        )
-    ]

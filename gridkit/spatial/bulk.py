@@ -32,9 +32,10 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 from sqlalchemy import text
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-__all__ = ["BULK_INDEX_ROWS", "rebuilt_indexes"]
+__all__ = ["BULK_INDEX_ROWS", "planned_columns", "rebuilt_indexes"]
 
 # From this many rows written, and at least half as many as the table already holds, the table's secondary
 # indexes are dropped before the write and built again after it.
@@ -63,7 +64,7 @@ def rebuilt_indexes(session: Session, table: str, rows: int):
     if rows < BULK_INDEX_ROWS or 2 * rows < (existing or 0):
         yield False
         return
-    analyzed = _planned_columns(session, table)  # read while the keys and indexes still stand
+    analyzed = planned_columns(session, table)  # read while the keys and indexes still stand
     # Checked again by the function under its lock: the cheap look here only spares the lock when rows exist,
     # or where the server logs every write anyway (wal_level replica or logical: no gain).
     if session.scalar(text(f"SELECT current_setting('wal_level') = 'minimal' AND NOT EXISTS (SELECT 1 FROM {table})")):
@@ -78,7 +79,7 @@ def rebuilt_indexes(session: Session, table: str, rows: int):
     )
 
 
-def _planned_columns(session: Session, table: str) -> list[str]:
+def planned_columns(session: Session | Connection, table: str) -> list[str]:
     """Return the columns of `table`'s keys, foreign keys and btree indexes: what the statements after a bulk
     write join, group and check the re-added constraints on, whose statistics the restore's ANALYZE gathers.
 
