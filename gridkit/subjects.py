@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from sqlalchemy import DateTime, String, and_, bindparam, select, text
+from sqlalchemy import DateTime, String, bindparam, select, text
 from sqlalchemy.orm import Session
 
 from gridkit import rules
@@ -12,9 +12,9 @@ from gridkit.errors import NotFound, ValidationError
 from gridkit.grids.base import current_edition
 from gridkit.grids.work.coordinators import coordinators_json
 from gridkit.grids.work.departments import department
-from gridkit.grids.work.membership import MEMBERS_IN_EDITION_SQL
+from gridkit.grids.work.membership import MEMBERS_IN_EDITION_SQL, work_cell_of_code
 from gridkit.grids.work.versions import current_version, versions_in_force
-from gridkit.models import BaseCell, Building, Department, Incident, LegalEntity, Resident, WorkCell, WorkCellMember
+from gridkit.models import BaseCell, Building, Department, Incident, LegalEntity, Resident, WorkCell
 from gridkit.resident_cells import ASSIGNED_RESIDENTS
 
 GROUPINGS = ("district", "street", "community", "cell", "work-cell")
@@ -99,7 +99,8 @@ def _cell_responsibility_query():
     """Return per department the work cell holding base cell :cell in the version in force at :at (built once)."""
     v = versions_in_force(bindparam("at", type_=DateTime(timezone=True)))
     base_cell_code = bindparam("cell", type_=String)
-    # A version may be drawn on an older base grid edition: its base cells are matched by code.
+    # A version may be drawn on an older base grid edition: its base cells are matched by code (the rule of
+    # gridkit.grids.work.membership).
     return (
         select(
             Department.code.label("dept"),
@@ -111,11 +112,7 @@ def _cell_responsibility_query():
         )
         .select_from(Department)
         .outerjoin(v, v.c.dept_code == Department.code)
-        .outerjoin(BaseCell, and_(BaseCell.edition_id == v.c.base_edition_id, BaseCell.code == base_cell_code))
-        .outerjoin(
-            WorkCellMember, and_(WorkCellMember.version_id == v.c.id, WorkCellMember.base_cell_id == BaseCell.id)
-        )
-        .outerjoin(WorkCell, WorkCell.id == WorkCellMember.work_cell_id)
+        .outerjoin(WorkCell, WorkCell.id == work_cell_of_code(v.c.id, v.c.base_edition_id, base_cell_code))
         .order_by(Department.code)
     )
 

@@ -182,3 +182,34 @@ def test_whois_after_a_new_edition_answers_as_the_statistics(fresh_settings):
     # The CLI tells what to do about a new cell, as the publish did.
     said = CliRunner(env=ENGLISH).invoke(main, ["whois", *map(str, SPLIT)], obj=settings, catch_exceptions=False)
     assert cell(10) in said.output and "gridkit workgrid draft --dept 100001" in said.output, said.output
+
+
+def test_a_subjects_work_cell_and_an_export_by_department_follow_the_same_rule(fresh_settings, tmp_path):
+    """`subjects responsible` and `export --dept` name, after a new edition, the work cell whois names: the one
+    holding the code of the subject's cell (gridkit.grids.work.membership.work_cell_of_code_sql)."""
+    import pyogrio
+    from shapely.geometry import Point
+
+    from gridkit.models import Building
+
+    settings = fresh_settings
+    commit(settings, city)
+    commit(settings, lambda s: publish_edition(s, edition_2(s), at=T2))
+
+    def buildings(session):
+        for i, (lon, lat) in enumerate(POINTS):
+            session.add(Building(code=f"B{i}", geom=from_shape(Point(lon, lat), srid=SRID)))
+        session.flush()
+        assign_subjects(session, ["buildings"])
+
+    commit(settings, buildings)
+    expected = {"B0": None, "B1": WEST, "B2": WEST, "B3": EAST, "B4": WEST}  # as whois above, point by point
+    for code, work_cell in expected.items():
+        answer = run_json(settings, "subjects", "responsible", "--kind", "buildings", code)
+        (dept,) = [d for d in answer["departments"] if d["dept"] == DEPT]
+        assert dept["work_cell"] == work_cell, (code, answer)
+    out = tmp_path / "buildings.gpkg"
+    run_json(settings, "export", "buildings", "-o", str(out), "--dept", DEPT)
+    read = pyogrio.read_dataframe(out)
+    exported = {code: (w if isinstance(w, str) else None) for code, w in zip(read["code"], read["work_cell"])}
+    assert exported == expected

@@ -19,6 +19,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from gridkit.errors import NotFound, ValidationError
+from gridkit.grids.work.membership import work_cell_of_code_sql
 from gridkit.models import BaseGridEdition, Department, WorkGridVersion
 from gridkit.pii import public_location_sql, public_text_sql
 from gridkit.rules import edition_in_force, version_in_force
@@ -350,9 +351,8 @@ _RESPONSIBLE_SQL = (
     "(SELECT string_agg({coord_name}, ',' ORDER BY c.id) FROM coordinator_assignment ca "
     " JOIN coordinator c ON c.id = ca.coordinator_id WHERE ca.work_cell_id = w.id AND c.active) AS coordinator "
     "FROM ({inner}) q "
-    "LEFT JOIN base_cell vb ON vb.edition_id = :v_edition AND vb.code = q._cell "
-    "LEFT JOIN work_cell_member m ON m.version_id = :v_id AND m.base_cell_id = vb.id "
-    "LEFT JOIN work_cell w ON w.id = m.work_cell_id"
+    + work_cell_of_code_sql(version=":v_id", version_edition=":v_edition", code="q._cell")
+    + " LEFT JOIN work_cell w ON w.id = wm.work_cell_id"
 )
 
 

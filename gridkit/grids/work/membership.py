@@ -46,6 +46,32 @@ def members_in_edition_sql(version: str = ":version", edition: str = ":edition")
 
 MEMBERS_IN_EDITION_SQL = members_in_edition_sql()
 
+
+def work_cell_of_code_sql(version: str, version_edition: str, code: str) -> str:
+    """Return the SQL (LEFT JOINs giving `wm.work_cell_id`, NULL when none) of the same rule from one base cell's
+    code: the work cell of the version `version` (drawn on the edition `version_edition`) holding the cell of
+    code `code`. Each argument is a SQL expression (a parameter, or a column of the query it is joined to)."""
+    return (
+        f"LEFT JOIN base_cell wb ON wb.edition_id = {version_edition} AND wb.code = {code} "
+        f"LEFT JOIN work_cell_member wm ON wm.version_id = {version} AND wm.base_cell_id = wb.id"
+    )
+
+
+def work_cell_of_code(version_id, version_edition_id, code):
+    """Return the Core scalar subquery of `work_cell_of_code_sql` (the work cell id, or NULL) for Core queries."""
+    drawn = aliased(BaseCell)
+    return (
+        select(WorkCellMember.work_cell_id)
+        .join(drawn, drawn.id == WorkCellMember.base_cell_id)
+        .where(
+            WorkCellMember.version_id == version_id,
+            drawn.edition_id == version_edition_id,
+            drawn.code == code,
+        )
+        .scalar_subquery()
+    )
+
+
 # The base cells of an edition in a department's jurisdiction that a version neither places in a work cell
 # nor excludes, matched by code (:code, if not null, only that cell): after a new base grid edition, cells of
 # new codes until a draft places them (cells_in_no_work_cell, and whois's hint).
