@@ -153,6 +153,12 @@ def test_another_citys_cases_are_refused_not_queued_as_unassigned(session, tmp_p
     assert info.value.params["located"] == 10_000 - 885 - 590  # without the placeholder (39, -77) and empty places
     assert info.value.params["km"] > 10_000  # Baltimore is about 12,900 km from Shenzhen
     assert "没有一个在本市行政区划 50 公里以内" in info.value.render("zh-CN")
+    # The CLI's refusal says once that nothing was imported (its own prefix), then the reason and the report.
+    from gridkit.cli.common import refused_import
+    from gridkit.config import Settings
+
+    said = refused_import(Settings(home=tmp_path), "incidents", info.value)
+    assert said.render("zh-CN").count("未导入任何数据") == 1 and said.render("en").count("othing was imported") == 1
     assert session.scalar(select(func.count()).select_from(Incident)) == 0
 
 
