@@ -90,3 +90,20 @@ def test_report_commands(cli_city, tmp_path):
     assert written.exit_code == 0, written.output and out.exists()
     unknown = run(cli_city, "report", "weather")
     assert unknown.exit_code != 0 and "Unknown report 'weather'" in unknown.output
+
+
+def test_the_written_line_names_a_text_encoding_only_where_the_format_has_one(cli_city, tmp_path):
+    zh = {"GRIDKIT_LANG": "zh-CN"}
+    csv_gbk = run(cli_city, "export", "buildings", "-o", str(tmp_path / "b.csv"), "--encoding", "gbk", env=zh)
+    assert csv_gbk.exit_code == 0 and "（csv，EPSG:4490，gbk，" in csv_gbk.output, csv_gbk.output
+    for name in ("b.xlsx", "b.gpkg"):
+        written = run(cli_city, "export", "buildings", "-o", str(tmp_path / name), env=zh)
+        assert written.exit_code == 0 and "utf-8" not in written.output.lower(), written.output
+        assert (
+            json.loads(run(cli_city, "export", "buildings", "-o", str(tmp_path / name), "--force", "--json").output)[
+                "encoding"
+            ]
+            is None
+        )
+    geojson = run(cli_city, "export", "buildings", "-o", str(tmp_path / "b.geojson"))
+    assert "(geojson, EPSG:4490, utf-8," in geojson.output, geojson.output

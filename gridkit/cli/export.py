@@ -95,7 +95,7 @@ def export(settings, layer, path, format_, crs, encoding, area, where, dept, ver
             bar.__exit__(None, None, None)
     lines = [
         say(
-            "export.written",
+            "export.written" if summary["encoding"] else "export.written_no_encoding",
             count=summary["features"],
             layer=summary["layer"],
             layer_name=Message(f"analyst.layer.{summary['layer']}"),

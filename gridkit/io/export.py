@@ -434,7 +434,13 @@ def _summary(options, crs, query, writer, parts, features: int, path: Path, star
         "path": str(path),
         "features": features,
         "crs": crs.label,
-        "encoding": options.encoding if options.format in ("shp", "csv") else "utf-8",
+        # The text encoding of a format that has one to choose (GeoJSON is UTF-8 by its standard; an XLSX
+        # workbook or a GeoPackage has none to choose).
+        "encoding": options.encoding
+        if options.format in ("shp", "csv")
+        else "utf-8"
+        if options.format == "geojson"
+        else None,
         "fields": [name for name, _ in query.fields],
         "masked": not options.unmasked,
         "bytes": path.stat().st_size,
