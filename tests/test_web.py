@@ -139,6 +139,18 @@ def test_home_page_on_an_empty_database(fresh_settings):
     html = create_app(fresh_settings).test_client().get("/").get_data(as_text=True)
     assert "尚无基础网格版本。" in html
     assert '"hasData": false' in html
+    # A new city's map, before anything is imported, shows the whole country rather than one city.
+    assert "[[18.1, 73.5], [53.6, 135.1]]" in html and "114.06" not in html
+
+
+def test_base_grid_page_before_the_first_edition_shows_the_admin_units(fresh_settings):
+    from sqlalchemy import text
+
+    commit(fresh_settings, make_base_grid)
+    commit(fresh_settings, lambda s: s.execute(text("DELETE FROM base_cell; DELETE FROM base_grid_edition")))
+    html = create_app(fresh_settings).test_client().get("/basegrid").get_data(as_text=True)
+    assert '"hasData": true' in html and "[[18.1, 73.5], [53.6, 135.1]]" not in html
+    assert f"[[{Y0}, {X0}]," in html  # fitted to the admin units, whose south-west corner is the grid's
 
 
 # API -----------------------------------------------------------------------------------------

@@ -10,9 +10,9 @@ from flask import current_app, url_for
 from gridkit.grids.problems import PROBLEM_TYPES
 from web.i18n import strings
 
-# Used only while the database has no geometry yet: the centre of Shenzhen.
-DEFAULT_CENTER = (22.55, 114.06)
-DEFAULT_ZOOM = 10
+# Shown only while the database has no geometry yet (a new city before its admin units are imported): the
+# whole country the standard is written for (lon/lat), not a city of its own.
+NO_DATA_EXTENT = (73.5, 18.1, 135.1, 53.6)
 # OpenStreetMap tiles are WGS84 / Web Mercator, so CGCS2000 coordinates go on them unshifted.
 # Offline the tiles fail to load and the grid is still drawn on a blank background.
 # A deployment with its own tile server sets app.config["GRIDKIT_TILES"].
@@ -143,9 +143,10 @@ def leaflet_map(extent, **config) -> dict:
 @lru_cache(maxsize=128)
 def _folium_pieces(extent, tiles: tuple, js_url: str, css_url: str) -> dict:
     tiles = dict(tiles)
+    minx, miny, maxx, maxy = extent or NO_DATA_EXTENT
     m = OfflineMap(
-        location=DEFAULT_CENTER,
-        zoom_start=DEFAULT_ZOOM,
+        location=((miny + maxy) / 2, (minx + maxx) / 2),
+        zoom_start=4,
         tiles=None,
         position="absolute",
         js_url=js_url,
@@ -159,9 +160,7 @@ def _folium_pieces(extent, tiles: tuple, js_url: str, css_url: str) -> dict:
         max_native_zoom=tiles.get("max_native_zoom", 19),
     )
     tile_layer.add_to(m)
-    if extent is not None:
-        minx, miny, maxx, maxy = extent
-        m.fit_bounds([[miny, minx], [maxy, maxx]], max_zoom=LABEL_ZOOM + 1)
+    m.fit_bounds([[miny, minx], [maxy, maxx]], max_zoom=LABEL_ZOOM + 1)
     figure = m.get_root()
     figure.render()  # fills figure.header / html / script
     return {

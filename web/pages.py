@@ -52,7 +52,7 @@ def basegrid_overview(session: Session, name: str | None = None) -> dict:
     """
     editions = list_editions(session)
     if name is None and not editions:
-        return {"edition": None, "editions": [], "extent": None}
+        return {"edition": None, "editions": [], "extent": layers.admin_extent(session)}
     edition = edition_named(session, name)
     info = next(e for e in editions if e["name"] == edition.name)
     extent = layers.edition_extent(session, edition.id)
