@@ -11,13 +11,13 @@ import pyproj
 from shapely.geometry import MultiPoint, MultiPolygon, Point, Polygon
 from sqlalchemy.orm import Session
 
-from gridkit.io.crs import parse_crs
+from gridkit.io.crs import cgcs2000_via, check_datum, crs_label, parse_crs
 from gridkit.io.csvdialect import decimal_points, has_decimal_comma, reads_decimal_commas
 from gridkit.io.problems import ProblemList, VectorReadError, problem, refusal
 from gridkit.io.subjects.common import _AREA_MARGIN, _SCIENTIFIC, FIELDS, Field, SubjectImportRefused, _inside, _number
 from gridkit.io.tables import Table, TableReadError, at, open_table, place
 from gridkit.messages import Message
-from gridkit.rules import CHINA_LAT, CHINA_LON, SRID
+from gridkit.rules import CHINA_LAT, CHINA_LON
 
 __all__ = ["Job"]
 
@@ -500,6 +500,8 @@ class Job:
             return (lambda x, y: (x, y)), "EPSG:4490 (lon/lat columns, CGCS2000 or WGS 84)", china
         try:
             crs, gcj02 = parse_crs(self.src_crs)
+            if not gcj02:  # Beijing 1954, Xi'an 1980: PROJ would keep lon/lat as they are (gridkit.io.crs)
+                check_datum(crs, {"display": self.display})
         except VectorReadError as exc:
             self.problems.extend(exc.problems)
             self.refuse()
@@ -508,9 +510,8 @@ class Job:
 
             self.notes.append(problem("gcj02", at(self.display, Message("imports.gcj02_converted"))))
             return (lambda x, y: gcj02_to_wgs84(x, y)), "GCJ-02 lon/lat (Chinese web maps)", china
-        transformer = pyproj.Transformer.from_crs(crs, pyproj.CRS.from_epsg(SRID), always_xy=True)
-        epsg = crs.to_epsg(min_confidence=90)
-        label = f"EPSG:{epsg} ({crs.name})" if epsg else crs.name
+        label = crs_label(crs)
+        transformer = pyproj.Transformer.from_crs(crs, pyproj.CRS.from_epsg(cgcs2000_via(crs)), always_xy=True)
         bounds = china
         area = crs.area_of_use
         if crs.is_projected and area is not None:
