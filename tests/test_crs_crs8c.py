@@ -1,6 +1,7 @@
 """Real data (../shared/data) in the coordinate systems Chinese departments deliver: Shenzhen's districts and
 cafés in Beijing 1954 / Xi'an 1980 Gauss-Kruger, with the datum parameters of a surveying department, as a
-GeoJSON in metres without a "crs" member, with 6-degree zone numbers, and as an Esri file geodatabase."""
+GeoJSON in metres without a "crs" member, with 6-degree zone numbers, as an Esri file geodatabase, as CSV rows
+in Gauss-Kruger metres, and as historic cases whose case system stored x, y in EPSG:4547."""
 
 from __future__ import annotations
 
@@ -17,9 +18,11 @@ from sqlalchemy import func, select
 from gridkit.coords import transform_geometry_gcj02_to_cgcs2000
 from gridkit.errors import ValidationError
 from gridkit.grids.import_admin import import_admin_units
+from gridkit.incidents.categories import seed_categories
+from gridkit.incidents.importer import import_incidents, load_mapping
 from gridkit.io.export import ExportOptions, export_layer
 from gridkit.io.subjects import SubjectImportRefused, import_buildings
-from gridkit.models import AdminUnit, Building
+from gridkit.models import AdminUnit, Building, Incident
 from tests.conftest import SHARED_DATA
 
 CNMAPS = SHARED_DATA / "shenzhen-admin" / "sz_city_districts_cnmaps_gcj02.geojson"
@@ -164,3 +167,71 @@ def test_a_file_geodatabase_in_gauss_kruger_is_read_zipped_or_not(session, tmp_p
     back = dict(zip([code for code, _ in rows], stored))
     for code, geom in zip(truth["code"], truth.to_crs(4547).geometry):
         assert shapely.hausdorff_distance(back[code], geom) < 0.001  # metres
+
+
+@pytest.mark.parametrize(("epsg", "advice"), [(4526, "--src-crs EPSG:4526"), (4547, "EPSG:4547")])
+def test_cafes_listed_in_metres_without_src_crs_are_told_they_look_projected(session, tmp_path, epsg, advice):
+    """Each row said only 'outside China' — not that the file is Gauss-Kruger metres, nor which zone."""
+    cafes = gpd.read_file(CAFES).to_crs(epsg)
+    path = tmp_path / f"cafes_{epsg}.csv"
+    path.write_text("code,x,y\n" + "".join(f"C{i},{p.x:.3f},{p.y:.3f}\n" for i, p in enumerate(cafes.geometry)))
+    with pytest.raises(SubjectImportRefused) as info:
+        import_buildings(session, path, mapping={"code": "code", "lon": "x", "lat": "y"})
+    english = info.value.render("en")
+    assert "are not longitude/latitude degrees" in english and "look like projected metres" in english
+    assert advice in english and "不是以度为单位的经度、纬度" in info.value.render("zh-CN")
+
+
+# -- historic cases exported by a digital city-management system in Gauss-Kruger metres ---------------------
+
+
+def case_file(tmp_path, epsg: int, crs_in_mapping: str | None):
+    """Write the real cafés as closed cases with their x, y in EPSG:`epsg`; return (path of the mapping, cafés)."""
+    cafes = gpd.read_file(CAFES)
+    projected = cafes.to_crs(epsg)
+    lines = ["编号,类型,上报时间,状态,X,Y"]
+    for i, p in enumerate(projected.geometry):
+        lines.append(f"SZ{i:04d},暴露垃圾,2026-11-{i % 28 + 1:02d} 09:30:00,已结案,{p.x:.3f},{p.y:.3f}")
+    (tmp_path / "cases.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    columns = {
+        "external_id": "编号",
+        "category": "类型",
+        "reported_at": "上报时间",
+        "state": "状态",
+        "lon": "X",
+        "lat": "Y",
+    }
+    mapping = {"source": "sz", "columns": columns, "time_format": "%Y-%m-%d %H:%M:%S", "timezone": "Asia/Shanghai"}
+    mapping |= {"states": {"已结案": "closed"}, "categories": {"暴露垃圾": "E0101"}}
+    if crs_in_mapping:
+        mapping["crs"] = crs_in_mapping
+    (tmp_path / "map.json").write_text(json.dumps(mapping, ensure_ascii=False), encoding="utf-8")
+    return tmp_path / "map.json", cafes
+
+
+def test_cases_in_gauss_kruger_metres_are_read_with_the_crs_of_the_mapping(session, tmp_path):
+    """The mapping had no way to say the case system's x, y are EPSG:4547: every row was 'not lon/lat'."""
+    seed_categories(session)
+    mapping_path, cafes = case_file(tmp_path, 4547, "EPSG:4547")
+    result = import_incidents(session, tmp_path / "cases.csv", load_mapping(mapping_path))
+    assert (result["imported"], result["without_location"]) == (len(cafes), 0)
+    stored = session.execute(
+        select(Incident.external_id, func.ST_X(Incident.geom), func.ST_Y(Incident.geom)).order_by(Incident.id)
+    ).all()
+    for (external, lon, lat), point in zip(stored, cafes.geometry):
+        assert abs(lon - point.x) < 1e-7 and abs(lat - point.y) < 1e-7, external  # 1 mm of the file's .3f
+
+
+def test_cases_in_metres_without_a_crs_say_where_to_name_it(session, tmp_path):
+    seed_categories(session)
+    mapping_path, _ = case_file(tmp_path, 4547, None)
+    with pytest.raises(ValidationError) as info:
+        import_incidents(session, tmp_path / "cases.csv", load_mapping(mapping_path))
+    assert '"crs": "EPSG:4547"' in info.value.render("en")
+
+
+def test_a_case_mapping_in_xian_1980_is_refused_before_reading_the_file(session, tmp_path):
+    mapping_path, _ = case_file(tmp_path, 2383, "EPSG:2383")
+    with pytest.raises(ValidationError) as info:
+        load_mapping(mapping_path)
+    assert "map.json is in EPSG:2383" in info.value.render("en")

@@ -20,6 +20,7 @@ __all__ = [
     "check_datum",
     "coordinate_hint",
     "crs_label",
+    "lonlat_converter",
     "datum_without_shift",
     "looks_projected",
     "parse_crs",
@@ -104,7 +105,7 @@ def coordinate_hint(bounds) -> Message | str:
     if bounds is None or not all(map(math.isfinite, bounds)):
         return ""
     x0, y0, x1, y1 = bounds
-    where = f"x {x0:.6g}–{x1:.6g}, y {y0:.6g}–{y1:.6g}"
+    where = f"x {x0:.6g}–{x1:.6g}, y {y0:.6g}–{y1:.6g}" if (x0, y0) != (x1, y1) else f"x {x0:.6g}, y {y0:.6g}"
     if -180 <= x0 and x1 <= 180 and -90 <= y0 and y1 <= 90:
         return Message("geometry.hint.degrees", where=where)
     zone = int(x0 // 1_000_000)
@@ -120,8 +121,25 @@ def coordinate_hint(bounds) -> Message | str:
 
 
 def looks_projected(bounds) -> bool:
-    """Return whether an extent (x0, y0, x1, y1) cannot be longitude/latitude degrees."""
+    """Return whether an extent (x0, y0, x1, y1) is metres, far beyond any degrees (swapped lon/lat included)."""
     if bounds is None or not all(map(math.isfinite, bounds)):
         return False
-    x0, y0, x1, y1 = bounds
-    return not (-180 <= x0 and x1 <= 180 and -90 <= y0 and y1 <= 90)
+    return max(map(abs, bounds)) > 1000  # anywhere in China a projected x or y is over 100 000 m
+
+
+def lonlat_converter(value, display: str):
+    """Return a function (x, y arrays) → CGCS2000 (lon, lat) for the CRS a user names, or None when none is named.
+
+    `value` is as for --src-crs (an EPSG code, PROJ string, WKT or gcj02); a bad one, or one on a datum PROJ cannot
+    shift (`check_datum`), raises VectorReadError naming `display`.
+    """
+    if value is None or not str(value).strip():
+        return None
+    crs, gcj02 = parse_crs(value)
+    if gcj02:
+        from gridkit.coords import gcj02_to_wgs84
+
+        return gcj02_to_wgs84
+    check_datum(crs, {"display": display})
+    transformer = pyproj.Transformer.from_crs(crs, pyproj.CRS.from_epsg(cgcs2000_via(crs)), always_xy=True)
+    return lambda x, y: transformer.transform(x, y, errcheck=False)

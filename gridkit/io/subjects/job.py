@@ -14,7 +14,17 @@ from sqlalchemy.orm import Session
 from gridkit.io.crs import cgcs2000_via, check_datum, crs_label, parse_crs
 from gridkit.io.csvdialect import decimal_points, has_decimal_comma, reads_decimal_commas
 from gridkit.io.problems import ProblemList, VectorReadError, problem, refusal
-from gridkit.io.subjects.common import _AREA_MARGIN, _SCIENTIFIC, FIELDS, Field, SubjectImportRefused, _inside, _number
+from gridkit.io.subjects.common import (
+    _AREA_MARGIN,
+    _SCIENTIFIC,
+    FIELDS,
+    Field,
+    SubjectImportRefused,
+    _inside,
+    _number,
+    area_message,
+    outside_message,
+)
 from gridkit.io.tables import Table, TableReadError, at, open_table, place
 from gridkit.messages import Message
 from gridkit.rules import CHINA_LAT, CHINA_LON
@@ -407,19 +417,7 @@ class Job:
         inside = _inside(lon, lat, bounds)
         # Out of bounds: is it inside with its two values exchanged? Then the axes are swapped.
         swapped = _inside(*forward(y, x), bounds) if not inside.all() else inside
-        china = bounds == (CHINA_LON[0], CHINA_LAT[0], CHINA_LON[1], CHINA_LAT[1])
-        area = (
-            Message("imports.area.china")
-            if china
-            else Message(
-                "imports.area.crs",
-                label=label,
-                west=f"{bounds[0]:g}",
-                east=f"{bounds[2]:g}",
-                south=f"{bounds[1]:g}",
-                north=f"{bounds[3]:g}",
-            )
-        )
+        area = area_message(label, bounds)
         lon, lat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
         where = np.asarray(positions)
         lon_out[where[inside]], lat_out[where[inside]] = lon[inside], lat[inside]
@@ -433,13 +431,9 @@ class Job:
                     "lon",
                     Message("imports.axes_swapped", shown=shown, lat=self.column("lat"), lon=self.column("lon")),
                 )
-            else:
-                self.report(
-                    position,
-                    "outside_china",
-                    "lon",
-                    Message("imports.outside_area", shown=shown, area=area),
-                )
+            else:  # metres read as degrees (no --src-crs) are told so, with the CRS their range suggests
+                said = outside_message(float(x[i]), float(y[i]), shown, area, crs_given=bool(self.src_crs))
+                self.report(position, "outside_china", "lon", said)
         return result
 
     def _checked_pairs(self, pairs: list[tuple], need: list[bool], has_columns: bool) -> tuple[list, list, list, list]:
