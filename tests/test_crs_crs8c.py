@@ -235,3 +235,52 @@ def test_a_case_mapping_in_xian_1980_is_refused_before_reading_the_file(session,
     with pytest.raises(ValidationError) as info:
         load_mapping(mapping_path)
     assert "map.json is in EPSG:2383" in info.value.render("en")
+
+
+# -- a city in another Gauss-Kruger zone: Shanghai's Bund (121.49E, zone CM 120E, EPSG:4549) ---------------
+
+BUND_BUILDINGS = SHARED_DATA / "shanghai-bund-osm" / "buildings_polygons.geojson"
+
+
+def bund_city(session, tmp_path):
+    """Import Shanghai and Huangpu as the rectangle around the real Bund footprints; return the footprints."""
+    buildings = gpd.read_file(BUND_BUILDINGS).iloc[:60]
+    outline = shapely.box(*buildings.total_bounds).buffer(0.002, join_style="mitre")
+    units = gpd.GeoDataFrame({"code": ["310100", "310101"], "name": ["上海市", "黄浦区"]}, geometry=[outline] * 2)
+    import_districts(session, write(units.set_crs(4490), tmp_path / "shanghai.geojson", driver="GeoJSON"))
+    return buildings
+
+
+def test_a_shanghai_city_is_offered_its_own_gauss_kruger_zone_not_shenzhens(session, tmp_path):
+    """The export form and the OGC API offered EPSG:4547 (114E) to every city: 6 m per km off in Shanghai."""
+    from gridkit.admin import local_gauss_kruger_epsg
+    from gridkit.io.export_features import EPSG_URI, crs_srid, offered_epsg
+    from web.analyst import _crs_choices
+
+    assert local_gauss_kruger_epsg(session) == 4547  # no city yet: Shenzhen's, as before
+    bund_city(session, tmp_path)
+    assert local_gauss_kruger_epsg(session) == 4549
+    assert offered_epsg(session) == (4490, 4326, 4549, 3857)
+    assert crs_srid(EPSG_URI.format(4549), offered_epsg(session)) == (4549, True)  # EPSG order: northing first
+    with pytest.raises(ValidationError):
+        crs_srid(EPSG_URI.format(4547), offered_epsg(session))
+    assert ("EPSG:4549", "CGCS2000 Gauss-Kruger 120°E (EPSG:4549)") in _crs_choices(session, "en")
+    assert ("EPSG:4549", "CGCS2000 高斯-克吕格 120°E（EPSG:4549）") in _crs_choices(session, "zh-CN")
+
+
+def test_bund_footprints_surveyed_in_4549_come_back_in_4549_to_the_millimetre(session, tmp_path):
+    """Import projected → export the same CRS: every vertex within a millimetre, the .prj read by GDAL as 4549."""
+    import pyogrio
+
+    footprints = bund_city(session, tmp_path).to_crs(4549)
+    delivered = footprints.assign(code=footprints["osm_id"].astype(str))[["code", "geometry"]]
+    import_buildings(session, write(delivered, tmp_path / "bund_4549.shp"), mapping={"code": "code"})
+    export_layer(session, ExportOptions("building-footprints", "gpkg", tmp_path / "back.gpkg", crs="EPSG:4549"))
+    export_layer(session, ExportOptions("building-footprints", "shp", tmp_path / "back.zip", crs="EPSG:4549"))
+    for path in (tmp_path / "back.gpkg", f"/vsizip/{tmp_path / 'back.zip'}/building-footprints.shp"):
+        back = gpd.read_file(path)
+        assert pyproj.CRS(pyogrio.read_info(path)["crs"]).equals(pyproj.CRS.from_epsg(4549))
+        back = back.set_index("code").geometry
+        for code, geom in zip(delivered["code"], delivered.geometry):
+            corners = shapely.points(shapely.get_coordinates(geom))
+            assert shapely.distance(corners, back[code].boundary).max() < 0.001  # metres
