@@ -284,3 +284,44 @@ def test_bund_footprints_surveyed_in_4549_come_back_in_4549_to_the_millimetre(se
         for code, geom in zip(delivered["code"], delivered.geometry):
             corners = shapely.points(shapely.get_coordinates(geom))
             assert shapely.distance(corners, back[code].boundary).max() < 0.001  # metres
+
+
+# -- degrees, minutes and seconds, as lists of places are often typed ------------------------------------------
+
+
+def dms(value: float, positive: str, negative: str, chinese: bool = False) -> str:
+    """Return `value` as 113°58′4.1300″E (or 东经113度58分4.1300秒), seconds to 0.1 mm."""
+    total = round(abs(value) * 3600, 4)
+    degrees, rest = divmod(total, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if chinese:
+        return f"{'东经' if positive == 'E' else '北纬'}{int(degrees)}度{int(minutes)}分{seconds:.4f}秒"
+    return f"{int(degrees)}°{int(minutes)}′{seconds:.4f}″{positive if value >= 0 else negative}"
+
+
+def test_cafes_listed_in_degrees_minutes_seconds_are_read(session, tmp_path):
+    """'113°58′4.13″E' was refused as 'not a number'."""
+    cafes = gpd.read_file(CAFES)
+    lines = ["code,lon,lat"]
+    for i, p in enumerate(cafes.geometry):
+        lines.append(f"C{i},{dms(p.x, 'E', 'W', i % 2 == 1)},{dms(p.y, 'N', 'S', i % 2 == 1)}")
+    path = tmp_path / "cafes_dms.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    import_buildings(session, path, mapping={"code": "code", "lon": "lon", "lat": "lat"})
+    query = select(Building.code, func.ST_X(Building.geom), func.ST_Y(Building.geom))
+    stored = {code: (lon, lat) for code, lon, lat in session.execute(query)}
+    for i, p in enumerate(cafes.geometry):
+        assert stored[f"C{i}"] == pytest.approx((p.x, p.y), abs=1e-8)
+
+
+def test_cases_placed_in_degrees_minutes_seconds_are_read(session, tmp_path):
+    seed_categories(session)
+    mapping_path, cafes = case_file(tmp_path, 4490, None)
+    lines = (tmp_path / "cases.csv").read_text(encoding="utf-8").splitlines()
+    for i, p in enumerate(cafes.geometry):
+        lines[i + 1] = lines[i + 1].rsplit(",", 2)[0] + f",{dms(p.x, 'E', 'W', i % 2 == 0)},{dms(p.y, 'N', 'S')}"
+    (tmp_path / "cases.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = import_incidents(session, tmp_path / "cases.csv", load_mapping(mapping_path))
+    assert (result["imported"], result["without_location"]) == (len(cafes), 0)
+    stored = session.execute(select(func.ST_X(Incident.geom), func.ST_Y(Incident.geom)).order_by(Incident.id))
+    assert np.allclose([tuple(p) for p in stored], [(p.x, p.y) for p in cafes.geometry], rtol=0, atol=1e-8)

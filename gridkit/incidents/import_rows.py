@@ -22,6 +22,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from gridkit.assign import base_cell_index
+from gridkit.coords import dms_degrees
 from gridkit.errors import NotFound, ValidationError
 from gridkit.grids.base import current_edition
 from gridkit.grids.work.membership import members_in_edition_sql
@@ -296,6 +297,8 @@ def _numbers(texts: pd.Series) -> pd.Series:
     again = numbers.isna() & texts.notna() & (texts != "")
     if again.any():
         numbers[again] = pd.to_numeric(texts[again].map(lambda v: unicodedata.normalize("NFKC", v)), errors="coerce")
+        dms = again & numbers.isna()  # degrees, minutes and seconds: 113°58′4.13″E, 东经113度58分4.13秒
+        numbers[dms] = texts[dms].map(dms_degrees).astype(float)
     return numbers
 
 

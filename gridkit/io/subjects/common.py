@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from gridkit.coords import dms_degrees
 from gridkit.errors import ValidationError
 from gridkit.io.crs import coordinate_hint, looks_projected
 from gridkit.io.problems import ImportRefused
@@ -275,6 +276,12 @@ def outside_message(x: float, y: float, shown: str, area: Message, *, crs_given:
     if not crs_given and shown and looks_projected((x, y, x, y)):
         return Message("imports.looks_projected", shown=shown, hint=coordinate_hint((x, y, x, y)))
     return Message("imports.outside_area", shown=shown, area=area)
+
+
+def _coordinate(value: str) -> float | None:
+    """Return a lon or lat cell as a number: decimal (full-width too) or degrees-minutes-seconds (113°58′4.13″E)."""
+    number = _number(value)
+    return number if number is not None else dms_degrees(value)
 
 
 def _inside(lon, lat, bounds: tuple) -> np.ndarray:

@@ -20,8 +20,8 @@ from gridkit.io.subjects.common import (
     FIELDS,
     Field,
     SubjectImportRefused,
+    _coordinate,
     _inside,
-    _number,
     area_message,
     outside_message,
 )
@@ -456,7 +456,7 @@ class Job:
                     Message("imports.half_coordinates", have="lat" if lack == "lon" else "lon", lack=lack),
                 )
                 continue
-            x, y = _number(x_text), _number(y_text)
+            x, y = _coordinate(x_text), _coordinate(y_text)
             if x is None or y is None:
                 bad, bad_text = ("lon", x_text) if x is None else ("lat", y_text)
                 shown = "" if self.personal_location else f" ({bad_text!r})"
