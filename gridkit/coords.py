@@ -179,15 +179,17 @@ _DMS = re.compile(
 def dms_degrees(text) -> float | None:
     """Return decimal degrees for a degrees-minutes-seconds text (113°58′4.13″E, 东经113度58分4.13秒), else None.
 
-    South and west (S, W, 南纬, 西经) are negative; minutes and seconds must be under 60.
+    South and west (S, W, 南纬, 西经) are negative; minutes (required) and seconds must be under 60.
     """
     if not isinstance(text, str):
         return None
     found = _DMS.fullmatch(re.sub(r"\s+", "", unicodedata.normalize("NFKC", text)))
     if found is None or (found["before"] and found["after"]):
         return None
-    minutes, seconds = float(found["m"] or 0), float(found["s"] or 0)
-    if minutes >= 60 or seconds >= 60 or (found["s"] and found["m"] is None):
+    if found["m"] is None:  # whole degrees alone (东经114度) place a point to within 50 km: not a location
+        return None
+    minutes, seconds = float(found["m"]), float(found["s"] or 0)
+    if minutes >= 60 or seconds >= 60:
         return None
     value = float(found["d"]) + minutes / 60 + seconds / 3600
     hemisphere = (found["before"] or found["after"] or "").upper()
