@@ -79,7 +79,8 @@ def test_the_seven_parameters_given_with_src_crs_are_applied(session, tmp_path):
         crs=None,
     )
     path = write(surveyed, tmp_path / "districts_beijing54.shp")  # no .prj: the department's parameters are given
-    import_districts(session, path, src_crs=WITH_PARAMETERS)
+    result = import_districts(session, path, src_crs=WITH_PARAMETERS)
+    assert "+towgs84=15.8,-154.4,-82.3" in result.source["crs"]  # named by its parameters, not 'unknown'
     stored = dict(session.execute(select(AdminUnit.code, func.ST_AsBinary(AdminUnit.geom))).all())
     for code, geom in zip(truth["code"], truth.geometry):
         corner = shapely.points(shapely.get_coordinates(geom)[:1])

@@ -89,7 +89,9 @@ def proj_text(crs: pyproj.CRS) -> str:
 def crs_label(crs: pyproj.CRS) -> str:
     """Return 'EPSG:4547 (CGCS2000 / 3-degree Gauss-Kruger CM 114E)', or the CRS's name when it has no code."""
     epsg = crs.to_epsg(min_confidence=90)
-    return f"EPSG:{epsg} ({crs.name})" if epsg else crs.name
+    if epsg:
+        return f"EPSG:{epsg} ({crs.name})"
+    return crs.name if crs.name not in ("", "unknown") else proj_text(crs)  # a PROJ string given by the user
 
 
 def check_datum(crs: pyproj.CRS, source: dict) -> None:
