@@ -10,6 +10,7 @@ import shutil
 
 import geopandas as gpd
 import numpy as np
+import pyogrio
 import pyproj
 import pytest
 import shapely
@@ -271,7 +272,6 @@ def test_a_shanghai_city_is_offered_its_own_gauss_kruger_zone_not_shenzhens(sess
 
 def test_bund_footprints_surveyed_in_4549_come_back_in_4549_to_the_millimetre(session, tmp_path):
     """Import projected → export the same CRS: every vertex within a millimetre, the .prj read by GDAL as 4549."""
-    import pyogrio
 
     footprints = bund_city(session, tmp_path).to_crs(4549)
     delivered = footprints.assign(code=footprints["osm_id"].astype(str))[["code", "geometry"]]
@@ -365,3 +365,23 @@ def test_a_grid_round_trip_through_the_zone_of_the_bund_changes_no_cell(fresh_se
         assert done.exit_code == 0, done.output
     diff = json.loads(cli(fresh_settings, "basegrid", "diff", "gen", "back", "--json").output)
     assert diff["unchanged"] > 10 and (diff["added"], diff["removed"], diff["reshaped"]) == ([], [], [])
+
+
+# -- an export for a Chinese web map, and back --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("fmt", "name"), [("shp", "gcj.zip"), ("gpkg", "gcj.gpkg")])
+def test_a_gcj02_export_says_so_and_comes_back_where_it_was(session, tmp_path, fmt, name):
+    """The file said WGS 84 (EPSG:4326) about GCJ-02 coordinates: read back (by gridkit or any GIS) ~500 m off."""
+    truth = districts()
+    import_districts(session, write(truth, tmp_path / "districts.geojson", driver="GeoJSON"))
+    export_layer(session, ExportOptions("admin-units", fmt, tmp_path / name, crs="gcj02"))
+    path = f"/vsizip/{tmp_path / name}/admin-units.shp" if fmt == "shp" else tmp_path / name
+    written = pyproj.CRS(pyogrio.read_info(path)["crs"])
+    assert "GCJ-02" in written.name and written.to_epsg() is None
+    result = import_districts(session, tmp_path / name, replace=True)
+    assert result.source["crs"].startswith("GCJ-02") and any(n["kind"] == "gcj02" for n in result.notes)
+    rows = dict(session.execute(select(AdminUnit.code, func.ST_AsBinary(AdminUnit.geom))).all())
+    back = gpd.GeoSeries([shapely.from_wkb(bytes(rows[c])) for c in truth["code"]], crs=4490).to_crs(4547)
+    for geom, original in zip(back, truth.to_crs(4547).geometry):
+        assert shapely.hausdorff_distance(geom, original) < 0.001  # metres

@@ -22,12 +22,23 @@ __all__ = [
     "crs_label",
     "lonlat_converter",
     "datum_without_shift",
+    "GCJ02_WKT",
+    "is_gcj02",
     "looks_projected",
     "parse_crs",
     "proj_text",
 ]
 
 _GCJ02_NAMES = {"gcj02", "gcj-02", "gcj", "gcj_02"}
+
+# The CRS written into files exported in GCJ-02 (.prj, GeoPackage): GCJ-02 has no EPSG code, and a file labelled
+# WGS 84 would be read back, by gridkit or any GIS, hundreds of metres off. Its name says what it is; `is_gcj02`
+# recognises it (and GIS tools' own GCJ-02 definitions) when such a file comes back.
+GCJ02_WKT = (
+    'GEOGCRS["GCJ-02",DATUM["GCJ-02 (offset WGS 84 of Chinese web maps)",ELLIPSOID["WGS 84",6378137,298.257223563]],'
+    'CS[ellipsoidal,2],AXIS["longitude",east,ANGLEUNIT["degree",0.0174532925199433]],'
+    'AXIS["latitude",north,ANGLEUNIT["degree",0.0174532925199433]]]'
+)
 
 
 def parse_crs(value: str) -> tuple[pyproj.CRS | None, bool]:
@@ -145,3 +156,10 @@ def lonlat_converter(value, display: str):
     check_datum(crs, {"display": display})
     transformer = pyproj.Transformer.from_crs(crs, pyproj.CRS.from_epsg(cgcs2000_via(crs)), always_xy=True)
     return lambda x, y: transformer.transform(x, y, errcheck=False)
+
+
+def is_gcj02(crs: pyproj.CRS) -> bool:
+    """Return whether a file's CRS is GCJ-02 by its name (gridkit's exports, GIS plug-ins' "GCJ02" definitions)."""
+    geodetic = crs.geodetic_crs
+    names = [crs.name, geodetic.name if geodetic else "", geodetic.datum.name if geodetic and geodetic.datum else ""]
+    return crs.is_geographic and any("gcj" in name.lower().replace("-", "").replace("_", "") for name in names)

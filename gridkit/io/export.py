@@ -101,7 +101,11 @@ class TargetCrs:
 
     @property
     def file_crs(self) -> str:
-        """Return the CRS written into the file (.prj, GPKG): GCJ-02 has none of its own, so WGS84."""
+        """Return the CRS written into the file (.prj, GPKG): GCJ-02, which has no EPSG code, by its name."""
+        if self.gcj02:
+            from gridkit.io.crs import GCJ02_WKT
+
+            return GCJ02_WKT
         return f"EPSG:{self.srid}"
 
 

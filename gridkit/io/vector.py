@@ -49,7 +49,7 @@ from gridkit.grids.tolerance import DENSIFY_M, densify_projected
 # callers import from here (`problem`, `VectorReadError`, `_codec`, …) are re-exported.
 from gridkit.io.archive import MAX_ZIP_BYTES as MAX_ZIP_BYTES
 from gridkit.io.archive import _located
-from gridkit.io.crs import cgcs2000_via, check_datum, coordinate_hint, crs_label, looks_projected
+from gridkit.io.crs import cgcs2000_via, check_datum, coordinate_hint, crs_label, is_gcj02, looks_projected
 from gridkit.io.crs import parse_crs as parse_crs
 from gridkit.io.problems import _LIST_AT_MOST, VectorReadError, _fatal, _first_line, problem, refusal
 from gridkit.io.problems import problem_text as problem_text
@@ -302,6 +302,10 @@ def _source_crs(info: dict, src_crs, source: dict, notes: list, geojson_default:
     if geojson_default:
         source["crs_source"] = "GeoJSON default (RFC 7946)"
         notes.append(problem("crs_default", Message("geometry.vector.crs_default", file=display)))
+    if is_gcj02(file_crs):  # a GCJ-02 export of gridkit's, or a GIS plug-in's GCJ-02: not WGS 84
+        source["crs"] = "GCJ-02 lon/lat (Chinese web maps)"
+        notes.append(problem("gcj02", Message("geometry.vector.gcj02", file=display)))
+        return pyproj.CRS.from_epsg(SRID), True
     check_datum(file_crs, source)
     return file_crs, False
 
