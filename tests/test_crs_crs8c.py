@@ -385,3 +385,25 @@ def test_a_gcj02_export_says_so_and_comes_back_where_it_was(session, tmp_path, f
     back = gpd.GeoSeries([shapely.from_wkb(bytes(rows[c])) for c in truth["code"]], crs=4490).to_crs(4547)
     for geom, original in zip(back, truth.to_crs(4547).geometry):
         assert shapely.hausdorff_distance(geom, original) < 0.001  # metres
+
+
+# -- a .prj that does not match the coordinates -----------------------------------------------------------
+
+
+def test_zone_prefixed_eastings_under_a_cm_prj_are_told_their_zone(session, tmp_path):
+    """EPSG:4547 .prj on 38 4xx xxx eastings: 'the CRS is probably wrong' without saying which one is right."""
+    path = write(districts().to_crs(4526), tmp_path / "districts.shp")
+    path.with_suffix(".prj").write_text(pyproj.CRS.from_epsg(4547).to_wkt("WKT1_ESRI"))
+    with pytest.raises(ValidationError) as info:
+        import_districts(session, path)
+    assert "probably wrong" in info.value.render("en") and "--src-crs EPSG:4526" in info.value.render("en")
+
+
+def test_metres_under_a_lon_lat_prj_are_told_they_look_projected(session, tmp_path):
+    path = write(districts().to_crs(4547), tmp_path / "districts.shp")
+    path.with_suffix(".prj").write_text(pyproj.CRS.from_epsg(4490).to_wkt("WKT1_ESRI"))
+    with pytest.raises(ValidationError) as info:
+        import_districts(session, path)
+    assert "look like projected metres" in info.value.render("en") and "坐标看起来是投影坐标" in info.value.render(
+        "zh-CN"
+    )

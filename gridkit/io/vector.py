@@ -419,6 +419,10 @@ def _placed(
                 problem("densified", Message("geometry.vector.densified", file=display, count=added, step=DENSIFY_M))
             )
 
+    # What the coordinates look like, for a refusal that blames the CRS: metres under a lon/lat .prj, degrees or
+    # zone-prefixed eastings under a projected one.
+    raw = shapely.total_bounds(geoms[keep]) if keep.any() else None
+    hint = coordinate_hint(raw) if not gcj02 and (crs.is_projected or looks_projected(raw)) else ""
     # Reproject to CGCS2000 lon/lat first: the China check is in degrees.
     if gcj02:
         from gridkit.coords import transform_geometry_gcj02_to_cgcs2000
@@ -431,7 +435,7 @@ def _placed(
         series = series.set_crs(SRID, allow_override=True)
         if _is_wgs84(crs):
             notes.append(problem("wgs84_as_cgcs2000", Message("geometry.vector.wgs84_as_cgcs2000", file=display)))
-    _check_in_china(series, keep, fail, source, problems)
+    _check_in_china(series, keep, fail, source, problems, hint)
     if target_srid != SRID:
         series = series.to_crs(epsg=target_srid)
     return np.array(series.values, dtype=object)
@@ -521,7 +525,7 @@ def _on_feature(display: str, index, code, kind: str, **params) -> Message:
     )
 
 
-def _check_in_china(series: gpd.GeoSeries, keep: np.ndarray, fail, source: dict, problems: list) -> None:
+def _check_in_china(series: gpd.GeoSeries, keep: np.ndarray, fail, source: dict, problems: list, hint="") -> None:
     bounds = np.array(shapely.bounds(np.array(series.values, dtype=object)), dtype=float).reshape(-1, 4)
     present = keep & np.isfinite(bounds).all(axis=1)
     x0, y0, x1, y1 = bounds.T
@@ -566,6 +570,7 @@ def _check_in_china(series: gpd.GeoSeries, keep: np.ndarray, fail, source: dict,
                     checked=checked,
                     listed=listed,
                     crs=source.get("crs"),
+                    hint=hint,
                 ),
                 field="geometry",
             )
