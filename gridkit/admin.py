@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from gridkit.errors import ValidationError
@@ -38,3 +38,17 @@ def area_prefix(session: Session, code: str | None) -> str:
         return ""
     unit = session.get(AdminUnit, code)
     return admin_code_prefix(code) if unit is not None and unit.level in ("province", "city") else code
+
+
+# The CGCS2000 3-degree Gauss-Kruger zone offered before any admin unit is imported: 114E, Shenzhen's.
+DEFAULT_GAUSS_KRUGER_EPSG = 4547
+
+
+def local_gauss_kruger_epsg(session: Session) -> int:
+    """Return the EPSG code of the CGCS2000 3-degree Gauss-Kruger zone of the city (the centre of its admin units'
+    extent): the projected CRS its departments draw in, offered for exports (EPSG:4547 before any unit exists)."""
+    from gridkit.coords import gauss_kruger_epsg
+
+    top = text("SELECT ST_X(ST_Centroid(ST_Extent(geom)::geometry)) FROM admin_unit WHERE parent_code IS NULL")
+    lon = session.scalar(top)
+    return DEFAULT_GAUSS_KRUGER_EPSG if lon is None else gauss_kruger_epsg(lon)

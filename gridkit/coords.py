@@ -12,6 +12,8 @@ same kind they were given.
 from __future__ import annotations
 
 import math
+import re
+import unicodedata
 
 import numpy as np
 import shapely
@@ -25,6 +27,7 @@ __all__ = [
     "transform_geometry_gcj02_to_cgcs2000",
     "transform_geometry_cgcs2000_to_gcj02",
     "gauss_kruger_epsg",
+    "dms_degrees",
 ]
 
 # Krasovsky 1940 ellipsoid, as used by the published GCJ-02 formula.
@@ -160,3 +163,34 @@ def gauss_kruger_epsg(lon: float) -> int:
             east=f"{_GK_LAST_CM + 1.5:g}",
         )
     return _GK_FIRST_EPSG + (central_meridian - _GK_FIRST_CM) // 3
+
+
+# Degrees, minutes and seconds as departments type them: 113°58′4.13″E, 22°32'18.6"N, 东经113度58分4.13秒,
+# N22°32.31′ (seconds or minutes and seconds may be left out). After NFKC a double prime ″ reads as two primes.
+_DMS = re.compile(
+    r"(?P<before>[NSEW]|东经|西经|北纬|南纬)?(?P<d>\d+(?:\.\d+)?)[°º度]"
+    r"(?:(?P<m>\d+(?:\.\d+)?)(?:['′’分]))?"
+    r"(?:(?P<s>\d+(?:\.\d+)?)(?:[\"″”秒]|\'\'|′′|’’))?"
+    r"(?P<after>[NSEW])?",
+    re.IGNORECASE,
+)
+
+
+def dms_degrees(text) -> float | None:
+    """Return decimal degrees for a degrees-minutes-seconds text (113°58′4.13″E, 东经113度58分4.13秒), else None.
+
+    South and west (S, W, 南纬, 西经) are negative; minutes (required) and seconds must be under 60.
+    """
+    if not isinstance(text, str):
+        return None
+    found = _DMS.fullmatch(re.sub(r"\s+", "", unicodedata.normalize("NFKC", text)))
+    if found is None or (found["before"] and found["after"]):
+        return None
+    if found["m"] is None:  # whole degrees alone (东经114度) place a point to within 50 km: not a location
+        return None
+    minutes, seconds = float(found["m"]), float(found["s"] or 0)
+    if minutes >= 60 or seconds >= 60:
+        return None
+    value = float(found["d"]) + minutes / 60 + seconds / 3600
+    hemisphere = (found["before"] or found["after"] or "").upper()
+    return -value if hemisphere in ("S", "W", "西经", "南纬") else value

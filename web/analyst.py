@@ -23,6 +23,7 @@ from flask import (
 from sqlalchemy import select
 
 from gridkit import messages
+from gridkit.admin import local_gauss_kruger_epsg
 from gridkit.errors import GridkitError
 from gridkit.io.export import FORMATS, LAYERS, ExportOptions, export_layer, parse_where
 from gridkit.io.export_writers import ENCODINGS
@@ -46,7 +47,8 @@ from web.i18n import current_language, strings
 bp = Blueprint("analyst", __name__, url_prefix="/analyst")
 
 ANALYST_ROLES = ("analyst", "admin")
-CRS_CHOICES = ("EPSG:4490", "EPSG:4326", "EPSG:4547", "gcj02")
+# Output CRSs offered (label keys analyst.crs.<choice>); "gauss_kruger" is the city's own CGCS2000 3-degree zone.
+CRS_CHOICES = ("EPSG:4490", "EPSG:4326", "gauss_kruger", "gcj02")
 SUFFIX = {"shp": ".zip", "gpkg": ".gpkg", "geojson": ".geojson", "csv": ".csv", "xlsx": ".xlsx", "html": ".html"}
 PREVIEW_ROWS = 50
 JS_STRINGS = (
@@ -115,7 +117,7 @@ def index():
         "analyst.html",
         layers=named("analyst.layer", LAYERS),
         formats=FORMATS,
-        crs_choices=named("analyst.crs", CRS_CHOICES),
+        crs_choices=_crs_choices(session, lang),
         encodings=ENCODINGS,
         areas=areas,
         departments=departments,
@@ -237,3 +239,14 @@ def choropleth_json():
         area=area_in_scope(db_session(), current_user(), request.args.get("area") or None),
     )
     return current_app.response_class(body, mimetype="application/json")
+
+
+def _crs_choices(session, lang: str) -> list[tuple[str, str]]:
+    """Return (value, label) of each output CRS; the Gauss-Kruger one is the zone of the city's admin units."""
+    zone = local_gauss_kruger_epsg(session)
+    meridian = 75 + 3 * (zone - 4534)  # EPSG:4534 is central meridian 75E, each next code 3 degrees east
+    choices = []
+    for choice in CRS_CHOICES:
+        value = f"EPSG:{zone}" if choice == "gauss_kruger" else choice
+        choices.append((value, messages.render(f"analyst.crs.{choice}", lang, epsg=zone, meridian=meridian)))
+    return choices

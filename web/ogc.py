@@ -118,7 +118,7 @@ def _collection_doc(c: provider.Collection) -> dict:
             _link(_url("ogc.collection_doc", collection_id=c.id), "self"),
             _link(_url("ogc.items_page", collection_id=c.id), "items", GEOJSON),
         ],
-        "crs": provider.crs_uris(),
+        "crs": provider.crs_uris(provider.offered_epsg(session)),
         "storageCrs": provider.EPSG_URI.format(provider.SRID),
     }
     if box:
@@ -131,7 +131,11 @@ def collections_list():
     """Every collection with its extent and CRSs."""
     docs = [_collection_doc(c) for c in provider.collections(db_session())]
     return _json(
-        {"links": [_link(_url("ogc.collections_list"), "self")], "collections": docs, "crs": provider.crs_uris()}
+        {
+            "links": [_link(_url("ogc.collections_list"), "self")],
+            "collections": docs,
+            "crs": provider.crs_uris(provider.offered_epsg(db_session())),
+        }
     )
 
 

@@ -22,9 +22,11 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from gridkit.assign import base_cell_index
+from gridkit.coords import dms_degrees
 from gridkit.errors import NotFound, ValidationError
 from gridkit.grids.base import current_edition
 from gridkit.grids.work.membership import members_in_edition_sql
+from gridkit.io.crs import lonlat_converter
 from gridkit.io.csvdialect import csv_delimiter, decimal_points, has_decimal_comma, reads_decimal_commas
 from gridkit.io.problems import problem
 from gridkit.io.tables import at, place
@@ -106,6 +108,7 @@ class Context:
     def __init__(self, session: Session, mapping: dict, path: Path, delimiter: str = ","):
         self.mapping, self.cols, self.path = mapping, mapping["columns"], path
         self.decimal_commas = reads_decimal_commas(delimiter)
+        self.to_lonlat = lonlat_converter(mapping.get("crs"), path.name)  # None: the columns are lon/lat
         categories = list(session.scalars(select(IncidentCategory)))
         from gridkit.incidents.categories import step_hours
 
@@ -294,6 +297,8 @@ def _numbers(texts: pd.Series) -> pd.Series:
     again = numbers.isna() & texts.notna() & (texts != "")
     if again.any():
         numbers[again] = pd.to_numeric(texts[again].map(lambda v: unicodedata.normalize("NFKC", v)), errors="coerce")
+        dms = again & numbers.isna()  # degrees, minutes and seconds: 113°58′4.13″E, 东经113度58分4.13秒
+        numbers[dms] = texts[dms].map(dms_degrees).astype(float)
     return numbers
 
 
@@ -314,7 +319,8 @@ def _locations(frame: pd.DataFrame, ctx: Context, line: np.ndarray, fail, notes:
     comma = unread & (lon_raw.map(has_decimal_comma) | lat_raw.map(has_decimal_comma))
     fail(comma, "bad_location", "location_decimal_comma", **texts)
     fail(unread & ~comma, "bad_location", "location_not_numbers", **texts)
-    fail(~empty & ((lon.abs() > 180) | (lat.abs() > 90)), "bad_location", "location_not_lon_lat", **texts)
+    if ctx.to_lonlat is None:
+        fail(~empty & ((lon.abs() > 180) | (lat.abs() > 90)), "bad_location", "location_not_lon_lat", **texts)
     placeholder = np.zeros(n, dtype=bool)
     for px, py in ctx.mapping.get("placeholder_locations") or []:
         placeholder |= np.isclose(lon.to_numpy(), px) & np.isclose(lat.to_numpy(), py)
@@ -328,6 +334,9 @@ def _locations(frame: pd.DataFrame, ctx: Context, line: np.ndarray, fail, notes:
     lon = lon.to_numpy(dtype=float).copy()
     lat = lat.to_numpy(dtype=float).copy()
     lon[no_place], lat[no_place] = np.nan, np.nan
+    if ctx.to_lonlat is not None:  # x, y in the mapping's "crs": to CGCS2000 lon/lat
+        placed = np.isfinite(lon) & np.isfinite(lat)
+        lon[placed], lat[placed] = ctx.to_lonlat(lon[placed], lat[placed])
     return lon, lat, no_place
 
 

@@ -8,7 +8,7 @@ request types and states to gridkit categories and states:
                  "closed_at": "CloseDate", "due_at": "DueDate", "state": "SRStatus",
                  "lon": "Longitude", "lat": "Latitude", "description": "SRType"},
      "time_format": "%m/%d/%Y %I:%M:%S %p", "timezone": "America/New_York",
-     "placeholder_locations": [[-77.0, 39.0]],
+     "placeholder_locations": [[-77.0, 39.0]], "crs": null,
      "categories": {"SW-Dirty Alley": "E0103", …}, "default_category": null,
      "states": {"Closed": "closed", "Open": "dispatched", …}}
 
@@ -19,9 +19,10 @@ commit). Any problem (unparseable or future time, unmapped type or state, a case
 already imported, a closing before the report) refuses the whole file with every problem listed (the first
 LISTED_PROBLEMS one by one, the rest counted by kind). Rows without a usable location (empty, or one of the
 placeholder points) are imported without a place and noted row by row: kept, unassigned, in the
-supervisor's queue; never dropped. Then the cases and their history are written from the staging table,
-each in one statement (a bulk intake builds the tables' indexes and foreign keys again after it:
-gridkit.spatial.bulk.rebuilt_indexes).
+supervisor's queue; never dropped. A "crs" (as --src-crs: "EPSG:4547", "gcj02") says that the lon and lat
+columns hold x, y in that coordinate system (a case system's Gauss-Kruger metres); placeholders are in it too.
+Then the cases and their history are written from the staging table, each in one statement (a bulk intake
+builds the tables' indexes and foreign keys again after it: gridkit.spatial.bulk.rebuilt_indexes).
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ from gridkit.incidents.import_rows import (
     responsibility,
 )
 from gridkit.incidents.responsible import assign_work_cells, mark_dispatch_gaps
+from gridkit.io.crs import lonlat_converter
 from gridkit.io.problems import ProblemList, first_problem, problem, problem_count
 from gridkit.io.subjects.staging import reserve_ids
 from gridkit.io.tables import at, place
@@ -74,6 +76,7 @@ def load_mapping(path) -> dict:
     missing = [c for c in REQUIRED_COLUMNS if c not in columns]
     if missing:
         raise ValidationError("incident_import.mapping_columns", path=path.name, missing=", ".join(missing))
+    lonlat_converter(mapping.get("crs"), path.name)  # a CRS named there must be one PROJ can bring to CGCS2000
     return mapping
 
 

@@ -1,4 +1,5 @@
-"""Locating the layer to read: a folder holding one .shp, a .shp, a .zip (unpacked safely) or another file.
+"""Locating the layer to read: a folder holding one .shp, a .shp, a .zip (unpacked safely), a file geodatabase
+(a .gdb folder, read by GDAL's OpenFileGDB driver) or another file.
 
 Moved out of `gridkit.io.vector`, which describes the behaviour; members of a .zip with absolute
 paths, `..`, symlinks or encryption are refused before anything is written, and so is a .zip
@@ -30,6 +31,9 @@ def _located(path: Path, layer: str | None, source: dict) -> Iterator[tuple[Path
     """Yield (file GDAL should open, layer name for GDAL); a .zip is unpacked for the duration."""
     if not path.exists():
         raise _fatal(source, "not_found", "not_found", path=str(path))
+    if path.is_dir() and path.suffix.lower() == ".gdb":  # an Esri file geodatabase (GDAL's OpenFileGDB)
+        yield path, layer
+        return
     if path.is_dir():
         shp = _pick_shapefile(_files_with_suffix(path, ".shp"), layer, f"folder {path}", source, path)
         source["file"] = str(shp.relative_to(path))
@@ -45,6 +49,7 @@ def _located(path: Path, layer: str | None, source: dict) -> Iterator[tuple[Path
                 yield found, None
                 return
             others = [p for s in _VECTOR_SUFFIXES for p in _files_with_suffix(folder, s)]
+            others += sorted(p for p in folder.rglob("*") if p.is_dir() and p.suffix.lower() == ".gdb")
             if len(others) != 1:
                 listed = ", ".join(str(p.relative_to(folder)) for p in others) or "none"
                 raise _fatal(source, "no_layer_in_zip", "no_layer_in_zip", file=path.name, listed=listed)

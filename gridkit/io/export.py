@@ -101,7 +101,11 @@ class TargetCrs:
 
     @property
     def file_crs(self) -> str:
-        """Return the CRS written into the file (.prj, GPKG): GCJ-02 has none of its own, so WGS84."""
+        """Return the CRS written into the file (.prj, GPKG): GCJ-02, which has no EPSG code, by its name."""
+        if self.gcj02:
+            from gridkit.io.crs import GCJ02_WKT
+
+            return GCJ02_WKT
         return f"EPSG:{self.srid}"
 
 
@@ -116,7 +120,23 @@ def target_crs(session: Session, value: str | None) -> TargetCrs:
         or session.execute(text("SELECT 1 FROM spatial_ref_sys WHERE srid = :s"), {"s": int(code)}).first() is None
     ):
         raise ValidationError("export.unknown_crs", crs=raw)
+    _refuse_datum_without_shift(int(code))
     return TargetCrs(f"EPSG:{int(code)}", int(code))
+
+
+def _refuse_datum_without_shift(srid: int) -> None:
+    """Refuse an output CRS on Beijing 1954 or Xi'an 1980: ST_Transform would only relabel CGCS2000 lon/lat."""
+    import pyproj  # here: only a projected export needs it
+
+    from gridkit.io.crs import datum_without_shift
+
+    try:
+        crs = pyproj.CRS.from_epsg(srid)
+    except pyproj.exceptions.CRSError:  # a code PostGIS has and PROJ's database does not: PostGIS decides
+        return
+    datum = datum_without_shift(crs)
+    if datum is not None:
+        raise ValidationError("export.datum_without_shift", crs=f"EPSG:{srid} ({crs.name})", datum=datum)
 
 
 def parse_where(items) -> dict:

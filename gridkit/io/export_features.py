@@ -23,6 +23,7 @@ from functools import lru_cache
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from gridkit.admin import local_gauss_kruger_epsg
 from gridkit.errors import NotFound, ValidationError
 from gridkit.io.export_layers import DATE, DATETIME, LAYERS, build_query
 from gridkit.models import SRID, Department
@@ -30,7 +31,8 @@ from gridkit.rules import parse_time
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 EPSG_URI = "http://www.opengis.net/def/crs/EPSG/0/{}"
-# CRSs offered for every collection besides CRS84 (Part 2 "crs" list).
+# CRSs offered for every collection besides CRS84 (Part 2 "crs" list): `offered_epsg` puts the city's own
+# Gauss-Kruger zone in place of 4547 (Shenzhen's, the one before any admin unit is imported).
 OFFERED_EPSG = (SRID, 4326, 4547, 3857)
 MAX_LIMIT = 10_000
 DEFAULT_LIMIT = 10
@@ -84,9 +86,14 @@ def public_fields(c: Collection) -> list[tuple[str, str]]:
     return [(n, k) for n, k in layer.fields if n not in layer.personal]
 
 
+def offered_epsg(session: Session) -> tuple[int, ...]:
+    """Return the EPSG codes offered besides CRS84: CGCS2000, WGS 84, the city's Gauss-Kruger zone, Web Mercator."""
+    return (SRID, 4326, local_gauss_kruger_epsg(session), 3857)
+
+
 @lru_cache(maxsize=64)
-def crs_srid(uri: str | None) -> tuple[int, bool]:
-    """Return (SRID, latitude/northing first?) for a CRS URI (None: CRS84); refuse others."""
+def crs_srid(uri: str | None, offered: tuple[int, ...] = OFFERED_EPSG) -> tuple[int, bool]:
+    """Return (SRID, latitude/northing first?) for a CRS URI (None: CRS84); refuse those not `offered`."""
     import pyproj
 
     if uri in (None, "", CRS84, "[" + CRS84 + "]"):
@@ -96,15 +103,15 @@ def crs_srid(uri: str | None) -> tuple[int, bool]:
     if not value.startswith(prefix) or not (value[len(prefix) :].isascii() and value[len(prefix) :].isdigit()):
         raise ValidationError("ogc.unknown_crs", crs=uri)
     code = int(value[len(prefix) :])
-    if code not in OFFERED_EPSG:
+    if code not in offered:
         raise ValidationError("ogc.unknown_crs", crs=uri)
     first = pyproj.CRS.from_epsg(code).axis_info[0].direction.lower()
     return code, first in ("north", "south")
 
 
-def crs_uris() -> list[str]:
-    """Return the URIs of every offered CRS, CRS84 first."""
-    return [CRS84] + [EPSG_URI.format(code) for code in OFFERED_EPSG]
+def crs_uris(offered: tuple[int, ...] = OFFERED_EPSG) -> list[str]:
+    """Return the URIs of every offered CRS (`offered_epsg`), CRS84 first."""
+    return [CRS84] + [EPSG_URI.format(code) for code in offered]
 
 
 def parse_datetime(value: str | None) -> tuple[datetime | None, datetime | None] | None:
@@ -160,8 +167,9 @@ def items(
     query = build_query(session, LAYERS[c.layer], dept=c.dept, where=filters)
     params = dict(query.params)
     clauses = []
+    offered = offered_epsg(session)
     if bbox is not None:
-        srid, flipped = crs_srid(bbox_crs)
+        srid, flipped = crs_srid(bbox_crs, offered)
         x1, y1, x2, y2 = bbox
         if flipped:
             x1, y1, x2, y2 = y1, x1, y2, x2
@@ -178,7 +186,7 @@ def items(
             params["t_to"] = end
     where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
     matched = session.execute(text(f"SELECT count(*) FROM ({query.sql}) f{where}"), params).scalar_one()
-    srid, flipped = crs_srid(crs)
+    srid, flipped = crs_srid(crs, offered)
     geom = "f._geom" if srid == SRID else f"ST_Transform(f._geom, {int(srid)})"
     if flipped:
         geom = f"ST_FlipCoordinates({geom})"

@@ -49,6 +49,7 @@ from gridkit.grids.tolerance import DENSIFY_M, densify_projected
 # callers import from here (`problem`, `VectorReadError`, `_codec`, …) are re-exported.
 from gridkit.io.archive import MAX_ZIP_BYTES as MAX_ZIP_BYTES
 from gridkit.io.archive import _located
+from gridkit.io.crs import cgcs2000_via, check_datum, coordinate_hint, crs_label, is_gcj02, looks_projected
 from gridkit.io.crs import parse_crs as parse_crs
 from gridkit.io.problems import _LIST_AT_MOST, VectorReadError, _fatal, _first_line, problem, refusal
 from gridkit.io.problems import problem_text as problem_text
@@ -264,26 +265,6 @@ def _codes(frame: pd.DataFrame, code_field: str | None) -> dict:
 # -- CRS ----------------------------------------------------------------------------------------------
 
 
-def _crs_label(crs: pyproj.CRS) -> str:
-    epsg = crs.to_epsg(min_confidence=90)
-    return f"EPSG:{epsg} ({crs.name})" if epsg else crs.name
-
-
-def _coordinate_hint(bounds) -> Message | str:
-    if bounds is None or not all(map(math.isfinite, bounds)):
-        return ""
-    x0, y0, x1, y1 = bounds
-    where = f"x {x0:.6g}–{x1:.6g}, y {y0:.6g}–{y1:.6g}"
-    if -180 <= x0 and x1 <= 180 and -90 <= y0 and y1 <= 90:
-        return Message("geometry.hint.degrees", where=where)
-    zone = int(x0 // 1_000_000)
-    if 25 <= zone <= 45 and int(x1 // 1_000_000) == zone:
-        # Eastings with the zone number in front (38 500 000): CGCS2000 3-degree Gauss-Kruger zone 25-45 is
-        # EPSG:4513-4533, central meridian 3 × zone degrees east.
-        return Message("geometry.hint.metres_zone", where=where, zone=zone, epsg=4488 + zone, meridian=3 * zone)
-    return Message("geometry.hint.metres", where=where)
-
-
 def _is_wgs84(crs: pyproj.CRS) -> bool:
     datum = crs.datum.name if crs.datum is not None else ""
     return crs.to_epsg() == 4326 or "World Geodetic System 1984" in datum
@@ -298,10 +279,10 @@ def _source_crs(info: dict, src_crs, source: dict, notes: list, geojson_default:
     file_crs = pyproj.CRS.from_user_input(info["crs"]) if info["crs"] else None
     if src_crs is not None and str(src_crs).strip():
         crs, gcj02 = parse_crs(src_crs)
-        label = "GCJ-02 lon/lat (Chinese web maps)" if gcj02 else _crs_label(crs)
+        label = "GCJ-02 lon/lat (Chinese web maps)" if gcj02 else crs_label(crs)
         source.update(crs=label, crs_source="given")
         if file_crs is not None and (gcj02 or not crs.equals(file_crs)):
-            said = "EPSG:4326 by the GeoJSON default" if geojson_default else _crs_label(file_crs)
+            said = "EPSG:4326 by the GeoJSON default" if geojson_default else crs_label(file_crs)
             notes.append(
                 problem(
                     "crs_overridden", Message("geometry.vector.crs_overridden", file=display, said=said, label=label)
@@ -309,14 +290,23 @@ def _source_crs(info: dict, src_crs, source: dict, notes: list, geojson_default:
             )
         if gcj02:
             notes.append(problem("gcj02", Message("geometry.vector.gcj02", file=display)))
-        return (pyproj.CRS.from_epsg(SRID) if gcj02 else crs), gcj02
+            return pyproj.CRS.from_epsg(SRID), True
+        check_datum(crs, source)
+        return crs, False
     if file_crs is None:
         sentence = "no_prj" if source["driver"] == "ESRI Shapefile" else "no_crs"
-        raise _fatal(source, "no_crs", sentence, file=display, hint=_coordinate_hint(info.get("total_bounds")))
-    source.update(crs=_crs_label(file_crs), crs_source="file")
+        raise _fatal(source, "no_crs", sentence, file=display, hint=coordinate_hint(info.get("total_bounds")))
+    if geojson_default and looks_projected(info.get("total_bounds")):  # metres, not the RFC 7946 degrees
+        raise _fatal(source, "no_crs", "no_crs", file=display, hint=coordinate_hint(info.get("total_bounds")))
+    source.update(crs=crs_label(file_crs), crs_source="file")
     if geojson_default:
         source["crs_source"] = "GeoJSON default (RFC 7946)"
         notes.append(problem("crs_default", Message("geometry.vector.crs_default", file=display)))
+    if is_gcj02(file_crs):  # a GCJ-02 export of gridkit's, or a GIS plug-in's GCJ-02: not WGS 84
+        source["crs"] = "GCJ-02 lon/lat (Chinese web maps)"
+        notes.append(problem("gcj02", Message("geometry.vector.gcj02", file=display)))
+        return pyproj.CRS.from_epsg(SRID), True
+    check_datum(file_crs, source)
     return file_crs, False
 
 
@@ -429,6 +419,10 @@ def _placed(
                 problem("densified", Message("geometry.vector.densified", file=display, count=added, step=DENSIFY_M))
             )
 
+    # What the coordinates look like, for a refusal that blames the CRS: metres under a lon/lat .prj, degrees or
+    # zone-prefixed eastings under a projected one.
+    raw = shapely.total_bounds(geoms[keep]) if keep.any() else None
+    hint = coordinate_hint(raw) if not gcj02 and (crs.is_projected or looks_projected(raw)) else ""
     # Reproject to CGCS2000 lon/lat first: the China check is in degrees.
     if gcj02:
         from gridkit.coords import transform_geometry_gcj02_to_cgcs2000
@@ -436,10 +430,12 @@ def _placed(
         geoms = np.asarray(transform_geometry_gcj02_to_cgcs2000(geoms), dtype=object)
         series = gpd.GeoSeries(geoms, index=frame.index, crs=SRID)
     else:
-        series = gpd.GeoSeries(geoms, index=frame.index, crs=crs).to_crs(epsg=SRID)
+        # A CRS with its own datum parameters (+towgs84) goes through WGS 84: see gridkit.io.crs.cgcs2000_via.
+        series = gpd.GeoSeries(geoms, index=frame.index, crs=crs).to_crs(epsg=cgcs2000_via(crs))
+        series = series.set_crs(SRID, allow_override=True)
         if _is_wgs84(crs):
             notes.append(problem("wgs84_as_cgcs2000", Message("geometry.vector.wgs84_as_cgcs2000", file=display)))
-    _check_in_china(series, keep, fail, source, problems)
+    _check_in_china(series, keep, fail, source, problems, hint)
     if target_srid != SRID:
         series = series.to_crs(epsg=target_srid)
     return np.array(series.values, dtype=object)
@@ -529,7 +525,7 @@ def _on_feature(display: str, index, code, kind: str, **params) -> Message:
     )
 
 
-def _check_in_china(series: gpd.GeoSeries, keep: np.ndarray, fail, source: dict, problems: list) -> None:
+def _check_in_china(series: gpd.GeoSeries, keep: np.ndarray, fail, source: dict, problems: list, hint="") -> None:
     bounds = np.array(shapely.bounds(np.array(series.values, dtype=object)), dtype=float).reshape(-1, 4)
     present = keep & np.isfinite(bounds).all(axis=1)
     x0, y0, x1, y1 = bounds.T
@@ -574,6 +570,7 @@ def _check_in_china(series: gpd.GeoSeries, keep: np.ndarray, fail, source: dict,
                     checked=checked,
                     listed=listed,
                     crs=source.get("crs"),
+                    hint=hint,
                 ),
                 field="geometry",
             )

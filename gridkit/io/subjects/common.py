@@ -9,9 +9,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from gridkit.coords import dms_degrees
 from gridkit.errors import ValidationError
+from gridkit.io.crs import coordinate_hint, looks_projected
 from gridkit.io.problems import ImportRefused
 from gridkit.messages import Message
+from gridkit.rules import CHINA_LAT, CHINA_LON
 from gridkit.standard.ids import validate_phone
 
 KINDS = ("buildings", "residents", "entities", "coordinators")
@@ -257,6 +260,28 @@ def _number(value: str) -> float | None:
     except ValueError:
         return None
     return number if math.isfinite(number) else None
+
+
+def area_message(label: str, bounds: tuple) -> Message:
+    """Return the area points must lie in: China, or the area of use of the projected CRS `label` (in degrees)."""
+    if bounds == (CHINA_LON[0], CHINA_LAT[0], CHINA_LON[1], CHINA_LAT[1]):
+        return Message("imports.area.china")
+    west, south, east, north = (f"{b:g}" for b in bounds)
+    return Message("imports.area.crs", label=label, west=west, east=east, south=south, north=north)
+
+
+def outside_message(x: float, y: float, shown: str, area: Message, *, crs_given: bool) -> Message:
+    """Return why a row's point lies outside `area`; projected metres read as degrees are told so, with the
+    --src-crs their range suggests (only where the values may be shown: `shown` is empty for personal data)."""
+    if not crs_given and shown and looks_projected((x, y, x, y)):
+        return Message("imports.looks_projected", shown=shown, hint=coordinate_hint((x, y, x, y)))
+    return Message("imports.outside_area", shown=shown, area=area)
+
+
+def _coordinate(value: str) -> float | None:
+    """Return a lon or lat cell as a number: decimal (full-width too) or degrees-minutes-seconds (113°58′4.13″E)."""
+    number = _number(value)
+    return number if number is not None else dms_degrees(value)
 
 
 def _inside(lon, lat, bounds: tuple) -> np.ndarray:

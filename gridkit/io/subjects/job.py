@@ -11,13 +11,23 @@ import pyproj
 from shapely.geometry import MultiPoint, MultiPolygon, Point, Polygon
 from sqlalchemy.orm import Session
 
-from gridkit.io.crs import parse_crs
+from gridkit.io.crs import cgcs2000_via, check_datum, crs_label, parse_crs
 from gridkit.io.csvdialect import decimal_points, has_decimal_comma, reads_decimal_commas
 from gridkit.io.problems import ProblemList, VectorReadError, problem, refusal
-from gridkit.io.subjects.common import _AREA_MARGIN, _SCIENTIFIC, FIELDS, Field, SubjectImportRefused, _inside, _number
+from gridkit.io.subjects.common import (
+    _AREA_MARGIN,
+    _SCIENTIFIC,
+    FIELDS,
+    Field,
+    SubjectImportRefused,
+    _coordinate,
+    _inside,
+    area_message,
+    outside_message,
+)
 from gridkit.io.tables import Table, TableReadError, at, open_table, place
 from gridkit.messages import Message
-from gridkit.rules import CHINA_LAT, CHINA_LON, SRID
+from gridkit.rules import CHINA_LAT, CHINA_LON
 
 __all__ = ["Job"]
 
@@ -407,19 +417,7 @@ class Job:
         inside = _inside(lon, lat, bounds)
         # Out of bounds: is it inside with its two values exchanged? Then the axes are swapped.
         swapped = _inside(*forward(y, x), bounds) if not inside.all() else inside
-        china = bounds == (CHINA_LON[0], CHINA_LAT[0], CHINA_LON[1], CHINA_LAT[1])
-        area = (
-            Message("imports.area.china")
-            if china
-            else Message(
-                "imports.area.crs",
-                label=label,
-                west=f"{bounds[0]:g}",
-                east=f"{bounds[2]:g}",
-                south=f"{bounds[1]:g}",
-                north=f"{bounds[3]:g}",
-            )
-        )
+        area = area_message(label, bounds)
         lon, lat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
         where = np.asarray(positions)
         lon_out[where[inside]], lat_out[where[inside]] = lon[inside], lat[inside]
@@ -433,13 +431,9 @@ class Job:
                     "lon",
                     Message("imports.axes_swapped", shown=shown, lat=self.column("lat"), lon=self.column("lon")),
                 )
-            else:
-                self.report(
-                    position,
-                    "outside_china",
-                    "lon",
-                    Message("imports.outside_area", shown=shown, area=area),
-                )
+            else:  # metres read as degrees (no --src-crs) are told so, with the CRS their range suggests
+                said = outside_message(float(x[i]), float(y[i]), shown, area, crs_given=bool(self.src_crs))
+                self.report(position, "outside_china", "lon", said)
         return result
 
     def _checked_pairs(self, pairs: list[tuple], need: list[bool], has_columns: bool) -> tuple[list, list, list, list]:
@@ -462,7 +456,7 @@ class Job:
                     Message("imports.half_coordinates", have="lat" if lack == "lon" else "lon", lack=lack),
                 )
                 continue
-            x, y = _number(x_text), _number(y_text)
+            x, y = _coordinate(x_text), _coordinate(y_text)
             if x is None or y is None:
                 bad, bad_text = ("lon", x_text) if x is None else ("lat", y_text)
                 shown = "" if self.personal_location else f" ({bad_text!r})"
@@ -500,6 +494,8 @@ class Job:
             return (lambda x, y: (x, y)), "EPSG:4490 (lon/lat columns, CGCS2000 or WGS 84)", china
         try:
             crs, gcj02 = parse_crs(self.src_crs)
+            if not gcj02:  # Beijing 1954, Xi'an 1980: PROJ would keep lon/lat as they are (gridkit.io.crs)
+                check_datum(crs, {"display": self.display})
         except VectorReadError as exc:
             self.problems.extend(exc.problems)
             self.refuse()
@@ -508,9 +504,8 @@ class Job:
 
             self.notes.append(problem("gcj02", at(self.display, Message("imports.gcj02_converted"))))
             return (lambda x, y: gcj02_to_wgs84(x, y)), "GCJ-02 lon/lat (Chinese web maps)", china
-        transformer = pyproj.Transformer.from_crs(crs, pyproj.CRS.from_epsg(SRID), always_xy=True)
-        epsg = crs.to_epsg(min_confidence=90)
-        label = f"EPSG:{epsg} ({crs.name})" if epsg else crs.name
+        label = crs_label(crs)
+        transformer = pyproj.Transformer.from_crs(crs, pyproj.CRS.from_epsg(cgcs2000_via(crs)), always_xy=True)
         bounds = china
         area = crs.area_of_use
         if crs.is_projected and area is not None:
