@@ -242,6 +242,8 @@ def up(settings: Settings, *, create: bool = True) -> dict:
     new embedded cluster; otherwise a home without one is a SetupError saying to run `gridkit db up`.
     Returns what was done, for `gridkit db up`.
     """
+    from gridkit.db.restore_recovery import recover
+
     done = {"initialised": False, "started": False, "created": False, "migrated": False}
     if settings.embedded:
         cluster = cluster_for(settings)
@@ -250,7 +252,11 @@ def up(settings: Settings, *, create: bool = True) -> dict:
         done["initialised"] = cluster.init()
         done["started"] = cluster.start()
         cluster.wait_ready()
+        # Before the database is made if missing: a restore killed between its renames left it under another name.
+        done["interrupted_restore"] = recover(settings)
         done["created"] = cluster.ensure_database()
+    else:
+        done["interrupted_restore"] = recover(settings)
     url = database_url(settings)
     engine = make_engine(url)
     if not settings.embedded:
@@ -261,10 +267,29 @@ def up(settings: Settings, *, create: bool = True) -> dict:
         if before != head_revision():
             upgrade(owner_url(settings))
             done["migrated"] = True
+        _record_finished_restore(engine, done["interrupted_restore"])
     finally:
         engine.dispose()
     done["url"] = safe_url(url)
     return done
+
+
+def _record_finished_restore(engine: Engine, recovered: dict | None) -> None:
+    """Record in the audit log a restore finished by a recovery (its own record was never written)."""
+    from gridkit import audit
+    from gridkit.db.restore_recovery import FINISHED
+
+    if recovered is None or recovered["outcome"] != FINISHED:
+        return
+    with Session(engine) as session, session.begin():
+        audit.record(
+            session,
+            "gridkit",
+            audit.DATABASE_RESTORED,
+            object_type="database_backup",
+            path=recovered["backup"],
+            interrupted=True,
+        )
 
 
 def _try_create_postgis(engine: Engine) -> None:
@@ -293,6 +318,9 @@ def engine_for(settings: Settings) -> Engine:
         up(settings, create=False)
         engine = make_engine(url)
     else:
+        from gridkit.db.restore_recovery import recover
+
+        recover(settings)
         engine = make_engine(url)
         check_connection(engine, what=_describe(settings))
         if current_revision(engine) != head_revision():

@@ -28,6 +28,7 @@ from gridkit.db import cluster_for, database_url, forget_engine, head_revision, 
 from gridkit.db.backup_files import StagedPhotos, opened, swapped_in, write_archive
 from gridkit.db.embedded import ADMIN_ROLE, DB_NAME, DEFAULT_PG_BIN, OWNER_ROLE
 from gridkit.db.restore_external import clear_script
+from gridkit.db.restore_recovery import ADVISORY_KEY, COMMITTED_MARK, recover, restore_lock
 from gridkit.errors import Conflict, NotFound, SetupError, ValidationError
 
 # Archive entries a restore leaves out: the postgis extension (made by the superuser before), its reference
@@ -209,8 +210,9 @@ def restore(settings: Settings, path: str | Path, *, actor: str = "cli") -> dict
     if not path.is_file():
         raise NotFound("db.backup_missing", path=str(path))
     _ready(settings)
+    recover(settings)  # a restore killed before this one: its photos and database first set right
     _, env = _target(settings)
-    with opened(path, settings.home) as (dump, photos):
+    with restore_lock(settings.home), opened(path, settings.home) as (dump, photos):
         listing = _restore_list(settings, dump, env, shown=path)
         try:
             if settings.embedded:
@@ -342,14 +344,21 @@ def _restore_external(
             env,
             str(shown),
         )
+        # Marked in its own transaction, under a lock a recovery waits on (restore_recovery).
+        token = photos.root.name if photos is not None else "-"
+        begin = f"SELECT pg_advisory_xact_lock({ADVISORY_KEY})"
+        mark = f"COMMENT ON TABLE public.alembic_version IS '{COMMITTED_MARK.format(token)}'"
         with swapped_in(photos):
-            _psql_transaction(settings, target, env, clear, script, shown)
+            _psql_transaction(settings, target, env, [begin, clear], script, [mark], shown)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _psql_transaction(settings: Settings, target: str, env: dict, clear: str, script: Path, shown: Path) -> None:
-    """Run `clear` and then `script` in one transaction (nothing of it stays if any statement fails)."""
+def _psql_transaction(
+    settings: Settings, target: str, env: dict, before: list[str], script: Path, after: list[str], shown: Path
+) -> None:
+    """Run the statements `before`, `script`, then `after` in one transaction (nothing of it stays if any
+    statement fails)."""
     _run(
         [
             _program(settings, "psql"),
@@ -357,9 +366,10 @@ def _psql_transaction(settings: Settings, target: str, env: dict, clear: str, sc
             "--quiet",
             "--single-transaction",
             "--set=ON_ERROR_STOP=1",
-            f"--command={clear}",
+            *(f"--command={statement}" for statement in before),
             "--file",
             str(script),
+            *(f"--command={statement}" for statement in after),
             "--dbname",
             target,
         ],

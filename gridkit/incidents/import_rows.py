@@ -231,8 +231,12 @@ def _times(frame: pd.DataFrame, column: str | None, mapping: dict) -> tuple[pd.S
     raw = frame[column].str.strip()
     parsed = pd.to_datetime(raw, format=mapping.get("time_format") or "ISO8601", errors="coerce")
     if parsed.dt.tz is None:
+        # A clock time the fall-back of daylight saving time shows twice (01:00-01:59 in New York) is its first
+        # occurrence, as Python's own (fold=0): no row of a file is refused for the hour it was written in.
         parsed = parsed.dt.tz_localize(
-            mapping.get("timezone") or "Asia/Shanghai", ambiguous="NaT", nonexistent="shift_forward"
+            mapping.get("timezone") or "Asia/Shanghai",
+            ambiguous=np.ones(len(parsed), dtype=bool),
+            nonexistent="shift_forward",
         )
     parsed = parsed.dt.tz_convert("UTC")
     return parsed, (raw != "") & parsed.isna()
