@@ -7,7 +7,7 @@ from dataclasses import asdict
 import click
 import psycopg
 
-from gridkit import db
+from gridkit import audit, db
 from gridkit.cli import GridkitGroup, actor, cli_language, output, say, with_settings
 from gridkit.cli.language import confirm
 from gridkit.db.backup import backup, holdings, restore
@@ -15,6 +15,7 @@ from gridkit.db.restore_recovery import recover
 from gridkit.db.restore_recovery import state as restore_state
 from gridkit.errors import SetupError
 from gridkit.incidents.categories import seed_standard_categories
+from gridkit.rules import parse_time
 
 
 @click.group("db", cls=GridkitGroup)
@@ -133,3 +134,19 @@ def db_restore(settings, path, yes):
         confirm(say("cli.db.confirm_restore", path=path, **holdings(settings)))
     result = restore(settings, path, actor=actor())
     return output.Result(result, lines=[say("cli.db.restored", path=result["path"])])
+
+
+@db_.command("archive-audit")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option(
+    "--before", required=True, help="Archive the rows before this day or time (YYYY-MM-DD: its 00:00 Beijing time)."
+)
+@click.option("--force", is_flag=True, help="Overwrite the archive file if it exists.")
+@output.command_output
+@with_settings
+def db_archive_audit(settings, path, before, force):
+    """Move the audit rows older than --before to PATH (gzip'd JSON lines, owner-only), all-or-nothing."""
+    when = parse_time(before, field="before")
+    with db.transaction(settings) as session:
+        result = audit.archive(session, path, when, actor=actor(), force=force)
+    return output.Result(result, lines=[say("cli.db.audit_archived", **result)])

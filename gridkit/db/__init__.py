@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import fcntl
 import functools
 import os
 import shutil
@@ -241,7 +242,33 @@ def up(settings: Settings, *, create: bool = True) -> dict:
     Running it again is harmless. Only `create=True` (`gridkit db up`, `gridkit demo`) makes a
     new embedded cluster; otherwise a home without one is a SetupError saying to run `gridkit db up`.
     Returns what was done, for `gridkit db up`.
+
+    One process at a time per home (`setup_lock`): commands started together (cron jobs, a server's
+    workers) would otherwise start the server twice, or update the roles' and grants' catalogue rows
+    at once, which PostgreSQL refuses ("tuple concurrently updated"), or migrate twice.
     """
+    with setup_lock(settings.home):
+        return _up(settings, create=create)
+
+
+@contextmanager
+def setup_lock(home: Path):
+    """Hold an exclusive lock on home/.setup.lock for the block, waiting for another process's; no lock
+    when the home cannot be written (an external database's read-only home)."""
+    try:
+        Path(home).mkdir(parents=True, exist_ok=True)
+        fd = os.open(Path(home) / ".setup.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _up(settings: Settings, *, create: bool) -> dict:
     from gridkit.db.restore_recovery import recover
 
     done = {"initialised": False, "started": False, "created": False, "migrated": False}

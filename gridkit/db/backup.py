@@ -98,14 +98,14 @@ def backup(settings: Settings, path: str | Path, *, force: bool = False, actor: 
     if path.exists() and not force:
         raise Conflict("db.backup_exists", path=str(path))
     target, env = _target(settings)
-    partials = [_private_temp(path, suffix) for suffix in (".dump.partial", ".partial")]
+    partials = [private_temp(path, suffix) for suffix in (".dump.partial", ".partial")]
     try:
         dump, partial = partials
         _run(
             [_program(settings, "pg_dump"), "--format=custom", "--file", str(dump), "--dbname", target], env, str(path)
         )
         photos = write_archive(partial, dump, settings.home)
-        _settle(partial, path, force)
+        settle(partial, path, force)
     finally:
         for name in partials:
             name.unlink(missing_ok=True)
@@ -123,14 +123,14 @@ def backup(settings: Settings, path: str | Path, *, force: bool = False, actor: 
     return {"path": str(path), "bytes": size, "attachments": photos}
 
 
-def _private_temp(path: Path, suffix: str) -> Path:
+def private_temp(path: Path, suffix: str) -> Path:
     """Create an empty owner-only (0600) file beside `path`, whatever the umask."""
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
     os.close(fd)
     return Path(name)
 
 
-def _settle(partial: Path, path: Path, force: bool) -> None:
+def settle(partial: Path, path: Path, force: bool) -> None:
     """Give the finished dump its name: replacing `path` only when `force`, else never over a file made meanwhile."""
     if force:
         os.replace(partial, path)
