@@ -128,6 +128,8 @@ def _leftovers(settings) -> list[str]:
 @pytest.mark.parametrize("point", ["photos_swapped", "between_renames"])
 def test_a_restore_killed_before_the_database_swap_is_undone_by_the_next_db_up(home, point):
     _kill_restore_at(home, point)
+    # The backup's extracted dump (every resident's record) was in the home's staging folder, not left in /tmp.
+    assert len(list(home.home.glob(".attachments-restore-*/database.dump"))) == 1
     done = json.loads(run(home, "db", "up", "--json").output)
     assert done["interrupted_restore"] == {"outcome": "undone", "backup": str(home.home.parent / "city.dump")}
     said = run(home, "db", "up").output

@@ -326,7 +326,8 @@ def _restore_external(
     whole is refused before psql starts (a cut script would otherwise be committed)."""
     target, env = _target(settings)
     clear = clear_script(target, env.get("PGPASSWORD"), listing.read_text(), shown=str(shown))
-    work = Path(tempfile.mkdtemp(prefix="gridkit-restore-"))
+    # Beside the staged photos when there are some: a restore killed half-way leaves no script of the data in /tmp.
+    work = Path(tempfile.mkdtemp(prefix="gridkit-restore-", dir=photos.root if photos is not None else None))
     try:
         script = work / "restore.sql"
         _run(

@@ -49,11 +49,12 @@ def opened(path: Path, home: Path) -> Iterator[tuple[Path, StagedPhotos | None]]
     if not tarfile.is_tarfile(path):
         yield path, None
         return
-    work = Path(tempfile.mkdtemp(prefix="gridkit-restore-"))
     photos = None
     try:
         photos = StagedPhotos.make(home, backup=str(path))
-        dump = work / DUMP
+        # The extracted dump (every resident's record) in the staging folder too: a restore killed half-way
+        # leaves no copy of it in /tmp, the recovery removes it with the rest (restore_recovery).
+        dump = photos.root / DUMP
         try:
             _extract(path, dump, photos.staged)
         except (tarfile.TarError, EOFError, ValueError):
@@ -62,7 +63,6 @@ def opened(path: Path, home: Path) -> Iterator[tuple[Path, StagedPhotos | None]]
             raise SetupError("db.photos_unwritable", path=str(home), reason=exc.strerror or str(exc)) from None
         yield dump, photos
     finally:
-        shutil.rmtree(work, ignore_errors=True)
         if photos is not None:
             shutil.rmtree(photos.root, ignore_errors=True)
 
