@@ -77,7 +77,7 @@ def archive(session: Session, path, before: datetime, *, actor: str, force: bool
     The file holds who read which personal data: owner-only (0600), written under a temporary name that
     becomes `path` only when complete (an existing `path` kept unless `force`), before the rows are deleted
     in the caller's transaction; a failure leaves the log as it was. The archive itself is recorded."""
-    from gridkit.db.backup import private_temp, settle
+    from gridkit.db.backup import private_temps, settle
 
     path = Path(path).absolute()
     if not path.parent.is_dir():
@@ -86,17 +86,14 @@ def archive(session: Session, path, before: datetime, *, actor: str, force: bool
         raise Conflict("audit.archive_exists", path=str(path))
     if before > rules.now():
         raise ValidationError("audit.archive_future", before=rules.iso(before))
-    partial = private_temp(path, ".partial")
     rows, last = 0, None
-    try:
+    with private_temps(path, (".partial",)) as (partial,):
         with gzip.open(partial, "wt", encoding="utf-8") as out:
             query = select(AuditLog).where(AuditLog.at < before).order_by(AuditLog.id)
             for row in session.scalars(query.execution_options(yield_per=ARCHIVE_BATCH)):
                 out.write(json.dumps(_archived(row), ensure_ascii=False) + "\n")
                 rows, last = rows + 1, row.id
         settle(partial, path, force)
-    finally:
-        partial.unlink(missing_ok=True)
     if last is not None:
         session.execute(delete(AuditLog).where(AuditLog.at < before, AuditLog.id <= last))
     record(session, actor, AUDIT_ARCHIVED, object_type="audit_log", path=str(path), rows=rows, before=rules.iso(before))

@@ -64,7 +64,11 @@ elif point == "psql_after":
         psql(*args)
         stop()
     b._psql_transaction = ran
-b.restore(Settings(home=Path(home), pg_port=PORT, database_url=url or None), dump)
+if point == "backup_dumped":
+    b.write_archive = lambda *args: stop()
+    b.backup(Settings(home=Path(home), pg_port=PORT, database_url=url or None), dump)
+else:
+    b.restore(Settings(home=Path(home), pg_port=PORT, database_url=url or None), dump)
 """.replace("PORT", str(PORT))
 
 
@@ -272,3 +276,35 @@ def test_an_external_restore_killed_after_its_transaction_is_finished(external):
     assert done["interrupted_restore"]["outcome"] == "finished"
     assert _departments(external) == ["100001"]
     assert _photos(external) == ["before.png"] and _leftovers(external) == []
+
+
+def _start_at(settings: Settings, point: str, target: Path) -> subprocess.Popen:
+    ready = settings.home.parent / "ready"
+    ready.unlink(missing_ok=True)
+    child = subprocess.Popen([sys.executable, "-c", _CHILD, str(settings.home), str(target), point, ""], cwd=ROOT)
+    deadline = time.monotonic() + 120
+    while not ready.exists():
+        assert child.poll() is None and time.monotonic() < deadline
+        time.sleep(0.1)
+    return child
+
+
+def test_a_backup_killed_half_way_leaves_its_copy_of_the_data_only_until_the_next_backup(home):
+    target = home.home.parent / "nightly.dump"
+    partials = f".{target.name}.*.partial"
+    live = _start_at(home, "backup_dumped", target)
+    try:
+        made = sorted(home.home.parent.glob(partials))
+        assert len(made) == 2 and all(oct(p.stat().st_mode & 0o777) == "0o600" for p in made)
+        for p in made:  # an hour old, as a night's backup would be by morning
+            os.utime(p, (time.time() - 3600, time.time() - 3600))
+        # A backup that runs meanwhile leaves the live one's files alone.
+        run(home, "db", "backup", str(home.home.parent / "other.dump"))
+        run(home, "db", "backup", str(target), "--force")
+        assert sorted(home.home.parent.glob(partials)) == made
+    finally:
+        os.kill(live.pid, signal.SIGKILL)
+        live.wait()
+    assert sorted(home.home.parent.glob(partials)) == made  # kill -9: nothing removed them
+    run(home, "db", "backup", str(target), "--force")
+    assert list(home.home.parent.glob(partials)) == []

@@ -112,3 +112,11 @@ def test_cases_of_a_daylight_saving_city_reported_in_the_hours_the_clocks_change
     assert utc[0] == (datetime(2023, 11, 5, 5, 30, tzinfo=UTC), datetime(2023, 11, 5, 5, 45, tzinfo=UTC))
     assert utc[1] == (datetime(2023, 3, 12, 7, 0, tzinfo=UTC), datetime(2023, 3, 12, 8, 0, tzinfo=UTC))
     assert utc[2][1] - utc[2][0] == pd.Timedelta(hours=2, minutes=11)
+
+
+def test_times_the_cli_prints_are_beijing_time_whatever_zone_they_come_in():
+    from gridkit.cli.output import _json_default, cell
+
+    utc = datetime(2026, 12, 1, 15, 30, tzinfo=UTC)
+    assert cell(utc) == "2026-12-01 23:30:00+08:00"
+    assert _json_default(utc) == "2026-12-01T23:30:00+08:00"

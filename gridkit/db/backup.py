@@ -11,11 +11,15 @@ migrated to the head.
 
 from __future__ import annotations
 
+import fcntl
+import glob
 import os
 import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from psycopg import sql
@@ -98,17 +102,12 @@ def backup(settings: Settings, path: str | Path, *, force: bool = False, actor: 
     if path.exists() and not force:
         raise Conflict("db.backup_exists", path=str(path))
     target, env = _target(settings)
-    partials = [private_temp(path, suffix) for suffix in (".dump.partial", ".partial")]
-    try:
-        dump, partial = partials
+    with private_temps(path, (".dump.partial", ".partial")) as (dump, partial):
         _run(
             [_program(settings, "pg_dump"), "--format=custom", "--file", str(dump), "--dbname", target], env, str(path)
         )
         photos = write_archive(partial, dump, settings.home)
         settle(partial, path, force)
-    finally:
-        for name in partials:
-            name.unlink(missing_ok=True)
     size = path.stat().st_size
     with transaction(settings) as session:
         audit.record(
@@ -123,11 +122,47 @@ def backup(settings: Settings, path: str | Path, *, force: bool = False, actor: 
     return {"path": str(path), "bytes": size, "attachments": photos}
 
 
-def private_temp(path: Path, suffix: str) -> Path:
-    """Create an empty owner-only (0600) file beside `path`, whatever the umask."""
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    os.close(fd)
-    return Path(name)
+# A temporary file of a writer killed half-way is removed by the next writer of the same name once it is
+# unlocked and older than this (a file just made is locked a moment after it is made).
+STALE_SECONDS = 60.0
+
+
+@contextmanager
+def private_temps(path: Path, suffixes: tuple[str, ...]) -> Iterator[list[Path]]:
+    """Yield new empty owner-only (0600) files beside `path`, whatever the umask, one per suffix, removed on exit.
+
+    Each is locked (flock) while its writer lives: those of a writer of `path` killed half-way (kill -9, a
+    power cut), full copies of the personal data, are removed by the next one instead of staying forever."""
+    _remove_stale_temps(path)
+    made, locks = [], []
+    try:
+        for suffix in suffixes:
+            fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+            locks.append(fd)
+            made.append(Path(name))
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield made
+    finally:
+        for name in made:
+            name.unlink(missing_ok=True)
+        for fd in locks:
+            os.close(fd)
+
+
+def _remove_stale_temps(path: Path) -> None:
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.partial"):
+        try:
+            fd = os.open(stale, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if time.time() - os.fstat(fd).st_mtime > STALE_SECONDS:
+                stale.unlink(missing_ok=True)
+        except OSError:
+            pass  # a live writer's
+        finally:
+            os.close(fd)
 
 
 def settle(partial: Path, path: Path, force: bool) -> None:
