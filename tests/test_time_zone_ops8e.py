@@ -120,3 +120,31 @@ def test_times_the_cli_prints_are_beijing_time_whatever_zone_they_come_in():
     utc = datetime(2026, 12, 1, 15, 30, tzinfo=UTC)
     assert cell(utc) == "2026-12-01 23:30:00+08:00"
     assert _json_default(utc) == "2026-12-01T23:30:00+08:00"
+
+
+def test_a_case_reported_late_in_the_evening_in_beijing_belongs_to_that_day_everywhere(session):
+    """2026-12-01 23:30 Beijing time is 15:30 UTC: the 1st in the evaluation, the reports, the case code."""
+    from factories_incidents import IN_C1, SUPERVISOR, make_incident_world
+
+    from gridkit.incidents import workflow as wf
+    from gridkit.incidents.evaluate import evaluate
+    from gridkit.reports import run_report
+
+    make_incident_world(session)
+    case = wf.report_incident(
+        session,
+        lon=IN_C1[0],
+        lat=IN_C1[1],
+        actor=SUPERVISOR,
+        description="井盖破损",
+        reported_at="2026-12-01T15:30:00Z",
+    ).incident
+    assert case.code.startswith("SJ20261201")
+
+    def total(day: str) -> int:
+        return evaluate(session, from_=day, to=day)["total"]["cases"]
+
+    assert (total("2026-11-30"), total("2026-12-01")) == (0, 1)
+    report = run_report(session, "incidents", date_from="2026-12-01", date_to="2026-12-01")
+    months = next(s for s in report.sections if s.title == "report.incidents.by_month")
+    assert [(r["month"], r["incidents"]) for r in months.rows] == [("2026-12", 1)]
