@@ -27,6 +27,7 @@ import psycopg
 from psycopg import sql
 
 from gridkit.errors import SetupError
+from gridkit.rules import LOCAL_TZ
 
 PG_MAJOR = 15
 DEFAULT_PG_BIN = Path(f"/usr/lib/postgresql/{PG_MAJOR}/bin")
@@ -241,7 +242,7 @@ class EmbeddedCluster:
             "shared_buffers = 256MB",
             "work_mem = 32MB",
             "maintenance_work_mem = 256MB",
-            "timezone = 'Asia/Shanghai'",
+            f"timezone = '{LOCAL_TZ.key}'",
         ]
         if self.fast:
             conf += ["fsync = off", "synchronous_commit = off", "full_page_writes = off"]

@@ -26,6 +26,7 @@ import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
+import psycopg
 from psycopg import sql
 
 from gridkit.config import Settings
@@ -110,7 +111,10 @@ def recover(settings: Settings) -> dict | None:
             journal = _journal(root)
             # The photos are the backup's (the staged folder gone into home/attachments).
             photos_in = journal is not None and not os.path.lexists(root / FOLDER)
-            swapped = _database_swapped(settings, root.name, photos_in)
+            try:
+                swapped = _database_swapped(settings, root.name, photos_in)
+            except psycopg.OperationalError:
+                return None  # the database cannot be reached: settled by the next command that reaches it
             if swapped:
                 shutil.rmtree(root, ignore_errors=True)
             else:
@@ -172,12 +176,10 @@ def _embedded_swapped(settings: Settings, photos_in: bool) -> bool:
 
 def _external_committed(settings: Settings, token: str) -> bool:
     """Return whether the external restore's transaction committed (waiting for one still running)."""
-    import psycopg
-
     from gridkit.db.backup import _target
 
     target, env = _target(settings)
-    with psycopg.connect(target, password=env.get("PGPASSWORD"), autocommit=True) as conn:
+    with psycopg.connect(target, password=env.get("PGPASSWORD"), autocommit=True, connect_timeout=10) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (ADVISORY_KEY,))
         try:
             mark = conn.execute("SELECT obj_description(to_regclass('public.alembic_version'), 'pg_class')").fetchone()[
