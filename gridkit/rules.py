@@ -96,6 +96,18 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+def local_now() -> datetime:
+    """Return the current time in Beijing time (LOCAL_TZ), for what users read: names, file names, dates.
+    Never the server's own zone (UTC on most servers and in CI)."""
+    return datetime.now(LOCAL_TZ)
+
+
+def today() -> date:
+    """Return the current date in Beijing time (LOCAL_TZ): from 00:00 to 08:00 Beijing time it is already
+    the day after the UTC date."""
+    return local_now().date()
+
+
 def iso(value: datetime | None) -> str | None:
     """Return `value` as ISO-8601 text, or None."""
     return value.isoformat() if value is not None else None

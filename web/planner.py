@@ -8,14 +8,16 @@ draft revision the page last saw: a stale one is refused with 409 (optimistic lo
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import wraps
 
 from flask import Blueprint, jsonify, render_template, request, url_for
 
 from gridkit import layers
 from gridkit.colouring import PALETTE
-from gridkit.errors import PermissionDenied, ValidationError
+from gridkit.errors import GridkitError, PermissionDenied, ValidationError
 from gridkit.grids import work
+from gridkit.rules import LOCAL_TZ, parse_time
 from web import pages
 from web.auth import check_csrf, csrf_token, current_user, login_required
 from web.database import db_session, transaction
@@ -264,11 +266,15 @@ def _map_config(overview: dict, *, mode: str) -> dict:
 
 
 @bp.app_template_filter("when")
-def when(value: str | None) -> str:
-    """Return an ISO timestamp as 'YYYY-MM-DD HH:MM' (the page's script shows it in local time)."""
+def when(value: str | datetime | None) -> str:
+    """Return an ISO timestamp (or a datetime) as 'YYYY-MM-DD HH:MM' in Beijing time, whatever zone it was
+    written in (an external database's sessions may run in UTC)."""
     if not value:
         return ""
-    return value[:16].replace("T", " ")
+    try:
+        return parse_time(value).astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M")
+    except (GridkitError, TypeError):
+        return str(value)[:16].replace("T", " ")
 
 
 # -- API: reading ------------------------------------------------------------------------------------

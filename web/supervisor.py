@@ -14,7 +14,7 @@ from gridkit.incidents.evaluate import GROUPS, SORTS, STEPS, evaluate, sort_rows
 from gridkit.incidents.queries import list_incidents, overdue_cases, show_incident
 from gridkit.incidents.workflow import ACTIONS, transition
 from gridkit.layers import map_extent
-from gridkit.rules import SEVERITIES, IncidentState, now
+from gridkit.rules import SEVERITIES, IncidentState, today
 from web.auth import check_csrf, login_required
 from web.database import db_session, transaction
 from web.i18n import strings, t
@@ -64,7 +64,7 @@ def index():
     args = request.args
     by = args.get("by") if args.get("by") in GROUPS else "department"
     sort = args.get("sort") or "cases"
-    start = args.get("from") or (now() - timedelta(days=365)).date().isoformat()
+    start = args.get("from") or (today() - timedelta(days=365)).isoformat()
     filters = {
         "from": start,
         "to": args.get("to") or "",

@@ -5,13 +5,17 @@ from __future__ import annotations
 from dataclasses import asdict
 
 import click
+import psycopg
 
-from gridkit import db
+from gridkit import audit, db
 from gridkit.cli import GridkitGroup, actor, cli_language, output, say, with_settings
 from gridkit.cli.language import confirm
 from gridkit.db.backup import backup, holdings, restore
+from gridkit.db.restore_recovery import recover
+from gridkit.db.restore_recovery import state as restore_state
 from gridkit.errors import SetupError
 from gridkit.incidents.categories import seed_standard_categories
+from gridkit.rules import parse_time
 
 
 @click.group("db", cls=GridkitGroup)
@@ -30,6 +34,8 @@ def db_up(settings):
         cluster = db.cluster_for(settings)
         key = "cli.db.started" if done["started"] else "cli.db.already_running"
         lines.append(say(key, data_dir=str(cluster.data_dir), socket_dir=str(cluster.socket_dir)))
+    if done["interrupted_restore"]:
+        lines.append(say(f"cli.db.restore_{done['interrupted_restore']['outcome']}", **done["interrupted_restore"]))
     key = "cli.db.migrated" if done["migrated"] else "cli.db.at_head"
     lines.append(say(key, revision=db.head_revision()))
     with db.transaction(settings) as session:
@@ -68,6 +74,18 @@ def _reach(settings, status: dict) -> None:
         engine.dispose()
 
 
+def _settle_restore(settings, status: dict) -> dict:
+    """Return {interrupted_restore, restore_running}: an interrupted restore is settled when the server
+    is reachable (its outcome given), else only reported (True: `gridkit db up` settles it)."""
+    found = restore_state(settings.home)
+    if found["interrupted_restore"] and (not settings.embedded or status["running"]):
+        try:
+            found["interrupted_restore"] = recover(settings) or False
+        except (SetupError, OSError, psycopg.Error) as exc:
+            status["error"] = str(exc)
+    return found
+
+
 @db_.command("status")
 @output.command_output
 @with_settings
@@ -78,6 +96,7 @@ def db_status(settings):
     else:
         status = {"mode": "external", "url": db.safe_url(db.database_url(settings))}
     status["schema_head"] = db.head_revision()
+    status.update(_settle_restore(settings, status))
     _reach(settings, status)
     lines = output.field_lines(status)
     return output.Result(status, lines=lines, exit_code=0 if status["reachable"] else 1)
@@ -115,3 +134,19 @@ def db_restore(settings, path, yes):
         confirm(say("cli.db.confirm_restore", path=path, **holdings(settings)))
     result = restore(settings, path, actor=actor())
     return output.Result(result, lines=[say("cli.db.restored", path=result["path"])])
+
+
+@db_.command("archive-audit")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option(
+    "--before", required=True, help="Archive the rows before this day or time (YYYY-MM-DD: its 00:00 Beijing time)."
+)
+@click.option("--force", is_flag=True, help="Overwrite the archive file if it exists.")
+@output.command_output
+@with_settings
+def db_archive_audit(settings, path, before, force):
+    """Move the audit rows older than --before to PATH (gzip'd JSON lines, owner-only), all-or-nothing."""
+    when = parse_time(before, field="before")
+    with db.transaction(settings) as session:
+        result = audit.archive(session, path, when, actor=actor(), force=force)
+    return output.Result(result, lines=[say("cli.db.audit_archived", **result)])

@@ -24,6 +24,7 @@ import click
 
 from gridkit.cli.language import say
 from gridkit.messages import catalogue
+from gridkit.rules import LOCAL_TZ
 
 
 @dataclass
@@ -38,7 +39,9 @@ class Result:
 
 
 def _json_default(value):
-    if isinstance(value, (datetime, date)):
+    if isinstance(value, datetime):
+        return _local(value).isoformat()
+    if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, (set, tuple, frozenset)):
         return list(value)
@@ -47,6 +50,11 @@ def _json_default(value):
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+def _local(value: datetime) -> datetime:
+    """Return an aware time in Beijing time (the database's sessions may run in another zone); naive stays."""
+    return value.astimezone(LOCAL_TZ) if value.tzinfo is not None else value
 
 
 def echo_json(value) -> None:
@@ -90,6 +98,8 @@ def cell(value, column: str | None = None) -> str:
     if isinstance(value, dict):  # counts by code (a demo's cases by state): "name count" pairs
         items = say("cli.pairs.counts_between").join(f"{cell(k, column)} {cell(v)}" for k, v in value.items())
         return say("cli.pairs.counts", items=items)
+    if isinstance(value, datetime):
+        return str(_local(value))
     prefix = VALUE_NAMES.get(column)
     if prefix and f"{prefix}.{value}" in catalogue("en"):
         return say(f"{prefix}.{value}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import fcntl
 import functools
 import os
 import shutil
@@ -241,7 +242,35 @@ def up(settings: Settings, *, create: bool = True) -> dict:
     Running it again is harmless. Only `create=True` (`gridkit db up`, `gridkit demo`) makes a
     new embedded cluster; otherwise a home without one is a SetupError saying to run `gridkit db up`.
     Returns what was done, for `gridkit db up`.
+
+    One process at a time per home (`setup_lock`): commands started together (cron jobs, a server's
+    workers) would otherwise start the server twice, or update the roles' and grants' catalogue rows
+    at once, which PostgreSQL refuses ("tuple concurrently updated"), or migrate twice.
     """
+    with setup_lock(settings.home):
+        return _up(settings, create=create)
+
+
+@contextmanager
+def setup_lock(home: Path):
+    """Hold an exclusive lock on home/.setup.lock for the block, waiting for another process's; no lock
+    when the home cannot be written (an external database's read-only home)."""
+    try:
+        Path(home).mkdir(parents=True, exist_ok=True)
+        fd = os.open(Path(home) / ".setup.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _up(settings: Settings, *, create: bool) -> dict:
+    from gridkit.db.restore_recovery import recover
+
     done = {"initialised": False, "started": False, "created": False, "migrated": False}
     if settings.embedded:
         cluster = cluster_for(settings)
@@ -250,7 +279,11 @@ def up(settings: Settings, *, create: bool = True) -> dict:
         done["initialised"] = cluster.init()
         done["started"] = cluster.start()
         cluster.wait_ready()
+        # Before the database is made if missing: a restore killed between its renames left it under another name.
+        done["interrupted_restore"] = recover(settings)
         done["created"] = cluster.ensure_database()
+    else:
+        done["interrupted_restore"] = recover(settings)
     url = database_url(settings)
     engine = make_engine(url)
     if not settings.embedded:
@@ -261,10 +294,29 @@ def up(settings: Settings, *, create: bool = True) -> dict:
         if before != head_revision():
             upgrade(owner_url(settings))
             done["migrated"] = True
+        _record_finished_restore(engine, done["interrupted_restore"])
     finally:
         engine.dispose()
     done["url"] = safe_url(url)
     return done
+
+
+def _record_finished_restore(engine: Engine, recovered: dict | None) -> None:
+    """Record in the audit log a restore finished by a recovery (its own record was never written)."""
+    from gridkit import audit
+    from gridkit.db.restore_recovery import FINISHED
+
+    if recovered is None or recovered["outcome"] != FINISHED:
+        return
+    with Session(engine) as session, session.begin():
+        audit.record(
+            session,
+            "gridkit",
+            audit.DATABASE_RESTORED,
+            object_type="database_backup",
+            path=recovered["backup"],
+            interrupted=True,
+        )
 
 
 def _try_create_postgis(engine: Engine) -> None:
@@ -293,6 +345,9 @@ def engine_for(settings: Settings) -> Engine:
         up(settings, create=False)
         engine = make_engine(url)
     else:
+        from gridkit.db.restore_recovery import recover
+
+        recover(settings)
         engine = make_engine(url)
         check_connection(engine, what=_describe(settings))
         if current_revision(engine) != head_revision():

@@ -11,11 +11,15 @@ migrated to the head.
 
 from __future__ import annotations
 
+import fcntl
+import glob
 import os
 import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from psycopg import sql
@@ -28,6 +32,7 @@ from gridkit.db import cluster_for, database_url, forget_engine, head_revision, 
 from gridkit.db.backup_files import StagedPhotos, opened, swapped_in, write_archive
 from gridkit.db.embedded import ADMIN_ROLE, DB_NAME, DEFAULT_PG_BIN, OWNER_ROLE
 from gridkit.db.restore_external import clear_script
+from gridkit.db.restore_recovery import ADVISORY_KEY, COMMITTED_MARK, recover, restore_lock
 from gridkit.errors import Conflict, NotFound, SetupError, ValidationError
 
 # Archive entries a restore leaves out: the postgis extension (made by the superuser before), its reference
@@ -97,17 +102,12 @@ def backup(settings: Settings, path: str | Path, *, force: bool = False, actor: 
     if path.exists() and not force:
         raise Conflict("db.backup_exists", path=str(path))
     target, env = _target(settings)
-    partials = [_private_temp(path, suffix) for suffix in (".dump.partial", ".partial")]
-    try:
-        dump, partial = partials
+    with private_temps(path, (".dump.partial", ".partial")) as (dump, partial):
         _run(
             [_program(settings, "pg_dump"), "--format=custom", "--file", str(dump), "--dbname", target], env, str(path)
         )
         photos = write_archive(partial, dump, settings.home)
-        _settle(partial, path, force)
-    finally:
-        for name in partials:
-            name.unlink(missing_ok=True)
+        settle(partial, path, force)
     size = path.stat().st_size
     with transaction(settings) as session:
         audit.record(
@@ -122,14 +122,50 @@ def backup(settings: Settings, path: str | Path, *, force: bool = False, actor: 
     return {"path": str(path), "bytes": size, "attachments": photos}
 
 
-def _private_temp(path: Path, suffix: str) -> Path:
-    """Create an empty owner-only (0600) file beside `path`, whatever the umask."""
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    os.close(fd)
-    return Path(name)
+# A temporary file of a writer killed half-way is removed by the next writer of the same name once it is
+# unlocked and older than this (a file just made is locked a moment after it is made).
+STALE_SECONDS = 60.0
 
 
-def _settle(partial: Path, path: Path, force: bool) -> None:
+@contextmanager
+def private_temps(path: Path, suffixes: tuple[str, ...]) -> Iterator[list[Path]]:
+    """Yield new empty owner-only (0600) files beside `path`, whatever the umask, one per suffix, removed on exit.
+
+    Each is locked (flock) while its writer lives: those of a writer of `path` killed half-way (kill -9, a
+    power cut), full copies of the personal data, are removed by the next one instead of staying forever."""
+    _remove_stale_temps(path)
+    made, locks = [], []
+    try:
+        for suffix in suffixes:
+            fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+            locks.append(fd)
+            made.append(Path(name))
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield made
+    finally:
+        for name in made:
+            name.unlink(missing_ok=True)
+        for fd in locks:
+            os.close(fd)
+
+
+def _remove_stale_temps(path: Path) -> None:
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.partial"):
+        try:
+            fd = os.open(stale, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if time.time() - os.fstat(fd).st_mtime > STALE_SECONDS:
+                stale.unlink(missing_ok=True)
+        except OSError:
+            pass  # a live writer's
+        finally:
+            os.close(fd)
+
+
+def settle(partial: Path, path: Path, force: bool) -> None:
     """Give the finished dump its name: replacing `path` only when `force`, else never over a file made meanwhile."""
     if force:
         os.replace(partial, path)
@@ -209,8 +245,9 @@ def restore(settings: Settings, path: str | Path, *, actor: str = "cli") -> dict
     if not path.is_file():
         raise NotFound("db.backup_missing", path=str(path))
     _ready(settings)
+    recover(settings)  # a restore killed before this one: its photos and database first set right
     _, env = _target(settings)
-    with opened(path, settings.home) as (dump, photos):
+    with restore_lock(settings.home), opened(path, settings.home) as (dump, photos):
         listing = _restore_list(settings, dump, env, shown=path)
         try:
             if settings.embedded:
@@ -324,7 +361,8 @@ def _restore_external(
     whole is refused before psql starts (a cut script would otherwise be committed)."""
     target, env = _target(settings)
     clear = clear_script(target, env.get("PGPASSWORD"), listing.read_text(), shown=str(shown))
-    work = Path(tempfile.mkdtemp(prefix="gridkit-restore-"))
+    # Beside the staged photos when there are some: a restore killed half-way leaves no script of the data in /tmp.
+    work = Path(tempfile.mkdtemp(prefix="gridkit-restore-", dir=photos.root if photos is not None else None))
     try:
         script = work / "restore.sql"
         _run(
@@ -342,14 +380,21 @@ def _restore_external(
             env,
             str(shown),
         )
+        # Marked in its own transaction, under a lock a recovery waits on (restore_recovery).
+        token = photos.root.name if photos is not None else "-"
+        begin = f"SELECT pg_advisory_xact_lock({ADVISORY_KEY})"
+        mark = f"COMMENT ON TABLE public.alembic_version IS '{COMMITTED_MARK.format(token)}'"
         with swapped_in(photos):
-            _psql_transaction(settings, target, env, clear, script, shown)
+            _psql_transaction(settings, target, env, [begin, clear], script, [mark], shown)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _psql_transaction(settings: Settings, target: str, env: dict, clear: str, script: Path, shown: Path) -> None:
-    """Run `clear` and then `script` in one transaction (nothing of it stays if any statement fails)."""
+def _psql_transaction(
+    settings: Settings, target: str, env: dict, before: list[str], script: Path, after: list[str], shown: Path
+) -> None:
+    """Run the statements `before`, `script`, then `after` in one transaction (nothing of it stays if any
+    statement fails)."""
     _run(
         [
             _program(settings, "psql"),
@@ -357,9 +402,10 @@ def _psql_transaction(settings: Settings, target: str, env: dict, clear: str, sc
             "--quiet",
             "--single-transaction",
             "--set=ON_ERROR_STOP=1",
-            f"--command={clear}",
+            *(f"--command={statement}" for statement in before),
             "--file",
             str(script),
+            *(f"--command={statement}" for statement in after),
             "--dbname",
             target,
         ],

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path, PurePosixPath
 
+from gridkit.db.restore_recovery import STAGING_PREFIX, write_journal
 from gridkit.errors import SetupError, ValidationError
 from gridkit.incidents.attachments import FOLDER
 
@@ -48,11 +49,12 @@ def opened(path: Path, home: Path) -> Iterator[tuple[Path, StagedPhotos | None]]
     if not tarfile.is_tarfile(path):
         yield path, None
         return
-    work = Path(tempfile.mkdtemp(prefix="gridkit-restore-"))
     photos = None
     try:
-        photos = StagedPhotos.make(home)
-        dump = work / DUMP
+        photos = StagedPhotos.make(home, backup=str(path))
+        # The extracted dump (every resident's record) in the staging folder too: a restore killed half-way
+        # leaves no copy of it in /tmp, the recovery removes it with the rest (restore_recovery).
+        dump = photos.root / DUMP
         try:
             _extract(path, dump, photos.staged)
         except (tarfile.TarError, EOFError, ValueError):
@@ -61,7 +63,6 @@ def opened(path: Path, home: Path) -> Iterator[tuple[Path, StagedPhotos | None]]
             raise SetupError("db.photos_unwritable", path=str(home), reason=exc.strerror or str(exc)) from None
         yield dump, photos
     finally:
-        shutil.rmtree(work, ignore_errors=True)
         if photos is not None:
             shutil.rmtree(photos.root, ignore_errors=True)
 
@@ -92,28 +93,32 @@ class StagedPhotos:
     the old folder back if the block fails, so the database and its photos change together or not
     at all: a rename within one folder either happens whole or not."""
 
-    def __init__(self, root: Path, home: Path):
+    def __init__(self, root: Path, home: Path, backup: str = ""):
         self.root = root
+        self.backup = backup
         self.staged = root / FOLDER
         self.current = Path(home) / FOLDER
         self.old = root / (FOLDER + ".old")
 
     @classmethod
-    def make(cls, home: Path) -> StagedPhotos:
-        """Create the private staging folder in `home` (made if missing); SetupError when it cannot be."""
+    def make(cls, home: Path, backup: str = "") -> StagedPhotos:
+        """Create the private staging folder in `home` (made if missing) for the photos of the file
+        `backup`; SetupError when it cannot be."""
         try:
             Path(home).mkdir(parents=True, exist_ok=True)
-            root = Path(tempfile.mkdtemp(prefix=".attachments-restore-", dir=home))
+            root = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=home))
             (root / FOLDER).mkdir()
         except OSError as exc:
             raise SetupError("db.photos_unwritable", path=str(home), reason=exc.strerror or str(exc)) from None
-        return cls(root, home)
+        return cls(root, home, backup)
 
     @contextmanager
     def swapped(self) -> Iterator[None]:
         """Make the staged folder home/attachments for the block; undo the swap if the block fails."""
         moved_old = False
         try:
+            # What a recovery needs if this process dies before the database's swap is done (restore_recovery).
+            write_journal(self.root, backup=self.backup)
             if os.path.lexists(self.current):
                 os.rename(self.current, self.old)
                 moved_old = True

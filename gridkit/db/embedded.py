@@ -27,6 +27,7 @@ import psycopg
 from psycopg import sql
 
 from gridkit.errors import SetupError
+from gridkit.rules import LOCAL_TZ
 
 PG_MAJOR = 15
 DEFAULT_PG_BIN = Path(f"/usr/lib/postgresql/{PG_MAJOR}/bin")
@@ -241,7 +242,7 @@ class EmbeddedCluster:
             "shared_buffers = 256MB",
             "work_mem = 32MB",
             "maintenance_work_mem = 256MB",
-            "timezone = 'Asia/Shanghai'",
+            f"timezone = '{LOCAL_TZ.key}'",
         ]
         if self.fast:
             conf += ["fsync = off", "synchronous_commit = off", "full_page_writes = off"]
@@ -261,13 +262,7 @@ class EmbeddedCluster:
             pid = int(pidfile.read_text().splitlines()[0])
         except (OSError, ValueError, IndexError):
             return None
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        except PermissionError:
-            pass
-        return pid
+        return pid if _is_server(pid) else None
 
     @property
     def running(self) -> bool:
@@ -281,6 +276,7 @@ class EmbeddedCluster:
             return False
         self.check_installed()
         self._prepare_dirs()
+        self._drop_stale_pidfile()
         proc = self._run(
             [
                 str(self.pg_bin / "pg_ctl"),
@@ -300,6 +296,19 @@ class EmbeddedCluster:
         if proc.returncode != 0:
             raise SetupError("db.did_not_start", reason=self._log_tail(), log=str(self.log_file))
         return True
+
+    def _drop_stale_pidfile(self) -> None:
+        """Remove the lock files (postmaster.pid, the socket's) of a server that is gone: killed with -9, its
+        pid a zombie or, after a reboot, another program's. The server refuses to start while the pid in
+        either belongs to a live process. Its other guard stays: it still refuses while old server
+        processes use the cluster's shared memory."""
+        for lock in (self.data_dir / "postmaster.pid", self.socket_dir / f".s.PGSQL.{self.port}.lock"):
+            try:
+                pid = int(lock.read_text().splitlines()[0])
+            except (OSError, ValueError, IndexError):
+                continue
+            if not _is_server(pid):
+                lock.unlink(missing_ok=True)
 
     def stop(self) -> bool:
         """Stop the server if it is running; return True if it was stopped."""
@@ -425,3 +434,25 @@ class EmbeddedCluster:
                 if time.monotonic() > deadline:
                     raise SetupError("db.not_answering", reason=self._log_tail()) from None
                 time.sleep(0.2)
+
+
+def _is_server(pid: int) -> bool:
+    """Return whether process `pid` is a live PostgreSQL server (not a zombie, not another program);
+    when /proc cannot tell, whether it is alive."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    proc = Path("/proc") / str(pid)
+    try:
+        status = (proc / "status").read_text()
+        command = (proc / "cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
+    except FileNotFoundError:
+        return not Path("/proc/self").exists()
+    except OSError:
+        return True
+    if any(line.split()[1:2] == ["Z"] for line in status.splitlines() if line.startswith("State:")):
+        return False
+    return Path(command.split()[0] if command else "").name in ("postgres", "postmaster")

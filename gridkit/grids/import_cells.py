@@ -5,8 +5,6 @@ See gridkit.grids.importer for what both importers share.
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import numpy as np
 import shapely
 from geoalchemy2.shape import from_shape, to_shape
@@ -33,7 +31,7 @@ from gridkit.grids.validate import validate_base_grid
 from gridkit.io.vector import problem, read_vector_collecting, text_value
 from gridkit.messages import Message
 from gridkit.models import AdminUnit, BaseCell, BaseGridEdition
-from gridkit.rules import SRID, EditionState
+from gridkit.rules import SRID, EditionState, local_now
 from gridkit.standard import InvalidValue
 from gridkit.standard.codes import PROFILES, CodeProfile, check_base_cell_code
 
@@ -57,7 +55,7 @@ def _profile(profile, settings: Settings) -> CodeProfile:
 
 
 def _default_edition_name(session: Session) -> str:
-    base = f"导入 {datetime.now():%Y-%m-%d %H:%M}"
+    base = f"导入 {local_now():%Y-%m-%d %H:%M}"
     taken = set(session.scalars(select(BaseGridEdition.name).where(BaseGridEdition.name.like(base + "%"))))
     name, n = base, 1
     while name in taken:

@@ -32,7 +32,7 @@ from gridkit.io.problems import problem
 from gridkit.io.tables import at, place
 from gridkit.messages import Message
 from gridkit.models import Department, IncidentCategory
-from gridkit.rules import IncidentState, now
+from gridkit.rules import LOCAL_TZ, IncidentState, now
 
 __all__ = [
     "CHUNK_ROWS",
@@ -234,8 +234,12 @@ def _times(frame: pd.DataFrame, column: str | None, mapping: dict) -> tuple[pd.S
     raw = frame[column].str.strip()
     parsed = pd.to_datetime(raw, format=mapping.get("time_format") or "ISO8601", errors="coerce")
     if parsed.dt.tz is None:
+        # A clock time the fall-back of daylight saving time shows twice (01:00-01:59 in New York) is its first
+        # occurrence, as Python's own (fold=0): no row of a file is refused for the hour it was written in.
         parsed = parsed.dt.tz_localize(
-            mapping.get("timezone") or "Asia/Shanghai", ambiguous="NaT", nonexistent="shift_forward"
+            mapping.get("timezone") or LOCAL_TZ.key,
+            ambiguous=np.ones(len(parsed), dtype=bool),
+            nonexistent="shift_forward",
         )
     parsed = parsed.dt.tz_convert("UTC")
     return parsed, (raw != "") & parsed.isna()

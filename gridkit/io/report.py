@@ -6,12 +6,12 @@ import csv
 import json
 import os
 import re
-from datetime import datetime
 from pathlib import Path
 
 from gridkit.io.problems import problem_count, problem_text, unlisted_problems
 from gridkit.io.spreadsheet import csv_row
 from gridkit.messages import DEFAULT_LANGUAGE, Message, normalise
+from gridkit.rules import local_now
 
 __all__ = ["write_report", "ADVICE"]
 
@@ -94,7 +94,7 @@ def write_report(
     """
     folder = Path(home) / "reports"
     folder.mkdir(parents=True, exist_ok=True)
-    now = datetime.now().astimezone()
+    now = local_now()
     safe = re.sub(r"[^\w.-]+", "_", str(name)).strip("._") or "report"
     stem = f"{now:%Y%m%d-%H%M%S}-{safe}"
     base, n = folder / stem, 1

@@ -13,7 +13,7 @@ from gridkit.errors import ValidationError
 from gridkit.reports import resident_summary
 from gridkit.reports.units import Section, Units
 from gridkit.resident_cells import ASSIGNED_RESIDENTS
-from gridkit.rules import FINISHED_INCIDENT_STATES, IncidentState
+from gridkit.rules import FINISHED_INCIDENT_STATES, LOCAL_TZ, IncidentState
 
 _FINISHED = "('" + "', '".join(sorted(FINISHED_INCIDENT_STATES)) + "')"
 
@@ -177,7 +177,7 @@ def incidents(session: Session, u: Units, *, start=None, end=None, **_) -> list[
     by_month = (
         base
         + """
-        SELECT to_char(s.reported_at AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM') AS month, count(*)::int AS incidents,
+        SELECT to_char(s.reported_at AT TIME ZONE :zone, 'YYYY-MM') AS month, count(*)::int AS incidents,
                count(*) FILTER (WHERE s.status = 'closed')::int AS closed
         FROM i s GROUP BY 1 ORDER BY 1"""
     )
@@ -197,7 +197,7 @@ def incidents(session: Session, u: Units, *, start=None, end=None, **_) -> list[
         Section(
             "report.incidents.by_month",
             ["month", "incidents", "closed"],
-            _rows(session, by_month, params),
+            _rows(session, by_month, {**params, "zone": LOCAL_TZ.key}),
             chart="incidents",
         ),
     ]

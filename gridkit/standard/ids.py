@@ -104,7 +104,7 @@ def validate_citizen_id(value: str, *, today: date | None = None) -> str:
         raise InvalidValue("id.citizen_birth_not_date", birth=birth_text) from None
     if birth < _EARLIEST_BIRTH:
         raise InvalidValue("id.citizen_birth_before_1900", birth=birth.isoformat())
-    today = today or date.today()
+    today = today or _today()
     if birth > today:
         raise InvalidValue("id.citizen_birth_future", birth=birth.isoformat())
     expected = citizen_id_check_char(s[:17])
@@ -143,7 +143,7 @@ def citizen_ids_valid(chars: np.ndarray, *, today: date | None = None) -> np.nda
     leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
     month_ok = (month >= 1) & (month <= 12)
     days = _MONTH_DAYS[np.where(month_ok, month, 0)] - ((month == 2) & ~leap)
-    today = today or date.today()
+    today = today or _today()
     ymd = year * 10000 + month * 100 + day
     earliest = _EARLIEST_BIRTH.year * 10000 + _EARLIEST_BIRTH.month * 100 + _EARLIEST_BIRTH.day
     date_ok = (
@@ -271,3 +271,10 @@ def mask_phone(value: str) -> str:
         area, local = phone.split("-")
         return f"{area}-{'*' * (len(local) - 4)}{local[-4:]}"
     return phone[:3] + "****" + phone[-4:]
+
+
+def _today() -> date:
+    """Return today's date in Beijing time (a birth "in the future" is one after it, whatever the server's zone)."""
+    from gridkit.rules import today
+
+    return today()

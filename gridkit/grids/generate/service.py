@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +33,7 @@ from gridkit.grids.generate.storage import number_cells, to_storage
 from gridkit.grids.generate.target import STRADDLE_MAX_M2, GenerationResult, Target, check_straddle_max
 from gridkit.messages import Message
 from gridkit.models import SRID, AdminUnit, BaseCell, BaseGridEdition, Building
-from gridkit.rules import EditionState
+from gridkit.rules import EditionState, local_now
 from gridkit.standard.codes import DEFAULT_PROFILE, PROFILES, CodeProfile
 
 
@@ -87,7 +86,7 @@ def generate_base_grid(
     timings: dict[str, float] = {}
     started = time.perf_counter()
     units = _communities(session, communities)
-    edition_name = edition_name or f"generated-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    edition_name = edition_name or f"generated-{local_now():%Y%m%d-%H%M%S}"
     lock_edition_names(session)
     if session.scalar(select(BaseGridEdition.id).where(BaseGridEdition.name == edition_name)) is not None:
         raise Conflict("generate.edition_exists", name=edition_name)

@@ -22,6 +22,7 @@ from gridkit.io.subjects.staging import (
     bulk_work_mem,
     finish,
     kept_or_staged,
+    lock_for_writing,
     rebuilt_for_insert,
     report_duplicates,
     report_existing,
@@ -74,6 +75,7 @@ def import_buildings(
 def _staged_import(session: Session, job: Job, edition, replace: bool) -> SubjectImportResult:
     """Import through the staging table: every problem reported, existing codes refused (or replaced)."""
     staged = stage_file(session, job, BUILDINGS, edition=edition)
+    lock_for_writing(session, "building")
     if replace:
         # An UPDATE from a repeated code would not fail: repeated codes are looked for first.
         report_duplicates(job, staged, **_DUPLICATES)

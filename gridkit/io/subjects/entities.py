@@ -20,6 +20,7 @@ from gridkit.io.subjects.staging import (
     codes_valid_as_written,
     finish,
     kept_or_staged,
+    lock_for_writing,
     report_duplicates,
     report_existing,
     stage_file,
@@ -63,6 +64,7 @@ def import_entities(
     )
     with session.begin_nested():
         staged = stage_file(session, job, ENTITIES, edition=current_edition(session))
+        lock_for_writing(session, "legal_entity")
         report_duplicates(job, staged, kind="duplicate_code", name="credit_code", what="imports.what.credit_code")
         if not replace:
             report_existing(

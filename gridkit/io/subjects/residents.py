@@ -36,6 +36,7 @@ from gridkit.io.subjects.staging import (
     KindSpec,
     bulk_work_mem,
     finish,
+    lock_for_writing,
     report_duplicates,
     report_existing,
     stage_file,
@@ -102,6 +103,7 @@ def import_residents(
             named = _Named(named.buildings)  # the buildings as the first load read them: not read twice
             spec = residents_spec(pii_key, named)
         staged = stage_file(session, job, spec, edition=edition)
+        lock_for_writing(session, "resident")
         if replace:
             # An UPDATE from a repeated ID would not fail: repeated IDs are looked for first.
             report_duplicates(job, staged, **DUPLICATE_IDS)

@@ -491,6 +491,14 @@ def file_order_ids(session: Session, staged: Staged, table: str) -> int | None:
     return reserve_ids(session, table, rows) - first
 
 
+def lock_for_writing(session: Session, table: str) -> None:
+    """Lock `table` against other writers until the transaction ends (SHARE ROW EXCLUSIVE), once the file is
+    staged and before it is compared with the table: an import of an overlapping file at the same time waits
+    for this one, then finds its rows there (refused as existing, or replaced), instead of failing on the
+    unique key at its write."""
+    session.execute(text(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE"))
+
+
 def reserve_ids(session: Session, table: str, n: int) -> int:
     """Lock `table` against other writers until the transaction ends (SHARE ROW EXCLUSIVE: no one else takes a
     value of its id sequence meanwhile), take `n` (at least 1) consecutive ids from the sequence and return the
