@@ -56,6 +56,11 @@ def mask_personal_text(text: str | None) -> str | None:
     return _PERSONAL_IN_TEXT.sub(_mask_found, text) if text else text
 
 
+def holds_personal_text(text: str | None) -> bool:
+    """True when free text carries a phone or citizen ID number (what mask_personal_text would mask)."""
+    return bool(text) and _PERSONAL_IN_TEXT.search(text) is not None
+
+
 # How an Open311 post's building (its address_id) is kept at the end of the case's description. It
 # names the building exactly, so a public answer leaves it out (public_text) as it rounds the place.
 ADDRESS_TAG = " [address_id={}]"
@@ -107,11 +112,14 @@ def personal_kind(field: str) -> str | None:
 
 
 # How each personal field is shown to someone who may not read it in clear.
-MASKS: dict[str, Callable[[str], str]] = {
+MASKS: dict[str, Callable] = {
     "phone": mask_phone,
     "id_number": mask_citizen_id,
     "name": mask_person_name,
     "reporter": mask_person_name,
+    # A case's free text: its description, and the notes of its history (a list).
+    "description": mask_personal_text,
+    "notes": lambda notes: [mask_personal_text(n) for n in notes],
 }
 
 
