@@ -70,13 +70,7 @@ def show_incident(session: Session, ident, actor: Actor | None = None) -> dict:
     if incident.coordinator_id:
         person = session.get(Coordinator, incident.coordinator_id)
         coordinator = {"id": person.id, "name": person.name, "phone": person.phone}
-    history = list(
-        session.scalars(
-            select(IncidentHistory)
-            .where(IncidentHistory.incident_id == incident.id)
-            .order_by(IncidentHistory.at, IncidentHistory.id)
-        )
-    )
+    history = _history(session, incident.id)
     shown = protect_case(
         session,
         coordinator,
@@ -86,9 +80,6 @@ def show_incident(session: Session, ident, actor: Actor | None = None) -> dict:
         incident=incident.code,
         description=incident.description,
         notes=[h.note for h in history],
-    )
-    files = session.scalars(
-        select(IncidentAttachment).where(IncidentAttachment.incident_id == incident.id).order_by(IncidentAttachment.id)
     )
     step = PENDING_STEP.get(incident.status)
     overdue = incident.step_deadline is not None and incident.step_deadline < now()
@@ -126,17 +117,25 @@ def show_incident(session: Session, ident, actor: Actor | None = None) -> dict:
             {"from": h.from_status, "to": h.to_status, "actor": h.actor, "at": _iso(h.at), "note": note}
             for h, note in zip(history, shown.notes, strict=True)
         ],
-        "attachments": [
-            {
-                "id": f.id,
-                "media_type": f.media_type,
-                "size": f.size,
-                "name": f.original_name,
-                "history_id": f.history_id,
-            }
-            for f in files
-        ],
+        "attachments": _attachments(session, incident.id),
     }
+
+
+def _history(session: Session, incident_id: int) -> list[IncidentHistory]:
+    """Return a case's history rows, oldest first."""
+    query = select(IncidentHistory).where(IncidentHistory.incident_id == incident_id)
+    return list(session.scalars(query.order_by(IncidentHistory.at, IncidentHistory.id)))
+
+
+def _attachments(session: Session, incident_id: int) -> list[dict]:
+    """Return a case's photos as a case view lists them: id, media type, size, name, history row."""
+    files = session.scalars(
+        select(IncidentAttachment).where(IncidentAttachment.incident_id == incident_id).order_by(IncidentAttachment.id)
+    )
+    return [
+        {"id": f.id, "media_type": f.media_type, "size": f.size, "name": f.original_name, "history_id": f.history_id}
+        for f in files
+    ]
 
 
 def list_incidents(
