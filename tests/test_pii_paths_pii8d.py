@@ -21,9 +21,11 @@ from gridkit.incidents.queries import list_incidents, show_incident
 from gridkit.io.export import ExportOptions, export_layer
 from gridkit.io.subjects import import_residents
 from gridkit.models import AuditLog
+from gridkit.pii import pii_key
 from gridkit.standard.ids import citizen_id_check_char
 from gridkit.users import add_user
 from tests.data.make_subject_files import RESIDENTS
+from tests.factories import make_base_grid
 from tests.factories_import_subjects import DATA, KEY, buildings, grid  # noqa: F401 - fixtures used by name
 from web import create_app
 
@@ -170,3 +172,37 @@ def test_the_coordinators_case_list_reads_the_call_back_number_audited(fresh_set
     with db.session_factory(db.engine_for(fresh_settings))() as session:
         reads = [(a.actor, a.detail["incidents"]) for a in _reads(session)]
     assert reads == [("coord1", [case["code"]])] * 2
+
+
+# -- a citizen ID on the command line ----------------------------------------------------------------------
+
+
+def test_a_resident_found_by_citizen_id_read_from_stdin_or_asked_and_the_lookup_audited(fresh_settings):
+    with db.session_factory(db.engine_for(fresh_settings))() as session, session.begin():
+        make_base_grid(session, rows=3, cols=3, communities=2)
+        buildings(session)
+        import_residents(session, DATA / "residents.csv", pii_key=pii_key(fresh_settings))
+    number = RESIDENTS[0][0]
+    runner = CliRunner()
+    env = {"GRIDKIT_LANG": "en"}
+
+    def responsible(*key, **kw):
+        args = ["subjects", "responsible", "--kind", "residents", *key, "--json"]
+        result = runner.invoke(main, args, obj=fresh_settings, env=env, catch_exceptions=False, **kw)
+        assert result.exit_code == 0, result.output
+        return result
+
+    piped = responsible("-", input=number + "\n")
+    asked = responsible(input=number + "\n")
+    assert number not in asked.output  # asked without echo
+    assert json.loads(piped.stdout)["identity"] == json.loads(asked.stdout)["identity"]
+    typed = responsible(number)
+    assert (
+        "shell history" in typed.stderr and json.loads(typed.stdout)["identity"] == number[:4] + "*" * 10 + number[-4:]
+    )
+    with db.session_factory(db.engine_for(fresh_settings))() as session:
+        reads = [r for r in _reads(session) if r.object_type == "resident"]
+    assert len(reads) == 3 and all(r.detail["detail_fields"] == ["base_cell"] for r in reads)
+    assert not any(number in json.dumps(r.detail) or number == r.object_id for r in reads)
+    empty = runner.invoke(main, ["subjects", "responsible", "--kind", "residents", "-"], obj=fresh_settings, env=env)
+    assert empty.exit_code == 1 and "no KEY was given" in empty.output
