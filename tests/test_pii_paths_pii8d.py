@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import stat
 from datetime import date, timedelta
 
 from click.testing import CliRunner
-from factories_incidents import IN_C1, SUPERVISOR, coordinator_actor, make_incident_world
+from factories_incidents import IN_C1, PNG, SUPERVISOR, coordinator_actor, make_incident_world
 from sqlalchemy import select
 from test_incidents_pii_inc10 import login
 
@@ -206,3 +208,29 @@ def test_a_resident_found_by_citizen_id_read_from_stdin_or_asked_and_the_lookup_
     assert not any(number in json.dumps(r.detail) or number == r.object_id for r in reads)
     empty = runner.invoke(main, ["subjects", "responsible", "--kind", "residents", "-"], obj=fresh_settings, env=env)
     assert empty.exit_code == 1 and "no KEY was given" in empty.output
+
+
+# -- files left on disk ------------------------------------------------------------------------------------
+
+
+def test_case_photos_are_readable_by_their_owner_only_whatever_the_umask(session, tmp_path):
+    case = _case_with_numbers(session)
+    home = tmp_path / "home"
+    (home / "attachments").mkdir(parents=True, mode=0o755)  # as an older gridkit, or a restore, left it
+    (home / "attachments").chmod(0o755)
+    old = os.umask(0o022)
+    try:
+        wf.feedback(
+            session,
+            case["id"],
+            coordinator_actor(case["world"], 1),
+            note="已处理",
+            attachments=[("face.png", PNG)],
+            home=home,
+        )
+    finally:
+        os.umask(old)
+    (photo,) = (home / "attachments").rglob("*.png")
+    assert photo.read_bytes() == PNG
+    assert stat.S_IMODE((home / "attachments").stat().st_mode) == 0o700
+    assert stat.S_IMODE(photo.stat().st_mode) & 0o077 == 0
