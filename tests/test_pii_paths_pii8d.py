@@ -234,3 +234,28 @@ def test_case_photos_are_readable_by_their_owner_only_whatever_the_umask(session
     assert photo.read_bytes() == PNG
     assert stat.S_IMODE((home / "attachments").stat().st_mode) == 0o700
     assert stat.S_IMODE(photo.stat().st_mode) & 0o077 == 0
+
+
+def test_an_unmasked_export_is_written_owner_only_and_leaves_nothing_beside_it(session, grid, tmp_path):
+    buildings(session)
+    import_residents(session, DATA / "residents.csv", pii_key=KEY)
+    admin = add_user(session, "city-admin", "admin")
+    out = tmp_path / "out"
+    out.mkdir()
+    old = os.umask(0o022)
+    try:
+        for fmt in ("csv", "gpkg", "shp"):
+            path = out / f"residents-{fmt}.{ {'shp': 'zip'}.get(fmt, fmt) }"
+            export_layer(session, ExportOptions("residents", fmt, path, unmasked=True), user=admin, actor="test")
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600, fmt
+        masked = out / "masked.csv"
+        export_layer(session, ExportOptions("residents", "csv", masked), actor="test")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(masked.stat().st_mode) == 0o644  # nothing personal in clear: the user's umask
+    assert sorted(p.name for p in out.iterdir()) == [
+        "masked.csv",
+        "residents-csv.csv",
+        "residents-gpkg.gpkg",
+        "residents-shp.zip",
+    ]
