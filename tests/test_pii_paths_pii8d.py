@@ -10,9 +10,12 @@ import stat
 from datetime import date, timedelta
 
 from click.testing import CliRunner
+from factories_exports import make_city
 from factories_incidents import IN_C1, PNG, SUPERVISOR, coordinator_actor, make_incident_world
 from sqlalchemy import select
 from test_incidents_pii_inc10 import login
+from test_reports_web import PASSWORD as WEB_PASSWORD
+from test_reports_web import login as web_login
 
 from gridkit import db
 from gridkit.audit import PERSONAL_DATA_READ
@@ -259,3 +262,29 @@ def test_an_unmasked_export_is_written_owner_only_and_leaves_nothing_beside_it(s
         "residents-gpkg.gpkg",
         "residents-shp.zip",
     ]
+
+
+def test_a_web_export_whose_audit_row_fails_leaves_no_file_on_the_server(fresh_settings):
+    engine = db.engine_for(fresh_settings)
+    with db.session_factory(engine)() as session, session.begin():
+        make_city(session)
+        add_user(session, "boss", "admin", password=WEB_PASSWORD)
+    # The audit row cannot be written (a full disk, a broken grant; here a trigger): the export fails
+    # after its file was written.
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            "CREATE FUNCTION public.refuse_audit() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'audit log unavailable'; END $$"
+        )
+        connection.exec_driver_sql(
+            "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log FOR EACH ROW EXECUTE FUNCTION public.refuse_audit()"
+        )
+    app = create_app(fresh_settings)
+    app.config.update(TESTING=True, PROPAGATE_EXCEPTIONS=False)
+    client = app.test_client()
+    token = web_login(client, "boss")
+    answer = client.post(
+        "/analyst/export", data={"csrf_token": token, "layer": "residents", "format": "csv", "unmasked": "1"}
+    )
+    assert answer.status_code == 500 and "居民1号" not in answer.get_data(as_text=True)
+    assert [p for p in (fresh_settings.home / "exports").rglob("*")] == []
