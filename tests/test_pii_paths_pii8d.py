@@ -9,11 +9,16 @@ import os
 import stat
 from datetime import date, timedelta
 
+import pytest
 from click.testing import CliRunner
 from factories_exports import make_city
 from factories_incidents import IN_C1, PNG, SUPERVISOR, coordinator_actor, make_incident_world
+from factories_web import sign_in
 from sqlalchemy import select
 from test_incidents_pii_inc10 import login
+from test_open311 import open311  # noqa: F401 (the fixture)
+from test_public_places_priv7b import HOME
+from test_public_places_priv7b import _report as report_at_home
 from test_reports_web import PASSWORD as WEB_PASSWORD
 from test_reports_web import login as web_login
 
@@ -300,3 +305,30 @@ def test_a_web_export_whose_audit_row_fails_leaves_no_file_on_the_server(fresh_s
     )
     assert answer.status_code == 500 and "居民1号" not in answer.get_data(as_text=True)
     assert [p for p in (fresh_settings.home / "exports").rglob("*")] == []
+
+
+# -- Open311: an exact place (a citizen's doorstep) read by a trusted key or staff is audited ---------------
+
+
+def test_open311_answers_giving_exact_places_are_audited(open311):  # noqa: F811
+    client, settings = open311
+    code = report_at_home(settings)
+    one = f"/open311/v2/requests/{code}.json"
+
+    def reads():
+        with db.session_factory(db.engine_for(settings))() as session:
+            return [(a.actor, a.detail["count"], a.detail["detail_fields"]) for a in _reads(session)]
+
+    client.get(one)
+    client.get("/open311/v2/requests.json")
+    assert reads() == []  # the public reads places to 100 m: nothing personal, nothing audited
+    assert client.get(f"{one}?api_key=s3cret").get_json()[0]["long"] == pytest.approx(HOME[0], abs=1e-9)
+    listed = client.get("/open311/v2/requests.json?api_key=s3cret").get_json()
+    assert reads() == [("open311:city-hotline", 1, ["place"]), ("open311:city-hotline", len(listed), ["place"])]
+    app = create_app(settings)
+    app.config["TESTING"] = True
+    for name in ("sup_all", "sup_c2"):
+        staff = app.test_client()
+        sign_in(staff, name)
+        staff.get(one)
+    assert reads()[2:] == [("sup_all", 1, ["place"])]  # sup_c2 read the place to 100 m
