@@ -332,3 +332,15 @@ def test_open311_answers_giving_exact_places_are_audited(open311):  # noqa: F811
         sign_in(staff, name)
         staff.get(one)
     assert reads()[2:] == [("sup_all", 1, ["place"])]  # sup_c2 read the place to 100 m
+
+
+def test_an_unmasked_exports_audit_row_holds_no_number_from_its_filters(session, tmp_path):
+    case = _case_with_numbers(session)
+    description = f"路灯不亮，请回电 {CALL_BACK}"
+    admin = add_user(session, "city-admin", "admin")
+    options = ExportOptions("incidents", "csv", tmp_path / "i.csv", unmasked=True, where={"description": description})
+    assert export_layer(session, options, user=admin, actor="test")["features"] == 1
+    session.flush()
+    (row,) = [r for r in _reads(session) if r.object_type == "export"]
+    assert CALL_BACK not in json.dumps(row.detail, ensure_ascii=False)
+    assert row.detail["where"] == {"description": "路灯不亮，请回电 139****9000"} and case["code"]

@@ -485,11 +485,14 @@ def _summary(options, crs, query, writer, parts, features: int, path: Path, star
 def _audit_unmasked(session: Session, options, actor: str, personal: list, features: int, path: Path) -> None:
     """Record an unmasked export: the same audit action as every clear read of personal data.
 
-    A filter on a personal field is recorded with its value masked: the log says which field was
-    filtered, without holding the person's name or phone once more."""
-    from gridkit.pii import mask_person_name
+    A filter on a personal field is recorded with its value masked, and so is a phone or citizen ID
+    number in any other filter (a description's text): the log says which field was filtered,
+    without holding the person's name or number once more."""
+    from gridkit.pii import mask_person_name, mask_personal_text
 
-    where = {k: mask_person_name(str(v)) if k in personal else v for k, v in options.where.items()}
+    where = {
+        k: mask_person_name(str(v)) if k in personal else mask_personal_text(str(v)) for k, v in options.where.items()
+    }
     audit.record(
         session,
         actor,
