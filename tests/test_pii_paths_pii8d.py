@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 from factories_exports import make_city
 from factories_incidents import IN_C1, PNG, SUPERVISOR, coordinator_actor, make_incident_world
-from factories_web import sign_in
+from factories_web import POINT_A, RESIDENT_NAMES, USERS, A, commit, make_web_city, sign_in
 from sqlalchemy import select
 from test_incidents_pii_inc10 import login
 from test_open311 import open311  # noqa: F401 (the fixture)
@@ -344,3 +344,26 @@ def test_an_unmasked_exports_audit_row_holds_no_number_from_its_filters(session,
     (row,) = [r for r in _reads(session) if r.object_type == "export"]
     assert CALL_BACK not in json.dumps(row.detail, ensure_ascii=False)
     assert row.detail["where"] == {"description": "路灯不亮，请回电 139****9000"} and case["code"]
+
+
+# -- what a browser keeps: answers made for a signed-in user are not cached -----------------------------------
+
+
+def test_answers_carrying_personal_data_are_kept_by_no_cache(fresh_settings):
+    commit(fresh_settings, make_web_city)
+    app = create_app(fresh_settings)
+    app.config["TESTING"] = True
+    visitor, coordinator, analyst = app.test_client(), app.test_client(), app.test_client()
+    whois = f"/api/whois?lon={POINT_A[0]}&lat={POINT_A[1]}"
+    assert "no-store" not in visitor.get(whois).headers.get("Cache-Control", "")  # no phone in it
+    sign_in(coordinator, USERS["coordinator"])
+    cell = coordinator.get(f"/api/work-cells/{A}")
+    assert RESIDENT_NAMES[0] in cell.get_data(as_text=True) and cell.headers["Cache-Control"] == "no-store"
+    for url in (whois, "/coordinator", "/coordinator/cases", "/api/me"):
+        response = coordinator.get(url)
+        assert response.status_code == 200 and response.headers["Cache-Control"] == "no-store", url
+    tile = coordinator.get("/tiles/admin-units/0/0/0.mvt")
+    assert tile.headers["Cache-Control"] == "public, no-cache"  # tiles carry no personal data: cached as before
+    token = sign_in(analyst, USERS["analyst"])
+    download = analyst.post("/analyst/export", data={"csrf_token": token, "layer": "residents", "format": "csv"})
+    assert download.status_code == 200 and download.headers["Cache-Control"] == "no-store"
