@@ -17,7 +17,7 @@ from factories_web import POINT_A, RESIDENT_NAMES, USERS, A, commit, make_web_ci
 from sqlalchemy import select
 from test_incidents_pii_inc10 import login
 from test_open311 import open311  # noqa: F401 (the fixture)
-from test_public_places_priv7b import HOME
+from test_public_places_priv7b import HOME, NEAR
 from test_public_places_priv7b import _report as report_at_home
 from test_reports_web import PASSWORD as WEB_PASSWORD
 from test_reports_web import login as web_login
@@ -30,7 +30,7 @@ from gridkit.incidents.actors import Actor
 from gridkit.incidents.queries import list_incidents, show_incident
 from gridkit.io.export import ExportOptions, export_layer
 from gridkit.io.subjects import import_residents
-from gridkit.models import AuditLog
+from gridkit.models import AuditLog, Coordinator
 from gridkit.pii import pii_key
 from gridkit.standard.ids import citizen_id_check_char
 from gridkit.users import add_user
@@ -332,6 +332,29 @@ def test_open311_answers_giving_exact_places_are_audited(open311):  # noqa: F811
         sign_in(staff, name)
         staff.get(one)
     assert reads()[2:] == [("sup_all", 1, ["place"])]  # sup_c2 read the place to 100 m
+
+
+def test_a_coordinator_reads_open311_places_as_the_public(open311):  # noqa: F811
+    """A coordinator's cases are those of their work cells; Open311 lists the whole city's, exactly
+    for whoever may read personal data there, which a coordinator (no scope) could everywhere."""
+    client, settings = open311
+    code = report_at_home(settings)
+
+    def linked(session):
+        first = session.scalar(select(Coordinator.id).order_by(Coordinator.id))
+        add_user(session, "coord_any", "coordinator", password="correct-horse-7", coordinator_id=first)
+
+    commit(settings, linked)
+    app = create_app(settings)
+    app.config["TESTING"] = True
+    coordinator = app.test_client()
+    sign_in(coordinator, "coord_any")
+    answer = coordinator.get(f"/open311/v2/requests/{code}.json").get_json()[0]
+    assert (answer["long"], answer["lat"]) == pytest.approx(NEAR, abs=1e-9)
+    listed = coordinator.get("/open311/v2/requests.json").get_data(as_text=True)
+    assert str(HOME[0]) not in listed
+    with db.session_factory(db.engine_for(settings))() as session:
+        assert _reads(session) == []
 
 
 def test_an_unmasked_exports_audit_row_holds_no_number_from_its_filters(session, tmp_path):

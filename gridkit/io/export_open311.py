@@ -83,6 +83,18 @@ class ExactReader:
     may: Callable[[str | None], bool]
 
 
+def staff_reader(user) -> ExactReader | None:
+    """Return what a signed-in `user` reads exactly in Open311's answers: the cases of the communities
+    where their role and scope allow personal data (gridkit.users.may_see_personal_data). Not a
+    coordinator's: Open311 lists every case of the city, and a coordinator's are only those of their
+    work cells (gridkit.incidents.queries), read in their own workspace; here they read as the public."""
+    from gridkit.users import may_see_personal_data
+
+    if user is None or user.role == "coordinator":
+        return None
+    return ExactReader(user.name, lambda area: may_see_personal_data(user, area))
+
+
 _REQUESTS_SQL = f"""
 SELECT s.id, s.code, s.status, s.description, s.category_code, k.name AS service_name, s.reported_at,
        s.deadline, s.closed_at, s.dept_code, d.name AS dept_name, ST_X(s.geom) AS lon, ST_Y(s.geom) AS lat,
