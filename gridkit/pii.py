@@ -117,9 +117,10 @@ MASKS: dict[str, Callable] = {
     "id_number": mask_citizen_id,
     "name": mask_person_name,
     "reporter": mask_person_name,
-    # A case's free text: its description, and the notes of its history (a list).
+    # A case's free text: its description, the notes of its history and its photos' file names (lists).
     "description": mask_personal_text,
     "notes": lambda notes: [mask_personal_text(n) for n in notes],
+    "photos": lambda names: [mask_personal_text(n) for n in names],
 }
 
 

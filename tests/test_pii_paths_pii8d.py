@@ -130,6 +130,19 @@ def test_a_case_view_masks_numbers_in_its_text_for_who_may_not_read_them_and_aud
     assert audit.actor == "super1" and {"description", "notes"} <= set(audit.detail["detail_fields"])
 
 
+def test_a_photo_named_by_a_phone_number_is_shown_as_its_text_is(session, tmp_path):
+    case = _case_with_numbers(session)
+    coordinator = coordinator_actor(case["world"], 1)
+    wf.feedback(session, case["id"], coordinator, note="已处理", attachments=[(f"{CALL_BACK}.png", PNG)], home=tmp_path)
+    (masked,) = show_incident(session, case["id"], None)["attachments"]
+    assert masked["name"] == "139****9000.png"
+    before = len(_reads(session))
+    (clear,) = show_incident(session, case["id"], SUPERVISOR)["attachments"]
+    assert clear["name"] == f"{CALL_BACK}.png"
+    (audit,) = _reads(session)[before:]
+    assert "photos" in audit.detail["detail_fields"]
+
+
 def test_case_lists_mask_numbers_in_descriptions_unless_the_actor_may_read_them_there(session):
     case = _case_with_numbers(session)
     before = len(_reads(session))

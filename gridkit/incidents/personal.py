@@ -51,9 +51,9 @@ def protect_coordinators(
 
 # The personal fields of one case as shown: its coordinator's name and phone, who reported it (a
 # citizen's name or e-mail from a public channel; exports mask it the same way), and its free text (the
-# description and the history's notes) when that carries a phone or citizen ID number: a call-back
-# number the reporter left, a note "居民 138… 已联系".
-CASE_FIELDS = ("name", "phone", "reporter", "description", "notes")
+# description, the history's notes, the photos' file names) when that carries a phone or citizen ID
+# number: a call-back number the reporter left, a note "居民 138… 已联系", a photo named by a number.
+CASE_FIELDS = ("name", "phone", "reporter", "description", "notes", "photos")
 
 
 @dataclass
@@ -63,6 +63,7 @@ class CaseShown:
     reporter: str | None
     description: str | None
     notes: list[str | None]
+    photos: list[str | None]
 
 
 def protect_case(
@@ -75,16 +76,17 @@ def protect_case(
     incident: str,
     description: str | None = None,
     notes: list[str | None] = (),
+    photos: list[str | None] = (),
 ) -> CaseShown:
-    """Mask one case's coordinator (in place), reporter and the phone and ID numbers in its description
-    and notes, or leave them clear for an actor who may read them in `area` and record that read as one
+    """Mask one case's coordinator (in place), reporter and the phone and ID numbers in its description,
+    notes and photos' names, or leave them clear for an actor who may read them in `area` and record that read as one
     audit row (naming only the fields that held personal data); return what is shown."""
-    notes = list(notes)
+    notes, photos = list(notes), list(photos)
     shown = {"name": None, "phone": None, **(coordinator or {}), "reporter": reporter}
-    shown.update(description=description, notes=notes)
+    shown.update(description=description, notes=notes, photos=photos)
     fields = tuple(f for f in CASE_FIELDS[:3] if shown.get(f))
     fields += ("description",) if holds_personal_text(description) else ()
-    fields += ("notes",) if any(holds_personal_text(n) for n in notes) else ()
+    fields += tuple(f for f in ("notes", "photos") if any(holds_personal_text(n) for n in shown[f]))
     if fields:
         mask_or_reveal(
             session,
@@ -98,7 +100,7 @@ def protect_case(
         )
     if coordinator is not None:
         coordinator.update(name=shown["name"], phone=shown["phone"])
-    return CaseShown(shown["reporter"], shown["description"], shown["notes"])
+    return CaseShown(shown["reporter"], shown["description"], shown["notes"], shown["photos"])
 
 
 def protect_case_texts(session: Session, items: list[dict], actor: Actor | None) -> list[dict]:

@@ -71,6 +71,7 @@ def show_incident(session: Session, ident, actor: Actor | None = None) -> dict:
         person = session.get(Coordinator, incident.coordinator_id)
         coordinator = {"id": person.id, "name": person.name, "phone": person.phone}
     history = _history(session, incident.id)
+    photos = _attachments(session, incident.id)
     shown = protect_case(
         session,
         coordinator,
@@ -80,7 +81,10 @@ def show_incident(session: Session, ident, actor: Actor | None = None) -> dict:
         incident=incident.code,
         description=incident.description,
         notes=[h.note for h in history],
+        photos=[f["name"] for f in photos],
     )
+    for photo, name in zip(photos, shown.photos, strict=True):
+        photo["name"] = name
     step = PENDING_STEP.get(incident.status)
     overdue = incident.step_deadline is not None and incident.step_deadline < now()
     allowed = allowed_actions(incident.status)
@@ -117,7 +121,7 @@ def show_incident(session: Session, ident, actor: Actor | None = None) -> dict:
             {"from": h.from_status, "to": h.to_status, "actor": h.actor, "at": _iso(h.at), "note": note}
             for h, note in zip(history, shown.notes, strict=True)
         ],
-        "attachments": _attachments(session, incident.id),
+        "attachments": photos,
     }
 
 
