@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
 from collections.abc import Callable, Iterable
 
@@ -59,6 +60,30 @@ def mask_personal_text(text: str | None) -> str | None:
 def holds_personal_text(text: str | None) -> bool:
     """True when free text carries a phone or citizen ID number (what mask_personal_text would mask)."""
     return bool(text) and _PERSONAL_IN_TEXT.search(text) is not None
+
+
+# What PostgreSQL quotes from a refused row in an error's DETAIL ("Failing row contains (…)", "Key
+# (phone)=(…) already exists"): a resident's or a case's whole row, names and phones included.
+_ROW_IN_ERROR = re.compile(r"(Failing row contains |Key \([^)]*\)=)\((?:[^()]|\([^()]*\))*\)")
+
+
+def scrub_log_text(text: str) -> str:
+    """Return a log line or traceback without personal data: the values PostgreSQL quotes from a refused
+    row left out, phone and citizen ID numbers masked (the engine already hides bound values)."""
+    return mask_personal_text(_ROW_IN_ERROR.sub(r"\1(…)", text))
+
+
+class ScrubPersonalData(logging.Filter):
+    """A logging filter that scrubs each record's message and traceback (scrub_log_text) before any
+    handler writes it: a failing statement's error quotes the row it refused."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = scrub_log_text(record.getMessage()), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = scrub_log_text(record.exc_text)
+        return True
 
 
 # How an Open311 post's building (its address_id) is kept at the end of the case's description. It

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 import stat
 from datetime import date, timedelta
@@ -14,7 +15,7 @@ from click.testing import CliRunner
 from factories_exports import make_city
 from factories_incidents import IN_C1, PNG, SUPERVISOR, coordinator_actor, make_incident_world
 from factories_web import POINT_A, RESIDENT_NAMES, USERS, A, commit, make_web_city, sign_in
-from sqlalchemy import select
+from sqlalchemy import select, text
 from test_incidents_pii_inc10 import login
 from test_open311 import open311  # noqa: F401 (the fixture)
 from test_public_places_priv7b import HOME, NEAR
@@ -31,13 +32,14 @@ from gridkit.incidents.queries import list_incidents, show_incident
 from gridkit.io.export import ExportOptions, export_layer
 from gridkit.io.subjects import import_residents
 from gridkit.models import AuditLog, Coordinator
-from gridkit.pii import pii_key
+from gridkit.pii import pii_key, scrub_log_text
 from gridkit.standard.ids import citizen_id_check_char
 from gridkit.users import add_user
 from tests.data.make_subject_files import RESIDENTS
 from tests.factories import make_base_grid
 from tests.factories_import_subjects import DATA, KEY, buildings, grid  # noqa: F401 - fixtures used by name
 from web import create_app
+from web.database import db_session as web_db_session
 
 # -- a masked residents export must not give the citizen ID back ------------------------------------------
 
@@ -403,3 +405,40 @@ def test_answers_carrying_personal_data_are_kept_by_no_cache(fresh_settings):
     token = sign_in(analyst, USERS["analyst"])
     download = analyst.post("/analyst/export", data={"csrf_token": token, "layer": "residents", "format": "csv"})
     assert download.status_code == 200 and download.headers["Cache-Control"] == "no-store"
+
+
+# -- logs: a refused row quoted by PostgreSQL ------------------------------------------------------------------
+
+
+PERSON = {"name": "王小明", "phone": "13800138000"}
+
+
+def test_a_500s_logged_traceback_quotes_no_refused_row(fresh_settings, caplog):
+    app = create_app(fresh_settings)
+    app.config.update(TESTING=True, PROPAGATE_EXCEPTIONS=False)
+
+    def failing():
+        # A bug that reaches the database with a resident's row: its error's DETAIL quotes the row.
+        session = web_db_session()
+        session.execute(text("CREATE TEMP TABLE person (name text, phone text CHECK (length(phone) = 5))"))
+        session.execute(text("INSERT INTO person VALUES (:name, :phone)"), PERSON)
+
+    app.add_url_rule("/failing", "failing", failing)
+    with caplog.at_level(logging.ERROR, logger="web"):
+        assert app.test_client().get("/failing").status_code == 500
+    logged = caplog.text
+    assert "CheckViolation" in logged and "Failing row contains (…)" in logged
+    assert PERSON["phone"] not in logged and PERSON["name"] not in logged
+
+
+def test_scrubbed_log_text_keeps_what_says_what_failed():
+    detail = (
+        "DETAIL:  Key (name, phone)=(王小明, 13800138000) already exists.\n"
+        "DETAIL:  Failing row contains (7, 王(小)明, x)."
+    )
+    assert (
+        scrub_log_text(detail) == "DETAIL:  Key (name, phone)=(…) already exists.\nDETAIL:  Failing row contains (…)."
+    )
+    assert scrub_log_text("dispatch to 13800138000 failed in case 2026120500000001") == (
+        "dispatch to 138****8000 failed in case 2026120500000001"
+    )
