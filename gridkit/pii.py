@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
 from collections.abc import Callable, Iterable
 
@@ -54,6 +55,35 @@ def _mask_found(match: re.Match) -> str:
 def mask_personal_text(text: str | None) -> str | None:
     """Return free text with every phone and citizen ID number in it masked (138****8000, 4403**********1234)."""
     return _PERSONAL_IN_TEXT.sub(_mask_found, text) if text else text
+
+
+def holds_personal_text(text: str | None) -> bool:
+    """True when free text carries a phone or citizen ID number (what mask_personal_text would mask)."""
+    return bool(text) and _PERSONAL_IN_TEXT.search(text) is not None
+
+
+# What PostgreSQL quotes from a refused row in an error's DETAIL ("Failing row contains (…)", "Key
+# (phone)=(…) already exists"): a resident's or a case's whole row, names and phones included.
+_ROW_IN_ERROR = re.compile(r"(Failing row contains |Key \([^)]*\)=)\((?:[^()]|\([^()]*\))*\)")
+
+
+def scrub_log_text(text: str) -> str:
+    """Return a log line or traceback without personal data: the values PostgreSQL quotes from a refused
+    row left out, phone and citizen ID numbers masked (the engine already hides bound values)."""
+    return mask_personal_text(_ROW_IN_ERROR.sub(r"\1(…)", text))
+
+
+class ScrubPersonalData(logging.Filter):
+    """A logging filter that scrubs each record's message and traceback (scrub_log_text) before any
+    handler writes it: a failing statement's error quotes the row it refused."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = scrub_log_text(record.getMessage()), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = scrub_log_text(record.exc_text)
+        return True
 
 
 # How an Open311 post's building (its address_id) is kept at the end of the case's description. It
@@ -107,11 +137,15 @@ def personal_kind(field: str) -> str | None:
 
 
 # How each personal field is shown to someone who may not read it in clear.
-MASKS: dict[str, Callable[[str], str]] = {
+MASKS: dict[str, Callable] = {
     "phone": mask_phone,
     "id_number": mask_citizen_id,
     "name": mask_person_name,
     "reporter": mask_person_name,
+    # A case's free text: its description, the notes of its history and its photos' file names (lists).
+    "description": mask_personal_text,
+    "notes": lambda notes: [mask_personal_text(n) for n in notes],
+    "photos": lambda names: [mask_personal_text(n) for n in names],
 }
 
 

@@ -93,9 +93,11 @@ def test_responsibility_of_a_resident_comes_from_the_version_valid_then(fresh_se
     runner = CliRunner()
     assert runner.invoke(main, ["demo", "--no-serve", "--json"], obj=fresh_settings).exit_code == 0
     row = _rows("residents.csv")[7]
+    # The ID on standard input ('-'): not on the command line, where ps and the shell's history show it.
     result = runner.invoke(
         main,
-        ["subjects", "responsible", "--kind", "residents", row["id_number"], "--json"],
+        ["subjects", "responsible", "--kind", "residents", "-", "--json"],
+        input=row["id_number"] + "\n",
         obj=fresh_settings,
         catch_exceptions=False,
     )
@@ -122,7 +124,7 @@ def test_responsibility_of_a_resident_comes_from_the_version_valid_then(fresh_se
                 "--json",
             ],
             obj=fresh_settings,
-        ).output
+        ).stdout
     )
     assert all(d["work_cell"] is None for d in before["departments"])
     missing = runner.invoke(main, ["subjects", "responsible", "--kind", "buildings", "NOPE"], obj=fresh_settings)

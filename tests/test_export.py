@@ -66,7 +66,7 @@ def test_shapefile_zip_utf8_residents(session, city, tmp_path):
     frame = pyogrio.read_dataframe(f"/vsizip/{path}/residents.shp")
     assert len(frame) == city["residents"]
     assert frame.crs.to_epsg() == 4490
-    assert set(frame.columns) >= {"id_number", "name", "phone", "population", "birth_date", "base_cell"}
+    assert set(frame.columns) >= {"id_number", "name", "phone", "population", "birth_year", "base_cell"}
     # Masked: first character of the name and 3+4 digits of the phone only.
     assert frame["name"].str.match(r"^居\*+$").all()
     assert frame["phone"].str.match(r"^138\*{4}\d{4}$").all()

@@ -7,6 +7,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from gridkit.config import Settings
 from gridkit.keys import kept_key
+from gridkit.pii import ScrubPersonalData
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -50,6 +51,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.json.sort_keys = False
     app.json.ensure_ascii = False
 
+    # A request's unexpected error is logged with its traceback, which quotes the row a statement refused.
+    if not any(isinstance(f, ScrubPersonalData) for f in app.logger.filters):
+        app.logger.addFilter(ScrubPersonalData())
     database.init_app(app)
     i18n.init_app(app)
     errors.init_app(app)

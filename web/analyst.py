@@ -8,6 +8,7 @@ GRIDKIT_HOME/exports and removed once sent.
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -163,7 +164,8 @@ def export():
         with transaction() as session:
             export_layer(session, options, user=user, actor=f"web:{user.name}")
     except BaseException:
-        folder.rmdir() if not any(folder.iterdir()) else None
+        # The file may be written already (the audit row's commit failed): nothing is left behind.
+        shutil.rmtree(folder, ignore_errors=True)
         raise
     return _send(path, path.name)
 

@@ -8,7 +8,7 @@ from flask import Blueprint, redirect, render_template, request, url_for
 from gridkit.incidents.queries import list_incidents
 from gridkit.incidents.workflow import transition
 from web.auth import check_csrf, login_required
-from web.database import db_session, transaction
+from web.database import transaction
 from web.incidents_api import my_coordinator_id, transition_params, web_actor
 from web.paging import PAGE_SIZE, page_request, pager
 from web.params import text_arg
@@ -27,16 +27,19 @@ def index():
     """List my open cases a page at a time, dispatched first and nearest deadline first; `?q=` finds by code or text."""
     page, offset = page_request()
     q = text_arg("q", max_length=100)
-    cases = list_incidents(
-        db_session(),
-        coordinator_id=my_coordinator_id(),
-        open_only=True,
-        actor=web_actor(),
-        q=q,
-        order="todo",
-        limit=PAGE_SIZE,
-        offset=offset,
-    )
+    coordinator_id, actor = my_coordinator_id(), web_actor()
+    # A transaction: phone or ID numbers in the descriptions read in clear are recorded in the audit log.
+    with transaction() as session:
+        cases = list_incidents(
+            session,
+            coordinator_id=coordinator_id,
+            open_only=True,
+            actor=actor,
+            q=q,
+            order="todo",
+            limit=PAGE_SIZE,
+            offset=offset,
+        )
     # The notice names a case of this list only: a link carrying any other text ("… call 138…") shows none.
     done = request.args.get("done")
     done = done if any(c["code"] == done for c in cases["items"]) else None

@@ -106,6 +106,14 @@ def init_app(app: Flask) -> None:
         for name, value in FIXED_HEADERS:
             response.headers.setdefault(name, value)
         response.headers.setdefault("Content-Security-Policy", content_security_policy())
+        if g.get("current_user") is not None and (
+            "Cache-Control" not in response.headers or response.headers.get("Content-Disposition")
+        ):
+            # Made for a signed-in user, it may carry personal data (a cell's residents, a case's call-back
+            # number, coordinators' phones, a downloaded export): no browser or proxy keeps it, so it stays
+            # neither on a shared computer's disk after sign-out nor behind its back button. Answers that
+            # chose their own caching (tiles, static files: nothing personal) keep it.
+            response.headers["Cache-Control"] = "no-store"
         return response
 
     app.jinja_env.globals.update(csp_nonce=csp_nonce)

@@ -81,6 +81,7 @@ def index():
     rows = sort_rows(evaluation["rows"], sort)
     page, offset = page_request(EVAL_PAGE_SIZE)
     extent = map_extent(session)
+    quiet = {"actor": actor, "descriptions": False}
     the_map = leaflet_map(
         extent,
         api={"heatmap": url_for("incidents_api.heatmap"), "choropleth": url_for("incidents_api.choropleth")},
@@ -102,10 +103,11 @@ def index():
         sorts=SORTS,
         overdue=overdue_cases(session, actor=actor, limit=50),
         # The queue to be worked: its most urgent first (newest first hid the oldest past the 20th).
-        unassigned=list_incidents(session, unassigned=True, open_only=True, actor=actor, limit=20, order="deadline"),
+        # The lists show no description: none is read (nor audited).
+        unassigned=list_incidents(session, **quiet, unassigned=True, open_only=True, limit=20, order="deadline"),
         # Dispatched, but no coordinator was found: each waits for a manual dispatch (redispatch), with why.
-        needs_dispatch=list_incidents(session, needs_dispatch=True, actor=actor, limit=20, order="deadline"),
-        recent=list_incidents(session, open_only=True, actor=actor, limit=20),
+        needs_dispatch=list_incidents(session, **quiet, needs_dispatch=True, limit=20, order="deadline"),
+        recent=list_incidents(session, **quiet, open_only=True, limit=20),
         categories=category_rows(session),
         departments=list_departments(session),
         states=[s.value for s in IncidentState],
@@ -133,6 +135,8 @@ def cases():
         actor=web_actor(),
         limit=PAGE_SIZE,
         offset=offset,
+        # The page shows no description: none is read (nor audited).
+        descriptions=False,
     )
     return render_template(
         "supervisor_cases.html",

@@ -86,10 +86,16 @@ def export(settings, layer, path, format_, crs, encoding, area, where, dept, ver
             bar.__enter__()
         bar.update(done - bar.pos)
 
+    summary = None
     try:
         with db.transaction(settings) as session:
             user = acting_user(session, as_user)
             summary = export_layer(session, options, user=user, actor=user.name if user else actor(), progress=progress)
+    except BaseException:
+        # Written, but its transaction failed (an unmasked export's audit row with it): no file stays.
+        if summary is not None:
+            Path(summary["path"]).unlink(missing_ok=True)
+        raise
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from gridkit import db
 from gridkit.assign import unassigned_subjects
+from gridkit.audit import PERSONAL_DATA_READ, record
 from gridkit.cli import KIND_CHOICE, GridkitGroup, actor, output, say, with_settings
 from gridkit.cli.common import coordinators_of, responsibility_rows
 from gridkit.cli.coordinator import SHOW_PHONES
+from gridkit.errors import ValidationError
 from gridkit.pii import mask_or_reveal, pii_key
 from gridkit.rules import parse_time
 from gridkit.subjects import responsibility_of_subject, subject_stats
@@ -50,13 +54,15 @@ def subjects_stats(settings, by, dept_code):
 
 @subjects.command("responsible")
 @click.option("--kind", type=KIND_CHOICE, required=True)
-@click.argument("key")
+@click.argument("key", required=False)
 @click.option("--at", "at", help="ISO-8601 time (default: now).")
 @SHOW_PHONES
 @output.command_output
 @with_settings
 def subjects_responsible(settings, kind, key, at, show_phones):
-    """Who is responsible for one subject (KEY: building code, credit code, incident code or citizen ID)."""
+    """Who is responsible for one subject (KEY: building code, credit code, incident code or citizen ID;
+    a citizen ID is best not typed as KEY: '-' reads it from standard input, no KEY asks for it unseen)."""
+    key = _subject_key(kind, key)
     with db.transaction(settings) as session:
         result = responsibility_of_subject(
             session,
@@ -65,6 +71,18 @@ def subjects_responsible(settings, kind, key, at, show_phones):
             at=parse_time(at, field="--at"),
             pii_key=pii_key(settings) if kind == "residents" else None,
         )
+        if kind == "residents":
+            # Where the holder of a citizen ID lives is personal data: the lookup itself is a read (the
+            # resident's row id recorded, never the ID number).
+            record(
+                session,
+                actor(),
+                PERSONAL_DATA_READ,
+                object_type="resident",
+                object_id=result["id"],
+                detail_fields=["base_cell"],
+                via="cli",
+            )
         mask_or_reveal(
             session,
             coordinators_of(result),
@@ -81,3 +99,18 @@ def subjects_responsible(settings, kind, key, at, show_phones):
         base_cell=result["base_cell"] or say("cli.subjects.unassigned"),
     )
     return output.Result(result, lines=[line], rows=responsibility_rows(result))
+
+
+def _subject_key(kind: str, key: str | None) -> str:
+    """Return the KEY of `subjects responsible`: as given, the first line of standard input for '-', or
+    asked without echo when left out. A citizen ID typed on the command line is shown to every user of
+    the machine (ps) and kept in the shell's history: said on stderr."""
+    if key == "-":
+        key = sys.stdin.readline().strip()
+    elif key is None:
+        key = click.prompt(say("cli.subjects.key_prompt"), hide_input=True, err=True).strip()
+    elif kind == "residents":
+        click.echo(say("cli.subjects.id_on_command_line"), err=True)
+    if not key:
+        raise ValidationError("whois.key_missing")
+    return key

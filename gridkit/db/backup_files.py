@@ -107,7 +107,7 @@ class StagedPhotos:
         try:
             Path(home).mkdir(parents=True, exist_ok=True)
             root = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=home))
-            (root / FOLDER).mkdir()
+            (root / FOLDER).mkdir(mode=0o700)  # becomes home/attachments: owner-only, as attachments.store keeps it
         except OSError as exc:
             raise SetupError("db.photos_unwritable", path=str(home), reason=exc.strerror or str(exc)) from None
         return cls(root, home, backup)

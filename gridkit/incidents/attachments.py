@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,10 +76,13 @@ def store(session: Session, item: Checked, home: Path, incident_id: int, history
     digest = hashlib.sha256(item.data).hexdigest()
     relative = Path(FOLDER) / str(incident_id) / f"{digest[:32]}{item.suffix}"
     target = home / relative
+    private_folder(home / FOLDER)
     target.parent.mkdir(parents=True, exist_ok=True)
     if not target.exists():
         tmp = target.with_suffix(target.suffix + ".part")
-        tmp.write_bytes(item.data)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with open(fd, "wb") as f:
+            f.write(item.data)
         tmp.replace(target)
         _remove_on_rollback(session, target)
     return IncidentAttachment(
@@ -90,6 +94,15 @@ def store(session: Session, item: Checked, home: Path, incident_id: int, history
         sha256=digest,
         original_name=item.name,
     )
+
+
+def private_folder(folder: Path) -> None:
+    """Make `folder` (with its parents) and leave it owner-only (0700) whatever the umask: a case's
+    photos show people, homes and number plates, and GRIDKIT_HOME itself must stay searchable by the
+    database server's user (so, usually, by every user of the machine)."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if folder.stat().st_mode & 0o077:
+        folder.chmod(0o700)
 
 
 _WRITTEN = "gridkit.attachments_written"

@@ -7,10 +7,13 @@ in the caller's transaction); masked for everyone else, and for callers who name
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy.orm import Session
 
+from gridkit.audit import PERSONAL_DATA_READ, record
 from gridkit.incidents.actors import Actor
-from gridkit.pii import mask_or_reveal
+from gridkit.pii import holds_personal_text, mask_or_reveal, mask_personal_text
 from gridkit.users import may_see_personal_data
 
 # The personal fields of a coordinator record.
@@ -46,9 +49,21 @@ def protect_coordinators(
     return records
 
 
-# The personal fields of one case as shown: its coordinator's name and phone, and who reported it
-# (a citizen's name or e-mail from a public channel; exports mask it the same way).
-CASE_FIELDS = ("name", "phone", "reporter")
+# The personal fields of one case as shown: its coordinator's name and phone, who reported it (a
+# citizen's name or e-mail from a public channel; exports mask it the same way), and its free text (the
+# description, the history's notes, the photos' file names) when that carries a phone or citizen ID
+# number: a call-back number the reporter left, a note "居民 138… 已联系", a photo named by a number.
+CASE_FIELDS = ("name", "phone", "reporter", "description", "notes", "photos")
+
+
+@dataclass
+class CaseShown:
+    """One case's personal fields as shown to an actor (masked, or clear and audited)."""
+
+    reporter: str | None
+    description: str | None
+    notes: list[str | None]
+    photos: list[str | None]
 
 
 def protect_case(
@@ -59,23 +74,55 @@ def protect_case(
     *,
     area: str | None,
     incident: str,
-) -> str | None:
-    """Mask one case's coordinator (in place) and reporter, or leave them clear for an actor who may
-    read them in `area` and record that read as one audit row; return the reporter as shown."""
+    description: str | None = None,
+    notes: list[str | None] = (),
+    photos: list[str | None] = (),
+) -> CaseShown:
+    """Mask one case's coordinator (in place), reporter and the phone and ID numbers in its description,
+    notes and photos' names, or leave them clear for an actor who may read them in `area` and record that read as one
+    audit row (naming only the fields that held personal data); return what is shown."""
+    notes, photos = list(notes), list(photos)
     shown = {"name": None, "phone": None, **(coordinator or {}), "reporter": reporter}
-    fields = tuple(f for f in CASE_FIELDS if shown.get(f))
-    if not fields:
-        return reporter
-    mask_or_reveal(
-        session,
-        [shown],
-        reveal=may_read_coordinators(actor, area),
-        actor=actor.name if actor is not None else "anonymous",
-        object_type="incident",
-        object_id=incident,
-        fields=fields,
-        incident=incident,
-    )
+    shown.update(description=description, notes=notes, photos=photos)
+    fields = tuple(f for f in CASE_FIELDS[:3] if shown.get(f))
+    fields += ("description",) if holds_personal_text(description) else ()
+    fields += tuple(f for f in ("notes", "photos") if any(holds_personal_text(n) for n in shown[f]))
+    if fields:
+        mask_or_reveal(
+            session,
+            [shown],
+            reveal=may_read_coordinators(actor, area),
+            actor=actor.name if actor is not None else "anonymous",
+            object_type="incident",
+            object_id=incident,
+            fields=fields,
+            incident=incident,
+        )
     if coordinator is not None:
         coordinator.update(name=shown["name"], phone=shown["phone"])
-    return shown["reporter"]
+    return CaseShown(shown["reporter"], shown["description"], shown["notes"], shown["photos"])
+
+
+def protect_case_texts(session: Session, items: list[dict], actor: Actor | None) -> list[dict]:
+    """Mask the phone and citizen ID numbers in the descriptions of a list of cases (`items`, each with
+    its code, community and description), in place, except where `actor` may read personal data in the
+    case's community; those left clear are recorded as one audit row naming the cases. Return `items`."""
+    clear = []
+    for item in items:
+        if not holds_personal_text(item.get("description")):
+            continue
+        if may_read_coordinators(actor, item.get("community")):
+            clear.append(item["code"])
+        else:
+            item["description"] = mask_personal_text(item["description"])
+    if clear:
+        record(
+            session,
+            actor.name,
+            PERSONAL_DATA_READ,
+            object_type="incident",
+            detail_fields=["description"],
+            count=len(clear),
+            incidents=clear,
+        )
+    return items

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from gridkit.errors import ValidationError
 from gridkit.incidents.actors import ACTION_ROLES, Actor, check_scope
-from gridkit.incidents.personal import protect_case
+from gridkit.incidents.personal import protect_case, protect_case_texts
 from gridkit.incidents.workflow import (
     PENDING_STEP,
     allowed_actions,
@@ -70,15 +70,21 @@ def show_incident(session: Session, ident, actor: Actor | None = None) -> dict:
     if incident.coordinator_id:
         person = session.get(Coordinator, incident.coordinator_id)
         coordinator = {"id": person.id, "name": person.name, "phone": person.phone}
-    reporter = protect_case(session, coordinator, incident.reporter, actor, area=community, incident=incident.code)
-    history = session.scalars(
-        select(IncidentHistory)
-        .where(IncidentHistory.incident_id == incident.id)
-        .order_by(IncidentHistory.at, IncidentHistory.id)
+    history = _history(session, incident.id)
+    photos = _attachments(session, incident.id)
+    shown = protect_case(
+        session,
+        coordinator,
+        incident.reporter,
+        actor,
+        area=community,
+        incident=incident.code,
+        description=incident.description,
+        notes=[h.note for h in history],
+        photos=[f["name"] for f in photos],
     )
-    files = session.scalars(
-        select(IncidentAttachment).where(IncidentAttachment.incident_id == incident.id).order_by(IncidentAttachment.id)
-    )
+    for photo, name in zip(photos, shown.photos, strict=True):
+        photo["name"] = name
     step = PENDING_STEP.get(incident.status)
     overdue = incident.step_deadline is not None and incident.step_deadline < now()
     allowed = allowed_actions(incident.status)
@@ -89,9 +95,9 @@ def show_incident(session: Session, ident, actor: Actor | None = None) -> dict:
         "revision": incident.revision,
         "category": {"code": cat.code, "name": cat.name, "kind": cat.kind} if cat else None,
         "severity": incident.severity,
-        "description": incident.description,
+        "description": shown.description,
         "source": incident.source,
-        "reporter": reporter,
+        "reporter": shown.reporter,
         "external_id": incident.external_id,
         "lon": lonlat[0],
         "lat": lonlat[1],
@@ -112,20 +118,28 @@ def show_incident(session: Session, ident, actor: Actor | None = None) -> dict:
         "rework_count": incident.rework_count,
         "allowed": [a for a in allowed if actor is None or actor.role in ACTION_ROLES[a]],
         "history": [
-            {"from": h.from_status, "to": h.to_status, "actor": h.actor, "at": _iso(h.at), "note": h.note}
-            for h in history
+            {"from": h.from_status, "to": h.to_status, "actor": h.actor, "at": _iso(h.at), "note": note}
+            for h, note in zip(history, shown.notes, strict=True)
         ],
-        "attachments": [
-            {
-                "id": f.id,
-                "media_type": f.media_type,
-                "size": f.size,
-                "name": f.original_name,
-                "history_id": f.history_id,
-            }
-            for f in files
-        ],
+        "attachments": photos,
     }
+
+
+def _history(session: Session, incident_id: int) -> list[IncidentHistory]:
+    """Return a case's history rows, oldest first."""
+    query = select(IncidentHistory).where(IncidentHistory.incident_id == incident_id)
+    return list(session.scalars(query.order_by(IncidentHistory.at, IncidentHistory.id)))
+
+
+def _attachments(session: Session, incident_id: int) -> list[dict]:
+    """Return a case's photos as a case view lists them: id, media type, size, name, history row."""
+    files = session.scalars(
+        select(IncidentAttachment).where(IncidentAttachment.incident_id == incident_id).order_by(IncidentAttachment.id)
+    )
+    return [
+        {"id": f.id, "media_type": f.media_type, "size": f.size, "name": f.original_name, "history_id": f.history_id}
+        for f in files
+    ]
 
 
 def list_incidents(
@@ -145,13 +159,17 @@ def list_incidents(
     order: str = "newest",
     limit: int = 100,
     offset: int = 0,
+    descriptions: bool = True,
 ) -> dict:
     """Return {"total", "limit", "offset", "items"}: cases matching the filters, in `order` (ORDERS).
 
     `area`: an admin unit code (prefix of the case's community); `unassigned`: cases outside every
     base cell or without a place (the supervisor's queue); `needs_dispatch`: dispatched cases no coordinator
     was found for (each with its reason, `needs_dispatch`); `q`: text found in the case's code or
-    description; `order`: a key of ORDERS. A scoped actor sees only its area.
+    description; `order`: a key of ORDERS. A scoped actor sees only its area. Phone and citizen ID
+    numbers in the descriptions are masked except where `actor` may read personal data, and those read
+    in clear are one audit row in the caller's transaction (protect_case_texts); without
+    `descriptions` (a list that shows none), the items carry none.
     """
     if state and state not in set(IncidentState):
         raise ValidationError("incident.bad_state", state=state, allowed=", ".join(IncidentState))
@@ -193,6 +211,11 @@ def list_incidents(
     )
     at = now()
     items = [_list_item(r, at) for r in rows]
+    if descriptions:
+        protect_case_texts(session, items, actor)
+    else:
+        for item in items:
+            item["description"] = None
     return {"total": total, "limit": limit, "offset": offset, "items": items}
 
 

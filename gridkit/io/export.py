@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -252,9 +254,41 @@ def _parts(session: Session, options: ExportOptions, query) -> list[_Part]:
     return [_Part(f"{base}_{word}", gtype, dim) for dim, word, gtype in KINDS if dim in present or dim < 2]
 
 
-def _temporary_path(path: Path) -> Path:
-    # Same folder (rename stays atomic), same suffix (GDAL picks drivers by it), hidden name.
+def _temporary_path(path: Path, private: bool) -> Path:
+    # Same folder (rename stays atomic), same suffix (GDAL picks drivers by it), hidden name. A `private`
+    # (unmasked) export is written inside an owner-only folder there: no other user of the machine reads
+    # it while it is written, whatever the umask, and it becomes `path` owner-only (_move_into_place).
+    if private:
+        return Path(tempfile.mkdtemp(prefix=f".{path.stem}.part", dir=path.parent)) / path.name
     return path.with_name(f".{path.stem}.part{os.getpid()}{path.suffix}")
+
+
+def _open_writer(options: ExportOptions, path: Path, query, crs: TargetCrs):
+    """Return the temporary file an export writes (_temporary_path) and its writer; refuse an unwritable folder."""
+    tmp = None
+    try:
+        tmp = _temporary_path(path, options.unmasked)
+        return tmp, _writer(options, tmp, query.fields, query.geometry_type, crs)
+    except OSError as exc:
+        if tmp is not None:
+            _drop_temporary(tmp, options.unmasked)
+        raise ValidationError("export.not_writable", path=str(path), folder=str(path.parent)) from exc
+
+
+def _move_into_place(tmp: Path, path: Path, private: bool) -> None:
+    """Rename the written `tmp` to `path` (0600 when `private`: personal data in clear) and drop its folder."""
+    if private:
+        tmp.chmod(0o600)
+    os.replace(tmp, path)
+    _drop_temporary(tmp, private)
+
+
+def _drop_temporary(tmp: Path, private: bool) -> None:
+    """Remove an export's temporary file, and its private folder if it has one."""
+    if private:
+        shutil.rmtree(tmp.parent, ignore_errors=True)
+    else:
+        tmp.unlink(missing_ok=True)
 
 
 class _TooLarge(Exception):
@@ -407,11 +441,8 @@ def export_layer(
     )
     limit = min(options.max_features, XLSX_MAX_ROWS) if options.format == "xlsx" else options.max_features
     path = Path(options.path)
-    tmp = _temporary_path(path)
-    try:
-        writer = _writer(options, tmp, query.fields, query.geometry_type, crs)
-    except OSError as exc:
-        raise ValidationError("export.not_writable", path=str(path), folder=str(path.parent)) from exc
+    private = options.unmasked
+    tmp, writer = _open_writer(options, path, query, crs)
     # No count before writing: rows are counted as they are written, and only an export over the
     # limit pays for a count (to say how many there are).
     stream = _Stream(session, options, crs, query.fields, limit, progress)
@@ -421,13 +452,13 @@ def export_layer(
         stream.estimate = _estimate(session, query.sql, query.params)
     try:
         if isinstance(writer, (OgrWriter, ShapefileZipWriter)) and stream.estimate >= PROCESS_ROWS:
-            writer.process = WriterProcess(path, cleanup=[getattr(writer, "folder", tmp), tmp])
+            writer.process = WriterProcess(path, cleanup=[getattr(writer, "folder", tmp), tmp, *[tmp.parent] * private])
         parts = _write(session, options, crs, query, writer, stream)
-        os.replace(tmp, path)
+        _move_into_place(tmp, path, private)
     except BaseException as exc:
         # Ctrl+C included: no half-written file under either name.
         writer.discard()
-        tmp.unlink(missing_ok=True)
+        _drop_temporary(tmp, private)
         if isinstance(stream.failure, _TooLarge):
             total = session.execute(text(f"SELECT count(*) FROM ({query.sql}) c"), query.params).scalar_one()
             if options.format == "xlsx" and limit == XLSX_MAX_ROWS:
@@ -480,11 +511,14 @@ def _summary(options, crs, query, writer, parts, features: int, path: Path, star
 def _audit_unmasked(session: Session, options, actor: str, personal: list, features: int, path: Path) -> None:
     """Record an unmasked export: the same audit action as every clear read of personal data.
 
-    A filter on a personal field is recorded with its value masked: the log says which field was
-    filtered, without holding the person's name or phone once more."""
-    from gridkit.pii import mask_person_name
+    A filter on a personal field is recorded with its value masked, and so is a phone or citizen ID
+    number in any other filter (a description's text): the log says which field was filtered,
+    without holding the person's name or number once more."""
+    from gridkit.pii import mask_person_name, mask_personal_text
 
-    where = {k: mask_person_name(str(v)) if k in personal else v for k, v in options.where.items()}
+    where = {
+        k: mask_person_name(str(v)) if k in personal else mask_personal_text(str(v)) for k, v in options.where.items()
+    }
     audit.record(
         session,
         actor,

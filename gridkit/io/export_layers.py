@@ -101,6 +101,10 @@ def mask_kept(column: str, kind: str | None) -> str:
 
 
 _SUBJECT_TAIL = (("base_cell", STR), ("community", STR))
+# A resident's birth date is exported whole only unmasked: with the masked ID's first 4 and last 4
+# characters, the community's county code and the ID's check character, the date is the rest of the
+# citizen ID (digits 7-14), so a masked export gives the year alone (age bands need no more).
+BIRTH_DATE, BIRTH_YEAR = ("birth_date", DATE), ("birth_year", INT)
 _DEPT_FIELDS = (("work_cell", STR), ("work_cell_name", STR), ("coordinator", STR))
 
 LAYERS: dict[str, Layer] = {
@@ -187,7 +191,7 @@ LAYERS: dict[str, Layer] = {
                 ("phone", STR),
                 ("household", STR),
                 ("population_type", STR),
-                ("birth_date", DATE),
+                BIRTH_DATE,
                 ("building", STR),
             )
             + _SUBJECT_TAIL
@@ -195,7 +199,7 @@ LAYERS: dict[str, Layer] = {
             personal=("name", "phone"),
             subject=True,
             sql="SELECT s.id_number_masked AS id_number, {res_name} AS name, {res_phone} AS phone, s.household, "
-            "s.population_type, {birth_date} AS birth_date, bl.code AS building, b.code AS base_cell, "
+            "s.population_type, {birth}, bl.code AS building, b.code AS base_cell, "
             # A resident imported by building code has no point of its own: it is where its building is (the
             # buildings layer's point), as its base cell is its building's; else every such row had no place.
             "b.community_code AS community, s.created_at, "
@@ -378,9 +382,9 @@ def build_query(
         res_name=mask_name("s.name") if masked else "s.name",
         res_phone=mask_phone("s.phone") if masked else "s.phone",
         reporter=mask_name("s.reporter") if masked else "s.reporter",
-        birth_date="s.birth_date",
+        birth="date_part('year', s.birth_date)::int AS birth_year" if masked else "s.birth_date AS birth_date",
     )
-    fields = list(layer.fields)
+    fields = [BIRTH_YEAR if masked and f == BIRTH_DATE else f for f in layer.fields]
     if "resident_cell_summary" in sql:
         from gridkit.reports import resident_summary  # reports import this module: imported when used
 

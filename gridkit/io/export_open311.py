@@ -10,7 +10,7 @@ original), and phone or citizen ID numbers written in a description are masked
 (gridkit.pii.mask_personal_text). A case's place is public only to about 100 m
 (gridkit.pii.public_location_sql), without the building a post named (gridkit.pii.public_text): its
 exact point for a trusted source's key and for signed-in staff who may read personal data in the
-case's community.
+case's community, each answer giving exact points recorded in the audit log (ExactReader).
 """
 
 from __future__ import annotations
@@ -18,11 +18,13 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
+from gridkit.audit import PERSONAL_DATA_READ, record
 from gridkit.errors import NotFound, ValidationError
 from gridkit.incidents.report import DESCRIPTION_MAX
 from gridkit.incidents.workflow import report_incident
@@ -71,8 +73,27 @@ def _time(value):
     return value.astimezone(LOCAL_TZ).isoformat() if value is not None else None
 
 
-# Who may read a case's exact point: given the case's community (None when unknown), True or False.
-ExactReader = Callable[[str | None], bool]
+@dataclass(frozen=True)
+class ExactReader:
+    """Who reads cases' exact points: `name` (for the audit log) and `may(community)`, True where they may
+    (community None: the case lies outside every cell). An exact point can be a citizen's home: every
+    answer giving any is one personal_data.read audit row in the caller's transaction."""
+
+    name: str
+    may: Callable[[str | None], bool]
+
+
+def staff_reader(user) -> ExactReader | None:
+    """Return what a signed-in `user` reads exactly in Open311's answers: the cases of the communities
+    where their role and scope allow personal data (gridkit.users.may_see_personal_data). Not a
+    coordinator's: Open311 lists every case of the city, and a coordinator's are only those of their
+    work cells (gridkit.incidents.queries), read in their own workspace; here they read as the public."""
+    from gridkit.users import may_see_personal_data
+
+    if user is None or user.role == "coordinator":
+        return None
+    return ExactReader(user.name, lambda area: may_see_personal_data(user, area))
+
 
 _REQUESTS_SQL = f"""
 SELECT s.id, s.code, s.status, s.description, s.category_code, k.name AS service_name, s.reported_at,
@@ -90,7 +111,7 @@ WHERE {{where}} ORDER BY s.reported_at DESC, s.id DESC LIMIT :lim"""
 
 def _request_doc(row, lang: str | None, exact: ExactReader | None) -> dict:
     # Staff notes (dispatch reasons, coordinators' feedback) may name people: the public reads the state's sentence.
-    if exact is not None and exact(row.community):
+    if exact is not None and exact.may(row.community):
         lon, lat, description = row.lon, row.lat, mask_personal_text(row.description)
     else:
         lon, lat, description = row.public_lon, row.public_lat, public_text(row.description)
@@ -128,8 +149,9 @@ def requests(
     exact: ExactReader | None = None,
 ) -> list[dict]:
     """Return requests (newest first, at most 1000): by ids, else filtered; default the last 90 days.
-    Status notes in `lang` (default zh-CN); each place exact where `exact(community)` is true, else
-    to about 100 m (gridkit.pii.public_location_sql)."""
+    Status notes in `lang` (default zh-CN); each place exact where `exact.may(community)` is true (the
+    exact places given recorded as one audit row, ExactReader), else to about 100 m
+    (gridkit.pii.public_location_sql)."""
     params: dict = {"lim": MAX_REQUESTS}
     clauses = ["true"]
     if ids:
@@ -157,8 +179,22 @@ def requests(
             elif wanted == {"closed"}:
                 clauses.append("s.status = ANY(:finished)")
                 params["finished"] = finished
-    rows = session.execute(text(_REQUESTS_SQL.format(where=" AND ".join(clauses))), params)
-    return [_request_doc(row, lang, exact) for row in rows]
+    rows = session.execute(text(_REQUESTS_SQL.format(where=" AND ".join(clauses))), params).all()
+    docs = [_request_doc(row, lang, exact) for row in rows]
+    placed = sum(1 for row in rows if exact is not None and row.lon is not None and exact.may(row.community))
+    if placed:
+        asked = {"ids": ids, "service_code": service_code, "start": start, "end": end, "status": status}
+        record(
+            session,
+            exact.name,
+            PERSONAL_DATA_READ,
+            object_type="incident",
+            detail_fields=["place"],
+            count=placed,
+            via="open311",
+            query={k: v for k, v in asked.items() if v},
+        )
+    return docs
 
 
 def request_by_id(session: Session, request_id: str, lang: str | None = None, exact: ExactReader | None = None) -> dict:
