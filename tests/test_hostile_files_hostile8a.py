@@ -1,0 +1,150 @@
+"""Hostile and damaged files a department (or an attacker) may hand to an import: each is refused with
+one clear sentence, nothing is written, and no limit of the machine is reached first."""
+
+from __future__ import annotations
+
+import struct
+import time
+import zipfile
+
+import pytest
+from click.testing import CliRunner
+from openpyxl import Workbook
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from gridkit import db
+from gridkit.cli import main
+from gridkit.io.subjects import SubjectImportRefused, import_buildings
+from gridkit.io.tables import TableReadError
+from gridkit.io.xlsx import MAX_XLSX_RATIO
+from gridkit.models import Building
+from tests.data.make_subject_files import centre
+from tests.factories import make_base_grid
+
+SHEET = "xl/worksheets/sheet1.xml"
+
+
+def _workbook(path, rows=1):
+    """Write a small buildings workbook (inline strings in the sheet part) and return its path."""
+    lon, lat = centre(0)
+    book = Workbook()
+    sheet = book.active
+    sheet.append(["code", "address", "lon", "lat"])
+    for i in range(rows):
+        sheet.append([f"B{i}", "NAME", lon, lat])
+    book.save(path)
+    return path
+
+
+def _with_sheet(path, out, write):
+    """Copy the workbook at `path` to `out` with its sheet part written by `write(file, original_text)`."""
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        original = src.read(SHEET).decode()
+        for info in src.infolist():
+            if info.filename != SHEET:
+                dst.writestr(info, src.read(info.filename))
+        with dst.open(SHEET, "w", force_zip64=True) as fh:
+            write(fh, original)
+    return out
+
+
+def _refusal(session, path) -> str:
+    with pytest.raises((SubjectImportRefused, TableReadError)) as info:
+        import_buildings(session, path)
+    assert session.scalar(select(func.count()).select_from(Building)) == 0
+    return info.value.problems[0]["message"]
+
+
+def test_xlsx_with_an_entity_bomb_is_refused_as_unreadable(session, tmp_path):
+    make_base_grid(session)
+    entities = '<!ENTITY a0 "lol">' + "".join(f'<!ENTITY a{i} "{f"&a{i - 1};" * 10}">' for i in range(1, 10))
+
+    def write(fh, text):
+        fh.write(f'<?xml version="1.0"?><!DOCTYPE worksheet [{entities}]>'.encode())
+        fh.write(text.replace("<t>NAME</t>", "<t>&a9;</t>", 1).encode())
+
+    path = _with_sheet(_workbook(tmp_path / "b.xlsx"), tmp_path / "laughs.xlsx", write)
+    message = _refusal(session, path)
+    assert "laughs.xlsx cannot be opened as an Excel workbook" in message
+    assert "amplification" in message  # expat's own limit, said instead of a traceback
+
+
+def test_xlsx_with_an_external_entity_reads_no_local_file(session, tmp_path):
+    make_base_grid(session)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET-VALUE", encoding="utf-8")
+
+    def write(fh, text):
+        fh.write(f'<?xml version="1.0"?><!DOCTYPE worksheet [<!ENTITY x SYSTEM "file://{secret}">]>'.encode())
+        fh.write(text.replace("<t>NAME</t>", "<t>&x;</t>", 1).encode())
+
+    path = _with_sheet(_workbook(tmp_path / "b.xlsx"), tmp_path / "xxe.xlsx", write)
+    message = _refusal(session, path)
+    assert "xxe.xlsx cannot be opened as an Excel workbook" in message
+    assert "TOP-SECRET-VALUE" not in message
+
+
+def test_xlsx_damaged_deep_inside_its_sheet_is_refused_without_a_traceback(fresh_settings, tmp_path):
+    """The damage is found while rows stream (after the header): a zlib or XML error there was a traceback."""
+    with Session(db.engine_for(fresh_settings)) as session, session.begin():
+        make_base_grid(session)
+    path = _workbook(tmp_path / "big.xlsx", rows=20_000)
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo(SHEET)
+    data = bytearray(path.read_bytes())
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    middle = start + info.compress_size * 3 // 4
+    data[middle : middle + 64] = bytes(b ^ 0x5A for b in data[middle : middle + 64])
+    damaged = tmp_path / "damaged.xlsx"
+    damaged.write_bytes(bytes(data))
+    result = CliRunner(env={"GRIDKIT_LANG": "en"}).invoke(
+        main, ["import", "buildings", str(damaged)], obj=fresh_settings, catch_exceptions=False
+    )
+    assert result.exit_code == 1
+    assert "damaged.xlsx cannot be opened as an Excel workbook" in result.output
+    assert "Report:" in result.output
+    with Session(db.engine_for(fresh_settings)) as session:
+        assert session.scalar(select(func.count()).select_from(Building)) == 0
+
+
+def test_xlsx_zip_bomb_is_refused_by_its_compression_before_it_is_parsed(session, tmp_path):
+    make_base_grid(session)
+    size = 100 * 1024**2  # blanks between the tags: openpyxl would hold them in memory
+
+    def write(fh, text):
+        head, tail = text.split("</sheetData>")
+        fh.write(head.encode())
+        for _ in range(size // (1 << 20)):
+            fh.write(b" " * (1 << 20))
+        fh.write(b"</sheetData>" + tail.encode())
+
+    path = _with_sheet(_workbook(tmp_path / "b.xlsx"), tmp_path / "bomb.xlsx", write)
+    with zipfile.ZipFile(path) as archive:
+        assert archive.getinfo(SHEET).file_size > MAX_XLSX_RATIO * archive.getinfo(SHEET).compress_size
+    started = time.monotonic()
+    message = _refusal(session, path)
+    assert time.monotonic() - started < 10
+    assert f"part {SHEET} unpacks to 100 MB" in message and "zip bomb" in message
+
+
+def test_xlsx_declaring_more_than_two_gigabytes_is_refused_before_it_is_parsed(session, tmp_path):
+    make_base_grid(session)
+    path = _workbook(tmp_path / "big.xlsx")
+    data = bytearray(path.read_bytes())
+    # The central directory's uncompressed size of the sheet part says 3 GB (it fits 32 bits: no zip64).
+    at = data.find(b"PK\x01\x02")
+    while at != -1:
+        name_length = struct.unpack_from("<H", data, at + 28)[0]
+        if data[at + 46 : at + 46 + name_length] == SHEET.encode():
+            struct.pack_into("<I", data, at + 24, 3 * 1024**3)
+        at = data.find(b"PK\x01\x02", at + 4)
+    path.write_bytes(bytes(data))
+    message = _refusal(session, path)
+    assert "big.xlsx unpacks to more than 2 GB" in message
+
+
+def test_a_sound_workbook_is_still_imported(session, tmp_path):
+    make_base_grid(session)
+    result = import_buildings(session, _workbook(tmp_path / "ok.xlsx", rows=3))
+    assert result.created == 3
