@@ -16,6 +16,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         analyst,
         api,
         auth,
+        bodies,
         coordinator,
         coordinator_cases,
         database,
@@ -50,6 +51,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.json.sort_keys = False
     app.json.ensure_ascii = False
 
+    bodies.init_app(app)
     database.init_app(app)
     i18n.init_app(app)
     errors.init_app(app)
