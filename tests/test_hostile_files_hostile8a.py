@@ -17,6 +17,7 @@ from gridkit import db
 from gridkit.cli import main
 from gridkit.io.subjects import SubjectImportRefused, import_buildings
 from gridkit.io.tables import TableReadError
+from gridkit.io.vector import VectorReadError, read_vector
 from gridkit.io.xlsx import MAX_XLSX_RATIO
 from gridkit.models import Building
 from tests.data.make_subject_files import centre
@@ -148,3 +149,29 @@ def test_a_sound_workbook_is_still_imported(session, tmp_path):
     make_base_grid(session)
     result = import_buildings(session, _workbook(tmp_path / "ok.xlsx", rows=3))
     assert result.created == 3
+
+
+@pytest.mark.parametrize("missing", [".dbf", ".shx"])
+@pytest.mark.parametrize("packed", ["folder", "zip", "shp"])
+def test_a_shapefile_without_its_dbf_or_shx_is_refused_naming_the_missing_file(session, tmp_path, missing, packed):
+    """Without the .dbf the layer had no columns ("no column for field 'code': use --map"), without the .shx
+    GDAL's advice to set SHAPE_RESTORE_SHX: the department is told which file to send along."""
+    import geopandas as gpd
+    from shapely.geometry import Point
+
+    make_base_grid(session)
+    folder = tmp_path / "layer"
+    folder.mkdir()
+    gpd.GeoDataFrame({"code": ["B1"]}, geometry=[Point(centre(0))], crs=4490).to_file(folder / "b.shp")
+    (folder / f"b{missing}").unlink()
+    path = {"folder": folder, "shp": folder / "b.shp"}.get(packed)
+    if packed == "zip":
+        path = tmp_path / "layer.zip"
+        with zipfile.ZipFile(path, "w") as archive:
+            for part in folder.iterdir():
+                archive.write(part, part.name)
+    message = _refusal(session, path)
+    assert message.startswith(f"b.shp cannot be read without b{missing} beside it")
+    with pytest.raises(VectorReadError) as info:
+        read_vector(path, multipart="keep")
+    assert f"without b{missing} beside it" in info.value.problems[0]["message"]
