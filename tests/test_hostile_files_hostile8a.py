@@ -7,7 +7,9 @@ import struct
 import time
 import zipfile
 
+import numpy as np
 import pytest
+import shapely
 from click.testing import CliRunner
 from openpyxl import Workbook
 from sqlalchemy import func, select
@@ -175,3 +177,52 @@ def test_a_shapefile_without_its_dbf_or_shx_is_refused_naming_the_missing_file(s
     with pytest.raises(VectorReadError) as info:
         read_vector(path, multipart="keep")
     assert f"without b{missing} beside it" in info.value.problems[0]["message"]
+
+
+def _projected_cells(path, far_x: float):
+    """Write three 100 m squares in EPSG:4547 (Shenzhen's zone), the last with one vertex at x = `far_x`."""
+    import json
+
+    import pyproj
+
+    x, y = pyproj.Transformer.from_crs(4490, 4547, always_xy=True).transform(*centre(0))
+    features = []
+    for i in range(3):
+        ring = [[x + 200 * i, y], [x + 200 * i + 100, y], [x + 200 * i + 100, y + 100], [x + 200 * i, y + 100]]
+        if i == 2:
+            ring[1][0] = far_x  # a few digits too many
+        ring.append(ring[0])
+        geometry = {"type": "Polygon", "coordinates": [ring]}
+        features.append({"type": "Feature", "properties": {"code": f"C{i}"}, "geometry": geometry})
+    crs = {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::4547"}}
+    path.write_text(json.dumps({"type": "FeatureCollection", "crs": crs, "features": features}), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("far_x", [1e12, 1e308])
+def test_a_projected_vertex_far_off_is_refused_as_outside_china_not_densified(tmp_path, far_x):
+    """Densifying the edge to it (a vertex every 100 m) took gigabytes, or GEOS refused it with a traceback."""
+    path = _projected_cells(tmp_path / "cells.geojson", far_x)
+    started = time.monotonic()
+    with pytest.raises(VectorReadError) as info:
+        read_vector(path, multipart="keep", code_field="code")
+    assert time.monotonic() - started < 10
+    [problem] = info.value.problems
+    assert problem["message"].startswith("cells.geojson, feature 2 (code C2): lies outside China"), problem
+
+
+def test_densifying_leaves_a_geometry_that_would_need_too_many_vertices_as_it_is():
+    import pyproj
+    from shapely.geometry import Polygon
+
+    from gridkit.grids.tolerance import DENSIFY_MAX_POINTS, densify_projected
+
+    crs = pyproj.CRS.from_epsg(4547)
+    cell = Polygon([(500000, 2495000), (500100, 2495000), (500100, 2495100), (500000, 2495100)])
+    typo = Polygon([(500000, 2495000), (5e9, 2495000), (500100, 2495100), (500000, 2495100)])
+    dense = densify_projected(np.array([cell, typo], dtype=object), crs)
+    assert shapely.get_num_coordinates(dense[0]) == 5  # 100 m edges: nothing to add
+    assert dense[1].equals_exact(typo, 0)  # would need about 1e8 vertices (1.6 GB): left for the China check
+    # A 2,000 km edge (there and back) is still densified: 40,000 vertices, within the limit.
+    long_edge = Polygon([(500000, 2495000), (500000 + 2_000_000, 2495000), (500000, 2495100)])
+    assert 40_000 < shapely.get_num_coordinates(densify_projected(np.array([long_edge]), crs)[0]) < DENSIFY_MAX_POINTS
