@@ -226,3 +226,13 @@ def test_densifying_leaves_a_geometry_that_would_need_too_many_vertices_as_it_is
     # A 2,000 km edge (there and back) is still densified: 40,000 vertices, within the limit.
     long_edge = Polygon([(500000, 2495000), (500000 + 2_000_000, 2495000), (500000, 2495100)])
     assert 40_000 < shapely.get_num_coordinates(densify_projected(np.array([long_edge]), crs)[0]) < DENSIFY_MAX_POINTS
+
+
+def test_a_header_of_thousands_of_columns_is_listed_in_a_line_not_megabytes(session, tmp_path):
+    make_base_grid(session)
+    path = tmp_path / "wide.csv"
+    path.write_text(",".join(f"c{i}" for i in range(20_000)) + "\n" + ",".join("1" * 20_000) + "\n", encoding="utf-8")
+    message = _refusal(session, path)
+    assert "wide.csv has no column for field 'code'. Its columns are: c0, c1, c2" in message
+    assert "c59 … (+19940)" in message and "c60," not in message
+    assert len(message) < 1000
