@@ -236,3 +236,41 @@ def test_a_header_of_thousands_of_columns_is_listed_in_a_line_not_megabytes(sess
     assert "wide.csv has no column for field 'code'. Its columns are: c0, c1, c2" in message
     assert "c59 … (+19940)" in message and "c60," not in message
     assert len(message) < 1000
+
+
+CATEGORY_HEADER = "code,kind,major_code,major_name,name,time_limit_hours"
+
+
+def test_a_category_table_is_read_like_every_imported_table(session, tmp_path):
+    """UTF-16 (Excel's "Unicode text") was refused with Python's codec message, and a quote left open read the
+    next lines into one cell, refused as 'time_limit_hours is empty'."""
+    from gridkit.incidents.categories import category, seed_categories
+
+    utf16 = tmp_path / "categories.csv"
+    utf16.write_bytes(b"\xff\xfe" + f"{CATEGORY_HEADER}\r\nE0601,event,06,其他,测试,24\r\n".encode("utf-16-le"))
+    assert seed_categories(session, utf16) == 1
+    assert category(session, "E0601").name == "测试"
+
+    book = Workbook()
+    book.active.append(CATEGORY_HEADER.split(","))
+    book.active.append(["E0602", "event", "06", "其他", "表格", 48])
+    book.save(tmp_path / "categories.xlsx")
+    assert seed_categories(session, tmp_path / "categories.xlsx") == 1
+    assert category(session, "E0602").time_limit_hours == 48
+
+    quote = tmp_path / "quote.csv"
+    quote.write_text(f'{CATEGORY_HEADER}\nE0603,event,06,其他,"open,24\nE0604,event,06,其他,x,24\n', encoding="utf-8")
+    with pytest.raises(TableReadError) as info:
+        seed_categories(session, quote)
+    assert 'quote.csv, line 2: a quote (") opened in this row is never closed' in info.value.render("en")
+
+
+def test_an_event_category_of_an_extended_major_class_is_kept(session, tmp_path):
+    """The table's rule allows it (a deployment extends its event classes); the database refused it: a traceback."""
+    from gridkit.incidents.categories import category, seed_categories
+
+    path = tmp_path / "categories.csv"
+    path.write_text(f"{CATEGORY_HEADER}\nE0701,event,07,扩展事件,共享单车乱停放,4\n", encoding="utf-8")
+    assert seed_categories(session, path) == 1
+    session.flush()
+    assert category(session, "E0701").major_name == "扩展事件"
