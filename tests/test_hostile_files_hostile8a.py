@@ -274,3 +274,28 @@ def test_an_event_category_of_an_extended_major_class_is_kept(session, tmp_path)
     assert seed_categories(session, path) == 1
     session.flush()
     assert category(session, "E0701").major_name == "扩展事件"
+
+
+def test_a_nul_byte_in_a_historic_case_file_is_refused_naming_line_and_column(session, tmp_path):
+    """PostgreSQL refused the staging COPY of the whole chunk: a traceback that named no line."""
+    import pandas as pd
+
+    from gridkit.errors import ValidationError
+    from gridkit.incidents.categories import seed_categories
+    from gridkit.incidents.importer import import_incidents, load_mapping
+    from gridkit.models import Incident
+    from tests.test_incidents_baltimore import DATA, EXTRA_CATEGORIES, MAPPING, make_baltimore_grid
+
+    seed_categories(session)
+    seed_categories(session, EXTRA_CATEGORIES)
+    make_baltimore_grid(session)
+    rows = pd.read_csv(DATA, dtype=str, keep_default_na=False).head(50)
+    rows.loc[7, "ServiceRequestNum"] = "\x00" + rows.loc[7, "ServiceRequestNum"]
+    path = tmp_path / "cases.csv"
+    rows.to_csv(path, index=False)
+    with pytest.raises(ValidationError) as info:
+        import_incidents(session, path, load_mapping(MAPPING))
+    [problem] = info.value.problems
+    assert problem["index"] == 9 and problem["kind"] == "nul_byte"
+    assert "cases.csv, line 9: ServiceRequestNum holds a NUL byte" in problem["message"]
+    assert session.scalar(select(func.count()).select_from(Incident)) == 0
