@@ -299,3 +299,30 @@ def test_a_nul_byte_in_a_historic_case_file_is_refused_naming_line_and_column(se
     assert problem["index"] == 9 and problem["kind"] == "nul_byte"
     assert "cases.csv, line 9: ServiceRequestNum holds a NUL byte" in problem["message"]
     assert session.scalar(select(func.count()).select_from(Incident)) == 0
+
+
+def test_a_geometry_collection_losing_its_point_says_so(session, tmp_path):
+    """A building drawn as a footprint and a point in one GeometryCollection kept the footprint, and its point
+    was dropped without a word (a repair's slivers, dropped the same way, are noted as a repair)."""
+    import json
+
+    make_base_grid(session)
+    (x0, y0), (x1, y1) = centre(0), centre(1)
+    square = [[x0, y0], [x0 + 0.0002, y0], [x0 + 0.0002, y0 + 0.0002], [x0, y0 + 0.0002], [x0, y0]]
+    bowtie = [[x1, y1], [x1 + 0.0002, y1 + 0.0002], [x1 + 0.0002, y1], [x1, y1 + 0.0002], [x1, y1]]
+    collection = {
+        "type": "GeometryCollection",
+        "geometries": [{"type": "Point", "coordinates": [x0, y0]}, {"type": "Polygon", "coordinates": [square]}],
+    }
+    features = [
+        {"type": "Feature", "properties": {"code": "GC1"}, "geometry": collection},
+        {"type": "Feature", "properties": {"code": "BT1"}, "geometry": {"type": "Polygon", "coordinates": [bowtie]}},
+    ]
+    path = tmp_path / "buildings.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}), encoding="utf-8")
+    result = import_buildings(session, path)
+    assert result.created == 2
+    dropped = [n for n in result.notes if n["kind"] == "parts_dropped"]
+    assert [n["index"] for n in dropped] == [0]
+    assert "feature 0: the non-polygon parts of its GeometryCollection were dropped" in dropped[0]["message"]
+    assert [n["index"] for n in result.notes if n["kind"] == "geometry_repaired"] == [1]
