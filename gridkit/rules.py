@@ -113,8 +113,15 @@ def iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
+# The years of the times gridkit reads: every grid, case and report period lies in them. A time outside is a
+# typo or a probe, and date arithmetic on it overflows (a day after 9999-12-31, Beijing time of 0001-01-01).
+FIRST_YEAR, LAST_YEAR = 1900, 2999
+
+
 def parse_time(value: str | datetime | None, *, field: str = "at") -> datetime | None:
-    """Return an aware datetime from ISO-8601 text (naive means Beijing time); None stays None."""
+    """Return an aware datetime from ISO-8601 text (naive means Beijing time); None stays None.
+
+    Text naming a year outside FIRST_YEAR..LAST_YEAR is refused."""
     if value is None or isinstance(value, datetime):
         return as_aware(value)
     text = str(value).strip()
@@ -122,6 +129,8 @@ def parse_time(value: str | datetime | None, *, field: str = "at") -> datetime |
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
     except ValueError:
         raise ValidationError("time.not_iso", field=field, value=text) from None
+    if not FIRST_YEAR <= parsed.year <= LAST_YEAR:
+        raise ValidationError("time.out_of_range", field=field, value=text, first=FIRST_YEAR, last=LAST_YEAR)
     return as_aware(parsed)
 
 

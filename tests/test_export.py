@@ -302,3 +302,18 @@ def test_text_that_looks_like_a_formula_stays_text_in_csv_and_xlsx(session, city
     path, _ = _export(session, tmp_path, "buildings", "csv")
     addresses = {r["code"]: r["address"] for r in csv.DictReader(path.read_text(encoding="utf-8-sig").splitlines())}
     assert [addresses[c] for c in codes] == ["'" + formula, "'" + command, "-12"]
+
+
+def test_control_characters_in_text_do_not_stop_an_xlsx_export(session, city, tmp_path):
+    # Text pasted from Word holds vertical tabs: openpyxl refused the whole workbook for one such address.
+    code = session.execute(text("SELECT code FROM building ORDER BY code LIMIT 1")).scalar_one()
+    address = "红荔路\x0b1号\x01\x1b"
+    session.execute(text("UPDATE building SET address = :a WHERE code = :c"), {"a": address, "c": code})
+    path, summary = _export(session, tmp_path, "buildings", "xlsx")
+    rows = {r[0]: r for r in load_workbook(path, read_only=True)["data"].values}
+    assert summary["features"] == city["buildings"] == len(rows) - 1
+    assert rows[code][1] == "红荔路\n1号"  # the vertical tab as the line break it stands for, the rest left out
+    path, _ = _export(session, tmp_path, "buildings", "csv")
+    with open(path, encoding="utf-8-sig", newline="") as fh:  # not splitlines(): it breaks lines at \x0b too
+        addresses = {r["code"]: r["address"] for r in csv.DictReader(fh)}
+    assert addresses[code] == address  # CSV holds them as they are

@@ -17,6 +17,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         analyst,
         api,
         auth,
+        bodies,
         coordinator,
         coordinator_cases,
         database,
@@ -54,6 +55,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     # A request's unexpected error is logged with its traceback, which quotes the row a statement refused.
     if not any(isinstance(f, ScrubPersonalData) for f in app.logger.filters):
         app.logger.addFilter(ScrubPersonalData())
+    bodies.init_app(app)
     database.init_app(app)
     i18n.init_app(app)
     errors.init_app(app)

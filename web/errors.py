@@ -14,6 +14,7 @@ from werkzeug.exceptions import HTTPException
 
 from gridkit.errors import GridkitError, SetupError, ValidationError
 from gridkit.messages import render
+from web.bodies import too_large_message
 from web.i18n import catalog, current_language, t
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,8 @@ def handle_http_error(exc: HTTPException):
         if key in catalog("en"):
             message = t(key)
             break
+    if status == 413:
+        message = too_large_message()
     return _respond(status, type(exc).__name__, message, [])
 
 

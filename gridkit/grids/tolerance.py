@@ -38,12 +38,29 @@ DEFAULT_TOLERANCE_M = 0.05
 _M_PER_DEG = 110_900.0
 
 
+# Most vertices a geometry may have once densified. A city boundary needs thousands; a geometry that would need
+# more has a coordinate far off (a few digits too many: x = 5000000000 in a Gauss-Kruger zone), which the
+# China check refuses after reprojection. Densified, one such vertex took gigabytes (or GEOS refused it).
+DENSIFY_MAX_POINTS = 100_000
+
+
 def densify_projected(geoms: np.ndarray, crs: pyproj.CRS, step_m: float = DENSIFY_M) -> np.ndarray:
-    """Return `geoms` (in `crs`) with a vertex at least every `step_m` metres when `crs` is projected."""
+    """Return `geoms` (in `crs`) with a vertex at least every `step_m` metres when `crs` is projected.
+
+    A geometry that would get more than DENSIFY_MAX_POINTS vertices (or is not finite) is returned as it is."""
     if crs is None or not crs.is_projected:
         return geoms
     unit = crs.axis_info[0].unit_conversion_factor if crs.axis_info else 1.0
-    return shapely.segmentize(geoms, step_m / (unit or 1.0))
+    step = step_m / (unit or 1.0)
+    geoms = np.asarray(geoms, dtype=object)
+    with np.errstate(invalid="ignore", over="ignore"):
+        points = shapely.get_num_coordinates(geoms) + shapely.length(geoms) / step
+    fits = np.isfinite(points) & (points <= DENSIFY_MAX_POINTS)
+    if fits.all():
+        return shapely.segmentize(geoms, step)
+    dense = geoms.copy()
+    dense[fits] = shapely.segmentize(geoms[fits], step)
+    return dense
 
 
 class LocalPlane:

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from gridkit.errors import NotFound, ValidationError
 from gridkit.models import IncidentCategory
-from gridkit.standard.categories import STEP_DEFAULT_HOURS, load_categories
+from gridkit.standard.categories import STEP_DEFAULT_HOURS, Category, categories_from_rows, load_categories
 
 
 def seed_standard_categories(session: Session) -> int:
@@ -24,7 +24,7 @@ def seed_standard_categories(session: Session) -> int:
 def seed_categories(session: Session, path: str | Path | None = None) -> int:
     """Insert or update the categories of a CSV (default: the packaged seed); return how many."""
     try:
-        categories = load_categories(path)
+        categories = load_categories() if path is None else _read_categories(Path(path))
     except ValueError as exc:
         raise ValidationError(str(exc))
     if not categories:
@@ -52,6 +52,20 @@ def seed_categories(session: Session, path: str | Path | None = None) -> int:
     )
     session.execute(stmt)
     return len(rows)
+
+
+def _read_categories(path: Path) -> list[Category]:
+    """Return the categories of a deployment's table, read as every imported table is (gridkit.io.tables: CSV in
+    UTF-8, GB18030 or UTF-16 with its byte order mark, or XLSX; a quote left open, a ragged row or bytes that are
+    no text refused naming the line) instead of as UTF-8 only, where a quote left open swallowed the next lines."""
+    from gridkit.io.problems import refusal
+    from gridkit.io.tables import TableReadError, read_table
+
+    table = read_table(path)
+    if table.problems:
+        code, params = refusal(table.source.get("display", path.name), table.problems, "imported")
+        raise TableReadError(code, problems=table.problems, source=table.source, **params)
+    return categories_from_rows(tuple(table.columns), zip(table.numbers, table.rows), path)
 
 
 def list_categories(session: Session, kind: str | None = None) -> list[IncidentCategory]:

@@ -190,6 +190,13 @@ def check_chunk(ctx: Context, frame: pd.DataFrame, problems: list, notes: list) 
             message = at(place(name, "line", int(line[i])), Message(f"incident_import.{key}", **values))
             problems.append(problem(kind, message, index=int(line[i])))
 
+    # A NUL byte is no text: PostgreSQL refused the staging COPY with a traceback naming no line. The row is a
+    # problem (the file is refused) and is staged without it, so that the file's other problems are found too.
+    for column in sorted({c for c in cols.values() if isinstance(c, str) and c in frame}):
+        nul = frame[column].str.contains("\x00", regex=False)
+        if nul.any():
+            fail(nul, "nul_byte", "nul_byte", column=column)
+            frame[column] = frame[column].str.replace("\x00", "", regex=False)
     ext = frame[cols["external_id"]].str.strip()
     fail(ext == "", "missing_id", "missing_id", column=cols["external_id"])
     prefix = str(mapping.get("code_prefix") or "IMP")

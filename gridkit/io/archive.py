@@ -37,6 +37,7 @@ def _located(path: Path, layer: str | None, source: dict) -> Iterator[tuple[Path
     if path.is_dir():
         shp = _pick_shapefile(_files_with_suffix(path, ".shp"), layer, f"folder {path}", source, path)
         source["file"] = str(shp.relative_to(path))
+        _check_parts(shp, source)
         yield shp, None
         return
     if path.suffix.lower() == ".zip":
@@ -46,6 +47,7 @@ def _located(path: Path, layer: str | None, source: dict) -> Iterator[tuple[Path
             if shapefiles:
                 found = _pick_shapefile(shapefiles, layer, f"{path.name}", source, folder)
                 source["file"] = str(found.relative_to(folder))
+                _check_parts(found, source)
                 yield found, None
                 return
             others = [p for s in _VECTOR_SUFFIXES for p in _files_with_suffix(folder, s)]
@@ -58,7 +60,22 @@ def _located(path: Path, layer: str | None, source: dict) -> Iterator[tuple[Path
             return
     if path.stat().st_size == 0:
         raise _fatal(source, "empty_file", "empty_file", file=path.name)
+    if path.suffix.lower() == ".shp":
+        _check_parts(path, source)
     yield path, layer
+
+
+# The files a shapefile is read from besides its .shp: the index of its shapes, and its attributes (codes,
+# names), without which GDAL reads a layer with no columns at all (and an import asks for a column by name).
+_SHAPEFILE_PARTS = (".shx", ".dbf")
+
+
+def _check_parts(shp: Path, source: dict) -> None:
+    """Refuse a shapefile whose .shx or .dbf is not beside its .shp (any letter case), naming what is missing."""
+    present = {p.name.lower() for p in shp.parent.iterdir()}
+    missing = [shp.stem + suffix for suffix in _SHAPEFILE_PARTS if (shp.stem + suffix).lower() not in present]
+    if missing:
+        raise _fatal(source, "shapefile_incomplete", "shapefile_incomplete", file=shp.name, missing=", ".join(missing))
 
 
 def _files_with_suffix(folder: Path, suffix: str) -> list[Path]:

@@ -413,14 +413,14 @@ class TableWriter(_Streamed):
                 encoding="utf-8-sig" if encoding == "utf-8" else "gbk",
             )
             self.out = csv.writer(self.fh)
-            self.out.writerow(header)
+            self.out.writerow(csv_row(header))
         else:
             from openpyxl import Workbook
 
             self.path = path
             self.book = Workbook(write_only=True)
             self.sheet = self.book.create_sheet("data")
-            self.sheet.append(header)
+            self.sheet.append(xlsx_row(self.sheet, header))
 
     def write(self, chunk: Chunk) -> None:
         """Append the rows of `chunk`."""

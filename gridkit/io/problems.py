@@ -156,5 +156,16 @@ def _fatal(source: dict, kind: str, sentence: str, /, **params) -> VectorReadErr
     return VectorReadError(f"geometry.{sentence}", problems=[problem(kind, message)], source=source, **params)
 
 
+# Names a message lists at most (columns of a header): a header of thousands (a data row taken for it, a sheet
+# of 16,384 columns) made one line of megabytes.
+NAMES_LISTED = 60
+
+
+def listed_names(names: list[str]) -> str:
+    """Return the first NAMES_LISTED names joined by commas, then how many more there are ("… (+N)")."""
+    more = len(names) - NAMES_LISTED
+    return ", ".join(names[:NAMES_LISTED]) + (f" … (+{more})" if more > 0 else "")
+
+
 def _first_line(exc: Exception) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -4,6 +4,9 @@ injection). Every CSV and XLSX writer passes its rows through here.
 
 - XLSX: such a value is written as a string cell (openpyxl would otherwise store '=…' as a formula); the
   value itself is unchanged.
+- XLSX cannot hold most control characters (XML 1.0 has no \x00-\x08, \x0b, \x0c, \x0e-\x1f): openpyxl refused
+  the whole file for one address with a vertical tab (text pasted from Word). A vertical tab or form feed is
+  written as the line break it stands for, the others are left out; CSV keeps them as they are.
 - CSV has no cell types, so a text value starting with = + - @ or a tab / carriage return gets a leading
   apostrophe, which spreadsheets show as text and hide ("'=1+1" displays as =1+1). Numbers written as text
   ('-5', '+8') are left alone.
@@ -11,11 +14,15 @@ injection). Every CSV and XLSX writer passes its rows through here.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 __all__ = ["csv_row", "xlsx_row"]
 
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# The control characters an XLSX cell cannot hold (openpyxl's ILLEGAL_CHARACTERS_RE), and what stands for each.
+_NOT_IN_XLSX = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+_LINE_BREAKS = {"\x0b": "\n", "\x0c": "\n"}
 
 
 def _number(text: str) -> bool:
@@ -39,11 +46,14 @@ def csv_row(values: Iterable) -> list:
 
 
 def xlsx_row(sheet, values: Iterable) -> list:
-    """Return the row for sheet.append (normal or write-only): text starting with '=' as a string cell."""
+    """Return the row for sheet.append (normal or write-only): text starting with '=' as a string cell, control
+    characters an XLSX cannot hold replaced (vertical tab, form feed) or left out."""
     from openpyxl.cell import WriteOnlyCell  # here: most callers of this module write CSV only
 
     row = []
     for value in values:
+        if isinstance(value, str) and _NOT_IN_XLSX.search(value):
+            value = _NOT_IN_XLSX.sub(lambda m: _LINE_BREAKS.get(m.group(), ""), value)
         if isinstance(value, str) and value.startswith("="):
             cell = WriteOnlyCell(sheet, value=value)
             cell.data_type = "s"

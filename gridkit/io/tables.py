@@ -419,6 +419,13 @@ def _stream_spatial(path: Path, *, encoding, layer, src_crs, chunk_rows: int, si
     return TableStream(header, chunks(), size, lambda: done[0], lambda: batches.reads)
 
 
+def _parts_dropped(source: dict, index: int) -> dict:
+    from gridkit.io.vector import _on_feature
+
+    message = _on_feature(source.get("display", ""), index, None, "parts_dropped")
+    return problem("parts_dropped", message, index=index, field="geometry")
+
+
 def _spatial_table(read, problems: list[dict]) -> Table:
     """Return one batch of a vector file (a VectorRead) as a Table of text rows with their geometries."""
     from gridkit.io.vector import _polygonal_part, text_value  # here: only vector files need the vector stack
@@ -436,9 +443,19 @@ def _spatial_table(read, problems: list[dict]) -> Table:
             row[c] = text_value(value)
         rows.append(row)
     geometries = []
-    for geom in gdf.geometry.values:
+    repaired = None
+    for position, geom in enumerate(gdf.geometry.values):
         if geom is not None and geom.geom_type == "GeometryCollection":
-            geom = _polygonal_part(geom) or geom  # make_valid may leave slivers of lines beside polygons
+            part = _polygonal_part(geom)
+            if part is not None:
+                # make_valid may leave slivers of lines beside polygons (its repair is noted already); a collection
+                # drawn so in the file loses its points and lines, which is said.
+                if repaired is None:
+                    repaired = {n["index"] for n in read.notes if n["kind"] == "geometry_repaired"}
+                index = int(gdf.index[position])
+                if index not in repaired:
+                    read.notes.append(_parts_dropped(read.source, index))
+                geom = part
         geometries.append(geom)
     return Table(
         columns=columns,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import zipfile
+import zlib
 from collections.abc import Iterator
 from datetime import date, datetime, time
 from pathlib import Path
@@ -12,7 +13,20 @@ from gridkit.io.problems import problem
 from gridkit.io.tables import _BLOCK, _LOSSY_ABOVE, Table, TableStream, _fatal, _header, _row, at, place
 from gridkit.messages import Message
 
-__all__ = ["stream_xlsx"]
+__all__ = ["stream_xlsx", "MAX_XLSX_BYTES", "MAX_XLSX_RATIO"]
+
+# A workbook is a zip of XML parts that openpyxl parses as they unpack (shared strings, and any text
+# between tags, whole in memory). Limits against a zip bomb, checked on the sizes the zip declares
+# before anything is parsed (a member that unpacks past its declared size fails its CRC):
+# all parts together unpack to at most MAX_XLSX_BYTES, and a part larger than _RATIO_CHECKED_ABOVE
+# compresses at most MAX_XLSX_RATIO times (a real sheet compresses about 10 times; a bomb's
+# repeated bytes about 1000 times).
+MAX_XLSX_BYTES = 2 * 1024**3
+MAX_XLSX_RATIO = 100
+_RATIO_CHECKED_ABOVE = 64 * 1024**2
+# What openpyxl's XML parsing raises on a damaged part: bad XML (also an entity bomb, which expat
+# refuses, or an external entity, which it does not resolve), a CRC or deflate error, a cut-off file.
+_DAMAGED = (SyntaxError, zipfile.BadZipFile, zlib.error, EOFError)
 
 
 def _cell_text(value) -> tuple[str | None, bool]:
@@ -47,8 +61,8 @@ def _has_formulas(path: Path) -> bool:
                         if b"<f>" in tail + block or b"<f " in tail + block:
                             return True
                         tail = block[-3:]
-    except (zipfile.BadZipFile, OSError, KeyError):
-        return False
+    except (zipfile.BadZipFile, OSError, KeyError, zlib.error, EOFError):
+        return False  # a damaged part is refused when the rows are read
     return False
 
 
@@ -66,10 +80,11 @@ def stream_xlsx(path: Path, sheet: str | None, source: dict, chunk_rows: int) ->
     from openpyxl import load_workbook
 
     display = source["display"]
+    _check_sizes(path, source)
     try:
         workbook = load_workbook(path, read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
-        raise _fatal(source, "unreadable", "xlsx_unreadable", file=display, error=str(exc))
+    except (KeyError, OSError, ValueError, *_DAMAGED) as exc:
+        raise _unreadable(source, exc) from None
     notes: list[dict] = []
     books = [workbook]
     try:
@@ -104,6 +119,26 @@ def stream_xlsx(path: Path, sheet: str | None, source: dict, chunk_rows: int) ->
     return TableStream(header, chunks, 0, lambda: progress[0])
 
 
+def _check_sizes(path: Path, source: dict) -> None:
+    """Refuse a workbook whose parts unpack past MAX_XLSX_BYTES, or a large part compressed like a zip bomb."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise _unreadable(source, exc) from None
+    display = source["display"]
+    if sum(m.file_size for m in members) > MAX_XLSX_BYTES:
+        raise _fatal(source, "too_large", "xlsx_too_large", file=display, gb=MAX_XLSX_BYTES // 1024**3)
+    for m in members:
+        if m.file_size > _RATIO_CHECKED_ABOVE and m.file_size > MAX_XLSX_RATIO * max(m.compress_size, 1):
+            mb, ratio = m.file_size // 1024**2, m.file_size // max(m.compress_size, 1)
+            raise _fatal(source, "zip_bomb", "xlsx_zip_bomb", file=display, member=m.filename, mb=mb, ratio=ratio)
+
+
+def _unreadable(source: dict, exc: BaseException):
+    return _fatal(source, "unreadable", "xlsx_unreadable", file=source["display"], error=str(exc) or type(exc).__name__)
+
+
 def _sheet(sheets: list[str], sheet: str | None, display: str, source: dict, notes: list) -> str:
     """Return the sheet to read: `sheet` (refused if absent), else the first one (noted when there are more)."""
     if sheet is not None:
@@ -127,6 +162,9 @@ def _xlsx_chunks(rows_iter, formulas, names, columns, source, chunk_rows, progre
     display = source["display"]
     try:
         number = 1
+        rows_iter = _undamaged(rows_iter, source)
+        if formulas is not None:
+            formulas = _undamaged(formulas, source)
         while True:
             rows, numbers, problems, lossy, dates = [], [], [], set(), set()
             ended = True
@@ -167,6 +205,14 @@ def _xlsx_chunks(rows_iter, formulas, names, columns, source, chunk_rows, progre
     finally:
         for book in books:
             book.close()
+
+
+def _undamaged(rows: Iterator, source: dict) -> Iterator:
+    """Yield the rows of `rows`; a part found damaged while it is read is the whole file's error, not a traceback."""
+    try:
+        yield from rows
+    except _DAMAGED as exc:
+        raise _unreadable(source, exc) from None
 
 
 def _formula_problem(display: str, number: int, i: int, names: list) -> dict:

@@ -36,8 +36,11 @@ class IncidentCategory(Base):
     __tablename__ = "incident_category"
     __table_args__ = (
         CheckConstraint(f"kind IN {CATEGORY_KINDS}", name="kind"),
+        # Components' major classes are the standard's six (digits 7-8 of a component code); an event table is
+        # data a deployment may extend beyond them (gridkit.standard.categories), with any major class but 00.
         CheckConstraint(
-            "(kind = 'component' AND code ~ '^0[1-6][0-9]{2}$') OR (kind = 'event' AND code ~ '^E0[1-6][0-9]{2}$')",
+            "(kind = 'component' AND code ~ '^0[1-6][0-9]{2}$') "
+            "OR (kind = 'event' AND code ~ '^E(0[1-9]|[1-9][0-9])[0-9]{2}$')",
             name="code_format",
         ),
         CheckConstraint("time_limit_hours > 0", name="time_limit_positive"),

@@ -26,6 +26,7 @@ __all__ = [
     "STEP_DEFAULT_HOURS",
     "Category",
     "load_categories",
+    "categories_from_rows",
 ]
 
 CATEGORIES_CSV = Path(__file__).with_name("categories.csv")
@@ -114,43 +115,46 @@ def load_categories(path: str | Path | None = None) -> list[Category]:
     with path.open(encoding="utf-8-sig", newline="") as f:
         reader = csv.DictReader(f)
         header = tuple(name.strip() for name in reader.fieldnames or ())
-        missing = [c for c in COLUMNS if c not in header]
-        if missing:
+        return categories_from_rows(header, ((reader.line_num, row) for row in reader), path)
+
+
+def categories_from_rows(header, rows, path) -> list[Category]:
+    """Return the categories of (line number, row dict) pairs read from the file at `path` with columns `header`;
+    raise InvalidValue as `load_categories` does."""
+    missing = [c for c in COLUMNS if c not in header]
+    if missing:
+        raise InvalidValue("category.header", path=str(path), columns=", ".join(COLUMNS), missing=", ".join(missing))
+    categories: list[Category] = []
+    seen: dict[str, int] = {}
+    major_names: dict[tuple[str, str], tuple[str, int]] = {}
+    for line, row in rows:
+        if not any((v or "").strip() for v in row.values() if isinstance(v, str)):
+            continue  # a blank line at the end of a hand-edited file
+        if None in row:
+            raise InvalidValue("category.extra_fields", path=str(path), line=line, columns=len(header))
+        try:
+            category = _parse_row(row)
+        except InvalidValue as exc:
+            raise InvalidValue("category.bad_row", path=str(path), line=line, reason=exc.as_message()) from None
+        if category.code in seen:
             raise InvalidValue(
-                "category.header", path=str(path), columns=", ".join(COLUMNS), missing=", ".join(missing)
+                "category.duplicate", path=str(path), line=line, code=category.code, first=seen[category.code]
             )
-        categories: list[Category] = []
-        seen: dict[str, int] = {}
-        major_names: dict[tuple[str, str], tuple[str, int]] = {}
-        for row in reader:
-            line = reader.line_num
-            if not any((v or "").strip() for v in row.values() if isinstance(v, str)):
-                continue  # a blank line at the end of a hand-edited file
-            if None in row:
-                raise InvalidValue("category.extra_fields", path=str(path), line=line, columns=len(header))
-            try:
-                category = _parse_row(row)
-            except InvalidValue as exc:
-                raise InvalidValue("category.bad_row", path=str(path), line=line, reason=exc.as_message()) from None
-            if category.code in seen:
-                raise InvalidValue(
-                    "category.duplicate", path=str(path), line=line, code=category.code, first=seen[category.code]
-                )
-            seen[category.code] = line
-            major_key = (category.kind, category.major_code)
-            known = major_names.setdefault(major_key, (category.major_name, line))
-            if known[0] != category.major_name:
-                raise InvalidValue(
-                    "category.major_renamed",
-                    path=str(path),
-                    line=line,
-                    kind=category.kind,
-                    major=category.major_code,
-                    name=category.major_name,
-                    first_name=known[0],
-                    first_line=known[1],
-                )
-            categories.append(category)
+        seen[category.code] = line
+        major_key = (category.kind, category.major_code)
+        known = major_names.setdefault(major_key, (category.major_name, line))
+        if known[0] != category.major_name:
+            raise InvalidValue(
+                "category.major_renamed",
+                path=str(path),
+                line=line,
+                kind=category.kind,
+                major=category.major_code,
+                name=category.major_name,
+                first_name=known[0],
+                first_line=known[1],
+            )
+        categories.append(category)
     if not categories:
         raise InvalidValue("category.none", path=str(path))
     return categories

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from gridkit.io.crs import cgcs2000_via, check_datum, crs_label, parse_crs
 from gridkit.io.csvdialect import decimal_points, has_decimal_comma, reads_decimal_commas
-from gridkit.io.problems import ProblemList, VectorReadError, problem, refusal
+from gridkit.io.problems import ProblemList, VectorReadError, listed_names, problem, refusal
 from gridkit.io.subjects.common import (
     _AREA_MARGIN,
     _SCIENTIFIC,
@@ -168,7 +168,7 @@ class Job:
         """Return {field: column or None}: the `--map` given, else the field's name or an alias, any case."""
         fields = {f.name: f for f in FIELDS[self.kind]}
         columns = self.table.columns
-        listed = ", ".join(columns) if columns else Message("imports.no_columns")
+        listed = listed_names(columns) if columns else Message("imports.no_columns")
         unknown = [name for name in mapping if name not in fields]
         for name in unknown:
             self.problems.append(
