@@ -1,7 +1,7 @@
 """event categories beyond the standard's six major classes are kept, as the category table's rule allows
 
 Revision ID: 20261206_hostile8a
-Revises: 20261205_city7d
+Revises: 20261206_ops8e
 Create Date: 2026-12-06
 
 gridkit.standard.categories lets a deployment extend its event table with major classes past 06 (E0701
