@@ -23,7 +23,8 @@ from gridkit.errors import ValidationError
 from gridkit.io.export_follow import Followed, Follower
 from gridkit.io.export_layers import BOOL, DATE, DATETIME, FLOAT, INT
 from gridkit.io.export_zip import write_zip
-from gridkit.io.spreadsheet import csv_row, xlsx_row
+from gridkit.io.spreadsheet import csv_row
+from gridkit.io.xlsx_stream import XlsxStream
 from gridkit.rules import LOCAL_TZ
 
 # Shapefile DBF field names hold at most 10 bytes, text values at most 254.
@@ -46,6 +47,12 @@ ENCODINGS = {"utf-8": ("UTF-8", "utf-8"), "gbk": ("CP936", "gbk")}
 # What each encoding's .cpg says: the forms ArcGIS (ArcMap too) and GDAL both read.
 CPG = {"utf-8": "UTF-8", "gbk": "936"}
 XLSX_MAX_ROWS = 1_048_575  # one row is the header
+# The most characters an XLSX cell holds. openpyxl cuts a longer value there without a word, and a
+# cut WKT is no geometry: text is cut here and counted (said), a longer geometry refused.
+XLSX_CELL_CHARS = 32_767
+# Control characters XML 1.0 cannot hold (tab, line feed and carriage return it can): openpyxl raises
+# on them half-way through a file, so they are removed here and counted (said).
+XLSX_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
 # SQLite's page cache (MB, GDAL's OGR_SQLITE_CACHE) for a GeoPackage written by the child process.
 # With SQLite's default of 2 MB the pages of a large layer are evicted and read back while its rows
 # and R-tree go in: 1,000,000 points (a 234 MB file) cost 639,000 page writes and 581,000 reads,
@@ -398,7 +405,7 @@ def _json_value(value, kind):
 
 
 class TableWriter(_Streamed):
-    """CSV (in the chosen encoding) or XLSX (write-only, streamed): fields, then the geometry as text."""
+    """CSV (in the chosen encoding) or XLSX (gridkit.io.xlsx_stream), streamed: fields, then the geometry as text."""
 
     def __init__(self, path: Path, fields, geometry_type: str, kind: str, encoding: str = "utf-8"):
         self.fields, self.kind = fields, kind
@@ -415,11 +422,10 @@ class TableWriter(_Streamed):
             self.out = csv.writer(self.fh)
             self.out.writerow(header)
         else:
-            from openpyxl import Workbook
-
-            self.path = path
-            self.book = Workbook(write_only=True)
-            self.sheet = self.book.create_sheet("data")
+            self.rows = 0  # features written, for the number of a refused one
+            self.truncated: dict[str, int] = {}  # field → values cut to XLSX_CELL_CHARS
+            self.cleaned: dict[str, int] = {}  # field → values whose control characters were removed
+            self.sheet = XlsxStream(path, "data")
             self.sheet.append(header)
 
     def write(self, chunk: Chunk) -> None:
@@ -432,29 +438,54 @@ class TableWriter(_Streamed):
         else:
             tails = [[w] for w in shapely.to_wkt(geoms, rounding_precision=-1)]
         columns = [chunk.columns[n] for n in names]
+        if self.kind == "xlsx":
+            columns = self._fit_cells(names, columns, tails)
         for i, tail in enumerate(tails):
             row = [_cell(col[i]) for col in columns] + tail
             if self.kind == "csv":
                 self.out.writerow(csv_row(row))
             else:
-                self.sheet.append(xlsx_row(self.sheet, row))
+                self.sheet.append(row)  # text is inline text, never a formula
+
+    def _fit_cells(self, names: list[str], columns: list[list], tails: list[list]) -> list[list]:
+        """Return `columns` with text over XLSX_CELL_CHARS cut (counted in `truncated`) and control
+        characters removed (counted in `cleaned`); refuse a
+        geometry whose WKT a cell cannot hold (ValidationError naming the feature)."""
+        for i, tail in enumerate(tails):
+            if isinstance(tail[0], str) and len(tail[0]) > XLSX_CELL_CHARS:
+                raise ValidationError(
+                    "export.xlsx_geometry_too_long",
+                    feature=self.rows + i + 1,
+                    chars=len(tail[0]),
+                    limit=XLSX_CELL_CHARS,
+                )
+        fitted = []
+        for name, column in zip(names, columns):
+            texts = [v for v in column if isinstance(v, str)]
+            if texts and max(map(len, texts)) > XLSX_CELL_CHARS:
+                self.truncated[name] = self.truncated.get(name, 0) + sum(len(v) > XLSX_CELL_CHARS for v in texts)
+                column = [v[:XLSX_CELL_CHARS] if isinstance(v, str) else v for v in column]
+            # One search over the column joined ("\n" is allowed): most columns hold none.
+            if texts and XLSX_CONTROL.search("\n".join(texts)):
+                self.cleaned[name] = self.cleaned.get(name, 0) + sum(bool(XLSX_CONTROL.search(v)) for v in texts)
+                column = [XLSX_CONTROL.sub("", v) if isinstance(v, str) else v for v in column]
+            fitted.append(column)
+        self.rows += len(tails)
+        return fitted
 
     def finish(self) -> None:
-        """Close (CSV) or save (XLSX) the file."""
+        """Close (CSV) or finish (XLSX) the file."""
         if self.kind == "csv":
             self.fh.close()
         else:
-            self.book.save(self.path)
+            self.sheet.close()
 
     def discard(self) -> None:
-        """Close the file (the caller removes it); an XLSX sheet's own temporary file is removed here."""
+        """Close the file (the caller removes it)."""
         if self.kind == "csv":
             self.fh.close()
-            return
-        # openpyxl streams a write-only sheet's rows into a temporary file of its own, outside the
-        # output's folder, removed only when the process exits (the web server's: days later).
-        self.sheet.close()
-        self.sheet._writer.cleanup()
+        else:
+            self.sheet.discard()
 
 
 def _num(value):
