@@ -140,7 +140,11 @@ def exports(url: str, env: dict, out: Path, counts: dict) -> list[dict]:
             back = read_back(path, fmt) if got["rc"] == 0 else -1
             raw_path = out / f"raw_{layer}.{'shp' if fmt == 'shp' else suffix}"
             sql = f"SELECT * FROM {table}"  # a fixed name of this script
-            raw = run(["ogr2ogr", "-overwrite", "-f", driver, str(raw_path), pg, "-sql", sql, "-nln", layer], env)
+            # All three layers are points (a resident in a building has none of its own: NULL here).
+            extra = ["-nlt", "POINT"] + (["-lco", "ENCODING=UTF-8"] if fmt == "shp" else [])
+            raw = run(
+                ["ogr2ogr", "-overwrite", "-f", driver, str(raw_path), pg, "-sql", sql, "-nln", layer, *extra], env
+            )
             if raw["rc"] != 0:
                 raise SystemExit(f"ogr2ogr failed: {raw['out']}")
             size = path.stat().st_size if path.exists() else 0

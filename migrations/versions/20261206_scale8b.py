@@ -1,4 +1,4 @@
-"""the application role may refresh base_cell's statistics: validating a freshly imported edition
+"""the application role may refresh base_cell's statistics; the public points of cases and buildings indexed
 
 Revision ID: 20261206_scale8b
 Revises: 20261205_city7d
@@ -11,6 +11,12 @@ every cell with every other by the edition index instead: 10,000 cells, 100,000,
 for the overlap check alone (1.6 s planned with the statistics). The application role does not own
 the table, so it may not ANALYZE it: this function does, as the owner, for a caller who may write
 base cells, and for that table only.
+
+The OGC API's collections (and every layer query with a bbox) filter on the point a layer shows: a
+case's location snapped to 0.001° (gridkit.pii.public_location_sql), a building's point or else a point
+on its footprint. Neither is a column, so the GiST indexes of `geom` could not serve them and every
+bbox request read the whole table (a 100 m view: buildings 0.7 s, cases 1.4 s at 200,000 / 300,000);
+GiST indexes on those very expressions do (7 ms, 3 ms). Built in 0.5–0.7 s at that size.
 """
 
 from alembic import op
@@ -37,5 +43,14 @@ $$"""
     )
 
 
+    # The expressions exactly as the layer queries write them (gridkit.io.export_layers, gridkit.pii).
+    op.execute("CREATE INDEX ix_incident_public_location ON incident USING gist (ST_SnapToGrid(geom, 0.001::float8))")
+    op.execute(
+        "CREATE INDEX ix_building_point ON building USING gist (COALESCE(geom, ST_PointOnSurface(footprint)))"
+    )
+
+
 def downgrade() -> None:
+    op.execute("DROP INDEX ix_building_point")
+    op.execute("DROP INDEX ix_incident_public_location")
     op.execute("DROP FUNCTION public.gridkit_analyze_base_cell()")
