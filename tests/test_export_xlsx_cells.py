@@ -105,3 +105,12 @@ def test_xlsx_read_back_by_gdal_as_by_openpyxl(session, city, tmp_path):
     reported = rows[0].index("reported_at")
     assert str(frame["reported_at"].dtype).startswith("datetime64")
     assert sorted(frame["reported_at"].dt.to_pydatetime()) == sorted(r[reported] for r in rows[1:])
+
+
+def test_a_csv_column_is_escaped_as_each_row_was():
+    from datetime import date
+
+    from gridkit.io.spreadsheet import csv_column, csv_row
+
+    values = ["=1+1", "+cmd|x", "-5", "+8", "@SUM(A1)", "\tx", "plain", None, 3, 2.5, date(2026, 1, 2), ""]
+    assert csv_column(values) == csv_row(values)

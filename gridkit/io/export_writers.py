@@ -23,7 +23,7 @@ from gridkit.errors import ValidationError
 from gridkit.io.export_follow import Followed, Follower
 from gridkit.io.export_layers import BOOL, DATE, DATETIME, FLOAT, INT
 from gridkit.io.export_zip import write_zip
-from gridkit.io.spreadsheet import csv_row
+from gridkit.io.spreadsheet import csv_column
 from gridkit.io.xlsx_stream import XlsxStream
 from gridkit.rules import LOCAL_TZ
 
@@ -429,35 +429,32 @@ class TableWriter(_Streamed):
             self.sheet.append(header)
 
     def write(self, chunk: Chunk) -> None:
-        """Append the rows of `chunk`."""
-        names = [name for name, _ in self.fields]
+        """Append the rows of `chunk`, column by column (a million rows: no Python call per value but one)."""
+        kinds = dict(self.fields)
         geoms = shapely.from_wkb(np.array(chunk.geometry, dtype=object))
         if self.points:
-            xs, ys = shapely.get_x(geoms), shapely.get_y(geoms)
-            tails = [[_num(x), _num(y)] for x, y in zip(xs, ys)]
+            # An empty point has no coordinates: an empty cell, not NaN.
+            tails = [[None if v != v else v for v in shapely.get_x(geoms).tolist()],
+                     [None if v != v else v for v in shapely.get_y(geoms).tolist()]]  # fmt: skip
         else:
-            tails = [[w] for w in shapely.to_wkt(geoms, rounding_precision=-1)]
-        columns = [chunk.columns[n] for n in names]
-        if self.kind == "xlsx":
-            columns = self._fit_cells(names, columns, tails)
-        for i, tail in enumerate(tails):
-            row = [_cell(col[i]) for col in columns] + tail
-            if self.kind == "csv":
-                self.out.writerow(csv_row(row))
-            else:
-                self.sheet.append(row)  # text is inline text, never a formula
+            tails = [shapely.to_wkt(geoms, rounding_precision=-1).tolist()]
+        # Times in Beijing time, naive (spreadsheets know no time zones).
+        columns = [[_cell(v) for v in chunk.columns[n]] if kinds[n] == DATETIME else chunk.columns[n] for n in kinds]
+        if self.kind == "csv":
+            self.out.writerows(zip(*map(csv_column, columns + tails)))
+            return
+        columns = self._fit_cells(list(kinds), columns, tails)
+        for row in zip(*columns, *tails):
+            self.sheet.append(row)  # text is inline text, never a formula
 
     def _fit_cells(self, names: list[str], columns: list[list], tails: list[list]) -> list[list]:
         """Return `columns` with text over XLSX_CELL_CHARS cut (counted in `truncated`) and control
         characters removed (counted in `cleaned`); refuse a
         geometry whose WKT a cell cannot hold (ValidationError naming the feature)."""
-        for i, tail in enumerate(tails):
-            if isinstance(tail[0], str) and len(tail[0]) > XLSX_CELL_CHARS:
+        for i, wkt in enumerate(tails[0]):
+            if isinstance(wkt, str) and len(wkt) > XLSX_CELL_CHARS:
                 raise ValidationError(
-                    "export.xlsx_geometry_too_long",
-                    feature=self.rows + i + 1,
-                    chars=len(tail[0]),
-                    limit=XLSX_CELL_CHARS,
+                    "export.xlsx_geometry_too_long", feature=self.rows + i + 1, chars=len(wkt), limit=XLSX_CELL_CHARS
                 )
         fitted = []
         for name, column in zip(names, columns):
@@ -470,7 +467,7 @@ class TableWriter(_Streamed):
                 self.cleaned[name] = self.cleaned.get(name, 0) + sum(bool(XLSX_CONTROL.search(v)) for v in texts)
                 column = [XLSX_CONTROL.sub("", v) if isinstance(v, str) else v for v in column]
             fitted.append(column)
-        self.rows += len(tails)
+        self.rows += len(tails[0])
         return fitted
 
     def finish(self) -> None:
@@ -486,10 +483,6 @@ class TableWriter(_Streamed):
             self.fh.close()
         else:
             self.sheet.discard()
-
-
-def _num(value):
-    return None if value is None or np.isnan(value) else float(value)
 
 
 def _cell(value):

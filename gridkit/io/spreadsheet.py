@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-__all__ = ["csv_row", "xlsx_row"]
+__all__ = ["csv_column", "csv_row", "xlsx_row"]
 
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -36,6 +36,16 @@ def csv_row(values: Iterable) -> list:
             value = "'" + value
         row.append(value)
     return row
+
+
+def csv_column(values: list) -> list:
+    """Return the values of one column as `csv_row` returns each (one pass over a column of an export)."""
+    return [
+        ("'" + v if v.startswith(_FORMULA_STARTS) and not _number(v) else v)
+        if isinstance(v, str)
+        else ("" if v is None else v)
+        for v in values
+    ]
 
 
 def xlsx_row(sheet, values: Iterable) -> list:
