@@ -26,6 +26,7 @@ PUBLIC_LOCATION_STEP = 0.001
 
 def public_location_sql(column: str) -> str:
     """Return SQL of the point `column` (storage SRID) as shown publicly: snapped to PUBLIC_LOCATION_STEP."""
+    # Indexed as this very expression on incident.geom (migration 20261206_scale8b): change both together.
     return f"ST_SnapToGrid({column}, {PUBLIC_LOCATION_STEP})"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import asdict
 
 import click
@@ -111,6 +112,25 @@ def db_url(settings):
     return output.Result({"url": url}, lines=[url])
 
 
+@contextmanager
+def _table_progress(label: str):
+    """Yield a `progress(done, total)` drawing a bar of tables on stderr (a backup's or a restore's)."""
+    bar = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = output.progress(length=total, label=say(label))
+            bar.__enter__()
+        bar.update(done - bar.pos)
+
+    try:
+        yield progress
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+
+
 @db_.command("backup")
 @click.argument("path", type=click.Path(dir_okay=False))
 @click.option("--force", is_flag=True, help="Overwrite the backup file if it exists.")
@@ -119,7 +139,8 @@ def db_url(settings):
 def db_backup(settings, path, force):
     """Write the whole database and the incidents' photos to PATH (owner-only; pg_dump custom format and
     attachments/ in one tar), embedded or external."""
-    result = backup(settings, path, force=force, actor=actor())
+    with _table_progress("cli.db.backing_up") as progress:
+        result = backup(settings, path, force=force, actor=actor(), progress=progress)
     return output.Result(result, lines=[say("cli.db.backed_up", path=result["path"], bytes=result["bytes"])])
 
 
@@ -132,7 +153,8 @@ def db_restore(settings, path, yes):
     """Replace the database's contents with the backup at PATH (all-or-nothing), then migrate."""
     if not yes:
         confirm(say("cli.db.confirm_restore", path=path, **holdings(settings)))
-    result = restore(settings, path, actor=actor())
+    with _table_progress("cli.db.restoring") as progress:
+        result = restore(settings, path, actor=actor(), progress=progress)
     return output.Result(result, lines=[say("cli.db.restored", path=result["path"])])
 
 

@@ -114,8 +114,11 @@ def export(settings, layer, path, format_, crs, encoding, area, where, dept, ver
     ]
     for full, short in summary.get("shapefile_fields", {}).items():
         lines.append(f"  {full} → {short}")
+    cut = "export.xlsx_truncated" if summary["format"] == "xlsx" else "export.truncated"
     for field, count in summary.get("truncated", {}).items():
-        lines.append(say("export.truncated", field=field, count=count))
+        lines.append(say(cut, field=field, count=count))
+    for field, count in summary.get("cleaned", {}).items():
+        lines.append(say("export.xlsx_cleaned", field=field, count=count))
     if summary.get("dates_only"):
         lines.append(say("export.dates_only", fields=", ".join(summary["dates_only"])))
     return output.Result(summary, lines=lines)

@@ -14,11 +14,12 @@ from __future__ import annotations
 import fcntl
 import glob
 import os
+import re
 import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -75,25 +76,79 @@ def _ready(settings: Settings) -> None:
         cluster.wait_ready()
 
 
-def _run(args: list[str], env: dict, what: str) -> subprocess.CompletedProcess:
-    proc = subprocess.run(args, capture_output=True, text=True, env=env)
-    if proc.returncode != 0:
+# What pg_dump and pg_restore say with --verbose as they start each table's rows: the progress shown.
+_TABLE_STARTED = re.compile(r'(?:dumping contents of|processing data for) table "([^"]+)"')
+# Of the rest of a --verbose run's output, the lines that tell why it failed.
+_FAILURE = re.compile(r"error|fatal|DETAIL:", re.IGNORECASE)
+
+
+def _run(args: list[str], env: dict, what: str, step: Callable[[str], None] | None = None) -> None:
+    """Run a PostgreSQL program; a failure is a SetupError with its message. With `step`, the program
+    runs --verbose and `step(table)` is called as it starts each table's rows."""
+    if step is None:
+        proc = subprocess.run(args, capture_output=True, text=True, env=env)
         lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
+    else:
+        with subprocess.Popen(
+            [args[0], "--verbose", *args[1:]], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env
+        ) as proc:
+            lines = []
+            for line in proc.stderr:
+                started = _TABLE_STARTED.search(line)
+                if started:
+                    step(started.group(1))
+                elif _FAILURE.search(line):
+                    lines.append(line.strip())
+    if proc.returncode != 0:
         # The error, and PostgreSQL's detail of it (which objects stood in the way of a DROP).
         detail = lines[:1] + [line for line in lines[1:] if line.startswith("DETAIL:")][:1]
         raise SetupError(
             "db.backup_program_failed", program=Path(args[0]).name, what=what, detail=" ".join(detail) or "-"
         )
-    return proc
 
 
-def backup(settings: Settings, path: str | Path, *, force: bool = False, actor: str = "cli") -> dict:
+def _stepper(progress: Callable[[int, int], None], total: Callable[[], int]) -> Callable[[str], None]:
+    """Return a `step(table)` that calls `progress(tables started, total())` (never past the total);
+    the total is asked at the first table, once the program has reached the database."""
+    seen: list[str] = []
+    known: list[int] = []
+
+    def step(table: str) -> None:
+        if not known:
+            known.append(total())
+        seen.append(table)
+        progress(min(len(seen), known[0]), known[0])
+
+    return step
+
+
+def _tables(settings: Settings) -> int:
+    """Return how many tables hold rows a dump writes (gridkit's schemas): the length of a backup's progress."""
+    with transaction(settings) as session:
+        return session.scalar(
+            sql_text(
+                "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
+                "AND n.nspname NOT LIKE 'pg_%'"
+            )
+        )
+
+
+def backup(
+    settings: Settings,
+    path: str | Path,
+    *,
+    force: bool = False,
+    actor: str = "cli",
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
     """Write the whole database and the attachments to `path` (see backup_files); return {path, bytes, attachments}.
 
     The file holds residents' personal data and password hashes: it is written owner-only (0600)
     whatever the umask, under a temporary name in the same folder that becomes `path` only when
     everything was written (nothing is left behind otherwise), and an existing `path` is kept unless
     `force`. The backup is recorded in the audit log as a read of personal data by `actor`.
+    `progress(done, total)` is called as pg_dump starts each table's rows.
     """
     _ready(settings)
     path = Path(path).absolute()
@@ -103,8 +158,12 @@ def backup(settings: Settings, path: str | Path, *, force: bool = False, actor: 
         raise Conflict("db.backup_exists", path=str(path))
     target, env = _target(settings)
     with private_temps(path, (".dump.partial", ".partial")) as (dump, partial):
+        step = None if progress is None else _stepper(progress, lambda: _tables(settings))
         _run(
-            [_program(settings, "pg_dump"), "--format=custom", "--file", str(dump), "--dbname", target], env, str(path)
+            [_program(settings, "pg_dump"), "--format=custom", "--file", str(dump), "--dbname", target],
+            env,
+            str(path),
+            step,
         )
         photos = write_archive(partial, dump, settings.home)
         settle(partial, path, force)
@@ -231,7 +290,9 @@ def holdings(settings: Settings) -> dict[str, int]:
         return {t: session.scalar(sql_text(f"SELECT count(*) FROM {t}")) for t in HELD}
 
 
-def restore(settings: Settings, path: str | Path, *, actor: str = "cli") -> dict:
+def restore(
+    settings: Settings, path: str | Path, *, actor: str = "cli", progress: Callable[[int, int], None] | None = None
+) -> dict:
     """Replace the database's contents and the attachments with the backup at `path`, then migrate;
     return {path, migrated}.
 
@@ -240,7 +301,8 @@ def restore(settings: Settings, path: str | Path, *, actor: str = "cli") -> dict
     rename just before the database is (embedded: the restored database renamed in; external: the
     restore's one transaction), and swapped back if the database's step fails.
 
-    The restore is recorded by `actor` in the restored database's audit log (the old one is replaced)."""
+    The restore is recorded by `actor` in the restored database's audit log (the old one is replaced).
+    `progress(done, total)` is called as pg_restore starts each table's rows (embedded database)."""
     path = Path(path).absolute()
     if not path.is_file():
         raise NotFound("db.backup_missing", path=str(path))
@@ -251,7 +313,9 @@ def restore(settings: Settings, path: str | Path, *, actor: str = "cli") -> dict
         listing = _restore_list(settings, dump, env, shown=path)
         try:
             if settings.embedded:
-                _restore_embedded(settings, dump, listing, shown=path, photos=photos)
+                tables = sum(" TABLE DATA " in line for line in listing.read_text().splitlines())
+                step = None if progress is None else _stepper(progress, lambda: tables)
+                _restore_embedded(settings, dump, listing, shown=path, photos=photos, step=step)
             else:
                 _restore_external(settings, dump, listing, shown=path, photos=photos)
         finally:
@@ -271,7 +335,7 @@ def restore(settings: Settings, path: str | Path, *, actor: str = "cli") -> dict
 
 
 def _restore_embedded(
-    settings: Settings, path: Path, listing: Path, *, shown: Path, photos: StagedPhotos | None
+    settings: Settings, path: Path, listing: Path, *, shown: Path, photos: StagedPhotos | None, step=None
 ) -> None:
     """Restore into a new database owned by the owner role; swap it and the photos in only when the
     restore succeeded (the photos back if the database's swap fails)."""
@@ -297,6 +361,7 @@ def _restore_embedded(
             ],
             env,
             str(shown),
+            step,
         )
     except SetupError:
         cluster.drop_database(staging)

@@ -33,6 +33,7 @@ OWN_TABLES = frozenset(Base.metadata.tables) | frozenset(_TABLES_WITHOUT_MODEL)
 # Functions as name(argument types) (pg_catalog.oidvectortypes), domains, and schemas of gridkit's own.
 OWN_FUNCTIONS = frozenset(
     {
+        "gridkit_analyze_base_cell()",
         "gridkit_drop_bulk_indexes(regclass)",
         "gridkit_drop_bulk_indexes_on(regclass, text[])",
         "gridkit_restore_bulk_indexes(regclass, text[])",

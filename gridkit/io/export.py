@@ -505,6 +505,10 @@ def _summary(options, crs, query, writer, parts, features: int, path: Path, star
         summary["truncated"] = dict(writer.truncated)
         # A DBF has dates, not times: the time of day of these fields is not in the file (said, not silent).
         summary["dates_only"] = [name for name, kind in query.fields if kind == DATETIME]
+    if options.format == "xlsx":
+        # Text over an XLSX cell's 32,767 characters was cut: said, never silent.
+        summary["truncated"] = dict(writer.truncated)
+        summary["cleaned"] = dict(writer.cleaned)
     return summary
 
 

@@ -23,7 +23,8 @@ from gridkit.errors import ValidationError
 from gridkit.io.export_follow import Followed, Follower
 from gridkit.io.export_layers import BOOL, DATE, DATETIME, FLOAT, INT
 from gridkit.io.export_zip import write_zip
-from gridkit.io.spreadsheet import csv_row, xlsx_row
+from gridkit.io.spreadsheet import NOT_IN_XLSX, csv_column, csv_row, xlsx_text
+from gridkit.io.xlsx_stream import XlsxStream
 from gridkit.rules import LOCAL_TZ
 
 # Shapefile DBF field names hold at most 10 bytes, text values at most 254.
@@ -46,6 +47,9 @@ ENCODINGS = {"utf-8": ("UTF-8", "utf-8"), "gbk": ("CP936", "gbk")}
 # What each encoding's .cpg says: the forms ArcGIS (ArcMap too) and GDAL both read.
 CPG = {"utf-8": "UTF-8", "gbk": "936"}
 XLSX_MAX_ROWS = 1_048_575  # one row is the header
+# The most characters an XLSX cell holds. openpyxl cuts a longer value there without a word, and a
+# cut WKT is no geometry: text is cut here and counted (said), a longer geometry refused.
+XLSX_CELL_CHARS = 32_767
 # SQLite's page cache (MB, GDAL's OGR_SQLITE_CACHE) for a GeoPackage written by the child process.
 # With SQLite's default of 2 MB the pages of a large layer are evicted and read back while its rows
 # and R-tree go in: 1,000,000 points (a 234 MB file) cost 639,000 page writes and 581,000 reads,
@@ -398,7 +402,7 @@ def _json_value(value, kind):
 
 
 class TableWriter(_Streamed):
-    """CSV (in the chosen encoding) or XLSX (write-only, streamed): fields, then the geometry as text."""
+    """CSV (in the chosen encoding) or XLSX (gridkit.io.xlsx_stream), streamed: fields, then the geometry as text."""
 
     def __init__(self, path: Path, fields, geometry_type: str, kind: str, encoding: str = "utf-8"):
         self.fields, self.kind = fields, kind
@@ -415,50 +419,67 @@ class TableWriter(_Streamed):
             self.out = csv.writer(self.fh)
             self.out.writerow(csv_row(header))
         else:
-            from openpyxl import Workbook
-
-            self.path = path
-            self.book = Workbook(write_only=True)
-            self.sheet = self.book.create_sheet("data")
-            self.sheet.append(xlsx_row(self.sheet, header))
+            self.rows = 0  # features written, for the number of a refused one
+            self.truncated: dict[str, int] = {}  # field → values cut to XLSX_CELL_CHARS
+            self.cleaned: dict[str, int] = {}  # field → values whose control characters were removed
+            self.sheet = XlsxStream(path, "data")
+            self.sheet.append(header)
 
     def write(self, chunk: Chunk) -> None:
-        """Append the rows of `chunk`."""
-        names = [name for name, _ in self.fields]
+        """Append the rows of `chunk`, column by column (a million rows: no Python call per value but one)."""
+        kinds = dict(self.fields)
         geoms = shapely.from_wkb(np.array(chunk.geometry, dtype=object))
         if self.points:
-            xs, ys = shapely.get_x(geoms), shapely.get_y(geoms)
-            tails = [[_num(x), _num(y)] for x, y in zip(xs, ys)]
+            # An empty point has no coordinates: an empty cell, not NaN.
+            tails = [[None if v != v else v for v in shapely.get_x(geoms).tolist()],
+                     [None if v != v else v for v in shapely.get_y(geoms).tolist()]]  # fmt: skip
         else:
-            tails = [[w] for w in shapely.to_wkt(geoms, rounding_precision=-1)]
-        columns = [chunk.columns[n] for n in names]
-        for i, tail in enumerate(tails):
-            row = [_cell(col[i]) for col in columns] + tail
-            if self.kind == "csv":
-                self.out.writerow(csv_row(row))
-            else:
-                self.sheet.append(xlsx_row(self.sheet, row))
+            tails = [shapely.to_wkt(geoms, rounding_precision=-1).tolist()]
+        # Times in Beijing time, naive (spreadsheets know no time zones).
+        columns = [[_cell(v) for v in chunk.columns[n]] if kinds[n] == DATETIME else chunk.columns[n] for n in kinds]
+        if self.kind == "csv":
+            self.out.writerows(zip(*map(csv_column, columns + tails)))
+            return
+        columns = self._fit_cells(list(kinds), columns, tails)
+        for row in zip(*columns, *tails):
+            self.sheet.append(row)  # text is inline text, never a formula
+
+    def _fit_cells(self, names: list[str], columns: list[list], tails: list[list]) -> list[list]:
+        """Return `columns` with text over XLSX_CELL_CHARS cut (counted in `truncated`) and control
+        characters removed (counted in `cleaned`); refuse a
+        geometry whose WKT a cell cannot hold (ValidationError naming the feature)."""
+        for i, wkt in enumerate(tails[0]):
+            if isinstance(wkt, str) and len(wkt) > XLSX_CELL_CHARS:
+                raise ValidationError(
+                    "export.xlsx_geometry_too_long", feature=self.rows + i + 1, chars=len(wkt), limit=XLSX_CELL_CHARS
+                )
+        fitted = []
+        for name, column in zip(names, columns):
+            texts = [v for v in column if isinstance(v, str)]
+            if texts and max(map(len, texts)) > XLSX_CELL_CHARS:
+                self.truncated[name] = self.truncated.get(name, 0) + sum(len(v) > XLSX_CELL_CHARS for v in texts)
+                column = [v[:XLSX_CELL_CHARS] if isinstance(v, str) else v for v in column]
+            # One search over the column joined ("\n" is allowed): most columns hold none.
+            if texts and NOT_IN_XLSX.search("\n".join(texts)):
+                self.cleaned[name] = self.cleaned.get(name, 0) + sum(bool(NOT_IN_XLSX.search(v)) for v in texts)
+                column = [xlsx_text(v) if isinstance(v, str) else v for v in column]
+            fitted.append(column)
+        self.rows += len(tails[0])
+        return fitted
 
     def finish(self) -> None:
-        """Close (CSV) or save (XLSX) the file."""
+        """Close (CSV) or finish (XLSX) the file."""
         if self.kind == "csv":
             self.fh.close()
         else:
-            self.book.save(self.path)
+            self.sheet.close()
 
     def discard(self) -> None:
-        """Close the file (the caller removes it); an XLSX sheet's own temporary file is removed here."""
+        """Close the file (the caller removes it)."""
         if self.kind == "csv":
             self.fh.close()
-            return
-        # openpyxl streams a write-only sheet's rows into a temporary file of its own, outside the
-        # output's folder, removed only when the process exits (the web server's: days later).
-        self.sheet.close()
-        self.sheet._writer.cleanup()
-
-
-def _num(value):
-    return None if value is None or np.isnan(value) else float(value)
+        else:
+            self.sheet.discard()
 
 
 def _cell(value):

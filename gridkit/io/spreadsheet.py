@@ -17,12 +17,18 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-__all__ = ["csv_row", "xlsx_row"]
+__all__ = ["NOT_IN_XLSX", "csv_column", "csv_row", "xlsx_row", "xlsx_text"]
 
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 # The control characters an XLSX cell cannot hold (openpyxl's ILLEGAL_CHARACTERS_RE), and what stands for each.
-_NOT_IN_XLSX = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+NOT_IN_XLSX = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 _LINE_BREAKS = {"\x0b": "\n", "\x0c": "\n"}
+
+
+def xlsx_text(value: str) -> str:
+    """Return text an XLSX cell can hold: a vertical tab or form feed as a line break, other control
+    characters left out (NOT_IN_XLSX)."""
+    return NOT_IN_XLSX.sub(lambda m: _LINE_BREAKS.get(m.group(), ""), value)
 
 
 def _number(text: str) -> bool:
@@ -45,6 +51,16 @@ def csv_row(values: Iterable) -> list:
     return row
 
 
+def csv_column(values: list) -> list:
+    """Return the values of one column as `csv_row` returns each (one pass over a column of an export)."""
+    return [
+        ("'" + v if v.startswith(_FORMULA_STARTS) and not _number(v) else v)
+        if isinstance(v, str)
+        else ("" if v is None else v)
+        for v in values
+    ]
+
+
 def xlsx_row(sheet, values: Iterable) -> list:
     """Return the row for sheet.append (normal or write-only): text starting with '=' as a string cell, control
     characters an XLSX cannot hold replaced (vertical tab, form feed) or left out."""
@@ -52,8 +68,8 @@ def xlsx_row(sheet, values: Iterable) -> list:
 
     row = []
     for value in values:
-        if isinstance(value, str) and _NOT_IN_XLSX.search(value):
-            value = _NOT_IN_XLSX.sub(lambda m: _LINE_BREAKS.get(m.group(), ""), value)
+        if isinstance(value, str) and NOT_IN_XLSX.search(value):
+            value = xlsx_text(value)
         if isinstance(value, str) and value.startswith("="):
             cell = WriteOnlyCell(sheet, value=value)
             cell.data_type = "s"
