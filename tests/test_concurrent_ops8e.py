@@ -13,6 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from gridkit import db
+from gridkit.io.subjects.staging import import_lock_name
 from gridkit.standard.ids import citizen_id_check_char
 from tests.test_db_crash import home  # noqa: F401 (fixture)
 from tests.test_db_private import run
@@ -61,9 +62,10 @@ def test_two_imports_of_overlapping_residents_at_once_wait_and_the_second_is_ref
     run(fresh_settings, "import", "residents", str(_residents(tmp_path / "first.csv", range(900, 901))))
     files = [_residents(tmp_path / "a.csv", range(100, 300)), _residents(tmp_path / "b.csv", range(200, 400))]
     with _admin(fresh_settings) as holder:
-        # Both imports stage their file, then wait for the table (held here) before comparing with it.
+        # Both imports stage their file, then wait for the imports' lock of the table (held here) before
+        # comparing with it; the table itself stays open to other writers.
         holder.execute("BEGIN")
-        holder.execute("LOCK TABLE resident IN SHARE MODE")
+        holder.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (import_lock_name("resident"),))
         procs = [
             subprocess.Popen(
                 [*GRIDKIT, "import", "residents", str(f)],
@@ -78,7 +80,7 @@ def test_two_imports_of_overlapping_residents_at_once_wait_and_the_second_is_ref
         waiting = 0
         while waiting < 2 and time.monotonic() < deadline and all(p.poll() is None for p in procs):
             waiting = holder.execute(
-                "SELECT count(*) FROM pg_locks WHERE relation = 'resident'::regclass AND NOT granted"
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
             ).fetchone()[0]
             time.sleep(0.1)
         assert waiting == 2

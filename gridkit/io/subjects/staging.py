@@ -492,11 +492,17 @@ def file_order_ids(session: Session, staged: Staged, table: str) -> int | None:
 
 
 def lock_for_writing(session: Session, table: str) -> None:
-    """Lock `table` against other writers until the transaction ends (SHARE ROW EXCLUSIVE), once the file is
-    staged and before it is compared with the table: an import of an overlapping file at the same time waits
-    for this one, then finds its rows there (refused as existing, or replaced), instead of failing on the
-    unique key at its write."""
-    session.execute(text(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE"))
+    """Take, until the transaction ends, the lock of the imports into `table` (a transaction-level advisory
+    lock named by the table), once the file is staged and before it is compared with the table: an import of
+    an overlapping file at the same time waits for this one, then finds its rows there (refused as existing,
+    or replaced), instead of failing on the unique key at its write. The table itself is not locked: other
+    writers (the web's edits) go on while a large file is imported."""
+    session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": import_lock_name(table)})
+
+
+def import_lock_name(table: str) -> str:
+    """Return the name of the advisory lock of the imports into `table` (lock_for_writing)."""
+    return f"gridkit.import.{table}"
 
 
 def reserve_ids(session: Session, table: str, n: int) -> int:
