@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import Blueprint, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, redirect, render_template, request, send_file, url_for
 
 from gridkit.grids.work import list_departments
 from gridkit.incidents.categories import category_rows
 from gridkit.incidents.evaluate import GROUPS, SORTS, STEPS, evaluate, sort_rows
-from gridkit.incidents.queries import list_incidents, overdue_cases, show_incident
+from gridkit.incidents.queries import incident_photo, list_incidents, overdue_cases, show_incident
 from gridkit.incidents.workflow import ACTIONS, transition
 from gridkit.layers import map_extent
 from gridkit.rules import SEVERITIES, IncidentState, today
@@ -168,6 +168,15 @@ def case(ident):
         # An action's name only: a link carrying any other text shows no notice.
         done=request.args.get("done") if request.args.get("done") in ACTIONS else None,
     )
+
+
+@bp.get("/incidents/<ident>/photos/<int:photo>")
+def photo(ident, photo):
+    """Send one feedback photo of a case the supervisor may see (shown on the case page to verify the work)."""
+    path, media_type = incident_photo(
+        db_session(), ident, photo, web_actor(), current_app.config["GRIDKIT_SETTINGS"].home
+    )
+    return send_file(path, mimetype=media_type, max_age=0)
 
 
 @bp.post("/incidents/<ident>/<action>")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from gridkit.errors import ValidationError
+from gridkit.errors import NotFound, ValidationError
 from gridkit.incidents.actors import ACTION_ROLES, Actor, check_scope
+from gridkit.incidents.attachments import attachment_path
 from gridkit.incidents.personal import protect_case, protect_case_texts
 from gridkit.incidents.workflow import (
     PENDING_STEP,
@@ -140,6 +142,19 @@ def _attachments(session: Session, incident_id: int) -> list[dict]:
         {"id": f.id, "media_type": f.media_type, "size": f.size, "name": f.original_name, "history_id": f.history_id}
         for f in files
     ]
+
+
+def incident_photo(session: Session, ident, photo_id: int, actor: Actor | None, home: Path) -> tuple[Path, str]:
+    """Return (file, media type) of the photo `photo_id` of case `ident`, for an actor who may see the case (the
+    case view's scope rule); NotFound for a photo of another case or whose file is gone."""
+    incident = get_incident(session, ident)
+    if actor is not None:
+        check_scope(actor, community_of(session, incident), incident.code)
+    photo = session.get(IncidentAttachment, photo_id)
+    path = attachment_path(home, photo) if photo is not None and photo.incident_id == incident.id else None
+    if path is None or not path.is_file():
+        raise NotFound("incident.photo_not_found", incident=incident.code, photo=photo_id)
+    return path, photo.media_type
 
 
 def list_incidents(

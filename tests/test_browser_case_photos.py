@@ -1,0 +1,70 @@
+"""A supervisor sees the feedback's photos on the case page to verify the work (a real Chromium): each photo
+drawn from its own URL, sent only to a supervisor who may see the case, never another case's photo."""
+
+from __future__ import annotations
+
+import pytest
+from factories_incidents import IN_C1, PNG, SUPERVISOR, coordinator_actor, make_incident_world
+from factories_web import served
+from test_browser import chromium  # noqa: F401 - the fixture
+from test_browser_incidents import sign_in
+
+from gridkit import db
+from gridkit.incidents import workflow as wf
+from gridkit.models import IncidentAttachment
+from web import create_app
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def site(fresh_settings):
+    with db.session_factory(db.engine_for(fresh_settings))() as session, session.begin():
+        world = make_incident_world(session)
+        ids = []
+        for description in ("路灯不亮", "井盖缺失"):
+            case = wf.report_incident(session, lon=IN_C1[0], lat=IN_C1[1], description=description, actor=SUPERVISOR)
+            wf.accept(session, case.incident.id, SUPERVISOR)
+            wf.classify(session, case.incident.id, SUPERVISOR, category="0101")
+            wf.dispatch(session, case.incident.id, SUPERVISOR)
+            wf.feedback(
+                session,
+                case.incident.id,
+                coordinator_actor(world, 1),
+                note="已处理",
+                attachments=[("before.png", PNG), ("after.png", PNG)],
+                home=fresh_settings.home,
+            )
+            ids.append(case.incident.id)
+        session.flush()
+        stored = session.query(IncidentAttachment).order_by(IncidentAttachment.id).all()
+        photos = {i: [a.id for a in stored if a.incident_id == i] for i in ids}
+    with served(create_app(fresh_settings)) as url:
+        yield url, ids, photos
+
+
+def test_the_supervisor_sees_the_feedback_photos_and_only_those_of_cases_they_may_see(chromium, site):  # noqa: F811
+    base_url, (case_id, other_id), photos = site
+    page = chromium.new_page(locale="zh-CN")
+    page.route("**/*", lambda r: r.continue_() if "127.0.0.1" in r.request.url else r.abort())
+    sign_in(page, base_url, "super1")
+    page.goto(f"{base_url}/supervisor/incidents/{case_id}")
+    images = page.locator("p.photos img")
+    assert images.count() == 2 and images.first.get_attribute("alt") == "反馈照片 1"
+    page.wait_for_function("Array.from(document.querySelectorAll('p.photos img')).every(i => i.complete)")
+    # Drawn: the browser fetched and decoded each (the page's content policy lets them in).
+    assert page.evaluate("Array.from(document.querySelectorAll('p.photos img')).map(i => i.naturalWidth > 0)") == [
+        True,
+        True,
+    ]
+    sent = page.request.get(f"{base_url}/supervisor/incidents/{case_id}/photos/{photos[case_id][0]}")
+    assert sent.status == 200 and sent.headers["content-type"] == "image/png" and sent.body() == PNG
+    assert "no-store" in sent.headers["cache-control"]
+    # Another case's photo under this case's URL, and a photo that does not exist: not found.
+    for photo in (photos[other_id][0], 999_999):
+        assert page.request.get(f"{base_url}/supervisor/incidents/{case_id}/photos/{photo}").status == 404
+    # A supervisor of another community may not see the case, nor its photos.
+    street = chromium.new_page(locale="zh-CN")
+    sign_in(street, base_url, "street_super")
+    refused = street.request.get(f"{base_url}/supervisor/incidents/{case_id}/photos/{photos[case_id][0]}")
+    assert refused.status in (403, 404) and refused.body() != PNG
