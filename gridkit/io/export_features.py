@@ -173,7 +173,10 @@ def items(
         x1, y1, x2, y2 = bbox
         if flipped:
             x1, y1, x2, y2 = y1, x1, y2, x2
-        clauses.append("ST_Intersects(f._geom, ST_Transform(ST_MakeEnvelope(:bx1, :by1, :bx2, :by2, :bsrid), :srid))")
+        box = "ST_Transform(ST_MakeEnvelope(:bx1, :by1, :bx2, :by2, :bsrid), :srid)"
+        if LAYERS[c.layer].bbox_sql:
+            clauses.append(LAYERS[c.layer].bbox_sql.format(box=box))
+        clauses.append(f"ST_Intersects(f._geom, {box})")
         params.update(bx1=x1, by1=y1, bx2=x2, by2=y2, bsrid=srid, srid=SRID)
     when = parse_datetime(datetime_)
     if when and c.temporal:

@@ -46,6 +46,11 @@ class Layer:
     place_is_personal: bool = False
     # Free text in which people write phone and citizen ID numbers: masked with the rest (gridkit.pii.public_text_sql).
     free_text: tuple[str, ...] = ()
+    # A condition on a row `f` of the query that a bbox {box} over `_geom` implies and the table's own indexes
+    # serve, when `_geom` is an expression no index holds (gridkit.io.export_features.items ANDs it in), and
+    # the hidden columns of `sql` it reads (kept in the finished query; unread, they cost nothing).
+    bbox_sql: str = ""
+    bbox_columns: tuple[str, ...] = ()
 
     @property
     def field_names(self) -> list[str]:
@@ -169,7 +174,12 @@ LAYERS: dict[str, Layer] = {
             subject=True,
             sql="SELECT s.code, s.address, s.floors, b.code AS base_cell, b.community_code AS community, "
             "s.created_at, coalesce(s.geom, ST_PointOnSurface(s.footprint)) AS _geom, b.code AS _area, "
-            "b.code AS _cell FROM building s LEFT JOIN base_cell b ON b.id = s.base_cell_id",
+            "b.code AS _cell, s.geom AS _point, s.footprint AS _footprint "
+            "FROM building s LEFT JOIN base_cell b ON b.id = s.base_cell_id",
+            # A point on the footprint lies in it: a box holding `_geom` meets the point or else the footprint,
+            # which the two partial GiST indexes of `building` serve (no index of the expression to keep up).
+            bbox_sql="(f._point && {box} OR f._footprint && {box})",
+            bbox_columns=("_point", "_footprint"),
         ),
         # The footprints of the buildings that have one (the buildings layer gives every building
         # as a point: its location, or a point on its footprint), so polygons imported come back.
@@ -418,7 +428,8 @@ def build_query(
     public = set(layer.free_text) if masked else set()
     columns = ", ".join(public_text_sql(f'q."{n}"') + f' AS "{n}"' if n in public else f'q."{n}"' for n in names)
     geom = public_location_sql("q._geom") if masked and layer.place_is_personal else "q._geom"
-    final = f"SELECT {columns}, {geom} AS _geom FROM ({sql}) q"
+    hidden = "".join(f", q.{c}" for c in layer.bbox_columns)
+    final = f"SELECT {columns}, {geom} AS _geom{hidden} FROM ({sql}) q"
     if clauses:
         final += " WHERE " + " AND ".join(clauses)
     return LayerQuery(sql=final, params=params, fields=fields, geometry_type=layer.geometry_type, personal=personal)

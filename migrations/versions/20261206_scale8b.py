@@ -1,4 +1,4 @@
-"""the application role may refresh base_cell's statistics; the public points of cases and buildings indexed
+"""the application role may refresh base_cell's statistics; the public points of cases indexed
 
 Revision ID: 20261206_scale8b
 Revises: 20261206_hostile8a
@@ -13,10 +13,11 @@ the table, so it may not ANALYZE it: this function does, as the owner, for a cal
 base cells, and for that table only.
 
 The OGC API's collections (and every layer query with a bbox) filter on the point a layer shows: a
-case's location snapped to 0.001° (gridkit.pii.public_location_sql), a building's point or else a point
-on its footprint. Neither is a column, so the GiST indexes of `geom` could not serve them and every
-bbox request read the whole table (a 100 m view: buildings 0.7 s, cases 1.4 s at 200,000 / 300,000);
-GiST indexes on those very expressions do (7 ms, 3 ms). Built in 0.5–0.7 s at that size.
+case's location snapped to 0.001° (gridkit.pii.public_location_sql). It is not a column, so the GiST index
+of `geom` could not serve it and every bbox request read the whole table (a 100 m view: 1.4 s at
+300,000); a GiST index on that very expression does (3 ms). (A building's point, or else a point on its
+footprint, is served by the partial indexes of `geom` and `footprint` through the layer's `bbox_sql`: an
+index of that expression too cost every import of 1,000,000 buildings ~1.5 s.)
 """
 
 from alembic import op
@@ -45,12 +46,8 @@ $$"""
 
     # The expressions exactly as the layer queries write them (gridkit.io.export_layers, gridkit.pii).
     op.execute("CREATE INDEX ix_incident_public_location ON incident USING gist (ST_SnapToGrid(geom, 0.001::float8))")
-    op.execute(
-        "CREATE INDEX ix_building_point ON building USING gist (COALESCE(geom, ST_PointOnSurface(footprint)))"
-    )
 
 
 def downgrade() -> None:
-    op.execute("DROP INDEX ix_building_point")
     op.execute("DROP INDEX ix_incident_public_location")
     op.execute("DROP FUNCTION public.gridkit_analyze_base_cell()")
