@@ -7,6 +7,7 @@ import hmac
 import logging
 import re
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 from sqlalchemy.orm import Session
 
@@ -198,3 +199,13 @@ def mask_or_reveal(
             if row.get(name):
                 row[name] = MASKS[name](row[name])
     return records
+
+
+def private_folder(folder) -> None:
+    """Make `folder` (with its parents) and leave it owner-only (0700) whatever the umask: it holds personal data
+    (a case's photos show people, homes and number plates; an import's report quotes rows), and GRIDKIT_HOME itself
+    must stay searchable by the database server's user (so, usually, by every user of the machine)."""
+    folder = Path(folder)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if folder.stat().st_mode & 0o077:
+        folder.chmod(0o700)

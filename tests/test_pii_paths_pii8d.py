@@ -442,3 +442,17 @@ def test_scrubbed_log_text_keeps_what_says_what_failed():
     assert scrub_log_text("dispatch to 13800138000 failed in case 2026120500000001") == (
         "dispatch to 138****8000 failed in case 2026120500000001"
     )
+
+
+def test_import_reports_are_readable_by_their_owner_only_whatever_the_umask(tmp_path):
+    from gridkit.io.report import write_report
+
+    home = tmp_path / "home"
+    (home / "reports").mkdir(parents=True, mode=0o755)  # as an older gridkit left it
+    (home / "reports").chmod(0o755)
+    old = os.umask(0o022)
+    try:
+        json_path, _ = write_report(home, "residents", [], [], {"refused": True})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((home / "reports").stat().st_mode) == 0o700 and json_path.parent == home / "reports"

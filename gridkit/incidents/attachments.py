@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from gridkit.errors import NotFound, ValidationError
 from gridkit.models import IncidentAttachment
+from gridkit.pii import private_folder
 
 MAX_BYTES = 10 * 1024 * 1024
 # Photos one feedback may carry (each read whole into memory before it is checked).
@@ -94,15 +95,6 @@ def store(session: Session, item: Checked, home: Path, incident_id: int, history
         sha256=digest,
         original_name=item.name,
     )
-
-
-def private_folder(folder: Path) -> None:
-    """Make `folder` (with its parents) and leave it owner-only (0700) whatever the umask: a case's
-    photos show people, homes and number plates, and GRIDKIT_HOME itself must stay searchable by the
-    database server's user (so, usually, by every user of the machine)."""
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if folder.stat().st_mode & 0o077:
-        folder.chmod(0o700)
 
 
 _WRITTEN = "gridkit.attachments_written"

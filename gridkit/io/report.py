@@ -11,6 +11,7 @@ from pathlib import Path
 from gridkit.io.problems import problem_count, problem_text, unlisted_problems
 from gridkit.io.spreadsheet import csv_row
 from gridkit.messages import DEFAULT_LANGUAGE, Message, normalise
+from gridkit.pii import private_folder
 from gridkit.rules import local_now
 
 __all__ = ["write_report", "ADVICE"]
@@ -93,7 +94,7 @@ def write_report(
     mark, so that Windows Notepad and Excel show the Chinese right.
     """
     folder = Path(home) / "reports"
-    folder.mkdir(parents=True, exist_ok=True)
+    private_folder(folder)  # the rows an import refused, with what was wrong in them
     now = local_now()
     safe = re.sub(r"[^\w.-]+", "_", str(name)).strip("._") or "report"
     stem = f"{now:%Y%m%d-%H%M%S}-{safe}"
