@@ -208,7 +208,29 @@ def test_a_projected_vertex_far_off_is_refused_as_outside_china_not_densified(tm
         read_vector(path, multipart="keep", code_field="code")
     assert time.monotonic() - started < 10
     [problem] = info.value.problems
-    assert problem["message"].startswith("cells.geojson, feature 2 (code C2): lies outside China"), problem
+    assert problem["message"].startswith(
+        "cells.geojson, feature 2 (code C2): has coordinates that are not finite numbers in CGCS2000 lon/lat"
+    ), problem
+
+
+def test_an_infinite_vertex_is_said_to_be_no_number_not_outside_china(tmp_path):
+    path = tmp_path / "one.geojson"
+    rings = [
+        "[[114.05, 22.53], [114.06, 22.53], [114.06, 22.54], [114.05, 22.53]]",
+        "[[114.05, 22.53], [114.06, 22.53], [Infinity, 22.54], [114.05, 22.53]]",
+        "[[114.06, 22.53], [114.07, 22.53], [114.07, 22.54], [114.06, 22.53]]",
+    ]
+    features = ", ".join(
+        f'{{"type": "Feature", "properties": {{"code": "C{i}"}}, '
+        f'"geometry": {{"type": "Polygon", "coordinates": [{r}]}}}}'
+        for i, r in enumerate(rings)
+    )
+    path.write_text(f'{{"type": "FeatureCollection", "features": [{features}]}}', encoding="utf-8")
+    with pytest.raises(VectorReadError) as info:
+        read_vector(path, multipart="keep", code_field="code")
+    [problem] = info.value.problems
+    assert problem["kind"] == "not_convertible" and "NaN or infinity" in problem["message"], problem
+    assert "outside China" not in problem["message"]
 
 
 def test_densifying_leaves_a_geometry_that_would_need_too_many_vertices_as_it_is():

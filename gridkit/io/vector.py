@@ -532,7 +532,8 @@ def _check_in_china(series: gpd.GeoSeries, keep: np.ndarray, fail, source: dict,
     with np.errstate(invalid="ignore"):
         inside = (x0 >= CHINA_LON[0]) & (x1 <= CHINA_LON[1]) & (y0 >= CHINA_LAT[0]) & (y1 <= CHINA_LAT[1])
         swapped = (y0 >= CHINA_LON[0]) & (y1 <= CHINA_LON[1]) & (x0 >= CHINA_LAT[0]) & (x1 <= CHINA_LAT[1])
-    # Non-finite coordinates (a failed transformation) count as outside.
+    # Non-finite coordinates (NaN or infinity in the file, or a failed transformation) count as outside: most
+    # of a file so is a wrong coordinate system; one feature among others is said to be no number.
     outside = keep & ~(present & inside)
     checked = int(keep.sum())
     if not outside.any() or checked == 0:
