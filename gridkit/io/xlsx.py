@@ -66,7 +66,8 @@ def _has_formulas(path: Path) -> bool:
     return False
 
 
-def _column_letter(i: int) -> str:
+def column_letter(i: int) -> str:
+    """Return the column letters of the 0-based column `i` (0 → A, 26 → AA), as a sheet names them."""
     letters = ""
     i += 1
     while i:
@@ -219,7 +220,7 @@ def _formula_problem(display: str, number: int, i: int, names: list) -> dict:
     name = names[i] if i < len(names) else None
     return problem(
         "formula_without_value",
-        at(place(display, "row", number), Message("imports.formula", cell=f"{_column_letter(i)}{number}", column=name)),
+        at(place(display, "row", number), Message("imports.formula", cell=f"{column_letter(i)}{number}", column=name)),
         index=number,
         field=name,
     )

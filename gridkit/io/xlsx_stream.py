@@ -19,6 +19,8 @@ import zipfile
 from datetime import date, datetime
 from pathlib import Path
 
+from gridkit.io.xlsx import column_letter
+
 __all__ = ["XlsxStream"]
 
 _EPOCH = datetime(1899, 12, 30)
@@ -88,16 +90,6 @@ def _cell(ref: str, value) -> str:
     return _cell(ref, str(value))
 
 
-def _letters(i: int) -> str:
-    """Return the column letters of the 0-based column `i` (0 → A, 26 → AA)."""
-    out = ""
-    i += 1
-    while i:
-        i, rest = divmod(i - 1, 26)
-        out = chr(65 + rest) + out
-    return out
-
-
 class XlsxStream:
     """One sheet named `sheet`, rows appended with `append`, the file complete after `close`."""
 
@@ -121,7 +113,7 @@ class XlsxStream:
         """Add one row (None: an empty cell)."""
         values = list(values)
         while len(self.columns) < len(values):
-            self.columns.append(_letters(len(self.columns)))
+            self.columns.append(column_letter(len(self.columns)))
         self.rows += 1
         n = str(self.rows)
         cells = "".join([_cell(letter + n, v) for letter, v in zip(self.columns, values)])
