@@ -206,12 +206,7 @@ def test_a_second_restore_while_one_runs_is_refused_and_the_running_one_is_not_u
 def test_a_server_killed_with_sigkill_and_its_pid_taken_by_another_process_starts_again(home):
     """kill -9 of the postmaster leaves postmaster.pid and the socket file; after a reboot its pid may be
     any other process's (here a `sleep`): `gridkit db up` must not take that process for the server."""
-    cluster = db.cluster_for(home)
-    pid = cluster.pid()
-    os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 30
-    while _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    cluster = _killed_server(home)
     squatter = subprocess.Popen(["sleep", "300"])
     try:
         pidfile = cluster.data_dir / "postmaster.pid"
@@ -227,17 +222,23 @@ def test_a_server_killed_with_sigkill_and_its_pid_taken_by_another_process_start
 
 
 def test_a_reboot_that_emptied_the_socket_folder_needs_only_db_up(home):
+    cluster = _killed_server(home)
+    shutil.rmtree(cluster.socket_dir)
+    run(home, "db", "up")
+    assert _departments(home) == ["100001", "200001"]
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(host=str(cluster.socket_dir), port=PORT, dbname="gridkit", user="gridkit", password="x")
+
+
+def _killed_server(home):
+    """Kill the home's server with SIGKILL, wait until it is gone, and return its cluster."""
     cluster = db.cluster_for(home)
     pid = cluster.pid()
     os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + 30
     while _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
-    shutil.rmtree(cluster.socket_dir)
-    run(home, "db", "up")
-    assert _departments(home) == ["100001", "200001"]
-    with pytest.raises(psycopg.OperationalError):
-        psycopg.connect(host=str(cluster.socket_dir), port=PORT, dbname="gridkit", user="gridkit", password="x")
+    return cluster
 
 
 def _alive(pid: int) -> bool:
