@@ -51,6 +51,7 @@ def test_the_supervisor_sees_the_feedback_photos_and_only_those_of_cases_they_ma
     page.goto(f"{base_url}/supervisor/incidents/{case_id}")
     images = page.locator("p.photos img")
     assert images.count() == 2 and images.first.get_attribute("alt") == "反馈照片 1"
+    images.last.scroll_into_view_if_needed()  # loaded lazily: once in view
     page.wait_for_function("Array.from(document.querySelectorAll('p.photos img')).every(i => i.complete)")
     # Drawn: the browser fetched and decoded each (the page's content policy lets them in).
     assert page.evaluate("Array.from(document.querySelectorAll('p.photos img')).map(i => i.naturalWidth > 0)") == [
