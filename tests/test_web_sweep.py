@@ -256,6 +256,7 @@ MATRIX = {
     "supervisor.case": ("GET", "/supervisor/incidents/1", SUPERVISORS),
     "supervisor.cases": ("GET", "/supervisor/cases", SUPERVISORS),
     "supervisor.act": ("POST", "/supervisor/incidents/1/accept", SUPERVISORS),
+    "supervisor.photo": ("GET", "/supervisor/incidents/1/photos/1", SUPERVISORS),
     "incidents_api.incidents": ("GET", "/api/incidents", INCIDENT_READERS),
     "incidents_api.incident": ("GET", "/api/incidents/1", INCIDENT_READERS),
     # A coordinator acts on their own cases only (from /coordinator/cases); maps of all cases are the supervisors'.

@@ -150,7 +150,7 @@ def incident_photo(session: Session, ident, photo_id: int, actor: Actor | None, 
     incident = get_incident(session, ident)
     if actor is not None:
         check_scope(actor, community_of(session, incident), incident.code)
-    photo = session.get(IncidentAttachment, photo_id)
+    photo = session.get(IncidentAttachment, photo_id) if 0 < photo_id < 2**31 else None  # an id column's range
     path = attachment_path(home, photo) if photo is not None and photo.incident_id == incident.id else None
     if path is None or not path.is_file():
         raise NotFound("incident.photo_not_found", incident=incident.code, photo=photo_id)
