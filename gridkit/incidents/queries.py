@@ -52,16 +52,22 @@ ORDERS = {
 }
 
 
+def _seen_case(session: Session, ident, actor: Actor | None) -> tuple[Incident, str | None]:
+    """Return case `ident` and its community, refused (check_scope) to an actor outside its area."""
+    incident = get_incident(session, ident)
+    community = community_of(session, incident)
+    if actor is not None:
+        check_scope(actor, community, incident.code)
+    return incident, community
+
+
 def show_incident(session: Session, ident, actor: Actor | None = None) -> dict:
     """Return one case: state, category, places, responsibility, deadlines, overdue, history, attachments.
 
     The coordinator's name and phone and the reporter are in clear (and the read audited, one row
     in the caller's transaction) only for an actor who may read personal data there; masked otherwise.
     """
-    incident = get_incident(session, ident)
-    community = community_of(session, incident)
-    if actor is not None:
-        check_scope(actor, community, incident.code)
+    incident, community = _seen_case(session, ident, actor)
     lonlat = session.execute(
         select(func.ST_X(Incident.geom), func.ST_Y(Incident.geom)).where(Incident.id == incident.id)
     ).one()
@@ -147,9 +153,7 @@ def _attachments(session: Session, incident_id: int) -> list[dict]:
 def incident_photo(session: Session, ident, photo_id: int, actor: Actor | None, home: Path) -> tuple[Path, str]:
     """Return (file, media type) of the photo `photo_id` of case `ident`, for an actor who may see the case (the
     case view's scope rule); NotFound for a photo of another case or whose file is gone."""
-    incident = get_incident(session, ident)
-    if actor is not None:
-        check_scope(actor, community_of(session, incident), incident.code)
+    incident, _ = _seen_case(session, ident, actor)
     photo = session.get(IncidentAttachment, photo_id) if 0 < photo_id < 2**31 else None  # an id column's range
     path = attachment_path(home, photo) if photo is not None and photo.incident_id == incident.id else None
     if path is None or not path.is_file():
