@@ -29,9 +29,7 @@ from gridkit.users import may_erase_personal_data
 PERSONAL_DATA_ERASED = "personal_data.erased"
 
 
-def resident_to_erase(
-    session: Session, user, *, id_number: str | None = None, row_id: int | None = None, pii_key=None
-):
+def resident_to_erase(session: Session, user, *, id_number: str | None = None, row_id: int | None = None, pii_key=None):
     """Return (id, masked ID, base cell code, community code) of the resident with this citizen ID number
     (matched by its keyed hash) or row id; NotFound when there is none (the number is not repeated),
     PermissionDenied unless `user` may erase personal data where it lives (may_erase_personal_data)."""

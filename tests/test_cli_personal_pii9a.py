@@ -193,3 +193,29 @@ def test_an_unexpected_database_error_shows_its_traceback_without_the_refused_ro
     assert "张三丰" not in failed.output and PHONE not in failed.output
     with _session(grid_settings) as session:
         assert session.scalar(select(func.count()).select_from(Coordinator)) == 0
+
+
+# -- where unassigned residents are ---------------------------------------------------------------------------
+
+
+def test_listing_unassigned_residents_with_their_points_is_an_audited_read(residents_settings):
+    def reads():
+        with _session(residents_settings) as session:
+            return session.scalars(select(AuditLog).where(AuditLog.action == "personal_data.read")).all()
+
+    with _session(residents_settings) as session:
+        rows = session.execute(
+            text(
+                "SELECT id FROM resident r WHERE NOT EXISTS (SELECT 1 FROM resident_cell c WHERE c.resident_id = r.id)"
+            )
+        ).all()
+    assert rows  # 孙悟 lives outside every cell
+    buildings_only = run(residents_settings, "subjects", "unassigned", "--kind", "buildings", "--json")
+    assert buildings_only.exit_code == 0 and reads() == []
+    listed = run(residents_settings, "subjects", "unassigned", "--json")
+    assert listed.exit_code == 0, listed.output
+    points = [r for r in json.loads(listed.stdout) if r["kind"] == "residents"]
+    assert len(points) == len(rows) and points[0]["lon"] is not None
+    [read] = reads()
+    assert read.object_type == "resident" and read.detail["count"] == len(rows)
+    assert read.detail["detail_fields"] == ["lon", "lat"] and str(points[0]["lon"]) not in json.dumps(read.detail)

@@ -30,6 +30,19 @@ def subjects_unassigned(settings, kind, limit):
     """List subjects that lie outside every base cell."""
     with db.transaction(settings) as session:
         rows = unassigned_subjects(session, kind, limit)
+        residents = sum(row["kind"] == "residents" for row in rows)
+        if residents:
+            # A resident's point (its home, or its building's) is personal data, as its base cell is to
+            # `subjects responsible`: listing them is a read, recorded by how many (no ID, name or point).
+            record(
+                session,
+                actor(),
+                PERSONAL_DATA_READ,
+                object_type="resident",
+                detail_fields=["lon", "lat"],
+                count=residents,
+                via="cli",
+            )
     return output.Result(rows, rows=rows)
 
 
@@ -100,7 +113,9 @@ def subjects_responsible(settings, kind, key, at, show_phones):
 
 
 @subjects.command("erase")
-@click.option("--kind", type=click.Choice(["residents"]), required=True, help="Subject kind (only residents may be erased).")
+@click.option(
+    "--kind", type=click.Choice(["residents"]), required=True, help="Subject kind (only residents may be erased)."
+)
 @click.argument("key", required=False)
 @click.option("--id", "row_id", type=int, help="The resident's row id (as `subjects responsible --json` gives it).")
 @click.option("--as", "as_user", envvar="GRIDKIT_USER", help="Act as this gridkit user (role checked).")
