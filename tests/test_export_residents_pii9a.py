@@ -11,7 +11,9 @@ import pytest
 from factories_exports import make_city
 from openpyxl import load_workbook
 from sqlalchemy import text
+from test_reports_web import client, login  # noqa: F401 (the fixture)
 
+from gridkit import db
 from gridkit.errors import ValidationError
 from gridkit.io.export import ExportOptions, export_layer
 from gridkit.models import User
@@ -93,3 +95,15 @@ def test_a_masked_export_refuses_a_filter_on_a_pseudonym_or_the_building(session
     with pytest.raises(ValidationError) as unknown:
         _export(session, tmp_path, "csv", where={"building": "B0001"})
     assert unknown.value.key == "error.export.unknown_field"
+
+
+def test_the_analysts_web_download_of_residents_follows_the_same_rule(client, fresh_settings, tmp_path):  # noqa: F811
+    token = login(client, "ana")
+    download = client.post("/analyst/export", data={"csrf_token": token, "layer": "residents", "format": "geojson"})
+    assert download.status_code == 200
+    (tmp_path / "r.geojson").write_bytes(download.data)
+    rows = _rows(tmp_path / "r.geojson", "geojson")
+    with db.session_factory(db.engine_for(fresh_settings))() as session:
+        assert {(r["x"], r["y"]) for r in rows} == _stored(session, snapped=True)
+        stored = {h for (h,) in session.execute(text("SELECT household FROM resident"))}
+    assert rows and not any("building" in r for r in rows) and not {r["household"] for r in rows} & stored
