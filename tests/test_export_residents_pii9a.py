@@ -10,13 +10,14 @@ import pyogrio
 import pytest
 from factories_exports import make_city
 from openpyxl import load_workbook
-from sqlalchemy import text
+from sqlalchemy import select, text
 from test_reports_web import client, login  # noqa: F401 (the fixture)
 
 from gridkit import db
+from gridkit.audit import PERSONAL_DATA_READ
 from gridkit.errors import ValidationError
 from gridkit.io.export import ExportOptions, export_layer
-from gridkit.models import User
+from gridkit.models import AuditLog, User
 from gridkit.pii import public_location_sql
 
 FORMATS = ("shp", "gpkg", "geojson", "csv", "xlsx")
@@ -86,6 +87,9 @@ def test_an_unmasked_residents_export_stays_exact(session, city, tmp_path, fmt):
     assert {(r["x"], r["y"]) for r in rows} == _stored(session, snapped=False)
     assert {r["household"] for r in rows} == {h for (h,) in session.execute(text("SELECT household FROM resident"))}
     assert {r["building"] for r in rows} == {f"B{i:04d}" for i in range(city["buildings"])}
+    # Its audit row names what it gave in clear beyond a masked export: the place, building and household too.
+    (audit,) = session.scalars(select(AuditLog).where(AuditLog.action == PERSONAL_DATA_READ)).all()
+    assert {"place", "building", "household", "birth_date"} <= set(audit.detail["detail_fields"])
 
 
 def test_a_masked_export_refuses_a_filter_on_a_pseudonym_or_the_building(session, city, tmp_path):

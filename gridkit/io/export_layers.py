@@ -64,6 +64,14 @@ class Layer:
     bbox_columns: tuple[str, ...] = ()
 
     @property
+    def unmasked_fields(self) -> list[str]:
+        """Return what an unmasked export of the layer gives in clear and a masked one does not (its audit row's
+        detail_fields): personal fields, free text, a birth date, pinpoints, pseudonymous fields, the "place"."""
+        birth = [BIRTH_DATE[0]] if BIRTH_DATE in self.fields else []
+        place = ["place"] if self.place_is_personal else []
+        return [*self.personal, *self.free_text, *birth, *self.pinpoints, *self.pseudonymous, *place]
+
+    @property
     def field_names(self) -> list[str]:
         """Return the names of the layer's fields, in order."""
         return [name for name, _ in self.fields]
