@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import logging
 import re
+import secrets
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -17,8 +18,8 @@ from gridkit.keys import kept_key
 from gridkit.messages import Message
 from gridkit.standard.ids import mask_citizen_id, mask_phone
 
-# Where a case is, as answered to someone who may not read personal data (Open311's public GET, the
-# public OGC incidents collection, masked exports): a citizen's report location can be their home, so
+# Where a case or a resident is, as answered to someone who may not read personal data (Open311's public GET,
+# the public OGC incidents collection, masked exports): a citizen's report location can be their home, so
 # the point is snapped to a grid of PUBLIC_LOCATION_STEP degrees of the storage CRS (EPSG:4490), about
 # 111 m north-south and 100 m east-west in southern China; the exact point is for staff whose role may
 # read personal data in the case's area (gridkit.users.may_see_personal_data) and trusted Open311 keys.
@@ -29,6 +30,27 @@ def public_location_sql(column: str) -> str:
     """Return SQL of the point `column` (storage SRID) as shown publicly: snapped to PUBLIC_LOCATION_STEP."""
     # Indexed as this very expression on incident.geom (migration 20261206_scale8b): change both together.
     return f"ST_SnapToGrid({column}, {PUBLIC_LOCATION_STEP})"
+
+
+# A group that names people when linked to other data (a resident's household: who lives with whom), as a masked
+# export gives it: a pseudonym keyed by a random key of that one export (EXPORT_PSEUDONYM_KEY, a bound parameter),
+# so rows of one household share it within the file while two exports' pseudonyms cannot be matched, nor
+# the household's own id found from it. 16 hex digits: a collision among 10 million households ~1 in 400,000.
+EXPORT_PSEUDONYM_KEY = "pseudonym_key"
+
+
+def export_pseudonym_key() -> str:
+    """Return a new random key for the pseudonyms of one export (export_pseudonym_sql)."""
+    return secrets.token_hex(16)
+
+
+def export_pseudonym_sql(column: str) -> str:
+    """Return SQL of the text `column` as a masked export gives it: empty stays empty, else 'H' and 16 hex
+    digits of the MD5 of the export's key (bound as :pseudonym_key) and the value."""
+    return (
+        f"CASE WHEN {column} IS NULL OR {column} = '' THEN {column} "
+        f"ELSE 'H' || left(md5(:{EXPORT_PSEUDONYM_KEY} || {column}), 16) END"
+    )
 
 
 def mask_person_name(value: str) -> str:

@@ -153,6 +153,12 @@ def may_see_personal_data(user: User | None, area_code: str | None = None) -> bo
     return area_code is not None and area_code.startswith(admin_code_prefix(user.scope_code))
 
 
+def may_erase_personal_data(user: User | None, area_code: str | None = None) -> bool:
+    """True when `user` may erase a person's data in `area_code`: an administrator (erasing is the data
+    controller's act, not a reader's) who may read personal data there (may_see_personal_data)."""
+    return user is not None and user.role == "admin" and may_see_personal_data(user, area_code)
+
+
 def area_within(session: Session, code: str, scope_code: str | None) -> bool:
     """True when admin unit `code` is `scope_code` or lies under it in the admin unit tree."""
     if scope_code is None:

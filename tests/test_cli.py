@@ -33,7 +33,7 @@ def run(settings, *args, input=None, ok=True, env=ENGLISH):
 
 
 def run_json(settings, *args):
-    return json.loads(run(settings, *args, "--json").output)
+    return json.loads(run(settings, *args, "--json").stdout)
 
 
 @pytest.fixture

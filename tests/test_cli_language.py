@@ -169,7 +169,7 @@ def test_every_setting_is_explained_in_both_languages():
     "args,chinese,english",
     [
         (["dept", "add"], "错误：缺少参数 'CODE'。", "Error: Missing argument 'CODE'."),
-        (["coordinator", "add", "张伟"], "错误：缺少选项 '--phone'。", "Error: Missing option '--phone'."),
+        (["coordinator", "add", "张伟", "--phone", "-"], "错误：缺少选项 '--dept'。", "Missing option '--dept'."),
         (["admin", "list", "--lev"], "错误：没有选项 --lev。（是否想用 --level？）", "(Did you mean --level?)"),
         (["dept", "nope"], "错误：没有命令“nope”。", "Error: No such command 'nope'."),
         (["dept", "add", "1", "2", "3"], "错误：多余的参数（3）。", "Error: Got unexpected extra arguments (3)."),

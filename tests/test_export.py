@@ -217,7 +217,14 @@ def test_unmasked_needs_role_and_is_audited(session, city, tmp_path):
     assert {row["name"] for row in rows} == names
     log = session.scalars(select(AuditLog).where(AuditLog.action == PERSONAL_DATA_READ)).all()
     assert len(log) == 1 and log[0].object_type == "export" and log[0].object_id == "residents"
-    assert log[0].detail["count"] == len(rows) and log[0].detail["detail_fields"] == ["name", "phone"]
+    assert log[0].detail["count"] == len(rows) and log[0].detail["detail_fields"] == [
+        "name",
+        "phone",
+        "birth_date",
+        "building",
+        "household",
+        "place",
+    ]
     # A filter on a personal field: the field and how many rows are logged, the name itself masked.
     name = sorted(names)[0]
     path, _ = _export(

@@ -26,7 +26,7 @@ from gridkit.incidents.importer import import_incidents, load_mapping
 from gridkit.io.export import ExportOptions, export_layer
 from gridkit.io.problems import problem_text
 from gridkit.io.subjects import SubjectImportRefused, import_buildings, import_coordinators
-from gridkit.models import AdminUnit, Building, Incident, IncidentCategory
+from gridkit.models import AdminUnit, Building, Incident, IncidentCategory, User
 from gridkit.standard.categories import load_categories
 from tests.conftest import SHARED_DATA
 from tests.data.make_subject_files import work_cell
@@ -289,7 +289,11 @@ def test_residents_imported_by_building_are_exported_where_their_building_is(ses
     residents.write_text("\n".join(lines), encoding="utf-8")
     import_residents(session, residents, pii_key=b"newcity7e-test-key")
     path = tmp_path / "residents.gpkg"
-    export_layer(session, ExportOptions("residents", "gpkg", path), actor="test")
+    # Unmasked (a masked export gives a resident to about 100 m only, without the building).
+    admin = User(name="root", role="admin")
+    session.add(admin)
+    session.flush()
+    export_layer(session, ExportOptions("residents", "gpkg", path, unmasked=True), user=admin, actor="test")
     back = pyogrio.read_dataframe(path)
     assert len(back) == 30 and back.geometry.notna().all()  # had no place at all: the rows came back without one
     buildings = gpd.GeoSeries(gdf.geometry.values, index=gdf["osm_id"].astype(str)).representative_point()

@@ -19,12 +19,13 @@ from gridkit.cli.language import (
     CatalogueGroup,
     Failure,
     GridkitCommand,
+    Unexpected,
     cli_language,
     say,
     set_language,
 )
 from gridkit.config import Settings
-from gridkit.errors import GridkitError
+from gridkit.errors import GridkitError, ValidationError
 
 __all__ = ["GridkitCommand", "GridkitGroup", "LazyGroup", "cli_language", "main", "say"]
 
@@ -65,6 +66,11 @@ class GridkitGroup(CatalogueGroup):
         except (KeyboardInterrupt, EOFError):
             click.echo(err=True)  # closes the terminal's ^C echo, as click does
             raise Aborted() from None
+        except (click.ClickException, click.exceptions.Exit):
+            raise
+        except Exception as exc:
+            # A bug: its traceback is shown, but a database error's DETAIL quotes the whole row it refused.
+            raise Unexpected(exc) from None
 
     def list_commands(self, ctx):
         return list(self.commands)
@@ -109,6 +115,30 @@ def actor() -> str:
         return f"cli:{getpass.getuser()}"
     except Exception:
         return "cli"
+
+
+def personal_argument(
+    value: str | None,
+    *,
+    prompt: str = "cli.subjects.key_prompt",
+    visible: str | None = "cli.subjects.id_on_command_line",
+    missing: str = "whois.key_missing",
+) -> str:
+    """Return a phone or citizen ID number given to a command, read where no other user sees it.
+
+    '-' reads the first line of standard input (scripts), None asks for it without echo (message
+    `prompt`); a value typed on the command line is taken as given, but it was shown to every user of
+    the machine (ps) and kept in the shell's history: said on stderr (message `visible`, None: the value
+    is not personal, e.g. a building code). Empty: ValidationError `missing`."""
+    if value == "-":
+        value = sys.stdin.readline().strip()
+    elif value is None:
+        value = click.prompt(say(prompt), hide_input=True, err=True).strip()
+    elif visible is not None:
+        click.echo(say(visible), err=True)
+    if not value:
+        raise ValidationError(missing)
+    return value
 
 
 def file_options(func):

@@ -5,13 +5,16 @@ from __future__ import annotations
 import click
 
 from gridkit import db
-from gridkit.cli import GridkitGroup, actor, codes_list, output, say, with_settings
+from gridkit.cli import GridkitGroup, actor, codes_list, output, personal_argument, say, with_settings
 from gridkit.grids.work import add_coordinator, list_coordinators
 from gridkit.pii import mask_or_reveal
 
 SHOW_PHONES = click.option(
     "--show-phones", is_flag=True, help="Show phone numbers in clear (recorded in the audit log)."
 )
+# How a phone given to a command is read (gridkit.cli.personal_argument): '-' from standard input, left out
+# asked without echo; typed on the command line, it shows in `ps` and the shell's history (said).
+PHONE_ARGUMENT = dict(prompt="cli.phone_prompt", visible="cli.phone_on_command_line", missing="cli.phone_missing")
 
 
 @click.group(cls=GridkitGroup)
@@ -21,7 +24,12 @@ def coordinator():
 
 @coordinator.command("add")
 @click.argument("name")
-@click.option("--phone", required=True)
+@click.option(
+    "--phone",
+    metavar="PHONE",
+    help="Mobile phone number: '-' reads it from standard input, left out it is asked for unseen; typed here it "
+    "shows in ps and the shell history.",
+)
 @click.option("--dept", "dept_code", required=True)
 @click.option("--work-cell", "work_cells", required=True, help="Work cell codes, separated by commas.")
 @output.command_output
@@ -29,6 +37,7 @@ def coordinator():
 def coordinator_add(settings, name, phone, dept_code, work_cells):
     """Add a coordinator covering work cells of a department's current work grid."""
     codes = codes_list(work_cells)
+    phone = personal_argument(phone, **PHONE_ARGUMENT)
     with db.transaction(settings) as session:
         c = add_coordinator(session, name, phone, dept_code, codes)
         result = {"id": c.id, "name": c.name, "dept": dept_code, "work_cells": codes}

@@ -54,7 +54,13 @@ def acting_user(session, name: str | None) -> User | None:
 @click.option("--dept", help="Department: work cells of it; subjects get its work cell and coordinator.")
 @click.option("--version", "version", type=int, help="Work grid version number of --dept (default: in force).")
 @click.option("--at", help="The time the work grid and base grid are taken at (ISO-8601; default now).")
-@click.option("--unmasked", is_flag=True, help="Names and phones in full (roles allowed only; audited).")
+@click.option(
+    "--unmasked",
+    is_flag=True,
+    help="Personal data in full: names, phones, birth dates; residents' exact points, buildings and households "
+    "(roles allowed only; audited). Masked, a resident is placed to about 100 m, without building, with a "
+    "household pseudonym of this export only.",
+)
 @click.option("--as", "as_user", envvar="GRIDKIT_USER", help="Act as this gridkit user (role checked).")
 @click.option("--force", is_flag=True, help="Overwrite the output file if it exists.")
 @output.command_output

@@ -170,7 +170,12 @@ def classify(settings, ident, category, severity, note, username):
 @incident.command("dispatch")
 @click.argument("ident", metavar="ID")
 @click.option("--dept", help="Department code (default: the category's).")
-@click.option("--coordinator", "coordinator_phone", metavar="PHONE", help="Another coordinator, by phone.")
+@click.option(
+    "--coordinator",
+    "coordinator_phone",
+    metavar="PHONE",
+    help="Another coordinator, by phone; '-' reads it from standard input.",
+)
 @click.option("--reason", help="Why another coordinator, or why again (with --coordinator, or for a case in hand).")
 @click.option("--note")
 @as_option
@@ -178,6 +183,11 @@ def classify(settings, ident, category, severity, note, username):
 @with_settings
 def dispatch(settings, ident, dept, coordinator_phone, reason, note, username):
     """任务执行: send to the department and the coordinator of the work grid valid at the report time."""
+    if coordinator_phone is not None:
+        from gridkit.cli import personal_argument
+        from gridkit.cli.coordinator import PHONE_ARGUMENT
+
+        coordinator_phone = personal_argument(coordinator_phone, **PHONE_ARGUMENT)
     return _step(
         settings, "dispatch", ident, username, dept=dept, coordinator_phone=coordinator_phone, reason=reason, note=note
     )

@@ -165,6 +165,25 @@ class Aborted(click.ClickException):
         click.echo(self.format_message(), file=file, err=file is None)
 
 
+class Unexpected(click.ClickException):
+    """A fault of gridkit's own (any exception that is not a GridkitError): its traceback on stderr with the
+    rows PostgreSQL quotes in an error's DETAIL left out and phone and ID numbers masked (the rule of the
+    web's logs, gridkit.pii.scrub_log_text), then one line in the CLI's language; exit status 1."""
+
+    def __init__(self, exc: BaseException, lang: str | None = None):
+        import traceback
+
+        from gridkit.pii import scrub_log_text
+
+        self.lang = lang or cli_language()
+        self.details = scrub_log_text("".join(traceback.format_exception(exc)))
+        super().__init__(render("cli.unexpected", self.lang, error=type(exc).__name__))
+
+    def show(self, file=None):
+        click.echo(self.details.rstrip("\n"), file=file, err=file is None)
+        click.echo(render("cli.error", self.lang, message=self.format_message()), file=file, err=file is None)
+
+
 YES, NO = ("y", "yes", "是"), ("n", "no", "否", "")
 
 

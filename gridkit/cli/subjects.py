@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from gridkit import db
 from gridkit.assign import unassigned_subjects
 from gridkit.audit import PERSONAL_DATA_READ, record
-from gridkit.cli import KIND_CHOICE, GridkitGroup, actor, output, say, with_settings
+from gridkit.cli import KIND_CHOICE, GridkitGroup, actor, output, personal_argument, say, with_settings
 from gridkit.cli.common import coordinators_of, responsibility_rows
 from gridkit.cli.coordinator import SHOW_PHONES
 from gridkit.errors import ValidationError
@@ -32,6 +30,19 @@ def subjects_unassigned(settings, kind, limit):
     """List subjects that lie outside every base cell."""
     with db.transaction(settings) as session:
         rows = unassigned_subjects(session, kind, limit)
+        residents = sum(row["kind"] == "residents" for row in rows)
+        if residents:
+            # A resident's point (its home, or its building's) is personal data, as its base cell is to
+            # `subjects responsible`: listing them is a read, recorded by how many (no ID, name or point).
+            record(
+                session,
+                actor(),
+                PERSONAL_DATA_READ,
+                object_type="resident",
+                detail_fields=["lon", "lat"],
+                count=residents,
+                via="cli",
+            )
     return output.Result(rows, rows=rows)
 
 
@@ -62,7 +73,7 @@ def subjects_stats(settings, by, dept_code):
 def subjects_responsible(settings, kind, key, at, show_phones):
     """Who is responsible for one subject (KEY: building code, credit code, incident code or citizen ID;
     a citizen ID is best not typed as KEY: '-' reads it from standard input, no KEY asks for it unseen)."""
-    key = _subject_key(kind, key)
+    key = personal_argument(key, visible="cli.subjects.id_on_command_line" if kind == "residents" else None)
     with db.transaction(settings) as session:
         result = responsibility_of_subject(
             session,
@@ -101,16 +112,35 @@ def subjects_responsible(settings, kind, key, at, show_phones):
     return output.Result(result, lines=[line], rows=responsibility_rows(result))
 
 
-def _subject_key(kind: str, key: str | None) -> str:
-    """Return the KEY of `subjects responsible`: as given, the first line of standard input for '-', or
-    asked without echo when left out. A citizen ID typed on the command line is shown to every user of
-    the machine (ps) and kept in the shell's history: said on stderr."""
-    if key == "-":
-        key = sys.stdin.readline().strip()
-    elif key is None:
-        key = click.prompt(say("cli.subjects.key_prompt"), hide_input=True, err=True).strip()
-    elif kind == "residents":
-        click.echo(say("cli.subjects.id_on_command_line"), err=True)
-    if not key:
-        raise ValidationError("whois.key_missing")
-    return key
+@subjects.command("erase")
+@click.option(
+    "--kind", type=click.Choice(["residents"]), required=True, help="Subject kind (only residents may be erased)."
+)
+@click.argument("key", required=False)
+@click.option("--id", "row_id", type=int, help="The resident's row id (as `subjects responsible --json` gives it).")
+@click.option("--as", "as_user", envvar="GRIDKIT_USER", help="Act as this gridkit user (role checked).")
+@click.option("--yes", is_flag=True, help="Do not ask before erasing.")
+@output.command_output
+@with_settings
+def subjects_erase(settings, kind, key, row_id, as_user, yes):
+    """Erase one resident (moved away, or an erasure request): the row, its base cell and household membership,
+    counts kept right, audited by row id (KEY: the citizen ID, '-' from standard input, left out asked unseen;
+    or --id ROW_ID). Administrators only (--as), inside their scope."""
+    from gridkit.cli.export import acting_user
+    from gridkit.cli.language import confirm
+    from gridkit.erasure import erase_resident, resident_to_erase
+
+    if row_id is None:
+        key = personal_argument(key)
+    elif key is not None:
+        raise ValidationError("erase.one_key")
+    with db.transaction(settings) as session:
+        user = acting_user(session, as_user)
+        found = resident_to_erase(
+            session, user, id_number=key if row_id is None else None, row_id=row_id, pii_key=pii_key(settings)
+        )
+        if not yes:
+            confirm(say("cli.subjects.confirm_erase", id=found.id, identity=found.id_number_masked))
+        result = erase_resident(session, found.id, user=user, actor=user.name if user else actor())
+    line = say("cli.subjects.erased", id=result["id"])
+    return output.Result(result, lines=[line])

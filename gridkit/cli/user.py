@@ -7,7 +7,7 @@ import sys
 import click
 
 from gridkit import db
-from gridkit.cli import GridkitGroup, output, say, with_settings
+from gridkit.cli import GridkitGroup, output, personal_argument, say, with_settings
 from gridkit.errors import ValidationError
 from gridkit.models import ROLES
 from gridkit.users import add_user, link_coordinator, list_users
@@ -27,7 +27,8 @@ def user():
     "--coordinator",
     "coordinator_phone",
     metavar="PHONE",
-    help="Link a coordinator login to the coordinator with this phone (their work cells are its scope).",
+    help="Link a coordinator login to the coordinator with this phone (their work cells are its scope); '-' reads "
+    "the phone from standard input (the line after the password with --password-stdin).",
 )
 @output.command_output
 @with_settings
@@ -38,6 +39,11 @@ def user_add(settings, name, role, scope, password_stdin, coordinator_phone):
         password = sys.stdin.readline().rstrip("\n")
         if not password:
             raise ValidationError("cli.user.no_password_on_stdin")
+    if coordinator_phone is not None:
+        from gridkit.cli.coordinator import PHONE_ARGUMENT
+
+        # '-': the line after the password's, with --password-stdin.
+        coordinator_phone = personal_argument(coordinator_phone, **PHONE_ARGUMENT)
     with db.transaction(settings) as session:
         u = add_user(session, name, role, scope=scope, password=password)
         result = {

@@ -473,7 +473,8 @@ def export_layer(
     if progress:
         progress(stream.done, stream.done)
     if options.unmasked:
-        _audit_unmasked(session, options, actor, [*layer.personal, *query.personal], stream.done, path)
+        personal = [*layer.personal, *query.personal]
+        _audit_unmasked(session, options, actor, personal, [*layer.unmasked_fields, *query.personal], stream.done, path)
     return _summary(options, crs, query, writer, parts, stream.done, path, started)
 
 
@@ -512,8 +513,11 @@ def _summary(options, crs, query, writer, parts, features: int, path: Path, star
     return summary
 
 
-def _audit_unmasked(session: Session, options, actor: str, personal: list, features: int, path: Path) -> None:
-    """Record an unmasked export: the same audit action as every clear read of personal data.
+def _audit_unmasked(
+    session: Session, options, actor: str, personal: list, fields: list, features: int, path: Path
+) -> None:
+    """Record an unmasked export: the same audit action as every clear read of personal data, naming the
+    `fields` it gave in clear (Layer.unmasked_fields and personal kept attributes).
 
     A filter on a personal field is recorded with its value masked, and so is a phone or citizen ID
     number in any other filter (a description's text): the log says which field was filtered,
@@ -529,7 +533,7 @@ def _audit_unmasked(session: Session, options, actor: str, personal: list, featu
         audit.PERSONAL_DATA_READ,
         object_type="export",
         object_id=options.layer,
-        detail_fields=personal,
+        detail_fields=fields,
         count=features,
         path=str(path),
         area=options.area,

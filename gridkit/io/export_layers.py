@@ -21,7 +21,13 @@ from sqlalchemy.orm import Session
 from gridkit.errors import NotFound, ValidationError
 from gridkit.grids.work.membership import work_cell_of_code_sql
 from gridkit.models import BaseGridEdition, Department, WorkGridVersion
-from gridkit.pii import public_location_sql, public_text_sql
+from gridkit.pii import (
+    EXPORT_PSEUDONYM_KEY,
+    export_pseudonym_key,
+    export_pseudonym_sql,
+    public_location_sql,
+    public_text_sql,
+)
 from gridkit.rules import edition_in_force, version_in_force
 
 # Field kinds: how a writer types a column (shapefile DBF types, XLSX cells, GeoJSON values).
@@ -46,11 +52,24 @@ class Layer:
     place_is_personal: bool = False
     # Free text in which people write phone and citizen ID numbers: masked with the rest (gridkit.pii.public_text_sql).
     free_text: tuple[str, ...] = ()
+    # Fields that pin a person's dwelling (a resident's building): left out of a masked export.
+    pinpoints: tuple[str, ...] = ()
+    # Fields that group people (a resident's household): a masked export gives a pseudonym of its own instead
+    # (gridkit.pii.export_pseudonym_sql), the same for the rows of one group within that export only.
+    pseudonymous: tuple[str, ...] = ()
     # A condition on a row `f` of the query that a bbox {box} over `_geom` implies and the table's own indexes
     # serve, when `_geom` is an expression no index holds (gridkit.io.export_features.items ANDs it in), and
     # the hidden columns of `sql` it reads (kept in the finished query; unread, they cost nothing).
     bbox_sql: str = ""
     bbox_columns: tuple[str, ...] = ()
+
+    @property
+    def unmasked_fields(self) -> list[str]:
+        """Return what an unmasked export of the layer gives in clear and a masked one does not (its audit row's
+        detail_fields): personal fields, free text, a birth date, pinpoints, pseudonymous fields, the "place"."""
+        birth = [BIRTH_DATE[0]] if BIRTH_DATE in self.fields else []
+        place = ["place"] if self.place_is_personal else []
+        return [*self.personal, *self.free_text, *birth, *self.pinpoints, *self.pseudonymous, *place]
 
     @property
     def field_names(self) -> list[str]:
@@ -207,6 +226,12 @@ LAYERS: dict[str, Layer] = {
             + _SUBJECT_TAIL
             + (("created_at", DATETIME),),
             personal=("name", "phone"),
+            # Masked, a resident is given to about 100 m (the rule of a case's place), without the building
+            # they live in, and with a household pseudonym of this export: with the birth year, an exact
+            # dwelling and who lives with whom would name the people behind masked names.
+            place_is_personal=True,
+            pinpoints=("building",),
+            pseudonymous=("household",),
             subject=True,
             sql="SELECT s.id_number_masked AS id_number, {res_name} AS name, {res_phone} AS phone, s.household, "
             "s.population_type, {birth}, bl.code AS building, b.code AS base_cell, "
@@ -394,7 +419,11 @@ def build_query(
         reporter=mask_name("s.reporter") if masked else "s.reporter",
         birth="date_part('year', s.birth_date)::int AS birth_year" if masked else "s.birth_date AS birth_date",
     )
-    fields = [BIRTH_YEAR if masked and f == BIRTH_DATE else f for f in layer.fields]
+    fields = [
+        BIRTH_YEAR if masked and f == BIRTH_DATE else f
+        for f in layer.fields
+        if not (masked and f[0] in layer.pinpoints)
+    ]
     if "resident_cell_summary" in sql:
         from gridkit.reports import resident_summary  # reports import this module: imported when used
 
@@ -419,20 +448,35 @@ def build_query(
         clauses.append("q._area LIKE :area")
         params["area"] = area + "%"
     names = [name for name, _ in fields]
+    pseudonymous = set(layer.pseudonymous) if masked else set()
     for i, (name, value) in enumerate((where or {}).items()):
         if name not in names:
             raise ValidationError("export.unknown_field", field=name, layer=layer.name, fields=", ".join(names))
+        if name in pseudonymous:
+            # A masked export's pseudonyms are new in each export: no value given beforehand could match one.
+            raise ValidationError("export.pseudonym_filter", field=name, layer=layer.name)
         # The name was checked against the layer's own list, so quoting it is safe.
         clauses.append(f'q."{name}"::text = :w{i}')
         params[f"w{i}"] = value
-    public = set(layer.free_text) if masked else set()
-    columns = ", ".join(public_text_sql(f'q."{n}"') + f' AS "{n}"' if n in public else f'q."{n}"' for n in names)
+    if pseudonymous:
+        params[EXPORT_PSEUDONYM_KEY] = export_pseudonym_key()
+    columns = ", ".join(_public_column(n, layer.free_text if masked else (), pseudonymous) for n in names)
     geom = public_location_sql("q._geom") if masked and layer.place_is_personal else "q._geom"
     hidden = "".join(f", q.{c}" for c in layer.bbox_columns)
     final = f"SELECT {columns}, {geom} AS _geom{hidden} FROM ({sql}) q"
     if clauses:
         final += " WHERE " + " AND ".join(clauses)
     return LayerQuery(sql=final, params=params, fields=fields, geometry_type=layer.geometry_type, personal=personal)
+
+
+def _public_column(name: str, free_text, pseudonymous) -> str:
+    """Return the SQL of field `name` of the finished query: free text masked, a pseudonym, or as it is."""
+    column = f'q."{name}"'
+    if name in free_text:
+        return f'{public_text_sql(column)} AS "{name}"'
+    if name in pseudonymous:
+        return f'{export_pseudonym_sql(column)} AS "{name}"'
+    return column
 
 
 # Postgres identifiers hold at most 63 bytes (longer ones would be cut and no longer match).

@@ -10,6 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from gridkit.errors import ValidationError
+from gridkit.pii import mask_person_name
 from gridkit.reports import resident_summary
 from gridkit.reports.units import Section, Units
 from gridkit.resident_cells import ASSIGNED_RESIDENTS
@@ -319,11 +320,10 @@ def _by_coordinator(session: Session, u: Units, start, end) -> Section:
     total = {"coordinator_id": None, **_figures(result["total"])}
     rows = []
     for row in result["rows"]:
-        name = row["name"] or "-"
         rows.append(
             {
                 "coordinator_id": row["key"] or "-",
-                "coordinator": name[:1] + "*" * max(len(name) - 1, 1) if row["name"] else "-",
+                "coordinator": mask_person_name(row["name"]) if row["name"] else "-",
                 **_figures(row),
             }
         )
