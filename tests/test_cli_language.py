@@ -148,6 +148,21 @@ def test_table_headings_are_chinese_and_json_keeps_its_keys(world):
     assert set(rows[0]) == {"code", "name", "jurisdiction", "current_version", "work_cells"}
 
 
+def test_totals_and_unset_defaults_are_said_in_the_readers_language(world):
+    """The evaluation's total row and an unset setting are named by the catalogue, never in a fixed
+    mix of languages nor as Python's None; JSON keeps null and switches as one would set them."""
+    evaluation = ["incident", "evaluate", "--by", "community", "--as", "super1"]
+    chinese, english = invoke(evaluation, "zh-CN", world), invoke(evaluation, "en", world)
+    assert re.search(r"^\*\s+合计\s", chinese.splitlines()[-1]) and "total" not in chinese.lower()
+    assert re.search(r"^\*\s+Total\s", english.splitlines()[-1]) and "合计" not in english
+    for lang, unset in (("zh-CN", "未设置"), ("en", "unset")):
+        listing = invoke(["settings"], lang)
+        assert "None" not in listing and "False" not in listing
+        assert re.search(rf"^GRIDKIT_DATABASE_URL\s+{unset}\s", listing, re.M), listing
+    defaults = {row["variable"]: row["default"] for row in json.loads(invoke(["settings", "--json"], "zh-CN"))}
+    assert defaults["GRIDKIT_DATABASE_URL"] is None and defaults["GRIDKIT_SECURE_COOKIES"] == "0"
+
+
 def test_an_empty_table_says_none_in_the_readers_language(fresh_settings):
     assert invoke(["dept", "list"], "zh-CN", fresh_settings).strip() == "（无）"
     assert invoke(["dept", "list"], "en", fresh_settings).strip() == "(none)"

@@ -49,7 +49,7 @@ def acting_user(session, name: str | None) -> User | None:
     help="Output CRS: an EPSG code (EPSG:4490, EPSG:4326, EPSG:4547 …) or gcj02.",
 )
 @click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of shp/csv: utf-8 or gbk.")
-@click.option("--area", help="Only this admin unit (district, street or community code).")
+@click.option("--area", help="Only what lies in this admin unit (district, street or community code).")
 @click.option("--where", multiple=True, metavar="FIELD=VALUE", help="Only rows whose field equals the value.")
 @click.option("--dept", help="Department: work cells of it; subjects get its work cell and coordinator.")
 @click.option("--version", "version", type=int, help="Work grid version number of --dept (default: in force).")
