@@ -134,7 +134,7 @@ def test_table_headings_are_chinese_and_json_keeps_its_keys(world):
     english = invoke(["dept", "list"], "en", world)
     assert table_headings(english) == [["Code", "Name", "Jurisdiction", "Current version", "Work cells"]]
     assert table_headings(invoke(["dept", "list"], "zh-CN", world)) == [
-        ["代码", "名称", "辖区", "当前版本", "责任网格"]
+        ["代码", "名称", "辖区", "当前版本", "工作网格"]
     ]
     # Codes with a name in the catalogue (states, roles, kinds, yes/no) are named too; JSON keeps the codes.
     editions = invoke(["basegrid", "editions"], "zh-CN", world)
