@@ -1,0 +1,32 @@
+"""The CLI as a reader meets it: a closed pipe ends it quietly, and what it prints is in the reader's language."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+
+def test_a_closed_pipe_is_no_unexpected_error(tmp_path):
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "GRIDKIT_HOME": str(tmp_path), "GRIDKIT_LANG": "en"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gridkit.cli", "settings"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    proc.stdout.close()  # as `head` does once it has its lines: the command's first write finds no reader
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141, stderr
+    assert stderr == "", stderr  # no traceback, no "unexpected error", no "Exception ignored" at exit
+
+
+def test_generation_timings_are_said_in_the_readers_language():
+    from gridkit.grids.generate.report import GenerationReport
+    from gridkit.messages import Message
+
+    target = Message("generate.target.area", min=1000, max=5000)
+    report = GenerationReport("试点", 1, target, [], timings={"read": 0.19, "generate": 0.35, "total": 0.61})
+    chinese, english = report.text("zh-CN").splitlines()[-1], report.text("en").splitlines()[-1]
+    assert chinese == "用时：读取 0.19 秒，生成 0.35 秒，合计 0.61 秒", chinese
+    assert english == "Timings: read 0.19 s, generate 0.35 s, total 0.61 s", english
