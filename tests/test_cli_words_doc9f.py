@@ -30,3 +30,19 @@ def test_generation_timings_are_said_in_the_readers_language():
     chinese, english = report.text("zh-CN").splitlines()[-1], report.text("en").splitlines()[-1]
     assert chinese == "用时：读取 0.19 秒，生成 0.35 秒，合计 0.61 秒", chinese
     assert english == "Timings: read 0.19 s, generate 0.35 s, total 0.61 s", english
+
+
+def test_an_import_names_its_crs_without_english_words(fresh_settings, tmp_path):
+    from click.testing import CliRunner
+
+    from gridkit.cli import main
+
+    plain, offset = tmp_path / "entities.csv", tmp_path / "offset.csv"
+    plain.write_text("credit_code,name,lon,lat\n91440304MA5058NNX8,润泽文化,114.05,22.54\n", encoding="utf-8")
+    offset.write_text("credit_code,name,lon,lat\n91440304MA5075X40D,新洲健康,114.06,22.54\n", encoding="utf-8")
+    for path, extra, crs in ((plain, [], "EPSG:4490 (CGCS2000)"), (offset, ["--src-crs", "gcj02"], "GCJ-02")):
+        result = CliRunner().invoke(
+            main, ["import", "entities", str(path), *extra], obj=fresh_settings, env={"GRIDKIT_LANG": "zh-CN"}
+        )
+        assert result.exit_code == 0, result.output
+        assert f"坐标系 {crs}，" in result.output, result.output
