@@ -32,7 +32,7 @@ def test_generation_timings_are_said_in_the_readers_language():
     assert english == "Timings: read 0.19 s, generate 0.35 s, total 0.61 s", english
 
 
-def test_an_import_names_its_crs_without_english_words(fresh_settings, tmp_path):
+def test_an_import_names_its_crs_and_rows_in_the_readers_words(fresh_settings, tmp_path):
     from click.testing import CliRunner
 
     from gridkit.cli import main
@@ -46,3 +46,5 @@ def test_an_import_names_its_crs_without_english_words(fresh_settings, tmp_path)
         )
         assert result.exit_code == 0, result.output
         assert f"坐标系 {crs}，" in result.output, result.output
+        # No edition yet: the row is kept unassigned, named by its line, not as Python's list "[2]".
+        assert "未落格 1，未落格的行 2\n" in result.output and "[" not in result.output, result.output
