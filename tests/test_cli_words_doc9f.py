@@ -48,3 +48,18 @@ def test_an_import_names_its_crs_and_rows_in_the_readers_words(fresh_settings, t
         assert f"坐标系 {crs}，" in result.output, result.output
         # No edition yet: the row is kept unassigned, named by its line, not as Python's list "[2]".
         assert "未落格 1，未落格的行 2\n" in result.output and "[" not in result.output, result.output
+
+
+def test_user_add_names_the_role_in_the_readers_language(fresh_settings):
+    from click.testing import CliRunner
+
+    from gridkit.cli import main
+
+    for lang, name, said in (
+        ("zh-CN", "ana", "用户 ana（数据分析员）已添加"),
+        ("en", "bob", "user bob (analyst) added"),
+    ):
+        result = CliRunner().invoke(
+            main, ["user", "add", name, "--role", "analyst"], obj=fresh_settings, env={"GRIDKIT_LANG": lang}
+        )
+        assert result.exit_code == 0 and result.output.strip() == said, result.output
