@@ -105,7 +105,7 @@ def subjects_responsible(settings, kind, key, at, show_phones):
         )
     line = say(
         "cli.subjects.responsible",
-        kind=kind[:-1],
+        kind=say(f"cli.subject.{kind}"),
         identity=result["identity"],
         base_cell=result["base_cell"] or say("cli.subjects.unassigned"),
     )
