@@ -61,7 +61,12 @@ def acting_user(session, name: str | None) -> User | None:
     "(roles allowed only; audited). Masked, a resident is placed to about 100 m, without building, with a "
     "household pseudonym of this export only.",
 )
-@click.option("--as", "as_user", envvar="GRIDKIT_USER", help="Act as this gridkit user (role checked).")
+@click.option(
+    "--as",
+    "as_user",
+    envvar="GRIDKIT_USER",
+    help="Act as this gridkit user, whose role and area are checked (default: GRIDKIT_USER).",
+)
 @click.option("--force", is_flag=True, help="Overwrite the output file if it exists.")
 @output.command_output
 @with_settings
