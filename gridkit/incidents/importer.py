@@ -51,6 +51,7 @@ from gridkit.incidents.import_rows import (
     note_outside,
     responsibility,
 )
+from gridkit.incidents.deadlines import due_many
 from gridkit.incidents.responsible import assign_work_cells, mark_dispatch_gaps
 from gridkit.io.crs import lonlat_converter
 from gridkit.io.problems import ProblemList, first_problem, problem, problem_count
@@ -199,7 +200,9 @@ def _stage(session: Session, ctx: Context, rows: CheckedRows, first: int, notes:
     cells, work_cells, later = responsibility(ctx, rows, depts)
     note_outside(ctx, rows, cells, notes)
     coordinators = np.array([ctx.coordinator_of.get(int(w), 0) for w in work_cells], dtype=np.int64)
-    handling = pd.to_timedelta(rows.categories.map(ctx.hours).fillna(0).astype(float), unit="h")
+    hours = rows.categories.map(ctx.hours).fillna(0).astype(float)
+    around = rows.categories.map(ctx.around_the_clock).fillna(True).astype(bool)
+    computed = due_many(rows.reported, hours, around, ctx.calendar)
     n = len(rows.lines)
     values = {
         "seq": pa.array(np.arange(first, first + n), pa.int32()),
@@ -215,7 +218,7 @@ def _stage(session: Session, ctx: Context, rows: CheckedRows, first: int, notes:
         "reported_at": _utc_seconds(rows.reported),
         "closed_at": _utc_seconds(rows.closed.where(rows.states == "closed")),
         "moved_at": _utc_seconds(rows.closed.where(rows.closed.notna(), rows.reported)),
-        "deadline": _utc_seconds(rows.due.where(rows.due.notna(), rows.reported + handling)),
+        "deadline": _utc_seconds(rows.due.where(rows.due.notna(), computed)),
         "dept_code": _texts(depts),
         "base_cell_id": _ids(cells),
         "work_cell_id": _ids(work_cells),

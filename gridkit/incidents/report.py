@@ -14,6 +14,7 @@ from gridkit.grids.base import check_lon_lat, current_edition
 from gridkit.incidents.actors import Actor, as_actor, check_role, check_scope
 from gridkit.incidents.cases import write_history
 from gridkit.incidents.categories import category as category_of
+from gridkit.incidents.calendar import load_calendar
 from gridkit.incidents.deadlines import iso, past_time, start_clock
 from gridkit.models import BaseCell, Component, Incident
 from gridkit.rules import SRID, IncidentState, make_point, now, point_cell
@@ -109,7 +110,7 @@ def report_incident(
         idempotency_key=key,
         reported_at=when,
     )
-    start_clock(incident, cat)
+    start_clock(incident, cat, load_calendar(session))
     existing = _insert_once(session, incident, key)
     if existing is not None:
         return _same_report(existing, key, description)

@@ -7,6 +7,7 @@ from datetime import datetime
 from geoalchemy2 import Geometry
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Computed,
     DateTime,
@@ -59,6 +60,8 @@ class IncidentCategory(Base):
     dept_code: Mapped[str | None] = mapped_column(String(6))
     # Hours allowed for the other steps: {"accept": 2, "classify": 2, "dispatch": 2, "verify": 24}.
     step_hours: Mapped[dict | None] = mapped_column(JSONB)
+    # True: the limits run around the clock (突发事件); False: in working time (gridkit.incidents.worktime).
+    around_the_clock: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
 
 
 class Component(Base):
