@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import date, time
+from datetime import date
 from pathlib import Path
 
-from sqlalchemy import delete, extract, select
+from sqlalchemy import delete, extract, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -50,9 +50,16 @@ WEEKDAYS = range(1, 8)
 def load_calendar(session: Session) -> WorkCalendar:
     """Return the deployment's working calendar: its hours per weekday and every dated exception."""
     hours: dict[int, list] = {d: [] for d in WEEKDAYS}
-    for h in session.scalars(select(WorkCalendarHours).order_by(WorkCalendarHours.weekday, WorkCalendarHours.starts)):
-        hours[h.weekday].append((_minutes(h.starts), _minutes(h.ends)))
-    exceptions = dict(session.execute(select(WorkCalendarDay.day, WorkCalendarDay.kind)).tuples())
+    # Read as minutes: a span may end at 24:00 (a time PostgreSQL holds and Python's cannot).
+    spans = session.execute(
+        text(
+            "SELECT weekday, CAST(extract(epoch FROM starts) AS int) / 60, CAST(extract(epoch FROM ends) AS int) / 60 "
+            "FROM work_calendar_hours ORDER BY weekday, starts"
+        )
+    )
+    for weekday, start, end in spans:
+        hours[weekday].append((start, end))
+    exceptions = {day: kind for day, kind in session.execute(select(WorkCalendarDay.day, WorkCalendarDay.kind))}
     return WorkCalendar(hours={d: tuple(s) for d, s in hours.items()}, exceptions=exceptions, tz=LOCAL_TZ)
 
 
@@ -67,7 +74,7 @@ def hours_rows(session: Session) -> list[dict]:
 def set_hours(session: Session, specs: list[str]) -> list[dict]:
     """Set the working hours of weekdays from specs "DAYS=SPANS" ("1-5=09:00-12:00,14:00-18:00", "6=": no work);
     the weekdays not named keep theirs. Return the hours as rows. Nothing changes if a spec is wrong."""
-    wanted: dict[int, list[tuple[time, time]]] = {}
+    wanted: dict[int, list[tuple[int, int]]] = {}
     for spec in specs:
         days, spans = _parse_hours(spec)
         for day in days:
@@ -75,9 +82,12 @@ def set_hours(session: Session, specs: list[str]) -> list[dict]:
     if not any(wanted.values()) and not _other_hours(session, wanted):
         raise ValidationError("calendar.no_hours_left")
     session.execute(delete(WorkCalendarHours).where(WorkCalendarHours.weekday.in_(list(wanted))))
-    rows = [{"weekday": d, "starts": s, "ends": e} for d, spans in wanted.items() for s, e in spans]
+    rows = [{"weekday": d, "starts": _hhmm(s), "ends": _hhmm(e)} for d, spans in wanted.items() for s, e in spans]
     if rows:
-        session.execute(insert(WorkCalendarHours).values(rows))
+        session.execute(
+            text("INSERT INTO work_calendar_hours (weekday, starts, ends) VALUES (:weekday, CAST(:starts AS time), CAST(:ends AS time))"),
+            rows,
+        )
     return hours_rows(session)
 
 
@@ -89,21 +99,19 @@ def _other_hours(session: Session, wanted: dict) -> bool:
     )
 
 
-def _parse_hours(spec: str) -> tuple[list[int], list[tuple[time, time]]]:
+def _parse_hours(spec: str) -> tuple[list[int], list[tuple[int, int]]]:
     """Return (weekdays, spans) of one "DAYS=SPANS" spec, or raise ValidationError naming what is wrong."""
     days_text, sep, spans_text = spec.partition("=")
     match = re.fullmatch(r"\s*([1-7])\s*(?:-\s*([1-7])\s*)?", days_text)
     if not sep or not match or int(match.group(2) or match.group(1)) < int(match.group(1)):
         raise ValidationError("calendar.bad_hours_spec", spec=spec)
     days = list(range(int(match.group(1)), int(match.group(2) or match.group(1)) + 1))
-    spans: list[tuple[time, time]] = []
+    spans: list[tuple[int, int]] = []
     for part in (p.strip() for p in spans_text.split(",") if p.strip()):
         found = _SPAN.fullmatch(part)
-        try:
-            start, end = (time(int(found.group(i)), int(found.group(i + 1))) for i in (1, 3)) if found else (None, None)
-        except ValueError:
-            start = end = None
-        if start is None or start >= end:
+        start, end = (int(found.group(i)) * 60 + int(found.group(i + 1)) for i in (1, 3)) if found else (0, 0)
+        # Minutes after midnight; a span may end at 24:00, none starts there.
+        if not found or int(found.group(2)) > 59 or int(found.group(4)) > 59 or not 0 <= start < end <= 1440:
             raise ValidationError("calendar.bad_span", spec=spec, span=part)
         if spans and start < spans[-1][1]:
             raise ValidationError("calendar.spans_overlap", spec=spec, span=part)
@@ -233,10 +241,6 @@ def remove_calendar_days(session: Session, days: list[str]) -> int:
             raise ValidationError("calendar.bad_date", value=text)
         parsed.append(day)
     return session.execute(delete(WorkCalendarDay).where(WorkCalendarDay.day.in_(parsed))).rowcount
-
-
-def _minutes(value: time) -> int:
-    return value.hour * 60 + value.minute
 
 
 def _hhmm(minutes: int) -> str:

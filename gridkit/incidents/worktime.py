@@ -52,7 +52,7 @@ _HORIZON_DAYS = 3660
 @dataclass(frozen=True)
 class WorkCalendar:
     """Working hours per ISO weekday ({1: ((540, 720), (840, 1080)), …} in minutes, local time), dated
-    exceptions ({date: "holiday" | "workday"}) and the zone local times are read in."""
+    exceptions ({date: "holiday" | "workday"}) and the zone local times are read in. A span may end at 1440 (24:00)."""
 
     hours: dict = field(default_factory=lambda: dict(DEFAULT_HOURS))
     exceptions: dict = field(default_factory=dict)
@@ -178,7 +178,9 @@ def _delta_us(value: timedelta) -> int:
 
 def _local_us(day: date, minute: int, tz: ZoneInfo) -> int:
     """Return the epoch microseconds of a local time on `day` (minutes after midnight): 09:00 is 09:00 on the
-    wall clock, also on a day whose clocks change."""
+    wall clock, also on a day whose clocks change; 1440 is the next midnight)."""
+    if minute >= 1440:
+        day, minute = day + timedelta(days=1), minute - 1440
     return _to_us(datetime.combine(day, time(minute // 60, minute % 60), tz))
 
 
