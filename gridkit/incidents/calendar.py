@@ -153,7 +153,7 @@ def import_calendar_days(
     for position, row in enumerate(table.rows):
         found = _row(table, position, row, names, days, problems)
         if found is not None:
-            days[found[0]] = (found[1], found[2], table.numbers[position])
+            days[found[0]] = (found[1], found[2], position)
     if problems:
         code, params = refusal(display, problems, "imported")
         raise ImportRefused(code, problems=problems, source=table.source, **params)
@@ -198,7 +198,7 @@ def _row(table, position: int, row: dict, names: dict, days: dict, problems: lis
     if day is None:
         found.append(("date", Message("calendar.row.bad_date", value=raw_date)))
     elif day in days:
-        found.append(("date", Message("calendar.row.repeated", day=day.isoformat(), first=days[day][2])))
+        found.append(("date", Message("calendar.row.repeated", day=day.isoformat(), first=table.place(days[day][2]))))
     if kind is None:
         found.append(("kind", Message("calendar.row.bad_kind", value=raw_kind, kinds=", ".join(CALENDAR_DAY_KINDS))))
     if not name.strip():
