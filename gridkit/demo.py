@@ -26,9 +26,9 @@ from gridkit.assign import AUTO_ASSIGN, assign_subjects
 from gridkit.errors import ValidationError
 from gridkit.grids import work
 from gridkit.incidents.actors import Actor
+from gridkit.incidents.calendar import load_calendar
 from gridkit.incidents.categories import seed_categories
 from gridkit.incidents.demo_cases import advance_demo_cases
-from gridkit.incidents.calendar import load_calendar
 from gridkit.incidents.workflow import start_clock
 from gridkit.models import (
     SRID,

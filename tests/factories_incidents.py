@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 from factories import STREET, X0, Y0, D, make_base_grid
 
-from gridkit.incidents.calendar import set_hours
 from gridkit.grids import work
 from gridkit.incidents.actors import Actor
+from gridkit.incidents.calendar import set_hours
 from gridkit.incidents.categories import seed_categories
 from gridkit.users import add_user
 

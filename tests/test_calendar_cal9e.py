@@ -46,7 +46,12 @@ def test_import_csv_utf8_then_gbk_updates_and_lists(session, tmp_path):
     path.write_text(GOOD, encoding="utf-8")
     result = import_calendar_days(session, path)
     assert result.summary() == {"file": "holidays.csv", "added": 3, "updated": 0, "holidays": 2, "workdays": 1}
-    assert list_calendar_days(session, 2026)[1] == {"date": "2026-01-04", "weekday": 7, "kind": "workday", "name": "元旦调休"}
+    assert list_calendar_days(session, 2026)[1] == {
+        "date": "2026-01-04",
+        "weekday": 7,
+        "kind": "workday",
+        "name": "元旦调休",
+    }
     gbk = tmp_path / "假日.csv"
     gbk.write_bytes("日期,类型,名称\n2026-10-01,holiday,国庆节、中秋节\n2026-10-02,holiday,国庆节\n".encode("gbk"))
     result = import_calendar_days(session, gbk)
@@ -71,7 +76,9 @@ def test_import_xlsx_with_typed_dates(session, tmp_path):
 
 def test_a_bad_file_is_refused_whole_with_every_problem(session, tmp_path):
     path = tmp_path / "bad.csv"
-    path.write_text(GOOD + "2026-02-30,holiday,春节\n2026-01-01,holiday,元旦\n2026-02-17,休息日,春节\n2026-02-18,holiday,\n")
+    path.write_text(
+        GOOD + "2026-02-30,holiday,春节\n2026-01-01,holiday,元旦\n2026-02-17,休息日,春节\n2026-02-18,holiday,\n"
+    )
     with pytest.raises(ImportRefused) as exc:
         import_calendar_days(session, path)
     problems = exc.value.problems

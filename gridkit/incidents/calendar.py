@@ -85,7 +85,10 @@ def set_hours(session: Session, specs: list[str]) -> list[dict]:
     rows = [{"weekday": d, "starts": _hhmm(s), "ends": _hhmm(e)} for d, spans in wanted.items() for s, e in spans]
     if rows:
         session.execute(
-            text("INSERT INTO work_calendar_hours (weekday, starts, ends) VALUES (:weekday, CAST(:starts AS time), CAST(:ends AS time))"),
+            text(
+                "INSERT INTO work_calendar_hours (weekday, starts, ends) "
+                "VALUES (:weekday, CAST(:starts AS time), CAST(:ends AS time))"
+            ),
             rows,
         )
     return hours_rows(session)
@@ -163,7 +166,9 @@ def import_calendar_days(
     rows = [{"day": d, "kind": k, "name": n} for d, (k, n, _) in sorted(days.items())]
     stmt = insert(WorkCalendarDay).values(rows)
     session.execute(
-        stmt.on_conflict_do_update(index_elements=["day"], set_={"kind": stmt.excluded.kind, "name": stmt.excluded.name})
+        stmt.on_conflict_do_update(
+            index_elements=["day"], set_={"kind": stmt.excluded.kind, "name": stmt.excluded.name}
+        )
     )
     kinds = [k for k, _, _ in days.values()]
     return CalendarImport(
@@ -235,10 +240,10 @@ def remove_calendar_days(session: Session, days: list[str]) -> int:
     """Remove the exceptions of the dates given (YYYY-MM-DD); return how many were there. A date that is none
     is refused before anything changes."""
     parsed = []
-    for text in days:
-        day = _date(text.strip())
+    for typed in days:
+        day = _date(typed.strip())
         if day is None:
-            raise ValidationError("calendar.bad_date", value=text)
+            raise ValidationError("calendar.bad_date", value=typed)
         parsed.append(day)
     return session.execute(delete(WorkCalendarDay).where(WorkCalendarDay.day.in_(parsed))).rowcount
 

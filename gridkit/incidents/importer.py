@@ -41,6 +41,7 @@ from sqlalchemy.orm import Session
 
 from gridkit import db
 from gridkit.errors import NotFound, ValidationError
+from gridkit.incidents.deadlines import due_many
 from gridkit.incidents.import_rows import (
     CheckedRows,
     Context,
@@ -51,7 +52,6 @@ from gridkit.incidents.import_rows import (
     note_outside,
     responsibility,
 )
-from gridkit.incidents.deadlines import due_many
 from gridkit.incidents.responsible import assign_work_cells, mark_dispatch_gaps
 from gridkit.io.crs import lonlat_converter
 from gridkit.io.problems import ProblemList, first_problem, problem, problem_count

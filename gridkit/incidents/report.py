@@ -12,9 +12,9 @@ from sqlalchemy.orm import Session
 from gridkit.errors import Conflict, NotFound, ValidationError
 from gridkit.grids.base import check_lon_lat, current_edition
 from gridkit.incidents.actors import Actor, as_actor, check_role, check_scope
+from gridkit.incidents.calendar import load_calendar
 from gridkit.incidents.cases import write_history
 from gridkit.incidents.categories import category as category_of
-from gridkit.incidents.calendar import load_calendar
 from gridkit.incidents.deadlines import iso, past_time, start_clock
 from gridkit.models import BaseCell, Component, Incident
 from gridkit.rules import SRID, IncidentState, make_point, now, point_cell

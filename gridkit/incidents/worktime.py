@@ -21,7 +21,7 @@ into instants with the calendar's zone (zoneinfo), so a day with a daylight-savi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -42,7 +42,7 @@ __all__ = [
 DEFAULT_HOURS: dict[int, tuple[tuple[int, int], ...]] = {
     day: ((9 * 60, 12 * 60), (14 * 60, 18 * 60)) for day in range(1, 6)
 }
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = 1_000_000
 # Days of calendar laid out beyond the last start at most: a limit that reaches no working hour within
 # them (a calendar whose every day is a holiday) is refused instead of searched for ever.
