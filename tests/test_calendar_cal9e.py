@@ -10,7 +10,7 @@ from datetime import date, datetime, timedelta
 import pytest
 from factories_incidents import IN_C1, SUPERVISOR, coordinator_actor, make_incident_world
 from openpyxl import Workbook
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from gridkit.errors import ValidationError
 from gridkit.incidents import workflow as wf
@@ -24,8 +24,9 @@ from gridkit.incidents.calendar import (
 )
 from gridkit.incidents.categories import category, category_rows, seed_categories
 from gridkit.incidents.evaluate import evaluate
+from gridkit.incidents.importer import import_incidents
 from gridkit.io.problems import ImportRefused
-from gridkit.models import WorkCalendarDay
+from gridkit.models import Incident, WorkCalendarDay
 from gridkit.rules import LOCAL_TZ, parse_time
 
 FRIDAY = date(2026, 11, 27)
@@ -202,3 +203,43 @@ def test_the_on_time_rate_follows_working_time(session, world):
     _run(session, world, "E0305")
     total = evaluate(session, from_="2026-11-01", to="2026-12-01")["total"]
     assert (total["closed"], total["on_time_rate"]) == (3, round(1 / 3, 4))
+
+
+def test_mean_time_per_step_counts_working_time(session, world):
+    # Handling from Friday 17:30 to Monday 10:00: 1.5 working hours (17:30-18:00, 09:00-10:00) for the working-time
+    # case, 64.5 hours for the one around the clock.
+    working, urgent = _run(session, world, "E0305"), _run(session, world, "E0401")
+    assert working.handle_work_us == 1.5 * 3600 * 1_000_000 and urgent.handle_work_us == 64.5 * 3600 * 1_000_000
+    steps = evaluate(session, from_="2026-11-01", to="2026-12-01")["total"]["steps"]
+    assert steps["handle"]["mean_hours"] == round((1.5 + 64.5) / 2, 2)
+    assert steps["accept"]["mean_hours"] == 0.5 and steps["total"]["n"] == 2
+    # Friday 16:00 → Monday 11:00: 2 + 2 working hours; 67 hours around the clock.
+    assert steps["total"]["mean_hours"] == round((4 + 67) / 2, 2)
+    assert steps["total"]["p90_hours"] > 4
+    # A case stored before step times were kept (none recorded) counts its steps around the clock.
+    session.execute(update(Incident).where(Incident.id == working.id).values(handle_work_us=None))
+    steps = evaluate(session, from_="2026-11-01", to="2026-12-01")["total"]["steps"]
+    assert steps["handle"]["mean_hours"] == 64.5
+
+
+def test_imported_cases_get_working_time_deadlines_and_step_times(session, world, tmp_path):
+    mapping = {
+        "source": "hotline",
+        "code_prefix": "HL",
+        "columns": {"external_id": "编号", "category": "类型", "reported_at": "上报时间", "closed_at": "结案时间"},
+        "timezone": "Asia/Shanghai",
+        "categories": {"掘路": "E0305", "塌陷": "E0401"},
+    }
+    path = tmp_path / "cases.csv"
+    path.write_text(
+        "编号,类型,上报时间,结案时间\nA1,掘路,2026-11-27 17:00,2026-11-30 10:00\nA2,塌陷,2026-11-27 17:00,\n",
+        encoding="utf-8",
+    )
+    import_incidents(session, path, mapping)
+    cases = {c.external_id: c for c in session.scalars(select(Incident).where(Incident.source == "hotline"))}
+    # E0305: 2 + 2 + 4 + 8 + 24 = 40 working hours from Friday 17:00: 1 h Friday, 35 h the next week, then
+    # Monday 09:00-12:00 and 14:00-15:00 → Monday 15:00 a fortnight after the report.
+    assert cases["A1"].deadline == bj(MONDAY + timedelta(days=7), 15)
+    assert cases["A1"].total_work_us == 2 * 3600 * 1_000_000  # Friday 17:00-18:00, Monday 09:00-10:00
+    # E0401 around the clock: 1 + 1 + 1 + 2 + 4 = 9 hours; not closed, no total.
+    assert cases["A2"].deadline == bj(FRIDAY, 17) + timedelta(hours=9) and cases["A2"].total_work_us is None

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from gridkit.errors import ValidationError
 from gridkit.incidents.calendar import load_calendar
 from gridkit.incidents.categories import step_hours
-from gridkit.incidents.worktime import WorkCalendar, add_working_time
+from gridkit.incidents.worktime import WorkCalendar, add_working_time, working_time_between
 from gridkit.models import Incident, IncidentCategory
 from gridkit.rules import IncidentState, now, parse_time
 
@@ -111,6 +111,48 @@ def due_many(starts, hours, around_the_clock, calendar: WorkCalendar):
         result[~plain] = add_working_us(start_us[~plain], limit_us[~plain], calendar)
     out = pd.Series(epoch + pd.to_timedelta(result, unit="us"), index=starts.index)
     return out.where(known)
+
+
+def spent_many(starts, ends, around_the_clock, calendar: WorkCalendar):
+    """Return the times from many starts to their ends (pandas Series of UTC times) in microseconds, counted as
+    `record_step_times` counts them: working time, or around the clock where `around_the_clock`; <NA> where a
+    time is missing."""
+    import numpy as np
+    import pandas as pd
+
+    from gridkit.incidents.worktime import working_us_between
+
+    epoch = pd.Timestamp(0, tz="UTC")
+    known = (starts.notna() & ends.notna()).to_numpy()
+    start_us, end_us = (
+        ((t - epoch) // pd.Timedelta(microseconds=1)).fillna(0).to_numpy(np.int64) for t in (starts, ends)
+    )
+    result = np.maximum(end_us - start_us, 0)
+    working = known & ~around_the_clock.to_numpy(dtype=bool)
+    if working.any():
+        result[working] = working_us_between(start_us[working], end_us[working], calendar)
+    return pd.Series(pd.array(result, dtype="Int64"), index=starts.index).where(known)
+
+
+# Each step's time: from the first timestamp to the second (gridkit.incidents.evaluate.STEPS reads the same).
+STEP_TIMES = {
+    "accept": ("reported_at", "accepted_at"),
+    "classify": ("accepted_at", "classified_at"),
+    "dispatch": ("classified_at", "dispatched_at"),
+    "handle": ("dispatched_at", "fed_back_at"),
+    "verify": ("fed_back_at", "closed_at"),
+    "total": ("reported_at", "closed_at"),
+}
+
+
+def record_step_times(session: Session, incident: Incident) -> None:
+    """Set the case's step times (`<step>_work_us`) from its timestamps, counted as its limits count: in working
+    time, or around the clock for a category that runs so; None for a step not done."""
+    clock = case_clock(session, case_category(session, incident))
+    for step, (start_field, end_field) in STEP_TIMES.items():
+        start, end = getattr(incident, start_field), getattr(incident, end_field)
+        spent = working_time_between(start, end, clock) if start is not None and end is not None else None
+        setattr(incident, f"{step}_work_us", None if spent is None else spent // timedelta(microseconds=1))
 
 
 def case_category(session: Session, incident: Incident) -> IncidentCategory | None:

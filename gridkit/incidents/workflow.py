@@ -33,6 +33,7 @@ from gridkit.incidents.deadlines import (
     due,
     iso,
     past_time,
+    record_step_times,
     set_deadline,
     start_clock,
     step_times,
@@ -373,6 +374,7 @@ def _finish(
     if incident.status in FINISHED_INCIDENT_STATES:
         incident.step_deadline = None
     incident.revision += 1
+    record_step_times(session, incident)
     write_history(session, incident, old, incident.status, actor, when, note)
     session.flush()
     return incident

@@ -148,6 +148,15 @@ class Incident(Base):
     dispatched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     fed_back_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Each step's time (µs) counted as its limits count (gridkit.incidents.deadlines.record_step_times: working
+    # time, or around the clock for the category's that runs so), set when the step is done; NULL for cases stored
+    # before (the evaluation then reads the step's time around the clock).
+    accept_work_us: Mapped[int | None] = mapped_column(BigInteger)
+    classify_work_us: Mapped[int | None] = mapped_column(BigInteger)
+    dispatch_work_us: Mapped[int | None] = mapped_column(BigInteger)
+    handle_work_us: Mapped[int | None] = mapped_column(BigInteger)
+    verify_work_us: Mapped[int | None] = mapped_column(BigInteger)
+    total_work_us: Mapped[int | None] = mapped_column(BigInteger)
     # Deadline of the whole case (closure), set at classify; on-time closure is measured against it.
     deadline: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # Per-step deadlines {"accept": iso, "classify": iso, …} and the one of the step now pending.
