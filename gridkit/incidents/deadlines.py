@@ -134,14 +134,14 @@ def spent_many(starts, ends, around_the_clock, calendar: WorkCalendar):
     return pd.Series(pd.array(result, dtype="Int64"), index=starts.index).where(known)
 
 
-# Each step's time: from the first timestamp to the second (gridkit.incidents.evaluate.STEPS reads the same).
+# Each step's time: (the timestamp it ends at, the one it starts at); the evaluation reads the same (evaluate.STEPS).
 STEP_TIMES = {
-    "accept": ("reported_at", "accepted_at"),
-    "classify": ("accepted_at", "classified_at"),
-    "dispatch": ("classified_at", "dispatched_at"),
-    "handle": ("dispatched_at", "fed_back_at"),
-    "verify": ("fed_back_at", "closed_at"),
-    "total": ("reported_at", "closed_at"),
+    "accept": ("accepted_at", "reported_at"),
+    "classify": ("classified_at", "accepted_at"),
+    "dispatch": ("dispatched_at", "classified_at"),
+    "handle": ("fed_back_at", "dispatched_at"),
+    "verify": ("closed_at", "fed_back_at"),
+    "total": ("closed_at", "reported_at"),
 }
 
 
@@ -149,7 +149,7 @@ def record_step_times(session: Session, incident: Incident) -> None:
     """Set the case's step times (`<step>_work_us`) from its timestamps, counted as its limits count: in working
     time, or around the clock for a category that runs so; None for a step not done."""
     clock = case_clock(session, case_category(session, incident))
-    for step, (start_field, end_field) in STEP_TIMES.items():
+    for step, (end_field, start_field) in STEP_TIMES.items():
         start, end = getattr(incident, start_field), getattr(incident, end_field)
         spent = working_time_between(start, end, clock) if start is not None and end is not None else None
         setattr(incident, f"{step}_work_us", None if spent is None else spent // timedelta(microseconds=1))

@@ -34,17 +34,12 @@ from sqlalchemy.orm import Session
 
 from gridkit.errors import ValidationError
 from gridkit.incidents.actors import Actor
+from gridkit.incidents.deadlines import STEP_TIMES
 from gridkit.incidents.personal import protect_coordinators
 from gridkit.rules import LOCAL_TZ, OPEN_INCIDENT_STATES, now, period_bounds
 
-STEPS = {
-    "accept": ("accepted_at", "reported_at"),
-    "classify": ("classified_at", "accepted_at"),
-    "dispatch": ("dispatched_at", "classified_at"),
-    "handle": ("fed_back_at", "dispatched_at"),
-    "verify": ("closed_at", "fed_back_at"),
-    "total": ("closed_at", "reported_at"),
-}
+# Step → (the timestamp it ends at, the one it starts at): the workflow's, which keeps each step's time.
+STEPS = STEP_TIMES
 # Group → (key expression, name expression, the join it needs) over parts `p` (rollup rows and case
 # rows alike: dept_code, work_cell_id, coordinator_id, community_code); only these fixed SQL
 # fragments are ever formatted in.
