@@ -26,6 +26,7 @@ from gridkit.assign import AUTO_ASSIGN, assign_subjects
 from gridkit.errors import ValidationError
 from gridkit.grids import work
 from gridkit.incidents.actors import Actor
+from gridkit.incidents.calendar import load_calendar
 from gridkit.incidents.categories import seed_categories
 from gridkit.incidents.demo_cases import advance_demo_cases
 from gridkit.incidents.workflow import start_clock
@@ -348,6 +349,7 @@ def _load_incidents(session: Session, data_dir: Path, shift: timedelta) -> int:
     rule) and history entry; return how many."""
     incidents = _read_features(data_dir / "incidents.geojson")
     categories = {c.code: c for c in session.scalars(select(IncidentCategory))}
+    calendar = load_calendar(session)
     accounts = dict(
         session.execute(
             select(work.Coordinator.name, func.min(User.name))
@@ -371,7 +373,7 @@ def _load_incidents(session: Session, data_dir: Path, shift: timedelta) -> int:
             reporter=r.reporter,
             geom=from_shape(r.geometry, srid=SRID),
         )
-        start_clock(incident, categories.get(r.category_code))
+        start_clock(incident, categories.get(r.category_code), calendar)
         session.add(incident)
         session.flush()
         # As gridkit.incidents.report writes it: a coordinator's report under their account's

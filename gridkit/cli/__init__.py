@@ -48,6 +48,7 @@ MODULE_COMMANDS: dict[str, str] = {
     "serve": "gridkit.cli.serve",
     "demo": "gridkit.cli.demo",
     "incident": "gridkit.cli.incident",
+    "calendar": "gridkit.cli.calendar_",
     "export": "gridkit.cli.export",
     "report": "gridkit.cli.report",
 }

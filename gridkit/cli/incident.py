@@ -49,7 +49,8 @@ def categories():
 @output.command_output
 @with_settings
 def categories_list(settings, kind):
-    """List categories with their default department and time limits (hours)."""
+    """List categories with their default department and time limits (hours, in working time or around the
+    clock)."""
     from gridkit.incidents.categories import category_rows
 
     with db.transaction(settings) as session:
@@ -58,6 +59,7 @@ def categories_list(settings, kind):
         {
             **{k: r[k] for k in ("code", "kind", "name", "major_code", "department", "time_limit_hours")},
             **{f"{s}_h": h for s, h in r["step_hours"].items() if s != "handle"},
+            "clock": say(f"cli.clock.{r['clock']}"),
         }
         for r in rows
     ]

@@ -12,6 +12,9 @@ read from the case's own step times (set by the workflow and by imports):
     total    = closed_at     - reported_at
 
 A step a case has not reached (or an import did not record) is left out of that step's figures.
+Each time counts as the case's limits count (`<step>_work_us`, set by the workflow and imports with
+gridkit.incidents.worktime): in working time, or around the clock for a category that runs so; a
+case stored before working time was kept counts its step around the clock, as it did then.
 on_time_rate = closed by the case deadline / closed cases that have a deadline; rework_rate =
 closed cases sent back at least once / closed cases; backlog = cases still open now; overdue =
 open cases past their current step's deadline now.
@@ -31,17 +34,12 @@ from sqlalchemy.orm import Session
 
 from gridkit.errors import ValidationError
 from gridkit.incidents.actors import Actor
+from gridkit.incidents.deadlines import STEP_TIMES
 from gridkit.incidents.personal import protect_coordinators
 from gridkit.rules import LOCAL_TZ, OPEN_INCIDENT_STATES, now, period_bounds
 
-STEPS = {
-    "accept": ("accepted_at", "reported_at"),
-    "classify": ("classified_at", "accepted_at"),
-    "dispatch": ("dispatched_at", "classified_at"),
-    "handle": ("fed_back_at", "dispatched_at"),
-    "verify": ("closed_at", "fed_back_at"),
-    "total": ("closed_at", "reported_at"),
-}
+# Step → (the timestamp it ends at, the one it starts at): the workflow's, which keeps each step's time.
+STEPS = STEP_TIMES
 # Group → (key expression, name expression, the join it needs) over parts `p` (rollup rows and case
 # rows alike: dept_code, work_cell_id, coordinator_id, community_code); only these fixed SQL
 # fragments are ever formatted in.
@@ -68,7 +66,7 @@ CASE_MEASURES = {
         f"{s}_{m}": (
             f"(i.{a} IS NOT NULL AND i.{b} IS NOT NULL)::int"
             if m == "n"
-            else f"COALESCE(round(date_part('epoch', i.{a} - i.{b}) * 1000000)::bigint, 0)"
+            else f"COALESCE(i.{s}_work_us, round(date_part('epoch', i.{a} - i.{b}) * 1000000)::bigint, 0)"
         )
         for s, (a, b) in STEPS.items()
         for m in ("n", "us")
@@ -218,7 +216,10 @@ def _p90s(session: Session, by: str, params: dict, sampled: bool) -> dict:
     if params["start"] is not None:
         where.append("i.reported_at >= :start")
     # date_part gives a double (extract gives numeric, several times slower to sort).
-    hours = ", ".join(f"date_part('epoch', i.{a} - i.{b}) / 3600 AS {s}_h" for s, (a, b) in STEPS.items())
+    hours = ", ".join(
+        f"COALESCE(CAST(i.{s}_work_us AS float8) / 3600000000, date_part('epoch', i.{a} - i.{b}) / 3600) AS {s}_h"
+        for s, (a, b) in STEPS.items()
+    )
     p90 = ", ".join(f"percentile_cont(0.9) WITHIN GROUP (ORDER BY p.{s}_h) AS {s}" for s in STEPS)
     rows = session.execute(
         text(f"""

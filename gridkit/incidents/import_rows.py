@@ -110,12 +110,16 @@ class Context:
         self.decimal_commas = reads_decimal_commas(delimiter)
         self.to_lonlat = lonlat_converter(mapping.get("crs"), path.name)  # None: the columns are lon/lat
         categories = list(session.scalars(select(IncidentCategory)))
+        from gridkit.incidents.calendar import load_calendar
         from gridkit.incidents.categories import step_hours
 
         self.known = {c.code for c in categories}
         existing = set(session.scalars(select(Department.code)))
         self.dept_of = {c.code: c.dept_code for c in categories if c.dept_code in existing}
         self.hours = {c.code: sum(step_hours(c).values()) for c in categories}
+        # Deadlines count in working time on the deployment's calendar, but for categories around the clock.
+        self.around_the_clock = {c.code: c.around_the_clock for c in categories}
+        self.calendar = load_calendar(session)
         self.limit = pd.Timestamp(now())
         self.edition = current_edition(session)
         self.index = None

@@ -41,6 +41,7 @@ from sqlalchemy.orm import Session
 
 from gridkit import db
 from gridkit.errors import NotFound, ValidationError
+from gridkit.incidents.deadlines import due_many, spent_many
 from gridkit.incidents.import_rows import (
     CheckedRows,
     Context,
@@ -98,6 +99,7 @@ _STAGED = (
     ("closed_at", "timestamptz"),
     ("moved_at", "timestamptz"),
     ("deadline", "timestamptz"),
+    ("total_work_us", "bigint"),
     ("dept_code", "text"),
     ("base_cell_id", "int"),
     ("work_cell_id", "int"),
@@ -199,7 +201,12 @@ def _stage(session: Session, ctx: Context, rows: CheckedRows, first: int, notes:
     cells, work_cells, later = responsibility(ctx, rows, depts)
     note_outside(ctx, rows, cells, notes)
     coordinators = np.array([ctx.coordinator_of.get(int(w), 0) for w in work_cells], dtype=np.int64)
-    handling = pd.to_timedelta(rows.categories.map(ctx.hours).fillna(0).astype(float), unit="h")
+    hours = rows.categories.map(ctx.hours).fillna(0).astype(float)
+    around = rows.categories.map(ctx.around_the_clock).fillna(True).astype(bool)
+    computed = due_many(rows.reported, hours, around, ctx.calendar)
+    # The case's time from report to closing, counted as its limits count (the times as stored: to the second).
+    closed = rows.closed.where(rows.states == "closed")
+    total = spent_many(rows.reported.dt.floor("s"), closed.dt.floor("s"), around, ctx.calendar)
     n = len(rows.lines)
     values = {
         "seq": pa.array(np.arange(first, first + n), pa.int32()),
@@ -215,7 +222,8 @@ def _stage(session: Session, ctx: Context, rows: CheckedRows, first: int, notes:
         "reported_at": _utc_seconds(rows.reported),
         "closed_at": _utc_seconds(rows.closed.where(rows.states == "closed")),
         "moved_at": _utc_seconds(rows.closed.where(rows.closed.notna(), rows.reported)),
-        "deadline": _utc_seconds(rows.due.where(rows.due.notna(), rows.reported + handling)),
+        "deadline": _utc_seconds(rows.due.where(rows.due.notna(), computed)),
+        "total_work_us": pa.Array.from_pandas(total, type=pa.int64()),
         "dept_code": _texts(depts),
         "base_cell_id": _ids(cells),
         "work_cell_id": _ids(work_cells),
@@ -267,10 +275,11 @@ def _write(session: Session, n: int, actor: str, source: str) -> int:
             text(
                 "INSERT INTO incident (id, code, category_code, description, status, geom, reporter, source, "
                 "external_id, reported_at, closed_at, dept_code, rework_count, revision, base_cell_id, "
-                "work_cell_id, coordinator_id, deadline) "
+                "work_cell_id, coordinator_id, deadline, total_work_us) "
                 "SELECT :base + seq, code, category_code, description, status, CASE WHEN lon IS NULL THEN NULL "
                 "ELSE ST_SetSRID(ST_MakePoint(lon, lat), :srid) END, :source, :source, external_id, reported_at, "
-                f"closed_at, dept_code, 0, 0, base_cell_id, work_cell_id, coordinator_id, deadline FROM {_STAGE} "
+                "closed_at, dept_code, 0, 0, base_cell_id, work_cell_id, coordinator_id, deadline, total_work_us "
+                f"FROM {_STAGE} "
                 "ORDER BY seq"
             ),
             params,

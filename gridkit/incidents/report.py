@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from gridkit.errors import Conflict, NotFound, ValidationError
 from gridkit.grids.base import check_lon_lat, current_edition
 from gridkit.incidents.actors import Actor, as_actor, check_role, check_scope
+from gridkit.incidents.calendar import load_calendar
 from gridkit.incidents.cases import write_history
 from gridkit.incidents.categories import category as category_of
 from gridkit.incidents.deadlines import iso, past_time, start_clock
@@ -109,7 +110,7 @@ def report_incident(
         idempotency_key=key,
         reported_at=when,
     )
-    start_clock(incident, cat)
+    start_clock(incident, cat, load_calendar(session))
     existing = _insert_once(session, incident, key)
     if existing is not None:
         return _same_report(existing, key, description)

@@ -55,7 +55,7 @@ def services(session: Session) -> list[dict]:
             "service_code": c.code,
             "service_name": c.name,
             "description": f"{c.major_name} · {c.name} ({'部件' if c.kind == 'component' else '事件'}, "
-            f"{c.time_limit_hours} h)",
+            f"{c.time_limit_hours} h {'全天' if c.around_the_clock else '工作时'})",
             "metadata": False,
             "type": "realtime",
             "keywords": c.kind,
