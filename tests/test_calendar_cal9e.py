@@ -154,10 +154,10 @@ def test_a_case_reported_friday_evening_is_due_monday(session, world):
     assert case.step_deadline == bj(MONDAY, 10, 30)  # classify 2 h: 17:30-18:00, then 09:00-10:30
     wf.classify(session, case.id, SUPERVISOR, category="E0305", at=bj(FRIDAY, 18))
     # dispatch 4 h: Monday 09:00-12:00 and 14:00-15:00; handle 8 h: Monday 15:00-18:00, Tuesday 09:00-12:00 and
-    # 14:00-16:00; verify 24 h: Tuesday 2 h, Wednesday to Friday 21 h, the next Monday 09:00-10:00.
+    # 14:00-16:00; verify 8 h: Tuesday 16:00-18:00, Wednesday 09:00-12:00 and 14:00-17:00.
     assert parse_time(case.deadlines["dispatch"]) == bj(MONDAY, 15)
     assert parse_time(case.deadlines["handle"]) == bj(MONDAY + timedelta(days=1), 16)
-    assert case.deadline == bj(MONDAY + timedelta(days=7), 10)
+    assert case.deadline == bj(MONDAY + timedelta(days=2), 17)
 
 
 def test_an_urgent_category_runs_around_the_clock(session, world):
@@ -237,9 +237,9 @@ def test_imported_cases_get_working_time_deadlines_and_step_times(session, world
     )
     import_incidents(session, path, mapping)
     cases = {c.external_id: c for c in session.scalars(select(Incident).where(Incident.source == "hotline"))}
-    # E0305: 2 + 2 + 4 + 8 + 24 = 40 working hours from Friday 17:00: 1 h Friday, 35 h the next week, then
-    # Monday 09:00-12:00 and 14:00-15:00 → Monday 15:00 a fortnight after the report.
-    assert cases["A1"].deadline == bj(MONDAY + timedelta(days=7), 15)
+    # E0305: 2 + 2 + 4 + 8 + 8 = 24 working hours from Friday 17:00: 1 h Friday, 7 h each Monday to Wednesday,
+    # then Thursday 09:00-11:00.
+    assert cases["A1"].deadline == bj(MONDAY + timedelta(days=3), 11)
     assert cases["A1"].total_work_us == 2 * 3600 * 1_000_000  # Friday 17:00-18:00, Monday 09:00-10:00
     # E0401 around the clock: 1 + 1 + 1 + 2 + 4 = 9 hours; not closed, no total.
     assert cases["A2"].deadline == bj(FRIDAY, 17) + timedelta(hours=9) and cases["A2"].total_work_us is None

@@ -163,7 +163,7 @@ def step_times(cat: IncidentCategory | None, severity: str = "normal") -> dict[s
     """Return the time allowed per step for a category (defaults without one) and severity."""
     from gridkit.standard.categories import STEP_DEFAULT_HOURS
 
-    hours = step_hours(cat) if cat is not None else {**STEP_DEFAULT_HOURS, "handle": 24}
+    hours = step_hours(cat) if cat is not None else {**STEP_DEFAULT_HOURS, "handle": 8}
     result = {step: timedelta(hours=h) for step, h in hours.items()}
     result["handle"] = result["handle"] * SEVERITY_FACTOR[severity]
     return result

@@ -36,8 +36,9 @@ __all__ = [
 CATEGORIES_CSV = Path(__file__).with_name("categories.csv")
 COLUMNS = ("code", "kind", "major_code", "major_name", "name", "time_limit_hours")
 KINDS = ("component", "event")
-# Steps with their own time limit besides handling (time_limit_hours), and their default hours.
-STEP_DEFAULT_HOURS = {"accept": 2, "classify": 2, "dispatch": 4, "verify": 24}
+# Steps with their own time limit besides handling (time_limit_hours), and their default hours (working hours
+# unless the category runs around the clock: verify within a working day).
+STEP_DEFAULT_HOURS = {"accept": 2, "classify": 2, "dispatch": 4, "verify": 8}
 OPTIONAL_COLUMNS = ("dept_code", *(f"{step}_hours" for step in STEP_DEFAULT_HOURS), "clock")
 # The words the clock column may hold → around the clock or not; empty: URGENT_MAJOR_NAME's events run around it.
 CLOCKS = {"working": False, "工作时": False, "around_the_clock": True, "全天": True}

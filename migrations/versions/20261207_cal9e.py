@@ -13,7 +13,10 @@ holiday (节假日, no work) or an adjusted working day (调休, e.g. a Saturday
 No holiday is seeded: a city imports the State Council's dates itself (`gridkit calendar import`).
 
 `incident_category.around_the_clock` says a category's limits run around the clock (突发事件: urgent cases);
-the others count working time. Existing event categories of the major class 突发事件 are set so.
+the others count working time. Existing event categories of the major class 突发事件 are set so, and the
+public-safety components of the packaged seed (交通信号灯, 重大危险源, 输油气管线); the others' limits, written in
+calendar hours, are made working time as the seed's are: up to 8 hours stay hours, a longer limit becomes
+working days (part of a day or a day = 8 working hours, N days = N working days).
 Cases already stored keep their stored deadlines.
 
 Each step's time is kept on the case as its limits count (`incident.<step>_work_us`, set by the workflow and
@@ -135,6 +138,21 @@ def upgrade() -> None:
         sa.Column("around_the_clock", sa.Boolean(), nullable=False, server_default=sa.false()),
     )
     op.execute("UPDATE incident_category SET around_the_clock = TRUE WHERE kind = 'event' AND major_name = '突发事件'")
+    # Public safety runs around the clock, as the packaged seed now says (a traffic light out, a major hazard
+    # source, an oil or gas pipeline): these keep their limits in calendar hours.
+    op.execute(
+        "UPDATE incident_category SET around_the_clock = TRUE WHERE kind = 'component' AND (code, name) IN "
+        "(('0206', '交通信号灯'), ('0601', '重大危险源'), ('0604', '输油气管线'))"
+    )
+    # The other limits were written in calendar hours: read as working hours, a day's limit (24) would last three
+    # working days. Limits of up to 8 hours stay hours; a longer one becomes working days, as the seed's: part
+    # of a day or a day = one working day (8 working hours), N days = N working days.
+    working = "CASE WHEN {h} <= 8 THEN {h} ELSE greatest(1, {h} / 24) * 8 END"
+    op.execute(
+        f"UPDATE incident_category SET time_limit_hours = {working.format(h='time_limit_hours')}, "
+        "step_hours = (SELECT jsonb_object_agg(k, " + working.format(h="v::int") + ") "
+        "FROM jsonb_each_text(step_hours) AS t(k, v)) WHERE NOT around_the_clock"
+    )
     for step in _STEPS:
         op.add_column("incident", sa.Column(f"{step}_work_us", sa.BigInteger(), nullable=True))
     _eval_functions(work=True)
