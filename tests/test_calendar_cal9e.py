@@ -10,8 +10,9 @@ from datetime import date, datetime, timedelta
 import pytest
 from factories_incidents import IN_C1, SUPERVISOR, coordinator_actor, make_incident_world
 from openpyxl import Workbook
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 
+from gridkit import db
 from gridkit.errors import ValidationError
 from gridkit.incidents import workflow as wf
 from gridkit.incidents.calendar import (
@@ -243,3 +244,48 @@ def test_imported_cases_get_working_time_deadlines_and_step_times(session, world
     assert cases["A1"].total_work_us == 2 * 3600 * 1_000_000  # Friday 17:00-18:00, Monday 09:00-10:00
     # E0401 around the clock: 1 + 1 + 1 + 2 + 4 = 9 hours; not closed, no total.
     assert cases["A2"].deadline == bj(FRIDAY, 17) + timedelta(hours=9) and cases["A2"].total_work_us is None
+
+
+def test_the_migration_turns_stored_limits_into_working_time(pg_server):
+    """Categories stored before 20261207_cal9e had limits in calendar hours: a day's limit becomes a working day,
+    limits of up to 8 hours stay, public safety and 突发事件 run around the clock with their limits unchanged."""
+    url = pg_server.create_database("gridkit_cal9e_limits")
+    try:
+        db.upgrade(url, "20261206_scale8b")
+        engine = db.make_engine(url)
+        rows = [  # code, kind, major, major name, name, limit, step hours
+            ("0101", "component", "01", "公用设施", "上水井盖", 24, '{"accept": 2, "verify": 24}'),
+            ("0206", "component", "02", "道路交通", "交通信号灯", 12, '{"verify": 24}'),
+            ("0305", "component", "03", "市容环境", "广告牌匾", 120, None),
+            ("E0101", "event", "01", "市容环境", "暴露垃圾", 4, "{}"),
+            ("E0901", "event", "09", "扩展事件", "占道经营", 12, '{"dispatch": 48}'),
+            ("E0401", "event", "04", "突发事件", "路面塌陷", 2, '{"verify": 24}'),
+        ]
+        with engine.begin() as conn:
+            for code, kind, major, major_name, name, limit, steps in rows:
+                conn.execute(
+                    text(
+                        "INSERT INTO incident_category (code, kind, major_code, major_name, name, time_limit_hours, "
+                        "step_hours) VALUES (:c, :k, :m, :mn, :n, :h, CAST(:s AS jsonb))"
+                    ),
+                    {"c": code, "k": kind, "m": major, "mn": major_name, "n": name, "h": limit, "s": steps},
+                )
+        db.upgrade(url)
+        with engine.begin() as conn:
+            got = {
+                r.code: (r.time_limit_hours, r.step_hours, r.around_the_clock)
+                for r in conn.execute(
+                    text("SELECT code, time_limit_hours, step_hours, around_the_clock FROM incident_category")
+                )
+            }
+        engine.dispose()
+        assert got == {
+            "0101": (8, {"accept": 2, "verify": 8}, False),
+            "0206": (12, {"verify": 24}, True),
+            "0305": (40, None, False),
+            "E0101": (4, None, False),
+            "E0901": (8, {"dispatch": 16}, False),
+            "E0401": (2, {"verify": 24}, True),
+        }
+    finally:
+        pg_server.drop_database("gridkit_cal9e_limits")
