@@ -398,6 +398,7 @@ def _placed(
             fail(i, "null_geometry")
         elif geom.is_empty:
             fail(i, "empty_geometry")
+    _fail_non_finite(geoms, keep, fail)
     has_z = np.array([g is not None and keep[i] and shapely.has_z(g) for i, g in enumerate(geoms)])
     if has_z.any():
         geoms[has_z] = shapely.force_2d(geoms[has_z])
@@ -441,6 +442,22 @@ def _placed(
     return np.array(series.values, dtype=object)
 
 
+def _fail_non_finite(geoms: np.ndarray, keep: np.ndarray, fail) -> None:
+    """Fail each kept feature with an x or y that is NaN or infinite in the file, whatever its CRS.
+
+    Such a feature is no number, not a sign of a wrong coordinate system: one feature alone was refused as "1 of
+    1 features lie outside China" blaming the .prj, and a NaN vertex (which GEOS leaves out of a bounding box)
+    passed the China check and then broke the repair of the polygon with a GEOS traceback, or a multipoint was
+    stored with a point of no place."""
+    kept = np.flatnonzero(keep)
+    if not len(kept):
+        return
+    coords, owner = shapely.get_coordinates(geoms[kept], return_index=True)
+    bad = np.bincount(owner[~np.isfinite(coords).all(axis=1)], minlength=len(kept)) > 0
+    for i in kept[bad]:
+        fail(i, "not_convertible")
+
+
 def _shaped(
     geoms: np.ndarray,
     index_of: pd.Index,
@@ -478,11 +495,15 @@ def _shaped(
         repaired = False
         if not shapely.is_valid(geom):
             reason = shapely.is_valid_reason(geom)
-            fixed = shapely.make_valid(geom)
-            if polygon_layer:
-                fixed = _polygonal_part(fixed)
+            polygonal = polygon_layer or isinstance(geom, (Polygon, MultiPolygon))
+            # A polygon keeps only its polygonal part: repaired, one drawn with no area (every vertex on one line,
+            # or repeated) became lines, told as "is a MultiLineString" instead of what is wrong with it.
+            fixed = _polygonal_part(shapely.make_valid(geom)) if polygonal else shapely.make_valid(geom)
             if fixed is None or fixed.is_empty:
-                fail(i, "invalid_geometry", reason=reason)
+                if isinstance(geom, (Polygon, MultiPolygon)):
+                    fail(i, "degenerate_polygon", type=geom.geom_type)
+                else:
+                    fail(i, "invalid_geometry", reason=reason)
                 geoms[i] = None
                 continue
             repaired = True
