@@ -24,7 +24,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from gridkit.assign import base_cell_index
-from gridkit.coords import dms_degrees
+from gridkit.coords import dms_degrees, dms_fault
 from gridkit.errors import NotFound, ValidationError
 from gridkit.grids.base import current_edition
 from gridkit.grids.work.membership import members_in_edition_sql
@@ -326,7 +326,12 @@ def _locations(frame: pd.DataFrame, ctx: Context, line: np.ndarray, fail, notes:
     unread = ~empty & (lon.isna() | lat.isna())
     comma = unread & (lon_raw.map(has_decimal_comma) | lat_raw.map(has_decimal_comma))
     fail(comma, "bad_location", "location_decimal_comma", **texts)
-    fail(unread & ~comma, "bad_location", "location_not_numbers", **texts)
+    # Degrees, minutes and seconds past 60 (113°58′61″): what is wrong said (gridkit.coords.dms_fault).
+    faults = lon_raw.where(unread & ~comma).map(dms_fault, na_action="ignore")
+    faults = faults.where(faults.notna(), lat_raw.where(unread & ~comma).map(dms_fault, na_action="ignore"))
+    dms = unread & ~comma & faults.notna()
+    fail(dms, "bad_location", "location_dms", fault=lambda i: faults.iat[i], **texts)
+    fail(unread & ~comma & ~dms, "bad_location", "location_not_numbers", **texts)
     if ctx.to_lonlat is None:
         fail(~empty & ((lon.abs() > 180) | (lat.abs() > 90)), "bad_location", "location_not_lon_lat", **texts)
     placeholder = np.zeros(n, dtype=bool)

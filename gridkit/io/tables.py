@@ -191,12 +191,14 @@ def open_table(
     layer: str | None = None,
     src_crs: str | None = None,
     chunk_rows: int | None = None,
+    city: tuple | None = None,
 ) -> TableStream:
     """Open the file at `path` for reading in chunks of rows; raise TableReadError if it cannot be read.
 
     The same rules as `read_table`. CSV and XLSX are read as a stream (memory flat in the number of
     rows); a CSV whose text does not decode cleanly is read whole, to name every bad line. Vector
-    files are read `chunk_rows` features at a time (gridkit.io.vector_batches): memory flat too.
+    files are read `chunk_rows` features at a time (gridkit.io.vector_batches): memory flat too. `city`: the
+    extent of the city's admin units (gridkit.admin.city_extent), for the advice to a vector file without a CRS.
     """
     path = Path(path)
     chunk_rows = chunk_rows or CHUNK_ROWS
@@ -205,7 +207,9 @@ def open_table(
     suffix = path.suffix.lower()
     size = path.stat().st_size if path.is_file() else 0
     if path.is_dir() or suffix in SPATIAL_SUFFIXES:
-        return _stream_spatial(path, encoding=encoding, layer=layer, src_crs=src_crs, chunk_rows=chunk_rows, size=size)
+        return _stream_spatial(
+            path, encoding=encoding, layer=layer, src_crs=src_crs, chunk_rows=chunk_rows, size=size, city=city
+        )
     if suffix in CSV_SUFFIXES:
         from gridkit.io.csvtable import stream_csv  # here: csvtable builds on this module
 
@@ -389,12 +393,14 @@ def _preview(text) -> str:
 # -- vector files ---------------------------------------------------------------------------------------
 
 
-def _stream_spatial(path: Path, *, encoding, layer, src_crs, chunk_rows: int, size: int) -> TableStream:
+def _stream_spatial(path: Path, *, encoding, layer, src_crs, chunk_rows: int, size: int, city=None) -> TableStream:
     """Open a vector file as a stream of Tables, `chunk_rows` features read from the file at a time."""
     from gridkit.io.vector_batches import open_vector_batches  # here: it builds on gridkit.io.vector
 
     try:
-        batches = open_vector_batches(path, layer=layer, encoding=encoding, src_crs=src_crs, batch_size=chunk_rows)
+        batches = open_vector_batches(
+            path, layer=layer, encoding=encoding, src_crs=src_crs, batch_size=chunk_rows, city=city
+        )
     except VectorReadError as exc:
         raise TableReadError(
             exc.code, problems=exc.problems, notes=exc.notes, source=exc.source, **exc.params

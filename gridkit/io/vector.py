@@ -51,12 +51,13 @@ from gridkit.io.archive import MAX_ZIP_BYTES as MAX_ZIP_BYTES
 from gridkit.io.archive import _located
 from gridkit.io.crs import cgcs2000_via, check_datum, coordinate_hint, crs_label, is_gcj02, looks_projected
 from gridkit.io.crs import parse_crs as parse_crs
-from gridkit.io.problems import _LIST_AT_MOST, VectorReadError, _fatal, _first_line, problem, refusal
+from gridkit.io.problems import VectorReadError, _fatal, _first_line, problem, refusal
 from gridkit.io.problems import problem_text as problem_text
 from gridkit.io.textcodec import _RAW_GDAL, _cpg_of, _decode_text
 from gridkit.io.textcodec import _codec as _codec
+from gridkit.io.vector_place import check_in_china, fail_non_finite
 from gridkit.messages import Message
-from gridkit.rules import CHINA_LAT, CHINA_LON, SRID
+from gridkit.rules import SRID
 
 __all__ = [
     "VectorRead",
@@ -71,9 +72,6 @@ __all__ = [
 
 MULTIPART_MODES = ("keep", "single")
 
-# Above this share of features outside China, one file-level problem replaces per-feature ones:
-# the coordinate system is wrong, not the features.
-_MOSTLY = 0.5
 # Default vertex limit per feature (GRIDKIT_MAX_VERTICES); a base cell has tens, a city boundary thousands.
 MAX_VERTICES = 100_000
 
@@ -121,6 +119,7 @@ def read_vector(
     multipart: str | None = None,
     code_field: str | None = None,
     max_vertices: int | None = MAX_VERTICES,
+    city: tuple | None = None,
 ) -> VectorRead:
     """Return the layer at `path` checked and reprojected to EPSG:`target_srid`, or raise VectorReadError.
 
@@ -128,7 +127,8 @@ def read_vector(
     polygon, and is returned as a MultiPolygon ("keep") or a Polygon ("single"). `code_field`
     only labels notes and problems with the feature's code. A feature with more than
     `max_vertices` vertices (None: no limit) is a problem: such a feature is a digitising accident
-    or a raster traced to vectors, and would take minutes to validate.
+    or a raster traced to vectors, and would take minutes to validate. `city`: the extent of the city's admin
+    units (gridkit.admin.city_extent), for the advice to a file without a CRS (gridkit.io.crs.coordinate_hint).
     """
     read, problems = read_vector_collecting(
         path,
@@ -139,6 +139,7 @@ def read_vector(
         multipart=multipart,
         code_field=code_field,
         max_vertices=max_vertices,
+        city=city,
     )
     if problems:
         code, params = refusal(read.source.get("display", str(path)), problems, "read")
@@ -164,6 +165,7 @@ def read_vector_collecting(
     multipart=None,
     code_field=None,
     max_vertices: int | None = MAX_VERTICES,
+    city: tuple | None = None,
 ) -> tuple[VectorRead, list[dict]]:
     """Like `read_vector`, but return per-feature problems instead of raising them (file-level ones still raise).
 
@@ -187,7 +189,7 @@ def read_vector_collecting(
         if found["index"] is not None and found["code"] is None:
             found["code"] = codes.get(found["index"])
     try:
-        crs, gcj02 = _source_crs(info, src_crs, source, notes, geojson_default)
+        crs, gcj02 = _source_crs(info, src_crs, source, notes, geojson_default, city)
     except VectorReadError as exc:  # no CRS: the coordinates cannot be checked, but report the text too
         exc.problems, exc.notes, exc.source = problems + exc.problems, notes, source
         raise
@@ -274,7 +276,9 @@ def _has_crs_member(file_path: Path) -> bool:
     return re.search(rb'"crs"\s*:\s*\{', file_path.read_bytes()) is not None
 
 
-def _source_crs(info: dict, src_crs, source: dict, notes: list, geojson_default: bool) -> tuple[pyproj.CRS, bool]:
+def _source_crs(
+    info: dict, src_crs, source: dict, notes: list, geojson_default: bool, city: tuple | None = None
+) -> tuple[pyproj.CRS, bool]:
     display = source["display"]
     file_crs = pyproj.CRS.from_user_input(info["crs"]) if info["crs"] else None
     if src_crs is not None and str(src_crs).strip():
@@ -295,9 +299,9 @@ def _source_crs(info: dict, src_crs, source: dict, notes: list, geojson_default:
         return crs, False
     if file_crs is None:
         sentence = "no_prj" if source["driver"] == "ESRI Shapefile" else "no_crs"
-        raise _fatal(source, "no_crs", sentence, file=display, hint=coordinate_hint(info.get("total_bounds")))
+        raise _fatal(source, "no_crs", sentence, file=display, hint=coordinate_hint(info.get("total_bounds"), city))
     if geojson_default and looks_projected(info.get("total_bounds")):  # metres, not the RFC 7946 degrees
-        raise _fatal(source, "no_crs", "no_crs", file=display, hint=coordinate_hint(info.get("total_bounds")))
+        raise _fatal(source, "no_crs", "no_crs", file=display, hint=coordinate_hint(info.get("total_bounds"), city))
     source.update(crs=crs_label(file_crs), crs_source="file")
     if geojson_default:
         source["crs_source"] = "GeoJSON default (RFC 7946)"
@@ -398,7 +402,7 @@ def _placed(
             fail(i, "null_geometry")
         elif geom.is_empty:
             fail(i, "empty_geometry")
-    _fail_non_finite(geoms, keep, fail)
+    fail_non_finite(geoms, keep, fail)
     has_z = np.array([g is not None and keep[i] and shapely.has_z(g) for i, g in enumerate(geoms)])
     if has_z.any():
         geoms[has_z] = shapely.force_2d(geoms[has_z])
@@ -436,26 +440,10 @@ def _placed(
         series = series.set_crs(SRID, allow_override=True)
         if _is_wgs84(crs):
             notes.append(problem("wgs84_as_cgcs2000", Message("geometry.vector.wgs84_as_cgcs2000", file=display)))
-    _check_in_china(series, keep, fail, source, problems, hint)
+    check_in_china(series, keep, fail, source, problems, hint)
     if target_srid != SRID:
         series = series.to_crs(epsg=target_srid)
     return np.array(series.values, dtype=object)
-
-
-def _fail_non_finite(geoms: np.ndarray, keep: np.ndarray, fail) -> None:
-    """Fail each kept feature with an x or y that is NaN or infinite in the file, whatever its CRS.
-
-    Such a feature is no number, not a sign of a wrong coordinate system: one feature alone was refused as "1 of
-    1 features lie outside China" blaming the .prj, and a NaN vertex (which GEOS leaves out of a bounding box)
-    passed the China check and then broke the repair of the polygon with a GEOS traceback, or a multipoint was
-    stored with a point of no place."""
-    kept = np.flatnonzero(keep)
-    if not len(kept):
-        return
-    coords, owner = shapely.get_coordinates(geoms[kept], return_index=True)
-    bad = np.bincount(owner[~np.isfinite(coords).all(axis=1)], minlength=len(kept)) > 0
-    for i in kept[bad]:
-        fail(i, "not_convertible")
 
 
 def _shaped(
@@ -544,66 +532,3 @@ def _on_feature(display: str, index, code, kind: str, **params) -> Message:
         code_label=label,
         text=Message(f"geometry.vector.{kind}", **params),
     )
-
-
-def _check_in_china(series: gpd.GeoSeries, keep: np.ndarray, fail, source: dict, problems: list, hint="") -> None:
-    bounds = np.array(shapely.bounds(np.array(series.values, dtype=object)), dtype=float).reshape(-1, 4)
-    present = keep & np.isfinite(bounds).all(axis=1)
-    x0, y0, x1, y1 = bounds.T
-    with np.errstate(invalid="ignore"):
-        inside = (x0 >= CHINA_LON[0]) & (x1 <= CHINA_LON[1]) & (y0 >= CHINA_LAT[0]) & (y1 <= CHINA_LAT[1])
-        swapped = (y0 >= CHINA_LON[0]) & (y1 <= CHINA_LON[1]) & (x0 >= CHINA_LAT[0]) & (x1 <= CHINA_LAT[1])
-    # Non-finite coordinates (NaN or infinity in the file, or a failed transformation) count as outside: most
-    # of a file so is a wrong coordinate system; one feature among others is said to be no number.
-    outside = keep & ~(present & inside)
-    checked = int(keep.sum())
-    if not outside.any() or checked == 0:
-        return
-    display = source["display"]
-    positions = np.flatnonzero(outside)
-    indexes = [series.index[i] for i in positions]
-    listed = ", ".join(str(i) for i in indexes[:_LIST_AT_MOST]) + (" …" if len(indexes) > _LIST_AT_MOST else "")
-    if (outside & swapped).sum() > _MOSTLY * checked:
-        first = positions[0]
-        problems.append(
-            problem(
-                "axes_swapped",
-                Message(
-                    "geometry.vector.axes_swapped",
-                    file=display,
-                    count=int((outside & swapped).sum()),
-                    checked=checked,
-                    where=f"x {x0[first]:.6g}–{x1[first]:.6g}, y {y0[first]:.6g}–{y1[first]:.6g}",
-                    example=indexes[0],
-                ),
-                field="geometry",
-            )
-        )
-        keep[outside] = False
-        return
-    if len(positions) > _MOSTLY * checked:
-        problems.append(
-            problem(
-                "outside_china",
-                Message(
-                    "geometry.vector.mostly_outside_china",
-                    file=display,
-                    count=len(positions),
-                    checked=checked,
-                    listed=listed,
-                    crs=source.get("crs"),
-                    hint=hint,
-                ),
-                field="geometry",
-            )
-        )
-        keep[outside] = False
-        return
-    for i in positions:
-        where = f"x {x0[i]:.6g}–{x1[i]:.6g}, y {y0[i]:.6g}–{y1[i]:.6g}"
-        if not np.isfinite(bounds[i]).all():
-            fail(i, "not_convertible")
-        elif swapped[i]:  # one feature drawn as latitude, longitude among right ones
-            fail(i, "axes_swapped", "axes_swapped_feature", where=where)
-        else:
-            fail(i, "outside_china", where=where)
