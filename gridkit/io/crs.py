@@ -19,6 +19,7 @@ from gridkit.messages import Message
 __all__ = [
     "cgcs2000_via",
     "check_datum",
+    "from_cgcs2000",
     "city_zone_hint",
     "city_zones",
     "coordinate_hint",
@@ -70,6 +71,12 @@ def cgcs2000_via(crs: pyproj.CRS) -> int:
     by centimetres (gridkit takes one for the other, see gridkit.io.vector), so such a CRS goes to 4326.
     """
     return 4326 if crs.is_bound else 4490
+
+
+def from_cgcs2000(crs: pyproj.CRS) -> pyproj.Transformer:
+    """Return the transformer from stored CGCS2000 lon/lat to `crs` (an export's): the way back of an import's,
+    through WGS 84 for a CRS with its own datum parameters (`cgcs2000_via`), where PROJ applies them."""
+    return pyproj.Transformer.from_crs(pyproj.CRS.from_epsg(cgcs2000_via(crs)), crs, always_xy=True)
 
 
 def datum_without_shift(crs: pyproj.CRS) -> str | None:
