@@ -168,7 +168,8 @@ def gauss_kruger_epsg(lon: float) -> int:
 
 
 # Degrees, minutes and seconds as departments type them: 113°58′4.13″E, 22°32'18.6"N, 东经113度58分4.13秒,
-# N22°32.31′ (seconds or minutes and seconds may be left out). After NFKC a double prime ″ reads as two primes.
+# N22°32.31′ (seconds or minutes and seconds may be left out), and decimal degrees with their sign (114.0579°E).
+# After NFKC a double prime ″ reads as two primes.
 _DMS = re.compile(
     r"(?P<before>[NSEW]|东经|西经|北纬|南纬)?(?P<d>\d+(?:\.\d+)?)[°º度]"
     r"(?:(?P<m>\d+(?:\.\d+)?)(?:['′’分]))?"
@@ -185,11 +186,13 @@ def _dms(text) -> tuple[float, float, float, bool] | None:
     found = _DMS.fullmatch(re.sub(r"\s+", "", unicodedata.normalize("NFKC", text)))
     if found is None or (found["before"] and found["after"]):
         return None
-    if found["m"] is None:  # whole degrees alone (东经114度) place a point to within 50 km: not a location
+    if found["m"] is None and (found["s"] is not None or "." not in found["d"]):
+        # Whole degrees alone (东经114度) place a point to within 50 km: not a location. Decimal degrees with a
+        # degree sign (114.0579°E, 东经114.0579度: GPS and POI lists) are as precise as their decimals.
         return None
     hemisphere = (found["before"] or found["after"] or "").upper()
     negative = hemisphere in ("S", "W", "西经", "南纬")
-    return float(found["d"]), float(found["m"]), float(found["s"] or 0), negative
+    return float(found["d"]), float(found["m"] or 0), float(found["s"] or 0), negative
 
 
 # Seconds or minutes of exactly 60 are the carry a tool leaves when it rounds 59.996″ to 60″ (or 59.9996′ to 60′)
@@ -209,7 +212,8 @@ def _fault(minutes: float, seconds: float) -> str | None:
 def dms_degrees(text) -> float | None:
     """Return decimal degrees for a degrees-minutes-seconds text (113°58′4.13″E, 东经113度58分4.13秒), else None.
 
-    South and west (S, W, 南纬, 西经) are negative; minutes are required. Seconds of exactly 60 (113°58′60″, a
+    South and west (S, W, 南纬, 西经) are negative; minutes are required unless the degrees have decimals
+    (114.0579°E, 东经114.0579度), whole degrees alone being no location. Seconds of exactly 60 (113°58′60″, a
     rounded 59.996″) are read as the next minute, and minutes of exactly 60 with no seconds as the next degree;
     more than that is no position (`dms_fault` says why).
     """

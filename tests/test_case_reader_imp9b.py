@@ -111,3 +111,19 @@ def test_a_description_over_two_lines_keeps_the_lines_of_the_rows_after_it(sessi
     [found] = exc.value.problems
     assert found["index"] == 6 and found["message"].startswith("cases.csv, line 6: CreatedDate 'not a time'")
     assert session.scalar(select(func.count()).select_from(Incident)) == 0
+
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
+def test_utf16_without_a_byte_order_mark_is_recognised_and_noted(session, cases, tmp_path, codec):
+    """Exported so by SQL Server's bcp and some case systems: read as UTF-8, every other byte was a NUL and the
+    header a column nobody had named."""
+    plain = tmp_path / "cases.csv"
+    cases.to_csv(plain, index=False)
+    expected, stored = _imported_then_undone(session, plain)
+    path = tmp_path / "cases_bcp.csv"
+    path.write_bytes(cases.to_csv(index=False, lineterminator="\r\n").encode(codec))
+    assert path.read_bytes()[:2] in (b"S\x00", b"\x00S")  # no byte order mark
+    got, again = _imported_then_undone(session, path)
+    assert again == stored and got["imported"] == expected["imported"]
+    [note] = [n for n in got["notes"] if n["kind"] == "encoding"]
+    assert f"{codec.upper()} without a byte order mark" in note["message"]

@@ -53,6 +53,7 @@ from gridkit.io.crs import cgcs2000_via, check_datum, coordinate_hint, crs_label
 from gridkit.io.crs import parse_crs as parse_crs
 from gridkit.io.problems import VectorReadError, _fatal, _first_line, problem, refusal
 from gridkit.io.problems import problem_text as problem_text
+from gridkit.io.tables import cell_text
 from gridkit.io.textcodec import _RAW_GDAL, _cpg_of, _decode_text
 from gridkit.io.textcodec import _codec as _codec
 from gridkit.io.vector_place import check_in_china, fail_non_finite
@@ -105,7 +106,7 @@ def text_value(value) -> str | None:
             return None
     except (TypeError, ValueError):
         pass
-    text = str(value).strip()
+    text = cell_text(str(value))
     return text or None
 
 
