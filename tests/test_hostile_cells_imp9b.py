@@ -13,6 +13,7 @@ from gridkit.coords import dms_degrees
 from gridkit.errors import ValidationError
 from gridkit.incidents.categories import seed_categories
 from gridkit.incidents.importer import import_incidents, load_mapping
+from gridkit.io.problems import problem_text
 from gridkit.io.subjects import SubjectImportRefused, import_buildings
 from gridkit.models import Building, Incident
 from tests.data.make_subject_files import centre
@@ -113,3 +114,29 @@ def test_a_utf16_file_without_byte_order_mark_cut_in_a_character_names_its_last_
     [found] = [p for p in info.value.problems if p["kind"] == "undecodable_text"]
     assert found["index"] == 3 and "UTF-16-LE (as its bytes show" in found["message"]
     assert session.scalar(select(Building.code)) is None
+
+
+@pytest.mark.parametrize("separator", ["，", "|", "、"])
+def test_a_file_separated_by_what_gridkit_does_not_split_on_is_told_so(session, tmp_path, separator):
+    """Typed with a Chinese input method (full-width commas) or exported with bars: refused as lacking every column,
+    'Its columns are: code，address，lon，lat', without saying why."""
+    (x0, y0) = centre(0)
+    path = tmp_path / "buildings.csv"
+    rows = [["code", "address", "lon", "lat"], ["B001", "a", str(x0), str(y0)]]
+    path.write_text("".join(separator.join(row) + "\n" for row in rows), encoding="utf-8")
+    with pytest.raises(SubjectImportRefused) as info:
+        import_buildings(session, path)
+    first = info.value.problems[0]
+    assert first["kind"] == "csv_separator" and f"with '{separator}' between the names" in first["message"]
+    assert "只按英文逗号、分号或制表符分列" in problem_text(first, "zh-CN")
+
+
+def test_a_case_file_separated_by_full_width_commas_says_so_in_its_report(session, tmp_path):
+    seed_categories(session)
+    mapping_path, _ = case_file(tmp_path, 4490, None)
+    lines = (tmp_path / "cases.csv").read_text(encoding="utf-8").splitlines()
+    (tmp_path / "cases.csv").write_text("\n".join(line.replace(",", "，") for line in lines) + "\n", encoding="utf-8")
+    with pytest.raises(ValidationError) as info:
+        import_incidents(session, tmp_path / "cases.csv", load_mapping(mapping_path))
+    assert info.value.code == "incident_import.columns_absent"
+    assert [p["kind"] for p in info.value.problems] == ["csv_separator"]

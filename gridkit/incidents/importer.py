@@ -124,7 +124,10 @@ def import_incidents(
     problems, notes = ProblemList(header.problems), ProblemList(header.notes)
     absent = [c for c in mapping["columns"].values() if c and c not in header.columns]
     if absent:
-        raise ValidationError("incident_import.columns_absent", file=path.name, columns=", ".join(absent))
+        # What the header's problems say (a separator gridkit does not split on) is in the report.
+        raise ValidationError(
+            "incident_import.columns_absent", file=path.name, columns=", ".join(absent), problems=list(problems)
+        )
     source = str(mapping.get("source") or path.stem)[:30]
     columns = ", ".join(f"{name} {kind}" for name, kind in _STAGED)
     session.execute(text(f"DROP TABLE IF EXISTS {_STAGE}"))

@@ -186,7 +186,22 @@ def _stream_header(reader, source: dict) -> tuple[list[str | None], list[dict]]:
         raise _fatal(source, "unreadable", "csv_header_unreadable", file=display, error=str(exc))
     if not header_cells or not any(c.strip() for c in header_cells):
         raise _fatal(source, "no_header", "csv_no_header", file=display)
-    return _header(header_cells, source, "line")
+    names, problems = _header(header_cells, source, "line")
+    if len(header_cells) == 1 and (separator := next((c for c in _OTHER_SEPARATORS if c in header_cells[0]), None)):
+        header = _preview(header_cells[0], 60)
+        said = Message("imports.other_separator", file=display, header=header, separator=separator)
+        problems.append(problem("csv_separator", said))
+    return names, problems
+
+
+# Separators a one-column header may show that gridkit does not split on (csvdialect: comma, semicolon, tab):
+# full-width commas typed with a Chinese input method, and the bars some case systems export. Read as separators,
+# the commas in addresses (福田区，深南大道) would shift the cells of every row that has one.
+_OTHER_SEPARATORS = ("，", "|", "、")
+
+
+def _preview(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _csv_chunks(

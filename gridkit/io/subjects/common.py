@@ -106,6 +106,7 @@ SUBJECT_ADVICE = {
     "unknown_field": "用 --map 字段=列名 指定，字段名见原因中的列表。",
     "duplicate_column": "表头中的列名须唯一：重命名其中一列。",
     "no_header": "第一行须为列名。",
+    "csv_separator": "各列须用英文逗号分隔：另存为 CSV UTF-8。",
     "no_rows": "文件只有表头，没有数据：确认导出了正确的表。",
     "bad_row": "检查该行的引号、逗号或多余的单元格。",
     "nul_byte": "删除该单元格中的 NUL 字符（\\x00），或将表格重新另存为“CSV UTF-8”。",
