@@ -140,3 +140,18 @@ def test_a_case_file_separated_by_full_width_commas_says_so_in_its_report(sessio
         import_incidents(session, tmp_path / "cases.csv", load_mapping(mapping_path))
     assert info.value.code == "incident_import.columns_absent"
     assert [p["kind"] for p in info.value.problems] == ["csv_separator"]
+
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
+def test_chinese_utf16_without_byte_order_mark_is_read(session, tmp_path, codec):
+    make_base_grid(session, rows=3, cols=3, communities=2)
+    (x0, y0), (x1, y1) = centre(0), centre(1)
+    rows = f"编码,地址,经度,纬度\r\nB001,一号楼一单元,{x0},{y0}\r\nB002,二号楼,{x1},{y1}\r\n"
+    path = tmp_path / "buildings.csv"
+    path.write_bytes(rows.encode(codec))
+    result = import_buildings(session, path)
+    assert any(n["kind"] == "encoding" and codec.upper() in n["message"] for n in result.notes)
+    assert [(code, address) for code, address, _, _ in stored_buildings(session)] == [
+        ("B001", "一号楼一单元"),
+        ("B002", "二号楼"),
+    ]

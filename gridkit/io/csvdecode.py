@@ -55,9 +55,11 @@ def _utf16_without_bom(start: bytes) -> str | None:
         return None
     first, second = pairs[0::2], pairs[1::2]
     half = len(pairs) // 2
-    if second.count(0) >= 0.6 * half and first.count(0) == 0:
+    # NULs on one side of the pairs, far fewer on the other: a Chinese character may have one too (一 is 4E 00).
+    odd, even = second.count(0), first.count(0)
+    if odd >= 0.2 * half and even * 4 <= odd:
         return "utf-16-le"
-    if first.count(0) >= 0.6 * half and second.count(0) == 0:
+    if even >= 0.2 * half and odd * 4 <= even:
         return "utf-16-be"
     return None
 
