@@ -112,3 +112,23 @@ def test_text_that_is_no_crs_is_an_unknown_crs(session, tmp_path):
     with pytest.raises(ValidationError) as info:
         export_layer(session, ExportOptions("admin-units", "shp", tmp_path / "x.zip", crs="+proj=nonsense"))
     assert info.value.code == "export.unknown_crs"
+
+
+@pytest.mark.parametrize(
+    "crs",
+    [
+        "+proj=longlat +ellps=krass +nadgrids=/etc/passwd",
+        "+init=/etc/passwd:x",
+        'BOUNDCRS[SOURCECRS[GEOGCRS["x",DATUM["x",ELLIPSOID["x",6378245,298.3]],CS[ellipsoidal,2],'
+        'AXIS["lat",north],AXIS["lon",east],ANGLEUNIT["degree",0.0174532925199433]]],'
+        'TARGETCRS[GEOGCRS["WGS 84",DATUM["World Geodetic System 1984",ELLIPSOID["WGS 84",6378137,298.257223563]],'
+        'CS[ellipsoidal,2],AXIS["lat",north],AXIS["lon",east],ANGLEUNIT["degree",0.0174532925199433]]],'
+        'ABRIDGEDTRANSFORMATION["x",METHOD["NTv2"],'
+        'PARAMETERFILE["Latitude and longitude difference file","/etc/passwd"]]]',
+    ],
+)
+def test_a_crs_naming_a_file_on_the_server_is_refused(session, tmp_path, crs):
+    """The export form posts its crs: PROJ would open the files an init or grid parameter names."""
+    with pytest.raises(ValidationError) as info:
+        export_layer(session, ExportOptions("admin-units", "shp", tmp_path / "x.zip", crs=crs))
+    assert info.value.code == "export.unknown_crs"

@@ -11,6 +11,7 @@ them. Such geometries leave PostGIS in CGCS2000 and are moved here, by PROJ; the
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +26,8 @@ from gridkit.rules import SRID
 __all__ = ["GCJ02", "TargetCrs", "moved_geometries", "target_crs"]
 
 GCJ02 = "gcj02"
+# What in a CRS's text names a file PROJ would open (init files, grids): the seven parameters are numbers.
+_NAMES_FILES = re.compile(r"\+init\b|grids\s*=|PARAMETERFILE|\+proj\s*=\s*pipeline", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,8 @@ def target_crs(session: Session, value: str | None) -> TargetCrs:
     from gridkit.io.crs import crs_label
     from gridkit.io.problems import VectorReadError
 
+    if _NAMES_FILES.search(raw):  # text from a form post: PROJ would open the files it names on the server
+        raise ValidationError("export.unknown_crs", crs=raw)
     try:
         crs = _parsed(raw)
     except VectorReadError:
