@@ -83,3 +83,16 @@ def test_the_zones_of_a_city_run_from_its_western_to_its_eastern_edge():
     assert city_zones((113.75, 22.4, 114.62, 22.86)) == [4547]
     assert city_zones((120.86, 30.68, 122.2, 31.87)) == [4549, 4550]
     assert city_zones((-76.7, 39.2, -76.5, 39.4)) == []  # Baltimore: no CGCS2000 zone to offer
+
+
+def test_metres_under_a_lon_lat_prj_are_told_the_citys_zone_too(session, tmp_path):
+    """A .prj of EPSG:4490 over Gauss-Kruger metres (the export's default CRS stamped on the surveyors' file)."""
+    shenzhen(session, tmp_path)
+    cafes = gpd.read_file(CAFES).to_crs(4547)
+    cafes["code"] = [f"C{i}" for i in range(len(cafes))]
+    path = tmp_path / "cafes.shp"
+    cafes[["code", "geometry"]].set_crs(4490, allow_override=True).to_file(path, encoding="utf-8")
+    with pytest.raises(SubjectImportRefused) as info:
+        import_buildings(session, path)
+    first = info.value.problems[0]["message"]
+    assert "lie outside China" in first and "in EPSG:4547 these coordinates fall on the city" in first

@@ -195,7 +195,7 @@ def read_vector_collecting(
         exc.problems, exc.notes, exc.source = problems + exc.problems, notes, source
         raise
     gdf = _geometries(
-        gdf, crs, gcj02, target_srid, multipart, codes, source, notes, problems, max_vertices=max_vertices
+        gdf, crs, gcj02, target_srid, multipart, codes, source, notes, problems, max_vertices=max_vertices, city=city
     )
     source["features"] = len(gdf)
     return VectorRead(gdf=gdf, notes=notes, source=source), problems
@@ -356,6 +356,7 @@ def _geometries(
     problems: list,
     *,
     max_vertices: int | None = MAX_VERTICES,
+    city: tuple | None = None,
 ) -> gpd.GeoDataFrame:
     """Return `frame` with its geometries checked and in EPSG:`target_srid`; a feature with a problem gets None."""
     display = source["display"]
@@ -374,7 +375,7 @@ def _geometries(
         )
         keep[i] = False
 
-    geoms = _placed(frame, crs, gcj02, target_srid, keep, fail, source, notes, problems, max_vertices)
+    geoms = _placed(frame, crs, gcj02, target_srid, keep, fail, source, notes, problems, max_vertices, city)
     _shaped(geoms, frame.index, multipart, keep, fail, codes, display, notes)
     result = frame.drop(columns=frame.geometry.name)
     return gpd.GeoDataFrame(result, geometry=gpd.GeoSeries(geoms, index=frame.index), crs=target_srid)
@@ -391,6 +392,7 @@ def _placed(
     notes: list,
     problems: list,
     max_vertices: int | None,
+    city: tuple | None = None,
 ) -> np.ndarray:
     """Return the geometries 2D, densified, in EPSG:`target_srid` and checked to lie in China.
 
@@ -428,7 +430,7 @@ def _placed(
     # What the coordinates look like, for a refusal that blames the CRS: metres under a lon/lat .prj, degrees or
     # zone-prefixed eastings under a projected one.
     raw = shapely.total_bounds(geoms[keep]) if keep.any() else None
-    hint = coordinate_hint(raw) if not gcj02 and (crs.is_projected or looks_projected(raw)) else ""
+    hint = coordinate_hint(raw, city) if not gcj02 and (crs.is_projected or looks_projected(raw)) else ""
     # Reproject to CGCS2000 lon/lat first: the China check is in degrees.
     if gcj02:
         from gridkit.coords import transform_geometry_gcj02_to_cgcs2000

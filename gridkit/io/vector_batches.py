@@ -60,6 +60,7 @@ class VectorBatches:
         self.path = Path(path)
         self.encoding, self.target_srid, self.multipart = encoding, target_srid, multipart
         self.code_field, self.max_vertices, self.batch_size = code_field, max_vertices, size
+        self.city = city  # the extent of the city's admin units, for the advice to coordinates in another CRS
         self.source: dict = {"path": str(self.path), "display": self.path.name or str(self.path)}
         self.notes: list[dict] = []
         self.reads = 0
@@ -153,6 +154,7 @@ class VectorBatches:
             notes,
             problems,
             max_vertices=self.max_vertices,
+            city=self.city,
         )
         self._merge(notes)
         return VectorRead(gdf=gdf, notes=self.notes, source=self.source), problems
