@@ -449,7 +449,7 @@ def import_incidents_command(settings, path, mapping_path, encoding):
     mapping = load_mapping(mapping_path)
     with output.progress(length=1, label=say("cli.progress.incidents")) as bar:
 
-        def progress(done: int, total: int) -> None:  # rows read and staged of the file's (about) total
+        def progress(done: int, total: int) -> None:  # bytes read and staged of the file's
             bar.length = max(total, 1)
             bar.update(min(done, bar.length) - bar.pos)
 

@@ -43,6 +43,7 @@ ADVICE = {
     "empty_geometry": "补画该要素的图形，或删除该要素。",
     "not_polygon": "此处只能导入面图层。",
     "invalid_geometry": "图形无效且无法修复：重新绘制。",
+    "degenerate_polygon": "面积为零的面：重新绘制为有面积的面，或删除该要素。",
     "multipart": "拆分为各自编码的单个面，或合并各部分。",
     "missing_field": "用正确的字段名（见原因中列出的字段）重新指定。",
     "missing_code": "填写编码。",
