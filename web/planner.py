@@ -17,7 +17,7 @@ from gridkit import layers
 from gridkit.colouring import PALETTE
 from gridkit.errors import GridkitError, PermissionDenied, ValidationError
 from gridkit.grids import work
-from gridkit.rules import LOCAL_TZ, parse_time
+from gridkit.rules import local_tz, parse_time
 from web import pages
 from web.auth import check_csrf, csrf_token, current_user, login_required
 from web.database import db_session, transaction
@@ -272,7 +272,7 @@ def when(value: str | datetime | None) -> str:
     if not value:
         return ""
     try:
-        return parse_time(value).astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M")
+        return parse_time(value).astimezone(local_tz()).strftime("%Y-%m-%d %H:%M")
     except (GridkitError, TypeError):
         return str(value)[:16].replace("T", " ")
 

@@ -39,6 +39,8 @@ def db_up(settings):
         lines.append(say(f"cli.db.restore_{done['interrupted_restore']['outcome']}", **done["interrupted_restore"]))
     key = "cli.db.migrated" if done["migrated"] else "cli.db.at_head"
     lines.append(say(key, revision=db.head_revision()))
+    if done["time_zone_changed"]:
+        lines.append(say("cli.db.time_zone_changed", zone=settings.time_zone))
     with db.transaction(settings) as session:
         done["categories_seeded"] = seed_standard_categories(session)
     if done["categories_seeded"]:

@@ -27,7 +27,7 @@ import psycopg
 from psycopg import sql
 
 from gridkit.errors import SetupError
-from gridkit.rules import LOCAL_TZ
+from gridkit.rules import local_tz
 
 PG_MAJOR = 15
 DEFAULT_PG_BIN = Path(f"/usr/lib/postgresql/{PG_MAJOR}/bin")
@@ -242,7 +242,7 @@ class EmbeddedCluster:
             "shared_buffers = 256MB",
             "work_mem = 32MB",
             "maintenance_work_mem = 256MB",
-            f"timezone = '{LOCAL_TZ.key}'",
+            f"timezone = '{local_tz().key}'",
         ]
         if self.fast:
             conf += ["fsync = off", "synchronous_commit = off", "full_page_writes = off"]
