@@ -71,6 +71,12 @@ class Settings:
         "Most features one export may write (the analyst narrows larger ones by area or filter).",
         "GRIDKIT_EXPORT_MAX_FEATURES",
     )
+    report_retention_days: int = _setting(
+        90,
+        "Days an import report is kept under GRIDKIT_HOME/reports (they quote the rows an import refused): older "
+        "ones are removed when an import starts, and by `gridkit reports prune`.",
+        "GRIDKIT_REPORT_RETENTION_DAYS",
+    )
     open311_keys: str | None = _setting(
         None,
         "Open311 API keys of trusted sources, as name=key pairs separated by commas. A post "
@@ -170,7 +176,7 @@ def _convert(name: str, default, raw: str):
         if not value >= 0:
             raise SetupError("config.not_non_negative", variable=f"GRIDKIT_{name.upper()}", value=raw)
         return value
-    if name in ("export_max_features", "open311_rate"):
+    if name in ("export_max_features", "open311_rate", "report_retention_days"):
         if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
             raise SetupError("config.not_positive_whole", variable=f"GRIDKIT_{name.upper()}", value=raw)
         return int(raw)

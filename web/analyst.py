@@ -28,6 +28,7 @@ from gridkit.admin import local_gauss_kruger_epsg
 from gridkit.errors import GridkitError
 from gridkit.io.export import FORMATS, LAYERS, ExportOptions, export_layer, parse_where
 from gridkit.io.export_writers import ENCODINGS
+from gridkit.io.retention import prune_outputs
 from gridkit.models import AdminUnit, Department
 from gridkit.reports import GROUPINGS, report_list, resident_summary, run_report
 from gridkit.reports.choropleth import COUNTS, LEVELS
@@ -70,7 +71,10 @@ def _guard():
 
 
 def _scratch() -> Path:
-    folder = Path(current_app.config["GRIDKIT_SETTINGS"].home) / "exports"
+    settings = current_app.config["GRIDKIT_SETTINGS"]
+    # Folders of downloads a stopped server never sent are removed first (gridkit.io.retention).
+    prune_outputs(settings.home, settings.report_retention_days)
+    folder = Path(settings.home) / "exports"
     folder.mkdir(parents=True, exist_ok=True)
     return Path(tempfile.mkdtemp(prefix="gk-", dir=folder))
 
@@ -226,7 +230,8 @@ def report_download():
     try:
         write_report_file(result, path, fmt, lang=current_language())
     except BaseException:
-        folder.rmdir()
+        # A file half written (a full disk) goes with its folder: rmdir alone would fail on it and stay.
+        shutil.rmtree(folder, ignore_errors=True)
         raise
     return _send(path, path.name)
 

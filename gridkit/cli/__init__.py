@@ -52,6 +52,7 @@ MODULE_COMMANDS: dict[str, str] = {
     "calendar": "gridkit.cli.calendar_",
     "export": "gridkit.cli.export",
     "report": "gridkit.cli.report",
+    "reports": "gridkit.cli.reports",
 }
 
 
