@@ -15,8 +15,9 @@ import shutil
 import time
 from pathlib import Path
 
-# <YYYYMMDD>-<HHMMSS>-<name>[-<n>].<json|txt|csv>: the names write_report gives (its `safe` name is \w . -).
-REPORT_NAME = re.compile(r"\d{8}-\d{6}-[\w.-]+\.(?:json|txt|csv)")
+# <YYYYMMDD>-<HHMMSS>-<name>[-<n>].<json|txt|csv>: the names write_report gives (its `safe` name is \w . -),
+# and .<that name>.part<pid>: its temporary names, which a process killed while writing left.
+REPORT_NAME = re.compile(r"(\d{8}-\d{6}-[\w.-]+\.(?:json|txt|csv)|\.\d{8}-\d{6}-[\w.-]+\.(?:json|txt|csv)\.part\d+)")
 # tempfile.mkdtemp(prefix="gk-") under exports/ (web.analyst): removed once sent; one older than a day was
 # never sent (the server stopped mid-write) and holds a whole layer, unmasked perhaps.
 SCRATCH_NAME = re.compile(r"gk-[A-Za-z0-9_]+")
