@@ -75,6 +75,20 @@ WRITE_SETTINGS = (
     "checkpoint_timeout=15min",
 )
 
+# The server's log: its own logging collector writes one file per weekday in GRIDKIT_HOME/log (log_directory
+# is relative to the data directory), each emptied when its day comes round again, so the log holds the last
+# seven days and stops growing. `pg_ctl -l` (self.log_file) then receives only what the server says before
+# the collector starts (a port in use, a data directory it cannot read). Given at each start: a cluster made
+# by an older gridkit gets them too.
+LOG_SETTINGS = (
+    "logging_collector=on",
+    "log_directory=../log",
+    "log_filename=postgresql-%a.log",
+    "log_truncate_on_rotation=on",
+    "log_rotation_age=1d",
+    "log_rotation_size=0",
+)
+
 
 class EmbeddedCluster:
     """A private PostgreSQL cluster in `home`: initialise, start, stop, report."""
@@ -288,7 +302,7 @@ class EmbeddedCluster:
                 "-t",
                 "60",
                 "-o",
-                f"-k {self.socket_dir} -p {self.port} " + " ".join(f"-c {s}" for s in WRITE_SETTINGS),
+                f"-k {self.socket_dir} -p {self.port} " + " ".join(f"-c {s}" for s in (*WRITE_SETTINGS, *LOG_SETTINGS)),
                 "start",
             ],
             check=False,
@@ -324,10 +338,22 @@ class EmbeddedCluster:
         shutil.rmtree(self.socket_dir, ignore_errors=True)
         self.passfile.unlink(missing_ok=True)
 
+    def log_files(self) -> list[Path]:
+        """Return the server's log files, the one written last first (pg_ctl's, the collector's weekdays)."""
+        found = [self.log_file, *self.log_file.parent.glob("postgresql-*.log")]
+        dated = []
+        for path in found:
+            try:
+                dated.append((path.stat().st_mtime, path))
+            except OSError:
+                continue
+        return [path for _, path in sorted(dated, reverse=True)]
+
     def _log_tail(self) -> str:
         try:
-            lines = [line for line in self.log_file.read_text(errors="replace").splitlines() if line.strip()]
-        except OSError:
+            newest = self.log_files()[0]
+            lines = [line for line in newest.read_text(errors="replace").splitlines() if line.strip()]
+        except (OSError, IndexError):
             return "-"
         errors = [line for line in lines if "FATAL" in line or "ERROR" in line]
         return (errors or lines or ["-"])[-1].strip()
