@@ -53,7 +53,7 @@ def _json_default(value):
 
 
 def _local(value: datetime) -> datetime:
-    """Return an aware time in Beijing time (the database's sessions may run in another zone); naive stays."""
+    """Return an aware time in the city's time zone (the database's sessions may run in another zone); naive stays."""
     return value.astimezone(local_tz()) if value.tzinfo is not None else value
 
 
