@@ -163,7 +163,9 @@ def db_restore(settings, path, yes):
 @db_.command("archive-audit")
 @click.argument("path", type=click.Path(dir_okay=False))
 @click.option(
-    "--before", required=True, help="Archive the rows before this day or time (YYYY-MM-DD: its 00:00 in the city's time zone)."
+    "--before",
+    required=True,
+    help="Archive the rows before this day or time (YYYY-MM-DD: its 00:00 in the city's time zone).",
 )
 @click.option("--force", is_flag=True, help="Overwrite the archive file if it exists.")
 @output.command_output
