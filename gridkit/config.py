@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from gridkit.errors import SetupError
 from gridkit.messages import LANGUAGES
+from gridkit.rules import DEFAULT_TIME_ZONE
 from gridkit.standard.codes import PROFILES
 
 
@@ -45,7 +46,7 @@ class Settings:
     port: int = _setting(5000, "Port the web server listens on.", "GRIDKIT_PORT")
     lang: str = _setting("zh-CN", "Default interface language: zh-CN or en.", "GRIDKIT_LANG")
     time_zone: str = _setting(
-        "Asia/Shanghai",
+        DEFAULT_TIME_ZONE,
         "The city's time zone (an IANA name such as Asia/Shanghai): naive times given by users mean its time, "
         "and the days of case codes, evaluations, reports and file names are its days. `gridkit db up` gives "
         "it to the database (whose evaluation rollup is then recounted by the new days).",
