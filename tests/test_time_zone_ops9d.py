@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import sqlalchemy.exc
 from click.testing import CliRunner
 from factories_incidents import IN_C1, SUPERVISOR, make_incident_world
 from sqlalchemy import text
@@ -121,6 +122,10 @@ def test_a_zone_postgresql_does_not_know_is_refused_before_anything_changes(sess
     with pytest.raises(SetupError) as refused:
         set_database_time_zone(session.connection(), "Not/A_Zone")
     assert "GRIDKIT_TIME_ZONE" in refused.value.render("en")
+    assert database_time_zone(session.connection()) == "Asia/Shanghai"
+    # Written by hand, the table refuses it too: the triggers would refuse every case.
+    with pytest.raises(sqlalchemy.exc.DataError), session.begin_nested():
+        session.execute(text("UPDATE gridkit_config SET time_zone = 'Not/A_Zone'"))
     assert database_time_zone(session.connection()) == "Asia/Shanghai"
 
 

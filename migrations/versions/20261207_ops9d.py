@@ -61,7 +61,8 @@ def upgrade() -> None:
     op.execute("""
     CREATE TABLE gridkit_config (
         one boolean PRIMARY KEY DEFAULT true CHECK (one),
-        time_zone text NOT NULL
+        -- A name PostgreSQL does not know would make the triggers refuse every case: refused here first.
+        time_zone text NOT NULL CHECK (pg_catalog.now() AT TIME ZONE time_zone IS NOT NULL)
     )""")
     op.execute("COMMENT ON TABLE gridkit_config IS 'Settings the database itself uses: the city''s time zone "
                "(GRIDKIT_TIME_ZONE, written by gridkit db up)'")
