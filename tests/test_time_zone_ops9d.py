@@ -6,8 +6,10 @@ both follow it. Europe/Berlin is the other zone here: its days differ from Beiji
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -145,3 +147,22 @@ def test_db_up_gives_the_database_the_zone_and_a_database_of_another_zone_is_ref
     assert db.up(fresh_settings)["time_zone_changed"] is True
     assert db.up(fresh_settings)["time_zone_changed"] is False
     db.engine_for(fresh_settings)
+
+
+def test_the_embedded_database_takes_the_zone_as_its_owner_and_its_server_speaks_it(zone):
+    home = Path(tempfile.mkdtemp(prefix="gk-tz-"))
+    os.chmod(home, 0o755)  # the server's user reaches it when the tests run as root
+    settings = Settings(home=home / "home", pg_port=5640, time_zone=BERLIN)
+    try:
+        rules.use_time_zone(BERLIN)  # as the CLI does with its settings
+        done = db.up(settings)
+        assert done["time_zone_changed"] is True  # a new database says Asia/Shanghai until then
+        engine = db.engine_for(settings)
+        with engine.connect() as conn:
+            assert database_time_zone(conn) == BERLIN
+            assert conn.scalar(text("SHOW TimeZone")) == BERLIN  # what psql shows, too
+        assert db.up(settings)["time_zone_changed"] is False
+    finally:
+        db.forget_engine(settings)
+        db.cluster_for(settings).destroy()
+        shutil.rmtree(home, ignore_errors=True)

@@ -303,9 +303,13 @@ def _up(settings: Settings, *, create: bool) -> dict:
 
 
 def _sync_time_zone(settings: Settings, engine: Engine) -> bool:
-    """Give the database the setting's time zone as its owner (the rollup's days follow it); True when it changed."""
-    from gridkit.db.timezone import sync_time_zone
+    """Give the database the setting's time zone as its owner (the rollup's days follow it); True when it changed.
+    Read first with `engine`: a start of the embedded database opens no other connection when it has the zone."""
+    from gridkit.db.timezone import database_time_zone, sync_time_zone
 
+    with engine.connect() as conn:
+        if database_time_zone(conn) == settings.time_zone:
+            return False
     if settings.embedded:
         owner = make_engine(owner_url(settings))
         try:
