@@ -85,3 +85,21 @@ def test_a_report_download_sent_or_not_written_whole_leaves_nothing_in_the_home(
     sent, status, left = json.loads(said)
     assert sent == []  # a download sent leaves nothing in the home
     assert status == 500 and left == []
+
+
+def test_a_photo_that_cannot_be_written_whole_leaves_no_part_file(tmp_path):
+    said = _child(
+        "from pathlib import Path\n"
+        "from sqlalchemy.orm import Session\n"
+        "from factories_incidents import PNG\n"
+        "from gridkit.incidents.attachments import check_attachment, store\n"
+        f"home = Path({str(tmp_path)!r})\n"
+        "photo = check_attachment(('井盖.png', PNG + bytes(8192)))\n"
+        "disk_full()\n"
+        "try:\n"
+        "    store(Session(), photo, home, 7, None)\n"
+        "except OSError as exc:\n"
+        "    print(exc.errno)\n"
+    )
+    assert said == "27"
+    assert [p.name for p in (tmp_path / "attachments").rglob("*") if p.is_file()] == []
