@@ -25,9 +25,9 @@ def disk_full():
 """
 
 
-def _child(code: str) -> str:
+def _child(code: str, limit: int = FULL_AT) -> str:
     done = subprocess.run(
-        [sys.executable, "-c", _LIMIT.format(limit=FULL_AT) + code],
+        [sys.executable, "-c", _LIMIT.format(limit=limit) + code],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -103,3 +103,32 @@ def test_a_photo_that_cannot_be_written_whole_leaves_no_part_file(tmp_path):
     )
     assert said == "27"
     assert [p.name for p in (tmp_path / "attachments").rglob("*") if p.is_file()] == []
+
+
+def test_a_key_that_cannot_be_written_whole_is_never_kept_nor_used_empty(tmp_path):
+    from gridkit.errors import SetupError
+    from gridkit.keys import kept_key
+
+    said = _child(
+        "from gridkit.keys import kept_key\n"
+        "from gridkit.errors import SetupError\n"
+        "disk_full()\n"
+        "try:\n"
+        f"    kept_key({str(tmp_path)!r}, 'pii_key', None, setting='GRIDKIT_PII_KEY', what='key')\n"
+        "except SetupError as exc:\n"
+        "    print(exc.key)\n",
+        limit=16,  # a key is 64 characters
+    )
+    assert said == "error.keys.cannot_keep"
+    assert list(tmp_path.iterdir()) == []  # nothing kept: the next start makes a whole key
+    key = kept_key(tmp_path, "pii_key", None, setting="GRIDKIT_PII_KEY", what="key")
+    assert len(key) == 64 and (tmp_path / "pii_key").stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["pii_key"]
+
+    # A key file an older gridkit left empty is refused, naming the file and the setting.
+    (tmp_path / "secret_key").write_text("")
+    try:
+        kept_key(tmp_path, "secret_key", None, setting="GRIDKIT_SECRET_KEY", what="session key")
+    except SetupError as exc:
+        said = exc.render("en")
+    assert str(tmp_path / "secret_key") in said and "GRIDKIT_SECRET_KEY" in said and "empty" in said
