@@ -47,7 +47,7 @@ def test_the_server_logs_to_a_file_per_weekday_emptied_when_its_day_comes_back(c
         time.sleep(0.1)
     assert "division by zero" in today.read_text(errors="replace")
     assert "division by zero" not in cluster.log_file.read_text(errors="replace")
-    assert cluster.log_files()[0] == today
+    assert cluster.log_files()[0] == today and cluster.status().log_file == str(today)  # what `db status` shows
 
 
 def test_a_start_that_fails_still_names_its_reason(cluster):

@@ -308,7 +308,7 @@ class EmbeddedCluster:
             check=False,
         )
         if proc.returncode != 0:
-            raise SetupError("db.did_not_start", reason=self._log_tail(), log=str(self.log_file))
+            raise SetupError("db.did_not_start", reason=self._log_tail(), log=str(self._newest_log()))
         return True
 
     def _drop_stale_pidfile(self) -> None:
@@ -349,11 +349,14 @@ class EmbeddedCluster:
                 continue
         return [path for _, path in sorted(dated, reverse=True)]
 
+    def _newest_log(self) -> Path:
+        """Return the log file written last (pg_ctl's before a first start)."""
+        return next(iter(self.log_files()), self.log_file)
+
     def _log_tail(self) -> str:
         try:
-            newest = self.log_files()[0]
-            lines = [line for line in newest.read_text(errors="replace").splitlines() if line.strip()]
-        except (OSError, IndexError):
+            lines = [line for line in self._newest_log().read_text(errors="replace").splitlines() if line.strip()]
+        except OSError:
             return "-"
         errors = [line for line in lines if "FATAL" in line or "ERROR" in line]
         return (errors or lines or ["-"])[-1].strip()
@@ -445,7 +448,7 @@ class EmbeddedCluster:
             socket_dir=str(self.socket_dir),
             port=self.port,
             url=self.url(),
-            log_file=str(self.log_file),
+            log_file=str(self._newest_log()),
             server_user=self.server_user if self.pg_bin.exists() or os.geteuid() != 0 else "postgres",
         )
 
