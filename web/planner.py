@@ -174,6 +174,8 @@ def index():
     config = {
         "csrf": csrf_token(),
         "lang": current_language(),
+        # Times are shown in the city's zone, as the server writes them, not in the browser's.
+        "timeZone": local_tz().key,
         "strings": strings("planner.error", "planner.saving", "planner.draft.started"),
     }
     return render_template("planner_index.html", departments=departments, config=config)
