@@ -1,11 +1,11 @@
 """the city's time zone is a setting the database knows; audit_log ids are bigint
 
 Revision ID: 20261207_ops9d
-Revises: 20261206_scale8b
+Revises: 20261207_cal9e
 Create Date: 2026-12-07
 
-The evaluation rollup (incident_eval, migration 20261203_inc10) counted cases per report day in Beijing
-time, written into its trigger functions, while the days the evaluation asks for follow the city's zone
+The evaluation rollup (incident_eval, migrations 20261203_inc10 and 20261207_cal9e) counted cases per report
+day in Beijing time, written into its trigger functions, while the days the evaluation asks for follow the city's zone
 (GRIDKIT_TIME_ZONE, gridkit.rules.local_tz). The zone is now kept in the one-row table gridkit_config,
 which the trigger functions read; `gridkit db up` writes it from the setting and recounts the rollup by
 the new days when it changed (gridkit_rebuild_incident_eval(), gridkit.db.timezone). A new database says
@@ -22,7 +22,7 @@ from pathlib import Path
 from alembic import op
 
 revision = "20261207_ops9d"
-down_revision = "20261206_scale8b"
+down_revision = "20261207_cal9e"
 branch_labels = None
 depends_on = None
 
@@ -31,20 +31,27 @@ _BEIJING = "'Asia/Shanghai'"
 _CITY_ZONE = "(SELECT c.time_zone FROM public.gridkit_config c)"
 
 
-def _inc10():
-    """Migration 20261203_inc10's module: the rollup's SQL, whose zone this one makes the configured one."""
+def _cal9e():
+    """Migration 20261207_cal9e's module: the rollup's SQL (step times in working time where a case has them),
+    whose zone this one makes the configured one."""
     spec = importlib.util.spec_from_file_location(
-        "gridkit_migration_inc10", Path(__file__).with_name("20261203_inc10_incident_rollups.py")
+        "gridkit_migration_cal9e", Path(__file__).with_name("20261207_cal9e.py")
     )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
+def _eval_sql(rows: str, zone: str) -> str:
+    """The rollup's INSERT of the signed measures of `rows` (incident columns and s), its days in `zone` (SQL)."""
+    sql = _cal9e()._apply_eval(rows, work=True)
+    assert _BEIJING in sql
+    return sql.replace(_BEIJING, zone)
+
+
 def _eval_functions(zone: str) -> list[str]:
     """The CREATE OR REPLACE of incident_eval's three trigger functions counting days in `zone` (SQL)."""
-    m = _inc10()
-    c = m._EVAL_COLUMNS
+    c = _cal9e()._eval_columns(work=True)
     rows = {
         "insert": f"SELECT {c}, 1 AS s FROM new_rows",
         "delete": f"SELECT {c}, -1 AS s FROM old_rows",
@@ -52,7 +59,7 @@ def _eval_functions(zone: str) -> list[str]:
     }
     return [
         f"""CREATE OR REPLACE FUNCTION incident_eval_{event}() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN {m._apply_eval(sql).replace(_BEIJING, zone)} RETURN NULL; END $$"""
+    BEGIN {_eval_sql(sql, zone)} RETURN NULL; END $$"""
         for event, sql in rows.items()
     ]
 
@@ -69,14 +76,14 @@ def upgrade() -> None:
     op.execute(f"INSERT INTO gridkit_config (time_zone) VALUES ({_BEIJING})")
     for sql in _eval_functions(_CITY_ZONE):
         op.execute(sql)
-    c = _inc10()._EVAL_COLUMNS
+    c = _cal9e()._eval_columns(work=True)
     # The incidents are locked against writes while the rollup is recounted: none is counted twice or never.
     op.execute(f"""
     CREATE FUNCTION gridkit_rebuild_incident_eval() RETURNS void LANGUAGE plpgsql AS $$
     BEGIN
         LOCK TABLE incident IN SHARE MODE;
         DELETE FROM incident_eval;
-        {_inc10()._apply_eval(f"SELECT {c}, 1 AS s FROM incident").replace(_BEIJING, _CITY_ZONE)}
+        {_eval_sql(f"SELECT {c}, 1 AS s FROM incident", _CITY_ZONE)}
     END $$""")
     op.execute("ALTER TABLE audit_log ALTER COLUMN id TYPE bigint")
     op.execute("DO $$ BEGIN EXECUTE format('ALTER SEQUENCE %s AS bigint', pg_get_serial_sequence('audit_log', 'id')); END $$")
@@ -91,5 +98,5 @@ def downgrade() -> None:
     op.execute("DROP TABLE gridkit_config")
     # The rollup's days are Beijing days again.
     op.execute("DELETE FROM incident_eval")
-    c = _inc10()._EVAL_COLUMNS
-    op.execute(_inc10()._apply_eval(f"SELECT {c}, 1 AS s FROM incident"))
+    c = _cal9e()._eval_columns(work=True)
+    op.execute(_eval_sql(f"SELECT {c}, 1 AS s FROM incident", _BEIJING))
