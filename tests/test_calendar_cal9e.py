@@ -28,7 +28,7 @@ from gridkit.incidents.evaluate import evaluate
 from gridkit.incidents.importer import import_incidents
 from gridkit.io.problems import ImportRefused
 from gridkit.models import Incident, WorkCalendarDay
-from gridkit.rules import LOCAL_TZ, parse_time
+from gridkit.rules import local_tz, parse_time
 
 FRIDAY = date(2026, 11, 27)
 MONDAY = FRIDAY + timedelta(days=3)
@@ -36,7 +36,7 @@ GOOD = "date,kind,name\n2026-01-01,holiday,元旦\n2026/1/4,调休,元旦调休\
 
 
 def bj(day: date, hour: int, minute: int = 0) -> datetime:
-    return datetime(day.year, day.month, day.day, hour, minute, tzinfo=LOCAL_TZ)
+    return datetime(day.year, day.month, day.day, hour, minute, tzinfo=local_tz())
 
 
 def days(session) -> int:

@@ -9,14 +9,14 @@ from factories_incidents import IN_C1, SUPERVISOR, make_incident_world
 from factories_web import commit, sign_in
 
 from gridkit.incidents import workflow as wf
-from gridkit.rules import LOCAL_TZ
+from gridkit.rules import local_tz
 from web import create_app
 
 FRIDAY = date(2026, 11, 27)
 
 
 def bj(hour: int, minute: int = 0) -> datetime:
-    return datetime(FRIDAY.year, FRIDAY.month, FRIDAY.day, hour, minute, tzinfo=LOCAL_TZ)
+    return datetime(FRIDAY.year, FRIDAY.month, FRIDAY.day, hour, minute, tzinfo=local_tz())
 
 
 def _friday_case(session) -> int:

@@ -20,14 +20,14 @@ from gridkit.incidents.worktime import (
     working_time_between,
     working_us_between,
 )
-from gridkit.rules import LOCAL_TZ
+from gridkit.rules import local_tz
 
 CAL = WorkCalendar()  # Monday-Friday 09:00-12:00, 14:00-18:00, Beijing time
 FRIDAY = date(2026, 12, 4)
 
 
 def bj(day: date, hour: int, minute: int = 0) -> datetime:
-    return datetime(day.year, day.month, day.day, hour, minute, tzinfo=LOCAL_TZ)
+    return datetime(day.year, day.month, day.day, hour, minute, tzinfo=local_tz())
 
 
 def plus(day: date, days: int) -> date:

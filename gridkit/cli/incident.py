@@ -380,11 +380,12 @@ def evaluate(settings, by, from_, to, dept, username):
 
 def _import(settings, name: str, work) -> output.Result:
     """Run an import in one transaction; write its report (problems and notes) under GRIDKIT_HOME/reports."""
-    from gridkit.cli.common import refused_import
+    from gridkit.cli.common import prune_old_reports, refused_import
     from gridkit.errors import ValidationError
     from gridkit.io.problems import problem_count
     from gridkit.io.report import write_report
 
+    prune_old_reports(settings)
     try:
         with db.transaction(settings) as session:
             summary = work(session)

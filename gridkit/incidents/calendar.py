@@ -27,7 +27,7 @@ from gridkit.io.problems import ImportRefused, problem, refusal
 from gridkit.io.tables import TableReadError, at, read_table
 from gridkit.messages import Message
 from gridkit.models import CALENDAR_DAY_KINDS, WorkCalendarDay, WorkCalendarHours
-from gridkit.rules import LOCAL_TZ
+from gridkit.rules import local_tz
 
 # Column → the names a header may give it.
 COLUMNS = {"date": ("date", "日期"), "kind": ("kind", "类型"), "name": ("name", "名称")}
@@ -60,7 +60,7 @@ def load_calendar(session: Session) -> WorkCalendar:
     for weekday, start, end in spans:
         hours[weekday].append((start, end))
     exceptions = {day: kind for day, kind in session.execute(select(WorkCalendarDay.day, WorkCalendarDay.kind))}
-    return WorkCalendar(hours={d: tuple(s) for d, s in hours.items()}, exceptions=exceptions, tz=LOCAL_TZ)
+    return WorkCalendar(hours={d: tuple(s) for d, s in hours.items()}, exceptions=exceptions, tz=local_tz())
 
 
 def hours_rows(session: Session) -> list[dict]:

@@ -36,7 +36,7 @@ from gridkit.errors import ValidationError
 from gridkit.incidents.actors import Actor
 from gridkit.incidents.deadlines import STEP_TIMES
 from gridkit.incidents.personal import protect_coordinators
-from gridkit.rules import LOCAL_TZ, OPEN_INCIDENT_STATES, now, period_bounds
+from gridkit.rules import OPEN_INCIDENT_STATES, local_tz, now, period_bounds
 
 # Step → (the timestamp it ends at, the one it starts at): the workflow's, which keeps each step's time.
 STEPS = STEP_TIMES
@@ -139,11 +139,11 @@ def evaluate(
 def _whole_days(start: datetime | None, end: datetime) -> tuple:
     """Return (first, last): the whole Beijing days in [start, end) run from day `first` to before
     day `last` (first None: from the beginning)."""
-    local_end = end.astimezone(LOCAL_TZ)
+    local_end = end.astimezone(local_tz())
     last = local_end.date()
     if start is None:
         return None, last
-    local_start = start.astimezone(LOCAL_TZ)
+    local_start = start.astimezone(local_tz())
     first = local_start.date() + timedelta(days=local_start.time() != time(0))
     return first, max(first, last)
 
@@ -151,11 +151,11 @@ def _whole_days(start: datetime | None, end: datetime) -> tuple:
 def _where_cases(params: dict) -> str:
     """The cases `i` (with base cell `b`) of the period outside its whole days, in the scope and department:
     two ranges of report times, each read from the report time index."""
-    last = datetime.combine(params["last"], time(0), LOCAL_TZ)
+    last = datetime.combine(params["last"], time(0), local_tz())
     params["last_at"] = max(last, params["start"]) if params["start"] is not None else last
     ranges = ["i.reported_at >= :last_at AND i.reported_at < :end"]
     if params["start"] is not None:
-        params["first_at"] = datetime.combine(params["first"], time(0), LOCAL_TZ)
+        params["first_at"] = datetime.combine(params["first"], time(0), local_tz())
         ranges.append("i.reported_at >= :start AND i.reported_at < :first_at")
     where = " AND ".join(_filters("i.dept_code", "b.community_code", params)) or "TRUE"
     return " OR ".join(f"({r} AND {where})" for r in ranges)

@@ -34,7 +34,7 @@ from gridkit.io.problems import problem
 from gridkit.io.tables import TableReadError, TableStream, at, open_table, place
 from gridkit.messages import Message
 from gridkit.models import Department, IncidentCategory
-from gridkit.rules import LOCAL_TZ, IncidentState, now
+from gridkit.rules import IncidentState, local_tz, now
 
 __all__ = [
     "CHUNK_ROWS",
@@ -245,7 +245,7 @@ def _times(frame: pd.DataFrame, column: str | None, mapping: dict) -> tuple[pd.S
         # A clock time the fall-back of daylight saving time shows twice (01:00-01:59 in New York) is its first
         # occurrence, as Python's own (fold=0): no row of a file is refused for the hour it was written in.
         parsed = parsed.dt.tz_localize(
-            mapping.get("timezone") or LOCAL_TZ.key,
+            mapping.get("timezone") or local_tz().key,
             ambiguous=np.ones(len(parsed), dtype=bool),
             nonexistent="shift_forward",
         )

@@ -160,9 +160,9 @@ def _same_report(existing: Incident, key: str, description: str) -> Report:
 
 def incident_code(incident_id: int, reported_at: datetime) -> str:
     """Return a case's code: SJ + report date (Beijing) + its id in 7 digits."""
-    from gridkit.rules import LOCAL_TZ
+    from gridkit.rules import local_tz
 
-    return f"SJ{reported_at.astimezone(LOCAL_TZ):%Y%m%d}{incident_id:07d}"
+    return f"SJ{reported_at.astimezone(local_tz()):%Y%m%d}{incident_id:07d}"
 
 
 def _cell_at(session: Session, lon: float, lat: float) -> BaseCell | None:

@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from gridkit.errors import ValidationError
-from gridkit.rules import LOCAL_TZ
+from gridkit.rules import local_tz
 
 __all__ = [
     "DEFAULT_HOURS",
@@ -56,7 +56,7 @@ class WorkCalendar:
 
     hours: dict = field(default_factory=lambda: dict(DEFAULT_HOURS))
     exceptions: dict = field(default_factory=dict)
-    tz: ZoneInfo = LOCAL_TZ
+    tz: ZoneInfo = field(default_factory=local_tz)
 
     def day_hours(self, day: date) -> tuple:
         """Return the working spans (minutes) of one local day, its exception applied."""

@@ -35,7 +35,7 @@ from gridkit.rules import (
     CHINA_LAT,
     CHINA_LON,
     FINISHED_INCIDENT_STATES,
-    LOCAL_TZ,
+    local_tz,
     now,
     parse_time,
 )
@@ -70,7 +70,7 @@ def _status(state: str) -> str:
 
 
 def _time(value):
-    return value.astimezone(LOCAL_TZ).isoformat() if value is not None else None
+    return value.astimezone(local_tz()).isoformat() if value is not None else None
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from gridkit.io.export_layers import BOOL, DATE, DATETIME, FLOAT, INT
 from gridkit.io.export_zip import write_zip
 from gridkit.io.spreadsheet import NOT_IN_XLSX, csv_column, csv_row, xlsx_text
 from gridkit.io.xlsx_stream import XlsxStream
-from gridkit.rules import LOCAL_TZ
+from gridkit.rules import local_tz
 
 # Shapefile DBF field names hold at most 10 bytes, text values at most 254.
 DBF_NAME_BYTES = 10
@@ -95,7 +95,7 @@ def _local(value: datetime | None) -> datetime | None:
     """Return `value` as naive Beijing time (DBF, XLSX and CSV readers know no time zones)."""
     if value is None or value.tzinfo is None:
         return value
-    return value.astimezone(LOCAL_TZ).replace(tzinfo=None)
+    return value.astimezone(local_tz()).replace(tzinfo=None)
 
 
 class Chunk:
