@@ -44,6 +44,16 @@ def area_prefix(session: Session, code: str | None) -> str:
 DEFAULT_GAUSS_KRUGER_EPSG = 4547
 
 
+def city_extent(session: Session) -> tuple[float, float, float, float] | None:
+    """Return the extent (west, south, east, north, degrees) of the city's admin units, None before any exists."""
+    box = session.execute(
+        text(
+            "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT ST_Extent(geom) AS e FROM admin_unit) x"
+        )
+    ).one()
+    return None if box[0] is None else tuple(float(v) for v in box)
+
+
 def local_gauss_kruger_epsg(session: Session) -> int:
     """Return the EPSG code of the CGCS2000 3-degree Gauss-Kruger zone of the city (the centre of its admin units'
     extent): the projected CRS its departments draw in, offered for exports (EPSG:4547 before any unit exists)."""

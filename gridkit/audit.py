@@ -124,7 +124,7 @@ def archive(session: Session, path, before: datetime, *, actor: str, force: bool
 def _archived(row: AuditLog) -> dict:
     return {
         "id": row.id,
-        "at": row.at.astimezone(rules.LOCAL_TZ).isoformat(),
+        "at": row.at.astimezone(rules.local_tz()).isoformat(),
         "actor": row.actor,
         "action": row.action,
         "object_type": row.object_type,

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from gridkit.errors import SetupError
 from gridkit.messages import LANGUAGES
+from gridkit.rules import DEFAULT_TIME_ZONE
 from gridkit.standard.codes import PROFILES
 
 
@@ -42,6 +45,13 @@ class Settings:
     host: str = _setting("127.0.0.1", "Address the web server binds to.", "GRIDKIT_HOST")
     port: int = _setting(5000, "Port the web server listens on.", "GRIDKIT_PORT")
     lang: str = _setting("zh-CN", "Default interface language: zh-CN or en.", "GRIDKIT_LANG")
+    time_zone: str = _setting(
+        DEFAULT_TIME_ZONE,
+        "The city's time zone (an IANA name such as Asia/Shanghai): naive times given by users mean its time, "
+        "and the days of case codes, evaluations, reports and file names are its days. `gridkit db up` gives "
+        "it to the database (whose evaluation rollup is then recounted by the new days).",
+        "GRIDKIT_TIME_ZONE",
+    )
     secret_key: str | None = _setting(
         None, "Key that signs web sessions. Unset: a random key kept in GRIDKIT_HOME/secret_key.", "GRIDKIT_SECRET_KEY"
     )
@@ -61,6 +71,12 @@ class Settings:
         5_000_000,
         "Most features one export may write (the analyst narrows larger ones by area or filter).",
         "GRIDKIT_EXPORT_MAX_FEATURES",
+    )
+    report_retention_days: int = _setting(
+        90,
+        "Days an import report is kept under GRIDKIT_HOME/reports (they quote the rows an import refused): older "
+        "ones are removed when an import starts, and by `gridkit reports prune`.",
+        "GRIDKIT_REPORT_RETENTION_DAYS",
     )
     open311_keys: str | None = _setting(
         None,
@@ -161,7 +177,7 @@ def _convert(name: str, default, raw: str):
         if not value >= 0:
             raise SetupError("config.not_non_negative", variable=f"GRIDKIT_{name.upper()}", value=raw)
         return value
-    if name in ("export_max_features", "open311_rate"):
+    if name in ("export_max_features", "open311_rate", "report_retention_days"):
         if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
             raise SetupError("config.not_positive_whole", variable=f"GRIDKIT_{name.upper()}", value=raw)
         return int(raw)
@@ -173,9 +189,33 @@ def _convert(name: str, default, raw: str):
         return Path(raw)
     if name == "code_profile" and raw not in PROFILES:
         raise SetupError("config.unknown_code_profile", value=raw, profiles=", ".join(PROFILES))
+    if name == "time_zone":
+        return valid_time_zone(raw)
     if name == "lang" and raw not in LANGUAGES:
         raise SetupError("config.unknown_language", value=raw, languages=", ".join(LANGUAGES))
     return raw
+
+
+# An IANA zone's name: letters, digits, '_', '+', '-' in parts separated by '/' (also what SQL may quote).
+_ZONE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*")
+
+
+def valid_time_zone(raw: str) -> str:
+    """Return `raw` if it names a time zone zoneinfo knows (GRIDKIT_TIME_ZONE), else raise SetupError."""
+    value = raw.strip()
+    try:
+        if not _ZONE_NAME.fullmatch(value):
+            raise ValueError(value)
+        ZoneInfo(value)
+    except (ValueError, ZoneInfoNotFoundError):
+        raise SetupError("config.unknown_time_zone", variable="GRIDKIT_TIME_ZONE", value=raw) from None
+    return value
+
+
+def time_zone_from_env(environ: dict | None = None) -> ZoneInfo:
+    """Return the city's time zone from GRIDKIT_TIME_ZONE (default Asia/Shanghai), validated."""
+    raw = (os.environ if environ is None else environ).get("GRIDKIT_TIME_ZONE") or Settings.time_zone
+    return ZoneInfo(valid_time_zone(raw))
 
 
 def describe_settings() -> list[tuple[str, str | None, str]]:

@@ -18,6 +18,7 @@ import unicodedata
 import numpy as np
 import shapely
 
+from gridkit.messages import Message
 from gridkit.standard import InvalidValue
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "transform_geometry_cgcs2000_to_gcj02",
     "gauss_kruger_epsg",
     "dms_degrees",
+    "dms_fault",
 ]
 
 # Krasovsky 1940 ellipsoid, as used by the published GCJ-02 formula.
@@ -166,7 +168,8 @@ def gauss_kruger_epsg(lon: float) -> int:
 
 
 # Degrees, minutes and seconds as departments type them: 113°58′4.13″E, 22°32'18.6"N, 东经113度58分4.13秒,
-# N22°32.31′ (seconds or minutes and seconds may be left out). After NFKC a double prime ″ reads as two primes.
+# N22°32.31′ (seconds or minutes and seconds may be left out), and decimal degrees with their sign (114.0579°E).
+# After NFKC a double prime ″ reads as two primes.
 _DMS = re.compile(
     r"(?P<before>[NSEW]|东经|西经|北纬|南纬)?(?P<d>\d+(?:\.\d+)?)[°º度]"
     r"(?:(?P<m>\d+(?:\.\d+)?)(?:['′’分]))?"
@@ -176,21 +179,59 @@ _DMS = re.compile(
 )
 
 
-def dms_degrees(text) -> float | None:
-    """Return decimal degrees for a degrees-minutes-seconds text (113°58′4.13″E, 东经113度58分4.13秒), else None.
-
-    South and west (S, W, 南纬, 西经) are negative; minutes (required) and seconds must be under 60.
-    """
+def _dms(text) -> tuple[float, float, float, bool] | None:
+    """Return (degrees, minutes, seconds, negative) of a degrees-minutes-seconds text, minutes required; else None."""
     if not isinstance(text, str):
         return None
     found = _DMS.fullmatch(re.sub(r"\s+", "", unicodedata.normalize("NFKC", text)))
     if found is None or (found["before"] and found["after"]):
         return None
-    if found["m"] is None:  # whole degrees alone (东经114度) place a point to within 50 km: not a location
+    if found["m"] is None and (found["s"] is not None or "." not in found["d"]):
+        # Whole degrees alone (东经114度) place a point to within 50 km: not a location. Decimal degrees with a
+        # degree sign (114.0579°E, 东经114.0579度: GPS and POI lists) are as precise as their decimals.
         return None
-    minutes, seconds = float(found["m"]), float(found["s"] or 0)
-    if minutes >= 60 or seconds >= 60:
-        return None
-    value = float(found["d"]) + minutes / 60 + seconds / 3600
     hemisphere = (found["before"] or found["after"] or "").upper()
-    return -value if hemisphere in ("S", "W", "西经", "南纬") else value
+    negative = hemisphere in ("S", "W", "西经", "南纬")
+    return float(found["d"]), float(found["m"] or 0), float(found["s"] or 0), negative
+
+
+# Seconds or minutes of exactly 60 are the carry a tool leaves when it rounds 59.996″ to 60″ (or 59.9996′ to 60′)
+# without carrying it into the minute (degree): 113°58′60″ is 113°59′, and is read so. Anything past 60, or
+# minutes of 60 followed by seconds, is no rounding of a real value: refused (`dms_fault`).
+_CARRY = 60.0
+
+
+def _fault(minutes: float, seconds: float) -> str | None:
+    if seconds > _CARRY:
+        return "seconds"
+    if minutes > _CARRY or (minutes == _CARRY and seconds > 0):
+        return "minutes"
+    return None
+
+
+def dms_degrees(text) -> float | None:
+    """Return decimal degrees for a degrees-minutes-seconds text (113°58′4.13″E, 东经113度58分4.13秒), else None.
+
+    South and west (S, W, 南纬, 西经) are negative; minutes are required unless the degrees have decimals
+    (114.0579°E, 东经114.0579度), whole degrees alone being no location. Seconds of exactly 60 (113°58′60″, a
+    rounded 59.996″) are read as the next minute, and minutes of exactly 60 with no seconds as the next degree;
+    more than that is no position (`dms_fault` says why).
+    """
+    parts = _dms(text)
+    if parts is None:
+        return None
+    degrees, minutes, seconds, negative = parts
+    if _fault(minutes, seconds) is not None:
+        return None
+    value = degrees + minutes / 60 + seconds / 3600
+    return -value if negative else value
+
+
+def dms_fault(text) -> Message | None:
+    """Return why a degrees-minutes-seconds text is no position (seconds or minutes past 60); None when the text
+    is no such text or is a position. The value is not repeated: the caller shows it where it may."""
+    parts = _dms(text)
+    fault = None if parts is None else _fault(parts[1], parts[2])
+    if fault is None:
+        return None
+    return Message(f"coords.dms_{fault}_over_60")

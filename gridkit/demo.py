@@ -26,6 +26,7 @@ from gridkit.assign import AUTO_ASSIGN, assign_subjects
 from gridkit.errors import ValidationError
 from gridkit.grids import work
 from gridkit.incidents.actors import Actor
+from gridkit.incidents.calendar import load_calendar
 from gridkit.incidents.categories import seed_categories
 from gridkit.incidents.demo_cases import advance_demo_cases
 from gridkit.incidents.workflow import start_clock
@@ -43,7 +44,7 @@ from gridkit.models import (
     User,
 )
 from gridkit.pii import hash_citizen_id
-from gridkit.rules import LOCAL_TZ, now
+from gridkit.rules import local_tz, now
 from gridkit.standard.ids import mask_citizen_id, validate_citizen_id, validate_credit_code, validate_phone
 from gridkit.users import add_user
 
@@ -116,7 +117,7 @@ def load_demo(
     previous = session.info.get(AUTO_ASSIGN)
     session.info[AUTO_ASSIGN] = False
     try:
-        today = today or now().astimezone(LOCAL_TZ).date()
+        today = today or now().astimezone(local_tz()).date()
         return _load_demo(session, pii_key, data_dir=data_dir, progress=progress, today=today)
     finally:
         if previous is None:
@@ -133,7 +134,7 @@ def demo_shift(today: date) -> timedelta:
 def demo_day_end(today: date) -> datetime:
     """Return the end of `today` in China: the demo's cases are carried along the workflow up to then
     (or up to now, if sooner), each to the fate of its age at that time."""
-    return datetime.combine(today + timedelta(days=1), time(), LOCAL_TZ)
+    return datetime.combine(today + timedelta(days=1), time(), local_tz())
 
 
 def _load_demo(session: Session, pii_key: bytes, *, data_dir: Path, progress: Progress | None, today: date) -> dict:
@@ -348,6 +349,7 @@ def _load_incidents(session: Session, data_dir: Path, shift: timedelta) -> int:
     rule) and history entry; return how many."""
     incidents = _read_features(data_dir / "incidents.geojson")
     categories = {c.code: c for c in session.scalars(select(IncidentCategory))}
+    calendar = load_calendar(session)
     accounts = dict(
         session.execute(
             select(work.Coordinator.name, func.min(User.name))
@@ -363,7 +365,7 @@ def _load_incidents(session: Session, data_dir: Path, shift: timedelta) -> int:
         ) + shift
         incident = Incident(
             # SJ + report date + serial of the day, the date the moved one.
-            code=f"SJ{reported_at.astimezone(LOCAL_TZ):%Y%m%d}{r.code[-4:]}",
+            code=f"SJ{reported_at.astimezone(local_tz()):%Y%m%d}{r.code[-4:]}",
             category_code=r.category_code,
             description=r.description,
             status="reported",
@@ -371,7 +373,7 @@ def _load_incidents(session: Session, data_dir: Path, shift: timedelta) -> int:
             reporter=r.reporter,
             geom=from_shape(r.geometry, srid=SRID),
         )
-        start_clock(incident, categories.get(r.category_code))
+        start_clock(incident, categories.get(r.category_code), calendar)
         session.add(incident)
         session.flush()
         # As gridkit.incidents.report writes it: a coordinator's report under their account's

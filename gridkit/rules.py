@@ -5,7 +5,7 @@
 - "in force at time T" for editions and versions;
 - "point → base cell" (ST_Covers, ties to the smallest code);
 - "building → base cell": the cell holding most of its footprint (the building rule);
-- time: now, ISO-8601 parsing and formatting (naive times are Beijing time).
+- time: now, ISO-8601 parsing and formatting (naive times are the city's local time, GRIDKIT_TIME_ZONE).
 
 Pure Python and SQLAlchemy expressions only: no session, no I/O.
 """
@@ -27,8 +27,11 @@ SRID = 4490
 # round was written lat/lon.
 CHINA_LON = (73.0, 136.0)
 CHINA_LAT = (3.0, 54.0)
-# Naive times given by users mean Beijing time (UTC+8), as every Chinese city's clock.
-LOCAL_TZ = ZoneInfo("Asia/Shanghai")
+# The city's clock (GRIDKIT_TIME_ZONE): naive times given by users mean its time, and the days of case
+# codes, evaluations, reports and file names are its days. Beijing time (UTC+8) by default, as every
+# Chinese city's clock. Read through local_tz(): the zone is a setting, known once the process has one.
+DEFAULT_TIME_ZONE = "Asia/Shanghai"
+_local_tz: ZoneInfo | None = None
 
 
 class EditionState(StrEnum):
@@ -96,14 +99,33 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+def local_tz() -> ZoneInfo:
+    """Return the city's time zone: the one `use_time_zone` set, else GRIDKIT_TIME_ZONE's (default Beijing time)."""
+    global _local_tz
+    if _local_tz is None:
+        from gridkit.config import time_zone_from_env  # here: the settings import the catalogue, which is not pure
+
+        _local_tz = time_zone_from_env()
+    return _local_tz
+
+
+def use_time_zone(name: str) -> ZoneInfo:
+    """Make `name` (a zone already validated by gridkit.config) the city's time zone in this process and return it;
+    the web app and the CLI call it with their Settings' time_zone."""
+    global _local_tz
+    if _local_tz is None or _local_tz.key != name:
+        _local_tz = ZoneInfo(name)
+    return _local_tz
+
+
 def local_now() -> datetime:
-    """Return the current time in Beijing time (LOCAL_TZ), for what users read: names, file names, dates.
+    """Return the current time in the city's zone (local_tz()), for what users read: names, file names, dates.
     Never the server's own zone (UTC on most servers and in CI)."""
-    return datetime.now(LOCAL_TZ)
+    return datetime.now(local_tz())
 
 
 def today() -> date:
-    """Return the current date in Beijing time (LOCAL_TZ): from 00:00 to 08:00 Beijing time it is already
+    """Return the current date in the city's zone (local_tz()): from 00:00 to 08:00 Beijing time it is already
     the day after the UTC date."""
     return local_now().date()
 
@@ -119,7 +141,7 @@ FIRST_YEAR, LAST_YEAR = 1900, 2999
 
 
 def parse_time(value: str | datetime | None, *, field: str = "at") -> datetime | None:
-    """Return an aware datetime from ISO-8601 text (naive means Beijing time); None stays None.
+    """Return an aware datetime from ISO-8601 text (naive means the city's time); None stays None.
 
     Text naming a year outside FIRST_YEAR..LAST_YEAR is refused."""
     if value is None or isinstance(value, datetime):
@@ -137,7 +159,7 @@ def parse_time(value: str | datetime | None, *, field: str = "at") -> datetime |
 def period_bounds(start, end) -> tuple[datetime | None, datetime | None]:
     """Return the [start, end) instants of a period given as ISO dates or times (None: open).
 
-    A date alone (YYYY-MM-DD, or a date) is that whole day in Beijing time at either end: from
+    A date alone (YYYY-MM-DD, or a date) is that whole day in the city's time at either end: from
     2026-12-01 to 2026-12-05 includes the 5th, and from and to the same day is that day. The one
     reading of a period for every report, evaluation and map.
     """
@@ -159,10 +181,10 @@ def _is_day(value) -> bool:
 
 
 def as_aware(value: datetime | None) -> datetime | None:
-    """Return `value` with a time zone (naive means Beijing time)."""
+    """Return `value` with a time zone (naive means the city's time)."""
     if value is None or value.tzinfo is not None:
         return value
-    return value.replace(tzinfo=LOCAL_TZ)
+    return value.replace(tzinfo=local_tz())
 
 
 # -- in force at T --------------------------------------------------------------------------------

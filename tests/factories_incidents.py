@@ -9,6 +9,7 @@ from factories import STREET, X0, Y0, D, make_base_grid
 
 from gridkit.grids import work
 from gridkit.incidents.actors import Actor
+from gridkit.incidents.calendar import set_hours
 from gridkit.incidents.categories import seed_categories
 from gridkit.users import add_user
 
@@ -31,12 +32,20 @@ def cells(community: str) -> list[str]:
     return [f"{community}{n:03d}" for n in range(1, 10)]
 
 
-def make_incident_world(session, *, users: bool = True) -> dict:
+# Working hours of every day from 00:00 to 24:00: step times then read as plain hours, whatever the weekday
+# (the tests of working time, tests/test_*_cal9e.py, keep the deployment's default hours instead).
+ALL_DAY = ("1-7=00:00-24:00",)
+
+
+def make_incident_world(session, *, users: bool = True, hours: tuple[str, ...] = ALL_DAY) -> dict:
     """Grid, department 200001 (work cells W1 = community 1, W2 = community 2, published 2020-01-01),
     coordinator 1 on W1, coordinator 2 on W2, categories, and users super1 (supervisor), admin1,
-    coord1/coord2 (coordinators), street_super (supervisor scoped to community 2), analyst1."""
+    coord1/coord2 (coordinators), street_super (supervisor scoped to community 2), analyst1; the working
+    calendar's `hours` (default: every hour of every day; () keeps Monday-Friday 09:00-12:00, 14:00-18:00)."""
     make_base_grid(session, communities=2)
     seed_categories(session)
+    if hours:
+        set_hours(session, list(hours))
     work.add_department(session, DEPT, "城市管理", jurisdiction=STREET)
     work.add_department(session, "100001", "综治中心", jurisdiction=STREET)
     version = work.start_draft(session, DEPT, by="setup")

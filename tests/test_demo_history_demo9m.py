@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from gridkit.demo import DEMO_CASES_END, DEMO_DIR, demo_shift, load_demo
 from gridkit.incidents.queries import overdue_cases
 from gridkit.models import Incident, IncidentHistory, User
-from gridkit.rules import LOCAL_TZ, now
+from gridkit.rules import local_tz, now
 
 KEY = b"test-key"
 # The public channels the demo's reports come in by (scripts/demodata/names.py PUBLIC_REPORTERS).
@@ -48,17 +48,17 @@ def test_every_demo_history_actor_is_one_the_workflow_could_write(session):
 
 
 def test_demo_cases_are_of_the_two_months_before_the_day_it_is_loaded(session):
-    today = now().astimezone(LOCAL_TZ).date()
+    today = now().astimezone(local_tz()).date()
     assert today > DEMO_CASES_END  # the machine's clock: otherwise this test checks nothing
     load_demo(session, KEY)
     cases = session.scalars(select(Incident).order_by(Incident.reported_at)).all()
-    reported = [c.reported_at.astimezone(LOCAL_TZ) for c in cases]
+    reported = [c.reported_at.astimezone(local_tz()) for c in cases]
     # The newest reported yesterday, the oldest within the 60 days before; each at its hour of the file.
     assert reported[-1].date() == today - timedelta(days=1)
     assert reported[0].date() >= today - timedelta(days=61)
     written = pyogrio.read_dataframe(DEMO_DIR / "incidents.geojson").sort_values("reported_at")
     assert [r.strftime("%H:%M:%S") for r in reported] == [
-        r.astimezone(LOCAL_TZ).strftime("%H:%M:%S") for r in written["reported_at"]
+        r.astimezone(local_tz()).strftime("%H:%M:%S") for r in written["reported_at"]
     ]
     # Codes follow the (moved) report date; none repeats.
     assert all(c.code[2:10] == f"{r:%Y%m%d}" for c, r in zip(cases, reported, strict=True))

@@ -43,9 +43,9 @@ def cli(fresh_settings):
 def test_categories_list(cli):
     rows = ok(cli, "incident", "categories", "list")
     first = next(r for r in rows if r["code"] == "0101")
-    assert first["department"] == "200001" and first["time_limit_hours"] == 24
+    assert first["department"] == "200001" and first["time_limit_hours"] == 8
     assert set(first) >= {"code", "kind", "name", "major_code", "department", "time_limit_hours"}
-    assert first["step_hours"] == {"accept": 2, "classify": 2, "dispatch": 4, "handle": 24, "verify": 24}
+    assert first["step_hours"] == {"accept": 2, "classify": 2, "dispatch": 4, "handle": 8, "verify": 8}
 
 
 def test_the_workflow_through_the_cli(cli, tmp_path):

@@ -20,7 +20,7 @@ from gridkit import db
 from gridkit.incidents import workflow as wf
 from gridkit.incidents.actors import Actor
 from gridkit.models import Incident, IncidentHistory
-from gridkit.rules import LOCAL_TZ, now
+from gridkit.rules import local_tz, now
 from web import create_app
 
 
@@ -97,7 +97,7 @@ def test_deadlines_read_in_beijing_time_whatever_the_servers_time_zone(fresh_set
     try:
         app, facts = _site(settings)
         case = facts["newer"][0]
-        due = read(settings, lambda s: s.get(Incident, case).step_deadline).astimezone(LOCAL_TZ)
+        due = read(settings, lambda s: s.get(Incident, case).step_deadline).astimezone(local_tz())
         client = app.test_client()
         login(client, "coord1")
         page = client.get("/coordinator/cases").get_data(as_text=True)

@@ -69,14 +69,14 @@ def test_seven_steps_end_to_end(session, world, tmp_path):
     assert case.base_cell_id is not None
     wf.accept(session, case.id, SUPERVISOR, at=T0 + timedelta(hours=1))
     wf.classify(session, case.id, SUPERVISOR, category="0101", severity="urgent", at=T0 + timedelta(hours=2))
-    # 0101: dispatch 4 h, handling 24 h × 0.5 (urgent), verify 24 h.
+    # 0101: dispatch 4 h, handling 8 h × 0.5 (urgent), verify 8 h (this world's calendar works every hour).
     assert case.deadlines["dispatch"] == (T0 + timedelta(hours=6)).isoformat()
-    assert case.deadlines["handle"] == (T0 + timedelta(hours=18)).isoformat()
-    assert case.deadline == T0 + timedelta(hours=42)
+    assert case.deadlines["handle"] == (T0 + timedelta(hours=10)).isoformat()
+    assert case.deadline == T0 + timedelta(hours=18)
     wf.dispatch(session, case.id, SUPERVISOR, at=T0 + timedelta(hours=3))
     assert case.dept_code == DEPT and case.coordinator_id == world["coord1"].id
     assert session.get(WorkCell, case.work_cell_id).code == W1
-    assert case.step_deadline == T0 + timedelta(hours=18)
+    assert case.step_deadline == T0 + timedelta(hours=10)
     coord = coordinator_actor(world, 1)
     wf.feedback(
         session,

@@ -416,7 +416,7 @@ def test_empty_result_after_repair_is_an_error(tmp_path):
     flat = {"type": "Polygon", "coordinates": [[[114.05, 22.53], [114.051, 22.53], [114.052, 22.53], [114.05, 22.53]]]}
     write_geojson(path, [feature({"code": code(1)}, flat)])
     error = refused(path, multipart="single", code_field="code")
-    assert kinds(error) == ["invalid_geometry"] and error.problems[0]["code"] == code(1)
+    assert kinds(error) == ["degenerate_polygon"] and error.problems[0]["code"] == code(1)
 
 
 def test_all_problems_are_collected(tmp_path):

@@ -8,6 +8,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from gridkit.config import Settings
 from gridkit.keys import kept_key
 from gridkit.pii import ScrubPersonalData
+from gridkit.rules import use_time_zone
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -40,6 +41,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
 
     settings = settings or Settings.from_env()
+    use_time_zone(settings.time_zone)  # the city's days and times on every page, report and export
     app = Flask(__name__)
     # Ids in URLs stop at PostgreSQL's integer range: a larger one is a 404, not a database error.
     app.url_map.converters["int"] = params.IdConverter

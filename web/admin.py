@@ -25,7 +25,7 @@ from gridkit.users import (
 from web.auth import check_csrf, current_user, login_required
 from web.database import db_session, transaction
 from web.paging import page_request, pager
-from web.params import int_arg, text_arg
+from web.params import BIGINT_MAX, int_arg, text_arg
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -63,7 +63,7 @@ def index():
         session,
         limit=AUDIT_ROWS,
         action=action,
-        before=int_arg("before"),
+        before=int_arg("before", high=BIGINT_MAX),
         users=None if scope is None else user_names(session, scope),
     )
     return render_template(

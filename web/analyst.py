@@ -8,13 +8,13 @@ GRIDKIT_HOME/exports and removed once sent.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
 
 from flask import (
     Blueprint,
-    after_this_request,
     current_app,
     jsonify,
     render_template,
@@ -28,6 +28,7 @@ from gridkit.admin import local_gauss_kruger_epsg
 from gridkit.errors import GridkitError
 from gridkit.io.export import FORMATS, LAYERS, ExportOptions, export_layer, parse_where
 from gridkit.io.export_writers import ENCODINGS
+from gridkit.io.retention import prune_outputs
 from gridkit.models import AdminUnit, Department
 from gridkit.reports import GROUPINGS, report_list, resident_summary, run_report
 from gridkit.reports.choropleth import COUNTS, LEVELS
@@ -70,20 +71,28 @@ def _guard():
 
 
 def _scratch() -> Path:
-    folder = Path(current_app.config["GRIDKIT_SETTINGS"].home) / "exports"
+    settings = current_app.config["GRIDKIT_SETTINGS"]
+    # Folders of downloads a stopped server never sent are removed first (gridkit.io.retention).
+    prune_outputs(settings.home, settings.report_retention_days)
+    folder = Path(settings.home) / "exports"
     folder.mkdir(parents=True, exist_ok=True)
     return Path(tempfile.mkdtemp(prefix="gk-", dir=folder))
 
 
 def _send(path: Path, name: str):
-    """Send a written file and remove it (and its folder) afterwards."""
-
-    @after_this_request
-    def _cleanup(response):
-        response.call_on_close(lambda: (path.unlink(missing_ok=True), path.parent.rmdir()))
-        return response
-
-    return send_file(path, as_attachment=True, download_name=name)
+    """Send a written file, taken out of the home (with its folder) before it is sent: the open file is read
+    to the end of the download, and nothing stays behind, even when the download is cut or the server stops.
+    (A callback on the response's close never ran: a file response goes to the server as it is.)"""
+    file = open(path, "rb")  # noqa: SIM115 - closed by the server when the download ends
+    try:
+        size = os.fstat(file.fileno()).st_size
+        shutil.rmtree(path.parent, ignore_errors=True)
+        response = send_file(file, as_attachment=True, download_name=name, etag=False)
+    except BaseException:
+        file.close()
+        raise
+    response.content_length = size
+    return response
 
 
 @bp.errorhandler(GridkitError)
@@ -226,7 +235,8 @@ def report_download():
     try:
         write_report_file(result, path, fmt, lang=current_language())
     except BaseException:
-        folder.rmdir()
+        # A file half written (a full disk) goes with its folder: rmdir alone would fail on it and stay.
+        shutil.rmtree(folder, ignore_errors=True)
         raise
     return _send(path, path.name)
 

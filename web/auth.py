@@ -164,6 +164,9 @@ def login():
         return render_template("login.html", error=None, next=next_ or "")
     check_csrf()
     name = request.form.get("name", "").strip()[:100]
+    if not name or not request.form.get("password"):
+        # Nothing to check (the browser's own check is off without JavaScript): not a failed attempt.
+        return render_template("login.html", error=t("login.missing"), next=next_ or ""), 200
     address = request.remote_addr or "unknown"
     with transaction() as db:
         if login_refused(db, name, address):

@@ -17,8 +17,10 @@ from gridkit.errors import ValidationError
 from gridkit.layers import Bbox, check_bbox
 from gridkit.rules import parse_time
 
-# PostgreSQL's `integer`: every id column.
+# PostgreSQL's `integer`: every id column but audit_log's.
 INT_MAX = 2**31 - 1
+# PostgreSQL's `bigint`: audit_log's id.
+BIGINT_MAX = 2**63 - 1
 # Longest free text a query parameter may carry (search boxes, names, codes).
 TEXT_MAX = 200
 

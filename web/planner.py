@@ -17,7 +17,7 @@ from gridkit import layers
 from gridkit.colouring import PALETTE
 from gridkit.errors import GridkitError, PermissionDenied, ValidationError
 from gridkit.grids import work
-from gridkit.rules import LOCAL_TZ, parse_time
+from gridkit.rules import local_tz, parse_time
 from web import pages
 from web.auth import check_csrf, csrf_token, current_user, login_required
 from web.database import db_session, transaction
@@ -174,6 +174,8 @@ def index():
     config = {
         "csrf": csrf_token(),
         "lang": current_language(),
+        # Times are shown in the city's zone, as the server writes them, not in the browser's.
+        "timeZone": local_tz().key,
         "strings": strings("planner.error", "planner.saving", "planner.draft.started"),
     }
     return render_template("planner_index.html", departments=departments, config=config)
@@ -272,7 +274,7 @@ def when(value: str | datetime | None) -> str:
     if not value:
         return ""
     try:
-        return parse_time(value).astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M")
+        return parse_time(value).astimezone(local_tz()).strftime("%Y-%m-%d %H:%M")
     except (GridkitError, TypeError):
         return str(value)[:16].replace("T", " ")
 

@@ -27,6 +27,7 @@ from gridkit.cli.language import (
 )
 from gridkit.config import Settings
 from gridkit.errors import GridkitError, ValidationError
+from gridkit.rules import use_time_zone
 
 __all__ = ["GridkitCommand", "GridkitGroup", "LazyGroup", "cli_language", "main", "say"]
 
@@ -49,8 +50,10 @@ MODULE_COMMANDS: dict[str, str] = {
     "serve": "gridkit.cli.serve",
     "demo": "gridkit.cli.demo",
     "incident": "gridkit.cli.incident",
+    "calendar": "gridkit.cli.calendar_",
     "export": "gridkit.cli.export",
     "report": "gridkit.cli.report",
+    "reports": "gridkit.cli.reports",
 }
 
 
@@ -111,6 +114,7 @@ def _settings(ctx: click.Context) -> Settings:
     root = ctx.find_root()
     if root.obj is None:
         root.obj = Settings.from_env()
+        use_time_zone(root.obj.time_zone)
     return root.obj
 
 
@@ -220,6 +224,7 @@ def main(ctx):
             ctx.obj = Settings.from_env()
     except GridkitError as exc:
         raise Failure(exc.render(cli_language())) from None
+    use_time_zone(ctx.obj.time_zone)
 
 
 def _close_databases() -> None:

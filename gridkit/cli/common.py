@@ -11,6 +11,7 @@ from gridkit.cli import cli_language, output, say
 from gridkit.config import Settings
 from gridkit.errors import GridkitError, ValidationError
 from gridkit.io.report import write_report
+from gridkit.io.retention import prune_outputs
 from gridkit.messages import Message
 
 
@@ -45,8 +46,14 @@ def refused_import(settings: Settings, name: str, exc: ValidationError) -> Valid
     )
 
 
+def prune_old_reports(settings: Settings) -> None:
+    """Remove the reports past GRIDKIT_REPORT_RETENTION_DAYS before an import writes another (a folder's listing)."""
+    prune_outputs(settings.home, settings.report_retention_days)
+
+
 def run_import(settings: Settings, name: str, work: Callable[[Session], object]) -> output.Result:
     """Run an import in one transaction and write its report; a refusal names the report and changes nothing."""
+    prune_old_reports(settings)
     try:
         with db.transaction(settings) as session:
             result = work(session)

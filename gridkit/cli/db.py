@@ -39,6 +39,8 @@ def db_up(settings):
         lines.append(say(f"cli.db.restore_{done['interrupted_restore']['outcome']}", **done["interrupted_restore"]))
     key = "cli.db.migrated" if done["migrated"] else "cli.db.at_head"
     lines.append(say(key, revision=db.head_revision()))
+    if done["time_zone_changed"]:
+        lines.append(say("cli.db.time_zone_changed", zone=settings.time_zone))
     with db.transaction(settings) as session:
         done["categories_seeded"] = seed_standard_categories(session)
     if done["categories_seeded"]:
@@ -161,7 +163,9 @@ def db_restore(settings, path, yes):
 @db_.command("archive-audit")
 @click.argument("path", type=click.Path(dir_okay=False))
 @click.option(
-    "--before", required=True, help="Archive the rows before this day or time (YYYY-MM-DD: its 00:00 Beijing time)."
+    "--before",
+    required=True,
+    help="Archive the rows before this day or time (YYYY-MM-DD: its 00:00 in the city's time zone).",
 )
 @click.option("--force", is_flag=True, help="Overwrite the archive file if it exists.")
 @output.command_output

@@ -46,7 +46,8 @@ def acting_user(session, name: str | None) -> User | None:
     "--crs",
     default="EPSG:4490",
     show_default=True,
-    help="Output CRS: an EPSG code (EPSG:4490, EPSG:4326, EPSG:4547 …) or gcj02.",
+    help="Output CRS: an EPSG code (EPSG:4490, EPSG:4326, EPSG:4547 …), gcj02, or a PROJ string or WKT (an old datum "
+    "with its +towgs84 parameters).",
 )
 @click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of shp/csv: utf-8 or gbk.")
 @click.option("--area", help="Only what lies in this admin unit (district, street or community code).")

@@ -49,7 +49,8 @@ def categories():
 @output.command_output
 @with_settings
 def categories_list(settings, kind):
-    """List categories with their default department and time limits (hours)."""
+    """List categories with their default department and time limits (hours, in working time or around the
+    clock)."""
     from gridkit.incidents.categories import category_rows
 
     with db.transaction(settings) as session:
@@ -58,6 +59,7 @@ def categories_list(settings, kind):
         {
             **{k: r[k] for k in ("code", "kind", "name", "major_code", "department", "time_limit_hours")},
             **{f"{s}_h": h for s, h in r["step_hours"].items() if s != "handle"},
+            "clock": say(f"cli.clock.{r['clock']}"),
         }
         for r in rows
     ]
@@ -378,11 +380,12 @@ def evaluate(settings, by, from_, to, dept, username):
 
 def _import(settings, name: str, work) -> output.Result:
     """Run an import in one transaction; write its report (problems and notes) under GRIDKIT_HOME/reports."""
-    from gridkit.cli.common import refused_import
+    from gridkit.cli.common import prune_old_reports, refused_import
     from gridkit.errors import ValidationError
     from gridkit.io.problems import problem_count
     from gridkit.io.report import write_report
 
+    prune_old_reports(settings)
     try:
         with db.transaction(settings) as session:
             summary = work(session)
@@ -447,7 +450,7 @@ def import_incidents_command(settings, path, mapping_path, encoding):
     mapping = load_mapping(mapping_path)
     with output.progress(length=1, label=say("cli.progress.incidents")) as bar:
 
-        def progress(done: int, total: int) -> None:  # rows read and staged of the file's (about) total
+        def progress(done: int, total: int) -> None:  # bytes read and staged of the file's
             bar.length = max(total, 1)
             bar.update(min(done, bar.length) - bar.pos)
 

@@ -24,7 +24,7 @@ import click
 
 from gridkit.cli.language import say
 from gridkit.messages import catalogue
-from gridkit.rules import LOCAL_TZ
+from gridkit.rules import local_tz
 
 
 @dataclass
@@ -53,8 +53,8 @@ def _json_default(value):
 
 
 def _local(value: datetime) -> datetime:
-    """Return an aware time in Beijing time (the database's sessions may run in another zone); naive stays."""
-    return value.astimezone(LOCAL_TZ) if value.tzinfo is not None else value
+    """Return an aware time in the city's time zone (the database's sessions may run in another zone); naive stays."""
+    return value.astimezone(local_tz()) if value.tzinfo is not None else value
 
 
 def echo_json(value) -> None:

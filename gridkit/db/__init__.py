@@ -294,11 +294,29 @@ def _up(settings: Settings, *, create: bool) -> dict:
         if before != head_revision():
             upgrade(owner_url(settings))
             done["migrated"] = True
+        done["time_zone_changed"] = _sync_time_zone(settings, engine)
         _record_finished_restore(engine, done["interrupted_restore"])
     finally:
         engine.dispose()
     done["url"] = safe_url(url)
     return done
+
+
+def _sync_time_zone(settings: Settings, engine: Engine) -> bool:
+    """Give the database the setting's time zone as its owner (the rollup's days follow it); True when it changed.
+    Read first with `engine`: a start of the embedded database opens no other connection when it has the zone."""
+    from gridkit.db.timezone import database_time_zone, sync_time_zone
+
+    with engine.connect() as conn:
+        if database_time_zone(conn) == settings.time_zone:
+            return False
+    if settings.embedded:
+        owner = make_engine(owner_url(settings))
+        try:
+            return sync_time_zone(owner, settings.time_zone)
+        finally:
+            owner.dispose()
+    return sync_time_zone(engine, settings.time_zone)
 
 
 def _record_finished_restore(engine: Engine, recovered: dict | None) -> None:
@@ -352,6 +370,9 @@ def engine_for(settings: Settings) -> Engine:
         check_connection(engine, what=_describe(settings))
         if current_revision(engine) != head_revision():
             raise SetupError("db.not_at_head", url=safe_url(url))
+        from gridkit.db.timezone import check_time_zone
+
+        check_time_zone(engine, settings.time_zone, url=safe_url(url))
     _engines[url] = engine
     return engine
 

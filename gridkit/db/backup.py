@@ -51,12 +51,17 @@ def _program(settings: Settings, name: str) -> str:
 
 
 def _target(settings: Settings, dbname: str | None = None) -> tuple[str, dict]:
-    """Return (libpq connection URI, environment) for pg_dump / pg_restore; no password on the command line."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    """Return (libpq connection URI, environment) for pg_dump / pg_restore; no password on the command line.
+
+    The embedded cluster is reached by its URL alone (the user's PG* settings, meant for another server, are
+    dropped); an external database as gridkit's own connections reach it: with the libpq settings of the
+    environment too (PGPASSWORD, PGSSLMODE, PGSSLROOTCERT...), which the URL's own parameters override."""
     if settings.embedded:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
         cluster = cluster_for(settings)
         url = make_url(cluster.url(dbname or DB_NAME, role=ADMIN_ROLE))
     else:
+        env = dict(os.environ)
         url = make_url(database_url(settings))
         if dbname:
             url = url.set(database=dbname)

@@ -27,7 +27,7 @@ import psycopg
 from psycopg import sql
 
 from gridkit.errors import SetupError
-from gridkit.rules import LOCAL_TZ
+from gridkit.rules import local_tz
 
 PG_MAJOR = 15
 DEFAULT_PG_BIN = Path(f"/usr/lib/postgresql/{PG_MAJOR}/bin")
@@ -73,6 +73,20 @@ WRITE_SETTINGS = (
     "wal_compression=on",
     "max_wal_size=4GB",
     "checkpoint_timeout=15min",
+)
+
+# The server's log: its own logging collector writes one file per weekday in GRIDKIT_HOME/log (log_directory
+# is relative to the data directory), each emptied when its day comes round again, so the log holds the last
+# seven days and stops growing. `pg_ctl -l` (self.log_file) then receives only what the server says before
+# the collector starts (a port in use, a data directory it cannot read). Given at each start: a cluster made
+# by an older gridkit gets them too.
+LOG_SETTINGS = (
+    "logging_collector=on",
+    "log_directory=../log",
+    "log_filename=postgresql-%a.log",
+    "log_truncate_on_rotation=on",
+    "log_rotation_age=1d",
+    "log_rotation_size=0",
 )
 
 
@@ -242,7 +256,7 @@ class EmbeddedCluster:
             "shared_buffers = 256MB",
             "work_mem = 32MB",
             "maintenance_work_mem = 256MB",
-            f"timezone = '{LOCAL_TZ.key}'",
+            f"timezone = '{local_tz().key}'",
         ]
         if self.fast:
             conf += ["fsync = off", "synchronous_commit = off", "full_page_writes = off"]
@@ -288,13 +302,13 @@ class EmbeddedCluster:
                 "-t",
                 "60",
                 "-o",
-                f"-k {self.socket_dir} -p {self.port} " + " ".join(f"-c {s}" for s in WRITE_SETTINGS),
+                f"-k {self.socket_dir} -p {self.port} " + " ".join(f"-c {s}" for s in (*WRITE_SETTINGS, *LOG_SETTINGS)),
                 "start",
             ],
             check=False,
         )
         if proc.returncode != 0:
-            raise SetupError("db.did_not_start", reason=self._log_tail(), log=str(self.log_file))
+            raise SetupError("db.did_not_start", reason=self._log_tail(), log=str(self._newest_log()))
         return True
 
     def _drop_stale_pidfile(self) -> None:
@@ -324,9 +338,24 @@ class EmbeddedCluster:
         shutil.rmtree(self.socket_dir, ignore_errors=True)
         self.passfile.unlink(missing_ok=True)
 
+    def log_files(self) -> list[Path]:
+        """Return the server's log files, the one written last first (pg_ctl's, the collector's weekdays)."""
+        found = [self.log_file, *self.log_file.parent.glob("postgresql-*.log")]
+        dated = []
+        for path in found:
+            try:
+                dated.append((path.stat().st_mtime, path))
+            except OSError:
+                continue
+        return [path for _, path in sorted(dated, reverse=True)]
+
+    def _newest_log(self) -> Path:
+        """Return the log file written last (pg_ctl's before a first start)."""
+        return next(iter(self.log_files()), self.log_file)
+
     def _log_tail(self) -> str:
         try:
-            lines = [line for line in self.log_file.read_text(errors="replace").splitlines() if line.strip()]
+            lines = [line for line in self._newest_log().read_text(errors="replace").splitlines() if line.strip()]
         except OSError:
             return "-"
         errors = [line for line in lines if "FATAL" in line or "ERROR" in line]
@@ -419,7 +448,7 @@ class EmbeddedCluster:
             socket_dir=str(self.socket_dir),
             port=self.port,
             url=self.url(),
-            log_file=str(self.log_file),
+            log_file=str(self._newest_log()),
             server_user=self.server_user if self.pg_bin.exists() or os.geteuid() != 0 else "postgres",
         )
 

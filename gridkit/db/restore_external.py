@@ -23,6 +23,7 @@ from gridkit.models import Base
 # Tables made by migrations without a model (summaries, triggers' queues, the migrations' own).
 _TABLES_WITHOUT_MODEL = (
     "alembic_version",
+    "gridkit_config",
     "incident_eval",
     "incident_heat",
     "resident_cell_summary",
@@ -36,6 +37,7 @@ OWN_FUNCTIONS = frozenset(
         "gridkit_analyze_base_cell()",
         "gridkit_drop_bulk_indexes(regclass)",
         "gridkit_drop_bulk_indexes_on(regclass, text[])",
+        "gridkit_rebuild_incident_eval()",
         "gridkit_restore_bulk_indexes(regclass, text[])",
         "gridkit_truncate_for_load(regclass)",
         "incident_eval_delete()",

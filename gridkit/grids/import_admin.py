@@ -8,6 +8,7 @@ from geoalchemy2.shape import from_shape, to_shape
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from gridkit.admin import city_extent
 from gridkit.config import Settings
 from gridkit.errors import ValidationError
 from gridkit.grids.importer import (
@@ -78,6 +79,7 @@ def import_admin_units(
         multipart="keep",
         code_field=code_field,
         max_vertices=settings.max_vertices,
+        city=city_extent(session),
     )
     notes, source, gdf = read.notes, read.source, read.gdf
     display = source["display"]

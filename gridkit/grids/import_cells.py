@@ -11,6 +11,7 @@ from geoalchemy2.shape import from_shape, to_shape
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from gridkit.admin import city_extent
 from gridkit.config import Settings
 from gridkit.errors import ValidationError
 from gridkit.grids.editions import lock_edition_names
@@ -104,6 +105,7 @@ def import_base_cells(
         multipart="single",
         code_field=code_field,
         max_vertices=settings.max_vertices,
+        city=city_extent(session),
     )
     notes, source, gdf = read.notes, read.source, read.gdf
     display = source["display"]

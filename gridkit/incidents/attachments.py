@@ -82,9 +82,13 @@ def store(session: Session, item: Checked, home: Path, incident_id: int, history
     if not target.exists():
         tmp = target.with_suffix(target.suffix + ".part")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with open(fd, "wb") as f:
-            f.write(item.data)
-        tmp.replace(target)
+        try:
+            with open(fd, "wb") as f:
+                f.write(item.data)
+            tmp.replace(target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # a photo half written (a full disk) is no photo
+            raise
         _remove_on_rollback(session, target)
     return IncidentAttachment(
         incident_id=incident_id,

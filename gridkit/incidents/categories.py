@@ -39,6 +39,7 @@ def seed_categories(session: Session, path: str | Path | None = None) -> int:
             "time_limit_hours": c.time_limit_hours,
             "dept_code": c.dept_code,
             "step_hours": dict(c.step_hours),
+            "around_the_clock": c.around_the_clock,
         }
         for c in categories
     ]
@@ -47,7 +48,16 @@ def seed_categories(session: Session, path: str | Path | None = None) -> int:
         index_elements=["code"],
         set_={
             k: stmt.excluded[k]
-            for k in ("kind", "major_code", "major_name", "name", "time_limit_hours", "dept_code", "step_hours")
+            for k in (
+                "kind",
+                "major_code",
+                "major_name",
+                "name",
+                "time_limit_hours",
+                "dept_code",
+                "step_hours",
+                "around_the_clock",
+            )
         },
     )
     session.execute(stmt)
@@ -77,7 +87,8 @@ def list_categories(session: Session, kind: str | None = None) -> list[IncidentC
 
 
 def category_rows(session: Session, kind: str | None = None) -> list[dict]:
-    """Return categories as rows: code, kind, name, major_code, department, time limits per step."""
+    """Return categories as rows: code, kind, name, major_code, department, time limits per step and how they
+    count (clock: "working", in working hours, or "around_the_clock")."""
     return [
         {
             "code": c.code,
@@ -88,6 +99,7 @@ def category_rows(session: Session, kind: str | None = None) -> list[dict]:
             "department": c.dept_code,
             "time_limit_hours": c.time_limit_hours,
             "step_hours": step_hours(c),
+            "clock": "around_the_clock" if c.around_the_clock else "working",
         }
         for c in list_categories(session, kind)
     ]

@@ -3,6 +3,11 @@
 Deadlines per step come from the case's category (gridkit.incidents.categories.step_hours) and,
 for handling, its severity. Times are aware datetimes; deadlines are kept as ISO 8601 strings in
 the case's `deadlines` and the pending one in `step_deadline`.
+
+Limits count in working time (gridkit.incidents.worktime, on the deployment's calendar), except a
+category's that runs around the clock (around_the_clock: 突发事件). A deadline is computed when its
+step's clock starts and then stored: a case keeps the deadlines it was given, whatever the calendar
+or the category becomes later.
 """
 
 from __future__ import annotations
@@ -12,7 +17,9 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session
 
 from gridkit.errors import ValidationError
+from gridkit.incidents.calendar import load_calendar
 from gridkit.incidents.categories import step_hours
+from gridkit.incidents.worktime import WorkCalendar, add_working_time, working_time_between
 from gridkit.models import Incident, IncidentCategory
 from gridkit.rules import IncidentState, now, parse_time
 
@@ -54,9 +61,10 @@ def allowed_actions(state: str) -> list[str]:
     return [action for action, (sources, _) in TRANSITIONS.items() if state in sources]
 
 
-def start_clock(incident: Incident, cat: IncidentCategory | None) -> None:
-    """Give a newly reported case its first deadline: accept within the category's accept hours."""
-    accept_by = incident.reported_at + step_times(cat)["accept"]
+def start_clock(incident: Incident, cat: IncidentCategory | None, calendar: WorkCalendar) -> None:
+    """Give a newly reported case its first deadline: accept within the category's accept hours (in working time
+    on `calendar`, the deployment's, unless the category runs around the clock)."""
+    accept_by = due(incident.reported_at, step_times(cat)["accept"], clock_of(cat, calendar))
     incident.deadlines = {"accept": iso(accept_by)}
     incident.step_deadline = accept_by
 
@@ -70,6 +78,83 @@ def set_deadline(incident: Incident, step: str, when: datetime | None) -> None:
     incident.step_deadline = parse_time(deadlines[step]) if deadlines.get(step) else None
 
 
+def clock_of(cat: IncidentCategory | None, calendar: WorkCalendar) -> WorkCalendar | None:
+    """Return the calendar a category's limits count in: None when they run around the clock."""
+    return None if cat is not None and cat.around_the_clock else calendar
+
+
+def case_clock(session: Session, cat: IncidentCategory | None) -> WorkCalendar | None:
+    """Return the calendar a case of category `cat` counts its limits in (None: around the clock)."""
+    return None if cat is not None and cat.around_the_clock else load_calendar(session)
+
+
+def due(start: datetime, limit: timedelta, clock: WorkCalendar | None) -> datetime:
+    """Return the deadline of a step whose clock starts at `start` (the one rule: worktime.add_working_time)."""
+    return add_working_time(start, limit, clock)
+
+
+def due_many(starts, hours, around_the_clock, calendar: WorkCalendar):
+    """Return the deadlines of many clocks at once (the rule of `due`, vectorised): pandas Series of UTC starts,
+    limits in hours, and whether each runs around the clock; a Series of UTC times (NaT where the start is)."""
+    import numpy as np
+    import pandas as pd
+
+    from gridkit.incidents.worktime import add_working_us
+
+    epoch = pd.Timestamp(0, tz="UTC")
+    known = starts.notna().to_numpy()
+    start_us = ((starts - epoch) // pd.Timedelta(microseconds=1)).fillna(0).to_numpy(dtype=np.int64)
+    limit_us = np.round(hours.to_numpy(dtype=float) * 3.6e9).astype(np.int64)
+    plain = around_the_clock.to_numpy(dtype=bool) | ~known
+    result = start_us + limit_us
+    if (~plain).any():
+        result[~plain] = add_working_us(start_us[~plain], limit_us[~plain], calendar)
+    out = pd.Series(epoch + pd.to_timedelta(result, unit="us"), index=starts.index)
+    return out.where(known)
+
+
+def spent_many(starts, ends, around_the_clock, calendar: WorkCalendar):
+    """Return the times from many starts to their ends (pandas Series of UTC times) in microseconds, counted as
+    `record_step_times` counts them: working time, or around the clock where `around_the_clock`; <NA> where a
+    time is missing."""
+    import numpy as np
+    import pandas as pd
+
+    from gridkit.incidents.worktime import working_us_between
+
+    epoch = pd.Timestamp(0, tz="UTC")
+    known = (starts.notna() & ends.notna()).to_numpy()
+    start_us, end_us = (
+        ((t - epoch) // pd.Timedelta(microseconds=1)).fillna(0).to_numpy(np.int64) for t in (starts, ends)
+    )
+    result = np.maximum(end_us - start_us, 0)
+    working = known & ~around_the_clock.to_numpy(dtype=bool)
+    if working.any():
+        result[working] = working_us_between(start_us[working], end_us[working], calendar)
+    return pd.Series(pd.array(result, dtype="Int64"), index=starts.index).where(known)
+
+
+# Each step's time: (the timestamp it ends at, the one it starts at); the evaluation reads the same (evaluate.STEPS).
+STEP_TIMES = {
+    "accept": ("accepted_at", "reported_at"),
+    "classify": ("classified_at", "accepted_at"),
+    "dispatch": ("dispatched_at", "classified_at"),
+    "handle": ("fed_back_at", "dispatched_at"),
+    "verify": ("closed_at", "fed_back_at"),
+    "total": ("closed_at", "reported_at"),
+}
+
+
+def record_step_times(session: Session, incident: Incident) -> None:
+    """Set the case's step times (`<step>_work_us`) from its timestamps, counted as its limits count: in working
+    time, or around the clock for a category that runs so; None for a step not done."""
+    clock = case_clock(session, case_category(session, incident))
+    for step, (end_field, start_field) in STEP_TIMES.items():
+        start, end = getattr(incident, start_field), getattr(incident, end_field)
+        spent = working_time_between(start, end, clock) if start is not None and end is not None else None
+        setattr(incident, f"{step}_work_us", None if spent is None else spent // timedelta(microseconds=1))
+
+
 def case_category(session: Session, incident: Incident) -> IncidentCategory | None:
     return session.get(IncidentCategory, incident.category_code) if incident.category_code else None
 
@@ -78,7 +163,7 @@ def step_times(cat: IncidentCategory | None, severity: str = "normal") -> dict[s
     """Return the time allowed per step for a category (defaults without one) and severity."""
     from gridkit.standard.categories import STEP_DEFAULT_HOURS
 
-    hours = step_hours(cat) if cat is not None else {**STEP_DEFAULT_HOURS, "handle": 24}
+    hours = step_hours(cat) if cat is not None else {**STEP_DEFAULT_HOURS, "handle": 8}
     result = {step: timedelta(hours=h) for step, h in hours.items()}
     result["handle"] = result["handle"] * SEVERITY_FACTOR[severity]
     return result

@@ -12,6 +12,9 @@ read from the case's own step times (set by the workflow and by imports):
     total    = closed_at     - reported_at
 
 A step a case has not reached (or an import did not record) is left out of that step's figures.
+Each time counts as the case's limits count (`<step>_work_us`, set by the workflow and imports with
+gridkit.incidents.worktime): in working time, or around the clock for a category that runs so; a
+case stored before working time was kept counts its step around the clock, as it did then.
 on_time_rate = closed by the case deadline / closed cases that have a deadline; rework_rate =
 closed cases sent back at least once / closed cases; backlog = cases still open now; overdue =
 open cases past their current step's deadline now.
@@ -31,17 +34,12 @@ from sqlalchemy.orm import Session
 
 from gridkit.errors import ValidationError
 from gridkit.incidents.actors import Actor
+from gridkit.incidents.deadlines import STEP_TIMES
 from gridkit.incidents.personal import protect_coordinators
-from gridkit.rules import LOCAL_TZ, OPEN_INCIDENT_STATES, now, period_bounds
+from gridkit.rules import OPEN_INCIDENT_STATES, local_tz, now, period_bounds
 
-STEPS = {
-    "accept": ("accepted_at", "reported_at"),
-    "classify": ("classified_at", "accepted_at"),
-    "dispatch": ("dispatched_at", "classified_at"),
-    "handle": ("fed_back_at", "dispatched_at"),
-    "verify": ("closed_at", "fed_back_at"),
-    "total": ("closed_at", "reported_at"),
-}
+# Step → (the timestamp it ends at, the one it starts at): the workflow's, which keeps each step's time.
+STEPS = STEP_TIMES
 # Group → (key expression, name expression, the join it needs) over parts `p` (rollup rows and case
 # rows alike: dept_code, work_cell_id, coordinator_id, community_code); only these fixed SQL
 # fragments are ever formatted in.
@@ -68,7 +66,7 @@ CASE_MEASURES = {
         f"{s}_{m}": (
             f"(i.{a} IS NOT NULL AND i.{b} IS NOT NULL)::int"
             if m == "n"
-            else f"COALESCE(round(date_part('epoch', i.{a} - i.{b}) * 1000000)::bigint, 0)"
+            else f"COALESCE(i.{s}_work_us, round(date_part('epoch', i.{a} - i.{b}) * 1000000)::bigint, 0)"
         )
         for s, (a, b) in STEPS.items()
         for m in ("n", "us")
@@ -141,11 +139,11 @@ def evaluate(
 def _whole_days(start: datetime | None, end: datetime) -> tuple:
     """Return (first, last): the whole Beijing days in [start, end) run from day `first` to before
     day `last` (first None: from the beginning)."""
-    local_end = end.astimezone(LOCAL_TZ)
+    local_end = end.astimezone(local_tz())
     last = local_end.date()
     if start is None:
         return None, last
-    local_start = start.astimezone(LOCAL_TZ)
+    local_start = start.astimezone(local_tz())
     first = local_start.date() + timedelta(days=local_start.time() != time(0))
     return first, max(first, last)
 
@@ -153,11 +151,11 @@ def _whole_days(start: datetime | None, end: datetime) -> tuple:
 def _where_cases(params: dict) -> str:
     """The cases `i` (with base cell `b`) of the period outside its whole days, in the scope and department:
     two ranges of report times, each read from the report time index."""
-    last = datetime.combine(params["last"], time(0), LOCAL_TZ)
+    last = datetime.combine(params["last"], time(0), local_tz())
     params["last_at"] = max(last, params["start"]) if params["start"] is not None else last
     ranges = ["i.reported_at >= :last_at AND i.reported_at < :end"]
     if params["start"] is not None:
-        params["first_at"] = datetime.combine(params["first"], time(0), LOCAL_TZ)
+        params["first_at"] = datetime.combine(params["first"], time(0), local_tz())
         ranges.append("i.reported_at >= :start AND i.reported_at < :first_at")
     where = " AND ".join(_filters("i.dept_code", "b.community_code", params)) or "TRUE"
     return " OR ".join(f"({r} AND {where})" for r in ranges)
@@ -218,7 +216,10 @@ def _p90s(session: Session, by: str, params: dict, sampled: bool) -> dict:
     if params["start"] is not None:
         where.append("i.reported_at >= :start")
     # date_part gives a double (extract gives numeric, several times slower to sort).
-    hours = ", ".join(f"date_part('epoch', i.{a} - i.{b}) / 3600 AS {s}_h" for s, (a, b) in STEPS.items())
+    hours = ", ".join(
+        f"COALESCE(CAST(i.{s}_work_us AS float8) / 3600000000, date_part('epoch', i.{a} - i.{b}) / 3600) AS {s}_h"
+        for s, (a, b) in STEPS.items()
+    )
     p90 = ", ".join(f"percentile_cont(0.9) WITHIN GROUP (ORDER BY p.{s}_h) AS {s}" for s in STEPS)
     rows = session.execute(
         text(f"""

@@ -1,7 +1,9 @@
 """The rows of a historic-case file, a chunk at a time: read, checked, parsed and given their responsibility.
 
-gridkit.incidents.importer streams a file through `chunks` (pandas frames of at most CHUNK_ROWS rows, their
-index the row's place in the file) and `check_chunk`, which records every problem of the chunk's rows (with
+gridkit.incidents.importer opens a file with the tabular reader every import uses (`open_cases`:
+gridkit.io.tables, so encodings, XLSX, quotes and NUL bytes are read as for every other table), streams it through
+`case_frames` (pandas text frames of at most CHUNK_ROWS rows, their index the row's line, or Excel row) and
+`check_chunk`, which records every problem of the chunk's rows (with
 its line, through the message catalogue) on the import's ProblemList and returns the rows parsed
 (`CheckedRows`); `Context` holds what every chunk is checked against (categories, departments, work grid
 versions, coordinators, the base cell index), read once per import.
@@ -9,113 +11,119 @@ versions, coordinators, the base cell index), read once per import.
 
 from __future__ import annotations
 
-import codecs
 import unicodedata
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.compute as pc
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from gridkit.assign import base_cell_index
-from gridkit.coords import dms_degrees
+from gridkit.coords import dms_degrees, dms_fault
 from gridkit.errors import NotFound, ValidationError
 from gridkit.grids.base import current_edition
 from gridkit.grids.work.membership import members_in_edition_sql
 from gridkit.io.crs import lonlat_converter
-from gridkit.io.csvdialect import csv_delimiter, decimal_points, has_decimal_comma, reads_decimal_commas
+from gridkit.io.csvdialect import decimal_points, has_decimal_comma, reads_decimal_commas
 from gridkit.io.problems import problem
-from gridkit.io.tables import at, place
+from gridkit.io.tables import TableReadError, TableStream, at, open_table, place
 from gridkit.messages import Message
 from gridkit.models import Department, IncidentCategory
-from gridkit.rules import LOCAL_TZ, IncidentState, now
+from gridkit.rules import IncidentState, local_tz, now
 
 __all__ = [
     "CHUNK_ROWS",
     "CheckedRows",
     "Context",
+    "case_frames",
     "check_chunk",
-    "chunks",
-    "file_codec",
-    "file_delimiter",
     "note_outside",
+    "open_cases",
+    "open_quote",
     "responsibility",
 ]
 
-# Rows read, checked and staged at a time: memory stays flat in the file's length.
+# Rows read, checked and staged at a time: memory stays flat in the file's length (the CSV reader reads at most
+# gridkit.io.csvtable.BLOCK_ROWS lines at a time).
 CHUNK_ROWS = 50_000
 # A case's code: the mapping's prefix, '-', the file's id (incident.code is varchar(30)).
 CODE_LENGTH = 30
-_CODECS = ("utf-8-sig", "gb18030")
 
 
-def file_codec(path: Path, encoding: str | None) -> tuple[str, int]:
-    """Return the file's text encoding (`encoding`, else UTF-8 if every byte decodes as such, else GB18030) and
-    its number of lines (a file's rows, give or take values spanning lines), read once in blocks."""
-    if not path.is_file():
-        raise NotFound("incident_import.file_missing", path=str(path))
-    for codec in [encoding] if encoding else _CODECS:
-        decoder, lines = codecs.getincrementaldecoder(codec)(), 0
-        try:
-            with path.open("rb") as f:
-                while block := f.read(1 << 22):
-                    decoder.decode(block)
-                    lines += block.count(b"\n")
-                decoder.decode(b"", final=True)
-        except UnicodeDecodeError:
-            continue
-        except LookupError:
-            raise ValidationError("incident_import.encoding", path=path.name) from None
-        return codec, lines
-    raise ValidationError("incident_import.encoding", path=path.name)
-
-
-def file_delimiter(path: Path, codec: str) -> str:
-    """Return the file's delimiter, read from its header line by the one CSV rule (comma, semicolon or tab)."""
-    with path.open(encoding=codec, newline="") as f:
-        return csv_delimiter(path, f.readline().rstrip("\r\n"))
-
-
-def chunks(path: Path, codec: str, delimiter: str = ",") -> Iterator[pd.DataFrame]:
-    """Yield the file's rows as text frames of at most CHUNK_ROWS rows (index: the row's place in the file)."""
-    read = {
-        "dtype": str,
-        "keep_default_na": False,
-        "encoding": codec,
-        "chunksize": CHUNK_ROWS,
-        "index_col": False,
-        "sep": delimiter,
-    }
+def open_cases(path: Path, encoding: str | None) -> TableStream:
+    """Open the case file with the tabular reader every import uses (gridkit.io.tables.open_table: CSV in UTF-8,
+    GB18030 or UTF-16/32 with its byte order mark, or XLSX; quotes strict, NUL bytes and undecodable lines
+    reported by line); a missing or empty file is said in the historic-case import's words."""
     try:
-        # A first row with more cells than the header is a warning of lost data to pandas: an error here.
-        with warnings.catch_warnings(), pd.read_csv(path, **read) as reader:
-            warnings.simplefilter("error", pd.errors.ParserWarning)
-            yield from reader
-    except pd.errors.EmptyDataError:
-        raise ValidationError("incident_import.empty", path=path.name) from None
-    except (pd.errors.ParserError, pd.errors.ParserWarning) as exc:  # a quote left open, a row with more cells
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ValidationError("incident_import.unreadable", file=path.name, reason=reason) from None
+        return open_table(path, encoding=encoding, chunk_rows=CHUNK_ROWS)
+    except TableReadError as exc:
+        if exc.code == "imports.table_not_found":
+            raise NotFound("incident_import.file_missing", path=str(path)) from None
+        if exc.code in ("imports.table_empty", "imports.csv_no_header"):
+            raise ValidationError("incident_import.empty", path=path.name) from None
+        raise
+
+
+def case_frames(stream: TableStream, mapping: dict, problems: list) -> Iterator[pd.DataFrame]:
+    """Yield the stream's rows as text frames of the mapped columns (empty cells as "", index: the row's line or
+    Excel row); record what the reader found wrong in each chunk's rows on `problems`."""
+    columns = sorted({c for c in mapping["columns"].values() if c})
+    times = {mapping["columns"].get(k) for k in ("reported_at", "closed_at", "due_at")} - {None}
+    for chunk in stream:
+        for found in chunk.problems:
+            problems.append(_case_problem(found))
+        values = {c: pc.fill_null(chunk.values(c), "").to_numpy(zero_copy_only=False) for c in columns}
+        # A cell Excel holds as a date (typed, not text) is read as ISO text: written back in the mapping's format.
+        form = mapping.get("time_format")
+        for position, column in chunk.dates:
+            if form and column in times:
+                values[column][position] = datetime.fromisoformat(values[column][position]).strftime(form)
+        frame = pd.DataFrame(values, index=pd.Index(chunk.numbers, dtype=np.int64))
+        yield frame
+
+
+def _case_problem(found: dict) -> dict:
+    """Return a problem the reader found in a row, a NUL byte said as the historic-case import says it."""
+    if found["kind"] != "nul_byte":
+        return found
+    where = found["params"]["where"]
+    where = Message(where["key"], **where["params"])
+    message = Message("incident_import.nul_byte", column=found["field"])
+    return problem("nul_byte", at(where, message), index=found["index"])
+
+
+def open_quote(problems: list) -> dict | None:
+    """Return the problem of a quote left open to the end of the file (the rest of it unread), if there is one."""
+    for found in problems:
+        inner = (found.get("params") or {}).get("message")
+        if isinstance(inner, dict) and inner.get("key") == "imports.quote_open_to_end":
+            return found
+    return None
 
 
 class Context:
     """What every chunk of an import is checked against and resolved with, read once."""
 
-    def __init__(self, session: Session, mapping: dict, path: Path, delimiter: str = ","):
-        self.mapping, self.cols, self.path = mapping, mapping["columns"], path
-        self.decimal_commas = reads_decimal_commas(delimiter)
+    def __init__(self, session: Session, mapping: dict, path: Path, source: dict, unit: str = "line"):
+        self.mapping, self.cols, self.path, self.unit = mapping, mapping["columns"], path, unit
+        self.decimal_commas = reads_decimal_commas(source.get("delimiter"))
         self.to_lonlat = lonlat_converter(mapping.get("crs"), path.name)  # None: the columns are lon/lat
         categories = list(session.scalars(select(IncidentCategory)))
+        from gridkit.incidents.calendar import load_calendar
         from gridkit.incidents.categories import step_hours
 
         self.known = {c.code for c in categories}
         existing = set(session.scalars(select(Department.code)))
         self.dept_of = {c.code: c.dept_code for c in categories if c.dept_code in existing}
         self.hours = {c.code: sum(step_hours(c).values()) for c in categories}
+        # Deadlines count in working time on the deployment's calendar, but for categories around the clock.
+        self.around_the_clock = {c.code: c.around_the_clock for c in categories}
+        self.calendar = load_calendar(session)
         self.limit = pd.Timestamp(now())
         self.edition = current_edition(session)
         self.index = None
@@ -179,7 +187,7 @@ def check_chunk(ctx: Context, frame: pd.DataFrame, problems: list, notes: list) 
     """Return the chunk's rows parsed; record each problem (refusing the file) on `problems` and each row kept
     without a place on `notes` (ProblemLists: the first ones listed, the rest counted)."""
     cols, mapping = ctx.cols, ctx.mapping
-    line = frame.index.to_numpy() + 2  # header is line 1
+    line = frame.index.to_numpy()  # the row's line (or Excel row): the header is 1
     name = ctx.path.name
 
     def fail(mask, kind, key, **params):
@@ -187,16 +195,9 @@ def check_chunk(ctx: Context, frame: pd.DataFrame, problems: list, notes: list) 
             if problems.counted(kind):
                 continue
             values = {k: (v(i) if callable(v) else v) for k, v in params.items()}
-            message = at(place(name, "line", int(line[i])), Message(f"incident_import.{key}", **values))
+            message = at(place(name, ctx.unit, int(line[i])), Message(f"incident_import.{key}", **values))
             problems.append(problem(kind, message, index=int(line[i])))
 
-    # A NUL byte is no text: PostgreSQL refused the staging COPY with a traceback naming no line. The row is a
-    # problem (the file is refused) and is staged without it, so that the file's other problems are found too.
-    for column in sorted({c for c in cols.values() if isinstance(c, str) and c in frame}):
-        nul = frame[column].str.contains("\x00", regex=False)
-        if nul.any():
-            fail(nul, "nul_byte", "nul_byte", column=column)
-            frame[column] = frame[column].str.replace("\x00", "", regex=False)
     ext = frame[cols["external_id"]].str.strip()
     fail(ext == "", "missing_id", "missing_id", column=cols["external_id"])
     prefix = str(mapping.get("code_prefix") or "IMP")
@@ -244,7 +245,7 @@ def _times(frame: pd.DataFrame, column: str | None, mapping: dict) -> tuple[pd.S
         # A clock time the fall-back of daylight saving time shows twice (01:00-01:59 in New York) is its first
         # occurrence, as Python's own (fold=0): no row of a file is refused for the hour it was written in.
         parsed = parsed.dt.tz_localize(
-            mapping.get("timezone") or LOCAL_TZ.key,
+            mapping.get("timezone") or local_tz().key,
             ambiguous=np.ones(len(parsed), dtype=bool),
             nonexistent="shift_forward",
         )
@@ -329,7 +330,12 @@ def _locations(frame: pd.DataFrame, ctx: Context, line: np.ndarray, fail, notes:
     unread = ~empty & (lon.isna() | lat.isna())
     comma = unread & (lon_raw.map(has_decimal_comma) | lat_raw.map(has_decimal_comma))
     fail(comma, "bad_location", "location_decimal_comma", **texts)
-    fail(unread & ~comma, "bad_location", "location_not_numbers", **texts)
+    # Degrees, minutes and seconds past 60 (113°58′61″): what is wrong said (gridkit.coords.dms_fault).
+    faults = lon_raw.where(unread & ~comma).map(dms_fault, na_action="ignore")
+    faults = faults.where(faults.notna(), lat_raw.where(unread & ~comma).map(dms_fault, na_action="ignore"))
+    dms = unread & ~comma & faults.notna()
+    fail(dms, "bad_location", "location_dms", fault=lambda i: faults.iat[i], **texts)
+    fail(unread & ~comma & ~dms, "bad_location", "location_not_numbers", **texts)
     if ctx.to_lonlat is None:
         fail(~empty & ((lon.abs() > 180) | (lat.abs() > 90)), "bad_location", "location_not_lon_lat", **texts)
     placeholder = np.zeros(n, dtype=bool)
@@ -341,7 +347,7 @@ def _locations(frame: pd.DataFrame, ctx: Context, line: np.ndarray, fail, notes:
         if notes.counted(kind):
             continue
         what = Message(f"incident_import.{kind}", lon=lon_raw.iat[i], lat=lat_raw.iat[i])
-        notes.append(problem(kind, at(place(ctx.path.name, "line", int(line[i])), what), index=int(line[i])))
+        notes.append(problem(kind, at(place(ctx.path.name, ctx.unit, int(line[i])), what), index=int(line[i])))
     lon = lon.to_numpy(dtype=float).copy()
     lat = lat.to_numpy(dtype=float).copy()
     lon[no_place], lat[no_place] = np.nan, np.nan
@@ -360,7 +366,7 @@ def note_outside(ctx: Context, rows: CheckedRows, cells: np.ndarray, notes: list
             continue
         what = Message("incident_import.outside_grid", lon=float(rows.lon[i]), lat=float(rows.lat[i]))
         line = int(rows.lines[i])
-        notes.append(problem("outside_grid", at(place(ctx.path.name, "line", line), what), index=line))
+        notes.append(problem("outside_grid", at(place(ctx.path.name, ctx.unit, line), what), index=line))
 
 
 def responsibility(ctx: Context, rows: CheckedRows, depts: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

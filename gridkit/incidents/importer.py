@@ -12,7 +12,8 @@ request types and states to gridkit categories and states:
      "categories": {"SW-Dirty Alley": "E0103", …}, "default_category": null,
      "states": {"Closed": "closed", "Open": "dispatched", …}}
 
-The file is streamed (gridkit.incidents.import_rows: CHUNK_ROWS rows at a time, memory flat in its length):
+The file (CSV in UTF-8, GB18030 or UTF-16, or XLSX: read by gridkit.io.tables, the reader of every import) is
+streamed (gridkit.incidents.import_rows: CHUNK_ROWS rows at a time, memory flat in its length):
 each chunk's rows are checked, given their base cell (the exact point index of `gridkit assign`), work cell
 as of the report time, coordinator and deadline, and COPYed into a staging table (temporary, dropped at
 commit). Any problem (unparseable or future time, unmapped type or state, a case repeated in the file or
@@ -41,14 +42,15 @@ from sqlalchemy.orm import Session
 
 from gridkit import db
 from gridkit.errors import NotFound, ValidationError
+from gridkit.incidents.deadlines import due_many, spent_many
 from gridkit.incidents.import_rows import (
     CheckedRows,
     Context,
+    case_frames,
     check_chunk,
-    chunks,
-    file_codec,
-    file_delimiter,
     note_outside,
+    open_cases,
+    open_quote,
     responsibility,
 )
 from gridkit.incidents.responsible import assign_work_cells, mark_dispatch_gaps
@@ -98,6 +100,7 @@ _STAGED = (
     ("closed_at", "timestamptz"),
     ("moved_at", "timestamptz"),
     ("deadline", "timestamptz"),
+    ("total_work_us", "bigint"),
     ("dept_code", "text"),
     ("base_cell_id", "int"),
     ("work_cell_id", "int"),
@@ -116,28 +119,32 @@ def import_incidents(
 ) -> dict:
     """Import historic cases; return counts, the per-row notes (no location) and the assignment.
 
-    `progress(rows done, rows in the file)` is called after each chunk. All or nothing; never commits."""
+    `progress(bytes read, the file's bytes)` is called after each chunk. All or nothing; never commits."""
     path = Path(path)
-    codec, lines = file_codec(path, encoding)
-    delimiter = file_delimiter(path, codec)
-    problems, notes = ProblemList(), ProblemList()
+    stream = open_cases(path, encoding)
+    header = stream.header
+    problems, notes = ProblemList(header.problems), ProblemList(header.notes)
+    absent = [c for c in mapping["columns"].values() if c and c not in header.columns]
+    if absent:
+        # What the header's problems say (a separator gridkit does not split on) is in the report.
+        raise ValidationError(
+            "incident_import.columns_absent", file=path.name, columns=", ".join(absent), problems=list(problems)
+        )
     source = str(mapping.get("source") or path.stem)[:30]
     columns = ", ".join(f"{name} {kind}" for name, kind in _STAGED)
     session.execute(text(f"DROP TABLE IF EXISTS {_STAGE}"))
     session.execute(text(f"CREATE TEMP TABLE {_STAGE} ({columns}) ON COMMIT DROP"))
-    ctx, n = None, 0
-    for frame in chunks(path, codec, delimiter):
-        if ctx is None:
-            absent = [c for c in mapping["columns"].values() if c and c not in frame.columns]
-            if absent:
-                raise ValidationError("incident_import.columns_absent", file=path.name, columns=", ".join(absent))
-            ctx = Context(session, mapping, path, delimiter)
+    ctx, n = Context(session, mapping, path, header.source, header.unit), 0
+    for frame in case_frames(stream, mapping, problems):
         rows = check_chunk(ctx, frame, problems, notes)
         _stage(session, ctx, rows, n, notes)
         n += len(frame)
         if progress is not None:
-            progress(n, max(n, lines - 1))
-    _report_repeated(session, path.name, problems)
+            progress(stream.done, max(stream.size, stream.done))
+    if (quote := open_quote(problems)) is not None:  # the rest of the file is unread: nothing after it is known
+        reason = first_problem([quote])
+        raise ValidationError("incident_import.unreadable", file=path.name, reason=reason, problems=problems)
+    _report_repeated(session, ctx, problems)
     if problems:
         problems.sort(key=lambda p: (p["index"] is not None, p["index"] or 0))
         count = problem_count(problems)
@@ -199,7 +206,12 @@ def _stage(session: Session, ctx: Context, rows: CheckedRows, first: int, notes:
     cells, work_cells, later = responsibility(ctx, rows, depts)
     note_outside(ctx, rows, cells, notes)
     coordinators = np.array([ctx.coordinator_of.get(int(w), 0) for w in work_cells], dtype=np.int64)
-    handling = pd.to_timedelta(rows.categories.map(ctx.hours).fillna(0).astype(float), unit="h")
+    hours = rows.categories.map(ctx.hours).fillna(0).astype(float)
+    around = rows.categories.map(ctx.around_the_clock).fillna(True).astype(bool)
+    computed = due_many(rows.reported, hours, around, ctx.calendar)
+    # The case's time from report to closing, counted as its limits count (the times as stored: to the second).
+    closed = rows.closed.where(rows.states == "closed")
+    total = spent_many(rows.reported.dt.floor("s"), closed.dt.floor("s"), around, ctx.calendar)
     n = len(rows.lines)
     values = {
         "seq": pa.array(np.arange(first, first + n), pa.int32()),
@@ -215,7 +227,8 @@ def _stage(session: Session, ctx: Context, rows: CheckedRows, first: int, notes:
         "reported_at": _utc_seconds(rows.reported),
         "closed_at": _utc_seconds(rows.closed.where(rows.states == "closed")),
         "moved_at": _utc_seconds(rows.closed.where(rows.closed.notna(), rows.reported)),
-        "deadline": _utc_seconds(rows.due.where(rows.due.notna(), rows.reported + handling)),
+        "deadline": _utc_seconds(rows.due.where(rows.due.notna(), computed)),
+        "total_work_us": pa.Array.from_pandas(total, type=pa.int64()),
         "dept_code": _texts(depts),
         "base_cell_id": _ids(cells),
         "work_cell_id": _ids(work_cells),
@@ -225,7 +238,7 @@ def _stage(session: Session, ctx: Context, rows: CheckedRows, first: int, notes:
     _copy_arrow(session, _STAGE, values)
 
 
-def _report_repeated(session: Session, file: str, problems: ProblemList) -> None:
+def _report_repeated(session: Session, ctx: Context, problems: ProblemList) -> None:
     """Record every row whose case appeared on an earlier row of the file, or was imported before."""
     repeated = session.execute(
         text(
@@ -236,7 +249,7 @@ def _report_repeated(session: Session, file: str, problems: ProblemList) -> None
     )
     for row in repeated:
         message = Message("incident_import.duplicate_id", id=row.external_id, first=row.first)
-        _row_problem(problems, file, row.line, "duplicate_id", message)
+        _row_problem(problems, ctx, row.line, "duplicate_id", message)
     taken = session.execute(
         text(
             f"SELECT s.line, s.external_id, i.code FROM {_STAGE} s JOIN incident i ON i.code = s.code "
@@ -245,12 +258,12 @@ def _report_repeated(session: Session, file: str, problems: ProblemList) -> None
     )
     for row in taken:
         message = Message("incident_import.already_imported", id=row.external_id, code=row.code)
-        _row_problem(problems, file, row.line, "already_imported", message)
+        _row_problem(problems, ctx, row.line, "already_imported", message)
 
 
-def _row_problem(problems: ProblemList, file: str, line: int, kind: str, message: Message) -> None:
+def _row_problem(problems: ProblemList, ctx: Context, line: int, kind: str, message: Message) -> None:
     if not problems.counted(kind):
-        problems.append(problem(kind, at(place(file, "line", line), message), index=line))
+        problems.append(problem(kind, at(place(ctx.path.name, ctx.unit, line), message), index=line))
 
 
 def _write(session: Session, n: int, actor: str, source: str) -> int:
@@ -267,10 +280,11 @@ def _write(session: Session, n: int, actor: str, source: str) -> int:
             text(
                 "INSERT INTO incident (id, code, category_code, description, status, geom, reporter, source, "
                 "external_id, reported_at, closed_at, dept_code, rework_count, revision, base_cell_id, "
-                "work_cell_id, coordinator_id, deadline) "
+                "work_cell_id, coordinator_id, deadline, total_work_us) "
                 "SELECT :base + seq, code, category_code, description, status, CASE WHEN lon IS NULL THEN NULL "
                 "ELSE ST_SetSRID(ST_MakePoint(lon, lat), :srid) END, :source, :source, external_id, reported_at, "
-                f"closed_at, dept_code, 0, 0, base_cell_id, work_cell_id, coordinator_id, deadline FROM {_STAGE} "
+                "closed_at, dept_code, 0, 0, base_cell_id, work_cell_id, coordinator_id, deadline, total_work_us "
+                f"FROM {_STAGE} "
                 "ORDER BY seq"
             ),
             params,

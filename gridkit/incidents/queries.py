@@ -27,7 +27,7 @@ from gridkit.models import (
     IncidentHistory,
     WorkCell,
 )
-from gridkit.rules import LOCAL_TZ, OPEN_CASE_SQL, OPEN_INCIDENT_STATES, IncidentState, now, parse_time
+from gridkit.rules import OPEN_CASE_SQL, OPEN_INCIDENT_STATES, IncidentState, local_tz, now, parse_time
 
 # Overdue this many times the step's own time limit: the case goes on the escalation list.
 ESCALATE_AFTER = timedelta(hours=24)
@@ -388,4 +388,4 @@ def open_states() -> list[str]:
 def _iso(value: datetime | None) -> str | None:
     # Beijing time whatever the database session's time zone (an external server may run in UTC):
     # pages show the first 16 characters as the local time.
-    return value.astimezone(LOCAL_TZ).isoformat() if value is not None else None
+    return value.astimezone(local_tz()).isoformat() if value is not None else None

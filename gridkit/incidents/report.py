@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from gridkit.errors import Conflict, NotFound, ValidationError
 from gridkit.grids.base import check_lon_lat, current_edition
 from gridkit.incidents.actors import Actor, as_actor, check_role, check_scope
+from gridkit.incidents.calendar import load_calendar
 from gridkit.incidents.cases import write_history
 from gridkit.incidents.categories import category as category_of
 from gridkit.incidents.deadlines import iso, past_time, start_clock
@@ -109,7 +110,7 @@ def report_incident(
         idempotency_key=key,
         reported_at=when,
     )
-    start_clock(incident, cat)
+    start_clock(incident, cat, load_calendar(session))
     existing = _insert_once(session, incident, key)
     if existing is not None:
         return _same_report(existing, key, description)
@@ -159,9 +160,9 @@ def _same_report(existing: Incident, key: str, description: str) -> Report:
 
 def incident_code(incident_id: int, reported_at: datetime) -> str:
     """Return a case's code: SJ + report date (Beijing) + its id in 7 digits."""
-    from gridkit.rules import LOCAL_TZ
+    from gridkit.rules import local_tz
 
-    return f"SJ{reported_at.astimezone(LOCAL_TZ):%Y%m%d}{incident_id:07d}"
+    return f"SJ{reported_at.astimezone(local_tz()):%Y%m%d}{incident_id:07d}"
 
 
 def _cell_at(session: Session, lon: float, lat: float) -> BaseCell | None:

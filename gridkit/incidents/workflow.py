@@ -29,8 +29,11 @@ from gridkit.incidents.deadlines import (
     TRANSITIONS,
     allowed_actions,
     case_category,
+    case_clock,
+    due,
     iso,
     past_time,
+    record_step_times,
     set_deadline,
     start_clock,
     step_times,
@@ -84,9 +87,9 @@ def accept(
 ) -> Incident:
     """事件受理: accept a reported case; the classify step's clock starts."""
     incident, when = _begin(session, incident_id, actor, "accept", at, expected_revision)
-    hours = step_times(case_category(session, incident))
+    cat = case_category(session, incident)
     incident.accepted_at = when
-    set_deadline(incident, "classify", when + hours["classify"])
+    set_deadline(incident, "classify", due(when, step_times(cat)["classify"], case_clock(session, cat)))
     return _finish(session, incident, "accept", actor, when, note)
 
 
@@ -169,9 +172,10 @@ def classify(
     cat = category_of(session, category)
     hours = step_times(cat, severity)
     incident.category_code, incident.severity, incident.classified_at = cat.code, severity, when
-    dispatch_by = when + hours["dispatch"]
-    handle_by = dispatch_by + hours["handle"]
-    verify_by = handle_by + hours["verify"]
+    clock = case_clock(session, cat)
+    dispatch_by = due(when, hours["dispatch"], clock)
+    handle_by = due(dispatch_by, hours["handle"], clock)
+    verify_by = due(handle_by, hours["verify"], clock)
     incident.deadlines = {
         **(incident.deadlines or {}),
         "dispatch": iso(dispatch_by),
@@ -299,12 +303,13 @@ def rework(
     if not (note or "").strip():
         raise ValidationError("incident.note_missing", action=Message("incident.action.rework"))
     incident, when = _begin(session, incident_id, actor, "rework", at, expected_revision)
-    hours = step_times(case_category(session, incident), incident.severity or "normal")
-    handle_by = when + hours["handle"]
+    cat = case_category(session, incident)
+    hours, clock = step_times(cat, incident.severity or "normal"), case_clock(session, cat)
+    handle_by = due(when, hours["handle"], clock)
     incident.deadlines = {
         **(incident.deadlines or {}),
         "handle": iso(handle_by),
-        "verify": iso(handle_by + hours["verify"]),
+        "verify": iso(due(handle_by, hours["verify"], clock)),
     }
     incident.step_deadline = handle_by
     incident.rework_count += 1
@@ -369,6 +374,7 @@ def _finish(
     if incident.status in FINISHED_INCIDENT_STATES:
         incident.step_deadline = None
     incident.revision += 1
+    record_step_times(session, incident)
     write_history(session, incident, old, incident.status, actor, when, note)
     session.flush()
     return incident

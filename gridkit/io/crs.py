@@ -8,6 +8,7 @@ the vector stack (geopandas, pandas, pyogrio).
 
 from __future__ import annotations
 
+import functools
 import math
 
 import pyproj
@@ -18,6 +19,9 @@ from gridkit.messages import Message
 __all__ = [
     "cgcs2000_via",
     "check_datum",
+    "from_cgcs2000",
+    "city_zone_hint",
+    "city_zones",
     "coordinate_hint",
     "crs_label",
     "lonlat_converter",
@@ -69,6 +73,12 @@ def cgcs2000_via(crs: pyproj.CRS) -> int:
     return 4326 if crs.is_bound else 4490
 
 
+def from_cgcs2000(crs: pyproj.CRS) -> pyproj.Transformer:
+    """Return the transformer from stored CGCS2000 lon/lat to `crs` (an export's): the way back of an import's,
+    through WGS 84 for a CRS with its own datum parameters (`cgcs2000_via`), where PROJ applies them."""
+    return pyproj.Transformer.from_crs(pyproj.CRS.from_epsg(cgcs2000_via(crs)), crs, always_xy=True)
+
+
 def datum_without_shift(crs: pyproj.CRS) -> str | None:
     """Return the datum name of `crs` when PROJ has no transformation from it to CGCS2000, else None.
 
@@ -113,8 +123,12 @@ def check_datum(crs: pyproj.CRS, source: dict) -> None:
         raise _fatal(source, "datum_without_shift", "datum_without_shift", **said)
 
 
-def coordinate_hint(bounds) -> Message | str:
-    """Return what the extent (x0, y0, x1, y1) of a file without a CRS looks like, and the --src-crs to give."""
+def coordinate_hint(bounds, city=None) -> Message | str:
+    """Return what the extent (x0, y0, x1, y1) of a file without a CRS looks like, and the --src-crs to give.
+
+    `city`: the extent (west, south, east, north, degrees) of the city's admin units (gridkit.admin.city_extent),
+    None before any is imported. Metres without a zone number in front are then told the 3-degree zones the city
+    lies in, and the one in which they fall on the city (`city_zone_hint`)."""
     if bounds is None or not all(map(math.isfinite, bounds)):
         return ""
     x0, y0, x1, y1 = bounds
@@ -130,7 +144,50 @@ def coordinate_hint(bounds) -> Message | str:
         # The same with a 6-degree zone number (20 500 000): CGCS2000 6-degree Gauss-Kruger zone 13-23 is
         # EPSG:4491-4501, central meridian 6 × zone − 3 degrees east. The two ranges of zone numbers do not meet.
         return Message("geometry.hint.metres_zone6", where=where, zone=zone, epsg=4478 + zone, meridian=6 * zone - 3)
+    if city is not None:
+        return city_zone_hint(bounds, city, where)
     return Message("geometry.hint.metres", where=where)
+
+
+# How far (degrees, about 50 km) from the city's admin units a file's extent may fall and still be the city's.
+_CITY_MARGIN_DEG = 0.5
+
+
+def city_zones(city) -> list[int]:
+    """Return the EPSG codes of the CGCS2000 3-degree Gauss-Kruger zones (CM variants, 4534-4554) that the city's
+    extent (west, south, east, north) spans, west to east."""
+    from gridkit.coords import gauss_kruger_epsg
+    from gridkit.standard import InvalidValue
+
+    try:
+        first, last = gauss_kruger_epsg(city[0]), gauss_kruger_epsg(city[2])
+    except InvalidValue:  # a city outside China's zones: no zone to offer
+        return []
+    return list(range(first, last + 1))
+
+
+@functools.lru_cache(maxsize=32)
+def _zone_to_lonlat(epsg: int) -> pyproj.Transformer:
+    """Return the transformer from a Gauss-Kruger zone to CGCS2000 lon/lat, made once (a CSV's rows in metres ask
+    for each of them; pyproj's transformers are thread-safe since 3.1)."""
+    return pyproj.Transformer.from_crs(epsg, 4490, always_xy=True)
+
+
+def city_zone_hint(bounds, city, where: str) -> Message:
+    """Return the advice for projected metres without a zone number: the city's zones, and the first of them in
+    which the extent's centre falls within about 50 km of the city (else that it falls in none of them)."""
+    zones = city_zones(city)
+    if not zones:
+        return Message("geometry.hint.metres", where=where)
+    x, y = (bounds[0] + bounds[2]) / 2, (bounds[1] + bounds[3]) / 2
+    west, south, east, north = city
+    named = " / ".join(f"EPSG:{epsg} ({3 * (epsg - 4534) + 75}°E)" for epsg in zones)
+    for epsg in zones:
+        lon, lat = _zone_to_lonlat(epsg).transform(x, y, errcheck=False)
+        m = _CITY_MARGIN_DEG
+        if west - m <= lon <= east + m and south - m <= lat <= north + m:
+            return Message("geometry.hint.metres_city", where=where, zones=named, epsg=epsg)
+    return Message("geometry.hint.metres_city_elsewhere", where=where, zones=named)
 
 
 def looks_projected(bounds) -> bool:

@@ -6,7 +6,8 @@
 - Rows are read from PostGIS in chunks through a server-side cursor and appended to the file
   chunk by chunk, so memory stays flat with the number of features.
 - Geometry leaves storage (EPSG:4490) reprojected by PostGIS (ST_Transform) to any EPSG code it
-  knows, or offset to GCJ-02 (`gridkit.coords`) for Chinese web maps. GeoJSON is RFC 7946:
+  knows, offset to GCJ-02 (`gridkit.coords`) for Chinese web maps, or moved by PROJ into a CRS given as a
+  PROJ string or WKT, such as an old datum with its seven parameters (gridkit.io.export_crs). GeoJSON is RFC 7946:
   WGS84 lon/lat, counter-clockwise outer rings, no "crs" member.
 - The file is written under a temporary name next to the output and renamed at the end: a
   failure or Ctrl+C leaves no half-written file behind.
@@ -26,17 +27,15 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
-import shapely
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from gridkit import audit
-from gridkit.coords import wgs84_to_gcj02
 from gridkit.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from gridkit.io.export_arrow import arrow_batches, copy_sql
 from gridkit.io.export_child import WriterProcess
+from gridkit.io.export_crs import TargetCrs, moved_geometries, target_crs
 from gridkit.io.export_layers import DATETIME, LAYERS, build_query, layer_named
 from gridkit.io.export_writers import (
     ENCODINGS,
@@ -70,7 +69,6 @@ DEFAULT_MAX_FEATURES = 5_000_000
 # From about this many rows (the planner's estimate) GDAL writes in a child process while this one
 # reads (export_child): two cores at once pay for the child's start (a few tenths of a second).
 PROCESS_ROWS = 20_000
-GCJ02 = "gcj02"
 
 
 @dataclass
@@ -91,54 +89,6 @@ class ExportOptions:
     force: bool = False
     chunk_size: int = DEFAULT_CHUNK
     max_features: int = DEFAULT_MAX_FEATURES
-
-
-@dataclass(frozen=True)
-class TargetCrs:
-    """The CRS of the output: an EPSG code PostGIS transforms to, or GCJ-02 (offset from WGS84)."""
-
-    label: str
-    srid: int  # SRID that PostGIS transforms to (4326 for GCJ-02, then offset here)
-    gcj02: bool = False
-
-    @property
-    def file_crs(self) -> str:
-        """Return the CRS written into the file (.prj, GPKG): GCJ-02, which has no EPSG code, by its name."""
-        if self.gcj02:
-            from gridkit.io.crs import GCJ02_WKT
-
-            return GCJ02_WKT
-        return f"EPSG:{self.srid}"
-
-
-def target_crs(session: Session, value: str | None) -> TargetCrs:
-    """Return the output CRS for 'EPSG:4547', '4547' or 'gcj02'; refuse codes PostGIS does not know."""
-    raw = (value or f"EPSG:{SRID}").strip()
-    if raw.lower().replace("-", "") == GCJ02:
-        return TargetCrs("GCJ-02", 4326, gcj02=True)
-    code = raw.upper().removeprefix("EPSG:")
-    if (
-        not code.isdigit()
-        or session.execute(text("SELECT 1 FROM spatial_ref_sys WHERE srid = :s"), {"s": int(code)}).first() is None
-    ):
-        raise ValidationError("export.unknown_crs", crs=raw)
-    _refuse_datum_without_shift(int(code))
-    return TargetCrs(f"EPSG:{int(code)}", int(code))
-
-
-def _refuse_datum_without_shift(srid: int) -> None:
-    """Refuse an output CRS on Beijing 1954 or Xi'an 1980: ST_Transform would only relabel CGCS2000 lon/lat."""
-    import pyproj  # here: only a projected export needs it
-
-    from gridkit.io.crs import datum_without_shift
-
-    try:
-        crs = pyproj.CRS.from_epsg(srid)
-    except pyproj.exceptions.CRSError:  # a code PostGIS has and PROJ's database does not: PostGIS decides
-        return
-    datum = datum_without_shift(crs)
-    if datum is not None:
-        raise ValidationError("export.datum_without_shift", crs=f"EPSG:{srid} ({crs.name})", datum=datum)
 
 
 def parse_where(items) -> dict:
@@ -171,7 +121,7 @@ def _check_options(session: Session, options: ExportOptions, user) -> TargetCrs:
     if options.encoding != "utf-8" and options.format not in ("shp", "csv"):
         raise ValidationError("export.encoding_fixed", format=options.format)
     crs = target_crs(session, options.crs)
-    if options.format == "geojson" and (crs.gcj02 or crs.srid not in (4326, SRID)):
+    if options.format == "geojson" and (crs.moves or crs.srid not in (4326, SRID)):
         raise ValidationError("export.geojson_lonlat", crs=crs.label)
     if options.area and session.get(AdminUnit, options.area) is None:
         raise NotFound("export.unknown_area", area=options.area)
@@ -206,21 +156,10 @@ def _geometry_sql(options: ExportOptions, crs: TargetCrs, geometry_type: str, al
     return f"ST_AsBinary({geom})"
 
 
-def _offset_gcj02(wkb) -> np.ndarray:
-    """Return the WKB of `wkb` (a list or Arrow binary array) moved from WGS84 to GCJ-02."""
-    geoms = shapely.from_wkb(np.asarray(wkb.to_pylist() if hasattr(wkb, "to_pylist") else wkb, dtype=object))
-
-    def move(coords):
-        lon, lat = wgs84_to_gcj02(coords[:, 0], coords[:, 1])
-        return np.column_stack([lon, lat])
-
-    return shapely.to_wkb(shapely.transform(geoms, move))
-
-
 def _writer(options: ExportOptions, tmp: Path, fields, geometry_type: str, crs: TargetCrs):
     fmt = options.format
     if fmt == "shp":
-        return ShapefileZipWriter(tmp, fields, crs.file_crs, options.encoding)
+        return ShapefileZipWriter(tmp, fields, crs.file_crs, options.encoding, prj=crs.prj)
     if fmt == "gpkg":
         return OgrWriter(tmp, "GPKG", fields, crs.file_crs)
     if fmt == "geojson":
@@ -341,12 +280,12 @@ class _Stream:
         names = [name for name, _ in self.fields]
         if isinstance(chunk, Chunk):
             check_encodable(chunk.columns, self.fields, self.codec, self.done)
-            if self.crs.gcj02:
-                chunk.geometry = list(_offset_gcj02(chunk.geometry))
+            if self.crs.moves:
+                chunk.geometry = list(moved_geometries(self.crs, chunk.geometry))
             return chunk
         check_encodable(dict(zip(names, chunk.columns)), self.fields, self.codec, self.done)
-        if self.crs.gcj02:
-            moved = pa.array(_offset_gcj02(chunk.column(len(names))), type=pa.binary())
+        if self.crs.moves:
+            moved = pa.array(moved_geometries(self.crs, chunk.column(len(names))), type=pa.binary())
             chunk = pa.RecordBatch.from_arrays(chunk.columns[:-1] + [moved], names=chunk.schema.names)
         if self.shapefile is not None:
             chunk = self.shapefile.fit(chunk, self.done)

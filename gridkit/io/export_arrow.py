@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from gridkit import db
 from gridkit.io.copy_binary import PADDING, CopyFormatError, binary_column, decode_rows, header_length
 from gridkit.io.export_layers import DATETIME
-from gridkit.rules import LOCAL_TZ
+from gridkit.rules import local_tz
 
 # Bytes of rows the read-ahead thread hands over and numpy decodes at a time: about 53,000 points
 # of an entities export.
@@ -159,7 +159,7 @@ def _raise_error(pgconn, encoding: str) -> None:
 def _column_sql(name: str, kind: str, arrow_type: pa.DataType) -> str:
     column = f'x."{name}"'
     if kind == DATETIME:
-        column = f"{column} AT TIME ZONE '{LOCAL_TZ.key}'"  # a zone's name (letters, '/', '_'): no quote in it
+        column = f"{column} AT TIME ZONE '{local_tz().key}'"  # a zone's name (letters, '/', '_'): no quote in it
     return binary_column(column, arrow_type)
 
 

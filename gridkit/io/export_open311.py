@@ -35,7 +35,7 @@ from gridkit.rules import (
     CHINA_LAT,
     CHINA_LON,
     FINISHED_INCIDENT_STATES,
-    LOCAL_TZ,
+    local_tz,
     now,
     parse_time,
 )
@@ -55,7 +55,7 @@ def services(session: Session) -> list[dict]:
             "service_code": c.code,
             "service_name": c.name,
             "description": f"{c.major_name} · {c.name} ({'部件' if c.kind == 'component' else '事件'}, "
-            f"{c.time_limit_hours} h)",
+            f"{c.time_limit_hours} h {'全天' if c.around_the_clock else '工作时'})",
             "metadata": False,
             "type": "realtime",
             "keywords": c.kind,
@@ -70,7 +70,7 @@ def _status(state: str) -> str:
 
 
 def _time(value):
-    return value.astimezone(LOCAL_TZ).isoformat() if value is not None else None
+    return value.astimezone(local_tz()).isoformat() if value is not None else None
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from gridkit.io.export_layers import BOOL, DATE, DATETIME, FLOAT, INT
 from gridkit.io.export_zip import write_zip
 from gridkit.io.spreadsheet import NOT_IN_XLSX, csv_column, csv_row, xlsx_text
 from gridkit.io.xlsx_stream import XlsxStream
-from gridkit.rules import LOCAL_TZ
+from gridkit.rules import local_tz
 
 # Shapefile DBF field names hold at most 10 bytes, text values at most 254.
 DBF_NAME_BYTES = 10
@@ -95,7 +95,7 @@ def _local(value: datetime | None) -> datetime | None:
     """Return `value` as naive Beijing time (DBF, XLSX and CSV readers know no time zones)."""
     if value is None or value.tzinfo is None:
         return value
-    return value.astimezone(LOCAL_TZ).replace(tzinfo=None)
+    return value.astimezone(local_tz()).replace(tzinfo=None)
 
 
 class Chunk:
@@ -214,8 +214,9 @@ def arrow_type(kind: str, driver: str) -> pa.DataType:
 class ShapefileZipWriter:
     """Shapefiles (one per geometry type) written in a scratch folder, zipped with fields.csv."""
 
-    def __init__(self, path: Path, fields, crs: str, encoding: str):
+    def __init__(self, path: Path, fields, crs: str, encoding: str, prj: str | None = None):
         self.path, self.fields, self.crs, self.encoding = path, fields, crs, encoding
+        self.prj = prj  # the .prj to write over GDAL's (an old datum's parameters: gridkit.io.export_crs)
         self.folder = Path(tempfile.mkdtemp(prefix="gridkit-shp-", dir=path.parent))
         self.short = short_field_names([name for name, _ in fields])
         self.short_fields = [(self.short[name], kind) for name, kind in fields]
@@ -258,6 +259,8 @@ class ShapefileZipWriter:
                 # GDAL writes the encoding's name ("CP936"); ArcGIS reads a code page number in the
                 # .cpg ("936", as it writes one itself), and GDAL reads that as CP936 too.
                 (self.folder / f"{stem}.cpg").write_text(CPG[self.encoding], encoding="ascii")
+                if self.prj is not None:
+                    (self.folder / f"{stem}.prj").write_text(self.prj, encoding="ascii")
             with open(self.folder / "fields.csv", "w", newline="", encoding="utf-8") as fh:
                 out = csv.writer(fh)
                 out.writerow(["field", "shapefile_field", "type", f"values_cut_to_{DBF_TEXT_BYTES}_bytes"])

@@ -43,6 +43,7 @@ ADVICE = {
     "empty_geometry": "补画该要素的图形，或删除该要素。",
     "not_polygon": "此处只能导入面图层。",
     "invalid_geometry": "图形无效且无法修复：重新绘制。",
+    "degenerate_polygon": "面积为零的面：重新绘制为有面积的面，或删除该要素。",
     "multipart": "拆分为各自编码的单个面，或合并各部分。",
     "missing_field": "用正确的字段名（见原因中列出的字段）重新指定。",
     "missing_code": "填写编码。",
@@ -113,11 +114,32 @@ def write_report(
         "problems_unlisted": unlisted_problems(problems),
         "notes": notes,
     }
-    json_path.write_text(json.dumps(document, ensure_ascii=False, indent=2, default=str) + "\n", encoding="utf-8")
     lang = normalise(lang or os.environ.get("GRIDKIT_LANG")) or DEFAULT_LANGUAGE
-    text_path.write_text(_text(document, lang), encoding="utf-8-sig")
-    _write_csv(base.with_suffix(".csv"), document, rows or [], lang)
+    body = json.dumps(document, ensure_ascii=False, indent=2, default=str) + "\n"
+    _write_all(
+        [
+            (json_path, lambda tmp: tmp.write_text(body, encoding="utf-8")),
+            (text_path, lambda tmp: tmp.write_text(_text(document, lang), encoding="utf-8-sig")),
+            (base.with_suffix(".csv"), lambda tmp: _write_csv(tmp, document, rows or [], lang)),
+        ]
+    )
     return json_path, text_path
+
+
+def _write_all(files: list) -> None:
+    """Write each (path, write(tmp)) under a hidden temporary name, then rename them all; on any failure
+    (a full disk) neither a part written nor the report's other files stay (its names were new)."""
+    temps = [path.with_name(f".{path.name}.part{os.getpid()}") for path, _ in files]
+    try:
+        for (_, write), tmp in zip(files, temps, strict=True):
+            write(tmp)
+        for (path, _), tmp in zip(files, temps, strict=True):
+            os.replace(tmp, path)
+    except BaseException:
+        for (path, _), tmp in zip(files, temps, strict=True):
+            tmp.unlink(missing_ok=True)
+            path.unlink(missing_ok=True)
+        raise
 
 
 def _write_csv(path: Path, document: dict, rows: list[dict], lang: str) -> None:

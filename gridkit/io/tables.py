@@ -3,7 +3,8 @@
 What `read_table` does, and why:
 
 - CSV (.csv, .txt, .tsv): the bytes are decoded strictly. A UTF-8 byte order mark means UTF-8
-  (Excel's "CSV UTF-8"), a UTF-16 one UTF-16; otherwise UTF-8 if the whole file is UTF-8, else
+  (Excel's "CSV UTF-8"), a UTF-16 one UTF-16; text whose first bytes are NUL every other byte is UTF-16 without
+  one (SQL Server's bcp), noted; otherwise UTF-8 if the whole file is UTF-8, else
   GB18030 (a superset of GBK and GB2312, what Chinese Excel writes), or the encoding forced by the
   caller. A line that decodes with neither is refused naming the line, and so is a file mixing
   UTF-8 lines with GBK ones (GB18030 would read the UTF-8 lines as mojibake): importing garbled
@@ -21,7 +22,7 @@ What `read_table` does, and why:
   grid imports. Rows are numbered by feature id;
   `Table.geometries` holds each feature's geometry in EPSG:4490 (None where it had a problem).
 
-CSV streaming and decoding live in `gridkit.io.csvtable`, XLSX in `gridkit.io.xlsx`.
+CSV streaming lives in `gridkit.io.csvtable`, its decoding in `gridkit.io.csvdecode`, XLSX in `gridkit.io.xlsx`.
 
 Every value is text (stripped; empty → None; integral numbers without ".0"). File-level problems
 (no such file, unknown format, unreadable workbook, no header) raise `TableReadError` at once;
@@ -67,6 +68,18 @@ TABLE_SUFFIXES = CSV_SUFFIXES + XLSX_SUFFIXES
 _LOSSY_ABOVE = 1e15
 # A number as a spreadsheet shows it in scientific notation (4.40304E+17): never a code someone chose.
 SPREADSHEET_NUMBER = re.compile(r"^[0-9](\.[0-9]+)?[eE]\+[0-9]{2}$")
+
+# What is stripped from the ends of every cell: white space (str.strip's) and the invisible characters text copied
+# from web pages and Word, or two exports concatenated (a byte order mark in the middle of the file), leave there.
+# Kept, "\ufeffB002" or "B001\u200b" was stored as a code no one can type, and never matched again.
+INVISIBLE = "\ufeff\u200b\u200e\u200f\u2060"
+STRIPPED = "".join(c for c in map(chr, range(0x3000 + 1)) if c.isspace()) + INVISIBLE
+
+
+def cell_text(value: str) -> str:
+    """Return a cell's text without white space or invisible characters at its ends (STRIPPED)."""
+    return value.strip(STRIPPED)
+
 
 _BOMS = (
     (codecs.BOM_UTF8, "utf-8-sig"),
@@ -191,12 +204,14 @@ def open_table(
     layer: str | None = None,
     src_crs: str | None = None,
     chunk_rows: int | None = None,
+    city: tuple | None = None,
 ) -> TableStream:
     """Open the file at `path` for reading in chunks of rows; raise TableReadError if it cannot be read.
 
     The same rules as `read_table`. CSV and XLSX are read as a stream (memory flat in the number of
     rows); a CSV whose text does not decode cleanly is read whole, to name every bad line. Vector
-    files are read `chunk_rows` features at a time (gridkit.io.vector_batches): memory flat too.
+    files are read `chunk_rows` features at a time (gridkit.io.vector_batches): memory flat too. `city`: the
+    extent of the city's admin units (gridkit.admin.city_extent), for the advice to a vector file without a CRS.
     """
     path = Path(path)
     chunk_rows = chunk_rows or CHUNK_ROWS
@@ -205,7 +220,9 @@ def open_table(
     suffix = path.suffix.lower()
     size = path.stat().st_size if path.is_file() else 0
     if path.is_dir() or suffix in SPATIAL_SUFFIXES:
-        return _stream_spatial(path, encoding=encoding, layer=layer, src_crs=src_crs, chunk_rows=chunk_rows, size=size)
+        return _stream_spatial(
+            path, encoding=encoding, layer=layer, src_crs=src_crs, chunk_rows=chunk_rows, size=size, city=city
+        )
     if suffix in CSV_SUFFIXES:
         from gridkit.io.csvtable import stream_csv  # here: csvtable builds on this module
 
@@ -329,7 +346,7 @@ def _header(cells: list[str], source: dict, unit: str) -> tuple[list[str | None]
     problems = []
     seen: dict[str, int] = {}
     for i, cell in enumerate(cells, start=1):
-        name = (cell or "").strip().lstrip("\ufeff").strip() or None
+        name = cell_text(cell or "") or None
         if name is not None and name in seen:
             problems.append(
                 problem(
@@ -355,7 +372,7 @@ def _header(cells: list[str], source: dict, unit: str) -> tuple[list[str | None]
 def _row(names: list, cells: list, display: str, unit: str, number: int, problems: list) -> dict:
     row = {}
     for i, value in enumerate(cells):
-        text = value.strip() if isinstance(value, str) else value
+        text = cell_text(value) if isinstance(value, str) else value
         if i >= len(names):
             if text not in (None, ""):
                 problems.append(
@@ -389,12 +406,14 @@ def _preview(text) -> str:
 # -- vector files ---------------------------------------------------------------------------------------
 
 
-def _stream_spatial(path: Path, *, encoding, layer, src_crs, chunk_rows: int, size: int) -> TableStream:
+def _stream_spatial(path: Path, *, encoding, layer, src_crs, chunk_rows: int, size: int, city=None) -> TableStream:
     """Open a vector file as a stream of Tables, `chunk_rows` features read from the file at a time."""
     from gridkit.io.vector_batches import open_vector_batches  # here: it builds on gridkit.io.vector
 
     try:
-        batches = open_vector_batches(path, layer=layer, encoding=encoding, src_crs=src_crs, batch_size=chunk_rows)
+        batches = open_vector_batches(
+            path, layer=layer, encoding=encoding, src_crs=src_crs, batch_size=chunk_rows, city=city
+        )
     except VectorReadError as exc:
         raise TableReadError(
             exc.code, problems=exc.problems, notes=exc.notes, source=exc.source, **exc.params

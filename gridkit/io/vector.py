@@ -51,12 +51,14 @@ from gridkit.io.archive import MAX_ZIP_BYTES as MAX_ZIP_BYTES
 from gridkit.io.archive import _located
 from gridkit.io.crs import cgcs2000_via, check_datum, coordinate_hint, crs_label, is_gcj02, looks_projected
 from gridkit.io.crs import parse_crs as parse_crs
-from gridkit.io.problems import _LIST_AT_MOST, VectorReadError, _fatal, _first_line, problem, refusal
+from gridkit.io.problems import VectorReadError, _fatal, _first_line, problem, refusal
 from gridkit.io.problems import problem_text as problem_text
+from gridkit.io.tables import cell_text
 from gridkit.io.textcodec import _RAW_GDAL, _cpg_of, _decode_text
 from gridkit.io.textcodec import _codec as _codec
+from gridkit.io.vector_place import check_in_china, fail_non_finite
 from gridkit.messages import Message
-from gridkit.rules import CHINA_LAT, CHINA_LON, SRID
+from gridkit.rules import SRID
 
 __all__ = [
     "VectorRead",
@@ -71,9 +73,6 @@ __all__ = [
 
 MULTIPART_MODES = ("keep", "single")
 
-# Above this share of features outside China, one file-level problem replaces per-feature ones:
-# the coordinate system is wrong, not the features.
-_MOSTLY = 0.5
 # Default vertex limit per feature (GRIDKIT_MAX_VERTICES); a base cell has tens, a city boundary thousands.
 MAX_VERTICES = 100_000
 
@@ -107,7 +106,7 @@ def text_value(value) -> str | None:
             return None
     except (TypeError, ValueError):
         pass
-    text = str(value).strip()
+    text = cell_text(str(value))
     return text or None
 
 
@@ -121,6 +120,7 @@ def read_vector(
     multipart: str | None = None,
     code_field: str | None = None,
     max_vertices: int | None = MAX_VERTICES,
+    city: tuple | None = None,
 ) -> VectorRead:
     """Return the layer at `path` checked and reprojected to EPSG:`target_srid`, or raise VectorReadError.
 
@@ -128,7 +128,8 @@ def read_vector(
     polygon, and is returned as a MultiPolygon ("keep") or a Polygon ("single"). `code_field`
     only labels notes and problems with the feature's code. A feature with more than
     `max_vertices` vertices (None: no limit) is a problem: such a feature is a digitising accident
-    or a raster traced to vectors, and would take minutes to validate.
+    or a raster traced to vectors, and would take minutes to validate. `city`: the extent of the city's admin
+    units (gridkit.admin.city_extent), for the advice to a file without a CRS (gridkit.io.crs.coordinate_hint).
     """
     read, problems = read_vector_collecting(
         path,
@@ -139,6 +140,7 @@ def read_vector(
         multipart=multipart,
         code_field=code_field,
         max_vertices=max_vertices,
+        city=city,
     )
     if problems:
         code, params = refusal(read.source.get("display", str(path)), problems, "read")
@@ -164,6 +166,7 @@ def read_vector_collecting(
     multipart=None,
     code_field=None,
     max_vertices: int | None = MAX_VERTICES,
+    city: tuple | None = None,
 ) -> tuple[VectorRead, list[dict]]:
     """Like `read_vector`, but return per-feature problems instead of raising them (file-level ones still raise).
 
@@ -187,12 +190,12 @@ def read_vector_collecting(
         if found["index"] is not None and found["code"] is None:
             found["code"] = codes.get(found["index"])
     try:
-        crs, gcj02 = _source_crs(info, src_crs, source, notes, geojson_default)
+        crs, gcj02 = _source_crs(info, src_crs, source, notes, geojson_default, city)
     except VectorReadError as exc:  # no CRS: the coordinates cannot be checked, but report the text too
         exc.problems, exc.notes, exc.source = problems + exc.problems, notes, source
         raise
     gdf = _geometries(
-        gdf, crs, gcj02, target_srid, multipart, codes, source, notes, problems, max_vertices=max_vertices
+        gdf, crs, gcj02, target_srid, multipart, codes, source, notes, problems, max_vertices=max_vertices, city=city
     )
     source["features"] = len(gdf)
     return VectorRead(gdf=gdf, notes=notes, source=source), problems
@@ -274,7 +277,9 @@ def _has_crs_member(file_path: Path) -> bool:
     return re.search(rb'"crs"\s*:\s*\{', file_path.read_bytes()) is not None
 
 
-def _source_crs(info: dict, src_crs, source: dict, notes: list, geojson_default: bool) -> tuple[pyproj.CRS, bool]:
+def _source_crs(
+    info: dict, src_crs, source: dict, notes: list, geojson_default: bool, city: tuple | None = None
+) -> tuple[pyproj.CRS, bool]:
     display = source["display"]
     file_crs = pyproj.CRS.from_user_input(info["crs"]) if info["crs"] else None
     if src_crs is not None and str(src_crs).strip():
@@ -295,9 +300,9 @@ def _source_crs(info: dict, src_crs, source: dict, notes: list, geojson_default:
         return crs, False
     if file_crs is None:
         sentence = "no_prj" if source["driver"] == "ESRI Shapefile" else "no_crs"
-        raise _fatal(source, "no_crs", sentence, file=display, hint=coordinate_hint(info.get("total_bounds")))
+        raise _fatal(source, "no_crs", sentence, file=display, hint=coordinate_hint(info.get("total_bounds"), city))
     if geojson_default and looks_projected(info.get("total_bounds")):  # metres, not the RFC 7946 degrees
-        raise _fatal(source, "no_crs", "no_crs", file=display, hint=coordinate_hint(info.get("total_bounds")))
+        raise _fatal(source, "no_crs", "no_crs", file=display, hint=coordinate_hint(info.get("total_bounds"), city))
     source.update(crs=crs_label(file_crs), crs_source="file")
     if geojson_default:
         source["crs_source"] = "GeoJSON default (RFC 7946)"
@@ -351,6 +356,7 @@ def _geometries(
     problems: list,
     *,
     max_vertices: int | None = MAX_VERTICES,
+    city: tuple | None = None,
 ) -> gpd.GeoDataFrame:
     """Return `frame` with its geometries checked and in EPSG:`target_srid`; a feature with a problem gets None."""
     display = source["display"]
@@ -369,7 +375,7 @@ def _geometries(
         )
         keep[i] = False
 
-    geoms = _placed(frame, crs, gcj02, target_srid, keep, fail, source, notes, problems, max_vertices)
+    geoms = _placed(frame, crs, gcj02, target_srid, keep, fail, source, notes, problems, max_vertices, city)
     _shaped(geoms, frame.index, multipart, keep, fail, codes, display, notes)
     result = frame.drop(columns=frame.geometry.name)
     return gpd.GeoDataFrame(result, geometry=gpd.GeoSeries(geoms, index=frame.index), crs=target_srid)
@@ -386,6 +392,7 @@ def _placed(
     notes: list,
     problems: list,
     max_vertices: int | None,
+    city: tuple | None = None,
 ) -> np.ndarray:
     """Return the geometries 2D, densified, in EPSG:`target_srid` and checked to lie in China.
 
@@ -398,6 +405,7 @@ def _placed(
             fail(i, "null_geometry")
         elif geom.is_empty:
             fail(i, "empty_geometry")
+    fail_non_finite(geoms, keep, fail)
     has_z = np.array([g is not None and keep[i] and shapely.has_z(g) for i, g in enumerate(geoms)])
     if has_z.any():
         geoms[has_z] = shapely.force_2d(geoms[has_z])
@@ -422,7 +430,7 @@ def _placed(
     # What the coordinates look like, for a refusal that blames the CRS: metres under a lon/lat .prj, degrees or
     # zone-prefixed eastings under a projected one.
     raw = shapely.total_bounds(geoms[keep]) if keep.any() else None
-    hint = coordinate_hint(raw) if not gcj02 and (crs.is_projected or looks_projected(raw)) else ""
+    hint = coordinate_hint(raw, city) if not gcj02 and (crs.is_projected or looks_projected(raw)) else ""
     # Reproject to CGCS2000 lon/lat first: the China check is in degrees.
     if gcj02:
         from gridkit.coords import transform_geometry_gcj02_to_cgcs2000
@@ -435,7 +443,7 @@ def _placed(
         series = series.set_crs(SRID, allow_override=True)
         if _is_wgs84(crs):
             notes.append(problem("wgs84_as_cgcs2000", Message("geometry.vector.wgs84_as_cgcs2000", file=display)))
-    _check_in_china(series, keep, fail, source, problems, hint)
+    check_in_china(series, keep, fail, source, problems, hint)
     if target_srid != SRID:
         series = series.to_crs(epsg=target_srid)
     return np.array(series.values, dtype=object)
@@ -478,11 +486,15 @@ def _shaped(
         repaired = False
         if not shapely.is_valid(geom):
             reason = shapely.is_valid_reason(geom)
-            fixed = shapely.make_valid(geom)
-            if polygon_layer:
-                fixed = _polygonal_part(fixed)
+            polygonal = polygon_layer or isinstance(geom, (Polygon, MultiPolygon))
+            # A polygon keeps only its polygonal part: repaired, one drawn with no area (every vertex on one line,
+            # or repeated) became lines, told as "is a MultiLineString" instead of what is wrong with it.
+            fixed = _polygonal_part(shapely.make_valid(geom)) if polygonal else shapely.make_valid(geom)
             if fixed is None or fixed.is_empty:
-                fail(i, "invalid_geometry", reason=reason)
+                if isinstance(geom, (Polygon, MultiPolygon)):
+                    fail(i, "degenerate_polygon", type=geom.geom_type)
+                else:
+                    fail(i, "invalid_geometry", reason=reason)
                 geoms[i] = None
                 continue
             repaired = True
@@ -523,66 +535,3 @@ def _on_feature(display: str, index, code, kind: str, **params) -> Message:
         code_label=label,
         text=Message(f"geometry.vector.{kind}", **params),
     )
-
-
-def _check_in_china(series: gpd.GeoSeries, keep: np.ndarray, fail, source: dict, problems: list, hint="") -> None:
-    bounds = np.array(shapely.bounds(np.array(series.values, dtype=object)), dtype=float).reshape(-1, 4)
-    present = keep & np.isfinite(bounds).all(axis=1)
-    x0, y0, x1, y1 = bounds.T
-    with np.errstate(invalid="ignore"):
-        inside = (x0 >= CHINA_LON[0]) & (x1 <= CHINA_LON[1]) & (y0 >= CHINA_LAT[0]) & (y1 <= CHINA_LAT[1])
-        swapped = (y0 >= CHINA_LON[0]) & (y1 <= CHINA_LON[1]) & (x0 >= CHINA_LAT[0]) & (x1 <= CHINA_LAT[1])
-    # Non-finite coordinates (NaN or infinity in the file, or a failed transformation) count as outside: most
-    # of a file so is a wrong coordinate system; one feature among others is said to be no number.
-    outside = keep & ~(present & inside)
-    checked = int(keep.sum())
-    if not outside.any() or checked == 0:
-        return
-    display = source["display"]
-    positions = np.flatnonzero(outside)
-    indexes = [series.index[i] for i in positions]
-    listed = ", ".join(str(i) for i in indexes[:_LIST_AT_MOST]) + (" …" if len(indexes) > _LIST_AT_MOST else "")
-    if (outside & swapped).sum() > _MOSTLY * checked:
-        first = positions[0]
-        problems.append(
-            problem(
-                "axes_swapped",
-                Message(
-                    "geometry.vector.axes_swapped",
-                    file=display,
-                    count=int((outside & swapped).sum()),
-                    checked=checked,
-                    where=f"x {x0[first]:.6g}–{x1[first]:.6g}, y {y0[first]:.6g}–{y1[first]:.6g}",
-                    example=indexes[0],
-                ),
-                field="geometry",
-            )
-        )
-        keep[outside] = False
-        return
-    if len(positions) > _MOSTLY * checked:
-        problems.append(
-            problem(
-                "outside_china",
-                Message(
-                    "geometry.vector.mostly_outside_china",
-                    file=display,
-                    count=len(positions),
-                    checked=checked,
-                    listed=listed,
-                    crs=source.get("crs"),
-                    hint=hint,
-                ),
-                field="geometry",
-            )
-        )
-        keep[outside] = False
-        return
-    for i in positions:
-        where = f"x {x0[i]:.6g}–{x1[i]:.6g}, y {y0[i]:.6g}–{y1[i]:.6g}"
-        if not np.isfinite(bounds[i]).all():
-            fail(i, "not_convertible")
-        elif swapped[i]:  # one feature drawn as latitude, longitude among right ones
-            fail(i, "axes_swapped", "axes_swapped_feature", where=where)
-        else:
-            fail(i, "outside_china", where=where)

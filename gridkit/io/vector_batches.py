@@ -54,10 +54,13 @@ class VectorBatches:
     the end) to release the file (and a .zip's unpacked folder).
     """
 
-    def __init__(self, path, *, layer, encoding, src_crs, target_srid, multipart, code_field, max_vertices, size):
+    def __init__(
+        self, path, *, layer, encoding, src_crs, target_srid, multipart, code_field, max_vertices, size, city=None
+    ):
         self.path = Path(path)
         self.encoding, self.target_srid, self.multipart = encoding, target_srid, multipart
         self.code_field, self.max_vertices, self.batch_size = code_field, max_vertices, size
+        self.city = city  # the extent of the city's admin units, for the advice to coordinates in another CRS
         self.source: dict = {"path": str(self.path), "display": self.path.name or str(self.path)}
         self.notes: list[dict] = []
         self.reads = 0
@@ -75,7 +78,7 @@ class VectorBatches:
             geojson_default = self.source["driver"] == "GeoJSON" and not _has_crs_member(self.file_path)
             self._first = self._read(0)
             try:
-                self.crs, self.gcj02 = _source_crs(info, src_crs, self.source, self.notes, geojson_default)
+                self.crs, self.gcj02 = _source_crs(info, src_crs, self.source, self.notes, geojson_default, city)
             except VectorReadError as exc:  # no CRS: report the first batch's text problems too
                 exc.problems, exc.notes, exc.source = self._first[1] + exc.problems, self.notes, self.source
                 raise
@@ -151,6 +154,7 @@ class VectorBatches:
             notes,
             problems,
             max_vertices=self.max_vertices,
+            city=self.city,
         )
         self._merge(notes)
         return VectorRead(gdf=gdf, notes=self.notes, source=self.source), problems
@@ -193,6 +197,7 @@ def open_vector_batches(
     code_field: str | None = None,
     max_vertices: int | None = MAX_VERTICES,
     batch_size: int | None = None,
+    city: tuple | None = None,
 ) -> VectorBatches:
     """Open the layer at `path` for reading `batch_size` features at a time (see the module docs).
 
@@ -208,4 +213,5 @@ def open_vector_batches(
         code_field=code_field,
         max_vertices=max_vertices,
         size=batch_size or VECTOR_BATCH,
+        city=city,
     )

@@ -10,7 +10,7 @@ from datetime import date, datetime, time
 from pathlib import Path
 
 from gridkit.io.problems import problem
-from gridkit.io.tables import _BLOCK, _LOSSY_ABOVE, Table, TableStream, _fatal, _header, _row, at, place
+from gridkit.io.tables import _BLOCK, _LOSSY_ABOVE, Table, TableStream, _fatal, _header, _row, at, cell_text, place
 from gridkit.messages import Message
 
 __all__ = ["stream_xlsx", "MAX_XLSX_BYTES", "MAX_XLSX_RATIO"]
@@ -44,7 +44,7 @@ def _cell_text(value) -> tuple[str | None, bool]:
         return str(value), False
     if isinstance(value, (datetime, date, time)):
         return value.isoformat(), False
-    text = str(value).strip()
+    text = cell_text(str(value))
     return text or None, False
 
 

@@ -3,6 +3,7 @@
 from gridkit.models.admin import ADMIN_LEVELS, PARENT_LEVEL, AdminUnit
 from gridkit.models.base import SRID, Base
 from gridkit.models.basegrid import EDITION_STATUSES, BaseCell, BaseGridEdition
+from gridkit.models.calendar import CALENDAR_DAY_KINDS, WorkCalendarDay, WorkCalendarHours
 from gridkit.models.checks import EditionCheck, LoginFailure
 from gridkit.models.incidents import (
     INCIDENT_STATUSES,
@@ -25,6 +26,9 @@ from gridkit.models.work import (
 )
 
 __all__ = [
+    "CALENDAR_DAY_KINDS",
+    "WorkCalendarDay",
+    "WorkCalendarHours",
     "ADMIN_LEVELS",
     "PARENT_LEVEL",
     "EDITION_STATUSES",

@@ -7,6 +7,7 @@ from datetime import datetime
 from geoalchemy2 import Geometry
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Computed,
     DateTime,
@@ -59,6 +60,8 @@ class IncidentCategory(Base):
     dept_code: Mapped[str | None] = mapped_column(String(6))
     # Hours allowed for the other steps: {"accept": 2, "classify": 2, "dispatch": 2, "verify": 24}.
     step_hours: Mapped[dict | None] = mapped_column(JSONB)
+    # True: the limits run around the clock (突发事件); False: in working time (gridkit.incidents.worktime).
+    around_the_clock: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
 
 
 class Component(Base):
@@ -145,6 +148,15 @@ class Incident(Base):
     dispatched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     fed_back_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Each step's time (µs) counted as its limits count (gridkit.incidents.deadlines.record_step_times: working
+    # time, or around the clock for the category's that runs so), set when the step is done; NULL for cases stored
+    # before (the evaluation then reads the step's time around the clock).
+    accept_work_us: Mapped[int | None] = mapped_column(BigInteger)
+    classify_work_us: Mapped[int | None] = mapped_column(BigInteger)
+    dispatch_work_us: Mapped[int | None] = mapped_column(BigInteger)
+    handle_work_us: Mapped[int | None] = mapped_column(BigInteger)
+    verify_work_us: Mapped[int | None] = mapped_column(BigInteger)
+    total_work_us: Mapped[int | None] = mapped_column(BigInteger)
     # Deadline of the whole case (closure), set at classify; on-time closure is measured against it.
     deadline: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # Per-step deadlines {"accept": iso, "classify": iso, …} and the one of the step now pending.

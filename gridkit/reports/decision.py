@@ -18,7 +18,7 @@ from gridkit.errors import NotFound, ValidationError
 from gridkit.reports.standard import OPEN_INCIDENTS, _rows, _unit_frame, coordinators_per_unit, per_unit_counts
 from gridkit.reports.units import Section, Units
 from gridkit.resident_cells import ASSIGNED_RESIDENTS
-from gridkit.rules import LOCAL_TZ
+from gridkit.rules import local_tz
 from gridkit.standard.codes import area_admin_code
 
 # School stages (学龄段): nursery 0–2, kindergarten 3–5, primary 6–11, junior 12–14, senior 15–17.
@@ -28,8 +28,8 @@ DEFAULT_STAFFING_THRESHOLD = 500  # residents per coordinator (a common 网格 s
 
 def _reference_day(end: datetime | None) -> date:
     if end is None:
-        return datetime.now(LOCAL_TZ).date()
-    return (end.astimezone(LOCAL_TZ) - timedelta(microseconds=1)).date()
+        return datetime.now(local_tz()).date()
+    return (end.astimezone(local_tz()) - timedelta(microseconds=1)).date()
 
 
 def _age_sql() -> str:

@@ -13,7 +13,7 @@ from gridkit import messages
 from gridkit.errors import Conflict, ValidationError
 from gridkit.io.spreadsheet import csv_row, xlsx_row
 from gridkit.reports.units import ReportResult, Section
-from gridkit.rules import LOCAL_TZ
+from gridkit.rules import local_tz
 
 REPORT_FORMATS = ("csv", "xlsx", "html")
 CHART_BARS = 40  # the chart shows the largest units; the table shows all
@@ -55,7 +55,7 @@ def header_block(result: ReportResult, lang: str) -> list[tuple[str, str]]:
         (r("report.head.area"), area),
         (r("report.head.by"), r(f"report.by.{p['by']}") + (f" · {p['dept']} v{p['version']}" if p.get("dept") else "")),
         (r("report.head.period"), period),
-        (r("report.head.date"), result.generated_at.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M")),
+        (r("report.head.date"), result.generated_at.astimezone(local_tz()).strftime("%Y-%m-%d %H:%M")),
         # The edition and work grid version counted are those in force at --at (default: now).
         (r("report.head.as_of"), p.get("at") or r("report.head.now")),
         (r("report.head.source"), r("report.head.source_value", edition=p.get("edition", "-"))),

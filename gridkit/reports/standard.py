@@ -14,7 +14,7 @@ from gridkit.pii import mask_person_name
 from gridkit.reports import resident_summary
 from gridkit.reports.units import Section, Units
 from gridkit.resident_cells import ASSIGNED_RESIDENTS
-from gridkit.rules import FINISHED_INCIDENT_STATES, LOCAL_TZ, IncidentState
+from gridkit.rules import FINISHED_INCIDENT_STATES, IncidentState, local_tz
 
 _FINISHED = "('" + "', '".join(sorted(FINISHED_INCIDENT_STATES)) + "')"
 
@@ -198,7 +198,7 @@ def incidents(session: Session, u: Units, *, start=None, end=None, **_) -> list[
         Section(
             "report.incidents.by_month",
             ["month", "incidents", "closed"],
-            _rows(session, by_month, {**params, "zone": LOCAL_TZ.key}),
+            _rows(session, by_month, {**params, "zone": local_tz().key}),
             chart="incidents",
         ),
     ]

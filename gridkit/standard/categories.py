@@ -5,7 +5,10 @@ CJ/T 214: components (部件) are coded major + minor ('0101' 上水井盖), eve
 with an 'E' prefix ('E0101' 暴露垃圾). Minor numbers are this seed's own, not the standards'.
 time_limit_hours is the handling time (dispatch → feedback). Optional columns: dept_code, the
 department responsible by default (6 digits), and accept_hours, classify_hours, dispatch_hours,
-verify_hours, the time allowed for the other steps (empty: STEP_DEFAULT_HOURS).
+verify_hours, the time allowed for the other steps (empty: STEP_DEFAULT_HOURS), and clock, how the
+limits count: working (工作时, in the deployment's working hours: gridkit.incidents.worktime) or
+around_the_clock (全天); empty: around the clock for the event major class 突发事件 (urgent cases),
+working time for every other category.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from gridkit.standard.codes import COMPONENT_MAJOR_CLASSES
 
 __all__ = [
     "CATEGORIES_CSV",
+    "CLOCKS",
     "COLUMNS",
     "KINDS",
     "OPTIONAL_COLUMNS",
@@ -32,9 +36,13 @@ __all__ = [
 CATEGORIES_CSV = Path(__file__).with_name("categories.csv")
 COLUMNS = ("code", "kind", "major_code", "major_name", "name", "time_limit_hours")
 KINDS = ("component", "event")
-# Steps with their own time limit besides handling (time_limit_hours), and their default hours.
-STEP_DEFAULT_HOURS = {"accept": 2, "classify": 2, "dispatch": 4, "verify": 24}
-OPTIONAL_COLUMNS = ("dept_code", *(f"{step}_hours" for step in STEP_DEFAULT_HOURS))
+# Steps with their own time limit besides handling (time_limit_hours), and their default hours (working hours
+# unless the category runs around the clock: verify within a working day).
+STEP_DEFAULT_HOURS = {"accept": 2, "classify": 2, "dispatch": 4, "verify": 8}
+OPTIONAL_COLUMNS = ("dept_code", *(f"{step}_hours" for step in STEP_DEFAULT_HOURS), "clock")
+# The words the clock column may hold → around the clock or not; empty: URGENT_MAJOR_NAME's events run around it.
+CLOCKS = {"working": False, "工作时": False, "around_the_clock": True, "全天": True}
+URGENT_MAJOR_NAME = "突发事件"
 
 _CODE_PATTERN = {"component": re.compile(r"(\d{2})(\d{2})"), "event": re.compile(r"E(\d{2})(\d{2})")}
 
@@ -51,6 +59,7 @@ class Category:
     time_limit_hours: int
     dept_code: str | None = None
     step_hours: tuple[tuple[str, int], ...] = tuple(STEP_DEFAULT_HOURS.items())
+    around_the_clock: bool = False
 
 
 def _parse_row(row: dict[str, str]) -> Category:
@@ -83,7 +92,13 @@ def _parse_row(row: dict[str, str]) -> Category:
     dept_code = (row.get("dept_code") or "").strip() or None
     if dept_code is not None and not re.fullmatch(r"\d{6}", dept_code):
         raise InvalidValue("category.dept_code", dept_code=dept_code)
-    return Category(code, kind, major_code, values["major_name"], values["name"], hours, dept_code, _step_hours(row))
+    clock = (row.get("clock") or "").strip()
+    if clock and clock.lower() not in CLOCKS:
+        raise InvalidValue("category.clock", clock=clock, clocks=", ".join(CLOCKS))
+    around = CLOCKS[clock.lower()] if clock else (kind == "event" and values["major_name"] == URGENT_MAJOR_NAME)
+    return Category(
+        code, kind, major_code, values["major_name"], values["name"], hours, dept_code, _step_hours(row), around
+    )
 
 
 def _step_hours(row: dict[str, str]) -> tuple[tuple[str, int], ...]:

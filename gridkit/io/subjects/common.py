@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gridkit.coords import dms_degrees
+from gridkit.coords import dms_degrees, dms_fault
 from gridkit.errors import ValidationError
 from gridkit.io.crs import coordinate_hint, looks_projected
+from gridkit.io.csvdialect import has_decimal_comma
 from gridkit.io.problems import ImportRefused
 from gridkit.messages import Message
 from gridkit.rules import CHINA_LAT, CHINA_LON
@@ -105,6 +106,7 @@ SUBJECT_ADVICE = {
     "unknown_field": "用 --map 字段=列名 指定，字段名见原因中的列表。",
     "duplicate_column": "表头中的列名须唯一：重命名其中一列。",
     "no_header": "第一行须为列名。",
+    "csv_separator": "各列须用英文逗号分隔：另存为 CSV UTF-8。",
     "no_rows": "文件只有表头，没有数据：确认导出了正确的表。",
     "bad_row": "检查该行的引号、逗号或多余的单元格。",
     "nul_byte": "删除该单元格中的 NUL 字符（\\x00），或将表格重新另存为“CSV UTF-8”。",
@@ -270,12 +272,23 @@ def area_message(label: str, bounds: tuple) -> Message:
     return Message("imports.area.crs", label=label, west=west, east=east, south=south, north=north)
 
 
-def outside_message(x: float, y: float, shown: str, area: Message, *, crs_given: bool) -> Message:
+def outside_message(x: float, y: float, shown: str, area: Message, *, crs_given: bool, city=None) -> Message:
     """Return why a row's point lies outside `area`; projected metres read as degrees are told so, with the
-    --src-crs their range suggests (only where the values may be shown: `shown` is empty for personal data)."""
+    --src-crs their range (and the `city`'s zones: gridkit.io.crs.coordinate_hint) suggests (only where the
+    values may be shown: `shown` is empty for personal data)."""
     if not crs_given and shown and looks_projected((x, y, x, y)):
-        return Message("imports.looks_projected", shown=shown, hint=coordinate_hint((x, y, x, y)))
+        return Message("imports.looks_projected", shown=shown, hint=coordinate_hint((x, y, x, y), city))
     return Message("imports.outside_area", shown=shown, area=area)
+
+
+def unread_coordinate(name: str, text: str, shown: str) -> Message:
+    """Return why the lon or lat cell `text` (field `name`, shown as `shown`) is not read as a coordinate: written
+    with a decimal comma, degrees-minutes-seconds past 60 (113°58′61″), or no number at all."""
+    fault = dms_fault(text)
+    if fault is not None:
+        return Message("imports.bad_dms", name=name, shown=shown, fault=fault)
+    key = "imports.decimal_comma" if has_decimal_comma(text) else "imports.bad_coordinate"
+    return Message(key, name=name, shown=shown)
 
 
 def _coordinate(value: str) -> float | None:

@@ -11,8 +11,9 @@ import pyproj
 from shapely.geometry import MultiPoint, MultiPolygon, Point, Polygon
 from sqlalchemy.orm import Session
 
+from gridkit.admin import city_extent
 from gridkit.io.crs import cgcs2000_via, check_datum, crs_label, parse_crs
-from gridkit.io.csvdialect import decimal_points, has_decimal_comma, reads_decimal_commas
+from gridkit.io.csvdialect import decimal_points, reads_decimal_commas
 from gridkit.io.problems import ProblemList, VectorReadError, listed_names, problem, refusal
 from gridkit.io.subjects.common import (
     _AREA_MARGIN,
@@ -24,6 +25,7 @@ from gridkit.io.subjects.common import (
     _inside,
     area_message,
     outside_message,
+    unread_coordinate,
 )
 from gridkit.io.tables import Table, TableReadError, at, open_table, place
 from gridkit.messages import Message
@@ -63,7 +65,8 @@ class Job:
         # The same for a whole chunk at once (a pyarrow string array; row_code first), set by a kind's check.
         self.row_labels = None
         try:
-            self.stream = open_table(path, encoding=encoding, sheet=sheet, layer=layer, src_crs=src_crs)
+            self.city = city_extent(session)  # the advice to coordinates in metres names the city's zones
+            self.stream = open_table(path, encoding=encoding, sheet=sheet, layer=layer, src_crs=src_crs, city=self.city)
         except TableReadError as exc:
             raise SubjectImportRefused(
                 exc.code, problems=exc.problems, notes=exc.notes, source=exc.source, **exc.params
@@ -432,7 +435,9 @@ class Job:
                     Message("imports.axes_swapped", shown=shown, lat=self.column("lat"), lon=self.column("lon")),
                 )
             else:  # metres read as degrees (no --src-crs) are told so, with the CRS their range suggests
-                said = outside_message(float(x[i]), float(y[i]), shown, area, crs_given=bool(self.src_crs))
+                said = outside_message(
+                    float(x[i]), float(y[i]), shown, area, crs_given=bool(self.src_crs), city=self.city
+                )
                 self.report(position, "outside_china", "lon", said)
         return result
 
@@ -460,8 +465,7 @@ class Job:
             if x is None or y is None:
                 bad, bad_text = ("lon", x_text) if x is None else ("lat", y_text)
                 shown = "" if self.personal_location else f" ({bad_text!r})"
-                key = "imports.decimal_comma" if has_decimal_comma(bad_text) else "imports.bad_coordinate"
-                self.report(position, "bad_coordinate", bad, Message(key, name=bad, shown=shown))
+                self.report(position, "bad_coordinate", bad, unread_coordinate(bad, bad_text, shown))
                 continue
             xs.append(x)
             ys.append(y)

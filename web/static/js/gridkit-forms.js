@@ -1,4 +1,7 @@
 /* Form controls in the page's language, not the browser's (every page loads this).
+   - Every form is served `novalidate`: without JavaScript the browser's bubbles, which speak the
+     browser's language, never show, and the server's checks answer in the page's. With it, the
+     browser's checks are turned back on here, their messages the catalogue's (below).
    - The browser's own checks (required, minlength, pattern, min/max) show their message bubble in
      the browser's language: on `invalid` the message is replaced by the catalogue's.
    - A date field (data-date, YYYY-MM-DD text) is refused unless it is a real day; 2026/12/1 and the
@@ -11,6 +14,7 @@
   var node = document.getElementById("gk-form-strings");
   if (!node) { return; }
   var S = JSON.parse(node.textContent);
+  document.querySelectorAll("form[novalidate]").forEach(function (form) { form.noValidate = false; });
   var DAY = /^(\d{4})-(\d{2})-(\d{2})$/;
 
   function fmt(text, values) {

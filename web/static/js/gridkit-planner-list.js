@@ -21,7 +21,7 @@
 
   Array.prototype.forEach.call(document.querySelectorAll("time[datetime]"), function (node) {
     var when = new Date(node.getAttribute("datetime"));
-    if (!isNaN(when)) { node.textContent = when.toLocaleString(cfg.lang, { dateStyle: "medium", timeStyle: "short" }); }
+    if (!isNaN(when)) { node.textContent = when.toLocaleString(cfg.lang, { dateStyle: "medium", timeStyle: "short", timeZone: cfg.timeZone }); }
   });
 
   Array.prototype.forEach.call(document.querySelectorAll("[data-new-draft]"), function (button) {
