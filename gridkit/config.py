@@ -218,6 +218,16 @@ def time_zone_from_env(environ: dict | None = None) -> ZoneInfo:
     return ZoneInfo(valid_time_zone(raw))
 
 
-def describe_settings() -> list[tuple[str, str, str]]:
-    """Return (environment variable, default, help) for every setting, for README and --help."""
-    return [(f.metadata["env"], str(f.default), f.metadata["help"]) for f in fields(Settings)]
+def describe_settings() -> list[tuple[str, str | None, str]]:
+    """Return (environment variable, default, help) for every setting, for README and --help.
+
+    The default is written as one would set the variable (a switch as 0 or 1); None: unset by default."""
+    return [(f.metadata["env"], _as_variable(f.default), f.metadata["help"]) for f in fields(Settings)]
+
+
+def _as_variable(default) -> str | None:
+    if default is None:
+        return None
+    if isinstance(default, bool):
+        return "1" if default else "0"
+    return str(default)

@@ -134,7 +134,7 @@ def test_table_headings_are_chinese_and_json_keeps_its_keys(world):
     english = invoke(["dept", "list"], "en", world)
     assert table_headings(english) == [["Code", "Name", "Jurisdiction", "Current version", "Work cells"]]
     assert table_headings(invoke(["dept", "list"], "zh-CN", world)) == [
-        ["代码", "名称", "辖区", "当前版本", "责任网格"]
+        ["代码", "名称", "辖区", "当前版本", "工作网格"]
     ]
     # Codes with a name in the catalogue (states, roles, kinds, yes/no) are named too; JSON keeps the codes.
     editions = invoke(["basegrid", "editions"], "zh-CN", world)
@@ -146,6 +146,21 @@ def test_table_headings_are_chinese_and_json_keeps_its_keys(world):
     assert json.loads(invoke(["basegrid", "editions", "--json"], "zh-CN", world))[0]["status"] == "published"
     rows = json.loads(invoke(["dept", "list", "--json"], "zh-CN", world))
     assert set(rows[0]) == {"code", "name", "jurisdiction", "current_version", "work_cells"}
+
+
+def test_totals_and_unset_defaults_are_said_in_the_readers_language(world):
+    """The evaluation's total row and an unset setting are named by the catalogue, never in a fixed
+    mix of languages nor as Python's None; JSON keeps null and switches as one would set them."""
+    evaluation = ["incident", "evaluate", "--by", "community", "--as", "super1"]
+    chinese, english = invoke(evaluation, "zh-CN", world), invoke(evaluation, "en", world)
+    assert re.search(r"^\*\s+合计\s", chinese.splitlines()[-1]) and "total" not in chinese.lower()
+    assert re.search(r"^\*\s+Total\s", english.splitlines()[-1]) and "合计" not in english
+    for lang, unset in (("zh-CN", "未设置"), ("en", "unset")):
+        listing = invoke(["settings"], lang)
+        assert "None" not in listing and "False" not in listing
+        assert re.search(rf"^GRIDKIT_DATABASE_URL\s+{unset}\s", listing, re.M), listing
+    defaults = {row["variable"]: row["default"] for row in json.loads(invoke(["settings", "--json"], "zh-CN"))}
+    assert defaults["GRIDKIT_DATABASE_URL"] is None and defaults["GRIDKIT_SECURE_COOKIES"] == "0"
 
 
 def test_an_empty_table_says_none_in_the_readers_language(fresh_settings):

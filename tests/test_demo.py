@@ -127,5 +127,10 @@ def test_responsibility_of_a_resident_comes_from_the_version_valid_then(fresh_se
         ).stdout
     )
     assert all(d["work_cell"] is None for d in before["departments"])
+    # The text names the kind of subject in the reader's language (it said "resident" in Chinese too).
+    text = runner.invoke(
+        main, ["subjects", "responsible", "--kind", "residents", "-"], input=row["id_number"] + "\n", obj=fresh_settings
+    )
+    assert text.output.startswith(f"居民 {answer['identity']}：基础网格 {answer['base_cell']}"), text.output
     missing = runner.invoke(main, ["subjects", "responsible", "--kind", "buildings", "NOPE"], obj=fresh_settings)
     assert missing.exit_code == 1 and "没有编码为 'NOPE' 的建筑物" in missing.output

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import getpass
 import importlib
+import os
 import sys
 from functools import wraps
 
@@ -69,6 +70,11 @@ class GridkitGroup(CatalogueGroup):
         except (KeyboardInterrupt, EOFError):
             click.echo(err=True)  # closes the terminal's ^C echo, as click does
             raise Aborted() from None
+        except BrokenPipeError:
+            # The reader of the output went away (`gridkit report population | head`): stop quietly as
+            # Unix tools do, with 128 + SIGPIPE; not a fault of gridkit's.
+            _silence_stdout()
+            raise click.exceptions.Exit(141) from None
         except (click.ClickException, click.exceptions.Exit):
             raise
         except Exception as exc:
@@ -93,6 +99,15 @@ class LazyGroup(GridkitGroup):
             command = getattr(module, attr + "_", None) or getattr(module, attr)
             self.add_command(command, name)
         return command
+
+
+def _silence_stdout() -> None:
+    """Point standard output at /dev/null, so that nothing more (the interpreter's last flush at exit)
+    is written to a pipe whose reader has gone."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):  # no file descriptor behind it (a test runner's buffer)
+        pass
 
 
 def _settings(ctx: click.Context) -> Settings:

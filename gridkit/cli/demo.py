@@ -23,7 +23,7 @@ def _step(label: str, count: int) -> str:
 @output.command_output
 @with_settings
 def demo(settings, serve, host, port):
-    """Load the demo city (Shenzhen, 福田区) into the database, then serve it on http://127.0.0.1:5000."""
+    """Load the demo city (Shenzhen, 福田区) into the database (again: nothing changes), then serve it (default http://127.0.0.1:5000)."""
     if serve:
         check_port_free(host or settings.host, port or settings.port)
     db.up(settings)

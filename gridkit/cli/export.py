@@ -50,7 +50,7 @@ def acting_user(session, name: str | None) -> User | None:
     "with its +towgs84 parameters).",
 )
 @click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of shp/csv: utf-8 or gbk.")
-@click.option("--area", help="Only this admin unit (district, street or community code).")
+@click.option("--area", help="Only what lies in this admin unit (district, street or community code).")
 @click.option("--where", multiple=True, metavar="FIELD=VALUE", help="Only rows whose field equals the value.")
 @click.option("--dept", help="Department: work cells of it; subjects get its work cell and coordinator.")
 @click.option("--version", "version", type=int, help="Work grid version number of --dept (default: in force).")
@@ -62,7 +62,12 @@ def acting_user(session, name: str | None) -> User | None:
     "(roles allowed only; audited). Masked, a resident is placed to about 100 m, without building, with a "
     "household pseudonym of this export only.",
 )
-@click.option("--as", "as_user", envvar="GRIDKIT_USER", help="Act as this gridkit user (role checked).")
+@click.option(
+    "--as",
+    "as_user",
+    envvar="GRIDKIT_USER",
+    help="Act as this gridkit user, whose role and area are checked (default: GRIDKIT_USER).",
+)
 @click.option("--force", is_flag=True, help="Overwrite the output file if it exists.")
 @output.command_output
 @with_settings

@@ -337,7 +337,7 @@ def overdue(settings, dept, username):
     show_default=True,
 )
 @click.option("--from", "from_", help="First report time (ISO 8601 date or time).")
-@click.option("--to", help="End of the period, exclusive (default now).")
+@click.option("--to", help="End of the period: a date is included whole, a time is not (default now).")
 @click.option("--dept")
 @as_option
 @output.command_output
@@ -372,7 +372,7 @@ def evaluate(settings, by, from_, to, dept, username):
         "total_p90_h",
     ]
     lines = [say("sup.eval.p90_sample")] if data["p90_sample"] else []
-    return output.Result(data, lines=lines, rows=flat_rows(data), columns=columns)
+    return output.Result(data, lines=lines, rows=flat_rows(data, say("sup.eval.total")), columns=columns)
 
 
 # -- imports (registered under `gridkit import`) ----------------------------------------------------

@@ -98,6 +98,8 @@ def cell(value, column: str | None = None) -> str:
     if isinstance(value, dict):  # counts by code (a demo's cases by state): "name count" pairs
         items = say("cli.pairs.counts_between").join(f"{cell(k, column)} {cell(v)}" for k, v in value.items())
         return say("cli.pairs.counts", items=items)
+    if isinstance(value, (list, tuple)):  # rows of a file (an import's unassigned rows): never Python's [1, 2]
+        return say("cli.list.between").join(cell(v, column) for v in value) if value else say("cli.list.empty")
     if isinstance(value, datetime):
         return str(_local(value))
     prefix = VALUE_NAMES.get(column)

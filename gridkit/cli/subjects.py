@@ -105,7 +105,7 @@ def subjects_responsible(settings, kind, key, at, show_phones):
         )
     line = say(
         "cli.subjects.responsible",
-        kind=kind[:-1],
+        kind=say(f"cli.subject.{kind}"),
         identity=result["identity"],
         base_cell=result["base_cell"] or say("cli.subjects.unassigned"),
     )
@@ -118,7 +118,12 @@ def subjects_responsible(settings, kind, key, at, show_phones):
 )
 @click.argument("key", required=False)
 @click.option("--id", "row_id", type=int, help="The resident's row id (as `subjects responsible --json` gives it).")
-@click.option("--as", "as_user", envvar="GRIDKIT_USER", help="Act as this gridkit user (role checked).")
+@click.option(
+    "--as",
+    "as_user",
+    envvar="GRIDKIT_USER",
+    help="Act as this gridkit user, whose role and area are checked (default: GRIDKIT_USER).",
+)
 @click.option("--yes", is_flag=True, help="Do not ask before erasing.")
 @output.command_output
 @with_settings

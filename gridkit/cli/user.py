@@ -55,7 +55,8 @@ def user_add(settings, name, role, scope, password_stdin, coordinator_phone):
         }
         if coordinator_phone:
             result["coordinator_id"] = link_coordinator(session, u, coordinator_phone).id
-    line = say("cli.user.added_scoped" if scope else "cli.user.added", name=name, role=role, scope=scope)
+    role_name = output.cell(role, "role")  # the role named in the reader's language, as `user list` does
+    line = say("cli.user.added_scoped" if scope else "cli.user.added", name=name, role=role_name, scope=scope)
     return output.Result(result, lines=[line])
 
 

@@ -264,10 +264,11 @@ def _row(r, p90: dict) -> dict:
     }
 
 
-def flat_rows(result: dict) -> list[dict]:
-    """Return the evaluation as flat rows (one column per figure) for tables and CSV."""
+def flat_rows(result: dict, total_name: str) -> list[dict]:
+    """Return the evaluation as flat rows (one column per figure) for tables and CSV, the total last,
+    named `total_name` (in the reader's language)."""
     out = []
-    for row in [*result["rows"], {**result["total"], "key": "*", "name": "合计 total"}]:
+    for row in [*result["rows"], {**result["total"], "key": "*", "name": total_name}]:
         flat = {
             k: row[k] for k in ("key", "name", "cases", "closed", "on_time_rate", "rework_rate", "backlog", "overdue")
         }

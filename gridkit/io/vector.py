@@ -284,7 +284,7 @@ def _source_crs(
     file_crs = pyproj.CRS.from_user_input(info["crs"]) if info["crs"] else None
     if src_crs is not None and str(src_crs).strip():
         crs, gcj02 = parse_crs(src_crs)
-        label = "GCJ-02 lon/lat (Chinese web maps)" if gcj02 else crs_label(crs)
+        label = "GCJ-02" if gcj02 else crs_label(crs)
         source.update(crs=label, crs_source="given")
         if file_crs is not None and (gcj02 or not crs.equals(file_crs)):
             said = "EPSG:4326 by the GeoJSON default" if geojson_default else crs_label(file_crs)
@@ -308,7 +308,7 @@ def _source_crs(
         source["crs_source"] = "GeoJSON default (RFC 7946)"
         notes.append(problem("crs_default", Message("geometry.vector.crs_default", file=display)))
     if is_gcj02(file_crs):  # a GCJ-02 export of gridkit's, or a GIS plug-in's GCJ-02: not WGS 84
-        source["crs"] = "GCJ-02 lon/lat (Chinese web maps)"
+        source["crs"] = "GCJ-02"
         notes.append(problem("gcj02", Message("geometry.vector.gcj02", file=display)))
         return pyproj.CRS.from_epsg(SRID), True
     check_datum(file_crs, source)

@@ -153,6 +153,9 @@ class GenerationReport:
                 lines.append("    " + render("generate.report.cell_note", lang, code=n.code, note=n.note))
         if self.preview:
             lines.append(render("generate.report.preview", lang, path=self.preview))
-        timings = ", ".join(f"{k} {v:.2f} s" for k, v in self.timings.items())
+        timings = render("generate.report.timing_separator", lang).join(
+            render("generate.report.timing", lang, step=render(f"generate.step.{k}", lang), seconds=v)
+            for k, v in self.timings.items()
+        )
         lines.append(render("generate.report.timings", lang, timings=timings))
         return "\n".join(lines)

@@ -495,7 +495,7 @@ class Job:
         """Return (x, y → CGCS2000 lon, lat), the CRS label and the lon/lat bounds a point must lie in."""
         china = (CHINA_LON[0], CHINA_LAT[0], CHINA_LON[1], CHINA_LAT[1])
         if self.src_crs is None or not str(self.src_crs).strip():
-            return (lambda x, y: (x, y)), "EPSG:4490 (lon/lat columns, CGCS2000 or WGS 84)", china
+            return (lambda x, y: (x, y)), "EPSG:4490 (CGCS2000)", china
         try:
             crs, gcj02 = parse_crs(self.src_crs)
             if not gcj02:  # Beijing 1954, Xi'an 1980: PROJ would keep lon/lat as they are (gridkit.io.crs)
@@ -507,7 +507,7 @@ class Job:
             from gridkit.coords import gcj02_to_wgs84
 
             self.notes.append(problem("gcj02", at(self.display, Message("imports.gcj02_converted"))))
-            return (lambda x, y: gcj02_to_wgs84(x, y)), "GCJ-02 lon/lat (Chinese web maps)", china
+            return (lambda x, y: gcj02_to_wgs84(x, y)), "GCJ-02", china
         label = crs_label(crs)
         transformer = pyproj.Transformer.from_crs(crs, pyproj.CRS.from_epsg(cgcs2000_via(crs)), always_xy=True)
         bounds = china
