@@ -137,6 +137,10 @@ def _facts(session: Session, mine) -> dict:
         ).scalar(),
         "audit_mid": one(text("SELECT max(id) / 2 FROM audit_log")).scalar(),
         "users": one(text("SELECT count(*) FROM app_user")).scalar(),
+        # The OGC API's deep page of cases: its offset, and the last code before it (what a next link carries).
+        "ogc_after": one(
+            text("SELECT code FROM incident ORDER BY code OFFSET (SELECT count(*) * 4 / 5 FROM incident) - 1 LIMIT 1")
+        ).scalar(),
     }
 
 
@@ -164,6 +168,9 @@ def pages(f: dict) -> list[tuple[str, str, str, str]]:
     all_deep, all_off = _deep(f["all"])
     case_sql = f"SELECT * FROM incident WHERE id = {f['case']}"
     city = "113.99,22.49,114.11,22.61"
+    # The OGC API's deep page: its baseline is the plain OFFSET query of codes and points.
+    ogc_off = f["all"] * 4 // 5
+    ogc_sql = f"SELECT code, ST_AsGeoJSON(geom, 7, 0) FROM incident ORDER BY code LIMIT 100 OFFSET {ogc_off}"
     bbox = "114.045,22.545,114.055,22.555"
     return [
         ("coordinator", "my work cells /coordinator", "/coordinator", _my_cells_sql(c)),
@@ -222,6 +229,10 @@ def pages(f: dict) -> list[tuple[str, str, str, str]]:
          f"SELECT code, ST_AsGeoJSON(geom) FROM base_cell WHERE geom && ST_MakeEnvelope({bbox}, 4490)"),
         ("planner", "JSON search ?q=社区5", "/api/search?q=%E7%A4%BE%E5%8C%BA5",
          "SELECT code, name FROM admin_unit WHERE name LIKE '%社区5%' ORDER BY code LIMIT 20"),
+        ("analyst", f"OGC cases, offset {ogc_off:,}", f"/ogc/collections/incidents/items?limit=100&offset={ogc_off}",
+         ogc_sql),
+        ("analyst", "OGC cases, the next link there (after)",
+         f"/ogc/collections/incidents/items?limit=100&offset={ogc_off}&after={f['ogc_after']}", ogc_sql),
         ("admin", "users and audit /admin", "/admin", _admin_sql()),
         ("admin", "users page 10", "/admin?page=10", _admin_sql(offset=450)),
         ("admin", "find a user ?user=coordinator12", "/admin?user=coordinator12",
