@@ -41,6 +41,11 @@ _COORDINATORS_CASE = (
     "OR i.work_cell_id = ANY (ARRAY(SELECT work_cell_id FROM coordinator_assignment "
     "WHERE coordinator_id = :coordinator))))"
 )
+# The characters of a case's code and description (over `incident i`), lower case: the expression of the GIN index
+# ix_incident_text_chars (migration 20261207_perf9c; written exactly as there). A search of one or two characters,
+# which the trigram indexes cannot serve, finds from it the cases holding each of them, and ILIKE keeps those
+# holding the text.
+CASE_TEXT_CHARS = "string_to_array(lower(COALESCE(i.code, '') || ' ' || COALESCE(i.description, '')), NULL)"
 # Orders of a list of cases (fixed SQL; a page cut short by a most urgent order leaves out the least urgent).
 # "deadline": the nearest (or most overdue) step deadline first, cases without one last; "todo": what a
 # coordinator must do first (dispatched cases), then by deadline.
@@ -287,6 +292,10 @@ def _filters(
         literal = q.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         clauses.append("(i.code ILIKE :q OR i.description ILIKE :q)")
         params["q"] = f"%{literal}%"
+        if len(q.strip()) < 3:
+            # Too short for the trigram indexes (井盖): the case's characters must hold the text's, from their index.
+            clauses.append(f"{CASE_TEXT_CHARS} @> string_to_array(lower(:q_text), NULL)")
+            params["q_text"] = q.strip()
     if state:
         clauses.append("i.status = :state")
         params["state"] = state
