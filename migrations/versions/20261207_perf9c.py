@@ -44,17 +44,19 @@ def _columns(names: str) -> list[str]:
 
 def _changed_rows(columns: str) -> str:
     """SQL of the old rows (s = -1) and new rows (s = 1) of `columns` whose case changed what the rollup reads:
-    the columns besides base_cell_id, and the cell's community."""
-    read = [c for c in _columns(columns) if c != "base_cell_id"]
+    the columns besides base_cell_id, and the cell's community. One pass: each old row paired with its new row,
+    both given when they differ (the side a case lacks, inserted or deleted under another id, left out)."""
+    names = _columns(columns)
+    read = [c for c in names if c != "base_cell_id"]
     old = ", ".join([f"o.{c}" for c in read] + ["ob.community_code"])
     new = ", ".join([f"n.{c}" for c in read] + ["nb.community_code"])
+    old_row = ", ".join([f"o.{c}" for c in names] + ["o.id", "-1"])
+    new_row = ", ".join([f"n.{c}" for c in names] + ["n.id", "1"])
     return f"""
-    WITH changed AS MATERIALIZED (
-      SELECT coalesce(o.id, n.id) AS id FROM old_rows o FULL JOIN new_rows n ON n.id = o.id
-      LEFT JOIN base_cell ob ON ob.id = o.base_cell_id LEFT JOIN base_cell nb ON nb.id = n.base_cell_id
-      WHERE ({old}) IS DISTINCT FROM ({new}))
-    SELECT {columns}, -1 AS s FROM old_rows WHERE id IN (SELECT id FROM changed)
-    UNION ALL SELECT {columns}, 1 FROM new_rows WHERE id IN (SELECT id FROM changed)"""
+    SELECT {", ".join(f"v.{c}" for c in names)}, v.s FROM old_rows o FULL JOIN new_rows n ON n.id = o.id
+    LEFT JOIN base_cell ob ON ob.id = o.base_cell_id LEFT JOIN base_cell nb ON nb.id = n.base_cell_id
+    CROSS JOIN LATERAL (VALUES ({old_row}), ({new_row})) v({columns}, id, s)
+    WHERE ({old}) IS DISTINCT FROM ({new}) AND v.id IS NOT NULL"""
 
 
 def _replace(name: str, body: str) -> None:
