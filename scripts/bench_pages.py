@@ -168,9 +168,6 @@ def pages(f: dict) -> list[tuple[str, str, str, str]]:
     all_deep, all_off = _deep(f["all"])
     case_sql = f"SELECT * FROM incident WHERE id = {f['case']}"
     city = "113.99,22.49,114.11,22.61"
-    # The OGC API's deep page: its baseline is the plain OFFSET query of codes and points.
-    ogc_off = f["all"] * 4 // 5
-    ogc_sql = f"SELECT code, ST_AsGeoJSON(geom, 7, 0) FROM incident ORDER BY code LIMIT 100 OFFSET {ogc_off}"
     bbox = "114.045,22.545,114.055,22.555"
     return [
         ("coordinator", "my work cells /coordinator", "/coordinator", _my_cells_sql(c)),
@@ -229,10 +226,7 @@ def pages(f: dict) -> list[tuple[str, str, str, str]]:
          f"SELECT code, ST_AsGeoJSON(geom) FROM base_cell WHERE geom && ST_MakeEnvelope({bbox}, 4490)"),
         ("planner", "JSON search ?q=社区5", "/api/search?q=%E7%A4%BE%E5%8C%BA5",
          "SELECT code, name FROM admin_unit WHERE name LIKE '%社区5%' ORDER BY code LIMIT 20"),
-        ("analyst", f"OGC cases, offset {ogc_off:,}", f"/ogc/collections/incidents/items?limit=100&offset={ogc_off}",
-         ogc_sql),
-        ("analyst", "OGC cases, the next link there (after)",
-         f"/ogc/collections/incidents/items?limit=100&offset={ogc_off}&after={f['ogc_after']}", ogc_sql),
+        *_ogc_pages(f),
         ("admin", "users and audit /admin", "/admin", _admin_sql()),
         ("admin", "users page 10", "/admin?page=10", _admin_sql(offset=450)),
         ("admin", "find a user ?user=coordinator12", "/admin?user=coordinator12",
@@ -242,6 +236,17 @@ def pages(f: dict) -> list[tuple[str, str, str, str]]:
         ("admin", "audit, older rows", f"/admin?before={f['audit_mid']}",
          f"SELECT * FROM audit_log WHERE id < {f['audit_mid']} ORDER BY id DESC LIMIT 100"),
     ]  # fmt: skip
+
+
+def _ogc_pages(f: dict) -> list[tuple[str, str, str, str]]:
+    """The OGC API's deep page of cases by offset and by its next link; baseline: the plain OFFSET query."""
+    off = f["all"] * 4 // 5
+    sql = f"SELECT code, ST_AsGeoJSON(geom, 7, 0) FROM incident ORDER BY code LIMIT 100 OFFSET {off}"
+    items = "/ogc/collections/incidents/items?limit=100"
+    return [
+        ("analyst", f"OGC cases, offset {off:,}", f"{items}&offset={off}", sql),
+        ("analyst", "OGC cases, the next link there (after)", f"{items}&offset={off}&after={f['ogc_after']}", sql),
+    ]
 
 
 def _my_cells_sql(coordinator: int) -> str:

@@ -171,27 +171,8 @@ def items(
         filters = dict(filters or {}, code=feature_id)
     query = build_query(session, LAYERS[c.layer], dept=c.dept, where=filters)
     params = dict(query.params)
-    clauses = []
     offered = offered_epsg(session)
-    if bbox is not None:
-        srid, flipped = crs_srid(bbox_crs, offered)
-        x1, y1, x2, y2 = bbox
-        if flipped:
-            x1, y1, x2, y2 = y1, x1, y2, x2
-        box = "ST_Transform(ST_MakeEnvelope(:bx1, :by1, :bx2, :by2, :bsrid), :srid)"
-        if LAYERS[c.layer].bbox_sql:
-            clauses.append(LAYERS[c.layer].bbox_sql.format(box=box))
-        clauses.append(f"ST_Intersects(f._geom, {box})")
-        params.update(bx1=x1, by1=y1, bx2=x2, by2=y2, bsrid=srid, srid=SRID)
-    when = parse_datetime(datetime_)
-    if when and c.temporal:
-        start, end = when
-        if start is not None:
-            clauses.append(f"f.{c.temporal} >= :t_from")
-            params["t_from"] = start
-        if end is not None:
-            clauses.append(f"f.{c.temporal} <= :t_to")
-            params["t_to"] = end
+    clauses = _place_and_time(c, params, bbox, bbox_crs, offered, datetime_)
     where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
     matched = session.execute(text(f"SELECT count(*) FROM ({query.sql}) f{where}"), params).scalar_one()
     if after is not None:
@@ -227,3 +208,28 @@ def items(
             }
         )
     return features, matched
+
+
+def _place_and_time(c: Collection, params: dict, bbox, bbox_crs, offered, datetime_) -> list[str]:
+    """Return the WHERE clauses (over `f`) of a bbox in `bbox_crs` and a datetime; their values go into `params`."""
+    clauses = []
+    if bbox is not None:
+        srid, flipped = crs_srid(bbox_crs, offered)
+        x1, y1, x2, y2 = bbox
+        if flipped:
+            x1, y1, x2, y2 = y1, x1, y2, x2
+        box = "ST_Transform(ST_MakeEnvelope(:bx1, :by1, :bx2, :by2, :bsrid), :srid)"
+        if LAYERS[c.layer].bbox_sql:
+            clauses.append(LAYERS[c.layer].bbox_sql.format(box=box))
+        clauses.append(f"ST_Intersects(f._geom, {box})")
+        params.update(bx1=x1, by1=y1, bx2=x2, by2=y2, bsrid=srid, srid=SRID)
+    when = parse_datetime(datetime_)
+    if when and c.temporal:
+        start, end = when
+        if start is not None:
+            clauses.append(f"f.{c.temporal} >= :t_from")
+            params["t_from"] = start
+        if end is not None:
+            clauses.append(f"f.{c.temporal} <= :t_to")
+            params["t_to"] = end
+    return clauses
