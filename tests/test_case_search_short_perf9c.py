@@ -46,7 +46,28 @@ def _expected(session, q: str) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    "q", ["井盖", "井", "盖", "灯", "水", "e", "E0", "MA", "ho", "%", "_", "a_", "0%", "井盖缺", "cover"]
+    "q",
+    [
+        "井盖",
+        "井",
+        "盖",
+        "灯",
+        "水",
+        "e",
+        "E0",
+        "MA",
+        "ho",
+        "%",
+        "_",
+        "a_",
+        "0%",
+        "井盖缺",
+        "cover",
+        "äp",
+        "Ä",
+        "ä",
+        "e井",
+    ],
 )
 def test_short_texts_find_the_same_cases_as_ilike(session, cases, q):
     found = list_incidents(session, q=q, limit=500)
@@ -60,5 +81,6 @@ def test_a_two_character_text_is_read_from_the_characters_index(session, cases):
     session.execute(text("SET LOCAL enable_seqscan = off"))
     plan = "\n".join(r[0] for r in session.execute(text(f"EXPLAIN SELECT i.id FROM incident i WHERE {where}"), params))
     assert "ix_incident_text_chars" in plan
-    # Three characters and more: the trigram indexes, as before.
+    # Three characters and more: the trigram indexes, as before; a short text of ASCII alone: read from the cases.
     assert CASE_TEXT_CHARS not in _filters(q="井盖缺")[0]
+    assert CASE_TEXT_CHARS not in _filters(q="E0")[0]
