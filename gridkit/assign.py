@@ -425,7 +425,7 @@ def follow_buildings(
     return set_resident_cells_from(session, source.bindparams(**{k: v for k, v in given.items() if v is not None}))
 
 
-def _expire_cells(session: Session, kind: str) -> None:
+def expire_cells(session: Session, kind: str) -> None:
     """Make loaded objects of `kind` read base_cell_id again: it was changed behind the ORM."""
     model = MODELS[kind]
     for obj in list(session.identity_map.values()):
@@ -473,8 +473,8 @@ def assign_subjects(
             changed += _assign_points(run, kind, ids)
             if kind == "buildings":
                 followers = follow_buildings(session, building_ids=ids)
-                _expire_cells(session, "residents")
-            _expire_cells(session, kind)
+                expire_cells(session, "residents")
+            expire_cells(session, kind)
         total, assigned = _counts(session, kind, ids)
         result[kind] = {"total": total, "assigned": assigned, "unassigned": total - assigned, "changed": changed}
         if progress is not None:
@@ -521,7 +521,7 @@ def assign_one(session: Session, subject, *, edition: BaseGridEdition | None = N
         session.flush()
     if kind == "buildings":
         if follow_buildings(session, building_ids=[subject.id]):
-            _expire_cells(session, "residents")
+            expire_cells(session, "residents")
     return cell
 
 

@@ -137,6 +137,10 @@ def _facts(session: Session, mine) -> dict:
         ).scalar(),
         "audit_mid": one(text("SELECT max(id) / 2 FROM audit_log")).scalar(),
         "users": one(text("SELECT count(*) FROM app_user")).scalar(),
+        # The OGC API's deep page of cases: its offset, and the last code before it (what a next link carries).
+        "ogc_after": one(
+            text("SELECT code FROM incident ORDER BY code OFFSET (SELECT count(*) * 4 / 5 FROM incident) - 1 LIMIT 1")
+        ).scalar(),
     }
 
 
@@ -222,6 +226,7 @@ def pages(f: dict) -> list[tuple[str, str, str, str]]:
          f"SELECT code, ST_AsGeoJSON(geom) FROM base_cell WHERE geom && ST_MakeEnvelope({bbox}, 4490)"),
         ("planner", "JSON search ?q=社区5", "/api/search?q=%E7%A4%BE%E5%8C%BA5",
          "SELECT code, name FROM admin_unit WHERE name LIKE '%社区5%' ORDER BY code LIMIT 20"),
+        *_ogc_pages(f),
         ("admin", "users and audit /admin", "/admin", _admin_sql()),
         ("admin", "users page 10", "/admin?page=10", _admin_sql(offset=450)),
         ("admin", "find a user ?user=coordinator12", "/admin?user=coordinator12",
@@ -231,6 +236,17 @@ def pages(f: dict) -> list[tuple[str, str, str, str]]:
         ("admin", "audit, older rows", f"/admin?before={f['audit_mid']}",
          f"SELECT * FROM audit_log WHERE id < {f['audit_mid']} ORDER BY id DESC LIMIT 100"),
     ]  # fmt: skip
+
+
+def _ogc_pages(f: dict) -> list[tuple[str, str, str, str]]:
+    """The OGC API's deep page of cases by offset and by its next link; baseline: the plain OFFSET query."""
+    off = f["all"] * 4 // 5
+    sql = f"SELECT code, ST_AsGeoJSON(geom, 7, 0) FROM incident ORDER BY code LIMIT 100 OFFSET {off}"
+    items = "/ogc/collections/incidents/items?limit=100"
+    return [
+        ("analyst", f"OGC cases, offset {off:,}", f"{items}&offset={off}", sql),
+        ("analyst", "OGC cases, the next link there (after)", f"{items}&offset={off}&after={f['ogc_after']}", sql),
+    ]
 
 
 def _my_cells_sql(coordinator: int) -> str:

@@ -26,7 +26,9 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
     "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
 ]
-ITEM_PARAMS = {"f", "lang", "bbox", "bbox-crs", "limit", "offset", "datetime", "crs"}
+ITEM_PARAMS = {"f", "lang", "bbox", "bbox-crs", "limit", "offset", "after", "datetime", "crs"}
+# A page's place in a next link: `after` (the last code of the page before: keyset paging, an index read
+# however deep) and `offset`, which then only numbers the page (for its prev link).
 GEOJSON = "application/geo+json"
 
 
@@ -187,6 +189,7 @@ def items_page(collection_id: str):
         )
     limit = min(_int("limit", provider.DEFAULT_LIMIT, 1), provider.MAX_LIMIT)
     offset = _int("offset", 0, 0)
+    after = request.args.get("after") or None
     crs = request.args.get("crs")
     features, matched = provider.items(
         session,
@@ -196,18 +199,23 @@ def items_page(collection_id: str):
         datetime_=request.args.get("datetime"),
         filters={k: v for k, v in request.args.items() if k in names},
         limit=limit,
-        offset=offset,
+        offset=0 if after is not None else offset,
         crs=crs,
+        after=after,
     )
-    base = {k: v for k, v in request.args.items() if k not in ("offset", "limit")}
+    base = {k: v for k, v in request.args.items() if k not in ("offset", "limit", "after")}
+    here = {"after": after} if after is not None else {}
     links = [
-        _link(_url("ogc.items_page", collection_id=c.id, limit=limit, offset=offset, **base), "self", GEOJSON),
+        _link(_url("ogc.items_page", collection_id=c.id, limit=limit, offset=offset, **here, **base), "self", GEOJSON),
         _link(_url("ogc.collection_doc", collection_id=c.id), "collection"),
     ]
-    if offset + len(features) < matched:
+    if len(features) == limit and offset + limit < matched:
+        last = {"after": features[-1]["id"]}
         links.append(
             _link(
-                _url("ogc.items_page", collection_id=c.id, limit=limit, offset=offset + limit, **base), "next", GEOJSON
+                _url("ogc.items_page", collection_id=c.id, limit=limit, offset=offset + limit, **last, **base),
+                "next",
+                GEOJSON,
             )
         )
     if offset > 0:

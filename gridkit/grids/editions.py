@@ -9,18 +9,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import text
+from sqlalchemy import column, func, or_, select, table, text, update
 from sqlalchemy.orm import Session
 
 from gridkit import rules
-from gridkit.assign import CELL, CELL_TABLE, KINDS, WITH_CELL, assign_subjects, follow_buildings
+from gridkit.assign import CELL, CELL_TABLE, KINDS, WITH_CELL, assign_subjects, expire_cells, follow_buildings
 from gridkit.config import Settings
 from gridkit.errors import InvalidTransition, ValidationError
 from gridkit.grids.base import current_edition, state_name
 from gridkit.grids.problems import within_tolerance_sql
 from gridkit.grids.work.membership import cells_in_no_work_cell
-from gridkit.models import BaseGridEdition
-from gridkit.rules import EditionState
+from gridkit.models import BaseCell, BaseGridEdition, Incident
+from gridkit.rules import EditionState, point_cell
 from gridkit.spatial.bulk import rebuilt_indexes
 
 # Advisory lock keys (any constants shared by every caller): held while an edition is published, and from
@@ -163,7 +163,9 @@ def _move_subjects(session: Session, old: BaseGridEdition, new: BaseGridEdition)
     )
     relocate: dict[str, list[int]] = {}
     followed = {}
-    for kind in KINDS:
+    # Cases: one set-based statement of their own (_move_cases), not a follow then a relocation.
+    kinds = [k for k in KINDS if k != "incidents"]
+    for kind in kinds:
         table = CELL_TABLE[kind]
         placed = session.scalar(text(f"SELECT count(*) FROM {table} WHERE base_cell_id IS NOT NULL"))
         # Most subjects follow their cell: a bulk write, indexes built again after (gridkit.spatial.bulk).
@@ -182,10 +184,64 @@ def _move_subjects(session: Session, old: BaseGridEdition, new: BaseGridEdition)
         )
     # Subjects of unchanged cells that lie in a new cell's area cannot exist: an unchanged
     # cell keeps its exact geometry and the new edition has no overlaps (validated).
-    counts = assign_subjects(session, edition=new, where_ids=relocate)
-    for kind in KINDS:
+    counts = assign_subjects(session, kinds, edition=new, where_ids=relocate)
+    for kind in kinds:
         counts[kind]["followed"] = followed[kind]
         counts[kind]["relocated"] = len(relocate[kind])
+    counts["incidents"] = _move_cases(session, old, new)
     # Residents inherit their building's cell: those whose building moved follow it.
     follow_buildings(session)
     return counts
+
+
+# The cases' new cells in one pass (the rule of _move_subjects, set-based): a case of an unchanged cell follows it
+# by code (gk_cell_map); a case of a changed or removed cell, or of none, is located again by the point rule
+# (rules.point_cell: ST_Covers, smallest code on ties), evaluated only for those (COALESCE stops at the mapped
+# cell). Cases in a cell of another edition are left alone, as before. Only the rows whose cell changes are
+# written, once: one firing of the rollups' triggers, one rebuild of the indexes.
+_CELL_MAP = table("gk_cell_map", column("old_id"), column("new_id"))
+
+
+def _move_cases(session: Session, old: BaseGridEdition, new: BaseGridEdition) -> dict:
+    """Move the cases to `new`'s cells in one UPDATE from the computed mapping; return assign_subjects' counts
+    of the relocated cases (total, assigned, unassigned, changed) with followed and relocated."""
+    cases, i, m = Incident.__table__, Incident.__table__.alias("i"), _CELL_MAP.alias("m")
+    old_cells = select(BaseCell.id).where(BaseCell.edition_id == old.id)
+    candidates = i.outerjoin(m, m.c.old_id == i.c.base_cell_id)
+    to_move = or_(i.c.base_cell_id.is_(None), i.c.base_cell_id.in_(old_cells))
+    relocated = session.scalar(select(func.count()).select_from(candidates).where(to_move, m.c.old_id.is_(None)))
+    n = (
+        select(
+            i.c.id,
+            m.c.new_id.is_not(None).label("followed"),
+            func.coalesce(m.c.new_id, point_cell(BaseCell, new.id, i.c.geom)).label("cell"),
+        )
+        .select_from(candidates)
+        .where(to_move)
+        .subquery("n")
+    )
+    moved = (
+        update(cases)
+        .values(base_cell_id=n.c.cell)
+        .where(cases.c.id == n.c.id, cases.c.base_cell_id.is_distinct_from(n.c.cell))
+        .returning(n.c.followed, cases.c.base_cell_id)
+        .cte("moved")
+    )
+    placed = session.scalar(select(func.count(cases.c.base_cell_id)))
+    with rebuilt_indexes(session, "incident", placed):
+        row = session.execute(
+            select(
+                func.count().filter(moved.c.followed).label("followed"),
+                func.count().filter(~moved.c.followed).label("changed"),
+                func.count().filter(~moved.c.followed, moved.c.base_cell_id.is_not(None)).label("assigned"),
+            )
+        ).one()
+    expire_cells(session, "incidents")
+    return {
+        "total": relocated,
+        "assigned": row.assigned,
+        "unassigned": relocated - row.assigned,
+        "changed": row.changed,
+        "followed": row.followed,
+        "relocated": relocated,
+    }

@@ -41,6 +41,13 @@ _COORDINATORS_CASE = (
     "OR i.work_cell_id = ANY (ARRAY(SELECT work_cell_id FROM coordinator_assignment "
     "WHERE coordinator_id = :coordinator))))"
 )
+# The characters beyond ASCII (Chinese ones) of a text, lower case, as an array (SQL; `{}`: the text): what the GIN
+# index ix_incident_text_chars holds of a case's code and description (CASE_TEXT_CHARS, over `incident i`; migration
+# 20261207_perf9c writes it exactly so). A search of one or two characters, which the trigram indexes cannot serve,
+# finds from it the cases holding each of its characters beyond ASCII, and ILIKE keeps those holding the text (a
+# short text of ASCII alone, "E0", is found in most codes anyway: read from the cases).
+WIDE_CHARS = r"string_to_array(regexp_replace(lower({}), '[\x01-\x7f]+', '', 'g'), NULL)"
+CASE_TEXT_CHARS = WIDE_CHARS.format("COALESCE(i.code, '') || ' ' || COALESCE(i.description, '')")
 # Orders of a list of cases (fixed SQL; a page cut short by a most urgent order leaves out the least urgent).
 # "deadline": the nearest (or most overdue) step deadline first, cases without one last; "todo": what a
 # coordinator must do first (dispatched cases), then by deadline.
@@ -287,6 +294,10 @@ def _filters(
         literal = q.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         clauses.append("(i.code ILIKE :q OR i.description ILIKE :q)")
         params["q"] = f"%{literal}%"
+        if len(q.strip()) < 3 and not q.strip().isascii():
+            # Too short for the trigram indexes (井盖): the case's characters must hold the text's, from their index.
+            clauses.append(f"{CASE_TEXT_CHARS} @> {WIDE_CHARS.format(':q_text')}")
+            params["q_text"] = q.strip()
     if state:
         clauses.append("i.status = :state")
         params["state"] = state

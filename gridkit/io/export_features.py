@@ -154,8 +154,13 @@ def items(
     offset: int = 0,
     crs: str | None = None,
     feature_id: str | None = None,
+    after: str | None = None,
 ) -> tuple[list[dict], int]:
-    """Return (GeoJSON features, number matched) of a collection page, in `crs` and its axis order."""
+    """Return (GeoJSON features, number matched) of a collection page, in `crs` and its axis order.
+
+    Pages go by code: `offset` skips that many features, `after` starts after that code (keyset paging: a
+    deep page reads the codes from an index instead of skipping rows; `offset` then counts from there).
+    """
     fields = public_fields(c)
     names = [n for n, _ in fields]
     filterable = [n for n in names if n not in LAYERS[c.layer].free_text]
@@ -166,8 +171,48 @@ def items(
         filters = dict(filters or {}, code=feature_id)
     query = build_query(session, LAYERS[c.layer], dept=c.dept, where=filters)
     params = dict(query.params)
-    clauses = []
     offered = offered_epsg(session)
+    clauses = _place_and_time(c, params, bbox, bbox_crs, offered, datetime_)
+    where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+    matched = session.execute(text(f"SELECT count(*) FROM ({query.sql}) f{where}"), params).scalar_one()
+    if after is not None:
+        where += (" AND " if where else " WHERE ") + "f.code > :after"
+        params["after"] = after
+    srid, flipped = crs_srid(crs, offered)
+    geom = "f._geom" if srid == SRID else f"ST_Transform(f._geom, {int(srid)})"
+    if flipped:
+        geom = f"ST_FlipCoordinates({geom})"
+    digits = 7 if srid in (4326, SRID) else 3
+    props = ", ".join(f"'{n}', f.\"{n}\"" for n in names)
+    sql = (
+        # Options 0: no "crs" member in each geometry (PostGIS adds one outside EPSG:4326); the CRS
+        # is the response's Content-Crs.
+        # The page's codes first (the skipped features are read from an index, not built), then their features.
+        f"SELECT f.code, ST_AsGeoJSON({geom}, {digits}, 0) AS g, json_build_object({props}) AS p "
+        f"FROM ({query.sql}) f WHERE f.code = ANY(ARRAY("
+        f"SELECT f.code FROM ({query.sql}) f{where} ORDER BY f.code LIMIT :lim OFFSET :off)) ORDER BY f.code"
+    )
+    params.update(lim=limit, off=offset)
+    kinds = dict(fields)
+    features = []
+    for code, geometry, properties in session.execute(text(sql), params):
+        for name, value in properties.items():
+            if kinds.get(name) in (DATE, DATETIME) and value is not None:
+                properties[name] = str(value)
+        features.append(
+            {
+                "type": "Feature",
+                "id": code,
+                "geometry": json.loads(geometry) if geometry else None,
+                "properties": properties,
+            }
+        )
+    return features, matched
+
+
+def _place_and_time(c: Collection, params: dict, bbox, bbox_crs, offered, datetime_) -> list[str]:
+    """Return the WHERE clauses (over `f`) of a bbox in `bbox_crs` and a datetime; their values go into `params`."""
+    clauses = []
     if bbox is not None:
         srid, flipped = crs_srid(bbox_crs, offered)
         x1, y1, x2, y2 = bbox
@@ -187,33 +232,4 @@ def items(
         if end is not None:
             clauses.append(f"f.{c.temporal} <= :t_to")
             params["t_to"] = end
-    where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
-    matched = session.execute(text(f"SELECT count(*) FROM ({query.sql}) f{where}"), params).scalar_one()
-    srid, flipped = crs_srid(crs, offered)
-    geom = "f._geom" if srid == SRID else f"ST_Transform(f._geom, {int(srid)})"
-    if flipped:
-        geom = f"ST_FlipCoordinates({geom})"
-    digits = 7 if srid in (4326, SRID) else 3
-    props = ", ".join(f"'{n}', f.\"{n}\"" for n in names)
-    sql = (
-        # Options 0: no "crs" member in each geometry (PostGIS adds one outside EPSG:4326); the CRS
-        # is the response's Content-Crs.
-        f"SELECT f.code, ST_AsGeoJSON({geom}, {digits}, 0) AS g, json_build_object({props}) AS p "
-        f"FROM ({query.sql}) f{where} ORDER BY f.code LIMIT :lim OFFSET :off"
-    )
-    params.update(lim=limit, off=offset)
-    kinds = dict(fields)
-    features = []
-    for code, geometry, properties in session.execute(text(sql), params):
-        for name, value in properties.items():
-            if kinds.get(name) in (DATE, DATETIME) and value is not None:
-                properties[name] = str(value)
-        features.append(
-            {
-                "type": "Feature",
-                "id": code,
-                "geometry": json.loads(geometry) if geometry else None,
-                "properties": properties,
-            }
-        )
-    return features, matched
+    return clauses

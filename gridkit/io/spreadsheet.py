@@ -20,6 +20,8 @@ from collections.abc import Iterable
 __all__ = ["NOT_IN_XLSX", "csv_column", "csv_row", "xlsx_row", "xlsx_text"]
 
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# A text starting as a formula, in texts each behind a line break.
+_FORMULA_LINE = re.compile(r"\n[=+\-@\t\r]")
 # The control characters an XLSX cell cannot hold (openpyxl's ILLEGAL_CHARACTERS_RE), and what stands for each.
 NOT_IN_XLSX = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 _LINE_BREAKS = {"\x0b": "\n", "\x0c": "\n"}
@@ -53,6 +55,15 @@ def csv_row(values: Iterable) -> list:
 
 def csv_column(values: list) -> list:
     """Return the values of one column as `csv_row` returns each (one pass over a column of an export)."""
+    # Most columns hold no formula-like text: one search over their text joined finds that (a line break inside a
+    # value may start a false alarm, never hide one), and the column goes to csv.writer as it is (None is an
+    # empty cell there too). Else every value is looked at.
+    try:
+        joined = "\n" + "\n".join(filter(None, values))  # a column of text (and None): no Python call per value
+    except TypeError:  # numbers, dates: their text, if any
+        joined = "\n" + "\n".join([v for v in values if isinstance(v, str)])
+    if not _FORMULA_LINE.search(joined):
+        return values
     return [
         ("'" + v if v.startswith(_FORMULA_STARTS) and not _number(v) else v)
         if isinstance(v, str)
