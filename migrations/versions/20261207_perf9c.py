@@ -1,7 +1,7 @@
 """the rollups' UPDATE triggers on incident count only the cases whose rollup keys or measures changed
 
 Revision ID: 20261207_perf9c
-Revises: 20261206_scale8b
+Revises: 20261207_ops9d
 Create Date: 2026-12-07
 
 The statement triggers of migration 20261203_inc10 subtract every old row and add every new row of an
@@ -12,7 +12,8 @@ incident_eval's rows were rewritten with zeros all the same). The triggers now p
 of each case (by id; a full join, so an id changed counts as a case gone and one added) and count only
 the pairs whose values the rollup reads differ: the place, report month and community for the heatmap
 (the community, not the cell id), every measure and key for the evaluation. A pair left out adds -v + v:
-the sums are the same as before, for any UPDATE.
+the sums are the same as before, for any UPDATE. The evaluation's function keeps what migrations 20261207_cal9e
+(step times in working time) and 20261207_ops9d (days in the city's zone, gridkit_config) made it.
 
 A search of the case lists of one or two characters (井盖: Chinese queries are often two characters) cannot use
 the trigram indexes of migration 20261205_city7d and read every case twice (the page and its count, ~330 ms at
@@ -30,14 +31,25 @@ from pathlib import Path
 from alembic import op
 
 revision = "20261207_perf9c"
-down_revision = "20261206_scale8b"
+down_revision = "20261207_ops9d"
 branch_labels = None
 depends_on = None
 
-# The rollups' SQL as migration 20261203_inc10 wrote it (that file is frozen: its helpers are reused, not copied).
-_spec = importlib.util.spec_from_file_location("inc10", Path(__file__).with_name("20261203_inc10_incident_rollups.py"))
-inc10 = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(inc10)
+
+
+def _migration(name: str, file: str):
+    """An earlier migration's module (those files are frozen: their helpers are reused, not copied)."""
+    spec = importlib.util.spec_from_file_location(f"gridkit_migration_{name}", Path(__file__).with_name(file))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# The heatmap's SQL as migration 20261203_inc10 wrote it; the evaluation's as 20261207_cal9e and 20261207_ops9d did.
+inc10 = _migration("inc10", "20261203_inc10_incident_rollups.py")
+cal9e = _migration("cal9e", "20261207_cal9e.py")
+ops9d = _migration("ops9d", "20261207_ops9d.py")
+_EVAL_COLUMNS = cal9e._eval_columns(work=True)
 
 
 def _columns(names: str) -> list[str]:
@@ -76,7 +88,7 @@ _CASE_TEXT_CHARS = (
 def upgrade() -> None:
     op.execute(f"CREATE INDEX ix_incident_text_chars ON incident USING gin (({_CASE_TEXT_CHARS}))")
     _replace("incident_heat_update", inc10._apply(_changed_rows(inc10._COLUMNS)))
-    _replace("incident_eval_update", inc10._apply_eval(_changed_rows(inc10._EVAL_COLUMNS)))
+    _replace("incident_eval_update", ops9d._eval_sql(_changed_rows(_EVAL_COLUMNS), ops9d._CITY_ZONE))
 
 
 def downgrade() -> None:
@@ -86,4 +98,4 @@ def downgrade() -> None:
         return f"SELECT {columns}, -1 AS s FROM old_rows UNION ALL SELECT {columns}, 1 FROM new_rows"
 
     _replace("incident_heat_update", inc10._apply(every_row(inc10._COLUMNS)))
-    _replace("incident_eval_update", inc10._apply_eval(every_row(inc10._EVAL_COLUMNS)))
+    _replace("incident_eval_update", ops9d._eval_sql(every_row(_EVAL_COLUMNS), ops9d._CITY_ZONE))
