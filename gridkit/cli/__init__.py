@@ -136,6 +136,18 @@ def actor() -> str:
         return "cli"
 
 
+def as_option(dest: str = "as_user"):
+    """The option `--as USERNAME` (default GRIDKIT_USER): the gridkit user a command acts as, whose role and area
+    are checked; its help is the catalogue's `cli.option.<dest>`."""
+    return click.option(
+        "--as",
+        dest,
+        envvar="GRIDKIT_USER",
+        metavar="USERNAME",
+        help="Act as this gridkit user, whose role and area are checked (default: GRIDKIT_USER).",
+    )
+
+
 def personal_argument(
     value: str | None,
     *,

@@ -8,7 +8,7 @@ import click
 from sqlalchemy import select
 
 from gridkit import db
-from gridkit.cli import GridkitCommand, actor, output, say, with_settings
+from gridkit.cli import GridkitCommand, actor, as_option, output, say, with_settings
 from gridkit.errors import NotFound
 from gridkit.io.export import (
     FORMATS,
@@ -62,12 +62,7 @@ def acting_user(session, name: str | None) -> User | None:
     "(roles allowed only; audited). Masked, a resident is placed to about 100 m, without building, with a "
     "household pseudonym of this export only.",
 )
-@click.option(
-    "--as",
-    "as_user",
-    envvar="GRIDKIT_USER",
-    help="Act as this gridkit user, whose role and area are checked (default: GRIDKIT_USER).",
-)
+@as_option()
 @click.option("--force", is_flag=True, help="Overwrite the output file if it exists.")
 @output.command_output
 @with_settings

@@ -11,11 +11,10 @@ import click
 
 from gridkit import db
 from gridkit.cli import GridkitCommand, GridkitGroup, output, say, with_settings
+from gridkit.cli import as_option as cli_as_option
 from gridkit.rules import SEVERITIES, IncidentState
 
-as_option = click.option(
-    "--as", "username", envvar="GRIDKIT_USER", metavar="USERNAME", help="Act as this user (default: GRIDKIT_USER)."
-)
+as_option = cli_as_option("username")
 
 
 def _actor(session, username, *, required: bool = True):

@@ -7,7 +7,7 @@ import click
 from gridkit import db
 from gridkit.assign import unassigned_subjects
 from gridkit.audit import PERSONAL_DATA_READ, record
-from gridkit.cli import KIND_CHOICE, GridkitGroup, actor, output, personal_argument, say, with_settings
+from gridkit.cli import KIND_CHOICE, GridkitGroup, actor, as_option, output, personal_argument, say, with_settings
 from gridkit.cli.common import coordinators_of, responsibility_rows
 from gridkit.cli.coordinator import SHOW_PHONES
 from gridkit.errors import ValidationError
@@ -118,12 +118,7 @@ def subjects_responsible(settings, kind, key, at, show_phones):
 )
 @click.argument("key", required=False)
 @click.option("--id", "row_id", type=int, help="The resident's row id (as `subjects responsible --json` gives it).")
-@click.option(
-    "--as",
-    "as_user",
-    envvar="GRIDKIT_USER",
-    help="Act as this gridkit user, whose role and area are checked (default: GRIDKIT_USER).",
-)
+@as_option()
 @click.option("--yes", is_flag=True, help="Do not ask before erasing.")
 @output.command_output
 @with_settings
