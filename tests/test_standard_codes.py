@@ -198,9 +198,9 @@ def test_seed_categories_load():
         "01",
         "公用设施",
         "上水井盖",
-        24,
+        8,  # a day's limit, in working hours
         "200001",
-        (("accept", 2), ("classify", 2), ("dispatch", 4), ("verify", 24)),
+        (("accept", 2), ("classify", 2), ("dispatch", 4), ("verify", 8)),
     )
     assert by_code["E0101"].name == "暴露垃圾" and by_code["E0101"].kind == "event"
     components = {c.major_code: c.major_name for c in categories if c.kind == "component"}
