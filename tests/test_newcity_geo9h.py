@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 
 import geopandas as gpd
 import pytest
 import shapely
 from click.testing import CliRunner
 from shapely.affinity import translate
-from shapely.geometry import box
+from shapely.geometry import Polygon, box
 from sqlalchemy import create_engine, text
 
 from gridkit.cli import main
+from gridkit.io.vector import VectorReadError, read_vector
 from tests.conftest import SHARED_DATA
 
 DISTRICTS = SHARED_DATA / "shenzhen-admin" / "sz_districts_transbigdata_wgs84.geojson"
@@ -309,3 +311,60 @@ def test_an_empty_roads_file_is_refused_naming_it(fresh_settings, city):
     done = generate(fresh_settings, empty, "g1")
     assert done.exit_code != 0 and "empty_roads.geojson" in done.output, done.output
     assert query(fresh_settings, "SELECT count(*) FROM base_grid_edition")[0][0] == 0
+
+
+def twisted(polygon):
+    """Return `polygon` with two neighbouring vertices of its outline swapped: a small bow-tie, as a slip of the
+    hand in digitising leaves."""
+    coords = list(polygon.exterior.coords)[:-1]
+    i = len(coords) // 3
+    coords[i], coords[i + 1] = coords[i + 1], coords[i]
+    return Polygon(coords + [coords[0]], [list(r.coords) for r in polygon.interiors])
+
+
+def test_a_bow_tie_drawn_in_metres_keeps_both_lobes_and_is_told_repaired(tmp_path):
+    """Densified before reprojection, a polygon in a projected CRS went through GEOS's densifier, which 'repairs'
+    with buffer(0): a figure of eight kept one lobe, half its area gone with no word."""
+    bow = Polygon([(500000, 2490000), (502000, 2492000), (502000, 2490000), (500000, 2492000)])
+    path = tmp_path / "community.shp"
+    gpd.GeoDataFrame({"code": ["440304001001"]}, geometry=[bow], crs=4547).to_file(path)
+    read = read_vector(path, multipart="keep", code_field="code")
+    assert abs(read.gdf.to_crs(4547).area.iloc[0] - 2_000_000) < 1  # both triangles of 1 km²
+    [note] = [n for n in read.notes if n["kind"] == "geometry_repaired"]
+    assert note["message"].startswith("community.shp, feature 0 (code 440304001001): invalid geometry")
+    with pytest.raises(VectorReadError) as info:  # a base cell must be one polygon
+        read_vector(path, multipart="single", code_field="code")
+    assert "feature 0 (code 440304001001): has 2 separate parts after repair" in info.value.problems[0]["message"]
+
+
+def test_a_twisted_community_is_repaired_named_and_still_tiled(fresh_settings, city, tmp_path):
+    units = city["units"].copy()
+    units.loc[4, "geometry"] = twisted(units.geometry.iloc[4])
+    path = gbk_shapefile(units, tmp_path / "twisted", "units", cpg=True)
+    done = ok(fresh_settings, "admin", "import", str(path), "--code-field", "code", "--name-field", "name", "--json")
+    report = json.loads(Path(json.loads(done.output)["report"]).read_text(encoding="utf-8"))
+    [note] = [n for n in report["notes"] if n["kind"] == "geometry_repaired"]
+    assert note["index"] == 4 and note["code"] == "440304001001", note
+    stored = stored_units(fresh_settings)["440304001001"]
+    assert abs(stored.area - shapely.make_valid(units.geometry.iloc[4]).area) < 1.0
+    # What the twist put outside its street is a defect with its place, not noise.
+    done = run(fresh_settings, "admin", "validate")
+    assert done.exit_code != 0 and "440304001001" in done.output and "outside its parent" in done.output
+    assert generate(fresh_settings, city["roads"], "g1").exit_code == 0
+    cells = [shapely.from_wkb(w) for c, w in cells_of(fresh_settings, "g1").values() if c == "440304001001"]
+    metric = gpd.GeoSeries(cells, crs=4490).to_crs(4547)
+    assert abs(metric.area.sum() - stored.area) < 1.0
+
+
+def test_a_hole_in_the_district_gets_no_cell(fresh_settings, city, tmp_path):
+    """A reservoir left out of the district and of its community, street and city (a hole in each)."""
+    units = city["units"].copy()
+    hole = units.geometry.iloc[4].representative_point().buffer(300)
+    for i in (0, 1, 2, 4):
+        units.loc[i, "geometry"] = units.geometry.iloc[i].difference(hole)
+    import_units(fresh_settings, gbk_shapefile(units, tmp_path / "hole", "units", cpg=True))
+    assert generate(fresh_settings, city["roads"], "g1").exit_code == 0
+    metric = gpd.GeoSeries([shapely.from_wkb(w) for _, w in cells_of(fresh_settings, "g1").values()], crs=4490)
+    metric = metric.to_crs(4547)
+    assert shapely.union_all(metric.values).intersection(hole).area < 0.01
+    assert abs(metric.area.sum() - units.geometry.iloc[1].area) < 1.0
