@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import pytest
 import shapely
 from click.testing import CliRunner
@@ -184,6 +185,16 @@ def test_a_new_city_generates_a_grid_that_tiles_its_district_by_the_standard(fre
     assert set(by_community) == set(COMMUNITIES)
     for sequence in by_community.values():
         assert sorted(sequence) == [f"{i:03d}" for i in range(1, len(sequence) + 1)]
+    # Numbered north→south in bands (west→east inside a band): 001 lies in the northernmost band of its community,
+    # and the first half of the codes lies north of the second half.
+    points = {code: geom.representative_point() for code, geom in zip(cells, metric.values)}
+    heights = {code: geom.bounds[3] - geom.bounds[1] for code, geom in zip(cells, metric.values)}
+    for community in COMMUNITIES:
+        codes = sorted(c for c in cells if c.startswith(community))
+        band = float(np.median([heights[c] for c in codes]))
+        assert points[codes[0]].y > max(points[c].y for c in codes) - band / 2, community
+        half = len(codes) // 2
+        assert np.mean([points[c].y for c in codes[:half]]) > np.mean([points[c].y for c in codes[half:]]), community
     # Community boundaries: every cell lies in its own community as stored (within the 5 cm tolerance).
     units = stored_units(fresh_settings)
     for (code, (community, _)), geom in zip(cells.items(), metric.values):
