@@ -14,6 +14,7 @@ from gridkit.grids.work import (
     diff_versions,
     draft,
     exclude_cells,
+    polygon_in_file,
     publish,
     rollback,
     set_members,
@@ -21,7 +22,6 @@ from gridkit.grids.work import (
     validate_version,
     version_history,
 )
-from gridkit.io.vector import read_vector
 
 REVISION = click.option("--revision", type=int, help="Refuse the change if the draft is no longer at this revision.")
 
@@ -58,11 +58,6 @@ def workgrid_draft(settings, dept_code, from_version, note):
     return output.Result(result, lines=[say("cli.workgrid.draft_started", draft=d.id, number=d.number)])
 
 
-def _polygon(path, encoding, src_crs, layer):
-    """Return the union of the polygons in a vector file."""
-    return read_vector(path, encoding=encoding, src_crs=src_crs, layer=layer, multipart="keep").gdf.geometry.union_all()
-
-
 @workgrid.command("assign")
 @click.option("--draft", "draft_id", type=int, required=True)
 @click.option("--work-cell", "work_cell", required=True, help="20-digit work cell code.")
@@ -94,7 +89,8 @@ def workgrid_assign(
         elif admin_unit is not None:
             codes = cells_in_admin_unit(session, d, admin_unit)
         else:
-            codes = cells_in_polygon(session, d, _polygon(polygon, encoding, src_crs, layer), threshold=share)
+            drawn = polygon_in_file(session, polygon, encoding=encoding, src_crs=src_crs, layer=layer)
+            codes = cells_in_polygon(session, d, drawn, threshold=share)
         if not codes:
             raise ValidationError("cli.workgrid.no_cells_matched")
         set_members(session, d, work_cell, codes, name=name, expected_revision=revision, by=actor())

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import pyproj
 import shapely
-from shapely.geometry import MultiPolygon, Polygon
+from shapely.geometry import GeometryCollection, MultiPolygon, Polygon
 
 __all__ = ["DENSIFY_M", "DEFAULT_TOLERANCE_M", "densify_projected", "snap_together", "Snapped", "LocalPlane"]
 
@@ -47,7 +47,8 @@ DENSIFY_MAX_POINTS = 100_000
 def densify_projected(geoms: np.ndarray, crs: pyproj.CRS, step_m: float = DENSIFY_M) -> np.ndarray:
     """Return `geoms` (in `crs`) with a vertex at least every `step_m` metres when `crs` is projected.
 
-    A geometry that would get more than DENSIFY_MAX_POINTS vertices (or is not finite) is returned as it is."""
+    A geometry that would get more than DENSIFY_MAX_POINTS vertices (or is not finite) is returned as it is. An
+    invalid polygon keeps its shape (`_segmentize_as_drawn`), so that its repair is made and told by the reader."""
     if crs is None or not crs.is_projected:
         return geoms
     unit = crs.axis_info[0].unit_conversion_factor if crs.axis_info else 1.0
@@ -56,11 +57,27 @@ def densify_projected(geoms: np.ndarray, crs: pyproj.CRS, step_m: float = DENSIF
     with np.errstate(invalid="ignore", over="ignore"):
         points = shapely.get_num_coordinates(geoms) + shapely.length(geoms) / step
     fits = np.isfinite(points) & (points <= DENSIFY_MAX_POINTS)
-    if fits.all():
-        return shapely.segmentize(geoms, step)
     dense = geoms.copy()
-    dense[fits] = shapely.segmentize(geoms[fits], step)
+    valid = fits & shapely.is_valid(geoms)
+    dense[valid] = shapely.segmentize(geoms[valid], step)
+    for i in np.flatnonzero(fits & ~valid):
+        dense[i] = _segmentize_as_drawn(geoms[i], step)
     return dense
+
+
+def _segmentize_as_drawn(geom, step: float):
+    """Return an invalid geometry densified ring by ring, as it is drawn.
+
+    GEOS's densifier "repairs" an invalid polygonal result with buffer(0), which keeps one lobe of a bow-tie: a
+    community drawn as a figure of eight lost half its area with no word, where the reader's repair
+    (shapely.make_valid) keeps both and notes it. Rings and lines are densified as they are."""
+    if isinstance(geom, Polygon):
+        holes = [shapely.segmentize(ring, step) for ring in geom.interiors]
+        return Polygon(shapely.segmentize(geom.exterior, step), holes)
+    if isinstance(geom, (MultiPolygon, GeometryCollection)):
+        parts = [_segmentize_as_drawn(part, step) for part in geom.geoms]
+        return type(geom)(parts)
+    return shapely.segmentize(geom, step)
 
 
 class LocalPlane:

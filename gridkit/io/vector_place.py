@@ -28,12 +28,18 @@ def fail_non_finite(geoms: np.ndarray, keep: np.ndarray, fail) -> None:
     Such a feature is no number, not a sign of a wrong coordinate system: one feature alone was refused as "1 of
     1 features lie outside China" blaming the .prj, and a NaN vertex (which GEOS leaves out of a bounding box)
     passed the China check and then broke the repair of the polygon with a GEOS traceback, or a multipoint was
-    stored with a point of no place."""
+    stored with a point of no place.
+
+    A member of a multipoint whose x and y are NaN is read as an empty point (NaN, NaN is how WKB writes POINT
+    EMPTY), which has no coordinates to test: such a feature was refused as "is a MultiPoint" (not one point) by
+    the subject imports instead. An empty part in a feature that is not empty is taken as no number too."""
     kept = np.flatnonzero(keep)
     if not len(kept):
         return
     coords, owner = shapely.get_coordinates(geoms[kept], return_index=True)
     bad = np.bincount(owner[~np.isfinite(coords).all(axis=1)], minlength=len(kept)) > 0
+    parts, part_owner = shapely.get_parts(geoms[kept], return_index=True)
+    bad |= np.bincount(part_owner[shapely.is_empty(parts)], minlength=len(kept)) > 0
     for i in kept[bad]:
         fail(i, "not_convertible")
 

@@ -19,6 +19,7 @@ from pyproj import Transformer
 from sqlalchemy import exists, func, insert, literal, or_, select
 from sqlalchemy.orm import Session
 
+from gridkit.admin import city_extent
 from gridkit.coords import gauss_kruger_epsg
 from gridkit.errors import Conflict, NotFound, ValidationError
 from gridkit.grids.base import current_edition
@@ -90,7 +91,9 @@ def generate_base_grid(
     lock_edition_names(session)
     if session.scalar(select(BaseGridEdition.id).where(BaseGridEdition.name == edition_name)) is not None:
         raise Conflict("generate.edition_exists", name=edition_name)
-    layers = read_layers(roads_path, water_path, paths=paths, src_crs=src_crs, encoding=encoding)
+    # The advice to a file in metres without a CRS names the city's own zones, as for every import.
+    city = city_extent(session)
+    layers = read_layers(roads_path, water_path, paths=paths, src_crs=src_crs, encoding=encoding, city=city)
     _check_roads_reach(units, layers, roads_path)
     timings["read"] = time.perf_counter() - started
 

@@ -6,7 +6,7 @@
 | `versions` | current_version, versions_in_force, list_departments, version_history, start_draft, draft, |
 | | touch_draft, version_by_number, version_profile, diff_versions |
 | `membership` | check_work_cell (code in the edition's profile), set_members, exclude_cells, |
-| | cells_in_polygon, cells_in_admin_unit, members_in_edition (a work cell's base cells in the |
+| | cells_in_polygon, polygon_in_file, cells_in_admin_unit, members_in_edition (a work cell's base cells in the |
 | | edition in force, matched by code) |
 | `validation` | Problem, validate_version |
 | `publishing` | publish, rollback |
@@ -28,6 +28,7 @@ from gridkit.grids.work.membership import (
     check_work_cell,
     exclude_cells,
     members_in_edition,
+    polygon_in_file,
     set_members,
 )
 from gridkit.grids.work.publishing import publish, rollback
@@ -69,6 +70,7 @@ __all__ = [
     "list_coordinators",
     "list_departments",
     "members_in_edition",
+    "polygon_in_file",
     "publish",
     "responsibility_at",
     "rollback",

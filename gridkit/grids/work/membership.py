@@ -10,7 +10,7 @@ from sqlalchemy import delete, insert, select, text
 from sqlalchemy.orm import Session, aliased
 
 from gridkit import rules
-from gridkit.admin import area_prefix
+from gridkit.admin import area_prefix, city_extent
 from gridkit.errors import InvalidTransition, NotFound, ValidationError
 from gridkit.grids.work.departments import check_name
 from gridkit.grids.work.versions import state_name, touch_draft, version_profile
@@ -234,6 +234,16 @@ def cells_in_polygon(session: Session, version: WorkGridVersion, polygon, *, thr
             {"e": version.base_edition_id, "t": threshold, "wkb": polygon.wkb, "srid": rules.SRID},
         )
     )
+
+
+def polygon_in_file(session: Session, path, *, encoding=None, src_crs=None, layer=None):
+    """Return the union of the polygons of a vector file (EPSG:4490), read as every import reads one: a file in
+    metres without a CRS is told the city's own 3-degree zones (gridkit.admin.city_extent)."""
+    from gridkit.io.vector import read_vector
+
+    city = city_extent(session)
+    read = read_vector(path, encoding=encoding, src_crs=src_crs, layer=layer, multipart="keep", city=city)
+    return read.gdf.geometry.union_all()
 
 
 def cells_in_admin_unit(session: Session, version: WorkGridVersion, admin_code: str) -> list[str]:
