@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from gridkit.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from gridkit.models import ROLES, AdminUnit, Coordinator, LoginFailure, User
+from gridkit.pii import mask_typed_phone
 from gridkit.standard.codes import admin_code_prefix
 
 # Roles that may read personal data (names, ID numbers, phones) inside their scope.
@@ -279,9 +280,9 @@ def coordinator_by_phone(session: Session, phone: str) -> Coordinator:
         )
     )
     if not found:
-        raise NotFound("account.coordinator_not_found", phone=phone)
+        raise NotFound("account.coordinator_not_found", phone=mask_typed_phone(phone))
     if len(found) > 1:
-        raise Conflict("account.coordinator_ambiguous", phone=phone)
+        raise Conflict("account.coordinator_ambiguous", phone=mask_typed_phone(phone))
     return found[0]
 
 
