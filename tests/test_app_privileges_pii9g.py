@@ -154,3 +154,38 @@ def test_the_embedded_database_keeps_the_restrictions_across_starts(tmp_path):
         db.forget_engine(settings)
         db.cluster_for(settings).destroy()
         shutil.rmtree(home, ignore_errors=True)
+
+
+def test_a_first_bulk_load_of_cases_still_works_as_the_app_role(app_session):
+    """`gridkit import incidents` of many cases into empty tables truncates them and rebuilds their indexes
+    through the owner's functions, which asked for UPDATE and DELETE on incident_history too."""
+    from gridkit.spatial.bulk import BULK_INDEX_ROWS, rebuilt_indexes
+
+    assert app_session.scalar(text("SELECT gridkit_truncate_for_load('public.incident'::regclass)")) is True
+    assert app_session.scalar(text("SELECT gridkit_truncate_for_load('public.incident_history'::regclass)")) is True
+    with rebuilt_indexes(app_session, "incident", BULK_INDEX_ROWS) as cases:
+        with rebuilt_indexes(app_session, "incident_history", BULK_INDEX_ROWS) as history:
+            assert cases and history
+    indexes = app_session.scalar(text("SELECT count(*) FROM pg_indexes WHERE tablename = 'incident_history'"))
+    assert indexes > 1  # built again
+    # Still no rewriting of a history that has rows: the truncation empties empty tables only.
+    make_incident_world(app_session)
+    wf.report_incident(app_session, lon=IN_C1[0], lat=IN_C1[1], category="0101", actor=SUPERVISOR, description="x")
+    app_session.flush()
+    assert app_session.scalar(text("SELECT gridkit_truncate_for_load('public.incident_history'::regclass)")) is False
+
+
+def test_the_migration_goes_down_and_up_again(pg_server):
+    definition = "SELECT pg_get_functiondef('gridkit_truncate_for_load(regclass)'::regprocedure)"
+    with app_role_engine(pg_server, "gridkit_pii9g_round", port=PORT) as engine:
+        owner = make_url(engine.url).set(username=OWNER_ROLE).render_as_string(hide_password=False)
+        with engine.connect() as conn:
+            restricted = (_privileges(conn), conn.scalar(text(definition)))
+        db.downgrade(owner, "20261207_perf9c")
+        with engine.connect() as conn:
+            held = _privileges(conn)
+            assert held["gridkit_config"] == held["audit_log"] == {"SELECT", "INSERT", "UPDATE", "DELETE"}
+            assert "incident_history'::regclass" not in conn.scalar(text(definition))
+        db.upgrade(owner)
+        with engine.connect() as conn:
+            assert (_privileges(conn), conn.scalar(text(definition))) == restricted

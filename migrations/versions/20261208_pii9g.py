@@ -14,7 +14,10 @@ privileges (gridkit.db.embedded.EmbeddedCluster.grant). Some of them it must not
   who did what to each case, when. Only the owner rewrites them (`gridkit db archive-audit`).
 
 The writes are taken back from every role but the table's owner (the application role's name is the
-deployment's); `gridkit_rebuild_incident_eval()`, which `db up` runs as the owner after a change of zone, is
+deployment's). The owner's bulk functions (migrations 20261203_city9, 20261204_imp9f and 20261204_inc9j), which
+a bulk intake of historic cases calls for `incident_history`, asked the caller for UPDATE (and, to truncate
+empty tables for a first load, DELETE) on it: INSERT is enough there now, as nothing written is changed (the
+indexes are built again, only empty tables are truncated). `gridkit_rebuild_incident_eval()`, which `db up` runs as the owner after a change of zone, is
 no longer executable by PUBLIC. EmbeddedCluster.grant does the same after each grant of the whole schema
 (APP_READ_ONLY_TABLES, APP_APPEND_ONLY_TABLES, OWNER_ONLY_FUNCTIONS), and also for PostGIS's spatial_ref_sys.
 """
@@ -59,7 +62,56 @@ BEGIN
 END $$"""
 
 
+# The privilege checks of the bulk functions, as they are and as they become: an append-only table's caller needs
+# INSERT only (the index functions check the target, the truncation each table it empties).
+_INDEX_CHECK = (
+    "            AND pg_catalog.has_table_privilege(session_user, target, 'UPDATE')) THEN",
+    "            AND (pg_catalog.has_table_privilege(session_user, target, 'UPDATE')\n"
+    "                 OR target = 'public.incident_history'::regclass)) THEN",
+)
+_TRUNCATE_CHECK = (
+    "                AND pg_catalog.has_table_privilege(session_user, t, 'UPDATE')\n"
+    "                AND pg_catalog.has_table_privilege(session_user, t, 'DELETE')) THEN",
+    "                AND ((pg_catalog.has_table_privilege(session_user, t, 'UPDATE')\n"
+    "                      AND pg_catalog.has_table_privilege(session_user, t, 'DELETE'))\n"
+    "                     OR t = 'public.incident_history'::regclass)) THEN",
+)
+_BULK_FUNCTIONS = (
+    "gridkit_drop_bulk_indexes",
+    "gridkit_drop_bulk_indexes_on",
+    "gridkit_restore_bulk_indexes",
+    "gridkit_truncate_for_load",
+)
+
+
+def _rewrite(forward: bool) -> str:
+    """A DO block making the bulk functions again from their own definitions with the checks replaced (each
+    function holds one of them; one that holds neither is refused)."""
+    pairs = [_INDEX_CHECK, _TRUNCATE_CHECK] if forward else [(new, old) for old, new in (_INDEX_CHECK, _TRUNCATE_CHECK)]
+    definition = "pg_catalog.pg_get_functiondef(f)"
+    for old, new in pairs:
+        definition = f"pg_catalog.replace({definition}, $q${old}$q$, $q${new}$q$)"
+    names = ", ".join(f"'{name}'" for name in _BULK_FUNCTIONS)
+    return f"""
+DO $$
+DECLARE
+    f regprocedure;
+    made text;
+BEGIN
+    FOR f IN SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
+             WHERE p.pronamespace = 'public'::regnamespace AND p.proname IN ({names})
+    LOOP
+        made := {definition};
+        IF made = pg_catalog.pg_get_functiondef(f) THEN
+            RAISE EXCEPTION 'function % does not check its caller''s privileges as expected', f;
+        END IF;
+        EXECUTE made;
+    END LOOP;
+END $$"""
+
+
 def upgrade() -> None:
+    op.execute(_rewrite(forward=True))
     op.execute(_for_each_reader("REVOKE %s ON %s FROM %s", _RESTRICTED))
     op.execute("REVOKE EXECUTE ON FUNCTION public.gridkit_rebuild_incident_eval() FROM PUBLIC")
 
@@ -69,3 +121,4 @@ def downgrade() -> None:
     # The writes given back to whoever reads the tables, as the default privileges gave them (TRUNCATE never was).
     given = {table: writes.removesuffix(", TRUNCATE") for table, writes in _RESTRICTED.items()}
     op.execute(_for_each_reader("GRANT %s ON %s TO %s", given))
+    op.execute(_rewrite(forward=False))
