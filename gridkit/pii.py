@@ -192,7 +192,9 @@ def personal_kind(field: str) -> str | None:
 
 # How each personal field is shown to someone who may not read it in clear.
 MASKS: dict[str, Callable] = {
-    "phone": mask_phone,
+    # mask_typed_phone, not mask_phone: a stored number that is not valid (kept before numbers were checked, or
+    # written by another program) is masked too, not refused with an error that quotes it.
+    "phone": mask_typed_phone,
     "id_number": mask_citizen_id,
     "name": mask_person_name,
     "reporter": mask_person_name,

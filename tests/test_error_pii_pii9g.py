@@ -142,3 +142,18 @@ def test_the_admin_page_does_not_repeat_the_phone_it_was_given(fresh_settings):
     assert response.status_code == 404
     page = response.get_data(as_text=True)
     assert UNKNOWN not in page and "139****5678" in page
+
+
+def test_a_stored_phone_that_is_not_valid_is_masked_not_quoted(session):
+    """A number kept before numbers were checked (or written by another program) was refused by mask_phone with an
+    error quoting it in full, on a page or a CLI line meant to show it masked."""
+    from gridkit.pii import mask_or_reveal
+    from web.api import shown_to
+
+    rows = mask_or_reveal(
+        session, [{"phone": "1234567890"}, {"phone": "13800138000"}], reveal=False, actor="a", object_type="x"
+    )
+    assert rows == [{"phone": "123***7890"}, {"phone": "138****8000"}]
+    answer = {"departments": [{"coordinators": [{"phone": "1234567890"}]}]}
+    assert shown_to(answer, object(), clear=False) == 0
+    assert answer["departments"][0]["coordinators"][0]["phone"] == "123***7890"
