@@ -54,3 +54,18 @@ def test_the_admin_page_refuses_a_login_to_another_areas_coordinator(fresh_setti
     assert signed.status_code == 302
     assert other.get(f"/api/work-cells/{B}").status_code == 200
     assert other.get(f"/api/work-cells/{A}").status_code == 403
+
+
+def test_stopping_a_user_ends_the_sessions_they_have(fresh_settings):
+    commit(fresh_settings, make_web_city)
+    app = create_app(fresh_settings)
+    app.config["TESTING"] = True
+    admin, analyst = app.test_client(), app.test_client()
+    token = sign_in(admin, "admin1")
+    sign_in(analyst, "analyst1")
+    assert analyst.get("/api/me").status_code == 200
+    assert admin.post("/admin/users/analyst1/active", data={"csrf_token": token, "active": "0"}).status_code == 302
+    assert analyst.get("/api/me").status_code == 401
+    # Allowed again, the old cookie stays over: a new sign-in is needed.
+    assert admin.post("/admin/users/analyst1/active", data={"csrf_token": token, "active": "1"}).status_code == 302
+    assert analyst.get("/api/me").status_code == 401
