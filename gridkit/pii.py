@@ -58,6 +58,36 @@ def mask_person_name(value: str) -> str:
     return value[:1] + "*" * max(len(value) - 1, 1)
 
 
+def mask_typed(value: str) -> str:
+    """Return a personal value as typed (valid or not) with its middle hidden: 12 characters or more (IDs) as
+    first 4 + '*' + last 4, 8 or more (phones) as first 3 + '*' + last 4, shorter ones all '*'."""
+    s = str(value).strip()
+    if len(s) >= 12:
+        return s[:4] + "*" * (len(s) - 8) + s[-4:]
+    if len(s) >= 8:
+        return s[:3] + "*" * (len(s) - 7) + s[-4:]
+    return "*" * len(s)
+
+
+def mask_typed_phone(value: str) -> str:
+    """Return a phone someone typed as a message may repeat it: mask_phone's form when it is a valid
+    number, else mask_typed's (a mistyped number is still someone's, or nearly)."""
+    try:
+        return mask_phone(value)
+    except ValueError:
+        return mask_typed(value)
+
+
+def masked_phone_reason(exc: Exception, raw: str) -> Message:
+    """Return why validate_phone refused `raw` (its InvalidValue `exc`) with the number masked (mask_typed)."""
+    code, params = getattr(exc, "code", None), dict(getattr(exc, "params", {}))
+    if code is None:
+        return Message("imports.phone_invalid", phone=mask_typed(raw))
+    if "phone" in params:
+        params["phone"] = mask_typed(raw)
+    return Message(f"error.{code}", **params)
+
+
 # A phone or citizen ID number written inside free text (a case's description): an 18-character ID, a
 # mainland mobile (11 digits, spaced 3-4-4 or not, after an optional +86), a landline with its area code;
 # never part of a longer run of letters and digits (case codes, cell codes, component codes stay whole).
@@ -162,7 +192,9 @@ def personal_kind(field: str) -> str | None:
 
 # How each personal field is shown to someone who may not read it in clear.
 MASKS: dict[str, Callable] = {
-    "phone": mask_phone,
+    # mask_typed_phone, not mask_phone: a stored number that is not valid (kept before numbers were checked, or
+    # written by another program) is masked too, not refused with an error that quotes it.
+    "phone": mask_typed_phone,
     "id_number": mask_citizen_id,
     "name": mask_person_name,
     "reporter": mask_person_name,

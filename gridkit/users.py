@@ -10,8 +10,19 @@ from datetime import timedelta
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from gridkit.admin import area_prefix
 from gridkit.errors import Conflict, NotFound, PermissionDenied, ValidationError
-from gridkit.models import ROLES, AdminUnit, Coordinator, LoginFailure, User
+from gridkit.models import (
+    ROLES,
+    AdminUnit,
+    BaseCell,
+    Coordinator,
+    CoordinatorAssignment,
+    LoginFailure,
+    User,
+    WorkCellMember,
+)
+from gridkit.pii import mask_typed_phone
 from gridkit.standard.codes import admin_code_prefix
 
 # Roles that may read personal data (names, ID numbers, phones) inside their scope.
@@ -271,6 +282,27 @@ def set_active(user: User, active: bool) -> None:
         end_sessions(user)
 
 
+def check_may_link(session: Session, admin: User, coordinator: Coordinator) -> None:
+    """Raise PermissionDenied unless every base cell of every work cell `coordinator` covers lies in
+    administrator `admin`'s scope (check_may_manage's rule for the cells a coordinator login reads).
+
+    A coordinator login reads the residents of its coordinator's cells whatever its own scope: linked to a
+    coordinator of another district, a district administrator's new login would read that district's people."""
+    if admin.scope_code is None:
+        return
+    outside = (
+        select(BaseCell.id)
+        .join(WorkCellMember, WorkCellMember.base_cell_id == BaseCell.id)
+        .join(CoordinatorAssignment, CoordinatorAssignment.work_cell_id == WorkCellMember.work_cell_id)
+        .where(
+            CoordinatorAssignment.coordinator_id == coordinator.id,
+            ~BaseCell.community_code.startswith(area_prefix(session, admin.scope_code)),
+        )
+    )
+    if session.scalar(select(outside.exists())):
+        raise PermissionDenied("account.coordinator_outside_scope", scope=admin.scope_code)
+
+
 def coordinator_by_phone(session: Session, phone: str) -> Coordinator:
     """Return the active coordinator with this phone number, or raise NotFound."""
     found = list(
@@ -279,16 +311,21 @@ def coordinator_by_phone(session: Session, phone: str) -> Coordinator:
         )
     )
     if not found:
-        raise NotFound("account.coordinator_not_found", phone=phone)
+        raise NotFound("account.coordinator_not_found", phone=mask_typed_phone(phone))
     if len(found) > 1:
-        raise Conflict("account.coordinator_ambiguous", phone=phone)
+        raise Conflict("account.coordinator_ambiguous", phone=mask_typed_phone(phone))
     return found[0]
 
 
-def link_coordinator(session: Session, user: User, phone: str) -> Coordinator:
-    """Link a coordinator login to the coordinator with this phone: their work cells become its scope."""
+def link_coordinator(session: Session, user: User, phone: str, *, by: User | None = None) -> Coordinator:
+    """Link a coordinator login to the coordinator with this phone: their work cells become its scope.
+
+    `by`: the administrator linking it (None: the CLI's operator), who may link only a coordinator whose
+    every work cell lies in their scope (check_may_link)."""
     if user.role != "coordinator":
         raise ValidationError("account.not_a_coordinator", name=user.name)
     coordinator = coordinator_by_phone(session, phone)
+    if by is not None:
+        check_may_link(session, by, coordinator)
     user.coordinator_id = coordinator.id
     return coordinator

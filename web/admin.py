@@ -98,18 +98,19 @@ def add():
             # As typed: a password is never stripped or cut (the user signs in with what they typed).
             password=request.form.get("password") or None,
         )
-        _link_and_record(session, me.name, user, "user.add")
+        _link_and_record(session, me, user, "user.add")
     return _done("added")
 
 
-def _link_and_record(session, me: str, user, action: str) -> None:
-    """Link the user to the coordinator with the form's phone (if given); audit `action` with role and scope."""
+def _link_and_record(session, me, user, action: str) -> None:
+    """Link the user to the coordinator with the form's phone (if given, and the coordinator's cells in `me`'s
+    scope); audit `action` with role and scope."""
     phone = _form("coordinator_phone", max_length=20)
     if phone:
-        link_coordinator(session, user, phone)
+        link_coordinator(session, user, phone, by=me)
     record(
         session,
-        me,
+        me.name,
         action,
         object_type="user",
         object_id=user.name,
@@ -140,7 +141,7 @@ def change_role(name: str):
         user = user_named(session, name[:50])
         check_may_manage(session, me, user.scope_code, scope)
         set_role(session, user, _form("role", max_length=20) or "", scope)
-        _link_and_record(session, me.name, user, "user.role")
+        _link_and_record(session, me, user, "user.role")
     return _done("role")
 
 

@@ -20,7 +20,7 @@ from gridkit.grids.work import responsibility_at
 from gridkit.grids.work.responsibility_cache import ResponsibilityCache
 from gridkit.health import health as database_health
 from gridkit.models import Coordinator
-from gridkit.standard.ids import mask_phone
+from gridkit.pii import mask_typed_phone
 from gridkit.users import may_see_personal_data
 from web.auth import current_user, home_of, login_required
 from web.database import COMMITS, db_session, reading_session, transaction
@@ -216,7 +216,7 @@ def shown_to(result: dict, user, clear: bool) -> int:
             if clear:
                 phones += 1
             elif user is not None:
-                person["phone"] = mask_phone(person["phone"])
+                person["phone"] = mask_typed_phone(person["phone"])
             else:
                 person["phone"] = None
     result["phones"] = "clear" if clear else ("masked" if user is not None else "hidden")

@@ -173,6 +173,7 @@ def db_restore(settings, path, yes):
 def db_archive_audit(settings, path, before, force):
     """Move the audit rows older than --before to PATH (gzip'd JSON lines, owner-only), all-or-nothing."""
     when = parse_time(before, field="before")
-    with db.transaction(settings) as session:
+    # As the owner: the application role only appends to the audit log (migration 20261208_pii9g).
+    with db.owner_transaction(settings) as session:
         result = audit.archive(session, path, when, actor=actor(), force=force)
     return output.Result(result, lines=[say("cli.db.audit_archived", **result)])

@@ -142,5 +142,10 @@ def subjects_erase(settings, kind, key, row_id, as_user, yes):
         if not yes:
             confirm(say("cli.subjects.confirm_erase", id=found.id, identity=found.id_number_masked))
         result = erase_resident(session, found.id, user=user, actor=user.name if user else actor())
-    line = say("cli.subjects.erased", id=result["id"])
-    return output.Result(result, lines=[line])
+    # The database forgets the resident; earlier backups and import reports are files it cannot reach: said so.
+    result["held_elsewhere"] = {"backups": True, "reports": str(settings.home / "reports")}
+    result["report_retention_days"] = settings.report_retention_days
+    elsewhere = say(
+        "cli.subjects.erased_elsewhere", reports=settings.home / "reports", days=result["report_retention_days"]
+    )
+    return output.Result(result, lines=[say("cli.subjects.erased", id=result["id"]), elsewhere])

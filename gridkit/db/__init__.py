@@ -416,6 +416,19 @@ def transaction(settings: Settings):
 
 
 @contextmanager
+def owner_transaction(settings: Settings):
+    """Yield a session as the database's owner (owner_url) inside one transaction: for the writes the application
+    role may not make (moving audit rows out of the log, gridkit.db.embedded.APP_APPEND_ONLY_TABLES)."""
+    engine_for(settings)  # started and migrated, or refused, as for any command
+    engine = make_engine(owner_url(settings))
+    try:
+        with session_factory(engine)() as session, session.begin():
+            yield session
+    finally:
+        engine.dispose()
+
+
+@contextmanager
 def bench_database(port: int, dbname: str = "gridkit_bench", *, role: str = ADMIN_ROLE):
     """Yield (url, description) of a migrated database for a benchmark.
 

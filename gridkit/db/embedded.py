@@ -42,6 +42,17 @@ PASSFILE = "pgpass"
 # granted by migration 20261204_cell9f for a first assignment's WAL-free COPY).
 APP_TABLE_PRIVILEGES = "SELECT, INSERT, UPDATE, DELETE"
 APP_SEQUENCE_PRIVILEGES = "USAGE, SELECT, UPDATE"
+# Tables the application role reads and never writes: the settings `gridkit db up` gives the database as its owner
+# (gridkit_config: the city's time zone), the migrations' revision, PostGIS's coordinate systems (whose
+# definitions every reprojection follows). Migration 20261208_pii9g revokes the writes from gridkit's own
+# tables, EmbeddedCluster.grant again after every grant of the whole schema (each start, each restore).
+APP_READ_ONLY_TABLES = ("gridkit_config", "alembic_version", "spatial_ref_sys", "geometry_columns", "geography_columns")
+# Append-only for the application: who read which personal data, and each case's steps (who, when, from, to).
+# Only the owner rewrites them (`gridkit db archive-audit` moves old audit rows out as the owner).
+APP_APPEND_ONLY_TABLES = ("audit_log", "incident_history")
+# Functions only `gridkit db up` runs, as the owner: not the application's (EXECUTE revoked from PUBLIC).
+# (Names of functions without arguments.)
+OWNER_ONLY_FUNCTIONS = ("gridkit_rebuild_incident_eval",)
 # Unix socket paths are limited to 107 bytes; '.s.PGSQL.NNNNN' takes 14 of them.
 MAX_SOCKET_DIR = 90
 
@@ -432,6 +443,7 @@ class EmbeddedCluster:
                 "ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA public GRANT {sequences} ON SEQUENCES TO {app}",
             ):
                 conn.execute(sql.SQL(statement).format(db=db, owner=owner, app=app, tables=tables, sequences=sequences))
+            _restrict_app(conn, app)
 
     def drop_database(self, dbname: str) -> None:
         """Drop a database of this cluster if it exists."""
@@ -463,6 +475,21 @@ class EmbeddedCluster:
                 if time.monotonic() > deadline:
                     raise SetupError("db.not_answering", reason=self._log_tail()) from None
                 time.sleep(0.2)
+
+
+def _restrict_app(conn: psycopg.Connection, app: sql.Identifier) -> None:
+    """Take back from the application role the writes that the grant of every table just gave it on the
+    read-only and append-only tables, and the owner-only functions from PUBLIC (those that exist yet)."""
+    revokes = [(name, "INSERT, UPDATE, DELETE") for name in APP_READ_ONLY_TABLES]
+    revokes += [(name, "UPDATE, DELETE") for name in APP_APPEND_ONLY_TABLES]
+    for name, privileges in revokes:
+        if conn.execute("SELECT to_regclass(%s)", (f"public.{name}",)).fetchone()[0] is not None:
+            conn.execute(
+                sql.SQL("REVOKE {} ON public.{} FROM {}").format(sql.SQL(privileges), sql.Identifier(name), app)
+            )
+    for function in OWNER_ONLY_FUNCTIONS:
+        if conn.execute("SELECT to_regprocedure(%s)", (f"public.{function}()",)).fetchone()[0] is not None:
+            conn.execute(sql.SQL("REVOKE EXECUTE ON FUNCTION public.{}() FROM PUBLIC").format(sql.Identifier(function)))
 
 
 def _is_server(pid: int) -> bool:

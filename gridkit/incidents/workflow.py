@@ -42,6 +42,7 @@ from gridkit.incidents.report import Report, incident_code, report_incident, sug
 from gridkit.incidents.responsible import responsible_for
 from gridkit.messages import Message
 from gridkit.models import Coordinator, Department, Incident, IncidentHistory
+from gridkit.pii import mask_typed_phone
 from gridkit.rules import FINISHED_INCIDENT_STATES, SEVERITIES, IncidentState, now
 from gridkit.standard.ids import validate_phone
 
@@ -229,7 +230,8 @@ def dispatch(
             select(Coordinator).where(Coordinator.phone == _phone(coordinator_phone), Coordinator.active.is_(True))
         )
         if chosen is None:
-            raise NotFound("incident.unknown_coordinator", phone=coordinator_phone)
+            # Masked: the phone was read unseen (gridkit.cli.personal_argument), and errors reach logs and screens.
+            raise NotFound("incident.unknown_coordinator", phone=mask_typed_phone(coordinator_phone))
         coordinator_id, gap = chosen.id, None
     if (reason or "").strip():
         # Kept with the note whenever given (it was dropped unless a coordinator was named).

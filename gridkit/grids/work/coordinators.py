@@ -11,7 +11,8 @@ from gridkit.errors import Conflict, NotFound, ValidationError
 from gridkit.grids.work.departments import check_name, department
 from gridkit.grids.work.versions import current_version
 from gridkit.models import Coordinator, CoordinatorAssignment, WorkCell, WorkGridVersion
-from gridkit.standard import InvalidValue
+from gridkit.pii import mask_person_name, masked_phone_reason
+from gridkit.standard.ids import mask_phone
 
 
 def add_coordinator(
@@ -34,15 +35,19 @@ def add_coordinator(
         try:
             phone = validate_phone(phone)
         except ValueError as exc:
-            raise ValidationError(
-                "work.coordinator_bad_phone",
-                name=name,
-                reason=exc.as_message() if isinstance(exc, InvalidValue) else str(exc),
-            )
+            # The number masked as typed: it was read unseen (gridkit.cli.personal_argument).
+            raise ValidationError("work.coordinator_bad_phone", name=name, reason=masked_phone_reason(exc, phone))
     # One person may cover several departments' work cells (多员合一): the phone identifies them.
     coordinator = session.scalar(select(Coordinator).where(Coordinator.phone == phone)) if phone else None
     if coordinator is not None and coordinator.name != name.strip():
-        raise Conflict("work.phone_taken", phone=phone, id=coordinator.id, owner=coordinator.name, name=name)
+        # Whose number it is stays masked: typing phones must not tell who owns them.
+        raise Conflict(
+            "work.phone_taken",
+            phone=mask_phone(phone),
+            id=coordinator.id,
+            owner=mask_person_name(coordinator.name),
+            name=name,
+        )
     if coordinator is None:
         coordinator = Coordinator(name=name.strip(), phone=phone)
         session.add(coordinator)

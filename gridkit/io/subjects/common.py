@@ -15,6 +15,7 @@ from gridkit.io.crs import coordinate_hint, looks_projected
 from gridkit.io.csvdialect import has_decimal_comma
 from gridkit.io.problems import ImportRefused
 from gridkit.messages import Message
+from gridkit.pii import masked_phone_reason as _phone_reason
 from gridkit.rules import CHINA_LAT, CHINA_LON
 from gridkit.standard.ids import validate_phone
 
@@ -211,16 +212,6 @@ def parse_mapping(items) -> dict[str, str]:
     return mapping
 
 
-def _mask(value: str) -> str:
-    """Hide the middle of a personal value: 18-character IDs as 4 + 10 '*' + 4, phones as 3 + 4 '*' + 4."""
-    s = str(value).strip()
-    if len(s) >= 12:
-        return s[:4] + "*" * (len(s) - 8) + s[-4:]
-    if len(s) >= 8:
-        return s[:3] + "*" * (len(s) - 7) + s[-4:]
-    return "*" * len(s)
-
-
 # validate_citizen_id's codes whose reason may be shown (no digits of the number, or only its length).
 _ID_REASONS = {
     "id.citizen_length": ("length",),
@@ -242,16 +233,6 @@ def _id_reason(exc: Exception) -> Message:
         return Message("imports.id_reason.other")
     params = getattr(exc, "params", {})
     return Message(f"imports.id_reason.{code.removeprefix('id.')}", **{k: params.get(k) for k in _ID_REASONS[code]})
-
-
-def _phone_reason(exc: Exception, raw: str) -> Message:
-    """Return validate_phone's reason with the number masked."""
-    code, params = getattr(exc, "code", None), dict(getattr(exc, "params", {}))
-    if code is None:
-        return Message("imports.phone_invalid", phone=_mask(raw))
-    if "phone" in params:
-        params["phone"] = _mask(raw)
-    return Message(f"error.{code}", **params)
 
 
 def _number(value: str) -> float | None:

@@ -14,12 +14,12 @@ from gridkit.io.subjects.common import (
     _PAIRS_PER_STATEMENT,
     _WORK_CELL_SEPARATORS,
     SubjectImportResult,
-    _mask,
     _phone,
 )
 from gridkit.io.subjects.job import Job
 from gridkit.messages import Message
 from gridkit.models import Coordinator, CoordinatorAssignment, Department, WorkCell, WorkGridVersion
+from gridkit.pii import mask_typed as _mask
 from gridkit.rules import VersionState
 
 __all__ = ["import_coordinators"]

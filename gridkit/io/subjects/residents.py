@@ -20,7 +20,6 @@ from gridkit.io.subjects.common import (
     POPULATION_TYPE_WORDS,
     SubjectImportResult,
     _id_reason,
-    _mask,
     _phone,
 )
 from gridkit.io.subjects.job import Job
@@ -44,6 +43,7 @@ from gridkit.io.subjects.staging import (
 from gridkit.io.tables import Table
 from gridkit.messages import Message
 from gridkit.pii import hash_citizen_id
+from gridkit.pii import mask_typed as _mask
 from gridkit.reports.resident_summary_rows import write_summary_rows
 from gridkit.standard.ids import MOBILE_PATTERN, birth_date_of, citizen_ids_valid, validate_citizen_id
 
