@@ -299,9 +299,11 @@ def test_unknown_and_known_names_take_the_same_time(city):
         )
         return time.perf_counter() - start
 
-    known = min(timed("planner1", f"10.1.0.{i}") for i in range(3))
-    unknown = min(timed(f"ghost{i}", f"10.2.0.{i}") for i in range(3))
-    assert 0.5 < unknown / known < 2, (known, unknown)
+    # Interleaved, the fastest of four each (a fifth failure would lock the name): a loaded machine (the suite
+    # runs a worker per core) slows single requests by 2-4x at random. Skipping the hash would be ~50x faster.
+    pairs = [(timed("planner1", f"10.1.0.{i}"), timed(f"ghost{i}", f"10.2.0.{i}")) for i in range(4)]
+    known, unknown = min(k for k, _ in pairs), min(u for _, u in pairs)
+    assert 0.25 < unknown / known < 4, (known, unknown)
 
 
 def test_headers_on_every_kind_of_response(city):
