@@ -127,3 +127,26 @@ def test_a_report_by_work_cell_asks_for_its_department_first(chromium, site, lan
     page.screenshot(path=str(SHOTS / f"ux9i-report-dept-{lang}.png"))
     assert errors == []
     page.close()
+
+
+@pytest.mark.parametrize("lang", ["zh-CN", "en"])
+def test_the_evaluation_table_fits_a_desktop(chromium, site, lang):  # noqa: F811
+    """Every column of the supervisor's evaluation (the steps' times too) is in sight on a 1366 px
+    desktop, without scrolling the table sideways; a step's unit is said under its name."""
+    base_url, _ = site
+    page, _, errors = _offline_page(chromium, base_url)
+    page.set_viewport_size(DESKTOP)
+    _sign_in(page, base_url, "super1", lang)
+    page.goto(f"{base_url}/supervisor")
+    page.wait_for_load_state("networkidle")
+    page.locator("#evaluation").scroll_into_view_if_needed()
+    page.locator(".sup-evaluation").screenshot(path=str(SHOTS / f"ux9i-evaluation-{lang}-1366.png"))
+    box = page.evaluate(
+        "() => { const w = document.querySelector('#evaluation').parentElement;"
+        " return [w.scrollWidth, w.clientWidth]; }"
+    )
+    assert box[0] <= box[1], box
+    units = page.locator("#evaluation thead th .unit").all_inner_texts()
+    assert units and set(units) == {catalogue(lang)["sup.eval.step_unit"]}
+    assert errors == []
+    page.close()
