@@ -28,7 +28,7 @@ from gridkit.grids import work
 from gridkit.incidents.actors import Actor
 from gridkit.incidents.calendar import load_calendar
 from gridkit.incidents.categories import seed_categories
-from gridkit.incidents.demo_cases import advance_demo_cases
+from gridkit.incidents.demo_cases import advance_demo_cases, give_cases_to_account
 from gridkit.incidents.workflow import start_clock
 from gridkit.models import (
     SRID,
@@ -63,6 +63,8 @@ DEMO_USERS = [
     ("analyst", "analyst", None),
     ("coordinator", "coordinator", DEMO_SCOPE),
 ]
+# The one coordinator account that signs in (the others are the names the demo's cases are handled under).
+DEMO_COORDINATOR = "coordinator"
 # Who takes the supervising steps of the demo's cases: the demo supervisor.
 DEMO_SUPERVISOR = Actor("supervisor", "supervisor", DEMO_SCOPE)
 FILES = (
@@ -178,6 +180,8 @@ def _load_demo(session: Session, pii_key: bytes, *, data_dir: Path, progress: Pr
     counts["unassigned"] = sum(v["unassigned"] for v in assigned.values())
     # The cases move along the workflow once placed: deadlines by the service's rule, some overdue.
     counts["incident_states"] = advance_demo_cases(session, DEMO_SUPERVISOR, as_of=demo_day_end(today))
+    # The demo's coordinator signs in to cases waiting for their feedback, not to an empty list.
+    give_cases_to_account(session, DEMO_COORDINATOR)
     step("assignment", sum(v["assigned"] for v in assigned.values()))
 
     counts["users"] = _add_demo_users(session)
@@ -393,11 +397,12 @@ def _load_incidents(session: Session, data_dir: Path, shift: timedelta) -> int:
 
 def _add_coordinator_accounts(session: Session) -> None:
     """Give every demo coordinator the account they act under: the first is the demo user
-    `coordinator`, the others wgy002, wgy003... (no password: only `coordinator` signs in)."""
+    `coordinator`, the others wgy002, wgy003... (no password: only `coordinator` signs in). Once the
+    cases are placed, `coordinator` may change places with another (demo_cases.give_cases_to_account)."""
     taken = set(session.scalars(select(User.name)))
     ids = session.scalars(select(work.Coordinator.id).order_by(work.Coordinator.id)).all()
     for n, coordinator_id in enumerate(ids, start=1):
-        name = "coordinator" if n == 1 else f"wgy{n:03d}"
+        name = DEMO_COORDINATOR if n == 1 else f"wgy{n:03d}"
         if name not in taken:
             add_user(
                 session,

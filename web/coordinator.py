@@ -54,6 +54,7 @@ JS_STRINGS = (
     "coordinator.col.credit_code",
     "coordinator.none",
     "coordinator.more",
+    "map.legend.title",
     "coordinator.layer.cell",
     "coordinator.layer.base_cells",
     "coordinator.layer.buildings",

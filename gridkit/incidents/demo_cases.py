@@ -15,13 +15,14 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import case as sql_case
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from gridkit.incidents import workflow as wf
 from gridkit.incidents.actors import Actor
-from gridkit.models import Incident, User
-from gridkit.rules import SEVERITIES, now, parse_time
+from gridkit.models import Incident, IncidentHistory, User
+from gridkit.rules import SEVERITIES, IncidentState, now, parse_time
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
@@ -111,3 +112,43 @@ def _advance(session: Session, case: Incident, fate: str, severity: str, supervi
     wf.feedback(session, case.id, worker, note="演示：已处理完毕", at=at)
     if fate == "close" and at + 2 * HOUR <= as_of:
         wf.close(session, case.id, supervisor, at=at + 2 * HOUR, note="演示：核查通过")
+
+
+def give_cases_to_account(session: Session, name: str) -> str | None:
+    """Let the coordinator account `name` (the demo's, who signs in) meet cases in hand: when the
+    coordinator it acts for has no case waiting for their feedback, it changes places with the account
+    whose coordinator has the most (then the most fed back, then the first): the two accounts swap
+    their coordinators and the history's actor names follow, so every step stays written under the
+    account of the case's own coordinator. Return the account it changed places with, else None."""
+    account = session.scalar(select(User).where(User.name == name))
+    if account is None or account.coordinator_id is None:
+        return None
+
+    def per_coordinator(state: IncidentState) -> dict[int, int]:
+        return dict(
+            session.execute(
+                select(Incident.coordinator_id, func.count())
+                .where(Incident.status == state, Incident.coordinator_id.is_not(None))
+                .group_by(Incident.coordinator_id)
+            ).all()
+        )
+
+    counts = per_coordinator(IncidentState.DISPATCHED)
+    if counts.get(account.coordinator_id):
+        return None
+    fed_back = per_coordinator(IncidentState.FED_BACK)
+    ranked = sorted(counts, key=lambda c: (-counts[c], -fed_back.get(c, 0), c))
+    other = next(
+        (u for c in ranked if (u := session.scalar(select(User).where(User.coordinator_id == c))) is not None),
+        None,
+    )
+    if other is None:
+        return None
+    account.coordinator_id, other.coordinator_id = other.coordinator_id, account.coordinator_id
+    session.execute(
+        update(IncidentHistory)
+        .where(IncidentHistory.actor.in_([account.name, other.name]))
+        .values(actor=sql_case((IncidentHistory.actor == account.name, other.name), else_=account.name))
+    )
+    session.flush()
+    return other.name

@@ -368,7 +368,8 @@ def overdue_cases(session: Session, *, actor: Actor | None = None, dept: str | N
         for r in rows
     ]
     return {
-        "per_step": {PENDING_STEP[IncidentState(s)]: n for s, n in per_step.items()},
+        # In the workflow's order (accept first), whatever order the database grouped them in.
+        "per_step": {PENDING_STEP[IncidentState(s)]: per_step[s] for s in open_states() if s in per_step},
         "total": sum(per_step.values()),
         "cases": cases,
         "escalation": [c for c in cases if c["escalate"]],

@@ -15,11 +15,21 @@
     target.textContent = S["analyst.failed"] + " " + ((body && body.message) || response.status);
   }
 
-  // Report: the default grouping follows the chosen report.
+  // Report: the default grouping follows the chosen report. Work cells belong to a department: grouped
+  // by work cell, the department must be chosen (asked at the field, before the server refuses it).
   var reportName = document.getElementById("gk-report-name");
+  var reportBy = document.getElementById("gk-report-by");
+  var reportDept = document.getElementById("gk-report-dept");
+  function deptNeeded() {
+    reportDept.required = reportBy.value === "work-cell";
+    reportDept.setCustomValidity("");
+  }
   reportName.addEventListener("change", function () {
-    document.getElementById("gk-report-by").value = reportName.selectedOptions[0].dataset.by;
+    reportBy.value = reportName.selectedOptions[0].dataset.by;
+    deptNeeded();
   });
+  reportBy.addEventListener("change", deptNeeded);
+  deptNeeded();
   document.getElementById("gk-report-preview").addEventListener("click", function () {
     var out = document.getElementById("gk-report-out");
     // A button outside the form's submit: its checks (a date that is no day) run only when asked.

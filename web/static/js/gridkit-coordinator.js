@@ -43,6 +43,23 @@
   // Collapsed: on a phone the layer list opens on tap and leaves the map free.
   L.control.layers(null, overlays, { collapsed: true }).addTo(map);
 
+  // Legend, bottom left: what the outline, the thin cells and the dots are (the same styles as above).
+  var legend = L.control({ position: "bottomleft" });
+  legend.onAdd = function () {
+    var box = el("div", "gk-map-info gk-coordinator-legend");
+    box.appendChild(el("div", "gk-legend-title", S["map.legend.title"]));
+    [["work-cell", "coordinator.layer.cell"], ["coord-base", "coordinator.layer.base_cells"],
+     ["building", "coordinator.layer.buildings"]].forEach(function (item) {
+      var row = el("div");
+      row.appendChild(el("span", "gk-swatch " + item[0]));
+      row.appendChild(el("span", null, S[item[1]]));
+      box.appendChild(row);
+    });
+    L.DomEvent.disableClickPropagation(box);
+    return box;
+  };
+  legend.addTo(map);
+
   function table(rows, columns) {
     var wrap = el("div");
     if (!rows.length) { wrap.appendChild(el("p", "note", S["coordinator.none"])); return wrap; }

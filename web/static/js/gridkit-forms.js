@@ -48,6 +48,7 @@
   function problem(el) {
     var v = el.validity;
     if (v.valueMissing) {
+      if (el.hasAttribute("data-required-message")) { return el.getAttribute("data-required-message"); }
       if (el.type === "file") { return S["form.required_file"]; }
       return S[el.tagName === "SELECT" ? "form.required_choice" : "form.required"];
     }
