@@ -207,7 +207,7 @@ def _stage(session: Session, ctx: Context, rows: CheckedRows, first: int, notes:
     note_outside(ctx, rows, cells, notes)
     coordinators = np.array([ctx.coordinator_of.get(int(w), 0) for w in work_cells], dtype=np.int64)
     hours = rows.categories.map(ctx.hours).fillna(0).astype(float)
-    around = rows.categories.map(ctx.around_the_clock).fillna(True).astype(bool)
+    around = rows.categories.map(ctx.around_the_clock).astype("boolean").fillna(True).astype(bool)
     computed = due_many(rows.reported, hours, around, ctx.calendar)
     # The case's time from report to closing, counted as its limits count (the times as stored: to the second).
     closed = rows.closed.where(rows.states == "closed")
