@@ -265,6 +265,8 @@ MATRIX = {
     "incidents_api.heatmap": ("GET", "/api/incidents/heatmap", SUPERVISORS),
     "coordinator_cases.index": ("GET", "/coordinator/cases", COORDINATORS),
     "coordinator_cases.feedback": ("POST", "/coordinator/cases/1/feedback", COORDINATORS),
+    "coordinator_cases.case": ("GET", "/coordinator/cases/1", COORDINATORS),
+    "coordinator_cases.photo": ("GET", "/coordinator/cases/1/photos/1", COORDINATORS),
     "ogc.landing": ("GET", "/ogc", ALL),
     "ogc.api": ("GET", "/ogc/api", ALL),
     "ogc.conformance": ("GET", "/ogc/conformance", ALL),

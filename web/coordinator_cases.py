@@ -1,15 +1,17 @@
 """The coordinator's "my cases" under /coordinator/cases: open cases in my work cells with their
-deadlines, and the feedback form (note + photo) for a dispatched case, made for a phone screen."""
+deadlines, one case's page (place, deadlines, history, photos), and the feedback form (note + photo) for a
+dispatched case, made for a phone screen."""
 
 from __future__ import annotations
 
-from flask import Blueprint, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, redirect, render_template, request, send_file, url_for
 
-from gridkit.incidents.queries import list_incidents
+from gridkit.incidents.cases import get_incident
+from gridkit.incidents.queries import incident_photo, list_incidents, show_incident
 from gridkit.incidents.workflow import transition
 from web.auth import check_csrf, login_required
-from web.database import transaction
-from web.incidents_api import my_coordinator_id, transition_params, web_actor
+from web.database import db_session, transaction
+from web.incidents_api import check_mine, my_coordinator_id, transition_params, web_actor
 from web.paging import PAGE_SIZE, page_request, pager
 from web.params import text_arg
 
@@ -51,6 +53,27 @@ def index():
         q=q or "",
         done=done,
     )
+
+
+@bp.get("/<ident>")
+def case(ident):
+    """Show one of my cases (mine, or in one of my work cells): place, deadlines, history and its photos, and
+    the feedback form while it is dispatched. Another coordinator's case is refused."""
+    # A transaction: a phone or ID number read in clear is recorded in the audit log (not if refused).
+    with transaction() as session:
+        data = show_incident(session, ident, web_actor())
+        check_mine(session, data["id"], data["code"])
+    return render_template("supervisor_case.html", case=data, coordinator=True, done=None)
+
+
+@bp.get("/<ident>/photos/<int:photo>")
+def photo(ident, photo):
+    """Send one photo of one of my cases (the feedback I sent, to check it arrived)."""
+    session = db_session()
+    incident = get_incident(session, ident)
+    check_mine(session, incident.id, incident.code)
+    path, media_type = incident_photo(session, ident, photo, web_actor(), current_app.config["GRIDKIT_SETTINGS"].home)
+    return send_file(path, mimetype=media_type, max_age=0)
 
 
 @bp.post("/<int:incident_id>/feedback")

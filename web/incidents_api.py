@@ -127,14 +127,15 @@ def incident(ident):
     # A transaction: the coordinator's name and phone given in clear are recorded in the audit log.
     with transaction() as session:
         data = show_incident(session, ident, web_actor())
-        _check_mine(session, data)
+        check_mine(session, data["id"], data["code"])
     return jsonify(data)
 
 
-def _check_mine(session, data: dict) -> None:
+def check_mine(session, incident_id: int, code: str) -> None:
+    """Refuse a coordinator a case that is neither theirs nor in one of their work cells (others pass)."""
     mine = my_coordinator_id()
-    if mine is not None and not coordinator_case(session, mine, data["id"]):
-        raise PermissionDenied("incident.web.not_yours", code=data["code"])
+    if mine is not None and not coordinator_case(session, mine, incident_id):
+        raise PermissionDenied("incident.web.not_yours", code=code)
 
 
 @bp.post("/<ident>/<action>")
