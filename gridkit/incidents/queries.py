@@ -102,6 +102,8 @@ def show_incident(session: Session, ident, actor: Actor | None = None) -> dict:
         photo["name"] = name
     step = PENDING_STEP.get(incident.status)
     overdue = incident.step_deadline is not None and incident.step_deadline < now()
+    # An open case past its own deadline (after a rework the step's clock starts again, the case's does not).
+    past_due = step is not None and incident.deadline is not None and incident.deadline < now()
     allowed = allowed_actions(incident.status)
     return {
         "id": incident.id,
@@ -126,6 +128,7 @@ def show_incident(session: Session, ident, actor: Actor | None = None) -> dict:
         "reported_at": _iso(incident.reported_at),
         "closed_at": _iso(incident.closed_at),
         "deadline": _iso(incident.deadline),
+        "past_due": past_due,
         "deadlines": {step: _iso(parse_time(at)) for step, at in (incident.deadlines or {}).items()},
         "pending_step": step,
         "step_deadline": _iso(incident.step_deadline),
