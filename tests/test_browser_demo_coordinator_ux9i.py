@@ -12,7 +12,7 @@ from test_browser import chromium  # noqa: F401 - the fixture is used by name
 from test_browser_demo9m import SHOTS, _signed_in, demo_site  # noqa: F401 - the fixture is used by name
 
 from gridkit.demo import DEMO_COORDINATOR, load_demo
-from gridkit.incidents.queries import coordinator_case
+from gridkit.incidents.cases import coordinator_case
 from gridkit.messages import catalogue
 from gridkit.models import Incident, IncidentHistory, User
 from gridkit.rules import IncidentState

@@ -40,7 +40,8 @@ from gridkit.errors import (
 from gridkit.grids import work
 from gridkit.incidents import workflow as wf
 from gridkit.incidents.actors import Actor, actor_for
-from gridkit.incidents.queries import coordinator_case, list_incidents, overdue_cases, show_incident
+from gridkit.incidents.cases import coordinator_case
+from gridkit.incidents.queries import list_incidents, overdue_cases, show_incident
 from gridkit.models import Incident, IncidentAttachment, IncidentHistory, WorkCell
 from gridkit.rules import now
 

@@ -12,7 +12,8 @@ from flask import Blueprint, current_app, jsonify, request
 from gridkit.errors import PermissionDenied, ValidationError
 from gridkit.incidents import heatmap as density
 from gridkit.incidents.actors import Actor
-from gridkit.incidents.queries import coordinator_case, list_incidents, show_incident
+from gridkit.incidents.cases import coordinator_case
+from gridkit.incidents.queries import list_incidents, show_incident
 from gridkit.incidents.workflow import ACTIONS, transition
 from web.auth import check_csrf, current_user, login_required
 from web.database import db_session, transaction

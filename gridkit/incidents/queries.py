@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from gridkit.errors import NotFound, ValidationError
 from gridkit.incidents.actors import ACTION_ROLES, Actor, check_scope
 from gridkit.incidents.attachments import attachment_path
+from gridkit.incidents.cases import COORDINATORS_CASE
 from gridkit.incidents.personal import protect_case, protect_case_texts
 from gridkit.incidents.workflow import (
     PENDING_STEP,
@@ -32,15 +33,6 @@ from gridkit.rules import OPEN_CASE_SQL, OPEN_INCIDENT_STATES, IncidentState, lo
 # Overdue this many times the step's own time limit: the case goes on the escalation list.
 ESCALATE_AFTER = timedelta(hours=24)
 MAX_PAGE = 500
-# A coordinator's cases (over `incident i`, parameter :coordinator): their own, or in one of their work
-# cells; a stopped coordinator has none (the lists and the case view; works_on answers the same for feedback).
-# `= ANY (ARRAY(…))`, not `IN (SELECT …)`: the work cells are read once and the cases found from the index of
-# work_cell_id (a subquery was a filter over every case of the city: 90 ms at 300,000 cases).
-_COORDINATORS_CASE = (
-    "(EXISTS (SELECT 1 FROM coordinator c WHERE c.id = :coordinator AND c.active) AND (i.coordinator_id = :coordinator "
-    "OR i.work_cell_id = ANY (ARRAY(SELECT work_cell_id FROM coordinator_assignment "
-    "WHERE coordinator_id = :coordinator))))"
-)
 # The characters beyond ASCII (Chinese ones) of a text, lower case, as an array (SQL; `{}`: the text): what the GIN
 # index ix_incident_text_chars holds of a case's code and description (CASE_TEXT_CHARS, over `incident i`; migration
 # 20261207_perf9c writes it exactly so). A search of one or two characters, which the trigram indexes cannot serve,
@@ -318,7 +310,7 @@ def _filters(
     if overdue:
         clauses.append("i.step_deadline < now()")
     if coordinator_id is not None:
-        clauses.append(_COORDINATORS_CASE)
+        clauses.append(COORDINATORS_CASE)
         params["coordinator"] = coordinator_id
     if unassigned:
         clauses.append("i.base_cell_id IS NULL")
@@ -377,17 +369,6 @@ def overdue_cases(session: Session, *, actor: Actor | None = None, dept: str | N
         "cases": cases,
         "escalation": [c for c in cases if c["escalate"]],
     }
-
-
-def coordinator_case(session: Session, coordinator_id: int, incident_id: int) -> bool:
-    """True when the case is the coordinator's own or lies in one of their work cells (a stopped coordinator has
-    none)."""
-    return bool(
-        session.scalar(
-            text(f"SELECT EXISTS (SELECT 1 FROM incident i WHERE i.id = :id AND {_COORDINATORS_CASE})"),
-            {"id": incident_id, "coordinator": coordinator_id},
-        )
-    )
 
 
 def needs_dispatch(status: str, gap: str | None) -> str | None:
