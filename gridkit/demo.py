@@ -178,10 +178,14 @@ def _load_demo(session: Session, pii_key: bytes, *, data_dir: Path, progress: Pr
 
     assigned = assign_subjects(session, edition=edition)
     counts["unassigned"] = sum(v["unassigned"] for v in assigned.values())
-    # The cases move along the workflow once placed: deadlines by the service's rule, some overdue.
-    counts["incident_states"] = advance_demo_cases(session, DEMO_SUPERVISOR, as_of=demo_day_end(today))
-    # The demo's coordinator signs in to cases waiting for their feedback, not to an empty list.
-    give_cases_to_account(session, DEMO_COORDINATOR)
+
+    # The cases move along the workflow once placed: deadlines by the service's rule, some overdue. The demo's
+    # coordinator signs in to cases waiting for their feedback, not to an empty list: accounts are matched first.
+    def advance():
+        return advance_demo_cases(session, DEMO_SUPERVISOR, as_of=demo_day_end(today))
+
+    give_cases_to_account(session, DEMO_COORDINATOR, advance)
+    counts["incident_states"] = advance()
     step("assignment", sum(v["assigned"] for v in assigned.values()))
 
     counts["users"] = _add_demo_users(session)

@@ -13,15 +13,15 @@ Deterministic: the same file loaded on the same day gives the same cases.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import case as sql_case
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from gridkit.incidents import workflow as wf
 from gridkit.incidents.actors import Actor
-from gridkit.models import Incident, IncidentHistory, User
+from gridkit.models import Incident, User
 from gridkit.rules import SEVERITIES, IncidentState, now, parse_time
 
 HOUR = timedelta(hours=1)
@@ -114,12 +114,30 @@ def _advance(session: Session, case: Incident, fate: str, severity: str, supervi
         wf.close(session, case.id, supervisor, at=at + 2 * HOUR, note="演示：核查通过")
 
 
-def give_cases_to_account(session: Session, name: str) -> str | None:
-    """Let the coordinator account `name` (the demo's, who signs in) meet cases in hand: when the
-    coordinator it acts for has no case waiting for their feedback, it changes places with the account
-    whose coordinator has the most (then the most fed back, then the first): the two accounts swap
-    their coordinators and the history's actor names follow, so every step stays written under the
-    account of the case's own coordinator. Return the account it changed places with, else None."""
+def give_cases_to_account(session: Session, name: str, advance: Callable[[], object]) -> str | None:
+    """Let the coordinator account `name` (the demo's, who signs in) meet cases in hand, before `advance` moves
+    the cases along the workflow: when the coordinator it acts for would have no case waiting for their feedback,
+    it changes places with the account whose coordinator would have the most (then the most fed back, then the
+    first). Which that is, a trial of `advance` in a savepoint rolled back tells; the two accounts swap their
+    coordinators before the real run, so every step is written under the account of the case's own coordinator
+    as it happens (the case history is append-only for the application). Return the account it changed places
+    with, else None; the caller then runs `advance`."""
+    trial = session.begin_nested()
+    try:
+        advance()
+        pair = _swap_pair(session, name)
+    finally:
+        trial.rollback()
+    if pair is None:
+        return None
+    account, other = (session.scalar(select(User).where(User.name == n)) for n in pair)
+    account.coordinator_id, other.coordinator_id = other.coordinator_id, account.coordinator_id
+    session.flush()
+    return other.name
+
+
+def _swap_pair(session: Session, name: str) -> tuple[str, str] | None:
+    """Return (name, the account to change places with) as the cases stand, or None (nothing to change)."""
     account = session.scalar(select(User).where(User.name == name))
     if account is None or account.coordinator_id is None:
         return None
@@ -142,13 +160,4 @@ def give_cases_to_account(session: Session, name: str) -> str | None:
         (u for c in ranked if (u := session.scalar(select(User).where(User.coordinator_id == c))) is not None),
         None,
     )
-    if other is None:
-        return None
-    account.coordinator_id, other.coordinator_id = other.coordinator_id, account.coordinator_id
-    session.execute(
-        update(IncidentHistory)
-        .where(IncidentHistory.actor.in_([account.name, other.name]))
-        .values(actor=sql_case((IncidentHistory.actor == account.name, other.name), else_=account.name))
-    )
-    session.flush()
-    return other.name
+    return None if other is None else (account.name, other.name)
