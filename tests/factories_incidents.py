@@ -69,6 +69,18 @@ def coordinator_actor(world, n: int = 1) -> Actor:
     return Actor(f"coord{n}", "coordinator", None, world[f"coord{n}"].id)
 
 
+def dispatched_case(session, description: str, where=IN_C1, category: str = "0101") -> int:
+    """Report a case at `where` and take it to dispatched (accepted, classified, sent to its coordinator) as the
+    supervisor; return its id."""
+    from gridkit.incidents import workflow as wf
+
+    case = wf.report_incident(session, lon=where[0], lat=where[1], description=description, actor=SUPERVISOR)
+    wf.accept(session, case.incident.id, SUPERVISOR)
+    wf.classify(session, case.incident.id, SUPERVISOR, category=category)
+    wf.dispatch(session, case.incident.id, SUPERVISOR)
+    return case.incident.id
+
+
 # The smallest valid images: the first bytes decide the type.
 PNG = (
     b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from factories_incidents import IN_C1, PNG, SUPERVISOR, coordinator_actor, make_incident_world
+from factories_incidents import PNG, coordinator_actor, dispatched_case, make_incident_world
 from factories_web import served
 from test_browser import chromium  # noqa: F401 - the fixture
 from test_browser_incidents import sign_in
@@ -25,19 +25,16 @@ def site(fresh_settings):
         world = make_incident_world(session)
         ids = []
         for description in ("路灯不亮", "井盖缺失"):
-            case = wf.report_incident(session, lon=IN_C1[0], lat=IN_C1[1], description=description, actor=SUPERVISOR)
-            wf.accept(session, case.incident.id, SUPERVISOR)
-            wf.classify(session, case.incident.id, SUPERVISOR, category="0101")
-            wf.dispatch(session, case.incident.id, SUPERVISOR)
+            case_id = dispatched_case(session, description)
             wf.feedback(
                 session,
-                case.incident.id,
+                case_id,
                 coordinator_actor(world, 1),
                 note="已处理",
                 attachments=[("before.png", PNG), ("after.png", PNG)],
                 home=fresh_settings.home,
             )
-            ids.append(case.incident.id)
+            ids.append(case_id)
         session.flush()
         stored = session.query(IncidentAttachment).order_by(IncidentAttachment.id).all()
         photos = {i: [a.id for a in stored if a.incident_id == i] for i in ids}

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from factories_incidents import IN_C1, PNG, SUPERVISOR, coordinator_actor, make_incident_world
+from factories_incidents import PNG, coordinator_actor, dispatched_case, make_incident_world
 from factories_web import served
 from test_browser import chromium  # noqa: F401 - the fixture
 from test_browser_incidents import sign_in
@@ -24,14 +24,7 @@ pytestmark = pytest.mark.browser
 def site(fresh_settings):
     with db.session_factory(db.engine_for(fresh_settings))() as session, session.begin():
         world = make_incident_world(session)
-        ids = []
-        for description in ("路灯不亮", "井盖缺失"):
-            case = wf.report_incident(session, lon=IN_C1[0], lat=IN_C1[1], description=description, actor=SUPERVISOR)
-            wf.accept(session, case.incident.id, SUPERVISOR)
-            wf.classify(session, case.incident.id, SUPERVISOR, category="0101")
-            wf.dispatch(session, case.incident.id, SUPERVISOR)
-            ids.append(case.incident.id)
-        fed_back, waiting = ids
+        fed_back, waiting = (dispatched_case(session, description) for description in ("路灯不亮", "井盖缺失"))
         wf.feedback(
             session,
             fed_back,
