@@ -85,7 +85,7 @@ def clock_of(cat: IncidentCategory | None, calendar: WorkCalendar) -> WorkCalend
 
 def case_clock(session: Session, cat: IncidentCategory | None) -> WorkCalendar | None:
     """Return the calendar a case of category `cat` counts its limits in (None: around the clock)."""
-    return None if cat is not None and cat.around_the_clock else load_calendar(session)
+    return clock_of(cat, load_calendar(session))
 
 
 def due(start: datetime, limit: timedelta, clock: WorkCalendar | None) -> datetime:
@@ -103,7 +103,7 @@ def due_many(starts, hours, around_the_clock, calendar: WorkCalendar):
 
     epoch = pd.Timestamp(0, tz="UTC")
     known = starts.notna().to_numpy()
-    start_us = ((starts - epoch) // pd.Timedelta(microseconds=1)).fillna(0).to_numpy(dtype=np.int64)
+    start_us = _epoch_us(starts)
     limit_us = np.round(hours.to_numpy(dtype=float) * 3.6e9).astype(np.int64)
     plain = around_the_clock.to_numpy(dtype=bool) | ~known
     result = start_us + limit_us
@@ -122,16 +122,21 @@ def spent_many(starts, ends, around_the_clock, calendar: WorkCalendar):
 
     from gridkit.incidents.worktime import working_us_between
 
-    epoch = pd.Timestamp(0, tz="UTC")
     known = (starts.notna() & ends.notna()).to_numpy()
-    start_us, end_us = (
-        ((t - epoch) // pd.Timedelta(microseconds=1)).fillna(0).to_numpy(np.int64) for t in (starts, ends)
-    )
+    start_us, end_us = _epoch_us(starts), _epoch_us(ends)
     result = np.maximum(end_us - start_us, 0)
     working = known & ~around_the_clock.to_numpy(dtype=bool)
     if working.any():
         result[working] = working_us_between(start_us[working], end_us[working], calendar)
     return pd.Series(pd.array(result, dtype="Int64"), index=starts.index).where(known)
+
+
+def _epoch_us(times):
+    """Return a pandas Series of UTC times as epoch microseconds (numpy int64; 0 where a time is missing)."""
+    import numpy as np
+    import pandas as pd
+
+    return ((times - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(microseconds=1)).fillna(0).to_numpy(np.int64)
 
 
 # Each step's time: (the timestamp it ends at, the one it starts at); the evaluation reads the same (evaluate.STEPS).

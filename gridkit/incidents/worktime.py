@@ -89,16 +89,16 @@ class _Clock:
 
     def __init__(self, calendar: WorkCalendar, first: date, last: date):
         self.starts, self.ends = calendar.spans(first, last)
-        lengths = self.ends - self.starts
-        self.before = np.concatenate(([0], np.cumsum(lengths)[:-1])) if len(lengths) else np.zeros(0, np.int64)
-        self.after = self.before + lengths
+        self.lengths = self.ends - self.starts
+        before = np.concatenate(([0], np.cumsum(self.lengths)[:-1])) if len(self.lengths) else np.zeros(0, np.int64)
+        self.before, self.after = before, before + self.lengths
 
     def read(self, instants: np.ndarray) -> np.ndarray:
         """Return the working microseconds from the period's start to each instant."""
         i = np.searchsorted(self.starts, instants, side="right") - 1
-        inside = np.clip(instants - self.starts[np.maximum(i, 0)], 0, None)
-        lengths = self.after - self.before
-        read = self.before[np.maximum(i, 0)] + np.minimum(inside, lengths[np.maximum(i, 0)])
+        span = np.maximum(i, 0)
+        inside = np.clip(instants - self.starts[span], 0, None)
+        read = self.before[span] + np.minimum(inside, self.lengths[span])
         return np.where(i < 0, 0, read)
 
     def instant(self, readings: np.ndarray) -> np.ndarray:
