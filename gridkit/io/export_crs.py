@@ -125,17 +125,5 @@ def moved_geometries(crs: TargetCrs, wkb) -> np.ndarray:
     """Return the WKB of `wkb` (a list or Arrow binary array, as PostGIS gave it) moved into the output CRS:
     offset from WGS84 to GCJ-02, or by PROJ from CGCS2000 into a CRS given as text."""
     geoms = shapely.from_wkb(np.asarray(wkb.to_pylist() if hasattr(wkb, "to_pylist") else wkb, dtype=object))
-    if crs.gcj02:
-
-        def move(coords):
-            lon, lat = wgs84_to_gcj02(coords[:, 0], coords[:, 1])
-            return np.column_stack([lon, lat])
-
-        return shapely.to_wkb(shapely.transform(geoms, move))
-    transformer = _transformer(crs.custom)
-
-    def project(coords):
-        x, y = transformer.transform(coords[:, 0], coords[:, 1])
-        return np.column_stack([x, y])
-
-    return shapely.to_wkb(shapely.transform(geoms, project))
+    convert = wgs84_to_gcj02 if crs.gcj02 else _transformer(crs.custom).transform  # (x, y) arrays → (x, y)
+    return shapely.to_wkb(shapely.transform(geoms, lambda coords: np.column_stack(convert(coords[:, 0], coords[:, 1]))))
