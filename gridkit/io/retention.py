@@ -21,8 +21,8 @@ REPORT_NAME = re.compile(r"(\d{8}-\d{6}-[\w.-]+\.(?:json|txt|csv)|\.\d{8}-\d{6}-
 # tempfile.mkdtemp(prefix="gk-") under exports/ (web.analyst): removed once sent; one older than a day was
 # never sent (the server stopped mid-write) and holds a whole layer, unmasked perhaps.
 SCRATCH_NAME = re.compile(r"gk-[A-Za-z0-9_]+")
-SCRATCH_SECONDS = 24 * 3600
 DAY_SECONDS = 24 * 3600
+SCRATCH_SECONDS = DAY_SECONDS
 
 
 def _old_entries(folder: Path, pattern: re.Pattern, cutoff: float, *, dirs: bool) -> list[os.DirEntry]:
