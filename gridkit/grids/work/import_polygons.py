@@ -39,7 +39,7 @@ from gridkit.grids.work.versions import touch_draft, version_profile
 from gridkit.io.problems import problem
 from gridkit.io.vector import read_vector_collecting, text_value
 from gridkit.messages import Message
-from gridkit.models import AdminUnit, Department, WorkCell, WorkCellMember, WorkGridExclusion, WorkGridVersion
+from gridkit.models import AdminUnit, Department, WorkCell, WorkCellMember, WorkGridVersion
 
 __all__ = ["WorkCellImport", "import_work_cells", "SPLIT_SHARE", "OUTSIDE_NOTE_SHARE"]
 
@@ -199,14 +199,15 @@ def _drawn_cells(session, version, gdf, code_col, name_col, display, problems) -
     return cells
 
 
+# The base cells' areas each drawn piece holds (m², on the spheroid), summed per base cell and drawn polygon: its
+# share of the cell and the area. MATERIALIZED: each intersection is computed once, not once per use.
 _SHARES_SQL = text(
-    "SELECT b.code, d.idx, SUM(CASE WHEN ST_CoveredBy(b.geom, d.g) THEN 1.0 "
-    "ELSE ST_Area(ST_Intersection(b.geom, d.g)::geography) / NULLIF(ST_Area(b.geom::geography), 0) END), "
-    "SUM(CASE WHEN ST_CoveredBy(b.geom, d.g) THEN ST_Area(b.geom::geography) "
-    "ELSE ST_Area(ST_Intersection(b.geom, d.g)::geography) END) "
+    "WITH pairs AS MATERIALIZED (SELECT b.code, d.idx, ST_Area(b.geom::geography) AS cell, "
+    "CASE WHEN ST_CoveredBy(b.geom, d.g) THEN ST_Area(b.geom::geography) "
+    "ELSE ST_Area(ST_Intersection(b.geom, d.g)::geography) END AS part "
     "FROM gk_drawn_piece d JOIN base_cell b ON b.geom && d.g AND ST_Intersects(b.geom, d.g) "
-    "WHERE d.idx = ANY(:batch) AND b.edition_id = :e AND b.community_code LIKE :scope "
-    "GROUP BY b.code, d.idx"
+    "WHERE d.idx >= :first AND d.idx < :stop AND b.edition_id = :e AND b.community_code LIKE :scope) "
+    "SELECT code, idx, SUM(part) / NULLIF(MAX(cell), 0), SUM(part) FROM pairs GROUP BY code, idx"
 )
 
 
@@ -226,6 +227,7 @@ def _shares(session, version, drawn, scope, progress) -> tuple[dict, dict]:
             [{"idx": i, "wkb": d["geom"].wkb, "srid": rules.SRID, "n": PIECE_VERTICES} for i, d in enumerate(drawn)],
         )
     session.execute(text("CREATE INDEX ON gk_drawn_piece USING gist (g)"))
+    session.execute(text("CREATE INDEX ON gk_drawn_piece (idx)"))
     session.execute(text("ANALYZE gk_drawn_piece"))
     areas = {
         idx: [0.0, area]
@@ -236,14 +238,14 @@ def _shares(session, version, drawn, scope, progress) -> tuple[dict, dict]:
     shares: dict[str, dict[int, float]] = defaultdict(dict)
     total = len(drawn)
     for start in range(0, total, BATCH):
-        batch = list(range(start, min(start + BATCH, total)))
-        params = {"batch": batch, "e": version.base_edition_id, "scope": scope + "%"}
+        stop = min(start + BATCH, total)
+        params = {"first": start, "stop": stop, "e": version.base_edition_id, "scope": scope + "%"}
         for code, idx, part, area in session.execute(_SHARES_SQL, params):
             if part is not None and part > 0:
                 shares[code][idx] = float(part)
                 areas[idx][0] += float(area)
         if progress is not None:
-            progress(batch[-1] + 1, total)
+            progress(stop, total)
     return shares, {idx: tuple(v) for idx, v in areas.items()}
 
 
@@ -335,38 +337,40 @@ def _unassigned(session, version, scope, shares, cells, excluded, drawn) -> list
 def _write(session, version, drawn, cells) -> list[str]:
     """Make the draft's work cells and members those of the import; return the codes of the work cells removed."""
     existing = {c.code: c for c in session.scalars(select(WorkCell).where(WorkCell.version_id == version.id))}
-    wanted = {d["code"] for d in drawn}
-    removed = sorted(set(existing) - wanted)
+    removed = sorted(set(existing) - {d["code"] for d in drawn})
     session.execute(delete(WorkCellMember).where(WorkCellMember.version_id == version.id))
     if removed:  # their coordinator assignments go with them (ON DELETE CASCADE)
         session.execute(delete(WorkCell).where(WorkCell.version_id == version.id, WorkCell.code.in_(removed)))
-    ids = {}
+    new = [{"version_id": version.id, "code": d["code"], "name": d["name"]} for d in drawn if d["code"] not in existing]
+    if new:
+        session.execute(insert(WorkCell), new)
     for d in drawn:
-        cell = existing.get(d["code"])
-        if cell is None:
-            cell = WorkCell(version_id=version.id, code=d["code"], name=d["name"])
-            session.add(cell)
-        elif d["name"] is not None:
-            cell.name = d["name"]
-        ids[d["code"]] = cell
+        if d["code"] in existing and d["name"] is not None:
+            existing[d["code"]].name = d["name"]
     session.flush()
-    base_ids = dict(
-        session.execute(
-            text("SELECT code, id FROM base_cell WHERE edition_id = :e AND code = ANY(:codes)"),
-            {"e": version.base_edition_id, "codes": list(cells)},
-        ).all()
+    params = {
+        "v": version.id,
+        "e": version.base_edition_id,
+        "cells": list(cells),
+        "work_cells": [drawn[idx]["code"] for idx in cells.values()],
+    }
+    session.execute(_MEMBERS_SQL, params)
+    # A base cell placed in a work cell is no longer left out on purpose.
+    session.execute(
+        text(
+            "DELETE FROM work_grid_exclusion x USING work_cell_member m "
+            "WHERE x.version_id = :v AND m.version_id = :v AND m.base_cell_id = x.base_cell_id"
+        ),
+        {"v": version.id},
     )
-    rows = [
-        {"version_id": version.id, "base_cell_id": base_ids[code], "work_cell_id": ids[drawn[idx]["code"]].id}
-        for code, idx in cells.items()
-    ]
-    if rows:
-        session.execute(insert(WorkCellMember), rows)
-        session.execute(
-            delete(WorkGridExclusion).where(
-                WorkGridExclusion.version_id == version.id,
-                WorkGridExclusion.base_cell_id.in_(list(base_ids.values())),
-            )
-        )
-    session.flush()
+    session.expire_all()
     return removed
+
+
+# The members of the import in one statement: base cells by code, work cells by code.
+_MEMBERS_SQL = text(
+    "INSERT INTO work_cell_member (version_id, base_cell_id, work_cell_id) "
+    "SELECT :v, b.id, w.id FROM unnest(CAST(:cells AS text[]), CAST(:work_cells AS text[])) AS x(cell, work_cell) "
+    "JOIN base_cell b ON b.edition_id = :e AND b.code = x.cell "
+    "JOIN work_cell w ON w.version_id = :v AND w.code = x.work_cell"
+)
