@@ -198,20 +198,33 @@ def test_a_split_cell_goes_to_the_polygon_holding_most_of_it_and_is_reported(dra
 def test_cells_below_the_share_stay_unassigned_and_are_reported(draft, tmp_path):
     settings, draft_id = draft
     west = work_cell(COMMUNITIES[0], 1)
-    # Columns 0–1 of community 1 and 30 % of column 2; nothing else is drawn.
+    # A reservoir left out on purpose stays out; a cell left out that the file places is no longer left out.
+    reservoir, placed = cell_code(1, 0, 4), cell_code(0, 0, 0)
+    for cell in (reservoir, placed):
+        run(settings, "workgrid", "exclude", "--draft", str(draft_id), "--cells", cell, "--reason", "水库")
+    # Columns 0–1 of community 1 and 30 % of column 2, and a column west of the city; nothing else is drawn.
     path = write_shapefile(
-        tmp_path / "drawn", [{"code": west, "geom": box(X0, Y0, X0 + 2.3 * D, Y0 + ROWS * D)}], crs=4490
+        tmp_path / "drawn", [{"code": west, "geom": box(X0 - D, Y0, X0 + 2.3 * D, Y0 + ROWS * D)}], crs=4490
     )
 
     result = ok_json(settings, "workgrid", "import", "--draft", str(draft_id), str(path), "--code-field", "WGBM")
 
     assert members(settings, draft_id) == {west: {cell_code(0, r, c) for r in range(ROWS) for c in (0, 1)}}
-    assert result["unassigned"] == 2 * ROWS * COLS - 2 * ROWS
-    rows = {r["code"]: r for r in report_rows(result) if r["what"] == "unassigned"}
+    assert result["unassigned"] == 2 * ROWS * COLS - 2 * ROWS - 1
+    listed = report_rows(result)
+    rows = {r["code"]: r for r in listed if r["what"] == "unassigned"}
     below = rows[cell_code(0, 4, 2)]
     assert below["kind"] == "below_share" and f"{west} 30.0%" in below["message"]
     assert rows[cell_code(1, 0, 5)]["kind"] == "in_no_polygon"
     assert "gridkit workgrid assign" in below["advice"]
+    assert reservoir not in rows
+    with Session(db.engine_for(settings)) as session:
+        excluded = session.scalars(
+            text("SELECT b.code FROM work_grid_exclusion x JOIN base_cell b ON b.id = x.base_cell_id")
+        ).all()
+    assert excluded == [reservoir]
+    outside = next(r for r in listed if r["kind"] == "partly_outside")
+    assert outside["row"] == "0" and outside["code"] == west and "30.3%" in outside["message"]
 
     # --share overrides the rule's threshold.
     result = ok_json(
