@@ -22,6 +22,8 @@ from sqlalchemy.orm import Session
 
 from gridkit import db
 from gridkit.cli import main
+from gridkit.grids import work
+from gridkit.grids.work.import_polygons import import_work_cells
 from tests.factories import X0, Y0, D, make_base_grid
 
 DEPT = "100001"
@@ -105,15 +107,22 @@ def draft(fresh_settings):
     return fresh_settings, d["id"]
 
 
-def members(settings, draft_id: int) -> dict[str, set[str]]:
-    with Session(db.engine_for(settings)) as session:
-        rows = session.execute(
-            text(
-                "SELECT w.code, b.code FROM work_cell_member m JOIN work_cell w ON w.id = m.work_cell_id "
-                "JOIN base_cell b ON b.id = m.base_cell_id WHERE m.version_id = :v"
-            ),
-            {"v": draft_id},
-        ).all()
+def members(settings_or_session, draft_id: int) -> dict[str, set[str]]:
+    """Return {work cell code: its base cell codes} of the version `draft_id`."""
+    if isinstance(settings_or_session, Session):
+        return _members(settings_or_session, draft_id)
+    with Session(db.engine_for(settings_or_session)) as session:
+        return _members(session, draft_id)
+
+
+def _members(session, draft_id: int) -> dict[str, set[str]]:
+    rows = session.execute(
+        text(
+            "SELECT w.code, b.code FROM work_cell_member m JOIN work_cell w ON w.id = m.work_cell_id "
+            "JOIN base_cell b ON b.id = m.base_cell_id WHERE m.version_id = :v"
+        ),
+        {"v": draft_id},
+    ).all()
     found: dict[str, set[str]] = {}
     for wc, bc in rows:
         found.setdefault(wc, set()).add(bc)
@@ -299,3 +308,24 @@ def test_a_published_version_refuses_the_import(draft, tmp_path):
 
     assert result.exit_code == 1 and "published" in result.output
     assert len(members(settings, draft_id)[code]) == 2 * ROWS * COLS
+
+
+def test_a_cell_split_half_and_half_goes_to_the_smaller_work_cell_code(session, tmp_path):
+    make_base_grid(session, ROWS, COLS, communities=2)
+    work.add_department(session, DEPT, "综治中心", jurisdiction="440304")
+    version = work.start_draft(session, DEPT, by="test")
+    first, second = work_cell(COMMUNITIES[0], 1), work_cell(COMMUNITIES[0], 2)
+    border = X0 + 3.5 * D  # through the middle of column 3
+    path = tmp_path / "drawn.geojson"
+    gpd.GeoDataFrame(
+        {"code": [second, first]},
+        geometry=[box(X0, Y0, border, Y0 + ROWS * D), box(border, Y0, X0 + 2 * COLS * D, Y0 + ROWS * D)],
+        crs=4490,
+    ).to_file(path, engine="pyogrio", driver="GeoJSON")
+
+    result = import_work_cells(session, version, path, code_field="code")
+
+    assert result.assigned == 2 * ROWS * COLS and len(result.split) == ROWS
+    found = members(session, version.id)
+    assert {cell_code(0, r, 3) for r in range(ROWS)} <= found[first]
+    assert found[second] == {cell_code(0, r, c) for r in range(ROWS) for c in range(3)}

@@ -253,13 +253,19 @@ def _percent(value: float) -> str:
     return f"{value * 100:.1f}%"
 
 
+def _ranked(parts: dict[int, float], drawn) -> list[tuple[int, float]]:
+    """Return a base cell's (drawn position, share) largest share first; shares equal to 1e-9 (a cell drawn
+    exactly half and half, whose halves' areas differ in the last digits) rank by the smaller work cell code."""
+    return sorted(parts.items(), key=lambda item: (-round(item[1], 9), drawn[item[0]]["code"]))
+
+
 def _placed(drawn, shares, share) -> dict:
     """Return {"cells": {base cell code: drawn position}, "split": report rows, "best": {drawn position: (share,
     base cell code)} the largest share each polygon holds}: each cell to the polygon holding most of it
     (ties: the smallest work cell code), if that is at least `share`."""
     cells, split, best = {}, [], {}
     for code in sorted(shares):
-        parts = sorted(shares[code].items(), key=lambda item: (-item[1], drawn[item[0]]["code"]))
+        parts = _ranked(shares[code], drawn)
         for idx, value in parts:
             if value > best.get(idx, (0.0, None))[0]:
                 best[idx] = (value, code)
@@ -324,7 +330,7 @@ def _unassigned(session, version, scope, shares, cells, excluded, drawn) -> list
     for code in codes:
         if code in cells or code in excluded:
             continue
-        parts = sorted(shares.get(code, {}).items(), key=lambda item: (-item[1], drawn[item[0]]["code"]))
+        parts = _ranked(shares.get(code, {}), drawn)
         if parts:
             listed = "; ".join(f"{drawn[i]['code']} {_percent(v)}" for i, v in parts)
             message, kind = Message("work.import.below_share", shares=listed), "below_share"
