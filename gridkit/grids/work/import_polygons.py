@@ -143,7 +143,7 @@ def import_work_cells(
     scope = area_prefix(session, session.get(Department, version.dept_code).jurisdiction_code)
     shares, areas = _shares(session, version, drawn, scope, progress)
     result = _placed(drawn, shares, share)
-    _check_polygons(session, version, drawn, result, areas, display, problems, notes)
+    _check_polygons(version, drawn, result, areas, display, problems, notes)
     if problems:
         raise refuse(source, problems, notes)
 
@@ -216,7 +216,10 @@ def _shares(session, version, drawn, scope, progress) -> tuple[dict, dict]:
     area), m²}) for the base cells of the draft's edition in the jurisdiction (code prefix `scope`)."""
     session.execute(text("DROP TABLE IF EXISTS gk_drawn_piece"))
     session.execute(
-        text("CREATE TEMP TABLE gk_drawn_piece (idx int NOT NULL, g geometry(Polygon, 4490) NOT NULL) ON COMMIT DROP")
+        text(
+            "CREATE TEMP TABLE gk_drawn_piece "
+            f"(idx int NOT NULL, g geometry(Geometry, {rules.SRID:d}) NOT NULL) ON COMMIT DROP"
+        )
     )
     if drawn:
         session.execute(
@@ -288,7 +291,7 @@ def _placed(drawn, shares, share) -> dict:
     return {"cells": cells, "split": split, "best": best}
 
 
-def _check_polygons(session, version, drawn, result, areas, display, problems, notes) -> None:
+def _check_polygons(version, drawn, result, areas, display, problems, notes) -> None:
     """Add a problem for every polygon that gets no base cell, a note for one lying partly off the base cells."""
     held = set(result["cells"].values())
     for idx, cell in enumerate(drawn):
