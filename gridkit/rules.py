@@ -5,6 +5,7 @@
 - "in force at time T" for editions and versions;
 - "point → base cell" (ST_Covers, ties to the smallest code);
 - "building → base cell": the cell holding most of its footprint (the building rule);
+- "drawn polygon → base cells": the polygon holding the largest share of a cell, at least WORK_CELL_SHARE;
 - time: now, ISO-8601 parsing and formatting (naive times are the city's local time, GRIDKIT_TIME_ZONE).
 
 Pure Python and SQLAlchemy expressions only: no session, no I/O.
@@ -215,6 +216,15 @@ def version_in_force(version_model, at: datetime | None = None):
         version_model.valid_from <= at,
         or_(version_model.valid_to.is_(None), version_model.valid_to > at),
     )
+
+
+# -- drawn polygon → base cells (work cells drawn on a map) -------------------------------------------
+
+# A base cell goes to the drawn work cell polygon holding the largest share of its area (ties: the smallest work
+# cell code), and only when that share is at least this much; below it in every polygon it is in no work cell.
+# Areas are compared on the spheroid. `gridkit workgrid assign --polygon` and `gridkit workgrid import` (their
+# --share option overrides it) and the planner page's polygon selection use it.
+WORK_CELL_SHARE = 0.5
 
 
 # -- point → base cell ----------------------------------------------------------------------------

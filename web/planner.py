@@ -13,7 +13,7 @@ from functools import wraps
 
 from flask import Blueprint, jsonify, render_template, request, url_for
 
-from gridkit import layers
+from gridkit import layers, rules
 from gridkit.colouring import PALETTE
 from gridkit.errors import GridkitError, PermissionDenied, ValidationError
 from gridkit.grids import work
@@ -43,8 +43,8 @@ PLANNER_ROLES = ("planner", "admin")
 # Up to this many base cells in the edition, the editor loads them all at once; above it, the
 # cells of the view (bbox) after every move, from web.mapview.MIN_CELL_ZOOM on.
 FULL_LOAD_CELLS = 5000
-# Share of a base cell's area that must lie inside a drawn polygon (the page lets the user change it).
-DEFAULT_SHARE = 0.5
+# Share of a base cell's area that must lie inside a drawn polygon (the rule's; the page lets the user change it).
+DEFAULT_SHARE = rules.WORK_CELL_SHARE
 WORK_PROBLEM_TYPES = (
     "retired_base_edition",
     "unassigned_base_cells",

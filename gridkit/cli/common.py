@@ -51,8 +51,17 @@ def prune_old_reports(settings: Settings) -> None:
     prune_outputs(settings.home, settings.report_retention_days)
 
 
-def run_import(settings: Settings, name: str, work: Callable[[Session], object]) -> output.Result:
-    """Run an import in one transaction and write its report; a refusal names the report and changes nothing."""
+def run_import(
+    settings: Settings,
+    name: str,
+    work: Callable[[Session], object],
+    describe: Callable[[object, str], list[str]] | None = None,
+) -> output.Result:
+    """Run an import in one transaction and write its report; a refusal names the report and changes nothing.
+
+    `describe(result, csv_path)` returns the lines saying what was done (default: the summary's pairs), for an
+    import whose listed rows (the report's CSV) are the answer to read.
+    """
     prune_old_reports(settings)
     try:
         with db.transaction(settings) as session:
@@ -64,7 +73,11 @@ def run_import(settings: Settings, name: str, work: Callable[[Session], object])
         settings.home, name, [], result.notes, summary, rows=getattr(result, "unassigned_rows", None)
     )
     data = dict(summary, report=str(json_path), notes=len(result.notes))
-    lines = [output.pairs(summary)]
+    if describe is None:
+        lines = [output.pairs(summary)]
+    else:
+        data["report_csv"] = str(json_path.with_suffix(".csv"))
+        lines = describe(result, data["report_csv"])
     if result.notes:
         lines.append(say("cli.import_notes", count=len(result.notes), report=str(text_path)))
     return output.Result(data, lines=lines)

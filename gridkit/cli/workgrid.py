@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import click
 
-from gridkit import db
+from gridkit import db, rules
 from gridkit.cli import GridkitGroup, actor, cli_language, codes_list, file_options, output, say, with_settings
+from gridkit.cli.common import run_import
 from gridkit.errors import ValidationError
 from gridkit.grids.balance import balance_draft, describe_balance
 from gridkit.grids.work import (
@@ -22,6 +23,7 @@ from gridkit.grids.work import (
     validate_version,
     version_history,
 )
+from gridkit.grids.work.import_polygons import import_work_cells
 
 REVISION = click.option("--revision", type=int, help="Refuse the change if the draft is no longer at this revision.")
 
@@ -67,7 +69,7 @@ def workgrid_draft(settings, dept_code, from_version, note):
 @click.option(
     "--share",
     type=float,
-    default=0.5,
+    default=rules.WORK_CELL_SHARE,
     show_default=True,
     help="With --polygon: the share of a base cell's area that must lie inside.",
 )
@@ -107,6 +109,63 @@ def workgrid_assign(
             )
         ],
     )
+
+
+@workgrid.command("import")
+@click.option("--draft", "draft_id", type=int, required=True)
+@click.argument("path", type=click.Path(exists=True))
+@click.option("--code-field", required=True, help="Field holding the 20-digit work cell code.")
+@click.option("--name-field", help="Field holding the work cell's name (optional).")
+@click.option(
+    "--share",
+    type=float,
+    default=rules.WORK_CELL_SHARE,
+    show_default=True,
+    help="The share of a base cell's area the work cell polygon holding most of it must hold.",
+)
+@REVISION
+@file_options
+@output.command_output
+@with_settings
+def workgrid_import(settings, draft_id, path, code_field, name_field, share, revision, encoding, src_crs, layer):
+    """Import a department's drawn work cell polygons into a draft in one go (all-or-nothing)."""
+    with output.progress(length=1, label=say("cli.progress.workgrid_import")) as bar:
+
+        def progress(done: int, total: int) -> None:  # drawn polygons whose shares are computed
+            bar.length = max(total, 1)
+            bar.update(done - bar.pos)
+
+        def work(session):
+            return import_work_cells(
+                session,
+                draft(session, draft_id),
+                path,
+                code_field=code_field,
+                name_field=name_field,
+                layer=layer,
+                encoding=encoding,
+                src_crs=src_crs,
+                share=share,
+                expected_revision=revision,
+                by=actor(),
+                settings=settings,
+                progress=progress,
+            )
+
+        def describe(result, report):
+            s = result.summary()
+            counts = {k: s[k] for k in ("draft", "revision", "work_cells", "split", "unassigned")}
+            return [
+                say(
+                    "cli.workgrid.imported",
+                    assigned=s["base_cells_assigned"],
+                    removed=s["work_cells_removed"],
+                    report=report,
+                    **counts,
+                )
+            ]
+
+        return run_import(settings, "workgrid-import", work, describe)
 
 
 @workgrid.command("exclude")

@@ -61,6 +61,8 @@ ADVICE = {
     "missing_community": "先导入该社区（gridkit admin import --level community）。",
     "not_a_community": "该编码不是社区：核对编码。",
     "edition_exists": "换一个版本名称（--edition）。",
+    "no_base_cell": "沿基础网格重新绘制该工作网格，或调低 --share。",
+    "outside_jurisdiction": "核对该面的位置和坐标系，或从文件中删除。",
     # notes
     "geometry_repaired": "已自动修复，请在地图上核对。",
     "ring_closed": "已自动闭合，请在地图上核对。",
@@ -73,6 +75,10 @@ ADVICE = {
     "gcj02": "已由 GCJ-02 转换为 CGCS2000。",
     "wgs84_as_cgcs2000": "WGS 84 与 CGCS2000 相差仅厘米级，按相同处理。",
     "field_case": "已按大小写不同的同名字段读取。",
+    "partly_outside": "请在地图上核对该工作网格的边界。",
+    "work_cell_removed": "如需保留，在文件中加入该工作网格后重新导入。",
+    "below_share": "将其放入某个工作网格（gridkit workgrid assign），或说明原因后排除（gridkit workgrid exclude）。",
+    "in_no_polygon": "将其放入某个工作网格（gridkit workgrid assign），或说明原因后排除（gridkit workgrid exclude）。",
 }
 
 
@@ -91,8 +97,9 @@ def write_report(
     the text and CSV; the JSON keeps each one's key, params and English message.
 
     The CSV has one line per problem and note (then per row of `rows`, e.g. the unassigned rows of
-    an import: row, id, code), to sort and filter in Excel. Text and CSV are UTF-8 with a byte order
-    mark, so that Windows Notepad and Excel show the Chinese right.
+    an import: row, id, code; a row may say what it is with "what" and "kind" and carry a message as a
+    problem does, e.g. the split base cells of a work cell import), to sort and filter in Excel. Text and
+    CSV are UTF-8 with a byte order mark, so that Windows Notepad and Excel show the Chinese right.
     """
     folder = Path(home) / "reports"
     private_folder(folder)  # the rows an import refused, with what was wrong in them
@@ -168,8 +175,11 @@ def _write_csv(path: Path, document: dict, rows: list[dict], lang: str) -> None:
                 )
         for kind, count in document["problems_unlisted"].items():
             out.writerow(csv_row(["problem", None, None, None, kind, _unlisted_text(kind, count, lang), None]))
-        for row in rows:
-            out.writerow(csv_row(["unassigned", row.get("row"), row.get("code"), None, "unassigned", None, None]))
+        for row in rows:  # a subject import's unassigned rows (row, code), or listed rows that say what they are
+            what, kind = row.get("what", "unassigned"), row.get("kind", "unassigned")
+            message = _one_line(problem_text(row, lang)) if row.get("key") or row.get("message") else None
+            index = row.get("row", row.get("index"))
+            out.writerow(csv_row([what, index, row.get("code"), row.get("field"), kind, message, ADVICE.get(kind)]))
 
 
 def _one_line(value) -> str:

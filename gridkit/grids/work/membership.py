@@ -216,7 +216,9 @@ def set_members(
     return work_cell
 
 
-def cells_in_polygon(session: Session, version: WorkGridVersion, polygon, *, threshold: float = 0.5) -> list[str]:
+def cells_in_polygon(
+    session: Session, version: WorkGridVersion, polygon, *, threshold: float = rules.WORK_CELL_SHARE
+) -> list[str]:
     """Return codes of the version's base cells with at least `threshold` of their area inside `polygon`.
 
     `polygon` is a shapely (Multi)Polygon in EPSG:4490; areas are compared on the spheroid.
