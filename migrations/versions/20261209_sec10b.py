@@ -189,9 +189,9 @@ BEGIN
     END IF;
 {_CLEAR}
     INSERT INTO public.resident_cell_summary (base_cell_id, residents, registered, floating, households)
-    SELECT * FROM pg_catalog.unnest(cells, residents, registered, floating, households);
+    SELECT * FROM unnest(cells, residents, registered, floating, households);  -- ROWS FROM: not qualified
     INSERT INTO public.resident_split_household (base_cell_id, household)
-    SELECT * FROM pg_catalog.unnest(split_cells, split_households);
+    SELECT * FROM unnest(split_cells, split_households);
 END
 $$""",
 }
