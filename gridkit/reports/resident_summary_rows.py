@@ -18,8 +18,11 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from sqlalchemy import text
 from sqlalchemy.orm import Session
+
+from gridkit import db
+from gridkit.db.arrays import Int4Array, bind_arrays
+from gridkit.db.copy_rows import text_array
 
 __all__ = ["SummaryRows", "summary_pairs", "summary_rows", "write_summary_rows"]
 
@@ -116,21 +119,12 @@ def summary_rows(parts: list[pa.Table]) -> SummaryRows:
 def write_summary_rows(session: Session, rows: SummaryRows) -> None:
     """Rebuild the resident summary with `rows` (what `resident_summary.refresh` would compute from the residents
     now stored), in the caller's transaction, through the owner's `gridkit_load_resident_summary` (the summary
-    is the database's to write: migration 20261209_sec10b)."""
-    households = rows.split_households.to_pylist()
-    session.execute(
-        text(
-            "SELECT gridkit_load_resident_summary(CAST(:cells AS integer[]), CAST(:residents AS integer[]), "
-            "CAST(:registered AS integer[]), CAST(:floating AS integer[]), CAST(:households AS integer[]), "
-            "CAST(:split_cells AS integer[]), CAST(:split_households AS text[]))"
-        ),
-        {
-            "cells": rows.cells.tolist(),
-            "residents": rows.residents.tolist(),
-            "registered": rows.registered.tolist(),
-            "floating": rows.floating.tolist(),
-            "households": rows.households.tolist(),
-            "split_cells": rows.split_cells.tolist(),
-            "split_households": households,
-        },
-    )
+    is the database's to write: migration 20261209_sec10b); the columns go as binary arrays, no Python object per
+    row."""
+    counts = [rows.cells, rows.residents, rows.registered, rows.floating, rows.households, rows.split_cells]
+    with db.driver_connection(session).cursor() as cur:
+        bind_arrays(cur)
+        cur.execute(
+            "SELECT gridkit_load_resident_summary(%s, %s, %s, %s, %s, %s, %s)",
+            [Int4Array(column) for column in counts] + [text_array(rows.split_households)],
+        )
