@@ -19,6 +19,7 @@ __all__ = [
     "BinaryArray",
     "Float8Array",
     "Int4Array",
+    "TextArray",
     "bind_arrays",
     "decode_array",
 ]
@@ -82,7 +83,20 @@ class Float8Array(BinaryArray):
         super().__init__(values, "f")
 
 
+class TextArray:
+    """A one-dimensional text array without NULLs, already in PostgreSQL's binary array format (built from a
+    pyarrow column by gridkit.db.copy_rows.text_array)."""
+
+    def __init__(self, data):
+        self.data = data
+
+
+class TextArrayDumper(Int4ArrayDumper):
+    oid = 1009  # text[]
+
+
 def bind_arrays(cur) -> None:
-    """Let `cur` send numpy columns as binary arrays: no Python object per element."""
+    """Let `cur` send numpy columns (and pyarrow texts) as binary arrays: no Python object per element."""
     cur.adapters.register_dumper(Int4Array, Int4ArrayDumper)
     cur.adapters.register_dumper(Float8Array, Float8ArrayDumper)
+    cur.adapters.register_dumper(TextArray, TextArrayDumper)

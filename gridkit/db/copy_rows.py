@@ -5,11 +5,17 @@ object per row: the subject imports' first loads (gridkit.io.subjects.building_l
 
 from __future__ import annotations
 
+import struct
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["copy_tuples", "ewkb_points"]
+from gridkit.db.arrays import TextArray
+
+__all__ = ["copy_tuples", "ewkb_points", "text_array"]
+
+_TEXT_OID = 25
 
 
 def copy_tuples(n: int, fixed: list[tuple], texts: list[pa.Array]) -> pa.Buffer:
@@ -28,6 +34,20 @@ def copy_tuples(n: int, fixed: list[tuple], texts: list[pa.Array]) -> pa.Buffer:
         rows = rows.combine_chunks()
     ends = np.frombuffer(rows.buffers()[1], dtype=np.int32)[rows.offset : rows.offset + n + 1]
     return rows.buffers()[2][ends[0] : ends[-1]]
+
+
+def text_array(column: pa.Array) -> TextArray:
+    """Return the texts of `column` (no NULL) as one text[] value in PostgreSQL's binary array format, built with
+    no Python object per value: each element is its length and its bytes, as a binary COPY field."""
+    n = len(column)
+    if not n:
+        return TextArray(struct.pack(">iiI", 0, 0, _TEXT_OID))
+    elements = pc.binary_join_element_wise(_lengths(column), column.cast(pa.binary()), b"")
+    if isinstance(elements, pa.ChunkedArray):
+        elements = elements.combine_chunks()
+    ends = np.frombuffer(elements.buffers()[1], dtype=np.int32)[elements.offset : elements.offset + n + 1]
+    header = struct.pack(">iiIii", 1, 0, _TEXT_OID, n, 1)
+    return TextArray(header + elements.buffers()[2][ends[0] : ends[-1]].to_pybytes())
 
 
 def _fixed_fields(n: int, count: int, fields: list[tuple]) -> pa.Array:

@@ -50,6 +50,16 @@ APP_READ_ONLY_TABLES = ("gridkit_config", "alembic_version", "spatial_ref_sys", 
 # Append-only for the application: who read which personal data, and each case's steps (who, when, from, to).
 # Only the owner rewrites them (`gridkit db archive-audit` moves old audit rows out as the owner).
 APP_APPEND_ONLY_TABLES = ("audit_log", "incident_history")
+# Derived tables the application role reads and the database writes (migration 20261209_sec10b): the evaluation's
+# and the heatmap's rollups and the residents' change log, by triggers running as the owner; the resident summary,
+# by the owner's functions (gridkit.reports.resident_summary). Nobody can forge them apart from what they count.
+APP_DERIVED_TABLES = (
+    "incident_eval",
+    "incident_heat",
+    "resident_change",
+    "resident_cell_summary",
+    "resident_split_household",
+)
 # Functions only `gridkit db up` runs, as the owner: not the application's (EXECUTE revoked from PUBLIC).
 # (Names of functions without arguments.)
 OWNER_ONLY_FUNCTIONS = ("gridkit_rebuild_incident_eval",)
@@ -479,8 +489,8 @@ class EmbeddedCluster:
 
 def _restrict_app(conn: psycopg.Connection, app: sql.Identifier) -> None:
     """Take back from the application role the writes that the grant of every table just gave it on the
-    read-only and append-only tables, and the owner-only functions from PUBLIC (those that exist yet)."""
-    revokes = [(name, "INSERT, UPDATE, DELETE") for name in APP_READ_ONLY_TABLES]
+    read-only, derived and append-only tables, and the owner-only functions from PUBLIC (those that exist yet)."""
+    revokes = [(name, "INSERT, UPDATE, DELETE") for name in APP_READ_ONLY_TABLES + APP_DERIVED_TABLES]
     revokes += [(name, "UPDATE, DELETE") for name in APP_APPEND_ONLY_TABLES]
     for name, privileges in revokes:
         if conn.execute("SELECT to_regclass(%s)", (f"public.{name}",)).fetchone()[0] is not None:

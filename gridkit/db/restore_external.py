@@ -37,7 +37,10 @@ OWN_FUNCTIONS = frozenset(
         "gridkit_analyze_base_cell()",
         "gridkit_drop_bulk_indexes(regclass)",
         "gridkit_drop_bulk_indexes_on(regclass, text[])",
+        "gridkit_load_resident_summary(integer[], integer[], integer[], integer[], integer[], integer[], text[])",
         "gridkit_rebuild_incident_eval()",
+        "gridkit_refresh_resident_summary()",
+        "gridkit_resident_summary_upkeep(integer[])",
         "gridkit_restore_bulk_indexes(regclass, text[])",
         "gridkit_truncate_for_load(regclass)",
         "incident_eval_delete()",
@@ -55,10 +58,11 @@ OWN_SCHEMAS = ("gridkit_private",)
 # The archive's entries that create a named object in public: "<id>; <catalog> <oid> <KIND> public <name> <owner>".
 _ENTRY = re.compile(r"^\d+; \d+ \d+ (TABLE|VIEW|MATERIALIZED VIEW|SEQUENCE|DOMAIN|TYPE) public (\S+) ")
 
-# Every object of public that no extension made: (kind, name, how to name it in a DROP).
+# Every object of public that no extension made: (kind, name, how to name it in a DROP). As text: the first branch's
+# `name` type (63 bytes) would cut a function's signature short.
 _PUBLIC_OBJECTS = """
 SELECT CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' WHEN 'S' THEN 'sequence'
-                      WHEN 'f' THEN 'foreign table' ELSE 'table' END, c.relname, c.relname
+                      WHEN 'f' THEN 'foreign table' ELSE 'table' END, c.relname::text, c.relname::text
 FROM pg_class c
 WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
@@ -71,7 +75,7 @@ WHERE p.pronamespace = 'public'::regnamespace
   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid
                   AND d.deptype = 'e')
 UNION ALL
-SELECT CASE t.typtype WHEN 'd' THEN 'domain' ELSE 'type' END, t.typname, t.typname
+SELECT CASE t.typtype WHEN 'd' THEN 'domain' ELSE 'type' END, t.typname::text, t.typname::text
 FROM pg_type t
 WHERE t.typnamespace = 'public'::regnamespace AND t.typtype IN ('e', 'd')
   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_type'::regclass AND d.objid = t.oid

@@ -1,7 +1,8 @@
 """The resident summary's full rebuild from the residents' columns held by the client (a first load,
-gridkit.io.subjects.resident_load): the rows `resident_summary._REBUILD` would insert, grouped on the client (each
-chunk as it is read, then the chunks' groups merged while the server builds the new tables' indexes again), then
-COPYed (the summary's tables are small: one row per cell and one per split household's cell).
+gridkit.io.subjects.resident_load): the rows the SQL rebuild (`resident_summary.refresh`) would insert, grouped on the
+client (each chunk as it is read, then the chunks' groups merged while the server builds the new tables' indexes
+again), then given as arrays to the owner's function that writes the summary (the summary's tables are small: one
+row per cell and one per split household's cell).
 
 The same rows as the SQL rebuild (tests/test_resident_summary_rows_imp9j.py compares them on random households
 split over cells): a cell's residents, registered and floating counts, and its households (distinct, neither
@@ -20,14 +21,10 @@ import pyarrow.compute as pc
 from sqlalchemy.orm import Session
 
 from gridkit import db
-from gridkit.db.arrays import COPY_HEADER, COPY_TRAILER
-from gridkit.db.copy_rows import copy_tuples
-from gridkit.reports.resident_summary import clear_for_rebuild
+from gridkit.db.arrays import Int4Array, bind_arrays
+from gridkit.db.copy_rows import text_array
 
 __all__ = ["SummaryRows", "summary_pairs", "summary_rows", "write_summary_rows"]
-
-# A binary COPY row of resident_cell_summary (base_cell_id, residents, registered, floating, households).
-_CELL_ROW = np.dtype([("n", ">i2")] + [(f"{name}{k}", ">i4") for k in range(5) for name in ("l", "v")])
 
 
 @dataclass
@@ -121,18 +118,13 @@ def summary_rows(parts: list[pa.Table]) -> SummaryRows:
 
 def write_summary_rows(session: Session, rows: SummaryRows) -> None:
     """Rebuild the resident summary with `rows` (what `resident_summary.refresh` would compute from the residents
-    now stored), in the caller's transaction."""
-    clear_for_rebuild(session)
-    cells = np.empty(len(rows.cells), dtype=_CELL_ROW)
-    cells["n"] = 5
-    for k, values in enumerate((rows.cells, rows.residents, rows.registered, rows.floating, rows.households)):
-        cells[f"l{k}"], cells[f"v{k}"] = 4, values
-    n = len(rows.split_cells)
-    split = copy_tuples(n, [(rows.split_cells.astype(">i4"), np.ones(n, bool))], [rows.split_households]) if n else b""
+    now stored), in the caller's transaction, through the owner's `gridkit_load_resident_summary` (the summary
+    is the database's to write: migration 20261209_sec10b); the columns go as binary arrays, no Python object per
+    row."""
+    counts = [rows.cells, rows.residents, rows.registered, rows.floating, rows.households, rows.split_cells]
     with db.driver_connection(session).cursor() as cur:
-        sql = "COPY resident_cell_summary (base_cell_id, residents, registered, floating, households) FROM STDIN"
-        with cur.copy(f"{sql} (FORMAT binary)") as copy:
-            copy.write(COPY_HEADER + cells.tobytes() + COPY_TRAILER)
-        sql = "COPY resident_split_household (base_cell_id, household) FROM STDIN"
-        with cur.copy(f"{sql} (FORMAT binary)") as copy:
-            copy.write(COPY_HEADER + bytes(split) + COPY_TRAILER)
+        bind_arrays(cur)
+        cur.execute(
+            "SELECT gridkit_load_resident_summary(%s, %s, %s, %s, %s, %s, %s)",
+            [Int4Array(column) for column in counts] + [text_array(rows.split_households)],
+        )
