@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from gridkit.errors import ValidationError
 from gridkit.incidents.calendar import load_calendar
 from gridkit.incidents.categories import step_hours
-from gridkit.incidents.worktime import WorkCalendar, add_working_time, working_time_between
+from gridkit.incidents.worktime import WorkCalendar, add_working_time, working_time_between, working_time_until
 from gridkit.models import Incident, IncidentCategory
 from gridkit.rules import IncidentState, now, parse_time
 
@@ -129,6 +129,35 @@ def spent_many(starts, ends, around_the_clock, calendar: WorkCalendar):
     if working.any():
         result[working] = working_us_between(start_us[working], end_us[working], calendar)
     return pd.Series(pd.array(result, dtype="Int64"), index=starts.index).where(known)
+
+
+def left_many(deadlines, at, around_the_clock, calendar: WorkCalendar):
+    """Return the time each case has left before its deadline at `at` (pandas Series of UTC deadlines; a UTC
+    Timestamp), in microseconds counted as its limits count (working time, or around the clock where
+    `around_the_clock`): negative for a case overdue (by as much), <NA> where there is no deadline. The one
+    reading of remaining and overdue durations (worktime.working_us_until)."""
+    import numpy as np
+    import pandas as pd
+
+    from gridkit.incidents.worktime import working_us_until
+
+    known = deadlines.notna().to_numpy()
+    due_us = _epoch_us(deadlines)
+    at_us = np.full(len(due_us), (pd.Timestamp(at) - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(microseconds=1))
+    result = due_us - at_us
+    working = known & ~around_the_clock.to_numpy(dtype=bool)
+    if working.any():
+        result[working] = working_us_until(at_us[working], due_us[working], calendar)
+    return pd.Series(pd.array(result, dtype="Int64"), index=deadlines.index).where(known)
+
+
+def time_left(deadline: datetime | None, at: datetime, clock: WorkCalendar | None) -> dict | None:
+    """Return what a case has left before `deadline` at `at`, for a reader: {"hours": signed hours, one decimal
+    (negative: overdue), "working": counted in working hours}; None without a deadline."""
+    if deadline is None:
+        return None
+    left = working_time_until(at, deadline, clock)
+    return {"hours": round(left / timedelta(hours=1), 1), "working": clock is not None}
 
 
 def _epoch_us(times):
