@@ -53,6 +53,7 @@ def test_import_csv_utf8_then_gbk_updates_and_lists(session, tmp_path):
         "weekday": 7,
         "kind": "workday",
         "name": "元旦调休",
+        "hours": "09:00-12:00,14:00-18:00",
     }
     gbk = tmp_path / "假日.csv"
     gbk.write_bytes("日期,类型,名称\n2026-10-01,holiday,国庆节、中秋节\n2026-10-02,holiday,国庆节\n".encode("gbk"))

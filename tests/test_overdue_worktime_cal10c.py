@@ -19,7 +19,7 @@ from gridkit.incidents.calendar import load_calendar
 from gridkit.incidents.deadlines import left_many, time_left
 from gridkit.incidents.queries import list_incidents, overdue_cases, show_incident
 from gridkit.incidents.worktime import WorkCalendar, working_time_between, working_us_until
-from gridkit.rules import local_tz, now
+from gridkit.rules import local_tz
 from web import create_app
 
 FRIDAY = date(2026, 11, 27)

@@ -18,14 +18,21 @@ def calendar_():
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 @click.option("--encoding", help="Text encoding of a CSV file (default: UTF-8, else GB18030).")
 @click.option("--sheet", help="Worksheet of an XLSX file (default: the first).")
+@click.option("--workday-hours", metavar="SPANS", help="Hours of the adjusted working days that give none.")
+@click.option("--workday-as", metavar="WEEKDAY", help="Weekday whose hours the adjusted working days giving none work.")
 @output.command_output
 @with_settings
-def calendar_import(settings, path, encoding, sheet):
-    """Add or update holidays and adjusted working days from a CSV/XLSX file (date, kind, name), all or nothing."""
+def calendar_import(settings, path, encoding, sheet, workday_hours, workday_as):
+    """Add or update holidays and adjusted working days from a CSV/XLSX file (date, kind, name; optional hours or
+    as_weekday of an adjusted working day), all or nothing."""
     from gridkit.incidents.calendar import import_calendar_days
 
     return run_import(
-        settings, "calendar-import", lambda session: import_calendar_days(session, path, encoding=encoding, sheet=sheet)
+        settings,
+        "calendar-import",
+        lambda session: import_calendar_days(
+            session, path, encoding=encoding, sheet=sheet, workday_hours=workday_hours, workday_as=workday_as
+        ),
     )
 
 
