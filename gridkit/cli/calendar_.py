@@ -62,8 +62,9 @@ def calendar_remove(settings, days):
     from gridkit.incidents.calendar import remove_calendar_days
 
     with db.transaction(settings) as session:
-        n = remove_calendar_days(session, list(days))
-    return output.Result({"removed": n}, lines=[say("cli.calendar.removed", count=n)])
+        result = remove_calendar_days(session, list(days))
+    lines = [say("cli.calendar.removed", count=result["removed"]), say("cli.calendar.recounted", **result)]
+    return output.Result(result, lines=lines)
 
 
 @calendar_.command("hours")
@@ -75,9 +76,36 @@ def calendar_hours(settings, specs):
     from gridkit.incidents.calendar import hours_rows, set_hours
 
     with db.transaction(settings) as session:
-        rows = set_hours(session, list(specs)) if specs else hours_rows(session)
+        changed = set_hours(session, list(specs)) if specs else None
+        rows = changed["hours"] if changed else hours_rows(session)
     table = [
         {"weekday": say(f"cli.weekday.{r['weekday']}"), "hours": r["hours"] or say("cli.calendar.no_work")}
         for r in rows
     ]
-    return output.Result(rows, rows=table)
+    lines = [say("cli.calendar.recounted", recounted=changed["recounted"])] if changed else []
+    return output.Result(rows, rows=table, lines=lines)
+
+
+@calendar_.command("recount")
+@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), help="Only cases with a step done on or after this day.")
+@output.command_output
+@with_settings
+def calendar_recount(settings, since):
+    """Count the step times of finished cases (and open ones) again on the calendar as it is now, in one
+    transaction, audited: after a holiday added late or hours changed."""
+    from gridkit.audit import record
+    from gridkit.cli import actor
+    from gridkit.incidents.calendar import load_calendar
+    from gridkit.incidents.recount import recount_cases
+    from gridkit.rules import local_tz
+
+    start = since.replace(tzinfo=local_tz()) if since else None
+    with db.transaction(settings) as session, output.progress(length=1, label=say("cli.progress.recount")) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.length = max(total, 1)
+            bar.update(done - bar.pos)
+
+        result = recount_cases(session, load_calendar(session), since=start, progress=progress)
+        record(session, actor(), "calendar.recount", since=start.date().isoformat() if start else None, **result)
+    return output.Result(result, lines=[say("cli.calendar.recount_done", **result)])

@@ -91,9 +91,10 @@ def hours_rows(session: Session) -> list[dict]:
     ]
 
 
-def set_hours(session: Session, specs: list[str]) -> list[dict]:
+def set_hours(session: Session, specs: list[str]) -> dict:
     """Set the working hours of weekdays from specs "DAYS=SPANS" ("1-5=09:00-12:00,14:00-18:00", "6=": no work);
-    the weekdays not named keep theirs. Return the hours as rows. Nothing changes if a spec is wrong."""
+    the weekdays not named keep theirs. Return {"hours": the hours as rows, "recounted": open cases whose
+    deadlines or step times changed (recount.recount_open_cases)}. Nothing changes if a spec is wrong."""
     wanted: dict[int, list[tuple[int, int]]] = {}
     for spec in specs:
         days, spans = _parse_hours(spec)
@@ -101,6 +102,7 @@ def set_hours(session: Session, specs: list[str]) -> list[dict]:
             wanted[day] = spans
     if not any(wanted.values()) and not _other_hours(session, wanted):
         raise ValidationError("calendar.no_hours_left")
+    before = load_calendar(session)
     session.execute(delete(WorkCalendarHours).where(WorkCalendarHours.weekday.in_(list(wanted))))
     rows = [{"weekday": d, "starts": _hhmm(s), "ends": _hhmm(e)} for d, spans in wanted.items() for s, e in spans]
     if rows:
@@ -111,7 +113,15 @@ def set_hours(session: Session, specs: list[str]) -> list[dict]:
             ),
             rows,
         )
-    return hours_rows(session)
+    return {"hours": hours_rows(session), "recounted": _recount_open(session, before)}
+
+
+def _recount_open(session: Session, before: WorkCalendar) -> int:
+    """Count the open cases' deadlines again after a change of the calendar (it was `before`); return how many
+    cases changed."""
+    from gridkit.incidents.recount import recount_open_cases
+
+    return recount_open_cases(session, before, load_calendar(session))
 
 
 def _other_hours(session: Session, wanted: dict) -> bool:
@@ -173,6 +183,7 @@ class CalendarImport:
     updated: int = 0
     holidays: int = 0
     workdays: int = 0
+    recounted: int = 0
     notes: list = field(default_factory=list)
 
     def summary(self) -> dict:
@@ -182,6 +193,7 @@ class CalendarImport:
             "updated": self.updated,
             "holidays": self.holidays,
             "workdays": self.workdays,
+            "recounted": self.recounted,
         }
 
 
@@ -215,6 +227,7 @@ def import_calendar_days(
         raise ImportRefused(code, problems=problems, source=table.source, **params)
     if not days:
         raise ValidationError("calendar.no_rows", file=display)
+    before = load_calendar(session)
     known = set(session.scalars(select(WorkCalendarDay.day).where(WorkCalendarDay.day.in_(list(days)))))
     fields = ("day", "kind", "name", "hours", "as_weekday")
     rows = [{k: found[k] for k in fields} for _, found in sorted(days.items())]
@@ -229,6 +242,7 @@ def import_calendar_days(
         updated=len(known),
         holidays=kinds.count("holiday"),
         workdays=kinds.count("workday"),
+        recounted=_recount_open(session, before),
     )
 
 
@@ -338,16 +352,19 @@ def list_calendar_days(session: Session, year: int | None = None) -> list[dict]:
     ]
 
 
-def remove_calendar_days(session: Session, days: list[str]) -> int:
-    """Remove the exceptions of the dates given (YYYY-MM-DD); return how many were there. A date that is none
-    is refused before anything changes."""
+def remove_calendar_days(session: Session, days: list[str]) -> dict:
+    """Remove the exceptions of the dates given (YYYY-MM-DD); return {"removed": how many were there,
+    "recounted": open cases whose deadlines or step times changed}. A date that is none is refused before
+    anything changes."""
     parsed = []
     for typed in days:
         day = _date(typed.strip())
         if day is None:
             raise ValidationError("calendar.bad_date", value=typed)
         parsed.append(day)
-    return session.execute(delete(WorkCalendarDay).where(WorkCalendarDay.day.in_(parsed))).rowcount
+    before = load_calendar(session)
+    removed = session.execute(delete(WorkCalendarDay).where(WorkCalendarDay.day.in_(parsed))).rowcount
+    return {"removed": removed, "recounted": _recount_open(session, before) if removed else 0}
 
 
 def _hhmm(minutes: int) -> str:

@@ -6,8 +6,9 @@ the case's `deadlines` and the pending one in `step_deadline`.
 
 Limits count in working time (gridkit.incidents.worktime, on the deployment's calendar), except a
 category's that runs around the clock (around_the_clock: 突发事件). A deadline is computed when its
-step's clock starts and then stored: a case keeps the deadlines it was given, whatever the calendar
-or the category becomes later.
+step's clock starts and then stored: a case keeps the deadlines it was given whatever its category becomes
+later; when the calendar changes, an open case's deadlines are counted again with the same working time on the
+new calendar (gridkit.incidents.recount).
 """
 
 from __future__ import annotations
