@@ -13,7 +13,7 @@ from gridkit.incidents.actors import ACTION_ROLES, Actor, check_scope
 from gridkit.incidents.attachments import attachment_path
 from gridkit.incidents.calendar import load_calendar
 from gridkit.incidents.cases import COORDINATORS_CASE
-from gridkit.incidents.deadlines import case_clock, time_left
+from gridkit.incidents.deadlines import case_clock, time_left, times_left
 from gridkit.incidents.personal import protect_case, protect_case_texts
 from gridkit.incidents.workflow import (
     PENDING_STEP,
@@ -239,22 +239,26 @@ def list_incidents(
         {**params, "limit": limit, "offset": offset},
     )
     at = now()
-    rows = rows.all()
-    pending = [r for r in rows if r.step_deadline is not None]
-    left = _times_left(
-        load_calendar(session) if pending else None,
-        [r.step_deadline for r in pending],
-        [bool(r.around_the_clock) for r in pending],
-        at,
-    )
-    left_of = {r.id: lf for r, lf in zip(pending, left, strict=True)}
-    items = [{**_list_item(r, at), "time_left": left_of.get(r.id)} for r in rows]
+    items = _items_with_time_left(session, rows.all(), at)
     if descriptions:
         protect_case_texts(session, items, actor)
     else:
         for item in items:
             item["description"] = None
     return {"total": total, "limit": limit, "offset": offset, "items": items}
+
+
+def _items_with_time_left(session: Session, rows, at) -> list[dict]:
+    """Return the list's items, each with what its pending step has left (`time_left`, deadlines.times_left)."""
+    pending = [r for r in rows if r.step_deadline is not None]
+    left = times_left(
+        load_calendar(session) if pending else None,
+        [r.step_deadline for r in pending],
+        [bool(r.around_the_clock) for r in pending],
+        at,
+    )
+    left_of = {r.id: lf for r, lf in zip(pending, left, strict=True)}
+    return [{**_list_item(r, at), "time_left": left_of.get(r.id)} for r in rows]
 
 
 def _list_item(r, at) -> dict:
@@ -359,7 +363,7 @@ def overdue_cases(session: Session, *, actor: Actor | None = None, dept: str | N
     ).all()
     calendar = load_calendar(session)
     at = rows[0].at if rows else now()
-    left = _times_left(calendar, [r.step_deadline for r in rows], [bool(r.around_the_clock) for r in rows], at)
+    left = times_left(calendar, [r.step_deadline for r in rows], [bool(r.around_the_clock) for r in rows], at)
     day = escalation_days(calendar)
     per_step = dict(
         session.execute(
@@ -395,23 +399,6 @@ def overdue_cases(session: Session, *, actor: Actor | None = None, dept: str | N
         "cases": cases,
         "escalation": [c for c in cases if c["escalate"]],
     }
-
-
-def _times_left(calendar, deadlines: list, around: list[bool], at) -> list[dict | None]:
-    """Return what each case has left before its deadline at `at` (deadlines.time_left's form, vectorised:
-    deadlines.left_many), counted as its limits count; None where there is no deadline."""
-    import pandas as pd
-
-    from gridkit.incidents.deadlines import left_many
-
-    if not deadlines:
-        return []
-    due = pd.Series(pd.to_datetime(list(deadlines), utc=True))
-    left = left_many(due, pd.Timestamp(at), pd.Series(around, dtype=bool), calendar)
-    return [
-        None if pd.isna(us) else {"hours": round(int(us) / 3.6e9, 1), "working": not a}
-        for us, a in zip(left, around, strict=True)
-    ]
 
 
 def escalation_days(calendar) -> dict[bool, float]:
