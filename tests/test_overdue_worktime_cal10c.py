@@ -33,10 +33,10 @@ def bj(day: date, hour: int, minute: int = 0) -> datetime:
 
 def test_friday_17_seen_monday_9_is_one_working_hour_late_not_64():
     left = time_left(bj(FRIDAY, 17), bj(MONDAY, 9), CAL)
-    assert left == {"hours": -1.0, "working": True}
-    assert time_left(bj(FRIDAY, 17), bj(MONDAY, 9), None) == {"hours": -64.0, "working": False}
+    assert left == {"hours": -1.0, "working": True, "day_hours": 7.0}
+    assert time_left(bj(FRIDAY, 17), bj(MONDAY, 9), None) == {"hours": -64.0, "working": False, "day_hours": 24.0}
     # Remaining: Friday 16:00 → Monday 10:00 is 2 working hours on Friday and 1 on Monday.
-    assert time_left(bj(MONDAY, 10), bj(FRIDAY, 16), CAL) == {"hours": 3.0, "working": True}
+    assert time_left(bj(MONDAY, 10), bj(FRIDAY, 16), CAL)["hours"] == 3.0
     assert time_left(None, bj(FRIDAY, 16), CAL) is None
 
 
@@ -77,8 +77,8 @@ def test_overdue_cases_count_as_their_category_counts(session):
     assert escalated == {urgent} | ({working} if cases[working]["hours_late"] > 7 else set())
     # The lists and the case page read the same rule.
     items = {c["id"]: c for c in list_incidents(session, overdue=True)["items"]}
-    assert items[working]["time_left"] == {"hours": -cases[working]["hours_late"], "working": True}
-    assert items[urgent]["time_left"] == {"hours": -cases[urgent]["hours_late"], "working": False}
+    assert items[working]["time_left"] == {"hours": -cases[working]["hours_late"], "working": True, "day_hours": 7}
+    assert items[urgent]["time_left"] == {"hours": -cases[urgent]["hours_late"], "working": False, "day_hours": 24}
     assert show_incident(session, urgent, SUPERVISOR)["time_left"] == items[urgent]["time_left"]
 
 
@@ -107,7 +107,7 @@ def test_pages_and_cli_say_how_the_duration_counts(overdue_app):
     client = app.test_client()
     sign_in(client, "super1")
     dashboard = client.get("/supervisor", headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
-    assert "个工作小时" in dashboard and "（全天候计时）" in dashboard
+    assert "个工作小时" in dashboard and "超期 2 天 16 小时（全天候计时）" in dashboard
     page = client.get(f"/supervisor/incidents/{working}").get_data(as_text=True)
     assert 'id="case-time-left"' in page and "个工作小时" in page
     listed = client.get("/supervisor/cases?overdue=1").get_data(as_text=True)

@@ -154,10 +154,11 @@ def left_many(deadlines, at, around_the_clock, calendar: WorkCalendar):
 
 def time_left(deadline: datetime | None, at: datetime, clock: WorkCalendar | None) -> dict | None:
     """Return what a case has left before `deadline` at `at`, for a reader: {"hours": signed hours, one decimal
-    (negative: overdue), "working": counted in working hours}; None without a deadline."""
+    (negative: overdue), "working": counted in working hours, "day_hours": a day of that clock}; None without a
+    deadline."""
     if deadline is None:
         return None
-    return _left(working_time_until(at, deadline, clock) // timedelta(microseconds=1), clock is not None)
+    return _left(working_time_until(at, deadline, clock) // timedelta(microseconds=1), clock)
 
 
 def times_left(calendar: WorkCalendar | None, deadlines: list, around: list[bool], at) -> list[dict | None]:
@@ -169,12 +170,23 @@ def times_left(calendar: WorkCalendar | None, deadlines: list, around: list[bool
         return []
     due = pd.Series(pd.to_datetime(list(deadlines), utc=True))
     left = left_many(due, pd.Timestamp(at), pd.Series(around, dtype=bool), calendar)
-    return [None if pd.isna(us) else _left(int(us), not a) for us, a in zip(left, around, strict=True)]
+    return [
+        None if pd.isna(us) else _left(int(us), None if a else calendar) for us, a in zip(left, around, strict=True)
+    ]
 
 
-def _left(us: int, working: bool) -> dict:
-    """Return a time left (µs, negative: overdue) for a reader: hours with one decimal, and how it counts."""
-    return {"hours": round(us / 3.6e9, 1), "working": working}
+def day_hours(clock: WorkCalendar | None) -> float:
+    """Return how many hours make a day of a clock: 24 around the clock (None), the standard working day's
+    working hours on a calendar (WorkCalendar.workday_hours: 7 with the default hours)."""
+    if clock is None:
+        return 24.0
+    return sum(end - start for start, end in clock.workday_hours) / 60
+
+
+def _left(us: int, clock: WorkCalendar | None) -> dict:
+    """Return a time left (µs, negative: overdue) for a reader: hours with one decimal, whether they are working
+    hours, and how many hours make a day of that clock (day_hours)."""
+    return {"hours": round(us / 3.6e9, 1), "working": clock is not None, "day_hours": day_hours(clock)}
 
 
 def _epoch_us(times):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import func, select, text
@@ -32,10 +32,6 @@ from gridkit.models import (
 )
 from gridkit.rules import OPEN_CASE_SQL, OPEN_INCIDENT_STATES, IncidentState, local_tz, now, parse_time
 
-# Overdue by more than a day, counted as the case's limits count: the case goes on the escalation list. A day is
-# 24 hours for a category that runs around the clock, and the standard working day's hours (WorkCalendar.
-# workday_hours: 7 by default) for one that counts working time.
-ESCALATE_AFTER = timedelta(hours=24)
 MAX_PAGE = 500
 # The characters beyond ASCII (Chinese ones) of a text, lower case, as an array (SQL; `{}`: the text): what the GIN
 # index ix_incident_text_chars holds of a case's code and description (CASE_TEXT_CHARS, over `incident i`; migration
@@ -345,7 +341,8 @@ def _filters(
 
 def overdue_cases(session: Session, *, actor: Actor | None = None, dept: str | None = None, limit: int = 500) -> dict:
     """Return open cases past their current step's deadline: counts per step, the cases, and the
-    escalation list (overdue by more than a day, or sent back for rework twice or more).
+    escalation list (overdue by more than a day of its clock, or sent back for rework twice or more: a day is 24
+    hours around the clock, the standard working day's hours in working time, deadlines.day_hours).
 
     How long a case is overdue (`hours_late`) counts as its limits count: working hours (`working_time`), or
     hours around the clock for a category that runs so (deadlines.left_many)."""
@@ -364,7 +361,6 @@ def overdue_cases(session: Session, *, actor: Actor | None = None, dept: str | N
     calendar = load_calendar(session)
     at = rows[0].at if rows else now()
     left = times_left(calendar, [r.step_deadline for r in rows], [bool(r.around_the_clock) for r in rows], at)
-    day = escalation_days(calendar)
     per_step = dict(
         session.execute(
             text(f"""
@@ -387,8 +383,9 @@ def overdue_cases(session: Session, *, actor: Actor | None = None, dept: str | N
             "step_deadline": _iso(r.step_deadline),
             "hours_late": -lf["hours"],
             "working_time": lf["working"],
+            "day_hours": lf["day_hours"],
             "rework_count": r.rework_count,
-            "escalate": -lf["hours"] > day[not lf["working"]] or r.rework_count >= 2,
+            "escalate": -lf["hours"] > lf["day_hours"] or r.rework_count >= 2,
         }
         for r, lf in zip(rows, left, strict=True)
     ]
@@ -399,13 +396,6 @@ def overdue_cases(session: Session, *, actor: Actor | None = None, dept: str | N
         "cases": cases,
         "escalation": [c for c in cases if c["escalate"]],
     }
-
-
-def escalation_days(calendar) -> dict[bool, float]:
-    """Return the hours past which an overdue case is escalated, by whether its category runs around the clock:
-    ESCALATE_AFTER around the clock, the standard working day's hours in working time."""
-    working_day = sum(end - start for start, end in calendar.workday_hours) / 60
-    return {True: ESCALATE_AFTER / timedelta(hours=1), False: working_day}
 
 
 def needs_dispatch(status: str, gap: str | None) -> str | None:
