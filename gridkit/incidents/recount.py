@@ -21,6 +21,7 @@ so. The evaluation's rollup (incident_eval) follows through its triggers on inci
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import datetime
 
@@ -82,8 +83,6 @@ def recount_open_cases(session: Session, before: WorkCalendar, after: WorkCalend
 
 def _moved_deadlines(rows, before: WorkCalendar, after: WorkCalendar) -> dict[int, dict]:
     """Return {case id: its new deadlines, deadline and step deadline} of the cases whose deadlines move."""
-    import json
-
     stored = []  # (row index, key, anchor µs, old deadline µs)
     for n, r in enumerate(rows):
         dated = {k: parse_time(v) for k, v in (r.deadlines or {}).items()}
