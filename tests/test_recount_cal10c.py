@@ -88,6 +88,9 @@ def test_open_cases_are_counted_again_as_if_handled_after_the_change(session, tm
     assert classified.step_deadline == bj(MONDAY + timedelta(days=2), 12)  # dispatch: 4 working hours
     # The closed case keeps what it was evaluated with.
     assert (_deadlines(closed), _times(closed)) == closed_before
+    rollup = _rollup(session)
+    session.execute(text("SELECT gridkit_rebuild_incident_eval()"))
+    assert _rollup(session) == rollup
     # Removing the holidays and changing hours count the open ones again too.
     assert remove_calendar_days(session, [str(MONDAY), str(MONDAY + timedelta(days=1))])["recounted"] == 4
     session.expire_all()
