@@ -47,12 +47,20 @@ def test_import_csv_utf8_then_gbk_updates_and_lists(session, tmp_path):
     path = tmp_path / "holidays.csv"
     path.write_text(GOOD, encoding="utf-8")
     result = import_calendar_days(session, path)
-    assert result.summary() == {"file": "holidays.csv", "added": 3, "updated": 0, "holidays": 2, "workdays": 1}
+    assert result.summary() == {
+        "file": "holidays.csv",
+        "added": 3,
+        "updated": 0,
+        "holidays": 2,
+        "workdays": 1,
+        "recounted": 0,
+    }
     assert list_calendar_days(session, 2026)[1] == {
         "date": "2026-01-04",
         "weekday": 7,
         "kind": "workday",
         "name": "元旦调休",
+        "hours": "09:00-12:00,14:00-18:00",
     }
     gbk = tmp_path / "假日.csv"
     gbk.write_bytes("日期,类型,名称\n2026-10-01,holiday,国庆节、中秋节\n2026-10-02,holiday,国庆节\n".encode("gbk"))
@@ -61,7 +69,7 @@ def test_import_csv_utf8_then_gbk_updates_and_lists(session, tmp_path):
     assert [d["name"] for d in list_calendar_days(session, 2026)][-2:] == ["国庆节、中秋节", "国庆节"]
     assert list_calendar_days(session, 2025) == []
     assert load_calendar(session).exceptions[date(2026, 1, 4)] == "workday"
-    assert remove_calendar_days(session, ["2026-10-02", "2027-01-01"]) == 1 and days(session) == 3
+    assert remove_calendar_days(session, ["2026-10-02", "2027-01-01"])["removed"] == 1 and days(session) == 3
 
 
 def test_import_xlsx_with_typed_dates(session, tmp_path):
@@ -100,7 +108,7 @@ def test_a_bad_file_is_refused_whole_with_every_problem(session, tmp_path):
 
 
 def test_hours_are_set_per_weekday_and_checked(session):
-    rows = set_hours(session, ["6=09:00-12:00", "1-5=08:30-12:00,13:30-17:30"])
+    rows = set_hours(session, ["6=09:00-12:00", "1-5=08:30-12:00,13:30-17:30"])["hours"]
     assert rows[0] == {"weekday": 1, "hours": "08:30-12:00, 13:30-17:30"}
     assert rows[5] == {"weekday": 6, "hours": "09:00-12:00"} and rows[6] == {"weekday": 7, "hours": ""}
     assert load_calendar(session).hours[6] == ((540, 720),)
@@ -169,16 +177,17 @@ def test_an_urgent_category_runs_around_the_clock(session, world):
     assert case.deadline == bj(FRIDAY, 18) + timedelta(hours=1 + 2 + 4)  # Saturday 01:00
 
 
-def test_a_holiday_counts_and_stored_deadlines_stay(session, world, tmp_path):
+def test_a_holiday_counts_and_open_cases_are_counted_again(session, world, tmp_path):
     path = tmp_path / "h.csv"
     path.write_text(f"date,kind,name\n{MONDAY},holiday,测试假日\n")
     before = report(session, "E0305", bj(FRIDAY, 17))
-    import_calendar_days(session, path)
+    assert before.step_deadline == bj(MONDAY, 10)
+    assert import_calendar_days(session, path).recounted == 1
     after = report(session, "E0305", bj(FRIDAY, 17))
-    assert before.step_deadline == bj(MONDAY, 10)  # given before the holiday was known: kept
     assert after.step_deadline == bj(MONDAY + timedelta(days=1), 10)  # Monday off: Tuesday
     session.refresh(before)
-    assert before.step_deadline == bj(MONDAY, 10)
+    # Given before the holiday was known, still open: counted again on the calendar as it is now.
+    assert before.step_deadline == bj(MONDAY + timedelta(days=1), 10)
 
 
 def _run(session, world, category_code):

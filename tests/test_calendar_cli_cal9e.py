@@ -40,7 +40,7 @@ def test_import_and_list_in_chinese_and_english(cli, tmp_path):
     listed = run(cli, "calendar", "list", lang="en")
     assert "Saturday" in listed.output and "adjusted working day" in listed.output and "Weekday" in listed.output
     rows = json.loads(run(cli, "calendar", "list", "--json").output)
-    assert rows[0] == {"date": "2026-10-01", "weekday": 4, "kind": "holiday", "name": "国庆节"}
+    assert rows[0] == {"date": "2026-10-01", "weekday": 4, "kind": "holiday", "name": "国庆节", "hours": ""}
     removed = run(cli, "calendar", "remove", "2026-10-10", lang="en")
     assert removed.exit_code == 0 and "1 calendar days removed" in removed.output and stored(cli) == 1
 

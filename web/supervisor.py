@@ -48,12 +48,24 @@ def _supervisors_only():
 
 
 @bp.app_template_global()
-def late_text(hours: float) -> str:
-    """Return how late a case is for a reader: hours under two days, else days and hours."""
-    if hours < 48:
-        return t("sup.hours_late", hours=hours)
-    days, rest = divmod(round(hours), 24)
-    return t("sup.days_late", days=days, hours=rest)
+def late_text(hours: float, working: bool = False, day: float = 24) -> str:
+    """Return how late a case is for a reader, counted as its limits count (working hours, or around the clock):
+    hours under two days of that clock (`day` hours: deadlines.day_hours), else days and hours."""
+    kind = "working_" if working else ""
+    if hours < 2 * day or day <= 0:
+        return t(f"sup.{kind}hours_late", hours=hours)
+    days, rest = divmod(round(hours), round(day))
+    return t(f"sup.{kind}days_late", days=days, hours=rest)
+
+
+@bp.app_template_global()
+def left_text(left: dict | None) -> str:
+    """Return what a case's pending step has left (queries' `time_left`), or how late it is, for a reader."""
+    if not left:
+        return ""
+    if left["hours"] < 0:
+        return late_text(-left["hours"], left["working"], left["day_hours"])
+    return t("case.working_hours_left" if left["working"] else "case.hours_left", hours=left["hours"])
 
 
 @bp.get("")

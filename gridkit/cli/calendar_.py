@@ -18,14 +18,21 @@ def calendar_():
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 @click.option("--encoding", help="Text encoding of a CSV file (default: UTF-8, else GB18030).")
 @click.option("--sheet", help="Worksheet of an XLSX file (default: the first).")
+@click.option("--workday-hours", metavar="SPANS", help="Hours of the adjusted working days that give none.")
+@click.option("--workday-as", metavar="WEEKDAY", help="Weekday whose hours the adjusted working days giving none work.")
 @output.command_output
 @with_settings
-def calendar_import(settings, path, encoding, sheet):
-    """Add or update holidays and adjusted working days from a CSV/XLSX file (date, kind, name), all or nothing."""
+def calendar_import(settings, path, encoding, sheet, workday_hours, workday_as):
+    """Add or update holidays and adjusted working days from a CSV/XLSX file (date, kind, name; optional hours or
+    as_weekday of an adjusted working day), all or nothing."""
     from gridkit.incidents.calendar import import_calendar_days
 
     return run_import(
-        settings, "calendar-import", lambda session: import_calendar_days(session, path, encoding=encoding, sheet=sheet)
+        settings,
+        "calendar-import",
+        lambda session: import_calendar_days(
+            session, path, encoding=encoding, sheet=sheet, workday_hours=workday_hours, workday_as=workday_as
+        ),
     )
 
 
@@ -55,8 +62,9 @@ def calendar_remove(settings, days):
     from gridkit.incidents.calendar import remove_calendar_days
 
     with db.transaction(settings) as session:
-        n = remove_calendar_days(session, list(days))
-    return output.Result({"removed": n}, lines=[say("cli.calendar.removed", count=n)])
+        result = remove_calendar_days(session, list(days))
+    lines = [say("cli.calendar.removed", count=result["removed"]), say("cli.calendar.recounted", **result)]
+    return output.Result(result, lines=lines)
 
 
 @calendar_.command("hours")
@@ -68,9 +76,36 @@ def calendar_hours(settings, specs):
     from gridkit.incidents.calendar import hours_rows, set_hours
 
     with db.transaction(settings) as session:
-        rows = set_hours(session, list(specs)) if specs else hours_rows(session)
+        changed = set_hours(session, list(specs)) if specs else None
+        rows = changed["hours"] if changed else hours_rows(session)
     table = [
         {"weekday": say(f"cli.weekday.{r['weekday']}"), "hours": r["hours"] or say("cli.calendar.no_work")}
         for r in rows
     ]
-    return output.Result(rows, rows=table)
+    lines = [say("cli.calendar.recounted", recounted=changed["recounted"])] if changed else []
+    return output.Result(rows, rows=table, lines=lines)
+
+
+@calendar_.command("recount")
+@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), help="Only cases with a step done on or after this day.")
+@output.command_output
+@with_settings
+def calendar_recount(settings, since):
+    """Count the step times of finished cases (and open ones) again on the calendar as it is now, in one
+    transaction, audited: after a holiday added late or hours changed."""
+    from gridkit.audit import record
+    from gridkit.cli import actor
+    from gridkit.incidents.calendar import load_calendar
+    from gridkit.incidents.recount import recount_cases
+    from gridkit.rules import local_tz
+
+    start = since.replace(tzinfo=local_tz()) if since else None
+    with db.transaction(settings) as session, output.progress(length=1, label=say("cli.progress.recount")) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.length = max(total, 1)
+            bar.update(done - bar.pos)
+
+        result = recount_cases(session, load_calendar(session), since=start, progress=progress)
+        record(session, actor(), "calendar.recount", since=start.date().isoformat() if start else None, **result)
+    return output.Result(result, lines=[say("cli.calendar.recount_done", **result)])

@@ -244,7 +244,7 @@ def show(settings, ident, username):
             step=say(f"incident.step.{step}") if step else "-",
             due=data["step_deadline"] or "-",
         )
-        + ("  " + say("cli.incident.overdue") if data["overdue"] else ""),
+        + ("  " + _left_text(data["time_left"]) if data["time_left"] else ""),
     ]
     rows = [
         {"at": h["at"], "from": _state(h["from"]), "to": _state(h["to"]), "actor": h["actor"], "note": h["note"]}
@@ -325,7 +325,21 @@ def overdue(settings, dept, username):
         say("cli.incident.to_escalate", count=len(data["escalation"])),
     ]
     columns = ["code", "state", "step", "step_deadline", "hours_late", "rework_count", "escalate"]
-    return output.Result(data, lines=lines, rows=data["cases"], columns=columns)
+    rows = [{**c, "hours_late": _late_text(c["hours_late"], c["working_time"])} for c in data["cases"]]
+    return output.Result(data, lines=lines, rows=rows, columns=columns)
+
+
+def _late_text(hours: float, working: bool) -> str:
+    """Return how long a case is late, labelled with how it counts (working hours, or around the clock)."""
+    return say(f"cli.incident.late.{'working' if working else 'around'}", hours=hours)
+
+
+def _left_text(left: dict) -> str:
+    """Return what a case's pending step has left, or how long it is overdue, labelled with how it counts."""
+    clock = "working" if left["working"] else "around"
+    if left["hours"] < 0:
+        return say(f"cli.incident.late_by.{clock}", hours=-left["hours"])
+    return say(f"cli.incident.left.{clock}", hours=left["hours"])
 
 
 @incident.command("evaluate")

@@ -6,8 +6,9 @@ the case's `deadlines` and the pending one in `step_deadline`.
 
 Limits count in working time (gridkit.incidents.worktime, on the deployment's calendar), except a
 category's that runs around the clock (around_the_clock: 突发事件). A deadline is computed when its
-step's clock starts and then stored: a case keeps the deadlines it was given, whatever the calendar
-or the category becomes later.
+step's clock starts and then stored: a case keeps the deadlines it was given whatever its category becomes
+later; when the calendar changes, an open case's deadlines are counted again with the same working time on the
+new calendar (gridkit.incidents.recount).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from sqlalchemy.orm import Session
 from gridkit.errors import ValidationError
 from gridkit.incidents.calendar import load_calendar
 from gridkit.incidents.categories import step_hours
-from gridkit.incidents.worktime import WorkCalendar, add_working_time, working_time_between
+from gridkit.incidents.worktime import WorkCalendar, add_working_time, working_time_between, working_time_until
 from gridkit.models import Incident, IncidentCategory
 from gridkit.rules import IncidentState, now, parse_time
 
@@ -129,6 +130,63 @@ def spent_many(starts, ends, around_the_clock, calendar: WorkCalendar):
     if working.any():
         result[working] = working_us_between(start_us[working], end_us[working], calendar)
     return pd.Series(pd.array(result, dtype="Int64"), index=starts.index).where(known)
+
+
+def left_many(deadlines, at, around_the_clock, calendar: WorkCalendar):
+    """Return the time each case has left before its deadline at `at` (pandas Series of UTC deadlines; a UTC
+    Timestamp), in microseconds counted as its limits count (working time, or around the clock where
+    `around_the_clock`): negative for a case overdue (by as much), <NA> where there is no deadline. The one
+    reading of remaining and overdue durations (worktime.working_us_until)."""
+    import numpy as np
+    import pandas as pd
+
+    from gridkit.incidents.worktime import working_us_until
+
+    known = deadlines.notna().to_numpy()
+    due_us = _epoch_us(deadlines)
+    at_us = np.full(len(due_us), (pd.Timestamp(at) - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(microseconds=1))
+    result = due_us - at_us
+    working = known & ~around_the_clock.to_numpy(dtype=bool)
+    if working.any():
+        result[working] = working_us_until(at_us[working], due_us[working], calendar)
+    return pd.Series(pd.array(result, dtype="Int64"), index=deadlines.index).where(known)
+
+
+def time_left(deadline: datetime | None, at: datetime, clock: WorkCalendar | None) -> dict | None:
+    """Return what a case has left before `deadline` at `at`, for a reader: {"hours": signed hours, one decimal
+    (negative: overdue), "working": counted in working hours, "day_hours": a day of that clock}; None without a
+    deadline."""
+    if deadline is None:
+        return None
+    return _left(working_time_until(at, deadline, clock) // timedelta(microseconds=1), clock)
+
+
+def times_left(calendar: WorkCalendar | None, deadlines: list, around: list[bool], at) -> list[dict | None]:
+    """Return what each case has left before its deadline at `at` (time_left's form, vectorised: left_many),
+    counted as its limits count (`around`: its category runs around the clock); None where there is none."""
+    import pandas as pd
+
+    if not deadlines:
+        return []
+    due = pd.Series(pd.to_datetime(list(deadlines), utc=True))
+    left = left_many(due, pd.Timestamp(at), pd.Series(around, dtype=bool), calendar)
+    return [
+        None if pd.isna(us) else _left(int(us), None if a else calendar) for us, a in zip(left, around, strict=True)
+    ]
+
+
+def day_hours(clock: WorkCalendar | None) -> float:
+    """Return how many hours make a day of a clock: 24 around the clock (None), the standard working day's
+    working hours on a calendar (WorkCalendar.workday_hours: 7 with the default hours)."""
+    if clock is None:
+        return 24.0
+    return sum(end - start for start, end in clock.workday_hours) / 60
+
+
+def _left(us: int, clock: WorkCalendar | None) -> dict:
+    """Return a time left (µs, negative: overdue) for a reader: hours with one decimal, whether they are working
+    hours, and how many hours make a day of that clock (day_hours)."""
+    return {"hours": round(us / 3.6e9, 1), "working": clock is not None, "day_hours": day_hours(clock)}
 
 
 def _epoch_us(times):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import func, select, text
@@ -11,7 +11,9 @@ from sqlalchemy.orm import Session
 from gridkit.errors import NotFound, ValidationError
 from gridkit.incidents.actors import ACTION_ROLES, Actor, check_scope
 from gridkit.incidents.attachments import attachment_path
+from gridkit.incidents.calendar import load_calendar
 from gridkit.incidents.cases import COORDINATORS_CASE
+from gridkit.incidents.deadlines import case_clock, time_left, times_left
 from gridkit.incidents.personal import protect_case, protect_case_texts
 from gridkit.incidents.workflow import (
     PENDING_STEP,
@@ -30,8 +32,6 @@ from gridkit.models import (
 )
 from gridkit.rules import OPEN_CASE_SQL, OPEN_INCIDENT_STATES, IncidentState, local_tz, now, parse_time
 
-# Overdue this many times the step's own time limit: the case goes on the escalation list.
-ESCALATE_AFTER = timedelta(hours=24)
 MAX_PAGE = 500
 # The characters beyond ASCII (Chinese ones) of a text, lower case, as an array (SQL; `{}`: the text): what the GIN
 # index ix_incident_text_chars holds of a case's code and description (CASE_TEXT_CHARS, over `incident i`; migration
@@ -93,9 +93,12 @@ def show_incident(session: Session, ident, actor: Actor | None = None) -> dict:
     for photo, name in zip(photos, shown.photos, strict=True):
         photo["name"] = name
     step = PENDING_STEP.get(incident.status)
-    overdue = incident.step_deadline is not None and incident.step_deadline < now()
+    at = now()
+    overdue = incident.step_deadline is not None and incident.step_deadline < at
+    # How long the pending step has left (negative: how long it is overdue), counted as the case's limits count.
+    left = time_left(incident.step_deadline, at, case_clock(session, cat)) if step is not None else None
     # An open case past its own deadline (after a rework the step's clock starts again, the case's does not).
-    past_due = step is not None and incident.deadline is not None and incident.deadline < now()
+    past_due = step is not None and incident.deadline is not None and incident.deadline < at
     allowed = allowed_actions(incident.status)
     return {
         "id": incident.id,
@@ -125,6 +128,7 @@ def show_incident(session: Session, ident, actor: Actor | None = None) -> dict:
         "pending_step": step,
         "step_deadline": _iso(incident.step_deadline),
         "overdue": overdue,
+        "time_left": left,
         "rework_count": incident.rework_count,
         "allowed": [a for a in allowed if actor is None or actor.role in ACTION_ROLES[a]],
         "history": [
@@ -221,7 +225,7 @@ def list_incidents(
         SELECT i.id, i.code, i.status, i.category_code, c.name AS category_name, i.severity, i.dept_code,
                b.code AS base_cell, b.community_code AS community, w.code AS work_cell, i.coordinator_id,
                i.reported_at, i.step_deadline, i.deadline, i.rework_count, i.revision, i.description, i.dispatch_gap,
-               ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat
+               ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat, COALESCE(c.around_the_clock, FALSE) AS around_the_clock
         FROM (SELECT i.id FROM {cases} WHERE {where} ORDER BY {ORDERS[order]} LIMIT :limit OFFSET :offset) page
         JOIN incident i ON i.id = page.id
         LEFT JOIN base_cell b ON b.id = i.base_cell_id
@@ -231,13 +235,26 @@ def list_incidents(
         {**params, "limit": limit, "offset": offset},
     )
     at = now()
-    items = [_list_item(r, at) for r in rows]
+    items = _items_with_time_left(session, rows.all(), at)
     if descriptions:
         protect_case_texts(session, items, actor)
     else:
         for item in items:
             item["description"] = None
     return {"total": total, "limit": limit, "offset": offset, "items": items}
+
+
+def _items_with_time_left(session: Session, rows, at) -> list[dict]:
+    """Return the list's items, each with what its pending step has left (`time_left`, deadlines.times_left)."""
+    pending = [r for r in rows if r.step_deadline is not None]
+    left = times_left(
+        load_calendar(session) if pending else None,
+        [r.step_deadline for r in pending],
+        [bool(r.around_the_clock) for r in pending],
+        at,
+    )
+    left_of = {r.id: lf for r, lf in zip(pending, left, strict=True)}
+    return [{**_list_item(r, at), "time_left": left_of.get(r.id)} for r in rows]
 
 
 def _list_item(r, at) -> dict:
@@ -324,18 +341,26 @@ def _filters(
 
 def overdue_cases(session: Session, *, actor: Actor | None = None, dept: str | None = None, limit: int = 500) -> dict:
     """Return open cases past their current step's deadline: counts per step, the cases, and the
-    escalation list (overdue by more than ESCALATE_AFTER, or sent back for rework twice or more)."""
+    escalation list (overdue by more than a day of its clock, or sent back for rework twice or more: a day is 24
+    hours around the clock, the standard working day's hours in working time, deadlines.day_hours).
+
+    How long a case is overdue (`hours_late`) counts as its limits count: working hours (`working_time`), or
+    hours around the clock for a category that runs so (deadlines.left_many)."""
     where, params = _filters(dept=dept, overdue=True, actor=actor)
     rows = session.execute(
         text(f"""
         SELECT i.id, i.code, i.status, i.category_code, i.dept_code, b.community_code AS community,
                w.code AS work_cell, i.coordinator_id, i.step_deadline, i.rework_count,
-               now() - i.step_deadline AS late
+               COALESCE(c.around_the_clock, FALSE) AS around_the_clock, now() AS at
         FROM incident i LEFT JOIN base_cell b ON b.id = i.base_cell_id
         LEFT JOIN work_cell w ON w.id = i.work_cell_id
+        LEFT JOIN incident_category c ON c.code = i.category_code
         WHERE {where} ORDER BY i.step_deadline LIMIT :limit"""),
         {**params, "limit": limit},
     ).all()
+    calendar = load_calendar(session)
+    at = rows[0].at if rows else now()
+    left = times_left(calendar, [r.step_deadline for r in rows], [bool(r.around_the_clock) for r in rows], at)
     per_step = dict(
         session.execute(
             text(f"""
@@ -356,11 +381,13 @@ def overdue_cases(session: Session, *, actor: Actor | None = None, dept: str | N
             "work_cell": r.work_cell,
             "coordinator_id": r.coordinator_id,
             "step_deadline": _iso(r.step_deadline),
-            "hours_late": round(r.late.total_seconds() / 3600, 1),
+            "hours_late": -lf["hours"],
+            "working_time": lf["working"],
+            "day_hours": lf["day_hours"],
             "rework_count": r.rework_count,
-            "escalate": r.late > ESCALATE_AFTER or r.rework_count >= 2,
+            "escalate": -lf["hours"] > lf["day_hours"] or r.rework_count >= 2,
         }
-        for r in rows
+        for r, lf in zip(rows, left, strict=True)
     ]
     return {
         # In the workflow's order (accept first), whatever order the database grouped them in.

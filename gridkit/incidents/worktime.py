@@ -3,8 +3,10 @@
 Digital city-management standards count a case's limits in working hours, except categories that run around
 the clock (突发事件: gridkit.models.IncidentCategory.around_the_clock). A `WorkCalendar` is the deployment's
 data (tables work_calendar_hours and work_calendar_day, gridkit.incidents.calendar): working hours per ISO
-weekday in local time, and dated exceptions: a holiday (no work) or an adjusted working day (调休: worked with
-the hours of the first weekday that has any, Monday by default).
+weekday in local time, and dated exceptions: a holiday (no work) or an adjusted working day (调休). A city's 调休
+notice declares a weekend day a working day: it follows the normal working-day schedule, so an adjusted day works
+the hours the calendar gives it (its own spans, or those of the weekday it stands for: 按星期五上班), else the
+standard working day's (the hours most weekdays work; Monday's on ties, and by default).
 
 The rule works on arrays (numpy, epoch microseconds), so deadlines of a file of 300,000 cases cost a few
 binary searches, not a loop per case per hour: the calendar's working spans over the days concerned are laid
@@ -16,6 +18,9 @@ into instants with the calendar's zone (zoneinfo), so a day with a daylight-savi
   with the default hours; Saturday 10:00 + 1 h is Monday 10:00.
 - A deadline falling on the end of a span stays there (12:00, not 14:00).
 - A limit of 0 leaves the start as it is.
+
+Durations shown to people (how long a case is overdue, how long it has left) are read on the same clock:
+`working_us_until` gives the signed working time from one instant to another (an overdue case's is negative).
 """
 
 from __future__ import annotations
@@ -35,7 +40,9 @@ __all__ = [
     "add_working_time",
     "add_working_us",
     "working_time_between",
+    "working_time_until",
     "working_us_between",
+    "working_us_until",
 ]
 
 # Monday to Friday, 09:00-12:00 and 14:00-18:00 (minutes after midnight): the hours of a new deployment.
@@ -52,11 +59,13 @@ _HORIZON_DAYS = 3660
 @dataclass(frozen=True)
 class WorkCalendar:
     """Working hours per ISO weekday ({1: ((540, 720), (840, 1080)), …} in minutes, local time), dated
-    exceptions ({date: "holiday" | "workday"}) and the zone local times are read in. A span may end at 1440 (24:00)."""
+    exceptions ({date: "holiday" | "workday"}), the hours of adjusted working days that say theirs ({date: spans,
+    or the ISO weekday whose hours it works}) and the zone local times are read in. A span may end at 1440 (24:00)."""
 
     hours: dict = field(default_factory=lambda: dict(DEFAULT_HOURS))
     exceptions: dict = field(default_factory=dict)
     tz: ZoneInfo = field(default_factory=local_tz)
+    adjusted: dict = field(default_factory=dict)
 
     def day_hours(self, day: date) -> tuple:
         """Return the working spans (minutes) of one local day, its exception applied."""
@@ -64,13 +73,18 @@ class WorkCalendar:
         if kind == "holiday":
             return ()
         if kind == "workday":
-            return self.hours.get(day.isoweekday()) or self.workday_hours
+            given = self.adjusted.get(day)
+            if isinstance(given, int):
+                given = self.hours.get(given)
+            return tuple(given or ()) or self.workday_hours
         return self.hours.get(day.isoweekday(), ())
 
     @property
     def workday_hours(self) -> tuple:
-        """Return the spans an adjusted working day (调休) works: the first weekday's that has hours."""
-        return next((self.hours[d] for d in sorted(self.hours) if self.hours[d]), ())
+        """Return the spans of the standard working day, which an adjusted working day (调休) works unless the
+        calendar says otherwise: the hours most weekdays work (the earliest such weekday's on ties)."""
+        worked = [tuple(self.hours[d]) for d in sorted(self.hours) if self.hours[d]]
+        return max(worked, key=worked.count) if worked else ()
 
     def spans(self, first: date, last: date) -> tuple[np.ndarray, np.ndarray]:
         """Return (starts, ends) in epoch microseconds of the working spans of the days first … last."""
@@ -143,6 +157,15 @@ def working_us_between(starts, ends, calendar: WorkCalendar) -> np.ndarray:
     return np.maximum(clock.read(ends) - clock.read(starts), 0)
 
 
+def working_us_until(starts, ends, calendar: WorkCalendar) -> np.ndarray:
+    """Return the signed working microseconds from each start to its end: negative where the end is before the
+    start (a deadline already passed, read from now: how long the case is overdue)."""
+    starts = np.asarray(starts, dtype=np.int64)
+    ends = np.asarray(ends, dtype=np.int64)
+    ahead = working_us_between(starts, ends, calendar)
+    return np.where(ends >= starts, ahead, -working_us_between(ends, starts, calendar))
+
+
 def add_working_time(start: datetime, limit: timedelta | float, calendar: WorkCalendar | None) -> datetime:
     """Return `start` + `limit` (a timedelta, or hours) counted in working time, around the clock when
     `calendar` is None; in the start's zone (a naive start is read in local time)."""
@@ -161,6 +184,15 @@ def working_time_between(start: datetime, end: datetime, calendar: WorkCalendar 
     if calendar is None:
         return max(end - start, timedelta(0))
     us = working_us_between([_to_us(_aware(start, calendar.tz))], [_to_us(_aware(end, calendar.tz))], calendar)
+    return timedelta(microseconds=int(us[0]))
+
+
+def working_time_until(start: datetime, end: datetime, calendar: WorkCalendar | None) -> timedelta:
+    """Return the signed working time from `start` to `end` (all of it when `calendar` is None): negative when
+    `end` is before `start`, as `working_us_until` counts it."""
+    if calendar is None:
+        return end - start
+    us = working_us_until([_to_us(_aware(start, calendar.tz))], [_to_us(_aware(end, calendar.tz))], calendar)
     return timedelta(microseconds=int(us[0]))
 
 

@@ -27,11 +27,20 @@ class WorkCalendarHours(Base):
 
 
 class WorkCalendarDay(Base):
-    """A dated exception: a holiday (节假日, no work) or an adjusted working day (调休, worked as a Monday)."""
+    """A dated exception: a holiday (节假日, no work) or an adjusted working day (调休), which works its own
+    `hours` (spans "09:00-12:00,14:00-18:00"), else those of weekday `as_weekday`, else the standard working
+    day's (migration 20261209_cal10c)."""
 
     __tablename__ = "work_calendar_day"
-    __table_args__ = (CheckConstraint(f"kind IN {CALENDAR_DAY_KINDS}", name="kind"),)
+    __table_args__ = (
+        CheckConstraint(f"kind IN {CALENDAR_DAY_KINDS}", name="kind"),
+        CheckConstraint("as_weekday BETWEEN 1 AND 7", name="as_weekday"),
+        CheckConstraint("kind = 'workday' OR (hours IS NULL AND as_weekday IS NULL)", name="workday_hours"),
+        CheckConstraint("hours IS NULL OR as_weekday IS NULL", name="one_hours"),
+    )
 
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     kind: Mapped[str] = mapped_column(String(10))
     name: Mapped[str] = mapped_column(String(100))
+    hours: Mapped[str | None] = mapped_column(String(100))
+    as_weekday: Mapped[int | None] = mapped_column(SmallInteger)
