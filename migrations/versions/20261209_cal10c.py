@@ -1,7 +1,7 @@
 """the hours of an adjusted working day (调休): its own spans, or the weekday whose hours it works
 
 Revision ID: 20261209_cal10c
-Revises: 20261209_sec10b
+Revises: 20261208_pii9g
 Create Date: 2026-12-09
 
 A city's 调休 notice declares a weekend day a working day: it follows the normal working-day schedule. An
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "20261209_cal10c"
-down_revision = "20261209_sec10b"
+down_revision = "20261208_pii9g"
 branch_labels = None
 depends_on = None
 

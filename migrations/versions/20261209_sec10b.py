@@ -1,7 +1,7 @@
 """the rollups and the resident summary are the database's to write: the application role reads them
 
 Revision ID: 20261209_sec10b
-Revises: 20261208_pii9g
+Revises: 20261209_cal10c
 Create Date: 2026-12-09
 
 Five tables are derived from others and were written as the application role, which therefore held INSERT,
@@ -39,7 +39,7 @@ from pathlib import Path
 from alembic import op
 
 revision = "20261209_sec10b"
-down_revision = "20261208_pii9g"
+down_revision = "20261209_cal10c"
 branch_labels = None
 depends_on = None
 
