@@ -249,8 +249,9 @@ def test_admin_page_manages_users_and_shows_the_audit_log(city):
     assert client.post("/admin/users/coord_c/active", data={"csrf_token": token, "active": "0"}).status_code == 302
     assert client.post("/admin/users/nobody/active", data={"csrf_token": token, "active": "0"}).status_code == 404
     page = client.get("/admin").get_data(as_text=True)
-    assert "user.add" in page and "user.password_reset" in page and "user.stopped" in page
-    assert "user.add" not in client.get("/admin?action=user.role").get_data(as_text=True)
+    assert 'data-action="user.add"' in page and 'data-action="user.password_reset"' in page
+    assert 'data-action="user.stopped"' in page
+    assert 'data-action="user.add"' not in client.get("/admin?action=user.role").get_data(as_text=True)
 
 
 def test_sign_in_is_limited_per_name_and_per_address(city):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, render_template, url_for
 
-from gridkit.audit import record
+from gridkit.audit import PERSONAL_DATA_READ, record
 from gridkit.errors import NotFound, PermissionDenied
 from gridkit.models import Coordinator
 from gridkit.workcells import (
@@ -135,7 +135,7 @@ def cell(code: str):
             record(
                 db,
                 user.name,
-                "personal_data.read",
+                PERSONAL_DATA_READ,
                 object_type="work_cell",
                 object_id=code,
                 detail_fields=["name", "id_number", "phone", "household"],
