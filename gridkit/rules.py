@@ -104,6 +104,12 @@ def is_small_count(value) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and 0 < value <= SMALL_COUNT_MAX
 
 
+def shown_count(value):
+    """Return a count of residents as a reader who may not see residents is shown it: SMALL_COUNT_SHOWN for a
+    small one, else the value as it is."""
+    return SMALL_COUNT_SHOWN if is_small_count(value) else value
+
+
 def small_count_sql(expr: str) -> str:
     """Return SQL of the count `expr` under the small-count rule: NULL from 1 to SMALL_COUNT_MAX, else as it is."""
     return f"(CASE WHEN ({expr}) BETWEEN 1 AND {SMALL_COUNT_MAX} THEN NULL ELSE ({expr}) END)"

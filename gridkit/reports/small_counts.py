@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from gridkit.reports.decision import SCHOOL_BANDS
 from gridkit.reports.units import ReportResult, Section
-from gridkit.rules import SMALL_COUNT_SHOWN, is_small_count
+from gridkit.rules import SMALL_COUNT_SHOWN, is_small_count, shown_count
 
 # The report columns counting residents (people) per unit.
 RESIDENT_COUNTS = frozenset(
@@ -55,7 +55,7 @@ def _hide_in(section: Section) -> None:
     for row in [*section.rows, *([section.total] if section.total is not None else [])]:
         small = {c for c in counted if is_small_count(row.get(c))}
         for column in small:
-            row[column] = SMALL_COUNT_SHOWN
+            row[column] = shown_count(row[column])
         for column, sources in derived:
             if small.intersection(sources):
                 row[column] = SMALL_COUNT_SHOWN
