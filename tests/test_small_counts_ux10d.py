@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import pyogrio
 import pytest
-from factories_exports import C1, C2, make_city
+from factories_exports import C1, C2, DEPT, make_city
 from sqlalchemy import text
 
 from gridkit import db
+from gridkit.grids import work
 from gridkit.io.export import ExportOptions, export_layer
 from gridkit.models import User
 from gridkit.reports import run_report
@@ -111,3 +112,21 @@ def test_the_analyst_page_hides_small_counts_from_an_analyst_not_from_an_adminis
     cells = f"/analyst/choropleth.json?count=residents&by=cell&area={C1}"
     assert {f["properties"]["value"] for f in analyst.get(cells).get_json()["features"]} == {None}
     assert {f["properties"]["value"] for f in admin.get(cells).get_json()["features"]} == {2}
+
+
+def test_a_work_grid_diff_hides_a_small_count_of_residents_changing_work_cell(session):
+    make_city(session)  # version 2 moves one base cell, with its two residents, to another work cell
+    assert work.diff_versions(session, DEPT, 1, 2)["subjects_changing_work_cell"]["residents"] == 2
+    hidden = work.diff_versions(session, DEPT, 1, 2, hide_small_counts=True)["subjects_changing_work_cell"]
+    assert hidden == {"residents": SMALL_COUNT_SHOWN, "buildings": 1, "open_incidents": hidden["open_incidents"]}
+
+
+def test_the_planner_diff_hides_the_small_count_from_a_planner_not_from_an_administrator(app):
+    with db.session_factory(db.engine_for(app.config["GRIDKIT_SETTINGS"]))() as session, session.begin():
+        add_user(session, "plan", "planner", password=PASSWORD)
+    planner, admin = _signed_in(app, "plan"), _signed_in(app, "adm")
+    api = f"/api/planner/departments/{DEPT}/diff?from=1&to=2"
+    assert planner.get(api).get_json()["subjects_changing_work_cell"]["residents"] == "<3"
+    assert admin.get(api).get_json()["subjects_changing_work_cell"]["residents"] == 2
+    assert 'data-count="residents">&lt;3<' in planner.get(f"/planner/diff/{DEPT}/1/2").get_data(as_text=True)
+    assert 'data-count="residents">2<' in admin.get(f"/planner/diff/{DEPT}/1/2").get_data(as_text=True)
