@@ -1,6 +1,6 @@
 """Form placeholders read whole on a phone (ux10d): on a 390×844 screen, in Chinese and in English, no field's
 placeholder (sign-in, the map's place search, case searches, the case report and reply forms, the analyst's and
-the administrator's forms) is cut off by its field, and no field reaches past the screen's edge."""
+the planner's and the administrator's forms) is cut off by its field, and no field reaches past the screen's edge."""
 
 from __future__ import annotations
 
@@ -46,7 +46,8 @@ PAGES = {
     "coord1": ["/coordinator", "/coordinator/cases"],
     "super1": ["/supervisor", "/supervisor/cases", "/supervisor/incidents/{case}"],
     "analyst1": ["/analyst/"],
-    "admin1": ["/admin"],
+    "planner1": ["/planner", "/planner/version/{version}", "/basegrid"],
+    "admin1": ["/admin", "/basegrid"],
 }
 
 
@@ -59,7 +60,7 @@ def test_no_placeholder_is_cut_off_on_a_phone(chromium, site, lang):  # noqa: F8
         page.set_viewport_size(PHONE)
         _sign_in(page, base_url, user, lang)
         for path in paths:
-            page.goto(base_url + path.format(case=ids["case"]))
+            page.goto(base_url + path.format(case=ids["case"], version=ids["version"]))
             page.wait_for_load_state("networkidle")
             seen += page.locator("input[placeholder], textarea[placeholder]").count()
             found = page.evaluate(CUT_PLACEHOLDERS)
