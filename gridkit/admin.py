@@ -9,6 +9,18 @@ from gridkit.errors import ValidationError
 from gridkit.models import ADMIN_LEVELS, AdminUnit
 from gridkit.standard.codes import admin_code_prefix
 
+# The attribute holding an admin unit's English name (a field `name_en` of an imported file is kept in
+# `attributes` as it is): pages in English name the unit by it, never by its Chinese `name`.
+ENGLISH_NAME = "name_en"
+
+
+def unit_name(name: str | None, english: str | None, lang: str) -> str | None:
+    """Return an admin unit's name as a page in `lang` shows it: its `name` in Chinese, its English name in
+    English (None when it has none: an English title without the name rather than one mixing two languages)."""
+    if lang == "en":
+        return english or None
+    return name
+
 
 def list_admin_units(session: Session, *, level: str | None = None, parent: str | None = None) -> list[dict]:
     """Return admin units (code, name, level, parent_code, area_km2), by code."""

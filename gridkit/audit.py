@@ -10,7 +10,7 @@ from pathlib import Path
 from sqlalchemy import String, column, delete, select, true, values
 from sqlalchemy.orm import Session
 
-from gridkit import rules
+from gridkit import messages, rules
 from gridkit.errors import Conflict, NotFound, ValidationError
 from gridkit.models import AuditLog
 
@@ -18,6 +18,37 @@ from gridkit.models import AuditLog
 PERSONAL_DATA_READ = "personal_data.read"
 # The action of the audit row a restore writes into the database it restored.
 DATABASE_RESTORED = "database.restored"
+# A person's data erased at their request (gridkit.erasure).
+PERSONAL_DATA_ERASED = "personal_data.erased"
+# The action of the audit row an archive of the log writes (the rows it moved out are in the file).
+AUDIT_ARCHIVED = "audit.archived"
+# Accounts managed by an administrator: added, role changed, password reset, signing in allowed or stopped.
+USER_ADDED = "user.add"
+USER_ROLE_CHANGED = "user.role"
+USER_PASSWORD_RESET = "user.password_reset"
+USER_ACTIVATED = "user.active"
+USER_STOPPED = "user.stopped"
+
+# Every action the code records: each has a label, `audit.action.<code>` in the catalogue (a test collects the
+# actions of every record() call and checks both).
+ACTIONS = (
+    PERSONAL_DATA_READ,
+    PERSONAL_DATA_ERASED,
+    DATABASE_RESTORED,
+    AUDIT_ARCHIVED,
+    USER_ADDED,
+    USER_ROLE_CHANGED,
+    USER_PASSWORD_RESET,
+    USER_ACTIVATED,
+    USER_STOPPED,
+)
+
+
+def action_label(action: str, lang: str | None = None) -> str:
+    """Return an action's label in `lang` from the catalogue; the code itself for one it has no label for (a row an
+    older release wrote)."""
+    key = f"audit.action.{action}"
+    return messages.render(key, lang) if key in messages.catalogue(messages.DEFAULT_LANGUAGE) else action
 
 
 def record(
@@ -85,8 +116,6 @@ def _newest(session: Session, ids, limit: int) -> list[AuditLog]:
     return list(session.scalars(select(AuditLog).where(AuditLog.id.in_(ids)).order_by(AuditLog.id.desc()).limit(limit)))
 
 
-# The action of the audit row an archive of the log writes (the rows it moved out are in the file).
-AUDIT_ARCHIVED = "audit.archived"
 ARCHIVE_BATCH = 10_000
 
 

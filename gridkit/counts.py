@@ -8,6 +8,7 @@ from __future__ import annotations
 from sqlalchemy import func, literal, select
 from sqlalchemy.orm import Session
 
+from gridkit.admin import ENGLISH_NAME
 from gridkit.grids.base import published_or_newest
 from gridkit.layers import edition_dict
 from gridkit.models import (
@@ -37,18 +38,15 @@ def city_counts(session: Session) -> dict:
     def count(model, *where):
         return select(func.count()).select_from(model).where(*where).scalar_subquery()
 
+    city = select(AdminUnit.code).where(AdminUnit.level == "city").order_by(AdminUnit.code).limit(1)
     in_force = select(WorkGridVersion.id).where(
         version_in_force(WorkGridVersion), WorkGridVersion.valid_from <= func.now()
     )
     row = (
         session.execute(
             select(
-                select(AdminUnit.name)
-                .where(AdminUnit.level == "city")
-                .order_by(AdminUnit.code)
-                .limit(1)
-                .scalar_subquery()
-                .label("city"),
+                city.with_only_columns(AdminUnit.name).scalar_subquery().label("city"),
+                city.with_only_columns(AdminUnit.attributes[ENGLISH_NAME].astext).scalar_subquery().label("city_en"),
                 count(AdminUnit, AdminUnit.level == "district").label("districts"),
                 count(AdminUnit, AdminUnit.level == "street").label("streets"),
                 count(AdminUnit, AdminUnit.level == "community").label("communities"),
@@ -69,7 +67,10 @@ def city_counts(session: Session) -> dict:
         ._asdict()
     )
     return {
-        "city": row["city"],  # the city's own name, for the pages' title (None before admin units)
+        # The city's own name and its English one (gridkit.admin.unit_name), for the pages' title (None before
+        # admin units; the English one None when the city has none).
+        "city": row["city"],
+        "city_en": row["city_en"],
         "districts": row["districts"],
         "streets": row["streets"],
         "communities": row["communities"],

@@ -22,6 +22,7 @@ from shapely.geometry import MultiPolygon, Point, Polygon
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.orm import Session
 
+from gridkit.admin import ENGLISH_NAME
 from gridkit.assign import AUTO_ASSIGN, assign_subjects
 from gridkit.errors import ValidationError
 from gridkit.grids import work
@@ -50,6 +51,8 @@ from gridkit.users import add_user
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "data" / "boundaries"
 DEMO_EDITION = "深圳市统一空间基础网格 2026 演示版"
+# The demo city's English name (gridkit.admin.ENGLISH_NAME), for the pages in English.
+DEMO_CITY_NAME_EN = "Shenzhen"
 # The demo's work grids and base grid are in force from this moment on.
 DEMO_VALID_FROM = datetime(2026, 1, 1, tzinfo=UTC)
 DEMO_PASSWORD = "gridkit-demo"
@@ -205,6 +208,7 @@ def _load_admin_units(session: Session, data_dir: Path) -> int:
             level=r.level,
             parent_code=r.parent_code if isinstance(r.parent_code, str) and r.parent_code else None,
             geom=from_shape(_multi(r.geometry), srid=SRID),
+            attributes={ENGLISH_NAME: DEMO_CITY_NAME_EN} if r.level == "city" else {},
         )
         for r in units.itertuples()
         if r.code not in existing

@@ -18,15 +18,12 @@ from __future__ import annotations
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from gridkit.audit import record
+from gridkit.audit import PERSONAL_DATA_ERASED, record
 from gridkit.errors import NotFound, PermissionDenied, ValidationError
 from gridkit.models import BaseCell, Resident, ResidentCell
 from gridkit.pii import hash_citizen_id
 from gridkit.reports.resident_summary import residents_changed
 from gridkit.users import may_erase_personal_data
-
-# The action of the audit row of every erasure.
-PERSONAL_DATA_ERASED = "personal_data.erased"
 
 
 def resident_to_erase(session: Session, user, *, id_number: str | None = None, row_id: int | None = None, pii_key=None):

@@ -32,6 +32,13 @@ def public_location_sql(column: str) -> str:
     return f"ST_SnapToGrid({column}, {PUBLIC_LOCATION_STEP})"
 
 
+def public_location(lon: float, lat: float) -> tuple[str, str]:
+    """Return the point (storage SRID degrees) as shown publicly, as text: public_location_sql's snap in Python
+    (the nearest multiple of PUBLIC_LOCATION_STEP), for messages and reports read by anyone."""
+    places = len(f"{PUBLIC_LOCATION_STEP:f}".rstrip("0").split(".")[1])
+    return tuple(f"{round(v / PUBLIC_LOCATION_STEP) * PUBLIC_LOCATION_STEP:.{places}f}" for v in (lon, lat))
+
+
 # A group that names people when linked to other data (a resident's household: who lives with whom), as a masked
 # export gives it: a pseudonym keyed by a random key of that one export (EXPORT_PSEUDONYM_KEY, a bound parameter),
 # so rows of one household share it within the file while two exports' pseudonyms cannot be matched, nor

@@ -91,6 +91,30 @@ WAS_IN_FORCE = (EditionState.PUBLISHED, EditionState.RETIRED)
 # The same states as SQL parameter values (`status = ANY(:was_in_force)` in the whois and dispatch queries).
 WAS_IN_FORCE_VALUES = [state.value for state in WAS_IN_FORCE]
 
+# Small counts of residents: a count of 1 or 2 residents in a cell (or any unit) singles a person out (who lives
+# there, their age band, registered or floating) for a reader who may not read personal data. For such readers
+# (gridkit.users.may_see_personal_data false; masked exports) every aggregate count of residents from 1 to
+# SMALL_COUNT_MAX, and every figure computed from one, is shown as SMALL_COUNT_SHOWN in reports and maps and left
+# null in exported files, with a note; readers who may see residents get the counts as they are. 0 stays 0.
+SMALL_COUNT_MAX = 2
+SMALL_COUNT_SHOWN = f"<{SMALL_COUNT_MAX + 1}"
+
+
+def is_small_count(value) -> bool:
+    """True when `value` is a count of residents the small-count rule hides (1 to SMALL_COUNT_MAX)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and 0 < value <= SMALL_COUNT_MAX
+
+
+def shown_count(value):
+    """Return a count of residents as a reader who may not see residents is shown it: SMALL_COUNT_SHOWN for a
+    small one, else the value as it is."""
+    return SMALL_COUNT_SHOWN if is_small_count(value) else value
+
+
+def small_count_sql(expr: str) -> str:
+    """Return SQL of the count `expr` under the small-count rule: NULL from 1 to SMALL_COUNT_MAX, else as it is."""
+    return f"(CASE WHEN ({expr}) BETWEEN 1 AND {SMALL_COUNT_MAX} THEN NULL ELSE ({expr}) END)"
+
 
 # -- time ---------------------------------------------------------------------------------------
 

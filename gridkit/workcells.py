@@ -31,7 +31,7 @@ from gridkit.models import (
     WorkCellMember,
     WorkGridVersion,
 )
-from gridkit.rules import version_in_force
+from gridkit.rules import shown_count, version_in_force
 
 # Most residents / legal entities listed per request; the caller pages with an offset.
 LIST_LIMIT = 200
@@ -156,6 +156,16 @@ def work_cell_counts(session: Session, cell: WorkCell) -> dict:
     return row._asdict()
 
 
+# The counts of a work cell that count people: under the small-count rule for readers who may not see residents.
+PEOPLE_COUNTS = ("residents", "households")
+
+
+def _counts_shown(counts: dict, hide_small_counts: bool) -> dict:
+    if not hide_small_counts:
+        return counts
+    return {k: shown_count(v) if k in PEOPLE_COUNTS else v for k, v in counts.items()}
+
+
 def _geometry_layers(session: Session, cell: WorkCell) -> dict:
     base = geojson_feature(BaseCell.code, BaseCell.geom, base_cell_properties())
     base_cells = session.scalar(
@@ -186,11 +196,18 @@ def _geometry_layers(session: Session, cell: WorkCell) -> dict:
 
 
 def work_cell_detail(
-    session: Session, cell: WorkCell, *, personal: bool, offset: int = 0, limit: int = LIST_LIMIT
+    session: Session,
+    cell: WorkCell,
+    *,
+    personal: bool,
+    offset: int = 0,
+    limit: int = LIST_LIMIT,
+    hide_small_counts: bool = False,
 ) -> dict:
     """Return the cell, its department and version, coordinators (names), counts and map layers;
     with `personal`, also residents (name, masked ID number, phone, household, building) and legal
-    entities, `limit` of each from `offset` (by id)."""
+    entities, `limit` of each from `offset` (by id). With `hide_small_counts` (a reader who may not see
+    residents), its counts of residents and households under the small-count rule (gridkit.rules.shown_count)."""
     version = session.get(WorkGridVersion, cell.version_id)
     dept = session.get(Department, version.dept_code)
     names = list(
@@ -208,7 +225,7 @@ def work_cell_detail(
         "dept_name": dept.name,
         "version": version.number,
         "coordinators": [{"name": n} for n in names],
-        "counts": work_cell_counts(session, cell),
+        "counts": _counts_shown(work_cell_counts(session, cell), hide_small_counts),
         **_geometry_layers(session, cell),
         "personal": personal,
     }

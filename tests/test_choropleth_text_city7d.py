@@ -33,6 +33,9 @@ def test_the_text_is_the_document(session, count, by, area):
     assert list(json.loads(text)) == ["type", "count", "by", "min", "max", "features"]
     assert "\\u" not in text
     assert (len(document["features"]) > 0) == (area != "000000")
+    # Under the small-count rule too (a reader who may not see residents), the text is the document.
+    hidden = choropleth(session, count, by, area=area, hide_small_counts=True)
+    assert json.loads(choropleth_json(session, count, by, area=area, hide_small_counts=True)) == hidden
 
 
 def test_the_web_sends_the_document(fresh_settings):
@@ -47,5 +50,6 @@ def test_the_web_sends_the_document(fresh_settings):
         assert answer.status_code == 200 and answer.mimetype == "application/json"
         args = dict(part.split("=") for part in query.split("&"))
         with db.session_factory(db.engine_for(fresh_settings))() as session:
-            expected = choropleth(session, args["count"], args["by"], area=args.get("area"))
+            # An analyst may not see residents: counts of 1–2 residents hidden (gridkit.rules.SMALL_COUNT_MAX).
+            expected = choropleth(session, args["count"], args["by"], area=args.get("area"), hide_small_counts=True)
         assert answer.get_json() == expected and expected["features"]

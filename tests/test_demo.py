@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from gridkit import db
 from gridkit.cli import main
+from gridkit.counts import city_counts
 from gridkit.demo import DEMO_DIR, DEMO_PASSWORD, load_demo
 from gridkit.errors import ValidationError
 from gridkit.grids.work import responsibility_at
@@ -59,6 +60,8 @@ def test_demo_cli_loads_once_with_expected_counts(fresh_settings):
 
 def test_every_demo_building_has_a_coordinator_in_every_department(session):
     load_demo(session, KEY)
+    # The demo city has its English name (the pages' English title): Shenzhen.
+    assert city_counts(session)["city"] == "深圳市" and city_counts(session)["city_en"] == "Shenzhen"
     building = session.scalar(select(Building).order_by(Building.code).limit(1))
     lon, lat = session.execute(
         select(func.ST_X(Building.geom), func.ST_Y(Building.geom)).where(Building.id == building.id)

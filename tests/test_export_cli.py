@@ -92,6 +92,19 @@ def test_report_commands(cli_city, tmp_path):
     assert unknown.exit_code != 0 and "Unknown report 'weather'" in unknown.output
 
 
+def test_a_report_as_a_user_who_may_not_see_residents_hides_small_counts(cli_city, tmp_path):
+    """Two residents a base cell: "<3" for an analyst (--as), counted for an administrator and the operator."""
+    as_analyst = json.loads(run(cli_city, "report", "population", "--by", "cell", "--as", "ana", "--json").output)
+    rows = as_analyst["sections"][0]["rows"]
+    assert rows and {r["residents"] for r in rows} == {"<3"} and as_analyst["params"]["small_counts"] == "<3"
+    for who in (("--as", "root"), ()):
+        counted = json.loads(run(cli_city, "report", "population", "--by", "cell", *who, "--json").output)
+        assert {r["residents"] for r in counted["sections"][0]["rows"]} == {2}
+    out = tmp_path / "p.csv"
+    assert run(cli_city, "report", "population", "--by", "cell", "--as", "ana", "-o", str(out)).exit_code == 0
+    assert ",<3," in out.read_text(encoding="utf-8-sig") and "counts of 1–2 residents" in out.read_text("utf-8-sig")
+
+
 def test_the_written_line_names_a_text_encoding_only_where_the_format_has_one(cli_city, tmp_path):
     zh = {"GRIDKIT_LANG": "zh-CN"}
     csv_gbk = run(cli_city, "export", "buildings", "-o", str(tmp_path / "b.csv"), "--encoding", "gbk", env=zh)

@@ -6,6 +6,7 @@ reported row by row and kept without a place; nothing is dropped."""
 
 from __future__ import annotations
 
+import re
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +33,7 @@ from gridkit.models import (
     Incident,
     IncidentHistory,
 )
+from gridkit.pii import public_location
 from gridkit.spatial import bulk
 
 ROOT = Path(__file__).resolve().parent
@@ -134,6 +136,24 @@ def test_every_row_is_imported_and_rows_without_a_place_are_reported(session, ba
     assert baltimore["assigned"] + baltimore["unassigned"] == 10_000
     assert baltimore["unassigned"] > 1475 and baltimore["assigned"] > 7000
     assert list_incidents(session, unassigned=True, limit=1)["total"] == baltimore["unassigned"]
+
+
+def test_places_outside_the_grid_are_reported_to_about_100_m_not_exactly(baltimore):
+    """A case's place can be its caller's home: the report names the row and gives the place as to the public."""
+    raw = pd.read_csv(DATA, dtype=str, keep_default_na=False)
+    outside = [n for n in baltimore["notes"] if n["kind"] == "outside_grid"]
+    exact = 0
+    for note in outside:
+        line = int(re.search(r"line (\d+):", note["message"]).group(1))
+        row = raw.iloc[line - 2]
+        for value in (row.Longitude, row.Latitude):
+            if len(value.partition(".")[2]) > 3:  # finer than the public 0.001°: must not be quoted
+                exact += 1
+                assert value not in note["message"], note["message"]
+        lon, lat = public_location(float(row.Longitude), float(row.Latitude))
+        assert f"about {lon}, {lat}, rounded to about 100 m" in note["message"], note["message"]
+        assert note["message"].startswith(f"baltimore_311_sample.csv, line {line}:")
+    assert outside and exact
 
 
 def test_own_timestamps_states_and_categories(session, baltimore):

@@ -13,11 +13,13 @@ import pytest
 from factories import STREET, X0, Y0, D, make_base_grid
 from factories_web import commit
 from flask import Blueprint
+from sqlalchemy import select
 
 from gridkit import db
+from gridkit.admin import ENGLISH_NAME
 from gridkit.config import Settings
 from gridkit.messages import catalogue
-from gridkit.models import EDITION_STATUSES, ROLES
+from gridkit.models import EDITION_STATUSES, ROLES, AdminUnit
 from gridkit.users import add_user
 from gridkit.vendor import LEAFLET_DIR
 from tests.factories import STREET, X0, Y0, D, make_base_grid
@@ -86,13 +88,30 @@ def test_home_page_in_chinese_by_default(client):
 def test_home_page_in_english_and_the_choice_is_remembered(client):
     html = client.get("/?lang=en").get_data(as_text=True)
     assert '<html lang="en">' in html
-    assert "gridkit · 深圳市 Unified Spatial Base Grid" in html
+    # The city has no English name here: the English title leaves the Chinese one out rather than mix languages.
+    assert "<title>gridkit · Unified Spatial Base Grid</title>" in html and "深圳市 Unified" not in html
     assert "Base grid edition: 2026 (published)" in html
     assert _count(html, "base_cells") == "9"
     # The cookie keeps English even against the browser's preference.
     again = client.get("/", headers={"Accept-Language": "zh-CN,zh;q=0.9"}).get_data(as_text=True)
     assert '<html lang="en">' in again
     assert '<html lang="zh-CN">' in client.get("/?lang=zh-CN").get_data(as_text=True)
+
+
+def test_title_names_the_city_in_the_pages_language(app, fresh_settings):
+    """The city's English name (admin unit data, gridkit.admin.ENGLISH_NAME) in English, its name in Chinese."""
+
+    def name_city(session):
+        city = session.scalar(select(AdminUnit).where(AdminUnit.level == "city"))
+        city.attributes = {**(city.attributes or {}), ENGLISH_NAME: "Shenzhen"}
+
+    commit(fresh_settings, name_city)
+    client = app.test_client()
+    english = client.get("/?lang=en").get_data(as_text=True)
+    assert "<title>gridkit · Shenzhen Unified Spatial Base Grid</title>" in english and "深圳" not in english
+    assert "gridkit · Shenzhen Unified Spatial Base Grid" in client.get("/login").get_data(as_text=True)
+    chinese = client.get("/?lang=zh-CN").get_data(as_text=True)
+    assert "<title>gridkit · 深圳市统一空间基础网格</title>" in chinese and "Shenzhen" not in chinese
 
 
 def test_deployment_language_wins_over_browser_locale(app):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from flask import Blueprint, redirect, render_template, request, url_for
 
+from gridkit import audit
 from gridkit.audit import recent, record
 from gridkit.models import ROLES
 from gridkit.users import (
@@ -24,6 +25,7 @@ from gridkit.users import (
 )
 from web.auth import check_csrf, current_user, login_required
 from web.database import db_session, transaction
+from web.i18n import current_language
 from web.paging import page_request, pager
 from web.params import BIGINT_MAX, int_arg, text_arg
 
@@ -74,9 +76,18 @@ def index():
         roles=ROLES,
         coordinators=coordinators,
         audit=rows,
+        # Each action by its label in the reader's language (its code in a tooltip and the filter's values).
+        action_labels=_action_labels([r.action for r in rows], action),
         action=action or "",
         done=text_arg("done", max_length=40),
     )
+
+
+def _action_labels(shown: list[str], asked: str | None) -> dict[str, str]:
+    """Return {code: label} of every known audit action, then of the shown and asked ones not known (older rows)."""
+    lang = current_language()
+    codes = dict.fromkeys([*audit.ACTIONS, *shown, *([asked] if asked else [])])
+    return {code: audit.action_label(code, lang) for code in codes}
 
 
 def _done(what: str):
@@ -98,7 +109,7 @@ def add():
             # As typed: a password is never stripped or cut (the user signs in with what they typed).
             password=request.form.get("password") or None,
         )
-        _link_and_record(session, me, user, "user.add")
+        _link_and_record(session, me, user, audit.USER_ADDED)
     return _done("added")
 
 
@@ -128,7 +139,7 @@ def reset_password(name: str):
         user = user_named(session, name[:50])
         check_may_manage(session, me, user.scope_code)
         set_password(session, user, request.form.get("password", ""))
-        record(session, me.name, "user.password_reset", object_type="user", object_id=user.name, via="web")
+        record(session, me.name, audit.USER_PASSWORD_RESET, object_type="user", object_id=user.name, via="web")
     return _done("password")
 
 
@@ -141,7 +152,7 @@ def change_role(name: str):
         user = user_named(session, name[:50])
         check_may_manage(session, me, user.scope_code, scope)
         set_role(session, user, _form("role", max_length=20) or "", scope)
-        _link_and_record(session, me, user, "user.role")
+        _link_and_record(session, me, user, audit.USER_ROLE_CHANGED)
     return _done("role")
 
 
@@ -157,7 +168,7 @@ def change_active(name: str):
         record(
             session,
             me.name,
-            "user.active" if active else "user.stopped",
+            audit.USER_ACTIVATED if active else audit.USER_STOPPED,
             object_type="user",
             object_id=user.name,
             via="web",

@@ -181,12 +181,16 @@ def export():
 
 def _report_args() -> dict:
     args = request.args
+    user = current_user()
+    area = area_in_scope(db_session(), user, args.get("area") or None)
     return {
         "by": args.get("by") or None,
         "dept": args.get("dept") or None,
-        "area": area_in_scope(db_session(), current_user(), args.get("area") or None),
+        "area": area,
         "date_from": args.get("from") or None,
         "date_to": args.get("to") or None,
+        # Counts of 1–2 residents single a person out: hidden from a reader who may not see residents there.
+        "hide_small_counts": not may_see_personal_data(user, area),
     }
 
 
@@ -244,11 +248,14 @@ def report_download():
 @bp.get("/choropleth.json")
 def choropleth_json():
     """A count per cell or community as GeoJSON: ?count=&by=cell|community&area=."""
+    user = current_user()
+    area = area_in_scope(db_session(), user, request.args.get("area") or None)
     body = choropleth_text(
         _current_session(),
         request.args.get("count", "residents"),
         request.args.get("by", "community"),
-        area=area_in_scope(db_session(), current_user(), request.args.get("area") or None),
+        area=area,
+        hide_small_counts=not may_see_personal_data(user, area),
     )
     return current_app.response_class(body, mimetype="application/json")
 

@@ -11,7 +11,7 @@ from flask import Blueprint, jsonify, request
 from sqlalchemy.exc import OperationalError
 
 from gridkit import layers, search
-from gridkit.audit import record
+from gridkit.audit import PERSONAL_DATA_READ, record
 from gridkit.checks import base_grid_problems_geojson
 from gridkit.errors import SetupError, ValidationError
 from gridkit.grids.generate.layer import target_cells_geojson
@@ -181,7 +181,7 @@ def whois():
             record(
                 session,
                 user.name,
-                "personal_data.read",
+                PERSONAL_DATA_READ,
                 object_type="coordinator",
                 detail_fields=["phone"],
                 lon=lon,

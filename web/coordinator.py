@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, render_template, url_for
 
-from gridkit.audit import record
+from gridkit.audit import PERSONAL_DATA_READ, record
 from gridkit.errors import NotFound, PermissionDenied
 from gridkit.models import Coordinator
+from gridkit.users import may_see_personal_data
 from gridkit.workcells import (
     LIST_LIMIT,
     cell_within_scope,
@@ -129,13 +130,17 @@ def cell(code: str):
             raise PermissionDenied("workcell.not_yours", code=code)
         personal = False
     offset = int_arg("offset") or 0
-    result = work_cell_detail(session, found, personal=personal, offset=offset, limit=LIST_LIMIT)
+    # Counts of 1–2 residents single a person out: hidden from a reader who may not see residents.
+    hidden = not personal and not may_see_personal_data(user, user.scope_code)
+    result = work_cell_detail(
+        session, found, personal=personal, offset=offset, limit=LIST_LIMIT, hide_small_counts=hidden
+    )
     if personal:
         with transaction() as db:
             record(
                 db,
                 user.name,
-                "personal_data.read",
+                PERSONAL_DATA_READ,
                 object_type="work_cell",
                 object_id=code,
                 detail_fields=["name", "id_number", "phone", "household"],

@@ -18,6 +18,7 @@ from gridkit.colouring import PALETTE
 from gridkit.errors import GridkitError, PermissionDenied, ValidationError
 from gridkit.grids import work
 from gridkit.rules import local_tz, parse_time
+from gridkit.users import may_see_personal_data
 from web import pages
 from web.auth import check_csrf, csrf_token, current_user, login_required
 from web.database import db_session, transaction
@@ -209,7 +210,7 @@ def diff(dept_code: str, old: int, new: int):
     highlighted, and the lists of moved cells, added and removed work cells, coordinator changes."""
     session = db_session()
     _require_scope(session, dept_code)
-    result = work.diff_versions(session, dept_code, old, new)
+    result = work.diff_versions(session, dept_code, old, new, hide_small_counts=_hides_small_counts())
     overview = pages.version_overview(session, work.version_by_number(session, dept_code, new).id, current_language())
     config = _map_config(overview, mode="diff")
     config["diff"] = {"old": old, "new": new, "moved": result["moved"]}
@@ -356,7 +357,15 @@ def diff_json(dept_code: str):
     numbers = {}
     for name in ("from", "to"):
         numbers[name] = parse_int(request.args.get(name, ""), name)
-    return jsonify(work.diff_versions(session, dept_code, numbers["from"], numbers["to"]))
+    return jsonify(
+        work.diff_versions(session, dept_code, numbers["from"], numbers["to"], hide_small_counts=_hides_small_counts())
+    )
+
+
+def _hides_small_counts() -> bool:
+    """True when the signed-in user may not see residents: counts of 1–2 residents single one out."""
+    user = current_user()
+    return not may_see_personal_data(user, user.scope_code)
 
 
 @api.post("/drafts/<int:draft_id>/cells-in-polygon")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from flask import Flask, current_app, request
 
+from gridkit.admin import unit_name
 from web.auth import current_user
-from web.i18n import t
+from web.i18n import current_language, t
 
 # (endpoint, label key, roles that see it); a workspace whose blueprint is not registered is left out.
 WORKSPACE_LINKS = (
@@ -34,8 +35,9 @@ def workspace_links() -> list[dict]:
 def app_title() -> str:
     """Return the pages' title with the city's name once the home page's counts know it (asks no database:
     an error page, the database down, renders it too)."""
-    kept = current_app.extensions.get("gridkit_kept", {}).get("counts", {})
-    city = (kept.get("value") or {}).get("city")
+    kept = current_app.extensions.get("gridkit_kept", {}).get("counts", {}).get("value") or {}
+    # The city's name in the page's language: its English name in English, none rather than the Chinese one.
+    city = unit_name(kept.get("city"), kept.get("city_en"), current_language())
     return t("app.title_city", city=city) if city else t("app.title")
 
 

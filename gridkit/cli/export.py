@@ -126,6 +126,8 @@ def export(settings, layer, path, format_, crs, encoding, area, where, dept, ver
         lines.append(say(cut, field=field, count=count))
     for field, count in summary.get("cleaned", {}).items():
         lines.append(say("export.xlsx_cleaned", field=field, count=count))
+    if summary.get("small_counts_hidden"):
+        lines.append(say("export.small_counts_note", fields=", ".join(summary["small_counts_hidden"])))
     if summary.get("dates_only"):
         lines.append(say("export.dates_only", fields=", ".join(summary["dates_only"])))
     return output.Result(summary, lines=lines)

@@ -7,10 +7,11 @@ from pathlib import Path
 import click
 
 from gridkit import db, messages
-from gridkit.cli import GridkitGroup, cli_language, output, with_settings
+from gridkit.cli import GridkitGroup, as_option, cli_language, output, with_settings
 from gridkit.errors import ValidationError
 from gridkit.reports import GROUPINGS, REPORTS, report_list, run_report
 from gridkit.reports.render import REPORT_FORMATS, cell, label, table_rows, write_report_file
+from gridkit.users import area_in_scope, may_see_personal_data
 
 
 class ReportGroup(GridkitGroup):
@@ -56,11 +57,18 @@ def _make_command(name: str):
     @click.option("--force", is_flag=True, help="Overwrite the output file.")
     @click.option("--capacity", type=click.Path(), help="school-age: CSV of places (code, band, capacity).")
     @click.option("--threshold", type=int, help="staffing: residents per coordinator above which a cell is listed.")
+    @as_option()
     @output.command_output
     @with_settings
-    def command(settings, by, dept, area, date_from, date_to, at, format_, path, force, capacity, threshold):
+    def command(settings, by, dept, area, date_from, date_to, at, format_, path, force, capacity, threshold, as_user):
+        from gridkit.cli.export import acting_user
+
         lang = cli_language()
         with db.transaction(settings) as session:
+            # For a user named by --as who may not see residents there, counts of 1–2 residents are hidden.
+            user = acting_user(session, as_user)
+            area = area_in_scope(session, user, area) if user is not None else area  # a scoped user: its scope
+            hidden = user is not None and not may_see_personal_data(user, area)
             result = run_report(
                 session,
                 name,
@@ -72,6 +80,7 @@ def _make_command(name: str):
                 at=at,
                 capacity=capacity,
                 threshold=threshold,
+                hide_small_counts=hidden,
             )
         lines = []
         if path:

@@ -34,6 +34,7 @@ from gridkit.io.problems import problem
 from gridkit.io.tables import TableReadError, TableStream, at, open_table, place
 from gridkit.messages import Message
 from gridkit.models import Department, IncidentCategory
+from gridkit.pii import public_location
 from gridkit.rules import IncidentState, local_tz, now
 
 __all__ = [
@@ -358,13 +359,18 @@ def _locations(frame: pd.DataFrame, ctx: Context, line: np.ndarray, fail, notes:
 
 
 def note_outside(ctx: Context, rows: CheckedRows, cells: np.ndarray, notes: list) -> None:
-    """Note each row with a place outside every base cell of the current edition (kept, unassigned)."""
+    """Note each row with a place outside every base cell of the current edition (kept, unassigned).
+
+    The place is given as to the public (gridkit.pii.public_location, about 100 m), with its file and line: a
+    case's place can be its caller's home, and the import's report is read and kept by whoever ran it, while
+    the rounded place still tells another city, swapped columns or another coordinate system apart."""
     if ctx.edition is None:
         return
     for i in np.flatnonzero(~rows.no_place & (cells == 0)):
         if notes.counted("outside_grid"):
             continue
-        what = Message("incident_import.outside_grid", lon=float(rows.lon[i]), lat=float(rows.lat[i]))
+        lon, lat = public_location(float(rows.lon[i]), float(rows.lat[i]))
+        what = Message("incident_import.outside_grid", lon=lon, lat=lat)
         line = int(rows.lines[i])
         notes.append(problem("outside_grid", at(place(ctx.path.name, ctx.unit, line), what), index=line))
 

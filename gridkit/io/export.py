@@ -36,7 +36,7 @@ from gridkit.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from gridkit.io.export_arrow import arrow_batches, copy_sql
 from gridkit.io.export_child import WriterProcess
 from gridkit.io.export_crs import TargetCrs, moved_geometries, target_crs
-from gridkit.io.export_layers import DATETIME, LAYERS, build_query, layer_named
+from gridkit.io.export_layers import DATETIME, LAYERS, RESIDENT_COUNTS, build_query, layer_named
 from gridkit.io.export_writers import (
     ENCODINGS,
     XLSX_MAX_ROWS,
@@ -439,6 +439,9 @@ def _summary(options, crs, query, writer, parts, features: int, path: Path, star
     }
     if len(parts) > 1:
         summary["layers"] = parts
+    hidden = [name for name, _ in query.fields if name in RESIDENT_COUNTS] if not options.unmasked else []
+    if hidden:  # counts of 1–2 residents left null (the small-count rule, gridkit.rules.small_count_sql): said
+        summary["small_counts_hidden"] = hidden
     if options.format == "shp":
         summary["shapefile_fields"] = {k: v for k, v in writer.short.items() if k != v}
         # Text over 254 bytes was cut (a DBF field holds no more): said here and in fields.csv.

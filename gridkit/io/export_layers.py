@@ -28,7 +28,7 @@ from gridkit.pii import (
     public_location_sql,
     public_text_sql,
 )
-from gridkit.rules import edition_in_force, version_in_force
+from gridkit.rules import edition_in_force, small_count_sql, version_in_force
 
 # Field kinds: how a writer types a column (shapefile DBF types, XLSX cells, GeoJSON values).
 STR, INT, FLOAT, DATE, DATETIME, BOOL = "str", "int", "float", "date", "datetime", "bool"
@@ -322,9 +322,10 @@ LAYERS: dict[str, Layer] = {
                 ("incidents", INT),
                 ("open_incidents", INT),
             ),
+            # The counts of residents are under the small-count rule when masked (build_query, RESIDENT_COUNTS).
             sql="SELECT b.code, b.community_code, "
-            "coalesce(r.n, 0) AS residents, coalesce(r.reg, 0) AS registered, coalesce(r.flo, 0) AS floating, "
-            "coalesce(r.hh, 0) AS households, coalesce(bl.n, 0) AS buildings, coalesce(en.n, 0) AS entities, "
+            "{residents} AS residents, {registered} AS registered, {floating} AS floating, "
+            "{households} AS households, coalesce(bl.n, 0) AS buildings, coalesce(en.n, 0) AS entities, "
             "coalesce(i.n, 0) AS incidents, coalesce(i.open, 0) AS open_incidents, b.geom AS _geom, b.code AS _area "
             "FROM base_cell b "
             # The per-cell resident summary (gridkit.reports.resident_summary), made current by build_query.
@@ -394,6 +395,14 @@ _RESPONSIBLE_SQL = (
     + " LEFT JOIN work_cell w ON w.id = wm.work_cell_id"
 )
 
+# The cell-stats layer's counts of residents (from the per-cell summary), by field.
+RESIDENT_COUNTS = {
+    "residents": "coalesce(r.n, 0)",
+    "registered": "coalesce(r.reg, 0)",
+    "floating": "coalesce(r.flo, 0)",
+    "households": "coalesce(r.hh, 0)",
+}
+
 
 def build_query(
     session: Session,
@@ -418,6 +427,8 @@ def build_query(
         res_phone=mask_phone("s.phone") if masked else "s.phone",
         reporter=mask_name("s.reporter") if masked else "s.reporter",
         birth="date_part('year', s.birth_date)::int AS birth_year" if masked else "s.birth_date AS birth_date",
+        # A masked export is for readers who may not see residents: counts of 1–2 residents single one out.
+        **{name: small_count_sql(sql) if masked else sql for name, sql in RESIDENT_COUNTS.items()},
     )
     fields = [
         BIRTH_YEAR if masked and f == BIRTH_DATE else f

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from gridkit.errors import ValidationError
-from gridkit.reports import decision, standard
+from gridkit.reports import decision, small_counts, standard
 from gridkit.reports.units import GROUPINGS, ReportResult, Section, period, units, whole_area
 from gridkit.rules import now, parse_time
 
@@ -76,8 +76,11 @@ def run_report(
     at=None,
     capacity=None,
     threshold: int | None = None,
+    hide_small_counts: bool = False,
 ) -> ReportResult:
-    """Compute report `name` grouped `by` unit and return its sections (nothing is written)."""
+    """Compute report `name` grouped `by` unit and return its sections (nothing is written); with
+    `hide_small_counts` (a reader who may not see residents there), under the small-count rule
+    (gridkit.reports.small_counts)."""
     if name not in REPORTS:
         raise ValidationError("report.unknown", report=name, reports=", ".join(REPORTS))
     report = REPORTS[name]
@@ -102,9 +105,10 @@ def run_report(
         "at": _text(at),
         "edition": u.edition,
     }
-    return ReportResult(
+    result = ReportResult(
         name=name, params={k: v for k, v in params.items() if v is not None}, sections=sections, generated_at=now()
     )
+    return small_counts.hide_small_counts(result) if hide_small_counts else result
 
 
 def _text(value):

@@ -60,6 +60,8 @@ def header_block(result: ReportResult, lang: str) -> list[tuple[str, str]]:
         (r("report.head.as_of"), p.get("at") or r("report.head.now")),
         (r("report.head.source"), r("report.head.source_value", edition=p.get("edition", "-"))),
     ]
+    if p.get("small_counts"):  # gridkit.reports.small_counts: say why some counts read "<3"
+        lines.append((r("report.head.note"), r("report.small_counts_note", shown=p["small_counts"])))
     return lines
 
 
@@ -151,7 +153,7 @@ def chart_svg(section: Section, lang: str, *, width: int = 760) -> str:
     key = section.columns[0]
     name_key = next((c for c in ("name", "category", "coordinator") if c in section.columns), None)
     data = [
-        (str(r.get(key)), str(r.get(name_key) or "") if name_key else "", float(r.get(section.chart) or 0))
+        (str(r.get(key)), str(r.get(name_key) or "") if name_key else "", _bar_value(r.get(section.chart)))
         for r in section.rows
     ]
     data = sorted(data, key=lambda d: -d[2])[:CHART_BARS]
@@ -179,6 +181,11 @@ def chart_svg(section: Section, lang: str, *, width: int = 760) -> str:
         )
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _bar_value(value) -> float:
+    """Return a row's value as its bar draws it: a count hidden by the small-count rule ("<3") as none."""
+    return float(value) if isinstance(value, int | float) else 0.0
 
 
 def section_table_html(section: Section, lang: str, limit: int | None = None) -> str:

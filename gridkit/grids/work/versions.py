@@ -18,7 +18,7 @@ from gridkit.grids.base import current_edition, state_name
 from gridkit.grids.work.departments import department
 from gridkit.messages import Message
 from gridkit.models import BaseGridEdition, Department, WorkCell, WorkGridVersion
-from gridkit.rules import FINISHED_INCIDENT_STATES, VersionState
+from gridkit.rules import FINISHED_INCIDENT_STATES, VersionState, shown_count
 from gridkit.standard import codes
 from gridkit.standard.codes import CodeProfile
 
@@ -237,12 +237,15 @@ def version_by_number(session: Session, dept_code: str, number: int) -> WorkGrid
     return version
 
 
-def diff_versions(session: Session, dept_code: str, old_number: int, new_number: int) -> dict:
+def diff_versions(
+    session: Session, dept_code: str, old_number: int, new_number: int, *, hide_small_counts: bool = False
+) -> dict:
     """Return what changed between two versions of a department's work grid.
 
     moved: base cells whose work cell changed (matched by base cell code across editions);
     added/removed work cells; coordinator changes per work cell code; and how many residents,
-    buildings and open incidents now fall in another work cell.
+    buildings and open incidents now fall in another work cell (with `hide_small_counts`, a reader who may
+    not see residents, the residents under the small-count rule: gridkit.rules.shown_count).
     """
     old = version_by_number(session, dept_code, old_number)
     new = version_by_number(session, dept_code, new_number)
@@ -293,6 +296,8 @@ def diff_versions(session: Session, dept_code: str, old_number: int, new_number:
             {"codes": codes, "finished": sorted(FINISHED_INCIDENT_STATES)},
         ).one()
         affected = dict(counts._mapping)
+        if hide_small_counts:  # 1–2 residents in the moved base cells single them out
+            affected["residents"] = shown_count(affected["residents"])
     return {
         "dept": dept_code,
         "from_version": old.number,

@@ -88,12 +88,15 @@
           if (layer) { map.removeLayer(layer); }
           layer = L.geoJSON(data, {
             style: function (f) {
+              // A count hidden by the small-count rule (null, 1 to data.hidden_up_to residents): no fill.
+              if (f.properties.value === null) { return {color: "#555", weight: 1, fillOpacity: 0}; }
               return {color: "#555", weight: 1, fillOpacity: 0.8, fillColor: colour(f.properties.value, data.min, data.max)};
             },
             onEachFeature: function (f, l) {
               l.bindTooltip(function () {   // a node, not a string: Leaflet would parse a string as HTML
                 var tip = document.createElement("span");
-                tip.textContent = (f.properties.name || "") + " " + f.properties.code + ": " + f.properties.value;
+                tip.textContent = (f.properties.name || "") + " " + f.properties.code + ": " +
+                  (f.properties.value === null ? "<" + (data.hidden_up_to + 1) : f.properties.value);
                 return tip;
               });
             }
