@@ -28,6 +28,8 @@ USER_ROLE_CHANGED = "user.role"
 USER_PASSWORD_RESET = "user.password_reset"
 USER_ACTIVATED = "user.active"
 USER_STOPPED = "user.stopped"
+# Finished cases' step times and deadlines counted again on the calendar in force (gridkit calendar recount).
+CASES_RECOUNTED = "calendar.recount"
 
 # Every action the code records: each has a label, `audit.action.<code>` in the catalogue (a test collects the
 # actions of every record() call and checks both).
@@ -41,6 +43,7 @@ ACTIONS = (
     USER_PASSWORD_RESET,
     USER_ACTIVATED,
     USER_STOPPED,
+    CASES_RECOUNTED,
 )
 
 

@@ -93,7 +93,7 @@ def calendar_hours(settings, specs):
 def calendar_recount(settings, since):
     """Count the step times of finished cases (and open ones) again on the calendar as it is now, in one
     transaction, audited: after a holiday added late or hours changed."""
-    from gridkit.audit import record
+    from gridkit.audit import CASES_RECOUNTED, record
     from gridkit.cli import actor
     from gridkit.incidents.calendar import load_calendar
     from gridkit.incidents.recount import recount_cases
@@ -107,5 +107,5 @@ def calendar_recount(settings, since):
             bar.update(done - bar.pos)
 
         result = recount_cases(session, load_calendar(session), since=start, progress=progress)
-        record(session, actor(), "calendar.recount", since=start.date().isoformat() if start else None, **result)
+        record(session, actor(), CASES_RECOUNTED, since=start.date().isoformat() if start else None, **result)
     return output.Result(result, lines=[say("cli.calendar.recount_done", **result)])
