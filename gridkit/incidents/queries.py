@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import string
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from gridkit.incidents.actors import ACTION_ROLES, Actor, check_scope
 from gridkit.incidents.attachments import attachment_path
 from gridkit.incidents.cases import COORDINATORS_CASE
 from gridkit.incidents.personal import protect_case, protect_case_texts
+from gridkit.incidents.report import CODE_PREFIX
 from gridkit.incidents.workflow import (
     PENDING_STEP,
     allowed_actions,
@@ -33,13 +35,15 @@ from gridkit.rules import OPEN_CASE_SQL, OPEN_INCIDENT_STATES, IncidentState, lo
 # Overdue this many times the step's own time limit: the case goes on the escalation list.
 ESCALATE_AFTER = timedelta(hours=24)
 MAX_PAGE = 500
-# The characters beyond ASCII (Chinese ones) of a text, lower case, as an array (SQL; `{}`: the text): what the GIN
-# index ix_incident_text_chars holds of a case's code and description (CASE_TEXT_CHARS, over `incident i`; migration
-# 20261207_perf9c writes it exactly so). A search of one or two characters, which the trigram indexes cannot serve,
-# finds from it the cases holding each of its characters beyond ASCII, and ILIKE keeps those holding the text (a
-# short text of ASCII alone, "E0", is found in most codes anyway: read from the cases).
-WIDE_CHARS = r"string_to_array(regexp_replace(lower({}), '[\x01-\x7f]+', '', 'g'), NULL)"
-CASE_TEXT_CHARS = WIDE_CHARS.format("COALESCE(i.code, '') || ' ' || COALESCE(i.description, '')")
+# The characters of a text, lower case, as an array (SQL; `{}`: the text): what the GIN index ix_incident_text_chars
+# holds of a case's code and description (CASE_TEXT_CHARS, over `incident i`; migration 20261209_perf10e writes it
+# exactly so). A search of one or two characters, which the trigram indexes cannot serve, finds from it the cases
+# holding each character of the text (井盖, A1), and ILIKE keeps those holding the text itself. A text made of a
+# case code's characters alone (SJ, 20, 5: incident_code) is in most cases anyway and is read from the cases: the
+# condition would cost more on each of the many cases holding it than it saves.
+CHARS = "string_to_array(lower({}), NULL)"
+CASE_TEXT_CHARS = CHARS.format("COALESCE(i.code, '') || COALESCE(i.description, '')")
+CODE_CHARS = frozenset(CODE_PREFIX.lower() + string.digits)
 # Orders of a list of cases (fixed SQL; a page cut short by a most urgent order leaves out the least urgent).
 # "deadline": the nearest (or most overdue) step deadline first, cases without one last; "todo": what a
 # coordinator must do first (dispatched cases), then by deadline.
@@ -289,9 +293,9 @@ def _filters(
         literal = q.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         clauses.append("(i.code ILIKE :q OR i.description ILIKE :q)")
         params["q"] = f"%{literal}%"
-        if len(q.strip()) < 3 and not q.strip().isascii():
-            # Too short for the trigram indexes (井盖): the case's characters must hold the text's, from their index.
-            clauses.append(f"{CASE_TEXT_CHARS} @> {WIDE_CHARS.format(':q_text')}")
+        if len(q.strip()) < 3 and not set(q.strip().lower()) <= CODE_CHARS:
+            # Too short for the trigram indexes (井盖, A1): the case must hold the text's characters, from their index.
+            clauses.append(f"{CASE_TEXT_CHARS} @> {CHARS.format(':q_text')}")
             params["q_text"] = q.strip()
     if state:
         clauses.append("i.status = :state")
