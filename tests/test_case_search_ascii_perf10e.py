@@ -11,7 +11,7 @@ from factories_incidents import SUPERVISOR, make_incident_world
 from sqlalchemy import text
 
 from gridkit.incidents import workflow as wf
-from gridkit.incidents.queries import CASE_TEXT_CHARS, _filters, list_incidents
+from gridkit.incidents.queries import CASE_TEXT_CHARS, FEW_FOUND, ORDERS, _filters, list_incidents
 
 DESCRIPTIONS = ["A1 路灯", "井盖 a1", "Pothole on B-2", "100% done", "x_y", "ÄÖ 积水", "SJ note", "(none)", "e 9B"]
 # Codes of cases imported from other systems (gridkit's own are SJ + digits).
@@ -70,3 +70,16 @@ def test_a_short_ascii_text_is_read_from_the_characters_index(session, cases):
     assert CASE_TEXT_CHARS not in _filters(q="20")[0]
     assert CASE_TEXT_CHARS not in _filters(q="sJ")[0]
     assert CASE_TEXT_CHARS not in _filters(q="A1B")[0]
+
+
+@pytest.mark.parametrize("order", ["newest", "oldest", "deadline", "todo"])
+def test_a_page_of_few_cases_found_keeps_the_order_and_offset(session, cases, order):
+    """The few cases holding a short text are read first and their page cut from them: the same page, in the same
+    order, as the page of the plain query."""
+    where, params = _filters(q="a1")
+    assert "q_text" in params
+    query = f"SELECT i.code FROM incident i WHERE {where} ORDER BY {ORDERS[order]} LIMIT 3 OFFSET 1"
+    expected = list(session.scalars(text(query), params))
+    found = list_incidents(session, q="a1", order=order, limit=3, offset=1)
+    assert [item["code"] for item in found["items"]] == expected and len(expected) == 3
+    assert found["total"] == len(_plain(session, "a1")) <= FEW_FOUND

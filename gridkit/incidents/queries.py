@@ -226,7 +226,7 @@ def list_incidents(
                b.code AS base_cell, b.community_code AS community, w.code AS work_cell, i.coordinator_id,
                i.reported_at, i.step_deadline, i.deadline, i.rework_count, i.revision, i.description, i.dispatch_gap,
                ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat
-        FROM (SELECT i.id FROM {cases} WHERE {where} ORDER BY {ORDERS[order]} LIMIT :limit OFFSET :offset) page
+        FROM ({_page_ids(cases, where, order, few="q_text" in params and total <= FEW_FOUND)}) page
         JOIN incident i ON i.id = page.id
         LEFT JOIN base_cell b ON b.id = i.base_cell_id
         LEFT JOIN incident_category c ON c.code = i.category_code
@@ -272,6 +272,22 @@ def _list_item(r, at) -> dict:
     }
 
 
+# At most this many cases holding a short text (found from the characters' index): their page is cut from them.
+FEW_FOUND = 5000
+
+
+def _page_ids(cases: str, where: str, order: str, *, few: bool) -> str:
+    """SQL of the ids of a page of cases (:limit, :offset) in `order`. With `few`, the cases matching are read first
+    and their page cut from them: the planner cannot tell how few cases hold a short text (no statistics of the
+    match) and would walk the ordered index over every case, looking for a page that never fills (A1 at 300,000
+    cases: 1.1 s instead of 0.1 ms)."""
+    if not few:
+        return f"SELECT i.id FROM {cases} WHERE {where} ORDER BY {ORDERS[order]} LIMIT :limit OFFSET :offset"
+    return f"""
+        WITH found AS MATERIALIZED (SELECT i.id, i.reported_at, i.step_deadline, i.status FROM {cases} WHERE {where})
+        SELECT i.id FROM found i ORDER BY {ORDERS[order]} LIMIT :limit OFFSET :offset"""
+
+
 def _filters(
     *,
     state=None,
@@ -291,12 +307,17 @@ def _filters(
     if q and q.strip():
         # The user's text is matched literally: % and _ are escaped for LIKE.
         literal = q.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        clauses.append("(i.code ILIKE :q OR i.description ILIKE :q)")
         params["q"] = f"%{literal}%"
-        if len(q.strip()) < 3 and not set(q.strip().lower()) <= CODE_CHARS:
-            # Too short for the trigram indexes (井盖, A1): the case must hold the text's characters, from their index.
-            clauses.append(f"{CASE_TEXT_CHARS} @> {CHARS.format(':q_text')}")
-            params["q_text"] = q.strip()
+        if len(q.strip()) >= 3:
+            clauses.append("(i.code ILIKE :q OR i.description ILIKE :q)")
+        else:
+            # Too short for the trigram indexes, which would hand over every case (the planner takes them for
+            # selective): matched on the columns' text, which no index holds. The case must hold the text's
+            # characters, from their index (井盖, A1), unless they are a case code's (in most cases anyway).
+            clauses.append("(COALESCE(i.code, '') ILIKE :q OR COALESCE(i.description, '') ILIKE :q)")
+            if not set(q.strip().lower()) <= CODE_CHARS:
+                clauses.append(f"{CASE_TEXT_CHARS} @> {CHARS.format(':q_text')}")
+                params["q_text"] = q.strip()
     if state:
         clauses.append("i.status = :state")
         params["state"] = state
