@@ -202,6 +202,8 @@ def pages(f: dict) -> list[tuple[str, str, str, str]]:
          _cases_sql("(i.code ILIKE '%B0001%' OR i.description ILIKE '%B0001%')", "i.reported_at DESC, i.id DESC")),
         ("supervisor", "cases, search ?q=井盖 (text)", "/supervisor/cases?open=0&q=%E4%BA%95%E7%9B%96",
          _cases_sql("(i.code ILIKE '%井盖%' OR i.description ILIKE '%井盖%')", "i.reported_at DESC, i.id DESC")),
+        ("supervisor", "cases, search ?q=A1 (two ASCII)", "/supervisor/cases?open=0&q=A1",
+         _cases_sql("(i.code ILIKE '%A1%' OR i.description ILIKE '%A1%')", "i.reported_at DESC, i.id DESC")),
         ("supervisor", "case page", f"/supervisor/incidents/{f['case']}", case_sql),
         ("supervisor", "JSON case", f"/api/incidents/{f['case']}", case_sql),
         ("supervisor", "JSON cases offset 10,000", "/api/incidents?offset=10000",
