@@ -30,6 +30,7 @@ from gridkit.incidents.actors import Actor
 from gridkit.incidents.calendar import load_calendar
 from gridkit.incidents.categories import seed_categories
 from gridkit.incidents.demo_cases import advance_demo_cases, give_cases_to_account
+from gridkit.incidents.report import CODE_PREFIX
 from gridkit.incidents.workflow import start_clock
 from gridkit.models import (
     SRID,
@@ -377,7 +378,7 @@ def _load_incidents(session: Session, data_dir: Path, shift: timedelta) -> int:
         ) + shift
         incident = Incident(
             # SJ + report date + serial of the day, the date the moved one.
-            code=f"SJ{reported_at.astimezone(local_tz()):%Y%m%d}{r.code[-4:]}",
+            code=f"{CODE_PREFIX}{reported_at.astimezone(local_tz()):%Y%m%d}{r.code[-4:]}",
             category_code=r.category_code,
             description=r.description,
             status="reported",

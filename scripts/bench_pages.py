@@ -157,6 +157,16 @@ def _deep(total: int, size: int = 25) -> tuple[int, int]:
     return page, (page - 1) * size
 
 
+def _searches() -> list[tuple[str, str, str, str]]:
+    """The supervisor's case searches: a code, a Chinese text, two ASCII characters (none for the trigrams)."""
+    texts = (("B0001", "B0001", ""), ("井盖", "%E4%BA%95%E7%9B%96", " (text)"), ("A1", "A1", " (two ASCII)"))
+    return [
+        ("supervisor", f"cases, search ?q={q}{note}", f"/supervisor/cases?open=0&q={quoted}",
+         _cases_sql(f"(i.code ILIKE '%{q}%' OR i.description ILIKE '%{q}%')", "i.reported_at DESC, i.id DESC"))
+        for q, quoted, note in texts
+    ]  # fmt: skip
+
+
 def pages(f: dict) -> list[tuple[str, str, str, str]]:
     """Return (role, label, path, baseline SQL) of every page measured."""
     c, vid = f["coordinator"], f["version"]
@@ -198,10 +208,7 @@ def pages(f: dict) -> list[tuple[str, str, str, str]]:
          _cases_sql(open_, "i.step_deadline NULLS LAST, i.id")),
         ("supervisor", "cases, overdue", "/supervisor/cases?overdue=1",
          _cases_sql(f"{open_} AND i.step_deadline < now()", "i.reported_at DESC, i.id DESC")),
-        ("supervisor", "cases, search ?q=B0001", "/supervisor/cases?open=0&q=B0001",
-         _cases_sql("(i.code ILIKE '%B0001%' OR i.description ILIKE '%B0001%')", "i.reported_at DESC, i.id DESC")),
-        ("supervisor", "cases, search ?q=井盖 (text)", "/supervisor/cases?open=0&q=%E4%BA%95%E7%9B%96",
-         _cases_sql("(i.code ILIKE '%井盖%' OR i.description ILIKE '%井盖%')", "i.reported_at DESC, i.id DESC")),
+        *_searches(),
         ("supervisor", "case page", f"/supervisor/incidents/{f['case']}", case_sql),
         ("supervisor", "JSON case", f"/api/incidents/{f['case']}", case_sql),
         ("supervisor", "JSON cases offset 10,000", "/api/incidents?offset=10000",

@@ -198,7 +198,10 @@ def _move_subjects(session: Session, old: BaseGridEdition, new: BaseGridEdition)
 # by code (gk_cell_map); a case of a changed or removed cell, or of none, is located again by the point rule
 # (rules.point_cell: ST_Covers, smallest code on ties), evaluated only for those (COALESCE stops at the mapped
 # cell). Cases in a cell of another edition are left alone, as before. Only the rows whose cell changes are
-# written, once: one firing of the rollups' triggers, one rebuild of the indexes.
+# written, once: one firing of the rollups' triggers. When most cases move (every case of a cell moves: the new
+# edition's cells have new ids) only the index and foreign key over base_cell_id are dropped and built again
+# after: the UPDATE is heap-only, the table's other indexes untouched (gridkit.spatial.bulk, migration
+# 20261209_perf10e).
 _CELL_MAP = table("gk_cell_map", column("old_id"), column("new_id"))
 
 
@@ -209,7 +212,16 @@ def _move_cases(session: Session, old: BaseGridEdition, new: BaseGridEdition) ->
     old_cells = select(BaseCell.id).where(BaseCell.edition_id == old.id)
     candidates = i.outerjoin(m, m.c.old_id == i.c.base_cell_id)
     to_move = or_(i.c.base_cell_id.is_(None), i.c.base_cell_id.in_(old_cells))
-    relocated = session.scalar(select(func.count()).select_from(candidates).where(to_move, m.c.old_id.is_(None)))
+    # Every case with a cell of `old` gets another cell (a new id, or none): so many rows are written at least.
+    counts = session.execute(
+        select(
+            func.count().filter(m.c.old_id.is_(None)).label("relocated"),
+            func.count(i.c.base_cell_id).label("moving"),
+        )
+        .select_from(candidates)
+        .where(to_move)
+    ).one()
+    relocated = counts.relocated
     n = (
         select(
             i.c.id,
@@ -227,8 +239,7 @@ def _move_cases(session: Session, old: BaseGridEdition, new: BaseGridEdition) ->
         .returning(n.c.followed, cases.c.base_cell_id)
         .cte("moved")
     )
-    placed = session.scalar(select(func.count(cases.c.base_cell_id)))
-    with rebuilt_indexes(session, "incident", placed):
+    with rebuilt_indexes(session, "incident", counts.moving, columns=("base_cell_id",)):
         row = session.execute(
             select(
                 func.count().filter(moved.c.followed).label("followed"),

@@ -158,11 +158,15 @@ def _same_report(existing: Incident, key: str, description: str) -> Report:
     return Report(existing, False, [])
 
 
+# A case's code starts so (incident_code): its other characters are digits.
+CODE_PREFIX = "SJ"
+
+
 def incident_code(incident_id: int, reported_at: datetime) -> str:
     """Return a case's code: SJ + report date (Beijing) + its id in 7 digits."""
     from gridkit.rules import local_tz
 
-    return f"SJ{reported_at.astimezone(local_tz()):%Y%m%d}{incident_id:07d}"
+    return f"{CODE_PREFIX}{reported_at.astimezone(local_tz()):%Y%m%d}{incident_id:07d}"
 
 
 def _cell_at(session: Session, lon: float, lat: float) -> BaseCell | None:

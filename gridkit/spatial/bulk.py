@@ -17,7 +17,13 @@ Residents' cells, the one column written for millions of stored rows at once (a 
 rows of their own narrow table (`resident_cell`, migration 20261204_cell9f; gridkit.resident_cells): a bulk
 assignment COPYs them with that table's index and foreign keys dropped, instead of updating every wide
 resident row (the half-empty pages and the column-scoped drop `gridkit_drop_bulk_indexes_on` of migration
-20261203_asg9b, which made that UPDATE heap-only, are no longer used).
+20261203_asg9b, which made that UPDATE heap-only, are no longer used there).
+
+Cases' cells are written in place: publishing an edition gives every case a new base_cell_id. `incident` keeps
+half of each page free (fillfactor 50, migration 20261209_perf10e) and only the indexes and foreign key that read
+base_cell_id are dropped around that UPDATE (`rebuilt_indexes(..., columns=...)`, through the owner's
+`gridkit_drop_bulk_indexes_on`): the new versions are then heap-only (HOT) and no other index gets an entry or
+needs rebuilding.
 
 A bulk insert into an empty table (a city's first load) first empties it again with TRUNCATE, through the
 owner's `gridkit_truncate_for_load(table)` (migration 20261204_imp9f), in the caller's transaction: the
@@ -43,10 +49,14 @@ BULK_INDEX_ROWS = 100_000
 
 
 @contextmanager
-def rebuilt_indexes(session: Session, table: str, rows: int):
+def rebuilt_indexes(session: Session, table: str, rows: int, *, columns: tuple[str, ...] = ()):
     """Drop `table`'s secondary indexes, UNIQUE constraints and foreign keys (not the primary key) around a
     bulk write of `rows` rows when that pays, and build them again after, in the caller's transaction; yields
     whether it did.
+
+    With `columns` (an UPDATE of those columns alone, of a table whose pages keep room for it) only the
+    indexes, UNIQUE constraints and foreign keys reading them are dropped, and only their statistics refreshed:
+    the UPDATE is heap-only, the other indexes untouched. No table is truncated then.
 
     Works for any role that may write the table (through the owner's SECURITY DEFINER functions). The
     drop locks the table until the transaction ends (readers wait): the price of a first load. Inside
@@ -63,6 +73,17 @@ def rebuilt_indexes(session: Session, table: str, rows: int):
     )
     if rows < BULK_INDEX_ROWS or 2 * rows < (existing or 0):
         yield False
+        return
+    if columns:
+        session.execute(
+            text("SELECT gridkit_drop_bulk_indexes_on(CAST(:t AS regclass), CAST(:c AS text[]))"),
+            {"t": table, "c": list(columns)},
+        )
+        yield True
+        session.execute(
+            text("SELECT gridkit_restore_bulk_indexes(CAST(:t AS regclass), CAST(:c AS text[]))"),
+            {"t": table, "c": list(columns)},
+        )
         return
     analyzed = planned_columns(session, table)  # read while the keys and indexes still stand
     # Checked again by the function under its lock: the cheap look here only spares the lock when rows exist,
