@@ -8,7 +8,6 @@ from geoalchemy2.shape import from_shape, to_shape
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from gridkit.admin import city_extent
 from gridkit.config import Settings
 from gridkit.errors import ValidationError
 from gridkit.grids.importer import (
@@ -16,6 +15,7 @@ from gridkit.grids.importer import (
     ImportResult,
     feature_problems,
     on_feature,
+    read_polygons,
     records,
     refuse,
     resolve_field,
@@ -25,7 +25,7 @@ from gridkit.grids.importer import (
 from gridkit.grids.problems import level_label
 from gridkit.grids.tolerance import snap_together
 from gridkit.grids.validate_admin import validate_admin_units
-from gridkit.io.vector import problem, read_vector_collecting, text_value
+from gridkit.io.vector import problem, text_value
 from gridkit.messages import Message
 from gridkit.models import ADMIN_LEVELS, PARENT_LEVEL, AdminUnit
 from gridkit.rules import SRID
@@ -71,15 +71,15 @@ def import_admin_units(
     settings = settings or Settings()
     if level is not None and level not in ADMIN_LEVELS:
         raise ValidationError("geometry.unknown_level", level=level, levels=", ".join(ADMIN_LEVELS))
-    read, problems = read_vector_collecting(
+    read, problems = read_polygons(
+        session,
         path,
+        settings,
+        multipart="keep",
         layer=layer,
         encoding=encoding,
         src_crs=src_crs,
-        multipart="keep",
         code_field=code_field,
-        max_vertices=settings.max_vertices,
-        city=city_extent(session),
     )
     notes, source, gdf = read.notes, read.source, read.gdf
     display = source["display"]

@@ -11,7 +11,6 @@ from geoalchemy2.shape import from_shape, to_shape
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from gridkit.admin import city_extent
 from gridkit.config import Settings
 from gridkit.errors import ValidationError
 from gridkit.grids.editions import lock_edition_names
@@ -20,6 +19,7 @@ from gridkit.grids.importer import (
     ImportResult,
     feature_problems,
     on_feature,
+    read_polygons,
     records,
     refuse,
     resolve_field,
@@ -29,7 +29,7 @@ from gridkit.grids.importer import (
 from gridkit.grids.problems import level_label
 from gridkit.grids.tolerance import snap_together
 from gridkit.grids.validate import validate_base_grid
-from gridkit.io.vector import problem, read_vector_collecting, text_value
+from gridkit.io.vector import problem, text_value
 from gridkit.messages import Message
 from gridkit.models import AdminUnit, BaseCell, BaseGridEdition
 from gridkit.rules import SRID, EditionState, local_now
@@ -97,15 +97,15 @@ def import_base_cells(
     """
     settings = settings or Settings()
     code_profile = _profile(profile, settings)
-    read, problems = read_vector_collecting(
+    read, problems = read_polygons(
+        session,
         path,
+        settings,
+        multipart="single",
         layer=layer,
         encoding=encoding,
         src_crs=src_crs,
-        multipart="single",
         code_field=code_field,
-        max_vertices=settings.max_vertices,
-        city=city_extent(session),
     )
     notes, source, gdf = read.notes, read.source, read.gdf
     display = source["display"]

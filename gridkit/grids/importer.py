@@ -16,7 +16,9 @@ from datetime import date, datetime, time
 import numpy as np
 import pandas as pd
 
+from gridkit.admin import city_extent
 from gridkit.io.problems import ImportRefused, problem, refusal
+from gridkit.io.vector import read_vector_collecting
 from gridkit.messages import Message
 
 __all__ = [
@@ -68,6 +70,22 @@ class ImportResult:
         if self.edition is not None:
             out["edition"] = self.edition
         return out
+
+
+def read_polygons(session, path, settings, *, multipart: str, layer, encoding, src_crs, code_field):
+    """Read a polygon layer drawn for the city (admin units, base cells, work cells): `gridkit.io.vector`'s
+    reader with the settings' vertex limit and the city's extent for the advice to a file without a CRS.
+    Returns (read, problems)."""
+    return read_vector_collecting(
+        path,
+        layer=layer,
+        encoding=encoding,
+        src_crs=src_crs,
+        multipart=multipart,
+        code_field=code_field,
+        max_vertices=settings.max_vertices,
+        city=city_extent(session),
+    )
 
 
 def resolve_field(

@@ -30,14 +30,22 @@ from sqlalchemy import delete, insert, select, text
 from sqlalchemy.orm import Session
 
 from gridkit import rules
-from gridkit.admin import area_prefix, city_extent
+from gridkit.admin import area_prefix
 from gridkit.config import Settings
 from gridkit.errors import ValidationError
-from gridkit.grids.importer import NAME_LENGTH, feature_problems, on_feature, records, refuse, resolve_field
+from gridkit.grids.importer import (
+    NAME_LENGTH,
+    feature_problems,
+    on_feature,
+    read_polygons,
+    records,
+    refuse,
+    resolve_field,
+)
 from gridkit.grids.work.membership import _require_draft, check_work_cell
 from gridkit.grids.work.versions import touch_draft, version_profile
 from gridkit.io.problems import problem
-from gridkit.io.vector import read_vector_collecting, text_value
+from gridkit.io.vector import text_value
 from gridkit.messages import Message
 from gridkit.models import AdminUnit, Department, WorkCell, WorkCellMember, WorkGridVersion
 
@@ -122,15 +130,15 @@ def import_work_cells(
     if not 0 < share <= 1:
         raise ValidationError("work.bad_threshold", threshold=share)
     settings = settings or Settings()
-    read, problems = read_vector_collecting(
+    read, problems = read_polygons(
+        session,
         path,
+        settings,
+        multipart="keep",
         layer=layer,
         encoding=encoding,
         src_crs=src_crs,
-        multipart="keep",
         code_field=code_field,
-        max_vertices=settings.max_vertices,
-        city=city_extent(session),
     )
     notes, source = read.notes, read.source
     display = source["display"]
