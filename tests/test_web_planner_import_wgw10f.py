@@ -13,6 +13,7 @@ import zipfile
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import pyproj
 import shapely
 from shapely.geometry import box
@@ -48,12 +49,12 @@ PLAN = [
 
 def gauss_kruger(geom):
     """Return a lon/lat polygon in EPSG:4547 with a vertex every 10 m, as a surveyor's drawing."""
-    projected = shapely.transform(geom, lambda xy: __import__("numpy").column_stack(TO_4547.transform(*xy.T)))
+    projected = shapely.transform(geom, lambda xy: np.column_stack(TO_4547.transform(*xy.T)))
     return shapely.segmentize(projected, 10)
 
 
 def zipped_shapefile(folder: Path, rows: list[dict], name: str = "工作网格") -> Path:
-    """Write rows (code, name, lon/lat geometry) as a GBK shapefile in EPSG:4547 without .cpg, zipped; return the zip."""
+    """Write rows (code, name, lon/lat geometry) as a GBK shapefile in EPSG:4547 without .cpg; return it zipped."""
     folder.mkdir(parents=True, exist_ok=True)
     shp = folder / f"{name}.shp"
     frame = gpd.GeoDataFrame(
@@ -178,9 +179,7 @@ def test_a_refusal_lists_every_problem_and_changes_nothing(planner, tmp_path):
     ]
     path = zipped_shapefile(tmp_path / "file", rows)
     before, revision = members(settings, draft), revision_of(settings, draft)
-    answer = upload(
-        client, token, f"/api/planner/drafts/{draft}/import", path, code_field="WGBM", revision=revision
-    )
+    answer = upload(client, token, f"/api/planner/drafts/{draft}/import", path, code_field="WGBM", revision=revision)
     body = answer.get_json()
     assert answer.status_code == 400, body
     assert [(p["index"], p["code"], p["kind"]) for p in body["problems"]] == [
