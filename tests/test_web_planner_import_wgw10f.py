@@ -252,3 +252,43 @@ def test_the_draft_page_offers_the_form_in_its_language(planner):
     assert "导入绘制的工作网格" in html
     published = client.get(f"/planner/version/{ids['published']}").get_data(as_text=True)
     assert 'id="gk-import"' not in published
+
+
+def test_the_reading_options_are_fields_of_the_form(planner, tmp_path):
+    client, token, settings, ids = planner
+    draft = ids["draft"]
+    url = f"/api/planner/drafts/{draft}/import?lang=en"
+    # A GeoPackage of two layers: the page's "Layer" field, not the command's --layer, chooses one.
+    gpkg = tmp_path / "部门.gpkg"
+    frame = gpd.GeoDataFrame(
+        {"code": [r["code"] for r in PLAN], "name": [r["name"] for r in PLAN]},
+        geometry=[gauss_kruger(r["geom"]) for r in PLAN],
+        crs=4547,
+    )
+    frame.to_file(gpkg, layer="网格", engine="pyogrio", driver="GPKG")
+    frame.iloc[:1].to_file(gpkg, layer="草图", engine="pyogrio", driver="GPKG")
+    fields = upload(client, token, f"/api/planner/drafts/{draft}/import/fields?lang=en", gpkg)
+    assert fields.status_code == 400
+    assert '"More options", "Layer"' in fields.get_json()["message"] and "--layer" not in fields.get_json()["message"]
+    fields = upload(client, token, f"/api/planner/drafts/{draft}/import/fields", gpkg, layer="网格")
+    assert fields.status_code == 200 and fields.get_json()["fields"] == ["code", "name"]
+    revision = revision_of(settings, draft)
+    wrong = upload(client, token, url, gpkg, layer="网格", code_field="WGBM", revision=revision).get_json()
+    assert [p["kind"] for p in wrong["problems"]] == ["missing_field"]
+    assert "--code-field" not in wrong["problems"][0]["message"] and "code, name" in wrong["problems"][0]["message"]
+    done = upload(client, token, url, gpkg, layer="网格", code_field="code", name_field="name", revision=revision)
+    assert done.status_code == 200 and done.get_json()["base_cells_assigned"] == 15
+    # A shapefile without .prj: refused, saying where to give the coordinate system; given, imported.
+    path = zipped_shapefile(tmp_path / "file", PLAN)
+    bare = tmp_path / "无坐标系.zip"
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(bare, "w") as z:
+        for member in source.namelist():
+            if not member.endswith(".prj"):
+                z.writestr(member, source.read(member))
+    revision = revision_of(settings, draft)
+    refused = upload(client, token, url, bare, code_field="WGBM", revision=revision).get_json()
+    assert '"More options", "Coordinate system"' in refused["problems"][0]["message"]
+    assert revision_of(settings, draft) == revision
+    done = upload(client, token, url, bare, code_field="WGBM", src_crs="EPSG:4547", revision=revision)
+    assert done.status_code == 200, done.get_json()
+    assert members(settings, draft)[cell(C1, 1)] == NEW

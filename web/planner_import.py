@@ -27,7 +27,8 @@ from gridkit.io.retention import scratch_folder
 from gridkit.io.vector import VectorReadError, layer_fields
 from web.auth import current_user, login_required
 from web.database import db_session, transaction
-from web.i18n import current_language, t
+from web.errors import web_sentence
+from web.i18n import catalog, current_language, t
 from web.params import body_share, has_nul, parse_int
 from web.planner import DEFAULT_SHARE, PLANNER_ROLES, _changes, _require_version_scope, api, bp
 
@@ -96,7 +97,7 @@ def import_fields(draft_id: int):
     _require_version_scope(session, draft_id)
     work.draft(session, draft_id)
     with _upload() as (path, _):
-        found = layer_fields(path)
+        found = layer_fields(path, layer=_form_text("layer"), encoding=_form_text("encoding"))
     return jsonify(dict(found, draft=draft_id))
 
 
@@ -107,7 +108,8 @@ def import_work_cells(draft_id: int):
     """Make the draft's work cells those drawn in the uploaded file (all or nothing) and return the counts.
 
     Form: file, code_field, name_field (optional), share (0 < share <= 1, default rules.WORK_CELL_SHARE),
-    revision. A refusal (400) lists every problem by feature number and code; either answer links the report.
+    revision; layer, encoding, src_crs as `gridkit workgrid import` takes them (optional). A refusal (400) lists
+    every problem by feature number and code; either answer links the report.
     """
     session = db_session()
     _require_version_scope(session, draft_id)
@@ -116,6 +118,7 @@ def import_work_cells(draft_id: int):
     if code_field is None:
         raise ValidationError("web.import_code_field")
     name_field, share = _form_text("name_field"), _form_share()
+    read = {name: _form_text(name) for name in ("layer", "encoding", "src_crs")}
     settings, lang, by = _settings(), current_language(), current_user().name
     with _upload() as (path, name):
         try:
@@ -130,6 +133,7 @@ def import_work_cells(draft_id: int):
                     expected_revision=revision,
                     by=by,
                     settings=settings,
+                    **read,
                 )
         except VectorReadError as exc:  # the file or its features: reported, nothing written
             report = report_refused(settings.home, draft_id, exc, name, lang)
@@ -151,7 +155,11 @@ def import_work_cells(draft_id: int):
 
 
 def _line(entry: dict, lang: str) -> dict:
-    """Return a problem or note as the page lists it: feature number, code, field, kind and sentence."""
+    """Return a problem or note as the page lists it: feature number, code, field, kind and sentence (its `.web`
+    variant where the command's sentence names an option, --layer, that is a field of the page's form)."""
+    key = entry.get("key")
+    if key and f"{key}.web" in catalog("en"):
+        entry = dict(entry, key=f"{key}.web")
     return {k: entry.get(k) for k in ("index", "code", "field", "kind")} | {"message": problem_text(entry, lang)}
 
 
@@ -163,7 +171,7 @@ def _refusal(exc: VectorReadError, draft_id: int, report: str, lang: str) -> dic
         "code": exc.code,
         "draft": draft_id,
         "message": t("planner.import.refused", count=len(problems) + sum(unlisted.values())),
-        "reason": exc.render(lang),
+        "reason": web_sentence(exc, lang),
         "problems": problems,
         "unlisted": unlisted,
         "notes": [_line(n, lang) for n in getattr(exc, "notes", [])],

@@ -114,18 +114,30 @@
     notes(body);
   }
 
-  fileInput.addEventListener("change", function () {
+  // The file with the reading options of "More options" (layer, encoding, coordinate system).
+  function withOptions(file) {
+    var data = new FormData();
+    data.append("file", file);
+    [["layer", "gk-import-layer"], ["encoding", "gk-import-encoding"], ["src_crs", "gk-import-src-crs"]].forEach(function (pair) {
+      data.append(pair[0], document.getElementById(pair[1]).value);
+    });
+    return data;
+  }
+
+  function readFields() {
     var file = fileInput.files[0];
     var options = document.getElementById("gk-import-field-list");
     options.textContent = "";
     status.textContent = "";
+    status.removeAttribute("data-fields");
+    status.removeAttribute("data-error");
     if (!file) { return; }
     status.textContent = S["planner.import.reading"];
-    var data = new FormData();
-    data.append("file", file);
+    var data = withOptions(file);
     post(cfg.api.importFields, data).then(function (answer) {
       if (!answer.ok) {
         status.textContent = fmt(S["planner.error"], { message: answer.body.message || answer.status });
+        status.setAttribute("data-error", answer.body.code || answer.status);
         return;
       }
       var b = answer.body;
@@ -133,15 +145,18 @@
       status.textContent = fmt(S["planner.import.fields"], { file: b.file, features: b.features, layer: b.layer, fields: b.fields.join(", ") });
       status.setAttribute("data-fields", b.fields.join(","));
     });
-  });
+  }
+
+  fileInput.addEventListener("change", readFields);
+  document.getElementById("gk-import-layer").addEventListener("change", readFields);
+  document.getElementById("gk-import-encoding").addEventListener("change", readFields);
 
   form.addEventListener("submit", function (event) {
     event.preventDefault();
     var file = fileInput.files[0];
     if (!file) { show("error", S["planner.import.no_file"]); return; }
     var share = Number(document.getElementById("gk-import-share").value) / 100;
-    var data = new FormData();
-    data.append("file", file);
+    var data = withOptions(file);
     data.append("code_field", document.getElementById("gk-import-code").value);
     data.append("name_field", document.getElementById("gk-import-name").value);
     data.append("share", String(share));
