@@ -238,6 +238,14 @@ MATRIX = {
     "planner_api.publish": ("POST", "/api/planner/drafts/{version}/publish", PLANNERS),
     "planner_api.new_draft": ("POST", "/api/planner/departments/{dept}/drafts", PLANNERS),
     "planner_api.rollback_": ("POST", "/api/planner/departments/{dept}/rollback", PLANNERS),
+    "planner_api.import_fields": ("POST", "/api/planner/drafts/{version}/import/fields", PLANNERS),
+    "planner_api.import_work_cells": ("POST", "/api/planner/drafts/{version}/import", PLANNERS),
+    # No such report: 404 for those let in.
+    "planner.import_report": (
+        "GET",
+        "/planner/draft/{version}/import-reports/20260101-000000-workgrid-import.csv",
+        PLANNERS,
+    ),
     "coordinator.index": ("GET", "/coordinator", {"coordinator", "coordinator_b"}),
     "work_cells_api.cell": (
         "GET",

@@ -32,6 +32,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         paging,
         params,
         planner,
+        planner_import,  # noqa: F401 (its views join planner's blueprints before they are registered)
         public,
         security,
         shell,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 from flask import (
@@ -28,7 +27,7 @@ from gridkit.admin import local_gauss_kruger_epsg
 from gridkit.errors import GridkitError
 from gridkit.io.export import FORMATS, LAYERS, ExportOptions, export_layer, parse_where
 from gridkit.io.export_writers import ENCODINGS
-from gridkit.io.retention import prune_outputs
+from gridkit.io.retention import scratch_folder
 from gridkit.models import AdminUnit, Department
 from gridkit.reports import GROUPINGS, report_list, resident_summary, run_report
 from gridkit.reports.choropleth import COUNTS, LEVELS
@@ -73,10 +72,7 @@ def _guard():
 def _scratch() -> Path:
     settings = current_app.config["GRIDKIT_SETTINGS"]
     # Folders of downloads a stopped server never sent are removed first (gridkit.io.retention).
-    prune_outputs(settings.home, settings.report_retention_days)
-    folder = Path(settings.home) / "exports"
-    folder.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix="gk-", dir=folder))
+    return scratch_folder(settings.home, settings.report_retention_days)
 
 
 def _send(path: Path, name: str):

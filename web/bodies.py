@@ -21,6 +21,11 @@ BODY_BYTES = 16 * 1024**2
 SERVER_BYTES = 2 * UPLOAD_BYTES
 # The views that take photos (a feedback).
 UPLOAD_ENDPOINTS = frozenset({"coordinator_cases.feedback", "supervisor.act", "incidents_api.act"})
+# A planner's file of drawn work cells (a zipped shapefile, GeoPackage, GeoJSON): as much as a feedback's photos,
+# the most the server takes without a second limit. A city's work grid drawn by hand is a few MB.
+IMPORT_BYTES = UPLOAD_BYTES
+# The views that take such a file (its fields read, or imported).
+IMPORT_ENDPOINTS = frozenset({"planner_api.import_fields", "planner_api.import_work_cells"})
 
 
 def too_large_message() -> str:
@@ -33,7 +38,8 @@ def too_large_message() -> str:
 
 
 def init_app(app: Flask) -> None:
-    """Limit every request body to BODY_BYTES, and those of the views taking photos to UPLOAD_BYTES."""
+    """Limit every request body to BODY_BYTES, those of the views taking photos to UPLOAD_BYTES, and those taking
+    a file to import to IMPORT_BYTES."""
     app.config["MAX_CONTENT_LENGTH"] = BODY_BYTES
 
     @app.url_value_preprocessor
@@ -41,3 +47,5 @@ def init_app(app: Flask) -> None:
         # Before every before_request (the NUL check reads the form): the limit holds from the first read.
         if endpoint in UPLOAD_ENDPOINTS:
             request.max_content_length = UPLOAD_BYTES
+        elif endpoint in IMPORT_ENDPOINTS:
+            request.max_content_length = IMPORT_BYTES

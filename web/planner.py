@@ -123,6 +123,22 @@ JS_STRINGS = (
     "edition.status.published",
     "edition.status.retired",
     *(f"planner.problem.{kind}" for kind in WORK_PROBLEM_TYPES),
+    # The import of drawn work cells (web.planner_import, gridkit-planner-import.js).
+    "planner.import.reading",
+    "planner.import.fields",
+    "planner.import.importing",
+    "planner.import.feature",
+    "planner.import.file_problem",
+    "planner.import.code",
+    "planner.import.unlisted",
+    "planner.import.notes",
+    "planner.import.report",
+    "planner.import.no_file",
+    "planner.import.count.work_cells",
+    "planner.import.count.assigned",
+    "planner.import.count.split",
+    "planner.import.count.unassigned",
+    "planner.import.count.removed",
 )
 
 
@@ -256,6 +272,8 @@ def _map_config(overview: dict, *, mode: str) -> dict:
             "move": url_for("planner_api.move", draft_id=vid),
             "exclude": url_for("planner_api.exclude", draft_id=vid),
             "publish": url_for("planner_api.publish", draft_id=vid),
+            "importFields": url_for("planner_api.import_fields", draft_id=vid),
+            "import": url_for("planner_api.import_work_cells", draft_id=vid),
             "history": url_for("planner_api.history", dept_code=dept),
             "newDraft": url_for("planner_api.new_draft", dept_code=dept),
             "rollback": url_for("planner_api.rollback_", dept_code=dept),

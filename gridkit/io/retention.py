@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -57,3 +58,13 @@ def prune_outputs(home, older_than_days: float, *, now: float | None = None) -> 
         shutil.rmtree(entry.path, ignore_errors=True)
         removed["scratch"].append(entry.path)
     return removed
+
+
+def scratch_folder(home, older_than_days: float) -> Path:
+    """Return a new private folder (0700) under `home`/exports for a file a web request writes or takes and removes
+    once done (a download, an upload), after pruning what `prune_outputs` prunes; a stopped server's leftovers are
+    removed a day later."""
+    prune_outputs(home, older_than_days)
+    folder = Path(home) / "exports"
+    folder.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix="gk-", dir=folder))

@@ -64,6 +64,7 @@ __all__ = [
     "VectorRead",
     "VectorReadError",
     "read_vector",
+    "layer_fields",
     "problem",
     "problem_text",
     "refusal",
@@ -199,6 +200,28 @@ def read_vector_collecting(
     )
     source["features"] = len(gdf)
     return VectorRead(gdf=gdf, notes=notes, source=source), problems
+
+
+# Features whose text decides the encoding of the field names `layer_fields` returns (a name is decoded as its layer's
+# values are): enough to tell UTF-8 from GBK, few enough to answer at once for a layer of thousands.
+FIELDS_SAMPLE = 200
+
+
+def layer_fields(path, *, layer: str | None = None, encoding: str | None = None) -> dict:
+    """Return {"file", "layer", "features", "fields"} of the layer at `path`: its attribute field names (decoded as
+    `read_vector` decodes them), to choose the code and name fields from before an import; raise VectorReadError
+    for a file no import could read (no such file, not a layer, an unsafe zip)."""
+    path = Path(path)
+    source: dict = {"path": str(path), "display": path.name or str(path)}
+    notes: list[dict] = []
+    with _located(path, layer, source) as (file_path, gdal_layer):
+        info = _layer_info(file_path, gdal_layer, source)
+        raw = _read_raw(file_path, gdal_layer, source, notes, limit=FIELDS_SAMPLE)
+        cpg = _cpg_of(file_path) if source["driver"] == "ESRI Shapefile" else None
+    # Text that does not decode is the import's to report, feature by feature; the names decode or keep their bytes.
+    frame = _decode_text(raw, encoding, cpg, source, notes, [])
+    fields = [str(c) for c in frame.columns if c != frame.geometry.name]
+    return {"file": source["display"], "layer": source.get("layer"), "features": info["features"], "fields": fields}
 
 
 # -- layer and raw read -------------------------------------------------------------------------------
