@@ -253,12 +253,15 @@ def area_message(label: str, bounds: tuple) -> Message:
     return Message("imports.area.crs", label=label, west=west, east=east, south=south, north=north)
 
 
-def outside_message(x: float, y: float, shown: str, area: Message, *, crs_given: bool, city=None) -> Message:
+def outside_message(
+    x: float, y: float, shown, area: Message, *, crs_given: bool, city=None, where: Message | None = None
+) -> Message:
     """Return why a row's point lies outside `area`; projected metres read as degrees are told so, with the
-    --src-crs their range (and the `city`'s zones: gridkit.io.crs.coordinate_hint) suggests (only where the
-    values may be shown: `shown` is empty for personal data)."""
-    if not crs_given and shown and looks_projected((x, y, x, y)):
-        return Message("imports.looks_projected", shown=shown, hint=coordinate_hint((x, y, x, y), city))
+    --src-crs their range (and the `city`'s zones: gridkit.io.crs.coordinate_hint) suggests. `where`: how the
+    advice names the values of a personal row (gridkit.pii.typed_location), else as they are."""
+    if not crs_given and looks_projected((x, y, x, y)):
+        hint = coordinate_hint((x, y, x, y), city, where=where)
+        return Message("imports.looks_projected", shown=shown, hint=hint)
     return Message("imports.outside_area", shown=shown, area=area)
 
 

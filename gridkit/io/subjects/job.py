@@ -29,6 +29,7 @@ from gridkit.io.subjects.common import (
 )
 from gridkit.io.tables import Table, TableReadError, at, open_table, place
 from gridkit.messages import Message
+from gridkit.pii import typed_coordinate, typed_location
 from gridkit.rules import CHINA_LAT, CHINA_LON
 
 __all__ = ["Job"]
@@ -426,7 +427,7 @@ class Job:
         lon_out[where[inside]], lat_out[where[inside]] = lon[inside], lat[inside]
         for i in np.flatnonzero(~inside):
             position = positions[i]
-            shown = "" if self.personal_location else f" ({texts[i][0]}, {texts[i][1]})"
+            shown = self._shown(*texts[i])
             if swapped[i]:
                 self.report(
                     position,
@@ -436,7 +437,13 @@ class Job:
                 )
             else:  # metres read as degrees (no --src-crs) are told so, with the CRS their range suggests
                 said = outside_message(
-                    float(x[i]), float(y[i]), shown, area, crs_given=bool(self.src_crs), city=self.city
+                    float(x[i]),
+                    float(y[i]),
+                    shown,
+                    area,
+                    crs_given=bool(self.src_crs),
+                    city=self.city,
+                    where=typed_location(*texts[i]) if self.personal_location else None,
                 )
                 self.report(position, "outside_china", "lon", said)
         return result
@@ -464,7 +471,9 @@ class Job:
             x, y = _coordinate(x_text), _coordinate(y_text)
             if x is None or y is None:
                 bad, bad_text = ("lon", x_text) if x is None else ("lat", y_text)
-                shown = "" if self.personal_location else f" ({bad_text!r})"
+                shown = f" ({bad_text!r})"
+                if self.personal_location:  # a resident's home: described, not quoted (gridkit.pii)
+                    shown = Message("pii.shown", location=typed_coordinate(bad_text))
                 self.report(position, "bad_coordinate", bad, unread_coordinate(bad, bad_text, shown))
                 continue
             xs.append(x)
@@ -472,6 +481,13 @@ class Job:
             texts.append((x_text, y_text))
             positions.append(position)
         return xs, ys, positions, texts
+
+    def _shown(self, x_text, y_text) -> Message | str:
+        """Return a row's coordinates as its messages show them: as typed, but for a person's row (a resident's
+        home), which gridkit.pii.typed_location rounds or describes."""
+        if self.personal_location:
+            return Message("pii.shown", location=typed_location(x_text, y_text))
+        return f" ({x_text}, {y_text})"
 
     def _missing_location(self, position: int, has_columns: bool) -> None:
         if self.kind == "residents":
