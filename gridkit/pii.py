@@ -99,6 +99,18 @@ def typed_location(x_text, y_text) -> Message:
     return Message("pii.location.pair", x=typed_coordinate(x_text), y=typed_coordinate(y_text))
 
 
+def public_extent(x0: float, y0: float, x1: float, y1: float) -> Message:
+    """Return the extent of a personal layer's points (or one point) as a message may say it: its edges are
+    residents' homes, so rounded as to the public in degrees, else the shape of its first corner (typed_coordinate)."""
+    if all(abs(v) <= 180 for v in (x0, y0, x1, y1)):
+        if (x0, y0) == (x1, y1):
+            lon, lat = public_location(x0, y0)
+            return Message("pii.location.about", lon=lon, lat=lat)
+        (west, south), (east, north) = public_location(x0, y0), public_location(x1, y1)
+        return Message("pii.extent.about", west=west, east=east, south=south, north=north)
+    return Message("pii.location.pair", x=typed_coordinate(repr(x0)), y=typed_coordinate(repr(y0)))
+
+
 # A group that names people when linked to other data (a resident's household: who lives with whom), as a masked
 # export gives it: a pseudonym keyed by a random key of that one export (EXPORT_PSEUDONYM_KEY, a bound parameter),
 # so rows of one household share it within the file while two exports' pseudonyms cannot be matched, nor

@@ -207,3 +207,49 @@ def test_the_rule():
     assert typed_coordinate("一一四点零五") == Message("pii.coordinate.shape", shape="###点##")
     assert typed_coordinate("9" * 50).key == "pii.coordinate.metres"
     assert typed_coordinate("x" + "9" * 50) == Message("pii.coordinate.shape", shape="x" + "#" * 39 + "…")
+
+
+def _points(path: Path, places: list[tuple[float, float]], *, prj: bool = True) -> Path:
+    """Write residents as a layer of points (GeoJSON, or a shapefile folder without its .prj)."""
+    import geopandas as gpd
+    from shapely.geometry import Point
+
+    columns = {"id_number": [citizen_id(i + 1) for i in range(len(places))], "name": ["居民"] * len(places)}
+    if prj:  # a shapefile's field names keep 10 bytes: without its .prj the layer is refused before its rows are read
+        columns["population_type"] = ["registered"] * len(places)
+    frame = gpd.GeoDataFrame(columns, geometry=[Point(x, y) for x, y in places], crs=4490)
+    frame.to_file(path, encoding="utf-8")
+    if not prj:
+        path.with_suffix(".prj").unlink()
+    return path
+
+
+def test_a_layer_of_residents_names_no_home_exactly(fresh_settings, tmp_path):
+    _grid(fresh_settings)
+    good = [centre(c, 1) for c in range(6)]
+    # One drawn as latitude, longitude and one in another city, among right ones: each said, rounded.
+    swapped, elsewhere = (22.53612347, 114.05279137), (-76.61234567, 39.29123457)
+    path = _points(tmp_path / "residents.geojson", [*good, swapped, elsewhere])
+    result = run(fresh_settings, "import", "residents", str(path))
+    assert result.exit_code == 1, result.output
+    reports = _reports(fresh_settings)
+    secrets = [
+        ("22.53612347", "114.05279137", "", ("2.5361", "4.0528")),
+        ("-76.61234567", "39.29123457", "", ("6.6123", "9.2912")),
+    ]
+    _never_exact([result.output, *reports.values()], secrets)
+    text = reports[".txt"]
+    assert "about 22.536, 114.053, rounded to about 100 m" in text and "Swap its coordinates" in text
+    assert "about -76.612, 39.291, rounded to about 100 m" in text
+    # A shapefile without its .prj: the advice names the layer's extent, rounded.
+    for found in (Path(fresh_settings.home) / "reports").iterdir():
+        found.unlink()
+    folder = tmp_path / "shp"
+    folder.mkdir()
+    places = [(114.05279137, 22.53612347), (114.05391234, 22.53456789)]
+    result = run(fresh_settings, "import", "residents", str(_points(folder / "residents.shp", places, prj=False)))
+    assert result.exit_code == 1, result.output
+    reports = _reports(fresh_settings)
+    secrets = [(repr(x), repr(y), "", (f"{x:.4f}", f"{y:.4f}")) for x, y in places]
+    _never_exact([result.output, *reports.values()], secrets)
+    assert "about x 114.053–114.054, y 22.535–22.536, rounded to about 100 m" in reports[".txt"]

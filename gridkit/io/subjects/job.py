@@ -25,11 +25,11 @@ from gridkit.io.subjects.common import (
     _inside,
     area_message,
     outside_message,
+    shown_values,
     unread_coordinate,
 )
 from gridkit.io.tables import Table, TableReadError, at, open_table, place
 from gridkit.messages import Message
-from gridkit.pii import typed_coordinate, typed_location
 from gridkit.rules import CHINA_LAT, CHINA_LON
 
 __all__ = ["Job"]
@@ -67,7 +67,15 @@ class Job:
         self.row_labels = None
         try:
             self.city = city_extent(session)  # the advice to coordinates in metres names the city's zones
-            self.stream = open_table(path, encoding=encoding, sheet=sheet, layer=layer, src_crs=src_crs, city=self.city)
+            self.stream = open_table(
+                path,
+                encoding=encoding,
+                sheet=sheet,
+                layer=layer,
+                src_crs=src_crs,
+                city=self.city,
+                personal=personal_location,
+            )
         except TableReadError as exc:
             raise SubjectImportRefused(
                 exc.code, problems=exc.problems, notes=exc.notes, source=exc.source, **exc.params
@@ -427,7 +435,7 @@ class Job:
         lon_out[where[inside]], lat_out[where[inside]] = lon[inside], lat[inside]
         for i in np.flatnonzero(~inside):
             position = positions[i]
-            shown = self._shown(*texts[i])
+            shown = shown_values(self.personal_location, *texts[i])
             if swapped[i]:
                 self.report(
                     position,
@@ -436,15 +444,8 @@ class Job:
                     Message("imports.axes_swapped", shown=shown, lat=self.column("lat"), lon=self.column("lon")),
                 )
             else:  # metres read as degrees (no --src-crs) are told so, with the CRS their range suggests
-                said = outside_message(
-                    float(x[i]),
-                    float(y[i]),
-                    shown,
-                    area,
-                    crs_given=bool(self.src_crs),
-                    city=self.city,
-                    where=typed_location(*texts[i]) if self.personal_location else None,
-                )
+                given, city, personal = bool(self.src_crs), self.city, self.personal_location
+                said = outside_message(x[i], y[i], texts[i], area, crs_given=given, city=city, personal=personal)
                 self.report(position, "outside_china", "lon", said)
         return result
 
@@ -471,9 +472,7 @@ class Job:
             x, y = _coordinate(x_text), _coordinate(y_text)
             if x is None or y is None:
                 bad, bad_text = ("lon", x_text) if x is None else ("lat", y_text)
-                shown = f" ({bad_text!r})"
-                if self.personal_location:  # a resident's home: described, not quoted (gridkit.pii)
-                    shown = Message("pii.shown", location=typed_coordinate(bad_text))
+                shown = shown_values(self.personal_location, bad_text)
                 self.report(position, "bad_coordinate", bad, unread_coordinate(bad, bad_text, shown))
                 continue
             xs.append(x)
@@ -482,30 +481,15 @@ class Job:
             positions.append(position)
         return xs, ys, positions, texts
 
-    def _shown(self, x_text, y_text) -> Message | str:
-        """Return a row's coordinates as its messages show them: as typed, but for a person's row (a resident's
-        home), which gridkit.pii.typed_location rounds or describes."""
-        if self.personal_location:
-            return Message("pii.shown", location=typed_location(x_text, y_text))
-        return f" ({x_text}, {y_text})"
-
     def _missing_location(self, position: int, has_columns: bool) -> None:
         if self.kind == "residents":
-            self.report(
-                position,
-                "missing_location",
-                "lon" if has_columns else "building_code",
-                Message("imports.missing_location"),
-            )
+            name, message = ("lon" if has_columns else "building_code"), Message("imports.missing_location")
+            self.report(position, "missing_location", name, message)
         elif has_columns:
             self.report(position, "missing_coordinates", "lon", Message("imports.missing_coordinates"))
         else:
-            self.report(
-                position,
-                "missing_coordinates",
-                "lon",
-                Message("imports.no_coordinate_columns", file=self.display),
-            )
+            message = Message("imports.no_coordinate_columns", file=self.display)
+            self.report(position, "missing_coordinates", "lon", message)
 
     def _transform(self) -> tuple[Callable, str, tuple]:
         """Return (x, y → CGCS2000 lon, lat), the CRS label and the lon/lat bounds a point must lie in."""
