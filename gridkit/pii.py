@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import math
 import re
 import secrets
+import unicodedata
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -35,8 +37,78 @@ def public_location_sql(column: str) -> str:
 def public_location(lon: float, lat: float) -> tuple[str, str]:
     """Return the point (storage SRID degrees) as shown publicly, as text: public_location_sql's snap in Python
     (the nearest multiple of PUBLIC_LOCATION_STEP), for messages and reports read by anyone."""
+    return _public_degrees(lon), _public_degrees(lat)
+
+
+def _public_degrees(value: float) -> str:
     places = len(f"{PUBLIC_LOCATION_STEP:f}".rstrip("0").split(".")[1])
-    return tuple(f"{round(v / PUBLIC_LOCATION_STEP) * PUBLIC_LOCATION_STEP:.{places}f}" for v in (lon, lat))
+    return f"{round(value / PUBLIC_LOCATION_STEP) * PUBLIC_LOCATION_STEP:.{places}f}"
+
+
+# How an import's message (its report's .txt/.json/.csv, the CLI's lines) speaks of the coordinates typed in a row
+# of a person (a resident: their home) or a case (its caller's home, maybe): never as typed, but rounded as to the
+# public when the value reads as degrees, else by its shape (metres and their zone number, a decimal comma, its
+# digits as #), which is what the one who fixes the file needs; the row's line names which one. Rows of buildings,
+# entities and components are no one's: their messages quote the values as typed.
+_COMMA_NUMBER = re.compile(r"^\s*[+-]?\d+,\d+\s*$")
+_SHAPE_LENGTH = 40
+
+
+def _typed_number(text) -> float | None:
+    """Return a typed coordinate as a number: decimal (full-width too) or degrees-minutes-seconds; else None."""
+    from gridkit.coords import dms_degrees  # here: gridkit.coords loads shapely, which most readers of pii never need
+
+    value = unicodedata.normalize("NFKC", str(text)).strip()
+    try:
+        number = float(value)
+    except ValueError:
+        number = dms_degrees(value)
+    return number if number is not None and math.isfinite(number) else None
+
+
+def typed_coordinate(text) -> Message:
+    """Return one coordinate typed in a personal row as a message may say it: about its value to
+    PUBLIC_LOCATION_STEP when it reads as degrees, metres with their zone number (the digits in front of an easting
+    of 8 digits: 38 of 38 512 345) and how many digits, a text without digits as typed, else its shape with each
+    digit as # (a decimal comma, degrees-minutes-seconds past 60: ###,####, ###°##′##″E)."""
+    number = None if _COMMA_NUMBER.match(str(text)) else _typed_number(text)
+    if number is not None and abs(number) <= 180:
+        return Message("pii.coordinate.degrees", value=_public_degrees(number))
+    if number is not None:
+        digits = len(str(int(abs(number))))
+        zone = int(abs(number)) // 1_000_000
+        if digits == 8 and (25 <= zone <= 45 or 13 <= zone <= 23):
+            return Message("pii.coordinate.metres_zone", zone=zone, degrees=3 if zone >= 25 else 6)
+        return Message("pii.coordinate.metres", digits=digits)
+    typed = str(text).strip()
+    if not any(c.isnumeric() for c in typed):  # no digit (N/A, 无): nowhere, and says what was typed
+        return Message("pii.coordinate.text", text=typed[:_SHAPE_LENGTH])
+    shape = "".join("#" if c.isnumeric() else c for c in typed)
+    more = "…" if len(shape) > _SHAPE_LENGTH else ""
+    return Message("pii.coordinate.shape", shape=shape[:_SHAPE_LENGTH] + more)
+
+
+def typed_location(x_text, y_text) -> Message:
+    """Return the two coordinates typed in a personal row as a message may say them: both rounded as to the public
+    (public_location) when both read as degrees, else each as typed_coordinate says it."""
+    x, y = _typed_number(x_text), _typed_number(y_text)
+    commas = _COMMA_NUMBER.match(str(x_text)) or _COMMA_NUMBER.match(str(y_text))
+    if x is not None and y is not None and not commas and abs(x) <= 180 and abs(y) <= 180:
+        lon, lat = public_location(x, y)
+        return Message("pii.location.about", lon=lon, lat=lat)
+    return Message("pii.location.pair", x=typed_coordinate(x_text), y=typed_coordinate(y_text))
+
+
+def public_extent(x0: float, y0: float, x1: float, y1: float) -> Message:
+    """Return the extent of a personal layer's points (or one point) as a message may say it: its edges are
+    residents' homes, so rounded as to the public in degrees, else the shape of its first corner (typed_coordinate)."""
+    if all(abs(v) <= 180 for v in (x0, y0, x1, y1)):
+        if (x0, y0) == (x1, y1):
+            lon, lat = public_location(x0, y0)
+            return Message("pii.location.about", lon=lon, lat=lat)
+        (west, south), (east, north) = public_location(x0, y0), public_location(x1, y1)
+        return Message("pii.extent.about", west=west, east=east, south=south, north=north)
+    return Message("pii.location.pair", x=typed_coordinate(repr(x0)), y=typed_coordinate(repr(y0)))
 
 
 # A group that names people when linked to other data (a resident's household: who lives with whom), as a masked

@@ -9,8 +9,10 @@ GRIDKIT_HOME/exports and removed once sent.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
+from urllib.parse import quote
 
 from flask import (
     Blueprint,
@@ -19,13 +21,14 @@ from flask import (
     render_template,
     request,
     send_file,
+    url_for,
 )
 from sqlalchemy import select
 
 from gridkit import messages
 from gridkit.admin import local_gauss_kruger_epsg
 from gridkit.errors import GridkitError
-from gridkit.io.export import FORMATS, LAYERS, ExportOptions, export_layer, parse_where
+from gridkit.io.export import FORMATS, LAYERS, ExportOptions, export_layer, parse_where, small_counts_note
 from gridkit.io.export_writers import ENCODINGS
 from gridkit.io.retention import scratch_folder
 from gridkit.models import AdminUnit, Department
@@ -53,6 +56,8 @@ CRS_CHOICES = ("EPSG:4490", "EPSG:4326", "gauss_kruger", "gcj02")
 SUFFIX = {"shp": ".zip", "gpkg": ".gpkg", "geojson": ".geojson", "csv": ".csv", "xlsx": ".xlsx", "html": ".html"}
 PREVIEW_ROWS = 50
 JS_STRINGS = (
+    "analyst.export.writing",
+    "analyst.export.started",
     "analyst.loading",
     "analyst.failed",
     "analyst.legend",
@@ -135,6 +140,7 @@ def index():
         # A scoped user's exports cover its scope: whether it may unmask is asked for that area.
         may_unmask=may_see_personal_data(user, area_in_scope(session, user, None)),
         js_strings=strings(*JS_STRINGS),
+        export_cookie=EXPORT_NOTE_COOKIE,
     )
 
 
@@ -167,12 +173,38 @@ def export():
     user = current_user()
     try:
         with transaction() as session:
-            export_layer(session, options, user=user, actor=f"web:{user.name}")
+            summary = export_layer(session, options, user=user, actor=f"web:{user.name}")
     except BaseException:
         # The file may be written already (the audit row's commit failed): nothing is left behind.
         shutil.rmtree(folder, ignore_errors=True)
         raise
-    return _send(path, path.name)
+    response = _send(path, path.name)
+    _export_notes(response, summary)
+    return response
+
+
+# A download leaves the page as it was, so what the reader must know of the file (counts of 1–2 residents left
+# empty in a masked export: gridkit.rules.SMALL_COUNT_MAX, the summary's "small_counts_hidden") is sent back in a
+# short-lived cookie named by the form's download token, which the page's script (gridkit-analyst.js) reads once
+# the download starts and shows under the form, in the page's language. The cookie holds no data, only the sentence.
+EXPORT_NOTE_COOKIE = "gk_export_"
+_DOWNLOAD_TOKEN = re.compile(r"[a-z0-9]{8,40}")
+
+
+def _export_notes(response, summary: dict) -> None:
+    token = request.form.get("download_token", "")
+    if not _DOWNLOAD_TOKEN.fullmatch(token):
+        return  # no script on the page (or a client of its own): the file is all it asked for
+    notes = [note.render(current_language()) for note in (small_counts_note(summary),) if note is not None]
+    response.set_cookie(
+        EXPORT_NOTE_COOKIE + token,
+        quote("\n".join(notes), safe=""),
+        max_age=300,
+        path=url_for("analyst.index"),
+        samesite="Strict",
+        secure=current_app.config["GRIDKIT_SETTINGS"].secure_cookies,
+        httponly=False,  # read by the page's script, the one purpose of the cookie
+    )
 
 
 def _report_args() -> dict:

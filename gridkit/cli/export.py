@@ -16,6 +16,7 @@ from gridkit.io.export import (
     export_layer,
     format_for_path,
     parse_where,
+    small_counts_note,
 )
 from gridkit.messages import Message
 from gridkit.models import User
@@ -126,8 +127,9 @@ def export(settings, layer, path, format_, crs, encoding, area, where, dept, ver
         lines.append(say(cut, field=field, count=count))
     for field, count in summary.get("cleaned", {}).items():
         lines.append(say("export.xlsx_cleaned", field=field, count=count))
-    if summary.get("small_counts_hidden"):
-        lines.append(say("export.small_counts_note", fields=", ".join(summary["small_counts_hidden"])))
+    hidden = small_counts_note(summary)
+    if hidden is not None:
+        lines.append(say(hidden.key, **hidden.params))
     if summary.get("dates_only"):
         lines.append(say("export.dates_only", fields=", ".join(summary["dates_only"])))
     return output.Result(summary, lines=lines)

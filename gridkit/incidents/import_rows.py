@@ -34,7 +34,7 @@ from gridkit.io.problems import problem
 from gridkit.io.tables import TableReadError, TableStream, at, open_table, place
 from gridkit.messages import Message
 from gridkit.models import Department, IncidentCategory
-from gridkit.pii import public_location
+from gridkit.pii import public_location, typed_location
 from gridkit.rules import IncidentState, local_tz, now
 
 __all__ = [
@@ -327,7 +327,8 @@ def _locations(frame: pd.DataFrame, ctx: Context, line: np.ndarray, fail, notes:
     )
     lon, lat = _numbers(lon_text), _numbers(lat_text)
     empty = (lon_raw == "") | (lat_raw == "")
-    texts = {"lon": lambda i: lon_raw.iat[i], "lat": lambda i: lat_raw.iat[i]}
+    # A case's place can be its caller's home: never quoted as typed (gridkit.pii.typed_location), its line says which.
+    texts = {"location": lambda i: typed_location(lon_raw.iat[i], lat_raw.iat[i])}
     unread = ~empty & (lon.isna() | lat.isna())
     comma = unread & (lon_raw.map(has_decimal_comma) | lat_raw.map(has_decimal_comma))
     fail(comma, "bad_location", "location_decimal_comma", **texts)
@@ -339,15 +340,19 @@ def _locations(frame: pd.DataFrame, ctx: Context, line: np.ndarray, fail, notes:
     fail(unread & ~comma & ~dms, "bad_location", "location_not_numbers", **texts)
     if ctx.to_lonlat is None:
         fail(~empty & ((lon.abs() > 180) | (lat.abs() > 90)), "bad_location", "location_not_lon_lat", **texts)
-    placeholder = np.zeros(n, dtype=bool)
-    for px, py in ctx.mapping.get("placeholder_locations") or []:
-        placeholder |= np.isclose(lon.to_numpy(), px) & np.isclose(lat.to_numpy(), py)
+    # Which of the mapping's placeholder locations a row holds (-1: none); the note names the mapping's, not the row's.
+    placeholders = ctx.mapping.get("placeholder_locations") or []
+    which = np.full(n, -1)
+    for k, (px, py) in enumerate(placeholders):
+        which[(which < 0) & np.isclose(lon.to_numpy(), px) & np.isclose(lat.to_numpy(), py)] = k
+    placeholder = which >= 0
     no_place = empty.to_numpy() | placeholder
     for i in np.flatnonzero(no_place):
         kind = "placeholder_location" if placeholder[i] else "no_location"
         if notes.counted(kind):
             continue
-        what = Message(f"incident_import.{kind}", lon=lon_raw.iat[i], lat=lat_raw.iat[i])
+        px, py = placeholders[which[i]] if placeholder[i] else ("", "")
+        what = Message(f"incident_import.{kind}", lon=px, lat=py)
         notes.append(problem(kind, at(place(ctx.path.name, ctx.unit, int(line[i])), what), index=int(line[i])))
     lon = lon.to_numpy(dtype=float).copy()
     lat = lat.to_numpy(dtype=float).copy()
@@ -366,7 +371,9 @@ def note_outside(ctx: Context, rows: CheckedRows, cells: np.ndarray, notes: list
     the rounded place still tells another city, swapped columns or another coordinate system apart."""
     if ctx.edition is None:
         return
-    for i in np.flatnonzero(~rows.no_place & (cells == 0)):
+    # A place not read (a problem of its row, refusing the file) is NaN: outside nothing, and not a number to round.
+    placed = ~rows.no_place & np.isfinite(rows.lon) & np.isfinite(rows.lat)
+    for i in np.flatnonzero(placed & (cells == 0)):
         if notes.counted("outside_grid"):
             continue
         lon, lat = public_location(float(rows.lon[i]), float(rows.lat[i]))

@@ -15,6 +15,7 @@ import pyproj
 
 from gridkit.io.problems import _fatal, _first_line
 from gridkit.messages import Message
+from gridkit.pii import public_extent
 
 __all__ = [
     "cgcs2000_via",
@@ -123,16 +124,21 @@ def check_datum(crs: pyproj.CRS, source: dict) -> None:
         raise _fatal(source, "datum_without_shift", "datum_without_shift", **said)
 
 
-def coordinate_hint(bounds, city=None) -> Message | str:
+def coordinate_hint(bounds, city=None, *, where: Message | None = None, personal: bool = False) -> Message | str:
     """Return what the extent (x0, y0, x1, y1) of a file without a CRS looks like, and the --src-crs to give.
 
     `city`: the extent (west, south, east, north, degrees) of the city's admin units (gridkit.admin.city_extent),
     None before any is imported. Metres without a zone number in front are then told the 3-degree zones the city
-    lies in, and the one in which they fall on the city (`city_zone_hint`)."""
+    lies in, and the one in which they fall on the city (`city_zone_hint`). `where`: how the hint names the values
+    (a personal row's: gridkit.pii.typed_location), by default as they are, or for a layer of people's homes
+    (`personal`: residents) as the public may read them (gridkit.pii.public_extent)."""
     if bounds is None or not all(map(math.isfinite, bounds)):
         return ""
     x0, y0, x1, y1 = bounds
-    where = f"x {x0:.6g}–{x1:.6g}, y {y0:.6g}–{y1:.6g}" if (x0, y0) != (x1, y1) else f"x {x0:.6g}, y {y0:.6g}"
+    if where is None and personal:
+        where = public_extent(x0, y0, x1, y1)
+    elif where is None:
+        where = f"x {x0:.6g}–{x1:.6g}, y {y0:.6g}–{y1:.6g}" if (x0, y0) != (x1, y1) else f"x {x0:.6g}, y {y0:.6g}"
     if -180 <= x0 and x1 <= 180 and -90 <= y0 and y1 <= 90:
         return Message("geometry.hint.degrees", where=where)
     zone = int(x0 // 1_000_000)
@@ -173,7 +179,7 @@ def _zone_to_lonlat(epsg: int) -> pyproj.Transformer:
     return pyproj.Transformer.from_crs(epsg, 4490, always_xy=True)
 
 
-def city_zone_hint(bounds, city, where: str) -> Message:
+def city_zone_hint(bounds, city, where) -> Message:
     """Return the advice for projected metres without a zone number: the city's zones, and the first of them in
     which the extent's centre falls within about 50 km of the city (else that it falls in none of them)."""
     zones = city_zones(city)

@@ -47,6 +47,7 @@ from gridkit.io.export_writers import (
     TableWriter,
     check_encodable,
 )
+from gridkit.messages import Message
 from gridkit.models import SRID, AdminUnit
 from gridkit.rules import parse_time
 from gridkit.users import area_in_scope, may_see_personal_data
@@ -59,6 +60,7 @@ __all__ = [
     "export_layer",
     "format_for_path",
     "parse_where",
+    "small_counts_note",
     "target_crs",
 ]
 
@@ -453,6 +455,13 @@ def _summary(options, crs, query, writer, parts, features: int, path: Path, star
         summary["truncated"] = dict(writer.truncated)
         summary["cleaned"] = dict(writer.cleaned)
     return summary
+
+
+def small_counts_note(summary: dict) -> Message | None:
+    """Return what an export's reader must be told when counts of 1–2 residents were left empty in it (its
+    summary's "small_counts_hidden", gridkit.rules.SMALL_COUNT_MAX), else None: said by the CLI and the web."""
+    hidden = summary.get("small_counts_hidden")
+    return Message("export.small_counts_note", fields=", ".join(hidden)) if hidden else None
 
 
 def _audit_unmasked(

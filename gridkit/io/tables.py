@@ -205,6 +205,7 @@ def open_table(
     src_crs: str | None = None,
     chunk_rows: int | None = None,
     city: tuple | None = None,
+    personal: bool = False,
 ) -> TableStream:
     """Open the file at `path` for reading in chunks of rows; raise TableReadError if it cannot be read.
 
@@ -212,6 +213,7 @@ def open_table(
     rows); a CSV whose text does not decode cleanly is read whole, to name every bad line. Vector
     files are read `chunk_rows` features at a time (gridkit.io.vector_batches): memory flat too. `city`: the
     extent of the city's admin units (gridkit.admin.city_extent), for the advice to a vector file without a CRS.
+    `personal`: the points are people's homes (residents), never named exactly in a vector file's problems.
     """
     path = Path(path)
     chunk_rows = chunk_rows or CHUNK_ROWS
@@ -221,7 +223,14 @@ def open_table(
     size = path.stat().st_size if path.is_file() else 0
     if path.is_dir() or suffix in SPATIAL_SUFFIXES:
         return _stream_spatial(
-            path, encoding=encoding, layer=layer, src_crs=src_crs, chunk_rows=chunk_rows, size=size, city=city
+            path,
+            encoding=encoding,
+            layer=layer,
+            src_crs=src_crs,
+            chunk_rows=chunk_rows,
+            size=size,
+            city=city,
+            personal=personal,
         )
     if suffix in CSV_SUFFIXES:
         from gridkit.io.csvtable import stream_csv  # here: csvtable builds on this module
@@ -406,13 +415,15 @@ def _preview(text) -> str:
 # -- vector files ---------------------------------------------------------------------------------------
 
 
-def _stream_spatial(path: Path, *, encoding, layer, src_crs, chunk_rows: int, size: int, city=None) -> TableStream:
+def _stream_spatial(
+    path: Path, *, encoding, layer, src_crs, chunk_rows: int, size: int, city=None, personal: bool = False
+) -> TableStream:
     """Open a vector file as a stream of Tables, `chunk_rows` features read from the file at a time."""
     from gridkit.io.vector_batches import open_vector_batches  # here: it builds on gridkit.io.vector
 
     try:
         batches = open_vector_batches(
-            path, layer=layer, encoding=encoding, src_crs=src_crs, batch_size=chunk_rows, city=city
+            path, layer=layer, encoding=encoding, src_crs=src_crs, batch_size=chunk_rows, city=city, personal=personal
         )
     except VectorReadError as exc:
         raise TableReadError(

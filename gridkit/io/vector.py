@@ -300,6 +300,11 @@ def _has_crs_member(file_path: Path) -> bool:
     return re.search(rb'"crs"\s*:\s*\{', file_path.read_bytes()) is not None
 
 
+def _hint(bounds, city, source: dict):
+    """Return coordinate_hint's advice, naming no point exactly in a layer of people's homes (source "personal")."""
+    return coordinate_hint(bounds, city, personal=bool(source.get("personal")))
+
+
 def _source_crs(
     info: dict, src_crs, source: dict, notes: list, geojson_default: bool, city: tuple | None = None
 ) -> tuple[pyproj.CRS, bool]:
@@ -323,9 +328,9 @@ def _source_crs(
         return crs, False
     if file_crs is None:
         sentence = "no_prj" if source["driver"] == "ESRI Shapefile" else "no_crs"
-        raise _fatal(source, "no_crs", sentence, file=display, hint=coordinate_hint(info.get("total_bounds"), city))
+        raise _fatal(source, "no_crs", sentence, file=display, hint=_hint(info.get("total_bounds"), city, source))
     if geojson_default and looks_projected(info.get("total_bounds")):  # metres, not the RFC 7946 degrees
-        raise _fatal(source, "no_crs", "no_crs", file=display, hint=coordinate_hint(info.get("total_bounds"), city))
+        raise _fatal(source, "no_crs", "no_crs", file=display, hint=_hint(info.get("total_bounds"), city, source))
     source.update(crs=crs_label(file_crs), crs_source="file")
     if geojson_default:
         source["crs_source"] = "GeoJSON default (RFC 7946)"
@@ -453,7 +458,7 @@ def _placed(
     # What the coordinates look like, for a refusal that blames the CRS: metres under a lon/lat .prj, degrees or
     # zone-prefixed eastings under a projected one.
     raw = shapely.total_bounds(geoms[keep]) if keep.any() else None
-    hint = coordinate_hint(raw, city) if not gcj02 and (crs.is_projected or looks_projected(raw)) else ""
+    hint = _hint(raw, city, source) if not gcj02 and (crs.is_projected or looks_projected(raw)) else ""
     # Reproject to CGCS2000 lon/lat first: the China check is in degrees.
     if gcj02:
         from gridkit.coords import transform_geometry_gcj02_to_cgcs2000

@@ -55,13 +55,27 @@ class VectorBatches:
     """
 
     def __init__(
-        self, path, *, layer, encoding, src_crs, target_srid, multipart, code_field, max_vertices, size, city=None
+        self,
+        path,
+        *,
+        layer,
+        encoding,
+        src_crs,
+        target_srid,
+        multipart,
+        code_field,
+        max_vertices,
+        size,
+        city=None,
+        personal: bool = False,
     ):
         self.path = Path(path)
         self.encoding, self.target_srid, self.multipart = encoding, target_srid, multipart
         self.code_field, self.max_vertices, self.batch_size = code_field, max_vertices, size
         self.city = city  # the extent of the city's admin units, for the advice to coordinates in another CRS
         self.source: dict = {"path": str(self.path), "display": self.path.name or str(self.path)}
+        if personal:  # people's homes (residents): the problems name no point exactly (gridkit.pii.public_extent)
+            self.source["personal"] = True
         self.notes: list[dict] = []
         self.reads = 0
         self._codec_seen: str | None = None
@@ -198,6 +212,7 @@ def open_vector_batches(
     max_vertices: int | None = MAX_VERTICES,
     batch_size: int | None = None,
     city: tuple | None = None,
+    personal: bool = False,
 ) -> VectorBatches:
     """Open the layer at `path` for reading `batch_size` features at a time (see the module docs).
 
@@ -214,4 +229,5 @@ def open_vector_batches(
         max_vertices=max_vertices,
         size=batch_size or VECTOR_BATCH,
         city=city,
+        personal=personal,
     )

@@ -10,6 +10,7 @@ import shapely
 
 from gridkit.io.problems import _LIST_AT_MOST, problem
 from gridkit.messages import Message
+from gridkit.pii import public_extent
 from gridkit.rules import CHINA_LAT, CHINA_LON
 
 if TYPE_CHECKING:
@@ -44,6 +45,12 @@ def fail_non_finite(geoms: np.ndarray, keep: np.ndarray, fail) -> None:
         fail(i, "not_convertible")
 
 
+def _where(x0, y0, x1, y1, personal: bool):
+    """Return how a problem names a feature's extent: as it is, or for a layer of people's homes as the public
+    may read it (gridkit.pii.public_extent)."""
+    return public_extent(x0, y0, x1, y1) if personal else f"x {x0:.6g}–{x1:.6g}, y {y0:.6g}–{y1:.6g}"
+
+
 def check_in_china(series: gpd.GeoSeries, keep: np.ndarray, fail, source: dict, problems: list, hint="") -> None:
     """Fail the features outside China after conversion to CGCS2000 lon/lat; most of a file so is one file-level
     problem (axes swapped, or a wrong coordinate system: `hint` says what the coordinates look like)."""
@@ -59,7 +66,7 @@ def check_in_china(series: gpd.GeoSeries, keep: np.ndarray, fail, source: dict, 
     checked = int(keep.sum())
     if not outside.any() or checked == 0:
         return
-    display = source["display"]
+    display, personal = source["display"], bool(source.get("personal"))  # personal: people's homes, never exact
     positions = np.flatnonzero(outside)
     indexes = [series.index[i] for i in positions]
     listed = ", ".join(str(i) for i in indexes[:_LIST_AT_MOST]) + (" …" if len(indexes) > _LIST_AT_MOST else "")
@@ -73,7 +80,7 @@ def check_in_china(series: gpd.GeoSeries, keep: np.ndarray, fail, source: dict, 
                     file=display,
                     count=int((outside & swapped).sum()),
                     checked=checked,
-                    where=f"x {x0[first]:.6g}–{x1[first]:.6g}, y {y0[first]:.6g}–{y1[first]:.6g}",
+                    where=_where(x0[first], y0[first], x1[first], y1[first], personal),
                     example=indexes[0],
                 ),
                 field="geometry",
@@ -100,7 +107,7 @@ def check_in_china(series: gpd.GeoSeries, keep: np.ndarray, fail, source: dict, 
         keep[outside] = False
         return
     for i in positions:
-        where = f"x {x0[i]:.6g}–{x1[i]:.6g}, y {y0[i]:.6g}–{y1[i]:.6g}"
+        where = _where(x0[i], y0[i], x1[i], y1[i], personal)
         if not np.isfinite(bounds[i]).all():
             fail(i, "not_convertible")
         elif swapped[i]:  # one feature drawn as latitude, longitude among right ones

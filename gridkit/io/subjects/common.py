@@ -16,6 +16,7 @@ from gridkit.io.csvdialect import has_decimal_comma
 from gridkit.io.problems import ImportRefused
 from gridkit.messages import Message
 from gridkit.pii import masked_phone_reason as _phone_reason
+from gridkit.pii import typed_coordinate, typed_location
 from gridkit.rules import CHINA_LAT, CHINA_LON
 from gridkit.standard.ids import validate_phone
 
@@ -253,12 +254,22 @@ def area_message(label: str, bounds: tuple) -> Message:
     return Message("imports.area.crs", label=label, west=west, east=east, south=south, north=north)
 
 
-def outside_message(x: float, y: float, shown: str, area: Message, *, crs_given: bool, city=None) -> Message:
-    """Return why a row's point lies outside `area`; projected metres read as degrees are told so, with the
-    --src-crs their range (and the `city`'s zones: gridkit.io.crs.coordinate_hint) suggests (only where the
-    values may be shown: `shown` is empty for personal data)."""
-    if not crs_given and shown and looks_projected((x, y, x, y)):
-        return Message("imports.looks_projected", shown=shown, hint=coordinate_hint((x, y, x, y), city))
+def shown_values(personal: bool, x_text, y_text=None) -> Message | str:
+    """Return a row's coordinates (or the one `x_text`) as its messages show them: as typed, but in a person's row
+    (a resident's home) rounded or described as gridkit.pii says (typed_location, typed_coordinate)."""
+    if y_text is None:
+        return Message("pii.shown", location=typed_coordinate(x_text)) if personal else f" ({x_text!r})"
+    return Message("pii.shown", location=typed_location(x_text, y_text)) if personal else f" ({x_text}, {y_text})"
+
+
+def outside_message(x, y, texts: tuple, area: Message, *, crs_given: bool, city=None, personal=False) -> Message:
+    """Return why a row's point (`texts` as typed, read as `x`, `y`) lies outside `area`; projected metres read as
+    degrees are told so, with the --src-crs their range (and the `city`'s zones: gridkit.io.crs.coordinate_hint)
+    suggests. A person's row (`personal`) names its values as shown_values does."""
+    x, y, shown = float(x), float(y), shown_values(personal, *texts)
+    if not crs_given and looks_projected((x, y, x, y)):
+        where = typed_location(*texts) if personal else None
+        return Message("imports.looks_projected", shown=shown, hint=coordinate_hint((x, y, x, y), city, where=where))
     return Message("imports.outside_area", shown=shown, area=area)
 
 

@@ -25,6 +25,7 @@ from gridkit.io.subjects.common import (
     _inside,
     area_message,
     outside_message,
+    shown_values,
     unread_coordinate,
 )
 from gridkit.io.tables import Table, TableReadError, at, open_table, place
@@ -66,7 +67,15 @@ class Job:
         self.row_labels = None
         try:
             self.city = city_extent(session)  # the advice to coordinates in metres names the city's zones
-            self.stream = open_table(path, encoding=encoding, sheet=sheet, layer=layer, src_crs=src_crs, city=self.city)
+            self.stream = open_table(
+                path,
+                encoding=encoding,
+                sheet=sheet,
+                layer=layer,
+                src_crs=src_crs,
+                city=self.city,
+                personal=personal_location,
+            )
         except TableReadError as exc:
             raise SubjectImportRefused(
                 exc.code, problems=exc.problems, notes=exc.notes, source=exc.source, **exc.params
@@ -426,7 +435,7 @@ class Job:
         lon_out[where[inside]], lat_out[where[inside]] = lon[inside], lat[inside]
         for i in np.flatnonzero(~inside):
             position = positions[i]
-            shown = "" if self.personal_location else f" ({texts[i][0]}, {texts[i][1]})"
+            shown = shown_values(self.personal_location, *texts[i])
             if swapped[i]:
                 self.report(
                     position,
@@ -435,9 +444,8 @@ class Job:
                     Message("imports.axes_swapped", shown=shown, lat=self.column("lat"), lon=self.column("lon")),
                 )
             else:  # metres read as degrees (no --src-crs) are told so, with the CRS their range suggests
-                said = outside_message(
-                    float(x[i]), float(y[i]), shown, area, crs_given=bool(self.src_crs), city=self.city
-                )
+                given, city, personal = bool(self.src_crs), self.city, self.personal_location
+                said = outside_message(x[i], y[i], texts[i], area, crs_given=given, city=city, personal=personal)
                 self.report(position, "outside_china", "lon", said)
         return result
 
@@ -464,7 +472,7 @@ class Job:
             x, y = _coordinate(x_text), _coordinate(y_text)
             if x is None or y is None:
                 bad, bad_text = ("lon", x_text) if x is None else ("lat", y_text)
-                shown = "" if self.personal_location else f" ({bad_text!r})"
+                shown = shown_values(self.personal_location, bad_text)
                 self.report(position, "bad_coordinate", bad, unread_coordinate(bad, bad_text, shown))
                 continue
             xs.append(x)
@@ -475,21 +483,13 @@ class Job:
 
     def _missing_location(self, position: int, has_columns: bool) -> None:
         if self.kind == "residents":
-            self.report(
-                position,
-                "missing_location",
-                "lon" if has_columns else "building_code",
-                Message("imports.missing_location"),
-            )
+            name, message = ("lon" if has_columns else "building_code"), Message("imports.missing_location")
+            self.report(position, "missing_location", name, message)
         elif has_columns:
             self.report(position, "missing_coordinates", "lon", Message("imports.missing_coordinates"))
         else:
-            self.report(
-                position,
-                "missing_coordinates",
-                "lon",
-                Message("imports.no_coordinate_columns", file=self.display),
-            )
+            message = Message("imports.no_coordinate_columns", file=self.display)
+            self.report(position, "missing_coordinates", "lon", message)
 
     def _transform(self) -> tuple[Callable, str, tuple]:
         """Return (x, y → CGCS2000 lon, lat), the CRS label and the lon/lat bounds a point must lie in."""

@@ -53,6 +53,49 @@
       });
   });
 
+  // Export: the file downloads and the page stays. The server answers a form carrying a download token with a
+  // cookie named by it (web/analyst.py, _export_notes), set once the file is written: what the reader must know of
+  // the file (counts of 1–2 residents left empty), in the page's language, shown under the form.
+  var exportForm = document.getElementById("gk-export");
+  var exportOut = document.getElementById("gk-export-out");
+  var exportTimer = null;
+  function readCookie(name) {
+    var found = null;
+    document.cookie.split("; ").forEach(function (pair) {
+      var at = pair.indexOf("=");
+      if (pair.slice(0, at) === name) { found = pair.slice(at + 1); }
+    });
+    return found;
+  }
+  exportForm.addEventListener("submit", function () {
+    var bytes = new Uint8Array(12);
+    window.crypto.getRandomValues(bytes);
+    var token = Array.prototype.map.call(bytes, function (b) { return ("0" + b.toString(16)).slice(-2); }).join("");
+    var name = config.exportCookie + token;
+    exportForm.elements.download_token.value = token;
+    exportOut.textContent = S["analyst.export.writing"];
+    if (exportTimer !== null) { clearInterval(exportTimer); }
+    var waited = 0;
+    exportTimer = setInterval(function () {
+      var said = readCookie(name);
+      waited += 500;
+      if (said === null) {
+        if (waited > 30 * 60 * 1000) { clearInterval(exportTimer); exportOut.textContent = ""; }
+        return;
+      }
+      clearInterval(exportTimer);
+      exportTimer = null;
+      document.cookie = name + "=; Max-Age=0; Path=" + config.exportCookiePath + "; SameSite=Strict";
+      exportOut.textContent = "";
+      var lines = [S["analyst.export.started"]].concat(decodeURIComponent(said).split("\n").filter(Boolean));
+      lines.forEach(function (line) {
+        var p = document.createElement("p");
+        p.textContent = line;
+        exportOut.appendChild(p);
+      });
+    }, 500);
+  });
+
   function escapeHtml(text) {
     return String(text).replace(/[&<>"']/g, function (c) {
       return {"&": "&amp;", "<": "&lt;", ">": "&gt;", "\"": "&quot;", "'": "&#39;"}[c];
