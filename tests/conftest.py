@@ -60,6 +60,10 @@ class TestServer:
         """Return the URL of database `dbname` as the server's superuser."""
         return self.url_for(dbname, ADMIN_ROLE)
 
+    def owner_settings(self, settings: Settings) -> Settings:
+        """Return `settings` (of a database of this server) on the same database as the owner of its schema."""
+        return replace(settings, database_url=self.owner_url(make_url(settings.database_url).database))
+
     @property
     def app_url(self) -> str:
         """The URL of the main test database as the application role."""
@@ -190,20 +194,15 @@ def fresh_settings(pg_server, tmp_path):
     settings = Settings(home=tmp_path / "home", database_url=url)
     yield settings
     _dispose_engine_for(db.database_url(settings))
-    _dispose_engine_for(db.database_url(owner_settings(pg_server, settings)))
+    _dispose_engine_for(db.database_url(pg_server.owner_settings(settings)))
     pg_server.drop_database(name)
-
-
-def owner_settings(pg_server, settings: Settings) -> Settings:
-    """Return `settings` on the same database as the owner of its schema."""
-    return replace(settings, database_url=pg_server.owner_url(make_url(settings.database_url).database))
 
 
 @pytest.fixture
 def fresh_owner_settings(pg_server, fresh_settings):
     """fresh_settings' database as the owner of its schema: for commands only the owner may run (migrations,
     `gridkit db archive-audit`, a new time zone) and for data the application role may not write."""
-    return owner_settings(pg_server, fresh_settings)
+    return pg_server.owner_settings(fresh_settings)
 
 
 def _dispose_engine_for(url: str) -> None:
