@@ -7,9 +7,9 @@ On the private cluster the tests reach the database as production does: as the a
 `gridkit` (no owner, no superuser, with the privileges `gridkit db up` grants and the migrations
 restrict), the schema being migrated by the owner role `gridkit_owner`. The fixtures `engine`,
 `session` and `fresh_settings` are the application role's; a test that needs more (DDL, the writes
-the application may not make, the catalogs' privileged views) asks for `owner_engine`,
-`owner_session`, `fresh_owner_settings` or `superuser_engine` by name. An external test server has
-one role, used for all of them.
+the application may not make, the owner's bookkeeping) asks for `owner_engine`, `owner_session`,
+`fresh_owner_settings` or `superuser_engine` by name, or is marked `@pytest.mark.as_owner("why")`
+to have its `session` as the owner. An external test server has one role, used for all of them.
 """
 
 from __future__ import annotations
@@ -170,10 +170,14 @@ def _rolled_back(eng):
 
 
 @pytest.fixture
-def session(engine):
+def session(request, engine):
     """A session as the application role whose work is rolled back after the test, even if the code under test
-    commits."""
-    yield from _rolled_back(engine)
+    commits; as the schema's owner for a test marked `@pytest.mark.as_owner("why")` (and so for every fixture of
+    that test built on `session`)."""
+    marker = request.node.get_closest_marker("as_owner")
+    if marker is not None and not (marker.args and marker.args[0]):
+        pytest.fail("@pytest.mark.as_owner needs the reason the application role does not do", pytrace=False)
+    yield from _rolled_back(request.getfixturevalue("owner_engine") if marker else engine)
 
 
 @pytest.fixture
