@@ -44,6 +44,7 @@ class TestServer:
 
     external_url: str | None  # SQLAlchemy URL of the main test database on an external server (its only role)
     cluster: EmbeddedCluster | None  # else the private cluster, with gridkit's three roles
+    main_db: str = MAIN_DB  # the main test database (migrated once; `session`'s)
 
     def url_for(self, dbname: str, role: str = APP_ROLE) -> str:
         """Return the URL of database `dbname` as `role` (the application role by default; on an external
@@ -52,13 +53,13 @@ class TestServer:
             return make_url(self.external_url).set(database=dbname).render_as_string(hide_password=False)
         return self.cluster.url(dbname, role=role)
 
-    def owner_url(self, dbname: str = MAIN_DB) -> str:
+    def owner_url(self, dbname: str | None = None) -> str:
         """Return the URL of database `dbname` as the owner of its schema (who migrates it)."""
-        return self.url_for(dbname, OWNER_ROLE)
+        return self.url_for(dbname or self.main_db, OWNER_ROLE)
 
-    def superuser_url(self, dbname: str = MAIN_DB) -> str:
+    def superuser_url(self, dbname: str | None = None) -> str:
         """Return the URL of database `dbname` as the server's superuser."""
-        return self.url_for(dbname, ADMIN_ROLE)
+        return self.url_for(dbname or self.main_db, ADMIN_ROLE)
 
     def owner_settings(self, settings: Settings) -> Settings:
         """Return `settings` (of a database of this server) on the same database as the owner of its schema."""
@@ -67,7 +68,7 @@ class TestServer:
     @property
     def app_url(self) -> str:
         """The URL of the main test database as the application role."""
-        return self.url_for(MAIN_DB)
+        return self.url_for(self.main_db)
 
     def _connect(self, dbname: str):
         conninfo = make_url(self.superuser_url(dbname)).set(drivername="postgresql")
@@ -104,7 +105,8 @@ def pg_server():
     tmp = None
     cluster = None
     if external:
-        server = TestServer(external_url=db.database_url(Settings(database_url=external)), cluster=None)
+        url = db.database_url(Settings(database_url=external))
+        server = TestServer(external_url=url, cluster=None, main_db=make_url(url).database)
     else:
         # Short path: the Unix socket lives in it.
         tmp = Path(tempfile.mkdtemp(prefix="gk-test-"))
@@ -123,8 +125,8 @@ def pg_server():
         cluster.ensure_roles()
         server = TestServer(external_url=None, cluster=cluster)
         server.create_database(MAIN_DB)
-    db.upgrade(server.owner_url(MAIN_DB))
-    server.create_database(TEMPLATE_DB, template=make_url(server.owner_url(MAIN_DB)).database)
+    db.upgrade(server.owner_url())
+    server.create_database(TEMPLATE_DB, template=server.main_db)
     yield server
     server.drop_database(TEMPLATE_DB)
     if cluster is not None:
