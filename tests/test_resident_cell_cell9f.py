@@ -202,7 +202,7 @@ def test_every_write_of_resident_cell_marks_the_summary_stale(session, statement
     one = session.scalar(text("SELECT min(id) FROM resident"))
     if statement != "INSERT":
         session.execute(text("INSERT INTO resident_cell VALUES (:r, :c)"), {"r": one, "c": cells[0]})
-    session.execute(text("DELETE FROM resident_change"))
+    before = session.scalar(text("SELECT count(*) FROM resident_change"))  # the triggers' log (owner's to empty)
     sql = {
         "INSERT": "INSERT INTO resident_cell VALUES (:r, :c)",
         "UPDATE": "UPDATE resident_cell SET base_cell_id = :c WHERE resident_id = :r",
@@ -210,7 +210,7 @@ def test_every_write_of_resident_cell_marks_the_summary_stale(session, statement
         "TRUNCATE": "TRUNCATE resident_cell",
     }[statement]
     session.execute(text(sql), {"r": one, "c": cells[1]})
-    assert session.scalar(text("SELECT count(*) FROM resident_change")) >= 1
+    assert session.scalar(text("SELECT count(*) FROM resident_change")) > before
 
 
 _RESTORE_DEFINITION = "SELECT pg_get_functiondef('gridkit_restore_bulk_indexes(regclass, text[])'::regprocedure)"
