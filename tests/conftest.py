@@ -122,6 +122,13 @@ def pg_server():
                 "Install it with `bash scripts/setup.sh`, or set GRIDKIT_TEST_DATABASE_URL.",
                 returncode=3,
             )
+        # Every test's work is rolled back: autovacuum would record the main database's tables as analysed empty while
+        # their files keep the pages of those rows (truncating them waits on the next test's locks), and the planner
+        # would then take the thousands of rows a test adds for none (a demo load's per-case statements ran for
+        # minutes). Statistics come from the ANALYZE the code under test asks for.
+        with cluster.connect("postgres") as conn:
+            conn.execute("ALTER SYSTEM SET autovacuum = off")
+            conn.execute("SELECT pg_reload_conf()")
         cluster.ensure_roles()
         server = TestServer(external_url=None, cluster=cluster)
         server.create_database(MAIN_DB)
