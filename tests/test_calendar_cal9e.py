@@ -258,7 +258,8 @@ def test_imported_cases_get_working_time_deadlines_and_step_times(session, world
 def test_the_migration_turns_stored_limits_into_working_time(pg_server):
     """Categories stored before 20261207_cal9e had limits in calendar hours: a day's limit becomes a working day,
     limits of up to 8 hours stay, public safety and 突发事件 run around the clock with their limits unchanged."""
-    url = pg_server.create_database("gridkit_cal9e_limits")
+    pg_server.create_database("gridkit_cal9e_limits")
+    url = pg_server.owner_url("gridkit_cal9e_limits")  # migrations run as the owner
     try:
         db.upgrade(url, "20261206_scale8b")
         engine = db.make_engine(url)

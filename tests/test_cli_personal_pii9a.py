@@ -179,9 +179,10 @@ def test_an_erasure_by_row_id_asks_first_and_no_changes_nothing(residents_settin
 # -- a bug's traceback quotes no row --------------------------------------------------------------------------
 
 
-def test_an_unexpected_database_error_shows_its_traceback_without_the_refused_row(grid_settings):
+def test_an_unexpected_database_error_shows_its_traceback_without_the_refused_row(pg_server, grid_settings):
     _publish_two_work_cells(grid_settings)
-    with _session(grid_settings) as session, session.begin():
+    # As the owner: the constraint the service does not know of is DDL.
+    with _session(pg_server.owner_settings(grid_settings)) as session, session.begin():
         # A constraint the service does not know of: PostgreSQL refuses the row and quotes it in DETAIL.
         session.execute(text("ALTER TABLE coordinator ADD CONSTRAINT no_zhang CHECK (name <> '张三丰')"))
     failed = run(

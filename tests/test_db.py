@@ -67,7 +67,8 @@ def test_every_geometry_column_has_srid_4490_and_a_gist_index(engine):
 
 
 def test_migration_round_trip(pg_server):
-    url = pg_server.create_database("gridkit_roundtrip")
+    pg_server.create_database("gridkit_roundtrip")
+    url = pg_server.owner_url("gridkit_roundtrip")  # migrations run as the owner
     try:
         db.upgrade(url)
         eng = db.make_engine(url)

@@ -32,33 +32,35 @@ def _audit(settings, action):
         ).all()
 
 
-def test_a_backup_is_owner_only_whatever_the_umask_and_audited(fresh_settings, tmp_path):
-    _build_city(fresh_settings)
+# As the owner: an external database is backed up and restored as its URL's one role, the schema's owner.
+def test_a_backup_is_owner_only_whatever_the_umask_and_audited(fresh_owner_settings, tmp_path):
+    _build_city(fresh_owner_settings)
     dump = tmp_path / "city.dump"
     old = os.umask(0)
     try:
-        run(fresh_settings, "db", "backup", str(dump))
+        run(fresh_owner_settings, "db", "backup", str(dump))
     finally:
         os.umask(old)
     # Residents' names and phones and the users' password hashes: readable by the owner alone.
     assert stat.S_IMODE(dump.stat().st_mode) == 0o600
     assert sorted(p.name for p in tmp_path.iterdir()) == ["city.dump"]
     # Personal data left the system: who took it and where is in the audit log.
-    rows = _audit(fresh_settings, "personal_data.read")
+    rows = _audit(fresh_owner_settings, "personal_data.read")
     assert len(rows) == 1 and rows[0].actor.startswith("cli") and rows[0].object_type == "database_backup"
     assert rows[0].detail["path"] == str(dump) and rows[0].detail["bytes"] == dump.stat().st_size
 
 
-def test_a_backup_never_overwrites_a_file_unless_forced(fresh_settings, tmp_path):
+# As the owner: an external database is backed up and restored as its URL's one role, the schema's owner.
+def test_a_backup_never_overwrites_a_file_unless_forced(fresh_owner_settings, tmp_path):
     dump = tmp_path / "city.dump"
     dump.write_bytes(b"last week's backup")
-    refused = run(fresh_settings, "db", "backup", str(dump), ok=False)
+    refused = run(fresh_owner_settings, "db", "backup", str(dump), ok=False)
     assert refused.exit_code == 1 and "exists already" in refused.output and "--force" in refused.output
     assert dump.read_bytes() == b"last week's backup"
-    chinese = run(fresh_settings, "db", "backup", str(dump), ok=False, env={})
+    chinese = run(fresh_owner_settings, "db", "backup", str(dump), ok=False, env={})
     assert "已存在" in chinese.output
     os.chmod(dump, 0o644)
-    run(fresh_settings, "db", "backup", str(dump), "--force")
+    run(fresh_owner_settings, "db", "backup", str(dump), "--force")
     assert tarfile.is_tarfile(dump) and stat.S_IMODE(dump.stat().st_mode) == 0o600
     assert sorted(p.name for p in tmp_path.iterdir()) == ["city.dump"]
 
@@ -74,7 +76,8 @@ def test_a_failed_backup_leaves_no_file_behind(tmp_path):
 
 def _foreign_archive(pg_server, tmp_path):
     """A real pg_dump archive of another application's database (not gridkit's)."""
-    url = pg_server.create_database(f"gk_foreign_{os.getpid()}")
+    pg_server.create_database(f"gk_foreign_{os.getpid()}")
+    url = pg_server.owner_url(f"gk_foreign_{os.getpid()}")  # who may create tables in it
     conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(conninfo, autocommit=True) as conn:
         conn.execute("CREATE TABLE payroll (id int, name text)")
@@ -89,68 +92,73 @@ def _foreign_archive(pg_server, tmp_path):
     return path
 
 
-def test_restore_refuses_another_applications_archive(pg_server, fresh_settings, tmp_path):
-    _build_city(fresh_settings)
-    before = _counts(fresh_settings)
-    refused = run(fresh_settings, "db", "restore", str(_foreign_archive(pg_server, tmp_path)), "--yes", ok=False)
+# As the owner: an external database is backed up and restored as its URL's one role, the schema's owner.
+def test_restore_refuses_another_applications_archive(pg_server, fresh_owner_settings, tmp_path):
+    _build_city(fresh_owner_settings)
+    before = _counts(fresh_owner_settings)
+    refused = run(fresh_owner_settings, "db", "restore", str(_foreign_archive(pg_server, tmp_path)), "--yes", ok=False)
     assert refused.exit_code == 1 and "is not a gridkit backup" in refused.output
-    assert _counts(fresh_settings) == before
+    assert _counts(fresh_owner_settings) == before
 
 
-def test_restore_refuses_a_truncated_archive(fresh_settings, tmp_path):
-    _build_city(fresh_settings)
+# As the owner: an external database is backed up and restored as its URL's one role, the schema's owner.
+def test_restore_refuses_a_truncated_archive(fresh_owner_settings, tmp_path):
+    _build_city(fresh_owner_settings)
     dump = tmp_path / "city.dump"
-    run(fresh_settings, "db", "backup", str(dump))
-    before = _counts(fresh_settings)
+    run(fresh_owner_settings, "db", "backup", str(dump))
+    before = _counts(fresh_owner_settings)
     cut = tmp_path / "cut.dump"
     cut.write_bytes(dump.read_bytes()[: dump.stat().st_size // 2])
-    refused = run(fresh_settings, "db", "restore", str(cut), "--yes", ok=False)
+    refused = run(fresh_owner_settings, "db", "restore", str(cut), "--yes", ok=False)
     assert refused.exit_code == 1 and str(cut) in refused.output, refused.output
-    assert _counts(fresh_settings) == before
+    assert _counts(fresh_owner_settings) == before
     # A bare pg_dump archive cut short: its table of contents reads, its data does not.
     with tarfile.open(dump) as tar:
         whole = tar.extractfile("database.dump").read()
     cut.write_bytes(whole[: len(whole) * 3 // 4])
-    refused = run(fresh_settings, "db", "restore", str(cut), "--yes", ok=False)
+    refused = run(fresh_owner_settings, "db", "restore", str(cut), "--yes", ok=False)
     assert refused.exit_code == 1 and str(cut) in refused.output, refused.output
-    assert _counts(fresh_settings) == before
+    assert _counts(fresh_owner_settings) == before
 
 
-def test_restore_refuses_a_backup_from_a_newer_gridkit(fresh_settings, tmp_path):
-    _build_city(fresh_settings)
-    owner = create_engine(db.owner_url(fresh_settings))
+# As the owner: an external database is backed up and restored as its URL's one role, the schema's owner.
+def test_restore_refuses_a_backup_from_a_newer_gridkit(fresh_owner_settings, tmp_path):
+    _build_city(fresh_owner_settings)
+    owner = create_engine(db.owner_url(fresh_owner_settings))
     try:
         with owner.begin() as conn:
             conn.execute(text("UPDATE alembic_version SET version_num = '20991231_future'"))
         dump = tmp_path / "future.dump"
-        run(fresh_settings, "db", "backup", str(dump))
+        run(fresh_owner_settings, "db", "backup", str(dump))
         with owner.begin() as conn:
             conn.execute(text("UPDATE alembic_version SET version_num = :h"), {"h": db.head_revision()})
     finally:
         owner.dispose()
-    before = _counts(fresh_settings)
-    refused = run(fresh_settings, "db", "restore", str(dump), "--yes", ok=False)
+    before = _counts(fresh_owner_settings)
+    refused = run(fresh_owner_settings, "db", "restore", str(dump), "--yes", ok=False)
     assert refused.exit_code == 1 and "newer gridkit" in refused.output and "20991231_future" in refused.output
-    assert _counts(fresh_settings) == before
-    with db.engine_for(fresh_settings).connect() as conn:
+    assert _counts(fresh_owner_settings) == before
+    with db.engine_for(fresh_owner_settings).connect() as conn:
         assert db.revision_of(conn) == db.head_revision()
 
 
-def test_a_restore_is_audited_in_the_restored_database(fresh_settings, tmp_path):
-    _build_city(fresh_settings)
+# As the owner: an external database is backed up and restored as its URL's one role, the schema's owner.
+def test_a_restore_is_audited_in_the_restored_database(fresh_owner_settings, tmp_path):
+    _build_city(fresh_owner_settings)
     dump = tmp_path / "city.dump"
-    run(fresh_settings, "db", "backup", str(dump))
-    result = json.loads(run(fresh_settings, "db", "restore", str(dump), "--yes", "--json").output)
+    run(fresh_owner_settings, "db", "backup", str(dump))
+    result = json.loads(run(fresh_owner_settings, "db", "restore", str(dump), "--yes", "--json").output)
     assert result["path"] == str(dump)
-    rows = _audit(fresh_settings, "database.restored")
+    rows = _audit(fresh_owner_settings, "database.restored")
     assert len(rows) == 1 and rows[0].actor.startswith("cli") and rows[0].detail["path"] == str(dump)
     # The application role still works on the restored database: a whois answers, a write succeeds.
-    assert _whois(fresh_settings, "2099-01-01T00:00:00+00:00")["departments"]
-    run(fresh_settings, "dept", "add", "300001", "民政")
+    assert _whois(fresh_owner_settings, "2099-01-01T00:00:00+00:00")["departments"]
+    run(fresh_owner_settings, "dept", "add", "300001", "民政")
 
 
-def test_a_backup_carries_the_incidents_photos_to_a_new_machine(fresh_settings, tmp_path):
-    with db.transaction(fresh_settings) as session:
+# As the owner: an external database is backed up and restored as its URL's one role, the schema's owner.
+def test_a_backup_carries_the_incidents_photos_to_a_new_machine(fresh_owner_settings, tmp_path):
+    with db.transaction(fresh_owner_settings) as session:
         world = make_incident_world(session)
         case = wf.report_incident(session, lon=IN_C1[0], lat=IN_C1[1], actor=SUPERVISOR, description="井盖破损")
         case = case.incident
@@ -158,21 +166,21 @@ def test_a_backup_carries_the_incidents_photos_to_a_new_machine(fresh_settings, 
         wf.classify(session, case.id, SUPERVISOR, category="0101")
         wf.dispatch(session, case.id, SUPERVISOR)
         case_id = case.id
-    with db.transaction(fresh_settings) as session:
+    with db.transaction(fresh_owner_settings) as session:
         wf.feedback(
             session,
             case_id,
             coordinator_actor(world),
             note="好了",
             attachments=[("after.png", PNG)],
-            home=fresh_settings.home,
+            home=fresh_owner_settings.home,
         )
     dump = tmp_path / "city.dump"
-    done = json.loads(run(fresh_settings, "db", "backup", str(dump), "--json").output)
+    done = json.loads(run(fresh_owner_settings, "db", "backup", str(dump), "--json").output)
     assert done["attachments"] == 1
     # The old machine is gone: a new home restores the backup, photos included.
-    moved = Settings(home=tmp_path / "new-home", database_url=fresh_settings.database_url)
-    with db.transaction(fresh_settings) as session:
+    moved = Settings(home=tmp_path / "new-home", database_url=fresh_owner_settings.database_url)
+    with db.transaction(fresh_owner_settings) as session:
         wf.rework(session, case_id, SUPERVISOR, note="重拍")
         wf.feedback(
             session,
@@ -190,17 +198,18 @@ def test_a_backup_carries_the_incidents_photos_to_a_new_machine(fresh_settings, 
     assert [p.name for p in (moved.home / "attachments").rglob("*.png")] == [Path(stored[0].path).name]
 
 
-def test_restore_asks_first_saying_what_would_be_lost(fresh_settings, tmp_path):
-    _build_city(fresh_settings)
+# As the owner: an external database is backed up and restored as its URL's one role, the schema's owner.
+def test_restore_asks_first_saying_what_would_be_lost(fresh_owner_settings, tmp_path):
+    _build_city(fresh_owner_settings)
     dump = tmp_path / "city.dump"
-    run(fresh_settings, "db", "backup", str(dump))
-    run(fresh_settings, "dept", "add", "200001", "城管")
-    before = _counts(fresh_settings)
-    asked = run(fresh_settings, "db", "restore", str(dump), ok=False, input="n\n")
+    run(fresh_owner_settings, "db", "backup", str(dump))
+    run(fresh_owner_settings, "dept", "add", "200001", "城管")
+    before = _counts(fresh_owner_settings)
+    asked = run(fresh_owner_settings, "db", "restore", str(dump), ok=False, input="n\n")
     assert asked.exit_code == 1
     assert "2 departments, 0 users and 1 work grid versions" in asked.output and "is lost" in asked.output
-    assert _counts(fresh_settings) == before
-    chinese = run(fresh_settings, "db", "restore", str(dump), ok=False, input="n\n", env={})
+    assert _counts(fresh_owner_settings) == before
+    chinese = run(fresh_owner_settings, "db", "restore", str(dump), ok=False, input="n\n", env={})
     assert "2 个部门" in chinese.output
 
 
@@ -222,44 +231,47 @@ def _bare_dump(settings, path):
     return path
 
 
-def test_a_bare_archive_of_an_older_gridkit_is_restored_and_migrated(fresh_settings, tmp_path):
-    _build_city(fresh_settings)
+# As the owner: an external database is backed up and restored as its URL's one role, the schema's owner.
+def test_a_bare_archive_of_an_older_gridkit_is_restored_and_migrated(fresh_owner_settings, tmp_path):
+    _build_city(fresh_owner_settings)
     at = "2099-01-01T00:00:00+00:00"
-    answer = _whois(fresh_settings, at)
+    answer = _whois(fresh_owner_settings, at)
     # An older gridkit: one migration behind, its backup a bare pg_dump archive (no tar, no photos).
-    db.forget_engine(fresh_settings)
-    db.downgrade(db.owner_url(fresh_settings), "-1")
-    dump = _bare_dump(fresh_settings, tmp_path / "old.dump")
-    db.upgrade(db.owner_url(fresh_settings))
-    run(fresh_settings, "dept", "add", "200001", "城管")
-    done = json.loads(run(fresh_settings, "db", "restore", str(dump), "--yes", "--json").output)
+    db.forget_engine(fresh_owner_settings)
+    db.downgrade(db.owner_url(fresh_owner_settings), "-1")
+    dump = _bare_dump(fresh_owner_settings, tmp_path / "old.dump")
+    db.upgrade(db.owner_url(fresh_owner_settings))
+    run(fresh_owner_settings, "dept", "add", "200001", "城管")
+    done = json.loads(run(fresh_owner_settings, "db", "restore", str(dump), "--yes", "--json").output)
     assert done["migrated"] is True
-    with db.engine_for(fresh_settings).connect() as conn:
+    with db.engine_for(fresh_owner_settings).connect() as conn:
         assert db.revision_of(conn) == db.head_revision()
-    assert _counts(fresh_settings)["department"] == 1
-    assert _whois(fresh_settings, at) == answer
+    assert _counts(fresh_owner_settings)["department"] == 1
+    assert _whois(fresh_owner_settings, at) == answer
 
 
-def test_an_external_restore_of_an_archive_from_before_a_migration_migrates(fresh_settings, tmp_path):
-    _build_city(fresh_settings)
-    owner = db.owner_url(fresh_settings)
-    db.forget_engine(fresh_settings)
+# As the owner: an external database is backed up and restored as its URL's one role, the schema's owner.
+def test_an_external_restore_of_an_archive_from_before_a_migration_migrates(fresh_owner_settings, tmp_path):
+    _build_city(fresh_owner_settings)
+    owner = db.owner_url(fresh_owner_settings)
+    db.forget_engine(fresh_owner_settings)
     # Before 20261204_imp9f, which creates a function the archive does not hold.
     db.downgrade(owner, "20261204_imp9d")
-    dump = _bare_dump(fresh_settings, tmp_path / "old.dump")
+    dump = _bare_dump(fresh_owner_settings, tmp_path / "old.dump")
     db.upgrade(owner)
-    done = json.loads(run(fresh_settings, "db", "restore", str(dump), "--yes", "--json").output)
+    done = json.loads(run(fresh_owner_settings, "db", "restore", str(dump), "--yes", "--json").output)
     assert done["migrated"] is True
-    with db.engine_for(fresh_settings).connect() as conn:
+    with db.engine_for(fresh_owner_settings).connect() as conn:
         assert db.revision_of(conn) == db.head_revision()
 
 
-def test_a_backup_of_an_external_database_restores_into_the_embedded_one(fresh_settings, embedded, tmp_path):
-    _build_city(fresh_settings)
+# As the owner: an external database is backed up and restored as its URL's one role, the schema's owner.
+def test_a_backup_of_an_external_database_restores_into_the_embedded_one(fresh_owner_settings, embedded, tmp_path):
+    _build_city(fresh_owner_settings)
     at = "2099-01-01T00:00:00+00:00"
-    answer, before = _whois(fresh_settings, at), _counts(fresh_settings)
+    answer, before = _whois(fresh_owner_settings, at), _counts(fresh_owner_settings)
     dump = tmp_path / "external.dump"
-    run(fresh_settings, "db", "backup", str(dump))
+    run(fresh_owner_settings, "db", "backup", str(dump))
     before["audit_log"] += 1  # the backup's own row, made after the dump
     run(embedded, "db", "restore", str(dump), "--yes")
     after = _counts(embedded)

@@ -22,16 +22,20 @@ def _admin(url: str):
     return psycopg.connect(plain.render_as_string(hide_password=False), autocommit=True)
 
 
-def test_an_external_backup_uses_the_password_of_the_environment(fresh_settings, tmp_path, monkeypatch):
-    with _admin(fresh_settings.database_url) as conn:
+# As the owner: an external database is backed up as its URL's one role, the schema's owner; the superuser makes
+# the role whose password only the environment gives.
+def test_an_external_backup_uses_the_password_of_the_environment(
+    pg_server, fresh_owner_settings, tmp_path, monkeypatch
+):
+    with _admin(pg_server.superuser_url()) as conn:
         conn.execute(f"DROP ROLE IF EXISTS {ROLE}")
         conn.execute(f"CREATE ROLE {ROLE} LOGIN SUPERUSER PASSWORD '{PASSWORD}'")
     try:
-        url = make_url(fresh_settings.database_url)
+        url = make_url(fresh_owner_settings.database_url)
         # The same server and database, as a role whose password only the environment gives.
         query = {k: v for k, v in url.query.items() if k != "passfile"}
         bare = url.set(username=ROLE, password=None, query=query).render_as_string(hide_password=False)
-        settings = replace(fresh_settings, database_url=bare)
+        settings = replace(fresh_owner_settings, database_url=bare)
         monkeypatch.setenv("PGPASSWORD", PASSWORD)
         engine = db.make_engine(db.database_url(settings))
         with engine.connect() as conn:  # gridkit's own connection reaches it
@@ -41,7 +45,7 @@ def test_an_external_backup_uses_the_password_of_the_environment(fresh_settings,
         assert done["bytes"] > 0 and (tmp_path / "city.gkbackup").exists()
     finally:
         monkeypatch.delenv("PGPASSWORD")  # it would be taken before the test server's own password file
-        db.forget_engine(replace(fresh_settings, database_url=bare))
-        with _admin(fresh_settings.database_url) as conn:
+        db.forget_engine(replace(fresh_owner_settings, database_url=bare))
+        with _admin(pg_server.superuser_url()) as conn:
             conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", (ROLE,))
             conn.execute(f"DROP ROLE IF EXISTS {ROLE}")

@@ -249,10 +249,11 @@ def _alive(pid: int) -> bool:
     return Path(f"/proc/{pid}").exists() and "zombie" not in Path(f"/proc/{pid}/status").read_text()
 
 
+# As the owner: an external database is backed up and restored as its URL's one role, the schema's owner.
 @pytest.fixture
-def external(fresh_settings, tmp_path):
+def external(fresh_owner_settings, tmp_path):
     """An external database with the state of `home` (two departments, two photos, a backup of one each)."""
-    settings = Settings(home=tmp_path / "work" / "home", database_url=fresh_settings.database_url)
+    settings = Settings(home=tmp_path / "work" / "home", database_url=fresh_owner_settings.database_url)
     run(settings, "dept", "add", "100001", "综治中心")
     photos = settings.home / "attachments" / "1"
     photos.mkdir(parents=True)

@@ -220,9 +220,10 @@ def test_backup_and_restore_round_trip_embedded(embedded, tmp_path):
         ) == {OWNER_ROLE}
 
 
-def test_backup_and_restore_round_trip_external(fresh_settings, tmp_path):
-    _build_city(fresh_settings)
-    _round_trip(fresh_settings, tmp_path)
+# As the owner: an external database is backed up and restored as its URL's one role, the schema's owner.
+def test_backup_and_restore_round_trip_external(fresh_owner_settings, tmp_path):
+    _build_city(fresh_owner_settings)
+    _round_trip(fresh_owner_settings, tmp_path)
 
 
 def _runtime_for_nobody(dest: Path) -> str:

@@ -61,33 +61,37 @@ def _backup_then_change(settings, tmp_path):
     return dump
 
 
-def test_a_restore_whose_photos_cannot_be_put_in_place_changes_nothing(fresh_settings, tmp_path):
-    dump = _backup_then_change(fresh_settings, tmp_path)
-    before = _counts(fresh_settings)
-    with _pinned(fresh_settings.home):
-        refused = run(fresh_settings, "db", "restore", str(dump), "--yes", ok=False)
+# As the owner: an external database is backed up and restored as its URL's one role, the schema's owner.
+def test_a_restore_whose_photos_cannot_be_put_in_place_changes_nothing(fresh_owner_settings, tmp_path):
+    dump = _backup_then_change(fresh_owner_settings, tmp_path)
+    before = _counts(fresh_owner_settings)
+    with _pinned(fresh_owner_settings.home):
+        refused = run(fresh_owner_settings, "db", "restore", str(dump), "--yes", ok=False)
     assert refused.exit_code == 1 and "neither the database nor the photos were changed" in refused.output
     # Before: the database was restored, then the photos' move failed (the department was gone, late.png kept).
-    assert _counts(fresh_settings) == before
-    assert _photos(fresh_settings) == {"2026/before.png", "2026/late.png"}
-    assert _leftovers(fresh_settings) == []
-    run(fresh_settings, "db", "restore", str(dump), "--yes")
-    assert _counts(fresh_settings)["department"] == before["department"] - 1
-    assert _photos(fresh_settings) == {"2026/before.png"} and _leftovers(fresh_settings) == []
+    assert _counts(fresh_owner_settings) == before
+    assert _photos(fresh_owner_settings) == {"2026/before.png", "2026/late.png"}
+    assert _leftovers(fresh_owner_settings) == []
+    run(fresh_owner_settings, "db", "restore", str(dump), "--yes")
+    assert _counts(fresh_owner_settings)["department"] == before["department"] - 1
+    assert _photos(fresh_owner_settings) == {"2026/before.png"} and _leftovers(fresh_owner_settings) == []
 
 
-def test_a_failed_database_restore_puts_the_photos_back(fresh_settings, tmp_path):
-    dump = _backup_then_change(fresh_settings, tmp_path)
+# As the owner: an external database is backed up and restored as its URL's one role, the schema's owner.
+def test_a_failed_database_restore_puts_the_photos_back(fresh_owner_settings, tmp_path):
+    dump = _backup_then_change(fresh_owner_settings, tmp_path)
     # Another application's table typed with gridkit's domain: not seen by the checks before the
     # transaction, its DROP (no CASCADE) fails in it, after the photos were swapped in.
-    _sql(fresh_settings, "CREATE TABLE public.visitors (card public.resident_id_masked)")
-    before = _counts(fresh_settings)
-    refused = run(fresh_settings, "db", "restore", str(dump), "--yes", ok=False)
+    _sql(fresh_owner_settings, "CREATE TABLE public.visitors (card public.resident_id_masked)")
+    before = _counts(fresh_owner_settings)
+    refused = run(fresh_owner_settings, "db", "restore", str(dump), "--yes", ok=False)
     assert refused.exit_code == 1 and "psql failed" in refused.output, refused.output
     assert "visitors" in refused.output
-    assert _counts(fresh_settings) == before
-    assert _photos(fresh_settings) == {"2026/before.png", "2026/late.png"} and _leftovers(fresh_settings) == []
-    assert _sql(fresh_settings, "SELECT count(*) FROM public.visitors") == [(0,)]
+    assert _counts(fresh_owner_settings) == before
+    assert (
+        _photos(fresh_owner_settings) == {"2026/before.png", "2026/late.png"} and _leftovers(fresh_owner_settings) == []
+    )
+    assert _sql(fresh_owner_settings, "SELECT count(*) FROM public.visitors") == [(0,)]
 
 
 def test_an_embedded_restore_swaps_the_photos_with_the_database(fresh_settings, embedded, tmp_path):  # noqa: F811
@@ -142,38 +146,41 @@ CREATE TABLE gridkit_reports.monthly (n int);
 """
 
 
-def test_an_external_restore_keeps_another_applications_objects(fresh_settings, tmp_path):
-    _build_city(fresh_settings)
+# As the owner: an external database is backed up and restored as its URL's one role, the schema's owner.
+def test_an_external_restore_keeps_another_applications_objects(fresh_owner_settings, tmp_path):
+    _build_city(fresh_owner_settings)
     dump = tmp_path / "city.dump"
-    run(fresh_settings, "db", "backup", str(dump))
-    _sql(fresh_settings, FOREIGN)
-    run(fresh_settings, "dept", "add", "200001", "城管")
-    run(fresh_settings, "db", "restore", str(dump), "--yes")
+    run(fresh_owner_settings, "db", "backup", str(dump))
+    _sql(fresh_owner_settings, FOREIGN)
+    run(fresh_owner_settings, "dept", "add", "200001", "城管")
+    run(fresh_owner_settings, "db", "restore", str(dump), "--yes")
     # Before: every object of public not made by an extension was dropped, and the schemas named gridkit*.
-    assert _sql(fresh_settings, "SELECT public.payroll_total(), (SELECT name FROM public.payroll_names)") == [
+    assert _sql(fresh_owner_settings, "SELECT public.payroll_total(), (SELECT name FROM public.payroll_names)") == [
         (1, "工资")
     ]
-    assert _sql(fresh_settings, "SELECT count(*) FROM gridkit_reports.monthly") == [(0,)]
-    assert _counts(fresh_settings)["department"] == 1
-    with db.engine_for(fresh_settings).connect() as conn:
+    assert _sql(fresh_owner_settings, "SELECT count(*) FROM gridkit_reports.monthly") == [(0,)]
+    assert _counts(fresh_owner_settings)["department"] == 1
+    with db.engine_for(fresh_owner_settings).connect() as conn:
         assert db.revision_of(conn) == db.head_revision()
 
 
-def test_a_restore_that_would_clobber_anothers_objects_is_refused(pg_server, fresh_settings, tmp_path):
-    _build_city(fresh_settings)
+# As the owner: an external database is backed up and restored as its URL's one role, the schema's owner.
+def test_a_restore_that_would_clobber_anothers_objects_is_refused(pg_server, fresh_owner_settings, tmp_path):
+    _build_city(fresh_owner_settings)
     dump = tmp_path / "city.dump"
-    run(fresh_settings, "db", "backup", str(dump))
+    run(fresh_owner_settings, "db", "backup", str(dump))
     # Another application's view over gridkit's table: dropping the table would take it along.
-    _sql(fresh_settings, "CREATE VIEW public.dept_names AS SELECT name FROM public.department")
-    run(fresh_settings, "dept", "add", "200001", "城管")
-    before = _counts(fresh_settings)
-    refused = run(fresh_settings, "db", "restore", str(dump), "--yes", ok=False)
+    _sql(fresh_owner_settings, "CREATE VIEW public.dept_names AS SELECT name FROM public.department")
+    run(fresh_owner_settings, "dept", "add", "200001", "城管")
+    before = _counts(fresh_owner_settings)
+    refused = run(fresh_owner_settings, "db", "restore", str(dump), "--yes", ok=False)
     assert refused.exit_code == 1 and "not gridkit's" in refused.output and "dept_names" in refused.output
-    assert _counts(fresh_settings) == before
-    assert len(_sql(fresh_settings, "SELECT * FROM public.dept_names")) == 2
+    assert _counts(fresh_owner_settings) == before
+    assert len(_sql(fresh_owner_settings, "SELECT * FROM public.dept_names")) == 2
     # A database that is not gridkit's, holding another's table named as one of gridkit's.
     name = f"gk_shared_{os.getpid()}"
-    shared = Settings(home=tmp_path / "shared-home", database_url=pg_server.create_database(name))
+    pg_server.create_database(name)
+    shared = Settings(home=tmp_path / "shared-home", database_url=pg_server.owner_url(name))
     try:
         _sql(shared, "CREATE TABLE public.building (id int, owner text); INSERT INTO public.building VALUES (1, 'x')")
         refused = run(shared, "db", "restore", str(dump), "--yes", ok=False)

@@ -125,12 +125,12 @@ def test_historic_cases_in_a_semicolon_csv_with_decimal_commas(session, tmp_path
     assert european["Longitude"].str.contains(",").sum() > 200
     path = tmp_path / "cases_eu.csv"
     european.to_csv(path, index=False, sep=";")
+    savepoint = session.begin_nested()  # the case history is append-only for the application role
     got = import_incidents(session, path, load_mapping(MAPPING))
     assert got["imported"] == expected["imported"] == 300 and got["assigned"] == expected["assigned"] > 200
     assert _stored_places(session) == places
+    savepoint.rollback()
     # The same decimal commas in a comma-separated file: refused, row by row, saying what they are.
-    session.execute(text("DELETE FROM incident_history"))
-    session.execute(text("DELETE FROM incident"))
     path = tmp_path / "cases_commas.csv"
     european.to_csv(path, index=False)
     with pytest.raises(ValidationError) as exc:

@@ -150,6 +150,9 @@ def test_unknown_codes_are_reported_on_their_lines_in_any_chunk(session, tmp_pat
     assert session.scalar(text("SELECT count(*) FROM resident")) == 0
 
 
+@pytest.mark.as_owner(
+    "ANALYZE of the test's 100,000 buildings and a read of gridkit_private's bookkeeping are the owner's"
+)
 def test_a_key_to_a_large_table_is_still_checked_by_the_restore(session, monkeypatch):
     make_base_grid(session)
     session.execute(

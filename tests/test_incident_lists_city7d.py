@@ -126,6 +126,7 @@ def test_the_open_predicate_is_the_rule_of_finished_states():
     assert listed == {s.value for s in FINISHED_INCIDENT_STATES}
 
 
+@pytest.mark.as_owner("DROP INDEX and ANALYZE, even in a rolled-back transaction, are the owner's")
 @pytest.mark.parametrize(
     ("sql", "index"),
     [

@@ -112,6 +112,7 @@ def test_rollup_bins_equal_counting_the_cases(session, spread, zoom):
                 )
 
 
+@pytest.mark.as_owner("a case is deleted with its append-only history: only the owner may")
 def test_rollup_follows_every_change_of_the_cases(session, spread, tmp_path):
     assert _rollup(session) == _recount(session)
     # A bulk import (COPY) counts at once.

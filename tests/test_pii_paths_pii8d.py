@@ -284,14 +284,15 @@ def test_an_unmasked_export_is_written_owner_only_and_leaves_nothing_beside_it(s
     ]
 
 
-def _audit_refused(settings) -> None:
+def _audit_refused(pg_server, settings) -> None:
     """A city whose audit rows cannot be written (a full disk, a broken grant; here a trigger): an
     unmasked export fails after its file was written."""
     engine = db.engine_for(settings)
     with db.session_factory(engine)() as session, session.begin():
         make_city(session)
         add_user(session, "boss", "admin", password=WEB_PASSWORD)
-    with engine.begin() as connection:
+    # As the owner: the trigger that breaks the audit log is DDL.
+    with db.engine_for(pg_server.owner_settings(settings)).begin() as connection:
         connection.exec_driver_sql(
             "CREATE FUNCTION public.refuse_audit() RETURNS trigger LANGUAGE plpgsql AS "
             "$$ BEGIN RAISE EXCEPTION 'audit log unavailable'; END $$"
@@ -301,16 +302,16 @@ def _audit_refused(settings) -> None:
         )
 
 
-def test_a_cli_export_whose_audit_row_fails_leaves_no_file(fresh_settings, tmp_path):
-    _audit_refused(fresh_settings)
+def test_a_cli_export_whose_audit_row_fails_leaves_no_file(pg_server, fresh_settings, tmp_path):
+    _audit_refused(pg_server, fresh_settings)
     path = tmp_path / "residents.csv"
     args = ["export", "residents", "-o", str(path), "--unmasked", "--as", "boss"]
     result = CliRunner().invoke(main, args, obj=fresh_settings, env={"GRIDKIT_LANG": "en"})
     assert result.exit_code != 0 and not path.exists()
 
 
-def test_a_web_export_whose_audit_row_fails_leaves_no_file_on_the_server(fresh_settings):
-    _audit_refused(fresh_settings)
+def test_a_web_export_whose_audit_row_fails_leaves_no_file_on_the_server(pg_server, fresh_settings):
+    _audit_refused(pg_server, fresh_settings)
     app = create_app(fresh_settings)
     app.config.update(TESTING=True, PROPAGATE_EXCEPTIONS=False)
     client = app.test_client()

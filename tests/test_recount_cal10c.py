@@ -72,6 +72,9 @@ def _rollup(session) -> list:
     return [r for r in rows if any(r[5:])]
 
 
+@pytest.mark.as_owner(
+    "the rollup is compared with the owner's recount, gridkit_rebuild_incident_eval(), in the same transaction"
+)
 def test_open_cases_are_counted_again_as_if_handled_after_the_change(session, tmp_path):
     world = make_incident_world(session, hours=())  # Monday-Friday 09:00-12:00, 14:00-18:00
     classified, reworked = _classified(session, "a"), _reworked(session, world, "b")
@@ -100,6 +103,9 @@ def test_open_cases_are_counted_again_as_if_handled_after_the_change(session, tm
     assert classified.step_deadline == bj(MONDAY + timedelta(days=1), 12)  # no work on Mondays
 
 
+@pytest.mark.as_owner(
+    "the rollup is compared with the owner's recount, gridkit_rebuild_incident_eval(), in the same transaction"
+)
 def test_recount_counts_finished_cases_again_and_keeps_the_rollup(session):
     world = make_incident_world(session, hours=())
     closed = _closed(session, world, "c")

@@ -185,7 +185,16 @@ def test_deleting_a_base_cell_or_a_resident_deletes_its_rows(session):
     assert session.scalar(text("SELECT count(*) FROM resident_cell")) == total - placed - 1
 
 
-@pytest.mark.parametrize("statement", ["INSERT", "UPDATE", "DELETE", "TRUNCATE"])
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "INSERT",
+        "UPDATE",
+        "DELETE",
+        # The application empties a table only through the owner's gridkit_truncate_for_load (migration 20261204_imp9f).
+        pytest.param("TRUNCATE", marks=pytest.mark.as_owner("TRUNCATE is the owner's")),
+    ],
+)
 def test_every_write_of_resident_cell_marks_the_summary_stale(session, statement):
     make_base_grid(session)
     store_residents(session, 3)
@@ -193,7 +202,7 @@ def test_every_write_of_resident_cell_marks_the_summary_stale(session, statement
     one = session.scalar(text("SELECT min(id) FROM resident"))
     if statement != "INSERT":
         session.execute(text("INSERT INTO resident_cell VALUES (:r, :c)"), {"r": one, "c": cells[0]})
-    session.execute(text("DELETE FROM resident_change"))
+    before = session.scalar(text("SELECT count(*) FROM resident_change"))  # the triggers' log (owner's to empty)
     sql = {
         "INSERT": "INSERT INTO resident_cell VALUES (:r, :c)",
         "UPDATE": "UPDATE resident_cell SET base_cell_id = :c WHERE resident_id = :r",
@@ -201,14 +210,15 @@ def test_every_write_of_resident_cell_marks_the_summary_stale(session, statement
         "TRUNCATE": "TRUNCATE resident_cell",
     }[statement]
     session.execute(text(sql), {"r": one, "c": cells[1]})
-    assert session.scalar(text("SELECT count(*) FROM resident_change")) >= 1
+    assert session.scalar(text("SELECT count(*) FROM resident_change")) > before
 
 
 _RESTORE_DEFINITION = "SELECT pg_get_functiondef('gridkit_restore_bulk_indexes(regclass, text[])'::regprocedure)"
 
 
 def test_the_migration_moves_the_cells_into_the_table_and_back(pg_server):
-    url = pg_server.create_database("gridkit_cell9f")
+    pg_server.create_database("gridkit_cell9f")
+    url = pg_server.owner_url("gridkit_cell9f")  # migrations run as the owner
     try:
         db.upgrade(url, "20261204_imp9d")
         engine = db.make_engine(url)

@@ -88,6 +88,9 @@ def test_the_python_rule_follows_the_setting_in_a_fresh_process():
     assert done.stdout.split() == ["True", BERLIN, "2026-10-25T12:00:00+01:00"]
 
 
+@pytest.mark.as_owner(
+    "`gridkit db up` gives the database its time zone as the owner (gridkit_config is read-only for the app)"
+)
 def test_days_rollups_codes_and_reports_follow_a_daylight_saving_zone(session, zone):
     make_incident_world(session)
     times = list(CASES)
@@ -120,6 +123,9 @@ def test_days_rollups_codes_and_reports_follow_a_daylight_saving_zone(session, z
     assert _days(session, ["2026-10-24", "2026-10-25", "2026-10-26"]) == [0, 4, 1]
 
 
+@pytest.mark.as_owner(
+    "`gridkit db up` gives the database its time zone as the owner (gridkit_config is read-only for the app)"
+)
 def test_a_zone_postgresql_does_not_know_is_refused_before_anything_changes(session):
     with pytest.raises(SetupError) as refused:
         set_database_time_zone(session.connection(), "Not/A_Zone")
@@ -131,7 +137,9 @@ def test_a_zone_postgresql_does_not_know_is_refused_before_anything_changes(sess
     assert database_time_zone(session.connection()) == "Asia/Shanghai"
 
 
-def test_db_up_gives_the_database_the_zone_and_a_database_of_another_zone_is_refused(fresh_settings, zone):
+# As the owner: `gridkit db up` gives an external database its time zone as the URL's one role, the schema's owner.
+def test_db_up_gives_the_database_the_zone_and_a_database_of_another_zone_is_refused(fresh_owner_settings, zone):
+    fresh_settings = fresh_owner_settings
     berlin = replace(fresh_settings, time_zone=BERLIN)
     done = CliRunner().invoke(main, ["db", "up"], obj=berlin)
     assert done.exit_code == 0, done.output

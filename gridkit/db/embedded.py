@@ -38,8 +38,8 @@ OWNER_ROLE = "gridkit_owner"
 ADMIN_ROLE = "gridkit_admin"
 ROLES = (ADMIN_ROLE, OWNER_ROLE, APP_ROLE)
 PASSFILE = "pgpass"
-# What the application role may do with the owner's tables and sequences (no DDL, no TRUNCATE but of resident_cell,
-# granted by migration 20261204_cell9f for a first assignment's WAL-free COPY).
+# What the application role may do with the owner's tables and sequences (no DDL, no TRUNCATE: a first load empties
+# a table through the owner's gridkit_truncate_for_load, migration 20261204_imp9f).
 APP_TABLE_PRIVILEGES = "SELECT, INSERT, UPDATE, DELETE"
 APP_SEQUENCE_PRIVILEGES = "USAGE, SELECT, UPDATE"
 # Tables the application role reads and never writes: the settings `gridkit db up` gives the database as its owner
