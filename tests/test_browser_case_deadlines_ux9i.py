@@ -22,13 +22,15 @@ def test_case_pages_show_the_step_and_case_deadlines_in_the_pages_language(chrom
     words = catalogue(lang)
     # The case is dispatched: its pending step is handling.
     step_due = re.escape(words["case.step_due"]).replace(r"\{step\}", re.escape(words["incident.step.handle"]))
-    step_due = "^" + step_due.replace(r"\{at\}", WHEN) + "$"
+    # Followed by the time left (or late) on the case's own clock (tests/test_overdue_worktime_cal10c.py).
+    step_due = "^" + step_due.replace(r"\{at\}", WHEN) + r"( \S.*)?$"
     page, _, errors = _offline_page(chromium, base_url)
     _sign_in(page, base_url, "super1", lang)
     page.goto(f"{base_url}/supervisor/incidents/{ids['case']}")
     page.wait_for_load_state("networkidle")
     page.screenshot(path=str(SHOTS / f"ux9i-case-deadlines-{lang}.png"), full_page=True)
     assert re.match(step_due, page.inner_text("#case-step-due").strip())
+    assert page.inner_text("#case-time-left").strip()
     assert page.locator("dt", has_text=words["case.case_deadline"]).count() == 1
     assert re.fullmatch(WHEN, page.inner_text("#case-due").strip())
     page.goto(f"{base_url}/supervisor/cases")

@@ -225,6 +225,7 @@ def test_summary_counts(session):
     got = city_counts(session)
     assert got == {
         "city": "深圳市",
+        "city_en": None,
         "districts": 1,
         "streets": 1,
         "communities": 2,
