@@ -9,18 +9,9 @@
   var state = { loads: 0, busy: false, cell: null, error: null };
   var COUNTS = ["base_cells", "buildings", "residents", "households", "legal_entities"];
 
-  function fmt(template, values) {
-    return template.replace(/\{(\w+)\}/g, function (whole, name) {
-      return Object.prototype.hasOwnProperty.call(values, name) ? String(values[name]) : whole;
-    });
-  }
+  var fmt = window.gkText.fmt;
 
-  function el(tag, className, text) {
-    var n = document.createElement(tag);
-    if (className) { n.className = className; }
-    if (text !== undefined && text !== null) { n.textContent = text; }
-    return n;
-  }
+  var el = window.gkText.el;
 
   var layers = {
     base: L.geoJSON(null, { style: { color: "#667085", weight: 1, fillOpacity: 0.05 },

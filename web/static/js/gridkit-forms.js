@@ -17,9 +17,7 @@
   document.querySelectorAll("form[novalidate]").forEach(function (form) { form.noValidate = false; });
   var DAY = /^(\d{4})-(\d{2})-(\d{2})$/;
 
-  function fmt(text, values) {
-    return text.replace(/\{(\w+)\}/g, function (whole, key) { return key in values ? values[key] : whole; });
-  }
+  var fmt = window.gkText.fmt;
 
   function isDay(text) {
     var m = DAY.exec(text);

@@ -13,18 +13,9 @@
   var highlight = null;
   var state = { whois: null, hits: null, busy: false };
 
-  function fmt(template, values) {
-    return template.replace(/\{(\w+)\}/g, function (whole, name) {
-      return Object.prototype.hasOwnProperty.call(values, name) ? String(values[name]) : whole;
-    });
-  }
+  var fmt = window.gkText.fmt;
 
-  function el(tag, className, text) {
-    var n = document.createElement(tag);
-    if (className) { n.className = className; }
-    if (text !== undefined && text !== null) { n.textContent = text; }   // never innerHTML: names are data
-    return n;
-  }
+  var el = window.gkText.el;
 
   function getJSON(url) {
     return fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" })

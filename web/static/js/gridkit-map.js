@@ -9,18 +9,9 @@
   var S = cfg.strings;
   var state = { busy: false, loads: 0, count: 0, bbox: null, message: "" };
 
-  function fmt(template, values) {
-    return template.replace(/\{(\w+)\}/g, function (whole, name) {
-      return Object.prototype.hasOwnProperty.call(values, name) ? String(values[name]) : whole;
-    });
-  }
+  var fmt = window.gkText.fmt;
 
-  function el(tag, className, text) {
-    var node = document.createElement(tag);
-    if (className) { node.className = className; }
-    if (text !== undefined) { node.textContent = text; }   // never innerHTML: names are data
-    return node;
-  }
+  var el = window.gkText.el;
 
   function getJSON(url, signal) {
     return fetch(url, { signal: signal, headers: { Accept: "application/json" }, credentials: "same-origin" })

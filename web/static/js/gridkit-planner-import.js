@@ -17,18 +17,9 @@
   var fileInput = document.getElementById("gk-import-file");
   var submit = document.getElementById("gk-import-submit");
 
-  function fmt(template, values) {
-    return String(template).replace(/\{(\w+)\}/g, function (whole, name) {
-      return Object.prototype.hasOwnProperty.call(values, name) ? String(values[name]) : whole;
-    });
-  }
+  var fmt = window.gkText.fmt;
 
-  function el(tag, className, text) {
-    var node = document.createElement(tag);
-    if (className) { node.className = className; }
-    if (text !== undefined && text !== null) { node.textContent = text; }   // never innerHTML: names are data
-    return node;
-  }
+  var el = window.gkText.el;
 
   function post(url, data) {
     return fetch(url, {

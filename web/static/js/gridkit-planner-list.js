@@ -7,11 +7,7 @@
   var S = cfg.strings;
   var notice = document.getElementById("gk-notice");
 
-  function fmt(template, values) {
-    return template.replace(/\{(\w+)\}/g, function (whole, name) {
-      return Object.prototype.hasOwnProperty.call(values, name) ? String(values[name]) : whole;
-    });
-  }
+  var fmt = window.gkText.fmt;
 
   function show(text, kind) {
     notice.hidden = false;

@@ -36,18 +36,9 @@
 
   // -- small helpers ---------------------------------------------------------------------------
 
-  function fmt(template, values) {
-    return String(template).replace(/\{(\w+)\}/g, function (whole, name) {
-      return Object.prototype.hasOwnProperty.call(values, name) ? String(values[name]) : whole;
-    });
-  }
+  var fmt = window.gkText.fmt;
 
-  function el(tag, className, text) {
-    var node = document.createElement(tag);
-    if (className) { node.className = className; }
-    if (text !== undefined && text !== null) { node.textContent = text; }   // never innerHTML: codes and names are data
-    return node;
-  }
+  var el = window.gkText.el;
 
   function $(id) { return document.getElementById(id); }
 

@@ -11,11 +11,7 @@
   var areas = L.geoJSON(null, { style: areaStyle, onEachFeature: areaTip });
   var pending = null;
 
-  function fmt(template, values) {
-    return template.replace(/\{(\w+)\}/g, function (whole, name) {
-      return Object.prototype.hasOwnProperty.call(values, name) ? String(values[name]) : whole;
-    });
-  }
+  var fmt = window.gkText.fmt;
 
   function query(extra) {
     var params = Object.assign({}, cfg.filters, extra);
