@@ -100,12 +100,7 @@ def calendar_recount(settings, since):
     from gridkit.rules import local_tz
 
     start = since.replace(tzinfo=local_tz()) if since else None
-    with db.transaction(settings) as session, output.progress(length=1, label=say("cli.progress.recount")) as bar:
-
-        def progress(done: int, total: int) -> None:
-            bar.length = max(total, 1)
-            bar.update(done - bar.pos)
-
+    with db.transaction(settings) as session, output.progress_callback(say("cli.progress.recount")) as progress:
         result = recount_cases(session, load_calendar(session), since=start, progress=progress)
         record(session, actor(), CASES_RECOUNTED, since=start.date().isoformat() if start else None, **result)
     return output.Result(result, lines=[say("cli.calendar.recount_done", **result)])

@@ -461,12 +461,8 @@ def import_incidents_command(settings, path, mapping_path, encoding):
     from gridkit.incidents.importer import import_incidents, load_mapping
 
     mapping = load_mapping(mapping_path)
-    with output.progress(length=1, label=say("cli.progress.incidents")) as bar:
-
-        def progress(done: int, total: int) -> None:  # bytes read and staged of the file's
-            bar.length = max(total, 1)
-            bar.update(min(done, bar.length) - bar.pos)
-
+    # Bytes read and staged of the file's.
+    with output.progress_callback(say("cli.progress.incidents")) as progress:
         return _import(
             settings,
             "incidents-import",

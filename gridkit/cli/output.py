@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -181,3 +182,17 @@ def progress(length: int | None = None, label: str = "", iterable=None, **option
     """
     hidden = wants_json() or not sys.stderr.isatty()
     return click.progressbar(iterable, length=length, label=label, file=sys.stderr, hidden=hidden, **options)
+
+
+@contextmanager
+def progress_callback(label: str = ""):
+    """Yield a `progress(done, total)` callback for a service that finds its total as it goes, drawing a
+    progress bar as `progress` does (hidden with --json or off a terminal); `done` past the total is shown
+    as the total."""
+    with progress(length=1, label=label) as bar:
+
+        def report(done: int, total: int) -> None:
+            bar.length = max(total, 1)
+            bar.update(min(done, bar.length) - bar.pos)
+
+        yield report

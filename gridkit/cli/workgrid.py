@@ -129,11 +129,8 @@ def workgrid_assign(
 @with_settings
 def workgrid_import(settings, draft_id, path, code_field, name_field, share, revision, encoding, src_crs, layer):
     """Import a department's drawn work cell polygons into a draft in one go (all-or-nothing)."""
-    with output.progress(length=1, label=say("cli.progress.workgrid_import")) as bar:
-
-        def progress(done: int, total: int) -> None:  # drawn polygons whose shares are computed
-            bar.length = max(total, 1)
-            bar.update(done - bar.pos)
+    # Drawn polygons whose shares are computed.
+    with output.progress_callback(say("cli.progress.workgrid_import")) as progress:
 
         def work(session):
             return import_work_cells(
