@@ -31,7 +31,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from gridkit.incidents.deadlines import PENDING_STEP, STEP_TIMES, spent_many
-from gridkit.incidents.worktime import WorkCalendar, add_working_us, working_us_between
+from gridkit.incidents.worktime import WorkCalendar, add_working_us, epoch_us, from_epoch_us, working_us_between
 from gridkit.rules import OPEN_CASE_SQL, IncidentState, parse_time
 
 # Each stored deadline (a key of `deadlines`, or the case's own "deadline") → the columns its clock started at,
@@ -90,7 +90,7 @@ def _moved_deadlines(rows, before: WorkCalendar, after: WorkCalendar) -> dict[in
         for key, columns in ANCHORS.items():
             anchor = next((getattr(r, c) for c in columns if getattr(r, c) is not None), None)
             if dated.get(key) is not None and anchor is not None and dated[key] >= anchor:
-                stored.append((n, key, _us(anchor), _us(dated[key])))
+                stored.append((n, key, epoch_us(anchor), epoch_us(dated[key])))
     if not stored:
         return {}
     where, keys, anchors, old = zip(*stored, strict=True)
@@ -99,7 +99,7 @@ def _moved_deadlines(rows, before: WorkCalendar, after: WorkCalendar) -> dict[in
     moved: dict[int, dict] = {}
     for n, key, was, now in zip(where, keys, old, new, strict=True):
         if was != now:
-            moved.setdefault(n, {})[key] = _time(int(now))
+            moved.setdefault(n, {})[key] = from_epoch_us(now)
     changed = {}
     for n, keys_moved in moved.items():
         r = rows[n]
@@ -174,11 +174,3 @@ def _recount_times(session: Session, calendar: WorkCalendar, where: str, params:
         | {c: [None if pd.isna(v) else int(v) for v in frame[c]] for c in stored},
     )
     return {int(i) for i in frame["id"]}
-
-
-def _us(value: datetime) -> int:
-    return int(pd.Timestamp(value).value // 1000)
-
-
-def _time(us: int) -> datetime:
-    return pd.Timestamp(us * 1000, tz="UTC").to_pydatetime()

@@ -175,15 +175,15 @@ def add_working_time(start: datetime, limit: timedelta | float, calendar: WorkCa
     if calendar is None:
         return start + limit
     start = _aware(start, calendar.tz)
-    due = add_working_us([_to_us(start)], [_delta_us(limit)], calendar)[0]
-    return (_EPOCH + timedelta(microseconds=int(due))).astimezone(start.tzinfo)
+    due = add_working_us([epoch_us(start)], [_delta_us(limit)], calendar)[0]
+    return from_epoch_us(due).astimezone(start.tzinfo)
 
 
 def working_time_between(start: datetime, end: datetime, calendar: WorkCalendar | None) -> timedelta:
     """Return the working time from `start` to `end` (all of it when `calendar` is None; 0 if end ≤ start)."""
     if calendar is None:
         return max(end - start, timedelta(0))
-    us = working_us_between([_to_us(_aware(start, calendar.tz))], [_to_us(_aware(end, calendar.tz))], calendar)
+    us = working_us_between([epoch_us(_aware(start, calendar.tz))], [epoch_us(_aware(end, calendar.tz))], calendar)
     return timedelta(microseconds=int(us[0]))
 
 
@@ -192,7 +192,7 @@ def working_time_until(start: datetime, end: datetime, calendar: WorkCalendar | 
     `end` is before `start`, as `working_us_until` counts it."""
     if calendar is None:
         return end - start
-    us = working_us_until([_to_us(_aware(start, calendar.tz))], [_to_us(_aware(end, calendar.tz))], calendar)
+    us = working_us_until([epoch_us(_aware(start, calendar.tz))], [epoch_us(_aware(end, calendar.tz))], calendar)
     return timedelta(microseconds=int(us[0]))
 
 
@@ -200,8 +200,14 @@ def _aware(value: datetime, tz: ZoneInfo) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=tz)
 
 
-def _to_us(value: datetime) -> int:
+def epoch_us(value: datetime) -> int:
+    """Return an aware time as epoch microseconds, the unit of the vectorised functions here."""
     return _delta_us(value - _EPOCH)
+
+
+def from_epoch_us(us: int) -> datetime:
+    """Return epoch microseconds as a UTC time."""
+    return _EPOCH + timedelta(microseconds=int(us))
 
 
 def _delta_us(value: timedelta) -> int:
@@ -213,8 +219,8 @@ def _local_us(day: date, minute: int, tz: ZoneInfo) -> int:
     wall clock, also on a day whose clocks change; 1440 is the next midnight)."""
     if minute >= 1440:
         day, minute = day + timedelta(days=1), minute - 1440
-    return _to_us(datetime.combine(day, time(minute // 60, minute % 60), tz))
+    return epoch_us(datetime.combine(day, time(minute // 60, minute % 60), tz))
 
 
 def _local_day(us: int, tz: ZoneInfo) -> date:
-    return (_EPOCH + timedelta(microseconds=us)).astimezone(tz).date()
+    return from_epoch_us(us).astimezone(tz).date()
