@@ -34,7 +34,7 @@ MAX_QUERY = 100
 _LON_LAT = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*[,，\s]\s*(-?\d+(?:\.\d+)?)\s*$")
 
 
-def _like(text: str) -> str:
+def like_literal(text: str) -> str:
     """Return `text` as a LIKE pattern matched literally ( % and _ escaped)."""
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
@@ -76,7 +76,7 @@ def search(session: Session, query: str) -> list[dict]:
     point = _LON_LAT.match(text)
     if point:
         return [_point_hit(text, point)]
-    prefix = _like(text) + "%"
+    prefix = like_literal(text) + "%"
     return _code_hits(session, prefix) + _name_hits(session, text, prefix)
 
 
@@ -139,7 +139,7 @@ def _name_hits(session: Session, text: str, prefix: str) -> list[dict]:
     point_of = _building_point()
     for code, name, *box in session.execute(
         select(AdminUnit.code, AdminUnit.name, *_box(AdminUnit.geom))
-        .where(AdminUnit.name.like("%" + _like(text) + "%"))
+        .where(AdminUnit.name.like("%" + like_literal(text) + "%"))
         .group_by(AdminUnit.code, AdminUnit.name)
         .order_by(AdminUnit.code)
         .limit(PER_KIND)
@@ -147,7 +147,7 @@ def _name_hits(session: Session, text: str, prefix: str) -> list[dict]:
         hits.append(_hit("admin_unit", code, name, box))
     for code, address, *box in session.execute(
         select(Building.code, Building.address, *_box(point_of))
-        .where(Building.address.like("%" + _like(text) + "%"))
+        .where(Building.address.like("%" + like_literal(text) + "%"))
         .group_by(Building.code, Building.address)
         .order_by(Building.address, Building.code)
         .limit(PER_KIND)

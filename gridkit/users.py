@@ -23,6 +23,7 @@ from gridkit.models import (
     WorkCellMember,
 )
 from gridkit.pii import mask_typed_phone
+from gridkit.search import like_literal
 from gridkit.standard.codes import admin_code_prefix
 
 # Roles that may read personal data (names, ID numbers, phones) inside their scope.
@@ -127,8 +128,7 @@ def coordinator_names(session: Session, ids) -> dict[int, str]:
 
 def _users(query, scope_code: str | None, name_contains: str | None):
     if name_contains:
-        literal = name_contains.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        query = query.where(User.name.ilike(f"%{literal}%"))
+        query = query.where(User.name.ilike(f"%{like_literal(name_contains)}%"))
     if scope_code is not None:
         tree = select(AdminUnit.code).where(AdminUnit.code == scope_code).cte("tree", recursive=True)
         child = AdminUnit.__table__.alias("child")

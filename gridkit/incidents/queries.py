@@ -33,6 +33,7 @@ from gridkit.models import (
     WorkCell,
 )
 from gridkit.rules import OPEN_CASE_SQL, OPEN_INCIDENT_STATES, IncidentState, local_tz, now, parse_time
+from gridkit.search import like_literal
 
 MAX_PAGE = 500
 # The characters of a text, lower case, as an array (SQL; `{}`: the text): what the GIN index ix_incident_text_chars
@@ -323,8 +324,7 @@ def _filters(
     clauses, params = ["TRUE"], {}
     if q and q.strip():
         # The user's text is matched literally: % and _ are escaped for LIKE.
-        literal = q.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        params["q"] = f"%{literal}%"
+        params["q"] = f"%{like_literal(q.strip())}%"
         if len(q.strip()) >= 3:
             clauses.append("(i.code ILIKE :q OR i.description ILIKE :q)")
         else:
